@@ -1,0 +1,101 @@
+/* agbuf.c - a growable byte buffer. */
+#include "protocol/agbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void agbuf_reserve(struct agbuf *buf, size_t extra)
+{
+	if (buf->cap - buf->len > extra && buf->data != NULL)
+		return;
+	size_t need = buf->len + extra + 1;
+	size_t cap = buf->cap ? buf->cap : 64;
+	while (cap < need) {
+		if (cap > SIZE_MAX / 2)
+			abort();
+		cap *= 2;
+	}
+	char *p = realloc(buf->data, cap);
+	if (p == NULL)
+		abort(); /* out of memory: nothing sensible is left to do */
+	buf->data = p;
+	buf->cap = cap;
+}
+
+void agbuf_append(struct agbuf *buf, const void *bytes, size_t len)
+{
+	agbuf_reserve(buf, len);
+	if (len > 0)
+		memcpy(buf->data + buf->len, bytes, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
+void agbuf_puts(struct agbuf *buf, const char *str)
+{
+	agbuf_append(buf, str, strlen(str));
+}
+
+void agbuf_putc(struct agbuf *buf, char c)
+{
+	agbuf_append(buf, &c, 1);
+}
+
+void agbuf_vprintf(struct agbuf *buf, const char *fmt, va_list ap)
+{
+	va_list copy;
+	va_copy(copy, ap);
+	int n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	if (n < 0)
+		return;
+	agbuf_reserve(buf, (size_t)n);
+	vsnprintf(buf->data + buf->len, (size_t)n + 1, fmt, ap);
+	buf->len += (size_t)n;
+}
+
+void agbuf_printf(struct agbuf *buf, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	agbuf_vprintf(buf, fmt, ap);
+	va_end(ap);
+}
+
+void agbuf_reset(struct agbuf *buf)
+{
+	buf->len = 0;
+	if (buf->data != NULL)
+		buf->data[0] = '\0';
+}
+
+void agbuf_consume(struct agbuf *buf, size_t n)
+{
+	if (n >= buf->len) {
+		agbuf_reset(buf);
+		return;
+	}
+	memmove(buf->data, buf->data + n, buf->len - n);
+	buf->len -= n;
+	buf->data[buf->len] = '\0';
+}
+
+char *agbuf_steal(struct agbuf *buf, size_t *len)
+{
+	if (buf->data == NULL)
+		agbuf_reserve(buf, 0);
+	char *p = buf->data;
+	if (len != NULL)
+		*len = buf->len;
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+	return p;
+}
+
+void agbuf_free(struct agbuf *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+}
