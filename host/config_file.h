@@ -1,0 +1,36 @@
+/* config_file.h - aerogramd's configuration file (INI, read with inih). */
+#ifndef AG_HOST_CONFIG_H
+#define AG_HOST_CONFIG_H
+
+#include <stddef.h>
+
+#include <aerogram/driver.h>
+
+/* The whole configuration. Strings are owned by the struct. */
+struct ag_config {
+	char *path;             /* the file it was read from */
+	/* [storage] */
+	char *driver;           /* a driver name or a path to a .so */
+	char *driver_dir;       /* where names are looked up */
+	struct aerogram_config_entry *storage; /* every other [storage] key, for the driver */
+	size_t n_storage;
+	/* [imap] */
+	char *listen;           /* "127.0.0.1:1143 [::1]:1143" */
+	char *tls_listen;
+	char *tls_cert;
+	char *tls_key;
+	char *plaintext_auth;   /* yes | no | loopback */
+	size_t max_line;
+	size_t max_message;
+	/* [auth] */
+	char *users_file;
+};
+
+/* Reads and validates `path`. On failure returns -1 and writes one line
+ * (file, line number, problem) into err. On success fills *cfg, which the
+ * caller releases with ag_config_free. */
+int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen);
+/* Frees everything ag_config_load allocated. */
+void ag_config_free(struct ag_config *cfg);
+
+#endif
