@@ -65,6 +65,8 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int force)
 	 * anyone can tell: skip the round trip. */
 	if (!force && mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire)
 		return 0;
+	if (!force && mb->eng->lazy && mb->synced_since_fire)
+		return 0;
 	uint64_t before = mb->log.version;
 	int rc = oplog_sync(&mb->log);
 	if (rc == 0)
