@@ -270,6 +270,7 @@ int oplog_sync(struct oplog *log)
 	rc = eng->st.driver->row_read(eng->st.store, q, 2, &res);
 	if (rc != 0) {
 		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", log->pk, mail_store_error(eng));
+		uidx_free(nck);
 		return rc;
 	}
 	struct remote r = { NULL, 0, 0, log };
