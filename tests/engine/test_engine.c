@@ -1128,6 +1128,91 @@ static void test_poller_and_sharing(void)
 	env_close(&e);
 }
 
+/* ------------------------------------------------------- threads */
+
+struct worker {
+	struct mail_engine *eng;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct mail_mailbox *mb;
+	if (mail_mailbox_open(w->eng, "ned", "INBOX", &mb) != 0) {
+		w->failures++;
+		return NULL;
+	}
+	struct mail_view *v;
+	if (mail_view_open(mb, 1, &v) != 0) {
+		w->failures++;
+		mail_mailbox_close(mb);
+		return NULL;
+	}
+	for (int i = 0; i < 40; i++) {
+		if (append_n(mb, 1, 0) != 0)
+			w->failures++;
+		struct mail_changes *c;
+		if (mail_view_update(v, i & 1, &c) != 0)
+			w->failures++;
+		else
+			mail_changes_free(c);
+		uint32_t n = mail_view_exists(v);
+		uint32_t uid = mail_view_uid(v, n);
+		if (n && mail_store(v, &uid, 1, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) != 0)
+			w->failures++;
+	}
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	return NULL;
+}
+
+/* Four threads on one engine (with its poller) and two on another, all on
+ * one mailbox: every call succeeds and both engines end identical. */
+static void test_threads(void)
+{
+	struct env e;
+	env_open(&e, 59);
+	struct mail_engine_options o = { 0 };
+	o.log = eu_options(NULL, 0).log;
+	o.poll_timeout_ms = 300;
+	struct mail_engine *a = NULL, *b = NULL;
+	o.seed = 60;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
+	o.seed = 61;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+	pthread_t th[6];
+	struct worker w[6];
+	for (int i = 0; i < 6; i++) {
+		w[i].eng = i < 4 ? a : b;
+		w[i].failures = 0;
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(w[i].failures, 0);
+	}
+	struct mail_mailbox *ma, *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ned", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ned", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(ma), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	struct mail_status sa, sb;
+	mail_mailbox_status(ma, &sa);
+	mail_mailbox_status(mb, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 240);
+	CU_ASSERT_EQUAL(sa.exists, sb.exists);
+	CU_ASSERT_EQUAL(sa.uidvalidity, sb.uidvalidity);
+	CU_ASSERT_EQUAL(sa.uidnext, sb.uidnext);
+	CU_ASSERT_EQUAL(sa.highestmodseq, sb.highestmodseq);
+	CU_ASSERT_EQUAL(sa.unseen, sb.unseen);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+	mail_engine_free(a);
+	mail_engine_free(b);
+	env_close(&e);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1150,6 +1235,7 @@ int main(void)
 	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
 	CU_add_test(s, "copy and move", test_copy_move);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
+	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
