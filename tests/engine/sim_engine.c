@@ -64,7 +64,12 @@ struct sim {
 	struct obsmap obs[K][2];
 	char why[512];
 	int failed;
+	/* per test name: the last mailbox id and UIDVALIDITY seen under it */
+	char name_id[3][33];
+	uint32_t name_uv[3];
 };
+
+static const char *const test_names[3] = { "T1", "T1.c", "T2" };
 
 static uint64_t rnd(struct sim *s)
 {
@@ -246,6 +251,46 @@ static void act_copy(struct sim *s, int e, int move)
 		mail_move(v, uids, n, s->mb[e][1], &uv, out);
 	else
 		mail_copy(v, uids, n, s->mb[e][1], &uv, out);
+}
+
+/* Create, delete, rename, subscribe on a few names, then open one: a name
+ * whose mailbox changed must report a higher UIDVALIDITY than before. */
+static void act_list(struct sim *s, int e)
+{
+	const char *a = test_names[pick(s, 3)], *b = test_names[pick(s, 3)];
+	switch (pick(s, 4)) {
+	case 0:
+		mail_create(s->eng[e], "u1", a, 0);
+		break;
+	case 1:
+		mail_delete(s->eng[e], "u1", a);
+		break;
+	case 2:
+		mail_rename(s->eng[e], "u1", a, b);
+		break;
+	default:
+		mail_subscribe(s->eng[e], "u1", a, (int)pick(s, 2));
+		break;
+	}
+	agw_fault_clear(s->fw);
+	int k = (int)pick(s, 3);
+	struct mail_mailbox *mb = NULL;
+	if (mail_mailbox_open(s->eng[e], "u1", test_names[k], &mb) != 0)
+		return;
+	struct mail_status st;
+	if (mail_mailbox_status(mb, &st) == 0) {
+		if (s->name_id[k][0] && strcmp(s->name_id[k], mail_mailbox_id(mb)) != 0 && st.uidvalidity <= s->name_uv[k])
+			FAIL(s, "%s re-created with UIDVALIDITY %u, was %u", test_names[k], st.uidvalidity, s->name_uv[k]);
+		if (st.uidvalidity < s->name_uv[k] && strcmp(s->name_id[k], mail_mailbox_id(mb)) == 0)
+			FAIL(s, "%s UIDVALIDITY went back", test_names[k]);
+		snprintf(s->name_id[k], sizeof(s->name_id[k]), "%s", mail_mailbox_id(mb));
+		s->name_uv[k] = st.uidvalidity;
+		if (pick(s, 2)) {
+			struct mail_new_message m = { .body = (const uint8_t *)"x", .body_len = 1 };
+			mail_append(mb, &m, NULL, NULL);
+		}
+	}
+	mail_mailbox_close(mb);
 }
 
 /* Applies a change list to the client model and checks it against the view. */
@@ -477,8 +522,10 @@ static int run_seed(uint64_t seed, int verbose)
 		} else if (act < 91) {
 			s->now += 6 * 60 * 1000;
 			mail_mailbox_checkpoint(s->mb[e][pick(s, 2)], 1);
-		} else if (act < 94) {
+		} else if (act < 92) {
 			mail_collect_orphans(s->eng[e], "u1", "INBOX", 10 * 60 * 1000, NULL);
+		} else if (act < 99) {
+			act_list(s, e);
 		} else {
 			agw_fault_clear(s->fw);
 			close_all(s, e);
@@ -502,6 +549,23 @@ static int run_seed(uint64_t seed, int verbose)
 	for (int e = 0; e < K; e++)
 		for (int b = 0; b < 2; b++)
 			observe(s, e, b);
+	/* every engine lists the same mailboxes */
+	struct mail_mailbox_info *l0 = NULL;
+	size_t n0 = 0;
+	if (mail_list(s->eng[0], "u1", &l0, &n0) != 0)
+		FAIL(s, "final list failed");
+	for (int e = 1; e < K && !s->failed; e++) {
+		struct mail_mailbox_info *l = NULL;
+		size_t n = 0;
+		if (mail_list(s->eng[e], "u1", &l, &n) != 0 || n != n0)
+			FAIL(s, "engine %d lists differently", e);
+		for (size_t i = 0; i < n && i < n0; i++)
+			if (strcmp(l[i].name, l0[i].name) || strcmp(l[i].id, l0[i].id) || l[i].exists != l0[i].exists ||
+			    l[i].subscribed != l0[i].subscribed)
+				FAIL(s, "engine %d lists %s differently", e, l[i].name);
+		mail_list_free(l, n);
+	}
+	mail_list_free(l0, n0);
 	/* a fresh engine loads the newest checkpoint and the tail */
 	struct mail_engine *fresh = NULL;
 	struct mail_engine_options o = eu_options(&s->clocks[K], seed * 31 + 99);

@@ -893,6 +893,28 @@ static void test_checkpoint_tail(void)
 	env_close(&e);
 }
 
+/* The original's time rule: 16 or more operations older than 6 hours. */
+static void test_checkpoint_time_rule(void)
+{
+	struct env e;
+	env_open(&e, 33);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ian", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(append_n(mb, OPLOG_CHECKPOINT_MIN_OPS - 1, 0), 0);
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "ian/index/%s/checkpoint/", mail_mailbox_id(mb));
+	e.clk.now += OPLOG_CHECKPOINT_INTERVAL_MS + 1000;
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0); /* 15 old ones: not enough */
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	e.clk.now += OPLOG_CHECKPOINT_INTERVAL_MS + OPLOG_CHECKPOINT_TRY_MS;
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0); /* 17 old ones: checkpointed */
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	CU_ASSERT_EQUAL(mb->log.n, 1);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
 static void test_log_sibling(void)
 {
 	struct env e;
@@ -1230,6 +1252,7 @@ int main(void)
 	CU_add_test(s, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
 	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
 	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
+	CU_add_test(s, "checkpoints: the 6-hour rule", test_checkpoint_time_rule);
 	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
 	CU_add_test(s, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
 	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
