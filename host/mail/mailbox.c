@@ -78,6 +78,11 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int force)
 	mb->synced_since_fire = 1; /* a fire from now on clears it again */
 	pthread_mutex_unlock(&mb->eng->lock);
 	int rc = oplog_sync(&mb->log);
+	if (rc == AEROGRAM_ENOTFOUND) {
+		mb->deleted = 1;
+		mail_log(mb->eng, AEROGRAM_LOG_INFO, "%s: mailbox deleted elsewhere", mb->log.pk);
+		mailbox_notify(mb);
+	}
 	if (rc != 0) {
 		pthread_mutex_lock(&mb->eng->lock);
 		mb->synced_since_fire = 0;

@@ -201,7 +201,8 @@ static int remote_row(void *arg, const struct aerogram_row *row)
 /* Finds the newest checkpoint newer than the one held, falling back to
  * older ones when a blob is missing or corrupt. *out is NULL when there is
  * none; nothing changes in log until the caller commits it. */
-static int load_checkpoint(struct oplog *log, struct uidx_state **out, struct ag_ts *out_ts)
+static int load_checkpoint(struct oplog *log, struct uidx_state **out, struct ag_ts *out_ts,
+                           size_t *n_listed)
 {
 	struct mail_engine *eng = log->eng;
 	char **keys = NULL;
@@ -210,6 +211,7 @@ static int load_checkpoint(struct oplog *log, struct uidx_state **out, struct ag
 	int rc = mail_list_blobs(eng, log->ckpt_prefix, &keys, &nk);
 	if (rc != 0)
 		return rc;
+	*n_listed = nk;
 	size_t plen = strlen(log->ckpt_prefix);
 	/* keys come in byte order, which is timestamp order: walk from the end */
 	for (size_t i = nk; i-- > 0;) {
@@ -254,7 +256,8 @@ int oplog_sync(struct oplog *log)
 	struct ag_ts nts = { 0, 0 };
 	log->last_sync_rows = 0;
 	log->ckpt_loaded = 0;
-	int rc = load_checkpoint(log, &nck, &nts);
+	size_t n_ckpts = 0;
+	int rc = load_checkpoint(log, &nck, &nts, &n_ckpts);
 	if (rc != 0)
 		return rc;
 	struct ag_ts from = nck ? nts : log->ckpt_ts;
@@ -275,7 +278,8 @@ int oplog_sync(struct oplog *log)
 	}
 	struct remote r = { NULL, 0, 0, log };
 	char *next = NULL;
-	if (res->n_pages >= 1 && res->pages[0].n_rows >= 1) {
+	int watch_seen = res->n_pages >= 1 && res->pages[0].n_rows >= 1;
+	if (watch_seen) {
 		free(log->watch_token);
 		log->watch_token = strdup(res->pages[0].rows[0].token);
 	}
@@ -300,6 +304,13 @@ int oplog_sync(struct oplog *log)
 		free(r.e);
 		uidx_free(nck);
 		return rc;
+	}
+	if (!watch_seen && n_ckpts == 0 && r.n == 0 &&
+	    (log->n > 0 || log->ckpt_ts.ms != 0 || log->ckpt_ts.rnd != 0)) {
+		/* Everything this engine knew is gone from the store: the mailbox
+		 * was deleted (by another daemon). */
+		free(r.e);
+		return AEROGRAM_ENOTFOUND;
 	}
 	if (nck) {
 		/* Start over from the newer checkpoint and the tail just read. */

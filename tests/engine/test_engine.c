@@ -626,6 +626,17 @@ static void test_delete_removes_contents(void)
 	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 0);
 	CU_ASSERT_EQUAL(mail_mailbox_open(e.eng, "dan", "tmp", &mb), AEROGRAM_ENOTFOUND);
 	CU_ASSERT_EQUAL(mail_delete(e.eng, "dan", "tmp"), AEROGRAM_ENOTFOUND);
+
+	/* deleted by another daemon while open here: noticed at the next sync */
+	CU_ASSERT_EQUAL_FATAL(mail_create(e.eng, "dan", "tmp2", 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "dan", "tmp2", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	struct mail_engine *other = env_engine(&e, 14);
+	CU_ASSERT_EQUAL(mail_delete(other, "dan", "tmp2"), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	mail_mailbox_close(mb);
+	mail_engine_free(other);
 	env_close(&e);
 }
 
