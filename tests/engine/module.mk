@@ -37,3 +37,21 @@ sim: $(ENGINE_T)/sim_engine $(B)/drivers/aerogram_memory.so
 
 bench-engine: $(ENGINE_T)/bench_open $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/bench_open
+
+# A libFuzzer target over every decoder (`make fuzz`, `make fuzz-smoke`).
+FUZZ_ENGINE_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Isdk/include -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_ENGINE_OBJS = $(patsubst %.c,$(B)/fuzzobj/%.o,$(MAIL_SRCS) tests/engine/fuzz_codec.c)
+FUZZERS += $(ENGINE_T)/fuzz_codec
+FUZZ_SMOKE += fuzz-smoke-engine-codec
+
+$(B)/fuzzobj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_ENGINE_FLAGS) -c -o $@ $<
+
+$(ENGINE_T)/fuzz_codec: $(FUZZ_ENGINE_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(THREAD_LIBS)
+
+.PHONY: fuzz-smoke-engine-codec
+fuzz-smoke-engine-codec: $(ENGINE_T)/fuzz_codec
+	$(ENGINE_T)/fuzz_codec -runs=200000 -max_len=4096
