@@ -978,6 +978,86 @@ class SigV4Tests(Base):
         self.assertEqual(st, 400)
 
 
+class PresignTests(Base):
+    def presign(self, method, path, expires=300, secret=SECRET, age=0):
+        now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
+        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = "%s/%s/s3/aws4_request" % (amz_date[:8], REGION)
+        q = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+             ("X-Amz-Credential", "%s/%s" % (KEY_ID, scope)),
+             ("X-Amz-Date", amz_date), ("X-Amz-Expires", str(expires)),
+             ("X-Amz-SignedHeaders", "host")]
+        canon_q = "&".join(sorted(aws_encode(k, False) + "=" + aws_encode(v, False)
+                                  for k, v in q))
+        creq = "\n".join([method, path, canon_q, "host:127.0.0.1:%d\n" % EMU_MAIN.s3_port,
+                          "host", "UNSIGNED-PAYLOAD"])
+        sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, sha256_hex(creq.encode())])
+        sig = hmac.new(sign_key(secret, amz_date[:8], REGION, "s3"), sts.encode(),
+                       hashlib.sha256).hexdigest()
+        return canon_q + "&X-Amz-Signature=" + sig
+
+    def test_presigned_get(self):
+        path = "/%s/%s/obj" % (BUCKET, self.pk)
+        self.s.request("PUT", path, (), b"shared")
+        st, _, body = self.s.request("GET", path, sign=False, raw_query=self.presign("GET", path))
+        self.assertEqual((st, body), (200, b"shared"))
+        st, _, body = self.s.request("GET", path, sign=False,
+                                     raw_query=self.presign("GET", path, secret="1" * 64))
+        self.assertEqual(st, 403)
+        st, _, body = self.s.request("GET", path, sign=False,
+                                     raw_query=self.presign("GET", path, expires=60, age=120))
+        self.assertEqual(st, 403)
+
+
+class ConcurrencyTests(Base):
+    def test_many_connections_and_siblings(self):
+        errors = []
+
+        def writer(i):
+            try:
+                c = EMU_MAIN.k2v()
+                for j in range(5):
+                    st, _, _ = c.request("PUT", self.item_path(), [("sort_key", "shared")],
+                                         b"w%d-%d" % (i, j))
+                    if st != 204:
+                        errors.append(st)
+            except Exception as e:    # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        _, vals = self.read_json("shared")
+        self.assertEqual(sorted(vals), sorted(b"w%d-%d" % (i, j)
+                                              for i in range(16) for j in range(5)))
+
+
+class ShutdownTests(unittest.TestCase):
+    def test_sigterm_with_idle_connection_and_pending_poll(self):
+        emu = Emu()
+        k = emu.k2v()
+        st, _, _ = k.request("PUT", "/%s/p" % BUCKET, [("sort_key", "a")], b"v")
+        self.assertEqual(st, 204)
+        poller = emu.k2v()
+
+        def poll():
+            try:
+                poller.request("GET", "/%s/p" % BUCKET, [("sort_key", "b"),
+                                                         ("causality_token", "AAAAAAAAAAA")])
+            except Exception:
+                pass                  # the connection dies with the emulator
+        t = threading.Thread(target=poll, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        # k keeps its keep-alive connection open while the emulator stops.
+        emu.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(emu.proc.wait(timeout=10), 0)
+        emu.stop()
+        t.join(10)
+
+
 class StatsTests(Base):
     def test_counters(self):
         self.assertEqual(EMU_MAIN.reset_stats(), 204)
