@@ -709,6 +709,39 @@ class PollTests(Base):
         self.assertEqual(st, 400)
 
 
+class PollRangeQuirkTests(Base):
+    def poll(self, payload):
+        st, _, body = self.k.request("POST", self.item_path(), [("poll_range", None)],
+                                     json.dumps(payload).encode())
+        return st, (json.loads(body) if body else None)
+
+    def test_prefix_without_start_stops_at_first_key(self):
+        # Garage walks the partition from its first key and stops at the
+        # first key outside the range: "0first" hides the "a" items.
+        self.batch("POST", [], [{"pk": self.pk, "sk": "0first", "v": b64("x")},
+                                {"pk": self.pk, "sk": "a1", "v": b64("1")}])
+        st, res = self.poll({"prefix": "a"})
+        self.assertEqual((st, res["items"]), (200, []))
+        st, res2 = self.poll({"prefix": "a", "start": "a"})
+        self.assertEqual([i["sk"] for i in res2["items"]], ["a1"])
+        # A later write inside the range is still seen through the marker.
+        out = {}
+
+        def poll():
+            c = EMU_MAIN.k2v()
+            out["r"] = c.request("POST", self.item_path(), [("poll_range", None)],
+                                 json.dumps({"prefix": "a", "seenMarker": res["seenMarker"],
+                                             "timeout": 20}).encode())
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.3)
+        self.insert("a2", "2")
+        t.join(20)
+        st, _, body = out["r"]
+        self.assertEqual(st, 200)
+        self.assertEqual([i["sk"] for i in json.loads(body)["items"]], ["a2"])
+
+
 class S3Tests(Base):
     def key(self, name):
         return "%s/%s" % (self.pk, name)
