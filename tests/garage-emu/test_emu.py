@@ -452,6 +452,22 @@ class QueryQuirkTests(Base):
         st, _, _ = self.k.request("PUT", "/" + BUCKET, [], b"")
         self.assertEqual(st, 400)
 
+    def test_keywords(self):
+        body = json.dumps([{"partitionKey": self.pk}]).encode()
+        for raw in ("search=", "search=anything"):
+            st, _, res = self.k.request("POST", "/" + BUCKET, [("search", raw[7:])], body,
+                                        raw_query=raw)
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(json.loads(res)[0]["items"], [])
+        st, _, res = self.k.request("POST", "/" + BUCKET, [("search", None), ("delete", None)],
+                                    body)
+        self.assertEqual(st, 400)
+        self.assertIn("Multiple keywords", json.loads(res)["message"])
+        st, _, _ = self.k.request("GET", "/" + BUCKET, [("limit", "ten")])
+        self.assertEqual(st, 400)
+        st, _, _ = self.k.request("GET", "/" + BUCKET, [("limit", "")])
+        self.assertEqual(st, 200)
+
     def test_wrong_bucket(self):
         st, _, body = self.k.request("GET", "/other-bucket/pk", [("sort_key", "a")])
         self.assertEqual(st, 404)
