@@ -286,6 +286,7 @@ class TokenTests(Base):
     def test_token_format_and_foreign_nodes_persist(self):
         self.insert("a", "one")
         ct, vals = self.read_json("a")
+        self.assertEqual(vals, [b"one"])
         vc = decode_token(ct)
         self.assertEqual(len(vc), 1)
         self.assertNotIn("=", ct)
@@ -528,6 +529,17 @@ class BatchTests(Base):
                          ["item00010", "item00011", "item00012"])
         self.assertEqual((res[4]["items"], res[4]["more"], res[4]["nextStart"]),
                          ([], True, "item00000"))
+
+    def test_unicode_keys(self):
+        self.batch("POST", [], [{"pk": self.pk, "sk": "bo\u00eete/\u00e9t\u00e9", "v": b64("x")},
+                                {"pk": self.pk, "sk": "\U0001F600", "v": b64("y")},
+                                {"pk": self.pk, "sk": "z", "v": b64("z")}])
+        st, res = self.batch("POST", [("search", None)], [{"partitionKey": self.pk}])
+        # Sorted by UTF-8 bytes: U+1F600 (F0 ...) after 'z'.
+        self.assertEqual([i["sk"] for i in res[0]["items"]],
+                         ["bo\u00eete/\u00e9t\u00e9", "z", "\U0001F600"])
+        _, vals = self.read_json("bo\u00eete/\u00e9t\u00e9")
+        self.assertEqual(vals, [b"x"])
 
     def test_errors(self):
         st, res = self.batch("POST", [("search", None)],
