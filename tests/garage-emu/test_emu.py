@@ -1212,6 +1212,34 @@ class FaultTests(unittest.TestCase):
             self.assertEqual(emu.stop(), 0)
 
 
+class TombstoneGcTests(unittest.TestCase):
+    def test_tombstone_only_items_disappear(self):
+        emu = Emu("--tombstone-gc-seconds", "0.5")
+        try:
+            k = emu.k2v()
+            path = "/%s/gc" % BUCKET
+            for sk in ("dead", "alive", "mixed"):
+                k.request("PUT", path, [("sort_key", sk)], b"v")
+            st, h, _ = k.request("GET", path, [("sort_key", "dead")])
+            k.request("DELETE", path, [("sort_key", "dead")],
+                      headers={"X-Garage-Causality-Token": h["x-garage-causality-token"]})
+            k.request("DELETE", path, [("sort_key", "mixed")])
+            st, _, body = k.request("GET", path, [("sort_key", "dead")])
+            self.assertEqual((st, json.loads(body)), (200, [None]))
+            deadline = time.monotonic() + 30
+            while st != 404 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                st, _, _ = k.request("GET", path, [("sort_key", "dead")])
+            self.assertEqual(st, 404)
+            st, _, body = k.request("POST", "/" + BUCKET, [("search", None)],
+                                    json.dumps([{"partitionKey": "gc",
+                                                 "tombstones": True}]).encode())
+            self.assertEqual([i["sk"] for i in json.loads(body)[0]["items"]],
+                             ["alive", "mixed"])
+        finally:
+            self.assertEqual(emu.stop(), 0)
+
+
 class PersistenceTests(unittest.TestCase):
     def test_restart_keeps_data(self):
         d = tempfile.mkdtemp(prefix="garage-emu-test-")
