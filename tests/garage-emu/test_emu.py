@@ -646,7 +646,10 @@ class PollTests(Base):
                                   ("timeout", "20")])
         t = threading.Thread(target=poll)
         t.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 20
+        while EMU_MAIN.stats()["waiting"]["PollItem"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(EMU_MAIN.stats()["waiting"]["PollItem"], 1)
         # The poll must not block other requests.
         _, vals = self.read_json("w")
         self.assertEqual(vals, [b"1"])
@@ -654,6 +657,7 @@ class PollTests(Base):
         self.insert("w", "2", ct=ct)
         t.join(20)
         self.assertFalse(t.is_alive())
+        self.assertEqual(EMU_MAIN.stats()["waiting"]["PollItem"], 0)
         st, h, body = out["r"]
         self.assertEqual(st, 200)
         self.assertEqual(json.loads(body), [b64("2")])
