@@ -865,6 +865,13 @@ class S3Tests(Base):
         st, h, body = self.s.request("PUT", self.opath("dst3"), (), b"",
                                      {"x-amz-copy-source": "/%s/nothing" % BUCKET})
         self.assertEqual(st, 404)
+        # Copies share the bytes: they survive the source's deletion, and
+        # rewriting an object with the same bytes keeps them.
+        self.s.request("DELETE", self.opath("src file"))
+        self.put("dst1", b"payload")
+        for name in ("dst1", "dst2"):
+            st, h, body = self.s.request("GET", self.opath(name))
+            self.assertEqual((st, body), (200, b"payload"))
 
     def test_list_pagination_and_delimiter(self):
         names = ["a/%03d" % i for i in range(25)] + ["b/x", "b/y", "c", "d/z"]
