@@ -269,6 +269,13 @@ class Base(unittest.TestCase):
         vals = [None if v is None else base64.b64decode(v) for v in json.loads(body)]
         return h["x-garage-causality-token"], vals
 
+    def wait_for_polls(self, kind, n):
+        """Wait until n polls of this kind are blocked in the emulator."""
+        deadline = time.monotonic() + 30
+        while EMU_MAIN.stats()["waiting"][kind] != n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(EMU_MAIN.stats()["waiting"][kind], n)
+
     def batch(self, method, query, payload):
         st, h, body = self.k.request(method, "/" + BUCKET, query,
                                      json.dumps(payload).encode())
@@ -646,10 +653,7 @@ class PollTests(Base):
                                   ("timeout", "20")])
         t = threading.Thread(target=poll)
         t.start()
-        deadline = time.monotonic() + 20
-        while EMU_MAIN.stats()["waiting"]["PollItem"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.assertEqual(EMU_MAIN.stats()["waiting"]["PollItem"], 1)
+        self.wait_for_polls("PollItem", 1)
         # The poll must not block other requests.
         _, vals = self.read_json("w")
         self.assertEqual(vals, [b"1"])
@@ -719,7 +723,7 @@ class PollTests(Base):
                                              "timeout": 20}).encode())
         t = threading.Thread(target=poll)
         t.start()
-        time.sleep(0.3)
+        self.wait_for_polls("PollRange", 1)
         self.insert("b2", "outside")            # not in the range: no wake-up
         time.sleep(0.2)
         self.assertTrue(t.is_alive())
@@ -766,7 +770,7 @@ class PollRangeQuirkTests(Base):
                                              "timeout": 20}).encode())
         t = threading.Thread(target=poll)
         t.start()
-        time.sleep(0.3)
+        self.wait_for_polls("PollRange", 1)
         self.insert("a2", "2")
         t.join(20)
         st, _, body = out["r"]
