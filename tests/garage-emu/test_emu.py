@@ -812,6 +812,13 @@ class S3Tests(Base):
                                      {"Content-MD5": base64.b64encode(b"0" * 16).decode()})
         self.assertEqual(st, 400)
         self.assertIn(b"<Code>InvalidDigest</Code>", body)
+        # x-amz-checksum-*: CRC-32C of "123456789" is e3069283.
+        self.put("m4", b"123456789", {"x-amz-checksum-crc32c": base64.b64encode(
+            bytes.fromhex("e3069283")).decode()})
+        st, h, body = self.s.request("PUT", self.opath("m5"), (), b"123456789",
+                                     {"x-amz-checksum-crc32": "AAAAAA=="})
+        self.assertEqual(st, 400)
+        self.assertIn(b"<Code>InvalidDigest</Code>", body)
         st, h, body = self.s.request("GET", self.opath("missing"))
         self.assertEqual(st, 404)
         self.assertTrue(body.startswith(b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
