@@ -1262,6 +1262,23 @@ class TombstoneGcTests(unittest.TestCase):
             self.assertEqual(emu.stop(), 0)
 
 
+class CommandModeTests(unittest.TestCase):
+    def test_runs_command_and_returns_its_status(self):
+        script = ("import json, os, sys, urllib.request\n"
+                  "port = os.environ['GARAGE_EMU_K2V_PORT']\n"
+                  "assert sys.argv[1] == port, sys.argv\n"
+                  "assert os.environ['GARAGE_EMU_BUCKET'] == %r\n"
+                  "url = 'http://127.0.0.1:%%s/_emu/stats' %% port\n"
+                  "stats = json.load(urllib.request.urlopen(url))\n"
+                  "sys.exit(5 if stats['total'] == 0 else 1)\n" % BUCKET)
+        r = subprocess.run([sys.executable, EMU, "--k2v-port", "0", "--s3-port", "0",
+                            "--bucket", BUCKET, "--key-id", KEY_ID, "--secret", SECRET,
+                            "--", sys.executable, "-c", script, "{k2v_port}"],
+                           stdout=subprocess.PIPE, timeout=60)
+        self.assertTrue(r.stdout.startswith(b"ready k2v="), r.stdout)
+        self.assertEqual(r.returncode, 5)
+
+
 class PersistenceTests(unittest.TestCase):
     def test_restart_keeps_data(self):
         d = tempfile.mkdtemp(prefix="garage-emu-test-")
