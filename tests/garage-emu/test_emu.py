@@ -565,6 +565,8 @@ class BatchTests(Base):
         st, _, body = self.k.request("POST", "/" + BUCKET, [],
                                      json.dumps([{"pk": "p", "sk": "s", "v": "@@"}]).encode())
         self.assertEqual(st, 400)
+        self.assertEqual(json.loads(body)["code"], "InvalidRequest")
+        self.assertIn("Invalid base64 value", json.loads(body)["message"])
 
     def test_tombstones_conflicts_and_single_item(self):
         self.batch("POST", [], [{"pk": self.pk, "sk": "a", "v": b64("1")},
