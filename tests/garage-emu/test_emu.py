@@ -697,6 +697,9 @@ class PollTests(Base):
                                   [("sort_key", "w"), ("causality_token", ct),
                                    ("timeout", "x")])
         self.assertEqual(st, 400)
+        st, _, body = self.k.request("GET", self.item_path(),
+                                     [("sort_key", "w"), ("causality_token", "AAAA")])
+        self.assertEqual((st, json.loads(body)["code"]), (400, "InvalidRequest"))
 
     def test_poll_range(self):
         self.batch("POST", [], [{"pk": self.pk, "sk": "a1", "v": b64("1")},
