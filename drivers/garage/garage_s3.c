@@ -63,6 +63,58 @@ static int parse_content_range(const char *v, uint64_t *total)
 	return 0;
 }
 
+struct size_parse {
+	int depth, in_size;
+	struct gbuf text;
+};
+
+static void XMLCALL size_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	(void)attrs;
+	struct size_parse *p = ud;
+	p->depth++;
+	p->in_size = p->depth == 2 && strcmp(name, "ActualObjectSize") == 0;
+}
+
+static void XMLCALL size_end(void *ud, const XML_Char *name)
+{
+	(void)name;
+	struct size_parse *p = ud;
+	p->depth--;
+	p->in_size = 0;
+}
+
+static void XMLCALL size_text(void *ud, const XML_Char *s, int len)
+{
+	struct size_parse *p = ud;
+	if (p->in_size)
+		gbuf_add(&p->text, s, (size_t)len);
+}
+
+/* The <ActualObjectSize> of an InvalidRange error body. */
+static int error_object_size(const struct gr_request *req, uint64_t *total)
+{
+	if (!req->response.len)
+		return -1;
+	struct size_parse p = {0};
+	XML_Parser xp = XML_ParserCreate("UTF-8");
+	if (!xp)
+		return -1;
+	XML_SetUserData(xp, &p);
+	XML_SetElementHandler(xp, size_start, size_end);
+	XML_SetCharacterDataHandler(xp, size_text);
+	int ok = XML_Parse(xp, req->response.data, (int)req->response.len, 1) != XML_STATUS_ERROR &&
+	         p.text.len > 0;
+	XML_ParserFree(xp);
+	if (ok) {
+		char *end;
+		*total = strtoull(p.text.data, &end, 10);
+		ok = *end == 0;
+	}
+	gbuf_free(&p.text);
+	return ok ? 0 : -1;
+}
+
 static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
                      struct gr_request *req)
 {
@@ -73,9 +125,15 @@ static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
 		return 0;
 	}
 	if (req->status == 416) {
-		/* An offset past the end: an empty range of a blob that exists. */
+		/* An offset past the end: an empty range of a blob that exists.
+		 * Garage gives the size in Content-Range (bytes * /size); other
+		 * S3 servers only in the error's <ActualObjectSize>. */
 		uint64_t total = 0;
-		parse_content_range(gr_response_header(req, "content-range"), &total);
+		if (parse_content_range(gr_response_header(req, "content-range"), &total) < 0 &&
+		    error_object_size(req, &total) < 0)
+			return gr_fail(AEROGRAM_EINTERNAL, "garage: 416 on GetObject %s without the "
+			                                   "object's size",
+			               req->path);
 		b->status = AEROGRAM_OK;
 		b->total_size = total;
 		b->data = (const uint8_t *)"";
