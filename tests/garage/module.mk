@@ -18,3 +18,16 @@ check-garage-sigv4: $(GARAGE_SIGV4_TEST)
 	$(GARAGE_SIGV4_TEST)
 
 CHECKS += check-garage-sigv4
+
+GARAGE_TEST = $(B)/tests/garage-test
+TESTBINS += $(GARAGE_TEST)
+
+$(GARAGE_TEST): $(B)/obj/tests/garage/garage_test.o
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(CURL_LIBS) $(JANSSON_LIBS) $(THREAD_LIBS) -ldl
+
+.PHONY: check-garage
+check-garage: $(B)/drivers/aerogram_garage.so $(B)/aerogram-driver-check $(GARAGE_TEST)
+	B=$(B) tests/garage/check-garage
+
+CHECKS += check-garage
