@@ -72,8 +72,9 @@ struct gr_request {
 	char *query;             /* wire query without '?', malloc'ed or NULL */
 	struct gr_header *amz;   /* x-amz-* headers to sign (besides date and sha256) */
 	struct curl_slist *plain; /* unsigned headers ("Accept: ...") */
-	char *body;              /* malloc'ed request body, may be NULL */
+	char *body;              /* request body, may be NULL; malloc'ed unless body_borrowed */
 	size_t body_len;
+	int body_borrowed;       /* body belongs to the caller, who keeps it until done */
 	long timeout_ms;
 	enum gr_retry retry;
 	gr_done_fn done;         /* called on the engine thread */

@@ -182,7 +182,8 @@ void gr_request_free(struct gr_request *req)
 	gr_request_reset_response(req);
 	free(req->path);
 	free(req->query);
-	free(req->body);
+	if (!req->body_borrowed)
+		free(req->body);
 	free_headers(req->amz);
 	curl_slist_free_all(req->plain);
 	curl_slist_free_all(req->sent_headers);

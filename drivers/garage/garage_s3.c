@@ -283,13 +283,14 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	/* Blobs are immutable: writing the same bytes again is harmless. */
 	req.retry = GR_RETRY_ALWAYS;
 	req.path = object_path(st, key);
-	req.body = malloc(len ? len : 1);
-	if (!req.path || !req.body) {
+	if (!req.path) {
 		gr_request_free(&req);
 		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
-	if (len)
-		memcpy(req.body, data, len);
+	/* The caller's bytes are sent as they are, without a copy: the call
+	 * returns only once the request is done. */
+	req.body = (char *)(uintptr_t)(data ? data : (const uint8_t *)"");
+	req.body_borrowed = 1;
 	req.body_len = len;
 	/* Large bodies get more time than a small request. */
 	req.timeout_ms = st->timeout_ms + (long)(len / (1024 * 1024)) * 1000;
