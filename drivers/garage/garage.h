@@ -160,6 +160,11 @@ int gr_row_insert(struct aerogram_store *s, const struct aerogram_row_write *w, 
 int gr_row_delete(struct aerogram_store *s, const struct aerogram_row_query *q, size_t n,
                   uint64_t *deleted);
 
+/* Whether a string has the shape of a Garage causality token. */
+int gr_token_valid(const char *token);
+/* Whether a string has the shape of a PollRange seen marker (base64). */
+int gr_marker_valid(const char *marker);
+
 /* Parsed rows, shared by reads and watches: the rows array and an arena that
  * owns their strings and values. */
 struct gr_rows {

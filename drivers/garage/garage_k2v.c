@@ -16,6 +16,67 @@ static int nonempty(const char *s)
 	return s && *s;
 }
 
+/* ---- causality tokens and seen markers ---- */
+
+int gr_token_valid(const char *token)
+{
+	/* Garage's format (docs/garage-api.md 1.3): URL-safe base64 without
+	 * padding of checksum:u64be then (node:u64be, time:u64be)*, where the
+	 * checksum is the XOR of every other word. */
+	size_t len = strlen(token);
+	if (len == 0 || len > 4096 || len % 4 == 1)
+		return 0;
+	char std[4100];
+	for (size_t i = 0; i < len; i++) {
+		char c = token[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			std[i] = c;
+		else if (c == '-')
+			std[i] = '+';
+		else if (c == '_')
+			std[i] = '/';
+		else
+			return 0;
+	}
+	size_t n = len;
+	while (n % 4)
+		std[n++] = '=';
+	std[n] = 0;
+	uint8_t *bytes;
+	size_t blen;
+	if (gr_base64_decode(std, &bytes, &blen) < 0)
+		return 0;
+	int ok = blen % 16 == 8;
+	if (ok) {
+		uint64_t x = 0;
+		for (size_t w = 0; w < blen / 8; w++) {
+			uint64_t v = 0;
+			for (size_t k = 0; k < 8; k++)
+				v = v << 8 | bytes[w * 8 + k];
+			x ^= v;
+		}
+		ok = x == 0; /* the checksum word cancels the XOR of the others */
+	}
+	free(bytes);
+	return ok;
+}
+
+int gr_marker_valid(const char *marker)
+{
+	/* Opaque, but always standard base64 (Garage: of zstd(msgpack)). */
+	size_t len = strlen(marker);
+	if (len == 0 || len % 4 != 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = marker[i];
+		int b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		          c == '+' || c == '/';
+		if (!b64 && !(c == '=' && i >= len - 2))
+			return 0;
+	}
+	return 1;
+}
+
 /* ---- parsing items ---- */
 
 static struct aerogram_row *rows_push(struct gr_rows *r)
@@ -384,6 +445,13 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 		json_t *o = json_object();
 		set_str(o, "pk", w->pk);
 		set_str(o, "sk", w->sk);
+		if (nonempty(w->token) && !gr_token_valid(w->token)) {
+			json_decref(o);
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) carries a malformed "
+			                                "causality token",
+			               i, w->pk, w->sk);
+		}
 		if (nonempty(w->token))
 			set_str(o, "ct", w->token);
 		else {

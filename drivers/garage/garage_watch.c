@@ -299,6 +299,10 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
 	if (!pk || !sk || !cb)
 		return gr_fail(AEROGRAM_EINVAL, "garage: a watch needs pk, sk and a callback");
+	if (token && *token && !gr_token_valid(token))
+		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch on %s/%s with a malformed causality "
+		                                "token",
+		               pk, sk);
 	struct aerogram_watch *w = watch_new(st, pk, timeout_ms, cb, arg);
 	if (!w || !(w->sk = strdup(sk)) || dup_opt(&w->token, token) < 0) {
 		if (w)
@@ -326,6 +330,10 @@ int gr_row_watch_range(struct aerogram_store *store, const char *pk, const char 
 		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
 	if (!pk || !cb)
 		return gr_fail(AEROGRAM_EINVAL, "garage: a range watch needs pk and a callback");
+	if (marker && *marker && !gr_marker_valid(marker))
+		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch_range on %s with a malformed seen "
+		                                "marker",
+		               pk);
 	if (prefix && *prefix && start && *start && strncmp(start, prefix, strlen(prefix)) != 0)
 		return gr_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
 		               start, prefix);

@@ -9,7 +9,8 @@ TESTBINS += $(GARAGE_SIGV4_TEST)
 $(B)/obj/tests/garage/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
 
 $(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(B)/obj/drivers/garage/sigv4.o \
-		$(B)/obj/drivers/garage/garage_buf.o $(B)/obj/drivers/garage/garage_http.o
+		$(B)/obj/drivers/garage/garage_buf.o $(B)/obj/drivers/garage/garage_http.o \
+		$(B)/obj/drivers/garage/garage_k2v.o
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(GARAGE_LIBS)
 

@@ -413,6 +413,22 @@ static void test_missing_inputs(void)
 	CU_ASSERT_PTR_NULL(r.canonical_request);
 }
 
+/* Causality tokens are checked locally so that a malformed one is refused
+ * before a request (and before a watch) is made. */
+static void test_token_shape(void)
+{
+	CU_ASSERT(gr_token_valid("AAAAAAAAAAA"));                       /* empty context */
+	CU_ASSERT(gr_token_valid("ASNE7EZOpe8BI0VniavN7wAAAYvP5WgA"));  /* garage-api.md 1.3 */
+	CU_ASSERT(!gr_token_valid("ASNE7EZOpe8BI0VniavN7wAAAYvP5WgB")); /* checksum broken */
+	CU_ASSERT(!gr_token_valid("ASNE7EZOpe8BI0VniavN7wAAAYvP5W"));   /* length */
+	CU_ASSERT(!gr_token_valid("not a token"));
+	CU_ASSERT(!gr_token_valid("AAAAAAAAAA="));                      /* padding is not used */
+	CU_ASSERT(!gr_token_valid(""));
+	CU_ASSERT(gr_marker_valid("eyJnIjp7fX0="));
+	CU_ASSERT(!gr_marker_valid("not a marker!"));
+	CU_ASSERT(!gr_marker_valid("abc"));
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -424,6 +440,7 @@ int main(void)
 	CU_add_test(s, "K2V known-answer signature", test_k2v_known_answer);
 	CU_add_test(s, "canonical query: form decoding, keywords, order", test_query_rules);
 	CU_add_test(s, "missing inputs are refused", test_missing_inputs);
+	CU_add_test(s, "causality token and seen marker shapes", test_token_shape);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
