@@ -566,7 +566,6 @@ static void *engine_main(void *arg)
 
 		/* Retries whose backoff has passed. */
 		uint64_t now = gr_now_ms();
-		long wait_ms = 1000;
 		for (struct gr_request **p = &eng->delayed; *p;) {
 			struct gr_request *r = *p;
 			if (r->retry_at_ms <= now) {
@@ -574,8 +573,6 @@ static void *engine_main(void *arg)
 				r->next = NULL;
 				start_attempt(eng, r);
 			} else {
-				if ((long)(r->retry_at_ms - now) < wait_ms)
-					wait_ms = (long)(r->retry_at_ms - now);
 				p = &r->next;
 			}
 		}
@@ -594,10 +591,20 @@ static void *engine_main(void *arg)
 			if (req)
 				attempt_done(eng, req, code);
 		}
+		/* Sleep until a socket is ready, a wake-up comes, or the next
+		 * retry is due (computed after this round's failures were
+		 * scheduled). */
+		long wait_ms = 1000;
+		now = gr_now_ms();
+		for (struct gr_request *r = eng->delayed; r; r = r->next) {
+			long due = r->retry_at_ms > now ? (long)(r->retry_at_ms - now) : 0;
+			if (due < wait_ms)
+				wait_ms = due;
+		}
 		pthread_mutex_lock(&eng->lock);
 		int pending = eng->incoming || eng->calls || eng->stop;
 		pthread_mutex_unlock(&eng->lock);
-		if (!pending)
+		if (!pending && wait_ms > 0)
 			curl_multi_poll(eng->multi, NULL, 0, (int)wait_ms, NULL);
 	}
 	return NULL;
