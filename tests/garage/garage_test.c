@@ -5,7 +5,11 @@
  * number of K2V/S3 requests each ABI operation costs, read from the
  * emulator's /_emu/stats (the table is printed for the README).
  *
- * usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET
+ * usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET [retries]
+ *
+ * With "retries" the emulator must run with --fail-rate 1 (every request
+ * answered 503, nothing applied): the tests then count how many attempts
+ * each operation makes, which is the driver's retry policy.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -605,12 +609,112 @@ static void test_parallel_get_timing(void)
 	printf("\n");
 }
 
+/* ---- the retry policy, against an emulator that fails everything ---- */
+
+#define RETRIES "2"
+
+static void expect_unavailable(const char *what, int rc, const char *op)
+{
+	CU_ASSERT_EQUAL(rc, AEROGRAM_EUNAVAILABLE);
+	const char *msg = drv->error_message(store);
+	if (rc != AEROGRAM_EUNAVAILABLE || !strstr(msg, "503") || !strstr(msg, op))
+		printf("\n    %s: rc %d, message '%s'", what, rc, msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "503"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "ServiceUnavailable"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, op));
+}
+
+static void test_retry_policy(void)
+{
+	stats_reset();
+	struct aerogram_row_write w = {pk("r"), "sk", NULL, (const uint8_t *)"v", 1, 0};
+	expect_unavailable("insert without token", drv->row_insert(store, &w, 1), "InsertBatch");
+	expect_requests("row_insert without a token: never repeated", "InsertBatch=1");
+
+	w.token = "AAAAAAAAAAA";
+	expect_unavailable("insert with token", drv->row_insert(store, &w, 1), "InsertBatch");
+	expect_requests("row_insert with tokens: repeated (retries=" RETRIES ")", "InsertBatch=3");
+
+	struct aerogram_row_write mixed[2] = {
+		{pk("r"), "a", "AAAAAAAAAAA", (const uint8_t *)"v", 1, 0},
+		{pk("r"), "b", NULL, NULL, 0, 1},
+	};
+	expect_unavailable("insert, one item without token", drv->row_insert(store, mixed, 2),
+	                   "InsertBatch");
+	expect_requests("row_insert, one item of two without a token", "InsertBatch=1");
+
+	struct aerogram_row_query q = {.pk = pk("r")};
+	struct aerogram_row_result *r = NULL;
+	expect_unavailable("read", drv->row_read(store, &q, 1, &r), "ReadBatch");
+	CU_ASSERT_PTR_NULL(r);
+	expect_requests("row_read", "ReadBatch=3");
+
+	uint64_t deleted = 7;
+	expect_unavailable("delete", drv->row_delete(store, &q, 1, &deleted), "DeleteBatch");
+	expect_requests("row_delete", "DeleteBatch=3");
+
+	expect_unavailable("put", drv->blob_put(store, "k", (const uint8_t *)"x", 1, NULL, 0),
+	                   "PutObject");
+	expect_requests("blob_put", "PutObject=3");
+
+	expect_unavailable("copy", drv->blob_copy(store, "k", "k2"), "CopyObject");
+	expect_requests("blob_copy", "CopyObject=3");
+
+	struct aerogram_blob_request br = {"k", 0, 0};
+	struct aerogram_blob_result *b = NULL;
+	expect_unavailable("get", drv->blob_get(store, &br, 1, &b), "GetObject");
+	CU_ASSERT_PTR_NULL(b);
+	expect_requests("blob_get", "GetObject=3");
+
+	struct aerogram_blob_list *l = NULL;
+	expect_unavailable("list", drv->blob_list(store, "", NULL, 0, &l), "ListObjectsV2");
+	expect_requests("blob_list", "ListObjectsV2=3");
+
+	const char *keys[1] = {"k"};
+	expect_unavailable("delete blobs", drv->blob_delete(store, keys, 1), "DeleteObjects");
+	expect_requests("blob_delete", "DeleteObjects=3");
+
+	struct watch_rec rec;
+	watch_rec_init(&rec);
+	struct aerogram_watch *wa;
+	CU_ASSERT_EQUAL_FATAL(drv->row_watch(store, pk("r"), "sk", "AAAAAAAAAAA", 30000, on_watch,
+	                                     &rec, &wa),
+	                      0);
+	CU_ASSERT_EQUAL(wait_fired(&rec), 1);
+	CU_ASSERT_EQUAL(rec.status, AEROGRAM_EUNAVAILABLE);
+	drv->row_watch_release(store, wa);
+	expect_requests("row_watch (the poll fails)", "PollItem=3");
+	printf("\n");
+}
+
+/* Nothing listens: every request fails to connect, which proves it never
+ * reached a server, so even an insert without a token may be repeated. */
+static void test_connection_refused(void)
+{
+	char err[256];
+	struct aerogram_store *s = NULL;
+	struct aerogram_config_entry cfg[7] = {{"k2v_endpoint", "http://127.0.0.1:1"},
+	                                       {"s3_endpoint", "http://127.0.0.1:1"},
+	                                       {"bucket", bucket}, {"access_key_id", key_id},
+	                                       {"secret_access_key", secret}, {"retries", "1"},
+	                                       {"timeout_ms", "2000"}};
+	CU_ASSERT_EQUAL_FATAL(drv->open(NULL, cfg, 7, &s, err, sizeof(err)), 0);
+	struct aerogram_row_write w = {"p", "sk", NULL, (const uint8_t *)"v", 1, 0};
+	CU_ASSERT_EQUAL(drv->row_insert(s, &w, 1), AEROGRAM_EUNAVAILABLE);
+	const char *msg = drv->error_message(s);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "InsertBatch"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "2 attempts"));
+	drv->close(s);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 7) {
-		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET\n");
+	if (argc != 7 && !(argc == 8 && strcmp(argv[7], "retries") == 0)) {
+		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
+		                "[retries]\n");
 		return 2;
 	}
+	int retry_mode = argc == 8;
 	k2v_url = argv[2];
 	s3_url = argv[3];
 	bucket = argv[4];
@@ -630,17 +734,25 @@ int main(int argc, char **argv)
 	}
 	drv = entry();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	struct aerogram_config_entry cfg[5] = {{"k2v_endpoint", k2v_url}, {"s3_endpoint", s3_url},
+	struct aerogram_config_entry cfg[6] = {{"k2v_endpoint", k2v_url}, {"s3_endpoint", s3_url},
 	                                       {"bucket", bucket}, {"access_key_id", key_id},
-	                                       {"secret_access_key", secret}};
+	                                       {"secret_access_key", secret}, {"retries", RETRIES}};
 	char err[256];
-	if (drv->open(NULL, cfg, 5, &store, err, sizeof(err)) != 0) {
+	if (drv->open(NULL, cfg, retry_mode ? 6 : 5, &store, err, sizeof(err)) != 0) {
 		fprintf(stderr, "garage-test: open: %s\n", err);
 		return 2;
 	}
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
-	CU_pSuite s = CU_add_suite("garage", NULL, NULL);
+	CU_pSuite s;
+	if (retry_mode) {
+		s = CU_add_suite("retries", NULL, NULL);
+		CU_add_test(s, "attempts per operation when every answer is 503", test_retry_policy);
+		CU_add_test(s, "connection refused: even a tokenless insert is retried",
+		            test_connection_refused);
+		goto run;
+	}
+	s = CU_add_suite("garage", NULL, NULL);
 	CU_add_test(s, "configuration errors and the secret file", test_config);
 	CU_add_test(s, "watch with a token fires on a write", test_watch_token_fires_on_write);
 	CU_add_test(s, "watch without a token: present row, later row", test_watch_null_token);
@@ -650,6 +762,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "200 watches on one thread", test_many_watches_one_thread);
 	CU_add_test(s, "requests per ABI operation", test_request_counts);
 	CU_add_test(s, "parallel blob_get timing", test_parallel_get_timing);
+run:
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
