@@ -5,11 +5,13 @@
  * number of K2V/S3 requests each ABI operation costs, read from the
  * emulator's /_emu/stats (the table is printed for the README).
  *
- * usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET [retries]
+ * usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET [retries|paging]
  *
  * With "retries" the emulator must run with --fail-rate 1 (every request
  * answered 503, nothing applied): the tests then count how many attempts
- * each operation makes, which is the driver's retry policy.
+ * each operation makes, which is the driver's retry policy. With "paging"
+ * K2V_URL is tests/garage/k2v-paging-server, which cuts every range after
+ * one item: row_read with limit 0 must follow nextStart to the end.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -707,14 +709,66 @@ static void test_connection_refused(void)
 	drv->close(s);
 }
 
+/* ---- following nextStart, against k2v-paging-server ---- */
+
+static void test_follow_next_start(void)
+{
+	struct aerogram_row_query q[3] = {
+		{.pk = "paged"},            /* a, b, c: three rounds */
+		{.pk = "short"},            /* x: done in the first round */
+		{.pk = "paged", .limit = 1}, /* a caller's limit: one round, more + next_start */
+	};
+	struct aerogram_row_result *r = NULL;
+	CU_ASSERT_EQUAL_FATAL(drv->row_read(store, q, 3, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(r->n_pages, 3);
+	CU_ASSERT_EQUAL(r->pages[0].n_rows, 3);
+	if (r->pages[0].n_rows == 3) {
+		CU_ASSERT_STRING_EQUAL(r->pages[0].rows[0].sk, "a");
+		CU_ASSERT_STRING_EQUAL(r->pages[0].rows[1].sk, "b");
+		CU_ASSERT_STRING_EQUAL(r->pages[0].rows[2].sk, "c");
+		CU_ASSERT_EQUAL(r->pages[0].rows[2].n_values, 1);
+		CU_ASSERT_EQUAL(r->pages[0].rows[2].values[0].len, 1);
+	}
+	CU_ASSERT_EQUAL(r->pages[0].more, 0);
+	CU_ASSERT_PTR_NULL(r->pages[0].next_start);
+	CU_ASSERT_EQUAL(r->pages[1].n_rows, 1);
+	CU_ASSERT_EQUAL(r->pages[1].more, 0);
+	CU_ASSERT_EQUAL(r->pages[2].n_rows, 1);
+	CU_ASSERT_EQUAL(r->pages[2].more, 1);
+	CU_ASSERT_STRING_EQUAL(r->pages[2].next_start ? r->pages[2].next_start : "", "b");
+	drv->row_result_free(store, r);
+
+	/* Three ReadBatch calls: all three queries, then only the unfinished
+	 * unlimited one, from b, then from c. */
+	json_t *log = emu_hook("/_log", 0);
+	CU_ASSERT_FATAL(json_is_array(log));
+	CU_ASSERT_EQUAL(json_array_size(log), 3);
+	if (json_array_size(log) == 3) {
+		CU_ASSERT_EQUAL(json_array_size(json_array_get(log, 0)), 3);
+		json_t *second = json_array_get(log, 1), *third = json_array_get(log, 2);
+		CU_ASSERT_EQUAL(json_array_size(second), 1);
+		CU_ASSERT_EQUAL(json_array_size(third), 1);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(second, 0),
+		                                                         "start")),
+		                       "b");
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(third, 0),
+		                                                         "start")),
+		                       "c");
+		CU_ASSERT_PTR_NULL(json_object_get(json_array_get(second, 0), "limit"));
+	}
+	json_decref(log);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 7 && !(argc == 8 && strcmp(argv[7], "retries") == 0)) {
+	if (argc != 7 && !(argc == 8 && (strcmp(argv[7], "retries") == 0 ||
+	                                 strcmp(argv[7], "paging") == 0))) {
 		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
-		                "[retries]\n");
+		                "[retries|paging]\n");
 		return 2;
 	}
-	int retry_mode = argc == 8;
+	int retry_mode = argc == 8 && strcmp(argv[7], "retries") == 0;
+	int paging_mode = argc == 8 && strcmp(argv[7], "paging") == 0;
 	k2v_url = argv[2];
 	s3_url = argv[3];
 	bucket = argv[4];
@@ -745,6 +799,12 @@ int main(int argc, char **argv)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
 	CU_pSuite s;
+	if (paging_mode) {
+		s = CU_add_suite("paging", NULL, NULL);
+		CU_add_test(s, "limit 0 follows nextStart for the unfinished queries only",
+		            test_follow_next_start);
+		goto run;
+	}
 	if (retry_mode) {
 		s = CU_add_suite("retries", NULL, NULL);
 		CU_add_test(s, "attempts per operation when every answer is 503", test_retry_policy);
