@@ -393,6 +393,8 @@ static void test_watch_range(void)
 	CU_ASSERT(rec.has_marker);
 	drv->row_watch_release(store, w);
 
+	/* With the fresh marker nothing is new: released while it polls. */
+	snprintf(marker, sizeof(marker), "%s", rec.marker);
 	watch_rec_init(&rec);
 	CU_ASSERT_EQUAL_FATAL(drv->row_watch_range(store, p, "a", NULL, NULL, marker, 1000,
 	                                           on_watch, &rec, &w),
