@@ -24,6 +24,8 @@
 #define SQ_BLOB_KEY_MAX 479
 #define SQ_BLOB_LIST_PAGE 1000
 #define SQ_FILE_NAME_LEN 35 /* "xx/" + 32 hex */
+/* A continuation token is this tag followed by the next key to list. */
+#define SQ_LIST_TAG "next:"
 
 static int sq_check_blob_key(const char *key)
 {
@@ -375,7 +377,7 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 {
 	struct sq_arena *a = &c->res->arena;
 	if (sq_check_blob_key(rq->key) != 0) {
-		b->status = AEROGRAM_ENOTFOUND;
+		b->status = AEROGRAM_EINVAL;
 		return 0;
 	}
 	sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_GET);
@@ -627,8 +629,16 @@ static int sq_list_txn(struct sq_conn *conn, void *arg)
 			break;
 		}
 		if (n == c->max) {
+			size_t kl = strlen(copy);
+			char *tok = sq_arena_alloc(&res->arena, sizeof(SQ_LIST_TAG) + kl);
+			if (tok == NULL) {
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				break;
+			}
+			memcpy(tok, SQ_LIST_TAG, sizeof(SQ_LIST_TAG) - 1);
+			memcpy(tok + sizeof(SQ_LIST_TAG) - 1, copy, kl + 1);
 			res->pub.more = 1;
-			res->pub.next_token = copy;
+			res->pub.next_token = tok;
 			break;
 		}
 		keys[n] = copy;
@@ -654,10 +664,15 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 		prefix = "";
 	if (!sq_utf8_valid(prefix))
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: blob prefix is not valid UTF-8");
-	if (continuation && continuation[0] == '\0')
-		continuation = NULL;
-	if (continuation && !sq_utf8_valid(continuation))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: bad continuation token");
+	if (continuation) {
+		size_t tl = sizeof(SQ_LIST_TAG) - 1;
+		if (strncmp(continuation, SQ_LIST_TAG, tl) != 0 || continuation[tl] == '\0' ||
+		    strncmp(continuation + tl, prefix, strlen(prefix)) != 0 ||
+		    !sq_utf8_valid(continuation))
+			return sq_fail(AEROGRAM_EINVAL, "sqlite: malformed continuation token '%.40s'",
+			               continuation);
+		continuation += tl;
+	}
 	if (max_keys == 0 || max_keys > SQ_BLOB_LIST_PAGE)
 		max_keys = SQ_BLOB_LIST_PAGE;
 	char *succ = NULL;

@@ -40,6 +40,8 @@ struct sq_conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
 	int last_rc; /* the SQLite result code of the last failure, for retries */
+	int busy_timeout_ms;
+	uint64_t busy_since; /* when the current wait for a lock began */
 	struct sq_conn *next;
 };
 
@@ -54,6 +56,9 @@ struct aerogram_store {
 	size_t blob_inline_max;
 	int poll_interval_ms;
 
+	/* Writers of this process queue here rather than in SQLite's busy
+	 * handler, which polls and can starve one thread for seconds. */
+	pthread_mutex_t write_mu;
 	pthread_mutex_t pool_mu;
 	struct sq_conn *idle; /* connections no thread is using */
 

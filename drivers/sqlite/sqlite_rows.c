@@ -111,6 +111,10 @@ static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
 	int code = sq_check_key("partition key", q->pk, 0);
 	if (code)
 		return code;
+	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
+	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
+	if (!for_delete && (q->flags & ~known))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
 	const char *parts[3] = { q->prefix, q->start, q->end };
 	static const char *const names[3] = { "prefix", "start", "end" };
 	for (int i = 0; i < 3; i++)

@@ -235,6 +235,21 @@ static int sq_exec(struct sq_conn *conn, const char *sql)
 	return 0;
 }
 
+/* Waits for a lock held by another connection: short sleeps, so that a
+ * waiter notices a released lock within a few milliseconds, until the busy
+ * timeout has passed since the wait began. */
+static int sq_busy_handler(void *arg, int count)
+{
+	struct sq_conn *conn = arg;
+	uint64_t now = sq_now_ms();
+	if (count == 0)
+		conn->busy_since = now;
+	if (now - conn->busy_since >= (uint64_t)conn->busy_timeout_ms)
+		return 0;
+	usleep(count < 20 ? 500u : 2000u);
+	return 1;
+}
+
 /* Opens a connection with the store's pragmas. */
 static int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 {
@@ -253,7 +268,8 @@ static int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 		return code;
 	}
 	sqlite3_extended_result_codes(conn->db, 1);
-	sqlite3_busy_timeout(conn->db, st->busy_timeout_ms);
+	conn->busy_timeout_ms = st->busy_timeout_ms;
+	sqlite3_busy_handler(conn->db, sq_busy_handler, conn);
 	int code = sq_exec(conn, st->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 	if (code == 0)
 		code = sq_exec(conn, "PRAGMA foreign_keys=OFF");
@@ -308,6 +324,22 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 		return code;
 	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
+	if (write) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += st->busy_timeout_ms / 1000;
+		until.tv_nsec += (long)(st->busy_timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_timedlock(&st->write_mu, &until) != 0) {
+			sq_conn_put(st, conn);
+			return sq_fail(AEROGRAM_EUNAVAILABLE,
+			               "sqlite: %s: other writers of this process held it for %d ms",
+			               st->path, st->busy_timeout_ms);
+		}
+	}
 	for (;;) {
 		conn->last_rc = 0;
 		code = sq_exec(conn, write ? "BEGIN IMMEDIATE" : "BEGIN");
@@ -328,6 +360,8 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 		attempt++;
 		usleep(attempt < 10 ? 1000u * attempt : 10000u);
 	}
+	if (write)
+		pthread_mutex_unlock(&st->write_mu);
 	sq_conn_put(st, conn);
 	return code;
 }
@@ -425,6 +459,7 @@ static void sq_store_free(struct aerogram_store *st)
 		sq_conn_close(c);
 	}
 	pthread_mutex_destroy(&st->pool_mu);
+	pthread_mutex_destroy(&st->write_mu);
 	pthread_mutex_destroy(&st->watch_mu);
 	pthread_cond_destroy(&st->watch_wake);
 	pthread_cond_destroy(&st->watch_done);
@@ -484,6 +519,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	}
 	st->host = host;
 	pthread_mutex_init(&st->pool_mu, NULL);
+	pthread_mutex_init(&st->write_mu, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
