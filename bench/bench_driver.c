@@ -2,6 +2,8 @@
  *
  * Usage: bench-driver [-n COUNT] [-b BYTES] DRIVER.so [key=value...]
  *   -b BYTES  only blob put and get of this size (to choose blob_inline_max)
+ *   -w        only watch latency: a write in this process, and a write in
+ *             another process (a child running this program) of the same store
  *
  * One thread, one operation at a time, so the numbers are latencies of the
  * driver as the mail engine sees them: single-row insert, single-row read,
@@ -10,6 +12,8 @@
  * never fails on speed: it only reports.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +171,132 @@ static void bench_blobs(const char *label, size_t size, size_t n, double *lat)
 	free(data);
 }
 
+/* ---- watch latency ---- */
+
+struct fired {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int done;
+	int status;
+	double at_us;
+	long long value; /* the writer's CLOCK_REALTIME in microseconds */
+};
+
+static double wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void on_fire(void *arg, int status, const struct aerogram_row *row,
+                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
+                    const char *message)
+{
+	(void)rows;
+	(void)n_rows;
+	(void)marker;
+	(void)message;
+	struct fired *f = arg;
+	pthread_mutex_lock(&f->mu);
+	f->at_us = wall_us();
+	f->status = status;
+	f->value = 0;
+	if (row && row->n_values) {
+		const struct aerogram_value *v = &row->values[row->n_values - 1];
+		char text[32];
+		snprintf(text, sizeof(text), "%.*s", (int)v->len, v->data ? (const char *)v->data : "");
+		f->value = atoll(text);
+	}
+	f->done = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void write_now(const char *pk)
+{
+	char value[32];
+	snprintf(value, sizeof(value), "%lld", (long long)wall_us());
+	struct aerogram_row_write w = { pk, "tick", NULL, (const uint8_t *)value, strlen(value), 0 };
+	if (drv->row_insert(store, &w, 1) != 0)
+		die("row_insert (watch)");
+}
+
+/* Arms a watch on the current token of pk/tick; `local` writes right after
+ * arming. Returns the latency in microseconds, or -1 on a timeout. */
+static double watch_once(const char *pk, int local)
+{
+	struct aerogram_row_query q = { .pk = pk, .sk = "tick" };
+	struct aerogram_row_result *r;
+	if (drv->row_read(store, &q, 1, &r) != 0)
+		die("row_read (watch)");
+	char token[128] = "";
+	if (r->pages[0].n_rows)
+		snprintf(token, sizeof(token), "%s", r->pages[0].rows[0].token);
+	drv->row_result_free(store, r);
+	struct fired f = { .done = 0 };
+	pthread_mutex_init(&f.mu, NULL);
+	pthread_cond_init(&f.cond, NULL);
+	struct aerogram_watch *w;
+	if (drv->row_watch(store, pk, "tick", token[0] ? token : NULL, 5000, on_fire, &f, &w) != 0)
+		die("row_watch");
+	if (local)
+		write_now(pk);
+	pthread_mutex_lock(&f.mu);
+	while (!f.done)
+		pthread_cond_wait(&f.cond, &f.mu);
+	pthread_mutex_unlock(&f.mu);
+	drv->row_watch_release(store, w);
+	pthread_mutex_destroy(&f.mu);
+	pthread_cond_destroy(&f.cond);
+	if (f.status != AEROGRAM_OK)
+		return -1;
+	return f.at_us - (double)f.value;
+}
+
+static void bench_watch(size_t n, double *lat, char **child_argv)
+{
+	char pk[96];
+	snprintf(pk, sizeof(pk), "%s/watch", run);
+	for (size_t i = 0; i < n; i++) {
+		lat[i] = watch_once(pk, 1);
+		if (lat[i] < 0)
+			die("watch timed out after a local write");
+	}
+	report("watch, same process", lat, n);
+	if (!(drv->capabilities & AEROGRAM_CAP_SHARED)) {
+		printf("%-22s (the driver does not share its store between processes)\n",
+		       "watch, other process");
+		return;
+	}
+	/* The child writes n times at random intervals; each write is one
+	 * sample here. */
+	child_argv[0] = "bench-driver";
+	child_argv[1] = "--watch-writer";
+	child_argv[2] = pk;
+	char count[32];
+	snprintf(count, sizeof(count), "%zu", n);
+	child_argv[3] = count;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv("/proc/self/exe", child_argv);
+		_exit(127);
+	}
+	size_t got = 0;
+	while (got < n) {
+		double l = watch_once(pk, 0);
+		if (l < 0)
+			break; /* the writer is done or died */
+		lat[got++] = l;
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (got == 0)
+		die("no write of the other process was seen");
+	report("watch, other process", lat, got);
+}
+
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
 	if (level <= AEROGRAM_LOG_WARNING)
@@ -176,7 +306,18 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 int main(int argc, char **argv)
 {
 	size_t n = 2000, only_blob = 0;
-	int arg = 1;
+	int arg = 1, only_watch = 0;
+	/* The writer half of -w: bench-driver --watch-writer PK COUNT DRIVER.so k=v... */
+	const char *writer_pk = NULL;
+	if (argc > 4 && strcmp(argv[1], "--watch-writer") == 0) {
+		writer_pk = argv[2];
+		n = (size_t)strtoul(argv[3], NULL, 10);
+		arg = 4;
+	}
+	if (arg < argc && strcmp(argv[arg], "-w") == 0) {
+		only_watch = 1;
+		arg++;
+	}
 	while (arg + 1 < argc && (strcmp(argv[arg], "-n") == 0 || strcmp(argv[arg], "-b") == 0)) {
 		size_t v = (size_t)strtoul(argv[arg + 1], NULL, 10);
 		if (argv[arg][1] == 'n')
@@ -189,17 +330,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench-driver [-n COUNT] [-b BYTES] DRIVER.so [key=value...]\n");
 		return 2;
 	}
+	const int driver_arg = arg;
 	const char *path = argv[arg++];
 	struct aerogram_config_entry cfg[16];
 	size_t n_cfg = 0;
 	for (; arg < argc && n_cfg < 16; arg++) {
-		char *eq = strchr(argv[arg], '=');
+		/* Parse a copy: the arguments are handed on to the -w child as given. */
+		char *kv = strdup(argv[arg]);
+		char *eq = kv ? strchr(kv, '=') : NULL;
 		if (eq == NULL) {
+			free(kv);
 			fprintf(stderr, "bench-driver: '%s' is not key=value\n", argv[arg]);
 			return 2;
 		}
 		*eq = '\0';
-		cfg[n_cfg].key = argv[arg];
+		cfg[n_cfg].key = kv;
 		cfg[n_cfg].value = eq + 1;
 		n_cfg++;
 	}
@@ -212,6 +357,19 @@ int main(int argc, char **argv)
 	}
 	drv = ag_driver_store(d)->driver;
 	store = ag_driver_store(d)->store;
+	if (writer_pk) {
+		unsigned seed = (unsigned)getpid();
+		usleep(200000);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			usleep(60000 + (seed >> 8) % 90000);
+			write_now(writer_pk);
+		}
+		ag_driver_unload(d);
+		for (size_t i = 0; i < n_cfg; i++)
+			free((char *)cfg[i].key);
+		return 0;
+	}
 	snprintf(run, sizeof(run), "bench-%ld-%d", (long)time(NULL), (int)getpid());
 
 	size_t n_range = n / 20 > 20 ? n / 20 : 20;
@@ -224,7 +382,17 @@ int main(int argc, char **argv)
 	       drv->version, n, n_range, n_1m);
 	printf("%-22s %7s %12s %10s %10s %10s\n", "operation", "count", "ops/s", "mean us", "p50 us",
 	       "p99 us");
-	if (only_blob) {
+	if (only_watch) {
+		/* The child gets: name, --watch-writer, pk, count, then the driver
+		 * path and the configuration as given, unparsed. */
+		char **child_argv = calloc((size_t)(argc - driver_arg) + 5, sizeof(char *));
+		if (child_argv == NULL)
+			return 1;
+		for (int i = 0; i < argc - driver_arg; i++)
+			child_argv[4 + i] = argv[driver_arg + i];
+		bench_watch(n > 50 ? 50 : n, lat, child_argv);
+		free(child_argv);
+	} else if (only_blob) {
 		char label[32];
 		snprintf(label, sizeof(label), "%zuB", only_blob);
 		bench_blobs(label, only_blob, n, lat);
@@ -236,5 +404,7 @@ int main(int argc, char **argv)
 	}
 	free(lat);
 	ag_driver_unload(d);
+	for (size_t i = 0; i < n_cfg; i++)
+		free((char *)cfg[i].key);
 	return 0;
 }

@@ -18,4 +18,6 @@ bench: $(B)/bench-driver $(DRIVERS)
 	$(B)/bench-driver -n $(BENCH_N) $(B)/drivers/aerogram_sqlite.so path=$$dir/normal.db synchronous=normal && \
 	echo "== memory" && \
 	$(B)/bench-driver -n $(BENCH_N) $(B)/drivers/aerogram_memory.so && \
+	echo "== watch latency, sqlite (poll_interval_ms default)" && \
+	$(B)/bench-driver -w -n 40 $(B)/drivers/aerogram_sqlite.so path=$$dir/watch.db && \
 	rm -rf "$$dir"
