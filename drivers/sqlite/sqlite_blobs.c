@@ -8,10 +8,14 @@
  * names it commits. So a committed row never names a missing or partial
  * file. The old file of a replaced or deleted blob is unlinked after the
  * commit; a crash in between leaves an orphan file, never a dangling row.
+ * Orphans are removed by a sweep at each open, once they are older than
+ * blob_orphan_age_s (a put in progress elsewhere is always younger).
  * Files are immutable, so a copy is a hard link.
  */
 #include "drivers/sqlite/sqlite_internal.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SQ_BLOB_KEY_MAX 479
@@ -757,4 +762,93 @@ int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_
 			sq_file_unlink(st, c.files[i]);
 	free(c.files);
 	return code;
+}
+
+/* ---- the orphan sweep ---- */
+
+/* Looks at one blob directory "xx"; returns the number of files removed. */
+static unsigned sq_sweep_dir(struct aerogram_store *st, struct sq_conn *conn, const char *sub,
+                             time_t now)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/%s", st->blob_dir, sub);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	unsigned removed = 0;
+	struct dirent *e;
+	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char path[4400], rel[SQ_FILE_NAME_LEN + 8];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		struct stat sb;
+		/* ctime, not mtime: link() (a copy in progress) refreshes it. */
+		if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+		    now - sb.st_ctime < (time_t)st->orphan_age_s)
+			continue;
+		int orphan = 0;
+		if (strncmp(e->d_name, ".tmp-", 5) == 0) {
+			orphan = 1; /* a put that died before its rename */
+		} else if (strlen(e->d_name) == 32) {
+			snprintf(rel, sizeof(rel), "%s/%s", sub, e->d_name);
+			sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_FILE_USED);
+			if (s == NULL)
+				break;
+			sqlite3_bind_text(s, 1, rel, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(s);
+			sqlite3_reset(s);
+			if (rc == SQLITE_DONE)
+				orphan = 1;
+			else if (rc != SQLITE_ROW)
+				break; /* the database is busy or failing: try at the next open */
+		}
+		if (orphan && unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+static void *sq_sweep_main(void *arg)
+{
+	struct aerogram_store *st = arg;
+	struct sq_conn *conn;
+	if (sq_conn_get(st, &conn) != 0)
+		return NULL;
+	time_t now = time(NULL);
+	unsigned removed = 0;
+	DIR *d = opendir(st->blob_dir);
+	if (d) {
+		struct dirent *e;
+		while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+			if (strlen(e->d_name) == 2 && isxdigit((unsigned char)e->d_name[0]) &&
+			    isxdigit((unsigned char)e->d_name[1]))
+				removed += sq_sweep_dir(st, conn, e->d_name, now);
+		}
+		closedir(d);
+	}
+	sq_conn_put(st, conn);
+	if (removed)
+		sq_log(st, AEROGRAM_LOG_INFO, "removed %u orphan blob files from %s", removed,
+		       st->blob_dir);
+	return NULL;
+}
+
+void sq_sweep_start(struct aerogram_store *st)
+{
+	st->sweep_stop = 0;
+	if (pthread_create(&st->sweep_thread, NULL, sq_sweep_main, st) == 0)
+		st->sweep_started = 1;
+	else
+		sq_log(st, AEROGRAM_LOG_WARNING, "cannot start the orphan sweep of %s", st->blob_dir);
+}
+
+void sq_sweep_stop(struct aerogram_store *st)
+{
+	if (!st->sweep_started)
+		return;
+	st->sweep_stop = 1;
+	pthread_join(st->sweep_thread, NULL);
+	st->sweep_started = 0;
 }

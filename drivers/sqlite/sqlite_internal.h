@@ -29,6 +29,7 @@ enum sq_stmt_id {
 	SQ_BLOB_FILE,
 	SQ_BLOB_PUT,
 	SQ_BLOB_DEL,
+	SQ_BLOB_FILE_USED,
 	SQ_BLOB_LIST,
 	SQ_BLOB_LIST_OPEN,
 	SQ_RANGE_FIRST, /* SQ_RANGE_FIRST + sq_range_variant(): the range reads */
@@ -55,6 +56,7 @@ struct aerogram_store {
 	int busy_timeout_ms;
 	size_t blob_inline_max;
 	int poll_interval_ms;
+	unsigned orphan_age_s; /* blob files unnamed for this long are removed */
 
 	/* Writers of this process queue here rather than in SQLite's busy
 	 * handler, which polls and can starve one thread for seconds. */
@@ -72,6 +74,11 @@ struct aerogram_store {
 	int watch_kick;  /* new watch or local write: look now */
 	struct aerogram_watch *watches;
 	size_t n_watches;
+
+	/* The sweep of orphan blob files, once per open (sqlite_blobs.c). */
+	pthread_t sweep_thread;
+	int sweep_started;
+	_Atomic int sweep_stop;
 };
 
 /* ---- errors (sqlite_store.c) ---- */
@@ -163,6 +170,11 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
                  uint32_t max_keys, struct aerogram_blob_list **out);
 void sq_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
 int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
+/* Starts / stops the thread that removes blob files no row names (left by a
+ * crash between a file's creation and its commit, or between a commit and
+ * the unlink of the file it replaced). */
+void sq_sweep_start(struct aerogram_store *st);
+void sq_sweep_stop(struct aerogram_store *st);
 
 /* ---- schema (sqlite_schema.c) ---- */
 

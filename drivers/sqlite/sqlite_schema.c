@@ -42,7 +42,8 @@ static const char sq_schema_v1[] =
 	"  data BLOB,"
 	"  file TEXT,"
 	"  meta BLOB NOT NULL,"
-	"  mtime INTEGER NOT NULL);";
+	"  mtime INTEGER NOT NULL);"
+	"CREATE INDEX ag_blobs_file ON ag_blobs(file) WHERE file IS NOT NULL;";
 
 struct sq_migration {
 	int to_version;

@@ -41,6 +41,8 @@
 #define SQ_SQL_BLOB_PUT \
 	"INSERT OR REPLACE INTO ag_blobs(key, size, data, file, meta, mtime) " \
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+/* Is a blob file named by a row? (the orphan sweep, on a partial index) */
+#define SQ_SQL_BLOB_FILE_USED "SELECT 1 FROM ag_blobs WHERE file = ?1 AND file IS NOT NULL"
 #define SQ_SQL_BLOB_DEL "DELETE FROM ag_blobs WHERE key = ?1"
 #define SQ_SQL_BLOB_LIST \
 	"SELECT key, size FROM ag_blobs WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"

@@ -24,6 +24,7 @@
  * measurements behind it). */
 #define SQ_DEFAULT_BLOB_INLINE_MAX (64 * 1024)
 #define SQ_DEFAULT_POLL_INTERVAL_MS 50
+#define SQ_DEFAULT_ORPHAN_AGE_S 3600
 
 static _Thread_local char sq_errmsg[512];
 
@@ -190,6 +191,7 @@ static const char *const sq_fixed_sql[SQ_RANGE_FIRST] = {
 	[SQ_BLOB_FILE] = SQ_SQL_BLOB_FILE,
 	[SQ_BLOB_PUT] = SQ_SQL_BLOB_PUT,
 	[SQ_BLOB_DEL] = SQ_SQL_BLOB_DEL,
+	[SQ_BLOB_FILE_USED] = SQ_SQL_BLOB_FILE_USED,
 	[SQ_BLOB_LIST] = SQ_SQL_BLOB_LIST,
 	[SQ_BLOB_LIST_OPEN] = SQ_SQL_BLOB_LIST_OPEN,
 };
@@ -369,7 +371,8 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 /* ---- configuration, open and close ---- */
 
 static const char *const sq_config_keys[] = {
-	"path", "synchronous", "busy_timeout_ms", "blob_inline_max", "poll_interval_ms", NULL
+	"path", "synchronous", "busy_timeout_ms", "blob_inline_max", "poll_interval_ms",
+	"blob_orphan_age_s", NULL
 };
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -392,6 +395,7 @@ static int sq_configure(struct aerogram_store *st, const struct aerogram_config_
 	st->busy_timeout_ms = SQ_DEFAULT_BUSY_TIMEOUT_MS;
 	st->blob_inline_max = SQ_DEFAULT_BLOB_INLINE_MAX;
 	st->poll_interval_ms = SQ_DEFAULT_POLL_INTERVAL_MS;
+	st->orphan_age_s = SQ_DEFAULT_ORPHAN_AGE_S;
 	for (size_t i = 0; i < n_config; i++) {
 		const char *k = config[i].key, *v = config[i].value ? config[i].value : "";
 		unsigned long long n;
@@ -431,6 +435,12 @@ static int sq_configure(struct aerogram_store *st, const struct aerogram_config_
 				return AEROGRAM_EINVAL;
 			}
 			st->poll_interval_ms = (int)n;
+		} else if (strcmp(k, "blob_orphan_age_s") == 0) {
+			if (parse_uint(v, 365u * 86400, &n) != 0 || n == 0) {
+				snprintf(errbuf, errlen, "blob_orphan_age_s must be 1..31536000, not '%s'", v);
+				return AEROGRAM_EINVAL;
+			}
+			st->orphan_age_s = (unsigned)n;
 		} else {
 			snprintf(errbuf, errlen, "unknown configuration key '%s'", k);
 			return AEROGRAM_EINVAL;
@@ -543,9 +553,11 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	if (code == 0)
 		code = sq_watch_start(st, errbuf, errlen);
 	if (code != 0) {
+		sq_watch_stop(st);
 		sq_store_free(st);
 		return code;
 	}
+	sq_sweep_start(st);
 	sq_log(st, AEROGRAM_LOG_INFO, "opened %s (synchronous=%s, blobs over %zu bytes in %s)",
 	       st->path, st->sync_full ? "full" : "normal", st->blob_inline_max, st->blob_dir);
 	*out = st;
@@ -556,6 +568,7 @@ static void sq_close(struct aerogram_store *st)
 {
 	if (st == NULL)
 		return;
+	sq_sweep_stop(st);
 	sq_watch_stop(st);
 	sq_store_free(st);
 }

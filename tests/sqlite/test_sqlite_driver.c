@@ -360,6 +360,46 @@ static void test_blobs(void)
 	ag_driver_unload(drv);
 }
 
+/* Files no row names (a crash between file and commit) are removed at the
+ * next open once old enough; named files stay. */
+static void test_orphan_sweep(void)
+{
+	char db[300], blobdir[320], orphan[400], tmp[400];
+	new_db(db, sizeof(db));
+	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
+	struct aerogram_config_entry cfg[3] = { { "path", db }, { "blob_inline_max", "10" },
+		                                { "blob_orphan_age_s", "1" } };
+	struct ag_driver *drv;
+	char err[512];
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 3, &drv, err, sizeof(err)) == 0);
+	static const uint8_t body[100] = { 1, 2, 3 };
+	CU_ASSERT(D(drv)->blob_put(S(drv), "kept", body, sizeof(body), NULL, 0) == 0);
+	ag_driver_unload(drv);
+	CU_ASSERT(count_files(blobdir) == 1);
+	snprintf(orphan, sizeof(orphan), "%s/ab", blobdir);
+	mkdir(orphan, 0750);
+	snprintf(orphan, sizeof(orphan), "%s/ab/ab0123456789abcdef0123456789abcd", blobdir);
+	snprintf(tmp, sizeof(tmp), "%s/ab/.tmp-ab0123456789abcdef0123456789abce", blobdir);
+	FILE *f = fopen(orphan, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fclose(f);
+	f = fopen(tmp, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fclose(f);
+	usleep(2100000); /* older than blob_orphan_age_s, at a 1 s clock granularity */
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 3, &drv, err, sizeof(err)) == 0);
+	for (int i = 0; i < 100 && (access(orphan, F_OK) == 0 || access(tmp, F_OK) == 0); i++)
+		usleep(50000);
+	CU_ASSERT(access(orphan, F_OK) != 0);
+	CU_ASSERT(access(tmp, F_OK) != 0);
+	struct aerogram_blob_request rq = { "kept", 0, 0 };
+	struct aerogram_blob_result *r;
+	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), &rq, 1, &r) == 0);
+	CU_ASSERT(r->blobs[0].status == 0 && r->blobs[0].len == sizeof(body));
+	D(drv)->blob_result_free(S(drv), r);
+	ag_driver_unload(drv);
+}
+
 /* ---- watches ---- */
 
 struct seen {
@@ -647,7 +687,8 @@ static void test_query_plans(void)
 	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
 	const char *fixed[] = { SQ_SQL_CLOCK_GET, SQ_SQL_ROW_FIND,  SQ_SQL_VAL_DROP,   SQ_SQL_VAL_DEDUP,
 		                SQ_SQL_ROW_UPDATE, SQ_SQL_VAL_LIST, SQ_SQL_ROW_CHANGED, SQ_SQL_BLOB_GET,
-		                SQ_SQL_BLOB_FILE, SQ_SQL_BLOB_DEL, SQ_SQL_BLOB_LIST, SQ_SQL_BLOB_LIST_OPEN };
+		                SQ_SQL_BLOB_FILE, SQ_SQL_BLOB_DEL, SQ_SQL_BLOB_LIST, SQ_SQL_BLOB_LIST_OPEN,
+		                SQ_SQL_BLOB_FILE_USED };
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		check_plan(h, fixed[i], "SEARCH ");
 	for (int v = 0; v < SQ_RANGE_VARIANTS; v++) {
@@ -698,6 +739,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "tokens supersede exactly what was read", test_causality);
 	CU_add_test(s, "ranges, prefixes, reverse, limits, deletes", test_ranges);
 	CU_add_test(s, "blobs inline and in files, copy, delete, list", test_blobs);
+	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
 	CU_add_test(s, "watches in one process", test_watch_local);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
 	CU_add_test(s, "schema version is checked", test_schema_version);
