@@ -716,6 +716,7 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 
 int main(int argc, char **argv)
 {
+	ag_driver_set_log(quiet_log);
 	if (argc == 5 && strcmp(argv[2], "--writer") == 0) {
 		driver_path = argv[1];
 		return writer_main(argv[3], atoi(argv[4]));
@@ -725,7 +726,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	driver_path = argv[1];
-	ag_driver_set_log(quiet_log);
 	const char *t = getenv("TMPDIR");
 	snprintf(tmpdir, sizeof(tmpdir), "%s/agsqlite.XXXXXX", t && *t ? t : "/tmp");
 	if (mkdtemp(tmpdir) == NULL) {
