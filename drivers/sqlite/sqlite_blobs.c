@@ -268,13 +268,17 @@ static int sq_blob_row_put(struct sq_conn *conn, const char *key, uint64_t size,
 	static const char empty[1];
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)size);
+	int rc;
 	if (file && file[0])
-		sqlite3_bind_text(s, 4, file, -1, SQLITE_STATIC);
+		rc = sqlite3_bind_text(s, 4, file, -1, SQLITE_STATIC);
 	else
-		sqlite3_bind_blob64(s, 3, data ? data : empty, len, SQLITE_STATIC);
-	sqlite3_bind_blob64(s, 5, meta ? meta : empty, meta_len, SQLITE_STATIC);
+		rc = sqlite3_bind_blob64(s, 3, data ? data : empty, len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob64(s, 5, meta ? meta : empty, meta_len, SQLITE_STATIC);
+	if (rc != SQLITE_OK) /* over SQLite's length limit */
+		return sq_db_fail(conn, rc, "storing a blob");
 	sqlite3_bind_int64(s, 6, (int64_t)sq_wall_ms());
-	int rc = sqlite3_step(s);
+	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return sq_db_fail(conn, rc, "writing a blob");

@@ -548,8 +548,10 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 		return sq_map_rc(conn->last_rc);
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int(s, 2, tombstone ? 1 : 0);
-	if (data)
-		sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC);
+	/* A bind fails only for a value over SQLite's length limit. */
+	int rc_bind = data ? sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC) : SQLITE_OK;
+	if (rc_bind != SQLITE_OK)
+		return sq_db_fail(conn, rc_bind, "storing a value");
 	int code = sq_step_done(conn, s, "merging identical values");
 	if (code)
 		return code;
@@ -559,8 +561,8 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 	sqlite3_bind_int64(s, 1, (int64_t)ver);
 	sqlite3_bind_int64(s, 2, id);
 	sqlite3_bind_int(s, 3, tombstone ? 1 : 0);
-	if (data)
-		sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC);
+	if (data && (rc_bind = sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC)) != SQLITE_OK)
+		return sq_db_fail(conn, rc_bind, "storing a value");
 	if ((code = sq_step_done(conn, s, "adding a value")) != 0)
 		return code;
 

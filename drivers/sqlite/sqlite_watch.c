@@ -21,6 +21,10 @@
 #include <string.h>
 #include <time.h>
 
+/* Past this many changed rows in one look, each pending watch reads its own
+ * row instead (bounded by the number of watches, not of writes). */
+#define SQ_CHANGED_MATCH_MAX 64
+
 enum sq_watch_state {
 	SQ_W_NEW,     /* registered; the thread has not compared it yet */
 	SQ_W_PENDING, /* waiting for a change or the deadline */
@@ -140,12 +144,21 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next)
 		if (w->state == SQ_W_NEW)
 			code = sq_watch_check_new(conn, w, fire);
+	int check_all = 0;
 	if (code == 0 && clock > *last_seen) {
 		if ((s = sq_stmt(conn, SQ_ROW_CHANGED)) == NULL) {
 			code = sq_map_rc(conn->last_rc);
 		} else {
 			sqlite3_bind_int64(s, 1, (int64_t)*last_seen);
+			size_t seen = 0;
 			while (code == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+				/* Many rows changed (a bulk import): looking up each
+				 * watch's row is cheaper than matching every row. */
+				if (++seen > SQ_CHANGED_MATCH_MAX) {
+					check_all = 1;
+					rc = SQLITE_DONE;
+					break;
+				}
 				int64_t id = sqlite3_column_int64(s, 0);
 				const char *pk = (const char *)sqlite3_column_text(s, 1);
 				const char *sk = (const char *)sqlite3_column_text(s, 2);
@@ -162,6 +175,9 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 			sqlite3_reset(s);
 		}
 	}
+	for (struct aerogram_watch *w = st->watches; code == 0 && check_all && w; w = w->next)
+		if (w->state == SQ_W_PENDING)
+			code = sq_watch_check_new(conn, w, fire);
 	if (code == 0) {
 		rc = sqlite3_exec(conn->db, "COMMIT", NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
