@@ -543,6 +543,21 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 		snprintf(errbuf, errlen, "the SQLite library was built without thread support");
 		code = AEROGRAM_EINTERNAL;
 	}
+	if (code == 0) {
+		/* Say which directory is missing rather than SQLite's "unable to
+		 * open database file". */
+		char *dir = strdup(st->path);
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+		struct stat sb;
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+				snprintf(errbuf, errlen, "the directory of path, %s, does not exist", dir);
+				code = AEROGRAM_EINVAL;
+			}
+		}
+		free(dir);
+	}
 	if (code == 0 && mkdir(st->blob_dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(errbuf, errlen, "cannot create the blob directory %s: %s", st->blob_dir,
 		         strerror(errno));

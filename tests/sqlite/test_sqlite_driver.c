@@ -108,6 +108,10 @@ static void test_config(void)
 	CU_ASSERT(load(db, "colour", "blue", err, sizeof(err)) == NULL);
 	CU_ASSERT(strstr(err, "colour") != NULL);
 	CU_ASSERT(load(db, "busy_timeout_ms", "-5", err, sizeof(err)) == NULL);
+	char nodir[400];
+	snprintf(nodir, sizeof(nodir), "%s/no-such-dir/db", tmpdir);
+	CU_ASSERT(load(nodir, NULL, NULL, err, sizeof(err)) == NULL);
+	CU_ASSERT(strstr(err, "no-such-dir") != NULL && strstr(err, "does not exist") != NULL);
 	drv = load(db, "synchronous", "normal", NULL, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
 	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_DURABLE);
@@ -523,6 +527,29 @@ static void test_watch_local(void)
 		CU_ASSERT(many[i].calls == 0);
 	for (int i = 0; i < N; i++)
 		d->row_watch_release(S(drv), ws[i]);
+
+	/* A batch of many rows in one commit (past the thread's row-matching
+	 * limit) still fires the watch on one of them, and only that one. */
+	struct seen sb, sq;
+	seen_init(&sb);
+	seen_init(&sq);
+	struct aerogram_watch *wb, *wq;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "bulk", "k0150", NULL, 20000, on_watch, &sb, &wb) == 0);
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "bulk", "quiet", NULL, 20000, on_watch, &sq, &wq) == 0);
+	usleep(50000);
+	enum { BULK = 300 };
+	static char bulk_sk[BULK][16];
+	struct aerogram_row_write bw[BULK];
+	for (int i = 0; i < BULK; i++) {
+		snprintf(bulk_sk[i], sizeof(bulk_sk[i]), "k%04d", i);
+		bw[i] = (struct aerogram_row_write){ "bulk", bulk_sk[i], NULL, (const uint8_t *)"b", 1, 0 };
+	}
+	CU_ASSERT(d->row_insert(S(drv), bw, BULK) == 0);
+	CU_ASSERT(seen_wait(&sb, 5000) == 1 && sb.status == AEROGRAM_OK);
+	usleep(100000);
+	CU_ASSERT(sq.calls == 0);
+	d->row_watch_release(S(drv), wb);
+	d->row_watch_release(S(drv), wq);
 	ag_driver_unload(drv);
 }
 
