@@ -141,6 +141,13 @@ void sq_arena_free(struct sq_arena *a);
 int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
                 uint64_t ctx, struct aerogram_row *row);
 
+/* Reads every row of pk in the forward range prefix/start/end (NULL or
+ * empty: unbounded), tombstone-only rows included, whose ctx is above
+ * `since`, into the arena. */
+int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
+                       const char *prefix, const char *start, const char *end, uint64_t since,
+                       const struct aerogram_row **rows, size_t *n_rows);
+
 /* ---- the functions of the descriptor ---- */
 
 int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
@@ -159,6 +166,10 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);
 void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch);
+int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
+                       const char *start, const char *end, const char *marker,
+                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                       struct aerogram_watch **out);
 
 int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                 size_t n_requests, struct aerogram_blob_result **out);

@@ -17,6 +17,7 @@
 #include "drivers/sqlite/sqlite_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,15 @@ struct aerogram_watch {
 	struct aerogram_watch *fire_next;   /* the thread's list of callbacks to make */
 	char *pk, *sk;
 	char *token; /* NULL: fire when the row holds anything */
+	/* A range watch: sk NULL, the range, and the clock it has seen. */
+	int is_range;
+	int range_dirty; /* a row in range changed: read the range again */
+	char *prefix, *start, *end;
+	uint64_t marker;
+	int has_marker;
+	char marker_text[32];
+	const struct aerogram_row *rows;
+	size_t n_rows;
 	uint64_t deadline;
 	aerogram_watch_cb cb;
 	void *arg;
@@ -49,12 +59,17 @@ struct aerogram_watch {
 	struct sq_arena arena;
 };
 
+static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms);
+
 static void sq_watch_free(struct aerogram_watch *w)
 {
 	sq_arena_free(&w->arena);
 	free(w->pk);
 	free(w->sk);
 	free(w->token);
+	free(w->prefix);
+	free(w->start);
+	free(w->end);
 	free(w);
 }
 
@@ -120,6 +135,63 @@ static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
 	return sq_watch_check(conn, w, found, id, ctx, fire);
 }
 
+static void sq_marker_format(uint64_t clock, char out[32])
+{
+	char hex[32];
+	sq_token_format(clock, hex);
+	out[0] = 'm';
+	memcpy(out + 1, hex, 17); /* 16 digits and the NUL */
+}
+
+static int sq_marker_parse(const char *m, uint64_t *out)
+{
+	if (m[0] != 'm' || strlen(m) != 17)
+		return -1;
+	uint64_t v = 0;
+	for (const char *p = m + 1; *p; p++) {
+		unsigned d;
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			return -1;
+		v = (v << 4) | d;
+	}
+	*out = v;
+	return 0;
+}
+
+static int sq_in_range(const struct aerogram_watch *w, const char *sk)
+{
+	if (w->prefix && strncmp(sk, w->prefix, strlen(w->prefix)) != 0)
+		return 0;
+	if (w->start && strcmp(sk, w->start) < 0)
+		return 0;
+	if (w->end && strcmp(sk, w->end) >= 0)
+		return 0;
+	return 1;
+}
+
+/* Reads the rows of a range watch newer than its marker; fires when there
+ * are some (or always, for a watch without a marker). */
+static int sq_range_check(struct sq_conn *conn, struct aerogram_watch *w, uint64_t clock,
+                          int always, struct aerogram_watch **fire)
+{
+	w->state = SQ_W_PENDING;
+	w->range_dirty = 0;
+	sq_arena_free(&w->arena);
+	int code = sq_row_range_since(conn, &w->arena, w->pk, w->prefix, w->start, w->end,
+	                              w->marker, &w->rows, &w->n_rows);
+	if (code)
+		return code;
+	if (!always && w->n_rows == 0)
+		return 0;
+	sq_marker_format(clock, w->marker_text);
+	sq_queue(w, AEROGRAM_OK, fire);
+	return 0;
+}
+
 /* One look at the database, under watch_mu: new watches, then the rows
  * changed since *last_seen. */
 static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64_t *last_seen,
@@ -141,9 +213,14 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 			code = sq_db_fail(conn, rc, "reading the clock");
 		sqlite3_reset(s);
 	}
-	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next)
-		if (w->state == SQ_W_NEW)
+	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
+		if (w->state != SQ_W_NEW)
+			continue;
+		if (w->is_range)
+			code = sq_range_check(conn, w, clock, !w->has_marker, fire);
+		else
 			code = sq_watch_check_new(conn, w, fire);
+	}
 	int check_all = 0;
 	if (code == 0 && clock > *last_seen) {
 		if ((s = sq_stmt(conn, SQ_ROW_CHANGED)) == NULL) {
@@ -164,8 +241,14 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 				const char *sk = (const char *)sqlite3_column_text(s, 2);
 				uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 3);
 				for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
-					if (w->state != SQ_W_PENDING || strcmp(w->pk, pk ? pk : "") != 0 ||
-					    strcmp(w->sk, sk ? sk : "") != 0)
+					if (w->state != SQ_W_PENDING || strcmp(w->pk, pk ? pk : "") != 0)
+						continue;
+					if (w->is_range) {
+						if (sq_in_range(w, sk ? sk : ""))
+							w->range_dirty = 1;
+						continue;
+					}
+					if (strcmp(w->sk, sk ? sk : "") != 0)
 						continue;
 					code = sq_watch_check(conn, w, 1, id, ctx, fire);
 				}
@@ -175,9 +258,14 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 			sqlite3_reset(s);
 		}
 	}
-	for (struct aerogram_watch *w = st->watches; code == 0 && check_all && w; w = w->next)
-		if (w->state == SQ_W_PENDING)
+	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
+		if (w->state != SQ_W_PENDING)
+			continue;
+		if (w->is_range && (check_all || w->range_dirty))
+			code = sq_range_check(conn, w, clock, 0, fire);
+		else if (!w->is_range && check_all)
 			code = sq_watch_check_new(conn, w, fire);
+	}
 	if (code == 0) {
 		rc = sqlite3_exec(conn->db, "COMMIT", NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
@@ -308,7 +396,9 @@ static void *sq_watch_main(void *arg)
 			}
 			w->state = SQ_W_RUNNING;
 			pthread_mutex_unlock(&st->watch_mu);
-			if (w->status == AEROGRAM_OK)
+			if (w->status == AEROGRAM_OK && w->is_range)
+				w->cb(w->arg, AEROGRAM_OK, NULL, w->rows, w->n_rows, w->marker_text, NULL);
+			else if (w->status == AEROGRAM_OK)
 				w->cb(w->arg, AEROGRAM_OK, w->has_row ? &w->row : NULL,
 				      w->has_row ? &w->row : NULL, w->has_row ? 1 : 0, NULL, NULL);
 			else
@@ -399,6 +489,14 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
 	}
 	w->cb = cb;
 	w->arg = arg;
+	sq_watch_add(st, w, timeout_ms);
+	*out = w;
+	return 0;
+}
+
+/* Hands a new watch to the thread, which compares it first. */
+static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms)
+{
 	w->deadline = sq_now_ms() + timeout_ms;
 	w->state = SQ_W_NEW;
 	pthread_mutex_lock(&st->watch_mu);
@@ -410,6 +508,57 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
 	st->watch_kick = 1;
 	pthread_cond_signal(&st->watch_wake);
 	pthread_mutex_unlock(&st->watch_mu);
+}
+
+static char *sq_dup_nonempty(const char *s, int *oom)
+{
+	if (s == NULL || s[0] == '\0')
+		return NULL;
+	char *d = strdup(s);
+	if (d == NULL)
+		*oom = 1;
+	return d;
+}
+
+int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
+                       const char *start, const char *end, const char *marker,
+                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                       struct aerogram_watch **out)
+{
+	*out = NULL;
+	uint64_t m = 0;
+	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: missing or invalid partition key");
+	if ((prefix && !sq_utf8_valid(prefix)) || (start && !sq_utf8_valid(start)) ||
+	    (end && !sq_utf8_valid(end)))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: a bound is not valid UTF-8");
+	if (cb == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: no callback");
+	if (marker != NULL && sq_marker_parse(marker, &m) != 0)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: malformed marker '%.40s'", marker);
+	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
+		return sq_fail(AEROGRAM_EINVAL,
+		               "sqlite: range watch: start '%s' does not begin with prefix '%s'", start,
+		               prefix);
+	struct aerogram_watch *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	int oom = 0;
+	w->is_range = 1;
+	w->pk = strdup(pk);
+	w->prefix = sq_dup_nonempty(prefix, &oom);
+	w->start = sq_dup_nonempty(start, &oom);
+	w->end = sq_dup_nonempty(end, &oom);
+	if (w->pk == NULL || oom) {
+		sq_watch_free(w);
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	}
+	/* Without a marker the first look fires with the whole range. */
+	w->marker = m;
+	w->has_marker = marker != NULL;
+	w->cb = cb;
+	w->arg = arg;
+	sq_watch_add(st, w, timeout_ms);
 	*out = w;
 	return 0;
 }
