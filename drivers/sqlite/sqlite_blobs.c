@@ -814,45 +814,19 @@ static unsigned sq_sweep_dir(struct aerogram_store *st, struct sq_conn *conn, co
 	return removed;
 }
 
-static void *sq_sweep_main(void *arg)
+unsigned sq_blob_sweep_files(struct aerogram_store *st, struct sq_conn *conn)
 {
-	struct aerogram_store *st = arg;
-	struct sq_conn *conn;
-	if (sq_conn_get(st, &conn) != 0)
-		return NULL;
 	time_t now = time(NULL);
 	unsigned removed = 0;
 	DIR *d = opendir(st->blob_dir);
-	if (d) {
-		struct dirent *e;
-		while (!st->sweep_stop && (e = readdir(d)) != NULL) {
-			if (strlen(e->d_name) == 2 && isxdigit((unsigned char)e->d_name[0]) &&
-			    isxdigit((unsigned char)e->d_name[1]))
-				removed += sq_sweep_dir(st, conn, e->d_name, now);
-		}
-		closedir(d);
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+		if (strlen(e->d_name) == 2 && isxdigit((unsigned char)e->d_name[0]) &&
+		    isxdigit((unsigned char)e->d_name[1]))
+			removed += sq_sweep_dir(st, conn, e->d_name, now);
 	}
-	sq_conn_put(st, conn);
-	if (removed)
-		sq_log(st, AEROGRAM_LOG_INFO, "removed %u orphan blob files from %s", removed,
-		       st->blob_dir);
-	return NULL;
-}
-
-void sq_sweep_start(struct aerogram_store *st)
-{
-	st->sweep_stop = 0;
-	if (pthread_create(&st->sweep_thread, NULL, sq_sweep_main, st) == 0)
-		st->sweep_started = 1;
-	else
-		sq_log(st, AEROGRAM_LOG_WARNING, "cannot start the orphan sweep of %s", st->blob_dir);
-}
-
-void sq_sweep_stop(struct aerogram_store *st)
-{
-	if (!st->sweep_started)
-		return;
-	st->sweep_stop = 1;
-	pthread_join(st->sweep_thread, NULL);
-	st->sweep_started = 0;
+	closedir(d);
+	return removed;
 }

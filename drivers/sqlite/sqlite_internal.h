@@ -25,6 +25,9 @@ enum sq_stmt_id {
 	SQ_ROW_UPDATE,
 	SQ_VAL_LIST,
 	SQ_ROW_CHANGED,
+	SQ_ROW_DEAD,
+	SQ_VAL_DEL_ROW,
+	SQ_ROW_DEL,
 	SQ_BLOB_GET,
 	SQ_BLOB_FILE,
 	SQ_BLOB_PUT,
@@ -75,10 +78,14 @@ struct aerogram_store {
 	struct aerogram_watch *watches;
 	size_t n_watches;
 
-	/* The sweep of orphan blob files, once per open (sqlite_blobs.c). */
+	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
+	 * files, rows that hold only old tombstones. */
+	unsigned tombstone_ttl_s;
 	pthread_t sweep_thread;
 	int sweep_started;
 	_Atomic int sweep_stop;
+	pthread_mutex_t sweep_mu;
+	pthread_cond_t sweep_cond;
 };
 
 /* ---- errors (sqlite_store.c) ---- */
@@ -181,9 +188,14 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
                  uint32_t max_keys, struct aerogram_blob_list **out);
 void sq_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
 int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
-/* Starts / stops the thread that removes blob files no row names (left by a
- * crash between a file's creation and its commit, or between a commit and
- * the unlink of the file it replaced). */
+/* Removes blob files no row names (left by a crash between a file's
+ * creation and its commit, or between a commit and the unlink of the file
+ * it replaced) once older than orphan_age_s; returns how many. */
+unsigned sq_blob_sweep_files(struct aerogram_store *st, struct sq_conn *conn);
+/* Forgets rows whose values are all tombstones older than tombstone_ttl_s;
+ * returns how many. */
+uint64_t sq_rows_forget(struct aerogram_store *st);
+/* Starts / stops the maintenance thread (sqlite_maint.c). */
 void sq_sweep_start(struct aerogram_store *st);
 void sq_sweep_stop(struct aerogram_store *st);
 

@@ -777,3 +777,59 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 	}
 	return code;
 }
+
+/* ---- forgetting old tombstones ---- */
+
+struct sq_forget_ctx {
+	int64_t before; /* wall clock ms */
+	uint64_t forgotten;
+	int full; /* the batch was full: there may be more */
+};
+
+static int sq_forget_txn(struct sq_conn *conn, void *arg)
+{
+	struct sq_forget_ctx *c = arg;
+	int64_t ids[500];
+	size_t n = 0;
+	c->forgotten = 0;
+	c->full = 0;
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_DEAD);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, c->before);
+	int rc;
+	while (n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	for (size_t i = 0; i < n; i++) {
+		if ((s = sq_stmt(conn, SQ_VAL_DEL_ROW)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_int64(s, 1, ids[i]);
+		int code = sq_step_done(conn, s, "forgetting values");
+		if (code)
+			return code;
+		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if ((code = sq_step_done(conn, s, "forgetting a row")) != 0)
+			return code;
+	}
+	c->forgotten = n;
+	c->full = n == 500;
+	return 0;
+}
+
+uint64_t sq_rows_forget(struct aerogram_store *st)
+{
+	struct sq_forget_ctx c = { 0 };
+	c.before = (int64_t)sq_wall_ms() - (int64_t)st->tombstone_ttl_s * 1000;
+	uint64_t total = 0;
+	/* Batches of 500, each its own short transaction, so writers wait
+	 * milliseconds, not the length of the whole cleanup. */
+	do {
+		if (sq_txn(st, 1, sq_forget_txn, &c) != 0)
+			break;
+		total += c.forgotten;
+	} while (c.full && !st->sweep_stop);
+	return total;
+}

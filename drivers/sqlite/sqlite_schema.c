@@ -30,6 +30,7 @@ static const char sq_schema_v1[] =
 	"  mtime INTEGER NOT NULL,"
 	"  UNIQUE (pk, sk));"
 	"CREATE INDEX ag_rows_ctx ON ag_rows(ctx);"
+	"CREATE INDEX ag_rows_dead ON ag_rows(mtime) WHERE n_live = 0;"
 	"CREATE TABLE ag_values ("
 	"  ver INTEGER PRIMARY KEY,"
 	"  row_id INTEGER NOT NULL,"

@@ -36,6 +36,12 @@
 #define SQ_SQL_ROW_CHANGED \
 	"SELECT id, pk, sk, ctx FROM ag_rows WHERE ctx > ?1 ORDER BY ctx"
 
+/* Forgetting rows that hold only tombstones, once old (a partial index). */
+#define SQ_SQL_ROW_DEAD \
+	"SELECT id FROM ag_rows WHERE n_live = 0 AND mtime < ?1 LIMIT 500"
+#define SQ_SQL_VAL_DEL_ROW "DELETE FROM ag_values WHERE row_id = ?1"
+#define SQ_SQL_ROW_DEL "DELETE FROM ag_rows WHERE id = ?1"
+
 #define SQ_SQL_BLOB_GET "SELECT size, data, file, meta FROM ag_blobs WHERE key = ?1"
 #define SQ_SQL_BLOB_FILE "SELECT file FROM ag_blobs WHERE key = ?1"
 #define SQ_SQL_BLOB_PUT \

@@ -25,6 +25,8 @@
 #define SQ_DEFAULT_BLOB_INLINE_MAX (64 * 1024)
 #define SQ_DEFAULT_POLL_INTERVAL_MS 50
 #define SQ_DEFAULT_ORPHAN_AGE_S 3600
+/* As Garage: rows of tombstones only are readable for a day, then forgotten. */
+#define SQ_DEFAULT_TOMBSTONE_TTL_S 86400
 
 static _Thread_local char sq_errmsg[512];
 
@@ -187,6 +189,9 @@ static const char *const sq_fixed_sql[SQ_RANGE_FIRST] = {
 	[SQ_ROW_UPDATE] = SQ_SQL_ROW_UPDATE,
 	[SQ_VAL_LIST] = SQ_SQL_VAL_LIST,
 	[SQ_ROW_CHANGED] = SQ_SQL_ROW_CHANGED,
+	[SQ_ROW_DEAD] = SQ_SQL_ROW_DEAD,
+	[SQ_VAL_DEL_ROW] = SQ_SQL_VAL_DEL_ROW,
+	[SQ_ROW_DEL] = SQ_SQL_ROW_DEL,
 	[SQ_BLOB_GET] = SQ_SQL_BLOB_GET,
 	[SQ_BLOB_FILE] = SQ_SQL_BLOB_FILE,
 	[SQ_BLOB_PUT] = SQ_SQL_BLOB_PUT,
@@ -372,7 +377,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 
 static const char *const sq_config_keys[] = {
 	"path", "synchronous", "busy_timeout_ms", "blob_inline_max", "poll_interval_ms",
-	"blob_orphan_age_s", NULL
+	"blob_orphan_age_s", "tombstone_ttl_s", NULL
 };
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -396,6 +401,7 @@ static int sq_configure(struct aerogram_store *st, const struct aerogram_config_
 	st->blob_inline_max = SQ_DEFAULT_BLOB_INLINE_MAX;
 	st->poll_interval_ms = SQ_DEFAULT_POLL_INTERVAL_MS;
 	st->orphan_age_s = SQ_DEFAULT_ORPHAN_AGE_S;
+	st->tombstone_ttl_s = SQ_DEFAULT_TOMBSTONE_TTL_S;
 	for (size_t i = 0; i < n_config; i++) {
 		const char *k = config[i].key, *v = config[i].value ? config[i].value : "";
 		unsigned long long n;
@@ -441,6 +447,12 @@ static int sq_configure(struct aerogram_store *st, const struct aerogram_config_
 				return AEROGRAM_EINVAL;
 			}
 			st->orphan_age_s = (unsigned)n;
+		} else if (strcmp(k, "tombstone_ttl_s") == 0) {
+			if (parse_uint(v, 10u * 365 * 86400, &n) != 0 || n == 0) {
+				snprintf(errbuf, errlen, "tombstone_ttl_s must be 1..315360000, not '%s'", v);
+				return AEROGRAM_EINVAL;
+			}
+			st->tombstone_ttl_s = (unsigned)n;
 		} else {
 			snprintf(errbuf, errlen, "unknown configuration key '%s'", k);
 			return AEROGRAM_EINVAL;
@@ -470,6 +482,8 @@ static void sq_store_free(struct aerogram_store *st)
 	}
 	pthread_mutex_destroy(&st->pool_mu);
 	pthread_mutex_destroy(&st->write_mu);
+	pthread_mutex_destroy(&st->sweep_mu);
+	pthread_cond_destroy(&st->sweep_cond);
 	pthread_mutex_destroy(&st->watch_mu);
 	pthread_cond_destroy(&st->watch_wake);
 	pthread_cond_destroy(&st->watch_done);
@@ -530,12 +544,14 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	st->host = host;
 	pthread_mutex_init(&st->pool_mu, NULL);
 	pthread_mutex_init(&st->write_mu, NULL);
+	pthread_mutex_init(&st->sweep_mu, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->watch_wake, &ca);
 	pthread_cond_init(&st->watch_done, &ca);
+	pthread_cond_init(&st->sweep_cond, &ca);
 	pthread_condattr_destroy(&ca);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);

@@ -365,19 +365,27 @@ static void test_blobs(void)
 }
 
 /* Files no row names (a crash between file and commit) are removed at the
- * next open once old enough; named files stay. */
+ * next open once old enough; named files stay. Rows of old tombstones are
+ * forgotten; rows with a live value stay. */
 static void test_orphan_sweep(void)
 {
-	char db[300], blobdir[320], orphan[400], tmp[400];
+	char db[300], blobdir[320], orphan[400], tmp[400], tok[64];
 	new_db(db, sizeof(db));
 	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
-	struct aerogram_config_entry cfg[3] = { { "path", db }, { "blob_inline_max", "10" },
-		                                { "blob_orphan_age_s", "1" } };
+	struct aerogram_config_entry cfg[4] = { { "path", db }, { "blob_inline_max", "10" },
+		                                { "blob_orphan_age_s", "1" }, { "tombstone_ttl_s", "1" } };
 	struct ag_driver *drv;
 	char err[512];
-	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 3, &drv, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 4, &drv, err, sizeof(err)) == 0);
 	static const uint8_t body[100] = { 1, 2, 3 };
 	CU_ASSERT(D(drv)->blob_put(S(drv), "kept", body, sizeof(body), NULL, 0) == 0);
+	CU_ASSERT(put(drv, "t", "gone", NULL, "v") == 0);
+	CU_ASSERT(get(drv, "t", "gone", 0, tok, NULL) == 1);
+	CU_ASSERT(put(drv, "t", "gone", tok, NULL) == 0);
+	CU_ASSERT(put(drv, "t", "live", NULL, "v") == 0);
+	CU_ASSERT(put(drv, "t", "mixed", NULL, "v") == 0);
+	CU_ASSERT(put(drv, "t", "mixed", NULL, NULL) == 0);
+	CU_ASSERT(get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) == 1);
 	ag_driver_unload(drv);
 	CU_ASSERT(count_files(blobdir) == 1);
 	snprintf(orphan, sizeof(orphan), "%s/ab", blobdir);
@@ -391,11 +399,19 @@ static void test_orphan_sweep(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	fclose(f);
 	usleep(2100000); /* older than blob_orphan_age_s, at a 1 s clock granularity */
-	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 3, &drv, err, sizeof(err)) == 0);
-	for (int i = 0; i < 100 && (access(orphan, F_OK) == 0 || access(tmp, F_OK) == 0); i++)
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 4, &drv, err, sizeof(err)) == 0);
+	for (int i = 0; i < 100 && (access(orphan, F_OK) == 0 || access(tmp, F_OK) == 0 ||
+	                            get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) != 0);
+	     i++)
 		usleep(50000);
 	CU_ASSERT(access(orphan, F_OK) != 0);
 	CU_ASSERT(access(tmp, F_OK) != 0);
+	CU_ASSERT(get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) == 0);
+	CU_ASSERT(get(drv, "t", "live", 0, tok, NULL) == 1);
+	CU_ASSERT(get(drv, "t", "mixed", 0, tok, NULL) == 2);
+	/* A forgotten row can be written again. */
+	CU_ASSERT(put(drv, "t", "gone", NULL, "back") == 0);
+	CU_ASSERT(get(drv, "t", "gone", 0, tok, NULL) == 1);
 	struct aerogram_blob_request rq = { "kept", 0, 0 };
 	struct aerogram_blob_result *r;
 	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), &rq, 1, &r) == 0);
@@ -782,7 +798,7 @@ static void test_query_plans(void)
 	const char *fixed[] = { SQ_SQL_CLOCK_GET, SQ_SQL_ROW_FIND,  SQ_SQL_VAL_DROP,   SQ_SQL_VAL_DEDUP,
 		                SQ_SQL_ROW_UPDATE, SQ_SQL_VAL_LIST, SQ_SQL_ROW_CHANGED, SQ_SQL_BLOB_GET,
 		                SQ_SQL_BLOB_FILE, SQ_SQL_BLOB_DEL, SQ_SQL_BLOB_LIST, SQ_SQL_BLOB_LIST_OPEN,
-		                SQ_SQL_BLOB_FILE_USED };
+		                SQ_SQL_BLOB_FILE_USED, SQ_SQL_ROW_DEAD, SQ_SQL_VAL_DEL_ROW, SQ_SQL_ROW_DEL };
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		check_plan(h, fixed[i], "SEARCH ");
 	for (int v = 0; v < SQ_RANGE_VARIANTS; v++) {
