@@ -71,8 +71,13 @@ int sq_db_fail(struct sq_conn *conn, int rc, const char *what)
 {
 	if (conn) {
 		conn->last_rc = rc;
-		return sq_fail(sq_map_rc(rc), "sqlite: %s: %s (%s)", what, sqlite3_errmsg(conn->db),
-		               sqlite3_errstr(rc));
+		const char *msg = sqlite3_errmsg(conn->db), *str = sqlite3_errstr(rc);
+		const char *file = sqlite3_db_filename(conn->db, "main");
+		if (strcmp(msg, str) == 0)
+			return sq_fail(sq_map_rc(rc), "sqlite: %s: %s (%s)", what, msg,
+			               file ? file : "?");
+		return sq_fail(sq_map_rc(rc), "sqlite: %s: %s: %s (%s)", what, str, msg,
+		               file ? file : "?");
 	}
 	return sq_fail(sq_map_rc(rc), "sqlite: %s: %s", what, sqlite3_errstr(rc));
 }

@@ -124,7 +124,8 @@ static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
 	if (rc != SQLITE_ROW) {
 		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a watched row");
 		sqlite3_reset(s);
-		w->state = SQ_W_PENDING;
+		if (code == 0) /* else it stays NEW and is compared whole next time */
+			w->state = SQ_W_PENDING;
 		return code;
 	}
 	int64_t id = sqlite3_column_int64(s, 0);
@@ -178,13 +179,13 @@ static int sq_in_range(const struct aerogram_watch *w, const char *sk)
 static int sq_range_check(struct sq_conn *conn, struct aerogram_watch *w, uint64_t clock,
                           int always, struct aerogram_watch **fire)
 {
-	w->state = SQ_W_PENDING;
-	w->range_dirty = 0;
 	sq_arena_free(&w->arena);
 	int code = sq_row_range_since(conn, &w->arena, w->pk, w->prefix, w->start, w->end,
 	                              w->marker, &w->rows, &w->n_rows);
 	if (code)
-		return code;
+		return code; /* state and dirtiness kept: looked at again next time */
+	w->state = SQ_W_PENDING;
+	w->range_dirty = 0;
 	if (!always && w->n_rows == 0)
 		return 0;
 	sq_marker_format(clock, w->marker_text);
