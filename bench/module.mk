@@ -2,7 +2,8 @@
 # it prints numbers and does not fail on speed).
 #   make bench                      sqlite (synchronous=full, normal) and memory
 #   build/bench-driver [-n N] DRIVER.so key=value...   any driver
-PROGRAMS += bench-driver
+# Built by `make all`, not installed: a development tool.
+TESTBINS += $(B)/bench-driver
 BENCH_N = 2000
 
 # host/module.mk is read after this file: name the loader object directly.
