@@ -754,6 +754,49 @@ static void test_busy(void)
 	ag_driver_unload(drv);
 }
 
+/* A damaged file gives EINTERNAL with SQLite's message, not a crash. */
+static void test_corrupt(void)
+{
+	char db[300], tok[64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	static char value[3000];
+	memset(value, 'c', sizeof(value) - 1);
+	char sk[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(sk, sizeof(sk), "k%04d", i);
+		CU_ASSERT(put(drv, "c", sk, NULL, value) == 0);
+	}
+	ag_driver_unload(drv); /* the last close checkpoints the WAL into the file */
+	/* Overwrite the pages after the schema's with garbage. */
+	FILE *f = fopen(db, "r+b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT(fseek(f, 4096 * 8, SEEK_SET) == 0);
+	static unsigned char junk[4096 * 40];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 131 + 17);
+	CU_ASSERT(fwrite(junk, 1, sizeof(junk), f) == sizeof(junk));
+	fclose(f);
+	char err[512];
+	drv = load(db, NULL, NULL, err, sizeof(err));
+	if (drv == NULL) {
+		/* Refused at open: also acceptable, with a reason. */
+		CU_ASSERT(strlen(err) > 0);
+		return;
+	}
+	struct aerogram_row_query q = { .pk = "c" };
+	struct aerogram_row_result *r = NULL;
+	int rc = D(drv)->row_read(S(drv), &q, 1, &r);
+	CU_ASSERT(rc == AEROGRAM_EINTERNAL);
+	if (rc == 0)
+		D(drv)->row_result_free(S(drv), r);
+	else
+		CU_ASSERT(strstr(D(drv)->error_message(S(drv)), "malformed") != NULL);
+	(void)tok;
+	ag_driver_unload(drv);
+}
+
 /* Every statement is an index search, never a full scan of a table. */
 static void check_plan(sqlite3 *h, const char *sql, const char *must)
 {
@@ -855,6 +898,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
+	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
 	CU_add_test(s, "statements search indexes", test_query_plans);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
