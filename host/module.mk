@@ -12,3 +12,6 @@ $(B)/aerogramd: $(B)/obj/host/aerogramd.o $(HOST_COMMON_OBJS) $(PROTOCOL_LIB)
 
 $(B)/aerogramctl: $(B)/obj/host/aerogramctl.o
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ARGON2_LIBS) $(OPENSSL_LIBS)
+
+# The mail engine (host/mail/) describes its own library.
+include host/mail/module.mk
