@@ -322,8 +322,6 @@ bool imap_number64(struct imap_gram *g, uint64_t *out, const char *what)
 			return imap_fail(g, "Missing argument: %s", what);
 		return imap_fail(g, "Expected a number for %s", what);
 	}
-	if (imap_is_atom_char(imap_peek(g)))
-		return imap_fail(g, "Expected a number for %s", what);
 	*out = v;
 	return true;
 }

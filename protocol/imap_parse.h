@@ -408,6 +408,14 @@ void imap_parser_set_mode(struct imap_parser *p, enum imap_parser_mode mode);
 /* The current mode. */
 enum imap_parser_mode imap_parser_mode(const struct imap_parser *p);
 
+/* Nonzero when the parser holds nothing of a command: no partial line, no
+ * literal in progress, command mode. A session checks it after STARTTLS
+ * (bytes pipelined behind STARTTLS must not survive the TLS handshake). */
+int imap_parser_at_command_start(const struct imap_parser *p);
+/* The bytes still expected for the literal being read, passed through or
+ * skipped; 0 when no literal is in progress. */
+uint64_t imap_parser_literal_remaining(const struct imap_parser *p);
+
 /* Frees a command returned by IMAP_EV_COMMAND (NULL is fine). */
 void imap_command_free(struct imap_command *cmd);
 
