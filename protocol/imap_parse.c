@@ -374,7 +374,8 @@ static enum imap_event_kind take_line(struct imap_parser *p, const char *in, siz
 		/* Drop the line from here on, its start included; keep its end
 		 * to see whether it announces a literal. */
 		size_t keep = have < SKIP_TAIL ? have : SKIP_TAIL;
-		memcpy(p->tail, p->cmd.data + p->cmd.len - keep, keep);
+		if (keep > 0)
+			memcpy(p->tail, p->cmd.data + p->cmd.len - keep, keep);
 		p->tail_len = keep;
 		p->state = ST_SKIP_LINE;
 		*used = 0;
