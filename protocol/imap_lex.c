@@ -167,6 +167,12 @@ bool imap_atom_ext(struct imap_gram *g, struct imap_str *out, const char *what, 
 			return imap_fail(g, "Missing argument: %s", what);
 		return imap_fail(g, "Invalid characters in %s", what);
 	}
+	/* 8-bit bytes, controls or quotes glued to an atom are part of what
+	 * the client meant as this argument: say so rather than "extra
+	 * characters" later. */
+	int c = imap_peek(g);
+	if (c != '\n' && (c >= 0x80 || (c >= 0 && c < 0x20) || c == 0x7f || c == '"' || c == '\\'))
+		return imap_fail(g, "Invalid characters in %s", what);
 	out->len = g->pos - start;
 	out->data = imap_arena_strdup(g->arena, g->buf + start, out->len);
 	return true;

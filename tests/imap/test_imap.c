@@ -228,6 +228,9 @@ static const struct {
 	{ " NOOP\r\n", "* syntax: Missing tag" },
 	{ "a+b NOOP\r\n", "* syntax: Invalid tag" },
 	{ "a NOOP\rx\r\n", "a syntax: Bare CR in command" },
+	{ "a SELECT caf\xc3\xa9\r\n", "a syntax: Invalid characters in mailbox name" },
+	{ "a LOGIN fr\x01" "ed x\r\n", "a syntax: Invalid characters in user name" },
+	{ "a SEARCH KEYWORD a\"b\"\r\n", "a syntax: Invalid characters in KEYWORD" },
 };
 
 static void test_invalid_commands(void)
