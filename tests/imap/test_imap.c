@@ -547,6 +547,43 @@ static void test_sasl(void)
 	expect_log("a AUTHENTICATE X\r\n{5}\r\n", "CMD a AUTHENTICATE \"X\"\nSASL {5}\n");
 }
 
+static void test_sasl_line_too_long(void)
+{
+	struct imap_parser_limits lim;
+	imap_parser_default_limits(&lim);
+	lim.max_line = 24;
+	const char *wire = "a AUTHENTICATE PLAIN\r\nQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\nb NOOP\r\n";
+	for (size_t piece = 0; piece < 3; piece++) {
+		char *got = feed_n(wire, strlen(wire), piece, &lim, DUMP_ACCEPT);
+		CU_ASSERT_STRING_EQUAL(got, "CMD a AUTHENTICATE \"PLAIN\"\nERR * line: Line too long\nCMD b NOOP\n");
+		free(got);
+	}
+}
+
+static void test_boundary_queries(void)
+{
+	struct imap_parser *p = imap_parser_new(NULL);
+	size_t used;
+	struct imap_event ev;
+	CU_ASSERT_TRUE(imap_parser_at_command_start(p));
+	CU_ASSERT_EQUAL(imap_parser_next(p, "a NO", strlen("a NO"), &used, &ev), IMAP_EV_NONE);
+	CU_ASSERT_FALSE(imap_parser_at_command_start(p));
+	CU_ASSERT_EQUAL(imap_parser_next(p, "OP\r\n", strlen("OP\r\n"), &used, &ev), IMAP_EV_COMMAND);
+	imap_command_free(ev.cmd);
+	CU_ASSERT_TRUE(imap_parser_at_command_start(p));
+	CU_ASSERT_EQUAL(imap_parser_next(p, "b LOGIN {5+}\r\nab", strlen("b LOGIN {5+}\r\nab"), &used, &ev), IMAP_EV_NONE);
+	CU_ASSERT_EQUAL(imap_parser_literal_remaining(p), 3);
+	CU_ASSERT_FALSE(imap_parser_at_command_start(p));
+	CU_ASSERT_EQUAL_FATAL(imap_parser_next(p, "cde x\r\n", strlen("cde x\r\n"), &used, &ev), IMAP_EV_COMMAND);
+	CU_ASSERT_EQUAL(imap_parser_literal_remaining(p), 0);
+	CU_ASSERT_STRING_EQUAL(ev.cmd->u.login.user.data, "abcde");
+	imap_command_free(ev.cmd);
+	CU_ASSERT_TRUE(imap_parser_at_command_start(p));
+	/* Freeing a parser in the middle of an APPEND releases everything. */
+	CU_ASSERT_EQUAL(imap_parser_next(p, "c APPEND x {9+}\r\nab", strlen("c APPEND x {9+}\r\nab"), &used, &ev), IMAP_EV_APPEND_BEGIN);
+	imap_parser_free(p);
+}
+
 /* ---- the workload of real clients ---- */
 
 #ifndef DATASET_PATH
@@ -929,6 +966,8 @@ int main(void)
 	CU_add_test(parse, "pipelined commands", test_pipelined);
 	CU_add_test(parse, "IDLE and DONE", test_idle);
 	CU_add_test(parse, "SASL lines", test_sasl);
+	CU_add_test(parse, "SASL line too long", test_sasl_line_too_long);
+	CU_add_test(parse, "command boundary and literal queries", test_boundary_queries);
 	CU_add_test(parse, "240 shapes real clients send", test_dataset);
 	CU_add_test(parse, "dates and date-times", test_dates);
 	CU_add_test(write, "strings: atom, quoted, literal", test_write_strings);
