@@ -2,7 +2,8 @@
 """Turns the command shapes of a recorded client workload (one Rust-debug
 rendering per line, as imap-codec prints them) into IMAP wire syntax.
 
-Usage: dataset_to_wire.py imap_commands_dataset.log > ../data/dataset_commands.txt
+Usage (from tests/imap):
+    tools/dataset_to_wire.py data/imap_commands_dataset.log > data/dataset_commands.txt
 
 Each output line is "<Kind>\t<command without tag>"; an APPEND message is
 the placeholder {MSG}, which the test replaces by a literal."""
