@@ -558,12 +558,14 @@ int imap_date_parse(const char *s, size_t len, struct imap_date *out)
 
 int imap_datetime_parse(const char *s, size_t len, struct imap_datetime *out)
 {
-	/* dd-Mon-yyyy hh:mm:ss +zzzz */
-	if (len != 26 || s[11] != ' ' || s[20] != ' ')
+	/* dd-Mon-yyyy hh:mm:ss +zzzz, the day space-padded; a one-digit day
+	 * without the pad is accepted too, as clients send it. */
+	size_t date_len = len == 25 ? 10 : 11;
+	if ((len != 26 && len != 25) || s[date_len] != ' ' || s[date_len + 9] != ' ')
 		return -1;
-	if (parse_date_text(s, 11, true, &out->date) != 0)
+	if (parse_date_text(s, date_len, true, &out->date) != 0)
 		return -1;
-	const char *t = s + 12;
+	const char *t = s + date_len + 1;
 	if (!digits_at(t, 2) || t[2] != ':' || !digits_at(t + 3, 2) || t[5] != ':' || !digits_at(t + 6, 2))
 		return -1;
 	out->hour = num_at(t, 2);
@@ -571,7 +573,7 @@ int imap_datetime_parse(const char *s, size_t len, struct imap_datetime *out)
 	out->second = num_at(t + 6, 2);
 	if (out->hour > 23 || out->minute > 59 || out->second > 60)
 		return -1;
-	const char *z = s + 21;
+	const char *z = t + 9;
 	if ((z[0] != '+' && z[0] != '-') || !digits_at(z + 1, 4))
 		return -1;
 	int zh = num_at(z + 1, 2), zm = num_at(z + 3, 2);

@@ -668,7 +668,10 @@ static void test_dates(void)
 	CU_ASSERT_EQUAL(imap_datetime_to_unix(&dt), 837596665);
 	CU_ASSERT_EQUAL(imap_datetime_parse(" 1-Jan-2000 00:00:00 +0000", 26, &dt), 0);
 	CU_ASSERT_EQUAL(imap_datetime_to_unix(&dt), 946684800);
-	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("1-Jan-2000 00:00:00 +0000", 25, &dt), 0);
+	CU_ASSERT_EQUAL(imap_datetime_parse("1-Jan-2000 00:00:01 +0000", 25, &dt), 0);
+	CU_ASSERT_EQUAL(imap_datetime_to_unix(&dt), 946684801);
+	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("1-Jan-2000  00:00:00 +0000", 26, &dt), 0);
+	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("01-Jan-2000 00:00:00 +0000 ", 27, &dt), 0);
 	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("01-Jan-2000 24:00:00 +0000", 26, &dt), 0);
 	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("01-Foo-2000 00:00:00 +0000", 26, &dt), 0);
 	CU_ASSERT_NOT_EQUAL(imap_datetime_parse("01-Jan-2000 00:00:00 0000", 25, &dt), 0);
