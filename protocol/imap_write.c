@@ -358,3 +358,76 @@ void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size
 	imap_quote_astring(out, name, name_len);
 	agbuf_puts(out, "\r\n");
 }
+
+static const char *const fetch_att_names[] = {
+	[IMAP_FETCH_ENVELOPE] = "ENVELOPE",
+	[IMAP_FETCH_FLAGS] = "FLAGS",
+	[IMAP_FETCH_INTERNALDATE] = "INTERNALDATE",
+	[IMAP_FETCH_RFC822] = "RFC822",
+	[IMAP_FETCH_RFC822_HEADER] = "RFC822.HEADER",
+	[IMAP_FETCH_RFC822_SIZE] = "RFC822.SIZE",
+	[IMAP_FETCH_RFC822_TEXT] = "RFC822.TEXT",
+	[IMAP_FETCH_BODY] = "BODY",
+	[IMAP_FETCH_BODYSTRUCTURE] = "BODYSTRUCTURE",
+	[IMAP_FETCH_UID] = "UID",
+	[IMAP_FETCH_BODY_SECTION] = "BODY",
+	[IMAP_FETCH_MODSEQ] = "MODSEQ",
+};
+
+static const char *const section_text_names[] = {
+	[IMAP_SECTION_ALL] = "",
+	[IMAP_SECTION_HEADER] = "HEADER",
+	[IMAP_SECTION_HEADER_FIELDS] = "HEADER.FIELDS",
+	[IMAP_SECTION_HEADER_FIELDS_NOT] = "HEADER.FIELDS.NOT",
+	[IMAP_SECTION_TEXT] = "TEXT",
+	[IMAP_SECTION_MIME] = "MIME",
+};
+
+void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *att)
+{
+	agbuf_puts(out, fetch_att_names[att->kind]);
+	if (att->kind != IMAP_FETCH_BODY_SECTION)
+		return;
+	const struct imap_section *sec = &att->section;
+	agbuf_putc(out, '[');
+	for (size_t i = 0; i < sec->part_count; i++)
+		agbuf_printf(out, "%s%" PRIu32, i > 0 ? "." : "", sec->parts[i]);
+	if (sec->text != IMAP_SECTION_ALL) {
+		if (sec->part_count > 0)
+			agbuf_putc(out, '.');
+		agbuf_puts(out, section_text_names[sec->text]);
+	}
+	if (sec->text == IMAP_SECTION_HEADER_FIELDS || sec->text == IMAP_SECTION_HEADER_FIELDS_NOT) {
+		agbuf_puts(out, " (");
+		for (size_t i = 0; i < sec->field_count; i++) {
+			if (i > 0)
+				agbuf_putc(out, ' ');
+			imap_quote_astring(out, sec->fields[i].data, sec->fields[i].len);
+		}
+		agbuf_putc(out, ')');
+	}
+	agbuf_putc(out, ']');
+	if (att->has_partial)
+		agbuf_printf(out, "<%" PRIu32 ">", att->partial_offset);
+}
+
+static const char *const status_item_names[] = {
+	[IMAP_STATUS_MESSAGES] = "MESSAGES",
+	[IMAP_STATUS_RECENT] = "RECENT",
+	[IMAP_STATUS_UIDNEXT] = "UIDNEXT",
+	[IMAP_STATUS_UIDVALIDITY] = "UIDVALIDITY",
+	[IMAP_STATUS_UNSEEN] = "UNSEEN",
+	[IMAP_STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
+	[IMAP_STATUS_SIZE] = "SIZE",
+};
+
+void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,
+				const enum imap_status_item *items, const uint64_t *values, size_t count)
+{
+	agbuf_puts(out, "* STATUS ");
+	imap_quote_astring(out, name, name_len);
+	agbuf_puts(out, " (");
+	for (size_t i = 0; i < count; i++)
+		agbuf_printf(out, "%s%s %" PRIu64, i > 0 ? " " : "", status_item_names[items[i]], values[i]);
+	agbuf_puts(out, ")\r\n");
+}

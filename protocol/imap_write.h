@@ -119,6 +119,14 @@ void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count)
  * zone `zone_minutes` east of UTC. */
 void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes);
 
+/* The name a FETCH response gives an attribute: "UID", "RFC822.SIZE",
+ * "BODY[1.2.HEADER.FIELDS (A B)]<0>" (BODY.PEEK answers as BODY, a partial
+ * range shows its origin only, RFC 3501 7.4.2). */
+void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *att);
+/* "* STATUS name (MESSAGES 3 UIDNEXT 9)\r\n": values[i] answers items[i]. */
+void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,
+				const enum imap_status_item *items, const uint64_t *values, size_t count);
+
 /* Common untagged responses, each a whole line. */
 void imap_write_exists(struct agbuf *out, uint32_t count);   /* "* n EXISTS" */
 void imap_write_recent(struct agbuf *out, uint32_t count);   /* "* n RECENT" */

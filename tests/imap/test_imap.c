@@ -847,6 +847,35 @@ static void test_write_responses(void)
 	agbuf_free(&out);
 }
 
+/* The names a FETCH response uses for what a FETCH command asked. */
+static void test_write_fetch_names(void)
+{
+	struct imap_parser *p = imap_parser_new(NULL);
+	const char *wire = "a FETCH 1 (UID RFC822.SIZE body.peek[1.2.header.fields (From \"X Y\")]<10.20> BODY[] "
+			   "BODY[3.MIME] BODY[TEXT]<0.5> BODY BODYSTRUCTURE MODSEQ BODY[HEADER.FIELDS.NOT (A)])\r\n";
+	size_t used;
+	struct imap_event ev;
+	CU_ASSERT_EQUAL_FATAL(imap_parser_next(p, wire, strlen(wire), &used, &ev), IMAP_EV_COMMAND);
+	struct agbuf out = AGBUF_INIT;
+	for (size_t i = 0; i < ev.cmd->u.fetch.att_count; i++) {
+		if (i > 0)
+			imap_write_sp(&out);
+		imap_write_fetch_att_name(&out, &ev.cmd->u.fetch.atts[i]);
+	}
+	CU_ASSERT_STRING_EQUAL(out.data, "UID RFC822.SIZE BODY[1.2.HEADER.FIELDS (From \"X Y\")]<10> BODY[] BODY[3.MIME] "
+					 "BODY[TEXT]<0> BODY BODYSTRUCTURE MODSEQ BODY[HEADER.FIELDS.NOT (A)]");
+	agbuf_reset(&out);
+	static const enum imap_status_item items[] = { IMAP_STATUS_MESSAGES, IMAP_STATUS_UIDNEXT,
+						       IMAP_STATUS_HIGHESTMODSEQ };
+	static const uint64_t values[] = { 231, 44292, 7011231777 };
+	imap_write_status_response(&out, "blurdy bloop", 12, items, values, 3);
+	CU_ASSERT_STRING_EQUAL(out.data,
+			       "* STATUS \"blurdy bloop\" (MESSAGES 231 UIDNEXT 44292 HIGHESTMODSEQ 7011231777)\r\n");
+	agbuf_free(&out);
+	imap_command_free(ev.cmd);
+	imap_parser_free(p);
+}
+
 /* ---- modified UTF-7 ---- */
 
 static void test_mutf7_examples(void)
@@ -993,6 +1022,7 @@ int main(void)
 	CU_add_test(parse, "dates and date-times", test_dates);
 	CU_add_test(write, "strings: atom, quoted, literal", test_write_strings);
 	CU_add_test(write, "responses and codes", test_write_responses);
+	CU_add_test(write, "FETCH names and STATUS", test_write_fetch_names);
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
 	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
