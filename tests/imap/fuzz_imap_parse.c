@@ -7,7 +7,11 @@
  *    byte at a time and in random pieces, the event logs are identical;
  *  - every error resynchronises: once the input is over and any literal it
  *    left open is filled, the parser is back at a command boundary and
- *    parses "zz NOOP" as a command. */
+ *    parses "zz NOOP" as a command;
+ *  - writer and parser agree: any bytes written as an astring come back
+ *    unchanged as the LOGIN user name;
+ *  - modified UTF-7 is canonical: a valid name decodes and encodes back to
+ *    itself, and what the encoder writes is valid. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,8 @@
 
 #include "imap_dump.h"
 #include "protocol/imap_parse.h"
+#include "protocol/imap_quote.h"
+#include "protocol/mutf7.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -116,6 +122,51 @@ static void check_resync(const char *bytes, size_t len, const struct imap_parser
 	imap_parser_free(p);
 }
 
+static void check_quote_round_trip(const char *bytes, size_t len)
+{
+	if (len > 512)
+		len = 512;
+	struct agbuf wire = AGBUF_INIT;
+	agbuf_puts(&wire, "q LOGIN ");
+	imap_quote_astring(&wire, bytes, len);
+	agbuf_puts(&wire, " x\r\n");
+	struct imap_parser *p = imap_parser_new(NULL);
+	size_t off = 0, used;
+	struct imap_event ev;
+	for (;;) {
+		enum imap_event_kind k = imap_parser_next(p, wire.data + off, wire.len - off, &used, &ev);
+		off += used;
+		if (k == IMAP_EV_LITERAL) {
+			imap_parser_literal_accept(p);
+			continue;
+		}
+		if (k != IMAP_EV_COMMAND || ev.cmd->kind != IMAP_CMD_LOGIN || ev.cmd->u.login.user.len != len ||
+		    (len > 0 && memcmp(ev.cmd->u.login.user.data, bytes, len) != 0) || off != wire.len)
+			abort();
+		imap_command_free(ev.cmd);
+		break;
+	}
+	imap_parser_free(p);
+	agbuf_free(&wire);
+}
+
+static void check_mutf7(const char *bytes, size_t len)
+{
+	struct agbuf utf8 = AGBUF_INIT, back = AGBUF_INIT;
+	if (mutf7_is_valid(bytes, len)) {
+		if (mutf7_decode(bytes, len, &utf8) != 0 || mutf7_encode(utf8.data, utf8.len, &back) != 0 ||
+		    back.len != len || (len > 0 && memcmp(back.data, bytes, len) != 0))
+			abort();
+	} else if (mutf7_decode(bytes, len, &utf8) == 0) {
+		abort(); /* validation and decoding disagree */
+	}
+	agbuf_reset(&back);
+	if (mutf7_encode(bytes, len, &back) == 0 && !mutf7_is_valid(back.data, back.len))
+		abort();
+	agbuf_free(&utf8);
+	agbuf_free(&back);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 5)
@@ -141,5 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	agbuf_free(&random);
 
 	check_resync(bytes, len, &lim);
+	check_quote_round_trip(bytes, len);
+	check_mutf7(bytes, len < 256 ? len : 256);
 	return 0;
 }
