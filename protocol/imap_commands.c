@@ -1,0 +1,458 @@
+/* imap_commands.c - the grammar of each command (RFC 3501 section 6 and
+ * the extensions in imap_parse.h), dispatched from one table. */
+#include "protocol/imap_parse_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool no_args(struct imap_gram *g)
+{
+	return imap_eol(g);
+}
+
+static bool cmd_authenticate(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "SASL mechanism") || !imap_atom(g, &cmd->u.authenticate.mechanism, "SASL mechanism"))
+		return false;
+	if (imap_peek(g) == ' ') {
+		/* SASL-IR: base64 or "=" for an empty response; both are atoms. */
+		g->pos++;
+		if (!imap_atom(g, &cmd->u.authenticate.initial, "SASL initial response"))
+			return false;
+		cmd->u.authenticate.has_initial = true;
+	}
+	return imap_eol(g);
+}
+
+static bool cmd_login(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_sp(g, "user name") && imap_astring(g, &cmd->u.login.user, "user name") &&
+	       imap_sp(g, "password") && imap_astring(g, &cmd->u.login.password, "password") && imap_eol(g);
+}
+
+static bool cmd_mailbox_only(struct imap_gram *g)
+{
+	return imap_sp(g, "mailbox name") && imap_mailbox(g, &g->cmd->u.mailbox.mailbox) && imap_eol(g);
+}
+
+/* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE). */
+static bool cmd_select(struct imap_gram *g)
+{
+	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &g->cmd->u.mailbox.mailbox))
+		return false;
+	if (imap_peek(g) == ' ') {
+		g->pos++;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the SELECT parameters");
+		g->pos++;
+		for (;;) {
+			if (imap_keyword(g, "CONDSTORE"))
+				g->cmd->u.mailbox.condstore = true;
+			else
+				return imap_fail(g, "Unknown SELECT parameter");
+			if (imap_peek(g) == ')')
+				break;
+			if (imap_peek(g) != ' ')
+				return imap_fail(g, "Missing ')' at the end of the SELECT parameters");
+			g->pos++;
+		}
+		g->pos++;
+	}
+	return imap_eol(g);
+}
+
+static bool cmd_rename(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_sp(g, "mailbox name") && imap_mailbox(g, &cmd->u.rename.from) &&
+	       imap_sp(g, "new mailbox name") && imap_mailbox(g, &cmd->u.rename.to) && imap_eol(g);
+}
+
+/* list-mailbox: an atom that may hold wildcards and ']', or a string. */
+static bool list_mailbox(struct imap_gram *g, struct imap_str *out)
+{
+	int c = imap_peek(g);
+	if (c == '"' || c == '{')
+		return imap_string(g, out, "mailbox pattern");
+	return imap_atom_ext(g, out, "mailbox pattern", true, true);
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} list_selection[] = {
+	{ "SUBSCRIBED", IMAP_LIST_SEL_SUBSCRIBED },
+	{ "REMOTE", IMAP_LIST_SEL_REMOTE },
+	{ "RECURSIVEMATCH", IMAP_LIST_SEL_RECURSIVEMATCH },
+	{ "SPECIAL-USE", IMAP_LIST_SEL_SPECIAL_USE },
+}, list_return[] = {
+	{ "SUBSCRIBED", IMAP_LIST_RET_SUBSCRIBED },
+	{ "CHILDREN", IMAP_LIST_RET_CHILDREN },
+	{ "STATUS", IMAP_LIST_RET_STATUS },
+	{ "SPECIAL-USE", IMAP_LIST_RET_SPECIAL_USE },
+};
+
+static bool list_options(struct imap_gram *g, bool returns)
+{
+	struct imap_command *cmd = g->cmd;
+	const char *what = returns ? "LIST RETURN options" : "LIST selection options";
+	g->pos++; /* '(' */
+	while (imap_peek(g) != ')') {
+		size_t n = imap_atom_len_at(g), i;
+		size_t count = returns ? COUNT_OF(list_return) : COUNT_OF(list_selection);
+		for (i = 0; i < count; i++) {
+			const char *name = returns ? list_return[i].name : list_selection[i].name;
+			if (strlen(name) == n && strncasecmp(g->buf + g->pos, name, n) == 0)
+				break;
+		}
+		if (i == count)
+			return imap_fail(g, "Unknown option in %s", what);
+		g->pos += n;
+		if (returns) {
+			cmd->u.list.returns |= list_return[i].bit;
+			if (list_return[i].bit == IMAP_LIST_RET_STATUS &&
+			    (!imap_sp(g, "STATUS items") || !imap_status_item_list(g, &cmd->u.list.status)))
+				return false;
+		} else {
+			cmd->u.list.selection |= list_selection[i].bit;
+		}
+		if (imap_peek(g) == ' ')
+			g->pos++;
+		else if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the %s", what);
+	}
+	g->pos++;
+	return true;
+}
+
+static bool cmd_list(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	bool lsub = cmd->kind == IMAP_CMD_LSUB;
+	if (!imap_sp(g, "reference name"))
+		return false;
+	if (!lsub && imap_peek(g) == '(') {
+		if (!list_options(g, false) || !imap_sp(g, "reference name"))
+			return false;
+	}
+	if (!imap_mailbox(g, &cmd->u.list.reference) || !imap_sp(g, "mailbox pattern"))
+		return false;
+	size_t cap = 0;
+	if (!lsub && imap_peek(g) == '(') {
+		g->pos++;
+		for (;;) {
+			cmd->u.list.patterns = imap_arena_grow(g->arena, cmd->u.list.patterns, cmd->u.list.pattern_count,
+							       &cap, sizeof(struct imap_str));
+			if (!list_mailbox(g, &cmd->u.list.patterns[cmd->u.list.pattern_count]))
+				return false;
+			cmd->u.list.pattern_count++;
+			if (imap_peek(g) == ')')
+				break;
+			if (imap_peek(g) != ' ')
+				return imap_fail(g, "Missing ')' at the end of the mailbox patterns");
+			g->pos++;
+		}
+		g->pos++;
+	} else {
+		cmd->u.list.patterns = imap_arena_grow(g->arena, NULL, 0, &cap, sizeof(struct imap_str));
+		if (!list_mailbox(g, &cmd->u.list.patterns[0]))
+			return false;
+		cmd->u.list.pattern_count = 1;
+	}
+	if (!lsub && imap_peek(g) == ' ') {
+		g->pos++;
+		if (!imap_keyword(g, "RETURN"))
+			return imap_fail(g, "Unexpected extra arguments");
+		if (!imap_sp(g, "LIST RETURN options"))
+			return false;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the LIST RETURN options");
+		if (!list_options(g, true))
+			return false;
+	}
+	return imap_eol(g);
+}
+
+static bool cmd_status(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_sp(g, "mailbox name") && imap_mailbox(g, &cmd->u.status.mailbox) &&
+	       imap_sp(g, "STATUS items") && imap_status_item_list(g, &cmd->u.status.items) && imap_eol(g);
+}
+
+/* APPEND mailbox 1*(SP [flag-list SP] [date-time SP] literal): more than
+ * one message is MULTIAPPEND (RFC 3502). */
+static bool cmd_append(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &cmd->u.append.mailbox))
+		return false;
+	size_t cap = 0;
+	do {
+		if (!imap_sp(g, "APPEND message"))
+			return false;
+		cmd->u.append.messages = imap_arena_grow(g->arena, cmd->u.append.messages, cmd->u.append.message_count,
+							 &cap, sizeof(struct imap_append_message));
+		struct imap_append_message *msg = &cmd->u.append.messages[cmd->u.append.message_count];
+		if (imap_peek(g) == '(') {
+			if (!imap_flag_list(g, &msg->flags, false) || !imap_sp(g, "APPEND message"))
+				return false;
+			msg->has_flags = true;
+		}
+		if (imap_peek(g) == '"') {
+			if (!imap_date_time(g, &msg->date) || !imap_sp(g, "APPEND message"))
+				return false;
+			msg->has_date = true;
+		}
+		if (imap_peek(g) == '~')
+			return imap_fail(g, "BINARY literals are not supported in APPEND");
+		if (imap_peek(g) != '{')
+			return imap_fail(g, "The APPEND message must be a literal");
+		cmd->u.append.message_count++;
+		g->in_message = true;
+		g->message_index = cmd->u.append.message_count - 1;
+		struct imap_str bytes;
+		bool ok = imap_string(g, &bytes, "APPEND message");
+		g->in_message = false;
+		if (!ok)
+			return false;
+		msg->size = bytes.len;
+	} while (imap_peek(g) == ' ');
+	return imap_eol(g);
+}
+
+static bool store_flags(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (imap_peek(g) == '+' || imap_peek(g) == '-') {
+		cmd->u.store.mode = imap_peek(g) == '+' ? IMAP_STORE_ADD : IMAP_STORE_REMOVE;
+		g->pos++;
+	}
+	if (imap_keyword(g, "FLAGS")) {
+		cmd->u.store.silent = false;
+	} else if (imap_keyword(g, "FLAGS.SILENT")) {
+		cmd->u.store.silent = true;
+	} else {
+		if (imap_at_eol(g))
+			return imap_fail(g, "Missing argument: STORE data item");
+		return imap_fail(g, "Invalid STORE data item: expected [+|-]FLAGS[.SILENT]");
+	}
+	if (!imap_sp(g, "flags"))
+		return false;
+	return imap_flag_list(g, &cmd->u.store.flags, false);
+}
+
+static bool cmd_store(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "sequence set") || !imap_seqset(g, &cmd->u.store.set) || !imap_sp(g, "STORE data item"))
+		return false;
+	if (imap_peek(g) == '(') {
+		g->pos++;
+		if (!imap_keyword(g, "UNCHANGEDSINCE"))
+			return imap_fail(g, "Unknown STORE modifier");
+		if (!imap_sp(g, "UNCHANGEDSINCE value") ||
+		    !imap_number64(g, &cmd->u.store.unchangedsince, "UNCHANGEDSINCE value"))
+			return false;
+		if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the STORE modifiers");
+		g->pos++;
+		cmd->u.store.has_unchangedsince = true;
+		if (!imap_sp(g, "STORE data item"))
+			return false;
+	}
+	return store_flags(g) && imap_eol(g);
+}
+
+static bool cmd_copy(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_sp(g, "sequence set") && imap_seqset(g, &cmd->u.copy.set) && imap_sp(g, "mailbox name") &&
+	       imap_mailbox(g, &cmd->u.copy.mailbox) && imap_eol(g);
+}
+
+static bool cmd_expunge(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!cmd->uid)
+		return imap_eol(g);
+	cmd->u.expunge.has_set = true;
+	return imap_sp(g, "sequence set") && imap_seqset(g, &cmd->u.expunge.set) && imap_eol(g);
+}
+
+/* RFC 2971: at most 30 field-value pairs. */
+#define ID_MAX_PAIRS 30
+
+static bool cmd_id(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "ID parameters"))
+		return false;
+	if (imap_keyword(g, "NIL")) {
+		cmd->u.id.nil = true;
+		return imap_eol(g);
+	}
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Expected NIL or '(' for the ID parameters");
+	g->pos++;
+	cmd->u.id.names = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
+	cmd->u.id.values = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
+	while (imap_peek(g) != ')') {
+		if (cmd->u.id.count == ID_MAX_PAIRS)
+			return imap_fail(g, "Too many ID parameters");
+		size_t i = cmd->u.id.count;
+		if (!imap_string(g, &cmd->u.id.names[i], "ID field name") || !imap_sp(g, "ID field value") ||
+		    !imap_nstring(g, &cmd->u.id.values[i], "ID field value"))
+			return false;
+		cmd->u.id.count++;
+		if (imap_peek(g) == ' ')
+			g->pos++;
+		else if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the ID parameters");
+	}
+	g->pos++;
+	return imap_eol(g);
+}
+
+static bool cmd_enable(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	size_t cap = 0;
+	do {
+		if (!imap_sp(g, "capability"))
+			return false;
+		cmd->u.enable.caps = imap_arena_grow(g->arena, cmd->u.enable.caps, cmd->u.enable.count, &cap,
+						     sizeof(struct imap_str));
+		if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
+			return false;
+		cmd->u.enable.count++;
+	} while (!imap_at_eol(g));
+	return imap_eol(g);
+}
+
+static bool cmd_fetch(struct imap_gram *g)
+{
+	return imap_gram_fetch(g);
+}
+
+static bool cmd_search(struct imap_gram *g)
+{
+	return imap_gram_search(g);
+}
+
+static const struct command_def {
+	const char *name;
+	enum imap_cmd_kind kind;
+	bool uid_form;               /* may follow "UID " */
+	bool (*parse)(struct imap_gram *g);
+} commands[] = {
+	{ "APPEND", IMAP_CMD_APPEND, false, cmd_append },
+	{ "AUTHENTICATE", IMAP_CMD_AUTHENTICATE, false, cmd_authenticate },
+	{ "CAPABILITY", IMAP_CMD_CAPABILITY, false, no_args },
+	{ "CHECK", IMAP_CMD_CHECK, false, no_args },
+	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },
+	{ "COPY", IMAP_CMD_COPY, true, cmd_copy },
+	{ "CREATE", IMAP_CMD_CREATE, false, cmd_mailbox_only },
+	{ "DELETE", IMAP_CMD_DELETE, false, cmd_mailbox_only },
+	{ "ENABLE", IMAP_CMD_ENABLE, false, cmd_enable },
+	{ "EXAMINE", IMAP_CMD_EXAMINE, false, cmd_select },
+	{ "EXPUNGE", IMAP_CMD_EXPUNGE, true, cmd_expunge },
+	{ "FETCH", IMAP_CMD_FETCH, true, cmd_fetch },
+	{ "ID", IMAP_CMD_ID, false, cmd_id },
+	{ "IDLE", IMAP_CMD_IDLE, false, no_args },
+	{ "LIST", IMAP_CMD_LIST, false, cmd_list },
+	{ "LOGIN", IMAP_CMD_LOGIN, false, cmd_login },
+	{ "LOGOUT", IMAP_CMD_LOGOUT, false, no_args },
+	{ "LSUB", IMAP_CMD_LSUB, false, cmd_list },
+	{ "MOVE", IMAP_CMD_MOVE, true, cmd_copy },
+	{ "NAMESPACE", IMAP_CMD_NAMESPACE, false, no_args },
+	{ "NOOP", IMAP_CMD_NOOP, false, no_args },
+	{ "RENAME", IMAP_CMD_RENAME, false, cmd_rename },
+	{ "SEARCH", IMAP_CMD_SEARCH, true, cmd_search },
+	{ "SELECT", IMAP_CMD_SELECT, false, cmd_select },
+	{ "STARTTLS", IMAP_CMD_STARTTLS, false, no_args },
+	{ "STATUS", IMAP_CMD_STATUS, false, cmd_status },
+	{ "STORE", IMAP_CMD_STORE, true, cmd_store },
+	{ "SUBSCRIBE", IMAP_CMD_SUBSCRIBE, false, cmd_mailbox_only },
+	{ "UNSELECT", IMAP_CMD_UNSELECT, false, no_args },
+	{ "UNSUBSCRIBE", IMAP_CMD_UNSUBSCRIBE, false, cmd_mailbox_only },
+};
+
+static const struct command_def *find_command(const char *name, size_t len)
+{
+	/* The table is sorted: a binary search over it. */
+	size_t lo = 0, hi = COUNT_OF(commands);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		size_t n = strlen(commands[mid].name);
+		int c = strncasecmp(name, commands[mid].name, len < n ? len : n);
+		if (c == 0)
+			c = len < n ? -1 : len > n ? 1 : 0;
+		if (c == 0)
+			return &commands[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static bool tag_char(int c)
+{
+	return (imap_is_atom_char(c) && c != '+') || c == ']';
+}
+
+enum imap_gram_result imap_gram_command(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	size_t start = g->pos;
+	while (g->pos < g->len && tag_char((unsigned char)g->buf[g->pos]))
+		g->pos++;
+	if (g->pos == start) {
+		imap_fail(g, imap_peek(g) == ' ' ? "Missing tag" : "Invalid tag");
+		return IMAP_GRAM_ERROR;
+	}
+	if (imap_peek(g) != ' ' && !imap_at_eol(g)) {
+		imap_fail(g, "Invalid tag");
+		return IMAP_GRAM_ERROR;
+	}
+	cmd->tag.len = g->pos - start;
+	cmd->tag.data = imap_arena_strdup(g->arena, g->buf + start, cmd->tag.len);
+	if (!imap_sp(g, "command name"))
+		return IMAP_GRAM_ERROR;
+	size_t n = imap_atom_len_at(g);
+	if (n == 0) {
+		imap_fail(g, "Missing command name");
+		return IMAP_GRAM_ERROR;
+	}
+	const struct command_def *def;
+	if (n == 3 && strncasecmp(g->buf + g->pos, "UID", 3) == 0) {
+		g->pos += n;
+		if (!imap_sp(g, "command after UID"))
+			return IMAP_GRAM_ERROR;
+		n = imap_atom_len_at(g);
+		def = find_command(g->buf + g->pos, n);
+		if (def == NULL || !def->uid_form) {
+			imap_fail(g, "Unknown UID command: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+			return IMAP_GRAM_ERROR;
+		}
+		cmd->uid = true;
+	} else {
+		def = find_command(g->buf + g->pos, n);
+		if (def == NULL) {
+			imap_fail(g, "Unknown command: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+			return IMAP_GRAM_ERROR;
+		}
+	}
+	g->pos += n;
+	cmd->kind = def->kind;
+	cmd->name = def->name;
+	if (def->parse(g))
+		return IMAP_GRAM_OK;
+	return g->need_literal ? IMAP_GRAM_NEED_LITERAL : IMAP_GRAM_ERROR;
+}

@@ -1,0 +1,261 @@
+/* imap_fetch_parse.c - FETCH arguments: macros, attributes, body sections
+ * with partial ranges, and the CHANGEDSINCE modifier (RFC 3501 6.4.5,
+ * RFC 7162). */
+#include "protocol/imap_parse_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *name;
+	enum imap_fetch_att_kind kind;
+} simple_atts[] = {
+	{ "ENVELOPE", IMAP_FETCH_ENVELOPE },
+	{ "FLAGS", IMAP_FETCH_FLAGS },
+	{ "INTERNALDATE", IMAP_FETCH_INTERNALDATE },
+	{ "RFC822", IMAP_FETCH_RFC822 },
+	{ "RFC822.HEADER", IMAP_FETCH_RFC822_HEADER },
+	{ "RFC822.SIZE", IMAP_FETCH_RFC822_SIZE },
+	{ "RFC822.TEXT", IMAP_FETCH_RFC822_TEXT },
+	{ "BODY", IMAP_FETCH_BODY },
+	{ "BODYSTRUCTURE", IMAP_FETCH_BODYSTRUCTURE },
+	{ "UID", IMAP_FETCH_UID },
+	{ "MODSEQ", IMAP_FETCH_MODSEQ },
+};
+
+static const struct {
+	const char *name;
+	enum imap_fetch_macro macro;
+	enum imap_fetch_att_kind atts[5];
+	size_t count;
+} macros[] = {
+	{ "ALL", IMAP_FETCH_ALL,
+	  { IMAP_FETCH_FLAGS, IMAP_FETCH_INTERNALDATE, IMAP_FETCH_RFC822_SIZE, IMAP_FETCH_ENVELOPE }, 4 },
+	{ "FAST", IMAP_FETCH_FAST,
+	  { IMAP_FETCH_FLAGS, IMAP_FETCH_INTERNALDATE, IMAP_FETCH_RFC822_SIZE }, 3 },
+	{ "FULL", IMAP_FETCH_FULL,
+	  { IMAP_FETCH_FLAGS, IMAP_FETCH_INTERNALDATE, IMAP_FETCH_RFC822_SIZE, IMAP_FETCH_ENVELOPE,
+	    IMAP_FETCH_BODY }, 5 },
+};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The length of an attribute name: letters, digits and dots. */
+static size_t name_len(const struct imap_gram *g)
+{
+	size_t n = 0;
+	while (g->pos + n < g->len) {
+		char c = g->buf[g->pos + n];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'))
+			break;
+		n++;
+	}
+	return n;
+}
+
+static bool header_list(struct imap_gram *g, struct imap_section *sec)
+{
+	if (!imap_sp(g, "header field list"))
+		return false;
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the header field list");
+	g->pos++;
+	size_t cap = 0;
+	sec->field_count = 0;
+	for (;;) {
+		sec->fields = imap_arena_grow(g->arena, sec->fields, sec->field_count, &cap, sizeof(*sec->fields));
+		if (imap_peek(g) == ')')
+			return imap_fail(g, "Empty header field list");
+		if (!imap_astring(g, &sec->fields[sec->field_count], "header field name"))
+			return false;
+		sec->field_count++;
+		if (imap_peek(g) == ')')
+			break;
+		if (imap_peek(g) != ' ')
+			return imap_fail(g, "Missing ')' at the end of the header field list");
+		g->pos++;
+	}
+	g->pos++;
+	return true;
+}
+
+/* section-msgtext / "MIME" after an optional part number. */
+static bool section_text(struct imap_gram *g, struct imap_section *sec)
+{
+	size_t n = name_len(g);
+	const char *s = g->buf + g->pos;
+	if (n == 6 && strncasecmp(s, "HEADER", 6) == 0) {
+		sec->text = IMAP_SECTION_HEADER;
+	} else if (n == 13 && strncasecmp(s, "HEADER.FIELDS", 13) == 0) {
+		sec->text = IMAP_SECTION_HEADER_FIELDS;
+	} else if (n == 17 && strncasecmp(s, "HEADER.FIELDS.NOT", 17) == 0) {
+		sec->text = IMAP_SECTION_HEADER_FIELDS_NOT;
+	} else if (n == 4 && strncasecmp(s, "TEXT", 4) == 0) {
+		sec->text = IMAP_SECTION_TEXT;
+	} else if (n == 4 && strncasecmp(s, "MIME", 4) == 0 && sec->part_count > 0) {
+		sec->text = IMAP_SECTION_MIME;
+	} else {
+		return imap_fail(g, "Invalid body section");
+	}
+	g->pos += n;
+	if (sec->text == IMAP_SECTION_HEADER_FIELDS || sec->text == IMAP_SECTION_HEADER_FIELDS_NOT)
+		return header_list(g, sec);
+	return true;
+}
+
+static bool section(struct imap_gram *g, struct imap_section *sec)
+{
+	g->pos++; /* '[' */
+	if (imap_peek(g) >= '0' && imap_peek(g) <= '9') {
+		size_t max = 1;
+		for (size_t i = g->pos; i < g->len && g->buf[i] != ']' && g->buf[i] != '\n'; i++)
+			if (g->buf[i] == '.')
+				max++;
+		sec->parts = imap_arena_calloc(g->arena, max, sizeof(*sec->parts));
+		for (;;) {
+			if (sec->part_count == max)
+				return imap_fail(g, "Invalid body section");
+			uint32_t part;
+			if (!imap_nz_number(g, &part, "body section part"))
+				return false;
+			sec->parts[sec->part_count++] = part;
+			if (imap_peek(g) != '.')
+				break;
+			g->pos++;
+			if (!(imap_peek(g) >= '0' && imap_peek(g) <= '9')) {
+				if (!section_text(g, sec))
+					return false;
+				break;
+			}
+		}
+	} else if (imap_peek(g) != ']') {
+		if (!section_text(g, sec))
+			return false;
+	}
+	if (imap_peek(g) != ']')
+		return imap_fail(g, "Missing ']' at the end of the body section");
+	g->pos++;
+	return true;
+}
+
+static bool partial(struct imap_gram *g, struct imap_fetch_att *att)
+{
+	g->pos++; /* '<' */
+	if (!imap_number(g, &att->partial_offset, "partial offset"))
+		return false;
+	if (imap_peek(g) != '.')
+		return imap_fail(g, "Invalid partial range: expected <offset.count>");
+	g->pos++;
+	if (!imap_nz_number(g, &att->partial_count, "partial count"))
+		return false;
+	if (imap_peek(g) != '>')
+		return imap_fail(g, "Missing '>' at the end of the partial range");
+	g->pos++;
+	att->has_partial = true;
+	return true;
+}
+
+static bool fetch_att(struct imap_gram *g, struct imap_fetch_att *att)
+{
+	size_t n = name_len(g);
+	const char *s = g->buf + g->pos;
+	if (n == 0) {
+		if (imap_at_eol(g))
+			return imap_fail(g, "Missing argument: FETCH attribute");
+		return imap_fail(g, "Invalid FETCH attribute");
+	}
+	bool body = n == 4 && strncasecmp(s, "BODY", 4) == 0;
+	bool peek = n == 9 && strncasecmp(s, "BODY.PEEK", 9) == 0;
+	if ((body || peek) && g->pos + n < g->len && g->buf[g->pos + n] == '[') {
+		g->pos += n;
+		att->kind = IMAP_FETCH_BODY_SECTION;
+		att->peek = peek;
+		if (!section(g, &att->section))
+			return false;
+		if (imap_peek(g) == '<')
+			return partial(g, att);
+		return true;
+	}
+	if (peek)
+		return imap_fail(g, "BODY.PEEK needs a section");
+	for (size_t i = 0; i < COUNT_OF(simple_atts); i++) {
+		if (strlen(simple_atts[i].name) == n && strncasecmp(s, simple_atts[i].name, n) == 0) {
+			g->pos += n;
+			att->kind = simple_atts[i].kind;
+			return true;
+		}
+	}
+	return imap_fail(g, "Unknown FETCH attribute: %.*s", (int)(n > 40 ? 40 : n), s);
+}
+
+static bool fetch_modifiers(struct imap_gram *g)
+{
+	g->pos++; /* '(' */
+	for (;;) {
+		if (imap_keyword(g, "CHANGEDSINCE")) {
+			if (!imap_sp(g, "CHANGEDSINCE value") ||
+			    !imap_number64(g, &g->cmd->u.fetch.changedsince, "CHANGEDSINCE value"))
+				return false;
+			g->cmd->u.fetch.has_changedsince = true;
+		} else {
+			return imap_fail(g, "Unknown FETCH modifier");
+		}
+		if (imap_peek(g) == ')')
+			break;
+		if (imap_peek(g) != ' ')
+			return imap_fail(g, "Missing ')' at the end of the FETCH modifiers");
+		g->pos++;
+	}
+	g->pos++;
+	return true;
+}
+
+bool imap_gram_fetch(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "sequence set") || !imap_seqset(g, &cmd->u.fetch.set) ||
+	    !imap_sp(g, "FETCH attributes"))
+		return false;
+	size_t n = name_len(g);
+	for (size_t i = 0; i < COUNT_OF(macros); i++) {
+		if (strlen(macros[i].name) == n && strncasecmp(g->buf + g->pos, macros[i].name, n) == 0) {
+			g->pos += n;
+			cmd->u.fetch.macro = macros[i].macro;
+			cmd->u.fetch.att_count = macros[i].count;
+			cmd->u.fetch.atts = imap_arena_calloc(g->arena, macros[i].count, sizeof(struct imap_fetch_att));
+			for (size_t k = 0; k < macros[i].count; k++)
+				cmd->u.fetch.atts[k].kind = macros[i].atts[k];
+			goto modifiers;
+		}
+	}
+	if (imap_peek(g) == '(') {
+		g->pos++;
+		size_t cap = 0;
+		for (;;) {
+			cmd->u.fetch.atts = imap_arena_grow(g->arena, cmd->u.fetch.atts, cmd->u.fetch.att_count, &cap,
+							    sizeof(struct imap_fetch_att));
+			if (imap_peek(g) == ')')
+				return imap_fail(g, "Empty FETCH attribute list");
+			if (!fetch_att(g, &cmd->u.fetch.atts[cmd->u.fetch.att_count++]))
+				return false;
+			if (imap_peek(g) == ')')
+				break;
+			if (imap_peek(g) != ' ')
+				return imap_fail(g, "Missing ')' in FETCH attribute list");
+			g->pos++;
+		}
+		g->pos++;
+	} else {
+		cmd->u.fetch.atts = imap_arena_calloc(g->arena, 1, sizeof(struct imap_fetch_att));
+		cmd->u.fetch.att_count = 1;
+		if (!fetch_att(g, &cmd->u.fetch.atts[0]))
+			return false;
+	}
+modifiers:
+	if (imap_peek(g) == ' ' && g->pos + 1 < g->len && g->buf[g->pos + 1] == '(') {
+		g->pos++;
+		if (!fetch_modifiers(g))
+			return false;
+	}
+	return imap_eol(g);
+}

@@ -1,0 +1,226 @@
+/* imap_search_parse.c - SEARCH criteria as a tree (RFC 3501 6.4.4, with the
+ * RETURN options of RFC 4731 and the MODSEQ key of RFC 7162). */
+#include "protocol/imap_parse_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+enum key_arg { ARG_NONE, ARG_ASTRING, ARG_KEYWORD, ARG_DATE, ARG_NUMBER, ARG_HEADER, ARG_SEQSET,
+	       ARG_NOT, ARG_OR, ARG_MODSEQ };
+
+static const struct {
+	const char *name;
+	enum imap_search_kind kind;
+	enum key_arg arg;
+} search_keys[] = {
+	{ "ALL", IMAP_SEARCH_ALL, ARG_NONE },
+	{ "ANSWERED", IMAP_SEARCH_ANSWERED, ARG_NONE },
+	{ "BCC", IMAP_SEARCH_BCC, ARG_ASTRING },
+	{ "BEFORE", IMAP_SEARCH_BEFORE, ARG_DATE },
+	{ "BODY", IMAP_SEARCH_BODY, ARG_ASTRING },
+	{ "CC", IMAP_SEARCH_CC, ARG_ASTRING },
+	{ "DELETED", IMAP_SEARCH_DELETED, ARG_NONE },
+	{ "DRAFT", IMAP_SEARCH_DRAFT, ARG_NONE },
+	{ "FLAGGED", IMAP_SEARCH_FLAGGED, ARG_NONE },
+	{ "FROM", IMAP_SEARCH_FROM, ARG_ASTRING },
+	{ "HEADER", IMAP_SEARCH_HEADER, ARG_HEADER },
+	{ "KEYWORD", IMAP_SEARCH_KEYWORD, ARG_KEYWORD },
+	{ "LARGER", IMAP_SEARCH_LARGER, ARG_NUMBER },
+	{ "MODSEQ", IMAP_SEARCH_MODSEQ, ARG_MODSEQ },
+	{ "NEW", IMAP_SEARCH_NEW, ARG_NONE },
+	{ "NOT", IMAP_SEARCH_NOT, ARG_NOT },
+	{ "OLD", IMAP_SEARCH_OLD, ARG_NONE },
+	{ "ON", IMAP_SEARCH_ON, ARG_DATE },
+	{ "OR", IMAP_SEARCH_OR, ARG_OR },
+	{ "RECENT", IMAP_SEARCH_RECENT, ARG_NONE },
+	{ "SEEN", IMAP_SEARCH_SEEN, ARG_NONE },
+	{ "SENTBEFORE", IMAP_SEARCH_SENTBEFORE, ARG_DATE },
+	{ "SENTON", IMAP_SEARCH_SENTON, ARG_DATE },
+	{ "SENTSINCE", IMAP_SEARCH_SENTSINCE, ARG_DATE },
+	{ "SINCE", IMAP_SEARCH_SINCE, ARG_DATE },
+	{ "SMALLER", IMAP_SEARCH_SMALLER, ARG_NUMBER },
+	{ "SUBJECT", IMAP_SEARCH_SUBJECT, ARG_ASTRING },
+	{ "TEXT", IMAP_SEARCH_TEXT, ARG_ASTRING },
+	{ "TO", IMAP_SEARCH_TO, ARG_ASTRING },
+	{ "UID", IMAP_SEARCH_UID, ARG_SEQSET },
+	{ "UNANSWERED", IMAP_SEARCH_UNANSWERED, ARG_NONE },
+	{ "UNDELETED", IMAP_SEARCH_UNDELETED, ARG_NONE },
+	{ "UNDRAFT", IMAP_SEARCH_UNDRAFT, ARG_NONE },
+	{ "UNFLAGGED", IMAP_SEARCH_UNFLAGGED, ARG_NONE },
+	{ "UNKEYWORD", IMAP_SEARCH_UNKEYWORD, ARG_KEYWORD },
+	{ "UNSEEN", IMAP_SEARCH_UNSEEN, ARG_NONE },
+};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool search_key(struct imap_gram *g, struct imap_search_key *key);
+
+/* Keys separated by single spaces until ')' (inside parentheses) or the
+ * end of the line (top level). */
+static bool key_list(struct imap_gram *g, struct imap_search_key *and, bool paren)
+{
+	size_t cap = 0;
+	and->kind = IMAP_SEARCH_AND;
+	for (;;) {
+		and->u.list.keys = imap_arena_grow(g->arena, and->u.list.keys, and->u.list.count, &cap,
+						   sizeof(struct imap_search_key));
+		if (!search_key(g, &and->u.list.keys[and->u.list.count]))
+			return false;
+		and->u.list.count++;
+		int c = imap_peek(g);
+		if (paren && c == ')')
+			return true;
+		if (!paren && c == '\n')
+			return true;
+		if (c != ' ') {
+			if (paren)
+				return imap_fail(g, "Missing ')' in SEARCH criteria");
+			return imap_fail(g, "Unexpected characters in SEARCH criteria");
+		}
+		g->pos++;
+	}
+}
+
+static bool key_arg(struct imap_gram *g, struct imap_search_key *key, enum key_arg arg, const char *name)
+{
+	switch (arg) {
+	case ARG_NONE:
+		return true;
+	case ARG_ASTRING:
+		return imap_sp(g, name) && imap_astring(g, &key->u.str, name);
+	case ARG_KEYWORD:
+		return imap_sp(g, name) && imap_atom(g, &key->u.str, name);
+	case ARG_DATE:
+		return imap_sp(g, name) && imap_search_date(g, &key->u.date);
+	case ARG_NUMBER:
+		return imap_sp(g, name) && imap_number(g, &key->u.size, name);
+	case ARG_HEADER:
+		return imap_sp(g, "header field name") &&
+		       imap_astring(g, &key->u.header.name, "header field name") &&
+		       imap_sp(g, "header value") && imap_astring(g, &key->u.header.value, "header value");
+	case ARG_SEQSET:
+		return imap_sp(g, name) && imap_seqset(g, &key->u.set);
+	case ARG_NOT:
+		key->u.not = imap_arena_calloc(g->arena, 1, sizeof(*key));
+		return imap_sp(g, "NOT search key") && search_key(g, key->u.not);
+	case ARG_OR:
+		key->u.or.left = imap_arena_calloc(g->arena, 1, sizeof(*key));
+		key->u.or.right = imap_arena_calloc(g->arena, 1, sizeof(*key));
+		return imap_sp(g, "OR search key") && search_key(g, key->u.or.left) &&
+		       imap_sp(g, "second OR search key") && search_key(g, key->u.or.right);
+	case ARG_MODSEQ:
+		if (!imap_sp(g, "MODSEQ value"))
+			return false;
+		if (imap_peek(g) == '"') {
+			/* entry-name SP entry-type-req: metadata this server
+			 * does not keep per flag; checked, then ignored. */
+			struct imap_str entry;
+			if (!imap_string(g, &entry, "MODSEQ entry name") || !imap_sp(g, "MODSEQ entry type"))
+				return false;
+			if (!imap_keyword(g, "priv") && !imap_keyword(g, "shared") && !imap_keyword(g, "all"))
+				return imap_fail(g, "Invalid MODSEQ entry type");
+			if (!imap_sp(g, "MODSEQ value"))
+				return false;
+		}
+		return imap_number64(g, &key->u.modseq, name);
+	}
+	return imap_fail(g, "Invalid SEARCH key");
+}
+
+static bool search_key(struct imap_gram *g, struct imap_search_key *key)
+{
+	int c = imap_peek(g);
+	if (c == '(') {
+		if (++g->depth > g->max_depth)
+			return imap_fail(g, "SEARCH criteria nested too deeply");
+		g->pos++;
+		if (imap_peek(g) == ')')
+			return imap_fail(g, "Empty parenthesised SEARCH criteria");
+		if (!key_list(g, key, true))
+			return false;
+		g->pos++; /* ')' */
+		g->depth--;
+		return true;
+	}
+	if (c == '*' || (c >= '0' && c <= '9')) {
+		key->kind = IMAP_SEARCH_SEQSET;
+		return imap_seqset(g, &key->u.set);
+	}
+	size_t n = imap_atom_len_at(g);
+	if (n == 0) {
+		if (c == '\n')
+			return imap_fail(g, "Missing argument: SEARCH key");
+		if (c == ')')
+			return imap_fail(g, "Unexpected ')' in SEARCH criteria");
+		return imap_fail(g, "Invalid SEARCH key");
+	}
+	for (size_t i = 0; i < COUNT_OF(search_keys); i++) {
+		if (strlen(search_keys[i].name) == n && strncasecmp(g->buf + g->pos, search_keys[i].name, n) == 0) {
+			g->pos += n;
+			key->kind = search_keys[i].kind;
+			if (search_keys[i].arg == ARG_NOT || search_keys[i].arg == ARG_OR) {
+				/* NOT NOT NOT ... recurses as deeply as parentheses do. */
+				if (++g->depth > g->max_depth)
+					return imap_fail(g, "SEARCH criteria nested too deeply");
+				bool ok = key_arg(g, key, search_keys[i].arg, search_keys[i].name);
+				g->depth--;
+				return ok;
+			}
+			return key_arg(g, key, search_keys[i].arg, search_keys[i].name);
+		}
+	}
+	return imap_fail(g, "Unknown SEARCH key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} return_opts[] = {
+	{ "MIN", 1 }, { "MAX", 2 }, { "ALL", 4 }, { "COUNT", 8 }, { "SAVE", 16 },
+};
+
+static bool search_return(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	cmd->u.search.esearch = true;
+	if (!imap_sp(g, "RETURN options"))
+		return false;
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the RETURN options");
+	g->pos++;
+	while (imap_peek(g) != ')') {
+		size_t n = imap_atom_len_at(g), i;
+		for (i = 0; i < COUNT_OF(return_opts); i++)
+			if (strlen(return_opts[i].name) == n && strncasecmp(g->buf + g->pos, return_opts[i].name, n) == 0)
+				break;
+		if (i == COUNT_OF(return_opts))
+			return imap_fail(g, "Unknown SEARCH RETURN option");
+		cmd->u.search.return_opts |= return_opts[i].bit;
+		g->pos += n;
+		if (imap_peek(g) == ' ')
+			g->pos++;
+		else if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the RETURN options");
+	}
+	g->pos++;
+	return imap_sp(g, "SEARCH criteria");
+}
+
+bool imap_gram_search(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "SEARCH criteria"))
+		return false;
+	if (imap_keyword(g, "RETURN") && !search_return(g))
+		return false;
+	if (imap_keyword(g, "CHARSET")) {
+		if (!imap_sp(g, "charset") || !imap_astring(g, &cmd->u.search.charset, "charset") ||
+		    !imap_sp(g, "SEARCH criteria"))
+			return false;
+		cmd->u.search.has_charset = true;
+	}
+	cmd->u.search.key = imap_arena_calloc(g->arena, 1, sizeof(struct imap_search_key));
+	if (!key_list(g, cmd->u.search.key, false))
+		return false;
+	return imap_eol(g);
+}

@@ -1,0 +1,433 @@
+/* imap_write.c - IMAP responses into an agbuf. */
+#include "protocol/imap_write.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "protocol/imap_quote.h"
+
+static const char *const code_names[IMAP_CODE__COUNT] = {
+	[IMAP_CODE_NONE] = "",
+	[IMAP_CODE_ALERT] = "ALERT",
+	[IMAP_CODE_ALREADYEXISTS] = "ALREADYEXISTS",
+	[IMAP_CODE_AUTHENTICATIONFAILED] = "AUTHENTICATIONFAILED",
+	[IMAP_CODE_AUTHORIZATIONFAILED] = "AUTHORIZATIONFAILED",
+	[IMAP_CODE_CANNOT] = "CANNOT",
+	[IMAP_CODE_CLIENTBUG] = "CLIENTBUG",
+	[IMAP_CODE_CLOSED] = "CLOSED",
+	[IMAP_CODE_CONTACTADMIN] = "CONTACTADMIN",
+	[IMAP_CODE_CORRUPTION] = "CORRUPTION",
+	[IMAP_CODE_EXPIRED] = "EXPIRED",
+	[IMAP_CODE_EXPUNGEISSUED] = "EXPUNGEISSUED",
+	[IMAP_CODE_INUSE] = "INUSE",
+	[IMAP_CODE_LIMIT] = "LIMIT",
+	[IMAP_CODE_NOMODSEQ] = "NOMODSEQ",
+	[IMAP_CODE_NONEXISTENT] = "NONEXISTENT",
+	[IMAP_CODE_NOPERM] = "NOPERM",
+	[IMAP_CODE_OVERQUOTA] = "OVERQUOTA",
+	[IMAP_CODE_PARSE] = "PARSE",
+	[IMAP_CODE_PRIVACYREQUIRED] = "PRIVACYREQUIRED",
+	[IMAP_CODE_READ_ONLY] = "READ-ONLY",
+	[IMAP_CODE_READ_WRITE] = "READ-WRITE",
+	[IMAP_CODE_SERVERBUG] = "SERVERBUG",
+	[IMAP_CODE_TOOBIG] = "TOOBIG",
+	[IMAP_CODE_TRYCREATE] = "TRYCREATE",
+	[IMAP_CODE_UIDNOTSTICKY] = "UIDNOTSTICKY",
+	[IMAP_CODE_UNAVAILABLE] = "UNAVAILABLE",
+};
+
+static const char *const status_names[] = {
+	[IMAP_OK] = "OK", [IMAP_NO] = "NO", [IMAP_BAD] = "BAD", [IMAP_PREAUTH] = "PREAUTH", [IMAP_BYE] = "BYE",
+};
+
+const char *imap_code_name(enum imap_code code)
+{
+	if ((unsigned)code >= IMAP_CODE__COUNT)
+		return "";
+	return code_names[code];
+}
+
+/* Free text: every byte but CR, LF and NUL as is. */
+static void write_text(struct agbuf *out, const char *text)
+{
+	for (const char *s = text; *s != '\0';) {
+		size_t n = strcspn(s, "\r\n");
+		agbuf_append(out, s, n);
+		s += n;
+		if (*s != '\0') {
+			agbuf_putc(out, ' ');
+			s++;
+		}
+	}
+}
+
+void imap_write_status_begin(struct agbuf *out, const char *tag, enum imap_status status)
+{
+	if (tag == NULL || status == IMAP_BYE || status == IMAP_PREAUTH)
+		agbuf_puts(out, "* ");
+	else {
+		write_text(out, tag);
+		agbuf_putc(out, ' ');
+	}
+	agbuf_puts(out, status_names[status]);
+	agbuf_putc(out, ' ');
+}
+
+void imap_write_status_end(struct agbuf *out, const char *text)
+{
+	write_text(out, text != NULL ? text : "");
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_status(struct agbuf *out, const char *tag, enum imap_status status, enum imap_code code,
+		       const char *text)
+{
+	imap_write_status_begin(out, tag, status);
+	imap_write_code(out, code);
+	imap_write_status_end(out, text);
+}
+
+void imap_write_code(struct agbuf *out, enum imap_code code)
+{
+	if (code == IMAP_CODE_NONE || (unsigned)code >= IMAP_CODE__COUNT)
+		return;
+	agbuf_printf(out, "[%s] ", code_names[code]);
+}
+
+void imap_write_code_uidvalidity(struct agbuf *out, uint32_t uidvalidity)
+{
+	agbuf_printf(out, "[UIDVALIDITY %" PRIu32 "] ", uidvalidity);
+}
+
+void imap_write_code_uidnext(struct agbuf *out, uint32_t uidnext)
+{
+	agbuf_printf(out, "[UIDNEXT %" PRIu32 "] ", uidnext);
+}
+
+void imap_write_code_unseen(struct agbuf *out, uint32_t seq)
+{
+	agbuf_printf(out, "[UNSEEN %" PRIu32 "] ", seq);
+}
+
+void imap_write_code_highestmodseq(struct agbuf *out, uint64_t modseq)
+{
+	agbuf_printf(out, "[HIGHESTMODSEQ %" PRIu64 "] ", modseq);
+}
+
+void imap_write_code_appenduid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *uids)
+{
+	agbuf_printf(out, "[APPENDUID %" PRIu32 " ", uidvalidity);
+	imap_write_seqset(out, uids);
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_copyuid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *src,
+			     const struct imap_seqset *dst)
+{
+	agbuf_printf(out, "[COPYUID %" PRIu32 " ", uidvalidity);
+	imap_write_seqset(out, src);
+	agbuf_putc(out, ' ');
+	imap_write_seqset(out, dst);
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_permanentflags(struct agbuf *out, const char *const *flags, size_t count, int new_keywords)
+{
+	agbuf_puts(out, "[PERMANENTFLAGS (");
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, flags[i]);
+	}
+	if (new_keywords)
+		agbuf_puts(out, count > 0 ? " \\*" : "\\*");
+	agbuf_puts(out, ")] ");
+}
+
+void imap_write_code_capability(struct agbuf *out, const char *caps)
+{
+	agbuf_puts(out, "[CAPABILITY ");
+	write_text(out, caps);
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_badcharset(struct agbuf *out, const char *const *charsets, size_t count)
+{
+	agbuf_puts(out, "[BADCHARSET");
+	if (count > 0) {
+		agbuf_puts(out, " (");
+		for (size_t i = 0; i < count; i++) {
+			if (i > 0)
+				agbuf_putc(out, ' ');
+			imap_quote_astring(out, charsets[i], strlen(charsets[i]));
+		}
+		agbuf_putc(out, ')');
+	}
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_continuation(struct agbuf *out, const char *text)
+{
+	agbuf_puts(out, "+ ");
+	imap_write_status_end(out, text);
+}
+
+void imap_write_untagged(struct agbuf *out)
+{
+	agbuf_puts(out, "* ");
+}
+
+void imap_write_crlf(struct agbuf *out)
+{
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_sp(struct agbuf *out)
+{
+	agbuf_putc(out, ' ');
+}
+
+void imap_write_list_begin(struct agbuf *out)
+{
+	agbuf_putc(out, '(');
+}
+
+void imap_write_list_end(struct agbuf *out)
+{
+	agbuf_putc(out, ')');
+}
+
+void imap_write_atom(struct agbuf *out, const char *atom)
+{
+	agbuf_puts(out, atom);
+}
+
+void imap_write_nil(struct agbuf *out)
+{
+	agbuf_puts(out, "NIL");
+}
+
+void imap_write_number(struct agbuf *out, uint64_t n)
+{
+	agbuf_printf(out, "%" PRIu64, n);
+}
+
+void imap_write_string(struct agbuf *out, const char *s, size_t len)
+{
+	imap_quote_string(out, s, len);
+}
+
+void imap_write_nstring(struct agbuf *out, const char *s, size_t len)
+{
+	imap_quote_nstring(out, s, len);
+}
+
+void imap_write_astring(struct agbuf *out, const char *s, size_t len)
+{
+	imap_quote_astring(out, s, len);
+}
+
+void imap_write_literal_header(struct agbuf *out, uint64_t size)
+{
+	agbuf_printf(out, "{%" PRIu64 "}\r\n", size);
+}
+
+static void write_seq_number(struct agbuf *out, uint32_t n)
+{
+	if (n == IMAP_SEQ_STAR)
+		agbuf_putc(out, '*');
+	else
+		agbuf_printf(out, "%" PRIu32, n);
+}
+
+void imap_write_seqset(struct agbuf *out, const struct imap_seqset *set)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ',');
+		write_seq_number(out, set->ranges[i].first);
+		if (set->ranges[i].last != set->ranges[i].first) {
+			agbuf_putc(out, ':');
+			write_seq_number(out, set->ranges[i].last);
+		}
+	}
+}
+
+void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count)
+{
+	agbuf_putc(out, '(');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, flags[i]);
+	}
+	agbuf_putc(out, ')');
+}
+
+static const char month_abbrev[12][4] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
+
+/* The Gregorian date of a day number counted from 1970-01-01. */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes)
+{
+	if (zone_minutes < -1439 || zone_minutes > 1439)
+		zone_minutes = 0;
+	int64_t local = unix_time + (int64_t)zone_minutes * 60;
+	int64_t days = local / 86400, secs = local % 86400;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	int64_t year;
+	int month, day;
+	civil_from_days(days, &year, &month, &day);
+	if (year < 0 || year > 9999) {
+		/* Not representable in four digits: the epoch is a safe answer. */
+		year = 1970, month = 1, day = 1, secs = 0, zone_minutes = 0;
+	}
+	int zone = zone_minutes < 0 ? -zone_minutes : zone_minutes;
+	agbuf_printf(out, "\"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", day, month_abbrev[month - 1], (int)year,
+		     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), zone_minutes < 0 ? '-' : '+',
+		     zone / 60, zone % 60);
+}
+
+void imap_write_exists(struct agbuf *out, uint32_t count)
+{
+	agbuf_printf(out, "* %" PRIu32 " EXISTS\r\n", count);
+}
+
+void imap_write_recent(struct agbuf *out, uint32_t count)
+{
+	agbuf_printf(out, "* %" PRIu32 " RECENT\r\n", count);
+}
+
+void imap_write_expunge(struct agbuf *out, uint32_t seq)
+{
+	agbuf_printf(out, "* %" PRIu32 " EXPUNGE\r\n", seq);
+}
+
+void imap_write_capability(struct agbuf *out, const char *caps)
+{
+	agbuf_puts(out, "* CAPABILITY ");
+	write_text(out, caps);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_flags_response(struct agbuf *out, const char *const *flags, size_t count)
+{
+	agbuf_puts(out, "* FLAGS ");
+	imap_write_flags(out, flags, count);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count)
+{
+	agbuf_puts(out, "* SEARCH");
+	for (size_t i = 0; i < count; i++)
+		agbuf_printf(out, " %" PRIu32, numbers[i]);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+		     const char *name, size_t name_len)
+{
+	agbuf_puts(out, lsub ? "* LSUB " : "* LIST ");
+	imap_write_flags(out, attrs, attr_count);
+	agbuf_putc(out, ' ');
+	if (delim == 0) {
+		agbuf_puts(out, "NIL");
+	} else {
+		char d[1] = { delim };
+		imap_quote_string(out, d, 1);
+	}
+	agbuf_putc(out, ' ');
+	imap_quote_astring(out, name, name_len);
+	agbuf_puts(out, "\r\n");
+}
+
+static const char *const fetch_att_names[] = {
+	[IMAP_FETCH_ENVELOPE] = "ENVELOPE",
+	[IMAP_FETCH_FLAGS] = "FLAGS",
+	[IMAP_FETCH_INTERNALDATE] = "INTERNALDATE",
+	[IMAP_FETCH_RFC822] = "RFC822",
+	[IMAP_FETCH_RFC822_HEADER] = "RFC822.HEADER",
+	[IMAP_FETCH_RFC822_SIZE] = "RFC822.SIZE",
+	[IMAP_FETCH_RFC822_TEXT] = "RFC822.TEXT",
+	[IMAP_FETCH_BODY] = "BODY",
+	[IMAP_FETCH_BODYSTRUCTURE] = "BODYSTRUCTURE",
+	[IMAP_FETCH_UID] = "UID",
+	[IMAP_FETCH_BODY_SECTION] = "BODY",
+	[IMAP_FETCH_MODSEQ] = "MODSEQ",
+};
+
+static const char *const section_text_names[] = {
+	[IMAP_SECTION_ALL] = "",
+	[IMAP_SECTION_HEADER] = "HEADER",
+	[IMAP_SECTION_HEADER_FIELDS] = "HEADER.FIELDS",
+	[IMAP_SECTION_HEADER_FIELDS_NOT] = "HEADER.FIELDS.NOT",
+	[IMAP_SECTION_TEXT] = "TEXT",
+	[IMAP_SECTION_MIME] = "MIME",
+};
+
+void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *att)
+{
+	agbuf_puts(out, fetch_att_names[att->kind]);
+	if (att->kind != IMAP_FETCH_BODY_SECTION)
+		return;
+	const struct imap_section *sec = &att->section;
+	agbuf_putc(out, '[');
+	for (size_t i = 0; i < sec->part_count; i++)
+		agbuf_printf(out, "%s%" PRIu32, i > 0 ? "." : "", sec->parts[i]);
+	if (sec->text != IMAP_SECTION_ALL) {
+		if (sec->part_count > 0)
+			agbuf_putc(out, '.');
+		agbuf_puts(out, section_text_names[sec->text]);
+	}
+	if (sec->text == IMAP_SECTION_HEADER_FIELDS || sec->text == IMAP_SECTION_HEADER_FIELDS_NOT) {
+		agbuf_puts(out, " (");
+		for (size_t i = 0; i < sec->field_count; i++) {
+			if (i > 0)
+				agbuf_putc(out, ' ');
+			imap_quote_astring(out, sec->fields[i].data, sec->fields[i].len);
+		}
+		agbuf_putc(out, ')');
+	}
+	agbuf_putc(out, ']');
+	if (att->has_partial)
+		agbuf_printf(out, "<%" PRIu32 ">", att->partial_offset);
+}
+
+static const char *const status_item_names[] = {
+	[IMAP_STATUS_MESSAGES] = "MESSAGES",
+	[IMAP_STATUS_RECENT] = "RECENT",
+	[IMAP_STATUS_UIDNEXT] = "UIDNEXT",
+	[IMAP_STATUS_UIDVALIDITY] = "UIDVALIDITY",
+	[IMAP_STATUS_UNSEEN] = "UNSEEN",
+	[IMAP_STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
+	[IMAP_STATUS_SIZE] = "SIZE",
+};
+
+void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,
+				const enum imap_status_item *items, const uint64_t *values, size_t count)
+{
+	agbuf_puts(out, "* STATUS ");
+	imap_quote_astring(out, name, name_len);
+	agbuf_puts(out, " (");
+	for (size_t i = 0; i < count; i++)
+		agbuf_printf(out, "%s%s %" PRIu64, i > 0 ? " " : "", status_item_names[items[i]], values[i]);
+	agbuf_puts(out, ")\r\n");
+}

@@ -1,0 +1,144 @@
+/* imap_write.h - building IMAP responses into an agbuf that the session
+ * flushes. Nothing here does I/O or owns the buffer.
+ *
+ * A status response is three calls (or one, imap_write_status):
+ *     imap_write_status_begin(out, "a1", IMAP_OK);   "a1 OK "
+ *     imap_write_code_uidvalidity(out, 42);          "[UIDVALIDITY 42] "
+ *     imap_write_status_end(out, "SELECT completed"); text + CRLF
+ * Untagged data is written piece by piece:
+ *     imap_write_untagged(out); "* "
+ *     ... imap_write_number / _astring / _list_begin ...
+ *     imap_write_crlf(out);
+ * Strings go out as atoms, quoted strings or literals through imap_quote.
+ * Free text (after OK/NO/BAD, after "+") never carries CR, LF or NUL: they
+ * are replaced by spaces so a client cannot be fed an extra line. */
+#ifndef AG_IMAP_WRITE_H
+#define AG_IMAP_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/agbuf.h"
+#include "protocol/imap_parse.h"
+
+enum imap_status { IMAP_OK, IMAP_NO, IMAP_BAD, IMAP_PREAUTH, IMAP_BYE };
+
+/* Response codes without arguments (RFC 3501 7.1, RFC 5530, RFC 4315,
+ * RFC 7162, RFC 7889). */
+enum imap_code {
+	IMAP_CODE_NONE,
+	IMAP_CODE_ALERT,
+	IMAP_CODE_ALREADYEXISTS,
+	IMAP_CODE_AUTHENTICATIONFAILED,
+	IMAP_CODE_AUTHORIZATIONFAILED,
+	IMAP_CODE_CANNOT,
+	IMAP_CODE_CLIENTBUG,
+	IMAP_CODE_CLOSED,
+	IMAP_CODE_CONTACTADMIN,
+	IMAP_CODE_CORRUPTION,
+	IMAP_CODE_EXPIRED,
+	IMAP_CODE_EXPUNGEISSUED,
+	IMAP_CODE_INUSE,
+	IMAP_CODE_LIMIT,
+	IMAP_CODE_NOMODSEQ,
+	IMAP_CODE_NONEXISTENT,
+	IMAP_CODE_NOPERM,
+	IMAP_CODE_OVERQUOTA,
+	IMAP_CODE_PARSE,
+	IMAP_CODE_PRIVACYREQUIRED,
+	IMAP_CODE_READ_ONLY,
+	IMAP_CODE_READ_WRITE,
+	IMAP_CODE_SERVERBUG,
+	IMAP_CODE_TOOBIG,
+	IMAP_CODE_TRYCREATE,
+	IMAP_CODE_UIDNOTSTICKY,
+	IMAP_CODE_UNAVAILABLE,
+	IMAP_CODE__COUNT
+};
+
+/* The code's name as written inside brackets ("READ-ONLY"), static. */
+const char *imap_code_name(enum imap_code code);
+
+/* "<tag> OK " or "* OK " (tag NULL); BYE and PREAUTH are always untagged. */
+void imap_write_status_begin(struct agbuf *out, const char *tag, enum imap_status status);
+/* Free text then CRLF; CR, LF and NUL in `text` become spaces. */
+void imap_write_status_end(struct agbuf *out, const char *text);
+/* A whole status response with an optional argument-less code. */
+void imap_write_status(struct agbuf *out, const char *tag, enum imap_status status, enum imap_code code,
+		       const char *text);
+
+/* "[CODE] " for a code without arguments. */
+void imap_write_code(struct agbuf *out, enum imap_code code);
+/* "[UIDVALIDITY n] ", "[UIDNEXT n] ", "[UNSEEN n] ", "[HIGHESTMODSEQ n] ". */
+void imap_write_code_uidvalidity(struct agbuf *out, uint32_t uidvalidity);
+void imap_write_code_uidnext(struct agbuf *out, uint32_t uidnext);
+void imap_write_code_unseen(struct agbuf *out, uint32_t seq);
+void imap_write_code_highestmodseq(struct agbuf *out, uint64_t modseq);
+/* "[APPENDUID uidvalidity uids] " (uids: one UID, or a set for MULTIAPPEND). */
+void imap_write_code_appenduid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *uids);
+/* "[COPYUID uidvalidity source-uids dest-uids] ". */
+void imap_write_code_copyuid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *src,
+			     const struct imap_seqset *dst);
+/* "[PERMANENTFLAGS (flags... \*)] ", the "\*" when new keywords are allowed. */
+void imap_write_code_permanentflags(struct agbuf *out, const char *const *flags, size_t count, int new_keywords);
+/* "[CAPABILITY caps] " with caps a space-separated list of atoms. */
+void imap_write_code_capability(struct agbuf *out, const char *caps);
+/* "[BADCHARSET (charsets...)] ". */
+void imap_write_code_badcharset(struct agbuf *out, const char *const *charsets, size_t count);
+
+/* "+ text\r\n" (a continuation request; empty text allowed). */
+void imap_write_continuation(struct agbuf *out, const char *text);
+/* "* " to start untagged data. */
+void imap_write_untagged(struct agbuf *out);
+/* "\r\n". */
+void imap_write_crlf(struct agbuf *out);
+/* One space. */
+void imap_write_sp(struct agbuf *out);
+/* "(" and ")". */
+void imap_write_list_begin(struct agbuf *out);
+void imap_write_list_end(struct agbuf *out);
+/* A bare atom the caller knows is valid (a keyword like FLAGS, a capability). */
+void imap_write_atom(struct agbuf *out, const char *atom);
+/* "NIL". */
+void imap_write_nil(struct agbuf *out);
+/* A decimal number. */
+void imap_write_number(struct agbuf *out, uint64_t n);
+/* string: quoted, or a literal when the bytes need one. */
+void imap_write_string(struct agbuf *out, const char *s, size_t len);
+/* nstring: NIL for s == NULL. */
+void imap_write_nstring(struct agbuf *out, const char *s, size_t len);
+/* astring: an atom when possible (mailbox names, keywords). */
+void imap_write_astring(struct agbuf *out, const char *s, size_t len);
+/* A literal header "{n}\r\n" for bytes the caller appends (or streams) itself. */
+void imap_write_literal_header(struct agbuf *out, uint64_t size);
+/* A sequence set "1:3,7,9:*" in the order given. */
+void imap_write_seqset(struct agbuf *out, const struct imap_seqset *set);
+/* "(\Seen $Junk)": flags are atoms (a leading '\' included). */
+void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count);
+/* "\"17-Jul-1996 02:44:25 -0700\"": the instant `unix_time` shown in the
+ * zone `zone_minutes` east of UTC. */
+void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes);
+
+/* The name a FETCH response gives an attribute: "UID", "RFC822.SIZE",
+ * "BODY[1.2.HEADER.FIELDS (A B)]<0>" (BODY.PEEK answers as BODY, a partial
+ * range shows its origin only, RFC 3501 7.4.2). */
+void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *att);
+/* "* STATUS name (MESSAGES 3 UIDNEXT 9)\r\n": values[i] answers items[i]. */
+void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,
+				const enum imap_status_item *items, const uint64_t *values, size_t count);
+
+/* Common untagged responses, each a whole line. */
+void imap_write_exists(struct agbuf *out, uint32_t count);   /* "* n EXISTS" */
+void imap_write_recent(struct agbuf *out, uint32_t count);   /* "* n RECENT" */
+void imap_write_expunge(struct agbuf *out, uint32_t seq);    /* "* n EXPUNGE" */
+void imap_write_capability(struct agbuf *out, const char *caps);
+/* "* FLAGS (...)". */
+void imap_write_flags_response(struct agbuf *out, const char *const *flags, size_t count);
+/* "* SEARCH 2 3 7" (no numbers: "* SEARCH"). */
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count);
+/* "* LIST (attrs) "delim" name", delim 0 for NIL; name already in mUTF-7
+ * (or UTF-8 when the client enabled UTF8=ACCEPT). `lsub` says LSUB. */
+void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+		     const char *name, size_t name_len);
+
+#endif
