@@ -1,0 +1,55 @@
+/* commands.c - the command dispatch table.
+ *
+ * One row per RFC 3501 command and extension the parser knows. A command
+ * whose handler is NULL is parsed but refused with NO: it is not announced
+ * either (see capability.c). */
+#include "host/commands.h"
+
+#include <stddef.h>
+
+#define ANY (AG_STATE_NOT_AUTH | AG_STATE_AUTH | AG_STATE_SELECTED)
+#define NOT_AUTH AG_STATE_NOT_AUTH
+#define AUTHED (AG_STATE_AUTH | AG_STATE_SELECTED)
+#define SELECTED AG_STATE_SELECTED
+
+static const struct ag_command commands[] = {
+	{ IMAP_CMD_CAPABILITY, "CAPABILITY", ANY, ag_cmd_capability },
+	{ IMAP_CMD_NOOP, "NOOP", ANY, ag_cmd_noop },
+	{ IMAP_CMD_LOGOUT, "LOGOUT", ANY, ag_cmd_logout },
+	{ IMAP_CMD_ID, "ID", ANY, ag_cmd_id },
+	{ IMAP_CMD_STARTTLS, "STARTTLS", NOT_AUTH, ag_cmd_starttls },
+	{ IMAP_CMD_AUTHENTICATE, "AUTHENTICATE", NOT_AUTH, ag_cmd_authenticate },
+	{ IMAP_CMD_LOGIN, "LOGIN", NOT_AUTH, ag_cmd_login },
+	{ IMAP_CMD_ENABLE, "ENABLE", AUTHED, ag_cmd_enable },
+	{ IMAP_CMD_NAMESPACE, "NAMESPACE", AUTHED, ag_cmd_namespace },
+	{ IMAP_CMD_IDLE, "IDLE", AUTHED, ag_cmd_idle },
+	{ IMAP_CMD_SELECT, "SELECT", AUTHED, NULL },
+	{ IMAP_CMD_EXAMINE, "EXAMINE", AUTHED, NULL },
+	{ IMAP_CMD_CREATE, "CREATE", AUTHED, NULL },
+	{ IMAP_CMD_DELETE, "DELETE", AUTHED, NULL },
+	{ IMAP_CMD_RENAME, "RENAME", AUTHED, NULL },
+	{ IMAP_CMD_SUBSCRIBE, "SUBSCRIBE", AUTHED, NULL },
+	{ IMAP_CMD_UNSUBSCRIBE, "UNSUBSCRIBE", AUTHED, NULL },
+	{ IMAP_CMD_LIST, "LIST", AUTHED, NULL },
+	{ IMAP_CMD_LSUB, "LSUB", AUTHED, NULL },
+	{ IMAP_CMD_STATUS, "STATUS", AUTHED, NULL },
+	{ IMAP_CMD_APPEND, "APPEND", AUTHED, NULL },
+	{ IMAP_CMD_CHECK, "CHECK", SELECTED, NULL },
+	{ IMAP_CMD_CLOSE, "CLOSE", SELECTED, NULL },
+	{ IMAP_CMD_UNSELECT, "UNSELECT", SELECTED, NULL },
+	{ IMAP_CMD_EXPUNGE, "EXPUNGE", SELECTED, NULL },
+	{ IMAP_CMD_SEARCH, "SEARCH", SELECTED, NULL },
+	{ IMAP_CMD_FETCH, "FETCH", SELECTED, NULL },
+	{ IMAP_CMD_STORE, "STORE", SELECTED, NULL },
+	{ IMAP_CMD_COPY, "COPY", SELECTED, NULL },
+	{ IMAP_CMD_MOVE, "MOVE", SELECTED, NULL },
+};
+
+const struct ag_command *ag_command_find(enum imap_cmd_kind kind)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (commands[i].kind == kind)
+			return &commands[i];
+	}
+	return NULL;
+}

@@ -1,0 +1,96 @@
+/* session.h - one IMAP connection: its state, its input, its responses. */
+#ifndef AG_HOST_SESSION_H
+#define AG_HOST_SESSION_H
+
+#include <event2/bufferevent.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+
+#include "host/server.h"
+#include "host/workers.h"
+#include "protocol/agbuf.h"
+#include "protocol/imap_parse.h"
+#include "protocol/imap_write.h"
+
+/* RFC 3501 section 3; bits, so that a command lists where it is valid. */
+enum ag_session_state {
+	AG_STATE_NOT_AUTH = 1,
+	AG_STATE_AUTH = 2,
+	AG_STATE_SELECTED = 4,
+	AG_STATE_LOGOUT = 8,
+};
+
+/* What an authentication in flight carries to the worker and back. */
+struct ag_auth_request {
+	char *user;
+	size_t user_len;
+	char *password;
+	size_t password_len;
+	struct ag_users *users;  /* the table it is checked against (one reference) */
+	int ok;
+	const char *mechanism;   /* "LOGIN" or "PLAIN", for the log */
+};
+
+struct ag_session {
+	struct ag_server *srv;
+	struct ag_session *prev, *next;
+	struct bufferevent *bev;
+	struct imap_parser *parser;
+	enum ag_session_state state;
+	char peer[80];            /* "127.0.0.1:40312" or "[::1]:40312", for the log */
+	char address[64];         /* the address alone: the key of the failure table */
+	int loopback;             /* the peer is a loopback address */
+	int tls;                  /* TLS is active on the connection */
+	int in_input;             /* session_input is running (no re-entry) */
+	int closing;              /* BYE is out; freed once flushed */
+	int dead;                 /* the connection is gone; freed when the job ends */
+	int job_running;          /* a worker job holds a pointer to this session */
+	int wants_input;          /* the command in flight reads client lines (IDLE, SASL) */
+	unsigned bad_in_row;      /* consecutive malformed commands */
+	struct imap_command *cmd; /* the command in flight, or NULL */
+	char *user;               /* after authentication */
+	struct event *autologout;
+	struct event *close_timer;
+	struct event *delay_timer;
+	unsigned close_ticks;
+	struct ag_job job;
+	void (*job_done)(struct ag_session *s);
+	struct ag_auth_request auth;
+};
+
+/* Starts a session on an accepted connection whose bufferevent is `bev`
+ * (the session owns it from now on) and sends the greeting. Returns NULL
+ * (and frees bev) on failure. */
+struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev,
+                                  const struct sockaddr *peer, int tls);
+/* Frees the session at once (the connection is closed without a word). */
+void ag_session_free(struct ag_session *s);
+/* Server shutdown: BYE now, or after the command in flight ends. */
+void ag_session_shutdown(struct ag_session *s);
+
+/* Appends formatted text to the output (the caller writes the CRLF). */
+void ag_session_printf(struct ag_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends raw bytes to the output. */
+void ag_session_write(struct ag_session *s, const void *data, size_t len);
+/* Writes "<tag> <status> <text>\r\n" for the command in flight. */
+void ag_session_tagged(struct ag_session *s, enum imap_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The command in flight is answered: frees it and reads the next one. The
+ * session may be freed inside: return right after calling it. */
+void ag_session_command_done(struct ag_session *s);
+/* Sends "* BYE <text>" (when text is not NULL) and closes once it is flushed. */
+void ag_session_close(struct ag_session *s, const char *bye_text);
+/* Runs `job_run` on a worker with the session as argument, then `job_done`
+ * on the loop; while it runs the session is kept alive. */
+void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*job_done)(struct ag_session *));
+
+/* Nonzero when LOGIN / AUTHENTICATE PLAIN may be used on this connection. */
+int ag_session_plaintext_ok(const struct ag_session *s);
+/* Appends this connection's current capability list. */
+void ag_session_capabilities(const struct ag_session *s, struct agbuf *out);
+/* After "OK Begin TLS negotiation now": wraps the connection in TLS. */
+int ag_session_start_tls(struct ag_session *s);
+/* Name of a state, for messages ("not-authenticated"...). */
+const char *ag_session_state_name(enum ag_session_state state);
+
+#endif
