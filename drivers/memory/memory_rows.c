@@ -1,0 +1,544 @@
+/* memory_rows.c - rows of the memory driver: queries, writes, range deletes.
+ *
+ * Causality is a single-node dotted version scheme. Each row has a counter;
+ * each value remembers the counter value (its stamp) that wrote it; a token
+ * names the counter value a read saw. A write carrying token t discards the
+ * values stamped <= t (exactly those the read returned) and adds its own
+ * value with a fresh stamp, so anything written after the read survives as a
+ * sibling. A write without a token discards nothing. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/memory/memory_store.h"
+
+#define TOKEN_TAG 'm'
+
+/* ---- tokens ----------------------------------------------------------- */
+
+void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value)
+{
+	snprintf(buf, len, "%c%" PRIx64, tag, value);
+}
+
+int mem_parse_stamp(const char *text, char tag, uint64_t *out)
+{
+	if (text == NULL || text[0] != tag || text[1] == '\0')
+		return -1;
+	uint64_t v = 0;
+	size_t n = 0;
+	for (const char *p = text + 1; *p; p++, n++) {
+		int d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
+			return -1;
+		if (n >= 16)
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return 0;
+}
+
+int mem_check_key(const char *what, const char *key)
+{
+	if (key == NULL)
+		return mem_fail(AEROGRAM_EINVAL, "%s is missing", what);
+	if (key[0] == '\0')
+		return mem_fail(AEROGRAM_EINVAL, "%s is empty", what);
+	return 0;
+}
+
+/* ---- structure -------------------------------------------------------- */
+
+static void row_free(void *value)
+{
+	struct mem_row *r = value;
+	for (size_t i = 0; i < r->n_values; i++)
+		free(r->values[i].data);
+	free(r->values);
+	free(r->sk);
+	free(r);
+}
+
+static void partition_free(void *value)
+{
+	struct mem_partition *p = value;
+	mem_sl_destroy(&p->rows, row_free);
+	free(p->pk);
+	free(p);
+}
+
+void mem_rows_destroy(struct aerogram_store *st)
+{
+	mem_sl_destroy(&st->partitions, partition_free);
+}
+
+struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create)
+{
+	struct mem_sl_node *n = mem_sl_find(&st->partitions, pk);
+	if (n != NULL)
+		return n->value;
+	if (!create)
+		return NULL;
+	struct mem_partition *p = calloc(1, sizeof(*p));
+	if (p == NULL || (p->pk = strdup(pk)) == NULL || mem_sl_init(&p->rows) != 0) {
+		if (p)
+			free(p->pk);
+		free(p);
+		return NULL;
+	}
+	if (mem_sl_insert(&st->partitions, p->pk, p) == NULL) {
+		partition_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct mem_row *mem_row_get(struct mem_partition *p, const char *sk, int create)
+{
+	struct mem_sl_node *n = mem_sl_find(&p->rows, sk);
+	if (n != NULL)
+		return n->value;
+	if (!create)
+		return NULL;
+	struct mem_row *r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->sk = strdup(sk)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	if (mem_sl_insert(&p->rows, r->sk, r) == NULL) {
+		row_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int same_value(const struct mem_value *a, const struct mem_value *b)
+{
+	if (a->tombstone || b->tombstone)
+		return a->tombstone && b->tombstone;
+	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Whether value i repeats an earlier value of the row. */
+static int is_duplicate(const struct mem_row *r, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (same_value(&r->values[j], &r->values[i]))
+			return 1;
+	return 0;
+}
+
+static size_t distinct_values(const struct mem_row *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_values; i++)
+		if (!is_duplicate(r, i))
+			n++;
+	return n;
+}
+
+static int all_tombstones(const struct mem_row *r)
+{
+	for (size_t i = 0; i < r->n_values; i++)
+		if (!r->values[i].tombstone)
+			return 0;
+	return 1;
+}
+
+static int row_visible(const struct mem_row *r, uint32_t flags)
+{
+	if (r->n_values == 0)
+		return 0; /* a placeholder for a watch */
+	if (!(flags & AEROGRAM_QUERY_TOMBSTONES) && all_tombstones(r))
+		return 0;
+	if ((flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && distinct_values(r) < 2)
+		return 0;
+	return 1;
+}
+
+int mem_row_snapshot(struct mem_arena *a, const struct mem_row *row, struct aerogram_row *dst)
+{
+	char token[24];
+	mem_format_stamp(token, sizeof(token), TOKEN_TAG, row->counter);
+	dst->sk = mem_arena_strdup(a, row->sk);
+	dst->token = mem_arena_strdup(a, token);
+	struct aerogram_value *values = mem_arena_alloc(a, (row->n_values + 1) * sizeof(*values));
+	if (dst->sk == NULL || dst->token == NULL || values == NULL)
+		return -1;
+	size_t n = 0;
+	for (size_t i = 0; i < row->n_values; i++) {
+		if (is_duplicate(row, i))
+			continue;
+		const struct mem_value *v = &row->values[i];
+		if (v->tombstone) {
+			values[n].tombstone = 1;
+		} else {
+			values[n].data = mem_arena_memdup(a, v->data, v->len);
+			if (values[n].data == NULL)
+				return -1;
+			values[n].len = v->len;
+		}
+		n++;
+	}
+	dst->values = values;
+	dst->n_values = n;
+	return 0;
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static const char *nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static int has_prefix(const char *key, const char *prefix)
+{
+	return prefix == NULL || strncmp(key, prefix, strlen(prefix)) == 0;
+}
+
+int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end)
+{
+	prefix = nonempty(prefix);
+	start = nonempty(start);
+	end = nonempty(end);
+	return has_prefix(sk, prefix) && (start == NULL || strcmp(sk, start) >= 0) &&
+	       (end == NULL || strcmp(sk, end) < 0);
+}
+
+#define KNOWN_FLAGS \
+	(AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES | AEROGRAM_QUERY_CONFLICTS_ONLY)
+
+/* Validates query i. For a delete, limit, REVERSE and the flags are ignored. */
+static int check_query(const struct aerogram_row_query *q, size_t i, int for_delete)
+{
+	if (q->pk == NULL || q->pk[0] == '\0')
+		return mem_fail(AEROGRAM_EINVAL, "query %zu: the partition key is %s", i,
+		                q->pk ? "empty" : "missing");
+	if (!for_delete && (q->flags & ~KNOWN_FLAGS))
+		return mem_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
+		                q->flags & ~KNOWN_FLAGS);
+	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
+	if (q->sk != NULL) {
+		if (prefix || start || end)
+			return mem_fail(AEROGRAM_EINVAL,
+			                "query %zu: a single-item query cannot have prefix, start or end", i);
+		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
+			return mem_fail(AEROGRAM_EINVAL,
+			                "query %zu: a single-item query cannot have a limit or REVERSE", i);
+		return 0;
+	}
+	if (prefix && start && !has_prefix(start, prefix))
+		return mem_fail(AEROGRAM_EINVAL, "query %zu: start '%s' does not begin with prefix '%s'",
+		                i, start, prefix);
+	return 0;
+}
+
+/* The smallest string greater than every string with this prefix, or NULL
+ * when there is none (the prefix is all 0xff bytes). Caller frees. */
+static char *prefix_successor(const char *prefix)
+{
+	char *s = strdup(prefix);
+	if (s == NULL)
+		return NULL;
+	size_t n = strlen(s);
+	while (n > 0 && (unsigned char)s[n - 1] == 0xff)
+		n--;
+	if (n == 0) {
+		free(s);
+		return NULL;
+	}
+	s[n - 1] = (char)((unsigned char)s[n - 1] + 1);
+	s[n] = '\0';
+	return s;
+}
+
+/* Where a reverse walk begins: the highest key <= start, or the last key of
+ * the prefix, or the last key. */
+static struct mem_sl_node *reverse_first(const struct mem_partition *p, const char *prefix,
+                                         const char *start, int *oom)
+{
+	*oom = 0;
+	if (start != NULL) {
+		struct mem_sl_node *n = mem_sl_find(&p->rows, start);
+		return n != NULL ? n : mem_sl_before(&p->rows, start);
+	}
+	if (prefix != NULL) {
+		char *succ = prefix_successor(prefix);
+		if (succ == NULL) {
+			if (prefix[strlen(prefix) - 1] != (char)0xff)
+				*oom = 1;
+			return mem_sl_last(&p->rows);
+		}
+		struct mem_sl_node *n = mem_sl_before(&p->rows, succ);
+		free(succ);
+		return n;
+	}
+	return mem_sl_last(&p->rows);
+}
+
+struct mem_row_result {
+	struct aerogram_row_result pub; /* first: the pointer handed out */
+	struct mem_arena arena;
+};
+
+/* A growable array of rows in the result arena. */
+struct page_builder {
+	struct mem_arena *arena;
+	struct aerogram_row *rows;
+	size_t n, cap;
+};
+
+static int page_add(struct page_builder *b, const struct mem_row *r)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct aerogram_row *rows = mem_arena_alloc(b->arena, cap * sizeof(*rows));
+		if (rows == NULL)
+			return -1;
+		if (b->n)
+			memcpy(rows, b->rows, b->n * sizeof(*rows));
+		b->rows = rows;
+		b->cap = cap;
+	}
+	if (mem_row_snapshot(b->arena, r, &b->rows[b->n]) != 0)
+		return -1;
+	b->n++;
+	return 0;
+}
+
+static int read_page(struct aerogram_store *st, const struct aerogram_row_query *q,
+                     struct mem_arena *a, struct aerogram_row_page *page)
+{
+	struct page_builder b = { .arena = a };
+	struct mem_partition *p = mem_partition_get(st, q->pk, 0);
+	if (p == NULL)
+		return 0;
+	if (q->sk != NULL) {
+		struct mem_row *r = mem_row_get(p, q->sk, 0);
+		if (r != NULL && row_visible(r, q->flags) && page_add(&b, r) != 0)
+			return -1;
+		page->rows = b.rows;
+		page->n_rows = b.n;
+		return 0;
+	}
+	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
+	int reverse = (q->flags & AEROGRAM_QUERY_REVERSE) != 0;
+	struct mem_sl_node *n;
+	if (reverse) {
+		int oom;
+		n = reverse_first(p, prefix, start, &oom);
+		if (oom)
+			return -1;
+	} else {
+		n = mem_sl_lower_bound(&p->rows, start ? start : prefix);
+	}
+	for (; n != NULL; n = reverse ? mem_sl_prev(n) : mem_sl_next(n)) {
+		if (end != NULL && (reverse ? strcmp(n->key, end) <= 0 : strcmp(n->key, end) >= 0))
+			break;
+		if (!has_prefix(n->key, prefix))
+			break;
+		const struct mem_row *r = n->value;
+		if (!row_visible(r, q->flags))
+			continue;
+		if (q->limit != 0 && b.n == q->limit) {
+			page->more = 1;
+			page->next_start = mem_arena_strdup(a, n->key);
+			if (page->next_start == NULL)
+				return -1;
+			break;
+		}
+		if (page_add(&b, r) != 0)
+			return -1;
+	}
+	page->rows = b.rows;
+	page->n_rows = b.n;
+	return 0;
+}
+
+int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                 size_t n_queries, struct aerogram_row_result **out)
+{
+	*out = NULL;
+	if (n_queries > 0 && queries == NULL)
+		return mem_fail(AEROGRAM_EINVAL, "row_read: no queries given");
+	for (size_t i = 0; i < n_queries; i++) {
+		int rc = check_query(&queries[i], i, 0);
+		if (rc != 0)
+			return rc;
+	}
+	struct mem_row_result *res = calloc(1, sizeof(*res));
+	if (res == NULL)
+		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+	struct aerogram_row_page *pages =
+		mem_arena_alloc(&res->arena, (n_queries + 1) * sizeof(*pages));
+	if (pages == NULL)
+		goto oom;
+	res->pub.pages = pages;
+	res->pub.n_pages = n_queries;
+	pthread_rwlock_rdlock(&st->rows_lock);
+	for (size_t i = 0; i < n_queries; i++) {
+		if (read_page(st, &queries[i], &res->arena, &pages[i]) != 0) {
+			pthread_rwlock_unlock(&st->rows_lock);
+			goto oom;
+		}
+	}
+	pthread_rwlock_unlock(&st->rows_lock);
+	*out = &res->pub;
+	return 0;
+oom:
+	mem_arena_release(&res->arena);
+	free(res);
+	return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+}
+
+void mem_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result)
+{
+	(void)st;
+	if (result == NULL)
+		return;
+	struct mem_row_result *res = (struct mem_row_result *)result;
+	mem_arena_release(&res->arena);
+	free(res);
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+/* Applies one write to a row: drop what the token covers, add the value. */
+static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token, uint64_t token,
+                     int tombstone, const uint8_t *data, size_t len)
+{
+	if (r->n_values == r->cap_values) {
+		size_t cap = r->cap_values ? r->cap_values * 2 : 2;
+		struct mem_value *v = realloc(r->values, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		r->values = v;
+		r->cap_values = cap;
+	}
+	uint8_t *copy = NULL;
+	if (!tombstone) {
+		copy = malloc(len ? len : 1);
+		if (copy == NULL)
+			return -1;
+		if (len)
+			memcpy(copy, data, len);
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < r->n_values; i++) {
+		if (has_token && r->values[i].stamp <= token)
+			free(r->values[i].data);
+		else
+			r->values[kept++] = r->values[i];
+	}
+	r->n_values = kept;
+	uint64_t base = has_token && token > r->counter ? token : r->counter;
+	r->counter = base + 1;
+	r->values[r->n_values++] = (struct mem_value){
+		.stamp = r->counter, .tombstone = tombstone, .len = tombstone ? 0 : len, .data = copy
+	};
+	r->seq = ++st->seq;
+	return 0;
+}
+
+int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                   size_t n_writes)
+{
+	if (n_writes > 0 && writes == NULL)
+		return mem_fail(AEROGRAM_EINVAL, "row_insert: no writes given");
+	for (size_t i = 0; i < n_writes; i++) {
+		const struct aerogram_row_write *w = &writes[i];
+		uint64_t t;
+		if (w->pk == NULL || w->pk[0] == '\0')
+			return mem_fail(AEROGRAM_EINVAL, "write %zu: the partition key is %s", i,
+			                w->pk ? "empty" : "missing");
+		if (w->sk == NULL)
+			return mem_fail(AEROGRAM_EINVAL, "write %zu: the sort key is missing", i);
+		if (w->token != NULL && mem_parse_stamp(w->token, TOKEN_TAG, &t) != 0)
+			return mem_fail(AEROGRAM_EINVAL, "write %zu: malformed causality token '%.40s'",
+			                i, w->token);
+		if (!w->tombstone && w->len > 0 && w->value == NULL)
+			return mem_fail(AEROGRAM_EINVAL, "write %zu: value is NULL with length %zu", i,
+			                w->len);
+	}
+	pthread_rwlock_wrlock(&st->rows_lock);
+	for (size_t i = 0; i < n_writes; i++) {
+		const struct aerogram_row_write *w = &writes[i];
+		uint64_t t = 0;
+		if (w->token != NULL)
+			mem_parse_stamp(w->token, TOKEN_TAG, &t);
+		struct mem_partition *p = mem_partition_get(st, w->pk, 1);
+		struct mem_row *r = p ? mem_row_get(p, w->sk, 1) : NULL;
+		if (r == NULL || row_apply(st, r, w->token != NULL, t, w->tombstone, w->value,
+		                           w->len) != 0) {
+			pthread_rwlock_unlock(&st->rows_lock);
+			return mem_fail(AEROGRAM_EINTERNAL, "out of memory at write %zu", i);
+		}
+		mem_watch_row_changed(st, p, r);
+	}
+	pthread_rwlock_unlock(&st->rows_lock);
+	return 0;
+}
+
+/* Tombstones a live row with its current token; returns 1 if it was live. */
+static int delete_row(struct aerogram_store *st, struct mem_partition *p, struct mem_row *r,
+                      int *oom)
+{
+	if (r->n_values == 0 || all_tombstones(r))
+		return 0;
+	if (row_apply(st, r, 1, r->counter, 1, NULL, 0) != 0) {
+		*oom = 1;
+		return 0;
+	}
+	mem_watch_row_changed(st, p, r);
+	return 1;
+}
+
+int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                   size_t n_queries, uint64_t *deleted)
+{
+	if (deleted)
+		*deleted = 0;
+	if (n_queries > 0 && queries == NULL)
+		return mem_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
+	for (size_t i = 0; i < n_queries; i++) {
+		int rc = check_query(&queries[i], i, 1);
+		if (rc != 0)
+			return rc;
+	}
+	uint64_t count = 0;
+	int oom = 0;
+	pthread_rwlock_wrlock(&st->rows_lock);
+	for (size_t i = 0; i < n_queries && !oom; i++) {
+		const struct aerogram_row_query *q = &queries[i];
+		struct mem_partition *p = mem_partition_get(st, q->pk, 0);
+		if (p == NULL)
+			continue;
+		if (q->sk != NULL) {
+			struct mem_row *r = mem_row_get(p, q->sk, 0);
+			if (r != NULL)
+				count += (uint64_t)delete_row(st, p, r, &oom);
+			continue;
+		}
+		const char *prefix = nonempty(q->prefix), *start = nonempty(q->start);
+		const char *end = nonempty(q->end);
+		for (struct mem_sl_node *n = mem_sl_lower_bound(&p->rows, start ? start : prefix);
+		     n != NULL && !oom; n = mem_sl_next(n)) {
+			if ((end != NULL && strcmp(n->key, end) >= 0) || !has_prefix(n->key, prefix))
+				break;
+			count += (uint64_t)delete_row(st, p, n->value, &oom);
+		}
+	}
+	pthread_rwlock_unlock(&st->rows_lock);
+	if (deleted)
+		*deleted = count;
+	if (oom)
+		return mem_fail(AEROGRAM_EINTERNAL, "out of memory while deleting");
+	return 0;
+}

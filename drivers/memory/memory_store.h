@@ -1,0 +1,131 @@
+/* memory_store.h - the memory driver's store, shared by its rows, watches
+ * and blobs files. Nothing here is visible outside the .so. */
+#ifndef MEM_STORE_H
+#define MEM_STORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <aerogram/driver.h>
+
+#include "drivers/memory/skiplist.h"
+
+/* Result memory: every string and array of one result comes from one arena,
+ * so that the matching *_free releases it in one go. */
+struct mem_arena_chunk;
+struct mem_arena {
+	struct mem_arena_chunk *chunks;
+};
+/* Zeroed memory from the arena, or NULL when out of memory. */
+void *mem_arena_alloc(struct mem_arena *a, size_t size);
+/* Copies of a string / of bytes into the arena, or NULL when out of memory. */
+char *mem_arena_strdup(struct mem_arena *a, const char *s);
+void *mem_arena_memdup(struct mem_arena *a, const void *p, size_t len);
+/* Frees every chunk of the arena. */
+void mem_arena_release(struct mem_arena *a);
+
+/* One stored value of a row: `stamp` is the row counter value that wrote it. */
+struct mem_value {
+	uint64_t stamp;
+	int tombstone;
+	size_t len;
+	uint8_t *data;
+};
+
+/* One row. Rows are never freed before the store closes (a tombstoned row
+ * stays readable with AEROGRAM_QUERY_TOMBSTONES), so a watch may keep a
+ * pointer to its row. A row with counter 0 is a placeholder created by a
+ * watch on a row nobody has written yet: reads skip it. */
+struct mem_row {
+	char *sk;
+	uint64_t counter;         /* the causality token: the highest stamp seen */
+	uint64_t seq;             /* store-wide write sequence of the last write */
+	size_t n_values, cap_values;
+	struct mem_value *values;
+	struct aerogram_watch *watches; /* row watches, guarded by the watcher mutex */
+};
+
+/* One partition: rows by sort key. Never freed before close either. */
+struct mem_partition {
+	char *pk;
+	struct mem_skiplist rows;
+	struct aerogram_watch *range_watches; /* guarded by the watcher mutex */
+};
+
+/* The single thread that delivers every watch callback and timeout. */
+struct mem_watcher {
+	pthread_mutex_t mutex;
+	pthread_cond_t wake; /* CLOCK_MONOTONIC: new work or an earlier deadline */
+	pthread_cond_t done; /* a callback finished (for row_watch_release) */
+	pthread_t thread;
+	int started;
+	int stop;
+	struct aerogram_watch *timers_head, *timers_tail;   /* armed, by deadline */
+	struct aerogram_watch *pending_head, *pending_tail; /* ready to be called back */
+};
+
+struct aerogram_store {
+	const struct aerogram_host *host;
+	/* Rows: one lock for every partition; reads share it. */
+	pthread_rwlock_t rows_lock;
+	struct mem_skiplist partitions;
+	uint64_t seq; /* bumped by every row write; range watch markers name it */
+	/* Blobs. */
+	pthread_rwlock_t blobs_lock;
+	struct mem_skiplist blobs;
+	struct mem_watcher watcher;
+};
+
+/* Records the calling thread's error message and returns `code`. */
+int mem_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The calling thread's last message. */
+const char *mem_last_error(void);
+
+/* Rows (memory_rows.c). */
+void mem_rows_destroy(struct aerogram_store *st);
+int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                 size_t n_queries, struct aerogram_row_result **out);
+void mem_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result);
+int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                   size_t n_writes);
+int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                   size_t n_queries, uint64_t *deleted);
+/* Helpers the watcher shares (call with rows_lock held). */
+int mem_parse_stamp(const char *text, char tag, uint64_t *out);
+void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value);
+int mem_check_key(const char *what, const char *key);
+struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create);
+struct mem_row *mem_row_get(struct mem_partition *p, const char *sk, int create);
+/* Copies the visible state of a row (deduplicated values, token) into `dst`. */
+int mem_row_snapshot(struct mem_arena *a, const struct mem_row *row, struct aerogram_row *dst);
+int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end);
+
+/* Watches (memory_watch.c). */
+int mem_watcher_start(struct aerogram_store *st);
+void mem_watcher_stop(struct aerogram_store *st);
+/* Called by a writer, with rows_lock held for writing, after `row` changed. */
+void mem_watch_row_changed(struct aerogram_store *st, struct mem_partition *p, struct mem_row *row);
+int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
+                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                  struct aerogram_watch **out);
+int mem_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
+                        const char *start, const char *end, const char *marker,
+                        uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                        struct aerogram_watch **out);
+void mem_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w);
+
+/* Blobs (memory_blobs.c). */
+void mem_blobs_destroy(struct aerogram_store *st);
+int mem_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
+                 size_t n_requests, struct aerogram_blob_result **out);
+void mem_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result);
+int mem_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
+                 const struct aerogram_meta *meta, size_t n_meta);
+int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
+int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
+                  uint32_t max_keys, struct aerogram_blob_list **out);
+void mem_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
+int mem_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
+
+#endif

@@ -1,0 +1,344 @@
+/* check_util.c - helpers of the driver conformance suite: assertions that
+ * name driver errors, per-test unique keys and cleanup, row helpers. */
+#include "sdk/conformance/check_util.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+const struct aerogram_driver *ck_driver;
+struct aerogram_store *ck_store;
+
+const char *ck_status_name(int rc)
+{
+	switch (rc) {
+	case AEROGRAM_OK: return "AEROGRAM_OK";
+	case AEROGRAM_ENOTFOUND: return "AEROGRAM_ENOTFOUND";
+	case AEROGRAM_ECONFLICT: return "AEROGRAM_ECONFLICT";
+	case AEROGRAM_EUNAVAILABLE: return "AEROGRAM_EUNAVAILABLE";
+	case AEROGRAM_EINVAL: return "AEROGRAM_EINVAL";
+	case AEROGRAM_EPERM: return "AEROGRAM_EPERM";
+	case AEROGRAM_ETOOBIG: return "AEROGRAM_ETOOBIG";
+	case AEROGRAM_EINTERNAL: return "AEROGRAM_EINTERNAL";
+	case AEROGRAM_ENOTSUP: return "AEROGRAM_ENOTSUP";
+	case AEROGRAM_ETIMEDOUT: return "AEROGRAM_ETIMEDOUT";
+	default: return "(unknown status)";
+	}
+}
+
+void ck_fail_at(int fatal, const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	CU_assertImplementation(CU_FALSE, (unsigned)line, msg, file, "", fatal ? CU_TRUE : CU_FALSE);
+}
+
+void ck_pass(const char *what, const char *file, int line)
+{
+	CU_assertImplementation(CU_TRUE, (unsigned)line, what, file, "", CU_FALSE);
+}
+
+static const char *driver_message(void)
+{
+	const char *m = ck_driver->error_message ? ck_driver->error_message(ck_store) : NULL;
+	return m && m[0] ? m : "(no message)";
+}
+
+void ck_ok_at(int rc, const char *op, const char *file, int line)
+{
+	if (rc == AEROGRAM_OK) {
+		CU_assertImplementation(CU_TRUE, (unsigned)line, op, file, "", CU_FALSE);
+		return;
+	}
+	if (rc == AEROGRAM_ENOTSUP)
+		ck_fail_at(1, file, line, "%s: not supported by the driver (%s)", op, driver_message());
+	else
+		ck_fail_at(1, file, line, "%s failed with %s: %s", op, ck_status_name(rc),
+		           driver_message());
+}
+
+void ck_expect_at(int rc, int want, const char *op, const char *file, int line)
+{
+	if (rc == want) {
+		CU_assertImplementation(CU_TRUE, (unsigned)line, op, file, "", CU_FALSE);
+		return;
+	}
+	if (rc == AEROGRAM_ENOTSUP)
+		ck_fail_at(1, file, line, "%s: not supported by the driver (%s)", op, driver_message());
+	else
+		ck_fail_at(0, file, line, "%s returned %s, expected %s%s%s", op, ck_status_name(rc),
+		           ck_status_name(want), rc != 0 ? ": " : "", rc != 0 ? driver_message() : "");
+}
+
+/* ---- per-test state ------------------------------------------------------ */
+
+struct deferred {
+	void (*fn)(void *);
+	void *arg;
+	struct deferred *next;
+};
+
+static char run_prefix[64];
+static unsigned test_number;
+static struct deferred *deferred;
+static char **test_pks;
+static size_t n_test_pks;
+
+void ck_init_run_prefix(void)
+{
+	unsigned char rnd[6];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)clock();
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	snprintf(run_prefix, sizeof(run_prefix), "agcheck-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+	         rnd[2], rnd[3], rnd[4], rnd[5]);
+}
+
+const char *ck_run_prefix(void)
+{
+	return run_prefix;
+}
+
+void ck_defer(void (*fn)(void *), void *arg)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		fn(arg);
+		CK_FAIL("out of memory in the test runner");
+		return;
+	}
+	d->fn = fn;
+	d->arg = arg;
+	d->next = deferred;
+	deferred = d;
+}
+
+void *ck_alloc(size_t size)
+{
+	void *p = calloc(1, size ? size : 1);
+	if (p == NULL)
+		CK_FAIL("out of memory in the test runner");
+	ck_defer(free, p);
+	return p;
+}
+
+char *ck_fmt(const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		CK_FAIL("out of memory in the test runner");
+	ck_defer(free, s);
+	return s;
+}
+
+const char *ck_pk(const char *name)
+{
+	char *pk;
+	if (asprintf(&pk, "%s/t%03u/%s", run_prefix, test_number, name) < 0)
+		CK_FAIL("out of memory in the test runner");
+	for (size_t i = 0; i < n_test_pks; i++) {
+		if (strcmp(test_pks[i], pk) == 0) {
+			free(pk);
+			return test_pks[i];
+		}
+	}
+	char **grown = realloc(test_pks, (n_test_pks + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		free(pk);
+		CK_FAIL("out of memory in the test runner");
+	}
+	test_pks = grown;
+	test_pks[n_test_pks++] = pk;
+	return pk;
+}
+
+const char *ck_blob_prefix(void)
+{
+	return ck_fmt("%s/t%03u/", run_prefix, test_number);
+}
+
+const char *ck_blob_key(const char *name)
+{
+	return ck_fmt("%s/t%03u/%s", run_prefix, test_number, name);
+}
+
+void ck_test_setup(void)
+{
+	test_number++;
+}
+
+/* Deletes every row and blob the test made; errors are ignored here (the
+ * test itself reported them). */
+static void cleanup_store(void)
+{
+	for (size_t i = 0; i < n_test_pks; i++) {
+		struct aerogram_row_query q = { .pk = test_pks[i] };
+		uint64_t deleted;
+		ck_driver->row_delete(ck_store, &q, 1, &deleted);
+		free(test_pks[i]);
+	}
+	free(test_pks);
+	test_pks = NULL;
+	n_test_pks = 0;
+
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "%s/t%03u/", run_prefix, test_number);
+	for (int round = 0; round < 100; round++) {
+		struct aerogram_blob_list *list = NULL;
+		if (ck_driver->blob_list(ck_store, prefix, NULL, 1000, &list) != 0 || list == NULL)
+			break;
+		size_t n = list->n_keys;
+		if (n > 0)
+			ck_driver->blob_delete(ck_store, list->keys, n);
+		ck_driver->blob_list_free(ck_store, list);
+		if (n == 0)
+			break;
+	}
+}
+
+void ck_test_teardown(void)
+{
+	while (deferred != NULL) {
+		struct deferred *d = deferred;
+		deferred = d->next;
+		d->fn(d->arg);
+		free(d);
+	}
+	cleanup_store();
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+void ck_write(const char *pk, const char *sk, const char *value, const char *token)
+{
+	struct aerogram_row_write w = {
+		.pk = pk, .sk = sk, .token = token,
+		.value = (const uint8_t *)value, .len = value ? strlen(value) : 0,
+		.tombstone = value == NULL,
+	};
+	CK_OK("row_insert", ck_driver->row_insert(ck_store, &w, 1));
+}
+
+void ck_write_batch(const struct aerogram_row_write *writes, size_t n)
+{
+	for (size_t off = 0; off < n; off += 500) {
+		size_t chunk = n - off < 500 ? n - off : 500;
+		CK_OK("row_insert", ck_driver->row_insert(ck_store, writes + off, chunk));
+	}
+}
+
+struct result_free {
+	struct aerogram_row_result *res;
+};
+
+static void free_result(void *arg)
+{
+	struct result_free *rf = arg;
+	ck_driver->row_result_free(ck_store, rf->res);
+	free(rf);
+}
+
+struct aerogram_row_result *ck_read(const struct aerogram_row_query *q, size_t n)
+{
+	struct aerogram_row_result *res = NULL;
+	CK_OK("row_read", ck_driver->row_read(ck_store, q, n, &res));
+	CK_REQUIRE(res != NULL, "row_read succeeded but returned no result");
+	struct result_free *rf = calloc(1, sizeof(*rf));
+	if (rf == NULL) {
+		ck_driver->row_result_free(ck_store, res);
+		CK_FAIL("out of memory in the test runner");
+	}
+	rf->res = res;
+	ck_defer(free_result, rf);
+	CK_REQUIRE(res->n_pages == n, "row_read returned %zu pages for %zu queries", res->n_pages, n);
+	return res;
+}
+
+const struct aerogram_row *ck_get(const char *pk, const char *sk, uint32_t flags)
+{
+	struct aerogram_row_query q = { .pk = pk, .sk = sk, .flags = flags };
+	struct aerogram_row_result *res = ck_read(&q, 1);
+	const struct aerogram_row_page *p = &res->pages[0];
+	CK_REQUIRE(p->n_rows <= 1, "a single-item query returned %zu rows", p->n_rows);
+	CK_CHECK(!p->more, "a single-item query says more");
+	if (p->n_rows == 0)
+		return NULL;
+	CK_REQUIRE(p->rows[0].sk != NULL && strcmp(p->rows[0].sk, sk) == 0,
+	           "a single-item query for '%s' returned row '%s'", sk,
+	           p->rows[0].sk ? p->rows[0].sk : "(null)");
+	CK_REQUIRE(p->rows[0].token != NULL && p->rows[0].token[0] != '\0',
+	           "row '%s' has no causality token", sk);
+	return &p->rows[0];
+}
+
+size_t ck_count_value(const struct aerogram_row *row, const char *text)
+{
+	size_t n = 0, len = strlen(text);
+	if (row == NULL)
+		return 0;
+	for (size_t i = 0; i < row->n_values; i++) {
+		const struct aerogram_value *v = &row->values[i];
+		if (!v->tombstone && v->len == len && (len == 0 || memcmp(v->data, text, len) == 0))
+			n++;
+	}
+	return n;
+}
+
+size_t ck_count_tombstones(const struct aerogram_row *row)
+{
+	size_t n = 0;
+	if (row == NULL)
+		return 0;
+	for (size_t i = 0; i < row->n_values; i++)
+		if (row->values[i].tombstone)
+			n++;
+	return n;
+}
+
+char *ck_token(const struct aerogram_row *row)
+{
+	CK_REQUIRE(row != NULL, "expected a row, got none");
+	return ck_fmt("%s", row->token);
+}
+
+/* ---- misc ---------------------------------------------------------------- */
+
+int ck_thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+uint64_t ck_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void ck_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}

@@ -1,0 +1,100 @@
+/* check_util.h - shared state and helpers of the driver conformance suite. */
+#ifndef CK_UTIL_H
+#define CK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <CUnit/CUnit.h>
+#include <aerogram/driver.h>
+
+/* The driver and store under test (set by check_main.c). */
+extern const struct aerogram_driver *ck_driver;
+extern struct aerogram_store *ck_store;
+
+/* The name of a status code, e.g. "AEROGRAM_EINVAL". */
+const char *ck_status_name(int rc);
+
+/* Fails the running test (fatally) with a formatted message. */
+void ck_fail_at(int fatal, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define CK_FAIL(...) ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__)
+/* Records a passed assertion. */
+void ck_pass(const char *what, const char *file, int line);
+/* Asserts cond; on failure records the formatted message (not fatal). */
+#define CK_CHECK(cond, ...)                                          \
+	do {                                                         \
+		if (cond)                                            \
+			ck_pass(#cond, __FILE__, __LINE__);                \
+		else                                                 \
+			ck_fail_at(0, __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
+/* Asserts cond; on failure ends the test with the formatted message. */
+#define CK_REQUIRE(cond, ...)                                        \
+	do {                                                         \
+		if (cond)                                            \
+			ck_pass(#cond, __FILE__, __LINE__);                \
+		else                                                 \
+			ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
+
+/* Checks that a driver call succeeded; ends the test otherwise, saying
+ * "not supported" when the driver answered AEROGRAM_ENOTSUP. */
+void ck_ok_at(int rc, const char *op, const char *file, int line);
+#define CK_OK(op, expr) ck_ok_at((expr), (op), __FILE__, __LINE__)
+/* Checks that a driver call returned exactly `want` (ENOTSUP ends the test). */
+void ck_expect_at(int rc, int want, const char *op, const char *file, int line);
+#define CK_EXPECT(op, expr, want) ck_expect_at((expr), (want), (op), __FILE__, __LINE__)
+
+/* ---- per-test keys and cleanup ---------------------------------------- */
+
+/* A partition key unique to this run and test ("<run>/tNNN/<name>"),
+ * remembered so that the test's rows are deleted afterwards. The string
+ * lives until the end of the test. */
+const char *ck_pk(const char *name);
+/* A blob key unique to this run and test; blobs under the test's prefix are
+ * deleted afterwards. */
+const char *ck_blob_key(const char *name);
+/* The blob prefix of the running test ("<run>/tNNN/"). */
+const char *ck_blob_prefix(void);
+/* printf into memory freed at the end of the test. */
+char *ck_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Zeroed memory freed at the end of the test. */
+void *ck_alloc(size_t size);
+/* Registers a cleanup run at the end of the test (last registered, first run). */
+void ck_defer(void (*fn)(void *), void *arg);
+/* Per-test setup and teardown (CUnit hooks). */
+void ck_test_setup(void);
+void ck_test_teardown(void);
+/* Sets the run's unique prefix. */
+void ck_init_run_prefix(void);
+const char *ck_run_prefix(void);
+
+/* ---- row helpers (all end the test on failure) ------------------------- */
+
+/* Writes one value (or a tombstone when value is NULL) with an optional token. */
+void ck_write(const char *pk, const char *sk, const char *value, const char *token);
+/* Writes in batches of at most 500. */
+void ck_write_batch(const struct aerogram_row_write *writes, size_t n);
+/* Runs queries; the result is freed at the end of the test. */
+struct aerogram_row_result *ck_read(const struct aerogram_row_query *q, size_t n);
+/* Reads one row (single-item query with the given flags); NULL when the page is empty. */
+const struct aerogram_row *ck_get(const char *pk, const char *sk, uint32_t flags);
+/* Number of values of a row equal to the text. */
+size_t ck_count_value(const struct aerogram_row *row, const char *text);
+size_t ck_count_tombstones(const struct aerogram_row *row);
+/* A copy of a token (freed at the end of the test). */
+char *ck_token(const struct aerogram_row *row);
+
+/* The number of threads of this process (from /proc/self/task). */
+int ck_thread_count(void);
+/* Monotonic milliseconds. */
+uint64_t ck_now_ms(void);
+void ck_sleep_ms(unsigned ms);
+
+/* Registration of the three suites. */
+int ck_register_rows(void);
+int ck_register_watches(void);
+int ck_register_blobs(void);
+
+#endif
