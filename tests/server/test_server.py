@@ -400,6 +400,14 @@ class ConfigCheck(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("is valid", out.stdout)
 
+    def test_example_config_is_valid(self):
+        example = os.path.join(os.path.dirname(AEROGRAMD), "..", "packaging", "aerogram.conf.example")
+        with open(example) as f:
+            text = f.read()
+        self.assertIn("\ndriver = sqlite\n", text)
+        out = self.check(text.replace("\ndriver = sqlite\n", "\ndriver = %s\n" % DRIVER))
+        self.assertEqual(out.returncode, 0, out.stderr)
+
     def test_missing_users_file_stops_start(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "a.conf")
