@@ -109,6 +109,8 @@ class Server:
         return False
 
     def stop(self):
+        """Stops the daemon with SIGTERM; raises if it did not exit cleanly
+        (exit status, or a sanitizer report in its log)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -117,7 +119,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        log = self.read_log()
         self.dir.cleanup()
+        if self.proc.returncode != 0 or "Sanitizer" in log or "runtime error" in log:
+            raise AssertionError("aerogramd exited with %s:\n%s" % (self.proc.returncode, log[-4000:]))
 
 
 class Raw:
