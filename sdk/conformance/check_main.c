@@ -1,7 +1,12 @@
 /* check_main.c - aerogram-driver-check: load a driver and run the
  * conformance suite against it.
  *
- *   aerogram-driver-check [--rows-only|--blobs-only] PATH/TO/driver.so [key=value ...]
+ *   aerogram-driver-check [--rows-only|--blobs-only] [--wrap=fault,count]
+ *                         PATH/TO/driver.so [key=value ...]
+ *
+ * --wrap stacks the in-process test wrappers (sdk/wrappers) over the driver,
+ * innermost first, with no fault rules: the suite then proves that they
+ * forward every call faithfully.
  *
  * Prints CUnit's report, then one "FAILURE: <suite> / <test>: <message>" line
  * per failed assertion, and exits 0 only when every test passed. */
@@ -13,14 +18,17 @@
 
 #include "host/driver_loader.h"
 #include "sdk/conformance/check_util.h"
+#include "sdk/wrappers/ag_wrap.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: aerogram-driver-check [--rows-only|--blobs-only] PATH/TO/driver.so [key=value ...]\n"
+	        "usage: aerogram-driver-check [--rows-only|--blobs-only] [--wrap=fault,count]\n"
+	        "                             PATH/TO/driver.so [key=value ...]\n"
 	        "  Runs the Aerogram driver conformance suite against a driver. Each key=value\n"
 	        "  is passed to the driver as a configuration entry. Every key and blob the\n"
-	        "  suite writes starts with a random prefix and is deleted afterwards.\n");
+	        "  suite writes starts with a random prefix and is deleted afterwards.\n"
+	        "  --wrap stacks the test wrappers over the driver (innermost first).\n");
 }
 
 static void print_failures(void)
@@ -35,12 +43,15 @@ static void print_failures(void)
 int main(int argc, char **argv)
 {
 	int rows = 1, blobs = 1;
+	const char *wrap = NULL;
 	int i = 1;
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--rows-only") == 0) {
 			blobs = 0;
 		} else if (strcmp(argv[i], "--blobs-only") == 0) {
 			rows = 0;
+		} else if (strncmp(argv[i], "--wrap=", 7) == 0) {
+			wrap = argv[i] + 7;
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -86,13 +97,43 @@ int main(int argc, char **argv)
 	struct ag_store *st = ag_driver_store(drv);
 	ck_driver = st->driver;
 	ck_store = st->store;
-	ck_init_run_prefix();
-	printf("aerogram-driver-check: driver %s %s (ABI %u.%u) from %s; key prefix %s\n",
-	       ck_driver->name, ck_driver->version ? ck_driver->version : "",
-	       (unsigned)ck_driver->abi_major, (unsigned)ck_driver->abi_minor, load_path,
-	       ck_run_prefix());
-
+	struct agw_wrapper *wrappers[8];
+	size_t n_wrappers = 0;
 	int status = 2;
+	char wrap_names[128] = "";
+	if (wrap != NULL) {
+		char list[128];
+		snprintf(list, sizeof(list), "%s", wrap);
+		char *save = NULL;
+		for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+			struct agw_wrapper *x = NULL;
+			if (n_wrappers < 8 && strcmp(w, "fault") == 0)
+				x = agw_fault_new(ck_driver, ck_store);
+			else if (n_wrappers < 8 && strcmp(w, "count") == 0)
+				x = agw_count_new(ck_driver, ck_store);
+			if (x == NULL) {
+				fprintf(stderr, "aerogram-driver-check: --wrap: '%s' is not fault or count\n", w);
+				goto out;
+			}
+			wrappers[n_wrappers++] = x;
+			ck_driver = agw_driver(x);
+			ck_store = agw_store(x);
+			/* shown outermost first */
+			char prev[sizeof(wrap_names)];
+			memcpy(prev, wrap_names, sizeof(prev));
+			size_t wl = strlen(w);
+			if (wl + 6 + strlen(prev) < sizeof(wrap_names)) {
+				memcpy(wrap_names, w, wl);
+				memcpy(wrap_names + wl, " over ", 6);
+				memcpy(wrap_names + wl + 6, prev, strlen(prev) + 1);
+			}
+		}
+	}
+	ck_init_run_prefix();
+	printf("aerogram-driver-check: driver %s%s %s (ABI %u.%u) from %s; key prefix %s\n",
+	       wrap_names, st->driver->name, st->driver->version ? st->driver->version : "",
+	       (unsigned)st->driver->abi_major, (unsigned)st->driver->abi_minor, load_path,
+	       ck_run_prefix());
 	if (CU_initialize_registry() != CUE_SUCCESS) {
 		fprintf(stderr, "aerogram-driver-check: cannot initialise CUnit\n");
 		goto out;
@@ -115,6 +156,8 @@ int main(int argc, char **argv)
 	status = failed_tests == 0 && failures == 0 && sum->nTestsRun > 0 ? 0 : 1;
 	CU_cleanup_registry();
 out:
+	while (n_wrappers > 0)
+		agw_free(wrappers[--n_wrappers]);
 	ag_driver_unload(drv);
 	for (size_t k = 0; k < n_config; k++)
 		free(copies[k]);

@@ -1,0 +1,35 @@
+/* agw_inner.h - how the loadable wrapper drivers load and open the driver
+ * they wrap. sdk code cannot use the host's loader, so this is a small one
+ * of its own. */
+#ifndef AGW_INNER_H
+#define AGW_INNER_H
+
+#include <stddef.h>
+
+#include <aerogram/driver.h>
+
+struct agw_inner {
+	void *dl;
+	const struct aerogram_driver *driver;
+	struct aerogram_store *store;
+	const struct aerogram_host *outer; /* the host of the wrapper */
+	struct aerogram_host host;         /* what the inner driver gets */
+	struct aerogram_config_entry *config;
+	size_t n_config;
+	char *config_text;
+};
+
+/* The value of `key` among the entries, or NULL. */
+const char *agw_config_value(const struct aerogram_config_entry *config, size_t n, const char *key);
+
+/* Loads `inner` (a name looked up as aerogram_<name>.so in the directory of
+ * the .so containing `self`, or a path), checks its ABI, and opens it with
+ * `inner_config` ("key=value;key=value", may be NULL). On failure writes one
+ * line into err and returns a negative AEROGRAM_E* code. The caller closes
+ * *out with agw_inner_close. */
+int agw_inner_open(const struct aerogram_host *outer, const char *inner, const char *inner_config,
+                   const void *self, struct agw_inner **out, char *err, size_t errlen);
+/* Closes the inner store and unloads its driver. */
+void agw_inner_close(struct agw_inner *in);
+
+#endif

@@ -1,0 +1,120 @@
+/* counting_driver.c - aerogram_counting.so: the counting wrapper as a
+ * loadable driver, publishing its counts in a mapped file (layout in
+ * ag_wrap.h). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sdk/wrappers/agw_inner.h"
+#include "sdk/wrappers/agw_internal.h"
+
+#define COUNTS_BYTES (2 * AGW_OP_COUNT * sizeof(uint64_t))
+
+/* Any object of this .so: its address tells dladdr where the .so lives. */
+static const char counting_anchor = 0;
+
+struct counting {
+	struct agw_inner *inner;
+	uint64_t *map;
+};
+
+static void counting_close(struct agw_wrapper *w, void *ctx)
+{
+	struct counting *c = ctx;
+	agw_count_set_mirror(w, NULL);
+	agw_inner_close(c->inner);
+	if (c->map)
+		munmap(c->map, COUNTS_BYTES);
+	free(c);
+	agw_free(w);
+}
+
+/* Creates (or truncates) the counts file and maps it. */
+static uint64_t *map_counts(const char *path, char *errbuf, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "counts_file %s: cannot be created: %m", path);
+		return NULL;
+	}
+	if (ftruncate(fd, (off_t)COUNTS_BYTES) != 0) {
+		snprintf(errbuf, errlen, "counts_file %s: cannot be sized: %m", path);
+		close(fd);
+		return NULL;
+	}
+	void *p = mmap(NULL, COUNTS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(errbuf, errlen, "counts_file %s: cannot be mapped: %m", path);
+		return NULL;
+	}
+	return p;
+}
+
+static int counting_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
+                         size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
+{
+	*out = NULL;
+	struct counting *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return AEROGRAM_EINTERNAL;
+	}
+	const char *path = agw_config_value(config, n_config, "counts_file");
+	if (path != NULL && (c->map = map_counts(path, errbuf, errlen)) == NULL) {
+		free(c);
+		return AEROGRAM_EINVAL;
+	}
+	int rc = agw_inner_open(host, agw_config_value(config, n_config, "inner"),
+	                        agw_config_value(config, n_config, "inner_config"),
+	                        &counting_anchor, &c->inner, errbuf, errlen);
+	struct agw_wrapper *w = rc == 0 ? agw_count_new(c->inner->driver, c->inner->store) : NULL;
+	if (w == NULL) {
+		if (rc == 0) {
+			agw_inner_close(c->inner);
+			snprintf(errbuf, errlen, "out of memory");
+			rc = AEROGRAM_EINTERNAL;
+		}
+		if (c->map)
+			munmap(c->map, COUNTS_BYTES);
+		free(c);
+		return rc;
+	}
+	if (c->map)
+		agw_count_set_mirror(w, c->map);
+	agw_set_on_close(w, counting_close, c);
+	*out = agw_store(w);
+	return 0;
+}
+
+static const char *const counting_keys[] = { "inner", "inner_config", "counts_file", NULL };
+
+static const struct aerogram_driver counting_driver = {
+	AEROGRAM_DRIVER_HEADER,
+	.name = "counting",
+	.version = "1.0",
+	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
+	.config_keys = counting_keys,
+	.open = counting_open,
+	.close = agw_fn_close,
+	.error_message = agw_fn_error_message,
+	.row_read = agw_fn_row_read,
+	.row_result_free = agw_fn_row_result_free,
+	.row_insert = agw_fn_row_insert,
+	.row_delete = agw_fn_row_delete,
+	.row_watch = agw_fn_row_watch,
+	.row_watch_release = agw_fn_row_watch_release,
+	.row_watch_range = agw_fn_row_watch_range,
+	.blob_get = agw_fn_blob_get,
+	.blob_result_free = agw_fn_blob_result_free,
+	.blob_put = agw_fn_blob_put,
+	.blob_copy = agw_fn_blob_copy,
+	.blob_list = agw_fn_blob_list,
+	.blob_list_free = agw_fn_blob_list_free,
+	.blob_delete = agw_fn_blob_delete,
+};
+
+AEROGRAM_DRIVER_EXPORT(counting_driver)

@@ -1,0 +1,261 @@
+/* faulty_driver.c - aerogram_faulty.so: the fault-injecting wrapper as a
+ * loadable driver, steered by a control file (format in ag_wrap.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sdk/wrappers/agw_inner.h"
+#include "sdk/wrappers/agw_internal.h"
+
+/* Any object of this .so: its address tells dladdr where the .so lives. */
+static const char faulty_anchor = 0;
+
+struct faulty {
+	struct agw_inner *inner;
+	const struct aerogram_host *host;
+	char *control_file;
+	pthread_mutex_t lock; /* guards the file identity below and the re-read */
+	int have_stat;
+	struct stat last;
+};
+
+static void faulty_log(struct faulty *f, enum aerogram_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void faulty_log(struct faulty *f, enum aerogram_log_level level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (f->host && f->host->log)
+		f->host->log(f->host->ctx, level, line);
+}
+
+static int parse_ops(const char *text, unsigned *mask)
+{
+	*mask = 0;
+	if (strcmp(text, "all") == 0) {
+		*mask = AGW_ALL;
+		return 0;
+	}
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", text);
+	char *save = NULL;
+	for (char *op = strtok_r(buf, ",", &save); op; op = strtok_r(NULL, ",", &save)) {
+		int n = agw_op_from_name(op);
+		if (n < 0)
+			return -1;
+		*mask |= AGW_MASK(n);
+	}
+	return *mask ? 0 : -1;
+}
+
+static int parse_status(const char *text, int *status)
+{
+	static const struct {
+		const char *name;
+		int status;
+	} names[] = {
+		{ "notfound", AEROGRAM_ENOTFOUND }, { "conflict", AEROGRAM_ECONFLICT },
+		{ "unavailable", AEROGRAM_EUNAVAILABLE }, { "inval", AEROGRAM_EINVAL },
+		{ "perm", AEROGRAM_EPERM }, { "toobig", AEROGRAM_ETOOBIG },
+		{ "internal", AEROGRAM_EINTERNAL }, { "notsup", AEROGRAM_ENOTSUP },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(names[i].name, text) == 0) {
+			*status = names[i].status;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Applies one line of the control file; returns -1 when it is malformed. */
+static int apply_line(struct agw_wrapper *w, char *line)
+{
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *words[6] = { 0 };
+	int n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+		if (n == 6)
+			return -1;
+		words[n++] = t;
+	}
+	if (n == 0)
+		return 0;
+	unsigned mask;
+	int status;
+	char *end;
+	if (strcmp(words[0], "ok") == 0 && n == 1) {
+		agw_fault_clear(w);
+		return 0;
+	}
+	if (n < 2 || parse_ops(words[1], &mask) != 0)
+		return -1;
+	if (strcmp(words[0], "fail") == 0 && n >= 3 && n <= 5) {
+		if (parse_status(words[2], &status) != 0)
+			return -1;
+		double p = 1.0;
+		unsigned long long seed = 1;
+		if (n >= 4 && ((p = strtod(words[3], &end)), *end != '\0' || p < 0 || p > 1))
+			return -1;
+		if (n == 5 && ((seed = strtoull(words[4], &end, 10)), *end != '\0'))
+			return -1;
+		agw_fault_fail(w, mask, status, p, seed);
+		return 0;
+	}
+	if (strcmp(words[0], "fail_next") == 0 && n == 4) {
+		unsigned long count = strtoul(words[3], &end, 10);
+		if (parse_status(words[2], &status) != 0 || *end != '\0')
+			return -1;
+		agw_fault_fail_next(w, mask, status, (unsigned)count);
+		return 0;
+	}
+	if (strcmp(words[0], "fail_after_apply") == 0 && (n == 2 || n == 3)) {
+		double p = 1.0;
+		if (n == 3 && ((p = strtod(words[2], &end)), *end != '\0' || p < 0 || p > 1))
+			return -1;
+		agw_fault_fail_after_apply(w, mask, p);
+		return 0;
+	}
+	if (strcmp(words[0], "delay") == 0 && n == 3) {
+		unsigned long ms = strtoul(words[2], &end, 10);
+		if (*end != '\0')
+			return -1;
+		agw_fault_delay(w, mask, (uint32_t)ms);
+		return 0;
+	}
+	return -1;
+}
+
+static void reload(struct agw_wrapper *w, struct faulty *f)
+{
+	agw_fault_clear(w);
+	FILE *fp = fopen(f->control_file, "r");
+	if (fp == NULL)
+		return;
+	char line[512];
+	int lineno = 0;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		char copy[512];
+		snprintf(copy, sizeof(copy), "%s", line);
+		if (apply_line(w, line) != 0) {
+			copy[strcspn(copy, "\r\n")] = '\0';
+			faulty_log(f, AEROGRAM_LOG_WARNING, "%s:%d: ignoring malformed rule '%s'",
+			           f->control_file, lineno, copy);
+		}
+	}
+	fclose(fp);
+}
+
+/* Before every call: re-read the control file when it changed. */
+static void check_control_file(struct agw_wrapper *w, void *ctx)
+{
+	struct faulty *f = ctx;
+	struct stat st;
+	int exists = stat(f->control_file, &st) == 0;
+	pthread_mutex_lock(&f->lock);
+	int changed;
+	if (!exists)
+		changed = f->have_stat;
+	else
+		changed = !f->have_stat || st.st_ino != f->last.st_ino || st.st_size != f->last.st_size ||
+		          st.st_mtim.tv_sec != f->last.st_mtim.tv_sec ||
+		          st.st_mtim.tv_nsec != f->last.st_mtim.tv_nsec;
+	if (changed) {
+		f->have_stat = exists;
+		if (exists)
+			f->last = st;
+		reload(w, f);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void faulty_close(struct agw_wrapper *w, void *ctx)
+{
+	struct faulty *f = ctx;
+	agw_inner_close(f->inner);
+	pthread_mutex_destroy(&f->lock);
+	free(f->control_file);
+	free(f);
+	agw_free(w);
+}
+
+static int faulty_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
+                       size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
+{
+	*out = NULL;
+	struct faulty *f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return AEROGRAM_EINTERNAL;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	f->host = host;
+	const char *cf = agw_config_value(config, n_config, "control_file");
+	if (cf != NULL && (f->control_file = strdup(cf)) == NULL) {
+		free(f);
+		snprintf(errbuf, errlen, "out of memory");
+		return AEROGRAM_EINTERNAL;
+	}
+	int rc = agw_inner_open(host, agw_config_value(config, n_config, "inner"),
+	                        agw_config_value(config, n_config, "inner_config"), &faulty_anchor,
+	                        &f->inner, errbuf, errlen);
+	if (rc != 0) {
+		free(f->control_file);
+		free(f);
+		return rc;
+	}
+	struct agw_wrapper *w = agw_fault_new(f->inner->driver, f->inner->store);
+	if (w == NULL) {
+		agw_inner_close(f->inner);
+		free(f->control_file);
+		free(f);
+		snprintf(errbuf, errlen, "out of memory");
+		return AEROGRAM_EINTERNAL;
+	}
+	if (f->control_file)
+		agw_set_before_call(w, check_control_file, f);
+	agw_set_on_close(w, faulty_close, f);
+	*out = agw_store(w);
+	return 0;
+}
+
+static const char *const faulty_keys[] = { "inner", "inner_config", "control_file", NULL };
+
+static const struct aerogram_driver faulty_driver = {
+	AEROGRAM_DRIVER_HEADER,
+	.name = "faulty",
+	.version = "1.0",
+	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
+	.config_keys = faulty_keys,
+	.open = faulty_open,
+	.close = agw_fn_close,
+	.error_message = agw_fn_error_message,
+	.row_read = agw_fn_row_read,
+	.row_result_free = agw_fn_row_result_free,
+	.row_insert = agw_fn_row_insert,
+	.row_delete = agw_fn_row_delete,
+	.row_watch = agw_fn_row_watch,
+	.row_watch_release = agw_fn_row_watch_release,
+	.row_watch_range = agw_fn_row_watch_range,
+	.blob_get = agw_fn_blob_get,
+	.blob_result_free = agw_fn_blob_result_free,
+	.blob_put = agw_fn_blob_put,
+	.blob_copy = agw_fn_blob_copy,
+	.blob_list = agw_fn_blob_list,
+	.blob_list_free = agw_fn_blob_list_free,
+	.blob_delete = agw_fn_blob_delete,
+};
+
+AEROGRAM_DRIVER_EXPORT(faulty_driver)
