@@ -35,3 +35,6 @@ run: all
 	echo "  try:  python3 -c \"import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); print(m.login('demo', '$$password'))\"" && \
 	echo "  Ctrl-C stops it." && \
 	exec $(B)/aerogramd -c $(RUN_DIR)/aerogram.conf
+
+# The mail engine (host/mail/) describes its own library.
+include host/mail/module.mk

@@ -1,0 +1,442 @@
+/* codec.c - the binary encoding of everything the engine stores.
+ *
+ * Every value starts with a kind byte and a version byte; integers are
+ * LEB128 varints (endian-stable), byte strings are a varint length then the
+ * bytes, ids are 16 raw bytes. Decoders check every length against what is
+ * left and every count against a sane bound, and reject trailing bytes, so
+ * corrupt input is refused without crashing or allocating absurd amounts. */
+#include "host/mail/mail_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KIND_OP 0x4f         /* 'O' */
+#define KIND_STATE 0x53      /* 'S' */
+#define KIND_SUMMARY 0x4d    /* 'M' */
+#define KIND_LIST 0x4c       /* 'L' */
+#define CODEC_VERSION 1
+#define MAX_KEYWORD_LEN 256
+#define MAX_NAME_LEN 1024
+
+static void cb_grow(struct cbuf *b, size_t n)
+{
+	if (b->oom || b->len + n <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + n)
+		cap *= 2;
+	uint8_t *p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+void cb_raw(struct cbuf *b, const void *p, size_t n)
+{
+	cb_grow(b, n);
+	if (b->oom || n == 0)
+		return;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+void cb_u8(struct cbuf *b, uint8_t v)
+{
+	cb_raw(b, &v, 1);
+}
+
+void cb_var(struct cbuf *b, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+	do {
+		uint8_t c = v & 0x7f;
+		v >>= 7;
+		tmp[n++] = c | (v ? 0x80 : 0);
+	} while (v);
+	cb_raw(b, tmp, n);
+}
+
+void cb_bytes(struct cbuf *b, const void *p, size_t n)
+{
+	cb_var(b, n);
+	cb_raw(b, p, n);
+}
+
+uint8_t cr_u8(struct crd *r)
+{
+	if (r->bad || r->pos >= r->len) {
+		r->bad = 1;
+		return 0;
+	}
+	return r->p[r->pos++];
+}
+
+uint64_t cr_var(struct crd *r)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		uint8_t c = cr_u8(r);
+		if (r->bad)
+			return 0;
+		if (shift == 63 && (c & 0x7e)) {
+			r->bad = 1;
+			return 0;
+		}
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
+
+uint32_t cr_u32(struct crd *r)
+{
+	uint64_t v = cr_var(r);
+	if (v > UINT32_MAX) {
+		r->bad = 1;
+		return 0;
+	}
+	return (uint32_t)v;
+}
+
+const uint8_t *cr_raw(struct crd *r, size_t n)
+{
+	if (r->bad || n > r->len - r->pos) {
+		r->bad = 1;
+		return NULL;
+	}
+	const uint8_t *p = r->p + r->pos;
+	r->pos += n;
+	return p;
+}
+
+const uint8_t *cr_bytes(struct crd *r, size_t *n, size_t max)
+{
+	uint64_t len = cr_var(r);
+	if (r->bad || len > max || len > r->len - r->pos) {
+		r->bad = 1;
+		*n = 0;
+		return NULL;
+	}
+	*n = (size_t)len;
+	return cr_raw(r, (size_t)len);
+}
+
+/* A string of at most max bytes with no NUL, as a fresh C string. */
+static char *cr_str(struct crd *r, size_t max)
+{
+	size_t n;
+	const uint8_t *p = cr_bytes(r, &n, max);
+	if (p == NULL || memchr(p, 0, n) != NULL) {
+		r->bad = 1;
+		return NULL;
+	}
+	char *s = malloc(n + 1);
+	if (s == NULL) {
+		r->bad = 1;
+		return NULL;
+	}
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+static int header_ok(struct crd *r, uint8_t kind)
+{
+	return cr_u8(r) == kind && cr_u8(r) == CODEC_VERSION && !r->bad;
+}
+
+/* ---- operations ---- */
+
+int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
+{
+	cb_u8(b, KIND_OP);
+	cb_u8(b, CODEC_VERSION);
+	cb_u8(b, op->kind);
+	cb_var(b, op->seen_uidnext);
+	cb_var(b, op->bump);
+	cb_raw(b, op->owner, UIDX_ID);
+	cb_var(b, op->n_keywords);
+	for (size_t i = 0; i < op->n_keywords; i++)
+		cb_bytes(b, op->keywords[i], strlen(op->keywords[i]));
+	cb_var(b, op->flags);
+	cb_var(b, op->n);
+	for (size_t i = 0; i < op->n; i++) {
+		cb_raw(b, op->ids[i], UIDX_ID);
+		if (op->kind == UIDX_OP_ADD)
+			cb_var(b, op->item_flags[i]);
+	}
+	return b->oom ? AEROGRAM_EINTERNAL : 0;
+}
+
+int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
+{
+	struct crd r = { p, len, 0, 0 };
+	*out = NULL;
+	if (!header_ok(&r, KIND_OP))
+		return AEROGRAM_EINVAL;
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return AEROGRAM_EINTERNAL;
+	op->kind = cr_u8(&r);
+	if (op->kind < UIDX_OP_ADD || op->kind > UIDX_OP_CLAIM)
+		r.bad = 1;
+	op->seen_uidnext = cr_u32(&r);
+	op->bump = cr_u32(&r);
+	const uint8_t *owner = cr_raw(&r, UIDX_ID);
+	if (owner)
+		memcpy(op->owner, owner, UIDX_ID);
+	uint64_t nk = cr_var(&r);
+	if (nk > MAIL_MAX_KEYWORDS)
+		r.bad = 1;
+	if (!r.bad && nk) {
+		op->keywords = calloc((size_t)nk, sizeof(char *));
+		if (op->keywords == NULL)
+			r.bad = 1;
+		for (size_t i = 0; !r.bad && i < nk; i++) {
+			op->keywords[i] = cr_str(&r, MAX_KEYWORD_LEN);
+			if (op->keywords[i])
+				op->n_keywords++;
+		}
+	}
+	op->flags = cr_var(&r);
+	uint64_t n = cr_var(&r);
+	/* every item takes at least 16 bytes: bound the count by what is left */
+	if (r.bad || n > (r.len - r.pos) / UIDX_ID)
+		r.bad = 1;
+	if (!r.bad && n) {
+		op->ids = malloc((size_t)n * UIDX_ID);
+		if (op->kind == UIDX_OP_ADD)
+			op->item_flags = calloc((size_t)n, sizeof(uint64_t));
+		if (op->ids == NULL || (op->kind == UIDX_OP_ADD && op->item_flags == NULL))
+			r.bad = 1;
+		for (size_t i = 0; !r.bad && i < n; i++) {
+			const uint8_t *id = cr_raw(&r, UIDX_ID);
+			if (id)
+				memcpy(op->ids[i], id, UIDX_ID);
+			if (op->kind == UIDX_OP_ADD)
+				op->item_flags[i] = cr_var(&r);
+		}
+		if (!r.bad)
+			op->n = (size_t)n;
+	}
+	if (r.bad || r.pos != r.len) {
+		uidx_op_free(op);
+		return AEROGRAM_EINVAL;
+	}
+	*out = op;
+	return 0;
+}
+
+/* ---- checkpoints (the replayed UID index) ---- */
+
+int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
+{
+	cb_u8(b, KIND_STATE);
+	cb_u8(b, CODEC_VERSION);
+	cb_var(b, s->uidvalidity);
+	cb_var(b, s->uidnext);
+	cb_var(b, s->highestmodseq);
+	cb_var(b, s->recent_upto);
+	cb_var(b, s->n_keywords);
+	for (size_t i = 0; i < s->n_keywords; i++)
+		cb_bytes(b, s->keywords[i], strlen(s->keywords[i]));
+	cb_var(b, s->n_recent);
+	for (size_t i = 0; i < s->n_recent; i++) {
+		cb_raw(b, s->recent[i].owner, UIDX_ID);
+		cb_var(b, s->recent[i].lo);
+		cb_var(b, s->recent[i].hi);
+	}
+	cb_var(b, s->n);
+	uint32_t prev = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct uidx_msg *m = &s->msgs[i];
+		cb_raw(b, m->id, UIDX_ID);
+		cb_var(b, m->uid - prev); /* ascending: deltas stay small */
+		prev = m->uid;
+		cb_var(b, m->modseq);
+		cb_var(b, m->flags);
+	}
+	return b->oom ? AEROGRAM_EINTERNAL : 0;
+}
+
+int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
+{
+	struct crd r = { p, len, 0, 0 };
+	*out = NULL;
+	if (!header_ok(&r, KIND_STATE))
+		return AEROGRAM_EINVAL;
+	struct uidx_state *s = uidx_new();
+	if (s == NULL)
+		return AEROGRAM_EINTERNAL;
+	s->uidvalidity = cr_u32(&r);
+	s->uidnext = cr_u32(&r);
+	s->highestmodseq = cr_var(&r);
+	s->recent_upto = cr_u32(&r);
+	uint64_t nk = cr_var(&r);
+	if (nk > MAIL_MAX_KEYWORDS)
+		r.bad = 1;
+	for (size_t i = 0; !r.bad && i < nk; i++) {
+		s->keywords[i] = cr_str(&r, MAX_KEYWORD_LEN);
+		if (s->keywords[i])
+			s->n_keywords++;
+	}
+	uint64_t nr = cr_var(&r);
+	if (r.bad || nr > (r.len - r.pos) / UIDX_ID)
+		r.bad = 1;
+	if (!r.bad && nr) {
+		s->recent = calloc((size_t)nr, sizeof(*s->recent));
+		if (s->recent == NULL)
+			r.bad = 1;
+		for (size_t i = 0; !r.bad && i < nr; i++) {
+			const uint8_t *o = cr_raw(&r, UIDX_ID);
+			if (o)
+				memcpy(s->recent[i].owner, o, UIDX_ID);
+			s->recent[i].lo = cr_u32(&r);
+			s->recent[i].hi = cr_u32(&r);
+		}
+		if (!r.bad)
+			s->n_recent = (size_t)nr;
+	}
+	uint64_t n = cr_var(&r);
+	if (r.bad || n > (r.len - r.pos) / (UIDX_ID + 3))
+		r.bad = 1;
+	if (!r.bad && n) {
+		s->msgs = calloc((size_t)n, sizeof(*s->msgs));
+		if (s->msgs == NULL)
+			r.bad = 1;
+		else
+			s->cap = (size_t)n;
+		uint64_t uid = 0;
+		for (size_t i = 0; !r.bad && i < n; i++) {
+			struct uidx_msg *m = &s->msgs[i];
+			const uint8_t *id = cr_raw(&r, UIDX_ID);
+			if (id)
+				memcpy(m->id, id, UIDX_ID);
+			uint64_t d = cr_var(&r);
+			uid += d;
+			if (d == 0 || uid >= s->uidnext)
+				r.bad = 1;
+			m->uid = (uint32_t)uid;
+			m->modseq = cr_var(&r);
+			m->flags = cr_var(&r);
+			if (m->flags >> (5 + s->n_keywords))
+				r.bad = 1;
+		}
+		if (!r.bad)
+			s->n = (size_t)n;
+	}
+	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
+		uidx_free(s);
+		return AEROGRAM_EINVAL;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- summaries ---- */
+
+int codec_summary_encode(const struct summary *s, struct cbuf *b)
+{
+	cb_u8(b, KIND_SUMMARY);
+	cb_u8(b, CODEC_VERSION);
+	cb_var(b, s->internal_date_ms);
+	cb_var(b, s->size);
+	cb_bytes(b, s->header, s->header_len);
+	cb_bytes(b, s->bodystructure, s->bodystructure_len);
+	return b->oom ? AEROGRAM_EINTERNAL : 0;
+}
+
+int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out)
+{
+	struct crd r = { p, len, 0, 0 };
+	memset(out, 0, sizeof(*out));
+	if (!header_ok(&r, KIND_SUMMARY))
+		return AEROGRAM_EINVAL;
+	out->internal_date_ms = cr_var(&r);
+	out->size = cr_var(&r);
+	out->header = cr_bytes(&r, &out->header_len, SIZE_MAX);
+	out->bodystructure = cr_bytes(&r, &out->bodystructure_len, SIZE_MAX);
+	if (r.bad || r.pos != r.len)
+		return AEROGRAM_EINVAL;
+	return 0;
+}
+
+/* ---- the mailbox list ---- */
+
+int codec_mblist_encode(const struct mblist *l, struct cbuf *b)
+{
+	cb_u8(b, KIND_LIST);
+	cb_u8(b, CODEC_VERSION);
+	cb_var(b, l->n);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct mblist_entry *e = &l->e[i];
+		cb_bytes(b, e->name, strlen(e->name));
+		cb_var(b, e->id_ts);
+		cb_u8(b, (uint8_t)(e->has_id ? 1 : 0));
+		if (e->has_id)
+			cb_raw(b, e->id, UIDX_ID);
+		cb_var(b, e->uidvalidity);
+		cb_var(b, e->sub_ts);
+		cb_u8(b, (uint8_t)(e->subscribed ? 1 : 0));
+		cb_var(b, e->su_ts);
+		cb_var(b, e->special_use);
+	}
+	return b->oom ? AEROGRAM_EINTERNAL : 0;
+}
+
+int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out)
+{
+	struct crd r = { p, len, 0, 0 };
+	memset(out, 0, sizeof(*out));
+	if (!header_ok(&r, KIND_LIST))
+		return AEROGRAM_EINVAL;
+	uint64_t n = cr_var(&r);
+	if (r.bad || n > (r.len - r.pos) / 8)
+		r.bad = 1;
+	if (!r.bad && n) {
+		out->e = calloc((size_t)n, sizeof(*out->e));
+		if (out->e == NULL)
+			r.bad = 1;
+		else
+			out->cap = (size_t)n;
+	}
+	for (size_t i = 0; !r.bad && i < n; i++) {
+		struct mblist_entry *e = &out->e[i];
+		e->name = cr_str(&r, MAX_NAME_LEN);
+		if (e->name == NULL)
+			break;
+		out->n++;
+		e->id_ts = cr_var(&r);
+		uint8_t has = cr_u8(&r);
+		if (has > 1)
+			r.bad = 1;
+		e->has_id = has;
+		if (has) {
+			const uint8_t *id = cr_raw(&r, UIDX_ID);
+			if (id)
+				memcpy(e->id, id, UIDX_ID);
+		}
+		e->uidvalidity = cr_u32(&r);
+		e->sub_ts = cr_var(&r);
+		uint8_t sub = cr_u8(&r);
+		if (sub > 1)
+			r.bad = 1;
+		e->subscribed = sub;
+		e->su_ts = cr_var(&r);
+		e->special_use = cr_u32(&r);
+		/* names must be strictly ascending: a canonical form, and merge relies on it */
+		if (i > 0 && strcmp(out->e[i - 1].name, e->name) >= 0)
+			r.bad = 1;
+	}
+	if (r.bad || r.pos != r.len) {
+		mblist_free(out);
+		return AEROGRAM_EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,238 @@
+/* engine.c - the engine object: clock, randomness, logging, storage helpers.
+ *
+ * Time and randomness come from the options so that K engines in one
+ * process behave like K daemons and a simulation replays from its seed. */
+#include "host/mail/mail_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t real_clock(void *arg)
+{
+	(void)arg;
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void stderr_log(void *arg, int level, const char *line)
+{
+	(void)arg;
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	fprintf(stderr, "aerogram: mail: %s: %s\n", level >= 0 && level < 4 ? names[level] : "log", line);
+}
+
+int mail_engine_new(const struct ag_store *store, const struct mail_engine_options *opt,
+                    struct mail_engine **out)
+{
+	*out = NULL;
+	if (store == NULL || store->driver == NULL)
+		return AEROGRAM_EINVAL;
+	struct mail_engine *eng = calloc(1, sizeof(*eng));
+	if (eng == NULL)
+		return AEROGRAM_EINTERNAL;
+	eng->st = *store;
+	if (opt)
+		eng->opt = *opt;
+	if (eng->opt.clock_ms == NULL)
+		eng->opt.clock_ms = real_clock;
+	if (eng->opt.log == NULL)
+		eng->opt.log = stderr_log;
+	if (eng->opt.poll_timeout_ms == 0)
+		eng->opt.poll_timeout_ms = 60000;
+	eng->rng = eng->opt.seed;
+	if (eng->rng == 0) {
+		FILE *f = fopen("/dev/urandom", "rb");
+		if (f == NULL || fread(&eng->rng, sizeof(eng->rng), 1, f) != 1)
+			eng->rng = real_clock(NULL) ^ (uint64_t)(uintptr_t)eng;
+		if (f)
+			fclose(f);
+	}
+	pthread_mutex_init(&eng->rng_lock, NULL);
+	pthread_mutex_init(&eng->lock, NULL);
+	pthread_cond_init(&eng->poll_cond, NULL);
+	if (!eng->opt.no_poller)
+		engine_poller_start(eng);
+	*out = eng;
+	return 0;
+}
+
+void mail_engine_free(struct mail_engine *eng)
+{
+	if (eng == NULL)
+		return;
+	engine_poller_stop(eng);
+	if (eng->open)
+		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
+	pthread_cond_destroy(&eng->poll_cond);
+	pthread_mutex_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->rng_lock);
+	free(eng);
+}
+
+uint64_t mail_now(struct mail_engine *eng)
+{
+	return eng->opt.clock_ms(eng->opt.clock_arg);
+}
+
+/* splitmix64: tiny, good enough for ids and tie-breakers, and seedable. */
+uint64_t mail_rand64(struct mail_engine *eng)
+{
+	pthread_mutex_lock(&eng->rng_lock);
+	uint64_t z = (eng->rng += 0x9e3779b97f4a7c15ull);
+	pthread_mutex_unlock(&eng->rng_lock);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void mail_rand_bytes(struct mail_engine *eng, uint8_t *out, size_t n)
+{
+	while (n) {
+		uint64_t r = mail_rand64(eng);
+		size_t k = n < 8 ? n : 8;
+		memcpy(out, &r, k);
+		out += k;
+		n -= k;
+	}
+}
+
+void mail_log(struct mail_engine *eng, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	eng->opt.log(eng->opt.log_arg, level, line);
+}
+
+const char *mail_store_error(struct mail_engine *eng)
+{
+	const char *m = eng->st.driver->error_message(eng->st.store);
+	return m ? m : "(no message)";
+}
+
+void mail_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int mail_unhex(const char *in, uint8_t *out, size_t n)
+{
+	if (strlen(in) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < 2 * n; i++) {
+		char c = in[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -1;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(d << 4);
+		else
+			out[i / 2] |= (uint8_t)d;
+	}
+	return 0;
+}
+
+int mail_read_range(struct mail_engine *eng, const struct aerogram_row_query *q,
+                    int (*fn)(void *arg, const struct aerogram_row *row), void *arg)
+{
+	struct aerogram_row_query page = *q;
+	char *next = NULL;
+	int rc = 0;
+	for (;;) {
+		struct aerogram_row_result *res = NULL;
+		page.start = next ? next : q->start;
+		rc = eng->st.driver->row_read(eng->st.store, &page, 1, &res);
+		if (rc != 0) {
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", q->pk, mail_store_error(eng));
+			break;
+		}
+		const struct aerogram_row_page *pg = res->n_pages ? &res->pages[0] : NULL;
+		for (size_t i = 0; pg && i < pg->n_rows && rc == 0; i++)
+			rc = fn(arg, &pg->rows[i]);
+		char *nn = NULL;
+		if (rc == 0 && pg && pg->more && pg->next_start) {
+			nn = strdup(pg->next_start);
+			if (nn == NULL)
+				rc = AEROGRAM_EINTERNAL;
+		}
+		eng->st.driver->row_result_free(eng->st.store, res);
+		free(next);
+		next = nn;
+		if (rc != 0 || next == NULL)
+			break;
+	}
+	free(next);
+	return rc;
+}
+
+void mail_free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int mail_list_blobs(struct mail_engine *eng, const char *prefix, char ***keys, size_t *n)
+{
+	char **out = NULL;
+	size_t count = 0, cap = 0;
+	char *cont = NULL;
+	int rc = 0;
+	*keys = NULL;
+	*n = 0;
+	for (;;) {
+		struct aerogram_blob_list *l = NULL;
+		rc = eng->st.driver->blob_list(eng->st.store, prefix, cont, 0, &l);
+		if (rc != 0) {
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_list %s: %s", prefix, mail_store_error(eng));
+			break;
+		}
+		for (size_t i = 0; i < l->n_keys && rc == 0; i++) {
+			if (count == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				char **g = realloc(out, nc * sizeof(char *));
+				if (g == NULL) {
+					rc = AEROGRAM_EINTERNAL;
+					break;
+				}
+				out = g;
+				cap = nc;
+			}
+			out[count] = strdup(l->keys[i]);
+			if (out[count] == NULL)
+				rc = AEROGRAM_EINTERNAL;
+			else
+				count++;
+		}
+		char *nc = NULL;
+		if (rc == 0 && l->more && l->next_token) {
+			nc = strdup(l->next_token);
+			if (nc == NULL)
+				rc = AEROGRAM_EINTERNAL;
+		}
+		eng->st.driver->blob_list_free(eng->st.store, l);
+		free(cont);
+		cont = nc;
+		if (rc != 0 || cont == NULL)
+			break;
+	}
+	free(cont);
+	if (rc != 0) {
+		mail_free_strv(out, count);
+		return rc;
+	}
+	*keys = out;
+	*n = count;
+	return 0;
+}

@@ -1,0 +1,279 @@
+/*
+ * mail.h - the mail engine: mailboxes, messages and flags over the driver ABI.
+ *
+ * The engine knows the storage driver (through an ag_store pair) and nothing
+ * of IMAP syntax. Every function here blocks on storage and is thread-safe:
+ * the server calls them from worker threads. Errors are the driver's
+ * AEROGRAM_E* codes (NOTFOUND -> [NONEXISTENT], UNAVAILABLE -> [UNAVAILABLE],
+ * ...) plus MAIL_EEXIST for "that mailbox name is taken".
+ *
+ * Objects:
+ *   mail_engine   one per process (or one per simulated daemon in tests);
+ *                 owns the table of open mailboxes and the poller thread.
+ *   mail_mailbox  the shared state of one open mailbox (reference counted,
+ *                 shared by every session that opened it in this engine).
+ *   mail_view     one session's snapshot of a mailbox: sequence numbers,
+ *                 what the client has been told, and the diff to tell more.
+ * See host/mail/README.md for the data model and the storage calls each
+ * operation costs.
+ */
+#ifndef AG_MAIL_H
+#define AG_MAIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/driver_loader.h"
+
+#define MAIL_EEXIST (-20) /* the mailbox name already exists */
+
+/* System flags (bit values of `flags` everywhere in this API). */
+#define MAIL_F_SEEN     (1u << 0)
+#define MAIL_F_ANSWERED (1u << 1)
+#define MAIL_F_FLAGGED  (1u << 2)
+#define MAIL_F_DELETED  (1u << 3)
+#define MAIL_F_DRAFT    (1u << 4)
+#define MAIL_F_SYSTEM   0x1fu
+/* Per mailbox, at most this many distinct keywords exist; more are ignored. */
+#define MAIL_MAX_KEYWORDS 59
+
+/* Special-use attributes (RFC 6154), bits of mail_mailbox_info.special_use. */
+#define MAIL_SU_DRAFTS  (1u << 0)
+#define MAIL_SU_SENT    (1u << 1)
+#define MAIL_SU_TRASH   (1u << 2)
+#define MAIL_SU_ARCHIVE (1u << 3)
+#define MAIL_SU_JUNK    (1u << 4)
+
+/* The hierarchy delimiter of mailbox names. */
+#define MAIL_DELIMITER '.'
+
+struct mail_engine;
+struct mail_mailbox;
+struct mail_view;
+struct mail_sub;
+
+/* Engine options. Zeroed fields take the documented defaults. */
+struct mail_engine_options {
+	/* Milliseconds since the epoch; default: CLOCK_REALTIME. */
+	uint64_t (*clock_ms)(void *arg);
+	void *clock_arg;
+	/* Seed of the engine's random numbers (timestamps, ids); 0: from
+	 * /dev/urandom. Two engines with one seed and one clock behave alike. */
+	uint64_t seed;
+	/* 1: no poller thread (tests drive syncs with mail_mailbox_sync). */
+	int no_poller;
+	/* Watch timeout of the poller (default 60000 ms). */
+	uint32_t poll_timeout_ms;
+	/* Log sink (default: stderr). level is an aerogram_log_level. */
+	void (*log)(void *arg, int level, const char *line);
+	void *log_arg;
+};
+
+/* Creates an engine over `store` (the pair is copied; the store must outlive
+ * the engine). *out is owned by the caller: mail_engine_free. */
+int mail_engine_new(const struct ag_store *store, const struct mail_engine_options *opt,
+                    struct mail_engine **out);
+/* Stops the poller and frees the engine; every mailbox must be closed. */
+void mail_engine_free(struct mail_engine *eng);
+
+/* ---- Mailbox list (per user; `user` is a stable id used as key prefix) ---- */
+
+struct mail_mailbox_info {
+	char *name;            /* full name, '.'-separated */
+	char id[33];           /* mailbox id (32 hex) */
+	uint32_t uidvalidity;  /* base UIDVALIDITY of this name */
+	uint32_t special_use;  /* MAIL_SU_* */
+	int subscribed;
+	int exists;            /* 0: deleted but still subscribed */
+};
+
+/* Lists the user's mailboxes (and subscribed deleted names), sorted by name,
+ * creating the default ones on first use. *out is owned by the caller:
+ * mail_list_free. */
+int mail_list(struct mail_engine *eng, const char *user, struct mail_mailbox_info **out, size_t *n);
+/* Frees a mail_list result. */
+void mail_list_free(struct mail_mailbox_info *infos, size_t n);
+/* Creates a mailbox (MAIL_EEXIST if it exists; EINVAL for a bad name). */
+int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use);
+/* Deletes a mailbox and removes its contents from the store. */
+int mail_delete(struct mail_engine *eng, const char *user, const char *name);
+/* Renames a mailbox and its children; renaming INBOX moves its messages to
+ * the new name and leaves an empty INBOX (RFC 3501 6.3.5). */
+int mail_rename(struct mail_engine *eng, const char *user, const char *from, const char *to);
+/* Sets or clears the subscription of a name (it need not exist). */
+int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on);
+/* Sets the special-use attributes of an existing mailbox. */
+int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su);
+
+/* ---- Open mailboxes (shared per engine) ---- */
+
+struct mail_status {
+	uint32_t exists;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t unseen;  /* messages without \Seen */
+	uint32_t recent;  /* messages no session has claimed yet */
+};
+
+/* Opens (or joins) the shared state of a mailbox, syncing it with the store.
+ * *out holds one reference: release it with mail_mailbox_close. */
+int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
+                      struct mail_mailbox **out);
+/* Releases one reference; the last one stops the poller and frees the state. */
+void mail_mailbox_close(struct mail_mailbox *mb);
+/* Reads the log (and a newer checkpoint) from the store now. */
+int mail_mailbox_sync(struct mail_mailbox *mb);
+/* Counters of the shared state as of the last sync. */
+int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st);
+/* Writes a checkpoint now if one is due; `force` ignores the thresholds
+ * (but never includes operations younger than the settle delay unless
+ * force > 1, which tests use). */
+int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force);
+/* The mailbox id (owned by mb). */
+const char *mail_mailbox_id(const struct mail_mailbox *mb);
+
+/* Registers `cb(arg)`, called (from any thread, never with engine locks
+ * held) whenever the shared state changes. Owned by the caller: cancel with
+ * mail_unsubscribe, which waits for a running call to finish. */
+struct mail_sub *mail_mailbox_subscribe(struct mail_mailbox *mb, void (*cb)(void *arg), void *arg);
+/* Cancels a subscription. */
+void mail_unsubscribe(struct mail_sub *sub);
+
+/* ---- Messages ---- */
+
+struct mail_new_message {
+	const uint8_t *body;        /* raw RFC 5322 bytes */
+	size_t body_len;
+	uint64_t internal_date_ms;  /* 0: now */
+	uint32_t flags;             /* MAIL_F_* */
+	const char *const *keywords;
+	size_t n_keywords;
+	const uint8_t *header;      /* the header block, for the summary */
+	size_t header_len;
+	const uint8_t *bodystructure; /* opaque serialised structure */
+	size_t bodystructure_len;
+};
+
+/* Appends one message: body blob, summary row, then one log entry. On
+ * success *uidvalidity / *uid are the values as computed locally. */
+int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
+                uint32_t *uid);
+
+/* One message summary (from one batch read). Strings/bytes owned by the
+ * array: free with mail_summaries_free. */
+struct mail_summary {
+	uint32_t uid;
+	int status;                 /* 0 or AEROGRAM_ENOTFOUND (gone) */
+	uint64_t internal_date_ms;
+	uint64_t size;
+	uint8_t *header;
+	size_t header_len;
+	uint8_t *bodystructure;
+	size_t bodystructure_len;
+};
+
+/* One message body (from one batch blob read). Free with mail_bodies_free. */
+struct mail_body {
+	uint32_t uid;
+	int status;                 /* 0 or AEROGRAM_ENOTFOUND */
+	uint8_t *data;
+	size_t len;
+};
+
+/* ---- Views (one per session) ---- */
+
+/* Opens a session's view on mb (takes its own reference). `claim_recent`
+ * (SELECT, not EXAMINE) claims \Recent for the messages no session has
+ * seen yet. *out owned by caller: mail_view_close. */
+int mail_view_open(struct mail_mailbox *mb, int claim_recent, struct mail_view **out);
+/* Closes a view. */
+void mail_view_close(struct mail_view *v);
+/* The mailbox a view looks at (borrowed). */
+struct mail_mailbox *mail_view_mailbox(struct mail_view *v);
+
+/* What the client must be told, in order: expunges (sequence numbers
+ * already adjusted as they are emitted), then EXISTS, then FETCH FLAGS. */
+struct mail_flag_change {
+	uint32_t seq;
+	uint32_t uid;
+	uint32_t flags;          /* MAIL_F_* */
+	uint64_t keywords;       /* bits into mail_view_keyword() */
+	uint64_t modseq;
+	int recent;
+};
+struct mail_changes {
+	uint32_t *expunged;      /* sequence numbers, in emission order */
+	size_t n_expunged;
+	int exists_changed;
+	uint32_t exists;
+	int uidvalidity_changed;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t recent;
+	struct mail_flag_change *flags;
+	size_t n_flags;
+};
+
+/* Moves the view to the shared state and returns the difference. With
+ * `claim_recent`, new messages nobody saw are claimed as \Recent for this
+ * session (one log entry). *out owned by caller: mail_changes_free. */
+int mail_view_update(struct mail_view *v, int claim_recent, struct mail_changes **out);
+/* Frees a change set. */
+void mail_changes_free(struct mail_changes *c);
+
+/* Snapshot accessors (valid until the next mail_view_update). */
+uint32_t mail_view_exists(const struct mail_view *v);
+uint32_t mail_view_uidvalidity(const struct mail_view *v);
+uint32_t mail_view_uidnext(const struct mail_view *v);
+uint64_t mail_view_highestmodseq(const struct mail_view *v);
+uint32_t mail_view_recent_count(const struct mail_view *v);
+/* UID of sequence number seq (1-based), 0 if out of range. */
+uint32_t mail_view_uid(const struct mail_view *v, uint32_t seq);
+/* Sequence number of uid, 0 if the snapshot has no such UID. */
+uint32_t mail_view_seq(const struct mail_view *v, uint32_t uid);
+struct mail_msg_info {
+	uint32_t uid;
+	uint32_t flags;
+	uint64_t keywords;
+	uint64_t modseq;
+	int recent;
+	char id[33];
+};
+/* The info of sequence number seq; 0 or AEROGRAM_ENOTFOUND. */
+int mail_view_msg(const struct mail_view *v, uint32_t seq, struct mail_msg_info *info);
+/* Name of keyword bit `bit` (0..58), or NULL; owned by the view. */
+const char *mail_view_keyword(const struct mail_view *v, unsigned bit);
+
+/* Summaries of the given UIDs of the snapshot (one row_read, paginated).
+ * *out (n entries, in the order of uids) owned by caller. */
+int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_summary **out);
+void mail_summaries_free(struct mail_summary *s, size_t n);
+/* Bodies of the given UIDs (one blob_get). *out owned by caller. */
+int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out);
+void mail_bodies_free(struct mail_body *b, size_t n);
+
+enum mail_store_mode { MAIL_STORE_ADD, MAIL_STORE_REMOVE, MAIL_STORE_SET };
+/* Changes flags of the given UIDs in one log entry. */
+int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
+               uint32_t flags, const char *const *keywords, size_t n_keywords);
+/* Expunges the given UIDs in one log entry (bodies go with orphan collection). */
+int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n);
+/* Copies the given UIDs into dst (blob copies, one summary batch, one log
+ * entry). On success *uidvalidity and out_uids[i] (n entries, caller-owned
+ * array, may be NULL) say where they went, as computed locally. */
+int mail_copy(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
+              uint32_t *uidvalidity, uint32_t *out_uids);
+/* Copy, then expunge from the source (RFC 6851). */
+int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
+              uint32_t *uidvalidity, uint32_t *out_uids);
+
+/* ---- Maintenance ---- */
+
+/* Removes blobs and summaries of mailbox `name` that no message of its
+ * replayed state refers to and whose id is older than grace_ms. *removed
+ * (may be NULL) receives the number of messages collected. */
+int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *name,
+                         uint64_t grace_ms, uint64_t *removed);
+
+#endif

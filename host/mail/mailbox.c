@@ -1,0 +1,405 @@
+/* mailbox.c - the shared state of open mailboxes, their poller and
+ * subscriptions.
+ *
+ * One mail_mailbox per (user, mailbox id) per engine, reference counted and
+ * shared by every session that has it open. One engine thread (the poller)
+ * owns the watches: a driver thread's watch callback only flags the mailbox
+ * and wakes the poller, which releases the fired watch, syncs the log (it
+ * may block), tells the subscribers and arms a new watch. */
+#include "host/mail/mail_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_state *s)
+{
+	(void)mb;
+	return s->uidvalidity;
+}
+
+static void mailbox_free(struct mail_mailbox *mb)
+{
+	mailbox_watch_release(mb);
+	oplog_clear(&mb->log);
+	pthread_mutex_destroy(&mb->lock);
+	pthread_mutex_destroy(&mb->sub_lock);
+	pthread_cond_destroy(&mb->sub_cond);
+	free(mb->user);
+	free(mb);
+}
+
+/* Drops a reference taken under eng->lock; frees on the last one. */
+static void mailbox_unref(struct mail_mailbox *mb)
+{
+	struct mail_engine *eng = mb->eng;
+	pthread_mutex_lock(&eng->lock);
+	int last = --mb->refs == 0;
+	if (last) {
+		for (struct mail_mailbox **pp = &eng->open; *pp; pp = &(*pp)->next)
+			if (*pp == mb) {
+				*pp = mb->next;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&eng->lock);
+	if (last)
+		mailbox_free(mb);
+}
+
+void mailbox_notify(struct mail_mailbox *mb)
+{
+	pthread_mutex_lock(&mb->sub_lock);
+	for (struct mail_sub *s = mb->subs; s; s = s->next)
+		s->cb(s->arg);
+	pthread_mutex_unlock(&mb->sub_lock);
+}
+
+int mailbox_sync_locked(struct mail_mailbox *mb, int force)
+{
+	if (mb->deleted)
+		return AEROGRAM_ENOTFOUND;
+	/* With a live watch that has not fired, nothing changed as far as
+	 * anyone can tell: skip the round trip. */
+	if (!force && mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire)
+		return 0;
+	uint64_t before = mb->log.version;
+	int rc = oplog_sync(&mb->log);
+	if (rc == 0)
+		mb->synced_since_fire = 1;
+	if (rc == 0 && mb->log.version != before)
+		mailbox_notify(mb);
+	return rc;
+}
+
+int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
+                      struct mail_mailbox **out)
+{
+	*out = NULL;
+	uint8_t id[UIDX_ID];
+	uint32_t list_uv = 0;
+	int rc = mblist_lookup(eng, user, name, id, &list_uv);
+	if (rc != 0)
+		return rc;
+	char hex[33];
+	mail_hex(id, UIDX_ID, hex);
+
+	pthread_mutex_lock(&eng->lock);
+	struct mail_mailbox *mb;
+	for (mb = eng->open; mb; mb = mb->next)
+		if (strcmp(mb->id, hex) == 0 && strcmp(mb->user, user) == 0 && !mb->deleted)
+			break;
+	if (mb) {
+		mb->refs++;
+	} else {
+		mb = calloc(1, sizeof(*mb));
+		if (mb == NULL || (mb->user = strdup(user)) == NULL ||
+		    oplog_init(&mb->log, eng, user, hex) != 0) {
+			pthread_mutex_unlock(&eng->lock);
+			if (mb)
+				free(mb->user);
+			free(mb);
+			return AEROGRAM_EINTERNAL;
+		}
+		mb->eng = eng;
+		memcpy(mb->id, hex, sizeof(mb->id));
+		mb->refs = 1;
+		pthread_mutex_init(&mb->lock, NULL);
+		pthread_mutex_init(&mb->sub_lock, NULL);
+		pthread_cond_init(&mb->sub_cond, NULL);
+		mb->next = eng->open;
+		eng->open = mb;
+	}
+	pthread_mutex_unlock(&eng->lock);
+
+	pthread_mutex_lock(&mb->lock);
+	rc = mailbox_sync_locked(mb, 0);
+	/* A name re-created or renamed must report at least the list's value. */
+	if (rc == 0 && mb->log.cur->uidvalidity < list_uv) {
+		struct uidx_op *op = calloc(1, sizeof(*op));
+		if (op == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+		} else {
+			op->kind = UIDX_OP_BUMP;
+			op->bump = list_uv - mb->log.cur->uidvalidity;
+			rc = oplog_push(&mb->log, op);
+		}
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (rc != 0) {
+		mailbox_unref(mb);
+		return rc;
+	}
+	if (!eng->opt.no_poller) {
+		pthread_mutex_lock(&eng->lock);
+		pthread_cond_signal(&eng->poll_cond); /* the poller arms the watch */
+		pthread_mutex_unlock(&eng->lock);
+	}
+	*out = mb;
+	return 0;
+}
+
+void mail_mailbox_close(struct mail_mailbox *mb)
+{
+	if (mb)
+		mailbox_unref(mb);
+}
+
+int mail_mailbox_sync(struct mail_mailbox *mb)
+{
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 1);
+	pthread_mutex_unlock(&mb->lock);
+	return rc;
+}
+
+int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&mb->lock);
+	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : 0;
+	const struct uidx_state *s = mb->log.cur;
+	if (rc == 0) {
+		st->exists = (uint32_t)s->n;
+		st->uidvalidity = mailbox_uidvalidity(mb, s);
+		st->uidnext = s->uidnext;
+		st->highestmodseq = s->highestmodseq;
+		for (size_t i = 0; i < s->n; i++) {
+			if (!(s->msgs[i].flags & MAIL_F_SEEN))
+				st->unseen++;
+			if (s->msgs[i].uid >= s->recent_upto)
+				st->recent++;
+		}
+	}
+	pthread_mutex_unlock(&mb->lock);
+	return rc;
+}
+
+int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force)
+{
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 1);
+	if (rc == 0)
+		rc = oplog_checkpoint(&mb->log, force ? force : 1);
+	pthread_mutex_unlock(&mb->lock);
+	return rc;
+}
+
+const char *mail_mailbox_id(const struct mail_mailbox *mb)
+{
+	return mb->id;
+}
+
+struct mail_sub *mail_mailbox_subscribe(struct mail_mailbox *mb, void (*cb)(void *arg), void *arg)
+{
+	struct mail_sub *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->mb = mb;
+	s->cb = cb;
+	s->arg = arg;
+	pthread_mutex_lock(&mb->sub_lock);
+	s->next = mb->subs;
+	mb->subs = s;
+	pthread_mutex_unlock(&mb->sub_lock);
+	return s;
+}
+
+void mail_unsubscribe(struct mail_sub *sub)
+{
+	if (sub == NULL)
+		return;
+	struct mail_mailbox *mb = sub->mb;
+	/* notify() calls back under sub_lock, so once we hold it no call runs */
+	pthread_mutex_lock(&mb->sub_lock);
+	for (struct mail_sub **pp = &mb->subs; *pp; pp = &(*pp)->next)
+		if (*pp == sub) {
+			*pp = sub->next;
+			break;
+		}
+	pthread_mutex_unlock(&mb->sub_lock);
+	free(sub);
+}
+
+/* ---- contents removal (mailbox delete) ---- */
+
+static int delete_blobs_under(struct mail_engine *eng, const char *prefix)
+{
+	char **keys = NULL;
+	size_t n = 0;
+	int rc = mail_list_blobs(eng, prefix, &keys, &n);
+	for (size_t i = 0; rc == 0 && i < n; i += 1000) {
+		size_t k = n - i < 1000 ? n - i : 1000;
+		rc = eng->st.driver->blob_delete(eng->st.store, (const char *const *)keys + i, k);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_delete %s: %s", prefix, mail_store_error(eng));
+	}
+	mail_free_strv(keys, n);
+	return rc;
+}
+
+int mailbox_remove_contents(struct mail_engine *eng, const char *user, const char *mbox_id)
+{
+	pthread_mutex_lock(&eng->lock);
+	for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next)
+		if (strcmp(mb->id, mbox_id) == 0 && strcmp(mb->user, user) == 0)
+			mb->deleted = 1;
+	pthread_mutex_unlock(&eng->lock);
+
+	char idx_pk[512], mail_pk[512], pfx[600];
+	snprintf(idx_pk, sizeof(idx_pk), "%s/index/%s", user, mbox_id);
+	key_summary_pk(mail_pk, sizeof(mail_pk), user, mbox_id);
+	/* bodies and checkpoints first, rows last: an interrupted delete leaves
+	 * rows that a retry (or orphan collection) finds again */
+	snprintf(pfx, sizeof(pfx), "%s/", mail_pk);
+	int rc = delete_blobs_under(eng, pfx);
+	if (rc == 0) {
+		snprintf(pfx, sizeof(pfx), "%s/checkpoint/", idx_pk);
+		rc = delete_blobs_under(eng, pfx);
+	}
+	if (rc == 0) {
+		struct aerogram_row_query q[2] = { { .pk = mail_pk }, { .pk = idx_pk } };
+		rc = eng->st.driver->row_delete(eng->st.store, q, 2, NULL);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_delete %s: %s", idx_pk, mail_store_error(eng));
+	}
+	return rc;
+}
+
+/* ---- the poller ---- */
+
+static void watch_cb(void *arg, int status, const struct aerogram_row *row,
+                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
+                     const char *message)
+{
+	(void)row;
+	(void)rows;
+	(void)n_rows;
+	(void)marker;
+	(void)message;
+	struct mail_mailbox *mb = arg;
+	struct mail_engine *eng = mb->eng;
+	/* From a driver thread: only flag and wake; the poller does the work. */
+	pthread_mutex_lock(&eng->lock);
+	if (status == AEROGRAM_OK) {
+		mb->watch_fired = 1;
+		mb->synced_since_fire = 0;
+	} else if (status == AEROGRAM_ETIMEDOUT) {
+		mb->watch_fired = 2;
+	} else {
+		mb->watch_fired = 3;
+	}
+	pthread_cond_signal(&eng->poll_cond);
+	pthread_mutex_unlock(&eng->lock);
+}
+
+void mailbox_watch_release(struct mail_mailbox *mb)
+{
+	if (mb->watch) {
+		mb->eng->st.driver->row_watch_release(mb->eng->st.store, mb->watch);
+		mb->watch = NULL;
+	}
+}
+
+void mailbox_watch_arm(struct mail_mailbox *mb)
+{
+	struct mail_engine *eng = mb->eng;
+	pthread_mutex_lock(&mb->lock);
+	char *token = mb->log.watch_token ? strdup(mb->log.watch_token) : NULL;
+	pthread_mutex_unlock(&mb->lock);
+	struct aerogram_watch *w = NULL;
+	int rc = eng->st.driver->row_watch(eng->st.store, mb->log.pk, "watch", token,
+	                                   eng->opt.poll_timeout_ms, watch_cb, mb, &w);
+	free(token);
+	pthread_mutex_lock(&eng->lock);
+	if (rc == 0) {
+		mb->watch = w;
+	} else {
+		mb->watch = NULL;
+		mb->retry_at = mail_now(eng) + 1000;
+		mail_log(eng, AEROGRAM_LOG_WARNING, "row_watch %s: %s", mb->log.pk, mail_store_error(eng));
+	}
+	pthread_mutex_unlock(&eng->lock);
+}
+
+/* Handles one mailbox the poller picked (a reference is held). */
+static void poll_one(struct mail_mailbox *mb, int fired)
+{
+	if (mb->watch && fired) {
+		mailbox_watch_release(mb);
+	}
+	if (fired != 2) { /* a change, a failure or a first arm: sync */
+		pthread_mutex_lock(&mb->lock);
+		int rc = mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_sync_locked(mb, 1);
+		pthread_mutex_unlock(&mb->lock);
+		if (rc != 0 && rc != AEROGRAM_ENOTFOUND) {
+			pthread_mutex_lock(&mb->eng->lock);
+			mb->retry_at = mail_now(mb->eng) + 1000;
+			pthread_mutex_unlock(&mb->eng->lock);
+			return;
+		}
+	}
+	if (!mb->deleted)
+		mailbox_watch_arm(mb);
+}
+
+static void *poller_main(void *arg)
+{
+	struct mail_engine *eng = arg;
+	pthread_mutex_lock(&eng->lock);
+	while (!eng->stopping) {
+		struct mail_mailbox *pick = NULL;
+		int fired = 0;
+		uint64_t now = mail_now(eng);
+		for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next) {
+			if (mb->deleted)
+				continue;
+			if (mb->watch_fired || (mb->watch == NULL && now >= mb->retry_at)) {
+				pick = mb;
+				fired = mb->watch_fired ? mb->watch_fired : 4;
+				mb->watch_fired = 0;
+				break;
+			}
+		}
+		if (pick == NULL) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&eng->poll_cond, &eng->lock, &ts);
+			continue;
+		}
+		pick->refs++;
+		pthread_mutex_unlock(&eng->lock);
+		poll_one(pick, fired == 4 ? 0 : fired);
+		mailbox_unref(pick);
+		pthread_mutex_lock(&eng->lock);
+	}
+	pthread_mutex_unlock(&eng->lock);
+	return NULL;
+}
+
+void engine_poller_start(struct mail_engine *eng)
+{
+	if (pthread_create(&eng->poller, NULL, poller_main, eng) == 0)
+		eng->poller_running = 1;
+	else
+		mail_log(eng, AEROGRAM_LOG_ERROR, "cannot start the poller thread: %s", strerror(errno));
+}
+
+void engine_poller_stop(struct mail_engine *eng)
+{
+	if (!eng->poller_running)
+		return;
+	pthread_mutex_lock(&eng->lock);
+	eng->stopping = 1;
+	pthread_cond_signal(&eng->poll_cond);
+	pthread_mutex_unlock(&eng->lock);
+	pthread_join(eng->poller, NULL);
+	eng->poller_running = 0;
+}

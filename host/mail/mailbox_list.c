@@ -1,0 +1,624 @@
+/* mailbox_list.c - the user's mailbox list: a state-based CRDT in one row.
+ *
+ * Row <u>/mailboxes / list holds a map name -> entry. Each entry merges
+ * field by field: the mailbox id is last-writer-wins on (timestamp, has id,
+ * id bytes), UIDVALIDITY is a max, the subscription and the special-use
+ * attributes are last-writer-wins on (timestamp, value). The map merges by
+ * union. So merge is commutative, associative and idempotent: a load merges
+ * every sibling it finds, and a save with the token read supersedes them.
+ * A deleted mailbox keeps its entry (no id) so that its UIDVALIDITY never
+ * goes back when the name is created again. */
+#include "host/mail/mail_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void mblist_free(struct mblist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->e[i].name);
+	free(l->e);
+	memset(l, 0, sizeof(*l));
+}
+
+static size_t lower_bound(const struct mblist *l, const char *name)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(l->e[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct mblist_entry *mblist_find(struct mblist *l, const char *name)
+{
+	size_t i = lower_bound(l, name);
+	return i < l->n && strcmp(l->e[i].name, name) == 0 ? &l->e[i] : NULL;
+}
+
+struct mblist_entry *mblist_get(struct mblist *l, const char *name)
+{
+	size_t i = lower_bound(l, name);
+	if (i < l->n && strcmp(l->e[i].name, name) == 0)
+		return &l->e[i];
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct mblist_entry *g = realloc(l->e, cap * sizeof(*g));
+		if (g == NULL)
+			return NULL;
+		l->e = g;
+		l->cap = cap;
+	}
+	char *d = strdup(name);
+	if (d == NULL)
+		return NULL;
+	memmove(&l->e[i + 1], &l->e[i], (l->n - i) * sizeof(*l->e));
+	memset(&l->e[i], 0, sizeof(l->e[i]));
+	l->e[i].name = d;
+	l->n++;
+	return &l->e[i];
+}
+
+int mblist_entry_cmp_id(const struct mblist_entry *a, const struct mblist_entry *b)
+{
+	if (a->id_ts != b->id_ts)
+		return a->id_ts < b->id_ts ? -1 : 1;
+	if (a->has_id != b->has_id)
+		return a->has_id < b->has_id ? -1 : 1;
+	return a->has_id ? memcmp(a->id, b->id, UIDX_ID) : 0;
+}
+
+static void merge_entry(struct mblist_entry *a, const struct mblist_entry *b)
+{
+	if (mblist_entry_cmp_id(b, a) > 0) {
+		a->id_ts = b->id_ts;
+		a->has_id = b->has_id;
+		memcpy(a->id, b->id, UIDX_ID);
+	}
+	if (b->uidvalidity > a->uidvalidity)
+		a->uidvalidity = b->uidvalidity;
+	if (b->sub_ts > a->sub_ts || (b->sub_ts == a->sub_ts && b->subscribed > a->subscribed)) {
+		a->sub_ts = b->sub_ts;
+		a->subscribed = b->subscribed;
+	}
+	if (b->su_ts > a->su_ts || (b->su_ts == a->su_ts && b->special_use > a->special_use)) {
+		a->su_ts = b->su_ts;
+		a->special_use = b->special_use;
+	}
+}
+
+int mblist_merge(struct mblist *a, const struct mblist *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct mblist_entry *be = &b->e[i];
+		struct mblist_entry *ae = mblist_find(a, be->name);
+		if (ae == NULL) {
+			ae = mblist_get(a, be->name);
+			if (ae == NULL)
+				return AEROGRAM_EINTERNAL;
+			char *name = ae->name;
+			*ae = *be;
+			ae->name = name;
+		} else {
+			merge_entry(ae, be);
+		}
+	}
+	return 0;
+}
+
+/* Names: non-empty, no empty level, no control characters, bounded. INBOX
+ * in any case is INBOX (callers pass names through norm_name first). */
+int mblist_valid_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 1000 || name[0] == MAIL_DELIMITER || name[n - 1] == MAIL_DELIMITER)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+		if (c == MAIL_DELIMITER && name[i + 1] == MAIL_DELIMITER)
+			return 0;
+	}
+	return 1;
+}
+
+static int valid_user(const char *user)
+{
+	if (user == NULL || *user == '\0' || strlen(user) > 200)
+		return 0;
+	for (const char *p = user; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20)
+			return 0;
+	return 1;
+}
+
+/* INBOX is case-insensitive (RFC 3501 5.1), also as the first level. */
+static char *norm_name(const char *name)
+{
+	char *d = strdup(name);
+	if (d && strncasecmp(d, "INBOX", 5) == 0 && (d[5] == '\0' || d[5] == MAIL_DELIMITER))
+		memcpy(d, "INBOX", 5);
+	return d;
+}
+
+static const struct {
+	const char *name;
+	uint32_t su;
+} defaults[] = {
+	{ "INBOX", 0 },
+	{ "Drafts", MAIL_SU_DRAFTS },
+	{ "Sent", MAIL_SU_SENT },
+	{ "Trash", MAIL_SU_TRASH },
+	{ "Archive", MAIL_SU_ARCHIVE },
+	{ "Junk", MAIL_SU_JUNK },
+};
+
+/* A default mailbox's id is derived from (user, name), so that two engines
+ * creating the defaults at once create the same mailboxes. */
+static void default_id(const char *user, const char *name, uint8_t id[UIDX_ID])
+{
+	uint64_t h[2] = { 0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull };
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = user; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
+		h[k] = (h[k] ^ 0xff) * 0x100000001b3ull;
+		for (const char *p = name; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
+		h[k] ^= h[k] >> 31;
+		h[k] *= 0x94d049bb133111ebull;
+		h[k] ^= h[k] >> 29;
+	}
+	memcpy(id, &h[0], 8);
+	memcpy(id + 8, &h[1], 8);
+}
+
+static void list_pk(char *out, size_t len, const char *user)
+{
+	snprintf(out, len, "%s/mailboxes", user);
+}
+
+int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token)
+{
+	char pk[512];
+	list_pk(pk, sizeof(pk), user);
+	memset(out, 0, sizeof(*out));
+	*token = NULL;
+	struct aerogram_row_query q = { .pk = pk, .sk = "list" };
+	struct aerogram_row_result *res = NULL;
+	int rc = eng->st.driver->row_read(eng->st.store, &q, 1, &res);
+	if (rc != 0) {
+		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+		return rc;
+	}
+	if (res->n_pages && res->pages[0].n_rows) {
+		const struct aerogram_row *row = &res->pages[0].rows[0];
+		*token = strdup(row->token);
+		for (size_t i = 0; i < row->n_values && rc == 0; i++) {
+			if (row->values[i].tombstone)
+				continue;
+			struct mblist part;
+			if (codec_mblist_decode(row->values[i].data, row->values[i].len, &part) != 0) {
+				mail_log(eng, AEROGRAM_LOG_ERROR, "%s/list: undecodable value skipped", pk);
+				continue;
+			}
+			rc = mblist_merge(out, &part);
+			mblist_free(&part);
+		}
+	}
+	eng->st.driver->row_result_free(eng->st.store, res);
+	if (rc != 0) {
+		mblist_free(out);
+		free(*token);
+		*token = NULL;
+	}
+	return rc;
+}
+
+int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token)
+{
+	char pk[512];
+	list_pk(pk, sizeof(pk), user);
+	struct cbuf b = { 0 };
+	int rc = codec_mblist_encode(l, &b);
+	if (rc == 0) {
+		struct aerogram_row_write w = { pk, "list", token, b.p, b.len, 0 };
+		rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s/list: %s", pk, mail_store_error(eng));
+	}
+	free(b.p);
+	return rc;
+}
+
+/* Loads the list, adding (and saving) any default mailbox never created. */
+static int load_defaults(struct mail_engine *eng, const char *user, struct mblist *l, char **token)
+{
+	if (!valid_user(user))
+		return AEROGRAM_EINVAL;
+	int rc = mblist_load(eng, user, l, token);
+	if (rc != 0)
+		return rc;
+	int added = 0;
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		if (mblist_find(l, defaults[i].name))
+			continue;
+		struct mblist_entry *e = mblist_get(l, defaults[i].name);
+		if (e == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+			break;
+		}
+		/* timestamp 1: any real change made later wins over the default */
+		e->id_ts = 1;
+		e->has_id = 1;
+		default_id(user, defaults[i].name, e->id);
+		e->uidvalidity = 1;
+		e->sub_ts = 1;
+		e->subscribed = 1;
+		e->su_ts = 1;
+		e->special_use = defaults[i].su;
+		added = 1;
+	}
+	if (rc == 0 && added)
+		rc = mblist_save(eng, user, l, *token);
+	if (rc != 0) {
+		mblist_free(l);
+		free(*token);
+		*token = NULL;
+	}
+	return rc;
+}
+
+/* The UIDVALIDITY a mailbox id currently reports, read from its log. */
+static int index_uidvalidity(struct mail_engine *eng, const char *user, const uint8_t *id, uint32_t *uv)
+{
+	char hex[33];
+	mail_hex(id, UIDX_ID, hex);
+	struct oplog log;
+	int rc = oplog_init(&log, eng, user, hex);
+	if (rc == 0)
+		rc = oplog_sync(&log);
+	if (rc == 0)
+		*uv = log.cur->uidvalidity;
+	oplog_clear(&log);
+	return rc;
+}
+
+static uint64_t next_ts(struct mail_engine *eng, uint64_t prev)
+{
+	uint64_t now = mail_now(eng);
+	return now > prev ? now : prev + 1;
+}
+
+int mail_list(struct mail_engine *eng, const char *user, struct mail_mailbox_info **out, size_t *n)
+{
+	struct mblist l;
+	char *token = NULL;
+	*out = NULL;
+	*n = 0;
+	int rc = load_defaults(eng, user, &l, &token);
+	free(token);
+	if (rc != 0)
+		return rc;
+	struct mail_mailbox_info *infos = calloc(l.n ? l.n : 1, sizeof(*infos));
+	size_t k = 0;
+	for (size_t i = 0; infos && i < l.n; i++) {
+		struct mblist_entry *e = &l.e[i];
+		if (!e->has_id && !e->subscribed)
+			continue;
+		infos[k].name = strdup(e->name);
+		if (infos[k].name == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+			break;
+		}
+		if (e->has_id)
+			mail_hex(e->id, UIDX_ID, infos[k].id);
+		infos[k].uidvalidity = e->uidvalidity;
+		infos[k].special_use = e->special_use;
+		infos[k].subscribed = e->subscribed;
+		infos[k].exists = e->has_id;
+		k++;
+	}
+	if (infos == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	mblist_free(&l);
+	if (rc != 0) {
+		mail_list_free(infos, k);
+		return rc;
+	}
+	*out = infos;
+	*n = k;
+	return 0;
+}
+
+void mail_list_free(struct mail_mailbox_info *infos, size_t n)
+{
+	for (size_t i = 0; infos && i < n; i++)
+		free(infos[i].name);
+	free(infos);
+}
+
+int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, uint8_t *id, uint32_t *uv)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	struct mblist l;
+	char *token = NULL;
+	int rc = load_defaults(eng, user, &l, &token);
+	free(token);
+	if (rc == 0) {
+		struct mblist_entry *e = mblist_find(&l, nn);
+		if (e == NULL || !e->has_id) {
+			rc = AEROGRAM_ENOTFOUND;
+		} else {
+			memcpy(id, e->id, UIDX_ID);
+			*uv = e->uidvalidity;
+		}
+		mblist_free(&l);
+	}
+	free(nn);
+	return rc;
+}
+
+int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	if (!mblist_valid_name(nn)) {
+		free(nn);
+		return AEROGRAM_EINVAL;
+	}
+	struct mblist l;
+	char *token = NULL;
+	int rc = load_defaults(eng, user, &l, &token);
+	if (rc != 0) {
+		free(nn);
+		return rc;
+	}
+	struct mblist_entry *e = mblist_find(&l, nn);
+	if (e && e->has_id) {
+		rc = MAIL_EEXIST;
+	} else {
+		int existed = e != NULL;
+		e = mblist_get(&l, nn);
+		if (e == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+		} else {
+			e->id_ts = next_ts(eng, e->id_ts);
+			e->has_id = 1;
+			mail_rand_bytes(eng, e->id, UIDX_ID);
+			/* a re-created name starts above everything it reported before */
+			e->uidvalidity = existed ? e->uidvalidity + 1 : 1;
+			if (special_use) {
+				e->su_ts = next_ts(eng, e->su_ts);
+				e->special_use = special_use;
+			}
+			rc = mblist_save(eng, user, &l, token);
+		}
+	}
+	mblist_free(&l);
+	free(token);
+	free(nn);
+	return rc;
+}
+
+/* Marks e deleted, its UIDVALIDITY above anything its mailbox reported. */
+static int entry_tombstone(struct mail_engine *eng, const char *user, struct mblist_entry *e)
+{
+	uint32_t uv = 0;
+	int rc = index_uidvalidity(eng, user, e->id, &uv);
+	if (rc != 0)
+		return rc;
+	if (uv > e->uidvalidity)
+		e->uidvalidity = uv;
+	e->uidvalidity++;
+	e->id_ts = next_ts(eng, e->id_ts);
+	e->has_id = 0;
+	memset(e->id, 0, UIDX_ID);
+	return 0;
+}
+
+int mail_delete(struct mail_engine *eng, const char *user, const char *name)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	if (strcmp(nn, "INBOX") == 0) {
+		free(nn);
+		return AEROGRAM_EPERM; /* RFC 3501 6.3.4: INBOX cannot be deleted */
+	}
+	struct mblist l;
+	char *token = NULL;
+	int rc = load_defaults(eng, user, &l, &token);
+	if (rc != 0) {
+		free(nn);
+		return rc;
+	}
+	struct mblist_entry *e = mblist_find(&l, nn);
+	uint8_t id[UIDX_ID];
+	if (e == NULL || !e->has_id) {
+		rc = AEROGRAM_ENOTFOUND;
+	} else {
+		memcpy(id, e->id, UIDX_ID);
+		rc = entry_tombstone(eng, user, e);
+		if (rc == 0)
+			rc = mblist_save(eng, user, &l, token);
+	}
+	mblist_free(&l);
+	free(token);
+	free(nn);
+	if (rc == 0) {
+		char hex[33];
+		mail_hex(id, UIDX_ID, hex);
+		rc = mailbox_remove_contents(eng, user, hex);
+	}
+	return rc;
+}
+
+/* Moves the mailbox of entry src to name dst_name (dst must not be live). */
+static int move_entry(struct mail_engine *eng, const char *user, struct mblist *l, const char *src_name,
+                      const char *dst_name)
+{
+	struct mblist_entry *d = mblist_get(l, dst_name);
+	if (d == NULL)
+		return AEROGRAM_EINTERNAL;
+	struct mblist_entry *s = mblist_find(l, src_name); /* after get: pointers move */
+	uint8_t id[UIDX_ID];
+	memcpy(id, s->id, UIDX_ID);
+	uint32_t uv = 0;
+	int rc = index_uidvalidity(eng, user, id, &uv);
+	if (rc != 0)
+		return rc;
+	uint32_t src_uv = s->uidvalidity > uv ? s->uidvalidity : uv;
+	uint32_t su = s->special_use;
+	/* the old name: deleted, above anything it reported */
+	s->uidvalidity = src_uv + 1;
+	s->id_ts = next_ts(eng, s->id_ts);
+	s->has_id = 0;
+	memset(s->id, 0, UIDX_ID);
+	d = mblist_find(l, dst_name);
+	d->id_ts = next_ts(eng, d->id_ts);
+	d->has_id = 1;
+	memcpy(d->id, id, UIDX_ID);
+	/* the new name: at least what both names reported (open bumps the log) */
+	if (src_uv > d->uidvalidity)
+		d->uidvalidity = src_uv;
+	else
+		d->uidvalidity++;
+	if (su) {
+		d->su_ts = next_ts(eng, d->su_ts);
+		d->special_use = su;
+	}
+	return 0;
+}
+
+int mail_rename(struct mail_engine *eng, const char *user, const char *from, const char *to)
+{
+	char *f = norm_name(from), *t = norm_name(to);
+	int rc = 0;
+	if (f == NULL || t == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	else if (!mblist_valid_name(t) || !mblist_valid_name(f) || strcmp(t, "INBOX") == 0)
+		rc = AEROGRAM_EINVAL;
+	struct mblist l = { 0 };
+	char *token = NULL;
+	if (rc == 0)
+		rc = load_defaults(eng, user, &l, &token);
+	if (rc != 0) {
+		free(f);
+		free(t);
+		return rc;
+	}
+	size_t fl = strlen(f);
+	struct mblist_entry *src = mblist_find(&l, f);
+	if (src == NULL || !src->has_id)
+		rc = AEROGRAM_ENOTFOUND;
+	/* renaming into one's own hierarchy is refused */
+	if (rc == 0 && strncmp(t, f, fl) == 0 && t[fl] == MAIL_DELIMITER)
+		rc = AEROGRAM_EINVAL;
+	int inbox = strcmp(f, "INBOX") == 0;
+	/* collect the names to move: the mailbox and, except for INBOX, its children */
+	char **names = NULL;
+	size_t nn = 0;
+	if (rc == 0) {
+		names = calloc(l.n, sizeof(char *));
+		if (names == NULL)
+			rc = AEROGRAM_EINTERNAL;
+		for (size_t i = 0; rc == 0 && i < l.n; i++) {
+			const char *nm = l.e[i].name;
+			int match = strcmp(nm, f) == 0 ||
+			            (!inbox && strncmp(nm, f, fl) == 0 && nm[fl] == MAIL_DELIMITER);
+			if (!match || !l.e[i].has_id)
+				continue;
+			names[nn] = strdup(nm);
+			if (names[nn] == NULL)
+				rc = AEROGRAM_EINTERNAL;
+			else
+				nn++;
+		}
+	}
+	/* every target must be free */
+	for (size_t i = 0; rc == 0 && i < nn; i++) {
+		char target[2048];
+		snprintf(target, sizeof(target), "%s%s", t, names[i] + fl);
+		struct mblist_entry *te = mblist_find(&l, target);
+		if (te && te->has_id)
+			rc = MAIL_EEXIST;
+	}
+	for (size_t i = 0; rc == 0 && i < nn; i++) {
+		char target[2048];
+		snprintf(target, sizeof(target), "%s%s", t, names[i] + fl);
+		rc = move_entry(eng, user, &l, names[i], target);
+	}
+	if (rc == 0 && inbox) {
+		/* RFC 3501 6.3.5: the messages move, and INBOX is there again, empty */
+		struct mblist_entry *e = mblist_find(&l, "INBOX");
+		e->id_ts = next_ts(eng, e->id_ts);
+		e->has_id = 1;
+		mail_rand_bytes(eng, e->id, UIDX_ID);
+	}
+	if (rc == 0)
+		rc = mblist_save(eng, user, &l, token);
+	mail_free_strv(names, nn);
+	mblist_free(&l);
+	free(token);
+	free(f);
+	free(t);
+	return rc;
+}
+
+int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	struct mblist l;
+	char *token = NULL;
+	int rc = mblist_valid_name(nn) ? load_defaults(eng, user, &l, &token) : AEROGRAM_EINVAL;
+	if (rc == 0) {
+		struct mblist_entry *e = mblist_get(&l, nn);
+		if (e == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+		} else {
+			e->sub_ts = next_ts(eng, e->sub_ts);
+			e->subscribed = on ? 1 : 0;
+			rc = mblist_save(eng, user, &l, token);
+		}
+		mblist_free(&l);
+		free(token);
+	}
+	free(nn);
+	return rc;
+}
+
+int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	struct mblist l;
+	char *token = NULL;
+	int rc = load_defaults(eng, user, &l, &token);
+	if (rc == 0) {
+		struct mblist_entry *e = mblist_find(&l, nn);
+		if (e == NULL || !e->has_id) {
+			rc = AEROGRAM_ENOTFOUND;
+		} else {
+			e->su_ts = next_ts(eng, e->su_ts);
+			e->special_use = su;
+			rc = mblist_save(eng, user, &l, token);
+		}
+		mblist_free(&l);
+		free(token);
+	}
+	free(nn);
+	return rc;
+}

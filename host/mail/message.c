@@ -1,0 +1,405 @@
+/* message.c - append, flag changes, expunge, copy, move and body reads.
+ *
+ * Every mutation writes the immutable data first (body blob, summary row)
+ * and the log entry last, so a crash or a store failure in between leaves
+ * at worst an orphan (collected later), never a log entry that points at
+ * nothing. Every command is one log entry, whatever its number of messages. */
+#include "host/mail/mail_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A message id: 8 bytes of big-endian engine time (orphan collection reads
+ * the age from it) then 8 random bytes. */
+static void new_msg_id(struct mail_engine *eng, uint8_t id[UIDX_ID])
+{
+	uint64_t now = mail_now(eng);
+	for (int i = 0; i < 8; i++)
+		id[i] = (uint8_t)(now >> (56 - 8 * i));
+	mail_rand_bytes(eng, id + 8, 8);
+}
+
+uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
+uint64_t msg_id_time(const uint8_t id[UIDX_ID])
+{
+	uint64_t t = 0;
+	for (int i = 0; i < 8; i++)
+		t = (t << 8) | id[i];
+	return t;
+}
+
+static struct uidx_op *op_new(uint8_t kind, size_t n)
+{
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return NULL;
+	op->kind = kind;
+	if (n) {
+		op->ids = calloc(n, UIDX_ID);
+		if (kind == UIDX_OP_ADD)
+			op->item_flags = calloc(n, sizeof(uint64_t));
+		if (op->ids == NULL || (kind == UIDX_OP_ADD && op->item_flags == NULL)) {
+			uidx_op_free(op);
+			return NULL;
+		}
+	}
+	return op;
+}
+
+/* Pushes an ADD of op->n ids into mb, then reports their UIDs. */
+static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidvalidity, uint32_t *uids)
+{
+	size_t n = op->n;
+	uint8_t (*ids)[UIDX_ID] = NULL;
+	if (uids && n) {
+		ids = malloc(n * UIDX_ID);
+		if (ids == NULL) {
+			uidx_op_free(op);
+			return AEROGRAM_EINTERNAL;
+		}
+		memcpy(ids, op->ids, n * UIDX_ID);
+	}
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 0);
+	if (rc == 0) {
+		op->seen_uidnext = mb->log.cur->uidnext;
+		rc = oplog_push(&mb->log, op);
+		op = NULL;
+	}
+	if (rc == 0) {
+		if (uidvalidity)
+			*uidvalidity = mailbox_uidvalidity(mb, mb->log.cur);
+		for (size_t i = 0; uids && i < n; i++) {
+			const struct uidx_msg *m = uidx_find_id(mb->log.cur, ids[i]);
+			uids[i] = m ? m->uid : 0;
+		}
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (rc == 0)
+		mailbox_notify(mb);
+	uidx_op_free(op);
+	free(ids);
+	return rc;
+}
+
+static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
+{
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 0);
+	if (rc == 0)
+		rc = oplog_push(&mb->log, op);
+	else
+		uidx_op_free(op);
+	pthread_mutex_unlock(&mb->lock);
+	if (rc == 0)
+		mailbox_notify(mb);
+	return rc;
+}
+
+int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
+                uint32_t *uid)
+{
+	struct mail_engine *eng = mb->eng;
+	if (mb->deleted)
+		return AEROGRAM_ENOTFOUND;
+	uint8_t id[UIDX_ID];
+	new_msg_id(eng, id);
+	char key[700], pk[512], sk[33];
+	key_body(key, sizeof(key), mb->user, mb->id, id);
+	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
+	mail_hex(id, UIDX_ID, sk);
+
+	int rc = eng->st.driver->blob_put(eng->st.store, key, msg->body, msg->body_len, NULL, 0);
+	if (rc != 0) {
+		mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
+		return rc;
+	}
+	struct summary s = {
+		.internal_date_ms = msg->internal_date_ms ? msg->internal_date_ms : mail_now(eng),
+		.size = msg->body_len,
+		.header = msg->header,
+		.header_len = msg->header_len,
+		.bodystructure = msg->bodystructure,
+		.bodystructure_len = msg->bodystructure_len,
+	};
+	struct cbuf b = { 0 };
+	rc = codec_summary_encode(&s, &b);
+	if (rc == 0) {
+		struct aerogram_row_write w = { pk, sk, NULL, b.p, b.len, 0 };
+		rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", pk, mail_store_error(eng));
+	}
+	free(b.p);
+	if (rc != 0)
+		return rc;
+	struct uidx_op *op = op_new(UIDX_OP_ADD, 1);
+	if (op == NULL || uidx_op_set_keywords(op, msg->keywords, msg->n_keywords) != 0) {
+		uidx_op_free(op);
+		return AEROGRAM_EINTERNAL;
+	}
+	op->n = 1;
+	memcpy(op->ids[0], id, UIDX_ID);
+	op->item_flags[0] = msg->flags & MAIL_F_SYSTEM;
+	for (size_t k = 0; k < op->n_keywords; k++)
+		op->item_flags[0] |= 1ull << (5 + k);
+	uint32_t u = 0;
+	rc = push_add(mb, op, uidvalidity, &u);
+	if (rc == 0 && uid)
+		*uid = u;
+	return rc;
+}
+
+/* The ids of the given UIDs of the snapshot (unknown UIDs are skipped). */
+static struct uidx_op *op_for_uids(struct mail_view *v, uint8_t kind, const uint32_t *uids, size_t n)
+{
+	struct uidx_op *op = op_new(kind, n);
+	if (op == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct uidx_msg *m = uidx_find_uid(v->snap, uids[i]);
+		if (m)
+			memcpy(op->ids[op->n++], m->id, UIDX_ID);
+	}
+	return op;
+}
+
+int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
+               uint32_t flags, const char *const *keywords, size_t n_keywords)
+{
+	uint8_t kind = mode == MAIL_STORE_ADD ? UIDX_OP_FLAG_ADD
+	               : mode == MAIL_STORE_REMOVE ? UIDX_OP_FLAG_DEL : UIDX_OP_FLAG_SET;
+	struct uidx_op *op = op_for_uids(v, kind, uids, n);
+	if (op == NULL || uidx_op_set_keywords(op, keywords, n_keywords) != 0) {
+		uidx_op_free(op);
+		return AEROGRAM_EINTERNAL;
+	}
+	if (op->n == 0) {
+		uidx_op_free(op);
+		return 0;
+	}
+	op->flags = flags & MAIL_F_SYSTEM;
+	for (size_t k = 0; k < op->n_keywords; k++)
+		op->flags |= 1ull << (5 + k);
+	return push_op(v->mb, op);
+}
+
+int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
+{
+	struct uidx_op *op = op_for_uids(v, UIDX_OP_DEL, uids, n);
+	if (op == NULL)
+		return AEROGRAM_EINTERNAL;
+	if (op->n == 0) {
+		uidx_op_free(op);
+		return 0;
+	}
+	return push_op(v->mb, op);
+}
+
+/* Copies into dst; *moved receives the DEL op of the copied sources when
+ * not NULL (for move). */
+static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
+                     uint32_t *uidvalidity, uint32_t *out_uids, struct uidx_op **moved)
+{
+	struct mail_engine *eng = v->mb->eng;
+	if (dst->deleted)
+		return AEROGRAM_ENOTFOUND;
+	struct uidx_op *add = op_new(UIDX_OP_ADD, n);
+	struct uidx_op *del = op_new(UIDX_OP_DEL, n);
+	size_t *pos = calloc(n ? n : 1, sizeof(size_t));
+	const struct uidx_msg **src = calloc(n ? n : 1, sizeof(*src));
+	char (*hex)[33] = calloc(n ? n : 1, sizeof(*hex));
+	struct aerogram_row_query *qs = calloc(n ? n : 1, sizeof(*qs));
+	struct aerogram_row_write *ws = calloc(n ? n : 1, sizeof(*ws));
+	char (*dhex)[33] = calloc(n ? n : 1, sizeof(*dhex));
+	int rc = 0;
+	if (!add || !del || !pos || !src || !hex || !qs || !ws || !dhex)
+		rc = AEROGRAM_EINTERNAL;
+	char spk[512], dpk[512];
+	key_summary_pk(spk, sizeof(spk), v->mb->user, v->mb->id);
+	key_summary_pk(dpk, sizeof(dpk), dst->user, dst->id);
+	size_t ns = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (out_uids)
+			out_uids[i] = 0;
+		const struct uidx_msg *m = uidx_find_uid(v->snap, uids[i]);
+		if (m == NULL)
+			continue;
+		src[ns] = m;
+		pos[ns] = i;
+		mail_hex(m->id, UIDX_ID, hex[ns]);
+		qs[ns].pk = spk;
+		qs[ns].sk = hex[ns];
+		ns++;
+	}
+	struct aerogram_row_result *rr = NULL;
+	if (rc == 0 && ns) {
+		rc = eng->st.driver->row_read(eng->st.store, qs, ns, &rr);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", spk, mail_store_error(eng));
+	}
+	size_t nw = 0;
+	size_t *wpos = calloc(ns ? ns : 1, sizeof(size_t));
+	if (wpos == NULL)
+		rc = rc ? rc : AEROGRAM_EINTERNAL;
+	for (size_t i = 0; rc == 0 && i < ns; i++) {
+		/* pages come in query order, one per query */
+		const struct aerogram_row_page *pg = &rr->pages[i];
+		if (pg->n_rows == 0 || strcmp(pg->rows[0].sk, hex[i]) != 0)
+			continue; /* expunged and collected meanwhile: skipped */
+		const struct aerogram_row *row = &pg->rows[0];
+		const struct aerogram_value *val = NULL;
+		for (size_t k = 0; k < row->n_values; k++)
+			if (!row->values[k].tombstone) {
+				struct summary s;
+				if (codec_summary_decode(row->values[k].data, row->values[k].len, &s) == 0) {
+					val = &row->values[k];
+					break;
+				}
+			}
+		if (val == NULL)
+			continue;
+		uint8_t nid[UIDX_ID];
+		new_msg_id(eng, nid);
+		char skey[700], dkey[700];
+		key_body(skey, sizeof(skey), v->mb->user, v->mb->id, src[i]->id);
+		key_body(dkey, sizeof(dkey), dst->user, dst->id, nid);
+		int crc = eng->st.driver->blob_copy(eng->st.store, skey, dkey);
+		if (crc == AEROGRAM_ENOTFOUND)
+			continue;
+		if (crc != 0) {
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_copy %s: %s", skey, mail_store_error(eng));
+			rc = crc;
+			break;
+		}
+		mail_hex(nid, UIDX_ID, dhex[nw]);
+		ws[nw].pk = dpk;
+		ws[nw].sk = dhex[nw];
+		ws[nw].value = val->data;
+		ws[nw].len = val->len;
+		memcpy(add->ids[add->n], nid, UIDX_ID);
+		add->item_flags[add->n] = uidx_state_to_op_flags(add, v->snap, src[i]->flags);
+		add->n++;
+		memcpy(del->ids[del->n++], src[i]->id, UIDX_ID);
+		wpos[nw] = pos[i];
+		nw++;
+	}
+	if (rc == 0 && nw) {
+		rc = eng->st.driver->row_insert(eng->st.store, ws, nw);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", dpk, mail_store_error(eng));
+	}
+	if (rr)
+		eng->st.driver->row_result_free(eng->st.store, rr);
+	uint32_t *got = calloc(nw ? nw : 1, sizeof(uint32_t));
+	if (rc == 0 && got == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	if (rc == 0 && nw) {
+		rc = push_add(dst, add, uidvalidity, got);
+		add = NULL;
+		for (size_t i = 0; rc == 0 && out_uids && i < nw; i++)
+			out_uids[wpos[i]] = got[i];
+	} else if (rc == 0 && uidvalidity) {
+		struct mail_status st;
+		rc = mail_mailbox_status(dst, &st);
+		*uidvalidity = st.uidvalidity;
+	}
+	if (rc == 0 && moved) {
+		*moved = del;
+		del = NULL;
+	}
+	free(got);
+	uidx_op_free(add);
+	uidx_op_free(del);
+	free(pos);
+	free(wpos);
+	free(src);
+	free(hex);
+	free(qs);
+	free(ws);
+	free(dhex);
+	return rc;
+}
+
+int mail_copy(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
+              uint32_t *uidvalidity, uint32_t *out_uids)
+{
+	return copy_into(v, uids, n, dst, uidvalidity, out_uids, NULL);
+}
+
+int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
+              uint32_t *uidvalidity, uint32_t *out_uids)
+{
+	struct uidx_op *del = NULL;
+	int rc = copy_into(v, uids, n, dst, uidvalidity, out_uids, &del);
+	if (rc != 0)
+		return rc;
+	if (del->n == 0) {
+		uidx_op_free(del);
+		return 0;
+	}
+	return push_op(v->mb, del);
+}
+
+int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
+{
+	struct mail_engine *eng = v->mb->eng;
+	*out = NULL;
+	struct mail_body *res = calloc(n ? n : 1, sizeof(*res));
+	struct aerogram_blob_request *req = calloc(n ? n : 1, sizeof(*req));
+	char (*keys)[700] = calloc(n ? n : 1, sizeof(*keys));
+	size_t *pos = calloc(n ? n : 1, sizeof(size_t));
+	int rc = (res && req && keys && pos) ? 0 : AEROGRAM_EINTERNAL;
+	size_t nr = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		res[i].uid = uids[i];
+		res[i].status = AEROGRAM_ENOTFOUND;
+		const struct uidx_msg *m = uidx_find_uid(v->snap, uids[i]);
+		if (m == NULL)
+			continue;
+		key_body(keys[nr], sizeof(keys[nr]), v->mb->user, v->mb->id, m->id);
+		req[nr].key = keys[nr];
+		pos[nr] = i;
+		nr++;
+	}
+	struct aerogram_blob_result *br = NULL;
+	if (rc == 0 && nr) {
+		rc = eng->st.driver->blob_get(eng->st.store, req, nr, &br);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_get: %s", mail_store_error(eng));
+	}
+	for (size_t i = 0; rc == 0 && i < nr && i < br->n_blobs; i++) {
+		const struct aerogram_blob *b = &br->blobs[i];
+		struct mail_body *o = &res[pos[i]];
+		o->status = b->status;
+		if (b->status != 0)
+			continue;
+		o->data = malloc(b->len + 1);
+		if (o->data == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+			break;
+		}
+		if (b->len)
+			memcpy(o->data, b->data, b->len);
+		o->len = b->len;
+	}
+	if (br)
+		eng->st.driver->blob_result_free(eng->st.store, br);
+	free(req);
+	free(keys);
+	free(pos);
+	if (rc != 0) {
+		mail_bodies_free(res, n);
+		return rc;
+	}
+	*out = res;
+	return 0;
+}
+
+void mail_bodies_free(struct mail_body *b, size_t n)
+{
+	for (size_t i = 0; b && i < n; i++)
+		free(b[i].data);
+	free(b);
+}

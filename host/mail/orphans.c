@@ -1,0 +1,123 @@
+/* orphans.c - collection of bodies and summaries no message refers to.
+ *
+ * An append writes its body and summary before its log entry, and a failed
+ * or interrupted one leaves them behind; an expunge leaves the expunged
+ * message's. Both are removed here once they are older than a grace period
+ * (the age is in the message id), so an append in flight is never touched. */
+#include "host/mail/mail_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
+
+struct orphan_scan {
+	struct uidx_state *state;
+	uint64_t cutoff;
+	char **sks;
+	size_t n, cap;
+	int oom;
+};
+
+static int is_orphan(struct orphan_scan *o, const char *hex)
+{
+	uint8_t id[UIDX_ID];
+	if (mail_unhex(hex, id, UIDX_ID) != 0)
+		return 0; /* not ours: left alone */
+	return uidx_find_id(o->state, id) == NULL && msg_id_time(id) < o->cutoff;
+}
+
+static int scan_row(void *arg, const struct aerogram_row *row)
+{
+	struct orphan_scan *o = arg;
+	if (!is_orphan(o, row->sk))
+		return 0;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		char **g = realloc(o->sks, cap * sizeof(char *));
+		if (g == NULL)
+			return AEROGRAM_EINTERNAL;
+		o->sks = g;
+		o->cap = cap;
+	}
+	o->sks[o->n] = strdup(row->sk);
+	if (o->sks[o->n] == NULL)
+		return AEROGRAM_EINTERNAL;
+	o->n++;
+	return 0;
+}
+
+int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *name,
+                         uint64_t grace_ms, uint64_t *removed)
+{
+	if (removed)
+		*removed = 0;
+	uint8_t id[UIDX_ID];
+	uint32_t uv;
+	int rc = mblist_lookup(eng, user, name, id, &uv);
+	if (rc != 0)
+		return rc;
+	char hex[33];
+	mail_hex(id, UIDX_ID, hex);
+	struct oplog log;
+	rc = oplog_init(&log, eng, user, hex);
+	if (rc == 0)
+		rc = oplog_sync(&log);
+	uint64_t now = mail_now(eng);
+	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, NULL, 0, 0, 0 };
+	char pk[512], pfx[600];
+	key_summary_pk(pk, sizeof(pk), user, hex);
+	snprintf(pfx, sizeof(pfx), "%s/", pk);
+	uint64_t count = 0;
+	/* bodies */
+	char **keys = NULL;
+	size_t nk = 0;
+	if (rc == 0)
+		rc = mail_list_blobs(eng, pfx, &keys, &nk);
+	if (rc == 0) {
+		size_t w = 0;
+		size_t plen = strlen(pfx);
+		for (size_t i = 0; i < nk; i++) {
+			if (is_orphan(&o, keys[i] + plen))
+				keys[w++] = keys[i];
+			else
+				free(keys[i]);
+		}
+		nk = w;
+		if (nk) {
+			rc = eng->st.driver->blob_delete(eng->st.store, (const char *const *)keys, nk);
+			if (rc != 0)
+				mail_log(eng, AEROGRAM_LOG_WARNING, "blob_delete %s: %s", pfx, mail_store_error(eng));
+		}
+		count += nk;
+	}
+	mail_free_strv(keys, nk);
+	/* summaries */
+	if (rc == 0) {
+		struct aerogram_row_query q = { .pk = pk };
+		rc = mail_read_range(eng, &q, scan_row, &o);
+	}
+	if (rc == 0 && o.n) {
+		struct aerogram_row_query *qs = calloc(o.n, sizeof(*qs));
+		if (qs == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+		} else {
+			for (size_t i = 0; i < o.n; i++) {
+				qs[i].pk = pk;
+				qs[i].sk = o.sks[i];
+			}
+			rc = eng->st.driver->row_delete(eng->st.store, qs, o.n, NULL);
+			if (rc != 0)
+				mail_log(eng, AEROGRAM_LOG_WARNING, "row_delete %s: %s", pk, mail_store_error(eng));
+			free(qs);
+		}
+		if (o.n > count)
+			count = o.n;
+	}
+	mail_free_strv(o.sks, o.n);
+	oplog_clear(&log);
+	if (removed)
+		*removed = count;
+	return rc;
+}

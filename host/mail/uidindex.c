@@ -1,0 +1,412 @@
+/* uidindex.c - the UID index of one mailbox: the state the log replays to.
+ *
+ * Each operation covers every message of one IMAP command. apply() is pure
+ * and deterministic, so every engine that replays the same set of operations
+ * in timestamp order reaches the same state. See README.md for the proof
+ * that "same UIDVALIDITY and same UID" always names the same message.
+ *
+ * Messages are kept in an array sorted by UID (UIDs are allocated in
+ * increasing order, so adds append), plus an id -> UID hash so that an
+ * operation on 1,000 messages of a 100,000-message mailbox costs 1,000
+ * lookups, not 10^8 comparisons. */
+#include "host/mail/mail_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct uidx_state *uidx_new(void)
+{
+	struct uidx_state *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->uidvalidity = 1;
+	s->uidnext = 1;
+	s->recent_upto = 1;
+	return s;
+}
+
+void uidx_free(struct uidx_state *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_keywords; i++)
+		free(s->keywords[i]);
+	free(s->msgs);
+	free(s->recent);
+	free(s->hash);
+	free(s);
+}
+
+struct uidx_state *uidx_clone(const struct uidx_state *s)
+{
+	struct uidx_state *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	*c = *s;
+	c->msgs = NULL;
+	c->recent = NULL;
+	c->hash = NULL;
+	c->hash_cap = c->hash_used = 0;
+	c->n_keywords = 0;
+	c->cap = s->n;
+	if (s->n) {
+		c->msgs = malloc(s->n * sizeof(*c->msgs));
+		if (c->msgs == NULL)
+			goto fail;
+		memcpy(c->msgs, s->msgs, s->n * sizeof(*c->msgs));
+	}
+	if (s->n_recent) {
+		c->recent = malloc(s->n_recent * sizeof(*c->recent));
+		if (c->recent == NULL)
+			goto fail;
+		memcpy(c->recent, s->recent, s->n_recent * sizeof(*c->recent));
+	}
+	for (size_t i = 0; i < s->n_keywords; i++) {
+		c->keywords[i] = strdup(s->keywords[i]);
+		if (c->keywords[i] == NULL)
+			goto fail;
+		c->n_keywords++;
+	}
+	return c;
+fail:
+	uidx_free(c);
+	return NULL;
+}
+
+/* ---- id -> uid hash ---- */
+
+static size_t id_hash(const uint8_t *id)
+{
+	uint64_t a, b;
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* Rebuilds the hash with room for `extra` more ids (load stays <= 1/2). */
+static int hash_rebuild(struct uidx_state *s, size_t extra)
+{
+	size_t cap = 64;
+	while (cap < (s->n + extra) * 3)
+		cap *= 2;
+	struct uidx_slot *h = calloc(cap, sizeof(*h));
+	if (h == NULL)
+		return -1;
+	free(s->hash);
+	s->hash = h;
+	s->hash_cap = cap;
+	s->hash_used = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t j = id_hash(s->msgs[i].id) & (cap - 1);
+		while (h[j].uid != 0)
+			j = (j + 1) & (cap - 1);
+		memcpy(h[j].id, s->msgs[i].id, UIDX_ID);
+		h[j].uid = s->msgs[i].uid;
+		s->hash_used++;
+	}
+	return 0;
+}
+
+/* The slot holding id, or the empty slot where it would go. Removed ids
+ * keep their slot with uid 0 so probe chains stay intact. */
+static struct uidx_slot *hash_slot(struct uidx_state *s, const uint8_t *id)
+{
+	if (s->hash == NULL && hash_rebuild(s, 0) < 0)
+		return NULL;
+	size_t j = id_hash(id) & (s->hash_cap - 1);
+	for (;;) {
+		struct uidx_slot *sl = &s->hash[j];
+		static const uint8_t zero[UIDX_ID];
+		if (memcmp(sl->id, id, UIDX_ID) == 0)
+			return sl;
+		if (sl->uid == 0 && memcmp(sl->id, zero, UIDX_ID) == 0)
+			return sl;
+		j = (j + 1) & (s->hash_cap - 1);
+	}
+}
+
+const struct uidx_msg *uidx_find_uid(const struct uidx_state *s, uint32_t uid)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->n && s->msgs[lo].uid == uid ? &s->msgs[lo] : NULL;
+}
+
+const struct uidx_msg *uidx_find_id(struct uidx_state *s, const uint8_t *id)
+{
+	struct uidx_slot *sl = hash_slot(s, id);
+	if (sl == NULL || sl->uid == 0)
+		return NULL;
+	return uidx_find_uid(s, sl->uid);
+}
+
+/* ---- flags ---- */
+
+static int keyword_index(struct uidx_state *s, const char *kw, int add)
+{
+	for (size_t i = 0; i < s->n_keywords; i++)
+		if (strcasecmp(s->keywords[i], kw) == 0)
+			return (int)i;
+	if (!add || s->n_keywords >= MAIL_MAX_KEYWORDS)
+		return -1; /* the table is full: the keyword is dropped, deterministically */
+	char *d = strdup(kw);
+	if (d == NULL)
+		return -1;
+	s->keywords[s->n_keywords] = d;
+	return (int)s->n_keywords++;
+}
+
+/* Op-local flag bits to state bits. */
+static uint64_t op_to_state_flags(struct uidx_state *s, const struct uidx_op *op, uint64_t f, int add)
+{
+	uint64_t out = f & MAIL_F_SYSTEM;
+	for (size_t k = 0; k < op->n_keywords && k < MAIL_MAX_KEYWORDS; k++) {
+		if (!(f & (1ull << (5 + k))))
+			continue;
+		int j = keyword_index(s, op->keywords[k], add);
+		if (j >= 0)
+			out |= 1ull << (5 + j);
+	}
+	return out;
+}
+
+uint64_t uidx_state_to_op_flags(struct uidx_op *op, const struct uidx_state *s, uint64_t flags)
+{
+	uint64_t out = flags & MAIL_F_SYSTEM;
+	for (size_t j = 0; j < s->n_keywords; j++) {
+		if (!(flags & (1ull << (5 + j))))
+			continue;
+		size_t k;
+		for (k = 0; k < op->n_keywords; k++)
+			if (strcasecmp(op->keywords[k], s->keywords[j]) == 0)
+				break;
+		if (k == op->n_keywords) {
+			if (k >= MAIL_MAX_KEYWORDS)
+				continue;
+			char **nk = realloc(op->keywords, (k + 1) * sizeof(char *));
+			if (nk == NULL)
+				continue;
+			op->keywords = nk;
+			nk[k] = strdup(s->keywords[j]);
+			if (nk[k] == NULL)
+				continue;
+			op->n_keywords++;
+		}
+		out |= 1ull << (5 + k);
+	}
+	return out;
+}
+
+int uidx_op_set_keywords(struct uidx_op *op, const char *const *kw, size_t n)
+{
+	if (n > MAIL_MAX_KEYWORDS)
+		n = MAIL_MAX_KEYWORDS;
+	op->keywords = n ? calloc(n, sizeof(char *)) : NULL;
+	if (n && op->keywords == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		op->keywords[i] = strdup(kw[i]);
+		if (op->keywords[i] == NULL)
+			return -1;
+		op->n_keywords++;
+	}
+	return 0;
+}
+
+void uidx_op_free(struct uidx_op *op)
+{
+	if (op == NULL)
+		return;
+	for (size_t i = 0; i < op->n_keywords; i++)
+		free(op->keywords[i]);
+	free(op->keywords);
+	free(op->ids);
+	free(op->item_flags);
+	free(op);
+}
+
+/* ---- apply ---- */
+
+static int msgs_reserve(struct uidx_state *s, size_t extra)
+{
+	if (s->n + extra <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 16;
+	while (cap < s->n + extra)
+		cap *= 2;
+	struct uidx_msg *m = realloc(s->msgs, cap * sizeof(*m));
+	if (m == NULL)
+		return -1;
+	s->msgs = m;
+	s->cap = cap;
+	return 0;
+}
+
+static uint32_t sat_add32(uint32_t a, uint64_t b)
+{
+	uint64_t v = (uint64_t)a + b;
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static int apply_add(struct uidx_state *s, const struct uidx_op *op)
+{
+	/* The conflict term: UIDs allocated before this op that its writer did
+	 * not see. It is never negative for a causally closed view; clamp it
+	 * anyway so that a corrupt op cannot lower UIDVALIDITY. */
+	if (s->uidnext > op->seen_uidnext)
+		s->uidvalidity = sat_add32(s->uidvalidity, s->uidnext - op->seen_uidnext);
+	if (msgs_reserve(s, op->n) < 0)
+		return AEROGRAM_EINTERNAL;
+	if (s->hash == NULL || (s->hash_used + op->n) * 2 > s->hash_cap)
+		if (hash_rebuild(s, op->n) < 0)
+			return AEROGRAM_EINTERNAL;
+	uint64_t modseq = s->highestmodseq + 1;
+	for (size_t i = 0; i < op->n; i++) {
+		uint32_t uid = s->uidnext;
+		s->uidnext = sat_add32(s->uidnext, 1);
+		/* Every item consumes a UID, even a duplicate id that is skipped:
+		 * UID allocation depends on the op sequence alone (README proof). */
+		struct uidx_slot *sl = hash_slot(s, op->ids[i]);
+		if (sl == NULL)
+			return AEROGRAM_EINTERNAL;
+		if (sl->uid != 0 || uid == UINT32_MAX)
+			continue;
+		if (memcmp(sl->id, op->ids[i], UIDX_ID) != 0) {
+			memcpy(sl->id, op->ids[i], UIDX_ID);
+			s->hash_used++;
+		}
+		sl->uid = uid;
+		struct uidx_msg *m = &s->msgs[s->n++];
+		memset(m, 0, sizeof(*m));
+		memcpy(m->id, op->ids[i], UIDX_ID);
+		m->uid = uid;
+		m->modseq = modseq;
+		m->flags = op_to_state_flags(s, op, op->item_flags[i], 1);
+	}
+	s->highestmodseq = modseq;
+	return 0;
+}
+
+static int apply_del(struct uidx_state *s, const struct uidx_op *op)
+{
+	size_t removed = 0;
+	for (size_t i = 0; i < op->n; i++) {
+		struct uidx_slot *sl = hash_slot(s, op->ids[i]);
+		if (sl == NULL)
+			return AEROGRAM_EINTERNAL;
+		if (sl->uid == 0)
+			continue;
+		struct uidx_msg *m = (struct uidx_msg *)uidx_find_uid(s, sl->uid);
+		sl->uid = 0;
+		if (m) {
+			m->uid = 0; /* marked; compacted below */
+			removed++;
+		}
+	}
+	if (removed == 0)
+		return 0;
+	size_t w = 0;
+	for (size_t r = 0; r < s->n; r++)
+		if (s->msgs[r].uid != 0)
+			s->msgs[w++] = s->msgs[r];
+	s->n = w;
+	s->highestmodseq++;
+	return 0;
+}
+
+static int apply_flags(struct uidx_state *s, const struct uidx_op *op)
+{
+	int add = op->kind != UIDX_OP_FLAG_DEL;
+	uint64_t f = op_to_state_flags(s, op, op->flags, add);
+	uint64_t modseq = s->highestmodseq + 1;
+	int changed = 0;
+	for (size_t i = 0; i < op->n; i++) {
+		struct uidx_msg *m = (struct uidx_msg *)uidx_find_id(s, op->ids[i]);
+		if (m == NULL)
+			continue;
+		uint64_t nf = op->kind == UIDX_OP_FLAG_ADD ? (m->flags | f)
+		              : op->kind == UIDX_OP_FLAG_DEL ? (m->flags & ~f) : f;
+		if (nf == m->flags)
+			continue;
+		m->flags = nf;
+		m->modseq = modseq;
+		changed = 1;
+	}
+	if (changed)
+		s->highestmodseq = modseq;
+	return 0;
+}
+
+static int apply_claim(struct uidx_state *s, const struct uidx_op *op)
+{
+	/* The earliest claim (in log order) of a UID wins: recent_upto only
+	 * grows, so the ranges handed out never overlap. */
+	uint32_t upto = op->seen_uidnext < s->uidnext ? op->seen_uidnext : s->uidnext;
+	if (upto <= s->recent_upto)
+		return 0;
+	struct uidx_recent *r = realloc(s->recent, (s->n_recent + 1) * sizeof(*r));
+	if (r == NULL)
+		return AEROGRAM_EINTERNAL;
+	s->recent = r;
+	memcpy(r[s->n_recent].owner, op->owner, UIDX_ID);
+	r[s->n_recent].lo = s->recent_upto;
+	r[s->n_recent].hi = upto;
+	s->n_recent++;
+	s->recent_upto = upto;
+	return 0;
+}
+
+int uidx_apply(struct uidx_state *s, const struct uidx_op *op)
+{
+	switch (op->kind) {
+	case UIDX_OP_ADD:
+		return apply_add(s, op);
+	case UIDX_OP_DEL:
+		return apply_del(s, op);
+	case UIDX_OP_FLAG_ADD:
+	case UIDX_OP_FLAG_DEL:
+	case UIDX_OP_FLAG_SET:
+		return apply_flags(s, op);
+	case UIDX_OP_BUMP:
+		s->uidvalidity = sat_add32(s->uidvalidity, op->bump);
+		return 0;
+	case UIDX_OP_CLAIM:
+		return apply_claim(s, op);
+	default:
+		return 0; /* unknown kinds were refused by the decoder */
+	}
+}
+
+int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t uid)
+{
+	/* ranges are disjoint and ascending (recent_upto only grows) */
+	size_t lo = 0, hi = s->n_recent;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->recent[mid].hi <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->n_recent && uid >= s->recent[lo].lo && uid < s->recent[lo].hi)
+		return memcmp(s->recent[lo].owner, owner, UIDX_ID) == 0;
+	return 0;
+}
+
+/* Drops claim ranges that cover no message any more (before a checkpoint). */
+void uidx_prune_recent(struct uidx_state *s)
+{
+	uint32_t lowest = s->n ? s->msgs[0].uid : s->uidnext;
+	size_t w = 0;
+	for (size_t i = 0; i < s->n_recent; i++)
+		if (s->recent[i].hi > lowest)
+			s->recent[w++] = s->recent[i];
+	s->n_recent = w;
+}

@@ -1,0 +1,236 @@
+/* view.c - one session's snapshot of a mailbox and the diff against the
+ * shared state.
+ *
+ * The snapshot is what the client has been told: it maps sequence numbers
+ * to UIDs. mail_view_update() moves it to the shared state and lists what
+ * to send: EXPUNGE (numbers adjusted as they are emitted), EXISTS, FETCH
+ * FLAGS/MODSEQ for changed messages, or a new UIDVALIDITY. */
+#include "host/mail/mail_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Claims \Recent for the messages no session claimed yet (one log entry).
+ * Called with mb->lock held. */
+static int claim_recent(struct mail_view *v)
+{
+	struct mail_mailbox *mb = v->mb;
+	const struct uidx_state *s = mb->log.cur;
+	if (s->uidnext <= s->recent_upto)
+		return 0;
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return AEROGRAM_EINTERNAL;
+	op->kind = UIDX_OP_CLAIM;
+	op->seen_uidnext = s->uidnext;
+	memcpy(op->owner, v->session, UIDX_ID);
+	return oplog_push(&mb->log, op);
+}
+
+int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
+{
+	*out = NULL;
+	struct mail_view *v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return AEROGRAM_EINTERNAL;
+	v->mb = mb;
+	mail_rand_bytes(mb->eng, v->session, UIDX_ID);
+	pthread_mutex_lock(&mb->eng->lock);
+	mb->refs++;
+	pthread_mutex_unlock(&mb->eng->lock);
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 0);
+	if (rc == 0 && claim)
+		rc = claim_recent(v);
+	if (rc == 0) {
+		v->snap = uidx_clone(mb->log.cur);
+		v->version = mb->log.version;
+		v->uv = mailbox_uidvalidity(mb, mb->log.cur);
+		if (v->snap == NULL)
+			rc = AEROGRAM_EINTERNAL;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (rc != 0) {
+		mail_view_close(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+void mail_view_close(struct mail_view *v)
+{
+	if (v == NULL)
+		return;
+	uidx_free(v->snap);
+	mail_mailbox_close(v->mb);
+	free(v);
+}
+
+struct mail_mailbox *mail_view_mailbox(struct mail_view *v)
+{
+	return v->mb;
+}
+
+static int recent_of(const struct mail_view *v, const struct uidx_state *s, uint32_t uid)
+{
+	return uidx_is_recent(s, v->session, uid);
+}
+
+static int diff(struct mail_view *v, struct uidx_state *old, struct uidx_state *cur, uint32_t new_uv,
+                struct mail_changes *c)
+{
+	c->uidnext = cur->uidnext;
+	c->uidvalidity = new_uv;
+	c->exists = (uint32_t)cur->n;
+	if (new_uv != v->uv) {
+		/* UIDs no longer mean what the client knows: it must resync. */
+		c->uidvalidity_changed = 1;
+		c->exists_changed = 1;
+		return 0;
+	}
+	c->expunged = malloc((old->n ? old->n : 1) * sizeof(uint32_t));
+	c->flags = malloc((cur->n ? cur->n : 1) * sizeof(*c->flags));
+	if (c->expunged == NULL || c->flags == NULL)
+		return AEROGRAM_EINTERNAL;
+	size_t i = 0, j = 0, removed = 0;
+	while (i < old->n || j < cur->n) {
+		uint32_t ou = i < old->n ? old->msgs[i].uid : UINT32_MAX;
+		uint32_t nu = j < cur->n ? cur->msgs[j].uid : UINT32_MAX;
+		if (ou < nu) {
+			/* gone: its number is its position minus those already expunged */
+			c->expunged[c->n_expunged++] = (uint32_t)(i + 1 - removed);
+			removed++;
+			i++;
+		} else if (nu < ou) {
+			j++; /* new: announced by EXISTS */
+		} else {
+			const struct uidx_msg *a = &old->msgs[i], *b = &cur->msgs[j];
+			int ra = recent_of(v, old, a->uid), rb = recent_of(v, cur, b->uid);
+			if (a->flags != b->flags || a->modseq != b->modseq || ra != rb) {
+				struct mail_flag_change *f = &c->flags[c->n_flags++];
+				f->seq = (uint32_t)(j + 1);
+				f->uid = b->uid;
+				f->flags = (uint32_t)(b->flags & MAIL_F_SYSTEM);
+				f->keywords = b->flags >> 5;
+				f->modseq = b->modseq;
+				f->recent = rb;
+			}
+			i++;
+			j++;
+		}
+	}
+	c->exists_changed = cur->n != old->n - removed;
+	return 0;
+}
+
+int mail_view_update(struct mail_view *v, int claim, struct mail_changes **out)
+{
+	*out = NULL;
+	struct mail_changes *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return AEROGRAM_EINTERNAL;
+	struct mail_mailbox *mb = v->mb;
+	struct uidx_state *cur = NULL;
+	uint32_t new_uv = 0;
+	pthread_mutex_lock(&mb->lock);
+	int rc = mailbox_sync_locked(mb, 0);
+	if (rc == 0 && claim)
+		rc = claim_recent(v);
+	if (rc == 0 && mb->log.version != v->version) {
+		cur = uidx_clone(mb->log.cur);
+		if (cur == NULL)
+			rc = AEROGRAM_EINTERNAL;
+		v->version = mb->log.version;
+		new_uv = mailbox_uidvalidity(mb, mb->log.cur);
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (rc == 0 && cur) {
+		rc = diff(v, v->snap, cur, new_uv, c);
+		if (rc == 0) {
+			uidx_free(v->snap);
+			v->snap = cur;
+			v->uv = new_uv;
+			cur = NULL;
+		}
+	} else if (rc == 0) {
+		c->exists = (uint32_t)v->snap->n;
+		c->uidvalidity = v->uv;
+		c->uidnext = v->snap->uidnext;
+	}
+	uidx_free(cur);
+	if (rc != 0) {
+		mail_changes_free(c);
+		return rc;
+	}
+	c->recent = mail_view_recent_count(v);
+	*out = c;
+	return 0;
+}
+
+void mail_changes_free(struct mail_changes *c)
+{
+	if (c == NULL)
+		return;
+	free(c->expunged);
+	free(c->flags);
+	free(c);
+}
+
+uint32_t mail_view_exists(const struct mail_view *v)
+{
+	return (uint32_t)v->snap->n;
+}
+
+uint32_t mail_view_uidvalidity(const struct mail_view *v)
+{
+	return v->uv;
+}
+
+uint32_t mail_view_uidnext(const struct mail_view *v)
+{
+	return v->snap->uidnext;
+}
+
+uint64_t mail_view_highestmodseq(const struct mail_view *v)
+{
+	return v->snap->highestmodseq;
+}
+
+uint32_t mail_view_recent_count(const struct mail_view *v)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < v->snap->n; i++)
+		n += (uint32_t)recent_of(v, v->snap, v->snap->msgs[i].uid);
+	return n;
+}
+
+uint32_t mail_view_uid(const struct mail_view *v, uint32_t seq)
+{
+	return seq >= 1 && seq <= v->snap->n ? v->snap->msgs[seq - 1].uid : 0;
+}
+
+uint32_t mail_view_seq(const struct mail_view *v, uint32_t uid)
+{
+	const struct uidx_msg *m = uidx_find_uid(v->snap, uid);
+	return m ? (uint32_t)(m - v->snap->msgs) + 1 : 0;
+}
+
+int mail_view_msg(const struct mail_view *v, uint32_t seq, struct mail_msg_info *info)
+{
+	if (seq < 1 || seq > v->snap->n)
+		return AEROGRAM_ENOTFOUND;
+	const struct uidx_msg *m = &v->snap->msgs[seq - 1];
+	info->uid = m->uid;
+	info->flags = (uint32_t)(m->flags & MAIL_F_SYSTEM);
+	info->keywords = m->flags >> 5;
+	info->modseq = m->modseq;
+	info->recent = recent_of(v, v->snap, m->uid);
+	mail_hex(m->id, UIDX_ID, info->id);
+	return 0;
+}
+
+const char *mail_view_keyword(const struct mail_view *v, unsigned bit)
+{
+	return bit < v->snap->n_keywords ? v->snap->keywords[bit] : NULL;
+}
