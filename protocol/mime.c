@@ -258,7 +258,17 @@ static enum next_step parse_header(struct parser *ps)
 			break;
 		}
 		if (eoh) {
-			ps->pos = pos + (d[pos] == '\n' ? 1 : 2);
+			/* When an enclosing boundary follows at once, the empty
+			 * line is that boundary's line end, not header. */
+			size_t nl = d[pos] == '\n' ? 1 : 2;
+			struct boundary *nb = boundary_line(ps, pos + nl);
+			if (nb != NULL && nb->part != part) {
+				part->body_offset = pos - skew;
+				part->flags |= PART_CUT;
+				ps->pos = pos;
+				break;
+			}
+			ps->pos = pos + nl;
 			part->body_offset = ps->pos - skew;
 			break;
 		}

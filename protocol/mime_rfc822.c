@@ -290,7 +290,18 @@ void rfc2231_parse(struct rfc822_cursor *c, struct mime_arena *arena,
 	char *key, *value;
 	*params = NULL;
 	*count = 0;
-	while (parse_param(c, &key, &value) > 0) {
+	for (;;) {
+		int pr = parse_param(c, &key, &value);
+		if (pr == 0)
+			break;
+		if (pr < 0) {
+			/* a broken parameter: go on with the next ";" */
+			while (c->p < c->end && *c->p != ';')
+				c->p++;
+			if (c->p >= c->end)
+				break;
+			continue;
+		}
 		char *star = strchr(key, '*');
 		struct ext_param e = { 0 };
 		int is_ext = 0;

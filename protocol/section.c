@@ -67,6 +67,20 @@ static int field_listed(const struct section_spec *spec, const char *name, size_
 	return 0;
 }
 
+static int header_has_eoh(const char *data, const struct mime_part *p)
+{
+	uint64_t h = p->hdr_offset, e = p->body_offset;
+	if (e == h)
+		return 0;
+	if (e - h >= 1 && data[e - 1] == '\n') {
+		if (e - h == 1 || (e - h == 2 && data[h] == '\r'))
+			return 1;
+		if (data[e - 2] == '\n' || (data[e - 2] == '\r' && e - h >= 3 && data[e - 3] == '\n'))
+			return 1;
+	}
+	return 0;
+}
+
 /* HEADER.FIELDS[.NOT]: the chosen fields in message order, then CRLF. */
 static int filter_header(const char *data, size_t len, const struct mime_part *p,
 			 const struct section_spec *spec, struct section_result *res)
@@ -88,10 +102,14 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 				agbuf_putc(&b, '\r');
 			agbuf_putc(&b, data[i]);
 		}
-		if (f.raw_end == f.raw_start || data[f.raw_end - 1] != '\n')
+		/* Dovecot ends an unterminated last line of HEADER.FIELDS, not of
+		 * HEADER.FIELDS.NOT. */
+		if (want_listed && (f.raw_end == f.raw_start || data[f.raw_end - 1] != '\n'))
 			agbuf_puts(&b, "\r\n");
 	}
-	agbuf_puts(&b, "\r\n");
+	/* The empty line closes the block only when the header had one. */
+	if (it.pos < p->body_offset || header_has_eoh(data, p))
+		agbuf_puts(&b, "\r\n");
 	res->owned = agbuf_steal(&b, &res->len);
 	res->data = res->owned;
 	return 0;
