@@ -17,12 +17,6 @@ void ag_cmd_capability(struct ag_session *s)
 	ag_session_command_done(s);
 }
 
-void ag_cmd_noop(struct ag_session *s)
-{
-	ag_session_tagged(s, IMAP_OK, "NOOP completed.");
-	ag_session_command_done(s);
-}
-
 void ag_cmd_logout(struct ag_session *s)
 {
 	ag_session_printf(s, "* BYE Logging out.\r\n");

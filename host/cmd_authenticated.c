@@ -23,17 +23,3 @@ void ag_cmd_namespace(struct ag_session *s)
 	ag_session_command_done(s);
 }
 
-/* RFC 2177. The command stays in flight until the client's DONE; the
- * parser is switched to read that line. */
-void ag_cmd_idle(struct ag_session *s)
-{
-	ag_session_printf(s, "+ idling\r\n");
-	s->wants_input = 1;
-	imap_parser_set_mode(s->parser, IMAP_MODE_IDLE);
-}
-
-void ag_cmd_idle_done(struct ag_session *s)
-{
-	ag_session_tagged(s, IMAP_OK, "IDLE terminated.");
-	ag_session_command_done(s);
-}

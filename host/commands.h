@@ -31,8 +31,21 @@ void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len
 /* cmd_authenticated.c: the authenticated and selected states. */
 void ag_cmd_enable(struct ag_session *s);
 void ag_cmd_namespace(struct ag_session *s);
+/* cmd_mailbox.c: the mailbox list. */
+void ag_cmd_create(struct ag_session *s);
+void ag_cmd_delete(struct ag_session *s);
+void ag_cmd_rename(struct ag_session *s);
+void ag_cmd_subscribe(struct ag_session *s); /* SUBSCRIBE and UNSUBSCRIBE */
+void ag_cmd_list(struct ag_session *s);      /* LIST and LSUB */
+void ag_cmd_status(struct ag_session *s);
+/* cmd_select.c: the selected state's life and its updates. */
+void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
+void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */
+void ag_cmd_check(struct ag_session *s);
 void ag_cmd_idle(struct ag_session *s);
 /* Called when the client ends IDLE with DONE. */
 void ag_cmd_idle_done(struct ag_session *s);
+/* Starts telling changes when IDLE waits and the mailbox changed. */
+void ag_session_idle_poke(struct ag_session *s);
 
 #endif

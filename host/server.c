@@ -99,6 +99,12 @@ void ag_server_session_gone(struct ag_server *srv)
 		event_base_loopexit(srv->base, NULL);
 }
 
+static void engine_log(void *arg, int level, const char *line)
+{
+	(void)arg;
+	ag_log_driver_line((enum aerogram_log_level)level, "mail", line);
+}
+
 int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag_driver *driver,
                    char *err, size_t errlen)
 {
@@ -133,6 +139,12 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		srv->tls = ag_tls_context_new(cfg->tls_cert, cfg->tls_key, err, errlen);
 		if (srv->tls == NULL)
 			return -1;
+	}
+	struct mail_engine_options engine_options = { .log = engine_log };
+	int rc = mail_engine_new(ag_driver_store(driver), &engine_options, &srv->engine);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the mail engine (error %d)", rc);
+		return -1;
 	}
 	srv->failures = ag_auth_failures_new(cfg->failure_delay, cfg->failure_delay_max);
 	srv->workers = ag_workers_new(srv->base, cfg->workers);
@@ -182,6 +194,8 @@ void ag_server_free(struct ag_server *srv)
 		srv->sessions->job_running = 0;
 		ag_session_free(srv->sessions);
 	}
+	if (srv->engine != NULL)
+		mail_engine_free(srv->engine);
 	if (srv->reload_result != NULL)
 		ag_users_unref(srv->reload_result);
 	if (srv->users != NULL)

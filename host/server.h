@@ -8,6 +8,7 @@
 #include "host/auth.h"
 #include "host/config_file.h"
 #include "host/driver_loader.h"
+#include "host/mail/mail.h"
 #include "host/users.h"
 #include "host/workers.h"
 
@@ -20,6 +21,7 @@ struct ag_server {
 	struct event_base *base;
 	const struct ag_config *cfg;
 	struct ag_driver *driver;
+	struct mail_engine *engine;    /* mailboxes of every user, shared by all sessions */
 	struct ag_workers *workers;
 	struct ag_users *users;        /* current users table (one reference) */
 	SSL_CTX *tls;                  /* NULL when no certificate is configured */

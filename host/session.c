@@ -119,6 +119,16 @@ static void on_autologout(evutil_socket_t fd, short what, void *arg)
 	ag_session_close(s, "Autologout; idle for too long.");
 }
 
+/* The selected mailbox changed (made active from an engine thread). */
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	s->changed = 1;
+	ag_session_idle_poke(s);
+}
+
 static void setup_bev(struct ag_session *s)
 {
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
@@ -164,12 +174,15 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 	describe_peer(s, peer);
 	s->parser = new_parser(srv->cfg);
 	s->autologout = evtimer_new(srv->base, on_autologout, s);
-	if (s->parser == NULL || s->autologout == NULL) {
+	s->notify = event_new(srv->base, -1, 0, on_notify, s);
+	if (s->parser == NULL || s->autologout == NULL || s->notify == NULL) {
 		ag_log_error("%s: out of memory for a new connection", s->peer);
 		if (s->parser)
 			imap_parser_free(s->parser);
 		if (s->autologout)
 			event_free(s->autologout);
+		if (s->notify)
+			event_free(s->notify);
 		bufferevent_free(bev);
 		free(s);
 		return NULL;
@@ -221,6 +234,11 @@ void ag_session_free(struct ag_session *s)
 	if (s->delay_timer != NULL)
 		event_free(s->delay_timer);
 	clear_auth(&s->auth);
+	ag_session_unselect(s);
+	if (s->notify != NULL)
+		event_free(s->notify);
+	agbuf_free(&s->reply);
+	ag_session_append_clear(s);
 	free(s->user);
 	free(s);
 	ag_server_session_gone(srv);
@@ -348,6 +366,52 @@ void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*do
 	ag_workers_submit(s->srv->workers, &s->job);
 }
 
+static void storage_run(void *arg)
+{
+	struct ag_session *s = arg;
+	s->storage_run(s);
+}
+
+static void storage_done(struct ag_session *s)
+{
+	ag_session_write(s, s->reply.data, s->reply.len);
+	agbuf_reset(&s->reply);
+	if (s->next_state != 0) {
+		s->state = s->next_state;
+		s->next_state = 0;
+	}
+	if (!s->keep_command) {
+		ag_session_command_done(s);
+		return;
+	}
+	s->keep_command = 0;
+	ag_session_idle_poke(s);
+	if (!s->in_input && !s->closing && !s->job_running)
+		session_input(s);
+}
+
+void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s), int keep_command)
+{
+	agbuf_reset(&s->reply);
+	s->storage_run = run;
+	s->keep_command = keep_command;
+	ag_session_run_job(s, storage_run, storage_done);
+}
+
+void ag_session_unselect(struct ag_session *s)
+{
+	if (s->sub != NULL)
+		mail_unsubscribe(s->sub);
+	s->sub = NULL;
+	if (s->view != NULL)
+		mail_view_close(s->view);
+	s->view = NULL;
+	free(s->mailbox);
+	s->mailbox = NULL;
+	s->readonly = 0;
+	s->changed = 0;
+}
+
 int ag_session_start_tls(struct ag_session *s)
 {
 	SSL *ssl = ag_tls_new_ssl(s->srv->tls);
@@ -393,7 +457,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct ag_session *s = arg;
 	/* Input paused for a slow reader resumes once its responses are out. */
-	if (!s->closing && (s->cmd == NULL || s->wants_input))
+	if (!s->closing && !s->job_running && (s->cmd == NULL || s->wants_input))
 		session_input(s);
 }
 
@@ -499,6 +563,40 @@ static void dispatch(struct ag_session *s, struct imap_command *cmd)
 	c->handler(s);
 }
 
+void ag_session_append_clear(struct ag_session *s)
+{
+	for (size_t i = 0; i < s->n_append; i++)
+		free(s->append[i].data);
+	free(s->append);
+	s->append = NULL;
+	s->n_append = 0;
+}
+
+/* An APPEND message starts: its size is known (and within max_message, the
+ * parser's limit), so the buffer is allocated once. */
+static void append_begin(struct ag_session *s, const struct imap_event *ev)
+{
+	if (ev->message_index == 0)
+		ag_session_append_clear(s);
+	struct ag_append_buffer *n = realloc(s->append, (s->n_append + 1) * sizeof(*n));
+	if (n == NULL)
+		return;
+	s->append = n;
+	n[s->n_append].len = 0;
+	n[s->n_append].data = malloc(ev->literal_size + 1);
+	if (n[s->n_append].data != NULL)
+		s->n_append++;
+}
+
+static void append_data(struct ag_session *s, const struct imap_event *ev)
+{
+	if (s->n_append == 0)
+		return;
+	struct ag_append_buffer *b = &s->append[s->n_append - 1];
+	memcpy(b->data + b->len, ev->data, ev->len);
+	b->len += ev->len;
+}
+
 /* Feeds the parser from the input buffer and acts on its events until the
  * input is used up, a command is in flight or the session is closing. */
 static void session_input(struct ag_session *s)
@@ -506,7 +604,7 @@ static void session_input(struct ag_session *s)
 	if (s->in_input)
 		return;
 	s->in_input = 1;
-	while (!s->closing && !s->dead && (s->cmd == NULL || s->wants_input)) {
+	while (!s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input)) {
 		if (output_pending(s) > OUTPUT_HIGH_WATER)
 			break; /* on_write resumes once the client has read */
 		struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -522,6 +620,7 @@ static void session_input(struct ag_session *s)
 		enum imap_event_kind kind = imap_parser_next(s->parser, bytes, len, &used, &ev);
 		if (kind == IMAP_EV_APPEND_DATA) {
 			/* ev.data points into the input chunk: use it before draining. */
+			append_data(s, &ev);
 			evbuffer_drain(in, used);
 			continue;
 		}
@@ -541,12 +640,15 @@ static void session_input(struct ag_session *s)
 			dispatch(s, ev.cmd);
 			break;
 		case IMAP_EV_ERROR:
+			ag_session_append_clear(s);
 			on_error_event(s, &ev);
 			break;
 		case IMAP_EV_LITERAL:
 			on_literal(s, &ev);
 			break;
 		case IMAP_EV_APPEND_BEGIN:
+			append_begin(s, &ev);
+			break;
 		case IMAP_EV_APPEND_DATA:
 		case IMAP_EV_APPEND_END:
 			break;

@@ -56,6 +56,27 @@ struct ag_session {
 	struct ag_job job;
 	void (*job_done)(struct ag_session *s);
 	struct ag_auth_request auth;
+	/* The selected mailbox (SELECTED state). */
+	struct mail_view *view;
+	struct mail_sub *sub;     /* change notifications of the view's mailbox */
+	char *mailbox;            /* its name */
+	int readonly;             /* EXAMINE */
+	struct event *notify;     /* made active from engine threads on a change */
+	int changed;              /* a change was notified and not yet told */
+	/* A storage command in flight: run on a worker, answer in `reply`. */
+	void (*storage_run)(struct ag_session *s);
+	struct agbuf reply;
+	enum ag_session_state next_state; /* 0: unchanged */
+	int keep_command;         /* the reply is not the end of the command (IDLE updates) */
+	/* APPEND messages as the parser streams them. */
+	struct ag_append_buffer *append;
+	size_t n_append;
+};
+
+/* One APPEND message received so far. */
+struct ag_append_buffer {
+	char *data;
+	size_t len;
 };
 
 /* Starts a session on an accepted connection whose bufferevent is `bev`
@@ -83,6 +104,16 @@ void ag_session_close(struct ag_session *s, const char *bye_text);
 /* Runs `job_run` on a worker with the session as argument, then `job_done`
  * on the loop; while it runs the session is kept alive. */
 void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*job_done)(struct ag_session *));
+
+/* Runs `run` on a worker thread; it may use the engine and the view and
+ * writes its whole answer (untagged lines and the tagged status) into
+ * s->reply, which the loop then sends before ending the command. With
+ * `keep_command` the command stays in flight (IDLE). */
+void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s), int keep_command);
+/* Closes the selected mailbox's view and notifications (worker or loop). */
+void ag_session_unselect(struct ag_session *s);
+/* Frees the APPEND buffers. */
+void ag_session_append_clear(struct ag_session *s);
 
 /* Nonzero when LOGIN / AUTHENTICATE PLAIN may be used on this connection. */
 int ag_session_plaintext_ok(const struct ag_session *s);
