@@ -38,6 +38,9 @@ void ag_cmd_rename(struct ag_session *s);
 void ag_cmd_subscribe(struct ag_session *s); /* SUBSCRIBE and UNSUBSCRIBE */
 void ag_cmd_list(struct ag_session *s);      /* LIST and LSUB */
 void ag_cmd_status(struct ag_session *s);
+/* cmd_append.c, cmd_fetch.c */
+void ag_cmd_append(struct ag_session *s);
+void ag_cmd_fetch(struct ag_session *s);    /* FETCH and UID FETCH */
 /* cmd_select.c: the selected state's life and its updates. */
 void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
 void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */

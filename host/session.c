@@ -331,6 +331,7 @@ void ag_session_shutdown(struct ag_session *s)
 
 void ag_session_command_done(struct ag_session *s)
 {
+	ag_session_append_clear(s);
 	imap_command_free(s->cmd);
 	s->cmd = NULL;
 	s->wants_input = 0;
@@ -578,6 +579,9 @@ static void append_begin(struct ag_session *s, const struct imap_event *ev)
 {
 	if (ev->message_index == 0)
 		ag_session_append_clear(s);
+	/* Before authentication the command fails anyway: keep nothing. */
+	if (!(s->state & (AG_STATE_AUTH | AG_STATE_SELECTED)))
+		return;
 	struct ag_append_buffer *n = realloc(s->append, (s->n_append + 1) * sizeof(*n));
 	if (n == NULL)
 		return;

@@ -1,0 +1,268 @@
+/* cmd_fetch.c - FETCH and UID FETCH.
+ *
+ * Messages are read in batches: one summary read (internal date, size,
+ * header block, serialised structure) and, only when an item needs more
+ * than the top-level header, one body read per batch. ENVELOPE,
+ * BODYSTRUCTURE and header sections come from the summary alone. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/commands.h"
+#include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/bodystructure.h"
+#include "protocol/envelope.h"
+#include "protocol/imap_write.h"
+#include "protocol/mime.h"
+#include "protocol/mime_serial.h"
+#include "protocol/section.h"
+
+#define FETCH_BATCH 64
+
+struct fetch_plan {
+	int need_summary;
+	int need_body;
+	int sets_seen;   /* a non-PEEK body item: \Seen is set */
+	int has_flags;
+};
+
+static int section_is_header_only(const struct imap_section *sec)
+{
+	return sec->part_count == 0 && (sec->text == IMAP_SECTION_HEADER || sec->text == IMAP_SECTION_HEADER_FIELDS ||
+	                                sec->text == IMAP_SECTION_HEADER_FIELDS_NOT);
+}
+
+static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
+		const struct imap_fetch_att *a = &cmd->u.fetch.atts[i];
+		switch (a->kind) {
+		case IMAP_FETCH_FLAGS: plan->has_flags = 1; break;
+		case IMAP_FETCH_UID:
+		case IMAP_FETCH_MODSEQ: break;
+		case IMAP_FETCH_RFC822:
+		case IMAP_FETCH_RFC822_TEXT:
+			plan->need_summary = plan->need_body = plan->sets_seen = 1;
+			break;
+		case IMAP_FETCH_BODY_SECTION:
+			plan->need_summary = 1;
+			if (!section_is_header_only(&a->section))
+				plan->need_body = 1;
+			if (!a->peek)
+				plan->sets_seen = 1;
+			break;
+		default: plan->need_summary = 1; break;
+		}
+	}
+}
+
+/* The parser's section as protocol/section.h takes it; `fields` has room
+ * for the section's field names. Returns -1 when the path is too deep. */
+static int to_spec(const struct imap_fetch_att *a, struct section_spec *spec, const char **fields)
+{
+	memset(spec, 0, sizeof(*spec));
+	if (a->section.part_count > SECTION_MAX_PATH)
+		return -1;
+	for (size_t i = 0; i < a->section.part_count; i++)
+		spec->path[i] = a->section.parts[i];
+	spec->path_len = a->section.part_count;
+	switch (a->section.text) {
+	case IMAP_SECTION_ALL: spec->kind = SECTION_BODY; break;
+	case IMAP_SECTION_HEADER: spec->kind = SECTION_HEADER; break;
+	case IMAP_SECTION_HEADER_FIELDS: spec->kind = SECTION_HEADER_FIELDS; break;
+	case IMAP_SECTION_HEADER_FIELDS_NOT: spec->kind = SECTION_HEADER_FIELDS_NOT; break;
+	case IMAP_SECTION_TEXT: spec->kind = SECTION_TEXT; break;
+	case IMAP_SECTION_MIME: spec->kind = SECTION_MIME; break;
+	}
+	for (size_t i = 0; i < a->section.field_count; i++)
+		fields[i] = a->section.fields[i].data;
+	spec->fields = fields;
+	spec->nfields = a->section.field_count;
+	if (a->has_partial) {
+		spec->partial = 1;
+		spec->partial_offset = a->partial_offset;
+		spec->partial_length = a->partial_count;
+	}
+	return 0;
+}
+
+/* RFC822, RFC822.HEADER, RFC822.TEXT: a whole-message section under an old name. */
+static void write_rfc822(struct agbuf *out, const char *item, enum section_kind kind,
+                         const struct mime_message *msg, const char *data, size_t len)
+{
+	struct section_spec spec = { .kind = kind };
+	struct section_result res = { 0 };
+	agbuf_printf(out, "%s ", item);
+	if (section_fetch(msg, data, len, &spec, &res) != 0) {
+		agbuf_puts(out, "NIL");
+		return;
+	}
+	imap_write_literal_header(out, res.len);
+	agbuf_append(out, res.data, res.len);
+	section_result_free(&res);
+}
+
+/* Writes "* seq FETCH (...)" for one message. */
+static void write_message(struct agbuf *out, const struct ag_session *s, const struct imap_command *cmd,
+                          uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
+                          const struct mail_summary *sum, const struct mail_body *body)
+{
+	struct mime_message *msg = NULL;
+	if (sum != NULL) {
+		msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+		/* A summary without a usable structure: parse what there is. */
+		if (msg == NULL && body != NULL)
+			msg = mime_parse((const char *)body->data, body->len);
+		if (msg == NULL)
+			msg = mime_parse((const char *)sum->header, sum->header_len);
+	}
+	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
+	size_t len = body ? body->len : sum ? sum->header_len : 0;
+
+	agbuf_printf(out, "* %u FETCH (", seq);
+	int first = 1;
+	if (cmd->uid) {
+		agbuf_printf(out, "UID %u", info->uid);
+		first = 0;
+	}
+	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
+		const struct imap_fetch_att *a = &cmd->u.fetch.atts[i];
+		if (a->kind == IMAP_FETCH_UID && cmd->uid)
+			continue;
+		if (!first)
+			agbuf_putc(out, ' ');
+		first = 0;
+		switch (a->kind) {
+		case IMAP_FETCH_UID: agbuf_printf(out, "UID %u", info->uid); break;
+		case IMAP_FETCH_FLAGS:
+			agbuf_puts(out, "FLAGS ");
+			ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
+			break;
+		case IMAP_FETCH_MODSEQ: agbuf_printf(out, "MODSEQ (%llu)", (unsigned long long)info->modseq); break;
+		case IMAP_FETCH_INTERNALDATE:
+			agbuf_puts(out, "INTERNALDATE ");
+			imap_write_datetime(out, sum ? (int64_t)(sum->internal_date_ms / 1000) : 0, 0);
+			break;
+		case IMAP_FETCH_RFC822_SIZE:
+			agbuf_printf(out, "RFC822.SIZE %llu", (unsigned long long)(msg ? msg->vsize : 0));
+			break;
+		case IMAP_FETCH_ENVELOPE:
+			agbuf_puts(out, "ENVELOPE ");
+			if (msg)
+				envelope_write_message(out, msg);
+			else
+				envelope_write(out, NULL);
+			break;
+		case IMAP_FETCH_BODY:
+		case IMAP_FETCH_BODYSTRUCTURE:
+			agbuf_puts(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
+			if (msg)
+				bodystructure_write(out, msg->root, a->kind == IMAP_FETCH_BODYSTRUCTURE);
+			else
+				agbuf_puts(out, "NIL");
+			break;
+		case IMAP_FETCH_RFC822: write_rfc822(out, "RFC822", SECTION_BODY, msg, data, len); break;
+		case IMAP_FETCH_RFC822_HEADER: write_rfc822(out, "RFC822.HEADER", SECTION_HEADER, msg, data, len); break;
+		case IMAP_FETCH_RFC822_TEXT: write_rfc822(out, "RFC822.TEXT", SECTION_TEXT, msg, data, len); break;
+		case IMAP_FETCH_BODY_SECTION: {
+			const char **fields = calloc(a->section.field_count + 1, sizeof(*fields));
+			struct section_spec spec;
+			struct section_result res = { 0 };
+			if (fields == NULL || msg == NULL || to_spec(a, &spec, fields) != 0 ||
+			    section_fetch(msg, data, len, &spec, &res) != 0) {
+				/* Only when the stored message is not readable: an empty answer. */
+				struct section_result empty = { "", 0, NULL };
+				if (fields != NULL && to_spec(a, &spec, fields) == 0)
+					section_write_item(out, &spec, &empty);
+				else
+					agbuf_puts(out, "BODY[] NIL");
+			} else {
+				section_write_item(out, &spec, &res);
+				section_result_free(&res);
+			}
+			free(fields);
+			break;
+		}
+		}
+	}
+	if (add_flags) {
+		/* The fetch set \Seen: the client learns it with the data. */
+		agbuf_puts(out, first ? "FLAGS " : " FLAGS ");
+		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
+	}
+	agbuf_puts(out, ")\r\n");
+	if (msg)
+		mime_free(msg);
+}
+
+static void fetch_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	struct mail_view *v = s->view;
+	uint32_t *uids;
+	size_t n;
+	if (ag_resolve_set(v, &cmd->u.fetch.set, cmd->uid, &uids, &n) != 0) {
+		agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", tag);
+		return;
+	}
+	struct fetch_plan plan;
+	plan_fetch(cmd, &plan);
+	int seen_set = 0;
+	int rc = 0;
+	if (plan.sets_seen && !s->readonly) {
+		/* Reading a body marks it \Seen (RFC 3501 6.4.5), one log entry for all. */
+		uint32_t *unseen = malloc((n ? n : 1) * sizeof(*unseen));
+		size_t n_unseen = 0;
+		for (size_t i = 0; unseen != NULL && i < n; i++) {
+			struct mail_msg_info info;
+			if (mail_view_msg(v, mail_view_seq(v, uids[i]), &info) == 0 && !(info.flags & MAIL_F_SEEN))
+				unseen[n_unseen++] = uids[i];
+		}
+		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0)
+			seen_set = 1;
+		free(unseen);
+	}
+	for (size_t start = 0; rc == 0 && start < n; start += FETCH_BATCH) {
+		size_t count = n - start < FETCH_BATCH ? n - start : FETCH_BATCH;
+		struct mail_summary *sums = NULL;
+		struct mail_body *bodies = NULL;
+		if (plan.need_summary)
+			rc = mail_summaries(v, uids + start, count, &sums);
+		if (rc == 0 && plan.need_body)
+			rc = mail_bodies(v, uids + start, count, &bodies);
+		for (size_t i = 0; rc == 0 && i < count; i++) {
+			uint32_t seq = mail_view_seq(v, uids[start + i]);
+			struct mail_msg_info info;
+			if (seq == 0 || mail_view_msg(v, seq, &info) != 0)
+				continue;
+			const struct mail_summary *sum = sums ? &sums[i] : NULL;
+			const struct mail_body *body = bodies ? &bodies[i] : NULL;
+			if ((sum && sum->status != 0) || (body && body->status != 0))
+				continue; /* expunged meanwhile by another daemon */
+			uint32_t flags = info.flags;
+			int add_flags = 0;
+			if (seen_set && !(flags & MAIL_F_SEEN)) {
+				flags |= MAIL_F_SEEN;
+				add_flags = !plan.has_flags;
+			}
+			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body);
+		}
+		if (sums)
+			mail_summaries_free(sums, count);
+		if (bodies)
+			mail_bodies_free(bodies, count);
+	}
+	free(uids);
+	if (rc != 0) {
+		ag_reply_error(&s->reply, tag, rc, cmd->uid ? "UID FETCH" : "FETCH");
+		return;
+	}
+	agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
+}
+
+void ag_cmd_fetch(struct ag_session *s)
+{
+	ag_session_storage(s, fetch_run, 0);
+}
