@@ -34,13 +34,13 @@ static const struct capability capabilities[] = {
 	{ "SASL-IR", BOTH, ALWAYS, 1 },       /* RFC 4959 */
 	{ "ENABLE", BOTH, ALWAYS, 1 },        /* RFC 5161 */
 	{ "IDLE", BOTH, ALWAYS, 1 },          /* RFC 2177 */
-	{ "UIDPLUS", POST, ALWAYS, 0 },       /* RFC 4315 */
-	{ "MOVE", POST, ALWAYS, 0 },          /* RFC 6851 */
-	{ "UNSELECT", POST, ALWAYS, 0 },      /* RFC 3691 */
+	{ "UIDPLUS", POST, ALWAYS, 1 },       /* RFC 4315 */
+	{ "MOVE", POST, ALWAYS, 1 },          /* RFC 6851 */
+	{ "UNSELECT", POST, ALWAYS, 1 },      /* RFC 3691 */
 	{ "NAMESPACE", POST, ALWAYS, 1 },     /* RFC 2342 */
 	{ "ID", BOTH, ALWAYS, 1 },            /* RFC 2971 */
-	{ "CHILDREN", POST, ALWAYS, 0 },      /* RFC 3348 */
-	{ "SPECIAL-USE", POST, ALWAYS, 0 },   /* RFC 6154 */
+	{ "CHILDREN", POST, ALWAYS, 1 },      /* RFC 3348 */
+	{ "SPECIAL-USE", POST, ALWAYS, 1 },   /* RFC 6154 */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },
