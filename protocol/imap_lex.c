@@ -167,6 +167,12 @@ bool imap_atom_ext(struct imap_gram *g, struct imap_str *out, const char *what, 
 			return imap_fail(g, "Missing argument: %s", what);
 		return imap_fail(g, "Invalid characters in %s", what);
 	}
+	/* 8-bit bytes, controls or quotes glued to an atom are part of what
+	 * the client meant as this argument: say so rather than "extra
+	 * characters" later. */
+	int c = imap_peek(g);
+	if (c != '\n' && (c >= 0x80 || (c >= 0 && c < 0x20) || c == 0x7f || c == '"' || c == '\\'))
+		return imap_fail(g, "Invalid characters in %s", what);
 	out->len = g->pos - start;
 	out->data = imap_arena_strdup(g->arena, g->buf + start, out->len);
 	return true;
@@ -322,8 +328,6 @@ bool imap_number64(struct imap_gram *g, uint64_t *out, const char *what)
 			return imap_fail(g, "Missing argument: %s", what);
 		return imap_fail(g, "Expected a number for %s", what);
 	}
-	if (imap_is_atom_char(imap_peek(g)))
-		return imap_fail(g, "Expected a number for %s", what);
 	*out = v;
 	return true;
 }
@@ -554,12 +558,14 @@ int imap_date_parse(const char *s, size_t len, struct imap_date *out)
 
 int imap_datetime_parse(const char *s, size_t len, struct imap_datetime *out)
 {
-	/* dd-Mon-yyyy hh:mm:ss +zzzz */
-	if (len != 26 || s[11] != ' ' || s[20] != ' ')
+	/* dd-Mon-yyyy hh:mm:ss +zzzz, the day space-padded; a one-digit day
+	 * without the pad is accepted too, as clients send it. */
+	size_t date_len = len == 25 ? 10 : 11;
+	if ((len != 26 && len != 25) || s[date_len] != ' ' || s[date_len + 9] != ' ')
 		return -1;
-	if (parse_date_text(s, 11, true, &out->date) != 0)
+	if (parse_date_text(s, date_len, true, &out->date) != 0)
 		return -1;
-	const char *t = s + 12;
+	const char *t = s + date_len + 1;
 	if (!digits_at(t, 2) || t[2] != ':' || !digits_at(t + 3, 2) || t[5] != ':' || !digits_at(t + 6, 2))
 		return -1;
 	out->hour = num_at(t, 2);
@@ -567,7 +573,7 @@ int imap_datetime_parse(const char *s, size_t len, struct imap_datetime *out)
 	out->second = num_at(t + 6, 2);
 	if (out->hour > 23 || out->minute > 59 || out->second > 60)
 		return -1;
-	const char *z = s + 21;
+	const char *z = t + 9;
 	if ((z[0] != '+' && z[0] != '-') || !digits_at(z + 1, 4))
 		return -1;
 	int zh = num_at(z + 1, 2), zm = num_at(z + 3, 2);

@@ -102,6 +102,24 @@ void imap_parser_free(struct imap_parser *p)
 	free(p);
 }
 
+int imap_parser_at_command_start(const struct imap_parser *p)
+{
+	return p->mode == IMAP_MODE_COMMAND && p->state == ST_LINE &&
+	       (p->reset_next || p->cmd.len == 0) && p->pending == NULL;
+}
+
+uint64_t imap_parser_literal_remaining(const struct imap_parser *p)
+{
+	switch (p->state) {
+	case ST_LITERAL:
+	case ST_APPEND_DATA:
+	case ST_SKIP_LITERAL:
+		return p->remaining;
+	default:
+		return 0;
+	}
+}
+
 void imap_parser_set_mode(struct imap_parser *p, enum imap_parser_mode mode)
 {
 	p->mode = mode;
@@ -339,16 +357,25 @@ static enum imap_event_kind take_line(struct imap_parser *p, const char *in, siz
 		line_len--;
 	size_t limit = p->limits.max_line + (nl == NULL ? 1 : 0);
 	bool too_long = line_len > limit;
-	bool too_big = !too_long && p->cmd.len + chunk + 1 > p->limits.max_command;
+	/* The whole command is measured once its line is complete, so that
+	 * which limit is reported does not depend on how the bytes were split;
+	 * until then a line is bounded by max_line anyway. */
+	bool too_big = !too_long && nl != NULL && p->cmd.len + chunk + 1 > p->limits.max_command;
 	if (too_long || too_big) {
+		/* Look for the tag only within what a byte-by-byte feed would
+		 * have seen when the limit broke. */
+		size_t view = chunk;
+		if (have + view > p->limits.max_line + 2)
+			view = have > p->limits.max_line + 2 ? 0 : p->limits.max_line + 2 - have;
 		if (p->mode == IMAP_MODE_COMMAND)
-			capture_tag(p, p->cmd.data, p->cmd.len, in, chunk);
+			capture_tag(p, p->cmd.data, p->cmd.len, in, view);
 		else
 			p->tag[0] = '\0';
 		/* Drop the line from here on, its start included; keep its end
 		 * to see whether it announces a literal. */
 		size_t keep = have < SKIP_TAIL ? have : SKIP_TAIL;
-		memcpy(p->tail, p->cmd.data + p->cmd.len - keep, keep);
+		if (keep > 0)
+			memcpy(p->tail, p->cmd.data + p->cmd.len - keep, keep);
 		p->tail_len = keep;
 		p->state = ST_SKIP_LINE;
 		*used = 0;

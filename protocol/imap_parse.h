@@ -61,7 +61,23 @@
  * Modes: the parser does not switch to IDLE or SASL by itself, because only
  * the session knows whether it accepted the IDLE or AUTHENTICATE command.
  * After accepting one it calls imap_parser_set_mode() before pulling again;
- * after the last SASL exchange it sets IMAP_MODE_COMMAND back.
+ * after the last SASL exchange it sets IMAP_MODE_COMMAND back. An error in
+ * IDLE or SASL mode (a line other than DONE, an over-long line) has no tag:
+ * it ends the IDLE or AUTHENTICATE command, which the session answers with
+ * its own tag and BAD, and the parser is back in IMAP_MODE_COMMAND.
+ *
+ * Line ends: CRLF, or a bare LF (as lenient servers accept); a CR anywhere
+ * else is an error. Empty lines between commands are skipped silently.
+ *
+ * Limits (struct imap_parser_limits): a line longer than max_line is
+ * refused as soon as that many bytes arrived without a line end, and its
+ * remaining bytes are dropped unbuffered. A literal larger than its limit
+ * is refused when announced. max_command bounds the bytes one command keeps
+ * (its lines and small literals), measured at each line end.
+ *
+ * Grammar notes: a command is parsed again from its start at each literal
+ * it announces (cheap next to the I/O, and it keeps the grammar a plain
+ * recursive descent); max_literals bounds that work.
  */
 #ifndef AG_IMAP_PARSE_H
 #define AG_IMAP_PARSE_H
@@ -407,6 +423,14 @@ void imap_parser_literal_reject(struct imap_parser *p);
 void imap_parser_set_mode(struct imap_parser *p, enum imap_parser_mode mode);
 /* The current mode. */
 enum imap_parser_mode imap_parser_mode(const struct imap_parser *p);
+
+/* Nonzero when the parser holds nothing of a command: no partial line, no
+ * literal in progress, command mode. A session checks it after STARTTLS
+ * (bytes pipelined behind STARTTLS must not survive the TLS handshake). */
+int imap_parser_at_command_start(const struct imap_parser *p);
+/* The bytes still expected for the literal being read, passed through or
+ * skipped; 0 when no literal is in progress. */
+uint64_t imap_parser_literal_remaining(const struct imap_parser *p);
 
 /* Frees a command returned by IMAP_EV_COMMAND (NULL is fine). */
 void imap_command_free(struct imap_command *cmd);

@@ -126,7 +126,7 @@ int mutf7_encode(const char *utf8, size_t len, struct agbuf *out)
 		agbuf_putc(out, '-');
 	}
 	if (out->data == NULL)
-		agbuf_reserve(out, 0);
+		agbuf_append(out, "", 0); /* an empty result is still a string */
 	return 0;
 }
 
@@ -212,7 +212,7 @@ int mutf7_decode(const char *name, size_t len, struct agbuf *out)
 		return -1;
 	}
 	if (out->data == NULL)
-		agbuf_reserve(out, 0);
+		agbuf_append(out, "", 0); /* an empty result is still a string */
 	return 0;
 }
 
