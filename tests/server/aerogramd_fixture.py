@@ -13,6 +13,8 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AEROGRAMD = os.environ.get("AEROGRAMD", os.path.join(ROOT, "build", "aerogramd"))
 DRIVER = os.environ.get("AG_TEST_DRIVER", os.path.join(ROOT, "build", "drivers", "aerogram_memory.so"))
+# The fault-injecting wrapper (inner=memory, control_file=PATH), beside the memory driver.
+FAULTY_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_faulty.so")
 AEROGRAMCTL = os.environ.get("AEROGRAMCTL", os.path.join(ROOT, "build", "aerogramctl"))
 
 # Generous: the CI machine is small and sanitizers slow everything down.
@@ -51,7 +53,8 @@ def client_tls_context():
 class Server:
     """One aerogramd process. `imap` lines go into [imap], `auth` into [auth]."""
 
-    def __init__(self, users, imap=None, auth=None, tls=True, tls_port=True, ipv6=False):
+    def __init__(self, users, imap=None, auth=None, tls=True, tls_port=True, ipv6=False, driver=None,
+                 storage=None):
         self.dir = tempfile.TemporaryDirectory(prefix="aerogram-server-test-")
         d = self.dir.name
         self.port = free_port()
@@ -62,7 +65,8 @@ class Server:
         listen = "127.0.0.1:%d" % self.port
         if ipv6:
             listen += " [::1]:%d" % self.ipv6_port
-        lines = ["[storage]", "driver = " + DRIVER, "", "[imap]", "listen = " + listen]
+        lines = ["[storage]", "driver = " + (driver or DRIVER)] + list(storage or [])
+        lines += ["", "[imap]", "listen = " + listen]
         if tls:
             cert, key = make_certificate(d)
             lines += ["tls_cert = " + cert, "tls_key = " + key]
