@@ -241,9 +241,14 @@ static int parse_param(struct rfc822_cursor *c, char **key, char **value)
 	} else {
 		ret = rfc822_parse_mime_token(c, &v);
 	}
+	if (ret < 0) {
+		agbuf_free(&k);
+		agbuf_free(&v);
+		return -1;
+	}
 	*key = agbuf_steal(&k, NULL);
 	*value = agbuf_steal(&v, NULL);
-	return ret < 0 ? -1 : 1;
+	return 1;
 }
 
 struct ext_param {

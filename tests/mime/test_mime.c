@@ -15,6 +15,7 @@
 #include "protocol/mime_serial.h"
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
+#include "tests/mime/test_search.h"
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
@@ -236,6 +237,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
 	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
+	search_tests_add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
