@@ -186,8 +186,6 @@ int rfc822_parse_mime_token(struct rfc822_cursor *c, struct agbuf *out)
 	const unsigned char *start = c->p;
 	while (c->p < c->end && is_token(*c->p))
 		c->p++;
-	if (c->p == start)
-		return -1;
 	agbuf_append(out, start, (size_t)(c->p - start));
 	return rfc822_skip_lwsp(c);
 }
@@ -263,7 +261,7 @@ struct ext_param {
 static int ext_cmp(const void *a, const void *b)
 {
 	const struct ext_param *x = a, *y = b;
-	int r = strcasecmp(x->base, y->base);
+	int r = strcmp(x->base, y->base);
 	if (r != 0)
 		return r;
 	if (x->idx != y->idx)
