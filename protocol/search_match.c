@@ -188,21 +188,30 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 
 /* ---- substring ---------------------------------------------------------- */
 
-static int contains_nocase(const char *hay, size_t hlen, const char *needle)
+/* ASCII-only case folding, whatever the locale. */
+static char ascii_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Substring test with ASCII letters folded; lowercases `hay` in place. */
+static int contains_nocase(char *hay, size_t hlen, const char *needle)
 {
 	size_t nlen = strlen(needle);
 	if (nlen == 0)
 		return 1;
 	if (nlen > hlen)
 		return 0;
-	for (size_t i = 0; i + nlen <= hlen; i++) {
-		size_t k = 0;
-		while (k < nlen && tolower((unsigned char)hay[i + k]) == tolower((unsigned char)needle[k]))
-			k++;
-		if (k == nlen)
-			return 1;
-	}
-	return 0;
+	char *low = malloc(nlen);
+	if (low == NULL)
+		abort();
+	for (size_t i = 0; i < nlen; i++)
+		low[i] = ascii_lower(needle[i]);
+	for (size_t i = 0; i < hlen; i++)
+		hay[i] = ascii_lower(hay[i]);
+	int found = memmem(hay, hlen, low, nlen) != NULL;
+	free(low);
+	return found;
 }
 
 static int header_block_matches(const char *data, size_t len, const struct mime_part *p,
