@@ -182,6 +182,21 @@ static void test_quote_for_humans(void)
 	agbuf_reset(&b);
 	imap_quote_string(&b, "\\\\\\\\\\", 5); /* five backslashes: a literal */
 	CU_ASSERT_STRING_EQUAL(b.data, "{5}\r\n\\\\\\\\\\");
+	agbuf_reset(&b);
+	imap_quote_string(&b, "\\\\\\\\", 4); /* four still fit a quoted string */
+	CU_ASSERT_STRING_EQUAL(b.data, "\"\\\\\\\\\\\\\\\\\"");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "INBOX]x", 7);
+	CU_ASSERT_STRING_EQUAL(b.data, "INBOX]x");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "nil", 3);
+	CU_ASSERT_STRING_EQUAL(b.data, "\"nil\"");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "a b", 3);
+	CU_ASSERT_STRING_EQUAL(b.data, "\"a b\"");
+	agbuf_reset(&b);
+	imap_quote_string(&b, "caf\xc3\xa9", 5);
+	CU_ASSERT_STRING_EQUAL(b.data, "{5}\r\ncaf\xc3\xa9");
 	agbuf_free(&b);
 }
 
