@@ -166,9 +166,20 @@ void imap_quote_nstring(struct agbuf *out, const char *str, size_t len)
 		imap_quote_string(out, str, len);
 }
 
+/* ASTRING-CHAR: an ATOM-CHAR or "]" (resp-specials are allowed in astrings). */
+static int is_astring(const char *str, size_t len)
+{
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (str[i] != ']' && !imap_is_atom(str + i, 1))
+			return 0;
+	return 1;
+}
+
 void imap_quote_astring(struct agbuf *out, const char *str, size_t len)
 {
-	if (imap_is_atom(str, len) && !(len == 3 && strncasecmp(str, "NIL", 3) == 0))
+	if (is_astring(str, len) && !(len == 3 && strncasecmp(str, "NIL", 3) == 0))
 		agbuf_append(out, str, len);
 	else
 		imap_quote_string(out, str, len);

@@ -12,8 +12,8 @@
 void imap_quote_string(struct agbuf *out, const char *str, size_t len);
 /* The same, NIL for a NULL string. */
 void imap_quote_nstring(struct agbuf *out, const char *str, size_t len);
-/* Appends an astring: a bare atom when every byte is an ATOM-CHAR (and the
- * string is not empty and not NIL), else as imap_quote_string. */
+/* Appends an astring: bare when every byte is an ASTRING-CHAR (ATOM-CHAR or
+ * "]") and the string is not empty and not NIL, else as imap_quote_string. */
 void imap_quote_astring(struct agbuf *out, const char *str, size_t len);
 /* Appends an nstring with CR and LF removed first (header values that were
  * folded), as Dovecot writes ENVELOPE dates and ids and BODYSTRUCTURE ids. */

@@ -272,8 +272,12 @@ static enum next_step parse_header(struct parser *ps)
 			part->body_offset = ps->pos - skew;
 			break;
 		}
-		size_t end = field_end(d, pos, ps->len);
-		if (d[pos] != ' ' && d[pos] != '\t') {
+		/* Continuation lines were read with their field; only a field's
+		 * first line is looked at (so a long folded field stays linear). */
+		size_t end = ps->len;
+		if (d[pos] != ' ' && d[pos] != '\t' &&
+		    (d[pos] == 'C' || d[pos] == 'c' || d[pos] == 'M' || d[pos] == 'm')) {
+			end = field_end(d, pos, ps->len);
 			struct mime_header_iter it;
 			struct mime_header_field f;
 			mime_header_iter_init(&it, d, pos, end);
@@ -297,8 +301,8 @@ static enum next_step parse_header(struct parser *ps)
 		}
 		/* The boundary check above is done line by line, continuation
 		 * lines included. */
-		const char *lf = memchr(d + pos, '\n', end - pos);
-		size_t line_end = lf ? (size_t)(lf - d) + 1 : end;
+		const char *lf = memchr(d + pos, '\n', ps->len - pos);
+		size_t line_end = lf ? (size_t)(lf - d) + 1 : ps->len;
 		prev_nl = lf ? ((lf > d + pos && lf[-1] == '\r') ? 2 : 1) : 0;
 		ps->pos = line_end;
 	}

@@ -7,14 +7,26 @@
 #include "protocol/mime.h"
 #include "protocol/mime_rfc822.h"
 
-/* Header values with NUL bytes get 0x80 in their place, as Dovecot does, so
- * that values stay C strings. */
+/* Header values with NUL bytes get U+FFFD in their place, as Dovecot does,
+ * so that values stay C strings. */
 static char *value_dup(struct mime_arena *arena, const char *value, size_t len)
 {
-	char *s = mime_arena_strndup(arena, value, len);
+	size_t nuls = 0;
 	for (size_t i = 0; i < len; i++)
-		if (s[i] == '\0')
-			s[i] = (char)0x80;
+		nuls += value[i] == '\0';
+	if (nuls == 0)
+		return mime_arena_strndup(arena, value, len);
+	char *s = mime_arena_alloc(arena, len + 2 * nuls + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (value[i] == '\0') {
+			memcpy(s + o, "\xef\xbf\xbd", 3);
+			o += 3;
+		} else {
+			s[o++] = value[i];
+		}
+	}
+	s[o] = '\0';
 	return s;
 }
 
@@ -142,23 +154,58 @@ static int is_address_field(int f)
 	return f >= MIME_ENV_FROM && f <= MIME_ENV_BCC;
 }
 
+/* Occurrences of an address header are kept in one raw value, separated by
+ * an empty line (which no unfolded value contains). */
+#define ADDR_SEP "\n\n"
+
+static void append_addresses(struct mime_address **list, struct mime_address *more)
+{
+	while (*list)
+		list = &(*list)->next;
+	*list = more;
+}
+
 void mime_envelope_add_header(struct mime_arena *arena, struct mime_envelope *env,
 			      const char *name, size_t name_len, const char *value, size_t value_len)
 {
 	for (int f = 0; f < MIME_ENV_COUNT; f++) {
-		if (strlen(env_names[f]) == name_len && strncasecmp(env_names[f], name, name_len) == 0) {
-			/* the last occurrence wins */
-			env->raw[f] = value_dup(arena, value, value_len);
-			if (is_address_field(f))
-				env->addr[f] = mime_address_parse(arena, env->raw[f], value_len);
+		if (strlen(env_names[f]) != name_len || strncasecmp(env_names[f], name, name_len) != 0)
+			continue;
+		if (!is_address_field(f)) {
+			env->raw[f] = value_dup(arena, value, value_len); /* the last one wins */
 			return;
 		}
+		/* Addresses of repeated headers add up; a NUL ends the list. */
+		const char *nul = memchr(value, '\0', value_len);
+		size_t n = nul ? (size_t)(nul - value) : value_len;
+		if (env->raw[f] == NULL) {
+			env->raw[f] = mime_arena_strndup(arena, value, n);
+		} else {
+			size_t old = strlen(env->raw[f]);
+			char *joined = mime_arena_alloc(arena, old + 2 + n + 1);
+			memcpy(joined, env->raw[f], old);
+			memcpy(joined + old, ADDR_SEP, 2);
+			memcpy(joined + old + 2, value, n);
+			env->raw[f] = joined;
+		}
+		append_addresses(&env->addr[f], mime_address_parse(arena, value, n));
+		return;
 	}
 }
 
 void mime_envelope_parse_addresses(struct mime_arena *arena, struct mime_envelope *env)
 {
-	for (int f = 0; f < MIME_ENV_COUNT; f++)
-		if (is_address_field(f) && env->raw[f] != NULL)
-			env->addr[f] = mime_address_parse(arena, env->raw[f], strlen(env->raw[f]));
+	for (int f = 0; f < MIME_ENV_COUNT; f++) {
+		if (!is_address_field(f) || env->raw[f] == NULL)
+			continue;
+		const char *p = env->raw[f];
+		for (;;) {
+			const char *sep = strstr(p, ADDR_SEP);
+			size_t n = sep ? (size_t)(sep - p) : strlen(p);
+			append_addresses(&env->addr[f], mime_address_parse(arena, p, n));
+			if (sep == NULL)
+				break;
+			p = sep + 2;
+		}
+	}
 }

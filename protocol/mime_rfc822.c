@@ -186,8 +186,6 @@ int rfc822_parse_mime_token(struct rfc822_cursor *c, struct agbuf *out)
 	const unsigned char *start = c->p;
 	while (c->p < c->end && is_token(*c->p))
 		c->p++;
-	if (c->p == start)
-		return -1;
 	agbuf_append(out, start, (size_t)(c->p - start));
 	return rfc822_skip_lwsp(c);
 }
@@ -241,9 +239,14 @@ static int parse_param(struct rfc822_cursor *c, char **key, char **value)
 	} else {
 		ret = rfc822_parse_mime_token(c, &v);
 	}
+	if (ret < 0) {
+		agbuf_free(&k);
+		agbuf_free(&v);
+		return -1;
+	}
 	*key = agbuf_steal(&k, NULL);
 	*value = agbuf_steal(&v, NULL);
-	return ret < 0 ? -1 : 1;
+	return 1;
 }
 
 struct ext_param {
@@ -258,7 +261,7 @@ struct ext_param {
 static int ext_cmp(const void *a, const void *b)
 {
 	const struct ext_param *x = a, *y = b;
-	int r = strcasecmp(x->base, y->base);
+	int r = strcmp(x->base, y->base);
 	if (r != 0)
 		return r;
 	if (x->idx != y->idx)

@@ -31,6 +31,15 @@ static const struct mime_part *find_part(const struct mime_message *msg, const s
 	return part;
 }
 
+/* Appends data[i] as it goes on the wire: a bare LF as CRLF, NUL (not
+ * allowed in a literal) as 0x80, as Dovecot sends them. */
+static void put_wire_byte(struct agbuf *b, const char *data, size_t i)
+{
+	if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+		agbuf_putc(b, '\r');
+	agbuf_putc(b, data[i] == '\0' ? (char)0x80 : data[i]);
+}
+
 /* Sets *res to data[start, end) with bare LFs turned into CRLF. */
 static int take_range(const char *data, size_t len, uint64_t start, uint64_t end,
 		      struct section_result *res)
@@ -39,21 +48,18 @@ static int take_range(const char *data, size_t len, uint64_t start, uint64_t end
 		return -1;
 	res->data = data + start;
 	res->len = (size_t)(end - start);
-	int bare = 0;
+	int rewrite = 0;
 	for (size_t i = (size_t)start; i < end; i++)
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) {
-			bare = 1;
+		if ((data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) || data[i] == '\0') {
+			rewrite = 1;
 			break;
 		}
-	if (!bare)
+	if (!rewrite)
 		return 0;
 	struct agbuf b = AGBUF_INIT;
 	agbuf_reserve(&b, res->len + res->len / 8);
-	for (size_t i = (size_t)start; i < end; i++) {
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-			agbuf_putc(&b, '\r');
-		agbuf_putc(&b, data[i]);
-	}
+	for (size_t i = (size_t)start; i < end; i++)
+		put_wire_byte(&b, data, i);
 	res->owned = agbuf_steal(&b, &res->len);
 	res->data = res->owned;
 	return 0;
@@ -97,11 +103,8 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 		free(f.value);
 		if (field_listed(spec, f.name, f.name_len) != want_listed)
 			continue;
-		for (size_t i = f.raw_start; i < f.raw_end; i++) {
-			if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-				agbuf_putc(&b, '\r');
-			agbuf_putc(&b, data[i]);
-		}
+		for (size_t i = f.raw_start; i < f.raw_end; i++)
+			put_wire_byte(&b, data, i);
 		/* Dovecot ends an unterminated last line of HEADER.FIELDS, not of
 		 * HEADER.FIELDS.NOT. */
 		if (want_listed && (f.raw_end == f.raw_start || data[f.raw_end - 1] != '\n'))

@@ -27,6 +27,18 @@ static const struct fixture_item fixture_items[] = {
 	{ "2.text", "2.TEXT]" },
 	{ "text.partial", "TEXT]<0.100>" },
 	{ "1.partial", "1]<10.20>" },
+	{ "all", "]" },
+	{ "all.partial", "]<5.30>" },
+	{ "1.header", "1.HEADER]" },
+	{ "1.text", "1.TEXT]" },
+	{ "1.1.mime", "1.1.MIME]" },
+	{ "2.1", "2.1]" },
+	{ "2.2.1", "2.2.1]" },
+	{ "3", "3]" },
+	{ "3.mime", "3.MIME]" },
+	{ "2.header.fields", "2.HEADER.FIELDS (SUBJECT FROM)]" },
+	{ "1.1.header", "1.1.HEADER]" },
+	{ "1.1.text", "1.1.TEXT]" },
 };
 #define FIXTURE_ITEM_COUNT (sizeof(fixture_items) / sizeof(fixture_items[0]))
 

@@ -15,6 +15,7 @@
 #include "protocol/mime_serial.h"
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
+#include "tests/mime/test_search.h"
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
@@ -181,6 +182,21 @@ static void test_quote_for_humans(void)
 	agbuf_reset(&b);
 	imap_quote_string(&b, "\\\\\\\\\\", 5); /* five backslashes: a literal */
 	CU_ASSERT_STRING_EQUAL(b.data, "{5}\r\n\\\\\\\\\\");
+	agbuf_reset(&b);
+	imap_quote_string(&b, "\\\\\\\\", 4); /* four still fit a quoted string */
+	CU_ASSERT_STRING_EQUAL(b.data, "\"\\\\\\\\\\\\\\\\\"");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "INBOX]x", 7);
+	CU_ASSERT_STRING_EQUAL(b.data, "INBOX]x");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "nil", 3);
+	CU_ASSERT_STRING_EQUAL(b.data, "\"nil\"");
+	agbuf_reset(&b);
+	imap_quote_astring(&b, "a b", 3);
+	CU_ASSERT_STRING_EQUAL(b.data, "\"a b\"");
+	agbuf_reset(&b);
+	imap_quote_string(&b, "caf\xc3\xa9", 5);
+	CU_ASSERT_STRING_EQUAL(b.data, "{5}\r\ncaf\xc3\xa9");
 	agbuf_free(&b);
 }
 
@@ -236,6 +252,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
 	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
+	search_tests_add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
