@@ -38,7 +38,7 @@ static const struct ag_command commands[] = {
 	{ IMAP_CMD_CLOSE, "CLOSE", SELECTED, ag_cmd_close },
 	{ IMAP_CMD_UNSELECT, "UNSELECT", SELECTED, ag_cmd_close },
 	{ IMAP_CMD_EXPUNGE, "EXPUNGE", SELECTED, ag_cmd_expunge },
-	{ IMAP_CMD_SEARCH, "SEARCH", SELECTED, NULL },
+	{ IMAP_CMD_SEARCH, "SEARCH", SELECTED, ag_cmd_search },
 	{ IMAP_CMD_FETCH, "FETCH", SELECTED, ag_cmd_fetch },
 	{ IMAP_CMD_STORE, "STORE", SELECTED, ag_cmd_store },
 	{ IMAP_CMD_COPY, "COPY", SELECTED, ag_cmd_copy },

@@ -240,6 +240,41 @@ class MailTest(unittest.TestCase):
         typ, _ = a.noop()
         self.assertEqual(a.response("EXPUNGE"), ("EXPUNGE", [b"2"]))
 
+    def test_search(self):
+        m = self.imap()
+        m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
+        m.append("INBOX", "(\\Flagged $Todo)", '"01-Mar-2020 10:00:00 +0000"', MULTIPART)
+        m.append("INBOX", None, '"15-Jun-2024 10:00:00 +0000"',
+                 b"From: Carol <carol@example.net>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+                 b"Date: Sat, 15 Jun 2024 09:00:00 +0000\r\n\r\n" + b"x" * 3000 + b"\r\n")
+        m.select("INBOX")
+        cases = [
+            ("ALL", b"1 2 3"), ("SEEN", b"1"), ("UNSEEN", b"2 3"), ("FLAGGED", b"2"),
+            ("KEYWORD $Todo", b"2"), ("UNKEYWORD $Todo", b"1 3"), ("NEW", b"2 3"), ("RECENT", b"1 2 3"),
+            ("FROM alice", b"1"), ("FROM EXAMPLE.NET", b"3"), ("SUBJECT hello", b"1"),
+("TO bob", b"1"), ('HEADER Message-ID "<1@example.org>"', b"1"),
+            ("BODY second", b"2"), ("TEXT parts", b"2"), ("BODY nowhere", b""),
+            ("LARGER 1000", b"3"), ("SMALLER 1000", b"1 2"),
+            ("BEFORE 1-Jan-2000", b"1"), ("SINCE 1-Jan-2020", b"2 3"), ("ON 15-Jun-2024", b"3"),
+            ("SENTBEFORE 8-Feb-1994", b"1"), ("SENTON 15-Jun-2024", b"3"),
+            ("OR SEEN FLAGGED", b"1 2"), ("NOT SEEN", b"2 3"), ("2:*", b"2 3"), ("UID 1,3", b"1 3"),
+            ("(SEEN) (FROM alice)", b"1"), ("UNSEEN SMALLER 1000", b"2"),
+        ]
+        for criteria, expected in cases:
+            typ, data = m.search(None, criteria)
+            self.assertEqual((typ, data), ("OK", [expected]), criteria)
+        # An RFC 2047 subject matches its UTF-8 text (sent as a literal).
+        m.literal = "caf\u00e9".encode()
+        self.assertEqual(m.search("UTF-8", "SUBJECT"), ("OK", [b"3"]))
+        self.assertEqual(m.uid("SEARCH", "FLAGGED"), ("OK", [b"2"]))
+        typ, data = m.search("KOI8-R", "ALL")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[BADCHARSET", data[0])
+        m.store("2", "+FLAGS", "(\\Deleted)")
+        m.expunge()
+        self.assertEqual(m.uid("SEARCH", "ALL"), ("OK", [b"1 3"]))
+        self.assertEqual(m.search(None, "ALL"), ("OK", [b"1 2"]))
+
 
 class FailingStore(unittest.TestCase):
     """The store goes away and comes back: NO [UNAVAILABLE], then service again."""
