@@ -154,8 +154,9 @@ static void idle_update_run(struct ag_session *s)
 
 void ag_session_idle_poke(struct ag_session *s)
 {
-	if (s->changed && s->view != NULL && s->cmd != NULL && s->cmd->kind == IMAP_CMD_IDLE &&
-	    s->wants_input && !s->job_running && !s->closing) {
+	/* job_running first: while a job runs, s->view belongs to its thread. */
+	if (!s->job_running && !s->closing && s->changed && s->view != NULL && s->cmd != NULL &&
+	    s->cmd->kind == IMAP_CMD_IDLE && s->wants_input) {
 		s->changed = 0;
 		ag_session_storage(s, idle_update_run, 1);
 	}

@@ -410,7 +410,6 @@ void ag_session_unselect(struct ag_session *s)
 	free(s->mailbox);
 	s->mailbox = NULL;
 	s->readonly = 0;
-	s->changed = 0;
 }
 
 int ag_session_start_tls(struct ag_session *s)

@@ -42,6 +42,7 @@ struct load_state {
 	char *err;
 	size_t errlen;
 	int failed;
+	int fail_line;
 };
 
 static struct user *find(const struct ag_users *users, const char *name, size_t len)
@@ -100,6 +101,7 @@ static int on_entry(void *user_data, const char *section, const char *name, cons
 	if (problem != NULL) {
 		snprintf(st->err, st->errlen, "%s:%d: [%s] %s: %s", st->path, lineno, section, name, problem);
 		st->failed = 1;
+		st->fail_line = lineno;
 		return 0;
 	}
 	return 1;
@@ -186,12 +188,13 @@ int ag_users_load(const char *path, struct ag_users **out, char *err, size_t err
 		users_free(users);
 		return -1;
 	}
-	struct load_state st = { users, path, err, errlen, 0 };
+	struct load_state st = { users, path, err, errlen, 0, 0 };
 	struct line_reader reader = { f, 0, &st };
 	int rc = ini_parse_stream(read_line, &reader, on_entry_counted, &reader);
 	fclose(f);
 	if (rc != 0) {
-		if (!st.failed)
+		/* inih reports the first bad line, which may come before ours. */
+		if (!st.failed || rc != st.fail_line)
 			snprintf(err, errlen, "%s:%d: syntax error", path, rc);
 		users_free(users);
 		return -1;
