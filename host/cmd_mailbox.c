@@ -10,6 +10,7 @@
 #include "host/commands.h"
 #include "host/mail_reply.h"
 #include "protocol/imap_write.h"
+#include "protocol/mutf7.h"
 
 static const char *name_of(const struct imap_mailbox *mb)
 {
@@ -29,9 +30,21 @@ static char *without_trailing_delimiter(const char *name)
 	return copy;
 }
 
+/* New names must be modified UTF-7 (RFC 3501 5.1.3): a client that sends
+ * raw 8-bit names would otherwise create names other clients cannot show. */
+static int bad_new_name(struct ag_session *s, const char *name, const char *what)
+{
+	if (mutf7_is_valid(name, strlen(name)))
+		return 0;
+	agbuf_printf(&s->reply, "%s NO [CANNOT] %s: the name is not valid modified UTF-7.\r\n", s->cmd->tag.data, what);
+	return 1;
+}
+
 static void create_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
+	if (bad_new_name(s, name_of(&cmd->u.mailbox.mailbox), "CREATE"))
+		return;
 	char *name = without_trailing_delimiter(name_of(&cmd->u.mailbox.mailbox));
 	int rc = name ? mail_create(s->srv->engine, s->user, name, 0) : AEROGRAM_EINTERNAL;
 	free(name);
@@ -64,6 +77,8 @@ static void delete_run(struct ag_session *s)
 static void rename_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
+	if (bad_new_name(s, name_of(&cmd->u.rename.to), "RENAME"))
+		return;
 	char *to = without_trailing_delimiter(name_of(&cmd->u.rename.to));
 	int rc;
 	if (to == NULL)
@@ -161,6 +176,11 @@ static void list_run(struct ag_session *s)
 	int lsub = cmd->kind == IMAP_CMD_LSUB;
 	const char *tag = cmd->tag.data;
 	struct agbuf *out = &s->reply;
+	if (cmd->u.list.selection != 0 || cmd->u.list.returns != 0) {
+		/* Not announced: better refused than answered wrongly. */
+		agbuf_printf(out, "%s BAD LIST selection and RETURN options (LIST-EXTENDED) are not supported.\r\n", tag);
+		return;
+	}
 	/* LIST "" "": the delimiter and the root. */
 	if (!lsub && cmd->u.list.pattern_count == 1 && cmd->u.list.patterns[0].len == 0) {
 		agbuf_printf(out, "* LIST (\\Noselect) \"%c\" \"\"\r\n", MAIL_DELIMITER);

@@ -93,6 +93,19 @@ class MailTest(unittest.TestCase):
         typ, data = m.delete("INBOX")
         self.assertEqual(typ, "NO")
 
+    def test_names_are_modified_utf7(self):
+        m = self.imap()
+        self.assertEqual(m.create("&AOk-t&AOk-")[0], "OK")
+        self.assertEqual(m.list('""', "&AOk-*"), ("OK", [b'(\\HasNoChildren) "." &AOk-t&AOk-']))
+        typ, data = m.create("caf&AOk")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"modified UTF-7", data[0])
+        m.literal = "caf\u00e9".encode()
+        self.assertEqual(m._simple_command("CREATE")[0], "NO")
+        self.assertEqual(m.rename("&AOk-t&AOk-", "x&")[0], "NO")
+        with self.assertRaises(imaplib.IMAP4.error):
+            m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+
     def test_subscriptions(self):
         m = self.imap()
         m.create("Lists")
