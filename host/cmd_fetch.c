@@ -2,7 +2,9 @@
  *
  * Messages are read in batches: one summary read (internal date, size,
  * header block, serialised structure) and, only when an item needs more
- * than the top-level header, one body read per batch. ENVELOPE,
+ * than the top-level header, one body read per batch. A large answer goes
+ * out in chunks of about FETCH_REPLY_CHUNK bytes, each read only once the
+ * client took the previous one. ENVELOPE,
  * BODYSTRUCTURE and header sections come from the summary alone. */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 #include "protocol/section.h"
 
 #define FETCH_BATCH 64
+/* Bytes of answer a run collects before handing them to the loop. */
+#define FETCH_REPLY_CHUNK (1024 * 1024)
 
 struct fetch_plan {
 	int need_summary;
@@ -196,44 +200,77 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		mime_free(msg);
 }
 
+/* What a FETCH keeps between its runs (see ag_session_storage_continue). */
+struct fetch_state {
+	uint32_t *uids;
+	size_t n, pos;
+	int seen_set;
+	struct fetch_plan plan;
+};
+
+static void fetch_state_free(void *arg)
+{
+	struct fetch_state *st = arg;
+	free(st->uids);
+	free(st);
+}
+
+/* The first run: which messages, and \Seen for the ones whose body is read. */
+static struct fetch_state *fetch_start(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	struct mail_view *v = s->view;
+	struct fetch_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	if (ag_resolve_set(v, &cmd->u.fetch.set, cmd->uid, &st->uids, &st->n) != 0) {
+		agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", cmd->tag.data);
+		free(st);
+		return NULL;
+	}
+	plan_fetch(cmd, &st->plan);
+	if (st->plan.sets_seen && !s->readonly) {
+		/* Reading a body marks it \Seen (RFC 3501 6.4.5), one log entry for all. */
+		uint32_t *unseen = malloc((st->n ? st->n : 1) * sizeof(*unseen));
+		size_t n_unseen = 0;
+		for (size_t i = 0; unseen != NULL && i < st->n; i++) {
+			struct mail_msg_info info;
+			if (mail_view_msg(v, mail_view_seq(v, st->uids[i]), &info) == 0 && !(info.flags & MAIL_F_SEEN))
+				unseen[n_unseen++] = st->uids[i];
+		}
+		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0)
+			st->seen_set = 1;
+		free(unseen);
+	}
+	return st;
+}
+
+/* Runs until the reply holds about FETCH_REPLY_CHUNK bytes, then lets the
+ * loop send it and comes back for the rest. */
 static void fetch_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	struct mail_view *v = s->view;
-	uint32_t *uids;
-	size_t n;
-	if (ag_resolve_set(v, &cmd->u.fetch.set, cmd->uid, &uids, &n) != 0) {
-		agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", tag);
+	struct fetch_state *st = s->cont;
+	s->cont = NULL;
+	if (st == NULL && (st = fetch_start(s)) == NULL) {
+		if (s->reply.len == 0)
+			ag_reply_error(&s->reply, tag, AEROGRAM_EINTERNAL, "FETCH");
 		return;
 	}
-	struct fetch_plan plan;
-	plan_fetch(cmd, &plan);
-	int seen_set = 0;
 	int rc = 0;
-	if (plan.sets_seen && !s->readonly) {
-		/* Reading a body marks it \Seen (RFC 3501 6.4.5), one log entry for all. */
-		uint32_t *unseen = malloc((n ? n : 1) * sizeof(*unseen));
-		size_t n_unseen = 0;
-		for (size_t i = 0; unseen != NULL && i < n; i++) {
-			struct mail_msg_info info;
-			if (mail_view_msg(v, mail_view_seq(v, uids[i]), &info) == 0 && !(info.flags & MAIL_F_SEEN))
-				unseen[n_unseen++] = uids[i];
-		}
-		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0)
-			seen_set = 1;
-		free(unseen);
-	}
-	for (size_t start = 0; rc == 0 && start < n; start += FETCH_BATCH) {
-		size_t count = n - start < FETCH_BATCH ? n - start : FETCH_BATCH;
+	while (rc == 0 && st->pos < st->n && s->reply.len < FETCH_REPLY_CHUNK) {
+		size_t count = st->n - st->pos < FETCH_BATCH ? st->n - st->pos : FETCH_BATCH;
+		const uint32_t *uids = st->uids + st->pos;
 		struct mail_summary *sums = NULL;
 		struct mail_body *bodies = NULL;
-		if (plan.need_summary)
-			rc = mail_summaries(v, uids + start, count, &sums);
-		if (rc == 0 && plan.need_body)
-			rc = mail_bodies(v, uids + start, count, &bodies);
+		if (st->plan.need_summary)
+			rc = mail_summaries(v, uids, count, &sums);
+		if (rc == 0 && st->plan.need_body)
+			rc = mail_bodies(v, uids, count, &bodies);
 		for (size_t i = 0; rc == 0 && i < count; i++) {
-			uint32_t seq = mail_view_seq(v, uids[start + i]);
+			uint32_t seq = mail_view_seq(v, uids[i]);
 			struct mail_msg_info info;
 			if (seq == 0 || mail_view_msg(v, seq, &info) != 0)
 				continue;
@@ -243,9 +280,9 @@ static void fetch_run(struct ag_session *s)
 				continue; /* expunged meanwhile by another daemon */
 			uint32_t flags = info.flags;
 			int add_flags = 0;
-			if (seen_set && !(flags & MAIL_F_SEEN)) {
+			if (st->seen_set && !(flags & MAIL_F_SEEN)) {
 				flags |= MAIL_F_SEEN;
-				add_flags = !plan.has_flags;
+				add_flags = !st->plan.has_flags;
 			}
 			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body);
 		}
@@ -253,12 +290,18 @@ static void fetch_run(struct ag_session *s)
 			mail_summaries_free(sums, count);
 		if (bodies)
 			mail_bodies_free(bodies, count);
+		st->pos += count;
 	}
-	free(uids);
 	if (rc != 0) {
+		fetch_state_free(st);
 		ag_reply_error(&s->reply, tag, rc, cmd->uid ? "UID FETCH" : "FETCH");
 		return;
 	}
+	if (st->pos < st->n) {
+		ag_session_storage_continue(s, st, fetch_state_free);
+		return;
+	}
+	fetch_state_free(st);
 	agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
 }
 

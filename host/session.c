@@ -40,6 +40,17 @@
 #define CLOSE_MAX_TICKS 250
 
 static void session_input(struct ag_session *s);
+
+/* Frees what a multi-run storage command kept between runs. */
+static void free_cont(struct ag_session *s)
+{
+	if (s->cont != NULL && s->cont_free != NULL)
+		s->cont_free(s->cont);
+	s->cont = NULL;
+	s->cont_free = NULL;
+	s->storage_more = 0;
+	s->storage_paused = 0;
+}
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
@@ -239,6 +250,7 @@ void ag_session_free(struct ag_session *s)
 		event_free(s->notify);
 	agbuf_free(&s->reply);
 	ag_session_append_clear(s);
+	free_cont(s);
 	free(s->user);
 	free(s);
 	ag_server_session_gone(srv);
@@ -332,6 +344,7 @@ void ag_session_shutdown(struct ag_session *s)
 void ag_session_command_done(struct ag_session *s)
 {
 	ag_session_append_clear(s);
+	free_cont(s);
 	imap_command_free(s->cmd);
 	s->cmd = NULL;
 	s->wants_input = 0;
@@ -373,10 +386,30 @@ static void storage_run(void *arg)
 	s->storage_run(s);
 }
 
+static void storage_done(struct ag_session *s);
+
+void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_free)(void *))
+{
+	s->cont = cont;
+	s->cont_free = cont_free;
+	s->storage_more = 1;
+}
+
+
 static void storage_done(struct ag_session *s)
 {
 	ag_session_write(s, s->reply.data, s->reply.len);
 	agbuf_reset(&s->reply);
+	if (s->storage_more && !s->closing) {
+		s->storage_more = 0;
+		/* Go on once the client has read: on_write resumes a pause. */
+		if (output_pending(s) > OUTPUT_HIGH_WATER) {
+			s->storage_paused = 1;
+			return;
+		}
+		ag_session_run_job(s, storage_run, storage_done);
+		return;
+	}
 	if (s->next_state != 0) {
 		s->state = s->next_state;
 		s->next_state = 0;
@@ -456,6 +489,12 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	/* A long answer paused for a slow reader goes on once it has read. */
+	if (s->storage_paused && !s->job_running && !s->closing) {
+		s->storage_paused = 0;
+		ag_session_run_job(s, storage_run, storage_done);
+		return;
+	}
 	/* Input paused for a slow reader resumes once its responses are out. */
 	if (!s->closing && !s->job_running && (s->cmd == NULL || s->wants_input))
 		session_input(s);

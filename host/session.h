@@ -68,6 +68,10 @@ struct ag_session {
 	struct agbuf reply;
 	enum ag_session_state next_state; /* 0: unchanged */
 	int keep_command;         /* the reply is not the end of the command (IDLE updates) */
+	int storage_more;         /* set by `storage_run`: send the reply, then run it again */
+	int storage_paused;       /* ... once the client has read what was sent */
+	void *cont;               /* the command's state between such runs */
+	void (*cont_free)(void *cont);
 	/* APPEND messages as the parser streams them. */
 	struct ag_append_buffer *append;
 	size_t n_append;
@@ -110,6 +114,11 @@ void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*jo
  * s->reply, which the loop then sends before ending the command. With
  * `keep_command` the command stays in flight (IDLE). */
 void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s), int keep_command);
+/* From a storage run: keeps `cont` (freed with cont_free when the command
+ * ends) and asks to be run again after the reply so far went out, so that
+ * a large answer never sits in memory whole. */
+void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_free)(void *));
+
 /* Closes the selected mailbox's view and notifications (worker or loop). */
 void ag_session_unselect(struct ag_session *s);
 /* Frees the APPEND buffers. */

@@ -162,6 +162,31 @@ class MailTest(unittest.TestCase):
             m.fetch("3", "(FLAGS)")
         self.assertEqual(m.uid("FETCH", "3:*", "(FLAGS)"), ("OK", [b"2 (UID 2 FLAGS (\\Recent))"]))
 
+    def test_large_fetch_goes_out_in_pieces(self):
+        # 24 messages of 200 kB: several runs of the FETCH, in order, complete.
+        m = self.imap()
+        bodies = []
+        for i in range(24):
+            body = b"Subject: big %d\r\n\r\n" % i + (b"%06d" % i) * 33000 + b"\r\n"
+            bodies.append(body)
+            m.append("INBOX", None, None, body)
+        m.select("INBOX")
+        r = self.raw()
+        r.send(b"s SELECT INBOX\r\nf FETCH 1:* (UID BODY.PEEK[])\r\nn NOOP\r\n")
+        r.until_tagged(b"s")
+        for i, body in enumerate(bodies):
+            head = r.line()
+            self.assertEqual(head, b"* %d FETCH (UID %d BODY[] {%d}" % (i + 1, i + 1, len(body)))
+            while len(r.buf) < len(body) + 3:
+                chunk = r.sock.recv(1 << 20)
+                self.assertTrue(chunk)
+                r.buf += chunk
+            self.assertEqual(r.buf[:len(body)], body)
+            r.buf = r.buf[len(body):]
+            self.assertEqual(r.line(), b")")
+        self.assertEqual(r.line(), b"f OK FETCH completed.")
+        self.assertEqual(r.until_tagged(b"n"), [b"n OK NOOP completed."])
+
     def test_examine_is_read_only(self):
         m = self.imap()
         m.append("INBOX", None, None, MESSAGE)
