@@ -14,6 +14,7 @@ check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/d
 	$(B)/tests/test_server_unit
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
 
 CHECKS += check-server
 .PHONY: check-server
