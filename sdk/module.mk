@@ -39,3 +39,9 @@ check-memory: $(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so \
 	$(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so
 	$(B)/aerogram-driver-check --wrap=fault,count $(B)/drivers/aerogram_memory.so
 	$(B)/aerogram-driver-check $(B)/drivers/aerogram_counting.so inner=faulty inner_config=inner=memory
+
+# The skeleton driver, built outside the tree against `make install`.
+CHECKS += check-skeleton
+.PHONY: check-skeleton
+check-skeleton: all
+	sh sdk/check_skeleton.sh $(B) $(pkgconfigdir)

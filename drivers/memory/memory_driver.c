@@ -116,7 +116,7 @@ static int mem_open(const struct aerogram_host *host, const struct aerogram_conf
 	st->host = host;
 	pthread_rwlock_init(&st->rows_lock, NULL);
 	pthread_rwlock_init(&st->blobs_lock, NULL);
-	if (mem_sl_init(&st->partitions) != 0 || mem_sl_init(&st->blobs) != 0) {
+	if (mem_sl_init(&st->blobs) != 0) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto fail;
 	}
@@ -127,7 +127,6 @@ static int mem_open(const struct aerogram_host *host, const struct aerogram_conf
 	*out = st;
 	return 0;
 fail:
-	mem_sl_destroy(&st->partitions, NULL);
 	mem_sl_destroy(&st->blobs, NULL);
 	pthread_rwlock_destroy(&st->rows_lock);
 	pthread_rwlock_destroy(&st->blobs_lock);

@@ -75,15 +75,65 @@ static void partition_free(void *value)
 
 void mem_rows_destroy(struct aerogram_store *st)
 {
-	mem_sl_destroy(&st->partitions, partition_free);
+	for (size_t i = 0; i < st->n_buckets; i++) {
+		struct mem_partition *p = st->buckets[i];
+		while (p != NULL) {
+			struct mem_partition *next = p->hash_next;
+			partition_free(p);
+			p = next;
+		}
+	}
+	free(st->buckets);
+	st->buckets = NULL;
+	st->n_buckets = st->n_partitions = 0;
+}
+
+/* FNV-1a over the key's bytes. */
+static uint64_t hash_key(const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Doubles the bucket array (n_buckets is a power of two); on failure the
+ * table simply stays as it is, with longer chains. */
+static void grow_buckets(struct aerogram_store *st)
+{
+	size_t n = st->n_buckets ? st->n_buckets * 2 : 64;
+	struct mem_partition **b = calloc(n, sizeof(*b));
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < st->n_buckets; i++) {
+		struct mem_partition *p = st->buckets[i];
+		while (p != NULL) {
+			struct mem_partition *next = p->hash_next;
+			p->hash_next = b[p->hash & (n - 1)];
+			b[p->hash & (n - 1)] = p;
+			p = next;
+		}
+	}
+	free(st->buckets);
+	st->buckets = b;
+	st->n_buckets = n;
 }
 
 struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create)
 {
-	struct mem_sl_node *n = mem_sl_find(&st->partitions, pk);
-	if (n != NULL)
-		return n->value;
+	uint64_t h = hash_key(pk);
+	if (st->n_buckets > 0) {
+		for (struct mem_partition *p = st->buckets[h & (st->n_buckets - 1)]; p; p = p->hash_next)
+			if (p->hash == h && strcmp(p->pk, pk) == 0)
+				return p;
+	}
 	if (!create)
+		return NULL;
+	if (st->n_partitions >= st->n_buckets)
+		grow_buckets(st);
+	if (st->n_buckets == 0)
 		return NULL;
 	struct mem_partition *p = calloc(1, sizeof(*p));
 	if (p == NULL || (p->pk = strdup(pk)) == NULL || mem_sl_init(&p->rows) != 0) {
@@ -92,10 +142,11 @@ struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *p
 		free(p);
 		return NULL;
 	}
-	if (mem_sl_insert(&st->partitions, p->pk, p) == NULL) {
-		partition_free(p);
-		return NULL;
-	}
+	p->hash = h;
+	size_t b = h & (st->n_buckets - 1);
+	p->hash_next = st->buckets[b];
+	st->buckets[b] = p;
+	st->n_partitions++;
 	return p;
 }
 

@@ -49,6 +49,8 @@ struct mem_row {
 /* One partition: rows by sort key. Never freed before close either. */
 struct mem_partition {
 	char *pk;
+	uint64_t hash;
+	struct mem_partition *hash_next; /* chain of its bucket */
 	struct mem_skiplist rows;
 	struct aerogram_watch *range_watches; /* guarded by the watcher mutex */
 };
@@ -69,7 +71,10 @@ struct aerogram_store {
 	const struct aerogram_host *host;
 	/* Rows: one lock for every partition; reads share it. */
 	pthread_rwlock_t rows_lock;
-	struct mem_skiplist partitions;
+	/* Partitions by key: a chained hash table (no order is ever needed
+	 * across partitions); NULL until the first partition is made. */
+	struct mem_partition **buckets;
+	size_t n_buckets, n_partitions;
 	uint64_t seq; /* bumped by every row write; range watch markers name it */
 	/* Blobs. */
 	pthread_rwlock_t blobs_lock;

@@ -1,6 +1,6 @@
 /* skiplist.h - an ordered map from NUL-terminated keys (memcmp order) to
  * pointers, with O(log n) lookup, insertion and removal and walks both ways.
- * The memory driver keeps partitions, rows and blobs in it. Not thread-safe:
+ * The memory driver keeps the rows of a partition, and blobs, in it. Not thread-safe:
  * the caller holds the lock that protects the data. */
 #ifndef MEM_SKIPLIST_H
 #define MEM_SKIPLIST_H

@@ -87,8 +87,13 @@ uint64_t cr_var(struct crd *r)
 			return 0;
 		}
 		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80))
+		if (!(c & 0x80)) {
+			if (c == 0 && shift > 0) { /* a padded varint: not canonical */
+				r->bad = 1;
+				return 0;
+			}
 			return v;
+		}
 	}
 	r->bad = 1;
 	return 0;

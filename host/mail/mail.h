@@ -133,9 +133,10 @@ int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force);
 /* The mailbox id (owned by mb). */
 const char *mail_mailbox_id(const struct mail_mailbox *mb);
 
-/* Registers `cb(arg)`, called (from any thread, never with engine locks
- * held) whenever the shared state changes. Owned by the caller: cancel with
- * mail_unsubscribe, which waits for a running call to finish. */
+/* Registers `cb(arg)`, called whenever the shared state changes, from any
+ * engine or worker thread and with internal locks held: it must only signal
+ * (e.g. event_active) and never call the engine. Owned by the caller:
+ * cancel with mail_unsubscribe, which waits for a running call to finish. */
 struct mail_sub *mail_mailbox_subscribe(struct mail_mailbox *mb, void (*cb)(void *arg), void *arg);
 /* Cancels a subscription. */
 void mail_unsubscribe(struct mail_sub *sub);

@@ -22,6 +22,9 @@ struct mail_engine {
 	int poller_running;
 	int stopping;
 	pthread_cond_t poll_cond;
+	/* 1: never sync implicitly before a write (only mail_mailbox_sync and
+	 * the poller do); the simulation uses it to create stale writers. */
+	int lazy;
 };
 
 uint64_t mail_now(struct mail_engine *eng);

@@ -63,12 +63,31 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int force)
 		return AEROGRAM_ENOTFOUND;
 	/* With a live watch that has not fired, nothing changed as far as
 	 * anyone can tell: skip the round trip. */
-	if (!force && mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire)
+	if (!force) {
+		/* the watch fields belong to the poller: read them under its lock */
+		pthread_mutex_lock(&mb->eng->lock);
+		int quiet = mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire;
+		pthread_mutex_unlock(&mb->eng->lock);
+		if (quiet)
+			return 0;
+	}
+	if (!force && mb->eng->lazy && mb->synced_since_fire)
 		return 0;
 	uint64_t before = mb->log.version;
+	pthread_mutex_lock(&mb->eng->lock);
+	mb->synced_since_fire = 1; /* a fire from now on clears it again */
+	pthread_mutex_unlock(&mb->eng->lock);
 	int rc = oplog_sync(&mb->log);
-	if (rc == 0)
-		mb->synced_since_fire = 1;
+	if (rc == AEROGRAM_ENOTFOUND) {
+		mb->deleted = 1;
+		mail_log(mb->eng, AEROGRAM_LOG_INFO, "%s: mailbox deleted elsewhere", mb->log.pk);
+		mailbox_notify(mb);
+	}
+	if (rc != 0) {
+		pthread_mutex_lock(&mb->eng->lock);
+		mb->synced_since_fire = 0;
+		pthread_mutex_unlock(&mb->eng->lock);
+	}
 	if (rc == 0 && mb->log.version != before)
 		mailbox_notify(mb);
 	return rc;

@@ -198,17 +198,20 @@ static int remote_row(void *arg, const struct aerogram_row *row)
 	return 0;
 }
 
-/* Loads the newest checkpoint newer than the one held, falling back to
- * older ones when a blob is missing or corrupt. Sets *changed. */
-static int load_checkpoint(struct oplog *log, int *changed)
+/* Finds the newest checkpoint newer than the one held, falling back to
+ * older ones when a blob is missing or corrupt. *out is NULL when there is
+ * none; nothing changes in log until the caller commits it. */
+static int load_checkpoint(struct oplog *log, struct uidx_state **out, struct ag_ts *out_ts,
+                           size_t *n_listed)
 {
 	struct mail_engine *eng = log->eng;
 	char **keys = NULL;
 	size_t nk = 0;
-	*changed = 0;
+	*out = NULL;
 	int rc = mail_list_blobs(eng, log->ckpt_prefix, &keys, &nk);
 	if (rc != 0)
 		return rc;
+	*n_listed = nk;
 	size_t plen = strlen(log->ckpt_prefix);
 	/* keys come in byte order, which is timestamp order: walk from the end */
 	for (size_t i = nk; i-- > 0;) {
@@ -229,16 +232,17 @@ static int load_checkpoint(struct oplog *log, int *changed)
 		if (st == 0)
 			st = codec_state_decode(res->blobs[0].data, res->blobs[0].len, &s);
 		eng->st.driver->blob_result_free(eng->st.store, res);
-		if (st != 0) {
+		if (st == AEROGRAM_ENOTFOUND || st == AEROGRAM_EINVAL) {
 			mail_log(eng, AEROGRAM_LOG_WARNING, "checkpoint %s unusable (%d); trying an older one",
 			         keys[i], st);
 			continue;
 		}
-		uidx_free(log->ckpt_state);
-		log->ckpt_state = s;
-		log->ckpt_ts = ts;
-		log->ckpt_loaded = 1;
-		*changed = 1;
+		if (st != 0) { /* a transient failure of this one read: try again later */
+			rc = st;
+			break;
+		}
+		*out = s;
+		*out_ts = ts;
 		break;
 	}
 	mail_free_strv(keys, nk);
@@ -248,26 +252,19 @@ static int load_checkpoint(struct oplog *log, int *changed)
 int oplog_sync(struct oplog *log)
 {
 	struct mail_engine *eng = log->eng;
-	int changed_ckpt = 0;
+	struct uidx_state *nck = NULL;
+	struct ag_ts nts = { 0, 0 };
 	log->last_sync_rows = 0;
 	log->ckpt_loaded = 0;
-	int rc = load_checkpoint(log, &changed_ckpt);
+	size_t n_ckpts = 0;
+	int rc = load_checkpoint(log, &nck, &nts, &n_ckpts);
 	if (rc != 0)
 		return rc;
-	if (changed_ckpt) {
-		/* Start over from the checkpoint: the tail is read again below. */
-		hist_free_from(log, 0);
-		uidx_free(log->cur);
-		log->cur = uidx_clone(log->ckpt_state);
-		log->version++;
-		if (log->cur == NULL)
-			return AEROGRAM_EINTERNAL;
-	}
-
+	struct ag_ts from = nck ? nts : log->ckpt_ts;
 	char start[AG_TS_HEX + 1];
-	int has_start = log->ckpt_ts.ms != 0 || log->ckpt_ts.rnd != 0;
+	int has_start = from.ms != 0 || from.rnd != 0;
 	if (has_start)
-		ts_format(log->ckpt_ts, start);
+		ts_format(from, start);
 	struct aerogram_row_query q[2] = {
 		{ .pk = log->pk, .sk = "watch" },
 		{ .pk = log->pk, .start = has_start ? start : NULL, .end = "watch", .limit = OPLOG_PAGE },
@@ -276,11 +273,13 @@ int oplog_sync(struct oplog *log)
 	rc = eng->st.driver->row_read(eng->st.store, q, 2, &res);
 	if (rc != 0) {
 		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", log->pk, mail_store_error(eng));
+		uidx_free(nck);
 		return rc;
 	}
 	struct remote r = { NULL, 0, 0, log };
 	char *next = NULL;
-	if (res->n_pages >= 1 && res->pages[0].n_rows >= 1) {
+	int watch_seen = res->n_pages >= 1 && res->pages[0].n_rows >= 1;
+	if (watch_seen) {
 		free(log->watch_token);
 		log->watch_token = strdup(res->pages[0].rows[0].token);
 	}
@@ -298,6 +297,40 @@ int oplog_sync(struct oplog *log)
 		rc = mail_read_range(eng, &more, remote_row, &r);
 	}
 	free(next);
+	if (rc != 0) {
+		/* nothing is committed: a half-read sync never shows a state */
+		for (size_t i = 0; i < r.n; i++)
+			uidx_op_free(r.e[i].op);
+		free(r.e);
+		uidx_free(nck);
+		return rc;
+	}
+	if (!watch_seen && n_ckpts == 0 && r.n == 0 &&
+	    (log->n > 0 || log->ckpt_ts.ms != 0 || log->ckpt_ts.rnd != 0)) {
+		/* Everything this engine knew is gone from the store: the mailbox
+		 * was deleted (by another daemon). */
+		free(r.e);
+		return AEROGRAM_ENOTFOUND;
+	}
+	if (nck) {
+		/* Start over from the newer checkpoint and the tail just read. */
+		struct uidx_state *c = uidx_clone(nck);
+		if (c == NULL) {
+			for (size_t i = 0; i < r.n; i++)
+				uidx_op_free(r.e[i].op);
+			free(r.e);
+			uidx_free(nck);
+			return AEROGRAM_EINTERNAL;
+		}
+		hist_free_from(log, 0);
+		uidx_free(log->ckpt_state);
+		log->ckpt_state = nck;
+		log->ckpt_ts = nts;
+		log->ckpt_loaded = 1;
+		uidx_free(log->cur);
+		log->cur = c;
+		log->version++;
+	}
 
 	/* Merge: the union of the local history and what was read. */
 	size_t n_new = 0;
@@ -449,6 +482,10 @@ int oplog_checkpoint(struct oplog *log, int force)
 	log->last_ckpt_try = now;
 	if (log->n == 0)
 		return 0;
+	/* Everything below the checkpoint must be known: a stale writer that
+	 * checkpointed its own view would hide others' older operations. */
+	int synced = 0;
+again:;
 	size_t settled = 0, old = 0;
 	while (settled < log->n && log->hist[settled].ts.ms + OPLOG_SETTLE_MS <= now)
 		settled++;
@@ -462,8 +499,15 @@ int oplog_checkpoint(struct oplog *log, int force)
 	else if (old >= OPLOG_CHECKPOINT_MIN_OPS &&
 	         log->hist[old - 1].ts.ms >= log->ckpt_ts.ms + OPLOG_CHECKPOINT_INTERVAL_MS)
 		icp = old;
-	if (icp == 0)
+	if (icp == 0 || log->n == 0)
 		return 0;
+	if (!synced) {
+		int rc = oplog_sync(log);
+		if (rc != 0)
+			return rc;
+		synced = 1;
+		goto again;
+	}
 	/* The checkpoint's timestamp is that of the first operation it does not
 	 * include; with every operation included, just after the last one. */
 	struct ag_ts cts = icp < log->n ? log->hist[icp].ts : ts_succ(log->hist[log->n - 1].ts);

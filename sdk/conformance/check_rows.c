@@ -416,6 +416,31 @@ static void test_batch_keeps_order(void)
 	         "page 3 must answer query 3 (pk2 reverse)");
 }
 
+/* One batch may span many partitions, and partitions are independent. */
+#define MANY_PARTITIONS 300
+
+static void test_many_partitions(void)
+{
+	struct aerogram_row_write *w = ck_alloc(MANY_PARTITIONS * sizeof(*w));
+	struct aerogram_row_query *q = ck_alloc(MANY_PARTITIONS * sizeof(*q));
+	for (int i = 0; i < MANY_PARTITIONS; i++) {
+		const char *pk = ck_pk(ck_fmt("part%03d", i));
+		char *value = ck_fmt("value of %d", i);
+		w[i] = (struct aerogram_row_write){ .pk = pk, .sk = "same-key", .value = (const uint8_t *)value,
+		                                    .len = strlen(value) };
+		q[MANY_PARTITIONS - 1 - i] = (struct aerogram_row_query){ .pk = pk };
+	}
+	ck_write_batch(w, MANY_PARTITIONS);
+	struct aerogram_row_result *res = ck_read(q, MANY_PARTITIONS);
+	int right = 0;
+	for (int i = 0; i < MANY_PARTITIONS; i++) {
+		const struct aerogram_row_page *p = &res->pages[MANY_PARTITIONS - 1 - i];
+		right += p->n_rows == 1 && ck_count_value(&p->rows[0], ck_fmt("value of %d", i)) == 1;
+	}
+	CK_CHECK(right == MANY_PARTITIONS, "%d of %d partitions read back their own row", right,
+	         MANY_PARTITIONS);
+}
+
 /* A range delete tombstones every live row with its current token and
  * counts them. */
 static void test_range_delete(void)
@@ -602,6 +627,7 @@ int ck_register_rows(void)
 		{ "limit and continuation reverse (2600 rows)", test_paging_reverse },
 		{ "single item of a missing row", test_single_missing_row },
 		{ "batch keeps query order", test_batch_keeps_order },
+		{ "300 partitions in one batch", test_many_partitions },
 		{ "range delete", test_range_delete },
 		{ "invalid queries", test_invalid_queries },
 		{ "malformed tokens and writes", test_malformed_writes },

@@ -183,12 +183,17 @@ void ck_test_setup(void)
  * test itself reported them). */
 static void cleanup_store(void)
 {
-	for (size_t i = 0; i < n_test_pks; i++) {
-		struct aerogram_row_query q = { .pk = test_pks[i] };
+	/* one range delete per partition, batched */
+	struct aerogram_row_query q[100];
+	for (size_t off = 0; off < n_test_pks; off += 100) {
+		size_t n = n_test_pks - off < 100 ? n_test_pks - off : 100;
+		for (size_t i = 0; i < n; i++)
+			q[i] = (struct aerogram_row_query){ .pk = test_pks[off + i] };
 		uint64_t deleted;
-		ck_driver->row_delete(ck_store, &q, 1, &deleted);
-		free(test_pks[i]);
+		ck_driver->row_delete(ck_store, q, n, &deleted);
 	}
+	for (size_t i = 0; i < n_test_pks; i++)
+		free(test_pks[i]);
 	free(test_pks);
 	test_pks = NULL;
 	n_test_pks = 0;

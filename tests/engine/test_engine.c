@@ -1,0 +1,1278 @@
+/*
+ * test_engine.c - CUnit tests of the mail engine over the memory driver,
+ * loaded with the real loader and wrapped by the counting wrapper.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/mail/mail_internal.h"
+#include "sdk/wrappers/ag_wrap.h"
+#include "tests/engine/engine_util.h"
+
+struct env {
+	struct ag_driver *drv;
+	struct agw_wrapper *cw; /* counting */
+	struct agw_wrapper *fw; /* faults, under the counter */
+	struct ag_store st;
+	struct eu_clock clk;
+	struct mail_engine *eng;
+};
+
+static void env_open(struct env *e, uint64_t seed)
+{
+	memset(e, 0, sizeof(*e));
+	e->drv = eu_load_memory();
+	struct ag_store *in = ag_driver_store(e->drv);
+	e->fw = agw_fault_new(in->driver, in->store);
+	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
+	e->st.driver = agw_driver(e->cw);
+	e->st.store = agw_store(e->cw);
+	e->clk.now = 1750000000000ull;
+	struct mail_engine_options o = eu_options(&e->clk, seed);
+	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &e->eng) == 0);
+}
+
+/* Another engine (another "daemon") on the same store and clock. */
+static struct mail_engine *env_engine(struct env *e, uint64_t seed)
+{
+	struct mail_engine_options o = eu_options(&e->clk, seed);
+	struct mail_engine *eng = NULL;
+	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &eng) == 0);
+	return eng;
+}
+
+static void env_close(struct env *e)
+{
+	mail_engine_free(e->eng);
+	agw_free(e->cw);
+	agw_free(e->fw);
+	ag_driver_unload(e->drv);
+}
+
+static uint64_t calls(struct env *e, enum agw_op op)
+{
+	return agw_count_get(e->cw, op);
+}
+
+static uint64_t total_calls(struct env *e)
+{
+	uint64_t n = 0;
+	for (int op = 0; op < AGW_OP_COUNT; op++)
+		n += agw_count_get(e->cw, (enum agw_op)op);
+	return n;
+}
+
+static int append_n(struct mail_mailbox *mb, int n, uint32_t flags)
+{
+	for (int i = 0; i < n; i++) {
+		char hdr[64], body[128];
+		int hl = snprintf(hdr, sizeof(hdr), "Subject: %d\r\n", i);
+		int bl = snprintf(body, sizeof(body), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+		struct mail_new_message m = { .body = (const uint8_t *)body, .body_len = (size_t)bl,
+		                              .flags = flags, .header = (const uint8_t *)hdr,
+		                              .header_len = (size_t)hl };
+		if (mail_append(mb, &m, NULL, NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- codec */
+
+static struct uidx_op *sample_op(void)
+{
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	op->kind = UIDX_OP_ADD;
+	op->seen_uidnext = 42;
+	static const char *const kw[] = { "$Forwarded", "work" };
+	uidx_op_set_keywords(op, kw, 2);
+	op->n = 3;
+	op->ids = calloc(3, UIDX_ID);
+	op->item_flags = calloc(3, sizeof(uint64_t));
+	for (int i = 0; i < 3; i++) {
+		memset(op->ids[i], 0x10 + i, UIDX_ID);
+		op->item_flags[i] = (uint64_t)i | (1ull << 6);
+	}
+	return op;
+}
+
+static void test_codec_op_roundtrip(void)
+{
+	struct uidx_op *op = sample_op();
+	struct cbuf b = { 0 };
+	CU_ASSERT_EQUAL(codec_op_encode(op, &b), 0);
+	struct uidx_op *d = NULL;
+	CU_ASSERT_EQUAL_FATAL(codec_op_decode(b.p, b.len, &d), 0);
+	CU_ASSERT_EQUAL(d->kind, UIDX_OP_ADD);
+	CU_ASSERT_EQUAL(d->seen_uidnext, 42);
+	CU_ASSERT_EQUAL(d->n, 3);
+	CU_ASSERT_EQUAL(d->n_keywords, 2);
+	CU_ASSERT_STRING_EQUAL(d->keywords[1], "work");
+	CU_ASSERT_EQUAL(memcmp(d->ids, op->ids, 3 * UIDX_ID), 0);
+	CU_ASSERT_EQUAL(d->item_flags[2], 2 | (1ull << 6));
+	/* every truncation and every single-byte change is refused or decodes
+	 * to something; none crashes (ASan watches) */
+	for (size_t cut = 0; cut < b.len; cut++) {
+		struct uidx_op *x = NULL;
+		CU_ASSERT_NOT_EQUAL(codec_op_decode(b.p, cut, &x), 0);
+		CU_ASSERT_PTR_NULL(x);
+	}
+	for (size_t i = 0; i < b.len; i++)
+		for (int v = 0; v < 256; v += 37) {
+			uint8_t save = b.p[i];
+			b.p[i] = (uint8_t)v;
+			struct uidx_op *x = NULL;
+			if (codec_op_decode(b.p, b.len, &x) == 0)
+				uidx_op_free(x);
+			b.p[i] = save;
+		}
+	/* trailing garbage is refused */
+	uint8_t *longer = malloc(b.len + 1);
+	memcpy(longer, b.p, b.len);
+	longer[b.len] = 0;
+	struct uidx_op *x = NULL;
+	CU_ASSERT_NOT_EQUAL(codec_op_decode(longer, b.len + 1, &x), 0);
+	free(longer);
+	free(b.p);
+	uidx_op_free(op);
+	uidx_op_free(d);
+}
+
+static void test_codec_state_summary_list(void)
+{
+	struct uidx_state *s = uidx_new();
+	struct uidx_op *op = sample_op();
+	uidx_apply(s, op);
+	struct cbuf b = { 0 };
+	CU_ASSERT_EQUAL(codec_state_encode(s, &b), 0);
+	struct uidx_state *d = NULL;
+	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &d), 0);
+	CU_ASSERT_EQUAL(d->n, 3);
+	CU_ASSERT_EQUAL(d->uidnext, s->uidnext);
+	CU_ASSERT_EQUAL(d->uidvalidity, s->uidvalidity);
+	CU_ASSERT_EQUAL(d->msgs[2].uid, 3);
+	CU_ASSERT_EQUAL(d->msgs[1].flags, s->msgs[1].flags);
+	CU_ASSERT_STRING_EQUAL(d->keywords[0], s->keywords[0]);
+	CU_ASSERT_PTR_NOT_NULL(uidx_find_id(d, op->ids[1]));
+	for (size_t cut = 0; cut < b.len; cut++) {
+		struct uidx_state *x = NULL;
+		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
+	}
+	for (size_t i = 0; i < b.len; i++) {
+		uint8_t save = b.p[i];
+		b.p[i] ^= 0xa5;
+		struct uidx_state *x = NULL;
+		if (codec_state_decode(b.p, b.len, &x) == 0)
+			uidx_free(x);
+		b.p[i] = save;
+	}
+	free(b.p);
+	uidx_free(d);
+	uidx_free(s);
+	uidx_op_free(op);
+
+	struct summary sm = { 1234, 99, (const uint8_t *)"Subject: x\r\n", 12, (const uint8_t *)"BS", 2 }, ds;
+	struct cbuf c = { 0 };
+	CU_ASSERT_EQUAL(codec_summary_encode(&sm, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(codec_summary_decode(c.p, c.len, &ds), 0);
+	CU_ASSERT_EQUAL(ds.internal_date_ms, 1234);
+	CU_ASSERT_EQUAL(ds.size, 99);
+	CU_ASSERT_EQUAL(ds.header_len, 12);
+	CU_ASSERT_EQUAL(memcmp(ds.bodystructure, "BS", 2), 0);
+	for (size_t cut = 0; cut < c.len; cut++)
+		CU_ASSERT_NOT_EQUAL(codec_summary_decode(c.p, cut, &ds), 0);
+	free(c.p);
+
+	struct mblist l = { 0 };
+	struct mblist_entry *e = mblist_get(&l, "INBOX");
+	e->has_id = 1;
+	e->id_ts = 5;
+	e->uidvalidity = 3;
+	mblist_get(&l, "Archive")->subscribed = 1;
+	struct cbuf lb = { 0 };
+	CU_ASSERT_EQUAL(codec_mblist_encode(&l, &lb), 0);
+	struct mblist dl;
+	CU_ASSERT_EQUAL_FATAL(codec_mblist_decode(lb.p, lb.len, &dl), 0);
+	CU_ASSERT_EQUAL(dl.n, 2);
+	CU_ASSERT_EQUAL(mblist_find(&dl, "INBOX")->uidvalidity, 3);
+	CU_ASSERT_EQUAL(mblist_find(&dl, "Archive")->subscribed, 1);
+	for (size_t cut = 0; cut < lb.len; cut++) {
+		struct mblist x;
+		CU_ASSERT_NOT_EQUAL(codec_mblist_decode(lb.p, cut, &x), 0);
+	}
+	free(lb.p);
+	mblist_free(&dl);
+	mblist_free(&l);
+}
+
+/* ----------------------------------------------------------- timestamps */
+
+static void test_timestamps(void)
+{
+	struct env e;
+	env_open(&e, 7);
+	struct ag_ts a = { 0x0123456789abcdefull, 0xfedcba9876543210ull }, b;
+	char t[AG_TS_HEX + 1];
+	ts_format(a, t);
+	CU_ASSERT_STRING_EQUAL(t, "0123456789abcdeffedcba9876543210");
+	CU_ASSERT_EQUAL(ts_parse(t, &b), 0);
+	CU_ASSERT_EQUAL(ts_cmp(a, b), 0);
+	CU_ASSERT_NOT_EQUAL(ts_parse("0123456789ABCDEFfedcba9876543210", &b), 0);
+	CU_ASSERT_NOT_EQUAL(ts_parse("0123", &b), 0);
+	CU_ASSERT_NOT_EQUAL(ts_parse("watch", &b), 0);
+	/* text order is numeric order, and every key sorts below "watch" */
+	struct ag_ts prev = { 0, 0 };
+	char prevt[AG_TS_HEX + 1];
+	ts_format(prev, prevt);
+	for (int i = 0; i < 1000; i++) {
+		struct ag_ts n = ts_after(e.eng, prev);
+		CU_ASSERT(ts_cmp(n, prev) > 0);
+		char nt[AG_TS_HEX + 1];
+		ts_format(n, nt);
+		CU_ASSERT(strcmp(nt, prevt) > 0);
+		CU_ASSERT(strcmp(nt, "watch") < 0);
+		prev = n;
+		memcpy(prevt, nt, sizeof(nt));
+	}
+	/* a clock behind the previous timestamp still moves forward */
+	struct ag_ts future = { e.clk.now + 100000, 5 };
+	struct ag_ts n = ts_after(e.eng, future);
+	CU_ASSERT_EQUAL(n.ms, future.ms + 1);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------------ UID index */
+
+static struct uidx_op *add_op(uint32_t seen, int n, uint8_t idbase)
+{
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	op->kind = UIDX_OP_ADD;
+	op->seen_uidnext = seen;
+	op->n = (size_t)n;
+	op->ids = calloc((size_t)n, UIDX_ID);
+	op->item_flags = calloc((size_t)n, sizeof(uint64_t));
+	for (int i = 0; i < n; i++)
+		memset(op->ids[i], idbase + i, UIDX_ID);
+	return op;
+}
+
+static void test_uidx_rules(void)
+{
+	struct uidx_state *s = uidx_new();
+	/* two writers that both saw uidnext 1: the second one in log order
+	 * raises UIDVALIDITY by the UIDs it did not see */
+	struct uidx_op *a = add_op(1, 2, 0x10), *b = add_op(1, 1, 0x20);
+	uidx_apply(s, a);
+	CU_ASSERT_EQUAL(s->uidvalidity, 1);
+	CU_ASSERT_EQUAL(s->uidnext, 3);
+	uidx_apply(s, b);
+	CU_ASSERT_EQUAL(s->uidvalidity, 3);
+	CU_ASSERT_EQUAL(s->msgs[2].uid, 3);
+	/* a writer that saw everything causes no bump */
+	struct uidx_op *c = add_op(4, 1, 0x30);
+	uidx_apply(s, c);
+	CU_ASSERT_EQUAL(s->uidvalidity, 3);
+	CU_ASSERT_EQUAL(s->highestmodseq, 3);
+	/* a duplicate id consumes a UID but adds nothing */
+	struct uidx_op *dup = add_op(5, 1, 0x30);
+	uidx_apply(s, dup);
+	CU_ASSERT_EQUAL(s->n, 4);
+	CU_ASSERT_EQUAL(s->uidnext, 6);
+	/* flags: one op for many messages, modseq only where something changed */
+	struct uidx_op *f = calloc(1, sizeof(*f));
+	f->kind = UIDX_OP_FLAG_ADD;
+	static const char *const kw[] = { "work" };
+	uidx_op_set_keywords(f, kw, 1);
+	f->flags = MAIL_F_SEEN | (1ull << 5);
+	f->n = 2;
+	f->ids = calloc(2, UIDX_ID);
+	memset(f->ids[0], 0x10, UIDX_ID);
+	memset(f->ids[1], 0x11, UIDX_ID);
+	uint64_t hm = s->highestmodseq;
+	uidx_apply(s, f);
+	CU_ASSERT_EQUAL(s->highestmodseq, hm + 1);
+	CU_ASSERT_EQUAL(s->msgs[0].modseq, hm + 1);
+	CU_ASSERT_EQUAL(s->msgs[0].flags, MAIL_F_SEEN | (1ull << 5));
+	CU_ASSERT_STRING_EQUAL(s->keywords[0], "work");
+	uidx_apply(s, f); /* no change: no new modseq */
+	CU_ASSERT_EQUAL(s->highestmodseq, hm + 1);
+	f->kind = UIDX_OP_FLAG_DEL;
+	f->flags = MAIL_F_SEEN;
+	uidx_apply(s, f);
+	CU_ASSERT_EQUAL(s->msgs[1].flags, 1ull << 5);
+	f->kind = UIDX_OP_FLAG_SET;
+	f->flags = MAIL_F_DELETED;
+	uidx_apply(s, f);
+	CU_ASSERT_EQUAL(s->msgs[1].flags, MAIL_F_DELETED);
+	/* delete */
+	struct uidx_op *d = calloc(1, sizeof(*d));
+	d->kind = UIDX_OP_DEL;
+	d->n = 1;
+	d->ids = calloc(1, UIDX_ID);
+	memset(d->ids[0], 0x11, UIDX_ID);
+	uidx_apply(s, d);
+	CU_ASSERT_EQUAL(s->n, 3);
+	CU_ASSERT_PTR_NULL(uidx_find_uid(s, 2));
+	CU_ASSERT_PTR_NOT_NULL(uidx_find_uid(s, 3));
+	uint8_t gone[UIDX_ID];
+	memset(gone, 0x11, UIDX_ID);
+	CU_ASSERT_PTR_NULL(uidx_find_id(s, gone));
+	/* bump */
+	struct uidx_op bump = { .kind = UIDX_OP_BUMP, .bump = 10 };
+	uidx_apply(s, &bump);
+	CU_ASSERT_EQUAL(s->uidvalidity, 13);
+	/* claims: the earliest wins, later ones only get what is left */
+	struct uidx_op c1 = { .kind = UIDX_OP_CLAIM, .seen_uidnext = 4 }, c2 = { .kind = UIDX_OP_CLAIM, .seen_uidnext = 6 };
+	memset(c1.owner, 1, UIDX_ID);
+	memset(c2.owner, 2, UIDX_ID);
+	uidx_apply(s, &c1);
+	uidx_apply(s, &c2);
+	CU_ASSERT(uidx_is_recent(s, c1.owner, 1));
+	CU_ASSERT(uidx_is_recent(s, c1.owner, 3));
+	CU_ASSERT(!uidx_is_recent(s, c2.owner, 3));
+	CU_ASSERT(uidx_is_recent(s, c2.owner, 4));
+	CU_ASSERT(!uidx_is_recent(s, c1.owner, 4));
+	uidx_op_free(a);
+	uidx_op_free(b);
+	uidx_op_free(c);
+	uidx_op_free(dup);
+	uidx_op_free(f);
+	uidx_op_free(d);
+	uidx_free(s);
+}
+
+/* The UIDVALIDITY invariant on random op sets: for a view S and a superset
+ * S' of it, equal UIDVALIDITY implies equal UIDs for every message of S. */
+static void test_uidx_invariant_random(void)
+{
+	uint64_t r = 12345;
+	for (int round = 0; round < 300; round++) {
+		struct uidx_op *ops[12];
+		int n = 12;
+		struct uidx_state *w = uidx_new();
+		/* writers with random stale views: seen = uidnext of a random prefix */
+		uint32_t nexts[13];
+		nexts[0] = 1;
+		for (int i = 0; i < n; i++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			int back = (int)((r >> 33) % 3);
+			int base = i - back < 0 ? 0 : i - back;
+			ops[i] = add_op(nexts[base], 1 + (int)((r >> 40) % 3), (uint8_t)(i * 8 + 1));
+			uidx_apply(w, ops[i]);
+			nexts[i + 1] = w->uidnext;
+		}
+		uidx_free(w);
+		/* S = a random subset closed under "the writer saw it" (a prefix of
+		 * each op's own view); S' = all */
+		uint32_t mask = 0;
+		for (int i = 0; i < n; i++)
+			if ((r >> (i + 3)) & 1)
+				mask |= 1u << i;
+		/* close it: an op whose seen exceeds what S holds before it is dropped */
+		struct uidx_state *sv = uidx_new(), *sf = uidx_new();
+		for (int i = 0; i < n; i++) {
+			if ((mask & (1u << i)) && ops[i]->seen_uidnext <= sv->uidnext)
+				uidx_apply(sv, ops[i]);
+			uidx_apply(sf, ops[i]);
+		}
+		CU_ASSERT(sf->uidvalidity >= sv->uidvalidity);
+		if (sf->uidvalidity == sv->uidvalidity)
+			for (size_t k = 0; k < sv->n; k++) {
+				const struct uidx_msg *m = uidx_find_id(sf, sv->msgs[k].id);
+				CU_ASSERT(m != NULL && m->uid == sv->msgs[k].uid);
+			}
+		uidx_free(sv);
+		uidx_free(sf);
+		for (int i = 0; i < n; i++)
+			uidx_op_free(ops[i]);
+	}
+}
+
+/* ------------------------------------------------------- mailbox list */
+
+static void random_list(struct mblist *l, uint64_t *r)
+{
+	static const char *const names[] = { "INBOX", "a", "a.b", "b", "c" };
+	memset(l, 0, sizeof(*l));
+	for (int i = 0; i < 5; i++) {
+		*r = *r * 6364136223846793005ull + 1442695040888963407ull;
+		if ((*r >> 60) & 1)
+			continue;
+		struct mblist_entry *e = mblist_get(l, names[i]);
+		e->id_ts = (*r >> 10) % 4;
+		e->has_id = (int)((*r >> 13) & 1);
+		if (e->has_id)
+			memset(e->id, (int)((*r >> 14) % 3), UIDX_ID);
+		e->uidvalidity = (uint32_t)((*r >> 20) % 5);
+		e->sub_ts = (*r >> 24) % 3;
+		e->subscribed = (int)((*r >> 27) & 1);
+		e->su_ts = (*r >> 28) % 3;
+		e->special_use = (uint32_t)((*r >> 31) % 4);
+	}
+}
+
+static int list_equal(const struct mblist *a, const struct mblist *b)
+{
+	struct cbuf x = { 0 }, y = { 0 };
+	codec_mblist_encode(a, &x);
+	codec_mblist_encode(b, &y);
+	int eq = x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+	free(x.p);
+	free(y.p);
+	return eq;
+}
+
+static void test_mblist_crdt(void)
+{
+	uint64_t r = 99;
+	for (int i = 0; i < 500; i++) {
+		struct mblist a, b, c, ab = { 0 }, ba = { 0 }, abc1 = { 0 }, abc2 = { 0 }, bc = { 0 };
+		random_list(&a, &r);
+		random_list(&b, &r);
+		random_list(&c, &r);
+		mblist_merge(&ab, &a);
+		mblist_merge(&ab, &b);
+		mblist_merge(&ba, &b);
+		mblist_merge(&ba, &a);
+		CU_ASSERT(list_equal(&ab, &ba)); /* commutative */
+		struct mblist aa = { 0 };
+		mblist_merge(&aa, &a);
+		mblist_merge(&aa, &a);
+		CU_ASSERT(list_equal(&aa, &a)); /* idempotent */
+		mblist_merge(&abc1, &ab);
+		mblist_merge(&abc1, &c);
+		mblist_merge(&bc, &b);
+		mblist_merge(&bc, &c);
+		mblist_merge(&abc2, &a);
+		mblist_merge(&abc2, &bc);
+		CU_ASSERT(list_equal(&abc1, &abc2)); /* associative */
+		mblist_free(&a);
+		mblist_free(&b);
+		mblist_free(&c);
+		mblist_free(&ab);
+		mblist_free(&ba);
+		mblist_free(&aa);
+		mblist_free(&abc1);
+		mblist_free(&abc2);
+		mblist_free(&bc);
+	}
+}
+
+static int has_name(struct mail_mailbox_info *l, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].name, name) == 0 && l[i].exists)
+			return 1;
+	return 0;
+}
+
+static void test_mblist_defaults_and_rename(void)
+{
+	struct env e;
+	env_open(&e, 11);
+	struct mail_mailbox_info *l;
+	size_t n;
+	CU_ASSERT_EQUAL_FATAL(mail_list(e.eng, "bob", &l, &n), 0);
+	const char *defs[] = { "INBOX", "Drafts", "Sent", "Trash", "Archive", "Junk" };
+	for (int i = 0; i < 6; i++)
+		CU_ASSERT(has_name(l, n, defs[i]));
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].name, "Sent") == 0)
+			CU_ASSERT_EQUAL(l[i].special_use, MAIL_SU_SENT);
+	mail_list_free(l, n);
+	/* two engines creating the defaults at once agree on the ids */
+	struct mail_engine *e2 = env_engine(&e, 12);
+	struct mail_mailbox_info *l2;
+	size_t n2;
+	CU_ASSERT_EQUAL(mail_list(e2, "carol", &l2, &n2), 0);
+	CU_ASSERT_EQUAL(mail_list(e.eng, "carol", &l, &n), 0);
+	CU_ASSERT_EQUAL(n, n2);
+	for (size_t i = 0; i < n && i < n2; i++)
+		CU_ASSERT_STRING_EQUAL(l[i].id, l2[i].id);
+	mail_list_free(l, n);
+	mail_list_free(l2, n2);
+	mail_engine_free(e2);
+
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work", 0), 0);
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work.a", 0), 0);
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work.a.b", 0), 0);
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work", 0), MAIL_EEXIST);
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "bad..name", 0), AEROGRAM_EINVAL);
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "bad.", 0), AEROGRAM_EINVAL);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "work.a", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	char id_before[33];
+	snprintf(id_before, sizeof(id_before), "%s", mail_mailbox_id(mb));
+	mail_mailbox_close(mb);
+
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "work", "play"), 0);
+	CU_ASSERT_EQUAL(mail_list(e.eng, "bob", &l, &n), 0);
+	CU_ASSERT(!has_name(l, n, "work"));
+	CU_ASSERT(!has_name(l, n, "work.a"));
+	CU_ASSERT(has_name(l, n, "play"));
+	CU_ASSERT(has_name(l, n, "play.a"));
+	CU_ASSERT(has_name(l, n, "play.a.b"));
+	mail_list_free(l, n);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "play.a", &mb), 0);
+	CU_ASSERT_STRING_EQUAL(mail_mailbox_id(mb), id_before);
+	struct mail_status st;
+	mail_mailbox_status(mb, &st);
+	CU_ASSERT_EQUAL(st.exists, 3);
+	mail_mailbox_close(mb);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "nothere", "x"), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "play", "Sent"), MAIL_EEXIST);
+
+	/* re-created name: UIDVALIDITY above anything the old one reported */
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work.a", 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "work.a", &mb), 0);
+	struct mail_status st2;
+	mail_mailbox_status(mb, &st2);
+	CU_ASSERT(st2.uidvalidity > st.uidvalidity);
+	CU_ASSERT_EQUAL(st2.exists, 0);
+	mail_mailbox_close(mb);
+
+	/* INBOX: its messages move, an empty INBOX stays, children stay */
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "INBOX.kid", 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "inbox", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+	mail_mailbox_status(mb, &st);
+	mail_mailbox_close(mb);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "INBOX", "old-inbox"), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "old-inbox", &mb), 0);
+	mail_mailbox_status(mb, &st2);
+	CU_ASSERT_EQUAL(st2.exists, 2);
+	mail_mailbox_close(mb);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "INBOX", &mb), 0);
+	mail_mailbox_status(mb, &st2);
+	CU_ASSERT_EQUAL(st2.exists, 0);
+	CU_ASSERT(st2.uidvalidity > st.uidvalidity);
+	mail_mailbox_close(mb);
+	CU_ASSERT_EQUAL(mail_list(e.eng, "bob", &l, &n), 0);
+	CU_ASSERT(has_name(l, n, "INBOX.kid"));
+	mail_list_free(l, n);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "INBOX"), AEROGRAM_EPERM);
+
+	/* subscriptions survive a delete; LSUB-style listing shows them */
+	CU_ASSERT_EQUAL(mail_subscribe(e.eng, "bob", "play", 1), 0);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "play"), 0);
+	CU_ASSERT_EQUAL(mail_list(e.eng, "bob", &l, &n), 0);
+	int seen = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].name, "play") == 0) {
+			seen = 1;
+			CU_ASSERT(l[i].subscribed);
+			CU_ASSERT(!l[i].exists);
+		}
+	CU_ASSERT(seen);
+	mail_list_free(l, n);
+	env_close(&e);
+}
+
+static size_t count_rows(struct env *e, const char *pk)
+{
+	struct aerogram_row_query q = { .pk = pk };
+	struct aerogram_row_result *res = NULL;
+	size_t n = 0;
+	if (e->st.driver->row_read(e->st.store, &q, 1, &res) == 0) {
+		n = res->pages[0].n_rows;
+		e->st.driver->row_result_free(e->st.store, res);
+	}
+	return n;
+}
+
+static size_t count_blobs(struct env *e, const char *prefix)
+{
+	char **keys;
+	size_t n = 0;
+	if (mail_list_blobs(e->eng, prefix, &keys, &n) == 0)
+		mail_free_strv(keys, n);
+	return n;
+}
+
+static void test_delete_removes_contents(void)
+{
+	struct env e;
+	env_open(&e, 13);
+	CU_ASSERT_EQUAL_FATAL(mail_create(e.eng, "dan", "tmp", 0), 0);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "dan", "tmp", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 5, 0), 0);
+	e.clk.now += 10 * 60 * 1000;
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
+	char id[33], pk[128], pfx[160];
+	snprintf(id, sizeof(id), "%s", mail_mailbox_id(mb));
+	mail_mailbox_close(mb);
+	snprintf(pk, sizeof(pk), "dan/index/%s", id);
+	CU_ASSERT(count_rows(&e, pk) > 0);
+	snprintf(pfx, sizeof(pfx), "dan/index/%s/checkpoint/", id);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	snprintf(pk, sizeof(pk), "dan/mail/%s", id);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 5);
+	snprintf(pfx, sizeof(pfx), "dan/mail/%s/", id);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 5);
+
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "dan", "tmp"), 0);
+	snprintf(pk, sizeof(pk), "dan/index/%s", id);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 0);
+	snprintf(pk, sizeof(pk), "dan/mail/%s", id);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 0);
+	snprintf(pfx, sizeof(pfx), "dan/index/%s/", id);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_open(e.eng, "dan", "tmp", &mb), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "dan", "tmp"), AEROGRAM_ENOTFOUND);
+
+	/* deleted by another daemon while open here: noticed at the next sync */
+	CU_ASSERT_EQUAL_FATAL(mail_create(e.eng, "dan", "tmp2", 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "dan", "tmp2", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	struct mail_engine *other = env_engine(&e, 14);
+	CU_ASSERT_EQUAL(mail_delete(other, "dan", "tmp2"), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	mail_mailbox_close(mb);
+	mail_engine_free(other);
+	env_close(&e);
+}
+
+/* --------------------------------------------------------------- Recent */
+
+static void test_recent(void)
+{
+	struct env e;
+	env_open(&e, 17);
+	struct mail_engine *e2 = env_engine(&e, 18);
+	struct mail_mailbox *m1, *m2;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "eve", "INBOX", &m1), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e2, "eve", "INBOX", &m2), 0);
+	CU_ASSERT_EQUAL(append_n(m1, 3, 0), 0);
+	struct mail_view *exam, *sel1, *sel2;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 0, &exam), 0); /* EXAMINE claims nothing */
+	CU_ASSERT_EQUAL(mail_view_recent_count(exam), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 1, &sel1), 0); /* first SELECT, other daemon */
+	CU_ASSERT_EQUAL(mail_view_recent_count(sel1), 3);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(m1, 1, &sel2), 0); /* second SELECT */
+	CU_ASSERT_EQUAL(mail_view_recent_count(sel2), 0);
+	struct mail_msg_info info;
+	CU_ASSERT_EQUAL(mail_view_msg(sel1, 1, &info), 0);
+	CU_ASSERT(info.recent);
+	/* a new message goes to whichever session is told first */
+	CU_ASSERT_EQUAL(append_n(m1, 1, 0), 0);
+	struct mail_changes *c;
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(sel2, 1, &c), 0);
+	CU_ASSERT(c->exists_changed);
+	CU_ASSERT_EQUAL(c->exists, 4);
+	CU_ASSERT_EQUAL(c->recent, 1);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(m2), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(sel1, 1, &c), 0);
+	CU_ASSERT_EQUAL(c->exists, 4);
+	CU_ASSERT_EQUAL(c->recent, 3);
+	mail_changes_free(c);
+	struct mail_status st;
+	mail_mailbox_status(m1, &st);
+	CU_ASSERT_EQUAL(st.recent, 0);
+	mail_view_close(exam);
+	mail_view_close(sel1);
+	mail_view_close(sel2);
+	mail_mailbox_close(m1);
+	mail_mailbox_close(m2);
+	mail_engine_free(e2);
+	env_close(&e);
+}
+
+/* ----------------------------------------------------------- views, diff */
+
+static void test_view_diff(void)
+{
+	struct env e;
+	env_open(&e, 19);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "fay", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 6, 0), 0);
+	struct mail_view *a, *b;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &b), 0);
+	CU_ASSERT_EQUAL(mail_view_exists(a), 6);
+	CU_ASSERT_EQUAL(mail_view_seq(a, 4), 4);
+	uint32_t del[] = { 2, 3, 5 };
+	CU_ASSERT_EQUAL(mail_expunge(a, del, 3), 0);
+	uint32_t fl[] = { 4 };
+	static const char *const kw[] = { "work" };
+	CU_ASSERT_EQUAL(mail_store(a, fl, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, kw, 1), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, MAIL_F_SEEN), 0);
+	struct mail_changes *c;
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(b, 0, &c), 0);
+	/* expunges of 2,3,5 from 1..6 are told as 2, 2, 3 */
+	CU_ASSERT_EQUAL_FATAL(c->n_expunged, 3);
+	CU_ASSERT_EQUAL(c->expunged[0], 2);
+	CU_ASSERT_EQUAL(c->expunged[1], 2);
+	CU_ASSERT_EQUAL(c->expunged[2], 3);
+	CU_ASSERT(c->exists_changed);
+	CU_ASSERT_EQUAL(c->exists, 4);
+	CU_ASSERT_EQUAL_FATAL(c->n_flags, 1);
+	CU_ASSERT_EQUAL(c->flags[0].uid, 4);
+	CU_ASSERT_EQUAL(c->flags[0].seq, 2);
+	CU_ASSERT_EQUAL(c->flags[0].flags, MAIL_F_FLAGGED);
+	CU_ASSERT_EQUAL(c->flags[0].keywords, 1);
+	CU_ASSERT_STRING_EQUAL(mail_view_keyword(b, 0), "work");
+	CU_ASSERT(!c->uidvalidity_changed);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_uid(b, 4), 7);
+	CU_ASSERT_EQUAL(mail_view_seq(b, 5), 0);
+	/* nothing new: nothing to tell */
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(b, 0, &c), 0);
+	CU_ASSERT_EQUAL(c->n_expunged + c->n_flags + (size_t)c->exists_changed, 0);
+	mail_changes_free(c);
+	mail_view_close(a);
+	mail_view_close(b);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+/* ----------------------------------------------------------- round trips */
+
+struct cost {
+	uint64_t open, append, store, list, bodies;
+};
+
+static void measure(int n_msgs, struct cost *cost)
+{
+	struct env e;
+	env_open(&e, 23);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "gus", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(append_n(mb, n_msgs, 0), 0);
+	/* a checkpoint bounds the log, as the count-based rule does in use */
+	e.clk.now += OPLOG_SETTLE_MS + 60000;
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
+	mail_mailbox_close(mb);
+
+	struct mail_engine *fresh = env_engine(&e, 24);
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh, "gus", "INBOX", &mb), 0);
+	cost->open = total_calls(&e);
+	/* open: list row, checkpoint list, the checkpoint, one log read */
+	CU_ASSERT_EQUAL(calls(&e, AGW_ROW_READ), 2);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_LIST), 1);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_GET), 1);
+
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	cost->append = total_calls(&e);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_PUT), 1);
+	CU_ASSERT_EQUAL(calls(&e, AGW_ROW_INSERT), 3); /* summary, log entry, watch */
+
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t n = mail_view_exists(v);
+	uint32_t *uids = malloc(n * sizeof(uint32_t));
+	for (uint32_t i = 0; i < n; i++)
+		uids[i] = mail_view_uid(v, i + 1);
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(mail_store(v, uids, n, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), 0);
+	cost->store = total_calls(&e);
+	CU_ASSERT_EQUAL(agw_count_items(e.cw, AGW_ROW_INSERT), 2); /* ONE log row + the watch */
+
+	agw_count_reset(e.cw);
+	struct mail_summary *sm;
+	CU_ASSERT_EQUAL_FATAL(mail_summaries(v, uids, n, &sm), 0);
+	cost->list = total_calls(&e);
+	for (uint32_t i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(sm[i].status, 0);
+	mail_summaries_free(sm, n);
+
+	agw_count_reset(e.cw);
+	struct mail_body *bd;
+	uint32_t nb = n < 50 ? n : 50;
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, uids, nb, &bd), 0);
+	cost->bodies = total_calls(&e);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_GET), 1);
+	for (uint32_t i = 0; i < nb; i++)
+		CU_ASSERT_EQUAL(bd[i].status, 0);
+	mail_bodies_free(bd, nb);
+	free(uids);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	mail_engine_free(fresh);
+	env_close(&e);
+}
+
+static void test_round_trips(void)
+{
+	struct cost small, big;
+	measure(100, &small);
+	measure(1000, &big);
+	printf("\n  driver calls (100 / 1000 messages): open %llu/%llu append %llu/%llu store-all %llu/%llu "
+	       "list %llu/%llu bodies(50) %llu/%llu\n",
+	       (unsigned long long)small.open, (unsigned long long)big.open, (unsigned long long)small.append,
+	       (unsigned long long)big.append, (unsigned long long)small.store, (unsigned long long)big.store,
+	       (unsigned long long)small.list, (unsigned long long)big.list, (unsigned long long)small.bodies,
+	       (unsigned long long)big.bodies);
+	/* none of these grows with the number of messages */
+	CU_ASSERT_EQUAL(small.append, big.append);
+	CU_ASSERT_EQUAL(small.store, big.store);
+	CU_ASSERT_EQUAL(small.list, big.list);
+	CU_ASSERT_EQUAL(small.bodies, big.bodies);
+	CU_ASSERT(big.open <= 5);
+	CU_ASSERT(big.store <= 4);
+	CU_ASSERT(big.list <= 2);
+}
+
+/* ----------------------------------------------------------- checkpoints */
+
+static void test_checkpoint_tail(void)
+{
+	struct env e;
+	env_open(&e, 29);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "hal", "INBOX", &mb), 0);
+	/* enough settled operations for a count-based checkpoint */
+	int total = OPLOG_CHECKPOINT_MAX_OPS + 40;
+	CU_ASSERT_EQUAL_FATAL(append_n(mb, total, 0), 0);
+	e.clk.now += OPLOG_SETTLE_MS + OPLOG_CHECKPOINT_TRY_MS + 1000;
+	CU_ASSERT_EQUAL(append_n(mb, 10, 0), 0); /* this push checkpoints the settled ones */
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "hal/index/%s/checkpoint/", mail_mailbox_id(mb));
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	struct mail_status st;
+	mail_mailbox_status(mb, &st);
+
+	struct mail_engine *fresh = env_engine(&e, 30);
+	struct mail_mailbox *fm;
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh, "hal", "INBOX", &fm), 0);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_GET), 1);
+	CU_ASSERT(fm->log.ckpt_loaded);
+	/* only the tail after the checkpoint is read: the 10 late appends */
+	CU_ASSERT_EQUAL(fm->log.last_sync_rows, 10);
+	struct mail_status st2;
+	mail_mailbox_status(fm, &st2);
+	CU_ASSERT_EQUAL(st2.exists, st.exists);
+	CU_ASSERT_EQUAL(st2.uidnext, st.uidnext);
+	CU_ASSERT_EQUAL(st2.highestmodseq, st.highestmodseq);
+	mail_mailbox_close(fm);
+
+	/* the newest checkpoint corrupt: fall back to the older one (logged) */
+	e.clk.now += OPLOG_SETTLE_MS + OPLOG_CHECKPOINT_TRY_MS;
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 2);
+	char **keys;
+	size_t nk;
+	CU_ASSERT_EQUAL_FATAL(mail_list_blobs(e.eng, pfx, &keys, &nk), 0);
+	CU_ASSERT_EQUAL(e.st.driver->blob_put(e.st.store, keys[nk - 1], (const uint8_t *)"junk", 4, NULL, 0), 0);
+	mail_free_strv(keys, nk);
+	unsigned long w = eu_warnings;
+	struct mail_engine *fresh2 = env_engine(&e, 31);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh2, "hal", "INBOX", &fm), 0);
+	CU_ASSERT(eu_warnings > w);
+	mail_mailbox_status(fm, &st2);
+	CU_ASSERT_EQUAL(st2.exists, st.exists);
+	CU_ASSERT_EQUAL(st2.uidnext, st.uidnext);
+	mail_mailbox_close(fm);
+	mail_engine_free(fresh2);
+
+	/* an empty log after a checkpoint that covers everything */
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
+	mail_mailbox_status(mb, &st);
+	struct mail_engine *fresh3 = env_engine(&e, 32);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh3, "hal", "INBOX", &fm), 0);
+	CU_ASSERT_EQUAL(fm->log.last_sync_rows, 0);
+	mail_mailbox_status(fm, &st2);
+	CU_ASSERT_EQUAL(st2.exists, st.exists);
+	mail_mailbox_close(fm);
+	mail_engine_free(fresh3);
+
+	/* at most three checkpoints stay, and the log before the oldest goes */
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+		e.clk.now += OPLOG_SETTLE_MS + OPLOG_CHECKPOINT_TRY_MS;
+		CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
+	}
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), OPLOG_CHECKPOINTS_TO_KEEP);
+	char pk[128];
+	snprintf(pk, sizeof(pk), "hal/index/%s", mail_mailbox_id(mb));
+	CU_ASSERT(count_rows(&e, pk) <= 6);
+	mail_mailbox_close(mb);
+	mail_engine_free(fresh);
+	env_close(&e);
+}
+
+/* The original's time rule: 16 or more operations older than 6 hours. */
+static void test_checkpoint_time_rule(void)
+{
+	struct env e;
+	env_open(&e, 33);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ian", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(append_n(mb, OPLOG_CHECKPOINT_MIN_OPS - 1, 0), 0);
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "ian/index/%s/checkpoint/", mail_mailbox_id(mb));
+	e.clk.now += OPLOG_CHECKPOINT_INTERVAL_MS + 1000;
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0); /* 15 old ones: not enough */
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	e.clk.now += OPLOG_CHECKPOINT_INTERVAL_MS + OPLOG_CHECKPOINT_TRY_MS;
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0); /* 17 old ones: checkpointed */
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	CU_ASSERT_EQUAL(mb->log.n, 1);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+static void test_log_sibling(void)
+{
+	struct env e;
+	env_open(&e, 37);
+	struct mail_engine *e2 = env_engine(&e, 38);
+	struct mail_mailbox *m1, *m2;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ivy", "INBOX", &m1), 0);
+	CU_ASSERT_EQUAL(append_n(m1, 2, 0), 0);
+	/* a second value on the first log row: both engines pick the same */
+	char pk[128];
+	snprintf(pk, sizeof(pk), "ivy/index/%s", mail_mailbox_id(m1));
+	struct aerogram_row_query q = { .pk = pk, .end = "watch" };
+	struct aerogram_row_result *res;
+	CU_ASSERT_EQUAL_FATAL(e.st.driver->row_read(e.st.store, &q, 1, &res), 0);
+	char sk[64];
+	snprintf(sk, sizeof(sk), "%s", res->pages[0].rows[0].sk);
+	e.st.driver->row_result_free(e.st.store, res);
+	struct uidx_op *op = add_op(1, 1, 0x77);
+	struct cbuf b = { 0 };
+	codec_op_encode(op, &b);
+	struct aerogram_row_write w = { pk, sk, NULL, b.p, b.len, 0 };
+	CU_ASSERT_EQUAL(e.st.driver->row_insert(e.st.store, &w, 1), 0);
+	free(b.p);
+	uidx_op_free(op);
+	unsigned long warn = eu_warnings;
+	CU_ASSERT_EQUAL(mail_mailbox_sync(m1), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e2, "ivy", "INBOX", &m2), 0);
+	CU_ASSERT(eu_warnings > warn);
+	struct mail_status s1, s2;
+	mail_mailbox_status(m2, &s2);
+	/* m1 replays from its own history; a fresh engine decides from the store:
+	 * m1 re-syncs from scratch to compare */
+	struct mail_engine *e3 = env_engine(&e, 39);
+	struct mail_mailbox *m3;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e3, "ivy", "INBOX", &m3), 0);
+	mail_mailbox_status(m3, &s1);
+	CU_ASSERT_EQUAL(s1.exists, s2.exists);
+	CU_ASSERT_EQUAL(s1.uidnext, s2.uidnext);
+	mail_mailbox_close(m3);
+	mail_engine_free(e3);
+	mail_mailbox_close(m1);
+	mail_mailbox_close(m2);
+	mail_engine_free(e2);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------ appends, orphans */
+
+static void test_append_failure_and_orphans(void)
+{
+	struct env e;
+	env_open(&e, 41);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "jo", "INBOX", &mb), 0);
+	/* APPEND's date and flags are kept */
+	const char *kw[] = { "$Label1" };
+	struct mail_new_message m = { .body = (const uint8_t *)"a\r\n", .body_len = 3,
+	                              .internal_date_ms = 86400000, .flags = MAIL_F_SEEN | MAIL_F_DRAFT,
+	                              .keywords = kw, .n_keywords = 1,
+	                              .header = (const uint8_t *)"H", .header_len = 1 };
+	uint32_t uv, uid;
+	CU_ASSERT_EQUAL_FATAL(mail_append(mb, &m, &uv, &uid), 0);
+	CU_ASSERT_EQUAL(uid, 1);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_msg_info info;
+	CU_ASSERT_EQUAL(mail_view_msg(v, 1, &info), 0);
+	CU_ASSERT_EQUAL(info.flags, MAIL_F_SEEN | MAIL_F_DRAFT);
+	CU_ASSERT_STRING_EQUAL(mail_view_keyword(v, 0), "$Label1");
+	struct mail_summary *sm;
+	CU_ASSERT_EQUAL_FATAL(mail_summaries(v, &uid, 1, &sm), 0);
+	CU_ASSERT_EQUAL(sm[0].internal_date_ms, 86400000);
+	CU_ASSERT_EQUAL(sm[0].size, 3);
+	mail_summaries_free(sm, 1);
+
+	/* a second append, then one whose summary write fails: the body stays
+	 * behind as an orphan and nothing is visible */
+	struct mail_new_message m2 = m;
+	m2.n_keywords = 0;
+	CU_ASSERT_EQUAL(mail_append(mb, &m2, NULL, NULL), 0);
+	agw_fault_fail(e.fw, AGW_MASK(AGW_ROW_INSERT), AEROGRAM_EPERM, 1.0, 1);
+	CU_ASSERT_EQUAL(mail_append(mb, &m2, NULL, NULL), AEROGRAM_EPERM);
+	agw_fault_clear(e.fw);
+	struct mail_status st;
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	mail_mailbox_status(mb, &st);
+	CU_ASSERT_EQUAL(st.exists, 2);
+	/* a young orphan is left alone; an old one goes; live ones stay */
+	uint32_t del = 1;
+	CU_ASSERT_EQUAL(mail_expunge(v, &del, 1), 0);
+	uint64_t removed = 0;
+	CU_ASSERT_EQUAL(mail_collect_orphans(e.eng, "jo", "INBOX", 3600 * 1000, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 0);
+	e.clk.now += 3600 * 1000 + 1;
+	CU_ASSERT_EQUAL(mail_collect_orphans(e.eng, "jo", "INBOX", 3600 * 1000, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 2); /* the expunged message and the failed append's body */
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "jo/mail/%s/", mail_mailbox_id(mb));
+	mail_mailbox_status(mb, &st);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), st.exists);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+/* Failed after the summary: the body and summary stay as orphans, collected later. */
+static void test_orphan_from_failed_log_write(void)
+{
+	struct env e;
+	env_open(&e, 43);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kim", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	/* let the summary insert through, fail the log insert: a hard failure
+	 * on every insert after the first one */
+	struct mail_new_message m = { .body = (const uint8_t *)"x", .body_len = 1 };
+	agw_fault_fail_next(e.fw, AGW_MASK(AGW_ROW_READ), AEROGRAM_EUNAVAILABLE, 1);
+	CU_ASSERT_NOT_EQUAL(mail_append(mb, &m, NULL, NULL), 0); /* the sync before the log entry fails */
+	agw_fault_clear(e.fw);
+	char pfx[160], pk[128];
+	snprintf(pfx, sizeof(pfx), "kim/mail/%s/", mail_mailbox_id(mb));
+	snprintf(pk, sizeof(pk), "kim/mail/%s", mail_mailbox_id(mb));
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 2);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 2);
+	struct mail_status st;
+	mail_mailbox_sync(mb);
+	mail_mailbox_status(mb, &st);
+	CU_ASSERT_EQUAL(st.exists, 1);
+	e.clk.now += 7200 * 1000;
+	uint64_t removed = 0;
+	CU_ASSERT_EQUAL(mail_collect_orphans(e.eng, "kim", "INBOX", 3600 * 1000, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 1);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 1);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+/* ---------------------------------------------------------------- copy */
+
+static void test_copy_move(void)
+{
+	struct env e;
+	env_open(&e, 47);
+	struct mail_mailbox *src, *dst;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lee", "INBOX", &src), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lee", "Archive", &dst), 0);
+	CU_ASSERT_EQUAL(append_n(src, 4, MAIL_F_FLAGGED), 0);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(src, 0, &v), 0);
+	uint32_t uids[] = { 1, 3 }, out[2], uv;
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(mail_copy(v, uids, 2, dst, &uv, out), 0);
+	CU_ASSERT_EQUAL(out[0], 1);
+	CU_ASSERT_EQUAL(out[1], 2);
+	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_COPY), 2);
+	CU_ASSERT_EQUAL(agw_count_items(e.cw, AGW_ROW_INSERT), 4); /* 2 summaries in one call, log, watch */
+	uint32_t mv[] = { 2 };
+	CU_ASSERT_EQUAL(mail_move(v, mv, 1, dst, &uv, out), 0);
+	CU_ASSERT_EQUAL(out[0], 3);
+	struct mail_status st;
+	mail_mailbox_status(src, &st);
+	CU_ASSERT_EQUAL(st.exists, 3);
+	mail_mailbox_status(dst, &st);
+	CU_ASSERT_EQUAL(st.exists, 3);
+	struct mail_view *dv;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(dst, 0, &dv), 0);
+	struct mail_msg_info info;
+	CU_ASSERT_EQUAL(mail_view_msg(dv, 3, &info), 0);
+	CU_ASSERT_EQUAL(info.flags, MAIL_F_FLAGGED);
+	uint32_t all[] = { 1, 2, 3 };
+	struct mail_body *bd;
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(dv, all, 3, &bd), 0);
+	CU_ASSERT(bd[2].status == 0 && bd[2].len > 0 && memcmp(bd[2].data, "Subject: 1", 10) == 0);
+	mail_bodies_free(bd, 3);
+	mail_view_close(dv);
+	mail_view_close(v);
+	mail_mailbox_close(src);
+	mail_mailbox_close(dst);
+	env_close(&e);
+}
+
+/* -------------------------------------------------------- poller, sharing */
+
+static int notified;
+static pthread_mutex_t notified_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_change(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&notified_lock);
+	notified++;
+	pthread_mutex_unlock(&notified_lock);
+}
+
+static void test_poller_and_sharing(void)
+{
+	struct env e;
+	env_open(&e, 53);
+	/* an engine with a real clock and a poller, as in the daemon */
+	struct mail_engine_options o = { 0 };
+	o.seed = 54;
+	o.poll_timeout_ms = 500;
+	o.log = eu_options(NULL, 0).log;
+	struct mail_engine *pe = NULL;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &pe), 0);
+	struct mail_mailbox *a, *b, *w;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "max", "INBOX", &a), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "max", "INBOX", &b), 0);
+	CU_ASSERT_PTR_EQUAL(a, b); /* one shared state per mailbox per engine */
+	struct mail_sub *sub = mail_mailbox_subscribe(a, on_change, NULL);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "max", "INBOX", &w), 0);
+	pthread_mutex_lock(&notified_lock);
+	notified = 0;
+	pthread_mutex_unlock(&notified_lock);
+	CU_ASSERT_EQUAL(append_n(w, 1, 0), 0); /* another "daemon" writes */
+	int got = 0;
+	for (int i = 0; i < 2000 && !got; i++) { /* up to 20 s: never fails for slowness alone */
+		struct mail_status st;
+		mail_mailbox_status(a, &st);
+		pthread_mutex_lock(&notified_lock);
+		got = notified > 0 && st.exists == 1;
+		pthread_mutex_unlock(&notified_lock);
+		if (!got)
+			usleep(10000);
+	}
+	CU_ASSERT(got);
+	mail_unsubscribe(sub);
+	mail_mailbox_close(a);
+	mail_mailbox_close(b);
+	mail_mailbox_close(w);
+	mail_engine_free(pe);
+	env_close(&e);
+}
+
+/* ------------------------------------------------------- threads */
+
+struct worker {
+	struct mail_engine *eng;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct mail_mailbox *mb;
+	if (mail_mailbox_open(w->eng, "ned", "INBOX", &mb) != 0) {
+		w->failures++;
+		return NULL;
+	}
+	struct mail_view *v;
+	if (mail_view_open(mb, 1, &v) != 0) {
+		w->failures++;
+		mail_mailbox_close(mb);
+		return NULL;
+	}
+	for (int i = 0; i < 40; i++) {
+		if (append_n(mb, 1, 0) != 0)
+			w->failures++;
+		struct mail_changes *c;
+		if (mail_view_update(v, i & 1, &c) != 0)
+			w->failures++;
+		else
+			mail_changes_free(c);
+		uint32_t n = mail_view_exists(v);
+		uint32_t uid = mail_view_uid(v, n);
+		if (n && mail_store(v, &uid, 1, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) != 0)
+			w->failures++;
+	}
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	return NULL;
+}
+
+/* Four threads on one engine (with its poller) and two on another, all on
+ * one mailbox: every call succeeds and both engines end identical. */
+static void test_threads(void)
+{
+	struct env e;
+	env_open(&e, 59);
+	struct mail_engine_options o = { 0 };
+	o.log = eu_options(NULL, 0).log;
+	o.poll_timeout_ms = 300;
+	struct mail_engine *a = NULL, *b = NULL;
+	o.seed = 60;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
+	o.seed = 61;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+	pthread_t th[6];
+	struct worker w[6];
+	for (int i = 0; i < 6; i++) {
+		w[i].eng = i < 4 ? a : b;
+		w[i].failures = 0;
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(w[i].failures, 0);
+	}
+	struct mail_mailbox *ma, *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ned", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ned", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(ma), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	struct mail_status sa, sb;
+	mail_mailbox_status(ma, &sa);
+	mail_mailbox_status(mb, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 240);
+	CU_ASSERT_EQUAL(sa.exists, sb.exists);
+	CU_ASSERT_EQUAL(sa.uidvalidity, sb.uidvalidity);
+	CU_ASSERT_EQUAL(sa.uidnext, sb.uidnext);
+	CU_ASSERT_EQUAL(sa.highestmodseq, sb.highestmodseq);
+	CU_ASSERT_EQUAL(sa.unseen, sb.unseen);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+	mail_engine_free(a);
+	mail_engine_free(b);
+	env_close(&e);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("engine", NULL, NULL);
+	CU_add_test(s, "codec: ops round trip, corrupt input refused", test_codec_op_roundtrip);
+	CU_add_test(s, "codec: checkpoints, summaries, mailbox list", test_codec_state_summary_list);
+	CU_add_test(s, "timestamps: text order, after()", test_timestamps);
+	CU_add_test(s, "uid index: add, conflict bump, flags, modseq, delete, claims", test_uidx_rules);
+	CU_add_test(s, "uid index: same UIDVALIDITY and UID means same message", test_uidx_invariant_random);
+	CU_add_test(s, "mailbox list CRDT: commutative, associative, idempotent", test_mblist_crdt);
+	CU_add_test(s, "mailbox list: defaults, rename with children, INBOX, re-create", test_mblist_defaults_and_rename);
+	CU_add_test(s, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
+	CU_add_test(s, "\\Recent: exactly one session, across engines", test_recent);
+	CU_add_test(s, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
+	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
+	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
+	CU_add_test(s, "checkpoints: the 6-hour rule", test_checkpoint_time_rule);
+	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
+	CU_add_test(s, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
+	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
+	CU_add_test(s, "copy and move", test_copy_move);
+	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
+	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,133 @@
+/* test_loader.c - ag_driver_load refuses every kind of bad driver with one
+ * line that names the file (and, for versions, both versions), and loads a
+ * good one.
+ *
+ * usage: test_loader DIR   (the directory holding the test drivers) */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "host/driver_loader.h"
+
+static const char *dir;
+
+/* Loads DIR/aerogram_<variant>.so; returns its status and fills err. */
+static int load(const char *variant, const struct aerogram_config_entry *cfg, size_t n, char *err,
+                size_t errlen, char *path, size_t pathlen)
+{
+	snprintf(path, pathlen, "%s/aerogram_%s.so", dir, variant);
+	struct ag_driver *drv = NULL;
+	err[0] = '\0';
+	int rc = ag_driver_load(path, NULL, cfg, n, &drv, err, errlen);
+	if (rc == 0) {
+		CU_ASSERT_PTR_NOT_NULL(drv);
+		ag_driver_unload(drv);
+	} else {
+		CU_ASSERT_PTR_NULL(drv);
+	}
+	return rc;
+}
+
+#define EXPECT_REFUSED(variant, ...)                                                     \
+	do {                                                                             \
+		char err[1024], path[512];                                               \
+		int rc = load(variant, NULL, 0, err, sizeof(err), path, sizeof(path));   \
+		CU_ASSERT_NOT_EQUAL(rc, 0);                                              \
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, path));                               \
+		CU_ASSERT_PTR_NULL(strchr(err, '\n'));                                   \
+		const char *needles[] = { __VA_ARGS__ };                                 \
+		for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)        \
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, needles[i]));                 \
+		printf("\n    %s: %s\n    ", variant, err);                                     \
+	} while (0)
+
+static void test_major(void)
+{
+	char found[16], ours[16];
+	snprintf(found, sizeof(found), "version %d", AEROGRAM_ABI_MAJOR + 1);
+	snprintf(ours, sizeof(ours), "%d.%d", AEROGRAM_ABI_MAJOR, AEROGRAM_ABI_MINOR);
+	EXPECT_REFUSED("major", found, ours);
+}
+
+static void test_minor(void)
+{
+	char found[16], ours[16];
+	snprintf(found, sizeof(found), "%d.%d", AEROGRAM_ABI_MAJOR, AEROGRAM_ABI_MINOR + 1);
+	snprintf(ours, sizeof(ours), "%d.%d", AEROGRAM_ABI_MAJOR, AEROGRAM_ABI_MINOR);
+	EXPECT_REFUSED("minor", found, ours);
+}
+
+static void test_small(void)
+{
+	EXPECT_REFUSED("small", "bytes");
+}
+
+static void test_noentry(void)
+{
+	EXPECT_REFUSED("noentry", "aerogram_driver_entry");
+}
+
+static void test_undefined(void)
+{
+	EXPECT_REFUSED("undefined", "aerogram_test_symbol_defined_nowhere");
+}
+
+static void test_openfail(void)
+{
+	EXPECT_REFUSED("openfail", "the test store refuses to open");
+}
+
+static void test_missingfn(void)
+{
+	EXPECT_REFUSED("missingfn", "blob_copy");
+}
+
+static void test_missing_file(void)
+{
+	EXPECT_REFUSED("does-not-exist", "not found");
+}
+
+static void test_good(void)
+{
+	char err[1024], path[512];
+	CU_ASSERT_EQUAL(load("good", NULL, 0, err, sizeof(err), path, sizeof(path)), 0);
+	struct aerogram_config_entry known = { "color", "blue" };
+	CU_ASSERT_EQUAL(load("good", &known, 1, err, sizeof(err), path, sizeof(path)), 0);
+	/* a key the driver does not declare is refused before open */
+	struct aerogram_config_entry unknown = { "colour", "blue" };
+	CU_ASSERT_NOT_EQUAL(load("good", &unknown, 1, err, sizeof(err), path, sizeof(path)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "colour"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+	/* a name is looked up in the driver directory */
+	struct ag_driver *drv = NULL;
+	CU_ASSERT_EQUAL(ag_driver_load("good", dir, NULL, 0, &drv, err, sizeof(err)), 0);
+	if (drv) {
+		CU_ASSERT_STRING_EQUAL(ag_driver_store(drv)->driver->name, "testdrv");
+		ag_driver_unload(drv);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_loader DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+	CU_initialize_registry();
+	CU_pSuite s = CU_add_suite("loader", NULL, NULL);
+	CU_add_test(s, "ABI major + 1", test_major);
+	CU_add_test(s, "ABI minor + 1", test_minor);
+	CU_add_test(s, "descriptor too small", test_small);
+	CU_add_test(s, "no entry symbol", test_noentry);
+	CU_add_test(s, "undefined symbol", test_undefined);
+	CU_add_test(s, "open fails", test_openfail);
+	CU_add_test(s, "missing function", test_missingfn);
+	CU_add_test(s, "missing file", test_missing_file);
+	CU_add_test(s, "good driver", test_good);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

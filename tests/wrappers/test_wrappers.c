@@ -1,0 +1,431 @@
+/* test_wrappers.c - the fault-injecting and counting wrappers do what
+ * ag_wrap.h says: counts per operation, each kind of fault rule, stacking,
+ * pass-through of errors and watches, and the loadable versions with their
+ * control and counts files.
+ *
+ * usage: test_wrappers DRIVER_DIR   (the directory holding aerogram_memory.so) */
+#include <CUnit/Basic.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/driver_loader.h"
+#include "sdk/wrappers/ag_wrap.h"
+
+static const char *driver_dir;
+static struct ag_driver *mem_drv;
+static const struct aerogram_driver *mem;
+static struct aerogram_store *mem_store;
+static char tmpdir[256];
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int write_row(const struct aerogram_driver *d, struct aerogram_store *s, const char *pk,
+                     const char *sk, const char *value)
+{
+	struct aerogram_row_write w = { .pk = pk, .sk = sk, .value = (const uint8_t *)value,
+	                                .len = strlen(value) };
+	return d->row_insert(s, &w, 1);
+}
+
+/* Whether the memory store holds a value for pk/sk (read directly). */
+static int row_exists(const char *pk, const char *sk)
+{
+	struct aerogram_row_query q = { .pk = pk, .sk = sk };
+	struct aerogram_row_result *res = NULL;
+	if (mem->row_read(mem_store, &q, 1, &res) != 0)
+		return -1;
+	int n = (int)res->pages[0].n_rows;
+	mem->row_result_free(mem_store, res);
+	return n;
+}
+
+static void test_counts(void)
+{
+	struct agw_wrapper *c = agw_count_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	CU_ASSERT_EQUAL(ag_driver_check_descriptor(d, "count wrapper", NULL, 0), 0);
+	struct aerogram_row_write w[3] = {
+		{ .pk = "cnt", .sk = "a", .value = (const uint8_t *)"1", .len = 1 },
+		{ .pk = "cnt", .sk = "b", .value = (const uint8_t *)"2", .len = 1 },
+		{ .pk = "cnt", .sk = "c", .value = (const uint8_t *)"3", .len = 1 },
+	};
+	CU_ASSERT_EQUAL(d->row_insert(s, w, 3), 0);
+	struct aerogram_row_query q[2] = { { .pk = "cnt" }, { .pk = "cnt", .sk = "a" } };
+	struct aerogram_row_result *res = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, q, 2, &res), 0);
+	CU_ASSERT_EQUAL_FATAL(res != NULL, 1);
+	CU_ASSERT_EQUAL(res->pages[0].n_rows, 3);
+	d->row_result_free(s, res);
+	CU_ASSERT_EQUAL(d->blob_put(s, "cnt/1", (const uint8_t *)"x", 1, NULL, 0), 0);
+	CU_ASSERT_EQUAL(d->blob_put(s, "cnt/2", (const uint8_t *)"y", 1, NULL, 0), 0);
+	struct aerogram_blob_list *l = NULL;
+	CU_ASSERT_EQUAL(d->blob_list(s, "cnt/", NULL, 0, &l), 0);
+	d->blob_list_free(s, l);
+	const char *keys[3] = { "cnt/1", "cnt/2", "cnt/none" };
+	CU_ASSERT_EQUAL(d->blob_delete(s, keys, 3), 0);
+
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_INSERT), 1);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_ROW_INSERT), 3);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_READ), 1);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_ROW_READ), 2);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_BLOB_PUT), 2);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_BLOB_LIST), 1);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_BLOB_LIST), 2);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_BLOB_DELETE), 1);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_BLOB_DELETE), 3);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_BLOB_GET), 0);
+	agw_count_reset(c);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_INSERT), 0);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_BLOB_DELETE), 0);
+	agw_free(c);
+}
+
+static void test_fail_next(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	CU_ASSERT_EQUAL(write_row(d, s, "fn", "a", "1"), 0);
+	agw_fault_fail_next(f, AGW_MASK(AGW_ROW_READ), AEROGRAM_EUNAVAILABLE, 2);
+	struct aerogram_row_query q = { .pk = "fn", .sk = "a" };
+	struct aerogram_row_result *res = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_PTR_NULL(res);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	/* other operations are not affected */
+	CU_ASSERT_EQUAL(write_row(d, s, "fn", "b", "2"), 0);
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
+	CU_ASSERT_PTR_NOT_NULL(res);
+	if (res)
+		d->row_result_free(s, res);
+	agw_free(f);
+}
+
+static void test_fail_probability(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	agw_fault_fail(f, AGW_MASK(AGW_BLOB_PUT), AEROGRAM_EPERM, 1.0, 42);
+	CU_ASSERT_EQUAL(d->blob_put(s, "prob/1", (const uint8_t *)"x", 1, NULL, 0), AEROGRAM_EPERM);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	/* the inner store was not reached */
+	struct aerogram_blob_request req = { .key = "prob/1" };
+	struct aerogram_blob_result *res = NULL;
+	CU_ASSERT_EQUAL(mem->blob_get(mem_store, &req, 1, &res), 0);
+	CU_ASSERT_EQUAL(res->blobs[0].status, AEROGRAM_ENOTFOUND);
+	mem->blob_result_free(mem_store, res);
+
+	agw_fault_fail(f, AGW_MASK(AGW_BLOB_PUT), AEROGRAM_EPERM, 0.0, 42);
+	CU_ASSERT_EQUAL(d->blob_put(s, "prob/1", (const uint8_t *)"x", 1, NULL, 0), 0);
+
+	/* half the calls, deterministic for a seed */
+	int failed[2] = { 0, 0 };
+	for (int round = 0; round < 2; round++) {
+		agw_fault_fail(f, AGW_MASK(AGW_BLOB_PUT), AEROGRAM_EUNAVAILABLE, 0.5, 7);
+		for (int i = 0; i < 400; i++)
+			failed[round] += d->blob_put(s, "prob/2", (const uint8_t *)"x", 1, NULL, 0) != 0;
+	}
+	CU_ASSERT(failed[0] > 120 && failed[0] < 280);
+	CU_ASSERT_EQUAL(failed[0], failed[1]);
+	agw_fault_clear(f);
+	CU_ASSERT_EQUAL(d->blob_put(s, "prob/2", (const uint8_t *)"x", 1, NULL, 0), 0);
+	const char *keys[2] = { "prob/1", "prob/2" };
+	mem->blob_delete(mem_store, keys, 2);
+	agw_free(f);
+}
+
+static void test_fail_after_apply(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	agw_fault_fail_after_apply(f, AGW_MASK(AGW_ROW_INSERT), 1.0);
+	CU_ASSERT_EQUAL(row_exists("faa", "a"), 0);
+	CU_ASSERT_EQUAL(write_row(d, s, "faa", "a", "1"), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d->error_message(s), "injected fault"));
+	CU_ASSERT_EQUAL(row_exists("faa", "a"), 1); /* applied nonetheless */
+	agw_fault_clear(f);
+	CU_ASSERT_EQUAL(write_row(d, s, "faa", "b", "1"), 0);
+	agw_free(f);
+}
+
+static void test_delay(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	agw_fault_delay(f, AGW_MASK(AGW_ROW_READ), 150);
+	struct aerogram_row_query q = { .pk = "delay" };
+	struct aerogram_row_result *res = NULL;
+	uint64_t t0 = now_ms();
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
+	CU_ASSERT(now_ms() - t0 >= 150);
+	d->row_result_free(s, res);
+	agw_fault_delay(f, AGW_MASK(AGW_ROW_READ), 0);
+	agw_free(f);
+}
+
+/* Errors of the inner driver pass through with its own message. */
+static void test_inner_errors_pass_through(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	struct aerogram_row_query q = { .pk = "x", .sk = "a", .limit = 3 };
+	struct aerogram_row_result *res = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), AEROGRAM_EINVAL);
+	CU_ASSERT_PTR_NULL(strstr(d->error_message(s), "injected"));
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), mem->error_message(mem_store));
+	CU_ASSERT_EQUAL(d->blob_copy(s, "no/such", "dst"), AEROGRAM_ENOTFOUND);
+	agw_free(f);
+}
+
+/* count over fault over memory: the count sees failed calls; the message
+ * of the injected fault reaches the top. */
+static void test_stacking(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	struct agw_wrapper *c = agw_count_new(agw_driver(f), agw_store(f));
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	agw_fault_fail_next(f, AGW_ALL, AEROGRAM_EINTERNAL, 1);
+	CU_ASSERT_EQUAL(write_row(d, s, "stack", "a", "1"), AEROGRAM_EINTERNAL);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	CU_ASSERT_EQUAL(write_row(d, s, "stack", "a", "1"), 0);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_INSERT), 2);
+	CU_ASSERT_EQUAL(agw_count_get(f, AGW_ROW_INSERT), 2);
+	CU_ASSERT_EQUAL(row_exists("stack", "a"), 1);
+	agw_free(c);
+	agw_free(f);
+}
+
+struct fired {
+	pthread_mutex_t lock;
+	int calls, status;
+};
+
+static void on_fire(void *arg, int status, const struct aerogram_row *row,
+                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
+                    const char *message)
+{
+	(void)row, (void)rows, (void)n_rows, (void)marker, (void)message;
+	struct fired *f = arg;
+	pthread_mutex_lock(&f->lock);
+	f->calls++;
+	f->status = status;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Watches pass through, callbacks included; a watch fault fails registration. */
+static void test_watch_pass_through(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	struct agw_wrapper *c = agw_count_new(agw_driver(f), agw_store(f));
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	CU_ASSERT_EQUAL(write_row(d, s, "watch", "a", "1"), 0);
+	struct fired fired = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct aerogram_watch *w = NULL;
+	CU_ASSERT_EQUAL_FATAL(d->row_watch(s, "watch", "a", NULL, 10000, on_fire, &fired, &w), 0);
+	for (int i = 0; i < 5000; i++) {
+		pthread_mutex_lock(&fired.lock);
+		int n = fired.calls;
+		pthread_mutex_unlock(&fired.lock);
+		if (n)
+			break;
+		usleep(1000);
+	}
+	CU_ASSERT_EQUAL(fired.calls, 1);
+	CU_ASSERT_EQUAL(fired.status, AEROGRAM_OK);
+	d->row_watch_release(s, w);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_WATCH), 1);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+
+	agw_fault_fail_next(f, AGW_MASK(AGW_ROW_WATCH), AEROGRAM_EUNAVAILABLE, 1);
+	w = (struct aerogram_watch *)&fired;
+	CU_ASSERT_EQUAL(d->row_watch(s, "watch", "a", NULL, 10000, on_fire, &fired, &w), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_PTR_NULL(w);
+	agw_free(c);
+	agw_free(f);
+}
+
+/* ---- the loadable wrappers --------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+	/* write a new file and rename it over, as a test rewriting rules would */
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	FILE *f = fopen(tmp, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+	CU_ASSERT_EQUAL(rename(tmp, path), 0);
+}
+
+static void test_faulty_driver(void)
+{
+	char control[512], path[512], err[512];
+	snprintf(control, sizeof(control), "%s/control", tmpdir);
+	snprintf(path, sizeof(path), "%s/aerogram_faulty.so", driver_dir);
+	struct aerogram_config_entry cfg[2] = { { "inner", "memory" }, { "control_file", control } };
+	struct ag_driver *drv = NULL;
+	int rc = ag_driver_load(path, NULL, cfg, 2, &drv, err, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
+	struct aerogram_store *s = ag_driver_store(drv)->store;
+	CU_ASSERT_STRING_EQUAL(d->name, "faulty");
+	/* no control file yet: no rules */
+	CU_ASSERT_EQUAL(write_row(d, s, "so", "a", "1"), 0);
+	struct aerogram_row_query q = { .pk = "so", .sk = "a" };
+	struct aerogram_row_result *res = NULL;
+
+	write_file(control, "# rules\nfail row_read,blob_get unavailable\n");
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	struct aerogram_blob_request breq = { .key = "x" };
+	struct aerogram_blob_result *bres = NULL;
+	CU_ASSERT_EQUAL(d->blob_get(s, &breq, 1, &bres), AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT_EQUAL(write_row(d, s, "so", "b", "1"), 0);
+
+	write_file(control, "ok\n");
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
+	d->row_result_free(s, res);
+
+	write_file(control, "fail all perm\n");
+	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), AEROGRAM_EPERM);
+
+	write_file(control, "this is not a rule\nfail_next row_insert conflict 1\n");
+	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), AEROGRAM_ECONFLICT);
+	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), 0);
+
+	write_file(control, "delay all 200\n");
+	uint64_t t0 = now_ms();
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
+	CU_ASSERT(now_ms() - t0 >= 200);
+	d->row_result_free(s, res);
+
+	write_file(control, "fail_after_apply blob_put\n");
+	CU_ASSERT_EQUAL(d->blob_put(s, "so/blob", (const uint8_t *)"x", 1, NULL, 0), AEROGRAM_EUNAVAILABLE);
+	write_file(control, "");
+	CU_ASSERT_EQUAL(d->blob_get(s, &(struct aerogram_blob_request){ .key = "so/blob" }, 1, &bres), 0);
+	CU_ASSERT_EQUAL(bres->blobs[0].status, AEROGRAM_OK);
+	d->blob_result_free(s, bres);
+
+	unlink(control);
+	ag_driver_unload(drv);
+}
+
+static void read_counts(const char *path, uint64_t *counts)
+{
+	memset(counts, 0, 2 * AGW_OP_COUNT * sizeof(uint64_t));
+	int fd = open(path, O_RDONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	unsigned char buf[2 * AGW_OP_COUNT * 8];
+	CU_ASSERT_EQUAL(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+	for (int i = 0; i < 2 * AGW_OP_COUNT; i++) {
+		uint64_t v = 0;
+		for (int b = 7; b >= 0; b--)
+			v = v << 8 | buf[i * 8 + b];
+		counts[i] = v;
+	}
+}
+
+static void test_counting_driver(void)
+{
+	char counts_path[512], path[512], err[512];
+	snprintf(counts_path, sizeof(counts_path), "%s/counts", tmpdir);
+	snprintf(path, sizeof(path), "%s/aerogram_counting.so", driver_dir);
+	struct aerogram_config_entry cfg[3] = { { "inner", "faulty" }, { "inner_config", "inner=memory" },
+	                                        { "counts_file", counts_path } };
+	struct ag_driver *drv = NULL;
+	int rc = ag_driver_load(path, NULL, cfg, 3, &drv, err, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
+	struct aerogram_store *s = ag_driver_store(drv)->store;
+	uint64_t counts[2 * AGW_OP_COUNT];
+	read_counts(counts_path, counts);
+	CU_ASSERT_EQUAL(counts[AGW_ROW_INSERT], 0);
+	CU_ASSERT_EQUAL(write_row(d, s, "cd", "a", "1"), 0);
+	CU_ASSERT_EQUAL(write_row(d, s, "cd", "b", "1"), 0);
+	struct aerogram_blob_request req[3] = { { .key = "a" }, { .key = "b" }, { .key = "c" } };
+	struct aerogram_blob_result *res = NULL;
+	CU_ASSERT_EQUAL(d->blob_get(s, req, 3, &res), 0);
+	d->blob_result_free(s, res);
+	read_counts(counts_path, counts);
+	CU_ASSERT_EQUAL(counts[AGW_ROW_INSERT], 2);
+	CU_ASSERT_EQUAL(counts[AGW_BLOB_GET], 1);
+	CU_ASSERT_EQUAL(counts[AGW_OP_COUNT + AGW_BLOB_GET], 3);
+	CU_ASSERT_EQUAL(counts[AGW_ROW_READ], 0);
+	ag_driver_unload(drv);
+
+	/* bad configurations are refused with a reason */
+	struct aerogram_config_entry bad[1] = { { "inner", "no-such-driver" } };
+	CU_ASSERT_NOT_EQUAL(ag_driver_load(path, NULL, bad, 1, &drv, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "aerogram_no-such-driver.so"));
+	struct aerogram_config_entry bad2[2] = { { "inner", "memory" }, { "inner_config", "unknown=1" } };
+	CU_ASSERT_NOT_EQUAL(ag_driver_load(path, NULL, bad2, 2, &drv, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown"));
+	CU_ASSERT_NOT_EQUAL(ag_driver_load(path, NULL, NULL, 0, &drv, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "inner"));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_wrappers DRIVER_DIR\n");
+		return 2;
+	}
+	driver_dir = argv[1];
+	char err[512], path[512];
+	snprintf(path, sizeof(path), "%s/aerogram_memory.so", driver_dir);
+	if (ag_driver_load(path, NULL, NULL, 0, &mem_drv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "test_wrappers: %s\n", err);
+		return 2;
+	}
+	mem = ag_driver_store(mem_drv)->driver;
+	mem_store = ag_driver_store(mem_drv)->store;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/agw-test-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+
+	CU_initialize_registry();
+	CU_pSuite s = CU_add_suite("wrappers", NULL, NULL);
+	CU_add_test(s, "counts per operation", test_counts);
+	CU_add_test(s, "fail next", test_fail_next);
+	CU_add_test(s, "fail with a probability", test_fail_probability);
+	CU_add_test(s, "fail after apply", test_fail_after_apply);
+	CU_add_test(s, "delay", test_delay);
+	CU_add_test(s, "inner errors pass through", test_inner_errors_pass_through);
+	CU_add_test(s, "stacking", test_stacking);
+	CU_add_test(s, "watches pass through", test_watch_pass_through);
+	CU_add_test(s, "aerogram_faulty.so and its control file", test_faulty_driver);
+	CU_add_test(s, "aerogram_counting.so and its counts file", test_counting_driver);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	ag_driver_unload(mem_drv);
+	char counts[600];
+	snprintf(counts, sizeof(counts), "%s/counts", tmpdir);
+	unlink(counts);
+	rmdir(tmpdir);
+	return failed ? 1 : 0;
+}
