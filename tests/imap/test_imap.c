@@ -586,6 +586,9 @@ static void test_boundary_queries(void)
 
 /* ---- the workload of real clients ---- */
 
+#ifndef EXPECTED_PATH
+#define EXPECTED_PATH "tests/imap/data/dataset_expected.txt"
+#endif
 #ifndef DATASET_PATH
 #define DATASET_PATH "tests/imap/data/dataset_commands.txt"
 #endif
@@ -649,6 +652,21 @@ static void test_dataset(void)
 		s = strchr(s, '\n') + 1;
 	}
 	fclose(f);
+	/* And each parses to what was checked by hand once and recorded. */
+	f = fopen(EXPECTED_PATH, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	struct agbuf parsed = AGBUF_INIT, recorded = AGBUF_INIT;
+	for (const char *l = whole; *l != '\0'; l = strchr(l, '\n') + 1)
+		if (strncmp(l, "CMD ", 4) == 0 || strncmp(l, "DONE", 4) == 0 || strncmp(l, "ERR ", 4) == 0)
+			agbuf_append(&parsed, l, (size_t)(strchr(l, '\n') + 1 - l));
+	while (fgets(line, sizeof(line), f) != NULL)
+		agbuf_puts(&recorded, line);
+	fclose(f);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(parsed.data);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(recorded.data);
+	CU_ASSERT_STRING_EQUAL(parsed.data, recorded.data);
+	agbuf_free(&parsed);
+	agbuf_free(&recorded);
 	char *bytewise = feed(wire.data, 1);
 	CU_ASSERT_STRING_EQUAL(bytewise, whole);
 	free(bytewise);
