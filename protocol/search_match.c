@@ -222,6 +222,8 @@ static int header_block_matches(const char *data, size_t len, const struct mime_
 	int found = 0;
 	if (p->body_offset > len)
 		return 0;
+	if (data == NULL)
+		return 0;
 	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
 	while (!found && mime_header_next(&it, &f)) {
 		if (field == NULL || (strlen(field) == f.name_len && strncasecmp(field, f.name, f.name_len) == 0)) {
@@ -268,7 +270,7 @@ static int body_matches(const struct mime_part *p, const char *data, size_t len,
 	}
 	if (p->type != NULL && strcasecmp(p->type, "text") != 0)
 		return 0;
-	if (p->end_offset > len)
+	if (p->end_offset > len || data == NULL)
 		return 0;
 	const char *body = data + p->body_offset;
 	size_t blen = (size_t)(p->end_offset - p->body_offset);

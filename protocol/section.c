@@ -111,6 +111,10 @@ int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 {
 	memset(res, 0, sizeof(*res));
 	res->data = "";
+	if (data == NULL) {
+		data = "";
+		len = 0;
+	}
 	const struct mime_part *part = find_part(msg, spec);
 	int ret = 0;
 	if (part == NULL)
