@@ -2,8 +2,6 @@
 #include "protocol/search_match.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <iconv.h>
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,42 +9,10 @@
 #include <wctype.h>
 
 #include "protocol/agbuf.h"
+#include "protocol/mime_charset.h"
 #include "protocol/mime_header.h"
 
 /* ---- charset conversion and decoding ----------------------------------- */
-
-/* Appends `len` bytes in `charset` as UTF-8; bytes iconv cannot convert are
- * kept as they are (a search must still find the ASCII around them). */
-static void append_utf8(struct agbuf *out, const char *charset, const char *in, size_t len)
-{
-	if (charset == NULL || *charset == '\0' || strcasecmp(charset, "utf-8") == 0 ||
-	    strcasecmp(charset, "us-ascii") == 0) {
-		agbuf_append(out, in, len);
-		return;
-	}
-	iconv_t cd = iconv_open("UTF-8", charset);
-	if (cd == (iconv_t)-1) {
-		agbuf_append(out, in, len);
-		return;
-	}
-	char *src = (char *)in;
-	size_t left = len;
-	while (left > 0) {
-		char chunk[1024];
-		char *dst = chunk;
-		size_t room = sizeof(chunk);
-		size_t r = iconv(cd, &src, &left, &dst, &room);
-		agbuf_append(out, chunk, (size_t)(dst - chunk));
-		if (r == (size_t)-1 && errno != E2BIG) {
-			/* invalid or truncated input: keep one byte, go on */
-			agbuf_putc(out, *src);
-			src++;
-			left--;
-			iconv(cd, NULL, NULL, NULL, NULL);
-		}
-	}
-	iconv_close(cd);
-}
 
 static int b64_value(unsigned char c)
 {
@@ -163,7 +129,7 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 						decode_base64(&raw, text, (size_t)(end - text));
 					else
 						decode_qp(&raw, text, (size_t)(end - text), 1);
-					append_utf8(out, charset, raw.data, raw.len);
+					mime_charset_to_utf8(out, charset, raw.data, raw.len);
 					agbuf_free(&raw);
 					i = (size_t)(end - v) + 2;
 					last_was_word = 1;
@@ -350,7 +316,7 @@ static int body_matches(const struct mime_part *p, const char *data, size_t len,
 		decode_qp(&raw, body, blen, 0);
 	else
 		agbuf_append(&raw, body, blen);
-	append_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);
+	mime_charset_to_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);
 	int found = contains_nocase(utf8.data, utf8.len, needle);
 	agbuf_free(&raw);
 	agbuf_free(&utf8);
