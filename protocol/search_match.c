@@ -108,7 +108,9 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 				char enc = (char)toupper((unsigned char)q1[1]);
 				const char *text = q1 + 3;
 				const char *end = NULL;
-				for (const char *p = text; p + 1 < v + len; p++)
+				/* bounded, so that a value full of "=?" stays linear */
+				const char *limit = (size_t)(v + len - text) > 4096 ? text + 4096 : v + len;
+				for (const char *p = text; p + 1 < limit; p++)
 					if (p[0] == '?' && p[1] == '=') {
 						end = p;
 						break;
