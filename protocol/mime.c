@@ -429,6 +429,10 @@ static void finish_tree(struct parser *ps, struct mime_part *part)
 
 struct mime_message *mime_parse(const char *data, size_t len)
 {
+	if (data == NULL) {
+		data = "";
+		len = 0;
+	}
 	struct mime_arena *arena = mime_arena_new();
 	if (arena == NULL)
 		return NULL;

@@ -51,8 +51,11 @@ enum mime_env_field {
 	MIME_ENV_IN_REPLY_TO, MIME_ENV_MESSAGE_ID, MIME_ENV_COUNT
 };
 
-/* The header values ENVELOPE is built from: the unfolded raw values (the
- * last occurrence of each header wins) and the parsed address lists. */
+/* The header values ENVELOPE is built from, as Dovecot takes them: for
+ * date, subject, in-reply-to and message-id the unfolded value of the last
+ * occurrence (NUL bytes as U+FFFD); for address fields every occurrence
+ * (cut at a NUL), joined by an empty line, and their address lists one
+ * after the other. */
 struct mime_envelope {
 	char *raw[MIME_ENV_COUNT];            /* NULL when the header is absent */
 	struct mime_address *addr[MIME_ENV_COUNT]; /* only for address fields */

@@ -2,49 +2,17 @@
 #include "protocol/search_match.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <iconv.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <wctype.h>
 
 #include "protocol/agbuf.h"
+#include "protocol/mime_charset.h"
 #include "protocol/mime_header.h"
 
 /* ---- charset conversion and decoding ----------------------------------- */
-
-/* Appends `len` bytes in `charset` as UTF-8; bytes iconv cannot convert are
- * kept as they are (a search must still find the ASCII around them). */
-static void append_utf8(struct agbuf *out, const char *charset, const char *in, size_t len)
-{
-	if (charset == NULL || *charset == '\0' || strcasecmp(charset, "utf-8") == 0 ||
-	    strcasecmp(charset, "us-ascii") == 0) {
-		agbuf_append(out, in, len);
-		return;
-	}
-	iconv_t cd = iconv_open("UTF-8", charset);
-	if (cd == (iconv_t)-1) {
-		agbuf_append(out, in, len);
-		return;
-	}
-	char *src = (char *)in;
-	size_t left = len;
-	while (left > 0) {
-		char chunk[1024];
-		char *dst = chunk;
-		size_t room = sizeof(chunk);
-		size_t r = iconv(cd, &src, &left, &dst, &room);
-		agbuf_append(out, chunk, (size_t)(dst - chunk));
-		if (r == (size_t)-1 && errno != E2BIG) {
-			/* invalid or truncated input: keep one byte, go on */
-			agbuf_putc(out, *src);
-			src++;
-			left--;
-			iconv(cd, NULL, NULL, NULL, NULL);
-		}
-	}
-	iconv_close(cd);
-}
 
 static int b64_value(unsigned char c)
 {
@@ -140,7 +108,9 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 				char enc = (char)toupper((unsigned char)q1[1]);
 				const char *text = q1 + 3;
 				const char *end = NULL;
-				for (const char *p = text; p + 1 < v + len; p++)
+				/* bounded, so that a value full of "=?" stays linear */
+				const char *limit = (size_t)(v + len - text) > 4096 ? text + 4096 : v + len;
+				for (const char *p = text; p + 1 < limit; p++)
 					if (p[0] == '?' && p[1] == '=') {
 						end = p;
 						break;
@@ -161,7 +131,7 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 						decode_base64(&raw, text, (size_t)(end - text));
 					else
 						decode_qp(&raw, text, (size_t)(end - text), 1);
-					append_utf8(out, charset, raw.data, raw.len);
+					mime_charset_to_utf8(out, charset, raw.data, raw.len);
 					agbuf_free(&raw);
 					i = (size_t)(end - v) + 2;
 					last_was_word = 1;
@@ -188,29 +158,94 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 
 /* ---- substring ---------------------------------------------------------- */
 
-/* ASCII-only case folding, whatever the locale. */
+/* ASCII case folding, whatever the locale. */
 static char ascii_lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Substring test with ASCII letters folded; lowercases `hay` in place. */
-static int contains_nocase(char *hay, size_t hlen, const char *needle)
+/* One UTF-8 sequence at s[0, n): its length (0 when invalid) and code point. */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len;
+	uint32_t v, min;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2, v = s[0] & 0x1f, min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3, v = s[0] & 0x0f, min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4, v = s[0] & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+static void utf8_encode(struct agbuf *out, uint32_t v)
+{
+	if (v < 0x80) {
+		agbuf_putc(out, (char)v);
+	} else if (v < 0x800) {
+		agbuf_putc(out, (char)(0xc0 | (v >> 6)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	} else if (v < 0x10000) {
+		agbuf_putc(out, (char)(0xe0 | (v >> 12)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	} else {
+		agbuf_putc(out, (char)(0xf0 | (v >> 18)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 12) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	}
+}
+
+/* Lowercases UTF-8 text character by character (the simple, one-to-one
+ * mappings of the C.UTF-8 locale, used through its own locale object so
+ * the process locale plays no part); invalid bytes are kept as they are. */
+static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	agbuf_reserve(out, n);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k;
+		if (u[i] < 0x80 || loc == (locale_t)0 || (k = utf8_decode(u + i, n - i, &cp)) == 0) {
+			agbuf_putc(out, ascii_lower(s[i]));
+			i++;
+			continue;
+		}
+		wint_t low = towlower_l((wint_t)cp, loc);
+		utf8_encode(out, (low > 0 && (uint32_t)low <= 0x10ffff) ? (uint32_t)low : cp);
+		i += k;
+	}
+}
+
+/* Substring test after case folding of both sides. */
+static int contains_nocase(const char *hay, size_t hlen, const char *needle)
 {
 	size_t nlen = strlen(needle);
 	if (nlen == 0)
 		return 1;
-	if (nlen > hlen)
-		return 0;
-	char *low = malloc(nlen);
-	if (low == NULL)
-		abort();
-	for (size_t i = 0; i < nlen; i++)
-		low[i] = ascii_lower(needle[i]);
-	for (size_t i = 0; i < hlen; i++)
-		hay[i] = ascii_lower(hay[i]);
-	int found = memmem(hay, hlen, low, nlen) != NULL;
-	free(low);
+	locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	struct agbuf h = AGBUF_INIT, nd = AGBUF_INIT;
+	fold_case(&h, hay, hlen, loc);
+	fold_case(&nd, needle, nlen, loc);
+	int found = nd.len <= h.len && memmem(h.data, h.len, nd.data, nd.len) != NULL;
+	agbuf_free(&h);
+	agbuf_free(&nd);
+	if (loc != (locale_t)0)
+		freelocale(loc);
 	return found;
 }
 
@@ -221,6 +256,8 @@ static int header_block_matches(const char *data, size_t len, const struct mime_
 	struct mime_header_field f;
 	int found = 0;
 	if (p->body_offset > len)
+		return 0;
+	if (data == NULL)
 		return 0;
 	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
 	while (!found && mime_header_next(&it, &f)) {
@@ -268,7 +305,7 @@ static int body_matches(const struct mime_part *p, const char *data, size_t len,
 	}
 	if (p->type != NULL && strcasecmp(p->type, "text") != 0)
 		return 0;
-	if (p->end_offset > len)
+	if (p->end_offset > len || data == NULL)
 		return 0;
 	const char *body = data + p->body_offset;
 	size_t blen = (size_t)(p->end_offset - p->body_offset);
@@ -281,7 +318,7 @@ static int body_matches(const struct mime_part *p, const char *data, size_t len,
 		decode_qp(&raw, body, blen, 0);
 	else
 		agbuf_append(&raw, body, blen);
-	append_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);
+	mime_charset_to_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);
 	int found = contains_nocase(utf8.data, utf8.len, needle);
 	agbuf_free(&raw);
 	agbuf_free(&utf8);

@@ -5,9 +5,10 @@
  * Text matching: header values are RFC 2047-decoded, bodies are
  * transfer-decoded (base64, quoted-printable) and every text is converted to
  * UTF-8 with iconv from its declared charset (unknown charsets are taken as
- * they are). A needle matches as a substring with ASCII letters compared
- * without case; other characters (non-ASCII UTF-8) must match byte for byte,
- * i.e. no Unicode case folding. The needle is expected in UTF-8. */
+ * they are). A needle matches as a substring after both sides are
+ * lowercased: ASCII always, other characters with the simple one-to-one
+ * mappings of the C.UTF-8 locale (É/é, Ж/ж match; "ß" does not match "SS",
+ * there is no full case folding nor normalisation). The needle is UTF-8. */
 #ifndef AG_SEARCH_MATCH_H
 #define AG_SEARCH_MATCH_H
 

@@ -73,20 +73,6 @@ static int field_listed(const struct section_spec *spec, const char *name, size_
 	return 0;
 }
 
-static int header_has_eoh(const char *data, const struct mime_part *p)
-{
-	uint64_t h = p->hdr_offset, e = p->body_offset;
-	if (e == h)
-		return 0;
-	if (e - h >= 1 && data[e - 1] == '\n') {
-		if (e - h == 1 || (e - h == 2 && data[h] == '\r'))
-			return 1;
-		if (data[e - 2] == '\n' || (data[e - 2] == '\r' && e - h >= 3 && data[e - 3] == '\n'))
-			return 1;
-	}
-	return 0;
-}
-
 /* HEADER.FIELDS[.NOT]: the chosen fields in message order, then CRLF. */
 static int filter_header(const char *data, size_t len, const struct mime_part *p,
 			 const struct section_spec *spec, struct section_result *res)
@@ -105,13 +91,15 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 			continue;
 		for (size_t i = f.raw_start; i < f.raw_end; i++)
 			put_wire_byte(&b, data, i);
-		/* Dovecot ends an unterminated last line of HEADER.FIELDS, not of
-		 * HEADER.FIELDS.NOT. */
-		if (want_listed && (f.raw_end == f.raw_start || data[f.raw_end - 1] != '\n'))
-			agbuf_puts(&b, "\r\n");
 	}
-	/* The empty line closes the block only when the header had one. */
-	if (it.pos < p->body_offset || header_has_eoh(data, p))
+	/* The empty line that ends the block, as Dovecot writes it (recorded
+	 * behaviour): HEADER.FIELDS of the message always has one; of an
+	 * attached message only when its header had one or a field was
+	 * written; HEADER.FIELDS.NOT passes the header's own empty line
+	 * through, if it has one (the iterator stopped before the end of the
+	 * header at that line). */
+	int has_eoh = it.pos < p->body_offset;
+	if (want_listed ? (p->parent == NULL || has_eoh || b.len > 0) : has_eoh)
 		agbuf_puts(&b, "\r\n");
 	res->owned = agbuf_steal(&b, &res->len);
 	res->data = res->owned;
@@ -123,6 +111,10 @@ int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 {
 	memset(res, 0, sizeof(*res));
 	res->data = "";
+	if (data == NULL) {
+		data = "";
+		len = 0;
+	}
 	const struct mime_part *part = find_part(msg, spec);
 	int ret = 0;
 	if (part == NULL)

@@ -18,7 +18,7 @@ $(B)/tests/bench_mime: $(B)/obj/tests/mime/bench_mime.o $(PROTOCOL_LIB)
 
 $(B)/fuzz/fuzz_mime: tests/mime/fuzz_mime.c $(PROTOCOL_SRCS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -o $@ $^
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $^
 
 .PHONY: check-mime fuzz-smoke-mime
 check-mime: $(B)/tests/test_mime

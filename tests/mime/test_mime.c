@@ -12,6 +12,7 @@
 #include "protocol/envelope.h"
 #include "protocol/imap_quote.h"
 #include "protocol/mime.h"
+#include "protocol/mime_charset.h"
 #include "protocol/mime_serial.h"
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
@@ -219,6 +220,24 @@ static void test_rfc2231_and_defaults(void)
 	agbuf_free(&b);
 }
 
+static void test_param_utf8(void)
+{
+	const char *m = "Content-Type: application/pdf; name=\"plain.pdf\"\r\n"
+			"Content-Disposition: attachment; filename*0*=iso-8859-1'fr'caf%E9;\r\n"
+			" filename*1=\" au lait.pdf\"\r\n\r\nx";
+	struct mime_message *msg = mime_parse(m, strlen(m));
+	const struct mime_part *p = msg->root;
+	struct agbuf b = AGBUF_INIT;
+	CU_ASSERT_TRUE(mime_param_utf8(p->disp_params, p->ndisp_params, "FILENAME", &b));
+	CU_ASSERT_STRING_EQUAL(b.data, "caf\xc3\xa9 au lait.pdf");
+	agbuf_reset(&b);
+	CU_ASSERT_TRUE(mime_param_utf8(p->params, p->nparams, "name", &b));
+	CU_ASSERT_STRING_EQUAL(b.data, "plain.pdf");
+	CU_ASSERT_FALSE(mime_param_utf8(p->params, p->nparams, "charset", &b));
+	agbuf_free(&b);
+	mime_free(msg);
+}
+
 static void test_serial_rejects_corruption(void)
 {
 	const char *m = "From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\none\r\n--x--\r\n";
@@ -250,6 +269,7 @@ int main(int argc, char **argv)
 	CU_pSuite s = CU_add_suite("mime", NULL, NULL);
 	CU_add_test(s, "quote for humans", test_quote_for_humans);
 	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
+	CU_add_test(s, "RFC 2231 values to UTF-8", test_param_utf8);
 	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
