@@ -51,6 +51,7 @@ static void free_cont(struct ag_session *s)
 	s->storage_more = 0;
 	s->storage_paused = 0;
 }
+
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
