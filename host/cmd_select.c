@@ -12,6 +12,9 @@
 #include "host/log.h"
 #include "host/mail_reply.h"
 
+/* Seconds between the untagged OKs that keep an idling connection alive. */
+#define IDLE_KEEPALIVE_S 120
+
 /* From an engine thread: only wake the loop. */
 static void on_mailbox_change(void *arg)
 {
@@ -162,9 +165,28 @@ void ag_session_idle_poke(struct ag_session *s)
 	}
 }
 
+/* NAT boxes and firewalls forget quiet connections: say something now and then. */
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	if (s->closing || s->cmd == NULL || s->cmd->kind != IMAP_CMD_IDLE)
+		return;
+	ag_session_printf(s, "* OK Still here\r\n");
+	struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
+	evtimer_add(s->keepalive, &tv);
+}
+
 void ag_cmd_idle(struct ag_session *s)
 {
 	ag_session_printf(s, "+ idling\r\n");
+	if (s->keepalive == NULL)
+		s->keepalive = evtimer_new(s->srv->base, on_keepalive, s);
+	if (s->keepalive != NULL) {
+		struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
+		evtimer_add(s->keepalive, &tv);
+	}
 	s->wants_input = 1;
 	imap_parser_set_mode(s->parser, IMAP_MODE_IDLE);
 	/* A change that came before IDLE is told at once. */
@@ -175,6 +197,8 @@ void ag_cmd_idle(struct ag_session *s)
 
 void ag_cmd_idle_done(struct ag_session *s)
 {
+	if (s->keepalive != NULL)
+		evtimer_del(s->keepalive);
 	ag_session_tagged(s, IMAP_OK, "IDLE terminated.");
 	ag_session_command_done(s);
 }

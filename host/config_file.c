@@ -118,6 +118,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		} else if (strcmp(name, "workers") == 0) {
 			if (parse_uint(value, 1, 256, &cfg->workers) != 0)
 				problem = "workers must be a number from 1 to 256";
+		} else if (strcmp(name, "max_connections") == 0) {
+			if (parse_uint(value, 1, 1000000, &cfg->max_connections) != 0)
+				problem = "max_connections must be a number from 1 to 1000000";
 		} else if (strcmp(name, "idle_timeout") == 0) {
 			if (parse_uint(value, 1, 86400, &cfg->idle_timeout) != 0)
 				problem = "idle_timeout must be a number of seconds from 1 to 86400";
@@ -229,6 +232,7 @@ int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t er
 	cfg->max_message = 67108864;
 	cfg->workers = 4;
 	cfg->idle_timeout = 1800;
+	cfg->max_connections = 1000;
 	cfg->failure_delay = 1000;
 	cfg->failure_delay_max = 15000;
 	if (cfg->path == NULL) {

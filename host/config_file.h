@@ -24,6 +24,7 @@ struct ag_config {
 	size_t max_message;
 	unsigned workers;        /* threads running storage and password work (default 4) */
 	unsigned idle_timeout;   /* seconds without a command before autologout (default 1800) */
+	unsigned max_connections; /* open connections at most; more are told BYE (default 1000) */
 	/* [auth] */
 	char *users_file;
 	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "host/log.h"
 #include "host/server.h"
@@ -29,6 +30,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct ag_server *srv = li->srv;
 	if (srv->shutting_down) {
 		evutil_closesocket(fd);
+		return;
+	}
+	if (srv->n_sessions >= srv->cfg->max_connections) {
+		/* One line is enough: it fits the socket buffer of a new connection. */
+		static const char bye[] = "* BYE Too many connections, try again later.\r\n";
+		ssize_t w = send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		evutil_closesocket(fd);
+		ag_log_warn("refused a connection on %s: %u connections open (max_connections)", li->address,
+		            srv->n_sessions);
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);

@@ -26,12 +26,26 @@ static void reload_run(void *arg)
 	if (ag_users_load(srv->cfg->users_file, &srv->reload_result, srv->reload_error,
 	                  sizeof(srv->reload_error)) != 0)
 		srv->reload_result = NULL;
+	/* A renewed certificate is taken too; connections already open keep theirs. */
+	srv->reload_tls = NULL;
+	srv->reload_tls_error[0] = '\0';
+	if (srv->cfg->tls_cert != NULL)
+		srv->reload_tls = ag_tls_context_new(srv->cfg->tls_cert, srv->cfg->tls_key, srv->reload_tls_error,
+		                                     sizeof(srv->reload_tls_error));
 }
 
 static void reload_done(void *arg)
 {
 	struct ag_server *srv = arg;
 	srv->reloading = 0;
+	if (srv->reload_tls != NULL) {
+		SSL_CTX_free(srv->tls);
+		srv->tls = srv->reload_tls;
+		srv->reload_tls = NULL;
+		ag_log_info("SIGHUP: reloaded the TLS certificate %s", srv->cfg->tls_cert);
+	} else if (srv->cfg->tls_cert != NULL) {
+		ag_log_error("SIGHUP: keeping the previous TLS certificate: %s", srv->reload_tls_error);
+	}
 	if (srv->reload_result == NULL) {
 		ag_log_error("SIGHUP: keeping the previous users: %s", srv->reload_error);
 		return;
@@ -198,6 +212,8 @@ void ag_server_free(struct ag_server *srv)
 		mail_engine_free(srv->engine);
 	if (srv->reload_result != NULL)
 		ag_users_unref(srv->reload_result);
+	if (srv->reload_tls != NULL)
+		SSL_CTX_free(srv->reload_tls);
 	if (srv->users != NULL)
 		ag_users_unref(srv->users);
 	ag_auth_failures_free(srv->failures);

@@ -37,7 +37,9 @@ struct ag_server {
 	int reloading;
 	struct ag_job reload_job;
 	struct ag_users *reload_result;
+	SSL_CTX *reload_tls;
 	char reload_error[512];
+	char reload_tls_error[512];
 };
 
 /* Prepares everything that can fail at start-up (TLS context, users file,

@@ -35,6 +35,8 @@
 /* Responses waiting for a client that does not read: stop reading its
  * commands until they went out. */
 #define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
+/* Seconds a connection may stay idle before it authenticated. */
+#define PREAUTH_TIMEOUT_S 180
 /* The close timer polls for the BYE to be flushed every CLOSE_TICK_MS, at most CLOSE_MAX_TICKS times. */
 #define CLOSE_TICK_MS 20
 #define CLOSE_MAX_TICKS 250
@@ -114,7 +116,13 @@ static struct imap_parser *new_parser(const struct ag_config *cfg)
 
 static void arm_autologout(struct ag_session *s)
 {
-	struct timeval tv = { (time_t)s->srv->cfg->idle_timeout, 0 };
+	/* Before login a connection costs without serving anyone: it gets
+	 * at most PREAUTH_TIMEOUT_S (the 30 minutes of RFC 3501 5.4 are for
+	 * authenticated clients). */
+	unsigned seconds = s->srv->cfg->idle_timeout;
+	if (s->state == AG_STATE_NOT_AUTH && seconds > PREAUTH_TIMEOUT_S)
+		seconds = PREAUTH_TIMEOUT_S;
+	struct timeval tv = { (time_t)seconds, 0 };
 	evtimer_add(s->autologout, &tv);
 }
 
@@ -127,7 +135,7 @@ static void on_autologout(evutil_socket_t fd, short what, void *arg)
 		arm_autologout(s);
 		return;
 	}
-	ag_log_info("%s: autologout after %u s without a command", s->peer, s->srv->cfg->idle_timeout);
+	ag_log_info("%s: autologout: idle for too long%s%s", s->peer, s->user ? " user=" : "", s->user ? s->user : "");
 	ag_session_close(s, "Autologout; idle for too long.");
 }
 
@@ -249,6 +257,8 @@ void ag_session_free(struct ag_session *s)
 	ag_session_unselect(s);
 	if (s->notify != NULL)
 		event_free(s->notify);
+	if (s->keepalive != NULL)
+		event_free(s->keepalive);
 	agbuf_free(&s->reply);
 	ag_session_append_clear(s);
 	free_cont(s);

@@ -63,6 +63,7 @@ struct ag_session {
 	int readonly;             /* EXAMINE */
 	struct event *notify;     /* made active from engine threads on a change */
 	int changed;              /* a change was notified and not yet told */
+	struct event *keepalive;  /* "* OK Still here" during IDLE */
 	/* A storage command in flight: run on a worker, answer in `reply`. */
 	void (*storage_run)(struct ag_session *s);
 	struct agbuf reply;

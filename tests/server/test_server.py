@@ -359,6 +359,50 @@ class Signals(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_sighup_reloads_the_certificate(self):
+        srv = Server(USERS)
+        try:
+            srv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log("SIGHUP: reloaded the TLS certificate"))
+            cert = [l for l in open(srv.config_path) if l.startswith("tls_cert")][0].split("= ", 1)[1].strip()
+            with open(cert, "w") as f:
+                f.write("not a certificate\n")
+            srv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log("keeping the previous TLS certificate"))
+            # The certificate in memory still serves.
+            m = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=client_tls_context(), timeout=IO_TIMEOUT)
+            self.assertEqual(m.login("alice", "secret")[0], "OK")
+            m.logout()
+        finally:
+            srv.stop()
+
+    def test_max_connections(self):
+        srv = Server(USERS, imap=["max_connections = 2"], tls=False)
+        try:
+            first, second = Raw(srv.port), Raw(srv.port)
+            self.assertTrue(first.line().startswith(b"* OK "))
+            self.assertTrue(second.line().startswith(b"* OK "))
+            third = Raw(srv.port)
+            self.assertEqual(third.line(), b"* BYE Too many connections, try again later.")
+            self.assertTrue(third.closed())
+            third.close()
+            first.send(b"a LOGOUT\r\n")
+            first.until_tagged(b"a")
+            self.assertTrue(first.closed())
+            first.close()
+            # Once one is gone, a new client is served again.
+            for _ in range(100):
+                fourth = Raw(srv.port)
+                greeting = fourth.line()
+                fourth.close()
+                if greeting.startswith(b"* OK "):
+                    break
+                time.sleep(0.1)
+            self.assertTrue(greeting.startswith(b"* OK "), greeting)
+            second.close()
+        finally:
+            srv.stop()
+
     def test_autologout(self):
         srv = Server(USERS, imap=["idle_timeout = 1"], tls=False)
         try:
