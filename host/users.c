@@ -15,10 +15,10 @@
 
 #define PLAIN_PREFIX "{PLAIN}"
 
-/* Parameters of the dummy hash when the file holds no Argon2 hash to copy:
- * the ones aerogramctl hash-password uses. */
-#define DEFAULT_T_COST 3
-#define DEFAULT_M_COST (64 * 1024)
+/* Parameters of the dummy hash when the file holds no Argon2 hash to copy
+ * (only {PLAIN} passwords): the cheapest, since then nothing is slow. */
+#define DEFAULT_T_COST 1
+#define DEFAULT_M_COST 8
 #define DEFAULT_PARALLELISM 1
 #define DUMMY_SALT_LEN 16
 #define DUMMY_HASH_LEN 32
@@ -54,6 +54,21 @@ static struct user *find(const struct ag_users *users, const char *name, size_t 
 	return NULL;
 }
 
+/* User names become key prefixes in the store: no '/', no controls, no spaces. */
+static int valid_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 255)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-' || c == '+' || c == '@'))
+			return 0;
+	}
+	return 1;
+}
+
 static int argon2_kind(const char *phc, argon2_type *type)
 {
 	if (strncmp(phc, "$argon2id$", 10) == 0)
@@ -74,6 +89,8 @@ static int on_entry(void *user_data, const char *section, const char *name, cons
 	const char *problem = NULL;
 	if (section[0] == '\0')
 		problem = "key outside any [user] section";
+	else if (!valid_name(section))
+		problem = "a user name is letters, digits and . _ - + @ (it prefixes the user's keys in the store)";
 	else if (strcmp(name, "password") != 0)
 		problem = "unknown key (a user has only `password`)";
 	else if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) != 0) {
@@ -241,6 +258,8 @@ int ag_users_verify(const struct ag_users *users, const char *user, size_t user_
 	}
 	size_t plain_len = strlen(PLAIN_PREFIX);
 	if (strncmp(u->password, PLAIN_PREFIX, plain_len) == 0) {
+		/* As slow as an unknown name, so that timing does not tell them apart. */
+		argon2_verify(users->dummy_hash, password, password_len, Argon2_id);
 		const char *stored = u->password + plain_len;
 		size_t stored_len = strlen(stored);
 		return stored_len == password_len && CRYPTO_memcmp(stored, password, password_len) == 0;

@@ -114,6 +114,8 @@ static void test_users_file(void)
 		{ "password = {PLAIN}x\n", "outside" },
 		{ "[a]\npassword = {PLAIN}x\n[a]\npassword = {PLAIN}y\n", "twice" },
 		{ "[a\npassword = {PLAIN}x\n", ":1:" },
+		{ "[a/b]\npassword = {PLAIN}x\n", "user name" },
+		{ "[a b]\npassword = {PLAIN}x\n", "user name" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path = write_file("bad.ini", bad[i].text);
