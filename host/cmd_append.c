@@ -61,6 +61,11 @@ static void append_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->u.append.mailbox.name.data;
+	if (s->append_too_big) {
+		agbuf_printf(&s->reply, "%s NO [TOOBIG] APPEND: the messages together are larger than %zu bytes.\r\n",
+		             tag, s->srv->cfg->max_message);
+		return;
+	}
 	if (s->n_append != cmd->u.append.message_count) {
 		agbuf_printf(&s->reply, "%s NO [SERVERBUG] APPEND: the message could not be buffered.\r\n", tag);
 		return;

@@ -62,10 +62,12 @@ static void delete_run(struct ag_session *s)
 		agbuf_printf(&s->reply, "%s NO [CANNOT] INBOX cannot be deleted.\r\n", cmd->tag.data);
 		return;
 	}
-	if (s->mailbox != NULL && strcmp(s->mailbox, name) == 0) {
-		/* Deleting the selected mailbox: the client loses it (as Dovecot does). */
+	int was_selected = s->mailbox != NULL && strcmp(s->mailbox, name) == 0;
+	if (was_selected) {
+		/* The client loses the selected mailbox, and is told so (RFC 7162's CLOSED). */
 		ag_session_unselect(s);
 		s->next_state = AG_STATE_AUTH;
+		agbuf_puts(&s->reply, "* OK [CLOSED] The selected mailbox is being deleted.\r\n");
 	}
 	int rc = mail_delete(s->srv->engine, s->user, name);
 	if (rc != 0)

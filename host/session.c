@@ -620,6 +620,9 @@ void ag_session_append_clear(struct ag_session *s)
 	free(s->append);
 	s->append = NULL;
 	s->n_append = 0;
+	s->append_total = 0;
+	s->append_too_big = 0;
+	s->append_receiving = 0;
 }
 
 /* An APPEND message starts: its size is known (and within max_message, the
@@ -628,24 +631,37 @@ static void append_begin(struct ag_session *s, const struct imap_event *ev)
 {
 	if (ev->message_index == 0)
 		ag_session_append_clear(s);
+	s->append_receiving = 0;
 	/* Before authentication the command fails anyway: keep nothing. */
-	if (!(s->state & (AG_STATE_AUTH | AG_STATE_SELECTED)))
+	if (!(s->state & (AG_STATE_AUTH | AG_STATE_SELECTED)) || s->append_too_big)
 		return;
+	/* Each message is within max_message (the parser's limit); a
+	 * MULTIAPPEND of many is held to the same total. */
+	if (s->append_total + ev->literal_size > s->srv->cfg->max_message) {
+		s->append_too_big = 1;
+		return;
+	}
+	s->append_total += ev->literal_size;
 	struct ag_append_buffer *n = realloc(s->append, (s->n_append + 1) * sizeof(*n));
 	if (n == NULL)
 		return;
 	s->append = n;
 	n[s->n_append].len = 0;
+	n[s->n_append].cap = (size_t)ev->literal_size;
 	n[s->n_append].data = malloc(ev->literal_size + 1);
-	if (n[s->n_append].data != NULL)
+	if (n[s->n_append].data != NULL) {
 		s->n_append++;
+		s->append_receiving = 1;
+	}
 }
 
 static void append_data(struct ag_session *s, const struct imap_event *ev)
 {
-	if (s->n_append == 0)
-		return;
+	if (!s->append_receiving || s->n_append == 0)
+		return; /* a message that is not kept (too big, not authenticated) */
 	struct ag_append_buffer *b = &s->append[s->n_append - 1];
+	if (ev->len > b->cap - b->len)
+		return; /* never past the announced size */
 	memcpy(b->data + b->len, ev->data, ev->len);
 	b->len += ev->len;
 }

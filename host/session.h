@@ -76,12 +76,16 @@ struct ag_session {
 	/* APPEND messages as the parser streams them. */
 	struct ag_append_buffer *append;
 	size_t n_append;
+	uint64_t append_total;    /* bytes of all of them */
+	int append_too_big;       /* a MULTIAPPEND passed max_message in total */
+	int append_receiving;     /* the message being streamed has a buffer (the last one) */
 };
 
 /* One APPEND message received so far. */
 struct ag_append_buffer {
 	char *data;
 	size_t len;
+	size_t cap;               /* the size the literal announced */
 };
 
 /* Starts a session on an accepted connection whose bufferevent is `bev`

@@ -314,6 +314,35 @@ class MailTest(unittest.TestCase):
         self.assertEqual(m.search(None, "ALL"), ("OK", [b"1 2"]))
 
 
+class AppendLimits(unittest.TestCase):
+    """max_message holds for one message and for a MULTIAPPEND as a whole."""
+
+    def test_limits(self):
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_message = 2048"])
+        try:
+            r = Raw(srv.port)
+            r.line()
+            r.send(b"l LOGIN u pw\r\n")
+            r.until_tagged(b"l")
+            r.send(b"a APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b" {1500+}\r\n" + b"y" * 1500 + b"\r\n")
+            self.assertEqual(r.until_tagged(b"a"),
+                             [b"a NO [TOOBIG] APPEND: the messages together are larger than 2048 bytes."])
+            r.send(b"b APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b"\r\n")
+            self.assertRegex(r.until_tagged(b"b")[-1], rb"^b OK \[APPENDUID \d+ 1\] ")
+            r.send(b"c APPEND INBOX {3000}\r\n")
+            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c NO [TOOBIG]"))
+            r.send(b"d APPEND INBOX (\\Seen) {700+}\r\n" + b"z" * 700 + b" {700+}\r\n" + b"w" * 700 + b"\r\n")
+            self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2,3\] ")
+            r.send(b"e STATUS INBOX (MESSAGES)\r\n")
+            self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 3)")
+            r.send(b"f CREATE X\r\ng SELECT X\r\nh DELETE X\r\n")
+            self.assertEqual(r.until_tagged(b"h")[-2:], [b"* OK [CLOSED] The selected mailbox is being deleted.",
+                                                         b"h OK DELETE completed."])
+            r.close()
+        finally:
+            srv.stop()
+
+
 class FailingStore(unittest.TestCase):
     """The store goes away and comes back: NO [UNAVAILABLE], then service again."""
 
