@@ -15,6 +15,7 @@ check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/d
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
 
 CHECKS += check-server
 .PHONY: check-server
