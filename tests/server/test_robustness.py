@@ -2,10 +2,12 @@
 the daemon answers, never crashes, and serves a new client afterwards (a
 crash or a sanitizer report fails the test when the daemon stops). Run by
 `make check-server`."""
+import imaplib
 import os
 import random
 import socket
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -75,6 +77,60 @@ class RandomInput(unittest.TestCase):
             for seed in (1, 2, 3):
                 self.run_seed(srv, seed, 300)
             self.assertIsNone(srv.proc.poll())
+        finally:
+            srv.stop()
+
+
+class Concurrency(unittest.TestCase):
+    """Several sessions of one user change one mailbox at once."""
+
+    def test_sessions_on_one_mailbox(self):
+        srv = Server({"u": "{PLAIN}pw"}, tls=False)
+        errors = []
+
+        def session(n):
+            rnd = random.Random(n)
+            try:
+                m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+                m.login("u", "pw")
+                m.select("INBOX")
+                for _ in range(40):
+                    op = rnd.randrange(6)
+                    if op == 0:
+                        m.append("INBOX", None, None, b"Subject: from %d\r\n\r\nbody\r\n" % n)
+                    elif op == 1:
+                        m.uid("FETCH", "1:*", "(FLAGS ENVELOPE)")
+                    elif op == 2:
+                        ids = m.uid("SEARCH", "ALL")[1][0].split()
+                        if ids:
+                            m.uid("STORE", rnd.choice(ids), "+FLAGS", "(\\Deleted)")
+                    elif op == 3:
+                        m.expunge()
+                    elif op == 4:
+                        ids = m.uid("SEARCH", "ALL")[1][0].split()
+                        if ids:
+                            m.uid("COPY", ids[0], "Archive")
+                    else:
+                        m.noop()
+                m.logout()
+            except Exception as e:  # noqa: BLE001 - reported below with the session number
+                errors.append((n, repr(e)))
+
+        try:
+            threads = [threading.Thread(target=session, args=(n,)) for n in range(5)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            # Everyone agrees on the result.
+            a = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+            a.login("u", "pw")
+            count = int(a.select("INBOX")[1][0])
+            uids = a.uid("SEARCH", "ALL")[1][0].split()
+            self.assertEqual(len(uids), count)
+            self.assertEqual(a.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES %d)" % count])
+            a.logout()
         finally:
             srv.stop()
 
