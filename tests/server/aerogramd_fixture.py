@@ -73,8 +73,10 @@ class Server:
             if self.tls_port:
                 lines.append("tls_listen = 127.0.0.1:%d" % self.tls_port)
         lines += ["workers = 2"] + list(imap or [])
-        lines += ["", "[auth]", "users_file = " + self.users_path, "failure_delay = 20",
-                  "failure_delay_max = 200"] + list(auth or [])
+        auth = list(auth or [])
+        defaults = [l for l in ("failure_delay = 20", "failure_delay_max = 200")
+                    if not any(a.split("=")[0].strip() == l.split("=")[0].strip() for a in auth)]
+        lines += ["", "[auth]", "users_file = " + self.users_path] + defaults + auth
         self.config_path = os.path.join(d, "aerogram.conf")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -168,6 +168,16 @@ class LoopbackServer(unittest.TestCase):
         self.assertEqual(m.login("alice", "secret")[0], "OK")
         m.logout()
 
+    def test_cleartext_on_the_tls_port_is_dropped(self):
+        r = Raw(self.srv.tls_port)
+        r.send(b"a NOOP\r\n" + b"\x16\x03\x01\x00\x05garbage" * 3)
+        self.assertTrue(r.closed())
+        r.close()
+        self.assertTrue(self.srv.wait_log("TLS error"))
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.srv.tls_port, ssl_context=client_tls_context(), timeout=IO_TIMEOUT)
+        self.assertEqual(m.noop()[0], "OK")
+        m.logout()
+
     def test_ipv6_listener(self):
         if not self.srv.ipv6_port:
             self.skipTest("no IPv6 loopback on this machine")
@@ -331,6 +341,23 @@ class Signals(unittest.TestCase):
                 self.assertEqual(client.line(), b"* BYE Server shutting down.")
                 self.assertTrue(client.closed())
                 client.close()
+        finally:
+            srv.stop()
+
+    def test_sigterm_finishes_the_command_in_flight(self):
+        # A failed login is answered after failure_delay: SIGTERM comes meanwhile.
+        srv = Server(USERS, auth=["failure_delay = 2000", "failure_delay_max = 2000"], tls=False)
+        try:
+            r = Raw(srv.port)
+            r.line()
+            r.send(b"a LOGIN alice wrong\r\nb NOOP\r\n")
+            self.assertTrue(srv.wait_log("answering in 2000 ms"))
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(r.line(), b"a NO " + FAILED)
+            self.assertEqual(r.line(), b"* BYE Server shutting down.")
+            self.assertTrue(r.closed())
+            r.close()
+            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
         finally:
             srv.stop()
 
