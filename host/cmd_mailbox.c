@@ -172,6 +172,33 @@ static char *full_pattern(const struct imap_str *reference, const struct imap_st
 	return out;
 }
 
+static int matches_any(const struct imap_command *cmd, const char *name)
+{
+	for (size_t k = 0; k < cmd->u.list.pattern_count; k++) {
+		char *pattern = full_pattern(&cmd->u.list.reference.name, &cmd->u.list.patterns[k]);
+		int hit = pattern != NULL && match(pattern, name);
+		free(pattern);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* LSUB "" "%" shows an unsubscribed "a" (\Noselect) when "a.b" is
+ * subscribed but the pattern does not reach it (RFC 3501 6.3.9). */
+static int hides_subscribed_child(const struct imap_command *cmd, const struct list_entry *entries, size_t n,
+                                  const char *parent)
+{
+	size_t len = strlen(parent);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = entries[i].name;
+		if (entries[i].subscribed && name != NULL && strncmp(name, parent, len) == 0 &&
+		    name[len] == MAIL_DELIMITER && !matches_any(cmd, name))
+			return 1;
+	}
+	return 0;
+}
+
 static void list_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
@@ -208,7 +235,7 @@ static void list_run(struct ag_session *s)
 		}
 		entries[at].info = info->exists ? info : entries[at].info;
 		entries[at].subscribed |= info->subscribed;
-		if (!info->exists)
+		if (!info->exists && !info->subscribed)
 			continue;
 		char *parent = strdup(info->name);
 		char *dot;
@@ -227,7 +254,8 @@ static void list_run(struct ag_session *s)
 				p = (int)ne;
 				entries[ne++].name = strdup(parent);
 			}
-			entries[p].has_children = 1;
+			if (info->exists)
+				entries[p].has_children = 1;
 		}
 		free(parent);
 	}
@@ -235,18 +263,16 @@ static void list_run(struct ag_session *s)
 		struct list_entry *e = &entries[i];
 		if (e->name == NULL)
 			continue;
-		int wanted = 0;
-		for (size_t k = 0; k < cmd->u.list.pattern_count && !wanted; k++) {
-			char *pattern = full_pattern(&cmd->u.list.reference.name, &cmd->u.list.patterns[k]);
-			wanted = pattern != NULL && match(pattern, e->name);
-			free(pattern);
-		}
-		if (!wanted || (lsub && !e->subscribed) || (!lsub && e->info == NULL && !e->has_children))
+		if (!matches_any(cmd, e->name))
+			continue;
+		if (lsub && !e->subscribed && !hides_subscribed_child(cmd, entries, ne, e->name))
+			continue;
+		if (!lsub && e->info == NULL && !e->has_children)
 			continue;
 		const char *attrs[4];
 		size_t na = 0;
-		if (e->info == NULL)
-			attrs[na++] = lsub ? "\\Noselect" : "\\Noselect";
+		if (e->info == NULL || (lsub && !e->subscribed))
+			attrs[na++] = "\\Noselect";
 		if (!lsub) {
 			attrs[na++] = e->has_children ? "\\HasChildren" : "\\HasNoChildren";
 			const char *su = e->info ? special_use_attr(e->info->special_use) : NULL;

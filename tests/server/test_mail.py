@@ -113,6 +113,15 @@ class MailTest(unittest.TestCase):
         self.assertIn(b'() "." Lists', m.lsub()[1])
         self.assertEqual(m.unsubscribe("Lists")[0], "OK")
         self.assertNotIn(b'() "." Lists', m.lsub()[1])
+        # A subscribed child under an unsubscribed parent (RFC 3501 6.3.9).
+        m.create("Lists.Dev")
+        m.subscribe("Lists.Dev")
+        self.assertEqual(m.lsub('""', "Lists%"), ("OK", [b'(\\Noselect) "." Lists']))
+        self.assertEqual(m.lsub('""', "Lists*"), ("OK", [b'() "." Lists.Dev']))
+        # Deleted but still subscribed: LSUB shows it, LIST does not.
+        m.delete("Lists.Dev")
+        self.assertEqual(m.lsub('""', "Lists.*"), ("OK", [b'(\\Noselect) "." Lists.Dev']))
+        self.assertEqual(m.list('""', "Lists.*"), ("OK", [None]))
 
     def test_append_status_select_fetch(self):
         m = self.imap()
