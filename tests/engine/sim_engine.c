@@ -34,7 +34,7 @@
 #include "tests/engine/engine_util.h"
 
 #define K 3
-#define STEPS 70
+#define STEPS 100
 #define MAX_TOKENS 256
 
 struct obs {

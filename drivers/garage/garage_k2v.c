@@ -1,0 +1,546 @@
+/*
+ * garage_k2v.c - rows on Garage's K2V API: row_read as ReadBatch, row_insert
+ * as InsertBatch, row_delete as DeleteBatch, and the parsing of K2V items
+ * that the watches share.
+ */
+#include "drivers/garage/garage.h"
+#include "drivers/garage/sigv4.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static int nonempty(const char *s)
+{
+	return s && *s;
+}
+
+/* ---- causality tokens and seen markers ---- */
+
+int gr_token_valid(const char *token)
+{
+	/* Garage's format (docs/garage-api.md 1.3): URL-safe base64 without
+	 * padding of checksum:u64be then (node:u64be, time:u64be)*, where the
+	 * checksum is the XOR of every other word. */
+	size_t len = strlen(token);
+	if (len == 0 || len > 4096 || len % 4 == 1)
+		return 0;
+	char std[4100];
+	for (size_t i = 0; i < len; i++) {
+		char c = token[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			std[i] = c;
+		else if (c == '-')
+			std[i] = '+';
+		else if (c == '_')
+			std[i] = '/';
+		else
+			return 0;
+	}
+	size_t n = len;
+	while (n % 4)
+		std[n++] = '=';
+	std[n] = 0;
+	uint8_t *bytes;
+	size_t blen;
+	if (gr_base64_decode(std, &bytes, &blen) < 0)
+		return 0;
+	int ok = blen % 16 == 8;
+	if (ok) {
+		uint64_t x = 0;
+		for (size_t w = 0; w < blen / 8; w++) {
+			uint64_t v = 0;
+			for (size_t k = 0; k < 8; k++)
+				v = v << 8 | bytes[w * 8 + k];
+			x ^= v;
+		}
+		ok = x == 0; /* the checksum word cancels the XOR of the others */
+	}
+	free(bytes);
+	return ok;
+}
+
+int gr_marker_valid(const char *marker)
+{
+	/* Opaque, but always standard base64 (Garage: of zstd(msgpack)). */
+	size_t len = strlen(marker);
+	if (len == 0 || len % 4 != 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = marker[i];
+		int b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		          c == '+' || c == '/';
+		if (!b64 && !(c == '=' && i >= len - 2))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- parsing items ---- */
+
+static struct aerogram_row *rows_push(struct gr_rows *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		struct aerogram_row *p = realloc(r->rows, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		r->rows = p;
+		r->cap = cap;
+	}
+	struct aerogram_row *row = &r->rows[r->n++];
+	memset(row, 0, sizeof(*row));
+	return row;
+}
+
+static int same_value(const struct aerogram_value *a, const struct aerogram_value *b)
+{
+	if (a->tombstone || b->tombstone)
+		return a->tombstone && b->tombstone;
+	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Fill row->values from a JSON array of base64 strings and nulls, dropping
+ * duplicates (Garage already does; a lesser server might not). */
+static int parse_values(struct gr_rows *r, struct aerogram_row *row, const json_t *v)
+{
+	if (!json_is_array(v))
+		return -1;
+	size_t n = json_array_size(v);
+	struct aerogram_value *vals = gr_arena_alloc(&r->arena, (n ? n : 1) * sizeof(*vals));
+	if (!vals)
+		return -1;
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *e = json_array_get(v, i);
+		struct aerogram_value val = {0};
+		if (json_is_null(e)) {
+			val.tombstone = 1;
+		} else if (json_is_string(e)) {
+			uint8_t *bytes;
+			size_t len;
+			if (gr_base64_decode(json_string_value(e), &bytes, &len) < 0)
+				return -1;
+			uint8_t *copy = (uint8_t *)gr_arena_strndup(&r->arena, (const char *)bytes, len);
+			free(bytes);
+			if (!copy)
+				return -1;
+			val.data = copy;
+			val.len = len;
+		} else {
+			return -1;
+		}
+		int dup = 0;
+		for (size_t k = 0; k < count && !dup; k++)
+			dup = same_value(&vals[k], &val);
+		if (!dup)
+			vals[count++] = val;
+	}
+	row->values = vals;
+	row->n_values = count;
+	return 0;
+}
+
+int gr_rows_parse_item(struct gr_rows *r, const char *sk, const char *token,
+                       const void *values_json)
+{
+	struct aerogram_row *row = rows_push(r);
+	if (!row)
+		return -1;
+	row->sk = gr_arena_strdup(&r->arena, sk);
+	row->token = gr_arena_strdup(&r->arena, token ? token : "");
+	if (!row->sk || !row->token || parse_values(r, row, values_json) < 0) {
+		r->n--;
+		return -1;
+	}
+	return 0;
+}
+
+int gr_rows_parse(struct gr_rows *r, const void *items_json)
+{
+	const json_t *items = items_json;
+	if (!json_is_array(items))
+		return -1;
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		const json_t *it = json_array_get(items, i);
+		const char *sk = json_string_value(json_object_get(it, "sk"));
+		const char *ct = json_string_value(json_object_get(it, "ct"));
+		if (!sk || !ct)
+			return -1;
+		if (gr_rows_parse_item(r, sk, ct, json_object_get(it, "v")) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void gr_rows_free(struct gr_rows *r)
+{
+	free(r->rows);
+	gr_arena_free(&r->arena);
+	memset(r, 0, sizeof(*r));
+}
+
+int gr_row_live(const struct aerogram_row *row)
+{
+	for (size_t i = 0; i < row->n_values; i++)
+		if (!row->values[i].tombstone)
+			return 1;
+	return 0;
+}
+
+/* ---- shared request plumbing ---- */
+
+/* A K2V request on the bucket itself (POST /{bucket}?keyword). */
+static int bucket_request(struct gr_store *st, struct gr_request *req, const char *op,
+                          const char *keyword, json_t *body)
+{
+	gr_request_init(req, st, GR_K2V, op, "POST");
+	struct gbuf path = {0};
+	gbuf_addf(&path, "/%s", st->bucket_enc);
+	req->path = gbuf_take(&path);
+	req->query = keyword ? strdup(keyword) : NULL;
+	req->body = json_dumps(body, JSON_COMPACT);
+	if (!req->path || (keyword && !req->query) || !req->body ||
+	    gr_request_plain(req, "Content-Type: application/json") < 0)
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory building %s", op);
+	req->body_len = strlen(req->body);
+	return 0;
+}
+
+/* Run one request and parse its JSON answer into *out (NULL for an empty
+ * 2xx body). Returns 0 or a recorded error. */
+static int run_json(struct gr_store *st, struct gr_request *req, json_t **out)
+{
+	*out = NULL;
+	gr_perform(st, &req, 1);
+	int rc = gr_request_status(req);
+	if (rc != AEROGRAM_OK)
+		return rc;
+	if (req->response.len == 0)
+		return 0;
+	json_error_t jerr;
+	*out = json_loadb(req->response.data, req->response.len, 0, &jerr);
+	if (!*out)
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: unreadable JSON from %s: %s", req->op,
+		               jerr.text);
+	return 0;
+}
+
+static int set_str(json_t *obj, const char *key, const char *value)
+{
+	return json_object_set_new(obj, key, json_string(value));
+}
+
+/* Check one query against the ABI's rules. */
+static int check_query(const struct aerogram_row_query *q, int for_read)
+{
+	if (!q->pk)
+		return gr_fail(AEROGRAM_EINVAL, "garage: a query without a partition key");
+	if (q->sk) {
+		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
+		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
+			return gr_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
+			                                "not set prefix, start, end, limit or reverse",
+			               q->pk, q->sk);
+		return 0;
+	}
+	if (nonempty(q->prefix) && nonempty(q->start) &&
+	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
+		return gr_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
+		               q->start, q->prefix);
+	return 0;
+}
+
+/* ---- row_read ---- */
+
+struct read_state {
+	const struct aerogram_row_query *q;
+	const char *start; /* the start of the next round (q->start or a next_start) */
+	char *next_start;  /* owned */
+	int more;
+	int finished;
+	struct gr_rows rows;
+};
+
+struct gr_row_result_impl {
+	struct aerogram_row_result pub; /* first: the handle the host sees */
+	struct aerogram_row_page *pages;
+	struct read_state *states;
+	size_t n;
+};
+
+static json_t *read_query_json(const struct read_state *s)
+{
+	const struct aerogram_row_query *q = s->q;
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	set_str(o, "partitionKey", q->pk);
+	if (q->sk) {
+		set_str(o, "start", q->sk);
+		json_object_set_new(o, "singleItem", json_true());
+	} else {
+		if (nonempty(q->prefix))
+			set_str(o, "prefix", q->prefix);
+		if (nonempty(s->start))
+			set_str(o, "start", s->start);
+		if (nonempty(q->end))
+			set_str(o, "end", q->end);
+		if (q->limit)
+			json_object_set_new(o, "limit", json_integer(q->limit));
+		json_object_set_new(o, "reverse", json_boolean(q->flags & AEROGRAM_QUERY_REVERSE));
+	}
+	json_object_set_new(o, "conflictsOnly",
+	                    json_boolean(q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY));
+	json_object_set_new(o, "tombstones", json_boolean(q->flags & AEROGRAM_QUERY_TOMBSTONES));
+	return o;
+}
+
+static void read_states_free(struct read_state *states, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(states[i].next_start);
+		gr_rows_free(&states[i].rows);
+	}
+	free(states);
+}
+
+/* One ReadBatch round over the unfinished queries. *left receives how many
+ * are still unfinished afterwards. */
+static int read_round(struct gr_store *st, struct read_state *states, size_t n, size_t *left)
+{
+	size_t *idx = calloc(n, sizeof(*idx));
+	json_t *arr = json_array();
+	if (!idx || !arr) {
+		free(idx);
+		json_decref(arr);
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (states[i].finished)
+			continue;
+		idx[m++] = i;
+		json_array_append_new(arr, read_query_json(&states[i]));
+	}
+	struct gr_request req;
+	int rc = bucket_request(st, &req, "ReadBatch", "search", arr);
+	json_decref(arr);
+	json_t *resp = NULL;
+	if (rc == 0)
+		rc = run_json(st, &req, &resp);
+	gr_request_free(&req);
+	if (rc == 0 && (!json_is_array(resp) || json_array_size(resp) != m))
+		rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch answered %zu results for %zu "
+		                                 "queries",
+		             json_is_array(resp) ? json_array_size(resp) : 0, m);
+	*left = 0;
+	for (size_t k = 0; rc == 0 && k < m; k++) {
+		struct read_state *s = &states[idx[k]];
+		const json_t *res = json_array_get(resp, k);
+		if (gr_rows_parse(&s->rows, json_object_get(res, "items")) < 0) {
+			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: malformed items in ReadBatch answer");
+			break;
+		}
+		int more = json_is_true(json_object_get(res, "more"));
+		const char *next = json_string_value(json_object_get(res, "nextStart"));
+		free(s->next_start);
+		s->next_start = more && next ? strdup(next) : NULL;
+		if (more && !next) {
+			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch said more without nextStart");
+			break;
+		}
+		if (more && s->q->limit == 0 && !s->q->sk) {
+			/* Unlimited: continue this query from nextStart. */
+			s->start = s->next_start;
+			(*left)++;
+		} else {
+			s->more = more;
+			s->finished = 1;
+		}
+	}
+	json_decref(resp);
+	free(idx);
+	return rc;
+}
+
+int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *queries,
+                size_t n, struct aerogram_row_result **out)
+{
+	struct gr_store *st = (struct gr_store *)store;
+	*out = NULL;
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_query(&queries[i], 1);
+		if (rc)
+			return rc;
+	}
+	struct read_state *states = calloc(n ? n : 1, sizeof(*states));
+	if (!states)
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	for (size_t i = 0; i < n; i++) {
+		states[i].q = &queries[i];
+		states[i].start = queries[i].start;
+	}
+	size_t left = n;
+	int rc = 0;
+	while (rc == 0 && left > 0)
+		rc = read_round(st, states, n, &left);
+	if (rc) {
+		read_states_free(states, n);
+		return rc;
+	}
+	struct gr_row_result_impl *res = calloc(1, sizeof(*res));
+	struct aerogram_row_page *pages = calloc(n ? n : 1, sizeof(*pages));
+	if (!res || !pages) {
+		free(res);
+		free(pages);
+		read_states_free(states, n);
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		pages[i].rows = states[i].rows.rows;
+		pages[i].n_rows = states[i].rows.n;
+		pages[i].more = states[i].more;
+		pages[i].next_start = pages[i].more ? states[i].next_start : NULL;
+	}
+	res->pub.n_pages = n;
+	res->pub.pages = pages;
+	res->pages = pages;
+	res->states = states;
+	res->n = n;
+	*out = &res->pub;
+	return 0;
+}
+
+void gr_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result)
+{
+	(void)store;
+	if (!result)
+		return;
+	struct gr_row_result_impl *res = (struct gr_row_result_impl *)result;
+	read_states_free(res->states, res->n);
+	free(res->pages);
+	free(res);
+}
+
+/* ---- row_insert ---- */
+
+int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write *writes,
+                  size_t n)
+{
+	struct gr_store *st = (struct gr_store *)store;
+	if (n == 0)
+		return 0;
+	json_t *arr = json_array();
+	if (!arr)
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	int all_tokens = 1;
+	for (size_t i = 0; i < n; i++) {
+		const struct aerogram_row_write *w = &writes[i];
+		if (!w->pk || !w->sk || (!w->tombstone && w->len && !w->value)) {
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu lacks its pk, sk or value", i);
+		}
+		json_t *o = json_object();
+		set_str(o, "pk", w->pk);
+		set_str(o, "sk", w->sk);
+		if (nonempty(w->token) && !gr_token_valid(w->token)) {
+			json_decref(o);
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) carries a malformed "
+			                                "causality token",
+			               i, w->pk, w->sk);
+		}
+		if (nonempty(w->token))
+			set_str(o, "ct", w->token);
+		else {
+			json_object_set_new(o, "ct", json_null());
+			all_tokens = 0;
+		}
+		if (w->tombstone) {
+			json_object_set_new(o, "v", json_null());
+		} else {
+			char *b64 = gr_base64_encode(w->value, w->len);
+			if (!b64) {
+				json_decref(o);
+				json_decref(arr);
+				return gr_fail(AEROGRAM_ETOOBIG, "garage: value of %s/%s too large", w->pk,
+				               w->sk);
+			}
+			set_str(o, "v", b64);
+			free(b64);
+		}
+		json_array_append_new(arr, o);
+	}
+	struct gr_request req;
+	int rc = bucket_request(st, &req, "InsertBatch", NULL, arr);
+	json_decref(arr);
+	if (rc == 0) {
+		/* With every item carrying its token, repeating the batch writes
+		 * the same values over the same contexts: identical siblings that
+		 * reads merge. Without tokens a repeat adds siblings, so it is
+		 * only repeated when the server provably never saw it. */
+		req.retry = all_tokens ? GR_RETRY_ALWAYS : GR_RETRY_CONNECT;
+		json_t *resp = NULL;
+		rc = run_json(st, &req, &resp);
+		json_decref(resp);
+	}
+	gr_request_free(&req);
+	return rc;
+}
+
+/* ---- row_delete ---- */
+
+int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query *queries,
+                  size_t n, uint64_t *deleted)
+{
+	struct gr_store *st = (struct gr_store *)store;
+	if (deleted)
+		*deleted = 0;
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_query(&queries[i], 0);
+		if (rc)
+			return rc;
+	}
+	json_t *arr = json_array();
+	if (!arr)
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const struct aerogram_row_query *q = &queries[i];
+		json_t *o = json_object();
+		set_str(o, "partitionKey", q->pk);
+		if (q->sk) {
+			set_str(o, "start", q->sk);
+			json_object_set_new(o, "singleItem", json_true());
+		} else {
+			if (nonempty(q->prefix))
+				set_str(o, "prefix", q->prefix);
+			if (nonempty(q->start))
+				set_str(o, "start", q->start);
+			if (nonempty(q->end))
+				set_str(o, "end", q->end);
+		}
+		json_array_append_new(arr, o);
+	}
+	struct gr_request req;
+	int rc = bucket_request(st, &req, "DeleteBatch", "delete", arr);
+	json_decref(arr);
+	json_t *resp = NULL;
+	if (rc == 0)
+		rc = run_json(st, &req, &resp);
+	gr_request_free(&req);
+	if (rc == 0 && (!json_is_array(resp) || json_array_size(resp) != n))
+		rc = gr_fail(AEROGRAM_EINTERNAL, "garage: DeleteBatch answered %zu results for %zu "
+		                                 "queries",
+		             json_is_array(resp) ? json_array_size(resp) : 0, n);
+	for (size_t i = 0; rc == 0 && deleted && i < n; i++) {
+		json_int_t d = json_integer_value(json_object_get(json_array_get(resp, i),
+		                                                  "deletedItems"));
+		*deleted += d > 0 ? (uint64_t)d : 0;
+	}
+	json_decref(resp);
+	return rc;
+}

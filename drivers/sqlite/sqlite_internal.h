@@ -1,0 +1,209 @@
+/* sqlite_internal.h - what the files of the SQLite driver share: the open
+ * store, its connection pool, statement cache, errors and result arenas. */
+#ifndef AG_SQLITE_INTERNAL_H
+#define AG_SQLITE_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include <aerogram/driver.h>
+
+#include "drivers/sqlite/sqlite_sql.h"
+
+/* Statements a connection prepares once and keeps (index into conn->stmts). */
+enum sq_stmt_id {
+	SQ_CLOCK_GET,
+	SQ_CLOCK_SET,
+	SQ_ROW_FIND,
+	SQ_ROW_NEW,
+	SQ_VAL_DROP,
+	SQ_VAL_DEDUP,
+	SQ_VAL_ADD,
+	SQ_ROW_UPDATE,
+	SQ_VAL_LIST,
+	SQ_ROW_CHANGED,
+	SQ_ROW_DEAD,
+	SQ_VAL_DEL_ROW,
+	SQ_ROW_DEL,
+	SQ_BLOB_GET,
+	SQ_BLOB_FILE,
+	SQ_BLOB_PUT,
+	SQ_BLOB_DEL,
+	SQ_BLOB_FILE_USED,
+	SQ_BLOB_LIST,
+	SQ_BLOB_LIST_OPEN,
+	SQ_RANGE_FIRST, /* SQ_RANGE_FIRST + sq_range_variant(): the range reads */
+	SQ_STMT_COUNT = SQ_RANGE_FIRST + SQ_RANGE_VARIANTS
+};
+
+/* One SQLite connection; used by one thread at a time (taken from the pool). */
+struct sq_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[SQ_STMT_COUNT];
+	int last_rc; /* the SQLite result code of the last failure, for retries */
+	int busy_timeout_ms;
+	uint64_t busy_since; /* when the current wait for a lock began */
+	struct sq_conn *next;
+};
+
+
+
+struct aerogram_store {
+	const struct aerogram_host *host;
+	char *path;      /* the database file */
+	char *blob_dir;  /* <path>.blobs */
+	int sync_full;   /* synchronous=full: fsync blob files and directories too */
+	int busy_timeout_ms;
+	size_t blob_inline_max;
+	int poll_interval_ms;
+	unsigned orphan_age_s; /* blob files unnamed for this long are removed */
+
+	/* Writers of this process queue here rather than in SQLite's busy
+	 * handler, which polls and can starve one thread for seconds. */
+	pthread_mutex_t write_mu;
+	pthread_mutex_t pool_mu;
+	struct sq_conn *idle; /* connections no thread is using */
+
+	/* Watches: one thread serves them all (sqlite_watch.c). */
+	pthread_mutex_t watch_mu;
+	pthread_cond_t watch_wake; /* the thread waits on it */
+	pthread_cond_t watch_done; /* a callback returned */
+	pthread_t watch_thread;
+	int watch_thread_started;
+	int watch_stop;
+	int watch_kick;  /* new watch or local write: look now */
+	struct aerogram_watch *watches;
+	size_t n_watches;
+
+	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
+	 * files, rows that hold only old tombstones. */
+	unsigned tombstone_ttl_s;
+	pthread_t sweep_thread;
+	int sweep_started;
+	_Atomic int sweep_stop;
+	pthread_mutex_t sweep_mu;
+	pthread_cond_t sweep_cond;
+};
+
+/* ---- errors (sqlite_store.c) ---- */
+
+/* Records a message for the calling thread and returns `code`. */
+int sq_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records "sqlite: <what>: <sqlite's message>" for a failed SQLite call,
+ * remembers rc on the connection and returns the matching AEROGRAM_E* code. */
+int sq_db_fail(struct sq_conn *conn, int rc, const char *what);
+/* The calling thread's last message (driver-owned, thread-local). */
+const char *sq_last_error(void);
+/* The AEROGRAM_E* code for an SQLite result code. */
+int sq_map_rc(int rc);
+/* Logs a line through the host. */
+void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- connections and transactions (sqlite_store.c) ---- */
+
+/* Takes a connection from the pool or opens one; 0 or an AEROGRAM_E* code. */
+int sq_conn_get(struct aerogram_store *st, struct sq_conn **out);
+/* Returns a connection to the pool. */
+void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
+/* The cached prepared statement `id`, reset and unbound; NULL after a
+ * failure (recorded). */
+sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
+/* Runs fn inside BEGIN (IMMEDIATE when `write`) ... COMMIT on a pooled
+ * connection, retrying the whole transaction while SQLite says BUSY and the
+ * busy timeout has not passed. fn returns 0 or an AEROGRAM_E* code; it must
+ * start from scratch each time it is called. */
+int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, void *), void *arg);
+/* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
+uint64_t sq_now_ms(void);
+uint64_t sq_wall_ms(void);
+
+/* ---- keys (sqlite_rows.c) ---- */
+
+/* 1 when s is valid UTF-8 without NUL (the length is strlen). */
+int sq_utf8_valid(const char *s);
+/* The smallest string greater than every string starting with `prefix`, in
+ * *buf (malloc'd, the caller frees): returns 1, or 0 when there is none (the
+ * prefix is empty or all 0xff bytes), or -1 when out of memory. */
+int sq_prefix_successor(const char *prefix, char **buf);
+/* Formats a causality token (17 bytes with NUL). */
+void sq_token_format(uint64_t ctx, char out[32]);
+
+/* ---- arenas: every result is freed in one go ---- */
+
+struct sq_chunk;
+struct sq_arena {
+	struct sq_chunk *head;
+};
+void *sq_arena_alloc(struct sq_arena *a, size_t size);
+char *sq_arena_strdup(struct sq_arena *a, const char *s);
+void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len);
+void sq_arena_free(struct sq_arena *a);
+
+/* Reads the values of row `row_id` into `row` (token from ctx), allocating
+ * in the arena. 0 or an AEROGRAM_E* code. */
+int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
+                uint64_t ctx, struct aerogram_row *row);
+
+/* Reads every row of pk in the forward range prefix/start/end (NULL or
+ * empty: unbounded), tombstone-only rows included, whose ctx is above
+ * `since`, into the arena. */
+int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
+                       const char *prefix, const char *start, const char *end, uint64_t since,
+                       const struct aerogram_row **rows, size_t *n_rows);
+
+/* ---- the functions of the descriptor ---- */
+
+int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                size_t n_queries, struct aerogram_row_result **out);
+void sq_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result);
+int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                  size_t n_writes);
+int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                  size_t n_queries, uint64_t *deleted);
+
+int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen);
+void sq_watch_stop(struct aerogram_store *st);
+/* Wakes the watch thread after a local write so watchers hear of it at once. */
+void sq_watch_kick(struct aerogram_store *st);
+int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
+                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                 struct aerogram_watch **out);
+void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch);
+int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
+                       const char *start, const char *end, const char *marker,
+                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                       struct aerogram_watch **out);
+
+int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
+                size_t n_requests, struct aerogram_blob_result **out);
+void sq_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result);
+int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
+                const struct aerogram_meta *meta, size_t n_meta);
+int sq_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
+int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
+                 uint32_t max_keys, struct aerogram_blob_list **out);
+void sq_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
+int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
+/* Removes blob files no row names (left by a crash between a file's
+ * creation and its commit, or between a commit and the unlink of the file
+ * it replaced) once older than orphan_age_s; returns how many. */
+unsigned sq_blob_sweep_files(struct aerogram_store *st, struct sq_conn *conn);
+/* Forgets rows whose values are all tombstones older than tombstone_ttl_s;
+ * returns how many. */
+uint64_t sq_rows_forget(struct aerogram_store *st);
+/* Starts / stops the maintenance thread (sqlite_maint.c). */
+void sq_sweep_start(struct aerogram_store *st);
+void sq_sweep_stop(struct aerogram_store *st);
+
+/* ---- schema (sqlite_schema.c) ---- */
+
+/* Brings the database to the current schema version inside one write
+ * transaction, or refuses a newer one. 0 or an AEROGRAM_E* code with a
+ * message in errbuf. */
+int sq_schema_migrate(sqlite3 *db, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,67 @@
+/* sqlite_maint.c - the maintenance thread of an open store.
+ *
+ * At open, then every hour while the store stays open, it removes blob files
+ * no row names (sq_blob_sweep_files) and forgets rows that have held only
+ * tombstones for tombstone_ttl_s (sq_rows_forget), as Garage does after a
+ * day. Both work in small steps and stop as soon as the store closes.
+ */
+#include "drivers/sqlite/sqlite_internal.h"
+
+#include <time.h>
+
+#define SQ_MAINT_INTERVAL_MS (3600u * 1000u)
+
+static void sq_maint_once(struct aerogram_store *st)
+{
+	struct sq_conn *conn;
+	if (sq_conn_get(st, &conn) != 0)
+		return;
+	unsigned files = sq_blob_sweep_files(st, conn);
+	sq_conn_put(st, conn);
+	if (files)
+		sq_log(st, AEROGRAM_LOG_INFO, "removed %u orphan blob files from %s", files,
+		       st->blob_dir);
+	uint64_t rows = st->sweep_stop ? 0 : sq_rows_forget(st);
+	if (rows)
+		sq_log(st, AEROGRAM_LOG_INFO, "forgot %llu rows of old tombstones",
+		       (unsigned long long)rows);
+}
+
+static void *sq_maint_main(void *arg)
+{
+	struct aerogram_store *st = arg;
+	pthread_mutex_lock(&st->sweep_mu);
+	while (!st->sweep_stop) {
+		pthread_mutex_unlock(&st->sweep_mu);
+		sq_maint_once(st);
+		pthread_mutex_lock(&st->sweep_mu);
+		uint64_t until = sq_now_ms() + SQ_MAINT_INTERVAL_MS;
+		struct timespec ts = { .tv_sec = (time_t)(until / 1000u),
+			               .tv_nsec = (long)(until % 1000u) * 1000000L };
+		while (!st->sweep_stop && sq_now_ms() < until)
+			pthread_cond_timedwait(&st->sweep_cond, &st->sweep_mu, &ts);
+	}
+	pthread_mutex_unlock(&st->sweep_mu);
+	return NULL;
+}
+
+void sq_sweep_start(struct aerogram_store *st)
+{
+	st->sweep_stop = 0;
+	if (pthread_create(&st->sweep_thread, NULL, sq_maint_main, st) == 0)
+		st->sweep_started = 1;
+	else
+		sq_log(st, AEROGRAM_LOG_WARNING, "cannot start the maintenance thread of %s", st->path);
+}
+
+void sq_sweep_stop(struct aerogram_store *st)
+{
+	if (!st->sweep_started)
+		return;
+	pthread_mutex_lock(&st->sweep_mu);
+	st->sweep_stop = 1;
+	pthread_cond_broadcast(&st->sweep_cond);
+	pthread_mutex_unlock(&st->sweep_mu);
+	pthread_join(st->sweep_thread, NULL);
+	st->sweep_started = 0;
+}

@@ -1,0 +1,835 @@
+/* sqlite_rows.c - rows of the K2V model in SQLite: reads, writes, deletes.
+ *
+ * Causality is a single-node dotted version vector. Every value written gets
+ * a version from the clock row (one counter for the whole file, advanced in
+ * the write transaction, so it is shared by every process on the file). A
+ * row's token is the newest version it has seen (ctx). A write carrying a
+ * token T drops the values with version <= T, that is exactly the values the
+ * read that produced T returned; a write without a token drops nothing. The
+ * new value gets version max(clock, T) + 1, so the row's token changes on
+ * every write, which is what watches wait for.
+ *
+ * Identical values are merged when written (the older copy is dropped): a
+ * value survives a later token write if and only if its newest copy does, so
+ * merging early gives the same reads as merging when reading.
+ */
+#include "drivers/sqlite/sqlite_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int sq_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p;
+		size_t n;
+		unsigned min;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			min = 0x80;
+			c &= 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			min = 0x800;
+			c &= 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			min = 0x10000;
+			c &= 0x07;
+		} else {
+			return 0;
+		}
+		p++;
+		for (size_t i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (*p & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+void sq_token_format(uint64_t ctx, char out[32])
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--) {
+		out[i] = hex[ctx & 0xf];
+		ctx >>= 4;
+	}
+	out[16] = '\0';
+}
+
+/* Parses a token made by sq_token_format. */
+static int sq_token_parse(const char *tok, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+	for (i = 0; tok[i]; i++) {
+		char c = tok[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return -1;
+		if (i >= 16)
+			return -1;
+		v = (v << 4) | d;
+	}
+	if (i != 16)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+static int sq_check_key(const char *what, const char *s, int allow_empty)
+{
+	if (s == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
+	if (!allow_empty && s[0] == '\0')
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
+	if (!sq_utf8_valid(s))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
+	return 0;
+}
+
+/* Checks one query; `for_delete` ignores limit and REVERSE. */
+static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
+{
+	int code = sq_check_key("partition key", q->pk, 0);
+	if (code)
+		return code;
+	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
+	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
+	if (!for_delete && (q->flags & ~known))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
+	const char *parts[3] = { q->prefix, q->start, q->end };
+	static const char *const names[3] = { "prefix", "start", "end" };
+	for (int i = 0; i < 3; i++)
+		if (parts[i] && (code = sq_check_key(names[i], parts[i], 1)) != 0)
+			return code;
+	if (q->sk) {
+		if ((code = sq_check_key("sort key", q->sk, 1)) != 0)
+			return code;
+		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
+			return sq_fail(AEROGRAM_EINVAL,
+			               "sqlite: a single-item query takes no prefix, start or end");
+		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
+			return sq_fail(AEROGRAM_EINVAL,
+			               "sqlite: a single-item query takes no limit and no REVERSE");
+		return 0;
+	}
+	if (nonempty(q->prefix) && nonempty(q->start) &&
+	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: start '%s' does not begin with prefix '%s'",
+		               q->start, q->prefix);
+	return 0;
+}
+
+int sq_prefix_successor(const char *prefix, char **buf)
+{
+	size_t n = strlen(prefix);
+	while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
+		n--;
+	if (n == 0)
+		return 0;
+	char *s = malloc(n + 1);
+	if (s == NULL)
+		return -1;
+	memcpy(s, prefix, n);
+	s[n - 1] = (char)((unsigned char)s[n - 1] + 1);
+	s[n] = '\0';
+	*buf = s;
+	return 1;
+}
+
+/* A query turned into SQL bounds. */
+struct sq_bounds {
+	int variant;
+	const char *lower;
+	const char *upper; /* NULL: none */
+	char *owned;       /* a computed prefix successor */
+};
+
+static int sq_bounds_make(const struct aerogram_row_query *q, int reverse, struct sq_bounds *b)
+{
+	const char *prefix = nonempty(q->prefix) ? q->prefix : NULL;
+	const char *start = nonempty(q->start) ? q->start : NULL;
+	const char *end = nonempty(q->end) ? q->end : NULL;
+	char *succ = NULL;
+	int has_succ = prefix ? sq_prefix_successor(prefix, &succ) : 0;
+	if (has_succ < 0)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	b->owned = succ;
+	enum sq_range_lower lo_op;
+	enum sq_range_upper up_op;
+	if (!reverse) {
+		lo_op = SQ_LOWER_GE;
+		b->lower = start ? start : prefix ? prefix : "";
+		up_op = SQ_UPPER_NONE;
+		b->upper = NULL;
+		if (end && (!has_succ || strcmp(end, succ) < 0)) {
+			up_op = SQ_UPPER_LT;
+			b->upper = end;
+		} else if (has_succ) {
+			up_op = SQ_UPPER_LT;
+			b->upper = succ;
+		}
+	} else {
+		if (start) {
+			up_op = SQ_UPPER_LE;
+			b->upper = start;
+		} else if (has_succ) {
+			up_op = SQ_UPPER_LT;
+			b->upper = succ;
+		} else {
+			up_op = SQ_UPPER_NONE;
+			b->upper = NULL;
+		}
+		if (end && (!prefix || strcmp(end, prefix) >= 0)) {
+			lo_op = SQ_LOWER_GT;
+			b->lower = end;
+		} else {
+			lo_op = SQ_LOWER_GE;
+			b->lower = prefix ? prefix : "";
+		}
+	}
+	b->variant = sq_range_variant(reverse, lo_op, up_op);
+	return 0;
+}
+
+int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
+                uint64_t ctx, struct aerogram_row *row)
+{
+	char tok[32];
+	sq_token_format(ctx, tok);
+	row->sk = sq_arena_strdup(a, sk);
+	row->token = sq_arena_strdup(a, tok);
+	row->n_values = 0;
+	row->values = NULL;
+	if (row->sk == NULL || row->token == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	sqlite3_stmt *s = sq_stmt(conn, SQ_VAL_LIST);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, row_id);
+	struct aerogram_value small[4];
+	struct aerogram_value *vals = small;
+	size_t n = 0, cap = 4;
+	int rc, code = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			struct aerogram_value *nv = malloc(2 * cap * sizeof(*nv));
+			if (nv == NULL) {
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				break;
+			}
+			memcpy(nv, vals, n * sizeof(*nv));
+			if (vals != small)
+				free(vals);
+			vals = nv;
+			cap *= 2;
+		}
+		struct aerogram_value *v = &vals[n++];
+		v->tombstone = sqlite3_column_int(s, 0) != 0;
+		if (v->tombstone) {
+			v->data = NULL;
+			v->len = 0;
+		} else {
+			const void *d = sqlite3_column_blob(s, 1);
+			v->len = (size_t)sqlite3_column_bytes(s, 1);
+			v->data = sq_arena_memdup(a, d, v->len);
+			if (v->data == NULL) {
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				break;
+			}
+		}
+	}
+	if (code == 0 && rc != SQLITE_DONE)
+		code = sq_db_fail(conn, rc, "reading values");
+	sqlite3_reset(s);
+	if (code == 0 && n > 0) {
+		row->values = sq_arena_memdup(a, vals, n * sizeof(*vals));
+		if (row->values == NULL)
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		row->n_values = n;
+	}
+	if (vals != small)
+		free(vals);
+	return code;
+}
+
+static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
+                         const struct aerogram_row_query *q, uint64_t since,
+                         struct aerogram_row_page *page);
+
+int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
+                       const char *prefix, const char *start, const char *end, uint64_t since,
+                       const struct aerogram_row **rows, size_t *n_rows)
+{
+	struct aerogram_row_query q = { .pk = pk, .prefix = prefix, .start = start, .end = end,
+		                        .flags = AEROGRAM_QUERY_TOMBSTONES };
+	struct aerogram_row_page page = { 0 };
+	int code = sq_read_range(conn, a, &q, since, &page);
+	*rows = page.rows;
+	*n_rows = code ? 0 : page.n_rows;
+	return code;
+}
+
+/* ---- read ---- */
+
+struct sq_row_result {
+	struct aerogram_row_result pub; /* first: the host sees this */
+	struct sq_arena arena;
+};
+
+struct sq_read_ctx {
+	const struct aerogram_row_query *queries;
+	size_t n_queries;
+	struct sq_row_result *res;
+};
+
+/* A growable array of rows for one page (copied into the arena when done). */
+struct sq_rowvec {
+	struct aerogram_row *v;
+	size_t n, cap;
+};
+
+static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
+{
+	if (rv->n == rv->cap) {
+		size_t cap = rv->cap ? rv->cap * 2 : 16;
+		struct aerogram_row *nv = realloc(rv->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return NULL;
+		rv->v = nv;
+		rv->cap = cap;
+	}
+	return &rv->v[rv->n++];
+}
+
+static int sq_read_single(struct sq_conn *conn, struct sq_arena *a,
+                          const struct aerogram_row_query *q, struct aerogram_row_page *page)
+{
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, q->sk, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a row");
+	}
+	int64_t id = sqlite3_column_int64(s, 0);
+	uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
+	int64_t n_live = sqlite3_column_int64(s, 3), n_values = sqlite3_column_int64(s, 4);
+	sqlite3_reset(s);
+	if (n_values == 0 || (n_live == 0 && !(q->flags & AEROGRAM_QUERY_TOMBSTONES)))
+		return 0;
+	if ((q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && n_values < 2)
+		return 0;
+	struct aerogram_row *row = sq_arena_alloc(a, sizeof(*row));
+	if (row == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	int code = sq_row_load(conn, a, id, q->sk, ctx, row);
+	if (code)
+		return code;
+	page->rows = row;
+	page->n_rows = 1;
+	return 0;
+}
+
+/* Reads one range query into page; rows whose ctx is not above `since` are
+ * skipped (0 keeps every row). */
+static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
+                         const struct aerogram_row_query *q, uint64_t since,
+                         struct aerogram_row_page *page)
+{
+	struct sq_bounds b;
+	int code = sq_bounds_make(q, (q->flags & AEROGRAM_QUERY_REVERSE) != 0, &b);
+	if (code)
+		return code;
+	struct sq_rowvec rv = { 0 };
+	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
+	if (s == NULL) {
+		free(b.owned);
+		return sq_map_rc(conn->last_rc);
+	}
+	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
+	if (b.upper)
+		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, (q->flags & AEROGRAM_QUERY_TOMBSTONES) ? 1 : 0);
+	sqlite3_bind_int(s, 5, (q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) ? 2 : 1);
+	sqlite3_bind_int64(s, 6, q->limit ? (int64_t)q->limit + 1 : -1);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		if ((uint64_t)sqlite3_column_int64(s, 2) <= since)
+			continue;
+		if (q->limit && rv.n == q->limit) {
+			page->more = 1;
+			page->next_start = sq_arena_strdup(a, sk ? sk : "");
+			if (page->next_start == NULL)
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			break;
+		}
+		struct aerogram_row *row = sq_rowvec_push(&rv);
+		if (row == NULL) {
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			break;
+		}
+		code = sq_row_load(conn, a, sqlite3_column_int64(s, 0), sk ? sk : "",
+		                   (uint64_t)sqlite3_column_int64(s, 2), row);
+		if (code)
+			break;
+	}
+	if (code == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		code = sq_db_fail(conn, rc, "reading a range");
+	sqlite3_reset(s);
+	free(b.owned);
+	if (code == 0 && rv.n) {
+		page->rows = sq_arena_memdup(a, rv.v, rv.n * sizeof(*rv.v));
+		page->n_rows = rv.n;
+		if (page->rows == NULL)
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	}
+	free(rv.v);
+	return code;
+}
+
+static int sq_read_txn(struct sq_conn *conn, void *arg)
+{
+	struct sq_read_ctx *c = arg;
+	struct sq_row_result *res = c->res;
+	sq_arena_free(&res->arena);
+	memset(&res->pub, 0, sizeof(res->pub));
+	struct aerogram_row_page *pages =
+		sq_arena_alloc(&res->arena, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
+	if (pages == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	memset(pages, 0, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
+	for (size_t i = 0; i < c->n_queries; i++) {
+		const struct aerogram_row_query *q = &c->queries[i];
+		int code = q->sk ? sq_read_single(conn, &res->arena, q, &pages[i])
+		                 : sq_read_range(conn, &res->arena, q, 0, &pages[i]);
+		if (code)
+			return code;
+	}
+	res->pub.pages = pages;
+	res->pub.n_pages = c->n_queries;
+	return 0;
+}
+
+int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                size_t n_queries, struct aerogram_row_result **out)
+{
+	*out = NULL;
+	if (n_queries && queries == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: no queries");
+	for (size_t i = 0; i < n_queries; i++) {
+		int code = sq_check_query(&queries[i], 0);
+		if (code)
+			return code;
+	}
+	struct sq_row_result *res = calloc(1, sizeof(*res));
+	if (res == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	struct sq_read_ctx c = { queries, n_queries, res };
+	int code = sq_txn(st, 0, sq_read_txn, &c);
+	if (code) {
+		sq_arena_free(&res->arena);
+		free(res);
+		return code;
+	}
+	*out = &res->pub;
+	return 0;
+}
+
+void sq_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result)
+{
+	(void)st;
+	if (result == NULL)
+		return;
+	struct sq_row_result *res = (struct sq_row_result *)result;
+	sq_arena_free(&res->arena);
+	free(res);
+}
+
+/* ---- write ---- */
+
+/* The state of one write transaction. */
+struct sq_writer {
+	struct sq_conn *conn;
+	uint64_t clock; /* the newest version handed out */
+	int64_t now;    /* wall clock ms, for forgetting old tombstones later */
+};
+
+static int sq_writer_begin(struct sq_conn *conn, struct sq_writer *w)
+{
+	w->conn = conn;
+	w->now = (int64_t)sq_wall_ms();
+	sqlite3_stmt *s = sq_stmt(conn, SQ_CLOCK_GET);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW)
+		return sq_db_fail(conn, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the clock");
+	w->clock = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+static int sq_writer_end(struct sq_writer *w)
+{
+	sqlite3_stmt *s = sq_stmt(w->conn, SQ_CLOCK_SET);
+	if (s == NULL)
+		return sq_map_rc(w->conn->last_rc);
+	sqlite3_bind_int64(s, 1, (int64_t)w->clock);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sq_db_fail(w->conn, rc, "advancing the clock");
+	return 0;
+}
+
+static int sq_step_done(struct sq_conn *conn, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sq_db_fail(conn, rc, what);
+	return 0;
+}
+
+/* Applies one write (token: has_token/token) inside the transaction. */
+static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int has_token,
+                        uint64_t token, int tombstone, const uint8_t *value, size_t len)
+{
+	struct sq_conn *conn = w->conn;
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	int64_t id;
+	uint64_t discard = 0;
+	if (rc == SQLITE_ROW) {
+		id = sqlite3_column_int64(s, 0);
+		discard = (uint64_t)sqlite3_column_int64(s, 2);
+		sqlite3_reset(s);
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		if ((s = sq_stmt(conn, SQ_ROW_NEW)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, w->now);
+		int code = sq_step_done(conn, s, "creating a row");
+		if (code)
+			return code;
+		id = sqlite3_last_insert_rowid(conn->db);
+	} else {
+		sqlite3_reset(s);
+		return sq_db_fail(conn, rc, "finding a row");
+	}
+
+	/* Tokens are versions; one larger than the clock (from a file that was
+	 * restored from an older copy, say) pushes the clock forward so the new
+	 * value still supersedes it. */
+	uint64_t ver = (has_token && token > w->clock ? token : w->clock) + 1;
+	w->clock = ver;
+	if (has_token) {
+		if (token > discard)
+			discard = token;
+		if ((s = sq_stmt(conn, SQ_VAL_DROP)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, (int64_t)token);
+		int code = sq_step_done(conn, s, "superseding values");
+		if (code)
+			return code;
+	}
+	static const uint8_t empty[1];
+	const void *data = tombstone ? NULL : (value ? (const void *)value : (const void *)empty);
+	if ((s = sq_stmt(conn, SQ_VAL_DEDUP)) == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int(s, 2, tombstone ? 1 : 0);
+	/* A bind fails only for a value over SQLite's length limit. */
+	int rc_bind = data ? sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC) : SQLITE_OK;
+	if (rc_bind != SQLITE_OK)
+		return sq_db_fail(conn, rc_bind, "storing a value");
+	int code = sq_step_done(conn, s, "merging identical values");
+	if (code)
+		return code;
+
+	if ((s = sq_stmt(conn, SQ_VAL_ADD)) == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, (int64_t)ver);
+	sqlite3_bind_int64(s, 2, id);
+	sqlite3_bind_int(s, 3, tombstone ? 1 : 0);
+	if (data && (rc_bind = sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC)) != SQLITE_OK)
+		return sq_db_fail(conn, rc_bind, "storing a value");
+	if ((code = sq_step_done(conn, s, "adding a value")) != 0)
+		return code;
+
+	if ((s = sq_stmt(conn, SQ_ROW_UPDATE)) == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, (int64_t)ver);
+	sqlite3_bind_int64(s, 3, (int64_t)discard);
+	sqlite3_bind_int64(s, 4, w->now);
+	return sq_step_done(conn, s, "updating a row");
+}
+
+struct sq_insert_ctx {
+	const struct aerogram_row_write *writes;
+	const uint64_t *tokens;
+	size_t n;
+};
+
+static int sq_insert_txn(struct sq_conn *conn, void *arg)
+{
+	struct sq_insert_ctx *c = arg;
+	struct sq_writer w;
+	int code = sq_writer_begin(conn, &w);
+	for (size_t i = 0; code == 0 && i < c->n; i++) {
+		const struct aerogram_row_write *wr = &c->writes[i];
+		code = sq_write_one(&w, wr->pk, wr->sk, wr->token != NULL, c->tokens[i],
+		                    wr->tombstone != 0, wr->value, wr->len);
+	}
+	if (code == 0)
+		code = sq_writer_end(&w);
+	return code;
+}
+
+int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                  size_t n_writes)
+{
+	if (n_writes == 0)
+		return 0;
+	if (writes == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: no writes");
+	uint64_t *tokens = calloc(n_writes, sizeof(*tokens));
+	if (tokens == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	/* Check the whole batch first: a bad item applies nothing. */
+	int code = 0;
+	for (size_t i = 0; code == 0 && i < n_writes; i++) {
+		const struct aerogram_row_write *wr = &writes[i];
+		if ((code = sq_check_key("partition key", wr->pk, 0)) != 0 ||
+		    (code = sq_check_key("sort key", wr->sk, 1)) != 0)
+			break;
+		if (!wr->tombstone && wr->len > 0 && wr->value == NULL)
+			code = sq_fail(AEROGRAM_EINVAL, "sqlite: value of %zu bytes without data", wr->len);
+		else if (!wr->tombstone && wr->len > (size_t)INT32_MAX)
+			code = sq_fail(AEROGRAM_ETOOBIG, "sqlite: value of %zu bytes is over the 2 GiB limit",
+			               wr->len);
+		else if (wr->token && sq_token_parse(wr->token, &tokens[i]) != 0)
+			code = sq_fail(AEROGRAM_EINVAL, "sqlite: bad causality token '%.40s'", wr->token);
+	}
+	if (code == 0) {
+		struct sq_insert_ctx c = { writes, tokens, n_writes };
+		code = sq_txn(st, 1, sq_insert_txn, &c);
+	}
+	free(tokens);
+	if (code == 0)
+		sq_watch_kick(st);
+	return code;
+}
+
+/* ---- delete ---- */
+
+struct sq_delete_ctx {
+	const struct aerogram_row_query *queries;
+	size_t n_queries;
+	uint64_t deleted;
+};
+
+/* Tombstones the live rows one query matches. */
+static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query *q,
+                           uint64_t *deleted)
+{
+	struct sq_conn *conn = w->conn;
+	if (q->sk) {
+		sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+		if (s == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, q->sk, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "finding a row");
+		}
+		uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
+		int64_t n_live = sqlite3_column_int64(s, 3);
+		sqlite3_reset(s);
+		if (n_live == 0)
+			return 0;
+		(*deleted)++;
+		return sq_write_one(w, q->pk, q->sk, 1, ctx, 1, NULL, 0);
+	}
+	struct sq_bounds b;
+	int code = sq_bounds_make(q, 0, &b);
+	if (code)
+		return code;
+	/* Collect first, then write: never modify the table under a running scan. */
+	struct sq_arena a = { 0 };
+	struct { const char *sk; uint64_t ctx; } *items = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
+	if (s == NULL) {
+		free(b.owned);
+		return sq_map_rc(conn->last_rc);
+	}
+	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
+	if (b.upper)
+		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, 0);
+	sqlite3_bind_int(s, 5, 1);
+	sqlite3_bind_int64(s, 6, -1);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			void *ni = realloc(items, ncap * sizeof(*items));
+			if (ni == NULL) {
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				break;
+			}
+			items = ni;
+			cap = ncap;
+		}
+		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		items[n].sk = sq_arena_strdup(&a, sk ? sk : "");
+		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 2);
+		if (items[n].sk == NULL) {
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			break;
+		}
+		n++;
+	}
+	if (code == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		code = sq_db_fail(conn, rc, "reading a range to delete");
+	sqlite3_reset(s);
+	free(b.owned);
+	for (size_t i = 0; code == 0 && i < n; i++) {
+		code = sq_write_one(w, q->pk, items[i].sk, 1, items[i].ctx, 1, NULL, 0);
+		if (code == 0)
+			(*deleted)++;
+	}
+	free(items);
+	sq_arena_free(&a);
+	return code;
+}
+
+static int sq_delete_txn(struct sq_conn *conn, void *arg)
+{
+	struct sq_delete_ctx *c = arg;
+	c->deleted = 0;
+	struct sq_writer w;
+	int code = sq_writer_begin(conn, &w);
+	for (size_t i = 0; code == 0 && i < c->n_queries; i++)
+		code = sq_delete_query(&w, &c->queries[i], &c->deleted);
+	if (code == 0)
+		code = sq_writer_end(&w);
+	return code;
+}
+
+int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
+                  size_t n_queries, uint64_t *deleted)
+{
+	if (deleted)
+		*deleted = 0;
+	if (n_queries && queries == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: no queries");
+	for (size_t i = 0; i < n_queries; i++) {
+		int code = sq_check_query(&queries[i], 1);
+		if (code)
+			return code;
+	}
+	if (n_queries == 0)
+		return 0;
+	struct sq_delete_ctx c = { queries, n_queries, 0 };
+	int code = sq_txn(st, 1, sq_delete_txn, &c);
+	if (code == 0) {
+		if (deleted)
+			*deleted = c.deleted;
+		if (c.deleted)
+			sq_watch_kick(st);
+	}
+	return code;
+}
+
+/* ---- forgetting old tombstones ---- */
+
+struct sq_forget_ctx {
+	int64_t before; /* wall clock ms */
+	uint64_t forgotten;
+	int full; /* the batch was full: there may be more */
+};
+
+static int sq_forget_txn(struct sq_conn *conn, void *arg)
+{
+	struct sq_forget_ctx *c = arg;
+	int64_t ids[500];
+	size_t n = 0;
+	c->forgotten = 0;
+	c->full = 0;
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_DEAD);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_int64(s, 1, c->before);
+	int rc;
+	while (n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	for (size_t i = 0; i < n; i++) {
+		if ((s = sq_stmt(conn, SQ_VAL_DEL_ROW)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_int64(s, 1, ids[i]);
+		int code = sq_step_done(conn, s, "forgetting values");
+		if (code)
+			return code;
+		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL)
+			return sq_map_rc(conn->last_rc);
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if ((code = sq_step_done(conn, s, "forgetting a row")) != 0)
+			return code;
+	}
+	c->forgotten = n;
+	c->full = n == 500;
+	return 0;
+}
+
+uint64_t sq_rows_forget(struct aerogram_store *st)
+{
+	struct sq_forget_ctx c = { 0 };
+	c.before = (int64_t)sq_wall_ms() - (int64_t)st->tombstone_ttl_s * 1000;
+	uint64_t total = 0;
+	/* Batches of 500, each its own short transaction, so writers wait
+	 * milliseconds, not the length of the whole cleanup. */
+	do {
+		if (sq_txn(st, 1, sq_forget_txn, &c) != 0)
+			break;
+		total += c.forgotten;
+	} while (c.full && !st->sweep_stop);
+	return total;
+}

@@ -1,0 +1,113 @@
+/* sqlite_schema.c - the versioned schema of the SQLite driver.
+ *
+ * PRAGMA user_version holds the schema version of a file. Opening runs, in
+ * one write transaction, every migration from the file's version up to
+ * SQ_SCHEMA_VERSION, so a crash in the middle leaves the old version intact.
+ * A file from a newer driver is refused rather than guessed at: an older
+ * driver cannot know what a newer schema means.
+ *
+ * To change the schema: append a function to sq_migrations (never edit an
+ * existing one; files in the field have already run it).
+ */
+#include "drivers/sqlite/sqlite_internal.h"
+
+#include <stdio.h>
+
+/* Version 0 -> 1: the first schema. */
+static const char sq_schema_v1[] =
+	"CREATE TABLE ag_clock ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  clock INTEGER NOT NULL);"
+	"INSERT INTO ag_clock(id, clock) VALUES (1, 0);"
+	"CREATE TABLE ag_rows ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pk TEXT NOT NULL,"
+	"  sk TEXT NOT NULL,"
+	"  ctx INTEGER NOT NULL,"
+	"  discard INTEGER NOT NULL,"
+	"  n_live INTEGER NOT NULL,"
+	"  n_values INTEGER NOT NULL,"
+	"  mtime INTEGER NOT NULL,"
+	"  UNIQUE (pk, sk));"
+	"CREATE INDEX ag_rows_ctx ON ag_rows(ctx);"
+	"CREATE INDEX ag_rows_dead ON ag_rows(mtime) WHERE n_live = 0;"
+	"CREATE TABLE ag_values ("
+	"  ver INTEGER PRIMARY KEY,"
+	"  row_id INTEGER NOT NULL,"
+	"  tombstone INTEGER NOT NULL,"
+	"  data BLOB);"
+	"CREATE INDEX ag_values_row ON ag_values(row_id, ver);"
+	"CREATE TABLE ag_blobs ("
+	"  key TEXT PRIMARY KEY NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  data BLOB,"
+	"  file TEXT,"
+	"  meta BLOB NOT NULL,"
+	"  mtime INTEGER NOT NULL);"
+	"CREATE INDEX ag_blobs_file ON ag_blobs(file) WHERE file IS NOT NULL;";
+
+struct sq_migration {
+	int to_version;
+	const char *sql;
+};
+
+static const struct sq_migration sq_migrations[] = {
+	{ 1, sq_schema_v1 },
+};
+
+#define SQ_SCHEMA_VERSION ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
+
+static int sq_user_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int(s, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int sq_schema_migrate(sqlite3 *db, char *errbuf, size_t errlen)
+{
+	int version = 0;
+	const char *what = "BEGIN IMMEDIATE";
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		what = "reading the schema version";
+		rc = sq_user_version(db, &version);
+	}
+	if (rc == SQLITE_OK && version > SQ_SCHEMA_VERSION) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(errbuf, errlen,
+		         "%s has schema version %d, newer than the %d this driver knows; "
+		         "use a newer aerogram_sqlite.so",
+		         sqlite3_db_filename(db, "main"), version, SQ_SCHEMA_VERSION);
+		return AEROGRAM_EINVAL;
+	}
+	for (int i = version; rc == SQLITE_OK && i < SQ_SCHEMA_VERSION; i++) {
+		what = "migrating the schema";
+		rc = sqlite3_exec(db, sq_migrations[i].sql, NULL, NULL, NULL);
+		if (rc == SQLITE_OK) {
+			char pragma[64];
+			snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", sq_migrations[i].to_version);
+			rc = sqlite3_exec(db, pragma, NULL, NULL, NULL);
+		}
+	}
+	if (rc == SQLITE_OK) {
+		what = "COMMIT";
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(errbuf, errlen, "%s: %s: %s", sqlite3_db_filename(db, "main"), what,
+		         sqlite3_errmsg(db));
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return sq_map_rc(rc);
+	}
+	return 0;
+}

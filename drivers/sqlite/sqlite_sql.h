@@ -1,0 +1,89 @@
+/* sqlite_sql.h - the SQL the SQLite driver runs, in one place so that the
+ * tests can ask SQLite for the plan of exactly these statements.
+ *
+ * Tables (schema version 1, see sqlite_schema.c):
+ *   ag_clock   one row: the newest version number handed out (a Lamport clock
+ *              shared by every process on the file, advanced inside the write
+ *              transaction).
+ *   ag_rows    one row per (pk, sk): ctx (the causality token: the newest
+ *              version written or discarded), discard (values up to this
+ *              version are superseded), counts of live and all values.
+ *   ag_values  the concurrent values of a row, one per version.
+ *   ag_blobs   blobs: inline bytes, or the name of a file beside the database.
+ */
+#ifndef AG_SQLITE_SQL_H
+#define AG_SQLITE_SQL_H
+
+#define SQ_SQL_CLOCK_GET "SELECT clock FROM ag_clock WHERE id = 1"
+#define SQ_SQL_CLOCK_SET "UPDATE ag_clock SET clock = ?1 WHERE id = 1"
+#define SQ_SQL_ROW_FIND \
+	"SELECT id, ctx, discard, n_live, n_values FROM ag_rows WHERE pk = ?1 AND sk = ?2"
+#define SQ_SQL_ROW_NEW \
+	"INSERT INTO ag_rows(pk, sk, ctx, discard, n_live, n_values, mtime) " \
+	"VALUES (?1, ?2, 0, 0, 0, 0, ?3)"
+#define SQ_SQL_VAL_DROP "DELETE FROM ag_values WHERE row_id = ?1 AND ver <= ?2"
+#define SQ_SQL_VAL_DEDUP \
+	"DELETE FROM ag_values WHERE row_id = ?1 AND tombstone = ?2 AND data IS ?3"
+#define SQ_SQL_VAL_ADD \
+	"INSERT INTO ag_values(ver, row_id, tombstone, data) VALUES (?1, ?2, ?3, ?4)"
+#define SQ_SQL_ROW_UPDATE \
+	"UPDATE ag_rows SET ctx = ?2, discard = ?3, mtime = ?4, " \
+	"n_live = (SELECT count(*) FROM ag_values WHERE row_id = ?1 AND tombstone = 0), " \
+	"n_values = (SELECT count(*) FROM ag_values WHERE row_id = ?1) WHERE id = ?1"
+#define SQ_SQL_VAL_LIST \
+	"SELECT tombstone, data FROM ag_values WHERE row_id = ?1 ORDER BY ver"
+/* Rows written since a clock value: what the watch thread looks at. */
+#define SQ_SQL_ROW_CHANGED \
+	"SELECT id, pk, sk, ctx FROM ag_rows WHERE ctx > ?1 ORDER BY ctx"
+
+/* Forgetting rows that hold only tombstones, once old (a partial index). */
+#define SQ_SQL_ROW_DEAD \
+	"SELECT id FROM ag_rows WHERE n_live = 0 AND mtime < ?1 LIMIT 500"
+#define SQ_SQL_VAL_DEL_ROW "DELETE FROM ag_values WHERE row_id = ?1"
+#define SQ_SQL_ROW_DEL "DELETE FROM ag_rows WHERE id = ?1"
+
+#define SQ_SQL_BLOB_GET "SELECT size, data, file, meta FROM ag_blobs WHERE key = ?1"
+#define SQ_SQL_BLOB_FILE "SELECT file FROM ag_blobs WHERE key = ?1"
+#define SQ_SQL_BLOB_PUT \
+	"INSERT OR REPLACE INTO ag_blobs(key, size, data, file, meta, mtime) " \
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+/* Is a blob file named by a row? (the orphan sweep, on a partial index) */
+#define SQ_SQL_BLOB_FILE_USED "SELECT 1 FROM ag_blobs WHERE file = ?1 AND file IS NOT NULL"
+#define SQ_SQL_BLOB_DEL "DELETE FROM ag_blobs WHERE key = ?1"
+#define SQ_SQL_BLOB_LIST \
+	"SELECT key, size FROM ag_blobs WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"
+#define SQ_SQL_BLOB_LIST_OPEN \
+	"SELECT key, size FROM ag_blobs WHERE key >= ?1 ORDER BY key LIMIT ?3"
+
+/*
+ * Range reads. A query becomes a lower bound (>= or >), an optional upper
+ * bound (< or <=) and a direction: 2 x 3 x 2 statements, built by
+ * sq_range_sql(). Parameters: ?1 pk, ?2 lower, ?3 upper, ?4 include
+ * tombstone-only rows, ?5 minimum number of values, ?6 limit (-1: none).
+ */
+#define SQ_RANGE_VARIANTS 12
+enum sq_range_lower { SQ_LOWER_GE = 0, SQ_LOWER_GT = 1 };
+enum sq_range_upper { SQ_UPPER_NONE = 0, SQ_UPPER_LT = 1, SQ_UPPER_LE = 2 };
+
+static inline int sq_range_variant(int reverse, enum sq_range_lower lower, enum sq_range_upper upper)
+{
+	return (reverse ? 6 : 0) + (int)lower * 3 + (int)upper;
+}
+
+#include <stdio.h>
+
+/* Writes the SQL of range variant v into buf. */
+static inline void sq_range_sql(int v, char *buf, size_t len)
+{
+	int reverse = v >= 6;
+	int lower = (v % 6) / 3;
+	int upper = v % 3;
+	snprintf(buf, len,
+	         "SELECT id, sk, ctx, n_live, n_values FROM ag_rows WHERE pk = ?1 AND sk %s ?2%s "
+	         "AND (n_live > 0 OR ?4) AND n_values >= ?5 ORDER BY sk %s LIMIT ?6",
+	         lower == SQ_LOWER_GT ? ">" : ">=",
+	         upper == SQ_UPPER_LT ? " AND sk < ?3" : upper == SQ_UPPER_LE ? " AND sk <= ?3" : "",
+	         reverse ? "DESC" : "ASC");
+}
+
+#endif

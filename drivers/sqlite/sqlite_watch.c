@@ -1,0 +1,583 @@
+/* sqlite_watch.c - row watches, all served by one thread per store.
+ *
+ * The thread sleeps until one of: a new watch (check it at once), a write
+ * made through this store (sq_watch_kick: look at once), the next deadline,
+ * or the poll tick. At each tick, while watches are pending, it asks its own
+ * connection for PRAGMA data_version, which changes when any other
+ * connection, of this process or another, has committed; only then does it
+ * read. A read is one transaction: the clock row, then the rows whose ctx is
+ * above the clock seen last time (an index scan on ag_rows(ctx)), compared
+ * with the watches on those keys. So a write in another process is seen
+ * within poll_interval_ms, and the cost of a tick with no writes is one
+ * pragma, however many watches there are.
+ *
+ * Callbacks run on the thread without any lock held, so they may start new
+ * watches or release other ones.
+ */
+#include "drivers/sqlite/sqlite_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Past this many changed rows in one look, each pending watch reads its own
+ * row instead (bounded by the number of watches, not of writes). */
+#define SQ_CHANGED_MATCH_MAX 64
+
+enum sq_watch_state {
+	SQ_W_NEW,     /* registered; the thread has not compared it yet */
+	SQ_W_PENDING, /* waiting for a change or the deadline */
+	SQ_W_QUEUED,  /* about to be called back */
+	SQ_W_RUNNING, /* its callback is running */
+	SQ_W_DONE     /* called back; waits for release */
+};
+
+struct aerogram_watch {
+	struct aerogram_watch *next, *prev; /* the store's list */
+	struct aerogram_watch *fire_next;   /* the thread's list of callbacks to make */
+	char *pk, *sk;
+	char *token; /* NULL: fire when the row holds anything */
+	/* A range watch: sk NULL, the range, and the clock it has seen. */
+	int is_range;
+	int range_dirty; /* a row in range changed: read the range again */
+	char *prefix, *start, *end;
+	uint64_t marker;
+	int has_marker;
+	char marker_text[32];
+	const struct aerogram_row *rows;
+	size_t n_rows;
+	uint64_t deadline;
+	aerogram_watch_cb cb;
+	void *arg;
+	enum sq_watch_state state;
+	int released; /* released while queued: the thread frees it */
+	int status;
+	int has_row;
+	struct aerogram_row row;
+	struct sq_arena arena;
+};
+
+static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms);
+
+static void sq_watch_free(struct aerogram_watch *w)
+{
+	sq_arena_free(&w->arena);
+	free(w->pk);
+	free(w->sk);
+	free(w->token);
+	free(w->prefix);
+	free(w->start);
+	free(w->end);
+	free(w);
+}
+
+static void sq_watch_unlink(struct aerogram_store *st, struct aerogram_watch *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		st->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	st->n_watches--;
+}
+
+static void sq_queue(struct aerogram_watch *w, int status, struct aerogram_watch **fire)
+{
+	w->state = SQ_W_QUEUED;
+	w->status = status;
+	w->fire_next = *fire;
+	*fire = w;
+}
+
+/* Compares a watch with the row's current state (found: the row exists). */
+static int sq_watch_check(struct sq_conn *conn, struct aerogram_watch *w, int found, int64_t id,
+                          uint64_t ctx, struct aerogram_watch **fire)
+{
+	if (!found)
+		return 0;
+	char tok[32];
+	sq_token_format(ctx, tok);
+	if (w->token && strcmp(w->token, tok) == 0)
+		return 0;
+	sq_arena_free(&w->arena);
+	int code = sq_row_load(conn, &w->arena, id, w->sk, ctx, &w->row);
+	if (code)
+		return code;
+	w->has_row = 1;
+	sq_queue(w, AEROGRAM_OK, fire);
+	return 0;
+}
+
+static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
+                              struct aerogram_watch **fire)
+{
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, w->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, w->sk, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a watched row");
+		sqlite3_reset(s);
+		if (code == 0) /* else it stays NEW and is compared whole next time */
+			w->state = SQ_W_PENDING;
+		return code;
+	}
+	int64_t id = sqlite3_column_int64(s, 0);
+	uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
+	int found = sqlite3_column_int64(s, 4) > 0;
+	sqlite3_reset(s);
+	w->state = SQ_W_PENDING;
+	return sq_watch_check(conn, w, found, id, ctx, fire);
+}
+
+static void sq_marker_format(uint64_t clock, char out[32])
+{
+	char hex[32];
+	sq_token_format(clock, hex);
+	out[0] = 'm';
+	memcpy(out + 1, hex, 17); /* 16 digits and the NUL */
+}
+
+static int sq_marker_parse(const char *m, uint64_t *out)
+{
+	if (m[0] != 'm' || strlen(m) != 17)
+		return -1;
+	uint64_t v = 0;
+	for (const char *p = m + 1; *p; p++) {
+		unsigned d;
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			return -1;
+		v = (v << 4) | d;
+	}
+	*out = v;
+	return 0;
+}
+
+static int sq_in_range(const struct aerogram_watch *w, const char *sk)
+{
+	if (w->prefix && strncmp(sk, w->prefix, strlen(w->prefix)) != 0)
+		return 0;
+	if (w->start && strcmp(sk, w->start) < 0)
+		return 0;
+	if (w->end && strcmp(sk, w->end) >= 0)
+		return 0;
+	return 1;
+}
+
+/* Reads the rows of a range watch newer than its marker; fires when there
+ * are some (or always, for a watch without a marker). */
+static int sq_range_check(struct sq_conn *conn, struct aerogram_watch *w, uint64_t clock,
+                          int always, struct aerogram_watch **fire)
+{
+	sq_arena_free(&w->arena);
+	int code = sq_row_range_since(conn, &w->arena, w->pk, w->prefix, w->start, w->end,
+	                              w->marker, &w->rows, &w->n_rows);
+	if (code)
+		return code; /* state and dirtiness kept: looked at again next time */
+	w->state = SQ_W_PENDING;
+	w->range_dirty = 0;
+	if (!always && w->n_rows == 0)
+		return 0;
+	sq_marker_format(clock, w->marker_text);
+	sq_queue(w, AEROGRAM_OK, fire);
+	return 0;
+}
+
+/* One look at the database, under watch_mu: new watches, then the rows
+ * changed since *last_seen. */
+static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64_t *last_seen,
+                         struct aerogram_watch **fire)
+{
+	int rc = sqlite3_exec(conn->db, "BEGIN", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sq_db_fail(conn, rc, "BEGIN");
+	int code = 0;
+	uint64_t clock = 0;
+	sqlite3_stmt *s = sq_stmt(conn, SQ_CLOCK_GET);
+	if (s == NULL) {
+		code = sq_map_rc(conn->last_rc);
+	} else {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			clock = (uint64_t)sqlite3_column_int64(s, 0);
+		else
+			code = sq_db_fail(conn, rc, "reading the clock");
+		sqlite3_reset(s);
+	}
+	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
+		if (w->state != SQ_W_NEW)
+			continue;
+		if (w->is_range)
+			code = sq_range_check(conn, w, clock, !w->has_marker, fire);
+		else
+			code = sq_watch_check_new(conn, w, fire);
+	}
+	int check_all = 0;
+	if (code == 0 && clock > *last_seen) {
+		if ((s = sq_stmt(conn, SQ_ROW_CHANGED)) == NULL) {
+			code = sq_map_rc(conn->last_rc);
+		} else {
+			sqlite3_bind_int64(s, 1, (int64_t)*last_seen);
+			size_t seen = 0;
+			while (code == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+				/* Many rows changed (a bulk import): looking up each
+				 * watch's row is cheaper than matching every row. */
+				if (++seen > SQ_CHANGED_MATCH_MAX) {
+					check_all = 1;
+					rc = SQLITE_DONE;
+					break;
+				}
+				int64_t id = sqlite3_column_int64(s, 0);
+				const char *pk = (const char *)sqlite3_column_text(s, 1);
+				const char *sk = (const char *)sqlite3_column_text(s, 2);
+				uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 3);
+				for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
+					if (w->state != SQ_W_PENDING || strcmp(w->pk, pk ? pk : "") != 0)
+						continue;
+					if (w->is_range) {
+						if (sq_in_range(w, sk ? sk : ""))
+							w->range_dirty = 1;
+						continue;
+					}
+					if (strcmp(w->sk, sk ? sk : "") != 0)
+						continue;
+					code = sq_watch_check(conn, w, 1, id, ctx, fire);
+				}
+			}
+			if (code == 0 && rc != SQLITE_DONE)
+				code = sq_db_fail(conn, rc, "reading changed rows");
+			sqlite3_reset(s);
+		}
+	}
+	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
+		if (w->state != SQ_W_PENDING)
+			continue;
+		if (w->is_range && (check_all || w->range_dirty))
+			code = sq_range_check(conn, w, clock, 0, fire);
+		else if (!w->is_range && check_all)
+			code = sq_watch_check_new(conn, w, fire);
+	}
+	if (code == 0) {
+		rc = sqlite3_exec(conn->db, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			code = sq_db_fail(conn, rc, "COMMIT");
+	}
+	if (code != 0) {
+		sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+		return code;
+	}
+	*last_seen = clock;
+	return 0;
+}
+
+static int64_t sq_data_version(sqlite3_stmt *dv)
+{
+	int64_t v = -1;
+	if (sqlite3_step(dv) == SQLITE_ROW)
+		v = sqlite3_column_int64(dv, 0);
+	sqlite3_reset(dv);
+	return v;
+}
+
+static void sq_abs_time(uint64_t ms, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ms / 1000u);
+	ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
+}
+
+static void *sq_watch_main(void *arg)
+{
+	struct aerogram_store *st = arg;
+	struct sq_conn *conn = NULL;
+	sqlite3_stmt *dv = NULL;
+	uint64_t last_seen = 0;
+	int64_t last_dv = -2;
+	int have_base = 0, failing = 0;
+	uint64_t next_poll = 0;
+
+	pthread_mutex_lock(&st->watch_mu);
+	while (!st->watch_stop) {
+		/* Sleep until something can have happened. */
+		uint64_t now = sq_now_ms();
+		uint64_t wake = UINT64_MAX;
+		int active = 0;
+		for (struct aerogram_watch *w = st->watches; w; w = w->next) {
+			if (w->state != SQ_W_NEW && w->state != SQ_W_PENDING)
+				continue;
+			active = 1;
+			if (w->deadline < wake)
+				wake = w->deadline;
+		}
+		if (active && next_poll < wake)
+			wake = next_poll;
+		if (!st->watch_kick && wake > now) {
+			if (wake == UINT64_MAX) {
+				pthread_cond_wait(&st->watch_wake, &st->watch_mu);
+			} else {
+				struct timespec ts;
+				sq_abs_time(wake, &ts);
+				pthread_cond_timedwait(&st->watch_wake, &st->watch_mu, &ts);
+			}
+			continue; /* recompute: the list or the flags changed */
+		}
+		int check = st->watch_kick;
+		st->watch_kick = 0;
+		int polling = active && now >= next_poll;
+		if (polling)
+			next_poll = now + (uint64_t)st->poll_interval_ms;
+		pthread_mutex_unlock(&st->watch_mu);
+
+		struct aerogram_watch *fire = NULL;
+		if (conn == NULL && (check || polling)) {
+			if (sq_conn_get(st, &conn) != 0 ||
+			    sqlite3_prepare_v2(conn->db, "PRAGMA data_version", -1, &dv, NULL) != SQLITE_OK) {
+				if (!failing)
+					sq_log(st, AEROGRAM_LOG_WARNING, "watch: cannot open %s; retrying", st->path);
+				failing = 1;
+				if (conn)
+					sq_conn_put(st, conn);
+				conn = NULL;
+				check = polling = 0;
+			}
+		}
+		if (conn && (check || polling)) {
+			int64_t v = sq_data_version(dv);
+			if (v != last_dv || !have_base || failing)
+				check = 1;
+			last_dv = v;
+		}
+		pthread_mutex_lock(&st->watch_mu);
+		if (conn && check) {
+			if (!have_base) {
+				/* Changes before the first look do not matter: every
+				 * watch is compared whole when it is new. */
+				uint64_t base = 0;
+				sqlite3_stmt *s = sq_stmt(conn, SQ_CLOCK_GET);
+				if (s && sqlite3_step(s) == SQLITE_ROW) {
+					base = (uint64_t)sqlite3_column_int64(s, 0);
+					have_base = 1;
+				}
+				if (s)
+					sqlite3_reset(s);
+				last_seen = base;
+			}
+			if (have_base) {
+				int code = sq_watch_scan(st, conn, &last_seen, &fire);
+				if (code != 0 && !failing)
+					sq_log(st, AEROGRAM_LOG_WARNING, "watch: %s; retrying", sq_last_error());
+				failing = code != 0;
+			}
+		}
+		now = sq_now_ms();
+		for (struct aerogram_watch *w = st->watches; w; w = w->next)
+			if ((w->state == SQ_W_NEW || w->state == SQ_W_PENDING) && w->deadline <= now)
+				sq_queue(w, AEROGRAM_ETIMEDOUT, &fire);
+		pthread_mutex_unlock(&st->watch_mu);
+
+		/* The list was built newest first; call back in that order: each
+		 * watch is independent. */
+		while (fire) {
+			struct aerogram_watch *w = fire;
+			fire = w->fire_next;
+			pthread_mutex_lock(&st->watch_mu);
+			if (w->released) {
+				pthread_mutex_unlock(&st->watch_mu);
+				sq_watch_free(w);
+				continue;
+			}
+			w->state = SQ_W_RUNNING;
+			pthread_mutex_unlock(&st->watch_mu);
+			if (w->status == AEROGRAM_OK && w->is_range)
+				w->cb(w->arg, AEROGRAM_OK, NULL, w->rows, w->n_rows, w->marker_text, NULL);
+			else if (w->status == AEROGRAM_OK)
+				w->cb(w->arg, AEROGRAM_OK, w->has_row ? &w->row : NULL,
+				      w->has_row ? &w->row : NULL, w->has_row ? 1 : 0, NULL, NULL);
+			else
+				w->cb(w->arg, w->status, NULL, NULL, 0, NULL,
+				      w->status == AEROGRAM_ETIMEDOUT ? "timeout" : "watch failed");
+			pthread_mutex_lock(&st->watch_mu);
+			w->state = SQ_W_DONE;
+			pthread_cond_broadcast(&st->watch_done);
+			pthread_mutex_unlock(&st->watch_mu);
+		}
+		pthread_mutex_lock(&st->watch_mu);
+	}
+	pthread_mutex_unlock(&st->watch_mu);
+	if (dv)
+		sqlite3_finalize(dv);
+	if (conn)
+		sq_conn_put(st, conn);
+	return NULL;
+}
+
+int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen)
+{
+	int err = pthread_create(&st->watch_thread, NULL, sq_watch_main, st);
+	if (err != 0) {
+		snprintf(errbuf, errlen, "cannot start the watch thread: %s", strerror(err));
+		return AEROGRAM_EUNAVAILABLE;
+	}
+	st->watch_thread_started = 1;
+	return 0;
+}
+
+void sq_watch_stop(struct aerogram_store *st)
+{
+	if (!st->watch_thread_started)
+		return;
+	pthread_mutex_lock(&st->watch_mu);
+	st->watch_stop = 1;
+	pthread_cond_broadcast(&st->watch_wake);
+	pthread_mutex_unlock(&st->watch_mu);
+	pthread_join(st->watch_thread, NULL);
+	st->watch_thread_started = 0;
+	/* The contract says every watch was released; free any left anyway. */
+	while (st->watches) {
+		struct aerogram_watch *w = st->watches;
+		sq_watch_unlink(st, w);
+		sq_watch_free(w);
+	}
+}
+
+void sq_watch_kick(struct aerogram_store *st)
+{
+	pthread_mutex_lock(&st->watch_mu);
+	if (st->n_watches) {
+		st->watch_kick = 1;
+		pthread_cond_signal(&st->watch_wake);
+	}
+	pthread_mutex_unlock(&st->watch_mu);
+}
+
+int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
+                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                 struct aerogram_watch **out)
+{
+	*out = NULL;
+	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid partition key");
+	if (sk == NULL || !sq_utf8_valid(sk))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid sort key");
+	if (cb == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: no callback");
+	if (token) {
+		size_t n = strlen(token);
+		int ok = n == 16;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = (token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f');
+		if (!ok)
+			return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: bad causality token '%.40s'", token);
+	}
+	struct aerogram_watch *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	w->pk = strdup(pk);
+	w->sk = strdup(sk);
+	w->token = token ? strdup(token) : NULL;
+	if (w->pk == NULL || w->sk == NULL || (token && w->token == NULL)) {
+		sq_watch_free(w);
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	}
+	w->cb = cb;
+	w->arg = arg;
+	sq_watch_add(st, w, timeout_ms);
+	*out = w;
+	return 0;
+}
+
+/* Hands a new watch to the thread, which compares it first. */
+static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms)
+{
+	w->deadline = sq_now_ms() + timeout_ms;
+	w->state = SQ_W_NEW;
+	pthread_mutex_lock(&st->watch_mu);
+	w->next = st->watches;
+	if (st->watches)
+		st->watches->prev = w;
+	st->watches = w;
+	st->n_watches++;
+	st->watch_kick = 1;
+	pthread_cond_signal(&st->watch_wake);
+	pthread_mutex_unlock(&st->watch_mu);
+}
+
+static char *sq_dup_nonempty(const char *s, int *oom)
+{
+	if (s == NULL || s[0] == '\0')
+		return NULL;
+	char *d = strdup(s);
+	if (d == NULL)
+		*oom = 1;
+	return d;
+}
+
+int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
+                       const char *start, const char *end, const char *marker,
+                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                       struct aerogram_watch **out)
+{
+	*out = NULL;
+	uint64_t m = 0;
+	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: missing or invalid partition key");
+	if ((prefix && !sq_utf8_valid(prefix)) || (start && !sq_utf8_valid(start)) ||
+	    (end && !sq_utf8_valid(end)))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: a bound is not valid UTF-8");
+	if (cb == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: no callback");
+	if (marker != NULL && sq_marker_parse(marker, &m) != 0)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: malformed marker '%.40s'", marker);
+	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
+		return sq_fail(AEROGRAM_EINVAL,
+		               "sqlite: range watch: start '%s' does not begin with prefix '%s'", start,
+		               prefix);
+	struct aerogram_watch *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	int oom = 0;
+	w->is_range = 1;
+	w->pk = strdup(pk);
+	w->prefix = sq_dup_nonempty(prefix, &oom);
+	w->start = sq_dup_nonempty(start, &oom);
+	w->end = sq_dup_nonempty(end, &oom);
+	if (w->pk == NULL || oom) {
+		sq_watch_free(w);
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	}
+	/* Without a marker the first look fires with the whole range. */
+	w->marker = m;
+	w->has_marker = marker != NULL;
+	w->cb = cb;
+	w->arg = arg;
+	sq_watch_add(st, w, timeout_ms);
+	*out = w;
+	return 0;
+}
+
+void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&st->watch_mu);
+	while (w->state == SQ_W_RUNNING)
+		pthread_cond_wait(&st->watch_done, &st->watch_mu);
+	sq_watch_unlink(st, w);
+	if (w->state == SQ_W_QUEUED) {
+		/* The thread holds it in its list: it frees it there. */
+		w->released = 1;
+		pthread_mutex_unlock(&st->watch_mu);
+		return;
+	}
+	pthread_mutex_unlock(&st->watch_mu);
+	sq_watch_free(w);
+}

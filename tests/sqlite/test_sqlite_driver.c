@@ -1,0 +1,915 @@
+/* test_sqlite_driver.c - unit tests of the SQLite driver through its ABI:
+ * configuration, causality, ranges, blobs inline and in files, watches in
+ * one process and across processes, schema versions, busy mapping, and the
+ * query plans of its statements.
+ *
+ * Usage: test-sqlite-driver PATH/TO/aerogram_sqlite.so
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <sqlite3.h>
+
+#include <aerogram/driver.h>
+
+#include "drivers/sqlite/sqlite_sql.h"
+#include "host/driver_loader.h"
+
+static const char *driver_path;
+static char tmpdir[256];
+static int db_counter;
+
+/* A fresh database path in the temporary directory. */
+static void new_db(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/db%d", tmpdir, ++db_counter);
+}
+
+static struct ag_driver *load(const char *db, const char *k2, const char *v2, char *err,
+                              size_t errlen)
+{
+	struct aerogram_config_entry cfg[3] = { { "path", db }, { k2, v2 }, { "poll_interval_ms", "20" } };
+	struct ag_driver *drv = NULL;
+	size_t n = k2 ? 3 : 1;
+	if (!k2) {
+		cfg[1] = cfg[2];
+		n = 2;
+	}
+	char local[512];
+	if (err == NULL) {
+		err = local;
+		errlen = sizeof(local);
+	}
+	if (ag_driver_load(driver_path, NULL, cfg, n, &drv, err, errlen) != 0) {
+		if (err == local)
+			fprintf(stderr, "load: %s\n", err);
+		return NULL;
+	}
+	return drv;
+}
+
+#define D(drv) (ag_driver_store(drv)->driver)
+#define S(drv) (ag_driver_store(drv)->store)
+
+static int put(struct ag_driver *drv, const char *pk, const char *sk, const char *token,
+               const char *value)
+{
+	struct aerogram_row_write w = { pk, sk, token, (const uint8_t *)value,
+	                                value ? strlen(value) : 0, value == NULL };
+	return D(drv)->row_insert(S(drv), &w, 1);
+}
+
+/* Reads one row; returns the number of values, copies the token. */
+static int get(struct ag_driver *drv, const char *pk, const char *sk, uint32_t flags, char *token,
+               char vals[][64])
+{
+	struct aerogram_row_query q = { .pk = pk, .sk = sk, .flags = flags };
+	struct aerogram_row_result *r;
+	if (D(drv)->row_read(S(drv), &q, 1, &r) != 0)
+		return -1;
+	int n = 0;
+	if (r->pages[0].n_rows == 1) {
+		const struct aerogram_row *row = &r->pages[0].rows[0];
+		if (token)
+			snprintf(token, 64, "%s", row->token);
+		n = (int)row->n_values;
+		for (int i = 0; vals && i < n && i < 8; i++) {
+			if (row->values[i].tombstone)
+				snprintf(vals[i], 64, "<tomb>");
+			else
+				snprintf(vals[i], 64, "%.*s", (int)row->values[i].len,
+				         (const char *)row->values[i].data);
+		}
+	}
+	D(drv)->row_result_free(S(drv), r);
+	return n;
+}
+
+static void test_config(void)
+{
+	char db[300], err[512];
+	new_db(db, sizeof(db));
+	struct aerogram_config_entry none[1] = { { "synchronous", "full" } };
+	struct ag_driver *drv = NULL;
+	CU_ASSERT(ag_driver_load(driver_path, NULL, none, 1, &drv, err, sizeof(err)) != 0);
+	CU_ASSERT(strstr(err, "path") != NULL);
+	CU_ASSERT(load(db, "synchronous", "sometimes", err, sizeof(err)) == NULL);
+	CU_ASSERT(strstr(err, "synchronous") != NULL);
+	CU_ASSERT(load(db, "colour", "blue", err, sizeof(err)) == NULL);
+	CU_ASSERT(strstr(err, "colour") != NULL);
+	CU_ASSERT(load(db, "busy_timeout_ms", "-5", err, sizeof(err)) == NULL);
+	char nodir[400];
+	snprintf(nodir, sizeof(nodir), "%s/no-such-dir/db", tmpdir);
+	CU_ASSERT(load(nodir, NULL, NULL, err, sizeof(err)) == NULL);
+	CU_ASSERT(strstr(err, "no-such-dir") != NULL && strstr(err, "does not exist") != NULL);
+	drv = load(db, "synchronous", "normal", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_DURABLE);
+	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_SHARED);
+	ag_driver_unload(drv);
+}
+
+static void test_causality(void)
+{
+	char db[300], tok[64], tok2[64], vals[8][64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 0);
+	CU_ASSERT(put(drv, "p", "a", NULL, "one") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 1);
+	CU_ASSERT_STRING_EQUAL(vals[0], "one");
+	/* No token: a sibling. */
+	CU_ASSERT(put(drv, "p", "a", NULL, "two") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok2, vals) == 2);
+	CU_ASSERT(strcmp(tok, tok2) != 0);
+	/* The old token supersedes only "one". */
+	CU_ASSERT(put(drv, "p", "a", tok, "three") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 2);
+	CU_ASSERT_STRING_EQUAL(vals[0], "two");
+	CU_ASSERT_STRING_EQUAL(vals[1], "three");
+	/* The current token supersedes both. */
+	CU_ASSERT(put(drv, "p", "a", tok, "four") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 1);
+	CU_ASSERT_STRING_EQUAL(vals[0], "four");
+	/* Identical concurrent values are reported once. */
+	CU_ASSERT(put(drv, "p", "a", NULL, "four") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 1);
+	/* Two writers with the same token: two siblings. */
+	CU_ASSERT(put(drv, "p", "a", tok, "x") == 0);
+	CU_ASSERT(put(drv, "p", "a", tok, "y") == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 2);
+	/* A tombstone with the token hides the row unless asked. */
+	CU_ASSERT(put(drv, "p", "a", tok, NULL) == 0);
+	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 0);
+	CU_ASSERT(get(drv, "p", "a", AEROGRAM_QUERY_TOMBSTONES, tok, vals) == 1);
+	CU_ASSERT_STRING_EQUAL(vals[0], "<tomb>");
+	/* An empty value is a value. */
+	CU_ASSERT(put(drv, "p", "e", NULL, "") == 0);
+	CU_ASSERT(get(drv, "p", "e", 0, tok, vals) == 1);
+	/* Bad tokens and bad keys are refused and change nothing. */
+	CU_ASSERT(put(drv, "p", "a", "not a token", "z") == AEROGRAM_EINVAL);
+	CU_ASSERT(strlen(D(drv)->error_message(S(drv))) > 0);
+	CU_ASSERT(put(drv, NULL, "a", NULL, "z") == AEROGRAM_EINVAL);
+	CU_ASSERT(put(drv, "p", "\xff", NULL, "z") == AEROGRAM_EINVAL);
+	CU_ASSERT(get(drv, "p", "a", AEROGRAM_QUERY_TOMBSTONES, tok, vals) == 1);
+	ag_driver_unload(drv);
+
+	/* Everything survives a reopen. */
+	drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(get(drv, "p", "e", 0, tok, vals) == 1);
+	CU_ASSERT(get(drv, "p", "a", AEROGRAM_QUERY_TOMBSTONES, tok, vals) == 1);
+	ag_driver_unload(drv);
+}
+
+/* Reads a range and writes the keys as "k1,k2,..|next". */
+static int range(struct ag_driver *drv, const struct aerogram_row_query *q, char *out, size_t len)
+{
+	struct aerogram_row_result *r;
+	int rc = D(drv)->row_read(S(drv), q, 1, &r);
+	if (rc != 0)
+		return rc;
+	size_t off = 0;
+	out[0] = '\0';
+	const struct aerogram_row_page *p = &r->pages[0];
+	for (size_t i = 0; i < p->n_rows; i++)
+		off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "", p->rows[i].sk);
+	if (p->more)
+		snprintf(out + off, len - off, "|%s", p->next_start);
+	D(drv)->row_result_free(S(drv), r);
+	return 0;
+}
+
+static void test_ranges(void)
+{
+	char db[300], out[512];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const char *keys[] = { "a", "b1", "b2", "b3", "c", "d" };
+	for (size_t i = 0; i < 6; i++)
+		CU_ASSERT(put(drv, "r", keys[i], NULL, "v") == 0);
+	CU_ASSERT(put(drv, "other", "b1", NULL, "v") == 0);
+	struct aerogram_row_query q = { .pk = "r" };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "a,b1,b2,b3,c,d");
+	q.prefix = "b";
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b1,b2,b3");
+	q.limit = 2;
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b1,b2|b3");
+	q.start = "b3";
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b3");
+	q.start = "c";
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == AEROGRAM_EINVAL);
+	q = (struct aerogram_row_query){ .pk = "r", .start = "b2", .end = "d" };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b2,b3,c");
+	q.flags = AEROGRAM_QUERY_REVERSE;
+	q.start = "c";
+	q.end = "b1";
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "c,b3,b2");
+	q = (struct aerogram_row_query){ .pk = "r", .prefix = "b", .flags = AEROGRAM_QUERY_REVERSE, .limit = 2 };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b3,b2|b1");
+	q = (struct aerogram_row_query){ .pk = "r", .flags = AEROGRAM_QUERY_REVERSE };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "d,c,b3,b2,b1,a");
+	/* A single-item query refuses range parameters. */
+	q = (struct aerogram_row_query){ .pk = "r", .sk = "a", .limit = 3 };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == AEROGRAM_EINVAL);
+
+	/* Delete a range: tombstones hide the rows, the count says how many. */
+	uint64_t deleted = 0;
+	q = (struct aerogram_row_query){ .pk = "r", .prefix = "b" };
+	CU_ASSERT(D(drv)->row_delete(S(drv), &q, 1, &deleted) == 0);
+	CU_ASSERT(deleted == 3);
+	CU_ASSERT(D(drv)->row_delete(S(drv), &q, 1, &deleted) == 0);
+	CU_ASSERT(deleted == 0);
+	q = (struct aerogram_row_query){ .pk = "r" };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "a,c,d");
+	q.flags = AEROGRAM_QUERY_TOMBSTONES;
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "a,b1,b2,b3,c,d");
+	/* Conflicts only. */
+	CU_ASSERT(put(drv, "r", "c", NULL, "w") == 0);
+	q.flags = AEROGRAM_QUERY_CONFLICTS_ONLY;
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "c");
+	q = (struct aerogram_row_query){ .pk = "other" };
+	CU_ASSERT(range(drv, &q, out, sizeof(out)) == 0);
+	CU_ASSERT_STRING_EQUAL(out, "b1");
+	ag_driver_unload(drv);
+}
+
+static int count_files(const char *dir)
+{
+	int n = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char sub[600];
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		struct stat st;
+		if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+			n += count_files(sub);
+		else
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_blobs(void)
+{
+	char db[300], blobdir[320];
+	new_db(db, sizeof(db));
+	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
+	struct ag_driver *drv = load(db, "blob_inline_max", "100", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const struct aerogram_driver *d = D(drv);
+	uint8_t small[50], big[5000];
+	for (size_t i = 0; i < sizeof(small); i++)
+		small[i] = (uint8_t)i;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7);
+	struct aerogram_meta meta[2] = { { "content-type", "message/rfc822" }, { "x", "" } };
+	CU_ASSERT(d->blob_put(S(drv), "m/small", small, sizeof(small), meta, 2) == 0);
+	CU_ASSERT(d->blob_put(S(drv), "m/big", big, sizeof(big), NULL, 0) == 0);
+	CU_ASSERT(count_files(blobdir) == 1);
+	struct aerogram_meta bad = { "Upper", "v" };
+	CU_ASSERT(d->blob_put(S(drv), "m/bad", small, 1, &bad, 1) == AEROGRAM_EINVAL);
+
+	struct aerogram_blob_request rq[4] = {
+		{ "m/small", 0, 0 }, { "m/big", 4990, 100 }, { "m/none", 0, 0 }, { "m/big", 10, 5 }
+	};
+	struct aerogram_blob_result *r;
+	CU_ASSERT_FATAL(d->blob_get(S(drv), rq, 4, &r) == 0);
+	CU_ASSERT(r->n_blobs == 4);
+	CU_ASSERT(r->blobs[0].status == 0 && r->blobs[0].len == 50 &&
+	          memcmp(r->blobs[0].data, small, 50) == 0);
+	CU_ASSERT(r->blobs[0].n_meta == 2 && strcmp(r->blobs[0].meta[0].name, "content-type") == 0 &&
+	          strcmp(r->blobs[0].meta[0].value, "message/rfc822") == 0);
+	CU_ASSERT(r->blobs[1].status == 0 && r->blobs[1].len == 10 && r->blobs[1].total_size == 5000 &&
+	          memcmp(r->blobs[1].data, big + 4990, 10) == 0);
+	CU_ASSERT(r->blobs[2].status == AEROGRAM_ENOTFOUND);
+	CU_ASSERT(r->blobs[3].status == 0 && r->blobs[3].len == 5 &&
+	          memcmp(r->blobs[3].data, big + 10, 5) == 0);
+	d->blob_result_free(S(drv), r);
+
+	/* Copy of a file blob is a second file; deleting the source keeps it. */
+	CU_ASSERT(d->blob_copy(S(drv), "m/big", "n/big") == 0);
+	CU_ASSERT(d->blob_copy(S(drv), "m/none", "n/x") == AEROGRAM_ENOTFOUND);
+	CU_ASSERT(count_files(blobdir) == 2);
+	const char *del[2] = { "m/big", "m/none" };
+	CU_ASSERT(d->blob_delete(S(drv), del, 2) == 0);
+	CU_ASSERT(count_files(blobdir) == 1);
+	struct aerogram_blob_request rq2 = { "n/big", 0, 0 };
+	CU_ASSERT_FATAL(d->blob_get(S(drv), &rq2, 1, &r) == 0);
+	CU_ASSERT(r->blobs[0].status == 0 && r->blobs[0].len == 5000 &&
+	          memcmp(r->blobs[0].data, big, 5000) == 0);
+	d->blob_result_free(S(drv), r);
+	/* Replacing a file blob by a small one removes the file. */
+	CU_ASSERT(d->blob_put(S(drv), "n/big", small, 10, NULL, 0) == 0);
+	CU_ASSERT(count_files(blobdir) == 0);
+
+	/* Listing with pages. */
+	char key[32];
+	for (int i = 0; i < 25; i++) {
+		snprintf(key, sizeof(key), "l/%03d", i);
+		CU_ASSERT(d->blob_put(S(drv), key, small, 1, NULL, 0) == 0);
+	}
+	const char *cont = NULL;
+	char contbuf[64];
+	int total = 0, pages = 0;
+	for (;;) {
+		struct aerogram_blob_list *l;
+		CU_ASSERT_FATAL(d->blob_list(S(drv), "l/", cont, 10, &l) == 0);
+		for (size_t i = 0; i < l->n_keys; i++) {
+			snprintf(key, sizeof(key), "l/%03d", total);
+			CU_ASSERT_STRING_EQUAL(l->keys[i], key);
+			CU_ASSERT(l->sizes[i] == 1);
+			total++;
+		}
+		pages++;
+		int more = l->more;
+		if (more)
+			snprintf(contbuf, sizeof(contbuf), "%s", l->next_token);
+		d->blob_list_free(S(drv), l);
+		if (!more)
+			break;
+		cont = contbuf;
+	}
+	CU_ASSERT(total == 25);
+	CU_ASSERT(pages == 3);
+	ag_driver_unload(drv);
+}
+
+/* Files no row names (a crash between file and commit) are removed at the
+ * next open once old enough; named files stay. Rows of old tombstones are
+ * forgotten; rows with a live value stay. */
+static void test_orphan_sweep(void)
+{
+	char db[300], blobdir[320], orphan[400], tmp[400], tok[64];
+	new_db(db, sizeof(db));
+	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
+	struct aerogram_config_entry cfg[4] = { { "path", db }, { "blob_inline_max", "10" },
+		                                { "blob_orphan_age_s", "1" }, { "tombstone_ttl_s", "1" } };
+	struct ag_driver *drv;
+	char err[512];
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 4, &drv, err, sizeof(err)) == 0);
+	static const uint8_t body[100] = { 1, 2, 3 };
+	CU_ASSERT(D(drv)->blob_put(S(drv), "kept", body, sizeof(body), NULL, 0) == 0);
+	CU_ASSERT(put(drv, "t", "gone", NULL, "v") == 0);
+	CU_ASSERT(get(drv, "t", "gone", 0, tok, NULL) == 1);
+	CU_ASSERT(put(drv, "t", "gone", tok, NULL) == 0);
+	CU_ASSERT(put(drv, "t", "live", NULL, "v") == 0);
+	CU_ASSERT(put(drv, "t", "mixed", NULL, "v") == 0);
+	CU_ASSERT(put(drv, "t", "mixed", NULL, NULL) == 0);
+	CU_ASSERT(get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) == 1);
+	ag_driver_unload(drv);
+	CU_ASSERT(count_files(blobdir) == 1);
+	snprintf(orphan, sizeof(orphan), "%s/ab", blobdir);
+	mkdir(orphan, 0750);
+	snprintf(orphan, sizeof(orphan), "%s/ab/ab0123456789abcdef0123456789abcd", blobdir);
+	snprintf(tmp, sizeof(tmp), "%s/ab/.tmp-ab0123456789abcdef0123456789abce", blobdir);
+	FILE *f = fopen(orphan, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fclose(f);
+	f = fopen(tmp, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fclose(f);
+	usleep(2100000); /* older than blob_orphan_age_s, at a 1 s clock granularity */
+	CU_ASSERT_FATAL(ag_driver_load(driver_path, NULL, cfg, 4, &drv, err, sizeof(err)) == 0);
+	for (int i = 0; i < 100 && (access(orphan, F_OK) == 0 || access(tmp, F_OK) == 0 ||
+	                            get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) != 0);
+	     i++)
+		usleep(50000);
+	CU_ASSERT(access(orphan, F_OK) != 0);
+	CU_ASSERT(access(tmp, F_OK) != 0);
+	CU_ASSERT(get(drv, "t", "gone", AEROGRAM_QUERY_TOMBSTONES, tok, NULL) == 0);
+	CU_ASSERT(get(drv, "t", "live", 0, tok, NULL) == 1);
+	CU_ASSERT(get(drv, "t", "mixed", 0, tok, NULL) == 2);
+	/* A forgotten row can be written again. */
+	CU_ASSERT(put(drv, "t", "gone", NULL, "back") == 0);
+	CU_ASSERT(get(drv, "t", "gone", 0, tok, NULL) == 1);
+	struct aerogram_blob_request rq = { "kept", 0, 0 };
+	struct aerogram_blob_result *r;
+	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), &rq, 1, &r) == 0);
+	CU_ASSERT(r->blobs[0].status == 0 && r->blobs[0].len == sizeof(body));
+	D(drv)->blob_result_free(S(drv), r);
+	ag_driver_unload(drv);
+}
+
+/* ---- watches ---- */
+
+struct seen {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int calls;
+	int status;
+	char value[64];
+	size_t n_rows;     /* range watches: rows reported */
+	char sks[256];     /* their keys, comma-separated */
+	char marker[64];
+};
+
+static void seen_init(struct seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+}
+
+static void on_watch(void *arg, int status, const struct aerogram_row *row,
+                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
+                     const char *message)
+{
+	(void)message;
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	s->calls++;
+	s->status = status;
+	s->n_rows = n_rows;
+	s->sks[0] = '\0';
+	size_t off = 0;
+	for (size_t i = 0; rows && row == NULL && i < n_rows && off < sizeof(s->sks); i++)
+		off += (size_t)snprintf(s->sks + off, sizeof(s->sks) - off, "%s%s", i ? "," : "",
+		                        rows[i].sk);
+	snprintf(s->marker, sizeof(s->marker), "%s", marker ? marker : "");
+	if (row && row->n_values)
+		snprintf(s->value, sizeof(s->value), "%.*s", (int)row->values[row->n_values - 1].len,
+		         (const char *)row->values[row->n_values - 1].data);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits up to ms for a callback; returns the number of calls. */
+static int seen_wait(struct seen *s, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->calls == 0 && pthread_cond_timedwait(&s->cond, &s->mu, &ts) == 0)
+		;
+	int n = s->calls;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+static void test_watch_local(void)
+{
+	char db[300], tok[64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const struct aerogram_driver *d = D(drv);
+	CU_ASSERT(put(drv, "w", "row", NULL, "v1") == 0);
+	CU_ASSERT(get(drv, "w", "row", 0, tok, NULL) == 1);
+
+	/* The current token: waits, then sees the write. */
+	struct seen s1;
+	seen_init(&s1);
+	struct aerogram_watch *w1;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "w", "row", tok, 10000, on_watch, &s1, &w1) == 0);
+	usleep(100000);
+	CU_ASSERT(s1.calls == 0);
+	CU_ASSERT(put(drv, "w", "row", tok, "v2") == 0);
+	CU_ASSERT(seen_wait(&s1, 5000) == 1);
+	CU_ASSERT(s1.status == AEROGRAM_OK);
+	CU_ASSERT_STRING_EQUAL(s1.value, "v2");
+	d->row_watch_release(S(drv), w1);
+
+	/* The old token: fires at once. No token on an existing row: at once. */
+	struct seen s2, s3, s4, s5;
+	seen_init(&s2);
+	seen_init(&s3);
+	seen_init(&s4);
+	seen_init(&s5);
+	struct aerogram_watch *w2, *w3, *w4, *w5;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "w", "row", tok, 10000, on_watch, &s2, &w2) == 0);
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "w", "row", NULL, 10000, on_watch, &s3, &w3) == 0);
+	/* Timeout on a missing row. */
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "w", "missing", NULL, 150, on_watch, &s4, &w4) == 0);
+	/* Released before it fires: never called. */
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "w", "never", NULL, 100, on_watch, &s5, &w5) == 0);
+	d->row_watch_release(S(drv), w5);
+	CU_ASSERT(seen_wait(&s2, 5000) == 1 && s2.status == AEROGRAM_OK);
+	CU_ASSERT(seen_wait(&s3, 5000) == 1 && s3.status == AEROGRAM_OK);
+	CU_ASSERT(seen_wait(&s4, 5000) == 1 && s4.status == AEROGRAM_ETIMEDOUT);
+	usleep(200000);
+	CU_ASSERT(s5.calls == 0);
+	CU_ASSERT(s2.calls == 1 && s3.calls == 1 && s4.calls == 1);
+	d->row_watch_release(S(drv), w2);
+	d->row_watch_release(S(drv), w3);
+	d->row_watch_release(S(drv), w4);
+	CU_ASSERT(d->row_watch(S(drv), "w", "row", "bogus", 100, on_watch, &s5, &w5) == AEROGRAM_EINVAL);
+
+	/* Many watches, one thread: all fire on their own row's write. */
+	enum { N = 200 };
+	static struct seen many[N];
+	struct aerogram_watch *ws[N];
+	char sk[32];
+	for (int i = 0; i < N; i++) {
+		seen_init(&many[i]);
+		snprintf(sk, sizeof(sk), "m%03d", i);
+		CU_ASSERT_FATAL(d->row_watch(S(drv), "w", sk, NULL, 20000, on_watch, &many[i], &ws[i]) == 0);
+	}
+	for (int i = 0; i < N; i += 2) {
+		snprintf(sk, sizeof(sk), "m%03d", i);
+		CU_ASSERT(put(drv, "w", sk, NULL, "x") == 0);
+	}
+	for (int i = 0; i < N; i += 2)
+		CU_ASSERT(seen_wait(&many[i], 5000) == 1);
+	for (int i = 1; i < N; i += 2)
+		CU_ASSERT(many[i].calls == 0);
+	for (int i = 0; i < N; i++)
+		d->row_watch_release(S(drv), ws[i]);
+
+	/* A batch of many rows in one commit (past the thread's row-matching
+	 * limit) still fires the watch on one of them, and only that one. */
+	struct seen sb, sq;
+	seen_init(&sb);
+	seen_init(&sq);
+	struct aerogram_watch *wb, *wq;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "bulk", "k0150", NULL, 20000, on_watch, &sb, &wb) == 0);
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "bulk", "quiet", NULL, 20000, on_watch, &sq, &wq) == 0);
+	usleep(50000);
+	enum { BULK = 300 };
+	static char bulk_sk[BULK][16];
+	struct aerogram_row_write bw[BULK];
+	for (int i = 0; i < BULK; i++) {
+		snprintf(bulk_sk[i], sizeof(bulk_sk[i]), "k%04d", i);
+		bw[i] = (struct aerogram_row_write){ "bulk", bulk_sk[i], NULL, (const uint8_t *)"b", 1, 0 };
+	}
+	CU_ASSERT(d->row_insert(S(drv), bw, BULK) == 0);
+	CU_ASSERT(seen_wait(&sb, 5000) == 1 && sb.status == AEROGRAM_OK);
+	usleep(100000);
+	CU_ASSERT(sq.calls == 0);
+	d->row_watch_release(S(drv), wb);
+	d->row_watch_release(S(drv), wq);
+	ag_driver_unload(drv);
+}
+
+enum { WRITES = 100 };
+
+/* The body of a writer process of test_multi_process. */
+static int writer_main(const char *db, int c)
+{
+	struct ag_driver *cd = load(db, NULL, NULL, NULL, 0);
+	if (cd == NULL)
+		return 2;
+	char sk[32], t[64];
+	int bad = 0;
+	for (int i = 0; i < WRITES; i++) {
+		snprintf(sk, sizeof(sk), "c%d-%03d", c, i);
+		bad |= put(cd, "mp", sk, NULL, "v") != 0;
+		/* Both update one shared row with read-modify-write. */
+		int n = get(cd, "mp", "shared", 0, t, NULL);
+		bad |= put(cd, "mp", "shared", n > 0 ? t : NULL, sk) != 0;
+	}
+	if (c == 1)
+		bad |= put(cd, "mp", "done-1", NULL, "yes") != 0;
+	ag_driver_unload(cd);
+	return bad ? 1 : 0;
+}
+
+static void test_watch_range(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const struct aerogram_driver *d = D(drv);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT(put(drv, "rw", "a1", NULL, "x") == 0);
+	CU_ASSERT(put(drv, "rw", "a2", NULL, NULL) == 0); /* tombstone-only rows are included */
+	CU_ASSERT(put(drv, "rw", "b1", NULL, "x") == 0);
+
+	/* No marker: at once, the whole range and a marker. */
+	struct seen s1, s2, s3, s4;
+	seen_init(&s1);
+	seen_init(&s2);
+	seen_init(&s3);
+	seen_init(&s4);
+	struct aerogram_watch *w1, *w2, *w3, *w4;
+	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, NULL, 5000, on_watch, &s1,
+	                                   &w1) == 0);
+	CU_ASSERT(seen_wait(&s1, 5000) == 1 && s1.status == AEROGRAM_OK);
+	CU_ASSERT_STRING_EQUAL(s1.sks, "a1,a2");
+	CU_ASSERT(s1.marker[0] != '\0');
+	d->row_watch_release(S(drv), w1);
+
+	/* With the marker: a write outside the range does not fire, one inside
+	 * does, with only the new row. */
+	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, s1.marker, 5000, on_watch,
+	                                   &s2, &w2) == 0);
+	CU_ASSERT(put(drv, "rw", "b2", NULL, "x") == 0);
+	CU_ASSERT(put(drv, "other", "a9", NULL, "x") == 0);
+	usleep(150000);
+	CU_ASSERT(s2.calls == 0);
+	CU_ASSERT(put(drv, "rw", "a3", NULL, "x") == 0);
+	CU_ASSERT(seen_wait(&s2, 5000) == 1 && s2.status == AEROGRAM_OK);
+	CU_ASSERT_STRING_EQUAL(s2.sks, "a3");
+	CU_ASSERT(strcmp(s2.marker, s1.marker) != 0);
+	d->row_watch_release(S(drv), w2);
+
+	/* An old marker: at once, with what is newer than it. */
+	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, s1.marker, 5000, on_watch,
+	                                   &s3, &w3) == 0);
+	CU_ASSERT(seen_wait(&s3, 5000) == 1);
+	CU_ASSERT_STRING_EQUAL(s3.sks, "a3");
+	d->row_watch_release(S(drv), w3);
+
+	/* Nothing new: the timeout. Start/end bounds are honoured. */
+	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", NULL, "a2", "a3", s2.marker, 200, on_watch,
+	                                   &s4, &w4) == 0);
+	CU_ASSERT(put(drv, "rw", "a3", NULL, "y") == 0);
+	CU_ASSERT(seen_wait(&s4, 5000) == 1 && s4.status == AEROGRAM_ETIMEDOUT);
+	d->row_watch_release(S(drv), w4);
+	CU_ASSERT(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, "junk", 100, on_watch, &s4, &w4) ==
+	          AEROGRAM_EINVAL);
+	CU_ASSERT(d->row_watch_range(S(drv), "rw", "a", "b", NULL, NULL, 100, on_watch, &s4, &w4) ==
+	          AEROGRAM_EINVAL);
+	ag_driver_unload(drv);
+}
+
+/* Two child processes write to one file while this one watches. */
+static void test_multi_process(void)
+{
+	char db[300], out[64], tok[64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const struct aerogram_driver *d = D(drv);
+	struct seen s;
+	seen_init(&s);
+	struct aerogram_watch *w;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "mp", "done-1", NULL, 20000, on_watch, &s, &w) == 0);
+
+	pid_t pids[2];
+	for (int c = 0; c < 2; c++) {
+		fflush(NULL);
+		pids[c] = fork();
+		if (pids[c] == 0) {
+			/* A fresh process image: nothing of this one's SQLite state. */
+			char cs[8];
+			snprintf(cs, sizeof(cs), "%d", c);
+			execl("/proc/self/exe", "test-sqlite-driver", driver_path, "--writer", db, cs,
+			      (char *)NULL);
+			_exit(3);
+		}
+	}
+	for (int c = 0; c < 2; c++) {
+		int status = 0;
+		CU_ASSERT(waitpid(pids[c], &status, 0) == pids[c]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CU_ASSERT(seen_wait(&s, 5000) == 1);
+	CU_ASSERT(s.status == AEROGRAM_OK);
+	CU_ASSERT_STRING_EQUAL(s.value, "yes");
+	d->row_watch_release(S(drv), w);
+	struct aerogram_row_query q = { .pk = "mp", .prefix = "c" };
+	struct aerogram_row_result *r;
+	CU_ASSERT_FATAL(d->row_read(S(drv), &q, 1, &r) == 0);
+	CU_ASSERT(r->pages[0].n_rows == 2 * WRITES);
+	d->row_result_free(S(drv), r);
+	/* Read-modify-write with tokens never loses: at most a few siblings,
+	 * at least one value. */
+	int n = get(drv, "mp", "shared", 0, tok, NULL);
+	CU_ASSERT(n >= 1 && n <= 2);
+	(void)out;
+	ag_driver_unload(drv);
+}
+
+static void test_schema_version(void)
+{
+	char db[300], err[512];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	ag_driver_unload(drv);
+	sqlite3 *h;
+	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
+	sqlite3_stmt *s;
+	CU_ASSERT(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK);
+	CU_ASSERT(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1);
+	sqlite3_finalize(s);
+	CU_ASSERT(sqlite3_exec(h, "PRAGMA user_version=99", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	CU_ASSERT(load(db, NULL, NULL, err, sizeof(err)) == NULL);
+	CU_ASSERT(strstr(err, "newer") != NULL);
+	CU_ASSERT(strstr(err, "99") != NULL);
+
+	/* Not a database at all: a clear failure, not a crash. */
+	new_db(db, sizeof(db));
+	FILE *f = fopen(db, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("this is not a database, it is a text file of some length.......\n", f);
+	fclose(f);
+	CU_ASSERT(load(db, NULL, NULL, err, sizeof(err)) == NULL);
+}
+
+static void test_busy(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, "busy_timeout_ms", "100", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	sqlite3 *h;
+	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
+	/* The driver's cleanup pass may hold the write lock for a moment right
+	 * after open: wait for it rather than fail to take the lock ourselves. */
+	sqlite3_busy_timeout(h, 10000);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	CU_ASSERT(put(drv, "b", "x", NULL, "v") == AEROGRAM_EUNAVAILABLE);
+	CU_ASSERT(strstr(D(drv)->error_message(S(drv)), "locked") != NULL);
+	/* Readers are not blocked by a writer in WAL mode. */
+	CU_ASSERT(get(drv, "b", "x", 0, NULL, NULL) == 0);
+	CU_ASSERT(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	CU_ASSERT(put(drv, "b", "x", NULL, "v") == 0);
+	ag_driver_unload(drv);
+}
+
+/* A damaged file gives EINTERNAL with SQLite's message, not a crash. */
+static void test_corrupt(void)
+{
+	char db[300], tok[64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	static char value[3000];
+	memset(value, 'c', sizeof(value) - 1);
+	char sk[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(sk, sizeof(sk), "k%04d", i);
+		CU_ASSERT(put(drv, "c", sk, NULL, value) == 0);
+	}
+	ag_driver_unload(drv); /* the last close checkpoints the WAL into the file */
+	/* Overwrite the pages after the schema's with garbage. */
+	FILE *f = fopen(db, "r+b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT(fseek(f, 4096 * 8, SEEK_SET) == 0);
+	static unsigned char junk[4096 * 40];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 131 + 17);
+	CU_ASSERT(fwrite(junk, 1, sizeof(junk), f) == sizeof(junk));
+	fclose(f);
+	char err[512];
+	drv = load(db, NULL, NULL, err, sizeof(err));
+	if (drv == NULL) {
+		/* Refused at open: also acceptable, with a reason. */
+		CU_ASSERT(strlen(err) > 0);
+		return;
+	}
+	struct aerogram_row_query q = { .pk = "c" };
+	struct aerogram_row_result *r = NULL;
+	int rc = D(drv)->row_read(S(drv), &q, 1, &r);
+	CU_ASSERT(rc == AEROGRAM_EINTERNAL);
+	if (rc == 0)
+		D(drv)->row_result_free(S(drv), r);
+	else
+		CU_ASSERT(strstr(D(drv)->error_message(S(drv)), "malformed") != NULL);
+	(void)tok;
+	ag_driver_unload(drv);
+}
+
+/* Every statement is an index search, never a full scan of a table. */
+static void check_plan(sqlite3 *h, const char *sql, const char *must)
+{
+	int found = must == NULL;
+	sqlite3_stmt *s;
+	char q[700];
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, q, -1, &s, NULL) == SQLITE_OK);
+	int rows = 0;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(s, 3);
+		rows++;
+		int ok = strncmp(detail, "SCAN ", 5) != 0;
+		if (must && strstr(detail, must))
+			found = 1;
+		if (!ok)
+			fprintf(stderr, "plan of %s: %s\n", sql, detail);
+		CU_ASSERT(ok);
+		/* Ranges come out of the index in order: no sorting step. */
+		CU_ASSERT(strstr(detail, "TEMP B-TREE") == NULL);
+	}
+	sqlite3_finalize(s);
+	CU_ASSERT(rows > 0);
+	CU_ASSERT(found);
+}
+
+static void test_query_plans(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	/* Some rows so the planner has statistics-free but realistic tables. */
+	for (int i = 0; i < 50; i++) {
+		char sk[16];
+		snprintf(sk, sizeof(sk), "%04d", i);
+		CU_ASSERT(put(drv, "plan", sk, NULL, "v") == 0);
+	}
+	ag_driver_unload(drv);
+	sqlite3 *h;
+	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
+	const char *fixed[] = { SQ_SQL_CLOCK_GET, SQ_SQL_ROW_FIND,  SQ_SQL_VAL_DROP,   SQ_SQL_VAL_DEDUP,
+		                SQ_SQL_ROW_UPDATE, SQ_SQL_VAL_LIST, SQ_SQL_ROW_CHANGED, SQ_SQL_BLOB_GET,
+		                SQ_SQL_BLOB_FILE, SQ_SQL_BLOB_DEL, SQ_SQL_BLOB_LIST, SQ_SQL_BLOB_LIST_OPEN,
+		                SQ_SQL_BLOB_FILE_USED, SQ_SQL_ROW_DEAD, SQ_SQL_VAL_DEL_ROW, SQ_SQL_ROW_DEL };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		check_plan(h, fixed[i], "SEARCH ");
+	for (int v = 0; v < SQ_RANGE_VARIANTS; v++) {
+		char sql[512];
+		sq_range_sql(v, sql, sizeof(sql));
+		check_plan(h, sql, "SEARCH ag_rows USING INDEX sqlite_autoindex_ag_rows_1 (pk=? AND sk>");
+	}
+	sqlite3_close(h);
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", path);
+}
+
+/* Driver log lines: only warnings and errors. */
+static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
+{
+	if (level <= AEROGRAM_LOG_WARNING)
+		fprintf(stderr, "%s: %s\n", tag ? tag : "host", message);
+}
+
+int main(int argc, char **argv)
+{
+	ag_driver_set_log(quiet_log);
+	if (argc == 5 && strcmp(argv[2], "--writer") == 0) {
+		driver_path = argv[1];
+		return writer_main(argv[3], atoi(argv[4]));
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s PATH/TO/aerogram_sqlite.so\n", argv[0]);
+		return 2;
+	}
+	driver_path = argv[1];
+	const char *t = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/agsqlite.XXXXXX", t && *t ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("sqlite driver", NULL, NULL);
+	CU_add_test(s, "configuration keys are checked", test_config);
+	CU_add_test(s, "tokens supersede exactly what was read", test_causality);
+	CU_add_test(s, "ranges, prefixes, reverse, limits, deletes", test_ranges);
+	CU_add_test(s, "blobs inline and in files, copy, delete, list", test_blobs);
+	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
+	CU_add_test(s, "watches in one process", test_watch_local);
+	CU_add_test(s, "range watches with markers", test_watch_range);
+	CU_add_test(s, "two processes write, a third watches", test_multi_process);
+	CU_add_test(s, "schema version is checked", test_schema_version);
+	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
+	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
+	CU_add_test(s, "statements search indexes", test_query_plans);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	if (failures == 0)
+		rm_rf(tmpdir);
+	else
+		fprintf(stderr, "databases kept in %s\n", tmpdir);
+	return failures ? 1 : 0;
+}
