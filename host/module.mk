@@ -18,9 +18,10 @@ $(B)/aerogramd: $(B)/obj/host/aerogramd.o $(HOST_SERVER_OBJS) $(HOST_COMMON_OBJS
 $(B)/aerogramctl: $(B)/obj/host/aerogramctl.o
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ARGON2_LIBS) $(OPENSSL_LIBS)
 
-# `make run`: a demo daemon in the foreground on 127.0.0.1:1143, with a fresh
-# configuration and users file in build/run and a new password for `demo`
-# each time. The memory driver keeps nothing after exit.
+# `make run`: a demo daemon in the foreground on 127.0.0.1:1143 over the
+# SQLite driver (its database in build/run/data, kept between runs), with a
+# fresh configuration and users file in build/run and a new password for
+# `demo` each time.
 RUN_DIR = $(B)/run
 run: all
 	@mkdir -p $(RUN_DIR)/data
@@ -28,12 +29,12 @@ run: all
 	hash=$$(printf '%s\n' "$$password" | $(B)/aerogramctl hash-password) && \
 	printf '# Written by make run.\n[demo]\npassword = %s\n' "$$hash" > $(RUN_DIR)/users.ini && \
 	printf '%s\n' '# Written by make run; see packaging/aerogram.conf.example.' \
-		'[storage]' 'driver = memory' 'driver_dir = $(B)/drivers' '' \
+		'[storage]' 'driver = sqlite' 'driver_dir = $(B)/drivers' 'path = $(CURDIR)/$(RUN_DIR)/data/mail.sqlite' '' \
 		'[imap]' 'listen = 127.0.0.1:1143' 'plaintext_auth = loopback' '' \
 		'[auth]' 'users_file = $(RUN_DIR)/users.ini' > $(RUN_DIR)/aerogram.conf && \
-	echo "aerogramd on 127.0.0.1:1143 (data in $(RUN_DIR); the memory driver keeps nothing after exit)" && \
+	echo "aerogramd on 127.0.0.1:1143, mail in $(RUN_DIR)/data/mail.sqlite (kept between runs)" && \
 	echo "  user: demo   password: $$password" && \
-	echo "  try:  python3 -c \"import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); print(m.login('demo', '$$password'))\"" && \
+	echo "  try:  python3 -c \"import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); print(m.login('demo', '$$password')); print(m.list())\"" && \
 	echo "  Ctrl-C stops it." && \
 	exec $(B)/aerogramd -c $(RUN_DIR)/aerogram.conf
 

@@ -13,6 +13,9 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AEROGRAMD = os.environ.get("AEROGRAMD", os.path.join(ROOT, "build", "aerogramd"))
 DRIVER = os.environ.get("AG_TEST_DRIVER", os.path.join(ROOT, "build", "drivers", "aerogram_memory.so"))
+# AG_TEST_STORE=sqlite runs the daemons on the SQLite driver (a database in
+# each daemon's temporary directory) instead of the memory driver.
+STORE = os.environ.get("AG_TEST_STORE", "memory")
 # The fault-injecting wrapper (inner=memory, control_file=PATH), beside the memory driver.
 FAULTY_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_faulty.so")
 AEROGRAMCTL = os.environ.get("AEROGRAMCTL", os.path.join(ROOT, "build", "aerogramctl"))
@@ -65,6 +68,9 @@ class Server:
         listen = "127.0.0.1:%d" % self.port
         if ipv6:
             listen += " [::1]:%d" % self.ipv6_port
+        if driver is None and STORE == "sqlite":
+            driver = os.path.join(os.path.dirname(DRIVER), "aerogram_sqlite.so")
+            storage = ["path = " + os.path.join(d, "mail.sqlite")] + list(storage or [])
         lines = ["[storage]", "driver = " + (driver or DRIVER)] + list(storage or [])
         lines += ["", "[imap]", "listen = " + listen]
         if tls:
