@@ -12,6 +12,8 @@
 #include "host/commands.h"
 #include "host/log.h"
 
+/* Failed authentications one connection may make before it is closed. */
+#define MAX_AUTH_FAILURES 5
 #define AUTH_FAILED_TEXT "[AUTHENTICATIONFAILED] Authentication failed."
 #define PRIVACY_TEXT "[PRIVACYREQUIRED] Plaintext authentication is disallowed on non-secure (SSL/TLS) connections."
 
@@ -60,6 +62,13 @@ static void failure_reply(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_session *s = arg;
 	ag_session_tagged(s, IMAP_NO, AUTH_FAILED_TEXT);
+	/* A client guessing passwords gets a few tries per connection; the
+	 * delays grow per address across connections anyway. */
+	if (++s->auth_failures >= MAX_AUTH_FAILURES) {
+		ag_log_info("%s: %u failed authentications on one connection, disconnecting", s->peer,
+		            s->auth_failures);
+		ag_session_close(s, "Too many authentication failures.");
+	}
 	ag_session_command_done(s);
 }
 

@@ -101,6 +101,16 @@ class LoopbackServer(unittest.TestCase):
         self.assertTrue(self.srv.wait_log("authentication failed user=nobody"))
         self.assertIn("failures from 127.0.0.1", self.srv.read_log())
 
+    def test_five_failures_end_the_connection(self):
+        r = self.raw()
+        for n in range(4):
+            r.send(b"f%d LOGIN alice wrong%d\r\n" % (n, n))
+            self.assertEqual(r.until_tagged(b"f%d" % n), [b"f%d NO " % n + FAILED])
+        r.send(b"f4 AUTHENTICATE PLAIN " + plain("alice", "nope").encode() + b"\r\n")
+        self.assertEqual(r.until_tagged(b"f4"), [b"f4 NO " + FAILED])
+        self.assertEqual(r.line(), b"* BYE Too many authentication failures.")
+        self.assertTrue(r.closed())
+
     def test_authenticate_plain_with_initial_response(self):
         r = self.raw()
         r.send(b"a1 AUTHENTICATE PLAIN " + plain("alice", "secret").encode() + b"\r\n")
