@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "host/log.h"
@@ -43,6 +45,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
+	/* Responses are whole lines written at once: no reason to hold them back. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct bufferevent *bev;
 	if (li->tls) {
 		SSL *ssl = ag_tls_new_ssl(srv->tls);
