@@ -238,6 +238,8 @@ static void clear_auth(struct ag_auth_request *a)
 void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
+	ag_log_info("%s: disconnected%s%s after %u commands%s", s->peer, s->user ? " user=" : "",
+	            s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "");
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -538,9 +540,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		}
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (!s->closing && s->state != AG_STATE_LOGOUT)
-			ag_log_info("%s: connection closed by the client%s%s", s->peer,
-			            s->user ? " user=" : "", s->user ? s->user : "");
 		s->dead = 1;
 		if (!s->job_running)
 			ag_session_free(s);
@@ -598,6 +597,7 @@ static void on_literal(struct ag_session *s, const struct imap_event *ev)
 /* A complete command: check its state and run its handler. */
 static void dispatch(struct ag_session *s, struct imap_command *cmd)
 {
+	s->commands++;
 	const struct ag_command *c = ag_command_find(cmd->kind);
 	s->cmd = cmd;
 	if (c == NULL) {

@@ -48,6 +48,7 @@ struct ag_session {
 	int wants_input;          /* the command in flight reads client lines (IDLE, SASL) */
 	unsigned bad_in_row;      /* consecutive malformed commands */
 	unsigned auth_failures;   /* failed LOGIN / AUTHENTICATE on this connection */
+	unsigned commands;        /* commands received, for the closing log line */
 	struct imap_command *cmd; /* the command in flight, or NULL */
 	char *user;               /* after authentication */
 	struct event *autologout;
