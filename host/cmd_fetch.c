@@ -200,11 +200,19 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		mime_free(msg);
 }
 
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 /* What a FETCH keeps between its runs (see ag_session_storage_continue). */
 struct fetch_state {
 	uint32_t *uids;
 	size_t n, pos;
 	int seen_set;
+	uint32_t *newly_seen;     /* ascending: they get FLAGS in the answer */
+	size_t n_newly_seen;
 	struct fetch_plan plan;
 };
 
@@ -212,6 +220,7 @@ static void fetch_state_free(void *arg)
 {
 	struct fetch_state *st = arg;
 	free(st->uids);
+	free(st->newly_seen);
 	free(st);
 }
 
@@ -238,10 +247,16 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 			if (mail_view_msg(v, mail_view_seq(v, st->uids[i]), &info) == 0 && !(info.flags & MAIL_F_SEEN))
 				unseen[n_unseen++] = st->uids[i];
 		}
-		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0)
+		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0) {
 			st->seen_set = 1;
+			st->newly_seen = unseen;
+			st->n_newly_seen = n_unseen;
+			unseen = NULL;
+		}
 		free(unseen);
 	}
+	if (st->seen_set)
+		ag_session_overlay_seen(s, st->newly_seen, st->n_newly_seen);
 	return st;
 }
 
@@ -278,12 +293,11 @@ static void fetch_run(struct ag_session *s)
 			const struct mail_body *body = bodies ? &bodies[i] : NULL;
 			if ((sum && sum->status != 0) || (body && body->status != 0))
 				continue; /* expunged meanwhile by another daemon */
-			uint32_t flags = info.flags;
+			uint32_t flags = ag_session_flags(s, info.uid, info.flags);
 			int add_flags = 0;
-			if (st->seen_set && !(flags & MAIL_F_SEEN)) {
-				flags |= MAIL_F_SEEN;
+			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
+			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
-			}
 			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body);
 		}
 		if (sums)

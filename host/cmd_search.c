@@ -181,6 +181,7 @@ static void search_run(struct ag_session *s)
 			                       .exists = exists, .max_uid = exists ? uids[exists - 1] : 0 };
 			if (mail_view_msg(v, c.seq, &c.info) != 0)
 				continue;
+			c.info.flags = ag_session_flags(s, c.uid, c.info.flags);
 			struct mime_message *msg = NULL;
 			if (sums != NULL) {
 				if (sums[i].status != 0 || (bodies != NULL && bodies[i].status != 0))

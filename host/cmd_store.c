@@ -53,7 +53,7 @@ static void store_run(struct ag_session *s)
 		rc = mail_store(s->view, uids, n, mode, flags, keywords, n_keywords);
 	free(keywords);
 	if (rc == 0)
-		rc = ag_reply_update(&s->reply, s->view, s->readonly, cmd->uid,
+		rc = ag_session_update_view(s, cmd->uid,
 		                     cmd->u.store.silent ? uids : NULL, cmd->u.store.silent ? n : 0);
 	free(uids);
 	if (rc != 0)
@@ -100,7 +100,7 @@ static void expunge_run(struct ag_session *s)
 		rc = mail_expunge(v, uids, n);
 	free(uids);
 	if (rc == 0)
-		rc = ag_reply_update(&s->reply, v, s->readonly, 0, NULL, 0);
+		rc = ag_session_update_view(s, 0, NULL, 0);
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);
 	else
@@ -173,7 +173,7 @@ static void copy_run(struct ag_session *s)
 		/* RFC 6851: COPYUID in an untagged OK, then the EXPUNGEs. */
 		if (code.len > 0)
 			agbuf_printf(&s->reply, "* OK %sMoved.\r\n", code.data);
-		rc = ag_reply_update(&s->reply, s->view, s->readonly, 0, NULL, 0);
+		rc = ag_session_update_view(s, 0, NULL, 0);
 	}
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);

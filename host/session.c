@@ -27,6 +27,7 @@
 #include "host/capability.h"
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail_reply.h"
 #include "host/tls.h"
 
 /* Malformed commands in a row before the server gives up on a client. */
@@ -446,8 +447,50 @@ void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s),
 	ag_session_run_job(s, storage_run, storage_done);
 }
 
+int ag_session_update_view(struct ag_session *s, int with_uid, const uint32_t *silent, size_t n_silent)
+{
+	int rc = ag_reply_update(&s->reply, s->view, s->readonly, with_uid, silent, n_silent);
+	if (rc == 0) {
+		free(s->seen_overlay);
+		s->seen_overlay = NULL;
+		s->n_seen_overlay = 0;
+	}
+	return rc;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void ag_session_overlay_seen(struct ag_session *s, const uint32_t *uids, size_t n)
+{
+	uint32_t *grown = realloc(s->seen_overlay, (s->n_seen_overlay + n) * sizeof(*grown));
+	if (grown == NULL || n == 0) {
+		if (grown != NULL)
+			s->seen_overlay = grown;
+		return;
+	}
+	memcpy(grown + s->n_seen_overlay, uids, n * sizeof(*uids));
+	s->seen_overlay = grown;
+	s->n_seen_overlay += n;
+	qsort(s->seen_overlay, s->n_seen_overlay, sizeof(*s->seen_overlay), cmp_uid);
+}
+
+uint32_t ag_session_flags(const struct ag_session *s, uint32_t uid, uint32_t view_flags)
+{
+	if (s->n_seen_overlay > 0 &&
+	    bsearch(&uid, s->seen_overlay, s->n_seen_overlay, sizeof(uid), cmp_uid) != NULL)
+		return view_flags | MAIL_F_SEEN;
+	return view_flags;
+}
+
 void ag_session_unselect(struct ag_session *s)
 {
+	free(s->seen_overlay);
+	s->seen_overlay = NULL;
+	s->n_seen_overlay = 0;
 	if (s->sub != NULL)
 		mail_unsubscribe(s->sub);
 	s->sub = NULL;

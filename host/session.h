@@ -66,6 +66,12 @@ struct ag_session {
 	struct event *notify;     /* made active from engine threads on a change */
 	int changed;              /* a change was notified and not yet told */
 	struct event *keepalive;  /* "* OK Still here" during IDLE */
+	/* UIDs this session marked \Seen by reading them (FETCH BODY[]) whose
+	 * view was not brought up to date since: a plain FETCH may not carry
+	 * EXPUNGEs, so the view waits for the next update and these flags are
+	 * laid over it until then. Ascending. */
+	uint32_t *seen_overlay;
+	size_t n_seen_overlay;
 	/* A storage command in flight: run on a worker, answer in `reply`. */
 	void (*storage_run)(struct ag_session *s);
 	struct agbuf reply;
@@ -125,6 +131,14 @@ void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s),
  * ends) and asks to be run again after the reply so far went out, so that
  * a large answer never sits in memory whole. */
 void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_free)(void *));
+
+/* Brings the view up to date and appends what changed to s->reply (see
+ * ag_reply_update); forgets the \Seen overlay. Returns 0 or an engine error. */
+int ag_session_update_view(struct ag_session *s, int with_uid, const uint32_t *silent, size_t n_silent);
+/* Adds UIDs (ascending) to the \Seen overlay. */
+void ag_session_overlay_seen(struct ag_session *s, const uint32_t *uids, size_t n);
+/* The flags of a message as this session's client knows them: the view's plus the overlay. */
+uint32_t ag_session_flags(const struct ag_session *s, uint32_t uid, uint32_t view_flags);
 
 /* Closes the selected mailbox's view and notifications (worker or loop). */
 void ag_session_unselect(struct ag_session *s);

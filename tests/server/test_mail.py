@@ -164,6 +164,14 @@ class MailTest(unittest.TestCase):
         typ, data = m.fetch("1", "(BODY[])")
         self.assertEqual(data[0], (b"1 (BODY[] {%d}" % len(MESSAGE), MESSAGE))
         self.assertEqual(data[1], b" FLAGS (\\Flagged \\Seen $Work \\Recent))")
+        # The client's next commands see \Seen, before and after the view catches up.
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"])
+        self.assertEqual(m.search(None, "SEEN"), ("OK", [b"1"]))
+        m.noop()
+        # The update tells the flag change once more (harmless), then the view has it.
+        self.assertEqual(m.response("FETCH"), ("FETCH", [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"]))
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"])
+        self.assertEqual(m.search(None, "UNSEEN"), ("OK", [b"2"]))
         typ, data = m.uid("FETCH", "2", "(RFC822.HEADER)")
         self.assertTrue(data[0][0].startswith(b"2 (UID 2 RFC822.HEADER {"), data)
         self.assertTrue(data[0][1].startswith(b"From: a@example.org\r\n"))
