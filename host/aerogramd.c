@@ -7,6 +7,8 @@
 #include "config.h"
 #include "host/config_file.h"
 #include "host/driver_loader.h"
+#include "host/log.h"
+#include "host/server.h"
 
 static void usage(FILE *out)
 {
@@ -23,12 +25,13 @@ int main(int argc, char **argv)
 {
 	const char *config_path = AG_DEFAULT_CONFIG;
 	int test_only = 0;
+	int use_syslog = 0;
 	int opt;
 	while ((opt = getopt(argc, argv, "c:tshV")) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 't': test_only = 1; break;
-		case 's': break;
+		case 's': use_syslog = 1; break;
 		case 'V': printf("aerogramd %s (driver ABI %d.%d)\n", AEROGRAM_VERSION, AEROGRAM_ABI_MAJOR, AEROGRAM_ABI_MINOR); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -38,6 +41,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+
+	if (use_syslog && !test_only)
+		ag_log_use_syslog();
+	ag_driver_set_log(ag_log_driver_line);
 
 	char err[1024];
 	struct ag_config cfg;
@@ -61,8 +68,16 @@ int main(int argc, char **argv)
 		ag_config_free(&cfg);
 		return 0;
 	}
-	fprintf(stderr, "aerogramd: the IMAP service is not part of this build yet; use -t to check a configuration\n");
+	struct ag_server srv;
+	int rc = 0;
+	if (ag_server_init(&srv, &cfg, drv, err, sizeof(err)) != 0) {
+		ag_log_error("%s", err);
+		rc = 1;
+	} else if (ag_server_run(&srv) != 0) {
+		rc = 1;
+	}
+	ag_server_free(&srv);
 	ag_driver_unload(drv);
 	ag_config_free(&cfg);
-	return 1;
+	return rc;
 }

@@ -14,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "config.h"
 
 struct parse_state {
@@ -30,6 +34,17 @@ static int set_string(char **field, const char *value)
 		return -1;
 	free(*field);
 	*field = copy;
+	return 0;
+}
+
+static int parse_uint(const char *value, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -100,12 +115,27 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		} else if (strcmp(name, "max_message") == 0) {
 			if (parse_size(value, &cfg->max_message) != 0 || cfg->max_message < 1024)
 				problem = "max_message must be a number of bytes, at least 1024";
+		} else if (strcmp(name, "workers") == 0) {
+			if (parse_uint(value, 1, 256, &cfg->workers) != 0)
+				problem = "workers must be a number from 1 to 256";
+		} else if (strcmp(name, "max_connections") == 0) {
+			if (parse_uint(value, 1, 1000000, &cfg->max_connections) != 0)
+				problem = "max_connections must be a number from 1 to 1000000";
+		} else if (strcmp(name, "idle_timeout") == 0) {
+			if (parse_uint(value, 1, 86400, &cfg->idle_timeout) != 0)
+				problem = "idle_timeout must be a number of seconds from 1 to 86400";
 		} else
 			problem = "unknown key";
 	} else if (strcmp(section, "auth") == 0) {
 		if (strcmp(name, "users_file") == 0)
 			problem = set_string(&cfg->users_file, value) ? "out of memory" : NULL;
-		else
+		else if (strcmp(name, "failure_delay") == 0) {
+			if (parse_uint(value, 0, 600000, &cfg->failure_delay) != 0)
+				problem = "failure_delay must be a number of milliseconds up to 600000";
+		} else if (strcmp(name, "failure_delay_max") == 0) {
+			if (parse_uint(value, 0, 600000, &cfg->failure_delay_max) != 0)
+				problem = "failure_delay_max must be a number of milliseconds up to 600000";
+		} else
 			problem = "unknown key";
 	} else if (section[0] == '\0') {
 		problem = "key outside any section";
@@ -123,12 +153,88 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	return 1;
 }
 
+static unsigned sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+/* Checks that `list` is one or more host:port addresses separated by spaces
+ * ("127.0.0.1:1143 [::1]:1143"); NULL and "" are an empty list. */
+static int check_addresses(const char *list, char *bad, size_t badlen)
+{
+	if (list == NULL)
+		return 0;
+	const char *p = list;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " \t");
+		if (n == 0)
+			break;
+		char addr[256];
+		struct sockaddr_storage ss;
+		int sslen = (int)sizeof(ss);
+		if (n >= sizeof(addr) || (memcpy(addr, p, n), addr[n] = '\0',
+		                          evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
+		    || sockaddr_port(&ss) == 0) {
+			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
+			return -1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* Cross-key checks and defaults, after every line was read. */
+static int finish(struct ag_config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->path;
+	char bad[256];
+	if (cfg->listen == NULL && set_string(&cfg->listen, "127.0.0.1:1143") != 0)
+		goto oom;
+	if (cfg->plaintext_auth == NULL && set_string(&cfg->plaintext_auth, "loopback") != 0)
+		goto oom;
+	if (check_addresses(cfg->listen, bad, sizeof(bad)) != 0) {
+		snprintf(err, errlen, "%s: [imap] listen: '%s' is not an address:port (e.g. 127.0.0.1:1143 or [::1]:1143)", path, bad);
+		return -1;
+	}
+	if (check_addresses(cfg->tls_listen, bad, sizeof(bad)) != 0) {
+		snprintf(err, errlen, "%s: [imap] tls_listen: '%s' is not an address:port (e.g. 127.0.0.1:1993 or [::1]:1993)", path, bad);
+		return -1;
+	}
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+		snprintf(err, errlen, "%s: [imap] tls_cert and tls_key go together: set both or neither", path);
+		return -1;
+	}
+	if (cfg->tls_listen != NULL && cfg->tls_listen[strspn(cfg->tls_listen, " \t")] != '\0' && cfg->tls_cert == NULL) {
+		snprintf(err, errlen, "%s: [imap] tls_listen needs tls_cert and tls_key", path);
+		return -1;
+	}
+	if (cfg->failure_delay_max < cfg->failure_delay) {
+		snprintf(err, errlen, "%s: [auth] failure_delay_max is smaller than failure_delay", path);
+		return -1;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
 int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->path = strdup(path);
 	cfg->max_line = 65536;
 	cfg->max_message = 67108864;
+	cfg->workers = 4;
+	cfg->idle_timeout = 1800;
+	cfg->max_connections = 1000;
+	cfg->failure_delay = 1000;
+	cfg->failure_delay_max = 15000;
 	if (cfg->path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -155,6 +261,10 @@ int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t er
 	}
 	if (cfg->driver == NULL) {
 		snprintf(err, errlen, "%s: [storage] driver is not set (e.g. driver = sqlite)", path);
+		ag_config_free(cfg);
+		return -1;
+	}
+	if (finish(cfg, err, errlen) != 0) {
 		ag_config_free(cfg);
 		return -1;
 	}

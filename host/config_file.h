@@ -22,8 +22,13 @@ struct ag_config {
 	char *plaintext_auth;   /* yes | no | loopback */
 	size_t max_line;
 	size_t max_message;
+	unsigned workers;        /* threads running storage and password work (default 4) */
+	unsigned idle_timeout;   /* seconds without a command before autologout (default 1800) */
+	unsigned max_connections; /* open connections at most; more are told BYE (default 1000) */
 	/* [auth] */
 	char *users_file;
+	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */
+	unsigned failure_delay_max; /* ms, the cap of the delay that doubles per failure (default 15000) */
 };
 
 /* Reads and validates `path`. On failure returns -1 and writes one line

@@ -21,6 +21,8 @@ void agbuf_reserve(struct agbuf *buf, size_t extra)
 		abort(); /* out of memory: nothing sensible is left to do */
 	buf->data = p;
 	buf->cap = cap;
+	/* keep the promise of agbuf.h: data is a C string once allocated */
+	buf->data[buf->len] = '\0';
 }
 
 void agbuf_append(struct agbuf *buf, const void *bytes, size_t len)

@@ -53,6 +53,111 @@ void imap_quote_string(struct agbuf *out, const char *str, size_t len)
 	agbuf_putc(out, '"');
 }
 
+void imap_quote_nstring_nolf(struct agbuf *out, const char *str, size_t len)
+{
+	if (str == NULL) {
+		agbuf_puts(out, "NIL");
+		return;
+	}
+	if (memchr(str, '\r', len) == NULL && memchr(str, '\n', len) == NULL) {
+		imap_quote_string(out, str, len);
+		return;
+	}
+	struct agbuf clean = AGBUF_INIT;
+	agbuf_reserve(&clean, len);
+	for (size_t i = 0; i < len; i++)
+		if (str[i] != '\r' && str[i] != '\n')
+			agbuf_putc(&clean, str[i]);
+	imap_quote_string(out, clean.data, clean.len);
+	agbuf_free(&clean);
+}
+
+void imap_quote_string_for_humans(struct agbuf *out, const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t removed = 0;
+	int modify = 0, last_lwsp = 1, ws_prefix = 1;
+	for (size_t i = 0; i < len; i++) {
+		switch (s[i]) {
+		case 0:
+			last_lwsp = 0;
+			modify = 1;
+			break;
+		case '\t':
+			modify = 1;
+			/* fall through */
+		case ' ':
+			if (last_lwsp) {
+				modify = 1;
+				removed++;
+			}
+			last_lwsp = 1;
+			break;
+		case '\r':
+		case '\n':
+			removed++;
+			modify = 1;
+			break;
+		case '"':
+		case '\\':
+			modify = 1;
+			last_lwsp = 0;
+			break;
+		default:
+			if (s[i] & 0x80)
+				modify = 1;
+			last_lwsp = 0;
+			break;
+		}
+		if (!last_lwsp)
+			ws_prefix = 0;
+	}
+	if (last_lwsp && len > 0 && !ws_prefix) {
+		modify = 1;
+		removed++;
+	}
+	if (!modify) {
+		agbuf_putc(out, '"');
+		agbuf_append(out, str, len);
+		agbuf_putc(out, '"');
+		return;
+	}
+	if (removed == len) {
+		agbuf_puts(out, "\"\"");
+		return;
+	}
+	agbuf_printf(out, "{%zu}\r\n", len - removed);
+	size_t start = out->len;
+	last_lwsp = 1;
+	ws_prefix = 1;
+	for (size_t i = 0; i < len; i++) {
+		switch (s[i]) {
+		case 0:
+			agbuf_putc(out, (char)0x80);
+			last_lwsp = 0;
+			break;
+		case '\t':
+		case ' ':
+			if (!last_lwsp)
+				agbuf_putc(out, ' ');
+			last_lwsp = 1;
+			break;
+		case '\r':
+		case '\n':
+			break;
+		default:
+			last_lwsp = 0;
+			agbuf_putc(out, (char)s[i]);
+			break;
+		}
+		if (!last_lwsp)
+			ws_prefix = 0;
+	}
+	if (last_lwsp && len > 0 && !ws_prefix && out->len > start)
+		out->len--;
+	out->data[out->len] = '\0';
+}
+
 void imap_quote_nstring(struct agbuf *out, const char *str, size_t len)
 {
 	if (str == NULL)
@@ -61,9 +166,20 @@ void imap_quote_nstring(struct agbuf *out, const char *str, size_t len)
 		imap_quote_string(out, str, len);
 }
 
+/* ASTRING-CHAR: an ATOM-CHAR or "]" (resp-specials are allowed in astrings). */
+static int is_astring(const char *str, size_t len)
+{
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (str[i] != ']' && !imap_is_atom(str + i, 1))
+			return 0;
+	return 1;
+}
+
 void imap_quote_astring(struct agbuf *out, const char *str, size_t len)
 {
-	if (imap_is_atom(str, len) && !(len == 3 && strncasecmp(str, "NIL", 3) == 0))
+	if (is_astring(str, len) && !(len == 3 && strncasecmp(str, "NIL", 3) == 0))
 		agbuf_append(out, str, len);
 	else
 		imap_quote_string(out, str, len);

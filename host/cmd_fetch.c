@@ -1,0 +1,325 @@
+/* cmd_fetch.c - FETCH and UID FETCH.
+ *
+ * Messages are read in batches: one summary read (internal date, size,
+ * header block, serialised structure) and, only when an item needs more
+ * than the top-level header, one body read per batch. A large answer goes
+ * out in chunks of about FETCH_REPLY_CHUNK bytes, each read only once the
+ * client took the previous one. ENVELOPE,
+ * BODYSTRUCTURE and header sections come from the summary alone. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/commands.h"
+#include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/bodystructure.h"
+#include "protocol/envelope.h"
+#include "protocol/imap_write.h"
+#include "protocol/mime.h"
+#include "protocol/mime_serial.h"
+#include "protocol/section.h"
+
+#define FETCH_BATCH 64
+/* Bytes of answer a run collects before handing them to the loop. */
+#define FETCH_REPLY_CHUNK (1024 * 1024)
+
+struct fetch_plan {
+	int need_summary;
+	int need_body;
+	int sets_seen;   /* a non-PEEK body item: \Seen is set */
+	int has_flags;
+};
+
+static int section_is_header_only(const struct imap_section *sec)
+{
+	return sec->part_count == 0 && (sec->text == IMAP_SECTION_HEADER || sec->text == IMAP_SECTION_HEADER_FIELDS ||
+	                                sec->text == IMAP_SECTION_HEADER_FIELDS_NOT);
+}
+
+static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
+		const struct imap_fetch_att *a = &cmd->u.fetch.atts[i];
+		switch (a->kind) {
+		case IMAP_FETCH_FLAGS: plan->has_flags = 1; break;
+		case IMAP_FETCH_UID:
+		case IMAP_FETCH_MODSEQ: break;
+		case IMAP_FETCH_RFC822:
+		case IMAP_FETCH_RFC822_TEXT:
+			plan->need_summary = plan->need_body = plan->sets_seen = 1;
+			break;
+		case IMAP_FETCH_BODY_SECTION:
+			plan->need_summary = 1;
+			if (!section_is_header_only(&a->section))
+				plan->need_body = 1;
+			if (!a->peek)
+				plan->sets_seen = 1;
+			break;
+		default: plan->need_summary = 1; break;
+		}
+	}
+}
+
+/* The parser's section as protocol/section.h takes it; `fields` has room
+ * for the section's field names. Returns -1 when the path is too deep. */
+static int to_spec(const struct imap_fetch_att *a, struct section_spec *spec, const char **fields)
+{
+	memset(spec, 0, sizeof(*spec));
+	if (a->section.part_count > SECTION_MAX_PATH)
+		return -1;
+	for (size_t i = 0; i < a->section.part_count; i++)
+		spec->path[i] = a->section.parts[i];
+	spec->path_len = a->section.part_count;
+	switch (a->section.text) {
+	case IMAP_SECTION_ALL: spec->kind = SECTION_BODY; break;
+	case IMAP_SECTION_HEADER: spec->kind = SECTION_HEADER; break;
+	case IMAP_SECTION_HEADER_FIELDS: spec->kind = SECTION_HEADER_FIELDS; break;
+	case IMAP_SECTION_HEADER_FIELDS_NOT: spec->kind = SECTION_HEADER_FIELDS_NOT; break;
+	case IMAP_SECTION_TEXT: spec->kind = SECTION_TEXT; break;
+	case IMAP_SECTION_MIME: spec->kind = SECTION_MIME; break;
+	}
+	for (size_t i = 0; i < a->section.field_count; i++)
+		fields[i] = a->section.fields[i].data;
+	spec->fields = fields;
+	spec->nfields = a->section.field_count;
+	if (a->has_partial) {
+		spec->partial = 1;
+		spec->partial_offset = a->partial_offset;
+		spec->partial_length = a->partial_count;
+	}
+	return 0;
+}
+
+/* RFC822, RFC822.HEADER, RFC822.TEXT: a whole-message section under an old name. */
+static void write_rfc822(struct agbuf *out, const char *item, enum section_kind kind,
+                         const struct mime_message *msg, const char *data, size_t len)
+{
+	struct section_spec spec = { .kind = kind };
+	struct section_result res = { 0 };
+	agbuf_printf(out, "%s ", item);
+	if (section_fetch(msg, data, len, &spec, &res) != 0) {
+		agbuf_puts(out, "NIL");
+		return;
+	}
+	imap_write_literal_header(out, res.len);
+	agbuf_append(out, res.data, res.len);
+	section_result_free(&res);
+}
+
+/* Writes "* seq FETCH (...)" for one message. */
+static void write_message(struct agbuf *out, const struct ag_session *s, const struct imap_command *cmd,
+                          uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
+                          const struct mail_summary *sum, const struct mail_body *body)
+{
+	struct mime_message *msg = NULL;
+	if (sum != NULL) {
+		msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+		/* A summary without a usable structure: parse what there is. */
+		if (msg == NULL && body != NULL)
+			msg = mime_parse((const char *)body->data, body->len);
+		if (msg == NULL)
+			msg = mime_parse((const char *)sum->header, sum->header_len);
+	}
+	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
+	size_t len = body ? body->len : sum ? sum->header_len : 0;
+
+	agbuf_printf(out, "* %u FETCH (", seq);
+	int first = 1;
+	if (cmd->uid) {
+		agbuf_printf(out, "UID %u", info->uid);
+		first = 0;
+	}
+	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
+		const struct imap_fetch_att *a = &cmd->u.fetch.atts[i];
+		if (a->kind == IMAP_FETCH_UID && cmd->uid)
+			continue;
+		if (!first)
+			agbuf_putc(out, ' ');
+		first = 0;
+		switch (a->kind) {
+		case IMAP_FETCH_UID: agbuf_printf(out, "UID %u", info->uid); break;
+		case IMAP_FETCH_FLAGS:
+			agbuf_puts(out, "FLAGS ");
+			ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
+			break;
+		case IMAP_FETCH_MODSEQ: agbuf_printf(out, "MODSEQ (%llu)", (unsigned long long)info->modseq); break;
+		case IMAP_FETCH_INTERNALDATE:
+			agbuf_puts(out, "INTERNALDATE ");
+			imap_write_datetime(out, sum ? (int64_t)(sum->internal_date_ms / 1000) : 0, 0);
+			break;
+		case IMAP_FETCH_RFC822_SIZE:
+			agbuf_printf(out, "RFC822.SIZE %llu", (unsigned long long)(msg ? msg->vsize : 0));
+			break;
+		case IMAP_FETCH_ENVELOPE:
+			agbuf_puts(out, "ENVELOPE ");
+			if (msg)
+				envelope_write_message(out, msg);
+			else
+				envelope_write(out, NULL);
+			break;
+		case IMAP_FETCH_BODY:
+		case IMAP_FETCH_BODYSTRUCTURE:
+			agbuf_puts(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
+			if (msg)
+				bodystructure_write(out, msg->root, a->kind == IMAP_FETCH_BODYSTRUCTURE);
+			else
+				agbuf_puts(out, "NIL");
+			break;
+		case IMAP_FETCH_RFC822: write_rfc822(out, "RFC822", SECTION_BODY, msg, data, len); break;
+		case IMAP_FETCH_RFC822_HEADER: write_rfc822(out, "RFC822.HEADER", SECTION_HEADER, msg, data, len); break;
+		case IMAP_FETCH_RFC822_TEXT: write_rfc822(out, "RFC822.TEXT", SECTION_TEXT, msg, data, len); break;
+		case IMAP_FETCH_BODY_SECTION: {
+			const char **fields = calloc(a->section.field_count + 1, sizeof(*fields));
+			struct section_spec spec;
+			struct section_result res = { 0 };
+			if (fields == NULL || msg == NULL || to_spec(a, &spec, fields) != 0 ||
+			    section_fetch(msg, data, len, &spec, &res) != 0) {
+				/* Only when the stored message is not readable: an empty answer. */
+				struct section_result empty = { "", 0, NULL };
+				if (fields != NULL && to_spec(a, &spec, fields) == 0)
+					section_write_item(out, &spec, &empty);
+				else
+					agbuf_puts(out, "BODY[] NIL");
+			} else {
+				section_write_item(out, &spec, &res);
+				section_result_free(&res);
+			}
+			free(fields);
+			break;
+		}
+		}
+	}
+	if (add_flags) {
+		/* The fetch set \Seen: the client learns it with the data. */
+		agbuf_puts(out, first ? "FLAGS " : " FLAGS ");
+		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
+	}
+	agbuf_puts(out, ")\r\n");
+	if (msg)
+		mime_free(msg);
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* What a FETCH keeps between its runs (see ag_session_storage_continue). */
+struct fetch_state {
+	uint32_t *uids;
+	size_t n, pos;
+	int seen_set;
+	uint32_t *newly_seen;     /* ascending: they get FLAGS in the answer */
+	size_t n_newly_seen;
+	struct fetch_plan plan;
+};
+
+static void fetch_state_free(void *arg)
+{
+	struct fetch_state *st = arg;
+	free(st->uids);
+	free(st->newly_seen);
+	free(st);
+}
+
+/* The first run: which messages, and \Seen for the ones whose body is read. */
+static struct fetch_state *fetch_start(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	struct mail_view *v = s->view;
+	struct fetch_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	if (ag_resolve_set(v, &cmd->u.fetch.set, cmd->uid, &st->uids, &st->n) != 0) {
+		agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", cmd->tag.data);
+		free(st);
+		return NULL;
+	}
+	plan_fetch(cmd, &st->plan);
+	if (st->plan.sets_seen && !s->readonly) {
+		/* Reading a body marks it \Seen (RFC 3501 6.4.5), one log entry for all. */
+		uint32_t *unseen = malloc((st->n ? st->n : 1) * sizeof(*unseen));
+		size_t n_unseen = 0;
+		for (size_t i = 0; unseen != NULL && i < st->n; i++) {
+			struct mail_msg_info info;
+			if (mail_view_msg(v, mail_view_seq(v, st->uids[i]), &info) == 0 && !(info.flags & MAIL_F_SEEN))
+				unseen[n_unseen++] = st->uids[i];
+		}
+		if (n_unseen > 0 && mail_store(v, unseen, n_unseen, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0) == 0) {
+			st->seen_set = 1;
+			st->newly_seen = unseen;
+			st->n_newly_seen = n_unseen;
+			unseen = NULL;
+		}
+		free(unseen);
+	}
+	if (st->seen_set)
+		ag_session_overlay_seen(s, st->newly_seen, st->n_newly_seen);
+	return st;
+}
+
+/* Runs until the reply holds about FETCH_REPLY_CHUNK bytes, then lets the
+ * loop send it and comes back for the rest. */
+static void fetch_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	struct mail_view *v = s->view;
+	struct fetch_state *st = s->cont;
+	s->cont = NULL;
+	if (st == NULL && (st = fetch_start(s)) == NULL) {
+		if (s->reply.len == 0)
+			ag_reply_error(&s->reply, tag, AEROGRAM_EINTERNAL, "FETCH");
+		return;
+	}
+	int rc = 0;
+	while (rc == 0 && st->pos < st->n && s->reply.len < FETCH_REPLY_CHUNK) {
+		size_t count = st->n - st->pos < FETCH_BATCH ? st->n - st->pos : FETCH_BATCH;
+		const uint32_t *uids = st->uids + st->pos;
+		struct mail_summary *sums = NULL;
+		struct mail_body *bodies = NULL;
+		if (st->plan.need_summary)
+			rc = mail_summaries(v, uids, count, &sums);
+		if (rc == 0 && st->plan.need_body)
+			rc = mail_bodies(v, uids, count, &bodies);
+		for (size_t i = 0; rc == 0 && i < count; i++) {
+			uint32_t seq = mail_view_seq(v, uids[i]);
+			struct mail_msg_info info;
+			if (seq == 0 || mail_view_msg(v, seq, &info) != 0)
+				continue;
+			const struct mail_summary *sum = sums ? &sums[i] : NULL;
+			const struct mail_body *body = bodies ? &bodies[i] : NULL;
+			if ((sum && sum->status != 0) || (body && body->status != 0))
+				continue; /* expunged meanwhile by another daemon */
+			uint32_t flags = ag_session_flags(s, info.uid, info.flags);
+			int add_flags = 0;
+			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
+			                            cmp_uid) != NULL)
+				add_flags = !st->plan.has_flags;
+			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body);
+		}
+		if (sums)
+			mail_summaries_free(sums, count);
+		if (bodies)
+			mail_bodies_free(bodies, count);
+		st->pos += count;
+	}
+	if (rc != 0) {
+		fetch_state_free(st);
+		ag_reply_error(&s->reply, tag, rc, cmd->uid ? "UID FETCH" : "FETCH");
+		return;
+	}
+	if (st->pos < st->n) {
+		ag_session_storage_continue(s, st, fetch_state_free);
+		return;
+	}
+	fetch_state_free(st);
+	agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
+}
+
+void ag_cmd_fetch(struct ag_session *s)
+{
+	ag_session_storage(s, fetch_run, 0);
+}

@@ -1,0 +1,221 @@
+/* cmd_login.c - the not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE.
+ *
+ * Passwords are verified on a worker thread (Argon2 takes tens of
+ * milliseconds and megabytes on purpose). A failure is answered only after a
+ * delay that grows with the failures of the client's address, and with one
+ * text whatever went wrong, so neither timing nor wording tells whether the
+ * user exists. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/auth.h"
+#include "host/commands.h"
+#include "host/log.h"
+
+/* Failed authentications one connection may make before it is closed. */
+#define MAX_AUTH_FAILURES 5
+#define AUTH_FAILED_TEXT "[AUTHENTICATIONFAILED] Authentication failed."
+#define PRIVACY_TEXT "[PRIVACYREQUIRED] Plaintext authentication is disallowed on non-secure (SSL/TLS) connections."
+
+void ag_cmd_starttls(struct ag_session *s)
+{
+	if (s->tls) {
+		ag_session_tagged(s, IMAP_BAD, "TLS is already active.");
+		ag_session_command_done(s);
+		return;
+	}
+	if (s->srv->tls == NULL) {
+		ag_session_tagged(s, IMAP_BAD, "STARTTLS is not available: no certificate is configured.");
+		ag_session_command_done(s);
+		return;
+	}
+	ag_session_tagged(s, IMAP_OK, "Begin TLS negotiation now.");
+	if (ag_session_start_tls(s) != 0) {
+		ag_log_error("%s: cannot start TLS (out of memory?)", s->peer);
+		ag_session_close(s, NULL);
+	}
+	ag_session_command_done(s);
+}
+
+static void verify_run(void *arg)
+{
+	struct ag_session *s = arg;
+	struct ag_auth_request *a = &s->auth;
+	a->ok = ag_users_verify(a->users, a->user, a->user_len, a->password, a->password_len);
+}
+
+static void clear_request(struct ag_auth_request *a)
+{
+	if (a->password != NULL) {
+		memset(a->password, 0, a->password_len);
+		free(a->password);
+	}
+	free(a->user);
+	if (a->users != NULL)
+		ag_users_unref(a->users);
+	memset(a, 0, sizeof(*a));
+}
+
+static void failure_reply(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	ag_session_tagged(s, IMAP_NO, AUTH_FAILED_TEXT);
+	/* A client guessing passwords gets a few tries per connection; the
+	 * delays grow per address across connections anyway. */
+	if (++s->auth_failures >= MAX_AUTH_FAILURES) {
+		ag_log_info("%s: %u failed authentications on one connection, disconnecting", s->peer,
+		            s->auth_failures);
+		ag_session_close(s, "Too many authentication failures.");
+	}
+	ag_session_command_done(s);
+}
+
+/* Printable form of a user name for the log (it came from the network). */
+static void loggable(char *out, size_t outlen, const char *name, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f || c == '\\') {
+			static const char hex[] = "0123456789abcdef";
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void verify_done(struct ag_session *s)
+{
+	struct ag_auth_request *a = &s->auth;
+	char name[256];
+	loggable(name, sizeof(name), a->user, a->user_len);
+	if (a->ok) {
+		ag_log_info("%s: login user=%s method=%s%s", s->peer, name, a->mechanism,
+		            s->tls ? " tls" : "");
+		s->user = strndup(a->user, a->user_len);
+		s->state = AG_STATE_AUTH;
+		clear_request(a);
+		struct agbuf caps = AGBUF_INIT;
+		ag_session_capabilities(s, &caps);
+		ag_session_tagged(s, IMAP_OK, "[CAPABILITY %s] Logged in", caps.data);
+		agbuf_free(&caps);
+		ag_session_command_done(s);
+		return;
+	}
+	const char *mechanism = a->mechanism;
+	clear_request(a);
+	unsigned count;
+	unsigned delay = ag_auth_failure_record(s->srv->failures, s->address, &count);
+	ag_log_warn("%s: authentication failed user=%s method=%s (%u failures from %s; answering in %u ms)",
+	            s->peer, name, mechanism, count, s->address, delay);
+	if (s->delay_timer == NULL)
+		s->delay_timer = evtimer_new(s->srv->base, failure_reply, s);
+	if (s->delay_timer == NULL) {
+		failure_reply(-1, 0, s);
+		return;
+	}
+	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+	evtimer_add(s->delay_timer, &tv);
+	/* job_running is clear but s->cmd stays set: the session stays busy
+	 * until failure_reply. The timer is freed with the session. */
+}
+
+/* Starts verifying; takes copies of user and password. */
+static void verify_start(struct ag_session *s, const char *mechanism, const char *user, size_t user_len,
+                         const char *password, size_t password_len)
+{
+	struct ag_auth_request *a = &s->auth;
+	clear_request(a);
+	a->mechanism = mechanism;
+	a->user = malloc(user_len + 1);
+	a->password = malloc(password_len + 1);
+	if (a->user == NULL || a->password == NULL) {
+		clear_request(a);
+		ag_session_tagged(s, IMAP_NO, "[UNAVAILABLE] Out of memory.");
+		ag_session_command_done(s);
+		return;
+	}
+	memcpy(a->user, user, user_len);
+	a->user[user_len] = '\0';
+	a->user_len = user_len;
+	memcpy(a->password, password, password_len);
+	a->password[password_len] = '\0';
+	a->password_len = password_len;
+	a->users = ag_users_ref(s->srv->users);
+	ag_session_run_job(s, verify_run, verify_done);
+}
+
+void ag_cmd_login(struct ag_session *s)
+{
+	if (!ag_session_plaintext_ok(s)) {
+		ag_session_tagged(s, IMAP_NO, PRIVACY_TEXT);
+		ag_session_command_done(s);
+		return;
+	}
+	const struct imap_command *cmd = s->cmd;
+	verify_start(s, "LOGIN", cmd->u.login.user.data, cmd->u.login.user.len, cmd->u.login.password.data,
+	             cmd->u.login.password.len);
+}
+
+/* Decodes one SASL PLAIN response and starts verifying it. */
+static void plain_response(struct ag_session *s, const char *b64, size_t len)
+{
+	char *decoded;
+	const char *user, *password;
+	size_t user_len, password_len;
+	if (ag_sasl_plain_decode(b64, len, &decoded, &user, &user_len, &password, &password_len) != 0) {
+		ag_session_tagged(s, IMAP_BAD, "Invalid SASL PLAIN response (base64 of [authzid] NUL user NUL password).");
+		ag_session_command_done(s);
+		return;
+	}
+	verify_start(s, "PLAIN", user, user_len, password, password_len);
+	memset(decoded, 0, user_len + password_len + 2);
+	free(decoded);
+}
+
+void ag_cmd_authenticate(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const struct imap_str *mech = &cmd->u.authenticate.mechanism;
+	if (mech->len != 5 || strncasecmp(mech->data, "PLAIN", 5) != 0) {
+		ag_session_tagged(s, IMAP_NO, "Unsupported authentication mechanism.");
+		ag_session_command_done(s);
+		return;
+	}
+	if (!ag_session_plaintext_ok(s)) {
+		ag_session_tagged(s, IMAP_NO, PRIVACY_TEXT);
+		ag_session_command_done(s);
+		return;
+	}
+	if (cmd->u.authenticate.has_initial) {
+		/* RFC 4959: "=" is an empty initial response. */
+		const struct imap_str *ir = &cmd->u.authenticate.initial;
+		if (ir->len == 1 && ir->data[0] == '=')
+			plain_response(s, "", 0);
+		else
+			plain_response(s, ir->data, ir->len);
+		return;
+	}
+	ag_session_printf(s, "+ \r\n");
+	s->wants_input = 1;
+	imap_parser_set_mode(s->parser, IMAP_MODE_SASL);
+}
+
+void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len)
+{
+	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+	s->wants_input = 0;
+	if (len == 1 && line[0] == '*') {
+		ag_session_tagged(s, IMAP_BAD, "Authentication aborted by the client.");
+		ag_session_command_done(s);
+		return;
+	}
+	plain_response(s, line, len);
+}

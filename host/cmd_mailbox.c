@@ -1,0 +1,338 @@
+/* cmd_mailbox.c - the mailbox list: CREATE, DELETE, RENAME, SUBSCRIBE,
+ * UNSUBSCRIBE, LIST, LSUB, STATUS.
+ *
+ * Names are kept as the client sends them (modified UTF-7), with '.' as the
+ * hierarchy delimiter and INBOX folded to upper case by the parser. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "host/commands.h"
+#include "host/mail_reply.h"
+#include "protocol/imap_write.h"
+#include "protocol/mutf7.h"
+
+static const char *name_of(const struct imap_mailbox *mb)
+{
+	return mb->name.data;
+}
+
+/* "a.b." names the hierarchy "a.b" (RFC 3501 6.3.3): the trailing
+ * delimiter is dropped. Returns a copy, caller frees. */
+static char *without_trailing_delimiter(const char *name)
+{
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return NULL;
+	size_t len = strlen(copy);
+	while (len > 1 && copy[len - 1] == MAIL_DELIMITER)
+		copy[--len] = '\0';
+	return copy;
+}
+
+/* New names must be modified UTF-7 (RFC 3501 5.1.3): a client that sends
+ * raw 8-bit names would otherwise create names other clients cannot show. */
+static int bad_new_name(struct ag_session *s, const char *name, const char *what)
+{
+	if (mutf7_is_valid(name, strlen(name)))
+		return 0;
+	agbuf_printf(&s->reply, "%s NO [CANNOT] %s: the name is not valid modified UTF-7.\r\n", s->cmd->tag.data, what);
+	return 1;
+}
+
+static void create_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	if (bad_new_name(s, name_of(&cmd->u.mailbox.mailbox), "CREATE"))
+		return;
+	char *name = without_trailing_delimiter(name_of(&cmd->u.mailbox.mailbox));
+	int rc = name ? mail_create(s->srv->engine, s->user, name, 0) : AEROGRAM_EINTERNAL;
+	free(name);
+	if (rc != 0)
+		ag_reply_error(&s->reply, cmd->tag.data, rc, "CREATE");
+	else
+		agbuf_printf(&s->reply, "%s OK CREATE completed.\r\n", cmd->tag.data);
+}
+
+static void delete_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *name = name_of(&cmd->u.mailbox.mailbox);
+	if (strcmp(name, "INBOX") == 0) {
+		agbuf_printf(&s->reply, "%s NO [CANNOT] INBOX cannot be deleted.\r\n", cmd->tag.data);
+		return;
+	}
+	int was_selected = s->mailbox != NULL && strcmp(s->mailbox, name) == 0;
+	if (was_selected) {
+		/* The client loses the selected mailbox, and is told so (RFC 7162's CLOSED). */
+		ag_session_unselect(s);
+		s->next_state = AG_STATE_AUTH;
+		agbuf_puts(&s->reply, "* OK [CLOSED] The selected mailbox is being deleted.\r\n");
+	}
+	int rc = mail_delete(s->srv->engine, s->user, name);
+	if (rc != 0)
+		ag_reply_error(&s->reply, cmd->tag.data, rc, "DELETE");
+	else
+		agbuf_printf(&s->reply, "%s OK DELETE completed.\r\n", cmd->tag.data);
+}
+
+static void rename_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	if (bad_new_name(s, name_of(&cmd->u.rename.to), "RENAME"))
+		return;
+	char *to = without_trailing_delimiter(name_of(&cmd->u.rename.to));
+	int rc;
+	if (to == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	else if (strcmp(to, "INBOX") == 0)
+		rc = MAIL_EEXIST;
+	else
+		rc = mail_rename(s->srv->engine, s->user, name_of(&cmd->u.rename.from), to);
+	free(to);
+	if (rc != 0)
+		ag_reply_error(&s->reply, cmd->tag.data, rc, "RENAME");
+	else
+		agbuf_printf(&s->reply, "%s OK RENAME completed.\r\n", cmd->tag.data);
+}
+
+static void subscribe_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	int on = cmd->kind == IMAP_CMD_SUBSCRIBE;
+	int rc = mail_subscribe(s->srv->engine, s->user, name_of(&cmd->u.mailbox.mailbox), on);
+	if (rc != 0)
+		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
+	else
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+}
+
+/* RFC 3501 6.3.8: '*' matches anything, '%' anything but the delimiter. */
+static int match(const char *pattern, const char *name)
+{
+	for (;;) {
+		char p = *pattern;
+		if (p == '\0')
+			return *name == '\0';
+		if (p == '*' || p == '%') {
+			for (const char *n = name;; n++) {
+				if (match(pattern + 1, n))
+					return 1;
+				if (*n == '\0' || (p == '%' && *n == MAIL_DELIMITER))
+					return 0;
+			}
+		}
+		if (*name == '\0')
+			return 0;
+		/* INBOX matches in any case, as the first level (RFC 3501 5.1). */
+		if (p != *name)
+			return 0;
+		pattern++;
+		name++;
+	}
+}
+
+/* One name LIST can show: a mailbox, or a parent level that only exists
+ * because something lives under it. */
+struct list_entry {
+	char *name;
+	const struct mail_mailbox_info *info; /* NULL for a bare parent */
+	int has_children;
+	int subscribed;
+};
+
+static int find_entry(struct list_entry *entries, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(entries[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *special_use_attr(uint32_t su)
+{
+	if (su & MAIL_SU_DRAFTS) return "\\Drafts";
+	if (su & MAIL_SU_SENT) return "\\Sent";
+	if (su & MAIL_SU_TRASH) return "\\Trash";
+	if (su & MAIL_SU_ARCHIVE) return "\\Archive";
+	if (su & MAIL_SU_JUNK) return "\\Junk";
+	return NULL;
+}
+
+static char *full_pattern(const struct imap_str *reference, const struct imap_str *pattern)
+{
+	struct agbuf b = AGBUF_INIT;
+	agbuf_append(&b, reference->data, reference->len);
+	agbuf_append(&b, pattern->data, pattern->len);
+	agbuf_putc(&b, '\0');
+	char *out = agbuf_steal(&b, NULL);
+	/* An INBOX prefix in any case is INBOX. */
+	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == MAIL_DELIMITER))
+		memcpy(out, "INBOX", 5);
+	return out;
+}
+
+static int matches_any(const struct imap_command *cmd, const char *name)
+{
+	for (size_t k = 0; k < cmd->u.list.pattern_count; k++) {
+		char *pattern = full_pattern(&cmd->u.list.reference.name, &cmd->u.list.patterns[k]);
+		int hit = pattern != NULL && match(pattern, name);
+		free(pattern);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* LSUB "" "%" shows an unsubscribed "a" (\Noselect) when "a.b" is
+ * subscribed but the pattern does not reach it (RFC 3501 6.3.9). */
+static int hides_subscribed_child(const struct imap_command *cmd, const struct list_entry *entries, size_t n,
+                                  const char *parent)
+{
+	size_t len = strlen(parent);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = entries[i].name;
+		if (entries[i].subscribed && name != NULL && strncmp(name, parent, len) == 0 &&
+		    name[len] == MAIL_DELIMITER && !matches_any(cmd, name))
+			return 1;
+	}
+	return 0;
+}
+
+static void list_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	int lsub = cmd->kind == IMAP_CMD_LSUB;
+	const char *tag = cmd->tag.data;
+	struct agbuf *out = &s->reply;
+	if (cmd->u.list.selection != 0 || cmd->u.list.returns != 0) {
+		/* Not announced: better refused than answered wrongly. */
+		agbuf_printf(out, "%s BAD LIST selection and RETURN options (LIST-EXTENDED) are not supported.\r\n", tag);
+		return;
+	}
+	/* LIST "" "": the delimiter and the root. */
+	if (!lsub && cmd->u.list.pattern_count == 1 && cmd->u.list.patterns[0].len == 0) {
+		agbuf_printf(out, "* LIST (\\Noselect) \"%c\" \"\"\r\n", MAIL_DELIMITER);
+		agbuf_printf(out, "%s OK LIST completed.\r\n", tag);
+		return;
+	}
+	struct mail_mailbox_info *infos;
+	size_t n;
+	int rc = mail_list(s->srv->engine, s->user, &infos, &n);
+	if (rc != 0) {
+		ag_reply_error(out, tag, rc, cmd->name);
+		return;
+	}
+	/* Every mailbox, plus every parent level of one. */
+	struct list_entry *entries = calloc(2 * n + 1, sizeof(*entries));
+	size_t ne = 0, cap = 2 * n + 1;
+	for (size_t i = 0; entries != NULL && i < n; i++) {
+		const struct mail_mailbox_info *info = &infos[i];
+		int at = find_entry(entries, ne, info->name);
+		if (at < 0) {
+			at = (int)ne;
+			entries[ne++].name = strdup(info->name);
+		}
+		entries[at].info = info->exists ? info : entries[at].info;
+		entries[at].subscribed |= info->subscribed;
+		if (!info->exists && !info->subscribed)
+			continue;
+		char *parent = strdup(info->name);
+		char *dot;
+		while (parent != NULL && (dot = strrchr(parent, MAIL_DELIMITER)) != NULL) {
+			*dot = '\0';
+			int p = find_entry(entries, ne, parent);
+			if (p < 0) {
+				if (ne == cap) {
+					struct list_entry *grown = realloc(entries, 2 * cap * sizeof(*grown));
+					if (grown == NULL)
+						break;
+					memset(grown + cap, 0, cap * sizeof(*grown));
+					entries = grown;
+					cap *= 2;
+				}
+				p = (int)ne;
+				entries[ne++].name = strdup(parent);
+			}
+			if (info->exists)
+				entries[p].has_children = 1;
+		}
+		free(parent);
+	}
+	for (size_t i = 0; entries != NULL && i < ne; i++) {
+		struct list_entry *e = &entries[i];
+		if (e->name == NULL)
+			continue;
+		if (!matches_any(cmd, e->name))
+			continue;
+		if (lsub && !e->subscribed && !hides_subscribed_child(cmd, entries, ne, e->name))
+			continue;
+		if (!lsub && e->info == NULL && !e->has_children)
+			continue;
+		const char *attrs[4];
+		size_t na = 0;
+		if (e->info == NULL || (lsub && !e->subscribed))
+			attrs[na++] = "\\Noselect";
+		if (!lsub) {
+			attrs[na++] = e->has_children ? "\\HasChildren" : "\\HasNoChildren";
+			const char *su = e->info ? special_use_attr(e->info->special_use) : NULL;
+			if (su != NULL)
+				attrs[na++] = su;
+		}
+		imap_write_list(out, lsub, attrs, na, MAIL_DELIMITER, e->name, strlen(e->name));
+	}
+	for (size_t i = 0; entries != NULL && i < ne; i++)
+		free(entries[i].name);
+	free(entries);
+	mail_list_free(infos, n);
+	agbuf_printf(out, "%s OK %s completed.\r\n", tag, cmd->name);
+}
+
+static void status_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *name = name_of(&cmd->u.status.mailbox);
+	struct mail_mailbox *mb;
+	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
+	struct mail_status st;
+	if (rc == 0) {
+		rc = mail_mailbox_status(mb, &st);
+		mail_mailbox_close(mb);
+	}
+	if (rc != 0) {
+		ag_reply_error(&s->reply, cmd->tag.data, rc, "STATUS");
+		return;
+	}
+	struct agbuf *out = &s->reply;
+	agbuf_puts(out, "* STATUS ");
+	imap_write_astring(out, name, strlen(name));
+	agbuf_puts(out, " (");
+	for (size_t i = 0; i < cmd->u.status.items.count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		switch (cmd->u.status.items.items[i]) {
+		case IMAP_STATUS_MESSAGES: agbuf_printf(out, "MESSAGES %u", st.exists); break;
+		case IMAP_STATUS_RECENT: agbuf_printf(out, "RECENT %u", st.recent); break;
+		case IMAP_STATUS_UIDNEXT: agbuf_printf(out, "UIDNEXT %u", st.uidnext); break;
+		case IMAP_STATUS_UIDVALIDITY: agbuf_printf(out, "UIDVALIDITY %u", st.uidvalidity); break;
+		case IMAP_STATUS_UNSEEN: agbuf_printf(out, "UNSEEN %u", st.unseen); break;
+		case IMAP_STATUS_HIGHESTMODSEQ:
+			agbuf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st.highestmodseq);
+			break;
+		case IMAP_STATUS_SIZE:
+			/* Not tracked by the engine: no number is better than a wrong one. */
+			out->len--;
+			out->data[out->len] = '\0';
+			break;
+		}
+	}
+	agbuf_puts(out, ")\r\n");
+	agbuf_printf(out, "%s OK STATUS completed.\r\n", cmd->tag.data);
+}
+
+void ag_cmd_create(struct ag_session *s) { ag_session_storage(s, create_run, 0); }
+void ag_cmd_delete(struct ag_session *s) { ag_session_storage(s, delete_run, 0); }
+void ag_cmd_rename(struct ag_session *s) { ag_session_storage(s, rename_run, 0); }
+void ag_cmd_subscribe(struct ag_session *s) { ag_session_storage(s, subscribe_run, 0); }
+void ag_cmd_list(struct ag_session *s) { ag_session_storage(s, list_run, 0); }
+void ag_cmd_status(struct ag_session *s) { ag_session_storage(s, status_run, 0); }

@@ -1,0 +1,204 @@
+/* cmd_select.c - the selected state's life: SELECT, EXAMINE, CLOSE,
+ * UNSELECT, CHECK, and the updates NOOP and IDLE deliver.
+ *
+ * The session's view is the snapshot its client has seen; the mailbox's
+ * shared state moves under it (other sessions, other daemons through the
+ * log). Changes are told on NOOP, CHECK and during IDLE, where the engine's
+ * change notification wakes the session. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/commands.h"
+#include "host/log.h"
+#include "host/mail_reply.h"
+
+/* Seconds between the untagged OKs that keep an idling connection alive. */
+#define IDLE_KEEPALIVE_S 120
+
+/* From an engine thread: only wake the loop. */
+static void on_mailbox_change(void *arg)
+{
+	struct ag_session *s = arg;
+	event_active(s->notify, EV_READ, 0);
+}
+
+static void select_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	int examine = cmd->kind == IMAP_CMD_EXAMINE;
+	/* A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1). */
+	if (s->view != NULL) {
+		ag_session_unselect(s);
+		agbuf_puts(&s->reply, "* OK [CLOSED] Previous mailbox closed.\r\n");
+	}
+	s->next_state = AG_STATE_AUTH;
+	struct mail_mailbox *mb;
+	int rc = mail_mailbox_open(s->srv->engine, s->user, cmd->u.mailbox.mailbox.name.data, &mb);
+	if (rc != 0) {
+		ag_reply_error(&s->reply, tag, rc, examine ? "EXAMINE" : "SELECT");
+		return;
+	}
+	struct mail_view *v;
+	rc = mail_view_open(mb, !examine, &v);
+	mail_mailbox_close(mb);
+	if (rc != 0) {
+		ag_reply_error(&s->reply, tag, rc, examine ? "EXAMINE" : "SELECT");
+		return;
+	}
+	s->view = v;
+	s->readonly = examine;
+	s->mailbox = strdup(cmd->u.mailbox.mailbox.name.data);
+	s->sub = mail_mailbox_subscribe(mail_view_mailbox(v), on_mailbox_change, s);
+
+	struct agbuf *out = &s->reply;
+	agbuf_puts(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
+		const char *kw = mail_view_keyword(v, bit);
+		if (kw != NULL)
+			agbuf_printf(out, " %s", kw);
+	}
+	agbuf_puts(out, ")\r\n");
+	if (examine)
+		agbuf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+	else
+		agbuf_puts(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n");
+	uint32_t exists = mail_view_exists(v);
+	agbuf_printf(out, "* %u EXISTS\r\n* %u RECENT\r\n", exists, mail_view_recent_count(v));
+	for (uint32_t seq = 1; seq <= exists; seq++) {
+		struct mail_msg_info info;
+		if (mail_view_msg(v, seq, &info) == 0 && !(info.flags & MAIL_F_SEEN)) {
+			agbuf_printf(out, "* OK [UNSEEN %u] First unseen.\r\n", seq);
+			break;
+		}
+	}
+	agbuf_printf(out, "* OK [UIDVALIDITY %u] UIDs valid.\r\n", mail_view_uidvalidity(v));
+	agbuf_printf(out, "* OK [UIDNEXT %u] Predicted next UID.\r\n", mail_view_uidnext(v));
+	agbuf_printf(out, "%s OK [%s] %s completed.\r\n", tag, examine ? "READ-ONLY" : "READ-WRITE",
+	             examine ? "EXAMINE" : "SELECT");
+	s->next_state = AG_STATE_SELECTED;
+}
+
+void ag_cmd_select(struct ag_session *s)
+{
+	ag_session_storage(s, select_run, 0);
+}
+
+static void expunge_deleted(struct ag_session *s)
+{
+	struct mail_view *v = s->view;
+	uint32_t exists = mail_view_exists(v);
+	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
+	size_t n = 0;
+	if (uids == NULL)
+		return;
+	for (uint32_t seq = 1; seq <= exists; seq++) {
+		struct mail_msg_info info;
+		if (mail_view_msg(v, seq, &info) == 0 && (info.flags & MAIL_F_DELETED))
+			uids[n++] = info.uid;
+	}
+	if (n > 0) {
+		int rc = mail_expunge(v, uids, n);
+		if (rc != 0)
+			ag_log_warn("CLOSE: expunging %zu messages of %s failed (error %d)", n, s->mailbox, rc);
+	}
+	free(uids);
+}
+
+/* CLOSE expunges silently (unless read-only); UNSELECT does not. */
+static void close_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	if (cmd->kind == IMAP_CMD_CLOSE && !s->readonly)
+		expunge_deleted(s);
+	ag_session_unselect(s);
+	s->next_state = AG_STATE_AUTH;
+	agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+}
+
+void ag_cmd_close(struct ag_session *s)
+{
+	ag_session_storage(s, close_run, 0);
+}
+
+/* NOOP and CHECK in the selected state: tell what changed. */
+static void update_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	int rc = ag_session_update_view(s, 0, NULL, 0);
+	if (rc != 0)
+		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
+	else
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+}
+
+void ag_cmd_noop(struct ag_session *s)
+{
+	if (s->state == AG_STATE_SELECTED && s->view != NULL) {
+		ag_session_storage(s, update_run, 0);
+		return;
+	}
+	ag_session_tagged(s, IMAP_OK, "NOOP completed.");
+	ag_session_command_done(s);
+}
+
+void ag_cmd_check(struct ag_session *s)
+{
+	ag_session_storage(s, update_run, 0);
+}
+
+/* During IDLE: untagged updates only, the command goes on. */
+static void idle_update_run(struct ag_session *s)
+{
+	int rc = ag_session_update_view(s, 0, NULL, 0);
+	if (rc != 0)
+		agbuf_puts(&s->reply, "* OK [UNAVAILABLE] The mail store did not answer; updates will follow.\r\n");
+}
+
+void ag_session_idle_poke(struct ag_session *s)
+{
+	/* job_running first: while a job runs, s->view belongs to its thread. */
+	if (!s->job_running && !s->closing && s->changed && s->view != NULL && s->cmd != NULL &&
+	    s->cmd->kind == IMAP_CMD_IDLE && s->wants_input) {
+		s->changed = 0;
+		ag_session_storage(s, idle_update_run, 1);
+	}
+}
+
+/* NAT boxes and firewalls forget quiet connections: say something now and then. */
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	if (s->closing || s->cmd == NULL || s->cmd->kind != IMAP_CMD_IDLE)
+		return;
+	ag_session_printf(s, "* OK Still here\r\n");
+	struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
+	evtimer_add(s->keepalive, &tv);
+}
+
+void ag_cmd_idle(struct ag_session *s)
+{
+	ag_session_printf(s, "+ idling\r\n");
+	if (s->keepalive == NULL)
+		s->keepalive = evtimer_new(s->srv->base, on_keepalive, s);
+	if (s->keepalive != NULL) {
+		struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
+		evtimer_add(s->keepalive, &tv);
+	}
+	s->wants_input = 1;
+	imap_parser_set_mode(s->parser, IMAP_MODE_IDLE);
+	/* A change that came before IDLE is told at once. */
+	if (s->view != NULL)
+		s->changed = 1;
+	ag_session_idle_poke(s);
+}
+
+void ag_cmd_idle_done(struct ag_session *s)
+{
+	if (s->keepalive != NULL)
+		evtimer_del(s->keepalive);
+	ag_session_tagged(s, IMAP_OK, "IDLE terminated.");
+	ag_session_command_done(s);
+}

@@ -1,0 +1,187 @@
+/* cmd_store.c - changing messages: STORE, EXPUNGE (and UID EXPUNGE), COPY, MOVE.
+ *
+ * Each command is one engine call, so one log entry, whatever the number of
+ * messages. The untagged answers (FETCH FLAGS, EXPUNGE) come from bringing
+ * the session's view up to date afterwards, so they are exactly what
+ * changed, including what other sessions changed meanwhile. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/commands.h"
+#include "host/mail_reply.h"
+
+static void bad_set(struct ag_session *s)
+{
+	agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", s->cmd->tag.data);
+}
+
+static void store_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	const char *name = cmd->uid ? "UID STORE" : "STORE";
+	if (s->readonly) {
+		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
+		return;
+	}
+	uint32_t *uids;
+	size_t n;
+	if (ag_resolve_set(s->view, &cmd->u.store.set, cmd->uid, &uids, &n) != 0) {
+		bad_set(s);
+		return;
+	}
+	uint32_t flags = 0;
+	const char **keywords = calloc(cmd->u.store.flags.count + 1, sizeof(*keywords));
+	size_t n_keywords = 0;
+	for (size_t i = 0; keywords != NULL && i < cmd->u.store.flags.count; i++) {
+		const struct imap_str *f = &cmd->u.store.flags.flags[i];
+		int is_recent;
+		uint32_t bit = ag_flag_bit(f->data, f->len, &is_recent);
+		if (bit != 0)
+			flags |= bit;
+		else if (!is_recent && f->data[0] != '\\')
+			keywords[n_keywords++] = f->data;
+	}
+	enum mail_store_mode mode = cmd->u.store.mode == IMAP_STORE_ADD      ? MAIL_STORE_ADD
+	                            : cmd->u.store.mode == IMAP_STORE_REMOVE ? MAIL_STORE_REMOVE
+	                                                                     : MAIL_STORE_SET;
+	int rc = 0;
+	if (keywords == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	else if (n > 0)
+		rc = mail_store(s->view, uids, n, mode, flags, keywords, n_keywords);
+	free(keywords);
+	if (rc == 0)
+		rc = ag_session_update_view(s, cmd->uid,
+		                     cmd->u.store.silent ? uids : NULL, cmd->u.store.silent ? n : 0);
+	free(uids);
+	if (rc != 0)
+		ag_reply_error(&s->reply, tag, rc, name);
+	else
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+}
+
+static void expunge_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	const char *name = cmd->uid ? "UID EXPUNGE" : "EXPUNGE";
+	if (s->readonly) {
+		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
+		return;
+	}
+	struct mail_view *v = s->view;
+	uint32_t *candidates = NULL;
+	size_t n_candidates = 0;
+	if (cmd->u.expunge.has_set && ag_resolve_set(v, &cmd->u.expunge.set, 1, &candidates, &n_candidates) != 0) {
+		bad_set(s);
+		return;
+	}
+	uint32_t exists = mail_view_exists(v);
+	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
+	size_t n = 0, c = 0;
+	for (uint32_t seq = 1; uids != NULL && seq <= exists; seq++) {
+		struct mail_msg_info info;
+		if (mail_view_msg(v, seq, &info) != 0 || !(info.flags & MAIL_F_DELETED))
+			continue;
+		if (cmd->u.expunge.has_set) {
+			/* Both lists are ascending. */
+			while (c < n_candidates && candidates[c] < info.uid)
+				c++;
+			if (c == n_candidates || candidates[c] != info.uid)
+				continue;
+		}
+		uids[n++] = info.uid;
+	}
+	free(candidates);
+	int rc = uids == NULL ? AEROGRAM_EINTERNAL : 0;
+	if (rc == 0 && n > 0)
+		rc = mail_expunge(v, uids, n);
+	free(uids);
+	if (rc == 0)
+		rc = ag_session_update_view(s, 0, NULL, 0);
+	if (rc != 0)
+		ag_reply_error(&s->reply, tag, rc, name);
+	else
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+}
+
+/* Appends "a:b,c" for an ascending list (a COPYUID set). */
+static void write_uid_list(struct agbuf *out, const uint32_t *uids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		agbuf_printf(out, "%s%u", i ? "," : "", uids[i]);
+		if (j > i)
+			agbuf_printf(out, ":%u", uids[j]);
+		i = j + 1;
+	}
+}
+
+static void copy_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	int move = cmd->kind == IMAP_CMD_MOVE;
+	char name[16];
+	snprintf(name, sizeof(name), "%s%s", cmd->uid ? "UID " : "", move ? "MOVE" : "COPY");
+	if (move && s->readonly) {
+		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
+		return;
+	}
+	uint32_t *uids;
+	size_t n;
+	if (ag_resolve_set(s->view, &cmd->u.copy.set, cmd->uid, &uids, &n) != 0) {
+		bad_set(s);
+		return;
+	}
+	struct mail_mailbox *dst;
+	int rc = mail_mailbox_open(s->srv->engine, s->user, cmd->u.copy.mailbox.name.data, &dst);
+	if (rc == AEROGRAM_ENOTFOUND) {
+		agbuf_printf(&s->reply, "%s NO [TRYCREATE] %s: no such mailbox.\r\n", tag, name);
+		free(uids);
+		return;
+	}
+	if (rc != 0) {
+		ag_reply_error(&s->reply, tag, rc, name);
+		free(uids);
+		return;
+	}
+	uint32_t uidvalidity = 0;
+	uint32_t *dst_uids = calloc(n ? n : 1, sizeof(*dst_uids));
+	if (dst_uids == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	else if (n > 0)
+		rc = move ? mail_move(s->view, uids, n, dst, &uidvalidity, dst_uids)
+		          : mail_copy(s->view, uids, n, dst, &uidvalidity, dst_uids);
+	mail_mailbox_close(dst);
+	struct agbuf code = AGBUF_INIT;
+	if (rc == 0 && n > 0) {
+		agbuf_printf(&code, "[COPYUID %u ", uidvalidity);
+		write_uid_list(&code, uids, n);
+		agbuf_putc(&code, ' ');
+		for (size_t i = 0; i < n; i++)
+			agbuf_printf(&code, "%s%u", i ? "," : "", dst_uids[i]);
+		agbuf_puts(&code, "] ");
+	}
+	free(uids);
+	free(dst_uids);
+	if (rc == 0 && move) {
+		/* RFC 6851: COPYUID in an untagged OK, then the EXPUNGEs. */
+		if (code.len > 0)
+			agbuf_printf(&s->reply, "* OK %sMoved.\r\n", code.data);
+		rc = ag_session_update_view(s, 0, NULL, 0);
+	}
+	if (rc != 0)
+		ag_reply_error(&s->reply, tag, rc, name);
+	else
+		agbuf_printf(&s->reply, "%s OK %s%s completed.\r\n", tag, move ? "" : (code.data ? code.data : ""), name);
+	agbuf_free(&code);
+}
+
+void ag_cmd_store(struct ag_session *s) { ag_session_storage(s, store_run, 0); }
+void ag_cmd_expunge(struct ag_session *s) { ag_session_storage(s, expunge_run, 0); }
+void ag_cmd_copy(struct ag_session *s) { ag_session_storage(s, copy_run, 0); }

@@ -1,0 +1,60 @@
+/* commands.h - the command table: which states allow a command, and its handler. */
+#ifndef AG_HOST_COMMANDS_H
+#define AG_HOST_COMMANDS_H
+
+#include "host/session.h"
+
+/* A handler answers s->cmd, now or later, and then calls ag_session_command_done. */
+typedef void (*ag_command_fn)(struct ag_session *s);
+
+struct ag_command {
+	enum imap_cmd_kind kind;
+	const char *name;
+	unsigned states;        /* AG_STATE_* bits where the command is valid */
+	ag_command_fn handler;  /* NULL: not implemented yet */
+};
+
+/* The table entry of a parsed command kind, or NULL. */
+const struct ag_command *ag_command_find(enum imap_cmd_kind kind);
+
+/* cmd_any.c: valid in every state. */
+void ag_cmd_capability(struct ag_session *s);
+void ag_cmd_noop(struct ag_session *s);
+void ag_cmd_logout(struct ag_session *s);
+void ag_cmd_id(struct ag_session *s);
+/* cmd_login.c: the not-authenticated state. */
+void ag_cmd_starttls(struct ag_session *s);
+void ag_cmd_login(struct ag_session *s);
+void ag_cmd_authenticate(struct ag_session *s);
+/* Called with each client line while AUTHENTICATE waits for one. */
+void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len);
+/* cmd_authenticated.c: the authenticated and selected states. */
+void ag_cmd_enable(struct ag_session *s);
+void ag_cmd_namespace(struct ag_session *s);
+/* cmd_mailbox.c: the mailbox list. */
+void ag_cmd_create(struct ag_session *s);
+void ag_cmd_delete(struct ag_session *s);
+void ag_cmd_rename(struct ag_session *s);
+void ag_cmd_subscribe(struct ag_session *s); /* SUBSCRIBE and UNSUBSCRIBE */
+void ag_cmd_list(struct ag_session *s);      /* LIST and LSUB */
+void ag_cmd_status(struct ag_session *s);
+/* cmd_append.c, cmd_fetch.c */
+void ag_cmd_append(struct ag_session *s);
+void ag_cmd_fetch(struct ag_session *s);    /* FETCH and UID FETCH */
+/* cmd_store.c */
+void ag_cmd_store(struct ag_session *s);
+void ag_cmd_expunge(struct ag_session *s);  /* EXPUNGE and UID EXPUNGE */
+void ag_cmd_copy(struct ag_session *s);     /* COPY and MOVE */
+/* cmd_search.c */
+void ag_cmd_search(struct ag_session *s);   /* SEARCH and UID SEARCH */
+/* cmd_select.c: the selected state's life and its updates. */
+void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
+void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */
+void ag_cmd_check(struct ag_session *s);
+void ag_cmd_idle(struct ag_session *s);
+/* Called when the client ends IDLE with DONE. */
+void ag_cmd_idle_done(struct ag_session *s);
+/* Starts telling changes when IDLE waits and the mailbox changed. */
+void ag_session_idle_poke(struct ag_session *s);
+
+#endif

@@ -1,0 +1,18 @@
+/* log.h - the daemon's log: stderr by default, syslog with aerogramd -s. */
+#ifndef AG_HOST_LOG_H
+#define AG_HOST_LOG_H
+
+#include <aerogram/driver.h>
+
+/* Sends every following line to syslog (facility mail) instead of stderr. */
+void ag_log_use_syslog(void);
+/* Logs one line at `level`; safe from any thread. */
+void ag_log(enum aerogram_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The ag_log_fn the driver loader uses for a driver's lines (tag = driver name). */
+void ag_log_driver_line(enum aerogram_log_level level, const char *tag, const char *message);
+
+#define ag_log_error(...) ag_log(AEROGRAM_LOG_ERROR, __VA_ARGS__)
+#define ag_log_warn(...) ag_log(AEROGRAM_LOG_WARNING, __VA_ARGS__)
+#define ag_log_info(...) ag_log(AEROGRAM_LOG_INFO, __VA_ARGS__)
+
+#endif

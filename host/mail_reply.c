@@ -1,0 +1,166 @@
+/* mail_reply.c - engine results written as IMAP responses. */
+#include "host/mail_reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "protocol/imap_write.h"
+
+void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what)
+{
+	enum imap_code code;
+	const char *reason;
+	switch (rc) {
+	case AEROGRAM_ENOTFOUND: code = IMAP_CODE_NONEXISTENT; reason = "no such mailbox"; break;
+	case MAIL_EEXIST: code = IMAP_CODE_ALREADYEXISTS; reason = "the mailbox already exists"; break;
+	case AEROGRAM_EUNAVAILABLE:
+	case AEROGRAM_ETIMEDOUT: code = IMAP_CODE_UNAVAILABLE; reason = "the mail store is unavailable, try again later"; break;
+	case AEROGRAM_EINVAL: code = IMAP_CODE_CANNOT; reason = "invalid name or request"; break;
+	case AEROGRAM_ETOOBIG: code = IMAP_CODE_TOOBIG; reason = "too large for the mail store"; break;
+	case AEROGRAM_EPERM: code = IMAP_CODE_NOPERM; reason = "the mail store refused the operation"; break;
+	case AEROGRAM_ECONFLICT: code = IMAP_CODE_INUSE; reason = "a concurrent change got in the way, try again"; break;
+	default: code = IMAP_CODE_SERVERBUG; reason = "internal error"; break;
+	}
+	imap_write_status_begin(out, tag, IMAP_NO);
+	imap_write_code(out, code);
+	struct agbuf text = AGBUF_INIT;
+	agbuf_printf(&text, "%s: %s.", what, reason);
+	imap_write_status_end(out, text.data);
+	agbuf_free(&text);
+}
+
+static const struct {
+	const char *name;
+	uint32_t bit;
+} system_flags[] = {
+	{ "\\Answered", MAIL_F_ANSWERED }, { "\\Flagged", MAIL_F_FLAGGED }, { "\\Deleted", MAIL_F_DELETED },
+	{ "\\Seen", MAIL_F_SEEN },         { "\\Draft", MAIL_F_DRAFT },
+};
+
+uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent)
+{
+	*is_recent = len == 7 && strncasecmp(name, "\\Recent", 7) == 0;
+	for (size_t i = 0; i < sizeof(system_flags) / sizeof(system_flags[0]); i++) {
+		if (strlen(system_flags[i].name) == len && strncasecmp(system_flags[i].name, name, len) == 0)
+			return system_flags[i].bit;
+	}
+	return 0;
+}
+
+void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags, uint64_t keywords, int recent)
+{
+	int first = 1;
+	agbuf_putc(out, '(');
+	for (size_t i = 0; i < sizeof(system_flags) / sizeof(system_flags[0]); i++) {
+		if (flags & system_flags[i].bit) {
+			if (!first)
+				agbuf_putc(out, ' ');
+			agbuf_puts(out, system_flags[i].name);
+			first = 0;
+		}
+	}
+	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
+		if (!(keywords & ((uint64_t)1 << bit)))
+			continue;
+		const char *kw = mail_view_keyword(v, bit);
+		if (kw == NULL)
+			continue;
+		if (!first)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, kw);
+		first = 0;
+	}
+	if (recent) {
+		if (!first)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, "\\Recent");
+	}
+	agbuf_putc(out, ')');
+}
+
+static int in_list(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (uids[i] == uid)
+			return 1;
+	return 0;
+}
+
+void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
+                      const uint32_t *silent, size_t n_silent)
+{
+	for (size_t i = 0; i < c->n_expunged; i++)
+		imap_write_expunge(out, c->expunged[i]);
+	if (c->exists_changed) {
+		imap_write_exists(out, c->exists);
+		imap_write_recent(out, c->recent);
+	}
+	for (size_t i = 0; i < c->n_flags; i++) {
+		const struct mail_flag_change *f = &c->flags[i];
+		if (silent != NULL && in_list(silent, n_silent, f->uid))
+			continue;
+		agbuf_printf(out, "* %u FETCH (", f->seq);
+		if (with_uid)
+			agbuf_printf(out, "UID %u ", f->uid);
+		agbuf_puts(out, "FLAGS ");
+		ag_reply_flags(out, v, f->flags, f->keywords, f->recent);
+		agbuf_puts(out, ")\r\n");
+	}
+}
+
+int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, int with_uid,
+                    const uint32_t *silent, size_t n_silent)
+{
+	struct mail_changes *c = NULL;
+	int rc = mail_view_update(v, !readonly, &c);
+	if (rc != 0)
+		return rc;
+	ag_reply_changes(out, v, c, with_uid, silent, n_silent);
+	mail_changes_free(c);
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int ag_resolve_set(const struct mail_view *v, const struct imap_seqset *set, int uid_set, uint32_t **uids, size_t *n)
+{
+	uint32_t exists = mail_view_exists(v);
+	*uids = NULL;
+	*n = 0;
+	if (!uid_set) {
+		/* Sequence numbers must exist (RFC 3501 9: BAD otherwise). */
+		for (size_t i = 0; i < set->count; i++) {
+			uint32_t a = set->ranges[i].first, b = set->ranges[i].last;
+			if ((a != IMAP_SEQ_STAR && a > exists) || (b != IMAP_SEQ_STAR && b > exists) || exists == 0)
+				return -1;
+		}
+	}
+	uint32_t star = uid_set ? (exists ? mail_view_uid(v, exists) : 0) : exists;
+	uint32_t *out = malloc((exists ? exists : 1) * sizeof(*out));
+	if (out == NULL)
+		return -1;
+	size_t count = 0;
+	for (uint32_t seq = 1; seq <= exists; seq++) {
+		uint32_t uid = mail_view_uid(v, seq);
+		if (imap_seqset_contains(set, uid_set ? uid : seq, star))
+			out[count++] = uid;
+	}
+	if (uid_set && count == 0 && exists > 0) {
+		/* "UID n:*" always matches the highest UID (RFC 3501 6.4.8). */
+		for (size_t i = 0; i < set->count; i++) {
+			if (set->ranges[i].first == IMAP_SEQ_STAR || set->ranges[i].last == IMAP_SEQ_STAR) {
+				out[count++] = star;
+				break;
+			}
+		}
+	}
+	qsort(out, count, sizeof(*out), cmp_u32);
+	*uids = out;
+	*n = count;
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* mail_reply.h - how the engine's answers become IMAP responses. */
+#ifndef AG_HOST_MAIL_REPLY_H
+#define AG_HOST_MAIL_REPLY_H
+
+#include <stdint.h>
+
+#include "host/mail/mail.h"
+#include "protocol/agbuf.h"
+#include "protocol/imap_parse.h"
+
+/* Appends "<tag> NO [CODE] <what>: <reason>" for an engine error: not
+ * found -> NONEXISTENT, exists -> ALREADYEXISTS, unavailable -> UNAVAILABLE,
+ * invalid -> CANNOT, too big -> TOOBIG, permission -> NOPERM, else SERVERBUG. */
+void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what);
+/* Appends a flag list "(\Seen $Junk \Recent)" of a message of the view. */
+void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags, uint64_t keywords, int recent);
+/* Appends the untagged responses of a change set: EXPUNGE, EXISTS, RECENT,
+ * and FETCH (FLAGS) (with UID when `with_uid`), skipping the flag changes of
+ * UIDs in `silent` (may be NULL). */
+void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
+                      const uint32_t *silent, size_t n_silent);
+/* Brings the view up to date and appends what changed (see ag_reply_changes).
+ * Returns 0 or an engine error. */
+int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, int with_uid,
+                    const uint32_t *silent, size_t n_silent);
+/* The system flag bit of "\Seen"... (case-insensitive), 0 when it is a keyword
+ * (or \Recent, which clients cannot set: *is_recent says so). */
+uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent);
+/* Resolves a sequence set of the view to UIDs (ascending, caller frees).
+ * `uid_set` reads it as UIDs (missing ones skipped), else as sequence
+ * numbers. Returns -1 when a sequence number is out of range (BAD), else 0. */
+int ag_resolve_set(const struct mail_view *v, const struct imap_seqset *set, int uid_set, uint32_t **uids, size_t *n);
+
+#endif

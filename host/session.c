@@ -1,0 +1,795 @@
+/* session.c - one IMAP connection from the socket to the response.
+ *
+ * Bytes arrive in the bufferevent's input; session_input() hands them to the
+ * streaming parser and acts on each event. One command is in flight at a
+ * time: while it runs (for instance on a worker thread) further input stays
+ * in the buffer, which is how pipelined commands are answered in order. A
+ * command that reads client lines itself (IDLE's DONE, AUTHENTICATE's
+ * responses) sets wants_input and the parser keeps being fed.
+ *
+ * A session is freed in exactly three ways: the peer went away and no job
+ * holds it (event_cb), the BYE was flushed (close timer), or the server
+ * frees what is left at exit. A worker job in flight always delays it.
+ */
+#include "host/session.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/capability.h"
+#include "host/commands.h"
+#include "host/log.h"
+#include "host/mail_reply.h"
+#include "host/tls.h"
+
+/* Malformed commands in a row before the server gives up on a client. */
+#define MAX_BAD_IN_ROW 20
+/* The input buffer stops reading past this; the parser drains it. */
+#define INPUT_HIGH_WATER (256 * 1024)
+/* Responses waiting for a client that does not read: stop reading its
+ * commands until they went out. */
+#define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
+/* Seconds a connection may stay idle before it authenticated. */
+#define PREAUTH_TIMEOUT_S 180
+/* The close timer polls for the BYE to be flushed every CLOSE_TICK_MS, at most CLOSE_MAX_TICKS times. */
+#define CLOSE_TICK_MS 20
+#define CLOSE_MAX_TICKS 250
+
+static void session_input(struct ag_session *s);
+
+/* Frees what a multi-run storage command kept between runs. */
+static void free_cont(struct ag_session *s)
+{
+	if (s->cont != NULL && s->cont_free != NULL)
+		s->cont_free(s->cont);
+	s->cont = NULL;
+	s->cont_free = NULL;
+	s->storage_more = 0;
+	s->storage_paused = 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+const char *ag_session_state_name(enum ag_session_state state)
+{
+	switch (state) {
+	case AG_STATE_NOT_AUTH: return "not-authenticated";
+	case AG_STATE_AUTH: return "authenticated";
+	case AG_STATE_SELECTED: return "selected";
+	default: return "logout";
+	}
+}
+
+static int is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+static void describe_peer(struct ag_session *s, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(s->peer, sizeof(s->peer), "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(s->peer, sizeof(s->peer), "[%s]:%u", host, port);
+	} else {
+		snprintf(s->peer, sizeof(s->peer), "unknown");
+	}
+	snprintf(s->address, sizeof(s->address), "%s", host);
+}
+
+static struct imap_parser *new_parser(const struct ag_config *cfg)
+{
+	struct imap_parser_limits limits;
+	imap_parser_default_limits(&limits);
+	limits.max_line = cfg->max_line;
+	limits.max_append = cfg->max_message;
+	if (limits.max_command < cfg->max_line * 2)
+		limits.max_command = cfg->max_line * 2;
+	return imap_parser_new(&limits);
+}
+
+static void arm_autologout(struct ag_session *s)
+{
+	/* Before login a connection costs without serving anyone: it gets
+	 * at most PREAUTH_TIMEOUT_S (the 30 minutes of RFC 3501 5.4 are for
+	 * authenticated clients). */
+	unsigned seconds = s->srv->cfg->idle_timeout;
+	if (s->state == AG_STATE_NOT_AUTH && seconds > PREAUTH_TIMEOUT_S)
+		seconds = PREAUTH_TIMEOUT_S;
+	struct timeval tv = { (time_t)seconds, 0 };
+	evtimer_add(s->autologout, &tv);
+}
+
+static void on_autologout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	if (s->job_running || s->closing) {
+		arm_autologout(s);
+		return;
+	}
+	ag_log_info("%s: autologout: idle for too long%s%s", s->peer, s->user ? " user=" : "", s->user ? s->user : "");
+	ag_session_close(s, "Autologout; idle for too long.");
+}
+
+/* The selected mailbox changed (made active from an engine thread). */
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	s->changed = 1;
+	ag_session_idle_poke(s);
+}
+
+static void setup_bev(struct ag_session *s)
+{
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void ag_session_capabilities(const struct ag_session *s, struct agbuf *out)
+{
+	struct ag_capability_context ctx = {
+		.authenticated = s->state == AG_STATE_AUTH || s->state == AG_STATE_SELECTED,
+		.starttls = s->srv->tls != NULL && !s->tls,
+		.plaintext_ok = ag_session_plaintext_ok(s),
+	};
+	ag_capability_append(out, &ctx);
+}
+
+int ag_session_plaintext_ok(const struct ag_session *s)
+{
+	if (s->tls)
+		return 1;
+	switch (s->srv->plaintext_auth) {
+	case AG_PLAINTEXT_YES: return 1;
+	case AG_PLAINTEXT_NO: return 0;
+	default: return s->loopback;
+	}
+}
+
+struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev,
+                                  const struct sockaddr *peer, int tls)
+{
+	struct ag_session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	s->srv = srv;
+	s->bev = bev;
+	s->state = AG_STATE_NOT_AUTH;
+	s->tls = tls;
+	s->loopback = is_loopback(peer);
+	describe_peer(s, peer);
+	s->parser = new_parser(srv->cfg);
+	s->autologout = evtimer_new(srv->base, on_autologout, s);
+	s->notify = event_new(srv->base, -1, 0, on_notify, s);
+	if (s->parser == NULL || s->autologout == NULL || s->notify == NULL) {
+		ag_log_error("%s: out of memory for a new connection", s->peer);
+		if (s->parser)
+			imap_parser_free(s->parser);
+		if (s->autologout)
+			event_free(s->autologout);
+		if (s->notify)
+			event_free(s->notify);
+		bufferevent_free(bev);
+		free(s);
+		return NULL;
+	}
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+	setup_bev(s);
+	arm_autologout(s);
+
+	struct agbuf caps = AGBUF_INIT;
+	ag_session_capabilities(s, &caps);
+	ag_session_printf(s, "* OK [CAPABILITY %s] Aerogram ready.\r\n", caps.data);
+	agbuf_free(&caps);
+	return s;
+}
+
+static void clear_auth(struct ag_auth_request *a)
+{
+	if (a->password != NULL) {
+		OPENSSL_cleanse(a->password, a->password_len);
+		free(a->password);
+	}
+	free(a->user);
+	if (a->users != NULL)
+		ag_users_unref(a->users);
+	memset(a, 0, sizeof(*a));
+}
+
+void ag_session_free(struct ag_session *s)
+{
+	struct ag_server *srv = s->srv;
+	ag_log_info("%s: disconnected%s%s after %u commands%s", s->peer, s->user ? " user=" : "",
+	            s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "");
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->n_sessions--;
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	imap_parser_free(s->parser);
+	imap_command_free(s->cmd);
+	event_free(s->autologout);
+	if (s->close_timer != NULL)
+		event_free(s->close_timer);
+	if (s->delay_timer != NULL)
+		event_free(s->delay_timer);
+	clear_auth(&s->auth);
+	ag_session_unselect(s);
+	if (s->notify != NULL)
+		event_free(s->notify);
+	if (s->keepalive != NULL)
+		event_free(s->keepalive);
+	agbuf_free(&s->reply);
+	ag_session_append_clear(s);
+	free_cont(s);
+	free(s->user);
+	free(s);
+	ag_server_session_gone(srv);
+}
+
+void ag_session_write(struct ag_session *s, const void *data, size_t len)
+{
+	if (s->bev != NULL && !s->dead)
+		bufferevent_write(s->bev, data, len);
+}
+
+void ag_session_printf(struct ag_session *s, const char *fmt, ...)
+{
+	struct agbuf buf = AGBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	agbuf_vprintf(&buf, fmt, ap);
+	va_end(ap);
+	ag_session_write(s, buf.data, buf.len);
+	agbuf_free(&buf);
+}
+
+void ag_session_tagged(struct ag_session *s, enum imap_status status, const char *fmt, ...)
+{
+	struct agbuf text = AGBUF_INIT, line = AGBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	agbuf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	imap_write_status_begin(&line, s->cmd != NULL ? s->cmd->tag.data : NULL, status);
+	imap_write_status_end(&line, text.data);
+	ag_session_write(s, line.data, line.len);
+	agbuf_free(&text);
+	agbuf_free(&line);
+}
+
+static size_t output_pending(const struct ag_session *s)
+{
+	if (s->bev == NULL)
+		return 0;
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void on_close_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	s->close_ticks++;
+	if (!s->job_running && (output_pending(s) == 0 || s->close_ticks >= CLOSE_MAX_TICKS || s->dead)) {
+		ag_session_free(s);
+		return;
+	}
+	struct timeval tv = { 0, CLOSE_TICK_MS * 1000 };
+	evtimer_add(s->close_timer, &tv);
+}
+
+void ag_session_close(struct ag_session *s, const char *bye_text)
+{
+	if (s->closing)
+		return;
+	if (bye_text != NULL)
+		ag_session_printf(s, "* BYE %s\r\n", bye_text);
+	s->closing = 1;
+	s->state = AG_STATE_LOGOUT;
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_READ);
+	evtimer_del(s->autologout);
+	s->close_timer = evtimer_new(s->srv->base, on_close_tick, s);
+	if (s->close_timer == NULL)
+		return; /* out of memory: freed when the peer goes or at exit */
+	struct timeval tv = { 0, 0 };
+	evtimer_add(s->close_timer, &tv);
+}
+
+void ag_session_shutdown(struct ag_session *s)
+{
+	if (s->closing)
+		return;
+	/* A command that runs on a worker finishes first; IDLE and an
+	 * unfinished AUTHENTICATE are only waiting for the client. */
+	if (s->cmd != NULL && !s->wants_input)
+		return;
+	ag_session_close(s, "Server shutting down.");
+}
+
+void ag_session_command_done(struct ag_session *s)
+{
+	ag_session_append_clear(s);
+	free_cont(s);
+	imap_command_free(s->cmd);
+	s->cmd = NULL;
+	s->wants_input = 0;
+	if (s->closing)
+		return;
+	if (s->srv->shutting_down) {
+		ag_session_close(s, "Server shutting down.");
+		return;
+	}
+	if (!s->in_input)
+		session_input(s);
+}
+
+/* The worker job's completion: the session was kept alive for it. */
+static void job_done(void *arg)
+{
+	struct ag_session *s = arg;
+	s->job_running = 0;
+	if (s->dead) {
+		ag_session_free(s);
+		return;
+	}
+	s->job_done(s);
+}
+
+void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*done)(struct ag_session *))
+{
+	s->job.run = job_run;
+	s->job.done = job_done;
+	s->job.arg = s;
+	s->job_done = done;
+	s->job_running = 1;
+	ag_workers_submit(s->srv->workers, &s->job);
+}
+
+static void storage_run(void *arg)
+{
+	struct ag_session *s = arg;
+	s->storage_run(s);
+}
+
+static void storage_done(struct ag_session *s);
+
+void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_free)(void *))
+{
+	s->cont = cont;
+	s->cont_free = cont_free;
+	s->storage_more = 1;
+}
+
+
+static void storage_done(struct ag_session *s)
+{
+	ag_session_write(s, s->reply.data, s->reply.len);
+	agbuf_reset(&s->reply);
+	if (s->storage_more && !s->closing) {
+		s->storage_more = 0;
+		/* Go on once the client has read: on_write resumes a pause. */
+		if (output_pending(s) > OUTPUT_HIGH_WATER) {
+			s->storage_paused = 1;
+			return;
+		}
+		ag_session_run_job(s, storage_run, storage_done);
+		return;
+	}
+	if (s->next_state != 0) {
+		s->state = s->next_state;
+		s->next_state = 0;
+	}
+	if (!s->keep_command) {
+		ag_session_command_done(s);
+		return;
+	}
+	s->keep_command = 0;
+	ag_session_idle_poke(s);
+	if (!s->in_input && !s->closing && !s->job_running)
+		session_input(s);
+}
+
+void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s), int keep_command)
+{
+	agbuf_reset(&s->reply);
+	s->storage_run = run;
+	s->keep_command = keep_command;
+	ag_session_run_job(s, storage_run, storage_done);
+}
+
+int ag_session_update_view(struct ag_session *s, int with_uid, const uint32_t *silent, size_t n_silent)
+{
+	int rc = ag_reply_update(&s->reply, s->view, s->readonly, with_uid, silent, n_silent);
+	if (rc == 0) {
+		free(s->seen_overlay);
+		s->seen_overlay = NULL;
+		s->n_seen_overlay = 0;
+	}
+	return rc;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void ag_session_overlay_seen(struct ag_session *s, const uint32_t *uids, size_t n)
+{
+	uint32_t *grown = realloc(s->seen_overlay, (s->n_seen_overlay + n) * sizeof(*grown));
+	if (grown == NULL || n == 0) {
+		if (grown != NULL)
+			s->seen_overlay = grown;
+		return;
+	}
+	memcpy(grown + s->n_seen_overlay, uids, n * sizeof(*uids));
+	s->seen_overlay = grown;
+	s->n_seen_overlay += n;
+	qsort(s->seen_overlay, s->n_seen_overlay, sizeof(*s->seen_overlay), cmp_uid);
+}
+
+uint32_t ag_session_flags(const struct ag_session *s, uint32_t uid, uint32_t view_flags)
+{
+	if (s->n_seen_overlay > 0 &&
+	    bsearch(&uid, s->seen_overlay, s->n_seen_overlay, sizeof(uid), cmp_uid) != NULL)
+		return view_flags | MAIL_F_SEEN;
+	return view_flags;
+}
+
+void ag_session_unselect(struct ag_session *s)
+{
+	free(s->seen_overlay);
+	s->seen_overlay = NULL;
+	s->n_seen_overlay = 0;
+	if (s->sub != NULL)
+		mail_unsubscribe(s->sub);
+	s->sub = NULL;
+	if (s->view != NULL)
+		mail_view_close(s->view);
+	s->view = NULL;
+	free(s->mailbox);
+	s->mailbox = NULL;
+	s->readonly = 0;
+}
+
+int ag_session_start_tls(struct ag_session *s)
+{
+	SSL *ssl = ag_tls_new_ssl(s->srv->tls);
+	if (ssl == NULL)
+		return -1;
+	/* Whatever the client pipelined after STARTTLS was sent in the clear:
+	 * it must not be taken as coming from inside TLS. */
+	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
+	struct bufferevent *filter = bufferevent_openssl_filter_new(
+		s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (filter == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
+	struct imap_parser *parser = new_parser(s->srv->cfg);
+	if (parser == NULL) {
+		/* The filter owns the socket now; the caller closes the session. */
+		s->bev = filter;
+		return -1;
+	}
+	imap_parser_free(s->parser);
+	s->parser = parser;
+	s->bev = filter;
+	s->tls = 1;
+	setup_bev(s);
+	return 0;
+}
+
+/* A client that sends a literal and then its closing CRLF in two writes is
+ * held by its own Nagle algorithm until the literal is acknowledged; a
+ * delayed ACK here would cost every such APPEND 40 ms. Acknowledge at once. */
+static void ack_quickly(struct ag_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	evutil_socket_t fd = bufferevent_getfd(under != NULL ? under : s->bev);
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct ag_session *s = arg;
+	if (s->closing)
+		return;
+	ack_quickly(s);
+	arm_autologout(s);
+	session_input(s);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct ag_session *s = arg;
+	/* A long answer paused for a slow reader goes on once it has read. */
+	if (s->storage_paused && !s->job_running && !s->closing) {
+		s->storage_paused = 0;
+		ag_session_run_job(s, storage_run, storage_done);
+		return;
+	}
+	/* Input paused for a slow reader resumes once its responses are out. */
+	if (!s->closing && !s->job_running && (s->cmd == NULL || s->wants_input))
+		session_input(s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct ag_session *s = arg;
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+		if (e != 0) {
+			char why[256];
+			ERR_error_string_n(e, why, sizeof(why));
+			ag_log_info("%s: TLS error: %s", s->peer, why);
+		}
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		s->dead = 1;
+		if (!s->job_running)
+			ag_session_free(s);
+	}
+}
+
+static void send_bad(struct ag_session *s, const char *tag, const char *text)
+{
+	ag_session_printf(s, "%s BAD %s\r\n", tag != NULL ? tag : "*", text);
+	if (++s->bad_in_row >= MAX_BAD_IN_ROW) {
+		ag_log_info("%s: %u malformed commands in a row, disconnecting", s->peer, s->bad_in_row);
+		ag_session_close(s, "Too many invalid commands.");
+	}
+}
+
+static void on_error_event(struct ag_session *s, const struct imap_event *ev)
+{
+	const char *text = ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.";
+	if (ev->error == IMAP_ERR_LITERAL_TOO_LARGE && ev->tag != NULL) {
+		ag_session_printf(s, "%s NO [TOOBIG] %s\r\n", ev->tag, text);
+		if (++s->bad_in_row >= MAX_BAD_IN_ROW)
+			ag_session_close(s, "Too many invalid commands.");
+		return;
+	}
+	send_bad(s, ev->tag, text);
+}
+
+/* A synchronising literal is announced: accept it ("+") or refuse the command. */
+static void on_literal(struct ag_session *s, const struct imap_event *ev)
+{
+	const char *tag = ev->tag != NULL ? ev->tag : "*";
+	if (ev->literal_is_message) {
+		const struct ag_command *c = ag_command_find(IMAP_CMD_APPEND);
+		if (!(c->states & s->state)) {
+			imap_parser_literal_reject(s->parser);
+			send_bad(s, tag, "APPEND is not valid before authentication.");
+			return;
+		}
+		if (c->handler == NULL) {
+			imap_parser_literal_reject(s->parser);
+			ag_session_printf(s, "%s NO [CANNOT] APPEND is not supported by this server yet.\r\n", tag);
+			return;
+		}
+		if (ev->literal_size > s->srv->cfg->max_message) {
+			imap_parser_literal_reject(s->parser);
+			ag_session_printf(s, "%s NO [TOOBIG] The message is larger than %zu bytes.\r\n", tag,
+			                  s->srv->cfg->max_message);
+			return;
+		}
+	}
+	imap_parser_literal_accept(s->parser);
+	ag_session_printf(s, "+ Ready for literal data\r\n");
+}
+
+/* A complete command: check its state and run its handler. */
+static void dispatch(struct ag_session *s, struct imap_command *cmd)
+{
+	s->commands++;
+	const struct ag_command *c = ag_command_find(cmd->kind);
+	s->cmd = cmd;
+	if (c == NULL) {
+		ag_session_tagged(s, IMAP_BAD, "Unknown command.");
+		ag_session_command_done(s);
+		return;
+	}
+	if (!(c->states & s->state)) {
+		s->bad_in_row++;
+		if (s->state == AG_STATE_NOT_AUTH)
+			ag_session_tagged(s, IMAP_BAD, "%s%s is not valid before authentication.",
+			                  cmd->uid ? "UID " : "", c->name);
+		else if (c->states == AG_STATE_NOT_AUTH)
+			ag_session_tagged(s, IMAP_BAD, "%s is not valid after authentication.", c->name);
+		else
+			ag_session_tagged(s, IMAP_BAD, "%s%s is not valid in the %s state (no mailbox is selected).",
+			                  cmd->uid ? "UID " : "", c->name, ag_session_state_name(s->state));
+		ag_session_command_done(s);
+		return;
+	}
+	s->bad_in_row = 0;
+	if (c->handler == NULL) {
+		ag_session_tagged(s, IMAP_NO, "[CANNOT] %s is not supported by this server yet.", c->name);
+		ag_session_command_done(s);
+		return;
+	}
+	c->handler(s);
+}
+
+void ag_session_append_clear(struct ag_session *s)
+{
+	for (size_t i = 0; i < s->n_append; i++)
+		free(s->append[i].data);
+	free(s->append);
+	s->append = NULL;
+	s->n_append = 0;
+	s->append_total = 0;
+	s->append_too_big = 0;
+	s->append_receiving = 0;
+}
+
+/* An APPEND message starts: its size is known (and within max_message, the
+ * parser's limit), so the buffer is allocated once. */
+static void append_begin(struct ag_session *s, const struct imap_event *ev)
+{
+	if (ev->message_index == 0)
+		ag_session_append_clear(s);
+	s->append_receiving = 0;
+	/* Before authentication the command fails anyway: keep nothing. */
+	if (!(s->state & (AG_STATE_AUTH | AG_STATE_SELECTED)) || s->append_too_big)
+		return;
+	/* Each message is within max_message (the parser's limit); a
+	 * MULTIAPPEND of many is held to the same total. */
+	if (s->append_total + ev->literal_size > s->srv->cfg->max_message) {
+		s->append_too_big = 1;
+		return;
+	}
+	s->append_total += ev->literal_size;
+	struct ag_append_buffer *n = realloc(s->append, (s->n_append + 1) * sizeof(*n));
+	if (n == NULL)
+		return;
+	s->append = n;
+	n[s->n_append].len = 0;
+	n[s->n_append].cap = (size_t)ev->literal_size;
+	n[s->n_append].data = malloc(ev->literal_size + 1);
+	if (n[s->n_append].data != NULL) {
+		s->n_append++;
+		s->append_receiving = 1;
+	}
+}
+
+static void append_data(struct ag_session *s, const struct imap_event *ev)
+{
+	if (!s->append_receiving || s->n_append == 0)
+		return; /* a message that is not kept (too big, not authenticated) */
+	struct ag_append_buffer *b = &s->append[s->n_append - 1];
+	if (ev->len > b->cap - b->len)
+		return; /* never past the announced size */
+	memcpy(b->data + b->len, ev->data, ev->len);
+	b->len += ev->len;
+}
+
+/* Feeds the parser from the input buffer and acts on its events until the
+ * input is used up, a command is in flight or the session is closing. */
+static void session_input(struct ag_session *s)
+{
+	if (s->in_input)
+		return;
+	s->in_input = 1;
+	while (!s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input)) {
+		if (output_pending(s) > OUTPUT_HIGH_WATER)
+			break; /* on_write resumes once the client has read */
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		struct evbuffer_iovec chunk;
+		const char *bytes = "";
+		size_t len = 0;
+		if (evbuffer_peek(in, -1, NULL, &chunk, 1) > 0) {
+			bytes = chunk.iov_base;
+			len = chunk.iov_len;
+		}
+		size_t used = 0;
+		struct imap_event ev;
+		enum imap_event_kind kind = imap_parser_next(s->parser, bytes, len, &used, &ev);
+		if (kind == IMAP_EV_APPEND_DATA) {
+			/* ev.data points into the input chunk: use it before draining. */
+			append_data(s, &ev);
+			evbuffer_drain(in, used);
+			continue;
+		}
+		evbuffer_drain(in, used);
+		switch (kind) {
+		case IMAP_EV_NONE:
+			if (len == 0 || evbuffer_get_length(in) == 0)
+				goto out;
+			break;
+		case IMAP_EV_COMMAND:
+			if (s->cmd != NULL) {
+				/* The parser is in command mode only when no command waits for lines. */
+				ag_session_printf(s, "%s BAD Unexpected command.\r\n", ev.cmd->tag.data);
+				imap_command_free(ev.cmd);
+				break;
+			}
+			dispatch(s, ev.cmd);
+			break;
+		case IMAP_EV_ERROR:
+			ag_session_append_clear(s);
+			on_error_event(s, &ev);
+			break;
+		case IMAP_EV_LITERAL:
+			on_literal(s, &ev);
+			break;
+		case IMAP_EV_APPEND_BEGIN:
+			append_begin(s, &ev);
+			break;
+		case IMAP_EV_APPEND_DATA:
+		case IMAP_EV_APPEND_END:
+			break;
+		case IMAP_EV_IDLE_DONE:
+			if (s->cmd != NULL && s->cmd->kind == IMAP_CMD_IDLE)
+				ag_cmd_idle_done(s);
+			break;
+		case IMAP_EV_SASL_LINE:
+			if (s->cmd != NULL && s->cmd->kind == IMAP_CMD_AUTHENTICATE)
+				ag_cmd_authenticate_line(s, ev.data, ev.len);
+			else
+				imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+			break;
+		}
+	}
+out:
+	s->in_input = 0;
+}

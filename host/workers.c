@@ -1,0 +1,132 @@
+/* workers.c - the worker pool.
+ *
+ * Jobs wait in a FIFO guarded by one mutex; a thread takes one, runs it and
+ * moves it to the completed list, then wakes the event loop with
+ * event_active() (thread-safe once evthread_use_pthreads was called). The
+ * loop runs every completed job's `done`, so callers never touch their
+ * session state from two threads. */
+#include "host/workers.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "host/log.h"
+
+struct ag_workers {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct ag_job *queue_head, *queue_tail;
+	struct ag_job *done_head, *done_tail;
+	int stopping;
+	unsigned pending;       /* loop thread only */
+	struct event *done_event;
+	pthread_t *threads;
+	unsigned n_threads;
+};
+
+static void push(struct ag_job **head, struct ag_job **tail, struct ag_job *job)
+{
+	job->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = job;
+	else
+		*head = job;
+	*tail = job;
+}
+
+static void *worker_main(void *arg)
+{
+	struct ag_workers *pool = arg;
+	pthread_mutex_lock(&pool->lock);
+	for (;;) {
+		while (pool->queue_head == NULL && !pool->stopping)
+			pthread_cond_wait(&pool->wake, &pool->lock);
+		if (pool->queue_head == NULL)
+			break;
+		struct ag_job *job = pool->queue_head;
+		pool->queue_head = job->next;
+		if (pool->queue_head == NULL)
+			pool->queue_tail = NULL;
+		pthread_mutex_unlock(&pool->lock);
+		job->run(job->arg);
+		pthread_mutex_lock(&pool->lock);
+		push(&pool->done_head, &pool->done_tail, job);
+		event_active(pool->done_event, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+/* On the loop thread: hand every finished job back to its owner. */
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_workers *pool = arg;
+	pthread_mutex_lock(&pool->lock);
+	struct ag_job *job = pool->done_head;
+	pool->done_head = pool->done_tail = NULL;
+	pthread_mutex_unlock(&pool->lock);
+	while (job != NULL) {
+		struct ag_job *next = job->next;
+		pool->pending--;
+		job->done(job->arg);
+		job = next;
+	}
+}
+
+struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads)
+{
+	struct ag_workers *pool = calloc(1, sizeof(*pool));
+	if (pool == NULL)
+		return NULL;
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->wake, NULL);
+	pool->done_event = event_new(base, -1, 0, on_done, pool);
+	pool->threads = calloc(threads, sizeof(pthread_t));
+	if (pool->done_event == NULL || pool->threads == NULL) {
+		ag_workers_free(pool);
+		return NULL;
+	}
+	for (unsigned i = 0; i < threads; i++) {
+		if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
+			ag_log_error("cannot start worker thread %u of %u", i + 1, threads);
+			ag_workers_free(pool);
+			return NULL;
+		}
+		pool->n_threads++;
+	}
+	return pool;
+}
+
+void ag_workers_submit(struct ag_workers *pool, struct ag_job *job)
+{
+	pool->pending++;
+	pthread_mutex_lock(&pool->lock);
+	push(&pool->queue_head, &pool->queue_tail, job);
+	pthread_cond_signal(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned ag_workers_pending(const struct ag_workers *pool)
+{
+	return pool->pending;
+}
+
+void ag_workers_free(struct ag_workers *pool)
+{
+	if (pool == NULL)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	pool->stopping = 1;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+	for (unsigned i = 0; i < pool->n_threads; i++)
+		pthread_join(pool->threads[i], NULL);
+	if (pool->done_event != NULL)
+		event_free(pool->done_event);
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->wake);
+	free(pool->threads);
+	free(pool);
+}

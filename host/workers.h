@@ -1,0 +1,31 @@
+/* workers.h - a small pool of threads for work that must not block the event loop. */
+#ifndef AG_HOST_WORKERS_H
+#define AG_HOST_WORKERS_H
+
+#include <event2/event.h>
+
+struct ag_workers;
+
+/* A job: `run` executes on a worker thread, then `done` on the event loop
+ * thread, both with `arg`. The job struct belongs to the caller and must
+ * live until `done` was called; typically it is embedded in the caller's
+ * own state. */
+struct ag_job {
+	void (*run)(void *arg);
+	void (*done)(void *arg);
+	void *arg;
+	struct ag_job *next; /* private */
+};
+
+/* Starts `threads` workers whose completions are delivered on `base`
+ * (which must have been created after evthread_use_pthreads). Returns NULL
+ * on failure. The caller owns the pool (ag_workers_free). */
+struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads);
+/* Queues a job (event loop thread only). Jobs run in parallel, in no order. */
+void ag_workers_submit(struct ag_workers *pool, struct ag_job *job);
+/* Number of jobs queued or running whose `done` has not been called yet. */
+unsigned ag_workers_pending(const struct ag_workers *pool);
+/* Waits for queued and running jobs, calls no more `done`, stops the threads and frees the pool. */
+void ag_workers_free(struct ag_workers *pool);
+
+#endif

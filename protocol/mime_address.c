@@ -1,0 +1,263 @@
+/* mime_address.c - RFC 5322 address lists (with groups and obsolete routes),
+ * read with the recovery rules of Dovecot's message-address parser so that
+ * ENVELOPE shows the same addresses for broken headers: missing parts become
+ * MISSING_MAILBOX / MISSING_DOMAIN, a broken angle address SYNTAX_ERROR, and
+ * parsing stops at the first error keeping what was read. */
+#include <string.h>
+
+#include "protocol/mime.h"
+#include "protocol/mime_rfc822.h"
+
+struct addr_parser {
+	struct rfc822_cursor c;
+	struct mime_arena *arena;
+	struct agbuf str, comment;
+	struct mime_address addr; /* the one being read */
+	int invalid;
+	struct mime_address *first, **tail;
+};
+
+static char *dup_buf(struct addr_parser *ap, const struct agbuf *b)
+{
+	return mime_arena_strndup(ap->arena, b->data ? b->data : "", b->len);
+}
+
+static void add_address(struct addr_parser *ap)
+{
+	struct mime_address *a = mime_arena_alloc(ap->arena, sizeof(*a));
+	*a = ap->addr;
+	a->next = NULL;
+	*ap->tail = a;
+	ap->tail = &a->next;
+	memset(&ap->addr, 0, sizeof(ap->addr));
+	ap->invalid = 0;
+}
+
+static void add_fixed_address(struct addr_parser *ap)
+{
+	if (ap->addr.mailbox == NULL)
+		ap->addr.mailbox = mime_arena_strndup(ap->arena, "MISSING_MAILBOX", 15);
+	if (ap->addr.domain == NULL || ap->addr.domain[0] == '\0')
+		ap->addr.domain = mime_arena_strndup(ap->arena, "MISSING_DOMAIN", 14);
+	add_address(ap);
+}
+
+static int parse_local_part(struct addr_parser *ap)
+{
+	int ret;
+	agbuf_reset(&ap->str);
+	if (*ap->c.p == '"')
+		ret = rfc822_parse_quoted_string(&ap->c, &ap->str);
+	else
+		ret = rfc822_parse_dot_atom(&ap->c, &ap->str);
+	if (ret < 0)
+		return -1;
+	ap->addr.mailbox = dup_buf(ap, &ap->str);
+	return ret;
+}
+
+static int parse_domain(struct addr_parser *ap)
+{
+	int ret;
+	agbuf_reset(&ap->str);
+	if ((ret = rfc822_parse_domain(&ap->c, &ap->str)) < 0)
+		return -1;
+	ap->addr.domain = dup_buf(ap, &ap->str);
+	return ret;
+}
+
+/* obs-domain-list: "@" domain *("," [CFWS] "@" domain) */
+static int parse_domain_list(struct addr_parser *ap)
+{
+	int ret;
+	agbuf_reset(&ap->str);
+	for (;;) {
+		if (ap->c.p >= ap->c.end)
+			return 0;
+		if (*ap->c.p != '@')
+			break;
+		if (ap->str.len > 0)
+			agbuf_putc(&ap->str, ',');
+		agbuf_putc(&ap->str, '@');
+		if ((ret = rfc822_parse_domain(&ap->c, &ap->str)) <= 0)
+			return ret;
+		while (rfc822_skip_lwsp(&ap->c) > 0 && *ap->c.p == ',')
+			ap->c.p++;
+	}
+	ap->addr.route = dup_buf(ap, &ap->str);
+	return 1;
+}
+
+static int parse_angle_addr(struct addr_parser *ap)
+{
+	ap->c.p++; /* '<' */
+	if (rfc822_skip_lwsp(&ap->c) <= 0)
+		return -1;
+	if (*ap->c.p == '@') {
+		if (parse_domain_list(ap) > 0 && *ap->c.p == ':') {
+			ap->c.p++;
+		} else {
+			ap->addr.mailbox = mime_arena_strndup(ap->arena, "INVALID_ROUTE", 13);
+			if (ap->c.p >= ap->c.end)
+				return -1;
+		}
+		if (rfc822_skip_lwsp(&ap->c) <= 0)
+			return -1;
+	}
+	if (*ap->c.p != '>') {
+		if (parse_local_part(ap) <= 0)
+			return -1;
+		if (*ap->c.p == '@') {
+			if (parse_domain(ap) <= 0)
+				return -1;
+		}
+	}
+	if (*ap->c.p != '>')
+		return -1;
+	ap->c.p++;
+	return rfc822_skip_lwsp(&ap->c);
+}
+
+static int parse_name_addr(struct addr_parser *ap)
+{
+	agbuf_reset(&ap->str);
+	if (*ap->c.p != '<') {
+		if (rfc822_parse_phrase(&ap->c, &ap->str) <= 0 || *ap->c.p != '<')
+			return -1;
+	}
+	ap->addr.name = ap->str.len ? dup_buf(ap, &ap->str) : NULL;
+	if (parse_angle_addr(ap) < 0) {
+		ap->addr.domain = mime_arena_strndup(ap->arena, "SYNTAX_ERROR", 12);
+		ap->invalid = 1;
+	}
+	return ap->c.p < ap->c.end ? 1 : 0;
+}
+
+static int parse_addr_spec(struct addr_parser *ap)
+{
+	int ret, ret2 = -2;
+	agbuf_reset(&ap->comment);
+	int quoted = *ap->c.p == '"';
+	ret = parse_local_part(ap);
+	if (ret <= 0)
+		ap->invalid = 1;
+	if (ret != 0 && ap->c.p < ap->c.end && *ap->c.p == '@') {
+		ret2 = parse_domain(ap);
+		if (ret2 <= 0)
+			ret = ret2;
+	}
+	if (ap->comment.len > 0) {
+		ap->addr.name = dup_buf(ap, &ap->comment);
+	} else if (ret2 == -2) {
+		/* "user" alone is a mailbox, "user more words" a display name */
+		agbuf_putc(&ap->str, ' ');
+		size_t before = ap->str.len;
+		(void)rfc822_parse_phrase(&ap->c, &ap->str);
+		if (ap->str.len != before) {
+			ap->addr.mailbox = NULL;
+			ap->addr.name = dup_buf(ap, &ap->str);
+		} else if (!quoted) {
+			ap->addr.domain = mime_arena_strndup(ap->arena, "", 0);
+		}
+		ap->invalid = 1;
+		ret = -1;
+	}
+	return ret;
+}
+
+static int parse_mailbox(struct addr_parser *ap)
+{
+	const unsigned char *start = ap->c.p;
+	int ret;
+	if ((ret = parse_name_addr(ap)) < 0) {
+		ap->c.p = start;
+		memset(&ap->addr, 0, sizeof(ap->addr));
+		ret = parse_addr_spec(ap);
+		if (ap->invalid && ap->addr.name == NULL && ap->addr.mailbox != NULL &&
+		    ap->addr.domain == NULL) {
+			ap->addr.name = ap->addr.mailbox;
+			ap->addr.mailbox = NULL;
+		}
+	}
+	add_fixed_address(ap);
+	return ret;
+}
+
+static int parse_group(struct addr_parser *ap)
+{
+	int ret;
+	agbuf_reset(&ap->str);
+	if (rfc822_parse_phrase(&ap->c, &ap->str) <= 0 || *ap->c.p != ':')
+		return -1;
+	ap->c.p++;
+	ret = rfc822_skip_lwsp(&ap->c);
+	ap->addr.mailbox = dup_buf(ap, &ap->str);
+	add_address(ap);
+	if (ret > 0 && *ap->c.p != ';') {
+		for (;;) {
+			if (parse_mailbox(ap) <= 0) {
+				ret = -1;
+				break;
+			}
+			if (*ap->c.p != ',')
+				break;
+			ap->c.p++;
+			if (rfc822_skip_lwsp(&ap->c) <= 0) {
+				ret = -1;
+				break;
+			}
+		}
+	}
+	if (ret >= 0) {
+		if (ap->c.p >= ap->c.end || *ap->c.p != ';') {
+			ret = -1;
+		} else {
+			ap->c.p++;
+			ret = rfc822_skip_lwsp(&ap->c);
+		}
+	}
+	add_address(ap); /* end of group */
+	return ret == 0 ? 0 : 1;
+}
+
+static int parse_address(struct addr_parser *ap)
+{
+	const unsigned char *start = ap->c.p;
+	int ret;
+	if ((ret = parse_group(ap)) < 0) {
+		ap->c.p = start;
+		memset(&ap->addr, 0, sizeof(ap->addr));
+		ret = parse_mailbox(ap);
+	}
+	return ret;
+}
+
+struct mime_address *mime_address_parse(struct mime_arena *arena, const char *value, size_t len)
+{
+	struct addr_parser ap;
+	memset(&ap, 0, sizeof(ap));
+	ap.arena = arena;
+	ap.tail = &ap.first;
+	rfc822_init(&ap.c, value, len, &ap.comment);
+	agbuf_reserve(&ap.str, 64);
+	agbuf_reserve(&ap.comment, 64);
+	if (rfc822_skip_lwsp(&ap.c) > 0) {
+		/* A bound on the list keeps hostile headers from costing much. */
+		for (unsigned n = 0; n < 10000; n++) {
+			int ret = parse_address(&ap);
+			if (ret == 0)
+				break;
+			if (ap.c.p >= ap.c.end || *ap.c.p != ',')
+				break;
+			ap.c.p++;
+			if ((ret = rfc822_skip_lwsp(&ap.c)) <= 0) {
+				if (ret < 0)
+					add_fixed_address(&ap);
+				break;
+			}
+		}
+	}
+	agbuf_free(&ap.str);
+	agbuf_free(&ap.comment);
+	return ap.first;
+}

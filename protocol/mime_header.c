@@ -1,0 +1,75 @@
+/* mime_header.c - header fields of an RFC 5322 header block. */
+#include "protocol/mime_header.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/agbuf.h"
+
+void mime_header_iter_init(struct mime_header_iter *it, const char *data, size_t start, size_t end)
+{
+	it->data = data;
+	it->pos = start;
+	it->end = end;
+}
+
+/* End of the line starting at `pos` (index after its LF, or `end`). */
+static size_t line_end(const char *data, size_t pos, size_t end)
+{
+	const char *lf = memchr(data + pos, '\n', end - pos);
+	return lf ? (size_t)(lf - data) + 1 : end;
+}
+
+/* Appends a line's content without its line end and without CRs (lines of
+ * mail are stored with CRLF or LF; the CR is never part of a value). */
+static void append_line(struct agbuf *buf, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			break;
+		if (p[i] != '\r')
+			agbuf_putc(buf, p[i]);
+	}
+}
+
+int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field)
+{
+	const char *d = it->data;
+	if (it->pos >= it->end)
+		return 0;
+	if (d[it->pos] == '\n' || (d[it->pos] == '\r' && it->pos + 1 < it->end && d[it->pos + 1] == '\n'))
+		return 0;
+	size_t start = it->pos;
+	size_t first_end = line_end(d, start, it->end);
+	/* The name runs to the colon; a line without one is all name. */
+	const char *colon = memchr(d + start, ':', first_end - start);
+	size_t name_end = colon ? (size_t)(colon - d) : first_end;
+	size_t value_pos = colon ? name_end + 1 : first_end;
+	if (!colon) {
+		while (name_end > start && (d[name_end - 1] == '\n' || d[name_end - 1] == '\r'))
+			name_end--;
+	}
+	while (name_end > start && (d[name_end - 1] == ' ' || d[name_end - 1] == '\t'))
+		name_end--;
+	field->name = d + start;
+	field->name_len = name_end - start;
+
+	struct agbuf val = AGBUF_INIT;
+	agbuf_reserve(&val, 16);
+	size_t p = value_pos;
+	while (p < first_end && (d[p] == ' ' || d[p] == '\t'))
+		p++;
+	append_line(&val, d + p, first_end - p);
+	size_t pos = first_end;
+	while (pos < it->end && (d[pos] == ' ' || d[pos] == '\t')) {
+		size_t e = line_end(d, pos, it->end);
+		agbuf_putc(&val, '\n');
+		append_line(&val, d + pos, e - pos);
+		pos = e;
+	}
+	field->raw_start = start;
+	field->raw_end = pos;
+	field->value = agbuf_steal(&val, &field->value_len);
+	it->pos = pos;
+	return 1;
+}

@@ -1,0 +1,30 @@
+/* mime_header.h - iterating over the fields of an RFC 5322 header block. */
+#ifndef AG_MIME_HEADER_H
+#define AG_MIME_HEADER_H
+
+#include <stddef.h>
+
+/* One header field: name (trailing blanks removed), the raw bytes of all
+ * its lines (with their line ends) and the unfolded value. */
+struct mime_header_field {
+	const char *name;
+	size_t name_len;
+	size_t raw_start, raw_end; /* offsets of the field's lines in the block */
+	char *value;               /* malloc'd, CRs dropped, LWSP after ':' skipped,
+				      continuation lines joined by "\n" */
+	size_t value_len;
+};
+
+/* Iterator over the fields of data[start, end). */
+struct mime_header_iter {
+	const char *data;
+	size_t pos, end;
+};
+
+/* Starts iterating over the header fields in data[start, end). */
+void mime_header_iter_init(struct mime_header_iter *it, const char *data, size_t start, size_t end);
+/* Next field; 1 when one was returned (free field->value with free()), 0 at
+ * the end of the header (the empty line or end of data). */
+int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field);
+
+#endif

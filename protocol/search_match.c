@@ -1,0 +1,446 @@
+/* search_match.c - SEARCH primitives: decoded text substring tests, dates. */
+#include "protocol/search_match.h"
+
+#include <ctype.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <wctype.h>
+
+#include "protocol/agbuf.h"
+#include "protocol/mime_charset.h"
+#include "protocol/mime_header.h"
+
+/* ---- charset conversion and decoding ----------------------------------- */
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+static void decode_base64(struct agbuf *out, const char *in, size_t len)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value((unsigned char)in[i]);
+		if (v < 0)
+			continue; /* line ends, padding and junk */
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			agbuf_putc(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Quoted-printable; `q_word` for the "Q" encoding of RFC 2047 (_ = space). */
+static void decode_qp(struct agbuf *out, const char *in, size_t len, int q_word)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '=' && i + 2 < len && hex_value((unsigned char)in[i + 1]) >= 0 &&
+		    hex_value((unsigned char)in[i + 2]) >= 0) {
+			agbuf_putc(out, (char)(hex_value((unsigned char)in[i + 1]) * 16 +
+					       hex_value((unsigned char)in[i + 2])));
+			i += 2;
+		} else if (c == '=' && !q_word) {
+			/* soft line break: "=" [blanks] [CR] LF */
+			size_t j = i + 1;
+			while (j < len && (in[j] == ' ' || in[j] == '\t' || in[j] == '\r'))
+				j++;
+			if (j < len && in[j] == '\n')
+				i = j;
+			else
+				agbuf_putc(out, c);
+		} else if (c == '_' && q_word) {
+			agbuf_putc(out, ' ');
+		} else {
+			agbuf_putc(out, c);
+		}
+	}
+}
+
+static void append_blanks(struct agbuf *out, size_t n)
+{
+	while (n--)
+		agbuf_putc(out, ' ');
+}
+
+/* RFC 2047: decodes the encoded words of a header value into UTF-8; blanks
+ * between two encoded words disappear. Other bytes are taken as UTF-8. */
+static void decode_header_value(struct agbuf *out, const char *v, size_t len)
+{
+	size_t i = 0, pending_ws_len = 0;
+	int last_was_word = 0;
+	while (i < len) {
+		if (v[i] == '\r' || v[i] == '\n') {
+			i++; /* unfolding: the line end goes, the blank after it stays */
+			continue;
+		}
+		if (v[i] == '=' && i + 1 < len && v[i + 1] == '?') {
+			/* =?charset?X?text?= */
+			const char *cs = v + i + 2;
+			const char *q1 = memchr(cs, '?', len - (size_t)(cs - v));
+			if (q1 && q1 + 2 < v + len && q1[2] == '?') {
+				char enc = (char)toupper((unsigned char)q1[1]);
+				const char *text = q1 + 3;
+				const char *end = NULL;
+				/* bounded, so that a value full of "=?" stays linear */
+				const char *limit = (size_t)(v + len - text) > 4096 ? text + 4096 : v + len;
+				for (const char *p = text; p + 1 < limit; p++)
+					if (p[0] == '?' && p[1] == '=') {
+						end = p;
+						break;
+					}
+				if (end && (enc == 'B' || enc == 'Q') && q1 - cs < 64) {
+					char charset[64];
+					size_t cl = (size_t)(q1 - cs);
+					memcpy(charset, cs, cl);
+					charset[cl] = '\0';
+					char *star = strchr(charset, '*'); /* RFC 2231 language */
+					if (star)
+						*star = '\0';
+					if (!last_was_word && pending_ws_len)
+						append_blanks(out, pending_ws_len);
+					struct agbuf raw = AGBUF_INIT;
+					agbuf_reserve(&raw, 1);
+					if (enc == 'B')
+						decode_base64(&raw, text, (size_t)(end - text));
+					else
+						decode_qp(&raw, text, (size_t)(end - text), 1);
+					mime_charset_to_utf8(out, charset, raw.data, raw.len);
+					agbuf_free(&raw);
+					i = (size_t)(end - v) + 2;
+					last_was_word = 1;
+					pending_ws_len = 0;
+					continue;
+				}
+			}
+		}
+		if (v[i] == ' ' || v[i] == '\t') {
+			pending_ws_len++;
+			i++;
+			continue;
+		}
+		if (pending_ws_len)
+			append_blanks(out, pending_ws_len);
+		pending_ws_len = 0;
+		last_was_word = 0;
+		agbuf_putc(out, v[i]);
+		i++;
+	}
+	if (pending_ws_len)
+		append_blanks(out, pending_ws_len);
+}
+
+/* ---- substring ---------------------------------------------------------- */
+
+/* ASCII case folding, whatever the locale. */
+static char ascii_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* One UTF-8 sequence at s[0, n): its length (0 when invalid) and code point. */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len;
+	uint32_t v, min;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2, v = s[0] & 0x1f, min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3, v = s[0] & 0x0f, min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4, v = s[0] & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+static void utf8_encode(struct agbuf *out, uint32_t v)
+{
+	if (v < 0x80) {
+		agbuf_putc(out, (char)v);
+	} else if (v < 0x800) {
+		agbuf_putc(out, (char)(0xc0 | (v >> 6)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	} else if (v < 0x10000) {
+		agbuf_putc(out, (char)(0xe0 | (v >> 12)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	} else {
+		agbuf_putc(out, (char)(0xf0 | (v >> 18)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 12) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
+		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
+	}
+}
+
+/* Lowercases UTF-8 text character by character (the simple, one-to-one
+ * mappings of the C.UTF-8 locale, used through its own locale object so
+ * the process locale plays no part); invalid bytes are kept as they are. */
+static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	agbuf_reserve(out, n);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k;
+		if (u[i] < 0x80 || loc == (locale_t)0 || (k = utf8_decode(u + i, n - i, &cp)) == 0) {
+			agbuf_putc(out, ascii_lower(s[i]));
+			i++;
+			continue;
+		}
+		wint_t low = towlower_l((wint_t)cp, loc);
+		utf8_encode(out, (low > 0 && (uint32_t)low <= 0x10ffff) ? (uint32_t)low : cp);
+		i += k;
+	}
+}
+
+/* Substring test after case folding of both sides. */
+static int contains_nocase(const char *hay, size_t hlen, const char *needle)
+{
+	size_t nlen = strlen(needle);
+	if (nlen == 0)
+		return 1;
+	locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	struct agbuf h = AGBUF_INIT, nd = AGBUF_INIT;
+	fold_case(&h, hay, hlen, loc);
+	fold_case(&nd, needle, nlen, loc);
+	int found = nd.len <= h.len && memmem(h.data, h.len, nd.data, nd.len) != NULL;
+	agbuf_free(&h);
+	agbuf_free(&nd);
+	if (loc != (locale_t)0)
+		freelocale(loc);
+	return found;
+}
+
+static int header_block_matches(const char *data, size_t len, const struct mime_part *p,
+				const char *field, const char *needle)
+{
+	struct mime_header_iter it;
+	struct mime_header_field f;
+	int found = 0;
+	if (p->body_offset > len)
+		return 0;
+	if (data == NULL)
+		return 0;
+	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
+	while (!found && mime_header_next(&it, &f)) {
+		if (field == NULL || (strlen(field) == f.name_len && strncasecmp(field, f.name, f.name_len) == 0)) {
+			struct agbuf dec = AGBUF_INIT;
+			agbuf_reserve(&dec, f.value_len);
+			if (field == NULL) {
+				agbuf_append(&dec, f.name, f.name_len);
+				agbuf_puts(&dec, ": ");
+			}
+			decode_header_value(&dec, f.value, f.value_len);
+			found = contains_nocase(dec.data, dec.len, needle);
+			agbuf_free(&dec);
+		}
+		free(f.value);
+	}
+	return found;
+}
+
+int search_match_header(const struct mime_message *msg, const char *data, size_t len,
+			const char *field, const char *needle)
+{
+	return header_block_matches(data, len, msg->root, field, needle);
+}
+
+static const char *param_value(const struct mime_part *p, const char *name)
+{
+	for (size_t i = 0; i < p->nparams; i++)
+		if (strcasecmp(p->params[i].name, name) == 0)
+			return p->params[i].value;
+	return NULL;
+}
+
+/* Searches the decoded text of every text leaf under `p`. */
+static int body_matches(const struct mime_part *p, const char *data, size_t len, const char *needle)
+{
+	if (p->flags & (MIME_PART_MULTIPART | MIME_PART_RFC822)) {
+		for (const struct mime_part *c = p->children; c; c = c->next) {
+			if ((p->flags & MIME_PART_RFC822) && header_block_matches(data, len, c, NULL, needle))
+				return 1;
+			if (body_matches(c, data, len, needle))
+				return 1;
+		}
+		return 0;
+	}
+	if (p->type != NULL && strcasecmp(p->type, "text") != 0)
+		return 0;
+	if (p->end_offset > len || data == NULL)
+		return 0;
+	const char *body = data + p->body_offset;
+	size_t blen = (size_t)(p->end_offset - p->body_offset);
+	struct agbuf raw = AGBUF_INIT, utf8 = AGBUF_INIT;
+	agbuf_reserve(&raw, 1);
+	agbuf_reserve(&utf8, 1);
+	if (p->encoding && strcasecmp(p->encoding, "base64") == 0)
+		decode_base64(&raw, body, blen);
+	else if (p->encoding && strcasecmp(p->encoding, "quoted-printable") == 0)
+		decode_qp(&raw, body, blen, 0);
+	else
+		agbuf_append(&raw, body, blen);
+	mime_charset_to_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);
+	int found = contains_nocase(utf8.data, utf8.len, needle);
+	agbuf_free(&raw);
+	agbuf_free(&utf8);
+	return found;
+}
+
+int search_match_body(const struct mime_message *msg, const char *data, size_t len, const char *needle)
+{
+	return body_matches(msg->root, data, len, needle);
+}
+
+int search_match_text(const struct mime_message *msg, const char *data, size_t len, const char *needle)
+{
+	return header_block_matches(data, len, msg->root, NULL, needle) ||
+	       body_matches(msg->root, data, len, needle);
+}
+
+/* ---- dates -------------------------------------------------------------- */
+
+int64_t search_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	/* Howard Hinnant's days_from_civil */
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int64_t search_internal_day(time_t when, int zone_minutes)
+{
+	int64_t t = (int64_t)when + (int64_t)zone_minutes * 60;
+	return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+}
+
+/* Skips blanks and (comments). */
+static const char *skip_cfws(const char *p, const char *end)
+{
+	int depth = 0;
+	while (p < end) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			break;
+		p++;
+	}
+	return p;
+}
+
+int search_parse_date(const char *value, size_t len, int64_t *day)
+{
+	static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun",
+					      "jul", "aug", "sep", "oct", "nov", "dec" };
+	const char *p = value, *end = value + len;
+	p = skip_cfws(p, end);
+	/* optional day-of-week followed by a comma */
+	if (p < end && isalpha((unsigned char)*p)) {
+		const char *w = p;
+		while (p < end && isalpha((unsigned char)*p))
+			p++;
+		p = skip_cfws(p, end);
+		if (p < end && *p == ',')
+			p = skip_cfws(p + 1, end);
+		else
+			p = w;
+	}
+	if (p >= end || !isdigit((unsigned char)*p))
+		return -1;
+	unsigned mday = 0;
+	while (p < end && isdigit((unsigned char)*p) && mday < 100)
+		mday = mday * 10 + (unsigned)(*p++ - '0');
+	p = skip_cfws(p, end);
+	if (end - p < 3)
+		return -1;
+	int month = -1;
+	for (int i = 0; i < 12; i++)
+		if (strncasecmp(p, months[i], 3) == 0)
+			month = i + 1;
+	if (month < 0)
+		return -1;
+	p += 3;
+	while (p < end && isalpha((unsigned char)*p))
+		p++; /* "March" */
+	p = skip_cfws(p, end);
+	if (p >= end || !isdigit((unsigned char)*p))
+		return -1;
+	int64_t year = 0;
+	int digits = 0;
+	while (p < end && isdigit((unsigned char)*p) && digits < 9) {
+		year = year * 10 + (*p++ - '0');
+		digits++;
+	}
+	/* obs-year: two digits are 19xx from 50 on, else 20xx; three are +1900 */
+	if (digits == 2)
+		year += year < 50 ? 2000 : 1900;
+	else if (digits == 3)
+		year += 1900;
+	if (mday < 1 || mday > 31)
+		return -1;
+	*day = search_days_from_civil(year, (unsigned)month, mday);
+	return 0;
+}
+
+int search_sent_date(const struct mime_message *msg, const char *data, size_t len, int64_t *day)
+{
+	(void)data;
+	(void)len;
+	const struct mime_envelope *env = msg->root->envelope;
+	if (env == NULL || env->raw[MIME_ENV_DATE] == NULL)
+		return -1;
+	return search_parse_date(env->raw[MIME_ENV_DATE], strlen(env->raw[MIME_ENV_DATE]), day);
+}
+
+int search_larger(const struct mime_message *msg, uint64_t n)
+{
+	return msg->vsize > n;
+}
+
+int search_smaller(const struct mime_message *msg, uint64_t n)
+{
+	return msg->vsize < n;
+}

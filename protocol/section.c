@@ -1,0 +1,279 @@
+/* section.c - BODY[section] byte ranges. */
+#include "protocol/section.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "protocol/mime_header.h"
+
+/* Finds the part a numeric path names, the way Dovecot walks it: in a
+ * non-multipart part only "1" exists (the part itself), and a
+ * message/rfc822 part is entered when more numbers follow. */
+static const struct mime_part *find_part(const struct mime_message *msg, const struct section_spec *spec)
+{
+	const struct mime_part *part = msg->root;
+	for (size_t i = 0; i < spec->path_len && part; i++) {
+		unsigned num = spec->path[i];
+		int more = i + 1 < spec->path_len;
+		if (part->flags & MIME_PART_MULTIPART) {
+			part = part->children;
+			for (; num > 1 && part; num--)
+				part = part->next;
+			if (num == 0)
+				part = NULL;
+		} else if (num != 1 || (more && !(part->flags & MIME_PART_RFC822))) {
+			part = NULL;
+		}
+		if (part && more && (part->flags & MIME_PART_RFC822))
+			part = part->children;
+	}
+	return part;
+}
+
+/* Appends data[i] as it goes on the wire: a bare LF as CRLF, NUL (not
+ * allowed in a literal) as 0x80, as Dovecot sends them. */
+static void put_wire_byte(struct agbuf *b, const char *data, size_t i)
+{
+	if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+		agbuf_putc(b, '\r');
+	agbuf_putc(b, data[i] == '\0' ? (char)0x80 : data[i]);
+}
+
+/* Sets *res to data[start, end) with bare LFs turned into CRLF. */
+static int take_range(const char *data, size_t len, uint64_t start, uint64_t end,
+		      struct section_result *res)
+{
+	if (end > len || start > end)
+		return -1;
+	res->data = data + start;
+	res->len = (size_t)(end - start);
+	int rewrite = 0;
+	for (size_t i = (size_t)start; i < end; i++)
+		if ((data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) || data[i] == '\0') {
+			rewrite = 1;
+			break;
+		}
+	if (!rewrite)
+		return 0;
+	struct agbuf b = AGBUF_INIT;
+	agbuf_reserve(&b, res->len + res->len / 8);
+	for (size_t i = (size_t)start; i < end; i++)
+		put_wire_byte(&b, data, i);
+	res->owned = agbuf_steal(&b, &res->len);
+	res->data = res->owned;
+	return 0;
+}
+
+static int field_listed(const struct section_spec *spec, const char *name, size_t len)
+{
+	for (size_t i = 0; i < spec->nfields; i++)
+		if (strlen(spec->fields[i]) == len && strncasecmp(spec->fields[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* HEADER.FIELDS[.NOT]: the chosen fields in message order, then CRLF. */
+static int filter_header(const char *data, size_t len, const struct mime_part *p,
+			 const struct section_spec *spec, struct section_result *res)
+{
+	if (p->body_offset > len)
+		return -1;
+	struct agbuf b = AGBUF_INIT;
+	struct mime_header_iter it;
+	struct mime_header_field f;
+	agbuf_reserve(&b, 256);
+	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
+	int want_listed = spec->kind == SECTION_HEADER_FIELDS;
+	while (mime_header_next(&it, &f)) {
+		free(f.value);
+		if (field_listed(spec, f.name, f.name_len) != want_listed)
+			continue;
+		for (size_t i = f.raw_start; i < f.raw_end; i++)
+			put_wire_byte(&b, data, i);
+	}
+	/* The empty line that ends the block, as Dovecot writes it (recorded
+	 * behaviour): HEADER.FIELDS of the message always has one; of an
+	 * attached message only when its header had one or a field was
+	 * written; HEADER.FIELDS.NOT passes the header's own empty line
+	 * through, if it has one (the iterator stopped before the end of the
+	 * header at that line). */
+	int has_eoh = it.pos < p->body_offset;
+	if (want_listed ? (p->parent == NULL || has_eoh || b.len > 0) : has_eoh)
+		agbuf_puts(&b, "\r\n");
+	res->owned = agbuf_steal(&b, &res->len);
+	res->data = res->owned;
+	return 0;
+}
+
+int section_fetch(const struct mime_message *msg, const char *data, size_t len,
+		  const struct section_spec *spec, struct section_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->data = "";
+	if (data == NULL) {
+		data = "";
+		len = 0;
+	}
+	const struct mime_part *part = find_part(msg, spec);
+	int ret = 0;
+	if (part == NULL)
+		return 0; /* no such part: an empty string */
+	if (spec->path_len > 0 && spec->kind != SECTION_BODY && spec->kind != SECTION_MIME) {
+		/* HEADER / TEXT of a numbered part exist only for message/rfc822 */
+		if (!(part->flags & MIME_PART_RFC822) || part->children == NULL)
+			return 0;
+		part = part->children;
+	}
+	switch (spec->kind) {
+	case SECTION_BODY:
+		if (spec->path_len == 0)
+			ret = take_range(data, len, 0, msg->size, res);
+		else
+			ret = take_range(data, len, part->body_offset, part->end_offset, res);
+		break;
+	case SECTION_MIME:
+		if (spec->path_len == 0)
+			return 0;
+		/* fall through */
+	case SECTION_HEADER:
+		ret = take_range(data, len, part->hdr_offset, part->body_offset, res);
+		break;
+	case SECTION_TEXT:
+		ret = take_range(data, len, part->body_offset, part->end_offset, res);
+		break;
+	case SECTION_HEADER_FIELDS:
+	case SECTION_HEADER_FIELDS_NOT:
+		ret = filter_header(data, len, part, spec, res);
+		break;
+	}
+	if (ret < 0) {
+		section_result_free(res);
+		return -1;
+	}
+	if (spec->partial) {
+		if (spec->partial_offset >= res->len) {
+			res->data += res->len;
+			res->len = 0;
+		} else {
+			res->data += spec->partial_offset;
+			res->len -= (size_t)spec->partial_offset;
+			if (spec->partial_length < res->len)
+				res->len = (size_t)spec->partial_length;
+		}
+	}
+	return 0;
+}
+
+void section_result_free(struct section_result *res)
+{
+	free(res->owned);
+	res->owned = NULL;
+	res->data = "";
+	res->len = 0;
+}
+
+void section_write_name(struct agbuf *out, const struct section_spec *spec)
+{
+	static const char *const kinds[] = {
+		[SECTION_BODY] = "", [SECTION_HEADER] = "HEADER",
+		[SECTION_HEADER_FIELDS] = "HEADER.FIELDS", [SECTION_HEADER_FIELDS_NOT] = "HEADER.FIELDS.NOT",
+		[SECTION_TEXT] = "TEXT", [SECTION_MIME] = "MIME",
+	};
+	agbuf_puts(out, "BODY[");
+	for (size_t i = 0; i < spec->path_len; i++)
+		agbuf_printf(out, "%s%u", i ? "." : "", spec->path[i]);
+	if (spec->kind != SECTION_BODY) {
+		if (spec->path_len)
+			agbuf_putc(out, '.');
+		agbuf_puts(out, kinds[spec->kind]);
+	}
+	if (spec->kind == SECTION_HEADER_FIELDS || spec->kind == SECTION_HEADER_FIELDS_NOT) {
+		agbuf_puts(out, " (");
+		for (size_t i = 0; i < spec->nfields; i++)
+			agbuf_printf(out, "%s%s", i ? " " : "", spec->fields[i]);
+		agbuf_putc(out, ')');
+	}
+	agbuf_putc(out, ']');
+	if (spec->partial)
+		agbuf_printf(out, "<%llu>", (unsigned long long)spec->partial_offset);
+}
+
+void section_write_item(struct agbuf *out, const struct section_spec *spec,
+			const struct section_result *res)
+{
+	section_write_name(out, spec);
+	agbuf_printf(out, " {%zu}\r\n", res->len);
+	agbuf_append(out, res->data, res->len);
+}
+
+int section_spec_parse(char *text, struct section_spec *spec, const char **fields_buf, size_t fields_cap)
+{
+	memset(spec, 0, sizeof(*spec));
+	char *p = text;
+	while (*p >= '0' && *p <= '9') {
+		unsigned long n = strtoul(p, &p, 10);
+		if (n == 0 || n > 1000000 || spec->path_len == SECTION_MAX_PATH)
+			return -1;
+		spec->path[spec->path_len++] = (unsigned)n;
+		if (*p != '.')
+			break;
+		p++;
+	}
+	char *close = strchr(p, ']');
+	if (close == NULL)
+		return -1;
+	*close = '\0';
+	char *after = close + 1;
+	if (*p == '\0' || (spec->path_len > 0 && p[-1] != '.' && *p == '\0')) {
+		spec->kind = SECTION_BODY;
+	} else if (strcasecmp(p, "HEADER") == 0) {
+		spec->kind = SECTION_HEADER;
+	} else if (strcasecmp(p, "TEXT") == 0) {
+		spec->kind = SECTION_TEXT;
+	} else if (strcasecmp(p, "MIME") == 0) {
+		spec->kind = SECTION_MIME;
+	} else if (strncasecmp(p, "HEADER.FIELDS", 13) == 0) {
+		char *q = p + 13;
+		spec->kind = SECTION_HEADER_FIELDS;
+		if (strncasecmp(q, ".NOT", 4) == 0) {
+			spec->kind = SECTION_HEADER_FIELDS_NOT;
+			q += 4;
+		}
+		while (*q == ' ')
+			q++;
+		if (*q++ != '(')
+			return -1;
+		spec->fields = fields_buf;
+		for (;;) {
+			while (*q == ' ')
+				q++;
+			if (*q == ')' || *q == '\0')
+				break;
+			if (spec->nfields == fields_cap)
+				return -1;
+			fields_buf[spec->nfields++] = q;
+			while (*q && *q != ' ' && *q != ')')
+				q++;
+			char c = *q;
+			*q = '\0';
+			if (c == ')')
+				break;
+			if (c)
+				q++;
+		}
+	} else {
+		return -1;
+	}
+	if (*after == '<') {
+		char *e;
+		spec->partial = 1;
+		spec->partial_offset = strtoull(after + 1, &e, 10);
+		if (*e != '.')
+			return -1;
+		spec->partial_length = strtoull(e + 1, &e, 10);
+		if (*e != '>')
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,116 @@
+/* test_search.c - SEARCH primitives: decoded header/body/text matching,
+ * RFC 2822 dates by day, internal dates by day, sizes. */
+#include <CUnit/Basic.h>
+#include <string.h>
+
+#include "protocol/mime.h"
+#include "protocol/search_match.h"
+#include "tests/mime/test_search.h"
+
+static const char msg_text[] =
+	"From: =?iso-8859-1?q?Andr=E9?= Pirard <pirard@example.org>\r\n"
+	"Subject: =?UTF-8?B?0JjQstCw0L0=?= and\r\n"
+	" =?iso-8859-1?q?caf=E9?= =?iso-8859-1?q?_au_lait?=\r\n"
+	"Date: Thu, 13 Feb 1969 23:32:54 -0330\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=b\r\n"
+	"\r\n"
+	"--b\r\n"
+	"Content-Type: text/plain; charset=iso-8859-1\r\n"
+	"Content-Transfer-Encoding: quoted-printable\r\n"
+	"\r\n"
+	"Gr=FC=DFe aus K=F6ln, soft=\r\n"
+	"break here\r\n"
+	"--b\r\n"
+	"Content-Type: text/html; charset=utf-8\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"PHA+SGVsbG8gV29ybGQ8L3A+\r\n"
+	"--b\r\n"
+	"Content-Type: application/octet-stream\r\n"
+	"\r\n"
+	"hidden binary words\r\n"
+	"--b--\r\n";
+
+static struct mime_message *parse(void)
+{
+	return mime_parse(msg_text, sizeof(msg_text) - 1);
+}
+
+static void test_header(void)
+{
+	struct mime_message *m = parse();
+	const size_t n = sizeof(msg_text) - 1;
+	CU_ASSERT_TRUE(search_match_header(m, msg_text, n, "FROM", "andré"));
+	CU_ASSERT_TRUE(search_match_header(m, msg_text, n, "from", "PIRARD@EXAMPLE"));
+	CU_ASSERT_TRUE(search_match_header(m, msg_text, n, "subject", "Иван and café au lait"));
+	CU_ASSERT_TRUE(search_match_header(m, msg_text, n, "subject", "ИВАН AND CAFÉ"));
+	CU_ASSERT_FALSE(search_match_header(m, msg_text, n, "subject", "pirard"));
+	CU_ASSERT_TRUE(search_match_header(m, msg_text, n, "date", ""));
+	CU_ASSERT_FALSE(search_match_header(m, msg_text, n, "cc", ""));
+	mime_free(m);
+}
+
+static void test_body_and_text(void)
+{
+	struct mime_message *m = parse();
+	const size_t n = sizeof(msg_text) - 1;
+	CU_ASSERT_TRUE(search_match_body(m, msg_text, n, "GRüßE AUS köln"));
+	CU_ASSERT_TRUE(search_match_body(m, msg_text, n, "GRÜßE AUS KÖLN"));
+	CU_ASSERT_FALSE(search_match_body(m, msg_text, n, "GRÜSSE")); /* no full folding */
+	CU_ASSERT_FALSE(search_match_body(m, msg_text, n, "grüsse"));
+	CU_ASSERT_TRUE(search_match_body(m, msg_text, n, "softbreak here"));
+	CU_ASSERT_TRUE(search_match_body(m, msg_text, n, "hello world"));
+	CU_ASSERT_FALSE(search_match_body(m, msg_text, n, "binary words"));
+	CU_ASSERT_FALSE(search_match_body(m, msg_text, n, "Pirard"));
+	CU_ASSERT_TRUE(search_match_text(m, msg_text, n, "Pirard"));
+	CU_ASSERT_TRUE(search_match_text(m, msg_text, n, "hello"));
+	mime_free(m);
+}
+
+static void test_dates(void)
+{
+	int64_t day, want;
+	struct mime_message *m = parse();
+	CU_ASSERT_EQUAL(search_sent_date(m, msg_text, sizeof(msg_text) - 1, &day), 0);
+	CU_ASSERT_EQUAL(day, search_days_from_civil(1969, 2, 13)); /* its own zone's day */
+	mime_free(m);
+	want = search_days_from_civil(1997, 11, 21);
+	CU_ASSERT_EQUAL(search_parse_date("21 Nov 97 09:55:06 GMT", 22, &day), 0);
+	CU_ASSERT_EQUAL(day, want);
+	CU_ASSERT_EQUAL(search_parse_date("Fri, 21 Nov 1997 09:55:06 -0600", 31, &day), 0);
+	CU_ASSERT_EQUAL(day, want);
+	CU_ASSERT_EQUAL(search_parse_date(" (c) Fri , 21 November 1997", 27, &day), 0);
+	CU_ASSERT_EQUAL(day, want);
+	CU_ASSERT_EQUAL(search_parse_date("1 Jan 49 00:00 EST", 18, &day), 0);
+	CU_ASSERT_EQUAL(day, search_days_from_civil(2049, 1, 1));
+	CU_ASSERT_EQUAL(search_parse_date("garbage", 7, &day), -1);
+	CU_ASSERT_EQUAL(search_parse_date("32 Jan 2020", 11, &day), -1);
+	CU_ASSERT_EQUAL(search_days_from_civil(1970, 1, 1), 0);
+	CU_ASSERT_EQUAL(search_days_from_civil(2000, 3, 1), 11017);
+	/* 2024-01-01 02:00 UTC is still 31 Dec 2023 in -0500 */
+	time_t t = (time_t)search_days_from_civil(2024, 1, 1) * 86400 + 7200;
+	CU_ASSERT_EQUAL(search_internal_day(t, -300), search_days_from_civil(2023, 12, 31));
+	CU_ASSERT_EQUAL(search_internal_day(t, 60), search_days_from_civil(2024, 1, 1));
+	CU_ASSERT_EQUAL(search_internal_day(-1, 0), -1);
+}
+
+static void test_sizes(void)
+{
+	struct mime_message *m = mime_parse("a: b\n\nxy\n", 9);
+	CU_ASSERT_EQUAL(m->vsize, 12);
+	CU_ASSERT_TRUE(search_larger(m, 11));
+	CU_ASSERT_FALSE(search_larger(m, 12));
+	CU_ASSERT_TRUE(search_smaller(m, 13));
+	CU_ASSERT_FALSE(search_smaller(m, 12));
+	mime_free(m);
+}
+
+void search_tests_add(void)
+{
+	CU_pSuite s = CU_add_suite("search", NULL, NULL);
+	CU_add_test(s, "header match after RFC 2047 decoding", test_header);
+	CU_add_test(s, "body and text after transfer and charset decoding", test_body_and_text);
+	CU_add_test(s, "dates by day", test_dates);
+	CU_add_test(s, "sizes", test_sizes);
+}

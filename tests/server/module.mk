@@ -1,0 +1,25 @@
+# tests/server/: a real aerogramd on free loopback ports, driven by Python's
+# imaplib, mbsync and curl; the mail tests run on the memory and the SQLite driver.
+TESTBINS += $(B)/tests/test_server_unit
+$(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
+
+$(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/host/auth.o $(B)/obj/host/users.o \
+		$(B)/obj/host/log.o $(B)/obj/host/capability.o $(B)/obj/host/config_file.o $(B)/libagprotocol.a
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS)
+
+SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
+	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
+
+check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
+		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so
+	$(B)/tests/test_server_unit
+	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
+
+CHECKS += check-server
+.PHONY: check-server

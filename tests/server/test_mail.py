@@ -1,0 +1,402 @@
+"""aerogramd's mail commands through imaplib, on the memory driver: the
+mailbox list, APPEND, SELECT, FETCH, STORE, EXPUNGE, COPY, MOVE, IDLE
+updates, and a store that fails. Run by `make check-server`."""
+import imaplib
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aerogramd_fixture import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+
+MESSAGE = (b"From: Alice <alice@example.org>\r\n"
+           b"To: bob@example.org\r\n"
+           b"Subject: Hello there\r\n"
+           b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+           b"Message-ID: <1@example.org>\r\n"
+           b"\r\n"
+           b"Hi Bob,\r\n"
+           b"see you.\r\n")
+
+MULTIPART = (b"From: a@example.org\r\n"
+             b"Subject: parts\r\n"
+             b"MIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=XX\r\n"
+             b"\r\n"
+             b"--XX\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n"
+             b"\r\n"
+             b"first part\r\n"
+             b"--XX\r\n"
+             b"Content-Type: text/html\r\n"
+             b"\r\n"
+             b"<p>second</p>\r\n"
+             b"--XX--\r\n")
+
+
+class MailTest(unittest.TestCase):
+    user_counter = 0
+
+    @classmethod
+    def setUpClass(cls):
+        # One user per test keeps the tests independent on one daemon.
+        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(40)}, tls=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def setUp(self):
+        MailTest.user_counter += 1
+        self.user = "u%d" % MailTest.user_counter
+
+    def imap(self):
+        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
+        self.addCleanup(lambda: m.sock.close())
+        self.assertEqual(m.login(self.user, "pw")[0], "OK")
+        return m
+
+    def raw(self):
+        r = Raw(self.srv.port)
+        self.addCleanup(r.close)
+        r.line()
+        r.send(b"l LOGIN %s pw\r\n" % self.user.encode())
+        self.assertTrue(r.until_tagged(b"l")[-1].startswith(b"l OK"))
+        return r
+
+    def test_default_mailboxes_and_hierarchy(self):
+        m = self.imap()
+        typ, data = m.list()
+        self.assertEqual(typ, "OK")
+        self.assertEqual(sorted(data), sorted([
+            b'(\\HasNoChildren \\Archive) "." Archive', b'(\\HasNoChildren \\Drafts) "." Drafts',
+            b'(\\HasNoChildren) "." INBOX', b'(\\HasNoChildren \\Junk) "." Junk',
+            b'(\\HasNoChildren \\Sent) "." Sent', b'(\\HasNoChildren \\Trash) "." Trash']))
+        self.assertEqual(m.list('""', '""'), ("OK", [b'(\\Noselect) "." ""']))
+        self.assertEqual(m.create("Work.Projects.2026")[0], "OK")
+        self.assertEqual(m.create("Work.Projects.2026")[0], "NO")
+        self.assertIn(b"[ALREADYEXISTS]", m.create("Work.Projects.2026")[1][0])
+        typ, data = m.list('""', "Work.%")
+        self.assertEqual(data, [b'(\\Noselect \\HasChildren) "." Work.Projects'])
+        typ, data = m.list("Work.", "*")
+        self.assertEqual(sorted(data), [b'(\\HasNoChildren) "." Work.Projects.2026',
+                                        b'(\\Noselect \\HasChildren) "." Work.Projects'])
+        self.assertEqual(m.list('""', "inbox"), ("OK", [b'(\\HasNoChildren) "." INBOX']))
+        self.assertEqual(m.rename("Work.Projects.2026", "Done")[0], "OK")
+        self.assertEqual(m.list('""', "Work*"), ("OK", [None]))
+        self.assertEqual(m.list('""', "Done"), ("OK", [b'(\\HasNoChildren) "." Done']))
+        self.assertEqual(m.delete("Done")[0], "OK")
+        typ, data = m.delete("Done")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NONEXISTENT]", data[0])
+        typ, data = m.delete("INBOX")
+        self.assertEqual(typ, "NO")
+
+    def test_names_are_modified_utf7(self):
+        m = self.imap()
+        self.assertEqual(m.create("&AOk-t&AOk-")[0], "OK")
+        self.assertEqual(m.list('""', "&AOk-*"), ("OK", [b'(\\HasNoChildren) "." &AOk-t&AOk-']))
+        typ, data = m.create("caf&AOk")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"modified UTF-7", data[0])
+        m.literal = "caf\u00e9".encode()
+        self.assertEqual(m._simple_command("CREATE")[0], "NO")
+        self.assertEqual(m.rename("&AOk-t&AOk-", "x&")[0], "NO")
+        with self.assertRaises(imaplib.IMAP4.error):
+            m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+
+    def test_subscriptions(self):
+        m = self.imap()
+        m.create("Lists")
+        self.assertEqual(m.subscribe("Lists")[0], "OK")
+        self.assertIn(b'() "." Lists', m.lsub()[1])
+        self.assertEqual(m.unsubscribe("Lists")[0], "OK")
+        self.assertNotIn(b'() "." Lists', m.lsub()[1])
+        # A subscribed child under an unsubscribed parent (RFC 3501 6.3.9).
+        m.create("Lists.Dev")
+        m.subscribe("Lists.Dev")
+        self.assertEqual(m.lsub('""', "Lists%"), ("OK", [b'(\\Noselect) "." Lists']))
+        self.assertEqual(m.lsub('""', "Lists*"), ("OK", [b'() "." Lists.Dev']))
+        # Deleted but still subscribed: LSUB shows it, LIST does not.
+        m.delete("Lists.Dev")
+        self.assertEqual(m.lsub('""', "Lists.*"), ("OK", [b'(\\Noselect) "." Lists.Dev']))
+        self.assertEqual(m.list('""', "Lists.*"), ("OK", [None]))
+
+    def test_append_status_select_fetch(self):
+        m = self.imap()
+        typ, data = m.append("INBOX", "(\\Flagged $Work)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0], rb"^\[APPENDUID \d+ 1\] APPEND completed\.$")
+        typ, data = m.append("Nowhere", None, None, MESSAGE)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[TRYCREATE]", data[0])
+        m.append("INBOX", None, None, MULTIPART)
+        typ, data = m.status("INBOX", "(MESSAGES UIDNEXT UNSEEN RECENT)")
+        self.assertEqual(data, [b"INBOX (MESSAGES 2 UIDNEXT 3 UNSEEN 2 RECENT 2)"])
+        typ, data = m.select("INBOX")
+        self.assertEqual((typ, data), ("OK", [b"2"]))
+        self.assertEqual(m.untagged_responses.get("READ-WRITE"), [b""])
+        self.assertEqual(m.untagged_responses["UIDNEXT"], [b"3"])
+        self.assertEqual(m.untagged_responses["FLAGS"], [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"])
+
+        typ, data = m.fetch("1", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)")
+        self.assertEqual(data, [
+            b'1 (UID 1 FLAGS (\\Flagged $Work \\Recent) INTERNALDATE "08-Feb-1994 05:52:25 +0000" '
+            b'RFC822.SIZE %d ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" "Hello there" '
+            b'(("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) '
+            b'(("Alice" NIL "alice" "example.org")) ((NIL NIL "bob" "example.org")) NIL NIL NIL '
+            b'"<1@example.org>"))' % len(MESSAGE)])
+        typ, data = m.fetch("2", "(BODYSTRUCTURE)")
+        self.assertEqual(data, [
+            b'2 (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 10 0 NIL NIL NIL NIL)'
+            b'("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 13 0 NIL NIL NIL NIL) "mixed" '
+            b'("boundary" "XX") NIL NIL NIL))'])
+        # The CRLF before a boundary belongs to the boundary (RFC 2046).
+        typ, data = m.fetch("2", "(BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT)] "
+                                 "BODY.PEEK[TEXT]<2.6>)")
+        self.assertEqual(data[0], (b"2 (BODY[1] {10}", b"first part"))
+        self.assertEqual(data[1], (b" BODY[2.MIME] {27}", b"Content-Type: text/html\r\n\r\n"))
+        self.assertEqual(data[2], (b" BODY[HEADER.FIELDS (SUBJECT)] {18}", b"Subject: parts\r\n\r\n"))
+        self.assertEqual(data[3], (b" BODY[TEXT]<2> {6}", b"XX\r\nCo"))
+        # PEEK left \Seen alone; BODY[] sets it and says so.
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Flagged $Work \\Recent))"])
+        typ, data = m.fetch("1", "(BODY[])")
+        self.assertEqual(data[0], (b"1 (BODY[] {%d}" % len(MESSAGE), MESSAGE))
+        self.assertEqual(data[1], b" FLAGS (\\Flagged \\Seen $Work \\Recent))")
+        # The client's next commands see \Seen, before and after the view catches up.
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"])
+        self.assertEqual(m.search(None, "SEEN"), ("OK", [b"1"]))
+        m.noop()
+        # The update tells the flag change once more (harmless), then the view has it.
+        self.assertEqual(m.response("FETCH"), ("FETCH", [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"]))
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Flagged \\Seen $Work \\Recent))"])
+        self.assertEqual(m.search(None, "UNSEEN"), ("OK", [b"2"]))
+        typ, data = m.uid("FETCH", "2", "(RFC822.HEADER)")
+        self.assertTrue(data[0][0].startswith(b"2 (UID 2 RFC822.HEADER {"), data)
+        self.assertTrue(data[0][1].startswith(b"From: a@example.org\r\n"))
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.fetch("3", "(FLAGS)")
+        self.assertEqual(m.uid("FETCH", "3:*", "(FLAGS)"), ("OK", [b"2 (UID 2 FLAGS (\\Recent))"]))
+
+    def test_large_fetch_goes_out_in_pieces(self):
+        # 24 messages of 200 kB: several runs of the FETCH, in order, complete.
+        m = self.imap()
+        bodies = []
+        for i in range(24):
+            body = b"Subject: big %d\r\n\r\n" % i + (b"%06d" % i) * 33000 + b"\r\n"
+            bodies.append(body)
+            m.append("INBOX", None, None, body)
+        m.select("INBOX")
+        r = self.raw()
+        r.send(b"s SELECT INBOX\r\nf FETCH 1:* (UID BODY.PEEK[])\r\nn NOOP\r\n")
+        r.until_tagged(b"s")
+        for i, body in enumerate(bodies):
+            head = r.line()
+            self.assertEqual(head, b"* %d FETCH (UID %d BODY[] {%d}" % (i + 1, i + 1, len(body)))
+            while len(r.buf) < len(body) + 3:
+                chunk = r.sock.recv(1 << 20)
+                self.assertTrue(chunk)
+                r.buf += chunk
+            self.assertEqual(r.buf[:len(body)], body)
+            r.buf = r.buf[len(body):]
+            self.assertEqual(r.line(), b")")
+        self.assertEqual(r.line(), b"f OK FETCH completed.")
+        self.assertEqual(r.until_tagged(b"n"), [b"n OK NOOP completed."])
+
+    def test_examine_is_read_only(self):
+        m = self.imap()
+        m.append("INBOX", None, None, MESSAGE)
+        typ, _ = m.select("INBOX", readonly=True)
+        self.assertEqual(typ, "OK")
+        self.assertIn("READ-ONLY", m.untagged_responses)
+        m.fetch("1", "(BODY[])")
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS ())"])
+        typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[READ-ONLY]", data[0])
+
+    def test_store_expunge_copy_move(self):
+        m = self.imap()
+        for i in range(5):
+            m.append("INBOX", None, None, b"Subject: %d\r\n\r\nbody\r\n" % i)
+        m.select("INBOX")
+        self.assertEqual(m.store("1:2", "+FLAGS", "(\\Deleted)")[1],
+                         [b"1 (FLAGS (\\Deleted \\Recent))", b"2 (FLAGS (\\Deleted \\Recent))"])
+        self.assertEqual(m.store("3", "+FLAGS.SILENT", "(\\Seen)"), ("OK", [None]))
+        self.assertEqual(m.uid("STORE", "4", "FLAGS", "(\\Answered custom)")[1],
+                         [b"4 (UID 4 FLAGS (\\Answered custom \\Recent))"])
+        self.assertEqual(m.store("4", "-FLAGS", "(custom)")[1], [b"4 (FLAGS (\\Answered \\Recent))"])
+        typ, data = m.copy("3:4", "Archive")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0], rb"^\[COPYUID \d+ 3:4 1,2\] COPY completed\.$")
+        m.response("COPYUID")  # forget the COPY's code
+        self.assertIn(b"[TRYCREATE]", m.copy("1", "Nowhere")[1][0])
+        m.uid("EXPUNGE", "2")
+        self.assertEqual(m.response("EXPUNGE"), ("EXPUNGE", [b"2"]))
+        self.assertEqual(m.expunge(), ("OK", [b"1"]))
+        self.assertEqual(m.fetch("1:*", "(UID)")[1], [b"1 (UID 3)", b"2 (UID 4)", b"3 (UID 5)"])
+        typ, data = m._simple_command("MOVE", "1", "Trash")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(m.response("COPYUID")[1][0], rb"^\d+ 3 1$")
+        self.assertEqual(m.response("EXPUNGE"), ("EXPUNGE", [b"1"]))
+        self.assertEqual(m.status("Trash", "(MESSAGES)")[1], [b"Trash (MESSAGES 1)"])
+        self.assertEqual(m.status("Archive", "(MESSAGES)")[1], [b"Archive (MESSAGES 2)"])
+        m.store("1", "+FLAGS", "(\\Deleted)")
+        self.assertEqual(m.close()[0], "OK")
+        self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 1)"])
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.fetch("1", "(FLAGS)")  # no mailbox selected any more
+
+    def test_unselect_keeps_deleted(self):
+        r = self.raw()
+        r.send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
+        r.until_tagged(b"a")
+        r.send(b"b SELECT INBOX\r\nc STORE 1 +FLAGS.SILENT (\\Deleted)\r\nd UNSELECT\r\ne STATUS INBOX (MESSAGES)\r\n")
+        self.assertEqual(r.until_tagged(b"d")[-1], b"d OK UNSELECT completed.")
+        self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 1)")
+
+    def test_failed_select_leaves_selected_state(self):
+        r = self.raw()
+        r.send(b"a SELECT INBOX\r\n")
+        r.until_tagged(b"a")
+        r.send(b"b SELECT Nowhere\r\n")
+        lines = r.until_tagged(b"b")
+        self.assertTrue(lines[-1].startswith(b"b NO [NONEXISTENT]"), lines)
+        r.send(b"c FETCH 1 FLAGS\r\n")
+        self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c BAD "))
+
+    def test_idle_hears_other_sessions(self):
+        watcher = self.raw()
+        watcher.send(b"a SELECT INBOX\r\n")
+        watcher.until_tagged(b"a")
+        watcher.send(b"b IDLE\r\n")
+        self.assertEqual(watcher.line(), b"+ idling")
+        writer = self.imap()
+        writer.append("INBOX", None, None, MESSAGE)
+        # The append reaches the watcher without any command from it.
+        self.assertEqual(watcher.line(), b"* 1 EXISTS")
+        self.assertEqual(watcher.line(), b"* 1 RECENT")
+        writer.select("INBOX")
+        writer.store("1", "+FLAGS", "(\\Flagged)")
+        self.assertRegex(watcher.line(), rb"^\* 1 FETCH \(FLAGS \(\\Flagged( \\Recent)?\)\)$")
+        watcher.send(b"DONE\r\n")
+        self.assertEqual(watcher.until_tagged(b"b"), [b"b OK IDLE terminated."])
+
+    def test_noop_reports_expunges_of_others(self):
+        a = self.imap()
+        for _ in range(3):
+            a.append("INBOX", None, None, MESSAGE)
+        a.select("INBOX")
+        b = self.imap()
+        b.select("INBOX")
+        b.store("2", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        typ, _ = a.noop()
+        self.assertEqual(a.response("EXPUNGE"), ("EXPUNGE", [b"2"]))
+
+    def test_search(self):
+        m = self.imap()
+        m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
+        m.append("INBOX", "(\\Flagged $Todo)", '"01-Mar-2020 10:00:00 +0000"', MULTIPART)
+        m.append("INBOX", None, '"15-Jun-2024 10:00:00 +0000"',
+                 b"From: Carol <carol@example.net>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+                 b"Date: Sat, 15 Jun 2024 09:00:00 +0000\r\n\r\n" + b"x" * 3000 + b"\r\n")
+        m.select("INBOX")
+        cases = [
+            ("ALL", b"1 2 3"), ("SEEN", b"1"), ("UNSEEN", b"2 3"), ("FLAGGED", b"2"),
+            ("KEYWORD $Todo", b"2"), ("UNKEYWORD $Todo", b"1 3"), ("NEW", b"2 3"), ("RECENT", b"1 2 3"),
+            ("FROM alice", b"1"), ("FROM EXAMPLE.NET", b"3"), ("SUBJECT hello", b"1"),
+("TO bob", b"1"), ('HEADER Message-ID "<1@example.org>"', b"1"),
+            ("BODY second", b"2"), ("TEXT parts", b"2"), ("BODY nowhere", b""),
+            ("LARGER 1000", b"3"), ("SMALLER 1000", b"1 2"),
+            ("BEFORE 1-Jan-2000", b"1"), ("SINCE 1-Jan-2020", b"2 3"), ("ON 15-Jun-2024", b"3"),
+            ("SENTBEFORE 8-Feb-1994", b"1"), ("SENTON 15-Jun-2024", b"3"),
+            ("OR SEEN FLAGGED", b"1 2"), ("NOT SEEN", b"2 3"), ("2:*", b"2 3"), ("UID 1,3", b"1 3"),
+            ("(SEEN) (FROM alice)", b"1"), ("UNSEEN SMALLER 1000", b"2"),
+        ]
+        for criteria, expected in cases:
+            typ, data = m.search(None, criteria)
+            self.assertEqual((typ, data), ("OK", [expected]), criteria)
+        # An RFC 2047 subject matches its UTF-8 text (sent as a literal).
+        m.literal = "caf\u00e9".encode()
+        self.assertEqual(m.search("UTF-8", "SUBJECT"), ("OK", [b"3"]))
+        self.assertEqual(m.uid("SEARCH", "FLAGGED"), ("OK", [b"2"]))
+        typ, data = m.search("KOI8-R", "ALL")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[BADCHARSET", data[0])
+        m.store("2", "+FLAGS", "(\\Deleted)")
+        m.expunge()
+        self.assertEqual(m.uid("SEARCH", "ALL"), ("OK", [b"1 3"]))
+        self.assertEqual(m.search(None, "ALL"), ("OK", [b"1 2"]))
+
+
+class AppendLimits(unittest.TestCase):
+    """max_message holds for one message and for a MULTIAPPEND as a whole."""
+
+    def test_limits(self):
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_message = 2048"])
+        try:
+            r = Raw(srv.port)
+            r.line()
+            r.send(b"l LOGIN u pw\r\n")
+            r.until_tagged(b"l")
+            r.send(b"a APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b" {1500+}\r\n" + b"y" * 1500 + b"\r\n")
+            self.assertEqual(r.until_tagged(b"a"),
+                             [b"a NO [TOOBIG] APPEND: the messages together are larger than 2048 bytes."])
+            r.send(b"b APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b"\r\n")
+            self.assertRegex(r.until_tagged(b"b")[-1], rb"^b OK \[APPENDUID \d+ 1\] ")
+            r.send(b"c APPEND INBOX {3000}\r\n")
+            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c NO [TOOBIG]"))
+            r.send(b"d APPEND INBOX (\\Seen) {700+}\r\n" + b"z" * 700 + b" {700+}\r\n" + b"w" * 700 + b"\r\n")
+            self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2,3\] ")
+            r.send(b"e STATUS INBOX (MESSAGES)\r\n")
+            self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 3)")
+            r.send(b"f CREATE X\r\ng SELECT X\r\nh DELETE X\r\n")
+            self.assertEqual(r.until_tagged(b"h")[-2:], [b"* OK [CLOSED] The selected mailbox is being deleted.",
+                                                         b"h OK DELETE completed."])
+            r.close()
+        finally:
+            srv.stop()
+
+
+class FailingStore(unittest.TestCase):
+    """The store goes away and comes back: NO [UNAVAILABLE], then service again."""
+
+    def test_unavailable_store(self):
+        import tempfile
+        control_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(control_dir.cleanup)
+        control = os.path.join(control_dir.name, "faults")
+        with open(control, "w") as f:
+            f.write("ok\n")
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
+                     storage=["inner = memory", "control_file = " + control])
+        try:
+            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+            m.login("u", "pw")
+            self.assertEqual(m.create("Before")[0], "OK")
+            with open(control, "w") as f:
+                f.write("fail all unavailable\n")
+            os.utime(control, (1, 1))
+            typ, data = m.create("During")
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"[UNAVAILABLE]", data[0])
+            typ, data = m.append("INBOX", None, None, MESSAGE)
+            self.assertEqual(typ, "NO")
+            self.assertEqual(m.noop()[0], "OK")
+            with open(control, "w") as f:
+                f.write("ok\n")
+            os.utime(control, (2, 2))
+            self.assertEqual(m.create("After")[0], "OK")
+            names = b" ".join(m.list()[1])
+            self.assertIn(b"Before", names)
+            self.assertIn(b"After", names)
+            self.assertNotIn(b"During", names)
+            m.logout()
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

@@ -1,0 +1,205 @@
+/* test_server_unit.c - the daemon's pure parts: SASL PLAIN decoding, the
+ * failure delays, the users file, the capability table, the config file. */
+#include <CUnit/Basic.h>
+#include <argon2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/auth.h"
+#include "host/capability.h"
+#include "host/config_file.h"
+#include "host/users.h"
+
+static char tmpdir[256];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[512];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_sasl_plain(void)
+{
+	char *decoded;
+	const char *user, *pw;
+	size_t ulen, plen;
+	/* "\0alice\0secret" */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("AGFsaWNlAHNlY3JldA==", 20, &decoded, &user, &ulen, &pw, &plen), 0);
+	CU_ASSERT_EQUAL(ulen, 5);
+	CU_ASSERT_EQUAL(memcmp(user, "alice", 5), 0);
+	CU_ASSERT_EQUAL(plen, 6);
+	CU_ASSERT_EQUAL(memcmp(pw, "secret", 6), 0);
+	free(decoded);
+	/* "alice\0alice\0secret": authzid equal to authcid is accepted. */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("YWxpY2UAYWxpY2UAc2VjcmV0", 24, &decoded, &user, &ulen, &pw, &plen), 0);
+	free(decoded);
+	/* "bob\0alice\0secret": acting as someone else is refused. */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("Ym9iAGFsaWNlAHNlY3JldA==", 24, &decoded, &user, &ulen, &pw, &plen), -1);
+	CU_ASSERT_PTR_NULL(decoded);
+	/* "alice\0secret": one NUL only. */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("YWxpY2UAc2VjcmV0", 16, &decoded, &user, &ulen, &pw, &plen), -1);
+	/* "\0\0secret": empty user. */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("AABzZWNyZXQ=", 12, &decoded, &user, &ulen, &pw, &plen), -1);
+	/* Not base64, bad length, padding in the middle, empty. */
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("!!!!", 4, &decoded, &user, &ulen, &pw, &plen), -1);
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("AGFsaWNlAHNlY3JldA=", 19, &decoded, &user, &ulen, &pw, &plen), -1);
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("AG=saWNl", 8, &decoded, &user, &ulen, &pw, &plen), -1);
+	CU_ASSERT_EQUAL(ag_sasl_plain_decode("", 0, &decoded, &user, &ulen, &pw, &plen), -1);
+}
+
+static void test_failure_delays(void)
+{
+	struct ag_auth_failures *t = ag_auth_failures_new(100, 1000);
+	unsigned count;
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 100);
+	CU_ASSERT_EQUAL(count, 1);
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 200);
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 400);
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 800);
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 1000);
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "192.0.2.1", &count), 1000);
+	CU_ASSERT_EQUAL(count, 6);
+	/* Another address starts from the base. */
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "2001:db8::1", &count), 100);
+	CU_ASSERT_EQUAL(count, 1);
+	/* Many addresses: the table stays bounded and keeps working. */
+	char address[64];
+	for (int i = 0; i < 10000; i++) {
+		snprintf(address, sizeof(address), "10.0.%d.%d", i / 256, i % 256);
+		ag_auth_failure_record(t, address, &count);
+	}
+	CU_ASSERT_EQUAL(ag_auth_failure_record(t, "10.0.39.15", &count), 200);
+	ag_auth_failures_free(t);
+}
+
+static void test_users_file(void)
+{
+	char err[512];
+	struct ag_users *users;
+	/* A cheap Argon2id hash of "password", made as aerogramctl does. */
+	char hash[256], text[512];
+	CU_ASSERT_EQUAL_FATAL(argon2id_hash_encoded(1, 64, 1, "password", 8, "somesalt", 8, 32, hash, sizeof(hash)),
+	                      ARGON2_OK);
+	snprintf(text, sizeof(text), "; comment\n[alice]\npassword = {PLAIN}secret\n\n[bob@example.org]\npassword = %s\n",
+	         hash);
+	const char *path = write_file("users.ini", text);
+	CU_ASSERT_EQUAL_FATAL(ag_users_load(path, &users, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ag_users_count(users), 2);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "alice", 5, "secret", 6), 1);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "alice", 5, "secret2", 7), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "alice", 5, "secre", 5), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "Alice", 5, "secret", 6), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "alice\0x", 7, "secret", 6), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "nobody", 6, "secret", 6), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "bob@example.org", 15, "password", 8), 1);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "bob@example.org", 15, "Password", 8), 0);
+	struct ag_users *ref = ag_users_ref(users);
+	ag_users_unref(users);
+	CU_ASSERT_EQUAL(ag_users_verify(ref, "alice", 5, "secret", 6), 1);
+	ag_users_unref(ref);
+
+	static const struct {
+		const char *text;
+		const char *needle;
+	} bad[] = {
+		{ "[a]\npassword = secret\n", "Argon2" },
+		{ "[a]\npasswd = {PLAIN}x\n", "unknown key" },
+		{ "password = {PLAIN}x\n", "outside" },
+		{ "[a]\npassword = {PLAIN}x\n[a]\npassword = {PLAIN}y\n", "twice" },
+		{ "[a\npassword = {PLAIN}x\n", ":1:" },
+		{ "[a/b]\npassword = {PLAIN}x\n", "user name" },
+		{ "[a b]\npassword = {PLAIN}x\n", "user name" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path = write_file("bad.ini", bad[i].text);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(ag_users_load(path, &users, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].needle));
+		if (strstr(err, bad[i].needle) == NULL)
+			fprintf(stderr, "users file %zu: '%s'\n", i, err);
+		CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+	}
+	CU_ASSERT_EQUAL(ag_users_load("/nonexistent/users.ini", &users, err, sizeof(err)), -1);
+}
+
+static void test_capabilities(void)
+{
+	struct agbuf b = AGBUF_INIT;
+	struct ag_capability_context pre = { 0, 1, 1 };
+	ag_capability_append(&b, &pre);
+	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE ID STARTTLS AUTH=PLAIN");
+	agbuf_reset(&b);
+	struct ag_capability_context refused = { 0, 0, 0 };
+	ag_capability_append(&b, &refused);
+	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE ID LOGINDISABLED");
+	agbuf_reset(&b);
+	struct ag_capability_context post = { 1, 1, 1 };
+	ag_capability_append(&b, &post);
+	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE ID "
+	                               "CHILDREN SPECIAL-USE");
+	agbuf_free(&b);
+}
+
+static void test_config_keys(void)
+{
+	char err[512];
+	struct ag_config cfg;
+	const char *path = write_file("a.conf",
+		"[storage]\ndriver = memory\n[imap]\nlisten = 127.0.0.1:1 [::1]:2\nworkers = 3\nidle_timeout = 60\n"
+		"[auth]\nusers_file = /u.ini\nfailure_delay = 5\nfailure_delay_max = 50\n");
+	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.workers, 3);
+	CU_ASSERT_EQUAL(cfg.idle_timeout, 60);
+	CU_ASSERT_EQUAL(cfg.failure_delay, 5);
+	CU_ASSERT_EQUAL(cfg.failure_delay_max, 50);
+	CU_ASSERT_STRING_EQUAL(cfg.plaintext_auth, "loopback");
+	ag_config_free(&cfg);
+	path = write_file("b.conf", "[storage]\ndriver = memory\n");
+	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:1143");
+	CU_ASSERT_EQUAL(cfg.workers, 4);
+	CU_ASSERT_EQUAL(cfg.idle_timeout, 1800);
+	ag_config_free(&cfg);
+	static const char *const bad[] = {
+		"[storage]\ndriver = m\n[imap]\nlisten = 127.0.0.1\n",
+		"[storage]\ndriver = m\n[imap]\nlisten = [::1]\n",
+		"[storage]\ndriver = m\n[imap]\nlisten = 127.0.0.1:0\n",
+		"[storage]\ndriver = m\n[imap]\nworkers = 1000\n",
+		"[storage]\ndriver = m\n[imap]\ntls_cert = /c.pem\n",
+		"[storage]\ndriver = m\n[auth]\nfailure_delay = 10\nfailure_delay_max = 5\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path = write_file("bad.conf", bad[i]);
+		CU_ASSERT_EQUAL(ag_config_load(path, &cfg, err, sizeof(err)), -1);
+	}
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-server-unit-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		return 1;
+	CU_initialize_registry();
+	CU_pSuite suite = CU_add_suite("server", NULL, NULL);
+	CU_add_test(suite, "SASL PLAIN decoding", test_sasl_plain);
+	CU_add_test(suite, "failure delays double up to the cap", test_failure_delays);
+	CU_add_test(suite, "users file", test_users_file);
+	CU_add_test(suite, "capability lists", test_capabilities);
+	CU_add_test(suite, "configuration keys", test_config_keys);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		return 1;
+	return failed ? 1 : 0;
+}
