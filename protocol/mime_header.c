@@ -20,15 +20,16 @@ static size_t line_end(const char *data, size_t pos, size_t end)
 	return lf ? (size_t)(lf - data) + 1 : end;
 }
 
-/* Appends a line's content without its line end and without CRs (lines of
- * mail are stored with CRLF or LF; the CR is never part of a value). */
+/* Appends a line's content without its line end (LF or CRLF); a CR
+ * elsewhere stays part of the value. */
 static void append_line(struct agbuf *buf, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] == '\n')
 			break;
-		if (p[i] != '\r')
-			agbuf_putc(buf, p[i]);
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+			break;
+		agbuf_putc(buf, p[i]);
 	}
 }
 

@@ -190,8 +190,13 @@ void section_write_name(struct agbuf *out, const struct section_spec *spec)
 	}
 	if (spec->kind == SECTION_HEADER_FIELDS || spec->kind == SECTION_HEADER_FIELDS_NOT) {
 		agbuf_puts(out, " (");
-		for (size_t i = 0; i < spec->nfields; i++)
-			agbuf_printf(out, "%s%s", i ? " " : "", spec->fields[i]);
+		/* field names are echoed upper-cased, as Dovecot does */
+		for (size_t i = 0; i < spec->nfields; i++) {
+			if (i)
+				agbuf_putc(out, ' ');
+			for (const char *c = spec->fields[i]; *c; c++)
+				agbuf_putc(out, (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c);
+		}
 		agbuf_putc(out, ')');
 	}
 	agbuf_putc(out, ']');

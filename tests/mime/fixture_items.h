@@ -39,6 +39,9 @@ static const struct fixture_item fixture_items[] = {
 	{ "2.header.fields", "2.HEADER.FIELDS (SUBJECT FROM)]" },
 	{ "1.1.header", "1.1.HEADER]" },
 	{ "1.1.text", "1.1.TEXT]" },
+	{ "all.partial0", "]<0.0>" },
+	{ "text.farpartial", "TEXT]<100000.10>" },
+	{ "header.fields.lower", "HEADER.FIELDS (from Message-Id)]" },
 };
 #define FIXTURE_ITEM_COUNT (sizeof(fixture_items) / sizeof(fixture_items[0]))
 
