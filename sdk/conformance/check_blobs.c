@@ -14,15 +14,9 @@ static void put(const char *key, const void *data, size_t len, const struct aero
 	      ck_driver->blob_put(ck_store, key, data, len, meta, n_meta));
 }
 
-struct blob_result_free {
-	struct aerogram_blob_result *res;
-};
-
 static void free_blob_result(void *arg)
 {
-	struct blob_result_free *f = arg;
-	ck_driver->blob_result_free(ck_store, f->res);
-	free(f);
+	ck_driver->blob_result_free(ck_store, arg);
 }
 
 static struct aerogram_blob_result *get_batch(const struct aerogram_blob_request *req, size_t n)
@@ -30,13 +24,7 @@ static struct aerogram_blob_result *get_batch(const struct aerogram_blob_request
 	struct aerogram_blob_result *res = NULL;
 	CK_OK("blob_get", ck_driver->blob_get(ck_store, req, n, &res));
 	CK_REQUIRE(res != NULL, "blob_get succeeded but returned no result");
-	struct blob_result_free *f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		ck_driver->blob_result_free(ck_store, res);
-		CK_FAIL("out of memory in the test runner");
-	}
-	f->res = res;
-	ck_defer(free_blob_result, f);
+	ck_defer(free_blob_result, res);
 	CK_REQUIRE(res->n_blobs == n, "blob_get returned %zu blobs for %zu requests", res->n_blobs, n);
 	return res;
 }
@@ -207,15 +195,9 @@ static void *putter_main(void *arg)
 	return NULL;
 }
 
-struct list_free {
-	struct aerogram_blob_list *list;
-};
-
 static void free_list(void *arg)
 {
-	struct list_free *f = arg;
-	ck_driver->blob_list_free(ck_store, f->list);
-	free(f);
+	ck_driver->blob_list_free(ck_store, arg);
 }
 
 static struct aerogram_blob_list *list_page(const char *prefix, const char *cont, uint32_t max)
@@ -223,13 +205,7 @@ static struct aerogram_blob_list *list_page(const char *prefix, const char *cont
 	struct aerogram_blob_list *l = NULL;
 	CK_OK("blob_list", ck_driver->blob_list(ck_store, prefix, cont, max, &l));
 	CK_REQUIRE(l != NULL, "blob_list succeeded but returned no list");
-	struct list_free *f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		ck_driver->blob_list_free(ck_store, l);
-		CK_FAIL("out of memory in the test runner");
-	}
-	f->list = l;
-	ck_defer(free_list, f);
+	ck_defer(free_list, l);
 	return l;
 }
 
@@ -292,14 +268,7 @@ static void test_list_pagination(void)
 
 int ck_register_blobs(void)
 {
-	CU_pSuite s = CU_add_suite_with_setup_and_teardown("blobs", NULL, NULL, ck_test_setup,
-	                                                   ck_test_teardown);
-	if (s == NULL)
-		return -1;
-	struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct ck_test tests[] = {
 		{ "metadata round trip and replace", test_metadata_round_trip },
 		{ "byte ranges", test_byte_ranges },
 		{ "batch get with a missing key", test_get_batch_with_missing_key },
@@ -307,8 +276,5 @@ int ck_register_blobs(void)
 		{ "batch delete with missing keys", test_batch_delete_with_missing_keys },
 		{ "list pagination (2500 keys)", test_list_pagination },
 	};
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
-			return -1;
-	return 0;
+	return ck_add_suite("blobs", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -602,14 +602,7 @@ static void test_concurrent_writers(void)
 
 int ck_register_rows(void)
 {
-	CU_pSuite s = CU_add_suite_with_setup_and_teardown("rows", NULL, NULL, ck_test_setup,
-	                                                   ck_test_teardown);
-	if (s == NULL)
-		return -1;
-	struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct ck_test tests[] = {
 		{ "token supersedes exactly what was read", test_token_supersedes_exactly_what_was_read },
 		{ "write without token makes siblings", test_write_without_token_makes_siblings },
 		{ "two writers with one token", test_same_token_two_writers },
@@ -633,8 +626,5 @@ int ck_register_rows(void)
 		{ "malformed tokens and writes", test_malformed_writes },
 		{ "concurrent writers lose nothing", test_concurrent_writers },
 	};
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
-			return -1;
-	return 0;
+	return ck_add_suite("rows", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -244,15 +244,9 @@ void ck_write_batch(const struct aerogram_row_write *writes, size_t n)
 	}
 }
 
-struct result_free {
-	struct aerogram_row_result *res;
-};
-
 static void free_result(void *arg)
 {
-	struct result_free *rf = arg;
-	ck_driver->row_result_free(ck_store, rf->res);
-	free(rf);
+	ck_driver->row_result_free(ck_store, arg);
 }
 
 struct aerogram_row_result *ck_read(const struct aerogram_row_query *q, size_t n)
@@ -260,13 +254,7 @@ struct aerogram_row_result *ck_read(const struct aerogram_row_query *q, size_t n
 	struct aerogram_row_result *res = NULL;
 	CK_OK("row_read", ck_driver->row_read(ck_store, q, n, &res));
 	CK_REQUIRE(res != NULL, "row_read succeeded but returned no result");
-	struct result_free *rf = calloc(1, sizeof(*rf));
-	if (rf == NULL) {
-		ck_driver->row_result_free(ck_store, res);
-		CK_FAIL("out of memory in the test runner");
-	}
-	rf->res = res;
-	ck_defer(free_result, rf);
+	ck_defer(free_result, res);
 	CK_REQUIRE(res->n_pages == n, "row_read returned %zu pages for %zu queries", res->n_pages, n);
 	return res;
 }
@@ -346,4 +334,16 @@ void ck_sleep_ms(unsigned ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0)
 		;
+}
+
+int ck_add_suite(const char *name, const struct ck_test *tests, size_t n)
+{
+	CU_pSuite s = CU_add_suite_with_setup_and_teardown(name, NULL, NULL, ck_test_setup,
+	                                                   ck_test_teardown);
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
+			return -1;
+	return 0;
 }

@@ -92,6 +92,15 @@ int ck_thread_count(void);
 uint64_t ck_now_ms(void);
 void ck_sleep_ms(unsigned ms);
 
+/* One test of a suite: its name in the report and its function. */
+struct ck_test {
+	const char *name;
+	CU_TestFunc fn;
+};
+/* Adds a suite of n tests, each run between ck_test_setup and
+ * ck_test_teardown; -1 when CUnit refuses it. */
+int ck_add_suite(const char *name, const struct ck_test *tests, size_t n);
+
 /* Registration of the three suites. */
 int ck_register_rows(void);
 int ck_register_watches(void);

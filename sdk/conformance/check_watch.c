@@ -474,14 +474,7 @@ static void test_range_watch(void)
 
 int ck_register_watches(void)
 {
-	CU_pSuite s = CU_add_suite_with_setup_and_teardown("watches", NULL, NULL, ck_test_setup,
-	                                                   ck_test_teardown);
-	if (s == NULL)
-		return -1;
-	struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct ck_test tests[] = {
 		{ "watch fires on change with the new token", test_watch_fires_on_change },
 		{ "watch times out", test_watch_timeout },
 		{ "NULL-token watch", test_watch_null_token },
@@ -492,8 +485,5 @@ int ck_register_watches(void)
 		{ "malformed watch requests", test_watch_errors },
 		{ "range watch", test_range_watch },
 	};
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
-			return -1;
-	return 0;
+	return ck_add_suite("watches", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -185,3 +185,23 @@ void agw_inner_close(struct agw_inner *in)
 	free(in->config_text);
 	free(in);
 }
+
+int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_config_entry *config,
+                   size_t n_config, const void *self, agw_wrapper_new_fn make,
+                   struct agw_inner **inner, struct agw_wrapper **w, char *err, size_t errlen)
+{
+	*w = NULL;
+	int rc = agw_inner_open(outer, agw_config_value(config, n_config, "inner"),
+	                        agw_config_value(config, n_config, "inner_config"), self, inner, err,
+	                        errlen);
+	if (rc != 0)
+		return rc;
+	*w = make((*inner)->driver, (*inner)->store);
+	if (*w == NULL) {
+		agw_inner_close(*inner);
+		*inner = NULL;
+		snprintf(err, errlen, "out of memory");
+		return AEROGRAM_EINTERNAL;
+	}
+	return 0;
+}

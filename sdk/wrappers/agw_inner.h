@@ -8,6 +8,8 @@
 
 #include <aerogram/driver.h>
 
+#include "sdk/wrappers/ag_wrap.h"
+
 struct agw_inner {
 	void *dl;
 	const struct aerogram_driver *driver;
@@ -31,5 +33,17 @@ int agw_inner_open(const struct aerogram_host *outer, const char *inner, const c
                    const void *self, struct agw_inner **out, char *err, size_t errlen);
 /* Closes the inner store and unloads its driver. */
 void agw_inner_close(struct agw_inner *in);
+
+/* Makes a wrapper around an open inner pair: agw_fault_new or agw_count_new. */
+typedef struct agw_wrapper *(*agw_wrapper_new_fn)(const struct aerogram_driver *inner,
+                                                  struct aerogram_store *inner_store);
+/* The common start of a loadable wrapper's open: loads the driver named by
+ * the `inner` and `inner_config` keys of `config` (as agw_inner_open) and
+ * wraps its store with `make`. On success the caller owns *inner and *w
+ * (agw_free the wrapper, then agw_inner_close); on failure both are NULL,
+ * err holds one line and a negative AEROGRAM_E* code is returned. */
+int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_config_entry *config,
+                   size_t n_config, const void *self, agw_wrapper_new_fn make,
+                   struct agw_inner **inner, struct agw_wrapper **w, char *err, size_t errlen);
 
 #endif

@@ -48,4 +48,26 @@ int agw_fn_blob_list(struct aerogram_store *store, const char *prefix, const cha
 void agw_fn_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
 int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, size_t n_keys);
 
+/* The forwarding methods of a wrapper descriptor, after AEROGRAM_DRIVER_HEADER
+ * and the identity fields: every call goes through the wrapper behind the
+ * store handle. One list for the in-process and the loadable wrappers, so a
+ * method appended to the ABI is forwarded by all of them or by none. */
+#define AGW_FORWARD_METHODS                                  \
+	.close = agw_fn_close,                               \
+	.error_message = agw_fn_error_message,               \
+	.row_read = agw_fn_row_read,                         \
+	.row_result_free = agw_fn_row_result_free,           \
+	.row_insert = agw_fn_row_insert,                     \
+	.row_delete = agw_fn_row_delete,                     \
+	.row_watch = agw_fn_row_watch,                       \
+	.row_watch_release = agw_fn_row_watch_release,       \
+	.row_watch_range = agw_fn_row_watch_range,           \
+	.blob_get = agw_fn_blob_get,                         \
+	.blob_result_free = agw_fn_blob_result_free,         \
+	.blob_put = agw_fn_blob_put,                         \
+	.blob_copy = agw_fn_blob_copy,                       \
+	.blob_list = agw_fn_blob_list,                       \
+	.blob_list_free = agw_fn_blob_list_free,             \
+	.blob_delete = agw_fn_blob_delete
+
 #endif

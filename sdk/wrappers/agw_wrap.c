@@ -459,22 +459,7 @@ static struct agw_wrapper *wrapper_new(enum agw_kind kind, const struct aerogram
 		.capabilities = inner->capabilities,
 		.config_keys = no_keys,
 		.open = agw_fn_open,
-		.close = agw_fn_close,
-		.error_message = agw_fn_error_message,
-		.row_read = agw_fn_row_read,
-		.row_result_free = agw_fn_row_result_free,
-		.row_insert = agw_fn_row_insert,
-		.row_delete = agw_fn_row_delete,
-		.row_watch = agw_fn_row_watch,
-		.row_watch_release = agw_fn_row_watch_release,
-		.row_watch_range = agw_fn_row_watch_range,
-		.blob_get = agw_fn_blob_get,
-		.blob_result_free = agw_fn_blob_result_free,
-		.blob_put = agw_fn_blob_put,
-		.blob_copy = agw_fn_blob_copy,
-		.blob_list = agw_fn_blob_list,
-		.blob_list_free = agw_fn_blob_list_free,
-		.blob_delete = agw_fn_blob_delete,
+		AGW_FORWARD_METHODS,
 	};
 	return w;
 }

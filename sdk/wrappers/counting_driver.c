@@ -68,16 +68,10 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 		free(c);
 		return AEROGRAM_EINVAL;
 	}
-	int rc = agw_inner_open(host, agw_config_value(config, n_config, "inner"),
-	                        agw_config_value(config, n_config, "inner_config"),
-	                        &counting_anchor, &c->inner, errbuf, errlen);
-	struct agw_wrapper *w = rc == 0 ? agw_count_new(c->inner->driver, c->inner->store) : NULL;
-	if (w == NULL) {
-		if (rc == 0) {
-			agw_inner_close(c->inner);
-			snprintf(errbuf, errlen, "out of memory");
-			rc = AEROGRAM_EINTERNAL;
-		}
+	struct agw_wrapper *w;
+	int rc = agw_inner_wrap(host, config, n_config, &counting_anchor, agw_count_new, &c->inner, &w,
+	                        errbuf, errlen);
+	if (rc != 0) {
 		if (c->map)
 			munmap(c->map, COUNTS_BYTES);
 		free(c);
@@ -99,22 +93,7 @@ static const struct aerogram_driver counting_driver = {
 	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
 	.config_keys = counting_keys,
 	.open = counting_open,
-	.close = agw_fn_close,
-	.error_message = agw_fn_error_message,
-	.row_read = agw_fn_row_read,
-	.row_result_free = agw_fn_row_result_free,
-	.row_insert = agw_fn_row_insert,
-	.row_delete = agw_fn_row_delete,
-	.row_watch = agw_fn_row_watch,
-	.row_watch_release = agw_fn_row_watch_release,
-	.row_watch_range = agw_fn_row_watch_range,
-	.blob_get = agw_fn_blob_get,
-	.blob_result_free = agw_fn_blob_result_free,
-	.blob_put = agw_fn_blob_put,
-	.blob_copy = agw_fn_blob_copy,
-	.blob_list = agw_fn_blob_list,
-	.blob_list_free = agw_fn_blob_list_free,
-	.blob_delete = agw_fn_blob_delete,
+	AGW_FORWARD_METHODS,
 };
 
 AEROGRAM_DRIVER_EXPORT(counting_driver)

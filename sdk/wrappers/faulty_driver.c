@@ -208,21 +208,14 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EINTERNAL;
 	}
-	int rc = agw_inner_open(host, agw_config_value(config, n_config, "inner"),
-	                        agw_config_value(config, n_config, "inner_config"), &faulty_anchor,
-	                        &f->inner, errbuf, errlen);
+	struct agw_wrapper *w;
+	int rc = agw_inner_wrap(host, config, n_config, &faulty_anchor, agw_fault_new, &f->inner, &w,
+	                        errbuf, errlen);
 	if (rc != 0) {
+		pthread_mutex_destroy(&f->lock);
 		free(f->control_file);
 		free(f);
 		return rc;
-	}
-	struct agw_wrapper *w = agw_fault_new(f->inner->driver, f->inner->store);
-	if (w == NULL) {
-		agw_inner_close(f->inner);
-		free(f->control_file);
-		free(f);
-		snprintf(errbuf, errlen, "out of memory");
-		return AEROGRAM_EINTERNAL;
 	}
 	if (f->control_file)
 		agw_set_before_call(w, check_control_file, f);
@@ -240,22 +233,7 @@ static const struct aerogram_driver faulty_driver = {
 	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
 	.config_keys = faulty_keys,
 	.open = faulty_open,
-	.close = agw_fn_close,
-	.error_message = agw_fn_error_message,
-	.row_read = agw_fn_row_read,
-	.row_result_free = agw_fn_row_result_free,
-	.row_insert = agw_fn_row_insert,
-	.row_delete = agw_fn_row_delete,
-	.row_watch = agw_fn_row_watch,
-	.row_watch_release = agw_fn_row_watch_release,
-	.row_watch_range = agw_fn_row_watch_range,
-	.blob_get = agw_fn_blob_get,
-	.blob_result_free = agw_fn_blob_result_free,
-	.blob_put = agw_fn_blob_put,
-	.blob_copy = agw_fn_blob_copy,
-	.blob_list = agw_fn_blob_list,
-	.blob_list_free = agw_fn_blob_list_free,
-	.blob_delete = agw_fn_blob_delete,
+	AGW_FORWARD_METHODS,
 };
 
 AEROGRAM_DRIVER_EXPORT(faulty_driver)

@@ -28,19 +28,26 @@ static char *feed(const char *wire, size_t piece)
 	return feed_n(wire, strlen(wire), piece, NULL, DUMP_ACCEPT);
 }
 
+/* Asserts the log of `len` bytes of `wire`, fed in pieces of `piece` bytes
+ * under `limits` with the literal `policy`, is `expect`. */
+static void expect_fed(const char *wire, size_t len, size_t piece, const struct imap_parser_limits *limits,
+		       enum dump_literal_policy policy, const char *expect)
+{
+	char *got = feed_n(wire, len, piece, limits, policy);
+	if (strcmp(got, expect) != 0)
+		fprintf(stderr, "\n  input:  %.*s\n  piece:  %zd\n  expect: %s  got:    %s", (int)len, wire,
+			(ssize_t)piece, expect, got);
+	CU_ASSERT_STRING_EQUAL(got, expect);
+	free(got);
+}
+
 /* Asserts the log of `wire`, fed whole, in 1-byte pieces and in random
  * pieces, is `expect` every time. */
 static void expect_log(const char *wire, const char *expect)
 {
 	size_t pieces[] = { 0, 1, 2, 3, RANDOM_PIECES };
-	for (size_t i = 0; i < COUNT_OF(pieces); i++) {
-		char *got = feed(wire, pieces[i]);
-		if (strcmp(got, expect) != 0)
-			fprintf(stderr, "\n  input:  %s\n  piece:  %zd\n  expect: %s  got:    %s", wire,
-				(ssize_t)pieces[i], expect, got);
-		CU_ASSERT_STRING_EQUAL(got, expect);
-		free(got);
-	}
+	for (size_t i = 0; i < COUNT_OF(pieces); i++)
+		expect_fed(wire, strlen(wire), pieces[i], NULL, DUMP_ACCEPT, expect);
 }
 
 /* ---- every command form ---- */
@@ -259,17 +266,15 @@ static void test_search_tree(void)
 	for (int i = 0; i < 100; i++)
 		agbuf_putc(&wire, ')');
 	agbuf_puts(&wire, "\r\n");
-	char *got = feed(wire.data, 0);
-	CU_ASSERT_STRING_EQUAL(got, "ERR t syntax: SEARCH criteria nested too deeply\n");
-	free(got);
+	expect_fed(wire.data, strlen(wire.data), 0, NULL, DUMP_ACCEPT,
+		   "ERR t syntax: SEARCH criteria nested too deeply\n");
 	agbuf_reset(&wire);
 	agbuf_puts(&wire, "t SEARCH");
 	for (int i = 0; i < 100; i++)
 		agbuf_puts(&wire, " NOT");
 	agbuf_puts(&wire, " ALL\r\n");
-	got = feed(wire.data, 0);
-	CU_ASSERT_STRING_EQUAL(got, "ERR t syntax: SEARCH criteria nested too deeply\n");
-	free(got);
+	expect_fed(wire.data, strlen(wire.data), 0, NULL, DUMP_ACCEPT,
+		   "ERR t syntax: SEARCH criteria nested too deeply\n");
 	agbuf_free(&wire);
 }
 
@@ -291,9 +296,7 @@ static void test_literal_sync_accept(void)
 static void test_literal_sync_reject(void)
 {
 	const char *wire = "a LOGIN {4}\r\nb NOOP\r\n";
-	char *got = feed_n(wire, strlen(wire), 1, NULL, DUMP_REJECT);
-	CU_ASSERT_STRING_EQUAL(got, "LIT a 4\nCMD b NOOP\n");
-	free(got);
+	expect_fed(wire, strlen(wire), 1, NULL, DUMP_REJECT, "LIT a 4\nCMD b NOOP\n");
 }
 
 static void test_literal_nonsync(void)
@@ -301,9 +304,8 @@ static void test_literal_nonsync(void)
 	expect_log("a LOGIN {4+}\r\nfred {0+}\r\n\r\n", "CMD a LOGIN \"fred\" \"\"\n");
 	/* Literal bytes are taken as they are, CRLF and NUL included. */
 	const char wire[] = "a SEARCH TEXT {5+}\r\na\r\n\0b\r\n";
-	char *got = feed_n(wire, sizeof(wire) - 1, 1, NULL, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "CMD a SEARCH (TEXT \"a\\x0d\\x0a\\x00b\")\n");
-	free(got);
+	expect_fed(wire, sizeof(wire) - 1, 1, NULL, DUMP_ACCEPT,
+		   "CMD a SEARCH (TEXT \"a\\x0d\\x0a\\x00b\")\n");
 }
 
 static void test_literal_too_large(void)
@@ -313,17 +315,14 @@ static void test_literal_too_large(void)
 	lim.max_literal = 10;
 	/* Synchronising: refused before the client sends it. */
 	const char *wire = "a LOGIN {11}\r\nb NOOP\r\n";
-	char *got = feed_n(wire, strlen(wire), 0, &lim, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "ERR a literal: Literal too large\nCMD b NOOP\n");
-	free(got);
+	expect_fed(wire, strlen(wire), 0, &lim, DUMP_ACCEPT,
+		   "ERR a literal: Literal too large\nCMD b NOOP\n");
 	/* Non-synchronising: the bytes come anyway and are skipped, with the
 	 * rest of the command. */
 	wire = "a LOGIN {11+}\r\nb NOOP\r\nxx pass {3+}\r\nabc\r\nc NOOP\r\n";
-	for (size_t piece = 0; piece < 4; piece++) {
-		got = feed_n(wire, strlen(wire), piece, &lim, DUMP_ACCEPT);
-		CU_ASSERT_STRING_EQUAL(got, "ERR a literal: Literal too large\nCMD c NOOP\n");
-		free(got);
-	}
+	for (size_t piece = 0; piece < 4; piece++)
+		expect_fed(wire, strlen(wire), piece, &lim, DUMP_ACCEPT,
+			   "ERR a literal: Literal too large\nCMD c NOOP\n");
 }
 
 static void test_too_many_literals(void)
@@ -332,9 +331,8 @@ static void test_too_many_literals(void)
 	imap_parser_default_limits(&lim);
 	lim.max_literals = 2;
 	const char *wire = "a SEARCH TEXT {1+}\r\nx TEXT {1+}\r\ny TEXT {1+}\r\nz\r\nb NOOP\r\n";
-	char *got = feed_n(wire, strlen(wire), 1, &lim, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "ERR a command: Too many literals in one command\nCMD b NOOP\n");
-	free(got);
+	expect_fed(wire, strlen(wire), 1, &lim, DUMP_ACCEPT,
+		   "ERR a command: Too many literals in one command\nCMD b NOOP\n");
 }
 
 static void test_error_before_literal(void)
@@ -412,9 +410,8 @@ static void test_append_too_large(void)
 	imap_parser_default_limits(&lim);
 	lim.max_append = 100;
 	const char *wire = "a APPEND INBOX {101}\r\nb APPEND INBOX {100}\r\n";
-	char *got = feed_n(wire, strlen(wire), 0, &lim, DUMP_REJECT);
-	CU_ASSERT_STRING_EQUAL(got, "ERR a literal: Literal too large\nLIT b 100 message\n");
-	free(got);
+	expect_fed(wire, strlen(wire), 0, &lim, DUMP_REJECT,
+		   "ERR a literal: Literal too large\nLIT b 100 message\n");
 }
 
 static void test_literal_event_has_append_so_far(void)
@@ -472,16 +469,13 @@ static void test_line_too_long(void)
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "a LOGIN u ", 10);
 	memcpy(line + 100, "\r\nb NOOP\r\n", 10);
-	char *got = feed_n(line, 110, 1, &lim, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "CMD a LOGIN \"u\" \"" /* 90 x */
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\nCMD b NOOP\n");
-	free(got);
+	expect_fed(line, 110, 1, &lim, DUMP_ACCEPT,
+		   "CMD a LOGIN \"u\" \"" /* 90 x */
+		   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\nCMD b NOOP\n");
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "a LOGIN u ", 10);
 	memcpy(line + 101, "\r\nb NOOP\r\n", 10);
-	got = feed_n(line, 111, 1, &lim, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "ERR a line: Line too long\nCMD b NOOP\n");
-	free(got);
+	expect_fed(line, 111, 1, &lim, DUMP_ACCEPT, "ERR a line: Line too long\nCMD b NOOP\n");
 	/* An over-long line announcing a non-synchronising literal: the
 	 * literal is skipped too. */
 	struct agbuf w = AGBUF_INIT;
@@ -489,11 +483,9 @@ static void test_line_too_long(void)
 	for (int i = 0; i < 200; i++)
 		agbuf_putc(&w, 'y');
 	agbuf_puts(&w, " {8+}\r\nb NOOP\r\n\r\nc NOOP\r\n");
-	for (size_t piece = 0; piece < 3; piece++) {
-		got = feed_n(w.data, w.len, piece, &lim, DUMP_ACCEPT);
-		CU_ASSERT_STRING_EQUAL(got, "ERR a line: Line too long\nCMD c NOOP\n");
-		free(got);
-	}
+	for (size_t piece = 0; piece < 3; piece++)
+		expect_fed(w.data, w.len, piece, &lim, DUMP_ACCEPT,
+			   "ERR a line: Line too long\nCMD c NOOP\n");
 	agbuf_free(&w);
 }
 
@@ -512,9 +504,7 @@ static void test_command_too_large(void)
 	for (int i = 0; i < 90; i++)
 		agbuf_putc(&w, 'r');
 	agbuf_puts(&w, "\r\nb NOOP\r\n");
-	char *got = feed_n(w.data, w.len, 1, &lim, DUMP_ACCEPT);
-	CU_ASSERT_STRING_EQUAL(got, "ERR a literal: Literal too large\nCMD b NOOP\n");
-	free(got);
+	expect_fed(w.data, w.len, 1, &lim, DUMP_ACCEPT, "ERR a literal: Literal too large\nCMD b NOOP\n");
 	agbuf_free(&w);
 }
 
@@ -553,11 +543,9 @@ static void test_sasl_line_too_long(void)
 	imap_parser_default_limits(&lim);
 	lim.max_line = 24;
 	const char *wire = "a AUTHENTICATE PLAIN\r\nQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\nb NOOP\r\n";
-	for (size_t piece = 0; piece < 3; piece++) {
-		char *got = feed_n(wire, strlen(wire), piece, &lim, DUMP_ACCEPT);
-		CU_ASSERT_STRING_EQUAL(got, "CMD a AUTHENTICATE \"PLAIN\"\nERR * line: Line too long\nCMD b NOOP\n");
-		free(got);
-	}
+	for (size_t piece = 0; piece < 3; piece++)
+		expect_fed(wire, strlen(wire), piece, &lim, DUMP_ACCEPT,
+			   "CMD a AUTHENTICATE \"PLAIN\"\nERR * line: Line too long\nCMD b NOOP\n");
 }
 
 static void test_boundary_queries(void)
