@@ -125,7 +125,7 @@ void ag_cmd_close(struct ag_session *s)
 static void update_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
-	int rc = ag_session_update_view(s, 0, NULL, 0);
+	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
 	else
@@ -150,7 +150,7 @@ void ag_cmd_check(struct ag_session *s)
 /* During IDLE: untagged updates only, the command goes on. */
 static void idle_update_run(struct ag_session *s)
 {
-	int rc = ag_session_update_view(s, 0, NULL, 0);
+	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		agbuf_puts(&s->reply, "* OK [UNAVAILABLE] The mail store did not answer; updates will follow.\r\n");
 }

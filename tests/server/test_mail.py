@@ -295,6 +295,70 @@ class MailTest(unittest.TestCase):
         typ, _ = a.noop()
         self.assertEqual(a.response("EXPUNGE"), ("EXPUNGE", [b"2"]))
 
+    def test_no_expunge_during_fetch_store_search(self):
+        """RFC 3501 7.4.1: another session's EXPUNGE is not told during FETCH,
+        STORE or SEARCH; numbers stay put until NOOP tells it."""
+        a = self.raw()
+        b = self.imap()
+        for i in range(5):
+            b.append("INBOX", None, None, MESSAGE.replace(b"Hello there", b"msg %d" % (i + 1)))
+        a.send(b"s SELECT INBOX\r\n")
+        self.assertIn(b"* 5 EXISTS", a.until_tagged(b"s"))
+        b.select("INBOX")
+        b.store("2,4", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        b.append("INBOX", None, None, MESSAGE.replace(b"Hello there", b"msg 6"))
+        a.send(b"f FETCH 1:5 (UID FLAGS)\r\n")
+        lines = a.until_tagged(b"f")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-1], b"f OK FETCH completed.")
+        self.assertIn(b"* 4 FETCH (UID 4 FLAGS (\\Recent))", lines)
+        # An expunged message still answers from its data, at its old number.
+        a.send(b"g FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        lines = a.until_tagged(b"g")
+        self.assertIn(b"Subject: msg 2", b"".join(lines))
+        self.assertEqual(lines[-1], b"g OK FETCH completed.")
+        a.send(b"h STORE 1:5 +FLAGS (\\Flagged)\r\n")
+        lines = a.until_tagged(b"h")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-1], b"h OK STORE completed.")
+        # New messages may be told (EXISTS), numbered after the kept ones.
+        self.assertIn(b"* 6 EXISTS", lines)
+        self.assertIn(b"* 3 FETCH (FLAGS (\\Flagged \\Recent))", lines)
+        self.assertIn(b"* 5 FETCH (FLAGS (\\Flagged \\Recent))", lines)
+        a.send(b"i SEARCH FLAGGED\r\n")
+        lines = a.until_tagged(b"i")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-2], b"* SEARCH 1 3 5")
+        a.send(b"j SEARCH SUBJECT \"msg 5\"\r\n")
+        self.assertEqual(a.until_tagged(b"j")[-2], b"* SEARCH 5")
+        # NOOP tells both expunges, numbered as they go: 2, then 4 - 1 = 3.
+        a.send(b"k NOOP\r\n")
+        lines = a.until_tagged(b"k")
+        self.assertEqual([l for l in lines if l.endswith(b" EXPUNGE")], [b"* 2 EXPUNGE", b"* 3 EXPUNGE"])
+        self.assertEqual(lines[-1], b"k OK NOOP completed.")
+        a.send(b"l FETCH 1:* (UID)\r\n")
+        lines = a.until_tagged(b"l")
+        self.assertEqual(lines[:-1], [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)", b"* 3 FETCH (UID 5)",
+                                      b"* 4 FETCH (UID 6)"])
+        a.send(b"m SEARCH SUBJECT \"msg 5\"\r\n")
+        self.assertEqual(a.until_tagged(b"m")[-2], b"* SEARCH 3")
+
+    def test_uid_store_may_tell_expunges(self):
+        a = self.raw()
+        b = self.imap()
+        for _ in range(3):
+            b.append("INBOX", None, None, MESSAGE)
+        a.send(b"s SELECT INBOX\r\n")
+        a.until_tagged(b"s")
+        b.select("INBOX")
+        b.store("2", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        a.send(b"t UID STORE 1 +FLAGS (\\Seen)\r\n")
+        lines = a.until_tagged(b"t")
+        self.assertIn(b"* 2 EXPUNGE", lines)
+        self.assertEqual(lines[-1], b"t OK UID STORE completed.")
+
     def test_search(self):
         m = self.imap()
         m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
