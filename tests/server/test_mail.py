@@ -359,6 +359,39 @@ class MailTest(unittest.TestCase):
         self.assertIn(b"* 2 EXPUNGE", lines)
         self.assertEqual(lines[-1], b"t OK UID STORE completed.")
 
+    def test_disconnect_inside_append_literal_leaves_nothing(self):
+        m = self.imap()
+        m.append("INBOX", None, None, MESSAGE)
+        for literal_plus in (False, True):
+            r = self.raw()
+            body = MESSAGE * 20
+            if literal_plus:
+                r.send(b"a APPEND INBOX (\\Seen) {%d+}\r\n" % len(body))
+            else:
+                r.send(b"a APPEND INBOX (\\Seen) {%d}\r\n" % len(body))
+                self.assertTrue(r.line().startswith(b"+ "))
+            r.send(body[:len(body) // 2])
+            r.close()
+        # Another session: still one message, and the daemon serves.
+        for _ in range(2):
+            self.assertEqual(m.status("INBOX", "(MESSAGES UIDNEXT)")[1], [b"INBOX (MESSAGES 1 UIDNEXT 2)"])
+            self.assertEqual(m.noop()[0], "OK")
+        m.select("INBOX")
+        self.assertEqual(m.fetch("1:*", "(UID)")[1], [b"1 (UID 1)"])
+
+    def test_invalid_mailbox_names(self):
+        r = self.raw()
+        for n, name in enumerate([b'"caf&AOk"', b'"&Jjo!"', b'"&-&"', b'"a&AGE-"', b'"&ZeVnLIqe"', b'"x&"',
+                                  b'"&2D0-"', b'"\xff\xfe"']):
+            for command in (b"CREATE", b"SELECT", b"RENAME INBOX.x"):
+                r.send(b"n%d %s %s\r\n" % (n, command, name))
+                last = r.until_tagged(b"n%d" % n)[-1]
+                self.assertRegex(last, rb"^n%d (NO|BAD) " % n, (command, name))
+        r.send(b"z NOOP\r\n")
+        self.assertEqual(r.until_tagged(b"z")[-1], b"z OK NOOP completed.")
+        r.send(b'y LIST "" *\r\n')
+        self.assertFalse([l for l in r.until_tagged(b"y") if b"&" in l])
+
     def test_search(self):
         m = self.imap()
         m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
@@ -457,6 +490,47 @@ class FailingStore(unittest.TestCase):
             self.assertIn(b"Before", names)
             self.assertIn(b"After", names)
             self.assertNotIn(b"During", names)
+            m.logout()
+        finally:
+            srv.stop()
+
+
+    def test_unavailable_store_while_selected(self):
+        import tempfile
+        control_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(control_dir.cleanup)
+        control = os.path.join(control_dir.name, "faults")
+        with open(control, "w") as f:
+            f.write("ok\n")
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
+                     storage=["inner = memory", "control_file = " + control])
+        try:
+            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+            m.login("u", "pw")
+            for _ in range(3):
+                m.append("INBOX", None, None, MESSAGE)
+            m.select("INBOX")
+            with open(control, "w") as f:
+                f.write("fail all unavailable\n")
+            os.utime(control, (1, 1))
+            for what, call in (("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
+                               ("STORE", lambda: m.store("1", "+FLAGS", "(\\Flagged)")),
+                               ("SEARCH", lambda: m.search(None, "BODY", "Bob")),
+                               ("COPY", lambda: m.copy("1", "Archive")),
+                               ("STATUS", lambda: m.status("Archive", "(MESSAGES)")),
+                               ("APPEND", lambda: m.append("INBOX", None, None, MESSAGE))):
+                typ, data = call()
+                self.assertEqual(typ, "NO", what)
+                self.assertIn(b"[UNAVAILABLE]", data[-1], what)
+            with open(control, "w") as f:
+                f.write("ok\n")
+            os.utime(control, (2, 2))
+            self.assertEqual(m.noop()[0], "OK")
+            self.assertEqual(m.store("1", "+FLAGS", "(\\Flagged)")[0], "OK")
+            typ, data = m.fetch("1:*", "(FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data), 3)
+            self.assertIn(b"\\Flagged", data[0])
             m.logout()
         finally:
             srv.stop()
