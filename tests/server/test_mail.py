@@ -510,10 +510,11 @@ class FailingStore(unittest.TestCase):
             for _ in range(3):
                 m.append("INBOX", None, None, MESSAGE)
             m.select("INBOX")
+            m.store("3", "+FLAGS", "(\\Deleted)")
             with open(control, "w") as f:
                 f.write("fail all unavailable\n")
             os.utime(control, (1, 1))
-            for what, call in (("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
+            for what, call in (("CLOSE", lambda: m._simple_command("CLOSE")),("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
                                ("STORE", lambda: m.store("1", "+FLAGS", "(\\Flagged)")),
                                ("SEARCH", lambda: m.search(None, "BODY", "Bob")),
                                ("COPY", lambda: m.copy("1", "Archive")),
@@ -531,6 +532,9 @@ class FailingStore(unittest.TestCase):
             self.assertEqual(typ, "OK")
             self.assertEqual(len(data), 3)
             self.assertIn(b"\\Flagged", data[0])
+            # The failed CLOSE kept the mailbox selected; this one expunges.
+            self.assertEqual(m.close()[0], "OK")
+            self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 2)"])
             m.logout()
         finally:
             srv.stop()
