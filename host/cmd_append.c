@@ -93,7 +93,7 @@ static void append_run(struct ag_session *s)
 	}
 	/* The selected mailbox grew: say so now (RFC 3501 6.3.11). */
 	if (s->view != NULL && strcmp(s->mailbox, name) == 0)
-		ag_session_update_view(s, 0, NULL, 0);
+		ag_session_update_view(s, 0, 0, NULL, 0);
 	agbuf_printf(&s->reply, "%s OK [APPENDUID %u ", tag, uidvalidity);
 	for (size_t i = 0; i < s->n_append; i++)
 		agbuf_printf(&s->reply, "%s%u", i ? "," : "", uids[i]);

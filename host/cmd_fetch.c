@@ -5,7 +5,14 @@
  * than the top-level header, one body read per batch. A large answer goes
  * out in chunks of about FETCH_REPLY_CHUNK bytes, each read only once the
  * client took the previous one. ENVELOPE,
- * BODYSTRUCTURE and header sections come from the summary alone. */
+ * BODYSTRUCTURE and header sections come from the summary alone.
+ *
+ * FETCH never brings the view up to date, so it sends no EXPUNGE (RFC 3501
+ * 7.4.1). A message another session expunged keeps its sequence number
+ * until NOOP, IDLE, EXPUNGE... tell it; until then FETCH answers it from its
+ * summary and body, which stay in the store until orphan collection. If they
+ * are gone already, the message is left out of the answer and the command
+ * ends with NO [EXPUNGEISSUED] (RFC 5530). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,6 +221,7 @@ struct fetch_state {
 	uint32_t *newly_seen;     /* ascending: they get FLAGS in the answer */
 	size_t n_newly_seen;
 	struct fetch_plan plan;
+	int missing;              /* a message could not be read: expunged */
 };
 
 static void fetch_state_free(void *arg)
@@ -291,8 +299,11 @@ static void fetch_run(struct ag_session *s)
 				continue;
 			const struct mail_summary *sum = sums ? &sums[i] : NULL;
 			const struct mail_body *body = bodies ? &bodies[i] : NULL;
-			if ((sum && sum->status != 0) || (body && body->status != 0))
-				continue; /* expunged meanwhile by another daemon */
+			if ((sum && sum->status != 0) || (body && body->status != 0)) {
+				/* expunged and already collected: nothing left to answer */
+				st->missing = 1;
+				continue;
+			}
 			uint32_t flags = ag_session_flags(s, info.uid, info.flags);
 			int add_flags = 0;
 			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
@@ -315,8 +326,12 @@ static void fetch_run(struct ag_session *s)
 		ag_session_storage_continue(s, st, fetch_state_free);
 		return;
 	}
+	int missing = st->missing;
 	fetch_state_free(st);
-	agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
+	if (missing)
+		agbuf_printf(&s->reply, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", tag);
+	else
+		agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
 }
 
 void ag_cmd_fetch(struct ag_session *s)

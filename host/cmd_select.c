@@ -84,33 +84,43 @@ void ag_cmd_select(struct ag_session *s)
 	ag_session_storage(s, select_run, 0);
 }
 
-static void expunge_deleted(struct ag_session *s)
+/* Expunges the \Deleted messages; 0 or an engine error. */
+static int expunge_deleted(struct ag_session *s)
 {
 	struct mail_view *v = s->view;
 	uint32_t exists = mail_view_exists(v);
 	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
 	size_t n = 0;
+	int rc = 0;
 	if (uids == NULL)
-		return;
+		return AEROGRAM_EINTERNAL;
 	for (uint32_t seq = 1; seq <= exists; seq++) {
 		struct mail_msg_info info;
 		if (mail_view_msg(v, seq, &info) == 0 && (info.flags & MAIL_F_DELETED))
 			uids[n++] = info.uid;
 	}
 	if (n > 0) {
-		int rc = mail_expunge(v, uids, n);
+		rc = mail_expunge(v, uids, n);
 		if (rc != 0)
 			ag_log_warn("CLOSE: expunging %zu messages of %s failed (error %d)", n, s->mailbox, rc);
 	}
 	free(uids);
+	return rc;
 }
 
-/* CLOSE expunges silently (unless read-only); UNSELECT does not. */
+/* CLOSE expunges silently (unless read-only); UNSELECT does not. A CLOSE
+ * whose expunge failed says so and keeps the mailbox selected, so the client
+ * does not believe its \Deleted messages are gone and may try again. */
 static void close_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
-	if (cmd->kind == IMAP_CMD_CLOSE && !s->readonly)
-		expunge_deleted(s);
+	if (cmd->kind == IMAP_CMD_CLOSE && !s->readonly) {
+		int rc = expunge_deleted(s);
+		if (rc != 0) {
+			ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
+			return;
+		}
+	}
 	ag_session_unselect(s);
 	s->next_state = AG_STATE_AUTH;
 	agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
@@ -125,7 +135,7 @@ void ag_cmd_close(struct ag_session *s)
 static void update_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
-	int rc = ag_session_update_view(s, 0, NULL, 0);
+	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
 	else
@@ -150,7 +160,7 @@ void ag_cmd_check(struct ag_session *s)
 /* During IDLE: untagged updates only, the command goes on. */
 static void idle_update_run(struct ag_session *s)
 {
-	int rc = ag_session_update_view(s, 0, NULL, 0);
+	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		agbuf_puts(&s->reply, "* OK [UNAVAILABLE] The mail store did not answer; updates will follow.\r\n");
 }

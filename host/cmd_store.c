@@ -53,7 +53,8 @@ static void store_run(struct ag_session *s)
 		rc = mail_store(s->view, uids, n, mode, flags, keywords, n_keywords);
 	free(keywords);
 	if (rc == 0)
-		rc = ag_session_update_view(s, cmd->uid,
+		/* A plain STORE must not send EXPUNGE (RFC 3501 7.4.1); UID STORE may. */
+		rc = ag_session_update_view(s, cmd->uid ? 0 : MAIL_VIEW_DEFER_EXPUNGE, cmd->uid,
 		                     cmd->u.store.silent ? uids : NULL, cmd->u.store.silent ? n : 0);
 	free(uids);
 	if (rc != 0)
@@ -100,7 +101,7 @@ static void expunge_run(struct ag_session *s)
 		rc = mail_expunge(v, uids, n);
 	free(uids);
 	if (rc == 0)
-		rc = ag_session_update_view(s, 0, NULL, 0);
+		rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);
 	else
@@ -173,7 +174,7 @@ static void copy_run(struct ag_session *s)
 		/* RFC 6851: COPYUID in an untagged OK, then the EXPUNGEs. */
 		if (code.len > 0)
 			agbuf_printf(&s->reply, "* OK %sMoved.\r\n", code.data);
-		rc = ag_session_update_view(s, 0, NULL, 0);
+		rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	}
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);

@@ -109,11 +109,11 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 	}
 }
 
-int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, int with_uid,
+int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned options, int with_uid,
                     const uint32_t *silent, size_t n_silent)
 {
 	struct mail_changes *c = NULL;
-	int rc = mail_view_update(v, !readonly, &c);
+	int rc = mail_view_update_ex(v, !readonly, options, &c);
 	if (rc != 0)
 		return rc;
 	ag_reply_changes(out, v, c, with_uid, silent, n_silent);

@@ -447,9 +447,10 @@ void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s),
 	ag_session_run_job(s, storage_run, storage_done);
 }
 
-int ag_session_update_view(struct ag_session *s, int with_uid, const uint32_t *silent, size_t n_silent)
+int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid, const uint32_t *silent,
+                           size_t n_silent)
 {
-	int rc = ag_reply_update(&s->reply, s->view, s->readonly, with_uid, silent, n_silent);
+	int rc = ag_reply_update(&s->reply, s->view, s->readonly, options, with_uid, silent, n_silent);
 	if (rc == 0) {
 		free(s->seen_overlay);
 		s->seen_overlay = NULL;

@@ -134,7 +134,8 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
 
 /* Brings the view up to date and appends what changed to s->reply (see
  * ag_reply_update); forgets the \Seen overlay. Returns 0 or an engine error. */
-int ag_session_update_view(struct ag_session *s, int with_uid, const uint32_t *silent, size_t n_silent);
+int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid, const uint32_t *silent,
+                           size_t n_silent);
 /* Adds UIDs (ascending) to the \Seen overlay. */
 void ag_session_overlay_seen(struct ag_session *s, const uint32_t *uids, size_t n);
 /* The flags of a message as this session's client knows them: the view's plus the overlay. */

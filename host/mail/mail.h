@@ -220,6 +220,18 @@ struct mail_changes {
  * `claim_recent`, new messages nobody saw are claimed as \Recent for this
  * session (one log entry). *out owned by caller: mail_changes_free. */
 int mail_view_update(struct mail_view *v, int claim_recent, struct mail_changes **out);
+
+/* mail_view_update_ex option: take new messages and flag changes but keep
+ * the messages expunged meanwhile in the snapshot, with their last flags
+ * and their sequence numbers, and report no expunge. RFC 3501 7.4.1 forbids
+ * EXPUNGE during FETCH, STORE and SEARCH; the next update without this
+ * option reports them (numbers adjusted as usual). A new UIDVALIDITY is not
+ * taken either: the snapshot stays as it was until such an update. */
+#define MAIL_VIEW_DEFER_EXPUNGE 1u
+/* mail_view_update with options (MAIL_VIEW_*). *out owned by caller. */
+int mail_view_update_ex(struct mail_view *v, int claim_recent, unsigned options, struct mail_changes **out);
+/* Messages of the snapshot that are expunged but not reported yet. */
+size_t mail_view_pending_expunges(const struct mail_view *v);
 /* Frees a change set. */
 void mail_changes_free(struct mail_changes *c);
 
@@ -239,6 +251,7 @@ struct mail_msg_info {
 	uint64_t keywords;
 	uint64_t modseq;
 	int recent;
+	int expunged;  /* gone from the mailbox; kept until an EXPUNGE may be sent */
 	char id[33];
 };
 /* The info of sequence number seq; 0 or AEROGRAM_ENOTFOUND. */

@@ -85,7 +85,7 @@ const uint8_t *cr_bytes(struct crd *r, size_t *n, size_t max);
 struct uidx_msg {
 	uint8_t id[UIDX_ID];
 	uint32_t uid;
-	uint32_t spare;
+	uint32_t gone;  /* view snapshots only: expunged in the shared state, not yet told */
 	uint64_t modseq;
 	uint64_t flags; /* bits 0-4 system flags, bit 5+k keyword k of the state */
 };
@@ -306,6 +306,7 @@ struct mail_view {
 	struct uidx_state *snap;   /* copy of the state the client has seen */
 	uint32_t uv;               /* reported UIDVALIDITY of snap */
 	uint64_t version;
+	size_t n_gone;             /* messages of snap marked gone (deferred expunges) */
 };
 
 #endif

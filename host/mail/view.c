@@ -4,7 +4,9 @@
  * The snapshot is what the client has been told: it maps sequence numbers
  * to UIDs. mail_view_update() moves it to the shared state and lists what
  * to send: EXPUNGE (numbers adjusted as they are emitted), EXISTS, FETCH
- * FLAGS/MODSEQ for changed messages, or a new UIDVALIDITY. */
+ * FLAGS/MODSEQ for changed messages, or a new UIDVALIDITY. An update with
+ * MAIL_VIEW_DEFER_EXPUNGE keeps expunged messages in the snapshot (marked
+ * gone) so that sequence numbers stay put until EXPUNGE may be sent. */
 #include "host/mail/mail_internal.h"
 
 #include <stdlib.h>
@@ -77,9 +79,13 @@ static int recent_of(const struct mail_view *v, const struct uidx_state *s, uint
 	return uidx_is_recent(s, v->session, uid);
 }
 
+/* Diffs the snapshot `old` against `cur` into c, and turns `cur` into the
+ * next snapshot: with MAIL_VIEW_DEFER_EXPUNGE the messages of old that cur
+ * lacks are merged back (marked gone) instead of being reported. */
 static int diff(struct mail_view *v, struct uidx_state *old, struct uidx_state *cur, uint32_t new_uv,
-                struct mail_changes *c)
+                unsigned options, struct mail_changes *c)
 {
+	int defer = (options & MAIL_VIEW_DEFER_EXPUNGE) != 0;
 	c->uidnext = cur->uidnext;
 	c->uidvalidity = new_uv;
 	c->exists = (uint32_t)cur->n;
@@ -87,44 +93,84 @@ static int diff(struct mail_view *v, struct uidx_state *old, struct uidx_state *
 		/* UIDs no longer mean what the client knows: it must resync. */
 		c->uidvalidity_changed = 1;
 		c->exists_changed = 1;
+		v->n_gone = 0;
 		return 0;
+	}
+	struct uidx_msg *merged = NULL;
+	if (defer) {
+		merged = malloc((old->n + cur->n ? old->n + cur->n : 1) * sizeof(*merged));
+		if (merged == NULL)
+			return AEROGRAM_EINTERNAL;
 	}
 	c->expunged = malloc((old->n ? old->n : 1) * sizeof(uint32_t));
 	c->flags = malloc((cur->n ? cur->n : 1) * sizeof(*c->flags));
-	if (c->expunged == NULL || c->flags == NULL)
+	if (c->expunged == NULL || c->flags == NULL) {
+		free(merged);
 		return AEROGRAM_EINTERNAL;
-	size_t i = 0, j = 0, removed = 0;
+	}
+	/* k: position in the next snapshot (cur's own, or the merged one). */
+	size_t i = 0, j = 0, k = 0, removed = 0, gone = 0;
 	while (i < old->n || j < cur->n) {
 		uint32_t ou = i < old->n ? old->msgs[i].uid : UINT32_MAX;
 		uint32_t nu = j < cur->n ? cur->msgs[j].uid : UINT32_MAX;
 		if (ou < nu) {
-			/* gone: its number is its position minus those already expunged */
-			c->expunged[c->n_expunged++] = (uint32_t)(i + 1 - removed);
-			removed++;
+			if (defer) {
+				/* kept, with what the client knows of it, until it may be told */
+				merged[k] = old->msgs[i];
+				merged[k].gone = 1;
+				k++;
+				gone++;
+			} else {
+				/* gone: its number is its position minus those already expunged */
+				c->expunged[c->n_expunged++] = (uint32_t)(i + 1 - removed);
+				removed++;
+			}
 			i++;
 		} else if (nu < ou) {
+			if (defer)
+				merged[k] = cur->msgs[j];
+			k++;
 			j++; /* new: announced by EXISTS */
 		} else {
 			const struct uidx_msg *a = &old->msgs[i], *b = &cur->msgs[j];
 			int ra = recent_of(v, old, a->uid), rb = recent_of(v, cur, b->uid);
 			if (a->flags != b->flags || a->modseq != b->modseq || ra != rb) {
 				struct mail_flag_change *f = &c->flags[c->n_flags++];
-				f->seq = (uint32_t)(j + 1);
+				f->seq = (uint32_t)(k + 1);
 				f->uid = b->uid;
 				f->flags = (uint32_t)(b->flags & MAIL_F_SYSTEM);
 				f->keywords = b->flags >> 5;
 				f->modseq = b->modseq;
 				f->recent = rb;
 			}
+			if (defer)
+				merged[k] = cur->msgs[j];
+			k++;
 			i++;
 			j++;
 		}
 	}
-	c->exists_changed = cur->n != old->n - removed;
+	if (defer) {
+		/* cur's id hash (if any) does not cover the merged messages */
+		free(cur->msgs);
+		free(cur->hash);
+		cur->hash = NULL;
+		cur->hash_cap = cur->hash_used = 0;
+		cur->msgs = merged;
+		cur->n = cur->cap = k;
+	}
+	v->n_gone = gone;
+	c->exists = (uint32_t)k;
+	c->exists_changed = k != old->n - removed;
 	return 0;
 }
 
 int mail_view_update(struct mail_view *v, int claim, struct mail_changes **out)
+{
+	return mail_view_update_ex(v, claim, 0, out);
+}
+
+int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct mail_changes **out)
 {
 	*out = NULL;
 	struct mail_changes *c = calloc(1, sizeof(*c));
@@ -133,25 +179,35 @@ int mail_view_update(struct mail_view *v, int claim, struct mail_changes **out)
 	struct mail_mailbox *mb = v->mb;
 	struct uidx_state *cur = NULL;
 	uint32_t new_uv = 0;
+	uint64_t new_version = 0;
+	int defer = (options & MAIL_VIEW_DEFER_EXPUNGE) != 0;
 	pthread_mutex_lock(&mb->lock);
 	int rc = mailbox_sync_locked(mb, 0);
 	if (rc == 0 && claim)
 		rc = claim_recent(v);
-	if (rc == 0 && mb->log.version != v->version) {
-		cur = uidx_clone(mb->log.cur);
-		if (cur == NULL)
-			rc = AEROGRAM_EINTERNAL;
-		v->version = mb->log.version;
+	/* Deferred expunges are told by the first update that may tell them,
+	 * even when nothing new happened since. */
+	if (rc == 0 && (mb->log.version != v->version || (!defer && v->n_gone > 0))) {
 		new_uv = mailbox_uidvalidity(mb, mb->log.cur);
+		new_version = mb->log.version;
+		if (!(defer && new_uv != v->uv)) {
+			cur = uidx_clone(mb->log.cur);
+			if (cur == NULL)
+				rc = AEROGRAM_EINTERNAL;
+		}
 	}
 	pthread_mutex_unlock(&mb->lock);
 	if (rc == 0 && cur) {
-		rc = diff(v, v->snap, cur, new_uv, c);
+		size_t gone_before = v->n_gone;
+		rc = diff(v, v->snap, cur, new_uv, options, c);
 		if (rc == 0) {
 			uidx_free(v->snap);
 			v->snap = cur;
 			v->uv = new_uv;
+			v->version = new_version;
 			cur = NULL;
+		} else {
+			v->n_gone = gone_before;
 		}
 	} else if (rc == 0) {
 		c->exists = (uint32_t)v->snap->n;
@@ -166,6 +222,11 @@ int mail_view_update(struct mail_view *v, int claim, struct mail_changes **out)
 	c->recent = mail_view_recent_count(v);
 	*out = c;
 	return 0;
+}
+
+size_t mail_view_pending_expunges(const struct mail_view *v)
+{
+	return v->n_gone;
 }
 
 void mail_changes_free(struct mail_changes *c)
@@ -226,6 +287,7 @@ int mail_view_msg(const struct mail_view *v, uint32_t seq, struct mail_msg_info 
 	info->keywords = m->flags >> 5;
 	info->modseq = m->modseq;
 	info->recent = recent_of(v, v->snap, m->uid);
+	info->expunged = m->gone != 0;
 	mail_hex(m->id, UIDX_ID, info->id);
 	return 0;
 }

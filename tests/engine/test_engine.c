@@ -735,6 +735,97 @@ static void test_view_diff(void)
 	env_close(&e);
 }
 
+/* RFC 3501 7.4.1: an update during FETCH/STORE/SEARCH takes new messages and
+ * flags but keeps expunged ones, numbered as before, until a plain update. */
+static void test_view_defer_expunge(void)
+{
+	struct env e;
+	env_open(&e, 29);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "hal", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 6, 0), 0);
+	struct mail_view *a, *b;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &b), 0);
+	uint32_t del[] = { 2, 3, 5 };
+	CU_ASSERT_EQUAL(mail_expunge(a, del, 3), 0);
+	uint32_t fl[] = { 4 };
+	CU_ASSERT_EQUAL(mail_store(a, fl, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, NULL, 0), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	struct mail_changes *c;
+	CU_ASSERT_EQUAL_FATAL(mail_view_update_ex(b, 0, MAIL_VIEW_DEFER_EXPUNGE, &c), 0);
+	CU_ASSERT_EQUAL(c->n_expunged, 0);
+	CU_ASSERT(c->exists_changed);
+	CU_ASSERT_EQUAL(c->exists, 7); /* 6 kept + 1 new */
+	CU_ASSERT_EQUAL_FATAL(c->n_flags, 1);
+	CU_ASSERT_EQUAL(c->flags[0].uid, 4);
+	CU_ASSERT_EQUAL(c->flags[0].seq, 4); /* numbers unchanged */
+	CU_ASSERT_EQUAL(c->flags[0].flags, MAIL_F_FLAGGED);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_exists(b), 7);
+	CU_ASSERT_EQUAL(mail_view_pending_expunges(b), 3);
+	CU_ASSERT_EQUAL(mail_view_uid(b, 5), 5);
+	CU_ASSERT_EQUAL(mail_view_uid(b, 7), 7);
+	struct mail_msg_info info;
+	CU_ASSERT_EQUAL(mail_view_msg(b, 3, &info), 0);
+	CU_ASSERT(info.expunged);
+	CU_ASSERT_EQUAL(mail_view_msg(b, 4, &info), 0);
+	CU_ASSERT(!info.expunged);
+	/* the data of an expunged message stays readable until collected */
+	uint32_t three = 3;
+	struct mail_summary *sm;
+	CU_ASSERT_EQUAL_FATAL(mail_summaries(b, &three, 1, &sm), 0);
+	CU_ASSERT_EQUAL(sm[0].status, 0);
+	mail_summaries_free(sm, 1);
+	/* storing on an expunged message changes nothing and fails nothing */
+	CU_ASSERT_EQUAL(mail_store(b, &three, 1, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), 0);
+	/* a second deferred update: still nothing expunged, nothing new */
+	CU_ASSERT_EQUAL_FATAL(mail_view_update_ex(b, 0, MAIL_VIEW_DEFER_EXPUNGE, &c), 0);
+	CU_ASSERT_EQUAL(c->n_expunged, 0);
+	CU_ASSERT(!c->exists_changed);
+	CU_ASSERT_EQUAL(c->n_flags, 0);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_exists(b), 7);
+	/* a plain update, with nothing new in the log, tells them: 2, 2, 3 */
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(b, 0, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(c->n_expunged, 3);
+	CU_ASSERT_EQUAL(c->expunged[0], 2);
+	CU_ASSERT_EQUAL(c->expunged[1], 2);
+	CU_ASSERT_EQUAL(c->expunged[2], 3);
+	CU_ASSERT(!c->exists_changed); /* 7 - 3: the EXPUNGEs say it */
+	CU_ASSERT_EQUAL(c->exists, 4);
+	CU_ASSERT_EQUAL(c->n_flags, 0);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_pending_expunges(b), 0);
+	CU_ASSERT_EQUAL(mail_view_uid(b, 3), 6);
+	CU_ASSERT_EQUAL(mail_view_uid(b, 4), 7);
+	/* and the same view agrees with a fresh one */
+	struct mail_view *fresh;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &fresh), 0);
+	CU_ASSERT_EQUAL(mail_view_exists(fresh), 4);
+	for (uint32_t seq = 1; seq <= 4; seq++)
+		CU_ASSERT_EQUAL(mail_view_uid(fresh, seq), mail_view_uid(b, seq));
+	/* a view that caught up defers the next expunge the same way */
+	CU_ASSERT_EQUAL(mail_expunge(a, fl, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_update_ex(fresh, 0, MAIL_VIEW_DEFER_EXPUNGE, &c), 0);
+	CU_ASSERT_EQUAL(c->n_expunged, 0);
+	CU_ASSERT(!c->exists_changed);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_msg(fresh, 2, &info), 0);
+	CU_ASSERT_EQUAL(info.uid, 4);
+	CU_ASSERT(info.expunged);
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(fresh, 0, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(c->n_expunged, 1);
+	CU_ASSERT_EQUAL(c->expunged[0], 2);
+	CU_ASSERT_EQUAL(c->exists, 3);
+	mail_changes_free(c);
+	mail_view_close(fresh);
+	mail_view_close(a);
+	mail_view_close(b);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
 /* ----------------------------------------------------------- round trips */
 
 struct cost {
@@ -1261,6 +1352,7 @@ int main(void)
 	CU_add_test(s, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
 	CU_add_test(s, "\\Recent: exactly one session, across engines", test_recent);
 	CU_add_test(s, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
+	CU_add_test(s, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
 	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
 	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(s, "checkpoints: the 6-hour rule", test_checkpoint_time_rule);

@@ -12,7 +12,7 @@ SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
 check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
-		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so
+		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so
 	$(B)/tests/test_server_unit
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
@@ -20,6 +20,7 @@ check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/d
 	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
+	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 
 CHECKS += check-server
 .PHONY: check-server

@@ -295,6 +295,103 @@ class MailTest(unittest.TestCase):
         typ, _ = a.noop()
         self.assertEqual(a.response("EXPUNGE"), ("EXPUNGE", [b"2"]))
 
+    def test_no_expunge_during_fetch_store_search(self):
+        """RFC 3501 7.4.1: another session's EXPUNGE is not told during FETCH,
+        STORE or SEARCH; numbers stay put until NOOP tells it."""
+        a = self.raw()
+        b = self.imap()
+        for i in range(5):
+            b.append("INBOX", None, None, MESSAGE.replace(b"Hello there", b"msg %d" % (i + 1)))
+        a.send(b"s SELECT INBOX\r\n")
+        self.assertIn(b"* 5 EXISTS", a.until_tagged(b"s"))
+        b.select("INBOX")
+        b.store("2,4", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        b.append("INBOX", None, None, MESSAGE.replace(b"Hello there", b"msg 6"))
+        a.send(b"f FETCH 1:5 (UID FLAGS)\r\n")
+        lines = a.until_tagged(b"f")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-1], b"f OK FETCH completed.")
+        self.assertIn(b"* 4 FETCH (UID 4 FLAGS (\\Recent))", lines)
+        # An expunged message still answers from its data, at its old number.
+        a.send(b"g FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        lines = a.until_tagged(b"g")
+        self.assertIn(b"Subject: msg 2", b"".join(lines))
+        self.assertEqual(lines[-1], b"g OK FETCH completed.")
+        a.send(b"h STORE 1:5 +FLAGS (\\Flagged)\r\n")
+        lines = a.until_tagged(b"h")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-1], b"h OK STORE completed.")
+        # New messages may be told (EXISTS), numbered after the kept ones.
+        self.assertIn(b"* 6 EXISTS", lines)
+        self.assertIn(b"* 3 FETCH (FLAGS (\\Flagged \\Recent))", lines)
+        self.assertIn(b"* 5 FETCH (FLAGS (\\Flagged \\Recent))", lines)
+        a.send(b"i SEARCH FLAGGED\r\n")
+        lines = a.until_tagged(b"i")
+        self.assertFalse([l for l in lines if l.endswith(b" EXPUNGE")], lines)
+        self.assertEqual(lines[-2], b"* SEARCH 1 3 5")
+        a.send(b"j SEARCH SUBJECT \"msg 5\"\r\n")
+        self.assertEqual(a.until_tagged(b"j")[-2], b"* SEARCH 5")
+        # NOOP tells both expunges, numbered as they go: 2, then 4 - 1 = 3.
+        a.send(b"k NOOP\r\n")
+        lines = a.until_tagged(b"k")
+        self.assertEqual([l for l in lines if l.endswith(b" EXPUNGE")], [b"* 2 EXPUNGE", b"* 3 EXPUNGE"])
+        self.assertEqual(lines[-1], b"k OK NOOP completed.")
+        a.send(b"l FETCH 1:* (UID)\r\n")
+        lines = a.until_tagged(b"l")
+        self.assertEqual(lines[:-1], [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)", b"* 3 FETCH (UID 5)",
+                                      b"* 4 FETCH (UID 6)"])
+        a.send(b"m SEARCH SUBJECT \"msg 5\"\r\n")
+        self.assertEqual(a.until_tagged(b"m")[-2], b"* SEARCH 3")
+
+    def test_uid_store_may_tell_expunges(self):
+        a = self.raw()
+        b = self.imap()
+        for _ in range(3):
+            b.append("INBOX", None, None, MESSAGE)
+        a.send(b"s SELECT INBOX\r\n")
+        a.until_tagged(b"s")
+        b.select("INBOX")
+        b.store("2", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        a.send(b"t UID STORE 1 +FLAGS (\\Seen)\r\n")
+        lines = a.until_tagged(b"t")
+        self.assertIn(b"* 2 EXPUNGE", lines)
+        self.assertEqual(lines[-1], b"t OK UID STORE completed.")
+
+    def test_disconnect_inside_append_literal_leaves_nothing(self):
+        m = self.imap()
+        m.append("INBOX", None, None, MESSAGE)
+        for literal_plus in (False, True):
+            r = self.raw()
+            body = MESSAGE * 20
+            if literal_plus:
+                r.send(b"a APPEND INBOX (\\Seen) {%d+}\r\n" % len(body))
+            else:
+                r.send(b"a APPEND INBOX (\\Seen) {%d}\r\n" % len(body))
+                self.assertTrue(r.line().startswith(b"+ "))
+            r.send(body[:len(body) // 2])
+            r.close()
+        # Another session: still one message, and the daemon serves.
+        for _ in range(2):
+            self.assertEqual(m.status("INBOX", "(MESSAGES UIDNEXT)")[1], [b"INBOX (MESSAGES 1 UIDNEXT 2)"])
+            self.assertEqual(m.noop()[0], "OK")
+        m.select("INBOX")
+        self.assertEqual(m.fetch("1:*", "(UID)")[1], [b"1 (UID 1)"])
+
+    def test_invalid_mailbox_names(self):
+        r = self.raw()
+        for n, name in enumerate([b'"caf&AOk"', b'"&Jjo!"', b'"&-&"', b'"a&AGE-"', b'"&ZeVnLIqe"', b'"x&"',
+                                  b'"&2D0-"', b'"\xff\xfe"']):
+            for command in (b"CREATE", b"SELECT", b"RENAME INBOX.x"):
+                r.send(b"n%d %s %s\r\n" % (n, command, name))
+                last = r.until_tagged(b"n%d" % n)[-1]
+                self.assertRegex(last, rb"^n%d (NO|BAD) " % n, (command, name))
+        r.send(b"z NOOP\r\n")
+        self.assertEqual(r.until_tagged(b"z")[-1], b"z OK NOOP completed.")
+        r.send(b'y LIST "" *\r\n')
+        self.assertFalse([l for l in r.until_tagged(b"y") if b"&" in l])
+
     def test_search(self):
         m = self.imap()
         m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
@@ -393,6 +490,51 @@ class FailingStore(unittest.TestCase):
             self.assertIn(b"Before", names)
             self.assertIn(b"After", names)
             self.assertNotIn(b"During", names)
+            m.logout()
+        finally:
+            srv.stop()
+
+
+    def test_unavailable_store_while_selected(self):
+        import tempfile
+        control_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(control_dir.cleanup)
+        control = os.path.join(control_dir.name, "faults")
+        with open(control, "w") as f:
+            f.write("ok\n")
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
+                     storage=["inner = memory", "control_file = " + control])
+        try:
+            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+            m.login("u", "pw")
+            for _ in range(3):
+                m.append("INBOX", None, None, MESSAGE)
+            m.select("INBOX")
+            m.store("3", "+FLAGS", "(\\Deleted)")
+            with open(control, "w") as f:
+                f.write("fail all unavailable\n")
+            os.utime(control, (1, 1))
+            for what, call in (("CLOSE", lambda: m._simple_command("CLOSE")),("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
+                               ("STORE", lambda: m.store("1", "+FLAGS", "(\\Flagged)")),
+                               ("SEARCH", lambda: m.search(None, "BODY", "Bob")),
+                               ("COPY", lambda: m.copy("1", "Archive")),
+                               ("STATUS", lambda: m.status("Archive", "(MESSAGES)")),
+                               ("APPEND", lambda: m.append("INBOX", None, None, MESSAGE))):
+                typ, data = call()
+                self.assertEqual(typ, "NO", what)
+                self.assertIn(b"[UNAVAILABLE]", data[-1], what)
+            with open(control, "w") as f:
+                f.write("ok\n")
+            os.utime(control, (2, 2))
+            self.assertEqual(m.noop()[0], "OK")
+            self.assertEqual(m.store("1", "+FLAGS", "(\\Flagged)")[0], "OK")
+            typ, data = m.fetch("1:*", "(FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data), 3)
+            self.assertIn(b"\\Flagged", data[0])
+            # The failed CLOSE kept the mailbox selected; this one expunges.
+            self.assertEqual(m.close()[0], "OK")
+            self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 2)"])
             m.logout()
         finally:
             srv.stop()

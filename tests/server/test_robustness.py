@@ -11,7 +11,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import IO_TIMEOUT, Raw, Server  # noqa: E402
+from aerogramd_fixture import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
 
 COMMANDS = [
     b"LOGIN u pw", b"SELECT INBOX", b"EXAMINE INBOX", b"APPEND INBOX {5+}\r\nhello",
@@ -80,6 +80,63 @@ class RandomInput(unittest.TestCase):
         finally:
             srv.stop()
 
+
+class FailingStoreEverywhere(unittest.TestCase):
+    """Every storage call may fail (before or after it applied): each command
+    still gets one tagged answer, a failure is NO [UNAVAILABLE] (or another
+    NO code), never a crash or a hang; once the store is back, all is served."""
+
+    WELL_FORMED = [c for c in COMMANDS if c not in (b"IDLE\r\nDONE", b"AUTHENTICATE PLAIN", b"*")]
+
+    def test_random_failures(self):
+        import tempfile
+        control_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(control_dir.cleanup)
+        control = os.path.join(control_dir.name, "faults")
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
+                     storage=["inner = memory", "control_file = " + control])
+        try:
+            r = Raw(srv.port)
+            r.line()
+            r.send(b"l LOGIN u pw\r\n")
+            r.until_tagged(b"l")
+            rnd = random.Random(7)
+            rules = ["fail all unavailable 0.3 11", "fail_after_apply row_insert,blob_put 0.5",
+                     "fail row_read,blob_get unavailable 0.5 5", "fail all unavailable 0.2 3"]
+            seen_unavailable = 0
+            for i in range(240):
+                if i % 60 == 0:
+                    with open(control, "w") as f:
+                        f.write(rules[i // 60] + "\n")
+                    os.utime(control, (i + 1, i + 1))
+                command = rnd.choice(self.WELL_FORMED)
+                tag = b"t%d" % i
+                r.send(tag + b" " + command + b"\r\n")
+                last = r.until_tagged(tag)[-1]
+                self.assertRegex(last, rb"^t\d+ (OK|NO|BAD) ", command)
+                if last.startswith(tag + b" NO"):
+                    self.assertRegex(last, rb"^t\d+ NO \[[A-Z]+", command)
+                seen_unavailable += b"[UNAVAILABLE]" in last
+            self.assertGreater(seen_unavailable, 10)
+            with open(control, "w") as f:
+                f.write("ok\n")
+            os.utime(control, (1000, 1000))
+            r.send(b"a SELECT INBOX\r\nb NOOP\r\nc APPEND INBOX {5+}\r\nhello\r\nd FETCH 1:* (FLAGS)\r\n")
+            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+            self.assertTrue(r.until_tagged(b"b")[-1].startswith(b"b OK"))
+            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c OK"))
+            self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d OK"))
+            r.close()
+            # A new client sees the same mailbox as the old one.
+            fresh = Raw(srv.port)
+            fresh.line()
+            fresh.send(b"a LOGIN u pw\r\nb STATUS INBOX (MESSAGES)\r\nc SELECT INBOX\r\n")
+            fresh.until_tagged(b"b")
+            self.assertTrue(fresh.until_tagged(b"c")[-1].startswith(b"c OK"))
+            fresh.close()
+            self.assertIsNone(srv.proc.poll())
+        finally:
+            srv.stop()
 
 class Concurrency(unittest.TestCase):
     """Several sessions of one user change one mailbox at once."""

@@ -1,0 +1,205 @@
+"""Storage calls per IMAP command, measured through the counting wrapper.
+
+Starts aerogramd on build/drivers/aerogram_counting.so (inner = memory, or
+sqlite with --inner sqlite), fills INBOX with 100 and then 1,000 messages and
+prints, per command and mailbox size, the driver calls it caused:
+
+    python3 tests/server/roundtrips.py [--inner memory|sqlite] [--check]
+
+The wrapper keeps its counters in a file (little-endian uint64, one per
+operation in the order of sdk/wrappers/ag_wrap.h); a command's cost is the
+difference before and after it, once the counters stopped moving (the
+engine's poller re-syncs after a write it was told of: that is part of the
+cost). Re-armed long polls (row_watch) are shown but not in the total.
+
+With --check (what `make check-server` runs) it asserts upper bounds: no
+command reads a body it does not need, FETCH, STORE and SEARCH cost the same
+on 100 and 1,000 messages, and the only thing that grows is the number of
+pages of young log a sync reads (see bounds() below and host/mail/README.md,
+"Storage calls per operation")."""
+import argparse
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aerogramd_fixture import DRIVER, Raw, Server  # noqa: E402
+
+OPS = ["row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
+       "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete"]
+COUNTING_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_counting.so")
+
+MESSAGE = (b"From: Alice <alice@example.org>\r\n"
+           b"To: Bob <bob@example.org>\r\n"
+           b"Subject: round trip %d\r\n"
+           b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+           b"Message-ID: <%d@example.org>\r\n"
+           b"\r\n"
+           b"Hello %d\r\n")
+
+
+def read_counts(path):
+    with open(path, "rb") as f:
+        data = f.read(8 * len(OPS))
+    if len(data) < 8 * len(OPS):
+        return [0] * len(OPS)
+    return list(struct.unpack("<%dQ" % len(OPS), data))
+
+
+def settled_counts(path, quiet=0.3, limit=30.0):
+    """The counters once they did not move for `quiet` seconds."""
+    deadline = time.monotonic() + limit
+    last = read_counts(path)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = read_counts(path)
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+    return last
+
+
+class Client(Raw):
+    def __init__(self, port):
+        super().__init__(port)
+        self.line()
+        self.n = 0
+
+    def cmd(self, text):
+        self.n += 1
+        tag = b"t%d" % self.n
+        self.send(tag + b" " + text + b"\r\n")
+        lines = self.until_tagged(tag)
+        if not lines[-1].startswith(tag + b" OK"):
+            raise AssertionError("%r failed: %r" % (text, lines[-3:]))
+        return lines
+
+
+def fill(client, start, count):
+    """Appends messages start..start+count-1, pipelined with LITERAL+."""
+    payload = b""
+    tags = []
+    for i in range(start, start + count):
+        body = MESSAGE % (i, i, i)
+        client.n += 1
+        tag = b"t%d" % client.n
+        tags.append(tag)
+        payload += tag + b" APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n"
+    client.send(payload)
+    for tag in tags:
+        if not client.until_tagged(tag)[-1].startswith(tag + b" OK"):
+            raise AssertionError("APPEND failed")
+
+
+def measure(counts_path, action):
+    before = settled_counts(counts_path)
+    action()
+    after = settled_counts(counts_path)
+    return [a - b for a, b in zip(after, before)]
+
+
+def run(inner):
+    import tempfile
+    tmp = tempfile.TemporaryDirectory(prefix="aerogram-roundtrips-")
+    counts = os.path.join(tmp.name, "counts")
+    storage = ["inner = " + inner, "counts_file = " + counts]
+    if inner == "sqlite":
+        storage.append("inner_config = path=" + os.path.join(tmp.name, "mail.sqlite"))
+    srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+    rows = []
+    try:
+        filler = Client(srv.port)
+        filler.cmd(b"LOGIN u pw")
+        have = 0
+        for size in (100, 1000):
+            fill(filler, have + 1, size - have)
+            have = size
+            c = Client(srv.port)
+            c.cmd(b"LOGIN u pw")
+            rows.append(("SELECT INBOX", size, measure(counts, lambda: c.cmd(b"SELECT INBOX"))))
+            rows.append(("FETCH 1:100 ENVELOPE", size, measure(counts, lambda: c.cmd(b"FETCH 1:100 ENVELOPE"))))
+            body = MESSAGE % (0, 0, 0)
+            rows.append(("APPEND (selected)", size,
+                         measure(counts, lambda: c.cmd(b"APPEND INBOX {%d+}\r\n" % len(body) + body))))
+            rows.append(("STORE 1:100 +FLAGS", size,
+                         measure(counts, lambda: c.cmd(b"STORE 1:100 +FLAGS (\\Flagged)"))))
+            rows.append(("UID SEARCH FLAGGED", size, measure(counts, lambda: c.cmd(b"UID SEARCH FLAGGED"))))
+            c.cmd(b"LOGOUT")
+            c.close()
+            have += 1
+        filler.close()
+    finally:
+        srv.stop()
+        tmp.cleanup()
+    return rows
+
+
+def total(d):
+    return sum(v for i, v in enumerate(d) if OPS[i] != "row_watch")
+
+
+def print_table(inner, rows):
+    shown = [i for i, op in enumerate(OPS) if any(r[2][i] for r in rows)]
+    head = "%-22s %6s " % ("command (inner=%s)" % inner, "msgs") + " ".join("%10s" % OPS[i] for i in shown)
+    print(head + " %6s" % "total")
+    for name, size, d in rows:
+        print("%-22s %6d " % (name, size) + " ".join("%10d" % d[i] for i in shown) + " %6d" % total(d))
+
+
+# Upper bounds per command. A sync reads the log since the newest checkpoint
+# (host/mail/README.md): one row_read per OPLOG_PAGE (1,000) entries. Entries
+# younger than the 5-minute settle delay are never checkpointed, so in this
+# run, where every message was appended a moment ago, a sync of the
+# 1,000-message mailbox reads 2 pages; in steady state checkpoints keep the
+# tail near 256 entries. `p` below is that number of pages. How many syncs
+# the poller adds after a write depends on timing, hence "at most".
+def bounds(name, p):
+    return {
+        # list row, open sync, the \Recent claim (sync + entry + watch), the poller's sync
+        "SELECT INBOX": {"row_read": 1 + 3 * p, "blob_get": 1, "blob_list": 3, "row_insert": 2,
+                         "blob_put": 0},
+        # 100 summaries in batches of 64: two reads, no body
+        "FETCH 1:100 ENVELOPE": {"row_read": 2, "blob_get": 0, "blob_list": 0, "row_insert": 0, "total": 2},
+        # body, summary, entry, watch; the claim of the new message (entry, watch); syncs
+        "APPEND (selected)": {"blob_put": 1, "row_insert": 5, "row_read": 1 + 3 * p, "blob_list": 3,
+                              "blob_get": 0},
+        # one entry and the watch, whatever the number of messages; syncs
+        "STORE 1:100 +FLAGS": {"row_insert": 2, "row_read": 2 * p, "blob_list": 2, "blob_get": 0,
+                               "blob_put": 0},
+        # flags are in the view: no storage call at all
+        "UID SEARCH FLAGGED": {"total": 0},
+    }[name]
+
+
+def check(rows):
+    failures = []
+    for name, size, d in rows:
+        p = (size + 100) // 1000 + 1
+        for key, bound in bounds(name, p).items():
+            value = total(d) if key == "total" else d[OPS.index(key)]
+            if value > bound:
+                failures.append("%s on %d messages: %s = %d > %d" % (name, size, key, value, bound))
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inner", default="memory", choices=["memory", "sqlite"])
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    rows = run(args.inner)
+    print_table(args.inner, rows)
+    if args.check:
+        failures = check(rows)
+        for f in failures:
+            print("roundtrips: " + f, file=sys.stderr)
+        if failures:
+            sys.exit(1)
+        print("roundtrips: every bound holds")
+
+
+if __name__ == "__main__":
+    main()
