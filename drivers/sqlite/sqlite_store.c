@@ -348,7 +348,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 		if (pthread_mutex_timedlock(&st->write_mu, &until) != 0) {
 			sq_conn_put(st, conn);
 			return sq_fail(AEROGRAM_EUNAVAILABLE,
-			               "sqlite: %s: other writers of this process held it for %d ms",
+			               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
 			               st->path, st->busy_timeout_ms);
 		}
 	}
