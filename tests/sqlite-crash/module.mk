@@ -2,6 +2,8 @@
 # and check that every acknowledged append survived, exactly once.
 #   check-sqlite-crash        driver level, small: 3 writers, 10 kills (make check)
 #   check-sqlite-imap-crash   through aerogramd over IMAP, small: 3 clients, 10 kills (make check)
+#   check-sqlite-two-daemons  two aerogramd on one database: IDLE sees the other's APPEND,
+#                             concurrent APPENDs converge (make check)
 #   crash-test                both crash tests, large: 4 writers and 200 kills
 #                             (CRASH_KILLS=n), 3 clients and 200 kills (IMAP_CRASH_KILLS=n)
 TESTBINS += $(B)/crash-tool
@@ -25,3 +27,10 @@ crash-test: $(B)/crash-tool $(B)/aerogramd $(SQLITE_DRIVER)
 	tests/sqlite-crash/run-crash-test $(B) $(CRASH_WRITERS) $(CRASH_KILLS)
 	python3 tests/sqlite-crash/imap-crash-test --build $(B) --clients $(IMAP_CRASH_CLIENTS) \
 		--kills $(IMAP_CRASH_KILLS)
+
+# Two aerogramd on one database: an IDLE on one sees an APPEND through the
+# other, and concurrent APPENDs through both converge.
+CHECKS += check-sqlite-two-daemons
+.PHONY: check-sqlite-two-daemons
+check-sqlite-two-daemons: $(B)/aerogramd $(SQLITE_DRIVER)
+	python3 tests/sqlite-crash/two-daemons-test --build $(B)
