@@ -11,6 +11,7 @@
 #include "drivers/sqlite/sqlite_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,6 +611,14 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 		snprintf(errbuf, errlen, "cannot create the blob directory %s: %s", st->blob_dir,
 		         strerror(errno));
 		code = errno == EACCES || errno == EROFS ? AEROGRAM_EPERM : AEROGRAM_EUNAVAILABLE;
+	}
+	if (code == 0) {
+		/* The file holds every user's mail: create it private (SQLite
+		 * would make it 0644), and SQLite gives its -wal and -shm files
+		 * the same mode. An existing file keeps the mode its owner set. */
+		int fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0)
+			close(fd);
 	}
 	if (code == 0)
 		code = sq_prepare_file(st, errbuf, errlen);

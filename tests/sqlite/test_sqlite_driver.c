@@ -765,6 +765,9 @@ static void test_concurrent_open(void)
 			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 				failed++;
 		}
+		/* Every user's mail is in it: not readable by others. */
+		struct stat sb;
+		CU_ASSERT(stat(db, &sb) == 0 && (sb.st_mode & 0007) == 0);
 		struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
 		struct aerogram_row_query q = { .pk = "open" };
