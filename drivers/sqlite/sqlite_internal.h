@@ -203,7 +203,8 @@ void sq_sweep_stop(struct aerogram_store *st);
 
 /* Brings the database to the current schema version inside one write
  * transaction, or refuses a newer one. 0 or an AEROGRAM_E* code with a
- * message in errbuf. */
-int sq_schema_migrate(sqlite3 *db, char *errbuf, size_t errlen);
+ * message in errbuf; *sqlite_rc gets SQLite's code of a failure (so that a
+ * busy file can be told from a broken one). */
+int sq_schema_migrate(sqlite3 *db, int *sqlite_rc, char *errbuf, size_t errlen);
 
 #endif

@@ -72,7 +72,7 @@ static int sq_user_version(sqlite3 *db, int *out)
 	return rc;
 }
 
-int sq_schema_migrate(sqlite3 *db, char *errbuf, size_t errlen)
+int sq_schema_migrate(sqlite3 *db, int *sqlite_rc, char *errbuf, size_t errlen)
 {
 	int version = 0;
 	const char *what = "BEGIN IMMEDIATE";
@@ -102,6 +102,7 @@ int sq_schema_migrate(sqlite3 *db, char *errbuf, size_t errlen)
 		what = "COMMIT";
 		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
+	*sqlite_rc = rc;
 	if (rc != SQLITE_OK) {
 		snprintf(errbuf, errlen, "%s: %s: %s", sqlite3_db_filename(db, "main"), what,
 		         sqlite3_errmsg(db));

@@ -11,6 +11,7 @@
 #include "drivers/sqlite/sqlite_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -497,15 +498,11 @@ static void sq_store_free(struct aerogram_store *st)
 	free(st);
 }
 
-/* Switches the file to WAL and migrates the schema, on the first connection. */
-static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errlen)
+/* One attempt of sq_prepare_file; *busy is set when it failed on a lock. */
+static int sq_prepare_once(struct aerogram_store *st, struct sq_conn *conn, int *busy,
+                           char *errbuf, size_t errlen)
 {
-	struct sq_conn *conn;
-	int code = sq_conn_get(st, &conn);
-	if (code != 0) {
-		snprintf(errbuf, errlen, "%s", sq_errmsg);
-		return code;
-	}
+	*busy = 0;
 	char *mode = NULL;
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(conn->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
@@ -516,21 +513,52 @@ static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errle
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_OK) {
+		*busy = sq_is_busy(rc);
 		snprintf(errbuf, errlen, "cannot open %s as a database: %s", st->path,
 		         sqlite3_errmsg(conn->db));
 		free(mode);
-		sq_conn_put(st, conn);
 		return sq_map_rc(rc);
 	}
 	if (mode == NULL || strcmp(mode, "wal") != 0) {
 		snprintf(errbuf, errlen, "%s: cannot switch to WAL mode (journal mode is %s)", st->path,
 		         mode ? mode : "unknown");
 		free(mode);
-		sq_conn_put(st, conn);
 		return AEROGRAM_EUNAVAILABLE;
 	}
 	free(mode);
-	code = sq_schema_migrate(conn->db, errbuf, errlen);
+	rc = SQLITE_OK;
+	int code = sq_schema_migrate(conn->db, &rc, errbuf, errlen);
+	*busy = code != 0 && sq_is_busy(rc);
+	return code;
+}
+
+/* Switches the file to WAL and migrates the schema, on the first connection.
+ *
+ * Several processes may do this at once on a new file (two daemons started
+ * together). Switching a file to WAL needs an exclusive lock, and when two
+ * connections both hold a shared lock and want it, SQLite answers
+ * SQLITE_BUSY at once to one of them instead of calling its busy handler
+ * (waiting could deadlock). So a busy failure is retried from the start,
+ * with the shared lock released in between, until busy_timeout_ms. */
+static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errlen)
+{
+	struct sq_conn *conn;
+	int code = sq_conn_get(st, &conn);
+	if (code != 0) {
+		snprintf(errbuf, errlen, "%s", sq_errmsg);
+		return code;
+	}
+	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
+	unsigned seed = (unsigned)getpid() ^ (unsigned)sq_now_ms();
+	for (unsigned attempt = 1;; attempt++) {
+		int busy;
+		code = sq_prepare_once(st, conn, &busy, errbuf, errlen);
+		if (code == 0 || !busy || sq_now_ms() >= deadline)
+			break;
+		/* Random back-off: the two losers of a round must not meet again. */
+		unsigned ms = attempt < 10 ? attempt : 10;
+		usleep(500u + (unsigned)rand_r(&seed) % (1000u * ms));
+	}
 	sq_conn_put(st, conn);
 	return code;
 }
@@ -583,6 +611,14 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 		snprintf(errbuf, errlen, "cannot create the blob directory %s: %s", st->blob_dir,
 		         strerror(errno));
 		code = errno == EACCES || errno == EROFS ? AEROGRAM_EPERM : AEROGRAM_EUNAVAILABLE;
+	}
+	if (code == 0) {
+		/* The file holds every user's mail: create it private (SQLite
+		 * would make it 0644), and SQLite gives its -wal and -shm files
+		 * the same mode. An existing file keeps the mode its owner set. */
+		int fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0)
+			close(fd);
 	}
 	if (code == 0)
 		code = sq_prepare_file(st, errbuf, errlen);

@@ -707,6 +707,79 @@ static void test_multi_process(void)
 	ag_driver_unload(drv);
 }
 
+enum { OPENERS = 6, OPEN_ROUNDS = 12 };
+
+/* The body of an opener process of test_concurrent_open: waits until the
+ * parent closes the start pipe, then opens the store and writes one row. */
+static int opener_main(const char *db, int start_fd, int c)
+{
+	char byte;
+	if (read(start_fd, &byte, 1) != 0)
+		return 4;
+	char err[512];
+	struct ag_driver *cd = load(db, NULL, NULL, err, sizeof(err));
+	if (cd == NULL) {
+		fprintf(stderr, "opener %d: %s\n", c, err);
+		return 2;
+	}
+	char sk[32];
+	snprintf(sk, sizeof(sk), "o%d", c);
+	int bad = put(cd, "open", sk, NULL, "v") != 0;
+	ag_driver_unload(cd);
+	return bad ? 1 : 0;
+}
+
+/* Several processes open one new file at the same moment (two daemons
+ * started together on a fresh install): every one must succeed. Switching a
+ * new file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
+ * once, without the busy handler, to one of two connections that both hold
+ * a shared lock and want it. */
+static void test_concurrent_open(void)
+{
+	int failed = 0;
+	for (int round = 0; round < OPEN_ROUNDS; round++) {
+		char db[300];
+		new_db(db, sizeof(db));
+		int fds[2];
+		CU_ASSERT_FATAL(pipe(fds) == 0);
+		pid_t pids[OPENERS];
+		for (int c = 0; c < OPENERS; c++) {
+			fflush(NULL);
+			pids[c] = fork();
+			if (pids[c] == 0) {
+				close(fds[1]);
+				char fd[16], cs[16];
+				snprintf(fd, sizeof(fd), "%d", fds[0]);
+				snprintf(cs, sizeof(cs), "%d", c);
+				execl("/proc/self/exe", "test-sqlite-driver", driver_path, "--opener", db, fd,
+				      cs, (char *)NULL);
+				_exit(3);
+			}
+		}
+		close(fds[0]);
+		usleep(100000); /* let every child reach its read() */
+		close(fds[1]);
+		for (int c = 0; c < OPENERS; c++) {
+			int status = 0;
+			CU_ASSERT(waitpid(pids[c], &status, 0) == pids[c]);
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				failed++;
+		}
+		/* Every user's mail is in it: not readable by others. */
+		struct stat sb;
+		CU_ASSERT(stat(db, &sb) == 0 && (sb.st_mode & 0007) == 0);
+		struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+		struct aerogram_row_query q = { .pk = "open" };
+		struct aerogram_row_result *r;
+		CU_ASSERT_FATAL(D(drv)->row_read(S(drv), &q, 1, &r) == 0);
+		CU_ASSERT(r->pages[0].n_rows == OPENERS);
+		D(drv)->row_result_free(S(drv), r);
+		ag_driver_unload(drv);
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+}
+
 static void test_schema_version(void)
 {
 	char db[300], err[512];
@@ -877,6 +950,10 @@ int main(int argc, char **argv)
 		driver_path = argv[1];
 		return writer_main(argv[3], atoi(argv[4]));
 	}
+	if (argc == 6 && strcmp(argv[2], "--opener") == 0) {
+		driver_path = argv[1];
+		return opener_main(argv[3], atoi(argv[4]), atoi(argv[5]));
+	}
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s PATH/TO/aerogram_sqlite.so\n", argv[0]);
 		return 2;
@@ -899,6 +976,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "watches in one process", test_watch_local);
 	CU_add_test(s, "range watches with markers", test_watch_range);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
+	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
 	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
