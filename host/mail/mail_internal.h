@@ -179,6 +179,9 @@ struct oplog_entry {
 	struct uidx_op *op;
 	struct uidx_state *cached; /* state after this entry, or NULL */
 };
+/* How many of its own watch-row values an engine remembers. */
+#define MAIL_OWN_WATCH 8
+
 struct oplog {
 	struct mail_engine *eng;
 	char *pk;            /* <u>/index/<mbox> */
@@ -189,6 +192,11 @@ struct oplog {
 	size_t n, cap;
 	struct uidx_state *cur;
 	char *watch_token;
+	/* The values this engine last wrote to the watch row (a ring of the
+	 * newest MAIL_OWN_WATCH). A fired watch showing only such values reports
+	 * nothing the engine has not seen (see adopt_own_fire_locked). */
+	uint8_t own_watch[MAIL_OWN_WATCH][16];
+	unsigned n_own_watch;
 	uint64_t version;          /* bumped whenever cur changes */
 	uint64_t last_ckpt_try;
 	/* statistics of the last sync, for tests */
@@ -279,6 +287,12 @@ struct mail_mailbox {
 	int watch_failed;
 	uint64_t retry_at;
 	int synced_since_fire;      /* no remote change known since the last sync */
+	/* what the last fire showed, when the row held at most MAIL_OWN_WATCH
+	 * 16-byte values: those and the row's token (under eng->lock) */
+	uint8_t fired_value[MAIL_OWN_WATCH][16];
+	size_t n_fired_values;
+	int fired_value_ok;
+	char *fired_token;
 	/* subscribers */
 	pthread_mutex_t sub_lock;
 	pthread_cond_t sub_cond;
