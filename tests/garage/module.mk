@@ -35,9 +35,12 @@ check-garage: $(B)/drivers/aerogram_garage.so $(B)/aerogram-driver-check $(GARAG
 CHECKS += check-garage
 
 # Two aerogramd processes on one garage-emu: IDLE wake-up across daemons and
-# convergence of concurrent APPENDs (tests/garage/two_daemons.py).
+# convergence of concurrent APPENDs (tests/garage/two_daemons.py); then the
+# K2V/S3 requests per IMAP operation, bounded independently of the mailbox
+# size (tests/garage/requests_per_op.py prints the table and wall times).
 .PHONY: check-garage-daemons
 check-garage-daemons: $(B)/aerogramd $(B)/drivers/aerogram_garage.so
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/two_daemons.py
+	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100,250
 
 CHECKS += check-garage-daemons
