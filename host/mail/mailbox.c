@@ -60,25 +60,30 @@ void mailbox_notify(struct mail_mailbox *mb)
 
 static int adopt_own_fire_locked(struct mail_mailbox *mb);
 
-int mailbox_sync_locked(struct mail_mailbox *mb, int force)
+int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 {
+	int force = mode == MAIL_SYNC_FORCE;
 	if (mb->deleted)
 		return AEROGRAM_ENOTFOUND;
-	/* With a watch that has not fired since the last sync, nothing changed
-	 * as far as anyone can tell: skip the round trip. That includes a watch
-	 * that fired before that sync (or before its fire was found to be our
-	 * own write) and waits for the poller to re-arm it with the newer
-	 * token; a failed one (3) does not count. */
+	/* With a live watch that has not fired, nothing changed as far as
+	 * anyone can tell: skip the round trip. */
 	if (!force) {
 		/* the watch fields belong to the poller: read them under its lock */
 		pthread_mutex_lock(&mb->eng->lock);
-		int quiet = mb->watch != NULL && mb->watch_fired != 3 && mb->synced_since_fire;
+		int quiet = mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire;
+		/* A fire already taken in (by a sync since, or as our own write)
+		 * reports nothing new, but the watch is not live again until the
+		 * poller re-arms it. A view update, a flag change or a \Recent
+		 * claim can go ahead; an ADD waits for the read: allocating UIDs
+		 * on a state blind to that window makes concurrent daemons collide
+		 * on UIDs (and raise UIDVALIDITY) noticeably more often. */
+		if (mode != MAIL_SYNC_ADD && mb->synced_since_fire && mb->watch_fired != 3 &&
+		    (mb->watch != NULL || mb->in_poll))
+			quiet = 1;
 		pthread_mutex_unlock(&mb->eng->lock);
 		if (quiet)
 			return 0;
-		/* The watch fired for this engine's own write (the poller will
-		 * re-arm it): nothing to read. */
-		if (adopt_own_fire_locked(mb))
+		if (mode != MAIL_SYNC_ADD && adopt_own_fire_locked(mb))
 			return 0;
 	}
 	if (!force && mb->eng->lazy && mb->synced_since_fire)
@@ -163,6 +168,8 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 	}
 	if (!eng->opt.no_poller) {
 		pthread_mutex_lock(&eng->lock);
+		if (mb->watch == NULL && mb->retry_at == 0)
+			mb->in_poll = 1; /* first open: armed at once with the token just read */
 		pthread_cond_signal(&eng->poll_cond); /* the poller arms the watch */
 		pthread_mutex_unlock(&eng->lock);
 	}
@@ -465,6 +472,7 @@ static void *poller_main(void *arg)
 				pick = mb;
 				fired = mb->watch_fired ? mb->watch_fired : 4;
 				mb->watch_fired = 0;
+				mb->in_poll = 1;
 				break;
 			}
 		}
@@ -482,6 +490,9 @@ static void *poller_main(void *arg)
 		pick->refs++;
 		pthread_mutex_unlock(&eng->lock);
 		poll_one(pick, fired == 4 ? 0 : fired);
+		pthread_mutex_lock(&eng->lock);
+		pick->in_poll = 0;
+		pthread_mutex_unlock(&eng->lock);
 		mailbox_unref(pick);
 		pthread_mutex_lock(&eng->lock);
 	}

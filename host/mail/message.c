@@ -61,7 +61,7 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 		memcpy(ids, op->ids, n * UIDX_ID);
 	}
 	pthread_mutex_lock(&mb->lock);
-	int rc = mailbox_sync_locked(mb, 0);
+	int rc = mailbox_sync_locked(mb, MAIL_SYNC_ADD);
 	if (rc == 0) {
 		op->seen_uidnext = mb->log.cur->uidnext;
 		rc = oplog_push(&mb->log, op);
