@@ -179,6 +179,9 @@ struct oplog_entry {
 	struct uidx_op *op;
 	struct uidx_state *cached; /* state after this entry, or NULL */
 };
+/* How many of its own watch-row values an engine remembers. */
+#define MAIL_OWN_WATCH 8
+
 struct oplog {
 	struct mail_engine *eng;
 	char *pk;            /* <u>/index/<mbox> */
@@ -189,6 +192,11 @@ struct oplog {
 	size_t n, cap;
 	struct uidx_state *cur;
 	char *watch_token;
+	/* The values this engine last wrote to the watch row (a ring of the
+	 * newest MAIL_OWN_WATCH). A fired watch showing only such values reports
+	 * nothing the engine has not seen (see adopt_own_fire_locked). */
+	uint8_t own_watch[MAIL_OWN_WATCH][16];
+	unsigned n_own_watch;
 	uint64_t version;          /* bumped whenever cur changes */
 	uint64_t last_ckpt_try;
 	/* statistics of the last sync, for tests */
@@ -279,6 +287,14 @@ struct mail_mailbox {
 	int watch_failed;
 	uint64_t retry_at;
 	int synced_since_fire;      /* no remote change known since the last sync */
+	int in_poll;                /* the poller is about to arm the watch, or handling its
+	                             * fire, with the token of the last sync (under eng->lock) */
+	/* what the last fire showed, when the row held at most MAIL_OWN_WATCH
+	 * 16-byte values: those and the row's token (under eng->lock) */
+	uint8_t fired_value[MAIL_OWN_WATCH][16];
+	size_t n_fired_values;
+	int fired_value_ok;
+	char *fired_token;
 	/* subscribers */
 	pthread_mutex_t sub_lock;
 	pthread_cond_t sub_cond;
@@ -287,8 +303,15 @@ struct mail_mailbox {
 };
 
 /* Syncs under mb->lock if the poller says something changed (or always
- * when there is no poller); notifies subscribers of a change. */
-int mailbox_sync_locked(struct mail_mailbox *mb, int force);
+ * when there is no poller); notifies subscribers of a change. `mode`:
+ * MAIL_SYNC_FORCE always reads; MAIL_SYNC_ADD (before an ADD, whose UIDs
+ * must be allocated on the freshest state) reads unless the watch is live
+ * and has not fired; MAIL_SYNC_QUIET (0) also skips the read when the
+ * watch fired only for this engine's own writes. */
+#define MAIL_SYNC_QUIET 0
+#define MAIL_SYNC_FORCE 1
+#define MAIL_SYNC_ADD 2
+int mailbox_sync_locked(struct mail_mailbox *mb, int mode);
 void mailbox_notify(struct mail_mailbox *mb);
 uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_state *s);
 void engine_poller_start(struct mail_engine *eng);

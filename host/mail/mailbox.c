@@ -23,6 +23,7 @@ uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_st
 static void mailbox_free(struct mail_mailbox *mb)
 {
 	mailbox_watch_release(mb);
+	free(mb->fired_token);
 	oplog_clear(&mb->log);
 	pthread_mutex_destroy(&mb->lock);
 	pthread_mutex_destroy(&mb->sub_lock);
@@ -57,8 +58,11 @@ void mailbox_notify(struct mail_mailbox *mb)
 	pthread_mutex_unlock(&mb->sub_lock);
 }
 
-int mailbox_sync_locked(struct mail_mailbox *mb, int force)
+static int adopt_own_fire_locked(struct mail_mailbox *mb);
+
+int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 {
+	int force = mode == MAIL_SYNC_FORCE;
 	if (mb->deleted)
 		return AEROGRAM_ENOTFOUND;
 	/* With a live watch that has not fired, nothing changed as far as
@@ -67,8 +71,19 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int force)
 		/* the watch fields belong to the poller: read them under its lock */
 		pthread_mutex_lock(&mb->eng->lock);
 		int quiet = mb->watch != NULL && !mb->watch_fired && mb->synced_since_fire;
+		/* A fire already taken in (by a sync since, or as our own write)
+		 * reports nothing new, but the watch is not live again until the
+		 * poller re-arms it. A view update, a flag change or a \Recent
+		 * claim can go ahead; an ADD waits for the read: allocating UIDs
+		 * on a state blind to that window makes concurrent daemons collide
+		 * on UIDs (and raise UIDVALIDITY) noticeably more often. */
+		if (mode != MAIL_SYNC_ADD && mb->synced_since_fire && mb->watch_fired != 3 &&
+		    (mb->watch != NULL || mb->in_poll))
+			quiet = 1;
 		pthread_mutex_unlock(&mb->eng->lock);
 		if (quiet)
+			return 0;
+		if (mode != MAIL_SYNC_ADD && adopt_own_fire_locked(mb))
 			return 0;
 	}
 	if (!force && mb->eng->lazy && mb->synced_since_fire)
@@ -153,6 +168,8 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 	}
 	if (!eng->opt.no_poller) {
 		pthread_mutex_lock(&eng->lock);
+		if (mb->watch == NULL && mb->retry_at == 0)
+			mb->in_poll = 1; /* first open: armed at once with the token just read */
 		pthread_cond_signal(&eng->poll_cond); /* the poller arms the watch */
 		pthread_mutex_unlock(&eng->lock);
 	}
@@ -293,7 +310,6 @@ static void watch_cb(void *arg, int status, const struct aerogram_row *row,
                      const struct aerogram_row *rows, size_t n_rows, const char *marker,
                      const char *message)
 {
-	(void)row;
 	(void)rows;
 	(void)n_rows;
 	(void)marker;
@@ -305,6 +321,23 @@ static void watch_cb(void *arg, int status, const struct aerogram_row *row,
 	if (status == AEROGRAM_OK) {
 		mb->watch_fired = 1;
 		mb->synced_since_fire = 0;
+		/* Keep a single 16-byte value and its token: when it is this
+		 * engine's own rewrite, the poller needs no sync (poll_one). */
+		free(mb->fired_token);
+		mb->fired_token = NULL;
+		mb->fired_value_ok = 0;
+		mb->n_fired_values = 0;
+		int fits = row != NULL && row->n_values >= 1 && row->n_values <= MAIL_OWN_WATCH &&
+		           row->token != NULL;
+		for (size_t i = 0; fits && i < row->n_values; i++)
+			if (row->values[i].tombstone || row->values[i].len != sizeof(mb->fired_value[0]))
+				fits = 0;
+		if (fits && (mb->fired_token = strdup(row->token)) != NULL) {
+			for (size_t i = 0; i < row->n_values; i++)
+				memcpy(mb->fired_value[i], row->values[i].data, sizeof(mb->fired_value[0]));
+			mb->n_fired_values = row->n_values;
+			mb->fired_value_ok = 1;
+		}
 	} else if (status == AEROGRAM_ETIMEDOUT) {
 		mb->watch_fired = 2;
 	} else {
@@ -343,13 +376,73 @@ void mailbox_watch_arm(struct mail_mailbox *mb)
 	pthread_mutex_unlock(&eng->lock);
 }
 
+/* True when v is one of the values this engine wrote to the watch row. */
+static int own_watch_value(const struct oplog *log, const uint8_t *v)
+{
+	unsigned n = log->n_own_watch < MAIL_OWN_WATCH ? log->n_own_watch : MAIL_OWN_WATCH;
+	for (unsigned i = 0; i < n; i++)
+		if (memcmp(log->own_watch[i], v, sizeof(log->own_watch[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* With mb->lock held: when the last fire showed only values this engine
+ * wrote itself, takes the fired token as the one to watch and write with,
+ * counts as a sync and returns 1; else 0.
+ *
+ * Why that is enough: the engine wrote each such value with the token of a
+ * sync, which read the watch row and then the log (or of such a fire). Any
+ * other watch write either was covered by that token (its log entry,
+ * written before it, was read then) or is not, and then stays beside our
+ * values as a concurrent one, or was overwritten by a writer that read it,
+ * whose own value then shows instead. So a row holding only our values
+ * names no entry we have not read: a daemon's own writes no longer cost it
+ * a sync each. (Two writes of ours before the first fire arrives are two
+ * concurrent values: the next write with the fired token merges them.) */
+static int adopt_own_fire_locked(struct mail_mailbox *mb)
+{
+	struct mail_engine *eng = mb->eng;
+	int own = 0;
+	pthread_mutex_lock(&eng->lock);
+	int all_own = mb->fired_value_ok && mb->fired_token != NULL && !mb->deleted;
+	for (size_t i = 0; all_own && i < mb->n_fired_values; i++)
+		all_own = own_watch_value(&mb->log, mb->fired_value[i]);
+	if (all_own) {
+		free(mb->log.watch_token);
+		mb->log.watch_token = mb->fired_token;
+		mb->fired_token = NULL;
+		mb->fired_value_ok = 0;
+		mb->synced_since_fire = 1;
+		own = 1;
+	}
+	pthread_mutex_unlock(&eng->lock);
+	return own;
+}
+
 /* Handles one mailbox the poller picked (a reference is held). */
 static void poll_one(struct mail_mailbox *mb, int fired)
 {
 	if (mb->watch && fired) {
 		mailbox_watch_release(mb);
 	}
-	if (fired != 2) { /* a change, a failure or a first arm: sync */
+	int need_sync = fired != 2; /* a change, a failure or a first arm */
+	if (fired == 1 || fired == 0) {
+		/* No sync when the fire was this engine's own write, or when a
+		 * sync has completed since the fire (or, for a first arm, since
+		 * the open): the token it read makes the new watch fire for
+		 * anything newer. Holding mb->lock, no sync is half done. */
+		pthread_mutex_lock(&mb->lock);
+		if (adopt_own_fire_locked(mb)) {
+			need_sync = 0;
+		} else {
+			pthread_mutex_lock(&mb->eng->lock);
+			if (mb->synced_since_fire)
+				need_sync = 0;
+			pthread_mutex_unlock(&mb->eng->lock);
+		}
+		pthread_mutex_unlock(&mb->lock);
+	}
+	if (need_sync) {
 		pthread_mutex_lock(&mb->lock);
 		int rc = mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_sync_locked(mb, 1);
 		pthread_mutex_unlock(&mb->lock);
@@ -379,6 +472,7 @@ static void *poller_main(void *arg)
 				pick = mb;
 				fired = mb->watch_fired ? mb->watch_fired : 4;
 				mb->watch_fired = 0;
+				mb->in_poll = 1;
 				break;
 			}
 		}
@@ -396,6 +490,9 @@ static void *poller_main(void *arg)
 		pick->refs++;
 		pthread_mutex_unlock(&eng->lock);
 		poll_one(pick, fired == 4 ? 0 : fired);
+		pthread_mutex_lock(&eng->lock);
+		pick->in_poll = 0;
+		pthread_mutex_unlock(&eng->lock);
 		mailbox_unref(pick);
 		pthread_mutex_lock(&eng->lock);
 	}

@@ -412,7 +412,9 @@ int oplog_push(struct oplog *log, struct uidx_op *op)
 	mail_rand_bytes(eng, wv, sizeof(wv));
 	struct aerogram_row_write ww = { log->pk, "watch", log->watch_token, wv, sizeof(wv), 0 };
 	int wrc = eng->st.driver->row_insert(eng->st.store, &ww, 1);
-	if (wrc != 0) /* the entry is written: others learn of it at their next sync */
+	if (wrc == 0)
+		memcpy(log->own_watch[log->n_own_watch++ % MAIL_OWN_WATCH], wv, sizeof(wv));
+	else /* the entry is written: others learn of it at their next sync */
 		mail_log(eng, AEROGRAM_LOG_WARNING, "watch rewrite %s: %s", log->pk, mail_store_error(eng));
 
 	log->hist[log->n].ts = ts;

@@ -1,5 +1,6 @@
 # tests/garage: the Garage driver's tests.
 #   check-garage-sigv4  CUnit tests of the SigV4 signer (AWS's 38 cases + K2V/S3 rules)
+#   check-garage-daemons  two aerogramd on one garage-emu (IDLE across daemons, convergence)
 #   check-garage        the conformance suite against the driver on garage-emu (plain,
 #                       then with latency and injected 503s), and the blob half against
 #                       the third-party S3 server s3rver
@@ -32,3 +33,14 @@ check-garage: $(B)/drivers/aerogram_garage.so $(B)/aerogram-driver-check $(GARAG
 	B=$(B) tests/garage/check-garage
 
 CHECKS += check-garage
+
+# Two aerogramd processes on one garage-emu: IDLE wake-up across daemons and
+# convergence of concurrent APPENDs (tests/garage/two_daemons.py); then the
+# K2V/S3 requests per IMAP operation, bounded independently of the mailbox
+# size (tests/garage/requests_per_op.py prints the table and wall times).
+.PHONY: check-garage-daemons
+check-garage-daemons: $(B)/aerogramd $(B)/drivers/aerogram_garage.so
+	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/two_daemons.py
+	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100,250
+
+CHECKS += check-garage-daemons

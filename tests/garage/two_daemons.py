@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Two aerogramd processes on one garage-emu serve the same mailbox.
+
+1. IDLE wake-up across daemons: a client of daemon B IDLEs on INBOX, a
+   client of daemon A APPENDs; B must send "* n EXISTS" within 2 s of the
+   APPEND's OK (the issue's bound; the latency is printed). Run on a plain
+   emulator and on one with 5 ms per request.
+2. Convergence: 20 APPENDs on each daemon at once (two connections per
+   daemon, from threads). Both daemons must end with the same messages
+   (each exactly once, bodies intact), UIDs unique, and the same
+   UIDVALIDITY and UID -> message mapping, both in the sessions that were
+   selected during the appends (after a NOOP) and in fresh SELECTs.
+
+Run from the top of the tree after `make` (make check-garage-daemons)."""
+import re
+import sys
+import threading
+import time
+
+from garage_harness import WAIT, Emu, Imap, daemon, message, select_info
+
+USERS = {"u": "{PLAIN}pw"}
+IDLE_BOUND = 2.0
+PER_DAEMON = 20
+CONNECTIONS = 2
+
+
+def idle_wakeup(a, b, emu, label):
+    """Returns the latency from the APPEND's OK on A to EXISTS on B."""
+    watcher = Imap(b.port, "u")
+    untagged, _ = watcher.ok("SELECT INBOX")
+    before, _ = select_info(untagged)
+    watcher.send(b"i1 IDLE\r\n")
+    line = watcher.line()
+    assert line.startswith(b"+"), line
+    # B's poller on the INBOX watch row is parked in the emulator.
+    emu.wait_polls(1)
+    writer = Imap(a.port, "u")
+    t0 = time.monotonic()
+    writer.ok("APPEND INBOX", message(0, "idle-" + label))
+    t1 = time.monotonic()
+    line = watcher.line(timeout=WAIT)
+    t2 = time.monotonic()
+    assert line == b"* %d EXISTS" % (before + 1), line
+    latency = t2 - t1
+    print("  %s: APPEND on A took %.1f ms; B's IDLE got '%s' %.1f ms after the APPEND's OK"
+          % (label, (t1 - t0) * 1000, line.decode(), latency * 1000))
+    assert latency < IDLE_BOUND, "IDLE wake-up took %.3f s (bound %.1f s)" % (latency, IDLE_BOUND)
+    watcher.send(b"DONE\r\n")
+    while not watcher.line().startswith(b"i1 "):
+        pass
+    writer.ok("LOGOUT")
+    watcher.ok("LOGOUT")
+    writer.close()
+    watcher.close()
+    return before + 1
+
+
+def fetch_all(c):
+    """{uid: (message-id, body)} of the selected mailbox, plus the UIDs in order."""
+    untagged, _ = c.ok("UID FETCH 1:* (UID BODY.PEEK[])")
+    out = {}
+    uids = []
+    for line, lits in untagged:
+        if b" FETCH " not in line:
+            continue
+        uid = int(re.search(rb"UID (\d+)", line).group(1))
+        body = lits[0]
+        mid = re.search(rb"Message-ID: (<[^>]*>)", body).group(1).decode()
+        uids.append(uid)
+        out[uid] = (mid, body)
+    return out, uids
+
+
+def wait_count(c, n, name):
+    """NOOPs until the selected mailbox shows n messages (generous wait)."""
+    deadline = time.monotonic() + WAIT
+    exists = None
+    while time.monotonic() < deadline:
+        untagged, _ = c.ok("NOOP")
+        e, _ = select_info(untagged)
+        if e is not None:
+            exists = e
+        if exists == n:
+            return
+        time.sleep(0.1)
+    raise AssertionError("%s shows %s messages, expected %d" % (name, exists, n))
+
+
+def convergence(a, b, start_count, label):
+    sessions = {}
+    for name, srv in (("A", a), ("B", b)):
+        c = Imap(srv.port, "u")
+        untagged, _ = c.ok("SELECT INBOX")
+        assert select_info(untagged)[0] == start_count, untagged
+        sessions[name] = c
+    sent = {}
+    errors = []
+    appenduids = []
+    lock = threading.Lock()
+
+    def writer(name, port, conn):
+        try:
+            c = Imap(port, "u")
+            for i in range(PER_DAEMON // CONNECTIONS):
+                tag = "%s%s-%s" % (name, conn, label)
+                data = message(i, tag)
+                _, tagged = c.ok("APPEND INBOX", data)
+                with lock:
+                    sent["<%s-%d@aerogram.test>" % (tag, i)] = data
+                    m = re.search(rb"APPENDUID (\d+) (\d+)", tagged)
+                    appenduids.append((name, int(m.group(1)), int(m.group(2))))
+            c.ok("LOGOUT")
+            c.close()
+        except Exception as e:  # reported by the main thread
+            with lock:
+                errors.append("%s%d: %r" % (name, conn, e))
+
+    threads = [threading.Thread(target=writer, args=(name, srv.port, k))
+               for name, srv in (("A", a), ("B", b)) for k in range(CONNECTIONS)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    assert not errors, errors
+    total = start_count + 2 * PER_DAEMON
+    assert len(sent) == 2 * PER_DAEMON
+    uvs = sorted({uv for _, uv, _ in appenduids})
+    print("  %s: %d concurrent APPENDs in %.2f s; APPENDUID UIDVALIDITYs seen: %s"
+          % (label, len(sent), elapsed, uvs))
+
+    results = {}
+    for name, srv in (("A", a), ("B", b)):
+        old = sessions[name]
+        wait_count(old, total, name)
+        old_map, old_uids = fetch_all(old)
+        fresh = Imap(srv.port, "u")
+        untagged, _ = fresh.ok("SELECT INBOX")
+        exists, uv = select_info(untagged)
+        assert exists == total, (name, exists, total)
+        fresh.ok("NOOP")
+        fresh_map, fresh_uids = fetch_all(fresh)
+        for m, uids in ((old_map, old_uids), (fresh_map, fresh_uids)):
+            assert len(uids) == total, (name, len(uids))
+            assert len(set(uids)) == total, "%s: duplicate UIDs %s" % (name, uids)
+            assert uids == sorted(uids), (name, uids)
+            mids = [mid for mid, _ in m.values()]
+            assert len(set(mids)) == total, "%s: a message appears twice" % name
+            for mid, body in m.values():
+                if mid in sent:
+                    assert body == sent[mid], "%s: body of %s differs" % (name, mid)
+            assert set(sent) <= set(mids), "%s: missing %s" % (name, set(sent) - set(mids))
+        assert old_map == fresh_map, "%s: the selected session and a fresh one disagree" % name
+        results[name] = (uv, {uid: mid for uid, (mid, _) in fresh_map.items()})
+        old.ok("LOGOUT")
+        fresh.ok("LOGOUT")
+        old.close()
+        fresh.close()
+    assert results["A"][0] == results["B"][0], "UIDVALIDITY: A %s, B %s" % (results["A"][0], results["B"][0])
+    assert results["A"][1] == results["B"][1], "UID mapping differs between A and B"
+    print("  %s: both daemons show %d messages, UIDVALIDITY %d, UIDs %d..%d, same mapping"
+          % (label, total, results["A"][0], min(results["A"][1]), max(results["A"][1])))
+
+
+def run(label, *emu_options):
+    emu = Emu(*emu_options)
+    servers = []
+    try:
+        a = daemon(emu, USERS)
+        servers.append(a)
+        b = daemon(emu, USERS)
+        servers.append(b)
+        count = idle_wakeup(a, b, emu, label)
+        convergence(a, b, count, label)
+    finally:
+        failures = []
+        for s in servers:
+            try:
+                s.stop()
+            except AssertionError as e:
+                failures.append(str(e))
+        emu.stop()
+        if failures:
+            raise AssertionError("\n".join(failures))
+
+
+def main():
+    t0 = time.monotonic()
+    print("two-daemons: garage-emu, plain")
+    run("plain")
+    print("two-daemons: garage-emu --latency-ms 5")
+    run("latency 5 ms", "--latency-ms", "5")
+    print("two-daemons: all passed (%.1f s)" % (time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
