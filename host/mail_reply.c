@@ -110,13 +110,17 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 }
 
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned options, int with_uid,
-                    const uint32_t *silent, size_t n_silent)
+                    const uint32_t *silent, size_t n_silent, int *uidvalidity_changed)
 {
 	struct mail_changes *c = NULL;
 	int rc = mail_view_update_ex(v, !readonly, options, &c);
 	if (rc != 0)
 		return rc;
-	ag_reply_changes(out, v, c, with_uid, silent, n_silent);
+	*uidvalidity_changed = c->uidvalidity_changed;
+	/* Under a new UIDVALIDITY the client's UIDs mean nothing any more: it is
+	 * disconnected (see ag_session_update_view), so nothing else is said. */
+	if (!c->uidvalidity_changed)
+		ag_reply_changes(out, v, c, with_uid, silent, n_silent);
 	mail_changes_free(c);
 	return 0;
 }

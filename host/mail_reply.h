@@ -21,9 +21,10 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
                       const uint32_t *silent, size_t n_silent);
 /* Brings the view up to date and appends what changed (see ag_reply_changes);
  * `options` are mail_view_update_ex's (MAIL_VIEW_DEFER_EXPUNGE where EXPUNGE
- * must not be sent). Returns 0 or an engine error. */
+ * must not be sent). *uidvalidity_changed is set when the mailbox got a new
+ * UIDVALIDITY (then nothing is appended). Returns 0 or an engine error. */
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned options, int with_uid,
-                    const uint32_t *silent, size_t n_silent);
+                    const uint32_t *silent, size_t n_silent, int *uidvalidity_changed);
 /* The system flag bit of "\Seen"... (case-insensitive), 0 when it is a keyword
  * (or \Recent, which clients cannot set: *is_recent says so). */
 uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent);

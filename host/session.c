@@ -415,6 +415,12 @@ static void storage_done(struct ag_session *s)
 {
 	ag_session_write(s, s->reply.data, s->reply.len);
 	agbuf_reset(&s->reply);
+	if (s->uidvalidity_lost && !s->closing) {
+		ag_log_info("%s: user=%s: mailbox UIDVALIDITY changed, disconnecting", s->peer,
+		            s->user ? s->user : "");
+		ag_session_close(s, "Mailbox UIDVALIDITY changed");
+		return;
+	}
 	if (s->storage_more && !s->closing) {
 		s->storage_more = 0;
 		/* Go on once the client has read: on_write resumes a pause. */
@@ -450,7 +456,16 @@ void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s),
 int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid, const uint32_t *silent,
                            size_t n_silent)
 {
-	int rc = ag_reply_update(&s->reply, s->view, s->readonly, options, with_uid, silent, n_silent);
+	int changed = 0;
+	int rc = ag_reply_update(&s->reply, s->view, s->readonly, options, with_uid, silent, n_silent,
+	                         &changed);
+	if (rc == 0 && changed) {
+		/* Concurrent daemons collided on UIDs and the mailbox has a new
+		 * UIDVALIDITY. RFC 3501 gives no way to tell a client mid-session
+		 * that its UIDs changed meaning; like Dovecot, disconnect it so
+		 * that it resyncs the mailbox when it comes back. */
+		s->uidvalidity_lost = 1;
+	}
 	if (rc == 0) {
 		free(s->seen_overlay);
 		s->seen_overlay = NULL;

@@ -77,6 +77,7 @@ struct ag_session {
 	struct agbuf reply;
 	enum ag_session_state next_state; /* 0: unchanged */
 	int keep_command;         /* the reply is not the end of the command (IDLE updates) */
+	int uidvalidity_lost;     /* the selected mailbox got a new UIDVALIDITY: disconnect */
 	int storage_more;         /* set by `storage_run`: send the reply, then run it again */
 	int storage_paused;       /* ... once the client has read what was sent */
 	void *cont;               /* the command's state between such runs */
