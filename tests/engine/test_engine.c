@@ -1337,6 +1337,172 @@ static void test_threads(void)
 	env_close(&e);
 }
 
+/* ----------------------------------------- UIDVALIDITY across engines */
+
+/* Two engines ("daemons") on one store. An add raises UIDVALIDITY only when
+ * its writer missed an earlier committed add; \Recent claims, the writer's
+ * own adds and mailboxes opened per APPEND must never count. */
+struct uv_worker {
+	struct mail_engine *eng;
+	pthread_mutex_t *order; /* held around each append: adds never overlap */
+	int appends;            /* appender: how many; 0: a viewer claiming \Recent */
+	int *stop;
+	int failures;
+	uint32_t max_uv;        /* highest UIDVALIDITY an APPENDUID or view reported */
+};
+
+static void *uv_worker_main(void *arg)
+{
+	struct uv_worker *w = arg;
+	if (w->appends == 0) {
+		/* SELECT and update with claims until the appenders are done */
+		struct mail_mailbox *mb;
+		struct mail_view *v;
+		if (mail_mailbox_open(w->eng, "ivy", "INBOX", &mb) != 0 || mail_view_open(mb, 1, &v) != 0) {
+			w->failures++;
+			return NULL;
+		}
+		while (!__atomic_load_n(w->stop, __ATOMIC_SEQ_CST)) {
+			struct mail_changes *c;
+			if (mail_view_update(v, 1, &c) != 0)
+				w->failures++;
+			else
+				mail_changes_free(c);
+			if (mail_view_uidvalidity(v) > w->max_uv)
+				w->max_uv = mail_view_uidvalidity(v);
+			usleep(200);
+		}
+		mail_view_close(v);
+		mail_mailbox_close(mb);
+		return NULL;
+	}
+	for (int i = 0; i < w->appends; i++) {
+		/* as the server does: the mailbox opened for this APPEND alone */
+		struct mail_mailbox *mb;
+		if (mail_mailbox_open(w->eng, "ivy", "INBOX", &mb) != 0) {
+			w->failures++;
+			continue;
+		}
+		char body[96];
+		int bl = snprintf(body, sizeof(body), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+		struct mail_new_message m = { .body = (const uint8_t *)body, .body_len = (size_t)bl,
+		                              .header = (const uint8_t *)body, .header_len = 14 };
+		uint32_t uv = 0, uid = 0;
+		pthread_mutex_lock(w->order);
+		if (mail_append(mb, &m, &uv, &uid) != 0)
+			w->failures++;
+		pthread_mutex_unlock(w->order);
+		if (uv > w->max_uv)
+			w->max_uv = uv;
+		mail_mailbox_close(mb);
+	}
+	return NULL;
+}
+
+static void uv_status(struct mail_engine *eng, struct mail_status *st)
+{
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	mail_mailbox_status(mb, st);
+	mail_mailbox_close(mb);
+}
+
+static void test_uidvalidity_two_engines(void)
+{
+	struct env e;
+	env_open(&e, 71);
+	struct mail_engine_options o = { 0 };
+	o.log = eu_options(NULL, 0).log;
+	o.poll_timeout_ms = 300;
+	struct mail_engine *a = NULL, *b = NULL;
+	o.seed = 72;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
+	o.seed = 73;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+
+	/* 1. alternating appends, each engine with a claiming view open */
+	struct mail_mailbox *ma, *mb;
+	struct mail_view *va, *vb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ivy", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(ma, 1, &va), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 1, &vb), 0);
+	for (int i = 0; i < 20; i++) {
+		uint32_t uv = 0, uid = 0;
+		struct mail_new_message m = { .body = (const uint8_t *)"Subject: x\r\n\r\nx\r\n", .body_len = 17 };
+		CU_ASSERT_EQUAL(mail_append(i & 1 ? mb : ma, &m, &uv, &uid), 0);
+		CU_ASSERT_EQUAL(uv, 1);
+		CU_ASSERT_EQUAL(uid, (uint32_t)i + 1);
+		struct mail_changes *c;
+		CU_ASSERT_EQUAL(mail_view_update(i & 1 ? va : vb, 1, &c), 0);
+		mail_changes_free(c);
+	}
+	mail_view_close(va);
+	mail_view_close(vb);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+
+	/* 2. threads on both engines at once: two appenders and one viewer
+	 * each; appends are ordered (each one's sync sees every earlier one
+	 * committed), claims and opens run freely */
+	pthread_mutex_t order = PTHREAD_MUTEX_INITIALIZER;
+	int stop = 0;
+	struct uv_worker w[6];
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct uv_worker){ i & 1 ? b : a, &order, i < 4 ? 25 : 0, &stop, 0, 0 };
+		pthread_create(&th[i], NULL, uv_worker_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+	for (int i = 4; i < 6; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 6; i++) {
+		CU_ASSERT_EQUAL(w[i].failures, 0);
+		CU_ASSERT(w[i].max_uv <= 1);
+	}
+	struct mail_status sa, sb;
+	uv_status(a, &sa);
+	uv_status(b, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 120);
+	CU_ASSERT_EQUAL(sb.exists, 120);
+	CU_ASSERT_EQUAL(sa.uidvalidity, 1);
+	CU_ASSERT_EQUAL(sb.uidvalidity, 1);
+	CU_ASSERT_EQUAL(sa.uidnext, 121);
+
+	/* 3. a true collision still raises it: b writes an add from a view
+	 * that misses a's last one */
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ivy", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	CU_ASSERT_EQUAL(append_n(ma, 1, 0), 0);
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	CU_ASSERT_FATAL(op != NULL);
+	op->kind = UIDX_OP_ADD;
+	op->n = 1;
+	op->ids = calloc(1, UIDX_ID);
+	op->item_flags = calloc(1, sizeof(uint64_t));
+	CU_ASSERT_FATAL(op->ids != NULL && op->item_flags != NULL);
+	memset(op->ids[0], 0x5a, UIDX_ID);
+	pthread_mutex_lock(&mb->lock);
+	op->seen_uidnext = mb->log.cur->uidnext; /* 121: a's add (UID 121) unseen */
+	CU_ASSERT_EQUAL(op->seen_uidnext, 121);
+	CU_ASSERT_EQUAL(oplog_push(&mb->log, op), 0);
+	pthread_mutex_unlock(&mb->lock);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+	uv_status(a, &sa);
+	uv_status(b, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 122);
+	CU_ASSERT_EQUAL(sa.uidvalidity, 2);
+	CU_ASSERT_EQUAL(sb.uidvalidity, 2);
+	mail_engine_free(a);
+	mail_engine_free(b);
+	env_close(&e);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1362,6 +1528,8 @@ int main(void)
 	CU_add_test(s, "copy and move", test_copy_move);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
+	CU_add_test(s, "UIDVALIDITY stays 1 across two engines unless an add misses another",
+	            test_uidvalidity_two_engines);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
