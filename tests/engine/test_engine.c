@@ -343,6 +343,42 @@ static void test_uidx_rules(void)
 	uidx_op_free(f);
 	uidx_op_free(d);
 	uidx_free(s);
+
+	/* One late add p (timestamp 2) missed by three adds of another writer
+	 * that each name the newest add they knew: p counts once, not three
+	 * times; without anchors it counts three times. */
+	for (int anchored = 0; anchored < 2; anchored++) {
+		struct uidx_state *t = uidx_new();
+		struct uidx_op *x = add_op(1, 1, 0x40), *p = add_op(2, 1, 0x41);
+		struct uidx_op *q[3];
+		x->ts.ms = 1;
+		p->ts.ms = 2;
+		uidx_apply(t, x);
+		uidx_apply(t, p);
+		for (int i = 0; i < 3; i++) {
+			q[i] = add_op(2 + (uint32_t)i, 1, (uint8_t)(0x50 + i)); /* saw x and its own */
+			q[i]->ts.ms = 3 + (uint64_t)i;
+			q[i]->has_anchor = anchored;
+			q[i]->anchor.ms = i ? 3 + (uint64_t)i - 1 : 1;
+			uidx_apply(t, q[i]);
+		}
+		CU_ASSERT_EQUAL(t->uidvalidity, anchored ? 2 : 4);
+		CU_ASSERT_EQUAL(t->uidnext, 6);
+		/* an anchor the state does not know falls back to uidnext - seen */
+		struct uidx_op *z = add_op(5, 1, 0x60);
+		z->ts.ms = 9;
+		z->has_anchor = 1;
+		z->anchor.ms = 99;
+		uint32_t before = t->uidvalidity;
+		uidx_apply(t, z);
+		CU_ASSERT_EQUAL(t->uidvalidity, before + 1);
+		uidx_op_free(z);
+		for (int i = 0; i < 3; i++)
+			uidx_op_free(q[i]);
+		uidx_op_free(x);
+		uidx_op_free(p);
+		uidx_free(t);
+	}
 }
 
 /* The UIDVALIDITY invariant on random op sets: for a view S and a superset
@@ -388,6 +424,110 @@ static void test_uidx_invariant_random(void)
 		uidx_free(sv);
 		uidx_free(sf);
 		for (int i = 0; i < n; i++)
+			uidx_op_free(ops[i]);
+	}
+}
+
+/* The anchored rule on random histories. Op i (timestamp i) is committed
+ * at time i + delay; its writer read at time i - 1/2, so its view holds the
+ * ops committed before that (a closed view) and its anchor is the newest
+ * add of that view. Views S_t (committed before t) grow with t; for each
+ * pair UIDVALIDITY must not go back, and equal UIDVALIDITY must mean equal
+ * UIDs. A replay from a checkpoint (encoded and decoded state) must agree
+ * with the full replay, and the anchored rule never counts more than the
+ * plain one. Long delays push anchors out of the window of UIDX_MARKS. */
+static void test_uidx_anchor_random(void)
+{
+	uint64_t r = 777;
+	enum { N = 48 };
+	for (int round = 0; round < 300; round++) {
+		struct uidx_op *ops[N];
+		uint32_t commit2[N]; /* twice the commit time */
+		for (int i = 0; i < N; i++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			uint32_t delay = (uint32_t)((r >> 33) % 4);
+			if ((r >> 40) % (4 + (unsigned)round % 29) == 0)
+				delay += 10 + (uint32_t)((r >> 44) % 40); /* a write that waited long */
+			commit2[i] = 2 * (uint32_t)i + 2 * delay + 1;
+			uint32_t seen = 1;
+			int anchor = -1;
+			for (int j = 0; j < i; j++)
+				if (commit2[j] < 2 * (uint32_t)i - 1) {
+					seen += (uint32_t)ops[j]->n;
+					anchor = j;
+				}
+			int n = 1 + (int)((r >> 50) % 3);
+			struct uidx_op *op = add_op(seen, n, 0);
+			for (int k = 0; k < n; k++) {
+				memset(op->ids[k], 0, UIDX_ID);
+				op->ids[k][0] = (uint8_t)i;
+				op->ids[k][1] = (uint8_t)k;
+				op->ids[k][2] = 0xa5;
+			}
+			op->ts.ms = (uint64_t)i + 1;
+			if (anchor >= 0) {
+				op->has_anchor = 1;
+				op->anchor.ms = (uint64_t)anchor + 1;
+			}
+			ops[i] = op;
+		}
+		/* every pair of views, not only neighbours */
+		struct uidx_state *views[64];
+		size_t nv = 0;
+		for (uint32_t k = 0; k < 64; k++) {
+			uint32_t t2 = k * (2 * N + 2 * 60 + 2) / 63; /* the last one holds every op */
+			struct uidx_state *v = uidx_new(), *plain = uidx_new();
+			for (int i = 0; i < N; i++) {
+				if (commit2[i] >= t2)
+					continue;
+				uidx_apply(v, ops[i]);
+				int h = ops[i]->has_anchor;
+				ops[i]->has_anchor = 0; /* the plain rule */
+				uidx_apply(plain, ops[i]);
+				ops[i]->has_anchor = h;
+			}
+			CU_ASSERT(v->uidvalidity <= plain->uidvalidity);
+			uidx_free(plain);
+			views[nv++] = v;
+		}
+		for (size_t a = 0; a < nv; a++)
+			for (size_t z = a + 1; z < nv; z++) {
+				CU_ASSERT(views[z]->uidvalidity >= views[a]->uidvalidity);
+				if (views[z]->uidvalidity != views[a]->uidvalidity)
+					continue;
+				for (size_t k = 0; k < views[a]->n; k++) {
+					const struct uidx_msg *m = uidx_find_id(views[z], views[a]->msgs[k].id);
+					if (m == NULL || m->uid != views[a]->msgs[k].uid) {
+						CU_FAIL("same UIDVALIDITY, different UID");
+						break;
+					}
+				}
+			}
+		struct uidx_state *prev = views[nv - 1];
+		for (size_t a = 0; a + 1 < nv; a++)
+			uidx_free(views[a]);
+		/* everything: once in full, once from a checkpoint after op N/2 */
+		struct uidx_state *full = uidx_new(), *half = uidx_new();
+		for (int i = 0; i < N; i++)
+			uidx_apply(full, ops[i]);
+		for (int i = 0; i < N / 2; i++)
+			uidx_apply(half, ops[i]);
+		struct cbuf b = { 0 };
+		CU_ASSERT_EQUAL(codec_state_encode(half, &b), 0);
+		struct uidx_state *ck = NULL;
+		CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &ck), 0);
+		free(b.p);
+		CU_ASSERT_EQUAL(ck->n_marks, half->n_marks);
+		for (int i = N / 2; i < N; i++)
+			uidx_apply(ck, ops[i]);
+		CU_ASSERT_EQUAL(ck->uidvalidity, full->uidvalidity);
+		CU_ASSERT_EQUAL(ck->uidnext, full->uidnext);
+		CU_ASSERT(prev && prev->uidvalidity == full->uidvalidity);
+		uidx_free(ck);
+		uidx_free(half);
+		uidx_free(full);
+		uidx_free(prev);
+		for (int i = 0; i < N; i++)
 			uidx_op_free(ops[i]);
 	}
 }
@@ -1513,6 +1653,7 @@ int main(void)
 	CU_add_test(s, "timestamps: text order, after()", test_timestamps);
 	CU_add_test(s, "uid index: add, conflict bump, flags, modseq, delete, claims", test_uidx_rules);
 	CU_add_test(s, "uid index: same UIDVALIDITY and UID means same message", test_uidx_invariant_random);
+	CU_add_test(s, "uid index: anchored adds, random delays, checkpoints", test_uidx_anchor_random);
 	CU_add_test(s, "mailbox list CRDT: commutative, associative, idempotent", test_mblist_crdt);
 	CU_add_test(s, "mailbox list: defaults, rename with children, INBOX, re-create", test_mblist_defaults_and_rename);
 	CU_add_test(s, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
