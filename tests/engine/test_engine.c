@@ -138,8 +138,31 @@ static void test_codec_op_roundtrip(void)
 	CU_ASSERT_NOT_EQUAL(codec_op_decode(longer, b.len + 1, &x), 0);
 	free(longer);
 	free(b.p);
-	uidx_op_free(op);
+	CU_ASSERT_EQUAL(d->has_anchor, 0);
 	uidx_op_free(d);
+	/* an add with an anchor: version 2, the anchor comes back */
+	op->has_anchor = 1;
+	op->anchor.ms = 0x0102030405060708ull;
+	op->anchor.rnd = 0xf0e0d0c0b0a09080ull;
+	struct cbuf b2 = { 0 };
+	CU_ASSERT_EQUAL(codec_op_encode(op, &b2), 0);
+	CU_ASSERT_EQUAL(b2.p[1], 2);
+	d = NULL;
+	CU_ASSERT_EQUAL_FATAL(codec_op_decode(b2.p, b2.len, &d), 0);
+	CU_ASSERT_EQUAL(d->has_anchor, 1);
+	CU_ASSERT_EQUAL(d->anchor.ms, op->anchor.ms);
+	CU_ASSERT_EQUAL(d->anchor.rnd, op->anchor.rnd);
+	CU_ASSERT_EQUAL(d->seen_uidnext, 42);
+	uidx_op_free(d);
+	for (size_t cut = 0; cut < b2.len; cut++) {
+		x = NULL;
+		CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, cut, &x), 0);
+	}
+	b2.p[2] = UIDX_OP_DEL; /* only an add has an anchor */
+	x = NULL;
+	CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, b2.len, &x), 0);
+	free(b2.p);
+	uidx_op_free(op);
 }
 
 static void test_codec_state_summary_list(void)
