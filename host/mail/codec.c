@@ -151,17 +151,47 @@ static char *cr_str(struct crd *r, size_t max)
 	return s;
 }
 
+/* Version 2 appends fields (an add's anchor, a state's marks) that version 1
+ * lacks; a value without them is still written as version 1. */
+#define CODEC_VERSION_2 2
+
+/* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
 {
-	return cr_u8(r) == kind && cr_u8(r) == CODEC_VERSION && !r->bad;
+	if (cr_u8(r) != kind)
+		return 0;
+	uint8_t v = cr_u8(r);
+	return !r->bad && (v == CODEC_VERSION || v == CODEC_VERSION_2) ? v : 0;
+}
+
+static void cb_ts(struct cbuf *b, struct ag_ts ts)
+{
+	uint8_t raw[16];
+	for (int i = 0; i < 8; i++) {
+		raw[i] = (uint8_t)(ts.ms >> (56 - 8 * i));
+		raw[8 + i] = (uint8_t)(ts.rnd >> (56 - 8 * i));
+	}
+	cb_raw(b, raw, sizeof(raw));
+}
+
+static struct ag_ts cr_ts(struct crd *r)
+{
+	struct ag_ts ts = { 0, 0 };
+	const uint8_t *raw = cr_raw(r, 16);
+	for (int i = 0; raw && i < 8; i++) {
+		ts.ms = (ts.ms << 8) | raw[i];
+		ts.rnd = (ts.rnd << 8) | raw[8 + i];
+	}
+	return ts;
 }
 
 /* ---- operations ---- */
 
 int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 {
+	int v2 = op->kind == UIDX_OP_ADD && op->has_anchor;
 	cb_u8(b, KIND_OP);
-	cb_u8(b, CODEC_VERSION);
+	cb_u8(b, v2 ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_u8(b, op->kind);
 	cb_var(b, op->seen_uidnext);
 	cb_var(b, op->bump);
@@ -176,6 +206,8 @@ int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 		if (op->kind == UIDX_OP_ADD)
 			cb_var(b, op->item_flags[i]);
 	}
+	if (v2)
+		cb_ts(b, op->anchor);
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -183,7 +215,8 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 {
 	struct crd r = { p, len, 0, 0 };
 	*out = NULL;
-	if (!header_ok(&r, KIND_OP))
+	int version = header_ok(&r, KIND_OP);
+	if (version == 0)
 		return AEROGRAM_EINVAL;
 	struct uidx_op *op = calloc(1, sizeof(*op));
 	if (op == NULL)
@@ -230,6 +263,12 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 		if (!r.bad)
 			op->n = (size_t)n;
 	}
+	if (version == CODEC_VERSION_2) {
+		if (op->kind != UIDX_OP_ADD)
+			r.bad = 1; /* only an add has an anchor */
+		op->anchor = cr_ts(&r);
+		op->has_anchor = 1;
+	}
 	if (r.bad || r.pos != r.len) {
 		uidx_op_free(op);
 		return AEROGRAM_EINVAL;
@@ -243,7 +282,7 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
 	cb_u8(b, KIND_STATE);
-	cb_u8(b, CODEC_VERSION);
+	cb_u8(b, s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -267,6 +306,13 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 		cb_var(b, m->modseq);
 		cb_var(b, m->flags);
 	}
+	if (s->n_marks) {
+		cb_var(b, s->n_marks);
+		for (size_t i = 0; i < s->n_marks; i++) {
+			cb_ts(b, s->marks[i].ts);
+			cb_var(b, s->marks[i].uidnext);
+		}
+	}
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -274,7 +320,8 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 {
 	struct crd r = { p, len, 0, 0 };
 	*out = NULL;
-	if (!header_ok(&r, KIND_STATE))
+	int version = header_ok(&r, KIND_STATE);
+	if (version == 0)
 		return AEROGRAM_EINVAL;
 	struct uidx_state *s = uidx_new();
 	if (s == NULL)
@@ -335,6 +382,22 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		}
 		if (!r.bad)
 			s->n = (size_t)n;
+	}
+	if (version == CODEC_VERSION_2) {
+		uint64_t nm = cr_var(&r);
+		if (nm == 0 || nm > UIDX_MARKS)
+			r.bad = 1;
+		for (size_t i = 0; !r.bad && i < nm; i++) {
+			s->marks[i].ts = cr_ts(&r);
+			s->marks[i].uidnext = cr_u32(&r);
+			/* ascending timestamps, uidnext never past the state's */
+			if (s->marks[i].uidnext > s->uidnext ||
+			    (i > 0 && (ts_cmp(s->marks[i - 1].ts, s->marks[i].ts) >= 0 ||
+			               s->marks[i - 1].uidnext > s->marks[i].uidnext)))
+				r.bad = 1;
+		}
+		if (!r.bad)
+			s->n_marks = (size_t)nm;
 	}
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);

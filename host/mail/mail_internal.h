@@ -93,6 +93,14 @@ struct uidx_recent {
 	uint8_t owner[UIDX_ID];
 	uint32_t lo, hi; /* UIDs [lo, hi) are recent to owner */
 };
+/* Where each of the last UIDX_MARKS adds of the replayed log ended, so that
+ * an add naming the newest add its writer knew (its anchor) is charged only
+ * for the UIDs allocated since (README: the UID index). */
+#define UIDX_MARKS 32
+struct uidx_mark {
+	struct ag_ts ts;  /* the add's log timestamp */
+	uint32_t uidnext; /* uidnext right after it */
+};
 struct uidx_state {
 	struct uidx_msg *msgs; /* ascending uid */
 	size_t n, cap;
@@ -107,6 +115,8 @@ struct uidx_state {
 	/* id -> uid hash (open addressing; uid 0 = removed) */
 	struct uidx_slot { uint8_t id[UIDX_ID]; uint32_t uid; } *hash;
 	size_t hash_cap, hash_used;
+	struct uidx_mark marks[UIDX_MARKS]; /* the last adds, oldest first */
+	size_t n_marks;
 };
 
 enum uidx_op_kind {
@@ -129,6 +139,9 @@ struct uidx_op {
 	size_t n;                     /* items */
 	uint8_t (*ids)[UIDX_ID];
 	uint64_t *item_flags;         /* ADD: op-local flag bits per item */
+	int has_anchor;               /* ADD: anchor is set */
+	struct ag_ts anchor;          /* ADD: the newest add of the writer's view */
+	struct ag_ts ts;              /* the log entry's timestamp (not encoded) */
 };
 
 struct uidx_state *uidx_new(void);

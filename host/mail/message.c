@@ -67,6 +67,10 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 	int rc = mailbox_sync_locked(mb, MAIL_SYNC_ADD);
 	if (rc == 0) {
 		op->seen_uidnext = mb->log.cur->uidnext;
+		if (mb->log.cur->n_marks) {
+			op->has_anchor = 1;
+			op->anchor = mb->log.cur->marks[mb->log.cur->n_marks - 1].ts;
+		}
 		rc = oplog_push(&mb->log, op);
 		op = NULL;
 	}

@@ -190,6 +190,7 @@ static int remote_row(void *arg, const struct aerogram_row *row)
 		r->e = g;
 		r->cap = cap;
 	}
+	best_op->ts = ts;
 	r->e[r->n].ts = ts;
 	r->e[r->n].op = best_op;
 	r->e[r->n].cached = NULL;
@@ -383,6 +384,7 @@ int oplog_push(struct oplog *log, struct uidx_op *op)
 	struct mail_engine *eng = log->eng;
 	struct ag_ts prev = log->n ? log->hist[log->n - 1].ts : log->ckpt_ts;
 	struct ag_ts ts = ts_after(eng, prev);
+	op->ts = ts;
 	char sk[AG_TS_HEX + 1];
 	ts_format(ts, sk);
 	struct cbuf b = { 0 };

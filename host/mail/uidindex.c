@@ -260,8 +260,19 @@ static int apply_add(struct uidx_state *s, const struct uidx_op *op)
 	/* The conflict term: UIDs allocated before this op that its writer did
 	 * not see. It is never negative for a causally closed view; clamp it
 	 * anyway so that a corrupt op cannot lower UIDVALIDITY. */
-	if (s->uidnext > op->seen_uidnext)
-		s->uidvalidity = sat_add32(s->uidvalidity, s->uidnext - op->seen_uidnext);
+	uint32_t term = s->uidnext > op->seen_uidnext ? s->uidnext - op->seen_uidnext : 0;
+	/* With an anchor still in the window, only the UIDs allocated after the
+	 * anchor count: an add the writer missed before its anchor was charged
+	 * to the op whose own anchor precedes it, once (README proof). */
+	for (size_t i = s->n_marks; op->has_anchor && i-- > 0;) {
+		if (ts_cmp(s->marks[i].ts, op->anchor) != 0)
+			continue;
+		uint32_t gap = s->uidnext - s->marks[i].uidnext;
+		if (gap < term)
+			term = gap;
+		break;
+	}
+	s->uidvalidity = sat_add32(s->uidvalidity, term);
 	if (msgs_reserve(s, op->n) < 0)
 		return AEROGRAM_EINTERNAL;
 	if (s->hash == NULL || (s->hash_used + op->n) * 2 > s->hash_cap)
@@ -291,6 +302,13 @@ static int apply_add(struct uidx_state *s, const struct uidx_op *op)
 		m->flags = op_to_state_flags(s, op, op->item_flags[i], 1);
 	}
 	s->highestmodseq = modseq;
+	if (s->n_marks == UIDX_MARKS) {
+		memmove(s->marks, s->marks + 1, (UIDX_MARKS - 1) * sizeof(s->marks[0]));
+		s->n_marks--;
+	}
+	s->marks[s->n_marks].ts = op->ts;
+	s->marks[s->n_marks].uidnext = s->uidnext;
+	s->n_marks++;
 	return 0;
 }
 

@@ -138,8 +138,31 @@ static void test_codec_op_roundtrip(void)
 	CU_ASSERT_NOT_EQUAL(codec_op_decode(longer, b.len + 1, &x), 0);
 	free(longer);
 	free(b.p);
-	uidx_op_free(op);
+	CU_ASSERT_EQUAL(d->has_anchor, 0);
 	uidx_op_free(d);
+	/* an add with an anchor: version 2, the anchor comes back */
+	op->has_anchor = 1;
+	op->anchor.ms = 0x0102030405060708ull;
+	op->anchor.rnd = 0xf0e0d0c0b0a09080ull;
+	struct cbuf b2 = { 0 };
+	CU_ASSERT_EQUAL(codec_op_encode(op, &b2), 0);
+	CU_ASSERT_EQUAL(b2.p[1], 2);
+	d = NULL;
+	CU_ASSERT_EQUAL_FATAL(codec_op_decode(b2.p, b2.len, &d), 0);
+	CU_ASSERT_EQUAL(d->has_anchor, 1);
+	CU_ASSERT_EQUAL(d->anchor.ms, op->anchor.ms);
+	CU_ASSERT_EQUAL(d->anchor.rnd, op->anchor.rnd);
+	CU_ASSERT_EQUAL(d->seen_uidnext, 42);
+	uidx_op_free(d);
+	for (size_t cut = 0; cut < b2.len; cut++) {
+		x = NULL;
+		CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, cut, &x), 0);
+	}
+	b2.p[2] = UIDX_OP_DEL; /* only an add has an anchor */
+	x = NULL;
+	CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, b2.len, &x), 0);
+	free(b2.p);
+	uidx_op_free(op);
 }
 
 static void test_codec_state_summary_list(void)
@@ -343,6 +366,42 @@ static void test_uidx_rules(void)
 	uidx_op_free(f);
 	uidx_op_free(d);
 	uidx_free(s);
+
+	/* One late add p (timestamp 2) missed by three adds of another writer
+	 * that each name the newest add they knew: p counts once, not three
+	 * times; without anchors it counts three times. */
+	for (int anchored = 0; anchored < 2; anchored++) {
+		struct uidx_state *t = uidx_new();
+		struct uidx_op *x = add_op(1, 1, 0x40), *p = add_op(2, 1, 0x41);
+		struct uidx_op *q[3];
+		x->ts.ms = 1;
+		p->ts.ms = 2;
+		uidx_apply(t, x);
+		uidx_apply(t, p);
+		for (int i = 0; i < 3; i++) {
+			q[i] = add_op(2 + (uint32_t)i, 1, (uint8_t)(0x50 + i)); /* saw x and its own */
+			q[i]->ts.ms = 3 + (uint64_t)i;
+			q[i]->has_anchor = anchored;
+			q[i]->anchor.ms = i ? 3 + (uint64_t)i - 1 : 1;
+			uidx_apply(t, q[i]);
+		}
+		CU_ASSERT_EQUAL(t->uidvalidity, anchored ? 2 : 4);
+		CU_ASSERT_EQUAL(t->uidnext, 6);
+		/* an anchor the state does not know falls back to uidnext - seen */
+		struct uidx_op *z = add_op(5, 1, 0x60);
+		z->ts.ms = 9;
+		z->has_anchor = 1;
+		z->anchor.ms = 99;
+		uint32_t before = t->uidvalidity;
+		uidx_apply(t, z);
+		CU_ASSERT_EQUAL(t->uidvalidity, before + 1);
+		uidx_op_free(z);
+		for (int i = 0; i < 3; i++)
+			uidx_op_free(q[i]);
+		uidx_op_free(x);
+		uidx_op_free(p);
+		uidx_free(t);
+	}
 }
 
 /* The UIDVALIDITY invariant on random op sets: for a view S and a superset
@@ -388,6 +447,110 @@ static void test_uidx_invariant_random(void)
 		uidx_free(sv);
 		uidx_free(sf);
 		for (int i = 0; i < n; i++)
+			uidx_op_free(ops[i]);
+	}
+}
+
+/* The anchored rule on random histories. Op i (timestamp i) is committed
+ * at time i + delay; its writer read at time i - 1/2, so its view holds the
+ * ops committed before that (a closed view) and its anchor is the newest
+ * add of that view. Views S_t (committed before t) grow with t; for each
+ * pair UIDVALIDITY must not go back, and equal UIDVALIDITY must mean equal
+ * UIDs. A replay from a checkpoint (encoded and decoded state) must agree
+ * with the full replay, and the anchored rule never counts more than the
+ * plain one. Long delays push anchors out of the window of UIDX_MARKS. */
+static void test_uidx_anchor_random(void)
+{
+	uint64_t r = 777;
+	enum { N = 48 };
+	for (int round = 0; round < 300; round++) {
+		struct uidx_op *ops[N];
+		uint32_t commit2[N]; /* twice the commit time */
+		for (int i = 0; i < N; i++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			uint32_t delay = (uint32_t)((r >> 33) % 4);
+			if ((r >> 40) % (4 + (unsigned)round % 29) == 0)
+				delay += 10 + (uint32_t)((r >> 44) % 40); /* a write that waited long */
+			commit2[i] = 2 * (uint32_t)i + 2 * delay + 1;
+			uint32_t seen = 1;
+			int anchor = -1;
+			for (int j = 0; j < i; j++)
+				if (commit2[j] < 2 * (uint32_t)i - 1) {
+					seen += (uint32_t)ops[j]->n;
+					anchor = j;
+				}
+			int n = 1 + (int)((r >> 50) % 3);
+			struct uidx_op *op = add_op(seen, n, 0);
+			for (int k = 0; k < n; k++) {
+				memset(op->ids[k], 0, UIDX_ID);
+				op->ids[k][0] = (uint8_t)i;
+				op->ids[k][1] = (uint8_t)k;
+				op->ids[k][2] = 0xa5;
+			}
+			op->ts.ms = (uint64_t)i + 1;
+			if (anchor >= 0) {
+				op->has_anchor = 1;
+				op->anchor.ms = (uint64_t)anchor + 1;
+			}
+			ops[i] = op;
+		}
+		/* every pair of views, not only neighbours */
+		struct uidx_state *views[64];
+		size_t nv = 0;
+		for (uint32_t k = 0; k < 64; k++) {
+			uint32_t t2 = k * (2 * N + 2 * 60 + 2) / 63; /* the last one holds every op */
+			struct uidx_state *v = uidx_new(), *plain = uidx_new();
+			for (int i = 0; i < N; i++) {
+				if (commit2[i] >= t2)
+					continue;
+				uidx_apply(v, ops[i]);
+				int h = ops[i]->has_anchor;
+				ops[i]->has_anchor = 0; /* the plain rule */
+				uidx_apply(plain, ops[i]);
+				ops[i]->has_anchor = h;
+			}
+			CU_ASSERT(v->uidvalidity <= plain->uidvalidity);
+			uidx_free(plain);
+			views[nv++] = v;
+		}
+		for (size_t a = 0; a < nv; a++)
+			for (size_t z = a + 1; z < nv; z++) {
+				CU_ASSERT(views[z]->uidvalidity >= views[a]->uidvalidity);
+				if (views[z]->uidvalidity != views[a]->uidvalidity)
+					continue;
+				for (size_t k = 0; k < views[a]->n; k++) {
+					const struct uidx_msg *m = uidx_find_id(views[z], views[a]->msgs[k].id);
+					if (m == NULL || m->uid != views[a]->msgs[k].uid) {
+						CU_FAIL("same UIDVALIDITY, different UID");
+						break;
+					}
+				}
+			}
+		struct uidx_state *prev = views[nv - 1];
+		for (size_t a = 0; a + 1 < nv; a++)
+			uidx_free(views[a]);
+		/* everything: once in full, once from a checkpoint after op N/2 */
+		struct uidx_state *full = uidx_new(), *half = uidx_new();
+		for (int i = 0; i < N; i++)
+			uidx_apply(full, ops[i]);
+		for (int i = 0; i < N / 2; i++)
+			uidx_apply(half, ops[i]);
+		struct cbuf b = { 0 };
+		CU_ASSERT_EQUAL(codec_state_encode(half, &b), 0);
+		struct uidx_state *ck = NULL;
+		CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &ck), 0);
+		free(b.p);
+		CU_ASSERT_EQUAL(ck->n_marks, half->n_marks);
+		for (int i = N / 2; i < N; i++)
+			uidx_apply(ck, ops[i]);
+		CU_ASSERT_EQUAL(ck->uidvalidity, full->uidvalidity);
+		CU_ASSERT_EQUAL(ck->uidnext, full->uidnext);
+		CU_ASSERT(prev && prev->uidvalidity == full->uidvalidity);
+		uidx_free(ck);
+		uidx_free(half);
+		uidx_free(full);
+		uidx_free(prev);
+		for (int i = 0; i < N; i++)
 			uidx_op_free(ops[i]);
 	}
 }
@@ -1337,6 +1500,172 @@ static void test_threads(void)
 	env_close(&e);
 }
 
+/* ----------------------------------------- UIDVALIDITY across engines */
+
+/* Two engines ("daemons") on one store. An add raises UIDVALIDITY only when
+ * its writer missed an earlier committed add; \Recent claims, the writer's
+ * own adds and mailboxes opened per APPEND must never count. */
+struct uv_worker {
+	struct mail_engine *eng;
+	pthread_mutex_t *order; /* held around each append: adds never overlap */
+	int appends;            /* appender: how many; 0: a viewer claiming \Recent */
+	int *stop;
+	int failures;
+	uint32_t max_uv;        /* highest UIDVALIDITY an APPENDUID or view reported */
+};
+
+static void *uv_worker_main(void *arg)
+{
+	struct uv_worker *w = arg;
+	if (w->appends == 0) {
+		/* SELECT and update with claims until the appenders are done */
+		struct mail_mailbox *mb;
+		struct mail_view *v;
+		if (mail_mailbox_open(w->eng, "ivy", "INBOX", &mb) != 0 || mail_view_open(mb, 1, &v) != 0) {
+			w->failures++;
+			return NULL;
+		}
+		while (!__atomic_load_n(w->stop, __ATOMIC_SEQ_CST)) {
+			struct mail_changes *c;
+			if (mail_view_update(v, 1, &c) != 0)
+				w->failures++;
+			else
+				mail_changes_free(c);
+			if (mail_view_uidvalidity(v) > w->max_uv)
+				w->max_uv = mail_view_uidvalidity(v);
+			usleep(200);
+		}
+		mail_view_close(v);
+		mail_mailbox_close(mb);
+		return NULL;
+	}
+	for (int i = 0; i < w->appends; i++) {
+		/* as the server does: the mailbox opened for this APPEND alone */
+		struct mail_mailbox *mb;
+		if (mail_mailbox_open(w->eng, "ivy", "INBOX", &mb) != 0) {
+			w->failures++;
+			continue;
+		}
+		char body[96];
+		int bl = snprintf(body, sizeof(body), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+		struct mail_new_message m = { .body = (const uint8_t *)body, .body_len = (size_t)bl,
+		                              .header = (const uint8_t *)body, .header_len = 14 };
+		uint32_t uv = 0, uid = 0;
+		pthread_mutex_lock(w->order);
+		if (mail_append(mb, &m, &uv, &uid) != 0)
+			w->failures++;
+		pthread_mutex_unlock(w->order);
+		if (uv > w->max_uv)
+			w->max_uv = uv;
+		mail_mailbox_close(mb);
+	}
+	return NULL;
+}
+
+static void uv_status(struct mail_engine *eng, struct mail_status *st)
+{
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	mail_mailbox_status(mb, st);
+	mail_mailbox_close(mb);
+}
+
+static void test_uidvalidity_two_engines(void)
+{
+	struct env e;
+	env_open(&e, 71);
+	struct mail_engine_options o = { 0 };
+	o.log = eu_options(NULL, 0).log;
+	o.poll_timeout_ms = 300;
+	struct mail_engine *a = NULL, *b = NULL;
+	o.seed = 72;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
+	o.seed = 73;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+
+	/* 1. alternating appends, each engine with a claiming view open */
+	struct mail_mailbox *ma, *mb;
+	struct mail_view *va, *vb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ivy", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(ma, 1, &va), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 1, &vb), 0);
+	for (int i = 0; i < 20; i++) {
+		uint32_t uv = 0, uid = 0;
+		struct mail_new_message m = { .body = (const uint8_t *)"Subject: x\r\n\r\nx\r\n", .body_len = 17 };
+		CU_ASSERT_EQUAL(mail_append(i & 1 ? mb : ma, &m, &uv, &uid), 0);
+		CU_ASSERT_EQUAL(uv, 1);
+		CU_ASSERT_EQUAL(uid, (uint32_t)i + 1);
+		struct mail_changes *c;
+		CU_ASSERT_EQUAL(mail_view_update(i & 1 ? va : vb, 1, &c), 0);
+		mail_changes_free(c);
+	}
+	mail_view_close(va);
+	mail_view_close(vb);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+
+	/* 2. threads on both engines at once: two appenders and one viewer
+	 * each; appends are ordered (each one's sync sees every earlier one
+	 * committed), claims and opens run freely */
+	pthread_mutex_t order = PTHREAD_MUTEX_INITIALIZER;
+	int stop = 0;
+	struct uv_worker w[6];
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct uv_worker){ i & 1 ? b : a, &order, i < 4 ? 25 : 0, &stop, 0, 0 };
+		pthread_create(&th[i], NULL, uv_worker_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+	for (int i = 4; i < 6; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 6; i++) {
+		CU_ASSERT_EQUAL(w[i].failures, 0);
+		CU_ASSERT(w[i].max_uv <= 1);
+	}
+	struct mail_status sa, sb;
+	uv_status(a, &sa);
+	uv_status(b, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 120);
+	CU_ASSERT_EQUAL(sb.exists, 120);
+	CU_ASSERT_EQUAL(sa.uidvalidity, 1);
+	CU_ASSERT_EQUAL(sb.uidvalidity, 1);
+	CU_ASSERT_EQUAL(sa.uidnext, 121);
+
+	/* 3. a true collision still raises it: b writes an add from a view
+	 * that misses a's last one */
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ivy", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "ivy", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	CU_ASSERT_EQUAL(append_n(ma, 1, 0), 0);
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	CU_ASSERT_FATAL(op != NULL);
+	op->kind = UIDX_OP_ADD;
+	op->n = 1;
+	op->ids = calloc(1, UIDX_ID);
+	op->item_flags = calloc(1, sizeof(uint64_t));
+	CU_ASSERT_FATAL(op->ids != NULL && op->item_flags != NULL);
+	memset(op->ids[0], 0x5a, UIDX_ID);
+	pthread_mutex_lock(&mb->lock);
+	op->seen_uidnext = mb->log.cur->uidnext; /* 121: a's add (UID 121) unseen */
+	CU_ASSERT_EQUAL(op->seen_uidnext, 121);
+	CU_ASSERT_EQUAL(oplog_push(&mb->log, op), 0);
+	pthread_mutex_unlock(&mb->lock);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+	uv_status(a, &sa);
+	uv_status(b, &sb);
+	CU_ASSERT_EQUAL(sa.exists, 122);
+	CU_ASSERT_EQUAL(sa.uidvalidity, 2);
+	CU_ASSERT_EQUAL(sb.uidvalidity, 2);
+	mail_engine_free(a);
+	mail_engine_free(b);
+	env_close(&e);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1347,6 +1676,7 @@ int main(void)
 	CU_add_test(s, "timestamps: text order, after()", test_timestamps);
 	CU_add_test(s, "uid index: add, conflict bump, flags, modseq, delete, claims", test_uidx_rules);
 	CU_add_test(s, "uid index: same UIDVALIDITY and UID means same message", test_uidx_invariant_random);
+	CU_add_test(s, "uid index: anchored adds, random delays, checkpoints", test_uidx_anchor_random);
 	CU_add_test(s, "mailbox list CRDT: commutative, associative, idempotent", test_mblist_crdt);
 	CU_add_test(s, "mailbox list: defaults, rename with children, INBOX, re-create", test_mblist_defaults_and_rename);
 	CU_add_test(s, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
@@ -1362,6 +1692,8 @@ int main(void)
 	CU_add_test(s, "copy and move", test_copy_move);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
+	CU_add_test(s, "UIDVALIDITY stays 1 across two engines unless an add misses another",
+	            test_uidvalidity_two_engines);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
