@@ -317,13 +317,11 @@ struct mail_mailbox {
 
 /* Syncs under mb->lock if the poller says something changed (or always
  * when there is no poller); notifies subscribers of a change. `mode`:
- * MAIL_SYNC_FORCE always reads; MAIL_SYNC_ADD (before an ADD, whose UIDs
- * must be allocated on the freshest state) reads unless the watch is live
- * and has not fired; MAIL_SYNC_QUIET (0) also skips the read when the
- * watch fired only for this engine's own writes. */
+ * MAIL_SYNC_FORCE always reads (before an ADD, whose UIDs must be allocated
+ * on the freshest state); MAIL_SYNC_QUIET (0) skips the read when the watch
+ * is live and has not fired, or fired only for this engine's own writes. */
 #define MAIL_SYNC_QUIET 0
 #define MAIL_SYNC_FORCE 1
-#define MAIL_SYNC_ADD 2
 int mailbox_sync_locked(struct mail_mailbox *mb, int mode);
 void mailbox_notify(struct mail_mailbox *mb);
 uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_state *s);

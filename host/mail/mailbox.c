@@ -74,16 +74,15 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 		/* A fire already taken in (by a sync since, or as our own write)
 		 * reports nothing new, but the watch is not live again until the
 		 * poller re-arms it. A view update, a flag change or a \Recent
-		 * claim can go ahead; an ADD waits for the read: allocating UIDs
-		 * on a state blind to that window makes concurrent daemons collide
-		 * on UIDs (and raise UIDVALIDITY) noticeably more often. */
-		if (mode != MAIL_SYNC_ADD && mb->synced_since_fire && mb->watch_fired != 3 &&
+		 * claim can go ahead; an ADD never gets here: it always reads
+		 * (MAIL_SYNC_FORCE), see push_add. */
+		if (mb->synced_since_fire && mb->watch_fired != 3 &&
 		    (mb->watch != NULL || mb->in_poll))
 			quiet = 1;
 		pthread_mutex_unlock(&mb->eng->lock);
 		if (quiet)
 			return 0;
-		if (mode != MAIL_SYNC_ADD && adopt_own_fire_locked(mb))
+		if (adopt_own_fire_locked(mb))
 			return 0;
 	}
 	if (!force && mb->eng->lazy && mb->synced_since_fire)

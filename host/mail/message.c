@@ -61,10 +61,12 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 		memcpy(ids, op->ids, n * UIDX_ID);
 	}
 	pthread_mutex_lock(&mb->lock);
-	/* Allocate UIDs on the freshest state: read the log unless the watch is
-	 * live and has not fired (an add on a stale state collides with another
-	 * daemon's and raises UIDVALIDITY). */
-	int rc = mailbox_sync_locked(mb, MAIL_SYNC_ADD);
+	/* Allocate UIDs on the freshest state: always read the log tail before
+	 * an add, even when the watch is quiet, because another daemon's add
+	 * that the watch has not reported yet (its poll still in flight) would
+	 * collide with this one and raise UIDVALIDITY, which makes every client
+	 * resync the mailbox. One sync per APPEND/COPY is far cheaper. */
+	int rc = mailbox_sync_locked(mb, MAIL_SYNC_FORCE);
 	if (rc == 0) {
 		op->seen_uidnext = mb->log.cur->uidnext;
 		if (mb->log.cur->n_marks) {
