@@ -270,9 +270,12 @@ struct gr_row_result_impl {
 	size_t n;
 };
 
-static json_t *read_query_json(const struct read_state *s)
+/* A JSON object naming the rows a query selects, in the form ReadBatch and
+ * DeleteBatch share: partitionKey, then singleItem + start, or prefix /
+ * start / end (start given separately: ReadBatch continues from nextStart).
+ * NULL when out of memory. */
+static json_t *selector_json(const struct aerogram_row_query *q, const char *start)
 {
-	const struct aerogram_row_query *q = s->q;
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
@@ -283,10 +286,21 @@ static json_t *read_query_json(const struct read_state *s)
 	} else {
 		if (nonempty(q->prefix))
 			set_str(o, "prefix", q->prefix);
-		if (nonempty(s->start))
-			set_str(o, "start", s->start);
+		if (nonempty(start))
+			set_str(o, "start", start);
 		if (nonempty(q->end))
 			set_str(o, "end", q->end);
+	}
+	return o;
+}
+
+static json_t *read_query_json(const struct read_state *s)
+{
+	const struct aerogram_row_query *q = s->q;
+	json_t *o = selector_json(q, s->start);
+	if (!o)
+		return NULL;
+	if (!q->sk) {
 		if (q->limit)
 			json_object_set_new(o, "limit", json_integer(q->limit));
 		json_object_set_new(o, "reverse", json_boolean(q->flags & AEROGRAM_QUERY_REVERSE));
@@ -509,19 +523,10 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 	if (!arr)
 		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	for (size_t i = 0; i < n; i++) {
-		const struct aerogram_row_query *q = &queries[i];
-		json_t *o = json_object();
-		set_str(o, "partitionKey", q->pk);
-		if (q->sk) {
-			set_str(o, "start", q->sk);
-			json_object_set_new(o, "singleItem", json_true());
-		} else {
-			if (nonempty(q->prefix))
-				set_str(o, "prefix", q->prefix);
-			if (nonempty(q->start))
-				set_str(o, "start", q->start);
-			if (nonempty(q->end))
-				set_str(o, "end", q->end);
+		json_t *o = selector_json(&queries[i], queries[i].start);
+		if (!o) {
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		}
 		json_array_append_new(arr, o);
 	}
