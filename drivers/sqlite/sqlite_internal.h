@@ -112,6 +112,19 @@ void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
 /* The cached prepared statement `id`, reset and unbound; NULL after a
  * failure (recorded). */
 sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
+/* The head of one row of ag_rows. */
+struct sq_row_head {
+	int64_t id;
+	uint64_t ctx;      /* the row's counter: its causality token */
+	uint64_t discard;  /* values written at or below it are superseded */
+	int64_t n_live;    /* values that are not tombstones */
+	int64_t n_values;
+};
+/* Reads the head of row (pk, sk): returns 1 and fills *head when the row
+ * exists, 0 when it does not, or a negative AEROGRAM_E* code with the
+ * message set (`what` names the step, e.g. "reading a row"). */
+int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+                const char *what);
 /* Runs fn inside BEGIN (IMMEDIATE when `write`) ... COMMIT on a pooled
  * connection, retrying the whole transaction while SQLite says BUSY and the
  * busy timeout has not passed. fn returns 0 or an AEROGRAM_E* code; it must

@@ -323,20 +323,13 @@ static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
 static int sq_read_single(struct sq_conn *conn, struct sq_arena *a,
                           const struct aerogram_row_query *q, struct aerogram_row_page *page)
 {
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, q->sk, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a row");
-	}
-	int64_t id = sqlite3_column_int64(s, 0);
-	uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
-	int64_t n_live = sqlite3_column_int64(s, 3), n_values = sqlite3_column_int64(s, 4);
-	sqlite3_reset(s);
+	struct sq_row_head head;
+	int found = sq_row_head(conn, q->pk, q->sk, &head, "reading a row");
+	if (found <= 0)
+		return found;
+	int64_t id = head.id;
+	uint64_t ctx = head.ctx;
+	int64_t n_live = head.n_live, n_values = head.n_values;
 	if (n_values == 0 || (n_live == 0 && !(q->flags & AEROGRAM_QUERY_TOMBSTONES)))
 		return 0;
 	if ((q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && n_values < 2)
@@ -520,20 +513,17 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
                         uint64_t token, int tombstone, const uint8_t *value, size_t len)
 {
 	struct sq_conn *conn = w->conn;
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
+	struct sq_row_head head;
+	int found = sq_row_head(conn, pk, sk, &head, "finding a row");
 	int64_t id;
 	uint64_t discard = 0;
-	if (rc == SQLITE_ROW) {
-		id = sqlite3_column_int64(s, 0);
-		discard = (uint64_t)sqlite3_column_int64(s, 2);
-		sqlite3_reset(s);
-	} else if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
+	sqlite3_stmt *s;
+	if (found < 0) {
+		return found;
+	} else if (found) {
+		id = head.id;
+		discard = head.discard;
+	} else {
 		if ((s = sq_stmt(conn, SQ_ROW_NEW)) == NULL)
 			return sq_map_rc(conn->last_rc);
 		sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
@@ -543,9 +533,6 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 		if (code)
 			return code;
 		id = sqlite3_last_insert_rowid(conn->db);
-	} else {
-		sqlite3_reset(s);
-		return sq_db_fail(conn, rc, "finding a row");
 	}
 
 	/* Tokens are versions; one larger than the clock (from a file that was
@@ -667,23 +654,14 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 {
 	struct sq_conn *conn = w->conn;
 	if (q->sk) {
-		sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-		if (s == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, q->sk, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(s);
-			return rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "finding a row");
-		}
-		uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
-		int64_t n_live = sqlite3_column_int64(s, 3);
-		sqlite3_reset(s);
-		if (n_live == 0)
+		struct sq_row_head head;
+		int found = sq_row_head(conn, q->pk, q->sk, &head, "finding a row");
+		if (found <= 0)
+			return found;
+		if (head.n_live == 0)
 			return 0;
 		(*deleted)++;
-		return sq_write_one(w, q->pk, q->sk, 1, ctx, 1, NULL, 0);
+		return sq_write_one(w, q->pk, q->sk, 1, head.ctx, 1, NULL, 0);
 	}
 	struct sq_bounds b;
 	int code = sq_bounds_make(q, 0, &b);

@@ -232,6 +232,29 @@ sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id)
 	return s;
 }
 
+int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+                const char *what)
+{
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, what);
+		sqlite3_reset(s);
+		return code;
+	}
+	head->id = sqlite3_column_int64(s, 0);
+	head->ctx = (uint64_t)sqlite3_column_int64(s, 1);
+	head->discard = (uint64_t)sqlite3_column_int64(s, 2);
+	head->n_live = sqlite3_column_int64(s, 3);
+	head->n_values = sqlite3_column_int64(s, 4);
+	sqlite3_reset(s);
+	return 1;
+}
+
 static void sq_conn_close(struct sq_conn *conn)
 {
 	for (size_t i = 0; i < SQ_STMT_COUNT; i++)

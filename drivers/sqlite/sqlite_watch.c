@@ -115,23 +115,16 @@ static int sq_watch_check(struct sq_conn *conn, struct aerogram_watch *w, int fo
 static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
                               struct aerogram_watch **fire)
 {
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, w->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, w->sk, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a watched row");
-		sqlite3_reset(s);
-		if (code == 0) /* else it stays NEW and is compared whole next time */
+	struct sq_row_head head;
+	int exists = sq_row_head(conn, w->pk, w->sk, &head, "reading a watched row");
+	if (exists <= 0) {
+		if (exists == 0) /* else it stays NEW and is compared whole next time */
 			w->state = SQ_W_PENDING;
-		return code;
+		return exists;
 	}
-	int64_t id = sqlite3_column_int64(s, 0);
-	uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 1);
-	int found = sqlite3_column_int64(s, 4) > 0;
-	sqlite3_reset(s);
+	int64_t id = head.id;
+	uint64_t ctx = head.ctx;
+	int found = head.n_values > 0;
 	w->state = SQ_W_PENDING;
 	return sq_watch_check(conn, w, found, id, ctx, fire);
 }
