@@ -575,31 +575,12 @@ int mail_rename(struct mail_engine *eng, const char *user, const char *from, con
 	return rc;
 }
 
-int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
-{
-	char *nn = norm_name(name);
-	if (nn == NULL)
-		return AEROGRAM_EINTERNAL;
-	struct mblist l;
-	char *token = NULL;
-	int rc = mblist_valid_name(nn) ? load_defaults(eng, user, &l, &token) : AEROGRAM_EINVAL;
-	if (rc == 0) {
-		struct mblist_entry *e = mblist_get(&l, nn);
-		if (e == NULL) {
-			rc = AEROGRAM_EINTERNAL;
-		} else {
-			e->sub_ts = next_ts(eng, e->sub_ts);
-			e->subscribed = on ? 1 : 0;
-			rc = mblist_save(eng, user, &l, token);
-		}
-		mblist_free(&l);
-		free(token);
-	}
-	free(nn);
-	return rc;
-}
-
-int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
+/* Loads the list, lets `apply` change the entry of the normalised name and
+ * saves the list with the token read (when apply returns 0). */
+static int edit_list(struct mail_engine *eng, const char *user, const char *name,
+                     int (*apply)(struct mail_engine *eng, struct mblist *l, const char *nn,
+                                  const void *arg),
+                     const void *arg)
 {
 	char *nn = norm_name(name);
 	if (nn == NULL)
@@ -608,17 +589,52 @@ int mail_set_special_use(struct mail_engine *eng, const char *user, const char *
 	char *token = NULL;
 	int rc = load_defaults(eng, user, &l, &token);
 	if (rc == 0) {
-		struct mblist_entry *e = mblist_find(&l, nn);
-		if (e == NULL || !e->has_id) {
-			rc = AEROGRAM_ENOTFOUND;
-		} else {
-			e->su_ts = next_ts(eng, e->su_ts);
-			e->special_use = su;
+		rc = apply(eng, &l, nn, arg);
+		if (rc == 0)
 			rc = mblist_save(eng, user, &l, token);
-		}
 		mblist_free(&l);
 		free(token);
 	}
 	free(nn);
 	return rc;
+}
+
+/* A subscription may name a mailbox that does not exist (RFC 3501 6.3.6). */
+static int apply_subscribe(struct mail_engine *eng, struct mblist *l, const char *nn,
+                           const void *arg)
+{
+	struct mblist_entry *e = mblist_get(l, nn);
+	if (e == NULL)
+		return AEROGRAM_EINTERNAL;
+	e->sub_ts = next_ts(eng, e->sub_ts);
+	e->subscribed = *(const int *)arg ? 1 : 0;
+	return 0;
+}
+
+int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
+{
+	char *nn = norm_name(name);
+	if (nn == NULL)
+		return AEROGRAM_EINTERNAL;
+	int valid = mblist_valid_name(nn);
+	free(nn);
+	if (!valid)
+		return AEROGRAM_EINVAL;
+	return edit_list(eng, user, name, apply_subscribe, &on);
+}
+
+static int apply_special_use(struct mail_engine *eng, struct mblist *l, const char *nn,
+                             const void *arg)
+{
+	struct mblist_entry *e = mblist_find(l, nn);
+	if (e == NULL || !e->has_id)
+		return AEROGRAM_ENOTFOUND;
+	e->su_ts = next_ts(eng, e->su_ts);
+	e->special_use = *(const uint32_t *)arg;
+	return 0;
+}
+
+int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
+{
+	return edit_list(eng, user, name, apply_special_use, &su);
 }
