@@ -72,7 +72,7 @@ extern "C" {
 
 /* The ABI version this header describes. A driver can test it with #if. */
 #define AEROGRAM_ABI_MAJOR 1
-#define AEROGRAM_ABI_MINOR 0
+#define AEROGRAM_ABI_MINOR 1
 
 /* The name of the one symbol a driver exports. */
 #define AEROGRAM_DRIVER_ENTRY_SYMBOL "aerogram_driver_entry"
@@ -105,6 +105,11 @@ enum aerogram_log_level {
 #define AEROGRAM_CAP_WATCH_RANGE (UINT64_C(1) << 0) /* row_watch_range is implemented */
 #define AEROGRAM_CAP_DURABLE     (UINT64_C(1) << 1) /* data survives a restart of the process */
 #define AEROGRAM_CAP_SHARED      (UINT64_C(1) << 2) /* several processes may use one store at once */
+/* ABI 1.1: row_insert_if is implemented (conditional, atomic batches). */
+#define AEROGRAM_CAP_CONDITIONAL (UINT64_C(1) << 3)
+
+/* The longest causality token a driver hands out, NUL included. */
+#define AEROGRAM_TOKEN_MAX 128
 
 /* One configuration entry: a key of the [storage] section other than
  * `driver` and `driver_dir`, with its value. Both strings are host-owned. */
@@ -360,11 +365,36 @@ struct aerogram_driver {
 	void (*blob_list_free)(struct aerogram_store *store, struct aerogram_blob_list *list);
 	/* Delete a batch of blobs. Missing keys are not an error. */
 	int (*blob_delete)(struct aerogram_store *store, const char *const *keys, size_t n_keys);
+
+	/* ---- ABI 1.1 (read only when struct_size covers them) ---- */
+
+	/* With AEROGRAM_CAP_CONDITIONAL: a compare-and-set over a batch. If the
+	 * row (cond_pk, cond_sk) has, at the moment the batch is applied, exactly
+	 * the causality token `cond_token` (the token a read of that row would
+	 * return then; NULL: the row does not exist at all, not even as
+	 * tombstones), apply every write of `writes` as row_insert would, and
+	 * atomically: readers see all of them or none. Otherwise apply nothing
+	 * and fail with AEROGRAM_ECONFLICT. A token is current only until the
+	 * next write to that row, by anyone, so the condition means "nobody
+	 * wrote this row since I read it". The writes may include the condition
+	 * row itself (the usual case: it records that the batch happened).
+	 * On success, when `new_token` is not NULL, the token a read of the
+	 * condition row would return right after the batch is copied into it
+	 * (at most new_token_len bytes with the NUL; AEROGRAM_TOKEN_MAX is
+	 * always enough). Other failures as row_insert, except that nothing is
+	 * ever half applied. NULL (or ENOTSUP) without the capability: the host
+	 * then coordinates writers with plain row_insert and reads. */
+	int (*row_insert_if)(struct aerogram_store *store, const char *cond_pk, const char *cond_sk,
+	                     const char *cond_token, const struct aerogram_row_write *writes,
+	                     size_t n_writes, char *new_token, size_t new_token_len);
 };
 
 /* The size of the descriptor of ABI 1.0: the host refuses a smaller one. */
 #define AEROGRAM_DRIVER_SIZE_1_0 \
 	(offsetof(struct aerogram_driver, blob_delete) + sizeof(void *))
+/* The size of the descriptor of ABI 1.1 (row_insert_if). */
+#define AEROGRAM_DRIVER_SIZE_1_1 \
+	(offsetof(struct aerogram_driver, row_insert_if) + sizeof(void *))
 
 /* Fills the header fields of a descriptor; use it first in a designated
  * initializer:
