@@ -160,6 +160,11 @@ struct mail_new_message {
  * success *uidvalidity / *uid are the values as computed locally. */
 int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
                 uint32_t *uid);
+/* Appends n messages (MULTIAPPEND, RFC 3502) with one log entry: all of
+ * them or, on failure, none (their bodies and summaries become orphans).
+ * uids (n entries, caller-owned, may be NULL) receives their UIDs. */
+int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
+                     uint32_t *uidvalidity, uint32_t *uids);
 
 /* One message summary (from one batch read). Strings/bytes owned by the
  * array: free with mail_summaries_free. */

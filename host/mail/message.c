@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A message id: 8 bytes of big-endian engine time (orphan collection reads
  * the age from it) then 8 random bytes. */
@@ -106,55 +107,90 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 	return rc;
 }
 
-int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
-                uint32_t *uid)
+int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
+                     uint32_t *uidvalidity, uint32_t *uids)
 {
 	struct mail_engine *eng = mb->eng;
 	if (mb->deleted)
 		return AEROGRAM_ENOTFOUND;
-	uint8_t id[UIDX_ID];
-	new_msg_id(eng, id);
-	char key[700], pk[512], sk[33];
-	key_body(key, sizeof(key), mb->user, mb->id, id);
-	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
-	mail_hex(id, UIDX_ID, sk);
-
-	int rc = eng->st.driver->blob_put(eng->st.store, key, msg->body, msg->body_len, NULL, 0);
-	if (rc != 0) {
-		mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
-		return rc;
-	}
-	struct summary s = {
-		.internal_date_ms = msg->internal_date_ms ? msg->internal_date_ms : mail_now(eng),
-		.size = msg->body_len,
-		.header = msg->header,
-		.header_len = msg->header_len,
-		.bodystructure = msg->bodystructure,
-		.bodystructure_len = msg->bodystructure_len,
-	};
-	struct cbuf b = { 0 };
-	rc = codec_summary_encode(&s, &b);
-	if (rc == 0) {
-		struct aerogram_row_write w = { pk, sk, NULL, b.p, b.len, 0 };
-		rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", pk, mail_store_error(eng));
-	}
-	free(b.p);
-	if (rc != 0)
-		return rc;
-	struct uidx_op *op = op_new(UIDX_OP_ADD, 1);
-	if (op == NULL || uidx_op_set_keywords(op, msg->keywords, msg->n_keywords) != 0) {
-		uidx_op_free(op);
+	if (n == 0)
+		return AEROGRAM_EINVAL;
+	struct uidx_op *op = op_new(UIDX_OP_ADD, n);
+	if (op == NULL)
 		return AEROGRAM_EINTERNAL;
+	char pk[512];
+	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
+	int rc = 0;
+	/* Bodies and summaries first (immutable, named by fresh ids), then one
+	 * log entry for every message of the command. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct mail_new_message *msg = &msgs[i];
+		uint8_t *id = op->ids[i];
+		new_msg_id(eng, id);
+		char key[700], sk[33];
+		key_body(key, sizeof(key), mb->user, mb->id, id);
+		mail_hex(id, UIDX_ID, sk);
+		rc = eng->st.driver->blob_put(eng->st.store, key, msg->body, msg->body_len, NULL, 0);
+		if (rc != 0) {
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
+			break;
+		}
+		struct summary s = {
+			.internal_date_ms = msg->internal_date_ms ? msg->internal_date_ms : mail_now(eng),
+			.size = msg->body_len,
+			.header = msg->header,
+			.header_len = msg->header_len,
+			.bodystructure = msg->bodystructure,
+			.bodystructure_len = msg->bodystructure_len,
+		};
+		struct cbuf b = { 0 };
+		rc = codec_summary_encode(&s, &b);
+		if (rc == 0) {
+			struct aerogram_row_write w = { pk, sk, NULL, b.p, b.len, 0 };
+			rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
+			if (rc != 0)
+				mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", pk, mail_store_error(eng));
+		}
+		free(b.p);
+		if (rc != 0)
+			break;
+		/* keywords: the op's table is the union of every message's */
+		uint64_t f = msg->flags & MAIL_F_SYSTEM;
+		for (size_t k = 0; k < msg->n_keywords; k++) {
+			size_t j;
+			for (j = 0; j < op->n_keywords; j++)
+				if (strcasecmp(op->keywords[j], msg->keywords[k]) == 0)
+					break;
+			if (j == op->n_keywords) {
+				if (j >= MAIL_MAX_KEYWORDS)
+					continue;
+				char **nk = realloc(op->keywords, (j + 1) * sizeof(char *));
+				if (nk == NULL || (nk[j] = strdup(msg->keywords[k])) == NULL) {
+					if (nk)
+						op->keywords = nk;
+					rc = AEROGRAM_EINTERNAL;
+					break;
+				}
+				op->keywords = nk;
+				op->n_keywords++;
+			}
+			f |= 1ull << (5 + j);
+		}
+		op->item_flags[i] = f;
+		op->n = i + 1;
 	}
-	op->n = 1;
-	memcpy(op->ids[0], id, UIDX_ID);
-	op->item_flags[0] = msg->flags & MAIL_F_SYSTEM;
-	for (size_t k = 0; k < op->n_keywords; k++)
-		op->item_flags[0] |= 1ull << (5 + k);
+	if (rc != 0) {
+		uidx_op_free(op);
+		return rc;
+	}
+	return push_add(mb, op, uidvalidity, uids);
+}
+
+int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
+                uint32_t *uid)
+{
 	uint32_t u = 0;
-	rc = push_add(mb, op, uidvalidity, &u);
+	int rc = mail_append_many(mb, msg, 1, uidvalidity, &u);
 	if (rc == 0 && uid)
 		*uid = u;
 	return rc;
