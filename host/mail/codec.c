@@ -154,6 +154,9 @@ static char *cr_str(struct crd *r, size_t max)
 /* Version 2 appends fields (an add's anchor, a state's marks) that version 1
  * lacks; a value without them is still written as version 1. */
 #define CODEC_VERSION_2 2
+/* Version 3 of a checkpoint always has the marks' count and appends the
+ * largest INIT value (the mailbox's first UIDVALIDITY). */
+#define CODEC_VERSION_3 3
 
 /* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
@@ -161,7 +164,11 @@ static int header_ok(struct crd *r, uint8_t kind)
 	if (cr_u8(r) != kind)
 		return 0;
 	uint8_t v = cr_u8(r);
-	return !r->bad && (v == CODEC_VERSION || v == CODEC_VERSION_2) ? v : 0;
+	if (r->bad)
+		return 0;
+	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || (v == CODEC_VERSION_3 && kind == KIND_STATE))
+		return v;
+	return 0;
 }
 
 static void cb_ts(struct cbuf *b, struct ag_ts ts)
@@ -189,7 +196,7 @@ static struct ag_ts cr_ts(struct crd *r)
 
 int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 {
-	int v2 = op->kind == UIDX_OP_ADD && op->has_anchor;
+	int v2 = (op->kind == UIDX_OP_ADD && op->has_anchor) || op->kind == UIDX_OP_LATE;
 	cb_u8(b, KIND_OP);
 	cb_u8(b, v2 ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_u8(b, op->kind);
@@ -222,7 +229,7 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 	if (op == NULL)
 		return AEROGRAM_EINTERNAL;
 	op->kind = cr_u8(&r);
-	if (op->kind < UIDX_OP_ADD || op->kind > UIDX_OP_CLAIM)
+	if (op->kind < UIDX_OP_ADD || op->kind > UIDX_OP_LAST)
 		r.bad = 1;
 	op->seen_uidnext = cr_u32(&r);
 	op->bump = cr_u32(&r);
@@ -264,11 +271,15 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 			op->n = (size_t)n;
 	}
 	if (version == CODEC_VERSION_2) {
-		if (op->kind != UIDX_OP_ADD)
-			r.bad = 1; /* only an add has an anchor */
+		if (op->kind != UIDX_OP_ADD && op->kind != UIDX_OP_LATE)
+			r.bad = 1; /* only an add and a late marker have an anchor */
 		op->anchor = cr_ts(&r);
 		op->has_anchor = 1;
+	} else if (op->kind == UIDX_OP_LATE) {
+		r.bad = 1; /* a late marker names its entry */
 	}
+	if (op->kind == UIDX_OP_INIT && op->bump == 0)
+		r.bad = 1;
 	if (r.bad || r.pos != r.len) {
 		uidx_op_free(op);
 		return AEROGRAM_EINVAL;
@@ -281,8 +292,9 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
+	int v3 = s->uv_init > 1;
 	cb_u8(b, KIND_STATE);
-	cb_u8(b, s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_u8(b, v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -306,13 +318,15 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 		cb_var(b, m->modseq);
 		cb_var(b, m->flags);
 	}
-	if (s->n_marks) {
+	if (s->n_marks || v3) {
 		cb_var(b, s->n_marks);
 		for (size_t i = 0; i < s->n_marks; i++) {
 			cb_ts(b, s->marks[i].ts);
 			cb_var(b, s->marks[i].uidnext);
 		}
 	}
+	if (v3)
+		cb_var(b, s->uv_init);
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -383,9 +397,9 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n = (size_t)n;
 	}
-	if (version == CODEC_VERSION_2) {
+	if (version >= CODEC_VERSION_2) {
 		uint64_t nm = cr_var(&r);
-		if (nm == 0 || nm > UIDX_MARKS)
+		if ((nm == 0 && version == CODEC_VERSION_2) || nm > UIDX_MARKS)
 			r.bad = 1;
 		for (size_t i = 0; !r.bad && i < nm; i++) {
 			s->marks[i].ts = cr_ts(&r);
@@ -398,6 +412,11 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		}
 		if (!r.bad)
 			s->n_marks = (size_t)nm;
+	}
+	if (version == CODEC_VERSION_3) {
+		s->uv_init = cr_u32(&r);
+		if (s->uv_init <= 1 || s->uv_init > s->uidvalidity)
+			r.bad = 1;
 	}
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);

@@ -43,6 +43,11 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.log = stderr_log;
 	if (eng->opt.poll_timeout_ms == 0)
 		eng->opt.poll_timeout_ms = 60000;
+	if (eng->opt.cache_mailboxes == 0)
+		eng->opt.cache_mailboxes = 256;
+	const struct aerogram_driver *d = store->driver;
+	eng->cas = d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1 && (d->capabilities & AEROGRAM_CAP_CONDITIONAL) &&
+	           d->row_insert_if != NULL;
 	eng->rng = eng->opt.seed;
 	if (eng->rng == 0) {
 		FILE *f = fopen("/dev/urandom", "rb");
@@ -52,6 +57,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 			fclose(f);
 	}
 	pthread_mutex_init(&eng->rng_lock, NULL);
+	mail_rand_bytes(eng, eng->id, sizeof(eng->id));
 	pthread_mutex_init(&eng->lock, NULL);
 	pthread_cond_init(&eng->poll_cond, NULL);
 	if (!eng->opt.no_poller)
@@ -65,12 +71,24 @@ void mail_engine_free(struct mail_engine *eng)
 	if (eng == NULL)
 		return;
 	engine_poller_stop(eng);
+	mailbox_cache_flush(eng);
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->rng_lock);
 	free(eng);
+}
+
+void mail_sleep(struct mail_engine *eng, uint32_t ms)
+{
+	if (eng->opt.sleep_ms) {
+		eng->opt.sleep_ms(eng->opt.sleep_arg, ms);
+		return;
+	}
+	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) != 0)
+		;
 }
 
 uint64_t mail_now(struct mail_engine *eng)

@@ -64,6 +64,13 @@ struct mail_engine_options {
 	int no_poller;
 	/* Watch timeout of the poller (default 60000 ms). */
 	uint32_t poll_timeout_ms;
+	/* Sleeps between retries (default: nanosleep); a simulation can switch
+	 * threads instead. */
+	void (*sleep_ms)(void *arg, uint32_t ms);
+	void *sleep_arg;
+	/* Closed mailboxes whose state stays in memory for the next open
+	 * (default 256; the least recently used goes first). */
+	size_t cache_mailboxes;
 	/* Log sink (default: stderr). level is an aerogram_log_level. */
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;

@@ -15,6 +15,7 @@ struct mail_engine {
 	struct mail_engine_options opt;
 	pthread_mutex_t rng_lock;
 	uint64_t rng;
+	uint8_t id[16];                /* random: names this engine's claim rows */
 	pthread_mutex_t lock;          /* the open-mailbox table */
 	struct mail_mailbox *open;     /* linked list of open mailboxes */
 	/* the poller thread: syncs mailboxes whose watch fired */
@@ -23,9 +24,18 @@ struct mail_engine {
 	int stopping;
 	pthread_cond_t poll_cond;
 	/* 1: never sync implicitly before a write (only mail_mailbox_sync and
-	 * the poller do); the simulation uses it to create stale writers. */
+	 * the poller do), and, without conditional writes, add without taking
+	 * the turn: the simulation uses it to create stale writers, as a daemon
+	 * of an older version would be. */
 	int lazy;
+	/* the driver offers row_insert_if (ABI 1.1, AEROGRAM_CAP_CONDITIONAL) */
+	int cas;
+	/* closed mailboxes kept warm (LRU, most recent first) */
+	size_t n_cached;
 };
+
+/* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
+void mail_sleep(struct mail_engine *eng, uint32_t ms);
 
 uint64_t mail_now(struct mail_engine *eng);
 uint64_t mail_rand64(struct mail_engine *eng);
@@ -106,7 +116,8 @@ struct uidx_state {
 	size_t n, cap;
 	char *keywords[MAIL_MAX_KEYWORDS];
 	size_t n_keywords;
-	uint32_t uidvalidity;    /* starts at 1 */
+	uint32_t uidvalidity;    /* uv_init + every collision term and BUMP */
+	uint32_t uv_init;        /* the largest INIT value (1 without one) */
 	uint32_t uidnext;        /* next UID to allocate, starts at 1 */
 	uint64_t highestmodseq;  /* number of modifying operations, starts at 0 */
 	uint32_t recent_upto;    /* UIDs below this have been claimed */
@@ -127,7 +138,10 @@ enum uidx_op_kind {
 	UIDX_OP_FLAG_SET = 5,
 	UIDX_OP_BUMP = 6,
 	UIDX_OP_CLAIM = 7,
+	UIDX_OP_INIT = 8,   /* the mailbox's first UIDVALIDITY (bump: the value); largest wins */
+	UIDX_OP_LATE = 9,   /* no effect on the state: names (anchor) an entry written late */
 };
+#define UIDX_OP_LAST UIDX_OP_LATE
 struct uidx_op {
 	uint8_t kind;
 	uint32_t seen_uidnext;        /* ADD: the writer's uidnext; CLAIM: claim up to */
@@ -139,8 +153,8 @@ struct uidx_op {
 	size_t n;                     /* items */
 	uint8_t (*ids)[UIDX_ID];
 	uint64_t *item_flags;         /* ADD: op-local flag bits per item */
-	int has_anchor;               /* ADD: anchor is set */
-	struct ag_ts anchor;          /* ADD: the newest add of the writer's view */
+	int has_anchor;               /* ADD: anchor is set; LATE: always */
+	struct ag_ts anchor;          /* ADD: the newest add of the writer's view; LATE: the late entry */
 	struct ag_ts ts;              /* the log entry's timestamp (not encoded) */
 };
 
@@ -165,45 +179,84 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out);
 
 /* ------------------------------------------------------------------- oplog */
 
-/* How often a full state is cached in the history, so that a rewind
- * replays at most this many operations. */
-#define OPLOG_KEEP_STATE_EVERY 128
-/* Time-based checkpoints, as in the original: operations older than this,
- * checkpoints at least this far apart, at least CHECKPOINT_MIN_OPS. */
-#define OPLOG_CHECKPOINT_INTERVAL_MS (6ull * 3600 * 1000)
-#define OPLOG_CHECKPOINT_MIN_OPS 16
-/* Count-based checkpoints: once this many settled operations follow the
- * newest checkpoint, write one, so that an open replays a bounded tail. */
-#define OPLOG_CHECKPOINT_MAX_OPS 256
-/* An operation is settled (every writer's copy of it is visible) this long
- * after its timestamp; count-based checkpoints include only settled ones. */
-#define OPLOG_SETTLE_MS (5ull * 60 * 1000)
-/* Checkpoint attempts after a push are throttled to one per this long. */
-#define OPLOG_CHECKPOINT_TRY_MS (60ull * 1000)
-#define OPLOG_CHECKPOINTS_TO_KEEP 3
 /* Range reads ask for pages of this many rows. */
 #define OPLOG_PAGE 1000
 /* A log-entry write that fails as "unavailable" is retried (same key, same
  * bytes, so it can never be applied twice) this many times. */
 #define OPLOG_WRITE_TRIES 3
+/* Without conditional writes, entries can become visible out of timestamp
+ * order ("late"): a write is *timely* when the store acknowledged it within
+ * OPLOG_LATE_MS of its timestamp (the writer checks; a slower one announces
+ * itself with a LATE entry), and clocks differ by at most OPLOG_SKEW_MS. A
+ * sync then re-reads from OPLOG_OVERLAP_MS before the previous sync began,
+ * and a checkpoint includes only entries older than that before its own
+ * sync began (README: incremental sync). With conditional writes nothing is
+ * ever late and no window is needed. */
+#define OPLOG_LATE_MS 500
+#define OPLOG_SKEW_MS 500
+#define OPLOG_OVERLAP_MS (OPLOG_LATE_MS + OPLOG_SKEW_MS)
+/* Without conditional writes, the entries of the last OPLOG_FOLD_MS stay in
+ * memory so that a late one can be merged by replaying them; older ones are
+ * folded into a base state. */
+#define OPLOG_FOLD_MS (60ull * 1000)
+#define OPLOG_FOLD_BATCH 64
+/* Log rows and checkpoints younger than this are never collected, and a
+ * state not synced for half of it reloads from a checkpoint. */
+#define OPLOG_RETAIN_MS (10ull * 60 * 1000)
+/* Checkpoints: written once the entries after the newest one weigh a
+ * quarter of the state (encoded, with a floor), or number CKPT_MAX whatever
+ * their size; and when a mailbox has been quiet for CKPT_IDLE_MS with a
+ * tail of at least CKPT_IDLE_MIN entries worth folding (README): a command
+ * or two leaves no checkpoint behind, a burst of writes does. */
+#define OPLOG_CKPT_MAX 2048
+#define OPLOG_CKPT_FLOOR_BYTES 16384
+#define OPLOG_CKPT_IDLE_MS 2000
+#define OPLOG_CKPT_IDLE_MIN 8
+/* After a failed checkpoint attempt, the next one waits this long. */
+#define OPLOG_CKPT_RETRY_MS (60ull * 1000)
+#define OPLOG_CHECKPOINTS_TO_KEEP 3
+/* Without conditional writes, adds take turns (README: UID allocation): a
+ * claim not released within OPLOG_TURN_LEASE_MS, as seen by the waiter's
+ * own clock, is presumed dead. A holder that has not written its add
+ * within half of it gives the turn back and tries again. */
+#define OPLOG_TURN_LEASE_MS 30000
+/* Claim rows sort after "watch", outside the log's range. */
+#define OPLOG_TURN_PREFIX "xturn/"
 
 struct oplog_entry {
 	struct ag_ts ts;
 	struct uidx_op *op;
-	struct uidx_state *cached; /* state after this entry, or NULL */
+	uint32_t bytes;   /* encoded size */
 };
 /* How many of its own watch-row values an engine remembers. */
 #define MAIL_OWN_WATCH 8
+/* How many busy turn claims a waiter tracks (for the lease). */
+#define OPLOG_TURN_SEEN 8
 
 struct oplog {
 	struct mail_engine *eng;
 	char *pk;            /* <u>/index/<mbox> */
 	char *ckpt_prefix;   /* <u>/index/<mbox>/checkpoint/ */
-	struct ag_ts ckpt_ts;
-	struct uidx_state *ckpt_state;
+	int cas;             /* the driver has row_insert_if: every write is conditional */
+	int loaded;          /* a first sync (checkpoint and tail) completed */
+	struct uidx_state *cur;  /* every known entry applied, in timestamp order */
+	/* Without conditional writes only: the state after every known entry
+	 * before base_ts (NULL: the empty state), and the known entries from
+	 * base_ts on, ascending, so that a late entry can be merged. */
+	struct uidx_state *base;
+	struct ag_ts base_ts;
 	struct oplog_entry *hist;
 	size_t n, cap;
-	struct uidx_state *cur;
+	struct ag_ts newest;       /* the newest entry applied (or the checkpoint cut) */
+	uint64_t prev_sync_start;  /* engine clock when the last complete read began */
+	uint64_t last_sync_done;   /* engine clock when it ended */
+	struct ag_ts ckpt_ts;      /* cut of the newest checkpoint this state knows */
+	uint64_t tail_n, tail_bytes; /* entries applied since that cut */
+	size_t state_bytes;        /* encoded size of the last checkpoint seen or written */
+	uint64_t ckpt_retry_at;    /* no checkpoint attempt before (after a failure) */
+	int defer_ckpt;            /* a poller writes checkpoints (not the writer) */
+	int ckpt_wanted;           /* a checkpoint is due by size */
+	uint64_t last_activity;    /* engine clock of the last entry applied */
 	char *watch_token;
 	/* The values this engine last wrote to the watch row (a ring of the
 	 * newest MAIL_OWN_WATCH). A fired watch showing only such values reports
@@ -211,21 +264,43 @@ struct oplog {
 	uint8_t own_watch[MAIL_OWN_WATCH][16];
 	unsigned n_own_watch;
 	uint64_t version;          /* bumped whenever cur changes */
-	uint64_t last_ckpt_try;
-	/* statistics of the last sync, for tests */
-	uint64_t last_sync_rows;
-	int ckpt_loaded;           /* a checkpoint was loaded by the last sync */
+	/* turn claims of others seen busy, with when first seen (lease) */
+	struct oplog_turn_seen {
+		uint8_t id[16];
+		uint64_t since;
+	} turn_seen[OPLOG_TURN_SEEN];
+	size_t n_turn_seen;
+	/* statistics, for tests */
+	uint64_t last_sync_rows;   /* log rows the last sync read */
+	uint64_t rows_read;        /* log rows read since the state was created */
+	int ckpt_loaded;           /* the last sync loaded a checkpoint */
+	uint64_t turn_waits;       /* adds that found the turn busy */
+	char turn_sk[48];          /* this engine's claim row */
+	char *turn_token;          /* its token, from our last read of it */
+	uint64_t turn_dead_logged;
+	/* set while a conditional write's outcome is unknown: the sync that
+	 * follows says whether it read that entry */
+	struct ag_ts probe;
+	int probe_hit;
 };
 
 int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, const char *mbox_id);
 void oplog_clear(struct oplog *log);
-/* Reads the newest checkpoint and the log, rewinding and replaying as needed. */
-int oplog_sync(struct oplog *log);
-/* Writes one operation (after the caller synced), then the watch row, and
- * applies it locally. Takes ownership of op in every case. */
-int oplog_push(struct oplog *log, struct uidx_op *op);
+/* Reads what changed since the last sync (the first one: the newest
+ * checkpoint and the log after it), merging late entries. `deep` re-reads
+ * everything after the in-memory base (before a checkpoint). */
+int oplog_sync(struct oplog *log, int deep);
+/* Writes one operation and applies it locally. Takes ownership of op in
+ * every case. An ADD is given its `seen` and anchor here, on the freshest
+ * state the write allows; `extra` rows (the messages' summaries) are
+ * written before or with the entry. */
+int oplog_push(struct oplog *log, struct uidx_op *op, const struct aerogram_row_write *extra,
+               size_t n_extra);
 /* Checkpoints if due (force: see mail_mailbox_checkpoint). */
 int oplog_checkpoint(struct oplog *log, int force);
+/* Whether the poller should write a checkpoint now: due by size, or the
+ * mailbox has been quiet with a tail worth folding. */
+int oplog_idle_checkpoint_due(const struct oplog *log, uint64_t now);
 
 /* ----------------------------------------------------------- mailbox list */
 
@@ -287,7 +362,9 @@ struct mail_sub {
 struct mail_mailbox {
 	struct mail_engine *eng;
 	struct mail_mailbox *next;  /* in eng->open */
-	int refs;                   /* under eng->lock */
+	int refs;                   /* under eng->lock; 0: cached, closed */
+	uint64_t closed_at;         /* when refs went to 0 (LRU) */
+	uint64_t idle_tried_at;     /* the poller's last idle-checkpoint look (under eng->lock) */
 	char *user;
 	char id[33];
 	uint32_t uv_base;           /* the list's UIDVALIDITY for this name, minus 1 */
@@ -324,11 +401,15 @@ struct mail_mailbox {
 #define MAIL_SYNC_FORCE 1
 int mailbox_sync_locked(struct mail_mailbox *mb, int mode);
 void mailbox_notify(struct mail_mailbox *mb);
+/* After a write: wakes the poller when the log wants a checkpoint. */
+void mailbox_after_write(struct mail_mailbox *mb);
 uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_state *s);
 void engine_poller_start(struct mail_engine *eng);
 void engine_poller_stop(struct mail_engine *eng);
 void mailbox_watch_arm(struct mail_mailbox *mb);
 void mailbox_watch_release(struct mail_mailbox *mb);
+/* Frees every cached (closed) mailbox state. */
+void mailbox_cache_flush(struct mail_engine *eng);
 /* Removes the contents (log, checkpoints, summaries, bodies) of a mailbox id. */
 int mailbox_remove_contents(struct mail_engine *eng, const char *user, const char *mbox_id);
 

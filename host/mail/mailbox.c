@@ -32,22 +32,94 @@ static void mailbox_free(struct mail_mailbox *mb)
 	free(mb);
 }
 
-/* Drops a reference taken under eng->lock; frees on the last one. */
+static void unlink_locked(struct mail_engine *eng, struct mail_mailbox *mb)
+{
+	for (struct mail_mailbox **pp = &eng->open; *pp; pp = &(*pp)->next)
+		if (*pp == mb) {
+			*pp = mb->next;
+			break;
+		}
+}
+
+/* With eng->lock held: the least recently closed cached state beyond the
+ * limit, unlinked (the caller frees it), or NULL. */
+static struct mail_mailbox *cache_evict_locked(struct mail_engine *eng)
+{
+	if (eng->n_cached <= eng->opt.cache_mailboxes)
+		return NULL;
+	struct mail_mailbox *old = NULL;
+	for (struct mail_mailbox *m = eng->open; m; m = m->next)
+		if (m->refs == 0 && (old == NULL || m->closed_at < old->closed_at))
+			old = m;
+	if (old) {
+		unlink_locked(eng, old);
+		eng->n_cached--;
+	}
+	return old;
+}
+
+/* Drops a reference taken under eng->lock. The last one keeps the state
+ * warm in the cache (no watch: the next open reads what changed), unless
+ * the mailbox was deleted. */
 static void mailbox_unref(struct mail_mailbox *mb)
 {
 	struct mail_engine *eng = mb->eng;
 	pthread_mutex_lock(&eng->lock);
 	int last = --mb->refs == 0;
+	struct mail_mailbox *evict = NULL;
+	int free_now = 0;
+	struct aerogram_watch *w = NULL;
 	if (last) {
-		for (struct mail_mailbox **pp = &eng->open; *pp; pp = &(*pp)->next)
-			if (*pp == mb) {
-				*pp = mb->next;
-				break;
-			}
+		if (mb->deleted || eng->stopping) {
+			unlink_locked(eng, mb);
+			free_now = 1;
+		} else {
+			w = mb->watch;
+			mb->watch = NULL;
+			mb->watch_fired = 0;
+			mb->synced_since_fire = 0;
+			mb->retry_at = 0;
+			mb->closed_at = mail_now(eng);
+			eng->n_cached++;
+			evict = cache_evict_locked(eng);
+		}
 	}
 	pthread_mutex_unlock(&eng->lock);
-	if (last)
+	if (w)
+		eng->st.driver->row_watch_release(eng->st.store, w);
+	if (free_now)
 		mailbox_free(mb);
+	if (evict)
+		mailbox_free(evict);
+}
+
+void mailbox_cache_flush(struct mail_engine *eng)
+{
+	for (;;) {
+		pthread_mutex_lock(&eng->lock);
+		struct mail_mailbox *m;
+		for (m = eng->open; m; m = m->next)
+			if (m->refs == 0)
+				break;
+		if (m) {
+			unlink_locked(eng, m);
+			eng->n_cached--;
+		}
+		pthread_mutex_unlock(&eng->lock);
+		if (m == NULL)
+			return;
+		mailbox_free(m);
+	}
+}
+
+void mailbox_after_write(struct mail_mailbox *mb)
+{
+	if (!mb->log.ckpt_wanted || mb->eng->opt.no_poller)
+		return;
+	pthread_mutex_lock(&mb->eng->lock);
+	mb->idle_tried_at = 0;
+	pthread_cond_signal(&mb->eng->poll_cond);
+	pthread_mutex_unlock(&mb->eng->lock);
 }
 
 void mailbox_notify(struct mail_mailbox *mb)
@@ -91,7 +163,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->synced_since_fire = 1; /* a fire from now on clears it again */
 	pthread_mutex_unlock(&mb->eng->lock);
-	int rc = oplog_sync(&mb->log);
+	int rc = oplog_sync(&mb->log, 0);
 	if (rc == AEROGRAM_ENOTFOUND) {
 		mb->deleted = 1;
 		mail_log(mb->eng, AEROGRAM_LOG_INFO, "%s: mailbox deleted elsewhere", mb->log.pk);
@@ -125,7 +197,8 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 		if (strcmp(mb->id, hex) == 0 && strcmp(mb->user, user) == 0 && !mb->deleted)
 			break;
 	if (mb) {
-		mb->refs++;
+		if (mb->refs++ == 0)
+			eng->n_cached--; /* warm from the cache */
 	} else {
 		mb = calloc(1, sizeof(*mb));
 		if (mb == NULL || (mb->user = strdup(user)) == NULL ||
@@ -137,6 +210,7 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 			return AEROGRAM_EINTERNAL;
 		}
 		mb->eng = eng;
+		mb->log.defer_ckpt = !eng->opt.no_poller;
 		memcpy(mb->id, hex, sizeof(mb->id));
 		mb->refs = 1;
 		pthread_mutex_init(&mb->lock, NULL);
@@ -149,15 +223,18 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 
 	pthread_mutex_lock(&mb->lock);
 	rc = mailbox_sync_locked(mb, 0);
-	/* A name re-created or renamed must report at least the list's value. */
+	/* A new mailbox starts at the list's UIDVALIDITY (time-based), and a
+	 * name re-created or renamed must report at least the list's value:
+	 * INIT raises it (the largest INIT wins, so concurrent first opens
+	 * agree). */
 	if (rc == 0 && mb->log.cur->uidvalidity < list_uv) {
 		struct uidx_op *op = calloc(1, sizeof(*op));
 		if (op == NULL) {
 			rc = AEROGRAM_EINTERNAL;
 		} else {
-			op->kind = UIDX_OP_BUMP;
-			op->bump = list_uv - mb->log.cur->uidvalidity;
-			rc = oplog_push(&mb->log, op);
+			op->kind = UIDX_OP_INIT;
+			op->bump = list_uv;
+			rc = oplog_push(&mb->log, op, NULL, 0);
 		}
 	}
 	pthread_mutex_unlock(&mb->lock);
@@ -215,10 +292,14 @@ int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force)
 {
 	pthread_mutex_lock(&mb->lock);
+	uint64_t before = mb->log.version;
 	int rc = mailbox_sync_locked(mb, 1);
 	if (rc == 0)
-		rc = oplog_checkpoint(&mb->log, force ? force : 1);
+		rc = oplog_checkpoint(&mb->log, force);
+	int changed = mb->log.version != before;
 	pthread_mutex_unlock(&mb->lock);
+	if (changed)
+		mailbox_notify(mb);
 	return rc;
 }
 
@@ -404,8 +485,14 @@ static int adopt_own_fire_locked(struct mail_mailbox *mb)
 	int own = 0;
 	pthread_mutex_lock(&eng->lock);
 	int all_own = mb->fired_value_ok && mb->fired_token != NULL && !mb->deleted;
-	for (size_t i = 0; all_own && i < mb->n_fired_values; i++)
-		all_own = own_watch_value(&mb->log, mb->fired_value[i]);
+	if (all_own && mb->log.cas) {
+		/* every write is conditional on the token: the row is ours when it
+		 * still has the token our last write left */
+		all_own = mb->log.watch_token != NULL && strcmp(mb->fired_token, mb->log.watch_token) == 0;
+	} else {
+		for (size_t i = 0; all_own && i < mb->n_fired_values; i++)
+			all_own = own_watch_value(&mb->log, mb->fired_value[i]);
+	}
 	if (all_own) {
 		free(mb->log.watch_token);
 		mb->log.watch_token = mb->fired_token;
@@ -456,16 +543,63 @@ static void poll_one(struct mail_mailbox *mb, int fired)
 		mailbox_watch_arm(mb);
 }
 
+/* With eng->lock held: whether a mailbox asked for a checkpoint since the
+ * poller last looked. */
+static int ckpt_pending_locked(struct mail_engine *eng)
+{
+	for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next)
+		if (mb->idle_tried_at == 0 && !mb->deleted)
+			return 1;
+	return 0;
+}
+
+/* With eng->lock held: a mailbox (open or cached) quiet long enough for a
+ * checkpoint of its tail, or NULL. Reading its log fields without its own
+ * lock is a hint only: idle_checkpoint decides under the lock. */
+static struct mail_mailbox *idle_pick_locked(struct mail_engine *eng, uint64_t now)
+{
+	for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next) {
+		if (mb->deleted || mb->idle_tried_at + 1000 > now)
+			continue;
+		if (pthread_mutex_trylock(&mb->lock) != 0)
+			continue;
+		int due = oplog_idle_checkpoint_due(&mb->log, now);
+		pthread_mutex_unlock(&mb->lock);
+		mb->idle_tried_at = now;
+		if (due)
+			return mb;
+	}
+	return NULL;
+}
+
+/* A quiet mailbox's tail goes into a checkpoint, so that the next open
+ * (here or in another daemon) reads a checkpoint and nothing else. */
+static void idle_checkpoint(struct mail_mailbox *mb)
+{
+	pthread_mutex_lock(&mb->lock);
+	uint64_t before = mb->log.version;
+	int rc = 0;
+	if (!mb->deleted && oplog_idle_checkpoint_due(&mb->log, mail_now(mb->eng)))
+		rc = oplog_checkpoint(&mb->log, 1);
+	int changed = mb->log.version != before;
+	pthread_mutex_unlock(&mb->lock);
+	if (rc != 0)
+		mail_log(mb->eng, AEROGRAM_LOG_DEBUG, "%s: idle checkpoint failed (%d)", mb->log.pk, rc);
+	if (changed)
+		mailbox_notify(mb);
+}
+
 static void *poller_main(void *arg)
 {
 	struct mail_engine *eng = arg;
+	uint64_t next_idle_scan = 0;
 	pthread_mutex_lock(&eng->lock);
 	while (!eng->stopping) {
 		struct mail_mailbox *pick = NULL;
 		int fired = 0;
 		uint64_t now = mail_now(eng);
 		for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next) {
-			if (mb->deleted)
+			if (mb->deleted || mb->refs == 0)
 				continue;
 			if (mb->watch_fired || (mb->watch == NULL && now >= mb->retry_at)) {
 				pick = mb;
@@ -473,6 +607,21 @@ static void *poller_main(void *arg)
 				mb->watch_fired = 0;
 				mb->in_poll = 1;
 				break;
+			}
+		}
+		if (pick == NULL && (now >= next_idle_scan || ckpt_pending_locked(eng))) {
+			next_idle_scan = now + 1000;
+			pick = idle_pick_locked(eng, now);
+			if (pick) {
+				pick->refs++;
+				if (pick->refs == 1)
+					eng->n_cached--;
+				pthread_mutex_unlock(&eng->lock);
+				idle_checkpoint(pick);
+				mailbox_unref(pick);
+				pthread_mutex_lock(&eng->lock);
+				next_idle_scan = 0; /* there may be more */
+				continue;
 			}
 		}
 		if (pick == NULL) {

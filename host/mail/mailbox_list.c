@@ -283,7 +283,7 @@ static int index_uidvalidity(struct mail_engine *eng, const char *user, const ui
 	struct oplog log;
 	int rc = oplog_init(&log, eng, user, hex);
 	if (rc == 0)
-		rc = oplog_sync(&log);
+		rc = oplog_sync(&log, 0);
 	if (rc == 0)
 		*uv = log.cur->uidvalidity;
 	oplog_clear(&log);

@@ -48,8 +48,11 @@ static struct uidx_op *op_new(uint8_t kind, size_t n)
 	return op;
 }
 
-/* Pushes an ADD of op->n ids into mb, then reports their UIDs. */
-static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidvalidity, uint32_t *uids)
+/* Pushes an ADD of op->n ids into mb, with the rows `extra` (their
+ * summaries) written before or with it, then reports their UIDs. The log
+ * reads what it must first (README: UID allocation). */
+static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
+                    size_t n_extra, uint32_t *uidvalidity, uint32_t *uids)
 {
 	size_t n = op->n;
 	uint8_t (*ids)[UIDX_ID] = NULL;
@@ -62,21 +65,9 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 		memcpy(ids, op->ids, n * UIDX_ID);
 	}
 	pthread_mutex_lock(&mb->lock);
-	/* Allocate UIDs on the freshest state: always read the log tail before
-	 * an add, even when the watch is quiet, because another daemon's add
-	 * that the watch has not reported yet (its poll still in flight) would
-	 * collide with this one and raise UIDVALIDITY, which makes every client
-	 * resync the mailbox. One sync per APPEND/COPY is far cheaper. */
-	int rc = mailbox_sync_locked(mb, MAIL_SYNC_FORCE);
-	if (rc == 0) {
-		op->seen_uidnext = mb->log.cur->uidnext;
-		if (mb->log.cur->n_marks) {
-			op->has_anchor = 1;
-			op->anchor = mb->log.cur->marks[mb->log.cur->n_marks - 1].ts;
-		}
-		rc = oplog_push(&mb->log, op);
-		op = NULL;
-	}
+	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : oplog_push(&mb->log, op, extra, n_extra);
+	if (rc == AEROGRAM_ENOTFOUND)
+		mb->deleted = 1;
 	if (rc == 0) {
 		if (uidvalidity)
 			*uidvalidity = mailbox_uidvalidity(mb, mb->log.cur);
@@ -86,9 +77,10 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 		}
 	}
 	pthread_mutex_unlock(&mb->lock);
-	if (rc == 0)
+	if (rc == 0) {
 		mailbox_notify(mb);
-	uidx_op_free(op);
+		mailbox_after_write(mb);
+	}
 	free(ids);
 	return rc;
 }
@@ -96,14 +88,20 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, uint32_t *uidva
 static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 {
 	pthread_mutex_lock(&mb->lock);
-	int rc = mailbox_sync_locked(mb, 0);
+	/* Conditional writes check freshness themselves; otherwise read what
+	 * the watch says changed first. */
+	int rc = mb->log.cas && !mb->deleted ? 0 : mailbox_sync_locked(mb, 0);
 	if (rc == 0)
-		rc = oplog_push(&mb->log, op);
+		rc = oplog_push(&mb->log, op, NULL, 0);
 	else
 		uidx_op_free(op);
+	if (rc == AEROGRAM_ENOTFOUND)
+		mb->deleted = 1;
 	pthread_mutex_unlock(&mb->lock);
-	if (rc == 0)
+	if (rc == 0) {
 		mailbox_notify(mb);
+		mailbox_after_write(mb);
+	}
 	return rc;
 }
 
@@ -116,8 +114,16 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 	if (n == 0)
 		return AEROGRAM_EINVAL;
 	struct uidx_op *op = op_new(UIDX_OP_ADD, n);
-	if (op == NULL)
+	struct aerogram_row_write *ws = calloc(n, sizeof(*ws));
+	char (*sks)[33] = calloc(n, sizeof(*sks));
+	struct cbuf *bufs = calloc(n, sizeof(*bufs));
+	if (op == NULL || ws == NULL || sks == NULL || bufs == NULL) {
+		uidx_op_free(op);
+		free(ws);
+		free(sks);
+		free(bufs);
 		return AEROGRAM_EINTERNAL;
+	}
 	char pk[512];
 	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
 	int rc = 0;
@@ -127,9 +133,9 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 		const struct mail_new_message *msg = &msgs[i];
 		uint8_t *id = op->ids[i];
 		new_msg_id(eng, id);
-		char key[700], sk[33];
+		char key[700];
 		key_body(key, sizeof(key), mb->user, mb->id, id);
-		mail_hex(id, UIDX_ID, sk);
+		mail_hex(id, UIDX_ID, sks[i]);
 		rc = eng->st.driver->blob_put(eng->st.store, key, msg->body, msg->body_len, NULL, 0);
 		if (rc != 0) {
 			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
@@ -143,17 +149,10 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 			.bodystructure = msg->bodystructure,
 			.bodystructure_len = msg->bodystructure_len,
 		};
-		struct cbuf b = { 0 };
-		rc = codec_summary_encode(&s, &b);
-		if (rc == 0) {
-			struct aerogram_row_write w = { pk, sk, NULL, b.p, b.len, 0 };
-			rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", pk, mail_store_error(eng));
-		}
-		free(b.p);
+		rc = codec_summary_encode(&s, &bufs[i]);
 		if (rc != 0)
 			break;
+		ws[i] = (struct aerogram_row_write){ pk, sks[i], NULL, bufs[i].p, bufs[i].len, 0 };
 		/* keywords: the op's table is the union of every message's */
 		uint64_t f = msg->flags & MAIL_F_SYSTEM;
 		for (size_t k = 0; k < msg->n_keywords; k++) {
@@ -179,11 +178,16 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 		op->item_flags[i] = f;
 		op->n = i + 1;
 	}
-	if (rc != 0) {
+	if (rc == 0)
+		rc = push_add(mb, op, ws, n, uidvalidity, uids);
+	else
 		uidx_op_free(op);
-		return rc;
-	}
-	return push_add(mb, op, uidvalidity, uids);
+	for (size_t i = 0; i < n; i++)
+		free(bufs[i].p);
+	free(bufs);
+	free(ws);
+	free(sks);
+	return rc;
 }
 
 int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uint32_t *uidvalidity,
@@ -330,18 +334,12 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 		wpos[nw] = pos[i];
 		nw++;
 	}
-	if (rc == 0 && nw) {
-		rc = eng->st.driver->row_insert(eng->st.store, ws, nw);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", dpk, mail_store_error(eng));
-	}
-	if (rr)
-		eng->st.driver->row_result_free(eng->st.store, rr);
 	uint32_t *got = calloc(nw ? nw : 1, sizeof(uint32_t));
 	if (rc == 0 && got == NULL)
 		rc = AEROGRAM_EINTERNAL;
 	if (rc == 0 && nw) {
-		rc = push_add(dst, add, uidvalidity, got);
+		/* the summaries (values borrowed from rr) go with the entry */
+		rc = push_add(dst, add, ws, nw, uidvalidity, got);
 		add = NULL;
 		for (size_t i = 0; rc == 0 && out_uids && i < nw; i++)
 			out_uids[wpos[i]] = got[i];
@@ -350,6 +348,8 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 		rc = mail_mailbox_status(dst, &st);
 		*uidvalidity = st.uidvalidity;
 	}
+	if (rr)
+		eng->st.driver->row_result_free(eng->st.store, rr);
 	if (rc == 0 && moved) {
 		*moved = del;
 		del = NULL;

@@ -63,7 +63,7 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 	struct oplog log;
 	rc = oplog_init(&log, eng, user, hex);
 	if (rc == 0)
-		rc = oplog_sync(&log);
+		rc = oplog_sync(&log, 0);
 	uint64_t now = mail_now(eng);
 	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, NULL, 0, 0, 0 };
 	char pk[512], pfx[600];

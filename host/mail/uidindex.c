@@ -20,6 +20,7 @@ struct uidx_state *uidx_new(void)
 	if (s == NULL)
 		return NULL;
 	s->uidvalidity = 1;
+	s->uv_init = 1;
 	s->uidnext = 1;
 	s->recent_upto = 1;
 	return s;
@@ -397,6 +398,17 @@ int uidx_apply(struct uidx_state *s, const struct uidx_op *op)
 		return 0;
 	case UIDX_OP_CLAIM:
 		return apply_claim(s, op);
+	case UIDX_OP_INIT:
+		/* The largest INIT wins: concurrent first opens converge, and
+		 * UIDVALIDITY = max(INIT) + the additive terms keeps the proof's
+		 * "equal value means equal terms" (README). */
+		if (op->bump > s->uv_init) {
+			s->uidvalidity = sat_add32(s->uidvalidity, op->bump - s->uv_init);
+			s->uv_init = op->bump;
+		}
+		return 0;
+	case UIDX_OP_LATE:
+		return 0; /* read by the log, not the state */
 	default:
 		return 0; /* unknown kinds were refused by the decoder */
 	}

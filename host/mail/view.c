@@ -26,7 +26,7 @@ static int claim_recent(struct mail_view *v)
 	op->kind = UIDX_OP_CLAIM;
 	op->seen_uidnext = s->uidnext;
 	memcpy(op->owner, v->session, UIDX_ID);
-	return oplog_push(&mb->log, op);
+	return oplog_push(&mb->log, op, NULL, 0);
 }
 
 int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)

@@ -48,12 +48,12 @@ int main(void)
 		}
 		pthread_mutex_lock(&mb->lock);
 		op->seen_uidnext = mb->log.cur->uidnext;
-		int rc = oplog_push(&mb->log, op);
+		int rc = oplog_push(&mb->log, op, NULL, 0);
 		pthread_mutex_unlock(&mb->lock);
 		if (rc != 0)
 			return 1;
 	}
-	clk.now += OPLOG_SETTLE_MS + 60000;
+	clk.now += 60000;
 	if (mail_mailbox_checkpoint(mb, 1) != 0)
 		return 1;
 	for (int i = 0; i < TAIL; i++) {

@@ -37,11 +37,23 @@ static void quiet_log(void *arg, int level, const char *line)
 		fprintf(stderr, "engine log %d: %s\n", level, line);
 }
 
+/* A sleep moves the test's clock instead of waiting. */
+static void clock_sleep(void *arg, uint32_t ms)
+{
+	struct eu_clock *c = arg;
+	if (c->shared)
+		__atomic_add_fetch(c->shared, ms, __ATOMIC_SEQ_CST);
+	else
+		__atomic_add_fetch(&c->now, ms, __ATOMIC_SEQ_CST);
+}
+
 struct mail_engine_options eu_options(struct eu_clock *clock, uint64_t seed)
 {
 	struct mail_engine_options o = { 0 };
 	o.clock_ms = eu_clock_ms;
 	o.clock_arg = clock;
+	o.sleep_ms = clock ? clock_sleep : NULL;
+	o.sleep_arg = clock;
 	o.seed = seed;
 	o.no_poller = 1;
 	o.log = quiet_log;

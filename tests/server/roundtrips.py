@@ -47,7 +47,13 @@ def read_counts(path):
     return list(struct.unpack("<%dQ" % len(OPS), data))
 
 
-def settled_counts(path, quiet=0.3, limit=30.0):
+# Longer than the engine's idle-checkpoint delay (OPLOG_CKPT_IDLE_MS, 2 s):
+# a quiet mailbox's tail is checkpointed in the background, and that belongs
+# to no command.
+QUIET = 2.5
+
+
+def settled_counts(path, quiet=QUIET, limit=30.0):
     """The counters once they did not move for `quiet` seconds."""
     deadline = time.monotonic() + limit
     last = read_counts(path)
