@@ -37,6 +37,7 @@ import binascii
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -229,12 +230,15 @@ class Session(Imap):
             untagged, _ = self.ok("LOGOUT")
             if not any(line.startswith(b"* BYE") for line, _ in untagged):
                 self.run.problem("error", "%s: LOGOUT without BYE" % self.name)
-        except (EOFError, OSError, AssertionError) as e:
+        except (EOFError, OSError) as e:
             # No tagged OK: a BYE read meanwhile was the daemon's own doing.
+            byes = [line for line in self.journal[mark:] if line.startswith(b"* BYE")]
             with self.run.lock:
-                self.run.byes += [(self.name, line.decode(errors="replace"))
-                                  for line in self.journal[mark:] if line.startswith(b"* BYE")]
-            self.run.problem("error", "%s: LOGOUT: %s: %s" % (self.name, type(e).__name__, e))
+                self.run.byes += [(self.name, line.decode(errors="replace")) for line in byes]
+            self.got_bye = self.got_bye or bool(byes)
+            self.run.lost(self, e)
+        except AssertionError as e:
+            self.run.problem("error", "%s: LOGOUT: %s" % (self.name, e))
         self.close()
         self.dead = True
 
@@ -638,6 +642,9 @@ def main():
     if unknown or not stores or args.repeat < 1 or args.messages < 3 or args.clients_per_daemon < 1:
         ap.error("stores must be among %s; --repeat >= 1, --messages >= 3, --clients-per-daemon >= 1"
                  % ", ".join(STORES))
+    # SIGTERM (a timeout of make or CI) unwinds like Ctrl-C, so that each
+    # run's cleanup stops the daemons and the emulator it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t0 = time.monotonic()
     failed = []
     for store in stores:
