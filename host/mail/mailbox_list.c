@@ -237,6 +237,21 @@ int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *
 	return rc;
 }
 
+/* The UIDVALIDITY of a new mailbox: the time in seconds, as Dovecot does,
+ * so that a mailbox created on a wiped or restored store never reuses a
+ * value a client may have cached from an earlier incarnation at the same
+ * address; and above `at_least` (a re-created name). Two daemons creating
+ * the same default mailbox at once merge to the larger (the list is a
+ * CRDT); a session that saw the smaller one is told the change. */
+static uint32_t initial_uidvalidity(struct mail_engine *eng, uint32_t at_least)
+{
+	uint64_t s = mail_now(eng) / 1000;
+	uint32_t v = s > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)s;
+	if (v < 1)
+		v = 1;
+	return v > at_least ? v : at_least;
+}
+
 /* Loads the list, adding (and saving) any default mailbox never created. */
 static int load_defaults(struct mail_engine *eng, const char *user, struct mblist *l, char **token)
 {
@@ -258,7 +273,7 @@ static int load_defaults(struct mail_engine *eng, const char *user, struct mblis
 		e->id_ts = 1;
 		e->has_id = 1;
 		default_id(user, defaults[i].name, e->id);
-		e->uidvalidity = 1;
+		e->uidvalidity = initial_uidvalidity(eng, 0);
 		e->sub_ts = 1;
 		e->subscribed = 1;
 		e->su_ts = 1;
@@ -396,7 +411,7 @@ int mail_create(struct mail_engine *eng, const char *user, const char *name, uin
 			e->has_id = 1;
 			mail_rand_bytes(eng, e->id, UIDX_ID);
 			/* a re-created name starts above everything it reported before */
-			e->uidvalidity = existed ? e->uidvalidity + 1 : 1;
+			e->uidvalidity = initial_uidvalidity(eng, existed ? e->uidvalidity + 1 : 0);
 			if (special_use) {
 				e->su_ts = next_ts(eng, e->su_ts);
 				e->special_use = special_use;
