@@ -177,6 +177,9 @@ int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *wr
                   size_t n_writes);
 int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
                   size_t n_queries, uint64_t *deleted);
+int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                     const char *cond_token, const struct aerogram_row_write *writes,
+                     size_t n_writes, char *new_token, size_t new_token_len);
 
 int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen);
 void sq_watch_stop(struct aerogram_store *st);

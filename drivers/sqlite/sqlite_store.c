@@ -671,8 +671,9 @@ static void sq_close(struct aerogram_store *st)
 static const struct aerogram_driver sq_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "sqlite",
-	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE,
+	.version = "1.1",
+	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
+	                AEROGRAM_CAP_CONDITIONAL,
 	.config_keys = sq_config_keys,
 	.open = sq_open,
 	.close = sq_close,
@@ -691,6 +692,7 @@ static const struct aerogram_driver sq_driver = {
 	.blob_list = sq_blob_list,
 	.blob_list_free = sq_blob_list_free,
 	.blob_delete = sq_blob_delete,
+	.row_insert_if = sq_row_insert_if,
 };
 
 AEROGRAM_DRIVER_EXPORT(sq_driver)

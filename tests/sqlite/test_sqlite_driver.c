@@ -707,6 +707,110 @@ static void test_multi_process(void)
 	ag_driver_unload(drv);
 }
 
+enum { CAS_PROCESSES = 3, CAS_THREADS = 2, CAS_INCREMENTS = 30 };
+
+struct cas_thread {
+	struct ag_driver *drv;
+	int bad;
+};
+
+/* Read-then-compare-and-set increments of the counter row "cas"/"counter",
+ * each also writing "inc-<new value>", retrying on ECONFLICT. */
+static void *cas_thread_main(void *arg)
+{
+	struct cas_thread *ct = arg;
+	const struct aerogram_driver *d = D(ct->drv);
+	for (int done = 0; done < CAS_INCREMENTS && !ct->bad;) {
+		char tok[64] = "", vals[8][64];
+		int n = get(ct->drv, "cas", "counter", 0, tok, vals);
+		if (n < 0 || n > 1) {
+			ct->bad = 1; /* a failed read, or siblings: a lost update */
+			break;
+		}
+		unsigned long v = n == 1 ? strtoul(vals[0], NULL, 10) : 0;
+		usleep(500); /* let the other writers read the same value */
+		char next[32], sk[32];
+		snprintf(next, sizeof(next), "%lu", v + 1);
+		snprintf(sk, sizeof(sk), "inc-%06lu", v + 1);
+		const char *cond = n == 1 ? tok : NULL;
+		struct aerogram_row_write w[2] = {
+			{ "cas", sk, NULL, (const uint8_t *)"x", 1, 0 },
+			{ "cas", "counter", cond, (const uint8_t *)next, strlen(next), 0 },
+		};
+		char new_token[AEROGRAM_TOKEN_MAX];
+		int rc = d->row_insert_if(S(ct->drv), "cas", "counter", cond, w, 2, new_token,
+		                          sizeof(new_token));
+		if (rc == 0)
+			done++;
+		else if (rc != AEROGRAM_ECONFLICT)
+			ct->bad = 1;
+	}
+	return NULL;
+}
+
+/* The body of a process of test_cas_processes: CAS_THREADS threads. */
+static int cas_main(const char *db)
+{
+	struct ag_driver *cd = load(db, NULL, NULL, NULL, 0);
+	if (cd == NULL)
+		return 2;
+	struct cas_thread ct[CAS_THREADS];
+	pthread_t th[CAS_THREADS];
+	for (int i = 0; i < CAS_THREADS; i++) {
+		ct[i] = (struct cas_thread){ cd, 0 };
+		if (pthread_create(&th[i], NULL, cas_thread_main, &ct[i]) != 0)
+			return 3;
+	}
+	int bad = 0;
+	for (int i = 0; i < CAS_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		bad |= ct[i].bad;
+	}
+	ag_driver_unload(cd);
+	return bad ? 1 : 0;
+}
+
+/* row_insert_if is a compare-and-set across processes and threads: every
+ * increment lands exactly once, none is lost. */
+static void test_cas_processes(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	pid_t pids[CAS_PROCESSES];
+	for (int c = 0; c < CAS_PROCESSES; c++) {
+		fflush(NULL);
+		pids[c] = fork();
+		if (pids[c] == 0) {
+			execl("/proc/self/exe", "test-sqlite-driver", driver_path, "--cas", db,
+			      (char *)NULL);
+			_exit(3);
+		}
+	}
+	for (int c = 0; c < CAS_PROCESSES; c++) {
+		int status = 0;
+		CU_ASSERT(waitpid(pids[c], &status, 0) == pids[c]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	char vals[8][64];
+	CU_ASSERT(get(drv, "cas", "counter", 0, NULL, vals) == 1);
+	char want[32];
+	snprintf(want, sizeof(want), "%d", CAS_PROCESSES * CAS_THREADS * CAS_INCREMENTS);
+	CU_ASSERT_STRING_EQUAL(vals[0], want);
+	struct aerogram_row_query q = { .pk = "cas", .prefix = "inc-" };
+	struct aerogram_row_result *r;
+	CU_ASSERT_FATAL(D(drv)->row_read(S(drv), &q, 1, &r) == 0);
+	CU_ASSERT_EQUAL(r->pages[0].n_rows, CAS_PROCESSES * CAS_THREADS * CAS_INCREMENTS);
+	int doubled = 0;
+	for (size_t i = 0; i < r->pages[0].n_rows; i++)
+		doubled += r->pages[0].rows[i].n_values != 1;
+	CU_ASSERT_EQUAL(doubled, 0);
+	D(drv)->row_result_free(S(drv), r);
+	ag_driver_unload(drv);
+}
+
 enum { OPENERS = 6, OPEN_ROUNDS = 12 };
 
 /* The body of an opener process of test_concurrent_open: waits until the
@@ -950,6 +1054,10 @@ int main(int argc, char **argv)
 		driver_path = argv[1];
 		return writer_main(argv[3], atoi(argv[4]));
 	}
+	if (argc == 4 && strcmp(argv[2], "--cas") == 0) {
+		driver_path = argv[1];
+		return cas_main(argv[3]);
+	}
 	if (argc == 6 && strcmp(argv[2], "--opener") == 0) {
 		driver_path = argv[1];
 		return opener_main(argv[3], atoi(argv[4]), atoi(argv[5]));
@@ -976,6 +1084,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "watches in one process", test_watch_local);
 	CU_add_test(s, "range watches with markers", test_watch_range);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
+	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
