@@ -28,6 +28,8 @@
 static const char *driver_path;
 static char tmpdir[256];
 static int db_counter;
+/* The driver's last "closed ...: N write calls in M commits" line. */
+static char closed_line[512];
 
 /* A fresh database path in the temporary directory. */
 static void new_db(char *buf, size_t len)
@@ -811,6 +813,113 @@ static void test_cas_processes(void)
 	ag_driver_unload(drv);
 }
 
+/* ---- group commit ---- */
+
+enum { GROUP_CALLS = 5 };
+
+/* One write call of test_group_commit, made from its own thread. */
+struct group_call {
+	struct ag_driver *drv;
+	int kind; /* 0: row_insert, 1: row_insert_if, 2: blob_copy */
+	const char *sk, *cond_token;
+	int rc;
+	char message[512];
+	pthread_t thread;
+};
+
+static void *group_call_main(void *arg)
+{
+	struct group_call *gc = arg;
+	const struct aerogram_driver *d = D(gc->drv);
+	struct aerogram_row_write w[2] = {
+		{ "grp", gc->sk, NULL, (const uint8_t *)gc->sk, strlen(gc->sk), 0 },
+		{ "grp", "watch", gc->cond_token, (const uint8_t *)gc->sk, strlen(gc->sk), 0 },
+	};
+	if (gc->kind == 0)
+		gc->rc = d->row_insert(S(gc->drv), w, 1);
+	else if (gc->kind == 1)
+		gc->rc = d->row_insert_if(S(gc->drv), "grp", "watch", gc->cond_token, w, 2, NULL, 0);
+	else
+		gc->rc = d->blob_copy(S(gc->drv), "grp/no-such-blob", "grp/copy");
+	/* the message is read on the calling thread, whichever thread committed */
+	snprintf(gc->message, sizeof(gc->message), "%s", gc->rc ? d->error_message(S(gc->drv)) : "");
+	return NULL;
+}
+
+/* Counts "N write calls in M commits" from the close line. */
+static int closed_counts(unsigned long long *calls, unsigned long long *commits)
+{
+	const char *p = strstr(closed_line, ": ");
+	return p && sscanf(p, ": %llu write calls in %llu commits", calls, commits) == 2 ? 0 : -1;
+}
+
+/* Writes queued while another writer holds the lock share a commit; a call
+ * that fails inside the shared transaction (a refused condition, a missing
+ * blob) is rolled back alone, with its own message on its own thread. */
+static void test_group_commit(void)
+{
+	char db[300], tok[64], stale[64], vals[8][64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, "busy_timeout_ms", "30000", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(put(drv, "grp", "watch", NULL, "w0") == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, stale, NULL) == 1);
+	CU_ASSERT(put(drv, "grp", "watch", stale, "w1") == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, tok, NULL) == 1);
+
+	/* Another connection holds the write lock: the first call leads and
+	 * waits for it, the others queue behind it. */
+	sqlite3 *h;
+	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
+	sqlite3_busy_timeout(h, 10000);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	struct group_call gc[GROUP_CALLS] = {
+		{ drv, 0, "a", NULL, -1, "", 0 },
+		{ drv, 1, "b-stale", stale, -1, "", 0 },  /* its token is no longer current */
+		{ drv, 2, "c-copy", NULL, -1, "", 0 },    /* the source does not exist */
+		{ drv, 1, "d-current", tok, -1, "", 0 },  /* the current token: applies */
+		{ drv, 0, "e", NULL, -1, "", 0 },
+	};
+	for (int i = 0; i < GROUP_CALLS; i++)
+		CU_ASSERT_FATAL(pthread_create(&gc[i].thread, NULL, group_call_main, &gc[i]) == 0);
+	/* generous: every thread has long queued when the lock goes */
+	usleep(2000000);
+	CU_ASSERT(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	for (int i = 0; i < GROUP_CALLS; i++)
+		pthread_join(gc[i].thread, NULL);
+
+	CU_ASSERT_EQUAL(gc[0].rc, 0);
+	CU_ASSERT_EQUAL(gc[1].rc, AEROGRAM_ECONFLICT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(gc[1].message, "row_insert_if"));
+	CU_ASSERT_EQUAL(gc[2].rc, AEROGRAM_ENOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(gc[2].message, "grp/no-such-blob"));
+	CU_ASSERT_EQUAL(gc[3].rc, 0);
+	CU_ASSERT_EQUAL(gc[4].rc, 0);
+	CU_ASSERT(get(drv, "grp", "a", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "e", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "d-current", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "b-stale", AEROGRAM_QUERY_TOMBSTONES, NULL, NULL) == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, NULL, vals) == 1);
+	CU_ASSERT_STRING_EQUAL(vals[0], "d-current");
+	struct aerogram_blob_request rq = { "grp/copy", 0, 0 };
+	struct aerogram_blob_result *br = NULL;
+	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), &rq, 1, &br) == 0);
+	CU_ASSERT_EQUAL(br->blobs[0].status, AEROGRAM_ENOTFOUND);
+	D(drv)->blob_result_free(S(drv), br);
+
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	unsigned long long calls = 0, commits = 0;
+	CU_ASSERT_FATAL(closed_counts(&calls, &commits) == 0);
+	/* 2 writes before, the 5 calls, and the start-up cleanup's: the 5
+	 * calls took at most 2 commits (the leader's, then one for all who
+	 * queued behind it), each other call one at most */
+	CU_ASSERT(calls >= 2 + GROUP_CALLS);
+	CU_ASSERT(commits + GROUP_CALLS - 2 <= calls);
+	printf("[%s] ", closed_line);
+}
+
 enum { OPENERS = 6, OPEN_ROUNDS = 12 };
 
 /* The body of an opener process of test_concurrent_open: waits until the
@@ -1043,6 +1152,8 @@ static void rm_rf(const char *path)
 /* Driver log lines: only warnings and errors. */
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
+	if (strncmp(message, "closed ", 7) == 0 && strstr(message, " write calls in ") != NULL)
+		snprintf(closed_line, sizeof(closed_line), "%s", message);
 	if (level <= AEROGRAM_LOG_WARNING)
 		fprintf(stderr, "%s: %s\n", tag ? tag : "host", message);
 }
@@ -1085,6 +1196,8 @@ int main(int argc, char **argv)
 	CU_add_test(s, "range watches with markers", test_watch_range);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
+	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
+	            test_group_commit);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
