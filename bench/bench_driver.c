@@ -4,6 +4,14 @@
  *   -b BYTES  only blob put and get of this size (to choose blob_inline_max)
  *   -w        only watch latency: a write in this process, and a write in
  *             another process (a child running this program) of the same store
+ *   -a THREADS [-m own|shared]
+ *             only the mail engine's APPEND, from THREADS threads at once,
+ *             COUNT appends in all: the body blob (4 to 16 KiB), then a read
+ *             of the mailbox's watch row and row_insert_if of the message's
+ *             summary row, a log entry and the watch row, conditioned on the
+ *             watch row's token (retried on ECONFLICT). -m own: each thread
+ *             appends to a mailbox of its own; shared: all to one mailbox.
+ *             bench/bench-append runs it under strace to count fsyncs.
  *
  * One thread, one operation at a time, so the numbers are latencies of the
  * driver as the mail engine sees them: single-row insert, single-row read,
@@ -297,6 +305,116 @@ static void bench_watch(size_t n, double *lat, char **child_argv)
 	report("watch, other process", lat, got);
 }
 
+/* ---- the engine's APPEND from several threads ---- */
+
+struct appender {
+	pthread_t thread;
+	int id;
+	size_t count;      /* appends to make */
+	const char *mbox;  /* the mailbox id */
+	double *lat;       /* count latencies, microseconds */
+	unsigned long conflicts;
+};
+
+static void *appender_main(void *arg)
+{
+	struct appender *ap = arg;
+	uint8_t *body = malloc(16384);
+	if (body == NULL)
+		exit(1);
+	unsigned seed = 7919u * (unsigned)(ap->id + 1);
+	char mail_pk[160], index_pk[160], key[256], msgid[64], logsk[64];
+	snprintf(mail_pk, sizeof(mail_pk), "%s/mail/%s", run, ap->mbox);
+	snprintf(index_pk, sizeof(index_pk), "%s/index/%s", run, ap->mbox);
+	char summary[300], entry[96];
+	memset(summary, 's', sizeof(summary));
+	struct aerogram_meta meta = { "content-type", "message/rfc822" };
+	for (size_t i = 0; i < ap->count; i++) {
+		seed = seed * 1103515245u + 12345u;
+		size_t len = 4096 + (seed >> 8) % (16384 - 4096 + 1);
+		for (size_t b = 0; b < len; b += 64)
+			body[b] = (uint8_t)(seed >> (b & 15));
+		snprintf(msgid, sizeof(msgid), "m%02d-%08zu", ap->id, i);
+		snprintf(key, sizeof(key), "%s/%s", mail_pk, msgid);
+		double t0 = now_us();
+		if (drv->blob_put(store, key, body, len, &meta, 1) != 0)
+			die("blob_put (append)");
+		for (;;) {
+			struct aerogram_row_query q = { .pk = index_pk, .sk = "watch" };
+			struct aerogram_row_result *r;
+			if (drv->row_read(store, &q, 1, &r) != 0)
+				die("row_read (append)");
+			char token[AEROGRAM_TOKEN_MAX] = "";
+			if (r->pages[0].n_rows)
+				snprintf(token, sizeof(token), "%s", r->pages[0].rows[0].token);
+			drv->row_result_free(store, r);
+			const char *cond = token[0] ? token : NULL;
+			snprintf(logsk, sizeof(logsk), "%016.0f-%02d-%08zu", wall_us(), ap->id, i);
+			int n = snprintf(entry, sizeof(entry), "add %s", msgid);
+			struct aerogram_row_write w[3] = {
+				{ mail_pk, msgid, NULL, (const uint8_t *)summary, sizeof(summary), 0 },
+				{ index_pk, logsk, NULL, (const uint8_t *)entry, (size_t)n, 0 },
+				{ index_pk, "watch", cond, (const uint8_t *)logsk, strlen(logsk), 0 },
+			};
+			char new_token[AEROGRAM_TOKEN_MAX];
+			int rc = drv->row_insert_if(store, index_pk, "watch", cond, w, 3, new_token,
+			                            sizeof(new_token));
+			if (rc == 0)
+				break;
+			if (rc != AEROGRAM_ECONFLICT)
+				die("row_insert_if (append)");
+			ap->conflicts++;
+		}
+		ap->lat[i] = now_us() - t0;
+	}
+	free(body);
+	return NULL;
+}
+
+static void bench_append(size_t n, unsigned threads, int shared)
+{
+	if (drv->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || drv->row_insert_if == NULL ||
+	    !(drv->capabilities & AEROGRAM_CAP_CONDITIONAL)) {
+		fprintf(stderr, "bench-driver: %s has no row_insert_if (AEROGRAM_CAP_CONDITIONAL)\n",
+		        drv->name);
+		exit(1);
+	}
+	struct appender *ap = calloc(threads, sizeof(*ap));
+	double *lat = calloc(n, sizeof(*lat));
+	char (*mbox)[16] = calloc(threads, sizeof(*mbox));
+	if (ap == NULL || lat == NULL || mbox == NULL)
+		exit(1);
+	size_t given = 0;
+	for (unsigned t = 0; t < threads; t++) {
+		snprintf(mbox[t], sizeof(mbox[t]), "box%02u", shared ? 0 : t);
+		ap[t].id = (int)t;
+		ap[t].mbox = mbox[t];
+		ap[t].count = n / threads + (t < n % threads);
+		ap[t].lat = lat + given;
+		given += ap[t].count;
+	}
+	double t0 = now_us();
+	for (unsigned t = 0; t < threads; t++)
+		if (pthread_create(&ap[t].thread, NULL, appender_main, &ap[t]) != 0)
+			exit(1);
+	unsigned long conflicts = 0;
+	for (unsigned t = 0; t < threads; t++) {
+		pthread_join(ap[t].thread, NULL);
+		conflicts += ap[t].conflicts;
+	}
+	double wall = (now_us() - t0) / 1e6;
+	char name[64];
+	snprintf(name, sizeof(name), "append %ut %s", threads, shared ? "shared" : "own");
+	report(name, lat, n);
+	/* report()'s ops/s is 1 / mean latency, one thread's view; with
+	 * several threads the throughput is the wall-clock one */
+	printf("append throughput: threads=%u mailbox=%s: %zu appends in %.2f s = %.0f appends/s, %lu conflicts retried\n",
+	       threads, shared ? "shared" : "own", n, wall, (double)n / wall, conflicts);
+	free(ap);
+	free(lat);
+	free(mbox);
+}
+
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
 	if (level <= AEROGRAM_LOG_WARNING)
@@ -306,7 +424,8 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 int main(int argc, char **argv)
 {
 	size_t n = 2000, only_blob = 0;
-	int arg = 1, only_watch = 0;
+	int arg = 1, only_watch = 0, shared = 0;
+	unsigned append_threads = 0;
 	/* The writer half of -w: bench-driver --watch-writer PK COUNT DRIVER.so k=v... */
 	const char *writer_pk = NULL;
 	if (argc > 4 && strcmp(argv[1], "--watch-writer") == 0) {
@@ -318,16 +437,19 @@ int main(int argc, char **argv)
 		only_watch = 1;
 		arg++;
 	}
-	while (arg + 1 < argc && (strcmp(argv[arg], "-n") == 0 || strcmp(argv[arg], "-b") == 0)) {
-		size_t v = (size_t)strtoul(argv[arg + 1], NULL, 10);
-		if (argv[arg][1] == 'n')
-			n = v;
-		else
-			only_blob = v;
+	while (arg + 1 < argc && argv[arg][0] == '-' && strchr("nbam", argv[arg][1]) != NULL &&
+	       argv[arg][2] == '\0') {
+		const char *v = argv[arg + 1];
+		switch (argv[arg][1]) {
+		case 'n': n = (size_t)strtoul(v, NULL, 10); break;
+		case 'b': only_blob = (size_t)strtoul(v, NULL, 10); break;
+		case 'a': append_threads = (unsigned)strtoul(v, NULL, 10); break;
+		default: shared = strcmp(v, "shared") == 0; break;
+		}
 		arg += 2;
 	}
-	if (arg >= argc || n == 0) {
-		fprintf(stderr, "usage: bench-driver [-n COUNT] [-b BYTES] DRIVER.so [key=value...]\n");
+	if (arg >= argc || n == 0 || (append_threads > 0 && n < append_threads)) {
+		fprintf(stderr, "usage: bench-driver [-n COUNT] [-b BYTES | -w | -a THREADS [-m own|shared]] DRIVER.so [key=value...]\n");
 		return 2;
 	}
 	const int driver_arg = arg;
@@ -378,8 +500,12 @@ int main(int argc, char **argv)
 	double *lat = malloc(n * sizeof(*lat) + (n_range + n_1m) * sizeof(*lat));
 	if (lat == NULL)
 		return 1;
-	printf("driver %s %s, %zu operations per kind (range: %zu, 1 MiB: %zu)\n", drv->name,
-	       drv->version, n, n_range, n_1m);
+	if (append_threads)
+		printf("driver %s %s, %zu appends from %u threads\n", drv->name, drv->version, n,
+		       append_threads);
+	else
+		printf("driver %s %s, %zu operations per kind (range: %zu, 1 MiB: %zu)\n", drv->name,
+		       drv->version, n, n_range, n_1m);
 	printf("%-22s %7s %12s %10s %10s %10s\n", "operation", "count", "ops/s", "mean us", "p50 us",
 	       "p99 us");
 	if (only_watch) {
@@ -392,6 +518,8 @@ int main(int argc, char **argv)
 			child_argv[4 + i] = argv[driver_arg + i];
 		bench_watch(n > 50 ? 50 : n, lat, child_argv);
 		free(child_argv);
+	} else if (append_threads) {
+		bench_append(n, append_threads, shared);
 	} else if (only_blob) {
 		char label[32];
 		snprintf(label, sizeof(label), "%zuB", only_blob);

@@ -2,6 +2,8 @@
 # it prints numbers and does not fail on speed).
 #   make bench                      sqlite (synchronous=full, normal) and memory
 #   build/bench-driver [-n N] DRIVER.so key=value...   any driver
+#   make bench-append               the engine's APPEND on sqlite from 1, 4, 10
+#                                   threads: appends/s and fsyncs per append
 # Built by `make all`, not installed: a development tool.
 TESTBINS += $(B)/bench-driver
 BENCH_N = 2000
@@ -22,3 +24,11 @@ bench: $(B)/bench-driver $(DRIVERS)
 	echo "== watch latency, sqlite (poll_interval_ms default)" && \
 	$(B)/bench-driver -w -n 40 $(B)/drivers/aerogram_sqlite.so path=$$dir/watch.db && \
 	rm -rf "$$dir"
+
+# The mail engine's APPEND (blob, then a conditional batch of summary, log
+# entry and watch row) from 1, 4 and 10 threads on the SQLite driver at
+# synchronous=full, with fsyncs per append counted by strace.
+BENCH_APPEND_N = 600
+.PHONY: bench-append
+bench-append: $(B)/bench-driver $(B)/drivers/aerogram_sqlite.so
+	sh bench/bench-append $(B) $(BENCH_APPEND_N) synchronous=full

@@ -3,6 +3,14 @@
  * Every way a driver can be wrong ends here with one line that names the
  * file and the problem: the daemon prints it and exits non-zero. Nothing is
  * half-registered: on any failure the library is closed again.
+ *
+ * Drivers of every minor version up to ours load. The host never reads a
+ * field past a driver's struct_size: once the store is open, the loader
+ * copies the descriptor into one of the full current size, with the fields
+ * the driver's version lacks zeroed (an ABI 1.0 driver's row_insert_if is
+ * NULL there), and every storage call of the host goes through that copy.
+ * The copy is made after open because a wrapper driver learns its
+ * capabilities from the driver it opens.
  */
 #include "host/driver_loader.h"
 
@@ -18,6 +26,7 @@ struct ag_driver {
 	void *dl;
 	char *path;
 	struct ag_store store;
+	struct aerogram_driver desc; /* the driver's descriptor, up to its struct_size */
 	struct aerogram_host host;
 	struct aerogram_config_entry *config;
 	size_t n_config;
@@ -125,7 +134,31 @@ int ag_driver_check_descriptor(const struct aerogram_driver *d, const char *path
 		        missing);
 		return AEROGRAM_EINVAL;
 	}
+	if (d->capabilities & AEROGRAM_CAP_CONDITIONAL) {
+		/* read row_insert_if only when the descriptor holds it */
+		if (d->struct_size < AEROGRAM_DRIVER_SIZE_1_1) {
+			set_err(err, errlen,
+			        "driver %s (%s): advertises AEROGRAM_CAP_CONDITIONAL, but its descriptor of %u bytes (ABI %u.%u) has no row_insert_if",
+			        path, d->name, (unsigned)d->struct_size, (unsigned)d->abi_major,
+			        (unsigned)d->abi_minor);
+			return AEROGRAM_EINVAL;
+		}
+		if (d->row_insert_if == NULL) {
+			set_err(err, errlen,
+			        "driver %s (%s): advertises AEROGRAM_CAP_CONDITIONAL, but row_insert_if is NULL",
+			        path, d->name);
+			return AEROGRAM_EINVAL;
+		}
+	}
 	return 0;
+}
+
+/* Copies the descriptor as far as its struct_size goes; the rest stays zero. */
+static void copy_descriptor(struct aerogram_driver *dst, const struct aerogram_driver *src)
+{
+	size_t n = src->struct_size < sizeof(*dst) ? src->struct_size : sizeof(*dst);
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, n);
 }
 
 static int key_known(const struct aerogram_driver *d, const char *key)
@@ -253,6 +286,13 @@ int ag_driver_load(const char *name_or_path, const char *driver_dir,
 		free(drv);
 		return rc;
 	}
+	/* A wrapper settles its capabilities in open: check them again. */
+	if (ag_driver_check_descriptor(d, drv->path, err, errlen) != 0) {
+		d->close(drv->store.store);
+		goto fail;
+	}
+	copy_descriptor(&drv->desc, d);
+	drv->store.driver = &drv->desc;
 	*out = drv;
 	return 0;
 

@@ -8,7 +8,11 @@
 
 /* An opened store: the driver's descriptor and its store handle. Every
  * storage call in the host goes through this pair, so a wrapper (fault
- * injection, call counting) is just another pair. */
+ * injection, call counting) is just another pair. For a loaded driver the
+ * descriptor is the loader's copy, zero past the driver's struct_size: a
+ * field the driver's ABI version lacks (row_insert_if of a 1.0 driver) reads
+ * as NULL. Code that may also get an in-process descriptor still checks
+ * struct_size before reading a field appended after 1.0. */
 struct ag_store {
 	const struct aerogram_driver *driver;
 	struct aerogram_store *store;
@@ -47,7 +51,8 @@ const char *ag_driver_path(const struct ag_driver *drv);
 void ag_driver_unload(struct ag_driver *drv);
 
 /* Checks a descriptor as the loader does (version, size, required
- * functions); for in-process descriptors such as the test wrappers.
+ * functions, capabilities backed by their function); for in-process
+ * descriptors such as the test wrappers.
  * Returns 0 or writes the problem into err and returns AEROGRAM_EINVAL. */
 int ag_driver_check_descriptor(const struct aerogram_driver *d, const char *path, char *err,
                                size_t errlen);

@@ -151,8 +151,8 @@ static const char *const mem_config_keys[] = { NULL };
 static const struct aerogram_driver mem_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "memory",
-	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE,
+	.version = "1.1",
+	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL,
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	.close = mem_close,
@@ -171,6 +171,7 @@ static const struct aerogram_driver mem_driver = {
 	.blob_list = mem_blob_list,
 	.blob_list_free = mem_blob_list_free,
 	.blob_delete = mem_blob_delete,
+	.row_insert_if = mem_row_insert_if,
 };
 
 AEROGRAM_DRIVER_EXPORT(mem_driver)

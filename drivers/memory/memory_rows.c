@@ -5,7 +5,13 @@
  * names the counter value a read saw. A write carrying token t discards the
  * values stamped <= t (exactly those the read returned) and adds its own
  * value with a fresh stamp, so anything written after the read survives as a
- * sibling. A write without a token discards nothing. */
+ * sibling. A write without a token discards nothing.
+ *
+ * Every batch (row_insert and row_insert_if alike) is applied under the
+ * write lock and whole: its rows are found or created, and room and copies
+ * of its values made, before the first value changes, so running out of
+ * memory half way applies nothing. row_insert_if compares the condition
+ * row's counter with its token under that same lock. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,26 +467,28 @@ void mem_row_result_free(struct aerogram_store *st, struct aerogram_row_result *
 
 /* ---- writes ----------------------------------------------------------- */
 
-/* Applies one write to a row: drop what the token covers, add the value. */
-static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token, uint64_t token,
-                     int tombstone, const uint8_t *data, size_t len)
+/* Makes room for `extra` more values in a row; -1 when out of memory. */
+static int row_reserve(struct mem_row *r, size_t extra)
 {
-	if (r->n_values == r->cap_values) {
-		size_t cap = r->cap_values ? r->cap_values * 2 : 2;
-		struct mem_value *v = realloc(r->values, cap * sizeof(*v));
-		if (v == NULL)
-			return -1;
-		r->values = v;
-		r->cap_values = cap;
-	}
-	uint8_t *copy = NULL;
-	if (!tombstone) {
-		copy = malloc(len ? len : 1);
-		if (copy == NULL)
-			return -1;
-		if (len)
-			memcpy(copy, data, len);
-	}
+	if (r->cap_values - r->n_values >= extra)
+		return 0;
+	size_t cap = r->cap_values ? r->cap_values : 2;
+	while (cap - r->n_values < extra)
+		cap *= 2;
+	struct mem_value *v = realloc(r->values, cap * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	r->values = v;
+	r->cap_values = cap;
+	return 0;
+}
+
+/* Applies one write to a row whose room was reserved: drop what the token
+ * covers, add the value (`copy` becomes the row's; NULL for a tombstone).
+ * Cannot fail. */
+static void row_apply_reserved(struct aerogram_store *st, struct mem_row *r, int has_token,
+                               uint64_t token, int tombstone, uint8_t *copy, size_t len)
+{
 	size_t kept = 0;
 	for (size_t i = 0; i < r->n_values; i++) {
 		if (has_token && r->values[i].stamp <= token)
@@ -495,14 +503,34 @@ static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token
 		.stamp = r->counter, .tombstone = tombstone, .len = tombstone ? 0 : len, .data = copy
 	};
 	r->seq = ++st->seq;
+}
+
+/* Applies one write to a row; -1 when out of memory (nothing changed). */
+static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token, uint64_t token,
+                     int tombstone, const uint8_t *data, size_t len)
+{
+	uint8_t *copy = NULL;
+	if (!tombstone) {
+		copy = malloc(len ? len : 1);
+		if (copy == NULL)
+			return -1;
+		if (len)
+			memcpy(copy, data, len);
+	}
+	if (row_reserve(r, 1) != 0) {
+		free(copy);
+		return -1;
+	}
+	row_apply_reserved(st, r, has_token, token, tombstone, copy, len);
 	return 0;
 }
 
-int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
-                   size_t n_writes)
+/* Checks a batch of writes before anything is applied. */
+static int check_writes(const char *call, const struct aerogram_row_write *writes,
+                        size_t n_writes)
 {
 	if (n_writes > 0 && writes == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_insert: no writes given");
+		return mem_fail(AEROGRAM_EINVAL, "%s: no writes given", call);
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t;
@@ -518,23 +546,152 @@ int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *w
 			return mem_fail(AEROGRAM_EINVAL, "write %zu: value is NULL with length %zu", i,
 			                w->len);
 	}
-	pthread_rwlock_wrlock(&st->rows_lock);
+	return 0;
+}
+
+/* One write of a batch made ready to apply: its row, with room reserved,
+ * and its own copy of the value. */
+struct prepared_write {
+	struct mem_partition *part;
+	struct mem_row *row;
+	uint8_t *copy;
+};
+
+/* Frees what prepare_batch made for the first n writes (nothing applied). */
+static void prepared_release(struct prepared_write *pw, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(pw[i].copy);
+		pw[i].row->pending = 0;
+	}
+}
+
+/* Finds or creates every row of the batch, reserves room for its values and
+ * copies them, so that applying the batch afterwards cannot fail half way.
+ * Rows created here hold no value: reads skip them as they skip a watch's
+ * placeholder. rows_lock held for writing. */
+static int prepare_batch(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                         size_t n_writes, struct prepared_write *pw)
+{
+	for (size_t i = 0; i < n_writes; i++) {
+		const struct aerogram_row_write *w = &writes[i];
+		struct mem_partition *p = mem_partition_get(st, w->pk, 1);
+		struct mem_row *r = p ? mem_row_get(p, w->sk, 1) : NULL;
+		uint8_t *copy = NULL;
+		if (r != NULL && !w->tombstone) {
+			copy = malloc(w->len ? w->len : 1);
+			if (copy != NULL && w->len)
+				memcpy(copy, w->value, w->len);
+		}
+		/* a row written k times by the batch needs room for k more values */
+		if (r == NULL || (!w->tombstone && copy == NULL) || row_reserve(r, r->pending + 1) != 0) {
+			free(copy);
+			prepared_release(pw, i);
+			return mem_fail(AEROGRAM_EINTERNAL, "out of memory at write %zu", i);
+		}
+		r->pending++;
+		pw[i] = (struct prepared_write){ .part = p, .row = r, .copy = copy };
+	}
+	return 0;
+}
+
+/* Applies a prepared batch and wakes the watches of every row it wrote.
+ * rows_lock held for writing. */
+static void apply_batch(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                        size_t n_writes, struct prepared_write *pw)
+{
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t = 0;
 		if (w->token != NULL)
 			mem_parse_stamp(w->token, TOKEN_TAG, &t);
-		struct mem_partition *p = mem_partition_get(st, w->pk, 1);
-		struct mem_row *r = p ? mem_row_get(p, w->sk, 1) : NULL;
-		if (r == NULL || row_apply(st, r, w->token != NULL, t, w->tombstone, w->value,
-		                           w->len) != 0) {
-			pthread_rwlock_unlock(&st->rows_lock);
-			return mem_fail(AEROGRAM_EINTERNAL, "out of memory at write %zu", i);
+		row_apply_reserved(st, pw[i].row, w->token != NULL, t, w->tombstone != 0, pw[i].copy,
+		                   w->len);
+		pw[i].copy = NULL;
+		mem_watch_row_changed(st, pw[i].part, pw[i].row);
+	}
+	prepared_release(pw, n_writes);
+}
+
+/* The shared body of row_insert and row_insert_if: checks the batch, then,
+ * under the write lock, the condition (when `cond_pk` is set), and applies
+ * the batch whole or not at all. */
+static int write_batch(struct aerogram_store *st, const char *call, const char *cond_pk,
+                       const char *cond_sk, const char *cond_token,
+                       const struct aerogram_row_write *writes, size_t n_writes,
+                       char *new_token, size_t new_token_len)
+{
+	int rc = check_writes(call, writes, n_writes);
+	if (rc != 0)
+		return rc;
+	uint64_t want = 0;
+	if (cond_pk != NULL && cond_token != NULL && mem_parse_stamp(cond_token, TOKEN_TAG, &want) != 0)
+		return mem_fail(AEROGRAM_EINVAL, "%s: malformed condition token '%.40s'", call,
+		                cond_token);
+	struct prepared_write small[8];
+	struct prepared_write *pw = small;
+	if (n_writes > sizeof(small) / sizeof(small[0])) {
+		pw = calloc(n_writes, sizeof(*pw));
+		if (pw == NULL)
+			return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+	}
+	pthread_rwlock_wrlock(&st->rows_lock);
+	if (cond_pk != NULL) {
+		struct mem_partition *p = mem_partition_get(st, cond_pk, 0);
+		struct mem_row *r = p ? mem_row_get(p, cond_sk, 0) : NULL;
+		int exists = r != NULL && r->n_values > 0; /* not a watch's placeholder */
+		if (cond_token == NULL ? exists : !exists || r->counter != want) {
+			char have[24] = "none";
+			if (exists)
+				mem_format_stamp(have, sizeof(have), TOKEN_TAG, r->counter);
+			rc = mem_fail(AEROGRAM_ECONFLICT,
+			              "%s: row '%s'/'%s' has token %s, the condition wants %.40s", call,
+			              cond_pk, cond_sk, have, cond_token ? cond_token : "none");
 		}
-		mem_watch_row_changed(st, p, r);
+	}
+	if (rc == 0)
+		rc = prepare_batch(st, writes, n_writes, pw);
+	if (rc == 0) {
+		apply_batch(st, writes, n_writes, pw);
+		if (cond_pk != NULL && new_token != NULL) {
+			struct mem_partition *p = mem_partition_get(st, cond_pk, 0);
+			struct mem_row *r = p ? mem_row_get(p, cond_sk, 0) : NULL;
+			if (r != NULL && r->n_values > 0)
+				mem_format_stamp(new_token, new_token_len, TOKEN_TAG, r->counter);
+			else
+				new_token[0] = '\0'; /* the row still does not exist */
+		}
 	}
 	pthread_rwlock_unlock(&st->rows_lock);
-	return 0;
+	if (pw != small)
+		free(pw);
+	return rc;
+}
+
+int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                   size_t n_writes)
+{
+	return write_batch(st, "row_insert", NULL, NULL, NULL, writes, n_writes, NULL, 0);
+}
+
+/* The longest token this driver makes, NUL included: the tag and 16 digits. */
+#define MEM_TOKEN_LEN 18
+
+int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                      const char *cond_token, const struct aerogram_row_write *writes,
+                      size_t n_writes, char *new_token, size_t new_token_len)
+{
+	int rc = mem_check_key("row_insert_if: the condition's partition key", cond_pk);
+	if (rc != 0)
+		return rc;
+	if (cond_sk == NULL)
+		return mem_fail(AEROGRAM_EINVAL, "row_insert_if: the condition's sort key is missing");
+	if (new_token != NULL && new_token_len < MEM_TOKEN_LEN)
+		return mem_fail(AEROGRAM_EINVAL,
+		                "row_insert_if: new_token_len %zu is below the %d bytes a token may need",
+		                new_token_len, MEM_TOKEN_LEN);
+	return write_batch(st, "row_insert_if", cond_pk, cond_sk, cond_token, writes, n_writes,
+	                   new_token, new_token_len);
 }
 
 /* Tombstones a live row with its current token; returns 1 if it was live. */

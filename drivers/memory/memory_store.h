@@ -43,6 +43,7 @@ struct mem_row {
 	uint64_t seq;             /* store-wide write sequence of the last write */
 	size_t n_values, cap_values;
 	struct mem_value *values;
+	size_t pending; /* writes of the batch being prepared (rows_lock held) */
 	struct aerogram_watch *watches; /* row watches, guarded by the watcher mutex */
 };
 
@@ -96,6 +97,9 @@ int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *w
                    size_t n_writes);
 int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
                    size_t n_queries, uint64_t *deleted);
+int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                      const char *cond_token, const struct aerogram_row_write *writes,
+                      size_t n_writes, char *new_token, size_t new_token_len);
 /* Helpers the watcher shares (call with rows_lock held). */
 int mem_parse_stamp(const char *text, char tag, uint64_t *out);
 void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value);

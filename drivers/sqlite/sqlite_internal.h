@@ -61,9 +61,15 @@ struct aerogram_store {
 	int poll_interval_ms;
 	unsigned orphan_age_s; /* blob files unnamed for this long are removed */
 
-	/* Writers of this process queue here rather than in SQLite's busy
-	 * handler, which polls and can starve one thread for seconds. */
-	pthread_mutex_t write_mu;
+	/* Group commit (sqlite_commit.c): writers of this process queue their
+	 * calls here rather than in SQLite's busy handler, which polls and can
+	 * starve one thread for seconds; one of them at a time runs every
+	 * queued call in one transaction. */
+	pthread_mutex_t commit_mu;
+	pthread_cond_t commit_cond; /* CLOCK_MONOTONIC: a group finished */
+	struct sq_call *commit_queue, *commit_tail;
+	int committing;             /* a leader is running a group */
+	uint64_t n_write_calls, n_commits; /* for the log line at close */
 	pthread_mutex_t pool_mu;
 	struct sq_conn *idle; /* connections no thread is using */
 
@@ -125,11 +131,24 @@ struct sq_row_head {
  * message set (`what` names the step, e.g. "reading a row"). */
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                 const char *what);
-/* Runs fn inside BEGIN (IMMEDIATE when `write`) ... COMMIT on a pooled
- * connection, retrying the whole transaction while SQLite says BUSY and the
- * busy timeout has not passed. fn returns 0 or an AEROGRAM_E* code; it must
- * start from scratch each time it is called. */
+/* Runs fn in a transaction on a pooled connection. A read runs alone inside
+ * BEGIN ... COMMIT, retried while SQLite says BUSY and the busy timeout has
+ * not passed. A write (`write` = 1) goes through sq_commit. fn returns 0 or
+ * an AEROGRAM_E* code with the message set; it must start from scratch each
+ * time it is called, and may be called on another thread than the caller's
+ * (a write's fn runs on the thread leading its group). */
 int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, void *), void *arg);
+
+/* ---- group commit (sqlite_commit.c) ---- */
+
+struct sq_call;
+/* Queues a write call and waits until the transaction holding it committed
+ * (its work is then durable as the store promises) or failed: fn runs
+ * inside a savepoint of a transaction shared with the other calls queued at
+ * the same time, and its failure rolls back its own work only. Returns fn's
+ * result (0 or an AEROGRAM_E* code, message set for the calling thread), or
+ * EUNAVAILABLE when the busy timeout passed before a transaction took it. */
+int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg);
 /* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
 uint64_t sq_now_ms(void);
 uint64_t sq_wall_ms(void);
@@ -177,6 +196,9 @@ int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *wr
                   size_t n_writes);
 int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
                   size_t n_queries, uint64_t *deleted);
+int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                     const char *cond_token, const struct aerogram_row_write *writes,
+                     size_t n_writes, char *new_token, size_t new_token_len);
 
 int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen);
 void sq_watch_stop(struct aerogram_store *st);

@@ -588,13 +588,42 @@ struct sq_insert_ctx {
 	const struct aerogram_row_write *writes;
 	const uint64_t *tokens;
 	size_t n;
+	/* row_insert_if: the condition, and where the new token goes */
+	const char *cond_pk, *cond_sk;
+	int cond_has_token;
+	uint64_t cond_token;
+	char *new_token;
 };
+
+/* The condition of row_insert_if, inside the write transaction: the row has
+ * exactly the token (or, without one, does not exist at all). */
+static int sq_check_condition(struct sq_conn *conn, const struct sq_insert_ctx *c)
+{
+	struct sq_row_head head;
+	int found = sq_row_head(conn, c->cond_pk, c->cond_sk, &head, "reading the condition row");
+	if (found < 0)
+		return found;
+	int exists = found && head.n_values > 0;
+	if (c->cond_has_token ? exists && head.ctx == c->cond_token : !exists)
+		return 0;
+	char have[32] = "none", want[32] = "none";
+	if (exists)
+		sq_token_format(head.ctx, have);
+	if (c->cond_has_token)
+		sq_token_format(c->cond_token, want);
+	return sq_fail(AEROGRAM_ECONFLICT,
+	               "sqlite: row_insert_if: row '%.200s'/'%.200s' has token %s, the condition wants %s",
+	               c->cond_pk, c->cond_sk, have, want);
+}
 
 static int sq_insert_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_insert_ctx *c = arg;
+	int code = c->cond_pk ? sq_check_condition(conn, c) : 0;
+	if (code)
+		return code;
 	struct sq_writer w;
-	int code = sq_writer_begin(conn, &w);
+	code = sq_writer_begin(conn, &w);
 	for (size_t i = 0; code == 0 && i < c->n; i++) {
 		const struct aerogram_row_write *wr = &c->writes[i];
 		code = sq_write_one(&w, wr->pk, wr->sk, wr->token != NULL, c->tokens[i],
@@ -602,20 +631,26 @@ static int sq_insert_txn(struct sq_conn *conn, void *arg)
 	}
 	if (code == 0)
 		code = sq_writer_end(&w);
+	if (code == 0 && c->new_token) {
+		/* the token a read right after the commit returns: the same
+		 * transaction sees its own writes */
+		struct sq_row_head head;
+		int found = sq_row_head(conn, c->cond_pk, c->cond_sk, &head, "reading the condition row");
+		if (found < 0)
+			return found;
+		if (found && head.n_values > 0)
+			sq_token_format(head.ctx, c->new_token);
+		else
+			c->new_token[0] = '\0'; /* it still does not exist */
+	}
 	return code;
 }
 
-int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
-                  size_t n_writes)
+/* Checks a batch of writes and parses their tokens into tokens[]: a bad item
+ * applies nothing. */
+static int sq_check_writes(const struct aerogram_row_write *writes, size_t n_writes,
+                           uint64_t *tokens)
 {
-	if (n_writes == 0)
-		return 0;
-	if (writes == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no writes");
-	uint64_t *tokens = calloc(n_writes, sizeof(*tokens));
-	if (tokens == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	/* Check the whole batch first: a bad item applies nothing. */
 	int code = 0;
 	for (size_t i = 0; code == 0 && i < n_writes; i++) {
 		const struct aerogram_row_write *wr = &writes[i];
@@ -630,13 +665,61 @@ int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *wr
 		else if (wr->token && sq_token_parse(wr->token, &tokens[i]) != 0)
 			code = sq_fail(AEROGRAM_EINVAL, "sqlite: bad causality token '%.40s'", wr->token);
 	}
+	return code;
+}
+
+/* row_insert and row_insert_if: checks the batch, then runs it in one write
+ * transaction (with the condition checked first when c->cond_pk is set). */
+static int sq_insert_batch(struct aerogram_store *st, struct sq_insert_ctx *c)
+{
+	if (c->n && c->writes == NULL)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: no writes");
+	uint64_t *tokens = calloc(c->n ? c->n : 1, sizeof(*tokens));
+	if (tokens == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	int code = sq_check_writes(c->writes, c->n, tokens);
 	if (code == 0) {
-		struct sq_insert_ctx c = { writes, tokens, n_writes };
-		code = sq_txn(st, 1, sq_insert_txn, &c);
+		c->tokens = tokens;
+		code = sq_txn(st, 1, sq_insert_txn, c);
 	}
 	free(tokens);
-	if (code == 0)
+	if (code == 0 && c->n)
 		sq_watch_kick(st);
+	return code;
+}
+
+int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
+                  size_t n_writes)
+{
+	if (n_writes == 0)
+		return 0;
+	struct sq_insert_ctx c = { .writes = writes, .n = n_writes };
+	return sq_insert_batch(st, &c);
+}
+
+/* Tokens are 16 hex digits: with the NUL, what new_token must hold. */
+#define SQ_TOKEN_LEN 17
+
+int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                     const char *cond_token, const struct aerogram_row_write *writes,
+                     size_t n_writes, char *new_token, size_t new_token_len)
+{
+	int code;
+	if ((code = sq_check_key("condition partition key", cond_pk, 0)) != 0 ||
+	    (code = sq_check_key("condition sort key", cond_sk, 1)) != 0)
+		return code;
+	struct sq_insert_ctx c = { .writes = writes, .n = n_writes, .cond_pk = cond_pk,
+		                   .cond_sk = cond_sk, .cond_has_token = cond_token != NULL };
+	if (cond_token && sq_token_parse(cond_token, &c.cond_token) != 0)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: bad condition token '%.40s'", cond_token);
+	if (new_token && new_token_len < SQ_TOKEN_LEN)
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: new_token_len %zu is below the %d bytes of a token",
+		               new_token_len, SQ_TOKEN_LEN);
+	char token[32];
+	c.new_token = new_token ? token : NULL;
+	code = sq_insert_batch(st, &c);
+	if (code == 0 && new_token)
+		memcpy(new_token, token, strlen(token) + 1);
 	return code;
 }
 

@@ -354,31 +354,17 @@ static int sq_is_busy(int rc)
 
 int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, void *), void *arg)
 {
+	if (write)
+		return sq_commit(st, fn, arg);
 	struct sq_conn *conn;
 	int code = sq_conn_get(st, &conn);
 	if (code != 0)
 		return code;
 	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
-	if (write) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += st->busy_timeout_ms / 1000;
-		until.tv_nsec += (long)(st->busy_timeout_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		if (pthread_mutex_timedlock(&st->write_mu, &until) != 0) {
-			sq_conn_put(st, conn);
-			return sq_fail(AEROGRAM_EUNAVAILABLE,
-			               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
-			               st->path, st->busy_timeout_ms);
-		}
-	}
 	for (;;) {
 		conn->last_rc = 0;
-		code = sq_exec(conn, write ? "BEGIN IMMEDIATE" : "BEGIN");
+		code = sq_exec(conn, "BEGIN");
 		if (code == 0) {
 			code = fn(conn, arg);
 			if (code == 0)
@@ -388,16 +374,13 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 			break;
 		if (!sqlite3_get_autocommit(conn->db))
 			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
-		/* The busy handler already waited inside SQLite; some cases (a
-		 * snapshot that went stale, WAL recovery by another process) return
-		 * BUSY at once, so retry the whole transaction until the timeout. */
+		/* A snapshot that went stale or WAL recovery by another process
+		 * return BUSY at once: retry until the timeout. */
 		if (!sq_is_busy(conn->last_rc) || sq_now_ms() >= deadline)
 			break;
 		attempt++;
 		usleep(attempt < 10 ? 1000u * attempt : 10000u);
 	}
-	if (write)
-		pthread_mutex_unlock(&st->write_mu);
 	sq_conn_put(st, conn);
 	return code;
 }
@@ -510,7 +493,8 @@ static void sq_store_free(struct aerogram_store *st)
 		sq_conn_close(c);
 	}
 	pthread_mutex_destroy(&st->pool_mu);
-	pthread_mutex_destroy(&st->write_mu);
+	pthread_mutex_destroy(&st->commit_mu);
+	pthread_cond_destroy(&st->commit_cond);
 	pthread_mutex_destroy(&st->sweep_mu);
 	pthread_cond_destroy(&st->sweep_cond);
 	pthread_mutex_destroy(&st->watch_mu);
@@ -599,7 +583,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	}
 	st->host = host;
 	pthread_mutex_init(&st->pool_mu, NULL);
-	pthread_mutex_init(&st->write_mu, NULL);
+	pthread_mutex_init(&st->commit_mu, NULL);
 	pthread_mutex_init(&st->sweep_mu, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
 	pthread_condattr_t ca;
@@ -608,6 +592,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_cond_init(&st->watch_wake, &ca);
 	pthread_cond_init(&st->watch_done, &ca);
 	pthread_cond_init(&st->sweep_cond, &ca);
+	pthread_cond_init(&st->commit_cond, &ca);
 	pthread_condattr_destroy(&ca);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
@@ -665,14 +650,17 @@ static void sq_close(struct aerogram_store *st)
 		return;
 	sq_sweep_stop(st);
 	sq_watch_stop(st);
+	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits", st->path,
+	       (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits);
 	sq_store_free(st);
 }
 
 static const struct aerogram_driver sq_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "sqlite",
-	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE,
+	.version = "1.1",
+	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
+	                AEROGRAM_CAP_CONDITIONAL,
 	.config_keys = sq_config_keys,
 	.open = sq_open,
 	.close = sq_close,
@@ -691,6 +679,7 @@ static const struct aerogram_driver sq_driver = {
 	.blob_list = sq_blob_list,
 	.blob_list_free = sq_blob_list_free,
 	.blob_delete = sq_blob_delete,
+	.row_insert_if = sq_row_insert_if,
 };
 
 AEROGRAM_DRIVER_EXPORT(sq_driver)

@@ -138,7 +138,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aerogram-driver-check: cannot initialise CUnit\n");
 		goto out;
 	}
-	if ((rows && (ck_register_rows() != 0 || ck_register_watches() != 0)) ||
+	if ((rows && (ck_register_rows() != 0 || ck_register_conditional() != 0 ||
+	              ck_register_watches() != 0)) ||
 	    (blobs && ck_register_blobs() != 0)) {
 		fprintf(stderr, "aerogram-driver-check: cannot register tests: %s\n", CU_get_error_msg());
 		CU_cleanup_registry();

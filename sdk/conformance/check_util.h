@@ -101,8 +101,9 @@ struct ck_test {
  * ck_test_teardown; -1 when CUnit refuses it. */
 int ck_add_suite(const char *name, const struct ck_test *tests, size_t n);
 
-/* Registration of the three suites. */
+/* Registration of the suites. */
 int ck_register_rows(void);
+int ck_register_conditional(void);
 int ck_register_watches(void);
 int ck_register_blobs(void);
 

@@ -16,7 +16,17 @@
  *                 the directory of the wrapper .so itself) or a path
  *   inner_config  configuration of the inner driver: "key=value;key=value"
  *   control_file  (faulty) a text file of rules, see below
+ *   hide_caps     (faulty) capabilities not to pass on, as agw_fault_hide_caps:
+ *                 a comma-separated list of watch_range, conditional
  *   counts_file   (counting) a file the wrapper creates and maps, see below
+ *
+ * Capabilities. A wrapper advertises AEROGRAM_CAP_WATCH_RANGE and
+ * AEROGRAM_CAP_CONDITIONAL only when the inner driver offers them (the bit,
+ * a descriptor large enough to hold the call, and a non-NULL pointer); the
+ * other bits are passed on as they are. A loadable wrapper's descriptor is
+ * one object per .so, shared by every store opened from it in a process, so
+ * it advertises a call only while every inner store open at the moment
+ * offers it (the host reads the bits after open, when that is settled).
  *
  * The control file is checked on every call and re-read when its inode, size
  * or modification time changed; its rules replace the previous ones. A
@@ -30,14 +40,27 @@
  *
  * OPS is `all` or a comma-separated list of row_read, row_insert, row_delete,
  * row_watch, row_watch_range, blob_get, blob_put, blob_copy, blob_list,
- * blob_delete. STATUS is one of notfound, conflict, unavailable, inval, perm,
- * toobig, internal, notsup. Example: "fail row_read,blob_get unavailable".
+ * blob_delete, row_insert_if. STATUS is one of notfound, conflict,
+ * unavailable, inval, perm, toobig, internal, notsup. Example:
+ * "fail row_read,blob_get unavailable"; "fail_next row_insert_if conflict 3"
+ * makes the next three compare-and-set batches lose as if another writer had
+ * come first.
  *
- * The counts file holds 2 * AGW_OP_COUNT little-endian uint64 values: bytes
- * 0..79 are the calls per operation in enum agw_op order (row_read first),
- * bytes 80..159 the items those calls carried (as agw_count_items). The
- * wrapper truncates it when it opens and updates it atomically on every
- * call, so a test may read it at any time.
+ * The counts file holds AGW_COUNT_SLOTS (2 * AGW_OP_COUNT + 2 = 24)
+ * little-endian uint64 values:
+ *
+ *   slots  0..10  calls per operation, in enum agw_op order (row_read first,
+ *                 row_insert_if last)                     bytes   0..87
+ *   slots 11..21  the items those calls carried (as agw_count_items)
+ *                                                         bytes  88..175
+ *   slot  22      rows returned by row_read (AGW_SLOT_ROWS_READ)
+ *                                                         bytes 176..183
+ *   slot  23      bytes of the values in those rows (AGW_SLOT_VALUE_BYTES_READ)
+ *                                                         bytes 184..191
+ *
+ * (Before ABI 1.1 the file had 20 slots: 10 calls, 10 items.) The wrapper
+ * truncates it when it opens and updates it atomically on every call, so a
+ * test may read it at any time.
  */
 #ifndef AG_WRAP_H
 #define AG_WRAP_H
@@ -50,10 +73,17 @@
 extern "C" {
 #endif
 
+/* The operations a wrapper counts, steers and hooks. New ones are appended. */
 enum agw_op { AGW_ROW_READ, AGW_ROW_INSERT, AGW_ROW_DELETE, AGW_ROW_WATCH, AGW_ROW_WATCH_RANGE,
-              AGW_BLOB_GET, AGW_BLOB_PUT, AGW_BLOB_COPY, AGW_BLOB_LIST, AGW_BLOB_DELETE, AGW_OP_COUNT };
+              AGW_BLOB_GET, AGW_BLOB_PUT, AGW_BLOB_COPY, AGW_BLOB_LIST, AGW_BLOB_DELETE,
+              AGW_ROW_INSERT_IF, AGW_OP_COUNT };
 #define AGW_MASK(op) (1u << (op))
 #define AGW_ALL ((1u << AGW_OP_COUNT) - 1)
+
+/* The layout of the counts file of aerogram_counting.so (see above). */
+#define AGW_SLOT_ROWS_READ (2 * AGW_OP_COUNT)
+#define AGW_SLOT_VALUE_BYTES_READ (2 * AGW_OP_COUNT + 1)
+#define AGW_COUNT_SLOTS (2 * AGW_OP_COUNT + 2)
 
 struct agw_wrapper;
 
@@ -74,11 +104,31 @@ void agw_fault_fail_next(struct agw_wrapper *w, unsigned op_mask, int status, un
 void agw_fault_fail_after_apply(struct agw_wrapper *w, unsigned op_mask, double probability); /* write applied, then AEROGRAM_EUNAVAILABLE returned: the ambiguous failure of a real network store */
 /* Sleep delay_ms before forwarding calls in op_mask (0 removes the delay). */
 void agw_fault_delay(struct agw_wrapper *w, unsigned op_mask, uint32_t delay_ms);
-/* Remove every fault rule. */
+/* Remove every fault rule (capabilities hidden with agw_fault_hide_caps stay hidden). */
 void agw_fault_clear(struct agw_wrapper *w);
+/* Stop advertising the capability bits in `mask` (replacing an earlier mask;
+ * 0 shows everything again): the descriptor loses them, and the calls they
+ * stand for (row_watch_range, row_insert_if) answer AEROGRAM_ENOTSUP without
+ * reaching the inner driver. Lets a test run the host on the path it takes
+ * with a driver that lacks them. */
+void agw_fault_hide_caps(struct agw_wrapper *w, uint64_t mask);
+
+/* A function called on the calling thread at the start of every call of an
+ * operation of enum agw_op (whether a fault rule then answers it or it is
+ * forwarded), outside any lock of the wrapper or of the driver, so it may
+ * block: a deterministic scheduler switches threads there. Result frees,
+ * watch releases and error_message are not hooked, nor are watch callbacks
+ * (they come from the driver's own thread). NULL removes the hook. Set it
+ * while no call is in flight. */
+typedef void (*agw_call_hook)(void *arg, enum agw_op op);
+void agw_set_call_hook(struct agw_wrapper *w, agw_call_hook hook, void *arg);
 
 uint64_t agw_count_get(struct agw_wrapper *w, enum agw_op op);      /* calls made (counting wrapper) */
 uint64_t agw_count_items(struct agw_wrapper *w, enum agw_op op);    /* queries/writes/keys carried by those calls */
+/* Rows returned by successful row_read calls (a row with siblings is one row). */
+uint64_t agw_count_rows_read(struct agw_wrapper *w);
+/* Bytes of the values of those rows (every sibling; tombstones count 0). */
+uint64_t agw_count_value_bytes_read(struct agw_wrapper *w);
 /* Sets every count to zero. */
 void agw_count_reset(struct agw_wrapper *w);
 /* Frees the wrapper (not the inner store). Every watch made through it must be released first. */

@@ -4,7 +4,9 @@
 #ifndef AGW_INNER_H
 #define AGW_INNER_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <aerogram/driver.h>
 
@@ -45,5 +47,24 @@ typedef struct agw_wrapper *(*agw_wrapper_new_fn)(const struct aerogram_driver *
 int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_config_entry *config,
                    size_t n_config, const void *self, agw_wrapper_new_fn make,
                    struct agw_inner **inner, struct agw_wrapper **w, char *err, size_t errlen);
+
+/*
+ * The capability bits of a loadable wrapper's descriptor. The descriptor is
+ * one object per .so, but each store opened from it wraps its own inner
+ * driver: the bits in `managed` are set, at each open, to what the inner
+ * drivers of the stores open at that moment all offer (the host reads them
+ * after open). Define one per .so with AGW_SHARED_CAPS_INIT.
+ */
+struct agw_shared_caps {
+	pthread_mutex_t lock;
+	unsigned n_open;
+	uint64_t managed;
+};
+#define AGW_SHARED_CAPS_INIT(bits) { PTHREAD_MUTEX_INITIALIZER, 0, (bits) }
+/* A store opened over an inner driver offering `offered`: updates desc. */
+void agw_shared_caps_opened(struct agw_shared_caps *sc, struct aerogram_driver *desc,
+                            uint64_t offered);
+/* A store of this .so closed. */
+void agw_shared_caps_closed(struct agw_shared_caps *sc, struct aerogram_driver *desc);
 
 #endif

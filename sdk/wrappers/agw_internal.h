@@ -11,8 +11,12 @@ void agw_set_before_call(struct agw_wrapper *w, void (*fn)(struct agw_wrapper *,
 /* Called by the descriptor's close (the loadable drivers close the inner
  * store and unload it there). */
 void agw_set_on_close(struct agw_wrapper *w, void (*fn)(struct agw_wrapper *, void *), void *ctx);
-/* Mirrors the counts into 2 * AGW_OP_COUNT little-endian uint64 (calls, then items). */
+/* Mirrors the counts into AGW_COUNT_SLOTS little-endian uint64 (calls, items,
+ * rows read, value bytes read: the counts file layout of ag_wrap.h). */
 void agw_count_set_mirror(struct agw_wrapper *w, uint64_t *mirror);
+/* The capability bits a wrapper over `inner` advertises: the inner's bits,
+ * less WATCH_RANGE and CONDITIONAL when their call is missing. */
+uint64_t agw_offered_caps(const struct aerogram_driver *inner);
 /* The wrapper behind a store handle made by agw_store. */
 struct agw_wrapper *agw_from_store(struct aerogram_store *store);
 /* The name of an operation ("row_read") and the reverse lookup (-1 if unknown). */
@@ -47,6 +51,9 @@ int agw_fn_blob_list(struct aerogram_store *store, const char *prefix, const cha
                      uint32_t max_keys, struct aerogram_blob_list **out);
 void agw_fn_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
 int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, size_t n_keys);
+int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, const char *cond_sk,
+                         const char *cond_token, const struct aerogram_row_write *writes,
+                         size_t n_writes, char *new_token, size_t new_token_len);
 
 /* The forwarding methods of a wrapper descriptor, after AEROGRAM_DRIVER_HEADER
  * and the identity fields: every call goes through the wrapper behind the
@@ -68,6 +75,7 @@ int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, si
 	.blob_copy = agw_fn_blob_copy,                       \
 	.blob_list = agw_fn_blob_list,                       \
 	.blob_list_free = agw_fn_blob_list_free,             \
-	.blob_delete = agw_fn_blob_delete
+	.blob_delete = agw_fn_blob_delete,                   \
+	.row_insert_if = agw_fn_row_insert_if
 
 #endif

@@ -1,9 +1,9 @@
 /* agw_wrap.c - the fault-injecting and counting wrappers (see ag_wrap.h).
  *
- * Both kinds share one implementation: every call first counts itself,
- * then consults the fault rules (a counting wrapper simply has none), then
- * forwards to the inner driver. The store handle given out is the wrapper
- * itself. */
+ * Both kinds share one implementation: every call first runs the call hook,
+ * counts itself, then consults the fault rules (a counting wrapper simply
+ * has none), then forwards to the inner driver. The store handle given out
+ * is the wrapper itself. */
 #include "sdk/wrappers/agw_internal.h"
 
 #include <endian.h>
@@ -36,7 +36,13 @@ struct agw_wrapper {
 
 	uint64_t calls[AGW_OP_COUNT]; /* atomics */
 	uint64_t items[AGW_OP_COUNT];
+	uint64_t rows_read, value_bytes_read;
 	uint64_t *mirror;
+
+	uint64_t offered_caps; /* what the inner driver offers */
+	uint64_t hidden_caps;  /* atomic: hidden by agw_fault_hide_caps */
+	agw_call_hook call_hook;
+	void *call_hook_arg;
 
 	void (*before_call)(struct agw_wrapper *, void *);
 	void *before_ctx;
@@ -50,7 +56,7 @@ static _Thread_local const char *agw_injected_text;
 
 static const char *const op_names[AGW_OP_COUNT] = {
 	"row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
-	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete",
+	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if",
 };
 
 const char *agw_op_name(enum agw_op op)
@@ -127,6 +133,38 @@ void agw_fault_clear(struct agw_wrapper *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* ---- capabilities and the call hook ------------------------------------ */
+
+uint64_t agw_offered_caps(const struct aerogram_driver *inner)
+{
+	uint64_t caps = inner->capabilities;
+	if (inner->row_watch_range == NULL)
+		caps &= ~AEROGRAM_CAP_WATCH_RANGE;
+	/* row_insert_if exists only in a 1.1 descriptor: never read it past
+	 * the end of a 1.0 one */
+	if (inner->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || inner->row_insert_if == NULL)
+		caps &= ~AEROGRAM_CAP_CONDITIONAL;
+	return caps;
+}
+
+void agw_fault_hide_caps(struct agw_wrapper *w, uint64_t mask)
+{
+	__atomic_store_n(&w->hidden_caps, mask, __ATOMIC_RELEASE);
+	__atomic_store_n(&w->desc.capabilities, w->offered_caps & ~mask, __ATOMIC_RELEASE);
+}
+
+/* Whether a call standing for capability `cap` may be forwarded. */
+static int cap_usable(const struct agw_wrapper *w, uint64_t cap)
+{
+	return (w->offered_caps & cap) && !(__atomic_load_n(&w->hidden_caps, __ATOMIC_ACQUIRE) & cap);
+}
+
+void agw_set_call_hook(struct agw_wrapper *w, agw_call_hook hook, void *arg)
+{
+	w->call_hook_arg = arg;
+	w->call_hook = hook;
+}
+
 /* ---- counts ------------------------------------------------------------ */
 
 static void mirror_add(uint64_t *slot, uint64_t n)
@@ -160,6 +198,37 @@ uint64_t agw_count_items(struct agw_wrapper *w, enum agw_op op)
 	return (unsigned)op < AGW_OP_COUNT ? __atomic_load_n(&w->items[op], __ATOMIC_RELAXED) : 0;
 }
 
+uint64_t agw_count_rows_read(struct agw_wrapper *w)
+{
+	return __atomic_load_n(&w->rows_read, __ATOMIC_RELAXED);
+}
+
+uint64_t agw_count_value_bytes_read(struct agw_wrapper *w)
+{
+	return __atomic_load_n(&w->value_bytes_read, __ATOMIC_RELAXED);
+}
+
+/* Counts the rows and value bytes a row_read hands back. */
+static void count_rows_read(struct agw_wrapper *w, const struct aerogram_row_result *res)
+{
+	uint64_t rows = 0, bytes = 0;
+	for (size_t p = 0; p < res->n_pages; p++) {
+		const struct aerogram_row_page *page = &res->pages[p];
+		rows += page->n_rows;
+		for (size_t r = 0; r < page->n_rows; r++)
+			for (size_t v = 0; v < page->rows[r].n_values; v++)
+				if (!page->rows[r].values[v].tombstone)
+					bytes += page->rows[r].values[v].len;
+	}
+	__atomic_fetch_add(&w->rows_read, rows, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->value_bytes_read, bytes, __ATOMIC_RELAXED);
+	uint64_t *mirror = __atomic_load_n(&w->mirror, __ATOMIC_ACQUIRE);
+	if (mirror) {
+		mirror_add(&mirror[AGW_SLOT_ROWS_READ], rows);
+		mirror_add(&mirror[AGW_SLOT_VALUE_BYTES_READ], bytes);
+	}
+}
+
 void agw_count_reset(struct agw_wrapper *w)
 {
 	uint64_t *mirror = __atomic_load_n(&w->mirror, __ATOMIC_ACQUIRE);
@@ -170,6 +239,12 @@ void agw_count_reset(struct agw_wrapper *w)
 			__atomic_store_n(&mirror[i], 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&mirror[AGW_OP_COUNT + i], 0, __ATOMIC_RELAXED);
 		}
+	}
+	__atomic_store_n(&w->rows_read, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->value_bytes_read, 0, __ATOMIC_RELAXED);
+	if (mirror) {
+		__atomic_store_n(&mirror[AGW_SLOT_ROWS_READ], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&mirror[AGW_SLOT_VALUE_BYTES_READ], 0, __ATOMIC_RELAXED);
 	}
 }
 
@@ -201,6 +276,8 @@ static int before(struct agw_wrapper *w, enum agw_op op, uint64_t items, int *af
 {
 	unsigned bit = AGW_MASK(op);
 	*after_apply = 0;
+	if (w->call_hook)
+		w->call_hook(w->call_hook_arg, op);
 	agw_injected_by = NULL;
 	count(w, op, items);
 	if (w->before_call)
@@ -260,6 +337,8 @@ int agw_fn_row_read(struct aerogram_store *store, const struct aerogram_row_quer
 	if (rc == 0 && aa) {
 		w->inner->row_result_free(w->inner_store, *out);
 		*out = NULL;
+	} else if (rc == 0 && *out != NULL) {
+		count_rows_read(w, *out);
 	}
 	return after(w, rc, aa);
 }
@@ -329,8 +408,10 @@ int agw_fn_row_watch_range(struct aerogram_store *store, const char *pk, const c
 	int rc = before(w, AGW_ROW_WATCH_RANGE, 1, &aa);
 	if (rc != 0)
 		return rc;
-	if (!(w->inner->capabilities & AEROGRAM_CAP_WATCH_RANGE) || w->inner->row_watch_range == NULL)
-		return inject(w, AEROGRAM_ENOTSUP, "the wrapped driver does not support row_watch_range");
+	if (!cap_usable(w, AEROGRAM_CAP_WATCH_RANGE))
+		return inject(w, AEROGRAM_ENOTSUP, (w->offered_caps & AEROGRAM_CAP_WATCH_RANGE)
+		                                           ? "row_watch_range is hidden by the wrapper"
+		                                           : "the wrapped driver does not support row_watch_range");
 	rc = w->inner->row_watch_range(w->inner_store, pk, prefix, start, end, marker, timeout_ms,
 	                               cb, arg, out);
 	if (rc == 0 && aa) {
@@ -424,6 +505,24 @@ int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, si
 	return after(w, w->inner->blob_delete(w->inner_store, keys, n_keys), aa);
 }
 
+int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, const char *cond_sk,
+                         const char *cond_token, const struct aerogram_row_write *writes,
+                         size_t n_writes, char *new_token, size_t new_token_len)
+{
+	struct agw_wrapper *w = agw_from_store(store);
+	int aa;
+	int rc = before(w, AGW_ROW_INSERT_IF, n_writes, &aa);
+	if (rc != 0)
+		return rc;
+	if (!cap_usable(w, AEROGRAM_CAP_CONDITIONAL))
+		return inject(w, AEROGRAM_ENOTSUP, (w->offered_caps & AEROGRAM_CAP_CONDITIONAL)
+		                                           ? "row_insert_if is hidden by the wrapper"
+		                                           : "the wrapped driver does not support row_insert_if");
+	return after(w, w->inner->row_insert_if(w->inner_store, cond_pk, cond_sk, cond_token, writes,
+	                                        n_writes, new_token, new_token_len),
+	             aa);
+}
+
 /* ---- construction ------------------------------------------------------ */
 
 static int agw_fn_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
@@ -452,11 +551,12 @@ static struct agw_wrapper *wrapper_new(enum agw_kind kind, const struct aerogram
 	w->inner = inner;
 	w->inner_store = inner_store;
 	pthread_mutex_init(&w->lock, NULL);
+	w->offered_caps = agw_offered_caps(inner);
 	w->desc = (struct aerogram_driver){
 		AEROGRAM_DRIVER_HEADER,
 		.name = kind == AGW_KIND_FAULT ? "faulty" : "counting",
 		.version = inner->version,
-		.capabilities = inner->capabilities,
+		.capabilities = w->offered_caps,
 		.config_keys = no_keys,
 		.open = agw_fn_open,
 		AGW_FORWARD_METHODS,

@@ -11,10 +11,16 @@
 #include "sdk/wrappers/agw_inner.h"
 #include "sdk/wrappers/agw_internal.h"
 
-#define COUNTS_BYTES (2 * AGW_OP_COUNT * sizeof(uint64_t))
+#define COUNTS_BYTES (AGW_COUNT_SLOTS * sizeof(uint64_t))
 
 /* Any object of this .so: its address tells dladdr where the .so lives. */
 static const char counting_anchor = 0;
+
+/* The capabilities this .so's descriptor passes on from its inner drivers. */
+#define COUNTING_CAPS \
+	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL)
+static struct agw_shared_caps counting_caps = AGW_SHARED_CAPS_INIT(COUNTING_CAPS);
+static struct aerogram_driver counting_driver;
 
 struct counting {
 	struct agw_inner *inner;
@@ -26,6 +32,7 @@ static void counting_close(struct agw_wrapper *w, void *ctx)
 	struct counting *c = ctx;
 	agw_count_set_mirror(w, NULL);
 	agw_inner_close(c->inner);
+	agw_shared_caps_closed(&counting_caps, &counting_driver);
 	if (c->map)
 		munmap(c->map, COUNTS_BYTES);
 	free(c);
@@ -79,6 +86,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 	}
 	if (c->map)
 		agw_count_set_mirror(w, c->map);
+	agw_shared_caps_opened(&counting_caps, &counting_driver, agw_offered_caps(c->inner->driver));
 	agw_set_on_close(w, counting_close, c);
 	*out = agw_store(w);
 	return 0;
@@ -86,11 +94,12 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 
 static const char *const counting_keys[] = { "inner", "inner_config", "counts_file", NULL };
 
-static const struct aerogram_driver counting_driver = {
+/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
+static struct aerogram_driver counting_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "counting",
-	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
+	.version = "1.1",
+	.capabilities = COUNTING_CAPS,
 	.config_keys = counting_keys,
 	.open = counting_open,
 	AGW_FORWARD_METHODS,

@@ -14,6 +14,12 @@
 /* Any object of this .so: its address tells dladdr where the .so lives. */
 static const char faulty_anchor = 0;
 
+/* The capabilities this .so's descriptor passes on from its inner drivers. */
+#define FAULTY_CAPS \
+	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL)
+static struct agw_shared_caps faulty_caps = AGW_SHARED_CAPS_INIT(FAULTY_CAPS);
+static struct aerogram_driver faulty_driver;
+
 struct faulty {
 	struct agw_inner *inner;
 	const struct aerogram_host *host;
@@ -181,10 +187,36 @@ static void check_control_file(struct agw_wrapper *w, void *ctx)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Parses the hide_caps key: capability names separated by commas. */
+static int parse_caps(const char *text, uint64_t *mask)
+{
+	static const struct {
+		const char *name;
+		uint64_t bit;
+	} names[] = {
+		{ "watch_range", AEROGRAM_CAP_WATCH_RANGE }, { "durable", AEROGRAM_CAP_DURABLE },
+		{ "shared", AEROGRAM_CAP_SHARED }, { "conditional", AEROGRAM_CAP_CONDITIONAL },
+	};
+	*mask = 0;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", text);
+	char *save = NULL;
+	for (char *cap = strtok_r(buf, ", ", &save); cap; cap = strtok_r(NULL, ", ", &save)) {
+		size_t i = 0;
+		while (i < sizeof(names) / sizeof(names[0]) && strcmp(names[i].name, cap) != 0)
+			i++;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return -1;
+		*mask |= names[i].bit;
+	}
+	return 0;
+}
+
 static void faulty_close(struct agw_wrapper *w, void *ctx)
 {
 	struct faulty *f = ctx;
 	agw_inner_close(f->inner);
+	agw_shared_caps_closed(&faulty_caps, &faulty_driver);
 	pthread_mutex_destroy(&f->lock);
 	free(f->control_file);
 	free(f);
@@ -202,6 +234,15 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 	}
 	pthread_mutex_init(&f->lock, NULL);
 	f->host = host;
+	uint64_t hidden = 0;
+	const char *hide = agw_config_value(config, n_config, "hide_caps");
+	if (hide != NULL && parse_caps(hide, &hidden) != 0) {
+		snprintf(errbuf, errlen,
+		         "hide_caps '%s' is not a list of watch_range, durable, shared, conditional", hide);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return AEROGRAM_EINVAL;
+	}
 	const char *cf = agw_config_value(config, n_config, "control_file");
 	if (cf != NULL && (f->control_file = strdup(cf)) == NULL) {
 		free(f);
@@ -219,18 +260,23 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 	}
 	if (f->control_file)
 		agw_set_before_call(w, check_control_file, f);
+	agw_fault_hide_caps(w, hidden);
+	agw_shared_caps_opened(&faulty_caps, &faulty_driver,
+	                       agw_offered_caps(f->inner->driver) & ~hidden);
 	agw_set_on_close(w, faulty_close, f);
 	*out = agw_store(w);
 	return 0;
 }
 
-static const char *const faulty_keys[] = { "inner", "inner_config", "control_file", NULL };
+static const char *const faulty_keys[] = { "inner", "inner_config", "control_file", "hide_caps",
+	                                    NULL };
 
-static const struct aerogram_driver faulty_driver = {
+/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
+static struct aerogram_driver faulty_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "faulty",
-	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE, /* forwarded; ENOTSUP when the inner lacks it */
+	.version = "1.1",
+	.capabilities = FAULTY_CAPS,
 	.config_keys = faulty_keys,
 	.open = faulty_open,
 	AGW_FORWARD_METHODS,

@@ -7,7 +7,13 @@
  *   TD_NOENTRY   no aerogram_driver_entry symbol
  *   TD_UNDEFINED needs a symbol nobody defines (dlopen RTLD_NOW fails)
  *   TD_OPENFAIL  open fails with a reason
- *   TD_MISSINGFN blob_copy is NULL */
+ *   TD_MISSINGFN blob_copy is NULL
+ *   TD_COND      ABI 1.1 with AEROGRAM_CAP_CONDITIONAL and row_insert_if
+ *   TD_CONDNOFN  advertises AEROGRAM_CAP_CONDITIONAL with row_insert_if NULL
+ *   TD_V10       an ABI 1.0 driver: minor 0, the 1.0 struct_size, and
+ *                garbage where 1.1 has row_insert_if (the host must not read it)
+ *   TD_V10CAP    an ABI 1.0 descriptor advertising AEROGRAM_CAP_CONDITIONAL */
+#include <string.h>
 #include <stdio.h>
 
 #include <aerogram/driver.h>
@@ -139,6 +145,17 @@ static int td_blob_delete(struct aerogram_store *st, const char *const *keys, si
 	return AEROGRAM_ENOTSUP;
 }
 
+#if defined(TD_COND)
+static int td_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
+                            const char *cond_token, const struct aerogram_row_write *writes,
+                            size_t n_writes, char *new_token, size_t new_token_len)
+{
+	(void)st, (void)cond_pk, (void)cond_sk, (void)cond_token, (void)writes, (void)n_writes;
+	(void)new_token, (void)new_token_len;
+	return AEROGRAM_ENOTSUP;
+}
+#endif
+
 static const char *const td_keys[] = { "color", NULL };
 
 static const struct aerogram_driver td_driver = {
@@ -156,6 +173,9 @@ static const struct aerogram_driver td_driver = {
 #endif
 	.name = "testdrv",
 	.version = "0.1",
+#if defined(TD_COND) || defined(TD_CONDNOFN) || defined(TD_V10CAP)
+	.capabilities = AEROGRAM_CAP_CONDITIONAL,
+#endif
 	.config_keys = td_keys,
 	.open = td_open,
 	.close = td_close,
@@ -175,9 +195,30 @@ static const struct aerogram_driver td_driver = {
 	.blob_list = td_blob_list,
 	.blob_list_free = td_blob_list_free,
 	.blob_delete = td_blob_delete,
+#if defined(TD_COND)
+	.row_insert_if = td_row_insert_if,
+#endif
 };
 
-#ifdef TD_NOENTRY
+#if defined(TD_V10) || defined(TD_V10CAP)
+/* What a driver built against the 1.0 header hands out: its descriptor ends
+ * after blob_delete. The bytes after it belong to something else; here they
+ * are garbage, so a host that read row_insert_if there would crash. */
+static union {
+	struct aerogram_driver d;
+	unsigned char bytes[sizeof(struct aerogram_driver)];
+} td_v10;
+
+AEROGRAM_EXPORT const struct aerogram_driver *aerogram_driver_entry(void);
+const struct aerogram_driver *aerogram_driver_entry(void)
+{
+	memset(td_v10.bytes, 0xa5, sizeof(td_v10.bytes));
+	memcpy(td_v10.bytes, &td_driver, AEROGRAM_DRIVER_SIZE_1_0);
+	td_v10.d.abi_minor = 0;
+	td_v10.d.struct_size = (uint32_t)AEROGRAM_DRIVER_SIZE_1_0;
+	return &td_v10.d;
+}
+#elif defined(TD_NOENTRY)
 /* Exported under another name: a library that is not a driver. */
 AEROGRAM_EXPORT const struct aerogram_driver *not_the_entry(void);
 const struct aerogram_driver *not_the_entry(void)

@@ -6,11 +6,13 @@ prints, per command and mailbox size, the driver calls it caused:
 
     python3 tests/server/roundtrips.py [--inner memory|sqlite] [--check]
 
-The wrapper keeps its counters in a file (little-endian uint64, one per
-operation in the order of sdk/wrappers/ag_wrap.h); a command's cost is the
-difference before and after it, once the counters stopped moving (the
+The wrapper keeps its counters in a file (little-endian uint64, laid out as
+sdk/wrappers/ag_wrap.h says: calls per operation, items per operation, then
+the rows row_read returned and the bytes of their values); a command's cost
+is the difference before and after it, once the counters stopped moving (the
 engine's poller re-syncs after a write it was told of: that is part of the
-cost). Re-armed long polls (row_watch) are shown but not in the total.
+cost). Re-armed long polls (row_watch) are shown but not in the total, nor
+are the rows and bytes read (columns "rows" and "bytes").
 
 With --check (what `make check-server` runs) it asserts upper bounds: no
 command reads a body it does not need, FETCH, STORE and SEARCH cost the same
@@ -26,8 +28,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aerogramd_fixture import DRIVER, Raw, Server  # noqa: E402
 
+# enum agw_op, in order; then the two counters that follow the calls and
+# items blocks in the counts file.
 OPS = ["row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
-       "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete"]
+       "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if"]
+EXTRA = ["rows", "bytes"]
+COLUMNS = OPS + EXTRA
+SLOTS = 2 * len(OPS) + len(EXTRA)
 COUNTING_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_counting.so")
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\n"
@@ -40,11 +47,13 @@ MESSAGE = (b"From: Alice <alice@example.org>\r\n"
 
 
 def read_counts(path):
+    """Calls per operation, then rows read and value bytes read."""
     with open(path, "rb") as f:
-        data = f.read(8 * len(OPS))
-    if len(data) < 8 * len(OPS):
-        return [0] * len(OPS)
-    return list(struct.unpack("<%dQ" % len(OPS), data))
+        data = f.read(8 * SLOTS)
+    if len(data) < 8 * SLOTS:
+        return [0] * len(COLUMNS)
+    values = struct.unpack("<%dQ" % SLOTS, data)
+    return list(values[:len(OPS)]) + list(values[2 * len(OPS):])
 
 
 # Longer than the engine's idle-checkpoint delay (OPLOG_CKPT_IDLE_MS, 2 s):
@@ -144,12 +153,12 @@ def run(inner):
 
 
 def total(d):
-    return sum(v for i, v in enumerate(d) if OPS[i] != "row_watch")
+    return sum(v for i, v in enumerate(d[:len(OPS)]) if OPS[i] != "row_watch")
 
 
 def print_table(inner, rows):
-    shown = [i for i, op in enumerate(OPS) if any(r[2][i] for r in rows)]
-    head = "%-22s %6s " % ("command (inner=%s)" % inner, "msgs") + " ".join("%10s" % OPS[i] for i in shown)
+    shown = [i for i, op in enumerate(COLUMNS) if any(r[2][i] for r in rows)]
+    head = "%-22s %6s " % ("command (inner=%s)" % inner, "msgs") + " ".join("%10s" % COLUMNS[i] for i in shown)
     print(head + " %6s" % "total")
     for name, size, d in rows:
         print("%-22s %6d " % (name, size) + " ".join("%10d" % d[i] for i in shown) + " %6d" % total(d))
@@ -185,7 +194,7 @@ def check(rows):
     for name, size, d in rows:
         p = (size + 100) // 1000 + 1
         for key, bound in bounds(name, p).items():
-            value = total(d) if key == "total" else d[OPS.index(key)]
+            value = total(d) if key == "total" else d[COLUMNS.index(key)]
             if value > bound:
                 failures.append("%s on %d messages: %s = %d > %d" % (name, size, key, value, bound))
     return failures

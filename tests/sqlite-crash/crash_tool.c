@@ -7,6 +7,15 @@
  *     resumes after the last id its log holds, so a restart after kill -9
  *     never appends an id twice. COUNT 0 runs until killed.
  *
+ *   crash-tool write-group DRIVER.so FIRST THREADS ACKDIR key=value...
+ *     The same from THREADS threads of one process, for writers FIRST ..
+ *     FIRST+THREADS-1, so that the driver groups their commits; each append
+ *     writes the summary row, the log entry and the watch row with one
+ *     row_insert_if conditioned on the watch row's token (the engine's way
+ *     with a driver that has it), retried on ECONFLICT. Each thread appends
+ *     "OK <id>" lines to ACKDIR/w<writer>.out itself (one write(2) with
+ *     O_APPEND each, so a kill never leaves half a line). Runs until killed.
+ *
  *   crash-tool verify DRIVER.so WRITERS ACKDIR key=value...
  *     For each writer w, reads ACKDIR/w<w>.out and checks that every
  *     acknowledged append is present and byte-identical (body, metadata,
@@ -16,11 +25,14 @@
  * Bodies are a pure function of (writer, id), so the verifier needs no copy.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <aerogram/driver.h>
 
@@ -207,6 +219,120 @@ fail:
 	return -1;
 }
 
+/* An append as the engine makes it with a 1.1 driver: the body blob, then
+ * summary, log entry and watch row in one conditional batch on the watch
+ * row's token. */
+static int append_conditional(unsigned writer, unsigned id)
+{
+	size_t len;
+	uint8_t *body = body_make(writer, id, &len);
+	if (body == NULL)
+		return -1;
+	char key[128], mail_pk[64], index_pk[64], sk[64], logsk[64], summary[64], entry[64], date[32];
+	snprintf(key, sizeof(key), "u%u/mail/%s/%08u", writer, MAILBOX, id);
+	snprintf(date, sizeof(date), "%u", id);
+	struct aerogram_meta meta = { "internal-date", date };
+	int rc = drv->blob_put(store, key, body, len, &meta, 1);
+	free(body);
+	if (rc != 0)
+		goto fail;
+	snprintf(mail_pk, sizeof(mail_pk), "u%u/mail/%s", writer, MAILBOX);
+	snprintf(index_pk, sizeof(index_pk), "u%u/index/%s", writer, MAILBOX);
+	snprintf(sk, sizeof(sk), "%08u", id);
+	summary_make(writer, id, summary, sizeof(summary));
+	snprintf(entry, sizeof(entry), "append %u", id);
+	for (;;) {
+		struct aerogram_row_query q = { .pk = index_pk, .sk = "watch" };
+		struct aerogram_row_result *r;
+		if ((rc = drv->row_read(store, &q, 1, &r)) != 0)
+			goto fail;
+		char token[AEROGRAM_TOKEN_MAX] = "";
+		if (r->pages[0].n_rows)
+			snprintf(token, sizeof(token), "%s", r->pages[0].rows[0].token);
+		drv->row_result_free(store, r);
+		const char *cond = token[0] ? token : NULL;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(logsk, sizeof(logsk), "log-%016" PRIx64 "-%08u",
+		         (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, id);
+		struct aerogram_row_write w[3] = {
+			{ mail_pk, sk, NULL, (const uint8_t *)summary, strlen(summary), 0 },
+			{ index_pk, logsk, NULL, (const uint8_t *)entry, strlen(entry), 0 },
+			{ index_pk, "watch", cond, (const uint8_t *)entry, strlen(entry), 0 },
+		};
+		rc = drv->row_insert_if(store, index_pk, "watch", cond, w, 3, NULL, 0);
+		if (rc == 0)
+			return 0;
+		if (rc != AEROGRAM_ECONFLICT) /* a conflict: somebody wrote the watch row */
+			goto fail;
+	}
+fail:
+	fprintf(stderr, "crash-tool: writer %u, append %u: %s\n", writer, id, drv->error_message(store));
+	return -1;
+}
+
+struct group_writer {
+	unsigned writer;
+	const char *ackdir;
+	int failed;
+	pthread_t thread;
+};
+
+static void *group_writer_main(void *arg)
+{
+	struct group_writer *gw = arg;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/w%u.out", gw->ackdir, gw->writer);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	unsigned last = 0;
+	if (fd < 0 || log_scan(gw->writer, max_id, &last) != 0) {
+		gw->failed = 1;
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	for (unsigned id = last + 1;; id++) {
+		if (append_conditional(gw->writer, id) != 0) {
+			gw->failed = 1;
+			break;
+		}
+		char line[32];
+		int n = snprintf(line, sizeof(line), "OK %u\n", id);
+		if (write(fd, line, (size_t)n) != n) {
+			gw->failed = 1;
+			break;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static int cmd_write_group(unsigned first, unsigned threads, const char *ackdir)
+{
+	if (drv->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || drv->row_insert_if == NULL ||
+	    !(drv->capabilities & AEROGRAM_CAP_CONDITIONAL)) {
+		fprintf(stderr, "crash-tool: %s has no row_insert_if\n", drv->name);
+		return 1;
+	}
+	struct group_writer *gw = calloc(threads, sizeof(*gw));
+	if (gw == NULL)
+		return 1;
+	unsigned started = 0;
+	for (; started < threads; started++) {
+		gw[started].writer = first + started;
+		gw[started].ackdir = ackdir;
+		if (pthread_create(&gw[started].thread, NULL, group_writer_main, &gw[started]) != 0)
+			break;
+	}
+	int failed = started < threads;
+	for (unsigned t = 0; t < started; t++) {
+		pthread_join(gw[t].thread, NULL);
+		failed |= gw[t].failed;
+	}
+	free(gw);
+	return failed ? 1 : 0;
+}
+
 static int cmd_write(unsigned writer, unsigned count)
 {
 	unsigned last = 0;
@@ -352,15 +478,23 @@ static int cmd_verify(unsigned writers, const char *ackdir)
 
 int main(int argc, char **argv)
 {
-	if (argc < 5 || (strcmp(argv[1], "write") != 0 && strcmp(argv[1], "verify") != 0)) {
+	int group = argc >= 6 && strcmp(argv[1], "write-group") == 0;
+	if (!group && (argc < 5 || (strcmp(argv[1], "write") != 0 && strcmp(argv[1], "verify") != 0))) {
 		fprintf(stderr, "usage: crash-tool write DRIVER.so WRITER COUNT key=value...\n"
+		                "       crash-tool write-group DRIVER.so FIRST THREADS ACKDIR key=value...\n"
 		                "       crash-tool verify DRIVER.so WRITERS ACKDIR key=value...\n");
 		return 2;
 	}
-	if (load(argv[2], argc - 5, argv + 5) != 0)
+	int first_config = group ? 6 : 5;
+	if (load(argv[2], argc - first_config, argv + first_config) != 0)
 		return 1;
-	int rc = strcmp(argv[1], "write") == 0 ? cmd_write((unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]))
-	                                       : cmd_verify((unsigned)atoi(argv[3]), argv[4]);
+	int rc;
+	if (group)
+		rc = cmd_write_group((unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]), argv[5]);
+	else if (strcmp(argv[1], "write") == 0)
+		rc = cmd_write((unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
+	else
+		rc = cmd_verify((unsigned)atoi(argv[3]), argv[4]);
 	ag_driver_unload(loaded);
 	return rc;
 }

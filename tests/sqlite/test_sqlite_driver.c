@@ -28,6 +28,8 @@
 static const char *driver_path;
 static char tmpdir[256];
 static int db_counter;
+/* The driver's last "closed ...: N write calls in M commits" line. */
+static char closed_line[512];
 
 /* A fresh database path in the temporary directory. */
 static void new_db(char *buf, size_t len)
@@ -707,6 +709,217 @@ static void test_multi_process(void)
 	ag_driver_unload(drv);
 }
 
+enum { CAS_PROCESSES = 3, CAS_THREADS = 2, CAS_INCREMENTS = 30 };
+
+struct cas_thread {
+	struct ag_driver *drv;
+	int bad;
+};
+
+/* Read-then-compare-and-set increments of the counter row "cas"/"counter",
+ * each also writing "inc-<new value>", retrying on ECONFLICT. */
+static void *cas_thread_main(void *arg)
+{
+	struct cas_thread *ct = arg;
+	const struct aerogram_driver *d = D(ct->drv);
+	for (int done = 0; done < CAS_INCREMENTS && !ct->bad;) {
+		char tok[64] = "", vals[8][64];
+		int n = get(ct->drv, "cas", "counter", 0, tok, vals);
+		if (n < 0 || n > 1) {
+			ct->bad = 1; /* a failed read, or siblings: a lost update */
+			break;
+		}
+		unsigned long v = n == 1 ? strtoul(vals[0], NULL, 10) : 0;
+		usleep(500); /* let the other writers read the same value */
+		char next[32], sk[32];
+		snprintf(next, sizeof(next), "%lu", v + 1);
+		snprintf(sk, sizeof(sk), "inc-%06lu", v + 1);
+		const char *cond = n == 1 ? tok : NULL;
+		struct aerogram_row_write w[2] = {
+			{ "cas", sk, NULL, (const uint8_t *)"x", 1, 0 },
+			{ "cas", "counter", cond, (const uint8_t *)next, strlen(next), 0 },
+		};
+		char new_token[AEROGRAM_TOKEN_MAX];
+		int rc = d->row_insert_if(S(ct->drv), "cas", "counter", cond, w, 2, new_token,
+		                          sizeof(new_token));
+		if (rc == 0)
+			done++;
+		else if (rc != AEROGRAM_ECONFLICT)
+			ct->bad = 1;
+	}
+	return NULL;
+}
+
+/* The body of a process of test_cas_processes: CAS_THREADS threads. */
+static int cas_main(const char *db)
+{
+	struct ag_driver *cd = load(db, NULL, NULL, NULL, 0);
+	if (cd == NULL)
+		return 2;
+	struct cas_thread ct[CAS_THREADS];
+	pthread_t th[CAS_THREADS];
+	for (int i = 0; i < CAS_THREADS; i++) {
+		ct[i] = (struct cas_thread){ cd, 0 };
+		if (pthread_create(&th[i], NULL, cas_thread_main, &ct[i]) != 0)
+			return 3;
+	}
+	int bad = 0;
+	for (int i = 0; i < CAS_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		bad |= ct[i].bad;
+	}
+	ag_driver_unload(cd);
+	return bad ? 1 : 0;
+}
+
+/* row_insert_if is a compare-and-set across processes and threads: every
+ * increment lands exactly once, none is lost. */
+static void test_cas_processes(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	pid_t pids[CAS_PROCESSES];
+	for (int c = 0; c < CAS_PROCESSES; c++) {
+		fflush(NULL);
+		pids[c] = fork();
+		if (pids[c] == 0) {
+			execl("/proc/self/exe", "test-sqlite-driver", driver_path, "--cas", db,
+			      (char *)NULL);
+			_exit(3);
+		}
+	}
+	for (int c = 0; c < CAS_PROCESSES; c++) {
+		int status = 0;
+		CU_ASSERT(waitpid(pids[c], &status, 0) == pids[c]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	char vals[8][64];
+	CU_ASSERT(get(drv, "cas", "counter", 0, NULL, vals) == 1);
+	char want[32];
+	snprintf(want, sizeof(want), "%d", CAS_PROCESSES * CAS_THREADS * CAS_INCREMENTS);
+	CU_ASSERT_STRING_EQUAL(vals[0], want);
+	struct aerogram_row_query q = { .pk = "cas", .prefix = "inc-" };
+	struct aerogram_row_result *r;
+	CU_ASSERT_FATAL(D(drv)->row_read(S(drv), &q, 1, &r) == 0);
+	CU_ASSERT_EQUAL(r->pages[0].n_rows, CAS_PROCESSES * CAS_THREADS * CAS_INCREMENTS);
+	int doubled = 0;
+	for (size_t i = 0; i < r->pages[0].n_rows; i++)
+		doubled += r->pages[0].rows[i].n_values != 1;
+	CU_ASSERT_EQUAL(doubled, 0);
+	D(drv)->row_result_free(S(drv), r);
+	ag_driver_unload(drv);
+}
+
+/* ---- group commit ---- */
+
+enum { GROUP_CALLS = 5 };
+
+/* One write call of test_group_commit, made from its own thread. */
+struct group_call {
+	struct ag_driver *drv;
+	int kind; /* 0: row_insert, 1: row_insert_if, 2: blob_copy */
+	const char *sk, *cond_token;
+	int rc;
+	char message[512];
+	pthread_t thread;
+};
+
+static void *group_call_main(void *arg)
+{
+	struct group_call *gc = arg;
+	const struct aerogram_driver *d = D(gc->drv);
+	struct aerogram_row_write w[2] = {
+		{ "grp", gc->sk, NULL, (const uint8_t *)gc->sk, strlen(gc->sk), 0 },
+		{ "grp", "watch", gc->cond_token, (const uint8_t *)gc->sk, strlen(gc->sk), 0 },
+	};
+	if (gc->kind == 0)
+		gc->rc = d->row_insert(S(gc->drv), w, 1);
+	else if (gc->kind == 1)
+		gc->rc = d->row_insert_if(S(gc->drv), "grp", "watch", gc->cond_token, w, 2, NULL, 0);
+	else
+		gc->rc = d->blob_copy(S(gc->drv), "grp/no-such-blob", "grp/copy");
+	/* the message is read on the calling thread, whichever thread committed */
+	snprintf(gc->message, sizeof(gc->message), "%s", gc->rc ? d->error_message(S(gc->drv)) : "");
+	return NULL;
+}
+
+/* Counts "N write calls in M commits" from the close line. */
+static int closed_counts(unsigned long long *calls, unsigned long long *commits)
+{
+	const char *p = strstr(closed_line, ": ");
+	return p && sscanf(p, ": %llu write calls in %llu commits", calls, commits) == 2 ? 0 : -1;
+}
+
+/* Writes queued while another writer holds the lock share a commit; a call
+ * that fails inside the shared transaction (a refused condition, a missing
+ * blob) is rolled back alone, with its own message on its own thread. */
+static void test_group_commit(void)
+{
+	char db[300], tok[64], stale[64], vals[8][64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, "busy_timeout_ms", "30000", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(put(drv, "grp", "watch", NULL, "w0") == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, stale, NULL) == 1);
+	CU_ASSERT(put(drv, "grp", "watch", stale, "w1") == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, tok, NULL) == 1);
+
+	/* Another connection holds the write lock: the first call leads and
+	 * waits for it, the others queue behind it. */
+	sqlite3 *h;
+	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
+	sqlite3_busy_timeout(h, 10000);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	struct group_call gc[GROUP_CALLS] = {
+		{ drv, 0, "a", NULL, -1, "", 0 },
+		{ drv, 1, "b-stale", stale, -1, "", 0 },  /* its token is no longer current */
+		{ drv, 2, "c-copy", NULL, -1, "", 0 },    /* the source does not exist */
+		{ drv, 1, "d-current", tok, -1, "", 0 },  /* the current token: applies */
+		{ drv, 0, "e", NULL, -1, "", 0 },
+	};
+	for (int i = 0; i < GROUP_CALLS; i++)
+		CU_ASSERT_FATAL(pthread_create(&gc[i].thread, NULL, group_call_main, &gc[i]) == 0);
+	/* generous: every thread has long queued when the lock goes */
+	usleep(2000000);
+	CU_ASSERT(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(h);
+	for (int i = 0; i < GROUP_CALLS; i++)
+		pthread_join(gc[i].thread, NULL);
+
+	CU_ASSERT_EQUAL(gc[0].rc, 0);
+	CU_ASSERT_EQUAL(gc[1].rc, AEROGRAM_ECONFLICT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(gc[1].message, "row_insert_if"));
+	CU_ASSERT_EQUAL(gc[2].rc, AEROGRAM_ENOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(gc[2].message, "grp/no-such-blob"));
+	CU_ASSERT_EQUAL(gc[3].rc, 0);
+	CU_ASSERT_EQUAL(gc[4].rc, 0);
+	CU_ASSERT(get(drv, "grp", "a", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "e", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "d-current", 0, NULL, NULL) == 1);
+	CU_ASSERT(get(drv, "grp", "b-stale", AEROGRAM_QUERY_TOMBSTONES, NULL, NULL) == 0);
+	CU_ASSERT(get(drv, "grp", "watch", 0, NULL, vals) == 1);
+	CU_ASSERT_STRING_EQUAL(vals[0], "d-current");
+	struct aerogram_blob_request rq = { "grp/copy", 0, 0 };
+	struct aerogram_blob_result *br = NULL;
+	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), &rq, 1, &br) == 0);
+	CU_ASSERT_EQUAL(br->blobs[0].status, AEROGRAM_ENOTFOUND);
+	D(drv)->blob_result_free(S(drv), br);
+
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	unsigned long long calls = 0, commits = 0;
+	CU_ASSERT_FATAL(closed_counts(&calls, &commits) == 0);
+	/* 2 writes before, the 5 calls, and the start-up cleanup's: the 5
+	 * calls took at most 2 commits (the leader's, then one for all who
+	 * queued behind it), each other call one at most */
+	CU_ASSERT(calls >= 2 + GROUP_CALLS);
+	CU_ASSERT(commits + GROUP_CALLS - 2 <= calls);
+	printf("[%s] ", closed_line);
+}
+
 enum { OPENERS = 6, OPEN_ROUNDS = 12 };
 
 /* The body of an opener process of test_concurrent_open: waits until the
@@ -939,6 +1152,8 @@ static void rm_rf(const char *path)
 /* Driver log lines: only warnings and errors. */
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
+	if (strncmp(message, "closed ", 7) == 0 && strstr(message, " write calls in ") != NULL)
+		snprintf(closed_line, sizeof(closed_line), "%s", message);
 	if (level <= AEROGRAM_LOG_WARNING)
 		fprintf(stderr, "%s: %s\n", tag ? tag : "host", message);
 }
@@ -949,6 +1164,10 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[2], "--writer") == 0) {
 		driver_path = argv[1];
 		return writer_main(argv[3], atoi(argv[4]));
+	}
+	if (argc == 4 && strcmp(argv[2], "--cas") == 0) {
+		driver_path = argv[1];
+		return cas_main(argv[3]);
 	}
 	if (argc == 6 && strcmp(argv[2], "--opener") == 0) {
 		driver_path = argv[1];
@@ -976,6 +1195,9 @@ int main(int argc, char **argv)
 	CU_add_test(s, "watches in one process", test_watch_local);
 	CU_add_test(s, "range watches with markers", test_watch_range);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
+	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
+	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
+	            test_group_commit);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);

@@ -1,7 +1,8 @@
 /* test_wrappers.c - the fault-injecting and counting wrappers do what
  * ag_wrap.h says: counts per operation, each kind of fault rule, stacking,
- * pass-through of errors and watches, and the loadable versions with their
- * control and counts files.
+ * pass-through of errors and watches, row_insert_if and the capabilities
+ * passed on, hidden capabilities, the call hook, rows counted, and the
+ * loadable versions with their control and counts files.
  *
  * usage: test_wrappers DRIVER_DIR   (the directory holding aerogram_memory.so) */
 #include <CUnit/Basic.h>
@@ -263,6 +264,203 @@ static void test_watch_pass_through(void)
 	agw_free(f);
 }
 
+/* ---- row_insert_if, capabilities, the call hook, rows read ------------- */
+
+static int insert_if(const struct aerogram_driver *d, struct aerogram_store *s, const char *pk,
+                     const char *token, const char *value, char *new_token)
+{
+	struct aerogram_row_write w = { .pk = pk, .sk = "watch", .token = token,
+		                        .value = (const uint8_t *)value, .len = strlen(value) };
+	return d->row_insert_if(s, pk, "watch", token, &w, 1, new_token,
+	                        new_token ? AEROGRAM_TOKEN_MAX : 0);
+}
+
+/* Both wrappers forward row_insert_if, count it and steer it with rules. */
+static void test_insert_if_forwarded(void)
+{
+	CU_ASSERT_FATAL(mem->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	struct agw_wrapper *c = agw_count_new(agw_driver(f), agw_store(f));
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	CU_ASSERT(d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1);
+	char t1[AEROGRAM_TOKEN_MAX] = "", t2[AEROGRAM_TOKEN_MAX] = "";
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", NULL, "1", t1), 0);
+	CU_ASSERT(t1[0] != '\0');
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", NULL, "again", NULL), AEROGRAM_ECONFLICT);
+	CU_ASSERT_PTR_NULL(strstr(d->error_message(s), "injected"));
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_INSERT_IF), 2);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_ROW_INSERT_IF), 2);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_INSERT), 0);
+
+	/* fail_next: a conflict the inner store never saw */
+	agw_fault_fail_next(f, AGW_MASK(AGW_ROW_INSERT_IF), AEROGRAM_ECONFLICT, 1);
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", t1, "2", t2), AEROGRAM_ECONFLICT);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", t1, "2", t2), 0);
+	CU_ASSERT(strcmp(t1, t2) != 0);
+	/* fail_after_apply: applied, then reported unavailable */
+	agw_fault_fail_after_apply(f, AGW_MASK(AGW_ROW_INSERT_IF), 1.0);
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", t2, "3", NULL), AEROGRAM_EUNAVAILABLE);
+	agw_fault_clear(f);
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", t2, "4", NULL), AEROGRAM_ECONFLICT); /* "3" landed */
+	/* delay */
+	agw_fault_delay(f, AGW_MASK(AGW_ROW_INSERT_IF), 100);
+	uint64_t t0 = now_ms();
+	CU_ASSERT_EQUAL(insert_if(d, s, "cas", t2, "5", NULL), AEROGRAM_ECONFLICT);
+	CU_ASSERT(now_ms() - t0 >= 100);
+	agw_fault_clear(f);
+	CU_ASSERT_EQUAL(agw_count_get(f, AGW_ROW_INSERT_IF), 7);
+	agw_free(c);
+	agw_free(f);
+}
+
+/* A wrapper advertises CONDITIONAL only over an inner driver that has it:
+ * the bit, a 1.1 descriptor and the pointer. */
+static void test_conditional_follows_inner(void)
+{
+	struct aerogram_driver old = *mem; /* a 1.0 descriptor claiming the bit */
+	old.struct_size = (uint32_t)AEROGRAM_DRIVER_SIZE_1_0;
+	struct aerogram_driver no_fn = *mem; /* the bit without the call */
+	no_fn.row_insert_if = NULL;
+	struct aerogram_driver no_bit = *mem; /* the call without the bit */
+	no_bit.capabilities &= ~AEROGRAM_CAP_CONDITIONAL;
+	const struct aerogram_driver *inners[3] = { &old, &no_fn, &no_bit };
+	for (int i = 0; i < 3; i++) {
+		struct agw_wrapper *c = agw_count_new(inners[i], mem_store);
+		const struct aerogram_driver *d = agw_driver(c);
+		CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+		CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+		CU_ASSERT_EQUAL(insert_if(d, agw_store(c), "nocond", NULL, "x", NULL), AEROGRAM_ENOTSUP);
+		CU_ASSERT_EQUAL(row_exists("nocond", "watch"), 0);
+		agw_free(c);
+	}
+}
+
+/* Hidden capabilities leave the descriptor, and their calls answer ENOTSUP
+ * without reaching the inner store, until shown again. */
+static void test_hide_caps(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(f);
+	struct aerogram_store *s = agw_store(f);
+	agw_fault_hide_caps(f, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT_EQUAL(insert_if(d, s, "hidden", NULL, "x", NULL), AEROGRAM_ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d->error_message(s), "hidden"));
+	CU_ASSERT_EQUAL(row_exists("hidden", "watch"), 0);
+	struct fired fired = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct aerogram_watch *w = NULL;
+	CU_ASSERT_EQUAL(d->row_watch_range(s, "hidden", NULL, NULL, NULL, NULL, 1000, on_fire, &fired, &w),
+	                AEROGRAM_ENOTSUP);
+	CU_ASSERT_PTR_NULL(w);
+	/* the other calls are untouched, and clearing fault rules keeps caps hidden */
+	CU_ASSERT_EQUAL(write_row(d, s, "hidden", "plain", "x"), 0);
+	agw_fault_clear(f);
+	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	agw_fault_hide_caps(f, 0);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	CU_ASSERT_EQUAL(insert_if(d, s, "hidden", NULL, "x", NULL), 0);
+	CU_ASSERT_EQUAL(row_exists("hidden", "watch"), 1);
+	agw_free(f);
+}
+
+struct hook_log {
+	pthread_t caller;
+	int other_thread;
+	unsigned n;
+	enum agw_op ops[16];
+	struct agw_wrapper *fault;
+	int fault_count_at_hook; /* the inner wrapper's count when the outer hook ran */
+};
+
+static void record_op(void *arg, enum agw_op op)
+{
+	struct hook_log *h = arg;
+	if (!pthread_equal(pthread_self(), h->caller))
+		h->other_thread = 1;
+	if (h->n < 16)
+		h->ops[h->n] = op;
+	h->n++;
+	if (h->fault)
+		h->fault_count_at_hook = (int)agw_count_get(h->fault, op);
+}
+
+/* The hook runs on the calling thread, once per call of an operation,
+ * before the call goes on (and before a fault answers it). */
+static void test_call_hook(void)
+{
+	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
+	struct agw_wrapper *c = agw_count_new(agw_driver(f), agw_store(f));
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	struct hook_log h = { .caller = pthread_self(), .fault = f, .fault_count_at_hook = -1 };
+	agw_set_call_hook(c, record_op, &h);
+	CU_ASSERT_EQUAL(write_row(d, s, "hook", "a", "1"), 0);
+	CU_ASSERT_EQUAL(h.fault_count_at_hook, 0); /* before the call reached the inner wrapper */
+	struct aerogram_row_query q = { .pk = "hook" };
+	struct aerogram_row_result *res = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
+	d->row_result_free(s, res); /* not hooked */
+	CU_ASSERT_EQUAL(insert_if(d, s, "hook", NULL, "x", NULL), 0);
+	agw_fault_fail_next(f, AGW_MASK(AGW_BLOB_PUT), AEROGRAM_EUNAVAILABLE, 1);
+	CU_ASSERT_EQUAL(d->blob_put(s, "hook/b", (const uint8_t *)"x", 1, NULL, 0), AEROGRAM_EUNAVAILABLE);
+	d->error_message(s); /* not hooked */
+	struct fired fired = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct aerogram_watch *w = NULL;
+	CU_ASSERT_EQUAL_FATAL(d->row_watch(s, "hook", "a", NULL, 10000, on_fire, &fired, &w), 0);
+	for (int i = 0; i < 5000 && !fired.calls; i++)
+		usleep(1000); /* the callback comes from the driver's thread: not hooked */
+	d->row_watch_release(s, w);
+	CU_ASSERT_EQUAL(h.n, 5);
+	enum agw_op want[5] = { AGW_ROW_INSERT, AGW_ROW_READ, AGW_ROW_INSERT_IF, AGW_BLOB_PUT, AGW_ROW_WATCH };
+	for (unsigned i = 0; i < 5 && i < h.n; i++)
+		CU_ASSERT_EQUAL(h.ops[i], want[i]);
+	CU_ASSERT_FALSE(h.other_thread);
+	agw_set_call_hook(c, NULL, NULL);
+	CU_ASSERT_EQUAL(write_row(d, s, "hook", "b", "1"), 0);
+	CU_ASSERT_EQUAL(h.n, 5);
+	agw_free(c);
+	agw_free(f);
+}
+
+/* Rows returned and their value bytes are counted, not only calls. */
+static void test_rows_read_counted(void)
+{
+	struct agw_wrapper *c = agw_count_new(mem, mem_store);
+	const struct aerogram_driver *d = agw_driver(c);
+	struct aerogram_store *s = agw_store(c);
+	struct aerogram_row_write w[4] = {
+		{ .pk = "rows", .sk = "a", .value = (const uint8_t *)"1", .len = 1 },
+		{ .pk = "rows", .sk = "b", .value = (const uint8_t *)"22", .len = 2 },
+		{ .pk = "rows", .sk = "b", .value = (const uint8_t *)"333", .len = 3 }, /* a sibling */
+		{ .pk = "rows", .sk = "c", .tombstone = 1 },
+	};
+	CU_ASSERT_EQUAL(d->row_insert(s, w, 4), 0);
+	struct aerogram_row_query q[3] = {
+		{ .pk = "rows" },                                         /* a, b */
+		{ .pk = "rows", .flags = AEROGRAM_QUERY_TOMBSTONES },     /* a, b, c */
+		{ .pk = "rows", .sk = "missing" },                        /* nothing */
+	};
+	struct aerogram_row_result *res = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, q, 3, &res), 0);
+	d->row_result_free(s, res);
+	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_READ), 1);
+	CU_ASSERT_EQUAL(agw_count_items(c, AGW_ROW_READ), 3);
+	CU_ASSERT_EQUAL(agw_count_rows_read(c), 5);
+	CU_ASSERT_EQUAL(agw_count_value_bytes_read(c), 12); /* 1 + 2 + 3, twice */
+	/* a failed read returns no rows */
+	struct aerogram_row_query bad = { .pk = "rows", .sk = "a", .limit = 1 };
+	CU_ASSERT_EQUAL(d->row_read(s, &bad, 1, &res), AEROGRAM_EINVAL);
+	CU_ASSERT_EQUAL(agw_count_rows_read(c), 5);
+	agw_count_reset(c);
+	CU_ASSERT_EQUAL(agw_count_rows_read(c), 0);
+	CU_ASSERT_EQUAL(agw_count_value_bytes_read(c), 0);
+	agw_free(c);
+}
+
 /* ---- the loadable wrappers --------------------------------------------- */
 
 static void write_file(const char *path, const char *text)
@@ -319,6 +517,12 @@ static void test_faulty_driver(void)
 	CU_ASSERT(now_ms() - t0 >= 200);
 	d->row_result_free(s, res);
 
+	write_file(control, "fail_next row_insert_if conflict 1\n");
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	CU_ASSERT_EQUAL(insert_if(d, s, "so", NULL, "w", NULL), AEROGRAM_ECONFLICT);
+	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
+	CU_ASSERT_EQUAL(insert_if(d, s, "so", NULL, "w", NULL), 0);
+
 	write_file(control, "fail_after_apply blob_put\n");
 	CU_ASSERT_EQUAL(d->blob_put(s, "so/blob", (const uint8_t *)"x", 1, NULL, 0), AEROGRAM_EUNAVAILABLE);
 	write_file(control, "");
@@ -328,17 +532,35 @@ static void test_faulty_driver(void)
 
 	unlink(control);
 	ag_driver_unload(drv);
+
+	/* hide_caps: the descriptor of this store lacks them, their calls answer ENOTSUP */
+	struct aerogram_config_entry hide[2] = { { "inner", "memory" }, { "hide_caps", "conditional" } };
+	CU_ASSERT_EQUAL_FATAL(ag_driver_load(path, NULL, hide, 2, &drv, err, sizeof(err)), 0);
+	d = ag_driver_store(drv)->driver;
+	s = ag_driver_store(drv)->store;
+	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT_EQUAL(insert_if(d, s, "so-hidden", NULL, "w", NULL), AEROGRAM_ENOTSUP);
+	ag_driver_unload(drv);
+	/* the next store opened shows what its inner driver offers again */
+	CU_ASSERT_EQUAL_FATAL(ag_driver_load(path, NULL, cfg, 1, &drv, err, sizeof(err)), 0);
+	CU_ASSERT(ag_driver_store(drv)->driver->capabilities & AEROGRAM_CAP_CONDITIONAL);
+	ag_driver_unload(drv);
+	struct aerogram_config_entry badhide[2] = { { "inner", "memory" }, { "hide_caps", "teleport" } };
+	CU_ASSERT_NOT_EQUAL(ag_driver_load(path, NULL, badhide, 2, &drv, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "hide_caps"));
 }
 
 static void read_counts(const char *path, uint64_t *counts)
 {
-	memset(counts, 0, 2 * AGW_OP_COUNT * sizeof(uint64_t));
+	memset(counts, 0, AGW_COUNT_SLOTS * sizeof(uint64_t));
 	int fd = open(path, O_RDONLY);
 	CU_ASSERT_FATAL(fd >= 0);
-	unsigned char buf[2 * AGW_OP_COUNT * 8];
-	CU_ASSERT_EQUAL(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	unsigned char buf[AGW_COUNT_SLOTS * 8 + 8];
+	/* exactly AGW_COUNT_SLOTS values, as ag_wrap.h says */
+	CU_ASSERT_EQUAL(read(fd, buf, sizeof(buf)), (ssize_t)(AGW_COUNT_SLOTS * 8));
 	close(fd);
-	for (int i = 0; i < 2 * AGW_OP_COUNT; i++) {
+	for (int i = 0; i < AGW_COUNT_SLOTS; i++) {
 		uint64_t v = 0;
 		for (int b = 7; b >= 0; b--)
 			v = v << 8 | buf[i * 8 + b];
@@ -358,9 +580,11 @@ static void test_counting_driver(void)
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
 	struct aerogram_store *s = ag_driver_store(drv)->store;
-	uint64_t counts[2 * AGW_OP_COUNT];
+	uint64_t counts[AGW_COUNT_SLOTS];
 	read_counts(counts_path, counts);
 	CU_ASSERT_EQUAL(counts[AGW_ROW_INSERT], 0);
+	/* the inner chain (faulty over memory) has CONDITIONAL: so has this */
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
 	CU_ASSERT_EQUAL(write_row(d, s, "cd", "a", "1"), 0);
 	CU_ASSERT_EQUAL(write_row(d, s, "cd", "b", "1"), 0);
 	struct aerogram_blob_request req[3] = { { .key = "a" }, { .key = "b" }, { .key = "c" } };
@@ -372,6 +596,18 @@ static void test_counting_driver(void)
 	CU_ASSERT_EQUAL(counts[AGW_BLOB_GET], 1);
 	CU_ASSERT_EQUAL(counts[AGW_OP_COUNT + AGW_BLOB_GET], 3);
 	CU_ASSERT_EQUAL(counts[AGW_ROW_READ], 0);
+	/* rows read and their bytes, in the last two slots */
+	CU_ASSERT_EQUAL(insert_if(d, s, "cd", NULL, "watch!", NULL), 0);
+	struct aerogram_row_query q = { .pk = "cd" };
+	struct aerogram_row_result *rr = NULL;
+	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &rr), 0);
+	d->row_result_free(s, rr);
+	read_counts(counts_path, counts);
+	CU_ASSERT_EQUAL(counts[AGW_ROW_INSERT_IF], 1);
+	CU_ASSERT_EQUAL(counts[AGW_OP_COUNT + AGW_ROW_INSERT_IF], 1);
+	CU_ASSERT_EQUAL(counts[AGW_ROW_READ], 1);
+	CU_ASSERT_EQUAL(counts[AGW_SLOT_ROWS_READ], 3);        /* a, b, watch */
+	CU_ASSERT_EQUAL(counts[AGW_SLOT_VALUE_BYTES_READ], 8); /* "1", "1", "watch!" */
 	ag_driver_unload(drv);
 
 	/* bad configurations are refused with a reason */
@@ -416,6 +652,12 @@ int main(int argc, char **argv)
 	CU_add_test(s, "inner errors pass through", test_inner_errors_pass_through);
 	CU_add_test(s, "stacking", test_stacking);
 	CU_add_test(s, "watches pass through", test_watch_pass_through);
+	CU_add_test(s, "row_insert_if is forwarded, counted and steered", test_insert_if_forwarded);
+	CU_add_test(s, "CONDITIONAL is advertised only over a driver that has it",
+	            test_conditional_follows_inner);
+	CU_add_test(s, "hidden capabilities", test_hide_caps);
+	CU_add_test(s, "the call hook", test_call_hook);
+	CU_add_test(s, "rows and value bytes read are counted", test_rows_read_counted);
 	CU_add_test(s, "aerogram_faulty.so and its control file", test_faulty_driver);
 	CU_add_test(s, "aerogram_counting.so and its counts file", test_counting_driver);
 	CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -1,0 +1,255 @@
+/* sqlite_commit.c - group commit: the write transactions of one process
+ * share commits, and so share the fsync of each commit.
+ *
+ * At synchronous=full every commit fsyncs the WAL, and the fsync, not the
+ * SQL, is what a write costs. So a write call does not run its own
+ * transaction: it queues its work (a function that applies it on a
+ * connection) and waits. One waiting thread at a time, the leader, takes
+ * every queued call, runs them in ONE transaction (BEGIN IMMEDIATE), each
+ * inside its own SAVEPOINT, and commits once. A call that fails (a refused
+ * condition of row_insert_if, a missing blob to copy, a value over SQLite's
+ * limit) is rolled back to its savepoint alone; the others commit. While a
+ * leader commits, new calls queue behind it and the next leader takes them
+ * all: under load each commit carries many calls. A caller returns only
+ * after the COMMIT holding its work returned, so an acknowledged write is as
+ * durable as before (one transaction per call).
+ *
+ * A call's outcome is decided only by a transaction that commits. If a
+ * transaction cannot go on (SQLite rolled it back itself after an I/O error
+ * or a full disk in one call's statement), that call fails with its error
+ * and the others run again from scratch in a new transaction: the work
+ * functions start from scratch each time (sq_txn's contract). If BEGIN or
+ * COMMIT fail, every call of the group gets that error, after the same
+ * retries on SQLITE_BUSY as a lone transaction gets.
+ *
+ * Other processes are unaffected: a group is one ordinary SQLite write
+ * transaction, so SQLite's locks serialise it with theirs.
+ */
+#include "drivers/sqlite/sqlite_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* At most this many calls in one transaction, so that one commit's work
+ * (and the wait of the calls in it) stays bounded. */
+#define SQ_GROUP_MAX 128
+
+/* How a call failed. A failure inside a transaction that then does not
+ * commit is only provisional: the call runs again in the next one. */
+enum { SQ_FAILED_NOT = 0, SQ_FAILED_PROVISIONAL = 1, SQ_FAILED_FINAL = 2 };
+
+enum sq_call_state {
+	SQ_CALL_QUEUED,  /* waiting for a leader */
+	SQ_CALL_RUNNING, /* in the group a leader is running */
+	SQ_CALL_DONE     /* its transaction committed or failed: `code` is final */
+};
+
+/* One queued write call; lives on its caller's stack. */
+struct sq_call {
+	int (*fn)(struct sq_conn *, void *);
+	void *arg;
+	enum sq_call_state state;
+	int failed;         /* its own work failed (SQ_FAILED_*): `code` and `message` */
+	int code;
+	char message[512];  /* the failure's text, copied from the leader's thread */
+	struct sq_call *next;
+};
+
+static int sq_exec_quiet(struct sq_conn *conn, const char *sql)
+{
+	int rc = sqlite3_exec(conn->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sq_db_fail(conn, rc, sql);
+	return 0;
+}
+
+static int sq_rc_busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+static void sq_call_fail(struct sq_call *c, int code, int how)
+{
+	c->failed = how;
+	c->code = code;
+	snprintf(c->message, sizeof(c->message), "%s", sq_last_error());
+}
+
+/* Runs one call inside its savepoint. Returns 0 when the transaction can go
+ * on (the call succeeded, or failed and was rolled back alone), or -1 when
+ * the transaction is lost; *culprit then says whether this call's own work
+ * caused it (it has failed for good) or SQLite was busy (retry the group). */
+static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int *culprit)
+{
+	*culprit = 0;
+	if (sq_exec_quiet(conn, "SAVEPOINT ag_call") != 0)
+		return -1;
+	conn->last_rc = 0;
+	int code = c->fn(conn, c->arg);
+	if (code == 0)
+		return sq_exec_quiet(conn, "RELEASE ag_call") == 0 ? 0 : -1;
+	int busy = sq_rc_busy(conn->last_rc);
+	if (sqlite3_get_autocommit(conn->db) || busy) {
+		/* SQLite ended the transaction, or it cannot go on */
+		*culprit = !busy;
+		if (*culprit)
+			sq_call_fail(c, code, SQ_FAILED_FINAL);
+		return -1;
+	}
+	sq_call_fail(c, code, SQ_FAILED_PROVISIONAL);
+	if (sq_exec_quiet(conn, "ROLLBACK TO ag_call") != 0 ||
+	    sq_exec_quiet(conn, "RELEASE ag_call") != 0)
+		return -1;
+	return 0;
+}
+
+/* Runs a group in one transaction and commits it; every call gets its final
+ * code. Called by the leader with no lock held. */
+static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
+{
+	struct sq_conn *conn = NULL;
+	int code = sq_conn_get(st, &conn);
+	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
+	unsigned attempt = 0;
+	while (code == 0) {
+		int left = 0, lost = 0, culprit = 0;
+		for (struct sq_call *c = group; c; c = c->next) {
+			if (c->failed == SQ_FAILED_PROVISIONAL)
+				c->failed = SQ_FAILED_NOT; /* decided by a transaction that is gone */
+			left += c->failed == SQ_FAILED_NOT;
+		}
+		if (left == 0)
+			break;
+		conn->last_rc = 0;
+		code = sq_exec_quiet(conn, "BEGIN IMMEDIATE");
+		for (struct sq_call *c = group; code == 0 && c && !lost; c = c->next) {
+			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, &culprit) != 0)
+				lost = 1;
+		}
+		if (code == 0 && !lost) {
+			code = sq_exec_quiet(conn, "COMMIT");
+			if (code == 0)
+				break;
+		}
+		if (!sqlite3_get_autocommit(conn->db))
+			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+		if (lost && culprit) {
+			/* that call failed for good; the others run again from scratch */
+			code = 0;
+			continue;
+		}
+		if (code == 0)
+			code = sq_map_rc(conn->last_rc ? conn->last_rc : SQLITE_ERROR);
+		/* The busy handler already waited inside SQLite; some cases (a
+		 * snapshot that went stale, WAL recovery by another process) return
+		 * BUSY at once, so retry the whole group until the timeout. */
+		if (!sq_rc_busy(conn->last_rc) || sq_now_ms() >= deadline)
+			break;
+		attempt++;
+		usleep(attempt < 10 ? 1000u * attempt : 10000u);
+		code = 0;
+	}
+	/* code != 0: the group as a whole failed, with the message of this
+	 * thread, and so did every call its transaction had decided (a refused
+	 * condition seen in a transaction that did not commit proves nothing);
+	 * else the calls that did not fail committed */
+	for (struct sq_call *c = group; c; c = c->next) {
+		if (c->failed != SQ_FAILED_FINAL && code != 0)
+			sq_call_fail(c, code, SQ_FAILED_FINAL);
+		else if (c->failed == SQ_FAILED_NOT)
+			c->code = 0;
+	}
+	sq_conn_put(st, conn);
+}
+
+/* Takes up to SQ_GROUP_MAX calls off the queue. commit_mu held. */
+static struct sq_call *sq_group_take(struct aerogram_store *st, size_t *n)
+{
+	struct sq_call *group = st->commit_queue, *last = NULL;
+	*n = 0;
+	for (struct sq_call *c = group; c && *n < SQ_GROUP_MAX; c = c->next) {
+		c->state = SQ_CALL_RUNNING;
+		last = c;
+		(*n)++;
+	}
+	st->commit_queue = last->next;
+	if (st->commit_queue == NULL)
+		st->commit_tail = NULL;
+	last->next = NULL;
+	return group;
+}
+
+/* Removes a call that gave up waiting from the queue. commit_mu held. */
+static void sq_queue_remove(struct aerogram_store *st, struct sq_call *call)
+{
+	struct sq_call **p = &st->commit_queue, *prev = NULL;
+	while (*p && *p != call) {
+		prev = *p;
+		p = &(*p)->next;
+	}
+	if (*p == NULL)
+		return;
+	*p = call->next;
+	if (st->commit_tail == call)
+		st->commit_tail = prev;
+}
+
+int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)
+{
+	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED };
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += st->busy_timeout_ms / 1000;
+	until.tv_nsec += (long)(st->busy_timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&st->commit_mu);
+	if (st->commit_tail)
+		st->commit_tail->next = &call;
+	else
+		st->commit_queue = &call;
+	st->commit_tail = &call;
+	while (call.state != SQ_CALL_DONE) {
+		if (!st->committing) {
+			/* lead: this call is still queued, so the group holds it
+			 * or it waits for the next round (a full group ahead) */
+			size_t n;
+			struct sq_call *group = sq_group_take(st, &n);
+			st->committing = 1;
+			st->n_write_calls += n;
+			st->n_commits++;
+			pthread_mutex_unlock(&st->commit_mu);
+			sq_group_run(st, group);
+			pthread_mutex_lock(&st->commit_mu);
+			for (struct sq_call *c = group, *next; c; c = next) {
+				next = c->next; /* c may return and vanish once DONE */
+				c->state = SQ_CALL_DONE;
+			}
+			st->committing = 0;
+			pthread_cond_broadcast(&st->commit_cond);
+			continue;
+		}
+		if (call.state == SQ_CALL_QUEUED) {
+			int rc = pthread_cond_timedwait(&st->commit_cond, &st->commit_mu, &until);
+			if (rc == ETIMEDOUT && call.state == SQ_CALL_QUEUED) {
+				sq_queue_remove(st, &call);
+				pthread_mutex_unlock(&st->commit_mu);
+				return sq_fail(AEROGRAM_EUNAVAILABLE,
+				               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
+				               st->path, st->busy_timeout_ms);
+			}
+		} else {
+			/* running in a group: its outcome comes, whatever the time */
+			pthread_cond_wait(&st->commit_cond, &st->commit_mu);
+		}
+	}
+	pthread_mutex_unlock(&st->commit_mu);
+	if (call.code != 0)
+		return sq_fail(call.code, "%s", call.message);
+	return 0;
+}
