@@ -1173,6 +1173,9 @@ static int push_add_turn(struct oplog *log, struct uidx_op *op, const struct aer
 	}
 	read_result_clear(&rr);
 	if (rc != 0) {
+		/* give the claim back, so that others need not wait for the lease
+		 * (best effort: the store is failing) */
+		turn_write(log, TURN_FREE, claim, (struct ag_ts){ 0, 0 }, NULL, 0);
 		uidx_op_free(op);
 		return rc;
 	}

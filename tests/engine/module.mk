@@ -5,7 +5,7 @@ ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
-TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/bench_open
+TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(ENGINE_T)/bench_open
 
 $(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
@@ -15,25 +15,40 @@ $(ENGINE_T)/sim_engine: $(B)/obj/tests/engine/sim_engine.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
+$(ENGINE_T)/sim_appenders: $(B)/obj/tests/engine/sim_appenders.o $(ENGINE_TEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
+
 $(ENGINE_T)/bench_open: $(B)/obj/tests/engine/bench_open.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
 CHECKS += check-engine check-engine-sim
-.PHONY: check-engine check-engine-sim sim bench-engine
+.PHONY: check-engine check-engine-sim sim sim-appenders bench-engine
 
 check-engine: $(ENGINE_T)/test_engine $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/test_engine
 
-# At least 1,000 seeds on every `make check`.
-check-engine-sim: $(ENGINE_T)/sim_engine $(B)/drivers/aerogram_memory.so
+# At least 1,000 seeds on every `make check`: the sequential simulation
+# (stale writers, every operation, faults) and the concurrent appenders
+# (UIDVALIDITY must never change), without and with a crash.
+check-engine-sim: $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/sim_engine --seeds 1000
+	$(ENGINE_T)/sim_appenders --seeds 1000
+	$(ENGINE_T)/sim_appenders --seeds 1000 --crash
 
-# `make sim SEEDS=N [FIRST=S]` runs more seeds; `make sim SEED=S` replays one.
+# `make sim SEEDS=N [FIRST=S]` runs more seeds; `make sim SEED=S` replays one
+# (of each simulation). `make sim-appenders SEEDS=100000` is the long run.
 SEEDS = 10000
 FIRST = 1
-sim: $(ENGINE_T)/sim_engine $(B)/drivers/aerogram_memory.so
+sim: $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/sim_engine $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
+	$(ENGINE_T)/sim_appenders $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
+	$(ENGINE_T)/sim_appenders --crash $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
+
+sim-appenders: $(ENGINE_T)/sim_appenders $(B)/drivers/aerogram_memory.so
+	$(ENGINE_T)/sim_appenders $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
+	$(ENGINE_T)/sim_appenders --crash $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
 
 bench-engine: $(ENGINE_T)/bench_open $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/bench_open

@@ -10,10 +10,6 @@
 #   make check-uid-stability UID_STORES=sqlite UID_REPEAT=10
 # UID_ARGS passes more options, e.g. UID_ARGS=--one-daemon (the control: the
 # same load through one daemon, which passes today) or UID_ARGS='--messages 20'.
-# Not in CHECKS: it fails until concurrent APPENDs through several daemons
-# keep their UIDs. Once they do, add the line
-#   CHECKS += check-uid-stability
-# below the target.
 UID_STORES = sqlite,garage,garage-latency
 UID_REPEAT = 1
 UID_ARGS =
@@ -22,3 +18,5 @@ UID_ARGS =
 check-uid-stability: $(B)/aerogramd $(SQLITE_DRIVER) $(B)/drivers/aerogram_garage.so
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/uid-stability/uid_stability.py \
 		--stores $(UID_STORES) --repeat $(UID_REPEAT) $(UID_ARGS)
+
+CHECKS += check-uid-stability
