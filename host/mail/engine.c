@@ -45,6 +45,13 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.poll_timeout_ms = 60000;
 	if (eng->opt.cache_mailboxes == 0)
 		eng->opt.cache_mailboxes = 256;
+	if (eng->opt.cache_summary_bytes == 0)
+		eng->opt.cache_summary_bytes = 64u << 20;
+	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
+	if (eng->summaries == NULL) {
+		free(eng);
+		return AEROGRAM_EINTERNAL;
+	}
 	const struct aerogram_driver *d = store->driver;
 	eng->cas = d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1 && (d->capabilities & AEROGRAM_CAP_CONDITIONAL) &&
 	           d->row_insert_if != NULL;
@@ -74,6 +81,7 @@ void mail_engine_free(struct mail_engine *eng)
 	mailbox_cache_flush(eng);
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
+	scache_free(eng->summaries);
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->rng_lock);

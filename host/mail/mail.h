@@ -71,6 +71,9 @@ struct mail_engine_options {
 	/* Closed mailboxes whose state stays in memory for the next open
 	 * (default 256; the least recently used goes first). */
 	size_t cache_mailboxes;
+	/* Bytes of message summaries kept in memory (default 64 MiB; the least
+	 * recently used go first). */
+	size_t cache_summary_bytes;
 	/* Log sink (default: stderr). level is an aerogram_log_level. */
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;

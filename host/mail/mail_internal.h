@@ -10,6 +10,8 @@
 
 /* ------------------------------------------------------------------ engine */
 
+struct scache;
+
 struct mail_engine {
 	struct ag_store st;
 	struct mail_engine_options opt;
@@ -32,6 +34,7 @@ struct mail_engine {
 	int cas;
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
+	struct scache *summaries;
 };
 
 /* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
@@ -288,7 +291,7 @@ int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, con
 void oplog_clear(struct oplog *log);
 /* Reads what changed since the last sync (the first one: the newest
  * checkpoint and the log after it), merging late entries. `deep` re-reads
- * everything after the in-memory base (before a checkpoint). */
+ * everything since the newest checkpoint's cut (before writing the next). */
 int oplog_sync(struct oplog *log, int deep);
 /* Writes one operation and applies it locally. Takes ownership of op in
  * every case. An ADD is given its `seen` and anchor here, on the freshest
@@ -336,6 +339,7 @@ int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, u
 
 /* ----------------------------------------------------------------- summary */
 
+
 struct summary {
 	uint64_t internal_date_ms;
 	uint64_t size;
@@ -346,6 +350,36 @@ struct summary {
 };
 int codec_summary_encode(const struct summary *s, struct cbuf *b);
 int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out); /* borrows p */
+
+/* The summary cache: summaries never change (a message id names one
+ * message for ever), so the engine keeps the recently used ones, keyed by
+ * (mailbox, message id), within a byte budget (least recently used out). */
+struct scache_entry {
+	struct scache_entry *hnext;          /* hash chain */
+	struct scache_entry *prev, *next;    /* LRU, most recent first */
+	const struct mail_mailbox *mb;
+	uint8_t id[UIDX_ID];
+	uint64_t internal_date_ms, size;
+	size_t header_len, bodystructure_len;
+	uint8_t *header;                     /* header then bodystructure, one allocation */
+};
+struct scache {
+	pthread_mutex_t lock;
+	struct scache_entry **buckets;
+	size_t n_buckets, n;
+	struct scache_entry *head, *tail;
+	size_t bytes, budget;
+	uint64_t hits, misses;
+};
+struct scache *scache_new(size_t budget);
+void scache_free(struct scache *c);
+/* Adds a summary (copied). */
+void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, const struct summary *s);
+/* Fills *out (malloc'd copies) from the cache; 0 on a hit. */
+int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, struct mail_summary *out);
+/* Drops every summary of mb (it is freed). */
+void scache_forget(struct scache *c, const struct mail_mailbox *mb);
+
 /* Key helpers: out must hold at least 600 bytes. */
 void key_summary_pk(char *out, size_t len, const char *user, const char *mbox_id);
 void key_body(char *out, size_t len, const char *user, const char *mbox_id, const uint8_t *msg_id);

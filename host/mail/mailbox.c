@@ -22,6 +22,7 @@ uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_st
 
 static void mailbox_free(struct mail_mailbox *mb)
 {
+	scache_forget(mb->eng->summaries, mb);
 	mailbox_watch_release(mb);
 	free(mb->fired_token);
 	oplog_clear(&mb->log);

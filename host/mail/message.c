@@ -152,6 +152,7 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 		rc = codec_summary_encode(&s, &bufs[i]);
 		if (rc != 0)
 			break;
+		scache_put(eng->summaries, mb, id, &s); /* a FETCH after the APPEND reads nothing */
 		ws[i] = (struct aerogram_row_write){ pk, sks[i], NULL, bufs[i].p, bufs[i].len, 0 };
 		/* keywords: the op's table is the union of every message's */
 		uint64_t f = msg->flags & MAIL_F_SYSTEM;

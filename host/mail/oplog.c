@@ -661,8 +661,8 @@ static struct ag_ts read_start(const struct oplog *log, int deep)
 	struct ag_ts s = ts_succ(log->newest);
 	if (log->cas)
 		return s;
-	if (deep)
-		return log->base_ts;
+	if (deep) /* what the next checkpoint takes in, read again in full */
+		return ts_cmp(log->ckpt_ts, log->base_ts) > 0 ? log->ckpt_ts : log->base_ts;
 	uint64_t w = log->prev_sync_start > OPLOG_OVERLAP_MS ? log->prev_sync_start - OPLOG_OVERLAP_MS : 0;
 	struct ag_ts win = { w, 0 };
 	if (ts_cmp(win, s) < 0)

@@ -3,7 +3,10 @@
  * Row <u>/mail/<mbox> / <message id>: internal date, size, the header block
  * and the caller's serialised body structure, so ENVELOPE, BODYSTRUCTURE and
  * header fetches need no body blob. Results are paired with requests by
- * sort key, never by position, so a missing row shifts nothing. */
+ * sort key, never by position, so a missing row shifts nothing. A summary
+ * never changes, so the engine keeps recent ones in memory (the cache
+ * below): FETCH ENVELOPE of what was just appended or fetched reads
+ * nothing. */
 #include "host/mail/mail_internal.h"
 
 #include <stdio.h>
@@ -45,6 +48,202 @@ static int pick_summary(const struct aerogram_row *row, struct summary *out)
 	return best ? 0 : AEROGRAM_ENOTFOUND;
 }
 
+/* ---- the cache ---- */
+
+static size_t scache_hash(const struct mail_mailbox *mb, const uint8_t *id)
+{
+	uint64_t a, b;
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)mb) * 0xff51afd7ed558ccdull;
+	return (size_t)(h ^ (h >> 31));
+}
+
+struct scache *scache_new(size_t budget)
+{
+	struct scache *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->budget = budget;
+	c->n_buckets = 1024;
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	if (c->buckets == NULL) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static size_t entry_bytes(const struct scache_entry *e)
+{
+	return sizeof(*e) + e->header_len + e->bodystructure_len;
+}
+
+static void lru_unlink(struct scache *c, struct scache_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct scache *c, struct scache_entry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (c->tail == NULL)
+		c->tail = e;
+}
+
+static void entry_remove(struct scache *c, struct scache_entry *e)
+{
+	struct scache_entry **pp = &c->buckets[scache_hash(e->mb, e->id) & (c->n_buckets - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	lru_unlink(c, e);
+	c->bytes -= entry_bytes(e);
+	c->n--;
+	free(e->header);
+	free(e);
+}
+
+static void rehash(struct scache *c)
+{
+	size_t nb = c->n_buckets * 2;
+	struct scache_entry **b = calloc(nb, sizeof(*b));
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < c->n_buckets; i++)
+		for (struct scache_entry *e = c->buckets[i], *next; e; e = next) {
+			next = e->hnext;
+			size_t j = scache_hash(e->mb, e->id) & (nb - 1);
+			e->hnext = b[j];
+			b[j] = e;
+		}
+	free(c->buckets);
+	c->buckets = b;
+	c->n_buckets = nb;
+}
+
+static struct scache_entry *lookup(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id)
+{
+	for (struct scache_entry *e = c->buckets[scache_hash(mb, id) & (c->n_buckets - 1)]; e; e = e->hnext)
+		if (e->mb == mb && memcmp(e->id, id, UIDX_ID) == 0)
+			return e;
+	return NULL;
+}
+
+void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, const struct summary *s)
+{
+	size_t need = sizeof(struct scache_entry) + s->header_len + s->bodystructure_len;
+	if (c->budget == 0 || need > c->budget / 16)
+		return; /* a giant header is not worth a sixteenth of the cache */
+	struct scache_entry *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return;
+	e->header = malloc(s->header_len + s->bodystructure_len + 1);
+	if (e->header == NULL) {
+		free(e);
+		return;
+	}
+	if (s->header_len)
+		memcpy(e->header, s->header, s->header_len);
+	if (s->bodystructure_len)
+		memcpy(e->header + s->header_len, s->bodystructure, s->bodystructure_len);
+	e->header_len = s->header_len;
+	e->bodystructure_len = s->bodystructure_len;
+	e->internal_date_ms = s->internal_date_ms;
+	e->size = s->size;
+	e->mb = mb;
+	memcpy(e->id, id, UIDX_ID);
+	pthread_mutex_lock(&c->lock);
+	struct scache_entry *old = lookup(c, mb, id);
+	if (old) {
+		entry_remove(c, old);
+	}
+	if (c->n >= c->n_buckets)
+		rehash(c);
+	size_t j = scache_hash(mb, id) & (c->n_buckets - 1);
+	e->hnext = c->buckets[j];
+	c->buckets[j] = e;
+	lru_push(c, e);
+	c->bytes += entry_bytes(e);
+	c->n++;
+	while (c->bytes > c->budget && c->tail && c->tail != e)
+		entry_remove(c, c->tail);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, struct mail_summary *out)
+{
+	pthread_mutex_lock(&c->lock);
+	struct scache_entry *e = lookup(c, mb, id);
+	if (e == NULL) {
+		c->misses++;
+		pthread_mutex_unlock(&c->lock);
+		return -1;
+	}
+	c->hits++;
+	lru_unlink(c, e);
+	lru_push(c, e);
+	out->header = malloc(e->header_len + 1);
+	out->bodystructure = malloc(e->bodystructure_len + 1);
+	int rc = 0;
+	if (out->header == NULL || out->bodystructure == NULL) {
+		free(out->header);
+		free(out->bodystructure);
+		out->header = out->bodystructure = NULL;
+		rc = -1;
+	} else {
+		if (e->header_len)
+			memcpy(out->header, e->header, e->header_len);
+		if (e->bodystructure_len)
+			memcpy(out->bodystructure, e->header + e->header_len, e->bodystructure_len);
+		out->header_len = e->header_len;
+		out->bodystructure_len = e->bodystructure_len;
+		out->internal_date_ms = e->internal_date_ms;
+		out->size = e->size;
+		out->status = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void scache_forget(struct scache *c, const struct mail_mailbox *mb)
+{
+	pthread_mutex_lock(&c->lock);
+	for (struct scache_entry *e = c->head, *next; e; e = next) {
+		next = e->next;
+		if (e->mb == mb)
+			entry_remove(c, e);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void scache_free(struct scache *c)
+{
+	if (c == NULL)
+		return;
+	while (c->head)
+		entry_remove(c, c->head);
+	free(c->buckets);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* ---- reads ---- */
+
 struct want {
 	char hex[33];
 	size_t index;
@@ -59,6 +258,8 @@ struct fill {
 	struct want *w;
 	size_t n;
 	struct mail_summary *out;
+	struct scache *cache;
+	const struct mail_mailbox *mb;
 };
 
 static int fill_row(void *arg, const struct aerogram_row *row)
@@ -75,6 +276,9 @@ static int fill_row(void *arg, const struct aerogram_row *row)
 	struct summary s = { 0 };
 	if (pick_summary(row, &s) != 0)
 		return 0;
+	uint8_t id[UIDX_ID];
+	if (f->cache && mail_unhex(key.hex, id, UIDX_ID) == 0)
+		scache_put(f->cache, f->mb, id, &s);
 	for (; hit < f->w + f->n && strcmp(hit->hex, key.hex) == 0; hit++) {
 		struct mail_summary *o = &f->out[hit->index];
 		if (o->status == 0)
@@ -114,6 +318,8 @@ int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct m
 		const struct uidx_msg *m = uidx_find_uid(v->snap, uids[i]);
 		if (m == NULL)
 			continue;
+		if (scache_get(eng->summaries, v->mb, m->id, &res[i]) == 0)
+			continue;
 		mail_hex(m->id, UIDX_ID, w[nw].hex);
 		w[nw].index = i;
 		nw++;
@@ -121,12 +327,14 @@ int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct m
 	qsort(w, nw, sizeof(*w), want_cmp);
 	char pk[512];
 	key_summary_pk(pk, sizeof(pk), v->mb->user, v->mb->id);
-	struct fill f = { w, nw, res };
+	struct fill f = { w, nw, res, eng->summaries, v->mb };
 	int rc = 0;
 	if (nw == 0) {
 		rc = 0;
-	} else if (nw * 2 > v->snap->n) {
-		/* most of the mailbox: one range read (paginated) beats n lookups */
+	} else if (nw * 2 > v->snap->n && nw > 256) {
+		/* most of a large mailbox: one range read (paginated) beats n
+		 * lookups (it also reads the rows of expunged messages not
+		 * collected yet) */
 		struct aerogram_row_query q = { .pk = pk };
 		rc = mail_read_range(eng, &q, fill_row, &f);
 	} else {

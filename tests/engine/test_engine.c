@@ -1112,6 +1112,127 @@ static void test_round_trips(void)
 	CU_ASSERT(big.list <= 2);
 }
 
+static int append_ticking(struct env *e, struct mail_mailbox *mb, int n, uint64_t tick_ms);
+
+/* ------------------------------------------- rows read per command */
+
+/* What commands read from the store after a history of `history` flag
+ * changes on a 1,000-message mailbox: rows (all queries together) and log
+ * rows (entries) of the sync they did. */
+struct reads {
+	uint64_t noop_rows, noop_log, status_rows, select_rows, store_rows, append_rows;
+	uint64_t cold_select_rows;
+};
+
+static void reads_after(uint64_t history, struct reads *r)
+{
+	struct env e;
+	env_open(&e, 61);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ros", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(append_ticking(&e, mb, 1000, 2), 0);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 1, &v), 0);
+	uint32_t uids[64];
+	for (uint64_t i = 0; i < history; i++) {
+		e.clk.now += 200; /* a command every 200 ms, for half an hour */
+		size_t k = 0;
+		for (uint32_t j = 0; j < 64; j++)
+			uids[k++] = 1 + (uint32_t)((i * 131 + j * 17) % 1000);
+		CU_ASSERT_EQUAL_FATAL(mail_store(v, uids, k, i & 1 ? MAIL_STORE_REMOVE : MAIL_STORE_ADD,
+		                                 MAIL_F_FLAGGED, NULL, 0), 0);
+	}
+	/* the writes are over: the mailbox is quiet, as between two commands */
+	e.clk.now += 5000;
+	struct mail_changes *c;
+	CU_ASSERT_EQUAL(mail_view_update(v, 1, &c), 0);
+	mail_changes_free(c);
+
+	/* NOOP on an unchanged mailbox */
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(mail_view_update(v, 1, &c), 0);
+	CU_ASSERT_EQUAL(c->n_flags + c->n_expunged, 0);
+	mail_changes_free(c);
+	r->noop_rows = agw_count_rows_read(e.cw);
+	r->noop_log = mb->log.last_sync_rows;
+	/* STATUS: the shared state, joined */
+	agw_count_reset(e.cw);
+	struct mail_mailbox *m2;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ros", "INBOX", &m2), 0);
+	struct mail_status st;
+	CU_ASSERT_EQUAL(mail_mailbox_status(m2, &st), 0);
+	CU_ASSERT_EQUAL(st.exists, 1000);
+	r->status_rows = agw_count_rows_read(e.cw);
+	/* SELECT: a new claiming view */
+	agw_count_reset(e.cw);
+	struct mail_view *v2;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 1, &v2), 0);
+	r->select_rows = agw_count_rows_read(e.cw);
+	mail_view_close(v2);
+	mail_mailbox_close(m2);
+	/* a STORE, then an APPEND (with no checkpoint due: in a daemon the
+	 * poller writes those, off the command's path) */
+	e.clk.now += 5000;
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
+	e.clk.now += 5000;
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(mail_store(v, uids, 10, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), 0);
+	r->store_rows = agw_count_rows_read(e.cw);
+	e.clk.now += 5000;
+	agw_count_reset(e.cw);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	r->append_rows = agw_count_rows_read(e.cw);
+	/* SELECT in another daemon that never opened it (checkpoints and the
+	 * quiet-mailbox rule bound what it reads) */
+	e.clk.now += OPLOG_CKPT_IDLE_MS + 1000;
+	if (oplog_idle_checkpoint_due(&mb->log, e.clk.now))
+		CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
+	struct mail_engine *other = env_engine(&e, 62);
+	agw_count_reset(e.cw);
+	struct mail_mailbox *om;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "ros", "INBOX", &om), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(om, 1, &v2), 0);
+	r->cold_select_rows = agw_count_rows_read(e.cw);
+	CU_ASSERT_EQUAL(mail_view_exists(v2), 1001);
+	mail_view_close(v2);
+	mail_mailbox_close(om);
+	mail_engine_free(other);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+static void test_rows_per_command(void)
+{
+	struct reads a, b;
+	reads_after(1000, &a);
+	reads_after(10000, &b);
+	printf("\n  rows read after 1,000 / 10,000 flag changes: NOOP %llu/%llu (log %llu/%llu) STATUS %llu/%llu "
+	       "SELECT %llu/%llu STORE %llu/%llu APPEND %llu/%llu cold SELECT %llu/%llu\n",
+	       (unsigned long long)a.noop_rows, (unsigned long long)b.noop_rows, (unsigned long long)a.noop_log,
+	       (unsigned long long)b.noop_log, (unsigned long long)a.status_rows, (unsigned long long)b.status_rows,
+	       (unsigned long long)a.select_rows, (unsigned long long)b.select_rows, (unsigned long long)a.store_rows,
+	       (unsigned long long)b.store_rows, (unsigned long long)a.append_rows, (unsigned long long)b.append_rows,
+	       (unsigned long long)a.cold_select_rows, (unsigned long long)b.cold_select_rows);
+	/* a NOOP on an unchanged mailbox reads no log row (the watch row only) */
+	CU_ASSERT_EQUAL(a.noop_log, 0);
+	CU_ASSERT_EQUAL(b.noop_log, 0);
+	CU_ASSERT(b.noop_rows <= 1);
+	/* nothing grows with the history */
+	CU_ASSERT_EQUAL(a.status_rows, b.status_rows);
+	CU_ASSERT_EQUAL(a.select_rows, b.select_rows);
+	CU_ASSERT_EQUAL(a.store_rows, b.store_rows);
+	CU_ASSERT_EQUAL(a.append_rows, b.append_rows);
+	/* a daemon that never opened it: list row, checkpoint, watch row and
+	 * a tail too short for a checkpoint of its own */
+	CU_ASSERT(a.cold_select_rows <= 3 + OPLOG_CKPT_IDLE_MIN);
+	CU_ASSERT(b.cold_select_rows <= 3 + OPLOG_CKPT_IDLE_MIN);
+	CU_ASSERT(b.status_rows <= 4);
+	CU_ASSERT(b.select_rows <= 4);
+	CU_ASSERT(b.store_rows <= 4);
+	CU_ASSERT(b.append_rows <= 8);
+}
+
 /* ----------------------------------------------------------- checkpoints */
 
 /* Appends n messages, the clock moving tick_ms before each. */
@@ -1794,6 +1915,7 @@ int main(void)
 	CU_add_test(s, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
 	CU_add_test(s, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
 	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
+	CU_add_test(s, "rows read per command do not grow with the history", test_rows_per_command);
 	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(s, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
 	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
@@ -1812,6 +1934,7 @@ int main(void)
 	CU_add_test(t, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
 	CU_add_test(t, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
 	CU_add_test(t, "round trips per operation do not grow with the mailbox", test_round_trips);
+	CU_add_test(t, "rows read per command do not grow with the history", test_rows_per_command);
 	CU_add_test(t, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(t, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
 	CU_add_test(t, "log row with a sibling: deterministic choice", test_log_sibling);
