@@ -1,16 +1,28 @@
-# bench/: bench-driver measures any driver's basic operations (never a test:
-# it prints numbers and does not fail on speed).
-#   make bench                      sqlite (synchronous=full, normal) and memory
+# bench/: benchmarks. They print numbers and never fail on speed (none is
+# part of `make check`).
+#   make bench                      bench-driver: a driver's basic operations,
+#                                   sqlite (synchronous=full, normal) and memory
 #   build/bench-driver [-n N] DRIVER.so key=value...   any driver
+#   make bench-imap                 aerogramd (sqlite, memory) and the reference
+#                                   Dovecot under imaptest's mixed load, then a
+#                                   decay run (bench/imap_stress.py)
+# bench-imap uses the team's shared scripts (imaptest and the reference
+# Dovecot) from BENCH_TOOLS; pass more options in BENCH_IMAP_ARGS (see
+# python3 bench/imap_stress.py --help).
 # Built by `make all`, not installed: a development tool.
 TESTBINS += $(B)/bench-driver
 BENCH_N = 2000
+BENCH_TOOLS = /work/shared/tools
+IMAP_SECS = 20
+IMAP_DECAY_SECS = 60
+BENCH_IMAP_ARGS =
+BENCH_ENV = AG_BUILD=$(B) AG_BENCH_TOOLS=$(BENCH_TOOLS)
 
 # host/module.mk is read after this file: name the loader object directly.
 $(B)/bench-driver: $(B)/obj/bench/bench_driver.o $(B)/obj/host/driver_loader.o
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
-.PHONY: bench
+.PHONY: bench bench-imap
 bench: $(B)/bench-driver $(DRIVERS)
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/agbench.XXXXXX") && \
 	echo "== sqlite, synchronous=full (default)" && \
@@ -22,3 +34,6 @@ bench: $(B)/bench-driver $(DRIVERS)
 	echo "== watch latency, sqlite (poll_interval_ms default)" && \
 	$(B)/bench-driver -w -n 40 $(B)/drivers/aerogram_sqlite.so path=$$dir/watch.db && \
 	rm -rf "$$dir"
+
+bench-imap: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
+	$(BENCH_ENV) python3 bench/imap_stress.py --secs $(IMAP_SECS) --decay-secs $(IMAP_DECAY_SECS) $(BENCH_IMAP_ARGS)
