@@ -6,9 +6,13 @@
 #   make bench-imap                 aerogramd (sqlite, memory) and the reference
 #                                   Dovecot under imaptest's mixed load, then a
 #                                   decay run (bench/imap_stress.py)
-# bench-imap uses the team's shared scripts (imaptest and the reference
-# Dovecot) from BENCH_TOOLS; pass more options in BENCH_IMAP_ARGS (see
-# python3 bench/imap_stress.py --help).
+#   make bench-scale                one INBOX filled to SCALE_MAX messages with
+#                                   pipelined APPENDs; SELECT/APPEND/STATUS/SEARCH
+#                                   timed on the way; fsyncs per APPEND
+#                                   (bench/mailbox_scale.py)
+# bench-imap and bench-scale use the team's shared scripts (imaptest and the
+# reference Dovecot) from BENCH_TOOLS; pass more options in BENCH_IMAP_ARGS or
+# BENCH_SCALE_ARGS (e.g. BENCH_SCALE_ARGS=--dovecot; see --help of each script).
 # Built by `make all`, not installed: a development tool.
 TESTBINS += $(B)/bench-driver
 BENCH_N = 2000
@@ -16,13 +20,15 @@ BENCH_TOOLS = /work/shared/tools
 IMAP_SECS = 20
 IMAP_DECAY_SECS = 60
 BENCH_IMAP_ARGS =
+SCALE_MAX = 100000
+BENCH_SCALE_ARGS =
 BENCH_ENV = AG_BUILD=$(B) AG_BENCH_TOOLS=$(BENCH_TOOLS)
 
 # host/module.mk is read after this file: name the loader object directly.
 $(B)/bench-driver: $(B)/obj/bench/bench_driver.o $(B)/obj/host/driver_loader.o
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
-.PHONY: bench bench-imap
+.PHONY: bench bench-imap bench-scale
 bench: $(B)/bench-driver $(DRIVERS)
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/agbench.XXXXXX") && \
 	echo "== sqlite, synchronous=full (default)" && \
@@ -37,3 +43,6 @@ bench: $(B)/bench-driver $(DRIVERS)
 
 bench-imap: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
 	$(BENCH_ENV) python3 bench/imap_stress.py --secs $(IMAP_SECS) --decay-secs $(IMAP_DECAY_SECS) $(BENCH_IMAP_ARGS)
+
+bench-scale: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
+	$(BENCH_ENV) python3 bench/mailbox_scale.py --max $(SCALE_MAX) $(BENCH_SCALE_ARGS)
