@@ -159,7 +159,7 @@ def finish_daemon(daemon, label):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--secs", type=int, default=20, help="length of each stress run (default 20)")
     ap.add_argument("--decay-secs", type=int, default=60, help="length of each decay run (default 60)")
     ap.add_argument("--interval", type=int, default=10, help="seconds per row of the decay table (default 10)")

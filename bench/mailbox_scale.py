@@ -22,6 +22,8 @@ one of 100 senders, so each sender is in about 1% of them). It prints:
 127.0.0.1:10143, testuser1/pass) after aerogramd, one server at a time.
 --self-test measures the load generator against a trivial server that
 answers every APPEND at once. It prints numbers and never fails on speed.
+A full fill takes as long as the server needs (a progress line goes to
+stderr every minute); --max 10000 is a short run.
 
     python3 bench/mailbox_scale.py [--max 100000] [--dovecot] [--self-test]
 """
@@ -897,7 +899,7 @@ def client_ceiling(args, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max", type=int, default=100000, help="messages to fill INBOX with (default 100000)")
     ap.add_argument("--checkpoints", default="1000,10000,100000",
                     help="sizes at which the single commands are timed (default 1000,10000,100000; "
