@@ -1,18 +1,36 @@
-# bench/: bench-driver measures any driver's basic operations (never a test:
-# it prints numbers and does not fail on speed).
-#   make bench                      sqlite (synchronous=full, normal) and memory
+# bench/: benchmarks. They print numbers and never fail on speed (none is
+# part of `make check`).
+#   make bench                      bench-driver: a driver's basic operations,
+#                                   sqlite (synchronous=full, normal) and memory
 #   build/bench-driver [-n N] DRIVER.so key=value...   any driver
 #   make bench-append               the engine's APPEND on sqlite from 1, 4, 10
 #                                   threads: appends/s and fsyncs per append
+#   make bench-imap                 aerogramd (sqlite, memory) and the reference
+#                                   Dovecot under imaptest's mixed load, then a
+#                                   decay run (bench/imap_stress.py)
+#   make bench-scale                one INBOX filled to SCALE_MAX messages with
+#                                   pipelined APPENDs; SELECT/APPEND/STATUS/SEARCH
+#                                   timed on the way; fsyncs per APPEND
+#                                   (bench/mailbox_scale.py)
+# bench-imap and bench-scale use the team's shared scripts (imaptest and the
+# reference Dovecot) from BENCH_TOOLS; pass more options in BENCH_IMAP_ARGS or
+# BENCH_SCALE_ARGS (e.g. BENCH_SCALE_ARGS=--dovecot; see --help of each script).
 # Built by `make all`, not installed: a development tool.
 TESTBINS += $(B)/bench-driver
 BENCH_N = 2000
+BENCH_TOOLS = /work/shared/tools
+IMAP_SECS = 20
+IMAP_DECAY_SECS = 60
+BENCH_IMAP_ARGS =
+SCALE_MAX = 100000
+BENCH_SCALE_ARGS =
+BENCH_ENV = AG_BUILD=$(B) AG_BENCH_TOOLS=$(BENCH_TOOLS)
 
 # host/module.mk is read after this file: name the loader object directly.
 $(B)/bench-driver: $(B)/obj/bench/bench_driver.o $(B)/obj/host/driver_loader.o
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
-.PHONY: bench
+.PHONY: bench bench-imap bench-scale
 bench: $(B)/bench-driver $(DRIVERS)
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/agbench.XXXXXX") && \
 	echo "== sqlite, synchronous=full (default)" && \
@@ -32,3 +50,9 @@ BENCH_APPEND_N = 600
 .PHONY: bench-append
 bench-append: $(B)/bench-driver $(B)/drivers/aerogram_sqlite.so
 	sh bench/bench-append $(B) $(BENCH_APPEND_N) synchronous=full
+
+bench-imap: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
+	$(BENCH_ENV) python3 bench/imap_stress.py --secs $(IMAP_SECS) --decay-secs $(IMAP_DECAY_SECS) $(BENCH_IMAP_ARGS)
+
+bench-scale: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
+	$(BENCH_ENV) python3 bench/mailbox_scale.py --max $(SCALE_MAX) $(BENCH_SCALE_ARGS)
