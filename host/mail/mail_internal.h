@@ -198,6 +198,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out);
 #define OPLOG_LATE_MS 500
 #define OPLOG_SKEW_MS 500
 #define OPLOG_OVERLAP_MS (OPLOG_LATE_MS + OPLOG_SKEW_MS)
+#define OPLOG_LATE_PENDING 16
 /* Without conditional writes, the entries of the last OPLOG_FOLD_MS stay in
  * memory so that a late one can be merged by replaying them; older ones are
  * folded into a base state. */
@@ -278,6 +279,9 @@ struct oplog {
 	uint64_t rows_read;        /* log rows read since the state was created */
 	int ckpt_loaded;           /* the last sync loaded a checkpoint */
 	uint64_t turn_waits;       /* adds that found the turn busy */
+	/* late entries of ours not announced yet (the announcement failed) */
+	struct ag_ts late_pending[OPLOG_LATE_PENDING];
+	size_t n_late_pending;
 	char turn_sk[48];          /* this engine's claim row */
 	char *turn_token;          /* its token, from our last read of it */
 	uint64_t turn_dead_logged;

@@ -932,25 +932,33 @@ static int checkpoint_due(const struct oplog *log);
 
 /* Without conditional writes: after a write acknowledged later than
  * OPLOG_LATE_MS past its timestamp, a new entry names it, so that readers
- * whose window passed it fetch it (README: late entries). */
+ * whose window passed it fetch it (README: late entries). An announcement
+ * that fails is kept and tried again after the next write. */
 static void announce_if_late(struct oplog *log, struct ag_ts ts, int late_depth)
 {
 	uint64_t now = mail_now(log->eng);
-	if (now <= ts.ms + OPLOG_LATE_MS || late_depth >= 2)
-		return;
-	struct uidx_op *m = calloc(1, sizeof(*m));
-	if (m == NULL)
-		return;
-	m->kind = UIDX_OP_LATE;
-	m->has_anchor = 1;
-	m->anchor = ts;
-	mail_log(log->eng, AEROGRAM_LOG_INFO, "%s: a write took %llu ms: announcing it", log->pk,
-	         (unsigned long long)(now - ts.ms));
-	push_plain(log, m, late_depth + 1);
+	if (now > ts.ms + OPLOG_LATE_MS && late_depth < 2) {
+		mail_log(log->eng, AEROGRAM_LOG_INFO, "%s: a write took %llu ms: announcing it", log->pk,
+		         (unsigned long long)(now - ts.ms));
+		if (log->n_late_pending < OPLOG_LATE_PENDING)
+			log->late_pending[log->n_late_pending++] = ts;
+	}
+	while (log->n_late_pending > 0 && late_depth == 0) {
+		struct uidx_op *m = calloc(1, sizeof(*m));
+		if (m == NULL)
+			return;
+		m->kind = UIDX_OP_LATE;
+		m->has_anchor = 1;
+		m->anchor = log->late_pending[0];
+		if (push_plain(log, m, late_depth + 1) != 0)
+			return; /* the next write tries again */
+		memmove(log->late_pending, log->late_pending + 1, --log->n_late_pending * sizeof(log->late_pending[0]));
+	}
 }
 
 /* Without conditional writes: an entry other than an add (or an add of a
- * lazy engine): entry, then the watch row. */
+ * lazy engine): entry, then the watch row. A write that failed may have
+ * been applied all the same: look before reporting the failure. */
 static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth)
 {
 	struct mail_engine *eng = log->eng;
@@ -961,6 +969,17 @@ static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth)
 	int rc = encode_op(op, &b);
 	if (rc == 0)
 		rc = write_entry(log, ts, &b);
+	if (rc != 0 && b.p != NULL) {
+		int found = 0;
+		if (fetch_entry(log, ts, &found) == 0 && found) {
+			/* applied after all: the read merged it */
+			free(b.p);
+			uidx_op_free(op);
+			announce_if_late(log, ts, late_depth);
+			write_watch(log, NULL, 0, NULL);
+			return 0;
+		}
+	}
 	if (rc != 0) {
 		free(b.p);
 		uidx_op_free(op);

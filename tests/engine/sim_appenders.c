@@ -252,12 +252,21 @@ static void *actor_main(void *arg)
 static int same_state(const struct uidx_state *x, const struct uidx_state *y)
 {
 	if (x->uidvalidity != y->uidvalidity || x->uidnext != y->uidnext || x->n != y->n ||
-	    x->highestmodseq != y->highestmodseq)
+	    x->highestmodseq != y->highestmodseq) {
+		if (eu_verbose)
+			fprintf(stderr, "counters: uv %u/%u next %u/%u n %zu/%zu hms %llu/%llu\n", x->uidvalidity,
+			        y->uidvalidity, x->uidnext, y->uidnext, x->n, y->n, (unsigned long long)x->highestmodseq,
+			        (unsigned long long)y->highestmodseq);
 		return 0;
+	}
 	for (size_t i = 0; i < x->n; i++)
 		if (memcmp(x->msgs[i].id, y->msgs[i].id, UIDX_ID) || x->msgs[i].uid != y->msgs[i].uid ||
-		    x->msgs[i].flags != y->msgs[i].flags)
+		    x->msgs[i].flags != y->msgs[i].flags) {
+			if (eu_verbose)
+				fprintf(stderr, "message %zu: uid %u/%u flags %llx/%llx\n", i, x->msgs[i].uid, y->msgs[i].uid,
+				        (unsigned long long)x->msgs[i].flags, (unsigned long long)y->msgs[i].flags);
 			return 0;
+		}
 	return 1;
 }
 
