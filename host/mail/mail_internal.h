@@ -11,6 +11,7 @@
 /* ------------------------------------------------------------------ engine */
 
 struct scache;
+struct add_wait;
 
 struct mail_engine {
 	struct ag_store st;
@@ -408,6 +409,11 @@ struct mail_mailbox {
 	uint32_t uv_base;           /* the list's UIDVALIDITY for this name, minus 1 */
 	pthread_mutex_t lock;       /* the oplog and the state */
 	struct oplog log;
+	/* adds waiting to be written together (message.c: push_add) */
+	pthread_mutex_t add_lock;
+	pthread_cond_t add_cond;
+	struct add_wait *add_head, *add_tail;
+	int add_leader;
 	int deleted;
 	/* poller */
 	struct aerogram_watch *watch;

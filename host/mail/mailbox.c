@@ -27,6 +27,8 @@ static void mailbox_free(struct mail_mailbox *mb)
 	free(mb->fired_token);
 	oplog_clear(&mb->log);
 	pthread_mutex_destroy(&mb->lock);
+	pthread_mutex_destroy(&mb->add_lock);
+	pthread_cond_destroy(&mb->add_cond);
 	pthread_mutex_destroy(&mb->sub_lock);
 	pthread_cond_destroy(&mb->sub_cond);
 	free(mb->user);
@@ -215,6 +217,8 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 		memcpy(mb->id, hex, sizeof(mb->id));
 		mb->refs = 1;
 		pthread_mutex_init(&mb->lock, NULL);
+		pthread_mutex_init(&mb->add_lock, NULL);
+		pthread_cond_init(&mb->add_cond, NULL);
 		pthread_mutex_init(&mb->sub_lock, NULL);
 		pthread_cond_init(&mb->sub_cond, NULL);
 		mb->next = eng->open;

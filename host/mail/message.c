@@ -48,41 +48,183 @@ static struct uidx_op *op_new(uint8_t kind, size_t n)
 	return op;
 }
 
-/* Pushes an ADD of op->n ids into mb, with the rows `extra` (their
- * summaries) written before or with it, then reports their UIDs. The log
- * reads what it must first (README: UID allocation). */
-static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
-                    size_t n_extra, uint32_t *uidvalidity, uint32_t *uids)
+/* One add waiting to be written: adds to one mailbox that arrive while
+ * another is being written are merged into one log entry (group commit:
+ * one conditional batch or one turn for all of them). */
+struct add_wait {
+	struct uidx_op *op;
+	const struct aerogram_row_write *extra;
+	size_t n_extra;
+	uint8_t (*ids)[UIDX_ID];
+	size_t n;
+	uint32_t *uids;
+	uint32_t uv;
+	int rc;
+	int done;
+	struct add_wait *next;
+};
+
+/* Adds of one entry, at most: beyond this a batch waits for the next. */
+#define ADD_BATCH_MAX_ITEMS 512
+
+/* Merges the ops of a batch into the first one's (keywords remapped into
+ * one table). Returns the merged op, which takes the ops' items. */
+static struct uidx_op *merge_adds(struct add_wait **batch, size_t nb)
 {
-	size_t n = op->n;
-	uint8_t (*ids)[UIDX_ID] = NULL;
-	if (uids && n) {
-		ids = malloc(n * UIDX_ID);
-		if (ids == NULL) {
-			uidx_op_free(op);
-			return AEROGRAM_EINTERNAL;
-		}
-		memcpy(ids, op->ids, n * UIDX_ID);
+	size_t n = 0;
+	for (size_t i = 0; i < nb; i++)
+		n += batch[i]->op->n;
+	struct uidx_op *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return NULL;
+	m->kind = UIDX_OP_ADD;
+	m->ids = malloc(n * UIDX_ID);
+	m->item_flags = calloc(n, sizeof(uint64_t));
+	if (m->ids == NULL || m->item_flags == NULL) {
+		uidx_op_free(m);
+		return NULL;
 	}
+	for (size_t i = 0; i < nb; i++) {
+		const struct uidx_op *o = batch[i]->op;
+		for (size_t k = 0; k < o->n; k++) {
+			uint64_t f = o->item_flags[k] & MAIL_F_SYSTEM;
+			for (size_t b = 0; b < o->n_keywords; b++) {
+				if (!(o->item_flags[k] & (1ull << (5 + b))))
+					continue;
+				size_t j;
+				for (j = 0; j < m->n_keywords; j++)
+					if (strcasecmp(m->keywords[j], o->keywords[b]) == 0)
+						break;
+				if (j == m->n_keywords) {
+					char **nk = j < MAIL_MAX_KEYWORDS ? realloc(m->keywords, (j + 1) * sizeof(char *)) : NULL;
+					if (nk == NULL)
+						continue; /* past the table: dropped, as apply would */
+					m->keywords = nk;
+					if ((nk[j] = strdup(o->keywords[b])) == NULL)
+						continue;
+					m->n_keywords++;
+				}
+				f |= 1ull << (5 + j);
+			}
+			memcpy(m->ids[m->n], o->ids[k], UIDX_ID);
+			m->item_flags[m->n++] = f;
+		}
+	}
+	return m;
+}
+
+/* Writes a batch of adds (the leader, without the queue lock), and gives
+ * each its result. */
+static void run_adds(struct mail_mailbox *mb, struct add_wait **batch, size_t nb)
+{
+	struct uidx_op *op = NULL;
+	struct aerogram_row_write *extra = NULL;
+	size_t n_extra = 0;
+	int rc = 0;
+	if (nb == 1) {
+		op = batch[0]->op;
+		extra = (struct aerogram_row_write *)batch[0]->extra;
+		n_extra = batch[0]->n_extra;
+	} else {
+		op = merge_adds(batch, nb);
+		for (size_t i = 0; i < nb; i++)
+			n_extra += batch[i]->n_extra;
+		extra = calloc(n_extra ? n_extra : 1, sizeof(*extra));
+		if (op == NULL || extra == NULL)
+			rc = AEROGRAM_EINTERNAL;
+		for (size_t i = 0, k = 0; rc == 0 && i < nb; i++) {
+			if (batch[i]->n_extra)
+				memcpy(extra + k, batch[i]->extra, batch[i]->n_extra * sizeof(*extra));
+			k += batch[i]->n_extra;
+		}
+		for (size_t i = 0; i < nb; i++)
+			uidx_op_free(batch[i]->op);
+	}
+	for (size_t i = 0; i < nb; i++)
+		batch[i]->op = NULL;
+	uint32_t uv = 0;
 	pthread_mutex_lock(&mb->lock);
-	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : oplog_push(&mb->log, op, extra, n_extra);
+	if (rc == 0) {
+		rc = mb->deleted ? AEROGRAM_ENOTFOUND : oplog_push(&mb->log, op, extra, n_extra);
+		op = NULL;
+	}
 	if (rc == AEROGRAM_ENOTFOUND)
 		mb->deleted = 1;
 	if (rc == 0) {
-		if (uidvalidity)
-			*uidvalidity = mailbox_uidvalidity(mb, mb->log.cur);
-		for (size_t i = 0; uids && i < n; i++) {
-			const struct uidx_msg *m = uidx_find_id(mb->log.cur, ids[i]);
-			uids[i] = m ? m->uid : 0;
-		}
+		uv = mailbox_uidvalidity(mb, mb->log.cur);
+		for (size_t i = 0; i < nb; i++)
+			for (size_t k = 0; batch[i]->uids && k < batch[i]->n; k++) {
+				const struct uidx_msg *m = uidx_find_id(mb->log.cur, batch[i]->ids[k]);
+				batch[i]->uids[k] = m ? m->uid : 0;
+			}
 	}
 	pthread_mutex_unlock(&mb->lock);
+	uidx_op_free(op);
+	if (nb > 1)
+		free(extra);
+	for (size_t i = 0; i < nb; i++) {
+		batch[i]->rc = rc;
+		batch[i]->uv = uv;
+	}
 	if (rc == 0) {
 		mailbox_notify(mb);
 		mailbox_after_write(mb);
 	}
-	free(ids);
-	return rc;
+}
+
+/* Pushes an ADD of op->n ids into mb, with the rows `extra` (their
+ * summaries) written before or with it, then reports their UIDs. The log
+ * reads what it must first (README: UID allocation). Concurrent adds to
+ * one mailbox share one entry: the first to come writes for everyone
+ * queued meanwhile. */
+static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
+                    size_t n_extra, uint32_t *uidvalidity, uint32_t *uids)
+{
+	struct add_wait w = { op, extra, n_extra, NULL, op->n, uids, 0, 0, 0, NULL };
+	if (uids && op->n) {
+		w.ids = malloc(op->n * UIDX_ID);
+		if (w.ids == NULL) {
+			uidx_op_free(op);
+			return AEROGRAM_EINTERNAL;
+		}
+		memcpy(w.ids, op->ids, op->n * UIDX_ID);
+	}
+	pthread_mutex_lock(&mb->add_lock);
+	if (mb->add_tail)
+		mb->add_tail->next = &w;
+	else
+		mb->add_head = &w;
+	mb->add_tail = &w;
+	while (!w.done) {
+		if (mb->add_leader) {
+			pthread_cond_wait(&mb->add_cond, &mb->add_lock);
+			continue;
+		}
+		/* lead: take what is queued (up to a bound), write it, hand out */
+		mb->add_leader = 1;
+		struct add_wait *batch[64];
+		size_t nb = 0, items = 0;
+		while (mb->add_head && nb < 64 && (nb == 0 || items + mb->add_head->n <= ADD_BATCH_MAX_ITEMS)) {
+			struct add_wait *a = mb->add_head;
+			mb->add_head = a->next;
+			if (mb->add_head == NULL)
+				mb->add_tail = NULL;
+			items += a->n;
+			batch[nb++] = a;
+		}
+		pthread_mutex_unlock(&mb->add_lock);
+		run_adds(mb, batch, nb);
+		pthread_mutex_lock(&mb->add_lock);
+		for (size_t i = 0; i < nb; i++)
+			batch[i]->done = 1;
+		mb->add_leader = 0;
+		pthread_cond_broadcast(&mb->add_cond);
+	}
+	pthread_mutex_unlock(&mb->add_lock);
+	if (w.rc == 0 && uidvalidity)
+		*uidvalidity = w.uv;
+	free(w.ids);
+	return w.rc;
 }
 
 static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
