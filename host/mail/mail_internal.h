@@ -280,6 +280,9 @@ struct oplog {
 	uint64_t rows_read;        /* log rows read since the state was created */
 	int ckpt_loaded;           /* the last sync loaded a checkpoint */
 	uint64_t turn_waits;       /* adds that found the turn busy */
+	/* our entries whose write and read-back both failed (see doubt()) */
+	struct ag_ts doubtful[OPLOG_LATE_PENDING];
+	size_t n_doubtful;
 	/* late entries of ours not announced yet (the announcement failed) */
 	struct ag_ts late_pending[OPLOG_LATE_PENDING];
 	size_t n_late_pending;

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void announce_if_late(struct oplog *log, struct ag_ts ts, int late_depth);
+
 int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, const char *mbox_id)
 {
 	memset(log, 0, sizeof(*log));
@@ -631,8 +633,17 @@ static int apply_remote_cas(struct oplog *log, struct remote *r, int *reload)
 	return rc;
 }
 
-/* Without conditional writes: reads the single entry ts and merges it. */
+/* Without conditional writes: reads the single entry ts and merges it.
+ * When that entry is itself a LATE marker, *late_ref (when not NULL)
+ * receives the entry it names (else it is zeroed). */
+static int fetch_entry_ex(struct oplog *log, struct ag_ts ts, int *found, struct ag_ts *late_ref);
+
 static int fetch_entry(struct oplog *log, struct ag_ts ts, int *found)
+{
+	return fetch_entry_ex(log, ts, found, NULL);
+}
+
+static int fetch_entry_ex(struct oplog *log, struct ag_ts ts, int *found, struct ag_ts *late_ref)
 {
 	char sk[AG_TS_HEX + 1];
 	ts_format(ts, sk);
@@ -649,6 +660,11 @@ static int fetch_entry(struct oplog *log, struct ag_ts ts, int *found)
 	eng->st.driver->row_result_free(eng->st.store, res);
 	if (rc == 0 && r.n == 1)
 		*found = 1;
+	if (late_ref) {
+		late_ref->ms = late_ref->rnd = 0;
+		if (rc == 0 && r.n == 1 && r.e[0].op->kind == UIDX_OP_LATE)
+			*late_ref = r.e[0].op->anchor;
+	}
 	if (rc == 0)
 		rc = log->cas ? 0 : merge_remote(log, &r);
 	remote_free(&r);
@@ -679,19 +695,49 @@ static int handle_late(struct oplog *log, const struct ag_ts *late, size_t n_lat
 {
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < n_late; i++) {
-		if (entry_known(log, late[i]))
-			continue;
-		if (ts_cmp(late[i], log->base_ts) >= 0) {
+		/* a LATE marker can itself be late: follow the chain it starts */
+		struct ag_ts t = late[i];
+		for (int depth = 0; rc == 0 && depth < 8 && !ts_zero(t) && !entry_known(log, t); depth++) {
+			if (ts_cmp(t, log->base_ts) < 0) {
+				if (may_reload) {
+					mail_log(log->eng, AEROGRAM_LOG_WARNING, "%s: a late entry older than memory: reloading",
+					         log->pk);
+					rc = cold_load(log, t);
+					may_reload = 0;
+				}
+				break;
+			}
 			int found;
-			rc = fetch_entry(log, late[i], &found);
+			struct ag_ts next;
+			rc = fetch_entry_ex(log, t, &found, &next);
 			if (rc == 0 && !found)
 				mail_log(log->eng, AEROGRAM_LOG_WARNING, "%s: late entry not found", log->pk);
-		} else if (may_reload) {
-			mail_log(log->eng, AEROGRAM_LOG_WARNING, "%s: a late entry older than memory: reloading", log->pk);
-			rc = cold_load(log, late[i]);
-			may_reload = 0;
+			t = found ? next : (struct ag_ts){ 0, 0 };
 		}
 	}
+	return rc;
+}
+
+/* Looks for our entries of unknown outcome (see doubt()). */
+static int resolve_doubtful(struct oplog *log)
+{
+	uint64_t now = mail_now(log->eng);
+	size_t w = 0;
+	int rc = 0;
+	for (size_t i = 0; i < log->n_doubtful; i++) {
+		struct ag_ts ts = log->doubtful[i];
+		int found = 0;
+		if (rc == 0 && !entry_known(log, ts))
+			rc = fetch_entry(log, ts, &found);
+		if (rc == 0 && (found || entry_known(log, ts))) {
+			announce_if_late(log, ts, 1);
+			continue;
+		}
+		if (rc == 0 && now > ts.ms + OPLOG_OVERLAP_MS)
+			continue; /* not there, and nothing can still be on its way */
+		log->doubtful[w++] = ts;
+	}
+	log->n_doubtful = w;
 	return rc;
 }
 
@@ -766,6 +812,8 @@ static int sync_read(struct oplog *log, int deep, struct read_result *turn_out)
 	if (rc == 0)
 		rc = handle_late(log, late, n_late, 1);
 	free(late);
+	if (rc == 0 && log->n_doubtful)
+		rc = resolve_doubtful(log);
 	if (rc == 0) {
 		free(log->watch_token);
 		log->watch_token = rr.watch_token;
@@ -929,6 +977,18 @@ static void write_watch(struct oplog *log, const uint8_t *turn_value, size_t tur
 
 static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth);
 static int checkpoint_due(const struct oplog *log);
+/* Without conditional writes: an entry of ours whose write failed and
+ * whose reading back failed too may be in the store, and our window may
+ * pass it: every sync looks for it until a read says (OPLOG_OVERLAP_MS
+ * after the write at least, so that nothing in flight is missed) whether it
+ * is there; found, it is merged and announced if late. */
+static void doubt(struct oplog *log, struct ag_ts ts)
+{
+	if (log->n_doubtful < OPLOG_LATE_PENDING)
+		log->doubtful[log->n_doubtful++] = ts;
+	else
+		mail_log(log->eng, AEROGRAM_LOG_WARNING, "%s: too many writes of unknown outcome", log->pk);
+}
 
 /* Without conditional writes: after a write acknowledged later than
  * OPLOG_LATE_MS past its timestamp, a new entry names it, so that readers
@@ -971,7 +1031,8 @@ static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth)
 		rc = write_entry(log, ts, &b);
 	if (rc != 0 && b.p != NULL) {
 		int found = 0;
-		if (fetch_entry(log, ts, &found) == 0 && found) {
+		int frc = fetch_entry(log, ts, &found);
+		if (frc == 0 && found) {
 			/* applied after all: the read merged it */
 			free(b.p);
 			uidx_op_free(op);
@@ -979,6 +1040,8 @@ static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth)
 			write_watch(log, NULL, 0, NULL);
 			return 0;
 		}
+		if (frc != 0)
+			doubt(log, ts);
 	}
 	if (rc != 0) {
 		free(b.p);
@@ -1211,10 +1274,13 @@ static int push_add_turn(struct oplog *log, struct uidx_op *op, const struct aer
 		 * that may land later must not be followed by another: keep the
 		 * claim (our next add replaces it; others wait for the lease). */
 		int found = 0;
-		if (b.p && fetch_entry(log, ts, &found) == 0 && found) {
+		int frc = b.p ? fetch_entry(log, ts, &found) : AEROGRAM_EINTERNAL;
+		if (frc == 0 && found) {
 			rc = 0;
 			uidx_op_free(op);
 			op = NULL;
+		} else if (frc != 0) {
+			doubt(log, ts);
 		}
 		if (rc != 0) {
 			free(b.p);
