@@ -78,6 +78,7 @@ void mail_engine_free(struct mail_engine *eng)
 	if (eng == NULL)
 		return;
 	engine_poller_stop(eng);
+	mail_reap_due(eng, 1);
 	mailbox_cache_flush(eng);
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");

@@ -36,7 +36,27 @@ struct mail_engine {
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
 	struct scache *summaries;
+	/* bodies and summaries of messages this engine expunged, removed by
+	 * the poller after MAIL_REAP_GRACE_MS (under lock) */
+	struct reap *reap_head, *reap_tail;
 };
+
+/* Expunged messages' contents stay this long, for sessions still reading
+ * them from an older snapshot. */
+#define MAIL_REAP_GRACE_MS (60ull * 1000)
+struct reap {
+	struct reap *next;
+	char *user;
+	char mbox[33];
+	uint64_t at;
+	size_t n;
+	uint8_t (*ids)[16];
+};
+/* Queues the contents of expunged messages (ids copied) for removal. */
+void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox,
+                     const uint8_t (*ids)[16], size_t n);
+/* Removes what is due (poller thread; `all`: everything, at shutdown). */
+void mail_reap_due(struct mail_engine *eng, int all);
 
 /* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
 void mail_sleep(struct mail_engine *eng, uint32_t ms);

@@ -614,6 +614,12 @@ static void *poller_main(void *arg)
 				break;
 			}
 		}
+		if (pick == NULL && eng->reap_head && eng->reap_head->at <= now) {
+			pthread_mutex_unlock(&eng->lock);
+			mail_reap_due(eng, 0);
+			pthread_mutex_lock(&eng->lock);
+			continue;
+		}
 		if (pick == NULL && (now >= next_idle_scan || ckpt_pending_locked(eng))) {
 			next_idle_scan = now + 1000;
 			pick = idle_pick_locked(eng, now);

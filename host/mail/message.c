@@ -377,6 +377,20 @@ int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_st
 	return push_op(v->mb, op);
 }
 
+/* Pushes a DEL, then queues the contents of its messages for removal. */
+static int push_del(struct mail_mailbox *mb, struct uidx_op *op)
+{
+	size_t n = op->n;
+	uint8_t (*ids)[UIDX_ID] = malloc(n * UIDX_ID);
+	if (ids)
+		memcpy(ids, op->ids, n * UIDX_ID);
+	int rc = push_op(mb, op);
+	if (rc == 0 && ids)
+		mail_reap_later(mb->eng, mb->user, mb->id, (const uint8_t(*)[UIDX_ID])ids, n);
+	free(ids);
+	return rc;
+}
+
 int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
 {
 	struct uidx_op *op = op_for_uids(v, UIDX_OP_DEL, uids, n);
@@ -386,7 +400,82 @@ int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
 		uidx_op_free(op);
 		return 0;
 	}
-	return push_op(v->mb, op);
+	return push_del(v->mb, op);
+}
+
+void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox,
+                     const uint8_t (*ids)[UIDX_ID], size_t n)
+{
+	struct reap *r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->user = strdup(user)) == NULL || (r->ids = malloc(n * UIDX_ID)) == NULL) {
+		if (r)
+			free(r->user);
+		free(r);
+		return; /* left for orphan collection */
+	}
+	snprintf(r->mbox, sizeof(r->mbox), "%s", mbox);
+	memcpy(r->ids, ids, n * UIDX_ID);
+	r->n = n;
+	r->at = mail_now(eng) + MAIL_REAP_GRACE_MS;
+	pthread_mutex_lock(&eng->lock);
+	if (eng->reap_tail)
+		eng->reap_tail->next = r;
+	else
+		eng->reap_head = r;
+	eng->reap_tail = r;
+	pthread_mutex_unlock(&eng->lock);
+}
+
+/* Removes one batch: the bodies, then the summaries (tombstones). */
+static void reap_one(struct mail_engine *eng, const struct reap *r)
+{
+	char pk[512];
+	key_summary_pk(pk, sizeof(pk), r->user, r->mbox);
+	char (*keys)[700] = calloc(r->n, sizeof(*keys));
+	const char **kp = calloc(r->n, sizeof(*kp));
+	char (*sks)[33] = calloc(r->n, sizeof(*sks));
+	struct aerogram_row_query *qs = calloc(r->n, sizeof(*qs));
+	if (keys && kp && sks && qs) {
+		for (size_t i = 0; i < r->n; i++) {
+			key_body(keys[i], sizeof(keys[i]), r->user, r->mbox, r->ids[i]);
+			kp[i] = keys[i];
+			mail_hex(r->ids[i], UIDX_ID, sks[i]);
+			qs[i].pk = pk;
+			qs[i].sk = sks[i];
+		}
+		int rc = eng->st.driver->blob_delete(eng->st.store, kp, r->n);
+		if (rc == 0)
+			rc = eng->st.driver->row_delete(eng->st.store, qs, r->n, NULL);
+		if (rc != 0) /* orphan collection finds them later */
+			mail_log(eng, AEROGRAM_LOG_WARNING, "removing expunged messages of %s: %s", pk, mail_store_error(eng));
+	}
+	free(keys);
+	free(kp);
+	free(sks);
+	free(qs);
+}
+
+void mail_reap_due(struct mail_engine *eng, int all)
+{
+	uint64_t now = mail_now(eng);
+	for (;;) {
+		pthread_mutex_lock(&eng->lock);
+		struct reap *r = eng->reap_head;
+		if (r && (all || r->at <= now)) {
+			eng->reap_head = r->next;
+			if (eng->reap_head == NULL)
+				eng->reap_tail = NULL;
+		} else {
+			r = NULL;
+		}
+		pthread_mutex_unlock(&eng->lock);
+		if (r == NULL)
+			return;
+		reap_one(eng, r);
+		free(r->user);
+		free(r->ids);
+		free(r);
+	}
 }
 
 /* Copies into dst; *moved receives the DEL op of the copied sources when
@@ -527,7 +616,7 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 		uidx_op_free(del);
 		return 0;
 	}
-	return push_op(v->mb, del);
+	return push_del(v->mb, del);
 }
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)

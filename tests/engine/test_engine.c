@@ -1491,6 +1491,51 @@ static void test_append_failure_and_orphans(void)
 	env_close(&e);
 }
 
+/* The contents of expunged (and moved) messages go after the grace period,
+ * so that a session still reading an older snapshot finds them meanwhile. */
+static void test_expunged_contents_removed(void)
+{
+	struct env e;
+	env_open(&e, 44);
+	struct mail_mailbox *mb, *dst;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kit", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kit", "Archive", &dst), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 4, 0), 0);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t gone[] = { 1, 2 }, moved[] = { 3 }, out[1], uv;
+	CU_ASSERT_EQUAL(mail_expunge(v, gone, 2), 0);
+	CU_ASSERT_EQUAL(mail_move(v, moved, 1, dst, &uv, out), 0);
+	char pfx[160], pk[128];
+	snprintf(pfx, sizeof(pfx), "kit/mail/%s/", mail_mailbox_id(mb));
+	snprintf(pk, sizeof(pk), "kit/mail/%s", mail_mailbox_id(mb));
+	/* still there for a while: the old snapshot can read them */
+	mail_reap_due(e.eng, 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 4);
+	struct mail_body *bd;
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, gone, 2, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, 0);
+	mail_bodies_free(bd, 2);
+	e.clk.now += MAIL_REAP_GRACE_MS + 1000;
+	mail_reap_due(e.eng, 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 1);
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, gone, 2, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, AEROGRAM_ENOTFOUND);
+	mail_bodies_free(bd, 2);
+	/* the moved message lives on in the destination */
+	struct mail_view *dv;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(dst, 0, &dv), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(dv, out, 1, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, 0);
+	mail_bodies_free(bd, 1);
+	mail_view_close(dv);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	mail_mailbox_close(dst);
+	env_close(&e);
+}
+
 /* Failed after the summary: the body and summary stay as orphans, collected later. */
 static void test_orphan_from_failed_log_write(void)
 {
@@ -1921,6 +1966,7 @@ int main(void)
 	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
 	CU_add_test(s, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
 	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
+	CU_add_test(s, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
 	CU_add_test(s, "copy and move", test_copy_move);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
@@ -1940,6 +1986,7 @@ int main(void)
 	CU_add_test(t, "log row with a sibling: deterministic choice", test_log_sibling);
 	CU_add_test(t, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
 	CU_add_test(t, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
+	CU_add_test(t, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
 	CU_add_test(t, "copy and move", test_copy_move);
 	CU_add_test(t, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(t, "threads on two engines with pollers converge", test_threads);
