@@ -42,5 +42,6 @@ CHECKS += check-garage
 check-garage-daemons: $(B)/aerogramd $(B)/drivers/aerogram_garage.so
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/two_daemons.py
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100,250
+	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100 --history 5000
 
 CHECKS += check-garage-daemons
