@@ -157,6 +157,7 @@ static void setup_bev(struct ag_session *s)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->reading_paused = 0;
 }
 
 void ag_session_capabilities(const struct ag_session *s, struct agbuf *out)
@@ -239,8 +240,9 @@ static void clear_auth(struct ag_auth_request *a)
 void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
-	ag_log_info("%s: disconnected%s%s after %u commands%s", s->peer, s->user ? " user=" : "",
-	            s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "");
+	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs)", s->peer,
+	            s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
+	            s->wakeups, s->quick_acks);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -548,33 +550,49 @@ int ag_session_start_tls(struct ag_session *s)
 	return 0;
 }
 
-/* A client that sends a literal and then its closing CRLF in two writes is
- * held by its own Nagle algorithm until the literal is acknowledged; a
- * delayed ACK here would cost every such APPEND 40 ms. Acknowledge at once. */
-static void ack_quickly(struct ag_session *s)
+/* A client that sends a command line and then its LITERAL+ literal, or a
+ * literal and then the CRLF that ends the command, in two writes is held
+ * by its own Nagle algorithm until the first part is acknowledged, and the
+ * server, having nothing to answer yet, would delay that ACK by 40 ms. So
+ * a read that leaves a command unfinished and nothing else buffered is
+ * acknowledged at once, except while a literal's bytes stream in: those
+ * come in full segments that are acknowledged anyway, and one setsockopt
+ * per read of a large message would be pure cost. A finished command needs
+ * nothing: its answer carries the ACK. */
+static void ack_if_waiting(struct ag_session *s)
 {
+	uint64_t left = imap_parser_literal_remaining(s->parser);
+	uint64_t before = s->literal_left;
+	s->literal_left = left;
+	if (s->closing || s->dead || imap_parser_at_command_start(s->parser) ||
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		return;
+	if (left > 0 && before > 0 && left < before)
+		return; /* the middle of a literal */
 	struct bufferevent *under = bufferevent_get_underlying(s->bev);
 	evutil_socket_t fd = bufferevent_getfd(under != NULL ? under : s->bev);
 	int one = 1;
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) == 0)
+		s->quick_acks++;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	if (s->closing)
 		return;
-	ack_quickly(s);
 	arm_autologout(s);
 	session_input(s);
+	ack_if_waiting(s);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	/* A long answer paused for a slow reader goes on once it has read. */
 	if (s->storage_paused && !s->job_running && !s->closing) {
 		s->storage_paused = 0;
@@ -590,6 +608,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		if (e != 0) {
@@ -739,6 +758,34 @@ static void append_data(struct ag_session *s, const struct imap_event *ev)
 	b->len += ev->len;
 }
 
+/* Nonzero when the session would hand input to the parser now. */
+static int takes_input(const struct ag_session *s)
+{
+	return !s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input) &&
+	       output_pending(s) <= OUTPUT_HIGH_WATER;
+}
+
+/* Reads from the socket only while buffered input can be used. Bytes that
+ * wait behind a command in flight (pipelining) or behind responses the
+ * client does not read must stay in the kernel: left in the input buffer
+ * with reading on, they make libevent call on_read again on every loop
+ * turn once the buffer is past its high-water mark, a busy loop for as
+ * long as the command runs. Every path that ends a wait goes through
+ * session_input, which calls this again. */
+static void update_reading(struct ag_session *s)
+{
+	if (s->bev == NULL || s->closing || s->dead)
+		return;
+	int pause = !takes_input(s) && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+	if (pause == s->reading_paused)
+		return;
+	s->reading_paused = pause;
+	if (pause)
+		bufferevent_disable(s->bev, EV_READ);
+	else
+		bufferevent_enable(s->bev, EV_READ);
+}
+
 /* Feeds the parser from the input buffer and acts on its events until the
  * input is used up, a command is in flight or the session is closing. */
 static void session_input(struct ag_session *s)
@@ -746,9 +793,8 @@ static void session_input(struct ag_session *s)
 	if (s->in_input)
 		return;
 	s->in_input = 1;
-	while (!s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input)) {
-		if (output_pending(s) > OUTPUT_HIGH_WATER)
-			break; /* on_write resumes once the client has read */
+	/* Past OUTPUT_HIGH_WATER on_write resumes once the client has read. */
+	while (takes_input(s)) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		struct evbuffer_iovec chunk;
 		const char *bytes = "";
@@ -808,4 +854,5 @@ static void session_input(struct ag_session *s)
 	}
 out:
 	s->in_input = 0;
+	update_reading(s);
 }
