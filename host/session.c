@@ -34,9 +34,13 @@
 #define MAX_BAD_IN_ROW 20
 /* The input buffer stops reading past this; the parser drains it. */
 #define INPUT_HIGH_WATER (256 * 1024)
+/* Input waiting behind a command in flight: reading pauses from this much on. */
+#define INPUT_PAUSE (16 * 1024)
 /* Responses waiting for a client that does not read: stop reading its
  * commands until they went out. */
 #define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
+/* A reply buffer up to this size is kept for the next command. */
+#define REPLY_KEEP (64 * 1024)
 /* Seconds a connection may stay idle before it authenticated. */
 #define PREAUTH_TIMEOUT_S 180
 /* The close timer polls for the BYE to be flushed every CLOSE_TICK_MS, at most CLOSE_MAX_TICKS times. */
@@ -413,10 +417,35 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
 }
 
 
+/* Sends a storage command's reply. When nothing is queued before it (one
+ * response per command, the common case) it goes straight to the socket:
+ * through the bufferevent, every response would cost an epoll_ctl to watch
+ * for writability, a loop turn to write and another epoll_ctl to stop
+ * watching. Whatever the socket does not take at once, and everything on
+ * TLS, goes through the bufferevent, which keeps the order. */
+static void send_reply(struct ag_session *s, const char *data, size_t len)
+{
+	if (s->bev == NULL || s->dead || len == 0)
+		return;
+	if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		ssize_t sent = send(bufferevent_getfd(s->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent > 0) {
+			data += sent;
+			len -= (size_t)sent;
+		}
+	}
+	if (len > 0)
+		bufferevent_write(s->bev, data, len);
+}
+
 static void storage_done(struct ag_session *s)
 {
-	ag_session_write(s, s->reply.data, s->reply.len);
-	agbuf_reset(&s->reply);
+	send_reply(s, s->reply.data, s->reply.len);
+	/* A long answer's buffer is not kept for the session's next commands. */
+	if (s->reply.cap > REPLY_KEEP)
+		agbuf_free(&s->reply);
+	else
+		agbuf_reset(&s->reply);
 	if (s->uidvalidity_lost && !s->closing) {
 		ag_log_info("%s: user=%s: mailbox UIDVALIDITY changed, disconnecting", s->peer,
 		            s->user ? s->user : "");
@@ -765,18 +794,20 @@ static int takes_input(const struct ag_session *s)
 	       output_pending(s) <= OUTPUT_HIGH_WATER;
 }
 
-/* Reads from the socket only while buffered input can be used. Bytes that
- * wait behind a command in flight (pipelining) or behind responses the
- * client does not read must stay in the kernel: left in the input buffer
- * with reading on, they make libevent call on_read again on every loop
- * turn once the buffer is past its high-water mark, a busy loop for as
- * long as the command runs. Every path that ends a wait goes through
- * session_input, which calls this again. */
+/* Stops reading from the socket while input piles up that cannot be used
+ * yet, behind a command in flight (pipelining) or behind responses the
+ * client does not read: the rest stays in the kernel. Left reading, libevent
+ * would call on_read again on every loop turn once the input buffer is past
+ * its high-water mark, a busy loop for as long as the command runs. A few
+ * pipelined commands (less than INPUT_PAUSE) wait in the buffer without
+ * this: turning EV_READ off and on costs two epoll_ctl per command, and
+ * usually no more bytes come meanwhile. Every path that ends a wait goes
+ * through session_input, which calls this again. */
 static void update_reading(struct ag_session *s)
 {
 	if (s->bev == NULL || s->closing || s->dead)
 		return;
-	int pause = !takes_input(s) && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+	int pause = !takes_input(s) && evbuffer_get_length(bufferevent_get_input(s->bev)) >= INPUT_PAUSE;
 	if (pause == s->reading_paused)
 		return;
 	s->reading_paused = pause;
