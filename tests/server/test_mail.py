@@ -416,6 +416,10 @@ class MailTest(unittest.TestCase):
         self.assertIn(b"* 2 FETCH (UID 2 FLAGS (\\Flagged $Todo \\Recent) INTERNALDATE ", fetched)
         self.assertIn(b'* 3 FETCH (UID 3 FLAGS (\\Recent) INTERNALDATE "15-Jun-2024 10:30:00 +0000"', fetched)
         self.assertEqual(re.findall(rb"Subject: ([A-Za-z ]+)", fetched), [b"Hello there", b"parts", b"third"])
+        # Items that need no MIME structure (it is not decoded for them).
+        r.send(b"d FETCH 3 (INTERNALDATE FLAGS)\r\n")
+        self.assertEqual(r.until_tagged(b"d")[0],
+                         b'* 3 FETCH (INTERNALDATE "15-Jun-2024 10:30:00 +0000" FLAGS (\\Recent))')
         r.send(b"b FETCH 2:3 BODY.PEEK[]\r\n")
         bodies = b"\r\n".join(r.until_tagged(b"b"))
         self.assertIn(MULTIPART, bodies)
