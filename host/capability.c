@@ -35,6 +35,7 @@ static const struct capability capabilities[] = {
 	{ "ENABLE", BOTH, ALWAYS, 1 },        /* RFC 5161 */
 	{ "IDLE", BOTH, ALWAYS, 1 },          /* RFC 2177 */
 	{ "UIDPLUS", POST, ALWAYS, 1 },       /* RFC 4315 */
+	{ "MULTIAPPEND", POST, ALWAYS, 1 },   /* RFC 3502 */
 	{ "MOVE", POST, ALWAYS, 1 },          /* RFC 6851 */
 	{ "UNSELECT", POST, ALWAYS, 1 },      /* RFC 3691 */
 	{ "NAMESPACE", POST, ALWAYS, 1 },     /* RFC 2342 */

@@ -32,6 +32,7 @@
 
 struct fetch_plan {
 	int need_summary;
+	int need_structure; /* the MIME structure (all but UID, FLAGS, MODSEQ, INTERNALDATE) */
 	int need_body;
 	int sets_seen;   /* a non-PEEK body item: \Seen is set */
 	int has_flags;
@@ -52,18 +53,19 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 		case IMAP_FETCH_FLAGS: plan->has_flags = 1; break;
 		case IMAP_FETCH_UID:
 		case IMAP_FETCH_MODSEQ: break;
+		case IMAP_FETCH_INTERNALDATE: plan->need_summary = 1; break;
 		case IMAP_FETCH_RFC822:
 		case IMAP_FETCH_RFC822_TEXT:
-			plan->need_summary = plan->need_body = plan->sets_seen = 1;
+			plan->need_summary = plan->need_structure = plan->need_body = plan->sets_seen = 1;
 			break;
 		case IMAP_FETCH_BODY_SECTION:
-			plan->need_summary = 1;
+			plan->need_summary = plan->need_structure = 1;
 			if (!section_is_header_only(&a->section))
 				plan->need_body = 1;
 			if (!a->peek)
 				plan->sets_seen = 1;
 			break;
-		default: plan->need_summary = 1; break;
+		default: plan->need_summary = plan->need_structure = 1; break;
 		}
 	}
 }
@@ -114,13 +116,15 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 	section_result_free(&res);
 }
 
-/* Writes "* seq FETCH (...)" for one message. */
+/* Writes "* seq FETCH (...)" for one message. The MIME structure is decoded
+ * only when an item needs it (`need_structure`): FETCH (FLAGS INTERNALDATE)
+ * of a whole mailbox would otherwise decode every message for nothing. */
 static void write_message(struct agbuf *out, const struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
-                          const struct mail_summary *sum, const struct mail_body *body)
+                          const struct mail_summary *sum, const struct mail_body *body, int need_structure)
 {
 	struct mime_message *msg = NULL;
-	if (sum != NULL) {
+	if (sum != NULL && need_structure) {
 		msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
 		/* A summary without a usable structure: parse what there is. */
 		if (msg == NULL && body != NULL)
@@ -309,7 +313,8 @@ static void fetch_run(struct ag_session *s)
 			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
 			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
-			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body);
+			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body,
+			              st->plan.need_structure);
 		}
 		if (sums)
 			mail_summaries_free(sums, count);

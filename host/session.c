@@ -34,9 +34,13 @@
 #define MAX_BAD_IN_ROW 20
 /* The input buffer stops reading past this; the parser drains it. */
 #define INPUT_HIGH_WATER (256 * 1024)
+/* Input waiting behind a command in flight: reading pauses from this much on. */
+#define INPUT_PAUSE (16 * 1024)
 /* Responses waiting for a client that does not read: stop reading its
  * commands until they went out. */
 #define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
+/* A reply buffer up to this size is kept for the next command. */
+#define REPLY_KEEP (64 * 1024)
 /* Seconds a connection may stay idle before it authenticated. */
 #define PREAUTH_TIMEOUT_S 180
 /* The close timer polls for the BYE to be flushed every CLOSE_TICK_MS, at most CLOSE_MAX_TICKS times. */
@@ -157,6 +161,7 @@ static void setup_bev(struct ag_session *s)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->reading_paused = 0;
 }
 
 void ag_session_capabilities(const struct ag_session *s, struct agbuf *out)
@@ -239,8 +244,9 @@ static void clear_auth(struct ag_auth_request *a)
 void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
-	ag_log_info("%s: disconnected%s%s after %u commands%s", s->peer, s->user ? " user=" : "",
-	            s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "");
+	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs)", s->peer,
+	            s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
+	            s->wakeups, s->quick_acks);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -411,10 +417,35 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
 }
 
 
+/* Sends a storage command's reply. When nothing is queued before it (one
+ * response per command, the common case) it goes straight to the socket:
+ * through the bufferevent, every response would cost an epoll_ctl to watch
+ * for writability, a loop turn to write and another epoll_ctl to stop
+ * watching. Whatever the socket does not take at once, and everything on
+ * TLS, goes through the bufferevent, which keeps the order. */
+static void send_reply(struct ag_session *s, const char *data, size_t len)
+{
+	if (s->bev == NULL || s->dead || len == 0)
+		return;
+	if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		ssize_t sent = send(bufferevent_getfd(s->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent > 0) {
+			data += sent;
+			len -= (size_t)sent;
+		}
+	}
+	if (len > 0)
+		bufferevent_write(s->bev, data, len);
+}
+
 static void storage_done(struct ag_session *s)
 {
-	ag_session_write(s, s->reply.data, s->reply.len);
-	agbuf_reset(&s->reply);
+	send_reply(s, s->reply.data, s->reply.len);
+	/* A long answer's buffer is not kept for the session's next commands. */
+	if (s->reply.cap > REPLY_KEEP)
+		agbuf_free(&s->reply);
+	else
+		agbuf_reset(&s->reply);
 	if (s->uidvalidity_lost && !s->closing) {
 		ag_log_info("%s: user=%s: mailbox UIDVALIDITY changed, disconnecting", s->peer,
 		            s->user ? s->user : "");
@@ -548,33 +579,49 @@ int ag_session_start_tls(struct ag_session *s)
 	return 0;
 }
 
-/* A client that sends a literal and then its closing CRLF in two writes is
- * held by its own Nagle algorithm until the literal is acknowledged; a
- * delayed ACK here would cost every such APPEND 40 ms. Acknowledge at once. */
-static void ack_quickly(struct ag_session *s)
+/* A client that sends a command line and then its LITERAL+ literal, or a
+ * literal and then the CRLF that ends the command, in two writes is held
+ * by its own Nagle algorithm until the first part is acknowledged, and the
+ * server, having nothing to answer yet, would delay that ACK by 40 ms. So
+ * a read that leaves a command unfinished and nothing else buffered is
+ * acknowledged at once, except while a literal's bytes stream in: those
+ * come in full segments that are acknowledged anyway, and one setsockopt
+ * per read of a large message would be pure cost. A finished command needs
+ * nothing: its answer carries the ACK. */
+static void ack_if_waiting(struct ag_session *s)
 {
+	uint64_t left = imap_parser_literal_remaining(s->parser);
+	uint64_t before = s->literal_left;
+	s->literal_left = left;
+	if (s->closing || s->dead || imap_parser_at_command_start(s->parser) ||
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		return;
+	if (left > 0 && before > 0 && left < before)
+		return; /* the middle of a literal */
 	struct bufferevent *under = bufferevent_get_underlying(s->bev);
 	evutil_socket_t fd = bufferevent_getfd(under != NULL ? under : s->bev);
 	int one = 1;
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) == 0)
+		s->quick_acks++;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	if (s->closing)
 		return;
-	ack_quickly(s);
 	arm_autologout(s);
 	session_input(s);
+	ack_if_waiting(s);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	/* A long answer paused for a slow reader goes on once it has read. */
 	if (s->storage_paused && !s->job_running && !s->closing) {
 		s->storage_paused = 0;
@@ -590,6 +637,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct ag_session *s = arg;
+	s->wakeups++;
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		if (e != 0) {
@@ -739,6 +787,36 @@ static void append_data(struct ag_session *s, const struct imap_event *ev)
 	b->len += ev->len;
 }
 
+/* Nonzero when the session would hand input to the parser now. */
+static int takes_input(const struct ag_session *s)
+{
+	return !s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input) &&
+	       output_pending(s) <= OUTPUT_HIGH_WATER;
+}
+
+/* Stops reading from the socket while input piles up that cannot be used
+ * yet, behind a command in flight (pipelining) or behind responses the
+ * client does not read: the rest stays in the kernel. Left reading, libevent
+ * would call on_read again on every loop turn once the input buffer is past
+ * its high-water mark, a busy loop for as long as the command runs. A few
+ * pipelined commands (less than INPUT_PAUSE) wait in the buffer without
+ * this: turning EV_READ off and on costs two epoll_ctl per command, and
+ * usually no more bytes come meanwhile. Every path that ends a wait goes
+ * through session_input, which calls this again. */
+static void update_reading(struct ag_session *s)
+{
+	if (s->bev == NULL || s->closing || s->dead)
+		return;
+	int pause = !takes_input(s) && evbuffer_get_length(bufferevent_get_input(s->bev)) >= INPUT_PAUSE;
+	if (pause == s->reading_paused)
+		return;
+	s->reading_paused = pause;
+	if (pause)
+		bufferevent_disable(s->bev, EV_READ);
+	else
+		bufferevent_enable(s->bev, EV_READ);
+}
+
 /* Feeds the parser from the input buffer and acts on its events until the
  * input is used up, a command is in flight or the session is closing. */
 static void session_input(struct ag_session *s)
@@ -746,9 +824,8 @@ static void session_input(struct ag_session *s)
 	if (s->in_input)
 		return;
 	s->in_input = 1;
-	while (!s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input)) {
-		if (output_pending(s) > OUTPUT_HIGH_WATER)
-			break; /* on_write resumes once the client has read */
+	/* Past OUTPUT_HIGH_WATER on_write resumes once the client has read. */
+	while (takes_input(s)) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		struct evbuffer_iovec chunk;
 		const char *bytes = "";
@@ -808,4 +885,5 @@ static void session_input(struct ag_session *s)
 	}
 out:
 	s->in_input = 0;
+	update_reading(s);
 }

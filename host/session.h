@@ -46,9 +46,13 @@ struct ag_session {
 	int dead;                 /* the connection is gone; freed when the job ends */
 	int job_running;          /* a worker job holds a pointer to this session */
 	int wants_input;          /* the command in flight reads client lines (IDLE, SASL) */
+	int reading_paused;       /* EV_READ is off: buffered input waits for the command in flight */
 	unsigned bad_in_row;      /* consecutive malformed commands */
 	unsigned auth_failures;   /* failed LOGIN / AUTHENTICATE on this connection */
 	unsigned commands;        /* commands received, for the closing log line */
+	unsigned wakeups;         /* socket callbacks run (read, write, event), for the same line */
+	unsigned quick_acks;      /* TCP_QUICKACK set, for the same line */
+	uint64_t literal_left;    /* literal bytes the parser still expected after the last read */
 	struct imap_command *cmd; /* the command in flight, or NULL */
 	char *user;               /* after authentication */
 	struct event *autologout;

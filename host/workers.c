@@ -2,9 +2,9 @@
  *
  * Jobs wait in a FIFO guarded by one mutex; a thread takes one, runs it and
  * moves it to the completed list, then wakes the event loop with
- * event_active() (thread-safe once evthread_use_pthreads was called). The
- * loop runs every completed job's `done`, so callers never touch their
- * session state from two threads. */
+ * event_active() (thread-safe once evthread_use_pthreads was called) when
+ * the list was empty. The loop runs every completed job's `done`, so
+ * callers never touch their session state from two threads. */
 #include "host/workers.h"
 
 #include <pthread.h>
@@ -50,8 +50,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&pool->lock);
 		job->run(job->arg);
 		pthread_mutex_lock(&pool->lock);
+		int first = pool->done_head == NULL;
 		push(&pool->done_head, &pool->done_tail, job);
-		event_active(pool->done_event, EV_READ, 0);
+		pthread_mutex_unlock(&pool->lock);
+		/* A list that was not empty has its wake-up on the way already:
+		 * one wake-up (a lock on the loop's base and a write to its
+		 * notification fd) serves every job finished meanwhile. */
+		if (first)
+			event_active(pool->done_event, EV_READ, 0);
+		pthread_mutex_lock(&pool->lock);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -104,8 +111,12 @@ void ag_workers_submit(struct ag_workers *pool, struct ag_job *job)
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
 	push(&pool->queue_head, &pool->queue_tail, job);
-	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
+	/* Signalled after the unlock: a worker woken while the lock is still
+	 * held would only go to sleep again on the mutex (two more futex
+	 * calls per job). A worker that is not waiting yet sees the job when
+	 * it checks the queue under the lock. */
+	pthread_cond_signal(&pool->wake);
 }
 
 unsigned ag_workers_pending(const struct ag_workers *pool)

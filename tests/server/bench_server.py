@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import IO_TIMEOUT, STORE, Server  # noqa: E402
+from aerogramd_fixture import IO_TIMEOUT, STORE, Raw, Server  # noqa: E402
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: benchmark\r\n"
            b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n" + b"line of body text\r\n" * 200)
@@ -59,6 +59,22 @@ def main():
                 t.join()
 
         timed("APPEND (%d clients at once)" % clients, messages // clients * clients, parallel)
+
+        def pipelined():
+            # LITERAL+ APPENDs written as one burst, read back by a second thread.
+            r = Raw(srv.port)
+            r.line()
+            r.send(b"l LOGIN u0 pw\r\n")
+            r.until_tagged(b"l")
+            burst = b"".join(b"p%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(MESSAGE), MESSAGE)
+                             for i in range(messages))
+            writer = threading.Thread(target=r.send, args=(burst,))
+            writer.start()
+            r.until_tagged(b"p%d" % (messages - 1))
+            writer.join()
+            r.close()
+
+        timed("APPEND (one client, all pipelined)", messages, pipelined)
     finally:
         srv.stop()
 

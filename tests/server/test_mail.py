@@ -396,6 +396,64 @@ class MailTest(unittest.TestCase):
         r.send(b'y LIST "" *\r\n')
         self.assertFalse([l for l in r.until_tagged(b"y") if b"&" in l])
 
+    def test_multiappend(self):
+        """RFC 3502: one command, each message with its own flags and date,
+        APPENDUID with the set of new UIDs, one EXISTS for the lot."""
+        r = self.raw()
+        r.send(b"s SELECT INBOX\r\n")
+        r.until_tagged(b"s")
+        third = MESSAGE.replace(b"Subject: Hello there", b"Subject: third")
+        r.send(b'a APPEND INBOX (\\Seen) "01-Mar-2020 10:00:00 +0000" {%d+}\r\n%s' % (len(MESSAGE), MESSAGE) +
+               b" (\\Flagged $Todo) {%d}\r\n" % len(MULTIPART))
+        self.assertTrue(r.line().startswith(b"+ "))  # a synchronising literal in the middle
+        r.send(MULTIPART + b' "15-Jun-2024 12:30:00 +0200" {%d+}\r\n%s\r\n' % (len(third), third))
+        lines = r.until_tagged(b"a")
+        self.assertIn(b"* 3 EXISTS", lines)
+        self.assertRegex(lines[-1], rb"^a OK \[APPENDUID \d+ 1:3\] APPEND completed\.$")
+        r.send(b"f FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        fetched = b"\n".join(r.until_tagged(b"f"))
+        self.assertIn(b'* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) INTERNALDATE "01-Mar-2020 10:00:00 +0000"', fetched)
+        self.assertIn(b"* 2 FETCH (UID 2 FLAGS (\\Flagged $Todo \\Recent) INTERNALDATE ", fetched)
+        self.assertIn(b'* 3 FETCH (UID 3 FLAGS (\\Recent) INTERNALDATE "15-Jun-2024 10:30:00 +0000"', fetched)
+        self.assertEqual(re.findall(rb"Subject: ([A-Za-z ]+)", fetched), [b"Hello there", b"parts", b"third"])
+        # Items that need no MIME structure (it is not decoded for them).
+        r.send(b"d FETCH 3 (INTERNALDATE FLAGS)\r\n")
+        self.assertEqual(r.until_tagged(b"d")[0],
+                         b'* 3 FETCH (INTERNALDATE "15-Jun-2024 10:30:00 +0000" FLAGS (\\Recent))')
+        r.send(b"b FETCH 2:3 BODY.PEEK[]\r\n")
+        bodies = b"\r\n".join(r.until_tagged(b"b"))
+        self.assertIn(MULTIPART, bodies)
+        self.assertIn(third, bodies)
+        # A plain APPEND afterwards takes the next UID.
+        r.send(b"c APPEND INBOX {%d+}\r\n%s\r\n" % (len(MESSAGE), MESSAGE))
+        self.assertRegex(r.until_tagged(b"c")[-1], rb"^c OK \[APPENDUID \d+ 4\] ")
+
+    def test_multiappend_to_a_missing_mailbox_appends_nothing(self):
+        r = self.raw()
+        r.send(b"a APPEND Nowhere {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(MESSAGE), MESSAGE, len(MESSAGE), MESSAGE))
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a NO [TRYCREATE] "))
+        r.send(b"b STATUS INBOX (MESSAGES UIDNEXT)\r\n")
+        self.assertEqual(r.until_tagged(b"b")[0], b"* STATUS INBOX (MESSAGES 0 UIDNEXT 1)")
+
+    def test_disconnect_inside_multiappend_leaves_nothing(self):
+        m = self.imap()
+        for literal_plus in (False, True):
+            r = self.raw()
+            first = b"a APPEND INBOX {%d+}\r\n%s" % (len(MESSAGE), MESSAGE)
+            if literal_plus:
+                r.send(first + b" (\\Seen) {%d+}\r\n" % len(MESSAGE) + MESSAGE[:20])
+            else:
+                r.send(first + b" (\\Seen) {%d}\r\n" % len(MESSAGE))
+                self.assertTrue(r.line().startswith(b"+ "))
+                r.send(MESSAGE[:20])
+            r.close()
+        # Another session: nothing arrived, and the daemon serves.
+        for _ in range(2):
+            self.assertEqual(m.status("INBOX", "(MESSAGES UIDNEXT)")[1], [b"INBOX (MESSAGES 0 UIDNEXT 1)"])
+            self.assertEqual(m.noop()[0], "OK")
+        self.assertEqual(m.append("INBOX", None, None, MESSAGE)[0], "OK")
+        self.assertRegex(m.response("APPENDUID")[1][0], rb"^\d+ 1$")
+
     def test_search(self):
         m = self.imap()
         m.append("INBOX", "(\\Seen)", '"07-Feb-1994 21:52:25 -0800"', MESSAGE)
@@ -450,9 +508,18 @@ class AppendLimits(unittest.TestCase):
             r.send(b"c APPEND INBOX {3000}\r\n")
             self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c NO [TOOBIG]"))
             r.send(b"d APPEND INBOX (\\Seen) {700+}\r\n" + b"z" * 700 + b" {700+}\r\n" + b"w" * 700 + b"\r\n")
-            self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2,3\] ")
+            self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2:3\] ")
             r.send(b"e STATUS INBOX (MESSAGES)\r\n")
             self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 3)")
+            # One message of a MULTIAPPEND over the limit: the whole command
+            # is refused, the messages before it are not appended, and the
+            # connection goes on (synchronising literal, then LITERAL+).
+            r.send(b"i APPEND INBOX {100+}\r\n" + b"a" * 100 + b" (\\Seen) {3000}\r\n")
+            self.assertTrue(r.until_tagged(b"i")[-1].startswith(b"i NO [TOOBIG] "))
+            r.send(b"j APPEND INBOX {100+}\r\n" + b"a" * 100 + b" {3000+}\r\n" + b"b" * 3000 + b"\r\n")
+            self.assertTrue(r.until_tagged(b"j")[-1].startswith(b"j NO [TOOBIG] "))
+            r.send(b"k STATUS INBOX (MESSAGES UIDNEXT)\r\n")
+            self.assertEqual(r.until_tagged(b"k")[0], b"* STATUS INBOX (MESSAGES 3 UIDNEXT 4)")
             r.send(b"f CREATE X\r\ng SELECT X\r\nh DELETE X\r\n")
             self.assertEqual(r.until_tagged(b"h")[-2:], [b"* OK [CLOSED] The selected mailbox is being deleted.",
                                                          b"h OK DELETE completed."])

@@ -142,8 +142,8 @@ static void test_capabilities(void)
 	agbuf_reset(&b);
 	struct ag_capability_context post = { 1, 1, 1 };
 	ag_capability_append(&b, &post);
-	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE ID "
-	                               "CHILDREN SPECIAL-USE");
+	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT "
+	                               "NAMESPACE ID CHILDREN SPECIAL-USE");
 	agbuf_free(&b);
 }
 
