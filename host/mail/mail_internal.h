@@ -444,6 +444,7 @@ struct mail_mailbox {
 	int watch_failed;
 	uint64_t retry_at;
 	int synced_since_fire;      /* no remote change known since the last sync */
+	int rearm_pending;          /* the watch fired for our own write: re-armed at retry_at */
 	int in_poll;                /* the poller is about to arm the watch, or handling its
 	                             * fire, with the token of the last sync (under eng->lock) */
 	/* what the last fire showed, when the row held at most MAIL_OWN_WATCH
@@ -464,6 +465,9 @@ struct mail_mailbox {
  * MAIL_SYNC_FORCE always reads (before an ADD, whose UIDs must be allocated
  * on the freshest state); MAIL_SYNC_QUIET (0) skips the read when the watch
  * is live and has not fired, or fired only for this engine's own writes. */
+/* After the watch fired for this engine's own write, it is re-armed this
+ * much later (README: sharing, poller). */
+#define MAIL_REARM_DELAY_MS 50
 #define MAIL_SYNC_QUIET 0
 #define MAIL_SYNC_FORCE 1
 int mailbox_sync_locked(struct mail_mailbox *mb, int mode);

@@ -82,6 +82,7 @@ static void mailbox_unref(struct mail_mailbox *mb)
 			mb->watch_fired = 0;
 			mb->synced_since_fire = 0;
 			mb->retry_at = 0;
+			mb->rearm_pending = 0;
 			mb->closed_at = mail_now(eng);
 			eng->n_cached++;
 			evict = cache_evict_locked(eng);
@@ -152,7 +153,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 		 * claim can go ahead; an ADD never gets here: it always reads
 		 * (MAIL_SYNC_FORCE), see push_add. */
 		if (mb->synced_since_fire && mb->watch_fired != 3 &&
-		    (mb->watch != NULL || mb->in_poll))
+		    (mb->watch != NULL || mb->in_poll || mb->rearm_pending))
 			quiet = 1;
 		pthread_mutex_unlock(&mb->eng->lock);
 		if (quiet)
@@ -451,6 +452,7 @@ void mailbox_watch_arm(struct mail_mailbox *mb)
 	                                   eng->opt.poll_timeout_ms, watch_cb, mb, &w);
 	free(token);
 	pthread_mutex_lock(&eng->lock);
+	mb->rearm_pending = 0;
 	if (rc == 0) {
 		mb->watch = w;
 	} else {
@@ -523,6 +525,19 @@ static void poll_one(struct mail_mailbox *mb, int fired)
 		 * the open): the token it read makes the new watch fire for
 		 * anything newer. Holding mb->lock, no sync is half done. */
 		pthread_mutex_lock(&mb->lock);
+		if (fired == 1 && adopt_own_fire_locked(mb)) {
+			/* Our own write: under a stream of them, a watch armed at
+			 * once would fire at every one (two thread switches each).
+			 * Arm it a moment later, with the newest token by then:
+			 * another daemon's write is noticed at most that much later,
+			 * and commands meanwhile take the state as quiet. */
+			pthread_mutex_unlock(&mb->lock);
+			pthread_mutex_lock(&mb->eng->lock);
+			mb->rearm_pending = 1;
+			mb->retry_at = mail_now(mb->eng) + MAIL_REARM_DELAY_MS;
+			pthread_mutex_unlock(&mb->eng->lock);
+			return;
+		}
 		if (adopt_own_fire_locked(mb)) {
 			need_sync = 0;
 		} else {
