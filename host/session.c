@@ -27,6 +27,7 @@
 #include "host/capability.h"
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail/mail.h"
 #include "host/mail_reply.h"
 #include "host/tls.h"
 
@@ -244,9 +245,9 @@ static void clear_auth(struct ag_auth_request *a)
 void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
-	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs)", s->peer,
+	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs, %u inline)", s->peer,
 	            s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
-	            s->wakeups, s->quick_acks);
+	            s->wakeups, s->quick_acks, s->inline_runs);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -476,11 +477,48 @@ static void storage_done(struct ag_session *s)
 		session_input(s);
 }
 
+/* Commands that only read, tried on the loop thread first (below). */
+static int may_run_inline(const struct imap_command *cmd)
+{
+	switch (cmd->kind) {
+	case IMAP_CMD_FETCH:
+		return ag_fetch_reads_only_summaries(cmd);
+	case IMAP_CMD_SEARCH:
+	case IMAP_CMD_NOOP:
+	case IMAP_CMD_CHECK:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s), int keep_command)
 {
 	agbuf_reset(&s->reply);
 	s->storage_run = run;
 	s->keep_command = keep_command;
+	/* A read-only command whose answer is in memory (a view that is
+	 * current, summaries in the engine's cache) runs here, on the loop:
+	 * handing it to a worker and back costs more than the command. The
+	 * engine's non-blocking mode makes any call that would wait (a store
+	 * call, a lock held across one) fail before it changes anything; the
+	 * command is then thrown away and run on a worker as usual. */
+	if (!keep_command && s->cmd != NULL && may_run_inline(s->cmd)) {
+		mail_nonblock(1);
+		run(s);
+		mail_nonblock(0);
+		if (!mail_nonblock_hit()) {
+			s->inline_runs++;
+			storage_done(s);
+			return;
+		}
+		agbuf_reset(&s->reply);
+		if (s->cont != NULL && s->cont_free != NULL)
+			s->cont_free(s->cont);
+		s->cont = NULL;
+		s->cont_free = NULL;
+		s->storage_more = 0;
+	}
 	ag_session_run_job(s, storage_run, storage_done);
 }
 

@@ -50,6 +50,7 @@ struct ag_session {
 	unsigned bad_in_row;      /* consecutive malformed commands */
 	unsigned auth_failures;   /* failed LOGIN / AUTHENTICATE on this connection */
 	unsigned commands;        /* commands received, for the closing log line */
+	unsigned inline_runs;     /* of them, answered on the loop thread (no worker) */
 	unsigned wakeups;         /* socket callbacks run (read, write, event), for the same line */
 	unsigned quick_acks;      /* TCP_QUICKACK set, for the same line */
 	uint64_t literal_left;    /* literal bytes the parser still expected after the last read */

@@ -89,6 +89,33 @@ void mail_engine_free(struct mail_engine *eng)
 	free(eng);
 }
 
+static __thread int nonblock_on, nonblock_hit;
+
+void mail_nonblock(int on)
+{
+	nonblock_on = on;
+	if (on)
+		nonblock_hit = 0;
+}
+
+int mail_nonblock_hit(void)
+{
+	return nonblock_hit;
+}
+
+int mail_would_block(void)
+{
+	if (!nonblock_on)
+		return 0;
+	nonblock_hit = 1;
+	return 1;
+}
+
+int mail_is_nonblock(void)
+{
+	return nonblock_on;
+}
+
 void mail_sleep(struct mail_engine *eng, uint32_t ms)
 {
 	if (eng->opt.sleep_ms) {

@@ -26,6 +26,7 @@
 #include "host/driver_loader.h"
 
 #define MAIL_EEXIST (-20) /* the mailbox name already exists */
+#define MAIL_EAGAIN (-21) /* non-blocking mode: the call would wait (see mail_nonblock) */
 
 /* System flags (bit values of `flags` everywhere in this API). */
 #define MAIL_F_SEEN     (1u << 0)
@@ -296,6 +297,20 @@ int mail_copy(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 /* Copy, then expunge from the source (RFC 6851). */
 int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
               uint32_t *uidvalidity, uint32_t *out_uids);
+
+/* ---- Non-blocking mode ----
+ *
+ * An event loop may try a read-only command inline: with mail_nonblock(1)
+ * on its thread, the engine never waits (no store call, no lock held by
+ * another thread): a call that would fails with MAIL_EAGAIN before it
+ * changes anything, and mail_nonblock_hit() says so since the last
+ * mail_nonblock(1); the caller then discards what it did and runs the
+ * command on a worker. Only these calls can succeed in that mode:
+ * mail_view_update(_ex) without a \Recent claim to write, with the state
+ * already current (a live watch that has not fired); mail_summaries from
+ * the cache; and the accessors of views. Every other call fails. */
+void mail_nonblock(int on);
+int mail_nonblock_hit(void);
 
 /* ---- Maintenance ---- */
 

@@ -58,6 +58,16 @@ void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox
 /* Removes what is due (poller thread; `all`: everything, at shutdown). */
 void mail_reap_due(struct mail_engine *eng, int all);
 
+/* Non-blocking mode (mail.h): whether it is on for this thread; and, when
+ * it is, records that a call would have waited and returns 1. */
+int mail_is_nonblock(void);
+int mail_would_block(void);
+/* At the entry of a call that may wait: MAIL_EAGAIN in non-blocking mode. */
+#define MAIL_BLOCKING_CALL()                \
+	do {                                \
+		if (mail_would_block())     \
+			return MAIL_EAGAIN; \
+	} while (0)
 /* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
 void mail_sleep(struct mail_engine *eng, uint32_t ms);
 

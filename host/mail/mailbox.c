@@ -163,6 +163,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 	}
 	if (!force && mb->eng->lazy && mb->synced_since_fire)
 		return 0;
+	MAIL_BLOCKING_CALL(); /* a read of the store */
 	uint64_t before = mb->log.version;
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->synced_since_fire = 1; /* a fire from now on clears it again */
@@ -186,6 +187,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
                       struct mail_mailbox **out)
 {
+	MAIL_BLOCKING_CALL();
 	*out = NULL;
 	uint8_t id[UIDX_ID];
 	uint32_t list_uv = 0;
@@ -267,6 +269,7 @@ void mail_mailbox_close(struct mail_mailbox *mb)
 
 int mail_mailbox_sync(struct mail_mailbox *mb)
 {
+	MAIL_BLOCKING_CALL();
 	pthread_mutex_lock(&mb->lock);
 	int rc = mailbox_sync_locked(mb, 1);
 	pthread_mutex_unlock(&mb->lock);
@@ -276,7 +279,14 @@ int mail_mailbox_sync(struct mail_mailbox *mb)
 int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 {
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&mb->lock);
+	if (mail_is_nonblock()) {
+		if (pthread_mutex_trylock(&mb->lock) != 0) {
+			mail_would_block();
+			return MAIL_EAGAIN;
+		}
+	} else {
+		pthread_mutex_lock(&mb->lock);
+	}
 	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : 0;
 	const struct uidx_state *s = mb->log.cur;
 	if (rc == 0) {
@@ -297,6 +307,7 @@ int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 
 int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force)
 {
+	MAIL_BLOCKING_CALL();
 	pthread_mutex_lock(&mb->lock);
 	uint64_t before = mb->log.version;
 	int rc = mailbox_sync_locked(mb, 1);

@@ -313,6 +313,7 @@ static uint64_t next_ts(struct mail_engine *eng, uint64_t prev)
 
 int mail_list(struct mail_engine *eng, const char *user, struct mail_mailbox_info **out, size_t *n)
 {
+	MAIL_BLOCKING_CALL();
 	struct mblist l;
 	char *token = NULL;
 	*out = NULL;
@@ -384,6 +385,7 @@ int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, u
 
 int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use)
 {
+	MAIL_BLOCKING_CALL();
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -443,6 +445,7 @@ static int entry_tombstone(struct mail_engine *eng, const char *user, struct mbl
 
 int mail_delete(struct mail_engine *eng, const char *user, const char *name)
 {
+	MAIL_BLOCKING_CALL();
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -517,6 +520,7 @@ static int move_entry(struct mail_engine *eng, const char *user, struct mblist *
 
 int mail_rename(struct mail_engine *eng, const char *user, const char *from, const char *to)
 {
+	MAIL_BLOCKING_CALL();
 	char *f = norm_name(from), *t = norm_name(to);
 	int rc = 0;
 	if (f == NULL || t == NULL)
@@ -628,6 +632,7 @@ static int apply_subscribe(struct mail_engine *eng, struct mblist *l, const char
 
 int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
 {
+	MAIL_BLOCKING_CALL();
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -651,5 +656,6 @@ static int apply_special_use(struct mail_engine *eng, struct mblist *l, const ch
 
 int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
 {
+	MAIL_BLOCKING_CALL();
 	return edit_list(eng, user, name, apply_special_use, &su);
 }

@@ -250,6 +250,7 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
                      uint32_t *uidvalidity, uint32_t *uids)
 {
+	MAIL_BLOCKING_CALL();
 	struct mail_engine *eng = mb->eng;
 	if (mb->deleted)
 		return AEROGRAM_ENOTFOUND;
@@ -360,6 +361,7 @@ static struct uidx_op *op_for_uids(struct mail_view *v, uint8_t kind, const uint
 int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
                uint32_t flags, const char *const *keywords, size_t n_keywords)
 {
+	MAIL_BLOCKING_CALL();
 	uint8_t kind = mode == MAIL_STORE_ADD ? UIDX_OP_FLAG_ADD
 	               : mode == MAIL_STORE_REMOVE ? UIDX_OP_FLAG_DEL : UIDX_OP_FLAG_SET;
 	struct uidx_op *op = op_for_uids(v, kind, uids, n);
@@ -393,6 +395,7 @@ static int push_del(struct mail_mailbox *mb, struct uidx_op *op)
 
 int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
 {
+	MAIL_BLOCKING_CALL();
 	struct uidx_op *op = op_for_uids(v, UIDX_OP_DEL, uids, n);
 	if (op == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -602,12 +605,14 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 int mail_copy(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
               uint32_t *uidvalidity, uint32_t *out_uids)
 {
+	MAIL_BLOCKING_CALL();
 	return copy_into(v, uids, n, dst, uidvalidity, out_uids, NULL);
 }
 
 int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
               uint32_t *uidvalidity, uint32_t *out_uids)
 {
+	MAIL_BLOCKING_CALL();
 	struct uidx_op *del = NULL;
 	int rc = copy_into(v, uids, n, dst, uidvalidity, out_uids, &del);
 	if (rc != 0)
@@ -621,6 +626,7 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
 {
+	MAIL_BLOCKING_CALL();
 	struct mail_engine *eng = v->mb->eng;
 	*out = NULL;
 	struct mail_body *res = calloc(n ? n : 1, sizeof(*res));

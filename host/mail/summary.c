@@ -320,6 +320,11 @@ int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct m
 			continue;
 		if (scache_get(eng->summaries, v->mb, m->id, &res[i]) == 0)
 			continue;
+		if (mail_would_block()) { /* a miss is a store read */
+			mail_summaries_free(res, n);
+			free(w);
+			return MAIL_EAGAIN;
+		}
 		mail_hex(m->id, UIDX_ID, w[nw].hex);
 		w[nw].index = i;
 		nw++;

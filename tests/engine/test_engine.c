@@ -1233,6 +1233,98 @@ static void test_rows_per_command(void)
 	CU_ASSERT(b.append_rows <= 8);
 }
 
+/* Non-blocking mode: what an event loop may call inline. */
+static void test_nonblock(void)
+{
+	struct env e;
+	env_open(&e, 63);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "nob", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t uids[] = { 1, 2, 3 };
+	/* every call that would wait fails at once, changing nothing */
+	mail_nonblock(1);
+	struct mail_changes *c = NULL;
+	struct mail_summary *sm = NULL;
+	struct mail_body *bd = NULL;
+	CU_ASSERT_EQUAL(mail_store(v, uids, 1, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), MAIL_EAGAIN);
+	CU_ASSERT_EQUAL(mail_bodies(v, uids, 1, &bd), MAIL_EAGAIN);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	struct mail_mailbox *m2;
+	CU_ASSERT_EQUAL(mail_mailbox_open(e.eng, "nob", "INBOX", &m2), MAIL_EAGAIN);
+	/* without a live watch the state may be stale: the update would read */
+	CU_ASSERT_EQUAL(mail_view_update(v, 0, &c), MAIL_EAGAIN);
+	CU_ASSERT(mail_nonblock_hit());
+	/* summaries come from the cache (filled by the appends) */
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(mail_summaries(v, uids, 3, &sm), 0);
+	CU_ASSERT(!mail_nonblock_hit());
+	mail_summaries_free(sm, 3);
+	mail_nonblock(0);
+	struct mail_status st;
+	CU_ASSERT_EQUAL(mail_mailbox_status(mb, &st), 0);
+	CU_ASSERT_EQUAL(st.exists, 3);
+	CU_ASSERT_EQUAL(mail_view_exists(v), 3);
+	/* a summary not in the cache is a store read: another engine's view */
+	struct mail_engine *other = env_engine(&e, 64);
+	struct mail_mailbox *om;
+	struct mail_view *ov;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "nob", "INBOX", &om), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(om, 0, &ov), 0);
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(mail_summaries(ov, uids, 3, &sm), MAIL_EAGAIN);
+	mail_nonblock(0);
+	CU_ASSERT_EQUAL_FATAL(mail_summaries(ov, uids, 3, &sm), 0);
+	mail_summaries_free(sm, 3);
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(mail_summaries(ov, uids, 3, &sm), 0); /* now cached */
+	mail_nonblock(0);
+	mail_summaries_free(sm, 3);
+	mail_view_close(ov);
+	mail_mailbox_close(om);
+	mail_engine_free(other);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	env_close(&e);
+
+	/* With a poller, a view update on a mailbox whose watch is live and
+	 * quiet needs nothing from the store: it succeeds inline. */
+	env_open(&e, 65);
+	struct mail_engine_options o = eu_options(NULL, 66);
+	o.clock_ms = NULL;
+	o.clock_arg = NULL;
+	o.sleep_ms = NULL;
+	o.no_poller = 0;
+	struct mail_engine *pe = NULL;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &pe), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "nob", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	/* wait (generously) for the poller to arm the watch and take in our
+	 * own writes: an event, not a duration */
+	int ok = 0;
+	for (int i = 0; i < 6000 && !ok; i++) {
+		mail_nonblock(1);
+		int rc = mail_view_update(v, 0, &c);
+		mail_nonblock(0);
+		if (rc == 0) {
+			ok = 1;
+			CU_ASSERT_EQUAL(c->n_flags + c->n_expunged, 0);
+			mail_changes_free(c);
+		} else {
+			CU_ASSERT_EQUAL(rc, MAIL_EAGAIN);
+			usleep(10000);
+		}
+	}
+	CU_ASSERT(ok);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	mail_engine_free(pe);
+	env_close(&e);
+}
+
 /* ----------------------------------------------------------- checkpoints */
 
 /* Appends n messages, the clock moving tick_ms before each. */
@@ -1961,6 +2053,7 @@ int main(void)
 	CU_add_test(s, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
 	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
 	CU_add_test(s, "rows read per command do not grow with the history", test_rows_per_command);
+	CU_add_test(s, "non-blocking mode: inline calls never wait", test_nonblock);
 	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(s, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
 	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
@@ -1981,6 +2074,7 @@ int main(void)
 	CU_add_test(t, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
 	CU_add_test(t, "round trips per operation do not grow with the mailbox", test_round_trips);
 	CU_add_test(t, "rows read per command do not grow with the history", test_rows_per_command);
+	CU_add_test(t, "non-blocking mode: inline calls never wait", test_nonblock);
 	CU_add_test(t, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(t, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
 	CU_add_test(t, "log row with a sibling: deterministic choice", test_log_sibling);
