@@ -162,6 +162,9 @@ struct uidx_state {
 	size_t hash_cap, hash_used;
 	struct uidx_mark marks[UIDX_MARKS]; /* the last adds, oldest first */
 	size_t n_marks;
+	/* Adds applied whose writer had seen more adds before them than this
+	 * state holds: the state misses a late add (not encoded; README). */
+	uint32_t add_gaps;
 };
 
 enum uidx_op_kind {
@@ -230,6 +233,10 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out);
 #define OPLOG_SKEW_MS 500
 #define OPLOG_OVERLAP_MS (OPLOG_LATE_MS + OPLOG_SKEW_MS)
 #define OPLOG_LATE_PENDING 16
+/* Without conditional writes, a sync reads everything since the newest
+ * checkpoint at least this often (a writer may die between a slow write
+ * and its LATE announcement). */
+#define OPLOG_DEEP_EVERY_MS (60ull * 1000)
 /* Without conditional writes, the entries of the last OPLOG_FOLD_MS stay in
  * memory so that a late one can be merged by replaying them; older ones are
  * folded into a base state. */
@@ -285,6 +292,7 @@ struct oplog {
 	struct ag_ts newest;       /* the newest entry applied (or the checkpoint cut) */
 	uint64_t prev_sync_start;  /* engine clock when the last complete read began */
 	uint64_t last_sync_done;   /* engine clock when it ended */
+	uint64_t last_deep_sync;   /* engine clock of the last read since the checkpoint */
 	struct ag_ts ckpt_ts;      /* cut of the newest checkpoint this state knows */
 	uint64_t tail_n, tail_bytes; /* entries applied since that cut */
 	size_t state_bytes;        /* encoded size of the last checkpoint seen or written */
@@ -319,6 +327,8 @@ struct oplog {
 	char turn_sk[48];          /* this engine's claim row */
 	char *turn_token;          /* its token, from our last read of it */
 	uint64_t turn_dead_logged;
+	int in_gap_reload;
+	uint32_t gaps_given_up;    /* add_gaps that a full reload did not explain */
 	/* set while a conditional write's outcome is unknown: the sync that
 	 * follows says whether it read that entry */
 	struct ag_ts probe;

@@ -452,6 +452,7 @@ static int load_checkpoint(struct oplog *log, struct ag_ts bound, struct uidx_st
 }
 
 static int handle_late(struct oplog *log, const struct ag_ts *late, size_t n_late, int may_reload);
+static int fill_gaps(struct oplog *log);
 static void collect_late(const struct remote *r, struct ag_ts **late, size_t *n_late);
 static int fetch_entry(struct oplog *log, struct ag_ts ts, int *found);
 
@@ -550,12 +551,18 @@ static int cold_load(struct oplog *log, struct ag_ts bound)
 	log->loaded = 1;
 	log->prev_sync_start = t_s;
 	log->last_sync_done = mail_now(eng);
+	log->last_deep_sync = t_s;
 	log->last_activity = log->last_sync_done;
 	log->version++;
 	/* a late entry the checkpoint may lack: from a reload to before a late
 	 * entry, fetch only (no second reload) */
 	rc = handle_late(log, late, n_late, ts_zero(bound));
 	free(late);
+	if (rc == 0 && log->cur->add_gaps > log->gaps_given_up && !log->in_gap_reload) {
+		log->in_gap_reload = 1;
+		rc = fill_gaps(log);
+		log->in_gap_reload = 0;
+	}
 	return rc;
 }
 
@@ -741,6 +748,50 @@ static int resolve_doubtful(struct oplog *log)
 	return rc;
 }
 
+/* The state holds an add whose writer had seen an add we do not have
+ * (late, and not announced: its writer died first). A view that shows
+ * UIDs must hold every add before each of its adds (README: the proof
+ * needs closed views): read everything since the checkpoint again, then,
+ * if that is not enough, reload from the checkpoint. */
+static int fill_gaps(struct oplog *log)
+{
+	mail_log(log->eng, AEROGRAM_LOG_WARNING, "%s: an add is missing before another: reading the log again",
+	         log->pk);
+	int was_in = log->in_gap_reload;
+	log->in_gap_reload = 1;
+	struct ag_ts st = read_start(log, 1);
+	char start[AG_TS_HEX + 1];
+	ts_format(st, start);
+	struct remote r = { NULL, 0, 0, log };
+	struct read_result rr;
+	int rc = read_log(log, start, 0, &r, &rr);
+	read_result_clear(&rr);
+	if (rc == 0)
+		rc = log->cas ? 0 : merge_remote(log, &r);
+	remote_free(&r);
+	/* then from the newest checkpoint, and from older ones: a checkpoint
+	 * written while the add was in flight lacks it */
+	struct ag_ts bound = { 0, 0 };
+	for (int tries = 0; rc == 0 && log->cur->add_gaps > 0 && tries < 1 + OPLOG_CHECKPOINTS_TO_KEEP; tries++) {
+		rc = cold_load(log, bound);
+		if (ts_zero(log->ckpt_ts))
+			break; /* replayed from the first entry: nothing older to try */
+		bound = log->ckpt_ts;
+		if (bound.rnd > 0)
+			bound.rnd--;
+		else
+			bound.ms--, bound.rnd = UINT64_MAX;
+	}
+	if (rc == 0 && log->cur->add_gaps > 0) {
+		/* (a corrupt entry, or an add slower than the retention): do not
+		 * read everything again at every sync for it */
+		mail_log(log->eng, AEROGRAM_LOG_ERROR, "%s: an add is missing and cannot be found", log->pk);
+		log->gaps_given_up = log->cur->add_gaps;
+	}
+	log->in_gap_reload = was_in;
+	return rc;
+}
+
 /* Collects the entries named by the LATE markers among r's. */
 static void collect_late(const struct remote *r, struct ag_ts **late, size_t *n_late)
 {
@@ -769,6 +820,11 @@ static int sync_read(struct oplog *log, int deep, struct read_result *turn_out)
 	 * since: if anything was written meanwhile, start from a checkpoint. */
 	int stale = mail_now(eng) - log->last_sync_done > OPLOG_RETAIN_MS / 2;
 	uint64_t t_s = mail_now(eng);
+	/* Without conditional writes, now and then read again everything since
+	 * the newest checkpoint: a writer that died right after a slow write
+	 * never announced it (README: late entries). */
+	if (!log->cas && t_s - log->last_deep_sync >= OPLOG_DEEP_EVERY_MS)
+		deep = 1;
 	log->last_sync_rows = 0;
 	log->ckpt_loaded = 0;
 	struct ag_ts st = read_start(log, deep);
@@ -814,12 +870,16 @@ static int sync_read(struct oplog *log, int deep, struct read_result *turn_out)
 	free(late);
 	if (rc == 0 && log->n_doubtful)
 		rc = resolve_doubtful(log);
+	if (rc == 0 && log->cur->add_gaps > log->gaps_given_up)
+		rc = fill_gaps(log);
 	if (rc == 0) {
 		free(log->watch_token);
 		log->watch_token = rr.watch_token;
 		rr.watch_token = NULL;
 		log->prev_sync_start = t_s;
 		log->last_sync_done = mail_now(eng);
+		if (deep)
+			log->last_deep_sync = t_s;
 		fold(log);
 	}
 	if (rc == 0 && turn_out) {

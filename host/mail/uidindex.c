@@ -262,6 +262,10 @@ static int apply_add(struct uidx_state *s, const struct uidx_op *op)
 	 * not see. It is never negative for a causally closed view; clamp it
 	 * anyway so that a corrupt op cannot lower UIDVALIDITY. */
 	uint32_t term = s->uidnext > op->seen_uidnext ? s->uidnext - op->seen_uidnext : 0;
+	/* Its writer had more adds before it than we do: we miss one (late,
+	 * and its announcement lost). The log reads again (oplog.c). */
+	if (op->seen_uidnext > s->uidnext)
+		s->add_gaps++;
 	/* With an anchor still in the window, only the UIDs allocated after the
 	 * anchor count: an add the writer missed before its anchor was charged
 	 * to the op whose own anchor precedes it, once (README proof). */

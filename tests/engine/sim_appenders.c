@@ -362,8 +362,10 @@ static int run_seed(uint64_t seed, int crash, int verbose)
 	s->running = 0;
 
 	/* quiescence: the live engines sync with a working store; the dead one
-	 * stays dead; enough time passes for its claim to be presumed dead */
-	s->now += OPLOG_TURN_LEASE_MS + 1000;
+	 * stays dead; enough time passes for its claim to be presumed dead, and
+	 * for a sync to read everything since the checkpoint again (a writer
+	 * that died after a slow write never announced it) */
+	s->now += OPLOG_TURN_LEASE_MS + OPLOG_DEEP_EVERY_MS + 1000;
 	for (int e = 0; e < K; e++)
 		if (!s->a[e].crashed)
 			agw_fault_clear(s->a[e].fw);

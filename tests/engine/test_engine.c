@@ -1325,6 +1325,89 @@ static void test_nonblock(void)
 	env_close(&e);
 }
 
+/* An add written late whose writer died before announcing it: a reader
+ * whose window passed it learns of it from a later add whose writer had it
+ * (its `seen` is above what the reader holds), and reads again: a view
+ * never shows an add without every add before it. */
+static void test_unannounced_late_add(void)
+{
+	struct env e;
+	env_open(&e, 67);
+	struct mail_engine *b = env_engine(&e, 68);
+	struct mail_mailbox *ma, *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lat", "INBOX", &ma), 0);
+	CU_ASSERT_EQUAL(append_ticking(&e, ma, 3, 100), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b, "lat", "INBOX", &mb), 0);
+	e.clk.now += 10000;
+	/* a flag change now: b reads it, so b's window moves past the moment
+	 * the late add will claim */
+	struct mail_view *av;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(ma, 0, &av), 0);
+	uint32_t one = 1;
+	CU_ASSERT_EQUAL(mail_store(av, &one, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, NULL, 0), 0);
+	mail_view_close(av);
+	e.clk.now += 10000;
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	/* the late add: timestamp 5 s back, written straight to the store,
+	 * no LATE marker, no watch row */
+	struct uidx_op *op = calloc(1, sizeof(*op));
+	op->kind = UIDX_OP_ADD;
+	op->n = 1;
+	op->ids = calloc(1, UIDX_ID);
+	op->item_flags = calloc(1, sizeof(uint64_t));
+	memset(op->ids[0], 0x6c, UIDX_ID);
+	pthread_mutex_lock(&ma->lock);
+	op->seen_uidnext = ma->log.cur->uidnext;
+	struct ag_ts late = ma->log.newest;
+	pthread_mutex_unlock(&ma->lock);
+	late.ms -= 5000; /* before the flag change b has read */
+	late.rnd = 7;
+	struct cbuf cb = { 0 };
+	CU_ASSERT_EQUAL_FATAL(codec_op_encode(op, &cb), 0);
+	uidx_op_free(op);
+	char sk[AG_TS_HEX + 1], pk[128];
+	ts_format(late, sk);
+	snprintf(pk, sizeof(pk), "lat/index/%s", mail_mailbox_id(ma));
+	struct aerogram_row_write w = { pk, sk, NULL, cb.p, cb.len, 0 };
+	CU_ASSERT_EQUAL(e.st.driver->row_insert(e.st.store, &w, 1), 0);
+	free(cb.p);
+	/* a daemon that reads everything (a fresh one) has it, and adds */
+	struct mail_engine *c = env_engine(&e, 69);
+	struct mail_mailbox *mc;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(c, "lat", "INBOX", &mc), 0);
+	struct mail_status st;
+	mail_mailbox_status(mc, &st);
+	CU_ASSERT_EQUAL(st.exists, 4);
+	uint32_t uv = 0, uid = 0;
+	struct mail_new_message m = { .body = (const uint8_t *)"x", .body_len = 1 };
+	e.clk.now += 100;
+	CU_ASSERT_EQUAL(mail_append(mc, &m, &uv, &uid), 0);
+	CU_ASSERT_EQUAL(uid, 5);
+	/* b reads c's add (in its window) but not the late one: it must find
+	 * it before showing anything */
+	unsigned long warn = eu_warnings;
+	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
+	CU_ASSERT(eu_warnings > warn); /* "an add is missing before another" */
+	struct mail_status sb;
+	mail_mailbox_status(mb, &sb);
+	CU_ASSERT_EQUAL(sb.exists, 5);
+	CU_ASSERT_EQUAL(sb.uidnext, 6);
+	CU_ASSERT_EQUAL(sb.uidvalidity, uv);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_msg_info info;
+	CU_ASSERT_EQUAL(mail_view_msg(v, 4, &info), 0);
+	CU_ASSERT_EQUAL(info.uid, 4);
+	CU_ASSERT_STRING_EQUAL(info.id, "6c6c6c6c6c6c6c6c6c6c6c6c6c6c6c6c");
+	mail_view_close(v);
+	mail_mailbox_close(mc);
+	mail_engine_free(c);
+	mail_mailbox_close(ma);
+	mail_mailbox_close(mb);
+	mail_engine_free(b);
+	env_close(&e);
+}
+
 /* ----------------------------------------------------------- checkpoints */
 
 /* Appends n messages, the clock moving tick_ms before each. */
@@ -2075,6 +2158,7 @@ int main(void)
 	CU_add_test(t, "round trips per operation do not grow with the mailbox", test_round_trips);
 	CU_add_test(t, "rows read per command do not grow with the history", test_rows_per_command);
 	CU_add_test(t, "non-blocking mode: inline calls never wait", test_nonblock);
+	CU_add_test(t, "an add written late and never announced is found from a later add", test_unannounced_late_add);
 	CU_add_test(t, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
 	CU_add_test(t, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
 	CU_add_test(t, "log row with a sibling: deterministic choice", test_log_sibling);
