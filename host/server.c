@@ -208,8 +208,11 @@ void ag_server_free(struct ag_server *srv)
 		srv->sessions->job_running = 0;
 		ag_session_free(srv->sessions);
 	}
-	if (srv->engine != NULL)
+	if (srv->engine != NULL) {
+		/* the next start opens every mailbox from a checkpoint alone */
+		mail_engine_checkpoint_all(srv->engine, 5000);
 		mail_engine_free(srv->engine);
+	}
 	if (srv->reload_result != NULL)
 		ag_users_unref(srv->reload_result);
 	if (srv->reload_tls != NULL)

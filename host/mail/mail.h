@@ -86,6 +86,10 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
                     struct mail_engine **out);
 /* Stops the poller and frees the engine; every mailbox must be closed. */
 void mail_engine_free(struct mail_engine *eng);
+/* Before a clean shutdown: checkpoints the mailboxes still in memory whose
+ * log has entries after their newest checkpoint, within budget_ms, so that
+ * the next start (here or elsewhere) opens them from a checkpoint alone. */
+void mail_engine_checkpoint_all(struct mail_engine *eng, uint32_t budget_ms);
 
 /* ---- Mailbox list (per user; `user` is a stable id used as key prefix) ---- */
 

@@ -447,6 +447,7 @@ struct mail_mailbox {
 	int refs;                   /* under eng->lock; 0: cached, closed */
 	uint64_t closed_at;         /* when refs went to 0 (LRU) */
 	uint64_t idle_tried_at;     /* the poller's last idle-checkpoint look (under eng->lock) */
+	int shutdown_done;          /* mail_engine_checkpoint_all visited it */
 	char *user;
 	char id[33];
 	uint32_t uv_base;           /* the list's UIDVALIDITY for this name, minus 1 */

@@ -704,3 +704,33 @@ void engine_poller_stop(struct mail_engine *eng)
 	pthread_join(eng->poller, NULL);
 	eng->poller_running = 0;
 }
+
+void mail_engine_checkpoint_all(struct mail_engine *eng, uint32_t budget_ms)
+{
+	uint64_t deadline = mail_now(eng) + budget_ms;
+	for (;;) {
+		/* one mailbox at a time, a reference held, none visited twice */
+		struct mail_mailbox *pick = NULL;
+		pthread_mutex_lock(&eng->lock);
+		for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next)
+			if (!mb->deleted && !mb->shutdown_done) {
+				pick = mb;
+				break;
+			}
+		if (pick) {
+			pick->shutdown_done = 1;
+			if (pick->refs++ == 0)
+				eng->n_cached--;
+		}
+		pthread_mutex_unlock(&eng->lock);
+		if (pick == NULL)
+			return;
+		if (mail_now(eng) < deadline) {
+			pthread_mutex_lock(&pick->lock);
+			if (pick->log.loaded && pick->log.tail_n > 0 && !pick->deleted)
+				oplog_checkpoint(&pick->log, 1);
+			pthread_mutex_unlock(&pick->lock);
+		}
+		mailbox_unref(pick);
+	}
+}
