@@ -106,7 +106,8 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 {
 	struct section_spec spec = { .kind = kind };
 	struct section_result res = { 0 };
-	agbuf_printf(out, "%s ", item);
+	agbuf_puts(out, item);
+	agbuf_putc(out, ' ');
 	if (section_fetch(msg, data, len, &spec, &res) != 0) {
 		agbuf_puts(out, "NIL");
 		return;
@@ -135,10 +136,13 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
 	size_t len = body ? body->len : sum ? sum->header_len : 0;
 
-	agbuf_printf(out, "* %u FETCH (", seq);
+	agbuf_append(out, "* ", 2);
+	agbuf_put_u64(out, seq);
+	agbuf_append(out, " FETCH (", 8);
 	int first = 1;
 	if (cmd->uid) {
-		agbuf_printf(out, "UID %u", info->uid);
+		agbuf_append(out, "UID ", 4);
+		agbuf_put_u64(out, info->uid);
 		first = 0;
 	}
 	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
@@ -149,18 +153,26 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 			agbuf_putc(out, ' ');
 		first = 0;
 		switch (a->kind) {
-		case IMAP_FETCH_UID: agbuf_printf(out, "UID %u", info->uid); break;
+		case IMAP_FETCH_UID:
+			agbuf_append(out, "UID ", 4);
+			agbuf_put_u64(out, info->uid);
+			break;
 		case IMAP_FETCH_FLAGS:
 			agbuf_puts(out, "FLAGS ");
 			ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 			break;
-		case IMAP_FETCH_MODSEQ: agbuf_printf(out, "MODSEQ (%llu)", (unsigned long long)info->modseq); break;
+		case IMAP_FETCH_MODSEQ:
+			agbuf_append(out, "MODSEQ (", 8);
+			agbuf_put_u64(out, info->modseq);
+			agbuf_putc(out, ')');
+			break;
 		case IMAP_FETCH_INTERNALDATE:
 			agbuf_puts(out, "INTERNALDATE ");
 			imap_write_datetime(out, sum ? (int64_t)(sum->internal_date_ms / 1000) : 0, 0);
 			break;
 		case IMAP_FETCH_RFC822_SIZE:
-			agbuf_printf(out, "RFC822.SIZE %llu", (unsigned long long)(msg ? msg->vsize : 0));
+			agbuf_append(out, "RFC822.SIZE ", 12);
+			agbuf_put_u64(out, msg ? msg->vsize : 0);
 			break;
 		case IMAP_FETCH_ENVELOPE:
 			agbuf_puts(out, "ENVELOPE ");
