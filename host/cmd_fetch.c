@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "host/commands.h"
+#include "host/fetch_cache.h"
 #include "host/log.h"
 #include "host/mail_reply.h"
 #include "protocol/bodystructure.h"
@@ -117,22 +118,41 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 	section_result_free(&res);
 }
 
-/* Writes "* seq FETCH (...)" for one message. The MIME structure is decoded
+/* Writes "* seq FETCH (...)" for one message. The MIME structure is needed
  * only when an item needs it (`need_structure`): FETCH (FLAGS INTERNALDATE)
- * of a whole mailbox would otherwise decode every message for nothing. */
-static void write_message(struct agbuf *out, const struct ag_session *s, const struct imap_command *cmd,
+ * of a whole mailbox would otherwise decode every message for nothing. It
+ * comes from the fetch cache (`ent`: the texts of ENVELOPE, BODY and
+ * BODYSTRUCTURE as written once, and the part tree), filled from the
+ * summary's serialised structure on a miss; only a summary whose structure
+ * does not decode is parsed here, every time, and not cached (what the
+ * parse sees depends on whether the body was read). */
+static void write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
                           const struct mail_summary *sum, const struct mail_body *body, int need_structure)
 {
-	struct mime_message *msg = NULL;
+	struct ag_fetch_cache *cache = ag_fetch_cache_global();
+	const struct ag_fetch_entry *ent = NULL;
+	struct mime_message *parsed = NULL;
 	if (sum != NULL && need_structure) {
-		msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+		const char *user = s->user ? s->user : "";
+		const char *mailbox_id = mail_mailbox_id(mail_view_mailbox(s->view));
+		if (cache != NULL)
+			ent = ag_fetch_cache_get(cache, user, mailbox_id, info->id);
+		if (ent == NULL) {
+			struct mime_message *decoded = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+			if (decoded != NULL && cache != NULL &&
+			    (ent = ag_fetch_cache_put(cache, user, mailbox_id, info->id, decoded)) != NULL)
+				mime_free(decoded);
+			else
+				parsed = decoded;
+		}
 		/* A summary without a usable structure: parse what there is. */
-		if (msg == NULL && body != NULL)
-			msg = mime_parse((const char *)body->data, body->len);
-		if (msg == NULL)
-			msg = mime_parse((const char *)sum->header, sum->header_len);
+		if (ent == NULL && parsed == NULL && body != NULL)
+			parsed = mime_parse((const char *)body->data, body->len);
+		if (ent == NULL && parsed == NULL)
+			parsed = mime_parse((const char *)sum->header, sum->header_len);
 	}
+	const struct mime_message *msg = ent ? ent->skeleton : parsed;
 	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
 	size_t len = body ? body->len : sum ? sum->header_len : 0;
 
@@ -176,7 +196,9 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 			break;
 		case IMAP_FETCH_ENVELOPE:
 			agbuf_puts(out, "ENVELOPE ");
-			if (msg)
+			if (ent)
+				agbuf_append(out, ent->envelope, ent->envelope_len);
+			else if (msg)
 				envelope_write_message(out, msg);
 			else
 				envelope_write(out, NULL);
@@ -184,7 +206,11 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE:
 			agbuf_puts(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
-			if (msg)
+			if (ent && a->kind == IMAP_FETCH_BODY)
+				agbuf_append(out, ent->body, ent->body_len);
+			else if (ent)
+				agbuf_append(out, ent->bodystructure, ent->bodystructure_len);
+			else if (msg)
 				bodystructure_write(out, msg->root, a->kind == IMAP_FETCH_BODYSTRUCTURE);
 			else
 				agbuf_puts(out, "NIL");
@@ -219,8 +245,10 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 	}
 	agbuf_puts(out, ")\r\n");
-	if (msg)
-		mime_free(msg);
+	if (ent)
+		ag_fetch_cache_release(cache, ent);
+	if (parsed)
+		mime_free(parsed);
 }
 
 static int cmp_uid(const void *a, const void *b)

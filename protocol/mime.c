@@ -106,6 +106,60 @@ size_t mime_part_count(const struct mime_part *part)
 	return n;
 }
 
+/* Copies `src` and its subtree under `parent` into `arena`. */
+static struct mime_part *copy_skeleton(struct mime_arena *arena, const struct mime_part *src,
+				       struct mime_part *parent)
+{
+	struct mime_part *p = mime_arena_alloc(arena, sizeof(*p));
+	p->parent = parent;
+	p->flags = src->flags;
+	p->hdr_offset = src->hdr_offset;
+	p->body_offset = src->body_offset;
+	p->end_offset = src->end_offset;
+	p->hdr_vsize = src->hdr_vsize;
+	p->body_vsize = src->body_vsize;
+	p->hdr_lines = src->hdr_lines;
+	p->body_lines = src->body_lines;
+	struct mime_part **tail = &p->children;
+	for (const struct mime_part *c = src->children; c; c = c->next) {
+		*tail = copy_skeleton(arena, c, p);
+		tail = &(*tail)->next;
+	}
+	return p;
+}
+
+/* Size of an arena allocation of `size` bytes (see mime_arena_alloc). */
+static size_t arena_rounded(size_t size)
+{
+	return (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+}
+
+struct mime_message *mime_message_skeleton(const struct mime_message *msg, size_t *bytes)
+{
+	size_t nparts = mime_part_count(msg->root);
+	size_t need = arena_rounded(sizeof(struct mime_message)) + nparts * arena_rounded(sizeof(struct mime_part));
+	struct mime_arena *arena = mime_arena_new();
+	struct arena_block *b = arena ? malloc(sizeof(*b) + need) : NULL;
+	if (b == NULL) {
+		free(arena);
+		return NULL;
+	}
+	/* One block that fits the copy exactly: mime_arena_alloc never adds
+	 * another, and nothing of the default 8 KiB block is wasted. */
+	b->next = NULL;
+	b->used = 0;
+	b->size = need;
+	arena->head = b;
+	struct mime_message *copy = mime_arena_alloc(arena, sizeof(*copy));
+	copy->arena = arena;
+	copy->size = msg->size;
+	copy->vsize = msg->vsize;
+	copy->root = copy_skeleton(arena, msg->root, NULL);
+	if (bytes != NULL)
+		*bytes = sizeof(*arena) + sizeof(*b) + need;
+	return copy;
+}
+
 /* ---- structure --------------------------------------------------------- */
 
 /* Private flag: the header was cut by a boundary line, the body is empty. */
