@@ -34,6 +34,7 @@
 struct fetch_plan {
 	int need_summary;
 	int need_structure; /* the MIME structure (all but UID, FLAGS, MODSEQ, INTERNALDATE) */
+	int need_header;    /* the header bytes of the summary (header sections) */
 	int need_body;
 	int sets_seen;   /* a non-PEEK body item: \Seen is set */
 	int has_flags;
@@ -60,12 +61,13 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 			plan->need_summary = plan->need_structure = plan->need_body = plan->sets_seen = 1;
 			break;
 		case IMAP_FETCH_BODY_SECTION:
-			plan->need_summary = plan->need_structure = 1;
+			plan->need_summary = plan->need_structure = plan->need_header = 1;
 			if (!section_is_header_only(&a->section))
 				plan->need_body = 1;
 			if (!a->peek)
 				plan->sets_seen = 1;
 			break;
+		case IMAP_FETCH_RFC822_HEADER: plan->need_summary = plan->need_structure = plan->need_header = 1; break;
 		default: plan->need_summary = plan->need_structure = 1; break;
 		}
 	}
@@ -122,18 +124,20 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
  * only when an item needs it (`need_structure`): FETCH (FLAGS INTERNALDATE)
  * of a whole mailbox would otherwise decode every message for nothing. It
  * comes from the fetch cache (`ent`: the texts of ENVELOPE, BODY and
- * BODYSTRUCTURE as written once, and the part tree), filled from the
- * summary's serialised structure on a miss; only a summary whose structure
- * does not decode is parsed here, every time, and not cached (what the
- * parse sees depends on whether the body was read). */
+ * BODYSTRUCTURE as written once, the part tree and the internal date),
+ * filled from the summary's serialised structure on a miss; only a summary
+ * whose structure does not decode is parsed here, every time, and not
+ * cached (what the parse sees depends on whether the body was read).
+ * `ent` is the message's entry when the caller looked it up already (then
+ * `sum` may be NULL); this function gives it back. */
 static void write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
-                          const struct mail_summary *sum, const struct mail_body *body, int need_structure)
+                          const struct mail_summary *sum, const struct mail_body *body, int need_structure,
+                          const struct ag_fetch_entry *ent)
 {
 	struct ag_fetch_cache *cache = ag_fetch_cache_global();
-	const struct ag_fetch_entry *ent = NULL;
 	struct mime_message *parsed = NULL;
-	if (sum != NULL && need_structure) {
+	if (ent == NULL && sum != NULL && need_structure) {
 		const char *user = s->user ? s->user : "";
 		const char *mailbox_id = mail_mailbox_id(mail_view_mailbox(s->view));
 		if (cache != NULL)
@@ -141,7 +145,8 @@ static void write_message(struct agbuf *out, struct ag_session *s, const struct 
 		if (ent == NULL) {
 			struct mime_message *decoded = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
 			if (decoded != NULL && cache != NULL &&
-			    (ent = ag_fetch_cache_put(cache, user, mailbox_id, info->id, decoded)) != NULL)
+			    (ent = ag_fetch_cache_put(cache, user, mailbox_id, info->id, decoded,
+			                              sum->internal_date_ms)) != NULL)
 				mime_free(decoded);
 			else
 				parsed = decoded;
@@ -188,7 +193,11 @@ static void write_message(struct agbuf *out, struct ag_session *s, const struct 
 			break;
 		case IMAP_FETCH_INTERNALDATE:
 			agbuf_puts(out, "INTERNALDATE ");
-			imap_write_datetime(out, sum ? (int64_t)(sum->internal_date_ms / 1000) : 0, 0);
+			imap_write_datetime(out,
+			                    sum   ? (int64_t)(sum->internal_date_ms / 1000)
+			                    : ent ? (int64_t)(ent->internal_date_ms / 1000)
+			                          : 0,
+			                    0);
 			break;
 		case IMAP_FETCH_RFC822_SIZE:
 			agbuf_append(out, "RFC822.SIZE ", 12);
@@ -312,6 +321,32 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 	return st;
 }
 
+/* Looks up the cache entries of a batch for a FETCH whose items the cache
+ * answers alone (ENVELOPE, BODY, BODYSTRUCTURE, RFC822.SIZE, INTERNALDATE
+ * with UID, FLAGS, MODSEQ). Returns 1 when every message of the view has
+ * one: then the batch needs no summary read (a message expunged and
+ * collected meanwhile is answered from its entry, RFC 3501 7.4.1 allows
+ * it). Else 0, with the entries found kept in `ents` all the same. */
+static int lookup_batch(struct ag_session *s, const uint32_t *uids, size_t count,
+                        const struct ag_fetch_entry **ents)
+{
+	struct ag_fetch_cache *cache = ag_fetch_cache_global();
+	if (cache == NULL)
+		return 0;
+	const char *user = s->user ? s->user : "";
+	const char *mailbox_id = mail_mailbox_id(mail_view_mailbox(s->view));
+	int all = 1;
+	for (size_t i = 0; i < count; i++) {
+		struct mail_msg_info info;
+		uint32_t seq = mail_view_seq(s->view, uids[i]);
+		if (seq == 0 || mail_view_msg(s->view, seq, &info) != 0)
+			continue; /* not answered either way */
+		if ((ents[i] = ag_fetch_cache_get(cache, user, mailbox_id, info.id)) == NULL)
+			all = 0;
+	}
+	return all;
+}
+
 /* Runs until the reply holds about FETCH_REPLY_CHUNK bytes, then lets the
  * loop send it and comes back for the rest. */
 static void fetch_run(struct ag_session *s)
@@ -332,7 +367,10 @@ static void fetch_run(struct ag_session *s)
 		const uint32_t *uids = st->uids + st->pos;
 		struct mail_summary *sums = NULL;
 		struct mail_body *bodies = NULL;
-		if (st->plan.need_summary)
+		const struct ag_fetch_entry *ents[FETCH_BATCH] = { NULL };
+		int cached = st->plan.need_summary && !st->plan.need_header && !st->plan.need_body &&
+		             lookup_batch(s, uids, count, ents);
+		if (st->plan.need_summary && !cached)
 			rc = mail_summaries(v, uids, count, &sums);
 		if (rc == 0 && st->plan.need_body)
 			rc = mail_bodies(v, uids, count, &bodies);
@@ -354,8 +392,11 @@ static void fetch_run(struct ag_session *s)
 			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
 			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body,
-			              st->plan.need_structure);
+			              st->plan.need_structure, ents[i]);
+			ents[i] = NULL;
 		}
+		for (size_t i = 0; i < count; i++)
+			ag_fetch_cache_release(ag_fetch_cache_global(), ents[i]);
 		if (sums)
 			mail_summaries_free(sums, count);
 		if (bodies)

@@ -216,7 +216,8 @@ const struct ag_fetch_entry *ag_fetch_cache_get(struct ag_fetch_cache *cache, co
 }
 
 /* Renders the texts of `msg` and builds an unlinked node holding one reference. */
-static struct node *build(const char *key, size_t key_len, const struct mime_message *msg)
+static struct node *build(const char *key, size_t key_len, const struct mime_message *msg,
+                          uint64_t internal_date_ms)
 {
 	struct agbuf texts = AGBUF_INIT;
 	envelope_write_message(&texts, msg);
@@ -248,6 +249,7 @@ static struct node *build(const char *key, size_t key_len, const struct mime_mes
 	n->pub.body_len = body_end - env_end;
 	n->pub.bodystructure = t + body_end;
 	n->pub.bodystructure_len = size - sizeof(struct node) - key_len - body_end;
+	n->pub.internal_date_ms = internal_date_ms;
 	n->hash = hash_key(key, key_len);
 	n->refs = 1;
 	/* the skeleton's own heap blocks are counted by mime_message_skeleton */
@@ -257,11 +259,11 @@ static struct node *build(const char *key, size_t key_len, const struct mime_mes
 
 const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, const char *user,
                                                 const char *mailbox_id, const char *message_id,
-                                                const struct mime_message *msg)
+                                                const struct mime_message *msg, uint64_t internal_date_ms)
 {
 	char key[512];
 	size_t key_len = make_key(key, sizeof(key), user, mailbox_id, message_id);
-	struct node *n = build(key, key_len, msg);
+	struct node *n = build(key, key_len, msg, internal_date_ms);
 	if (n == NULL)
 		return NULL;
 	if (key_len == 0)

@@ -8,7 +8,9 @@
  *   - the rendered ENVELOPE, BODY and BODYSTRUCTURE texts, byte for byte
  *     what envelope_write_message / bodystructure_write append;
  *   - a skeleton of the part tree (mime_message_skeleton: offsets, sizes,
- *     flags), which is all that sections and RFC822.SIZE read.
+ *     flags), which is all that sections and RFC822.SIZE read;
+ *   - the internal date, so that a FETCH of only these items and
+ *     INTERNALDATE reads no summary when every message is cached.
  * Entries are immutable once built, so they are never invalidated: an
  * expunged message's entry simply ages out.
  *
@@ -41,6 +43,7 @@ struct ag_fetch_entry {
 	size_t body_len;
 	const char *bodystructure;           /* BODYSTRUCTURE's "(...)" */
 	size_t bodystructure_len;
+	uint64_t internal_date_ms;           /* INTERNALDATE, from the summary */
 };
 
 struct ag_fetch_cache;
@@ -67,13 +70,13 @@ struct ag_fetch_cache *ag_fetch_cache_global(void);
 const struct ag_fetch_entry *ag_fetch_cache_get(struct ag_fetch_cache *cache, const char *user,
                                                 const char *mailbox_id, const char *message_id);
 /* Builds the entry of a message from its decoded structure `msg` (which
- * the caller keeps) and stores it. Returns it like ag_fetch_cache_get (when
+ * the caller keeps) and its summary's internal date, and stores it. Returns it like ag_fetch_cache_get (when
  * another thread stored the same message meanwhile, that entry; when it
  * does not fit the budget, an entry that is not stored but valid until its
  * release), or NULL when out of memory. */
 const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, const char *user,
                                                 const char *mailbox_id, const char *message_id,
-                                                const struct mime_message *msg);
+                                                const struct mime_message *msg, uint64_t internal_date_ms);
 /* Gives back an entry from ag_fetch_cache_get or _put (NULL is ignored). */
 void ag_fetch_cache_release(struct ag_fetch_cache *cache, const struct ag_fetch_entry *entry);
 /* Current counters. */

@@ -78,24 +78,28 @@ void mime_free(struct mime_message *msg)
 		mime_arena_free(msg->arena);
 }
 
-uint64_t mime_vsize(const char *data, uint64_t start, uint64_t end)
+/* The LFs of data[start, end) and how many of them have no CR before them
+ * (the byte before `start` counts), in one pass of memchr: APPEND parses
+ * every message, and a loop over each byte was most of the parse. */
+static void count_lfs(const char *data, uint64_t start, uint64_t end, uint64_t *lfs, uint64_t *bare)
 {
-	uint64_t v = end - start;
-	for (uint64_t i = start; i < end; i++)
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-			v++;
-	return v;
-}
-
-static uint32_t count_lines(const char *data, uint64_t start, uint64_t end)
-{
-	uint32_t n = 0;
+	uint64_t n = 0, b = 0;
 	const char *p = data + start, *e = data + end;
-	while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+	while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
 		n++;
+		if (p == data || p[-1] != '\r')
+			b++;
 		p++;
 	}
-	return n;
+	*lfs = n;
+	*bare = b;
+}
+
+uint64_t mime_vsize(const char *data, uint64_t start, uint64_t end)
+{
+	uint64_t lfs, bare;
+	count_lfs(data, start, end, &lfs, &bare);
+	return end - start + bare;
 }
 
 size_t mime_part_count(const struct mime_part *part)
@@ -457,10 +461,13 @@ static void finish_tree(struct parser *ps, struct mime_part *part)
 	part->flags &= ~PART_CUT;
 	if (part->end_offset < part->body_offset)
 		part->end_offset = part->body_offset;
-	part->hdr_vsize = mime_vsize(d, part->hdr_offset, part->body_offset);
-	part->body_vsize = mime_vsize(d, part->body_offset, part->end_offset);
-	part->hdr_lines = count_lines(d, part->hdr_offset, part->body_offset);
-	part->body_lines = count_lines(d, part->body_offset, part->end_offset);
+	uint64_t lfs, bare;
+	count_lfs(d, part->hdr_offset, part->body_offset, &lfs, &bare);
+	part->hdr_vsize = part->body_offset - part->hdr_offset + bare;
+	part->hdr_lines = (uint32_t)lfs;
+	count_lfs(d, part->body_offset, part->end_offset, &lfs, &bare);
+	part->body_vsize = part->end_offset - part->body_offset + bare;
+	part->body_lines = (uint32_t)lfs;
 
 	int want_env = part->parent == NULL || (part->parent->flags & MIME_PART_RFC822);
 	struct mime_header_iter it;

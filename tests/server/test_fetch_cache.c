@@ -66,9 +66,10 @@ static void test_miss_then_hit(void)
 	struct ag_fetch_cache_stats st;
 	CU_ASSERT_PTR_NULL(ag_fetch_cache_get(c, "alice", "mb1", "m1"));
 	struct mime_message *msg = message("one", 1);
-	const struct ag_fetch_entry *put = ag_fetch_cache_put(c, "alice", "mb1", "m1", msg);
+	const struct ag_fetch_entry *put = ag_fetch_cache_put(c, "alice", "mb1", "m1", msg, 1234567890123u);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(put);
 	assert_texts(put, msg);
+	CU_ASSERT_EQUAL(put->internal_date_ms, 1234567890123u);
 	const struct ag_fetch_entry *got = ag_fetch_cache_get(c, "alice", "mb1", "m1");
 	CU_ASSERT_PTR_EQUAL(got, put);
 	ag_fetch_cache_get_stats(c, &st);
@@ -77,7 +78,7 @@ static void test_miss_then_hit(void)
 	CU_ASSERT_EQUAL(st.entries, 1);
 	CU_ASSERT(st.bytes > 0 && st.bytes <= st.budget);
 	/* A second put of the same message shares the stored entry. */
-	const struct ag_fetch_entry *again = ag_fetch_cache_put(c, "alice", "mb1", "m1", msg);
+	const struct ag_fetch_entry *again = ag_fetch_cache_put(c, "alice", "mb1", "m1", msg, 0);
 	CU_ASSERT_PTR_EQUAL(again, put);
 	ag_fetch_cache_get_stats(c, &st);
 	CU_ASSERT_EQUAL(st.entries, 1);
@@ -104,7 +105,7 @@ static void test_keys_never_mix(void)
 		char tag[16];
 		snprintf(tag, sizeof(tag), "msg%zu", i);
 		struct mime_message *msg = message(tag, (int)(i % 2));
-		ag_fetch_cache_release(c, ag_fetch_cache_put(c, keys[i][0], keys[i][1], keys[i][2], msg));
+		ag_fetch_cache_release(c, ag_fetch_cache_put(c, keys[i][0], keys[i][1], keys[i][2], msg, 0));
 		mime_free(msg);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -126,7 +127,7 @@ static size_t entry_cost(void)
 {
 	struct ag_fetch_cache *c = ag_fetch_cache_new(1 << 20);
 	struct mime_message *msg = message("k00", 0);
-	ag_fetch_cache_release(c, ag_fetch_cache_put(c, "u", "mb", "k00", msg));
+	ag_fetch_cache_release(c, ag_fetch_cache_put(c, "u", "mb", "k00", msg, 0));
 	struct ag_fetch_cache_stats st;
 	ag_fetch_cache_get_stats(c, &st);
 	mime_free(msg);
@@ -139,7 +140,7 @@ static void put_tagged(struct ag_fetch_cache *c, int i)
 	char tag[16];
 	snprintf(tag, sizeof(tag), "k%02d", i);
 	struct mime_message *msg = message(tag, 0);
-	const struct ag_fetch_entry *e = ag_fetch_cache_put(c, "u", "mb", tag, msg);
+	const struct ag_fetch_entry *e = ag_fetch_cache_put(c, "u", "mb", tag, msg, 0);
 	CU_ASSERT_PTR_NOT_NULL(e);
 	ag_fetch_cache_release(c, e);
 	mime_free(msg);
@@ -194,7 +195,7 @@ static void test_entry_outlives_eviction(void)
 	size_t cost = entry_cost();
 	struct ag_fetch_cache *c = ag_fetch_cache_new(cost);
 	struct mime_message *msg = message("k00", 0);
-	const struct ag_fetch_entry *held = ag_fetch_cache_put(c, "u", "mb", "k00", msg);
+	const struct ag_fetch_entry *held = ag_fetch_cache_put(c, "u", "mb", "k00", msg, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
 	put_tagged(c, 1); /* evicts k00 while it is held */
 	CU_ASSERT(!present(c, 0));
@@ -210,7 +211,7 @@ static void test_too_big_for_budget(void)
 {
 	struct ag_fetch_cache *c = ag_fetch_cache_new(100);
 	struct mime_message *msg = message("big", 1);
-	const struct ag_fetch_entry *e = ag_fetch_cache_put(c, "u", "mb", "big", msg);
+	const struct ag_fetch_entry *e = ag_fetch_cache_put(c, "u", "mb", "big", msg, 0);
 	/* Usable once, not stored. */
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	assert_texts(e, msg);
@@ -248,7 +249,7 @@ static void *worker_run(void *arg)
 		snprintf(tag, sizeof(tag), "t%02u", k);
 		const struct ag_fetch_entry *e = ag_fetch_cache_get(w->cache, "u", "mb", id);
 		if (e == NULL)
-			e = ag_fetch_cache_put(w->cache, "u", "mb", id, w->msgs[k]);
+			e = ag_fetch_cache_put(w->cache, "u", "mb", id, w->msgs[k], 0);
 		if (e == NULL || !envelope_names(e, tag))
 			w->wrong++;
 		ag_fetch_cache_release(w->cache, e);
