@@ -1,9 +1,14 @@
 /* fetch_cache.c - per-message FETCH texts in an LRU cache under a byte
  * budget (see fetch_cache.h). A chained hash table finds entries; a doubly
- * linked list orders them from most to least recently used. */
+ * linked list orders them by insertion, and a hit only marks its entry
+ * (second chance, the CLOCK approximation of LRU): eviction moves a marked
+ * entry to the new end, unmarked, instead of dropping it. A hit so touches
+ * nothing but its own entry; a FETCH of a whole mailbox looks up every
+ * message, and moving each one in the list cost more than finding it. */
 #include "host/fetch_cache.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,19 +17,26 @@
 #include "protocol/envelope.h"
 
 struct node {
-	struct ag_fetch_entry pub;   /* first: a public entry pointer is a node pointer */
+	/* what a lookup reads first, together at the start */
 	struct node *hash_next;
-	struct node *newer, *older;  /* LRU list, while in the table */
 	uint64_t hash;
-	size_t refs;                 /* the table's reference (while in it) + callers' */
-	int in_table;
-	size_t cost;                 /* heap bytes of the node and its skeleton */
 	size_t key_len;
 	char *key;                   /* user NUL mailbox id NUL message id (no ambiguity:
 	                                none of them contains a NUL) */
+	size_t refs;                 /* the table's reference (while in it) + callers' */
+	int referenced;              /* hit since it was last inserted or spared */
+	int in_table;
+	struct node *newer, *older;  /* insertion order, while in the table */
+	size_t cost;                 /* heap bytes of the node and its skeleton */
 	struct mime_message *skeleton;
+	struct ag_fetch_entry pub;   /* what callers get (node_of finds the node) */
 	char bytes[];                /* key, then the three texts */
 };
+
+static struct node *node_of(const struct ag_fetch_entry *entry)
+{
+	return (struct node *)((const char *)entry - offsetof(struct node, pub));
+}
 
 struct ag_fetch_cache {
 	pthread_mutex_t lock;
@@ -42,15 +54,25 @@ static size_t heap_cost(size_t n)
 	return c < 32 ? 32 : c;
 }
 
-/* FNV-1a over the key (its NULs included). */
+/* A 64-bit hash of the key (its NULs included), eight bytes a step, with
+ * a final mix so that the low bits (the bucket) depend on every byte. */
 static uint64_t hash_key(const char *key, size_t len)
 {
-	uint64_t h = 14695981039346656037u;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 1099511628211u;
+	uint64_t h = 0x9e3779b97f4a7c15u ^ len;
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, key, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+		h ^= h >> 32;
+		key += 8;
+		len -= 8;
 	}
-	return h;
+	uint64_t tail = 0;
+	memcpy(&tail, key, len);
+	h = (h ^ tail) * 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 29;
+	h *= 0xff51afd7ed558ccdu;
+	return h ^ (h >> 32);
 }
 
 /* The key of a message into `buf` (room for `cap` bytes); its length, or 0
@@ -205,8 +227,7 @@ const struct ag_fetch_entry *ag_fetch_cache_get(struct ag_fetch_cache *cache, co
 	struct node *n = find(cache, hash, key, key_len);
 	if (n != NULL) {
 		n->refs++;
-		lru_unlink(cache, n);
-		lru_push_newest(cache, n);
+		n->referenced = 1;
 		cache->stats.hits++;
 	} else {
 		cache->stats.misses++;
@@ -280,6 +301,13 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 	if (n->cost <= cache->stats.budget) {
 		while (cache->stats.bytes + n->cost > cache->stats.budget) {
 			struct node *old = cache->oldest;
+			if (old->referenced) {
+				/* used since it came in: spared once */
+				old->referenced = 0;
+				lru_unlink(cache, old);
+				lru_push_newest(cache, old);
+				continue;
+			}
 			cache->stats.evictions++;
 			if (remove_node(cache, old)) {
 				/* freed after unlocking, chained through hash_next */
@@ -310,7 +338,7 @@ void ag_fetch_cache_release(struct ag_fetch_cache *cache, const struct ag_fetch_
 {
 	if (entry == NULL)
 		return;
-	struct node *n = (struct node *)entry;
+	struct node *n = node_of(entry);
 	pthread_mutex_lock(&cache->lock);
 	int last = --n->refs == 0;
 	pthread_mutex_unlock(&cache->lock);

@@ -15,14 +15,16 @@
  * expunged message's entry simply ages out.
  *
  * One cache serves the whole process (the FETCH runs of every worker
- * thread); a mutex guards the table, the LRU list and the reference counts,
+ * thread); a mutex guards the table, the list and the reference counts,
  * and is held for a lookup or an insert only, never while rendering.
  * Memory: the sum of what entries take from the heap (their texts, key,
  * skeleton and bookkeeping, counted as allocated) stays under the budget;
- * the least recently used entries go first. An entry still in use by a
- * FETCH when it is evicted is freed by its last release. A typical
- * single-part message costs about 1.5 KiB, so the default budget of
- * AG_FETCH_CACHE_DEFAULT_BYTES holds some 20,000 messages. */
+ * the oldest entries not used since they came in go first (used ones are
+ * spared once: second chance, close to least recently used at the cost of
+ * a mark per hit). An entry still in use by a
+ * FETCH when it is evicted is freed by its last release. A message of
+ * imaptest's test mailbox (2.1 parts on average) costs about 1.6 KiB, so the
+ * default budget of AG_FETCH_CACHE_DEFAULT_BYTES holds some 20,000. */
 #ifndef AG_HOST_FETCH_CACHE_H
 #define AG_HOST_FETCH_CACHE_H
 

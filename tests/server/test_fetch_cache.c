@@ -304,7 +304,7 @@ int main(void)
 	CU_pSuite s = CU_add_suite("fetch cache", NULL, NULL);
 	CU_add_test(s, "miss, then hit", test_miss_then_hit);
 	CU_add_test(s, "keys never mix two messages", test_keys_never_mix);
-	CU_add_test(s, "eviction under the budget, least recent first", test_eviction_under_budget);
+	CU_add_test(s, "eviction under the budget, unused entries first", test_eviction_under_budget);
 	CU_add_test(s, "an entry in use outlives its eviction", test_entry_outlives_eviction);
 	CU_add_test(s, "an entry over the budget is not stored", test_too_big_for_budget);
 	CU_add_test(s, "threads at once", test_threads);
