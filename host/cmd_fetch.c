@@ -414,10 +414,12 @@ static void fetch_run(struct ag_session *s)
 	}
 	int missing = st->missing;
 	fetch_state_free(st);
-	if (missing)
+	if (missing) {
 		agbuf_printf(&s->reply, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", tag);
-	else
-		agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
+	} else {
+		agbuf_puts(&s->reply, tag);
+		agbuf_puts(&s->reply, cmd->uid ? " OK UID FETCH completed.\r\n" : " OK FETCH completed.\r\n");
+	}
 }
 
 void ag_cmd_fetch(struct ag_session *s)

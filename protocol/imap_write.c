@@ -333,19 +333,29 @@ void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes)
 	agbuf_putc(out, '"');
 }
 
+/* "* n WORD\r\n", the shape of EXISTS, RECENT and EXPUNGE. */
+static void write_numbered(struct agbuf *out, uint32_t n, const char *word)
+{
+	agbuf_append(out, "* ", 2);
+	agbuf_put_u64(out, n);
+	agbuf_putc(out, ' ');
+	agbuf_puts(out, word);
+	agbuf_append(out, "\r\n", 2);
+}
+
 void imap_write_exists(struct agbuf *out, uint32_t count)
 {
-	agbuf_printf(out, "* %" PRIu32 " EXISTS\r\n", count);
+	write_numbered(out, count, "EXISTS");
 }
 
 void imap_write_recent(struct agbuf *out, uint32_t count)
 {
-	agbuf_printf(out, "* %" PRIu32 " RECENT\r\n", count);
+	write_numbered(out, count, "RECENT");
 }
 
 void imap_write_expunge(struct agbuf *out, uint32_t seq)
 {
-	agbuf_printf(out, "* %" PRIu32 " EXPUNGE\r\n", seq);
+	write_numbered(out, seq, "EXPUNGE");
 }
 
 void imap_write_capability(struct agbuf *out, const char *caps)
@@ -365,8 +375,10 @@ void imap_write_flags_response(struct agbuf *out, const char *const *flags, size
 void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count)
 {
 	agbuf_puts(out, "* SEARCH");
-	for (size_t i = 0; i < count; i++)
-		agbuf_printf(out, " %" PRIu32, numbers[i]);
+	for (size_t i = 0; i < count; i++) {
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, numbers[i]);
+	}
 	agbuf_puts(out, "\r\n");
 }
 
@@ -461,7 +473,12 @@ void imap_write_status_response(struct agbuf *out, const char *name, size_t name
 	agbuf_puts(out, "* STATUS ");
 	imap_quote_astring(out, name, name_len);
 	agbuf_puts(out, " (");
-	for (size_t i = 0; i < count; i++)
-		agbuf_printf(out, "%s%s %" PRIu64, i > 0 ? " " : "", status_item_names[items[i]], values[i]);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, status_item_names[items[i]]);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, values[i]);
+	}
 	agbuf_puts(out, ")\r\n");
 }
