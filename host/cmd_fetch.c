@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "host/commands.h"
+#include "host/fetch_cache.h"
 #include "host/log.h"
 #include "host/mail_reply.h"
 #include "protocol/bodystructure.h"
@@ -33,6 +34,7 @@
 struct fetch_plan {
 	int need_summary;
 	int need_structure; /* the MIME structure (all but UID, FLAGS, MODSEQ, INTERNALDATE) */
+	int need_header;    /* the header bytes of the summary (header sections) */
 	int need_body;
 	int sets_seen;   /* a non-PEEK body item: \Seen is set */
 	int has_flags;
@@ -59,12 +61,13 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 			plan->need_summary = plan->need_structure = plan->need_body = plan->sets_seen = 1;
 			break;
 		case IMAP_FETCH_BODY_SECTION:
-			plan->need_summary = plan->need_structure = 1;
+			plan->need_summary = plan->need_structure = plan->need_header = 1;
 			if (!section_is_header_only(&a->section))
 				plan->need_body = 1;
 			if (!a->peek)
 				plan->sets_seen = 1;
 			break;
+		case IMAP_FETCH_RFC822_HEADER: plan->need_summary = plan->need_structure = plan->need_header = 1; break;
 		default: plan->need_summary = plan->need_structure = 1; break;
 		}
 	}
@@ -106,7 +109,8 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 {
 	struct section_spec spec = { .kind = kind };
 	struct section_result res = { 0 };
-	agbuf_printf(out, "%s ", item);
+	agbuf_puts(out, item);
+	agbuf_putc(out, ' ');
 	if (section_fetch(msg, data, len, &spec, &res) != 0) {
 		agbuf_puts(out, "NIL");
 		return;
@@ -116,29 +120,54 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 	section_result_free(&res);
 }
 
-/* Writes "* seq FETCH (...)" for one message. The MIME structure is decoded
+/* Writes "* seq FETCH (...)" for one message. The MIME structure is needed
  * only when an item needs it (`need_structure`): FETCH (FLAGS INTERNALDATE)
- * of a whole mailbox would otherwise decode every message for nothing. */
-static void write_message(struct agbuf *out, const struct ag_session *s, const struct imap_command *cmd,
+ * of a whole mailbox would otherwise decode every message for nothing. It
+ * comes from the fetch cache (`ent`: the texts of ENVELOPE, BODY and
+ * BODYSTRUCTURE as written once, the part tree and the internal date),
+ * filled from the summary's serialised structure on a miss; only a summary
+ * whose structure does not decode is parsed here, every time, and not
+ * cached (what the parse sees depends on whether the body was read).
+ * `ent` is the message's entry when the caller looked it up already (then
+ * `sum` may be NULL); this function gives it back. */
+static void write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
-                          const struct mail_summary *sum, const struct mail_body *body, int need_structure)
+                          const struct mail_summary *sum, const struct mail_body *body, int need_structure,
+                          const struct ag_fetch_entry *ent)
 {
-	struct mime_message *msg = NULL;
-	if (sum != NULL && need_structure) {
-		msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+	struct ag_fetch_cache *cache = ag_fetch_cache_global();
+	struct mime_message *parsed = NULL;
+	if (ent == NULL && sum != NULL && need_structure) {
+		const char *user = s->user ? s->user : "";
+		const char *mailbox_id = mail_mailbox_id(mail_view_mailbox(s->view));
+		if (cache != NULL)
+			ent = ag_fetch_cache_get(cache, user, mailbox_id, info->id);
+		if (ent == NULL) {
+			struct mime_message *decoded = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
+			if (decoded != NULL && cache != NULL &&
+			    (ent = ag_fetch_cache_put(cache, user, mailbox_id, info->id, decoded,
+			                              sum->internal_date_ms)) != NULL)
+				mime_free(decoded);
+			else
+				parsed = decoded;
+		}
 		/* A summary without a usable structure: parse what there is. */
-		if (msg == NULL && body != NULL)
-			msg = mime_parse((const char *)body->data, body->len);
-		if (msg == NULL)
-			msg = mime_parse((const char *)sum->header, sum->header_len);
+		if (ent == NULL && parsed == NULL && body != NULL)
+			parsed = mime_parse((const char *)body->data, body->len);
+		if (ent == NULL && parsed == NULL)
+			parsed = mime_parse((const char *)sum->header, sum->header_len);
 	}
+	const struct mime_message *msg = ent ? ent->skeleton : parsed;
 	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
 	size_t len = body ? body->len : sum ? sum->header_len : 0;
 
-	agbuf_printf(out, "* %u FETCH (", seq);
+	agbuf_append(out, "* ", 2);
+	agbuf_put_u64(out, seq);
+	agbuf_append(out, " FETCH (", 8);
 	int first = 1;
 	if (cmd->uid) {
-		agbuf_printf(out, "UID %u", info->uid);
+		agbuf_append(out, "UID ", 4);
+		agbuf_put_u64(out, info->uid);
 		first = 0;
 	}
 	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
@@ -149,22 +178,36 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 			agbuf_putc(out, ' ');
 		first = 0;
 		switch (a->kind) {
-		case IMAP_FETCH_UID: agbuf_printf(out, "UID %u", info->uid); break;
+		case IMAP_FETCH_UID:
+			agbuf_append(out, "UID ", 4);
+			agbuf_put_u64(out, info->uid);
+			break;
 		case IMAP_FETCH_FLAGS:
 			agbuf_puts(out, "FLAGS ");
 			ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 			break;
-		case IMAP_FETCH_MODSEQ: agbuf_printf(out, "MODSEQ (%llu)", (unsigned long long)info->modseq); break;
+		case IMAP_FETCH_MODSEQ:
+			agbuf_append(out, "MODSEQ (", 8);
+			agbuf_put_u64(out, info->modseq);
+			agbuf_putc(out, ')');
+			break;
 		case IMAP_FETCH_INTERNALDATE:
 			agbuf_puts(out, "INTERNALDATE ");
-			imap_write_datetime(out, sum ? (int64_t)(sum->internal_date_ms / 1000) : 0, 0);
+			imap_write_datetime(out,
+			                    sum   ? (int64_t)(sum->internal_date_ms / 1000)
+			                    : ent ? (int64_t)(ent->internal_date_ms / 1000)
+			                          : 0,
+			                    0);
 			break;
 		case IMAP_FETCH_RFC822_SIZE:
-			agbuf_printf(out, "RFC822.SIZE %llu", (unsigned long long)(msg ? msg->vsize : 0));
+			agbuf_append(out, "RFC822.SIZE ", 12);
+			agbuf_put_u64(out, msg ? msg->vsize : 0);
 			break;
 		case IMAP_FETCH_ENVELOPE:
 			agbuf_puts(out, "ENVELOPE ");
-			if (msg)
+			if (ent)
+				agbuf_append(out, ent->envelope, ent->envelope_len);
+			else if (msg)
 				envelope_write_message(out, msg);
 			else
 				envelope_write(out, NULL);
@@ -172,7 +215,11 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE:
 			agbuf_puts(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
-			if (msg)
+			if (ent && a->kind == IMAP_FETCH_BODY)
+				agbuf_append(out, ent->body, ent->body_len);
+			else if (ent)
+				agbuf_append(out, ent->bodystructure, ent->bodystructure_len);
+			else if (msg)
 				bodystructure_write(out, msg->root, a->kind == IMAP_FETCH_BODYSTRUCTURE);
 			else
 				agbuf_puts(out, "NIL");
@@ -207,8 +254,10 @@ static void write_message(struct agbuf *out, const struct ag_session *s, const s
 		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 	}
 	agbuf_puts(out, ")\r\n");
-	if (msg)
-		mime_free(msg);
+	if (ent)
+		ag_fetch_cache_release(cache, ent);
+	if (parsed)
+		mime_free(parsed);
 }
 
 static int cmp_uid(const void *a, const void *b)
@@ -272,6 +321,32 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 	return st;
 }
 
+/* Looks up the cache entries of a batch for a FETCH whose items the cache
+ * answers alone (ENVELOPE, BODY, BODYSTRUCTURE, RFC822.SIZE, INTERNALDATE
+ * with UID, FLAGS, MODSEQ). Returns 1 when every message of the view has
+ * one: then the batch needs no summary read (a message expunged and
+ * collected meanwhile is answered from its entry, RFC 3501 7.4.1 allows
+ * it). Else 0, with the entries found kept in `ents` all the same. */
+static int lookup_batch(struct ag_session *s, const uint32_t *uids, size_t count,
+                        const struct ag_fetch_entry **ents)
+{
+	struct ag_fetch_cache *cache = ag_fetch_cache_global();
+	if (cache == NULL)
+		return 0;
+	const char *user = s->user ? s->user : "";
+	const char *mailbox_id = mail_mailbox_id(mail_view_mailbox(s->view));
+	int all = 1;
+	for (size_t i = 0; i < count; i++) {
+		struct mail_msg_info info;
+		uint32_t seq = mail_view_seq(s->view, uids[i]);
+		if (seq == 0 || mail_view_msg(s->view, seq, &info) != 0)
+			continue; /* not answered either way */
+		if ((ents[i] = ag_fetch_cache_get(cache, user, mailbox_id, info.id)) == NULL)
+			all = 0;
+	}
+	return all;
+}
+
 /* Runs until the reply holds about FETCH_REPLY_CHUNK bytes, then lets the
  * loop send it and comes back for the rest. */
 static void fetch_run(struct ag_session *s)
@@ -292,7 +367,10 @@ static void fetch_run(struct ag_session *s)
 		const uint32_t *uids = st->uids + st->pos;
 		struct mail_summary *sums = NULL;
 		struct mail_body *bodies = NULL;
-		if (st->plan.need_summary)
+		const struct ag_fetch_entry *ents[FETCH_BATCH] = { NULL };
+		int cached = st->plan.need_summary && !st->plan.need_header && !st->plan.need_body &&
+		             lookup_batch(s, uids, count, ents);
+		if (st->plan.need_summary && !cached)
 			rc = mail_summaries(v, uids, count, &sums);
 		if (rc == 0 && st->plan.need_body)
 			rc = mail_bodies(v, uids, count, &bodies);
@@ -314,8 +392,11 @@ static void fetch_run(struct ag_session *s)
 			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
 			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body,
-			              st->plan.need_structure);
+			              st->plan.need_structure, ents[i]);
+			ents[i] = NULL;
 		}
+		for (size_t i = 0; i < count; i++)
+			ag_fetch_cache_release(ag_fetch_cache_global(), ents[i]);
 		if (sums)
 			mail_summaries_free(sums, count);
 		if (bodies)
@@ -333,10 +414,12 @@ static void fetch_run(struct ag_session *s)
 	}
 	int missing = st->missing;
 	fetch_state_free(st);
-	if (missing)
+	if (missing) {
 		agbuf_printf(&s->reply, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", tag);
-	else
-		agbuf_printf(&s->reply, "%s OK %sFETCH completed.\r\n", tag, cmd->uid ? "UID " : "");
+	} else {
+		agbuf_puts(&s->reply, tag);
+		agbuf_puts(&s->reply, cmd->uid ? " OK UID FETCH completed.\r\n" : " OK FETCH completed.\r\n");
+	}
 }
 
 void ag_cmd_fetch(struct ag_session *s)

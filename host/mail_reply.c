@@ -100,9 +100,14 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 		const struct mail_flag_change *f = &c->flags[i];
 		if (silent != NULL && in_list(silent, n_silent, f->uid))
 			continue;
-		agbuf_printf(out, "* %u FETCH (", f->seq);
-		if (with_uid)
-			agbuf_printf(out, "UID %u ", f->uid);
+		agbuf_append(out, "* ", 2);
+		agbuf_put_u64(out, f->seq);
+		agbuf_append(out, " FETCH (", 8);
+		if (with_uid) {
+			agbuf_append(out, "UID ", 4);
+			agbuf_put_u64(out, f->uid);
+			agbuf_putc(out, ' ');
+		}
 		agbuf_puts(out, "FLAGS ");
 		ag_reply_flags(out, v, f->flags, f->keywords, f->recent);
 		agbuf_puts(out, ")\r\n");

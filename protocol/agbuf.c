@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void agbuf_reserve(struct agbuf *buf, size_t extra)
+void agbuf_grow(struct agbuf *buf, size_t extra)
 {
-	if (buf->cap - buf->len > extra && buf->data != NULL)
+	if (buf->data != NULL && buf->cap - buf->len > extra)
 		return;
+	if (extra > SIZE_MAX - buf->len - 1)
+		abort();
 	size_t need = buf->len + extra + 1;
 	size_t cap = buf->cap ? buf->cap : 64;
 	while (cap < need) {
@@ -25,23 +27,15 @@ void agbuf_reserve(struct agbuf *buf, size_t extra)
 	buf->data[buf->len] = '\0';
 }
 
-void agbuf_append(struct agbuf *buf, const void *bytes, size_t len)
+void agbuf_put_u64(struct agbuf *buf, uint64_t n)
 {
-	agbuf_reserve(buf, len);
-	if (len > 0)
-		memcpy(buf->data + buf->len, bytes, len);
-	buf->len += len;
-	buf->data[buf->len] = '\0';
-}
-
-void agbuf_puts(struct agbuf *buf, const char *str)
-{
-	agbuf_append(buf, str, strlen(str));
-}
-
-void agbuf_putc(struct agbuf *buf, char c)
-{
-	agbuf_append(buf, &c, 1);
+	char digits[20]; /* 18446744073709551615 */
+	size_t i = sizeof(digits);
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	agbuf_append(buf, digits + i, sizeof(digits) - i);
 }
 
 void agbuf_vprintf(struct agbuf *buf, const char *fmt, va_list ap)

@@ -121,15 +121,18 @@ static void write_single(struct agbuf *out, const struct mime_part *p, int exten
 		write_string(out, p->encoding);
 	else
 		agbuf_puts(out, "\"7bit\"");
-	agbuf_printf(out, " %llu", (unsigned long long)p->body_vsize);
+	agbuf_putc(out, ' ');
+	agbuf_put_u64(out, p->body_vsize);
 	if (text) {
-		agbuf_printf(out, " %u", p->body_lines);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, p->body_lines);
 	} else if ((p->flags & MIME_PART_RFC822) && p->children) {
 		agbuf_putc(out, ' ');
 		envelope_write(out, p->children->envelope);
 		agbuf_putc(out, ' ');
 		write_siblings(out, p->children, extended);
-		agbuf_printf(out, " %u", p->body_lines);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, p->body_lines);
 	}
 	if (!extended)
 		return;

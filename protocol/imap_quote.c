@@ -24,7 +24,9 @@ int imap_is_atom(const char *str, size_t len)
 
 static void append_literal(struct agbuf *out, const char *str, size_t len)
 {
-	agbuf_printf(out, "{%zu}\r\n", len);
+	agbuf_putc(out, '{');
+	agbuf_put_u64(out, len);
+	agbuf_append(out, "}\r\n", 3);
 	agbuf_append(out, str, len);
 }
 
@@ -44,13 +46,22 @@ void imap_quote_string(struct agbuf *out, const char *str, size_t len)
 		}
 	}
 	agbuf_reserve(out, len + escapes + 2);
-	agbuf_putc(out, '"');
-	for (size_t i = 0; i < len; i++) {
-		if (str[i] == '"' || str[i] == '\\')
-			agbuf_putc(out, '\\');
-		agbuf_putc(out, str[i]);
+	char *p = out->data + out->len;
+	*p++ = '"';
+	if (escapes == 0) {
+		if (len > 0)
+			memcpy(p, str, len);
+		p += len;
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			if (str[i] == '"' || str[i] == '\\')
+				*p++ = '\\';
+			*p++ = str[i];
+		}
 	}
-	agbuf_putc(out, '"');
+	*p++ = '"';
+	out->len = (size_t)(p - out->data);
+	out->data[out->len] = '\0';
 }
 
 void imap_quote_nstring_nolf(struct agbuf *out, const char *str, size_t len)
@@ -126,7 +137,9 @@ void imap_quote_string_for_humans(struct agbuf *out, const char *str, size_t len
 		agbuf_puts(out, "\"\"");
 		return;
 	}
-	agbuf_printf(out, "{%zu}\r\n", len - removed);
+	agbuf_putc(out, '{');
+	agbuf_put_u64(out, len - removed);
+	agbuf_append(out, "}\r\n", 3);
 	size_t start = out->len;
 	last_lwsp = 1;
 	ws_prefix = 1;

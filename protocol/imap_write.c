@@ -209,7 +209,7 @@ void imap_write_nil(struct agbuf *out)
 
 void imap_write_number(struct agbuf *out, uint64_t n)
 {
-	agbuf_printf(out, "%" PRIu64, n);
+	agbuf_put_u64(out, n);
 }
 
 void imap_write_string(struct agbuf *out, const char *s, size_t len)
@@ -229,7 +229,9 @@ void imap_write_astring(struct agbuf *out, const char *s, size_t len)
 
 void imap_write_literal_header(struct agbuf *out, uint64_t size)
 {
-	agbuf_printf(out, "{%" PRIu64 "}\r\n", size);
+	agbuf_putc(out, '{');
+	agbuf_put_u64(out, size);
+	agbuf_append(out, "}\r\n", 3);
 }
 
 static void write_seq_number(struct agbuf *out, uint32_t n)
@@ -237,7 +239,7 @@ static void write_seq_number(struct agbuf *out, uint32_t n)
 	if (n == IMAP_SEQ_STAR)
 		agbuf_putc(out, '*');
 	else
-		agbuf_printf(out, "%" PRIu32, n);
+		agbuf_put_u64(out, n);
 }
 
 void imap_write_seqset(struct agbuf *out, const struct imap_seqset *set)
@@ -267,6 +269,13 @@ void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count)
 static const char month_abbrev[12][4] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
 };
+
+/* Two decimal digits of 0 <= n < 100. */
+static void put_2digits(char *p, int n)
+{
+	p[0] = (char)('0' + n / 10);
+	p[1] = (char)('0' + n % 10);
+}
 
 /* The Gregorian date of a day number counted from 1970-01-01. */
 static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
@@ -300,24 +309,53 @@ void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes)
 		year = 1970, month = 1, day = 1, secs = 0, zone_minutes = 0;
 	}
 	int zone = zone_minutes < 0 ? -zone_minutes : zone_minutes;
-	agbuf_printf(out, "\"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", day, month_abbrev[month - 1], (int)year,
-		     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), zone_minutes < 0 ? '-' : '+',
-		     zone / 60, zone % 60);
+	/* "dd-Mon-yyyy hh:mm:ss +zzzz", each field zero-padded (FETCH
+	 * INTERNALDATE of whole mailboxes: no printf per message). */
+	char s[28];
+	put_2digits(s, day);
+	s[2] = '-';
+	memcpy(s + 3, month_abbrev[month - 1], 3);
+	s[6] = '-';
+	put_2digits(s + 7, (int)(year / 100));
+	put_2digits(s + 9, (int)(year % 100));
+	s[11] = ' ';
+	put_2digits(s + 12, (int)(secs / 3600));
+	s[14] = ':';
+	put_2digits(s + 15, (int)(secs / 60 % 60));
+	s[17] = ':';
+	put_2digits(s + 18, (int)(secs % 60));
+	s[20] = ' ';
+	s[21] = zone_minutes < 0 ? '-' : '+';
+	put_2digits(s + 22, zone / 60);
+	put_2digits(s + 24, zone % 60);
+	agbuf_putc(out, '"');
+	agbuf_append(out, s, 26);
+	agbuf_putc(out, '"');
+}
+
+/* "* n WORD\r\n", the shape of EXISTS, RECENT and EXPUNGE. */
+static void write_numbered(struct agbuf *out, uint32_t n, const char *word)
+{
+	agbuf_append(out, "* ", 2);
+	agbuf_put_u64(out, n);
+	agbuf_putc(out, ' ');
+	agbuf_puts(out, word);
+	agbuf_append(out, "\r\n", 2);
 }
 
 void imap_write_exists(struct agbuf *out, uint32_t count)
 {
-	agbuf_printf(out, "* %" PRIu32 " EXISTS\r\n", count);
+	write_numbered(out, count, "EXISTS");
 }
 
 void imap_write_recent(struct agbuf *out, uint32_t count)
 {
-	agbuf_printf(out, "* %" PRIu32 " RECENT\r\n", count);
+	write_numbered(out, count, "RECENT");
 }
 
 void imap_write_expunge(struct agbuf *out, uint32_t seq)
 {
-	agbuf_printf(out, "* %" PRIu32 " EXPUNGE\r\n", seq);
+	write_numbered(out, seq, "EXPUNGE");
 }
 
 void imap_write_capability(struct agbuf *out, const char *caps)
@@ -337,8 +375,10 @@ void imap_write_flags_response(struct agbuf *out, const char *const *flags, size
 void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count)
 {
 	agbuf_puts(out, "* SEARCH");
-	for (size_t i = 0; i < count; i++)
-		agbuf_printf(out, " %" PRIu32, numbers[i]);
+	for (size_t i = 0; i < count; i++) {
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, numbers[i]);
+	}
 	agbuf_puts(out, "\r\n");
 }
 
@@ -390,8 +430,11 @@ void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *a
 		return;
 	const struct imap_section *sec = &att->section;
 	agbuf_putc(out, '[');
-	for (size_t i = 0; i < sec->part_count; i++)
-		agbuf_printf(out, "%s%" PRIu32, i > 0 ? "." : "", sec->parts[i]);
+	for (size_t i = 0; i < sec->part_count; i++) {
+		if (i > 0)
+			agbuf_putc(out, '.');
+		agbuf_put_u64(out, sec->parts[i]);
+	}
 	if (sec->text != IMAP_SECTION_ALL) {
 		if (sec->part_count > 0)
 			agbuf_putc(out, '.');
@@ -407,8 +450,11 @@ void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *a
 		agbuf_putc(out, ')');
 	}
 	agbuf_putc(out, ']');
-	if (att->has_partial)
-		agbuf_printf(out, "<%" PRIu32 ">", att->partial_offset);
+	if (att->has_partial) {
+		agbuf_putc(out, '<');
+		agbuf_put_u64(out, att->partial_offset);
+		agbuf_putc(out, '>');
+	}
 }
 
 static const char *const status_item_names[] = {
@@ -427,7 +473,12 @@ void imap_write_status_response(struct agbuf *out, const char *name, size_t name
 	agbuf_puts(out, "* STATUS ");
 	imap_quote_astring(out, name, name_len);
 	agbuf_puts(out, " (");
-	for (size_t i = 0; i < count; i++)
-		agbuf_printf(out, "%s%s %" PRIu64, i > 0 ? " " : "", status_item_names[items[i]], values[i]);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, status_item_names[items[i]]);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, values[i]);
+	}
 	agbuf_puts(out, ")\r\n");
 }

@@ -78,24 +78,28 @@ void mime_free(struct mime_message *msg)
 		mime_arena_free(msg->arena);
 }
 
-uint64_t mime_vsize(const char *data, uint64_t start, uint64_t end)
+/* The LFs of data[start, end) and how many of them have no CR before them
+ * (the byte before `start` counts), in one pass of memchr: APPEND parses
+ * every message, and a loop over each byte was most of the parse. */
+static void count_lfs(const char *data, uint64_t start, uint64_t end, uint64_t *lfs, uint64_t *bare)
 {
-	uint64_t v = end - start;
-	for (uint64_t i = start; i < end; i++)
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-			v++;
-	return v;
-}
-
-static uint32_t count_lines(const char *data, uint64_t start, uint64_t end)
-{
-	uint32_t n = 0;
+	uint64_t n = 0, b = 0;
 	const char *p = data + start, *e = data + end;
-	while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+	while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
 		n++;
+		if (p == data || p[-1] != '\r')
+			b++;
 		p++;
 	}
-	return n;
+	*lfs = n;
+	*bare = b;
+}
+
+uint64_t mime_vsize(const char *data, uint64_t start, uint64_t end)
+{
+	uint64_t lfs, bare;
+	count_lfs(data, start, end, &lfs, &bare);
+	return end - start + bare;
 }
 
 size_t mime_part_count(const struct mime_part *part)
@@ -104,6 +108,60 @@ size_t mime_part_count(const struct mime_part *part)
 	for (const struct mime_part *c = part->children; c; c = c->next)
 		n += mime_part_count(c);
 	return n;
+}
+
+/* Copies `src` and its subtree under `parent` into `arena`. */
+static struct mime_part *copy_skeleton(struct mime_arena *arena, const struct mime_part *src,
+				       struct mime_part *parent)
+{
+	struct mime_part *p = mime_arena_alloc(arena, sizeof(*p));
+	p->parent = parent;
+	p->flags = src->flags;
+	p->hdr_offset = src->hdr_offset;
+	p->body_offset = src->body_offset;
+	p->end_offset = src->end_offset;
+	p->hdr_vsize = src->hdr_vsize;
+	p->body_vsize = src->body_vsize;
+	p->hdr_lines = src->hdr_lines;
+	p->body_lines = src->body_lines;
+	struct mime_part **tail = &p->children;
+	for (const struct mime_part *c = src->children; c; c = c->next) {
+		*tail = copy_skeleton(arena, c, p);
+		tail = &(*tail)->next;
+	}
+	return p;
+}
+
+/* Size of an arena allocation of `size` bytes (see mime_arena_alloc). */
+static size_t arena_rounded(size_t size)
+{
+	return (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+}
+
+struct mime_message *mime_message_skeleton(const struct mime_message *msg, size_t *bytes)
+{
+	size_t nparts = mime_part_count(msg->root);
+	size_t need = arena_rounded(sizeof(struct mime_message)) + nparts * arena_rounded(sizeof(struct mime_part));
+	struct mime_arena *arena = mime_arena_new();
+	struct arena_block *b = arena ? malloc(sizeof(*b) + need) : NULL;
+	if (b == NULL) {
+		free(arena);
+		return NULL;
+	}
+	/* One block that fits the copy exactly: mime_arena_alloc never adds
+	 * another, and nothing of the default 8 KiB block is wasted. */
+	b->next = NULL;
+	b->used = 0;
+	b->size = need;
+	arena->head = b;
+	struct mime_message *copy = mime_arena_alloc(arena, sizeof(*copy));
+	copy->arena = arena;
+	copy->size = msg->size;
+	copy->vsize = msg->vsize;
+	copy->root = copy_skeleton(arena, msg->root, NULL);
+	if (bytes != NULL)
+		*bytes = sizeof(*arena) + sizeof(*b) + need;
+	return copy;
 }
 
 /* ---- structure --------------------------------------------------------- */
@@ -403,10 +461,13 @@ static void finish_tree(struct parser *ps, struct mime_part *part)
 	part->flags &= ~PART_CUT;
 	if (part->end_offset < part->body_offset)
 		part->end_offset = part->body_offset;
-	part->hdr_vsize = mime_vsize(d, part->hdr_offset, part->body_offset);
-	part->body_vsize = mime_vsize(d, part->body_offset, part->end_offset);
-	part->hdr_lines = count_lines(d, part->hdr_offset, part->body_offset);
-	part->body_lines = count_lines(d, part->body_offset, part->end_offset);
+	uint64_t lfs, bare;
+	count_lfs(d, part->hdr_offset, part->body_offset, &lfs, &bare);
+	part->hdr_vsize = part->body_offset - part->hdr_offset + bare;
+	part->hdr_lines = (uint32_t)lfs;
+	count_lfs(d, part->body_offset, part->end_offset, &lfs, &bare);
+	part->body_vsize = part->end_offset - part->body_offset + bare;
+	part->body_lines = (uint32_t)lfs;
 
 	int want_env = part->parent == NULL || (part->parent->flags & MIME_PART_RFC822);
 	struct mime_header_iter it;

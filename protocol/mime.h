@@ -106,6 +106,13 @@ void mime_free(struct mime_message *msg);
 /* Number of parts in the tree under and including `part`. */
 size_t mime_part_count(const struct mime_part *part);
 
+/* A copy of the part tree with flags, offsets, sizes and line counts only
+ * (no Content-* data, no envelope): all that section_fetch and RFC822.SIZE
+ * read, in one allocation of exactly its size, for keeping many of them.
+ * *bytes (may be NULL) receives what it takes from the heap. The caller
+ * frees it with mime_free; NULL when memory runs out. */
+struct mime_message *mime_message_skeleton(const struct mime_message *msg, size_t *bytes);
+
 /* --- helpers shared by the protocol/mime* files ------------------------ */
 
 /* An allocation that lives as long as the message (zeroed). */

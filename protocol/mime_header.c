@@ -24,16 +24,17 @@ static size_t line_end(const char *data, size_t pos, size_t end)
  * elsewhere stays part of the value. */
 static void append_line(struct agbuf *buf, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n')
-			break;
-		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-			break;
-		agbuf_putc(buf, p[i]);
-	}
+	const char *lf = memchr(p, '\n', n);
+	size_t keep = lf ? (size_t)(lf - p) : n;
+	/* The CR of a CRLF goes too; a CR at the very end of the data stays
+	 * (it ends no line). */
+	if (lf && keep > 0 && p[keep - 1] == '\r')
+		keep--;
+	agbuf_append(buf, p, keep);
 }
 
-int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field)
+/* One field; the unfolded value only when `want_value`. */
+static int next_field(struct mime_header_iter *it, struct mime_header_field *field, int want_value)
 {
 	const char *d = it->data;
 	if (it->pos >= it->end)
@@ -54,6 +55,17 @@ int mime_header_next(struct mime_header_iter *it, struct mime_header_field *fiel
 		name_end--;
 	field->name = d + start;
 	field->name_len = name_end - start;
+	if (!want_value) {
+		size_t pos = first_end;
+		while (pos < it->end && (d[pos] == ' ' || d[pos] == '\t'))
+			pos = line_end(d, pos, it->end);
+		field->raw_start = start;
+		field->raw_end = pos;
+		field->value = NULL;
+		field->value_len = 0;
+		it->pos = pos;
+		return 1;
+	}
 
 	struct agbuf val = AGBUF_INIT;
 	agbuf_reserve(&val, 16);
@@ -73,4 +85,14 @@ int mime_header_next(struct mime_header_iter *it, struct mime_header_field *fiel
 	field->value = agbuf_steal(&val, &field->value_len);
 	it->pos = pos;
 	return 1;
+}
+
+int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field)
+{
+	return next_field(it, field, 1);
+}
+
+int mime_header_next_raw(struct mime_header_iter *it, struct mime_header_field *field)
+{
+	return next_field(it, field, 0);
 }

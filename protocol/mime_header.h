@@ -26,5 +26,8 @@ void mime_header_iter_init(struct mime_header_iter *it, const char *data, size_t
 /* Next field; 1 when one was returned (free field->value with free()), 0 at
  * the end of the header (the empty line or end of data). */
 int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field);
+/* The same without the unfolded value (field->value NULL, nothing to free),
+ * for callers that only need names and raw bytes (HEADER.FIELDS). */
+int mime_header_next_raw(struct mime_header_iter *it, struct mime_header_field *field);
 
 #endif

@@ -31,13 +31,45 @@ static const struct mime_part *find_part(const struct mime_message *msg, const s
 	return part;
 }
 
-/* Appends data[i] as it goes on the wire: a bare LF as CRLF, NUL (not
- * allowed in a literal) as 0x80, as Dovecot sends them. */
-static void put_wire_byte(struct agbuf *b, const char *data, size_t i)
+/* LFs in data[start, end) not preceded by CR (the byte before `start`
+ * counts: a range may begin between a CR and its LF). */
+static size_t count_bare_lf(const char *data, size_t start, size_t end)
 {
-	if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-		agbuf_putc(b, '\r');
-	agbuf_putc(b, data[i] == '\0' ? (char)0x80 : data[i]);
+	size_t n = 0;
+	const char *p = data + start, *e = data + end;
+	while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+		if (p == data || p[-1] != '\r')
+			n++;
+		p++;
+	}
+	return n;
+}
+
+/* Appends data[start, end) as it goes on the wire: a bare LF as CRLF, NUL
+ * (not allowed in a literal) as 0x80, as Dovecot sends them. `bare_lfs` is
+ * count_bare_lf of the range. Copies runs between line ends, not bytes. */
+static void append_wire(struct agbuf *b, const char *data, size_t start, size_t end, size_t bare_lfs)
+{
+	agbuf_reserve(b, end - start + bare_lfs);
+	char *o = b->data + b->len, *o_start = o;
+	const char *p = data + start, *e = data + end;
+	while (p < e) {
+		const char *lf = bare_lfs ? memchr(p, '\n', (size_t)(e - p)) : NULL;
+		const char *stop = lf ? lf : e;
+		memcpy(o, p, (size_t)(stop - p));
+		o += stop - p;
+		if (lf == NULL)
+			break;
+		if (lf == data || lf[-1] != '\r')
+			*o++ = '\r';
+		*o++ = '\n';
+		p = lf + 1;
+	}
+	/* Only the message's own bytes can be NUL, never an added CR. */
+	for (char *z = o_start; (z = memchr(z, '\0', (size_t)(o - z))) != NULL; z++)
+		*z = (char)0x80;
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
 }
 
 /* Sets *res to data[start, end) with bare LFs turned into CRLF. */
@@ -48,18 +80,11 @@ static int take_range(const char *data, size_t len, uint64_t start, uint64_t end
 		return -1;
 	res->data = data + start;
 	res->len = (size_t)(end - start);
-	int rewrite = 0;
-	for (size_t i = (size_t)start; i < end; i++)
-		if ((data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) || data[i] == '\0') {
-			rewrite = 1;
-			break;
-		}
-	if (!rewrite)
+	size_t bare = count_bare_lf(data, (size_t)start, (size_t)end);
+	if (bare == 0 && memchr(res->data, '\0', res->len) == NULL)
 		return 0;
 	struct agbuf b = AGBUF_INIT;
-	agbuf_reserve(&b, res->len + res->len / 8);
-	for (size_t i = (size_t)start; i < end; i++)
-		put_wire_byte(&b, data, i);
+	append_wire(&b, data, (size_t)start, (size_t)end, bare);
 	res->owned = agbuf_steal(&b, &res->len);
 	res->data = res->owned;
 	return 0;
@@ -85,12 +110,10 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 	agbuf_reserve(&b, 256);
 	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
 	int want_listed = spec->kind == SECTION_HEADER_FIELDS;
-	while (mime_header_next(&it, &f)) {
-		free(f.value);
+	while (mime_header_next_raw(&it, &f)) {
 		if (field_listed(spec, f.name, f.name_len) != want_listed)
 			continue;
-		for (size_t i = f.raw_start; i < f.raw_end; i++)
-			put_wire_byte(&b, data, i);
+		append_wire(&b, data, f.raw_start, f.raw_end, count_bare_lf(data, f.raw_start, f.raw_end));
 	}
 	/* The empty line that ends the block, as Dovecot writes it (recorded
 	 * behaviour): HEADER.FIELDS of the message always has one; of an
@@ -181,8 +204,11 @@ void section_write_name(struct agbuf *out, const struct section_spec *spec)
 		[SECTION_TEXT] = "TEXT", [SECTION_MIME] = "MIME",
 	};
 	agbuf_puts(out, "BODY[");
-	for (size_t i = 0; i < spec->path_len; i++)
-		agbuf_printf(out, "%s%u", i ? "." : "", spec->path[i]);
+	for (size_t i = 0; i < spec->path_len; i++) {
+		if (i)
+			agbuf_putc(out, '.');
+		agbuf_put_u64(out, spec->path[i]);
+	}
 	if (spec->kind != SECTION_BODY) {
 		if (spec->path_len)
 			agbuf_putc(out, '.');
@@ -200,15 +226,20 @@ void section_write_name(struct agbuf *out, const struct section_spec *spec)
 		agbuf_putc(out, ')');
 	}
 	agbuf_putc(out, ']');
-	if (spec->partial)
-		agbuf_printf(out, "<%llu>", (unsigned long long)spec->partial_offset);
+	if (spec->partial) {
+		agbuf_putc(out, '<');
+		agbuf_put_u64(out, spec->partial_offset);
+		agbuf_putc(out, '>');
+	}
 }
 
 void section_write_item(struct agbuf *out, const struct section_spec *spec,
 			const struct section_result *res)
 {
 	section_write_name(out, spec);
-	agbuf_printf(out, " {%zu}\r\n", res->len);
+	agbuf_append(out, " {", 2);
+	agbuf_put_u64(out, res->len);
+	agbuf_append(out, "}\r\n", 3);
 	agbuf_append(out, res->data, res->len);
 }
 

@@ -733,6 +733,57 @@ static void test_write_strings(void)
 	agbuf_free(&out);
 }
 
+/* The hand-written number and date writers against what printf writes. */
+static void test_write_numbers_and_dates(void)
+{
+	static const uint64_t numbers[] = { 0, 9, 10, 99, 100, 4294967295u, 4294967296u, UINT64_MAX };
+	struct agbuf out = AGBUF_INIT;
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)numbers[i]);
+		agbuf_reset(&out);
+		imap_write_number(&out, numbers[i]);
+		CU_ASSERT_STRING_EQUAL(out.data, want);
+	}
+	/* Byte by byte across many reallocations: content and NUL stay right. */
+	struct agbuf grow = AGBUF_INIT;
+	for (int i = 0; i < 5000; i++) {
+		agbuf_putc(&grow, (char)('a' + i % 26));
+		imap_write_number(&grow, (uint64_t)i);
+	}
+	CU_ASSERT_EQUAL(grow.data[grow.len], '\0');
+	CU_ASSERT_EQUAL(strlen(grow.data), grow.len);
+	CU_ASSERT_EQUAL(memcmp(grow.data, "a0b1c2", 6), 0);
+	CU_ASSERT_EQUAL(memcmp(grow.data + grow.len - 4, "4999", 4), 0);
+	agbuf_free(&grow);
+	static const struct {
+		int64_t t;
+		int zone;
+		const char *want;
+	} dates[] = {
+		{ 837596665, -420, "\"17-Jul-1996 02:44:25 -0700\"" },
+		{ 0, 0, "\"01-Jan-1970 00:00:00 +0000\"" },
+		{ 946684799, 330, "\"01-Jan-2000 05:29:59 +0530\"" },
+		{ -1, 0, "\"31-Dec-1969 23:59:59 +0000\"" },
+		{ 951782400, -1439, "\"28-Feb-2000 00:01:00 -2359\"" },
+		{ 1700000000, 5000, "\"14-Nov-2023 22:13:20 +0000\"" },        /* no such zone: UTC */
+		{ 253402300800, 0, "\"01-Jan-1970 00:00:00 +0000\"" },         /* year 10000 */
+	};
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		agbuf_reset(&out);
+		imap_write_datetime(&out, dates[i].t, dates[i].zone);
+		CU_ASSERT_STRING_EQUAL(out.data, dates[i].want);
+	}
+	/* Four escapes are quoted, a fifth makes a literal (Dovecot's rule). */
+	agbuf_reset(&out);
+	imap_write_string(&out, "\"a\"b\\\\", 6);
+	CU_ASSERT_STRING_EQUAL(out.data, "\"\\\"a\\\"b\\\\\\\\\"");
+	agbuf_reset(&out);
+	imap_write_string(&out, "\"a\"b\\\\\"", 7);
+	CU_ASSERT_STRING_EQUAL(out.data, "{7}\r\n\"a\"b\\\\\"");
+	agbuf_free(&out);
+}
+
 static void test_write_responses(void)
 {
 	struct agbuf out = AGBUF_INIT;
@@ -1010,6 +1061,7 @@ int main(void)
 	CU_add_test(parse, "dates and date-times", test_dates);
 	CU_add_test(write, "strings: atom, quoted, literal", test_write_strings);
 	CU_add_test(write, "responses and codes", test_write_responses);
+	CU_add_test(write, "numbers and dates without printf", test_write_numbers_and_dates);
 	CU_add_test(write, "FETCH names and STATUS", test_write_fetch_names);
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);

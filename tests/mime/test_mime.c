@@ -163,6 +163,114 @@ static void test_against_dovecot(void)
 	}
 }
 
+/* The skeleton of the part tree (what the FETCH cache keeps) answers every
+ * section and RFC822.SIZE exactly as the whole decoded message does, from
+ * the whole message and from its header block alone. */
+static void test_skeleton_sections(void)
+{
+	size_t count;
+	char **names = corpus_list(&count);
+	CU_ASSERT_FATAL(count > 50);
+	size_t compared = 0;
+	for (size_t m = 0; m < count; m++) {
+		char path[1024];
+		size_t len;
+		snprintf(path, sizeof(path), "%s/%s", CORPUS, names[m]);
+		char *data = read_file(path, &len);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+		struct mime_message *msg = mime_parse(data, len);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+		size_t bytes = 0;
+		struct mime_message *skel = mime_message_skeleton(msg, &bytes);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(skel);
+		CU_ASSERT_EQUAL(mime_part_count(skel->root), mime_part_count(msg->root));
+		CU_ASSERT(bytes >= mime_part_count(msg->root) * sizeof(struct mime_part));
+		CU_ASSERT_PTR_NULL(skel->root->envelope);
+		size_t hdr_len = (size_t)msg->root->body_offset;
+		for (size_t i = 0; i < FIXTURE_ITEM_COUNT; i++) {
+			if (fixture_items[i].section == NULL && strcmp(fixture_items[i].file, "rfc822.size") != 0)
+				continue;
+			for (int header_only = 0; header_only < 2; header_only++) {
+				size_t n = header_only ? hdr_len : len;
+				struct agbuf want = AGBUF_INIT, got = AGBUF_INIT;
+				char text[256];
+				const char *fields[16];
+				struct section_spec spec;
+				struct section_result res;
+				if (fixture_items[i].section == NULL) {
+					answer(&want, msg, data, n, &fixture_items[i]);
+					answer(&got, skel, data, n, &fixture_items[i]);
+				} else {
+					snprintf(text, sizeof(text), "%s", fixture_items[i].section);
+					CU_ASSERT_FATAL(section_spec_parse(text, &spec, fields, 16) == 0);
+					/* -1 (bytes beyond the header) must agree too */
+					int rc = section_fetch(msg, data, n, &spec, &res);
+					agbuf_printf(&want, "%d ", rc);
+					if (rc == 0) {
+						section_write_item(&want, &spec, &res);
+						section_result_free(&res);
+					}
+					rc = section_fetch(skel, data, n, &spec, &res);
+					agbuf_printf(&got, "%d ", rc);
+					if (rc == 0) {
+						section_write_item(&got, &spec, &res);
+						section_result_free(&res);
+					}
+				}
+				CU_ASSERT(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+				compared++;
+				agbuf_free(&want);
+				agbuf_free(&got);
+			}
+		}
+		mime_free(skel);
+		mime_free(msg);
+		free(data);
+		free(names[m]);
+	}
+	free(names);
+	CU_ASSERT(compared > 1000);
+}
+
+/* Sections whose bytes change on the wire: bare LFs become CRLF, a CRLF
+ * stays as it is, NUL becomes 0x80 (the same bytes as Dovecot sends). */
+static void test_section_wire_bytes(void)
+{
+	static const char data[] = "Subject: a\n  b\nTo: x\r\n\nl1\nl2\r\nz\0y\n";
+	size_t len = sizeof(data) - 1;
+	struct mime_message *msg = mime_parse(data, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	static const struct {
+		const char *section, *want;
+		size_t want_len;
+	} cases[] = {
+		{ "TEXT]", "BODY[TEXT] {13}\r\nl1\r\nl2\r\nz\x80y\r\n", 30 },
+		{ "HEADER]", "BODY[HEADER] {26}\r\nSubject: a\r\n  b\r\nTo: x\r\n\r\n", 45 },
+		{ "HEADER.FIELDS (SUBJECT)]", "BODY[HEADER.FIELDS (SUBJECT)] {19}\r\nSubject: a\r\n  b\r\n\r\n", 55 },
+		{ "HEADER.FIELDS.NOT (SUBJECT)]", "BODY[HEADER.FIELDS.NOT (SUBJECT)] {9}\r\nTo: x\r\n\r\n", 48 },
+		/* partial offsets count in the CRLF form */
+		{ "TEXT]<3.4>", "BODY[TEXT]<3> {4}\r\n\nl2\r", 23 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[64];
+		const char *fields[4];
+		struct section_spec spec;
+		struct section_result res;
+		snprintf(text, sizeof(text), "%s", cases[i].section);
+		CU_ASSERT_FATAL(section_spec_parse(text, &spec, fields, 4) == 0);
+		CU_ASSERT_FATAL(section_fetch(msg, data, len, &spec, &res) == 0);
+		struct agbuf out = AGBUF_INIT;
+		section_write_item(&out, &spec, &res);
+		section_result_free(&res);
+		CU_ASSERT_EQUAL(out.len, cases[i].want_len);
+		CU_ASSERT(out.len == cases[i].want_len && memcmp(out.data, cases[i].want, out.len) == 0);
+		if (out.len != cases[i].want_len || memcmp(out.data, cases[i].want, out.len) != 0)
+			printf("\n%s: got %zu bytes: %.*s\n", cases[i].section, out.len, (int)out.len, out.data);
+		agbuf_free(&out);
+	}
+	mime_free(msg);
+}
+
 /* One way out for a string: the quoting function, its input and the bytes it must write. */
 static const struct {
 	void (*quote)(struct agbuf *out, const char *str, size_t len);
@@ -266,6 +374,8 @@ int main(int argc, char **argv)
 	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
 	CU_add_test(s, "RFC 2231 values to UTF-8", test_param_utf8);
 	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
+	CU_add_test(s, "skeleton answers sections like the whole tree", test_skeleton_sections);
+	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);

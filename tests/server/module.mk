@@ -8,17 +8,25 @@ $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/h
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS)
 
+# The FETCH cache alone (host/fetch_cache.c), with threads.
+TESTBINS += $(B)/tests/test_fetch_cache
+$(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/host/fetch_cache.o $(B)/libagprotocol.a
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(THREAD_LIBS)
+
 SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
-check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
+check-server: $(B)/tests/test_server_unit $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so
 	$(B)/tests/test_server_unit
+	$(B)/tests/test_fetch_cache
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_pipelining.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_fetch_cache.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
