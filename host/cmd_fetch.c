@@ -426,10 +426,3 @@ void ag_cmd_fetch(struct ag_session *s)
 {
 	ag_session_storage(s, fetch_run, 0);
 }
-
-int ag_fetch_reads_only_summaries(const struct imap_command *cmd)
-{
-	struct fetch_plan plan;
-	plan_fetch(cmd, &plan);
-	return !plan.need_body && !plan.sets_seen;
-}

@@ -41,8 +41,6 @@ void ag_cmd_status(struct ag_session *s);
 /* cmd_append.c, cmd_fetch.c */
 void ag_cmd_append(struct ag_session *s);
 void ag_cmd_fetch(struct ag_session *s);    /* FETCH and UID FETCH */
-/* Whether a FETCH needs no body and sets no flag (it may be answered from memory). */
-int ag_fetch_reads_only_summaries(const struct imap_command *cmd);
 /* cmd_store.c */
 void ag_cmd_store(struct ag_session *s);
 void ag_cmd_expunge(struct ag_session *s);  /* EXPUNGE and UID EXPUNGE */

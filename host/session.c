@@ -477,15 +477,21 @@ static void storage_done(struct ag_session *s)
 		session_input(s);
 }
 
-/* Commands that only read, tried on the loop thread first (below). */
+/* Commands tried on the loop thread first (below): those whose every
+ * change of the session's state comes after their engine calls, so that an
+ * attempt the engine refuses can be thrown away and run again. */
 static int may_run_inline(const struct imap_command *cmd)
 {
 	switch (cmd->kind) {
 	case IMAP_CMD_FETCH:
-		return ag_fetch_reads_only_summaries(cmd);
 	case IMAP_CMD_SEARCH:
 	case IMAP_CMD_NOOP:
 	case IMAP_CMD_CHECK:
+	case IMAP_CMD_STORE:
+	case IMAP_CMD_EXPUNGE:
+	case IMAP_CMD_STATUS:
+	case IMAP_CMD_LIST:
+	case IMAP_CMD_LSUB:
 		return 1;
 	default:
 		return 0;

@@ -152,7 +152,8 @@ static const struct aerogram_driver mem_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "memory",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL,
+	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
+	                AEROGRAM_CAP_LOCAL_WRITES,
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	.close = mem_close,

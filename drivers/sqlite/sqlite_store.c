@@ -660,7 +660,7 @@ static const struct aerogram_driver sq_driver = {
 	.name = "sqlite",
 	.version = "1.1",
 	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
-	                AEROGRAM_CAP_CONDITIONAL,
+	                AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS,
 	.config_keys = sq_config_keys,
 	.open = sq_open,
 	.close = sq_close,

@@ -55,6 +55,8 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	const struct aerogram_driver *d = store->driver;
 	eng->cas = d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1 && (d->capabilities & AEROGRAM_CAP_CONDITIONAL) &&
 	           d->row_insert_if != NULL;
+	eng->local_reads = (d->capabilities & AEROGRAM_CAP_LOCAL_READS) != 0;
+	eng->local_writes = eng->local_reads && (d->capabilities & AEROGRAM_CAP_LOCAL_WRITES) != 0;
 	eng->rng = eng->opt.seed;
 	if (eng->rng == 0) {
 		FILE *f = fopen("/dev/urandom", "rb");
@@ -90,12 +92,20 @@ void mail_engine_free(struct mail_engine *eng)
 }
 
 static __thread int nonblock_on, nonblock_hit;
+static __thread int nonblock_budget;
+
+/* Store reads an inline attempt may make (a call costs 1, a body 1 more
+ * per 4 KB): past that the command goes to a worker, so that a SEARCH of
+ * every body of a large mailbox never holds the event loop. */
+#define NONBLOCK_BUDGET 256
 
 void mail_nonblock(int on)
 {
 	nonblock_on = on;
-	if (on)
+	if (on) {
 		nonblock_hit = 0;
+		nonblock_budget = NONBLOCK_BUDGET;
+	}
 }
 
 int mail_nonblock_hit(void)
@@ -111,9 +121,55 @@ int mail_would_block(void)
 	return 1;
 }
 
+int mail_would_block_read(const struct mail_engine *eng, unsigned cost)
+{
+	if (!nonblock_on)
+		return 0;
+	if (eng->local_reads && nonblock_budget >= (int)cost) {
+		nonblock_budget -= (int)cost;
+		return 0;
+	}
+	nonblock_hit = 1;
+	return 1;
+}
+
+int mail_would_block_write(const struct mail_engine *eng)
+{
+	if (!nonblock_on || eng->local_writes)
+		return 0;
+	nonblock_hit = 1;
+	return 1;
+}
+
+void mail_nonblock_commit(void)
+{
+	/* a write happened: the rest of the command must not be thrown away
+	 * and run again, so it may wait from now on (briefly: the driver is
+	 * local) */
+	nonblock_on = 0;
+}
+
+void mail_nonblock_spend(unsigned cost)
+{
+	if (nonblock_on)
+		nonblock_budget -= (int)cost;
+}
+
 int mail_is_nonblock(void)
 {
 	return nonblock_on;
+}
+
+int mail_lock_or_again(pthread_mutex_t *m)
+{
+	if (!nonblock_on) {
+		pthread_mutex_lock(m);
+		return 0;
+	}
+	if (pthread_mutex_trylock(m) == 0)
+		return 0;
+	nonblock_hit = 1;
+	return MAIL_EAGAIN;
 }
 
 void mail_sleep(struct mail_engine *eng, uint32_t ms)

@@ -312,7 +312,12 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
  * command on a worker. Only these calls can succeed in that mode:
  * mail_view_update(_ex) without a \Recent claim to write, with the state
  * already current (a live watch that has not fired); mail_summaries from
- * the cache; and the accessors of views. Every other call fails. */
+ * the cache; and the accessors of views. With a driver whose reads are
+ * local (AEROGRAM_CAP_LOCAL_READS), calls that only read also succeed,
+ * within a budget of reads; with one whose writes are local too, so do
+ * writes other than adds (APPEND, COPY, MOVE). Once a write succeeded, the
+ * thread is back in blocking mode for the rest of the command: it cannot
+ * be thrown away any more. */
 void mail_nonblock(int on);
 int mail_nonblock_hit(void);
 

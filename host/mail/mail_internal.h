@@ -33,6 +33,8 @@ struct mail_engine {
 	int lazy;
 	/* the driver offers row_insert_if (ABI 1.1, AEROGRAM_CAP_CONDITIONAL) */
 	int cas;
+	/* its reads (and writes) wait for nothing remote: AEROGRAM_CAP_LOCAL_* */
+	int local_reads, local_writes;
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
 	struct scache *summaries;
@@ -59,14 +61,30 @@ void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox
 void mail_reap_due(struct mail_engine *eng, int all);
 
 /* Non-blocking mode (mail.h): whether it is on for this thread; and, when
- * it is, records that a call would have waited and returns 1. */
+ * it is, record that a call would have waited and return 1: any store call
+ * (mail_would_block), a read of `cost` units (unless the driver's reads are
+ * local and the attempt's budget allows), a write (unless the driver's
+ * writes are local too). */
 int mail_is_nonblock(void);
 int mail_would_block(void);
-/* At the entry of a call that may wait: MAIL_EAGAIN in non-blocking mode. */
-#define MAIL_BLOCKING_CALL()                \
-	do {                                \
-		if (mail_would_block())     \
-			return MAIL_EAGAIN; \
+int mail_would_block_read(const struct mail_engine *eng, unsigned cost);
+int mail_would_block_write(const struct mail_engine *eng);
+void mail_nonblock_spend(unsigned cost);
+/* After a write made in non-blocking mode: the rest of the call sequence
+ * runs in blocking mode (it cannot be thrown away any more). */
+void mail_nonblock_commit(void);
+/* Locks m, or in non-blocking mode takes it only if free (MAIL_EAGAIN). */
+int mail_lock_or_again(pthread_mutex_t *m);
+/* At the entry of a call that reads or writes the store. */
+#define MAIL_READ_CALL(eng)                          \
+	do {                                         \
+		if (mail_would_block_read((eng), 1)) \
+			return MAIL_EAGAIN;          \
+	} while (0)
+#define MAIL_WRITE_CALL(eng)                       \
+	do {                                       \
+		if (mail_would_block_write((eng))) \
+			return MAIL_EAGAIN;        \
 	} while (0)
 /* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
 void mail_sleep(struct mail_engine *eng, uint32_t ms);

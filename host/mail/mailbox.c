@@ -163,7 +163,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 	}
 	if (!force && mb->eng->lazy && mb->synced_since_fire)
 		return 0;
-	MAIL_BLOCKING_CALL(); /* a read of the store */
+	MAIL_READ_CALL(mb->eng); /* a read of the store */
 	uint64_t before = mb->log.version;
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->synced_since_fire = 1; /* a fire from now on clears it again */
@@ -187,7 +187,7 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
                       struct mail_mailbox **out)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_READ_CALL(eng);
 	*out = NULL;
 	uint8_t id[UIDX_ID];
 	uint32_t list_uv = 0;
@@ -229,12 +229,18 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 	}
 	pthread_mutex_unlock(&eng->lock);
 
-	pthread_mutex_lock(&mb->lock);
+	rc = mail_lock_or_again(&mb->lock);
+	if (rc != 0) {
+		mailbox_unref(mb);
+		return rc;
+	}
 	rc = mailbox_sync_locked(mb, 0);
 	/* A new mailbox starts at the list's UIDVALIDITY (time-based), and a
 	 * name re-created or renamed must report at least the list's value:
 	 * INIT raises it (the largest INIT wins, so concurrent first opens
 	 * agree). */
+	if (rc == 0 && mb->log.cur->uidvalidity < list_uv && mail_would_block_write(eng))
+		rc = MAIL_EAGAIN;
 	if (rc == 0 && mb->log.cur->uidvalidity < list_uv) {
 		struct uidx_op *op = calloc(1, sizeof(*op));
 		if (op == NULL) {
@@ -269,8 +275,9 @@ void mail_mailbox_close(struct mail_mailbox *mb)
 
 int mail_mailbox_sync(struct mail_mailbox *mb)
 {
-	MAIL_BLOCKING_CALL();
-	pthread_mutex_lock(&mb->lock);
+	MAIL_READ_CALL(mb->eng);
+	if (mail_lock_or_again(&mb->lock) != 0)
+		return MAIL_EAGAIN;
 	int rc = mailbox_sync_locked(mb, 1);
 	pthread_mutex_unlock(&mb->lock);
 	return rc;
@@ -279,14 +286,8 @@ int mail_mailbox_sync(struct mail_mailbox *mb)
 int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 {
 	memset(st, 0, sizeof(*st));
-	if (mail_is_nonblock()) {
-		if (pthread_mutex_trylock(&mb->lock) != 0) {
-			mail_would_block();
-			return MAIL_EAGAIN;
-		}
-	} else {
-		pthread_mutex_lock(&mb->lock);
-	}
+	if (mail_lock_or_again(&mb->lock) != 0)
+		return MAIL_EAGAIN;
 	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : 0;
 	const struct uidx_state *s = mb->log.cur;
 	if (rc == 0) {
@@ -307,7 +308,8 @@ int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 
 int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force)
 {
-	MAIL_BLOCKING_CALL();
+	if (mail_would_block())
+		return MAIL_EAGAIN;
 	pthread_mutex_lock(&mb->lock);
 	uint64_t before = mb->log.version;
 	int rc = mailbox_sync_locked(mb, 1);

@@ -223,6 +223,7 @@ int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, c
 
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token)
 {
+	mail_nonblock_commit(); /* (write guards come before any save) */
 	char pk[512];
 	list_pk(pk, sizeof(pk), user);
 	struct cbuf b = { 0 };
@@ -280,6 +281,8 @@ static int load_defaults(struct mail_engine *eng, const char *user, struct mblis
 		e->special_use = defaults[i].su;
 		added = 1;
 	}
+	if (rc == 0 && added && mail_would_block_write(eng))
+		rc = MAIL_EAGAIN; /* creating the defaults is a write */
 	if (rc == 0 && added)
 		rc = mblist_save(eng, user, l, *token);
 	if (rc != 0) {
@@ -313,7 +316,7 @@ static uint64_t next_ts(struct mail_engine *eng, uint64_t prev)
 
 int mail_list(struct mail_engine *eng, const char *user, struct mail_mailbox_info **out, size_t *n)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_READ_CALL(eng);
 	struct mblist l;
 	char *token = NULL;
 	*out = NULL;
@@ -385,7 +388,7 @@ int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, u
 
 int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(eng);
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -445,7 +448,7 @@ static int entry_tombstone(struct mail_engine *eng, const char *user, struct mbl
 
 int mail_delete(struct mail_engine *eng, const char *user, const char *name)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(eng);
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -520,7 +523,7 @@ static int move_entry(struct mail_engine *eng, const char *user, struct mblist *
 
 int mail_rename(struct mail_engine *eng, const char *user, const char *from, const char *to)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(eng);
 	char *f = norm_name(from), *t = norm_name(to);
 	int rc = 0;
 	if (f == NULL || t == NULL)
@@ -632,7 +635,7 @@ static int apply_subscribe(struct mail_engine *eng, struct mblist *l, const char
 
 int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(eng);
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -656,6 +659,6 @@ static int apply_special_use(struct mail_engine *eng, struct mblist *l, const ch
 
 int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(eng);
 	return edit_list(eng, user, name, apply_special_use, &su);
 }

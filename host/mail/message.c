@@ -180,6 +180,10 @@ static void run_adds(struct mail_mailbox *mb, struct add_wait **batch, size_t nb
 static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
                     size_t n_extra, uint32_t *uidvalidity, uint32_t *uids)
 {
+	if (mail_would_block()) { /* adds wait for one another: never inline */
+		uidx_op_free(op);
+		return MAIL_EAGAIN;
+	}
 	struct add_wait w = { op, extra, n_extra, NULL, op->n, uids, 0, 0, 0, NULL };
 	if (uids && op->n) {
 		w.ids = malloc(op->n * UIDX_ID);
@@ -229,7 +233,10 @@ static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct ae
 
 static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 {
-	pthread_mutex_lock(&mb->lock);
+	if (mail_lock_or_again(&mb->lock) != 0) {
+		uidx_op_free(op);
+		return MAIL_EAGAIN;
+	}
 	/* Conditional writes check freshness themselves; otherwise read what
 	 * the watch says changed first. */
 	int rc = mb->log.cas && !mb->deleted ? 0 : mailbox_sync_locked(mb, 0);
@@ -250,7 +257,8 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
                      uint32_t *uidvalidity, uint32_t *uids)
 {
-	MAIL_BLOCKING_CALL();
+	if (mail_would_block()) /* adds are never tried inline (push_add) */
+		return MAIL_EAGAIN;
 	struct mail_engine *eng = mb->eng;
 	if (mb->deleted)
 		return AEROGRAM_ENOTFOUND;
@@ -361,7 +369,7 @@ static struct uidx_op *op_for_uids(struct mail_view *v, uint8_t kind, const uint
 int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
                uint32_t flags, const char *const *keywords, size_t n_keywords)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(v->mb->eng);
 	uint8_t kind = mode == MAIL_STORE_ADD ? UIDX_OP_FLAG_ADD
 	               : mode == MAIL_STORE_REMOVE ? UIDX_OP_FLAG_DEL : UIDX_OP_FLAG_SET;
 	struct uidx_op *op = op_for_uids(v, kind, uids, n);
@@ -395,7 +403,7 @@ static int push_del(struct mail_mailbox *mb, struct uidx_op *op)
 
 int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_WRITE_CALL(v->mb->eng);
 	struct uidx_op *op = op_for_uids(v, UIDX_OP_DEL, uids, n);
 	if (op == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -605,14 +613,16 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 int mail_copy(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
               uint32_t *uidvalidity, uint32_t *out_uids)
 {
-	MAIL_BLOCKING_CALL();
+	if (mail_would_block())
+		return MAIL_EAGAIN;
 	return copy_into(v, uids, n, dst, uidvalidity, out_uids, NULL);
 }
 
 int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_mailbox *dst,
               uint32_t *uidvalidity, uint32_t *out_uids)
 {
-	MAIL_BLOCKING_CALL();
+	if (mail_would_block())
+		return MAIL_EAGAIN;
 	struct uidx_op *del = NULL;
 	int rc = copy_into(v, uids, n, dst, uidvalidity, out_uids, &del);
 	if (rc != 0)
@@ -626,7 +636,8 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
 {
-	MAIL_BLOCKING_CALL();
+	if (mail_would_block_read(v->mb->eng, 1 + (unsigned)n))
+		return MAIL_EAGAIN;
 	struct mail_engine *eng = v->mb->eng;
 	*out = NULL;
 	struct mail_body *res = calloc(n ? n : 1, sizeof(*res));

@@ -1384,6 +1384,7 @@ int oplog_push(struct oplog *log, struct uidx_op *op, const struct aerogram_row_
 			rc = push_plain(log, op, 0);
 	}
 	if (rc == 0) {
+		mail_nonblock_commit();
 		fold(log);
 		if (!log->defer_ckpt)
 			oplog_checkpoint(log, 0);

@@ -320,7 +320,7 @@ int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct m
 			continue;
 		if (scache_get(eng->summaries, v->mb, m->id, &res[i]) == 0)
 			continue;
-		if (mail_would_block()) { /* a miss is a store read */
+		if (mail_would_block_read(eng, 1)) { /* a miss is a store read */
 			mail_summaries_free(res, n);
 			free(w);
 			return MAIL_EAGAIN;

@@ -20,7 +20,7 @@ static int claim_recent(struct mail_view *v)
 	const struct uidx_state *s = mb->log.cur;
 	if (s->uidnext <= s->recent_upto)
 		return 0;
-	MAIL_BLOCKING_CALL(); /* a claim is a log entry */
+	MAIL_WRITE_CALL(mb->eng); /* a claim is a log entry */
 	struct uidx_op *op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -32,7 +32,7 @@ static int claim_recent(struct mail_view *v)
 
 int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 {
-	MAIL_BLOCKING_CALL();
+	MAIL_READ_CALL(mb->eng);
 	*out = NULL;
 	struct mail_view *v = calloc(1, sizeof(*v));
 	if (v == NULL)
@@ -42,7 +42,10 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->refs++;
 	pthread_mutex_unlock(&mb->eng->lock);
-	pthread_mutex_lock(&mb->lock);
+	if (mail_lock_or_again(&mb->lock) != 0) {
+		mail_view_close(v);
+		return MAIL_EAGAIN;
+	}
 	int rc = mailbox_sync_locked(mb, 0);
 	if (rc == 0 && claim)
 		rc = claim_recent(v);
@@ -183,15 +186,10 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 	uint32_t new_uv = 0;
 	uint64_t new_version = 0;
 	int defer = (options & MAIL_VIEW_DEFER_EXPUNGE) != 0;
-	if (mail_is_nonblock()) {
-		/* another thread may hold it across a store call */
-		if (pthread_mutex_trylock(&mb->lock) != 0) {
-			mail_would_block();
-			mail_changes_free(c);
-			return MAIL_EAGAIN;
-		}
-	} else {
-		pthread_mutex_lock(&mb->lock);
+	/* another thread may hold it across a store call */
+	if (mail_lock_or_again(&mb->lock) != 0) {
+		mail_changes_free(c);
+		return MAIL_EAGAIN;
 	}
 	int rc = mailbox_sync_locked(mb, 0);
 	if (rc == 0 && claim)

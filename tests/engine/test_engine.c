@@ -44,14 +44,15 @@ static enum agw_op log_insert_op(void)
 	return g_no_cas ? AGW_ROW_INSERT : AGW_ROW_INSERT_IF;
 }
 
-static void env_open(struct env *e, uint64_t seed)
+/* Opens an environment whose store hides these capability bits (as well as
+ * conditional writes in the second suite). */
+static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
 {
 	memset(e, 0, sizeof(*e));
 	e->drv = eu_load_memory();
 	struct ag_store *in = ag_driver_store(e->drv);
 	e->fw = agw_fault_new(in->driver, in->store);
-	if (g_no_cas)
-		agw_fault_hide_caps(e->fw, AEROGRAM_CAP_CONDITIONAL);
+	agw_fault_hide_caps(e->fw, hide | (g_no_cas ? AEROGRAM_CAP_CONDITIONAL : 0));
 	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
 	e->st.driver = agw_driver(e->cw);
 	e->st.store = agw_store(e->cw);
@@ -59,6 +60,11 @@ static void env_open(struct env *e, uint64_t seed)
 	struct mail_engine_options o = eu_options(&e->clk, seed);
 	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &e->eng) == 0);
 	CU_ASSERT_EQUAL(e->eng->cas, !g_no_cas);
+}
+
+static void env_open(struct env *e, uint64_t seed)
+{
+	env_open_hiding(e, seed, 0);
 }
 
 /* Another engine (another "daemon") on the same store and clock. */
@@ -1237,7 +1243,8 @@ static void test_rows_per_command(void)
 static void test_nonblock(void)
 {
 	struct env e;
-	env_open(&e, 63);
+	/* a store whose calls go over a network, as far as the engine knows */
+	env_open_hiding(&e, 63, AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES);
 	struct mail_mailbox *mb;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "nob", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
@@ -1322,6 +1329,43 @@ static void test_nonblock(void)
 	mail_view_close(v);
 	mail_mailbox_close(mb);
 	mail_engine_free(pe);
+	env_close(&e);
+
+	/* A store whose calls are all local (the memory driver): reads and
+	 * flag changes run inline, within a budget; adds never do. */
+	env_open(&e, 70);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "nob", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(mail_bodies(v, uids, 3, &bd), 0);
+	mail_bodies_free(bd, 3);
+	CU_ASSERT_EQUAL(mail_store(v, uids, 2, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), 0);
+	CU_ASSERT(!mail_nonblock_hit());
+	CU_ASSERT(!mail_is_nonblock()); /* a write happened: no throwing away from here on */
+	CU_ASSERT_EQUAL(mail_view_update(v, 0, &c), 0);
+	CU_ASSERT_EQUAL(c->n_flags, 2);
+	mail_changes_free(c);
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	CU_ASSERT(mail_nonblock_hit());
+	/* the budget: a long run of reads goes to a worker */
+	mail_nonblock(1);
+	int rc = 0;
+	for (int i = 0; i < 1000 && rc == 0; i++) {
+		rc = mail_bodies(v, uids, 3, &bd);
+		if (rc == 0)
+			mail_bodies_free(bd, 3);
+	}
+	CU_ASSERT_EQUAL(rc, MAIL_EAGAIN);
+	/* a lock held by another thread across a store call: not waited for */
+	pthread_mutex_lock(&mb->lock);
+	mail_nonblock(1);
+	CU_ASSERT_EQUAL(mail_store(v, uids, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, NULL, 0), MAIL_EAGAIN);
+	mail_nonblock(0);
+	pthread_mutex_unlock(&mb->lock);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
 	env_close(&e);
 }
 

@@ -107,6 +107,12 @@ enum aerogram_log_level {
 #define AEROGRAM_CAP_SHARED      (UINT64_C(1) << 2) /* several processes may use one store at once */
 /* ABI 1.1: row_insert_if is implemented (conditional, atomic batches). */
 #define AEROGRAM_CAP_CONDITIONAL (UINT64_C(1) << 3)
+/* ABI 1.1 hints for the host's scheduling; a driver without them is taken
+ * to talk to a network. LOCAL_READS: row_read and blob_get wait for nothing
+ * but local memory or files (no network, no flush), so an event loop may
+ * call them. LOCAL_WRITES: every call does (nothing is flushed to a disk). */
+#define AEROGRAM_CAP_LOCAL_READS  (UINT64_C(1) << 4)
+#define AEROGRAM_CAP_LOCAL_WRITES (UINT64_C(1) << 5)
 
 /* The longest causality token a driver hands out, NUL included. */
 #define AEROGRAM_TOKEN_MAX 128
