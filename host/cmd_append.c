@@ -129,7 +129,7 @@ static void append_run(struct ag_session *s)
 		return;
 	}
 	struct mail_mailbox *mb;
-	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
+	int rc = mail_mailbox_open_flags(s->srv->engine, s->user, name, MAIL_OPEN_FOR_ADD, &mb);
 	if (rc == AEROGRAM_ENOTFOUND) {
 		agbuf_printf(&s->reply, "%s NO [TRYCREATE] APPEND: no such mailbox.\r\n", tag);
 		return;

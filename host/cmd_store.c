@@ -140,7 +140,8 @@ static void copy_run(struct ag_session *s)
 		return;
 	}
 	struct mail_mailbox *dst;
-	int rc = mail_mailbox_open(s->srv->engine, s->user, cmd->u.copy.mailbox.name.data, &dst);
+	int rc = mail_mailbox_open_flags(s->srv->engine, s->user, cmd->u.copy.mailbox.name.data, MAIL_OPEN_FOR_ADD,
+	                                 &dst);
 	if (rc == AEROGRAM_ENOTFOUND) {
 		agbuf_printf(&s->reply, "%s NO [TRYCREATE] %s: no such mailbox.\r\n", tag, name);
 		free(uids);

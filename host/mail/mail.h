@@ -135,6 +135,12 @@ struct mail_status {
  * *out holds one reference: release it with mail_mailbox_close. */
 int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
                       struct mail_mailbox **out);
+/* mail_mailbox_open_flags: the caller is about to add messages (APPEND,
+ * the destination of COPY or MOVE): a state already in memory is not read
+ * again first, since the add reads or checks what it must itself. */
+#define MAIL_OPEN_FOR_ADD 1u
+int mail_mailbox_open_flags(struct mail_engine *eng, const char *user, const char *name, unsigned flags,
+                            struct mail_mailbox **out);
 /* Releases one reference; the last one stops the poller and frees the state. */
 void mail_mailbox_close(struct mail_mailbox *mb);
 /* Reads the log (and a newer checkpoint) from the store now. */

@@ -463,6 +463,8 @@ struct mail_mailbox {
 	struct mail_engine *eng;
 	struct mail_mailbox *next;  /* in eng->open */
 	int refs;                   /* under eng->lock; 0: cached, closed */
+	int watchers;               /* views and subscriptions (under eng->lock): only
+	                             * with some is a watch kept armed */
 	uint64_t closed_at;         /* when refs went to 0 (LRU) */
 	uint64_t idle_tried_at;     /* the poller's last idle-checkpoint look (under eng->lock) */
 	int shutdown_done;          /* mail_engine_checkpoint_all visited it */
@@ -532,6 +534,7 @@ struct mail_view {
 	uint32_t uv;               /* reported UIDVALIDITY of snap */
 	uint64_t version;
 	size_t n_gone;             /* messages of snap marked gone (deferred expunges) */
+	int counted;               /* counted in mb->views */
 };
 
 #endif

@@ -187,6 +187,12 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
                       struct mail_mailbox **out)
 {
+	return mail_mailbox_open_flags(eng, user, name, 0, out);
+}
+
+int mail_mailbox_open_flags(struct mail_engine *eng, const char *user, const char *name, unsigned flags,
+                            struct mail_mailbox **out)
+{
 	MAIL_READ_CALL(eng);
 	*out = NULL;
 	uint8_t id[UIDX_ID];
@@ -234,7 +240,10 @@ int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *nam
 		mailbox_unref(mb);
 		return rc;
 	}
-	rc = mailbox_sync_locked(mb, 0);
+	/* (an add reads or checks what it must itself: a state in memory does
+	 * not need a read first) */
+	if (!(flags & MAIL_OPEN_FOR_ADD) || !mb->log.loaded)
+		rc = mailbox_sync_locked(mb, 0);
 	/* A new mailbox starts at the list's UIDVALIDITY (time-based), and a
 	 * name re-created or renamed must report at least the list's value:
 	 * INIT raises it (the largest INIT wins, so concurrent first opens
@@ -339,6 +348,10 @@ struct mail_sub *mail_mailbox_subscribe(struct mail_mailbox *mb, void (*cb)(void
 	s->next = mb->subs;
 	mb->subs = s;
 	pthread_mutex_unlock(&mb->sub_lock);
+	pthread_mutex_lock(&mb->eng->lock);
+	if (mb->watchers++ == 0 && mb->watch == NULL && !mb->eng->opt.no_poller)
+		pthread_cond_signal(&mb->eng->poll_cond); /* the poller arms a watch */
+	pthread_mutex_unlock(&mb->eng->lock);
 	return s;
 }
 
@@ -355,6 +368,9 @@ void mail_unsubscribe(struct mail_sub *sub)
 			break;
 		}
 	pthread_mutex_unlock(&mb->sub_lock);
+	pthread_mutex_lock(&mb->eng->lock);
+	mb->watchers--;
+	pthread_mutex_unlock(&mb->eng->lock);
 	free(sub);
 }
 
@@ -632,7 +648,9 @@ static void *poller_main(void *arg)
 		int fired = 0;
 		uint64_t now = mail_now(eng);
 		for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next) {
-			if (mb->deleted || mb->refs == 0)
+			/* a mailbox nobody has selected (an APPEND, a STATUS) needs
+			 * no watch: its next use reads what changed */
+			if (mb->deleted || mb->refs == 0 || (mb->watchers == 0 && mb->watch == NULL))
 				continue;
 			if (mb->watch_fired || (mb->watch == NULL && now >= mb->retry_at)) {
 				pick = mb;

@@ -41,7 +41,11 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 	mail_rand_bytes(mb->eng, v->session, UIDX_ID);
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->refs++;
+	mb->watchers++;
+	if (mb->watchers == 1 && mb->watch == NULL && !mb->eng->opt.no_poller)
+		pthread_cond_signal(&mb->eng->poll_cond); /* the poller arms a watch */
 	pthread_mutex_unlock(&mb->eng->lock);
+	v->counted = 1;
 	if (mail_lock_or_again(&mb->lock) != 0) {
 		mail_view_close(v);
 		return MAIL_EAGAIN;
@@ -69,6 +73,11 @@ void mail_view_close(struct mail_view *v)
 {
 	if (v == NULL)
 		return;
+	if (v->counted) {
+		pthread_mutex_lock(&v->mb->eng->lock);
+		v->mb->watchers--;
+		pthread_mutex_unlock(&v->mb->eng->lock);
+	}
 	uidx_free(v->snap);
 	mail_mailbox_close(v->mb);
 	free(v);
