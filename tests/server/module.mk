@@ -19,8 +19,10 @@ check-server: $(B)/tests/test_server_unit $(B)/aerogramd $(B)/aerogramctl $(B)/d
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 
 CHECKS += check-server
