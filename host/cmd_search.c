@@ -455,8 +455,8 @@ static int stage_bodies(struct run *r, size_t count)
 		c->msg = msg;
 		c->body = (const char *)bodies[j].data;
 		c->body_len = bodies[j].len;
-		/* every key has its data now; unknown is left only if facts
-		 * could not be copied, and then the message does not match */
+		/* every key has its data now: the facts came from the cache or
+		 * the summary, the body is here */
 		r->result[i] = eval(&r->plan->root, c) == T_YES ? T_YES : T_NO;
 		c->msg = NULL;
 		mime_free(msg);
