@@ -198,7 +198,7 @@ static enum tri header_key(const struct node *n, const struct candidate *c)
 	const struct search_field *f = search_fields_find(c->facts->fields, n->field, n->field_len);
 	if (f == NULL)
 		return T_UNKNOWN;
-	return search_field_contains(f, n->needle, n->needle_len) ? T_YES : T_NO;
+	return search_field_contains(c->facts->fields, f, n->needle, n->needle_len) ? T_YES : T_NO;
 }
 
 static enum tri sent_key(const struct node *n, const struct candidate *c)
@@ -304,23 +304,6 @@ static int facts_complete(const struct plan *p, const struct search_facts *f)
 	return 1;
 }
 
-/* A copy of cached fields the caller owns (the cache may drop its own
- * once the lock is released); NULL when out of memory. */
-static struct search_fields *fields_dup(const struct search_fields *f)
-{
-	struct search_fields *d = malloc(f->bytes);
-	if (d == NULL)
-		return NULL;
-	memcpy(d, f, f->bytes);
-	const char *old = (const char *)f;
-	char *base = (char *)d;
-	for (size_t i = 0; i < d->count; i++) {
-		d->field[i].name = base + (f->field[i].name - old);
-		d->field[i].text = base + (f->field[i].text - old);
-	}
-	return d;
-}
-
 /* Stage 2: the facts of one message from its summary. */
 static int facts_from_summary(const struct plan *p, const struct search_names *names, const struct mail_summary *s,
 			      struct search_facts *out)
@@ -386,7 +369,7 @@ static void stage_view(struct run *r, uint32_t start, size_t count)
 		if (r->result[i] == T_UNKNOWN && cached) {
 			/* only a body can tell: keep the facts for stage 3 */
 			r->own[i] = *cached;
-			r->own[i].fields = fields_dup(cached->fields);
+			r->own[i].fields = search_fields_dup(cached->fields); /* the cache may drop its own */
 			if (r->own[i].fields)
 				c->facts = &r->own[i];
 		}

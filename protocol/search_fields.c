@@ -105,28 +105,28 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 	}
 
 	size_t bytes = sizeof(*out) + n * sizeof(out->field[0]) + names_bytes + scratch.len;
-	out = malloc(bytes);
-	if (out == NULL)
+	if (bytes > UINT32_MAX || (out = malloc(bytes)) == NULL)
 		goto done;
 	out->bytes = bytes;
 	out->has_sent_day = has_day;
 	out->sent_day = has_day ? day : 0;
 	out->count = n;
+	char *base = (char *)out;
 	char *p = (char *)&out->field[n];
 	for (size_t k = 0; k < n; k++) {
 		struct search_field *sf = &out->field[k];
 		for (size_t c = 0; c < lens[k]; c++)
 			p[c] = lower_ascii(uniq[k][c]);
 		p[lens[k]] = '\0';
-		sf->name = p;
-		sf->name_len = lens[k];
+		sf->name_off = (uint32_t)(p - base);
+		sf->name_len = (uint32_t)lens[k];
 		p += lens[k] + 1;
-		sf->present = present[k];
-		sf->text_len = text_len[k];
+		sf->present = (uint32_t)present[k];
+		sf->text_len = (uint32_t)text_len[k];
 	}
 	/* the texts, grouped by name in the order of the header */
 	for (size_t k = 0; k < n; k++) {
-		out->field[k].text = p;
+		out->field[k].text_off = (uint32_t)(p - base);
 		for (size_t i = 0; i < n_pieces; i++)
 			if (pieces[i].name_index == k) {
 				memcpy(p, scratch.data + pieces[i].off, pieces[i].len);
@@ -147,17 +147,28 @@ done:
 
 const struct search_field *search_fields_find(const struct search_fields *f, const char *name, size_t name_len)
 {
+	const char *base = (const char *)f;
 	for (size_t i = 0; i < f->count; i++)
-		if (f->field[i].name_len == name_len && memcmp(f->field[i].name, name, name_len) == 0)
+		if (f->field[i].name_len == name_len && memcmp(base + f->field[i].name_off, name, name_len) == 0)
 			return &f->field[i];
 	return NULL;
 }
 
-int search_field_contains(const struct search_field *field, const char *folded, size_t folded_len)
+int search_field_contains(const struct search_fields *f, const struct search_field *field, const char *folded,
+			  size_t folded_len)
 {
 	if (!field->present)
 		return 0;
 	if (folded_len == 0)
 		return 1;
-	return folded_len <= field->text_len && memmem(field->text, field->text_len, folded, folded_len) != NULL;
+	const char *text = (const char *)f + field->text_off;
+	return folded_len <= field->text_len && memmem(text, field->text_len, folded, folded_len) != NULL;
+}
+
+struct search_fields *search_fields_dup(const struct search_fields *f)
+{
+	struct search_fields *d = malloc(f->bytes);
+	if (d != NULL)
+		memcpy(d, f, f->bytes);
+	return d;
 }

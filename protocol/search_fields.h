@@ -16,17 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The fields of one name. */
+/* The fields of one name. Offsets count from the start of the
+ * search_fields allocation, so that a copy is one memcpy. */
 struct search_field {
-	const char *name;     /* lowercase, NUL-terminated */
-	size_t name_len;
-	int present;          /* the message has at least one such field */
-	const char *text;     /* the folded value of each, each followed by a NUL */
-	size_t text_len;      /* NULs included */
+	uint32_t name_off, name_len;  /* the lowercase name, NUL-terminated */
+	uint32_t text_off, text_len;  /* the folded value of each field, each followed by a NUL */
+	uint32_t present;             /* the message has at least one such field */
 };
 
 struct search_fields {
-	size_t bytes;         /* size of the allocation, for cache accounting */
+	size_t bytes;         /* size of the allocation, for copies and cache accounting */
 	int has_sent_day;     /* the (last) Date header holds a date */
 	int64_t sent_day;     /* its day, days since 1970-01-01 in its own zone */
 	size_t count;
@@ -42,8 +41,12 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 /* The entry of field `name` (lowercase), or NULL when it was not asked
  * for at extraction; borrowed from f. */
 const struct search_field *search_fields_find(const struct search_fields *f, const char *name, size_t name_len);
-/* 1 when a field of the entry contains the folded needle (search_fold);
- * an empty needle matches when the message has such a field at all. */
-int search_field_contains(const struct search_field *field, const char *folded, size_t folded_len);
+/* 1 when a field of the entry `field` of f contains the folded needle
+ * (search_fold); an empty needle matches when the message has such a field
+ * at all. */
+int search_field_contains(const struct search_fields *f, const struct search_field *field, const char *folded,
+			  size_t folded_len);
+/* A copy of f (free with free()), NULL when out of memory. */
+struct search_fields *search_fields_dup(const struct search_fields *f);
 
 #endif

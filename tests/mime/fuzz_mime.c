@@ -66,7 +66,7 @@ static void fields_agree(const struct mime_message *msg, const char *d, size_t s
 		for (size_t j = 0; j < 5; j++) {
 			struct agbuf folded = AGBUF_INIT;
 			search_fold(&folded, needles[j], strlen(needles[j]));
-			int got = sf != NULL && search_field_contains(sf, folded.data ? folded.data : "", folded.len);
+			int got = sf != NULL && search_field_contains(f, sf, folded.data ? folded.data : "", folded.len);
 			if (got != search_match_header(msg, d, size, names[i], needles[j]))
 				abort();
 			agbuf_free(&folded);

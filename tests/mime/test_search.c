@@ -115,7 +115,7 @@ static int field_has(const struct search_fields *f, const char *name, const char
 	CU_ASSERT_PTR_NOT_NULL_FATAL(sf);
 	struct agbuf folded = AGBUF_INIT;
 	search_fold(&folded, needle, strlen(needle));
-	int found = search_field_contains(sf, folded.data ? folded.data : "", folded.len);
+	int found = search_field_contains(f, sf, folded.data ? folded.data : "", folded.len);
 	agbuf_free(&folded);
 	return found;
 }

@@ -37,7 +37,7 @@ static int has_from(struct search_cache *c, struct search_shelf *sh, unsigned n,
 	int found = 0;
 	if (f != NULL) {
 		const struct search_field *from = search_fields_find(f->fields, "from", 4);
-		found = from != NULL && search_field_contains(from, who, strlen(who));
+		found = from != NULL && search_field_contains(f->fields, from, who, strlen(who));
 	}
 	search_cache_unlock(c);
 	return found;
@@ -236,7 +236,7 @@ static void *worker(void *p)
 		/* whatever thread put it, it is this message's */
 		if (f != NULL) {
 			const struct search_field *from = search_fields_find(f->fields, "from", 4);
-			if (from == NULL || !search_field_contains(from, who, strlen(who)))
+			if (from == NULL || !search_field_contains(f->fields, from, who, strlen(who)))
 				a->failures++;
 		}
 		search_cache_unlock(a->cache);
