@@ -1,60 +1,180 @@
 /* cmd_search.c - SEARCH and UID SEARCH.
  *
- * The key tree is evaluated per message. Keys on flags, numbers and
- * keywords need only the view; header, date and size keys need the summary
- * (header block and structure); BODY and TEXT need the body. Messages are
- * read in batches and only as far as the keys need. */
+ * The key tree is compiled once per command (needles case-folded, header
+ * names resolved, dates turned into days) and evaluated per message in
+ * three-valued logic: a key whose data is not at hand yet is "unknown",
+ * and AND / OR / NOT decide without it whenever they can. Messages go in
+ * batches through up to three stages, each only for those still unknown:
+ *
+ *   1. the view (flags, keywords, numbers) and, under the cache lock, what
+ *      the search cache holds of the message (host/search_cache.h): its
+ *      folded header fields, Date day, internal date and size;
+ *   2. the message summaries (one batch read; header block, internal date,
+ *      body structure), from which the facts are extracted and then kept
+ *      in the cache;
+ *   3. the bodies, for BODY and TEXT.
+ *
+ * So FROM, TO, CC, BCC, SUBJECT, HEADER, the date keys, LARGER and SMALLER
+ * never read a body, and once a mailbox's messages are in the cache they
+ * read nothing at all: each message costs a hash lookup and a substring
+ * search in a few dozen bytes. "UNSEEN FROM x" reads no summary of a seen
+ * message, and "FROM x TEXT y" no body of a message not from x. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "host/commands.h"
 #include "host/mail_reply.h"
+#include "host/search_cache.h"
 #include "protocol/mime.h"
 #include "protocol/mime_serial.h"
+#include "protocol/search_fields.h"
 #include "protocol/search_match.h"
 
 #define SEARCH_BATCH 128
 
-enum need { NEED_VIEW = 0, NEED_SUMMARY = 1, NEED_BODY = 2 };
+enum tri { T_NO = 0, T_YES = 1, T_UNKNOWN = 2 };
 
-static enum need key_needs(const struct imap_search_key *k)
-{
-	enum need n = NEED_VIEW, sub;
-	switch (k->kind) {
-	case IMAP_SEARCH_AND:
-		for (size_t i = 0; i < k->u.list.count; i++) {
-			sub = key_needs(&k->u.list.keys[i]);
-			if (sub > n)
-				n = sub;
-		}
-		return n;
-	case IMAP_SEARCH_OR:
-		n = key_needs(k->u.or.left);
-		sub = key_needs(k->u.or.right);
-		return sub > n ? sub : n;
-	case IMAP_SEARCH_NOT: return key_needs(k->u.not);
-	case IMAP_SEARCH_BODY:
-	case IMAP_SEARCH_TEXT: return NEED_BODY;
-	case IMAP_SEARCH_BCC: case IMAP_SEARCH_CC: case IMAP_SEARCH_FROM: case IMAP_SEARCH_SUBJECT:
-	case IMAP_SEARCH_TO: case IMAP_SEARCH_HEADER: case IMAP_SEARCH_BEFORE: case IMAP_SEARCH_ON:
-	case IMAP_SEARCH_SINCE: case IMAP_SEARCH_SENTBEFORE: case IMAP_SEARCH_SENTON:
-	case IMAP_SEARCH_SENTSINCE: case IMAP_SEARCH_LARGER: case IMAP_SEARCH_SMALLER:
-		return NEED_SUMMARY;
-	default: return NEED_VIEW;
-	}
-}
+/* One key of the compiled tree. */
+struct node {
+	const struct imap_search_key *key;
+	struct node *kids;          /* AND (n_kids), OR (2), NOT (1) */
+	size_t n_kids;
+	char *field;                /* header keys: the lowercase field name */
+	size_t field_len;
+	char *needle;               /* header keys: the folded needle */
+	size_t needle_len;
+	int64_t day;                /* date keys */
+};
+
+/* The compiled command: its tree and what its keys need. */
+struct plan {
+	struct node root;
+	int need_facts;             /* some key needs the summary or the cache */
+	int need_vsize;             /* LARGER, SMALLER */
+	int need_body;              /* BODY, TEXT */
+	char **names;               /* header field names of the keys, distinct */
+	size_t n_names;
+};
 
 /* What one message offers to the keys. */
 struct candidate {
 	const struct mail_view *view;
 	uint32_t seq, uid, exists, max_uid;
 	struct mail_msg_info info;
-	const struct mime_message *msg; /* NULL when only the view is needed */
-	const char *data;               /* body, or the header block */
-	size_t len;
-	uint64_t internal_date_ms;
+	const struct search_facts *facts;  /* NULL when not known (yet) */
+	const struct mime_message *msg;    /* the parsed body, stage 3 only */
+	const char *body;
+	size_t body_len;
 };
+
+static char *lower_dup(const char *s, size_t *len)
+{
+	size_t n = strlen(s);
+	char *out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+	out[n] = '\0';
+	*len = n;
+	return out;
+}
+
+static int plan_add_name(struct plan *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_names; i++)
+		if (strcmp(p->names[i], name) == 0)
+			return 0;
+	char **grown = realloc(p->names, (p->n_names + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	p->names = grown;
+	if ((p->names[p->n_names] = strdup(name)) == NULL)
+		return -1;
+	p->n_names++;
+	return 0;
+}
+
+static void node_free(struct node *n)
+{
+	for (size_t i = 0; i < n->n_kids; i++)
+		node_free(&n->kids[i]);
+	free(n->kids);
+	free(n->field);
+	free(n->needle);
+}
+
+static int compile_header(struct plan *p, struct node *n, const char *field, const char *needle)
+{
+	struct agbuf folded = AGBUF_INIT;
+	if ((n->field = lower_dup(field, &n->field_len)) == NULL)
+		return -1;
+	search_fold(&folded, needle, strlen(needle));
+	n->needle = folded.data ? folded.data : strdup("");
+	n->needle_len = folded.len;
+	p->need_facts = 1;
+	return n->needle == NULL ? -1 : plan_add_name(p, n->field);
+}
+
+static int64_t key_day(const struct imap_date *d)
+{
+	return search_days_from_civil(d->year, (unsigned)d->month, (unsigned)d->day);
+}
+
+/* Compiles key k into n (zeroed by the caller); -1 when out of memory. */
+static int compile(struct plan *p, struct node *n, const struct imap_search_key *k)
+{
+	n->key = k;
+	switch (k->kind) {
+	case IMAP_SEARCH_AND:
+	case IMAP_SEARCH_OR:
+	case IMAP_SEARCH_NOT: {
+		size_t count = k->kind == IMAP_SEARCH_AND ? k->u.list.count : k->kind == IMAP_SEARCH_OR ? 2 : 1;
+		n->kids = calloc(count ? count : 1, sizeof(*n->kids));
+		if (n->kids == NULL)
+			return -1;
+		n->n_kids = count;
+		for (size_t i = 0; i < count; i++) {
+			const struct imap_search_key *sub = k->kind == IMAP_SEARCH_AND ? &k->u.list.keys[i]
+				: k->kind == IMAP_SEARCH_NOT ? k->u.not
+				: i == 0 ? k->u.or.left : k->u.or.right;
+			if (compile(p, &n->kids[i], sub) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	case IMAP_SEARCH_BCC: return compile_header(p, n, "bcc", k->u.str.data);
+	case IMAP_SEARCH_CC: return compile_header(p, n, "cc", k->u.str.data);
+	case IMAP_SEARCH_FROM: return compile_header(p, n, "from", k->u.str.data);
+	case IMAP_SEARCH_TO: return compile_header(p, n, "to", k->u.str.data);
+	case IMAP_SEARCH_SUBJECT: return compile_header(p, n, "subject", k->u.str.data);
+	case IMAP_SEARCH_HEADER: return compile_header(p, n, k->u.header.name.data, k->u.header.value.data);
+	case IMAP_SEARCH_BODY:
+	case IMAP_SEARCH_TEXT:
+		p->need_body = 1;
+		return 0;
+	case IMAP_SEARCH_BEFORE: case IMAP_SEARCH_ON: case IMAP_SEARCH_SINCE:
+	case IMAP_SEARCH_SENTBEFORE: case IMAP_SEARCH_SENTON: case IMAP_SEARCH_SENTSINCE:
+		n->day = key_day(&k->u.date);
+		p->need_facts = 1;
+		return 0;
+	case IMAP_SEARCH_LARGER:
+	case IMAP_SEARCH_SMALLER:
+		p->need_facts = 1;
+		p->need_vsize = 1;
+		return 0;
+	default: return 0;
+	}
+}
+
+static void plan_free(struct plan *p)
+{
+	node_free(&p->root);
+	for (size_t i = 0; i < p->n_names; i++)
+		free(p->names[i]);
+	free(p->names);
+}
 
 static int has_keyword(const struct candidate *c, const struct imap_str *name)
 {
@@ -66,71 +186,278 @@ static int has_keyword(const struct candidate *c, const struct imap_str *name)
 	return 0;
 }
 
-static int64_t key_day(const struct imap_date *d)
+static int64_t internal_day(const struct search_facts *f)
 {
-	return search_days_from_civil(d->year, (unsigned)d->month, (unsigned)d->day);
+	return search_internal_day((time_t)(f->internal_date_ms / 1000), 0);
 }
 
-static int matches(const struct imap_search_key *k, const struct candidate *c)
+static enum tri header_key(const struct node *n, const struct candidate *c)
 {
+	if (c->facts == NULL || c->facts->fields == NULL)
+		return T_UNKNOWN;
+	const struct search_field *f = search_fields_find(c->facts->fields, n->field, n->field_len);
+	if (f == NULL)
+		return T_UNKNOWN;
+	return search_field_contains(c->facts->fields, f, n->needle, n->needle_len) ? T_YES : T_NO;
+}
+
+static enum tri sent_key(const struct node *n, const struct candidate *c)
+{
+	if (c->facts == NULL || c->facts->fields == NULL)
+		return T_UNKNOWN;
+	const struct search_fields *f = c->facts->fields;
+	if (!f->has_sent_day)
+		return T_NO;
+	switch (n->key->kind) {
+	case IMAP_SEARCH_SENTBEFORE: return f->sent_day < n->day ? T_YES : T_NO;
+	case IMAP_SEARCH_SENTON: return f->sent_day == n->day ? T_YES : T_NO;
+	default: return f->sent_day >= n->day ? T_YES : T_NO;
+	}
+}
+
+static enum tri yes_if(int b)
+{
+	return b ? T_YES : T_NO;
+}
+
+/* The key's verdict on the candidate: yes, no, or unknown when it needs
+ * data the candidate does not hold. */
+static enum tri eval(const struct node *n, const struct candidate *c)
+{
+	const struct imap_search_key *k = n->key;
 	uint32_t f = c->info.flags;
-	int64_t day;
+	enum tri r, sub;
 	switch (k->kind) {
 	case IMAP_SEARCH_AND:
-		for (size_t i = 0; i < k->u.list.count; i++)
-			if (!matches(&k->u.list.keys[i], c))
-				return 0;
-		return 1;
-	case IMAP_SEARCH_OR: return matches(k->u.or.left, c) || matches(k->u.or.right, c);
-	case IMAP_SEARCH_NOT: return !matches(k->u.not, c);
-	case IMAP_SEARCH_SEQSET: return imap_seqset_contains(&k->u.set, c->seq, c->exists);
-	case IMAP_SEARCH_UID: return imap_seqset_contains(&k->u.set, c->uid, c->max_uid);
-	case IMAP_SEARCH_ALL: return 1;
-	case IMAP_SEARCH_ANSWERED: return (f & MAIL_F_ANSWERED) != 0;
-	case IMAP_SEARCH_DELETED: return (f & MAIL_F_DELETED) != 0;
-	case IMAP_SEARCH_DRAFT: return (f & MAIL_F_DRAFT) != 0;
-	case IMAP_SEARCH_FLAGGED: return (f & MAIL_F_FLAGGED) != 0;
-	case IMAP_SEARCH_SEEN: return (f & MAIL_F_SEEN) != 0;
-	case IMAP_SEARCH_UNANSWERED: return !(f & MAIL_F_ANSWERED);
-	case IMAP_SEARCH_UNDELETED: return !(f & MAIL_F_DELETED);
-	case IMAP_SEARCH_UNDRAFT: return !(f & MAIL_F_DRAFT);
-	case IMAP_SEARCH_UNFLAGGED: return !(f & MAIL_F_FLAGGED);
-	case IMAP_SEARCH_UNSEEN: return !(f & MAIL_F_SEEN);
-	case IMAP_SEARCH_RECENT: return c->info.recent;
-	case IMAP_SEARCH_NEW: return c->info.recent && !(f & MAIL_F_SEEN);
-	case IMAP_SEARCH_OLD: return !c->info.recent;
-	case IMAP_SEARCH_KEYWORD: return has_keyword(c, &k->u.str);
-	case IMAP_SEARCH_UNKEYWORD: return !has_keyword(c, &k->u.str);
-	case IMAP_SEARCH_MODSEQ: return c->info.modseq >= k->u.modseq;
-	default: break;
-	}
-	if (c->msg == NULL)
-		return 0;
-	switch (k->kind) {
-	case IMAP_SEARCH_BCC: return search_match_header(c->msg, c->data, c->len, "Bcc", k->u.str.data);
-	case IMAP_SEARCH_CC: return search_match_header(c->msg, c->data, c->len, "Cc", k->u.str.data);
-	case IMAP_SEARCH_FROM: return search_match_header(c->msg, c->data, c->len, "From", k->u.str.data);
-	case IMAP_SEARCH_TO: return search_match_header(c->msg, c->data, c->len, "To", k->u.str.data);
-	case IMAP_SEARCH_SUBJECT: return search_match_header(c->msg, c->data, c->len, "Subject", k->u.str.data);
-	case IMAP_SEARCH_HEADER:
-		return search_match_header(c->msg, c->data, c->len, k->u.header.name.data, k->u.header.value.data);
-	case IMAP_SEARCH_BODY: return search_match_body(c->msg, c->data, c->len, k->u.str.data);
-	case IMAP_SEARCH_TEXT: return search_match_text(c->msg, c->data, c->len, k->u.str.data);
+		r = T_YES;
+		for (size_t i = 0; i < n->n_kids; i++) {
+			sub = eval(&n->kids[i], c);
+			if (sub == T_NO)
+				return T_NO;
+			if (sub == T_UNKNOWN)
+				r = T_UNKNOWN;
+		}
+		return r;
+	case IMAP_SEARCH_OR:
+		r = T_NO;
+		for (size_t i = 0; i < n->n_kids; i++) {
+			sub = eval(&n->kids[i], c);
+			if (sub == T_YES)
+				return T_YES;
+			if (sub == T_UNKNOWN)
+				r = T_UNKNOWN;
+		}
+		return r;
+	case IMAP_SEARCH_NOT:
+		sub = eval(&n->kids[0], c);
+		return sub == T_UNKNOWN ? T_UNKNOWN : yes_if(sub == T_NO);
+	case IMAP_SEARCH_SEQSET: return yes_if(imap_seqset_contains(&k->u.set, c->seq, c->exists));
+	case IMAP_SEARCH_UID: return yes_if(imap_seqset_contains(&k->u.set, c->uid, c->max_uid));
+	case IMAP_SEARCH_ALL: return T_YES;
+	case IMAP_SEARCH_ANSWERED: return yes_if(f & MAIL_F_ANSWERED);
+	case IMAP_SEARCH_DELETED: return yes_if(f & MAIL_F_DELETED);
+	case IMAP_SEARCH_DRAFT: return yes_if(f & MAIL_F_DRAFT);
+	case IMAP_SEARCH_FLAGGED: return yes_if(f & MAIL_F_FLAGGED);
+	case IMAP_SEARCH_SEEN: return yes_if(f & MAIL_F_SEEN);
+	case IMAP_SEARCH_UNANSWERED: return yes_if(!(f & MAIL_F_ANSWERED));
+	case IMAP_SEARCH_UNDELETED: return yes_if(!(f & MAIL_F_DELETED));
+	case IMAP_SEARCH_UNDRAFT: return yes_if(!(f & MAIL_F_DRAFT));
+	case IMAP_SEARCH_UNFLAGGED: return yes_if(!(f & MAIL_F_FLAGGED));
+	case IMAP_SEARCH_UNSEEN: return yes_if(!(f & MAIL_F_SEEN));
+	case IMAP_SEARCH_RECENT: return yes_if(c->info.recent);
+	case IMAP_SEARCH_NEW: return yes_if(c->info.recent && !(f & MAIL_F_SEEN));
+	case IMAP_SEARCH_OLD: return yes_if(!c->info.recent);
+	case IMAP_SEARCH_KEYWORD: return yes_if(has_keyword(c, &k->u.str));
+	case IMAP_SEARCH_UNKEYWORD: return yes_if(!has_keyword(c, &k->u.str));
+	case IMAP_SEARCH_MODSEQ: return yes_if(c->info.modseq >= k->u.modseq);
+	case IMAP_SEARCH_BCC: case IMAP_SEARCH_CC: case IMAP_SEARCH_FROM: case IMAP_SEARCH_TO:
+	case IMAP_SEARCH_SUBJECT: case IMAP_SEARCH_HEADER:
+		return header_key(n, c);
+	case IMAP_SEARCH_SENTBEFORE: case IMAP_SEARCH_SENTON: case IMAP_SEARCH_SENTSINCE:
+		return sent_key(n, c);
 	case IMAP_SEARCH_BEFORE:
-		return search_internal_day((time_t)(c->internal_date_ms / 1000), 0) < key_day(&k->u.date);
+		return c->facts ? yes_if(internal_day(c->facts) < n->day) : T_UNKNOWN;
 	case IMAP_SEARCH_ON:
-		return search_internal_day((time_t)(c->internal_date_ms / 1000), 0) == key_day(&k->u.date);
+		return c->facts ? yes_if(internal_day(c->facts) == n->day) : T_UNKNOWN;
 	case IMAP_SEARCH_SINCE:
-		return search_internal_day((time_t)(c->internal_date_ms / 1000), 0) >= key_day(&k->u.date);
-	case IMAP_SEARCH_SENTBEFORE:
-		return search_sent_date(c->msg, c->data, c->len, &day) == 0 && day < key_day(&k->u.date);
-	case IMAP_SEARCH_SENTON:
-		return search_sent_date(c->msg, c->data, c->len, &day) == 0 && day == key_day(&k->u.date);
-	case IMAP_SEARCH_SENTSINCE:
-		return search_sent_date(c->msg, c->data, c->len, &day) == 0 && day >= key_day(&k->u.date);
-	case IMAP_SEARCH_LARGER: return search_larger(c->msg, k->u.size);
-	case IMAP_SEARCH_SMALLER: return search_smaller(c->msg, k->u.size);
-	default: return 0;
+		return c->facts ? yes_if(internal_day(c->facts) >= n->day) : T_UNKNOWN;
+	case IMAP_SEARCH_LARGER:
+		return c->facts && c->facts->has_vsize ? yes_if(c->facts->vsize > k->u.size) : T_UNKNOWN;
+	case IMAP_SEARCH_SMALLER:
+		return c->facts && c->facts->has_vsize ? yes_if(c->facts->vsize < k->u.size) : T_UNKNOWN;
+	case IMAP_SEARCH_BODY:
+		return c->msg ? yes_if(search_match_body(c->msg, c->body, c->body_len, k->u.str.data)) : T_UNKNOWN;
+	case IMAP_SEARCH_TEXT:
+		return c->msg ? yes_if(search_match_text(c->msg, c->body, c->body_len, k->u.str.data)) : T_UNKNOWN;
+	}
+	return T_NO;
+}
+
+/* 1 when facts answer every key of the plan that needs facts. */
+static int facts_complete(const struct plan *p, const struct search_facts *f)
+{
+	if (f == NULL || f->fields == NULL || (p->need_vsize && !f->has_vsize))
+		return 0;
+	for (size_t i = 0; i < p->n_names; i++)
+		if (search_fields_find(f->fields, p->names[i], strlen(p->names[i])) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Stage 2: the facts of one message from its summary. */
+static int facts_from_summary(const struct plan *p, const struct search_names *names, const struct mail_summary *s,
+			      struct search_facts *out)
+{
+	out->internal_date_ms = s->internal_date_ms;
+	out->fields = search_fields_extract((const char *)s->header, s->header_len, names->name, names->count);
+	if (out->fields == NULL)
+		return AEROGRAM_EINTERNAL;
+	if (p->need_vsize) {
+		struct mime_message *msg = mime_serial_decode(s->bodystructure, s->bodystructure_len);
+		if (msg == NULL)
+			msg = mime_parse((const char *)s->header, s->header_len);
+		if (msg == NULL)
+			return AEROGRAM_EINTERNAL;
+		out->has_vsize = 1;
+		out->vsize = msg->vsize;
+		mime_free(msg);
+	}
+	return 0;
+}
+
+/* One run of a search over the view. */
+struct run {
+	struct ag_session *s;
+	const struct plan *plan;
+	struct search_cache *cache;       /* NULL when no key needs facts */
+	struct search_shelf *shelf;
+	struct search_names *names;
+	uint32_t exists, max_uid;
+	const uint32_t *uids;             /* of every sequence number */
+	/* per batch */
+	struct candidate cand[SEARCH_BATCH];
+	enum tri result[SEARCH_BATCH];
+	struct search_facts own[SEARCH_BATCH]; /* facts this run holds (fields owned) */
+	int own_is_new[SEARCH_BATCH];          /* extracted here: goes to the cache */
+};
+
+/* Stage 1 for messages [start, start + count): the view and the cache. */
+static void stage_view(struct run *r, uint32_t start, size_t count)
+{
+	struct mail_view *v = r->s->view;
+	if (r->cache)
+		search_cache_lock(r->cache);
+	for (size_t i = 0; i < count; i++) {
+		struct candidate *c = &r->cand[i];
+		memset(c, 0, sizeof(*c));
+		c->view = v;
+		c->seq = start + (uint32_t)i + 1;
+		c->uid = r->uids[start + i];
+		c->exists = r->exists;
+		c->max_uid = r->max_uid;
+		if (mail_view_msg(v, c->seq, &c->info) != 0) {
+			r->result[i] = T_NO;
+			continue;
+		}
+		c->info.flags = ag_session_flags(r->s, c->uid, c->info.flags);
+		const struct search_facts *cached = r->cache ? search_cache_get(r->cache, r->shelf, c->info.id) : NULL;
+		if (cached && !facts_complete(r->plan, cached))
+			cached = NULL;
+		c->facts = cached;
+		r->result[i] = eval(&r->plan->root, c);
+		c->facts = NULL;
+		if (r->result[i] == T_UNKNOWN && cached) {
+			/* only a body can tell: keep the facts for stage 3 */
+			r->own[i] = *cached;
+			r->own[i].fields = search_fields_dup(cached->fields); /* the cache may drop its own */
+			if (r->own[i].fields)
+				c->facts = &r->own[i];
+		}
+	}
+	if (r->cache)
+		search_cache_unlock(r->cache);
+}
+
+/* Stage 2: summaries of the messages still unknown without facts. */
+static int stage_summaries(struct run *r, size_t count)
+{
+	uint32_t uids[SEARCH_BATCH];
+	size_t idx[SEARCH_BATCH], n = 0;
+	for (size_t i = 0; i < count; i++)
+		if (r->result[i] == T_UNKNOWN && r->cand[i].facts == NULL && r->plan->need_facts) {
+			idx[n] = i;
+			uids[n++] = r->cand[i].uid;
+		}
+	if (n == 0)
+		return 0;
+	struct mail_summary *sums = NULL;
+	int rc = mail_summaries(r->s->view, uids, n, &sums);
+	for (size_t j = 0; rc == 0 && j < n; j++) {
+		size_t i = idx[j];
+		if (sums[j].status != 0) {
+			r->result[i] = T_NO; /* gone meanwhile: not a match */
+			continue;
+		}
+		rc = facts_from_summary(r->plan, r->names, &sums[j], &r->own[i]);
+		r->own_is_new[i] = 1;
+		if (rc == 0) {
+			r->cand[i].facts = &r->own[i];
+			r->result[i] = eval(&r->plan->root, &r->cand[i]);
+		}
+	}
+	if (sums)
+		mail_summaries_free(sums, n);
+	return rc;
+}
+
+/* Stage 3: bodies of the messages still unknown. */
+static int stage_bodies(struct run *r, size_t count)
+{
+	uint32_t uids[SEARCH_BATCH];
+	size_t idx[SEARCH_BATCH], n = 0;
+	for (size_t i = 0; i < count; i++)
+		if (r->result[i] == T_UNKNOWN) {
+			idx[n] = i;
+			uids[n++] = r->cand[i].uid;
+		}
+	if (n == 0)
+		return 0;
+	struct mail_body *bodies = NULL;
+	int rc = mail_bodies(r->s->view, uids, n, &bodies);
+	for (size_t j = 0; rc == 0 && j < n; j++) {
+		size_t i = idx[j];
+		struct candidate *c = &r->cand[i];
+		r->result[i] = T_NO;
+		if (bodies[j].status != 0)
+			continue;
+		struct mime_message *msg = mime_parse((const char *)bodies[j].data, bodies[j].len);
+		if (msg == NULL) {
+			rc = AEROGRAM_EINTERNAL;
+			break;
+		}
+		c->msg = msg;
+		c->body = (const char *)bodies[j].data;
+		c->body_len = bodies[j].len;
+		/* every key has its data now: the facts came from the cache or
+		 * the summary, the body is here */
+		r->result[i] = eval(&r->plan->root, c) == T_YES ? T_YES : T_NO;
+		c->msg = NULL;
+		mime_free(msg);
+	}
+	if (bodies)
+		mail_bodies_free(bodies, n);
+	return rc;
+}
+
+/* Hands new facts to the cache and frees the rest. */
+static void batch_done(struct run *r, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (r->own_is_new[i] && r->own[i].fields && r->cache)
+			search_cache_put(r->cache, r->shelf, r->cand[i].info.id, &r->own[i]);
+		free(r->own[i].fields);
+		memset(&r->own[i], 0, sizeof(r->own[i]));
+		r->own_is_new[i] = 0;
 	}
 }
 
@@ -140,6 +467,24 @@ static int charset_supported(const struct imap_command *cmd)
 		return 1;
 	const char *cs = cmd->u.search.charset.data;
 	return strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "US-ASCII") == 0;
+}
+
+static int search_all(struct run *r, struct agbuf *hits)
+{
+	int rc = 0;
+	const struct imap_command *cmd = r->s->cmd;
+	for (uint32_t start = 0; rc == 0 && start < r->exists; start += SEARCH_BATCH) {
+		size_t count = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
+		stage_view(r, start, count);
+		rc = stage_summaries(r, count);
+		if (rc == 0 && r->plan->need_body)
+			rc = stage_bodies(r, count);
+		for (size_t i = 0; rc == 0 && i < count; i++)
+			if (r->result[i] == T_YES)
+				agbuf_printf(hits, " %u", cmd->uid ? r->cand[i].uid : r->cand[i].seq);
+		batch_done(r, count);
+	}
+	return rc;
 }
 
 static void search_run(struct ag_session *s)
@@ -155,57 +500,38 @@ static void search_run(struct ag_session *s)
 		agbuf_printf(&s->reply, "%s BAD SEARCH RETURN needs ESEARCH, which this server does not offer.\r\n", tag);
 		return;
 	}
+	struct plan plan = { 0 };
+	struct run *r = calloc(1, sizeof(*r));
 	struct mail_view *v = s->view;
-	const struct imap_search_key *key = cmd->u.search.key;
-	enum need need = key_needs(key);
 	uint32_t exists = mail_view_exists(v);
 	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
-	if (uids == NULL) {
-		ag_reply_error(&s->reply, tag, AEROGRAM_EINTERNAL, name);
-		return;
+	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, cmd->u.search.key) != 0 ? AEROGRAM_EINTERNAL : 0;
+	if (rc == 0 && plan.need_facts) {
+		r->cache = search_cache_process();
+		if (r->cache)
+			r->shelf = search_cache_open(r->cache, s->user, mail_mailbox_id(mail_view_mailbox(v)),
+						     (const char *const *)plan.names, plan.n_names, &r->names);
+		if (r->shelf == NULL)
+			rc = AEROGRAM_EINTERNAL;
 	}
-	for (uint32_t seq = 1; seq <= exists; seq++)
-		uids[seq - 1] = mail_view_uid(v, seq);
 	struct agbuf hits = AGBUF_INIT;
-	int rc = 0;
-	for (uint32_t start = 0; rc == 0 && start < exists; start += SEARCH_BATCH) {
-		size_t count = exists - start < SEARCH_BATCH ? exists - start : SEARCH_BATCH;
-		struct mail_summary *sums = NULL;
-		struct mail_body *bodies = NULL;
-		if (need >= NEED_SUMMARY)
-			rc = mail_summaries(v, uids + start, count, &sums);
-		if (rc == 0 && need >= NEED_BODY)
-			rc = mail_bodies(v, uids + start, count, &bodies);
-		for (size_t i = 0; rc == 0 && i < count; i++) {
-			struct candidate c = { .view = v, .seq = start + (uint32_t)i + 1, .uid = uids[start + i],
-			                       .exists = exists, .max_uid = exists ? uids[exists - 1] : 0 };
-			if (mail_view_msg(v, c.seq, &c.info) != 0)
-				continue;
-			c.info.flags = ag_session_flags(s, c.uid, c.info.flags);
-			struct mime_message *msg = NULL;
-			if (sums != NULL) {
-				if (sums[i].status != 0 || (bodies != NULL && bodies[i].status != 0))
-					continue;
-				c.internal_date_ms = sums[i].internal_date_ms;
-				c.data = bodies ? (const char *)bodies[i].data : (const char *)sums[i].header;
-				c.len = bodies ? bodies[i].len : sums[i].header_len;
-				msg = bodies ? mime_parse(c.data, c.len)
-				             : mime_serial_decode(sums[i].bodystructure, sums[i].bodystructure_len);
-				if (msg == NULL)
-					msg = mime_parse(c.data, c.len);
-				c.msg = msg;
-			}
-			if (matches(key, &c))
-				agbuf_printf(&hits, " %u", cmd->uid ? c.uid : c.seq);
-			if (msg)
-				mime_free(msg);
-		}
-		if (sums)
-			mail_summaries_free(sums, count);
-		if (bodies)
-			mail_bodies_free(bodies, count);
+	if (rc == 0) {
+		for (uint32_t seq = 1; seq <= exists; seq++)
+			uids[seq - 1] = mail_view_uid(v, seq);
+		r->s = s;
+		r->plan = &plan;
+		r->exists = exists;
+		r->max_uid = exists ? uids[exists - 1] : 0;
+		r->uids = uids;
+		rc = search_all(r, &hits);
 	}
+	if (r && r->shelf)
+		search_cache_close(r->cache, r->shelf);
+	if (r)
+		free(r->names);
+	free(r);
 	free(uids);
+	plan_free(&plan);
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);
 	else

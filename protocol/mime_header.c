@@ -33,8 +33,7 @@ static void append_line(struct agbuf *buf, const char *p, size_t n)
 	agbuf_append(buf, p, keep);
 }
 
-/* One field; the unfolded value only when `want_value`. */
-static int next_field(struct mime_header_iter *it, struct mime_header_field *field, int want_value)
+int mime_header_next_raw(struct mime_header_iter *it, struct mime_header_field *field)
 {
 	const char *d = it->data;
 	if (it->pos >= it->end)
@@ -55,44 +54,41 @@ static int next_field(struct mime_header_iter *it, struct mime_header_field *fie
 		name_end--;
 	field->name = d + start;
 	field->name_len = name_end - start;
-	if (!want_value) {
-		size_t pos = first_end;
-		while (pos < it->end && (d[pos] == ' ' || d[pos] == '\t'))
-			pos = line_end(d, pos, it->end);
-		field->raw_start = start;
-		field->raw_end = pos;
-		field->value = NULL;
-		field->value_len = 0;
-		it->pos = pos;
-		return 1;
-	}
-
-	struct agbuf val = AGBUF_INIT;
-	agbuf_reserve(&val, 16);
-	size_t p = value_pos;
-	while (p < first_end && (d[p] == ' ' || d[p] == '\t'))
-		p++;
-	append_line(&val, d + p, first_end - p);
 	size_t pos = first_end;
-	while (pos < it->end && (d[pos] == ' ' || d[pos] == '\t')) {
-		size_t e = line_end(d, pos, it->end);
-		agbuf_putc(&val, '\n');
-		append_line(&val, d + pos, e - pos);
-		pos = e;
-	}
+	while (pos < it->end && (d[pos] == ' ' || d[pos] == '\t'))
+		pos = line_end(d, pos, it->end);
 	field->raw_start = start;
+	field->value_start = value_pos;
+	field->first_end = first_end;
 	field->raw_end = pos;
-	field->value = agbuf_steal(&val, &field->value_len);
+	field->value = NULL;
+	field->value_len = 0;
 	it->pos = pos;
 	return 1;
 }
 
-int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field)
+void mime_header_unfold(struct agbuf *out, const char *data, const struct mime_header_field *field)
 {
-	return next_field(it, field, 1);
+	size_t p = field->value_start;
+	while (p < field->first_end && (data[p] == ' ' || data[p] == '\t'))
+		p++;
+	append_line(out, data + p, field->first_end - p);
+	size_t pos = field->first_end;
+	while (pos < field->raw_end) {
+		size_t e = line_end(data, pos, field->raw_end);
+		agbuf_putc(out, '\n');
+		append_line(out, data + pos, e - pos);
+		pos = e;
+	}
 }
 
-int mime_header_next_raw(struct mime_header_iter *it, struct mime_header_field *field)
+int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field)
 {
-	return next_field(it, field, 0);
+	if (!mime_header_next_raw(it, field))
+		return 0;
+	struct agbuf val = AGBUF_INIT;
+	agbuf_reserve(&val, field->raw_end - field->value_start);
+	mime_header_unfold(&val, it->data, field);
+	field->value = agbuf_steal(&val, &field->value_len);
+	return 1;
 }

@@ -4,12 +4,16 @@
 
 #include <stddef.h>
 
+#include "protocol/agbuf.h"
+
 /* One header field: name (trailing blanks removed), the raw bytes of all
  * its lines (with their line ends) and the unfolded value. */
 struct mime_header_field {
 	const char *name;
 	size_t name_len;
 	size_t raw_start, raw_end; /* offsets of the field's lines in the block */
+	size_t value_start;        /* after the colon (the first line's end without one) */
+	size_t first_end;          /* end of the first line, its line end included */
 	char *value;               /* malloc'd, CRs dropped, LWSP after ':' skipped,
 				      continuation lines joined by "\n" */
 	size_t value_len;
@@ -27,7 +31,12 @@ void mime_header_iter_init(struct mime_header_iter *it, const char *data, size_t
  * the end of the header (the empty line or end of data). */
 int mime_header_next(struct mime_header_iter *it, struct mime_header_field *field);
 /* The same without the unfolded value (field->value NULL, nothing to free),
- * for callers that only need names and raw bytes (HEADER.FIELDS). */
+ * for callers that only need names and where the lines are (HEADER.FIELDS,
+ * SEARCH, which unfolds just the fields it wants with mime_header_unfold). */
 int mime_header_next_raw(struct mime_header_iter *it, struct mime_header_field *field);
+
+/* Appends the unfolded value (as mime_header_next makes it) of a field
+ * that mime_header_next_raw returned from `data`. */
+void mime_header_unfold(struct agbuf *out, const char *data, const struct mime_header_field *field);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -149,8 +150,12 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 			append_blanks(out, pending_ws_len);
 		pending_ws_len = 0;
 		last_was_word = 0;
-		agbuf_putc(out, v[i]);
-		i++;
+		/* a run of ordinary bytes in one append */
+		size_t j = i + 1;
+		while (j < len && v[j] != '\r' && v[j] != '\n' && v[j] != ' ' && v[j] != '\t' && v[j] != '=')
+			j++;
+		agbuf_append(out, v + i, j - i);
+		i = j;
 	}
 	if (pending_ws_len)
 		append_blanks(out, pending_ws_len);
@@ -220,7 +225,16 @@ static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
 	for (size_t i = 0; i < n;) {
 		uint32_t cp;
 		size_t k;
-		if (u[i] < 0x80 || loc == (locale_t)0 || (k = utf8_decode(u + i, n - i, &cp)) == 0) {
+		if (u[i] < 0x80) {
+			/* ASCII runs through a small buffer, not byte by byte */
+			char run[256];
+			size_t r = 0;
+			while (i < n && u[i] < 0x80 && r < sizeof(run))
+				run[r++] = ascii_lower(s[i++]);
+			agbuf_append(out, run, r);
+			continue;
+		}
+		if (loc == (locale_t)0 || (k = utf8_decode(u + i, n - i, &cp)) == 0) {
 			agbuf_putc(out, ascii_lower(s[i]));
 			i++;
 			continue;
@@ -231,21 +245,46 @@ static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
 	}
 }
 
+/* The C.UTF-8 locale object folding uses, made once per process: a
+ * newlocale per comparison cost more than the comparison. Read-only once
+ * made, so every thread may use it; (locale_t)0 where it does not exist
+ * (then only ASCII is folded). */
+static locale_t fold_loc;
+static pthread_once_t fold_loc_once = PTHREAD_ONCE_INIT;
+
+static void fold_loc_init(void)
+{
+	fold_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+static locale_t fold_locale(void)
+{
+	pthread_once(&fold_loc_once, fold_loc_init);
+	return fold_loc;
+}
+
+void search_fold(struct agbuf *out, const char *text, size_t len)
+{
+	fold_case(out, text, len, fold_locale());
+}
+
+void search_decode_header_value(struct agbuf *out, const char *value, size_t len)
+{
+	decode_header_value(out, value, len);
+}
+
 /* Substring test after case folding of both sides. */
 static int contains_nocase(const char *hay, size_t hlen, const char *needle)
 {
 	size_t nlen = strlen(needle);
 	if (nlen == 0)
 		return 1;
-	locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	struct agbuf h = AGBUF_INIT, nd = AGBUF_INIT;
-	fold_case(&h, hay, hlen, loc);
-	fold_case(&nd, needle, nlen, loc);
+	search_fold(&h, hay, hlen);
+	search_fold(&nd, needle, nlen);
 	int found = nd.len <= h.len && memmem(h.data, h.len, nd.data, nd.len) != NULL;
 	agbuf_free(&h);
 	agbuf_free(&nd);
-	if (loc != (locale_t)0)
-		freelocale(loc);
 	return found;
 }
 

@@ -16,7 +16,16 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "protocol/agbuf.h"
 #include "protocol/mime.h"
+
+/* Appends the case-folded form of UTF-8 text (as above): what a needle
+ * and a haystack are compared in. */
+void search_fold(struct agbuf *out, const char *text, size_t len);
+/* Appends the RFC 2047-decoded UTF-8 text of an unfolded header value
+ * (mime_header_field.value); folded (search_fold), it is what a header
+ * key's folded needle is looked for in. */
+void search_decode_header_value(struct agbuf *out, const char *value, size_t len);
 
 /* HEADER field needle: 1 when some `field` header of the message contains
  * `needle` (any such header when needle is ""), else 0. */

@@ -1,9 +1,11 @@
 /* test_search.c - SEARCH primitives: decoded header/body/text matching,
  * RFC 2822 dates by day, internal dates by day, sizes. */
 #include <CUnit/Basic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/mime.h"
+#include "protocol/search_fields.h"
 #include "protocol/search_match.h"
 #include "tests/mime/test_search.h"
 
@@ -106,6 +108,85 @@ static void test_sizes(void)
 	mime_free(m);
 }
 
+/* Whether the extracted field `name` contains `needle` (folded here). */
+static int field_has(const struct search_fields *f, const char *name, const char *needle)
+{
+	const struct search_field *sf = search_fields_find(f, name, strlen(name));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sf);
+	struct agbuf folded = AGBUF_INIT;
+	search_fold(&folded, needle, strlen(needle));
+	int found = search_field_contains(f, sf, folded.data ? folded.data : "", folded.len);
+	agbuf_free(&folded);
+	return found;
+}
+
+static void test_fields(void)
+{
+	static const char header[] =
+		"Received: from a by b; Thu, 13 Feb 1969 23:32:54 -0330\r\n"
+		"FROM: =?iso-8859-1?q?Andr=E9?= Pirard <pirard@example.org>\r\n"
+		"To: one@example.org,\r\n"
+		"\ttwo@example.org\r\n"
+		"Subject: =?UTF-8?B?0JjQstCw0L0=?= and\r\n"
+		" =?iso-8859-1?q?caf=E9?= =?iso-8859-1?q?_au_lait?=\r\n"
+		"Cc: first@example.org\r\n"
+		"Date: Fri, 21 Nov 1997 09:55:06 -0600\r\n"
+		"cc: second@example.org\r\n"
+		"X-Empty:\r\n"
+		"Date: 1 Jan 2001 00:00 +0000\r\n"
+		"\r\n";
+	const char *names[] = { "from", "To", "cc", "bcc", "subject", "x-empty", "CC" };
+	struct search_fields *f = search_fields_extract(header, sizeof(header) - 1, names, 7);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(f->count, 6); /* "cc" once */
+	CU_ASSERT_TRUE(field_has(f, "from", "ANDRÉ PIRARD"));
+	CU_ASSERT_TRUE(field_has(f, "from", "pirard@EXAMPLE"));
+	/* folded: the line end goes, the tab after it is a blank */
+	CU_ASSERT_TRUE(field_has(f, "to", "org, two@"));
+	CU_ASSERT_TRUE(field_has(f, "subject", "Иван and café au lait"));
+	CU_ASSERT_TRUE(field_has(f, "subject", "ИВАН AND CAFÉ"));
+	CU_ASSERT_FALSE(field_has(f, "subject", "pirard"));
+	/* both Cc fields, and a needle never spans two of them */
+	CU_ASSERT_TRUE(field_has(f, "cc", "first@"));
+	CU_ASSERT_TRUE(field_has(f, "cc", "second@"));
+	CU_ASSERT_FALSE(field_has(f, "cc", "orgsecond"));
+	CU_ASSERT_FALSE(field_has(f, "cc", "org second"));
+	/* an empty needle asks whether the field is there at all */
+	CU_ASSERT_TRUE(field_has(f, "x-empty", ""));
+	CU_ASSERT_FALSE(field_has(f, "x-empty", "a"));
+	CU_ASSERT_FALSE(field_has(f, "bcc", ""));
+	/* a name not asked for is unknown, not absent */
+	CU_ASSERT_PTR_NULL(search_fields_find(f, "received", 8));
+	/* the last Date counts, as in the envelope */
+	CU_ASSERT_TRUE(f->has_sent_day);
+	CU_ASSERT_EQUAL(f->sent_day, search_days_from_civil(2001, 1, 1));
+	free(f);
+
+	/* no header at all, no Date */
+	f = search_fields_extract("", 0, names, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_FALSE(f->has_sent_day);
+	CU_ASSERT_FALSE(field_has(f, "from", ""));
+	free(f);
+}
+
+/* search_fields and search_match_header agree on every field and needle. */
+static void test_fields_agree_with_header_match(void)
+{
+	struct mime_message *m = parse();
+	const size_t n = sizeof(msg_text) - 1;
+	const char *names[] = { "from", "subject", "date", "cc", "mime-version" };
+	const char *needles[] = { "", "andré", "PIRARD", "Иван", "café au", "lait", "1969", "1.0", "x", "=?" };
+	struct search_fields *f = search_fields_extract(msg_text, (size_t)m->root->body_offset, names, 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	for (size_t i = 0; i < 5; i++)
+		for (size_t j = 0; j < sizeof(needles) / sizeof(needles[0]); j++)
+			CU_ASSERT_EQUAL(field_has(f, names[i], needles[j]),
+					search_match_header(m, msg_text, n, names[i], needles[j]));
+	free(f);
+	mime_free(m);
+}
+
 void search_tests_add(void)
 {
 	CU_pSuite s = CU_add_suite("search", NULL, NULL);
@@ -113,4 +194,6 @@ void search_tests_add(void)
 	CU_add_test(s, "body and text after transfer and charset decoding", test_body_and_text);
 	CU_add_test(s, "dates by day", test_dates);
 	CU_add_test(s, "sizes", test_sizes);
+	CU_add_test(s, "header fields extracted once, matched many times", test_fields);
+	CU_add_test(s, "extracted fields agree with the header match", test_fields_agree_with_header_match);
 }

@@ -3,10 +3,11 @@
 TESTBINS += $(B)/tests/test_server_unit
 $(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
-$(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/host/auth.o $(B)/obj/host/users.o \
-		$(B)/obj/host/log.o $(B)/obj/host/capability.o $(B)/obj/host/config_file.o $(B)/libagprotocol.a
+$(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/tests/server/test_search_cache.o \
+		$(B)/obj/host/auth.o $(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/capability.o \
+		$(B)/obj/host/config_file.o $(B)/obj/host/search_cache.o $(B)/libagprotocol.a
 	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
 # The FETCH cache alone (host/fetch_cache.c), with threads.
 TESTBINS += $(B)/tests/test_fetch_cache
@@ -27,8 +28,10 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_fetch_cache $(B)/aerog
 	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_pipelining.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_fetch_cache.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 
 CHECKS += check-server

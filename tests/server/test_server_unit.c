@@ -1,5 +1,6 @@
 /* test_server_unit.c - the daemon's pure parts: SASL PLAIN decoding, the
- * failure delays, the users file, the capability table, the config file. */
+ * failure delays, the users file, the capability table, the config file,
+ * the search cache (test_search_cache.c). */
 #include <CUnit/Basic.h>
 #include <argon2.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "host/capability.h"
 #include "host/config_file.h"
 #include "host/users.h"
+#include "tests/server/test_search_cache.h"
 
 static char tmpdir[256];
 
@@ -193,6 +195,7 @@ int main(void)
 	CU_add_test(suite, "users file", test_users_file);
 	CU_add_test(suite, "capability lists", test_capabilities);
 	CU_add_test(suite, "configuration keys", test_config_keys);
+	search_cache_tests_add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

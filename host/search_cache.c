@@ -1,0 +1,433 @@
+/* search_cache.c - the per-process cache of what SEARCH takes from message
+ * summaries (see search_cache.h).
+ *
+ * One mutex guards everything: a search holds it while it looks up a batch
+ * of messages and evaluates its keys on what it found (microseconds per
+ * message, no storage call), never while it reads summaries or decodes
+ * headers. Entries sit in a chained hash table (doubling as it fills) and
+ * in one LRU list; the byte count covers each entry, its fields and an
+ * allowance per allocation, plus the table. */
+#include "host/search_cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What malloc keeps per allocation beyond what was asked, roughly. */
+#define ALLOC_OVERHEAD 16
+#define NAME_MAX_LEN 64
+#define ID_BYTES 16
+
+static const char *const standard_names[] = { "from", "to", "cc", "bcc", "subject" };
+#define N_STANDARD (sizeof(standard_names) / sizeof(standard_names[0]))
+
+struct search_shelf {
+	struct search_shelf *next;
+	char *user;
+	char mailbox_id[33];
+	size_t refs;           /* open by searches */
+	size_t entries;        /* entries of the cache on this shelf */
+	char *extra[SEARCH_CACHE_EXTRA_NAMES]; /* oldest first */
+	size_t n_extra;
+};
+
+struct entry {
+	struct entry *hnext;          /* hash chain */
+	struct entry *newer, *older;  /* LRU list */
+	struct search_shelf *shelf;
+	uint64_t hash;
+	uint8_t id[ID_BYTES];
+	struct search_facts facts;
+};
+
+struct search_cache {
+	pthread_mutex_t lock;
+	size_t max_bytes, bytes;
+	struct entry **table;
+	size_t n_buckets;             /* a power of two */
+	size_t n_entries;
+	struct entry *newest, *oldest;
+	struct search_shelf *shelves;
+	uint64_t hits, misses, evictions;
+};
+
+static size_t entry_bytes(const struct entry *e)
+{
+	size_t b = sizeof(*e) + ALLOC_OVERHEAD;
+	if (e->facts.fields)
+		b += e->facts.fields->bytes + ALLOC_OVERHEAD;
+	return b;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The 16 bytes of a 32-hex-digit message id; -1 when it is not one. */
+static int parse_id(const char *hex, uint8_t id[ID_BYTES])
+{
+	for (size_t i = 0; i < ID_BYTES; i++) {
+		int hi = hex_value(hex[2 * i]), lo = hi < 0 ? -1 : hex_value(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[2 * ID_BYTES] == '\0' ? 0 : -1;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	/* the splitmix64 finalizer */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static uint64_t key_hash(const struct search_shelf *shelf, const uint8_t id[ID_BYTES])
+{
+	uint64_t a, b;
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	return mix64(a ^ mix64(b ^ (uint64_t)(uintptr_t)shelf));
+}
+
+struct search_cache *search_cache_new(size_t max_bytes)
+{
+	struct search_cache *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->n_buckets = 1024;
+	c->table = calloc(c->n_buckets, sizeof(*c->table));
+	if (c->table == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c->table);
+		free(c);
+		return NULL;
+	}
+	c->max_bytes = max_bytes;
+	c->bytes = c->n_buckets * sizeof(*c->table);
+	return c;
+}
+
+static void shelf_free(struct search_shelf *sh)
+{
+	for (size_t i = 0; i < sh->n_extra; i++)
+		free(sh->extra[i]);
+	free(sh->user);
+	free(sh);
+}
+
+/* Unlinks an empty shelf nobody holds; lock held. */
+static void shelf_maybe_drop(struct search_cache *c, struct search_shelf *sh)
+{
+	if (sh->refs > 0 || sh->entries > 0)
+		return;
+	for (struct search_shelf **p = &c->shelves; *p; p = &(*p)->next)
+		if (*p == sh) {
+			*p = sh->next;
+			break;
+		}
+	shelf_free(sh);
+}
+
+void search_cache_free(struct search_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (struct entry *e = c->newest, *next; e; e = next) {
+		next = e->older;
+		free(e->facts.fields);
+		free(e);
+	}
+	while (c->shelves) {
+		struct search_shelf *sh = c->shelves;
+		c->shelves = sh->next;
+		shelf_free(sh);
+	}
+	free(c->table);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static struct search_cache *process_cache;
+static pthread_once_t process_cache_once = PTHREAD_ONCE_INIT;
+
+static void process_cache_init(void)
+{
+	process_cache = search_cache_new(SEARCH_CACHE_BYTES);
+}
+
+struct search_cache *search_cache_process(void)
+{
+	pthread_once(&process_cache_once, process_cache_init);
+	return process_cache;
+}
+
+/* Makes `name` the most recent extra name of the shelf; lock held. */
+static void shelf_want(struct search_shelf *sh, const char *name)
+{
+	for (size_t i = 0; i < N_STANDARD; i++)
+		if (strcmp(standard_names[i], name) == 0)
+			return;
+	size_t len = strlen(name);
+	if (len == 0 || len > NAME_MAX_LEN)
+		return;
+	char *kept = NULL;
+	for (size_t i = 0; i < sh->n_extra; i++)
+		if (strcmp(sh->extra[i], name) == 0) {
+			kept = sh->extra[i];
+			memmove(&sh->extra[i], &sh->extra[i + 1], (sh->n_extra - i - 1) * sizeof(sh->extra[0]));
+			sh->n_extra--;
+			break;
+		}
+	if (kept == NULL && (kept = strdup(name)) == NULL)
+		return;
+	if (sh->n_extra == SEARCH_CACHE_EXTRA_NAMES) {
+		free(sh->extra[0]);
+		memmove(&sh->extra[0], &sh->extra[1], (sh->n_extra - 1) * sizeof(sh->extra[0]));
+		sh->n_extra--;
+	}
+	sh->extra[sh->n_extra++] = kept;
+}
+
+/* The names a search extracts: standard, the shelf's, the query's; lock held. */
+static struct search_names *names_snapshot(const struct search_shelf *sh, const char *const *names, size_t n)
+{
+	size_t count = N_STANDARD + sh->n_extra + n, text = 0;
+	for (size_t i = 0; i < N_STANDARD; i++)
+		text += strlen(standard_names[i]) + 1;
+	for (size_t i = 0; i < sh->n_extra; i++)
+		text += strlen(sh->extra[i]) + 1;
+	for (size_t i = 0; i < n; i++)
+		text += strlen(names[i]) + 1;
+	struct search_names *out = malloc(sizeof(*out) + count * sizeof(out->name[0]) + text);
+	if (out == NULL)
+		return NULL;
+	char *p = (char *)&out->name[count];
+	out->count = 0;
+	for (size_t i = 0; i < count; i++) {
+		const char *src = i < N_STANDARD ? standard_names[i]
+			: i < N_STANDARD + sh->n_extra ? sh->extra[i - N_STANDARD]
+						       : names[i - N_STANDARD - sh->n_extra];
+		int dup = 0;
+		for (size_t j = 0; j < out->count && !dup; j++)
+			dup = strcmp(out->name[j], src) == 0;
+		if (dup)
+			continue;
+		size_t len = strlen(src);
+		memcpy(p, src, len + 1);
+		out->name[out->count++] = p;
+		p += len + 1;
+	}
+	return out;
+}
+
+struct search_shelf *search_cache_open(struct search_cache *c, const char *user, const char *mailbox_id,
+				       const char *const *names, size_t n, struct search_names **all)
+{
+	*all = NULL;
+	pthread_mutex_lock(&c->lock);
+	struct search_shelf *sh = c->shelves;
+	while (sh && (strcmp(sh->user, user) != 0 || strcmp(sh->mailbox_id, mailbox_id) != 0))
+		sh = sh->next;
+	size_t id_len = strlen(mailbox_id);
+	if (sh == NULL && id_len < sizeof(sh->mailbox_id) && (sh = calloc(1, sizeof(*sh))) != NULL) {
+		if ((sh->user = strdup(user)) == NULL) {
+			free(sh);
+			sh = NULL;
+		} else {
+			memcpy(sh->mailbox_id, mailbox_id, id_len + 1);
+			sh->next = c->shelves;
+			c->shelves = sh;
+		}
+	}
+	if (sh != NULL) {
+		for (size_t i = 0; i < n; i++)
+			shelf_want(sh, names[i]);
+		*all = names_snapshot(sh, names, n);
+		sh->refs++;
+		if (*all == NULL) {
+			sh->refs--;
+			shelf_maybe_drop(c, sh);
+			sh = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return sh;
+}
+
+void search_cache_close(struct search_cache *c, struct search_shelf *shelf)
+{
+	pthread_mutex_lock(&c->lock);
+	shelf->refs--;
+	shelf_maybe_drop(c, shelf);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void search_cache_lock(struct search_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void search_cache_unlock(struct search_cache *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+static struct entry **find_slot(struct search_cache *c, const struct search_shelf *sh, const uint8_t id[ID_BYTES],
+				uint64_t hash)
+{
+	struct entry **p = &c->table[hash & (c->n_buckets - 1)];
+	while (*p && !((*p)->hash == hash && (*p)->shelf == sh && memcmp((*p)->id, id, ID_BYTES) == 0))
+		p = &(*p)->hnext;
+	return p;
+}
+
+static void lru_unlink(struct search_cache *c, struct entry *e)
+{
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void lru_push(struct search_cache *c, struct entry *e)
+{
+	e->older = c->newest;
+	e->newer = NULL;
+	if (c->newest)
+		c->newest->newer = e;
+	c->newest = e;
+	if (c->oldest == NULL)
+		c->oldest = e;
+}
+
+const struct search_facts *search_cache_get(struct search_cache *c, struct search_shelf *shelf,
+					    const char *msg_id)
+{
+	uint8_t id[ID_BYTES];
+	if (parse_id(msg_id, id) != 0)
+		return NULL;
+	struct entry *e = *find_slot(c, shelf, id, key_hash(shelf, id));
+	if (e == NULL) {
+		c->misses++;
+		return NULL;
+	}
+	c->hits++;
+	if (c->newest != e) {
+		lru_unlink(c, e);
+		lru_push(c, e);
+	}
+	return &e->facts;
+}
+
+/* Removes an entry from the table and the list and frees it; lock held. */
+static void entry_drop(struct search_cache *c, struct entry *e)
+{
+	struct entry **p = find_slot(c, e->shelf, e->id, e->hash);
+	if (*p == e)
+		*p = e->hnext;
+	lru_unlink(c, e);
+	c->bytes -= entry_bytes(e);
+	c->n_entries--;
+	e->shelf->entries--;
+	shelf_maybe_drop(c, e->shelf);
+	free(e->facts.fields);
+	free(e);
+}
+
+/* Doubles the table when it holds more entries than buckets; lock held. */
+static void maybe_grow(struct search_cache *c)
+{
+	if (c->n_entries <= c->n_buckets)
+		return;
+	size_t n = c->n_buckets * 2;
+	size_t extra = (n - c->n_buckets) * sizeof(*c->table);
+	if (c->bytes + extra > c->max_bytes)
+		return; /* long chains rather than more memory than allowed */
+	struct entry **t = calloc(n, sizeof(*t));
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < c->n_buckets; i++)
+		for (struct entry *e = c->table[i], *next; e; e = next) {
+			next = e->hnext;
+			e->hnext = t[e->hash & (n - 1)];
+			t[e->hash & (n - 1)] = e;
+		}
+	free(c->table);
+	c->table = t;
+	c->n_buckets = n;
+	c->bytes += extra;
+}
+
+void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const char *msg_id,
+		      struct search_facts *facts)
+{
+	uint8_t id[ID_BYTES];
+	struct entry *e = NULL;
+	if (parse_id(msg_id, id) != 0 || (e = calloc(1, sizeof(*e))) == NULL) {
+		free(facts->fields);
+		facts->fields = NULL;
+		return;
+	}
+	e->shelf = shelf;
+	e->hash = key_hash(shelf, id);
+	memcpy(e->id, id, ID_BYTES);
+	e->facts = *facts;
+	facts->fields = NULL;
+	size_t bytes = entry_bytes(e);
+	pthread_mutex_lock(&c->lock);
+	struct entry **slot = find_slot(c, shelf, id, e->hash);
+	if (*slot != NULL) {
+		struct entry *old = *slot;
+		if (!e->facts.has_vsize && old->facts.has_vsize) {
+			e->facts.has_vsize = 1;
+			e->facts.vsize = old->facts.vsize;
+		}
+		entry_drop(c, old); /* the shelf stays: it is open */
+	}
+	if (bytes > c->max_bytes) {
+		pthread_mutex_unlock(&c->lock);
+		free(e->facts.fields);
+		free(e);
+		return;
+	}
+	while (c->oldest && c->bytes + bytes > c->max_bytes) {
+		c->evictions++;
+		entry_drop(c, c->oldest);
+	}
+	slot = find_slot(c, shelf, id, e->hash);
+	e->hnext = NULL;
+	*slot = e;
+	lru_push(c, e);
+	c->bytes += bytes;
+	c->n_entries++;
+	shelf->entries++;
+	maybe_grow(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void search_cache_get_stats(struct search_cache *c, struct search_cache_stats *st)
+{
+	pthread_mutex_lock(&c->lock);
+	st->entries = c->n_entries;
+	st->bytes = c->bytes;
+	st->hits = c->hits;
+	st->misses = c->misses;
+	st->evictions = c->evictions;
+	pthread_mutex_unlock(&c->lock);
+}

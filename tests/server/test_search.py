@@ -1,0 +1,300 @@
+"""SEARCH on header keys through a real aerogramd: FROM, TO, CC, BCC,
+SUBJECT and HEADER with encoded words, folded and repeated fields, missing
+fields; the same answers whether the search cache holds the messages or
+not; and, through the counting driver, that a header search reads no body
+and that a repeated one reads nothing at all. Run by `make check-server`
+(on the memory driver, and on SQLite with AG_TEST_STORE=sqlite)."""
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aerogramd_fixture import STORE, Raw, Server  # noqa: E402
+from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
+
+MESSAGES = [
+    # 1: encoded words in From and Subject, a folded To
+    b"From: =?iso-8859-1?q?Andr=E9?= Pirard <pirard@example.org>\r\n"
+    b"To: one@example.org,\r\n"
+    b"\ttwo@example.org\r\n"
+    b"Subject: =?UTF-8?B?0JjQstCw0L0=?= and\r\n"
+    b" =?iso-8859-1?q?caf=E9?= =?iso-8859-1?q?_au_lait?=\r\n"
+    b"Date: Fri, 21 Nov 1997 09:55:06 -0600\r\n"
+    b"Message-ID: <1@example.org>\r\n"
+    b"\r\n"
+    b"The tortoise wins.\r\n",
+    # 2: two Cc fields, a Bcc, a custom field, a folded Subject
+    b"From: Bob <bob@example.net>\r\n"
+    b"To: alice@example.org\r\n"
+    b"Cc: first@example.org\r\n"
+    b"Subject: a long\r\n"
+    b" folded subject\r\n"
+    b"Cc: second@example.org\r\n"
+    b"Bcc: hidden@example.com\r\n"
+    b"X-Tracking: ABC-123\r\n"
+    b"Date: 1 Jan 2001 00:00 +0000\r\n"
+    b"Message-ID: <2@example.org>\r\n"
+    b"\r\n"
+    b"The hare sleeps. Subject: not a header\r\n",
+    # 3: no Subject, To, Cc, Bcc, Date or Message-ID at all
+    b"From: carol@example.com\r\n"
+    b"\r\n"
+    b"From: bob@example.net in the body only\r\n" + b"x" * 2000 + b"\r\n",
+]
+
+# (criteria, expected sequence numbers)
+CASES = [
+    (b"FROM pirard", b"1"),
+    (b"FROM PIRARD@EXAMPLE.ORG", b"1"),
+    (b"FROM bob", b"2"),          # not 3: that "From:" is in its body
+    (b"FROM example", b"1 2 3"),
+    (b"TO two@", b"1"),
+    (b"TO \"org, two\"", b"1"),   # across the fold
+    (b"TO alice", b"2"),
+    (b"CC first", b"2"),
+    (b"CC second", b"2"),
+    (b"CC \"orgsecond\"", b""),   # never across two fields
+    (b"BCC hidden", b"2"),
+    (b"SUBJECT \"long folded\"", b"2"),
+    (b"SUBJECT \"CAFE\"", b""),
+    (b"SUBJECT \"caf\"", b"1"),
+    (b"SUBJECT \"au lait\"", b"1"),
+    (b"SUBJECT header", b""),     # 2 says so in its body only
+    (b"HEADER Subject \"\"", b"1 2"),
+    (b"NOT HEADER Subject \"\"", b"3"),
+    (b"HEADER Cc \"\"", b"2"),
+    (b"HEADER X-Tracking abc-1", b"2"),
+    (b"HEADER x-tracking \"\"", b"2"),
+    (b"HEADER Message-ID \"<2@\"", b"2"),
+    (b"HEADER Message-ID example", b"1 2"),
+    (b"HEADER X-Nowhere \"\"", b""),
+    (b"OR FROM carol SUBJECT long", b"2 3"),
+    (b"NOT FROM bob", b"1 3"),
+    (b"FROM example NOT TO alice", b"1 3"),
+    (b"SENTBEFORE 1-Jan-2000", b"1"),
+    (b"SENTON 1-Jan-2001", b"2"),
+    (b"SENTSINCE 1-Jan-1990", b"1 2"),
+    (b"LARGER 1000", b"3"),
+    (b"FROM example SMALLER 1000", b"1 2"),
+    (b"FROM example TEXT hare", b"2"),
+    (b"TEXT tortoise", b"1"),
+    (b"SEEN FROM example", b""),
+    (b"UNSEEN FROM bob", b"2"),
+    (b"2:3 FROM example", b"2 3"),
+]
+
+# UTF-8 needles, sent as literals with CHARSET UTF-8.
+UTF8_CASES = [
+    (b"FROM", "andré", b"1"),
+    (b"FROM", "ANDRÉ PIRARD", b"1"),
+    (b"SUBJECT", "иван AND CAFÉ", b"1"),
+    (b"SUBJECT", "ИВАН", b"1"),
+    (b"SUBJECT", "café au lait", b"1"),
+]
+
+
+class Client(Raw):
+    def __init__(self, port, user):
+        super().__init__(port)
+        self.line()
+        self.n = 0
+        self.cmd(b"LOGIN " + user + b" pw")
+
+    def cmd(self, text):
+        self.n += 1
+        tag = b"t%d" % self.n
+        self.send(tag + b" " + text + b"\r\n")
+        lines = self.until_tagged(tag)
+        if not lines[-1].startswith(tag + b" OK"):
+            raise AssertionError("%r: %r" % (text, lines[-3:]))
+        return lines
+
+    def search(self, criteria):
+        lines = self.cmd(b"SEARCH " + criteria)
+        found = [l for l in lines if l.startswith(b"* SEARCH")]
+        assert len(found) == 1, lines
+        return found[0][len(b"* SEARCH"):].strip()
+
+    def search_utf8(self, key, needle):
+        data = needle.encode()
+        return self.search(b"CHARSET UTF-8 " + key + b" {%d+}\r\n" % len(data) + data)
+
+    def append(self, mailbox, message):
+        self.cmd(b"APPEND " + mailbox + b" {%d+}\r\n" % len(message) + message)
+
+
+class HeaderSearch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(6)}, tls=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def client(self, user):
+        c = Client(self.srv.port, user)
+        self.addCleanup(c.close)
+        return c
+
+    def filled(self, user, mailbox=b"INBOX"):
+        c = self.client(user)
+        if mailbox != b"INBOX":
+            c.cmd(b"CREATE " + mailbox)
+        for m in MESSAGES:
+            c.append(mailbox, m)
+        c.cmd(b"SELECT " + mailbox)
+        return c
+
+    def check_all(self, c, label):
+        for criteria, expected in CASES:
+            self.assertEqual(c.search(criteria), expected, "%s: SEARCH %r" % (label, criteria))
+        for key, needle, expected in UTF8_CASES:
+            self.assertEqual(c.search_utf8(key, needle), expected, "%s: SEARCH %r %r" % (label, key, needle))
+
+    def test_every_key_cold_and_warm(self):
+        """Each case on a mailbox the cache never saw, then every case
+        again with all of them cached: the same answers."""
+        c = self.filled(b"u0")
+        self.check_all(c, "first")
+        self.check_all(c, "again")
+        # the cache holds a message by mailbox and id: another session
+        # sees the same
+        other = self.client(b"u0")
+        other.cmd(b"EXAMINE INBOX")
+        self.check_all(other, "other session")
+
+    def test_each_key_first(self):
+        """Every case as the very first search of its own mailbox, so that
+        no other key filled the cache before it."""
+        c = self.client(b"u1")
+        for i, (criteria, expected) in enumerate(CASES):
+            box = b"Box%d" % i
+            c.cmd(b"CREATE " + box)
+            for m in MESSAGES:
+                c.append(box, m)
+            c.cmd(b"SELECT " + box)
+            self.assertEqual(c.search(criteria), expected, "SEARCH %r" % criteria)
+
+    def test_uid_search_and_expunge(self):
+        c = self.filled(b"u2")
+        self.assertEqual(c.search(b"FROM example"), b"1 2 3")
+        c.cmd(b"STORE 1 +FLAGS (\\Deleted)")
+        c.cmd(b"EXPUNGE")
+        self.assertEqual(c.search(b"FROM example"), b"1 2")
+        lines = c.cmd(b"UID SEARCH FROM bob")
+        self.assertIn(b"* SEARCH 2", lines)
+        c.append(b"INBOX", MESSAGES[0])
+        c.cmd(b"NOOP")
+        self.assertEqual(c.search(b"FROM pirard"), b"3")
+
+    def test_users_and_mailboxes_are_apart(self):
+        """One user's cached fields never answer for another user or mailbox."""
+        a = self.filled(b"u3")
+        self.assertEqual(a.search(b"FROM pirard"), b"1")
+        b = self.client(b"u4")
+        b.append(b"INBOX", MESSAGES[2])
+        b.cmd(b"SELECT INBOX")
+        self.assertEqual(b.search(b"FROM pirard"), b"")
+        self.assertEqual(b.search(b"FROM carol"), b"1")
+        a.cmd(b"CREATE Other")
+        a.append(b"Other", MESSAGES[1])
+        a.cmd(b"COPY 1 Other")
+        a.cmd(b"SELECT Other")
+        self.assertEqual(a.search(b"FROM example"), b"1 2")
+        self.assertEqual(a.search(b"FROM pirard"), b"2")
+
+
+def storage_options(tmp):
+    counts = os.path.join(tmp, "counts")
+    storage = ["inner = " + STORE, "counts_file = " + counts]
+    if STORE == "sqlite":
+        storage.append("inner_config = path=" + os.path.join(tmp, "mail.sqlite"))
+    return counts, storage
+
+
+class NoBodyRead(unittest.TestCase):
+    """Storage calls of header searches, counted by the wrapper driver."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="aerogram-search-test-")
+        cls.counts, storage = storage_options(cls.tmp.name)
+        cls.srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.tmp.cleanup()
+
+    def calls(self, c, criteria):
+        """(answer, {op: calls}) of one SEARCH."""
+        before = settled_counts(self.counts)
+        answer = c.search(criteria)
+        after = settled_counts(self.counts)
+        return answer, {op: a - b for op, a, b in zip(OPS, after, before)}
+
+    def test_header_search_reads_no_body(self):
+        c = Client(self.srv.port, b"u")
+        self.addCleanup(c.close)
+        c.cmd(b"CREATE Counted")
+        for i in range(40):
+            c.append(b"Counted", MESSAGES[i % 3])
+        c.cmd(b"SELECT Counted")
+        def storage(d):
+            return sum(v for op, v in d.items() if op != "row_watch")
+
+        # first search: summaries only
+        answer, d = self.calls(c, b"FROM bob")
+        self.assertEqual(answer, b" ".join(b"%d" % i for i in range(2, 41, 3)))
+        self.assertEqual(d["blob_get"], 0, d)
+        # the 40 summaries in one batch read at most (none when the
+        # summaries the APPENDs wrote are still in the process's cache)
+        self.assertLessEqual(d["row_read"], 1, d)
+        # every header key now comes from the cache: no storage call at all
+        for criteria in (b"FROM bob", b"SUBJECT caf", b"TO two", b"CC first", b"BCC hidden",
+                         b"HEADER Subject \"\"", b"OR FROM carol NOT SUBJECT long", b"SENTON 1-Jan-2001",
+                         b"SINCE 1-Jan-2000", b"FROM nobody TEXT hare"):
+            answer, d = self.calls(c, criteria)
+            self.assertEqual(storage(d), 0, (criteria, d))
+        # a field no search asked for yet: summaries again, still no body
+        answer, d = self.calls(c, b"HEADER X-Tracking abc")
+        self.assertEqual(answer, b" ".join(b"%d" % i for i in range(2, 41, 3)))
+        self.assertEqual(d["blob_get"], 0, d)
+        self.assertLessEqual(d["row_read"], 1, d)
+        answer, d = self.calls(c, b"HEADER X-Tracking abc")
+        self.assertEqual(storage(d), 0, d)
+        # the size needs the body structure once
+        answer, d = self.calls(c, b"LARGER 1000")
+        self.assertEqual(answer, b" ".join(b"%d" % i for i in range(3, 41, 3)))
+        self.assertEqual(d["blob_get"], 0, d)
+        answer, d = self.calls(c, b"SMALLER 1000")
+        self.assertEqual(storage(d), 0, d)
+        # a body key reads bodies, but only of messages the header keys let through
+        answer, d = self.calls(c, b"FROM carol TEXT sleeps")
+        self.assertEqual(answer, b"")
+        self.assertEqual(d["blob_get"], 1, d)  # one batch, of carol's messages
+        answer, d = self.calls(c, b"TEXT tortoise")
+        self.assertEqual(answer, b" ".join(b"%d" % i for i in range(1, 41, 3)))
+        self.assertGreater(d["blob_get"], 0, d)
+
+    def test_flags_decide_before_summaries(self):
+        """UNSEEN FROM x on a mailbox where every message is seen reads
+        nothing, cache or not."""
+        c = Client(self.srv.port, b"u")
+        self.addCleanup(c.close)
+        c.cmd(b"CREATE Seen")
+        for i in range(10):
+            c.cmd(b"APPEND Seen (\\Seen) {%d+}\r\n" % len(MESSAGES[i % 3]) + MESSAGES[i % 3])
+        c.cmd(b"SELECT Seen")
+        answer, d = self.calls(c, b"UNSEEN FROM bob")
+        self.assertEqual(answer, b"")
+        self.assertEqual(sum(v for op, v in d.items() if op != "row_watch"), 0, d)
+        answer, d = self.calls(c, b"SEEN FROM bob")
+        self.assertEqual(answer, b"2 5 8")
+        self.assertEqual(d["blob_get"], 0, d)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
