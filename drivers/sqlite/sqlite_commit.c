@@ -58,14 +58,6 @@ struct sq_call {
 	struct sq_call *next;
 };
 
-static int sq_exec_quiet(struct sq_conn *conn, const char *sql)
-{
-	int rc = sqlite3_exec(conn->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return sq_db_fail(conn, rc, sql);
-	return 0;
-}
-
 static int sq_rc_busy(int rc)
 {
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
@@ -78,19 +70,23 @@ static void sq_call_fail(struct sq_call *c, int code, int how)
 	snprintf(c->message, sizeof(c->message), "%s", sq_last_error());
 }
 
-/* Runs one call inside its savepoint. Returns 0 when the transaction can go
- * on (the call succeeded, or failed and was rolled back alone), or -1 when
- * the transaction is lost; *culprit then says whether this call's own work
- * caused it (it has failed for good) or SQLite was busy (retry the group). */
-static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int *culprit)
+/* Runs one call inside the transaction. With `alone` (the only call left in
+ * the group) it needs no savepoint: if it fails, the transaction holds
+ * nothing else and is rolled back whole. Returns 0 when the transaction can
+ * go on or, alone, was rolled back after an ordinary failure of the call
+ * (then final: decided under the write lock, and nothing else is lost), or
+ * -1 when the transaction is lost; *culprit then says whether this call's
+ * own work caused it (it has failed for good) or SQLite was busy (retry the
+ * group). */
+static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *culprit)
 {
 	*culprit = 0;
-	if (sq_exec_quiet(conn, "SAVEPOINT ag_call") != 0)
+	if (!alone && sq_run(conn, SQ_TX_SAVEPOINT) != 0)
 		return -1;
 	conn->last_rc = 0;
 	int code = c->fn(conn, c->arg);
 	if (code == 0)
-		return sq_exec_quiet(conn, "RELEASE ag_call") == 0 ? 0 : -1;
+		return alone || sq_run(conn, SQ_TX_RELEASE) == 0 ? 0 : -1;
 	int busy = sq_rc_busy(conn->last_rc);
 	if (sqlite3_get_autocommit(conn->db) || busy) {
 		/* SQLite ended the transaction, or it cannot go on */
@@ -99,9 +95,13 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int *culprit)
 			sq_call_fail(c, code, SQ_FAILED_FINAL);
 		return -1;
 	}
+	if (alone) {
+		sq_call_fail(c, code, SQ_FAILED_FINAL);
+		sq_rollback(conn);
+		return 0;
+	}
 	sq_call_fail(c, code, SQ_FAILED_PROVISIONAL);
-	if (sq_exec_quiet(conn, "ROLLBACK TO ag_call") != 0 ||
-	    sq_exec_quiet(conn, "RELEASE ag_call") != 0)
+	if (sq_run(conn, SQ_TX_ROLLBACK_TO) != 0 || sq_run(conn, SQ_TX_RELEASE) != 0)
 		return -1;
 	return 0;
 }
@@ -124,18 +124,20 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		if (left == 0)
 			break;
 		conn->last_rc = 0;
-		code = sq_exec_quiet(conn, "BEGIN IMMEDIATE");
+		code = sq_run(conn, SQ_TX_BEGIN_WRITE);
 		for (struct sq_call *c = group; code == 0 && c && !lost; c = c->next) {
-			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, &culprit) != 0)
+			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, left == 1, &culprit) != 0)
 				lost = 1;
 		}
 		if (code == 0 && !lost) {
-			code = sq_exec_quiet(conn, "COMMIT");
+			if (sqlite3_get_autocommit(conn->db))
+				break; /* a lone call failed and was rolled back: nothing to commit */
+			code = sq_run(conn, SQ_TX_COMMIT);
 			if (code == 0)
 				break;
 		}
 		if (!sqlite3_get_autocommit(conn->db))
-			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+			sq_rollback(conn);
 		if (lost && culprit) {
 			/* that call failed for good; the others run again from scratch */
 			code = 0;

@@ -15,6 +15,13 @@
 
 /* Statements a connection prepares once and keeps (index into conn->stmts). */
 enum sq_stmt_id {
+	SQ_TX_BEGIN,
+	SQ_TX_BEGIN_WRITE,
+	SQ_TX_COMMIT,
+	SQ_TX_ROLLBACK,
+	SQ_TX_SAVEPOINT,
+	SQ_TX_RELEASE,
+	SQ_TX_ROLLBACK_TO,
 	SQ_CLOCK_GET,
 	SQ_CLOCK_SET,
 	SQ_ROW_FIND,
@@ -118,6 +125,12 @@ void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
 /* The cached prepared statement `id`, reset and unbound; NULL after a
  * failure (recorded). */
 sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
+/* Runs a statement that returns no rows (transaction control: SQ_TX_*):
+ * 0, or the AEROGRAM_E* code with the message set. */
+int sq_run(struct sq_conn *conn, enum sq_stmt_id id);
+/* Rolls back the open transaction, if any, leaving the thread's message as
+ * it is (the failure that led here is the one to report). */
+void sq_rollback(struct sq_conn *conn);
 /* The head of one row of ag_rows. */
 struct sq_row_head {
 	int64_t id;

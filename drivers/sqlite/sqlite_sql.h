@@ -14,6 +14,16 @@
 #ifndef AG_SQLITE_SQL_H
 #define AG_SQLITE_SQL_H
 
+/* Transaction control, prepared once per connection like the rest: at
+ * thousands of transactions a second, parsing them each time shows. */
+#define SQ_SQL_TX_BEGIN "BEGIN"
+#define SQ_SQL_TX_BEGIN_WRITE "BEGIN IMMEDIATE"
+#define SQ_SQL_TX_COMMIT "COMMIT"
+#define SQ_SQL_TX_ROLLBACK "ROLLBACK"
+#define SQ_SQL_TX_SAVEPOINT "SAVEPOINT ag_call"
+#define SQ_SQL_TX_RELEASE "RELEASE ag_call"
+#define SQ_SQL_TX_ROLLBACK_TO "ROLLBACK TO ag_call"
+
 #define SQ_SQL_CLOCK_GET "SELECT clock FROM ag_clock WHERE id = 1"
 #define SQ_SQL_CLOCK_SET "UPDATE ag_clock SET clock = ?1 WHERE id = 1"
 #define SQ_SQL_ROW_FIND \

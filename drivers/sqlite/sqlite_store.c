@@ -185,6 +185,13 @@ void sq_arena_free(struct sq_arena *a)
 /* ---- connections ---- */
 
 static const char *const sq_fixed_sql[SQ_RANGE_FIRST] = {
+	[SQ_TX_BEGIN] = SQ_SQL_TX_BEGIN,
+	[SQ_TX_BEGIN_WRITE] = SQ_SQL_TX_BEGIN_WRITE,
+	[SQ_TX_COMMIT] = SQ_SQL_TX_COMMIT,
+	[SQ_TX_ROLLBACK] = SQ_SQL_TX_ROLLBACK,
+	[SQ_TX_SAVEPOINT] = SQ_SQL_TX_SAVEPOINT,
+	[SQ_TX_RELEASE] = SQ_SQL_TX_RELEASE,
+	[SQ_TX_ROLLBACK_TO] = SQ_SQL_TX_ROLLBACK_TO,
 	[SQ_CLOCK_GET] = SQ_SQL_CLOCK_GET,
 	[SQ_CLOCK_SET] = SQ_SQL_CLOCK_SET,
 	[SQ_ROW_FIND] = SQ_SQL_ROW_FIND,
@@ -230,6 +237,29 @@ sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id)
 	}
 	conn->stmts[id] = s;
 	return s;
+}
+
+int sq_run(struct sq_conn *conn, enum sq_stmt_id id)
+{
+	sqlite3_stmt *s = sq_stmt(conn, id);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	int rc = sqlite3_step(s);
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, sq_fixed_sql[id]);
+	sqlite3_reset(s);
+	return code;
+}
+
+void sq_rollback(struct sq_conn *conn)
+{
+	sqlite3_stmt *s = conn->stmts[SQ_TX_ROLLBACK];
+	if (s == NULL) {
+		sqlite3_exec(conn->db, SQ_SQL_TX_ROLLBACK, NULL, NULL, NULL);
+		return;
+	}
+	sqlite3_reset(s);
+	sqlite3_step(s);
+	sqlite3_reset(s);
 }
 
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
@@ -339,7 +369,7 @@ void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn)
 		return;
 	if (!sqlite3_get_autocommit(conn->db)) {
 		/* A transaction left open by a failure: never hand it on. */
-		sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+		sq_rollback(conn);
 	}
 	pthread_mutex_lock(&st->pool_mu);
 	conn->next = st->idle;
@@ -364,16 +394,16 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 	unsigned attempt = 0;
 	for (;;) {
 		conn->last_rc = 0;
-		code = sq_exec(conn, "BEGIN");
+		code = sq_run(conn, SQ_TX_BEGIN);
 		if (code == 0) {
 			code = fn(conn, arg);
 			if (code == 0)
-				code = sq_exec(conn, "COMMIT");
+				code = sq_run(conn, SQ_TX_COMMIT);
 		}
 		if (code == 0)
 			break;
 		if (!sqlite3_get_autocommit(conn->db))
-			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+			sq_rollback(conn);
 		/* A snapshot that went stale or WAL recovery by another process
 		 * return BUSY at once: retry until the timeout. */
 		if (!sq_is_busy(conn->last_rc) || sq_now_ms() >= deadline)
