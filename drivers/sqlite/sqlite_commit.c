@@ -111,7 +111,7 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *
 static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 {
 	struct sq_conn *conn = NULL;
-	int code = sq_conn_get(st, &conn);
+	int code = sq_writer_conn(st, &conn);
 	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
 	while (code == 0) {
@@ -164,7 +164,8 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		else if (c->failed == SQ_FAILED_NOT)
 			c->code = 0;
 	}
-	sq_conn_put(st, conn);
+	if (conn && !sqlite3_get_autocommit(conn->db))
+		sq_rollback(conn); /* never leave the writer inside a transaction */
 }
 
 /* Takes up to SQ_GROUP_MAX calls off the queue. commit_mu held. */

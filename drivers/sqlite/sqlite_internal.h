@@ -23,17 +23,11 @@ enum sq_stmt_id {
 	SQ_TX_RELEASE,
 	SQ_TX_ROLLBACK_TO,
 	SQ_CLOCK_GET,
-	SQ_CLOCK_SET,
 	SQ_ROW_FIND,
 	SQ_ROW_NEW,
-	SQ_VAL_DROP,
-	SQ_VAL_DEDUP,
-	SQ_VAL_ADD,
 	SQ_ROW_UPDATE,
-	SQ_VAL_LIST,
 	SQ_ROW_CHANGED,
 	SQ_ROW_DEAD,
-	SQ_VAL_DEL_ROW,
 	SQ_ROW_DEL,
 	SQ_BLOB_GET,
 	SQ_BLOB_FILE,
@@ -46,9 +40,24 @@ enum sq_stmt_id {
 	SQ_STMT_COUNT = SQ_RANGE_FIRST + SQ_RANGE_VARIANTS
 };
 
+/* A growable byte buffer (malloc'd). */
+struct sq_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/* One value of a row as stored in ag_rows.vals. */
+struct sq_val {
+	uint64_t ver; /* its version */
+	int tombstone;
+	const uint8_t *data;
+	size_t len;
+};
+
 /* One SQLite connection; used by one thread at a time (taken from the pool). */
 struct sq_conn {
 	sqlite3 *db;
+	struct sq_buf vals; /* scratch: the values of the row being written */
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
 	int last_rc; /* the SQLite result code of the last failure, for retries */
 	int busy_timeout_ms;
@@ -77,6 +86,12 @@ struct aerogram_store {
 	struct sq_call *commit_queue, *commit_tail;
 	int committing;             /* a leader is running a group */
 	uint64_t n_write_calls, n_commits; /* for the log line at close */
+	/* The connection every group runs on (only the leader uses it). In
+	 * WAL mode a connection drops its whole page cache when it finds that
+	 * another connection committed; with one writer, its cache survives
+	 * from one commit to the next (other processes aside), where
+	 * connections taken from the pool in turn would each start cold. */
+	struct sq_conn *writer;
 	pthread_mutex_t pool_mu;
 	struct sq_conn *idle; /* connections no thread is using */
 
@@ -122,6 +137,9 @@ void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char
 int sq_conn_get(struct aerogram_store *st, struct sq_conn **out);
 /* Returns a connection to the pool. */
 void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
+/* The store's write connection, opened on first use (only the leader of a
+ * group may call it); 0 or an AEROGRAM_E* code. */
+int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out);
 /* The cached prepared statement `id`, reset and unbound; NULL after a
  * failure (recorded). */
 sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
@@ -131,6 +149,10 @@ int sq_run(struct sq_conn *conn, enum sq_stmt_id id);
 /* Rolls back the open transaction, if any, leaving the thread's message as
  * it is (the failure that led here is the one to report). */
 void sq_rollback(struct sq_conn *conn);
+/* Appends one value to an encoded value list (ag_rows.vals: per value in
+ * write order, its version and length as varints, a tombstone byte, the
+ * bytes); 0, or -1 when out of memory. */
+int sq_vals_encode_one(struct sq_buf *b, const struct sq_val *v);
 /* The head of one row of ag_rows. */
 struct sq_row_head {
 	int64_t id;
@@ -188,10 +210,14 @@ char *sq_arena_strdup(struct sq_arena *a, const char *s);
 void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len);
 void sq_arena_free(struct sq_arena *a);
 
-/* Reads the values of row `row_id` into `row` (token from ctx), allocating
- * in the arena. 0 or an AEROGRAM_E* code. */
-int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
-                uint64_t ctx, struct aerogram_row *row);
+/* Decodes a row's encoded values (ag_rows.vals) into `row` with its sort
+ * key and token (from ctx), copied into the arena. 0 or an AEROGRAM_E* code. */
+int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const char *sk,
+                  uint64_t ctx, struct aerogram_row *row);
+/* Reads row (pk, sk) as sq_row_head does and, when it exists and `row` is
+ * not NULL, decodes its values into `row` in the arena. */
+int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+               struct sq_arena *a, struct aerogram_row *row, const char *what);
 
 /* Reads every row of pk in the forward range prefix/start/end (NULL or
  * empty: unbounded), tombstone-only rows included, whose ctx is above

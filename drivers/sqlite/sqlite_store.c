@@ -193,17 +193,11 @@ static const char *const sq_fixed_sql[SQ_RANGE_FIRST] = {
 	[SQ_TX_RELEASE] = SQ_SQL_TX_RELEASE,
 	[SQ_TX_ROLLBACK_TO] = SQ_SQL_TX_ROLLBACK_TO,
 	[SQ_CLOCK_GET] = SQ_SQL_CLOCK_GET,
-	[SQ_CLOCK_SET] = SQ_SQL_CLOCK_SET,
 	[SQ_ROW_FIND] = SQ_SQL_ROW_FIND,
 	[SQ_ROW_NEW] = SQ_SQL_ROW_NEW,
-	[SQ_VAL_DROP] = SQ_SQL_VAL_DROP,
-	[SQ_VAL_DEDUP] = SQ_SQL_VAL_DEDUP,
-	[SQ_VAL_ADD] = SQ_SQL_VAL_ADD,
 	[SQ_ROW_UPDATE] = SQ_SQL_ROW_UPDATE,
-	[SQ_VAL_LIST] = SQ_SQL_VAL_LIST,
 	[SQ_ROW_CHANGED] = SQ_SQL_ROW_CHANGED,
 	[SQ_ROW_DEAD] = SQ_SQL_ROW_DEAD,
-	[SQ_VAL_DEL_ROW] = SQ_SQL_VAL_DEL_ROW,
 	[SQ_ROW_DEL] = SQ_SQL_ROW_DEL,
 	[SQ_BLOB_GET] = SQ_SQL_BLOB_GET,
 	[SQ_BLOB_FILE] = SQ_SQL_BLOB_FILE,
@@ -265,6 +259,12 @@ void sq_rollback(struct sq_conn *conn)
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                 const char *what)
 {
+	return sq_row_get(conn, pk, sk, head, NULL, NULL, what);
+}
+
+int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+               struct sq_arena *a, struct aerogram_row *row, const char *what)
+{
 	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
 	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
@@ -281,12 +281,17 @@ int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_
 	head->discard = (uint64_t)sqlite3_column_int64(s, 2);
 	head->n_live = sqlite3_column_int64(s, 3);
 	head->n_values = sqlite3_column_int64(s, 4);
+	int code = 0;
+	if (row)
+		code = sq_row_decode(a, sqlite3_column_blob(s, 5), (size_t)sqlite3_column_bytes(s, 5),
+		                     sk, head->ctx, row);
 	sqlite3_reset(s);
-	return 1;
+	return code ? code : 1;
 }
 
 static void sq_conn_close(struct sq_conn *conn)
 {
+	free(conn->vals.p);
 	for (size_t i = 0; i < SQ_STMT_COUNT; i++)
 		sqlite3_finalize(conn->stmts[i]);
 	sqlite3_close(conn->db);
@@ -361,6 +366,18 @@ int sq_conn_get(struct aerogram_store *st, struct sq_conn **out)
 		return 0;
 	}
 	return sq_conn_open(st, out);
+}
+
+int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
+{
+	if (st->writer == NULL) {
+		int code = sq_conn_open(st, &st->writer);
+		if (code != 0)
+			return code;
+	}
+	st->writer->last_rc = 0;
+	*out = st->writer;
+	return 0;
 }
 
 void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn)
@@ -517,6 +534,8 @@ oom:
 
 static void sq_store_free(struct aerogram_store *st)
 {
+	if (st->writer)
+		sq_conn_close(st->writer);
 	while (st->idle) {
 		struct sq_conn *c = st->idle;
 		st->idle = c->next;

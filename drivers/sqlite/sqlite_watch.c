@@ -93,9 +93,10 @@ static void sq_queue(struct aerogram_watch *w, int status, struct aerogram_watch
 	*fire = w;
 }
 
-/* Compares a watch with the row's current state (found: the row exists). */
-static int sq_watch_check(struct sq_conn *conn, struct aerogram_watch *w, int found, int64_t id,
-                          uint64_t ctx, struct aerogram_watch **fire)
+/* Compares a single-row watch with the row's current state: ctx and its
+ * encoded values (found: the row exists). */
+static int sq_watch_check(struct aerogram_watch *w, int found, uint64_t ctx, const void *vals,
+                          size_t vals_len, struct aerogram_watch **fire)
 {
 	if (!found)
 		return 0;
@@ -104,7 +105,7 @@ static int sq_watch_check(struct sq_conn *conn, struct aerogram_watch *w, int fo
 	if (w->token && strcmp(w->token, tok) == 0)
 		return 0;
 	sq_arena_free(&w->arena);
-	int code = sq_row_load(conn, &w->arena, id, w->sk, ctx, &w->row);
+	int code = sq_row_decode(&w->arena, vals, vals_len, w->sk, ctx, &w->row);
 	if (code)
 		return code;
 	w->has_row = 1;
@@ -116,17 +117,28 @@ static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
                               struct aerogram_watch **fire)
 {
 	struct sq_row_head head;
-	int exists = sq_row_head(conn, w->pk, w->sk, &head, "reading a watched row");
+	struct sq_arena a = { 0 };
+	struct aerogram_row row;
+	int exists = sq_row_get(conn, w->pk, w->sk, &head, &a, &row, "reading a watched row");
 	if (exists <= 0) {
+		sq_arena_free(&a);
 		if (exists == 0) /* else it stays NEW and is compared whole next time */
 			w->state = SQ_W_PENDING;
 		return exists;
 	}
-	int64_t id = head.id;
-	uint64_t ctx = head.ctx;
-	int found = head.n_values > 0;
 	w->state = SQ_W_PENDING;
-	return sq_watch_check(conn, w, found, id, ctx, fire);
+	char tok[32];
+	sq_token_format(head.ctx, tok);
+	if (head.n_values == 0 || (w->token && strcmp(w->token, tok) == 0)) {
+		sq_arena_free(&a);
+		return 0;
+	}
+	sq_arena_free(&w->arena);
+	w->arena = a;
+	w->row = row;
+	w->has_row = 1;
+	sq_queue(w, AEROGRAM_OK, fire);
+	return 0;
 }
 
 static void sq_marker_format(uint64_t clock, char out[32])
@@ -230,7 +242,6 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 					rc = SQLITE_DONE;
 					break;
 				}
-				int64_t id = sqlite3_column_int64(s, 0);
 				const char *pk = (const char *)sqlite3_column_text(s, 1);
 				const char *sk = (const char *)sqlite3_column_text(s, 2);
 				uint64_t ctx = (uint64_t)sqlite3_column_int64(s, 3);
@@ -244,7 +255,8 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn, uint64
 					}
 					if (strcmp(w->sk, sk ? sk : "") != 0)
 						continue;
-					code = sq_watch_check(conn, w, 1, id, ctx, fire);
+					code = sq_watch_check(w, 1, ctx, sqlite3_column_blob(s, 4),
+					                      (size_t)sqlite3_column_bytes(s, 4), fire);
 				}
 			}
 			if (code == 0 && rc != SQLITE_DONE)
