@@ -83,6 +83,7 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *
 	*culprit = 0;
 	if (!alone && sq_run(conn, SQ_TX_SAVEPOINT) != 0)
 		return -1;
+	size_t n_changes = conn->n_changes;
 	conn->last_rc = 0;
 	int code = c->fn(conn, c->arg);
 	if (code == 0)
@@ -103,6 +104,7 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *
 	sq_call_fail(c, code, SQ_FAILED_PROVISIONAL);
 	if (sq_run(conn, SQ_TX_ROLLBACK_TO) != 0 || sq_run(conn, SQ_TX_RELEASE) != 0)
 		return -1;
+	conn->n_changes = n_changes; /* its rows were not written after all */
 	return 0;
 }
 
@@ -124,6 +126,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		if (left == 0)
 			break;
 		conn->last_rc = 0;
+		sq_changes_reset(conn);
 		code = sq_run(conn, SQ_TX_BEGIN_WRITE);
 		for (struct sq_call *c = group; code == 0 && c && !lost; c = c->next) {
 			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, left == 1, &culprit) != 0)
@@ -132,9 +135,12 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		if (code == 0 && !lost) {
 			if (sqlite3_get_autocommit(conn->db))
 				break; /* a lone call failed and was rolled back: nothing to commit */
+			sq_watch_preload(st, conn);
 			code = sq_run(conn, SQ_TX_COMMIT);
-			if (code == 0)
+			if (code == 0) {
+				sq_watch_committed(st, conn);
 				break;
+			}
 		}
 		if (!sqlite3_get_autocommit(conn->db))
 			sq_rollback(conn);
@@ -166,6 +172,8 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 	}
 	if (conn && !sqlite3_get_autocommit(conn->db))
 		sq_rollback(conn); /* never leave the writer inside a transaction */
+	if (conn)
+		sq_changes_reset(conn);
 }
 
 /* Takes up to SQ_GROUP_MAX calls off the queue. commit_mu held. */

@@ -40,6 +40,12 @@ enum sq_stmt_id {
 	SQ_STMT_COUNT = SQ_RANGE_FIRST + SQ_RANGE_VARIANTS
 };
 
+/* An arena: every result is freed in one go (sqlite_store.c). */
+struct sq_chunk;
+struct sq_arena {
+	struct sq_chunk *head;
+};
+
 /* A growable byte buffer (malloc'd). */
 struct sq_buf {
 	uint8_t *p;
@@ -54,10 +60,26 @@ struct sq_val {
 	size_t len;
 };
 
+/* A row written by the open write transaction: what its watchers are told
+ * after the commit (sqlite_watch.c), without reading the database again. */
+struct sq_change {
+	const char *pk, *sk; /* in the connection's change arena */
+	uint64_t ctx;        /* the row's new token */
+	int loaded;          /* `row` holds its state at the end of the transaction */
+	struct aerogram_row row;
+};
+
 /* One SQLite connection; used by one thread at a time (taken from the pool). */
 struct sq_conn {
 	sqlite3 *db;
 	struct sq_buf vals; /* scratch: the values of the row being written */
+	/* The write connection: the rows its open transaction wrote, in order,
+	 * and the clock when the transaction began (sq_watch_*). */
+	struct sq_change *changes;
+	size_t n_changes, cap_changes;
+	struct sq_arena change_arena;
+	uint64_t txn_clock;
+	int txn_clock_set;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
 	int last_rc; /* the SQLite result code of the last failure, for retries */
 	int busy_timeout_ms;
@@ -95,16 +117,24 @@ struct aerogram_store {
 	pthread_mutex_t pool_mu;
 	struct sq_conn *idle; /* connections no thread is using */
 
-	/* Watches: one thread serves them all (sqlite_watch.c). */
+	/* Watches: one thread serves them all (sqlite_watch.c). All under
+	 * watch_mu. */
 	pthread_mutex_t watch_mu;
 	pthread_cond_t watch_wake; /* the thread waits on it */
 	pthread_cond_t watch_done; /* a callback returned */
 	pthread_t watch_thread;
 	int watch_thread_started;
 	int watch_stop;
-	int watch_kick;  /* new watch or local write: look now */
+	int watch_kick;  /* a watch to compare whole or a range to read: look now */
+	uint64_t watch_wake_at; /* when the sleeping thread wakes (UINT64_MAX: on a signal) */
 	struct aerogram_watch *watches;
 	size_t n_watches;
+	struct aerogram_watch **watch_by_pk; /* SQ_WATCH_BUCKETS chains, by pk */
+	struct aerogram_watch *fire_ready;   /* fired by a committing thread: call back */
+	/* Every row with a ctx at or below it has been compared with the
+	 * pending watches: the thread moves it to the clock it reads, a local
+	 * commit moves it over its own versions when they follow on. */
+	uint64_t watch_seen;
 
 	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
 	 * files, rows that hold only old tombstones. */
@@ -201,10 +231,6 @@ void sq_token_format(uint64_t ctx, char out[32]);
 
 /* ---- arenas: every result is freed in one go ---- */
 
-struct sq_chunk;
-struct sq_arena {
-	struct sq_chunk *head;
-};
 void *sq_arena_alloc(struct sq_arena *a, size_t size);
 char *sq_arena_strdup(struct sq_arena *a, const char *s);
 void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len);
@@ -239,10 +265,27 @@ int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char 
                      const char *cond_token, const struct aerogram_row_write *writes,
                      size_t n_writes, char *new_token, size_t new_token_len);
 
+/* Starts / stops the watch thread; sq_watch_free_all frees what start
+ * allocated, once the thread is stopped. */
 int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen);
 void sq_watch_stop(struct aerogram_store *st);
-/* Wakes the watch thread after a local write so watchers hear of it at once. */
-void sq_watch_kick(struct aerogram_store *st);
+void sq_watch_free_all(struct aerogram_store *st);
+/* Records a row written in the write connection's open transaction
+ * (pk and sk are copied); 0, or -1 when out of memory. */
+int sq_change_add(struct sq_conn *conn, const char *pk, const char *sk, uint64_t ctx);
+/* Forgets the changes recorded by the open transaction (it is gone). */
+void sq_changes_reset(struct sq_conn *conn);
+/* Before COMMIT, on the write connection: reads the final state of every
+ * written row that a single-row watch waits for, for sq_watch_committed. */
+void sq_watch_preload(struct aerogram_store *st, struct sq_conn *conn);
+/* After a COMMIT of the write connection (commits in order): moves
+ * watch_seen over the transaction's versions when they follow on, and hands
+ * the watches of the rows it wrote to the thread (fired with the preloaded
+ * state, or to be compared again), waking it only when a watch matched;
+ * then forgets the changes. */
+void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn);
+/* The clock when the file was opened: where watch_seen starts. */
+void sq_watch_set_base(struct aerogram_store *st, uint64_t clock);
 int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);

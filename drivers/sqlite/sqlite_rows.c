@@ -546,6 +546,11 @@ static int sq_writer_begin(struct sq_conn *conn, struct sq_writer *w)
 	}
 	w->clock = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	if (!conn->txn_clock_set) {
+		/* the first look of the transaction: the clock it began with */
+		conn->txn_clock = w->clock;
+		conn->txn_clock_set = 1;
+	}
 	return 0;
 }
 
@@ -647,7 +652,10 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 	}
 	if (rc_bind != SQLITE_OK)
 		return sq_db_fail(conn, rc_bind, "storing a value");
-	return sq_step_done(conn, s, found ? "updating a row" : "creating a row");
+	code = sq_step_done(conn, s, found ? "updating a row" : "creating a row");
+	if (code == 0 && sq_change_add(conn, pk, sk, ver) != 0)
+		code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	return code;
 }
 
 struct sq_insert_ctx {
@@ -753,8 +761,6 @@ static int sq_insert_batch(struct aerogram_store *st, struct sq_insert_ctx *c)
 		code = sq_txn(st, 1, sq_insert_txn, c);
 	}
 	free(tokens);
-	if (code == 0 && c->n)
-		sq_watch_kick(st);
 	return code;
 }
 
@@ -900,12 +906,8 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 		return 0;
 	struct sq_delete_ctx c = { queries, n_queries, 0 };
 	int code = sq_txn(st, 1, sq_delete_txn, &c);
-	if (code == 0) {
-		if (deleted)
-			*deleted = c.deleted;
-		if (c.deleted)
-			sq_watch_kick(st);
-	}
+	if (code == 0 && deleted)
+		*deleted = c.deleted;
 	return code;
 }
 

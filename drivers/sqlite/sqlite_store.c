@@ -292,6 +292,8 @@ int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_r
 static void sq_conn_close(struct sq_conn *conn)
 {
 	free(conn->vals.p);
+	free(conn->changes);
+	sq_arena_free(&conn->change_arena);
 	for (size_t i = 0; i < SQ_STMT_COUNT; i++)
 		sqlite3_finalize(conn->stmts[i]);
 	sqlite3_close(conn->db);
@@ -546,6 +548,7 @@ static void sq_store_free(struct aerogram_store *st)
 	pthread_cond_destroy(&st->commit_cond);
 	pthread_mutex_destroy(&st->sweep_mu);
 	pthread_cond_destroy(&st->sweep_cond);
+	sq_watch_free_all(st);
 	pthread_mutex_destroy(&st->watch_mu);
 	pthread_cond_destroy(&st->watch_wake);
 	pthread_cond_destroy(&st->watch_done);
@@ -585,6 +588,21 @@ static int sq_prepare_once(struct aerogram_store *st, struct sq_conn *conn, int 
 	rc = SQLITE_OK;
 	int code = sq_schema_migrate(conn->db, &rc, errbuf, errlen);
 	*busy = code != 0 && sq_is_busy(rc);
+	if (code == 0) {
+		/* Watches start here: rows written before open do not matter,
+		 * every new watch is compared with its row whole. */
+		sqlite3_stmt *cs = sq_stmt(conn, SQ_CLOCK_GET);
+		rc = cs ? sqlite3_step(cs) : conn->last_rc;
+		if (rc == SQLITE_ROW)
+			sq_watch_set_base(st, (uint64_t)sqlite3_column_int64(cs, 0));
+		if (cs)
+			sqlite3_reset(cs);
+		if (rc != SQLITE_ROW) {
+			*busy = sq_is_busy(rc);
+			snprintf(errbuf, errlen, "%s: reading the clock: %s", st->path, sqlite3_errstr(rc));
+			return sq_map_rc(rc);
+		}
+	}
 	return code;
 }
 

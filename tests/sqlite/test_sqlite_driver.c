@@ -443,6 +443,7 @@ struct seen {
 	size_t n_rows;     /* range watches: rows reported */
 	char sks[256];     /* their keys, comma-separated */
 	char marker[64];
+	char token[64];    /* single-row watches: the token of the row fired */
 };
 
 static void seen_init(struct seen *s)
@@ -471,6 +472,7 @@ static void on_watch(void *arg, int status, const struct aerogram_row *row,
 	if (row && row->n_values)
 		snprintf(s->value, sizeof(s->value), "%.*s", (int)row->values[row->n_values - 1].len,
 		         (const char *)row->values[row->n_values - 1].data);
+	snprintf(s->token, sizeof(s->token), "%s", row && row->token ? row->token : "");
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -585,6 +587,165 @@ static void test_watch_local(void)
 	CU_ASSERT(sq.calls == 0);
 	d->row_watch_release(S(drv), wb);
 	d->row_watch_release(S(drv), wq);
+	ag_driver_unload(drv);
+}
+
+/* A thread that writes one row over and over until told to stop. */
+struct busy_writer {
+	struct ag_driver *drv;
+	const char *pk, *sk;
+	atomic_int stop;
+	int failed;
+	pthread_t thread;
+};
+
+static void *busy_writer_main(void *arg)
+{
+	struct busy_writer *bw = arg;
+	char v[32], tok[64];
+	for (unsigned long i = 0; !atomic_load(&bw->stop); i++) {
+		snprintf(v, sizeof(v), "%lu", i);
+		int n = get(bw->drv, bw->pk, bw->sk, 0, tok, NULL);
+		if (n < 0 || put(bw->drv, bw->pk, bw->sk, n > 0 ? tok : NULL, v) != 0)
+			bw->failed = 1;
+	}
+	return NULL;
+}
+
+static void busy_writer_start(struct busy_writer *bw, struct ag_driver *drv, const char *pk,
+                              const char *sk)
+{
+	bw->drv = drv;
+	bw->pk = pk;
+	bw->sk = sk;
+	atomic_store(&bw->stop, 0);
+	bw->failed = 0;
+	CU_ASSERT_FATAL(pthread_create(&bw->thread, NULL, busy_writer_main, bw) == 0);
+}
+
+static int busy_writer_stop(struct busy_writer *bw)
+{
+	atomic_store(&bw->stop, 1);
+	pthread_join(bw->thread, NULL);
+	return bw->failed;
+}
+
+/* The voluntary context switches of this process's watch thread so far
+ * (the driver names it), or -1 when there is none. */
+static long watch_thread_switches(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return -1;
+	long n = -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < 0) {
+		char path[300], line[256];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		int ours = fgets(line, sizeof(line), f) && strncmp(line, "ag-sq-watch", 11) == 0;
+		fclose(f);
+		if (!ours)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+				break;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Commits of this process are matched with the watches in memory by the
+ * committing thread: a watch armed with the token just read, while another
+ * thread keeps writing the row, always fires with a newer token; commits
+ * that no watch waits for do not wake the watch thread; and a write of
+ * another process in the middle of this one's commits is still seen. */
+static void test_watch_local_commits(void)
+{
+	char db[300], tok[64];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, "poll_interval_ms", "60000", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	const struct aerogram_driver *d = D(drv);
+	CU_ASSERT(put(drv, "lc", "x", NULL, "start") == 0);
+
+	struct busy_writer bw;
+	busy_writer_start(&bw, drv, "lc", "x");
+	int fired = 0, newer = 0;
+	for (int i = 0; i < 100; i++) {
+		struct seen s;
+		seen_init(&s);
+		struct aerogram_watch *w;
+		if (get(drv, "lc", "x", 0, tok, NULL) < 1 ||
+		    d->row_watch(S(drv), "lc", "x", tok, 20000, on_watch, &s, &w) != 0)
+			break;
+		fired += seen_wait(&s, 20000) == 1 && s.status == AEROGRAM_OK;
+		newer += strcmp(s.token, tok) > 0;
+		d->row_watch_release(S(drv), w);
+	}
+	CU_ASSERT(busy_writer_stop(&bw) == 0);
+	CU_ASSERT_EQUAL(fired, 100);
+	CU_ASSERT_EQUAL(newer, 100);
+
+	/* One watch pending on a row nobody writes; 100 commits elsewhere. */
+	struct seen sq;
+	seen_init(&sq);
+	struct aerogram_watch *wq;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "lc", "quiet", NULL, 60000, on_watch, &sq, &wq) == 0);
+	/* Let the thread finish its first poll of the new watch: wait until
+	 * it sleeps (its count stays the same for 200 ms). */
+	long before = watch_thread_switches();
+	for (int i = 0; i < 50; i++) {
+		usleep(200000);
+		long now = watch_thread_switches();
+		if (now == before)
+			break;
+		before = now;
+	}
+	for (int i = 0; i < 100; i++) {
+		char sk[32];
+		snprintf(sk, sizeof(sk), "other-%03d", i);
+		CU_ASSERT(put(drv, "lc", sk, NULL, "v") == 0);
+	}
+	long after = watch_thread_switches();
+	CU_ASSERT(before >= 0);
+	CU_ASSERT(after - before < 20); /* one per commit would be 100 */
+	CU_ASSERT(sq.calls == 0);
+	CU_ASSERT(put(drv, "lc", "quiet", NULL, "now") == 0);
+	CU_ASSERT(seen_wait(&sq, 10000) == 1 && strcmp(sq.value, "now") == 0);
+	d->row_watch_release(S(drv), wq);
+	ag_driver_unload(drv);
+
+	/* Another process writes while this one commits all the time: the
+	 * watch thread's poll (20 ms here) finds the gap the write left. */
+	drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	d = D(drv);
+	struct seen sr;
+	seen_init(&sr);
+	struct aerogram_watch *wr;
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "lc", "remote", NULL, 20000, on_watch, &sr, &wr) == 0);
+	busy_writer_start(&bw, drv, "lc", "x");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-sqlite-driver", driver_path, "--put", db, "lc", "remote",
+		      "hello", (char *)NULL);
+		_exit(3);
+	}
+	int status = 0;
+	CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT(seen_wait(&sr, 20000) == 1);
+	CU_ASSERT(sr.status == AEROGRAM_OK);
+	CU_ASSERT_STRING_EQUAL(sr.value, "hello");
+	CU_ASSERT(busy_writer_stop(&bw) == 0);
+	d->row_watch_release(S(drv), wr);
 	ag_driver_unload(drv);
 }
 
@@ -1253,6 +1414,15 @@ int main(int argc, char **argv)
 		driver_path = argv[1];
 		return cas_main(argv[3]);
 	}
+	if (argc == 7 && strcmp(argv[2], "--put") == 0) {
+		/* one write from another process: --put DB PK SK VALUE */
+		driver_path = argv[1];
+		struct ag_driver *cd = load(argv[3], NULL, NULL, NULL, 0);
+		int bad = cd == NULL || put(cd, argv[4], argv[5], NULL, argv[6]) != 0;
+		if (cd)
+			ag_driver_unload(cd);
+		return bad;
+	}
 	if (argc == 6 && strcmp(argv[2], "--opener") == 0) {
 		driver_path = argv[1];
 		return opener_main(argv[3], atoi(argv[4]), atoi(argv[5]));
@@ -1278,6 +1448,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
 	CU_add_test(s, "watches in one process", test_watch_local);
 	CU_add_test(s, "range watches with markers", test_watch_range);
+	CU_add_test(s, "local commits are matched with watches in memory", test_watch_local_commits);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
 	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
