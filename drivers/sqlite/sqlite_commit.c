@@ -8,11 +8,18 @@
  * every queued call, runs them in ONE transaction (BEGIN IMMEDIATE), each
  * inside its own SAVEPOINT, and commits once. A call that fails (a refused
  * condition of row_insert_if, a missing blob to copy, a value over SQLite's
- * limit) is rolled back to its savepoint alone; the others commit. While a
- * leader commits, new calls queue behind it and the next leader takes them
- * all: under load each commit carries many calls. A caller returns only
- * after the COMMIT holding its work returned, so an acknowledged write is as
- * durable as before (one transaction per call).
+ * limit) is rolled back to its savepoint alone; the others commit. A call
+ * alone in its transaction needs no savepoint. Calls that queue while the
+ * leader runs the SQL of its group join that group before its COMMIT (the
+ * leader waits for no one); calls that queue during the COMMIT, and its
+ * fsync, wait for the next group. So under load each commit carries many
+ * calls. A caller returns only after the COMMIT holding its work returned,
+ * so an acknowledged write is as durable as before (one transaction per
+ * call).
+ *
+ * Each waiting call sleeps on a condition of its own: the leader wakes the
+ * calls of its group when it is done and the first queued call to lead the
+ * next group, no one else (a broadcast woke every waiter for each group).
  *
  * A call's outcome is decided only by a transaction that commits. If a
  * transaction cannot go on (SQLite rolled it back itself after an I/O error
@@ -36,6 +43,11 @@
 /* At most this many calls in one transaction, so that one commit's work
  * (and the wait of the calls in it) stays bounded. */
 #define SQ_GROUP_MAX 128
+/* Checkpoint each time the WAL has grown by this many pages (SQLite's
+ * default for its automatic checkpoints). */
+#define SQ_CKPT_PAGES 1000
+
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
 /* How a call failed. A failure inside a transaction that then does not
  * commit is only provisional: the call runs again in the next one. */
@@ -56,7 +68,33 @@ struct sq_call {
 	int code;
 	char message[512];  /* the failure's text, copied from the leader's thread */
 	struct sq_call *next;
+	pthread_cond_t cond; /* signalled when DONE, or when it may lead */
 };
+
+/* Takes the queued calls that fit into a running group of *n calls, marks
+ * them RUNNING and links them after `last`; returns the first, or NULL. */
+static struct sq_call *sq_group_join(struct aerogram_store *st, struct sq_call *last, size_t *n)
+{
+	pthread_mutex_lock(&st->commit_mu);
+	struct sq_call *first = *n < SQ_GROUP_MAX ? st->commit_queue : NULL, *end = NULL;
+	size_t taken = 0;
+	for (struct sq_call *c = first; c && *n + taken < SQ_GROUP_MAX; c = c->next) {
+		c->state = SQ_CALL_RUNNING;
+		end = c;
+		taken++;
+	}
+	if (end) {
+		st->commit_queue = end->next;
+		if (st->commit_queue == NULL)
+			st->commit_tail = NULL;
+		end->next = NULL;
+		last->next = first;
+		*n += taken;
+		st->n_write_calls += taken;
+	}
+	pthread_mutex_unlock(&st->commit_mu);
+	return end ? first : NULL;
+}
 
 static int sq_rc_busy(int rc)
 {
@@ -108,9 +146,33 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *
 	return 0;
 }
 
-/* Runs a group in one transaction and commits it; every call gets its final
- * code. Called by the leader with no lock held. */
-static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
+/* The store's write connection, opened on first use by a leader; 0 or an
+ * AEROGRAM_E* code. */
+static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
+{
+	if (st->writer == NULL) {
+		struct sq_conn *conn;
+		int code = sq_conn_open(st, &conn);
+		if (code != 0)
+			return code;
+		/* Its page cache survives between its commits: let it hold the
+		 * pages a write touches (16 MiB). After a burst, a WAL larger
+		 * than 64 MiB is cut back when it starts over. */
+		sqlite3_exec(conn->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
+		sqlite3_exec(conn->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+		if (st->ckpt_started)
+			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
+		st->writer = conn;
+	}
+	st->writer->last_rc = 0;
+	*out = st->writer;
+	return 0;
+}
+
+/* Runs a group of *n calls in one transaction and commits it; calls queued
+ * meanwhile join it (*n grows). Every call gets its final code. Called by the
+ * leader with no lock held. */
+static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_t *n)
 {
 	struct sq_conn *conn = NULL;
 	int code = sq_writer_conn(st, &conn);
@@ -128,9 +190,18 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		conn->last_rc = 0;
 		sq_changes_reset(conn);
 		code = sq_run(conn, SQ_TX_BEGIN_WRITE);
-		for (struct sq_call *c = group; code == 0 && c && !lost; c = c->next) {
-			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, left == 1, &culprit) != 0)
-				lost = 1;
+		struct sq_call *c = group, *last = NULL;
+		for (;;) {
+			for (; code == 0 && c && !lost; c = c->next) {
+				last = c;
+				if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, left == 1, &culprit) != 0)
+					lost = 1;
+			}
+			if (code != 0 || lost || sqlite3_get_autocommit(conn->db))
+				break;
+			if ((c = sq_group_join(st, last, n)) == NULL)
+				break;
+			left = 2; /* the calls that joined run in savepoints */
 		}
 		if (code == 0 && !lost) {
 			if (sqlite3_get_autocommit(conn->db))
@@ -208,9 +279,102 @@ static void sq_queue_remove(struct aerogram_store *st, struct sq_call *call)
 		st->commit_tail = prev;
 }
 
+/* Marks every call of a finished group DONE and wakes its waiters, then
+ * hands the lead to the checkpoint thread when the WAL has grown enough,
+ * else to the first queued call. commit_mu held. */
+static void sq_group_done(struct aerogram_store *st, struct sq_call *group, struct sq_call *self)
+{
+	for (struct sq_call *c = group, *next; c; c = next) {
+		next = c->next; /* c may return and vanish once DONE */
+		c->state = SQ_CALL_DONE;
+		if (c != self)
+			pthread_cond_signal(&c->cond);
+	}
+	if (st->ckpt_started && st->writer && st->wal_pages >= st->ckpt_next) {
+		/* if readers keep the WAL from starting over, wait for another
+		 * SQ_CKPT_PAGES before trying again */
+		st->ckpt_next = st->wal_pages + SQ_CKPT_PAGES;
+		st->ckpt_request = 1;
+		pthread_cond_signal(&st->ckpt_cond);
+		return; /* `committing` stays set: the checkpoint holds the lead */
+	}
+	st->committing = 0;
+	if (st->commit_queue)
+		pthread_cond_signal(&st->commit_queue->cond);
+}
+
+/* The write connection's WAL hook, called after each commit with the
+ * number of frames in the WAL: replaces SQLite's automatic checkpoint,
+ * which would run inside the COMMIT of a group and hold all its callers. */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	(void)db;
+	(void)name;
+	struct aerogram_store *st = arg;
+	if (pages < st->wal_pages) /* the WAL started over */
+		st->ckpt_next = SQ_CKPT_PAGES;
+	st->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+static void *sq_ckpt_main(void *arg)
+{
+	struct aerogram_store *st = arg;
+	pthread_mutex_lock(&st->commit_mu);
+	for (;;) {
+		while (!st->ckpt_request && !st->ckpt_stop)
+			pthread_cond_wait(&st->ckpt_cond, &st->commit_mu);
+		if (!st->ckpt_request)
+			break;
+		pthread_mutex_unlock(&st->commit_mu);
+		/* The lead is ours: no group uses the write connection. PASSIVE
+		 * waits for no reader and no other process; frames some reader
+		 * still needs are copied next time. */
+		int log = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(st->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		                                   &log, &done);
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			sq_log(st, AEROGRAM_LOG_WARNING, "checkpoint of %s: %s", st->path,
+			       sqlite3_errmsg(st->writer->db));
+		pthread_mutex_lock(&st->commit_mu);
+		st->n_checkpoints++;
+		st->ckpt_request = 0;
+		st->committing = 0;
+		if (st->commit_queue)
+			pthread_cond_signal(&st->commit_queue->cond);
+	}
+	pthread_mutex_unlock(&st->commit_mu);
+	return NULL;
+}
+
+void sq_ckpt_start(struct aerogram_store *st)
+{
+	st->ckpt_next = SQ_CKPT_PAGES;
+	if (pthread_create(&st->ckpt_thread, NULL, sq_ckpt_main, st) != 0) {
+		sq_log(st, AEROGRAM_LOG_WARNING,
+		       "cannot start the checkpoint thread of %s: SQLite checkpoints in commits", st->path);
+		return;
+	}
+	pthread_setname_np(st->ckpt_thread, "ag-sq-ckpt");
+	st->ckpt_started = 1;
+}
+
+void sq_ckpt_stop(struct aerogram_store *st)
+{
+	if (!st->ckpt_started)
+		return;
+	pthread_mutex_lock(&st->commit_mu);
+	st->ckpt_stop = 1;
+	pthread_cond_signal(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->commit_mu);
+	pthread_join(st->ckpt_thread, NULL);
+	st->ckpt_started = 0;
+}
+
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)
 {
 	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED };
+	pthread_cond_init(&call.cond, &st->commit_condattr);
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += st->busy_timeout_ms / 1000;
@@ -225,8 +389,9 @@ int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), vo
 	else
 		st->commit_queue = &call;
 	st->commit_tail = &call;
+	int timed_out = 0;
 	while (call.state != SQ_CALL_DONE) {
-		if (!st->committing) {
+		if (!st->committing && call.state == SQ_CALL_QUEUED) {
 			/* lead: this call is still queued, so the group holds it
 			 * or it waits for the next round (a full group ahead) */
 			size_t n;
@@ -235,31 +400,32 @@ int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), vo
 			st->n_write_calls += n;
 			st->n_commits++;
 			pthread_mutex_unlock(&st->commit_mu);
-			sq_group_run(st, group);
+			sq_group_run(st, group, &n);
 			pthread_mutex_lock(&st->commit_mu);
-			for (struct sq_call *c = group, *next; c; c = next) {
-				next = c->next; /* c may return and vanish once DONE */
-				c->state = SQ_CALL_DONE;
-			}
-			st->committing = 0;
-			pthread_cond_broadcast(&st->commit_cond);
+			sq_group_done(st, group, &call);
 			continue;
 		}
 		if (call.state == SQ_CALL_QUEUED) {
-			int rc = pthread_cond_timedwait(&st->commit_cond, &st->commit_mu, &until);
+			int rc = pthread_cond_timedwait(&call.cond, &st->commit_mu, &until);
 			if (rc == ETIMEDOUT && call.state == SQ_CALL_QUEUED) {
 				sq_queue_remove(st, &call);
-				pthread_mutex_unlock(&st->commit_mu);
-				return sq_fail(AEROGRAM_EUNAVAILABLE,
-				               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
-				               st->path, st->busy_timeout_ms);
+				/* it may have been woken to lead: pass that on */
+				if (!st->committing && st->commit_queue)
+					pthread_cond_signal(&st->commit_queue->cond);
+				timed_out = 1;
+				break;
 			}
 		} else {
 			/* running in a group: its outcome comes, whatever the time */
-			pthread_cond_wait(&st->commit_cond, &st->commit_mu);
+			pthread_cond_wait(&call.cond, &st->commit_mu);
 		}
 	}
 	pthread_mutex_unlock(&st->commit_mu);
+	pthread_cond_destroy(&call.cond);
+	if (timed_out)
+		return sq_fail(AEROGRAM_EUNAVAILABLE,
+		               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
+		               st->path, st->busy_timeout_ms);
 	if (call.code != 0)
 		return sq_fail(call.code, "%s", call.message);
 	return 0;

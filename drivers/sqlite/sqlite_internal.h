@@ -104,9 +104,19 @@ struct aerogram_store {
 	 * starve one thread for seconds; one of them at a time runs every
 	 * queued call in one transaction. */
 	pthread_mutex_t commit_mu;
-	pthread_cond_t commit_cond; /* CLOCK_MONOTONIC: a group finished */
+	pthread_condattr_t commit_condattr; /* CLOCK_MONOTONIC, for each call's condition */
 	struct sq_call *commit_queue, *commit_tail;
-	int committing;             /* a leader is running a group */
+	int committing;             /* a leader is running a group, or a checkpoint runs */
+	/* Checkpoints (sqlite_commit.c): when the WAL has grown by
+	 * SQ_CKPT_PAGES, the leader that committed hands the lead to this
+	 * thread, which checkpoints on the idle write connection, then hands
+	 * the lead on. Its callers return at once; writers queue meanwhile. */
+	pthread_t ckpt_thread;
+	int ckpt_started, ckpt_stop, ckpt_request; /* under commit_mu */
+	pthread_cond_t ckpt_cond;
+	int wal_pages;     /* frames in the WAL after the last commit (the writer's hook) */
+	int ckpt_next;     /* checkpoint once the WAL holds this many */
+	uint64_t n_checkpoints;
 	uint64_t n_write_calls, n_commits; /* for the log line at close */
 	/* The connection every group runs on (only the leader uses it). In
 	 * WAL mode a connection drops its whole page cache when it finds that
@@ -163,13 +173,12 @@ void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char
 
 /* ---- connections and transactions (sqlite_store.c) ---- */
 
+/* Opens a connection with the store's pragmas; 0 or an AEROGRAM_E* code. */
+int sq_conn_open(struct aerogram_store *st, struct sq_conn **out);
 /* Takes a connection from the pool or opens one; 0 or an AEROGRAM_E* code. */
 int sq_conn_get(struct aerogram_store *st, struct sq_conn **out);
 /* Returns a connection to the pool. */
 void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
-/* The store's write connection, opened on first use (only the leader of a
- * group may call it); 0 or an AEROGRAM_E* code. */
-int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out);
 /* The cached prepared statement `id`, reset and unbound; NULL after a
  * failure (recorded). */
 sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
@@ -214,6 +223,9 @@ struct sq_call;
  * result (0 or an AEROGRAM_E* code, message set for the calling thread), or
  * EUNAVAILABLE when the busy timeout passed before a transaction took it. */
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg);
+/* Starts / stops the checkpoint thread. */
+void sq_ckpt_start(struct aerogram_store *st);
+void sq_ckpt_stop(struct aerogram_store *st);
 /* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
 uint64_t sq_now_ms(void);
 uint64_t sq_wall_ms(void);

@@ -323,8 +323,7 @@ static int sq_busy_handler(void *arg, int count)
 	return 1;
 }
 
-/* Opens a connection with the store's pragmas. */
-static int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
+int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 {
 	*out = NULL;
 	struct sq_conn *conn = calloc(1, sizeof(*conn));
@@ -368,18 +367,6 @@ int sq_conn_get(struct aerogram_store *st, struct sq_conn **out)
 		return 0;
 	}
 	return sq_conn_open(st, out);
-}
-
-int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
-{
-	if (st->writer == NULL) {
-		int code = sq_conn_open(st, &st->writer);
-		if (code != 0)
-			return code;
-	}
-	st->writer->last_rc = 0;
-	*out = st->writer;
-	return 0;
 }
 
 void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn)
@@ -545,7 +532,8 @@ static void sq_store_free(struct aerogram_store *st)
 	}
 	pthread_mutex_destroy(&st->pool_mu);
 	pthread_mutex_destroy(&st->commit_mu);
-	pthread_cond_destroy(&st->commit_cond);
+	pthread_condattr_destroy(&st->commit_condattr);
+	pthread_cond_destroy(&st->ckpt_cond);
 	pthread_mutex_destroy(&st->sweep_mu);
 	pthread_cond_destroy(&st->sweep_cond);
 	sq_watch_free_all(st);
@@ -659,8 +647,10 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_cond_init(&st->watch_wake, &ca);
 	pthread_cond_init(&st->watch_done, &ca);
 	pthread_cond_init(&st->sweep_cond, &ca);
-	pthread_cond_init(&st->commit_cond, &ca);
+	pthread_cond_init(&st->ckpt_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&st->commit_condattr);
+	pthread_condattr_setclock(&st->commit_condattr, CLOCK_MONOTONIC);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
 	if (code == 0 && sqlite3_threadsafe() == 0) {
@@ -704,6 +694,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 		sq_store_free(st);
 		return code;
 	}
+	sq_ckpt_start(st);
 	sq_sweep_start(st);
 	sq_log(st, AEROGRAM_LOG_INFO, "opened %s (synchronous=%s, blobs over %zu bytes in %s)",
 	       st->path, st->sync_full ? "full" : "normal", st->blob_inline_max, st->blob_dir);
@@ -717,8 +708,10 @@ static void sq_close(struct aerogram_store *st)
 		return;
 	sq_sweep_stop(st);
 	sq_watch_stop(st);
-	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits", st->path,
-	       (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits);
+	sq_ckpt_stop(st);
+	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits, %llu checkpoints",
+	       st->path, (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits,
+	       (unsigned long long)st->n_checkpoints);
 	sq_store_free(st);
 }
 

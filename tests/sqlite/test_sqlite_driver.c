@@ -1091,6 +1091,37 @@ static void test_group_commit(void)
 	printf("[%s] ", closed_line);
 }
 
+/* Checkpoints run off the commit path but still keep the WAL short: after
+ * thousands of small commits it stays near SQLite's 1,000 pages. */
+static void test_checkpoints(void)
+{
+	char db[300], wal[320];
+	new_db(db, sizeof(db));
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	/* normal: no fsync per commit, so that the test is quick */
+	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	static char value[1001];
+	memset(value, 'w', sizeof(value) - 1);
+	long max_wal = 0;
+	for (int i = 0; i < 3000; i++) {
+		char sk[32];
+		snprintf(sk, sizeof(sk), "k%05d", i);
+		CU_ASSERT(put(drv, "ckpt", sk, NULL, value) == 0);
+		struct stat sb;
+		if (i % 100 == 99 && stat(wal, &sb) == 0 && sb.st_size > max_wal)
+			max_wal = (long)sb.st_size;
+	}
+	/* without checkpoints: 3,000 commits of several 4 KiB pages each */
+	CU_ASSERT(max_wal > 0 && max_wal < 16L * 1024 * 1024);
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	const char *p = strstr(closed_line, " commits, ");
+	unsigned long long n = 0;
+	CU_ASSERT(p && sscanf(p, " commits, %llu checkpoints", &n) == 1 && n >= 1);
+	printf("[WAL at most %ld bytes; %s] ", max_wal, closed_line);
+}
+
 enum { OPENERS = 6, OPEN_ROUNDS = 12 };
 
 /* The body of an opener process of test_concurrent_open: waits until the
@@ -1453,6 +1484,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
 	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
 	            test_group_commit);
+	CU_add_test(s, "checkpoints keep the WAL short", test_checkpoints);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
 	CU_add_test(s, "a file of schema version 1 is migrated", test_schema_migration);
