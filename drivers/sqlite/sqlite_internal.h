@@ -194,7 +194,6 @@ void sq_rollback(struct sq_conn *conn);
 int sq_vals_encode_one(struct sq_buf *b, const struct sq_val *v);
 /* The head of one row of ag_rows. */
 struct sq_row_head {
-	int64_t id;
 	uint64_t ctx;      /* the row's counter: its causality token */
 	uint64_t discard;  /* values written at or below it are superseded */
 	int64_t n_live;    /* values that are not tombstones */

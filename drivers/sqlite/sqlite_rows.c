@@ -430,8 +430,8 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 	sqlite3_bind_int64(s, 6, q->limit ? (int64_t)q->limit + 1 : -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *sk = (const char *)sqlite3_column_text(s, 1);
-		if ((uint64_t)sqlite3_column_int64(s, 2) <= since)
+		const char *sk = (const char *)sqlite3_column_text(s, 0);
+		if ((uint64_t)sqlite3_column_int64(s, 1) <= since)
 			continue;
 		if (q->limit && rv.n == q->limit) {
 			page->more = 1;
@@ -445,8 +445,8 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
-		code = sq_row_decode(a, sqlite3_column_blob(s, 5), (size_t)sqlite3_column_bytes(s, 5),
-		                     sk ? sk : "", (uint64_t)sqlite3_column_int64(s, 2), row);
+		code = sq_row_decode(a, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4),
+		                     sk ? sk : "", (uint64_t)sqlite3_column_int64(s, 1), row);
 		if (code)
 			break;
 	}
@@ -590,16 +590,15 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 	w->clock = ver;
 	*ver_out = ver;
 	struct sq_val nv = { ver, tombstone, tombstone ? NULL : value, tombstone ? 0 : len };
-	int64_t id = 0, n_live = 0, n_values = 0;
+	int64_t n_live = 0, n_values = 0;
 	uint64_t discard = 0;
 	struct sq_buf *b = &conn->vals;
 	b->len = 0;
 	int code = 0;
 	if (found) {
-		id = sqlite3_column_int64(s, 0);
-		discard = (uint64_t)sqlite3_column_int64(s, 2);
-		const uint8_t *p = sqlite3_column_blob(s, 5);
-		const uint8_t *end = p ? p + sqlite3_column_bytes(s, 5) : p;
+		discard = (uint64_t)sqlite3_column_int64(s, 1);
+		const uint8_t *p = sqlite3_column_blob(s, 4);
+		const uint8_t *end = p ? p + sqlite3_column_bytes(s, 4) : p;
 		struct sq_val v;
 		int r;
 		while (code == 0 && (r = sq_vals_next(&p, end, &v)) == 1) {
@@ -630,26 +629,16 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 
 	if ((s = sq_stmt(conn, found ? SQ_ROW_UPDATE : SQ_ROW_NEW)) == NULL)
 		return sq_map_rc(conn->last_rc);
-	/* A bind fails only for values over SQLite's length limit. */
-	int rc_bind;
-	if (found) {
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, (int64_t)ver);
-		sqlite3_bind_int64(s, 3, (int64_t)discard);
-		sqlite3_bind_int64(s, 4, n_live);
-		sqlite3_bind_int64(s, 5, n_values);
-		sqlite3_bind_int64(s, 6, w->now);
-		rc_bind = sqlite3_bind_blob64(s, 7, b->p, b->len, SQLITE_STATIC);
-	} else {
-		sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, (int64_t)ver);
-		sqlite3_bind_int64(s, 4, (int64_t)discard);
-		sqlite3_bind_int64(s, 5, n_live);
-		sqlite3_bind_int64(s, 6, n_values);
-		sqlite3_bind_int64(s, 7, w->now);
-		rc_bind = sqlite3_bind_blob64(s, 8, b->p, b->len, SQLITE_STATIC);
-	}
+	/* the same parameters for both; a bind fails only for values over
+	 * SQLite's length limit */
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)ver);
+	sqlite3_bind_int64(s, 4, (int64_t)discard);
+	sqlite3_bind_int64(s, 5, n_live);
+	sqlite3_bind_int64(s, 6, n_values);
+	sqlite3_bind_int64(s, 7, w->now);
+	int rc_bind = sqlite3_bind_blob64(s, 8, b->p, b->len, SQLITE_STATIC);
 	if (rc_bind != SQLITE_OK)
 		return sq_db_fail(conn, rc_bind, "storing a value");
 	code = sq_step_done(conn, s, found ? "updating a row" : "creating a row");
@@ -855,9 +844,9 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 			items = ni;
 			cap = ncap;
 		}
-		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		const char *sk = (const char *)sqlite3_column_text(s, 0);
 		items[n].sk = sq_arena_strdup(&a, sk ? sk : "");
-		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 2);
+		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 1);
 		if (items[n].sk == NULL) {
 			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
@@ -922,26 +911,42 @@ struct sq_forget_ctx {
 static int sq_forget_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_forget_ctx *c = arg;
-	int64_t ids[500];
+	struct { const char *pk, *sk; } keys[500];
+	struct sq_arena a = { 0 };
 	size_t n = 0;
+	int code = 0;
 	c->forgotten = 0;
 	c->full = 0;
 	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_DEAD);
 	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
 	sqlite3_bind_int64(s, 1, c->before);
-	int rc;
-	while (n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	for (size_t i = 0; i < n; i++) {
-		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_int64(s, 1, ids[i]);
-		int code = sq_step_done(conn, s, "forgetting a row");
-		if (code)
-			return code;
+	int rc = SQLITE_DONE;
+	/* Collect first, then delete: never modify the table under a running scan. */
+	while (code == 0 && n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *pk = (const char *)sqlite3_column_text(s, 0);
+		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		keys[n].pk = sq_arena_strdup(&a, pk ? pk : "");
+		keys[n].sk = sq_arena_strdup(&a, sk ? sk : "");
+		if (keys[n].pk == NULL || keys[n].sk == NULL)
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		n++;
 	}
+	if (code == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		code = sq_db_fail(conn, rc, "finding old tombstones");
+	sqlite3_reset(s);
+	for (size_t i = 0; code == 0 && i < n; i++) {
+		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL) {
+			code = sq_map_rc(conn->last_rc);
+			break;
+		}
+		sqlite3_bind_text(s, 1, keys[i].pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, keys[i].sk, -1, SQLITE_STATIC);
+		code = sq_step_done(conn, s, "forgetting a row");
+	}
+	sq_arena_free(&a);
+	if (code)
+		return code;
 	c->forgotten = n;
 	c->full = n == 500;
 	return 0;

@@ -276,14 +276,13 @@ int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_r
 		sqlite3_reset(s);
 		return code;
 	}
-	head->id = sqlite3_column_int64(s, 0);
-	head->ctx = (uint64_t)sqlite3_column_int64(s, 1);
-	head->discard = (uint64_t)sqlite3_column_int64(s, 2);
-	head->n_live = sqlite3_column_int64(s, 3);
-	head->n_values = sqlite3_column_int64(s, 4);
+	head->ctx = (uint64_t)sqlite3_column_int64(s, 0);
+	head->discard = (uint64_t)sqlite3_column_int64(s, 1);
+	head->n_live = sqlite3_column_int64(s, 2);
+	head->n_values = sqlite3_column_int64(s, 3);
 	int code = 0;
 	if (row)
-		code = sq_row_decode(a, sqlite3_column_blob(s, 5), (size_t)sqlite3_column_bytes(s, 5),
+		code = sq_row_decode(a, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4),
 		                     sk, head->ctx, row);
 	sqlite3_reset(s);
 	return code ? code : 1;

@@ -324,12 +324,12 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 					rc = SQLITE_DONE;
 					break;
 				}
-				const char *pk = (const char *)sqlite3_column_text(s, 1);
-				const char *sk = (const char *)sqlite3_column_text(s, 2);
+				const char *pk = (const char *)sqlite3_column_text(s, 0);
+				const char *sk = (const char *)sqlite3_column_text(s, 1);
 				code = sq_watch_match_row(st, pk ? pk : "", sk ? sk : "",
-				                          (uint64_t)sqlite3_column_int64(s, 3),
-				                          sqlite3_column_blob(s, 4),
-				                          (size_t)sqlite3_column_bytes(s, 4), fire);
+				                          (uint64_t)sqlite3_column_int64(s, 2),
+				                          sqlite3_column_blob(s, 3),
+				                          (size_t)sqlite3_column_bytes(s, 3), fire);
 			}
 			if (code == 0 && rc != SQLITE_DONE)
 				code = sq_db_fail(conn, rc, "reading changed rows");

@@ -1291,6 +1291,12 @@ static void test_schema_migration(void)
 	                             -1, &s, NULL) == SQLITE_OK);
 	CU_ASSERT(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 0);
 	sqlite3_finalize(s);
+	/* the rows are stored in key order, without a separate index */
+	CU_ASSERT(sqlite3_prepare_v2(h, "SELECT sql FROM sqlite_schema WHERE name = 'ag_rows'", -1, &s,
+	                             NULL) == SQLITE_OK);
+	CU_ASSERT(sqlite3_step(s) == SQLITE_ROW &&
+	          strstr((const char *)sqlite3_column_text(s, 0), "WITHOUT ROWID") != NULL);
+	sqlite3_finalize(s);
 	sqlite3_close(h);
 }
 
@@ -1412,7 +1418,7 @@ static void test_query_plans(void)
 	for (int v = 0; v < SQ_RANGE_VARIANTS; v++) {
 		char sql[512];
 		sq_range_sql(v, sql, sizeof(sql));
-		check_plan(h, sql, "SEARCH ag_rows USING INDEX sqlite_autoindex_ag_rows_1 (pk=? AND sk>");
+		check_plan(h, sql, "SEARCH ag_rows USING PRIMARY KEY (pk=? AND sk>");
 	}
 	sqlite3_close(h);
 }
