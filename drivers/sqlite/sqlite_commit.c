@@ -17,9 +17,13 @@
  * so an acknowledged write is as durable as before (one transaction per
  * call).
  *
- * Each waiting call sleeps on a condition of its own: the leader wakes the
- * calls of its group when it is done and the first queued call to lead the
- * next group, no one else (a broadcast woke every waiter for each group).
+ * The lead passes from hand to hand: a call that finds no leader leads at
+ * once; a leader that is done hands the lead to the first queued call (or
+ * to the checkpoint thread, below), never leaving it free while calls
+ * wait. Each waiting call sleeps on a semaphore of its own and is posted
+ * exactly once, outside any lock: either "done" (its group committed or
+ * failed) or "lead". So a leader wakes the calls of its group and the next
+ * leader, no one else, and a woken call needs no lock to learn why.
  *
  * A call's outcome is decided only by a transaction that commits. If a
  * transaction cannot go on (SQLite rolled it back itself after an I/O error
@@ -35,6 +39,8 @@
 #include "drivers/sqlite/sqlite_internal.h"
 
 #include <errno.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -54,7 +60,8 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 enum { SQ_FAILED_NOT = 0, SQ_FAILED_PROVISIONAL = 1, SQ_FAILED_FINAL = 2 };
 
 enum sq_call_state {
-	SQ_CALL_QUEUED,  /* waiting for a leader */
+	SQ_CALL_QUEUED,  /* waiting in the queue */
+	SQ_CALL_LEAD,    /* handed the lead: its thread runs the next group */
 	SQ_CALL_RUNNING, /* in the group a leader is running */
 	SQ_CALL_DONE     /* its transaction committed or failed: `code` is final */
 };
@@ -63,12 +70,12 @@ enum sq_call_state {
 struct sq_call {
 	int (*fn)(struct sq_conn *, void *);
 	void *arg;
-	enum sq_call_state state;
+	_Atomic int state;  /* enum sq_call_state; QUEUED and RUNNING change under commit_mu */
 	int failed;         /* its own work failed (SQ_FAILED_*): `code` and `message` */
 	int code;
 	char message[512];  /* the failure's text, copied from the leader's thread */
 	struct sq_call *next;
-	pthread_cond_t cond; /* signalled when DONE, or when it may lead */
+	sem_t posted; /* posted once: DONE, or LEAD */
 };
 
 /* Takes the queued calls that fit into a running group of *n calls, marks
@@ -247,21 +254,24 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 		sq_changes_reset(conn);
 }
 
-/* Takes up to SQ_GROUP_MAX calls off the queue. commit_mu held. */
-static struct sq_call *sq_group_take(struct aerogram_store *st, size_t *n)
+/* Takes up to SQ_GROUP_MAX - 1 queued calls behind the leader's own call,
+ * which starts the group. commit_mu held. */
+static struct sq_call *sq_group_take(struct aerogram_store *st, struct sq_call *self, size_t *n)
 {
-	struct sq_call *group = st->commit_queue, *last = NULL;
-	*n = 0;
-	for (struct sq_call *c = group; c && *n < SQ_GROUP_MAX; c = c->next) {
+	struct sq_call *last = self;
+	*n = 1;
+	while (st->commit_queue && *n < SQ_GROUP_MAX) {
+		struct sq_call *c = st->commit_queue;
+		st->commit_queue = c->next;
 		c->state = SQ_CALL_RUNNING;
+		last->next = c;
 		last = c;
 		(*n)++;
 	}
-	st->commit_queue = last->next;
 	if (st->commit_queue == NULL)
 		st->commit_tail = NULL;
 	last->next = NULL;
-	return group;
+	return self;
 }
 
 /* Removes a call that gave up waiting from the queue. commit_mu held. */
@@ -279,28 +289,45 @@ static void sq_queue_remove(struct aerogram_store *st, struct sq_call *call)
 		st->commit_tail = prev;
 }
 
-/* Marks every call of a finished group DONE and wakes its waiters, then
- * hands the lead to the checkpoint thread when the WAL has grown enough,
- * else to the first queued call. commit_mu held. */
-static void sq_group_done(struct aerogram_store *st, struct sq_call *group, struct sq_call *self)
+/* Passes the lead on, commit_mu held: to the checkpoint thread when the
+ * WAL has grown enough, else to the first queued call (returned: the caller
+ * posts it once the lock is released), else nobody (`committing` drops). */
+static struct sq_call *sq_lead_pass(struct aerogram_store *st, int may_checkpoint)
 {
-	for (struct sq_call *c = group, *next; c; c = next) {
-		next = c->next; /* c may return and vanish once DONE */
-		c->state = SQ_CALL_DONE;
-		if (c != self)
-			pthread_cond_signal(&c->cond);
-	}
-	if (st->ckpt_started && st->writer && st->wal_pages >= st->ckpt_next) {
+	if (may_checkpoint && st->ckpt_started && st->writer && st->wal_pages >= st->ckpt_next) {
 		/* if readers keep the WAL from starting over, wait for another
 		 * SQ_CKPT_PAGES before trying again */
 		st->ckpt_next = st->wal_pages + SQ_CKPT_PAGES;
 		st->ckpt_request = 1;
 		pthread_cond_signal(&st->ckpt_cond);
-		return; /* `committing` stays set: the checkpoint holds the lead */
+		return NULL;
 	}
-	st->committing = 0;
-	if (st->commit_queue)
-		pthread_cond_signal(&st->commit_queue->cond);
+	struct sq_call *next = st->commit_queue;
+	if (next == NULL) {
+		st->committing = 0;
+		return NULL;
+	}
+	st->commit_queue = next->next;
+	if (st->commit_queue == NULL)
+		st->commit_tail = NULL;
+	next->next = NULL;
+	next->state = SQ_CALL_LEAD;
+	return next;
+}
+
+/* Marks every call of a finished group but the leader's DONE and posts it,
+ * outside the lock: each waits for exactly that post, so none can vanish
+ * before it. */
+static void sq_group_done(struct sq_call *group, struct sq_call *self)
+{
+	for (struct sq_call *c = group, *next; c; c = next) {
+		next = c->next; /* c may return and vanish once posted */
+		if (c == self)
+			continue;
+		c->state = SQ_CALL_DONE;
+		sem_post(&c->posted);
+	}
+	self->state = SQ_CALL_DONE;
 }
 
 /* The write connection's WAL hook, called after each commit with the
@@ -339,9 +366,12 @@ static void *sq_ckpt_main(void *arg)
 		pthread_mutex_lock(&st->commit_mu);
 		st->n_checkpoints++;
 		st->ckpt_request = 0;
-		st->committing = 0;
-		if (st->commit_queue)
-			pthread_cond_signal(&st->commit_queue->cond);
+		struct sq_call *next = sq_lead_pass(st, 0);
+		if (next) {
+			pthread_mutex_unlock(&st->commit_mu);
+			sem_post(&next->posted);
+			pthread_mutex_lock(&st->commit_mu);
+		}
 	}
 	pthread_mutex_unlock(&st->commit_mu);
 	return NULL;
@@ -374,7 +404,8 @@ void sq_ckpt_stop(struct aerogram_store *st)
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)
 {
 	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED };
-	pthread_cond_init(&call.cond, &st->commit_condattr);
+	if (sem_init(&call.posted, 0, 0) != 0)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += st->busy_timeout_ms / 1000;
@@ -383,45 +414,56 @@ int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), vo
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	/* A queued call acts only on the state its one post announced (LEAD
+	 * or DONE): once posted, nobody touches it again, so it may vanish.
+	 * (Its state may change as soon as the lock is released: a leader can
+	 * take it into its group at once.) */
+	int waiting = 1, timed_out = 0, timed = 1;
 	pthread_mutex_lock(&st->commit_mu);
-	if (st->commit_tail)
-		st->commit_tail->next = &call;
-	else
-		st->commit_queue = &call;
-	st->commit_tail = &call;
-	int timed_out = 0;
-	while (call.state != SQ_CALL_DONE) {
-		if (!st->committing && call.state == SQ_CALL_QUEUED) {
-			/* lead: this call is still queued, so the group holds it
-			 * or it waits for the next round (a full group ahead) */
-			size_t n;
-			struct sq_call *group = sq_group_take(st, &n);
-			st->committing = 1;
-			st->n_write_calls += n;
-			st->n_commits++;
-			pthread_mutex_unlock(&st->commit_mu);
-			sq_group_run(st, group, &n);
-			pthread_mutex_lock(&st->commit_mu);
-			sq_group_done(st, group, &call);
-			continue;
-		}
-		if (call.state == SQ_CALL_QUEUED) {
-			int rc = pthread_cond_timedwait(&call.cond, &st->commit_mu, &until);
-			if (rc == ETIMEDOUT && call.state == SQ_CALL_QUEUED) {
-				sq_queue_remove(st, &call);
-				/* it may have been woken to lead: pass that on */
-				if (!st->committing && st->commit_queue)
-					pthread_cond_signal(&st->commit_queue->cond);
-				timed_out = 1;
-				break;
-			}
-		} else {
-			/* running in a group: its outcome comes, whatever the time */
-			pthread_cond_wait(&call.cond, &st->commit_mu);
-		}
+	if (!st->committing) {
+		st->committing = 1; /* nobody leads, so nobody waits: lead at once */
+		call.state = SQ_CALL_LEAD;
+		waiting = 0;
+	} else {
+		if (st->commit_tail)
+			st->commit_tail->next = &call;
+		else
+			st->commit_queue = &call;
+		st->commit_tail = &call;
 	}
 	pthread_mutex_unlock(&st->commit_mu);
-	pthread_cond_destroy(&call.cond);
+	while (waiting) {
+		int rc = timed ? sem_clockwait(&call.posted, CLOCK_MONOTONIC, &until)
+		               : sem_wait(&call.posted);
+		if (rc == 0) {
+			waiting = 0;
+		} else if (errno != EINTR) {
+			pthread_mutex_lock(&st->commit_mu);
+			if (call.state == SQ_CALL_QUEUED) {
+				sq_queue_remove(st, &call);
+				timed_out = 1;
+				waiting = 0;
+			}
+			pthread_mutex_unlock(&st->commit_mu);
+			timed = 0; /* taken meanwhile: its post comes, whatever the time */
+		}
+	}
+	if (!timed_out && call.state == SQ_CALL_LEAD) {
+		pthread_mutex_lock(&st->commit_mu);
+		size_t n;
+		struct sq_call *group = sq_group_take(st, &call, &n);
+		st->n_write_calls += n;
+		st->n_commits++;
+		pthread_mutex_unlock(&st->commit_mu);
+		sq_group_run(st, group, &n);
+		sq_group_done(group, &call);
+		pthread_mutex_lock(&st->commit_mu);
+		struct sq_call *next = sq_lead_pass(st, 1);
+		pthread_mutex_unlock(&st->commit_mu);
+		if (next)
+			sem_post(&next->posted);
+	}
+	sem_destroy(&call.posted);
 	if (timed_out)
 		return sq_fail(AEROGRAM_EUNAVAILABLE,
 		               "sqlite: %s: database is locked: other writers of this process held it for %d ms",

@@ -104,9 +104,8 @@ struct aerogram_store {
 	 * starve one thread for seconds; one of them at a time runs every
 	 * queued call in one transaction. */
 	pthread_mutex_t commit_mu;
-	pthread_condattr_t commit_condattr; /* CLOCK_MONOTONIC, for each call's condition */
 	struct sq_call *commit_queue, *commit_tail;
-	int committing;             /* a leader is running a group, or a checkpoint runs */
+	int committing;             /* the lead is taken: a group or a checkpoint runs, or is handed on */
 	/* Checkpoints (sqlite_commit.c): when the WAL has grown by
 	 * SQ_CKPT_PAGES, the leader that committed hands the lead to this
 	 * thread, which checkpoints on the idle write connection, then hands

@@ -531,7 +531,6 @@ static void sq_store_free(struct aerogram_store *st)
 	}
 	pthread_mutex_destroy(&st->pool_mu);
 	pthread_mutex_destroy(&st->commit_mu);
-	pthread_condattr_destroy(&st->commit_condattr);
 	pthread_cond_destroy(&st->ckpt_cond);
 	pthread_mutex_destroy(&st->sweep_mu);
 	pthread_cond_destroy(&st->sweep_cond);
@@ -648,8 +647,6 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_cond_init(&st->sweep_cond, &ca);
 	pthread_cond_init(&st->ckpt_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_condattr_init(&st->commit_condattr);
-	pthread_condattr_setclock(&st->commit_condattr, CLOCK_MONOTONIC);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
 	if (code == 0 && sqlite3_threadsafe() == 0) {

@@ -1122,6 +1122,59 @@ static void test_checkpoints(void)
 	printf("[WAL at most %ld bytes; %s] ", max_wal, closed_line);
 }
 
+enum { STORM_THREADS = 8, STORM_WRITES = 300 };
+
+struct storm {
+	struct ag_driver *drv;
+	int id;
+	int missing; /* writes not visible right after their call returned */
+	pthread_t thread;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *sm = arg;
+	char sk[32], v[32], vals[8][64];
+	for (int i = 0; i < STORM_WRITES; i++) {
+		snprintf(sk, sizeof(sk), "t%d-%04d", sm->id, i);
+		snprintf(v, sizeof(v), "%d", i);
+		if (put(sm->drv, "storm", sk, NULL, v) != 0 || get(sm->drv, "storm", sk, 0, NULL, vals) != 1 ||
+		    strcmp(vals[0], v) != 0)
+			sm->missing++;
+	}
+	return NULL;
+}
+
+/* Many threads write at once with no pause: calls are queued, joined to
+ * running groups and handed the lead all the time; each call returns only
+ * once its write is committed (a read right after it sees it). */
+static void test_group_storm(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct storm sm[STORM_THREADS];
+	for (int i = 0; i < STORM_THREADS; i++) {
+		sm[i] = (struct storm){ drv, i, 0, 0 };
+		CU_ASSERT_FATAL(pthread_create(&sm[i].thread, NULL, storm_main, &sm[i]) == 0);
+	}
+	int missing = 0;
+	for (int i = 0; i < STORM_THREADS; i++) {
+		pthread_join(sm[i].thread, NULL);
+		missing += sm[i].missing;
+	}
+	CU_ASSERT_EQUAL(missing, 0);
+	struct aerogram_row_query q = { .pk = "storm" };
+	struct aerogram_row_result *r;
+	CU_ASSERT_FATAL(D(drv)->row_read(S(drv), &q, 1, &r) == 0);
+	CU_ASSERT_EQUAL(r->pages[0].n_rows, STORM_THREADS * STORM_WRITES);
+	D(drv)->row_result_free(S(drv), r);
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	printf("[%s] ", closed_line);
+}
+
 enum { OPENERS = 6, OPEN_ROUNDS = 12 };
 
 /* The body of an opener process of test_concurrent_open: waits until the
@@ -1490,6 +1543,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
 	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
 	            test_group_commit);
+	CU_add_test(s, "a storm of concurrent writers: every call returns committed", test_group_storm);
 	CU_add_test(s, "checkpoints keep the WAL short", test_checkpoints);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
 	CU_add_test(s, "schema version is checked", test_schema_version);
