@@ -144,6 +144,7 @@ struct aerogram_store {
 	 * pending watches: the thread moves it to the clock it reads, a local
 	 * commit moves it over its own versions when they follow on. */
 	uint64_t watch_seen;
+	struct sq_known *known; /* SQ_KNOWN_SLOTS: the last token seen of watched rows */
 
 	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
 	 * files, rows that hold only old tombstones. */

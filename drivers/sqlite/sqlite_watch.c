@@ -24,6 +24,14 @@
  * not fire at once costs the thread nothing. Range watches, and the rare
  * cases a committing thread cannot decide, are compared by the thread.
  *
+ * Most new watches need no read at all: `known` remembers the last token
+ * this process saw for rows that are watched (from its commits, the
+ * thread's reads and the comparisons). A watch armed with that token waits
+ * at once: any later local commit is matched with it, and any later write
+ * of another process has a version above watch_seen, so the thread's next
+ * read finds it. (The thread updates `known` for every row it reads, and
+ * forgets it all when it reads rows too many to match one by one.)
+ *
  * Callbacks run on the thread without any lock held, so they may start new
  * watches or release other ones.
  */
@@ -38,6 +46,14 @@
 /* Watches are also chained by partition key, so that matching a written row
  * looks at the watches of its partition only. */
 #define SQ_WATCH_BUCKETS 1024
+/* Slots of the known-token cache (a slot per hash, the newest wins). */
+#define SQ_KNOWN_SLOTS 1024
+
+struct sq_known {
+	char *key; /* pk, NUL, sk, NUL (malloc'd); NULL: free slot */
+	size_t len;
+	uint64_t ctx;
+};
 
 /* Past this many changed rows in one look, each pending watch reads its own
  * row instead (bounded by the number of watches, not of writes). */
@@ -81,12 +97,65 @@ struct aerogram_watch {
 
 static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms);
 
+static uint32_t sq_hash(uint32_t h, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 16777619u; /* FNV-1a */
+	return h;
+}
+
 static size_t sq_bucket(const char *pk)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)pk; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % SQ_WATCH_BUCKETS;
+	return sq_hash(2166136261u, pk) % SQ_WATCH_BUCKETS;
+}
+
+/* The slot of row (pk, sk) in `known`, and whether it holds that row. */
+static struct sq_known *sq_known_slot(struct aerogram_store *st, const char *pk, const char *sk,
+                                      size_t *len, int *match)
+{
+	size_t lp = strlen(pk), ls = strlen(sk);
+	*len = lp + ls + 2;
+	struct sq_known *k = &st->known[sq_hash(sq_hash(2166136261u, pk) * 31u, sk) % SQ_KNOWN_SLOTS];
+	*match = k->key && k->len == *len && memcmp(k->key, pk, lp + 1) == 0 &&
+	         memcmp(k->key + lp + 1, sk, ls + 1) == 0;
+	return k;
+}
+
+/* Notes the token of a watched row. Under watch_mu. */
+static void sq_known_set(struct aerogram_store *st, const char *pk, const char *sk, uint64_t ctx)
+{
+	size_t len;
+	int match;
+	struct sq_known *k = sq_known_slot(st, pk, sk, &len, &match);
+	if (!match) {
+		char *key = malloc(len);
+		if (key == NULL)
+			return;
+		memcpy(key, pk, strlen(pk) + 1);
+		memcpy(key + strlen(pk) + 1, sk, strlen(sk) + 1);
+		free(k->key);
+		k->key = key;
+		k->len = len;
+	}
+	k->ctx = ctx;
+}
+
+/* Updates the token of a row `known` holds (a row seen by a read). */
+static void sq_known_update(struct aerogram_store *st, const char *pk, const char *sk, uint64_t ctx)
+{
+	size_t len;
+	int match;
+	struct sq_known *k = sq_known_slot(st, pk, sk, &len, &match);
+	if (match)
+		k->ctx = ctx;
+}
+
+static void sq_known_clear(struct aerogram_store *st)
+{
+	for (size_t i = 0; st->known && i < SQ_KNOWN_SLOTS; i++) {
+		free(st->known[i].key);
+		st->known[i].key = NULL;
+	}
 }
 
 static void sq_watch_free(struct aerogram_watch *w)
@@ -162,7 +231,7 @@ static int sq_watch_check(struct aerogram_watch *w, int found, uint64_t ctx, con
 	return 0;
 }
 
-static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
+static int sq_watch_check_new(struct aerogram_store *st, struct sq_conn *conn, struct aerogram_watch *w,
                               struct aerogram_watch **fire)
 {
 	struct sq_row_head head;
@@ -179,6 +248,8 @@ static int sq_watch_check_new(struct sq_conn *conn, struct aerogram_watch *w,
 	}
 	w->state = SQ_W_PENDING;
 	w->row_absent = head.n_values == 0;
+	if (!w->row_absent)
+		sq_known_set(st, w->pk, w->sk, head.ctx);
 	char tok[32];
 	sq_token_format(head.ctx, tok);
 	if (head.n_values == 0 || (w->token && strcmp(w->token, tok) == 0)) {
@@ -274,6 +345,7 @@ static int sq_watch_match_row(struct aerogram_store *st, const char *pk, const c
                               struct aerogram_watch **fire)
 {
 	int code = 0;
+	sq_known_update(st, pk, sk, ctx);
 	for (struct aerogram_watch *w = st->watch_by_pk[sq_bucket(pk)]; code == 0 && w;
 	     w = w->hnext) {
 		if (w->state != SQ_W_PENDING || strcmp(w->pk, pk) != 0)
@@ -305,7 +377,7 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 		if (w->is_range)
 			code = sq_range_check(conn, w, clock, !w->has_marker, fire);
 		else
-			code = sq_watch_check_new(conn, w, fire);
+			code = sq_watch_check_new(st, conn, w, fire);
 	}
 	int check_all = 0;
 	sqlite3_stmt *s;
@@ -321,6 +393,7 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 				 * watch's row is cheaper than matching every row. */
 				if (++seen > SQ_CHANGED_MATCH_MAX) {
 					check_all = 1;
+					sq_known_clear(st); /* rows changed that it will not see */
 					rc = SQLITE_DONE;
 					break;
 				}
@@ -342,7 +415,7 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 		if (w->is_range && (check_all || w->range_dirty))
 			code = sq_range_check(conn, w, clock, 0, fire);
 		else if (!w->is_range && check_all)
-			code = sq_watch_check_new(conn, w, fire);
+			code = sq_watch_check_new(st, conn, w, fire);
 	}
 	if (code == 0)
 		code = sq_run(conn, SQ_TX_COMMIT);
@@ -485,6 +558,10 @@ void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn)
 	pthread_mutex_lock(&st->watch_mu);
 	if (conn->txn_clock_set && st->watch_seen == conn->txn_clock && newest > st->watch_seen)
 		st->watch_seen = newest;
+	/* every row written here that `known` holds, in order: the last write
+	 * of a row leaves its token */
+	for (size_t i = 0; i < conn->n_changes; i++)
+		sq_known_update(st, conn->changes[i].pk, conn->changes[i].sk, conn->changes[i].ctx);
 	int wake = 0;
 	for (size_t i = conn->n_changes; st->n_watches && i-- > 0;) {
 		struct sq_change *c = &conn->changes[i];
@@ -502,8 +579,11 @@ void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn)
 			}
 			if (strcmp(w->sk, c->sk) != 0)
 				continue;
-			if (overwritten < 0)
+			if (overwritten < 0) {
 				overwritten = sq_change_overwritten(conn, i);
+				if (!overwritten)
+					sq_known_set(st, c->pk, c->sk, c->ctx);
+			}
 			/* A later change decides; or the watch was compared with
 			 * this commit's state or a newer one (a row's token only
 			 * grows, and was the watch's when it was compared). */
@@ -670,7 +750,8 @@ static void *sq_watch_main(void *arg)
 int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen)
 {
 	st->watch_by_pk = calloc(SQ_WATCH_BUCKETS, sizeof(*st->watch_by_pk));
-	if (st->watch_by_pk == NULL) {
+	st->known = calloc(SQ_KNOWN_SLOTS, sizeof(*st->known));
+	if (st->watch_by_pk == NULL || st->known == NULL) {
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EUNAVAILABLE;
 	}
@@ -714,6 +795,9 @@ void sq_watch_free_all(struct aerogram_store *st)
 {
 	free(st->watch_by_pk);
 	st->watch_by_pk = NULL;
+	sq_known_clear(st);
+	free(st->known);
+	st->known = NULL;
 }
 
 int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
@@ -763,7 +847,7 @@ static void sq_watch_compare_now(struct aerogram_store *st, struct aerogram_watc
 	if (sq_conn_get(st, &conn) != 0)
 		return;
 	if (sq_run(conn, SQ_TX_BEGIN) == 0) {
-		sq_watch_check_new(conn, w, &st->fire_ready);
+		sq_watch_check_new(st, conn, w, &st->fire_ready);
 		if (sq_run(conn, SQ_TX_COMMIT) != 0)
 			sq_rollback(conn);
 	}
@@ -780,7 +864,15 @@ static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, ui
 	w->state = SQ_W_NEW;
 	pthread_mutex_lock(&st->watch_mu);
 	sq_watch_link(st, w);
-	if (!w->is_range)
+	size_t len;
+	int known = 0;
+	if (!w->is_range && w->token) {
+		struct sq_known *k = sq_known_slot(st, w->pk, w->sk, &len, &known);
+		known = known && k->ctx == w->token_ver;
+	}
+	if (known)
+		w->state = SQ_W_PENDING; /* the row has the watch's token: wait */
+	else if (!w->is_range)
 		sq_watch_compare_now(st, w);
 	if (w->state == SQ_W_NEW)
 		st->watch_kick = 1;

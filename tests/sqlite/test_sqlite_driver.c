@@ -720,6 +720,16 @@ static void test_watch_local_commits(void)
 	CU_ASSERT(put(drv, "lc", "quiet", NULL, "now") == 0);
 	CU_ASSERT(seen_wait(&sq, 10000) == 1 && strcmp(sq.value, "now") == 0);
 	d->row_watch_release(S(drv), wq);
+
+	/* A row written while nobody watches it: a watch armed with the token
+	 * before that write fires at once. */
+	char old[64];
+	CU_ASSERT(get(drv, "lc", "quiet", 0, old, NULL) == 1);
+	CU_ASSERT(put(drv, "lc", "quiet", old, "later") == 0);
+	seen_init(&sq);
+	CU_ASSERT_FATAL(d->row_watch(S(drv), "lc", "quiet", old, 60000, on_watch, &sq, &wq) == 0);
+	CU_ASSERT(seen_wait(&sq, 10000) == 1 && strcmp(sq.value, "later") == 0);
+	d->row_watch_release(S(drv), wq);
 	ag_driver_unload(drv);
 
 	/* Another process writes while this one commits all the time: the
