@@ -163,9 +163,12 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 		if (code != 0)
 			return code;
 		/* Its page cache survives between its commits: let it hold the
-		 * pages a write touches (16 MiB). After a burst, a WAL larger
-		 * than 64 MiB is cut back when it starts over. */
+		 * pages a write touches (16 MiB). The savepoints of a group keep
+		 * the pages they may have to restore in memory, never in a
+		 * temporary file. After a burst, a WAL larger than 64 MiB is cut
+		 * back when it starts over. */
 		sqlite3_exec(conn->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
+		sqlite3_exec(conn->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
 		sqlite3_exec(conn->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
 		if (st->ckpt_started)
 			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
