@@ -8,11 +8,22 @@
  * every queued call, runs them in ONE transaction (BEGIN IMMEDIATE), each
  * inside its own SAVEPOINT, and commits once. A call that fails (a refused
  * condition of row_insert_if, a missing blob to copy, a value over SQLite's
- * limit) is rolled back to its savepoint alone; the others commit. While a
- * leader commits, new calls queue behind it and the next leader takes them
- * all: under load each commit carries many calls. A caller returns only
- * after the COMMIT holding its work returned, so an acknowledged write is as
- * durable as before (one transaction per call).
+ * limit) is rolled back to its savepoint alone; the others commit. A call
+ * alone in its transaction needs no savepoint. Calls that queue while the
+ * leader runs the SQL of its group join that group before its COMMIT (the
+ * leader waits for no one); calls that queue during the COMMIT, and its
+ * fsync, wait for the next group. So under load each commit carries many
+ * calls. A caller returns only after the COMMIT holding its work returned,
+ * so an acknowledged write is as durable as before (one transaction per
+ * call).
+ *
+ * The lead passes from hand to hand: a call that finds no leader leads at
+ * once; a leader that is done hands the lead to the first queued call (or
+ * to the checkpoint thread, below), never leaving it free while calls
+ * wait. Each waiting call sleeps on a semaphore of its own and is posted
+ * exactly once, outside any lock: either "done" (its group committed or
+ * failed) or "lead". So a leader wakes the calls of its group and the next
+ * leader, no one else, and a woken call needs no lock to learn why.
  *
  * A call's outcome is decided only by a transaction that commits. If a
  * transaction cannot go on (SQLite rolled it back itself after an I/O error
@@ -28,6 +39,8 @@
 #include "drivers/sqlite/sqlite_internal.h"
 
 #include <errno.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -36,13 +49,19 @@
 /* At most this many calls in one transaction, so that one commit's work
  * (and the wait of the calls in it) stays bounded. */
 #define SQ_GROUP_MAX 128
+/* Checkpoint each time the WAL has grown by this many pages (SQLite's
+ * default for its automatic checkpoints). */
+#define SQ_CKPT_PAGES 1000
+
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
 /* How a call failed. A failure inside a transaction that then does not
  * commit is only provisional: the call runs again in the next one. */
 enum { SQ_FAILED_NOT = 0, SQ_FAILED_PROVISIONAL = 1, SQ_FAILED_FINAL = 2 };
 
 enum sq_call_state {
-	SQ_CALL_QUEUED,  /* waiting for a leader */
+	SQ_CALL_QUEUED,  /* waiting in the queue */
+	SQ_CALL_LEAD,    /* handed the lead: its thread runs the next group */
 	SQ_CALL_RUNNING, /* in the group a leader is running */
 	SQ_CALL_DONE     /* its transaction committed or failed: `code` is final */
 };
@@ -51,19 +70,37 @@ enum sq_call_state {
 struct sq_call {
 	int (*fn)(struct sq_conn *, void *);
 	void *arg;
-	enum sq_call_state state;
+	_Atomic int state;  /* enum sq_call_state; QUEUED and RUNNING change under commit_mu */
 	int failed;         /* its own work failed (SQ_FAILED_*): `code` and `message` */
 	int code;
 	char message[512];  /* the failure's text, copied from the leader's thread */
 	struct sq_call *next;
+	sem_t posted; /* posted once: DONE, or LEAD */
 };
 
-static int sq_exec_quiet(struct sq_conn *conn, const char *sql)
+/* Takes the queued calls that fit into a running group of *n calls, marks
+ * them RUNNING and links them after `last`; returns the first, or NULL. */
+static struct sq_call *sq_group_join(struct aerogram_store *st, struct sq_call *last, size_t *n)
 {
-	int rc = sqlite3_exec(conn->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return sq_db_fail(conn, rc, sql);
-	return 0;
+	pthread_mutex_lock(&st->commit_mu);
+	struct sq_call *first = *n < SQ_GROUP_MAX ? st->commit_queue : NULL, *end = NULL;
+	size_t taken = 0;
+	for (struct sq_call *c = first; c && *n + taken < SQ_GROUP_MAX; c = c->next) {
+		c->state = SQ_CALL_RUNNING;
+		end = c;
+		taken++;
+	}
+	if (end) {
+		st->commit_queue = end->next;
+		if (st->commit_queue == NULL)
+			st->commit_tail = NULL;
+		end->next = NULL;
+		last->next = first;
+		*n += taken;
+		st->n_write_calls += taken;
+	}
+	pthread_mutex_unlock(&st->commit_mu);
+	return end ? first : NULL;
 }
 
 static int sq_rc_busy(int rc)
@@ -78,19 +115,24 @@ static void sq_call_fail(struct sq_call *c, int code, int how)
 	snprintf(c->message, sizeof(c->message), "%s", sq_last_error());
 }
 
-/* Runs one call inside its savepoint. Returns 0 when the transaction can go
- * on (the call succeeded, or failed and was rolled back alone), or -1 when
- * the transaction is lost; *culprit then says whether this call's own work
- * caused it (it has failed for good) or SQLite was busy (retry the group). */
-static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int *culprit)
+/* Runs one call inside the transaction. With `alone` (the only call left in
+ * the group) it needs no savepoint: if it fails, the transaction holds
+ * nothing else and is rolled back whole. Returns 0 when the transaction can
+ * go on or, alone, was rolled back after an ordinary failure of the call
+ * (then final: decided under the write lock, and nothing else is lost), or
+ * -1 when the transaction is lost; *culprit then says whether this call's
+ * own work caused it (it has failed for good) or SQLite was busy (retry the
+ * group). */
+static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int alone, int *culprit)
 {
 	*culprit = 0;
-	if (sq_exec_quiet(conn, "SAVEPOINT ag_call") != 0)
+	if (!alone && sq_run(conn, SQ_TX_SAVEPOINT) != 0)
 		return -1;
+	size_t n_changes = conn->n_changes;
 	conn->last_rc = 0;
 	int code = c->fn(conn, c->arg);
 	if (code == 0)
-		return sq_exec_quiet(conn, "RELEASE ag_call") == 0 ? 0 : -1;
+		return alone || sq_run(conn, SQ_TX_RELEASE) == 0 ? 0 : -1;
 	int busy = sq_rc_busy(conn->last_rc);
 	if (sqlite3_get_autocommit(conn->db) || busy) {
 		/* SQLite ended the transaction, or it cannot go on */
@@ -99,19 +141,51 @@ static int sq_call_run(struct sq_conn *conn, struct sq_call *c, int *culprit)
 			sq_call_fail(c, code, SQ_FAILED_FINAL);
 		return -1;
 	}
+	if (alone) {
+		sq_call_fail(c, code, SQ_FAILED_FINAL);
+		sq_rollback(conn);
+		return 0;
+	}
 	sq_call_fail(c, code, SQ_FAILED_PROVISIONAL);
-	if (sq_exec_quiet(conn, "ROLLBACK TO ag_call") != 0 ||
-	    sq_exec_quiet(conn, "RELEASE ag_call") != 0)
+	if (sq_run(conn, SQ_TX_ROLLBACK_TO) != 0 || sq_run(conn, SQ_TX_RELEASE) != 0)
 		return -1;
+	conn->n_changes = n_changes; /* its rows were not written after all */
 	return 0;
 }
 
-/* Runs a group in one transaction and commits it; every call gets its final
- * code. Called by the leader with no lock held. */
-static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
+/* The store's write connection, opened on first use by a leader; 0 or an
+ * AEROGRAM_E* code. */
+static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
+{
+	if (st->writer == NULL) {
+		struct sq_conn *conn;
+		int code = sq_conn_open(st, &conn);
+		if (code != 0)
+			return code;
+		/* Its page cache survives between its commits: let it hold the
+		 * pages a write touches (16 MiB). The savepoints of a group keep
+		 * the pages they may have to restore in memory, never in a
+		 * temporary file. After a burst, a WAL larger than 64 MiB is cut
+		 * back when it starts over. */
+		sqlite3_exec(conn->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
+		sqlite3_exec(conn->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+		sqlite3_exec(conn->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+		if (st->ckpt_started)
+			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
+		st->writer = conn;
+	}
+	st->writer->last_rc = 0;
+	*out = st->writer;
+	return 0;
+}
+
+/* Runs a group of *n calls in one transaction and commits it; calls queued
+ * meanwhile join it (*n grows). Every call gets its final code. Called by the
+ * leader with no lock held. */
+static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_t *n)
 {
 	struct sq_conn *conn = NULL;
-	int code = sq_conn_get(st, &conn);
+	int code = sq_writer_conn(st, &conn);
 	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
 	while (code == 0) {
@@ -124,18 +198,33 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		if (left == 0)
 			break;
 		conn->last_rc = 0;
-		code = sq_exec_quiet(conn, "BEGIN IMMEDIATE");
-		for (struct sq_call *c = group; code == 0 && c && !lost; c = c->next) {
-			if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, &culprit) != 0)
-				lost = 1;
+		sq_changes_reset(conn);
+		code = sq_run(conn, SQ_TX_BEGIN_WRITE);
+		struct sq_call *c = group, *last = NULL;
+		for (;;) {
+			for (; code == 0 && c && !lost; c = c->next) {
+				last = c;
+				if (c->failed == SQ_FAILED_NOT && sq_call_run(conn, c, left == 1, &culprit) != 0)
+					lost = 1;
+			}
+			if (code != 0 || lost || sqlite3_get_autocommit(conn->db))
+				break;
+			if ((c = sq_group_join(st, last, n)) == NULL)
+				break;
+			left = 2; /* the calls that joined run in savepoints */
 		}
 		if (code == 0 && !lost) {
-			code = sq_exec_quiet(conn, "COMMIT");
-			if (code == 0)
+			if (sqlite3_get_autocommit(conn->db))
+				break; /* a lone call failed and was rolled back: nothing to commit */
+			sq_watch_preload(st, conn);
+			code = sq_run(conn, SQ_TX_COMMIT);
+			if (code == 0) {
+				sq_watch_committed(st, conn);
 				break;
+			}
 		}
 		if (!sqlite3_get_autocommit(conn->db))
-			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+			sq_rollback(conn);
 		if (lost && culprit) {
 			/* that call failed for good; the others run again from scratch */
 			code = 0;
@@ -162,24 +251,30 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group)
 		else if (c->failed == SQ_FAILED_NOT)
 			c->code = 0;
 	}
-	sq_conn_put(st, conn);
+	if (conn && !sqlite3_get_autocommit(conn->db))
+		sq_rollback(conn); /* never leave the writer inside a transaction */
+	if (conn)
+		sq_changes_reset(conn);
 }
 
-/* Takes up to SQ_GROUP_MAX calls off the queue. commit_mu held. */
-static struct sq_call *sq_group_take(struct aerogram_store *st, size_t *n)
+/* Takes up to SQ_GROUP_MAX - 1 queued calls behind the leader's own call,
+ * which starts the group. commit_mu held. */
+static struct sq_call *sq_group_take(struct aerogram_store *st, struct sq_call *self, size_t *n)
 {
-	struct sq_call *group = st->commit_queue, *last = NULL;
-	*n = 0;
-	for (struct sq_call *c = group; c && *n < SQ_GROUP_MAX; c = c->next) {
+	struct sq_call *last = self;
+	*n = 1;
+	while (st->commit_queue && *n < SQ_GROUP_MAX) {
+		struct sq_call *c = st->commit_queue;
+		st->commit_queue = c->next;
 		c->state = SQ_CALL_RUNNING;
+		last->next = c;
 		last = c;
 		(*n)++;
 	}
-	st->commit_queue = last->next;
 	if (st->commit_queue == NULL)
 		st->commit_tail = NULL;
 	last->next = NULL;
-	return group;
+	return self;
 }
 
 /* Removes a call that gave up waiting from the queue. commit_mu held. */
@@ -197,9 +292,123 @@ static void sq_queue_remove(struct aerogram_store *st, struct sq_call *call)
 		st->commit_tail = prev;
 }
 
+/* Passes the lead on, commit_mu held: to the checkpoint thread when the
+ * WAL has grown enough, else to the first queued call (returned: the caller
+ * posts it once the lock is released), else nobody (`committing` drops). */
+static struct sq_call *sq_lead_pass(struct aerogram_store *st, int may_checkpoint)
+{
+	if (may_checkpoint && st->ckpt_started && st->writer && st->wal_pages >= st->ckpt_next) {
+		/* if readers keep the WAL from starting over, wait for another
+		 * SQ_CKPT_PAGES before trying again */
+		st->ckpt_next = st->wal_pages + SQ_CKPT_PAGES;
+		st->ckpt_request = 1;
+		pthread_cond_signal(&st->ckpt_cond);
+		return NULL;
+	}
+	struct sq_call *next = st->commit_queue;
+	if (next == NULL) {
+		st->committing = 0;
+		return NULL;
+	}
+	st->commit_queue = next->next;
+	if (st->commit_queue == NULL)
+		st->commit_tail = NULL;
+	next->next = NULL;
+	next->state = SQ_CALL_LEAD;
+	return next;
+}
+
+/* Marks every call of a finished group but the leader's DONE and posts it,
+ * outside the lock: each waits for exactly that post, so none can vanish
+ * before it. */
+static void sq_group_done(struct sq_call *group, struct sq_call *self)
+{
+	for (struct sq_call *c = group, *next; c; c = next) {
+		next = c->next; /* c may return and vanish once posted */
+		if (c == self)
+			continue;
+		c->state = SQ_CALL_DONE;
+		sem_post(&c->posted);
+	}
+	self->state = SQ_CALL_DONE;
+}
+
+/* The write connection's WAL hook, called after each commit with the
+ * number of frames in the WAL: replaces SQLite's automatic checkpoint,
+ * which would run inside the COMMIT of a group and hold all its callers. */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	(void)db;
+	(void)name;
+	struct aerogram_store *st = arg;
+	if (pages < st->wal_pages) /* the WAL started over */
+		st->ckpt_next = SQ_CKPT_PAGES;
+	st->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+static void *sq_ckpt_main(void *arg)
+{
+	struct aerogram_store *st = arg;
+	pthread_mutex_lock(&st->commit_mu);
+	for (;;) {
+		while (!st->ckpt_request && !st->ckpt_stop)
+			pthread_cond_wait(&st->ckpt_cond, &st->commit_mu);
+		if (!st->ckpt_request)
+			break;
+		pthread_mutex_unlock(&st->commit_mu);
+		/* The lead is ours: no group uses the write connection. PASSIVE
+		 * waits for no reader and no other process; frames some reader
+		 * still needs are copied next time. */
+		int log = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(st->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		                                   &log, &done);
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			sq_log(st, AEROGRAM_LOG_WARNING, "checkpoint of %s: %s", st->path,
+			       sqlite3_errmsg(st->writer->db));
+		pthread_mutex_lock(&st->commit_mu);
+		st->n_checkpoints++;
+		st->ckpt_request = 0;
+		struct sq_call *next = sq_lead_pass(st, 0);
+		if (next) {
+			pthread_mutex_unlock(&st->commit_mu);
+			sem_post(&next->posted);
+			pthread_mutex_lock(&st->commit_mu);
+		}
+	}
+	pthread_mutex_unlock(&st->commit_mu);
+	return NULL;
+}
+
+void sq_ckpt_start(struct aerogram_store *st)
+{
+	st->ckpt_next = SQ_CKPT_PAGES;
+	if (pthread_create(&st->ckpt_thread, NULL, sq_ckpt_main, st) != 0) {
+		sq_log(st, AEROGRAM_LOG_WARNING,
+		       "cannot start the checkpoint thread of %s: SQLite checkpoints in commits", st->path);
+		return;
+	}
+	pthread_setname_np(st->ckpt_thread, "ag-sq-ckpt");
+	st->ckpt_started = 1;
+}
+
+void sq_ckpt_stop(struct aerogram_store *st)
+{
+	if (!st->ckpt_started)
+		return;
+	pthread_mutex_lock(&st->commit_mu);
+	st->ckpt_stop = 1;
+	pthread_cond_signal(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->commit_mu);
+	pthread_join(st->ckpt_thread, NULL);
+	st->ckpt_started = 0;
+}
+
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)
 {
 	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED };
+	if (sem_init(&call.posted, 0, 0) != 0)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += st->busy_timeout_ms / 1000;
@@ -208,47 +417,60 @@ int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), vo
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	/* A queued call acts only on the state its one post announced (LEAD
+	 * or DONE): once posted, nobody touches it again, so it may vanish.
+	 * (Its state may change as soon as the lock is released: a leader can
+	 * take it into its group at once.) */
+	int waiting = 1, timed_out = 0, timed = 1;
 	pthread_mutex_lock(&st->commit_mu);
-	if (st->commit_tail)
-		st->commit_tail->next = &call;
-	else
-		st->commit_queue = &call;
-	st->commit_tail = &call;
-	while (call.state != SQ_CALL_DONE) {
-		if (!st->committing) {
-			/* lead: this call is still queued, so the group holds it
-			 * or it waits for the next round (a full group ahead) */
-			size_t n;
-			struct sq_call *group = sq_group_take(st, &n);
-			st->committing = 1;
-			st->n_write_calls += n;
-			st->n_commits++;
-			pthread_mutex_unlock(&st->commit_mu);
-			sq_group_run(st, group);
-			pthread_mutex_lock(&st->commit_mu);
-			for (struct sq_call *c = group, *next; c; c = next) {
-				next = c->next; /* c may return and vanish once DONE */
-				c->state = SQ_CALL_DONE;
-			}
-			st->committing = 0;
-			pthread_cond_broadcast(&st->commit_cond);
-			continue;
-		}
-		if (call.state == SQ_CALL_QUEUED) {
-			int rc = pthread_cond_timedwait(&st->commit_cond, &st->commit_mu, &until);
-			if (rc == ETIMEDOUT && call.state == SQ_CALL_QUEUED) {
-				sq_queue_remove(st, &call);
-				pthread_mutex_unlock(&st->commit_mu);
-				return sq_fail(AEROGRAM_EUNAVAILABLE,
-				               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
-				               st->path, st->busy_timeout_ms);
-			}
-		} else {
-			/* running in a group: its outcome comes, whatever the time */
-			pthread_cond_wait(&st->commit_cond, &st->commit_mu);
-		}
+	if (!st->committing) {
+		st->committing = 1; /* nobody leads, so nobody waits: lead at once */
+		call.state = SQ_CALL_LEAD;
+		waiting = 0;
+	} else {
+		if (st->commit_tail)
+			st->commit_tail->next = &call;
+		else
+			st->commit_queue = &call;
+		st->commit_tail = &call;
 	}
 	pthread_mutex_unlock(&st->commit_mu);
+	while (waiting) {
+		int rc = timed ? sem_clockwait(&call.posted, CLOCK_MONOTONIC, &until)
+		               : sem_wait(&call.posted);
+		if (rc == 0) {
+			waiting = 0;
+		} else if (errno != EINTR) {
+			pthread_mutex_lock(&st->commit_mu);
+			if (call.state == SQ_CALL_QUEUED) {
+				sq_queue_remove(st, &call);
+				timed_out = 1;
+				waiting = 0;
+			}
+			pthread_mutex_unlock(&st->commit_mu);
+			timed = 0; /* taken meanwhile: its post comes, whatever the time */
+		}
+	}
+	if (!timed_out && call.state == SQ_CALL_LEAD) {
+		pthread_mutex_lock(&st->commit_mu);
+		size_t n;
+		struct sq_call *group = sq_group_take(st, &call, &n);
+		st->n_write_calls += n;
+		st->n_commits++;
+		pthread_mutex_unlock(&st->commit_mu);
+		sq_group_run(st, group, &n);
+		sq_group_done(group, &call);
+		pthread_mutex_lock(&st->commit_mu);
+		struct sq_call *next = sq_lead_pass(st, 1);
+		pthread_mutex_unlock(&st->commit_mu);
+		if (next)
+			sem_post(&next->posted);
+	}
+	sem_destroy(&call.posted);
+	if (timed_out)
+		return sq_fail(AEROGRAM_EUNAVAILABLE,
+		               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
+		               st->path, st->busy_timeout_ms);
 	if (call.code != 0)
 		return sq_fail(call.code, "%s", call.message);
 	return 0;

@@ -15,18 +15,19 @@
 
 /* Statements a connection prepares once and keeps (index into conn->stmts). */
 enum sq_stmt_id {
+	SQ_TX_BEGIN,
+	SQ_TX_BEGIN_WRITE,
+	SQ_TX_COMMIT,
+	SQ_TX_ROLLBACK,
+	SQ_TX_SAVEPOINT,
+	SQ_TX_RELEASE,
+	SQ_TX_ROLLBACK_TO,
 	SQ_CLOCK_GET,
-	SQ_CLOCK_SET,
 	SQ_ROW_FIND,
 	SQ_ROW_NEW,
-	SQ_VAL_DROP,
-	SQ_VAL_DEDUP,
-	SQ_VAL_ADD,
 	SQ_ROW_UPDATE,
-	SQ_VAL_LIST,
 	SQ_ROW_CHANGED,
 	SQ_ROW_DEAD,
-	SQ_VAL_DEL_ROW,
 	SQ_ROW_DEL,
 	SQ_BLOB_GET,
 	SQ_BLOB_FILE,
@@ -39,9 +40,46 @@ enum sq_stmt_id {
 	SQ_STMT_COUNT = SQ_RANGE_FIRST + SQ_RANGE_VARIANTS
 };
 
+/* An arena: every result is freed in one go (sqlite_store.c). */
+struct sq_chunk;
+struct sq_arena {
+	struct sq_chunk *head;
+};
+
+/* A growable byte buffer (malloc'd). */
+struct sq_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/* One value of a row as stored in ag_rows.vals. */
+struct sq_val {
+	uint64_t ver; /* its version */
+	int tombstone;
+	const uint8_t *data;
+	size_t len;
+};
+
+/* A row written by the open write transaction: what its watchers are told
+ * after the commit (sqlite_watch.c), without reading the database again. */
+struct sq_change {
+	const char *pk, *sk; /* in the connection's change arena */
+	uint64_t ctx;        /* the row's new token */
+	int loaded;          /* `row` holds its state at the end of the transaction */
+	struct aerogram_row row;
+};
+
 /* One SQLite connection; used by one thread at a time (taken from the pool). */
 struct sq_conn {
 	sqlite3 *db;
+	struct sq_buf vals; /* scratch: the values of the row being written */
+	/* The write connection: the rows its open transaction wrote, in order,
+	 * and the clock when the transaction began (sq_watch_*). */
+	struct sq_change *changes;
+	size_t n_changes, cap_changes;
+	struct sq_arena change_arena;
+	uint64_t txn_clock;
+	int txn_clock_set;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
 	int last_rc; /* the SQLite result code of the last failure, for retries */
 	int busy_timeout_ms;
@@ -66,23 +104,47 @@ struct aerogram_store {
 	 * starve one thread for seconds; one of them at a time runs every
 	 * queued call in one transaction. */
 	pthread_mutex_t commit_mu;
-	pthread_cond_t commit_cond; /* CLOCK_MONOTONIC: a group finished */
 	struct sq_call *commit_queue, *commit_tail;
-	int committing;             /* a leader is running a group */
+	int committing;             /* the lead is taken: a group or a checkpoint runs, or is handed on */
+	/* Checkpoints (sqlite_commit.c): when the WAL has grown by
+	 * SQ_CKPT_PAGES, the leader that committed hands the lead to this
+	 * thread, which checkpoints on the idle write connection, then hands
+	 * the lead on. Its callers return at once; writers queue meanwhile. */
+	pthread_t ckpt_thread;
+	int ckpt_started, ckpt_stop, ckpt_request; /* under commit_mu */
+	pthread_cond_t ckpt_cond;
+	int wal_pages;     /* frames in the WAL after the last commit (the writer's hook) */
+	int ckpt_next;     /* checkpoint once the WAL holds this many */
+	uint64_t n_checkpoints;
 	uint64_t n_write_calls, n_commits; /* for the log line at close */
+	/* The connection every group runs on (only the leader uses it). In
+	 * WAL mode a connection drops its whole page cache when it finds that
+	 * another connection committed; with one writer, its cache survives
+	 * from one commit to the next (other processes aside), where
+	 * connections taken from the pool in turn would each start cold. */
+	struct sq_conn *writer;
 	pthread_mutex_t pool_mu;
 	struct sq_conn *idle; /* connections no thread is using */
 
-	/* Watches: one thread serves them all (sqlite_watch.c). */
+	/* Watches: one thread serves them all (sqlite_watch.c). All under
+	 * watch_mu. */
 	pthread_mutex_t watch_mu;
 	pthread_cond_t watch_wake; /* the thread waits on it */
 	pthread_cond_t watch_done; /* a callback returned */
 	pthread_t watch_thread;
 	int watch_thread_started;
 	int watch_stop;
-	int watch_kick;  /* new watch or local write: look now */
+	int watch_kick;  /* a watch to compare whole or a range to read: look now */
+	uint64_t watch_wake_at; /* when the sleeping thread wakes (UINT64_MAX: on a signal) */
 	struct aerogram_watch *watches;
 	size_t n_watches;
+	struct aerogram_watch **watch_by_pk; /* SQ_WATCH_BUCKETS chains, by pk */
+	struct aerogram_watch *fire_ready;   /* fired by a committing thread: call back */
+	/* Every row with a ctx at or below it has been compared with the
+	 * pending watches: the thread moves it to the clock it reads, a local
+	 * commit moves it over its own versions when they follow on. */
+	uint64_t watch_seen;
+	struct sq_known *known; /* SQ_KNOWN_SLOTS: the last token seen of watched rows */
 
 	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
 	 * files, rows that hold only old tombstones. */
@@ -111,6 +173,8 @@ void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char
 
 /* ---- connections and transactions (sqlite_store.c) ---- */
 
+/* Opens a connection with the store's pragmas; 0 or an AEROGRAM_E* code. */
+int sq_conn_open(struct aerogram_store *st, struct sq_conn **out);
 /* Takes a connection from the pool or opens one; 0 or an AEROGRAM_E* code. */
 int sq_conn_get(struct aerogram_store *st, struct sq_conn **out);
 /* Returns a connection to the pool. */
@@ -118,9 +182,18 @@ void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn);
 /* The cached prepared statement `id`, reset and unbound; NULL after a
  * failure (recorded). */
 sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id);
+/* Runs a statement that returns no rows (transaction control: SQ_TX_*):
+ * 0, or the AEROGRAM_E* code with the message set. */
+int sq_run(struct sq_conn *conn, enum sq_stmt_id id);
+/* Rolls back the open transaction, if any, leaving the thread's message as
+ * it is (the failure that led here is the one to report). */
+void sq_rollback(struct sq_conn *conn);
+/* Appends one value to an encoded value list (ag_rows.vals: per value in
+ * write order, its version and length as varints, a tombstone byte, the
+ * bytes); 0, or -1 when out of memory. */
+int sq_vals_encode_one(struct sq_buf *b, const struct sq_val *v);
 /* The head of one row of ag_rows. */
 struct sq_row_head {
-	int64_t id;
 	uint64_t ctx;      /* the row's counter: its causality token */
 	uint64_t discard;  /* values written at or below it are superseded */
 	int64_t n_live;    /* values that are not tombstones */
@@ -149,6 +222,9 @@ struct sq_call;
  * result (0 or an AEROGRAM_E* code, message set for the calling thread), or
  * EUNAVAILABLE when the busy timeout passed before a transaction took it. */
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg);
+/* Starts / stops the checkpoint thread. */
+void sq_ckpt_start(struct aerogram_store *st);
+void sq_ckpt_stop(struct aerogram_store *st);
 /* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
 uint64_t sq_now_ms(void);
 uint64_t sq_wall_ms(void);
@@ -166,19 +242,19 @@ void sq_token_format(uint64_t ctx, char out[32]);
 
 /* ---- arenas: every result is freed in one go ---- */
 
-struct sq_chunk;
-struct sq_arena {
-	struct sq_chunk *head;
-};
 void *sq_arena_alloc(struct sq_arena *a, size_t size);
 char *sq_arena_strdup(struct sq_arena *a, const char *s);
 void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len);
 void sq_arena_free(struct sq_arena *a);
 
-/* Reads the values of row `row_id` into `row` (token from ctx), allocating
- * in the arena. 0 or an AEROGRAM_E* code. */
-int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
-                uint64_t ctx, struct aerogram_row *row);
+/* Decodes a row's encoded values (ag_rows.vals) into `row` with its sort
+ * key and token (from ctx), copied into the arena. 0 or an AEROGRAM_E* code. */
+int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const char *sk,
+                  uint64_t ctx, struct aerogram_row *row);
+/* Reads row (pk, sk) as sq_row_head does and, when it exists and `row` is
+ * not NULL, decodes its values into `row` in the arena. */
+int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+               struct sq_arena *a, struct aerogram_row *row, const char *what);
 
 /* Reads every row of pk in the forward range prefix/start/end (NULL or
  * empty: unbounded), tombstone-only rows included, whose ctx is above
@@ -200,10 +276,27 @@ int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char 
                      const char *cond_token, const struct aerogram_row_write *writes,
                      size_t n_writes, char *new_token, size_t new_token_len);
 
+/* Starts / stops the watch thread; sq_watch_free_all frees what start
+ * allocated, once the thread is stopped. */
 int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen);
 void sq_watch_stop(struct aerogram_store *st);
-/* Wakes the watch thread after a local write so watchers hear of it at once. */
-void sq_watch_kick(struct aerogram_store *st);
+void sq_watch_free_all(struct aerogram_store *st);
+/* Records a row written in the write connection's open transaction
+ * (pk and sk are copied); 0, or -1 when out of memory. */
+int sq_change_add(struct sq_conn *conn, const char *pk, const char *sk, uint64_t ctx);
+/* Forgets the changes recorded by the open transaction (it is gone). */
+void sq_changes_reset(struct sq_conn *conn);
+/* Before COMMIT, on the write connection: reads the final state of every
+ * written row that a single-row watch waits for, for sq_watch_committed. */
+void sq_watch_preload(struct aerogram_store *st, struct sq_conn *conn);
+/* After a COMMIT of the write connection (commits in order): moves
+ * watch_seen over the transaction's versions when they follow on, and hands
+ * the watches of the rows it wrote to the thread (fired with the preloaded
+ * state, or to be compared again), waking it only when a watch matched;
+ * then forgets the changes. */
+void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn);
+/* The clock when the file was opened: where watch_seen starts. */
+void sq_watch_set_base(struct aerogram_store *st, uint64_t clock);
 int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);

@@ -48,9 +48,10 @@ static void *sq_maint_main(void *arg)
 void sq_sweep_start(struct aerogram_store *st)
 {
 	st->sweep_stop = 0;
-	if (pthread_create(&st->sweep_thread, NULL, sq_maint_main, st) == 0)
+	if (pthread_create(&st->sweep_thread, NULL, sq_maint_main, st) == 0) {
 		st->sweep_started = 1;
-	else
+		pthread_setname_np(st->sweep_thread, "ag-sq-maint");
+	} else
 		sq_log(st, AEROGRAM_LOG_WARNING, "cannot start the maintenance thread of %s", st->path);
 }
 

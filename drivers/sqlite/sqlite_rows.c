@@ -210,8 +210,91 @@ static int sq_bounds_make(const struct aerogram_row_query *q, int reverse, struc
 	return 0;
 }
 
-int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const char *sk,
-                uint64_t ctx, struct aerogram_row *row)
+/* ---- the encoded values of a row (ag_rows.vals) ---- */
+
+static int sq_buf_reserve(struct sq_buf *b, size_t more)
+{
+	if (b->cap - b->len >= more)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more) {
+		if (cap > SIZE_MAX / 2)
+			return -1;
+		cap *= 2;
+	}
+	uint8_t *p = realloc(b->p, cap);
+	if (p == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static size_t sq_varint_put(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+static int sq_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t c = *(*p)++;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int sq_vals_encode_one(struct sq_buf *b, const struct sq_val *v)
+{
+	size_t len = v->tombstone ? 0 : v->len;
+	if (sq_buf_reserve(b, 21 + len) != 0)
+		return -1;
+	b->len += sq_varint_put(b->p + b->len, v->ver);
+	b->len += sq_varint_put(b->p + b->len, len);
+	b->p[b->len++] = v->tombstone ? 1 : 0;
+	if (len)
+		memcpy(b->p + b->len, v->data, len);
+	b->len += len;
+	return 0;
+}
+
+/* The next value of an encoded list: 1 and *v (pointing into the list), 0
+ * at its end, -1 when the list is malformed. */
+static int sq_vals_next(const uint8_t **p, const uint8_t *end, struct sq_val *v)
+{
+	if (*p == end)
+		return 0;
+	uint64_t len;
+	if (sq_varint_get(p, end, &v->ver) != 0 || sq_varint_get(p, end, &len) != 0 || *p == end)
+		return -1;
+	uint8_t flag = *(*p)++;
+	if (flag > 1 || len > (uint64_t)(end - *p) || (flag && len))
+		return -1;
+	v->tombstone = flag;
+	v->data = *p;
+	v->len = (size_t)len;
+	*p += len;
+	return 1;
+}
+
+static int sq_vals_malformed(const char *sk)
+{
+	return sq_fail(AEROGRAM_EINTERNAL, "sqlite: the values of row '%.200s' are malformed", sk);
+}
+
+int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const char *sk,
+                  uint64_t ctx, struct aerogram_row *row)
 {
 	char tok[32];
 	sq_token_format(ctx, tok);
@@ -221,54 +304,37 @@ int sq_row_load(struct sq_conn *conn, struct sq_arena *a, int64_t row_id, const 
 	row->values = NULL;
 	if (row->sk == NULL || row->token == NULL)
 		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	sqlite3_stmt *s = sq_stmt(conn, SQ_VAL_LIST);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_int64(s, 1, row_id);
-	struct aerogram_value small[4];
-	struct aerogram_value *vals = small;
-	size_t n = 0, cap = 4;
-	int rc, code = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			struct aerogram_value *nv = malloc(2 * cap * sizeof(*nv));
-			if (nv == NULL) {
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-				break;
-			}
-			memcpy(nv, vals, n * sizeof(*nv));
-			if (vals != small)
-				free(vals);
-			vals = nv;
-			cap *= 2;
-		}
-		struct aerogram_value *v = &vals[n++];
-		v->tombstone = sqlite3_column_int(s, 0) != 0;
-		if (v->tombstone) {
-			v->data = NULL;
-			v->len = 0;
-		} else {
-			const void *d = sqlite3_column_blob(s, 1);
-			v->len = (size_t)sqlite3_column_bytes(s, 1);
-			v->data = sq_arena_memdup(a, d, v->len);
-			if (v->data == NULL) {
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-				break;
-			}
+	const uint8_t *p = vals ? vals : (const uint8_t *)"", *end = p + (vals ? vals_len : 0);
+	struct sq_val v;
+	size_t n = 0;
+	int r;
+	while ((r = sq_vals_next(&p, end, &v)) == 1)
+		n++;
+	if (r < 0)
+		return sq_vals_malformed(sk);
+	if (n == 0)
+		return 0;
+	struct aerogram_value *out = sq_arena_alloc(a, n * sizeof(*out));
+	if (out == NULL)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	p = vals;
+	for (size_t i = 0; i < n && sq_vals_next(&p, end, &v) == 1; i++) {
+		out[i].tombstone = v.tombstone;
+		out[i].len = v.len;
+		out[i].data = NULL;
+		if (!v.tombstone) {
+			/* an empty value still has data, distinct from a tombstone */
+			uint8_t *d = sq_arena_alloc(a, v.len ? v.len : 1);
+			if (d == NULL)
+				return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			if (v.len)
+				memcpy(d, v.data, v.len);
+			out[i].data = d;
 		}
 	}
-	if (code == 0 && rc != SQLITE_DONE)
-		code = sq_db_fail(conn, rc, "reading values");
-	sqlite3_reset(s);
-	if (code == 0 && n > 0) {
-		row->values = sq_arena_memdup(a, vals, n * sizeof(*vals));
-		if (row->values == NULL)
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-		row->n_values = n;
-	}
-	if (vals != small)
-		free(vals);
-	return code;
+	row->values = out;
+	row->n_values = n;
+	return 0;
 }
 
 static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
@@ -323,23 +389,17 @@ static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
 static int sq_read_single(struct sq_conn *conn, struct sq_arena *a,
                           const struct aerogram_row_query *q, struct aerogram_row_page *page)
 {
-	struct sq_row_head head;
-	int found = sq_row_head(conn, q->pk, q->sk, &head, "reading a row");
-	if (found <= 0)
-		return found;
-	int64_t id = head.id;
-	uint64_t ctx = head.ctx;
-	int64_t n_live = head.n_live, n_values = head.n_values;
-	if (n_values == 0 || (n_live == 0 && !(q->flags & AEROGRAM_QUERY_TOMBSTONES)))
-		return 0;
-	if ((q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && n_values < 2)
-		return 0;
 	struct aerogram_row *row = sq_arena_alloc(a, sizeof(*row));
 	if (row == NULL)
 		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	int code = sq_row_load(conn, a, id, q->sk, ctx, row);
-	if (code)
-		return code;
+	struct sq_row_head head;
+	int found = sq_row_get(conn, q->pk, q->sk, &head, a, row, "reading a row");
+	if (found <= 0)
+		return found;
+	if (head.n_values == 0 || (head.n_live == 0 && !(q->flags & AEROGRAM_QUERY_TOMBSTONES)))
+		return 0;
+	if ((q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && head.n_values < 2)
+		return 0;
 	page->rows = row;
 	page->n_rows = 1;
 	return 0;
@@ -370,8 +430,8 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 	sqlite3_bind_int64(s, 6, q->limit ? (int64_t)q->limit + 1 : -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *sk = (const char *)sqlite3_column_text(s, 1);
-		if ((uint64_t)sqlite3_column_int64(s, 2) <= since)
+		const char *sk = (const char *)sqlite3_column_text(s, 0);
+		if ((uint64_t)sqlite3_column_int64(s, 1) <= since)
 			continue;
 		if (q->limit && rv.n == q->limit) {
 			page->more = 1;
@@ -385,8 +445,8 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
-		code = sq_row_load(conn, a, sqlite3_column_int64(s, 0), sk ? sk : "",
-		                   (uint64_t)sqlite3_column_int64(s, 2), row);
+		code = sq_row_decode(a, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4),
+		                     sk ? sk : "", (uint64_t)sqlite3_column_int64(s, 1), row);
 		if (code)
 			break;
 	}
@@ -479,109 +539,112 @@ static int sq_writer_begin(struct sq_conn *conn, struct sq_writer *w)
 	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
 	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW)
-		return sq_db_fail(conn, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the clock");
+	if (rc != SQLITE_ROW) {
+		int code = sq_db_fail(conn, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the clock");
+		sqlite3_reset(s);
+		return code;
+	}
 	w->clock = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return 0;
-}
-
-static int sq_writer_end(struct sq_writer *w)
-{
-	sqlite3_stmt *s = sq_stmt(w->conn, SQ_CLOCK_SET);
-	if (s == NULL)
-		return sq_map_rc(w->conn->last_rc);
-	sqlite3_bind_int64(s, 1, (int64_t)w->clock);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return sq_db_fail(w->conn, rc, "advancing the clock");
+	if (!conn->txn_clock_set) {
+		/* the first look of the transaction: the clock it began with */
+		conn->txn_clock = w->clock;
+		conn->txn_clock_set = 1;
+	}
 	return 0;
 }
 
 static int sq_step_done(struct sq_conn *conn, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, what);
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return sq_db_fail(conn, rc, what);
-	return 0;
+	return code;
 }
 
-/* Applies one write (token: has_token/token) inside the transaction. */
+/* Applies one write (token: has_token/token) inside the transaction: reads
+ * the row, computes its new values in memory and writes the row back in
+ * one statement. *ver_out gets the row's new token (its ctx). */
 static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int has_token,
-                        uint64_t token, int tombstone, const uint8_t *value, size_t len)
+                        uint64_t token, int tombstone, const uint8_t *value, size_t len,
+                        uint64_t *ver_out)
 {
 	struct sq_conn *conn = w->conn;
-	struct sq_row_head head;
-	int found = sq_row_head(conn, pk, sk, &head, "finding a row");
-	int64_t id;
-	uint64_t discard = 0;
-	sqlite3_stmt *s;
-	if (found < 0) {
-		return found;
-	} else if (found) {
-		id = head.id;
-		discard = head.discard;
-	} else {
-		if ((s = sq_stmt(conn, SQ_ROW_NEW)) == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, w->now);
-		int code = sq_step_done(conn, s, "creating a row");
-		if (code)
-			return code;
-		id = sqlite3_last_insert_rowid(conn->db);
+	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		int code = sq_db_fail(conn, rc, "finding a row");
+		sqlite3_reset(s);
+		return code;
 	}
+	int found = rc == SQLITE_ROW;
 
 	/* Tokens are versions; one larger than the clock (from a file that was
 	 * restored from an older copy, say) pushes the clock forward so the new
 	 * value still supersedes it. */
 	uint64_t ver = (has_token && token > w->clock ? token : w->clock) + 1;
 	w->clock = ver;
-	if (has_token) {
-		if (token > discard)
-			discard = token;
-		if ((s = sq_stmt(conn, SQ_VAL_DROP)) == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, (int64_t)token);
-		int code = sq_step_done(conn, s, "superseding values");
-		if (code)
-			return code;
+	*ver_out = ver;
+	struct sq_val nv = { ver, tombstone, tombstone ? NULL : value, tombstone ? 0 : len };
+	int64_t n_live = 0, n_values = 0;
+	uint64_t discard = 0;
+	struct sq_buf *b = &conn->vals;
+	b->len = 0;
+	int code = 0;
+	if (found) {
+		discard = (uint64_t)sqlite3_column_int64(s, 1);
+		const uint8_t *p = sqlite3_column_blob(s, 4);
+		const uint8_t *end = p ? p + sqlite3_column_bytes(s, 4) : p;
+		struct sq_val v;
+		int r;
+		while (code == 0 && (r = sq_vals_next(&p, end, &v)) == 1) {
+			/* A token drops exactly the values the read that made it
+			 * returned; an identical value is merged with the new one. */
+			if (has_token && v.ver <= token)
+				continue;
+			if (v.tombstone == nv.tombstone &&
+			    (v.tombstone || (v.len == nv.len && (v.len == 0 || memcmp(v.data, nv.data, v.len) == 0))))
+				continue;
+			if (sq_vals_encode_one(b, &v) != 0)
+				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			n_values++;
+			n_live += !v.tombstone;
+		}
+		if (code == 0 && r < 0)
+			code = sq_vals_malformed(sk);
 	}
-	static const uint8_t empty[1];
-	const void *data = tombstone ? NULL : (value ? (const void *)value : (const void *)empty);
-	if ((s = sq_stmt(conn, SQ_VAL_DEDUP)) == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, tombstone ? 1 : 0);
-	/* A bind fails only for a value over SQLite's length limit. */
-	int rc_bind = data ? sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC) : SQLITE_OK;
-	if (rc_bind != SQLITE_OK)
-		return sq_db_fail(conn, rc_bind, "storing a value");
-	int code = sq_step_done(conn, s, "merging identical values");
+	sqlite3_reset(s);
 	if (code)
 		return code;
+	if (has_token && token > discard)
+		discard = token;
+	if (sq_vals_encode_one(b, &nv) != 0)
+		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	n_values++;
+	n_live += !tombstone;
 
-	if ((s = sq_stmt(conn, SQ_VAL_ADD)) == NULL)
+	if ((s = sq_stmt(conn, found ? SQ_ROW_UPDATE : SQ_ROW_NEW)) == NULL)
 		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_int64(s, 1, (int64_t)ver);
-	sqlite3_bind_int64(s, 2, id);
-	sqlite3_bind_int(s, 3, tombstone ? 1 : 0);
-	if (data && (rc_bind = sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC)) != SQLITE_OK)
+	/* the same parameters for both; a bind fails only for values over
+	 * SQLite's length limit */
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)ver);
+	sqlite3_bind_int64(s, 4, (int64_t)discard);
+	sqlite3_bind_int64(s, 5, n_live);
+	sqlite3_bind_int64(s, 6, n_values);
+	sqlite3_bind_int64(s, 7, w->now);
+	int rc_bind = sqlite3_bind_blob64(s, 8, b->p, b->len, SQLITE_STATIC);
+	if (rc_bind != SQLITE_OK)
 		return sq_db_fail(conn, rc_bind, "storing a value");
-	if ((code = sq_step_done(conn, s, "adding a value")) != 0)
-		return code;
-
-	if ((s = sq_stmt(conn, SQ_ROW_UPDATE)) == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, (int64_t)ver);
-	sqlite3_bind_int64(s, 3, (int64_t)discard);
-	sqlite3_bind_int64(s, 4, w->now);
-	return sq_step_done(conn, s, "updating a row");
+	code = sq_step_done(conn, s, found ? "updating a row" : "creating a row");
+	if (code == 0 && sq_change_add(conn, pk, sk, ver) != 0)
+		code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+	return code;
 }
 
 struct sq_insert_ctx {
@@ -596,14 +659,16 @@ struct sq_insert_ctx {
 };
 
 /* The condition of row_insert_if, inside the write transaction: the row has
- * exactly the token (or, without one, does not exist at all). */
-static int sq_check_condition(struct sq_conn *conn, const struct sq_insert_ctx *c)
+ * exactly the token (or, without one, does not exist at all). On success
+ * *exists says whether the row exists (then with the token). */
+static int sq_check_condition(struct sq_conn *conn, const struct sq_insert_ctx *c, int *exists_out)
 {
 	struct sq_row_head head;
 	int found = sq_row_head(conn, c->cond_pk, c->cond_sk, &head, "reading the condition row");
 	if (found < 0)
 		return found;
 	int exists = found && head.n_values > 0;
+	*exists_out = exists;
 	if (c->cond_has_token ? exists && head.ctx == c->cond_token : !exists)
 		return 0;
 	char have[32] = "none", want[32] = "none";
@@ -619,27 +684,29 @@ static int sq_check_condition(struct sq_conn *conn, const struct sq_insert_ctx *
 static int sq_insert_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_insert_ctx *c = arg;
-	int code = c->cond_pk ? sq_check_condition(conn, c) : 0;
+	int exists = 0;
+	int code = c->cond_pk ? sq_check_condition(conn, c, &exists) : 0;
 	if (code)
 		return code;
+	/* the token a read right after the commit returns: the condition's
+	 * (it exists, with that token) unless the batch writes the row */
+	uint64_t cond_ctx = c->cond_token;
 	struct sq_writer w;
 	code = sq_writer_begin(conn, &w);
 	for (size_t i = 0; code == 0 && i < c->n; i++) {
 		const struct aerogram_row_write *wr = &c->writes[i];
+		uint64_t ver;
 		code = sq_write_one(&w, wr->pk, wr->sk, wr->token != NULL, c->tokens[i],
-		                    wr->tombstone != 0, wr->value, wr->len);
+		                    wr->tombstone != 0, wr->value, wr->len, &ver);
+		if (code == 0 && c->cond_pk && strcmp(wr->sk, c->cond_sk) == 0 &&
+		    strcmp(wr->pk, c->cond_pk) == 0) {
+			exists = 1;
+			cond_ctx = ver;
+		}
 	}
-	if (code == 0)
-		code = sq_writer_end(&w);
 	if (code == 0 && c->new_token) {
-		/* the token a read right after the commit returns: the same
-		 * transaction sees its own writes */
-		struct sq_row_head head;
-		int found = sq_row_head(conn, c->cond_pk, c->cond_sk, &head, "reading the condition row");
-		if (found < 0)
-			return found;
-		if (found && head.n_values > 0)
-			sq_token_format(head.ctx, c->new_token);
+		if (exists)
+			sq_token_format(cond_ctx, c->new_token);
 		else
 			c->new_token[0] = '\0'; /* it still does not exist */
 	}
@@ -683,8 +750,6 @@ static int sq_insert_batch(struct aerogram_store *st, struct sq_insert_ctx *c)
 		code = sq_txn(st, 1, sq_insert_txn, c);
 	}
 	free(tokens);
-	if (code == 0 && c->n)
-		sq_watch_kick(st);
 	return code;
 }
 
@@ -744,7 +809,8 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 		if (head.n_live == 0)
 			return 0;
 		(*deleted)++;
-		return sq_write_one(w, q->pk, q->sk, 1, head.ctx, 1, NULL, 0);
+		uint64_t ver;
+		return sq_write_one(w, q->pk, q->sk, 1, head.ctx, 1, NULL, 0, &ver);
 	}
 	struct sq_bounds b;
 	int code = sq_bounds_make(q, 0, &b);
@@ -778,9 +844,9 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 			items = ni;
 			cap = ncap;
 		}
-		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		const char *sk = (const char *)sqlite3_column_text(s, 0);
 		items[n].sk = sq_arena_strdup(&a, sk ? sk : "");
-		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 2);
+		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 1);
 		if (items[n].sk == NULL) {
 			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
@@ -792,7 +858,8 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 	sqlite3_reset(s);
 	free(b.owned);
 	for (size_t i = 0; code == 0 && i < n; i++) {
-		code = sq_write_one(w, q->pk, items[i].sk, 1, items[i].ctx, 1, NULL, 0);
+		uint64_t ver;
+		code = sq_write_one(w, q->pk, items[i].sk, 1, items[i].ctx, 1, NULL, 0, &ver);
 		if (code == 0)
 			(*deleted)++;
 	}
@@ -809,8 +876,6 @@ static int sq_delete_txn(struct sq_conn *conn, void *arg)
 	int code = sq_writer_begin(conn, &w);
 	for (size_t i = 0; code == 0 && i < c->n_queries; i++)
 		code = sq_delete_query(&w, &c->queries[i], &c->deleted);
-	if (code == 0)
-		code = sq_writer_end(&w);
 	return code;
 }
 
@@ -830,12 +895,8 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 		return 0;
 	struct sq_delete_ctx c = { queries, n_queries, 0 };
 	int code = sq_txn(st, 1, sq_delete_txn, &c);
-	if (code == 0) {
-		if (deleted)
-			*deleted = c.deleted;
-		if (c.deleted)
-			sq_watch_kick(st);
-	}
+	if (code == 0 && deleted)
+		*deleted = c.deleted;
 	return code;
 }
 
@@ -850,31 +911,42 @@ struct sq_forget_ctx {
 static int sq_forget_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_forget_ctx *c = arg;
-	int64_t ids[500];
+	struct { const char *pk, *sk; } keys[500];
+	struct sq_arena a = { 0 };
 	size_t n = 0;
+	int code = 0;
 	c->forgotten = 0;
 	c->full = 0;
 	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_DEAD);
 	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
 	sqlite3_bind_int64(s, 1, c->before);
-	int rc;
-	while (n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	for (size_t i = 0; i < n; i++) {
-		if ((s = sq_stmt(conn, SQ_VAL_DEL_ROW)) == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_int64(s, 1, ids[i]);
-		int code = sq_step_done(conn, s, "forgetting values");
-		if (code)
-			return code;
-		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL)
-			return sq_map_rc(conn->last_rc);
-		sqlite3_bind_int64(s, 1, ids[i]);
-		if ((code = sq_step_done(conn, s, "forgetting a row")) != 0)
-			return code;
+	int rc = SQLITE_DONE;
+	/* Collect first, then delete: never modify the table under a running scan. */
+	while (code == 0 && n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *pk = (const char *)sqlite3_column_text(s, 0);
+		const char *sk = (const char *)sqlite3_column_text(s, 1);
+		keys[n].pk = sq_arena_strdup(&a, pk ? pk : "");
+		keys[n].sk = sq_arena_strdup(&a, sk ? sk : "");
+		if (keys[n].pk == NULL || keys[n].sk == NULL)
+			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		n++;
 	}
+	if (code == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		code = sq_db_fail(conn, rc, "finding old tombstones");
+	sqlite3_reset(s);
+	for (size_t i = 0; code == 0 && i < n; i++) {
+		if ((s = sq_stmt(conn, SQ_ROW_DEL)) == NULL) {
+			code = sq_map_rc(conn->last_rc);
+			break;
+		}
+		sqlite3_bind_text(s, 1, keys[i].pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, keys[i].sk, -1, SQLITE_STATIC);
+		code = sq_step_done(conn, s, "forgetting a row");
+	}
+	sq_arena_free(&a);
+	if (code)
+		return code;
 	c->forgotten = n;
 	c->full = n == 500;
 	return 0;

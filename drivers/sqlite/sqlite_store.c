@@ -185,18 +185,19 @@ void sq_arena_free(struct sq_arena *a)
 /* ---- connections ---- */
 
 static const char *const sq_fixed_sql[SQ_RANGE_FIRST] = {
+	[SQ_TX_BEGIN] = SQ_SQL_TX_BEGIN,
+	[SQ_TX_BEGIN_WRITE] = SQ_SQL_TX_BEGIN_WRITE,
+	[SQ_TX_COMMIT] = SQ_SQL_TX_COMMIT,
+	[SQ_TX_ROLLBACK] = SQ_SQL_TX_ROLLBACK,
+	[SQ_TX_SAVEPOINT] = SQ_SQL_TX_SAVEPOINT,
+	[SQ_TX_RELEASE] = SQ_SQL_TX_RELEASE,
+	[SQ_TX_ROLLBACK_TO] = SQ_SQL_TX_ROLLBACK_TO,
 	[SQ_CLOCK_GET] = SQ_SQL_CLOCK_GET,
-	[SQ_CLOCK_SET] = SQ_SQL_CLOCK_SET,
 	[SQ_ROW_FIND] = SQ_SQL_ROW_FIND,
 	[SQ_ROW_NEW] = SQ_SQL_ROW_NEW,
-	[SQ_VAL_DROP] = SQ_SQL_VAL_DROP,
-	[SQ_VAL_DEDUP] = SQ_SQL_VAL_DEDUP,
-	[SQ_VAL_ADD] = SQ_SQL_VAL_ADD,
 	[SQ_ROW_UPDATE] = SQ_SQL_ROW_UPDATE,
-	[SQ_VAL_LIST] = SQ_SQL_VAL_LIST,
 	[SQ_ROW_CHANGED] = SQ_SQL_ROW_CHANGED,
 	[SQ_ROW_DEAD] = SQ_SQL_ROW_DEAD,
-	[SQ_VAL_DEL_ROW] = SQ_SQL_VAL_DEL_ROW,
 	[SQ_ROW_DEL] = SQ_SQL_ROW_DEL,
 	[SQ_BLOB_GET] = SQ_SQL_BLOB_GET,
 	[SQ_BLOB_FILE] = SQ_SQL_BLOB_FILE,
@@ -232,8 +233,37 @@ sqlite3_stmt *sq_stmt(struct sq_conn *conn, enum sq_stmt_id id)
 	return s;
 }
 
+int sq_run(struct sq_conn *conn, enum sq_stmt_id id)
+{
+	sqlite3_stmt *s = sq_stmt(conn, id);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	int rc = sqlite3_step(s);
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, sq_fixed_sql[id]);
+	sqlite3_reset(s);
+	return code;
+}
+
+void sq_rollback(struct sq_conn *conn)
+{
+	sqlite3_stmt *s = conn->stmts[SQ_TX_ROLLBACK];
+	if (s == NULL) {
+		sqlite3_exec(conn->db, SQ_SQL_TX_ROLLBACK, NULL, NULL, NULL);
+		return;
+	}
+	sqlite3_reset(s);
+	sqlite3_step(s);
+	sqlite3_reset(s);
+}
+
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                 const char *what)
+{
+	return sq_row_get(conn, pk, sk, head, NULL, NULL, what);
+}
+
+int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+               struct sq_arena *a, struct aerogram_row *row, const char *what)
 {
 	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
 	if (s == NULL)
@@ -246,17 +276,23 @@ int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_
 		sqlite3_reset(s);
 		return code;
 	}
-	head->id = sqlite3_column_int64(s, 0);
-	head->ctx = (uint64_t)sqlite3_column_int64(s, 1);
-	head->discard = (uint64_t)sqlite3_column_int64(s, 2);
-	head->n_live = sqlite3_column_int64(s, 3);
-	head->n_values = sqlite3_column_int64(s, 4);
+	head->ctx = (uint64_t)sqlite3_column_int64(s, 0);
+	head->discard = (uint64_t)sqlite3_column_int64(s, 1);
+	head->n_live = sqlite3_column_int64(s, 2);
+	head->n_values = sqlite3_column_int64(s, 3);
+	int code = 0;
+	if (row)
+		code = sq_row_decode(a, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4),
+		                     sk, head->ctx, row);
 	sqlite3_reset(s);
-	return 1;
+	return code ? code : 1;
 }
 
 static void sq_conn_close(struct sq_conn *conn)
 {
+	free(conn->vals.p);
+	free(conn->changes);
+	sq_arena_free(&conn->change_arena);
 	for (size_t i = 0; i < SQ_STMT_COUNT; i++)
 		sqlite3_finalize(conn->stmts[i]);
 	sqlite3_close(conn->db);
@@ -286,8 +322,7 @@ static int sq_busy_handler(void *arg, int count)
 	return 1;
 }
 
-/* Opens a connection with the store's pragmas. */
-static int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
+int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 {
 	*out = NULL;
 	struct sq_conn *conn = calloc(1, sizeof(*conn));
@@ -339,7 +374,7 @@ void sq_conn_put(struct aerogram_store *st, struct sq_conn *conn)
 		return;
 	if (!sqlite3_get_autocommit(conn->db)) {
 		/* A transaction left open by a failure: never hand it on. */
-		sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+		sq_rollback(conn);
 	}
 	pthread_mutex_lock(&st->pool_mu);
 	conn->next = st->idle;
@@ -364,16 +399,16 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 	unsigned attempt = 0;
 	for (;;) {
 		conn->last_rc = 0;
-		code = sq_exec(conn, "BEGIN");
+		code = sq_run(conn, SQ_TX_BEGIN);
 		if (code == 0) {
 			code = fn(conn, arg);
 			if (code == 0)
-				code = sq_exec(conn, "COMMIT");
+				code = sq_run(conn, SQ_TX_COMMIT);
 		}
 		if (code == 0)
 			break;
 		if (!sqlite3_get_autocommit(conn->db))
-			sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+			sq_rollback(conn);
 		/* A snapshot that went stale or WAL recovery by another process
 		 * return BUSY at once: retry until the timeout. */
 		if (!sq_is_busy(conn->last_rc) || sq_now_ms() >= deadline)
@@ -487,6 +522,8 @@ oom:
 
 static void sq_store_free(struct aerogram_store *st)
 {
+	if (st->writer)
+		sq_conn_close(st->writer);
 	while (st->idle) {
 		struct sq_conn *c = st->idle;
 		st->idle = c->next;
@@ -494,9 +531,10 @@ static void sq_store_free(struct aerogram_store *st)
 	}
 	pthread_mutex_destroy(&st->pool_mu);
 	pthread_mutex_destroy(&st->commit_mu);
-	pthread_cond_destroy(&st->commit_cond);
+	pthread_cond_destroy(&st->ckpt_cond);
 	pthread_mutex_destroy(&st->sweep_mu);
 	pthread_cond_destroy(&st->sweep_cond);
+	sq_watch_free_all(st);
 	pthread_mutex_destroy(&st->watch_mu);
 	pthread_cond_destroy(&st->watch_wake);
 	pthread_cond_destroy(&st->watch_done);
@@ -536,6 +574,21 @@ static int sq_prepare_once(struct aerogram_store *st, struct sq_conn *conn, int 
 	rc = SQLITE_OK;
 	int code = sq_schema_migrate(conn->db, &rc, errbuf, errlen);
 	*busy = code != 0 && sq_is_busy(rc);
+	if (code == 0) {
+		/* Watches start here: rows written before open do not matter,
+		 * every new watch is compared with its row whole. */
+		sqlite3_stmt *cs = sq_stmt(conn, SQ_CLOCK_GET);
+		rc = cs ? sqlite3_step(cs) : conn->last_rc;
+		if (rc == SQLITE_ROW)
+			sq_watch_set_base(st, (uint64_t)sqlite3_column_int64(cs, 0));
+		if (cs)
+			sqlite3_reset(cs);
+		if (rc != SQLITE_ROW) {
+			*busy = sq_is_busy(rc);
+			snprintf(errbuf, errlen, "%s: reading the clock: %s", st->path, sqlite3_errstr(rc));
+			return sq_map_rc(rc);
+		}
+	}
 	return code;
 }
 
@@ -592,7 +645,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_cond_init(&st->watch_wake, &ca);
 	pthread_cond_init(&st->watch_done, &ca);
 	pthread_cond_init(&st->sweep_cond, &ca);
-	pthread_cond_init(&st->commit_cond, &ca);
+	pthread_cond_init(&st->ckpt_cond, &ca);
 	pthread_condattr_destroy(&ca);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
@@ -637,6 +690,7 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 		sq_store_free(st);
 		return code;
 	}
+	sq_ckpt_start(st);
 	sq_sweep_start(st);
 	sq_log(st, AEROGRAM_LOG_INFO, "opened %s (synchronous=%s, blobs over %zu bytes in %s)",
 	       st->path, st->sync_full ? "full" : "normal", st->blob_inline_max, st->blob_dir);
@@ -650,8 +704,10 @@ static void sq_close(struct aerogram_store *st)
 		return;
 	sq_sweep_stop(st);
 	sq_watch_stop(st);
-	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits", st->path,
-	       (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits);
+	sq_ckpt_stop(st);
+	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits, %llu checkpoints",
+	       st->path, (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits,
+	       (unsigned long long)st->n_checkpoints);
 	sq_store_free(st);
 }
 
