@@ -148,8 +148,8 @@ int mail_mailbox_sync(struct mail_mailbox *mb);
 /* Counters of the shared state as of the last sync. */
 int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st);
 /* Writes a checkpoint now if one is due; `force` ignores the thresholds
- * (but never includes operations younger than the settle delay unless
- * force > 1, which tests use). */
+ * (without conditional writes the cut still leaves out entries younger
+ * than 1 s, unless force > 1, which tests use). */
 int mail_mailbox_checkpoint(struct mail_mailbox *mb, int force);
 /* The mailbox id (owned by mb). */
 const char *mail_mailbox_id(const struct mail_mailbox *mb);

@@ -169,12 +169,12 @@ def print_table(inner, rows):
 
 
 # Upper bounds per command. A sync reads the log since the newest checkpoint
-# (host/mail/README.md): one row_read per OPLOG_PAGE (1,000) entries. Entries
-# younger than the 5-minute settle delay are never checkpointed, so in this
-# run, where every message was appended a moment ago, a sync of the
-# 1,000-message mailbox reads 2 pages; in steady state checkpoints keep the
-# tail near 256 entries. `p` below is that number of pages. How many syncs
-# the poller adds after a write depends on timing, hence "at most".
+# (host/mail/README.md): one row_read per OPLOG_PAGE (1,000) entries. The
+# poller writes a checkpoint when the tail weighs a quarter of the state or
+# the mailbox has been quiet for 2 s, so the tail is usually short; `p`
+# below allows the worst case, a tail of every message appended a moment
+# ago (2 pages on 1,000 messages). How many syncs the poller adds after a
+# write depends on timing, hence "at most".
 def bounds(name, p, size):
     return {
         # list row, open sync, the \Recent claim (sync + entry + watch), the poller's sync
