@@ -52,17 +52,8 @@ static void select_run(struct ag_session *s)
 	s->sub = mail_mailbox_subscribe(mail_view_mailbox(v), on_mailbox_change, s);
 
 	struct agbuf *out = &s->reply;
-	agbuf_puts(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
-		const char *kw = mail_view_keyword(v, bit);
-		if (kw != NULL)
-			agbuf_printf(out, " %s", kw);
-	}
-	agbuf_puts(out, ")\r\n");
-	if (examine)
-		agbuf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-	else
-		agbuf_puts(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n");
+	ag_reply_flag_list(out, v, examine);
+	s->kw_announced = mail_view_keyword_count(v);
 	uint32_t exists = mail_view_exists(v);
 	agbuf_printf(out, "* %u EXISTS\r\n* %u RECENT\r\n", exists, mail_view_recent_count(v));
 	for (uint32_t seq = 1; seq <= exists; seq++) {

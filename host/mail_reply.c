@@ -114,8 +114,23 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 	}
 }
 
-int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned options, int with_uid,
-                    const uint32_t *silent, size_t n_silent, int *uidvalidity_changed)
+void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly)
+{
+	agbuf_puts(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
+		const char *kw = mail_view_keyword(v, bit);
+		if (kw != NULL)
+			agbuf_printf(out, " %s", kw);
+	}
+	agbuf_puts(out, ")\r\n");
+	if (readonly)
+		agbuf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+	else
+		agbuf_puts(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n");
+}
+
+int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,
+                    int with_uid, const uint32_t *silent, size_t n_silent, int *uidvalidity_changed)
 {
 	struct mail_changes *c = NULL;
 	int rc = mail_view_update_ex(v, !readonly, options, &c);
@@ -124,8 +139,14 @@ int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsign
 	*uidvalidity_changed = c->uidvalidity_changed;
 	/* Under a new UIDVALIDITY the client's UIDs mean nothing any more: it is
 	 * disconnected (see ag_session_update_view), so nothing else is said. */
-	if (!c->uidvalidity_changed)
+	if (!c->uidvalidity_changed) {
+		unsigned kws = mail_view_keyword_count(v);
+		if (kws > *kw_announced) {
+			ag_reply_flag_list(out, v, readonly);
+			*kw_announced = kws;
+		}
 		ag_reply_changes(out, v, c, with_uid, silent, n_silent);
+	}
 	mail_changes_free(c);
 	return 0;
 }

@@ -14,6 +14,9 @@
 void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what);
 /* Appends a flag list "(\Seen $Junk \Recent)" of a message of the view. */
 void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags, uint64_t keywords, int recent);
+/* Appends "* FLAGS (...)" with every keyword of the view and the
+ * PERMANENTFLAGS that go with it (none when `readonly`). */
+void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly);
 /* Appends the untagged responses of a change set: EXPUNGE, EXISTS, RECENT,
  * and FETCH (FLAGS) (with UID when `with_uid`), skipping the flag changes of
  * UIDs in `silent` (may be NULL). */
@@ -21,10 +24,14 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
                       const uint32_t *silent, size_t n_silent);
 /* Brings the view up to date and appends what changed (see ag_reply_changes);
  * `options` are mail_view_update_ex's (MAIL_VIEW_DEFER_EXPUNGE where EXPUNGE
- * must not be sent). *uidvalidity_changed is set when the mailbox got a new
- * UIDVALIDITY (then nothing is appended). Returns 0 or an engine error. */
-int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned options, int with_uid,
-                    const uint32_t *silent, size_t n_silent, int *uidvalidity_changed);
+ * must not be sent). When the mailbox has more keywords than the
+ * *kw_announced the client was told of, a new FLAGS list goes first (RFC
+ * 3501 7.2.6: a client learns the defined flags only from FLAGS, so no FETCH
+ * may show a keyword before it) and *kw_announced is updated.
+ * *uidvalidity_changed is set when the mailbox got a new UIDVALIDITY (then
+ * nothing is appended). Returns 0 or an engine error. */
+int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,
+                    int with_uid, const uint32_t *silent, size_t n_silent, int *uidvalidity_changed);
 /* The system flag bit of "\Seen"... (case-insensitive), 0 when it is a keyword
  * (or \Recent, which clients cannot set: *is_recent says so). */
 uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent);

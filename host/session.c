@@ -532,8 +532,8 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
                            size_t n_silent)
 {
 	int changed = 0;
-	int rc = ag_reply_update(&s->reply, s->view, s->readonly, options, with_uid, silent, n_silent,
-	                         &changed);
+	int rc = ag_reply_update(&s->reply, s->view, s->readonly, &s->kw_announced, options, with_uid, silent,
+	                         n_silent, &changed);
 	if (rc == 0 && changed) {
 		/* Concurrent daemons collided on UIDs and the mailbox has a new
 		 * UIDVALIDITY. RFC 3501 gives no way to tell a client mid-session
@@ -591,6 +591,7 @@ void ag_session_unselect(struct ag_session *s)
 	free(s->mailbox);
 	s->mailbox = NULL;
 	s->readonly = 0;
+	s->kw_announced = 0;
 }
 
 int ag_session_start_tls(struct ag_session *s)

@@ -68,6 +68,7 @@ struct ag_session {
 	struct mail_sub *sub;     /* change notifications of the view's mailbox */
 	char *mailbox;            /* its name */
 	int readonly;             /* EXAMINE */
+	unsigned kw_announced;    /* keywords the client was told of by FLAGS */
 	struct event *notify;     /* made active from engine threads on a change */
 	int changed;              /* a change was notified and not yet told */
 	struct event *keepalive;  /* "* OK Still here" during IDLE */

@@ -284,6 +284,9 @@ struct mail_msg_info {
 int mail_view_msg(const struct mail_view *v, uint32_t seq, struct mail_msg_info *info);
 /* Name of keyword bit `bit` (0..58), or NULL; owned by the view. */
 const char *mail_view_keyword(const struct mail_view *v, unsigned bit);
+/* How many keywords the mailbox defines, as of the view (bits 0..n-1; the
+ * list only grows, so a larger count means new keywords). */
+unsigned mail_view_keyword_count(const struct mail_view *v);
 
 /* Summaries of the given UIDs of the snapshot (one row_read, paginated).
  * *out (n entries, in the order of uids) owned by caller. */

@@ -314,3 +314,8 @@ const char *mail_view_keyword(const struct mail_view *v, unsigned bit)
 {
 	return bit < v->snap->n_keywords ? v->snap->keywords[bit] : NULL;
 }
+
+unsigned mail_view_keyword_count(const struct mail_view *v)
+{
+	return (unsigned)v->snap->n_keywords;
+}

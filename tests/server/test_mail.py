@@ -249,6 +249,43 @@ class MailTest(unittest.TestCase):
         with self.assertRaises(imaplib.IMAP4.error):
             m.fetch("1", "(FLAGS)")  # no mailbox selected any more
 
+    def test_new_keywords_are_announced_before_use(self):
+        """A keyword new to the mailbox comes with a new FLAGS list before
+        any FETCH shows it, to the session that set it and to the others
+        (RFC 3501 7.2.6; imaptest counts it as an error otherwise)."""
+        r = self.raw()
+        r.send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
+        r.until_tagged(b"a")
+        other = self.raw()
+        other.send(b"o SELECT INBOX\r\n")
+        lines = other.until_tagged(b"o")
+        self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)", lines)
+        r.send(b"b SELECT INBOX\r\nc STORE 1 +FLAGS ($Label1)\r\n")
+        r.until_tagged(b"b")
+        lines = r.until_tagged(b"c")
+        self.assertEqual(lines[:3], [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+            b"* 1 FETCH (FLAGS ($Label1))"], lines)  # \Recent went to the first SELECT
+        # an existing keyword again: no new list
+        r.send(b"d STORE 1 -FLAGS ($Label1)\r\ne STORE 1 +FLAGS ($Label1)\r\n")
+        r.until_tagged(b"d")
+        self.assertEqual(r.until_tagged(b"e")[0], b"* 1 FETCH (FLAGS ($Label1))")
+        other.send(b"p NOOP\r\n")
+        lines = other.until_tagged(b"p")
+        self.assertEqual(lines[0], b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)", lines)
+        self.assertEqual(lines[2], b"* 1 FETCH (FLAGS ($Label1 \\Recent))", lines)
+        # read-only sessions hear the list with empty PERMANENTFLAGS
+        ro = self.raw()
+        ro.send(b"q EXAMINE INBOX\r\n")
+        ro.until_tagged(b"q")
+        r.send(b"f STORE 1 +FLAGS ($Label2)\r\n")
+        r.until_tagged(b"f")
+        ro.send(b"s NOOP\r\n")
+        lines = ro.until_tagged(b"s")
+        self.assertEqual(lines[:2], [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2)",
+                                     b"* OK [PERMANENTFLAGS ()] Read-only mailbox."], lines)
+
     def test_unselect_keeps_deleted(self):
         r = self.raw()
         r.send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
