@@ -94,6 +94,14 @@ static int write_appenduid(struct agbuf *out, uint32_t uidvalidity, const uint32
 	return 0;
 }
 
+/* The session's view when it has the APPEND's mailbox selected (not
+ * examined): it is told of the new messages right after, so they are its
+ * \Recent ones, claimed in the APPEND's own log entry. */
+static const struct mail_view *selected_here(const struct ag_session *s, const char *name)
+{
+	return s->view != NULL && !s->readonly && strcmp(s->mailbox, name) == 0 ? s->view : NULL;
+}
+
 /* Appends every message of the command at once: one log entry, so that a
  * MULTIAPPEND is all or nothing (RFC 3502) and costs one round trip. */
 static int append_all(struct ag_session *s, struct mail_mailbox *mb, uint32_t *uidvalidity, uint32_t *uids)
@@ -106,7 +114,8 @@ static int append_all(struct ag_session *s, struct mail_mailbox *mb, uint32_t *u
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = prepare_one(&s->append[i], &cmd->u.append.messages[i], &prep[i], &msgs[i]);
 	if (rc == 0)
-		rc = mail_append_many(mb, msgs, n, uidvalidity, uids);
+		rc = mail_append_many_claim(mb, msgs, n, selected_here(s, cmd->u.append.mailbox.name.data), uidvalidity,
+		                            uids);
 	for (size_t i = 0; prep != NULL && i < n; i++)
 		prepared_free(&prep[i]);
 	free(prep);

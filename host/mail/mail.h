@@ -186,6 +186,12 @@ int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uin
  * uids (n entries, caller-owned, may be NULL) receives their UIDs. */
 int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
                      uint32_t *uidvalidity, uint32_t *uids);
+/* The same, and when `claimer` is a view of mb that claims \Recent (a
+ * SELECT, not an EXAMINE), its session claims the new messages (and any
+ * other not claimed yet) in the same log entry: the claim its next update
+ * would write costs no write of its own. */
+int mail_append_many_claim(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
+                           const struct mail_view *claimer, uint32_t *uidvalidity, uint32_t *uids);
 
 /* One message summary (from one batch read). Strings/bytes owned by the
  * array: free with mail_summaries_free. */

@@ -78,6 +78,14 @@ static struct uidx_op *merge_adds(struct add_wait **batch, size_t nb)
 	if (m == NULL)
 		return NULL;
 	m->kind = UIDX_OP_ADD;
+	/* One claimer for the merged entry only when every add had the same
+	 * (or none); else the sessions claim with their next update. */
+	for (size_t i = 0; i < nb; i++) {
+		if (i == 0)
+			memcpy(m->owner, batch[i]->op->owner, UIDX_ID);
+		else if (memcmp(batch[i]->op->owner, m->owner, UIDX_ID) != 0)
+			memset(m->owner, 0, UIDX_ID);
+	}
 	m->ids = malloc(n * UIDX_ID);
 	m->item_flags = calloc(n, sizeof(uint64_t));
 	if (m->ids == NULL || m->item_flags == NULL) {
@@ -257,6 +265,12 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
                      uint32_t *uidvalidity, uint32_t *uids)
 {
+	return mail_append_many_claim(mb, msgs, n, NULL, uidvalidity, uids);
+}
+
+int mail_append_many_claim(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
+                           const struct mail_view *claimer, uint32_t *uidvalidity, uint32_t *uids)
+{
 	if (mail_would_block()) /* adds are never tried inline (push_add) */
 		return MAIL_EAGAIN;
 	struct mail_engine *eng = mb->eng;
@@ -330,6 +344,8 @@ int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msg
 		op->item_flags[i] = f;
 		op->n = i + 1;
 	}
+	if (rc == 0 && claimer != NULL && claimer->mb == mb)
+		memcpy(op->owner, claimer->session, UIDX_ID);
 	if (rc == 0)
 		rc = push_add(mb, op, ws, n, uidvalidity, uids);
 	else

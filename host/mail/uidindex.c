@@ -367,18 +367,26 @@ static int apply_flags(struct uidx_state *s, const struct uidx_op *op)
 	return 0;
 }
 
-static int apply_claim(struct uidx_state *s, const struct uidx_op *op)
+static int claim_upto(struct uidx_state *s, const uint8_t *owner, uint32_t upto)
 {
 	/* The earliest claim (in log order) of a UID wins: recent_upto only
 	 * grows, so the ranges handed out never overlap. */
-	uint32_t upto = op->seen_uidnext < s->uidnext ? op->seen_uidnext : s->uidnext;
+	if (upto > s->uidnext)
+		upto = s->uidnext;
 	if (upto <= s->recent_upto)
 		return 0;
+	if (s->n_recent > 0 && s->recent[s->n_recent - 1].hi == s->recent_upto &&
+	    memcmp(s->recent[s->n_recent - 1].owner, owner, UIDX_ID) == 0) {
+		/* the same session again, right after its last range: one range */
+		s->recent[s->n_recent - 1].hi = upto;
+		s->recent_upto = upto;
+		return 0;
+	}
 	struct uidx_recent *r = realloc(s->recent, (s->n_recent + 1) * sizeof(*r));
 	if (r == NULL)
 		return AEROGRAM_EINTERNAL;
 	s->recent = r;
-	memcpy(r[s->n_recent].owner, op->owner, UIDX_ID);
+	memcpy(r[s->n_recent].owner, owner, UIDX_ID);
 	r[s->n_recent].lo = s->recent_upto;
 	r[s->n_recent].hi = upto;
 	s->n_recent++;
@@ -386,11 +394,32 @@ static int apply_claim(struct uidx_state *s, const struct uidx_op *op)
 	return 0;
 }
 
+static int apply_claim(struct uidx_state *s, const struct uidx_op *op)
+{
+	return claim_upto(s, op->owner, op->seen_uidnext);
+}
+
+/* An ADD whose owner is set claims \Recent for that session up to the new
+ * uidnext, as a CLAIM right after it would (the appending session has the
+ * mailbox selected and is told of the new messages at once): one log entry
+ * where there were two. ADDs written before this carry a zero owner. */
+static int owner_set(const uint8_t *owner)
+{
+	for (size_t i = 0; i < UIDX_ID; i++)
+		if (owner[i])
+			return 1;
+	return 0;
+}
+
 int uidx_apply(struct uidx_state *s, const struct uidx_op *op)
 {
 	switch (op->kind) {
-	case UIDX_OP_ADD:
-		return apply_add(s, op);
+	case UIDX_OP_ADD: {
+		int rc = apply_add(s, op);
+		if (rc == 0 && owner_set(op->owner))
+			rc = claim_upto(s, op->owner, s->uidnext);
+		return rc;
+	}
 	case UIDX_OP_DEL:
 		return apply_del(s, op);
 	case UIDX_OP_FLAG_ADD:

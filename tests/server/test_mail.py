@@ -286,6 +286,31 @@ class MailTest(unittest.TestCase):
         self.assertEqual(lines[:2], [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2)",
                                      b"* OK [PERMANENTFLAGS ()] Read-only mailbox."], lines)
 
+    def test_appending_session_gets_recent(self):
+        """APPEND to the mailbox a session has selected makes the message
+        Recent in that session and in no other (the claim is written with the
+        APPEND's own log entry, so no other session can see it first)."""
+        a, b = self.raw(), self.raw()
+        for c in (b, a):
+            c.send(b"s SELECT INBOX\r\n")
+            c.until_tagged(b"s")
+        a.send(b"x APPEND INBOX {8+}\r\nSubj: x\r\n")
+        lines = a.until_tagged(b"x")
+        self.assertEqual(lines[:2], [b"* 1 EXISTS", b"* 1 RECENT"], lines)
+        b.send(b"n NOOP\r\n")
+        self.assertEqual(b.until_tagged(b"n")[:2], [b"* 1 EXISTS", b"* 0 RECENT"])
+        a.send(b"f FETCH 1 FLAGS\r\n")
+        self.assertEqual(a.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS (\\Recent))")
+        b.send(b"f FETCH 1 FLAGS\r\n")
+        self.assertEqual(b.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS ())")
+        # an EXAMINE session does not claim: the next SELECT does
+        e = self.raw()
+        e.send(b"e EXAMINE INBOX\r\ny APPEND INBOX {8+}\r\nSubj: y\r\n")
+        e.until_tagged(b"e")
+        self.assertEqual(e.until_tagged(b"y")[:2], [b"* 2 EXISTS", b"* 0 RECENT"])
+        b.send(b"n NOOP\r\n")
+        self.assertEqual(b.until_tagged(b"n")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
+
     def test_unselect_keeps_deleted(self):
         r = self.raw()
         r.send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
