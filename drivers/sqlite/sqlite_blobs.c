@@ -326,7 +326,7 @@ int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data,
 		return code;
 	}
 	struct sq_put_ctx c = { key, data, len, file, mbuf, mlen, "" };
-	code = sq_txn(st, 1, sq_put_txn, &c);
+	code = sq_txn(st, SQ_WRITE_DEFERRED, sq_put_txn, &c);
 	free(mbuf);
 	if (code) {
 		sq_file_unlink(st, file);
@@ -586,7 +586,7 @@ int sq_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst
 	if (code)
 		return code;
 	struct sq_copy_ctx c = { st, src_key, dst_key, "", "", 0 };
-	code = sq_txn(st, 1, sq_copy_txn, &c);
+	code = sq_txn(st, SQ_WRITE_DEFERRED, sq_copy_txn, &c);
 	if (code) {
 		sq_file_unlink(st, c.linked);
 		return code;
@@ -760,7 +760,7 @@ int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_
 	struct sq_del_ctx c = { keys, n_keys, calloc(n_keys, sizeof(*c.files)) };
 	if (c.files == NULL)
 		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	int code = sq_txn(st, 1, sq_del_txn, &c);
+	int code = sq_txn(st, SQ_WRITE_DEFERRED, sq_del_txn, &c);
 	if (code == 0)
 		for (size_t i = 0; i < n_keys; i++)
 			sq_file_unlink(st, c.files[i]);

@@ -72,6 +72,7 @@ struct sq_call {
 	void *arg;
 	_Atomic int state;  /* enum sq_call_state; QUEUED and RUNNING change under commit_mu */
 	int failed;         /* its own work failed (SQ_FAILED_*): `code` and `message` */
+	int deferred;       /* durable with the next durable write (sq_commit_ex) */
 	int code;
 	char message[512];  /* the failure's text, copied from the leader's thread */
 	struct sq_call *next;
@@ -170,6 +171,16 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 		sqlite3_exec(conn->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
 		sqlite3_exec(conn->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
 		sqlite3_exec(conn->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+		/* synchronous=full: the WAL is synced after a COMMIT by
+		 * sq_group_sync, only when the group holds a durable call */
+		if (st->sync_full) {
+			int rc = sqlite3_exec(conn->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+			if (rc != SQLITE_OK) {
+				code = sq_db_fail(conn, rc, "PRAGMA synchronous=NORMAL");
+				sq_conn_put(st, conn); /* a reader like any other */
+				return code;
+			}
+		}
 		if (st->ckpt_started)
 			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
 		st->writer = conn;
@@ -177,6 +188,37 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 	st->writer->last_rc = 0;
 	*out = st->writer;
 	return 0;
+}
+
+/* After the COMMIT of a group: at synchronous=full, unless every call of
+ * the group that committed is deferred, syncs the WAL, and so this commit
+ * and every one before it (the write connection runs at synchronous=normal,
+ * which syncs only at checkpoints; this is the sync FULL would have done in
+ * the COMMIT). A failed sync fails the durable calls: their work is in the
+ * file but may not survive a power loss. */
+static void sq_group_sync(struct aerogram_store *st, struct sq_conn *conn, struct sq_call *group)
+{
+	if (!st->sync_full)
+		return;
+	int need = 0;
+	for (struct sq_call *c = group; c && !need; c = c->next)
+		need = c->failed == SQ_FAILED_NOT && !c->deferred;
+	if (!need)
+		return;
+	st->n_wal_syncs++;
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(conn->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	else if (rc == SQLITE_OK)
+		rc = SQLITE_IOERR_FSYNC;
+	if (rc == SQLITE_OK)
+		return;
+	sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: %s: syncing the WAL failed (%d): the write may not survive a power loss",
+	        st->path, rc);
+	for (struct sq_call *c = group; c; c = c->next)
+		if (c->failed == SQ_FAILED_NOT && !c->deferred)
+			sq_call_fail(c, AEROGRAM_EUNAVAILABLE, SQ_FAILED_FINAL);
 }
 
 /* Runs a group of *n calls in one transaction and commits it; calls queued
@@ -220,6 +262,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 			code = sq_run(conn, SQ_TX_COMMIT);
 			if (code == 0) {
 				sq_watch_committed(st, conn);
+				sq_group_sync(st, conn, group);
 				break;
 			}
 		}
@@ -406,7 +449,12 @@ void sq_ckpt_stop(struct aerogram_store *st)
 
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)
 {
-	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED };
+	return sq_commit_ex(st, fn, arg, 0);
+}
+
+int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg, int deferred)
+{
+	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED, .deferred = deferred };
 	if (sem_init(&call.posted, 0, 0) != 0)
 		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
 	struct timespec until;

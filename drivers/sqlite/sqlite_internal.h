@@ -117,6 +117,7 @@ struct aerogram_store {
 	int ckpt_next;     /* checkpoint once the WAL holds this many */
 	uint64_t n_checkpoints;
 	uint64_t n_write_calls, n_commits; /* for the log line at close */
+	uint64_t n_wal_syncs;              /* commits that synced the WAL (synchronous=full) */
 	/* The connection every group runs on (only the leader uses it). In
 	 * WAL mode a connection drops its whole page cache when it finds that
 	 * another connection committed; with one writer, its cache survives
@@ -204,9 +205,13 @@ struct sq_row_head {
  * message set (`what` names the step, e.g. "reading a row"). */
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                 const char *what);
+/* What sq_txn runs: a read, a write durable when it returns, or a write
+ * made durable by the next durable one (see sq_commit_ex). */
+enum { SQ_READ = 0, SQ_WRITE = 1, SQ_WRITE_DEFERRED = 2 };
 /* Runs fn in a transaction on a pooled connection. A read runs alone inside
  * BEGIN ... COMMIT, retried while SQLite says BUSY and the busy timeout has
- * not passed. A write (`write` = 1) goes through sq_commit. fn returns 0 or
+ * not passed. A write (`write` = SQ_WRITE or SQ_WRITE_DEFERRED) goes through
+ * sq_commit_ex. fn returns 0 or
  * an AEROGRAM_E* code with the message set; it must start from scratch each
  * time it is called, and may be called on another thread than the caller's
  * (a write's fn runs on the thread leading its group). */
@@ -222,6 +227,14 @@ struct sq_call;
  * result (0 or an AEROGRAM_E* code, message set for the calling thread), or
  * EUNAVAILABLE when the busy timeout passed before a transaction took it. */
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg);
+/* The same; with `deferred` (synchronous=full only) the call returns once
+ * its transaction committed, without waiting for the WAL to reach the disk:
+ * the next durable write's sync carries it (the WAL keeps commit order, so
+ * a power loss can only lose a suffix of such writes, never one that a
+ * durable write after it depends on). Blob writes and deletes use it: a
+ * blob is named by a row written after it, and a lost delete leaves only
+ * garbage that is deleted again. */
+int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg, int deferred);
 /* Starts / stops the checkpoint thread. */
 void sq_ckpt_start(struct aerogram_store *st);
 void sq_ckpt_stop(struct aerogram_store *st);

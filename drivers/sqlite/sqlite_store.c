@@ -390,7 +390,7 @@ static int sq_is_busy(int rc)
 int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, void *), void *arg)
 {
 	if (write)
-		return sq_commit(st, fn, arg);
+		return sq_commit_ex(st, fn, arg, write == SQ_WRITE_DEFERRED);
 	struct sq_conn *conn;
 	int code = sq_conn_get(st, &conn);
 	if (code != 0)
@@ -705,9 +705,9 @@ static void sq_close(struct aerogram_store *st)
 	sq_sweep_stop(st);
 	sq_watch_stop(st);
 	sq_ckpt_stop(st);
-	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits, %llu checkpoints",
+	sq_log(st, AEROGRAM_LOG_INFO, "closed %s: %llu write calls in %llu commits, %llu checkpoints, %llu WAL syncs",
 	       st->path, (unsigned long long)st->n_write_calls, (unsigned long long)st->n_commits,
-	       (unsigned long long)st->n_checkpoints);
+	       (unsigned long long)st->n_checkpoints, (unsigned long long)st->n_wal_syncs);
 	sq_store_free(st);
 }
 

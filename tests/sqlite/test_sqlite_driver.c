@@ -1101,6 +1101,69 @@ static void test_group_commit(void)
 	printf("[%s] ", closed_line);
 }
 
+/* synchronous=full: a row write syncs the WAL before it returns; blob
+ * writes and deletes do not (they are carried to the disk by the next row
+ * write's sync, the WAL keeping commit order), so an APPEND's body costs no
+ * sync of its own. Counted with the driver's closing line. */
+static void test_deferred_blob_syncs(void)
+{
+	char db[300];
+	new_db(db, sizeof(db));
+	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	static const unsigned char body[] = "Subject: deferred\r\n\r\nbody\r\n";
+	char key[32];
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "d/%02d", i);
+		CU_ASSERT(D(drv)->blob_put(S(drv), key, body, sizeof(body) - 1, NULL, 0) == 0);
+	}
+	CU_ASSERT(D(drv)->blob_copy(S(drv), "d/00", "d/copy") == 0);
+	const char *del[1] = { "d/01" };
+	CU_ASSERT(D(drv)->blob_delete(S(drv), del, 1) == 0);
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	unsigned long long calls = 0, commits = 0, syncs = 0;
+	const char *p = strstr(closed_line, ": ");
+	CU_ASSERT_FATAL(p != NULL && sscanf(p, ": %llu write calls in %llu commits, %*u checkpoints, %llu WAL syncs", &calls, &commits,
+	                                    &syncs) == 3);
+	/* the 22 blob calls synced nothing (the start-up cleanup's writes may) */
+	CU_ASSERT(calls >= 22);
+	CU_ASSERT(syncs + 22 <= commits);
+	unsigned long long syncs_before = syncs, commits_before = commits;
+
+	/* a row write syncs, whatever came before it; the blobs are all there */
+	drv = load(db, NULL, NULL, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(put(drv, "d", "row", NULL, "v") == 0);
+	struct aerogram_blob_request rq[2] = { { "d/19", 0, 0 }, { "d/copy", 0, 0 } };
+	struct aerogram_blob_result *br = NULL;
+	CU_ASSERT_FATAL(D(drv)->blob_get(S(drv), rq, 2, &br) == 0);
+	CU_ASSERT_EQUAL(br->blobs[0].status, 0);
+	CU_ASSERT_EQUAL(br->blobs[1].status, 0);
+	D(drv)->blob_result_free(S(drv), br);
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	p = strstr(closed_line, ": ");
+	CU_ASSERT_FATAL(p != NULL && sscanf(p, ": %llu write calls in %llu commits, %*u checkpoints, %llu WAL syncs", &calls, &commits,
+	                                    &syncs) == 3);
+	CU_ASSERT(syncs >= 1);
+	CU_ASSERT(syncs <= commits);
+	printf("[blobs: %llu commits, %llu syncs; then a row: %llu commits, %llu syncs] ", commits_before,
+	       syncs_before, commits, syncs);
+
+	/* synchronous=normal never syncs on commit */
+	new_db(db, sizeof(db));
+	drv = load(db, "synchronous", "normal", NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	CU_ASSERT(put(drv, "d", "row", NULL, "v") == 0);
+	closed_line[0] = '\0';
+	ag_driver_unload(drv);
+	p = strstr(closed_line, ": ");
+	CU_ASSERT_FATAL(p != NULL && sscanf(p, ": %llu write calls in %llu commits, %*u checkpoints, %llu WAL syncs", &calls, &commits,
+	                                    &syncs) == 3);
+	CU_ASSERT_EQUAL(syncs, 0);
+}
+
 /* Checkpoints run off the commit path but still keep the WAL short: after
  * thousands of small commits it stays near SQLite's 1,000 pages. */
 static void test_checkpoints(void)
@@ -1553,6 +1616,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
 	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
 	            test_group_commit);
+	CU_add_test(s, "blob writes and deletes sync nothing, row writes do", test_deferred_blob_syncs);
 	CU_add_test(s, "a storm of concurrent writers: every call returns committed", test_group_storm);
 	CU_add_test(s, "checkpoints keep the WAL short", test_checkpoints);
 	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
