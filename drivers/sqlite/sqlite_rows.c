@@ -894,7 +894,7 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 	if (n_queries == 0)
 		return 0;
 	struct sq_delete_ctx c = { queries, n_queries, 0 };
-	int code = sq_txn(st, SQ_WRITE, sq_delete_txn, &c);
+	int code = sq_txn(st, SQ_WRITE_DEFERRED, sq_delete_txn, &c);
 	if (code == 0 && deleted)
 		*deleted = c.deleted;
 	return code;
@@ -960,7 +960,7 @@ uint64_t sq_rows_forget(struct aerogram_store *st)
 	/* Batches of 500, each its own short transaction, so writers wait
 	 * milliseconds, not the length of the whole cleanup. */
 	do {
-		if (sq_txn(st, SQ_WRITE, sq_forget_txn, &c) != 0)
+		if (sq_txn(st, SQ_WRITE_DEFERRED, sq_forget_txn, &c) != 0)
 			break;
 		total += c.forgotten;
 	} while (c.full && !st->sweep_stop);
