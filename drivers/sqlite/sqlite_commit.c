@@ -80,13 +80,19 @@ struct sq_call {
 };
 
 /* Takes the queued calls that fit into a running group of *n calls, marks
- * them RUNNING and links them after `last`; returns the first, or NULL. */
-static struct sq_call *sq_group_join(struct aerogram_store *st, struct sq_call *last, size_t *n)
+ * them RUNNING and links them after `last`; returns the first, or NULL. A
+ * transaction that commits without a sync (`deferred_only`) takes only the
+ * deferred calls at the head of the queue: a durable call waits for the
+ * next group rather than return unsynced. */
+static struct sq_call *sq_group_join(struct aerogram_store *st, struct sq_call *last, size_t *n, int deferred_only)
 {
 	pthread_mutex_lock(&st->commit_mu);
 	struct sq_call *first = *n < SQ_GROUP_MAX ? st->commit_queue : NULL, *end = NULL;
+	if (first && deferred_only && !first->deferred)
+		first = NULL;
 	size_t taken = 0;
-	for (struct sq_call *c = first; c && *n + taken < SQ_GROUP_MAX; c = c->next) {
+	for (struct sq_call *c = first; c && *n + taken < SQ_GROUP_MAX && (!deferred_only || c->deferred);
+	     c = c->next) {
 		c->state = SQ_CALL_RUNNING;
 		end = c;
 		taken++;
@@ -171,16 +177,9 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 		sqlite3_exec(conn->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
 		sqlite3_exec(conn->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
 		sqlite3_exec(conn->db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
-		/* synchronous=full: the WAL is synced after a COMMIT by
-		 * sq_group_sync, only when the group holds a durable call */
-		if (st->sync_full) {
-			int rc = sqlite3_exec(conn->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-			if (rc != SQLITE_OK) {
-				code = sq_db_fail(conn, rc, "PRAGMA synchronous=NORMAL");
-				sq_conn_put(st, conn); /* a reader like any other */
-				return code;
-			}
-		}
+		/* opened at synchronous=full: sq_group_level switches it per
+		 * transaction */
+		st->writer_full = st->sync_full;
 		if (st->ckpt_started)
 			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
 		st->writer = conn;
@@ -190,35 +189,27 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 	return 0;
 }
 
-/* After the COMMIT of a group: at synchronous=full, unless every call of
- * the group that committed is deferred, syncs the WAL, and so this commit
- * and every one before it (the write connection runs at synchronous=normal,
- * which syncs only at checkpoints; this is the sync FULL would have done in
- * the COMMIT). A failed sync fails the durable calls: their work is in the
- * file but may not survive a power loss. */
-static void sq_group_sync(struct aerogram_store *st, struct sq_conn *conn, struct sq_call *group)
+/* At synchronous=full, the level the group's transaction commits at:
+ * SQLite's FULL (the WAL synced inside the COMMIT, before any reader sees
+ * it) when some call of the group that may still commit is durable, else
+ * NORMAL (no sync: the next FULL commit carries it, the WAL keeping commit
+ * order). Sets the write connection to it between transactions; 0 or an
+ * AEROGRAM_E* code. */
+static int sq_group_level(struct aerogram_store *st, struct sq_conn *conn, struct sq_call *group, int *full)
 {
+	*full = 0;
 	if (!st->sync_full)
-		return;
-	int need = 0;
-	for (struct sq_call *c = group; c && !need; c = c->next)
-		need = c->failed == SQ_FAILED_NOT && !c->deferred;
-	if (!need)
-		return;
-	st->n_wal_syncs++;
-	sqlite3_file *wal = NULL;
-	int rc = sqlite3_file_control(conn->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
-	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
-		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-	else if (rc == SQLITE_OK)
-		rc = SQLITE_IOERR_FSYNC;
-	if (rc == SQLITE_OK)
-		return;
-	sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: %s: syncing the WAL failed (%d): the write may not survive a power loss",
-	        st->path, rc);
-	for (struct sq_call *c = group; c; c = c->next)
-		if (c->failed == SQ_FAILED_NOT && !c->deferred)
-			sq_call_fail(c, AEROGRAM_EUNAVAILABLE, SQ_FAILED_FINAL);
+		return 0;
+	for (struct sq_call *c = group; c && !*full; c = c->next)
+		*full = c->failed == SQ_FAILED_NOT && !c->deferred;
+	if (*full == st->writer_full)
+		return 0;
+	const char *sql = *full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+	int rc = sqlite3_exec(conn->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sq_db_fail(conn, rc, sql);
+	st->writer_full = *full;
+	return 0;
 }
 
 /* Runs a group of *n calls in one transaction and commits it; calls queued
@@ -241,6 +232,10 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 			break;
 		conn->last_rc = 0;
 		sq_changes_reset(conn);
+		int full = 0;
+		code = sq_group_level(st, conn, group, &full);
+		if (code != 0)
+			break;
 		code = sq_run(conn, SQ_TX_BEGIN_WRITE);
 		struct sq_call *c = group, *last = NULL;
 		for (;;) {
@@ -251,7 +246,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 			}
 			if (code != 0 || lost || sqlite3_get_autocommit(conn->db))
 				break;
-			if ((c = sq_group_join(st, last, n)) == NULL)
+			if ((c = sq_group_join(st, last, n, st->sync_full && !full)) == NULL)
 				break;
 			left = 2; /* the calls that joined run in savepoints */
 		}
@@ -262,7 +257,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 			code = sq_run(conn, SQ_TX_COMMIT);
 			if (code == 0) {
 				sq_watch_committed(st, conn);
-				sq_group_sync(st, conn, group);
+				st->n_wal_syncs += (uint64_t)full;
 				break;
 			}
 		}

@@ -118,6 +118,7 @@ struct aerogram_store {
 	uint64_t n_checkpoints;
 	uint64_t n_write_calls, n_commits; /* for the log line at close */
 	uint64_t n_wal_syncs;              /* commits that synced the WAL (synchronous=full) */
+	int writer_full;                   /* the write connection is at PRAGMA synchronous=FULL now */
 	/* The connection every group runs on (only the leader uses it). In
 	 * WAL mode a connection drops its whole page cache when it finds that
 	 * another connection committed; with one writer, its cache survives
@@ -227,9 +228,10 @@ struct sq_call;
  * result (0 or an AEROGRAM_E* code, message set for the calling thread), or
  * EUNAVAILABLE when the busy timeout passed before a transaction took it. */
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg);
-/* The same; with `deferred` (synchronous=full only) the call returns once
- * its transaction committed, without waiting for the WAL to reach the disk:
- * the next durable write's sync carries it (the WAL keeps commit order, so
+/* The same; with `deferred` (synchronous=full only) the call may return
+ * from a transaction committed at SQLite's synchronous=NORMAL, without
+ * waiting for the WAL to reach the disk: the next durable write's sync
+ * carries it (the WAL keeps commit order, so
  * a power loss can only lose a suffix of such writes, never one that a
  * durable write after it depends on). Blob writes and deletes use it: a
  * blob is named by a row written after it, and a lost delete leaves only
