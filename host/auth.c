@@ -3,6 +3,7 @@
 #include "host/auth.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,7 @@ struct failure_entry {
 };
 
 struct ag_auth_failures {
+	pthread_mutex_t lock; /* every event loop records into one table */
 	unsigned base_ms, max_ms;
 	struct failure_entry *entries;
 	size_t n;
@@ -32,7 +34,8 @@ struct ag_auth_failures *ag_auth_failures_new(unsigned base_ms, unsigned max_ms)
 	t->base_ms = base_ms;
 	t->max_ms = max_ms;
 	t->entries = calloc(MAX_ADDRESSES, sizeof(*t->entries));
-	if (t->entries == NULL) {
+	if (t->entries == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t->entries);
 		free(t);
 		return NULL;
 	}
@@ -43,6 +46,7 @@ void ag_auth_failures_free(struct ag_auth_failures *t)
 {
 	if (t == NULL)
 		return;
+	pthread_mutex_destroy(&t->lock);
 	free(t->entries);
 	free(t);
 }
@@ -50,6 +54,7 @@ void ag_auth_failures_free(struct ag_auth_failures *t)
 unsigned ag_auth_failure_record(struct ag_auth_failures *t, const char *address, unsigned *count)
 {
 	time_t now = time(NULL);
+	pthread_mutex_lock(&t->lock);
 	struct failure_entry *e = NULL, *oldest = NULL;
 	for (size_t i = 0; i < t->n; i++) {
 		if (strcmp(t->entries[i].address, address) == 0) {
@@ -72,6 +77,7 @@ unsigned ag_auth_failure_record(struct ag_auth_failures *t, const char *address,
 	e->count++;
 	e->last = now;
 	*count = e->count;
+	pthread_mutex_unlock(&t->lock);
 	unsigned long long delay = t->base_ms;
 	for (unsigned i = 1; i < e->count && delay < t->max_ms; i++)
 		delay *= 2;

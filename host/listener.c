@@ -34,22 +34,30 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	if (srv->n_sessions >= srv->cfg->max_connections) {
+	unsigned open_now = atomic_load(&srv->total_sessions);
+	if (open_now >= srv->cfg->max_connections) {
 		/* One line is enough: it fits the socket buffer of a new connection. */
 		static const char bye[] = "* BYE Too many connections, try again later.\r\n";
 		ssize_t w = send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)w;
 		evutil_closesocket(fd);
 		ag_log_warn("refused a connection on %s: %u connections open (max_connections)", li->address,
-		            srv->n_sessions);
+		            open_now);
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
 	/* Responses are whole lines written at once: no reason to hold them back. */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ag_server_hand_off(srv, fd, peer, peer_len, li->tls) != 0)
+		return; /* another loop serves it (or it was closed) */
+	ag_listener_serve(srv, fd, peer, li->tls);
+}
+
+void ag_listener_serve(struct ag_server *srv, evutil_socket_t fd, const struct sockaddr *peer, int tls)
+{
 	struct bufferevent *bev;
-	if (li->tls) {
+	if (tls) {
 		SSL *ssl = ag_tls_new_ssl(srv->tls);
 		if (ssl == NULL) {
 			evutil_closesocket(fd);
@@ -70,7 +78,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			return;
 		}
 	}
-	ag_session_new(srv, bev, peer, li->tls);
+	ag_session_new(srv, bev, peer, tls);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)

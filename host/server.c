@@ -3,13 +3,24 @@
  * SIGTERM/SIGINT: stop accepting, let each command in flight finish, say
  * BYE to every client, exit 0 once every session is gone (or after a grace
  * period). SIGHUP: re-read the users file on a worker; a broken file keeps
- * the previous table. */
+ * the previous table.
+ *
+ * Event loops: the root (the thread that called ag_server_run) accepts
+ * every connection and hands each to the next loop in turn (round robin);
+ * a loop runs its sessions and its own worker pool on its own thread, so
+ * the daemon's network and inline work uses every CPU. Connections, a
+ * SIGTERM and a reloaded users table or certificate reach another loop
+ * through its inbox (a locked list and event_active, which libevent makes
+ * thread-safe). The mail engine, the configuration and the auth-failure
+ * table are shared by every loop. */
 #include "host/server.h"
 
 #include <event2/thread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/log.h"
 #include "host/session.h"
@@ -17,6 +28,108 @@
 
 /* How long shutdown waits for commands in flight and BYEs to flush. */
 #define SHUTDOWN_GRACE_S 20
+/* Event loops at most when `loops` is 0 (one per online CPU). */
+#define AUTO_LOOPS_MAX 8
+
+/* A connection accepted by the root for another loop. */
+struct ag_handoff {
+	struct ag_handoff *next;
+	evutil_socket_t fd;
+	struct sockaddr_storage peer;
+	int tls;
+};
+
+static void loop_shutdown(struct ag_server *srv);
+
+/* On the root's thread: gives every other loop what its inbox carries. */
+static void post_to_loops(struct ag_server *root, int shutdown, int users, int tls)
+{
+	for (unsigned i = 1; i < root->n_loops; i++) {
+		struct ag_server *l = root->loops[i];
+		pthread_mutex_lock(&l->inbox_lock);
+		if (shutdown)
+			l->inbox_shutdown = 1;
+		if (users) {
+			if (l->inbox_users != NULL)
+				ag_users_unref(l->inbox_users);
+			l->inbox_users = ag_users_ref(root->users);
+		}
+		if (tls && root->tls != NULL) {
+			if (l->inbox_tls != NULL)
+				SSL_CTX_free(l->inbox_tls);
+			SSL_CTX_up_ref(root->tls);
+			l->inbox_tls = root->tls;
+		}
+		pthread_mutex_unlock(&l->inbox_lock);
+		event_active(l->inbox_event, EV_READ, 0);
+	}
+}
+
+/* On another loop's thread: takes what the root handed over. */
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_server *srv = arg;
+	pthread_mutex_lock(&srv->inbox_lock);
+	struct ag_handoff *h = srv->inbox_head;
+	srv->inbox_head = srv->inbox_tail = NULL;
+	int shutdown = srv->inbox_shutdown;
+	struct ag_users *users = srv->inbox_users;
+	SSL_CTX *tls = srv->inbox_tls;
+	srv->inbox_users = NULL;
+	srv->inbox_tls = NULL;
+	pthread_mutex_unlock(&srv->inbox_lock);
+	if (users != NULL) {
+		ag_users_unref(srv->users);
+		srv->users = users;
+	}
+	if (tls != NULL) {
+		if (srv->tls != NULL)
+			SSL_CTX_free(srv->tls);
+		srv->tls = tls;
+	}
+	while (h != NULL) {
+		struct ag_handoff *next = h->next;
+		if (srv->shutting_down || shutdown)
+			evutil_closesocket(h->fd);
+		else
+			ag_listener_serve(srv, h->fd, (const struct sockaddr *)&h->peer, h->tls);
+		free(h);
+		h = next;
+	}
+	if (shutdown)
+		loop_shutdown(srv);
+}
+
+int ag_server_hand_off(struct ag_server *root, evutil_socket_t fd, const struct sockaddr *peer, int peer_len,
+                       int tls)
+{
+	if (root->n_loops <= 1)
+		return 0;
+	unsigned k = root->next_loop++ % root->n_loops;
+	if (k == 0)
+		return 0;
+	struct ag_server *l = root->loops[k];
+	struct ag_handoff *h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	h->fd = fd;
+	h->tls = tls;
+	size_t len = peer_len > 0 ? (size_t)peer_len : 0;
+	memcpy(&h->peer, peer, len < sizeof(h->peer) ? len : sizeof(h->peer));
+	pthread_mutex_lock(&l->inbox_lock);
+	if (l->inbox_tail != NULL)
+		l->inbox_tail->next = h;
+	else
+		l->inbox_head = h;
+	l->inbox_tail = h;
+	pthread_mutex_unlock(&l->inbox_lock);
+	event_active(l->inbox_event, EV_READ, 0);
+	return 1;
+}
 
 static void reload_run(void *arg)
 {
@@ -43,6 +156,7 @@ static void reload_done(void *arg)
 		srv->tls = srv->reload_tls;
 		srv->reload_tls = NULL;
 		ag_log_info("SIGHUP: reloaded the TLS certificate %s", srv->cfg->tls_cert);
+		post_to_loops(srv, 0, 0, 1);
 	} else if (srv->cfg->tls_cert != NULL) {
 		ag_log_error("SIGHUP: keeping the previous TLS certificate: %s", srv->reload_tls_error);
 	}
@@ -54,6 +168,7 @@ static void reload_done(void *arg)
 	srv->users = srv->reload_result;
 	srv->reload_result = NULL;
 	ag_log_info("SIGHUP: reloaded %s: %zu users", srv->cfg->users_file, ag_users_count(srv->users));
+	post_to_loops(srv, 0, 1, 0);
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -87,7 +202,17 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (srv->shutting_down)
 		return;
 	ag_log_info("%s: shutting down (%u connections)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-	            srv->n_sessions);
+	            atomic_load(&srv->total_sessions));
+	post_to_loops(srv, 1, 0, 0);
+	loop_shutdown(srv);
+}
+
+/* On a loop's thread: no new connections, every session ends after its
+ * command in flight; the loop ends when none is left (or after a grace). */
+static void loop_shutdown(struct ag_server *srv)
+{
+	if (srv->shutting_down)
+		return;
 	srv->shutting_down = 1;
 	ag_listeners_close(srv);
 	/* Sessions may free themselves inside: walk with care. */
@@ -113,6 +238,101 @@ void ag_server_session_gone(struct ag_server *srv)
 		event_base_loopexit(srv->base, NULL);
 }
 
+static unsigned loops_wanted(const struct ag_config *cfg)
+{
+	if (cfg->loops > 0)
+		return cfg->loops;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > AUTO_LOOPS_MAX ? AUTO_LOOPS_MAX : (unsigned)n;
+}
+
+/* Frees a loop other than the root once its thread has ended (or never
+ * started): its workers first (their jobs reference its sessions), then
+ * its sessions, before the root frees the engine they use. */
+static void loop_free(struct ag_server *l)
+{
+	if (l->workers != NULL)
+		ag_workers_free(l->workers);
+	l->workers = NULL;
+	l->shutting_down = 1;
+	while (l->sessions != NULL) {
+		l->sessions->job_running = 0;
+		ag_session_free(l->sessions);
+	}
+	for (struct ag_handoff *h = l->inbox_head, *next; h != NULL; h = next) {
+		next = h->next;
+		evutil_closesocket(h->fd);
+		free(h);
+	}
+	if (l->inbox_users != NULL)
+		ag_users_unref(l->inbox_users);
+	if (l->inbox_tls != NULL)
+		SSL_CTX_free(l->inbox_tls);
+	if (l->users != NULL)
+		ag_users_unref(l->users);
+	if (l->tls != NULL)
+		SSL_CTX_free(l->tls);
+	if (l->inbox_event != NULL)
+		event_free(l->inbox_event);
+	if (l->base != NULL)
+		event_base_free(l->base);
+	pthread_mutex_destroy(&l->inbox_lock);
+	free(l);
+}
+
+/* The loops besides the root, ready to run (their threads start in
+ * ag_server_run). */
+static int loops_init(struct ag_server *srv, char *err, size_t errlen)
+{
+	unsigned n = loops_wanted(srv->cfg);
+	srv->loops = calloc(n, sizeof(*srv->loops));
+	if (srv->loops == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->loops[0] = srv;
+	srv->n_loops = 1;
+	for (unsigned i = 1; i < n; i++) {
+		struct ag_server *l = calloc(1, sizeof(*l));
+		if (l == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		pthread_mutex_init(&l->inbox_lock, NULL);
+		l->root = srv;
+		l->cfg = srv->cfg;
+		l->driver = srv->driver;
+		l->engine = srv->engine;
+		l->plaintext_auth = srv->plaintext_auth;
+		l->failures = srv->failures;
+		l->users = ag_users_ref(srv->users);
+		if (srv->tls != NULL) {
+			SSL_CTX_up_ref(srv->tls);
+			l->tls = srv->tls;
+		}
+		l->base = event_base_new();
+		l->inbox_event = l->base ? event_new(l->base, -1, 0, on_inbox, l) : NULL;
+		l->workers = l->base ? ag_workers_new(l->base, srv->cfg->workers) : NULL;
+		if (l->base == NULL || l->inbox_event == NULL || l->workers == NULL) {
+			loop_free(l);
+			snprintf(err, errlen, "cannot start event loop %u of %u", i + 1, n);
+			return -1;
+		}
+		srv->loops[srv->n_loops++] = l;
+	}
+	return 0;
+}
+
+static void *loop_main(void *arg)
+{
+	struct ag_server *l = arg;
+	/* ended by event_base_loopexit once shut down and empty */
+	event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
 static void engine_log(void *arg, int level, const char *line)
 {
 	(void)arg;
@@ -123,6 +343,7 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
                    char *err, size_t errlen)
 {
 	memset(srv, 0, sizeof(*srv));
+	srv->root = srv;
 	srv->cfg = cfg;
 	srv->driver = driver;
 	if (strcmp(cfg->plaintext_auth, "yes") == 0)
@@ -182,17 +403,37 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		snprintf(err, errlen, "libevent: cannot install signal handlers");
 		return -1;
 	}
-	return 0;
+	return loops_init(srv, err, errlen);
 }
 
 int ag_server_run(struct ag_server *srv)
 {
-	ag_log_info("ready (storage driver %s, %u workers)", ag_driver_store(srv->driver)->driver->name,
-	            srv->cfg->workers);
-	if (event_base_dispatch(srv->base) < 0)
-		return -1;
-	ag_log_info("stopped");
-	return 0;
+	unsigned started = 1;
+	for (; started < srv->n_loops; started++) {
+		struct ag_server *l = srv->loops[started];
+		if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+			ag_log_error("cannot start event loop thread %u of %u", started + 1, srv->n_loops);
+			break;
+		}
+	}
+	int rc = 0;
+	if (started < srv->n_loops) {
+		rc = -1;
+	} else {
+		ag_log_info("ready (storage driver %s, %u event loops, %u workers each)",
+		            ag_driver_store(srv->driver)->driver->name, srv->n_loops, srv->cfg->workers);
+		if (event_base_dispatch(srv->base) < 0)
+			rc = -1;
+	}
+	/* every loop stops: shut down (SIGTERM reached them) or told now */
+	if (!srv->shutting_down)
+		post_to_loops(srv, 1, 0, 0);
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(srv->loops[i]->thread, NULL);
+	/* loops that never ran are freed as they are */
+	if (rc == 0)
+		ag_log_info("stopped");
+	return rc;
 }
 
 void ag_server_free(struct ag_server *srv)
@@ -208,6 +449,12 @@ void ag_server_free(struct ag_server *srv)
 		srv->sessions->job_running = 0;
 		ag_session_free(srv->sessions);
 	}
+	/* the other loops (their threads ended in ag_server_run) */
+	for (unsigned i = 1; i < srv->n_loops; i++)
+		loop_free(srv->loops[i]);
+	free(srv->loops);
+	srv->loops = NULL;
+	srv->n_loops = 0;
 	if (srv->engine != NULL) {
 		/* the next start opens every mailbox from a checkpoint alone */
 		mail_engine_checkpoint_all(srv->engine, 5000);

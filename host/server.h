@@ -4,6 +4,9 @@
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "host/auth.h"
 #include "host/config_file.h"
@@ -14,11 +17,33 @@
 
 struct ag_session;
 struct ag_listener;
+struct ag_handoff;
 
 enum ag_plaintext_auth { AG_PLAINTEXT_YES, AG_PLAINTEXT_NO, AG_PLAINTEXT_LOOPBACK };
 
+/* One per event loop. The first loop's (the root) owns the engine, the
+ * listeners, the signals and the auth-failure table; every other loop has
+ * its own base, worker pool and sessions, and pointers to the root's shared
+ * parts (engine, config, failures) plus references to the users table and
+ * TLS context, which the root hands over again after a SIGHUP. The root
+ * accepts every connection and hands it to the loops in turn. A session
+ * lives on one loop for its whole life: its `srv` is its loop. */
 struct ag_server {
 	struct event_base *base;
+	struct ag_server *root;        /* the first loop (itself for the root) */
+	struct ag_server **loops;      /* root: every loop, loops[0] = root */
+	unsigned n_loops;              /* root */
+	unsigned next_loop;            /* root: where the next connection goes */
+	atomic_uint total_sessions;    /* root: sessions of every loop */
+	pthread_t thread;              /* other loops: the thread running it */
+	/* Other loops: what the root hands over, under `inbox_lock`, announced
+	 * by event_active(inbox_event). */
+	pthread_mutex_t inbox_lock;
+	struct ag_handoff *inbox_head, *inbox_tail;
+	int inbox_shutdown;            /* SIGTERM reached the root */
+	struct ag_users *inbox_users;  /* a reloaded users table (one reference) */
+	SSL_CTX *inbox_tls;            /* a reloaded TLS context (one reference) */
+	struct event *inbox_event;
 	const struct ag_config *cfg;
 	struct ag_driver *driver;
 	struct mail_engine *engine;    /* mailboxes of every user, shared by all sessions */
@@ -54,6 +79,11 @@ void ag_server_free(struct ag_server *srv);
 
 /* Called by a session when it is freed; ends the loop when shutting down and none is left. */
 void ag_server_session_gone(struct ag_server *srv);
+/* On the root's thread, for a connection just accepted: hands it to the
+ * next loop (a session is made there), or returns 0 when the root serves
+ * it itself. -1: the connection could not be handed over (closed). */
+int ag_server_hand_off(struct ag_server *root, evutil_socket_t fd, const struct sockaddr *peer, int peer_len,
+                       int tls);
 
 /* Listeners (listener.c). */
 /* Binds every address of `list` ("a:p [b]:q"); implicit TLS when `tls`.
@@ -61,5 +91,8 @@ void ag_server_session_gone(struct ag_server *srv);
 int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *err, size_t errlen);
 /* Closes every listener (no new connections). */
 void ag_listeners_close(struct ag_server *srv);
+/* Makes a session of an accepted (non-blocking) connection on srv's loop,
+ * from that loop's thread; closes it on failure. */
+void ag_listener_serve(struct ag_server *srv, evutil_socket_t fd, const struct sockaddr *peer, int tls);
 
 #endif

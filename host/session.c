@@ -220,6 +220,7 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	atomic_fetch_add(&srv->root->total_sessions, 1);
 	setup_bev(s);
 	arm_autologout(s);
 
@@ -255,6 +256,7 @@ void ag_session_free(struct ag_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->n_sessions--;
+	atomic_fetch_sub(&srv->root->total_sessions, 1);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	imap_parser_free(s->parser);
