@@ -301,6 +301,7 @@ static int loops_init(struct ag_server *srv, char *err, size_t errlen)
 			return -1;
 		}
 		pthread_mutex_init(&l->inbox_lock, NULL);
+		l->loop_index = i;
 		l->root = srv;
 		l->cfg = srv->cfg;
 		l->driver = srv->driver;

@@ -33,6 +33,7 @@ struct ag_server {
 	struct ag_server *root;        /* the first loop (itself for the root) */
 	struct ag_server **loops;      /* root: every loop, loops[0] = root */
 	unsigned n_loops;              /* root */
+	unsigned loop_index;           /* 0 for the root */
 	unsigned next_loop;            /* root: where the next connection goes */
 	atomic_uint total_sessions;    /* root: sessions of every loop */
 	pthread_t thread;              /* other loops: the thread running it */

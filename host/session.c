@@ -246,9 +246,9 @@ static void clear_auth(struct ag_auth_request *a)
 void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
-	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs, %u inline)", s->peer,
-	            s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
-	            s->wakeups, s->quick_acks, s->inline_runs);
+	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs, %u inline; loop %u)",
+	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
+	            s->wakeups, s->quick_acks, s->inline_runs, srv->loop_index);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else

@@ -91,7 +91,7 @@ class Pipelining(unittest.TestCase):
 def counters(srv, user):
     """(commands, wakeups, quick ACKs) from the line logged when `user`'s connection closed."""
     assert srv.wait_log("disconnected user=%s " % user), srv.read_log()[-2000:]
-    m = re.search(r"disconnected user=%s after (\d+) commands(?: \(tls\))? \((\d+) wakeups, (\d+) quick ACKs, \d+ inline\)" % user,
+    m = re.search(r"disconnected user=%s after (\d+) commands(?: \(tls\))? \((\d+) wakeups, (\d+) quick ACKs, \d+ inline(?:; loop \d+)?\)" % user,
                   srv.read_log())
     assert m is not None, srv.read_log()[-2000:]
     return int(m.group(1)), int(m.group(2)), int(m.group(3))

@@ -453,6 +453,77 @@ class Signals(unittest.TestCase):
             srv.stop()
 
 
+class EventLoops(unittest.TestCase):
+    """Three event loops: connections go to each in turn, sessions on
+    different loops see one another's mail, SIGHUP and SIGTERM reach every
+    loop, and max_connections counts them all."""
+
+    LOOPS = 3
+
+    def login(self, port, user=b"alice", password=b"secret"):
+        r = Raw(port)
+        self.assertTrue(r.line().startswith(b"* OK "))
+        r.send(b"l LOGIN " + user + b" " + password + b"\r\n")
+        return r, r.until_tagged(b"l")[-1]
+
+    def test_sessions_on_every_loop(self):
+        srv = Server(USERS, imap=["loops = %d" % self.LOOPS], tls=False)
+        clients = []
+        try:
+            self.assertTrue(srv.wait_log("%d event loops" % self.LOOPS), srv.read_log()[-2000:])
+            for _ in range(2 * self.LOOPS):
+                r, done = self.login(srv.port)
+                self.assertTrue(done.startswith(b"l OK"), done)
+                clients.append(r)
+            # each selects INBOX; the first appends; every other one hears it
+            for i, r in enumerate(clients):
+                r.send(b"s SELECT INBOX\r\n")
+                r.until_tagged(b"s")
+            clients[0].send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
+            self.assertTrue(clients[0].until_tagged(b"a")[-1].startswith(b"a OK"))
+            for r in clients[1:]:
+                r.send(b"n NOOP\r\n")
+                self.assertIn(b"* 1 EXISTS", r.until_tagged(b"n"))
+            # SIGHUP: the new users table reaches every loop
+            srv.write_users({"dave": "{PLAIN}new"})
+            srv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
+            for _ in range(self.LOOPS):
+                r, done = self.login(srv.port, b"dave", b"new")
+                self.assertTrue(done.startswith(b"l OK"), done)
+                clients.append(r)
+            # SIGTERM: every session on every loop is told, and the daemon exits 0
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
+            for r in clients:
+                self.assertEqual(r.line(), b"* BYE Server shutting down.")
+                self.assertTrue(r.closed())
+            log = srv.read_log()
+            for k in range(self.LOOPS):
+                self.assertEqual(log.count("; loop %d)" % k), 3, log[-3000:])
+        finally:
+            for r in clients:
+                r.close()
+            srv.stop()
+
+    def test_max_connections_counts_every_loop(self):
+        srv = Server(USERS, imap=["loops = %d" % self.LOOPS, "max_connections = 4"], tls=False)
+        clients = []
+        try:
+            for _ in range(4):
+                r = Raw(srv.port)
+                clients.append(r)
+                self.assertTrue(r.line().startswith(b"* OK "))
+            extra = Raw(srv.port)
+            clients.append(extra)
+            self.assertEqual(extra.line(), b"* BYE Too many connections, try again later.")
+            self.assertTrue(extra.closed())
+        finally:
+            for r in clients:
+                r.close()
+            srv.stop()
+
+
 class ConfigCheck(unittest.TestCase):
     def check(self, text):
         with tempfile.TemporaryDirectory() as d:
