@@ -276,6 +276,8 @@ static void loop_free(struct ag_server *l)
 		SSL_CTX_free(l->tls);
 	if (l->inbox_event != NULL)
 		event_free(l->inbox_event);
+	if (l->shutdown_deadline != NULL)
+		event_free(l->shutdown_deadline);
 	if (l->base != NULL)
 		event_base_free(l->base);
 	pthread_mutex_destroy(&l->inbox_lock);
