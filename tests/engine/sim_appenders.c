@@ -290,7 +290,14 @@ static void tokens_of(struct sim *s, struct mail_mailbox *mb, int *engine_of, in
 	} else {
 		for (uint32_t i = 0; i < n && i < MAX_MSGS * 2; i++) {
 			int e = -1, k = -1;
-			if (sm[i].status != 0 || sscanf((const char *)sm[i].header, "X-Token: %d.%d", &e, &k) != 2)
+			/* the header is a length, not a C string: copy what sscanf reads */
+			char head[64] = "";
+			if (sm[i].status == 0 && sm[i].header != NULL) {
+				size_t len = sm[i].header_len < sizeof(head) - 1 ? sm[i].header_len : sizeof(head) - 1;
+				memcpy(head, sm[i].header, len);
+				head[len] = '\0';
+			}
+			if (sm[i].status != 0 || sscanf(head, "X-Token: %d.%d", &e, &k) != 2)
 				FAIL(s, "UID %u has no summary", u[i]);
 			engine_of[i] = e;
 			index_of[i] = k;

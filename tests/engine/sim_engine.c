@@ -73,6 +73,19 @@ struct sim {
 	uint32_t name_uv[3];
 };
 
+/* The X-Token of a summary's header (a length, not a C string), or -1. */
+static int header_token(const struct mail_summary *sm)
+{
+	char head[64];
+	size_t len = sm->header_len < sizeof(head) - 1 ? sm->header_len : sizeof(head) - 1;
+	if (sm->status != 0 || sm->header == NULL)
+		return -1;
+	memcpy(head, sm->header, len);
+	head[len] = '\0';
+	int t = -1;
+	return sscanf(head, "X-Token: %d", &t) == 1 ? t : -1;
+}
+
 static const char *const test_names[3] = { "T1", "T1.c", "T2" };
 
 static uint64_t rnd(struct sim *s)
@@ -207,9 +220,8 @@ static void mark_gone(struct sim *s, struct mail_view *v, const uint32_t *uids, 
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int t;
-		if (sm[i].status == 0 && sscanf((const char *)sm[i].header, "X-Token: %d", &t) == 1 && t >= 0 &&
-		    t < MAX_TOKENS)
+		int t = header_token(&sm[i]);
+		if (t >= 0 && t < MAX_TOKENS)
 			s->maybe_gone[t] = 1;
 	}
 	mail_summaries_free(sm, n);
@@ -446,7 +458,7 @@ static void check_contents(struct sim *s, struct mail_mailbox *mb, int is_inbox)
 			size_t l = bd[i].len < 63 ? bd[i].len : 63;
 			memcpy(tmp, bd[i].data, l);
 			tmp[l] = 0;
-			sscanf((const char *)sm[i].header, "X-Token: %d", &t);
+			t = header_token(&sm[i]);
 			sscanf(tmp, "X-Token: %d", &tb);
 			if (t != tb || t < 0 || t >= MAX_TOKENS)
 				FAIL(s, "UID %u: summary and body disagree (%d, %d)", uids[i], t, tb);
