@@ -120,7 +120,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 				problem = "workers must be a number from 1 to 256";
 		} else if (strcmp(name, "loops") == 0) {
 			if (parse_uint(value, 0, 64, &cfg->loops) != 0)
-				problem = "loops must be a number from 0 (one per CPU) to 64";
+				problem = "loops must be a number from 0 (one per CPU but one) to 64";
 		} else if (strcmp(name, "max_connections") == 0) {
 			if (parse_uint(value, 1, 1000000, &cfg->max_connections) != 0)
 				problem = "max_connections must be a number from 1 to 1000000";

@@ -23,7 +23,7 @@ struct ag_config {
 	size_t max_line;
 	size_t max_message;
 	unsigned workers;        /* threads running storage and password work, per loop (default 4) */
-	unsigned loops;          /* event loop threads; 0 = one per online CPU, at most 8 (default 0) */
+	unsigned loops;          /* event loop threads; 0 = one per online CPU but one, 1 to 8 (default 0) */
 	unsigned idle_timeout;   /* seconds without a command before autologout (default 1800) */
 	unsigned max_connections; /* open connections at most; more are told BYE (default 1000) */
 	/* [auth] */
