@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/mail/mail.h"
+
 /* What malloc keeps per allocation beyond what was asked, roughly. */
 #define ALLOC_OVERHEAD 16
 #define NAME_MAX_LEN 64
@@ -57,29 +59,6 @@ static size_t entry_bytes(const struct entry *e)
 	if (e->facts.fields)
 		b += e->facts.fields->bytes + ALLOC_OVERHEAD;
 	return b;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* The 16 bytes of a 32-hex-digit message id; -1 when it is not one. */
-static int parse_id(const char *hex, uint8_t id[ID_BYTES])
-{
-	for (size_t i = 0; i < ID_BYTES; i++) {
-		int hi = hex_value(hex[2 * i]), lo = hi < 0 ? -1 : hex_value(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		id[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return hex[2 * ID_BYTES] == '\0' ? 0 : -1;
 }
 
 static uint64_t mix64(uint64_t x)
@@ -320,7 +299,7 @@ const struct search_facts *search_cache_get(struct search_cache *c, struct searc
 					    const char *msg_id)
 {
 	uint8_t id[ID_BYTES];
-	if (parse_id(msg_id, id) != 0)
+	if (mail_unhex(msg_id, id, ID_BYTES) != 0)
 		return NULL;
 	struct entry *e = *find_slot(c, shelf, id, key_hash(shelf, id));
 	if (e == NULL) {
@@ -379,7 +358,7 @@ void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const 
 {
 	uint8_t id[ID_BYTES];
 	struct entry *e = NULL;
-	if (parse_id(msg_id, id) != 0 || (e = calloc(1, sizeof(*e))) == NULL) {
+	if (mail_unhex(msg_id, id, ID_BYTES) != 0 || (e = calloc(1, sizeof(*e))) == NULL) {
 		free(facts->fields);
 		facts->fields = NULL;
 		return;

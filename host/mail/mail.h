@@ -344,4 +344,9 @@ int mail_nonblock_hit(void);
 int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *name,
                          uint64_t grace_ms, uint64_t *removed);
 
+/* Message ids as text: n bytes to 2n lowercase hex digits and a NUL
+ * (out: 2n+1 bytes), and back (exactly 2n lowercase digits; 0 or -1). */
+void mail_hex(const uint8_t *in, size_t n, char *out);
+int mail_unhex(const char *in, uint8_t *out, size_t n);
+
 #endif

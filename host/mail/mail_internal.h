@@ -96,8 +96,6 @@ void mail_log(struct mail_engine *eng, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* The driver's message for the last failed call of this thread. */
 const char *mail_store_error(struct mail_engine *eng);
-void mail_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 */
-int mail_unhex(const char *in, uint8_t *out, size_t n); /* 0 or -1 */
 /* Reads every page of one range query (pk and bounds copied per page);
  * calls fn for each row. Returns the status and counts the calls made. */
 int mail_read_range(struct mail_engine *eng, const struct aerogram_row_query *q,

@@ -5,7 +5,7 @@ $(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSS
 
 $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/tests/server/test_search_cache.o \
 		$(B)/obj/host/auth.o $(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/capability.o \
-		$(B)/obj/host/config_file.o $(B)/obj/host/search_cache.o $(B)/libagprotocol.a
+		$(B)/obj/host/config_file.o $(B)/obj/host/search_cache.o $(B)/libagprotocol.a $(B)/libagmail.a
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
