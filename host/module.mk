@@ -3,7 +3,7 @@ HOST_LOADER_OBJS = $(B)/obj/host/driver_loader.o
 HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(HOST_LOADER_OBJS)
 # (protocol/module.mk is read after this file: name its library directly.)
 # The IMAP service: one object per concern (see each file's header).
-HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls.o capability.o \
+HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls.o capability.o list_match.o \
 	listener.o server.o session.o commands.o cmd_any.o cmd_login.o cmd_authenticated.o \
 	mail_reply.o cmd_select.o cmd_mailbox.o cmd_append.o cmd_fetch.o cmd_store.o cmd_search.o search_cache.o)
 # What FETCH derives from summaries, kept per message (fetch_cache.h).

@@ -9,6 +9,12 @@ $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/t
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
+# LIST patterns alone (host/list_match.c).
+TESTBINS += $(B)/tests/test_list_match
+$(B)/tests/test_list_match: $(B)/obj/tests/server/test_list_match.o $(B)/obj/host/list_match.o
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
+
 # The FETCH cache alone (host/fetch_cache.c), with threads.
 TESTBINS += $(B)/tests/test_fetch_cache
 $(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/host/fetch_cache.o $(B)/libagprotocol.a
@@ -18,9 +24,10 @@ $(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/h
 SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
-check-server: $(B)/tests/test_server_unit $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
+check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so
 	$(B)/tests/test_server_unit
+	$(B)/tests/test_list_match
 	$(B)/tests/test_fetch_cache
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py

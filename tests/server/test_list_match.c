@@ -1,0 +1,145 @@
+/* test_list_match.c - LIST patterns (host/list_match.c): the same answers as
+ * the plain recursive definition of RFC 3501 6.3.8, on every small case and
+ * random ones, and bounded time on the inputs that made backtracking blow up. */
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host/list_match.h"
+
+/* The definition, exponential in the worst case: only for short inputs. */
+static int reference(const char *p, const char *n)
+{
+	if (*p == '\0')
+		return *n == '\0';
+	if (*p == '*' || *p == '%') {
+		for (const char *k = n;; k++) {
+			if (reference(p + 1, k))
+				return 1;
+			if (*k == '\0' || (*p == '%' && *k == '.'))
+				return 0;
+		}
+	}
+	return *n != '\0' && *p == *n && reference(p + 1, n + 1);
+}
+
+static int match(const char *pattern, const char *name)
+{
+	struct ag_list_pattern p;
+	CU_ASSERT_EQUAL_FATAL(ag_list_pattern_init(&p, pattern, strlen(pattern)), 0);
+	int hit = ag_list_match(&p, name, '.');
+	ag_list_pattern_free(&p);
+	return hit;
+}
+
+static void test_examples(void)
+{
+	CU_ASSERT_TRUE(match("*", ""));
+	CU_ASSERT_TRUE(match("%", ""));
+	CU_ASSERT_TRUE(match("", ""));
+	CU_ASSERT_FALSE(match("", "a"));
+	CU_ASSERT_TRUE(match("*", "a.b.c"));
+	CU_ASSERT_FALSE(match("%", "a.b"));
+	CU_ASSERT_TRUE(match("%", "abc"));
+	CU_ASSERT_TRUE(match("a.%", "a.b"));
+	CU_ASSERT_FALSE(match("a.%", "a.b.c"));
+	CU_ASSERT_TRUE(match("a.*", "a.b.c"));
+	CU_ASSERT_TRUE(match("%.%", "a.b"));
+	CU_ASSERT_TRUE(match("%*%", "a.b"));   /* a run with '*' is '*' */
+	CU_ASSERT_FALSE(match("%%", "a.b"));   /* ... without, '%' */
+	CU_ASSERT_TRUE(match("INBOX", "INBOX"));
+	CU_ASSERT_FALSE(match("INBOX", "INBOX.x"));
+	CU_ASSERT_TRUE(match("*x", "abx"));
+	CU_ASSERT_FALSE(match("*x", "abxy"));
+	CU_ASSERT_TRUE(match("a%b%c", "aXbYc"));
+	CU_ASSERT_FALSE(match("a%c", "a.c"));
+}
+
+/* Every pattern up to 5 characters over {a, ., *, %} against every name up
+ * to 5 characters over {a, b, .}, then random longer ones. */
+static void test_against_reference(void)
+{
+	const char pat_alpha[] = "a.*%";
+	const char name_alpha[] = "ab.";
+	char p[8], n[8];
+	for (int pl = 0; pl <= 5; pl++) {
+		int pcount = 1;
+		for (int i = 0; i < pl; i++)
+			pcount *= 4;
+		for (int pi = 0; pi < pcount; pi++) {
+			for (int i = 0, v = pi; i < pl; i++, v /= 4)
+				p[i] = pat_alpha[v % 4];
+			p[pl] = '\0';
+			for (int nl = 0; nl <= 5; nl++) {
+				int ncount = 1;
+				for (int i = 0; i < nl; i++)
+					ncount *= 3;
+				for (int ni = 0; ni < ncount; ni++) {
+					for (int i = 0, v = ni; i < nl; i++, v /= 3)
+						n[i] = name_alpha[v % 3];
+					n[nl] = '\0';
+					if (match(p, n) != reference(p, n)) {
+						CU_FAIL("differs from the definition");
+						fprintf(stderr, "pattern '%s' name '%s'\n", p, n);
+						return;
+					}
+				}
+			}
+		}
+	}
+	srand(12);
+	for (int k = 0; k < 20000; k++) {
+		char lp[16], ln[16];
+		int pl = rand() % 15, nl = rand() % 15;
+		for (int i = 0; i < pl; i++)
+			lp[i] = "ab.*%"[rand() % 5];
+		for (int i = 0; i < nl; i++)
+			ln[i] = "ab."[rand() % 3];
+		lp[pl] = ln[nl] = '\0';
+		CU_ASSERT_EQUAL(match(lp, ln), reference(lp, ln));
+	}
+}
+
+/* "*a*a*a*ab" against 1,000 'a' took 84 s by backtracking; and the longest
+ * pattern a command line carries against the longest name. */
+static void test_bounded_time(void)
+{
+	char name[1001];
+	memset(name, 'a', 1000);
+	name[1000] = '\0';
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_FALSE(match("*a*a*a*ab", name));
+	CU_ASSERT_TRUE(match("*a*a*a*a", name));
+	CU_ASSERT_FALSE(match("%a%a%a%ab", name));
+	size_t plen = 65536;
+	char *pattern = malloc(plen + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pattern);
+	for (size_t i = 0; i < plen; i++)
+		pattern[i] = i % 2 ? 'a' : '*';
+	pattern[plen] = '\0';
+	CU_ASSERT_FALSE(match(pattern, name)); /* more literals than the name has */
+	for (size_t i = 0; i < plen; i++)
+		pattern[i] = i % 500 == 499 ? 'a' : '*';
+	CU_ASSERT_TRUE(match(pattern, name));
+	free(pattern);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* milliseconds on a quiet machine; generous for sanitizers */
+	CU_ASSERT(s < 5.0);
+}
+
+int main(void)
+{
+	CU_initialize_registry();
+	CU_pSuite suite = CU_add_suite("list patterns", NULL, NULL);
+	CU_add_test(suite, "examples", test_examples);
+	CU_add_test(suite, "the same answers as the definition", test_against_reference);
+	CU_add_test(suite, "bounded time on backtracking traps", test_bounded_time);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
