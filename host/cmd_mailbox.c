@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include "host/commands.h"
+#include "host/list_match.h"
+#include "host/log.h"
 #include "host/mail_reply.h"
 #include "protocol/imap_write.h"
 #include "protocol/mutf7.h"
@@ -107,31 +109,6 @@ static void subscribe_run(struct ag_session *s)
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
 }
 
-/* RFC 3501 6.3.8: '*' matches anything, '%' anything but the delimiter. */
-static int match(const char *pattern, const char *name)
-{
-	for (;;) {
-		char p = *pattern;
-		if (p == '\0')
-			return *name == '\0';
-		if (p == '*' || p == '%') {
-			for (const char *n = name;; n++) {
-				if (match(pattern + 1, n))
-					return 1;
-				if (*n == '\0' || (p == '%' && *n == MAIL_DELIMITER))
-					return 0;
-			}
-		}
-		if (*name == '\0')
-			return 0;
-		/* INBOX matches in any case, as the first level (RFC 3501 5.1). */
-		if (p != *name)
-			return 0;
-		pattern++;
-		name++;
-	}
-}
-
 /* One name LIST can show: a mailbox, or a parent level that only exists
  * because something lives under it. */
 struct list_entry {
@@ -159,41 +136,75 @@ static const char *special_use_attr(uint32_t su)
 	return NULL;
 }
 
-static char *full_pattern(const struct imap_str *reference, const struct imap_str *pattern)
+/* The command's patterns, each with its reference prepended, prepared once
+ * for every name (RFC 3501 6.3.8: '*' matches anything, '%' anything but
+ * the delimiter; list_match.c does it in bounded time). */
+struct list_patterns {
+	struct ag_list_pattern *p;
+	size_t n;
+};
+
+static void list_patterns_free(struct list_patterns *lp)
 {
-	struct agbuf b = AGBUF_INIT;
-	agbuf_append(&b, reference->data, reference->len);
-	agbuf_append(&b, pattern->data, pattern->len);
-	agbuf_putc(&b, '\0');
-	char *out = agbuf_steal(&b, NULL);
-	/* An INBOX prefix in any case is INBOX. */
-	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == MAIL_DELIMITER))
-		memcpy(out, "INBOX", 5);
-	return out;
+	for (size_t k = 0; k < lp->n; k++)
+		ag_list_pattern_free(&lp->p[k]);
+	free(lp->p);
+	lp->p = NULL;
+	lp->n = 0;
 }
 
-static int matches_any(const struct imap_command *cmd, const char *name)
+static int list_patterns_init(struct list_patterns *lp, const struct imap_command *cmd)
 {
+	lp->n = 0;
+	lp->p = calloc(cmd->u.list.pattern_count + 1, sizeof(*lp->p));
+	if (lp->p == NULL)
+		return -1;
+	const struct imap_str *reference = &cmd->u.list.reference.name;
 	for (size_t k = 0; k < cmd->u.list.pattern_count; k++) {
-		char *pattern = full_pattern(&cmd->u.list.reference.name, &cmd->u.list.patterns[k]);
-		int hit = pattern != NULL && match(pattern, name);
-		free(pattern);
-		if (hit)
-			return 1;
+		const struct imap_str *pattern = &cmd->u.list.patterns[k];
+		struct agbuf b = AGBUF_INIT;
+		agbuf_append(&b, reference->data, reference->len);
+		agbuf_append(&b, pattern->data, pattern->len);
+		agbuf_putc(&b, '\0');
+		size_t len;
+		char *full = agbuf_steal(&b, &len);
+		if (full == NULL) {
+			list_patterns_free(lp);
+			return -1;
+		}
+		len = strlen(full);
+		/* An INBOX prefix in any case is INBOX (RFC 3501 5.1). */
+		if (strncasecmp(full, "INBOX", 5) == 0 && (full[5] == '\0' || full[5] == MAIL_DELIMITER))
+			memcpy(full, "INBOX", 5);
+		int rc = ag_list_pattern_init(&lp->p[lp->n], full, len);
+		free(full);
+		if (rc != 0) {
+			list_patterns_free(lp);
+			return -1;
+		}
+		lp->n++;
 	}
+	return 0;
+}
+
+static int matches_any(const struct list_patterns *lp, const char *name)
+{
+	for (size_t k = 0; k < lp->n; k++)
+		if (ag_list_match(&lp->p[k], name, MAIL_DELIMITER))
+			return 1;
 	return 0;
 }
 
 /* LSUB "" "%" shows an unsubscribed "a" (\Noselect) when "a.b" is
  * subscribed but the pattern does not reach it (RFC 3501 6.3.9). */
-static int hides_subscribed_child(const struct imap_command *cmd, const struct list_entry *entries, size_t n,
+static int hides_subscribed_child(const struct list_patterns *lp, const struct list_entry *entries, size_t n,
                                   const char *parent)
 {
 	size_t len = strlen(parent);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = entries[i].name;
 		if (entries[i].subscribed && name != NULL && strncmp(name, parent, len) == 0 &&
-		    name[len] == MAIL_DELIMITER && !matches_any(cmd, name))
+		    name[len] == MAIL_DELIMITER && !matches_any(lp, name))
 			return 1;
 	}
 	return 0;
@@ -216,13 +227,21 @@ static void list_run(struct ag_session *s)
 		agbuf_printf(out, "%s OK LIST completed.\r\n", tag);
 		return;
 	}
+	struct list_patterns lp;
+	if (list_patterns_init(&lp, cmd) != 0) {
+		ag_reply_error(out, tag, AEROGRAM_EINTERNAL, cmd->name);
+		return;
+	}
 	struct mail_mailbox_info *infos;
 	size_t n;
 	int rc = mail_list(s->srv->engine, s->user, &infos, &n);
 	if (rc != 0) {
+		list_patterns_free(&lp);
 		ag_reply_error(out, tag, rc, cmd->name);
 		return;
 	}
+	int abandoned = 0;
+	size_t done = 0; /* names looked at, for the log */
 	/* Every mailbox, plus every parent level of one. */
 	struct list_entry *entries = calloc(2 * n + 1, sizeof(*entries));
 	size_t ne = 0, cap = 2 * n + 1;
@@ -261,11 +280,17 @@ static void list_run(struct ag_session *s)
 	}
 	for (size_t i = 0; entries != NULL && i < ne; i++) {
 		struct list_entry *e = &entries[i];
+		/* The client left (or shutdown gave up on it): nobody reads on. */
+		done = i;
+		if (ag_session_abandoned(s)) {
+			abandoned = 1;
+			break;
+		}
 		if (e->name == NULL)
 			continue;
-		if (!matches_any(cmd, e->name))
+		if (!matches_any(&lp, e->name))
 			continue;
-		if (lsub && !e->subscribed && !hides_subscribed_child(cmd, entries, ne, e->name))
+		if (lsub && !e->subscribed && !hides_subscribed_child(&lp, entries, ne, e->name))
 			continue;
 		if (!lsub && e->info == NULL && !e->has_children)
 			continue;
@@ -285,6 +310,12 @@ static void list_run(struct ag_session *s)
 		free(entries[i].name);
 	free(entries);
 	mail_list_free(infos, n);
+	list_patterns_free(&lp);
+	if (abandoned) {
+		ag_log_info("%s: user=%s: %s abandoned after %zu of %zu names: the client is gone", s->peer, s->user,
+		            cmd->name, done, ne);
+		return;
+	}
 	agbuf_printf(out, "%s OK %s completed.\r\n", tag, cmd->name);
 }
 

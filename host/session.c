@@ -365,6 +365,17 @@ void ag_session_shutdown(struct ag_session *s)
 	ag_session_close(s, "Server shutting down.");
 }
 
+void ag_session_abandon(struct ag_session *s)
+{
+	if (s->job_running)
+		atomic_store(&s->abandoned, 1);
+}
+
+int ag_session_abandoned(struct ag_session *s)
+{
+	return atomic_load_explicit(&s->abandoned, memory_order_relaxed);
+}
+
 void ag_session_command_done(struct ag_session *s)
 {
 	ag_session_append_clear(s);
@@ -387,6 +398,7 @@ static void job_done(void *arg)
 {
 	struct ag_session *s = arg;
 	s->job_running = 0;
+	atomic_store(&s->abandoned, 0);
 	if (s->dead) {
 		ag_session_free(s);
 		return;
@@ -697,6 +709,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		s->dead = 1;
 		if (!s->job_running)
 			ag_session_free(s);
+		else
+			ag_session_abandon(s);
 	}
 }
 

@@ -45,6 +45,7 @@ struct ag_session {
 	int closing;              /* BYE is out; freed once flushed */
 	int dead;                 /* the connection is gone; freed when the job ends */
 	int job_running;          /* a worker job holds a pointer to this session */
+	atomic_int abandoned;     /* nobody waits for the job's answer any more (worker reads it) */
 	int wants_input;          /* the command in flight reads client lines (IDLE, SASL) */
 	int reading_paused;       /* EV_READ is off: buffered input waits for the command in flight */
 	unsigned bad_in_row;      /* consecutive malformed commands */
@@ -112,6 +113,13 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 void ag_session_free(struct ag_session *s);
 /* Server shutdown: BYE now, or after the command in flight ends. */
 void ag_session_shutdown(struct ag_session *s);
+/* Loop thread: no one will read the answer of the job in flight (the
+ * client left, or shutdown gave up waiting); long work should stop. */
+void ag_session_abandon(struct ag_session *s);
+/* From a storage run (any thread): nonzero once the job is abandoned.
+ * Work whose time grows with the client's input (LIST over every mailbox)
+ * checks it now and then and ends early; its answer is thrown away. */
+int ag_session_abandoned(struct ag_session *s);
 
 /* Appends formatted text to the output (the caller writes the CRLF). */
 void ag_session_printf(struct ag_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
