@@ -1,8 +1,12 @@
 /* server.c - the daemon's life: start-up, signals, shutdown.
  *
  * SIGTERM/SIGINT: stop accepting, let each command in flight finish, say
- * BYE to every client, exit 0 once every session is gone (or after a grace
- * period). SIGHUP: re-read the users file on a worker; a broken file keeps
+ * BYE to every client, exit 0 once every session is gone, or after a grace
+ * period, and within SHUTDOWN_LIMIT_S whatever a worker is doing: a storage
+ * call that never returns (a wedged store, a runaway command) is left
+ * behind and the process exits without joining its thread. That is safe
+ * because every driver write is transactional (a write cut short is not
+ * applied) and nothing else is left half done. SIGHUP: re-read the users file on a worker; a broken file keeps
  * the previous table.
  *
  * Event loops: the root (the thread that called ag_server_run) accepts
@@ -27,7 +31,12 @@
 #include "host/tls.h"
 
 /* How long shutdown waits for commands in flight and BYEs to flush. */
-#define SHUTDOWN_GRACE_S 20
+#define SHUTDOWN_GRACE_S 5
+/* Seconds after the signal by which the workers must be idle; the process
+ * then exits without the stuck ones (the whole shutdown stays under 10 s). */
+#define SHUTDOWN_LIMIT_S 8
+/* ... and by which the final checkpoints end (they are an optimisation). */
+#define SHUTDOWN_END_MS 9500
 /* Event loops at most when `loops` is 0 (one per online CPU but one). */
 #define AUTO_LOOPS_MAX 8
 
@@ -192,6 +201,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct ag_server *srv = arg;
 	ag_log_warn("shutdown: %u connections still open after %d s, closing them", srv->n_sessions,
 	            SHUTDOWN_GRACE_S);
+	/* Commands still running on a worker are told to stop where they can. */
+	for (struct ag_session *s = srv->sessions; s != NULL; s = s->next)
+		ag_session_abandon(s);
 	event_base_loopexit(srv->base, NULL);
 }
 
@@ -201,6 +213,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	struct ag_server *srv = arg;
 	if (srv->shutting_down)
 		return;
+	clock_gettime(CLOCK_MONOTONIC, &srv->shutdown_at);
 	ag_log_info("%s: shutting down (%u connections)", sig == SIGINT ? "SIGINT" : "SIGTERM",
 	            atomic_load(&srv->total_sessions));
 	post_to_loops(srv, 1, 0, 0);
@@ -414,6 +427,47 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 	return loops_init(srv, err, errlen);
 }
 
+static struct timespec after_signal(const struct ag_server *srv, long ms)
+{
+	struct timespec t = srv->shutdown_at;
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/* Milliseconds left until `ms` after the signal (0 when past). */
+static uint32_t ms_left(const struct ag_server *srv, long ms)
+{
+	struct timespec end = after_signal(srv, ms), now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long left = (long long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+	return left > 0 ? (uint32_t)left : 0;
+}
+
+/* After SIGTERM, once the loops have ended: waits for the workers up to
+ * SHUTDOWN_LIMIT_S after the signal; when some are still busy (a storage
+ * call that does not return), exits the process now rather than join them.
+ * The store is safe: each driver write is a transaction, applied whole or
+ * not at all, and no other state is kept outside it. */
+static void leave_stuck_workers(struct ag_server *srv, int rc)
+{
+	struct timespec limit = after_signal(srv, SHUTDOWN_LIMIT_S * 1000L);
+	unsigned busy = 0;
+	for (unsigned i = 0; i < srv->n_loops; i++)
+		if (srv->loops[i]->workers != NULL)
+			busy += ag_workers_wait_idle(srv->loops[i]->workers, &limit);
+	if (busy == 0)
+		return;
+	ag_log_warn("shutdown: %u storage jobs still running %d s after the signal; exiting without them",
+	            busy, SHUTDOWN_LIMIT_S);
+	ag_log_info("stopped");
+	_exit(rc == 0 ? 0 : 1);
+}
+
 int ag_server_run(struct ag_server *srv)
 {
 	unsigned started = 1;
@@ -439,6 +493,8 @@ int ag_server_run(struct ag_server *srv)
 	for (unsigned i = 1; i < started; i++)
 		pthread_join(srv->loops[i]->thread, NULL);
 	/* loops that never ran are freed as they are */
+	if (srv->shutdown_at.tv_sec != 0 || srv->shutdown_at.tv_nsec != 0)
+		leave_stuck_workers(srv, rc);
 	if (rc == 0)
 		ag_log_info("stopped");
 	return rc;
@@ -464,8 +520,15 @@ void ag_server_free(struct ag_server *srv)
 	srv->loops = NULL;
 	srv->n_loops = 0;
 	if (srv->engine != NULL) {
-		/* the next start opens every mailbox from a checkpoint alone */
-		mail_engine_checkpoint_all(srv->engine, 5000);
+		/* the next start opens every mailbox from a checkpoint alone;
+		 * after SIGTERM within the shutdown's bound */
+		uint32_t budget = 5000;
+		if (srv->shutdown_at.tv_sec != 0 || srv->shutdown_at.tv_nsec != 0) {
+			uint32_t left = ms_left(srv, SHUTDOWN_END_MS);
+			budget = left < budget ? left : budget;
+		}
+		if (budget > 0)
+			mail_engine_checkpoint_all(srv->engine, budget);
 		mail_engine_free(srv->engine);
 	}
 	if (srv->reload_result != NULL)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "host/auth.h"
 #include "host/config_file.h"
@@ -57,6 +58,7 @@ struct ag_server {
 	struct ag_session *sessions;   /* doubly linked list of live sessions */
 	unsigned n_sessions;
 	int shutting_down;
+	struct timespec shutdown_at;   /* root: when SIGTERM came (CLOCK_MONOTONIC) */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *shutdown_deadline;
 	/* SIGHUP: the users file is re-read on a worker. */

@@ -7,14 +7,18 @@
  * callers never touch their session state from two threads. */
 #include "host/workers.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "host/log.h"
 
 struct ag_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	pthread_cond_t idle;    /* signalled when a job ends (ag_workers_wait_idle) */
+	unsigned busy;          /* jobs running now */
 	struct ag_job *queue_head, *queue_tail;
 	struct ag_job *done_head, *done_tail;
 	int stopping;
@@ -47,11 +51,14 @@ static void *worker_main(void *arg)
 		pool->queue_head = job->next;
 		if (pool->queue_head == NULL)
 			pool->queue_tail = NULL;
+		pool->busy++;
 		pthread_mutex_unlock(&pool->lock);
 		job->run(job->arg);
 		pthread_mutex_lock(&pool->lock);
+		pool->busy--;
 		int first = pool->done_head == NULL;
 		push(&pool->done_head, &pool->done_tail, job);
+		pthread_cond_broadcast(&pool->idle);
 		pthread_mutex_unlock(&pool->lock);
 		/* A list that was not empty has its wake-up on the way already:
 		 * one wake-up (a lock on the loop's base and a write to its
@@ -89,6 +96,11 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads)
 		return NULL;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->idle, &attr);
+	pthread_condattr_destroy(&attr);
 	pool->done_event = event_new(base, -1, 0, on_done, pool);
 	pool->threads = calloc(threads, sizeof(pthread_t));
 	if (pool->done_event == NULL || pool->threads == NULL) {
@@ -124,6 +136,20 @@ unsigned ag_workers_pending(const struct ag_workers *pool)
 	return pool->pending;
 }
 
+unsigned ag_workers_wait_idle(struct ag_workers *pool, const struct timespec *deadline)
+{
+	pthread_mutex_lock(&pool->lock);
+	while (pool->busy > 0 || pool->queue_head != NULL) {
+		if (pthread_cond_timedwait(&pool->idle, &pool->lock, deadline) == ETIMEDOUT)
+			break;
+	}
+	unsigned left = pool->busy;
+	for (const struct ag_job *j = pool->queue_head; j != NULL; j = j->next)
+		left++;
+	pthread_mutex_unlock(&pool->lock);
+	return left;
+}
+
 void ag_workers_free(struct ag_workers *pool)
 {
 	if (pool == NULL)
@@ -138,6 +164,7 @@ void ag_workers_free(struct ag_workers *pool)
 		event_free(pool->done_event);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
+	pthread_cond_destroy(&pool->idle);
 	free(pool->threads);
 	free(pool);
 }

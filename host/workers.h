@@ -3,6 +3,7 @@
 #define AG_HOST_WORKERS_H
 
 #include <event2/event.h>
+#include <time.h>
 
 struct ag_workers;
 
@@ -25,6 +26,10 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads);
 void ag_workers_submit(struct ag_workers *pool, struct ag_job *job);
 /* Number of jobs queued or running whose `done` has not been called yet. */
 unsigned ag_workers_pending(const struct ag_workers *pool);
+/* Waits until no job is queued or running, or until `deadline`
+ * (CLOCK_MONOTONIC), whichever comes first; returns how many jobs are still
+ * queued or running (0: idle). Any thread. */
+unsigned ag_workers_wait_idle(struct ag_workers *pool, const struct timespec *deadline);
 /* Waits for queued and running jobs, calls no more `done`, stops the threads and frees the pool. */
 void ag_workers_free(struct ag_workers *pool);
 
