@@ -73,6 +73,9 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 	}
 }
 
+/* The parser refuses deeper sections than section.h can hold. */
+_Static_assert(IMAP_SECTION_MAX_PARTS <= SECTION_MAX_PATH, "body section depth bounds disagree");
+
 /* The parser's section as protocol/section.h takes it; `fields` has room
  * for the section's field names. Returns -1 when the path is too deep. */
 static int to_spec(const struct imap_fetch_att *a, struct section_spec *spec, const char **fields)

@@ -119,6 +119,11 @@ static bool section(struct imap_gram *g, struct imap_section *sec)
 			if (!imap_nz_number(g, &part, "body section part"))
 				return false;
 			sec->parts[sec->part_count++] = part;
+			/* Deeper than the server can answer (SECTION_MAX_PATH): refused
+			 * rather than answered for another section. */
+			if (sec->part_count > IMAP_SECTION_MAX_PARTS)
+				return imap_fail(g, "Body section nested too deeply (at most %d part numbers)",
+				                 IMAP_SECTION_MAX_PARTS);
 			if (imap_peek(g) != '.')
 				break;
 			g->pos++;

@@ -275,6 +275,10 @@ static bool literal(struct imap_gram *g, struct imap_str *out, const char *what)
 		return imap_fail(g, "Invalid literal in %s", what);
 	if (size > g->len - g->pos)
 		return imap_fail(g, "Invalid literal in %s", what);
+	/* CHAR8 excludes NUL (RFC 3501 9): names, passwords and search strings
+	 * become C strings, which a NUL would cut short ("zz\0yy" is "zz"). */
+	if (memchr(g->buf + g->pos, '\0', (size_t)size) != NULL)
+		return imap_fail(g, "Invalid character (NUL) in literal %s", what);
 	out->len = (size_t)size;
 	out->data = imap_arena_strdup(g->arena, g->buf + g->pos, out->len);
 	g->pos += out->len;

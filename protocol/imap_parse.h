@@ -192,8 +192,12 @@ enum imap_section_text {
 	IMAP_SECTION_MIME
 };
 
+/* Part numbers a body section may have (1.2.3 has three); a deeper one is
+ * refused with BAD. The same bound as protocol/section.h's SECTION_MAX_PATH. */
+#define IMAP_SECTION_MAX_PARTS 32
+
 struct imap_section {
-	size_t part_count;        /* 0 for the top-level message */
+	size_t part_count;        /* 0 for the top-level message; at most IMAP_SECTION_MAX_PARTS */
 	uint32_t *parts;          /* 1.2.3 -> {1, 2, 3} */
 	enum imap_section_text text;
 	size_t field_count;       /* HEADER.FIELDS (A B) */

@@ -209,6 +209,9 @@ static const struct {
 	{ "a FETCH 1 BODY[1.2.FOO]\r\n", "a syntax: Invalid body section" },
 	{ "a FETCH 1 BODY[MIME]\r\n", "a syntax: Invalid body section" },
 	{ "a FETCH 1 BODY[1\r\n", "a syntax: Missing ']' at the end of the body section" },
+	/* 32 part numbers at most (33 here) */
+	{ "a FETCH 1 BODY[1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1]\r\n",
+	  "a syntax: Body section nested too deeply (at most 32 part numbers)" },
 	{ "a FETCH 1 BODY[]<1>\r\n", "a syntax: Invalid partial range: expected <offset.count>" },
 	{ "a FETCH 1 BODY[]<1.0>\r\n", "a syntax: Zero is not allowed in partial count" },
 	{ "a FETCH 1 BODY.PEEK\r\n", "a syntax: BODY.PEEK needs a section" },
@@ -302,10 +305,25 @@ static void test_literal_sync_reject(void)
 static void test_literal_nonsync(void)
 {
 	expect_log("a LOGIN {4+}\r\nfred {0+}\r\n\r\n", "CMD a LOGIN \"fred\" \"\"\n");
-	/* Literal bytes are taken as they are, CRLF and NUL included. */
-	const char wire[] = "a SEARCH TEXT {5+}\r\na\r\n\0b\r\n";
+	/* Literal bytes are taken as they are, CRLF included. */
+	const char wire[] = "a SEARCH TEXT {5+}\r\na\r\n-b\r\n";
 	expect_fed(wire, sizeof(wire) - 1, 1, NULL, DUMP_ACCEPT,
-		   "CMD a SEARCH (TEXT \"a\\x0d\\x0a\\x00b\")\n");
+		   "CMD a SEARCH (TEXT \"a\\x0d\\x0a-b\")\n");
+}
+
+/* NUL is not a CHAR8 (RFC 3501 9): a literal with one is refused, as the
+ * quoted form is, instead of reaching the server cut at the NUL. */
+static void test_literal_nul(void)
+{
+	const char create[] = "a CREATE {5+}\r\nzz\0yy\r\nz NOOP\r\n";
+	expect_fed(create, sizeof(create) - 1, 1, NULL, DUMP_ACCEPT,
+		   "ERR a syntax: Invalid character (NUL) in literal mailbox name\nCMD z NOOP\n");
+	const char login[] = "a LOGIN {4+}\r\nfred {3+}\r\np\0w\r\n";
+	expect_fed(login, sizeof(login) - 1, 1, NULL, DUMP_ACCEPT,
+		   "ERR a syntax: Invalid character (NUL) in literal password\n");
+	const char search[] = "a SEARCH TEXT {3+}\r\na\0b\r\n";
+	expect_fed(search, sizeof(search) - 1, 1, NULL, DUMP_ACCEPT,
+		   "ERR a syntax: Invalid character (NUL) in literal TEXT\n");
 }
 
 static void test_literal_too_large(void)
@@ -1039,6 +1057,7 @@ int main(void)
 	CU_add_test(parse, "malformed commands and resync", test_invalid_commands);
 	CU_add_test(parse, "SEARCH tree and depth limit", test_search_tree);
 	CU_add_test(parse, "SEARCH nested OR", test_search_nested_or);
+	CU_add_test(parse, "NUL in a literal", test_literal_nul);
 	CU_add_test(parse, "synchronising literal accepted", test_literal_sync_accept);
 	CU_add_test(parse, "synchronising literal refused", test_literal_sync_reject);
 	CU_add_test(parse, "non-synchronising literals", test_literal_nonsync);
