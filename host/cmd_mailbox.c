@@ -72,7 +72,16 @@ static void delete_run(struct ag_session *s)
 		agbuf_puts(&s->reply, "* OK [CLOSED] The selected mailbox is being deleted.\r\n");
 	}
 	int rc = mail_delete(s->srv->engine, s->user, name);
-	if (rc != 0)
+	if (rc == MAIL_ECHILDREN)
+		/* A name that is only the parent of other mailboxes (\Noselect):
+		 * RFC 3501 6.3.4 makes deleting it an error. [NONEXISTENT] would
+		 * contradict the LIST the client shows, and nothing else makes it
+		 * work later by itself ([INUSE] means "try again"): [CANNOT] (RFC
+		 * 5530, "can never succeed" as asked) with the text a client shows
+		 * the user, which says what to do (Dovecot's words). */
+		agbuf_printf(&s->reply, "%s NO [CANNOT] Mailbox has children, delete them first.\r\n",
+		             cmd->tag.data);
+	else if (rc != 0)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, "DELETE");
 	else
 		agbuf_printf(&s->reply, "%s OK DELETE completed.\r\n", cmd->tag.data);

@@ -27,6 +27,7 @@
 
 #define MAIL_EEXIST (-20) /* the mailbox name already exists */
 #define MAIL_EAGAIN (-21) /* non-blocking mode: the call would wait (see mail_nonblock) */
+#define MAIL_ECHILDREN (-22) /* DELETE: the name exists only through mailboxes below it */
 
 /* System flags (bit values of `flags` everywhere in this API). */
 #define MAIL_F_SEEN     (1u << 0)
@@ -110,10 +111,12 @@ int mail_list(struct mail_engine *eng, const char *user, struct mail_mailbox_inf
 void mail_list_free(struct mail_mailbox_info *infos, size_t n);
 /* Creates a mailbox (MAIL_EEXIST if it exists; EINVAL for a bad name). */
 int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use);
-/* Deletes a mailbox and removes its contents from the store. */
+/* Deletes a mailbox and removes its contents from the store (its children
+ * stay). MAIL_ECHILDREN when the name is no mailbox but has some below it. */
 int mail_delete(struct mail_engine *eng, const char *user, const char *name);
-/* Renames a mailbox and its children; renaming INBOX moves its messages to
- * the new name and leaves an empty INBOX (RFC 3501 6.3.5). */
+/* Renames a mailbox and its children, or the children of a name that has
+ * some but is no mailbox itself; renaming INBOX moves its messages to the
+ * new name and leaves an empty INBOX (RFC 3501 6.3.5). */
 int mail_rename(struct mail_engine *eng, const char *user, const char *from, const char *to);
 /* Sets or clears the subscription of a name (it need not exist). */
 int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on);

@@ -446,6 +446,16 @@ static int entry_tombstone(struct mail_engine *eng, const char *user, struct mbl
 	return 0;
 }
 
+/* Nonzero when a mailbox exists below `name` ("name.x..."). */
+static int has_live_children(const struct mblist *l, const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->e[i].has_id && strncmp(l->e[i].name, name, len) == 0 && l->e[i].name[len] == MAIL_DELIMITER)
+			return 1;
+	return 0;
+}
+
 int mail_delete(struct mail_engine *eng, const char *user, const char *name)
 {
 	MAIL_WRITE_CALL(eng);
@@ -466,7 +476,9 @@ int mail_delete(struct mail_engine *eng, const char *user, const char *name)
 	struct mblist_entry *e = mblist_find(&l, nn);
 	uint8_t id[UIDX_ID];
 	if (e == NULL || !e->has_id) {
-		rc = AEROGRAM_ENOTFOUND;
+		/* A level that exists only through mailboxes below it (LIST shows
+		 * it \Noselect): RFC 3501 6.3.4 makes deleting it an error. */
+		rc = has_live_children(&l, nn) ? MAIL_ECHILDREN : AEROGRAM_ENOTFOUND;
 	} else {
 		memcpy(id, e->id, UIDX_ID);
 		rc = entry_tombstone(eng, user, e);
@@ -541,8 +553,18 @@ int mail_rename(struct mail_engine *eng, const char *user, const char *from, con
 	}
 	size_t fl = strlen(f);
 	struct mblist_entry *src = mblist_find(&l, f);
-	if (src == NULL || !src->has_id)
-		rc = AEROGRAM_ENOTFOUND;
+	/* A name that exists only through its children (LIST shows it
+	 * \Noselect) is renamed too: its children move (a.b.c -> x.b.c), as
+	 * they would with it (RFC 3501 6.3.5). The new name must be free all
+	 * the same. */
+	int src_live = src != NULL && src->has_id;
+	if (!src_live) {
+		struct mblist_entry *te = mblist_find(&l, t);
+		if (!has_live_children(&l, f))
+			rc = AEROGRAM_ENOTFOUND;
+		else if (te != NULL && te->has_id)
+			rc = MAIL_EEXIST;
+	}
 	/* renaming into one's own hierarchy is refused */
 	if (rc == 0 && strncmp(t, f, fl) == 0 && t[fl] == MAIL_DELIMITER)
 		rc = AEROGRAM_EINVAL;

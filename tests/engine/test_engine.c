@@ -721,6 +721,23 @@ static void test_mblist_defaults_and_rename(void)
 	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "nothere", "x"), AEROGRAM_ENOTFOUND);
 	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "play", "Sent"), MAIL_EEXIST);
 
+	/* a name that exists only through its children: DELETE is refused
+	 * (ECHILDREN), RENAME moves the children; the new name must be free */
+	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "p.q.r", 0), 0);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "p"), MAIL_ECHILDREN);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "p.q"), MAIL_ECHILDREN);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "p.q.r.s"), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "p", "Sent"), MAIL_EEXIST);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "p", "p.z"), AEROGRAM_EINVAL);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "p", "x"), 0);
+	CU_ASSERT_EQUAL(mail_list(e.eng, "bob", &l, &n), 0);
+	CU_ASSERT(!has_name(l, n, "p.q.r"));
+	CU_ASSERT(has_name(l, n, "x.q.r"));
+	mail_list_free(l, n);
+	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "p", "y"), AEROGRAM_ENOTFOUND);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "x.q.r"), 0);
+	CU_ASSERT_EQUAL(mail_delete(e.eng, "bob", "x"), AEROGRAM_ENOTFOUND);
+
 	/* re-created name: UIDVALIDITY above anything the old one reported */
 	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work.a", 0), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "work.a", &mb), 0);
