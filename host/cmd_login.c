@@ -219,3 +219,11 @@ void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len
 	}
 	plain_response(s, line, len);
 }
+
+void ag_cmd_authenticate_abort(struct ag_session *s, const char *why)
+{
+	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+	s->wants_input = 0;
+	ag_session_tagged(s, IMAP_BAD, "Invalid authentication response: %s.", why);
+	ag_session_command_done(s);
+}

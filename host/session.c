@@ -721,6 +721,21 @@ static void on_error_event(struct ag_session *s, const struct imap_event *ev)
 	send_bad(s, ev->tag, text);
 }
 
+/* An error event while the command in flight reads client lines. */
+static void end_waiting_command(struct ag_session *s, const struct imap_event *ev)
+{
+	s->bad_in_row++;
+	if (s->cmd->kind == IMAP_CMD_IDLE) {
+		ag_cmd_idle_abort(s);
+	} else if (s->cmd->kind == IMAP_CMD_AUTHENTICATE) {
+		ag_cmd_authenticate_abort(s, ev->text != NULL && ev->text[0] ? ev->text : "malformed line");
+	} else {
+		imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+		ag_session_tagged(s, IMAP_BAD, "%s", ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.");
+		ag_session_command_done(s);
+	}
+}
+
 /* A synchronising literal is announced: accept it ("+") or refuse the command. */
 static void on_literal(struct ag_session *s, const struct imap_event *ev)
 {
@@ -907,6 +922,13 @@ static void session_input(struct ag_session *s)
 			break;
 		case IMAP_EV_ERROR:
 			ag_session_append_clear(s);
+			if (s->cmd != NULL && s->wants_input) {
+				/* A bad line inside IDLE or AUTHENTICATE ends that
+				 * command with its own tag; the parser is back in
+				 * command mode, and so is the session. */
+				end_waiting_command(s, &ev);
+				break;
+			}
 			on_error_event(s, &ev);
 			break;
 		case IMAP_EV_LITERAL:
