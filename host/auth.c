@@ -51,6 +51,17 @@ void ag_auth_failures_free(struct ag_auth_failures *t)
 	free(t);
 }
 
+/* The delay of the count-th failure in a row: doubling from base_ms, capped. */
+static unsigned delay_for(const struct ag_auth_failures *t, unsigned count)
+{
+	unsigned long long delay = t->base_ms;
+	for (unsigned i = 1; i < count && delay < t->max_ms; i++)
+		delay *= 2;
+	if (delay > t->max_ms)
+		delay = t->max_ms;
+	return (unsigned)delay;
+}
+
 unsigned ag_auth_failure_record(struct ag_auth_failures *t, const char *address, unsigned *count)
 {
 	time_t now = time(NULL);
@@ -78,12 +89,23 @@ unsigned ag_auth_failure_record(struct ag_auth_failures *t, const char *address,
 	e->last = now;
 	*count = e->count;
 	pthread_mutex_unlock(&t->lock);
-	unsigned long long delay = t->base_ms;
-	for (unsigned i = 1; i < e->count && delay < t->max_ms; i++)
-		delay *= 2;
-	if (delay > t->max_ms)
-		delay = t->max_ms;
-	return (unsigned)delay;
+	return delay_for(t, *count);
+}
+
+unsigned ag_auth_failure_pending(struct ag_auth_failures *t, const char *address)
+{
+	time_t now = time(NULL);
+	unsigned count = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->entries[i].address, address) == 0) {
+			if (now - t->entries[i].last <= FORGET_AFTER_S)
+				count = t->entries[i].count;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return count > 0 ? delay_for(t, count) : 0;
 }
 
 static int is_base64(const char *s, size_t len)

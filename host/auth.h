@@ -14,6 +14,9 @@ void ag_auth_failures_free(struct ag_auth_failures *t);
 /* Records one failure from `address`; returns how long to wait before
  * answering it (ms) and sets *count to the failures now on record. */
 unsigned ag_auth_failure_record(struct ag_auth_failures *t, const char *address, unsigned *count);
+/* The delay the last failure from `address` got (ms), 0 when it has no
+ * recent failure: a new check from there waits that long before it runs. */
+unsigned ag_auth_failure_pending(struct ag_auth_failures *t, const char *address);
 
 /*
  * Decodes a SASL PLAIN message (RFC 4616) given in base64 (RFC 4648, as the

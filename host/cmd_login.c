@@ -1,9 +1,14 @@
 /* cmd_login.c - the not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE.
  *
- * Passwords are verified on a worker thread (Argon2 takes tens of
- * milliseconds and megabytes on purpose). A failure is answered only after a
- * delay that grows with the failures of the client's address, and with one
- * text whatever went wrong, so neither timing nor wording tells whether the
+ * Passwords are verified on the password-check threads (limits.h; Argon2
+ * takes tens of milliseconds and megabytes on purpose), never on the
+ * storage workers, so that failing logins cannot delay anyone's mail. A
+ * check from an address with recent failures first waits that address's
+ * failure delay; one address has at most AG_AUTH_PER_ADDRESS checks in
+ * flight (more wait their turn), the daemon AG_AUTH_IN_FLIGHT_MAX (more are
+ * answered NO [UNAVAILABLE]). A failure is answered only after a delay that
+ * grows with the failures of the client's address, and with one text
+ * whatever went wrong, so neither timing nor wording tells whether the
  * user exists. */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,8 @@
 
 /* Failed authentications one connection may make before it is closed. */
 #define MAX_AUTH_FAILURES 5
+/* How often a check waiting for its address's checks in flight looks again (ms). */
+#define AUTH_WAIT_MS 50
 #define AUTH_FAILED_TEXT "[AUTHENTICATIONFAILED] Authentication failed."
 #define PRIVACY_TEXT "[PRIVACYREQUIRED] Plaintext authentication is disallowed on non-secure (SSL/TLS) connections."
 
@@ -94,9 +101,25 @@ static void loggable(char *out, size_t outlen, const char *name, size_t len)
 static void verify_done(struct ag_session *s)
 {
 	struct ag_auth_request *a = &s->auth;
+	if (a->slot) {
+		ag_limits_auth_release(s->srv->limits, s->address);
+		a->slot = 0;
+	}
 	char name[256];
 	loggable(name, sizeof(name), a->user, a->user_len);
 	if (a->ok) {
+		unsigned max = s->srv->cfg->max_user_connections, open_now = 0;
+		if (ag_limits_user_add(s->srv->limits, a->user, max, &open_now) != 0) {
+			/* As Dovecot's mail_max_userip_connections, but per user. */
+			ag_log_warn("%s: login refused user=%s: %u sessions open (max_user_connections)", s->peer, name,
+			            open_now);
+			clear_request(a);
+			ag_session_tagged(s, IMAP_NO, "[LIMIT] Too many connections for this user (max_user_connections=%u).",
+			                  max);
+			ag_session_command_done(s);
+			return;
+		}
+		s->counted_user = 1;
 		ag_log_info("%s: login user=%s method=%s%s", s->peer, name, a->mechanism,
 		            s->tls ? " tls" : "");
 		s->user = strndup(a->user, a->user_len);
@@ -127,6 +150,68 @@ static void verify_done(struct ag_session *s)
 	 * until failure_reply. The timer is freed with the session. */
 }
 
+static void on_auth_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Runs the check once its address's failure delay is over and a slot is
+ * free; until then waits on the auth timer. */
+static void verify_proceed(struct ag_session *s)
+{
+	struct ag_auth_request *a = &s->auth;
+	unsigned wait_ms = 0;
+	if (!a->delayed) {
+		a->delayed = 1;
+		wait_ms = ag_auth_failure_pending(s->srv->failures, s->address);
+	}
+	if (wait_ms == 0) {
+		enum ag_auth_slot slot = ag_limits_auth_acquire(s->srv->limits, s->address);
+		if (slot == AG_AUTH_SLOT_TAKEN) {
+			a->slot = 1;
+			if (ag_session_run_auth_job(s, verify_run, verify_done) == 0)
+				return;
+			ag_limits_auth_release(s->srv->limits, s->address); /* out of memory */
+			a->slot = 0;
+			slot = AG_AUTH_SLOT_FULL;
+		}
+		switch (slot) {
+		case AG_AUTH_SLOT_TAKEN:
+		case AG_AUTH_SLOT_FULL:
+			ag_log_warn("%s: authentication refused: %u password checks in flight", s->peer,
+			            AG_AUTH_IN_FLIGHT_MAX);
+			clear_request(a);
+			ag_session_tagged(s, IMAP_NO, "[UNAVAILABLE] Too many authentications in progress, try again later.");
+			ag_session_command_done(s);
+			return;
+		case AG_AUTH_SLOT_ADDRESS_BUSY:
+			if (!a->waited)
+				ag_log_info("%s: authentication waits: %u password checks from %s in flight", s->peer,
+				            AG_AUTH_PER_ADDRESS, s->address);
+			a->waited = 1;
+			wait_ms = AUTH_WAIT_MS;
+			break;
+		}
+	}
+	if (s->auth_timer == NULL)
+		s->auth_timer = evtimer_new(s->srv->base, on_auth_timer, s);
+	if (s->auth_timer == NULL) {
+		clear_request(a);
+		ag_session_tagged(s, IMAP_NO, "[UNAVAILABLE] Out of memory.");
+		ag_session_command_done(s);
+		return;
+	}
+	struct timeval tv = { (time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000 };
+	evtimer_add(s->auth_timer, &tv);
+}
+
+static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	if (s->closing || s->dead || s->auth.user == NULL)
+		return;
+	verify_proceed(s);
+}
+
 /* Starts verifying; takes copies of user and password. */
 static void verify_start(struct ag_session *s, const char *mechanism, const char *user, size_t user_len,
                          const char *password, size_t password_len)
@@ -149,7 +234,7 @@ static void verify_start(struct ag_session *s, const char *mechanism, const char
 	a->password[password_len] = '\0';
 	a->password_len = password_len;
 	a->users = ag_users_ref(s->srv->users);
-	ag_session_run_job(s, verify_run, verify_done);
+	verify_proceed(s);
 }
 
 void ag_cmd_login(struct ag_session *s)
@@ -218,4 +303,12 @@ void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len
 		return;
 	}
 	plain_response(s, line, len);
+}
+
+void ag_cmd_authenticate_abort(struct ag_session *s, const char *why)
+{
+	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+	s->wants_input = 0;
+	ag_session_tagged(s, IMAP_BAD, "Invalid authentication response: %s.", why);
+	ag_session_command_done(s);
 }

@@ -203,3 +203,13 @@ void ag_cmd_idle_done(struct ag_session *s)
 	ag_session_tagged(s, IMAP_OK, "IDLE terminated.");
 	ag_session_command_done(s);
 }
+
+/* As Dovecot: a line other than DONE ends IDLE with "BAD Expected DONE.",
+ * and the session reads commands again (the parser is back in command mode). */
+void ag_cmd_idle_abort(struct ag_session *s)
+{
+	if (s->keepalive != NULL)
+		evtimer_del(s->keepalive);
+	ag_session_tagged(s, IMAP_BAD, "Expected DONE.");
+	ag_session_command_done(s);
+}

@@ -28,6 +28,8 @@ void ag_cmd_login(struct ag_session *s);
 void ag_cmd_authenticate(struct ag_session *s);
 /* Called with each client line while AUTHENTICATE waits for one. */
 void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len);
+/* A malformed or over-long response line: AUTHENTICATE ends with BAD `why`. */
+void ag_cmd_authenticate_abort(struct ag_session *s, const char *why);
 /* cmd_authenticated.c: the authenticated and selected states. */
 void ag_cmd_enable(struct ag_session *s);
 void ag_cmd_namespace(struct ag_session *s);
@@ -54,6 +56,8 @@ void ag_cmd_check(struct ag_session *s);
 void ag_cmd_idle(struct ag_session *s);
 /* Called when the client ends IDLE with DONE. */
 void ag_cmd_idle_done(struct ag_session *s);
+/* A line other than DONE during IDLE: IDLE ends with BAD. */
+void ag_cmd_idle_abort(struct ag_session *s);
 /* Starts telling changes when IDLE waits and the mailbox changed. */
 void ag_session_idle_poke(struct ag_session *s);
 

@@ -127,6 +127,15 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		} else if (strcmp(name, "idle_timeout") == 0) {
 			if (parse_uint(value, 1, 86400, &cfg->idle_timeout) != 0)
 				problem = "idle_timeout must be a number of seconds from 1 to 86400";
+		} else if (strcmp(name, "login_timeout") == 0) {
+			if (parse_uint(value, 1, 3600, &cfg->login_timeout) != 0)
+				problem = "login_timeout must be a number of seconds from 1 to 3600";
+		} else if (strcmp(name, "max_connections_per_ip") == 0) {
+			if (parse_uint(value, 1, 1000000, &cfg->max_connections_per_ip) != 0)
+				problem = "max_connections_per_ip must be a number from 1 to 1000000";
+		} else if (strcmp(name, "max_user_connections") == 0) {
+			if (parse_uint(value, 1, 1000000, &cfg->max_user_connections) != 0)
+				problem = "max_user_connections must be a number from 1 to 1000000";
 		} else
 			problem = "unknown key";
 	} else if (strcmp(section, "auth") == 0) {
@@ -236,6 +245,9 @@ int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t er
 	cfg->workers = 4;
 	cfg->idle_timeout = 1800;
 	cfg->max_connections = 1000;
+	cfg->login_timeout = 60;
+	cfg->max_connections_per_ip = 100;
+	cfg->max_user_connections = 50;
 	cfg->failure_delay = 1000;
 	cfg->failure_delay_max = 15000;
 	if (cfg->path == NULL) {

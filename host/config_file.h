@@ -26,6 +26,9 @@ struct ag_config {
 	unsigned loops;          /* event loop threads; 0 = one per online CPU but one, 1 to 8 (default 0) */
 	unsigned idle_timeout;   /* seconds without a command before autologout (default 1800) */
 	unsigned max_connections; /* open connections at most; more are told BYE (default 1000) */
+	unsigned login_timeout;  /* seconds from connect to authenticated at most (default 60) */
+	unsigned max_connections_per_ip; /* open connections from one address at most (default 100) */
+	unsigned max_user_connections;   /* sessions of one user at most (default 50) */
 	/* [auth] */
 	char *users_file;
 	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */

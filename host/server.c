@@ -328,6 +328,7 @@ static int loops_init(struct ag_server *srv, char *err, size_t errlen)
 		l->engine = srv->engine;
 		l->plaintext_auth = srv->plaintext_auth;
 		l->failures = srv->failures;
+		l->limits = srv->limits;
 		l->users = ag_users_ref(srv->users);
 		if (srv->tls != NULL) {
 			SSL_CTX_up_ref(srv->tls);
@@ -403,8 +404,9 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		return -1;
 	}
 	srv->failures = ag_auth_failures_new(cfg->failure_delay, cfg->failure_delay_max);
+	srv->limits = ag_limits_new();
 	srv->workers = ag_workers_new(srv->base, cfg->workers);
-	if (srv->failures == NULL || srv->workers == NULL) {
+	if (srv->failures == NULL || srv->limits == NULL || srv->workers == NULL) {
 		snprintf(err, errlen, "cannot start %u worker threads", cfg->workers);
 		return -1;
 	}
@@ -503,6 +505,8 @@ int ag_server_run(struct ag_server *srv)
 void ag_server_free(struct ag_server *srv)
 {
 	ag_listeners_close(srv);
+	/* Password checks reference sessions of every loop: let them end first. */
+	ag_limits_stop(srv->limits);
 	/* Jobs still running reference sessions: let them end first. */
 	if (srv->workers != NULL) {
 		ag_workers_free(srv->workers);
@@ -538,6 +542,7 @@ void ag_server_free(struct ag_server *srv)
 	if (srv->users != NULL)
 		ag_users_unref(srv->users);
 	ag_auth_failures_free(srv->failures);
+	ag_limits_free(srv->limits);
 	if (srv->tls != NULL)
 		SSL_CTX_free(srv->tls);
 	if (srv->sig_term)

@@ -12,6 +12,7 @@
 #include "host/auth.h"
 #include "host/config_file.h"
 #include "host/driver_loader.h"
+#include "host/limits.h"
 #include "host/mail/mail.h"
 #include "host/users.h"
 #include "host/workers.h"
@@ -54,6 +55,7 @@ struct ag_server {
 	SSL_CTX *tls;                  /* NULL when no certificate is configured */
 	enum ag_plaintext_auth plaintext_auth;
 	struct ag_auth_failures *failures;
+	struct ag_limits *limits;      /* the root's, shared: per-address and per-user counts, password checks */
 	struct ag_listener *listeners; /* linked list */
 	struct ag_session *sessions;   /* doubly linked list of live sessions */
 	unsigned n_sessions;

@@ -146,6 +146,24 @@ static void on_autologout(evutil_socket_t fd, short what, void *arg)
 	ag_session_close(s, "Autologout; idle for too long.");
 }
 
+static void on_login_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ag_session *s = arg;
+	if (s->state != AG_STATE_NOT_AUTH || s->closing)
+		return;
+	if (s->job_running) {
+		/* a password check is running: its answer decides */
+		struct timeval tv = { 1, 0 };
+		evtimer_add(s->login_deadline, &tv);
+		return;
+	}
+	ag_log_info("%s: login timeout: not authenticated %u s after connecting, disconnecting", s->peer,
+	            s->srv->cfg->login_timeout);
+	ag_session_close(s, "Login timeout: not authenticated in time.");
+}
+
 /* The selected mailbox changed (made active from an engine thread). */
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
@@ -222,6 +240,21 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 	srv->n_sessions++;
 	atomic_fetch_add(&srv->root->total_sessions, 1);
 	setup_bev(s);
+	unsigned from_there = 0;
+	if (ag_limits_connection_add(srv->limits, s->address, srv->cfg->max_connections_per_ip, &from_there) != 0) {
+		ag_log_warn("%s: refused: %u connections open from %s (max_connections_per_ip)", s->peer, from_there,
+		            s->address);
+		ag_session_close(s, "Too many connections from your address.");
+		return s;
+	}
+	s->counted_address = 1;
+	/* However it trickles its bytes, a client has login_timeout in all
+	 * to authenticate (the idle timer is re-armed by every byte). */
+	s->login_deadline = evtimer_new(srv->base, on_login_deadline, s);
+	if (s->login_deadline != NULL) {
+		struct timeval tv = { (time_t)srv->cfg->login_timeout, 0 };
+		evtimer_add(s->login_deadline, &tv);
+	}
 	arm_autologout(s);
 
 	struct agbuf caps = AGBUF_INIT;
@@ -266,6 +299,18 @@ void ag_session_free(struct ag_session *s)
 		event_free(s->close_timer);
 	if (s->delay_timer != NULL)
 		event_free(s->delay_timer);
+	if (s->auth_timer != NULL)
+		event_free(s->auth_timer);
+	if (s->auth_done != NULL)
+		event_free(s->auth_done);
+	if (s->login_deadline != NULL)
+		event_free(s->login_deadline);
+	if (s->auth.slot)
+		ag_limits_auth_release(srv->limits, s->address);
+	if (s->counted_address)
+		ag_limits_connection_remove(srv->limits, s->address);
+	if (s->counted_user && s->user != NULL)
+		ag_limits_user_remove(srv->limits, s->user);
 	clear_auth(&s->auth);
 	ag_session_unselect(s);
 	if (s->notify != NULL)
@@ -359,8 +404,10 @@ void ag_session_shutdown(struct ag_session *s)
 	if (s->closing)
 		return;
 	/* A command that runs on a worker finishes first; IDLE and an
-	 * unfinished AUTHENTICATE are only waiting for the client. */
-	if (s->cmd != NULL && !s->wants_input)
+	 * unfinished AUTHENTICATE are only waiting for the client, a password
+	 * check not started yet for its turn. */
+	int check_waiting = s->auth.user != NULL && !s->job_running;
+	if (s->cmd != NULL && !s->wants_input && !check_waiting)
 		return;
 	ag_session_close(s, "Server shutting down.");
 }
@@ -414,6 +461,28 @@ void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*do
 	s->job_done = done;
 	s->job_running = 1;
 	ag_workers_submit(s->srv->workers, &s->job);
+}
+
+static void auth_job_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	job_done(arg);
+}
+
+int ag_session_run_auth_job(struct ag_session *s, void (*job_run)(void *), void (*done)(struct ag_session *))
+{
+	if (s->auth_done == NULL)
+		s->auth_done = event_new(s->srv->base, -1, 0, auth_job_done, s);
+	if (s->auth_done == NULL)
+		return -1;
+	s->auth_job.run = job_run;
+	s->auth_job.arg = s;
+	s->auth_job.done = s->auth_done;
+	s->job_done = done;
+	s->job_running = 1;
+	ag_limits_auth_submit(s->srv->limits, &s->auth_job);
+	return 0;
 }
 
 static void storage_run(void *arg)
@@ -735,6 +804,21 @@ static void on_error_event(struct ag_session *s, const struct imap_event *ev)
 	send_bad(s, ev->tag, text);
 }
 
+/* An error event while the command in flight reads client lines. */
+static void end_waiting_command(struct ag_session *s, const struct imap_event *ev)
+{
+	s->bad_in_row++;
+	if (s->cmd->kind == IMAP_CMD_IDLE) {
+		ag_cmd_idle_abort(s);
+	} else if (s->cmd->kind == IMAP_CMD_AUTHENTICATE) {
+		ag_cmd_authenticate_abort(s, ev->text != NULL && ev->text[0] ? ev->text : "malformed line");
+	} else {
+		imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+		ag_session_tagged(s, IMAP_BAD, "%s", ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.");
+		ag_session_command_done(s);
+	}
+}
+
 /* A synchronising literal is announced: accept it ("+") or refuse the command. */
 static void on_literal(struct ag_session *s, const struct imap_event *ev)
 {
@@ -921,6 +1005,13 @@ static void session_input(struct ag_session *s)
 			break;
 		case IMAP_EV_ERROR:
 			ag_session_append_clear(s);
+			if (s->cmd != NULL && s->wants_input) {
+				/* A bad line inside IDLE or AUTHENTICATE ends that
+				 * command with its own tag; the parser is back in
+				 * command mode, and so is the session. */
+				end_waiting_command(s, &ev);
+				break;
+			}
 			on_error_event(s, &ev);
 			break;
 		case IMAP_EV_LITERAL:

@@ -29,6 +29,9 @@ struct ag_auth_request {
 	struct ag_users *users;  /* the table it is checked against (one reference) */
 	int ok;
 	const char *mechanism;   /* "LOGIN" or "PLAIN", for the log */
+	int delayed;             /* the address's failure delay was waited out */
+	int waited;              /* it waited for the address's checks in flight (logged once) */
+	int slot;                /* it holds a password-check slot (ag_limits_auth_acquire) */
 };
 
 struct ag_session {
@@ -60,8 +63,14 @@ struct ag_session {
 	struct event *autologout;
 	struct event *close_timer;
 	struct event *delay_timer;
+	struct event *auth_timer;   /* a password check waits: failure delay, busy address */
+	struct event *auth_done;    /* a password check ended (made active by its thread) */
+	struct event *login_deadline; /* login_timeout after connect */
+	int counted_address;        /* counted in the connections of its address */
+	int counted_user;           /* counted in the sessions of its user */
 	unsigned close_ticks;
 	struct ag_job job;
+	struct ag_auth_job auth_job;
 	void (*job_done)(struct ag_session *s);
 	struct ag_auth_request auth;
 	/* The selected mailbox (SELECTED state). */
@@ -136,6 +145,9 @@ void ag_session_close(struct ag_session *s, const char *bye_text);
 /* Runs `job_run` on a worker with the session as argument, then `job_done`
  * on the loop; while it runs the session is kept alive. */
 void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*job_done)(struct ag_session *));
+/* The same on the password-check threads (the caller holds a slot);
+ * -1 when out of memory. */
+int ag_session_run_auth_job(struct ag_session *s, void (*job_run)(void *), void (*job_done)(struct ag_session *));
 
 /* Runs `run` on a worker thread; it may use the engine and the view and
  * writes its whole answer (untagged lines and the tagged status) into

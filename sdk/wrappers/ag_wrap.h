@@ -38,7 +38,9 @@
  *   fail_after_apply OPS [PROBABILITY]   apply the call, then answer "unavailable"
  *   delay OPS MILLISECONDS               sleep before forwarding matching calls
  *
- * OPS is `all` or a comma-separated list of row_read, row_insert, row_delete,
+ * OPS is `all`, `writes` (every call that stores or deletes: row_insert,
+ * row_delete, blob_put, blob_copy, blob_delete, row_insert_if, as a full
+ * disk would) or a comma-separated list of row_read, row_insert, row_delete,
  * row_watch, row_watch_range, blob_get, blob_put, blob_copy, blob_list,
  * blob_delete, row_insert_if. STATUS is one of notfound, conflict,
  * unavailable, inval, perm, toobig, internal, notsup. Example:

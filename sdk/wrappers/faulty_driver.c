@@ -50,6 +50,12 @@ static int parse_ops(const char *text, unsigned *mask)
 		*mask = AGW_ALL;
 		return 0;
 	}
+	if (strcmp(text, "writes") == 0) {
+		/* a full disk: every call that stores or deletes, reads still work */
+		*mask = AGW_MASK(AGW_ROW_INSERT) | AGW_MASK(AGW_ROW_DELETE) | AGW_MASK(AGW_BLOB_PUT) |
+		        AGW_MASK(AGW_BLOB_COPY) | AGW_MASK(AGW_BLOB_DELETE) | AGW_MASK(AGW_ROW_INSERT_IF);
+		return 0;
+	}
 	char buf[256];
 	snprintf(buf, sizeof(buf), "%s", text);
 	char *save = NULL;
