@@ -2,6 +2,7 @@
 #include "host/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +91,11 @@ SSL_CTX *ag_tls_context_new(const struct ag_config *cfg, char *err, size_t errle
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL 3 compares the key with the certificate here already */
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			goto mismatch;
+		}
 		ag_tls_last_error(why, sizeof(why));
 		ag_config_where(cfg, cfg->lines.tls_key, at, sizeof(at));
 		snprintf(err, errlen, "%s: [imap] tls_key %s: cannot load the key: %s", at, key_file, why);
@@ -97,6 +103,7 @@ SSL_CTX *ag_tls_context_new(const struct ag_config *cfg, char *err, size_t errle
 		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
+mismatch:
 		ag_config_where(cfg, cfg->lines.tls_key, at, sizeof(at));
 		snprintf(err, errlen, "%s: [imap] tls_key %s does not match the certificate in %s", at, key_file,
 		         cert_file);
