@@ -360,6 +360,19 @@ oom:
 
 int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen)
 {
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		memset(cfg, 0, sizeof(*cfg));
+		snprintf(err, errlen, "%s: cannot open the configuration file: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = ag_config_parse(f, path, cfg, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err, size_t errlen)
+{
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->path = strdup(path);
 	cfg->max_line = 65536;
@@ -374,15 +387,8 @@ int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t er
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open the configuration file: %s", path, strerror(errno));
-		ag_config_free(cfg);
-		return -1;
-	}
 	struct parse_state st = { .cfg = cfg, .err = err, .errlen = errlen, .f = f };
 	int rc = ini_parse_stream(read_line, &st, on_entry, &st);
-	fclose(f);
 	for (size_t i = 0; i < st.n_seen; i++)
 		free(st.seen[i]);
 	free(st.seen);

@@ -3,6 +3,7 @@
 #define AG_HOST_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <aerogram/driver.h>
 
@@ -47,6 +48,8 @@ struct ag_config {
  * (file, line number, problem) into err. On success fills *cfg, which the
  * caller releases with ag_config_free. */
 int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen);
+/* The same on an open stream; `path` is for messages. */
+int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err, size_t errlen);
 /* Writes "FILE:LINE" (or "FILE" when line is 0) into out, for messages
  * about a key; returns what snprintf returns. */
 int ag_config_where(const struct ag_config *cfg, int line, char *out, size_t outlen);
