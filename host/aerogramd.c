@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -10,12 +11,22 @@
 #include "host/log.h"
 #include "host/server.h"
 
+/* A driver others may write to runs their code in the daemon. */
+static void warn_if_writable(const char *path)
+{
+	struct stat sb;
+	if (path != NULL && stat(path, &sb) == 0 && (sb.st_mode & S_IWOTH))
+		ag_log_warn("%s: the storage driver is writable by other users (mode %04o): chmod o-w %s", path,
+		            (unsigned)(sb.st_mode & 07777), path);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: aerogramd [-c FILE] [-t] [-s]\n"
 	        "  -c FILE  configuration file (default %s)\n"
-	        "  -t       check the configuration and the storage driver it names, then exit\n"
+	        "  -t       check the configuration, the storage driver, the users file and the TLS\n"
+	        "           certificate as start-up does, then exit\n"
 	        "  -s       log to syslog instead of stderr\n"
 	        "  -V       print the version and exit\n",
 	        AG_DEFAULT_CONFIG);
@@ -60,10 +71,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
+	warn_if_writable(ag_driver_path(drv));
 	if (test_only) {
-		printf("aerogramd: %s is valid; storage driver %s %s (ABI %u.%u) from %s\n", config_path,
-		       d->name, d->version ? d->version : "", (unsigned)d->abi_major,
-		       (unsigned)d->abi_minor, ag_driver_path(drv));
+		/* What start-up reads next, as start-up reads it; only the
+		 * listening sockets are not opened (their addresses were
+		 * checked with the configuration). */
+		struct ag_users *users;
+		SSL_CTX *tls;
+		if (ag_server_load_files(&cfg, &users, &tls, err, sizeof(err)) != 0) {
+			fprintf(stderr, "aerogramd: %s\n", err);
+			ag_driver_unload(drv);
+			ag_config_free(&cfg);
+			return 1;
+		}
+		printf("aerogramd: %s is valid; storage driver %s %s (ABI %u.%u) from %s; %zu users in %s%s\n",
+		       config_path, d->name, d->version ? d->version : "", (unsigned)d->abi_major,
+		       (unsigned)d->abi_minor, ag_driver_path(drv), ag_users_count(users), cfg.users_file,
+		       tls != NULL ? "; TLS certificate and key match" : "");
+		ag_users_unref(users);
+		if (tls != NULL)
+			SSL_CTX_free(tls);
 		ag_driver_unload(drv);
 		ag_config_free(&cfg);
 		return 0;

@@ -5,7 +5,6 @@
 #include "config.h"
 #include "host/commands.h"
 #include "host/log.h"
-#include "protocol/imap_quote.h"
 
 void ag_cmd_capability(struct ag_session *s)
 {
@@ -34,21 +33,26 @@ void ag_cmd_id(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	if (!cmd->u.id.nil && cmd->u.id.count > 0) {
 		struct agbuf line = AGBUF_INIT;
+		/* Unauthenticated input: every name and value escaped
+		 * (ag_log_escape), at most 30 pairs and 200 bytes a value. */
+		char esc[4 * 200 + 1];
 		for (size_t i = 0; i < cmd->u.id.count && i < 30; i++) {
 			if (i > 0)
 				agbuf_puts(&line, ", ");
-			imap_quote_string(&line, cmd->u.id.names[i].data, cmd->u.id.names[i].len);
-			agbuf_putc(&line, '=');
-			if (cmd->u.id.values[i].data == NULL)
+			const struct imap_str *name = &cmd->u.id.names[i], *value = &cmd->u.id.values[i];
+			ag_log_escape(esc, sizeof(esc), name->data, name->len > 200 ? 200 : name->len);
+			agbuf_putc(&line, '"');
+			agbuf_puts(&line, esc);
+			agbuf_puts(&line, "\"=");
+			if (value->data == NULL) {
 				agbuf_puts(&line, "NIL");
-			else
-				imap_quote_string(&line, cmd->u.id.values[i].data,
-				                  cmd->u.id.values[i].len > 200 ? 200 : cmd->u.id.values[i].len);
+			} else {
+				ag_log_escape(esc, sizeof(esc), value->data, value->len > 200 ? 200 : value->len);
+				agbuf_putc(&line, '"');
+				agbuf_puts(&line, esc);
+				agbuf_putc(&line, '"');
+			}
 		}
-		/* Keep the log one line: a literal would carry CR/LF. */
-		for (size_t i = 0; i < line.len; i++)
-			if (line.data[i] == '\r' || line.data[i] == '\n')
-				line.data[i] = ' ';
 		ag_log_info("%s: client id %s", s->peer, line.data);
 		agbuf_free(&line);
 	}

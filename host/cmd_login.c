@@ -79,25 +79,6 @@ static void failure_reply(evutil_socket_t fd, short what, void *arg)
 	ag_session_command_done(s);
 }
 
-/* Printable form of a user name for the log (it came from the network). */
-static void loggable(char *out, size_t outlen, const char *name, size_t len)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x20 || c == 0x7f || c == '\\') {
-			static const char hex[] = "0123456789abcdef";
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-}
-
 static void verify_done(struct ag_session *s)
 {
 	struct ag_auth_request *a = &s->auth;
@@ -106,7 +87,7 @@ static void verify_done(struct ag_session *s)
 		a->slot = 0;
 	}
 	char name[256];
-	loggable(name, sizeof(name), a->user, a->user_len);
+	ag_log_escape(name, sizeof(name), a->user, a->user_len);
 	if (a->ok) {
 		unsigned max = s->srv->cfg->max_user_connections, open_now = 0;
 		if (ag_limits_user_add(s->srv->limits, a->user, max, &open_now) != 0) {

@@ -92,8 +92,11 @@ static int expunge_deleted(struct ag_session *s)
 	}
 	if (n > 0) {
 		rc = mail_expunge(v, uids, n);
-		if (rc != 0)
-			ag_log_warn("CLOSE: expunging %zu messages of %s failed (error %d)", n, s->mailbox, rc);
+		if (rc != 0) {
+			char name[1024];
+			ag_log_escape(name, sizeof(name), s->mailbox, strlen(s->mailbox));
+			ag_log_warn("CLOSE: expunging %zu messages of %s failed (error %d)", n, name, rc);
+		}
 	}
 	free(uids);
 	return rc;

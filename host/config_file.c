@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,26 @@
 
 #include "config.h"
 
+/* Bounds of the numeric keys: large enough for any real use, small enough
+ * that no arithmetic on them (max_line * 2, a delay doubled, a count of
+ * threads) can overflow or ask for absurd memory. */
+#define MAX_LINE_MIN 1024
+#define MAX_LINE_MAX (16u * 1024 * 1024)
+#define MAX_MESSAGE_MIN 1024
+#define MAX_MESSAGE_MAX (1024u * 1024 * 1024)
+
 struct parse_state {
 	struct ag_config *cfg;
 	char *err;
 	size_t errlen;
 	int failed;
+	int fail_line;
+	/* the line inih is parsing (counted by read_line) */
+	FILE *f;
+	int line;
+	/* "section\nname" of every key seen, to refuse a key set twice */
+	char **seen;
+	size_t n_seen;
 };
 
 static int set_string(char **field, const char *value)
@@ -48,16 +64,47 @@ static int parse_uint(const char *value, unsigned min, unsigned max, unsigned *o
 	return 0;
 }
 
-static int parse_size(const char *value, size_t *out)
+static int parse_size(const char *value, size_t min, size_t max, size_t *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || value[0] == '-')
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || value[0] == '+' || v < min ||
+	    v > max)
 		return -1;
 	*out = (size_t)v;
 	return 0;
 }
+
+/* 1 when `name` was already set in `section`; else remembers it. */
+static int seen_before(struct parse_state *st, const char *section, const char *name, int *oom)
+{
+	size_t sl = strlen(section), nl = strlen(name);
+	for (size_t i = 0; i < st->n_seen; i++) {
+		const char *k = st->seen[i];
+		if (strncmp(k, section, sl) == 0 && k[sl] == '\n' && strcmp(k + sl + 1, name) == 0)
+			return 1;
+	}
+	char **n = realloc(st->seen, (st->n_seen + 1) * sizeof(*n));
+	char *k = malloc(sl + nl + 2);
+	if (n == NULL || k == NULL) {
+		if (n != NULL)
+			st->seen = n;
+		free(k);
+		*oom = 1;
+		return 0;
+	}
+	st->seen = n;
+	memcpy(k, section, sl);
+	k[sl] = '\n';
+	memcpy(k + sl + 1, name, nl + 1);
+	st->seen[st->n_seen++] = k;
+	return 0;
+}
+
+/* "must be <what> from <min> to <max>", in `range` */
+#define RANGE(what, min, max) (snprintf(range, sizeof(range), "must be %s from %llu to %llu", what, \
+                                        (unsigned long long)(min), (unsigned long long)(max)), range)
 
 /* inih calls this for each name = value; returning 0 stops with an error. */
 static int on_entry(void *user, const char *section, const char *name, const char *value)
@@ -65,8 +112,17 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	struct parse_state *st = user;
 	struct ag_config *cfg = st->cfg;
 	const char *problem = NULL;
+	char range[160];
+	int oom = 0;
 
-	if (strcmp(section, "storage") == 0) {
+	/* inih goes on after an error: the first one is the one reported. */
+	if (st->failed)
+		return 0;
+	if (section[0] != '\0' && seen_before(st, section, name, &oom))
+		problem = "set twice (or an indented line continues it)";
+	else if (oom)
+		problem = "out of memory";
+	else if (strcmp(section, "storage") == 0) {
 		if (strcmp(name, "driver") == 0) {
 			if (set_string(&cfg->driver, value) != 0)
 				problem = "out of memory";
@@ -74,13 +130,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			if (set_string(&cfg->driver_dir, value) != 0)
 				problem = "out of memory";
 		} else {
-			for (size_t i = 0; i < cfg->n_storage; i++) {
-				if (strcmp(cfg->storage[i].key, name) == 0) {
-					problem = "key set twice";
-					break;
-				}
-			}
-			if (problem == NULL) {
+			{
 				struct aerogram_config_entry *n =
 					realloc(cfg->storage, (cfg->n_storage + 1) * sizeof(*n));
 				if (n == NULL) {
@@ -96,57 +146,80 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			}
 		}
 	} else if (strcmp(section, "imap") == 0) {
-		if (strcmp(name, "listen") == 0)
+		if (strcmp(name, "listen") == 0) {
 			problem = set_string(&cfg->listen, value) ? "out of memory" : NULL;
-		else if (strcmp(name, "tls_listen") == 0)
+			cfg->lines.listen = st->line;
+		} else if (strcmp(name, "tls_listen") == 0) {
 			problem = set_string(&cfg->tls_listen, value) ? "out of memory" : NULL;
-		else if (strcmp(name, "tls_cert") == 0)
+			cfg->lines.tls_listen = st->line;
+		} else if (strcmp(name, "tls_cert") == 0) {
 			problem = set_string(&cfg->tls_cert, value) ? "out of memory" : NULL;
-		else if (strcmp(name, "tls_key") == 0)
+			cfg->lines.tls_cert = st->line;
+		} else if (strcmp(name, "tls_key") == 0) {
 			problem = set_string(&cfg->tls_key, value) ? "out of memory" : NULL;
-		else if (strcmp(name, "plaintext_auth") == 0) {
+			cfg->lines.tls_key = st->line;
+		} else if (strcmp(name, "plaintext_auth") == 0) {
 			if (strcmp(value, "yes") && strcmp(value, "no") && strcmp(value, "loopback"))
 				problem = "plaintext_auth must be yes, no or loopback";
 			else
 				problem = set_string(&cfg->plaintext_auth, value) ? "out of memory" : NULL;
 		} else if (strcmp(name, "max_line") == 0) {
-			if (parse_size(value, &cfg->max_line) != 0 || cfg->max_line < 1024)
-				problem = "max_line must be a number of bytes, at least 1024";
+			if (parse_size(value, MAX_LINE_MIN, MAX_LINE_MAX, &cfg->max_line) != 0)
+				problem = RANGE("a number of bytes", MAX_LINE_MIN, MAX_LINE_MAX);
 		} else if (strcmp(name, "max_message") == 0) {
-			if (parse_size(value, &cfg->max_message) != 0 || cfg->max_message < 1024)
-				problem = "max_message must be a number of bytes, at least 1024";
+			if (parse_size(value, MAX_MESSAGE_MIN, MAX_MESSAGE_MAX, &cfg->max_message) != 0)
+				problem = RANGE("a number of bytes", MAX_MESSAGE_MIN, MAX_MESSAGE_MAX);
 		} else if (strcmp(name, "workers") == 0) {
 			if (parse_uint(value, 1, 256, &cfg->workers) != 0)
-				problem = "workers must be a number from 1 to 256";
+				problem = RANGE("a number of threads", 1, 256);
 		} else if (strcmp(name, "loops") == 0) {
 			if (parse_uint(value, 0, 64, &cfg->loops) != 0)
-				problem = "loops must be a number from 0 (one per CPU but one) to 64";
+				problem = RANGE("a number of event loops (0: one per CPU but one)", 0, 64);
 		} else if (strcmp(name, "max_connections") == 0) {
 			if (parse_uint(value, 1, 1000000, &cfg->max_connections) != 0)
-				problem = "max_connections must be a number from 1 to 1000000";
+				problem = RANGE("a number of connections", 1, 1000000);
 		} else if (strcmp(name, "idle_timeout") == 0) {
 			if (parse_uint(value, 1, 86400, &cfg->idle_timeout) != 0)
-				problem = "idle_timeout must be a number of seconds from 1 to 86400";
+				problem = RANGE("a number of seconds", 1, 86400);
 		} else if (strcmp(name, "login_timeout") == 0) {
 			if (parse_uint(value, 1, 3600, &cfg->login_timeout) != 0)
-				problem = "login_timeout must be a number of seconds from 1 to 3600";
+				problem = RANGE("a number of seconds", 1, 3600);
 		} else if (strcmp(name, "max_connections_per_ip") == 0) {
 			if (parse_uint(value, 1, 1000000, &cfg->max_connections_per_ip) != 0)
-				problem = "max_connections_per_ip must be a number from 1 to 1000000";
+				problem = RANGE("a number of connections", 1, 1000000);
 		} else if (strcmp(name, "max_user_connections") == 0) {
 			if (parse_uint(value, 1, 1000000, &cfg->max_user_connections) != 0)
-				problem = "max_user_connections must be a number from 1 to 1000000";
+				problem = RANGE("a number of connections", 1, 1000000);
+		} else if (strcmp(name, "tls_ciphers") == 0) {
+			if (value[0] == '\0' || strlen(value) > 1024)
+				problem = "must be an OpenSSL cipher list (e.g. ECDHE+AESGCM:ECDHE+CHACHA20)";
+			else if (set_string(&cfg->tls_ciphers, value) != 0)
+				problem = "out of memory";
+			else
+				cfg->lines.tls_ciphers = st->line;
+		} else if (strcmp(name, "tls_min_version") == 0) {
+			if (strcmp(value, "TLSv1.2") == 0)
+				cfg->tls_min_version = AG_TLS_1_2;
+			else if (strcmp(value, "TLSv1.3") == 0)
+				cfg->tls_min_version = AG_TLS_1_3;
+			else
+				problem = "must be TLSv1.2 or TLSv1.3";
 		} else
 			problem = "unknown key";
 	} else if (strcmp(section, "auth") == 0) {
-		if (strcmp(name, "users_file") == 0)
-			problem = set_string(&cfg->users_file, value) ? "out of memory" : NULL;
-		else if (strcmp(name, "failure_delay") == 0) {
+		if (strcmp(name, "users_file") == 0) {
+			if (value[0] == '\0')
+				problem = "must name a file";
+			else
+				problem = set_string(&cfg->users_file, value) ? "out of memory" : NULL;
+			cfg->lines.users_file = st->line;
+		} else if (strcmp(name, "failure_delay") == 0) {
 			if (parse_uint(value, 0, 600000, &cfg->failure_delay) != 0)
-				problem = "failure_delay must be a number of milliseconds up to 600000";
+				problem = RANGE("a number of milliseconds", 0, 600000);
 		} else if (strcmp(name, "failure_delay_max") == 0) {
 			if (parse_uint(value, 0, 600000, &cfg->failure_delay_max) != 0)
-				problem = "failure_delay_max must be a number of milliseconds up to 600000";
+				problem = RANGE("a number of milliseconds", 0, 600000);
+			cfg->lines.failure_delay_max = st->line;
 		} else
 			problem = "unknown key";
 	} else if (section[0] == '\0') {
@@ -156,13 +229,48 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	}
 
 	if (problem != NULL) {
-		/* The line number is added by ag_config_load: inih returns it. */
-		snprintf(st->err, st->errlen, "%s%s%s%s '%s'", problem, section[0] ? " [" : "",
-		         section, section[0] ? "]" : "", name);
+		if (section[0] != '\0')
+			snprintf(st->err, st->errlen, "%s:%d: [%s] %s: %s", cfg->path, st->line, section, name,
+			         problem);
+		else
+			snprintf(st->err, st->errlen, "%s:%d: %s: %s", cfg->path, st->line, name, problem);
 		st->failed = 1;
+		st->fail_line = st->line;
 		return 0;
 	}
 	return 1;
+}
+
+/* inih's reader: counts lines (for messages about a key) and refuses a line
+ * inih would split or cut: longer than its buffer, or with a NUL byte. The
+ * line goes to inih without its newline. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	if (st->failed)
+		return NULL;
+	int c = getc(st->f);
+	if (c == EOF)
+		return NULL;
+	st->line++;
+	size_t len = 0;
+	int bad = 0;
+	for (; c != EOF && c != '\n'; c = getc(st->f)) {
+		if (c == '\0' || len + 1 >= (size_t)num) {
+			bad = 1;
+			continue;
+		}
+		str[len++] = (char)c;
+	}
+	str[len] = '\0';
+	if (bad) {
+		snprintf(st->err, st->errlen, "%s:%d: line too long (at most %d characters) or with a NUL byte",
+		         st->cfg->path, st->line, num - 1);
+		st->failed = 1;
+		st->fail_line = st->line;
+		return NULL;
+	}
+	return str;
 }
 
 static unsigned sockaddr_port(const struct sockaddr_storage *ss)
@@ -201,33 +309,56 @@ static int check_addresses(const char *list, char *bad, size_t badlen)
 	return 0;
 }
 
+/* True when `list` holds at least one address. */
+static int has_address(const char *list)
+{
+	return list != NULL && list[strspn(list, " \t")] != '\0';
+}
+
+int ag_config_where(const struct ag_config *cfg, int line, char *out, size_t outlen)
+{
+	if (line > 0)
+		return snprintf(out, outlen, "%s:%d", cfg->path, line);
+	return snprintf(out, outlen, "%s", cfg->path);
+}
+
 /* Cross-key checks and defaults, after every line was read. */
 static int finish(struct ag_config *cfg, char *err, size_t errlen)
 {
-	const char *path = cfg->path;
+	char at[1024];
 	char bad[256];
 	if (cfg->listen == NULL && set_string(&cfg->listen, "127.0.0.1:1143") != 0)
 		goto oom;
 	if (cfg->plaintext_auth == NULL && set_string(&cfg->plaintext_auth, "loopback") != 0)
 		goto oom;
 	if (check_addresses(cfg->listen, bad, sizeof(bad)) != 0) {
-		snprintf(err, errlen, "%s: [imap] listen: '%s' is not an address:port (e.g. 127.0.0.1:1143 or [::1]:1143)", path, bad);
+		ag_config_where(cfg, cfg->lines.listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [imap] listen: '%s' is not an address:port (e.g. 127.0.0.1:1143 or [::1]:1143)", at, bad);
 		return -1;
 	}
 	if (check_addresses(cfg->tls_listen, bad, sizeof(bad)) != 0) {
-		snprintf(err, errlen, "%s: [imap] tls_listen: '%s' is not an address:port (e.g. 127.0.0.1:1993 or [::1]:1993)", path, bad);
+		ag_config_where(cfg, cfg->lines.tls_listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [imap] tls_listen: '%s' is not an address:port (e.g. 127.0.0.1:1993 or [::1]:1993)", at, bad);
+		return -1;
+	}
+	if (!has_address(cfg->listen) && !has_address(cfg->tls_listen)) {
+		ag_config_where(cfg, cfg->lines.listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [imap] listen: empty, and no tls_listen either: no address to listen on", at);
 		return -1;
 	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
-		snprintf(err, errlen, "%s: [imap] tls_cert and tls_key go together: set both or neither", path);
+		ag_config_where(cfg, cfg->tls_cert ? cfg->lines.tls_cert : cfg->lines.tls_key, at, sizeof(at));
+		snprintf(err, errlen, "%s: [imap] tls_cert and tls_key go together: set both or neither", at);
 		return -1;
 	}
-	if (cfg->tls_listen != NULL && cfg->tls_listen[strspn(cfg->tls_listen, " \t")] != '\0' && cfg->tls_cert == NULL) {
-		snprintf(err, errlen, "%s: [imap] tls_listen needs tls_cert and tls_key", path);
+	if (has_address(cfg->tls_listen) && cfg->tls_cert == NULL) {
+		ag_config_where(cfg, cfg->lines.tls_listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [imap] tls_listen needs tls_cert and tls_key", at);
 		return -1;
 	}
 	if (cfg->failure_delay_max < cfg->failure_delay) {
-		snprintf(err, errlen, "%s: [auth] failure_delay_max is smaller than failure_delay", path);
+		ag_config_where(cfg, cfg->lines.failure_delay_max, at, sizeof(at));
+		snprintf(err, errlen, "%s: [auth] failure_delay_max is smaller than failure_delay", at);
 		return -1;
 	}
 	return 0;
@@ -237,6 +368,19 @@ oom:
 }
 
 int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		memset(cfg, 0, sizeof(*cfg));
+		snprintf(err, errlen, "%s: cannot open the configuration file: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = ag_config_parse(f, path, cfg, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->path = strdup(path);
@@ -250,27 +394,22 @@ int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t er
 	cfg->max_user_connections = 50;
 	cfg->failure_delay = 1000;
 	cfg->failure_delay_max = 15000;
+	cfg->tls_min_version = AG_TLS_1_2;
 	if (cfg->path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open the configuration file: %s", path, strerror(errno));
-		ag_config_free(cfg);
-		return -1;
-	}
-	struct parse_state st = { cfg, err, errlen, 0 };
-	int rc = ini_parse_file(f, on_entry, &st);
-	fclose(f);
-	if (rc != 0) {
-		if (st.failed) {
-			char detail[512];
-			snprintf(detail, sizeof(detail), "%s", err);
-			snprintf(err, errlen, "%s:%d: %s", path, rc, detail);
-		} else {
-			snprintf(err, errlen, "%s:%d: syntax error", path, rc);
-		}
+	struct parse_state st = { .cfg = cfg, .err = err, .errlen = errlen, .f = f };
+	int rc = ini_parse_stream(read_line, &st, on_entry, &st);
+	for (size_t i = 0; i < st.n_seen; i++)
+		free(st.seen[i]);
+	free(st.seen);
+	if (rc != 0 || st.failed) {
+		/* inih names the first bad line, which may be a syntax error
+		 * before the key on_entry refused. */
+		if (!st.failed || (rc > 0 && rc < st.fail_line))
+			snprintf(err, errlen, "%s:%d: syntax error (expected [section], key = value or a comment)",
+			         path, rc);
 		ag_config_free(cfg);
 		return -1;
 	}
@@ -307,5 +446,6 @@ void ag_config_free(struct ag_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->plaintext_auth);
 	free(cfg->users_file);
+	free(cfg->tls_ciphers);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -3,8 +3,13 @@
 #define AG_HOST_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <aerogram/driver.h>
+
+/* tls_min_version */
+#define AG_TLS_1_2 0x0303
+#define AG_TLS_1_3 0x0304
 
 /* The whole configuration. Strings are owned by the struct. */
 struct ag_config {
@@ -20,6 +25,8 @@ struct ag_config {
 	char *tls_cert;
 	char *tls_key;
 	char *plaintext_auth;   /* yes | no | loopback */
+	char *tls_ciphers;      /* OpenSSL cipher list for TLS 1.2 (NULL: forward-secret AEAD suites) */
+	int tls_min_version;    /* AG_TLS_1_2 (default) or AG_TLS_1_3 */
 	size_t max_line;
 	size_t max_message;
 	unsigned workers;        /* threads running storage and password work, per loop (default 4) */
@@ -33,12 +40,22 @@ struct ag_config {
 	char *users_file;
 	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */
 	unsigned failure_delay_max; /* ms, the cap of the delay that doubles per failure (default 15000) */
+	/* The line of some keys, for messages about their value found after
+	 * parsing (a key not set: 0). */
+	struct {
+		int listen, tls_listen, tls_cert, tls_key, tls_ciphers, users_file, failure_delay_max;
+	} lines;
 };
 
 /* Reads and validates `path`. On failure returns -1 and writes one line
  * (file, line number, problem) into err. On success fills *cfg, which the
  * caller releases with ag_config_free. */
 int ag_config_load(const char *path, struct ag_config *cfg, char *err, size_t errlen);
+/* The same on an open stream; `path` is for messages. */
+int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err, size_t errlen);
+/* Writes "FILE:LINE" (or "FILE" when line is 0) into out, for messages
+ * about a key; returns what snprintf returns. */
+int ag_config_where(const struct ag_config *cfg, int line, char *out, size_t outlen);
 /* Frees everything ag_config_load allocated. */
 void ag_config_free(struct ag_config *cfg);
 

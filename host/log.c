@@ -77,3 +77,23 @@ void ag_log_driver_line(enum aerogram_log_level level, const char *tag, const ch
 {
 	emit(level, tag, message);
 }
+
+void ag_log_escape(char *out, size_t outlen, const char *text, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (outlen == 0)
+		return;
+	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c < 0x20 || c >= 0x7f || c == '\\' || c == '"') {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}

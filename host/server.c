@@ -152,8 +152,7 @@ static void reload_run(void *arg)
 	srv->reload_tls = NULL;
 	srv->reload_tls_error[0] = '\0';
 	if (srv->cfg->tls_cert != NULL)
-		srv->reload_tls = ag_tls_context_new(srv->cfg->tls_cert, srv->cfg->tls_key, srv->reload_tls_error,
-		                                     sizeof(srv->reload_tls_error));
+		srv->reload_tls = ag_tls_context_new(srv->cfg, srv->reload_tls_error, sizeof(srv->reload_tls_error));
 }
 
 static void reload_done(void *arg)
@@ -361,6 +360,33 @@ static void engine_log(void *arg, int level, const char *line)
 	ag_log_driver_line((enum aerogram_log_level)level, "mail", line);
 }
 
+int ag_server_load_files(const struct ag_config *cfg, struct ag_users **users, SSL_CTX **tls, char *err,
+                         size_t errlen)
+{
+	*users = NULL;
+	*tls = NULL;
+	if (cfg->users_file == NULL) {
+		snprintf(err, errlen, "%s: [auth] users_file is not set", cfg->path);
+		return -1;
+	}
+	if (ag_users_load(cfg->users_file, users, err, errlen) != 0) {
+		/* the message names the users file; say where it was named */
+		if (cfg->lines.users_file > 0 && strncmp(err, cfg->users_file, strlen(cfg->users_file)) == 0) {
+			char detail[1024];
+			snprintf(detail, sizeof(detail), "%s", err);
+			snprintf(err, errlen, "%s (users_file, %s:%d)", detail, cfg->path, cfg->lines.users_file);
+		}
+		return -1;
+	}
+	if (cfg->tls_cert != NULL ? (*tls = ag_tls_context_new(cfg, err, errlen)) == NULL
+	                          : ag_tls_check_policy(cfg, err, errlen) != 0) {
+		ag_users_unref(*users);
+		*users = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag_driver *driver,
                    char *err, size_t errlen)
 {
@@ -374,10 +400,6 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		srv->plaintext_auth = AG_PLAINTEXT_NO;
 	else
 		srv->plaintext_auth = AG_PLAINTEXT_LOOPBACK;
-	if (cfg->users_file == NULL) {
-		snprintf(err, errlen, "%s: [auth] users_file is not set", cfg->path);
-		return -1;
-	}
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errlen, "libevent: no thread support");
 		return -1;
@@ -389,14 +411,9 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		snprintf(err, errlen, "libevent: cannot create the event loop");
 		return -1;
 	}
-	if (ag_users_load(cfg->users_file, &srv->users, err, errlen) != 0)
+	if (ag_server_load_files(cfg, &srv->users, &srv->tls, err, errlen) != 0)
 		return -1;
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
-	if (cfg->tls_cert != NULL) {
-		srv->tls = ag_tls_context_new(cfg->tls_cert, cfg->tls_key, err, errlen);
-		if (srv->tls == NULL)
-			return -1;
-	}
 	struct mail_engine_options engine_options = { .log = engine_log };
 	int rc = mail_engine_new(ag_driver_store(driver), &engine_options, &srv->engine);
 	if (rc != 0) {

@@ -72,6 +72,13 @@ struct ag_server {
 	char reload_tls_error[512];
 };
 
+/* Loads what start-up reads besides the configuration and the driver: the
+ * users file (*users, one reference) and, when tls_cert is set, the TLS
+ * context (*tls; else the TLS policy is checked alone). `aerogramd -t` runs
+ * it too, so that it refuses what start-up would. On failure writes one
+ * line into err, leaves both NULL and returns -1. */
+int ag_server_load_files(const struct ag_config *cfg, struct ag_users **users, SSL_CTX **tls, char *err,
+                         size_t errlen);
 /* Prepares everything that can fail at start-up (TLS context, users file,
  * listeners, workers); on failure writes one line into err and returns -1.
  * `driver` stays owned by the caller. */

@@ -1,15 +1,16 @@
-/* users.c - the users file (inih) and password verification (libargon2). */
+/* users.c - the users file and password verification (libargon2). */
 #include "host/users.h"
 
 #include <argon2.h>
 #include <errno.h>
-#include <ini.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host/log.h"
 
@@ -41,8 +42,10 @@ struct load_state {
 	const char *path;
 	char *err;
 	size_t errlen;
-	int failed;
-	int fail_line;
+	char section[256];  /* the current user */
+	int section_line;   /* its line, 0 before the first section */
+	int has_password;   /* whether it has its password line yet */
+	char subject[512];  /* what a problem is about, for the message */
 };
 
 static struct user *find(const struct ag_users *users, const char *name, size_t len)
@@ -82,68 +85,204 @@ static int argon2_kind(const char *phc, argon2_type *type)
 	return 0;
 }
 
-static int on_entry(void *user_data, const char *section, const char *name, const char *value,
-                    int lineno)
+/* Reads a decimal number of at most 9 digits at *p; advances *p. */
+static int phc_number(const char **p, uint32_t *out)
 {
-	struct load_state *st = user_data;
-	const char *problem = NULL;
-	if (section[0] == '\0')
-		problem = "key outside any [user] section";
-	else if (!valid_name(section))
-		problem = "a user name is letters, digits and . _ - + @ (it prefixes the user's keys in the store)";
-	else if (strcmp(name, "password") != 0)
-		problem = "unknown key (a user has only `password`)";
-	else if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) != 0) {
-		argon2_type type;
-		if (argon2_kind(value, &type) != 0)
-			problem = "password must be an Argon2 hash ($argon2id$..., see aerogramctl hash-password) or {PLAIN}text";
+	const char *s = *p;
+	uint32_t v = 0;
+	size_t n = 0;
+	while (s[n] >= '0' && s[n] <= '9' && n < 10) {
+		v = v * 10 + (uint32_t)(s[n] - '0');
+		n++;
 	}
-	if (problem == NULL && find(st->users, section, strlen(section)) != NULL)
-		problem = "user declared twice (or password set twice)";
-	if (problem == NULL) {
-		struct user *n = realloc(st->users->users, (st->users->count + 1) * sizeof(*n));
-		if (n == NULL) {
-			problem = "out of memory";
-		} else {
-			st->users->users = n;
-			struct user *u = &n[st->users->count];
-			u->name = strdup(section);
-			u->password = strdup(value);
-			u->line = lineno;
-			st->users->count++;
-			if (u->name == NULL || u->password == NULL)
-				problem = "out of memory";
+	if (n == 0 || n > 9)
+		return -1;
+	*p = s + n;
+	*out = v;
+	return 0;
+}
+
+/* Reads unpadded standard base64 up to '$' or the end; returns the decoded
+ * length, or -1. */
+static long phc_base64(const char **p)
+{
+	const char *s = *p;
+	size_t n = 0;
+	while ((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') ||
+	       s[n] == '+' || s[n] == '/')
+		n++;
+	if (n % 4 == 1)
+		return -1;
+	*p = s + n;
+	return (long)(n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0));
+}
+
+/*
+ * Checks an Argon2 PHC string as libargon2 writes it,
+ * $argon2id$v=19$m=65536,t=3,p=1$SALT$HASH, and that its costs are bounded:
+ * a hash in the file decides what every login (and the dummy hash of
+ * unknown names) costs, so m=4194304 would allocate 4 GiB per check.
+ * Returns NULL or the problem.
+ */
+static const char *check_argon2(const char *phc, char *why, size_t whylen)
+{
+	argon2_type type;
+	if (argon2_kind(phc, &type) != 0)
+		return "password must be an Argon2 hash ($argon2id$..., see aerogramctl hash-password) or {PLAIN}text";
+	const char *p = strchr(phc + 1, '$') + 1;
+	uint32_t version = ARGON2_VERSION_10, m, t, par;
+	if (strncmp(p, "v=", 2) == 0) {
+		p += 2;
+		if (phc_number(&p, &version) != 0 || (version != ARGON2_VERSION_10 && version != ARGON2_VERSION_13) ||
+		    *p++ != '$')
+			return "Argon2 hash: bad version (v=19 or v=16)";
+	}
+	if (strncmp(p, "m=", 2) != 0 || (p += 2, phc_number(&p, &m)) != 0 || strncmp(p, ",t=", 3) != 0 ||
+	    (p += 3, phc_number(&p, &t)) != 0 || strncmp(p, ",p=", 3) != 0 || (p += 3, phc_number(&p, &par)) != 0 ||
+	    *p++ != '$')
+		return "Argon2 hash: expected $m=MEMORY,t=TIME,p=LANES$ after the version";
+	if (m > AG_ARGON2_MAX_M_KIB || t < 1 || t > AG_ARGON2_MAX_T || par < 1 || par > AG_ARGON2_MAX_P ||
+	    m < 8 * par) {
+		snprintf(why, whylen,
+		         "Argon2 hash: costs m=%u,t=%u,p=%u out of bounds (m from 8*p to %u KiB, t from 1 to %u, "
+		         "p from 1 to %u)",
+		         (unsigned)m, (unsigned)t, (unsigned)par, AG_ARGON2_MAX_M_KIB, AG_ARGON2_MAX_T,
+		         AG_ARGON2_MAX_P);
+		return why;
+	}
+	long salt = phc_base64(&p);
+	if (salt < ARGON2_MIN_SALT_LENGTH || salt > 1024 || *p++ != '$')
+		return "Argon2 hash: the salt is not base64 of 8 bytes or more";
+	long hash = phc_base64(&p);
+	if (hash < ARGON2_MIN_OUTLEN || hash > 1024 || *p != '\0')
+		return "Argon2 hash: the hash is not base64 of 4 bytes or more, or something follows it";
+	return NULL;
+}
+
+/* The users file's own reader. It is INI as inih reads it, with two
+ * differences that matter for passwords: a value runs to the end of its
+ * line (inih cuts "{PLAIN}pa ;ss" at " ;", an inline comment), and an
+ * indented line is not the continuation of the previous value. */
+#define USERS_LINE_MAX 4096
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* One line of the file. Returns NULL, or the problem with st->subject
+ * ("[alice] password", "[alice]" or "") and *report_line set. */
+static const char *check_line(struct load_state *st, int lineno, char *line, size_t len, char *why,
+                              size_t whylen, int *report_line)
+{
+	*report_line = lineno;
+	st->subject[0] = '\0';
+	if (memchr(line, '\0', len) != NULL)
+		return "a NUL byte in the line";
+	if (len > USERS_LINE_MAX)
+		return "line too long (at most 4096 characters)";
+	if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3;
+	while (is_space(*line))
+		line++;
+	char *end = line + strlen(line);
+	while (end > line && is_space(end[-1]))
+		*--end = '\0';
+	if (*line == '\0' || *line == ';' || *line == '#')
+		return NULL;
+	if (*line == '[') {
+		char *close = strchr(line, ']');
+		if (close == NULL || close[1] != '\0')
+			return "a section is [user name] alone on its line";
+		if (st->section_line > 0 && !st->has_password) {
+			snprintf(st->subject, sizeof(st->subject), "[%s]", st->section);
+			*report_line = st->section_line;
+			return "no password line for this user";
 		}
+		*close = '\0';
+		const char *name = line + 1;
+		snprintf(st->subject, sizeof(st->subject), "[%.255s]", name);
+		if (!valid_name(name))
+			return "a user name is letters, digits and . _ - + @ (it prefixes the user's keys in the store)";
+		if (find(st->users, name, strlen(name)) != NULL)
+			return "user declared twice";
+		snprintf(st->section, sizeof(st->section), "%s", name);
+		st->section_line = lineno;
+		st->has_password = 0;
+		return NULL;
+	}
+	char *sep = strpbrk(line, "=:");
+	if (sep == NULL)
+		return "expected [user name], password = ... or a comment";
+	char *value = sep + 1;
+	*sep = '\0';
+	while (sep > line && is_space(sep[-1]))
+		*--sep = '\0';
+	while (is_space(*value))
+		value++;
+	if (st->section_line == 0) {
+		snprintf(st->subject, sizeof(st->subject), "%.64s", line);
+		return "key outside any [user] section";
+	}
+	snprintf(st->subject, sizeof(st->subject), "[%s] %.64s", st->section, line);
+	if (strcmp(line, "password") != 0)
+		return "unknown key (a user has only `password`)";
+	if (st->has_password)
+		return "password set twice";
+	if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0) {
+		if (value[strlen(PLAIN_PREFIX)] == '\0')
+			return "empty {PLAIN} password";
+	} else {
+		const char *problem = check_argon2(value, why, whylen);
+		if (problem != NULL)
+			return problem;
+	}
+	struct user *n = realloc(st->users->users, (st->users->count + 1) * sizeof(*n));
+	if (n == NULL)
+		return "out of memory";
+	st->users->users = n;
+	struct user *u = &n[st->users->count];
+	u->name = strdup(st->section);
+	u->password = strdup(value);
+	u->line = lineno;
+	st->users->count++;
+	if (u->name == NULL || u->password == NULL)
+		return "out of memory";
+	st->has_password = 1;
+	return NULL;
+}
+
+static int parse(struct load_state *st, FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0, report_line = 0, rc = 0;
+	const char *problem = NULL;
+	char why[256];
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		problem = check_line(st, ++lineno, line, (size_t)len, why, sizeof(why), &report_line);
+		if (problem != NULL)
+			break;
+	}
+	if (problem == NULL && ferror(f)) {
+		snprintf(st->err, st->errlen, "%s: cannot read the users file: %s", st->path, strerror(errno));
+		rc = -1;
+	} else if (problem == NULL && st->section_line > 0 && !st->has_password) {
+		snprintf(st->subject, sizeof(st->subject), "[%s]", st->section);
+		report_line = st->section_line;
+		problem = "no password line for this user";
 	}
 	if (problem != NULL) {
-		snprintf(st->err, st->errlen, "%s:%d: [%s] %s: %s", st->path, lineno, section, name, problem);
-		st->failed = 1;
-		st->fail_line = lineno;
-		return 0;
+		snprintf(st->err, st->errlen, "%s:%d: %s%s%s", st->path, report_line, st->subject,
+		         st->subject[0] ? ": " : "", problem);
+		rc = -1;
 	}
-	return 1;
-}
-
-/* inih's handler has no line number; a wrapper reader counts lines. */
-struct line_reader {
-	FILE *f;
-	int line;
-	struct load_state *st;
-};
-
-static char *read_line(char *str, int num, void *stream)
-{
-	struct line_reader *r = stream;
-	char *s = fgets(str, num, r->f);
-	if (s != NULL)
-		r->line++;
-	return s;
-}
-
-static int on_entry_counted(void *user_data, const char *section, const char *name, const char *value)
-{
-	struct line_reader *r = user_data;
-	return on_entry(r->st, section, name, value, r->line);
+	if (line != NULL) {
+		OPENSSL_cleanse(line, cap);
+		free(line);
+	}
+	return rc;
 }
 
 static int make_dummy(struct ag_users *users)
@@ -155,8 +294,8 @@ static int make_dummy(struct ag_users *users)
 		const char *p = strstr(users->users[i].password, "$m=");
 		unsigned m, t, par;
 		if (strncmp(users->users[i].password, "$argon2", 7) == 0 && p != NULL &&
-		    sscanf(p, "$m=%u,t=%u,p=%u", &m, &t, &par) == 3 && m >= 8 && m <= 4u * 1024 * 1024 &&
-		    t >= 1 && t <= 64 && par >= 1 && par <= 64) {
+		    sscanf(p, "$m=%u,t=%u,p=%u", &m, &t, &par) == 3 && m >= 8 && m <= AG_ARGON2_MAX_M_KIB &&
+		    t >= 1 && t <= AG_ARGON2_MAX_T && par >= 1 && par <= AG_ARGON2_MAX_P) {
 			m_cost = m;
 			t_cost = t;
 			parallelism = par;
@@ -190,7 +329,7 @@ static void users_free(struct ag_users *users)
 	free(users);
 }
 
-int ag_users_load(const char *path, struct ag_users **out, char *err, size_t errlen)
+int ag_users_parse(FILE *f, const char *path, struct ag_users **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	struct ag_users *users = calloc(1, sizeof(*users));
@@ -199,23 +338,38 @@ int ag_users_load(const char *path, struct ag_users **out, char *err, size_t err
 		return -1;
 	}
 	atomic_init(&users->refs, 1);
+	struct load_state st = { .users = users, .path = path, .err = err, .errlen = errlen };
+	if (parse(&st, f) != 0) {
+		users_free(users);
+		return -1;
+	}
+	*out = users;
+	return 0;
+}
+
+int ag_users_load(const char *path, struct ag_users **out, char *err, size_t errlen)
+{
+	*out = NULL;
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: cannot open the users file: %s", path, strerror(errno));
-		users_free(users);
 		return -1;
 	}
-	struct load_state st = { users, path, err, errlen, 0, 0 };
-	struct line_reader reader = { f, 0, &st };
-	int rc = ini_parse_stream(read_line, &reader, on_entry_counted, &reader);
+	struct stat sb;
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: the users file is %s", path,
+		         S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+		fclose(f);
+		return -1;
+	}
+	struct ag_users *users;
+	int rc = ag_users_parse(f, path, &users, err, errlen);
 	fclose(f);
-	if (rc != 0) {
-		/* inih reports the first bad line, which may come before ours. */
-		if (!st.failed || rc != st.fail_line)
-			snprintf(err, errlen, "%s:%d: syntax error", path, rc);
-		users_free(users);
+	if (rc != 0)
 		return -1;
-	}
+	if (sb.st_mode & (S_IROTH | S_IWOTH))
+		ag_log_warn("%s: the users file is %s by other users (mode %04o): chmod o-rwx %s", path,
+		            sb.st_mode & S_IWOTH ? "writable" : "readable", (unsigned)(sb.st_mode & 07777), path);
 	for (size_t i = 0; i < users->count; i++) {
 		if (strncmp(users->users[i].password, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0)
 			ag_log_warn("%s:%d: user %s has a {PLAIN} password: acceptable for tests and demos only; "

@@ -3,6 +3,14 @@
 #define AG_HOST_USERS_H
 
 #include <stddef.h>
+#include <stdio.h>
+
+/* The largest Argon2 costs a hash in the users file may ask for: memory in
+ * KiB (256 MiB), passes, lanes. Every login of that user, and of unknown
+ * names, pays them; aerogramctl hash-password writes m=65536,t=3,p=1. */
+#define AG_ARGON2_MAX_M_KIB 262144u
+#define AG_ARGON2_MAX_T 16u
+#define AG_ARGON2_MAX_P 16u
 
 /* A loaded users file. Immutable once loaded and reference-counted, so a
  * SIGHUP reload can replace it while worker threads still verify against
@@ -11,13 +19,21 @@ struct ag_users;
 
 /*
  * Reads `path` strictly: every section is a user name, whose only key is
- * `password` = an Argon2 PHC string ($argon2id$...) or {PLAIN}text (logged
- * as a warning: for tests and demos only). Also prepares the dummy hash that
+ * `password` = an Argon2 PHC string ($argon2id$..., costs within the bounds
+ * above) or {PLAIN}text, not empty (logged as a warning: for tests and demos
+ * only). A value runs to the end of its line (no inline comments). A user
+ * without a password, a key set twice, a directory: refused. A file readable
+ * by others is logged as a warning. Also prepares the dummy hash that
  * unknown users are checked against. Slow (one Argon2 hash): call it off the
- * event loop. On failure returns -1 and writes one line into err. On success
- * *out holds one reference for the caller (ag_users_unref).
+ * event loop. On failure returns -1 and writes one line (file, line,
+ * problem) into err. On success *out holds one reference for the caller
+ * (ag_users_unref).
  */
 int ag_users_load(const char *path, struct ag_users **out, char *err, size_t errlen);
+/* The parsing part of ag_users_load alone, on an open stream (no dummy
+ * hash: such a table can be freed, not verified against). `path` is for
+ * messages. */
+int ag_users_parse(FILE *f, const char *path, struct ag_users **out, char *err, size_t errlen);
 /* Takes one more reference; returns `users`. Safe from any thread. */
 struct ag_users *ag_users_ref(struct ag_users *users);
 /* Drops a reference; the last one frees the table. Safe from any thread. */

@@ -40,7 +40,9 @@ expect_fail unknown "aerogram_memory.so" "bogus_key"
 printf '[storage\ndriver = memory\n' >"$tmp/broken.ini"
 expect_fail broken "$tmp/broken.ini"
 
-printf '[storage]\ndriver = memory\ndriver_dir = %s/drivers\n' "$B" >"$tmp/good.ini"
+printf '[demo]\npassword = {PLAIN}demo\n' >"$tmp/users.ini"
+chmod 600 "$tmp/users.ini"
+printf '[storage]\ndriver = memory\ndriver_dir = %s/drivers\n[auth]\nusers_file = %s/users.ini\n' "$B" "$tmp" >"$tmp/good.ini"
 if "$B/aerogramd" -c "$tmp/good.ini" -t >"$tmp/out" 2>"$tmp/err"; then
 	echo "ok: good: $(cat "$tmp/out")"
 else

@@ -43,6 +43,29 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
+	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
+	@if [ -n "$(FUZZ_CC)" ]; then $(MAKE) --no-print-directory fuzz-smoke-config; fi
 
 CHECKS += check-server
 .PHONY: check-server
+
+# The libFuzzer target of the configuration and users-file readers, built
+# from their sources with the fuzzing compiler (inih, libevent, OpenSSL and
+# libargon2 stay the system's).
+CONFIG_FUZZ_SRCS = tests/server/fuzz_config.c host/config_file.c host/users.c host/log.c
+FUZZERS += $(B)/fuzz/fuzz_config
+FUZZ_SMOKE += fuzz-smoke-config
+
+$(B)/fuzz/fuzz_config: $(CONFIG_FUZZ_SRCS) host/config_file.h host/users.h host/log.h config.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -I. -Isdk/include $(INIH_CFLAGS) $(EVENT_CFLAGS) \
+		$(OPENSSL_CFLAGS) $(ARGON2_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $(CONFIG_FUZZ_SRCS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
+
+# New inputs the smoke run finds go under build/, the committed seeds stay as they are.
+fuzz-smoke-config: $(B)/fuzz/fuzz_config
+	@mkdir -p $(B)/fuzz/config-corpus
+	$(B)/fuzz/fuzz_config -max_total_time=20 -max_len=4096 -print_final_stats=1 \
+		$(B)/fuzz/config-corpus tests/server/fuzz-corpus
+
+.PHONY: fuzz-smoke-config

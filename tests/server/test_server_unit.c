@@ -118,6 +118,15 @@ static void test_users_file(void)
 		{ "[a\npassword = {PLAIN}x\n", ":1:" },
 		{ "[a/b]\npassword = {PLAIN}x\n", "user name" },
 		{ "[a b]\npassword = {PLAIN}x\n", "user name" },
+		{ "[a]\npassword = {PLAIN}\n", ":2: [a] password: empty {PLAIN} password" },
+		{ "[a]\n[b]\npassword = {PLAIN}x\n", ":1: [a]: no password line" },
+		{ "[b]\npassword = {PLAIN}x\n[a]\n", ":3: [a]: no password line" },
+		{ "[a]\npassword = {PLAIN}x\npassword = {PLAIN}x\n", ":3: [a] password: password set twice" },
+		{ "[a]\npassword = $argon2id$garbage\n", ":2: [a] password: Argon2 hash" },
+		{ "[a]\npassword = $argon2id$v=19$m=4194304,t=3,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo\n", "out of bounds" },
+		{ "[a]\npassword = $argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNo$x\n", "follows" },
+		{ "[a]\npassword = {PLAIN}x\n[a]\npassword = {PLAIN}x\n", ":3: [a]: user declared twice" },
+		{ "[a] x\npassword = {PLAIN}x\n", ":1: a section" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path = write_file("bad.ini", bad[i].text);
@@ -129,6 +138,14 @@ static void test_users_file(void)
 		CU_ASSERT_PTR_NULL(strchr(err, '\n'));
 	}
 	CU_ASSERT_EQUAL(ag_users_load("/nonexistent/users.ini", &users, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(ag_users_load(tmpdir, &users, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "directory"));
+	/* A value runs to the end of its line: no inline comment. */
+	path = write_file("semicolon.ini", "[a]\npassword = {PLAIN}pa ;ss\n");
+	CU_ASSERT_EQUAL_FATAL(ag_users_load(path, &users, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "a", 1, "pa ;ss", 6), 1);
+	CU_ASSERT_EQUAL(ag_users_verify(users, "a", 1, "pa", 2), 0);
+	ag_users_unref(users);
 }
 
 static void test_capabilities(void)
