@@ -108,8 +108,15 @@ static int submit_step(struct aerogram_watch *w)
 			return -1;
 		if (w->prefix)
 			json_object_set_new(o, "prefix", json_string(w->prefix));
-		if (w->start)
+		/* Garage's PollRange walks the partition from `start` (else from
+		 * its first key) and stops at the first key outside the range
+		 * (src/model/k2v/rpc.rs, poll_range_read_range): with a prefix and
+		 * no start, a key sorting before the prefix would end the walk at
+		 * once. So the prefix is also the start, as ReadBatch does it. */
+		if (w->start && *w->start)
 			json_object_set_new(o, "start", json_string(w->start));
+		else if (w->prefix && *w->prefix)
+			json_object_set_new(o, "start", json_string(w->prefix));
 		if (w->end)
 			json_object_set_new(o, "end", json_string(w->end));
 		unsigned secs = poll_seconds(w);
