@@ -364,6 +364,10 @@ static int request_prepare(struct gr_request *req)
 	free(url_s); /* libcurl copies the URL */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	/* The path goes out exactly as it was signed: without this, libcurl
+	 * squashes "/./" and "/../" (a key or a user name "." or "..") and the
+	 * server checks the signature against another path (403). */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
