@@ -233,11 +233,24 @@ static int set_str(json_t *obj, const char *key, const char *value)
 }
 
 /* Check one query against the ABI's rules. */
+int gr_check_row_key(const char *what, const char *key)
+{
+	if (!key || !*key)
+		return gr_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
+	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
+		return gr_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
+		               AEROGRAM_ROW_KEY_MAX);
+	return 0;
+}
+
 static int check_query(const struct aerogram_row_query *q, int for_read)
 {
-	if (!q->pk)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a query without a partition key");
+	int rc = gr_check_row_key("the partition key of a query", q->pk);
+	if (rc)
+		return rc;
 	if (q->sk) {
+		if ((rc = gr_check_row_key("the sort key of a query", q->sk)) != 0)
+			return rc;
 		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
 		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
 			return gr_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
@@ -452,9 +465,16 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 	int all_tokens = 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct aerogram_row_write *w = &writes[i];
-		if (!w->pk || !w->sk || (!w->tombstone && w->len && !w->value)) {
+		int krc = gr_check_row_key("the partition key of a write", w->pk);
+		if (krc == 0)
+			krc = gr_check_row_key("the sort key of a write", w->sk);
+		if (krc) {
 			json_decref(arr);
-			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu lacks its pk, sk or value", i);
+			return krc;
+		}
+		if (!w->tombstone && w->len && !w->value) {
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) has no value", i, w->pk, w->sk);
 		}
 		json_t *o = json_object();
 		set_str(o, "pk", w->pk);

@@ -398,6 +398,11 @@ static void test_watch_errors(void)
 	CK_EXPECT("row_watch with a malformed token", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);
+	w = NULL;
+	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, on_watch, NULL, &w);
+	CK_EXPECT("row_watch of an empty sort key", rc, AEROGRAM_EINVAL);
+	if (rc == 0 && w)
+		ck_driver->row_watch_release(ck_store, w);
 }
 
 /* Range watch (AEROGRAM_CAP_WATCH_RANGE): without a marker it reports every
