@@ -113,6 +113,12 @@ enum aerogram_log_level {
  * call them. LOCAL_WRITES: every call does (nothing is flushed to a disk). */
 #define AEROGRAM_CAP_LOCAL_READS  (UINT64_C(1) << 4)
 #define AEROGRAM_CAP_LOCAL_WRITES (UINT64_C(1) << 5)
+/* ABI 1.1: the queries of one row_read call see one state of the store (a
+ * write is seen by all of them or by none). Without it the host assumes,
+ * as with Garage, whose ReadBatch runs each query as its own quorum read
+ * (src/api/k2v/batch.rs), that one query may see a write another missed,
+ * and reads in two calls where the order matters. */
+#define AEROGRAM_CAP_SNAPSHOT_READS (UINT64_C(1) << 6)
 
 /* Row keys. A partition key and a sort key are each 1 to
  * AEROGRAM_ROW_KEY_MAX bytes (Garage's bound: its metadata engine keys a row
