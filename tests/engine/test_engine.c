@@ -52,7 +52,10 @@ static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
 	e->drv = eu_load_memory();
 	struct ag_store *in = ag_driver_store(e->drv);
 	e->fw = agw_fault_new(in->driver, in->store);
-	agw_fault_hide_caps(e->fw, hide | (g_no_cas ? AEROGRAM_CAP_CONDITIONAL : 0));
+	/* without conditional writes: as on Garage, batches are no snapshot either */
+	if (g_no_cas)
+		hide |= AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS;
+	agw_fault_hide_caps(e->fw, hide);
 	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
 	e->st.driver = agw_driver(e->cw);
 	e->st.store = agw_store(e->cw);
