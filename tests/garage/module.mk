@@ -42,6 +42,7 @@ CHECKS += check-garage
 .PHONY: check-garage-daemons
 check-garage-daemons: $(B)/aerogramd $(B)/drivers/aerogram_garage.so
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/two_daemons.py
+	GARAGE_EMU_ARGS="--replicas 3 --replica-lag-ms 50" B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/two_daemons.py
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100,250
 	B=$(B) AEROGRAMD=$(B)/aerogramd python3 tests/garage/requests_per_op.py --check --sizes 100 --history 5000
 
