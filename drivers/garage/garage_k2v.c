@@ -233,11 +233,24 @@ static int set_str(json_t *obj, const char *key, const char *value)
 }
 
 /* Check one query against the ABI's rules. */
+int gr_check_row_key(const char *what, const char *key)
+{
+	if (!key || !*key)
+		return gr_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
+	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
+		return gr_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
+		               AEROGRAM_ROW_KEY_MAX);
+	return 0;
+}
+
 static int check_query(const struct aerogram_row_query *q, int for_read)
 {
-	if (!q->pk)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a query without a partition key");
+	int rc = gr_check_row_key("the partition key of a query", q->pk);
+	if (rc)
+		return rc;
 	if (q->sk) {
+		if ((rc = gr_check_row_key("the sort key of a query", q->sk)) != 0)
+			return rc;
 		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
 		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
 			return gr_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
@@ -294,6 +307,15 @@ static json_t *selector_json(const struct aerogram_row_query *q, const char *sta
 	return o;
 }
 
+/* Filters are applied here, after Garage has merged the replicas' answers,
+ * never by Garage: each replica of a range read filters and cuts its own
+ * page before the merge (src/table/table.rs, get_range_internal), so with
+ * "tombstones: false" a replica holding the tombstone drops the row while a
+ * lagging one still returns the live value, and the merge brings a deleted
+ * row back. So every query asks for tombstones and every value, and the
+ * ABI's filters (hide tombstones, conflicts only) run on the merged rows;
+ * a limited query asks for what it still lacks and goes on from nextStart
+ * while filtered rows leave its page short. */
 static json_t *read_query_json(const struct read_state *s)
 {
 	const struct aerogram_row_query *q = s->q;
@@ -302,13 +324,22 @@ static json_t *read_query_json(const struct read_state *s)
 		return NULL;
 	if (!q->sk) {
 		if (q->limit)
-			json_object_set_new(o, "limit", json_integer(q->limit));
+			json_object_set_new(o, "limit", json_integer(q->limit - s->rows.n));
 		json_object_set_new(o, "reverse", json_boolean(q->flags & AEROGRAM_QUERY_REVERSE));
 	}
-	json_object_set_new(o, "conflictsOnly",
-	                    json_boolean(q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY));
-	json_object_set_new(o, "tombstones", json_boolean(q->flags & AEROGRAM_QUERY_TOMBSTONES));
+	json_object_set_new(o, "conflictsOnly", json_false());
+	json_object_set_new(o, "tombstones", json_true());
 	return o;
+}
+
+/* Whether a merged row passes the query's filters. */
+static int row_wanted(const struct aerogram_row_query *q, const struct aerogram_row *row)
+{
+	if (!(q->flags & AEROGRAM_QUERY_TOMBSTONES) && !gr_row_live(row))
+		return 0;
+	if ((q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) && row->n_values < 2)
+		return 0;
+	return 1;
 }
 
 static void read_states_free(struct read_state *states, size_t n)
@@ -353,10 +384,16 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 	for (size_t k = 0; rc == 0 && k < m; k++) {
 		struct read_state *s = &states[idx[k]];
 		const json_t *res = json_array_get(resp, k);
+		size_t had = s->rows.n;
 		if (gr_rows_parse(&s->rows, json_object_get(res, "items")) < 0) {
 			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: malformed items in ReadBatch answer");
 			break;
 		}
+		size_t kept = had;
+		for (size_t r = had; r < s->rows.n; r++)
+			if (row_wanted(s->q, &s->rows.rows[r]))
+				s->rows.rows[kept++] = s->rows.rows[r];
+		s->rows.n = kept;
 		int more = json_is_true(json_object_get(res, "more"));
 		const char *next = json_string_value(json_object_get(res, "nextStart"));
 		free(s->next_start);
@@ -365,8 +402,9 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch said more without nextStart");
 			break;
 		}
-		if (more && s->q->limit == 0 && !s->q->sk) {
-			/* Unlimited: continue this query from nextStart. */
+		if (more && !s->q->sk && (s->q->limit == 0 || s->rows.n < s->q->limit)) {
+			/* Unlimited, or short of its limit after filtering:
+			 * continue this query from nextStart. */
 			s->start = s->next_start;
 			(*left)++;
 		} else {
@@ -452,9 +490,16 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 	int all_tokens = 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct aerogram_row_write *w = &writes[i];
-		if (!w->pk || !w->sk || (!w->tombstone && w->len && !w->value)) {
+		int krc = gr_check_row_key("the partition key of a write", w->pk);
+		if (krc == 0)
+			krc = gr_check_row_key("the sort key of a write", w->sk);
+		if (krc) {
 			json_decref(arr);
-			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu lacks its pk, sk or value", i);
+			return krc;
+		}
+		if (!w->tombstone && w->len && !w->value) {
+			json_decref(arr);
+			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) has no value", i, w->pk, w->sk);
 		}
 		json_t *o = json_object();
 		set_str(o, "pk", w->pk);

@@ -108,8 +108,15 @@ static int submit_step(struct aerogram_watch *w)
 			return -1;
 		if (w->prefix)
 			json_object_set_new(o, "prefix", json_string(w->prefix));
-		if (w->start)
+		/* Garage's PollRange walks the partition from `start` (else from
+		 * its first key) and stops at the first key outside the range
+		 * (src/model/k2v/rpc.rs, poll_range_read_range): with a prefix and
+		 * no start, a key sorting before the prefix would end the walk at
+		 * once. So the prefix is also the start, as ReadBatch does it. */
+		if (w->start && *w->start)
 			json_object_set_new(o, "start", json_string(w->start));
+		else if (w->prefix && *w->prefix)
+			json_object_set_new(o, "start", json_string(w->prefix));
 		if (w->end)
 			json_object_set_new(o, "end", json_string(w->end));
 		unsigned secs = poll_seconds(w);
@@ -297,8 +304,13 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 	*out = NULL;
 	if (!st->k2v_base)
 		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
-	if (!pk || !sk || !cb)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a watch needs pk, sk and a callback");
+	int rc = gr_check_row_key("the partition key of a watch", pk);
+	if (rc == 0)
+		rc = gr_check_row_key("the sort key of a watch", sk);
+	if (rc)
+		return rc;
+	if (!cb)
+		return gr_fail(AEROGRAM_EINVAL, "garage: a watch needs a callback");
 	if (token && *token && !gr_token_valid(token))
 		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch on %s/%s with a malformed causality "
 		                                "token",
@@ -328,8 +340,11 @@ int gr_row_watch_range(struct aerogram_store *store, const char *pk, const char 
 	*out = NULL;
 	if (!st->k2v_base)
 		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
-	if (!pk || !cb)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a range watch needs pk and a callback");
+	int rc = gr_check_row_key("the partition key of a range watch", pk);
+	if (rc)
+		return rc;
+	if (!cb)
+		return gr_fail(AEROGRAM_EINVAL, "garage: a range watch needs a callback");
 	if (marker && *marker && !gr_marker_valid(marker))
 		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch_range on %s with a malformed seen "
 		                                "marker",

@@ -153,7 +153,7 @@ static const struct aerogram_driver mem_driver = {
 	.name = "memory",
 	.version = "1.1",
 	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
-	                AEROGRAM_CAP_LOCAL_WRITES,
+	                AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	.close = mem_close,

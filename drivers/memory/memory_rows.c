@@ -56,6 +56,9 @@ int mem_check_key(const char *what, const char *key)
 		return mem_fail(AEROGRAM_EINVAL, "%s is missing", what);
 	if (key[0] == '\0')
 		return mem_fail(AEROGRAM_EINVAL, "%s is empty", what);
+	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
+		return mem_fail(AEROGRAM_ETOOBIG, "%s is %zu bytes, over the limit of %d", what,
+		                strlen(key), AEROGRAM_ROW_KEY_MAX);
 	return 0;
 }
 
@@ -275,14 +278,17 @@ int mem_in_range(const char *sk, const char *prefix, const char *start, const ch
 /* Validates query i. For a delete, limit, REVERSE and the flags are ignored. */
 static int check_query(const struct aerogram_row_query *q, size_t i, int for_delete)
 {
-	if (q->pk == NULL || q->pk[0] == '\0')
-		return mem_fail(AEROGRAM_EINVAL, "query %zu: the partition key is %s", i,
-		                q->pk ? "empty" : "missing");
+	int rc = mem_check_key("the partition key of a query", q->pk);
+	if (rc != 0)
+		return rc;
+	(void)i;
 	if (!for_delete && (q->flags & ~KNOWN_FLAGS))
 		return mem_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
 		                q->flags & ~KNOWN_FLAGS);
 	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
 	if (q->sk != NULL) {
+		if ((rc = mem_check_key("the sort key of a query", q->sk)) != 0)
+			return rc;
 		if (prefix || start || end)
 			return mem_fail(AEROGRAM_EINVAL,
 			                "query %zu: a single-item query cannot have prefix, start or end", i);
@@ -534,11 +540,11 @@ static int check_writes(const char *call, const struct aerogram_row_write *write
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t;
-		if (w->pk == NULL || w->pk[0] == '\0')
-			return mem_fail(AEROGRAM_EINVAL, "write %zu: the partition key is %s", i,
-			                w->pk ? "empty" : "missing");
-		if (w->sk == NULL)
-			return mem_fail(AEROGRAM_EINVAL, "write %zu: the sort key is missing", i);
+		int rc = mem_check_key("the partition key of a write", w->pk);
+		if (rc == 0)
+			rc = mem_check_key("the sort key of a write", w->sk);
+		if (rc != 0)
+			return rc;
 		if (w->token != NULL && mem_parse_stamp(w->token, TOKEN_TAG, &t) != 0)
 			return mem_fail(AEROGRAM_EINVAL, "write %zu: malformed causality token '%.40s'",
 			                i, w->token);
@@ -684,8 +690,8 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 	int rc = mem_check_key("row_insert_if: the condition's partition key", cond_pk);
 	if (rc != 0)
 		return rc;
-	if (cond_sk == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_insert_if: the condition's sort key is missing");
+	if ((rc = mem_check_key("row_insert_if: the condition's sort key", cond_sk)) != 0)
+		return rc;
 	if (new_token != NULL && new_token_len < MEM_TOKEN_LEN)
 		return mem_fail(AEROGRAM_EINVAL,
 		                "row_insert_if: new_token_len %zu is below the %d bytes a token may need",

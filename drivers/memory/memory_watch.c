@@ -308,8 +308,8 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 	int rc = mem_check_key("partition key", pk);
 	if (rc != 0)
 		return rc;
-	if (sk == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch: the sort key is missing");
+	if ((rc = mem_check_key("row_watch: the sort key", sk)) != 0)
+		return rc;
 	if (cb == NULL)
 		return mem_fail(AEROGRAM_EINVAL, "row_watch: no callback");
 	if (token != NULL && mem_parse_stamp(token, TOKEN_TAG, &t) != 0)

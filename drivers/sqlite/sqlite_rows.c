@@ -94,12 +94,17 @@ static int nonempty(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-static int sq_check_key(const char *what, const char *s, int allow_empty)
+/* is_bound: a range bound (may be empty, any length); else a row key
+ * (1 to AEROGRAM_ROW_KEY_MAX bytes, driver.h). */
+static int sq_check_key(const char *what, const char *s, int is_bound)
 {
 	if (s == NULL)
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
-	if (!allow_empty && s[0] == '\0')
+	if (!is_bound && s[0] == '\0')
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
+	if (!is_bound && strlen(s) > AEROGRAM_ROW_KEY_MAX)
+		return sq_fail(AEROGRAM_ETOOBIG, "sqlite: %s of %zu bytes is over %d", what, strlen(s),
+		               AEROGRAM_ROW_KEY_MAX);
 	if (!sq_utf8_valid(s))
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
 	return 0;
@@ -121,7 +126,7 @@ static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
 		if (parts[i] && (code = sq_check_key(names[i], parts[i], 1)) != 0)
 			return code;
 	if (q->sk) {
-		if ((code = sq_check_key("sort key", q->sk, 1)) != 0)
+		if ((code = sq_check_key("sort key", q->sk, 0)) != 0)
 			return code;
 		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
 			return sq_fail(AEROGRAM_EINVAL,
@@ -722,7 +727,7 @@ static int sq_check_writes(const struct aerogram_row_write *writes, size_t n_wri
 	for (size_t i = 0; code == 0 && i < n_writes; i++) {
 		const struct aerogram_row_write *wr = &writes[i];
 		if ((code = sq_check_key("partition key", wr->pk, 0)) != 0 ||
-		    (code = sq_check_key("sort key", wr->sk, 1)) != 0)
+		    (code = sq_check_key("sort key", wr->sk, 0)) != 0)
 			break;
 		if (!wr->tombstone && wr->len > 0 && wr->value == NULL)
 			code = sq_fail(AEROGRAM_EINVAL, "sqlite: value of %zu bytes without data", wr->len);
@@ -771,7 +776,7 @@ int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char 
 {
 	int code;
 	if ((code = sq_check_key("condition partition key", cond_pk, 0)) != 0 ||
-	    (code = sq_check_key("condition sort key", cond_sk, 1)) != 0)
+	    (code = sq_check_key("condition sort key", cond_sk, 0)) != 0)
 		return code;
 	struct sq_insert_ctx c = { .writes = writes, .n = n_writes, .cond_pk = cond_pk,
 		                   .cond_sk = cond_sk, .cond_has_token = cond_token != NULL };

@@ -716,7 +716,8 @@ static const struct aerogram_driver sq_driver = {
 	.name = "sqlite",
 	.version = "1.1",
 	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
-	                AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS,
+	                AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
+	                AEROGRAM_CAP_SNAPSHOT_READS, /* a row_read is one read transaction */
 	.config_keys = sq_config_keys,
 	.open = sq_open,
 	.close = sq_close,

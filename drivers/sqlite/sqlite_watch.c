@@ -807,8 +807,10 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
 	*out = NULL;
 	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid partition key");
-	if (sk == NULL || !sq_utf8_valid(sk))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid sort key");
+	if (sk == NULL || sk[0] == '\0' || !sq_utf8_valid(sk))
+		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing, empty or invalid sort key");
+	if (strlen(pk) > AEROGRAM_ROW_KEY_MAX || strlen(sk) > AEROGRAM_ROW_KEY_MAX)
+		return sq_fail(AEROGRAM_ETOOBIG, "sqlite: watch: a key is over %d bytes", AEROGRAM_ROW_KEY_MAX);
 	if (cb == NULL)
 		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: no callback");
 	if (token) {

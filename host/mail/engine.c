@@ -57,6 +57,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	           d->row_insert_if != NULL;
 	eng->local_reads = (d->capabilities & AEROGRAM_CAP_LOCAL_READS) != 0;
 	eng->local_writes = eng->local_reads && (d->capabilities & AEROGRAM_CAP_LOCAL_WRITES) != 0;
+	eng->snapshot_reads = (d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS) != 0;
 	eng->rng = eng->opt.seed;
 	if (eng->rng == 0) {
 		FILE *f = fopen("/dev/urandom", "rb");

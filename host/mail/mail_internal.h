@@ -35,6 +35,7 @@ struct mail_engine {
 	int cas;
 	/* its reads (and writes) wait for nothing remote: AEROGRAM_CAP_LOCAL_* */
 	int local_reads, local_writes;
+	int snapshot_reads; /* AEROGRAM_CAP_SNAPSHOT_READS */
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
 	struct scache *summaries;

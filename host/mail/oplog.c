@@ -347,29 +347,55 @@ static int read_log(struct oplog *log, const char *start, int with_turn, struct 
 		{ .pk = log->pk, .start = start, .end = "watch", .limit = OPLOG_PAGE },
 		{ .pk = log->pk, .prefix = OPLOG_TURN_PREFIX },
 	};
-	struct aerogram_row_result *res = NULL;
-	int rc = eng->st.driver->row_read(eng->st.store, q, with_turn ? 3 : 2, &res);
+	/* The watch row's token must cover nothing the range read missed: a
+	 * poll waits on that token, and a quiet mailbox skips its reads until
+	 * the token changes. A writer writes its entry, then the watch row. In
+	 * one batch that holds only when the batch is one snapshot; otherwise
+	 * (Garage: each query of a ReadBatch is its own quorum read) the watch
+	 * row is read first, in a call of its own, and the log after it, so
+	 * every entry whose watch write the token shows was acknowledged before
+	 * the range read began and is in it (host/mail/README.md, "Reading the
+	 * log"). */
+	struct aerogram_row_result *wres = NULL, *res = NULL;
+	size_t first = 0, nq = with_turn ? 3 : 2;
+	int rc = 0;
+	if (!eng->snapshot_reads) {
+		rc = eng->st.driver->row_read(eng->st.store, q, 1, &wres);
+		first = 1;
+	}
+	if (rc == 0)
+		rc = eng->st.driver->row_read(eng->st.store, q + first, nq - first, &res);
 	if (rc != 0) {
 		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", log->pk, mail_store_error(eng));
+		if (wres)
+			eng->st.driver->row_result_free(eng->st.store, wres);
 		return rc;
 	}
+	/* pages[k] of the combined answer, k as in q */
+	const struct aerogram_row_page *pages[3] = { NULL, NULL, NULL };
+	for (size_t k = 0; k < nq; k++) {
+		const struct aerogram_row_result *from = k < first ? wres : res;
+		size_t at = k < first ? k : k - first;
+		if (at < from->n_pages)
+			pages[k] = &from->pages[at];
+	}
 	char *next = NULL;
-	if (res->n_pages >= 1 && res->pages[0].n_rows >= 1) {
+	if (pages[0] && pages[0]->n_rows >= 1) {
 		rr->watch_seen = 1;
-		rr->watch_token = strdup(res->pages[0].rows[0].token);
+		rr->watch_token = strdup(pages[0]->rows[0].token);
 		if (rr->watch_token == NULL)
 			rc = AEROGRAM_EINTERNAL;
 	}
-	if (rc == 0 && res->n_pages >= 2) {
-		const struct aerogram_row_page *pg = &res->pages[1];
+	if (rc == 0 && pages[1]) {
+		const struct aerogram_row_page *pg = pages[1];
 		for (size_t i = 0; i < pg->n_rows && rc == 0; i++)
 			rc = remote_row(r, &pg->rows[i]);
 		if (rc == 0 && pg->more && pg->next_start && (next = strdup(pg->next_start)) == NULL)
 			rc = AEROGRAM_EINTERNAL;
 	}
-	if (rc == 0 && with_turn && res->n_pages >= 3) {
+	if (rc == 0 && with_turn && pages[2]) {
 		/* a few rows (one per engine that ever added here), one value each */
-		const struct aerogram_row_page *pg = &res->pages[2];
+		const struct aerogram_row_page *pg = pages[2];
 		size_t nv = 0;
 		for (size_t i = 0; i < pg->n_rows; i++)
 			nv += pg->rows[i].n_values;
@@ -387,6 +413,8 @@ static int read_log(struct oplog *log, const char *start, int with_turn, struct 
 		}
 	}
 	eng->st.driver->row_result_free(eng->st.store, res);
+	if (wres)
+		eng->st.driver->row_result_free(eng->st.store, wres);
 	if (rc == 0 && next) {
 		struct aerogram_row_query more = q[1];
 		more.start = next;

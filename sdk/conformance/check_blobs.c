@@ -266,6 +266,32 @@ static void test_list_pagination(void)
 	CK_CHECK(l->n_keys == 0 && !l->more, "a prefix without keys must give an empty last page");
 }
 
+/* Keys with dot segments ("./", "../", ".", "..") are keys like any other:
+ * a driver over HTTP must send the path as it signed it, unnormalised. */
+static void test_dot_segment_keys(void)
+{
+	static const char *const names[] = { "dots/./a", "dots/../b", "dots/x/./c", "dots/y/../d",
+		                             "dots/.", "dots/.." };
+	const size_t n = sizeof(names) / sizeof(names[0]);
+	const char *keys[sizeof(names) / sizeof(names[0])];
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = ck_blob_key(names[i]);
+		put(keys[i], names[i], strlen(names[i]), NULL, 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct aerogram_blob *b = get_range(keys[i], 0, 0);
+		CK_CHECK(b->status == AEROGRAM_OK && b->len == strlen(names[i]) &&
+		                 memcmp(b->data, names[i], b->len) == 0,
+		         "blob '%s' did not come back as put (%s)", keys[i], ck_status_name(b->status));
+	}
+	struct aerogram_blob_list *l = list_page(ck_blob_key("dots/"), NULL, 100);
+	CK_CHECK(l->n_keys == n, "listing the dot keys gave %zu keys, expected %zu", l->n_keys, n);
+	CK_OK("blob_delete(dot keys)", ck_driver->blob_delete(ck_store, keys, n));
+	for (size_t i = 0; i < n; i++)
+		CK_CHECK(get_range(keys[i], 0, 0)->status == AEROGRAM_ENOTFOUND, "blob '%s' survived its delete",
+		         keys[i]);
+}
+
 int ck_register_blobs(void)
 {
 	static const struct ck_test tests[] = {
@@ -275,6 +301,7 @@ int ck_register_blobs(void)
 		{ "copy", test_copy },
 		{ "batch delete with missing keys", test_batch_delete_with_missing_keys },
 		{ "list pagination (2500 keys)", test_list_pagination },
+		{ "keys with dot segments", test_dot_segment_keys },
 	};
 	return ck_add_suite("blobs", tests, sizeof(tests) / sizeof(tests[0]));
 }

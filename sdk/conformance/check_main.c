@@ -24,11 +24,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: aerogram-driver-check [--rows-only|--blobs-only] [--wrap=fault,count]\n"
-	        "                             PATH/TO/driver.so [key=value ...]\n"
+	        "                             [--skip=TEST NAME]... PATH/TO/driver.so [key=value ...]\n"
 	        "  Runs the Aerogram driver conformance suite against a driver. Each key=value\n"
 	        "  is passed to the driver as a configuration entry. Every key and blob the\n"
 	        "  suite writes starts with a random prefix and is deleted afterwards.\n"
-	        "  --wrap stacks the test wrappers over the driver (innermost first).\n");
+	        "  --wrap stacks the test wrappers over the driver (innermost first).\n"
+	        "  --skip leaves out the test of that exact name and says so (for a test\n"
+	        "  server that cannot do what the test needs, never for a driver).\n");
 }
 
 static void print_failures(void)
@@ -52,6 +54,11 @@ int main(int argc, char **argv)
 			rows = 0;
 		} else if (strncmp(argv[i], "--wrap=", 7) == 0) {
 			wrap = argv[i] + 7;
+		} else if (strncmp(argv[i], "--skip=", 7) == 0) {
+			if (ck_skip_test(argv[i] + 7) != 0) {
+				fprintf(stderr, "aerogram-driver-check: too many --skip options\n");
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;

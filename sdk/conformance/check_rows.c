@@ -529,6 +529,82 @@ static void test_malformed_writes(void)
 	CK_CHECK(ck_get(pk, "a", AEROGRAM_QUERY_TOMBSTONES) == NULL, "a refused write must write nothing");
 }
 
+/* Row keys (driver.h, AEROGRAM_ROW_KEY_MAX): 1 to 479 bytes. An empty key is
+ * EINVAL and a longer one ETOOBIG in every call; dot segments are plain. */
+static void test_row_keys(void)
+{
+	const char *pk = ck_pk("keys");
+	char *longest = ck_alloc(AEROGRAM_ROW_KEY_MAX + 2);
+	memset(longest, 'k', AEROGRAM_ROW_KEY_MAX);
+	ck_write(pk, longest, "max", NULL);
+	const struct aerogram_row *row = ck_get(pk, longest, 0);
+	CK_CHECK(row && ck_count_value(row, "max") == 1, "a %d-byte sort key did not read back",
+	         AEROGRAM_ROW_KEY_MAX);
+	char *over = ck_alloc(AEROGRAM_ROW_KEY_MAX + 2);
+	memset(over, 'k', AEROGRAM_ROW_KEY_MAX + 1);
+	struct aerogram_row_write w = { .pk = pk, .sk = over, .value = (const uint8_t *)"x", .len = 1 };
+	CK_EXPECT("row_insert with a 480-byte sort key", ck_driver->row_insert(ck_store, &w, 1), AEROGRAM_ETOOBIG);
+	w = (struct aerogram_row_write){ .pk = over, .sk = "a", .value = (const uint8_t *)"x", .len = 1 };
+	CK_EXPECT("row_insert with a 480-byte partition key", ck_driver->row_insert(ck_store, &w, 1),
+	          AEROGRAM_ETOOBIG);
+	struct aerogram_row_query q = { .pk = pk, .sk = over };
+	struct aerogram_row_result *res = NULL;
+	int rc = ck_driver->row_read(ck_store, &q, 1, &res);
+	CK_EXPECT("row_read of a 480-byte sort key", rc, AEROGRAM_ETOOBIG);
+	if (rc == 0 && res)
+		ck_driver->row_result_free(ck_store, res);
+
+	w = (struct aerogram_row_write){ .pk = pk, .sk = "", .value = (const uint8_t *)"x", .len = 1 };
+	CK_EXPECT("row_insert with an empty sort key", ck_driver->row_insert(ck_store, &w, 1), AEROGRAM_EINVAL);
+	w = (struct aerogram_row_write){ .pk = "", .sk = "a", .value = (const uint8_t *)"x", .len = 1 };
+	CK_EXPECT("row_insert with an empty partition key", ck_driver->row_insert(ck_store, &w, 1),
+	          AEROGRAM_EINVAL);
+	q = (struct aerogram_row_query){ .pk = pk, .sk = "" };
+	res = NULL;
+	rc = ck_driver->row_read(ck_store, &q, 1, &res);
+	CK_EXPECT("row_read of an empty sort key", rc, AEROGRAM_EINVAL);
+	if (rc == 0 && res)
+		ck_driver->row_result_free(ck_store, res);
+	uint64_t deleted = 0;
+	CK_EXPECT("row_delete of an empty sort key", ck_driver->row_delete(ck_store, &q, 1, &deleted),
+	          AEROGRAM_EINVAL);
+	struct aerogram_row_query all = { .pk = pk, .flags = AEROGRAM_QUERY_TOMBSTONES };
+	res = ck_read(&all, 1);
+	CK_CHECK(res->pages[0].n_rows == 1, "refused writes left rows behind (%zu rows, expected 1)",
+	         res->pages[0].n_rows);
+
+	/* dot segments, in partition and sort keys */
+	const char *dpk = ck_pk("dots/./x/../y");
+	static const char *const sks[] = { ".", "..", "./a", "../b", "c/./d", "e/../f" };
+	const size_t n = sizeof(sks) / sizeof(sks[0]);
+	for (size_t i = 0; i < n; i++)
+		ck_write(dpk, sks[i], sks[i], NULL);
+	for (size_t i = 0; i < n; i++) {
+		row = ck_get(dpk, sks[i], 0);
+		CK_CHECK(row && ck_count_value(row, sks[i]) == 1, "row '%s' of partition '%s' did not read back",
+		         sks[i], dpk);
+	}
+	struct aerogram_row_query range = { .pk = dpk };
+	res = ck_read(&range, 1);
+	CK_CHECK(res->pages[0].n_rows == n, "a range read of the dot keys gave %zu rows, expected %zu",
+	         res->pages[0].n_rows, n);
+	CK_OK("row_delete(dot keys)", ck_driver->row_delete(ck_store, &range, 1, &deleted));
+	CK_CHECK(deleted == n, "row_delete tombstoned %llu dot-key rows, expected %zu",
+	         (unsigned long long)deleted, n);
+	/* whole partition keys "." and ".." (user names a host may use); the
+	 * sort key is this run's, and the rows are deleted again */
+	static const char *const dot_pks[] = { ".", ".." };
+	for (size_t i = 0; i < 2; i++) {
+		const char *sk = ck_fmt("%s/dotpk", ck_run_prefix());
+		ck_write(dot_pks[i], sk, dot_pks[i], NULL);
+		row = ck_get(dot_pks[i], sk, 0);
+		CK_CHECK(row && ck_count_value(row, dot_pks[i]) == 1, "row %s of partition '%s' did not read back",
+		         sk, dot_pks[i]);
+		struct aerogram_row_query one = { .pk = dot_pks[i], .sk = sk };
+		CK_OK("row_delete in partition '.' or '..'", ck_driver->row_delete(ck_store, &one, 1, &deleted));
+	}
+}
+
 /* ---- concurrent writers ---------------------------------------------------- */
 
 #define WRITERS 4
@@ -624,6 +700,7 @@ int ck_register_rows(void)
 		{ "range delete", test_range_delete },
 		{ "invalid queries", test_invalid_queries },
 		{ "malformed tokens and writes", test_malformed_writes },
+		{ "key lengths, empty keys and dot segments", test_row_keys },
 		{ "concurrent writers lose nothing", test_concurrent_writers },
 	};
 	return ck_add_suite("rows", tests, sizeof(tests) / sizeof(tests[0]));

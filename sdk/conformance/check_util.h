@@ -100,6 +100,9 @@ struct ck_test {
 /* Adds a suite of n tests, each run between ck_test_setup and
  * ck_test_teardown; -1 when CUnit refuses it. */
 int ck_add_suite(const char *name, const struct ck_test *tests, size_t n);
+/* Leaves the test of that exact name out of every suite (--skip); -1 when
+ * too many are given. ck_add_suite prints each test it leaves out. */
+int ck_skip_test(const char *name);
 
 /* Registration of the suites. */
 int ck_register_rows(void);

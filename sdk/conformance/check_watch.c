@@ -398,6 +398,11 @@ static void test_watch_errors(void)
 	CK_EXPECT("row_watch with a malformed token", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);
+	w = NULL;
+	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, on_watch, NULL, &w);
+	CK_EXPECT("row_watch of an empty sort key", rc, AEROGRAM_EINVAL);
+	if (rc == 0 && w)
+		ck_driver->row_watch_release(ck_store, w);
 }
 
 /* Range watch (AEROGRAM_CAP_WATCH_RANGE): without a marker it reports every
@@ -421,13 +426,17 @@ static void test_range_watch(void)
 	}
 	CK_REQUIRE(ck_driver->row_watch_range != NULL,
 	           "AEROGRAM_CAP_WATCH_RANGE is set but row_watch_range is NULL");
-	struct aerogram_row_write w[4] = {
+	/* "a-early" sorts before the prefix: a driver must still find m/1 and
+	 * m/2 (Garage's PollRange stops at the first key out of range when it
+	 * walks from the partition's first key instead of from the prefix). */
+	struct aerogram_row_write w[5] = {
+		{ .pk = pk, .sk = "a-early", .value = (const uint8_t *)"a", .len = 1 },
 		{ .pk = pk, .sk = "m/1", .value = (const uint8_t *)"1", .len = 1 },
 		{ .pk = pk, .sk = "m/2", .tombstone = 1 },
 		{ .pk = pk, .sk = "m/3", .value = (const uint8_t *)"3", .len = 1 },
 		{ .pk = pk, .sk = "other", .value = (const uint8_t *)"x", .len = 1 },
 	};
-	ck_write_batch(w, 4);
+	ck_write_batch(w, 5);
 	struct rec *r = rec_new();
 	CK_OK("row_watch_range(no marker)",
 	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", NULL, WAIT_MS, on_watch, r, &r->watch));
@@ -448,6 +457,7 @@ static void test_range_watch(void)
 	CK_CHECK(rec_calls(r2) == 0, "a range watch with a fresh marker fired with nothing new");
 	ck_write(pk, "m/3", "out of range", NULL);
 	ck_write(pk, "other", "out of range", NULL);
+	ck_write(pk, "a-early", "out of range", NULL);
 	ck_sleep_ms(50);
 	CK_CHECK(rec_calls(r2) == 0, "a range watch fired for rows outside its range");
 	ck_write(pk, "m/1", "new", NULL);

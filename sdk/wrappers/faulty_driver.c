@@ -16,7 +16,8 @@ static const char faulty_anchor = 0;
 
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define FAULTY_CAPS \
-	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL)
+	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL | \
+	 AEROGRAM_CAP_SNAPSHOT_READS)
 static struct agw_shared_caps faulty_caps = AGW_SHARED_CAPS_INIT(FAULTY_CAPS);
 static struct aerogram_driver faulty_driver;
 

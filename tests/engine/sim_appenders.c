@@ -334,7 +334,7 @@ static int run_seed(uint64_t seed, int crash, int verbose)
 		a->e = e;
 		a->fw = agw_fault_new(inner->driver, inner->store);
 		if (s->no_cas)
-			agw_fault_hide_caps(a->fw, AEROGRAM_CAP_CONDITIONAL);
+			agw_fault_hide_caps(a->fw, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS);
 		agw_set_call_hook(a->fw, call_hook, a);
 		a->st.driver = agw_driver(a->fw);
 		a->st.store = agw_store(a->fw);

@@ -489,7 +489,7 @@ static int run_seed(uint64_t seed, int verbose)
 	s->fw = agw_fault_new(inner->driver, inner->store);
 	/* odd seeds: a store without conditional writes (as Garage) */
 	if (seed & 1)
-		agw_fault_hide_caps(s->fw, AEROGRAM_CAP_CONDITIONAL);
+		agw_fault_hide_caps(s->fw, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS);
 	s->st.driver = agw_driver(s->fw);
 	s->st.store = agw_store(s->fw);
 	s->now = 1750000000000ull;

@@ -1326,5 +1326,249 @@ class PersistenceTests(unittest.TestCase):
             shutil.rmtree(d)
 
 
+class StrictDecodingTests(Base):
+    """Garage's serde structs and base64 crate, not Python's leniency."""
+
+    def read_batch(self, queries):
+        return self.batch("POST", [("search", None)], queries)
+
+    def test_null_booleans_refused_null_options_accepted(self):
+        for field in ("reverse", "singleItem", "conflictsOnly", "tombstones"):
+            st, res = self.read_batch([{"partitionKey": self.pk, field: None}])
+            self.assertEqual(st, 400, field)
+            self.assertEqual(res["code"], "InvalidRequest")
+            self.assertIn("null", res["message"])
+        st, res = self.batch("POST", [("delete", None)],
+                             [{"partitionKey": self.pk, "singleItem": None}])
+        self.assertEqual(st, 400)
+        for field in ("prefix", "start", "end", "limit"):
+            st, _ = self.read_batch([{"partitionKey": self.pk, field: None}])
+            self.assertEqual(st, 200, field)
+        st, res = self.read_batch([{"partitionKey": None}])
+        self.assertEqual(st, 400)
+        st, _ = self.batch("POST", [], [{"pk": self.pk, "sk": "a", "ct": None, "v": None}])
+        self.assertEqual(st, 204)
+
+    def test_duplicate_field_and_json_extensions_refused(self):
+        body = ('[{"partitionKey": "%s", "reverse": false, "reverse": true}]' % self.pk).encode()
+        st, _, raw = self.k.request("POST", "/" + BUCKET, [("search", None)], body)
+        self.assertEqual(st, 400, raw)
+        # An unknown field may repeat, as serde ignores it.
+        body = ('[{"partitionKey": "%s", "x": 1, "x": 2}]' % self.pk).encode()
+        st, _, _ = self.k.request("POST", "/" + BUCKET, [("search", None)], body)
+        self.assertEqual(st, 200)
+        for bad in ('[{"partitionKey": "%s", "limit": NaN}]' % self.pk,
+                    '[{"partitionKey": "\\ud800"}]', '[{"partitionKey": "p", "limit": 1.0}]'):
+            st, _, _ = self.k.request("POST", "/" + BUCKET, [("search", None)], bad.encode())
+            self.assertEqual(st, 400, bad)
+
+    def test_non_canonical_base64_refused(self):
+        st, _ = self.batch("POST", [], [{"pk": self.pk, "sk": "a", "v": "QQ=="}])
+        self.assertEqual(st, 204)
+        for v in ("QR==", "QQ", "QQ=", "QUI=x", " QQ==", "QUJ="):
+            st, res = self.batch("POST", [], [{"pk": self.pk, "sk": "a", "v": v}])
+            self.assertEqual(st, 400, v)
+            self.assertEqual(res["code"], "InvalidRequest")
+        # A 40-byte token is 54 characters with 2 trailing bits: set one.
+        tok = encode_token({1: 2, 3: 4})
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        bad = tok[:-1] + alphabet[alphabet.index(tok[-1]) | 1]
+        self.assertNotEqual(bad, tok)
+        st, _, body = self.k.request("PUT", self.item_path(), [("sort_key", "t")], b"x",
+                                     {"X-Garage-Causality-Token": bad})
+        self.assertEqual(st, 400)
+        self.assertEqual(json.loads(body)["code"], "CausalityToken")
+        self.insert("t", "x", ct=tok)
+        st, _, body = self.k.request("POST", self.item_path(), [("poll_range", None)],
+                                     json.dumps({"seenMarker": "e30"}).encode())
+        self.assertEqual(st, 400)
+
+
+class ReplicaTests(unittest.TestCase):
+    """--replicas 3: quorums, lag, per-replica filtering, partial writes.
+
+    Deterministic through --test-control: hold replication, pin the replicas
+    a write reaches before its answer and those a read asks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emu("--replicas", "3", "--replica-lag-ms", "50", "--seed", "3",
+                      "--test-control")
+        cls.k = cls.emu.k2v()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.emu.stop() == 0
+
+    def setUp(self):
+        self.pk = self._testMethodName
+        self.control(hold=False, flush=True, write=None, read=None, fail_next=None)
+
+    def control(self, **req):
+        conn = http.client.HTTPConnection("127.0.0.1", self.emu.k2v_port, timeout=10)
+        conn.request("POST", "/_emu/cluster", json.dumps(req).encode())
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        self.assertEqual(r.status, 200, body)
+        return json.loads(body)
+
+    def replica(self, i):
+        conn = http.client.HTTPConnection("127.0.0.1", self.emu.k2v_port, timeout=10)
+        conn.request("GET", "/_emu/replica?i=%d&pk=%s" % (i, urllib.parse.quote(self.pk)))
+        r = conn.getresponse()
+        data = json.loads(r.read())
+        conn.close()
+        return data
+
+    def put(self, items, status=204):
+        st, _, body = self.k.request("POST", "/" + BUCKET, [],
+                                     json.dumps([dict(pk=self.pk, **i) for i in items]).encode())
+        self.assertEqual(st, status, body)
+
+    def search(self, queries):
+        st, _, body = self.k.request("POST", "/" + BUCKET, [("search", None)],
+                                     json.dumps([dict(partitionKey=self.pk, **q)
+                                                 for q in queries]).encode())
+        self.assertEqual(st, 200, body)
+        return json.loads(body)
+
+    def test_control_is_off_by_default(self):
+        conn = http.client.HTTPConnection("127.0.0.1", EMU_MAIN.k2v_port, timeout=10)
+        conn.request("POST", "/_emu/cluster", b"{}")
+        self.assertEqual(conn.getresponse().status, 404)
+        conn.close()
+
+    def test_write_quorum_then_lag(self):
+        state = self.control(hold=True)
+        self.assertEqual((state["replicas"], state["read_quorum"], state["write_quorum"]),
+                         (3, 2, 2))
+        self.put([{"sk": "a", "v": b64("1")}])
+        have = [i for i in range(3) if "a" in self.replica(i)]
+        self.assertEqual(len(have), 2)           # acknowledged at the write quorum
+        self.assertEqual(self.control()["pending"], 1)
+        self.control(hold=False)                 # the third one within 50 ms
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.control()["pending"]:
+            time.sleep(0.01)
+        self.assertEqual([i for i in range(3) if "a" in self.replica(i)], [0, 1, 2])
+        # The coordinator's node id is in the token: replicas write under their own.
+        ids = set()
+        for i in range(20):
+            self.control(write=[i % 3, (i + 1) % 3])
+            self.put([{"sk": "n%d" % i, "v": b64("x")}])
+            ids |= set(decode_token(self.replica(i % 3)["n%d" % i]["ct"]))
+        self.assertEqual(len(ids), 3)
+
+    def test_partly_applied_write_and_paged_read_skips_it(self):
+        self.put([{"sk": k, "v": b64(k)} for k in ("a", "b", "c", "d", "e")])
+        self.control(flush=True)
+        # A write answered 503 that reached replica 2 only.
+        self.control(fail_next=[2])
+        self.put([{"sk": "bb", "v": b64("bb")}], status=503)
+        self.assertEqual(["bb" in self.replica(i) for i in range(3)], [False, False, True])
+        # Page 1 asks replicas 0 and 1: a, b, more from c.  Page 2 asks 1
+        # and 2 from c: "bb" sorts before c, so the paged read never sees it.
+        self.control(read=[0, 1])
+        p1 = self.search([{"limit": 2}])[0]
+        self.assertEqual(([i["sk"] for i in p1["items"]], p1["more"], p1["nextStart"]),
+                         (["a", "b"], True, "c"))
+        self.control(read=[1, 2])
+        p2 = self.search([{"start": p1["nextStart"]}])[0]
+        seen = [i["sk"] for i in p1["items"] + p2["items"]]
+        self.assertEqual(seen, ["a", "b", "c", "d", "e"])
+        # One unpaged read from the same replicas has it.
+        self.assertIn("bb", [i["sk"] for i in self.search([{}])[0]["items"]])
+        # Anti-entropy brings it everywhere.
+        self.control(read=None, sync=True)
+        self.assertEqual(["bb" in self.replica(i) for i in range(3)], [True, True, True])
+
+    def test_random_partial_failures(self):
+        emu = Emu("--replicas", "3", "--fail-rate", "0.5", "--seed", "5", "--test-control")
+        try:
+            k = emu.k2v()
+            status = {}
+            for i in range(24):
+                st, _, _ = k.request("PUT", "/%s/f" % BUCKET, [("sort_key", "k%02d" % i)], b"v")
+                status["k%02d" % i] = st
+            conn = http.client.HTTPConnection("127.0.0.1", emu.k2v_port, timeout=10)
+            conn.request("POST", "/_emu/cluster", b'{"sync": true}')
+            conn.getresponse().read()
+            conn.request("GET", "/_emu/replica?i=0&pk=f")
+            present = set(json.loads(conn.getresponse().read()))
+            conn.close()
+            ok = {s for s, st in status.items() if st == 204}
+            failed = {s for s, st in status.items() if st == 503}
+            self.assertTrue(ok <= present)
+            self.assertTrue(failed & present, "no failed write was applied anywhere")
+            self.assertTrue(failed - present, "every failed write was applied")
+        finally:
+            self.assertEqual(emu.stop(), 0)
+
+    def test_hidden_tombstone_resurrects_from_stale_replica(self):
+        self.put([{"sk": "x", "v": b64("old")}, {"sk": "y", "v": b64("y")}])
+        self.control(flush=True)
+        ct = self.replica(0)["x"]["ct"]
+        self.control(hold=True, write=[0, 1])
+        self.put([{"sk": "x", "ct": ct, "v": None}])       # delete on 0 and 1
+        self.control(read=[1, 2])
+        res = self.search([{}, {"tombstones": True}, {"singleItem": True, "start": "x"},
+                           {"singleItem": True, "start": "x", "tombstones": True}])
+        # Replica 1 hides its tombstone, replica 2 still has the value: back.
+        self.assertEqual([(i["sk"], i["v"]) for i in res[0]["items"]],
+                         [("x", [b64("old")]), ("y", [b64("y")])])
+        # Asked for tombstones, both answer x and the merge is the deletion.
+        self.assertEqual([(i["sk"], i["v"]) for i in res[1]["items"]],
+                         [("x", [None]), ("y", [b64("y")])])
+        # Single items are merged first, then filtered.
+        self.assertEqual(res[2]["items"], [])
+        self.assertEqual(res[3]["items"][0]["v"], [None])
+        # Those reads found differing copies: the repair waits in the queue.
+        self.assertGreater(self.control()["pending"], 0)
+        self.control(flush=True)
+        self.assertEqual([i["sk"] for i in self.search([{}])[0]["items"]], ["y"])
+
+    def test_batch_queries_are_separate_quorum_reads(self):
+        self.control(fail_next=[0])
+        self.put([{"sk": "x", "v": b64("x")}], status=503)      # on replica 0 only
+        outcomes = set()
+        for _ in range(30):
+            res = self.search([{"singleItem": True, "start": "x"}] * 2)
+            outcomes.add(tuple(len(r["items"]) for r in res))
+        # Each query asks its own random quorum: some batches disagree.
+        self.assertIn((1, 0), outcomes)
+        self.assertIn((0, 1), outcomes)
+
+    def test_poll_item_needs_a_read_quorum_of_newer_copies(self):
+        self.control(fail_next=[1])
+        self.put([{"sk": "p", "v": b64("1")}], status=503)      # on replica 1 only
+        path = "/%s/%s" % (BUCKET, self.pk)
+        st, _, _ = self.k.request("GET", path, [("sort_key", "p"),
+                                                ("causality_token", "AAAAAAAAAAA"),
+                                                ("timeout", "1")])
+        self.assertEqual(st, 304)
+        self.control(sync=True)
+        st, _, body = self.k.request("GET", path, [("sort_key", "p"),
+                                                   ("causality_token", "AAAAAAAAAAA"),
+                                                   ("timeout", "1")])
+        self.assertEqual((st, json.loads(body)), (200, [b64("1")]))
+
+    def test_poll_range_answers_from_the_replicas_it_hears(self):
+        path = "/%s/%s" % (BUCKET, self.pk)
+        st, _, body = self.k.request("POST", path, [("poll_range", None)], b"{}")
+        marker = json.loads(body)["seenMarker"]
+        self.control(fail_next=[2])
+        self.put([{"sk": "r", "v": b64("1")}], status=503)      # on replica 2 only
+        self.control(read=[0, 1])
+        st, _, _ = self.k.request("POST", path, [("poll_range", None)],
+                                  json.dumps({"seenMarker": marker, "timeout": 1}).encode())
+        self.assertEqual(st, 304)
+        self.control(read=[1, 2])
+        st, _, body = self.k.request("POST", path, [("poll_range", None)],
+                                     json.dumps({"seenMarker": marker, "timeout": 1}).encode())
+        self.assertEqual(st, 200)
+        self.assertEqual([i["sk"] for i in json.loads(body)["items"]], ["r"])
+
+
 if __name__ == "__main__":
     unittest.main()

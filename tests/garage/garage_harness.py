@@ -38,7 +38,8 @@ class Emu:
         self.errfile = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, EMU, "--k2v-port", "0", "--s3-port", "0", "--bucket", self.bucket,
-             "--key-id", self.key_id, "--secret", self.secret] + list(options),
+             "--key-id", self.key_id, "--secret", self.secret]
+            + os.environ.get("GARAGE_EMU_ARGS", "").split() + list(options),
             stdout=subprocess.PIPE, stderr=self.errfile)
         ready, _, _ = select.select([self.proc.stdout], [], [], WAIT)
         line = self.proc.stdout.readline().decode() if ready else ""

@@ -11,7 +11,9 @@
  * answered 503, nothing applied): the tests then count how many attempts
  * each operation makes, which is the driver's retry policy. With "paging"
  * K2V_URL is tests/garage/k2v-paging-server, which cuts every range after
- * one item: row_read with limit 0 must follow nextStart to the end.
+ * one item: row_read with limit 0 must follow nextStart to the end. With
+ * "replicas" the emulator runs with --replicas 3 --test-control: a row
+ * tombstoned on two replicas must stay hidden from reads that ask the third.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -59,8 +61,16 @@ static size_t collect(char *data, size_t size, size_t n, void *userp)
 	return len;
 }
 
+static json_t *emu_hook_body(const char *path, const char *body);
+
 /* POST or GET a hook of the emulator; returns the parsed JSON (or NULL). */
 static json_t *emu_hook(const char *path, int post)
+{
+	return emu_hook_body(path, post ? "" : NULL);
+}
+
+/* POST body (GET when NULL) to a hook; the parsed JSON answer or NULL. */
+static json_t *emu_hook_body(const char *path, const char *body)
 {
 	char url[256];
 	snprintf(url, sizeof(url), "%s%s", k2v_url, path);
@@ -69,8 +79,8 @@ static json_t *emu_hook(const char *path, int post)
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
-	if (post)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	CURLcode rc = curl_easy_perform(c);
 	curl_easy_cleanup(c);
 	json_t *j = NULL;
@@ -761,16 +771,97 @@ static void test_follow_next_start(void)
 	json_decref(log);
 }
 
+/* ---- replicas (garage-emu --replicas 3 --test-control) ---- */
+
+/* Sets the emulator's cluster controls (JSON); fails the test otherwise. */
+static void cluster(const char *json)
+{
+	json_t *j = emu_hook_body("/_emu/cluster", json);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	json_decref(j);
+}
+
+/* Rows of a range read of partition p (hide tombstones unless flags say). */
+static size_t range_rows(const char *p, uint32_t flags, uint32_t limit, const char *want_sk, int *found)
+{
+	struct aerogram_row_query q = {.pk = p, .limit = limit, .flags = flags};
+	struct aerogram_row_result *r = NULL;
+	*found = 0;
+	int rc = drv->row_read(store, &q, 1, &r);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	size_t n = 0;
+	/* follow the pages, as a caller does */
+	for (;;) {
+		const struct aerogram_row_page *pg = &r->pages[0];
+		n += pg->n_rows;
+		for (size_t i = 0; i < pg->n_rows; i++)
+			if (strcmp(pg->rows[i].sk, want_sk) == 0)
+				*found = 1;
+		if (!pg->more) {
+			drv->row_result_free(store, r);
+			break;
+		}
+		char next[256];
+		snprintf(next, sizeof(next), "%s", pg->next_start);
+		drv->row_result_free(store, r);
+		q.start = next;
+		CU_ASSERT_EQUAL_FATAL(drv->row_read(store, &q, 1, &r), 0);
+	}
+	return n;
+}
+
+/* A row deleted while one replica lags stays deleted for a read that asks
+ * that replica: Garage's replicas filter tombstones before the merge, so
+ * the driver asks for tombstones and filters after it. Then the same with
+ * pages of two rows and with conflicts only. */
+static void test_deleted_row_on_stale_replica(void)
+{
+	const char *p = pk("stale-delete");
+	cluster("{\"write\": [0, 1, 2], \"read\": null, \"hold\": false}");
+	const char *sks[] = { "a", "b", "c", "d", "e" };
+	for (size_t i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL_FATAL(put_row(p, sks[i], "v", NULL), 0);
+	cluster("{\"flush\": true}");
+	/* the tombstone reaches replicas 0 and 1; 2 keeps the live value */
+	cluster("{\"hold\": true, \"write\": [0, 1]}");
+	char *t = row_token(p, "c");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	struct aerogram_row_write w = {p, "c", t, NULL, 0, 1};
+	CU_ASSERT_EQUAL(drv->row_insert(store, &w, 1), 0);
+	free(t);
+	/* reads ask the stale replica and one that has the tombstone */
+	cluster("{\"read\": [2, 0]}");
+	int found = 0;
+	size_t n = range_rows(p, 0, 0, "c", &found);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_FALSE(found);
+	n = range_rows(p, 0, 2, "c", &found);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_FALSE(found);
+	n = range_rows(p, AEROGRAM_QUERY_TOMBSTONES, 0, "c", &found);
+	CU_ASSERT_EQUAL(n, 5);
+	CU_ASSERT_TRUE(found);
+	struct aerogram_row_query one = {.pk = p, .sk = "c"};
+	struct aerogram_row_result *r = NULL;
+	CU_ASSERT_EQUAL_FATAL(drv->row_read(store, &one, 1, &r), 0);
+	CU_ASSERT_EQUAL(r->pages[0].n_rows, 0);
+	drv->row_result_free(store, r);
+	cluster("{\"hold\": false, \"flush\": true, \"read\": null, \"write\": null}");
+	printf("\n    replicas | a row tombstoned on 2 of 3 replicas, read with the stale one: %s",
+	       CU_get_number_of_failures() ? "FAILED" : "stays hidden");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 7 && !(argc == 8 && (strcmp(argv[7], "retries") == 0 ||
-	                                 strcmp(argv[7], "paging") == 0))) {
+	                                 strcmp(argv[7], "paging") == 0 || strcmp(argv[7], "replicas") == 0))) {
 		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
-		                "[retries|paging]\n");
+		                "[retries|paging|replicas]\n");
 		return 2;
 	}
 	int retry_mode = argc == 8 && strcmp(argv[7], "retries") == 0;
 	int paging_mode = argc == 8 && strcmp(argv[7], "paging") == 0;
+	int replicas_mode = argc == 8 && strcmp(argv[7], "replicas") == 0;
 	k2v_url = argv[2];
 	s3_url = argv[3];
 	bucket = argv[4];
@@ -805,6 +896,11 @@ int main(int argc, char **argv)
 		s = CU_add_suite("paging", NULL, NULL);
 		CU_add_test(s, "limit 0 follows nextStart for the unfinished queries only",
 		            test_follow_next_start);
+		goto run;
+	}
+	if (replicas_mode) {
+		s = CU_add_suite("replicas", NULL, NULL);
+		CU_add_test(s, "a row deleted on two replicas stays deleted", test_deleted_row_on_stale_replica);
 		goto run;
 	}
 	if (retry_mode) {

@@ -113,6 +113,23 @@ enum aerogram_log_level {
  * call them. LOCAL_WRITES: every call does (nothing is flushed to a disk). */
 #define AEROGRAM_CAP_LOCAL_READS  (UINT64_C(1) << 4)
 #define AEROGRAM_CAP_LOCAL_WRITES (UINT64_C(1) << 5)
+/* ABI 1.1: the queries of one row_read call see one state of the store (a
+ * write is seen by all of them or by none). Without it the host assumes,
+ * as with Garage, whose ReadBatch runs each query as its own quorum read
+ * (src/api/k2v/batch.rs), that one query may see a write another missed,
+ * and reads in two calls where the order matters. */
+#define AEROGRAM_CAP_SNAPSHOT_READS (UINT64_C(1) << 6)
+
+/* Row keys. A partition key and a sort key are each 1 to
+ * AEROGRAM_ROW_KEY_MAX bytes (Garage's bound: its metadata engine keys a row
+ * by a 32-byte partition hash and the sort key, in at most 511 bytes, the
+ * same bound as blob keys). Every call refuses an empty key with
+ * AEROGRAM_EINVAL and a longer one with AEROGRAM_ETOOBIG, in writes, reads,
+ * deletes and watches alike: a key a driver refuses to write is never read.
+ * (Garage itself accepts an empty sort key in a batch but not in a
+ * single-item call; refusing it everywhere keeps drivers interchangeable.)
+ * Range bounds (prefix, start, end) are not keys: any length, "" = unset. */
+#define AEROGRAM_ROW_KEY_MAX 479
 
 /* The longest causality token a driver hands out, NUL included. */
 #define AEROGRAM_TOKEN_MAX 128
