@@ -551,10 +551,22 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 
 /* ---- row_delete ---- */
 
+/* Tombstones per InsertBatch when a delete covers many rows. */
+#define DELETE_CHUNK 500
+
+/* Not Garage's DeleteBatch: that reads the range on each replica with the
+ * tombstones filtered out before the merge (src/api/k2v/batch.rs, range.rs),
+ * so a replica that lags on a delete hands the row back live, and deleting
+ * it again counts it again. The driver reads the rows itself (ReadBatch,
+ * tombstones asked for and filtered after the merge, following nextStart)
+ * and writes a tombstone with each live row's token (InsertBatch): exactly
+ * the live rows of the merged view are deleted and counted, and a value
+ * written since the read survives as a sibling, as the ABI says. It costs
+ * one request more than DeleteBatch; the host deletes in bulk only when it
+ * collects old log rows or removes a mailbox. */
 int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query *queries,
                   size_t n, uint64_t *deleted)
 {
-	struct gr_store *st = (struct gr_store *)store;
 	if (deleted)
 		*deleted = 0;
 	if (n == 0)
@@ -564,33 +576,44 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 		if (rc)
 			return rc;
 	}
-	json_t *arr = json_array();
-	if (!arr)
+	struct aerogram_row_query *rq = calloc(n, sizeof(*rq));
+	if (!rq)
 		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = selector_json(&queries[i], queries[i].start);
-		if (!o) {
-			json_decref(arr);
-			return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		rq[i] = queries[i];
+		rq[i].limit = 0; /* every matching row */
+		rq[i].flags = 0; /* live rows only (after the merge) */
+	}
+	struct aerogram_row_result *res = NULL;
+	int rc = gr_row_read(store, rq, n, &res);
+	free(rq);
+	if (rc)
+		return rc;
+	size_t total = 0;
+	for (size_t i = 0; i < res->n_pages; i++)
+		total += res->pages[i].n_rows;
+	struct aerogram_row_write *w = calloc(total ? total : 1, sizeof(*w));
+	if (!w) {
+		gr_row_result_free(store, res);
+		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < res->n_pages; i++)
+		for (size_t r = 0; r < res->pages[i].n_rows; r++) {
+			const struct aerogram_row *row = &res->pages[i].rows[r];
+			w[k++] = (struct aerogram_row_write){ .pk = queries[i].pk, .sk = row->sk,
+				                              .token = row->token, .tombstone = 1 };
 		}
-		json_array_append_new(arr, o);
+	size_t done = 0;
+	while (rc == 0 && done < k) {
+		size_t m = k - done < DELETE_CHUNK ? k - done : DELETE_CHUNK;
+		rc = gr_row_insert(store, w + done, m);
+		if (rc == 0)
+			done += m;
 	}
-	struct gr_request req;
-	int rc = bucket_request(st, &req, "DeleteBatch", "delete", arr);
-	json_decref(arr);
-	json_t *resp = NULL;
-	if (rc == 0)
-		rc = run_json(st, &req, &resp);
-	gr_request_free(&req);
-	if (rc == 0 && (!json_is_array(resp) || json_array_size(resp) != n))
-		rc = gr_fail(AEROGRAM_EINTERNAL, "garage: DeleteBatch answered %zu results for %zu "
-		                                 "queries",
-		             json_is_array(resp) ? json_array_size(resp) : 0, n);
-	for (size_t i = 0; rc == 0 && deleted && i < n; i++) {
-		json_int_t d = json_integer_value(json_object_get(json_array_get(resp, i),
-		                                                  "deletedItems"));
-		*deleted += d > 0 ? (uint64_t)d : 0;
-	}
-	json_decref(resp);
+	if (deleted)
+		*deleted = done;
+	free(w);
+	gr_row_result_free(store, res);
 	return rc;
 }
