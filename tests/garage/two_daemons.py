@@ -11,7 +11,13 @@
    UIDVALIDITY and UID -> message mapping, both in the sessions that were
    selected during the appends (after a NOOP) and in fresh SELECTs.
 
-Run from the top of the tree after `make` (make check-garage-daemons)."""
+Run from the top of the tree after `make` (make check-garage-daemons).
+`two_daemons.py --soak SECONDS` runs rounds of concurrent APPENDs and
+EXPUNGEs for that long instead, on the emulator that GARAGE_EMU_ARGS
+describes (e.g. "--replicas 3 --replica-lag-ms 200 --fail-rate 0.05"), and
+checks that nothing answered OK is lost, nothing expunged comes back and
+both daemons converge (see soak)."""
+import os
 import re
 import sys
 import threading
@@ -199,7 +205,164 @@ def run(label, *emu_options):
             raise AssertionError("\n".join(failures))
 
 
+def retrying(c, text, literal=None, tries=50):
+    """c.ok(text), repeated while the store answers NO [UNAVAILABLE] (the
+    emulator injects 503s in a soak run). Returns (untagged, tagged)."""
+    for _ in range(tries):
+        untagged, tagged = c.command(text, literal)
+        if tagged.split(b" ", 2)[1] == b"OK":
+            return untagged, tagged
+        if b"[UNAVAILABLE]" not in tagged:
+            raise AssertionError("%s: %r" % (text, tagged))
+        time.sleep(0.05)
+    raise AssertionError("%s: still unavailable after %d tries" % (text, tries))
+
+
+def login(port):
+    """A session logged in (retrying an unavailable store) with INBOX selected."""
+    for _ in range(50):
+        c = Imap(port)
+        _, tagged = c.command("LOGIN u pw")
+        if tagged.split(b" ", 2)[1] == b"OK":
+            retrying(c, "SELECT INBOX")
+            return c
+        c.close()
+        time.sleep(0.05)
+    raise AssertionError("cannot log in on port %d" % port)
+
+
+def soak(seconds):
+    """Rounds of concurrent APPENDs on two daemons (two connections each)
+    and EXPUNGEs on A, on the emulator GARAGE_EMU_ARGS describes (e.g. three
+    lagging replicas with injected 503s), for `seconds`. An APPEND answered
+    OK must end on both daemons exactly once with its body; one answered NO
+    [UNAVAILABLE] may or may not (the store may have applied part of it), but
+    once at most and the same on both; an expunged message never comes back;
+    both daemons end with the same UIDVALIDITY and UID -> message map."""
+    emu = Emu()
+    servers = []
+    t_end = time.monotonic() + seconds
+    ok_ids, doubtful, expunged = set(), set(), set()
+    rounds = failed_appends = 0
+    try:
+        a = daemon(emu, USERS)
+        servers.append(a)
+        b = daemon(emu, USERS)
+        servers.append(b)
+        lock = threading.Lock()
+        errors = []
+
+        def writer(name, port, conn, r):
+            try:
+                c = Imap(port)
+                retrying(c, "LOGIN u pw")
+                for i in range(5):
+                    tag = "%s%d-r%d" % (name, conn, r)
+                    mid = "<%s-%d@aerogram.test>" % (tag, i)
+                    _, tagged = c.command("APPEND INBOX", message(i, tag))
+                    with lock:
+                        if tagged.split(b" ", 2)[1] == b"OK":
+                            ok_ids.add(mid)
+                        elif b"[UNAVAILABLE]" in tagged:
+                            doubtful.add(mid)
+                        else:
+                            errors.append("%s: %r" % (mid, tagged))
+                c.close()
+            except Exception as e:  # reported by the main thread
+                with lock:
+                    errors.append("%s%d: %r" % (name, conn, e))
+
+        while time.monotonic() < t_end:
+            rounds += 1
+            threads = [threading.Thread(target=writer, args=(name, srv.port, k, rounds))
+                       for name, srv in (("A", a), ("B", b)) for k in range(CONNECTIONS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            # expunge a few messages answered OK in an earlier round, on A
+            c = login(a.port)
+            m, _ = fetch_all_retrying(c)
+            victims = [uid for uid, (mid, _) in sorted(m.items()) if mid in ok_ids][: 3]
+            if victims:
+                ids = ",".join(str(u) for u in victims)
+                retrying(c, "UID STORE %s +FLAGS.SILENT (\\Deleted)" % ids)
+                retrying(c, "UID EXPUNGE %s" % ids)
+                for u in victims:
+                    expunged.add(m[u][0])
+                    ok_ids.discard(m[u][0])
+            c.close()
+        failed_appends = len(doubtful)
+        # both daemons converge on one state
+        deadline = time.monotonic() + WAIT
+        while True:
+            maps = {}
+            uvs = {}
+            for name, srv in (("A", a), ("B", b)):
+                c = login(srv.port)
+                untagged, _ = retrying(c, "NOOP")
+                maps[name], _ = fetch_all_retrying(c)
+                st, _ = retrying(c, "STATUS INBOX (UIDVALIDITY)")
+                uvs[name] = re.search(rb"UIDVALIDITY (\d+)", st[0][0]).group(1)
+                c.close()
+            same = ({u: mid for u, (mid, _) in maps["A"].items()} ==
+                    {u: mid for u, (mid, _) in maps["B"].items()} and uvs["A"] == uvs["B"])
+            if same or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert same, "the daemons did not converge: %d vs %d messages, UIDVALIDITY %s" % (
+            len(maps["A"]), len(maps["B"]), uvs)
+        mids = [mid for mid, _ in maps["A"].values()]
+        assert len(mids) == len(set(mids)), "a message appears twice"
+        present = set(mids)
+        assert ok_ids <= present, "lost: %s" % sorted(ok_ids - present)[:10]
+        assert not (expunged & present), "expunged and back: %s" % sorted(expunged & present)[:10]
+        assert present <= ok_ids | doubtful, "unknown messages: %s" % sorted(present - ok_ids - doubtful)[:10]
+        for mid, body in maps["A"].values():
+            assert mid.encode() in body, "body of %s is not its own" % mid
+        st = emu.stats()
+        print("  soak: %d rounds in %d s; %d APPENDs OK, %d answered UNAVAILABLE (%d of them stored), "
+              "%d expunged; both daemons show %d messages, UIDVALIDITY %s; emulator: %d requests, "
+              "faults %s" % (rounds, seconds, len(ok_ids) + len(expunged), failed_appends,
+                             len(doubtful & present), len(expunged), len(present), uvs["A"].decode(),
+                             st["total"], st["faults"]))
+    finally:
+        for s_ in servers:
+            try:
+                s_.stop()
+            except AssertionError as e:
+                print("  %s" % e)
+        emu.stop()
+
+
+def fetch_all_retrying(c):
+    for _ in range(50):
+        untagged, tagged = c.command("UID FETCH 1:* (UID BODY.PEEK[])")
+        if tagged.split(b" ", 2)[1] == b"OK":
+            break
+        if b"[UNAVAILABLE]" not in tagged:
+            raise AssertionError("FETCH: %r" % tagged)
+        time.sleep(0.05)
+    else:
+        raise AssertionError("FETCH still unavailable")
+    out, uids = {}, []
+    for line, lits in untagged:
+        if b" FETCH " not in line:
+            continue
+        uid = int(re.search(rb"UID (\d+)", line).group(1))
+        mid = re.search(rb"Message-ID: (<[^>]*>)", lits[0]).group(1).decode()
+        uids.append(uid)
+        out[uid] = (mid, lits[0])
+    return out, uids
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--soak":
+        print("two-daemons: soak of %s s on garage-emu %s" % (sys.argv[2], os.environ.get("GARAGE_EMU_ARGS", "")))
+        soak(int(sys.argv[2]))
+        print("two-daemons: soak passed")
+        return 0
     t0 = time.monotonic()
     print("two-daemons: garage-emu, plain")
     run("plain")
