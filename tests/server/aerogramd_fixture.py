@@ -78,7 +78,10 @@ class Server:
             lines += ["tls_cert = " + cert, "tls_key = " + key]
             if self.tls_port:
                 lines.append("tls_listen = 127.0.0.1:%d" % self.tls_port)
-        lines += ["workers = 2"] + list(imap or [])
+        # two workers unless the test sets its own (a key set twice is refused)
+        if not any(l.split("=")[0].strip() == "workers" for l in (imap or [])):
+            lines.append("workers = 2")
+        lines += list(imap or [])
         auth = list(auth or [])
         defaults = [l for l in ("failure_delay = 20", "failure_delay_max = 200")
                     if not any(a.split("=")[0].strip() == l.split("=")[0].strip() for a in auth)]
