@@ -412,6 +412,10 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out);
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token);
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token);
 int mblist_valid_name(const char *name);
+/* The list row's partition key, and the list a read row holds (its
+ * siblings merged). */
+void mblist_pk(char *out, size_t len, const char *user);
+int mblist_from_row(struct mail_engine *eng, const char *pk, const struct aerogram_row *row, struct mblist *out);
 /* Looks up a live mailbox by name: its id and the list's UIDVALIDITY. */
 int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, uint8_t *id, uint32_t *uv);
 
@@ -457,6 +461,13 @@ void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *
 int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, struct mail_summary *out);
 /* Drops every summary of mb (it is freed). */
 void scache_forget(struct scache *c, const struct mail_mailbox *mb);
+/* The size of a cached summary; 0 on a hit. */
+int scache_size(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, uint64_t *size);
+/* The sizes of n messages of mb from their summaries (cache, then one
+ * row_read per OPLOG_PAGE of them, or one range read when they are most of
+ * the n_all messages): sizes[i] is UIDX_SIZE_UNKNOWN for a summary gone. */
+int summary_sizes(struct mail_mailbox *mb, const uint8_t (*ids)[UIDX_ID], size_t n, size_t n_all,
+                  uint64_t *sizes);
 
 /* Key helpers: out must hold at least 600 bytes. */
 void key_summary_pk(char *out, size_t len, const char *user, const char *mbox_id);
@@ -532,6 +543,12 @@ void engine_poller_start(struct mail_engine *eng);
 void engine_poller_stop(struct mail_engine *eng);
 void mailbox_watch_arm(struct mail_mailbox *mb);
 void mailbox_watch_release(struct mail_mailbox *mb);
+/* Finds or makes the shared state of mailbox id `hex` of user and takes a
+ * reference (release it with mail_mailbox_close); nothing is read. */
+int mailbox_ref(struct mail_engine *eng, const char *user, const char *hex, struct mail_mailbox **out);
+/* With mb->lock held: reads the sizes the state does not know from the
+ * messages' summaries (nothing when it knows them all). */
+int mailbox_load_sizes_locked(struct mail_mailbox *mb);
 /* Frees every cached (closed) mailbox state. */
 void mailbox_cache_flush(struct mail_engine *eng);
 /* Removes the contents (log, checkpoints, summaries, bodies) of a mailbox id. */
