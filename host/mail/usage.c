@@ -135,7 +135,9 @@ int mail_user_usage(struct mail_engine *eng, const char *user, struct mail_usage
 		              (mine->token == NULL ? mb->log.watch_token == NULL
 		                                   : mb->log.watch_token != NULL &&
 		                                             strcmp(mine->token, mb->log.watch_token) == 0);
-		int src = current ? 0 : mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_sync_locked(mb, MAIL_SYNC_QUIET);
+		/* (a forced read: a live watch may not have fired yet for the
+		 * change the token shows) */
+		int src = current ? 0 : mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_sync_locked(mb, MAIL_SYNC_FORCE);
 		if (src == 0)
 			src = mailbox_load_sizes_locked(mb);
 		if (src == 0) {
