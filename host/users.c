@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "host/config_file.h"
 #include "host/log.h"
 
 #define PLAIN_PREFIX "{PLAIN}"
@@ -27,7 +28,8 @@
 struct user {
 	char *name;
 	char *password; /* a PHC string, or {PLAIN}text */
-	int line;
+	int line;       /* of the password */
+	struct ag_user_quota quota;
 };
 
 struct ag_users {
@@ -209,6 +211,15 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		snprintf(st->section, sizeof(st->section), "%s", name);
 		st->section_line = lineno;
 		st->has_password = 0;
+		/* the user exists from its section on; its keys fill it in */
+		struct user *n = realloc(st->users->users, (st->users->count + 1) * sizeof(*n));
+		if (n == NULL)
+			return "out of memory";
+		st->users->users = n;
+		memset(&n[st->users->count], 0, sizeof(n[0]));
+		if ((n[st->users->count].name = strdup(name)) == NULL)
+			return "out of memory";
+		st->users->count++;
 		return NULL;
 	}
 	char *sep = strpbrk(line, "=:");
@@ -225,8 +236,24 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		return "key outside any [user] section";
 	}
 	snprintf(st->subject, sizeof(st->subject), "[%s] %.64s", st->section, line);
+	struct user *u = &st->users->users[st->users->count - 1];
+	if (strcmp(line, "quota") == 0 || strcmp(line, "quota_messages") == 0) {
+		int bytes = line[5] == '\0';
+		int *has = bytes ? &u->quota.has_bytes : &u->quota.has_messages;
+		if (*has)
+			return "set twice";
+		uint64_t max = bytes ? AG_QUOTA_BYTES_MAX : AG_QUOTA_MESSAGES_MAX;
+		if (ag_config_parse_limit(value, bytes, max, bytes ? &u->quota.bytes : &u->quota.messages) != 0) {
+			snprintf(why, whylen, "must be unlimited, or a number of %s from 1 to %llu",
+			         bytes ? "bytes with an optional K, M, G or T (x1024)" : "messages",
+			         (unsigned long long)max);
+			return why;
+		}
+		*has = 1;
+		return NULL;
+	}
 	if (strcmp(line, "password") != 0)
-		return "unknown key (a user has only `password`)";
+		return "unknown key (a user has `password`, `quota` and `quota_messages`)";
 	if (st->has_password)
 		return "password set twice";
 	if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0) {
@@ -237,16 +264,9 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		if (problem != NULL)
 			return problem;
 	}
-	struct user *n = realloc(st->users->users, (st->users->count + 1) * sizeof(*n));
-	if (n == NULL)
-		return "out of memory";
-	st->users->users = n;
-	struct user *u = &n[st->users->count];
-	u->name = strdup(st->section);
 	u->password = strdup(value);
 	u->line = lineno;
-	st->users->count++;
-	if (u->name == NULL || u->password == NULL)
+	if (u->password == NULL)
 		return "out of memory";
 	st->has_password = 1;
 	return NULL;
@@ -400,6 +420,16 @@ void ag_users_unref(struct ag_users *users)
 size_t ag_users_count(const struct ag_users *users)
 {
 	return users->count;
+}
+
+int ag_users_quota(const struct ag_users *users, const char *user, struct ag_user_quota *out)
+{
+	memset(out, 0, sizeof(*out));
+	const struct user *u = find(users, user, strlen(user));
+	if (u == NULL)
+		return -1;
+	*out = u->quota;
+	return 0;
 }
 
 int ag_users_verify(const struct ag_users *users, const char *user, size_t user_len,
