@@ -157,6 +157,10 @@ static char *cr_str(struct crd *r, size_t max)
 /* Version 3 of a checkpoint always has the marks' count and appends the
  * largest INIT value (the mailbox's first UIDVALIDITY). */
 #define CODEC_VERSION_3 3
+/* Version 4 of a checkpoint is version 3 (its INIT value may then be 1) and
+ * appends the recently expunged messages (undelete; written only when there
+ * are some). */
+#define CODEC_VERSION_4 4
 
 /* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
@@ -166,7 +170,7 @@ static int header_ok(struct crd *r, uint8_t kind)
 	uint8_t v = cr_u8(r);
 	if (r->bad)
 		return 0;
-	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || (v == CODEC_VERSION_3 && kind == KIND_STATE))
+	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || ((v == CODEC_VERSION_3 || v == CODEC_VERSION_4) && kind == KIND_STATE))
 		return v;
 	return 0;
 }
@@ -292,9 +296,10 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
-	int v3 = s->uv_init > 1;
+	int v4 = s->n_expunged > 0;
+	int v3 = s->uv_init > 1 || v4;
 	cb_u8(b, KIND_STATE);
-	cb_u8(b, v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_u8(b, v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -327,6 +332,18 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 	}
 	if (v3)
 		cb_var(b, s->uv_init);
+	if (v4) {
+		cb_var(b, s->n_expunged);
+		uint64_t prev_at = 0;
+		for (size_t i = 0; i < s->n_expunged; i++) {
+			const struct uidx_expunged *e = &s->expunged[i];
+			cb_raw(b, e->id, UIDX_ID);
+			cb_var(b, e->uid);
+			cb_var(b, e->flags);
+			cb_var(b, e->at - prev_at); /* ascending: small deltas */
+			prev_at = e->at;
+		}
+	}
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -413,10 +430,41 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n_marks = (size_t)nm;
 	}
-	if (version == CODEC_VERSION_3) {
+	if (version >= CODEC_VERSION_3) {
 		s->uv_init = cr_u32(&r);
-		if (s->uv_init <= 1 || s->uv_init > s->uidvalidity)
+		if (s->uv_init < (version == CODEC_VERSION_3 ? 2u : 1u) || s->uv_init > s->uidvalidity)
 			r.bad = 1;
+	}
+	if (version == CODEC_VERSION_4) {
+		uint64_t ne = cr_var(&r);
+		/* every entry takes at least 19 bytes; version 4 has one at least */
+		if (r.bad || ne == 0 || ne > (r.len - r.pos) / (UIDX_ID + 3))
+			r.bad = 1;
+		if (!r.bad) {
+			s->expunged = calloc((size_t)ne, sizeof(*s->expunged));
+			if (s->expunged == NULL)
+				r.bad = 1;
+			else
+				s->cap_expunged = (size_t)ne;
+		}
+		uint64_t at = 0;
+		for (size_t i = 0; !r.bad && i < ne; i++) {
+			struct uidx_expunged *e = &s->expunged[i];
+			const uint8_t *id = cr_raw(&r, UIDX_ID);
+			if (id)
+				memcpy(e->id, id, UIDX_ID);
+			e->uid = cr_u32(&r);
+			e->flags = cr_var(&r);
+			uint64_t d = cr_var(&r);
+			if (d > UINT64_MAX - at)
+				r.bad = 1;
+			at += d;
+			e->at = at;
+			if (e->uid == 0 || e->uid >= s->uidnext || e->flags >> (5 + s->n_keywords))
+				r.bad = 1;
+		}
+		if (!r.bad)
+			s->n_expunged = (size_t)ne;
 	}
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);
