@@ -364,10 +364,18 @@ static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 {
 	size_t removed = 0;
 	int record = s->keep_expunged && !(op->flags & UIDX_DEL_MOVED);
+	/* Find every message first, then mark them: a mark (uid 0) in the
+	 * sorted array would mislead the search for the next one unless the
+	 * ids come in ascending UID order. */
+	size_t *pos = malloc((op->n ? op->n : 1) * sizeof(*pos));
+	if (pos == NULL)
+		return AEROGRAM_EINTERNAL;
 	for (size_t i = 0; i < op->n; i++) {
 		struct uidx_slot *sl = hash_slot(s, op->ids[i]);
-		if (sl == NULL)
+		if (sl == NULL) {
+			free(pos);
 			return AEROGRAM_EINTERNAL;
+		}
 		if (sl->uid == 0)
 			continue;
 		struct uidx_msg *m = (struct uidx_msg *)uidx_find_uid(s, sl->uid);
@@ -375,10 +383,12 @@ static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 		if (m) {
 			if (record)
 				expunged_add(s, m, op->ts.ms);
-			m->uid = 0; /* marked; compacted below */
-			removed++;
+			pos[removed++] = (size_t)(m - s->msgs);
 		}
 	}
+	for (size_t i = 0; i < removed; i++)
+		s->msgs[pos[i]].uid = 0; /* marked; compacted below */
+	free(pos);
 	if (removed == 0)
 		return 0;
 	size_t w = 0;

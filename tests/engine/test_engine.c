@@ -385,6 +385,24 @@ static void test_uidx_rules(void)
 	uint8_t gone[UIDX_ID];
 	memset(gone, 0x11, UIDX_ID);
 	CU_ASSERT_PTR_NULL(uidx_find_id(s, gone));
+	/* a delete naming its messages in descending UID order removes them all */
+	struct uidx_state *s2 = uidx_new();
+	struct uidx_op *five = add_op(1, 5, 0x50);
+	uidx_apply(s2, five);
+	struct uidx_op *d2 = calloc(1, sizeof(*d2));
+	d2->kind = UIDX_OP_DEL;
+	d2->n = 2;
+	d2->ids = calloc(2, UIDX_ID);
+	memcpy(d2->ids[0], five->ids[4], UIDX_ID);
+	memcpy(d2->ids[1], five->ids[3], UIDX_ID);
+	uidx_apply(s2, d2);
+	CU_ASSERT_EQUAL(s2->n, 3);
+	CU_ASSERT_EQUAL(s2->msgs[2].uid, 3);
+	CU_ASSERT_PTR_NULL(uidx_find_id(s2, five->ids[3]));
+	CU_ASSERT_PTR_NULL(uidx_find_id(s2, five->ids[4]));
+	uidx_op_free(five);
+	uidx_op_free(d2);
+	uidx_free(s2);
 	/* bump */
 	struct uidx_op bump = { .kind = UIDX_OP_BUMP, .bump = 10 };
 	uidx_apply(s, &bump);
