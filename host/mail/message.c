@@ -807,51 +807,48 @@ static int rnd_uid_cmp(const void *a, const void *b)
 /* After our add: a concurrent undelete of the same messages may have added
  * them first (both read the list before either add). Every add's writer
  * had every earlier add (README: UID allocation), so the later one sees the
- * earlier and expunges its own copies: the lowest UID of a random half
- * stays. Returns how many of ours went (their uids set to 0). */
-static size_t undelete_dedup(struct mail_mailbox *mb, const uint8_t (*ids)[UIDX_ID], uint32_t *uids, size_t n)
+ * earlier and expunges its own copies: of the live messages sharing a
+ * random half, the lowest UID stays, and the others are expunged (a DEL
+ * flagged moved: not listed for undelete). Any such pair is swept, so one
+ * left by an undelete whose sweep failed goes with the next. Our ids that
+ * went get uid 0. Returns the status of that DEL. */
+static int undelete_sweep(struct mail_mailbox *mb, uint32_t *uids, size_t n)
 {
 	pthread_mutex_lock(&mb->lock);
 	const struct uidx_state *s = mb->log.cur;
-	struct uidx_op *del = op_new(UIDX_OP_DEL, n);
+	struct uidx_op *del = op_new(UIDX_OP_DEL, s->n);
 	struct rnd_uid *pairs = malloc((s->n ? s->n : 1) * sizeof(*pairs));
 	if (del == NULL || pairs == NULL) {
 		pthread_mutex_unlock(&mb->lock);
 		uidx_op_free(del);
 		free(pairs);
-		return 0;
+		return AEROGRAM_EINTERNAL;
 	}
 	for (size_t i = 0; i < s->n; i++)
 		pairs[i] = (struct rnd_uid){ id_rnd(s->msgs[i].id), s->msgs[i].uid };
 	qsort(pairs, s->n, sizeof(*pairs), rnd_uid_cmp);
-	for (size_t k = 0; k < n; k++) {
-		if (uids[k] == 0)
+	for (size_t i = 1; i < s->n; i++) {
+		if (pairs[i].rnd != pairs[i - 1].rnd)
 			continue;
-		/* the first pair of this half: its lowest UID */
-		struct rnd_uid key = { id_rnd(ids[k]), 0 };
-		size_t lo = 0, hi = s->n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (rnd_uid_cmp(&pairs[mid], &key) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < s->n && pairs[lo].rnd == key.rnd && pairs[lo].uid < uids[k]) {
-			memcpy(del->ids[del->n++], ids[k], UIDX_ID);
-			uids[k] = 0;
-		}
+		const struct uidx_msg *m = uidx_find_uid(s, pairs[i].uid);
+		if (m == NULL)
+			continue;
+		memcpy(del->ids[del->n++], m->id, UIDX_ID);
+		for (size_t k = 0; k < n; k++)
+			if (uids[k] == pairs[i].uid)
+				uids[k] = 0;
 	}
 	pthread_mutex_unlock(&mb->lock);
 	free(pairs);
-	size_t gone = del->n;
-	if (gone == 0) {
+	if (del->n == 0) {
 		uidx_op_free(del);
 		return 0;
 	}
-	if (push_del(mb, del, 1) != 0) /* not listed as expunged: an undelete's copy */
-		mail_log(mb->eng, AEROGRAM_LOG_WARNING, "undelete: removing %zu duplicates failed", gone);
-	return gone;
+	size_t gone = del->n;
+	int rc = push_del(mb, del, 1);
+	if (rc != 0)
+		mail_log(mb->eng, AEROGRAM_LOG_WARNING, "undelete: expunging %zu duplicates failed (%d)", gone, rc);
+	return rc;
 }
 
 int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *restored,
@@ -906,7 +903,8 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 	if (rc != 0 || nc == 0) {
 		free(cand);
 		uidx_op_free(add);
-		return rc;
+		/* nothing to add; a duplicate an earlier call left still goes */
+		return rc == 0 ? undelete_sweep(mb, NULL, 0) : rc;
 	}
 	/* they come back in their old order */
 	qsort(cand, nc, sizeof(*cand), cand_cmp);
@@ -979,11 +977,7 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 	}
 	add->n = nw;
 	/* 3. one log entry for all of them (the summaries go with it) */
-	uint8_t (*ids)[UIDX_ID] = nw ? malloc(nw * UIDX_ID) : NULL;
-	if (rc == 0 && nw && ids == NULL)
-		rc = AEROGRAM_EINTERNAL;
 	if (rc == 0 && nw) {
-		memcpy(ids, add->ids, nw * UIDX_ID);
 		rc = push_add_ex(mb, add, ws, nw, NULL, got, fresh);
 		add = NULL;
 	}
@@ -995,8 +989,9 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 	if (rr)
 		eng->st.driver->row_result_free(eng->st.store, rr);
 	size_t n_ok = 0;
+	if (rc == 0)
+		rc = undelete_sweep(mb, got, nw);
 	if (rc == 0 && nw) {
-		undelete_dedup(mb, (const uint8_t(*)[UIDX_ID])ids, got, nw);
 		/* the report keeps the ones that stayed, in order */
 		for (size_t i = 0; i < nw; i++) {
 			if (got[i] == 0)
@@ -1006,7 +1001,6 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 		}
 	}
 	uidx_op_free(add);
-	free(ids);
 	free(cand);
 	free(hex);
 	free(nhex);
