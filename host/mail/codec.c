@@ -170,7 +170,9 @@ static int header_ok(struct crd *r, uint8_t kind)
 	uint8_t v = cr_u8(r);
 	if (r->bad)
 		return 0;
-	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || ((v == CODEC_VERSION_3 || v == CODEC_VERSION_4) && kind == KIND_STATE))
+	/* summaries and the mailbox list have only version 1 */
+	if (v == CODEC_VERSION || (v == CODEC_VERSION_2 && (kind == KIND_OP || kind == KIND_STATE)) ||
+	    ((v == CODEC_VERSION_3 || v == CODEC_VERSION_4) && kind == KIND_STATE))
 		return v;
 	return 0;
 }
