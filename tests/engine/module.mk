@@ -42,11 +42,25 @@ check-engine: $(ENGINE_T)/test_engine $(B)/tests/test_ctl_store $(B)/drivers/aer
 	$(ENGINE_T)/test_engine
 	$(B)/tests/test_ctl_store
 
+# The same copy into Garage (garage-emu), resumed, and an undelete there.
+CTL_EMU_SECRET = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+check-ctl-store-garage: $(B)/tests/test_ctl_store $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_garage.so
+	tests/garage-emu/garage-emu --k2v-port 0 --s3-port 0 --bucket mail --key-id GK0123456789abcdef01234567 \
+		--secret $(CTL_EMU_SECRET) -- env AG_GARAGE_DRIVER=$(B)/drivers/aerogram_garage.so \
+		AG_SQLITE_DRIVER=$(B)/drivers/aerogram_sqlite.so $(B)/tests/test_ctl_store
+
+CHECKS += check-ctl-store-garage
+.PHONY: check-ctl-store-garage
+
 # copy-store's rate: `make bench-ctl-store N=10000` messages, SQLite to
-# SQLite and to memory.
+# SQLite and to memory, then again with SQLite to garage-emu.
 N = 2000
-bench-ctl-store: $(B)/tests/test_ctl_store $(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so
+bench-ctl-store: $(B)/tests/test_ctl_store $(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so \
+		$(B)/drivers/aerogram_garage.so
 	$(B)/tests/test_ctl_store --bench $(N)
+	tests/garage-emu/garage-emu --k2v-port 0 --s3-port 0 --bucket mail --key-id GK0123456789abcdef01234567 \
+		--secret $(CTL_EMU_SECRET) -- env AG_GARAGE_DRIVER=$(B)/drivers/aerogram_garage.so \
+		$(B)/tests/test_ctl_store --bench $(N)
 
 # At least 1,000 seeds on every `make check`: the sequential simulation
 # (stale writers, every operation, faults) and the concurrent appenders

@@ -6,7 +6,9 @@
  * function and the command.
  *
  * `test_ctl_store --bench N` copies N messages from one SQLite store into
- * another and into a memory store and prints the rates.
+ * another and into a memory store and prints the rates. Run by garage-emu
+ * (its `--` mode, GARAGE_EMU_* in the environment), it copies into Garage
+ * instead and undeletes there.
  */
 #include <CUnit/Basic.h>
 #include <ftw.h>
@@ -20,7 +22,9 @@
 #include "host/ctl_store.h"
 
 static char tmpdir[256];
-static char conf_a[320], conf_b[320], conf_m[320];
+static char conf_a[320], conf_b[320], conf_m[320], conf_g[320];
+/* where test_copy_resume copies to: conf_b, or conf_g under garage-emu */
+static const char *dest_conf = conf_b;
 
 static const char *sqlite_driver(void)
 {
@@ -74,6 +78,17 @@ static void setup_files(const char *synchronous)
 	snprintf(st, sizeof(st), "path = %s/b.sqlite\nsynchronous = %s\nexpunge_retention = 0", tmpdir, synchronous);
 	write_conf(conf_b, sizeof(conf_b), "b.conf", sqlite_driver(), st);
 	write_conf(conf_m, sizeof(conf_m), "m.conf", memory_driver(), "");
+	/* run by garage-emu (`--` mode), which says where it listens */
+	const char *k2v = getenv("GARAGE_EMU_K2V_PORT"), *s3 = getenv("GARAGE_EMU_S3_PORT");
+	if (k2v && s3) {
+		const char *drv = getenv("AG_GARAGE_DRIVER");
+		snprintf(st, sizeof(st),
+		         "k2v_endpoint = http://127.0.0.1:%s\ns3_endpoint = http://127.0.0.1:%s\nregion = %s\nbucket = %s\n"
+		         "access_key_id = %s\nsecret_access_key = %s",
+		         k2v, s3, getenv("GARAGE_EMU_REGION") ? getenv("GARAGE_EMU_REGION") : "garage",
+		         getenv("GARAGE_EMU_BUCKET"), getenv("GARAGE_EMU_KEY_ID"), getenv("GARAGE_EMU_SECRET"));
+		write_conf(conf_g, sizeof(conf_g), "g.conf", drv ? drv : "build/drivers/aerogram_garage.so", st);
+	}
 }
 
 static void open_ctl(struct ctl *c, const char *conf)
@@ -294,7 +309,7 @@ static void test_copy_resume(void)
 {
 	struct ctl a, b;
 	open_ctl(&a, conf_a);
-	open_ctl(&b, conf_b);
+	open_ctl(&b, dest_conf);
 	fill_source(a.eng);
 	char **users;
 	size_t n_users;
@@ -336,7 +351,7 @@ static void test_copy_resume(void)
 	/* the same through the command, from another process's view: a new
 	 * ctl on each side (what a second aerogramctl run would see) */
 	ctl_close(&b);
-	char *argv[] = { "copy-store", "--to", conf_b, "--user", "alice", NULL };
+	char *argv[] = { "copy-store", "--to", (char *)dest_conf, "--user", "alice", NULL };
 	FILE *saved = stdout;
 	stdout = fopen("/dev/null", "w");
 	int status = ctl_cmd_copy_store(&a, 5, argv);
@@ -355,7 +370,7 @@ static void test_copy_resume(void)
 	stderr = err_saved;
 
 	/* a message only the destination has: the verification says so */
-	open_ctl(&b, conf_b);
+	open_ctl(&b, dest_conf);
 	CU_ASSERT_EQUAL(append(b.eng, "bob", "INBOX", "Subject: only here\r\n\r\nx\r\n", 1, 0, NULL, NULL), 0);
 	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, bob, 1, &opt, &st, err, sizeof(err)), -1);
 	CU_ASSERT_EQUAL(st.mismatches, 1);
@@ -471,6 +486,44 @@ static void test_undelete_end_to_end(void)
 	ctl_close(&a);
 }
 
+/* On garage-emu: an expunge, then a new process brings the messages back
+ * (no conditional writes there: the add takes its turn). */
+static void test_undelete_garage(void)
+{
+	struct ctl g;
+	open_ctl(&g, conf_g);
+	struct mail_mailbox *mb;
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.eng, "alice", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t n0 = mail_view_exists(v);
+	CU_ASSERT(n0 > 3);
+	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 3) };
+	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	ctl_close(&g);
+	open_ctl(&g, conf_g);
+	size_t restored = 0;
+	char err[512];
+	CU_ASSERT_EQUAL(ctl_undelete(g.eng, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(restored, 2);
+	CU_ASSERT_EQUAL(ctl_undelete(g.eng, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(restored, 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.eng, "alice", "INBOX", &mb), 0);
+	mail_mailbox_sync(mb);
+	struct mail_status s;
+	mail_mailbox_status(mb, &s);
+	CU_ASSERT_EQUAL(s.exists, n0);
+	mail_mailbox_close(mb);
+	/* and the source still equals it */
+	struct ctl a;
+	open_ctl(&a, conf_a);
+	CU_ASSERT_EQUAL(assert_same(a.eng, g.eng, "alice"), 38 + 6);
+	ctl_close(&a);
+	ctl_close(&g);
+}
+
 /* ---- bench ---- */
 
 static double now_s(void)
@@ -530,6 +583,15 @@ static int bench(int n)
 		return fprintf(stderr, "%s\n", err), 1;
 	printf("copy-store sqlite -> memory: %llu messages in %.2f s: %.0f messages/s\n", (unsigned long long)st.copied,
 	       st.seconds, st.copied / st.seconds);
+	if (conf_g[0]) {
+		struct ctl g;
+		open_ctl(&g, conf_g);
+		if (ctl_copy_store(a.eng, g.eng, users, 1, &opt, &st, err, sizeof(err)) != 0)
+			return fprintf(stderr, "%s\n", err), 1;
+		printf("copy-store sqlite -> garage: %llu messages in %.2f s: %.0f messages/s\n",
+		       (unsigned long long)st.copied, st.seconds, st.copied / st.seconds);
+		ctl_close(&g);
+	}
 	free(bodies);
 	ctl_close(&m);
 	ctl_close(&b);
@@ -546,6 +608,20 @@ int main(int argc, char **argv)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_pSuite s = CU_add_suite("aerogramctl store commands", NULL, NULL);
+	if (conf_g[0]) {
+		/* under garage-emu: the copy into Garage, and undelete there */
+		dest_conf = conf_g;
+		CU_add_test(s, "copy-store sqlite to garage: stopped, resumed, nothing twice, verified",
+		            test_copy_resume);
+		CU_add_test(s, "undelete on garage, from a new process", test_undelete_garage);
+		CU_basic_set_mode(CU_BRM_VERBOSE);
+		CU_basic_run_tests();
+		unsigned failed = CU_get_number_of_failures();
+		CU_cleanup_registry();
+		if (failed == 0)
+			cleanup_files();
+		return failed ? 1 : 0;
+	}
 	CU_add_test(s, "undelete --since: ISO 8601 times and durations", test_parse_since);
 	CU_add_test(s, "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume);
 	CU_add_test(s, "copy-store into another driver (memory)", test_copy_other_driver);
