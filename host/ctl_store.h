@@ -61,6 +61,10 @@ struct ctl_copy_stats {
  * Returns 0 when everything was copied and verified, 1 when the limit
  * stopped it (run again to go on), -1 on an error or a mismatch (one line
  * in err; the per-mailbox lines say which).
+ * Not copied: \Recent, UIDs and UIDVALIDITY (clients resynchronise), and
+ * expunged messages still kept for undelete in the source. Listing a user
+ * who never logged in creates the default mailboxes in the source, as a
+ * first login would.
  */
 int ctl_copy_store(struct mail_engine *src, struct mail_engine *dst, const char *const *users, size_t n_users,
                    const struct ctl_copy_options *opt, struct ctl_copy_stats *st, char *err, size_t errlen);
