@@ -2,9 +2,9 @@
  *
  * Sections and keys are checked strictly, as Dovecot does: a misspelt key is
  * an error at start-up, not a setting silently ignored. The exception is
- * [storage], whose keys other than `driver` and `driver_dir` belong to the
- * driver: they are collected here and the driver loader refuses the ones the
- * driver does not declare.
+ * [storage], whose keys other than `driver`, `driver_dir` and
+ * `expunge_retention` belong to the driver: they are collected here and the
+ * driver loader refuses the ones the driver does not declare.
  */
 #include "host/config_file.h"
 
@@ -30,6 +30,9 @@
 #define MAX_LINE_MAX (16u * 1024 * 1024)
 #define MAX_MESSAGE_MIN 1024
 #define MAX_MESSAGE_MAX (1024u * 1024 * 1024)
+/* expunge_retention: up to a year */
+#define RETENTION_MAX_S (365ull * 86400)
+#define RETENTION_DEFAULT_S (7ull * 86400)
 
 struct parse_state {
 	struct ag_config *cfg;
@@ -109,6 +112,36 @@ int ag_config_parse_limit(const char *value, int suffixes, uint64_t max, uint64_
 	return 0;
 }
 
+/* A duration: a number of seconds, or a number and one unit s, m, h, d or
+ * w ("7d", "12h", "0"), at most max seconds. */
+static int parse_duration(const char *value, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (value[0] < '0' || value[0] > '9')
+		return -1;
+	unsigned long long v = strtoull(value, &end, 10);
+	if (errno != 0)
+		return -1;
+	uint64_t unit = 1;
+	if (*end != '\0') {
+		switch (*end) {
+		case 's': unit = 1; break;
+		case 'm': unit = 60; break;
+		case 'h': unit = 3600; break;
+		case 'd': unit = 86400; break;
+		case 'w': unit = 7 * 86400; break;
+		default: return -1;
+		}
+		if (end[1] != '\0')
+			return -1;
+	}
+	if (v > max / unit)
+		return -1;
+	*out = (uint64_t)v * unit;
+	return 0;
+}
+
 /* 1 when `name` was already set in `section`; else remembers it. */
 static int seen_before(struct parse_state *st, const char *section, const char *name, int *oom)
 {
@@ -162,6 +195,11 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		} else if (strcmp(name, "driver_dir") == 0) {
 			if (set_string(&cfg->driver_dir, value) != 0)
 				problem = "out of memory";
+		} else if (strcmp(name, "expunge_retention") == 0) {
+			/* the engine's, not the driver's */
+			if (parse_duration(value, RETENTION_MAX_S, &cfg->expunge_retention_s) != 0)
+				problem = RANGE("a duration in seconds, or with a unit s, m, h, d or w (7d, 12h, 0)", 0,
+				                RETENTION_MAX_S);
 		} else {
 			{
 				struct aerogram_config_entry *n =
@@ -435,6 +473,7 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 	cfg->failure_delay = 1000;
 	cfg->failure_delay_max = 15000;
 	cfg->tls_min_version = AG_TLS_1_2;
+	cfg->expunge_retention_s = RETENTION_DEFAULT_S;
 	if (cfg->path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

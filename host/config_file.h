@@ -20,6 +20,10 @@ struct ag_config {
 	char *driver_dir;       /* where names are looked up */
 	struct aerogram_config_entry *storage; /* every other [storage] key, for the driver */
 	size_t n_storage;
+	/* seconds expunged messages' bodies and summaries stay in the store
+	 * (undelete) before collection; 0: as soon as sessions are done with
+	 * them (default 7 days) */
+	uint64_t expunge_retention_s;
 	/* [imap] */
 	char *listen;           /* "127.0.0.1:1143 [::1]:1143" */
 	char *tls_listen;

@@ -12,6 +12,9 @@ HOST_SERVER_OBJS += $(B)/obj/host/quota.o $(B)/obj/host/cmd_quota.o
 HOST_SERVER_OBJS += $(B)/obj/host/limits.o
 # What FETCH derives from summaries, kept per message (fetch_cache.h).
 HOST_SERVER_OBJS += $(B)/obj/host/fetch_cache.o
+# aerogramctl's store subcommands, undelete and copy-store (ctl_store.h);
+# they need HOST_COMMON_OBJS, users.o, log.o and the mail library.
+HOST_CTL_STORE_OBJS = $(B)/obj/host/ctl_store.o
 
 $(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 

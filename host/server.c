@@ -414,7 +414,8 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 	if (ag_server_load_files(cfg, &srv->users, &srv->tls, err, errlen) != 0)
 		return -1;
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
-	struct mail_engine_options engine_options = { .log = engine_log };
+	struct mail_engine_options engine_options = { .log = engine_log,
+	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000 };
 	int rc = mail_engine_new(ag_driver_store(driver), &engine_options, &srv->engine);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail engine (error %d)", rc);

@@ -432,6 +432,11 @@ int ag_users_quota(const struct ag_users *users, const char *user, struct ag_use
 	return 0;
 }
 
+const char *ag_users_name(const struct ag_users *users, size_t i)
+{
+	return i < users->count ? users->users[i].name : NULL;
+}
+
 int ag_users_verify(const struct ag_users *users, const char *user, size_t user_len,
                     const char *password, size_t password_len)
 {

@@ -52,6 +52,9 @@ struct ag_users *ag_users_ref(struct ag_users *users);
 void ag_users_unref(struct ag_users *users);
 /* How many users the file declares. */
 size_t ag_users_count(const struct ag_users *users);
+/* The name of user i (0 to count - 1) in file order, or NULL; owned by
+ * the table. */
+const char *ag_users_name(const struct ag_users *users, size_t i);
 /*
  * Returns 1 when `password` is the password of `user`, else 0. An unknown
  * user costs one Argon2 verification as a known one does, so timing does not

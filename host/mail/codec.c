@@ -160,9 +160,11 @@ static char *cr_str(struct crd *r, size_t max)
  * flags) and always its anchor (16 zero bytes: none). */
 #define CODEC_VERSION_3 3
 /* Version 4 of a checkpoint: version 3 with each message's size after its
- * flags, and the largest INIT from 1 up. Sizes are written as size + 1, 0
- * standing for a size the state does not know (an add written before sizes
- * were logged). */
+ * flags, the largest INIT from 1 up, and the recently expunged messages
+ * (undelete; their count may be 0) at the end. Sizes are written as
+ * size + 1, 0 standing for a size the state does not know (an add written
+ * before sizes were logged). Written when there is a size to keep or an
+ * expunged message to list. */
 #define CODEC_VERSION_4 4
 
 /* The version of a value of this kind, or 0 when it is not one. */
@@ -173,7 +175,10 @@ static int header_ok(struct crd *r, uint8_t kind)
 	uint8_t v = cr_u8(r);
 	if (r->bad)
 		return 0;
-	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || (v == CODEC_VERSION_3 && (kind == KIND_STATE || kind == KIND_OP)) ||
+	/* summaries and the mailbox list have only version 1; operations go
+	 * to version 3 (adds with sizes), states to 4 */
+	if (v == CODEC_VERSION || (v == CODEC_VERSION_2 && (kind == KIND_OP || kind == KIND_STATE)) ||
+	    (v == CODEC_VERSION_3 && (kind == KIND_STATE || kind == KIND_OP)) ||
 	    (v == CODEC_VERSION_4 && kind == KIND_STATE))
 		return v;
 	return 0;
@@ -332,8 +337,8 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
-	/* with a size to keep, version 4; otherwise as before */
-	int v4 = s->n_unsized < s->n;
+	/* with a size to keep or expunged messages to list, version 4 */
+	int v4 = s->n_unsized < s->n || s->n_expunged > 0;
 	int v3 = v4 || s->uv_init > 1;
 	cb_u8(b, KIND_STATE);
 	cb_u8(b, v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
@@ -371,6 +376,18 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 	}
 	if (v3)
 		cb_var(b, s->uv_init);
+	if (v4) {
+		cb_var(b, s->n_expunged);
+		uint64_t prev_at = 0;
+		for (size_t i = 0; i < s->n_expunged; i++) {
+			const struct uidx_expunged *e = &s->expunged[i];
+			cb_raw(b, e->id, UIDX_ID);
+			cb_var(b, e->uid);
+			cb_var(b, e->flags);
+			cb_var(b, e->at - prev_at); /* ascending: small deltas */
+			prev_at = e->at;
+		}
+	}
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -468,6 +485,37 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		s->uv_init = cr_u32(&r);
 		if (s->uv_init < (version == CODEC_VERSION_3 ? 2u : 1u) || s->uv_init > s->uidvalidity)
 			r.bad = 1;
+	}
+	if (version == CODEC_VERSION_4) {
+		uint64_t ne = cr_var(&r);
+		/* every entry takes at least 19 bytes */
+		if (r.bad || ne > (r.len - r.pos) / (UIDX_ID + 3))
+			r.bad = 1;
+		if (!r.bad && ne) {
+			s->expunged = calloc((size_t)ne, sizeof(*s->expunged));
+			if (s->expunged == NULL)
+				r.bad = 1;
+			else
+				s->cap_expunged = (size_t)ne;
+		}
+		uint64_t at = 0;
+		for (size_t i = 0; !r.bad && i < ne; i++) {
+			struct uidx_expunged *e = &s->expunged[i];
+			const uint8_t *id = cr_raw(&r, UIDX_ID);
+			if (id)
+				memcpy(e->id, id, UIDX_ID);
+			e->uid = cr_u32(&r);
+			e->flags = cr_var(&r);
+			uint64_t d = cr_var(&r);
+			if (d > UINT64_MAX - at)
+				r.bad = 1;
+			at += d;
+			e->at = at;
+			if (e->uid == 0 || e->uid >= s->uidnext || e->flags >> (5 + s->n_keywords))
+				r.bad = 1;
+		}
+		if (!r.bad)
+			s->n_expunged = (size_t)ne;
 	}
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);

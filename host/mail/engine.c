@@ -47,6 +47,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.cache_mailboxes = 256;
 	if (eng->opt.cache_summary_bytes == 0)
 		eng->opt.cache_summary_bytes = 64u << 20;
+	eng->retention_ms = eng->opt.expunge_retention_ms;
 	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
 	if (eng->summaries == NULL) {
 		free(eng);
@@ -74,6 +75,11 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		engine_poller_start(eng);
 	*out = eng;
 	return 0;
+}
+
+uint64_t mail_hold_ms(const struct mail_engine *eng)
+{
+	return eng->retention_ms > MAIL_REAP_GRACE_MS ? eng->retention_ms : MAIL_REAP_GRACE_MS;
 }
 
 void mail_engine_free(struct mail_engine *eng)

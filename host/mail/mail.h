@@ -76,6 +76,12 @@ struct mail_engine_options {
 	/* Bytes of message summaries kept in memory (default 64 MiB; the least
 	 * recently used go first). */
 	size_t cache_summary_bytes;
+	/* How long the bodies and summaries of expunged messages stay in the
+	 * store before collection removes them, for mail_mailbox_undelete
+	 * ([storage] expunge_retention). 0 (the default): only the grace
+	 * period sessions reading an older snapshot need (a minute), and no
+	 * list of recently expunged messages is kept: nothing to undelete. */
+	uint64_t expunge_retention_ms;
 	/* Log sink (default: stderr). level is an aerogram_log_level. */
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
@@ -366,6 +372,31 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
  * be thrown away any more. */
 void mail_nonblock(int on);
 int mail_nonblock_hit(void);
+
+/* ---- Undelete ---- */
+
+/* One message brought back by mail_mailbox_undelete. */
+struct mail_restored {
+	uint32_t old_uid;           /* its UID when it was expunged */
+	uint32_t uid;               /* its new UID */
+	uint64_t expunged_ms;       /* when it was expunged (the entry's time) */
+	uint64_t internal_date_ms;  /* kept */
+	uint64_t size;
+	uint32_t flags;             /* MAIL_F_* it came back with (never \Deleted) */
+};
+
+/* Brings back the messages of mb expunged at or after since_ms (0: all)
+ * whose body and summary are still in the store (the engine's
+ * expunge_retention keeps them; without one nothing is listed): each is
+ * added again as a COPY would, under a new UID, with its internal date,
+ * keywords and flags but \Deleted, all in one log entry. A message that
+ * is back already (restored before, even by a concurrent call, or never
+ * gone) is not added again. Moved messages are not listed (they live on
+ * in the destination). *restored (may be NULL) receives how many came
+ * back; *list (may be NULL; free() it) one entry each, in the order of
+ * their new UIDs. */
+int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *restored,
+                          struct mail_restored **list);
 
 /* ---- Maintenance ---- */
 

@@ -42,7 +42,23 @@ struct mail_engine {
 	/* bodies and summaries of messages this engine expunged, removed by
 	 * the poller after MAIL_REAP_GRACE_MS (under lock) */
 	struct reap *reap_head, *reap_tail;
+	/* expunge_retention (option): 0, or how long expunged messages'
+	 * contents stay; then the states keep the recently expunged list and
+	 * checkpoints collect from it (mail_hold_ms) instead of the reap queue */
+	uint64_t retention_ms;
 };
+
+/* How long the contents of a message expunged at `at` stay: the retention,
+ * and never less than the grace period. */
+uint64_t mail_hold_ms(const struct mail_engine *eng);
+/* With a retention, a mailbox's recently expunged list holds at most this
+ * many entries: past it, the oldest are collected first whatever their age
+ * (a checkpoint carries the list; README: expunge retention). */
+#define MAIL_EXPUNGED_MAX 100000
+/* Removes the bodies, then the summaries, of messages of mailbox `mbox`
+ * (the engine's log names a failure). */
+int mail_remove_messages(struct mail_engine *eng, const char *user, const char *mbox,
+                         const uint8_t (*ids)[16], size_t n);
 
 /* Expunged messages' contents stay this long, for sessions still reading
  * them from an older snapshot. */
@@ -190,7 +206,24 @@ struct uidx_state {
 	 * (derived: recomputed on decode, kept by apply). */
 	uint64_t total_size;
 	size_t n_unsized;
+	/* Recently expunged messages, oldest first, kept for undelete while
+	 * their contents stay in the store (expunge_retention; README). Only
+	 * recorded when keep_expunged is set (not encoded: the engine sets it
+	 * on every state it makes); the engine prunes them once collected.
+	 * Advisory: nothing else in the state depends on them. */
+	struct uidx_expunged *expunged;
+	size_t n_expunged, cap_expunged;
+	int keep_expunged;
 };
+struct uidx_expunged {
+	uint8_t id[UIDX_ID];
+	uint32_t uid;    /* its UID when it was expunged */
+	uint64_t flags;  /* its flags then, as state bits */
+	uint64_t at;     /* the ms of the DEL entry's timestamp */
+};
+/* Op flags of a DEL: its messages live on elsewhere (the DEL of a MOVE), so
+ * they are not recorded as recently expunged. Other daemons ignore it. */
+#define UIDX_DEL_MOVED 1u
 
 enum uidx_op_kind {
 	UIDX_OP_ADD = 1,
@@ -224,6 +257,11 @@ struct uidx_op {
 
 struct uidx_state *uidx_new(void);
 struct uidx_state *uidx_clone(const struct uidx_state *s);
+/* The same, without the recently expunged list when with_expunged is 0
+ * (sessions' snapshots do not need it). */
+struct uidx_state *uidx_clone_ex(const struct uidx_state *s, int with_expunged);
+/* Removes the recently expunged entries for which drop(arg, e) is true. */
+void uidx_expunged_filter(struct uidx_state *s, int (*drop)(void *arg, const struct uidx_expunged *e), void *arg);
 void uidx_free(struct uidx_state *s);
 /* Applies op (deterministic, total: never fails except out of memory). */
 int uidx_apply(struct uidx_state *s, const struct uidx_op *op);

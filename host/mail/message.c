@@ -60,6 +60,9 @@ struct add_wait {
 	uint8_t (*ids)[UIDX_ID];
 	size_t n;
 	uint32_t *uids;
+	/* when set: whether each item is a message of this entry, not one
+	 * already there under the same id (undelete: two in the same ms) */
+	uint8_t *fresh;
 	uint32_t uv;
 	int rc;
 	int done;
@@ -168,6 +171,9 @@ static void run_adds(struct mail_mailbox *mb, struct add_wait **batch, size_t nb
 			for (size_t k = 0; batch[i]->uids && k < batch[i]->n; k++) {
 				const struct uidx_msg *m = uidx_find_id(mb->log.cur, batch[i]->ids[k]);
 				batch[i]->uids[k] = m ? m->uid : 0;
+				/* the entry just applied is the newest: its modseq */
+				if (batch[i]->fresh)
+					batch[i]->fresh[k] = m && m->modseq == mb->log.cur->highestmodseq;
 			}
 	}
 	pthread_mutex_unlock(&mb->lock);
@@ -189,14 +195,24 @@ static void run_adds(struct mail_mailbox *mb, struct add_wait **batch, size_t nb
  * reads what it must first (README: UID allocation). Concurrent adds to
  * one mailbox share one entry: the first to come writes for everyone
  * queued meanwhile. */
+static int push_add_ex(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
+                       size_t n_extra, uint32_t *uidvalidity, uint32_t *uids, uint8_t *fresh);
+
 static int push_add(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
                     size_t n_extra, uint32_t *uidvalidity, uint32_t *uids)
+{
+	return push_add_ex(mb, op, extra, n_extra, uidvalidity, uids, NULL);
+}
+
+/* push_add, and fresh (with uids) tells which items were new. */
+static int push_add_ex(struct mail_mailbox *mb, struct uidx_op *op, const struct aerogram_row_write *extra,
+                       size_t n_extra, uint32_t *uidvalidity, uint32_t *uids, uint8_t *fresh)
 {
 	if (mail_would_block()) { /* adds wait for one another: never inline */
 		uidx_op_free(op);
 		return MAIL_EAGAIN;
 	}
-	struct add_wait w = { op, extra, n_extra, NULL, op->n, uids, 0, 0, 0, NULL };
+	struct add_wait w = { op, extra, n_extra, NULL, op->n, uids, uids ? fresh : NULL, 0, 0, 0, NULL };
 	if (uids && op->n) {
 		w.ids = malloc(op->n * UIDX_ID);
 		if (w.ids == NULL) {
@@ -408,11 +424,18 @@ int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_st
 	return push_op(v->mb, op);
 }
 
-/* Pushes a DEL, then queues the contents of its messages for removal. */
-static int push_del(struct mail_mailbox *mb, struct uidx_op *op)
+/* Pushes a DEL, then queues the contents of its messages for removal after
+ * the grace period. With a retention, the contents of expunged messages
+ * are collected from the recently expunged list instead (oplog.c), once
+ * the retention is over; those of moved ones (`moved`: they live on in
+ * the destination) still go after the grace period. */
+static int push_del(struct mail_mailbox *mb, struct uidx_op *op, int moved)
 {
 	size_t n = op->n;
-	uint8_t (*ids)[UIDX_ID] = malloc(n * UIDX_ID);
+	int reap = moved || mb->eng->retention_ms == 0;
+	if (moved)
+		op->flags |= UIDX_DEL_MOVED;
+	uint8_t (*ids)[UIDX_ID] = reap ? malloc(n * UIDX_ID) : NULL;
 	if (ids)
 		memcpy(ids, op->ids, n * UIDX_ID);
 	int rc = push_op(mb, op);
@@ -432,7 +455,7 @@ int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n)
 		uidx_op_free(op);
 		return 0;
 	}
-	return push_del(v->mb, op);
+	return push_del(v->mb, op, 0);
 }
 
 void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox,
@@ -458,26 +481,29 @@ void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox
 	pthread_mutex_unlock(&eng->lock);
 }
 
-/* Removes one batch: the bodies, then the summaries (tombstones). */
-static void reap_one(struct mail_engine *eng, const struct reap *r)
+int mail_remove_messages(struct mail_engine *eng, const char *user, const char *mbox,
+                         const uint8_t (*ids)[UIDX_ID], size_t n)
 {
+	if (n == 0)
+		return 0;
 	char pk[512];
-	key_summary_pk(pk, sizeof(pk), r->user, r->mbox);
-	char (*keys)[700] = calloc(r->n, sizeof(*keys));
-	const char **kp = calloc(r->n, sizeof(*kp));
-	char (*sks)[33] = calloc(r->n, sizeof(*sks));
-	struct aerogram_row_query *qs = calloc(r->n, sizeof(*qs));
+	key_summary_pk(pk, sizeof(pk), user, mbox);
+	char (*keys)[700] = calloc(n, sizeof(*keys));
+	const char **kp = calloc(n, sizeof(*kp));
+	char (*sks)[33] = calloc(n, sizeof(*sks));
+	struct aerogram_row_query *qs = calloc(n, sizeof(*qs));
+	int rc = AEROGRAM_EINTERNAL;
 	if (keys && kp && sks && qs) {
-		for (size_t i = 0; i < r->n; i++) {
-			key_body(keys[i], sizeof(keys[i]), r->user, r->mbox, r->ids[i]);
+		for (size_t i = 0; i < n; i++) {
+			key_body(keys[i], sizeof(keys[i]), user, mbox, ids[i]);
 			kp[i] = keys[i];
-			mail_hex(r->ids[i], UIDX_ID, sks[i]);
+			mail_hex(ids[i], UIDX_ID, sks[i]);
 			qs[i].pk = pk;
 			qs[i].sk = sks[i];
 		}
-		int rc = eng->st.driver->blob_delete(eng->st.store, kp, r->n);
+		rc = eng->st.driver->blob_delete(eng->st.store, kp, n);
 		if (rc == 0)
-			rc = eng->st.driver->row_delete(eng->st.store, qs, r->n, NULL);
+			rc = eng->st.driver->row_delete(eng->st.store, qs, n, NULL);
 		if (rc != 0) /* orphan collection finds them later */
 			mail_log(eng, AEROGRAM_LOG_WARNING, "removing expunged messages of %s: %s", pk, mail_store_error(eng));
 	}
@@ -485,6 +511,13 @@ static void reap_one(struct mail_engine *eng, const struct reap *r)
 	free(kp);
 	free(sks);
 	free(qs);
+	return rc;
+}
+
+/* Removes one batch: the bodies, then the summaries (tombstones). */
+static void reap_one(struct mail_engine *eng, const struct reap *r)
+{
+	mail_remove_messages(eng, r->user, r->mbox, (const uint8_t(*)[UIDX_ID])r->ids, r->n);
 }
 
 void mail_reap_due(struct mail_engine *eng, int all)
@@ -655,7 +688,7 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 		uidx_op_free(del);
 		return 0;
 	}
-	return push_del(v->mb, del);
+	return push_del(v->mb, del, 1);
 }
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
@@ -720,4 +753,274 @@ void mail_bodies_free(struct mail_body *b, size_t n)
 	for (size_t i = 0; b && i < n; i++)
 		free(b[i].data);
 	free(b);
+}
+
+/* ---- undelete ---- */
+
+/* The random half of a message id: a restored message keeps it, so that
+ * its origin stays recognisable (and a second undelete skips it). */
+static uint64_t id_rnd(const uint8_t id[UIDX_ID])
+{
+	uint64_t r = 0;
+	for (int i = 8; i < 16; i++)
+		r = (r << 8) | id[i];
+	return r;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct undel_cand {
+	uint8_t old[UIDX_ID];
+	uint32_t old_uid;
+	uint64_t at;
+	uint64_t op_flags; /* into the add's keyword table, without \Deleted */
+	uint32_t flags;    /* MAIL_F_* */
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct undel_cand *x = a, *y = b;
+	return x->old_uid < y->old_uid ? -1 : x->old_uid > y->old_uid;
+}
+
+/* The random halves of the live messages, sorted (caller frees). */
+static uint64_t *live_rnds(const struct uidx_state *s)
+{
+	uint64_t *r = malloc((s->n ? s->n : 1) * sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++)
+		r[i] = id_rnd(s->msgs[i].id);
+	qsort(r, s->n, sizeof(*r), u64_cmp);
+	return r;
+}
+
+struct rnd_uid {
+	uint64_t rnd;
+	uint32_t uid;
+};
+
+static int rnd_uid_cmp(const void *a, const void *b)
+{
+	const struct rnd_uid *x = a, *y = b;
+	if (x->rnd != y->rnd)
+		return x->rnd < y->rnd ? -1 : 1;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* After our add: a concurrent undelete of the same messages may have added
+ * them first (both read the list before either add). Every add's writer
+ * had every earlier add (README: UID allocation), so the later one sees the
+ * earlier and expunges its own copies: of the live messages sharing a
+ * random half, the lowest UID stays, and the others are expunged (a DEL
+ * flagged moved: not listed for undelete). Any such pair is swept, so one
+ * left by an undelete whose sweep failed goes with the next. Our ids that
+ * went get uid 0. Returns the status of that DEL. */
+static int undelete_sweep(struct mail_mailbox *mb, uint32_t *uids, size_t n)
+{
+	pthread_mutex_lock(&mb->lock);
+	const struct uidx_state *s = mb->log.cur;
+	struct uidx_op *del = op_new(UIDX_OP_DEL, s->n);
+	struct rnd_uid *pairs = malloc((s->n ? s->n : 1) * sizeof(*pairs));
+	if (del == NULL || pairs == NULL) {
+		pthread_mutex_unlock(&mb->lock);
+		uidx_op_free(del);
+		free(pairs);
+		return AEROGRAM_EINTERNAL;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		pairs[i] = (struct rnd_uid){ id_rnd(s->msgs[i].id), s->msgs[i].uid };
+	qsort(pairs, s->n, sizeof(*pairs), rnd_uid_cmp);
+	for (size_t i = 1; i < s->n; i++) {
+		if (pairs[i].rnd != pairs[i - 1].rnd)
+			continue;
+		const struct uidx_msg *m = uidx_find_uid(s, pairs[i].uid);
+		if (m == NULL)
+			continue;
+		memcpy(del->ids[del->n++], m->id, UIDX_ID);
+		for (size_t k = 0; k < n; k++)
+			if (uids[k] == pairs[i].uid)
+				uids[k] = 0;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	free(pairs);
+	if (del->n == 0) {
+		uidx_op_free(del);
+		return 0;
+	}
+	size_t gone = del->n;
+	int rc = push_del(mb, del, 1);
+	if (rc != 0)
+		mail_log(mb->eng, AEROGRAM_LOG_WARNING, "undelete: expunging %zu duplicates failed (%d)", gone, rc);
+	return rc;
+}
+
+int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *restored,
+                          struct mail_restored **list)
+{
+	if (restored)
+		*restored = 0;
+	if (list)
+		*list = NULL;
+	if (mail_would_block())
+		return MAIL_EAGAIN;
+	struct mail_engine *eng = mb->eng;
+	/* 1. the candidates, from the state as fresh as the watch tells (a
+	 * concurrent undelete is caught after the add): newest expunge first,
+	 * one per random half, none whose message is live again */
+	pthread_mutex_lock(&mb->lock);
+	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_sync_locked(mb, MAIL_SYNC_QUIET);
+	struct uidx_state *s = mb->log.cur;
+	size_t ne = s->n_expunged;
+	struct undel_cand *cand = calloc(ne ? ne : 1, sizeof(*cand));
+	uint64_t *live = rc == 0 ? live_rnds(s) : NULL;
+	uint64_t *taken = calloc(ne ? ne : 1, sizeof(*taken));
+	struct uidx_op *add = op_new(UIDX_OP_ADD, ne);
+	size_t nc = 0;
+	if (rc == 0 && (cand == NULL || live == NULL || taken == NULL || add == NULL))
+		rc = AEROGRAM_EINTERNAL;
+	for (size_t i = ne; rc == 0 && i-- > 0;) {
+		const struct uidx_expunged *e = &s->expunged[i];
+		if (e->at < since_ms)
+			continue;
+		uint64_t r = id_rnd(e->id);
+		if (bsearch(&r, live, s->n, sizeof(*live), u64_cmp) != NULL)
+			continue; /* restored already (or never gone) */
+		int dup = 0;
+		for (size_t k = 0; k < nc && !dup; k++)
+			dup = taken[k] == r;
+		if (dup)
+			continue; /* an older expunge of a message restored then expunged again */
+		taken[nc] = r;
+		struct undel_cand *c = &cand[nc++];
+		memcpy(c->old, e->id, UIDX_ID);
+		c->old_uid = e->uid;
+		c->at = e->at;
+		c->op_flags = uidx_state_to_op_flags(add, s, e->flags & ~(uint64_t)MAIL_F_DELETED);
+		c->flags = (uint32_t)(e->flags & MAIL_F_SYSTEM & ~MAIL_F_DELETED);
+	}
+	if (rc == AEROGRAM_ENOTFOUND)
+		mb->deleted = 1;
+	pthread_mutex_unlock(&mb->lock);
+	free(live);
+	free(taken);
+	if (rc != 0 || nc == 0) {
+		free(cand);
+		uidx_op_free(add);
+		/* nothing to add; a duplicate an earlier call left still goes */
+		return rc == 0 ? undelete_sweep(mb, NULL, 0) : rc;
+	}
+	/* they come back in their old order */
+	qsort(cand, nc, sizeof(*cand), cand_cmp);
+	/* 2. their summaries (one read), then a copy of each body under a new
+	 * id: the time now (orphan collection spares it while the add is in
+	 * flight) and the old random half */
+	char pk[512];
+	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
+	char (*hex)[33] = calloc(nc, sizeof(*hex));
+	char (*nhex)[33] = calloc(nc, sizeof(*nhex));
+	struct aerogram_row_query *qs = calloc(nc, sizeof(*qs));
+	struct aerogram_row_write *ws = calloc(nc, sizeof(*ws));
+	struct mail_restored *res = calloc(nc, sizeof(*res));
+	uint32_t *got = calloc(nc, sizeof(*got));
+	uint8_t *fresh = calloc(nc, 1);
+	if (!hex || !nhex || !qs || !ws || !res || !got || !fresh)
+		rc = AEROGRAM_EINTERNAL;
+	for (size_t i = 0; rc == 0 && i < nc; i++) {
+		mail_hex(cand[i].old, UIDX_ID, hex[i]);
+		qs[i].pk = pk;
+		qs[i].sk = hex[i];
+	}
+	struct aerogram_row_result *rr = NULL;
+	if (rc == 0) {
+		rc = eng->st.driver->row_read(eng->st.store, qs, nc, &rr);
+		if (rc != 0)
+			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+	}
+	size_t nw = 0;
+	uint64_t now = mail_now(eng);
+	for (size_t i = 0; rc == 0 && i < nc && i < rr->n_pages; i++) {
+		const struct aerogram_row_page *pg = &rr->pages[i];
+		if (pg->n_rows == 0 || strcmp(pg->rows[0].sk, hex[i]) != 0)
+			continue; /* collected already */
+		const struct aerogram_row *row = &pg->rows[0];
+		const struct aerogram_value *val = NULL;
+		struct summary sm;
+		for (size_t k = 0; k < row->n_values && val == NULL; k++)
+			if (!row->values[k].tombstone &&
+			    codec_summary_decode(row->values[k].data, row->values[k].len, &sm) == 0)
+				val = &row->values[k];
+		if (val == NULL)
+			continue;
+		/* after the old one's time, so never the old id itself (each
+		 * restore of a message is newer than what it restores) */
+		uint64_t t = now > msg_id_time(cand[i].old) ? now : msg_id_time(cand[i].old) + 1;
+		uint8_t nid[UIDX_ID];
+		for (int b = 0; b < 8; b++)
+			nid[b] = (uint8_t)(t >> (56 - 8 * b));
+		memcpy(nid + 8, cand[i].old + 8, 8);
+		char skey[700], dkey[700];
+		key_body(skey, sizeof(skey), mb->user, mb->id, cand[i].old);
+		key_body(dkey, sizeof(dkey), mb->user, mb->id, nid);
+		int crc = eng->st.driver->blob_copy(eng->st.store, skey, dkey);
+		if (crc == AEROGRAM_ENOTFOUND)
+			continue; /* the body went first */
+		if (crc != 0) {
+			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_copy %s: %s", skey, mail_store_error(eng));
+			rc = crc;
+			break;
+		}
+		mail_hex(nid, UIDX_ID, nhex[nw]);
+		ws[nw] = (struct aerogram_row_write){ pk, nhex[nw], NULL, val->data, val->len, 0 };
+		memcpy(add->ids[nw], nid, UIDX_ID);
+		add->item_flags[nw] = cand[i].op_flags;
+		res[nw] = (struct mail_restored){ .old_uid = cand[i].old_uid, .expunged_ms = cand[i].at,
+		                                  .internal_date_ms = sm.internal_date_ms, .size = sm.size,
+		                                  .flags = cand[i].flags };
+		nw++;
+	}
+	add->n = nw;
+	/* 3. one log entry for all of them (the summaries go with it) */
+	if (rc == 0 && nw) {
+		rc = push_add_ex(mb, add, ws, nw, NULL, got, fresh);
+		add = NULL;
+	}
+	/* the same restore by another undelete in the same ms: the same ids,
+	 * which the log took once (its add came first) */
+	for (size_t i = 0; rc == 0 && i < nw; i++)
+		if (!fresh[i])
+			got[i] = 0;
+	if (rr)
+		eng->st.driver->row_result_free(eng->st.store, rr);
+	size_t n_ok = 0;
+	if (rc == 0)
+		rc = undelete_sweep(mb, got, nw);
+	if (rc == 0 && nw) {
+		/* the report keeps the ones that stayed, in order */
+		for (size_t i = 0; i < nw; i++) {
+			if (got[i] == 0)
+				continue;
+			res[i].uid = got[i];
+			res[n_ok++] = res[i];
+		}
+	}
+	uidx_op_free(add);
+	free(cand);
+	free(hex);
+	free(nhex);
+	free(qs);
+	free(ws);
+	free(got);
+	free(fresh);
+	if (rc == 0 && restored)
+		*restored = n_ok;
+	if (rc == 0 && list && n_ok)
+		*list = res;
+	else
+		free(res);
+	return rc;
 }

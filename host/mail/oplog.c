@@ -27,6 +27,16 @@
 
 static void announce_if_late(struct oplog *log, struct ag_ts ts, int late_depth);
 
+/* An empty state, keeping the recently expunged list when the engine has a
+ * retention (every state of the log is made here or cloned from one). */
+static struct uidx_state *new_state(const struct oplog *log)
+{
+	struct uidx_state *s = uidx_new();
+	if (s)
+		s->keep_expunged = log->eng->retention_ms > 0;
+	return s;
+}
+
 int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, const char *mbox_id)
 {
 	memset(log, 0, sizeof(*log));
@@ -35,7 +45,7 @@ int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, con
 	size_t n = strlen(user) + strlen(mbox_id) + 32;
 	log->pk = malloc(n);
 	log->ckpt_prefix = malloc(n);
-	log->cur = uidx_new();
+	log->cur = new_state(log);
 	char eid[33];
 	mail_hex(eng->id, sizeof(eng->id), eid);
 	snprintf(log->turn_sk, sizeof(log->turn_sk), "%s%s", OPLOG_TURN_PREFIX, eid);
@@ -170,7 +180,7 @@ static struct uidx_state *state_at(struct oplog *log, size_t upto)
 {
 	if (log->cas || upto == log->n)
 		return uidx_clone(log->cur);
-	struct uidx_state *s = log->base ? uidx_clone(log->base) : uidx_new();
+	struct uidx_state *s = log->base ? uidx_clone(log->base) : new_state(log);
 	for (size_t i = 0; s && i < upto; i++)
 		if (uidx_apply(s, log->hist[i].op) != 0) {
 			uidx_free(s);
@@ -184,7 +194,7 @@ static struct uidx_state *state_at(struct oplog *log, size_t upto)
  * tail. */
 static int rebuild(struct oplog *log)
 {
-	struct uidx_state *s = log->base ? uidx_clone(log->base) : uidx_new();
+	struct uidx_state *s = log->base ? uidx_clone(log->base) : new_state(log);
 	for (size_t i = 0; s && i < log->n; i++)
 		if (uidx_apply(s, log->hist[i].op) != 0) {
 			uidx_free(s);
@@ -218,7 +228,7 @@ static void fold(struct oplog *log)
 		k++;
 	if (k < OPLOG_FOLD_BATCH)
 		return;
-	struct uidx_state *b = log->base ? log->base : uidx_new();
+	struct uidx_state *b = log->base ? log->base : new_state(log);
 	if (b == NULL)
 		return;
 	size_t done = 0;
@@ -460,6 +470,8 @@ static int load_checkpoint(struct oplog *log, struct ag_ts bound, struct uidx_st
 		size_t len = st == 0 ? res->blobs[0].len : 0;
 		if (st == 0)
 			st = codec_state_decode(res->blobs[0].data, res->blobs[0].len, &s);
+		if (s)
+			s->keep_expunged = eng->retention_ms > 0;
 		eng->st.driver->blob_result_free(eng->st.store, res);
 		if (st == AEROGRAM_ENOTFOUND || st == AEROGRAM_EINVAL) {
 			mail_log(eng, AEROGRAM_LOG_WARNING, "checkpoint %s unusable (%d); trying an older one",
@@ -525,7 +537,7 @@ static int cold_load(struct oplog *log, struct ag_ts bound)
 	size_t n_late = 0;
 	if (!log->cas)
 		collect_late(&r, &late, &n_late);
-	struct uidx_state *cur = ck ? uidx_clone(ck) : uidx_new();
+	struct uidx_state *cur = ck ? uidx_clone(ck) : new_state(log);
 	for (size_t i = 0; cur && i < r.n; i++)
 		if (uidx_apply(cur, r.e[i].op) != 0) {
 			uidx_free(cur);
@@ -1477,6 +1489,96 @@ static int checkpoint_gc(struct oplog *log, char *const *keys, size_t nk)
 	return rc;
 }
 
+/* ---- collection of expunged messages (expunge retention) ---- */
+
+/* Whether the recently expunged list has entries to collect: the oldest is
+ * past the retention, or the list is over its bound. */
+static int expunged_due(const struct oplog *log, uint64_t now)
+{
+	const struct uidx_state *s = log->cur;
+	if (s == NULL || s->n_expunged == 0)
+		return 0;
+	return s->n_expunged > MAIL_EXPUNGED_MAX || s->expunged[0].at + mail_hold_ms(log->eng) <= now;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UIDX_ID);
+}
+
+static int drop_collected(void *arg, const struct uidx_expunged *e)
+{
+	const struct { uint8_t (*ids)[UIDX_ID]; size_t n; } *set = arg;
+	return bsearch(e->id, set->ids, set->n, UIDX_ID, id_cmp) != NULL;
+}
+
+/* Removes the contents of the recently expunged messages that are due (in
+ * batches, oldest first) and drops them from the list of every state kept
+ * here; the next checkpoint carries the shorter list. A message that is
+ * live again (never, unless a log holds an id twice) is only dropped. On a
+ * store failure the entries stay for the next attempt. */
+static int collect_expunged(struct oplog *log)
+{
+	struct mail_engine *eng = log->eng;
+	uint64_t now = mail_now(eng);
+	if (!expunged_due(log, now))
+		return 0;
+	struct uidx_state *s = log->cur;
+	uint64_t hold = mail_hold_ms(eng);
+	size_t over = s->n_expunged > MAIL_EXPUNGED_MAX ? s->n_expunged - MAIL_EXPUNGED_MAX : 0;
+	uint8_t (*ids)[UIDX_ID] = malloc(s->n_expunged * UIDX_ID);
+	if (ids == NULL)
+		return AEROGRAM_EINTERNAL;
+	size_t n = 0, n_del = 0;
+	for (size_t i = 0; i < s->n_expunged; i++) {
+		const struct uidx_expunged *e = &s->expunged[i];
+		if (i >= over && e->at + hold > now)
+			break; /* ascending: the rest is younger */
+		memcpy(ids[n++], e->id, UIDX_ID);
+	}
+	/* live ids go to the end, dropped without removing their contents */
+	for (size_t i = 0; i < n;) {
+		if (uidx_find_id(s, ids[i]) != NULL) {
+			uint8_t t[UIDX_ID];
+			memcpy(t, ids[i], UIDX_ID);
+			memmove(ids[i], ids[i + 1], (n - i - 1) * UIDX_ID);
+			memcpy(ids[n - 1], t, UIDX_ID);
+			n--;
+			n_del++;
+			continue;
+		}
+		i++;
+	}
+	size_t total = n + n_del;
+	/* <u>/index/<mbox>: the user has no '/' */
+	const char *slash = strchr(log->pk, '/');
+	const char *mbox = strrchr(log->pk, '/');
+	char user[512];
+	int rc = 0;
+	if (slash == NULL || mbox == NULL || (size_t)(slash - log->pk) >= sizeof(user)) {
+		rc = AEROGRAM_EINTERNAL;
+	} else {
+		memcpy(user, log->pk, (size_t)(slash - log->pk));
+		user[slash - log->pk] = '\0';
+		for (size_t i = 0; rc == 0 && i < n; i += 1000)
+			rc = mail_remove_messages(eng, user, mbox + 1, (const uint8_t(*)[UIDX_ID])ids + i,
+			                          n - i < 1000 ? n - i : 1000);
+	}
+	if (rc != 0) {
+		log->ckpt_retry_at = now + OPLOG_CKPT_RETRY_MS;
+		free(ids);
+		return rc;
+	}
+	qsort(ids, total, UIDX_ID, id_cmp);
+	struct { uint8_t (*ids)[UIDX_ID]; size_t n; } set = { ids, total };
+	uidx_expunged_filter(log->cur, drop_collected, &set);
+	if (log->base)
+		uidx_expunged_filter(log->base, drop_collected, &set);
+	mail_log(eng, AEROGRAM_LOG_DEBUG, "%s: %zu expunged messages collected", log->pk, n);
+	free(ids);
+	return 0;
+}
+
 /* Whether the tail after the newest checkpoint is worth a new one. */
 static int checkpoint_due(const struct oplog *log)
 {
@@ -1491,6 +1593,10 @@ static int checkpoint_due(const struct oplog *log)
 int oplog_idle_checkpoint_due(const struct oplog *log, uint64_t now)
 {
 	if (log->ckpt_wanted && now >= log->ckpt_retry_at)
+		return 1;
+	/* expunged messages past the retention: collected, then a checkpoint
+	 * without them */
+	if (log->loaded && now >= log->ckpt_retry_at && expunged_due(log, now))
 		return 1;
 	if (!log->loaded || log->tail_n < OPLOG_CKPT_IDLE_MIN || now < log->ckpt_retry_at ||
 	    now - log->last_activity < OPLOG_CKPT_IDLE_MS)
@@ -1515,6 +1621,8 @@ int oplog_checkpoint(struct oplog *log, int force)
 	int rc = oplog_sync(log, !log->cas);
 	if (rc != 0)
 		return rc;
+	/* a failure leaves the entries for later; the checkpoint goes on */
+	collect_expunged(log);
 	struct ag_ts cut;
 	size_t k = log->n;
 	if (log->cas || force > 1) {

@@ -3,7 +3,9 @@
  * An append writes its body and summary before its log entry, and a failed
  * or interrupted one leaves them behind; an expunge leaves the expunged
  * message's. Both are removed here once they are older than a grace period
- * (the age is in the message id), so an append in flight is never touched. */
+ * (the age is in the message id), so an append in flight is never touched.
+ * A message in the recently expunged list stays until the retention is
+ * over (undelete). */
 #include "host/mail/mail_internal.h"
 
 #include <stdio.h>
@@ -15,17 +17,43 @@ uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
 struct orphan_scan {
 	struct uidx_state *state;
 	uint64_t cutoff;
+	uint64_t expunged_cutoff; /* recently expunged before this: collectable */
+	struct uidx_expunged *kept; /* the recently expunged still kept, by id */
+	size_t n_kept;
 	char **sks;
 	size_t n, cap;
 	int oom;
 };
+
+static int kept_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UIDX_ID); /* an id first in both */
+}
 
 static int is_orphan(struct orphan_scan *o, const char *hex)
 {
 	uint8_t id[UIDX_ID];
 	if (mail_unhex(hex, id, UIDX_ID) != 0)
 		return 0; /* not ours: left alone */
-	return uidx_find_id(o->state, id) == NULL && msg_id_time(id) < o->cutoff;
+	if (uidx_find_id(o->state, id) != NULL || msg_id_time(id) >= o->cutoff)
+		return 0;
+	/* expunged within the retention: kept for undelete */
+	return bsearch(id, o->kept, o->n_kept, sizeof(*o->kept), kept_cmp) == NULL;
+}
+
+/* The recently expunged entries of s expunged at or after cutoff, sorted
+ * by id (NULL and 0 when there are none). */
+static struct uidx_expunged *kept_sorted(const struct uidx_state *s, uint64_t cutoff, size_t *n)
+{
+	*n = 0;
+	struct uidx_expunged *k = malloc((s->n_expunged ? s->n_expunged : 1) * sizeof(*k));
+	if (k == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->n_expunged; i++)
+		if (s->expunged[i].at >= cutoff)
+			k[(*n)++] = s->expunged[i];
+	qsort(k, *n, sizeof(*k), kept_cmp);
+	return k;
 }
 
 static int scan_row(void *arg, const struct aerogram_row *row)
@@ -65,7 +93,14 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 	if (rc == 0)
 		rc = oplog_sync(&log, 0);
 	uint64_t now = mail_now(eng);
-	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, NULL, 0, 0, 0 };
+	uint64_t hold = mail_hold_ms(eng);
+	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, now > hold ? now - hold : 0,
+	                         NULL, 0, NULL, 0, 0, 0 };
+	if (rc == 0) {
+		o.kept = kept_sorted(log.cur, o.expunged_cutoff, &o.n_kept);
+		if (o.kept == NULL)
+			rc = AEROGRAM_EINTERNAL;
+	}
 	char pk[512], pfx[600];
 	key_summary_pk(pk, sizeof(pk), user, hex);
 	snprintf(pfx, sizeof(pfx), "%s/", pk);
@@ -116,6 +151,7 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 			count = o.n;
 	}
 	mail_free_strv(o.sks, o.n);
+	free(o.kept);
 	oplog_clear(&log);
 	if (removed)
 		*removed = count;

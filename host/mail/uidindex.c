@@ -35,10 +35,16 @@ void uidx_free(struct uidx_state *s)
 	free(s->msgs);
 	free(s->recent);
 	free(s->hash);
+	free(s->expunged);
 	free(s);
 }
 
 struct uidx_state *uidx_clone(const struct uidx_state *s)
+{
+	return uidx_clone_ex(s, 1);
+}
+
+struct uidx_state *uidx_clone_ex(const struct uidx_state *s, int with_expunged)
 {
 	struct uidx_state *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -49,6 +55,15 @@ struct uidx_state *uidx_clone(const struct uidx_state *s)
 	c->hash = NULL;
 	c->hash_cap = c->hash_used = 0;
 	c->n_keywords = 0;
+	c->expunged = NULL;
+	c->n_expunged = c->cap_expunged = 0;
+	if (with_expunged && s->n_expunged) {
+		c->expunged = malloc(s->n_expunged * sizeof(*c->expunged));
+		if (c->expunged == NULL)
+			goto fail;
+		memcpy(c->expunged, s->expunged, s->n_expunged * sizeof(*c->expunged));
+		c->n_expunged = c->cap_expunged = s->n_expunged;
+	}
 	c->cap = s->n;
 	if (s->n) {
 		c->msgs = malloc(s->n * sizeof(*c->msgs));
@@ -347,23 +362,64 @@ static int apply_add(struct uidx_state *s, const struct uidx_op *op)
 	return 0;
 }
 
+/* Records an expunged message (a failure to grow the list only loses the
+ * chance to undelete it: the list is advisory). */
+static void expunged_add(struct uidx_state *s, const struct uidx_msg *m, uint64_t at)
+{
+	if (s->n_expunged == s->cap_expunged) {
+		size_t cap = s->cap_expunged ? s->cap_expunged * 2 : 16;
+		struct uidx_expunged *e = realloc(s->expunged, cap * sizeof(*e));
+		if (e == NULL)
+			return;
+		s->expunged = e;
+		s->cap_expunged = cap;
+	}
+	struct uidx_expunged *e = &s->expunged[s->n_expunged++];
+	memcpy(e->id, m->id, UIDX_ID);
+	e->uid = m->uid;
+	e->flags = m->flags;
+	e->at = at;
+}
+
+void uidx_expunged_filter(struct uidx_state *s, int (*drop)(void *arg, const struct uidx_expunged *e), void *arg)
+{
+	size_t w = 0;
+	for (size_t r = 0; r < s->n_expunged; r++)
+		if (!drop(arg, &s->expunged[r]))
+			s->expunged[w++] = s->expunged[r];
+	s->n_expunged = w;
+}
+
 static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 {
 	size_t removed = 0;
+	int record = s->keep_expunged && !(op->flags & UIDX_DEL_MOVED);
+	/* Find every message first, then mark them: a mark (uid 0) in the
+	 * sorted array would mislead the search for the next one unless the
+	 * ids come in ascending UID order. */
+	size_t *pos = malloc((op->n ? op->n : 1) * sizeof(*pos));
+	if (pos == NULL)
+		return AEROGRAM_EINTERNAL;
 	for (size_t i = 0; i < op->n; i++) {
 		struct uidx_slot *sl = hash_slot(s, op->ids[i]);
-		if (sl == NULL)
+		if (sl == NULL) {
+			free(pos);
 			return AEROGRAM_EINTERNAL;
+		}
 		if (sl->uid == 0)
 			continue;
 		struct uidx_msg *m = (struct uidx_msg *)uidx_find_uid(s, sl->uid);
 		sl->uid = 0;
 		if (m) {
-			m->uid = 0; /* marked; compacted below */
 			size_out(s, m->size);
-			removed++;
+			if (record)
+				expunged_add(s, m, op->ts.ms);
+			pos[removed++] = (size_t)(m - s->msgs);
 		}
 	}
+	for (size_t i = 0; i < removed; i++)
+		s->msgs[pos[i]].uid = 0; /* marked; compacted below */
+	free(pos);
 	if (removed == 0)
 		return 0;
 	size_t w = 0;

@@ -68,7 +68,7 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 	if (rc == 0 && claim)
 		rc = claim_recent_best_effort(v);
 	if (rc == 0) {
-		v->snap = uidx_clone(mb->log.cur);
+		v->snap = uidx_clone_ex(mb->log.cur, 0);
 		v->version = mb->log.version;
 		v->uv = mailbox_uidvalidity(mb, mb->log.cur);
 		if (v->snap == NULL)
@@ -223,7 +223,7 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 		new_uv = mailbox_uidvalidity(mb, mb->log.cur);
 		new_version = mb->log.version;
 		if (!(defer && new_uv != v->uv)) {
-			cur = uidx_clone(mb->log.cur);
+			cur = uidx_clone_ex(mb->log.cur, 0);
 			if (cur == NULL)
 				rc = AEROGRAM_EINTERNAL;
 		}

@@ -29,12 +29,45 @@ $(ENGINE_T)/bench_open: $(B)/obj/tests/engine/bench_open.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
-CHECKS += check-engine check-engine-sim
-.PHONY: check-engine check-engine-sim sim sim-appenders bench-engine
+# aerogramctl's store commands (host/ctl_store.c: undelete, copy-store) end
+# to end over stores opened from configuration files (SQLite, memory).
+CTL_STORE_TEST_OBJS = $(B)/obj/tests/engine/test_ctl_store.o $(HOST_CTL_STORE_OBJS) $(HOST_COMMON_OBJS) \
+	$(B)/obj/host/users.o $(B)/obj/host/log.o $(MAIL_LIB)
+TESTBINS += $(B)/tests/test_ctl_store
 
-check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(B)/drivers/aerogram_memory.so
+$(B)/tests/test_ctl_store: $(CTL_STORE_TEST_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(ARGON2_LIBS) $(OPENSSL_LIBS) \
+		$(THREAD_LIBS) -ldl
+
+CHECKS += check-engine check-engine-sim
+.PHONY: check-engine check-engine-sim sim sim-appenders bench-engine bench-ctl-store
+
+check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(B)/tests/test_ctl_store \
+		$(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so
 	$(ENGINE_T)/test_engine
 	$(ENGINE_T)/test_usage
+	$(B)/tests/test_ctl_store
+
+# The same copy into Garage (garage-emu), resumed, and an undelete there.
+CTL_EMU_SECRET = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+check-ctl-store-garage: $(B)/tests/test_ctl_store $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_garage.so
+	tests/garage-emu/garage-emu --k2v-port 0 --s3-port 0 --bucket mail --key-id GK0123456789abcdef01234567 \
+		--secret $(CTL_EMU_SECRET) -- env AG_GARAGE_DRIVER=$(B)/drivers/aerogram_garage.so \
+		AG_SQLITE_DRIVER=$(B)/drivers/aerogram_sqlite.so $(B)/tests/test_ctl_store
+
+CHECKS += check-ctl-store-garage
+.PHONY: check-ctl-store-garage
+
+# copy-store's rate: `make bench-ctl-store N=10000` messages, SQLite to
+# SQLite and to memory, then again with SQLite to garage-emu.
+N = 2000
+bench-ctl-store: $(B)/tests/test_ctl_store $(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so \
+		$(B)/drivers/aerogram_garage.so
+	$(B)/tests/test_ctl_store --bench $(N)
+	tests/garage-emu/garage-emu --k2v-port 0 --s3-port 0 --bucket mail --key-id GK0123456789abcdef01234567 \
+		--secret $(CTL_EMU_SECRET) -- env AG_GARAGE_DRIVER=$(B)/drivers/aerogram_garage.so \
+		$(B)/tests/test_ctl_store --bench $(N)
 
 # At least 1,000 seeds on every `make check`: the sequential simulation
 # (stale writers, every operation, faults) and the concurrent appenders

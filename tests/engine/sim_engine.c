@@ -24,7 +24,10 @@
  *
  * Odd seeds run over a store without conditional writes (the engine takes
  * turns to add, and reads with a window for late entries), even seeds with
- * them (the memory driver's row_insert_if).
+ * them (the memory driver's row_insert_if). Seeds 2 and 3 mod 4 give the
+ * engines an expunge retention and undelete now and then: what comes back
+ * must still be in INBOX at most once, and every message of the final
+ * state has its summary and body (collection never takes a live one).
  *
  * Usage: sim_engine [--seeds N] [--first S] [--seed S] [-v]
  * A failure prints its seed; `make sim SEED=<n>` replays exactly that one.
@@ -71,6 +74,7 @@ struct sim {
 	/* per test name: the last mailbox id and UIDVALIDITY seen under it */
 	char name_id[3][33];
 	uint32_t name_uv[3];
+	int retention; /* engines keep expunged messages; undeletes happen */
 };
 
 /* The X-Token of a summary's header (a length, not a C string), or -1. */
@@ -267,6 +271,31 @@ static void act_copy(struct sim *s, int e, int move)
 		mail_move(v, uids, n, s->mb[e][1], &uv, out);
 	else
 		mail_copy(v, uids, n, s->mb[e][1], &uv, out);
+}
+
+/* Undelete in INBOX (seeds with a retention): what comes back is counted
+ * as in INBOX again, and nothing may come back twice (final checks). A
+ * stale engine undeletes too; only the writes' own freshness (conditional
+ * writes, the turn to add) keep it from adding twice, so the engine is not
+ * lazy for this call (a lazy one stands for a daemon of an older version,
+ * which has no undelete). */
+static unsigned long undeletes, restored;
+
+static void act_undelete(struct sim *s, int e)
+{
+	int lazy = s->eng[e]->lazy;
+	s->eng[e]->lazy = 0;
+	if (pick(s, 100) < 30)
+		maybe_fault(s);
+	uint64_t since = pick(s, 2) ? 0 : s->now - pick(s, 600000);
+	size_t n = 0;
+	int rc = mail_mailbox_undelete(s->mb[e][0], since, &n, NULL);
+	agw_fault_clear(s->fw);
+	if (rc != 0 && mail_mailbox_undelete(s->mb[e][0], since, &n, NULL) != 0)
+		FAIL(s, "undelete failed twice, the second time without faults");
+	undeletes++;
+	restored += n;
+	s->eng[e]->lazy = lazy;
 }
 
 /* Create, delete, rename, subscribe on a few names, then open one: a name
@@ -493,12 +522,15 @@ static int run_seed(uint64_t seed, int verbose)
 	s->st.driver = agw_driver(s->fw);
 	s->st.store = agw_store(s->fw);
 	s->now = 1750000000000ull;
+	s->retention = (seed & 2) != 0;
 	for (int e = 0; e <= K; e++) {
 		s->clocks[e].shared = &s->now;
 		s->clocks[e].skew = (int64_t)pick(s, 200) - 100;
 	}
 	for (int e = 0; e < K; e++) {
 		struct mail_engine_options o = eu_options(&s->clocks[e], seed * 31 + (uint64_t)e + 1);
+		/* seeds 2, 3 mod 4: a retention (collected within a run), undeletes */
+		o.expunge_retention_ms = s->retention ? 20 * 60 * 1000 : 0;
 		if (mail_engine_new(&s->st, &o, &s->eng[e]) != 0) {
 			FAIL(s, "engine_new");
 			goto out;
@@ -543,6 +575,8 @@ static int run_seed(uint64_t seed, int verbose)
 			mail_mailbox_checkpoint(s->mb[e][pick(s, 2)], 1);
 		} else if (act < 92) {
 			mail_collect_orphans(s->eng[e], "u1", "INBOX", 10 * 60 * 1000, NULL);
+		} else if (act < 94 && s->retention) {
+			act_undelete(s, e);
 		} else if (act < 99) {
 			act_list(s, e);
 		} else {
@@ -676,7 +710,8 @@ int main(int argc, char **argv)
 	unsigned failures = 0;
 	for (uint64_t sd = first; sd < first + count; sd++)
 		failures += (unsigned)run_seed(sd, verbose || one);
-	printf("sim_engine: %llu seeds from %llu, %u failed (K=%d engines, %d steps each)\n",
-	       (unsigned long long)count, (unsigned long long)first, failures, K, STEPS);
+	printf("sim_engine: %llu seeds from %llu, %u failed (K=%d engines, %d steps each; %lu undeletes "
+	       "brought back %lu messages)\n",
+	       (unsigned long long)count, (unsigned long long)first, failures, K, STEPS, undeletes, restored);
 	return failures ? 1 : 0;
 }

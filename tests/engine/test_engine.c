@@ -45,8 +45,9 @@ static enum agw_op log_insert_op(void)
 }
 
 /* Opens an environment whose store hides these capability bits (as well as
- * conditional writes in the second suite). */
-static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
+ * conditional writes in the second suite), whose engine keeps expunged
+ * messages retention_ms long. */
+static void env_open_with(struct env *e, uint64_t seed, uint64_t hide, uint64_t retention_ms)
 {
 	memset(e, 0, sizeof(*e));
 	e->drv = eu_load_memory();
@@ -61,8 +62,14 @@ static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
 	e->st.store = agw_store(e->cw);
 	e->clk.now = 1750000000000ull;
 	struct mail_engine_options o = eu_options(&e->clk, seed);
+	o.expunge_retention_ms = retention_ms;
 	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &e->eng) == 0);
 	CU_ASSERT_EQUAL(e->eng->cas, !g_no_cas);
+}
+
+static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
+{
+	env_open_with(e, seed, hide, 0);
 }
 
 static void env_open(struct env *e, uint64_t seed)
@@ -378,6 +385,24 @@ static void test_uidx_rules(void)
 	uint8_t gone[UIDX_ID];
 	memset(gone, 0x11, UIDX_ID);
 	CU_ASSERT_PTR_NULL(uidx_find_id(s, gone));
+	/* a delete naming its messages in descending UID order removes them all */
+	struct uidx_state *s2 = uidx_new();
+	struct uidx_op *five = add_op(1, 5, 0x50);
+	uidx_apply(s2, five);
+	struct uidx_op *d2 = calloc(1, sizeof(*d2));
+	d2->kind = UIDX_OP_DEL;
+	d2->n = 2;
+	d2->ids = calloc(2, UIDX_ID);
+	memcpy(d2->ids[0], five->ids[4], UIDX_ID);
+	memcpy(d2->ids[1], five->ids[3], UIDX_ID);
+	uidx_apply(s2, d2);
+	CU_ASSERT_EQUAL(s2->n, 3);
+	CU_ASSERT_EQUAL(s2->msgs[2].uid, 3);
+	CU_ASSERT_PTR_NULL(uidx_find_id(s2, five->ids[3]));
+	CU_ASSERT_PTR_NULL(uidx_find_id(s2, five->ids[4]));
+	uidx_op_free(five);
+	uidx_op_free(d2);
+	uidx_free(s2);
 	/* bump */
 	struct uidx_op bump = { .kind = UIDX_OP_BUMP, .bump = 10 };
 	uidx_apply(s, &bump);
@@ -1870,6 +1895,408 @@ static void test_copy_move(void)
 	env_close(&e);
 }
 
+/* ------------------------------------------ undelete, expunge retention */
+
+#define DAY_MS (24ull * 3600 * 1000)
+
+/* A checkpoint keeps the recently expunged messages (version 4); corrupt
+ * or truncated ones are refused. */
+static void test_codec_state_expunged(void)
+{
+	struct uidx_state *s = uidx_new();
+	s->keep_expunged = 1;
+	struct uidx_op *op = sample_op();
+	op->ts.ms = 1000;
+	uidx_apply(s, op);
+	struct uidx_op *del = calloc(1, sizeof(*del));
+	del->kind = UIDX_OP_DEL;
+	del->n = 2;
+	del->ids = calloc(2, UIDX_ID);
+	memcpy(del->ids[0], op->ids[0], UIDX_ID);
+	memcpy(del->ids[1], op->ids[2], UIDX_ID);
+	del->ts.ms = 5000;
+	uidx_apply(s, del);
+	CU_ASSERT_EQUAL_FATAL(s->n_expunged, 2);
+	CU_ASSERT_EQUAL(s->expunged[1].uid, 3);
+	CU_ASSERT_EQUAL(s->expunged[1].at, 5000);
+	/* a moved message is not listed */
+	struct uidx_op *mv = calloc(1, sizeof(*mv));
+	mv->kind = UIDX_OP_DEL;
+	mv->flags = UIDX_DEL_MOVED;
+	mv->n = 1;
+	mv->ids = calloc(1, UIDX_ID);
+	memcpy(mv->ids[0], op->ids[1], UIDX_ID);
+	mv->ts.ms = 6000;
+	uidx_apply(s, mv);
+	CU_ASSERT_EQUAL(s->n, 0);
+	CU_ASSERT_EQUAL(s->n_expunged, 2);
+	struct cbuf b = { 0 };
+	CU_ASSERT_EQUAL(codec_state_encode(s, &b), 0);
+	CU_ASSERT_EQUAL(b.p[1], 4);
+	struct uidx_state *d = NULL;
+	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &d), 0);
+	CU_ASSERT_EQUAL_FATAL(d->n_expunged, 2);
+	CU_ASSERT_EQUAL(memcmp(d->expunged[0].id, op->ids[0], UIDX_ID), 0);
+	CU_ASSERT_EQUAL(d->expunged[0].uid, 1);
+	CU_ASSERT_EQUAL(d->expunged[0].flags, s->expunged[0].flags);
+	CU_ASSERT_EQUAL(d->expunged[1].flags, s->expunged[1].flags);
+	CU_ASSERT_EQUAL(d->expunged[1].at, 5000);
+	CU_ASSERT_EQUAL(d->uv_init, 1);
+	/* a clone for a session's snapshot leaves it out */
+	struct uidx_state *c = uidx_clone_ex(d, 0);
+	CU_ASSERT_EQUAL(c->n_expunged, 0);
+	uidx_free(c);
+	c = uidx_clone(d);
+	CU_ASSERT_EQUAL(c->n_expunged, 2);
+	uidx_free(c);
+	for (size_t cut = 0; cut < b.len; cut++) {
+		struct uidx_state *x = NULL;
+		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
+	}
+	for (size_t i = 0; i < b.len; i++) {
+		uint8_t save = b.p[i];
+		b.p[i] ^= 0xa5;
+		struct uidx_state *x = NULL;
+		if (codec_state_decode(b.p, b.len, &x) == 0)
+			uidx_free(x);
+		b.p[i] = save;
+	}
+	/* without the list, the state is written as before */
+	s->n_expunged = 0;
+	struct cbuf b1 = { 0 };
+	CU_ASSERT_EQUAL(codec_state_encode(s, &b1), 0);
+	CU_ASSERT_NOT_EQUAL(b1.p[1], 4);
+	free(b1.p);
+	free(b.p);
+	uidx_free(d);
+	uidx_free(s);
+	uidx_op_free(op);
+	uidx_op_free(del);
+	uidx_op_free(mv);
+}
+
+/* Appends one message with this body, internal date, flags and keyword. */
+static uint32_t append_one(struct mail_mailbox *mb, const char *body, uint64_t date, uint32_t flags,
+                           const char *kw)
+{
+	const char *kws[1] = { kw };
+	struct mail_new_message m = { .body = (const uint8_t *)body, .body_len = strlen(body),
+	                              .internal_date_ms = date, .flags = flags, .keywords = kws,
+	                              .n_keywords = kw ? 1 : 0, .header = (const uint8_t *)"H: x\r\n",
+	                              .header_len = 6 };
+	uint32_t uid = 0;
+	CU_ASSERT_EQUAL(mail_append(mb, &m, NULL, &uid), 0);
+	return uid;
+}
+
+/* What a fresh view shows of one UID. */
+struct shown {
+	int found;
+	char body[64];
+	uint64_t date;
+	uint32_t flags;
+	char kw[64]; /* keyword names, space-separated */
+};
+
+static struct shown show(struct mail_mailbox *mb, uint32_t uid)
+{
+	struct shown g;
+	memset(&g, 0, sizeof(g));
+	struct mail_view *v;
+	if (mail_view_open(mb, 0, &v) != 0)
+		return g;
+	uint32_t seq = mail_view_seq(v, uid);
+	struct mail_msg_info info;
+	if (seq && mail_view_msg(v, seq, &info) == 0) {
+		g.found = 1;
+		g.flags = info.flags;
+		for (unsigned k = 0; k < MAIL_MAX_KEYWORDS; k++)
+			if (info.keywords & (1ull << k))
+				snprintf(g.kw + strlen(g.kw), sizeof(g.kw) - strlen(g.kw), "%s%s", g.kw[0] ? " " : "",
+				         mail_view_keyword(v, k));
+		struct mail_summary *sm;
+		if (mail_summaries(v, &uid, 1, &sm) == 0) {
+			g.date = sm[0].internal_date_ms;
+			mail_summaries_free(sm, 1);
+		}
+		struct mail_body *bd;
+		if (mail_bodies(v, &uid, 1, &bd) == 0) {
+			if (bd[0].status == 0)
+				snprintf(g.body, sizeof(g.body), "%.*s", (int)bd[0].len, (const char *)bd[0].data);
+			mail_bodies_free(bd, 1);
+		}
+	}
+	mail_view_close(v);
+	return g;
+}
+
+static uint32_t exists_of(struct mail_mailbox *mb)
+{
+	struct mail_status st;
+	mail_mailbox_sync(mb);
+	mail_mailbox_status(mb, &st);
+	return st.exists;
+}
+
+static void expunge_uids(struct mail_mailbox *mb, const uint32_t *uids, size_t n)
+{
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	CU_ASSERT_EQUAL(mail_expunge(v, uids, n), 0);
+	mail_view_close(v);
+}
+
+/* Expunged messages come back with new UIDs, their bodies, dates, flags
+ * (but \Deleted) and keywords; `since` limits them; nothing comes back
+ * twice, a moved message not at all; a checkpoint carries the list to
+ * another engine; past the retention they are collected. */
+static void test_undelete(void)
+{
+	struct env e;
+	env_open_with(&e, 61, 0, 7 * DAY_MS);
+	struct mail_mailbox *mb, *arch;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "uma", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "uma", "Archive", &arch), 0);
+	uint64_t d0 = 86400000;
+	uint32_t a = append_one(mb, "body a\r\n", d0, MAIL_F_SEEN, "$Label1");
+	uint32_t b = append_one(mb, "body b\r\n", d0 + 1000, MAIL_F_FLAGGED | MAIL_F_DELETED, NULL);
+	uint32_t c = append_one(mb, "body c\r\n", d0 + 2000, MAIL_F_ANSWERED | MAIL_F_DELETED, "work");
+	uint32_t d = append_one(mb, "body d\r\n", d0 + 3000, 0, NULL);
+	uint32_t m = append_one(mb, "body m\r\n", d0 + 4000, 0, NULL);
+	CU_ASSERT_EQUAL(m, 5);
+	expunge_uids(mb, &a, 1);
+	e.clk.now += 3600 * 1000;
+	uint64_t t1 = e.clk.now;
+	uint32_t bc[] = { b, c };
+	expunge_uids(mb, bc, 2);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t out, uv;
+	CU_ASSERT_EQUAL(mail_move(v, &m, 1, arch, &uv, &out), 0);
+	mail_view_close(v);
+	CU_ASSERT_EQUAL(mb->log.cur->n_expunged, 3);
+	e.clk.now += 1000;
+
+	size_t n = 99;
+	struct mail_restored *r = NULL;
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, t1 + 1, &n, &r), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_PTR_NULL(r);
+	/* since t1: b and c, after every UID given so far, in their old order */
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, t1, &n, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_EQUAL(r[0].old_uid, b);
+	CU_ASSERT_EQUAL(r[0].uid, 6);
+	CU_ASSERT_EQUAL(r[0].expunged_ms, t1);
+	CU_ASSERT_EQUAL(r[0].internal_date_ms, d0 + 1000);
+	CU_ASSERT_EQUAL(r[0].size, 8);
+	CU_ASSERT_EQUAL(r[0].flags, MAIL_F_FLAGGED);
+	CU_ASSERT_EQUAL(r[1].old_uid, c);
+	CU_ASSERT_EQUAL(r[1].uid, 7);
+	free(r);
+	struct shown g = show(mb, 6);
+	CU_ASSERT(g.found);
+	CU_ASSERT_STRING_EQUAL(g.body, "body b\r\n");
+	CU_ASSERT_EQUAL(g.date, d0 + 1000);
+	CU_ASSERT_EQUAL(g.flags, MAIL_F_FLAGGED);
+	CU_ASSERT_STRING_EQUAL(g.kw, "");
+	g = show(mb, 7);
+	CU_ASSERT_STRING_EQUAL(g.body, "body c\r\n");
+	CU_ASSERT_EQUAL(g.date, d0 + 2000);
+	CU_ASSERT_EQUAL(g.flags, MAIL_F_ANSWERED);
+	CU_ASSERT_STRING_EQUAL(g.kw, "work");
+	/* not twice */
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, t1, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	/* everything: a, and not the moved message */
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(r[0].old_uid, a);
+	CU_ASSERT_EQUAL(r[0].uid, 8);
+	free(r);
+	g = show(mb, 8);
+	CU_ASSERT_STRING_EQUAL(g.body, "body a\r\n");
+	CU_ASSERT_EQUAL(g.flags, MAIL_F_SEEN);
+	CU_ASSERT_STRING_EQUAL(g.kw, "$Label1");
+	CU_ASSERT_EQUAL(exists_of(mb), 4);
+	CU_ASSERT_EQUAL(exists_of(arch), 1);
+	/* expunged again, back again, once: its first expunge and its second
+	 * are one message */
+	uint32_t six = 6;
+	expunge_uids(mb, &six, 1);
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(r[0].old_uid, 6);
+	CU_ASSERT_EQUAL(r[0].uid, 9);
+	free(r);
+	CU_ASSERT_STRING_EQUAL(show(mb, 9).body, "body b\r\n");
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 4);
+
+	/* a checkpoint carries the list: another engine, from it alone */
+	expunge_uids(mb, &d, 1);
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
+	struct mail_engine_options o = eu_options(&e.clk, 62);
+	o.expunge_retention_ms = 7 * DAY_MS;
+	struct mail_engine *other = NULL;
+	CU_ASSERT_FATAL(mail_engine_new(&e.st, &o, &other) == 0);
+	struct mail_mailbox *ob;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "uma", "INBOX", &ob), 0);
+	CU_ASSERT(ob->log.ckpt_loaded);
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(ob, 0, &n, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(r[0].old_uid, d);
+	CU_ASSERT_EQUAL(r[0].uid, 10);
+	free(r);
+	mail_mailbox_close(ob);
+	mail_engine_free(other);
+	CU_ASSERT_EQUAL(exists_of(mb), 4);
+	CU_ASSERT_STRING_EQUAL(show(mb, 10).body, "body d\r\n");
+
+	/* within the retention, every expunged body is still there; past it,
+	 * a checkpoint collects them and there is nothing left to undelete */
+	char pfx[160], pk[128];
+	snprintf(pfx, sizeof(pfx), "uma/mail/%s/", mail_mailbox_id(mb));
+	snprintf(pk, sizeof(pk), "uma/mail/%s", mail_mailbox_id(mb));
+	e.clk.now += 6 * DAY_MS;
+	mail_reap_due(e.eng, 0); /* the moved message's body goes after the grace period */
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 4 + 5); /* live; a, b, c, 6, d */
+	CU_ASSERT_EQUAL(oplog_idle_checkpoint_due(&mb->log, e.clk.now), 0);
+	e.clk.now += 2 * DAY_MS;
+	CU_ASSERT_EQUAL(oplog_idle_checkpoint_due(&mb->log, e.clk.now), 1);
+	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
+	CU_ASSERT_EQUAL(mb->log.cur->n_expunged, 0);
+	CU_ASSERT_EQUAL(oplog_idle_checkpoint_due(&mb->log, e.clk.now), 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 4);
+	CU_ASSERT_EQUAL(count_rows(&e, pk), 4);
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 4);
+	mail_mailbox_close(mb);
+	mail_mailbox_close(arch);
+	env_close(&e);
+}
+
+/* Without a retention nothing is listed and the contents go after the
+ * grace period, as before: nothing to undelete. */
+static void test_undelete_without_retention(void)
+{
+	struct env e;
+	env_open(&e, 63);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "val", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+	uint32_t one = 1;
+	expunge_uids(mb, &one, 1);
+	CU_ASSERT_EQUAL(mb->log.cur->n_expunged, 0);
+	size_t n = 99;
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "val/mail/%s/", mail_mailbox_id(mb));
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 2);
+	e.clk.now += MAIL_REAP_GRACE_MS + 1000;
+	mail_reap_due(e.eng, 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 1);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+/* A retention shorter than the collection: an undelete finds the bodies
+ * gone and restores nothing; orphan collection spares what the retention
+ * keeps, then takes it. */
+static void test_retention_and_orphans(void)
+{
+	struct env e;
+	env_open_with(&e, 64, 0, DAY_MS);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "wes", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	uint32_t two[] = { 1, 2 };
+	expunge_uids(mb, two, 2);
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "wes/mail/%s/", mail_mailbox_id(mb));
+	e.clk.now += 2 * 3600 * 1000;
+	uint64_t removed = 9;
+	CU_ASSERT_EQUAL(mail_collect_orphans(e.eng, "wes", "INBOX", 3600 * 1000, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 3);
+	e.clk.now += DAY_MS;
+	CU_ASSERT_EQUAL(mail_collect_orphans(e.eng, "wes", "INBOX", 3600 * 1000, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 2);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
+	/* still listed (no checkpoint since), but the bodies are gone */
+	CU_ASSERT_EQUAL(mb->log.cur->n_expunged, 2);
+	size_t n = 9;
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 1);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
+/* Two undeletes of the same messages at once (the second engine works
+ * from a state read before the first one's add): the later add removes
+ * its own copies, so every message is there once. */
+static void test_undelete_concurrent(void)
+{
+	struct env e;
+	env_open_with(&e, 65, 0, 7 * DAY_MS);
+	struct mail_engine_options o = eu_options(&e.clk, 66);
+	o.expunge_retention_ms = 7 * DAY_MS;
+	struct mail_engine *other = NULL;
+	CU_ASSERT_FATAL(mail_engine_new(&e.st, &o, &other) == 0);
+	other->lazy = 1; /* reads only when told to: a stale reader */
+	struct mail_mailbox *mb, *ob;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "xia", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	uint32_t two[] = { 1, 3 };
+	expunge_uids(mb, two, 2);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "xia", "INBOX", &ob), 0);
+	CU_ASSERT_EQUAL(ob->log.cur->n_expunged, 2);
+	size_t n = 0, n2 = 9;
+	/* in the same ms: the same new ids, the log takes them once */
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(ob->log.cur->n, 1); /* has not seen it */
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(ob, 0, &n2, NULL), 0);
+	CU_ASSERT_EQUAL(n2, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 3);
+	CU_ASSERT_EQUAL(exists_of(ob), 3);
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	CU_ASSERT_EQUAL(mail_view_uid(v, 2), 4);
+	CU_ASSERT_EQUAL(mail_view_uid(v, 3), 5);
+	mail_view_close(v);
+	/* later: other ids, the second add expunges its own copies (the
+	 * items of the first round's second add took UIDs 6 and 7) */
+	uint32_t again[] = { 4, 5 };
+	expunge_uids(mb, again, 2);
+	e.clk.now += 1000;
+	CU_ASSERT_EQUAL(mail_mailbox_sync(ob), 0);
+	CU_ASSERT_EQUAL(ob->log.cur->n, 1);
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(mb, 0, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	e.clk.now += 1000;
+	CU_ASSERT_EQUAL(mail_mailbox_undelete(ob, 0, &n2, NULL), 0);
+	CU_ASSERT_EQUAL(n2, 0);
+	CU_ASSERT_EQUAL(exists_of(mb), 3);
+	CU_ASSERT_EQUAL(exists_of(ob), 3);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	CU_ASSERT_EQUAL(mail_view_uid(v, 2), 8);
+	CU_ASSERT_EQUAL(mail_view_uid(v, 3), 9);
+	mail_view_close(v);
+	mail_mailbox_close(ob);
+	mail_engine_free(other);
+	mail_mailbox_close(mb);
+	env_close(&e);
+}
+
 /* -------------------------------------------------------- poller, sharing */
 
 static int notified;
@@ -2210,6 +2637,11 @@ int main(void)
 	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
 	CU_add_test(s, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
 	CU_add_test(s, "copy and move", test_copy_move);
+	CU_add_test(s, "codec: checkpoints with recently expunged messages", test_codec_state_expunged);
+	CU_add_test(s, "undelete: new UIDs, same contents, since, once; retention", test_undelete);
+	CU_add_test(s, "undelete without a retention: nothing", test_undelete_without_retention);
+	CU_add_test(s, "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans);
+	CU_add_test(s, "undelete twice at once: every message once", test_undelete_concurrent);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
 	CU_add_test(s, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
@@ -2232,6 +2664,9 @@ int main(void)
 	CU_add_test(t, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
 	CU_add_test(t, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
 	CU_add_test(t, "copy and move", test_copy_move);
+	CU_add_test(t, "undelete: new UIDs, same contents, since, once; retention", test_undelete);
+	CU_add_test(t, "undelete without a retention: nothing", test_undelete_without_retention);
+	CU_add_test(t, "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans);
 	CU_add_test(t, "poller wakes subscribers; one shared state", test_poller_and_sharing);
 	CU_add_test(t, "threads on two engines with pollers converge", test_threads);
 	CU_add_test(t, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",

@@ -545,6 +545,7 @@ class ConfigCheck(unittest.TestCase):
                              (base + "[imap]\ntls_listen = 127.0.0.1:1993\n", "tls_listen"),
                              (base + "[imap]\nplaintext_auth = maybe\n", "plaintext_auth"),
                              (base + "[auth]\nfailure_delay = -1\n", "failure_delay"),
+                             (base + "expunge_retention = a week\n", "expunge_retention"),
                              (base + "[imap]\nlisten = 127.0.0.1:1143\nbogus = 1\n", "bogus")):
             out = self.check(text)
             self.assertNotEqual(out.returncode, 0, text)

@@ -185,7 +185,22 @@ static void test_config_keys(void)
 	CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:1143");
 	CU_ASSERT_EQUAL(cfg.workers, 4);
 	CU_ASSERT_EQUAL(cfg.idle_timeout, 1800);
+	CU_ASSERT_EQUAL(cfg.expunge_retention_s, 7 * 86400);
 	ag_config_free(&cfg);
+	/* expunge_retention is the engine's: not passed to the driver */
+	static const struct { const char *v; uint64_t s; } durations[] = {
+		{ "0", 0 }, { "90", 90 }, { "30m", 1800 }, { "12h", 43200 }, { "7d", 604800 }, { "2w", 1209600 },
+		{ "365d", 31536000 },
+	};
+	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[storage]\ndriver = memory\nexpunge_retention = %s\n", durations[i].v);
+		path = write_file("r.conf", text);
+		CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(cfg.expunge_retention_s, durations[i].s);
+		CU_ASSERT_EQUAL(cfg.n_storage, 0);
+		ag_config_free(&cfg);
+	}
 	static const char *const bad[] = {
 		"[storage]\ndriver = m\n[imap]\nlisten = 127.0.0.1\n",
 		"[storage]\ndriver = m\n[imap]\nlisten = [::1]\n",
@@ -193,6 +208,12 @@ static void test_config_keys(void)
 		"[storage]\ndriver = m\n[imap]\nworkers = 1000\n",
 		"[storage]\ndriver = m\n[imap]\ntls_cert = /c.pem\n",
 		"[storage]\ndriver = m\n[auth]\nfailure_delay = 10\nfailure_delay_max = 5\n",
+		"[storage]\ndriver = m\nexpunge_retention = 7x\n",
+		"[storage]\ndriver = m\nexpunge_retention = -1d\n",
+		"[storage]\ndriver = m\nexpunge_retention = 366d\n",
+		"[storage]\ndriver = m\nexpunge_retention = d\n",
+		"[storage]\ndriver = m\nexpunge_retention = 7 d\n",
+		"[storage]\ndriver = m\nexpunge_retention = 99999999999999999999w\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path = write_file("bad.conf", bad[i]);
