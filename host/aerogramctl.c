@@ -66,6 +66,24 @@ static const struct subcommand subcommands[] = {
 	  "cannot be deleted, is emptied), then removes the user; if the store fails, the user is\n"
 	  "kept and the command can be run again.\n" RELOAD },
 	{ "user list", ctl_cmd_user_list, NEEDS_CONFIG, "", "list the users of the users file, one per line", NULL },
+	{ "import", ctl_cmd_import, NEEDS_STORE, "NAME [--mailbox BOX] [--batch N] [--keep-from-quoting] PATH",
+	  "import an mbox file, a Maildir or a directory tree of either into a user's mailboxes",
+	  "PATH is an mbox file (into BOX, default INBOX), a Maildir (into BOX, default INBOX; its\n"
+	  "Maildir++ folders .A.B into A.B, below BOX when --mailbox is given) or a directory of\n"
+	  "mbox files and Maildirs (each into the mailbox of its path, below BOX if given).\n"
+	  "Messages are stored as an IMAP APPEND stores them (line ends made CRLF), BATCH at a time\n"
+	  "(default 100) in one log entry each. Flags come from Maildir names (:2,DFPRST) or mbox\n"
+	  "Status/X-Status/X-Keywords headers; internal dates from the From_ line or the file's\n"
+	  "mtime. mbox \">From \" lines lose one '>' (mboxrd) unless --keep-from-quoting.\n"
+	  "A progress bar on a terminal, a line per mailbox. Interrupted (Ctrl-C, exit status\n"
+	  "130) or failed, the same command goes on where it stopped: a message whose Message-ID\n"
+	  "and size (or, without Message-ID, whose SHA-256) the mailbox holds already is skipped.\n" },
+	{ "export", ctl_cmd_export, NEEDS_STORE, "NAME BOX FILE.mbox [--flags] [--force]",
+	  "write a mailbox to an mbox file (mboxrd; FILE - is standard output)",
+	  "Each message gets a From_ line (Return-Path or From address, internal date in UTC),\n"
+	  "LF line ends and \">From \" quoting (mboxrd); --flags adds Status, X-Status and\n"
+	  "X-Keywords headers (import reads them back). An existing FILE is replaced only with\n"
+	  "--force; the file is written beside it and renamed when complete.\n" },
 	/* undelete and copy-store: ctl_store.c (their entries go here). */
 	{ "hash-password", ctl_cmd_hash_password, NEEDS_NOTHING, "",
 	  "print the Argon2id PHC string of the password on standard input",

@@ -11,5 +11,8 @@ int ctl_cmd_user_add(struct ctl *c, int argc, char **argv);
 int ctl_cmd_user_passwd(struct ctl *c, int argc, char **argv);
 int ctl_cmd_user_del(struct ctl *c, int argc, char **argv);
 int ctl_cmd_user_list(struct ctl *c, int argc, char **argv);
+/* ctl_import.c */
+int ctl_cmd_import(struct ctl *c, int argc, char **argv);
+int ctl_cmd_export(struct ctl *c, int argc, char **argv);
 
 #endif
