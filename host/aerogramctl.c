@@ -84,6 +84,13 @@ static const struct subcommand subcommands[] = {
 	  "LF line ends and \">From \" quoting (mboxrd); --flags adds Status, X-Status and\n"
 	  "X-Keywords headers (import reads them back). An existing FILE is replaced only with\n"
 	  "--force; the file is written beside it and renamed when complete.\n" },
+	{ "check", ctl_cmd_check, NEEDS_STORE, "NAME [--mailbox BOX] [--grace SECONDS]",
+	  "check that every message of a user has its summary and body; count orphans",
+	  "Replays each mailbox's log, reads its summaries and lists its bodies, and writes\n"
+	  "nothing. Orphans (bodies and summaries no message refers to: expunged messages not\n"
+	  "collected yet, failed appends) are counted; those younger than --grace (3600 s) may be\n"
+	  "appends in flight and are counted apart. Exit status 1 when a message misses a part.\n" },
+	{ "stats", ctl_cmd_stats, NEEDS_STORE, "NAME", "mailboxes, messages, unseen messages and bytes of a user", NULL },
 	/* undelete and copy-store: ctl_store.c (their entries go here). */
 	{ "hash-password", ctl_cmd_hash_password, NEEDS_NOTHING, "",
 	  "print the Argon2id PHC string of the password on standard input",

@@ -14,5 +14,8 @@ int ctl_cmd_user_list(struct ctl *c, int argc, char **argv);
 /* ctl_import.c */
 int ctl_cmd_import(struct ctl *c, int argc, char **argv);
 int ctl_cmd_export(struct ctl *c, int argc, char **argv);
+/* ctl_check.c */
+int ctl_cmd_check(struct ctl *c, int argc, char **argv);
+int ctl_cmd_stats(struct ctl *c, int argc, char **argv);
 
 #endif

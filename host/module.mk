@@ -22,7 +22,7 @@ $(B)/aerogramd: $(B)/obj/host/aerogramd.o $(HOST_SERVER_OBJS) $(HOST_COMMON_OBJS
 # aerogramctl: the subcommand table (aerogramctl.c), what they share (ctl.c,
 # ctl.h) and one file per group of subcommands; it opens the configuration,
 # the driver and a mail engine as aerogramd does.
-HOST_CTL_OBJS = $(addprefix $(B)/obj/host/,aerogramctl.o ctl.o ctl_users.o ctl_import.o users.o log.o)
+HOST_CTL_OBJS = $(addprefix $(B)/obj/host/,aerogramctl.o ctl.o ctl_users.o ctl_import.o ctl_check.o users.o log.o)
 $(B)/aerogramctl: $(HOST_CTL_OBJS) $(HOST_COMMON_OBJS) $(B)/libagmail.a $(B)/libagprotocol.a
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS) -ldl
 
