@@ -194,8 +194,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
 			return cmd_version(NULL, 1, argv);
 		} else {
-			ctl_error("unknown option %s", argv[i]);
-			usage(stderr);
+			ctl_error("unknown option %s (aerogramctl --help lists the options)", argv[i]);
 			return 2;
 		}
 	}
@@ -206,10 +205,8 @@ int main(int argc, char **argv)
 	int words;
 	const struct subcommand *s = lookup(argc - i, argv + i, &words);
 	if (s == NULL) {
-		if (!group_usage(argv[i])) {
-			ctl_error("no subcommand %s", argv[i]);
-			usage(stderr);
-		}
+		if (!group_usage(argv[i]))
+			ctl_error("no subcommand %s (aerogramctl --help lists them)", argv[i]);
 		return 2;
 	}
 	/* The subcommand's arguments, with -c FILE taken out and --help

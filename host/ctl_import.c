@@ -676,21 +676,23 @@ static int add_source(struct sources *s, enum source_kind kind, const char *path
 }
 
 /* "parent" + "." + child as the engine spells names; a Maildir++ folder
- * name is modified UTF-7 already, a file name is UTF-8. */
+ * name is modified UTF-7 already, a file name is UTF-8. INBOX in any case
+ * is INBOX at the top level only. */
 static char *child_name(const char *parent, const char *child, int is_mutf7)
 {
-	char *enc = NULL;
-	if (is_mutf7 && mutf7_is_valid(child, strlen(child)))
-		enc = strdup(child);
-	else
-		enc = ctl_mailbox_name(child);
-	if (enc == NULL)
-		return NULL;
-	if (parent == NULL)
-		return enc;
 	struct agbuf out = AGBUF_INIT;
-	agbuf_printf(&out, "%s%c%s", parent, MAIL_DELIMITER, enc);
-	free(enc);
+	if (parent != NULL)
+		agbuf_printf(&out, "%s%c", parent, MAIL_DELIMITER);
+	size_t at = out.len;
+	if (is_mutf7 && mutf7_is_valid(child, strlen(child)))
+		agbuf_puts(&out, child);
+	else if (mutf7_encode(child, strlen(child), &out) != 0 || out.len == at) {
+		agbuf_free(&out);
+		return NULL;
+	}
+	if (parent == NULL && strncasecmp(out.data, "INBOX", 5) == 0 &&
+	    (out.data[5] == '\0' || out.data[5] == MAIL_DELIMITER))
+		memcpy(out.data, "INBOX", 5);
 	return agbuf_steal(&out, NULL);
 }
 

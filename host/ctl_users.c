@@ -82,22 +82,23 @@ static long read_line(FILE *f, char *buf, size_t size)
 	return (long)len;
 }
 
-/* Asks on the terminal with echo off. */
+/* Asks on the terminal with echo off (turned off before the prompt is
+ * shown, so nothing typed after it is echoed). */
 static long prompt(const char *text, char *buf, size_t size)
 {
 	struct termios old, quiet;
 	int tty = tcgetattr(STDIN_FILENO, &old) == 0;
-	fputs(text, stderr);
-	fflush(stderr);
 	if (tty) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		quiet.c_lflag |= ECHONL;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 	}
+	fputs(text, stderr);
+	fflush(stderr);
 	long len = read_line(stdin, buf, size);
 	if (tty)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
 	return len;
 }
 
