@@ -179,6 +179,8 @@ void ctl_catch_interrupt(void)
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_interrupt;
+	/* the store calls in flight (files, sockets) go on undisturbed */
+	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
