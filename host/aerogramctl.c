@@ -91,7 +91,12 @@ static const struct subcommand subcommands[] = {
 	  "collected yet, failed appends) are counted; those younger than --grace (3600 s) may be\n"
 	  "appends in flight and are counted apart. Exit status 1 when a message misses a part.\n" },
 	{ "stats", ctl_cmd_stats, NEEDS_STORE, "NAME", "mailboxes, messages, unseen messages and bytes of a user", NULL },
-	/* undelete and copy-store: ctl_store.c (their entries go here). */
+	/* undelete and copy-store live in ctl_store.c and take the engine
+	 * (int ctl_undelete(struct mail_engine *, int, char **)): an adapter
+	 *     static int run_undelete(struct ctl *c, int argc, char **argv)
+	 *     { return ctl_undelete(c->engine, argc, argv); }
+	 * an entry here with NEEDS_STORE, and ctl_store.o in HOST_CTL_OBJS
+	 * (host/module.mk). */
 	{ "hash-password", ctl_cmd_hash_password, NEEDS_NOTHING, "",
 	  "print the Argon2id PHC string of the password on standard input",
 	  "Parameters m=65536 (KiB), t=3, p=1, a 16-byte random salt (user add uses the same).\n" },

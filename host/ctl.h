@@ -21,9 +21,12 @@
  * Subcommands are functions `int f(struct ctl *c, int argc, char **argv)`
  * listed in the table of aerogramctl.c (name, function, what it opens, one
  * line of help, usage); argv[0] is the subcommand's name, options follow
- * (getopt_long, optind reset by the framework). They print errors with
- * ctl_error (one line, "aerogramctl: ..."), and return 0, 1 (failed) or 2
- * (bad usage). The framework answers `--help` itself from the table.
+ * (getopt_long, optind reset by the framework, -c FILE already taken out).
+ * They print errors with ctl_error (one line, "aerogramctl: ..."), and
+ * return 0, 1 (failed) or 2 (bad usage). The framework answers `--help`
+ * itself from the table, opens what the entry asks for before the call and
+ * closes it after. A subcommand that works on a second store (another
+ * configuration file) opens it with ctl_open on a struct ctl of its own.
  */
 #ifndef AG_HOST_CTL_H
 #define AG_HOST_CTL_H
@@ -71,6 +74,12 @@ const char *ctl_strerror(const struct ctl *c, int rc, char *buf, size_t len);
  * load. Subcommands that take a user name check it first, so a typo does
  * not create mail for nobody. */
 int ctl_user_known(const struct ctl *c, const char *user, char *err, size_t errlen);
+
+/* The names of the users file's users, in file order (*names and each
+ * name malloc'd; free with ctl_users_free). 0, or -1 with one line in err
+ * (a users file the daemon would refuse is an error). */
+int ctl_users_list(const struct ctl *c, char ***names, size_t *n, char *err, size_t errlen);
+void ctl_users_free(char **names, size_t n);
 
 /* A mailbox name as an operator types it (UTF-8, '.' between levels,
  * INBOX in any case) to the form the engine stores (modified UTF-7, RFC

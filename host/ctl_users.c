@@ -519,6 +519,45 @@ int ctl_user_known(const struct ctl *c, const char *user, char *err, size_t errl
 	return 0;
 }
 
+int ctl_users_list(const struct ctl *c, char ***names, size_t *n, char *err, size_t errlen)
+{
+	*names = NULL;
+	*n = 0;
+	struct users_file uf;
+	if (uf_load(&uf, c->config.users_file, 0, err, errlen) != 0)
+		return -1;
+	char h[300];
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < uf.n; i++) {
+		if (!header_name(uf.lines[i], i == 0, h, sizeof(h)))
+			continue;
+		char **g = realloc(*names, (*n + 1) * sizeof(char *));
+		if (g == NULL || (g[*n] = strdup(h)) == NULL) {
+			if (g != NULL)
+				*names = g;
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		*names = g;
+		(*n)++;
+	}
+	uf_free(&uf);
+	if (rc != 0) {
+		ctl_users_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void ctl_users_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 static const char reload_note[] = "running daemons take the change on SIGHUP (systemctl reload aerogramd, "
                                   "or kill -HUP the aerogramd process)";
 
@@ -777,15 +816,14 @@ int ctl_cmd_user_list(struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	char err[1200];
-	struct users_file uf;
-	if (uf_load(&uf, c->config.users_file, 0, err, sizeof(err)) != 0) {
+	char **names;
+	size_t n;
+	if (ctl_users_list(c, &names, &n, err, sizeof(err)) != 0) {
 		ctl_error("%s", err);
 		return 1;
 	}
-	char h[300];
-	for (size_t i = 0; i < uf.n; i++)
-		if (header_name(uf.lines[i], i == 0, h, sizeof(h)))
-			printf("%s\n", h);
-	uf_free(&uf);
+	for (size_t i = 0; i < n; i++)
+		printf("%s\n", names[i]);
+	ctl_users_free(names, n);
 	return 0;
 }
