@@ -792,10 +792,12 @@ int ctl_cmd_user_del(struct ctl *c, int argc, char **argv)
 		if (i == (size_t)at || line_key(uf.lines[i], key, sizeof(key)))
 			uf_remove(&uf, i);
 	}
-	/* No run of blank lines where the section was. */
+	/* No run of blank lines where the section was, none at the end. */
 	while ((size_t)at < uf.n && strspn(uf.lines[at], " \t\r\n") == strlen(uf.lines[at]) &&
 	       (at == 0 || strspn(uf.lines[at - 1], " \t\r\n") == strlen(uf.lines[at - 1])))
 		uf_remove(&uf, (size_t)at);
+	while (uf.n > 0 && strspn(uf.lines[uf.n - 1], " \t\r\n") == strlen(uf.lines[uf.n - 1]))
+		uf_remove(&uf, uf.n - 1);
 	if (uf_save(&uf, err, sizeof(err)) != 0) {
 		ctl_error("%s", err);
 		uf_free(&uf);
