@@ -8,6 +8,9 @@
 #   make bench-imap                 aerogramd (sqlite, memory) and the reference
 #                                   Dovecot under imaptest's mixed load, then a
 #                                   decay run (bench/imap_stress.py)
+#   make bench-import               aerogramctl import: messages/s for the test
+#                                   mbox and IMPORT_COUNT generated messages, on
+#                                   sqlite and garage-emu (bench/import_rate.py)
 #   make bench-scale                one INBOX filled to SCALE_MAX messages with
 #                                   pipelined APPENDs; SELECT/APPEND/STATUS/SEARCH
 #                                   timed on the way; fsyncs per APPEND
@@ -56,3 +59,9 @@ bench-imap: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram
 
 bench-scale: $(B)/aerogramd $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_memory.so
 	$(BENCH_ENV) python3 bench/mailbox_scale.py --max $(SCALE_MAX) $(BENCH_SCALE_ARGS)
+
+IMPORT_COUNT = 10000
+BENCH_IMPORT_ARGS =
+.PHONY: bench-import
+bench-import: $(B)/aerogramctl $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_garage.so
+	B=$(B) python3 bench/import_rate.py --count $(IMPORT_COUNT) $(BENCH_IMPORT_ARGS)

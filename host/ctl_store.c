@@ -249,7 +249,7 @@ int ctl_cmd_undelete(struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	char err[512];
-	if (ctl_undelete(c->eng, user, box, since, stdout, NULL, err, sizeof(err)) != 0) {
+	if (ctl_undelete(c->engine, user, box, since, stdout, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "aerogramctl: undelete: %s\n", err);
 		return 1;
 	}
@@ -788,11 +788,11 @@ int ctl_cmd_copy_store(struct ctl *c, int argc, char **argv)
 			return 1;
 		}
 		n = 1;
-	} else if (c->cfg->users_file == NULL) {
+	} else if (c->config.users_file == NULL) {
 		fprintf(stderr, "aerogramctl: copy-store: %s has no [auth] users_file to take the users from: "
-		                "give --user NAME\n", c->cfg->path);
+		                "give --user NAME\n", c->config.path);
 		return 1;
-	} else if (ctl_users_from_file(c->cfg->users_file, &names, &n, err, sizeof(err)) != 0) {
+	} else if (ctl_users_from_file(c->config.users_file, &names, &n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "aerogramctl: copy-store: %s\n", err);
 		return 1;
 	}
@@ -804,7 +804,7 @@ int ctl_cmd_copy_store(struct ctl *c, int argc, char **argv)
 	} else {
 		struct ctl_copy_options opt = { .limit = limit, .out = stdout };
 		struct ctl_copy_stats st;
-		int rc = ctl_copy_store(c->eng, other.eng, (const char *const *)names, n, &opt, &st, err, sizeof(err));
+		int rc = ctl_copy_store(c->engine, other.engine, (const char *const *)names, n, &opt, &st, err, sizeof(err));
 		if (rc < 0) {
 			fflush(stdout);
 			fprintf(stderr, "aerogramctl: copy-store: %s\n", err);
@@ -818,75 +818,4 @@ int ctl_cmd_copy_store(struct ctl *c, int argc, char **argv)
 		free(names[i]);
 	free(names);
 	return status;
-}
-
-/* --------------------------------------------------------------- ctl_open
- *
- * PROVISIONAL: the aerogramctl framework brings its own ctl_open and
- * ctl_close (host/ctl.h); these are what the store subcommands and their
- * test need meanwhile, and go when that one is merged. */
-
-static void ctl_engine_log(void *arg, int level, const char *line)
-{
-	(void)arg;
-	if (level <= AEROGRAM_LOG_WARNING)
-		fprintf(stderr, "aerogramctl: store %s: %s\n", level == AEROGRAM_LOG_ERROR ? "error" : "warning", line);
-}
-
-/* The drivers' lines: warnings and errors only (a command's output is its
- * own lines). */
-static void ctl_driver_log(enum aerogram_log_level level, const char *tag, const char *message)
-{
-	if (level <= AEROGRAM_LOG_WARNING)
-		fprintf(stderr, "aerogramctl: %s %s: %s\n", tag ? tag : "driver",
-		        level == AEROGRAM_LOG_ERROR ? "error" : "warning", message);
-}
-
-int ctl_open(struct ctl *c, const char *config_path, char *err, size_t errlen)
-{
-	memset(c, 0, sizeof(*c));
-	c->cfg = calloc(1, sizeof(*c->cfg));
-	if (c->cfg == NULL) {
-		set_err(err, errlen, "out of memory");
-		return -1;
-	}
-	if (ag_config_load(config_path, c->cfg, err, errlen) != 0) {
-		free(c->cfg);
-		c->cfg = NULL;
-		return -1;
-	}
-	ag_driver_set_log(ctl_driver_log);
-	if (ag_driver_load(c->cfg->driver, c->cfg->driver_dir, c->cfg->storage, c->cfg->n_storage, &c->drv, err,
-	                   errlen) != 0) {
-		ctl_close(c);
-		return -1;
-	}
-	struct mail_engine_options o = {
-		.no_poller = 1,
-		.expunge_retention_ms = c->cfg->expunge_retention_s * 1000,
-		.log = ctl_engine_log,
-	};
-	int rc = mail_engine_new(ag_driver_store(c->drv), &o, &c->eng);
-	if (rc != 0) {
-		set_err(err, errlen, "%s: cannot start the mail engine (error %d)", config_path, rc);
-		ctl_close(c);
-		return -1;
-	}
-	return 0;
-}
-
-void ctl_close(struct ctl *c)
-{
-	if (c->eng) {
-		/* the next daemon to open what we wrote reads a checkpoint */
-		mail_engine_checkpoint_all(c->eng, 10000);
-		mail_engine_free(c->eng);
-	}
-	if (c->drv)
-		ag_driver_unload(c->drv);
-	if (c->cfg) {
-		ag_config_free(c->cfg);
-		free(c->cfg);
-	}
-	memset(c, 0, sizeof(*c));
 }

@@ -24,8 +24,13 @@ PROGRAMS += aerogramctl
 $(B)/aerogramd: $(B)/obj/host/aerogramd.o $(HOST_SERVER_OBJS) $(HOST_COMMON_OBJS) $(B)/libagmail.a $(B)/libagprotocol.a
 	$(CC) $(AG_LDFLAGS) -rdynamic -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS) -ldl
 
-$(B)/aerogramctl: $(B)/obj/host/aerogramctl.o
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ARGON2_LIBS) $(OPENSSL_LIBS)
+# aerogramctl: the subcommand table (aerogramctl.c), what they share (ctl.c,
+# ctl.h) and one file per group of subcommands; it opens the configuration,
+# the driver and a mail engine as aerogramd does.
+HOST_CTL_OBJS = $(addprefix $(B)/obj/host/,aerogramctl.o ctl.o ctl_users.o ctl_import.o ctl_check.o ctl_store.o \
+	users.o log.o)
+$(B)/aerogramctl: $(HOST_CTL_OBJS) $(HOST_COMMON_OBJS) $(B)/libagmail.a $(B)/libagprotocol.a
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS) -ldl
 
 # `make run`: a demo daemon in the foreground on 127.0.0.1:1143 over the
 # SQLite driver (its database in build/run/data, kept between runs), with a

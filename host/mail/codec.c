@@ -517,6 +517,9 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n_expunged = (size_t)ne;
 	}
+	/* canonical: version 4 only when a size or an expunged message needs it */
+	if (version == CODEC_VERSION_4 && !(s->n_unsized < s->n || s->n_expunged > 0))
+		r.bad = 1;
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);
 		return AEROGRAM_EINVAL;

@@ -406,6 +406,25 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *name,
                          uint64_t grace_ms, uint64_t *removed);
 
+/* What mail_check_mailbox found. */
+struct mail_check {
+	uint64_t messages;          /* in the replayed state */
+	uint64_t bytes;             /* their sizes, from their summaries */
+	uint64_t missing_summaries; /* messages without a summary row */
+	uint64_t bad_summaries;     /* messages whose summary does not decode */
+	uint64_t missing_bodies;    /* messages without a body */
+	uint64_t orphan_summaries;  /* summaries no message refers to, older than the grace */
+	uint64_t orphan_bodies;     /* bodies no message refers to, older than the grace */
+	uint64_t young_summaries;   /* the same, younger (appends possibly in flight) */
+	uint64_t young_bodies;
+};
+/* Checks mailbox `name` without writing anything: replays its log, then
+ * reads its summaries and lists its bodies. `problem` (may be NULL) is
+ * called for each message missing a part. */
+int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *name, uint64_t grace_ms,
+                       struct mail_check *out, void (*problem)(void *arg, uint32_t uid, const char *what),
+                       void *arg);
+
 /* Message ids as text: n bytes to 2n lowercase hex digits and a NUL
  * (out: 2n+1 bytes), and back (exactly 2n lowercase digits; 0 or -1). */
 void mail_hex(const uint8_t *in, size_t n, char *out);

@@ -103,6 +103,11 @@ int mail_lock_or_again(pthread_mutex_t *m);
 		if (mail_would_block_write((eng))) \
 			return MAIL_EAGAIN;        \
 	} while (0)
+/* Puts the bodies of an add (keys[i] <- msgs[i].body), up to
+ * MAIL_PUT_PARALLEL at once on a store whose reads are not local
+ * (bodies.c). 0 or the first error. */
+#define MAIL_PUT_PARALLEL 8
+int mail_put_bodies(struct mail_engine *eng, char *const *keys, const struct mail_new_message *msgs, size_t n);
 /* Sleeps ms milliseconds (the engine's sleep option, or nanosleep). */
 void mail_sleep(struct mail_engine *eng, uint32_t ms);
 

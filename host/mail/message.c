@@ -302,30 +302,33 @@ int mail_append_many_claim(struct mail_mailbox *mb, const struct mail_new_messag
 	struct aerogram_row_write *ws = calloc(n, sizeof(*ws));
 	char (*sks)[33] = calloc(n, sizeof(*sks));
 	struct cbuf *bufs = calloc(n, sizeof(*bufs));
-	if (op == NULL || ws == NULL || sks == NULL || bufs == NULL) {
+	char (*keys)[700] = calloc(n, sizeof(*keys));
+	char **key_ptrs = calloc(n, sizeof(*key_ptrs));
+	if (op == NULL || ws == NULL || sks == NULL || bufs == NULL || keys == NULL || key_ptrs == NULL) {
 		uidx_op_free(op);
 		free(ws);
 		free(sks);
 		free(bufs);
+		free(keys);
+		free(key_ptrs);
 		return AEROGRAM_EINTERNAL;
 	}
 	char pk[512];
 	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
-	int rc = 0;
 	/* Bodies and summaries first (immutable, named by fresh ids), then one
 	 * log entry for every message of the command. */
+	for (size_t i = 0; i < n; i++) {
+		new_msg_id(eng, op->ids[i]);
+		key_body(keys[i], sizeof(keys[i]), mb->user, mb->id, op->ids[i]);
+		key_ptrs[i] = keys[i];
+	}
+	int rc = mail_put_bodies(eng, key_ptrs, msgs, n);
+	free(key_ptrs);
+	free(keys);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const struct mail_new_message *msg = &msgs[i];
 		uint8_t *id = op->ids[i];
-		new_msg_id(eng, id);
-		char key[700];
-		key_body(key, sizeof(key), mb->user, mb->id, id);
 		mail_hex(id, UIDX_ID, sks[i]);
-		rc = eng->st.driver->blob_put(eng->st.store, key, msg->body, msg->body_len, NULL, 0);
-		if (rc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
-			break;
-		}
 		struct summary s = {
 			.internal_date_ms = msg->internal_date_ms ? msg->internal_date_ms : mail_now(eng),
 			.size = msg->body_len,

@@ -31,8 +31,9 @@ $(ENGINE_T)/bench_open: $(B)/obj/tests/engine/bench_open.o $(ENGINE_TEST_DEPS)
 
 # aerogramctl's store commands (host/ctl_store.c: undelete, copy-store) end
 # to end over stores opened from configuration files (SQLite, memory).
-CTL_STORE_TEST_OBJS = $(B)/obj/tests/engine/test_ctl_store.o $(HOST_CTL_STORE_OBJS) $(HOST_COMMON_OBJS) \
-	$(B)/obj/host/users.o $(B)/obj/host/log.o $(MAIL_LIB)
+CTL_STORE_TEST_OBJS = $(B)/obj/tests/engine/test_ctl_store.o $(HOST_CTL_STORE_OBJS) $(B)/obj/host/ctl.o \
+	$(HOST_COMMON_OBJS) \
+	$(B)/obj/host/users.o $(B)/obj/host/log.o $(MAIL_LIB) $(B)/libagprotocol.a
 TESTBINS += $(B)/tests/test_ctl_store
 
 $(B)/tests/test_ctl_store: $(CTL_STORE_TEST_OBJS)

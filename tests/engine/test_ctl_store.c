@@ -310,43 +310,43 @@ static void test_copy_resume(void)
 	struct ctl a, b;
 	open_ctl(&a, conf_a);
 	open_ctl(&b, dest_conf);
-	fill_source(a.eng);
+	fill_source(a.engine);
 	char **users;
 	size_t n_users;
 	char err[512];
-	CU_ASSERT_EQUAL_FATAL(ctl_users_from_file(a.cfg->users_file, &users, &n_users, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ctl_users_from_file(a.config.users_file, &users, &n_users, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(n_users, 3);
 	CU_ASSERT_STRING_EQUAL(users[0], "alice");
 
 	/* interrupted after 15 messages */
 	struct ctl_copy_options opt = { .limit = 15, .batch = 4 };
 	struct ctl_copy_stats st;
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 1);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, b.engine, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 1);
 	CU_ASSERT_EQUAL(st.copied, 15);
 	/* resumed: the rest, nothing twice, verified */
 	opt.limit = 0;
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, b.engine, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 0);
 	uint64_t total = 38 + 6 + 1 + 6;
 	CU_ASSERT_EQUAL(st.skipped, 15);
 	CU_ASSERT_EQUAL(st.copied, total - 15);
 	CU_ASSERT_EQUAL(st.messages, total);
 	CU_ASSERT_EQUAL(st.mismatches, 0);
 	CU_ASSERT_EQUAL(st.users, 3);
-	CU_ASSERT_EQUAL(assert_same(a.eng, b.eng, "alice"), 38 + 6);
-	CU_ASSERT_EQUAL(assert_same(a.eng, b.eng, "bob"), 1 + 6);
-	CU_ASSERT_EQUAL(assert_same(a.eng, b.eng, "carol"), 0);
+	CU_ASSERT_EQUAL(assert_same(a.engine, b.engine, "alice"), 38 + 6);
+	CU_ASSERT_EQUAL(assert_same(a.engine, b.engine, "bob"), 1 + 6);
+	CU_ASSERT_EQUAL(assert_same(a.engine, b.engine, "carol"), 0);
 	/* once more: nothing to copy */
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, b.engine, (const char *const *)users, n_users, &opt, &st, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(st.copied, 0);
 	CU_ASSERT_EQUAL(st.skipped, total);
 
 	/* a message more in the source: exactly that one */
-	CU_ASSERT_EQUAL(append(a.eng, "bob", "Sent", "Subject: late\r\n\r\nlate\r\n", 1700000999000ull, 0, NULL, NULL),
+	CU_ASSERT_EQUAL(append(a.engine, "bob", "Sent", "Subject: late\r\n\r\nlate\r\n", 1700000999000ull, 0, NULL, NULL),
 	                0);
 	const char *bob[] = { "bob" };
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, bob, 1, &opt, &st, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, b.engine, bob, 1, &opt, &st, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(st.copied, 1);
-	CU_ASSERT_EQUAL(assert_same(a.eng, b.eng, "bob"), 1 + 6 + 1);
+	CU_ASSERT_EQUAL(assert_same(a.engine, b.engine, "bob"), 1 + 6 + 1);
 
 	/* the same through the command, from another process's view: a new
 	 * ctl on each side (what a second aerogramctl run would see) */
@@ -371,8 +371,8 @@ static void test_copy_resume(void)
 
 	/* a message only the destination has: the verification says so */
 	open_ctl(&b, dest_conf);
-	CU_ASSERT_EQUAL(append(b.eng, "bob", "INBOX", "Subject: only here\r\n\r\nx\r\n", 1, 0, NULL, NULL), 0);
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, b.eng, bob, 1, &opt, &st, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(append(b.engine, "bob", "INBOX", "Subject: only here\r\n\r\nx\r\n", 1, 0, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, b.engine, bob, 1, &opt, &st, err, sizeof(err)), -1);
 	CU_ASSERT_EQUAL(st.mismatches, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "differ"));
 
@@ -393,10 +393,10 @@ static void test_copy_other_driver(void)
 	struct ctl_copy_options opt = { .batch = 7 };
 	struct ctl_copy_stats st;
 	char err[512];
-	CU_ASSERT_EQUAL(ctl_copy_store(a.eng, m.eng, users, 3, &opt, &st, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_copy_store(a.engine, m.engine, users, 3, &opt, &st, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(st.skipped, 0);
-	CU_ASSERT_EQUAL(assert_same(a.eng, m.eng, "alice"), 38 + 6);
-	CU_ASSERT_EQUAL(assert_same(a.eng, m.eng, "bob"), 1 + 6 + 1);
+	CU_ASSERT_EQUAL(assert_same(a.engine, m.engine, "alice"), 38 + 6);
+	CU_ASSERT_EQUAL(assert_same(a.engine, m.engine, "bob"), 1 + 6 + 1);
 	ctl_close(&m);
 	ctl_close(&a);
 }
@@ -405,10 +405,10 @@ static void test_undelete_end_to_end(void)
 {
 	struct ctl a;
 	open_ctl(&a, conf_a);
-	CU_ASSERT_EQUAL(a.cfg->expunge_retention_s, 7 * 86400); /* the default */
+	CU_ASSERT_EQUAL(a.config.expunge_retention_s, 7 * 86400); /* the default */
 	struct mail_mailbox *mb;
 	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.eng, "bob", "Sent", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
 	uint32_t n0 = mail_view_exists(v);
 	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 2) };
@@ -423,7 +423,7 @@ static void test_undelete_end_to_end(void)
 	FILE *out = fopen(path, "w+");
 	size_t restored = 0;
 	char err[512];
-	CU_ASSERT_EQUAL(ctl_undelete(a.eng, "bob", "Sent", 0, out, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_undelete(a.engine, "bob", "Sent", 0, out, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 2);
 	rewind(out);
 	char line[512];
@@ -431,9 +431,9 @@ static void test_undelete_end_to_end(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, "UID 1 -> "));
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, "\\Answered"));
 	fclose(out);
-	CU_ASSERT_EQUAL(ctl_undelete(a.eng, "bob", "Sent", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_undelete(a.engine, "bob", "Sent", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.eng, "bob", "Sent", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
 	mail_mailbox_sync(mb);
 	struct mail_status s;
 	mail_mailbox_status(mb, &s);
@@ -444,7 +444,7 @@ static void test_undelete_end_to_end(void)
 	CU_ASSERT_EQUAL(mail_expunge(v, &one, 1), 0);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	CU_ASSERT_EQUAL(ctl_undelete(a.eng, "bob", "Sent", (uint64_t)time(NULL) * 1000 + 60000, NULL, &restored, err,
+	CU_ASSERT_EQUAL(ctl_undelete(a.engine, "bob", "Sent", (uint64_t)time(NULL) * 1000 + 60000, NULL, &restored, err,
 	                             sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
 	/* the command */
@@ -465,7 +465,7 @@ static void test_undelete_end_to_end(void)
 	fclose(stderr);
 	stdout = saved;
 	stderr = err_saved;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.eng, "bob", "Sent", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
 	mail_mailbox_sync(mb);
 	mail_mailbox_status(mb, &s);
 	CU_ASSERT_EQUAL(s.exists, n0);
@@ -473,14 +473,14 @@ static void test_undelete_end_to_end(void)
 	/* a store whose retention is 0 keeps nothing to undelete */
 	struct ctl b;
 	open_ctl(&b, conf_b);
-	CU_ASSERT_EQUAL(b.cfg->expunge_retention_s, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b.eng, "alice", "Work", &mb), 0);
+	CU_ASSERT_EQUAL(b.config.expunge_retention_s, 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(b.engine, "alice", "Work", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
 	one = mail_view_uid(v, 1);
 	CU_ASSERT_EQUAL(mail_expunge(v, &one, 1), 0);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	CU_ASSERT_EQUAL(ctl_undelete(b.eng, "alice", "Work", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_undelete(b.engine, "alice", "Work", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
 	ctl_close(&b);
 	ctl_close(&a);
@@ -494,7 +494,7 @@ static void test_undelete_garage(void)
 	open_ctl(&g, conf_g);
 	struct mail_mailbox *mb;
 	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.eng, "alice", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
 	uint32_t n0 = mail_view_exists(v);
 	CU_ASSERT(n0 > 3);
@@ -506,11 +506,11 @@ static void test_undelete_garage(void)
 	open_ctl(&g, conf_g);
 	size_t restored = 0;
 	char err[512];
-	CU_ASSERT_EQUAL(ctl_undelete(g.eng, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_undelete(g.engine, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 2);
-	CU_ASSERT_EQUAL(ctl_undelete(g.eng, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(ctl_undelete(g.engine, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.eng, "alice", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
 	mail_mailbox_sync(mb);
 	struct mail_status s;
 	mail_mailbox_status(mb, &s);
@@ -519,7 +519,7 @@ static void test_undelete_garage(void)
 	/* and the source still equals it */
 	struct ctl a;
 	open_ctl(&a, conf_a);
-	CU_ASSERT_EQUAL(assert_same(a.eng, g.eng, "alice"), 38 + 6);
+	CU_ASSERT_EQUAL(assert_same(a.engine, g.engine, "alice"), 38 + 6);
 	ctl_close(&a);
 	ctl_close(&g);
 }
@@ -542,7 +542,7 @@ static int bench(int n)
 	open_ctl(&m, conf_m);
 	/* messages of 2 to 6 KB, appended 100 at a time */
 	struct mail_mailbox *mb;
-	if (mail_mailbox_open(a.eng, "alice", "INBOX", &mb) != 0)
+	if (mail_mailbox_open(a.engine, "alice", "INBOX", &mb) != 0)
 		return 1;
 	double t0 = now_s();
 	char *bodies = malloc(100 * 8192);
@@ -571,22 +571,22 @@ static int bench(int n)
 	struct ctl_copy_stats st;
 	char err[512];
 	struct ctl_copy_options opt = { 0 };
-	if (ctl_copy_store(a.eng, b.eng, users, 1, &opt, &st, err, sizeof(err)) != 0)
+	if (ctl_copy_store(a.engine, b.engine, users, 1, &opt, &st, err, sizeof(err)) != 0)
 		return fprintf(stderr, "%s\n", err), 1;
 	printf("copy-store sqlite -> sqlite: %llu messages, %.1f MB in %.2f s: %.0f messages/s\n",
 	       (unsigned long long)st.copied, st.bytes_copied / 1048576.0, st.seconds, st.copied / st.seconds);
-	if (ctl_copy_store(a.eng, b.eng, users, 1, &opt, &st, err, sizeof(err)) != 0)
+	if (ctl_copy_store(a.engine, b.engine, users, 1, &opt, &st, err, sizeof(err)) != 0)
 		return fprintf(stderr, "%s\n", err), 1;
 	printf("copy-store again (all there already): %llu skipped in %.2f s\n", (unsigned long long)st.skipped,
 	       st.seconds);
-	if (ctl_copy_store(a.eng, m.eng, users, 1, &opt, &st, err, sizeof(err)) != 0)
+	if (ctl_copy_store(a.engine, m.engine, users, 1, &opt, &st, err, sizeof(err)) != 0)
 		return fprintf(stderr, "%s\n", err), 1;
 	printf("copy-store sqlite -> memory: %llu messages in %.2f s: %.0f messages/s\n", (unsigned long long)st.copied,
 	       st.seconds, st.copied / st.seconds);
 	if (conf_g[0]) {
 		struct ctl g;
 		open_ctl(&g, conf_g);
-		if (ctl_copy_store(a.eng, g.eng, users, 1, &opt, &st, err, sizeof(err)) != 0)
+		if (ctl_copy_store(a.engine, g.engine, users, 1, &opt, &st, err, sizeof(err)) != 0)
 			return fprintf(stderr, "%s\n", err), 1;
 		printf("copy-store sqlite -> garage: %llu messages in %.2f s: %.0f messages/s\n",
 		       (unsigned long long)st.copied, st.seconds, st.copied / st.seconds);

@@ -25,7 +25,8 @@ SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
 check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
-		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so
+		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so \
+		$(B)/drivers/aerogram_garage.so
 	$(B)/tests/test_server_unit
 	$(B)/tests/test_list_match
 	$(B)/tests/test_fetch_cache
@@ -46,6 +47,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_aerogramctl.py
 	@if [ -n "$(FUZZ_CC)" ]; then $(MAKE) --no-print-directory fuzz-smoke-config; fi
 
 CHECKS += check-server
