@@ -9,6 +9,13 @@ $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/t
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
+# LMTP's parser, the users file's addresses and the [lmtp] keys.
+TESTBINS += $(B)/tests/test_lmtp_unit
+$(B)/tests/test_lmtp_unit: $(B)/obj/tests/server/test_lmtp_unit.o $(B)/obj/host/lmtp_parse.o \
+		$(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/config_file.o $(B)/libagprotocol.a
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
+
 # LIST patterns alone (host/list_match.c).
 TESTBINS += $(B)/tests/test_list_match
 $(B)/tests/test_list_match: $(B)/obj/tests/server/test_list_match.o $(B)/obj/host/list_match.o
@@ -24,9 +31,10 @@ $(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/h
 SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
-check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
+check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so
 	$(B)/tests/test_server_unit
+	$(B)/tests/test_lmtp_unit
 	$(B)/tests/test_list_match
 	$(B)/tests/test_fetch_cache
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
