@@ -10,6 +10,8 @@ HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls
 HOST_SERVER_OBJS += $(B)/obj/host/limits.o
 # What FETCH derives from summaries, kept per message (fetch_cache.h).
 HOST_SERVER_OBJS += $(B)/obj/host/fetch_cache.o
+# LMTP delivery (lmtp.h) and its pure parser (lmtp_parse.h).
+HOST_SERVER_OBJS += $(B)/obj/host/lmtp.o $(B)/obj/host/lmtp_parse.o
 
 $(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
