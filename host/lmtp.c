@@ -839,10 +839,6 @@ static int open_one(struct ag_lmtp *lmtp, const char *address, char *err, size_t
 			free(li);
 			return -1;
 		}
-		if (!is_loopback((struct sockaddr *)&ss))
-			ag_log_warn("lmtp: listening on %s, not a loopback address: LMTP has no authentication, "
-			            "whoever reaches it can deliver mail to every user (firewall it, or use "
-			            "127.0.0.1 or unix:/path)", address);
 	}
 	evconnlistener_set_error_cb(li->listener, on_accept_error);
 	li->next = lmtp->listeners;
@@ -867,11 +863,36 @@ static void close_listeners(struct ag_lmtp *lmtp)
 	lmtp->listeners = NULL;
 }
 
+void ag_lmtp_check(const struct ag_config *cfg)
+{
+	for (const char *p = cfg->lmtp_listen; p != NULL && *p != '\0';) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " \t");
+		char address[128];
+		struct sockaddr_storage ss;
+		int sslen = (int)sizeof(ss);
+		if (n > 0 && n < sizeof(address) && strncmp(p, "unix:", 5) != 0) {
+			memcpy(address, p, n);
+			address[n] = '\0';
+			if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss, &sslen) == 0 &&
+			    !is_loopback((struct sockaddr *)&ss))
+				ag_log_warn("lmtp: %s is not a loopback address: LMTP has no authentication, whoever "
+				            "reaches it can deliver mail to every user (firewall it, or use 127.0.0.1 "
+				            "or unix:/path)", address);
+		}
+		p += n;
+	}
+	if (cfg->lmtp_listen != NULL && cfg->lmtp_domains == NULL)
+		ag_log_info("lmtp: [lmtp] domains is not set: only the users' address lines are delivered to");
+}
+
 int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 {
 	const char *list = srv->cfg->lmtp_listen;
 	if (list == NULL)
 		return 0;
+	ag_lmtp_check(srv->cfg);
 	struct ag_lmtp *lmtp = calloc(1, sizeof(*lmtp));
 	if (lmtp == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -902,8 +923,6 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 			return -1;
 		p += n;
 	}
-	if (srv->cfg->lmtp_domains == NULL)
-		ag_log_info("lmtp: [lmtp] domains is not set: only the users' `address` lines are delivered to");
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+struct ag_config;
 struct ag_server;
 struct ag_lmtp;
 
@@ -16,6 +17,9 @@ struct ag_lmtp;
 /* Longest command line (RFC 5321 allows 512; parameters make it longer). */
 #define AG_LMTP_LINE_MAX 4096
 
+/* Logs what deserves a warning in [lmtp]: an address that is not loopback
+ * (LMTP has no authentication). Start-up and aerogramd -t call it. */
+void ag_lmtp_check(const struct ag_config *cfg);
 /* Opens the [lmtp] listeners on the root loop `srv` (nothing when [lmtp]
  * listen is not set). A stale unix socket is replaced, one that a process
  * still listens on is an error. On failure writes one line into err and
