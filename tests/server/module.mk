@@ -1,5 +1,6 @@
 # tests/server/: a real aerogramd on free loopback ports, driven by Python's
-# imaplib, mbsync and curl; the mail tests run on the memory and the SQLite driver.
+# imaplib, smtplib (LMTP), mbsync, curl and a private Postfix; the mail tests
+# run on the memory and the SQLite driver.
 TESTBINS += $(B)/tests/test_server_unit
 $(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
@@ -46,10 +47,12 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
 	@if [ -n "$(FUZZ_CC)" ]; then $(MAKE) --no-print-directory fuzz-smoke-config; fi
