@@ -127,6 +127,35 @@ static void test_commands(void)
 	CU_ASSERT_STRING_EQUAL(parse(line, &c), "501 5.1.3");
 }
 
+/* Random lines made of the characters that matter: whatever the parser
+ * accepts as a path has no control character and fits a header field. */
+static void test_random_lines(void)
+{
+	static const char alphabet[] = "<>@.\"\\:, =\r\n\t\x01\x80" "abcAB09-[]SIZEBODYMAILRCPT FROM:TO:";
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	char line[128];
+	for (int i = 0; i < 200000; i++) {
+		size_t len = 0, max;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		max = x % sizeof(line);
+		const char *prefix = (x >> 8) % 2 ? "MAIL FROM:<" : "RCPT TO:<";
+		if ((x >> 9) % 4 != 0) {
+			len = strlen(prefix);
+			memcpy(line, prefix, len);
+		}
+		while (len < max) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			line[len++] = alphabet[x % (sizeof(alphabet) - 1)];
+		}
+		struct lmtp_command c;
+		if (lmtp_parse_command(line, len, &c) != NULL || (c.verb != LMTP_MAIL && c.verb != LMTP_RCPT))
+			continue;
+		CU_ASSERT(c.path_len == strlen(c.path) && c.path_len <= LMTP_PATH_MAX - 2);
+		for (size_t k = 0; k < c.path_len; k++)
+			CU_ASSERT((unsigned char)c.path[k] >= 0x20 && (unsigned char)c.path[k] < 0x7f);
+	}
+}
+
 /* Feeds `in` split at every pair of points; every way gives `want`. */
 static void check_data(const char *in, const char *want, size_t rest)
 {
@@ -301,6 +330,7 @@ int main(void)
 	CU_initialize_registry();
 	CU_pSuite suite = CU_add_suite("lmtp", NULL, NULL);
 	CU_add_test(suite, "command lines, paths, parameters", test_commands);
+	CU_add_test(suite, "random command lines", test_random_lines);
 	CU_add_test(suite, "DATA: end and dot unstuffing in every split", test_data);
 	CU_add_test(suite, "users file: address key and lookups", test_users_addresses);
 	CU_add_test(suite, "configuration: [lmtp]", test_config);
