@@ -42,6 +42,10 @@ static const struct capability capabilities[] = {
 	{ "ID", BOTH, ALWAYS, 1 },            /* RFC 2971 */
 	{ "CHILDREN", POST, ALWAYS, 1 },      /* RFC 3348 */
 	{ "SPECIAL-USE", POST, ALWAYS, 1 },   /* RFC 6154 */
+	{ "QUOTA", POST, ALWAYS, 1 },         /* RFC 9208 (no QUOTASET: limits are the administrator's) */
+	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
+	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
+	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -8,7 +8,8 @@
  * each message is parsed once so that its summary carries the header block
  * and the serialised structure (FETCH ENVELOPE and BODYSTRUCTURE later never
  * need the body), and all of them go to the engine in one
- * mail_append_many: one log entry, every message or none. */
+ * mail_append_many: one log entry, every message or none. The user's quota
+ * is checked first, for all of them together (quota.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,22 @@ static void append_run(struct ag_session *s)
 		ag_reply_error(&s->reply, tag, rc, "APPEND");
 		return;
 	}
+	/* the whole command against the quota: a MULTIAPPEND is all or nothing */
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < s->n_append; i++)
+		bytes += s->append[i].len;
+	int over = 0;
+	rc = ag_quota_check(&s->quota, s->user, bytes, s->n_append, &over);
+	if (rc == 0 && over) {
+		mail_mailbox_close(mb);
+		agbuf_printf(&s->reply, "%s NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", tag);
+		return;
+	}
+	if (rc != 0) {
+		mail_mailbox_close(mb);
+		ag_reply_error(&s->reply, tag, rc, "APPEND");
+		return;
+	}
 	uint32_t uidvalidity = 0;
 	uint32_t *uids = calloc(s->n_append, sizeof(*uids));
 	rc = uids != NULL ? append_all(s, mb, &uidvalidity, uids) : AEROGRAM_EINTERNAL;
@@ -169,5 +186,6 @@ static void append_run(struct ag_session *s)
 
 void ag_cmd_append(struct ag_session *s)
 {
+	ag_quota_for(s->srv, s->user, &s->quota);
 	ag_session_storage(s, append_run, 0);
 }

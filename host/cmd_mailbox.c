@@ -332,11 +332,21 @@ static void status_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	const char *name = name_of(&cmd->u.status.mailbox);
+	int sizes = 0;
+	for (size_t i = 0; i < cmd->u.status.items.count; i++)
+		if (cmd->u.status.items.items[i] == IMAP_STATUS_SIZE ||
+		    cmd->u.status.items.items[i] == IMAP_STATUS_DELETED_STORAGE)
+			sizes = 1;
 	struct mail_mailbox *mb;
-	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
 	struct mail_status st;
+	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
 	if (rc == 0) {
-		rc = mail_mailbox_status(mb, &st);
+		/* sizes the state does not know yet (messages added by an
+		 * older version) come from their summaries first */
+		if (sizes)
+			rc = mail_mailbox_load_sizes(mb);
+		if (rc == 0)
+			rc = mail_mailbox_status(mb, &st);
 		mail_mailbox_close(mb);
 	}
 	if (rc != 0) {
@@ -359,10 +369,12 @@ static void status_run(struct ag_session *s)
 		case IMAP_STATUS_HIGHESTMODSEQ:
 			agbuf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st.highestmodseq);
 			break;
-		case IMAP_STATUS_SIZE:
-			/* Not tracked by the engine: no number is better than a wrong one. */
-			out->len--;
-			out->data[out->len] = '\0';
+		/* RFC 8438 and RFC 9208: octets, the sum of RFC822.SIZE (of the
+		 * \Deleted messages for DELETED-STORAGE, as Cyrus answers) */
+		case IMAP_STATUS_SIZE: agbuf_printf(out, "SIZE %llu", (unsigned long long)st.size); break;
+		case IMAP_STATUS_DELETED: agbuf_printf(out, "DELETED %u", st.deleted); break;
+		case IMAP_STATUS_DELETED_STORAGE:
+			agbuf_printf(out, "DELETED-STORAGE %llu", (unsigned long long)st.deleted_size);
 			break;
 		}
 	}

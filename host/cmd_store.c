@@ -152,11 +152,26 @@ static void copy_run(struct ag_session *s)
 		free(uids);
 		return;
 	}
+	/* COPY adds to the user's mail, MOVE only moves it (and is allowed
+	 * whatever the quota, as Dovecot does within one quota root) */
+	int over = 0;
+	if (!move && n > 0 && ag_quota_limited(&s->quota)) {
+		uint64_t bytes, count;
+		rc = mail_view_sizes(s->view, uids, n, &bytes, &count);
+		if (rc == 0 && count > 0)
+			rc = ag_quota_check(&s->quota, s->user, bytes, count, &over);
+		if (rc == 0 && over) {
+			mail_mailbox_close(dst);
+			free(uids);
+			agbuf_printf(&s->reply, "%s NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", tag);
+			return;
+		}
+	}
 	uint32_t uidvalidity = 0;
 	uint32_t *dst_uids = calloc(n ? n : 1, sizeof(*dst_uids));
-	if (dst_uids == NULL)
+	if (rc == 0 && dst_uids == NULL)
 		rc = AEROGRAM_EINTERNAL;
-	else if (n > 0)
+	else if (rc == 0 && n > 0)
 		rc = move ? mail_move(s->view, uids, n, dst, &uidvalidity, dst_uids)
 		          : mail_copy(s->view, uids, n, dst, &uidvalidity, dst_uids);
 	mail_mailbox_close(dst);
@@ -186,4 +201,8 @@ static void copy_run(struct ag_session *s)
 
 void ag_cmd_store(struct ag_session *s) { ag_session_storage(s, store_run, 0); }
 void ag_cmd_expunge(struct ag_session *s) { ag_session_storage(s, expunge_run, 0); }
-void ag_cmd_copy(struct ag_session *s) { ag_session_storage(s, copy_run, 0); }
+void ag_cmd_copy(struct ag_session *s)
+{
+	ag_quota_for(s->srv, s->user, &s->quota);
+	ag_session_storage(s, copy_run, 0);
+}

@@ -47,6 +47,10 @@ void ag_cmd_fetch(struct ag_session *s);    /* FETCH and UID FETCH */
 void ag_cmd_store(struct ag_session *s);
 void ag_cmd_expunge(struct ag_session *s);  /* EXPUNGE and UID EXPUNGE */
 void ag_cmd_copy(struct ag_session *s);     /* COPY and MOVE */
+/* cmd_quota.c: RFC 9208 */
+void ag_cmd_getquota(struct ag_session *s);
+void ag_cmd_getquotaroot(struct ag_session *s);
+void ag_cmd_setquota(struct ag_session *s);
 /* cmd_search.c */
 void ag_cmd_search(struct ag_session *s);   /* SEARCH and UID SEARCH */
 /* cmd_select.c: the selected state's life and its updates. */

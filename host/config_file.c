@@ -8,12 +8,14 @@
  */
 #include "host/config_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/util.h>
 #include <netinet/in.h>
@@ -76,6 +78,37 @@ static int parse_size(const char *value, size_t min, size_t max, size_t *out)
 	    v > max)
 		return -1;
 	*out = (size_t)v;
+	return 0;
+}
+
+int ag_config_parse_limit(const char *value, int suffixes, uint64_t max, uint64_t *out)
+{
+	if (strcasecmp(value, "unlimited") == 0) {
+		*out = 0;
+		return 0;
+	}
+	uint64_t v = 0;
+	size_t n = 0;
+	for (; value[n] >= '0' && value[n] <= '9'; n++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(value[n] - '0');
+	}
+	if (n == 0)
+		return -1;
+	const char *units = "KMGT";
+	const char *u = value[n] != '\0' && suffixes ? strchr(units, toupper((unsigned char)value[n])) : NULL;
+	if (u != NULL) {
+		for (const char *k = units; k <= u; k++) {
+			if (v > UINT64_MAX / 1024)
+				return -1;
+			v *= 1024;
+		}
+		n++;
+	}
+	if (value[n] != '\0' || v < 1 || v > max)
+		return -1;
+	*out = v;
 	return 0;
 }
 
@@ -223,6 +256,13 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			if (parse_uint(value, 0, 600000, &cfg->failure_delay_max) != 0)
 				problem = RANGE("a number of milliseconds", 0, 600000);
 			cfg->lines.failure_delay_max = st->line;
+		} else if (strcmp(name, "default_quota") == 0) {
+			if (ag_config_parse_limit(value, 1, AG_QUOTA_BYTES_MAX, &cfg->default_quota) != 0)
+				problem = RANGE("unlimited, or a number of bytes with an optional K, M, G or T (x1024)", 1,
+				                AG_QUOTA_BYTES_MAX);
+		} else if (strcmp(name, "default_quota_messages") == 0) {
+			if (ag_config_parse_limit(value, 0, AG_QUOTA_MESSAGES_MAX, &cfg->default_quota_messages) != 0)
+				problem = RANGE("unlimited, or a number of messages", 1, AG_QUOTA_MESSAGES_MAX);
 		} else
 			problem = "unknown key";
 	} else if (strcmp(section, "lmtp") == 0) {

@@ -3,6 +3,7 @@
 #define AG_HOST_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <aerogram/driver.h>
@@ -40,6 +41,8 @@ struct ag_config {
 	char *users_file;
 	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */
 	unsigned failure_delay_max; /* ms, the cap of the delay that doubles per failure (default 15000) */
+	uint64_t default_quota;     /* bytes a user's mail may take; 0: unlimited (default) */
+	uint64_t default_quota_messages; /* messages a user may have; 0: unlimited (default) */
 	/* [lmtp] (host/lmtp.c); off while lmtp_listen is NULL */
 	char *lmtp_listen;          /* "127.0.0.1:2424 unix:/run/aerogram/lmtp" */
 	char *lmtp_domains;         /* "example.org example.net", lowercase, or NULL */
@@ -52,6 +55,16 @@ struct ag_config {
 		int lmtp_listen, lmtp_domains;
 	} lines;
 };
+
+/* Bounds of quota values (users file and [auth] defaults): 1 PiB, and
+ * 2^32 - 1 messages. */
+#define AG_QUOTA_BYTES_MAX (1ull << 50)
+#define AG_QUOTA_MESSAGES_MAX 4294967295ull
+
+/* Reads a quota value: "unlimited" (*out = 0), or a whole number from 1 to
+ * max, with `suffixes` optionally followed by K, M, G or T (times 1024,
+ * 1024^2...; either case). Returns 0, or -1 for anything else. */
+int ag_config_parse_limit(const char *value, int suffixes, uint64_t max, uint64_t *out);
 
 /* Reads and validates `path`. On failure returns -1 and writes one line
  * (file, line number, problem) into err. On success fills *cfg, which the

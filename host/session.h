@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
+#include "host/quota.h"
 #include "host/server.h"
 #include "host/workers.h"
 #include "protocol/agbuf.h"
@@ -104,6 +105,9 @@ struct ag_session {
 	uint64_t append_total;    /* bytes of all of them */
 	int append_too_big;       /* a MULTIAPPEND passed max_message in total */
 	int append_receiving;     /* the message being streamed has a buffer (the last one) */
+	/* The user's quota, looked up on the loop when a command that needs
+	 * it starts (the users table is the loop's), for its storage run. */
+	struct ag_quota quota;
 };
 
 /* One APPEND message received so far. */

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "host/config_file.h"
 #include "host/log.h"
 
 #define PLAIN_PREFIX "{PLAIN}"
@@ -28,7 +29,8 @@
 struct user {
 	char *name;
 	char *password; /* a PHC string, or {PLAIN}text */
-	int line;
+	int line;       /* of the password */
+	struct ag_user_quota quota;
 	/* `address`: extra addresses LMTP delivers to this user, lowercase */
 	char **addresses;
 	size_t n_addresses;
@@ -294,7 +296,6 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		st->users->count++;
 		if ((u->name = strdup(name)) == NULL)
 			return "out of memory";
-		u->line = lineno;
 		snprintf(st->section, sizeof(st->section), "%s", name);
 		st->section_line = lineno;
 		st->has_password = 0;
@@ -322,8 +323,23 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		st->has_address = 1;
 		return add_addresses(st, u, value, lineno, why, whylen);
 	}
+	if (strcmp(line, "quota") == 0 || strcmp(line, "quota_messages") == 0) {
+		int bytes = line[5] == '\0';
+		int *has = bytes ? &u->quota.has_bytes : &u->quota.has_messages;
+		if (*has)
+			return "set twice";
+		uint64_t max = bytes ? AG_QUOTA_BYTES_MAX : AG_QUOTA_MESSAGES_MAX;
+		if (ag_config_parse_limit(value, bytes, max, bytes ? &u->quota.bytes : &u->quota.messages) != 0) {
+			snprintf(why, whylen, "must be unlimited, or a number of %s from 1 to %llu",
+			         bytes ? "bytes with an optional K, M, G or T (x1024)" : "messages",
+			         (unsigned long long)max);
+			return why;
+		}
+		*has = 1;
+		return NULL;
+	}
 	if (strcmp(line, "password") != 0)
-		return "unknown key (a user has `password` and `address`)";
+		return "unknown key (a user has `password`, `quota`, `quota_messages` and `address`)";
 	if (st->has_password)
 		return "password set twice";
 	if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0) {
@@ -335,6 +351,7 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 			return problem;
 	}
 	u->password = strdup(value);
+	u->line = lineno;
 	if (u->password == NULL)
 		return "out of memory";
 	st->has_password = 1;
@@ -492,6 +509,16 @@ void ag_users_unref(struct ag_users *users)
 size_t ag_users_count(const struct ag_users *users)
 {
 	return users->count;
+}
+
+int ag_users_quota(const struct ag_users *users, const char *user, struct ag_user_quota *out)
+{
+	memset(out, 0, sizeof(*out));
+	const struct user *u = find(users, user, strlen(user));
+	if (u == NULL)
+		return -1;
+	*out = u->quota;
+	return 0;
 }
 
 int ag_users_verify(const struct ag_users *users, const char *user, size_t user_len,

@@ -3,6 +3,7 @@
 #define AG_HOST_USERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The largest Argon2 costs a hash in the users file may ask for: memory in
@@ -18,11 +19,13 @@
 struct ag_users;
 
 /*
- * Reads `path` strictly: every section is a user name, whose keys are
+ * Reads `path` strictly: every section is a user name, with the key
  * `password` = an Argon2 PHC string ($argon2id$..., costs within the bounds
  * above) or {PLAIN}text, not empty (logged as a warning: for tests and demos
- * only), and optionally `address` = the addresses LMTP delivers to the user
- * besides local@<[lmtp] domains> (each valid, and listed once in the file). A value runs to the end of its line (no inline comments). A user
+ * only), and optionally `quota` (bytes, with K, M, G or T) and
+ * `quota_messages`, each a number from 1 or `unlimited`, and `address` = the
+ * addresses LMTP delivers to the user besides local@<[lmtp] domains> (each
+ * valid, and listed once in the file). A value runs to the end of its line (no inline comments). A user
  * without a password, a key set twice, a directory: refused. A file readable
  * by others is logged as a warning. Also prepares the dummy hash that
  * unknown users are checked against. Slow (one Argon2 hash): call it off the
@@ -35,6 +38,16 @@ int ag_users_load(const char *path, struct ag_users **out, char *err, size_t err
  * hash: such a table can be freed, not verified against). `path` is for
  * messages. */
 int ag_users_parse(FILE *f, const char *path, struct ag_users **out, char *err, size_t errlen);
+/* A user's own quota (`quota = 10G`, `quota_messages = 100000` in its
+ * section): has_* says the file sets it, and a value of 0 there means
+ * `unlimited` (above any [auth] default). */
+struct ag_user_quota {
+	int has_bytes, has_messages;
+	uint64_t bytes, messages;
+};
+/* Fills *out with user's quota keys; -1 (and nothing set) for an unknown
+ * user. */
+int ag_users_quota(const struct ag_users *users, const char *user, struct ag_user_quota *out);
 /* Takes one more reference; returns `users`. Safe from any thread. */
 struct ag_users *ag_users_ref(struct ag_users *users);
 /* Drops a reference; the last one frees the table. Safe from any thread. */

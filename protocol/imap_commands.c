@@ -334,6 +334,46 @@ static bool cmd_enable(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+/* RFC 9208: GETQUOTA quota-root. */
+static bool cmd_getquota(struct imap_gram *g)
+{
+	return imap_sp(g, "quota root") && imap_astring(g, &g->cmd->u.quota.root, "quota root") && imap_eol(g);
+}
+
+/* RFC 9208: SETQUOTA quota-root SP "(" [resource-name SP number64 *(SP
+ * resource-name SP number64)] ")". Names are atoms: unknown ones are
+ * kept for the server to refuse. */
+#define SETQUOTA_MAX_RESOURCES 16
+
+static bool cmd_setquota(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "quota root") || !imap_astring(g, &cmd->u.quota.root, "quota root") ||
+	    !imap_sp(g, "quota resource list"))
+		return false;
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the quota resource list");
+	g->pos++;
+	cmd->u.quota.names = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(struct imap_str));
+	cmd->u.quota.limits = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(uint64_t));
+	while (imap_peek(g) != ')') {
+		if (cmd->u.quota.count == SETQUOTA_MAX_RESOURCES)
+			return imap_fail(g, "Too many quota resources");
+		size_t i = cmd->u.quota.count;
+		if (!imap_atom(g, &cmd->u.quota.names[i], "quota resource name") ||
+		    !imap_sp(g, "quota resource limit") ||
+		    !imap_number64(g, &cmd->u.quota.limits[i], "quota resource limit"))
+			return false;
+		cmd->u.quota.count++;
+		if (imap_peek(g) == ' ')
+			g->pos++;
+		else if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the quota resource list");
+	}
+	g->pos++;
+	return imap_eol(g);
+}
+
 static bool cmd_fetch(struct imap_gram *g)
 {
 	return imap_gram_fetch(g);
@@ -362,6 +402,8 @@ static const struct command_def {
 	{ "EXAMINE", IMAP_CMD_EXAMINE, false, cmd_select },
 	{ "EXPUNGE", IMAP_CMD_EXPUNGE, true, cmd_expunge },
 	{ "FETCH", IMAP_CMD_FETCH, true, cmd_fetch },
+	{ "GETQUOTA", IMAP_CMD_GETQUOTA, false, cmd_getquota },
+	{ "GETQUOTAROOT", IMAP_CMD_GETQUOTAROOT, false, cmd_mailbox_only },
 	{ "ID", IMAP_CMD_ID, false, cmd_id },
 	{ "IDLE", IMAP_CMD_IDLE, false, no_args },
 	{ "LIST", IMAP_CMD_LIST, false, cmd_list },
@@ -374,6 +416,7 @@ static const struct command_def {
 	{ "RENAME", IMAP_CMD_RENAME, false, cmd_rename },
 	{ "SEARCH", IMAP_CMD_SEARCH, true, cmd_search },
 	{ "SELECT", IMAP_CMD_SELECT, false, cmd_select },
+	{ "SETQUOTA", IMAP_CMD_SETQUOTA, false, cmd_setquota },
 	{ "STARTTLS", IMAP_CMD_STARTTLS, false, no_args },
 	{ "STATUS", IMAP_CMD_STATUS, false, cmd_status },
 	{ "STORE", IMAP_CMD_STORE, true, cmd_store },

@@ -671,6 +671,8 @@ static const struct {
 	{ "UNSEEN", IMAP_STATUS_UNSEEN },
 	{ "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
 	{ "SIZE", IMAP_STATUS_SIZE },
+	{ "DELETED", IMAP_STATUS_DELETED },
+	{ "DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE },
 };
 
 bool imap_status_item_list(struct imap_gram *g, struct imap_status_items *out)

@@ -1,6 +1,6 @@
 /* imap_parse.h - the streaming IMAP4rev1 command parser (RFC 3501 plus
  * LITERAL+, IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE, SASL-IR,
- * MULTIAPPEND and the CONDSTORE modifiers clients send).
+ * MULTIAPPEND, QUOTA and the CONDSTORE modifiers clients send).
  *
  * The parser does no I/O. The session hands it whatever bytes arrived, in
  * pieces of any size, and pulls events out of it:
@@ -162,6 +162,9 @@ enum imap_cmd_kind {
 	IMAP_CMD_NAMESPACE,
 	IMAP_CMD_ID,
 	IMAP_CMD_ENABLE,
+	IMAP_CMD_GETQUOTA,     /* RFC 9208 */
+	IMAP_CMD_GETQUOTAROOT,
+	IMAP_CMD_SETQUOTA,
 	IMAP_CMD__COUNT
 };
 
@@ -278,7 +281,9 @@ enum imap_status_item {
 	IMAP_STATUS_UIDVALIDITY,
 	IMAP_STATUS_UNSEEN,
 	IMAP_STATUS_HIGHESTMODSEQ,
-	IMAP_STATUS_SIZE
+	IMAP_STATUS_SIZE,
+	IMAP_STATUS_DELETED,          /* RFC 9208 (and RFC 9051) */
+	IMAP_STATUS_DELETED_STORAGE   /* RFC 9208 */
 };
 struct imap_status_items {
 	size_t count;
@@ -359,6 +364,14 @@ struct imap_command {
 		struct { bool has_set; struct imap_seqset set; } expunge; /* UID EXPUNGE */
 		struct { bool nil; size_t count; struct imap_str *names, *values; } id; /* value.data NULL for NIL */
 		struct { size_t count; struct imap_str *caps; } enable;
+		/* GETQUOTA root, SETQUOTA root (name limit ...) (RFC 9208);
+		 * GETQUOTAROOT takes `mailbox` above */
+		struct {
+			struct imap_str root;
+			size_t count;                /* SETQUOTA resources */
+			struct imap_str *names;      /* atoms as sent ("STORAGE") */
+			uint64_t *limits;
+		} quota;
 	} u;
 	struct imap_arena *arena;    /* private */
 };

@@ -465,6 +465,8 @@ static const char *const status_item_names[] = {
 	[IMAP_STATUS_UNSEEN] = "UNSEEN",
 	[IMAP_STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
 	[IMAP_STATUS_SIZE] = "SIZE",
+	[IMAP_STATUS_DELETED] = "DELETED",
+	[IMAP_STATUS_DELETED_STORAGE] = "DELETED-STORAGE",
 };
 
 void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,

@@ -155,8 +155,15 @@ static char *cr_str(struct crd *r, size_t max)
  * lacks; a value without them is still written as version 1. */
 #define CODEC_VERSION_2 2
 /* Version 3 of a checkpoint always has the marks' count and appends the
- * largest INIT value (the mailbox's first UIDVALIDITY). */
+ * largest INIT value (the mailbox's first UIDVALIDITY). Version 3 of an
+ * operation is an add that carries its messages' sizes (after each item's
+ * flags) and always its anchor (16 zero bytes: none). */
 #define CODEC_VERSION_3 3
+/* Version 4 of a checkpoint: version 3 with each message's size after its
+ * flags, and the largest INIT from 1 up. Sizes are written as size + 1, 0
+ * standing for a size the state does not know (an add written before sizes
+ * were logged). */
+#define CODEC_VERSION_4 4
 
 /* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
@@ -166,7 +173,8 @@ static int header_ok(struct crd *r, uint8_t kind)
 	uint8_t v = cr_u8(r);
 	if (r->bad)
 		return 0;
-	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || (v == CODEC_VERSION_3 && kind == KIND_STATE))
+	if (v == CODEC_VERSION || v == CODEC_VERSION_2 || (v == CODEC_VERSION_3 && (kind == KIND_STATE || kind == KIND_OP)) ||
+	    (v == CODEC_VERSION_4 && kind == KIND_STATE))
 		return v;
 	return 0;
 }
@@ -192,13 +200,31 @@ static struct ag_ts cr_ts(struct crd *r)
 	return ts;
 }
 
+static int ts_is_zero(struct ag_ts ts)
+{
+	return ts.ms == 0 && ts.rnd == 0;
+}
+
+/* A size as size + 1, 0 for an unknown one. */
+static void cb_size(struct cbuf *b, uint64_t size)
+{
+	cb_var(b, size == UIDX_SIZE_UNKNOWN ? 0 : size + 1);
+}
+
+static uint64_t cr_size(struct crd *r)
+{
+	uint64_t v = cr_var(r);
+	return v == 0 ? UIDX_SIZE_UNKNOWN : v - 1;
+}
+
 /* ---- operations ---- */
 
 int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 {
-	int v2 = (op->kind == UIDX_OP_ADD && op->has_anchor) || op->kind == UIDX_OP_LATE;
+	int v3 = op->kind == UIDX_OP_ADD && op->item_sizes != NULL;
+	int v2 = !v3 && ((op->kind == UIDX_OP_ADD && op->has_anchor) || op->kind == UIDX_OP_LATE);
 	cb_u8(b, KIND_OP);
-	cb_u8(b, v2 ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_u8(b, v3 ? CODEC_VERSION_3 : v2 ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_u8(b, op->kind);
 	cb_var(b, op->seen_uidnext);
 	cb_var(b, op->bump);
@@ -212,9 +238,13 @@ int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 		cb_raw(b, op->ids[i], UIDX_ID);
 		if (op->kind == UIDX_OP_ADD)
 			cb_var(b, op->item_flags[i]);
+		if (v3)
+			cb_size(b, op->item_sizes[i]);
 	}
 	if (v2)
 		cb_ts(b, op->anchor);
+	if (v3)
+		cb_ts(b, op->has_anchor ? op->anchor : (struct ag_ts){ 0, 0 });
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
 }
 
@@ -258,7 +288,10 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 		op->ids = malloc((size_t)n * UIDX_ID);
 		if (op->kind == UIDX_OP_ADD)
 			op->item_flags = calloc((size_t)n, sizeof(uint64_t));
-		if (op->ids == NULL || (op->kind == UIDX_OP_ADD && op->item_flags == NULL))
+		if (version == CODEC_VERSION_3 && op->kind == UIDX_OP_ADD)
+			op->item_sizes = calloc((size_t)n, sizeof(uint64_t));
+		if (op->ids == NULL || (op->kind == UIDX_OP_ADD && op->item_flags == NULL) ||
+		    (version == CODEC_VERSION_3 && op->kind == UIDX_OP_ADD && op->item_sizes == NULL))
 			r.bad = 1;
 		for (size_t i = 0; !r.bad && i < n; i++) {
 			const uint8_t *id = cr_raw(&r, UIDX_ID);
@@ -266,6 +299,8 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 				memcpy(op->ids[i], id, UIDX_ID);
 			if (op->kind == UIDX_OP_ADD)
 				op->item_flags[i] = cr_var(&r);
+			if (op->item_sizes)
+				op->item_sizes[i] = cr_size(&r);
 		}
 		if (!r.bad)
 			op->n = (size_t)n;
@@ -275,6 +310,11 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 			r.bad = 1; /* only an add and a late marker have an anchor */
 		op->anchor = cr_ts(&r);
 		op->has_anchor = 1;
+	} else if (version == CODEC_VERSION_3) {
+		if (op->kind != UIDX_OP_ADD)
+			r.bad = 1; /* only an add has sizes */
+		op->anchor = cr_ts(&r);
+		op->has_anchor = !ts_is_zero(op->anchor);
 	} else if (op->kind == UIDX_OP_LATE) {
 		r.bad = 1; /* a late marker names its entry */
 	}
@@ -292,9 +332,11 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
-	int v3 = s->uv_init > 1;
+	/* with a size to keep, version 4; otherwise as before */
+	int v4 = s->n_unsized < s->n;
+	int v3 = v4 || s->uv_init > 1;
 	cb_u8(b, KIND_STATE);
-	cb_u8(b, v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_u8(b, v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -317,6 +359,8 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 		prev = m->uid;
 		cb_var(b, m->modseq);
 		cb_var(b, m->flags);
+		if (v4)
+			cb_size(b, m->size);
 	}
 	if (s->n_marks || v3) {
 		cb_var(b, s->n_marks);
@@ -393,6 +437,13 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 			m->flags = cr_var(&r);
 			if (m->flags >> (5 + s->n_keywords))
 				r.bad = 1;
+			m->size = version == CODEC_VERSION_4 ? cr_size(&r) : UIDX_SIZE_UNKNOWN;
+			if (m->size == UIDX_SIZE_UNKNOWN)
+				s->n_unsized++;
+			else if (m->size > UINT64_MAX - 1 - s->total_size)
+				r.bad = 1; /* no real mailbox adds up to that */
+			else
+				s->total_size += m->size;
 		}
 		if (!r.bad)
 			s->n = (size_t)n;
@@ -413,9 +464,9 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n_marks = (size_t)nm;
 	}
-	if (version == CODEC_VERSION_3) {
+	if (version >= CODEC_VERSION_3) {
 		s->uv_init = cr_u32(&r);
-		if (s->uv_init <= 1 || s->uv_init > s->uidvalidity)
+		if (s->uv_init < (version == CODEC_VERSION_3 ? 2u : 1u) || s->uv_init > s->uidvalidity)
 			r.bad = 1;
 	}
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {

@@ -123,6 +123,24 @@ int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, 
 /* Sets the special-use attributes of an existing mailbox. */
 int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su);
 
+/* ---- Usage (quota) ---- */
+
+/* What a user's mailboxes hold, as the store has it now. */
+struct mail_usage {
+	uint64_t bytes;     /* the sum of RFC822.SIZE over every message */
+	uint64_t messages;
+	uint32_t mailboxes;
+};
+/* Counts every message of every mailbox of user: one row_read of the
+ * mailbox list and of the watch row of each of the user's mailbox states
+ * this engine holds, then a sync of each state that is not current (README:
+ * usage). Exact across engines: derived from the logs, not counted here. */
+int mail_user_usage(struct mail_engine *eng, const char *user, struct mail_usage *out);
+/* The sum of the sizes of the given UIDs of the snapshot (the messages a
+ * COPY would add) and how many of them it has; reads only the summaries of
+ * messages whose size the snapshot does not know. */
+int mail_view_sizes(struct mail_view *v, const uint32_t *uids, size_t n, uint64_t *bytes, uint64_t *count);
+
 /* ---- Open mailboxes (shared per engine) ---- */
 
 struct mail_status {
@@ -132,6 +150,12 @@ struct mail_status {
 	uint64_t highestmodseq;
 	uint32_t unseen;  /* messages without \Seen */
 	uint32_t recent;  /* messages no session has claimed yet */
+	uint64_t size;    /* the sum of the messages' RFC822.SIZE (sizes known) */
+	uint32_t deleted; /* messages with \Deleted */
+	uint64_t deleted_size; /* the sum of their sizes (sizes known) */
+	/* messages whose size the state does not know (added by entries
+	 * written before adds carried sizes): mail_mailbox_load_sizes */
+	uint32_t sizes_unknown;
 };
 
 /* Opens (or joins) the shared state of a mailbox, syncing it with the store.
@@ -150,6 +174,10 @@ void mail_mailbox_close(struct mail_mailbox *mb);
 int mail_mailbox_sync(struct mail_mailbox *mb);
 /* Counters of the shared state as of the last sync. */
 int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st);
+/* Reads the sizes the state does not know from the messages' summaries
+ * (nothing when it knows them all, as for every message added since adds
+ * carry their sizes), so that mail_mailbox_status's sizes are exact. */
+int mail_mailbox_load_sizes(struct mail_mailbox *mb);
 /* Writes a checkpoint now if one is due; `force` ignores the thresholds
  * (without conditional writes the cut still leaves out entries younger
  * than 1 s, unless force > 1, which tests use). */

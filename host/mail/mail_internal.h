@@ -143,12 +143,16 @@ const uint8_t *cr_bytes(struct crd *r, size_t *n, size_t max);
 /* ---------------------------------------------------------------- uidindex */
 
 #define UIDX_ID 16
+/* The size of a message added by an entry written before adds carried
+ * sizes (README: sizes): read from its summary when needed. */
+#define UIDX_SIZE_UNKNOWN UINT64_MAX
 struct uidx_msg {
 	uint8_t id[UIDX_ID];
 	uint32_t uid;
 	uint32_t gone;  /* view snapshots only: expunged in the shared state, not yet told */
 	uint64_t modseq;
 	uint64_t flags; /* bits 0-4 system flags, bit 5+k keyword k of the state */
+	uint64_t size;  /* RFC822.SIZE, or UIDX_SIZE_UNKNOWN */
 };
 struct uidx_recent {
 	uint8_t owner[UIDX_ID];
@@ -182,6 +186,10 @@ struct uidx_state {
 	/* Adds applied whose writer had seen more adds before them than this
 	 * state holds: the state misses a late add (not encoded; README). */
 	uint32_t add_gaps;
+	/* The sum of the known sizes of msgs, and how many sizes are unknown
+	 * (derived: recomputed on decode, kept by apply). */
+	uint64_t total_size;
+	size_t n_unsized;
 };
 
 enum uidx_op_kind {
@@ -207,6 +215,8 @@ struct uidx_op {
 	size_t n;                     /* items */
 	uint8_t (*ids)[UIDX_ID];
 	uint64_t *item_flags;         /* ADD: op-local flag bits per item */
+	uint64_t *item_sizes;         /* ADD: each item's size (UIDX_SIZE_UNKNOWN allowed);
+	                               * NULL in adds written before sizes were logged */
 	int has_anchor;               /* ADD: anchor is set; LATE: always */
 	struct ag_ts anchor;          /* ADD: the newest add of the writer's view; LATE: the late entry */
 	struct ag_ts ts;              /* the log entry's timestamp (not encoded) */
@@ -225,6 +235,9 @@ void uidx_op_free(struct uidx_op *op);
 int uidx_op_set_keywords(struct uidx_op *op, const char *const *kw, size_t n);
 uint64_t uidx_state_to_op_flags(struct uidx_op *op, const struct uidx_state *s, uint64_t flags);
 void uidx_prune_recent(struct uidx_state *s);
+/* Sets the size of message `id` when it is unknown (read from its summary:
+ * a message's size never changes, so every state may take it). */
+void uidx_set_size(struct uidx_state *s, const uint8_t *id, uint64_t size);
 
 int codec_op_encode(const struct uidx_op *op, struct cbuf *b);
 int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out);
@@ -399,6 +412,10 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out);
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token);
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token);
 int mblist_valid_name(const char *name);
+/* The list row's partition key, and the list a read row holds (its
+ * siblings merged). */
+void mblist_pk(char *out, size_t len, const char *user);
+int mblist_from_row(struct mail_engine *eng, const char *pk, const struct aerogram_row *row, struct mblist *out);
 /* Looks up a live mailbox by name: its id and the list's UIDVALIDITY. */
 int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, uint8_t *id, uint32_t *uv);
 
@@ -444,6 +461,13 @@ void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *
 int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, struct mail_summary *out);
 /* Drops every summary of mb (it is freed). */
 void scache_forget(struct scache *c, const struct mail_mailbox *mb);
+/* The size of a cached summary; 0 on a hit. */
+int scache_size(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, uint64_t *size);
+/* The sizes of n messages of mb from their summaries (cache, then one
+ * row_read per OPLOG_PAGE of them, or one range read when they are most of
+ * the n_all messages): sizes[i] is UIDX_SIZE_UNKNOWN for a summary gone. */
+int summary_sizes(struct mail_mailbox *mb, const uint8_t (*ids)[UIDX_ID], size_t n, size_t n_all,
+                  uint64_t *sizes);
 
 /* Key helpers: out must hold at least 600 bytes. */
 void key_summary_pk(char *out, size_t len, const char *user, const char *mbox_id);
@@ -519,6 +543,12 @@ void engine_poller_start(struct mail_engine *eng);
 void engine_poller_stop(struct mail_engine *eng);
 void mailbox_watch_arm(struct mail_mailbox *mb);
 void mailbox_watch_release(struct mail_mailbox *mb);
+/* Finds or makes the shared state of mailbox id `hex` of user and takes a
+ * reference (release it with mail_mailbox_close); nothing is read. */
+int mailbox_ref(struct mail_engine *eng, const char *user, const char *hex, struct mail_mailbox **out);
+/* With mb->lock held: reads the sizes the state does not know from the
+ * messages' summaries (nothing when it knows them all). */
+int mailbox_load_sizes_locked(struct mail_mailbox *mb);
 /* Frees every cached (closed) mailbox state. */
 void mailbox_cache_flush(struct mail_engine *eng);
 /* Removes the contents (log, checkpoints, summaries, bodies) of a mailbox id. */

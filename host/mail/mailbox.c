@@ -184,25 +184,8 @@ int mailbox_sync_locked(struct mail_mailbox *mb, int mode)
 	return rc;
 }
 
-int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
-                      struct mail_mailbox **out)
+int mailbox_ref(struct mail_engine *eng, const char *user, const char *hex, struct mail_mailbox **out)
 {
-	return mail_mailbox_open_flags(eng, user, name, 0, out);
-}
-
-int mail_mailbox_open_flags(struct mail_engine *eng, const char *user, const char *name, unsigned flags,
-                            struct mail_mailbox **out)
-{
-	MAIL_READ_CALL(eng);
-	*out = NULL;
-	uint8_t id[UIDX_ID];
-	uint32_t list_uv = 0;
-	int rc = mblist_lookup(eng, user, name, id, &list_uv);
-	if (rc != 0)
-		return rc;
-	char hex[33];
-	mail_hex(id, UIDX_ID, hex);
-
 	pthread_mutex_lock(&eng->lock);
 	struct mail_mailbox *mb;
 	for (mb = eng->open; mb; mb = mb->next)
@@ -234,6 +217,32 @@ int mail_mailbox_open_flags(struct mail_engine *eng, const char *user, const cha
 		eng->open = mb;
 	}
 	pthread_mutex_unlock(&eng->lock);
+	*out = mb;
+	return 0;
+}
+
+int mail_mailbox_open(struct mail_engine *eng, const char *user, const char *name,
+                      struct mail_mailbox **out)
+{
+	return mail_mailbox_open_flags(eng, user, name, 0, out);
+}
+
+int mail_mailbox_open_flags(struct mail_engine *eng, const char *user, const char *name, unsigned flags,
+                            struct mail_mailbox **out)
+{
+	MAIL_READ_CALL(eng);
+	*out = NULL;
+	uint8_t id[UIDX_ID];
+	uint32_t list_uv = 0;
+	int rc = mblist_lookup(eng, user, name, id, &list_uv);
+	if (rc != 0)
+		return rc;
+	char hex[33];
+	mail_hex(id, UIDX_ID, hex);
+	struct mail_mailbox *mb;
+	rc = mailbox_ref(eng, user, hex, &mb);
+	if (rc != 0)
+		return rc;
 
 	rc = mail_lock_or_again(&mb->lock);
 	if (rc != 0) {
@@ -309,8 +318,63 @@ int mail_mailbox_status(struct mail_mailbox *mb, struct mail_status *st)
 				st->unseen++;
 			if (s->msgs[i].uid >= s->recent_upto)
 				st->recent++;
+			if (s->msgs[i].flags & MAIL_F_DELETED) {
+				st->deleted++;
+				if (s->msgs[i].size != UIDX_SIZE_UNKNOWN)
+					st->deleted_size += s->msgs[i].size;
+			}
 		}
+		st->size = s->total_size;
+		st->sizes_unknown = (uint32_t)s->n_unsized;
 	}
+	pthread_mutex_unlock(&mb->lock);
+	return rc;
+}
+
+int mailbox_load_sizes_locked(struct mail_mailbox *mb)
+{
+	struct uidx_state *s = mb->log.cur;
+	if (s == NULL || s->n_unsized == 0)
+		return 0;
+	if (mail_would_block_read(mb->eng, 1))
+		return MAIL_EAGAIN;
+	size_t n = s->n_unsized, k = 0;
+	uint8_t(*ids)[UIDX_ID] = malloc(n * UIDX_ID);
+	uint64_t *sizes = calloc(n, sizeof(*sizes));
+	int rc = ids != NULL && sizes != NULL ? 0 : AEROGRAM_EINTERNAL;
+	for (size_t i = 0; rc == 0 && i < s->n && k < n; i++)
+		if (s->msgs[i].size == UIDX_SIZE_UNKNOWN)
+			memcpy(ids[k++], s->msgs[i].id, UIDX_ID);
+	if (rc == 0)
+		rc = summary_sizes(mb, (const uint8_t(*)[UIDX_ID])ids, k, s->n, sizes);
+	size_t missing = 0;
+	for (size_t i = 0; rc == 0 && i < k; i++) {
+		if (sizes[i] == UIDX_SIZE_UNKNOWN) {
+			/* its summary is gone (a summary is written before the
+			 * entry that names it): a broken message, counted as 0
+			 * rather than read again at every count */
+			missing++;
+			sizes[i] = 0;
+		}
+		/* the same fact for every state that has the message: the
+		 * replay base too, so that a replay keeps what it can */
+		uidx_set_size(s, ids[i], sizes[i]);
+		if (mb->log.base)
+			uidx_set_size(mb->log.base, ids[i], sizes[i]);
+	}
+	if (missing)
+		mail_log(mb->eng, AEROGRAM_LOG_WARNING, "%s: %zu messages without a summary: their size counts as 0",
+		         mb->log.pk, missing);
+	free(ids);
+	free(sizes);
+	return rc;
+}
+
+int mail_mailbox_load_sizes(struct mail_mailbox *mb)
+{
+	if (mail_lock_or_again(&mb->lock) != 0)
+		return MAIL_EAGAIN;
+	int rc = mb->deleted ? AEROGRAM_ENOTFOUND : mailbox_load_sizes_locked(mb);
 	pthread_mutex_unlock(&mb->lock);
 	return rc;
 }

@@ -184,6 +184,31 @@ static void list_pk(char *out, size_t len, const char *user)
 	snprintf(out, len, "%s/mailboxes", user);
 }
 
+void mblist_pk(char *out, size_t len, const char *user)
+{
+	list_pk(out, len, user);
+}
+
+int mblist_from_row(struct mail_engine *eng, const char *pk, const struct aerogram_row *row, struct mblist *out)
+{
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < row->n_values && rc == 0; i++) {
+		if (row->values[i].tombstone)
+			continue;
+		struct mblist part;
+		if (codec_mblist_decode(row->values[i].data, row->values[i].len, &part) != 0) {
+			mail_log(eng, AEROGRAM_LOG_ERROR, "%s/list: undecodable value skipped", pk);
+			continue;
+		}
+		rc = mblist_merge(out, &part);
+		mblist_free(&part);
+	}
+	if (rc != 0)
+		mblist_free(out);
+	return rc;
+}
+
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token)
 {
 	char pk[512];
@@ -200,17 +225,7 @@ int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, c
 	if (res->n_pages && res->pages[0].n_rows) {
 		const struct aerogram_row *row = &res->pages[0].rows[0];
 		*token = strdup(row->token);
-		for (size_t i = 0; i < row->n_values && rc == 0; i++) {
-			if (row->values[i].tombstone)
-				continue;
-			struct mblist part;
-			if (codec_mblist_decode(row->values[i].data, row->values[i].len, &part) != 0) {
-				mail_log(eng, AEROGRAM_LOG_ERROR, "%s/list: undecodable value skipped", pk);
-				continue;
-			}
-			rc = mblist_merge(out, &part);
-			mblist_free(&part);
-		}
+		rc = mblist_from_row(eng, pk, row, out);
 	}
 	eng->st.driver->row_result_free(eng->st.store, res);
 	if (rc != 0) {

@@ -38,9 +38,11 @@ static struct uidx_op *op_new(uint8_t kind, size_t n)
 	op->kind = kind;
 	if (n) {
 		op->ids = calloc(n, UIDX_ID);
-		if (kind == UIDX_OP_ADD)
+		if (kind == UIDX_OP_ADD) {
 			op->item_flags = calloc(n, sizeof(uint64_t));
-		if (op->ids == NULL || (kind == UIDX_OP_ADD && op->item_flags == NULL)) {
+			op->item_sizes = calloc(n, sizeof(uint64_t));
+		}
+		if (op->ids == NULL || (kind == UIDX_OP_ADD && (op->item_flags == NULL || op->item_sizes == NULL))) {
 			uidx_op_free(op);
 			return NULL;
 		}
@@ -88,7 +90,8 @@ static struct uidx_op *merge_adds(struct add_wait **batch, size_t nb)
 	}
 	m->ids = malloc(n * UIDX_ID);
 	m->item_flags = calloc(n, sizeof(uint64_t));
-	if (m->ids == NULL || m->item_flags == NULL) {
+	m->item_sizes = calloc(n, sizeof(uint64_t));
+	if (m->ids == NULL || m->item_flags == NULL || m->item_sizes == NULL) {
 		uidx_op_free(m);
 		return NULL;
 	}
@@ -115,6 +118,7 @@ static struct uidx_op *merge_adds(struct add_wait **batch, size_t nb)
 				f |= 1ull << (5 + j);
 			}
 			memcpy(m->ids[m->n], o->ids[k], UIDX_ID);
+			m->item_sizes[m->n] = o->item_sizes ? o->item_sizes[k] : UIDX_SIZE_UNKNOWN;
 			m->item_flags[m->n++] = f;
 		}
 	}
@@ -342,6 +346,7 @@ int mail_append_many_claim(struct mail_mailbox *mb, const struct mail_new_messag
 			f |= 1ull << (5 + j);
 		}
 		op->item_flags[i] = f;
+		op->item_sizes[i] = msg->body_len;
 		op->n = i + 1;
 	}
 	if (rc == 0 && claimer != NULL && claimer->mb == mb)
@@ -558,11 +563,13 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 			continue; /* expunged and collected meanwhile: skipped */
 		const struct aerogram_row *row = &pg->rows[0];
 		const struct aerogram_value *val = NULL;
+		uint64_t size = UIDX_SIZE_UNKNOWN;
 		for (size_t k = 0; k < row->n_values; k++)
 			if (!row->values[k].tombstone) {
 				struct summary s;
 				if (codec_summary_decode(row->values[k].data, row->values[k].len, &s) == 0) {
 					val = &row->values[k];
+					size = s.size;
 					break;
 				}
 			}
@@ -588,6 +595,7 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 		ws[nw].len = val->len;
 		memcpy(add->ids[add->n], nid, UIDX_ID);
 		add->item_flags[add->n] = uidx_state_to_op_flags(add, v->snap, src[i]->flags);
+		add->item_sizes[add->n] = size;
 		add->n++;
 		memcpy(del->ids[del->n++], src[i]->id, UIDX_ID);
 		wpos[nw] = pos[i];

@@ -220,6 +220,16 @@ int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *i
 	return rc;
 }
 
+int scache_size(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, uint64_t *size)
+{
+	pthread_mutex_lock(&c->lock);
+	struct scache_entry *e = lookup(c, mb, id);
+	if (e != NULL)
+		*size = e->size;
+	pthread_mutex_unlock(&c->lock);
+	return e != NULL ? 0 : -1;
+}
+
 void scache_forget(struct scache *c, const struct mail_mailbox *mb)
 {
 	pthread_mutex_lock(&c->lock);
@@ -379,4 +389,81 @@ void mail_summaries_free(struct mail_summary *s, size_t n)
 		free(s[i].bodystructure);
 	}
 	free(s);
+}
+
+/* ---- sizes alone ---- */
+
+struct size_fill {
+	struct want *w;
+	size_t n;
+	uint64_t *sizes;
+};
+
+static int size_row(void *arg, const struct aerogram_row *row)
+{
+	struct size_fill *f = arg;
+	struct want key;
+	snprintf(key.hex, sizeof(key.hex), "%s", row->sk);
+	struct want *hit = bsearch(&key, f->w, f->n, sizeof(*f->w), want_cmp);
+	struct summary s = { 0 };
+	if (hit == NULL || pick_summary(row, &s) != 0)
+		return 0;
+	while (hit > f->w && strcmp(hit[-1].hex, key.hex) == 0)
+		hit--;
+	for (; hit < f->w + f->n && strcmp(hit->hex, key.hex) == 0; hit++)
+		f->sizes[hit->index] = s.size;
+	return 0;
+}
+
+int summary_sizes(struct mail_mailbox *mb, const uint8_t (*ids)[UIDX_ID], size_t n, size_t n_all,
+                  uint64_t *sizes)
+{
+	struct mail_engine *eng = mb->eng;
+	struct want *w = calloc(n ? n : 1, sizeof(*w));
+	if (w == NULL)
+		return AEROGRAM_EINTERNAL;
+	size_t nw = 0;
+	for (size_t i = 0; i < n; i++) {
+		sizes[i] = UIDX_SIZE_UNKNOWN;
+		if (scache_size(eng->summaries, mb, ids[i], &sizes[i]) == 0)
+			continue;
+		mail_hex(ids[i], UIDX_ID, w[nw].hex);
+		w[nw].index = i;
+		nw++;
+	}
+	qsort(w, nw, sizeof(*w), want_cmp);
+	char pk[512];
+	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
+	struct size_fill f = { w, nw, sizes };
+	int rc = 0;
+	if (nw > 256 && nw * 2 > n_all) {
+		/* most of a large mailbox: one paginated range read */
+		struct aerogram_row_query q = { .pk = pk };
+		rc = mail_read_range(eng, &q, size_row, &f);
+	} else {
+		for (size_t at = 0; rc == 0 && at < nw; at += OPLOG_PAGE) {
+			size_t k = nw - at < OPLOG_PAGE ? nw - at : OPLOG_PAGE;
+			struct aerogram_row_query *qs = calloc(k, sizeof(*qs));
+			struct aerogram_row_result *rr = NULL;
+			if (qs == NULL) {
+				rc = AEROGRAM_EINTERNAL;
+				break;
+			}
+			for (size_t i = 0; i < k; i++) {
+				qs[i].pk = pk;
+				qs[i].sk = w[at + i].hex;
+			}
+			rc = eng->st.driver->row_read(eng->st.store, qs, k, &rr);
+			if (rc != 0)
+				mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+			for (size_t p = 0; rc == 0 && p < rr->n_pages; p++)
+				for (size_t r = 0; rc == 0 && r < rr->pages[p].n_rows; r++)
+					rc = size_row(&f, &rr->pages[p].rows[r]);
+			if (rr)
+				eng->st.driver->row_result_free(eng->st.store, rr);
+			free(qs);
+		}
+	}
+	free(w);
+	return rc;
 }

@@ -230,6 +230,7 @@ void uidx_op_free(struct uidx_op *op)
 	free(op->keywords);
 	free(op->ids);
 	free(op->item_flags);
+	free(op->item_sizes);
 	free(op);
 }
 
@@ -254,6 +255,33 @@ static uint32_t sat_add32(uint32_t a, uint64_t b)
 {
 	uint64_t v = (uint64_t)a + b;
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* The totals kept beside msgs: a message comes in or goes out. */
+static void size_in(struct uidx_state *s, uint64_t size)
+{
+	if (size == UIDX_SIZE_UNKNOWN)
+		s->n_unsized++;
+	else
+		s->total_size = size > UINT64_MAX - 1 - s->total_size ? UINT64_MAX - 1 : s->total_size + size;
+}
+
+static void size_out(struct uidx_state *s, uint64_t size)
+{
+	if (size == UIDX_SIZE_UNKNOWN)
+		s->n_unsized -= s->n_unsized > 0;
+	else
+		s->total_size = size > s->total_size ? 0 : s->total_size - size;
+}
+
+void uidx_set_size(struct uidx_state *s, const uint8_t *id, uint64_t size)
+{
+	struct uidx_msg *m = (struct uidx_msg *)uidx_find_id(s, id);
+	if (m == NULL || m->size != UIDX_SIZE_UNKNOWN || size == UIDX_SIZE_UNKNOWN)
+		return;
+	size_out(s, m->size);
+	m->size = size;
+	size_in(s, size);
 }
 
 static int apply_add(struct uidx_state *s, const struct uidx_op *op)
@@ -305,6 +333,8 @@ static int apply_add(struct uidx_state *s, const struct uidx_op *op)
 		m->uid = uid;
 		m->modseq = modseq;
 		m->flags = op_to_state_flags(s, op, op->item_flags[i], 1);
+		m->size = op->item_sizes ? op->item_sizes[i] : UIDX_SIZE_UNKNOWN;
+		size_in(s, m->size);
 	}
 	s->highestmodseq = modseq;
 	if (s->n_marks == UIDX_MARKS) {
@@ -330,6 +360,7 @@ static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 		sl->uid = 0;
 		if (m) {
 			m->uid = 0; /* marked; compacted below */
+			size_out(s, m->size);
 			removed++;
 		}
 	}

@@ -30,6 +30,20 @@ static int claim_recent(struct mail_view *v)
 	return oplog_push(&mb->log, op, NULL, 0);
 }
 
+/* Best effort: a store that refuses writes (a full disk) must not keep a
+ * client from reading its mail. The view goes on without \Recent; only a
+ * non-blocking attempt (MAIL_EAGAIN) is retried. */
+static int claim_recent_best_effort(struct mail_view *v)
+{
+	int crc = claim_recent(v);
+	if (crc == MAIL_EAGAIN)
+		return crc;
+	if (crc != 0)
+		mail_log(v->mb->eng, AEROGRAM_LOG_WARNING, "%s: cannot claim \\Recent (error %d), going on without",
+		         v->mb->log.pk, crc);
+	return 0;
+}
+
 int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 {
 	MAIL_READ_CALL(mb->eng);
@@ -51,17 +65,8 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 		return MAIL_EAGAIN;
 	}
 	int rc = mailbox_sync_locked(mb, 0);
-	if (rc == 0 && claim) {
-		/* Best effort: a store that refuses writes (a full disk) must
-		 * not keep a client from reading its mail. The view goes on
-		 * without \Recent; only a non-blocking attempt is retried. */
-		int crc = claim_recent(v);
-		if (crc == MAIL_EAGAIN)
-			rc = crc;
-		else if (crc != 0)
-			mail_log(mb->eng, AEROGRAM_LOG_WARNING, "%s: cannot claim \\Recent (error %d), going on without",
-			         mb->log.pk, crc);
-	}
+	if (rc == 0 && claim)
+		rc = claim_recent_best_effort(v);
 	if (rc == 0) {
 		v->snap = uidx_clone(mb->log.cur);
 		v->version = mb->log.version;
@@ -210,17 +215,8 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 		return MAIL_EAGAIN;
 	}
 	int rc = mailbox_sync_locked(mb, 0);
-	if (rc == 0 && claim) {
-		/* Best effort: a store that refuses writes (a full disk) must
-		 * not keep a client from reading its mail. The view goes on
-		 * without \Recent; only a non-blocking attempt is retried. */
-		int crc = claim_recent(v);
-		if (crc == MAIL_EAGAIN)
-			rc = crc;
-		else if (crc != 0)
-			mail_log(mb->eng, AEROGRAM_LOG_WARNING, "%s: cannot claim \\Recent (error %d), going on without",
-			         mb->log.pk, crc);
-	}
+	if (rc == 0 && claim)
+		rc = claim_recent_best_effort(v);
 	/* Deferred expunges are told by the first update that may tell them,
 	 * even when nothing new happened since. */
 	if (rc == 0 && (mb->log.version != v->version || (!defer && v->n_gone > 0))) {

@@ -6,8 +6,14 @@ ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
 TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(ENGINE_T)/bench_open
+TESTBINS += $(ENGINE_T)/test_usage
 
 $(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
+
+# Message sizes in the log and a user's usage (quotas).
+$(ENGINE_T)/test_usage: $(B)/obj/tests/engine/test_usage.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
@@ -26,8 +32,9 @@ $(ENGINE_T)/bench_open: $(B)/obj/tests/engine/bench_open.o $(ENGINE_TEST_DEPS)
 CHECKS += check-engine check-engine-sim
 .PHONY: check-engine check-engine-sim sim sim-appenders bench-engine
 
-check-engine: $(ENGINE_T)/test_engine $(B)/drivers/aerogram_memory.so
+check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/test_engine
+	$(ENGINE_T)/test_usage
 
 # At least 1,000 seeds on every `make check`: the sequential simulation
 # (stale writers, every operation, faults) and the concurrent appenders

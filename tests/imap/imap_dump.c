@@ -57,7 +57,7 @@ static void dump_flags(struct agbuf *out, const struct imap_flags *f)
 }
 
 static const char *const status_names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-					    "UNSEEN", "HIGHESTMODSEQ", "SIZE" };
+					    "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED", "DELETED-STORAGE" };
 
 static void dump_status_items(struct agbuf *out, const struct imap_status_items *s)
 {
@@ -189,7 +189,7 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		dump_str(out, &u->login.password);
 		break;
 	case IMAP_CMD_SELECT: case IMAP_CMD_EXAMINE: case IMAP_CMD_CREATE: case IMAP_CMD_DELETE:
-	case IMAP_CMD_SUBSCRIBE: case IMAP_CMD_UNSUBSCRIBE:
+	case IMAP_CMD_SUBSCRIBE: case IMAP_CMD_UNSUBSCRIBE: case IMAP_CMD_GETQUOTAROOT:
 		agbuf_putc(out, ' ');
 		dump_mailbox(out, &u->mailbox.mailbox);
 		if (u->mailbox.condstore)
@@ -298,6 +298,22 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			dump_str(out, &u->id.names[i]);
 			agbuf_putc(out, ' ');
 			dump_str(out, &u->id.values[i]);
+		}
+		agbuf_putc(out, ')');
+		break;
+	case IMAP_CMD_GETQUOTA:
+		agbuf_putc(out, ' ');
+		dump_str(out, &u->quota.root);
+		break;
+	case IMAP_CMD_SETQUOTA:
+		agbuf_putc(out, ' ');
+		dump_str(out, &u->quota.root);
+		agbuf_puts(out, " (");
+		for (size_t i = 0; i < u->quota.count; i++) {
+			if (i > 0)
+				agbuf_putc(out, ' ');
+			dump_str(out, &u->quota.names[i]);
+			agbuf_printf(out, " %" PRIu64, u->quota.limits[i]);
 		}
 		agbuf_putc(out, ')');
 		break;
