@@ -7,9 +7,10 @@
  * a domain of `[lmtp] domains`), so nothing before DATA blocks. The
  * message is read to its final dot into one buffer, with room in front for
  * the two header fields added per recipient (Return-Path, Delivered-To).
- * Then one job on the loop's workers stores it: per recipient, the message
- * with its own header fields, parsed once for its summary, and one
- * mail_append into the user's INBOX. An append is one log entry written
+ * Then one job on the loop's workers stores it: per recipient, the user's
+ * quota checked as for APPEND (552 5.2.2 past it), the message with its own
+ * header fields, parsed once for its summary, and one mail_append into the
+ * user's INBOX. An append is one log entry written
  * after the body (host/mail/README.md): if it fails, the recipient has
  * nothing, and gets 451 while the others get 250. The loop then writes
  * the replies, in RCPT order, and reads on. Sessions of the same daemon
@@ -40,6 +41,7 @@
 #include "host/lmtp_parse.h"
 #include "host/log.h"
 #include "host/mail/mail.h"
+#include "host/quota.h"
 #include "host/server.h"
 #include "protocol/mime.h"
 #include "protocol/mime_serial.h"
@@ -65,7 +67,9 @@ struct lmtp_listener {
 struct lmtp_rcpt {
 	char *address;    /* as the client wrote it (no brackets) */
 	char *user;       /* the user it reaches */
+	struct ag_quota quota; /* the user's limits, taken at RCPT */
 	int rc;           /* the delivery's result */
+	int over_quota;   /* refused: the message would pass the user's quota */
 	uint32_t uid;
 };
 
@@ -365,7 +369,15 @@ static void deliver_run(void *arg)
 			continue;
 		}
 		memcpy(content - n, fields, (size_t)n);
-		r->rc = deliver_one(eng, r->user, content - n, content_len + (size_t)n, &r->uid);
+		/* as APPEND: the user's usage from the store, plus this message */
+		int over = 0;
+		r->rc = ag_quota_check(&r->quota, r->user, content_len + (size_t)n, 1, &over);
+		if (r->rc == 0 && over) {
+			r->over_quota = 1;
+			continue;
+		}
+		if (r->rc == 0)
+			r->rc = deliver_one(eng, r->user, content - n, content_len + (size_t)n, &r->uid);
 	}
 }
 
@@ -394,7 +406,13 @@ static void deliver_done(void *arg)
 		struct lmtp_rcpt *r = &c->rcpts[i];
 		char to[4 * LMTP_PATH_MAX + 1];
 		escape(to, sizeof(to), r->address);
-		if (r->rc == 0) {
+		if (r->over_quota) {
+			c->failed++;
+			ag_log_info("lmtp %s: from=<%s> to=<%s> user=%s: not delivered: over quota", c->peer, from, to,
+			            r->user);
+			if (!c->dead)
+				replyf(c, "552 5.2.2 <%s> Mailbox full: quota exceeded\r\n", r->address);
+		} else if (r->rc == 0) {
 			c->delivered++;
 			ag_log_info("lmtp %s: from=<%s> to=<%s> user=%s: saved in INBOX as UID %u (%zu bytes)", c->peer,
 			            from, to, r->user, r->uid, c->content.len - c->reserve);
@@ -518,6 +536,7 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		memset(r, 0, sizeof(*r));
 		r->address = strdup(cmd.path);
 		r->user = strdup(user);
+		ag_quota_for(srv, user, &r->quota);
 		if (r->address == NULL || r->user == NULL) {
 			free(r->address);
 			free(r->user);

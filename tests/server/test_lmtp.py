@@ -5,7 +5,8 @@ in one transaction with an unknown one refused at RCPT, one reply per
 accepted recipient after DATA, the Return-Path and Delivered-To fields on
 top of a message that IMAP then returns byte for byte, dot-stuffing, the
 size limit at MAIL FROM and after DATA, errors that keep the connection,
-pipelining, a store failure for one recipient only (the faulty driver),
+pipelining, a user over quota, a store failure for one recipient only (the
+faulty driver),
 an IDLE session told of a delivery at once, SIGTERM during a delivery.
 Then a real Postfix, a private instance in a temporary directory listening
 on loopback only, relays 50 messages to two users through LMTP.
@@ -43,6 +44,10 @@ password = {PLAIN}pw
 
 [Carol]
 password = {PLAIN}pw
+
+[dave]
+password = {PLAIN}pw
+quota_messages = 1
 """
 # A message with what a transport can get wrong: 8-bit text, a long line,
 # lines that start with dots, a lone dot inside a line, trailing spaces.
@@ -335,6 +340,20 @@ class LmtpDelivery(unittest.TestCase):
         self.assertEqual(replies_after_data(c, b"Subject: small\r\n\r\nok\r\n", 1)[0][0], 250)
         c.quit()
         self.assertEqual(self.srv.count("bob"), before + 1)
+
+    def test_over_quota(self):
+        # dave may keep one message: the second is refused for him only
+        c = self.srv.lmtp()
+        c.ehlo("client.example")
+        for expect in ([250, 250], [552, 250]):
+            c.mail("s@src.example")
+            self.assertEqual(c.rcpt("dave@example.org")[0], 250)
+            self.assertEqual(c.rcpt("carol@example.org")[0], 250)
+            replies = replies_after_data(c, b"Subject: quota\r\n\r\nx\r\n", 2)
+            self.assertEqual([r[0] for r in replies], expect, replies)
+        self.assertTrue(replies[0][1].startswith(b"5.2.2 <dave@example.org>"), replies[0])
+        c.quit()
+        self.assertEqual(self.srv.count("dave"), 1)
 
     def test_errors_keep_the_connection(self):
         r = RawLmtp(self.srv.lmtp_port)
