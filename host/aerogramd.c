@@ -8,6 +8,7 @@
 #include "config.h"
 #include "host/config_file.h"
 #include "host/driver_loader.h"
+#include "host/lmtp.h"
 #include "host/log.h"
 #include "host/server.h"
 
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
 		 * checked with the configuration). */
 		struct ag_users *users;
 		SSL_CTX *tls;
+		ag_lmtp_check(&cfg);
 		if (ag_server_load_files(&cfg, &users, &tls, err, sizeof(err)) != 0) {
 			fprintf(stderr, "aerogramd: %s\n", err);
 			ag_driver_unload(drv);

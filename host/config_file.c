@@ -33,6 +33,9 @@
 /* expunge_retention: up to a year */
 #define RETENTION_MAX_S (365ull * 86400)
 #define RETENTION_DEFAULT_S (7ull * 86400)
+#define LMTP_RECIPIENTS_MAX 100000
+#define LMTP_TIMEOUT_MIN 10
+#define LMTP_TIMEOUT_MAX 3600
 
 struct parse_state {
 	struct ag_config *cfg;
@@ -300,6 +303,21 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 				problem = RANGE("unlimited, or a number of messages", 1, AG_QUOTA_MESSAGES_MAX);
 		} else
 			problem = "unknown key";
+	} else if (strcmp(section, "lmtp") == 0) {
+		if (strcmp(name, "listen") == 0) {
+			problem = set_string(&cfg->lmtp_listen, value) ? "out of memory" : NULL;
+			cfg->lines.lmtp_listen = st->line;
+		} else if (strcmp(name, "domains") == 0) {
+			problem = set_string(&cfg->lmtp_domains, value) ? "out of memory" : NULL;
+			cfg->lines.lmtp_domains = st->line;
+		} else if (strcmp(name, "max_recipients") == 0) {
+			if (parse_uint(value, 1, LMTP_RECIPIENTS_MAX, &cfg->lmtp_max_recipients) != 0)
+				problem = RANGE("a number of recipients", 1, LMTP_RECIPIENTS_MAX);
+		} else if (strcmp(name, "timeout") == 0) {
+			if (parse_uint(value, LMTP_TIMEOUT_MIN, LMTP_TIMEOUT_MAX, &cfg->lmtp_timeout) != 0)
+				problem = RANGE("a number of seconds", LMTP_TIMEOUT_MIN, LMTP_TIMEOUT_MAX);
+		} else
+			problem = "unknown key";
 	} else if (section[0] == '\0') {
 		problem = "key outside any section";
 	} else {
@@ -393,6 +411,74 @@ static int has_address(const char *list)
 	return list != NULL && list[strspn(list, " \t")] != '\0';
 }
 
+/* [lmtp] listen: host:port addresses as [imap] listen, or unix:PATH with an
+ * absolute PATH that fits a socket address. */
+static int check_lmtp_addresses(const char *list, char *bad, size_t badlen)
+{
+	const char *p = list;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " \t");
+		if (n == 0)
+			break;
+		int ok;
+		if (n > 5 && strncmp(p, "unix:", 5) == 0) {
+			/* sockaddr_un's sun_path holds 108 bytes with the NUL */
+			ok = p[5] == '/' && n - 5 < 108;
+		} else {
+			char one[256];
+			ok = n < sizeof(one) && (memcpy(one, p, n), one[n] = '\0', check_addresses(one, bad, badlen) == 0);
+		}
+		if (!ok) {
+			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
+			return -1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* [lmtp] domains: domain names separated by spaces, kept in lowercase;
+ * NULL when the problem is in *why. */
+static const char *check_domains(char *list, char *why, size_t whylen)
+{
+	for (char *p = list; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	const char *p = list;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, " \t");
+		if (n == 0)
+			break;
+		int ok = n <= 253 && p[0] != '.' && p[n - 1] != '.' && p[0] != '-';
+		for (size_t i = 0; ok && i < n; i++) {
+			char c = p[i];
+			ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+			     (c == '.' && p[i + 1] != '.');
+		}
+		if (!ok) {
+			snprintf(why, whylen, "'%.*s' is not a domain name", (int)(n > 200 ? 200 : n), p);
+			return NULL;
+		}
+		/* the same domain twice is a typo or a merge gone wrong */
+		for (const char *q = list; q < p;) {
+			while (*q == ' ' || *q == '\t')
+				q++;
+			size_t m = strcspn(q, " \t");
+			if (q < p && m == n && memcmp(q, p, n) == 0) {
+				snprintf(why, whylen, "'%.*s' is listed twice", (int)(n > 200 ? 200 : n), p);
+				return NULL;
+			}
+			q += m;
+		}
+		p += n;
+	}
+	return list;
+}
+
 int ag_config_where(const struct ag_config *cfg, int line, char *out, size_t outlen)
 {
 	if (line > 0)
@@ -434,6 +520,25 @@ static int finish(struct ag_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: [imap] tls_listen needs tls_cert and tls_key", at);
 		return -1;
 	}
+	if (cfg->lmtp_listen != NULL && check_lmtp_addresses(cfg->lmtp_listen, bad, sizeof(bad)) != 0) {
+		ag_config_where(cfg, cfg->lines.lmtp_listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [lmtp] listen: '%s' is not an address:port or unix:/absolute/path "
+		         "(e.g. 127.0.0.1:2424 or unix:/run/aerogram/lmtp)", at, bad);
+		return -1;
+	}
+	if (cfg->lmtp_listen != NULL && !has_address(cfg->lmtp_listen)) {
+		/* set but empty: off, as when unset */
+		free(cfg->lmtp_listen);
+		cfg->lmtp_listen = NULL;
+	}
+	if (cfg->lmtp_domains != NULL) {
+		char why[300];
+		if (check_domains(cfg->lmtp_domains, why, sizeof(why)) == NULL) {
+			ag_config_where(cfg, cfg->lines.lmtp_domains, at, sizeof(at));
+			snprintf(err, errlen, "%s: [lmtp] domains: %s", at, why);
+			return -1;
+		}
+	}
 	if (cfg->failure_delay_max < cfg->failure_delay) {
 		ag_config_where(cfg, cfg->lines.failure_delay_max, at, sizeof(at));
 		snprintf(err, errlen, "%s: [auth] failure_delay_max is smaller than failure_delay", at);
@@ -474,6 +579,8 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 	cfg->failure_delay_max = 15000;
 	cfg->tls_min_version = AG_TLS_1_2;
 	cfg->expunge_retention_s = RETENTION_DEFAULT_S;
+	cfg->lmtp_max_recipients = 1000;
+	cfg->lmtp_timeout = 300;
 	if (cfg->path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -526,5 +633,7 @@ void ag_config_free(struct ag_config *cfg)
 	free(cfg->plaintext_auth);
 	free(cfg->users_file);
 	free(cfg->tls_ciphers);
+	free(cfg->lmtp_listen);
+	free(cfg->lmtp_domains);
 	memset(cfg, 0, sizeof(*cfg));
 }

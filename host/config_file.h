@@ -47,10 +47,16 @@ struct ag_config {
 	unsigned failure_delay_max; /* ms, the cap of the delay that doubles per failure (default 15000) */
 	uint64_t default_quota;     /* bytes a user's mail may take; 0: unlimited (default) */
 	uint64_t default_quota_messages; /* messages a user may have; 0: unlimited (default) */
+	/* [lmtp] (host/lmtp.c); off while lmtp_listen is NULL */
+	char *lmtp_listen;          /* "127.0.0.1:2424 unix:/run/aerogram/lmtp" */
+	char *lmtp_domains;         /* "example.org example.net", lowercase, or NULL */
+	unsigned lmtp_max_recipients; /* RCPTs accepted per transaction (default 1000) */
+	unsigned lmtp_timeout;      /* seconds an LMTP client may stay silent (default 300) */
 	/* The line of some keys, for messages about their value found after
 	 * parsing (a key not set: 0). */
 	struct {
 		int listen, tls_listen, tls_cert, tls_key, tls_ciphers, users_file, failure_delay_max;
+		int lmtp_listen, lmtp_domains;
 	} lines;
 };
 

@@ -15,6 +15,8 @@ HOST_SERVER_OBJS += $(B)/obj/host/fetch_cache.o
 # aerogramctl's store subcommands, undelete and copy-store (ctl_store.h);
 # they need HOST_COMMON_OBJS, users.o, log.o and the mail library.
 HOST_CTL_STORE_OBJS = $(B)/obj/host/ctl_store.o
+# LMTP delivery (lmtp.h) and its pure parser (lmtp_parse.h).
+HOST_SERVER_OBJS += $(B)/obj/host/lmtp.o $(B)/obj/host/lmtp_parse.o
 
 $(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
@@ -32,8 +34,8 @@ HOST_CTL_OBJS = $(addprefix $(B)/obj/host/,aerogramctl.o ctl.o ctl_users.o ctl_i
 $(B)/aerogramctl: $(HOST_CTL_OBJS) $(HOST_COMMON_OBJS) $(B)/libagmail.a $(B)/libagprotocol.a
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS) -ldl
 
-# `make run`: a demo daemon in the foreground on 127.0.0.1:1143 over the
-# SQLite driver (its database in build/run/data, kept between runs), with a
+# `make run`: a demo daemon in the foreground on 127.0.0.1:1143 (and LMTP on
+# 127.0.0.1:2424 for demo@localhost) over the SQLite driver (its database in build/run/data, kept between runs), with a
 # fresh configuration and users file in build/run and a new password for
 # `demo` each time.
 RUN_DIR = $(B)/run
@@ -45,10 +47,12 @@ run: all
 	printf '%s\n' '# Written by make run; see packaging/aerogram.conf.example.' \
 		'[storage]' 'driver = sqlite' 'driver_dir = $(B)/drivers' 'path = $(CURDIR)/$(RUN_DIR)/data/mail.sqlite' '' \
 		'[imap]' 'listen = 127.0.0.1:1143' 'plaintext_auth = loopback' '' \
-		'[auth]' 'users_file = $(RUN_DIR)/users.ini' > $(RUN_DIR)/aerogram.conf && \
-	echo "aerogramd on 127.0.0.1:1143, mail in $(RUN_DIR)/data/mail.sqlite (kept between runs)" && \
-	echo "  user: demo   password: $$password" && \
-	echo "  try:  python3 -c \"import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); print(m.login('demo', '$$password')); print(m.list())\"" && \
+		'[auth]' 'users_file = $(RUN_DIR)/users.ini' '' \
+		'[lmtp]' 'listen = 127.0.0.1:2424' 'domains = localhost' > $(RUN_DIR)/aerogram.conf && \
+	echo "aerogramd on 127.0.0.1:1143 (IMAP) and 127.0.0.1:2424 (LMTP), mail in $(RUN_DIR)/data/mail.sqlite (kept between runs)" && \
+	echo "  user: demo   password: $$password   address: demo@localhost" && \
+	echo "  deliver: python3 -c \"import smtplib; print(smtplib.LMTP('127.0.0.1', 2424).sendmail('me@example.org', 'demo@localhost', b'Subject: hello\\\\r\\\\n\\\\r\\\\nfirst message\\\\r\\\\n'))\"" && \
+	echo "  read:    python3 -c \"import imaplib; m = imaplib.IMAP4('127.0.0.1', 1143); print(m.login('demo', '$$password')); m.select(); print(m.fetch('1:*', '(BODY[])'))\"" && \
 	echo "  Ctrl-C stops it." && \
 	exec $(B)/aerogramd -c $(RUN_DIR)/aerogram.conf
 

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/lmtp.h"
 #include "host/log.h"
 #include "host/session.h"
 #include "host/tls.h"
@@ -227,6 +228,7 @@ static void loop_shutdown(struct ag_server *srv)
 		return;
 	srv->shutting_down = 1;
 	ag_listeners_close(srv);
+	ag_lmtp_shutdown(srv);
 	/* Sessions may free themselves inside: walk with care. */
 	struct ag_session *s = srv->sessions;
 	while (s != NULL) {
@@ -435,6 +437,8 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		snprintf(err, errlen, "%s: no address to listen on", cfg->path);
 		return -1;
 	}
+	if (ag_lmtp_open(srv, err, errlen) != 0)
+		return -1;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_sigterm, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_sigterm, srv);
 	srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_sighup, srv);
@@ -535,6 +539,7 @@ void ag_server_free(struct ag_server *srv)
 		srv->sessions->job_running = 0;
 		ag_session_free(srv->sessions);
 	}
+	ag_lmtp_free(srv);
 	/* the other loops (their threads ended in ag_server_run) */
 	for (unsigned i = 1; i < srv->n_loops; i++)
 		loop_free(srv->loops[i]);

@@ -20,6 +20,7 @@
 struct ag_session;
 struct ag_listener;
 struct ag_handoff;
+struct ag_lmtp;
 
 enum ag_plaintext_auth { AG_PLAINTEXT_YES, AG_PLAINTEXT_NO, AG_PLAINTEXT_LOOPBACK };
 
@@ -57,8 +58,9 @@ struct ag_server {
 	struct ag_auth_failures *failures;
 	struct ag_limits *limits;      /* the root's, shared: per-address and per-user counts, password checks */
 	struct ag_listener *listeners; /* linked list */
+	struct ag_lmtp *lmtp;          /* root: the LMTP listeners and connections (lmtp.h), or NULL */
 	struct ag_session *sessions;   /* doubly linked list of live sessions */
-	unsigned n_sessions;
+	unsigned n_sessions;           /* of them, and of the LMTP connections (root) */
 	int shutting_down;
 	struct timespec shutdown_at;   /* root: when SIGTERM came (CLOCK_MONOTONIC) */
 	struct event *sig_term, *sig_int, *sig_hup;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "host/config_file.h"
@@ -30,6 +31,10 @@ struct user {
 	char *password; /* a PHC string, or {PLAIN}text */
 	int line;       /* of the password */
 	struct ag_user_quota quota;
+	/* `address`: extra addresses LMTP delivers to this user, lowercase */
+	char **addresses;
+	size_t n_addresses;
+	int address_line;
 };
 
 struct ag_users {
@@ -47,6 +52,7 @@ struct load_state {
 	char section[256];  /* the current user */
 	int section_line;   /* its line, 0 before the first section */
 	int has_password;   /* whether it has its password line yet */
+	int has_address;    /* whether it has its address line yet */
 	char subject[512];  /* what a problem is about, for the message */
 };
 
@@ -72,6 +78,78 @@ static int valid_name(const char *name)
 			return 0;
 	}
 	return 1;
+}
+
+/* An address of the `address` key: local@domain, the local part printable
+ * ASCII without quotes, brackets or separators, the domain a host name. */
+static int valid_address(const char *a)
+{
+	const char *at = strrchr(a, '@');
+	size_t local = at != NULL ? (size_t)(at - a) : 0, domain = at != NULL ? strlen(at + 1) : 0;
+	if (local == 0 || local > 64 || domain == 0 || domain > 253)
+		return 0;
+	for (size_t i = 0; i < local; i++) {
+		unsigned char c = (unsigned char)a[i];
+		if (c <= ' ' || c >= 0x7f || strchr("@<>()[]\\,;:\"", c) != NULL)
+			return 0;
+	}
+	const char *d = at + 1;
+	if (d[0] == '.' || d[0] == '-' || d[domain - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < domain; i++) {
+		char c = d[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      (c == '.' && d[i + 1] != '.')))
+			return 0;
+	}
+	return 1;
+}
+
+/* The user that lists `address` (lowercase), or NULL. */
+static const struct user *find_address(const struct ag_users *users, const char *address)
+{
+	for (size_t i = 0; i < users->count; i++)
+		for (size_t k = 0; k < users->users[i].n_addresses; k++)
+			if (strcmp(users->users[i].addresses[k], address) == 0)
+				return &users->users[i];
+	return NULL;
+}
+
+/* `address = a@x.org b@y.org`: each one valid and listed once in the whole
+ * file. Returns NULL or the problem. */
+static const char *add_addresses(struct load_state *st, struct user *u, char *value, int lineno, char *why,
+                                 size_t whylen)
+{
+	for (char *p = value; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	char *save = NULL;
+	for (char *a = strtok_r(value, " \t", &save); a != NULL; a = strtok_r(NULL, " \t", &save)) {
+		if (!valid_address(a)) {
+			snprintf(why, whylen, "'%.100s' is not an address (local@domain)", a);
+			return why;
+		}
+		const struct user *owner = find_address(st->users, a);
+		if (owner != NULL) {
+			if (owner == u)
+				snprintf(why, whylen, "'%.100s' is listed twice", a);
+			else
+				snprintf(why, whylen, "'%.100s' already belongs to [%.64s] (line %d)", a, owner->name,
+				         owner->address_line);
+			return why;
+		}
+		char **n = realloc(u->addresses, (u->n_addresses + 1) * sizeof(*n));
+		if (n == NULL)
+			return "out of memory";
+		u->addresses = n;
+		if ((n[u->n_addresses] = strdup(a)) == NULL)
+			return "out of memory";
+		u->n_addresses++;
+	}
+	if (u->n_addresses == 0)
+		return "no address given (address = local@domain ...)";
+	u->address_line = lineno;
+	return NULL;
 }
 
 static int argon2_kind(const char *phc, argon2_type *type)
@@ -208,18 +286,20 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 			return "a user name is letters, digits and . _ - + @ (it prefixes the user's keys in the store)";
 		if (find(st->users, name, strlen(name)) != NULL)
 			return "user declared twice";
-		snprintf(st->section, sizeof(st->section), "%s", name);
-		st->section_line = lineno;
-		st->has_password = 0;
-		/* the user exists from its section on; its keys fill it in */
+		/* the user exists from its section on; its password line must follow */
 		struct user *n = realloc(st->users->users, (st->users->count + 1) * sizeof(*n));
 		if (n == NULL)
 			return "out of memory";
 		st->users->users = n;
-		memset(&n[st->users->count], 0, sizeof(n[0]));
-		if ((n[st->users->count].name = strdup(name)) == NULL)
-			return "out of memory";
+		struct user *u = &n[st->users->count];
+		memset(u, 0, sizeof(*u));
 		st->users->count++;
+		if ((u->name = strdup(name)) == NULL)
+			return "out of memory";
+		snprintf(st->section, sizeof(st->section), "%s", name);
+		st->section_line = lineno;
+		st->has_password = 0;
+		st->has_address = 0;
 		return NULL;
 	}
 	char *sep = strpbrk(line, "=:");
@@ -237,6 +317,12 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 	}
 	snprintf(st->subject, sizeof(st->subject), "[%s] %.64s", st->section, line);
 	struct user *u = &st->users->users[st->users->count - 1];
+	if (strcmp(line, "address") == 0) {
+		if (st->has_address)
+			return "address set twice (list every address on one line)";
+		st->has_address = 1;
+		return add_addresses(st, u, value, lineno, why, whylen);
+	}
 	if (strcmp(line, "quota") == 0 || strcmp(line, "quota_messages") == 0) {
 		int bytes = line[5] == '\0';
 		int *has = bytes ? &u->quota.has_bytes : &u->quota.has_messages;
@@ -253,7 +339,7 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		return NULL;
 	}
 	if (strcmp(line, "password") != 0)
-		return "unknown key (a user has `password`, `quota` and `quota_messages`)";
+		return "unknown key (a user has `password`, `quota`, `quota_messages` and `address`)";
 	if (st->has_password)
 		return "password set twice";
 	if (strncmp(value, PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0) {
@@ -343,6 +429,9 @@ static void users_free(struct ag_users *users)
 			OPENSSL_cleanse(users->users[i].password, strlen(users->users[i].password));
 			free(users->users[i].password);
 		}
+		for (size_t k = 0; k < users->users[i].n_addresses; k++)
+			free(users->users[i].addresses[k]);
+		free(users->users[i].addresses);
 	}
 	free(users->users);
 	free(users->dummy_hash);
@@ -457,4 +546,35 @@ int ag_users_verify(const struct ag_users *users, const char *user, size_t user_
 	if (argon2_kind(u->password, &type) != 0)
 		return 0;
 	return argon2_verify(u->password, password, password_len, type) == ARGON2_OK;
+}
+
+const char *ag_users_find_address(const struct ag_users *users, const char *address, size_t len)
+{
+	char lower[256 + 64 + 2];
+	if (len >= sizeof(lower) || memchr(address, '\0', len) != NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = address[i];
+		lower[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	lower[len] = '\0';
+	const struct user *u = find_address(users, lower);
+	return u != NULL ? u->name : NULL;
+}
+
+const char *ag_users_find_name(const struct ag_users *users, const char *name, size_t len)
+{
+	if (memchr(name, '\0', len) != NULL)
+		return NULL;
+	const struct user *u = find(users, name, len);
+	if (u != NULL)
+		return u->name;
+	for (size_t i = 0; i < users->count; i++) {
+		if (strlen(users->users[i].name) != len || strncasecmp(users->users[i].name, name, len) != 0)
+			continue;
+		if (u != NULL)
+			return NULL; /* names that differ only in case: only an exact match decides */
+		u = &users->users[i];
+	}
+	return u != NULL ? u->name : NULL;
 }

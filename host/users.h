@@ -23,7 +23,9 @@ struct ag_users;
  * `password` = an Argon2 PHC string ($argon2id$..., costs within the bounds
  * above) or {PLAIN}text, not empty (logged as a warning: for tests and demos
  * only), and optionally `quota` (bytes, with K, M, G or T) and
- * `quota_messages`, each a number from 1 or `unlimited`. A value runs to the end of its line (no inline comments). A user
+ * `quota_messages`, each a number from 1 or `unlimited`, and `address` = the
+ * addresses LMTP delivers to the user besides local@<[lmtp] domains> (each
+ * valid, and listed once in the file). A value runs to the end of its line (no inline comments). A user
  * without a password, a key set twice, a directory: refused. A file readable
  * by others is logged as a warning. Also prepares the dummy hash that
  * unknown users are checked against. Slow (one Argon2 hash): call it off the
@@ -50,6 +52,13 @@ int ag_users_quota(const struct ag_users *users, const char *user, struct ag_use
 struct ag_users *ag_users_ref(struct ag_users *users);
 /* Drops a reference; the last one frees the table. Safe from any thread. */
 void ag_users_unref(struct ag_users *users);
+/* The user that lists `address` (any case) in its `address` line, or NULL.
+ * The name belongs to the table. */
+const char *ag_users_find_address(const struct ag_users *users, const char *address, size_t len);
+/* The user called `name`: the exact name, else the one user whose name
+ * differs from it in case only (NULL when there are several, or none). The
+ * name belongs to the table. */
+const char *ag_users_find_name(const struct ag_users *users, const char *name, size_t len);
 /* How many users the file declares. */
 size_t ag_users_count(const struct ag_users *users);
 /* The name of user i (0 to count - 1) in file order, or NULL; owned by

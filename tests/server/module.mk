@@ -1,11 +1,19 @@
 # tests/server/: a real aerogramd on free loopback ports, driven by Python's
-# imaplib, mbsync and curl; the mail tests run on the memory and the SQLite driver.
+# imaplib, smtplib (LMTP), mbsync, curl and a private Postfix; the mail tests
+# run on the memory and the SQLite driver.
 TESTBINS += $(B)/tests/test_server_unit
 $(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
 $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/tests/server/test_search_cache.o \
 		$(B)/obj/host/auth.o $(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/capability.o \
 		$(B)/obj/host/config_file.o $(B)/obj/host/search_cache.o $(B)/libagprotocol.a $(B)/libagmail.a
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
+
+# LMTP's parser, the users file's addresses and the [lmtp] keys.
+TESTBINS += $(B)/tests/test_lmtp_unit
+$(B)/tests/test_lmtp_unit: $(B)/obj/tests/server/test_lmtp_unit.o $(B)/obj/host/lmtp_parse.o \
+		$(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/config_file.o $(B)/libagprotocol.a
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
@@ -24,10 +32,12 @@ $(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/h
 SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
-check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache $(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
+check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache \
+		$(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so \
 		$(B)/drivers/aerogram_garage.so
 	$(B)/tests/test_server_unit
+	$(B)/tests/test_lmtp_unit
 	$(B)/tests/test_list_match
 	$(B)/tests/test_fetch_cache
 	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
@@ -40,11 +50,13 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_list_match $(B)/tests/
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_aerogramctl.py
