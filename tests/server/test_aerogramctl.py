@@ -663,6 +663,57 @@ class Garage(unittest.TestCase):
         env.add_user("hugo")
         self.assertEqual(store_counts(env, "hugo"), {"INBOX": 0})
 
+    def test_copy_store_from_sqlite_then_imap_on_garage(self):
+        """copy-store sqlite to garage, interrupted and resumed; IMAP on the new store shows
+        the same mailboxes, contents, flags and dates (UIDs may differ)."""
+        src = Env(self, users="")
+        src.add_user("ivy")
+        src.ctl("import", "ivy", TESTMAIL)
+        src.ctl("import", "ivy", "--mailbox", "Archive/2020", TESTMAIL)
+        src.start()
+        m = src.imap("ivy")
+        m.select("INBOX")
+        m.store("1:5", "+FLAGS", "(\\Flagged $Work)")
+        m.create("Empty")
+        m.subscribe("Archive/2020")
+        boxes = ["INBOX", "Archive/2020", "Empty"]
+        before = {box: [(g[1], g[2], g[3]) for g in fetch_all(m, box)] for box in boxes}
+        src.stop()
+        dst = self.env()
+        shutil.copyfile(src.users, dst.users)
+        p = src.ctl("copy-store", "--to", dst.conf, "--limit", "150", check=False)
+        self.assertEqual(p.returncode, 3, p.stdout.decode() + p.stderr.decode())
+        p = src.ctl("copy-store", "--to", dst.conf)
+        self.assertIn("verified", p.stdout.decode().lower())
+        dst.start()
+        n = dst.imap("ivy")
+        after = {box: [(g[1], g[2], g[3]) for g in fetch_all(n, box)] for box in boxes}
+        for box in boxes:
+            self.assertEqual(sorted(after[box]), sorted(before[box]), box)
+        typ, data = n.lsub('""', "*")
+        self.assertIn(b"Archive/2020", b" ".join(d for d in data if d))
+
+    def test_undelete_through_the_command(self):
+        env = self.env()
+        env.add_user("jay")
+        env.ctl("import", "jay", TESTMAIL)
+        env.start()
+        m = env.imap("jay")
+        m.select("INBOX")
+        kept = fetch_all(m, "INBOX")
+        m.select("INBOX")
+        m.store("1:10", "+FLAGS", "(\\Deleted)")
+        m.expunge()
+        self.assertEqual(len(fetch_all(m, "INBOX")), len(kept) - 10)
+        p = env.ctl("undelete", "jay", "INBOX", "--since", "1h")
+        self.assertIn("10 messages restored into INBOX of jay", p.stdout.decode())
+        m.select("INBOX")
+        back = fetch_all(m, "INBOX")
+        self.assertEqual(sorted(g[3] for g in back), sorted(g[3] for g in kept))
+        p = env.ctl("undelete", "jay", "INBOX")
+        self.assertIn("nothing to restore in INBOX of jay", p.stdout.decode())
+        self.assertEqual(len(fetch_all(m, "INBOX")), len(kept), p.stdout.decode())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=1)
