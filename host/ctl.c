@@ -64,7 +64,8 @@ int ctl_open_store(struct ctl *c, char *err, size_t errlen)
 	c->store = ag_driver_store(c->driver);
 	/* expunged messages are kept as the daemons keep them (undelete) */
 	struct mail_engine_options opt = { .log = engine_log,
-		                           .expunge_retention_ms = c->config.expunge_retention_s * 1000 };
+		                           .expunge_retention_ms = c->keep_nothing ? 0 :
+		                                                   c->config.expunge_retention_s * 1000 };
 	int rc = mail_engine_new(c->store, &opt, &c->engine);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail engine (error %d)", rc);

@@ -46,6 +46,8 @@ struct ctl {
 	struct mail_engine *engine; /* an engine over the store (ctl_open only) */
 	int read_only;              /* set by a subcommand that only reads: ctl_close
 	                             * writes no checkpoint either */
+	int keep_nothing;           /* set before ctl_open_store: expunged messages
+	                             * are not kept for undelete (user del --purge) */
 };
 
 /* Loads the configuration file, the storage driver and its store, and

@@ -772,6 +772,8 @@ int ctl_cmd_user_del(struct ctl *c, int argc, char **argv)
 		/* Mail first: if the store fails, the user is still there and
 		 * the same command can be run again. */
 		char why[1200];
+		/* purged mail goes now, whatever expunge_retention keeps for undelete */
+		c->keep_nothing = 1;
 		if (ctl_open_store(c, why, sizeof(why)) != 0) {
 			ctl_error("%s", why);
 			uf_free(&uf);
