@@ -183,7 +183,7 @@ static void test_config_keys(void)
 	path = write_file("b.conf", "[storage]\ndriver = memory\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:1143");
-	CU_ASSERT_EQUAL(cfg.workers, 4);
+	CU_ASSERT_EQUAL(cfg.workers, 8);
 	CU_ASSERT_EQUAL(cfg.idle_timeout, 1800);
 	CU_ASSERT_EQUAL(cfg.expunge_retention_s, 7 * 86400);
 	ag_config_free(&cfg);
