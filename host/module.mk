@@ -43,7 +43,8 @@ run: all
 	@mkdir -p $(RUN_DIR)/data
 	@password=$$(openssl rand -hex 8) && \
 	hash=$$(printf '%s\n' "$$password" | $(B)/aerogramctl hash-password) && \
-	printf '# Written by make run.\n[demo]\npassword = %s\n' "$$hash" > $(RUN_DIR)/users.ini && \
+	(umask 077 && printf '# Written by make run.\n[demo]\npassword = %s\n' "$$hash" > $(RUN_DIR)/users.ini) && \
+	chmod 600 $(RUN_DIR)/users.ini && \
 	printf '%s\n' '# Written by make run; see packaging/aerogram.conf.example.' \
 		'[storage]' 'driver = sqlite' 'driver_dir = $(B)/drivers' 'path = $(CURDIR)/$(RUN_DIR)/data/mail.sqlite' '' \
 		'[imap]' 'listen = 127.0.0.1:1143' 'plaintext_auth = loopback' '' \
