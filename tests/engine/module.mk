@@ -5,7 +5,7 @@ ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
-TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(ENGINE_T)/bench_open
+TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/bench-open
 TESTBINS += $(ENGINE_T)/test_usage
 
 $(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS)
@@ -25,7 +25,9 @@ $(ENGINE_T)/sim_appenders: $(B)/obj/tests/engine/sim_appenders.o $(ENGINE_TEST_D
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
-$(ENGINE_T)/bench_open: $(B)/obj/tests/engine/bench_open.o $(ENGINE_TEST_DEPS)
+# A benchmark (bench/bench_open.c), built here with the engine tests' helpers.
+$(B)/obj/bench/bench_open.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
+$(B)/bench-open: $(B)/obj/bench/bench_open.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
@@ -91,8 +93,8 @@ sim-appenders: $(ENGINE_T)/sim_appenders $(B)/drivers/aerogram_memory.so
 	$(ENGINE_T)/sim_appenders $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
 	$(ENGINE_T)/sim_appenders --crash $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
 
-bench-engine: $(ENGINE_T)/bench_open $(B)/drivers/aerogram_memory.so
-	$(ENGINE_T)/bench_open
+bench-engine: $(B)/bench-open $(B)/drivers/aerogram_memory.so
+	$(B)/bench-open
 
 # A libFuzzer target over every decoder (`make fuzz`, `make fuzz-smoke`).
 FUZZ_ENGINE_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Isdk/include -fsanitize=fuzzer-no-link,address,undefined
