@@ -3,6 +3,7 @@
  * loaded with the real loader and wrapped by the counting wrapper.
  */
 #include <CUnit/Basic.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2350,6 +2351,150 @@ static void test_poller_and_sharing(void)
 	env_close(&e);
 }
 
+/* ------------------------------------------- batches that are no snapshot */
+
+/* A store whose row_read answers a batch query by query, with another
+ * daemon's write landing in between, as a Garage ReadBatch may (each query
+ * is its own quorum read, run concurrently): the descriptor is the memory
+ * driver's, with row_read replaced and AEROGRAM_CAP_SNAPSHOT_READS cleared.
+ * When armed, the next read that asks for the watch row runs the batch's
+ * other queries first, then the write, then the watch row; a read of the
+ * watch row alone gets the write right after it. Both are orders a real
+ * cluster can produce. */
+static const struct aerogram_driver *split_inner;
+static struct mail_mailbox *split_writer; /* another engine's handle, on the inner store */
+static atomic_int split_armed, split_fired; /* set here, read on the poller's thread */
+
+struct split_result {
+	struct aerogram_row_result pub; /* first: the pointer the engine frees */
+	struct aerogram_row_result *a, *b;
+	struct aerogram_row_page *pages;
+};
+
+static int is_watch_query(const struct aerogram_row_query *q)
+{
+	return q->sk != NULL && strcmp(q->sk, "watch") == 0;
+}
+
+static void split_write(void)
+{
+	split_armed = 0;
+	if (append_n(split_writer, 1, 0) == 0)
+		split_fired = 1;
+}
+
+static int split_row_read(struct aerogram_store *store, const struct aerogram_row_query *q, size_t n,
+                          struct aerogram_row_result **out)
+{
+	struct split_result *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return AEROGRAM_EINTERNAL;
+	int rc;
+	if (split_armed && n >= 2 && is_watch_query(&q[0])) {
+		rc = split_inner->row_read(store, q + 1, n - 1, &r->b);
+		if (rc == 0) {
+			split_write();
+			rc = split_inner->row_read(store, q, 1, &r->a);
+		}
+		if (rc == 0 && (r->pages = calloc(n, sizeof(*r->pages))) == NULL)
+			rc = AEROGRAM_EINTERNAL;
+		if (rc == 0) {
+			r->pages[0] = r->a->pages[0];
+			for (size_t k = 1; k < n; k++)
+				r->pages[k] = r->b->pages[k - 1];
+			r->pub.n_pages = n;
+			r->pub.pages = r->pages;
+		}
+	} else {
+		rc = split_inner->row_read(store, q, n, &r->a);
+		if (rc == 0) {
+			if (split_armed && n == 1 && is_watch_query(&q[0]))
+				split_write();
+			r->pub = *r->a;
+		}
+	}
+	if (rc != 0) {
+		if (r->a)
+			split_inner->row_result_free(store, r->a);
+		if (r->b)
+			split_inner->row_result_free(store, r->b);
+		free(r->pages);
+		free(r);
+		return rc;
+	}
+	*out = &r->pub;
+	return 0;
+}
+
+static void split_row_result_free(struct aerogram_store *store, struct aerogram_row_result *res)
+{
+	struct split_result *r = (struct split_result *)res;
+	if (r->a)
+		split_inner->row_result_free(store, r->a);
+	if (r->b)
+		split_inner->row_result_free(store, r->b);
+	free(r->pages);
+	free(r);
+}
+
+/* A daemon whose store's batches are no snapshot (the engine must read the
+ * watch row in a call of its own, before the log) is woken for a write that
+ * lands while it reads: it must not wait for a token that already covers a
+ * log entry it never read. With the watch row and the log in one batch, the
+ * poller waits on a token past the missed entry, and an IDLE session never
+ * hears of the message until some later write. */
+static void test_batch_not_snapshot(void)
+{
+	struct ag_driver *drv = eu_load_memory();
+	struct ag_store *in = ag_driver_store(drv);
+	split_inner = in->driver;
+	struct aerogram_driver d = *in->driver;
+	d.capabilities &= ~AEROGRAM_CAP_SNAPSHOT_READS;
+	d.row_read = split_row_read;
+	d.row_result_free = split_row_result_free;
+	struct ag_store st = { .driver = &d, .store = in->store };
+
+	struct mail_engine_options o = { 0 };
+	o.seed = 71;
+	o.poll_timeout_ms = 500;
+	o.log = eu_options(NULL, 0).log;
+	struct mail_engine *watcher = NULL, *writer = NULL;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&st, &o, &watcher), 0);
+	CU_ASSERT_FALSE(watcher->snapshot_reads);
+	struct mail_engine_options wo = o; /* real time too, and no poller */
+	wo.seed = 72;
+	wo.no_poller = 1;
+	CU_ASSERT_EQUAL_FATAL(mail_engine_new(in, &wo, &writer), 0);
+
+	struct mail_mailbox *a, *w;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(writer, "sam", "INBOX", &w), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(watcher, "sam", "INBOX", &a), 0);
+	split_writer = w;
+	struct mail_sub *sub = mail_mailbox_subscribe(a, on_change, NULL);
+	/* one write wakes the watcher; while it reads the log, a second lands */
+	split_fired = 0;
+	split_armed = 1;
+	CU_ASSERT_EQUAL(append_n(w, 1, 0), 0);
+	uint32_t exists = 0;
+	int fired = 0;
+	for (int i = 0; i < 1000 && exists < 2; i++) { /* up to 10 s: never fails for slowness alone */
+		struct mail_status s;
+		mail_mailbox_status(a, &s);
+		exists = s.exists;
+		fired = split_fired;
+		if (exists < 2)
+			usleep(10000);
+	}
+	CU_ASSERT_EQUAL(fired, 1); /* the second write did land mid-read */
+	CU_ASSERT_EQUAL(exists, 2);
+	mail_unsubscribe(sub);
+	mail_mailbox_close(a);
+	mail_mailbox_close(w);
+	mail_engine_free(watcher);
+	mail_engine_free(writer);
+	ag_driver_unload(drv);
+}
+
 /* ------------------------------------------------------- threads */
 
 struct worker {
@@ -2643,6 +2788,7 @@ int main(void)
 	CU_add_test(s, "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans);
 	CU_add_test(s, "undelete twice at once: every message once", test_undelete_concurrent);
 	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
+	CU_add_test(s, "a batch that is no snapshot: no write missed while watching", test_batch_not_snapshot);
 	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
 	CU_add_test(s, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
 	            test_uidvalidity_two_engines);
