@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "host/config_file.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "host/lmtp.h"
 #include "host/log.h"
 #include "host/server.h"

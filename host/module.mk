@@ -1,6 +1,5 @@
 # host/: the daemon and the admin tool.
-HOST_LOADER_OBJS = $(B)/obj/host/driver_loader.o
-HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(HOST_LOADER_OBJS)
+HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(LOADER_OBJS)
 # (protocol/module.mk is read after this file: name its library directly.)
 # The IMAP service: one object per concern (see each file's header).
 HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls.o capability.o list_match.o \

@@ -11,7 +11,7 @@
 
 #include "host/auth.h"
 #include "host/config_file.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "host/limits.h"
 #include "host/mail/mail.h"
 #include "host/users.h"

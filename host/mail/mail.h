@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 #define MAIL_EEXIST (-20) /* the mailbox name already exists */
 #define MAIL_EAGAIN (-21) /* non-blocking mode: the call would wait (see mail_nonblock) */

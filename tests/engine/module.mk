@@ -1,6 +1,6 @@
 # tests/engine: the mail engine's unit tests, simulation and benchmark.
 ENGINE_T = $(B)/tests/engine
-ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(MAIL_LIB) $(AGWRAP_LIB) $(HOST_LOADER_OBJS)
+ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(MAIL_LIB) $(AGWRAP_LIB) $(LOADER_OBJS)
 ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 static const char *dir;
 

@@ -23,7 +23,7 @@
 #include <aerogram/driver.h>
 
 #include "drivers/sqlite/sqlite_sql.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 static const char *driver_path;
 static char tmpdir[256];

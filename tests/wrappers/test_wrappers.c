@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
 
 static const char *driver_dir;
