@@ -32,9 +32,9 @@ $(B)/aerogram-driver-check: $(CONFORMANCE_OBJS) $(LOADER_OBJS) $(AGWRAP_LIB)
 # The conformance suite on the memory driver; then stacked under the
 # in-process wrappers and under the loadable ones, which must forward every
 # call faithfully.
-CHECKS += check-memory
-.PHONY: check-memory
-check-memory: $(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so \
+CHECKS += check-conformance-memory
+.PHONY: check-conformance-memory
+check-conformance-memory: $(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_counting.so
 	$(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so
 	$(B)/aerogram-driver-check --wrap=fault,count $(B)/drivers/aerogram_memory.so

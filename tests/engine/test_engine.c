@@ -13,6 +13,7 @@
 #include "host/mail/mail_internal.h"
 #include "sdk/wrappers/ag_wrap.h"
 #include "tests/engine/engine_util.h"
+#include "tests/lib/cu_main.h"
 
 struct env {
 	struct ag_driver *drv;
@@ -2755,10 +2756,9 @@ static void test_uidvalidity_two_engines(void)
 	env_close(&e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
+	agt_init(&argc, &argv);
 	CU_pSuite s = CU_add_suite("engine", suite_cas, NULL);
 	CU_add_test(s, "codec: ops round trip, corrupt input refused", test_codec_op_roundtrip);
 	CU_add_test(s, "codec: checkpoints, summaries, mailbox list", test_codec_state_summary_list);
@@ -2817,9 +2817,6 @@ int main(void)
 	CU_add_test(t, "threads on two engines with pollers converge", test_threads);
 	CU_add_test(t, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
 	            test_uidvalidity_two_engines);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	int failed = agt_run();
+	return failed;
 }

@@ -9,7 +9,7 @@ TESTBINS += $(GARAGE_SIGV4_TEST)
 
 $(B)/obj/tests/garage/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
 
-$(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(B)/obj/drivers/garage/sigv4.o \
+$(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(CU_MAIN) $(B)/obj/drivers/garage/sigv4.o \
 		$(B)/obj/drivers/garage/garage_buf.o $(B)/obj/drivers/garage/garage_http.o \
 		$(B)/obj/drivers/garage/garage_k2v.o
 	@mkdir -p $(@D)
@@ -24,7 +24,7 @@ CHECKS += check-garage-sigv4
 GARAGE_TEST = $(B)/tests/garage-test
 TESTBINS += $(GARAGE_TEST)
 
-$(GARAGE_TEST): $(B)/obj/tests/garage/garage_test.o
+$(GARAGE_TEST): $(B)/obj/tests/garage/garage_test.o $(CU_MAIN)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(CURL_LIBS) $(JANSSON_LIBS) $(THREAD_LIBS) -ldl
 

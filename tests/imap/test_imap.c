@@ -10,6 +10,7 @@
 #include "protocol/imap_parse.h"
 #include "protocol/imap_write.h"
 #include "protocol/mutf7.h"
+#include "tests/lib/cu_main.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define RANDOM_PIECES ((size_t)-1)
@@ -1071,10 +1072,9 @@ static void test_mutf7_rejects(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
+	agt_init(&argc, &argv);
 	CU_pSuite parse = CU_add_suite("imap_parse", NULL, NULL);
 	CU_pSuite write = CU_add_suite("imap_write", NULL, NULL);
 	CU_pSuite mutf7 = CU_add_suite("mutf7", NULL, NULL);
@@ -1110,9 +1110,6 @@ int main(void)
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
 	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
-	CU_basic_set_mode(CU_BRM_NORMAL);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	int failures = agt_run();
+	return failures;
 }
