@@ -2817,6 +2817,5 @@ int main(int argc, char **argv)
 	CU_add_test(t, "threads on two engines with pollers converge", test_threads);
 	CU_add_test(t, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
 	            test_uidvalidity_two_engines);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

@@ -489,6 +489,5 @@ int main(int argc, char **argv)
 	CU_add_test(t, "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines);
 	CU_add_test(t, "usage: storage calls cold and warm", test_usage_calls);
 	CU_add_test(t, "usage: adds and checkpoints without sizes", test_usage_legacy);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

@@ -441,6 +441,5 @@ int main(int argc, char **argv)
 	CU_add_test(s, "canonical query: form decoding, keywords, order", test_query_rules);
 	CU_add_test(s, "missing inputs are refused", test_missing_inputs);
 	CU_add_test(s, "causality token and seen marker shapes", test_token_shape);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

@@ -1110,6 +1110,5 @@ int main(int argc, char **argv)
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
 	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
-	int failures = agt_run();
-	return failures;
+	return agt_run();
 }

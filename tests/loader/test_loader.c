@@ -190,6 +190,5 @@ int main(int argc, char **argv)
 	CU_add_test(s, "ABI 1.0 driver: no row_insert_if read past its descriptor", test_abi_1_0);
 	CU_add_test(s, "ABI 1.1 driver with AEROGRAM_CAP_CONDITIONAL", test_abi_1_1_conditional);
 	CU_add_test(s, "capability without its function", test_capability_without_function);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

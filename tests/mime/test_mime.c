@@ -378,6 +378,5 @@ int main(int argc, char **argv)
 	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

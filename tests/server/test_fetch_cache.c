@@ -309,6 +309,5 @@ int main(int argc, char **argv)
 	CU_add_test(s, "an entry over the budget is not stored", test_too_big_for_budget);
 	CU_add_test(s, "threads at once", test_threads);
 	CU_add_test(s, "the process-wide cache", test_global);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }

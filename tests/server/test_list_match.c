@@ -138,6 +138,5 @@ int main(int argc, char **argv)
 	CU_add_test(suite, "examples", test_examples);
 	CU_add_test(suite, "the same answers as the definition", test_against_reference);
 	CU_add_test(suite, "bounded time on backtracking traps", test_bounded_time);
-	int failed = agt_run();
-	return failed;
+	return agt_run();
 }
