@@ -432,6 +432,12 @@ void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned op
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
 		     const char *name, size_t name_len)
 {
+	imap_write_list_ext(out, lsub, attrs, attr_count, delim, name, name_len, NULL);
+}
+
+void imap_write_list_ext(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+			 const char *name, size_t name_len, const char *extended)
+{
 	agbuf_puts(out, lsub ? "* LSUB " : "* LIST ");
 	imap_write_flags(out, attrs, attr_count);
 	agbuf_putc(out, ' ');
@@ -443,6 +449,11 @@ void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size
 	}
 	agbuf_putc(out, ' ');
 	imap_quote_astring(out, name, name_len);
+	if (extended != NULL) {
+		agbuf_puts(out, " (");
+		agbuf_puts(out, extended);
+		agbuf_putc(out, ')');
+	}
 	agbuf_puts(out, "\r\n");
 }
 

@@ -152,5 +152,10 @@ void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned op
  * (or UTF-8 when the client enabled UTF8=ACCEPT). `lsub` says LSUB. */
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
 		     const char *name, size_t name_len);
+/* The same with the extended data items of RFC 5258 ("mbox-list-extended"),
+ * written as given inside the parentheses: "\"CHILDINFO\" (\"SUBSCRIBED\")".
+ * NULL writes none. */
+void imap_write_list_ext(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+			 const char *name, size_t name_len, const char *extended);
 
 #endif

@@ -104,8 +104,10 @@ class MailTest(unittest.TestCase):
         m.literal = "caf\u00e9".encode()
         self.assertEqual(m._simple_command("CREATE")[0], "NO")
         self.assertEqual(m.rename("&AOk-t&AOk-", "x&")[0], "NO")
+        # LIST-EXTENDED (RFC 5258, tests/server/test_listext.py) is there now
+        self.assertEqual(m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")[0], "OK")
         with self.assertRaises(imaplib.IMAP4.error):
-            m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+            m._simple_command("LIST", "(NOSUCHOPTION)", '""', "*")
 
     def test_subscriptions(self):
         m = self.imap()

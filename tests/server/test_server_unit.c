@@ -163,7 +163,7 @@ static void test_capabilities(void)
 	ag_capability_append(&b, &post);
 	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT "
 	                               "NAMESPACE ID CHILDREN SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE "
-	                               "ESEARCH SEARCHRES WITHIN");
+	                               "ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE");
 	agbuf_free(&b);
 }
 
