@@ -224,6 +224,13 @@ static enum tri sent_key(const struct node *n, const struct candidate *c)
 	}
 }
 
+/* How long ago the message arrived (negative for an internal date in the
+ * future, which is then younger than any interval). */
+static int64_t age_ms(const struct candidate *c)
+{
+	return c->now_ms - (int64_t)c->facts->internal_date_ms;
+}
+
 static enum tri yes_if(int b)
 {
 	return b ? T_YES : T_NO;
@@ -298,9 +305,9 @@ static enum tri eval(const struct node *n, const struct candidate *c)
 	 * seconds (strictly), YOUNGER n is the rest, so that OLDER n and
 	 * YOUNGER n split the mailbox. */
 	case IMAP_SEARCH_OLDER:
-		return c->facts ? yes_if(c->now_ms - c->facts->internal_date_ms > (int64_t)k->u.size * 1000) : T_UNKNOWN;
+		return c->facts ? yes_if(age_ms(c) > (int64_t)k->u.size * 1000) : T_UNKNOWN;
 	case IMAP_SEARCH_YOUNGER:
-		return c->facts ? yes_if(c->now_ms - c->facts->internal_date_ms <= (int64_t)k->u.size * 1000) : T_UNKNOWN;
+		return c->facts ? yes_if(age_ms(c) <= (int64_t)k->u.size * 1000) : T_UNKNOWN;
 	case IMAP_SEARCH_LARGER:
 		return c->facts && c->facts->has_vsize ? yes_if(c->facts->vsize > k->u.size) : T_UNKNOWN;
 	case IMAP_SEARCH_SMALLER:

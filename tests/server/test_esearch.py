@@ -245,9 +245,14 @@ class Esearch(unittest.TestCase):
         self.assertEqual(c.search(b"SEARCH YOUNGER 4294967295"), b"1 2 3 4")
         self.assertEqual(c.esearch(b"SEARCH RETURN (COUNT) OLDER 4294967295"), b"COUNT 0")
         self.assertEqual(c.search(b"SEARCH OR YOUNGER %d OLDER %d" % (day, 5 * day)), b"1 2 4")
+        # an internal date in the future is younger than any interval
+        c.append(b"INBOX", message(5), date=days_ago(-2))
+        c.cmd(b"NOOP")
+        self.assertEqual(c.search(b"SEARCH YOUNGER 1 5"), b"5")
+        self.assertEqual(c.search(b"SEARCH OLDER 1 5"), b"")
         # the same through UID SEARCH and the saved result
         c.cmd(b"UID SEARCH RETURN (SAVE) YOUNGER %d" % (5 * day))
-        self.assertEqual(c.uids(b"FETCH $ (UID)"), [2, 3, 4])
+        self.assertEqual(c.uids(b"FETCH $ (UID)"), [2, 3, 4, 5])
 
 
 if __name__ == "__main__":
