@@ -348,7 +348,7 @@ static void list_run(struct ag_session *s)
 		ag_reply_error(out, tag, rc, cmd->name);
 		return;
 	}
-	int abandoned = 0;
+	int abandoned = 0, failed = 0;
 	size_t done = 0; /* names looked at, for the log */
 	/* Every mailbox, plus every parent level of one. */
 	struct list_entry *entries = calloc(2 * n + 1, sizeof(*entries));
@@ -425,9 +425,17 @@ static void list_run(struct ag_session *s)
 		imap_write_list_ext(out, 0, attrs, na, MAIL_DELIMITER, e->name, strlen(e->name),
 		                    childinfo ? "\"CHILDINFO\" (\"SUBSCRIBED\")" : NULL);
 		struct mail_status st;
-		if ((ret & IMAP_LIST_RET_STATUS) && e->info != NULL && selected &&
-		    mailbox_status(s, e->name, &cmd->u.list.status, &st) == 0)
-			write_status(out, e->name, &cmd->u.list.status, &st);
+		if ((ret & IMAP_LIST_RET_STATUS) && e->info != NULL && selected) {
+			/* one deleted since mail_list gets no STATUS; a store
+			 * that fails fails the command */
+			int st_rc = mailbox_status(s, e->name, &cmd->u.list.status, &st);
+			if (st_rc == 0) {
+				write_status(out, e->name, &cmd->u.list.status, &st);
+			} else if (st_rc != AEROGRAM_ENOTFOUND) {
+				failed = st_rc;
+				break;
+			}
+		}
 	}
 	for (size_t i = 0; entries != NULL && i < ne; i++)
 		free(entries[i].name);
@@ -437,6 +445,10 @@ static void list_run(struct ag_session *s)
 	if (abandoned) {
 		ag_log_info("%s: user=%s: %s abandoned after %zu of %zu names: the client is gone", s->peer, s->user,
 		            cmd->name, done, ne);
+		return;
+	}
+	if (failed != 0) {
+		ag_reply_error(out, tag, failed, cmd->name);
 		return;
 	}
 	agbuf_printf(out, "%s OK %s completed.\r\n", tag, cmd->name);

@@ -623,10 +623,14 @@ static void search_run(struct ag_session *s)
 	free(r);
 	free(uids);
 	plan_free(&plan);
-	if (rc == 0 && (opts & IMAP_SEARCH_RET_SAVE))
+	/* An inline attempt that the engine refused (mail_nonblock) is thrown
+	 * away and run again on a worker: it must leave the saved result,
+	 * which "$" in this very command may point at, as it was. */
+	int final = !mail_nonblock_hit();
+	if (rc == 0 && (opts & IMAP_SEARCH_RET_SAVE) && final)
 		rc = save_result(s, opts, &hits);
 	if (rc != 0) {
-		if (opts & IMAP_SEARCH_RET_SAVE)
+		if ((opts & IMAP_SEARCH_RET_SAVE) && final)
 			ag_searchres_reset(s);
 		ag_reply_error(&s->reply, tag, rc, name);
 	} else {

@@ -5,11 +5,13 @@ an expunge, in every command that takes a set, after a failed SEARCH and
 after the mailbox is left). Run by `make check-server` (memory and SQLite)."""
 import os
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aerogramd_fixture import Raw, Server  # noqa: E402
+from roundtrips import COUNTING_DRIVER  # noqa: E402
 
 
 def message(n, sender="someone@example.org"):
@@ -253,6 +255,43 @@ class Esearch(unittest.TestCase):
         # the same through UID SEARCH and the saved result
         c.cmd(b"UID SEARCH RETURN (SAVE) YOUNGER %d" % (5 * day))
         self.assertEqual(c.uids(b"FETCH $ (UID)"), [2, 3, 4, 5])
+
+
+class StoreReads(unittest.TestCase):
+    """On a driver without local reads a SEARCH that needs summaries is
+    first tried on the event loop, refused by the engine and run again on
+    a worker: the thrown-away attempt must neither save nor empty the
+    result, which "$" in that same SEARCH reads."""
+
+    def test_saved_result_survives_the_retry(self):
+        with tempfile.TemporaryDirectory(prefix="aerogram-esearch-test-") as tmp:
+            # SQLite underneath whatever the run's store: the messages
+            # outlive the first daemon, so that the second one holds none
+            # of their summaries in memory
+            storage = ["inner = sqlite", "counts_file = " + os.path.join(tmp, "counts"),
+                       "inner_config = path=" + os.path.join(tmp, "mail.sqlite")]
+            srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+            try:
+                c = Client(srv.port, b"u")
+                for i in range(1, 7):
+                    c.append(b"INBOX", message(i, "smith@example.org" if i % 2 else "jones@example.org"))
+                c.close()
+            finally:
+                srv.stop()
+            srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+            try:
+                c = Client(srv.port, b"u")
+                c.cmd(b"SELECT INBOX")
+                c.cmd(b"SEARCH RETURN (SAVE) 2:5")
+                # each of these reads summaries the daemon does not hold yet
+                self.assertEqual(c.esearch(b"SEARCH RETURN (SAVE ALL) $ FROM smith"), b"ALL 3,5")
+                self.assertEqual(c.uids(b"FETCH $ (UID)"), [3, 5])
+                self.assertEqual(c.esearch(b"UID SEARCH RETURN (SAVE COUNT) OR $ SUBJECT \"message 6\""),
+                                 b"UID COUNT 3")
+                self.assertEqual(c.uids(b"UID FETCH $ (UID)"), [3, 5, 6])
+                c.close()
+            finally:
+                srv.stop()
 
 
 if __name__ == "__main__":
