@@ -1,6 +1,8 @@
 /* imap_parse.h - the streaming IMAP4rev1 command parser (RFC 3501 plus
  * LITERAL+, IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE, SASL-IR,
- * MULTIAPPEND, QUOTA and the CONDSTORE modifiers clients send).
+ * MULTIAPPEND, QUOTA, ESEARCH, SEARCHRES, WITHIN, LIST-EXTENDED,
+ * LIST-STATUS, CREATE-SPECIAL-USE and the CONDSTORE modifiers clients
+ * send).
  *
  * The parser does no I/O. The session hands it whatever bytes arrived, in
  * pieces of any size, and pulls events out of it:
