@@ -46,6 +46,12 @@ static const struct capability capabilities[] = {
 	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
 	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
 	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
+	{ "ESEARCH", POST, ALWAYS, 1 },       /* RFC 4731 */
+	{ "SEARCHRES", POST, ALWAYS, 1 },     /* RFC 5182 */
+	{ "WITHIN", POST, ALWAYS, 1 },        /* RFC 5032 */
+	{ "LIST-EXTENDED", POST, ALWAYS, 1 }, /* RFC 5258 */
+	{ "LIST-STATUS", POST, ALWAYS, 1 },   /* RFC 5819 */
+	{ "CREATE-SPECIAL-USE", POST, ALWAYS, 1 }, /* RFC 6154 */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -162,6 +162,9 @@ int ag_resolve_set(const struct mail_view *v, const struct imap_seqset *set, int
 	uint32_t exists = mail_view_exists(v);
 	*uids = NULL;
 	*n = 0;
+	/* "$" (RFC 5182): the session put the saved UIDs in (host/searchres.h) */
+	if (set->saved)
+		uid_set = 1;
 	if (!uid_set) {
 		/* Sequence numbers must exist (RFC 3501 9: BAD otherwise). */
 		for (size_t i = 0; i < set->count; i++) {

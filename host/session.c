@@ -12,6 +12,7 @@
  * frees what is left at exit. A worker job in flight always delays it.
  */
 #include "host/session.h"
+#include "host/searchres.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -665,6 +666,7 @@ void ag_session_unselect(struct ag_session *s)
 	free(s->seen_overlay);
 	s->seen_overlay = NULL;
 	s->n_seen_overlay = 0;
+	ag_searchres_reset(s);
 	if (s->sub != NULL)
 		mail_unsubscribe(s->sub);
 	s->sub = NULL;
@@ -871,6 +873,7 @@ static void dispatch(struct ag_session *s, struct imap_command *cmd)
 		return;
 	}
 	s->bad_in_row = 0;
+	ag_searchres_bind(s, cmd);
 	if (c->handler == NULL) {
 		ag_session_tagged(s, IMAP_NO, "[CANNOT] %s is not supported by this server yet.", c->name);
 		ag_session_command_done(s);

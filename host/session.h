@@ -89,6 +89,10 @@ struct ag_session {
 	 * laid over it until then. Ascending. */
 	uint32_t *seen_overlay;
 	size_t n_seen_overlay;
+	/* The result SEARCH RETURN (SAVE) kept (RFC 5182, host/searchres.h):
+	 * UIDs as ascending ranges; emptied when the mailbox is left. */
+	struct imap_seqrange *searchres;
+	size_t n_searchres;
 	/* A storage command in flight: run on a worker, answer in `reply`. */
 	void (*storage_run)(struct ag_session *s);
 	struct agbuf reply;

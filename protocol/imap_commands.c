@@ -65,6 +65,37 @@ static bool cmd_select(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+/* CREATE with the parameters of RFC 4466; the one known is USE (RFC 6154):
+ * CREATE name (USE (\Sent \Archive)). */
+static bool cmd_create(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &cmd->u.mailbox.mailbox))
+		return false;
+	if (imap_peek(g) == ' ') {
+		g->pos++;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the CREATE parameters");
+		g->pos++;
+		if (!imap_keyword(g, "USE"))
+			return imap_fail(g, "Unknown CREATE parameter");
+		if (!imap_sp(g, "USE attributes"))
+			return false;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the USE attributes");
+		if (!imap_flag_list(g, &cmd->u.mailbox.use, false))
+			return false;
+		for (size_t i = 0; i < cmd->u.mailbox.use.count; i++)
+			if (cmd->u.mailbox.use.flags[i].data[0] != '\\')
+				return imap_fail(g, "Invalid USE attribute");
+		cmd->u.mailbox.has_use = true;
+		if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the CREATE parameters");
+		g->pos++;
+	}
+	return imap_eol(g);
+}
+
 static bool cmd_rename(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
@@ -138,6 +169,10 @@ static bool cmd_list(struct imap_gram *g)
 	if (!lsub && imap_peek(g) == '(') {
 		if (!list_options(g, false) || !imap_sp(g, "reference name"))
 			return false;
+		/* RFC 5258 3.1: RECURSIVEMATCH alone, or only with REMOTE, is an error */
+		if ((cmd->u.list.selection & IMAP_LIST_SEL_RECURSIVEMATCH) &&
+		    !(cmd->u.list.selection & ~(IMAP_LIST_SEL_RECURSIVEMATCH | IMAP_LIST_SEL_REMOTE)))
+			return imap_fail(g, "RECURSIVEMATCH needs another selection option");
 	}
 	if (!imap_mailbox(g, &cmd->u.list.reference) || !imap_sp(g, "mailbox pattern"))
 		return false;
@@ -396,7 +431,7 @@ static const struct command_def {
 	{ "CHECK", IMAP_CMD_CHECK, false, no_args },
 	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },
 	{ "COPY", IMAP_CMD_COPY, true, cmd_copy },
-	{ "CREATE", IMAP_CMD_CREATE, false, cmd_mailbox_only },
+	{ "CREATE", IMAP_CMD_CREATE, false, cmd_create },
 	{ "DELETE", IMAP_CMD_DELETE, false, cmd_mailbox_only },
 	{ "ENABLE", IMAP_CMD_ENABLE, false, cmd_enable },
 	{ "EXAMINE", IMAP_CMD_EXAMINE, false, cmd_select },

@@ -1,6 +1,8 @@
 /* imap_parse.h - the streaming IMAP4rev1 command parser (RFC 3501 plus
  * LITERAL+, IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE, SASL-IR,
- * MULTIAPPEND, QUOTA and the CONDSTORE modifiers clients send).
+ * MULTIAPPEND, QUOTA, ESEARCH, SEARCHRES, WITHIN, LIST-EXTENDED,
+ * LIST-STATUS, CREATE-SPECIAL-USE and the CONDSTORE modifiers clients
+ * send).
  *
  * The parser does no I/O. The session hands it whatever bytes arrived, in
  * pieces of any size, and pulls events out of it:
@@ -103,6 +105,10 @@ struct imap_seqrange {
 struct imap_seqset {
 	size_t count;
 	struct imap_seqrange *ranges;
+	/* "$" (RFC 5182 SEARCHRES): the result the last SEARCH ... RETURN
+	 * (SAVE) kept. The parser takes "$" only as the whole set (as Dovecot
+	 * does); count is then 0 and the session supplies the UIDs. */
+	bool saved;
 };
 
 /* A calendar date (SEARCH BEFORE/ON/SINCE...). */
@@ -255,8 +261,18 @@ enum imap_search_kind {
 	IMAP_SEARCH_SENTSINCE,
 	IMAP_SEARCH_LARGER,
 	IMAP_SEARCH_SMALLER,
-	IMAP_SEARCH_MODSEQ        /* RFC 7162, the entry name/type are skipped */
+	IMAP_SEARCH_MODSEQ,       /* RFC 7162, the entry name/type are skipped */
+	IMAP_SEARCH_OLDER,        /* RFC 5032 WITHIN: u.size seconds */
+	IMAP_SEARCH_YOUNGER
 };
+
+/* SEARCH RETURN options (RFC 4731, SAVE: RFC 5182), bits of
+ * u.search.return_opts. RETURN () is taken as RETURN (ALL). */
+#define IMAP_SEARCH_RET_MIN   0x01u
+#define IMAP_SEARCH_RET_MAX   0x02u
+#define IMAP_SEARCH_RET_ALL   0x04u
+#define IMAP_SEARCH_RET_COUNT 0x08u
+#define IMAP_SEARCH_RET_SAVE  0x10u
 
 struct imap_search_key {
 	enum imap_search_kind kind;
@@ -320,8 +336,9 @@ struct imap_command {
 	union {
 		struct { struct imap_str mechanism; bool has_initial; struct imap_str initial; } authenticate;
 		struct { struct imap_str user, password; } login;
-		/* SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE */
-		struct { struct imap_mailbox mailbox; bool condstore; } mailbox;
+		/* SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE;
+		 * `use` is CREATE's (USE (\Sent ...)) of RFC 6154 */
+		struct { struct imap_mailbox mailbox; bool condstore; bool has_use; struct imap_flags use; } mailbox;
 		struct { struct imap_mailbox from, to; } rename;
 		struct {
 			unsigned selection;          /* IMAP_LIST_SEL_* */
@@ -341,7 +358,7 @@ struct imap_command {
 			bool has_charset;
 			struct imap_str charset;
 			bool esearch;                /* RETURN (...) given (RFC 4731) */
-			unsigned return_opts;        /* bits: 1 MIN 2 MAX 4 ALL 8 COUNT 16 SAVE */
+			unsigned return_opts;        /* IMAP_SEARCH_RET_* */
 			struct imap_search_key *key; /* an AND of the keys given */
 		} search;
 		struct {

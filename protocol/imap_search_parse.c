@@ -6,7 +6,7 @@
 #include <strings.h>
 
 enum key_arg { ARG_NONE, ARG_ASTRING, ARG_KEYWORD, ARG_DATE, ARG_NUMBER, ARG_HEADER, ARG_SEQSET,
-	       ARG_NOT, ARG_OR, ARG_MODSEQ };
+	       ARG_NOT, ARG_OR, ARG_MODSEQ, ARG_INTERVAL };
 
 static const struct {
 	const char *name;
@@ -30,6 +30,7 @@ static const struct {
 	{ "NEW", IMAP_SEARCH_NEW, ARG_NONE },
 	{ "NOT", IMAP_SEARCH_NOT, ARG_NOT },
 	{ "OLD", IMAP_SEARCH_OLD, ARG_NONE },
+	{ "OLDER", IMAP_SEARCH_OLDER, ARG_INTERVAL },
 	{ "ON", IMAP_SEARCH_ON, ARG_DATE },
 	{ "OR", IMAP_SEARCH_OR, ARG_OR },
 	{ "RECENT", IMAP_SEARCH_RECENT, ARG_NONE },
@@ -49,6 +50,7 @@ static const struct {
 	{ "UNFLAGGED", IMAP_SEARCH_UNFLAGGED, ARG_NONE },
 	{ "UNKEYWORD", IMAP_SEARCH_UNKEYWORD, ARG_KEYWORD },
 	{ "UNSEEN", IMAP_SEARCH_UNSEEN, ARG_NONE },
+	{ "YOUNGER", IMAP_SEARCH_YOUNGER, ARG_INTERVAL },
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -94,6 +96,12 @@ static bool key_arg(struct imap_gram *g, struct imap_search_key *key, enum key_a
 		return imap_sp(g, name) && imap_search_date(g, &key->u.date);
 	case ARG_NUMBER:
 		return imap_sp(g, name) && imap_number(g, &key->u.size, name);
+	case ARG_INTERVAL: /* RFC 5032: nz-number */
+		if (!imap_sp(g, name) || !imap_number(g, &key->u.size, name))
+			return false;
+		if (key->u.size == 0)
+			return imap_fail(g, "%s needs a nonzero interval", name);
+		return true;
 	case ARG_HEADER:
 		return imap_sp(g, "header field name") &&
 		       imap_astring(g, &key->u.header.name, "header field name") &&
@@ -142,7 +150,7 @@ static bool search_key(struct imap_gram *g, struct imap_search_key *key)
 		g->depth--;
 		return true;
 	}
-	if (c == '*' || (c >= '0' && c <= '9')) {
+	if (c == '*' || c == '$' || (c >= '0' && c <= '9')) {
 		key->kind = IMAP_SEARCH_SEQSET;
 		return imap_seqset(g, &key->u.set);
 	}
@@ -176,7 +184,8 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } return_opts[] = {
-	{ "MIN", 1 }, { "MAX", 2 }, { "ALL", 4 }, { "COUNT", 8 }, { "SAVE", 16 },
+	{ "MIN", IMAP_SEARCH_RET_MIN }, { "MAX", IMAP_SEARCH_RET_MAX }, { "ALL", IMAP_SEARCH_RET_ALL },
+	{ "COUNT", IMAP_SEARCH_RET_COUNT }, { "SAVE", IMAP_SEARCH_RET_SAVE },
 };
 
 static bool search_return(struct imap_gram *g)

@@ -24,6 +24,8 @@ static void dump_str(struct agbuf *out, const struct imap_str *s)
 
 static void dump_set(struct agbuf *out, const struct imap_seqset *set)
 {
+	if (set->saved)
+		agbuf_putc(out, '$');
 	for (size_t i = 0; i < set->count; i++) {
 		if (i > 0)
 			agbuf_putc(out, ',');
@@ -103,7 +105,7 @@ static const char *const search_names[] = {
 	"AND", "OR", "NOT", "SET", "UID", "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD",
 	"RECENT", "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "KEYWORD", "UNKEYWORD",
 	"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER", "BEFORE", "ON", "SINCE", "SENTBEFORE",
-	"SENTON", "SENTSINCE", "LARGER", "SMALLER", "MODSEQ",
+	"SENTON", "SENTSINCE", "LARGER", "SMALLER", "MODSEQ", "OLDER", "YOUNGER",
 };
 
 static void dump_key(struct agbuf *out, const struct imap_search_key *k)
@@ -150,7 +152,7 @@ static void dump_key(struct agbuf *out, const struct imap_search_key *k)
 		agbuf_printf(out, "%s %04d-%02d-%02d", search_names[k->kind], k->u.date.year, k->u.date.month,
 			     k->u.date.day);
 		return;
-	case IMAP_SEARCH_LARGER: case IMAP_SEARCH_SMALLER:
+	case IMAP_SEARCH_LARGER: case IMAP_SEARCH_SMALLER: case IMAP_SEARCH_OLDER: case IMAP_SEARCH_YOUNGER:
 		agbuf_printf(out, "%s %" PRIu32, search_names[k->kind], k->u.size);
 		return;
 	case IMAP_SEARCH_MODSEQ:
@@ -194,6 +196,15 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		dump_mailbox(out, &u->mailbox.mailbox);
 		if (u->mailbox.condstore)
 			agbuf_puts(out, " CONDSTORE");
+		if (u->mailbox.has_use) {
+			agbuf_puts(out, " use=(");
+			for (size_t i = 0; i < u->mailbox.use.count; i++) {
+				if (i > 0)
+					agbuf_putc(out, ' ');
+				dump_str(out, &u->mailbox.use.flags[i]);
+			}
+			agbuf_putc(out, ')');
+		}
 		break;
 	case IMAP_CMD_RENAME:
 		agbuf_putc(out, ' ');

@@ -119,6 +119,25 @@ static const struct {
 	{ "a SEARCH HEADER Message-ID \"<x@y>\" 2,4:*,* MODSEQ 620162338\r\n",
 	  "a SEARCH (HEADER \"Message-ID\" \"<x@y>\" SET 2,4:*,* MODSEQ 620162338)" },
 	{ "a SEARCH RETURN (MIN COUNT) UNSEEN\r\n", "a SEARCH return=9 (UNSEEN)" },
+	/* RFC 4731, 5182, 5032 */
+	{ "a SEARCH RETURN () ALL\r\n", "a SEARCH return=0 (ALL)" },
+	{ "a UID SEARCH RETURN (min max ALL count SAVE) 1:*\r\n", "a UID SEARCH return=31 (SET 1:*)" },
+	{ "a SEARCH $ UID $\r\n", "a SEARCH (SET $ UID $)" },
+	{ "a SEARCH RETURN (SAVE) OR $ (NOT $)\r\n", "a SEARCH return=16 (OR SET $ (NOT SET $))" },
+	{ "a FETCH $ FLAGS\r\n", "a FETCH $ (FLAGS)" },
+	{ "a UID STORE $ +FLAGS (\\Seen)\r\n", "a UID STORE $ +FLAGS (\\Seen)" },
+	{ "a COPY $ Trash\r\n", "a COPY $ \"Trash\"" },
+	{ "a UID MOVE $ Trash\r\n", "a UID MOVE $ \"Trash\"" },
+	{ "a UID EXPUNGE $\r\n", "a UID EXPUNGE $" },
+	{ "a SEARCH UNSEEN YOUNGER 259200\r\n", "a SEARCH (UNSEEN YOUNGER 259200)" },
+	{ "a SEARCH older 1 NOT younger 4294967295\r\n", "a SEARCH (OLDER 1 NOT YOUNGER 4294967295)" },
+	/* RFC 6154 CREATE-SPECIAL-USE */
+	{ "a CREATE MySpecialArchive (USE (\\Archive))\r\n", "a CREATE \"MySpecialArchive\" use=(\"\\x5cArchive\")" },
+	{ "a CREATE x (use (\\Sent \\Drafts))\r\n", "a CREATE \"x\" use=(\"\\x5cSent\" \"\\x5cDrafts\")" },
+	{ "a CREATE x (USE ())\r\n", "a CREATE \"x\" use=()" },
+	/* RFC 5258 */
+	{ "a LIST (REMOTE SPECIAL-USE RECURSIVEMATCH) \"\" %\r\n", "a LIST sel=14 \"\" \"%\"" },
+	{ "a LIST () \"\" % RETURN (SUBSCRIBED SPECIAL-USE)\r\n", "a LIST \"\" \"%\" ret=9" },
 	{ "a FETCH 2:4 ALL\r\n", "a FETCH 2:4 macro=1 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)" },
 	{ "a FETCH 1 FAST\r\n", "a FETCH 1 macro=2 (FLAGS INTERNALDATE RFC822.SIZE)" },
 	{ "a FETCH 1 FULL\r\n", "a FETCH 1 macro=3 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY)" },
@@ -190,6 +209,24 @@ static const struct {
 	{ "a LIST \"\"\r\n", "a syntax: Missing argument: mailbox pattern" },
 	{ "a LIST \"\" * RETURN (BOGUS)\r\n", "a syntax: Unknown option in LIST RETURN options" },
 	{ "a LIST \"\" * EXTRA\r\n", "a syntax: Unexpected extra arguments" },
+	{ "a LIST (RECURSIVEMATCH) \"\" %\r\n", "a syntax: RECURSIVEMATCH needs another selection option" },
+	{ "a LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
+	  "a syntax: RECURSIVEMATCH needs another selection option" },
+	{ "a LIST (imaptest) \"\" %\r\n", "a syntax: Unknown option in LIST selection options" },
+	{ "a LIST (SUBSCRIBED \"\" %\r\n", "a syntax: Unknown option in LIST selection options" },
+	{ "a CREATE x (USE (\\Sent)\r\n", "a syntax: Missing ')' at the end of the CREATE parameters" },
+	{ "a CREATE x (USE (Sent))\r\n", "a syntax: Invalid USE attribute" },
+	{ "a CREATE x (FOO (\\Sent))\r\n", "a syntax: Unknown CREATE parameter" },
+	{ "a CREATE x USE\r\n", "a syntax: Missing '(' before the CREATE parameters" },
+	{ "a CREATE x (USE \\Sent)\r\n", "a syntax: Missing '(' before the USE attributes" },
+	{ "a FETCH $1 FLAGS\r\n", "a syntax: Invalid sequence set" },
+	{ "a FETCH 1,$ FLAGS\r\n", "a syntax: Invalid sequence set" },
+	{ "a SEARCH $:3\r\n", "a syntax: Invalid sequence set" },
+	{ "a SEARCH OLDER 0\r\n", "a syntax: OLDER needs a nonzero interval" },
+	{ "a SEARCH YOUNGER\r\n", "a syntax: Missing argument: YOUNGER" },
+	{ "a SEARCH YOUNGER x\r\n", "a syntax: Expected a number for YOUNGER" },
+	{ "a SEARCH RETURN (MIN FOO) ALL\r\n", "a syntax: Unknown SEARCH RETURN option" },
+	{ "a SEARCH RETURN MIN ALL\r\n", "a syntax: Missing '(' before the RETURN options" },
 	{ "a LSUB \"\" (x)\r\n", "a syntax: Invalid characters in mailbox pattern" },
 	{ "a STATUS INBOX MESSAGES\r\n", "a syntax: Missing '(' before the STATUS items" },
 	{ "a STATUS INBOX (MESSAGES FOO)\r\n", "a syntax: Unknown STATUS item: FOO" },
@@ -857,7 +894,7 @@ static void test_write_responses(void)
 	}
 	agbuf_reset(&out);
 	struct imap_seqrange r1[] = { { 4, 4 } }, r2[] = { { 1, 3 }, { 7, 7 } }, r3[] = { { 10, 13 } };
-	struct imap_seqset one = { 1, r1 }, src = { 2, r2 }, dst = { 1, r3 };
+	struct imap_seqset one = { 1, r1, false }, src = { 2, r2, false }, dst = { 1, r3, false };
 	imap_write_status_begin(&out, "A003", IMAP_OK);
 	imap_write_code_appenduid(&out, 38505, &one);
 	imap_write_status_end(&out, "APPEND completed");
@@ -891,6 +928,22 @@ static void test_write_responses(void)
 					 "* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n"
 					 "s NO [BADCHARSET (UTF-8 US-ASCII)] no\r\n"
 					 "+ \r\n+ go ahead\r\n");
+	/* ESEARCH (RFC 4731 3.1's examples) and the set it writes; ESORT's
+	 * order (RFC 5267) is kept as given */
+	agbuf_reset(&out);
+	uint32_t found[] = { 2, 10, 11 }, sorted[] = { 7, 8, 9, 3, 1, 2, 4294967295u };
+	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3);
+	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3);
+	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3);
+	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0);
+	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0);
+	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7);
+	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"
+					 "* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"
+					 "* ESEARCH (TAG \"A285\") UID MIN 2 MAX 11\r\n"
+					 "* ESEARCH (TAG \"A286\") COUNT 0\r\n"
+					 "* ESEARCH (TAG \"A287\") UID\r\n"
+					 "* ESEARCH MIN 7 MAX 4294967295 ALL 7:9,3,1:2,4294967295\r\n");
 	agbuf_reset(&out);
 	imap_write_exists(&out, 172);
 	imap_write_recent(&out, 1);
@@ -917,14 +970,14 @@ static void test_write_responses(void)
 					 "* 12 FETCH (UID 7 BODY[] NIL)\r\n");
 	agbuf_reset(&out);
 	struct imap_seqrange r4[] = { { 1, IMAP_SEQ_STAR }, { 5, 5 } };
-	struct imap_seqset star = { 2, r4 };
+	struct imap_seqset star = { 2, r4, false };
 	imap_write_seqset(&out, &star);
 	CU_ASSERT_STRING_EQUAL(out.data, "1:*,5");
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 9, 9));
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 5, 3));
 	CU_ASSERT_FALSE(imap_seqset_contains(&star, 0, 9));
 	struct imap_seqrange r5[] = { { IMAP_SEQ_STAR, 3 } };
-	struct imap_seqset rev = { 1, r5 };
+	struct imap_seqset rev = { 1, r5, false };
 	CU_ASSERT_TRUE(imap_seqset_contains(&rev, 4, 5));
 	CU_ASSERT_FALSE(imap_seqset_contains(&rev, 2, 5));
 	agbuf_free(&out);
