@@ -461,7 +461,7 @@ static void batch_done(struct run *r, size_t count)
 	}
 }
 
-static int charset_supported(const struct imap_command *cmd)
+int ag_search_charset_ok(const struct imap_command *cmd)
 {
 	if (!cmd->u.search.has_charset)
 		return 1;
@@ -469,20 +469,76 @@ static int charset_supported(const struct imap_command *cmd)
 	return strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "US-ASCII") == 0;
 }
 
-static int search_all(struct run *r, struct agbuf *hits)
+/* Appends the matching messages' sequence numbers to *seqs. */
+static int search_all(struct run *r, uint32_t **seqs, size_t *count)
 {
 	int rc = 0;
-	const struct imap_command *cmd = r->s->cmd;
+	size_t cap = 0;
 	for (uint32_t start = 0; rc == 0 && start < r->exists; start += SEARCH_BATCH) {
-		size_t count = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
-		stage_view(r, start, count);
-		rc = stage_summaries(r, count);
+		size_t n = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
+		stage_view(r, start, n);
+		rc = stage_summaries(r, n);
 		if (rc == 0 && r->plan->need_body)
-			rc = stage_bodies(r, count);
-		for (size_t i = 0; rc == 0 && i < count; i++)
-			if (r->result[i] == T_YES)
-				agbuf_printf(hits, " %u", cmd->uid ? r->cand[i].uid : r->cand[i].seq);
-		batch_done(r, count);
+			rc = stage_bodies(r, n);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (r->result[i] != T_YES)
+				continue;
+			if (*count == cap) {
+				size_t grown_cap = cap ? cap * 2 : 64;
+				uint32_t *grown = realloc(*seqs, grown_cap * sizeof(*grown));
+				if (grown == NULL) {
+					rc = AEROGRAM_EINTERNAL;
+					break;
+				}
+				*seqs = grown;
+				cap = grown_cap;
+			}
+			(*seqs)[(*count)++] = r->cand[i].seq;
+		}
+		batch_done(r, n);
+	}
+	return rc;
+}
+
+int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, uint32_t **seqs, size_t *count)
+{
+	struct plan plan = { 0 };
+	struct run *r = calloc(1, sizeof(*r));
+	struct mail_view *v = s->view;
+	uint32_t exists = mail_view_exists(v);
+	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
+	*seqs = NULL;
+	*count = 0;
+	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, key) != 0 ? AEROGRAM_EINTERNAL : 0;
+	if (rc == 0 && plan.need_facts) {
+		r->cache = search_cache_process();
+		if (r->cache)
+			r->shelf = search_cache_open(r->cache, s->user, mail_mailbox_id(mail_view_mailbox(v)),
+						     (const char *const *)plan.names, plan.n_names, &r->names);
+		if (r->shelf == NULL)
+			rc = AEROGRAM_EINTERNAL;
+	}
+	if (rc == 0) {
+		for (uint32_t seq = 1; seq <= exists; seq++)
+			uids[seq - 1] = mail_view_uid(v, seq);
+		r->s = s;
+		r->plan = &plan;
+		r->exists = exists;
+		r->max_uid = exists ? uids[exists - 1] : 0;
+		r->uids = uids;
+		rc = search_all(r, seqs, count);
+	}
+	if (r && r->shelf)
+		search_cache_close(r->cache, r->shelf);
+	if (r)
+		free(r->names);
+	free(r);
+	free(uids);
+	plan_free(&plan);
+	if (rc != 0) {
+		free(*seqs);
+		*seqs = NULL;
+		*count = 0;
 	}
 	return rc;
 }
@@ -492,7 +548,7 @@ static void search_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
-	if (!charset_supported(cmd)) {
+	if (!ag_search_charset_ok(cmd)) {
 		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
 		return;
 	}
@@ -500,43 +556,20 @@ static void search_run(struct ag_session *s)
 		agbuf_printf(&s->reply, "%s BAD SEARCH RETURN needs ESEARCH, which this server does not offer.\r\n", tag);
 		return;
 	}
-	struct plan plan = { 0 };
-	struct run *r = calloc(1, sizeof(*r));
-	struct mail_view *v = s->view;
-	uint32_t exists = mail_view_exists(v);
-	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
-	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, cmd->u.search.key) != 0 ? AEROGRAM_EINTERNAL : 0;
-	if (rc == 0 && plan.need_facts) {
-		r->cache = search_cache_process();
-		if (r->cache)
-			r->shelf = search_cache_open(r->cache, s->user, mail_mailbox_id(mail_view_mailbox(v)),
-						     (const char *const *)plan.names, plan.n_names, &r->names);
-		if (r->shelf == NULL)
-			rc = AEROGRAM_EINTERNAL;
-	}
-	struct agbuf hits = AGBUF_INIT;
-	if (rc == 0) {
-		for (uint32_t seq = 1; seq <= exists; seq++)
-			uids[seq - 1] = mail_view_uid(v, seq);
-		r->s = s;
-		r->plan = &plan;
-		r->exists = exists;
-		r->max_uid = exists ? uids[exists - 1] : 0;
-		r->uids = uids;
-		rc = search_all(r, &hits);
-	}
-	if (r && r->shelf)
-		search_cache_close(r->cache, r->shelf);
-	if (r)
-		free(r->names);
-	free(r);
-	free(uids);
-	plan_free(&plan);
-	if (rc != 0)
+	uint32_t *seqs = NULL;
+	size_t n = 0;
+	int rc = ag_search_matches(s, cmd->u.search.key, &seqs, &n);
+	if (rc != 0) {
 		ag_reply_error(&s->reply, tag, rc, name);
-	else
-		agbuf_printf(&s->reply, "* SEARCH%s\r\n%s OK %s completed.\r\n", hits.data ? hits.data : "", tag, name);
-	agbuf_free(&hits);
+		return;
+	}
+	agbuf_puts(&s->reply, "* SEARCH");
+	for (size_t i = 0; i < n; i++) {
+		agbuf_putc(&s->reply, ' ');
+		agbuf_put_u64(&s->reply, cmd->uid ? mail_view_uid(s->view, seqs[i]) : seqs[i]);
+	}
+	agbuf_printf(&s->reply, "\r\n%s OK %s completed.\r\n", tag, name);
+	free(seqs);
 }
 
 void ag_cmd_search(struct ag_session *s)
