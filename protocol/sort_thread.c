@@ -480,6 +480,8 @@ static size_t ctr_of(struct tree *t, const char *id)
 /* 1 when making p the parent of c would close a loop: p is c or under it. */
 static int would_loop(const struct tree *t, size_t p, size_t c)
 {
+	if (t->c[c].child == NONE) /* nothing is under c: the common case, at once */
+		return p == c;
 	for (size_t a = p; a != NONE; a = t->c[a].parent)
 		if (a == c)
 			return 1;

@@ -7,7 +7,8 @@ FUZZ_SMOKE += fuzz-smoke-mime
 
 $(B)/obj/tests/mime/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
-$(B)/tests/test_mime: $(B)/obj/tests/mime/test_mime.o $(B)/obj/tests/mime/test_search.o $(PROTOCOL_LIB)
+$(B)/tests/test_mime: $(B)/obj/tests/mime/test_mime.o $(B)/obj/tests/mime/test_search.o \
+		$(B)/obj/tests/mime/test_sort.o $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
 

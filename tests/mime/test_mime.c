@@ -17,6 +17,7 @@
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
 #include "tests/mime/test_search.h"
+#include "tests/mime/test_sort.h"
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
@@ -378,6 +379,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
+	sort_tests_add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
