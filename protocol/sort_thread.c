@@ -616,6 +616,20 @@ static size_t thread_msg_of(const struct tree *t, size_t k)
 }
 
 /* Step 5: threads whose subjects are the same go together. */
+struct subject_slot {
+	const char *subject;  /* the thread subject it was entered with */
+	size_t pos;           /* its thread: a position in the root list; NONE when free */
+};
+
+/* The slot of subject in the table: its own, or the free one where it goes. */
+static struct subject_slot *subject_slot(struct subject_slot *table, size_t nslot, const char *subject)
+{
+	size_t j = (size_t)hash_str(subject) & (nslot - 1);
+	while (table[j].pos != NONE && strcmp(table[j].subject, subject) != 0)
+		j = (j + 1) & (nslot - 1);
+	return &table[j];
+}
+
 static int gather_subjects(struct tree *t)
 {
 	size_t nroots = 0;
@@ -625,34 +639,34 @@ static int gather_subjects(struct tree *t)
 	size_t nslot = 16;
 	while (nslot < nroots * 2)
 		nslot *= 2;
-	size_t *table = malloc(nslot * sizeof(*table)); /* positions in roots */
+	struct subject_slot *table = malloc(nslot * sizeof(*table));
 	if (roots == NULL || table == NULL) {
 		free(roots);
 		free(table);
 		return -1;
 	}
 	for (size_t j = 0; j < nslot; j++)
-		table[j] = NONE;
+		table[j] = (struct subject_slot){ NULL, NONE };
 	size_t r = 0;
 	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
 		roots[r++] = ch;
 	const struct thread_msg *msgs = t->msgs;
 	/* (B) one thread per subject: a dummy before a message, a message
-	 * that is not a reply before one that is */
+	 * that is not a reply before one that is. The subject is kept with
+	 * the entry: merging below changes the first child of a dummy, and
+	 * so what its thread subject would be looked up as. */
 	for (size_t i = 0; i < nroots; i++) {
 		size_t m = thread_msg_of(t, roots[i]);
 		if (m == NONE || msgs[m].subject[0] == '\0')
 			continue;
-		size_t j = (size_t)hash_str(msgs[m].subject) & (nslot - 1);
-		while (table[j] != NONE && strcmp(msgs[thread_msg_of(t, roots[table[j]])].subject, msgs[m].subject) != 0)
-			j = (j + 1) & (nslot - 1);
-		if (table[j] == NONE) {
-			table[j] = i;
+		struct subject_slot *slot = subject_slot(table, nslot, msgs[m].subject);
+		if (slot->pos == NONE) {
+			*slot = (struct subject_slot){ msgs[m].subject, i };
 			continue;
 		}
-		const struct ctr *cur = &t->c[roots[i]], *old = &t->c[roots[table[j]]];
+		const struct ctr *cur = &t->c[roots[i]], *old = &t->c[roots[slot->pos]];
 		if (old->msg != NONE && (cur->msg == NONE || (msgs[old->msg].reply && !msgs[cur->msg].reply)))
-			table[j] = i;
+			slot->pos = i;
 	}
 	/* (C) the others join it */
 	int rc = 0;
@@ -661,10 +675,7 @@ static int gather_subjects(struct tree *t)
 		size_t m = thread_msg_of(t, cur);
 		if (m == NONE || msgs[m].subject[0] == '\0')
 			continue;
-		size_t j = (size_t)hash_str(msgs[m].subject) & (nslot - 1);
-		while (strcmp(msgs[thread_msg_of(t, roots[table[j]])].subject, msgs[m].subject) != 0)
-			j = (j + 1) & (nslot - 1);
-		size_t at = table[j], old = roots[at];
+		size_t at = subject_slot(table, nslot, msgs[m].subject)->pos, old = roots[at];
 		if (old == cur)
 			continue;
 		struct ctr *c = &t->c[cur];

@@ -41,4 +41,4 @@ $(B)/fuzz/fuzz_sort: tests/mime/fuzz_sort.c $(PROTOCOL_SRCS)
 
 fuzz-smoke-sort: $(B)/fuzz/fuzz_sort
 	@mkdir -p $(B)/fuzz/sort-work
-	$(B)/fuzz/fuzz_sort -max_total_time=10 -print_final_stats=1 $(B)/fuzz/sort-work
+	$(B)/fuzz/fuzz_sort -max_total_time=10 -print_final_stats=1 $(B)/fuzz/sort-work tests/mime/sort-fuzz-corpus

@@ -319,6 +319,17 @@ static void test_references_subjects(void)
 		{ 3, "Re: x", "3@x", { NULL } },
 	};
 	check_threads(d, N(d), 1, "((1)(2)(3))");
+	/* two dummy threads of one subject merge, and a later message of the
+	 * subject still finds them, though the merged dummy's first child
+	 * has another subject until the siblings are sorted again */
+	static const struct tm_spec dd[] = {
+		{ 1, "s", "1@x", { "g1@x", NULL } },
+		{ 2, "zz", "2@x", { "g1@x", NULL } },
+		{ 3, "s", "3@x", { "g2@x", NULL } },
+		{ 4, "yy", "4@x", { "g2@x", NULL } },
+		{ 5, "Re: s", "5@x", { NULL } },
+	};
+	check_threads(dd, N(dd), 1, "((1)(2)(3)(4)(5))");
 }
 
 static void test_references_deep_chain(void)
