@@ -99,9 +99,10 @@ static int add_ref(struct sort_rec *r, const struct agbuf *id)
 	return 0;
 }
 
-static int address_key(struct sort_rec *r, const struct agbuf *value, char **out, int display)
+/* The FROM / TO / CC key (display 0) or the DISPLAYFROM / DISPLAYTO key
+ * (display 1) of an address field's unfolded value. */
+static int address_key(const struct agbuf *value, char **out, int display)
 {
-	(void)r;
 	struct mime_arena *arena = mime_arena_new();
 	if (arena == NULL)
 		return -1;
@@ -148,15 +149,15 @@ static int rec_from_summary(struct sort_rec *r, const struct mail_summary *sum)
 			rc = -1;
 	}
 	if (rc == 0 && (want & WANT_FROM))
-		rc = address_key(r, &f[F_FROM], &r->from, 0);
+		rc = address_key(&f[F_FROM], &r->from, 0);
 	if (rc == 0 && (want & WANT_TO))
-		rc = address_key(r, &f[F_TO], &r->to, 0);
+		rc = address_key(&f[F_TO], &r->to, 0);
 	if (rc == 0 && (want & WANT_CC))
-		rc = address_key(r, &f[F_CC], &r->cc, 0);
+		rc = address_key(&f[F_CC], &r->cc, 0);
 	if (rc == 0 && (want & WANT_DFROM))
-		rc = address_key(r, &f[F_FROM], &r->dfrom, 1);
+		rc = address_key(&f[F_FROM], &r->dfrom, 1);
 	if (rc == 0 && (want & WANT_DTO))
-		rc = address_key(r, &f[F_TO], &r->dto, 1);
+		rc = address_key(&f[F_TO], &r->dto, 1);
 	if (rc == 0 && (want & WANT_SIZE)) {
 		struct mime_message *msg = mime_serial_decode(sum->bodystructure, sum->bodystructure_len);
 		if (msg == NULL)
