@@ -569,6 +569,8 @@ static int may_run_inline(const struct imap_command *cmd)
 	switch (cmd->kind) {
 	case IMAP_CMD_FETCH:
 	case IMAP_CMD_SEARCH:
+	case IMAP_CMD_SORT:
+	case IMAP_CMD_THREAD:
 	case IMAP_CMD_NOOP:
 	case IMAP_CMD_CHECK:
 	case IMAP_CMD_STORE:
