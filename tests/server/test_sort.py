@@ -115,7 +115,7 @@ class Client(Raw):
 class Sort(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(8)}, tls=False)
+        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(9)}, tls=False)
 
     @classmethod
     def tearDownClass(cls):
@@ -159,6 +159,14 @@ class Sort(unittest.TestCase):
         # the answer does not change once the search cache holds the messages
         c.cmd(b"SEARCH FROM carl")
         self.assertEqual(c.sort(b"REVERSE ARRIVAL", b"FROM carl"), b"4 3")
+
+    def test_saved_result_in_criteria(self):
+        """RFC 5182: "$" stands for the saved result in SORT and THREAD criteria too."""
+        c = self.keyed(b"u8")
+        c.cmd(b"SEARCH RETURN (SAVE) LARGER 1500")  # messages 2 and 3
+        self.assertEqual(c.sort(b"SIZE", b"$"), b"3 2")
+        self.assertEqual(c.sort(b"ARRIVAL", b"NOT $"), b"4 1")
+        self.assertEqual(c.thread(b"ORDEREDSUBJECT", b"$"), b"(3 2)")  # no subjects: one thread, by date
 
     def test_uid_sort_after_expunge(self):
         c = self.keyed(b"u3")
