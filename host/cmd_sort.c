@@ -21,6 +21,7 @@
 
 #include "host/commands.h"
 #include "host/mail_reply.h"
+#include "host/searchres.h"
 #include "protocol/mime.h"
 #include "protocol/mime_header.h"
 #include "protocol/mime_serial.h"
@@ -312,15 +313,69 @@ static int charset_ok(struct ag_session *s)
 	return 0;
 }
 
+/* SORT RETURN (...) (ESORT, RFC 5267): the result as "* ESEARCH", in
+ * sort order (MIN and MAX are the first and the last sorted, ALL keeps the
+ * order); RETURN () is ALL. With SAVE (RFC 5182, allowed with SORT when
+ * SEARCHRES is there) "$" becomes the messages found, their order dropped,
+ * or only the MIN and MAX ones when ALL and COUNT were not asked for; a
+ * failed SORT empties it. An inline attempt the engine refused is run again
+ * on a worker and must leave "$", which this very command may use, alone. */
+static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, const char *name)
+{
+	const struct imap_command *cmd = s->cmd;
+	unsigned opts = cmd->u.search.return_opts;
+	int final = !mail_nonblock_hit();
+	uint32_t *uids = NULL;
+	if (rc == 0 && (uids = malloc((n ? n : 1) * sizeof(*uids))) == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		uids[i] = mail_view_uid(s->view, seqs[i]);
+	if (rc == 0 && (opts & IMAP_SEARCH_RET_SAVE) && final) {
+		uint32_t pick[2];
+		const uint32_t *save = uids;
+		size_t n_save = n;
+		if ((opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+		    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) && n > 0) {
+			n_save = 0;
+			if (opts & IMAP_SEARCH_RET_MIN)
+				pick[n_save++] = uids[0];
+			if ((opts & IMAP_SEARCH_RET_MAX) && (n_save == 0 || uids[n - 1] != pick[0]))
+				pick[n_save++] = uids[n - 1];
+			save = pick;
+		}
+		if (ag_searchres_save(s, save, n_save) != 0)
+			rc = AEROGRAM_EINTERNAL;
+	}
+	if (rc != 0) {
+		if ((opts & IMAP_SEARCH_RET_SAVE) && final)
+			ag_searchres_reset(s);
+		ag_reply_error(&s->reply, cmd->tag.data, rc, name);
+	} else {
+		if (opts != IMAP_SEARCH_RET_SAVE)
+			imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts ? opts : IMAP_SEARCH_RET_ALL,
+			                   cmd->uid ? uids : seqs, n);
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, name);
+	}
+	free(uids);
+}
+
 static void sort_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	const char *name = cmd->uid ? "UID SORT" : "SORT";
-	if (!charset_ok(s))
+	if (!charset_ok(s)) {
+		if (cmd->u.search.return_opts & IMAP_SEARCH_RET_SAVE)
+			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
+	}
 	uint32_t *seqs = NULL;
 	size_t n = 0;
 	int rc = sort_result(s, &seqs, &n);
+	if (cmd->u.search.esearch) {
+		esort_reply(s, rc, seqs, n, name);
+		free(seqs);
+		return;
+	}
 	if (rc != 0) {
 		ag_reply_error(&s->reply, cmd->tag.data, rc, name);
 		return;

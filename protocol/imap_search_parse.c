@@ -303,9 +303,14 @@ static bool sort_criteria(struct imap_gram *g)
 	return true;
 }
 
+/* SORT [RETURN (...)] (criteria) charset search: RETURN is ESORT's (RFC 5267). */
 bool imap_gram_sort(struct imap_gram *g)
 {
-	return imap_sp(g, "sort criteria") && sort_criteria(g) && charset_and_criteria(g);
+	if (!imap_sp(g, "sort criteria"))
+		return false;
+	if (imap_keyword(g, "RETURN") && !search_return(g))
+		return false;
+	return sort_criteria(g) && charset_and_criteria(g);
 }
 
 bool imap_gram_thread(struct imap_gram *g)

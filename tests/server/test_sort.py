@@ -115,7 +115,7 @@ class Client(Raw):
 class Sort(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(9)}, tls=False)
+        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(10)}, tls=False)
 
     @classmethod
     def tearDownClass(cls):
@@ -162,11 +162,38 @@ class Sort(unittest.TestCase):
 
     def test_saved_result_in_criteria(self):
         """RFC 5182: "$" stands for the saved result in SORT and THREAD criteria too."""
-        c = self.keyed(b"u8")
+        c = self.keyed(b"u9")
         c.cmd(b"SEARCH RETURN (SAVE) LARGER 1500")  # messages 2 and 3
         self.assertEqual(c.sort(b"SIZE", b"$"), b"3 2")
         self.assertEqual(c.sort(b"ARRIVAL", b"NOT $"), b"4 1")
         self.assertEqual(c.thread(b"ORDEREDSUBJECT", b"$"), b"(3 2)")  # no subjects: one thread, by date
+
+    def test_esort(self):
+        """RFC 5267: SORT RETURN answers with ESEARCH in sort order."""
+        c = self.keyed(b"u8")
+        def esort(ret, crit, search=b"ALL", uid=False):
+            lines = c.cmd(b"%sSORT RETURN (%s) (%s) UTF-8 %s" % (b"UID " if uid else b"", ret, crit, search))
+            found = [l for l in lines if l.startswith(b"* ESEARCH")]
+            return found
+        tag = b"t%d" % (c.n + 1)
+        self.assertEqual(esort(b"", b"REVERSE SIZE"), [b'* ESEARCH (TAG "%s") ALL 2:4,1' % tag])
+        tag = b"t%d" % (c.n + 1)
+        self.assertEqual(esort(b"MIN MAX COUNT", b"SIZE"), [b'* ESEARCH (TAG "%s") MIN 1 MAX 2 COUNT 4' % tag])
+        tag = b"t%d" % (c.n + 1)
+        self.assertEqual(esort(b"ALL", b"DATE", b"FROM nobody"), [b'* ESEARCH (TAG "%s")' % tag])
+        c.cmd(b"STORE 1 +FLAGS (\\Deleted)")
+        c.cmd(b"EXPUNGE")  # UIDs 2 3 4 are now 1 2 3
+        tag = b"t%d" % (c.n + 1)
+        self.assertEqual(esort(b"MIN ALL", b"REVERSE ARRIVAL", uid=True),
+                         [b'* ESEARCH (TAG "%s") UID MIN 2 ALL 2,4,3' % tag])
+        # SAVE: "$" is the set found (the MIN and MAX ones alone without ALL or COUNT)
+        self.assertEqual(esort(b"SAVE", b"SIZE", b"LARGER 1500"), [])
+        self.assertEqual(c.sort(b"ARRIVAL", b"$"), b"2 1")
+        esort(b"SAVE MAX", b"SIZE")
+        self.assertEqual(c.sort(b"ARRIVAL", b"$"), b"1")
+        # a SORT with a charset it cannot use empties "$"
+        c.raw(b"SORT RETURN (SAVE) (SIZE) KOI8-R ALL")
+        self.assertEqual(c.sort(b"ARRIVAL", b"$"), b"")
 
     def test_uid_sort_after_expunge(self):
         c = self.keyed(b"u3")
