@@ -68,11 +68,13 @@ int main(int argc, char **argv)
 	}
 	ag_log_set_level(cfg.log_level);
 	/* Before the driver opens the store: its files are the user's. */
-	if (ag_privileges_drop(&cfg, test_only, err, sizeof(err)) != 0) {
+	if (ag_privileges_drop(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "aerogramd: %s\n", err);
 		ag_config_free(&cfg);
 		return 1;
 	}
+	if (test_only)
+		ag_privileges_bound(); /* nothing to bind */
 	if (cfg.metrics_enabled && !test_only)
 		ag_metrics_enable();
 	/* Sockets before the driver: it may start threads, which would

@@ -31,7 +31,7 @@ static int set_caps(uint32_t mask)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
-int ag_privileges_drop(const struct ag_config *cfg, int check_only, char *err, size_t errlen)
+int ag_privileges_drop(const struct ag_config *cfg, char *err, size_t errlen)
 {
 	char at[1024];
 	if (cfg->user == NULL)
@@ -53,8 +53,6 @@ int ag_privileges_drop(const struct ag_config *cfg, int check_only, char *err, s
 		         at, cfg->user, (unsigned)me);
 		return -1;
 	}
-	if (check_only)
-		return 0;
 	if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0 ||
 	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
 		snprintf(err, errlen, "%s: [imap] user = %s: cannot switch to it: %s", at, cfg->user, strerror(errno));
