@@ -329,14 +329,30 @@ def read(path):
         return f.read()
 
 
-def nobody_config(directory, user):
+def free_privileged_port():
+    """A free loopback port below 1024 (root only): the switch to [imap]
+    user must still bind it."""
+    import random
+    ports = list(range(600, 1024))
+    random.shuffle(ports)
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 1024")
+
+
+def nobody_config(directory, user, port=None):
     """A configuration and users file `nobody` can read, on a free port."""
     os.chmod(directory, 0o755)
     users = os.path.join(directory, "users.ini")
     with open(users, "w") as f:
         f.write("[alice]\npassword = {PLAIN}secret\n")
     os.chmod(users, 0o644)
-    port = free_port()
+    port = port or free_port()
     conf = os.path.join(directory, "aerogram.conf")
     with open(conf, "w") as f:
         f.write("[storage]\ndriver = %s\n[imap]\nlisten = 127.0.0.1:%d\nuser = %s\nworkers = 2\n"
@@ -377,7 +393,9 @@ class PrivilegeDrop(unittest.TestCase):
             return
         d = tempfile.TemporaryDirectory(prefix="aerogram-user-")
         self.addCleanup(d.cleanup)
-        conf, port = nobody_config(d.name, "nobody")
+        # a port below 1024: bound with the capability kept for that
+        conf, port = nobody_config(d.name, "nobody", free_privileged_port())
+        self.assertLess(port, 1024)
         log_path = os.path.join(d.name, "log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen([AEROGRAMD, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
