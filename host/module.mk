@@ -17,6 +17,8 @@ HOST_SERVER_OBJS += $(B)/obj/host/fetch_cache.o
 HOST_CTL_STORE_OBJS = $(B)/obj/host/ctl_store.o
 # LMTP delivery (lmtp.h) and its pure parser (lmtp_parse.h).
 HOST_SERVER_OBJS += $(B)/obj/host/lmtp.o $(B)/obj/host/lmtp_parse.o
+# /metrics (metrics.h) and [imap] user (privileges.h).
+HOST_SERVER_OBJS += $(B)/obj/host/metrics.o $(B)/obj/host/privileges.o
 
 $(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
