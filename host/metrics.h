@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "protocol/imap_parse.h"
 
 struct ag_server;
