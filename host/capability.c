@@ -46,6 +46,8 @@ static const struct capability capabilities[] = {
 	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
 	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
 	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
+	{ "CONDSTORE", POST, ALWAYS, 1 },     /* RFC 7162 */
+	{ "QRESYNC", POST, ALWAYS, 1 },       /* RFC 7162 */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -334,6 +334,7 @@ struct run {
 	struct search_names *names;
 	uint32_t exists, max_uid;
 	const uint32_t *uids;             /* of every sequence number */
+	uint64_t max_modseq;              /* the highest modseq of the hits */
 	/* per batch */
 	struct candidate cand[SEARCH_BATCH];
 	enum tri result[SEARCH_BATCH];
@@ -480,11 +481,31 @@ static int search_all(struct run *r, struct agbuf *hits)
 		if (rc == 0 && r->plan->need_body)
 			rc = stage_bodies(r, count);
 		for (size_t i = 0; rc == 0 && i < count; i++)
-			if (r->result[i] == T_YES)
+			if (r->result[i] == T_YES) {
 				agbuf_printf(hits, " %u", cmd->uid ? r->cand[i].uid : r->cand[i].seq);
+				if (r->cand[i].info.modseq > r->max_modseq)
+					r->max_modseq = r->cand[i].info.modseq;
+			}
 		batch_done(r, count);
 	}
 	return rc;
+}
+
+/* Whether the key uses MODSEQ (RFC 7162 3.1.5: the answer then ends with
+ * the highest modseq of the messages found). */
+static int uses_modseq(const struct imap_search_key *k)
+{
+	switch (k->kind) {
+	case IMAP_SEARCH_MODSEQ: return 1;
+	case IMAP_SEARCH_AND:
+		for (size_t i = 0; i < k->u.list.count; i++)
+			if (uses_modseq(&k->u.list.keys[i]))
+				return 1;
+		return 0;
+	case IMAP_SEARCH_OR: return uses_modseq(k->u.or.left) || uses_modseq(k->u.or.right);
+	case IMAP_SEARCH_NOT: return uses_modseq(k->u.not);
+	default: return 0;
+	}
 }
 
 static void search_run(struct ag_session *s)
@@ -515,6 +536,7 @@ static void search_run(struct ag_session *s)
 			rc = AEROGRAM_EINTERNAL;
 	}
 	struct agbuf hits = AGBUF_INIT;
+	uint64_t max_modseq = 0;
 	if (rc == 0) {
 		for (uint32_t seq = 1; seq <= exists; seq++)
 			uids[seq - 1] = mail_view_uid(v, seq);
@@ -524,6 +546,7 @@ static void search_run(struct ag_session *s)
 		r->max_uid = exists ? uids[exists - 1] : 0;
 		r->uids = uids;
 		rc = search_all(r, &hits);
+		max_modseq = r->max_modseq;
 	}
 	if (r && r->shelf)
 		search_cache_close(r->cache, r->shelf);
@@ -532,6 +555,11 @@ static void search_run(struct ag_session *s)
 	free(r);
 	free(uids);
 	plan_free(&plan);
+	int with_modseq = uses_modseq(cmd->u.search.key);
+	if (with_modseq)
+		ag_session_enable_condstore(s); /* RFC 7162 3.1 */
+	if (rc == 0 && with_modseq && hits.len > 0)
+		agbuf_printf(&hits, " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);
 	else
