@@ -60,13 +60,25 @@ static void store_run(struct ag_session *s)
 		rc = modified == NULL ? AEROGRAM_EINTERNAL
 		                      : mail_store_unchanged(s->view, uids, n, mode, flags, keywords, n_keywords,
 		                                             cmd->u.store.unchangedsince, modified, &n_modified);
-		/* MODIFIED of a STORE lists sequence numbers (of the view, which
-		 * keeps them: no EXPUNGE is sent below) */
-		for (size_t i = 0; rc == 0 && !cmd->uid && i < n_modified; i++)
-			modified[i] = mail_view_seq(s->view, modified[i]);
+		/* .SILENT hides only what this command did: a message it left
+		 * alone because another client changed it is told in full */
+		size_t w = 0, k = 0;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			while (k < n_modified && modified[k] < uids[i])
+				k++;
+			if (k < n_modified && modified[k] == uids[i])
+				continue;
+			uids[w++] = uids[i];
+		}
+		if (rc == 0)
+			n = w;
 	} else if (n > 0)
 		rc = mail_store(s->view, uids, n, mode, flags, keywords, n_keywords);
 	free(keywords);
+	/* MODIFIED of a STORE lists sequence numbers (of the view, which keeps
+	 * them: a plain STORE sends no EXPUNGE) */
+	for (size_t i = 0; rc == 0 && !cmd->uid && i < n_modified; i++)
+		modified[i] = mail_view_seq(s->view, modified[i]);
 	if (rc == 0)
 		/* A plain STORE must not send EXPUNGE (RFC 3501 7.4.1); UID STORE may. */
 		rc = ag_session_update_view(s, cmd->uid ? 0 : MAIL_VIEW_DEFER_EXPUNGE, cmd->uid,

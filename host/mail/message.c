@@ -491,6 +491,7 @@ int mail_store_unchanged(struct mail_view *v, const uint32_t *uids, size_t n, en
 	}
 	size_t view_modified = f.n_modified;
 	f.modified = modified + view_modified;
+	f.n_modified = 0;
 	op->flags = flags & MAIL_F_SYSTEM;
 	for (size_t k = 0; k < op->n_keywords; k++)
 		op->flags |= 1ull << (5 + k);

@@ -47,6 +47,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_pipelining.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_fetch_cache.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_condstore.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
@@ -54,6 +55,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_condstore.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
