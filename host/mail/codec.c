@@ -570,6 +570,10 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (s->vanished_floor > s->highestmodseq)
 			r.bad = 1;
 	}
+	/* A checkpoint of an earlier version knows no expunge by modseq: the
+	 * floor is all it holds, so a QRESYNC from before it falls back. */
+	if (version < CODEC_VERSION_5)
+		s->vanished_floor = s->highestmodseq;
 	/* canonical: version 4 only when a size or an expunged message needs
 	 * it, version 5 only when there is an expunge by modseq to keep */
 	if (version == CODEC_VERSION_4 && !(s->n_unsized < s->n || s->n_expunged > 0))
