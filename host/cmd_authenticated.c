@@ -12,6 +12,7 @@
 void ag_cmd_enable(struct ag_session *s)
 {
 	struct agbuf out = AGBUF_INIT;
+	int was = s->condstore;
 	agbuf_puts(&out, "* ENABLED");
 	for (size_t i = 0; i < s->cmd->u.enable.count; i++) {
 		const char *cap = s->cmd->u.enable.caps[i].data;
@@ -24,6 +25,11 @@ void ag_cmd_enable(struct ag_session *s)
 			agbuf_puts(&out, " QRESYNC");
 		}
 	}
+	/* a CONDSTORE enabling command with a mailbox selected (RFC 7162 3.1):
+	 * its HIGHESTMODSEQ (no job runs: the view is the loop's) */
+	if (!was && s->condstore && s->view != NULL)
+		agbuf_printf(&out, "\r\n* OK [HIGHESTMODSEQ %llu] Highest",
+		             (unsigned long long)mail_view_highestmodseq(s->view));
 	ag_session_printf(s, "%s\r\n", out.data);
 	agbuf_free(&out);
 	ag_session_tagged(s, IMAP_OK, "ENABLE completed.");

@@ -353,6 +353,10 @@ static void status_run(struct ag_session *s)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, "STATUS");
 		return;
 	}
+	/* STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command (RFC 7162 3.1) */
+	for (size_t i = 0; i < cmd->u.status.items.count; i++)
+		if (cmd->u.status.items.items[i] == IMAP_STATUS_HIGHESTMODSEQ)
+			ag_session_enable_condstore(s);
 	struct agbuf *out = &s->reply;
 	agbuf_puts(out, "* STATUS ");
 	imap_write_astring(out, name, strlen(name));

@@ -126,6 +126,10 @@ def compress(uids):
     return ",".join(parts)
 
 
+def untagged_select(c, box):
+    return c.ok("SELECT " + box)[0]
+
+
 class CondstoreTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -198,6 +202,15 @@ class CondstoreTest(unittest.TestCase):
         # FLAGS now come with MODSEQ
         untagged, _ = c.ok("FETCH 2 (FLAGS)")
         self.assertRegex(untagged[0], r"^\* 2 FETCH \(FLAGS \(.*\) MODSEQ \(\d+\)\)$")
+        hms = code_in(untagged_select(c, self.box), "HIGHESTMODSEQ")
+        # ENABLE and STATUS (HIGHESTMODSEQ) are enabling commands too
+        for command in ("ENABLE CONDSTORE", "STATUS %s (HIGHESTMODSEQ)" % self.box):
+            d = self.client()
+            d.ok("SELECT " + self.box)
+            untagged, _ = d.ok(command)
+            self.assertEqual(code_in(untagged, "HIGHESTMODSEQ"), hms, command)
+            untagged, _ = d.ok("FETCH 1 (FLAGS)")
+            self.assertIn("MODSEQ", untagged[0])
 
     def test_store_raises_modseq_and_changedsince(self):
         """RFC 7162 3.1.4: each change raises the message's modseq above
