@@ -318,6 +318,9 @@ void mail_changes_free(struct mail_changes *c);
 uint32_t mail_view_exists(const struct mail_view *v);
 uint32_t mail_view_uidvalidity(const struct mail_view *v);
 uint32_t mail_view_uidnext(const struct mail_view *v);
+/* The HIGHESTMODSEQ the client may be told: the snapshot's, or while
+ * expunges are deferred that of the last snapshot without any (a client
+ * that resyncs from it must not miss the expunges it was not told yet). */
 uint64_t mail_view_highestmodseq(const struct mail_view *v);
 uint32_t mail_view_recent_count(const struct mail_view *v);
 /* UID of sequence number seq (1-based), 0 if out of range. */

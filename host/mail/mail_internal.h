@@ -626,6 +626,9 @@ struct mail_view {
 	uint32_t uv;               /* reported UIDVALIDITY of snap */
 	uint64_t version;
 	size_t n_gone;             /* messages of snap marked gone (deferred expunges) */
+	/* HIGHESTMODSEQ of the last snapshot without deferred expunges: what
+	 * the client may be told (mail_view_highestmodseq) */
+	uint64_t told_modseq;
 	int counted;               /* counted in mb->views */
 };
 

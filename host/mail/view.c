@@ -69,6 +69,7 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 		rc = claim_recent_best_effort(v);
 	if (rc == 0) {
 		v->snap = uidx_clone_ex(mb->log.cur, 0);
+		v->told_modseq = v->snap ? v->snap->highestmodseq : 0;
 		v->version = mb->log.version;
 		v->uv = mailbox_uidvalidity(mb, mb->log.cur);
 		if (v->snap == NULL)
@@ -239,6 +240,8 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 			v->snap = cur;
 			v->uv = new_uv;
 			v->version = new_version;
+			if (v->n_gone == 0)
+				v->told_modseq = cur->highestmodseq;
 			cur = NULL;
 		} else {
 			v->n_gone = gone_before;
@@ -398,7 +401,7 @@ uint32_t mail_view_uidnext(const struct mail_view *v)
 
 uint64_t mail_view_highestmodseq(const struct mail_view *v)
 {
-	return v->snap->highestmodseq;
+	return v->n_gone > 0 ? v->told_modseq : v->snap->highestmodseq;
 }
 
 uint32_t mail_view_recent_count(const struct mail_view *v)
