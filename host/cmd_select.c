@@ -111,9 +111,10 @@ static void select_run(struct ag_session *s)
 	}
 	agbuf_printf(out, "* OK [UIDVALIDITY %u] UIDs valid.\r\n", mail_view_uidvalidity(v));
 	agbuf_printf(out, "* OK [UIDNEXT %u] Predicted next UID.\r\n", mail_view_uidnext(v));
-	if (s->condstore)
-		agbuf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-		             (unsigned long long)mail_view_highestmodseq(v));
+	/* RFC 7162 3.1.2.1: every mailbox keeps its modseqs, so every
+	 * successful SELECT/EXAMINE says HIGHESTMODSEQ, enabled or not (as
+	 * Dovecot does) */
+	agbuf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)mail_view_highestmodseq(v));
 	if (cmd->u.mailbox.qresync && cmd->u.mailbox.qr_uidvalidity == mail_view_uidvalidity(v)) {
 		rc = qresync_report(s, v);
 		if (rc != 0) {

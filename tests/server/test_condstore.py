@@ -174,14 +174,16 @@ class CondstoreTest(unittest.TestCase):
         self.assertEqual(c.ok("ENABLE qresync")[0], ["* ENABLED QRESYNC"])
 
     def test_select_condstore_highestmodseq(self):
-        """RFC 7162 3.1.2.1 and 3.1.8: HIGHESTMODSEQ in SELECT/EXAMINE with
-        (CONDSTORE), in STATUS, and not without CONDSTORE."""
+        """RFC 7162 3.1.2.1 and 3.1.8: HIGHESTMODSEQ in every SELECT/EXAMINE
+        (the server keeps modseqs for every mailbox), and in STATUS."""
         c = self.filled(3)
         untagged, _ = c.ok("SELECT " + self.box)
-        self.assertIsNone(code_in(untagged, "HIGHESTMODSEQ"))
-        untagged, _ = c.ok("EXAMINE %s (CONDSTORE)" % self.box)
         hms = int(code_in(untagged, "HIGHESTMODSEQ"))
         self.assertGreater(hms, 0)
+        untagged, _ = c.ok("FETCH 1 (FLAGS)")
+        self.assertNotIn("MODSEQ", untagged[0])  # not enabled: FETCH as before
+        untagged, _ = c.ok("EXAMINE %s (CONDSTORE)" % self.box)
+        self.assertEqual(int(code_in(untagged, "HIGHESTMODSEQ")), hms)
         c.ok("UNSELECT")
         untagged, _ = c.ok("STATUS %s (HIGHESTMODSEQ MESSAGES)" % self.box)
         self.assertIn("HIGHESTMODSEQ %d" % hms, untagged[0])
