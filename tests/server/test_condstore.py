@@ -385,6 +385,26 @@ class CondstoreTest(unittest.TestCase):
         self.assertTrue(tagged.startswith("BAD"), tagged)
         a.ok("NOOP")
 
+    def test_known_uids_split_a_run(self):
+        """One EXPUNGE of 1:10 is one run; known-uids with holes and
+        overlaps (and '*') answer exactly their part of it."""
+        a = self.filled(12)
+        a.ok("ENABLE QRESYNC")
+        untagged, _ = a.ok("SELECT " + self.box)
+        uv = int(code_in(untagged, "UIDVALIDITY"))
+        since = int(code_in(untagged, "HIGHESTMODSEQ"))
+        a.ok("UID STORE 1:10 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(a.ok("EXPUNGE")[0], ["* VANISHED 1:10"])
+        a.ok("UNSELECT")
+        for known, told in (("1,3,5:6,9", "1,3,5:6,9"), ("8:4,5:7,2", "2,4:8"), ("10:*", "10"),
+                            ("11:12", None)):
+            untagged, _ = a.ok("EXAMINE %s (QRESYNC (%d %d %s))" % (self.box, uv, since, known))
+            vanished = [l for l in untagged if "VANISHED" in l]
+            self.assertEqual(vanished, ["* VANISHED (EARLIER) " + told] if told else [], known)
+        a.ok("SELECT " + self.box)
+        untagged, _ = a.ok("UID FETCH 2,4,6:7,20 (FLAGS) (CHANGEDSINCE %d VANISHED)" % since)
+        self.assertEqual(untagged, ["* VANISHED (EARLIER) 2,4,6:7"])
+
     def test_unchanged_mailbox_resync_bytes(self):
         """A client's resync of an unchanged 10,000-message mailbox, as
         Thunderbird or mbsync do it: without CONDSTORE every message's flags
