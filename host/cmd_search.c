@@ -361,6 +361,7 @@ struct run {
 	struct search_names *names;
 	uint32_t exists, max_uid;
 	const uint32_t *uids;             /* of every sequence number */
+	uint64_t max_modseq;              /* the highest modseq of the hits */
 	/* per batch */
 	struct candidate cand[SEARCH_BATCH];
 	enum tri result[SEARCH_BATCH];
@@ -503,6 +504,7 @@ int ag_search_charset_ok(const struct imap_command *cmd)
 struct hits {
 	uint32_t *seqs, *uids;
 	size_t n, cap;
+	uint64_t max_modseq; /* the highest MODSEQ among them (RFC 7162 3.1.5) */
 };
 
 static int hits_add(struct hits *h, uint32_t seq, uint32_t uid)
@@ -534,8 +536,12 @@ static int search_all(struct run *r, struct hits *hits)
 		if (rc == 0 && r->plan->need_body)
 			rc = stage_bodies(r, n);
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			if (r->result[i] == T_YES && hits_add(hits, r->cand[i].seq, r->cand[i].uid) != 0)
-				rc = AEROGRAM_EINTERNAL;
+			if (r->result[i] == T_YES) {
+				if (hits_add(hits, r->cand[i].seq, r->cand[i].uid) != 0)
+					rc = AEROGRAM_EINTERNAL;
+				if (r->cand[i].info.modseq > hits->max_modseq)
+					hits->max_modseq = r->cand[i].info.modseq;
+			}
 		batch_done(r, n);
 	}
 	return rc;
@@ -596,6 +602,23 @@ int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, u
 	return rc;
 }
 
+/* Whether the key uses MODSEQ (RFC 7162 3.1.5: the answer then ends with
+ * the highest modseq of the messages found). */
+static int uses_modseq(const struct imap_search_key *k)
+{
+	switch (k->kind) {
+	case IMAP_SEARCH_MODSEQ: return 1;
+	case IMAP_SEARCH_AND:
+		for (size_t i = 0; i < k->u.list.count; i++)
+			if (uses_modseq(&k->u.list.keys[i]))
+				return 1;
+		return 0;
+	case IMAP_SEARCH_OR: return uses_modseq(k->u.or.left) || uses_modseq(k->u.or.right);
+	case IMAP_SEARCH_NOT: return uses_modseq(k->u.not);
+	default: return 0;
+	}
+}
+
 /* RFC 5182 2.1: SAVE with MIN and/or MAX but neither ALL nor COUNT keeps
  * just those messages; otherwise every match. */
 static int save_result(struct ag_session *s, unsigned opts, const struct hits *h)
@@ -620,15 +643,17 @@ static void reply_result(struct ag_session *s, unsigned opts, const struct hits 
 {
 	const struct imap_command *cmd = s->cmd;
 	const uint32_t *nums = cmd->uid ? h->uids : h->seqs;
+	/* with a MODSEQ key, the highest MODSEQ found (none when nothing matched) */
+	uint64_t modseq = uses_modseq(cmd->u.search.key) && h->n > 0 ? h->max_modseq : 0;
 	if (!cmd->u.search.esearch) {
-		imap_write_search(&s->reply, nums, h->n);
+		imap_write_search(&s->reply, nums, h->n, modseq);
 		return;
 	}
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
 	if (opts == 0)
 		opts = IMAP_SEARCH_RET_ALL;
-	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n);
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, modseq);
 }
 
 static void search_run(struct ag_session *s)
@@ -643,6 +668,8 @@ static void search_run(struct ag_session *s)
 			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
 	}
+	if (uses_modseq(cmd->u.search.key))
+		ag_session_enable_condstore(s); /* RFC 7162 3.1 */
 	struct hits hits = { 0 };
 	int rc = run_search(s, cmd->u.search.key, &hits);
 	/* An inline attempt that the engine refused (mail_nonblock) is thrown
