@@ -242,6 +242,20 @@ class CondstoreTest(unittest.TestCase):
         self.assertEqual(untagged, ["* SEARCH 2 4 (MODSEQ %d)" % m])
         untagged, _ = c.ok("SEARCH MODSEQ %d" % (m + 1))
         self.assertEqual(untagged, ["* SEARCH"])
+        # ESEARCH (RFC 4731 3.2): the MODSEQ of what is returned: MIN's or
+        # MAX's alone, else the highest of all
+        c.ok("STORE 4 +FLAGS (\\Flagged)")
+        m4 = int(self.modseqs(c)[4])
+        self.assertGreater(m4, m)
+        untagged, tagged = c.ok("SEARCH RETURN (MIN) MODSEQ %d" % (hms + 1))
+        tag = "t%d" % c.n
+        self.assertEqual(untagged, ['* ESEARCH (TAG "%s") MIN 2 MODSEQ %d' % (tag, m)])
+        untagged, tagged = c.ok("SEARCH RETURN (MAX) MODSEQ %d" % (hms + 1))
+        tag = "t%d" % c.n
+        self.assertEqual(untagged, ['* ESEARCH (TAG "%s") MAX 4 MODSEQ %d' % (tag, m4)])
+        untagged, tagged = c.ok("SEARCH RETURN (MIN COUNT) MODSEQ %d" % (hms + 1))
+        tag = "t%d" % c.n
+        self.assertEqual(untagged, ['* ESEARCH (TAG "%s") MIN 2 COUNT 2 MODSEQ %d' % (tag, m4)])
 
     def test_conditional_store_rfc_example(self):
         """RFC 7162 3.1.3 example 7 in spirit: another client changed a
