@@ -212,7 +212,8 @@ class MailTest(unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertIn("READ-ONLY", m.untagged_responses)
         m.fetch("1", "(BODY[])")
-        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS ())"])
+        # no \Seen; \Recent since no session claimed it (EXAMINE claims nothing)
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Recent))"])
         typ, data = m.store("1", "+FLAGS", "(\\Seen)")
         self.assertEqual(typ, "NO")
         self.assertIn(b"[READ-ONLY]", data[0])
@@ -303,13 +304,50 @@ class MailTest(unittest.TestCase):
         self.assertEqual(a.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS (\\Recent))")
         b.send(b"f FETCH 1 FLAGS\r\n")
         self.assertEqual(b.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS ())")
-        # an EXAMINE session does not claim: the next SELECT does
+        # an EXAMINE session does not claim: it shows the message as Recent
+        # (nobody claimed it) and the next SELECT claims it all the same
         e = self.raw()
         e.send(b"e EXAMINE INBOX\r\ny APPEND INBOX {8+}\r\nSubj: y\r\n")
         e.until_tagged(b"e")
-        self.assertEqual(e.until_tagged(b"y")[:2], [b"* 2 EXISTS", b"* 0 RECENT"])
+        self.assertEqual(e.until_tagged(b"y")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
         b.send(b"n NOOP\r\n")
         self.assertEqual(b.until_tagged(b"n")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
+
+    def test_examine_shows_recent_without_claiming(self):
+        """EXAMINE counts the messages no session claimed as \\Recent and
+        leaves them unclaimed (STATUS, and the next SELECT, still see them),
+        as Dovecot does; the flag stays in the EXAMINE session after a SELECT
+        elsewhere claims the messages."""
+        r = self.raw()
+        for i in range(2):
+            r.send(b"a APPEND INBOX {8+}\r\nSubj: %d\r\n" % i)
+            r.until_tagged(b"a")
+        e = self.raw()
+        e.send(b"e EXAMINE INBOX\r\n")
+        lines = e.until_tagged(b"e")
+        self.assertIn(b"* 2 RECENT", lines)
+        self.assertTrue(lines[-1].startswith(b"e OK [READ-ONLY]"), lines)
+        e.send(b"f FETCH 1:2 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"f")[:2], [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"])
+        r.send(b"s STATUS INBOX (RECENT)\r\n")
+        self.assertEqual(r.until_tagged(b"s")[0], b"* STATUS INBOX (RECENT 2)")
+        r.send(b"t SELECT INBOX\r\n")
+        self.assertIn(b"* 2 RECENT", r.until_tagged(b"t"))
+        r.send(b"c CLOSE\r\nu STATUS INBOX (RECENT)\r\n")
+        r.until_tagged(b"c")
+        self.assertEqual(r.until_tagged(b"u")[0], b"* STATUS INBOX (RECENT 0)")
+        # claimed elsewhere now: no flag change for the EXAMINE session
+        e.send(b"n NOOP\r\nf FETCH 1:2 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"n"), [b"n OK NOOP completed."])
+        self.assertEqual(e.until_tagged(b"f")[:2], [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"])
+        # a message that arrives claimed is not Recent for it
+        r.send(b"v SELECT INBOX\r\nw APPEND INBOX {8+}\r\nSubj: 3\r\n")
+        r.until_tagged(b"v")
+        r.until_tagged(b"w")
+        e.send(b"n NOOP\r\n")
+        self.assertEqual(e.until_tagged(b"n")[:2], [b"* 3 EXISTS", b"* 2 RECENT"])
+        e.send(b"f FETCH 3 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"f")[0], b"* 3 FETCH (FLAGS ())")
 
     def test_unselect_keeps_deleted(self):
         r = self.raw()
