@@ -133,6 +133,11 @@ void mime_envelope_parse_addresses(struct mime_arena *arena, struct mime_envelop
 /* Parses an RFC 5322 address list as Dovecot does (missing parts filled with
  * MISSING_MAILBOX / MISSING_DOMAIN); NULL for an empty list. */
 struct mime_address *mime_address_parse(struct mime_arena *arena, const char *value, size_t len);
+/* Writes an address list back as Dovecot's message_address_write does
+ * (comments dropped, "name <route:mailbox@domain>", groups as "name: ...;"):
+ * the normalised text Dovecot's SEARCH FROM/TO/CC/BCC match against. */
+struct agbuf;
+void mime_address_write(struct agbuf *out, const struct mime_address *a);
 
 /* Sets the Content-* data of a part from one header field. */
 void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,

@@ -32,6 +32,13 @@ struct search_fields {
 	struct search_field field[]; /* in the order the names were given */
 };
 
+/* A name ending in this suffix ("from" SEARCH_FIELD_ADDRESS) stands for the
+ * fields of the name before it read as address lists and written back
+ * normalised (mime_address_write), as FROM, TO, CC and BCC match them; the
+ * plain name keeps the text as written, as HEADER matches it. No header
+ * field name holds a ':', so such a name never means a field of its own. */
+#define SEARCH_FIELD_ADDRESS ":addr"
+
 /* Extracts the fields named by names[0, count) (any case; duplicates are
  * kept once) and the Date header's day from the header block
  * header[0, len). Returns one allocation (free with free()), NULL when out
