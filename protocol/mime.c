@@ -536,3 +536,53 @@ struct mime_message *mime_parse(const char *data, size_t len)
 	return msg;
 }
 
+/* ---- line ends at save ------------------------------------------------- */
+
+/* The length of the CR run at data[i] (data[i] is a CR), and whether one
+ * of its CRs goes: before a LF when there are two or more, or at the end. */
+static size_t cr_run(const char *data, size_t len, size_t i, int *drop)
+{
+	size_t j = i;
+	while (j < len && data[j] == '\r')
+		j++;
+	size_t run = j - i;
+	*drop = j == len || (data[j] == '\n' && run >= 2);
+	return run;
+}
+
+int mime_save_line_ends_changes(const char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		const char *cr = memchr(data + i, '\r', len - i);
+		if (cr == NULL)
+			return 0;
+		int drop;
+		i = (size_t)(cr - data);
+		i += cr_run(data, len, i, &drop);
+		if (drop)
+			return 1;
+	}
+	return 0;
+}
+
+size_t mime_save_line_ends(char *out, const char *in, size_t len)
+{
+	size_t i = 0, o = 0;
+	while (i < len) {
+		const char *cr = memchr(in + i, '\r', len - i);
+		size_t plain = cr ? (size_t)(cr - in) - i : len - i;
+		memmove(out + o, in + i, plain);
+		o += plain;
+		i += plain;
+		if (cr == NULL)
+			break;
+		int drop;
+		size_t run = cr_run(in, len, i, &drop);
+		size_t keep = drop ? run - 1 : run;
+		memset(out + o, '\r', keep);
+		o += keep;
+		i += run;
+	}
+	return o;
+}

@@ -75,9 +75,26 @@ static void fields_agree(const struct mime_message *msg, const char *d, size_t s
 	free(f);
 }
 
+/* The line ends as stored: never longer, changed exactly when
+ * mime_save_line_ends_changes says so, and never ending in the CR that
+ * ended the input. */
+static void save_line_ends_sane(const char *d, size_t size)
+{
+	char *copy = malloc(size ? size : 1);
+	if (copy == NULL)
+		abort();
+	size_t n = mime_save_line_ends(copy, d, size);
+	if (n > size || (n != size || memcmp(copy, d, n) != 0) != mime_save_line_ends_changes(d, size))
+		abort();
+	if (size > 0 && d[size - 1] == '\r' && n == size)
+		abort(); /* a final CR always goes */
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *d = (const char *)data;
+	save_line_ends_sane(d, size);
 	struct mime_message *msg = mime_parse(d, size);
 	if (msg == NULL)
 		return 0;

@@ -313,6 +313,27 @@ class MailTest(unittest.TestCase):
         b.send(b"n NOOP\r\n")
         self.assertEqual(b.until_tagged(b"n")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
 
+    def test_append_stores_line_ends_as_dovecot(self):
+        """CR CR LF line ends are stored as CR LF and a final CR is dropped,
+        as Dovecot's save path does: the message then has its MIME structure
+        (its header ends at the first empty line) and the sizes Dovecot
+        reports. CRLF, bare LF and other CRs stay as sent."""
+        sent = (b"Subject: doubled\r\r\nContent-Type: multipart/mixed; boundary=b\r\r\n\r\r\n"
+                b"--b\r\r\nContent-Type: text/plain\r\r\n\r\r\none\rtwo\r\r\r\n--b--\r\nbare\nend\r")
+        stored = (b"Subject: doubled\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                  b"--b\r\nContent-Type: text/plain\r\n\r\none\rtwo\r\r\n--b--\r\nbare\nend")
+        r = self.raw()
+        r.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(sent), sent))
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        r.send(b"s SELECT INBOX\r\nf FETCH 1 (RFC822.SIZE BODYSTRUCTURE BODY.PEEK[])\r\n")
+        r.until_tagged(b"s")
+        got = b"\r\n".join(r.until_tagged(b"f")[:-1])
+        on_wire = stored.replace(b"bare\nend", b"bare\r\nend")  # a bare LF goes out as CRLF
+        self.assertEqual(got, b"* 1 FETCH (RFC822.SIZE %d BODYSTRUCTURE ((\"text\" \"plain\" "
+                         b"(\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 0 NIL NIL NIL NIL) \"mixed\" "
+                         b"(\"boundary\" \"b\") NIL NIL NIL) BODY[] {%d}\r\n" % (len(on_wire), len(on_wire))
+                         + on_wire + b")")
+
     def test_examine_shows_recent_without_claiming(self):
         """EXAMINE counts the messages no session claimed as \\Recent and
         leaves them unclaimed (STATUS, and the next SELECT, still see them),
