@@ -266,7 +266,7 @@ class MailTest(unittest.TestCase):
         lines = r.until_tagged(b"c")
         self.assertEqual(lines[:3], [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
-            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted.",
             b"* 1 FETCH (FLAGS ($Label1))"], lines)  # \Recent went to the first SELECT
         # an existing keyword again: no new list
         r.send(b"d STORE 1 -FLAGS ($Label1)\r\ne STORE 1 +FLAGS ($Label1)\r\n")
@@ -286,6 +286,32 @@ class MailTest(unittest.TestCase):
         lines = ro.until_tagged(b"s")
         self.assertEqual(lines[:2], [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2)",
                                      b"* OK [PERMANENTFLAGS ()] Read-only mailbox."], lines)
+        # a keyword brought in by another session's APPEND: the new list
+        # comes before EXISTS and the message's flags
+        other.send(b"x APPEND INBOX ($Label3) {8+}\r\nSubj: y\r\n")
+        other.until_tagged(b"x")
+        r.send(b"g NOOP\r\nh FETCH 2 FLAGS\r\n")
+        lines = r.until_tagged(b"g")
+        self.assertEqual(lines[:3], [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3)",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3 \\*)] "
+            b"Flags permitted.",
+            b"* 2 EXISTS"], lines)
+        self.assertEqual(r.until_tagged(b"h")[0], b"* 2 FETCH (FLAGS ($Label3))")
+        # and by a COPY from another mailbox
+        other.send(b"y CREATE Src\r\nz APPEND Src ($Label4) {8+}\r\nSubj: z\r\n")
+        other.until_tagged(b"y")
+        other.until_tagged(b"z")
+        other.send(b"s2 SELECT Src\r\nc2 COPY 1 INBOX\r\n")
+        other.until_tagged(b"s2")
+        other.until_tagged(b"c2")
+        r.send(b"i NOOP\r\n")
+        lines = r.until_tagged(b"i")
+        self.assertEqual(lines[0], b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3 $Label4)",
+                         lines)
+        self.assertIn(b"* 3 EXISTS", lines)
+        self.assertLess(lines.index(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+                                    b"$Label1 $Label2 $Label3 $Label4 \\*)] Flags permitted."), lines.index(b"* 3 EXISTS"))
 
     def test_appending_session_gets_recent(self):
         """APPEND to the mailbox a session has selected makes the message
