@@ -145,13 +145,14 @@ static int compile(struct plan *p, struct node *n, const struct imap_search_key 
 		}
 		return 0;
 	}
-	/* The address keys match the addresses written back without comments
-	 * (search_fields.h), as Dovecot does; HEADER matches the text as sent. */
+	/* The address keys match the addresses written back without comments,
+	 * SUBJECT the subject with its blanks compressed (search_fields.h), as
+	 * Dovecot does; HEADER matches the text as sent. */
 	case IMAP_SEARCH_BCC: return compile_header(p, n, "bcc" SEARCH_FIELD_ADDRESS, k->u.str.data);
 	case IMAP_SEARCH_CC: return compile_header(p, n, "cc" SEARCH_FIELD_ADDRESS, k->u.str.data);
 	case IMAP_SEARCH_FROM: return compile_header(p, n, "from" SEARCH_FIELD_ADDRESS, k->u.str.data);
 	case IMAP_SEARCH_TO: return compile_header(p, n, "to" SEARCH_FIELD_ADDRESS, k->u.str.data);
-	case IMAP_SEARCH_SUBJECT: return compile_header(p, n, "subject", k->u.str.data);
+	case IMAP_SEARCH_SUBJECT: return compile_header(p, n, "subject" SEARCH_FIELD_LWSP, k->u.str.data);
 	case IMAP_SEARCH_HEADER:
 		/* no field name holds a ':' (nor can it name the address forms) */
 		if (strchr(k->u.header.name.data, ':') != NULL) {

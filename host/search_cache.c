@@ -23,7 +23,8 @@
 
 /* what FROM, TO, CC, BCC and SUBJECT read (search_fields.h) */
 static const char *const standard_names[] = { "from" SEARCH_FIELD_ADDRESS, "to" SEARCH_FIELD_ADDRESS,
-					      "cc" SEARCH_FIELD_ADDRESS, "bcc" SEARCH_FIELD_ADDRESS, "subject" };
+					      "cc" SEARCH_FIELD_ADDRESS, "bcc" SEARCH_FIELD_ADDRESS,
+					      "subject" SEARCH_FIELD_LWSP };
 #define N_STANDARD (sizeof(standard_names) / sizeof(standard_names[0]))
 
 struct search_shelf {

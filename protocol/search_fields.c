@@ -37,13 +37,21 @@ static size_t name_index(const char *const *names, const size_t *lens, size_t n,
 	return n;
 }
 
-/* The length of the header field name an entry reads: the name without
- * SEARCH_FIELD_ADDRESS when it ends so. */
-static size_t base_len(const char *name, size_t len, int *address)
+enum search_form search_field_form(const char *name, size_t len, size_t *base_len)
 {
-	size_t sl = sizeof(SEARCH_FIELD_ADDRESS) - 1;
-	*address = len > sl && strncasecmp(name + len - sl, SEARCH_FIELD_ADDRESS, sl) == 0;
-	return *address ? len - sl : len;
+	static const struct {
+		const char *suffix;
+		enum search_form form;
+	} forms[] = { { SEARCH_FIELD_ADDRESS, SEARCH_FORM_ADDRESS }, { SEARCH_FIELD_LWSP, SEARCH_FORM_LWSP } };
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		size_t sl = strlen(forms[i].suffix);
+		if (len > sl && strncasecmp(name + len - sl, forms[i].suffix, sl) == 0) {
+			*base_len = len - sl;
+			return forms[i].form;
+		}
+	}
+	*base_len = len;
+	return SEARCH_FORM_TEXT;
 }
 
 /* The next entry at or after `from` that reads header field `name`, or n. */
@@ -58,14 +66,36 @@ static size_t next_reader(const char *const *names, const size_t *bases, size_t 
 
 /* An address field as Dovecot searches it: parsed, then written back
  * without comments (mime_address_write), so that "user (c) @ (c) host"
- * matches "user@host" and "user@host (Name)" matches "Name". */
-static void normalise_address(struct agbuf *out, const char *value, size_t len)
+ * matches "user@host" and "user@host (Name)" matches "Name". A subject:
+ * each run of blanks one space, none at the start (Dovecot's
+ * compress_lwsp), so that "a<TAB> b" matches "a b". */
+void search_field_decode(struct agbuf *out, enum search_form form, const char *value, size_t len)
 {
-	struct mime_arena *arena = mime_arena_new();
-	if (arena == NULL)
+	struct agbuf normal = AGBUF_INIT;
+	if (form == SEARCH_FORM_ADDRESS) {
+		struct mime_arena *arena = mime_arena_new();
+		if (arena != NULL)
+			mime_address_write(&normal, mime_address_parse(arena, value, len));
+		mime_arena_free(arena);
+	} else if (form == SEARCH_FORM_LWSP) {
+		agbuf_reserve(&normal, len);
+		int blank = 1;
+		for (size_t i = 0; i < len; i++) {
+			if (value[i] == ' ' || value[i] == '\t') {
+				if (!blank)
+					agbuf_putc(&normal, ' ');
+				blank = 1;
+			} else {
+				agbuf_putc(&normal, value[i]);
+				blank = 0;
+			}
+		}
+	} else {
+		search_decode_header_value(out, value, len);
 		return;
-	mime_address_write(out, mime_address_parse(arena, value, len));
-	mime_arena_free(arena);
+	}
+	search_decode_header_value(out, normal.data ? normal.data : "", normal.len);
+	agbuf_free(&normal);
 }
 
 static int is_date(const char *name, size_t len)
@@ -80,16 +110,16 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 	const char **uniq = calloc(count ? count : 1, sizeof(*uniq));
 	size_t *lens = calloc(count ? count : 1, sizeof(*lens));
 	size_t *bases = calloc(count ? count : 1, sizeof(*bases));
-	int *address = calloc(count ? count : 1, sizeof(*address));
+	enum search_form *form = calloc(count ? count : 1, sizeof(*form));
 	size_t *text_len = calloc(count ? count : 1, sizeof(*text_len));
 	int *present = calloc(count ? count : 1, sizeof(*present));
 	struct piece *pieces = NULL;
 	size_t n_pieces = 0, cap_pieces = 0, n = 0, names_bytes = 0;
-	struct agbuf scratch = AGBUF_INIT, unfolded = AGBUF_INIT, decoded = AGBUF_INIT, normal = AGBUF_INIT;
+	struct agbuf scratch = AGBUF_INIT, unfolded = AGBUF_INIT, decoded = AGBUF_INIT;
 	struct search_fields *out = NULL;
 	int has_day = 0;
 	int64_t day = 0;
-	if (uniq == NULL || lens == NULL || bases == NULL || address == NULL || text_len == NULL || present == NULL)
+	if (uniq == NULL || lens == NULL || bases == NULL || form == NULL || text_len == NULL || present == NULL)
 		goto done;
 	for (size_t i = 0; i < count; i++) {
 		size_t l = strlen(names[i]);
@@ -97,7 +127,7 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 			continue;
 		uniq[n] = names[i];
 		lens[n] = l;
-		bases[n] = base_len(names[i], l, &address[n]);
+		form[n] = search_field_form(names[i], l, &bases[n]);
 		names_bytes += l + 1;
 		n++;
 	}
@@ -129,13 +159,7 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 				cap_pieces = cap;
 			}
 			agbuf_reset(&decoded);
-			if (address[k]) {
-				agbuf_reset(&normal);
-				normalise_address(&normal, unfolded.data, unfolded.len);
-				search_decode_header_value(&decoded, normal.data ? normal.data : "", normal.len);
-			} else {
-				search_decode_header_value(&decoded, unfolded.data, unfolded.len);
-			}
+			search_field_decode(&decoded, form[k], unfolded.data, unfolded.len);
 			size_t off = scratch.len;
 			search_fold(&scratch, decoded.data ? decoded.data : "", decoded.len);
 			agbuf_putc(&scratch, '\0');
@@ -175,14 +199,13 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 			}
 	}
 done:
-	agbuf_free(&normal);
 	agbuf_free(&decoded);
 	agbuf_free(&unfolded);
 	agbuf_free(&scratch);
 	free(pieces);
 	free(present);
 	free(text_len);
-	free(address);
+	free(form);
 	free(bases);
 	free(lens);
 	free(uniq);

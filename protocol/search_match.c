@@ -299,11 +299,9 @@ static int header_block_matches(const char *data, size_t len, const struct mime_
 		return 0;
 	if (data == NULL)
 		return 0;
-	/* "from" SEARCH_FIELD_ADDRESS: the From fields as address lists */
-	size_t field_len = field ? strlen(field) : 0, sl = sizeof(SEARCH_FIELD_ADDRESS) - 1;
-	int address = field_len > sl && strcasecmp(field + field_len - sl, SEARCH_FIELD_ADDRESS) == 0;
-	if (address)
-		field_len -= sl;
+	/* "from" SEARCH_FIELD_ADDRESS etc.: the fields in another form */
+	size_t field_len = 0;
+	enum search_form form = field ? search_field_form(field, strlen(field), &field_len) : SEARCH_FORM_TEXT;
 	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
 	while (!found && mime_header_next(&it, &f)) {
 		if (field == NULL || (field_len == f.name_len && strncasecmp(field, f.name, f.name_len) == 0)) {
@@ -313,17 +311,10 @@ static int header_block_matches(const char *data, size_t len, const struct mime_
 				agbuf_append(&dec, f.name, f.name_len);
 				agbuf_puts(&dec, ": ");
 			}
-			if (address) {
-				struct agbuf normal = AGBUF_INIT;
-				struct mime_arena *arena = mime_arena_new();
-				if (arena != NULL)
-					mime_address_write(&normal, mime_address_parse(arena, f.value, f.value_len));
-				mime_arena_free(arena);
-				decode_header_value(&dec, normal.data ? normal.data : "", normal.len);
-				agbuf_free(&normal);
-			} else {
+			if (form != SEARCH_FORM_TEXT)
+				search_field_decode(&dec, form, f.value, f.value_len);
+			else
 				decode_header_value(&dec, f.value, f.value_len);
-			}
 			found = contains_nocase(dec.data, dec.len, needle);
 			agbuf_free(&dec);
 		}

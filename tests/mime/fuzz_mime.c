@@ -53,15 +53,16 @@ static void answers(struct agbuf *out, const struct mime_message *msg, const cha
  * the envelope's Date day. */
 static void fields_agree(const struct mime_message *msg, const char *d, size_t size, int has_day, int64_t day)
 {
-	static const char *const names[] = { "subject", "from", "to", "x-a", "", "from" SEARCH_FIELD_ADDRESS };
+	static const char *const names[] = { "subject", "from", "to", "x-a", "", "from" SEARCH_FIELD_ADDRESS,
+					     "subject" SEARCH_FIELD_LWSP };
 	static const char *const needles[] = { "", "a", "=?", "é", " " };
 	size_t hlen = msg->root->body_offset <= size ? (size_t)msg->root->body_offset : size;
-	struct search_fields *f = search_fields_extract(d, hlen, names, 6);
+	struct search_fields *f = search_fields_extract(d, hlen, names, 7);
 	if (f == NULL)
 		abort();
 	if (f->has_sent_day != has_day || (has_day && f->sent_day != day))
 		abort();
-	for (size_t i = 0; i < 6; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		const struct search_field *sf = search_fields_find(f, names[i], strlen(names[i]));
 		for (size_t j = 0; j < 5; j++) {
 			struct agbuf folded = AGBUF_INIT;

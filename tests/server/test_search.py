@@ -298,7 +298,8 @@ class NoBodyRead(unittest.TestCase):
 
 # FROM, TO, CC and BCC match the addresses as Dovecot writes them back
 # after parsing (comments dropped, "user@host (Name)" read as "Name
-# <user@host>", groups kept); HEADER matches the field as written.
+# <user@host>", groups kept), SUBJECT the subject with each run of blanks
+# as one space; HEADER matches the field as written.
 ADDRESS_MESSAGES = [
     # 1: comments inside the address
     b"From: <user-from (comment)@ (comment) domain.org>\r\n"
@@ -310,6 +311,8 @@ ADDRESS_MESSAGES = [
     # 3: two addresses, an encoded display name
     b"From: user-from1@domain.org, user-from2@domain.org\r\n"
     b"Cc: =?utf-8?q?Andr=C3=A9?= <andre@domain.org>\r\n\r\nbody\r\n",
+    # 4: blanks in the subject (SUBJECT compresses them, HEADER does not)
+    b"Subject: \t tab\there  and\t\tthere\r\n\r\nbody\r\n",
 ]
 
 ADDRESS_CASES = [
@@ -328,6 +331,9 @@ ADDRESS_CASES = [
     (b"HEADER From \"\"", b"1 2 3"),
     (b"HEADER \"From:addr\" \"\"", b""),       # not a field name
     (b"HEADER \"Fr:om\" \"\"", b""),
+    (b"SUBJECT \"tab here and there\"", b"4"),
+    (b"HEADER Subject \"here  and\"", b"4"),
+    (b"SUBJECT \"here  and\"", b""),
 ]
 
 
