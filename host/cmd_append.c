@@ -23,6 +23,7 @@
  * message's header, structure and keyword pointers point into it or into
  * the session's buffer. */
 struct prepared {
+	char *saved;                 /* the bytes stored, when not buf's own */
 	struct mime_message *mime;
 	struct agbuf structure;
 	const char **keywords;
@@ -34,14 +35,26 @@ struct prepared {
 static int prepare_one(const struct ag_append_buffer *buf, const struct imap_append_message *meta,
                        struct prepared *p, struct mail_new_message *nm)
 {
-	p->mime = mime_parse(buf->data, buf->len);
+	/* Line ends are stored as Dovecot stores them (mime_save_line_ends:
+	 * CR CR LF becomes CR LF, a final CR goes), so that such messages get
+	 * the structure and sizes clients see from Dovecot. Nothing else of
+	 * what the client sent changes. */
+	const char *data = buf->data;
+	size_t len = buf->len;
+	if (mime_save_line_ends_changes(data, len)) {
+		if ((p->saved = malloc(len)) == NULL)
+			return AEROGRAM_EINTERNAL;
+		len = mime_save_line_ends(p->saved, data, len);
+		data = p->saved;
+	}
+	p->mime = mime_parse(data, len);
 	if (p->mime == NULL)
 		return AEROGRAM_EINTERNAL;
 	mime_serial_encode(p->mime, &p->structure);
-	nm->body = (const uint8_t *)buf->data;
-	nm->body_len = buf->len;
-	nm->header = (const uint8_t *)buf->data;
-	nm->header_len = p->mime->root->body_offset <= buf->len ? (size_t)p->mime->root->body_offset : buf->len;
+	nm->body = (const uint8_t *)data;
+	nm->body_len = len;
+	nm->header = (const uint8_t *)data;
+	nm->header_len = p->mime->root->body_offset <= len ? (size_t)p->mime->root->body_offset : len;
 	nm->bodystructure = (const uint8_t *)p->structure.data;
 	nm->bodystructure_len = p->structure.len;
 	if (meta->has_date) {
@@ -73,6 +86,7 @@ static void prepared_free(struct prepared *p)
 	free(p->keywords);
 	agbuf_free(&p->structure);
 	mime_free(p->mime);
+	free(p->saved);
 }
 
 /* Appends "[APPENDUID v uids] " with consecutive UIDs as ranges

@@ -47,6 +47,7 @@ struct node {
 	size_t field_len;
 	char *needle;               /* header keys: the folded needle */
 	size_t needle_len;
+	int never;                  /* HEADER with a name no field can have */
 	int64_t day;                /* date keys */
 };
 
@@ -149,12 +150,21 @@ static int compile(struct plan *p, struct node *n, const struct imap_search_key 
 		}
 		return 0;
 	}
-	case IMAP_SEARCH_BCC: return compile_header(p, n, "bcc", k->u.str.data);
-	case IMAP_SEARCH_CC: return compile_header(p, n, "cc", k->u.str.data);
-	case IMAP_SEARCH_FROM: return compile_header(p, n, "from", k->u.str.data);
-	case IMAP_SEARCH_TO: return compile_header(p, n, "to", k->u.str.data);
-	case IMAP_SEARCH_SUBJECT: return compile_header(p, n, "subject", k->u.str.data);
-	case IMAP_SEARCH_HEADER: return compile_header(p, n, k->u.header.name.data, k->u.header.value.data);
+	/* The address keys match the addresses written back without comments,
+	 * SUBJECT the subject with its blanks compressed (search_fields.h), as
+	 * Dovecot does; HEADER matches the text as sent. */
+	case IMAP_SEARCH_BCC: return compile_header(p, n, "bcc" SEARCH_FIELD_ADDRESS, k->u.str.data);
+	case IMAP_SEARCH_CC: return compile_header(p, n, "cc" SEARCH_FIELD_ADDRESS, k->u.str.data);
+	case IMAP_SEARCH_FROM: return compile_header(p, n, "from" SEARCH_FIELD_ADDRESS, k->u.str.data);
+	case IMAP_SEARCH_TO: return compile_header(p, n, "to" SEARCH_FIELD_ADDRESS, k->u.str.data);
+	case IMAP_SEARCH_SUBJECT: return compile_header(p, n, "subject" SEARCH_FIELD_LWSP, k->u.str.data);
+	case IMAP_SEARCH_HEADER:
+		/* no field name holds a ':' (nor can it name the address forms) */
+		if (strchr(k->u.header.name.data, ':') != NULL) {
+			n->never = 1;
+			return 0;
+		}
+		return compile_header(p, n, k->u.header.name.data, k->u.header.value.data);
 	case IMAP_SEARCH_BODY:
 	case IMAP_SEARCH_TEXT:
 		p->need_body = 1;
@@ -202,6 +212,8 @@ static int64_t internal_day(const struct search_facts *f)
 
 static enum tri header_key(const struct node *n, const struct candidate *c)
 {
+	if (n->never)
+		return T_NO;
 	if (c->facts == NULL || c->facts->fields == NULL)
 		return T_UNKNOWN;
 	const struct search_field *f = search_fields_find(c->facts->fields, n->field, n->field_len);

@@ -1110,6 +1110,9 @@ static int import_box(struct importer *im, struct source_box *b)
 		}
 		if (it->bytes.data == NULL)
 			agbuf_puts(&it->bytes, "");
+		/* line ends stored as APPEND stores them (mime_save_line_ends) */
+		it->bytes.len = mime_save_line_ends(it->bytes.data, it->bytes.data, it->bytes.len);
+		it->bytes.data[it->bytes.len] = '\0';
 		message_key(it->bytes.data, it->bytes.len, it->bytes.len, &key);
 		if (keyset_take(&ks, key.data)) {
 			im->skipped++;

@@ -359,7 +359,9 @@ static void deliver_run(void *arg)
 	struct lmtp_conn *c = arg;
 	struct mail_engine *eng = c->lmtp->srv->engine;
 	char *content = c->content.data + c->reserve;
-	size_t content_len = c->content.len - c->reserve;
+	/* line ends stored as APPEND stores them (mime_save_line_ends) */
+	size_t content_len = mime_save_line_ends(content, content, c->content.len - c->reserve);
+	c->content.len = c->reserve + content_len;
 	for (size_t i = 0; i < c->n_rcpts; i++) {
 		struct lmtp_rcpt *r = &c->rcpts[i];
 		char fields[2 * LMTP_PATH_MAX + 64];

@@ -219,19 +219,33 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 	}
 }
 
-void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly)
+static void write_system_and_keywords(struct agbuf *out, const struct mail_view *v)
 {
-	agbuf_puts(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	agbuf_puts(out, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
 		const char *kw = mail_view_keyword(v, bit);
 		if (kw != NULL)
 			agbuf_printf(out, " %s", kw);
 	}
+}
+
+/* PERMANENTFLAGS lists the mailbox's keywords too, as Dovecot does (every
+ * keyword a client sees in FLAGS can be stored for good), and \* while the
+ * mailbox can take another keyword (RFC 3501 7.1). */
+void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly)
+{
+	agbuf_puts(out, "* FLAGS (");
+	write_system_and_keywords(out, v);
 	agbuf_puts(out, ")\r\n");
-	if (readonly)
+	if (readonly) {
 		agbuf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-	else
-		agbuf_puts(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n");
+		return;
+	}
+	agbuf_puts(out, "* OK [PERMANENTFLAGS (");
+	write_system_and_keywords(out, v);
+	if (mail_view_keyword_count(v) < MAIL_MAX_KEYWORDS)
+		agbuf_puts(out, " \\*");
+	agbuf_puts(out, ")] Flags permitted.\r\n");
 }
 
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,

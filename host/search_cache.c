@@ -14,13 +14,17 @@
 #include <string.h>
 
 #include "host/mail/mail.h"
+#include "protocol/search_fields.h"
 
 /* What malloc keeps per allocation beyond what was asked, roughly. */
 #define ALLOC_OVERHEAD 16
 #define NAME_MAX_LEN 64
 #define ID_BYTES 16
 
-static const char *const standard_names[] = { "from", "to", "cc", "bcc", "subject" };
+/* what FROM, TO, CC, BCC and SUBJECT read (search_fields.h) */
+static const char *const standard_names[] = { "from" SEARCH_FIELD_ADDRESS, "to" SEARCH_FIELD_ADDRESS,
+					      "cc" SEARCH_FIELD_ADDRESS, "bcc" SEARCH_FIELD_ADDRESS,
+					      "subject" SEARCH_FIELD_LWSP };
 #define N_STANDARD (sizeof(standard_names) / sizeof(standard_names[0]))
 
 struct search_shelf {

@@ -207,17 +207,43 @@ static struct mime_part *append_child(struct parser *ps, struct mime_part *paren
 	return c;
 }
 
-/* The boundary that the line at `at` starts, or NULL. */
+/* Dovecot reads at most this much of a boundary parameter (RFC 2046 allows
+ * 70 characters; longer ones are cut), and looks at most this far into a
+ * last line without a line end. */
+#define BOUNDARY_MAX 80
+#define BOUNDARY_LINE_MAX (BOUNDARY_MAX + 4)
+
+/* The boundary that the line at `at` starts, or NULL. Dovecot's rule
+ * (message-parser.c, boundary_find): of the open boundaries that begin the
+ * line after "--", the longest wins, the innermost among equals; but one
+ * that is the whole line, or the whole line but a final "--", ends the
+ * search at once, innermost first. So with an inner "xyz" inside an outer
+ * "xyz--", the line "--xyz--" closes the inner multipart. */
 static struct boundary *boundary_line(struct parser *ps, size_t at)
 {
 	if (ps->boundaries == NULL || ps->len - at < 2 || ps->data[at] != '-' || ps->data[at + 1] != '-')
 		return NULL;
 	const char *d = ps->data + at + 2;
 	size_t size = ps->len - at - 2;
+	/* the line without its [CR]LF */
+	const char *lf = memchr(d, '\n', size);
+	size_t line = size;
+	int dashes = 0;
+	if (lf != NULL) {
+		line = (size_t)(lf - d);
+		if (line > 0 && d[line - 1] == '\r')
+			line--;
+		dashes = line > 2 && d[line - 1] == '-' && d[line - 2] == '-';
+	} else if (line > BOUNDARY_LINE_MAX) {
+		line = BOUNDARY_LINE_MAX;
+	}
 	struct boundary *best = NULL;
 	for (struct boundary *b = ps->boundaries; b; b = b->next) {
-		if (b->len <= size && memcmp(b->str, d, b->len) == 0 && (best == NULL || best->len < b->len))
+		if (b->len <= line && memcmp(b->str, d, b->len) == 0 && (best == NULL || best->len < b->len)) {
 			best = b;
+			if (b->len == line || (dashes && b->len == line - 2))
+				break;
+		}
 	}
 	if (best)
 		best->close_found = size >= best->len + 2 && d[best->len] == '-' && d[best->len + 1] == '-';
@@ -302,7 +328,7 @@ static enum next_step parse_header(struct parser *ps)
 			struct boundary *b = mime_arena_alloc(ps->arena, sizeof(*b));
 			b->part = part;
 			b->str = last_boundary;
-			b->len = strlen(last_boundary);
+			b->len = strnlen(last_boundary, BOUNDARY_MAX);
 			b->next = ps->boundaries;
 			ps->boundaries = b;
 			multipart = 1;
@@ -508,4 +534,55 @@ struct mime_message *mime_parse(const char *data, size_t len)
 	msg->size = len;
 	msg->vsize = msg->root->hdr_vsize + msg->root->body_vsize;
 	return msg;
+}
+
+/* ---- line ends at save ------------------------------------------------- */
+
+/* The length of the CR run at data[i] (data[i] is a CR), and whether one
+ * of its CRs goes: before a LF when there are two or more, or at the end. */
+static size_t cr_run(const char *data, size_t len, size_t i, int *drop)
+{
+	size_t j = i;
+	while (j < len && data[j] == '\r')
+		j++;
+	size_t run = j - i;
+	*drop = j == len || (data[j] == '\n' && run >= 2);
+	return run;
+}
+
+int mime_save_line_ends_changes(const char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		const char *cr = memchr(data + i, '\r', len - i);
+		if (cr == NULL)
+			return 0;
+		int drop;
+		i = (size_t)(cr - data);
+		i += cr_run(data, len, i, &drop);
+		if (drop)
+			return 1;
+	}
+	return 0;
+}
+
+size_t mime_save_line_ends(char *out, const char *in, size_t len)
+{
+	size_t i = 0, o = 0;
+	while (i < len) {
+		const char *cr = memchr(in + i, '\r', len - i);
+		size_t plain = cr ? (size_t)(cr - in) - i : len - i;
+		memmove(out + o, in + i, plain);
+		o += plain;
+		i += plain;
+		if (cr == NULL)
+			break;
+		int drop;
+		size_t run = cr_run(in, len, i, &drop);
+		size_t keep = drop ? run - 1 : run;
+		memset(out + o, '\r', keep);
+		o += keep;
+		i += run;
+	}
+	return o;
 }

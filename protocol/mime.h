@@ -133,10 +133,28 @@ void mime_envelope_parse_addresses(struct mime_arena *arena, struct mime_envelop
 /* Parses an RFC 5322 address list as Dovecot does (missing parts filled with
  * MISSING_MAILBOX / MISSING_DOMAIN); NULL for an empty list. */
 struct mime_address *mime_address_parse(struct mime_arena *arena, const char *value, size_t len);
+/* Writes an address list back as Dovecot's message_address_write does
+ * (comments dropped, "name <route:mailbox@domain>", groups as "name: ...;"):
+ * the normalised text Dovecot's SEARCH FROM/TO/CC/BCC match against. */
+struct agbuf;
+void mime_address_write(struct agbuf *out, const struct mime_address *a);
 
 /* Sets the Content-* data of a part from one header field. */
 void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 			     const char *name, size_t name_len, const char *value, size_t value_len);
+
+/* The bytes of a message as Dovecot keeps them when it is given them
+ * (APPEND, delivery): its save path stores LF line ends, dropping the CR
+ * right before each LF and a CR that ends the message, and serves every
+ * LF as CRLF again. So a CR CR LF line end comes back as CR LF and a final
+ * CR goes, while CRLF, bare LF and a CR before anything else stay. In
+ * Aerogram's terms (which keep CRLF and bare LF as given): a run of two or
+ * more CRs before a LF loses one CR, and so does a run that ends the
+ * message. Writes the result to out (which may be in itself: it is never
+ * longer) and returns its length. */
+size_t mime_save_line_ends(char *out, const char *in, size_t len);
+/* 1 when mime_save_line_ends would change data[0, len). */
+int mime_save_line_ends_changes(const char *data, size_t len);
 
 /* Virtual size of data[start, end): bare LFs count twice. */
 uint64_t mime_vsize(const char *data, uint64_t start, uint64_t end);

@@ -261,3 +261,100 @@ struct mime_address *mime_address_parse(struct mime_arena *arena, const char *va
 	agbuf_free(&ap.comment);
 	return ap.first;
 }
+
+/* A byte that may stand unquoted in an atom (8-bit bytes included, as the
+ * parser reads them). */
+static int atext_byte(unsigned char ch)
+{
+	if (ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+		return 1;
+	return ch != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", ch) != NULL;
+}
+
+/* s as an atom when it is one (a dot counts as atext unless quote_dot),
+ * else quoted, with '"', '\\' and '\'' escaped. */
+static void write_maybe_quoted(struct agbuf *out, const char *s, int quote_dot)
+{
+	const char *p = s;
+	while (*p != '\0' && (atext_byte((unsigned char)*p) || (!quote_dot && *p == '.')))
+		p++;
+	if (*p == '\0') {
+		agbuf_puts(out, s);
+		return;
+	}
+	agbuf_putc(out, '"');
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\' || *p == '\'')
+			agbuf_putc(out, '\\');
+		agbuf_putc(out, *p);
+	}
+	agbuf_putc(out, '"');
+}
+
+/* A phrase: encoded words may not sit inside a quoted string, so a phrase
+ * holding one is written as it is (obsolete phrase syntax). */
+static void write_phrase(struct agbuf *out, const char *s)
+{
+	if (strstr(s, "=?") != NULL)
+		agbuf_puts(out, s);
+	else
+		write_maybe_quoted(out, s, 1);
+}
+
+void mime_address_write(struct agbuf *out, const struct mime_address *a)
+{
+	if (a == NULL)
+		return;
+	if (a->mailbox == NULL && a->domain == NULL && a->next == NULL) {
+		agbuf_puts(out, "<>");
+		return;
+	}
+	int first = 1, in_group = 0;
+	for (; a != NULL; a = a->next) {
+		if (!first)
+			agbuf_puts(out, ", ");
+		first = 0;
+		if (a->domain == NULL) {
+			if (!in_group) {
+				/* group start: mailbox holds the group name */
+				if (a->mailbox != NULL && a->mailbox[0] != '\0')
+					write_phrase(out, a->mailbox);
+				else
+					agbuf_puts(out, "\"\"");
+				agbuf_puts(out, ": ");
+				first = 1;
+			} else {
+				/* group end: drop the ", " after the last member,
+				 * or the blank after the colon of an empty group */
+				if (out->len >= 2 && out->data[out->len - 2] == ',')
+					out->len -= 2;
+				else if (out->len >= 2 && out->data[out->len - 2] == ':')
+					out->len -= 1;
+				agbuf_putc(out, ';');
+			}
+			in_group = !in_group;
+			continue;
+		}
+		const char *mailbox = a->mailbox ? a->mailbox : "";
+		if (a->name != NULL)
+			write_phrase(out, a->name);
+		if (a->route != NULL || mailbox[0] != '\0' || a->domain[0] != '\0') {
+			if (a->name != NULL && a->name[0] != '\0')
+				agbuf_putc(out, ' ');
+			agbuf_putc(out, '<');
+			if (a->route != NULL) {
+				agbuf_puts(out, a->route);
+				agbuf_putc(out, ':');
+			}
+			if (mailbox[0] == '\0')
+				agbuf_puts(out, "\"\"");
+			else
+				write_maybe_quoted(out, mailbox, 0);
+			if (a->domain[0] != '\0') {
+				agbuf_putc(out, '@');
+				agbuf_puts(out, a->domain);
+			}
+			agbuf_putc(out, '>');
+		}
+	}
+}

@@ -95,6 +95,11 @@ static void parse_language(struct mime_arena *arena, struct mime_part *part,
 	agbuf_free(&str);
 }
 
+/* Content-Transfer-Encoding as Dovecot takes it: one token, with nothing
+ * but blanks and comments around it. Anything else ("8 bit", an empty
+ * value, "base64;", a quoted string) leaves the part without an encoding,
+ * so that BODYSTRUCTURE shows the default "7bit", and a later
+ * Content-Transfer-Encoding field of the same header may still set it. */
 static void parse_encoding(struct mime_arena *arena, struct mime_part *part,
 			   const char *value, size_t len)
 {
@@ -102,7 +107,7 @@ static void parse_encoding(struct mime_arena *arena, struct mime_part *part,
 	struct agbuf str = AGBUF_INIT;
 	rfc822_init(&c, value, len, NULL);
 	rfc822_skip_lwsp(&c);
-	if (rfc822_parse_mime_token(&c, &str) >= 0)
+	if (rfc822_parse_mime_token(&c, &str) >= 0 && rfc822_skip_lwsp(&c) == 0 && str.len > 0)
 		part->encoding = mime_arena_strndup(arena, str.data, str.len);
 	agbuf_free(&str);
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "protocol/agbuf.h"
+#include "protocol/mime.h"
 #include "protocol/mime_header.h"
 #include "protocol/search_match.h"
 
@@ -36,6 +37,67 @@ static size_t name_index(const char *const *names, const size_t *lens, size_t n,
 	return n;
 }
 
+enum search_form search_field_form(const char *name, size_t len, size_t *base_len)
+{
+	static const struct {
+		const char *suffix;
+		enum search_form form;
+	} forms[] = { { SEARCH_FIELD_ADDRESS, SEARCH_FORM_ADDRESS }, { SEARCH_FIELD_LWSP, SEARCH_FORM_LWSP } };
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		size_t sl = strlen(forms[i].suffix);
+		if (len > sl && strncasecmp(name + len - sl, forms[i].suffix, sl) == 0) {
+			*base_len = len - sl;
+			return forms[i].form;
+		}
+	}
+	*base_len = len;
+	return SEARCH_FORM_TEXT;
+}
+
+/* The next entry at or after `from` that reads header field `name`, or n. */
+static size_t next_reader(const char *const *names, const size_t *bases, size_t n, size_t from, const char *name,
+			  size_t len)
+{
+	for (size_t i = from; i < n; i++)
+		if (bases[i] == len && strncasecmp(names[i], name, len) == 0)
+			return i;
+	return n;
+}
+
+/* An address field as Dovecot searches it: parsed, then written back
+ * without comments (mime_address_write), so that "user (c) @ (c) host"
+ * matches "user@host" and "user@host (Name)" matches "Name". A subject:
+ * each run of blanks one space, none at the start (Dovecot's
+ * compress_lwsp), so that "a<TAB> b" matches "a b". */
+void search_field_decode(struct agbuf *out, enum search_form form, const char *value, size_t len)
+{
+	struct agbuf normal = AGBUF_INIT;
+	if (form == SEARCH_FORM_ADDRESS) {
+		struct mime_arena *arena = mime_arena_new();
+		if (arena != NULL)
+			mime_address_write(&normal, mime_address_parse(arena, value, len));
+		mime_arena_free(arena);
+	} else if (form == SEARCH_FORM_LWSP) {
+		agbuf_reserve(&normal, len);
+		int blank = 1;
+		for (size_t i = 0; i < len; i++) {
+			if (value[i] == ' ' || value[i] == '\t') {
+				if (!blank)
+					agbuf_putc(&normal, ' ');
+				blank = 1;
+			} else {
+				agbuf_putc(&normal, value[i]);
+				blank = 0;
+			}
+		}
+	} else {
+		search_decode_header_value(out, value, len);
+		return;
+	}
+	search_decode_header_value(out, normal.data ? normal.data : "", normal.len);
+	agbuf_free(&normal);
+}
+
 static int is_date(const char *name, size_t len)
 {
 	return len == 4 && strncasecmp(name, "date", 4) == 0;
@@ -47,6 +109,8 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 	/* The distinct names, and where each one's text will go. */
 	const char **uniq = calloc(count ? count : 1, sizeof(*uniq));
 	size_t *lens = calloc(count ? count : 1, sizeof(*lens));
+	size_t *bases = calloc(count ? count : 1, sizeof(*bases));
+	enum search_form *form = calloc(count ? count : 1, sizeof(*form));
 	size_t *text_len = calloc(count ? count : 1, sizeof(*text_len));
 	int *present = calloc(count ? count : 1, sizeof(*present));
 	struct piece *pieces = NULL;
@@ -55,7 +119,7 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 	struct search_fields *out = NULL;
 	int has_day = 0;
 	int64_t day = 0;
-	if (uniq == NULL || lens == NULL || text_len == NULL || present == NULL)
+	if (uniq == NULL || lens == NULL || bases == NULL || form == NULL || text_len == NULL || present == NULL)
 		goto done;
 	for (size_t i = 0; i < count; i++) {
 		size_t l = strlen(names[i]);
@@ -63,6 +127,7 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 			continue;
 		uniq[n] = names[i];
 		lens[n] = l;
+		form[n] = search_field_form(names[i], l, &bases[n]);
 		names_bytes += l + 1;
 		n++;
 	}
@@ -75,7 +140,7 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 	mime_header_iter_init(&it, data, 0, header ? len : 0);
 	while (mime_header_next_raw(&it, &f)) {
 		int date = is_date(f.name, f.name_len);
-		size_t k = name_index(uniq, lens, n, f.name, f.name_len);
+		size_t k = next_reader(uniq, bases, n, 0, f.name, f.name_len);
 		if (!date && k == n)
 			continue;
 		agbuf_reset(&unfolded);
@@ -84,24 +149,24 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 		/* the envelope's Date: the last one counts */
 		if (date)
 			has_day = search_parse_date(unfolded.data, unfolded.len, &day) == 0;
-		if (k == n)
-			continue;
-		if (n_pieces == cap_pieces) {
-			size_t cap = cap_pieces ? 2 * cap_pieces : 8;
-			struct piece *grown = realloc(pieces, cap * sizeof(*pieces));
-			if (grown == NULL)
-				goto done;
-			pieces = grown;
-			cap_pieces = cap;
+		for (; k < n; k = next_reader(uniq, bases, n, k + 1, f.name, f.name_len)) {
+			if (n_pieces == cap_pieces) {
+				size_t cap = cap_pieces ? 2 * cap_pieces : 8;
+				struct piece *grown = realloc(pieces, cap * sizeof(*pieces));
+				if (grown == NULL)
+					goto done;
+				pieces = grown;
+				cap_pieces = cap;
+			}
+			agbuf_reset(&decoded);
+			search_field_decode(&decoded, form[k], unfolded.data, unfolded.len);
+			size_t off = scratch.len;
+			search_fold(&scratch, decoded.data ? decoded.data : "", decoded.len);
+			agbuf_putc(&scratch, '\0');
+			pieces[n_pieces++] = (struct piece){ k, off, scratch.len - off };
+			present[k] = 1;
+			text_len[k] += scratch.len - off;
 		}
-		agbuf_reset(&decoded);
-		search_decode_header_value(&decoded, unfolded.data, unfolded.len);
-		size_t off = scratch.len;
-		search_fold(&scratch, decoded.data ? decoded.data : "", decoded.len);
-		agbuf_putc(&scratch, '\0');
-		pieces[n_pieces++] = (struct piece){ k, off, scratch.len - off };
-		present[k] = 1;
-		text_len[k] += scratch.len - off;
 	}
 
 	size_t bytes = sizeof(*out) + n * sizeof(out->field[0]) + names_bytes + scratch.len;
@@ -140,6 +205,8 @@ done:
 	free(pieces);
 	free(present);
 	free(text_len);
+	free(form);
+	free(bases);
 	free(lens);
 	free(uniq);
 	return out;

@@ -32,6 +32,25 @@ struct search_fields {
 	struct search_field field[]; /* in the order the names were given */
 };
 
+/* A name ending in one of these suffixes stands for the fields of the name
+ * before it, in the form Dovecot searches them for a key:
+ * - "from" SEARCH_FIELD_ADDRESS: read as address lists and written back
+ *   (mime_address_write: comments dropped), as FROM, TO, CC, BCC match;
+ * - "subject" SEARCH_FIELD_LWSP: runs of blanks as one space, leading ones
+ *   dropped, as SUBJECT matches.
+ * The plain name keeps the text as written, as HEADER matches it. No header
+ * field name holds a ':', so such a name never means a field of its own. */
+#define SEARCH_FIELD_ADDRESS ":addr"
+#define SEARCH_FIELD_LWSP ":lwsp"
+
+struct agbuf;
+enum search_form { SEARCH_FORM_TEXT, SEARCH_FORM_ADDRESS, SEARCH_FORM_LWSP };
+/* The form `name` asks for; *base_len is the length of the field name. */
+enum search_form search_field_form(const char *name, size_t len, size_t *base_len);
+/* Appends the RFC 2047-decoded UTF-8 text of one unfolded field value in
+ * that form (search_decode_header_value after the rewrite). */
+void search_field_decode(struct agbuf *out, enum search_form form, const char *value, size_t len);
+
 /* Extracts the fields named by names[0, count) (any case; duplicates are
  * kept once) and the Date header's day from the header block
  * header[0, len). Returns one allocation (free with free()), NULL when out

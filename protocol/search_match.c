@@ -1,5 +1,6 @@
 /* search_match.c - SEARCH primitives: decoded text substring tests, dates. */
 #include "protocol/search_match.h"
+#include "protocol/search_fields.h"
 
 #include <ctype.h>
 #include <locale.h>
@@ -298,16 +299,22 @@ static int header_block_matches(const char *data, size_t len, const struct mime_
 		return 0;
 	if (data == NULL)
 		return 0;
+	/* "from" SEARCH_FIELD_ADDRESS etc.: the fields in another form */
+	size_t field_len = 0;
+	enum search_form form = field ? search_field_form(field, strlen(field), &field_len) : SEARCH_FORM_TEXT;
 	mime_header_iter_init(&it, data, (size_t)p->hdr_offset, (size_t)p->body_offset);
 	while (!found && mime_header_next(&it, &f)) {
-		if (field == NULL || (strlen(field) == f.name_len && strncasecmp(field, f.name, f.name_len) == 0)) {
+		if (field == NULL || (field_len == f.name_len && strncasecmp(field, f.name, f.name_len) == 0)) {
 			struct agbuf dec = AGBUF_INIT;
 			agbuf_reserve(&dec, f.value_len);
 			if (field == NULL) {
 				agbuf_append(&dec, f.name, f.name_len);
 				agbuf_puts(&dec, ": ");
 			}
-			decode_header_value(&dec, f.value, f.value_len);
+			if (form != SEARCH_FORM_TEXT)
+				search_field_decode(&dec, form, f.value, f.value_len);
+			else
+				decode_header_value(&dec, f.value, f.value_len);
 			found = contains_nocase(dec.data, dec.len, needle);
 			agbuf_free(&dec);
 		}

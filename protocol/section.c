@@ -98,6 +98,36 @@ static int field_listed(const struct section_spec *spec, const char *name, size_
 	return 0;
 }
 
+/* Dovecot answers HEADER.FIELDS of the message from its cache, which
+ * keeps each line's value (the CR before the LF counted as the line end,
+ * any other CR as part of the value) with a bare LF, and parses that again:
+ * so a line ending in two or more CRs before its LF goes out with one CR
+ * fewer. Applies that to b from `from` on (already in wire form). */
+static void drop_cached_cr(struct agbuf *b, size_t from)
+{
+	char *d = b->data;
+	size_t o = from;
+	for (size_t i = from; i < b->len; i++) {
+		if (d[i] == '\r' && i + 1 < b->len && d[i + 1] == '\r') {
+			/* the first CR of a run: drop it when the run ends in LF
+			 * and holds two or more */
+			size_t j = i;
+			while (j < b->len && d[j] == '\r')
+				j++;
+			size_t run = j - i;
+			size_t keep = (j < b->len && d[j] == '\n') ? run - 1 : run;
+			memmove(d + o, d + i, keep);
+			o += keep;
+			i = j - 1;
+			continue;
+		}
+		d[o++] = d[i];
+	}
+	b->len = o;
+	if (d != NULL)
+		d[o] = '\0';
+}
+
 /* HEADER.FIELDS[.NOT]: the chosen fields in message order, then CRLF. */
 static int filter_header(const char *data, size_t len, const struct mime_part *p,
 			 const struct section_spec *spec, struct section_result *res)
@@ -113,7 +143,10 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 	while (mime_header_next_raw(&it, &f)) {
 		if (field_listed(spec, f.name, f.name_len) != want_listed)
 			continue;
+		size_t from = b.len;
 		append_wire(&b, data, f.raw_start, f.raw_end, count_bare_lf(data, f.raw_start, f.raw_end));
+		if (want_listed && spec->path_len == 0)
+			drop_cached_cr(&b, from);
 	}
 	/* The empty line that ends the block, as Dovecot writes it (recorded
 	 * behaviour): HEADER.FIELDS of the message always has one; of an

@@ -630,6 +630,13 @@ struct mail_view {
 	 * the client may be told (mail_view_highestmodseq) */
 	uint64_t told_modseq;
 	int counted;               /* counted in mb->views */
+	/* A view that claims no \Recent (EXAMINE) shows as \Recent the
+	 * messages nobody had claimed when it first saw them, as Dovecot does:
+	 * ascending, disjoint UID ranges [lo, hi). Sticky like a claim, so a
+	 * later SELECT elsewhere does not take the flag away from this view. */
+	int claims;
+	struct mail_view_range { uint32_t lo, hi; } *ro_recent;
+	size_t n_ro_recent;
 };
 
 #endif

@@ -44,6 +44,39 @@ static int claim_recent_best_effort(struct mail_view *v)
 	return 0;
 }
 
+/* For a view that does not claim: the messages of cur it sees for the first
+ * time (UIDs from `from` on) that nobody has claimed become \Recent for it.
+ * Ranges that cover no message of cur any more are dropped. */
+static int note_unclaimed(struct mail_view *v, const struct uidx_state *cur, uint32_t from)
+{
+	uint32_t lowest = cur->n ? cur->msgs[0].uid : cur->uidnext;
+	/* the snapshot may still hold messages expunged since (not told yet) */
+	if (v->snap != NULL && v->snap->n > 0 && v->snap->msgs[0].uid < lowest)
+		lowest = v->snap->msgs[0].uid;
+	if (from == 0)
+		v->n_ro_recent = 0; /* a new UIDVALIDITY: the old UIDs mean nothing */
+	size_t w = 0;
+	for (size_t i = 0; i < v->n_ro_recent; i++)
+		if (v->ro_recent[i].hi > lowest)
+			v->ro_recent[w++] = v->ro_recent[i];
+	v->n_ro_recent = w;
+	uint32_t lo = cur->recent_upto > from ? cur->recent_upto : from;
+	if (lo >= cur->uidnext)
+		return 0;
+	if (w > 0 && v->ro_recent[w - 1].hi == lo) {
+		v->ro_recent[w - 1].hi = cur->uidnext;
+		return 0;
+	}
+	struct mail_view_range *r = realloc(v->ro_recent, (w + 1) * sizeof(*r));
+	if (r == NULL)
+		return AEROGRAM_EINTERNAL;
+	v->ro_recent = r;
+	r[w].lo = lo;
+	r[w].hi = cur->uidnext;
+	v->n_ro_recent = w + 1;
+	return 0;
+}
+
 int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 {
 	MAIL_READ_CALL(mb->eng);
@@ -52,6 +85,7 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 	if (v == NULL)
 		return AEROGRAM_EINTERNAL;
 	v->mb = mb;
+	v->claims = claim != 0;
 	mail_rand_bytes(mb->eng, v->session, UIDX_ID);
 	pthread_mutex_lock(&mb->eng->lock);
 	mb->refs++;
@@ -74,6 +108,12 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 		v->uv = mailbox_uidvalidity(mb, mb->log.cur);
 		if (v->snap == NULL)
 			rc = AEROGRAM_EINTERNAL;
+		else if (!claim) {
+			struct uidx_state *snap = v->snap;
+			v->snap = NULL;
+			rc = note_unclaimed(v, snap, 0);
+			v->snap = snap;
+		}
 	}
 	pthread_mutex_unlock(&mb->lock);
 	if (rc != 0) {
@@ -94,6 +134,7 @@ void mail_view_close(struct mail_view *v)
 		pthread_mutex_unlock(&v->mb->eng->lock);
 	}
 	uidx_free(v->snap);
+	free(v->ro_recent);
 	mail_mailbox_close(v->mb);
 	free(v);
 }
@@ -105,6 +146,17 @@ struct mail_mailbox *mail_view_mailbox(struct mail_view *v)
 
 static int recent_of(const struct mail_view *v, const struct uidx_state *s, uint32_t uid)
 {
+	if (!v->claims) {
+		size_t lo = 0, hi = v->n_ro_recent;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (v->ro_recent[mid].hi <= uid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return lo < v->n_ro_recent && uid >= v->ro_recent[lo].lo;
+	}
 	return uidx_is_recent(s, v->session, uid);
 }
 
@@ -232,6 +284,8 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 		}
 	}
 	pthread_mutex_unlock(&mb->lock);
+	if (rc == 0 && cur && !v->claims)
+		rc = note_unclaimed(v, cur, new_uv == v->uv ? v->snap->uidnext : 0);
 	if (rc == 0 && cur) {
 		size_t gone_before = v->n_gone;
 		rc = diff(v, v->snap, cur, new_uv, options, c);

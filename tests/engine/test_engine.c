@@ -893,8 +893,9 @@ static void test_recent(void)
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e2, "eve", "INBOX", &m2), 0);
 	CU_ASSERT_EQUAL(append_n(m1, 3, 0), 0);
 	struct mail_view *exam, *sel1, *sel2;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 0, &exam), 0); /* EXAMINE claims nothing */
-	CU_ASSERT_EQUAL(mail_view_recent_count(exam), 0);
+	/* EXAMINE claims nothing, but shows what nobody claimed as \Recent */
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 0, &exam), 0);
+	CU_ASSERT_EQUAL(mail_view_recent_count(exam), 3);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 1, &sel1), 0); /* first SELECT, other daemon */
 	CU_ASSERT_EQUAL(mail_view_recent_count(sel1), 3);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(m1, 1, &sel2), 0); /* second SELECT */
@@ -918,6 +919,15 @@ static void test_recent(void)
 	struct mail_status st;
 	mail_mailbox_status(m1, &st);
 	CU_ASSERT_EQUAL(st.recent, 0);
+	/* the EXAMINE view keeps its three (claimed since, no flag change)
+	 * and does not see the fourth, claimed before it saw it */
+	CU_ASSERT_EQUAL_FATAL(mail_view_update(exam, 0, &c), 0);
+	CU_ASSERT_EQUAL(c->exists, 4);
+	CU_ASSERT_EQUAL(c->recent, 3);
+	CU_ASSERT_EQUAL(c->n_flags, 0);
+	mail_changes_free(c);
+	CU_ASSERT_EQUAL(mail_view_msg(exam, 4, &info), 0);
+	CU_ASSERT_FALSE(info.recent);
 	mail_view_close(exam);
 	mail_view_close(sel1);
 	mail_view_close(sel2);

@@ -53,15 +53,16 @@ static void answers(struct agbuf *out, const struct mime_message *msg, const cha
  * the envelope's Date day. */
 static void fields_agree(const struct mime_message *msg, const char *d, size_t size, int has_day, int64_t day)
 {
-	static const char *const names[] = { "subject", "from", "to", "x-a", "" };
+	static const char *const names[] = { "subject", "from", "to", "x-a", "", "from" SEARCH_FIELD_ADDRESS,
+					     "subject" SEARCH_FIELD_LWSP };
 	static const char *const needles[] = { "", "a", "=?", "é", " " };
 	size_t hlen = msg->root->body_offset <= size ? (size_t)msg->root->body_offset : size;
-	struct search_fields *f = search_fields_extract(d, hlen, names, 5);
+	struct search_fields *f = search_fields_extract(d, hlen, names, 7);
 	if (f == NULL)
 		abort();
 	if (f->has_sent_day != has_day || (has_day && f->sent_day != day))
 		abort();
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		const struct search_field *sf = search_fields_find(f, names[i], strlen(names[i]));
 		for (size_t j = 0; j < 5; j++) {
 			struct agbuf folded = AGBUF_INIT;
@@ -75,9 +76,26 @@ static void fields_agree(const struct mime_message *msg, const char *d, size_t s
 	free(f);
 }
 
+/* The line ends as stored: never longer, changed exactly when
+ * mime_save_line_ends_changes says so, and never ending in the CR that
+ * ended the input. */
+static void save_line_ends_sane(const char *d, size_t size)
+{
+	char *copy = malloc(size ? size : 1);
+	if (copy == NULL)
+		abort();
+	size_t n = mime_save_line_ends(copy, d, size);
+	if (n > size || (n != size || memcmp(copy, d, n) != 0) != mime_save_line_ends_changes(d, size))
+		abort();
+	if (size > 0 && d[size - 1] == '\r' && n == size)
+		abort(); /* a final CR always goes */
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *d = (const char *)data;
+	save_line_ends_sane(d, size);
 	struct mime_message *msg = mime_parse(d, size);
 	if (msg == NULL)
 		return 0;

@@ -22,8 +22,9 @@
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
-/* The acceptance bar: every item identical on at least this share. */
-#define MIN_MATCH_PERCENT 98.0
+/* The acceptance bar: every item of every corpus message identical (each
+ * hard/ case exists for a difference that once was; none may come back). */
+#define MIN_MATCH_PERCENT 100.0
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -108,6 +109,34 @@ static void answer(struct agbuf *out, const struct mime_message *msg, const char
 
 static int verbose;
 
+/* What Dovecot's save path does to line ends (recorded in the corpus as
+ * rfc/003, hard/46, hard/51 and hard/57), byte for byte. */
+static void test_save_line_ends(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "a\r\nb\n", "a\r\nb\n" },              /* CRLF and bare LF stay */
+		{ "a\r\r\nb", "a\r\nb" },                 /* CR CR LF: one CR goes */
+		{ "a\r\r\r\n", "a\r\r\n" },             /* one of a longer run */
+		{ "a\rb\r\rc", "a\rb\r\rc" },            /* CRs before other bytes stay */
+		{ "a\r", "a" },                            /* a final CR goes */
+		{ "a\r\r", "a\r" },
+		{ "\r", "" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].in);
+		char buf[32], copy[32];
+		memcpy(buf, cases[i].in, len);
+		memcpy(copy, cases[i].in, len);
+		size_t n = mime_save_line_ends(buf, buf, len);
+		CU_ASSERT_EQUAL(n, strlen(cases[i].out));
+		CU_ASSERT(n == strlen(cases[i].out) && memcmp(buf, cases[i].out, n) == 0);
+		CU_ASSERT_EQUAL(mime_save_line_ends_changes(copy, len), strcmp(cases[i].in, cases[i].out) != 0);
+	}
+}
+
 static void test_against_dovecot(void)
 {
 	size_t count;
@@ -120,6 +149,8 @@ static void test_against_dovecot(void)
 		snprintf(path, sizeof(path), "%s/%s", CORPUS, names[m]);
 		char *data = read_file(path, &len);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+		/* the bytes as the server stores them (as Dovecot did) */
+		len = mime_save_line_ends(data, data, len);
 		struct mime_message *msg = mime_parse(data, len);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
 		struct agbuf enc = AGBUF_INIT;
@@ -377,6 +408,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
 	CU_add_test(s, "skeleton answers sections like the whole tree", test_skeleton_sections);
 	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
+	CU_add_test(s, "line ends as stored at APPEND", test_save_line_ends);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
 	sort_tests_add();

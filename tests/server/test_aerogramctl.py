@@ -403,6 +403,18 @@ class Import(unittest.TestCase):
         out = env.ctl("check", "alice").stdout.decode()
         self.assertIn("ok alice: 6 mailboxes, 200 messages, 0 with a missing or bad part", out)
 
+    def test_line_ends_stored_as_append_stores_them(self):
+        """CR CR LF becomes CR LF, as at APPEND; importing again finds it there."""
+        env = self.env
+        path = os.path.join(env.dir, "crcr.mbox")
+        write_mbox(path, [b"Subject: crcr\r\r\nMessage-ID: <crcr@aerogram.test>\r\r\n\r\r\nbody\rx\r\r\n"])
+        self.assertIn("1 added, 0 already there", env.ctl("import", "alice", path).stdout.decode())
+        self.assertIn("0 added, 1 already there", env.ctl("import", "alice", path).stdout.decode())
+        env.start()
+        got = fetch_all(env.imap("alice"), "INBOX")
+        self.assertEqual([body for _, _, _, body in got],
+                         [b"Subject: crcr\r\nMessage-ID: <crcr@aerogram.test>\r\n\r\nbody\rx\r\n"])
+
     def test_killed_at_any_moment_then_resumed(self):
         env = self.env
         path = os.path.join(env.dir, "many.mbox")

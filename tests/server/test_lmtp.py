@@ -314,6 +314,22 @@ class LmtpDelivery(unittest.TestCase):
         self.assertEqual(self.srv.inbox("bob")[before:],
                          [fields("s@src.example", "bob@example.org") + b"Subject: dots\r\n\r\n.\r\n..x\r\ny\r\nz.\r\n \r\n\r\n"])
 
+    def test_line_ends_stored_as_append_stores_them(self):
+        """CR CR LF becomes CR LF and a final CR goes, as at APPEND."""
+        before = len(self.srv.inbox("bob"))
+        r = RawLmtp(self.srv.lmtp_port)
+        self.assertEqual(r.cmd(b"LHLO raw")[0], 250)
+        self.assertEqual(r.cmd(b"MAIL FROM:<s@src.example>")[0], 250)
+        self.assertEqual(r.cmd(b"RCPT TO:<bob@example.org>")[0], 250)
+        self.assertEqual(r.cmd(b"DATA")[0], 354)
+        r.send(b"Subject: crcr\r\r\n\r\r\na\rb\r\r\r\nc\r\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(r.cmd(b"QUIT")[0], 221)
+        r.close()
+        self.assertEqual(self.srv.inbox("bob")[before:],
+                         [fields("s@src.example", "bob@example.org") + b"Subject: crcr\r\n\r\na\rb\r\r\nc\r\n"])
+
     def test_size_limit(self):
         before = self.srv.count("bob")
         c = self.srv.lmtp()

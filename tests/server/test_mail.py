@@ -214,7 +214,8 @@ class MailTest(unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertIn("READ-ONLY", m.untagged_responses)
         m.fetch("1", "(BODY[])")
-        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS ())"])
+        # no \Seen; \Recent since no session claimed it (EXAMINE claims nothing)
+        self.assertEqual(m.fetch("1", "(FLAGS)")[1], [b"1 (FLAGS (\\Recent))"])
         typ, data = m.store("1", "+FLAGS", "(\\Seen)")
         self.assertEqual(typ, "NO")
         self.assertIn(b"[READ-ONLY]", data[0])
@@ -267,7 +268,7 @@ class MailTest(unittest.TestCase):
         lines = r.until_tagged(b"c")
         self.assertEqual(lines[:3], [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)",
-            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted.",
             b"* 1 FETCH (FLAGS ($Label1))"], lines)  # \Recent went to the first SELECT
         # an existing keyword again: no new list
         r.send(b"d STORE 1 -FLAGS ($Label1)\r\ne STORE 1 +FLAGS ($Label1)\r\n")
@@ -287,6 +288,32 @@ class MailTest(unittest.TestCase):
         lines = ro.until_tagged(b"s")
         self.assertEqual(lines[:2], [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2)",
                                      b"* OK [PERMANENTFLAGS ()] Read-only mailbox."], lines)
+        # a keyword brought in by another session's APPEND: the new list
+        # comes before EXISTS and the message's flags
+        other.send(b"x APPEND INBOX ($Label3) {8+}\r\nSubj: y\r\n")
+        other.until_tagged(b"x")
+        r.send(b"g NOOP\r\nh FETCH 2 FLAGS\r\n")
+        lines = r.until_tagged(b"g")
+        self.assertEqual(lines[:3], [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3)",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3 \\*)] "
+            b"Flags permitted.",
+            b"* 2 EXISTS"], lines)
+        self.assertEqual(r.until_tagged(b"h")[0], b"* 2 FETCH (FLAGS ($Label3))")
+        # and by a COPY from another mailbox
+        other.send(b"y CREATE Src\r\nz APPEND Src ($Label4) {8+}\r\nSubj: z\r\n")
+        other.until_tagged(b"y")
+        other.until_tagged(b"z")
+        other.send(b"s2 SELECT Src\r\nc2 COPY 1 INBOX\r\n")
+        other.until_tagged(b"s2")
+        other.until_tagged(b"c2")
+        r.send(b"i NOOP\r\n")
+        lines = r.until_tagged(b"i")
+        self.assertEqual(lines[0], b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 $Label2 $Label3 $Label4)",
+                         lines)
+        self.assertIn(b"* 3 EXISTS", lines)
+        self.assertLess(lines.index(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+                                    b"$Label1 $Label2 $Label3 $Label4 \\*)] Flags permitted."), lines.index(b"* 3 EXISTS"))
 
     def test_appending_session_gets_recent(self):
         """APPEND to the mailbox a session has selected makes the message
@@ -305,13 +332,71 @@ class MailTest(unittest.TestCase):
         self.assertEqual(a.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS (\\Recent))")
         b.send(b"f FETCH 1 FLAGS\r\n")
         self.assertEqual(b.until_tagged(b"f")[0], b"* 1 FETCH (FLAGS ())")
-        # an EXAMINE session does not claim: the next SELECT does
+        # an EXAMINE session does not claim: it shows the message as Recent
+        # (nobody claimed it) and the next SELECT claims it all the same
         e = self.raw()
         e.send(b"e EXAMINE INBOX\r\ny APPEND INBOX {8+}\r\nSubj: y\r\n")
         e.until_tagged(b"e")
-        self.assertEqual(e.until_tagged(b"y")[:2], [b"* 2 EXISTS", b"* 0 RECENT"])
+        self.assertEqual(e.until_tagged(b"y")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
         b.send(b"n NOOP\r\n")
         self.assertEqual(b.until_tagged(b"n")[:2], [b"* 2 EXISTS", b"* 1 RECENT"])
+
+    def test_append_stores_line_ends_as_dovecot(self):
+        """CR CR LF line ends are stored as CR LF and a final CR is dropped,
+        as Dovecot's save path does: the message then has its MIME structure
+        (its header ends at the first empty line) and the sizes Dovecot
+        reports. CRLF, bare LF and other CRs stay as sent."""
+        sent = (b"Subject: doubled\r\r\nContent-Type: multipart/mixed; boundary=b\r\r\n\r\r\n"
+                b"--b\r\r\nContent-Type: text/plain\r\r\n\r\r\none\rtwo\r\r\r\n--b--\r\nbare\nend\r")
+        stored = (b"Subject: doubled\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                  b"--b\r\nContent-Type: text/plain\r\n\r\none\rtwo\r\r\n--b--\r\nbare\nend")
+        r = self.raw()
+        r.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(sent), sent))
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        r.send(b"s SELECT INBOX\r\nf FETCH 1 (RFC822.SIZE BODYSTRUCTURE BODY.PEEK[])\r\n")
+        r.until_tagged(b"s")
+        got = b"\r\n".join(r.until_tagged(b"f")[:-1])
+        on_wire = stored.replace(b"bare\nend", b"bare\r\nend")  # a bare LF goes out as CRLF
+        self.assertEqual(got, b"* 1 FETCH (RFC822.SIZE %d BODYSTRUCTURE ((\"text\" \"plain\" "
+                         b"(\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 0 NIL NIL NIL NIL) \"mixed\" "
+                         b"(\"boundary\" \"b\") NIL NIL NIL) BODY[] {%d}\r\n" % (len(on_wire), len(on_wire))
+                         + on_wire + b")")
+
+    def test_examine_shows_recent_without_claiming(self):
+        """EXAMINE counts the messages no session claimed as \\Recent and
+        leaves them unclaimed (STATUS, and the next SELECT, still see them),
+        as Dovecot does; the flag stays in the EXAMINE session after a SELECT
+        elsewhere claims the messages."""
+        r = self.raw()
+        for i in range(2):
+            r.send(b"a APPEND INBOX {8+}\r\nSubj: %d\r\n" % i)
+            r.until_tagged(b"a")
+        e = self.raw()
+        e.send(b"e EXAMINE INBOX\r\n")
+        lines = e.until_tagged(b"e")
+        self.assertIn(b"* 2 RECENT", lines)
+        self.assertTrue(lines[-1].startswith(b"e OK [READ-ONLY]"), lines)
+        e.send(b"f FETCH 1:2 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"f")[:2], [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"])
+        r.send(b"s STATUS INBOX (RECENT)\r\n")
+        self.assertEqual(r.until_tagged(b"s")[0], b"* STATUS INBOX (RECENT 2)")
+        r.send(b"t SELECT INBOX\r\n")
+        self.assertIn(b"* 2 RECENT", r.until_tagged(b"t"))
+        r.send(b"c CLOSE\r\nu STATUS INBOX (RECENT)\r\n")
+        r.until_tagged(b"c")
+        self.assertEqual(r.until_tagged(b"u")[0], b"* STATUS INBOX (RECENT 0)")
+        # claimed elsewhere now: no flag change for the EXAMINE session
+        e.send(b"n NOOP\r\nf FETCH 1:2 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"n"), [b"n OK NOOP completed."])
+        self.assertEqual(e.until_tagged(b"f")[:2], [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"])
+        # a message that arrives claimed is not Recent for it
+        r.send(b"v SELECT INBOX\r\nw APPEND INBOX {8+}\r\nSubj: 3\r\n")
+        r.until_tagged(b"v")
+        r.until_tagged(b"w")
+        e.send(b"n NOOP\r\n")
+        self.assertEqual(e.until_tagged(b"n")[:2], [b"* 3 EXISTS", b"* 2 RECENT"])
+        e.send(b"f FETCH 3 FLAGS\r\n")
+        self.assertEqual(e.until_tagged(b"f")[0], b"* 3 FETCH (FLAGS ())")
 
     def test_unselect_keeps_deleted(self):
         r = self.raw()

@@ -50,7 +50,7 @@ CASES = [
     (b"FROM bob", b"2"),          # not 3: that "From:" is in its body
     (b"FROM example", b"1 2 3"),
     (b"TO two@", b"1"),
-    (b"TO \"org, two\"", b"1"),   # across the fold
+    (b"TO \"org>, <two\"", b"1"),  # across the fold (each address written back in <>)
     (b"TO alice", b"2"),
     (b"CC first", b"2"),
     (b"CC second", b"2"),
@@ -294,6 +294,69 @@ class NoBodyRead(unittest.TestCase):
         answer, d = self.calls(c, b"SEEN FROM bob")
         self.assertEqual(answer, b"2 5 8")
         self.assertEqual(d["blob_get"], 0, d)
+
+
+# FROM, TO, CC and BCC match the addresses as Dovecot writes them back
+# after parsing (comments dropped, "user@host (Name)" read as "Name
+# <user@host>", groups kept), SUBJECT the subject with each run of blanks
+# as one space; HEADER matches the field as written.
+ADDRESS_MESSAGES = [
+    # 1: comments inside the address
+    b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+    b"To: user-to@domain.org (RealTo)\r\n\r\nbody\r\n",
+    # 2: a group with members, and an empty group
+    b"From: RealFrom <user-from@domain.org>\r\n"
+    b"To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
+    b"  groupname2:;\r\n\r\nbody\r\n",
+    # 3: two addresses, an encoded display name
+    b"From: user-from1@domain.org, user-from2@domain.org\r\n"
+    b"Cc: =?utf-8?q?Andr=C3=A9?= <andre@domain.org>\r\n\r\nbody\r\n",
+    # 4: blanks in the subject (SUBJECT compresses them, HEADER does not)
+    b"Subject: \t tab\there  and\t\tthere\r\n\r\nbody\r\n",
+]
+
+ADDRESS_CASES = [
+    (b"FROM user-from@domain.org", b"1 2"),
+    (b"FROM comment", b""),                     # comments are dropped...
+    (b"HEADER From comment", b"1"),             # ...but HEADER sees the text
+    (b"HEADER From user-from@domain.org", b"2"),
+    (b"TO realto", b"1"),                       # the trailing comment is the name
+    (b"TO \"realto <user-to@\"", b"1"),
+    (b"TO groupname", b"2"),
+    (b"TO groupname2", b"2"),
+    (b"TO groupuser2", b"2"),
+    (b"FROM user-from2", b"3"),
+    (b"FROM \"org>, <user-from2\"", b"3"),   # each address in <>, as Dovecot writes
+    (b"CC \"andre@\"", b"3"),
+    (b"HEADER From \"\"", b"1 2 3"),
+    (b"HEADER \"From:addr\" \"\"", b""),       # not a field name
+    (b"HEADER \"Fr:om\" \"\"", b""),
+    (b"SUBJECT \"tab here and there\"", b"4"),
+    (b"HEADER Subject \"here  and\"", b"4"),
+    (b"SUBJECT \"here  and\"", b""),
+]
+
+
+class AddressSearch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server({"a%d" % i: "{PLAIN}pw" for i in range(2)}, tls=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_address_keys(self):
+        c = Client(self.srv.port, b"a0")
+        self.addCleanup(c.close)
+        for m in ADDRESS_MESSAGES:
+            c.append(b"INBOX", m)
+        c.cmd(b"SELECT INBOX")
+        for label in ("cold", "cached"):
+            for criteria, expected in ADDRESS_CASES:
+                self.assertEqual(c.search(criteria), expected, "%s: SEARCH %r" % (label, criteria))
+            self.assertEqual(c.search_utf8(b"CC", "ANDRÉ <andre@"), b"3", label)
+            self.assertEqual(c.search_utf8(b"FROM", "realfrom"), b"2", label)
 
 
 if __name__ == "__main__":

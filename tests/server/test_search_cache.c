@@ -174,11 +174,11 @@ static void test_names(void)
 {
 	struct search_cache *c = search_cache_new(1 << 20);
 	struct search_names *names = NULL;
-	const char *mid[] = { "message-id", "from" };
+	const char *mid[] = { "message-id", "from" SEARCH_FIELD_ADDRESS };
 	struct search_shelf *sh = search_cache_open(c, "u", "0123456789abcdef0123456789abcdef", mid, 2, &names);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(sh);
 	CU_ASSERT_EQUAL(names->count, 6); /* the five and message-id, each once */
-	CU_ASSERT_TRUE(has_name(names, "subject"));
+	CU_ASSERT_TRUE(has_name(names, "subject" SEARCH_FIELD_LWSP));
 	CU_ASSERT_TRUE(has_name(names, "message-id"));
 	free(names);
 	/* a later search of the mailbox extracts message-id too */
