@@ -52,6 +52,13 @@ static const struct capability capabilities[] = {
 	{ "LIST-EXTENDED", POST, ALWAYS, 1 }, /* RFC 5258 */
 	{ "LIST-STATUS", POST, ALWAYS, 1 },   /* RFC 5819 */
 	{ "CREATE-SPECIAL-USE", POST, ALWAYS, 1 }, /* RFC 6154 */
+	/* RFC 5256, collation i;ascii-casemap (not i;unicode-casemap of
+	 * RFC 5255: non-ASCII letters compare by their UTF-8 bytes) */
+	{ "SORT", POST, ALWAYS, 1 },
+	{ "SORT=DISPLAY", POST, ALWAYS, 1 },  /* RFC 5957 */
+	{ "THREAD=ORDEREDSUBJECT", POST, ALWAYS, 1 }, /* RFC 5256 */
+	{ "THREAD=REFERENCES", POST, ALWAYS, 1 },     /* RFC 5256 */
+	{ "ESORT", POST, ALWAYS, 1 },         /* RFC 5267: SORT RETURN (MIN MAX ALL COUNT SAVE) */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -489,7 +489,7 @@ static void batch_done(struct run *r, size_t count)
 	}
 }
 
-static int charset_supported(const struct imap_command *cmd)
+int ag_search_charset_ok(const struct imap_command *cmd)
 {
 	if (!cmd->u.search.has_charset)
 		return 1;
@@ -497,28 +497,29 @@ static int charset_supported(const struct imap_command *cmd)
 	return strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "US-ASCII") == 0;
 }
 
-/* The matches: what the client is told (sequence numbers, or UIDs for
- * UID SEARCH) and their UIDs (for SAVE), both ascending. */
+/* The matches, ascending: their sequence numbers and their UIDs (a UID
+ * SEARCH answers with the UIDs; SAVE keeps the UIDs; SORT and THREAD take
+ * the sequence numbers). */
 struct hits {
-	uint32_t *nums, *uids;
+	uint32_t *seqs, *uids;
 	size_t n, cap;
 };
 
-static int hits_add(struct hits *h, uint32_t num, uint32_t uid)
+static int hits_add(struct hits *h, uint32_t seq, uint32_t uid)
 {
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? 2 * h->cap : 64;
-		uint32_t *nums = realloc(h->nums, cap * sizeof(*nums));
-		if (nums == NULL)
+		uint32_t *seqs = realloc(h->seqs, cap * sizeof(*seqs));
+		if (seqs == NULL)
 			return -1;
-		h->nums = nums;
+		h->seqs = seqs;
 		uint32_t *uids = realloc(h->uids, cap * sizeof(*uids));
 		if (uids == NULL)
 			return -1;
 		h->uids = uids;
 		h->cap = cap;
 	}
-	h->nums[h->n] = num;
+	h->seqs[h->n] = seq;
 	h->uids[h->n++] = uid;
 	return 0;
 }
@@ -526,19 +527,72 @@ static int hits_add(struct hits *h, uint32_t num, uint32_t uid)
 static int search_all(struct run *r, struct hits *hits)
 {
 	int rc = 0;
-	const struct imap_command *cmd = r->s->cmd;
 	for (uint32_t start = 0; rc == 0 && start < r->exists; start += SEARCH_BATCH) {
-		size_t count = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
-		stage_view(r, start, count);
-		rc = stage_summaries(r, count);
+		size_t n = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
+		stage_view(r, start, n);
+		rc = stage_summaries(r, n);
 		if (rc == 0 && r->plan->need_body)
-			rc = stage_bodies(r, count);
-		for (size_t i = 0; rc == 0 && i < count; i++)
-			if (r->result[i] == T_YES &&
-			    hits_add(hits, cmd->uid ? r->cand[i].uid : r->cand[i].seq, r->cand[i].uid) != 0)
+			rc = stage_bodies(r, n);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			if (r->result[i] == T_YES && hits_add(hits, r->cand[i].seq, r->cand[i].uid) != 0)
 				rc = AEROGRAM_EINTERNAL;
-		batch_done(r, count);
+		batch_done(r, n);
 	}
+	return rc;
+}
+
+/* Runs the search `key` over the selected mailbox into *hits. */
+static int run_search(struct ag_session *s, const struct imap_search_key *key, struct hits *hits)
+{
+	struct plan plan = { 0 };
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	plan.now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	struct run *r = calloc(1, sizeof(*r));
+	struct mail_view *v = s->view;
+	uint32_t exists = mail_view_exists(v);
+	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
+	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, key) != 0 ? AEROGRAM_EINTERNAL : 0;
+	if (rc == 0 && plan.need_facts) {
+		r->cache = search_cache_process();
+		if (r->cache)
+			r->shelf = search_cache_open(r->cache, s->user, mail_mailbox_id(mail_view_mailbox(v)),
+						     (const char *const *)plan.names, plan.n_names, &r->names);
+		if (r->shelf == NULL)
+			rc = AEROGRAM_EINTERNAL;
+	}
+	if (rc == 0) {
+		for (uint32_t seq = 1; seq <= exists; seq++)
+			uids[seq - 1] = mail_view_uid(v, seq);
+		r->s = s;
+		r->plan = &plan;
+		r->exists = exists;
+		r->max_uid = exists ? uids[exists - 1] : 0;
+		r->uids = uids;
+		rc = search_all(r, hits);
+	}
+	if (r && r->shelf)
+		search_cache_close(r->cache, r->shelf);
+	if (r)
+		free(r->names);
+	free(r);
+	free(uids);
+	plan_free(&plan);
+	return rc;
+}
+
+int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, uint32_t **seqs, size_t *count)
+{
+	struct hits hits = { 0 };
+	int rc = run_search(s, key, &hits);
+	free(hits.uids);
+	if (rc != 0) {
+		free(hits.seqs);
+		hits.seqs = NULL;
+		hits.n = 0;
+	}
+	*seqs = hits.seqs;
+	*count = hits.n;
 	return rc;
 }
 
@@ -565,15 +619,16 @@ static int save_result(struct ag_session *s, unsigned opts, const struct hits *h
 static void reply_result(struct ag_session *s, unsigned opts, const struct hits *h)
 {
 	const struct imap_command *cmd = s->cmd;
+	const uint32_t *nums = cmd->uid ? h->uids : h->seqs;
 	if (!cmd->u.search.esearch) {
-		imap_write_search(&s->reply, h->nums, h->n);
+		imap_write_search(&s->reply, nums, h->n);
 		return;
 	}
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
 	if (opts == 0)
 		opts = IMAP_SEARCH_RET_ALL;
-	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, h->nums, h->n);
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n);
 }
 
 static void search_run(struct ag_session *s)
@@ -582,47 +637,14 @@ static void search_run(struct ag_session *s)
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
 	unsigned opts = cmd->u.search.return_opts;
-	if (!charset_supported(cmd)) {
+	if (!ag_search_charset_ok(cmd)) {
 		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
 		if (opts & IMAP_SEARCH_RET_SAVE)
 			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
 	}
-	struct plan plan = { 0 };
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	plan.now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-	struct run *r = calloc(1, sizeof(*r));
-	struct mail_view *v = s->view;
-	uint32_t exists = mail_view_exists(v);
-	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
-	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, cmd->u.search.key) != 0 ? AEROGRAM_EINTERNAL : 0;
-	if (rc == 0 && plan.need_facts) {
-		r->cache = search_cache_process();
-		if (r->cache)
-			r->shelf = search_cache_open(r->cache, s->user, mail_mailbox_id(mail_view_mailbox(v)),
-						     (const char *const *)plan.names, plan.n_names, &r->names);
-		if (r->shelf == NULL)
-			rc = AEROGRAM_EINTERNAL;
-	}
 	struct hits hits = { 0 };
-	if (rc == 0) {
-		for (uint32_t seq = 1; seq <= exists; seq++)
-			uids[seq - 1] = mail_view_uid(v, seq);
-		r->s = s;
-		r->plan = &plan;
-		r->exists = exists;
-		r->max_uid = exists ? uids[exists - 1] : 0;
-		r->uids = uids;
-		rc = search_all(r, &hits);
-	}
-	if (r && r->shelf)
-		search_cache_close(r->cache, r->shelf);
-	if (r)
-		free(r->names);
-	free(r);
-	free(uids);
-	plan_free(&plan);
+	int rc = run_search(s, cmd->u.search.key, &hits);
 	/* An inline attempt that the engine refused (mail_nonblock) is thrown
 	 * away and run again on a worker: it must leave the saved result,
 	 * which "$" in this very command may point at, as it was. */
@@ -637,7 +659,7 @@ static void search_run(struct ag_session *s)
 		reply_result(s, opts, &hits);
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
 	}
-	free(hits.nums);
+	free(hits.seqs);
 	free(hits.uids);
 }
 

@@ -49,7 +49,9 @@ void ag_searchres_bind(struct ag_session *s, struct imap_command *cmd)
 		if (cmd->u.expunge.has_set)
 			bind_set(s, &cmd->u.expunge.set);
 		break;
-	case IMAP_CMD_SEARCH: bind_key(s, cmd->u.search.key, 0); break;
+	case IMAP_CMD_SEARCH:
+	case IMAP_CMD_SORT:   /* their criteria are a SEARCH's */
+	case IMAP_CMD_THREAD: bind_key(s, cmd->u.search.key, 0); break;
 	default: break;
 	}
 }

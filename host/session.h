@@ -58,6 +58,11 @@ struct ag_session {
 	unsigned inline_runs;     /* of them, answered on the loop thread (no worker) */
 	unsigned wakeups;         /* socket callbacks run (read, write, event), for the same line */
 	unsigned quick_acks;      /* TCP_QUICKACK set, for the same line */
+	/* The command in flight, for metrics and the debug line (when either
+	 * is on): when it came, and the status of its tagged response. */
+	struct timespec cmd_started;
+	int cmd_result;           /* an ag_metrics_result */
+	int metrics_state;        /* the state the connections gauge counts it in */
 	uint64_t literal_left;    /* literal bytes the parser still expected after the last read */
 	struct imap_command *cmd; /* the command in flight, or NULL */
 	char *user;               /* after authentication */

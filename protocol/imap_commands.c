@@ -419,6 +419,16 @@ static bool cmd_search(struct imap_gram *g)
 	return imap_gram_search(g);
 }
 
+static bool cmd_sort(struct imap_gram *g)
+{
+	return imap_gram_sort(g);
+}
+
+static bool cmd_thread(struct imap_gram *g)
+{
+	return imap_gram_thread(g);
+}
+
 static const struct command_def {
 	const char *name;
 	enum imap_cmd_kind kind;
@@ -452,10 +462,12 @@ static const struct command_def {
 	{ "SEARCH", IMAP_CMD_SEARCH, true, cmd_search },
 	{ "SELECT", IMAP_CMD_SELECT, false, cmd_select },
 	{ "SETQUOTA", IMAP_CMD_SETQUOTA, false, cmd_setquota },
+	{ "SORT", IMAP_CMD_SORT, true, cmd_sort },
 	{ "STARTTLS", IMAP_CMD_STARTTLS, false, no_args },
 	{ "STATUS", IMAP_CMD_STATUS, false, cmd_status },
 	{ "STORE", IMAP_CMD_STORE, true, cmd_store },
 	{ "SUBSCRIBE", IMAP_CMD_SUBSCRIBE, false, cmd_mailbox_only },
+	{ "THREAD", IMAP_CMD_THREAD, true, cmd_thread },
 	{ "UNSELECT", IMAP_CMD_UNSELECT, false, no_args },
 	{ "UNSUBSCRIBE", IMAP_CMD_UNSUBSCRIBE, false, cmd_mailbox_only },
 };

@@ -171,6 +171,8 @@ enum imap_cmd_kind {
 	IMAP_CMD_GETQUOTA,     /* RFC 9208 */
 	IMAP_CMD_GETQUOTAROOT,
 	IMAP_CMD_SETQUOTA,
+	IMAP_CMD_SORT,         /* RFC 5256 */
+	IMAP_CMD_THREAD,       /* RFC 5256 */
 	IMAP_CMD__COUNT
 };
 
@@ -289,6 +291,25 @@ struct imap_search_key {
 	} u;
 };
 
+/* SORT keys (RFC 5256; DISPLAYFROM and DISPLAYTO of RFC 5957). */
+enum imap_sort_key {
+	IMAP_SORT_ARRIVAL,
+	IMAP_SORT_CC,
+	IMAP_SORT_DATE,
+	IMAP_SORT_FROM,
+	IMAP_SORT_SIZE,
+	IMAP_SORT_SUBJECT,
+	IMAP_SORT_TO,
+	IMAP_SORT_DISPLAYFROM,
+	IMAP_SORT_DISPLAYTO
+};
+struct imap_sort_criterion {
+	enum imap_sort_key key;
+	bool reverse;
+};
+/* THREAD algorithms (RFC 5256). */
+enum imap_thread_alg { IMAP_THREAD_ORDEREDSUBJECT, IMAP_THREAD_REFERENCES };
+
 /* STATUS items, also used by LIST RETURN (STATUS (...)). */
 enum imap_status_item {
 	IMAP_STATUS_MESSAGES,
@@ -360,7 +381,12 @@ struct imap_command {
 			bool esearch;                /* RETURN (...) given (RFC 4731) */
 			unsigned return_opts;        /* IMAP_SEARCH_RET_* */
 			struct imap_search_key *key; /* an AND of the keys given */
-		} search;
+			/* SORT (charset mandatory, so has_charset is set) */
+			size_t sort_count;
+			struct imap_sort_criterion *sort; /* in the order given */
+			/* THREAD (charset mandatory too) */
+			enum imap_thread_alg thread;
+		} search;                            /* SEARCH, SORT, THREAD */
 		struct {
 			struct imap_seqset set;
 			enum imap_fetch_macro macro; /* also expanded into atts */

@@ -97,6 +97,9 @@ void mail_engine_free(struct mail_engine *eng);
  * log has entries after their newest checkpoint, within budget_ms, so that
  * the next start (here or elsewhere) opens them from a checkpoint alone. */
 void mail_engine_checkpoint_all(struct mail_engine *eng, uint32_t budget_ms);
+/* The mailbox states held in memory now: in use by some session, and closed
+ * but kept warm in the cache (for the daemon's metrics; any thread). */
+void mail_engine_mailbox_counts(struct mail_engine *eng, size_t *in_use, size_t *cached);
 
 /* ---- Mailbox list (per user; `user` is a stable id used as key prefix) ---- */
 

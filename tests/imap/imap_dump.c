@@ -251,6 +251,20 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			agbuf_printf(out, "%" PRIu64 "]", m->size);
 		}
 		break;
+	case IMAP_CMD_SORT:
+	case IMAP_CMD_THREAD:
+		if (cmd->kind == IMAP_CMD_THREAD) {
+			agbuf_puts(out, u->search.thread == IMAP_THREAD_REFERENCES ? " REFERENCES" : " ORDEREDSUBJECT");
+		} else {
+			static const char *const keys[] = { "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+							    "DISPLAYFROM", "DISPLAYTO" };
+			agbuf_puts(out, " (");
+			for (size_t i = 0; i < u->search.sort_count; i++)
+				agbuf_printf(out, "%s%s%s", i ? " " : "", u->search.sort[i].reverse ? "REVERSE " : "",
+					     keys[u->search.sort[i].key]);
+			agbuf_putc(out, ')');
+		}
+		/* fall through */
 	case IMAP_CMD_SEARCH:
 		if (u->search.esearch)
 			agbuf_printf(out, " return=%u", u->search.return_opts);

@@ -18,6 +18,7 @@
 #include "tests/mime/fixture_items.h"
 #include "tests/mime/test_search.h"
 #include "tests/lib/cu_main.h"
+#include "tests/mime/test_sort.h"
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
@@ -378,5 +379,6 @@ int main(int argc, char **argv)
 	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
+	sort_tests_add();
 	return agt_run();
 }

@@ -198,10 +198,11 @@ class Daemon:
 
 class Server(Daemon):
     """One aerogramd in a temporary directory, started at once. `imap` lines
-    go into [imap], `auth` into [auth], `storage` into [storage]."""
+    go into [imap], `auth` into [auth], `storage` into [storage], `extra`
+    lines (whole sections) at the end."""
 
     def __init__(self, users, imap=None, auth=None, tls=True, tls_port=True, ipv6=False, driver=None,
-                 storage=None):
+                 storage=None, extra=None):
         self.dir = tempfile.TemporaryDirectory(prefix="aerogram-server-test-")
         d = self.dir.name
         super().__init__(d)
@@ -230,6 +231,8 @@ class Server(Daemon):
         defaults = [l for l in ("failure_delay = 20", "failure_delay_max = 200")
                     if not any(a.split("=")[0].strip() == l.split("=")[0].strip() for a in auth)]
         lines += ["", "[auth]", "users_file = " + self.users_path] + defaults + auth
+        if extra:
+            lines += [""] + list(extra)
         self.lines = lines
         self.start(new_port=False)
 
