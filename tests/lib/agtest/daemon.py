@@ -234,7 +234,11 @@ class Server(Daemon):
         if extra:
             lines += [""] + list(extra)
         self.lines = lines
-        self.start(new_port=False)
+        try:
+            self.start(new_port=False)
+        except BaseException:
+            self.dir.cleanup()  # the exception carries the log
+            raise
 
     def config_lines(self):
         return self.lines
