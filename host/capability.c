@@ -59,6 +59,8 @@ static const struct capability capabilities[] = {
 	{ "THREAD=ORDEREDSUBJECT", POST, ALWAYS, 1 }, /* RFC 5256 */
 	{ "THREAD=REFERENCES", POST, ALWAYS, 1 },     /* RFC 5256 */
 	{ "ESORT", POST, ALWAYS, 1 },         /* RFC 5267: SORT RETURN (MIN MAX ALL COUNT SAVE) */
+	{ "CONDSTORE", POST, ALWAYS, 1 },     /* RFC 7162 */
+	{ "QRESYNC", POST, ALWAYS, 1 },       /* RFC 7162 */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

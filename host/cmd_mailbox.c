@@ -464,6 +464,10 @@ static void status_run(struct ag_session *s)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, "STATUS");
 		return;
 	}
+	/* STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command (RFC 7162 3.1) */
+	for (size_t i = 0; i < cmd->u.status.items.count; i++)
+		if (cmd->u.status.items.items[i] == IMAP_STATUS_HIGHESTMODSEQ)
+			ag_session_enable_condstore(s);
 	write_status(&s->reply, name, &cmd->u.status.items, &st);
 	agbuf_printf(&s->reply, "%s OK STATUS completed.\r\n", cmd->tag.data);
 }

@@ -361,6 +361,7 @@ struct run {
 	struct search_names *names;
 	uint32_t exists, max_uid;
 	const uint32_t *uids;             /* of every sequence number */
+	uint64_t max_modseq;              /* the highest modseq of the hits */
 	/* per batch */
 	struct candidate cand[SEARCH_BATCH];
 	enum tri result[SEARCH_BATCH];
@@ -502,10 +503,11 @@ int ag_search_charset_ok(const struct imap_command *cmd)
  * the sequence numbers). */
 struct hits {
 	uint32_t *seqs, *uids;
+	uint64_t *modseqs; /* each one's MODSEQ (RFC 7162 3.1.5) */
 	size_t n, cap;
 };
 
-static int hits_add(struct hits *h, uint32_t seq, uint32_t uid)
+static int hits_add(struct hits *h, uint32_t seq, uint32_t uid, uint64_t modseq)
 {
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? 2 * h->cap : 64;
@@ -517,11 +519,47 @@ static int hits_add(struct hits *h, uint32_t seq, uint32_t uid)
 		if (uids == NULL)
 			return -1;
 		h->uids = uids;
+		uint64_t *modseqs = realloc(h->modseqs, cap * sizeof(*modseqs));
+		if (modseqs == NULL)
+			return -1;
+		h->modseqs = modseqs;
 		h->cap = cap;
 	}
 	h->seqs[h->n] = seq;
+	h->modseqs[h->n] = modseq;
 	h->uids[h->n++] = uid;
 	return 0;
+}
+
+static void hits_free(struct hits *h)
+{
+	free(h->seqs);
+	free(h->uids);
+	free(h->modseqs);
+}
+
+/* The MODSEQ an answer with a MODSEQ search key ends with (RFC 7162
+ * 3.1.5, RFC 4731 3.2): the highest of the messages it reports, i.e. of
+ * the MIN and/or MAX ones alone when neither ALL nor COUNT is asked for;
+ * 0 (none) when nothing matched. */
+static uint64_t hits_modseq(const struct hits *h, int esearch, unsigned opts)
+{
+	if (h->n == 0)
+		return 0;
+	if (esearch && (opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT))) {
+		uint64_t m = 0;
+		if ((opts & IMAP_SEARCH_RET_MIN) && h->modseqs[0] > m)
+			m = h->modseqs[0];
+		if ((opts & IMAP_SEARCH_RET_MAX) && h->modseqs[h->n - 1] > m)
+			m = h->modseqs[h->n - 1];
+		return m;
+	}
+	uint64_t m = 0;
+	for (size_t i = 0; i < h->n; i++)
+		if (h->modseqs[i] > m)
+			m = h->modseqs[i];
+	return m;
 }
 
 static int search_all(struct run *r, struct hits *hits)
@@ -534,7 +572,8 @@ static int search_all(struct run *r, struct hits *hits)
 		if (rc == 0 && r->plan->need_body)
 			rc = stage_bodies(r, n);
 		for (size_t i = 0; rc == 0 && i < n; i++)
-			if (r->result[i] == T_YES && hits_add(hits, r->cand[i].seq, r->cand[i].uid) != 0)
+			if (r->result[i] == T_YES &&
+			    hits_add(hits, r->cand[i].seq, r->cand[i].uid, r->cand[i].info.modseq) != 0)
 				rc = AEROGRAM_EINTERNAL;
 		batch_done(r, n);
 	}
@@ -586,6 +625,7 @@ int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, u
 	struct hits hits = { 0 };
 	int rc = run_search(s, key, &hits);
 	free(hits.uids);
+	free(hits.modseqs);
 	if (rc != 0) {
 		free(hits.seqs);
 		hits.seqs = NULL;
@@ -594,6 +634,23 @@ int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, u
 	*seqs = hits.seqs;
 	*count = hits.n;
 	return rc;
+}
+
+/* Whether the key uses MODSEQ (RFC 7162 3.1.5: the answer then ends with
+ * the highest modseq of the messages found). */
+static int uses_modseq(const struct imap_search_key *k)
+{
+	switch (k->kind) {
+	case IMAP_SEARCH_MODSEQ: return 1;
+	case IMAP_SEARCH_AND:
+		for (size_t i = 0; i < k->u.list.count; i++)
+			if (uses_modseq(&k->u.list.keys[i]))
+				return 1;
+		return 0;
+	case IMAP_SEARCH_OR: return uses_modseq(k->u.or.left) || uses_modseq(k->u.or.right);
+	case IMAP_SEARCH_NOT: return uses_modseq(k->u.not);
+	default: return 0;
+	}
 }
 
 /* RFC 5182 2.1: SAVE with MIN and/or MAX but neither ALL nor COUNT keeps
@@ -620,15 +677,17 @@ static void reply_result(struct ag_session *s, unsigned opts, const struct hits 
 {
 	const struct imap_command *cmd = s->cmd;
 	const uint32_t *nums = cmd->uid ? h->uids : h->seqs;
+	/* with a MODSEQ key, the highest MODSEQ found (none when nothing matched) */
+	uint64_t modseq = uses_modseq(cmd->u.search.key) ? hits_modseq(h, cmd->u.search.esearch, opts) : 0;
 	if (!cmd->u.search.esearch) {
-		imap_write_search(&s->reply, nums, h->n);
+		imap_write_search(&s->reply, nums, h->n, modseq);
 		return;
 	}
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
 	if (opts == 0)
 		opts = IMAP_SEARCH_RET_ALL;
-	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n);
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, modseq);
 }
 
 static void search_run(struct ag_session *s)
@@ -643,6 +702,8 @@ static void search_run(struct ag_session *s)
 			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
 	}
+	if (uses_modseq(cmd->u.search.key))
+		ag_session_enable_condstore(s); /* RFC 7162 3.1 */
 	struct hits hits = { 0 };
 	int rc = run_search(s, cmd->u.search.key, &hits);
 	/* An inline attempt that the engine refused (mail_nonblock) is thrown
@@ -659,8 +720,7 @@ static void search_run(struct ag_session *s)
 		reply_result(s, opts, &hits);
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
 	}
-	free(hits.seqs);
-	free(hits.uids);
+	hits_free(&hits);
 }
 
 void ag_cmd_search(struct ag_session *s)

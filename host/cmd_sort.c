@@ -353,7 +353,7 @@ static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, 
 	} else {
 		if (opts != IMAP_SEARCH_RET_SAVE)
 			imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts ? opts : IMAP_SEARCH_RET_ALL,
-			                   cmd->uid ? uids : seqs, n);
+			                   cmd->uid ? uids : seqs, n, 0);
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, name);
 	}
 	free(uids);

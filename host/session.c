@@ -690,7 +690,7 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
 {
 	int changed = 0;
 	int rc = ag_reply_update(&s->reply, s->view, s->readonly, &s->kw_announced, options, with_uid, silent,
-	                         n_silent, &changed);
+	                         n_silent, ag_session_features(s), &changed);
 	if (rc == 0 && changed) {
 		/* Concurrent daemons collided on UIDs and the mailbox has a new
 		 * UIDVALIDITY. RFC 3501 gives no way to tell a client mid-session
@@ -704,6 +704,21 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
 		s->n_seen_overlay = 0;
 	}
 	return rc;
+}
+
+unsigned ag_session_features(const struct ag_session *s)
+{
+	return (s->condstore ? AG_REPLY_CONDSTORE : 0u) | (s->qresync ? AG_REPLY_QRESYNC : 0u);
+}
+
+void ag_session_enable_condstore(struct ag_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = 1;
+	if (s->view != NULL)
+		agbuf_printf(&s->reply, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		             (unsigned long long)mail_view_highestmodseq(s->view));
 }
 
 static int cmp_uid(const void *a, const void *b)

@@ -39,7 +39,48 @@ static bool cmd_mailbox_only(struct imap_gram *g)
 	return imap_sp(g, "mailbox name") && imap_mailbox(g, &g->cmd->u.mailbox.mailbox) && imap_eol(g);
 }
 
-/* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE). */
+/* QRESYNC's parameter (RFC 7162 3.2.5): "(" uidvalidity SP modseq
+ * [SP known-uids] [SP "(" known-sequence-set SP known-uid-set ")"] ")". */
+static bool select_qresync(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "QRESYNC parameters") || imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the QRESYNC parameters");
+	g->pos++;
+	if (!imap_nz_number(g, &cmd->u.mailbox.qr_uidvalidity, "QRESYNC UIDVALIDITY") ||
+	    !imap_sp(g, "QRESYNC modseq") || !imap_number64(g, &cmd->u.mailbox.qr_modseq, "QRESYNC modseq"))
+		return false;
+	if (cmd->u.mailbox.qr_modseq == 0)
+		return imap_fail(g, "Invalid QRESYNC modseq");
+	if (imap_peek(g) == ' ') {
+		g->pos++;
+		if (imap_peek(g) != '(') {
+			if (!imap_seqset(g, &cmd->u.mailbox.qr_known))
+				return false;
+			cmd->u.mailbox.qr_has_known = true;
+			if (imap_peek(g) == ' ')
+				g->pos++;
+		}
+		if (imap_peek(g) == '(') {
+			g->pos++;
+			if (!imap_seqset(g, &cmd->u.mailbox.qr_match_seqs) || !imap_sp(g, "known UIDs") ||
+			    !imap_seqset(g, &cmd->u.mailbox.qr_match_uids))
+				return false;
+			if (imap_peek(g) != ')')
+				return imap_fail(g, "Missing ')' after the sequence match data");
+			g->pos++;
+			cmd->u.mailbox.qr_has_match = true;
+		}
+	}
+	if (imap_peek(g) != ')')
+		return imap_fail(g, "Missing ')' at the end of the QRESYNC parameters");
+	g->pos++;
+	cmd->u.mailbox.qresync = true;
+	return true;
+}
+
+/* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE,
+ * QRESYNC). */
 static bool cmd_select(struct imap_gram *g)
 {
 	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &g->cmd->u.mailbox.mailbox))
@@ -52,7 +93,10 @@ static bool cmd_select(struct imap_gram *g)
 		for (;;) {
 			if (imap_keyword(g, "CONDSTORE"))
 				g->cmd->u.mailbox.condstore = true;
-			else
+			else if (imap_keyword(g, "QRESYNC")) {
+				if (!select_qresync(g))
+					return false;
+			} else
 				return imap_fail(g, "Unknown SELECT parameter");
 			if (imap_peek(g) == ')')
 				break;

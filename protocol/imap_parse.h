@@ -359,7 +359,21 @@ struct imap_command {
 		struct { struct imap_str user, password; } login;
 		/* SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE;
 		 * `use` is CREATE's (USE (\Sent ...)) of RFC 6154 */
-		struct { struct imap_mailbox mailbox; bool condstore; bool has_use; struct imap_flags use; } mailbox;
+		struct {
+			struct imap_mailbox mailbox;
+			bool condstore;
+			/* SELECT / EXAMINE (QRESYNC (uidvalidity modseq
+			 * [known-uids [(known-seqs known-uids)]])), RFC 7162 3.2.5 */
+			bool qresync;
+			uint32_t qr_uidvalidity;
+			uint64_t qr_modseq;
+			bool qr_has_known;
+			struct imap_seqset qr_known;
+			bool qr_has_match;
+			struct imap_seqset qr_match_seqs, qr_match_uids;
+			bool has_use;
+			struct imap_flags use;
+		} mailbox;
 		struct { struct imap_mailbox from, to; } rename;
 		struct {
 			unsigned selection;          /* IMAP_LIST_SEL_* */
@@ -394,6 +408,7 @@ struct imap_command {
 			struct imap_fetch_att *atts;
 			bool has_changedsince;
 			uint64_t changedsince;
+			bool vanished;               /* the VANISHED modifier (RFC 7162 3.2.6) */
 		} fetch;
 		struct {
 			struct imap_seqset set;

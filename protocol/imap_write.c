@@ -372,12 +372,17 @@ void imap_write_flags_response(struct agbuf *out, const char *const *flags, size
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count)
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq)
 {
 	agbuf_puts(out, "* SEARCH");
 	for (size_t i = 0; i < count; i++) {
 		agbuf_putc(out, ' ');
 		agbuf_put_u64(out, numbers[i]);
+	}
+	if (modseq != 0) {
+		agbuf_puts(out, " (MODSEQ ");
+		agbuf_put_u64(out, modseq);
+		agbuf_putc(out, ')');
 	}
 	agbuf_puts(out, "\r\n");
 }
@@ -400,7 +405,7 @@ void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t co
 }
 
 void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count)
+			size_t count, uint64_t modseq)
 {
 	agbuf_puts(out, "* ESEARCH");
 	if (tag != NULL) {
@@ -425,6 +430,10 @@ void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned op
 	if (opts & IMAP_SEARCH_RET_COUNT) {
 		agbuf_puts(out, " COUNT ");
 		agbuf_put_u64(out, count);
+	}
+	if (modseq != 0) {
+		agbuf_puts(out, " MODSEQ ");
+		agbuf_put_u64(out, modseq);
 	}
 	agbuf_puts(out, "\r\n");
 }

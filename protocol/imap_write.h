@@ -134,8 +134,9 @@ void imap_write_expunge(struct agbuf *out, uint32_t seq);    /* "* n EXPUNGE" */
 void imap_write_capability(struct agbuf *out, const char *caps);
 /* "* FLAGS (...)". */
 void imap_write_flags_response(struct agbuf *out, const char *const *flags, size_t count);
-/* "* SEARCH 2 3 7" (no numbers: "* SEARCH"). */
-void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count);
+/* "* SEARCH 2 3 7" (no numbers: "* SEARCH"); a nonzero `modseq` adds
+ * " (MODSEQ n)" (RFC 7162 3.1.5). */
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq);
 /* Numbers as a sequence set, each run of consecutive ascending numbers as
  * a range: 1 2 3 5 9 8 -> "1:3,5,9,8". Writes nothing for no numbers. */
 void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t count);
@@ -145,9 +146,10 @@ void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t co
  * MIN and MAX are its first and last, ALL is imap_write_number_set of it.
  * `opts` are IMAP_SEARCH_RET_* bits (SAVE writes nothing); MIN, MAX and
  * ALL are left out of an empty result, COUNT is always there. `tag` NULL
- * leaves out the correlator. */
+ * leaves out the correlator; a nonzero `modseq` ends it with "MODSEQ n"
+ * (RFC 7162 3.1.5). */
 void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count);
+			size_t count, uint64_t modseq);
 /* "* LIST (attrs) "delim" name", delim 0 for NIL; name already in mUTF-7
  * (or UTF-8 when the client enabled UTF8=ACCEPT). `lsub` says LSUB. */
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,

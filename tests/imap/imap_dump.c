@@ -205,6 +205,20 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			}
 			agbuf_putc(out, ')');
 		}
+		if (u->mailbox.qresync) {
+			agbuf_printf(out, " QRESYNC uidvalidity=%u modseq=%" PRIu64, u->mailbox.qr_uidvalidity,
+			             u->mailbox.qr_modseq);
+			if (u->mailbox.qr_has_known) {
+				agbuf_puts(out, " known=");
+				dump_set(out, &u->mailbox.qr_known);
+			}
+			if (u->mailbox.qr_has_match) {
+				agbuf_puts(out, " match=");
+				dump_set(out, &u->mailbox.qr_match_seqs);
+				agbuf_putc(out, '/');
+				dump_set(out, &u->mailbox.qr_match_uids);
+			}
+		}
 		break;
 	case IMAP_CMD_RENAME:
 		agbuf_putc(out, ' ');
@@ -289,6 +303,8 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		agbuf_putc(out, ')');
 		if (u->fetch.has_changedsince)
 			agbuf_printf(out, " changedsince=%" PRIu64, u->fetch.changedsince);
+		if (u->fetch.vanished)
+			agbuf_puts(out, " vanished");
 		break;
 	case IMAP_CMD_STORE:
 		agbuf_putc(out, ' ');

@@ -68,6 +68,15 @@ static const struct {
 	{ "a LOGIN \"fr\\\"ed\" {4+}\r\np\\ss\r\n", "a LOGIN \"fr\\x22ed\" \"p\\x5css\"" },
 	{ "a SELECT inbox\r\n", "a SELECT \"INBOX\"" },
 	{ "a SELECT \"Sent Items\" (CONDSTORE)\r\n", "a SELECT \"Sent Items\" CONDSTORE" },
+	{ "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+	  "a SELECT \"INBOX\" QRESYNC uidvalidity=67890007 modseq=20050715194045000 known=41,43:211,214:541" },
+	{ "a SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+	  "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n",
+	  "a SELECT \"INBOX\" QRESYNC uidvalidity=67890007 modseq=90060115194045000 known=1:29997 "
+	  "match=5000,7500,9000,9990:9999/15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997" },
+	{ "a EXAMINE INBOX (QRESYNC (1 2 (1 3)))\r\n", "a EXAMINE \"INBOX\" QRESYNC uidvalidity=1 modseq=2 match=1/3" },
+	{ "a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+	  "a UID FETCH 300:500 (FLAGS) changedsince=12345 vanished" },
 	{ "a EXAMINE &AOk-t&AOk-\r\n", "a EXAMINE \"&AOk-t&AOk-\"" },
 	{ "a CREATE owatagusiam/\r\n", "a CREATE \"owatagusiam/\"" },
 	{ "a DELETE blurdybloop\r\n", "a DELETE \"blurdybloop\"" },
@@ -213,7 +222,12 @@ static const struct {
 	{ "a LOGIN fred \"unterminated\r\n", "a syntax: Missing '\"' at the end of password" },
 	{ "a LOGIN fred \"bad\\escape\"\r\n", "a syntax: Invalid '\\' escape in quoted password" },
 	{ "a SELECT\r\n", "a syntax: Missing argument: mailbox name" },
-	{ "a SELECT INBOX (QRESYNC)\r\n", "a syntax: Unknown SELECT parameter" },
+	{ "a SELECT INBOX (QRESYNC)\r\n", "a syntax: Expected a space before QRESYNC parameters" },
+	{ "a SELECT INBOX (QRESYNC (0 5))\r\n", "a syntax: Zero is not allowed in QRESYNC UIDVALIDITY" },
+	{ "a SELECT INBOX (QRESYNC (67890007 0))\r\n", "a syntax: Invalid QRESYNC modseq" },
+	{ "a SELECT INBOX (QRESYNC (67890007 5 1:3 (1:2 1:2 3)))\r\n",
+	  "a syntax: Missing ')' after the sequence match data" },
+	{ "a SELECT INBOX (FOO)\r\n", "a syntax: Unknown SELECT parameter" },
 	{ "a EXAMINE (x)\r\n", "a syntax: Invalid characters in mailbox name" },
 	{ "a CREATE\r\n", "a syntax: Missing argument: mailbox name" },
 	{ "a DELETE a b\r\n", "a syntax: Unexpected extra arguments" },
@@ -962,26 +976,29 @@ static void test_write_responses(void)
 	 * order (RFC 5267) is kept as given */
 	agbuf_reset(&out);
 	uint32_t found[] = { 2, 10, 11 }, sorted[] = { 7, 8, 9, 3, 1, 2, 4294967295u };
-	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3);
-	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3);
-	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3);
-	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0);
-	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0);
-	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7);
+	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3, 0);
+	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3, 0);
+	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3, 0);
+	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0, 0);
+	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0, 0);
+	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7, 0);
+	imap_write_esearch(&out, "a", 0, IMAP_SEARCH_RET_ALL, found, 3, 917162500); /* RFC 7162 3.1.5 */
 	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"
 					 "* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"
 					 "* ESEARCH (TAG \"A285\") UID MIN 2 MAX 11\r\n"
 					 "* ESEARCH (TAG \"A286\") COUNT 0\r\n"
 					 "* ESEARCH (TAG \"A287\") UID\r\n"
-					 "* ESEARCH MIN 7 MAX 4294967295 ALL 7:9,3,1:2,4294967295\r\n");
+					 "* ESEARCH MIN 7 MAX 4294967295 ALL 7:9,3,1:2,4294967295\r\n"
+					 "* ESEARCH (TAG \"a\") ALL 2,10:11 MODSEQ 917162500\r\n");
 	agbuf_reset(&out);
 	imap_write_exists(&out, 172);
 	imap_write_recent(&out, 1);
 	imap_write_expunge(&out, 3);
 	imap_write_flags_response(&out, flags, 2);
 	uint32_t hits[] = { 2, 84, 882 };
-	imap_write_search(&out, hits, 3);
-	imap_write_search(&out, NULL, 0);
+	imap_write_search(&out, hits, 3, 0);
+	imap_write_search(&out, NULL, 0, 0);
+	imap_write_search(&out, hits, 2, 917162500);
 	imap_write_capability(&out, "IMAP4rev1 LITERAL+");
 	static const char *const attrs[] = { "\\HasNoChildren" };
 	imap_write_list(&out, 0, attrs, 1, '/', "Sent Items", 10);
@@ -995,7 +1012,7 @@ static void test_write_responses(void)
 	imap_write_list_end(&out);
 	imap_write_crlf(&out);
 	CU_ASSERT_STRING_EQUAL(out.data, "* 172 EXISTS\r\n* 1 RECENT\r\n* 3 EXPUNGE\r\n* FLAGS (\\Deleted \\Seen)\r\n"
-					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
+					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* SEARCH 2 84 (MODSEQ 917162500)\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
 					 "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n* LSUB () NIL INBOX\r\n"
 					 "* 12 FETCH (UID 7 BODY[] NIL)\r\n");
 	agbuf_reset(&out);
