@@ -16,6 +16,9 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from agtest.daemon import Daemon, write_users  # noqa: E402
+from agtest.ports import free_port  # noqa: E402,F401  (benchmarks use benchlib.free_port)
 BUILD = os.path.abspath(os.environ.get("AG_BUILD", os.path.join(ROOT, "build")))
 # The team's shared scripts: imaptest and the reference Dovecot instance.
 TOOLS = os.environ.get("AG_BENCH_TOOLS", "/work/shared/tools")
@@ -41,13 +44,6 @@ def ignore_signals():
     """Called first in clean-up: a second Ctrl-C must not cut it short."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 at the time of the call."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def median(values):
@@ -127,8 +123,9 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-class Aerogramd:
-    """One aerogramd on a free loopback port, everything in `directory`.
+class Aerogramd(Daemon):
+    """One aerogramd on a free loopback port, everything in `directory`, in
+    its own session (a Ctrl-C in the terminal does not reach it).
 
     driver: "sqlite" (database `mail.sqlite` in the directory, driver
     defaults) or "memory". users: names, all with password `password`
@@ -137,15 +134,12 @@ class Aerogramd:
     (a benchmark never fails a login, but the key says it is not throttled)."""
 
     def __init__(self, directory, driver, users, password="pass", imap=None, storage=None):
+        super().__init__(directory, "aerogramd", os.path.join(BUILD, "aerogramd"))
+        self.new_session = True
         self.dir = directory
         self.driver = driver
-        self.port = free_port()
-        self.proc = None
-        self.log_path = os.path.join(directory, "aerogramd.log")
         users_path = os.path.join(directory, "users.ini")
-        with open(users_path, "w") as f:
-            for name in users:
-                f.write("[%s]\npassword = {PLAIN}%s\n\n" % (name, password))
+        write_users(users_path, {name: "{PLAIN}" + password for name in users})
         lines = ["[storage]", "driver = " + driver, "driver_dir = " + os.path.join(BUILD, "drivers")]
         if driver == "sqlite":
             lines.append("path = " + os.path.join(directory, "mail.sqlite"))
@@ -153,11 +147,13 @@ class Aerogramd:
         lines += ["", "[imap]", "listen = 127.0.0.1:%d" % self.port, "plaintext_auth = yes"]
         lines += list(imap or [])
         lines += ["", "[auth]", "users_file = " + users_path, "failure_delay = 0", "failure_delay_max = 0"]
-        self.config_path = os.path.join(directory, "aerogram.conf")
-        with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.binary = os.path.join(BUILD, "aerogramd")
+        self.lines = lines
+        self.write_config()
+        self.binary = self.aerogramd
         self.command = "%s -c %s" % (self.binary, self.config_path)
+
+    def config_lines(self):
+        return self.lines
 
     def config_text(self):
         with open(self.config_path) as f:
@@ -165,21 +161,7 @@ class Aerogramd:
 
     def start(self):
         """Starts the daemon and waits until it says it is ready."""
-        log = open(self.log_path, "a")
-        start_offset = log.tell()
-        self.proc = subprocess.Popen([self.binary, "-c", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("aerogramd exited with %d:\n%s" % (self.proc.returncode, self.log_tail()))
-            with open(self.log_path) as f:
-                f.seek(start_offset)
-                if "ready (" in f.read():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("aerogramd did not start within %d s:\n%s" % (START_TIMEOUT, self.log_tail()))
+        super().start(new_port=False)
 
     @property
     def pid(self):
@@ -195,9 +177,8 @@ class Aerogramd:
 
     def log_tail(self, n=20):
         try:
-            with open(self.log_path) as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
+            return "".join(self.read_log().splitlines(True)[-n:])
+        except (OSError, IndexError):
             return ""
 
 

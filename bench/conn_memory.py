@@ -15,8 +15,8 @@ import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
-from aerogramd_fixture import Server  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from agtest.daemon import Server  # noqa: E402
 
 
 def rss_kib(pid):

@@ -14,9 +14,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "garage"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 
-from garage_harness import Emu, Imap, daemon, message  # noqa: E402
+from agtest.garage import Emu, daemon  # noqa: E402
+from agtest.imap import Imap  # noqa: E402
+from agtest.mail import message  # noqa: E402
 
 K2V = ("ReadItem", "InsertItem", "DeleteItem", "ReadBatch", "InsertBatch", "DeleteBatch", "ReadIndex",
        "PollItem", "PollRange")
@@ -33,7 +35,7 @@ def main():
     srv = None
     try:
         srv = daemon(emu, {"u": "{PLAIN}pw"})
-        c = Imap(srv.port, "u")
+        c = Imap(srv.port, user="u")
         if args.selected:
             c.ok("SELECT INBOX")
         for i in range(5):  # warm: the mailbox list, the state, the watch

@@ -21,7 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "garage"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 B = os.environ.get("B", "build")
 CTL = os.path.join(ROOT, B, "aerogramctl")
 DRIVERS = os.path.join(ROOT, B, "drivers")
@@ -100,7 +100,7 @@ def main():
                 bench_store("sqlite", ["path = " + os.path.join(work, "sqlite", "mail.sqlite")],
                             os.path.join(DRIVERS, "aerogram_sqlite.so"), files, args.batch, work)
             elif store == "garage":
-                from garage_harness import Emu
+                from agtest.garage import Emu
                 emu = Emu("--latency-ms", str(args.latency_ms)) if args.latency_ms else Emu()
                 print("== garage-emu (one replica, --latency-ms %d)" % args.latency_ms)
                 bench_store("garage", emu.storage(), os.path.join(DRIVERS, "aerogram_garage.so"), files,

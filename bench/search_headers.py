@@ -22,14 +22,14 @@ import argparse
 import base64
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from agtest.imap import Imap  # noqa: E402
 
 FIRST = ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory",
          "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Victor", "Walter", "Zebulon"]
@@ -114,38 +114,14 @@ def message(i, rng, bodies):
     return ("\r\n".join(head) + "\r\n").encode() + mime_head + b"\r\n" + body
 
 
-class Conn:
+class Conn(Imap):
     def __init__(self, host, port):
-        self.sock = socket.create_connection((host, port), timeout=600)
-        self.buf = b""
-        self.n = 0
-        self.line()
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def tag(self):
-        self.n += 1
-        return b"b%d" % self.n
-
-    def until(self, tag):
-        lines = []
-        while True:
-            line = self.line()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
+        super().__init__(port, host=host, timeout=600)
 
     def cmd(self, text, ok=True):
         tag = self.tag()
         self.sock.sendall(tag + b" " + text + b"\r\n")
-        lines = self.until(tag)
+        lines = self.until_tagged(tag)
         if ok and not lines[-1].startswith(tag + b" OK"):
             raise RuntimeError("%r: %r" % (text, lines[-1]))
         return lines
@@ -166,7 +142,7 @@ class Conn:
                 payload += b"\r\n"
             self.sock.sendall(payload)
             for tag in tags:
-                last = self.until(tag)[-1]
+                last = self.until_tagged(tag)[-1]
                 if not last.startswith(tag + b" OK"):
                     raise RuntimeError("APPEND failed: %r" % last)
 
@@ -246,7 +222,7 @@ def main():
         port = int(port)
         label = args.connect
     else:
-        from aerogramd_fixture import DRIVER, Server
+        from agtest.daemon import DRIVER, Server
         tmp = tempfile.TemporaryDirectory(prefix="aerogram-bench-search-")
         sqlite = os.path.join(os.path.dirname(DRIVER), "aerogram_sqlite.so")
         # synchronous=normal: filling 100,000 messages with an fsync each

@@ -29,11 +29,15 @@ idle checkpoint), then stopped.
 
 Usage: tests/garage/requests_per_op.py [--check] [--latency-ms MS] [--sizes 100,300] [--history H]"""
 import argparse
+import os
 import sys
 import threading
 import time
 
-from garage_harness import WAIT, Emu, Imap, daemon, message
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest.garage import WAIT, Emu, daemon  # noqa: E402
+from agtest.imap import Imap  # noqa: E402
+from agtest.mail import message  # noqa: E402
 
 USERS = {"u": "{PLAIN}pw"}
 K2V = ("ReadItem", "InsertItem", "DeleteItem", "ReadBatch", "InsertBatch", "DeleteBatch", "ReadIndex",
@@ -105,7 +109,7 @@ def history(port, n, stores, connections=4):
 
     def work(k):
         try:
-            c = Imap(port, "u")
+            c = Imap(port, user="u")
             c.ok("SELECT INBOX")
             for i in range(k, stores, connections):
                 lo = 1 + (i * 37) % max(1, n - 100)
@@ -147,7 +151,7 @@ def run_size(n, latency, stores=0):
         # Fill INBOX from a first daemon, then measure on a second one that
         # has never opened it.
         filler = daemon(emu, USERS)
-        c = Imap(filler.port, "u")
+        c = Imap(filler.port, user="u")
         for i in range(n):
             c.ok("APPEND INBOX", message(i))
         if stores:
@@ -161,8 +165,8 @@ def run_size(n, latency, stores=0):
         filler.stop()
         filler = None
         reader = daemon(emu, USERS)
-        sel = Imap(reader.port, "u")
-        other = Imap(reader.port, "u")
+        sel = Imap(reader.port, user="u")
+        other = Imap(reader.port, user="u")
         rows.append(measure(emu, "SELECT INBOX", lambda: sel.ok("SELECT INBOX"), polls=0))
         rows.append(measure(emu, "NOOP", lambda: sel.ok("NOOP")))
         rows.append(measure(emu, "APPEND (not selected)", lambda: other.ok("APPEND INBOX", message(n, "y"))))

@@ -23,7 +23,10 @@ import sys
 import threading
 import time
 
-from garage_harness import WAIT, Emu, Imap, daemon, message, select_info
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest.garage import WAIT, Emu, daemon  # noqa: E402
+from agtest.imap import Imap  # noqa: E402
+from agtest.mail import message, select_info  # noqa: E402
 
 USERS = {"u": "{PLAIN}pw"}
 IDLE_BOUND = 2.0
@@ -33,7 +36,7 @@ CONNECTIONS = 2
 
 def idle_wakeup(a, b, emu, label):
     """Returns the latency from the APPEND's OK on A to EXISTS on B."""
-    watcher = Imap(b.port, "u")
+    watcher = Imap(b.port, user="u")
     untagged, _ = watcher.ok("SELECT INBOX")
     before, _ = select_info(untagged)
     watcher.send(b"i1 IDLE\r\n")
@@ -41,7 +44,7 @@ def idle_wakeup(a, b, emu, label):
     assert line.startswith(b"+"), line
     # B's poller on the INBOX watch row is parked in the emulator.
     emu.wait_polls(1)
-    writer = Imap(a.port, "u")
+    writer = Imap(a.port, user="u")
     t0 = time.monotonic()
     writer.ok("APPEND INBOX", message(0, "idle-" + label))
     t1 = time.monotonic()
@@ -96,7 +99,7 @@ def wait_count(c, n, name):
 def convergence(a, b, start_count, label):
     sessions = {}
     for name, srv in (("A", a), ("B", b)):
-        c = Imap(srv.port, "u")
+        c = Imap(srv.port, user="u")
         untagged, _ = c.ok("SELECT INBOX")
         assert select_info(untagged)[0] == start_count, untagged
         sessions[name] = c
@@ -107,7 +110,7 @@ def convergence(a, b, start_count, label):
 
     def writer(name, port, conn):
         try:
-            c = Imap(port, "u")
+            c = Imap(port, user="u")
             for i in range(PER_DAEMON // CONNECTIONS):
                 tag = "%s%s-%s" % (name, conn, label)
                 data = message(i, tag)
@@ -150,12 +153,12 @@ def convergence(a, b, start_count, label):
             # UIDVALIDITY really changed.
             assert len(uvs) > 1 or uvs[0] != 1, "%s: disconnected without a UIDVALIDITY change" % name
             print("  %s: %s's selected session was disconnected: UIDVALIDITY changed" % (label, name))
-            old = Imap(srv.port, "u")
+            old = Imap(srv.port, user="u")
             untagged, _ = old.ok("SELECT INBOX")
             if select_info(untagged)[0] != total:
                 wait_count(old, total, name)
             old_map, old_uids = fetch_all(old)
-        fresh = Imap(srv.port, "u")
+        fresh = Imap(srv.port, user="u")
         untagged, _ = fresh.ok("SELECT INBOX")
         exists, uv = select_info(untagged)
         assert exists == total, (name, exists, total)

@@ -10,8 +10,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import IO_TIMEOUT, STORE, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import IO_TIMEOUT, STORE, Raw, Server  # noqa: E402
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: benchmark\r\n"
            b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n" + b"line of body text\r\n" * 200)

@@ -26,8 +26,8 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import DRIVER, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import DRIVER, Raw, Server  # noqa: E402
 
 # enum agw_op, in order; then the two counters that follow the calls and
 # items blocks in the counts file.

@@ -29,9 +29,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "garage"))
-from aerogramd_fixture import AEROGRAMCTL, AEROGRAMD, DRIVER, Server  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from agtest import AEROGRAMCTL, AEROGRAMD, DRIVER, Server  # noqa: E402
 
 SQLITE_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_sqlite.so")
 GARAGE_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_garage.so")
@@ -629,7 +628,7 @@ class Garage(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        from garage_harness import Emu
+        from agtest.garage import Emu
         cls.emu = Emu()
 
     @classmethod

@@ -10,8 +10,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import IO_TIMEOUT, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import IO_TIMEOUT, Server  # noqa: E402
 
 MBSYNCRC = """IMAPAccount test
 Host 127.0.0.1

@@ -9,8 +9,8 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import Raw, Server  # noqa: E402
 from roundtrips import COUNTING_DRIVER  # noqa: E402
 
 

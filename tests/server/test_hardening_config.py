@@ -13,8 +13,8 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # noqa: E402
                                free_port, make_certificate)
 
 ARGON2_OK = ("$argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHRzb21lc2FsdA"

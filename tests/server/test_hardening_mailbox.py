@@ -15,8 +15,8 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import FAULTY_DRIVER, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import FAULTY_DRIVER, Raw, Server  # noqa: E402
 
 USERS = {"u": "{PLAIN}pw", "v": "{PLAIN}pw"}
 # "*a*a*a*ab" against 1,000 'a': some 10^10 steps by backtracking (84 s

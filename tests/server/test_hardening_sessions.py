@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server, hash_password  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server, hash_password  # noqa: E402
 
 # Linux answers on all of 127.0.0.0/8: a second client address on loopback.
 OTHER_ADDRESS = "127.0.0.2"

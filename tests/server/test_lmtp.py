@@ -29,9 +29,9 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import (AEROGRAMD, DRIVER, FAULTY_DRIVER, IO_TIMEOUT, START_TIMEOUT, STORE,  # noqa: E402
-                               free_port)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import agtest.daemon  # noqa: E402
+from agtest import AEROGRAMD, DRIVER, FAULTY_DRIVER, IO_TIMEOUT, START_TIMEOUT, STORE, Raw, free_port  # noqa: E402
 
 MAX_MESSAGE = 4096
 MAX_RECIPIENTS = 5
@@ -71,13 +71,14 @@ def fields(sender, rcpt):
     return b"Return-Path: <" + sender.encode() + b">\r\nDelivered-To: " + rcpt.encode() + b"\r\n"
 
 
-class Daemon:
+class Daemon(agtest.daemon.Daemon):
     """An aerogramd with an [lmtp] section; everything in a temporary directory."""
 
     def __init__(self, lmtp=None, driver=None, storage=None, users=USERS_FILE, unix=True, start=True):
         self.tmp = tempfile.TemporaryDirectory(prefix="aerogram-lmtp-test-")
-        d = self.dir = self.tmp.name
-        self.port = free_port()
+        d = self.tmp.name
+        super().__init__(d)
+        self.dir = d
         self.lmtp_port = free_port()
         self.socket_path = os.path.join(d, "lmtp.sock") if unix else None
         self.users_path = os.path.join(d, "users.ini")
@@ -96,30 +97,16 @@ class Daemon:
         lines += ["", "[auth]", "users_file = " + self.users_path, "failure_delay = 0", "failure_delay_max = 0"]
         lines += ["", "[lmtp]", "listen = " + listen, "domains = example.org Example.NET",
                   "max_recipients = %d" % MAX_RECIPIENTS] + list(lmtp or [])
-        self.config_path = os.path.join(d, "aerogram.conf")
-        with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.log_path = os.path.join(d, "aerogramd.log")
-        self.proc = None
+        self.lines = lines
+        self.write_config()
         if start:
             self.start()
 
-    def start(self):
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([AEROGRAMD, "-c", self.config_path], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("aerogramd exited with %d:\n%s" % (self.proc.returncode, self.read_log()))
-            if "ready (" in self.read_log():
-                return
-            time.sleep(0.05)
-        raise RuntimeError("aerogramd did not start:\n" + self.read_log())
+    def config_lines(self):
+        return self.lines
 
-    def read_log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+    def start(self):
+        super().start(new_port=False)
 
     def lmtp(self, unix=False):
         if unix:
@@ -156,20 +143,11 @@ class Daemon:
 
     def stop(self):
         """SIGTERM; raises unless it exited 0 without a sanitizer report."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(IO_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None:
-            self.log.close()
-        log = self.read_log()
-        code = self.proc.returncode if self.proc is not None else 0
+        problem = super().stop()
+        log = self.read_log() if self.logs else ""
         self.tmp.cleanup()
-        if code != 0 or "Sanitizer" in log or "runtime error" in log:
-            raise AssertionError("aerogramd exited with %s:\n%s" % (code, log[-4000:]))
+        if problem:
+            raise AssertionError("aerogramd %s:\n%s" % (problem, log[-4000:]))
 
 
 def replies_after_data(client, message, n):
@@ -178,25 +156,12 @@ def replies_after_data(client, message, n):
     return [first] + [client.getreply() for _ in range(n - 1)]
 
 
-class RawLmtp:
+class RawLmtp(Raw):
     """Line-level LMTP for what smtplib does not send."""
 
     def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
-        self.buf = b""
+        super().__init__(port)
         self.greeting = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed; pending %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
 
     def reply(self):
         """One reply, multi-line ones joined: (code, [texts])."""
@@ -210,19 +175,6 @@ class RawLmtp:
     def cmd(self, text):
         self.send(text + b"\r\n")
         return self.reply()
-
-    def closed(self):
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        self.sock.close()
 
 
 class LmtpDelivery(unittest.TestCase):

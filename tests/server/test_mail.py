@@ -8,8 +8,8 @@ import time
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\n"
            b"To: bob@example.org\r\n"

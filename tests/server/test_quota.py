@@ -17,8 +17,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
 
 OVER = b"[OVERQUOTA] Quota exceeded (mailbox for user is full)"
 SQLITE_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_sqlite.so")

@@ -10,8 +10,8 @@ import sys
 import threading
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
 
 COMMANDS = [
     b"LOGIN u pw", b"SELECT INBOX", b"EXAMINE INBOX", b"APPEND INBOX {5+}\r\nhello",

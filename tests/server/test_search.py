@@ -9,8 +9,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import STORE, Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import STORE, Raw, Server  # noqa: E402
 from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
 
 MESSAGES = [

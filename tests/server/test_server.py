@@ -11,8 +11,8 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # noqa: E402
                                client_tls_context, hash_password)
 
 # The capability lists a client must see, exactly (what is implemented today).

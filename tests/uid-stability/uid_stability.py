@@ -45,10 +45,11 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "garage"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from garage_harness import B, GARAGE_DRIVER, ROOT, WAIT, Emu, Imap  # noqa: E402
-from aerogramd_fixture import Server  # noqa: E402
+from agtest.daemon import ROOT, Server  # noqa: E402
+from agtest.garage import B, GARAGE_DRIVER, WAIT, Emu  # noqa: E402
+from agtest.imap import Imap  # noqa: E402
 
 SQLITE_DRIVER = os.path.abspath(os.path.join(ROOT, B, "drivers", "aerogram_sqlite.so"))
 USER = "u"
@@ -75,27 +76,12 @@ KINDS = {
 EXAMPLES = 3  # problems printed per kind
 
 
-class Daemon(Server):
-    """The fixture's aerogramd, killed (by its PID) when it does not get ready,
-    so that a failed start leaves no process behind."""
-
-    def wait_ready(self):
-        try:
-            super().wait_ready()
-        except BaseException:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.log.close()
-            raise
-
-
 def start_daemon(driver, storage):
     """An aerogramd on `driver`; a start that fails (its port taken meanwhile
     by another program, say) is tried again on another port."""
     for attempt in range(3):
         try:
-            return Daemon(USERS, tls=False, driver=driver, storage=storage)
+            return Server(USERS, tls=False, driver=driver, storage=storage)
         except RuntimeError:
             if attempt == 2:
                 raise
@@ -169,7 +155,7 @@ class Session(Imap):
         self.dead = False
         self.got_bye = False  # a BYE other than LOGOUT's
         self.journal = []
-        super().__init__(port, USER)
+        super().__init__(port, user=USER)
 
     def response(self):
         line, lits = super().response()
@@ -177,30 +163,6 @@ class Session(Imap):
             self.journal.append(line)
             self.run.saw_untagged(self, line)
         return line, lits
-
-    def command(self, text, literal=None):
-        """As Imap.command, but untagged responses that arrive before the
-        continuation of a literal (a BYE, say) are recorded too; a tagged
-        answer instead of the continuation ends the command."""
-        if literal is None:
-            return super().command(text)
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text.encode() + b" {%d}\r\n" % len(literal))
-        untagged = []
-        while True:
-            line, lits = self.response()
-            if line.startswith(b"+"):
-                break
-            if line.startswith(tag + b" "):
-                return untagged, line
-            untagged.append((line, lits))
-        self.send(literal + b"\r\n")
-        while True:
-            line, lits = self.response()
-            if line.startswith(tag + b" "):
-                return untagged, line
-            untagged.append((line, lits))
 
     def select(self, mailbox):
         """SELECT; returns (EXISTS, UIDVALIDITY, UIDNEXT)."""

@@ -1,0 +1,250 @@
+"""The IMAP client of the tests: exact bytes on the wire, no hidden retries.
+
+A dropped connection is an exception the caller sees (EOFError or OSError),
+so a caller knows that, say, an APPEND was not acknowledged. `Imap` reads
+the greeting (and logs in if given a user); `Raw` is the same client for
+the server tests, which read the greeting themselves. Standard library only."""
+import re
+import socket
+import ssl
+
+from agtest.daemon import IO_TIMEOUT, client_tls_context
+
+__all__ = ["Imap", "ImapError", "Raw"]
+
+LITERAL = re.compile(rb"\{(\d+)\}$")
+
+
+class ImapError(AssertionError):
+    """A tagged NO or BAD, a greeting that is not OK, or no continuation
+    where one was due."""
+
+
+class Imap:
+    def __init__(self, port, host="127.0.0.1", tls=False, family=socket.AF_INET, timeout=IO_TIMEOUT,
+                 greeting=True, user=None, password="pw"):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            sock = client_tls_context().wrap_socket(sock, server_hostname="localhost")
+        self.sock = sock
+        self.buf = b""
+        self.n = 0
+        if greeting:
+            line = self.line()
+            if not line.startswith(b"* OK"):
+                raise ImapError("greeting: %r" % line)
+        if user:
+            self.login(user, password)
+
+    # --- the wire
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self, timeout=None):
+        """One line without its CRLF (`timeout`, if given, becomes the socket's)."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending: %r" % self.buf)
+            self.buf += chunk
+
+    def exact(self, n):
+        """Exactly n bytes (a literal)."""
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise EOFError("connection closed in a literal")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self):
+        """One response with its literals: (text with each literal replaced
+        by '{}', [literal bytes...])."""
+        text, lits = b"", []
+        while True:
+            line = self.line()
+            m = LITERAL.search(line)
+            if not m:
+                return text + line, lits
+            text += line[:m.start()] + b"{}"
+            lits.append(self.exact(int(m.group(1))))
+
+    def until_tagged(self, tag):
+        """Lines up to and including the one tagged `tag` (literals not parsed)."""
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    def closed(self):
+        """True once the server closed the connection (after what it sent)."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+
+    def starttls(self):
+        self.sock = client_tls_context().wrap_socket(self.sock, server_hostname="localhost")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # --- commands
+
+    def tag(self):
+        self.n += 1
+        return b"t%d" % self.n
+
+    def command(self, cmd, literal=None, literal_plus=False, on_untagged=None):
+        """Sends one command (str or bytes), with one literal at its end if
+        given (synchronizing, or LITERAL+ if literal_plus); returns
+        (untagged, tagged line), untagged a list of (text, literals) unless
+        on_untagged(text, literals) takes them. Untagged responses before the
+        continuation are kept too; a tagged answer instead of the
+        continuation ends the command."""
+        tag = self.tag()
+        if isinstance(cmd, str):
+            cmd = cmd.encode()
+        untagged = []
+        if literal is None:
+            self.send(tag + b" " + cmd + b"\r\n")
+        elif literal_plus:
+            self.send(tag + b" " + cmd + b" {%d+}\r\n" % len(literal) + literal + b"\r\n")
+        else:
+            self.send(tag + b" " + cmd + b" {%d}\r\n" % len(literal))
+            while True:
+                text, lits = self.response()
+                if text.startswith(b"+"):
+                    break
+                if text.startswith(tag + b" "):
+                    return untagged, text
+                self._untagged(untagged, on_untagged, text, lits)
+            self.send(literal + b"\r\n")
+        return self.answer(tag, on_untagged, untagged)
+
+    def answer(self, tag, on_untagged=None, untagged=None):
+        """Reads up to the answer tagged `tag`: (untagged, tagged line)."""
+        untagged = [] if untagged is None else untagged
+        while True:
+            text, lits = self.response()
+            if text.startswith(tag + b" "):
+                return untagged, text
+            self._untagged(untagged, on_untagged, text, lits)
+
+    @staticmethod
+    def _untagged(untagged, on_untagged, text, lits):
+        if on_untagged:
+            on_untagged(text, lits)
+        else:
+            untagged.append((text, lits))
+
+    @staticmethod
+    def _check(cmd, tag, tagged):
+        if not tagged.startswith(tag + b" OK"):
+            raise ImapError("%s: %s" % (cmd if isinstance(cmd, str) else cmd.decode("latin-1"),
+                                        tagged.decode("latin-1")))
+
+    def ok(self, cmd, literal=None, literal_plus=False, on_untagged=None):
+        """command(), raising ImapError unless the answer is OK."""
+        untagged, tagged = self.command(cmd, literal, literal_plus, on_untagged)
+        self._check(cmd, b"t%d" % self.n, tagged)
+        return untagged, tagged
+
+    def finish(self, tag, on_untagged=None):
+        """answer(), raising ImapError unless it is OK (for a command sent by hand)."""
+        untagged, tagged = self.answer(tag, on_untagged)
+        self._check(tag, tag, tagged)
+        return untagged, tagged
+
+    # --- what the crash tests use
+
+    def login(self, user, password):
+        self.ok("LOGIN %s %s" % (user, password))
+
+    def append_start(self, mailbox, size):
+        """Sends the APPEND line and waits for the continuation; returns the tag."""
+        tag = self.tag()
+        self.send(b"%s APPEND %s {%d}\r\n" % (tag, mailbox.encode(), size))
+        line = self.line()
+        if not line.startswith(b"+"):
+            raise ImapError(line.decode("latin-1"))
+        return tag
+
+    def append_end(self, tag):
+        """Reads the answer to an APPEND; returns (uidvalidity, uid)."""
+        _, tagged = self.finish(tag)
+        m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", tagged)
+        if not m:
+            raise ImapError("no APPENDUID in %r" % tagged)
+        return int(m.group(1)), int(m.group(2))
+
+    def append(self, mailbox, data):
+        tag = self.append_start(mailbox, len(data))
+        self.send(data + b"\r\n")
+        return self.append_end(tag)
+
+    def select(self, mailbox):
+        """Returns (exists, uidvalidity)."""
+        untagged, _ = self.ok("SELECT " + mailbox)
+        exists = uidvalidity = None
+        for text, _ in untagged:
+            m = re.match(rb"\* (\d+) EXISTS", text)
+            if m:
+                exists = int(m.group(1))
+            m = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
+            if m:
+                uidvalidity = int(m.group(1))
+        return exists, uidvalidity
+
+    def uid_search(self, criteria):
+        untagged, _ = self.ok(b"UID SEARCH " + criteria)
+        uids = []
+        for text, _ in untagged:
+            if text.startswith(b"* SEARCH"):
+                uids += [int(x) for x in text.split()[2:]]
+        return uids
+
+    def fetch_bodies(self, uids, batch=100):
+        """{uid: bytes} of BODY.PEEK[] for the given UIDs, in batches."""
+        out = {}
+        uids = sorted(uids)
+        for i in range(0, len(uids), batch):
+            chunk = b",".join(b"%d" % u for u in uids[i:i + batch])
+            untagged, _ = self.ok(b"UID FETCH " + chunk + b" (UID BODY.PEEK[])")
+            for text, lits in untagged:
+                m = re.search(rb"UID (\d+)", text)
+                if b" FETCH " in text and m and lits:
+                    out[int(m.group(1))] = lits[0]
+        return out
+
+    def logout(self):
+        try:
+            self.command("LOGOUT")
+        except (OSError, EOFError):
+            pass
+        self.close()
+
+
+class Raw(Imap):
+    """The client without reading the greeting: for what imaplib cannot send
+    (pipelining, garbage) and for tests that look at the greeting."""
+
+    def __init__(self, port, host="127.0.0.1", tls=False, family=socket.AF_INET):
+        super().__init__(port, host, tls, family, greeting=False)
