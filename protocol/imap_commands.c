@@ -208,8 +208,12 @@ static bool cmd_append(struct imap_gram *g)
 				return false;
 			msg->has_date = true;
 		}
-		if (imap_peek(g) == '~')
-			return imap_fail(g, "BINARY literals are not supported in APPEND");
+		/* literal8 (RFC 3516): the streaming side reads "~{n}" as it reads
+		 * "{n}"; only here may the bytes be NUL. */
+		if (imap_peek(g) == '~' && g->pos + 1 < g->len && g->buf[g->pos + 1] == '{') {
+			msg->binary = true;
+			g->pos++;
+		}
 		if (imap_peek(g) != '{')
 			return imap_fail(g, "The APPEND message must be a literal");
 		cmd->u.append.message_count++;

@@ -183,7 +183,9 @@ enum imap_fetch_att_kind {
 	IMAP_FETCH_BODYSTRUCTURE,
 	IMAP_FETCH_UID,
 	IMAP_FETCH_BODY_SECTION,  /* BODY[...] or BODY.PEEK[...] */
-	IMAP_FETCH_MODSEQ         /* RFC 7162 */
+	IMAP_FETCH_MODSEQ,        /* RFC 7162 */
+	IMAP_FETCH_BINARY,        /* BINARY[part] or BINARY.PEEK[part] (RFC 3516): section.parts only */
+	IMAP_FETCH_BINARY_SIZE    /* BINARY.SIZE[part] */
 };
 
 enum imap_section_text {
@@ -209,7 +211,7 @@ struct imap_section {
 
 struct imap_fetch_att {
 	enum imap_fetch_att_kind kind;
-	bool peek;                /* BODY.PEEK */
+	bool peek;                /* BODY.PEEK, BINARY.PEEK */
 	struct imap_section section;
 	bool has_partial;         /* <offset.count> */
 	uint32_t partial_offset;
@@ -308,6 +310,7 @@ struct imap_append_message {
 	bool has_date;
 	struct imap_datetime date;
 	uint64_t size;               /* the literal's size; its bytes went out as events */
+	bool binary;                 /* sent as a literal8 ~{n} (RFC 3516): may hold NUL */
 };
 
 /* A parsed command. Every pointer inside points into memory the command

@@ -69,13 +69,22 @@ static void dump_status_items(struct agbuf *out, const struct imap_status_items 
 
 static const char *const fetch_names[] = {
 	"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT",
-	"BODY", "BODYSTRUCTURE", "UID", "BODY[]", "MODSEQ",
+	"BODY", "BODYSTRUCTURE", "UID", "BODY[]", "MODSEQ", "BINARY", "BINARY.SIZE",
 };
 
 static const char *const section_names[] = { "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME" };
 
 static void dump_att(struct agbuf *out, const struct imap_fetch_att *a)
 {
+	if (a->kind == IMAP_FETCH_BINARY || a->kind == IMAP_FETCH_BINARY_SIZE) {
+		agbuf_puts(out, a->kind == IMAP_FETCH_BINARY_SIZE ? "BINARY.SIZE[" : a->peek ? "BINARY.PEEK[" : "BINARY[");
+		for (size_t i = 0; i < a->section.part_count; i++)
+			agbuf_printf(out, "%s%" PRIu32, i ? "." : "", a->section.parts[i]);
+		agbuf_putc(out, ']');
+		if (a->has_partial)
+			agbuf_printf(out, "<%" PRIu32 ".%" PRIu32 ">", a->partial_offset, a->partial_count);
+		return;
+	}
 	if (a->kind != IMAP_FETCH_BODY_SECTION) {
 		agbuf_puts(out, fetch_names[a->kind]);
 		return;
@@ -237,7 +246,7 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 				dump_datetime(out, &m->date);
 				agbuf_putc(out, ' ');
 			}
-			agbuf_printf(out, "%" PRIu64 "]", m->size);
+			agbuf_printf(out, "%s%" PRIu64 "]", m->binary ? "~" : "", m->size);
 		}
 		break;
 	case IMAP_CMD_SEARCH:
