@@ -46,7 +46,8 @@ static const struct capability capabilities[] = {
 	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
 	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
 	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
-	{ "BINARY", POST, ALWAYS, 1 },        /* RFC 3516 (literal8 only in APPEND) */
+	{ "BINARY", POST, ALWAYS, 1 },
+	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */        /* RFC 3516 (literal8 only in APPEND) */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -378,6 +378,15 @@ static bool cmd_setquota(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+/* RFC 4978: COMPRESS SP atom; the session refuses a mechanism it does not know. */
+static bool cmd_compress(struct imap_gram *g)
+{
+	if (!imap_sp(g, "compression mechanism") ||
+	    !imap_atom(g, &g->cmd->u.compress.mechanism, "compression mechanism"))
+		return false;
+	return imap_eol(g);
+}
+
 static bool cmd_fetch(struct imap_gram *g)
 {
 	return imap_gram_fetch(g);
@@ -399,6 +408,7 @@ static const struct command_def {
 	{ "CAPABILITY", IMAP_CMD_CAPABILITY, false, no_args },
 	{ "CHECK", IMAP_CMD_CHECK, false, no_args },
 	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },
+	{ "COMPRESS", IMAP_CMD_COMPRESS, false, cmd_compress },
 	{ "COPY", IMAP_CMD_COPY, true, cmd_copy },
 	{ "CREATE", IMAP_CMD_CREATE, false, cmd_mailbox_only },
 	{ "DELETE", IMAP_CMD_DELETE, false, cmd_mailbox_only },

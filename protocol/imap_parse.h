@@ -165,6 +165,7 @@ enum imap_cmd_kind {
 	IMAP_CMD_GETQUOTA,     /* RFC 9208 */
 	IMAP_CMD_GETQUOTAROOT,
 	IMAP_CMD_SETQUOTA,
+	IMAP_CMD_COMPRESS,     /* RFC 4978 */
 	IMAP_CMD__COUNT
 };
 
@@ -367,6 +368,7 @@ struct imap_command {
 		struct { bool has_set; struct imap_seqset set; } expunge; /* UID EXPUNGE */
 		struct { bool nil; size_t count; struct imap_str *names, *values; } id; /* value.data NULL for NIL */
 		struct { size_t count; struct imap_str *caps; } enable;
+		struct { struct imap_str mechanism; } compress; /* an atom, "DEFLATE" the only one defined */
 		/* GETQUOTA root, SETQUOTA root (name limit ...) (RFC 9208);
 		 * GETQUOTAROOT takes `mailbox` above */
 		struct {

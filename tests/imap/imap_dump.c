@@ -310,6 +310,10 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		}
 		agbuf_putc(out, ')');
 		break;
+	case IMAP_CMD_COMPRESS:
+		agbuf_putc(out, ' ');
+		dump_str(out, &u->compress.mechanism);
+		break;
 	case IMAP_CMD_GETQUOTA:
 		agbuf_putc(out, ' ');
 		dump_str(out, &u->quota.root);

@@ -51,6 +51,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_compress.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py

@@ -1,0 +1,150 @@
+/* compress.c - the DEFLATE layer of COMPRESS (RFC 4978) as a libevent
+ * filter.
+ *
+ * Memory: zlib's state is the cost of a compressed connection. Inflating
+ * needs the 32 KiB window the client may use (windowBits 15) and ~7 KiB of
+ * tables; deflating at the defaults (windowBits 15, memLevel 8) takes
+ * about 256 KiB of which most stays untouched until the output is large
+ * enough to fill it (glibc hands such blocks out as fresh mappings, so
+ * pages count in RSS only once written). The server's deflate may use any
+ * window (the client's inflate copes with smaller ones), so it uses
+ * windowBits 14 and memLevel 7: about 96 KiB allocated per connection for
+ * output, at a cost of a few percent of compression on large FETCHes.
+ * The figures are measured in the README of host/. */
+#include "host/compress.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include <event2/buffer.h>
+
+/* The server's deflate parameters (see above); raw deflate: negative bits. */
+#define DEFLATE_WINDOW_BITS 14
+#define DEFLATE_MEM_LEVEL 7
+/* zlib's speed/size trade-off: RFC 4978 4 finds the cheapest level already
+ * compresses IMAP responses to 25-40%; 6 is zlib's default. */
+#define DEFLATE_LEVEL 6
+/* Output space asked of the evbuffer per deflate/inflate call. */
+#define CHUNK 16384
+
+struct zpair {
+	z_stream in;  /* inflate: client to server */
+	z_stream out; /* deflate: server to client */
+	struct bufferevent *bev; /* the filter, told of a corrupt stream */
+	int failed;
+};
+
+static void zpair_free(void *arg)
+{
+	struct zpair *z = arg;
+	inflateEnd(&z->in);
+	deflateEnd(&z->out);
+	free(z);
+}
+
+/* Runs `in` (src's first chunk, or nothing) through zlib into dst;
+ * returns zlib's code and sets *used and *made. */
+static int step(z_stream *zs, int deflating, struct evbuffer *src, struct evbuffer *dst, int flush,
+                size_t *used, size_t *made)
+{
+	struct evbuffer_iovec in_vec = { NULL, 0 }, out_vec;
+	if (evbuffer_get_length(src) > 0)
+		evbuffer_peek(src, -1, NULL, &in_vec, 1);
+	if (evbuffer_reserve_space(dst, CHUNK, &out_vec, 1) < 1)
+		return Z_MEM_ERROR;
+	zs->next_in = in_vec.iov_base;
+	zs->avail_in = (uInt)in_vec.iov_len;
+	zs->next_out = out_vec.iov_base;
+	zs->avail_out = (uInt)out_vec.iov_len;
+	if (deflating && flush == Z_SYNC_FLUSH && in_vec.iov_len < evbuffer_get_length(src))
+		flush = Z_NO_FLUSH; /* more input follows: flush after the last chunk only */
+	int rc = deflating ? deflate(zs, flush) : inflate(zs, Z_SYNC_FLUSH);
+	*used = in_vec.iov_len - zs->avail_in;
+	*made = out_vec.iov_len - zs->avail_out;
+	out_vec.iov_len = *made;
+	evbuffer_commit_space(dst, &out_vec, 1);
+	evbuffer_drain(src, *used);
+	return rc;
+}
+
+static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struct evbuffer *dst,
+                                                     ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                     void *arg)
+{
+	(void)mode;
+	struct zpair *z = arg;
+	if (z->failed) {
+		evbuffer_drain(src, evbuffer_get_length(src));
+		return BEV_ERROR;
+	}
+	for (;;) {
+		/* At the high-water mark the rest waits, still compressed, in src
+		 * (never inside zlib: the last call had room for all it made), so
+		 * that a small input cannot fill memory with what it inflates to.
+		 * The session asks for it again once it has read (see
+		 * session_input). */
+		if (limit > 0 && evbuffer_get_length(dst) >= (size_t)limit && z->in.avail_out != 0)
+			return BEV_OK;
+		size_t used, made;
+		int rc = step(&z->in, 0, src, dst, Z_SYNC_FLUSH, &used, &made);
+		/* A client that ends its stream (Z_STREAM_END) or sends garbage
+		 * cannot say anything more: the connection ends. */
+		if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			/* libevent 2.1 ignores BEV_ERROR from an input filter:
+			 * the session learns it as an error event and closes. */
+			if (!z->failed && z->bev != NULL)
+				bufferevent_trigger_event(z->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+			z->failed = 1;
+			evbuffer_drain(src, evbuffer_get_length(src));
+			return BEV_ERROR;
+		}
+		if (used == 0 && made == 0)
+			return BEV_OK;
+	}
+}
+
+static enum bufferevent_filter_result deflate_filter(struct evbuffer *src, struct evbuffer *dst,
+                                                     ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                     void *arg)
+{
+	(void)limit;
+	(void)mode;
+	struct zpair *z = arg;
+	for (;;) {
+		size_t used, made;
+		int rc = step(&z->out, 1, src, dst, Z_SYNC_FLUSH, &used, &made);
+		if (rc != Z_OK && rc != Z_BUF_ERROR)
+			return BEV_ERROR;
+		/* done when every byte went in and zlib had room for all it made */
+		if (evbuffer_get_length(src) == 0 && z->out.avail_out != 0)
+			return BEV_OK;
+		if (used == 0 && made == 0)
+			return BEV_OK;
+	}
+}
+
+struct bufferevent *ag_compress_wrap(struct bufferevent *under)
+{
+	struct zpair *z = calloc(1, sizeof(*z));
+	if (z == NULL)
+		return NULL;
+	z->in.avail_out = 1; /* nothing held back yet (see inflate_filter) */
+	if (inflateInit2(&z->in, -15) != Z_OK) {
+		free(z);
+		return NULL;
+	}
+	if (deflateInit2(&z->out, DEFLATE_LEVEL, Z_DEFLATED, -DEFLATE_WINDOW_BITS, DEFLATE_MEM_LEVEL,
+	                 Z_DEFAULT_STRATEGY) != Z_OK) {
+		inflateEnd(&z->in);
+		free(z);
+		return NULL;
+	}
+	struct bufferevent *bev = bufferevent_filter_new(under, inflate_filter, deflate_filter,
+	                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, zpair_free, z);
+	if (bev == NULL)
+		zpair_free(z);
+	else
+		z->bev = bev;
+	return bev;
+}
