@@ -2,15 +2,15 @@
  * filter.
  *
  * Memory: zlib's state is the cost of a compressed connection. Inflating
- * needs the 32 KiB window the client may use (windowBits 15) and ~7 KiB of
- * tables; deflating at the defaults (windowBits 15, memLevel 8) takes
- * about 256 KiB of which most stays untouched until the output is large
- * enough to fill it (glibc hands such blocks out as fresh mappings, so
- * pages count in RSS only once written). The server's deflate may use any
- * window (the client's inflate copes with smaller ones), so it uses
- * windowBits 14 and memLevel 7: about 96 KiB allocated per connection for
- * output, at a cost of a few percent of compression on large FETCHes.
- * The figures are measured in the README of host/. */
+ * needs the 32 KiB window the client may use (windowBits 15, allocated at
+ * the first input) and ~7 KiB of tables. Deflating at zlib's defaults
+ * (windowBits 15, memLevel 8) allocates about 256 KiB. The server's deflate
+ * may use any window (the client's inflate copes with a smaller one), so it
+ * uses windowBits 14 and memLevel 7: 128 KiB allocated, of which an idle
+ * connection touches about half. Measured with 1,000 idle connections
+ * (logged in, INBOX selected) on the memory driver: RSS grows by 5 KiB a
+ * connection uncompressed and by 70 KiB compressed (103 KiB with zlib's
+ * defaults); see host/README.md. */
 #include "host/compress.h"
 
 #include <stdlib.h>
