@@ -46,8 +46,9 @@ static const struct capability capabilities[] = {
 	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
 	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
 	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
-	{ "BINARY", POST, ALWAYS, 1 },
-	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */        /* RFC 3516 (literal8 only in APPEND) */
+	{ "BINARY", POST, ALWAYS, 1 },        /* RFC 3516 (literal8 only in APPEND) */
+	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */
+	{ "CATENATE", POST, ALWAYS, 1 },      /* RFC 4469 (relative URLs to the user's own mailboxes) */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -39,9 +39,11 @@
  *                         parsed so far so the caller may refuse early
  *                         ([TRYCREATE], [TOOBIG], [OVERQUOTA]).
  *   IMAP_EV_APPEND_BEGIN  an APPEND message literal starts: ev->cmd
- *                         (borrowed) has the mailbox and, in
- *                         cmd->u.append.messages[ev->message_index], its
- *                         flags and date; ev->literal_size is its size.
+ *                         (borrowed) has the mailbox; ev->literal_size is
+ *                         its size. ev->message_index counts the streamed
+ *                         literals of the command from 0: one per message,
+ *                         or one per TEXT part of CATENATE (RFC 4469); a
+ *                         message's `literal` or a part's says which.
  *   IMAP_EV_APPEND_DATA   ev->data/ev->len: the next bytes of that message,
  *                         pointing into the caller's own input (no copy).
  *   IMAP_EV_APPEND_END    the message's bytes are complete. The command then
@@ -305,6 +307,15 @@ enum imap_store_mode { IMAP_STORE_REPLACE, IMAP_STORE_ADD, IMAP_STORE_REMOVE };
 #define IMAP_LIST_RET_STATUS         0x04u
 #define IMAP_LIST_RET_SPECIAL_USE    0x08u
 
+/* One part of CATENATE (RFC 4469): TEXT literal or URL. */
+struct imap_cat_part {
+	bool is_url;
+	struct imap_str url;         /* URL: the IMAP URL as sent */
+	uint64_t size;               /* TEXT: the literal's size */
+	size_t literal;              /* TEXT: which streamed literal of the command */
+	bool binary;                 /* TEXT as a literal8 */
+};
+
 struct imap_append_message {
 	bool has_flags;
 	struct imap_flags flags;
@@ -312,6 +323,10 @@ struct imap_append_message {
 	struct imap_datetime date;
 	uint64_t size;               /* the literal's size; its bytes went out as events */
 	bool binary;                 /* sent as a literal8 ~{n} (RFC 3516): may hold NUL */
+	size_t literal;              /* which streamed literal of the command holds it */
+	bool catenate;               /* CATENATE (...) instead of one literal */
+	size_t part_count;
+	struct imap_cat_part *parts;
 };
 
 /* A parsed command. Every pointer inside points into memory the command

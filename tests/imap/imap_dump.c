@@ -246,6 +246,22 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 				dump_datetime(out, &m->date);
 				agbuf_putc(out, ' ');
 			}
+			if (m->catenate) {
+				agbuf_puts(out, "CATENATE");
+				for (size_t k = 0; k < m->part_count; k++) {
+					const struct imap_cat_part *c = &m->parts[k];
+					agbuf_putc(out, ' ');
+					if (c->is_url) {
+						agbuf_puts(out, "URL ");
+						dump_str(out, &c->url);
+					} else {
+						agbuf_printf(out, "TEXT %s%" PRIu64 "#%zu", c->binary ? "~" : "", c->size,
+						             c->literal);
+					}
+				}
+				agbuf_putc(out, ']');
+				continue;
+			}
 			agbuf_printf(out, "%s%" PRIu64 "]", m->binary ? "~" : "", m->size);
 		}
 		break;

@@ -439,6 +439,25 @@ static void test_append_literal8(void)
 	expect_log("a APPEND x (\\Seen) ~{2}\r\nab ~{1+}\r\nc {1+}\r\nd\r\n",
 		   "LIT a 2 message\nAPPEND-BEGIN 0 2 \"x\"\nDATA ab\nAPPEND-END 0\nAPPEND-BEGIN 1 1 \"x\"\nDATA c\n"
 		   "APPEND-END 1\nAPPEND-BEGIN 2 1 \"x\"\nDATA d\nAPPEND-END 2\nCMD a APPEND \"x\" [(\\Seen) ~2] [~1] [1]\n");
+	/* CATENATE (RFC 4469): TEXT literals stream like messages, numbered
+	 * across the command; URLs are strings (a small literal too) */
+	expect_log("a APPEND x (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=2/;section=HEADER\" "
+		   "TEXT {3}\r\nabc URL {5}\r\n/a/;b TEXT ~{1+}\r\nd) catenate (text {1+}\r\ne) {1+}\r\nf\r\n",
+		   "LIT a 3 message\nAPPEND-BEGIN 0 3 \"x\"\nDATA abc\nAPPEND-END 0\nLIT a 5\n"
+		   "APPEND-BEGIN 1 1 \"x\"\nDATA d\nAPPEND-END 1\nAPPEND-BEGIN 2 1 \"x\"\nDATA e\nAPPEND-END 2\n"
+		   "APPEND-BEGIN 3 1 \"x\"\nDATA f\nAPPEND-END 3\n"
+		   "CMD a APPEND \"x\" [(\\Seen) CATENATE URL \"/INBOX;UIDVALIDITY=9/;UID=2/;section=HEADER\" TEXT 3#0 "
+		   "URL \"/a/;b\" TEXT ~1#1] [CATENATE TEXT 1#2] [1]\n");
+	expect_log("a APPEND x CATENATE (URL \"/x/;uid=1\")\r\n", "CMD a APPEND \"x\" [CATENATE URL \"/x/;uid=1\"]\n");
+	expect_log("a APPEND x CATENATE ()\r\nz NOOP\r\n", "ERR a syntax: Empty CATENATE list\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (FOO 1)\r\nz NOOP\r\n",
+		   "ERR a syntax: Expected TEXT or URL in CATENATE\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (TEXT \"abc\")\r\nz NOOP\r\n",
+		   "ERR a syntax: The CATENATE TEXT part must be a literal\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE URL \"/x\"\r\nz NOOP\r\n",
+		   "ERR a syntax: Missing '(' before the CATENATE parts\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (URL \"/x\"\r\nz NOOP\r\n",
+		   "ERR a syntax: Missing ')' at the end of the CATENATE parts\nCMD z NOOP\n");
 	/* elsewhere it is a syntax error, the literal skipped, the parser in step */
 	expect_log("a LOGIN ~{4+}\r\nfred x\r\nz NOOP\r\n",
 		   "ERR a syntax: Expected a space before password\nCMD z NOOP\n");
