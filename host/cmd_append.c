@@ -166,8 +166,12 @@ static int url_parse(const char *url, size_t len, const char *selected, struct i
 		agbuf_reserve(&utf8, 1);
 		int bad = stop == p || percent_decode(p, (size_t)(stop - p), &utf8) != 0;
 		/* RFC 5092 names mailboxes in UTF-8; the store keeps them as sent,
-		 * in modified UTF-7 */
-		if (!bad && mutf7_encode(utf8.data, utf8.len, &u->mailbox) != 0)
+		 * in modified UTF-7. A name that is valid modified UTF-7 already
+		 * (ASCII, "&...-" sequences) is taken as it is, as clients that
+		 * copy the name from LIST send it. */
+		if (!bad && mutf7_is_valid(utf8.data, utf8.len))
+			agbuf_append(&u->mailbox, utf8.data, utf8.len);
+		else if (!bad && mutf7_encode(utf8.data, utf8.len, &u->mailbox) != 0)
 			bad = 1;
 		agbuf_free(&utf8);
 		if (bad)

@@ -1149,7 +1149,7 @@ int main(void)
 	CU_add_test(parse, "too many literals", test_too_many_literals);
 	CU_add_test(parse, "error known before the literal", test_error_before_literal);
 	CU_add_test(parse, "APPEND streamed", test_append_streamed);
-	CU_add_test(parse, "APPEND with literal8", test_append_literal8);
+	CU_add_test(parse, "APPEND with literal8 and CATENATE", test_append_literal8);
 	CU_add_test(parse, "APPEND of 5 MiB not buffered", test_append_large_not_buffered);
 	CU_add_test(parse, "APPEND too large", test_append_too_large);
 	CU_add_test(parse, "literal event carries the APPEND", test_literal_event_has_append_so_far);
