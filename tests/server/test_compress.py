@@ -6,8 +6,8 @@ connection appends, APPENDs with both kinds of literal; COMPRESS repeated
 the connection lives); COMPRESS over STARTTLS, STARTTLS after it refused;
 a corrupt compressed stream ends only its own connection. Run by
 `make check-server`."""
+import base64
 import os
-import socket
 import sys
 import unittest
 import zlib
@@ -224,6 +224,25 @@ class Compress(unittest.TestCase):
         self.start_compress(other)
         other.send(b"n NOOP\r\n")
         self.assertEqual(other.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+
+    def test_fetch_in_several_runs(self):
+        # A FETCH answer larger than one run (about 1 MiB) and, compressed,
+        # larger than the output the server lets wait (4 MiB): the later
+        # runs go out as the client reads, through the deflate layer.
+        r, _ = self.connect(user=b"v")
+        self.start_compress(r)
+        msgs = []
+        for i in range(4):
+            m = b"Subject: %d\r\n\r\n" % i + base64.encodebytes(os.urandom(1200000)).replace(b"\n", b"\r\n")
+            msgs.append(m)
+            self.append(r, b"a%d" % i, b"INBOX", m, nonsync=True)
+        r.send(b"s SELECT INBOX\r\nf FETCH 1:4 BODY.PEEK[]\r\n")
+        self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK"))
+        for i, m in enumerate(msgs):
+            self.assertEqual(r.line(), b"* %d FETCH (BODY[] {%d}" % (i + 1, len(m)))
+            self.assertEqual(r.exactly(len(m)), m)
+            self.assertEqual(r.line(), b")")
+        self.assertEqual(r.line(), b"f OK FETCH completed.")
 
     def test_many_small_commands_in_one_write(self):
         r, _ = self.connect()
