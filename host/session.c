@@ -512,7 +512,8 @@ static void send_reply(struct ag_session *s, const char *data, size_t len)
 {
 	if (s->bev == NULL || s->dead || len == 0)
 		return;
-	if (bufferevent_get_underlying(s->bev) == NULL && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+	/* (an implicit-TLS bufferevent has no layer below: test tls itself) */
+	if (!s->tls && !s->compressed && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		ssize_t sent = send(bufferevent_getfd(s->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (sent > 0) {
 			data += sent;

@@ -85,14 +85,14 @@ class Compress(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(USERS, tls=True, tls_port=False)
+        cls.srv = Server(USERS, tls=True)
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
 
-    def connect(self, user=b"u", tls=False):
-        r = Deflated(self.srv.port)
+    def connect(self, user=b"u", tls=False, implicit_tls=False):
+        r = Deflated(self.srv.tls_port, tls=True) if implicit_tls else Deflated(self.srv.port)
         self.addCleanup(r.close)
         self.assertTrue(r.line().startswith(b"* OK "))
         if tls:
@@ -204,6 +204,19 @@ class Compress(unittest.TestCase):
         self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t BAD "))
         r.send(b"n NOOP\r\n")
         self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+
+    def test_over_implicit_tls(self):
+        r, _ = self.connect(implicit_tls=True)
+        self.start_compress(r)
+        msg = big_message(200000)
+        r.send(b"c CREATE tlsbox\r\ns SELECT tlsbox\r\n")
+        self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK"))
+        self.assertIn(b"* 1 EXISTS", self.append(r, b"a", b"tlsbox", msg))
+        r.send(b"f FETCH 1 BODY.PEEK[]\r\n")
+        self.assertEqual(r.line(), b"* 1 FETCH (BODY[] {%d}" % len(msg))
+        self.assertEqual(r.exactly(len(msg)), msg)
+        self.assertEqual(r.line(), b")")
+        self.assertEqual(r.line(), b"f OK FETCH completed.")
 
     def test_plain_starttls_after_compress_refused(self):
         r, _ = self.connect()

@@ -18,7 +18,8 @@ from aerogramd_fixture import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # no
 # The capability lists a client must see, exactly (what is implemented today).
 PRE_LOGIN = "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE ID"
 POST_LOGIN = ("IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT NAMESPACE ID CHILDREN "
-              "SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE")
+              "SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE BINARY COMPRESS=DEFLATE "
+              "CATENATE")
 FAILED = b"[AUTHENTICATIONFAILED] Authentication failed."
 
 USERS = {"alice": "{PLAIN}secret", "carol@example.org": "{PLAIN}p a s s"}

@@ -162,7 +162,8 @@ static void test_capabilities(void)
 	struct ag_capability_context post = { 1, 1, 1 };
 	ag_capability_append(&b, &post);
 	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT "
-	                               "NAMESPACE ID CHILDREN SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE");
+	                               "NAMESPACE ID CHILDREN SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE "
+	                               "BINARY COMPRESS=DEFLATE CATENATE");
 	agbuf_free(&b);
 }
 
