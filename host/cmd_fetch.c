@@ -142,13 +142,13 @@ static int write_binary(struct agbuf *out, const struct imap_fetch_att *a, const
 		res.len = 0;
 	}
 	if (a->kind == IMAP_FETCH_BINARY_SIZE) {
-		spec.partial = 0;
-		agbuf_puts(out, "BINARY.SIZE");
-		struct agbuf name = AGBUF_INIT;
-		section_write_binary_name(&name, &spec);
-		agbuf_append(out, name.data + 6, name.len - 6); /* "[1.2]" */
-		agbuf_free(&name);
-		agbuf_putc(out, ' ');
+		agbuf_puts(out, "BINARY.SIZE[");
+		for (size_t i = 0; i < spec.path_len; i++) {
+			if (i)
+				agbuf_putc(out, '.');
+			agbuf_put_u64(out, spec.path[i]);
+		}
+		agbuf_puts(out, "] ");
 		agbuf_put_u64(out, full_len);
 	} else {
 		section_write_binary_name(out, &spec);
@@ -291,10 +291,9 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 		case IMAP_FETCH_RFC822_TEXT: write_rfc822(out, "RFC822.TEXT", SECTION_TEXT, msg, data, len); break;
 		case IMAP_FETCH_BINARY:
 		case IMAP_FETCH_BINARY_SIZE:
-			if (full == NULL && !ent && parsed != NULL)
-				full = parsed;
-			else if (full == NULL)
-				full = body ? mime_parse(data, len) : NULL;
+			/* the body is read for BINARY (plan_fetch): parse it once */
+			if (full == NULL)
+				full = parsed != NULL ? parsed : body != NULL ? mime_parse(data, len) : NULL;
 			if (write_binary(out, a, full, data, len) != 0)
 				unknown_cte = 1;
 			break;

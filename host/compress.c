@@ -68,6 +68,15 @@ static int step(z_stream *zs, int deflating, struct evbuffer *src, struct evbuff
 	return rc;
 }
 
+/* What a filter returns: BEV_OK only when it made progress. libevent calls
+ * a filter again as long as it answers BEV_OK and bytes are left (with no
+ * high-water mark at all once the peer has closed), so BEV_OK without
+ * progress would spin. */
+static enum bufferevent_filter_result progress(int moved)
+{
+	return moved ? BEV_OK : BEV_NEED_MORE;
+}
+
 static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struct evbuffer *dst,
                                                      ev_ssize_t limit, enum bufferevent_flush_mode mode,
                                                      void *arg)
@@ -78,6 +87,7 @@ static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struc
 		evbuffer_drain(src, evbuffer_get_length(src));
 		return BEV_ERROR;
 	}
+	int moved = 0;
 	for (;;) {
 		/* At the high-water mark the rest waits, still compressed, in src
 		 * (never inside zlib: the last call had room for all it made), so
@@ -85,7 +95,7 @@ static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struc
 		 * The session asks for it again once it has read (see
 		 * session_input). */
 		if (limit > 0 && evbuffer_get_length(dst) >= (size_t)limit && z->in.avail_out != 0)
-			return BEV_OK;
+			return progress(moved);
 		size_t used, made;
 		int rc = step(&z->in, 0, src, dst, Z_SYNC_FLUSH, &used, &made);
 		/* A client that ends its stream (Z_STREAM_END) or sends garbage
@@ -100,7 +110,8 @@ static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struc
 			return BEV_ERROR;
 		}
 		if (used == 0 && made == 0)
-			return BEV_OK;
+			return progress(moved);
+		moved = 1;
 	}
 }
 
@@ -111,16 +122,18 @@ static enum bufferevent_filter_result deflate_filter(struct evbuffer *src, struc
 	(void)limit;
 	(void)mode;
 	struct zpair *z = arg;
+	int moved = 0;
 	for (;;) {
 		size_t used, made;
 		int rc = step(&z->out, 1, src, dst, Z_SYNC_FLUSH, &used, &made);
 		if (rc != Z_OK && rc != Z_BUF_ERROR)
 			return BEV_ERROR;
+		moved |= used > 0 || made > 0;
 		/* done when every byte went in and zlib had room for all it made */
 		if (evbuffer_get_length(src) == 0 && z->out.avail_out != 0)
-			return BEV_OK;
+			return progress(moved);
 		if (used == 0 && made == 0)
-			return BEV_OK;
+			return progress(moved);
 	}
 }
 

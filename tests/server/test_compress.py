@@ -9,6 +9,7 @@ a corrupt compressed stream ends only its own connection. Run by
 import base64
 import os
 import sys
+import time
 import unittest
 import zlib
 
@@ -264,6 +265,49 @@ class Compress(unittest.TestCase):
         lines = r.until_tagged(b"n199")
         tagged = [l for l in lines if not l.startswith(b"* ")]
         self.assertEqual(tagged, [b"n%d OK NOOP completed." % i for i in range(200)])
+
+
+class ClientVanishes(unittest.TestCase):
+    """A compressed client that goes away with much more input sent than
+    the server has inflated: the rest waits, compressed, below the
+    inflating layer (the input high-water mark), and the server must
+    neither spin on it nor keep the session. The daemon is stopped inside
+    the test: a loop that never returns would miss SIGTERM and fail it."""
+
+    def test_close_with_pending_compressed_input(self):
+        srv = Server(USERS, tls=False)
+        try:
+            for what in (b"append", b"pipelined"):
+                r = Deflated(srv.port)
+                r.line()
+                r.send(b"l LOGIN u pw\r\nz COMPRESS DEFLATE\r\n")
+                self.assertEqual(r.until_tagged(b"z")[-1], b"z OK DEFLATE active.")
+                r.compress()
+                if what == b"append":
+                    # 8 MiB of zeros deflate to a few KiB: one read
+                    size = 8 * 1024 * 1024
+                    r.send(b"a APPEND INBOX {%d+}\r\n" % size + b"\0" * size)
+                else:
+                    # a command in flight and 100,000 NOOPs behind it
+                    r.send(b"s SELECT INBOX\r\n" + b"n NOOP\r\n" * 100000)
+                r.close()
+                # the session ends: its closing log line
+                gone = 1 if what == b"append" else 2
+                deadline = time.monotonic() + IO_TIMEOUT
+                while srv.read_log().count(" user=u after") < gone and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(srv.read_log().count(" user=u after"), gone, srv.read_log()[-2000:])
+            # the server still serves, compressed
+            r = Deflated(srv.port)
+            self.addCleanup(r.close)
+            r.line()
+            r.send(b"l LOGIN u pw\r\nz COMPRESS DEFLATE\r\n")
+            r.until_tagged(b"z")
+            r.compress()
+            r.send(b"n NOOP\r\n")
+            self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":
