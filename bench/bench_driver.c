@@ -30,7 +30,7 @@
 
 #include <aerogram/driver.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 static const struct aerogram_driver *drv;
 static struct aerogram_store *store;

@@ -30,7 +30,7 @@ BENCH_SCALE_ARGS =
 BENCH_ENV = AG_BUILD=$(B) AG_BENCH_TOOLS=$(BENCH_TOOLS)
 
 # host/module.mk is read after this file: name the loader object directly.
-$(B)/bench-driver: $(B)/obj/bench/bench_driver.o $(B)/obj/host/driver_loader.o
+$(B)/bench-driver: $(B)/obj/bench/bench_driver.o $(LOADER_OBJS)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
 .PHONY: bench bench-imap bench-scale

@@ -7,9 +7,11 @@
 
 #include "config.h"
 #include "host/config_file.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "host/lmtp.h"
 #include "host/log.h"
+#include "host/metrics.h"
+#include "host/privileges.h"
 #include "host/server.h"
 
 /* A driver others may write to runs their code in the daemon. */
@@ -64,10 +66,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aerogramd: %s\n", err);
 		return 1;
 	}
+	ag_log_set_level(cfg.log_level);
+	/* Before the driver opens the store: its files are the user's. */
+	if (ag_privileges_drop(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "aerogramd: %s\n", err);
+		ag_config_free(&cfg);
+		return 1;
+	}
+	if (test_only)
+		ag_privileges_bound(); /* nothing to bind */
+	if (cfg.metrics_enabled && !test_only)
+		ag_metrics_enable();
+	/* Sockets before the driver: it may start threads, which would
+	 * inherit the capability kept for binding. */
+	struct ag_server srv;
+	if (!test_only && ag_server_bind(&srv, &cfg, err, sizeof(err)) != 0) {
+		ag_log_error("%s", err);
+		ag_server_free(&srv);
+		ag_config_free(&cfg);
+		return 1;
+	}
 	struct ag_driver *drv;
 	if (ag_driver_load(cfg.driver, cfg.driver_dir, cfg.storage, cfg.n_storage, &drv, err,
 	                   sizeof(err)) != 0) {
 		fprintf(stderr, "aerogramd: %s\n", err);
+		if (!test_only)
+			ag_server_free(&srv);
 		ag_config_free(&cfg);
 		return 1;
 	}
@@ -97,7 +121,6 @@ int main(int argc, char **argv)
 		ag_config_free(&cfg);
 		return 0;
 	}
-	struct ag_server srv;
 	int rc = 0;
 	if (ag_server_init(&srv, &cfg, drv, err, sizeof(err)) != 0) {
 		ag_log_error("%s", err);

@@ -46,6 +46,21 @@ static const struct capability capabilities[] = {
 	{ "QUOTA=RES-STORAGE", POST, ALWAYS, 1 },
 	{ "QUOTA=RES-MESSAGE", POST, ALWAYS, 1 },
 	{ "STATUS=SIZE", POST, ALWAYS, 1 },   /* RFC 8438 */
+	{ "ESEARCH", POST, ALWAYS, 1 },       /* RFC 4731 */
+	{ "SEARCHRES", POST, ALWAYS, 1 },     /* RFC 5182 */
+	{ "WITHIN", POST, ALWAYS, 1 },        /* RFC 5032 */
+	{ "LIST-EXTENDED", POST, ALWAYS, 1 }, /* RFC 5258 */
+	{ "LIST-STATUS", POST, ALWAYS, 1 },   /* RFC 5819 */
+	{ "CREATE-SPECIAL-USE", POST, ALWAYS, 1 }, /* RFC 6154 */
+	/* RFC 5256, collation i;ascii-casemap (not i;unicode-casemap of
+	 * RFC 5255: non-ASCII letters compare by their UTF-8 bytes) */
+	{ "SORT", POST, ALWAYS, 1 },
+	{ "SORT=DISPLAY", POST, ALWAYS, 1 },  /* RFC 5957 */
+	{ "THREAD=ORDEREDSUBJECT", POST, ALWAYS, 1 }, /* RFC 5256 */
+	{ "THREAD=REFERENCES", POST, ALWAYS, 1 },     /* RFC 5256 */
+	{ "ESORT", POST, ALWAYS, 1 },         /* RFC 5267: SORT RETURN (MIN MAX ALL COUNT SAVE) */
+	{ "CONDSTORE", POST, ALWAYS, 1 },     /* RFC 7162 */
+	{ "QRESYNC", POST, ALWAYS, 1 },       /* RFC 7162 */
 	{ "BINARY", POST, ALWAYS, 1 },        /* RFC 3516 (literal8 only in APPEND) */
 	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */
 	{ "CATENATE", POST, ALWAYS, 1 },      /* RFC 4469 (relative URLs to the user's own mailboxes) */

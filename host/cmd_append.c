@@ -297,7 +297,7 @@ static int write_appenduid(struct agbuf *out, uint32_t uidvalidity, const uint32
 		else
 			ranges[count++] = (struct imap_seqrange){ uids[i], uids[i] };
 	}
-	struct imap_seqset set = { count, ranges };
+	struct imap_seqset set = { count, ranges, false };
 	imap_write_code_appenduid(out, uidvalidity, &set);
 	free(ranges);
 	return 0;

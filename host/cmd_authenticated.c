@@ -6,12 +6,32 @@
 #include "host/commands.h"
 #include "host/log.h"
 
-/* RFC 5161. No extension that ENABLE can switch on is implemented yet
- * (CONDSTORE, QRESYNC, UTF8=ACCEPT), so the ENABLED list stays empty: the
- * RFC makes that the answer for capabilities the server does not know. */
+/* RFC 5161: ENABLED lists what this command switched on; what was on
+ * already, or is unknown, is left out. CONDSTORE and QRESYNC (RFC 7162;
+ * QRESYNC implies CONDSTORE). */
 void ag_cmd_enable(struct ag_session *s)
 {
-	ag_session_printf(s, "* ENABLED\r\n");
+	struct agbuf out = AGBUF_INIT;
+	int was = s->condstore;
+	agbuf_puts(&out, "* ENABLED");
+	for (size_t i = 0; i < s->cmd->u.enable.count; i++) {
+		const char *cap = s->cmd->u.enable.caps[i].data;
+		if (strcasecmp(cap, "CONDSTORE") == 0 && !s->condstore) {
+			s->condstore = 1;
+			agbuf_puts(&out, " CONDSTORE");
+		} else if (strcasecmp(cap, "QRESYNC") == 0 && !s->qresync) {
+			s->qresync = 1;
+			s->condstore = 1;
+			agbuf_puts(&out, " QRESYNC");
+		}
+	}
+	/* a CONDSTORE enabling command with a mailbox selected (RFC 7162 3.1):
+	 * its HIGHESTMODSEQ (no job runs: the view is the loop's) */
+	if (!was && s->condstore && s->view != NULL)
+		agbuf_printf(&out, "\r\n* OK [HIGHESTMODSEQ %llu] Highest",
+		             (unsigned long long)mail_view_highestmodseq(s->view));
+	ag_session_printf(s, "%s\r\n", out.data);
+	agbuf_free(&out);
 	ag_session_tagged(s, IMAP_OK, "ENABLE completed.");
 	ag_session_command_done(s);
 }

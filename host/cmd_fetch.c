@@ -38,6 +38,8 @@ struct fetch_plan {
 	int need_body;
 	int sets_seen;   /* a non-PEEK body item: \Seen is set */
 	int has_flags;
+	int has_modseq;
+	int add_modseq;  /* MODSEQ goes in though not asked for (RFC 7162 3.1.4.1, 3.1.5) */
 };
 
 static int section_is_header_only(const struct imap_section *sec)
@@ -53,8 +55,8 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 		const struct imap_fetch_att *a = &cmd->u.fetch.atts[i];
 		switch (a->kind) {
 		case IMAP_FETCH_FLAGS: plan->has_flags = 1; break;
-		case IMAP_FETCH_UID:
-		case IMAP_FETCH_MODSEQ: break;
+		case IMAP_FETCH_UID: break;
+		case IMAP_FETCH_MODSEQ: plan->has_modseq = 1; break;
 		case IMAP_FETCH_INTERNALDATE: plan->need_summary = 1; break;
 		case IMAP_FETCH_RFC822:
 		case IMAP_FETCH_RFC822_TEXT:
@@ -191,8 +193,8 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
  * a BINARY item met an encoding it cannot decode (nothing is written). */
 static int write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
-                          const struct mail_summary *sum, const struct mail_body *body, int need_structure,
-                          const struct ag_fetch_entry *ent)
+                          int add_modseq, const struct mail_summary *sum, const struct mail_body *body,
+                          int need_structure, const struct ag_fetch_entry *ent)
 {
 	struct ag_fetch_cache *cache = ag_fetch_cache_global();
 	struct mime_message *parsed = NULL;
@@ -322,6 +324,12 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 		/* The fetch set \Seen: the client learns it with the data. */
 		agbuf_puts(out, first ? "FLAGS " : " FLAGS ");
 		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
+		first = 0;
+	}
+	if (add_modseq) {
+		agbuf_puts(out, first ? "MODSEQ (" : " MODSEQ (");
+		agbuf_put_u64(out, info->modseq);
+		agbuf_putc(out, ')');
 	}
 	agbuf_puts(out, ")\r\n");
 	if (ent)
@@ -378,6 +386,52 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 		return NULL;
 	}
 	plan_fetch(cmd, &st->plan);
+	/* RFC 7162: CHANGEDSINCE and MODSEQ are CONDSTORE enabling (3.1);
+	 * VANISHED needs QRESYNC, UID FETCH and CHANGEDSINCE (3.2.6) */
+	if (cmd->u.fetch.vanished && (!s->qresync || !cmd->uid || !cmd->u.fetch.has_changedsince)) {
+		agbuf_printf(&s->reply, "%s BAD VANISHED needs QRESYNC enabled, UID FETCH and CHANGEDSINCE.\r\n",
+		             cmd->tag.data);
+		free(st->uids);
+		free(st);
+		return NULL;
+	}
+	if (cmd->u.fetch.has_changedsince || st->plan.has_modseq)
+		ag_session_enable_condstore(s);
+	st->plan.add_modseq = !st->plan.has_modseq && (cmd->u.fetch.has_changedsince ||
+	                                               (s->condstore && st->plan.has_flags));
+	if (cmd->u.fetch.vanished) {
+		uint32_t *lo, *hi;
+		size_t n;
+		int exact;
+		int rc = mail_view_vanished(v, cmd->u.fetch.changedsince, &lo, &hi, &n, &exact);
+		if (rc != 0) {
+			ag_reply_error(&s->reply, cmd->tag.data, rc, "UID FETCH");
+			free(st->uids);
+			free(st);
+			return NULL;
+		}
+		/* "*" stands for every UID ever given out here: the highest may
+		 * be one of the expunged (as Dovecot reads it) */
+		ag_ranges_intersect(&lo, &hi, &n, &cmd->u.fetch.set, mail_view_uidnext(v) - 1);
+		if (n > 0) {
+			agbuf_puts(&s->reply, "* VANISHED (EARLIER) ");
+			ag_reply_uid_ranges(&s->reply, lo, hi, n);
+			agbuf_puts(&s->reply, "\r\n");
+		}
+		free(lo);
+		free(hi);
+	}
+	if (cmd->u.fetch.has_changedsince) {
+		/* only the messages changed since (RFC 7162 3.1.4.1) */
+		size_t w = 0;
+		for (size_t i = 0; i < st->n; i++) {
+			struct mail_msg_info info;
+			if (mail_view_msg(v, mail_view_seq(v, st->uids[i]), &info) == 0 &&
+			    info.modseq > cmd->u.fetch.changedsince)
+				st->uids[w++] = st->uids[i];
+		}
+		st->n = w;
+	}
 	if (st->plan.sets_seen && !s->readonly) {
 		/* Reading a body marks it \Seen (RFC 3501 6.4.5), one log entry for all. */
 		uint32_t *unseen = malloc((st->n ? st->n : 1) * sizeof(*unseen));
@@ -470,7 +524,7 @@ static void fetch_run(struct ag_session *s)
 			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
 			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
-			if (write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, sum, body,
+			if (write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, st->plan.add_modseq, sum, body,
 			                  st->plan.need_structure, ents[i]) != 0)
 				st->unknown_cte = 1;
 			ents[i] = NULL;

@@ -42,13 +42,44 @@ static int bad_new_name(struct ag_session *s, const char *name, const char *what
 	return 1;
 }
 
+/* The special-use attributes the store keeps (RFC 6154 2), in the order
+ * LIST shows them. \All and \Flagged name virtual mailboxes this server
+ * does not have. */
+static const struct {
+	const char *attr;
+	uint32_t bit;
+} special_uses[] = {
+	{ "\\Archive", MAIL_SU_ARCHIVE },
+	{ "\\Drafts", MAIL_SU_DRAFTS },
+	{ "\\Junk", MAIL_SU_JUNK },
+	{ "\\Sent", MAIL_SU_SENT },
+	{ "\\Trash", MAIL_SU_TRASH },
+};
+#define N_SPECIAL_USES (sizeof(special_uses) / sizeof(special_uses[0]))
+
 static void create_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	if (bad_new_name(s, name_of(&cmd->u.mailbox.mailbox), "CREATE"))
 		return;
+	/* CREATE-SPECIAL-USE (RFC 6154 3): a use this server cannot give
+	 * creates nothing and answers [USEATTR] */
+	uint32_t su = 0;
+	for (size_t i = 0; cmd->u.mailbox.has_use && i < cmd->u.mailbox.use.count; i++) {
+		const struct imap_str *a = &cmd->u.mailbox.use.flags[i];
+		size_t k;
+		for (k = 0; k < N_SPECIAL_USES; k++)
+			if (strcasecmp(a->data, special_uses[k].attr) == 0)
+				break;
+		if (k == N_SPECIAL_USES) {
+			agbuf_printf(&s->reply, "%s NO [USEATTR] %.*s is not a special use this server supports.\r\n",
+			             cmd->tag.data, (int)(a->len > 64 ? 64 : a->len), a->data);
+			return;
+		}
+		su |= special_uses[k].bit;
+	}
 	char *name = without_trailing_delimiter(name_of(&cmd->u.mailbox.mailbox));
-	int rc = name ? mail_create(s->srv->engine, s->user, name, 0) : AEROGRAM_EINTERNAL;
+	int rc = name ? mail_create(s->srv->engine, s->user, name, su) : AEROGRAM_EINTERNAL;
 	free(name);
 	if (rc != 0)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, "CREATE");
@@ -135,14 +166,13 @@ static int find_entry(struct list_entry *entries, size_t n, const char *name)
 	return -1;
 }
 
-static const char *special_use_attr(uint32_t su)
+/* Adds the special-use attributes of `su` to attrs; returns the new count. */
+static size_t special_use_attrs(uint32_t su, const char **attrs, size_t na)
 {
-	if (su & MAIL_SU_DRAFTS) return "\\Drafts";
-	if (su & MAIL_SU_SENT) return "\\Sent";
-	if (su & MAIL_SU_TRASH) return "\\Trash";
-	if (su & MAIL_SU_ARCHIVE) return "\\Archive";
-	if (su & MAIL_SU_JUNK) return "\\Junk";
-	return NULL;
+	for (size_t k = 0; k < N_SPECIAL_USES; k++)
+		if (su & special_uses[k].bit)
+			attrs[na++] = special_uses[k].attr;
+	return na;
 }
 
 /* The command's patterns, each with its reference prepended, prepared once
@@ -219,17 +249,86 @@ static int hides_subscribed_child(const struct list_patterns *lp, const struct l
 	return 0;
 }
 
+/* The items of a STATUS response for `name`, from `st`. */
+static void write_status(struct agbuf *out, const char *name, const struct imap_status_items *items,
+                         const struct mail_status *st)
+{
+	agbuf_puts(out, "* STATUS ");
+	imap_write_astring(out, name, strlen(name));
+	agbuf_puts(out, " (");
+	for (size_t i = 0; i < items->count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		switch (items->items[i]) {
+		case IMAP_STATUS_MESSAGES: agbuf_printf(out, "MESSAGES %u", st->exists); break;
+		case IMAP_STATUS_RECENT: agbuf_printf(out, "RECENT %u", st->recent); break;
+		case IMAP_STATUS_UIDNEXT: agbuf_printf(out, "UIDNEXT %u", st->uidnext); break;
+		case IMAP_STATUS_UIDVALIDITY: agbuf_printf(out, "UIDVALIDITY %u", st->uidvalidity); break;
+		case IMAP_STATUS_UNSEEN: agbuf_printf(out, "UNSEEN %u", st->unseen); break;
+		case IMAP_STATUS_HIGHESTMODSEQ:
+			agbuf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st->highestmodseq);
+			break;
+		/* RFC 8438 and RFC 9208: octets, the sum of RFC822.SIZE (of the
+		 * \Deleted messages for DELETED-STORAGE, as Cyrus answers) */
+		case IMAP_STATUS_SIZE: agbuf_printf(out, "SIZE %llu", (unsigned long long)st->size); break;
+		case IMAP_STATUS_DELETED: agbuf_printf(out, "DELETED %u", st->deleted); break;
+		case IMAP_STATUS_DELETED_STORAGE:
+			agbuf_printf(out, "DELETED-STORAGE %llu", (unsigned long long)st->deleted_size);
+			break;
+		}
+	}
+	agbuf_puts(out, ")\r\n");
+}
+
+/* The status of one mailbox by name; 0 or an error code. */
+static int mailbox_status(struct ag_session *s, const char *name, const struct imap_status_items *items,
+                          struct mail_status *st)
+{
+	int sizes = 0;
+	for (size_t i = 0; i < items->count; i++)
+		if (items->items[i] == IMAP_STATUS_SIZE || items->items[i] == IMAP_STATUS_DELETED_STORAGE)
+			sizes = 1;
+	struct mail_mailbox *mb;
+	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
+	if (rc == 0) {
+		/* sizes the state does not know yet (messages added by an
+		 * older version) come from their summaries first */
+		if (sizes)
+			rc = mail_mailbox_load_sizes(mb);
+		if (rc == 0)
+			rc = mail_mailbox_status(mb, st);
+		mail_mailbox_close(mb);
+	}
+	return rc;
+}
+
+/* LIST, LSUB and the LIST-EXTENDED forms (RFC 5258, RFC 5819 LIST-STATUS,
+ * RFC 6154 SPECIAL-USE). What this server answers where the RFCs leave a
+ * choice:
+ *  - \HasChildren / \HasNoChildren and the special-use attributes are on
+ *    every LIST line (CHILDREN and SPECIAL-USE are announced), asked for
+ *    or not; \Subscribed only when SUBSCRIBED is selected or returned.
+ *  - A level that only exists because mailboxes live below it is
+ *    \Noselect (as RFC 3501 has it); a subscribed name that exists
+ *    neither as a mailbox nor as such a level is \NonExistent.
+ *  - RECURSIVEMATCH applies to the SUBSCRIBED selection: a name matching
+ *    the patterns with a subscribed descendant that does not match them
+ *    carries CHILDINFO ("SUBSCRIBED"), RFC 5258 3.2 b. There is no
+ *    CHILDINFO for SPECIAL-USE (RFC 6154 defines none).
+ *  - REMOTE changes nothing: every mailbox is local.
+ *  - RETURN (STATUS (...)) answers for each selectable mailbox listed,
+ *    right after its LIST line; one that went away meanwhile gets none. */
 static void list_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	int lsub = cmd->kind == IMAP_CMD_LSUB;
 	const char *tag = cmd->tag.data;
 	struct agbuf *out = &s->reply;
-	if (cmd->u.list.selection != 0 || cmd->u.list.returns != 0) {
-		/* Not announced: better refused than answered wrongly. */
-		agbuf_printf(out, "%s BAD LIST selection and RETURN options (LIST-EXTENDED) are not supported.\r\n", tag);
-		return;
-	}
+	unsigned sel = cmd->u.list.selection, ret = cmd->u.list.returns;
+	int sel_sub = (sel & IMAP_LIST_SEL_SUBSCRIBED) != 0;
+	int sel_su = (sel & IMAP_LIST_SEL_SPECIAL_USE) != 0;
+	int recursive = (sel & IMAP_LIST_SEL_RECURSIVEMATCH) != 0;
+	int show_sub = sel_sub || (ret & IMAP_LIST_RET_SUBSCRIBED);
 	/* LIST "" "": the delimiter and the root. */
 	if (!lsub && cmd->u.list.pattern_count == 1 && cmd->u.list.patterns[0].len == 0) {
 		agbuf_printf(out, "* LIST (\\Noselect) \"%c\" \"\"\r\n", MAIL_DELIMITER);
@@ -249,7 +348,7 @@ static void list_run(struct ag_session *s)
 		ag_reply_error(out, tag, rc, cmd->name);
 		return;
 	}
-	int abandoned = 0;
+	int abandoned = 0, failed = 0;
 	size_t done = 0; /* names looked at, for the log */
 	/* Every mailbox, plus every parent level of one. */
 	struct list_entry *entries = calloc(2 * n + 1, sizeof(*entries));
@@ -299,21 +398,44 @@ static void list_run(struct ag_session *s)
 			continue;
 		if (!matches_any(&lp, e->name))
 			continue;
-		if (lsub && !e->subscribed && !hides_subscribed_child(&lp, entries, ne, e->name))
+		if (lsub) {
+			if (!e->subscribed && !hides_subscribed_child(&lp, entries, ne, e->name))
+				continue;
+			const char *noselect = "\\Noselect";
+			imap_write_list(out, 1, &noselect, e->info == NULL || !e->subscribed ? 1 : 0, MAIL_DELIMITER,
+			                e->name, strlen(e->name));
 			continue;
-		if (!lsub && e->info == NULL && !e->has_children)
-			continue;
-		const char *attrs[4];
-		size_t na = 0;
-		if (e->info == NULL || (lsub && !e->subscribed))
-			attrs[na++] = "\\Noselect";
-		if (!lsub) {
-			attrs[na++] = e->has_children ? "\\HasChildren" : "\\HasNoChildren";
-			const char *su = e->info ? special_use_attr(e->info->special_use) : NULL;
-			if (su != NULL)
-				attrs[na++] = su;
 		}
-		imap_write_list(out, lsub, attrs, na, MAIL_DELIMITER, e->name, strlen(e->name));
+		int selected = (!sel_sub || e->subscribed) && (!sel_su || (e->info && e->info->special_use));
+		/* RFC 5258 3.2 b: a name kept for its subscribed descendants */
+		int childinfo = sel_sub && recursive && hides_subscribed_child(&lp, entries, ne, e->name);
+		if (!selected && !childinfo)
+			continue;
+		if (!sel_sub && !sel_su && e->info == NULL && !e->has_children)
+			continue; /* a subscription alone: not a name LIST shows */
+		const char *attrs[4 + N_SPECIAL_USES];
+		size_t na = 0;
+		if (e->info == NULL)
+			attrs[na++] = e->has_children ? "\\Noselect" : "\\NonExistent";
+		if (show_sub && e->subscribed)
+			attrs[na++] = "\\Subscribed";
+		attrs[na++] = e->has_children ? "\\HasChildren" : "\\HasNoChildren";
+		if (e->info != NULL)
+			na = special_use_attrs(e->info->special_use, attrs, na);
+		imap_write_list_ext(out, 0, attrs, na, MAIL_DELIMITER, e->name, strlen(e->name),
+		                    childinfo ? "\"CHILDINFO\" (\"SUBSCRIBED\")" : NULL);
+		struct mail_status st;
+		if ((ret & IMAP_LIST_RET_STATUS) && e->info != NULL && selected) {
+			/* one deleted since mail_list gets no STATUS; a store
+			 * that fails fails the command */
+			int st_rc = mailbox_status(s, e->name, &cmd->u.list.status, &st);
+			if (st_rc == 0) {
+				write_status(out, e->name, &cmd->u.list.status, &st);
+			} else if (st_rc != AEROGRAM_ENOTFOUND) {
+				failed = st_rc;
+				break;
+			}
+		}
 	}
 	for (size_t i = 0; entries != NULL && i < ne; i++)
 		free(entries[i].name);
@@ -325,6 +447,10 @@ static void list_run(struct ag_session *s)
 		            cmd->name, done, ne);
 		return;
 	}
+	if (failed != 0) {
+		ag_reply_error(out, tag, failed, cmd->name);
+		return;
+	}
 	agbuf_printf(out, "%s OK %s completed.\r\n", tag, cmd->name);
 }
 
@@ -332,54 +458,18 @@ static void status_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	const char *name = name_of(&cmd->u.status.mailbox);
-	int sizes = 0;
-	for (size_t i = 0; i < cmd->u.status.items.count; i++)
-		if (cmd->u.status.items.items[i] == IMAP_STATUS_SIZE ||
-		    cmd->u.status.items.items[i] == IMAP_STATUS_DELETED_STORAGE)
-			sizes = 1;
-	struct mail_mailbox *mb;
 	struct mail_status st;
-	int rc = mail_mailbox_open(s->srv->engine, s->user, name, &mb);
-	if (rc == 0) {
-		/* sizes the state does not know yet (messages added by an
-		 * older version) come from their summaries first */
-		if (sizes)
-			rc = mail_mailbox_load_sizes(mb);
-		if (rc == 0)
-			rc = mail_mailbox_status(mb, &st);
-		mail_mailbox_close(mb);
-	}
+	int rc = mailbox_status(s, name, &cmd->u.status.items, &st);
 	if (rc != 0) {
 		ag_reply_error(&s->reply, cmd->tag.data, rc, "STATUS");
 		return;
 	}
-	struct agbuf *out = &s->reply;
-	agbuf_puts(out, "* STATUS ");
-	imap_write_astring(out, name, strlen(name));
-	agbuf_puts(out, " (");
-	for (size_t i = 0; i < cmd->u.status.items.count; i++) {
-		if (i > 0)
-			agbuf_putc(out, ' ');
-		switch (cmd->u.status.items.items[i]) {
-		case IMAP_STATUS_MESSAGES: agbuf_printf(out, "MESSAGES %u", st.exists); break;
-		case IMAP_STATUS_RECENT: agbuf_printf(out, "RECENT %u", st.recent); break;
-		case IMAP_STATUS_UIDNEXT: agbuf_printf(out, "UIDNEXT %u", st.uidnext); break;
-		case IMAP_STATUS_UIDVALIDITY: agbuf_printf(out, "UIDVALIDITY %u", st.uidvalidity); break;
-		case IMAP_STATUS_UNSEEN: agbuf_printf(out, "UNSEEN %u", st.unseen); break;
-		case IMAP_STATUS_HIGHESTMODSEQ:
-			agbuf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st.highestmodseq);
-			break;
-		/* RFC 8438 and RFC 9208: octets, the sum of RFC822.SIZE (of the
-		 * \Deleted messages for DELETED-STORAGE, as Cyrus answers) */
-		case IMAP_STATUS_SIZE: agbuf_printf(out, "SIZE %llu", (unsigned long long)st.size); break;
-		case IMAP_STATUS_DELETED: agbuf_printf(out, "DELETED %u", st.deleted); break;
-		case IMAP_STATUS_DELETED_STORAGE:
-			agbuf_printf(out, "DELETED-STORAGE %llu", (unsigned long long)st.deleted_size);
-			break;
-		}
-	}
-	agbuf_puts(out, ")\r\n");
-	agbuf_printf(out, "%s OK STATUS completed.\r\n", cmd->tag.data);
+	/* STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command (RFC 7162 3.1) */
+	for (size_t i = 0; i < cmd->u.status.items.count; i++)
+		if (cmd->u.status.items.items[i] == IMAP_STATUS_HIGHESTMODSEQ)
+			ag_session_enable_condstore(s);
+	write_status(&s->reply, name, &cmd->u.status.items, &st);
+	agbuf_printf(&s->reply, "%s OK STATUS completed.\r\n", cmd->tag.data);
 }
 
 void ag_cmd_create(struct ag_session *s) { ag_session_storage(s, create_run, 0); }

@@ -22,10 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "host/commands.h"
 #include "host/mail_reply.h"
 #include "host/search_cache.h"
+#include "host/searchres.h"
+#include "protocol/imap_write.h"
 #include "protocol/mime.h"
 #include "protocol/mime_serial.h"
 #include "protocol/search_fields.h"
@@ -55,6 +58,7 @@ struct plan {
 	int need_body;              /* BODY, TEXT */
 	char **names;               /* header field names of the keys, distinct */
 	size_t n_names;
+	int64_t now_ms;             /* OLDER, YOUNGER: the time the search started */
 };
 
 /* What one message offers to the keys. */
@@ -66,6 +70,7 @@ struct candidate {
 	const struct mime_message *msg;    /* the parsed body, stage 3 only */
 	const char *body;
 	size_t body_len;
+	int64_t now_ms;
 };
 
 static char *lower_dup(const char *s, size_t *len)
@@ -164,6 +169,10 @@ static int compile(struct plan *p, struct node *n, const struct imap_search_key 
 		p->need_facts = 1;
 		p->need_vsize = 1;
 		return 0;
+	case IMAP_SEARCH_OLDER:
+	case IMAP_SEARCH_YOUNGER:
+		p->need_facts = 1;
+		return 0;
 	default: return 0;
 	}
 }
@@ -215,6 +224,13 @@ static enum tri sent_key(const struct node *n, const struct candidate *c)
 	}
 }
 
+/* How long ago the message arrived (negative for an internal date in the
+ * future, which is then younger than any interval). */
+static int64_t age_ms(const struct candidate *c)
+{
+	return c->now_ms - (int64_t)c->facts->internal_date_ms;
+}
+
 static enum tri yes_if(int b)
 {
 	return b ? T_YES : T_NO;
@@ -251,7 +267,11 @@ static enum tri eval(const struct node *n, const struct candidate *c)
 	case IMAP_SEARCH_NOT:
 		sub = eval(&n->kids[0], c);
 		return sub == T_UNKNOWN ? T_UNKNOWN : yes_if(sub == T_NO);
-	case IMAP_SEARCH_SEQSET: return yes_if(imap_seqset_contains(&k->u.set, c->seq, c->exists));
+	case IMAP_SEARCH_SEQSET:
+		/* "$" holds UIDs (host/searchres.h), whatever the key */
+		if (k->u.set.saved)
+			return yes_if(imap_seqset_contains(&k->u.set, c->uid, c->max_uid));
+		return yes_if(imap_seqset_contains(&k->u.set, c->seq, c->exists));
 	case IMAP_SEARCH_UID: return yes_if(imap_seqset_contains(&k->u.set, c->uid, c->max_uid));
 	case IMAP_SEARCH_ALL: return T_YES;
 	case IMAP_SEARCH_ANSWERED: return yes_if(f & MAIL_F_ANSWERED);
@@ -281,6 +301,13 @@ static enum tri eval(const struct node *n, const struct candidate *c)
 		return c->facts ? yes_if(internal_day(c->facts) == n->day) : T_UNKNOWN;
 	case IMAP_SEARCH_SINCE:
 		return c->facts ? yes_if(internal_day(c->facts) >= n->day) : T_UNKNOWN;
+	/* RFC 5032 leaves the boundary open: OLDER n is older than n
+	 * seconds (strictly), YOUNGER n is the rest, so that OLDER n and
+	 * YOUNGER n split the mailbox. */
+	case IMAP_SEARCH_OLDER:
+		return c->facts ? yes_if(age_ms(c) > (int64_t)k->u.size * 1000) : T_UNKNOWN;
+	case IMAP_SEARCH_YOUNGER:
+		return c->facts ? yes_if(age_ms(c) <= (int64_t)k->u.size * 1000) : T_UNKNOWN;
 	case IMAP_SEARCH_LARGER:
 		return c->facts && c->facts->has_vsize ? yes_if(c->facts->vsize > k->u.size) : T_UNKNOWN;
 	case IMAP_SEARCH_SMALLER:
@@ -334,6 +361,7 @@ struct run {
 	struct search_names *names;
 	uint32_t exists, max_uid;
 	const uint32_t *uids;             /* of every sequence number */
+	uint64_t max_modseq;              /* the highest modseq of the hits */
 	/* per batch */
 	struct candidate cand[SEARCH_BATCH];
 	enum tri result[SEARCH_BATCH];
@@ -355,6 +383,7 @@ static void stage_view(struct run *r, uint32_t start, size_t count)
 		c->uid = r->uids[start + i];
 		c->exists = r->exists;
 		c->max_uid = r->max_uid;
+		c->now_ms = r->plan->now_ms;
 		if (mail_view_msg(v, c->seq, &c->info) != 0) {
 			r->result[i] = T_NO;
 			continue;
@@ -461,7 +490,7 @@ static void batch_done(struct run *r, size_t count)
 	}
 }
 
-static int charset_supported(const struct imap_command *cmd)
+int ag_search_charset_ok(const struct imap_command *cmd)
 {
 	if (!cmd->u.search.has_charset)
 		return 1;
@@ -469,43 +498,100 @@ static int charset_supported(const struct imap_command *cmd)
 	return strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "US-ASCII") == 0;
 }
 
-static int search_all(struct run *r, struct agbuf *hits)
+/* The matches, ascending: their sequence numbers and their UIDs (a UID
+ * SEARCH answers with the UIDs; SAVE keeps the UIDs; SORT and THREAD take
+ * the sequence numbers). */
+struct hits {
+	uint32_t *seqs, *uids;
+	uint64_t *modseqs; /* each one's MODSEQ (RFC 7162 3.1.5) */
+	size_t n, cap;
+};
+
+static int hits_add(struct hits *h, uint32_t seq, uint32_t uid, uint64_t modseq)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 64;
+		uint32_t *seqs = realloc(h->seqs, cap * sizeof(*seqs));
+		if (seqs == NULL)
+			return -1;
+		h->seqs = seqs;
+		uint32_t *uids = realloc(h->uids, cap * sizeof(*uids));
+		if (uids == NULL)
+			return -1;
+		h->uids = uids;
+		uint64_t *modseqs = realloc(h->modseqs, cap * sizeof(*modseqs));
+		if (modseqs == NULL)
+			return -1;
+		h->modseqs = modseqs;
+		h->cap = cap;
+	}
+	h->seqs[h->n] = seq;
+	h->modseqs[h->n] = modseq;
+	h->uids[h->n++] = uid;
+	return 0;
+}
+
+static void hits_free(struct hits *h)
+{
+	free(h->seqs);
+	free(h->uids);
+	free(h->modseqs);
+}
+
+/* The MODSEQ an answer with a MODSEQ search key ends with (RFC 7162
+ * 3.1.5, RFC 4731 3.2): the highest of the messages it reports, i.e. of
+ * the MIN and/or MAX ones alone when neither ALL nor COUNT is asked for;
+ * 0 (none) when nothing matched. */
+static uint64_t hits_modseq(const struct hits *h, int esearch, unsigned opts)
+{
+	if (h->n == 0)
+		return 0;
+	if (esearch && (opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT))) {
+		uint64_t m = 0;
+		if ((opts & IMAP_SEARCH_RET_MIN) && h->modseqs[0] > m)
+			m = h->modseqs[0];
+		if ((opts & IMAP_SEARCH_RET_MAX) && h->modseqs[h->n - 1] > m)
+			m = h->modseqs[h->n - 1];
+		return m;
+	}
+	uint64_t m = 0;
+	for (size_t i = 0; i < h->n; i++)
+		if (h->modseqs[i] > m)
+			m = h->modseqs[i];
+	return m;
+}
+
+static int search_all(struct run *r, struct hits *hits)
 {
 	int rc = 0;
-	const struct imap_command *cmd = r->s->cmd;
 	for (uint32_t start = 0; rc == 0 && start < r->exists; start += SEARCH_BATCH) {
-		size_t count = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
-		stage_view(r, start, count);
-		rc = stage_summaries(r, count);
+		size_t n = r->exists - start < SEARCH_BATCH ? r->exists - start : SEARCH_BATCH;
+		stage_view(r, start, n);
+		rc = stage_summaries(r, n);
 		if (rc == 0 && r->plan->need_body)
-			rc = stage_bodies(r, count);
-		for (size_t i = 0; rc == 0 && i < count; i++)
-			if (r->result[i] == T_YES)
-				agbuf_printf(hits, " %u", cmd->uid ? r->cand[i].uid : r->cand[i].seq);
-		batch_done(r, count);
+			rc = stage_bodies(r, n);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			if (r->result[i] == T_YES &&
+			    hits_add(hits, r->cand[i].seq, r->cand[i].uid, r->cand[i].info.modseq) != 0)
+				rc = AEROGRAM_EINTERNAL;
+		batch_done(r, n);
 	}
 	return rc;
 }
 
-static void search_run(struct ag_session *s)
+/* Runs the search `key` over the selected mailbox into *hits. */
+static int run_search(struct ag_session *s, const struct imap_search_key *key, struct hits *hits)
 {
-	const struct imap_command *cmd = s->cmd;
-	const char *tag = cmd->tag.data;
-	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
-	if (!charset_supported(cmd)) {
-		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
-		return;
-	}
-	if (cmd->u.search.esearch) {
-		agbuf_printf(&s->reply, "%s BAD SEARCH RETURN needs ESEARCH, which this server does not offer.\r\n", tag);
-		return;
-	}
 	struct plan plan = { 0 };
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	plan.now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	struct run *r = calloc(1, sizeof(*r));
 	struct mail_view *v = s->view;
 	uint32_t exists = mail_view_exists(v);
 	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
-	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, cmd->u.search.key) != 0 ? AEROGRAM_EINTERNAL : 0;
+	int rc = r == NULL || uids == NULL || compile(&plan, &plan.root, key) != 0 ? AEROGRAM_EINTERNAL : 0;
 	if (rc == 0 && plan.need_facts) {
 		r->cache = search_cache_process();
 		if (r->cache)
@@ -514,7 +600,6 @@ static void search_run(struct ag_session *s)
 		if (r->shelf == NULL)
 			rc = AEROGRAM_EINTERNAL;
 	}
-	struct agbuf hits = AGBUF_INIT;
 	if (rc == 0) {
 		for (uint32_t seq = 1; seq <= exists; seq++)
 			uids[seq - 1] = mail_view_uid(v, seq);
@@ -523,7 +608,7 @@ static void search_run(struct ag_session *s)
 		r->exists = exists;
 		r->max_uid = exists ? uids[exists - 1] : 0;
 		r->uids = uids;
-		rc = search_all(r, &hits);
+		rc = search_all(r, hits);
 	}
 	if (r && r->shelf)
 		search_cache_close(r->cache, r->shelf);
@@ -532,11 +617,110 @@ static void search_run(struct ag_session *s)
 	free(r);
 	free(uids);
 	plan_free(&plan);
-	if (rc != 0)
+	return rc;
+}
+
+int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, uint32_t **seqs, size_t *count)
+{
+	struct hits hits = { 0 };
+	int rc = run_search(s, key, &hits);
+	free(hits.uids);
+	free(hits.modseqs);
+	if (rc != 0) {
+		free(hits.seqs);
+		hits.seqs = NULL;
+		hits.n = 0;
+	}
+	*seqs = hits.seqs;
+	*count = hits.n;
+	return rc;
+}
+
+/* Whether the key uses MODSEQ (RFC 7162 3.1.5: the answer then ends with
+ * the highest modseq of the messages found). */
+static int uses_modseq(const struct imap_search_key *k)
+{
+	switch (k->kind) {
+	case IMAP_SEARCH_MODSEQ: return 1;
+	case IMAP_SEARCH_AND:
+		for (size_t i = 0; i < k->u.list.count; i++)
+			if (uses_modseq(&k->u.list.keys[i]))
+				return 1;
+		return 0;
+	case IMAP_SEARCH_OR: return uses_modseq(k->u.or.left) || uses_modseq(k->u.or.right);
+	case IMAP_SEARCH_NOT: return uses_modseq(k->u.not);
+	default: return 0;
+	}
+}
+
+/* RFC 5182 2.1: SAVE with MIN and/or MAX but neither ALL nor COUNT keeps
+ * just those messages; otherwise every match. */
+static int save_result(struct ag_session *s, unsigned opts, const struct hits *h)
+{
+	if ((opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) && !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) &&
+	    h->n > 0) {
+		uint32_t pick[2];
+		size_t n = 0;
+		if (opts & IMAP_SEARCH_RET_MIN)
+			pick[n++] = h->uids[0];
+		if ((opts & IMAP_SEARCH_RET_MAX) && (n == 0 || h->uids[h->n - 1] != pick[0]))
+			pick[n++] = h->uids[h->n - 1];
+		return ag_searchres_save(s, pick, n) == 0 ? 0 : AEROGRAM_EINTERNAL;
+	}
+	return ag_searchres_save(s, h->uids, h->n) == 0 ? 0 : AEROGRAM_EINTERNAL;
+}
+
+/* "* SEARCH ..." (RFC 3501), or "* ESEARCH ..." when RETURN was given
+ * (RFC 4731): RETURN () means ALL, RETURN (SAVE) alone answers nothing
+ * untagged (RFC 5182 2.1). */
+static void reply_result(struct ag_session *s, unsigned opts, const struct hits *h)
+{
+	const struct imap_command *cmd = s->cmd;
+	const uint32_t *nums = cmd->uid ? h->uids : h->seqs;
+	/* with a MODSEQ key, the highest MODSEQ found (none when nothing matched) */
+	uint64_t modseq = uses_modseq(cmd->u.search.key) ? hits_modseq(h, cmd->u.search.esearch, opts) : 0;
+	if (!cmd->u.search.esearch) {
+		imap_write_search(&s->reply, nums, h->n, modseq);
+		return;
+	}
+	if (opts == IMAP_SEARCH_RET_SAVE)
+		return;
+	if (opts == 0)
+		opts = IMAP_SEARCH_RET_ALL;
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, modseq);
+}
+
+static void search_run(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	const char *tag = cmd->tag.data;
+	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
+	unsigned opts = cmd->u.search.return_opts;
+	if (!ag_search_charset_ok(cmd)) {
+		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
+		if (opts & IMAP_SEARCH_RET_SAVE)
+			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
+		return;
+	}
+	if (uses_modseq(cmd->u.search.key))
+		ag_session_enable_condstore(s); /* RFC 7162 3.1 */
+	struct hits hits = { 0 };
+	int rc = run_search(s, cmd->u.search.key, &hits);
+	/* An inline attempt that the engine refused (mail_nonblock) is thrown
+	 * away and run again on a worker: it must leave the saved result,
+	 * which "$" in this very command may point at, as it was. */
+	int final = !mail_nonblock_hit();
+	if (rc == 0 && (opts & IMAP_SEARCH_RET_SAVE) && final)
+		rc = save_result(s, opts, &hits);
+	if (rc != 0) {
+		if ((opts & IMAP_SEARCH_RET_SAVE) && final)
+			ag_searchres_reset(s);
 		ag_reply_error(&s->reply, tag, rc, name);
-	else
-		agbuf_printf(&s->reply, "* SEARCH%s\r\n%s OK %s completed.\r\n", hits.data ? hits.data : "", tag, name);
-	agbuf_free(&hits);
+	} else {
+		reply_result(s, opts, &hits);
+		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+	}
+	hits_free(&hits);
 }
 
 void ag_cmd_search(struct ag_session *s)

@@ -22,11 +22,57 @@ static void on_mailbox_change(void *arg)
 	event_active(s->notify, EV_READ, 0);
 }
 
+/* SELECT (QRESYNC (uidvalidity modseq [known-uids [seq-match]])) with the
+ * client's UIDVALIDITY (RFC 7162 3.2.5.1): VANISHED (EARLIER) for the
+ * UIDs of known-uids (all UIDs without it) expunged since modseq, then
+ * FETCH (UID FLAGS MODSEQ) of every message changed since. When the
+ * mailbox no longer knows its expunges that far back, the VANISHED list
+ * is every UID of known-uids it does not hold, as the RFC allows; the
+ * sequence match data would only narrow that, so it is not used. */
+static int qresync_report(struct ag_session *s, struct mail_view *v)
+{
+	const struct imap_command *cmd = s->cmd;
+	struct agbuf *out = &s->reply;
+	uint32_t *lo, *hi;
+	size_t n;
+	int exact;
+	int rc = mail_view_vanished(v, cmd->u.mailbox.qr_modseq, &lo, &hi, &n, &exact);
+	if (rc != 0)
+		return rc;
+	uint32_t exists = mail_view_exists(v);
+	/* "*": every UID given out so far (the highest may be expunged) */
+	if (cmd->u.mailbox.qr_has_known)
+		ag_ranges_intersect(&lo, &hi, &n, &cmd->u.mailbox.qr_known, mail_view_uidnext(v) - 1);
+	if (n > 0) {
+		agbuf_puts(out, "* VANISHED (EARLIER) ");
+		ag_reply_uid_ranges(out, lo, hi, n);
+		agbuf_puts(out, "\r\n");
+	}
+	free(lo);
+	free(hi);
+	for (uint32_t seq = 1; seq <= exists; seq++) {
+		struct mail_msg_info info;
+		if (mail_view_msg(v, seq, &info) != 0 || info.modseq <= cmd->u.mailbox.qr_modseq)
+			continue;
+		agbuf_printf(out, "* %u FETCH (UID %u FLAGS ", seq, info.uid);
+		ag_reply_flags(out, v, info.flags, info.keywords, info.recent);
+		agbuf_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)info.modseq);
+	}
+	return 0;
+}
+
 static void select_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	int examine = cmd->kind == IMAP_CMD_EXAMINE;
+	/* RFC 7162 3.2.5: QRESYNC only once enabled; the selected mailbox stays */
+	if (cmd->u.mailbox.qresync && !s->qresync) {
+		agbuf_printf(&s->reply, "%s BAD QRESYNC is not enabled.\r\n", tag);
+		return;
+	}
+	if (cmd->u.mailbox.condstore)
+		s->condstore = 1; /* a CONDSTORE enabling command; no mailbox selected now */
 	/* A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1). */
 	if (s->view != NULL) {
 		ag_session_unselect(s);
@@ -65,6 +111,19 @@ static void select_run(struct ag_session *s)
 	}
 	agbuf_printf(out, "* OK [UIDVALIDITY %u] UIDs valid.\r\n", mail_view_uidvalidity(v));
 	agbuf_printf(out, "* OK [UIDNEXT %u] Predicted next UID.\r\n", mail_view_uidnext(v));
+	/* RFC 7162 3.1.2.1: every mailbox keeps its modseqs, so every
+	 * successful SELECT/EXAMINE says HIGHESTMODSEQ, enabled or not (as
+	 * Dovecot does) */
+	agbuf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)mail_view_highestmodseq(v));
+	if (cmd->u.mailbox.qresync && cmd->u.mailbox.qr_uidvalidity == mail_view_uidvalidity(v)) {
+		rc = qresync_report(s, v);
+		if (rc != 0) {
+			/* the store failed: the SELECT fails as a whole */
+			ag_session_unselect(s);
+			ag_reply_error(out, tag, rc, examine ? "EXAMINE" : "SELECT");
+			return;
+		}
+	}
 	agbuf_printf(out, "%s OK [%s] %s completed.\r\n", tag, examine ? "READ-ONLY" : "READ-WRITE",
 	             examine ? "EXAMINE" : "SELECT");
 	s->next_state = AG_STATE_SELECTED;

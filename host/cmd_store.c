@@ -47,20 +47,53 @@ static void store_run(struct ag_session *s)
 	                            : cmd->u.store.mode == IMAP_STORE_REMOVE ? MAIL_STORE_REMOVE
 	                                                                     : MAIL_STORE_SET;
 	int rc = 0;
+	uint32_t *modified = NULL;
+	size_t n_modified = 0;
+	if (cmd->u.store.has_unchangedsince)
+		ag_session_enable_condstore(s); /* RFC 7162 3.1 */
 	if (keywords == NULL)
 		rc = AEROGRAM_EINTERNAL;
-	else if (n > 0)
+	else if (n > 0 && cmd->u.store.has_unchangedsince) {
+		/* RFC 7162 3.1.3: only the messages unchanged since; the
+		 * others are listed in MODIFIED */
+		modified = malloc(n * sizeof(*modified));
+		rc = modified == NULL ? AEROGRAM_EINTERNAL
+		                      : mail_store_unchanged(s->view, uids, n, mode, flags, keywords, n_keywords,
+		                                             cmd->u.store.unchangedsince, modified, &n_modified);
+		/* .SILENT hides only what this command did: a message it left
+		 * alone because another client changed it is told in full */
+		size_t w = 0, k = 0;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			while (k < n_modified && modified[k] < uids[i])
+				k++;
+			if (k < n_modified && modified[k] == uids[i])
+				continue;
+			uids[w++] = uids[i];
+		}
+		if (rc == 0)
+			n = w;
+	} else if (n > 0)
 		rc = mail_store(s->view, uids, n, mode, flags, keywords, n_keywords);
 	free(keywords);
+	/* MODIFIED of a STORE lists sequence numbers (of the view, which keeps
+	 * them: a plain STORE sends no EXPUNGE) */
+	for (size_t i = 0; rc == 0 && !cmd->uid && i < n_modified; i++)
+		modified[i] = mail_view_seq(s->view, modified[i]);
 	if (rc == 0)
 		/* A plain STORE must not send EXPUNGE (RFC 3501 7.4.1); UID STORE may. */
 		rc = ag_session_update_view(s, cmd->uid ? 0 : MAIL_VIEW_DEFER_EXPUNGE, cmd->uid,
 		                     cmd->u.store.silent ? uids : NULL, cmd->u.store.silent ? n : 0);
 	free(uids);
-	if (rc != 0)
+	if (rc != 0) {
 		ag_reply_error(&s->reply, tag, rc, name);
-	else
+	} else if (n_modified > 0) {
+		agbuf_printf(&s->reply, "%s OK [MODIFIED ", tag);
+		ag_reply_uid_set(&s->reply, modified, n_modified);
+		agbuf_puts(&s->reply, "] Conditional STORE failed.\r\n");
+	} else {
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+	}
+	free(modified);
 }
 
 static void expunge_run(struct ag_session *s)
@@ -104,6 +137,11 @@ static void expunge_run(struct ag_session *s)
 		rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
 		ag_reply_error(&s->reply, tag, rc, name);
+	else if (s->condstore)
+		/* RFC 7162 3.2.10 (3.1.9 of CONDSTORE alone): expunges tell no
+		 * modseq, the tagged response does */
+		agbuf_printf(&s->reply, "%s OK [HIGHESTMODSEQ %llu] %s completed.\r\n", tag,
+		             (unsigned long long)mail_view_highestmodseq(v), name);
 	else
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
 }

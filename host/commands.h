@@ -54,6 +54,15 @@ void ag_cmd_getquotaroot(struct ag_session *s);
 void ag_cmd_setquota(struct ag_session *s);
 /* cmd_search.c */
 void ag_cmd_search(struct ag_session *s);   /* SEARCH and UID SEARCH */
+/* From a storage run: the sequence numbers (ascending, *seqs malloc'd) of
+ * the view's messages that match key; 0 or an engine error. */
+int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, uint32_t **seqs, size_t *count);
+/* 1 when the command's CHARSET (SEARCH, SORT, THREAD) is one the keys can
+ * be taken in: US-ASCII or UTF-8. */
+int ag_search_charset_ok(const struct imap_command *cmd);
+/* cmd_sort.c */
+void ag_cmd_sort(struct ag_session *s);     /* SORT and UID SORT (RFC 5256) */
+void ag_cmd_thread(struct ag_session *s);   /* THREAD and UID THREAD (RFC 5256) */
 /* cmd_select.c: the selected state's life and its updates. */
 void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
 void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */

@@ -287,6 +287,12 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 				problem = "out of memory";
 			else
 				cfg->lines.tls_ciphers = st->line;
+		} else if (strcmp(name, "user") == 0) {
+			if (value[0] == '\0' || strlen(value) > 64)
+				problem = "must name a user of this system";
+			else
+				problem = set_string(&cfg->user, value) ? "out of memory" : NULL;
+			cfg->lines.user = st->line;
 		} else if (strcmp(name, "tls_min_version") == 0) {
 			if (strcmp(value, "TLSv1.2") == 0)
 				cfg->tls_min_version = AG_TLS_1_2;
@@ -323,6 +329,33 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		} else if (strcmp(name, "domains") == 0) {
 			problem = set_string(&cfg->lmtp_domains, value) ? "out of memory" : NULL;
 			cfg->lines.lmtp_domains = st->line;
+		} else
+			problem = "unknown key";
+	} else if (strcmp(section, "metrics") == 0) {
+		if (strcmp(name, "enabled") == 0) {
+			if (strcmp(value, "yes") == 0)
+				cfg->metrics_enabled = 1;
+			else if (strcmp(value, "no") == 0)
+				cfg->metrics_enabled = 0;
+			else
+				problem = "must be yes or no";
+		} else if (strcmp(name, "listen") == 0) {
+			problem = set_string(&cfg->metrics_listen, value) ? "out of memory" : NULL;
+			cfg->lines.metrics_listen = st->line;
+		} else
+			problem = "unknown key";
+	} else if (strcmp(section, "log") == 0) {
+		if (strcmp(name, "level") == 0) {
+			if (strcmp(value, "error") == 0)
+				cfg->log_level = AEROGRAM_LOG_ERROR;
+			else if (strcmp(value, "warning") == 0)
+				cfg->log_level = AEROGRAM_LOG_WARNING;
+			else if (strcmp(value, "info") == 0)
+				cfg->log_level = AEROGRAM_LOG_INFO;
+			else if (strcmp(value, "debug") == 0)
+				cfg->log_level = AEROGRAM_LOG_DEBUG;
+			else
+				problem = "must be error, warning, info or debug";
 		} else
 			problem = "unknown key";
 	} else if (section[0] == '\0') {
@@ -546,6 +579,15 @@ static int finish(struct ag_config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (cfg->metrics_listen == NULL && set_string(&cfg->metrics_listen, "127.0.0.1:9143") != 0)
+		goto oom;
+	if (check_addresses(cfg->metrics_listen, bad, sizeof(bad)) != 0 || !has_address(cfg->metrics_listen) ||
+	    strpbrk(cfg->metrics_listen + strspn(cfg->metrics_listen, " \t"), " \t") != NULL) {
+		ag_config_where(cfg, cfg->lines.metrics_listen, at, sizeof(at));
+		snprintf(err, errlen, "%s: [metrics] listen: '%s' is not one address:port (e.g. 127.0.0.1:9143)", at,
+		         cfg->metrics_listen);
+		return -1;
+	}
 	if (cfg->failure_delay_max < cfg->failure_delay) {
 		ag_config_where(cfg, cfg->lines.failure_delay_max, at, sizeof(at));
 		snprintf(err, errlen, "%s: [auth] failure_delay_max is smaller than failure_delay", at);
@@ -591,6 +633,7 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 	cfg->expunge_retention_s = RETENTION_DEFAULT_S;
 	cfg->lmtp_max_recipients = 1000;
 	cfg->lmtp_timeout = 300;
+	cfg->log_level = AEROGRAM_LOG_INFO;
 	if (cfg->path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -645,5 +688,7 @@ void ag_config_free(struct ag_config *cfg)
 	free(cfg->tls_ciphers);
 	free(cfg->lmtp_listen);
 	free(cfg->lmtp_domains);
+	free(cfg->user);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }

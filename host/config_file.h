@@ -41,6 +41,7 @@ struct ag_config {
 	unsigned login_timeout;  /* seconds from connect to authenticated at most (default 60) */
 	unsigned max_connections_per_ip; /* open connections from one address at most (default 100) */
 	unsigned max_user_connections;   /* sessions of one user at most (default 50) */
+	char *user;              /* run as this user after binding when started as root (NULL: stay) */
 	/* [auth] */
 	char *users_file;
 	unsigned failure_delay;     /* ms before answering the first failed login of an address (default 1000) */
@@ -52,11 +53,17 @@ struct ag_config {
 	char *lmtp_domains;         /* "example.org example.net", lowercase, or NULL */
 	unsigned lmtp_max_recipients; /* RCPTs accepted per transaction (default 1000) */
 	unsigned lmtp_timeout;      /* seconds an LMTP client may stay silent (default 300) */
+	/* [metrics]: /metrics in Prometheus' text format (host/metrics.h) */
+	int metrics_enabled;        /* 0 (default) or 1 */
+	char *metrics_listen;       /* host:port (default 127.0.0.1:9143) */
+	/* [log] */
+	int log_level;              /* an aerogram_log_level: messages above it are not written (default info) */
 	/* The line of some keys, for messages about their value found after
 	 * parsing (a key not set: 0). */
 	struct {
 		int listen, tls_listen, tls_cert, tls_key, tls_ciphers, users_file, failure_delay_max;
 		int lmtp_listen, lmtp_domains;
+		int user, metrics_listen;
 	} lines;
 };
 

@@ -3,7 +3,7 @@
  *
  * A subcommand that works on mail opens what aerogramd opens, the same way:
  * the configuration file (config_file.c, strictly), the storage driver it
- * names (driver_loader.c: ABI checks, the driver's own keys) and the store,
+ * names (sdk/loader/ag_loader.c: ABI checks, the driver's own keys) and the store,
  * and a mail engine over that store. Several engines on one store is the
  * engine's normal case (host/mail/README.md: every write is conditional or
  * takes its turn, every reader converges through the log), so aerogramctl
@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #include "host/config_file.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "host/mail/mail.h"
 
 struct ctl {

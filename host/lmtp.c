@@ -40,6 +40,7 @@
 
 #include "host/lmtp_parse.h"
 #include "host/log.h"
+#include "host/metrics.h"
 #include "host/mail/mail.h"
 #include "host/quota.h"
 #include "host/server.h"
@@ -406,6 +407,7 @@ static void deliver_done(void *arg)
 		struct lmtp_rcpt *r = &c->rcpts[i];
 		char to[4 * LMTP_PATH_MAX + 1];
 		escape(to, sizeof(to), r->address);
+		ag_metrics_lmtp(!r->over_quota && r->rc == 0);
 		if (r->over_quota) {
 			c->failed++;
 			ag_log_info("lmtp %s: from=<%s> to=<%s> user=%s: not delivered: over quota", c->peer, from, to,
@@ -457,6 +459,8 @@ static void end_of_data(struct lmtp_conn *c)
 		for (size_t i = 0; i < c->n_rcpts; i++)
 			replyf(c, "552 5.3.4 <%s> Message too big: at most %zu bytes\r\n", c->rcpts[i].address, max);
 		c->failed += (unsigned)c->n_rcpts;
+		for (size_t i = 0; i < c->n_rcpts; i++)
+			ag_metrics_lmtp(0);
 		reset_transaction(c);
 		return;
 	}

@@ -11,6 +11,12 @@
 #include <unistd.h>
 
 static int use_syslog;
+int ag_log_max_level = AEROGRAM_LOG_INFO;
+
+void ag_log_set_level(int level)
+{
+	ag_log_max_level = level;
+}
 
 void ag_log_use_syslog(void)
 {
@@ -40,6 +46,8 @@ static int syslog_priority(enum aerogram_log_level level)
 
 static void emit(enum aerogram_log_level level, const char *tag, const char *text)
 {
+	if ((int)level > ag_log_max_level)
+		return;
 	if (use_syslog) {
 		if (tag != NULL)
 			syslog(syslog_priority(level), "%s: %s: %s", level_name(level), tag, text);
@@ -66,6 +74,8 @@ static void emit(enum aerogram_log_level level, const char *tag, const char *tex
 void ag_log(enum aerogram_log_level level, const char *fmt, ...)
 {
 	char text[1536];
+	if ((int)level > ag_log_max_level)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);

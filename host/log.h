@@ -8,6 +8,13 @@
 
 /* Sends every following line to syslog (facility mail) instead of stderr. */
 void ag_log_use_syslog(void);
+/* Lines above this level are not written ([log] level; default info).
+ * Set at start-up, before threads start. */
+extern int ag_log_max_level;
+void ag_log_set_level(int level);
+/* Nonzero when a line at `level` would be written: test it before
+ * building a costly debug line. */
+#define ag_log_enabled(level) ((int)(level) <= ag_log_max_level)
 /* Logs one line at `level`; safe from any thread. */
 void ag_log(enum aerogram_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The ag_log_fn the driver loader uses for a driver's lines (tag = driver name). */
@@ -22,5 +29,6 @@ void ag_log_escape(char *out, size_t outlen, const char *text, size_t len);
 #define ag_log_error(...) ag_log(AEROGRAM_LOG_ERROR, __VA_ARGS__)
 #define ag_log_warn(...) ag_log(AEROGRAM_LOG_WARNING, __VA_ARGS__)
 #define ag_log_info(...) ag_log(AEROGRAM_LOG_INFO, __VA_ARGS__)
+#define ag_log_debug(...) ag_log(AEROGRAM_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -87,18 +87,116 @@ static int in_list(const uint32_t *uids, size_t n, uint32_t uid)
 	return 0;
 }
 
-void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
-                      const uint32_t *silent, size_t n_silent)
+void ag_reply_uid_set(struct agbuf *out, const uint32_t *uids, size_t n)
 {
-	for (size_t i = 0; i < c->n_expunged; i++)
-		imap_write_expunge(out, c->expunged[i]);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (i > 0)
+			agbuf_putc(out, ',');
+		agbuf_put_u64(out, uids[i]);
+		if (j > i) {
+			agbuf_putc(out, ':');
+			agbuf_put_u64(out, uids[j]);
+		}
+		i = j + 1;
+	}
+}
+
+void ag_reply_uid_ranges(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			agbuf_putc(out, ',');
+		agbuf_put_u64(out, lo[i]);
+		if (hi[i] > lo[i]) {
+			agbuf_putc(out, ':');
+			agbuf_put_u64(out, hi[i]);
+		}
+	}
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const uint32_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+void ag_ranges_intersect(uint32_t **lo, uint32_t **hi, size_t *n, const struct imap_seqset *set, uint32_t star)
+{
+	size_t cap = *n * (set->count ? set->count : 1);
+	uint32_t (*pieces)[2] = malloc((cap ? cap : 1) * sizeof(*pieces));
+	size_t m = 0;
+	if (pieces == NULL) {
+		*n = 0; /* nothing rather than too much */
+		return;
+	}
+	for (size_t k = 0; k < set->count; k++) {
+		uint32_t a = set->ranges[k].first == IMAP_SEQ_STAR ? star : set->ranges[k].first;
+		uint32_t b = set->ranges[k].last == IMAP_SEQ_STAR ? star : set->ranges[k].last;
+		if (a > b) {
+			uint32_t t = a;
+			a = b;
+			b = t;
+		}
+		for (size_t i = 0; i < *n; i++) {
+			uint32_t l = (*lo)[i] > a ? (*lo)[i] : a, h = (*hi)[i] < b ? (*hi)[i] : b;
+			if (l <= h) {
+				pieces[m][0] = l;
+				pieces[m][1] = h;
+				m++;
+			}
+		}
+	}
+	qsort(pieces, m, sizeof(*pieces), cmp_pair);
+	size_t w = 0;
+	for (size_t i = 0; i < m; i++) {
+		if (w > 0 && (uint64_t)(*hi)[w - 1] + 1 >= pieces[i][0]) {
+			if (pieces[i][1] > (*hi)[w - 1])
+				(*hi)[w - 1] = pieces[i][1];
+			continue;
+		}
+		if (w >= *n) {
+			/* more pieces than ranges: grow (overlapping set ranges) */
+			uint32_t *nl = realloc(*lo, (w + 1) * sizeof(**lo)), *nh = NULL;
+			if (nl != NULL)
+				*lo = nl;
+			if (nl != NULL && (nh = realloc(*hi, (w + 1) * sizeof(**hi))) != NULL)
+				*hi = nh;
+			if (nl == NULL || nh == NULL)
+				break;
+		}
+		(*lo)[w] = pieces[i][0];
+		(*hi)[w] = pieces[i][1];
+		w++;
+	}
+	free(pieces);
+	*n = w;
+}
+
+void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
+                      const uint32_t *silent, size_t n_silent, unsigned features)
+{
+	if ((features & AG_REPLY_QRESYNC) && c->n_expunged > 0) {
+		/* RFC 7162 3.2.10: the UIDs, ascending as the view lists them */
+		agbuf_puts(out, "* VANISHED ");
+		ag_reply_uid_set(out, c->expunged_uids, c->n_expunged);
+		agbuf_puts(out, "\r\n");
+	} else {
+		for (size_t i = 0; i < c->n_expunged; i++)
+			imap_write_expunge(out, c->expunged[i]);
+	}
 	if (c->exists_changed) {
 		imap_write_exists(out, c->exists);
 		imap_write_recent(out, c->recent);
 	}
+	if (features & AG_REPLY_QRESYNC)
+		with_uid = 1;
 	for (size_t i = 0; i < c->n_flags; i++) {
 		const struct mail_flag_change *f = &c->flags[i];
-		if (silent != NULL && in_list(silent, n_silent, f->uid))
+		int quiet = silent != NULL && in_list(silent, n_silent, f->uid);
+		if (quiet && !(features & AG_REPLY_CONDSTORE))
 			continue;
 		agbuf_append(out, "* ", 2);
 		agbuf_put_u64(out, f->seq);
@@ -108,8 +206,15 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 			agbuf_put_u64(out, f->uid);
 			agbuf_putc(out, ' ');
 		}
-		agbuf_puts(out, "FLAGS ");
-		ag_reply_flags(out, v, f->flags, f->keywords, f->recent);
+		if (!quiet) {
+			agbuf_puts(out, "FLAGS ");
+			ag_reply_flags(out, v, f->flags, f->keywords, f->recent);
+		}
+		if (features & AG_REPLY_CONDSTORE) {
+			agbuf_puts(out, quiet ? "MODSEQ (" : " MODSEQ (");
+			agbuf_put_u64(out, f->modseq);
+			agbuf_putc(out, ')');
+		}
 		agbuf_puts(out, ")\r\n");
 	}
 }
@@ -130,7 +235,8 @@ void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readon
 }
 
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,
-                    int with_uid, const uint32_t *silent, size_t n_silent, int *uidvalidity_changed)
+                    int with_uid, const uint32_t *silent, size_t n_silent, unsigned features,
+                    int *uidvalidity_changed)
 {
 	struct mail_changes *c = NULL;
 	int rc = mail_view_update_ex(v, !readonly, options, &c);
@@ -145,7 +251,7 @@ int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsign
 			ag_reply_flag_list(out, v, readonly);
 			*kw_announced = kws;
 		}
-		ag_reply_changes(out, v, c, with_uid, silent, n_silent);
+		ag_reply_changes(out, v, c, with_uid, silent, n_silent, features);
 	}
 	mail_changes_free(c);
 	return 0;
@@ -162,6 +268,9 @@ int ag_resolve_set(const struct mail_view *v, const struct imap_seqset *set, int
 	uint32_t exists = mail_view_exists(v);
 	*uids = NULL;
 	*n = 0;
+	/* "$" (RFC 5182): the session put the saved UIDs in (host/searchres.h) */
+	if (set->saved)
+		uid_set = 1;
 	if (!uid_set) {
 		/* Sequence numbers must exist (RFC 3501 9: BAD otherwise). */
 		for (size_t i = 0; i < set->count; i++) {

@@ -17,11 +17,22 @@ void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags
 /* Appends "* FLAGS (...)" with every keyword of the view and the
  * PERMANENTFLAGS that go with it (none when `readonly`). */
 void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly);
-/* Appends the untagged responses of a change set: EXPUNGE, EXISTS, RECENT,
- * and FETCH (FLAGS) (with UID when `with_uid`), skipping the flag changes of
- * UIDs in `silent` (may be NULL). */
+/* Features a session enabled that change how updates are told (RFC 7162). */
+#define AG_REPLY_CONDSTORE 1u /* FETCH of a flag change carries MODSEQ */
+#define AG_REPLY_QRESYNC 2u   /* VANISHED instead of EXPUNGE; FETCH carries UID */
+/* Appends the untagged responses of a change set: EXPUNGE (VANISHED under
+ * QRESYNC), EXISTS, RECENT, and FETCH (FLAGS) (with UID when `with_uid`),
+ * skipping the flag changes of UIDs in `silent` (may be NULL); under
+ * CONDSTORE those are told as FETCH (MODSEQ) alone (RFC 7162 3.1.3). */
 void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
-                      const uint32_t *silent, size_t n_silent);
+                      const uint32_t *silent, size_t n_silent, unsigned features);
+/* Appends an ascending UID list as a set "1:3,7" (nothing when empty). */
+void ag_reply_uid_set(struct agbuf *out, const uint32_t *uids, size_t n);
+/* Appends inclusive ascending ranges as a set "1:3,7". */
+void ag_reply_uid_ranges(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t n);
+/* Keeps of the ranges (ascending, disjoint) the parts in `set` (a UID set,
+ * `star` the value of "*"), in place. */
+void ag_ranges_intersect(uint32_t **lo, uint32_t **hi, size_t *n, const struct imap_seqset *set, uint32_t star);
 /* Brings the view up to date and appends what changed (see ag_reply_changes);
  * `options` are mail_view_update_ex's (MAIL_VIEW_DEFER_EXPUNGE where EXPUNGE
  * must not be sent). When the mailbox has more keywords than the
@@ -31,7 +42,8 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
  * *uidvalidity_changed is set when the mailbox got a new UIDVALIDITY (then
  * nothing is appended). Returns 0 or an engine error. */
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,
-                    int with_uid, const uint32_t *silent, size_t n_silent, int *uidvalidity_changed);
+                    int with_uid, const uint32_t *silent, size_t n_silent, unsigned features,
+                    int *uidvalidity_changed);
 /* The system flag bit of "\Seen"... (case-insensitive), 0 when it is a keyword
  * (or \Recent, which clients cannot set: *is_recent says so). */
 uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent);

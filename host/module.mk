@@ -1,11 +1,11 @@
 # host/: the daemon and the admin tool.
-HOST_LOADER_OBJS = $(B)/obj/host/driver_loader.o
-HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(HOST_LOADER_OBJS)
+HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(LOADER_OBJS)
 # (protocol/module.mk is read after this file: name its library directly.)
 # The IMAP service: one object per concern (see each file's header).
 HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls.o capability.o list_match.o \
 	listener.o server.o session.o compress.o commands.o cmd_any.o cmd_login.o cmd_authenticated.o \
-	mail_reply.o cmd_select.o cmd_mailbox.o cmd_append.o cmd_fetch.o cmd_store.o cmd_search.o search_cache.o)
+	mail_reply.o cmd_select.o cmd_mailbox.o cmd_append.o cmd_fetch.o cmd_store.o cmd_search.o cmd_sort.o search_cache.o \
+	searchres.o)
 # Per-user quotas and the QUOTA extension (quota.h).
 HOST_SERVER_OBJS += $(B)/obj/host/quota.o $(B)/obj/host/cmd_quota.o
 # Connections per address, sessions per user, the password-check pool (limits.h).
@@ -17,6 +17,8 @@ HOST_SERVER_OBJS += $(B)/obj/host/fetch_cache.o
 HOST_CTL_STORE_OBJS = $(B)/obj/host/ctl_store.o
 # LMTP delivery (lmtp.h) and its pure parser (lmtp_parse.h).
 HOST_SERVER_OBJS += $(B)/obj/host/lmtp.o $(B)/obj/host/lmtp_parse.o
+# /metrics (metrics.h) and [imap] user (privileges.h).
+HOST_SERVER_OBJS += $(B)/obj/host/metrics.o $(B)/obj/host/privileges.o
 
 $(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS) $(ZLIB_CFLAGS)
 

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "host/lmtp.h"
+#include "host/metrics.h"
+#include "host/privileges.h"
 #include "host/log.h"
 #include "host/session.h"
 #include "host/tls.h"
@@ -389,13 +391,11 @@ int ag_server_load_files(const struct ag_config *cfg, struct ag_users **users, S
 	return 0;
 }
 
-int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag_driver *driver,
-                   char *err, size_t errlen)
+int ag_server_bind(struct ag_server *srv, const struct ag_config *cfg, char *err, size_t errlen)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->root = srv;
 	srv->cfg = cfg;
-	srv->driver = driver;
 	if (strcmp(cfg->plaintext_auth, "yes") == 0)
 		srv->plaintext_auth = AG_PLAINTEXT_YES;
 	else if (strcmp(cfg->plaintext_auth, "no") == 0)
@@ -413,12 +413,43 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		snprintf(err, errlen, "libevent: cannot create the event loop");
 		return -1;
 	}
+	/* Every socket first, before any thread starts (aerogramd calls this
+	 * before it loads the driver): a daemon that switched to [imap] user
+	 * binds ports below 1024 with a capability it gives up right after,
+	 * and threads inherit capabilities (privileges.c). Nothing is
+	 * accepted before the loop runs. */
+	if (ag_listeners_open(srv, cfg->listen, 0, err, errlen) != 0 ||
+	    ag_listeners_open(srv, cfg->tls_listen, 1, err, errlen) != 0)
+		return -1;
+	if (srv->listeners == NULL) {
+		snprintf(err, errlen, "%s: no address to listen on", cfg->path);
+		return -1;
+	}
+	if (ag_lmtp_open(srv, err, errlen) != 0)
+		return -1;
+	if (ag_metrics_on && ag_metrics_start(srv, cfg->metrics_listen, err, errlen) != 0)
+		return -1;
+	ag_privileges_bound();
+	return 0;
+}
+
+int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag_driver *driver,
+                   char *err, size_t errlen)
+{
+	if (srv->base == NULL && ag_server_bind(srv, cfg, err, errlen) != 0)
+		return -1;
+	srv->driver = driver;
 	if (ag_server_load_files(cfg, &srv->users, &srv->tls, err, errlen) != 0)
 		return -1;
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
 	struct mail_engine_options engine_options = { .log = engine_log,
 	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000 };
-	int rc = mail_engine_new(ag_driver_store(driver), &engine_options, &srv->engine);
+	/* With metrics on, the engine calls the driver through a copy of its
+	 * descriptor that counts and times each call (metrics.c). */
+	const struct ag_store *store = ag_driver_store(driver);
+	if (ag_metrics_on)
+		store = ag_metrics_wrap_store(store);
+	int rc = mail_engine_new(store, &engine_options, &srv->engine);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail engine (error %d)", rc);
 		return -1;
@@ -430,15 +461,6 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		snprintf(err, errlen, "cannot start %u worker threads", cfg->workers);
 		return -1;
 	}
-	if (ag_listeners_open(srv, cfg->listen, 0, err, errlen) != 0 ||
-	    ag_listeners_open(srv, cfg->tls_listen, 1, err, errlen) != 0)
-		return -1;
-	if (srv->listeners == NULL) {
-		snprintf(err, errlen, "%s: no address to listen on", cfg->path);
-		return -1;
-	}
-	if (ag_lmtp_open(srv, err, errlen) != 0)
-		return -1;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_sigterm, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_sigterm, srv);
 	srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_sighup, srv);
@@ -527,6 +549,7 @@ int ag_server_run(struct ag_server *srv)
 void ag_server_free(struct ag_server *srv)
 {
 	ag_listeners_close(srv);
+	ag_metrics_stop(srv);
 	/* Password checks reference sessions of every loop: let them end first. */
 	ag_limits_stop(srv->limits);
 	/* Jobs still running reference sessions: let them end first. */

@@ -11,7 +11,7 @@
 
 #include "host/auth.h"
 #include "host/config_file.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "host/limits.h"
 #include "host/mail/mail.h"
 #include "host/users.h"
@@ -81,9 +81,15 @@ struct ag_server {
  * line into err, leaves both NULL and returns -1. */
 int ag_server_load_files(const struct ag_config *cfg, struct ag_users **users, SSL_CTX **tls, char *err,
                          size_t errlen);
+/* The first half of ag_server_init, before any thread starts: the event
+ * loop and every listening socket (IMAP, LMTP, metrics), then gives up the
+ * capability ag_privileges_drop kept for binding. On failure writes one
+ * line into err and returns -1 (free with ag_server_free). */
+int ag_server_bind(struct ag_server *srv, const struct ag_config *cfg, char *err, size_t errlen);
 /* Prepares everything that can fail at start-up (TLS context, users file,
  * listeners, workers); on failure writes one line into err and returns -1.
- * `driver` stays owned by the caller. */
+ * `driver` stays owned by the caller. Calls ag_server_bind first unless
+ * the caller did. */
 int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag_driver *driver,
                    char *err, size_t errlen);
 /* Runs the event loop until SIGTERM/SIGINT has closed every session. */

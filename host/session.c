@@ -12,6 +12,7 @@
  * frees what is left at exit. A worker job in flight always delays it.
  */
 #include "host/session.h"
+#include "host/searchres.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -30,6 +31,7 @@
 #include "host/mail/mail.h"
 #include "host/mail_reply.h"
 #include "host/compress.h"
+#include "host/metrics.h"
 #include "host/tls.h"
 
 /* Malformed commands in a row before the server gives up on a client. */
@@ -50,6 +52,68 @@
 #define CLOSE_MAX_TICKS 250
 
 static void session_input(struct ag_session *s);
+
+/* Metrics or the per-command debug line want what a command answered. */
+static int observing(void)
+{
+	return ag_metrics_on || ag_log_enabled(AEROGRAM_LOG_DEBUG);
+}
+
+/* Bytes going out: counted, and a command's tagged response recognised by
+ * the last line of the write that carries it (the tagged line is the last
+ * thing a command writes). Only that line is looked at, and at most 1 KiB
+ * of it: a status line is short. */
+static void note_output(struct ag_session *s, const char *data, size_t len)
+{
+	if (!observing())
+		return;
+	ag_metrics_bytes(0, len);
+	if (s->cmd == NULL || len < 2 || data[len - 1] != '\n')
+		return;
+	size_t end = len - 1, start = end;
+	size_t limit = end > 1024 ? end - 1024 : 0;
+	while (start > limit && data[start - 1] != '\n')
+		start--;
+	if (start == limit && limit > 0)
+		return;
+	const char *line = data + start;
+	size_t n = end - start, tl = s->cmd->tag.len;
+	if (tl == 0 || n < tl + 3 || memcmp(line, s->cmd->tag.data, tl) != 0 || line[tl] != ' ')
+		return;
+	line += tl + 1;
+	n -= tl + 1;
+	if (n >= 2 && memcmp(line, "OK", 2) == 0)
+		s->cmd_result = AG_RESULT_OK;
+	else if (n >= 2 && memcmp(line, "NO", 2) == 0)
+		s->cmd_result = AG_RESULT_NO;
+	else if (n >= 3 && memcmp(line, "BAD", 3) == 0)
+		s->cmd_result = AG_RESULT_BAD;
+}
+
+static const char *const result_text[AG_RESULT__COUNT] = { "OK", "NO", "BAD", "none" };
+
+/* A command ends: counted, logged at debug, and the connections gauge
+ * follows the state it left the session in. */
+static void observe_command_end(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	ag_metrics_command(cmd->kind, cmd->uid, (enum ag_metrics_result)s->cmd_result, &s->cmd_started);
+	int ms = ag_metrics_state_index(s->state);
+	if (ms != s->metrics_state) {
+		ag_metrics_state(s->metrics_state, ms);
+		s->metrics_state = ms;
+	}
+	if (ag_log_enabled(AEROGRAM_LOG_DEBUG)) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double ms_taken = (double)(now.tv_sec - s->cmd_started.tv_sec) * 1e3 +
+		                  (double)(now.tv_nsec - s->cmd_started.tv_nsec) / 1e6;
+		const struct ag_command *c = ag_command_find(cmd->kind);
+		ag_log_debug("%s: %s%s%scommand=%s%s result=%s %.3f ms", s->peer, s->user ? "user=" : "",
+		             s->user ? s->user : "", s->user ? " " : "", cmd->uid ? "UID " : "", c != NULL ? c->name : "?",
+		             result_text[s->cmd_result], ms_taken);
+	}
+}
 
 /* Frees what a multi-run storage command kept between runs. */
 static void free_cont(struct ag_session *s)
@@ -216,6 +280,8 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 	s->srv = srv;
 	s->bev = bev;
 	s->state = AG_STATE_NOT_AUTH;
+	s->metrics_state = AG_MSTATE_NOT_AUTH;
+	ag_metrics_state(-1, AG_MSTATE_NOT_AUTH);
 	s->tls = tls;
 	s->loopback = is_loopback(peer);
 	describe_peer(s, peer);
@@ -283,6 +349,7 @@ void ag_session_free(struct ag_session *s)
 	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs, %u inline; loop %u)",
 	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? (s->compressed ? " (tls, deflate)" : " (tls)") : s->compressed ? " (deflate)" : "",
 	            s->wakeups, s->quick_acks, s->inline_runs, srv->loop_index);
+	ag_metrics_state(s->metrics_state, -1);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -328,8 +395,10 @@ void ag_session_free(struct ag_session *s)
 
 void ag_session_write(struct ag_session *s, const void *data, size_t len)
 {
-	if (s->bev != NULL && !s->dead)
+	if (s->bev != NULL && !s->dead) {
+		note_output(s, data, len);
 		bufferevent_write(s->bev, data, len);
+	}
 }
 
 void ag_session_printf(struct ag_session *s, const char *fmt, ...)
@@ -426,6 +495,8 @@ int ag_session_abandoned(struct ag_session *s)
 
 void ag_session_command_done(struct ag_session *s)
 {
+	if (s->cmd != NULL && observing())
+		observe_command_end(s);
 	ag_session_append_clear(s);
 	free_cont(s);
 	imap_command_free(s->cmd);
@@ -512,6 +583,7 @@ static void send_reply(struct ag_session *s, const char *data, size_t len)
 {
 	if (s->bev == NULL || s->dead || len == 0)
 		return;
+	note_output(s, data, len);
 	/* (an implicit-TLS bufferevent has no layer below: test tls itself) */
 	if (!s->tls && !s->compressed && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		ssize_t sent = send(bufferevent_getfd(s->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -570,6 +642,8 @@ static int may_run_inline(const struct imap_command *cmd)
 	switch (cmd->kind) {
 	case IMAP_CMD_FETCH:
 	case IMAP_CMD_SEARCH:
+	case IMAP_CMD_SORT:
+	case IMAP_CMD_THREAD:
 	case IMAP_CMD_NOOP:
 	case IMAP_CMD_CHECK:
 	case IMAP_CMD_STORE:
@@ -618,7 +692,7 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
 {
 	int changed = 0;
 	int rc = ag_reply_update(&s->reply, s->view, s->readonly, &s->kw_announced, options, with_uid, silent,
-	                         n_silent, &changed);
+	                         n_silent, ag_session_features(s), &changed);
 	if (rc == 0 && changed) {
 		/* Concurrent daemons collided on UIDs and the mailbox has a new
 		 * UIDVALIDITY. RFC 3501 gives no way to tell a client mid-session
@@ -632,6 +706,21 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
 		s->n_seen_overlay = 0;
 	}
 	return rc;
+}
+
+unsigned ag_session_features(const struct ag_session *s)
+{
+	return (s->condstore ? AG_REPLY_CONDSTORE : 0u) | (s->qresync ? AG_REPLY_QRESYNC : 0u);
+}
+
+void ag_session_enable_condstore(struct ag_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = 1;
+	if (s->view != NULL)
+		agbuf_printf(&s->reply, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		             (unsigned long long)mail_view_highestmodseq(s->view));
 }
 
 static int cmp_uid(const void *a, const void *b)
@@ -667,6 +756,7 @@ void ag_session_unselect(struct ag_session *s)
 	free(s->seen_overlay);
 	s->seen_overlay = NULL;
 	s->n_seen_overlay = 0;
+	ag_searchres_reset(s);
 	if (s->sub != NULL)
 		mail_unsubscribe(s->sub);
 	s->sub = NULL;
@@ -789,7 +879,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		if (e != 0) {
 			char why[256];
 			ERR_error_string_n(e, why, sizeof(why));
-			ag_log_info("%s: TLS error: %s", s->peer, why);
+			/* A client that closes its socket without TLS's
+			 * close_notify (most do, after LOGOUT or when
+			 * quitting) is a normal end, not a failure. */
+			if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+				ag_log_debug("%s: TLS: the client closed without close_notify: %s", s->peer, why);
+			else
+				ag_log_warn("%s: TLS error: %s", s->peer, why);
 		}
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
@@ -812,6 +908,7 @@ static void send_bad(struct ag_session *s, const char *tag, const char *text)
 
 static void on_error_event(struct ag_session *s, const struct imap_event *ev)
 {
+	ag_metrics_malformed();
 	const char *text = ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.";
 	if (ev->error == IMAP_ERR_LITERAL_TOO_LARGE && ev->tag != NULL) {
 		ag_session_printf(s, "%s NO [TOOBIG] %s\r\n", ev->tag, text);
@@ -870,6 +967,10 @@ static void dispatch(struct ag_session *s, struct imap_command *cmd)
 	s->commands++;
 	const struct ag_command *c = ag_command_find(cmd->kind);
 	s->cmd = cmd;
+	if (observing()) {
+		clock_gettime(CLOCK_MONOTONIC, &s->cmd_started);
+		s->cmd_result = AG_RESULT_NONE;
+	}
 	if (c == NULL) {
 		ag_session_tagged(s, IMAP_BAD, "Unknown command.");
 		ag_session_command_done(s);
@@ -889,6 +990,7 @@ static void dispatch(struct ag_session *s, struct imap_command *cmd)
 		return;
 	}
 	s->bad_in_row = 0;
+	ag_searchres_bind(s, cmd);
 	if (c->handler == NULL) {
 		ag_session_tagged(s, IMAP_NO, "[CANNOT] %s is not supported by this server yet.", c->name);
 		ag_session_command_done(s);
@@ -987,6 +1089,7 @@ static void session_input(struct ag_session *s)
 	if (s->in_input)
 		return;
 	s->in_input = 1;
+	uint64_t consumed = 0;
 	/* Past OUTPUT_HIGH_WATER on_write resumes once the client has read. */
 	while (takes_input(s)) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -1004,9 +1107,11 @@ static void session_input(struct ag_session *s)
 			/* ev.data points into the input chunk: use it before draining. */
 			append_data(s, &ev);
 			evbuffer_drain(in, used);
+			consumed += used;
 			continue;
 		}
 		evbuffer_drain(in, used);
+		consumed += used;
 		switch (kind) {
 		case IMAP_EV_NONE:
 			if (len == 0 || evbuffer_get_length(in) == 0)
@@ -1054,6 +1159,8 @@ static void session_input(struct ag_session *s)
 		}
 	}
 out:
+	if (consumed > 0)
+		ag_metrics_bytes(consumed, 0);
 	s->in_input = 0;
 	update_reading(s);
 	/* COMPRESS: the inflating layer stops at the input high-water mark,

@@ -59,6 +59,11 @@ struct ag_session {
 	unsigned inline_runs;     /* of them, answered on the loop thread (no worker) */
 	unsigned wakeups;         /* socket callbacks run (read, write, event), for the same line */
 	unsigned quick_acks;      /* TCP_QUICKACK set, for the same line */
+	/* The command in flight, for metrics and the debug line (when either
+	 * is on): when it came, and the status of its tagged response. */
+	struct timespec cmd_started;
+	int cmd_result;           /* an ag_metrics_result */
+	int metrics_state;        /* the state the connections gauge counts it in */
 	uint64_t literal_left;    /* literal bytes the parser still expected after the last read */
 	struct imap_command *cmd; /* the command in flight, or NULL */
 	char *user;               /* after authentication */
@@ -80,6 +85,11 @@ struct ag_session {
 	struct mail_sub *sub;     /* change notifications of the view's mailbox */
 	char *mailbox;            /* its name */
 	int readonly;             /* EXAMINE */
+	/* RFC 7162: CONDSTORE enabled (ENABLE, or a CONDSTORE enabling command:
+	 * MODSEQ in every FETCH with FLAGS), QRESYNC enabled (ENABLE only:
+	 * VANISHED instead of EXPUNGE, UID in unsolicited FETCH). */
+	int condstore;
+	int qresync;
 	unsigned kw_announced;    /* keywords the client was told of by FLAGS */
 	struct event *notify;     /* made active from engine threads on a change */
 	int changed;              /* a change was notified and not yet told */
@@ -90,6 +100,10 @@ struct ag_session {
 	 * laid over it until then. Ascending. */
 	uint32_t *seen_overlay;
 	size_t n_seen_overlay;
+	/* The result SEARCH RETURN (SAVE) kept (RFC 5182, host/searchres.h):
+	 * UIDs as ascending ranges; emptied when the mailbox is left. */
+	struct imap_seqrange *searchres;
+	size_t n_searchres;
 	/* A storage command in flight: run on a worker, answer in `reply`. */
 	void (*storage_run)(struct ag_session *s);
 	struct agbuf reply;
@@ -168,6 +182,11 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
  * ag_reply_update); forgets the \Seen overlay. Returns 0 or an engine error. */
 int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid, const uint32_t *silent,
                            size_t n_silent);
+/* A CONDSTORE enabling command (RFC 7162 3.1): switches CONDSTORE on; the
+ * first time with a mailbox selected, tells its HIGHESTMODSEQ. */
+void ag_session_enable_condstore(struct ag_session *s);
+/* The AG_REPLY_* features this session has enabled. */
+unsigned ag_session_features(const struct ag_session *s);
 /* Adds UIDs (ascending) to the \Seen overlay. */
 void ag_session_overlay_seen(struct ag_session *s, const uint32_t *uids, size_t n);
 /* The flags of a message as this session's client knows them: the view's plus the overlay. */

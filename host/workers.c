@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -23,6 +24,7 @@ struct ag_workers {
 	struct ag_job *done_head, *done_tail;
 	int stopping;
 	unsigned pending;       /* loop thread only */
+	atomic_uint queued;     /* jobs waiting for a thread (any thread reads it: metrics) */
 	struct event *done_event;
 	pthread_t *threads;
 	unsigned n_threads;
@@ -51,6 +53,7 @@ static void *worker_main(void *arg)
 		pool->queue_head = job->next;
 		if (pool->queue_head == NULL)
 			pool->queue_tail = NULL;
+		atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
 		pool->busy++;
 		pthread_mutex_unlock(&pool->lock);
 		job->run(job->arg);
@@ -123,6 +126,7 @@ void ag_workers_submit(struct ag_workers *pool, struct ag_job *job)
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
 	push(&pool->queue_head, &pool->queue_tail, job);
+	atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&pool->lock);
 	/* Signalled after the unlock: a worker woken while the lock is still
 	 * held would only go to sleep again on the mutex (two more futex
@@ -134,6 +138,11 @@ void ag_workers_submit(struct ag_workers *pool, struct ag_job *job)
 unsigned ag_workers_pending(const struct ag_workers *pool)
 {
 	return pool->pending;
+}
+
+unsigned ag_workers_queued(struct ag_workers *pool)
+{
+	return atomic_load_explicit(&pool->queued, memory_order_relaxed);
 }
 
 unsigned ag_workers_wait_idle(struct ag_workers *pool, const struct timespec *deadline)

@@ -26,6 +26,8 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads);
 void ag_workers_submit(struct ag_workers *pool, struct ag_job *job);
 /* Number of jobs queued or running whose `done` has not been called yet. */
 unsigned ag_workers_pending(const struct ag_workers *pool);
+/* Number of jobs waiting for a free thread (any thread; a snapshot). */
+unsigned ag_workers_queued(struct ag_workers *pool);
 /* Waits until no job is queued or running, or until `deadline`
  * (CLOCK_MONOTONIC), whichever comes first; returns how many jobs are still
  * queued or running (0: idle). Any thread. */

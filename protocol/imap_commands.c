@@ -39,7 +39,48 @@ static bool cmd_mailbox_only(struct imap_gram *g)
 	return imap_sp(g, "mailbox name") && imap_mailbox(g, &g->cmd->u.mailbox.mailbox) && imap_eol(g);
 }
 
-/* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE). */
+/* QRESYNC's parameter (RFC 7162 3.2.5): "(" uidvalidity SP modseq
+ * [SP known-uids] [SP "(" known-sequence-set SP known-uid-set ")"] ")". */
+static bool select_qresync(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "QRESYNC parameters") || imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the QRESYNC parameters");
+	g->pos++;
+	if (!imap_nz_number(g, &cmd->u.mailbox.qr_uidvalidity, "QRESYNC UIDVALIDITY") ||
+	    !imap_sp(g, "QRESYNC modseq") || !imap_number64(g, &cmd->u.mailbox.qr_modseq, "QRESYNC modseq"))
+		return false;
+	if (cmd->u.mailbox.qr_modseq == 0)
+		return imap_fail(g, "Invalid QRESYNC modseq");
+	if (imap_peek(g) == ' ') {
+		g->pos++;
+		if (imap_peek(g) != '(') {
+			if (!imap_seqset(g, &cmd->u.mailbox.qr_known))
+				return false;
+			cmd->u.mailbox.qr_has_known = true;
+			if (imap_peek(g) == ' ')
+				g->pos++;
+		}
+		if (imap_peek(g) == '(') {
+			g->pos++;
+			if (!imap_seqset(g, &cmd->u.mailbox.qr_match_seqs) || !imap_sp(g, "known UIDs") ||
+			    !imap_seqset(g, &cmd->u.mailbox.qr_match_uids))
+				return false;
+			if (imap_peek(g) != ')')
+				return imap_fail(g, "Missing ')' after the sequence match data");
+			g->pos++;
+			cmd->u.mailbox.qr_has_match = true;
+		}
+	}
+	if (imap_peek(g) != ')')
+		return imap_fail(g, "Missing ')' at the end of the QRESYNC parameters");
+	g->pos++;
+	cmd->u.mailbox.qresync = true;
+	return true;
+}
+
+/* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE,
+ * QRESYNC). */
 static bool cmd_select(struct imap_gram *g)
 {
 	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &g->cmd->u.mailbox.mailbox))
@@ -52,7 +93,10 @@ static bool cmd_select(struct imap_gram *g)
 		for (;;) {
 			if (imap_keyword(g, "CONDSTORE"))
 				g->cmd->u.mailbox.condstore = true;
-			else
+			else if (imap_keyword(g, "QRESYNC")) {
+				if (!select_qresync(g))
+					return false;
+			} else
 				return imap_fail(g, "Unknown SELECT parameter");
 			if (imap_peek(g) == ')')
 				break;
@@ -60,6 +104,37 @@ static bool cmd_select(struct imap_gram *g)
 				return imap_fail(g, "Missing ')' at the end of the SELECT parameters");
 			g->pos++;
 		}
+		g->pos++;
+	}
+	return imap_eol(g);
+}
+
+/* CREATE with the parameters of RFC 4466; the one known is USE (RFC 6154):
+ * CREATE name (USE (\Sent \Archive)). */
+static bool cmd_create(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &cmd->u.mailbox.mailbox))
+		return false;
+	if (imap_peek(g) == ' ') {
+		g->pos++;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the CREATE parameters");
+		g->pos++;
+		if (!imap_keyword(g, "USE"))
+			return imap_fail(g, "Unknown CREATE parameter");
+		if (!imap_sp(g, "USE attributes"))
+			return false;
+		if (imap_peek(g) != '(')
+			return imap_fail(g, "Missing '(' before the USE attributes");
+		if (!imap_flag_list(g, &cmd->u.mailbox.use, false))
+			return false;
+		for (size_t i = 0; i < cmd->u.mailbox.use.count; i++)
+			if (cmd->u.mailbox.use.flags[i].data[0] != '\\')
+				return imap_fail(g, "Invalid USE attribute");
+		cmd->u.mailbox.has_use = true;
+		if (imap_peek(g) != ')')
+			return imap_fail(g, "Missing ')' at the end of the CREATE parameters");
 		g->pos++;
 	}
 	return imap_eol(g);
@@ -138,6 +213,10 @@ static bool cmd_list(struct imap_gram *g)
 	if (!lsub && imap_peek(g) == '(') {
 		if (!list_options(g, false) || !imap_sp(g, "reference name"))
 			return false;
+		/* RFC 5258 3.1: RECURSIVEMATCH alone, or only with REMOTE, is an error */
+		if ((cmd->u.list.selection & IMAP_LIST_SEL_RECURSIVEMATCH) &&
+		    !(cmd->u.list.selection & ~(IMAP_LIST_SEL_RECURSIVEMATCH | IMAP_LIST_SEL_REMOTE)))
+			return imap_fail(g, "RECURSIVEMATCH needs another selection option");
 	}
 	if (!imap_mailbox(g, &cmd->u.list.reference) || !imap_sp(g, "mailbox pattern"))
 		return false;
@@ -455,6 +534,16 @@ static bool cmd_search(struct imap_gram *g)
 	return imap_gram_search(g);
 }
 
+static bool cmd_sort(struct imap_gram *g)
+{
+	return imap_gram_sort(g);
+}
+
+static bool cmd_thread(struct imap_gram *g)
+{
+	return imap_gram_thread(g);
+}
+
 static const struct command_def {
 	const char *name;
 	enum imap_cmd_kind kind;
@@ -468,7 +557,7 @@ static const struct command_def {
 	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },
 	{ "COMPRESS", IMAP_CMD_COMPRESS, false, cmd_compress },
 	{ "COPY", IMAP_CMD_COPY, true, cmd_copy },
-	{ "CREATE", IMAP_CMD_CREATE, false, cmd_mailbox_only },
+	{ "CREATE", IMAP_CMD_CREATE, false, cmd_create },
 	{ "DELETE", IMAP_CMD_DELETE, false, cmd_mailbox_only },
 	{ "ENABLE", IMAP_CMD_ENABLE, false, cmd_enable },
 	{ "EXAMINE", IMAP_CMD_EXAMINE, false, cmd_select },
@@ -489,10 +578,12 @@ static const struct command_def {
 	{ "SEARCH", IMAP_CMD_SEARCH, true, cmd_search },
 	{ "SELECT", IMAP_CMD_SELECT, false, cmd_select },
 	{ "SETQUOTA", IMAP_CMD_SETQUOTA, false, cmd_setquota },
+	{ "SORT", IMAP_CMD_SORT, true, cmd_sort },
 	{ "STARTTLS", IMAP_CMD_STARTTLS, false, no_args },
 	{ "STATUS", IMAP_CMD_STATUS, false, cmd_status },
 	{ "STORE", IMAP_CMD_STORE, true, cmd_store },
 	{ "SUBSCRIBE", IMAP_CMD_SUBSCRIBE, false, cmd_mailbox_only },
+	{ "THREAD", IMAP_CMD_THREAD, true, cmd_thread },
 	{ "UNSELECT", IMAP_CMD_UNSELECT, false, no_args },
 	{ "UNSUBSCRIBE", IMAP_CMD_UNSUBSCRIBE, false, cmd_mailbox_only },
 };

@@ -253,6 +253,8 @@ static bool fetch_modifiers(struct imap_gram *g)
 			    !imap_number64(g, &g->cmd->u.fetch.changedsince, "CHANGEDSINCE value"))
 				return false;
 			g->cmd->u.fetch.has_changedsince = true;
+		} else if (imap_keyword(g, "VANISHED")) {
+			g->cmd->u.fetch.vanished = true;
 		} else {
 			return imap_fail(g, "Unknown FETCH modifier");
 		}

@@ -383,6 +383,16 @@ bool imap_seqset(struct imap_gram *g, struct imap_seqset *out)
 {
 	if (imap_at_eol(g))
 		return imap_fail(g, "Missing argument: sequence set");
+	if (imap_peek(g) == '$') {
+		/* RFC 5182: the saved search result, only as the whole set */
+		g->pos++;
+		if (imap_is_atom_char(imap_peek(g)) || imap_peek(g) == '*')
+			return imap_fail(g, "Invalid sequence set");
+		out->count = 0;
+		out->ranges = NULL;
+		out->saved = true;
+		return true;
+	}
 	/* Count the ranges first so the array is allocated once. */
 	size_t count = 1;
 	for (size_t i = g->pos; i < g->len && g->buf[i] != ' ' && g->buf[i] != '\n' && g->buf[i] != ')'; i++)
@@ -410,6 +420,7 @@ bool imap_seqset(struct imap_gram *g, struct imap_seqset *out)
 		return imap_fail(g, "Invalid sequence set");
 	out->count = n;
 	out->ranges = r;
+	out->saved = false;
 	return true;
 }
 

@@ -1,6 +1,8 @@
 /* imap_parse.h - the streaming IMAP4rev1 command parser (RFC 3501 plus
  * LITERAL+, IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE, SASL-IR,
- * MULTIAPPEND, QUOTA and the CONDSTORE modifiers clients send).
+ * MULTIAPPEND, QUOTA, ESEARCH, SEARCHRES, WITHIN, LIST-EXTENDED,
+ * LIST-STATUS, CREATE-SPECIAL-USE and the CONDSTORE modifiers clients
+ * send).
  *
  * The parser does no I/O. The session hands it whatever bytes arrived, in
  * pieces of any size, and pulls events out of it:
@@ -105,6 +107,10 @@ struct imap_seqrange {
 struct imap_seqset {
 	size_t count;
 	struct imap_seqrange *ranges;
+	/* "$" (RFC 5182 SEARCHRES): the result the last SEARCH ... RETURN
+	 * (SAVE) kept. The parser takes "$" only as the whole set (as Dovecot
+	 * does); count is then 0 and the session supplies the UIDs. */
+	bool saved;
 };
 
 /* A calendar date (SEARCH BEFORE/ON/SINCE...). */
@@ -167,6 +173,8 @@ enum imap_cmd_kind {
 	IMAP_CMD_GETQUOTA,     /* RFC 9208 */
 	IMAP_CMD_GETQUOTAROOT,
 	IMAP_CMD_SETQUOTA,
+	IMAP_CMD_SORT,         /* RFC 5256 */
+	IMAP_CMD_THREAD,       /* RFC 5256 */
 	IMAP_CMD_COMPRESS,     /* RFC 4978 */
 	IMAP_CMD__COUNT
 };
@@ -260,8 +268,18 @@ enum imap_search_kind {
 	IMAP_SEARCH_SENTSINCE,
 	IMAP_SEARCH_LARGER,
 	IMAP_SEARCH_SMALLER,
-	IMAP_SEARCH_MODSEQ        /* RFC 7162, the entry name/type are skipped */
+	IMAP_SEARCH_MODSEQ,       /* RFC 7162, the entry name/type are skipped */
+	IMAP_SEARCH_OLDER,        /* RFC 5032 WITHIN: u.size seconds */
+	IMAP_SEARCH_YOUNGER
 };
+
+/* SEARCH RETURN options (RFC 4731, SAVE: RFC 5182), bits of
+ * u.search.return_opts. RETURN () is taken as RETURN (ALL). */
+#define IMAP_SEARCH_RET_MIN   0x01u
+#define IMAP_SEARCH_RET_MAX   0x02u
+#define IMAP_SEARCH_RET_ALL   0x04u
+#define IMAP_SEARCH_RET_COUNT 0x08u
+#define IMAP_SEARCH_RET_SAVE  0x10u
 
 struct imap_search_key {
 	enum imap_search_kind kind;
@@ -277,6 +295,25 @@ struct imap_search_key {
 		uint64_t modseq;
 	} u;
 };
+
+/* SORT keys (RFC 5256; DISPLAYFROM and DISPLAYTO of RFC 5957). */
+enum imap_sort_key {
+	IMAP_SORT_ARRIVAL,
+	IMAP_SORT_CC,
+	IMAP_SORT_DATE,
+	IMAP_SORT_FROM,
+	IMAP_SORT_SIZE,
+	IMAP_SORT_SUBJECT,
+	IMAP_SORT_TO,
+	IMAP_SORT_DISPLAYFROM,
+	IMAP_SORT_DISPLAYTO
+};
+struct imap_sort_criterion {
+	enum imap_sort_key key;
+	bool reverse;
+};
+/* THREAD algorithms (RFC 5256). */
+enum imap_thread_alg { IMAP_THREAD_ORDEREDSUBJECT, IMAP_THREAD_REFERENCES };
 
 /* STATUS items, also used by LIST RETURN (STATUS (...)). */
 enum imap_status_item {
@@ -339,8 +376,23 @@ struct imap_command {
 	union {
 		struct { struct imap_str mechanism; bool has_initial; struct imap_str initial; } authenticate;
 		struct { struct imap_str user, password; } login;
-		/* SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE */
-		struct { struct imap_mailbox mailbox; bool condstore; } mailbox;
+		/* SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE;
+		 * `use` is CREATE's (USE (\Sent ...)) of RFC 6154 */
+		struct {
+			struct imap_mailbox mailbox;
+			bool condstore;
+			/* SELECT / EXAMINE (QRESYNC (uidvalidity modseq
+			 * [known-uids [(known-seqs known-uids)]])), RFC 7162 3.2.5 */
+			bool qresync;
+			uint32_t qr_uidvalidity;
+			uint64_t qr_modseq;
+			bool qr_has_known;
+			struct imap_seqset qr_known;
+			bool qr_has_match;
+			struct imap_seqset qr_match_seqs, qr_match_uids;
+			bool has_use;
+			struct imap_flags use;
+		} mailbox;
 		struct { struct imap_mailbox from, to; } rename;
 		struct {
 			unsigned selection;          /* IMAP_LIST_SEL_* */
@@ -360,9 +412,14 @@ struct imap_command {
 			bool has_charset;
 			struct imap_str charset;
 			bool esearch;                /* RETURN (...) given (RFC 4731) */
-			unsigned return_opts;        /* bits: 1 MIN 2 MAX 4 ALL 8 COUNT 16 SAVE */
+			unsigned return_opts;        /* IMAP_SEARCH_RET_* */
 			struct imap_search_key *key; /* an AND of the keys given */
-		} search;
+			/* SORT (charset mandatory, so has_charset is set) */
+			size_t sort_count;
+			struct imap_sort_criterion *sort; /* in the order given */
+			/* THREAD (charset mandatory too) */
+			enum imap_thread_alg thread;
+		} search;                            /* SEARCH, SORT, THREAD */
 		struct {
 			struct imap_seqset set;
 			enum imap_fetch_macro macro; /* also expanded into atts */
@@ -370,6 +427,7 @@ struct imap_command {
 			struct imap_fetch_att *atts;
 			bool has_changedsince;
 			uint64_t changedsince;
+			bool vanished;               /* the VANISHED modifier (RFC 7162 3.2.6) */
 		} fetch;
 		struct {
 			struct imap_seqset set;

@@ -90,5 +90,7 @@ bool imap_status_item_list(struct imap_gram *g, struct imap_status_items *out);
 /* Command bodies in their own files. */
 bool imap_gram_fetch(struct imap_gram *g);
 bool imap_gram_search(struct imap_gram *g);
+bool imap_gram_sort(struct imap_gram *g);
+bool imap_gram_thread(struct imap_gram *g);
 
 #endif

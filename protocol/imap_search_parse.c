@@ -1,12 +1,13 @@
 /* imap_search_parse.c - SEARCH criteria as a tree (RFC 3501 6.4.4, with the
- * RETURN options of RFC 4731 and the MODSEQ key of RFC 7162). */
+ * RETURN options of RFC 4731 and the MODSEQ key of RFC 7162), and the SORT
+ * and THREAD commands of RFC 5256 that take the same criteria. */
 #include "protocol/imap_parse_int.h"
 
 #include <string.h>
 #include <strings.h>
 
 enum key_arg { ARG_NONE, ARG_ASTRING, ARG_KEYWORD, ARG_DATE, ARG_NUMBER, ARG_HEADER, ARG_SEQSET,
-	       ARG_NOT, ARG_OR, ARG_MODSEQ };
+	       ARG_NOT, ARG_OR, ARG_MODSEQ, ARG_INTERVAL };
 
 static const struct {
 	const char *name;
@@ -30,6 +31,7 @@ static const struct {
 	{ "NEW", IMAP_SEARCH_NEW, ARG_NONE },
 	{ "NOT", IMAP_SEARCH_NOT, ARG_NOT },
 	{ "OLD", IMAP_SEARCH_OLD, ARG_NONE },
+	{ "OLDER", IMAP_SEARCH_OLDER, ARG_INTERVAL },
 	{ "ON", IMAP_SEARCH_ON, ARG_DATE },
 	{ "OR", IMAP_SEARCH_OR, ARG_OR },
 	{ "RECENT", IMAP_SEARCH_RECENT, ARG_NONE },
@@ -49,11 +51,13 @@ static const struct {
 	{ "UNFLAGGED", IMAP_SEARCH_UNFLAGGED, ARG_NONE },
 	{ "UNKEYWORD", IMAP_SEARCH_UNKEYWORD, ARG_KEYWORD },
 	{ "UNSEEN", IMAP_SEARCH_UNSEEN, ARG_NONE },
+	{ "YOUNGER", IMAP_SEARCH_YOUNGER, ARG_INTERVAL },
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool search_key(struct imap_gram *g, struct imap_search_key *key);
+static bool search_criteria(struct imap_gram *g);
 
 /* Keys separated by single spaces until ')' (inside parentheses) or the
  * end of the line (top level). */
@@ -94,6 +98,12 @@ static bool key_arg(struct imap_gram *g, struct imap_search_key *key, enum key_a
 		return imap_sp(g, name) && imap_search_date(g, &key->u.date);
 	case ARG_NUMBER:
 		return imap_sp(g, name) && imap_number(g, &key->u.size, name);
+	case ARG_INTERVAL: /* RFC 5032: nz-number */
+		if (!imap_sp(g, name) || !imap_number(g, &key->u.size, name))
+			return false;
+		if (key->u.size == 0)
+			return imap_fail(g, "%s needs a nonzero interval", name);
+		return true;
 	case ARG_HEADER:
 		return imap_sp(g, "header field name") &&
 		       imap_astring(g, &key->u.header.name, "header field name") &&
@@ -142,7 +152,7 @@ static bool search_key(struct imap_gram *g, struct imap_search_key *key)
 		g->depth--;
 		return true;
 	}
-	if (c == '*' || (c >= '0' && c <= '9')) {
+	if (c == '*' || c == '$' || (c >= '0' && c <= '9')) {
 		key->kind = IMAP_SEARCH_SEQSET;
 		return imap_seqset(g, &key->u.set);
 	}
@@ -176,7 +186,8 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } return_opts[] = {
-	{ "MIN", 1 }, { "MAX", 2 }, { "ALL", 4 }, { "COUNT", 8 }, { "SAVE", 16 },
+	{ "MIN", IMAP_SEARCH_RET_MIN }, { "MAX", IMAP_SEARCH_RET_MAX }, { "ALL", IMAP_SEARCH_RET_ALL },
+	{ "COUNT", IMAP_SEARCH_RET_COUNT }, { "SAVE", IMAP_SEARCH_RET_SAVE },
 };
 
 static bool search_return(struct imap_gram *g)
@@ -219,8 +230,99 @@ bool imap_gram_search(struct imap_gram *g)
 			return false;
 		cmd->u.search.has_charset = true;
 	}
+	return search_criteria(g);
+}
+
+/* The search keys to the end of the line. */
+static bool search_criteria(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
 	cmd->u.search.key = imap_arena_calloc(g->arena, 1, sizeof(struct imap_search_key));
 	if (!key_list(g, cmd->u.search.key, false))
 		return false;
 	return imap_eol(g);
+}
+
+/* RFC 5256: the mandatory charset of SORT and THREAD, then the keys. */
+static bool charset_and_criteria(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "charset") || !imap_astring(g, &cmd->u.search.charset, "charset") ||
+	    !imap_sp(g, "search criteria"))
+		return false;
+	cmd->u.search.has_charset = true;
+	return search_criteria(g);
+}
+
+static const struct {
+	const char *name;
+	enum imap_sort_key key;
+} sort_keys[] = {
+	{ "ARRIVAL", IMAP_SORT_ARRIVAL }, { "CC", IMAP_SORT_CC }, { "DATE", IMAP_SORT_DATE },
+	{ "FROM", IMAP_SORT_FROM }, { "SIZE", IMAP_SORT_SIZE }, { "SUBJECT", IMAP_SORT_SUBJECT },
+	{ "TO", IMAP_SORT_TO }, { "DISPLAYFROM", IMAP_SORT_DISPLAYFROM }, { "DISPLAYTO", IMAP_SORT_DISPLAYTO },
+};
+
+/* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")", with
+ * sort-criterion = ["REVERSE" SP] sort-key. */
+static bool sort_criteria(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	size_t cap = 0;
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the sort criteria");
+	g->pos++;
+	for (;;) {
+		struct imap_sort_criterion crit = { 0 };
+		if (imap_keyword(g, "REVERSE")) {
+			crit.reverse = true;
+			if (!imap_sp(g, "sort key"))
+				return false;
+		}
+		size_t n = imap_atom_len_at(g), i;
+		for (i = 0; i < COUNT_OF(sort_keys); i++)
+			if (strlen(sort_keys[i].name) == n && strncasecmp(g->buf + g->pos, sort_keys[i].name, n) == 0)
+				break;
+		if (n == 0)
+			return imap_fail(g, "Missing sort key");
+		if (i == COUNT_OF(sort_keys))
+			return imap_fail(g, "Unknown sort key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+		g->pos += n;
+		crit.key = sort_keys[i].key;
+		cmd->u.search.sort = imap_arena_grow(g->arena, cmd->u.search.sort, cmd->u.search.sort_count, &cap,
+						     sizeof(*cmd->u.search.sort));
+		cmd->u.search.sort[cmd->u.search.sort_count++] = crit;
+		int c = imap_peek(g);
+		if (c == ')')
+			break;
+		if (c != ' ')
+			return imap_fail(g, "Missing ')' at the end of the sort criteria");
+		g->pos++;
+	}
+	g->pos++;
+	return true;
+}
+
+/* SORT [RETURN (...)] (criteria) charset search: RETURN is ESORT's (RFC 5267). */
+bool imap_gram_sort(struct imap_gram *g)
+{
+	if (!imap_sp(g, "sort criteria"))
+		return false;
+	if (imap_keyword(g, "RETURN") && !search_return(g))
+		return false;
+	return sort_criteria(g) && charset_and_criteria(g);
+}
+
+bool imap_gram_thread(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (!imap_sp(g, "thread algorithm"))
+		return false;
+	if (imap_keyword(g, "ORDEREDSUBJECT"))
+		cmd->u.search.thread = IMAP_THREAD_ORDEREDSUBJECT;
+	else if (imap_keyword(g, "REFERENCES"))
+		cmd->u.search.thread = IMAP_THREAD_REFERENCES;
+	else
+		return imap_fail(g, "Unknown thread algorithm");
+	return charset_and_criteria(g);
 }

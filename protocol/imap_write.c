@@ -372,18 +372,80 @@ void imap_write_flags_response(struct agbuf *out, const char *const *flags, size
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count)
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq)
 {
 	agbuf_puts(out, "* SEARCH");
 	for (size_t i = 0; i < count; i++) {
 		agbuf_putc(out, ' ');
 		agbuf_put_u64(out, numbers[i]);
 	}
+	if (modseq != 0) {
+		agbuf_puts(out, " (MODSEQ ");
+		agbuf_put_u64(out, modseq);
+		agbuf_putc(out, ')');
+	}
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t count)
+{
+	for (size_t i = 0; i < count;) {
+		size_t j = i;
+		while (j + 1 < count && numbers[j] != UINT32_MAX && numbers[j + 1] == numbers[j] + 1)
+			j++;
+		if (i > 0)
+			agbuf_putc(out, ',');
+		agbuf_put_u64(out, numbers[i]);
+		if (j > i) {
+			agbuf_putc(out, ':');
+			agbuf_put_u64(out, numbers[j]);
+		}
+		i = j + 1;
+	}
+}
+
+void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+			size_t count, uint64_t modseq)
+{
+	agbuf_puts(out, "* ESEARCH");
+	if (tag != NULL) {
+		agbuf_puts(out, " (TAG ");
+		imap_write_string(out, tag, strlen(tag));
+		agbuf_putc(out, ')');
+	}
+	if (uid)
+		agbuf_puts(out, " UID");
+	if (count > 0 && (opts & IMAP_SEARCH_RET_MIN)) {
+		agbuf_puts(out, " MIN ");
+		agbuf_put_u64(out, numbers[0]);
+	}
+	if (count > 0 && (opts & IMAP_SEARCH_RET_MAX)) {
+		agbuf_puts(out, " MAX ");
+		agbuf_put_u64(out, numbers[count - 1]);
+	}
+	if (count > 0 && (opts & IMAP_SEARCH_RET_ALL)) {
+		agbuf_puts(out, " ALL ");
+		imap_write_number_set(out, numbers, count);
+	}
+	if (opts & IMAP_SEARCH_RET_COUNT) {
+		agbuf_puts(out, " COUNT ");
+		agbuf_put_u64(out, count);
+	}
+	if (modseq != 0) {
+		agbuf_puts(out, " MODSEQ ");
+		agbuf_put_u64(out, modseq);
+	}
 	agbuf_puts(out, "\r\n");
 }
 
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
 		     const char *name, size_t name_len)
+{
+	imap_write_list_ext(out, lsub, attrs, attr_count, delim, name, name_len, NULL);
+}
+
+void imap_write_list_ext(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+			 const char *name, size_t name_len, const char *extended)
 {
 	agbuf_puts(out, lsub ? "* LSUB " : "* LIST ");
 	imap_write_flags(out, attrs, attr_count);
@@ -396,6 +458,11 @@ void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size
 	}
 	agbuf_putc(out, ' ');
 	imap_quote_astring(out, name, name_len);
+	if (extended != NULL) {
+		agbuf_puts(out, " (");
+		agbuf_puts(out, extended);
+		agbuf_putc(out, ')');
+	}
 	agbuf_puts(out, "\r\n");
 }
 

@@ -134,11 +134,30 @@ void imap_write_expunge(struct agbuf *out, uint32_t seq);    /* "* n EXPUNGE" */
 void imap_write_capability(struct agbuf *out, const char *caps);
 /* "* FLAGS (...)". */
 void imap_write_flags_response(struct agbuf *out, const char *const *flags, size_t count);
-/* "* SEARCH 2 3 7" (no numbers: "* SEARCH"). */
-void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count);
+/* "* SEARCH 2 3 7" (no numbers: "* SEARCH"); a nonzero `modseq` adds
+ * " (MODSEQ n)" (RFC 7162 3.1.5). */
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq);
+/* Numbers as a sequence set, each run of consecutive ascending numbers as
+ * a range: 1 2 3 5 9 8 -> "1:3,5,9,8". Writes nothing for no numbers. */
+void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t count);
+/* The ESEARCH response of RFC 4731, which ESORT (RFC 5267) shares:
+ * "* ESEARCH (TAG "a1") UID MIN 2 MAX 9 ALL 2:4,9 COUNT 4". `numbers` is
+ * the result in its order (ascending for SEARCH, the sort order for SORT):
+ * MIN and MAX are its first and last, ALL is imap_write_number_set of it.
+ * `opts` are IMAP_SEARCH_RET_* bits (SAVE writes nothing); MIN, MAX and
+ * ALL are left out of an empty result, COUNT is always there. `tag` NULL
+ * leaves out the correlator; a nonzero `modseq` ends it with "MODSEQ n"
+ * (RFC 7162 3.1.5). */
+void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+			size_t count, uint64_t modseq);
 /* "* LIST (attrs) "delim" name", delim 0 for NIL; name already in mUTF-7
  * (or UTF-8 when the client enabled UTF8=ACCEPT). `lsub` says LSUB. */
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
 		     const char *name, size_t name_len);
+/* The same with the extended data items of RFC 5258 ("mbox-list-extended"),
+ * written as given inside the parentheses: "\"CHILDINFO\" (\"SUBSCRIBED\")".
+ * NULL writes none. */
+void imap_write_list_ext(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,
+			 const char *name, size_t name_len, const char *extended);
 
 #endif

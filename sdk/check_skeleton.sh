@@ -19,7 +19,10 @@ cp sdk/examples/skeleton/skeleton.c "$work/"
 cflags=$(PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$dest$PCDIR" PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags aerogram-driver) || {
 	echo "FAIL: pkg-config does not find aerogram-driver in $dest$PCDIR"; exit 1; }
 case "$cflags" in *"$dest"*) ;; *) echo "FAIL: pkg-config cflags do not point into DESTDIR: $cflags"; exit 1 ;; esac
-echo "pkg-config --cflags aerogram-driver: $cflags"
+driver_cflags=$(PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$dest$PCDIR" PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --variable=driver_cflags aerogram-driver)
+[ -n "$driver_cflags" ] || { echo "FAIL: aerogram-driver.pc has no driver_cflags"; exit 1; }
+cflags="$cflags $driver_cflags"
+echo "pkg-config --cflags aerogram-driver, --variable=driver_cflags: $cflags"
 (cd "$work" && ${CC:-cc} -shared $cflags -o aerogram_skeleton.so skeleton.c) || { echo "FAIL: the skeleton does not build"; exit 1; }
 exports=$(nm -D --defined-only "$work/aerogram_skeleton.so" | awk '{print $3}')
 [ "$exports" = aerogram_driver_entry ] || { echo "FAIL: the skeleton exports: $exports"; exit 1; }

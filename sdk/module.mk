@@ -12,10 +12,10 @@ $(AGWRAP_LIB): $(AGWRAP_OBJS)
 	ar rcs $@ $^
 
 DRIVERS += $(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_counting.so
-$(B)/drivers/aerogram_faulty.so: $(B)/obj/sdk/wrappers/faulty_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(AGWRAP_OBJS)
+$(B)/drivers/aerogram_faulty.so: $(B)/obj/sdk/wrappers/faulty_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
-$(B)/drivers/aerogram_counting.so: $(B)/obj/sdk/wrappers/counting_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(AGWRAP_OBJS)
+$(B)/drivers/aerogram_counting.so: $(B)/obj/sdk/wrappers/counting_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
@@ -26,15 +26,15 @@ $(B)/obj/sdk/conformance/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
 PROGRAMS += aerogram-driver-check
 
-$(B)/aerogram-driver-check: $(CONFORMANCE_OBJS) $(HOST_LOADER_OBJS) $(AGWRAP_LIB)
+$(B)/aerogram-driver-check: $(CONFORMANCE_OBJS) $(LOADER_OBJS) $(AGWRAP_LIB)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 # The conformance suite on the memory driver; then stacked under the
 # in-process wrappers and under the loadable ones, which must forward every
 # call faithfully.
-CHECKS += check-memory
-.PHONY: check-memory
-check-memory: $(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so \
+CHECKS += check-conformance-memory
+.PHONY: check-conformance-memory
+check-conformance-memory: $(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_counting.so
 	$(B)/aerogram-driver-check $(B)/drivers/aerogram_memory.so
 	$(B)/aerogram-driver-check --wrap=fault,count $(B)/drivers/aerogram_memory.so

@@ -138,10 +138,6 @@ int gr_request_status(const struct gr_request *req);
  * NULL) receives a malloc'ed message the caller frees. */
 int gr_request_error(const struct gr_request *req, char **msg);
 
-/* Record the thread's error message and return code. */
-int gr_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The calling thread's last message. */
-const char *gr_last_error(void);
 
 /* URI-encode a partition key for a K2V path (leading '/' encoded, others kept). */
 char *gr_encode_pk(const char *pk);
@@ -173,7 +169,7 @@ int gr_marker_valid(const char *marker);
 struct gr_rows {
 	struct aerogram_row *rows;
 	size_t n, cap;
-	struct gr_arena arena;
+	struct agk_arena arena;
 };
 /* Append the rows of a JSON items array ([{sk, ct, v}], a json_t *) to rows.
  * Returns 0 or -1 on a malformed array or no memory. */

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "sdk/kit/ag_kit.h"
+
 struct gbuf {
 	char *data;  /* NULL until the first append; data[len] is always 0 after one */
 	size_t len;
@@ -29,19 +31,5 @@ char *gbuf_take(struct gbuf *b);
 void gbuf_free(struct gbuf *b);
 
 
-/* An arena: many small allocations freed together (the strings and values
- * of one result). */
-struct gr_arena_block;
-struct gr_arena {
-	struct gr_arena_block *head;
-};
-/* size bytes, aligned for any type, zeroed; NULL when memory runs out. */
-void *gr_arena_alloc(struct gr_arena *a, size_t size);
-/* A copy of len bytes plus a NUL; NULL when memory runs out. */
-char *gr_arena_strndup(struct gr_arena *a, const char *s, size_t len);
-/* A copy of a NUL-terminated string (NULL stays NULL). */
-char *gr_arena_strdup(struct gr_arena *a, const char *s);
-/* Free every allocation of the arena. */
-void gr_arena_free(struct gr_arena *a);
 
 #endif

@@ -273,7 +273,8 @@ static void garage_close(struct aerogram_store *store)
 static const char *garage_error_message(struct aerogram_store *store)
 {
 	(void)store;
-	return gr_last_error();
+	const char *text = agk_error_text();
+	return text[0] ? text : "garage: no error";
 }
 
 /* Refuse an operation whose API has no endpoint configured. */
@@ -281,9 +282,9 @@ static int need(struct aerogram_store *store, enum gr_api api)
 {
 	struct gr_store *st = (struct gr_store *)store;
 	if (api == GR_K2V && !st->k2v_base)
-		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured (rows)");
+		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured (rows)");
 	if (api == GR_S3 && !st->s3_base)
-		return gr_fail(AEROGRAM_ENOTSUP, "garage: no s3_endpoint configured (blobs)");
+		return agk_fail(AEROGRAM_ENOTSUP, "garage: no s3_endpoint configured (blobs)");
 	return 0;
 }
 

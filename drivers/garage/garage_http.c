@@ -19,24 +19,6 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-/* ---- thread-local error message ---- */
-
-static _Thread_local char gr_error_text[1024];
-
-int gr_fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(gr_error_text, sizeof(gr_error_text), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-const char *gr_last_error(void)
-{
-	return gr_error_text[0] ? gr_error_text : "garage: no error";
-}
-
 uint64_t gr_now_ms(void)
 {
 	struct timespec ts;
@@ -923,7 +905,7 @@ int gr_request_status(const struct gr_request *req)
 	char *msg;
 	int code = gr_request_error(req, &msg);
 	if (code != AEROGRAM_OK)
-		gr_fail(code, "%s", msg ? msg : "garage: out of memory");
+		agk_fail(code, "%s", msg ? msg : "garage: out of memory");
 	free(msg);
 	return code;
 }

@@ -108,7 +108,7 @@ static int parse_values(struct gr_rows *r, struct aerogram_row *row, const json_
 	if (!json_is_array(v))
 		return -1;
 	size_t n = json_array_size(v);
-	struct aerogram_value *vals = gr_arena_alloc(&r->arena, (n ? n : 1) * sizeof(*vals));
+	struct aerogram_value *vals = agk_arena_alloc(&r->arena, (n ? n : 1) * sizeof(*vals));
 	if (!vals)
 		return -1;
 	size_t count = 0;
@@ -122,7 +122,7 @@ static int parse_values(struct gr_rows *r, struct aerogram_row *row, const json_
 			size_t len;
 			if (gr_base64_decode(json_string_value(e), &bytes, &len) < 0)
 				return -1;
-			uint8_t *copy = (uint8_t *)gr_arena_strndup(&r->arena, (const char *)bytes, len);
+			uint8_t *copy = (uint8_t *)agk_arena_strndup(&r->arena, (const char *)bytes, len);
 			free(bytes);
 			if (!copy)
 				return -1;
@@ -148,8 +148,8 @@ int gr_rows_parse_item(struct gr_rows *r, const char *sk, const char *token,
 	struct aerogram_row *row = rows_push(r);
 	if (!row)
 		return -1;
-	row->sk = gr_arena_strdup(&r->arena, sk);
-	row->token = gr_arena_strdup(&r->arena, token ? token : "");
+	row->sk = agk_arena_strdup(&r->arena, sk);
+	row->token = agk_arena_strdup(&r->arena, token ? token : "");
 	if (!row->sk || !row->token || parse_values(r, row, values_json) < 0) {
 		r->n--;
 		return -1;
@@ -177,7 +177,7 @@ int gr_rows_parse(struct gr_rows *r, const void *items_json)
 void gr_rows_free(struct gr_rows *r)
 {
 	free(r->rows);
-	gr_arena_free(&r->arena);
+	agk_arena_free(&r->arena);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -203,7 +203,7 @@ static int bucket_request(struct gr_store *st, struct gr_request *req, const cha
 	req->body = json_dumps(body, JSON_COMPACT);
 	if (!req->path || (keyword && !req->query) || !req->body ||
 	    gr_request_plain(req, "Content-Type: application/json") < 0)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory building %s", op);
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory building %s", op);
 	req->body_len = strlen(req->body);
 	return 0;
 }
@@ -222,7 +222,7 @@ static int run_json(struct gr_store *st, struct gr_request *req, json_t **out)
 	json_error_t jerr;
 	*out = json_loadb(req->response.data, req->response.len, 0, &jerr);
 	if (!*out)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: unreadable JSON from %s: %s", req->op,
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable JSON from %s: %s", req->op,
 		               jerr.text);
 	return 0;
 }
@@ -236,9 +236,9 @@ static int set_str(json_t *obj, const char *key, const char *value)
 int gr_check_row_key(const char *what, const char *key)
 {
 	if (!key || !*key)
-		return gr_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
+		return agk_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
 	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return gr_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
+		return agk_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
 		               AEROGRAM_ROW_KEY_MAX);
 	return 0;
 }
@@ -253,14 +253,14 @@ static int check_query(const struct aerogram_row_query *q, int for_read)
 			return rc;
 		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
 		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
-			return gr_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
+			return agk_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
 			                                "not set prefix, start, end, limit or reverse",
 			               q->pk, q->sk);
 		return 0;
 	}
 	if (nonempty(q->prefix) && nonempty(q->start) &&
 	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return gr_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
+		return agk_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
 		               q->start, q->prefix);
 	return 0;
 }
@@ -360,7 +360,7 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 	if (!idx || !arr) {
 		free(idx);
 		json_decref(arr);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -377,7 +377,7 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 		rc = run_json(st, &req, &resp);
 	gr_request_free(&req);
 	if (rc == 0 && (!json_is_array(resp) || json_array_size(resp) != m))
-		rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch answered %zu results for %zu "
+		rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch answered %zu results for %zu "
 		                                 "queries",
 		             json_is_array(resp) ? json_array_size(resp) : 0, m);
 	*left = 0;
@@ -386,7 +386,7 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 		const json_t *res = json_array_get(resp, k);
 		size_t had = s->rows.n;
 		if (gr_rows_parse(&s->rows, json_object_get(res, "items")) < 0) {
-			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: malformed items in ReadBatch answer");
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: malformed items in ReadBatch answer");
 			break;
 		}
 		size_t kept = had;
@@ -399,7 +399,7 @@ static int read_round(struct gr_store *st, struct read_state *states, size_t n, 
 		free(s->next_start);
 		s->next_start = more && next ? strdup(next) : NULL;
 		if (more && !next) {
-			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch said more without nextStart");
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ReadBatch said more without nextStart");
 			break;
 		}
 		if (more && !s->q->sk && (s->q->limit == 0 || s->rows.n < s->q->limit)) {
@@ -429,7 +429,7 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 	}
 	struct read_state *states = calloc(n ? n : 1, sizeof(*states));
 	if (!states)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		states[i].q = &queries[i];
 		states[i].start = queries[i].start;
@@ -448,7 +448,7 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 		free(res);
 		free(pages);
 		read_states_free(states, n);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
 		pages[i].rows = states[i].rows.rows;
@@ -486,7 +486,7 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 		return 0;
 	json_t *arr = json_array();
 	if (!arr)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	int all_tokens = 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct aerogram_row_write *w = &writes[i];
@@ -499,7 +499,7 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 		}
 		if (!w->tombstone && w->len && !w->value) {
 			json_decref(arr);
-			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) has no value", i, w->pk, w->sk);
+			return agk_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) has no value", i, w->pk, w->sk);
 		}
 		json_t *o = json_object();
 		set_str(o, "pk", w->pk);
@@ -507,7 +507,7 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 		if (nonempty(w->token) && !gr_token_valid(w->token)) {
 			json_decref(o);
 			json_decref(arr);
-			return gr_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) carries a malformed "
+			return agk_fail(AEROGRAM_EINVAL, "garage: write %zu (%s/%s) carries a malformed "
 			                                "causality token",
 			               i, w->pk, w->sk);
 		}
@@ -524,7 +524,7 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 			if (!b64) {
 				json_decref(o);
 				json_decref(arr);
-				return gr_fail(AEROGRAM_ETOOBIG, "garage: value of %s/%s too large", w->pk,
+				return agk_fail(AEROGRAM_ETOOBIG, "garage: value of %s/%s too large", w->pk,
 				               w->sk);
 			}
 			set_str(o, "v", b64);
@@ -578,7 +578,7 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 	}
 	struct aerogram_row_query *rq = calloc(n, sizeof(*rq));
 	if (!rq)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		rq[i] = queries[i];
 		rq[i].limit = 0; /* every matching row */
@@ -595,7 +595,7 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 	struct aerogram_row_write *w = calloc(total ? total : 1, sizeof(*w));
 	if (!w) {
 		gr_row_result_free(store, res);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < res->n_pages; i++)

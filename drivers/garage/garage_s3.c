@@ -32,11 +32,11 @@ static char *object_path(struct gr_store *st, const char *key)
 static int check_key(const char *key)
 {
 	if (!key || !*key)
-		return gr_fail(AEROGRAM_EINVAL, "garage: an empty blob key");
+		return agk_fail(AEROGRAM_EINVAL, "garage: an empty blob key");
 	if (*key == '/')
-		return gr_fail(AEROGRAM_EINVAL, "garage: blob key '%s' starts with '/'", key);
+		return agk_fail(AEROGRAM_EINVAL, "garage: blob key '%s' starts with '/'", key);
 	if (strlen(key) > 479)
-		return gr_fail(AEROGRAM_ETOOBIG, "garage: blob key of %zu bytes (at most 479)",
+		return agk_fail(AEROGRAM_ETOOBIG, "garage: blob key of %zu bytes (at most 479)",
 		               strlen(key));
 	return 0;
 }
@@ -46,7 +46,7 @@ static int check_key(const char *key)
 struct gr_blob_result_impl {
 	struct aerogram_blob_result pub; /* first: the handle the host sees */
 	struct aerogram_blob *blobs;
-	struct gr_arena arena;
+	struct agk_arena arena;
 };
 
 /* Parse "bytes a-b/total" or "bytes * /total" into *total. */
@@ -131,7 +131,7 @@ static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
 		uint64_t total = 0;
 		if (parse_content_range(gr_response_header(req, "content-range"), &total) < 0 &&
 		    error_object_size(req, &total) < 0)
-			return gr_fail(AEROGRAM_EINTERNAL, "garage: 416 on GetObject %s without the "
+			return agk_fail(AEROGRAM_EINTERNAL, "garage: 416 on GetObject %s without the "
 			                                   "object's size",
 			               req->path);
 		b->status = AEROGRAM_OK;
@@ -149,24 +149,24 @@ static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
 	}
 	b->status = AEROGRAM_OK;
 	b->len = req->response.len;
-	b->data = (const uint8_t *)gr_arena_strndup(&res->arena,
+	b->data = (const uint8_t *)agk_arena_strndup(&res->arena,
 	                                            req->response.data ? req->response.data : "",
 	                                            req->response.len);
 	if (!b->data)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	b->total_size = req->response.len;
 	if (req->status == 206 &&
 	    parse_content_range(gr_response_header(req, "content-range"), &b->total_size) < 0)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: 206 without a usable Content-Range on "
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: 206 without a usable Content-Range on "
 		                                   "GetObject %s",
 		               req->path);
 	size_t n_meta = 0;
 	for (const struct gr_header *h = req->headers; h; h = h->next)
 		n_meta += strncmp(h->name, "x-amz-meta-", 11) == 0;
-	struct aerogram_meta *meta = gr_arena_alloc(&res->arena, (n_meta ? n_meta : 1) *
+	struct aerogram_meta *meta = agk_arena_alloc(&res->arena, (n_meta ? n_meta : 1) *
 	                                                                 sizeof(*meta));
 	if (!meta)
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	size_t k = 0;
 	/* Headers were collected newest first; restore the order sent. */
 	for (size_t pass = n_meta; pass > 0; pass--) {
@@ -175,10 +175,10 @@ static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
 			if (strncmp(h->name, "x-amz-meta-", 11) != 0)
 				continue;
 			if (++seen == pass) {
-				meta[k].name = gr_arena_strdup(&res->arena, h->name + 11);
-				meta[k].value = gr_arena_strdup(&res->arena, h->value);
+				meta[k].name = agk_arena_strdup(&res->arena, h->name + 11);
+				meta[k].value = agk_arena_strdup(&res->arena, h->value);
 				if (!meta[k].name || !meta[k].value)
-					return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+					return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 				k++;
 			}
 		}
@@ -204,7 +204,7 @@ int gr_blob_get(struct aerogram_store *store, const struct aerogram_blob_request
 	struct aerogram_blob *blobs = calloc(n ? n : 1, sizeof(*blobs));
 	int rc = 0;
 	if (!reqs || !ptrs || !res || !blobs) {
-		rc = gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -220,7 +220,7 @@ int gr_blob_get(struct aerogram_store *store, const struct aerogram_blob_request
 		else if (r->offset > 0)
 			snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", r->offset);
 		if (!req->path || (range[0] && gr_request_plain(req, range) < 0)) {
-			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 			goto out;
 		}
 	}
@@ -234,7 +234,7 @@ out:
 	free(ptrs);
 	if (rc) {
 		if (res)
-			gr_arena_free(&res->arena);
+			agk_arena_free(&res->arena);
 		free(res);
 		free(blobs);
 		return rc;
@@ -252,7 +252,7 @@ void gr_blob_result_free(struct aerogram_store *store, struct aerogram_blob_resu
 	if (!result)
 		return;
 	struct gr_blob_result_impl *res = (struct gr_blob_result_impl *)result;
-	gr_arena_free(&res->arena);
+	agk_arena_free(&res->arena);
 	free(res->blobs);
 	free(res);
 }
@@ -277,7 +277,7 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	if (rc)
 		return rc;
 	if (len && !data)
-		return gr_fail(AEROGRAM_EINVAL, "garage: blob %s without its data", key);
+		return agk_fail(AEROGRAM_EINVAL, "garage: blob %s without its data", key);
 	struct gr_request req;
 	gr_request_init(&req, st, GR_S3, "PutObject", "PUT");
 	/* Blobs are immutable: writing the same bytes again is harmless. */
@@ -285,7 +285,7 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	req.path = object_path(st, key);
 	if (!req.path) {
 		gr_request_free(&req);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	/* The caller's bytes are sent as they are, without a copy: the call
 	 * returns only once the request is done. */
@@ -297,19 +297,19 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	for (size_t i = 0; i < n_meta; i++) {
 		if (check_meta_name(meta[i].name) < 0 || !meta[i].value) {
 			gr_request_free(&req);
-			return gr_fail(AEROGRAM_EINVAL, "garage: bad metadata name '%s' on %s",
+			return agk_fail(AEROGRAM_EINVAL, "garage: bad metadata name '%s' on %s",
 			               meta[i].name ? meta[i].name : "(null)", key);
 		}
 		char name[128];
 		if ((size_t)snprintf(name, sizeof(name), "x-amz-meta-%s", meta[i].name) >=
 		    sizeof(name)) {
 			gr_request_free(&req);
-			return gr_fail(AEROGRAM_EINVAL, "garage: metadata name '%s' too long",
+			return agk_fail(AEROGRAM_EINVAL, "garage: metadata name '%s' too long",
 			               meta[i].name);
 		}
 		if (gr_request_amz(&req, name, meta[i].value) < 0) {
 			gr_request_free(&req);
-			return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+			return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		}
 	}
 	gr_perform(st, (struct gr_request *[]){&req}, 1);
@@ -365,7 +365,7 @@ int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 	if (!req.path || !src_path || gr_request_amz(&req, "x-amz-copy-source", src_path) < 0) {
 		free(src_path);
 		gr_request_free(&req);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	free(src_path);
 	gr_perform(st, (struct gr_request *[]){&req}, 1);
@@ -384,7 +384,7 @@ int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 		}
 		if (c.is_error) {
 			const char *code = c.code.data ? c.code.data : "unknown";
-			rc = gr_fail(strcmp(code, "NoSuchKey") == 0 ? AEROGRAM_ENOTFOUND
+			rc = agk_fail(strcmp(code, "NoSuchKey") == 0 ? AEROGRAM_ENOTFOUND
 			                                            : AEROGRAM_EUNAVAILABLE,
 			             "garage: 200 with error %s on CopyObject %s", code, req.path);
 		}
@@ -540,7 +540,7 @@ int gr_blob_list(struct aerogram_store *store, const char *prefix, const char *c
 	req.query = gbuf_take(&q);
 	if (!req.path || !req.query) {
 		gr_request_free(&req);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	gr_perform(st, (struct gr_request *[]){&req}, 1);
 	int rc = gr_request_status(&req);
@@ -550,20 +550,20 @@ int gr_blob_list(struct aerogram_store *store, const char *prefix, const char *c
 		struct list_parse p = {.list = l};
 		XML_Parser xp = l ? XML_ParserCreate("UTF-8") : NULL;
 		if (!xp) {
-			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		} else {
 			XML_SetUserData(xp, &p);
 			XML_SetElementHandler(xp, list_start, list_end);
 			XML_SetCharacterDataHandler(xp, list_text);
 			if (XML_Parse(xp, req.response.data ? req.response.data : "",
 			              (int)req.response.len, 1) == XML_STATUS_ERROR)
-				rc = gr_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
+				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
 				                                 "ListObjectsV2: %s",
 				             XML_ErrorString(XML_GetErrorCode(xp)));
 			else if (p.failed)
-				rc = gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 			else if (p.truncated && !(l->next_token && *l->next_token))
-				rc = gr_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
+				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
 				                                 "a continuation token");
 			XML_ParserFree(xp);
 		}
@@ -684,14 +684,14 @@ static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
 	if (!req.body || !req.path || !req.query ||
 	    !EVP_Digest(req.body, req.body_len, md5, &md5len, EVP_md5(), NULL)) {
 		gr_request_free(&req);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	EVP_EncodeBlock((unsigned char *)md5b64, md5, (int)md5len);
 	snprintf(line, sizeof(line), "Content-MD5: %s", md5b64);
 	if (gr_request_plain(&req, line) < 0 ||
 	    gr_request_plain(&req, "Content-Type: application/xml") < 0) {
 		gr_request_free(&req);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	gr_perform(st, (struct gr_request *[]){&req}, 1);
 	int rc = gr_request_status(&req);
@@ -699,18 +699,18 @@ static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
 		struct delete_parse p = {0};
 		XML_Parser xp = XML_ParserCreate("UTF-8");
 		if (!xp) {
-			rc = gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		} else {
 			XML_SetUserData(xp, &p);
 			XML_SetElementHandler(xp, del_start, del_end);
 			XML_SetCharacterDataHandler(xp, del_text);
 			if (XML_Parse(xp, req.response.data, (int)req.response.len, 1) ==
 			    XML_STATUS_ERROR)
-				rc = gr_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
+				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
 				                                 "DeleteObjects: %s",
 				             XML_ErrorString(XML_GetErrorCode(xp)));
 			else if (p.first_error.len)
-				rc = gr_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
+				rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
 				             p.first_error.data);
 			XML_ParserFree(xp);
 		}

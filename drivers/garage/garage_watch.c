@@ -303,29 +303,29 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
 	if (!st->k2v_base)
-		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
+		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
 	int rc = gr_check_row_key("the partition key of a watch", pk);
 	if (rc == 0)
 		rc = gr_check_row_key("the sort key of a watch", sk);
 	if (rc)
 		return rc;
 	if (!cb)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a watch needs a callback");
+		return agk_fail(AEROGRAM_EINVAL, "garage: a watch needs a callback");
 	if (token && *token && !gr_token_valid(token))
-		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch on %s/%s with a malformed causality "
+		return agk_fail(AEROGRAM_EINVAL, "garage: row_watch on %s/%s with a malformed causality "
 		                                "token",
 		               pk, sk);
 	struct aerogram_watch *w = watch_new(st, pk, timeout_ms, cb, arg);
 	if (!w || !(w->sk = strdup(sk)) || dup_opt(&w->token, token) < 0) {
 		if (w)
 			watch_free(w);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	w->want_live = w->token == NULL;
 	w->phase = w->token ? PHASE_POLL : PHASE_READ;
 	if (submit_step(w) < 0) {
 		watch_free(w);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	*out = w;
 	return 0;
@@ -339,31 +339,31 @@ int gr_row_watch_range(struct aerogram_store *store, const char *pk, const char 
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
 	if (!st->k2v_base)
-		return gr_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
+		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
 	int rc = gr_check_row_key("the partition key of a range watch", pk);
 	if (rc)
 		return rc;
 	if (!cb)
-		return gr_fail(AEROGRAM_EINVAL, "garage: a range watch needs a callback");
+		return agk_fail(AEROGRAM_EINVAL, "garage: a range watch needs a callback");
 	if (marker && *marker && !gr_marker_valid(marker))
-		return gr_fail(AEROGRAM_EINVAL, "garage: row_watch_range on %s with a malformed seen "
+		return agk_fail(AEROGRAM_EINVAL, "garage: row_watch_range on %s with a malformed seen "
 		                                "marker",
 		               pk);
 	if (prefix && *prefix && start && *start && strncmp(start, prefix, strlen(prefix)) != 0)
-		return gr_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
+		return agk_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
 		               start, prefix);
 	struct aerogram_watch *w = watch_new(st, pk, timeout_ms, cb, arg);
 	if (!w || dup_opt(&w->prefix, prefix) < 0 || dup_opt(&w->start, start) < 0 ||
 	    dup_opt(&w->end, end) < 0 || dup_opt(&w->marker, marker) < 0) {
 		if (w)
 			watch_free(w);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	w->range = 1;
 	w->phase = PHASE_POLL;
 	if (submit_step(w) < 0) {
 		watch_free(w);
-		return gr_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 	}
 	*out = w;
 	return 0;

@@ -7,6 +7,6 @@ $(B)/obj/drivers/garage/%.o: MOD_CFLAGS = $(CURL_CFLAGS) $(JANSSON_CFLAGS) $(EXP
 
 DRIVERS += $(B)/drivers/aerogram_garage.so
 
-$(B)/drivers/aerogram_garage.so: $(GARAGE_OBJS)
+$(B)/drivers/aerogram_garage.so: $(GARAGE_OBJS) $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(GARAGE_LIBS)

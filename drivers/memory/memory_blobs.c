@@ -39,11 +39,11 @@ void mem_blobs_destroy(struct aerogram_store *st)
 static int check_blob_key(const char *key)
 {
 	if (key == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "blob key is missing");
+		return agk_fail(AEROGRAM_EINVAL, "blob key is missing");
 	if (key[0] == '\0')
-		return mem_fail(AEROGRAM_EINVAL, "blob key is empty");
+		return agk_fail(AEROGRAM_EINVAL, "blob key is empty");
 	if (strlen(key) > BLOB_KEY_MAX)
-		return mem_fail(AEROGRAM_ETOOBIG, "blob key is %zu bytes, over the limit of %d",
+		return agk_fail(AEROGRAM_ETOOBIG, "blob key is %zu bytes, over the limit of %d",
 		                strlen(key), BLOB_KEY_MAX);
 	return 0;
 }
@@ -51,14 +51,14 @@ static int check_blob_key(const char *key)
 static int check_meta(const struct aerogram_meta *meta, size_t n_meta)
 {
 	if (n_meta > 0 && meta == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "metadata array is NULL");
+		return agk_fail(AEROGRAM_EINVAL, "metadata array is NULL");
 	for (size_t i = 0; i < n_meta; i++) {
 		const char *name = meta[i].name;
 		if (name == NULL || name[0] == '\0' || meta[i].value == NULL)
-			return mem_fail(AEROGRAM_EINVAL, "metadata entry %zu has no name or value", i);
+			return agk_fail(AEROGRAM_EINVAL, "metadata entry %zu has no name or value", i);
 		for (const char *p = name; *p; p++)
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-				return mem_fail(AEROGRAM_EINVAL,
+				return agk_fail(AEROGRAM_EINVAL,
 				                "metadata name '%.40s' is not lower-case [a-z0-9-]", name);
 	}
 	return 0;
@@ -118,15 +118,15 @@ int mem_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data
 	if (rc != 0)
 		return rc;
 	if (len > 0 && data == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "blob data is NULL with length %zu", len);
+		return agk_fail(AEROGRAM_EINVAL, "blob data is NULL with length %zu", len);
 	struct mem_blob *b = blob_new(key, data, len, meta, n_meta);
 	if (b == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	int oom = 0;
 	pthread_rwlock_wrlock(&st->blobs_lock);
 	blob_store(st, b, &oom);
 	pthread_rwlock_unlock(&st->blobs_lock);
-	return oom ? mem_fail(AEROGRAM_EINTERNAL, "out of memory") : 0;
+	return oom ? agk_fail(AEROGRAM_EINTERNAL, "out of memory") : 0;
 }
 
 int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key)
@@ -141,7 +141,7 @@ int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *ds
 	struct mem_sl_node *n = mem_sl_find(&st->blobs, src_key);
 	if (n == NULL) {
 		pthread_rwlock_unlock(&st->blobs_lock);
-		return mem_fail(AEROGRAM_ENOTFOUND, "blob_copy: source '%.200s' does not exist",
+		return agk_fail(AEROGRAM_ENOTFOUND, "blob_copy: source '%.200s' does not exist",
 		                src_key);
 	}
 	const struct mem_blob *src = n->value;
@@ -149,15 +149,10 @@ int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *ds
 	if (b != NULL)
 		blob_store(st, b, &oom);
 	pthread_rwlock_unlock(&st->blobs_lock);
-	return b == NULL || oom ? mem_fail(AEROGRAM_EINTERNAL, "out of memory") : 0;
+	return b == NULL || oom ? agk_fail(AEROGRAM_EINTERNAL, "out of memory") : 0;
 }
 
-struct mem_blob_result {
-	struct aerogram_blob_result pub; /* first: the pointer handed out */
-	struct mem_arena arena;
-};
-
-static int get_one(struct aerogram_store *st, struct mem_arena *a,
+static int get_one(struct aerogram_store *st, struct agk_arena *a,
                    const struct aerogram_blob_request *req, struct aerogram_blob *out)
 {
 	if (check_blob_key(req->key) != 0) {
@@ -175,14 +170,14 @@ static int get_one(struct aerogram_store *st, struct mem_arena *a,
 	uint64_t len = b->len - from;
 	if (req->length != 0 && req->length < len)
 		len = req->length;
-	out->data = mem_arena_memdup(a, b->data + from, (size_t)len);
+	out->data = agk_arena_memdup(a, b->data + from, (size_t)len);
 	out->len = (size_t)len;
-	struct aerogram_meta *meta = mem_arena_alloc(a, (b->n_meta + 1) * sizeof(*meta));
+	struct aerogram_meta *meta = agk_arena_alloc(a, (b->n_meta + 1) * sizeof(*meta));
 	if (out->data == NULL || meta == NULL)
 		return -1;
 	for (size_t i = 0; i < b->n_meta; i++) {
-		meta[i].name = mem_arena_strdup(a, b->meta[i].name);
-		meta[i].value = mem_arena_strdup(a, b->meta[i].value);
+		meta[i].name = agk_arena_strdup(a, b->meta[i].name);
+		meta[i].value = agk_arena_strdup(a, b->meta[i].value);
 		if (meta[i].name == NULL || meta[i].value == NULL)
 			return -1;
 	}
@@ -197,41 +192,25 @@ int mem_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *
 {
 	*out = NULL;
 	if (n_requests > 0 && requests == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "blob_get: no requests given");
-	struct mem_blob_result *res = calloc(1, sizeof(*res));
+		return agk_fail(AEROGRAM_EINVAL, "blob_get: no requests given");
+	struct agk_blob_result *res = agk_blob_result_new();
 	if (res == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
-	struct aerogram_blob *blobs = mem_arena_alloc(&res->arena, (n_requests + 1) * sizeof(*blobs));
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
+	struct aerogram_blob *blobs = agk_arena_alloc(&res->arena, (n_requests + 1) * sizeof(*blobs));
 	int failed = blobs == NULL;
 	pthread_rwlock_rdlock(&st->blobs_lock);
 	for (size_t i = 0; i < n_requests && !failed; i++)
 		failed = get_one(st, &res->arena, &requests[i], &blobs[i]) != 0;
 	pthread_rwlock_unlock(&st->blobs_lock);
 	if (failed) {
-		mem_arena_release(&res->arena);
-		free(res);
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		agk_blob_result_free(st, &res->pub);
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	res->pub.blobs = blobs;
 	res->pub.n_blobs = n_requests;
 	*out = &res->pub;
 	return 0;
 }
-
-void mem_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result)
-{
-	(void)st;
-	if (result == NULL)
-		return;
-	struct mem_blob_result *res = (struct mem_blob_result *)result;
-	mem_arena_release(&res->arena);
-	free(res);
-}
-
-struct mem_blob_list {
-	struct aerogram_blob_list pub; /* first: the pointer handed out */
-	struct mem_arena arena;
-};
 
 /* The continuation token is the key to resume at, tagged so that a token
  * from elsewhere is recognised as malformed. */
@@ -248,20 +227,20 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 		size_t tl = strlen(LIST_TOKEN_TAG);
 		if (strncmp(continuation, LIST_TOKEN_TAG, tl) != 0 || continuation[tl] == '\0' ||
 		    strncmp(continuation + tl, prefix, strlen(prefix)) != 0)
-			return mem_fail(AEROGRAM_EINVAL, "blob_list: malformed continuation token '%.40s'",
+			return agk_fail(AEROGRAM_EINVAL, "blob_list: malformed continuation token '%.40s'",
 			                continuation);
 		from = continuation + tl;
 	}
 	uint32_t page = max_keys ? max_keys : LIST_PAGE_DEFAULT;
-	struct mem_blob_list *res = calloc(1, sizeof(*res));
+	struct agk_blob_list *res = agk_blob_list_new();
 	if (res == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
-	struct mem_arena *a = &res->arena;
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
+	struct agk_arena *a = &res->arena;
 	size_t plen = strlen(prefix);
 	pthread_rwlock_rdlock(&st->blobs_lock);
 	size_t cap = page < 1024 ? page : 1024, n = 0;
-	const char **keys = mem_arena_alloc(a, (cap + 1) * sizeof(*keys));
-	uint64_t *sizes = mem_arena_alloc(a, (cap + 1) * sizeof(*sizes));
+	const char **keys = agk_arena_alloc(a, (cap + 1) * sizeof(*keys));
+	uint64_t *sizes = agk_arena_alloc(a, (cap + 1) * sizeof(*sizes));
 	int failed = keys == NULL || sizes == NULL;
 	struct mem_sl_node *node = mem_sl_lower_bound(&st->blobs, from[0] ? from : NULL);
 	for (; node != NULL && !failed; node = mem_sl_next(node)) {
@@ -269,7 +248,7 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 			break;
 		if (n == page) {
 			size_t tl = strlen(LIST_TOKEN_TAG), kl = strlen(node->key);
-			char *token = mem_arena_alloc(a, tl + kl + 1);
+			char *token = agk_arena_alloc(a, tl + kl + 1);
 			if (token == NULL) {
 				failed = 1;
 				break;
@@ -282,8 +261,8 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 		}
 		if (n == cap) {
 			size_t ncap = cap * 2;
-			const char **nk = mem_arena_alloc(a, (ncap + 1) * sizeof(*nk));
-			uint64_t *ns = mem_arena_alloc(a, (ncap + 1) * sizeof(*ns));
+			const char **nk = agk_arena_alloc(a, (ncap + 1) * sizeof(*nk));
+			uint64_t *ns = agk_arena_alloc(a, (ncap + 1) * sizeof(*ns));
 			if (nk == NULL || ns == NULL) {
 				failed = 1;
 				break;
@@ -295,7 +274,7 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 			cap = ncap;
 		}
 		const struct mem_blob *b = node->value;
-		keys[n] = mem_arena_strdup(a, node->key);
+		keys[n] = agk_arena_strdup(a, node->key);
 		sizes[n] = b->len;
 		if (keys[n] == NULL)
 			failed = 1;
@@ -303,9 +282,8 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 	}
 	pthread_rwlock_unlock(&st->blobs_lock);
 	if (failed) {
-		mem_arena_release(a);
-		free(res);
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		agk_blob_list_free(st, &res->pub);
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	res->pub.keys = keys;
 	res->pub.sizes = sizes;
@@ -314,20 +292,10 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 	return 0;
 }
 
-void mem_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list)
-{
-	(void)st;
-	if (list == NULL)
-		return;
-	struct mem_blob_list *res = (struct mem_blob_list *)list;
-	mem_arena_release(&res->arena);
-	free(res);
-}
-
 int mem_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys)
 {
 	if (n_keys > 0 && keys == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "blob_delete: no keys given");
+		return agk_fail(AEROGRAM_EINVAL, "blob_delete: no keys given");
 	for (size_t i = 0; i < n_keys; i++) {
 		int rc = check_blob_key(keys[i]);
 		if (rc != 0)

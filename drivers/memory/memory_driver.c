@@ -10,91 +10,10 @@
 
 #include "drivers/memory/memory_store.h"
 
-/* ---- errors ---------------------------------------------------------- */
-
-static _Thread_local char mem_error_text[512];
-
-int mem_fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(mem_error_text, sizeof(mem_error_text), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-const char *mem_last_error(void)
-{
-	return mem_error_text;
-}
-
 static const char *mem_error_message(struct aerogram_store *st)
 {
 	(void)st;
-	return mem_error_text;
-}
-
-/* ---- arenas ---------------------------------------------------------- */
-
-struct mem_arena_chunk {
-	struct mem_arena_chunk *next;
-	size_t used, size;
-	_Alignas(16) unsigned char bytes[];
-};
-
-#define MEM_ARENA_CHUNK 65536
-
-void *mem_arena_alloc(struct mem_arena *a, size_t size)
-{
-	size = (size + 15) & ~(size_t)15;
-	if (size == 0)
-		size = 16;
-	struct mem_arena_chunk *c = a->chunks;
-	if (c == NULL || c->size - c->used < size) {
-		size_t want = size > MEM_ARENA_CHUNK / 4 ? size : MEM_ARENA_CHUNK;
-		struct mem_arena_chunk *n = malloc(sizeof(*n) + want);
-		if (n == NULL)
-			return NULL;
-		n->used = 0;
-		n->size = want;
-		if (size > MEM_ARENA_CHUNK / 4 && c != NULL) {
-			/* a big block gets its own chunk behind the current one */
-			n->next = c->next;
-			c->next = n;
-		} else {
-			n->next = c;
-			a->chunks = n;
-		}
-		c = n;
-	}
-	void *p = c->bytes + c->used;
-	c->used += size;
-	memset(p, 0, size);
-	return p;
-}
-
-char *mem_arena_strdup(struct mem_arena *a, const char *s)
-{
-	return mem_arena_memdup(a, s, strlen(s) + 1);
-}
-
-void *mem_arena_memdup(struct mem_arena *a, const void *p, size_t len)
-{
-	void *d = mem_arena_alloc(a, len);
-	if (d != NULL && len > 0)
-		memcpy(d, p, len);
-	return d;
-}
-
-void mem_arena_release(struct mem_arena *a)
-{
-	struct mem_arena_chunk *c = a->chunks;
-	while (c != NULL) {
-		struct mem_arena_chunk *next = c->next;
-		free(c);
-		c = next;
-	}
-	a->chunks = NULL;
+	return agk_error_text();
 }
 
 /* ---- open / close ---------------------------------------------------- */
@@ -159,18 +78,18 @@ static const struct aerogram_driver mem_driver = {
 	.close = mem_close,
 	.error_message = mem_error_message,
 	.row_read = mem_row_read,
-	.row_result_free = mem_row_result_free,
+	.row_result_free = agk_row_result_free,
 	.row_insert = mem_row_insert,
 	.row_delete = mem_row_delete,
 	.row_watch = mem_row_watch,
 	.row_watch_release = mem_row_watch_release,
 	.row_watch_range = mem_row_watch_range,
 	.blob_get = mem_blob_get,
-	.blob_result_free = mem_blob_result_free,
+	.blob_result_free = agk_blob_result_free,
 	.blob_put = mem_blob_put,
 	.blob_copy = mem_blob_copy,
 	.blob_list = mem_blob_list,
-	.blob_list_free = mem_blob_list_free,
+	.blob_list_free = agk_blob_list_free,
 	.blob_delete = mem_blob_delete,
 	.row_insert_if = mem_row_insert_if,
 };

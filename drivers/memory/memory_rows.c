@@ -53,11 +53,11 @@ int mem_parse_stamp(const char *text, char tag, uint64_t *out)
 int mem_check_key(const char *what, const char *key)
 {
 	if (key == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "%s is missing", what);
+		return agk_fail(AEROGRAM_EINVAL, "%s is missing", what);
 	if (key[0] == '\0')
-		return mem_fail(AEROGRAM_EINVAL, "%s is empty", what);
+		return agk_fail(AEROGRAM_EINVAL, "%s is empty", what);
 	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return mem_fail(AEROGRAM_ETOOBIG, "%s is %zu bytes, over the limit of %d", what,
+		return agk_fail(AEROGRAM_ETOOBIG, "%s is %zu bytes, over the limit of %d", what,
 		                strlen(key), AEROGRAM_ROW_KEY_MAX);
 	return 0;
 }
@@ -222,13 +222,13 @@ static int row_visible(const struct mem_row *r, uint32_t flags)
 	return 1;
 }
 
-int mem_row_snapshot(struct mem_arena *a, const struct mem_row *row, struct aerogram_row *dst)
+int mem_row_snapshot(struct agk_arena *a, const struct mem_row *row, struct aerogram_row *dst)
 {
 	char token[24];
 	mem_format_stamp(token, sizeof(token), TOKEN_TAG, row->counter);
-	dst->sk = mem_arena_strdup(a, row->sk);
-	dst->token = mem_arena_strdup(a, token);
-	struct aerogram_value *values = mem_arena_alloc(a, (row->n_values + 1) * sizeof(*values));
+	dst->sk = agk_arena_strdup(a, row->sk);
+	dst->token = agk_arena_strdup(a, token);
+	struct aerogram_value *values = agk_arena_alloc(a, (row->n_values + 1) * sizeof(*values));
 	if (dst->sk == NULL || dst->token == NULL || values == NULL)
 		return -1;
 	size_t n = 0;
@@ -239,7 +239,7 @@ int mem_row_snapshot(struct mem_arena *a, const struct mem_row *row, struct aero
 		if (v->tombstone) {
 			values[n].tombstone = 1;
 		} else {
-			values[n].data = mem_arena_memdup(a, v->data, v->len);
+			values[n].data = agk_arena_memdup(a, v->data, v->len);
 			if (values[n].data == NULL)
 				return -1;
 			values[n].len = v->len;
@@ -283,22 +283,22 @@ static int check_query(const struct aerogram_row_query *q, size_t i, int for_del
 		return rc;
 	(void)i;
 	if (!for_delete && (q->flags & ~KNOWN_FLAGS))
-		return mem_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
+		return agk_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
 		                q->flags & ~KNOWN_FLAGS);
 	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
 	if (q->sk != NULL) {
 		if ((rc = mem_check_key("the sort key of a query", q->sk)) != 0)
 			return rc;
 		if (prefix || start || end)
-			return mem_fail(AEROGRAM_EINVAL,
+			return agk_fail(AEROGRAM_EINVAL,
 			                "query %zu: a single-item query cannot have prefix, start or end", i);
 		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return mem_fail(AEROGRAM_EINVAL,
+			return agk_fail(AEROGRAM_EINVAL,
 			                "query %zu: a single-item query cannot have a limit or REVERSE", i);
 		return 0;
 	}
 	if (prefix && start && !has_prefix(start, prefix))
-		return mem_fail(AEROGRAM_EINVAL, "query %zu: start '%s' does not begin with prefix '%s'",
+		return agk_fail(AEROGRAM_EINVAL, "query %zu: start '%s' does not begin with prefix '%s'",
 		                i, start, prefix);
 	return 0;
 }
@@ -346,14 +346,9 @@ static struct mem_sl_node *reverse_first(const struct mem_partition *p, const ch
 	return mem_sl_last(&p->rows);
 }
 
-struct mem_row_result {
-	struct aerogram_row_result pub; /* first: the pointer handed out */
-	struct mem_arena arena;
-};
-
 /* A growable array of rows in the result arena. */
 struct page_builder {
-	struct mem_arena *arena;
+	struct agk_arena *arena;
 	struct aerogram_row *rows;
 	size_t n, cap;
 };
@@ -362,7 +357,7 @@ static int page_add(struct page_builder *b, const struct mem_row *r)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct aerogram_row *rows = mem_arena_alloc(b->arena, cap * sizeof(*rows));
+		struct aerogram_row *rows = agk_arena_alloc(b->arena, cap * sizeof(*rows));
 		if (rows == NULL)
 			return -1;
 		if (b->n)
@@ -377,7 +372,7 @@ static int page_add(struct page_builder *b, const struct mem_row *r)
 }
 
 static int read_page(struct aerogram_store *st, const struct aerogram_row_query *q,
-                     struct mem_arena *a, struct aerogram_row_page *page)
+                     struct agk_arena *a, struct aerogram_row_page *page)
 {
 	struct page_builder b = { .arena = a };
 	struct mem_partition *p = mem_partition_get(st, q->pk, 0);
@@ -412,7 +407,7 @@ static int read_page(struct aerogram_store *st, const struct aerogram_row_query 
 			continue;
 		if (q->limit != 0 && b.n == q->limit) {
 			page->more = 1;
-			page->next_start = mem_arena_strdup(a, n->key);
+			page->next_start = agk_arena_strdup(a, n->key);
 			if (page->next_start == NULL)
 				return -1;
 			break;
@@ -430,17 +425,17 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
 {
 	*out = NULL;
 	if (n_queries > 0 && queries == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_read: no queries given");
+		return agk_fail(AEROGRAM_EINVAL, "row_read: no queries given");
 	for (size_t i = 0; i < n_queries; i++) {
 		int rc = check_query(&queries[i], i, 0);
 		if (rc != 0)
 			return rc;
 	}
-	struct mem_row_result *res = calloc(1, sizeof(*res));
+	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	struct aerogram_row_page *pages =
-		mem_arena_alloc(&res->arena, (n_queries + 1) * sizeof(*pages));
+		agk_arena_alloc(&res->arena, (n_queries + 1) * sizeof(*pages));
 	if (pages == NULL)
 		goto oom;
 	res->pub.pages = pages;
@@ -456,19 +451,8 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
 	*out = &res->pub;
 	return 0;
 oom:
-	mem_arena_release(&res->arena);
-	free(res);
-	return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
-}
-
-void mem_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result)
-{
-	(void)st;
-	if (result == NULL)
-		return;
-	struct mem_row_result *res = (struct mem_row_result *)result;
-	mem_arena_release(&res->arena);
-	free(res);
+	agk_row_result_free(st, &res->pub);
+	return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 }
 
 /* ---- writes ----------------------------------------------------------- */
@@ -536,7 +520,7 @@ static int check_writes(const char *call, const struct aerogram_row_write *write
                         size_t n_writes)
 {
 	if (n_writes > 0 && writes == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "%s: no writes given", call);
+		return agk_fail(AEROGRAM_EINVAL, "%s: no writes given", call);
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t;
@@ -546,10 +530,10 @@ static int check_writes(const char *call, const struct aerogram_row_write *write
 		if (rc != 0)
 			return rc;
 		if (w->token != NULL && mem_parse_stamp(w->token, TOKEN_TAG, &t) != 0)
-			return mem_fail(AEROGRAM_EINVAL, "write %zu: malformed causality token '%.40s'",
+			return agk_fail(AEROGRAM_EINVAL, "write %zu: malformed causality token '%.40s'",
 			                i, w->token);
 		if (!w->tombstone && w->len > 0 && w->value == NULL)
-			return mem_fail(AEROGRAM_EINVAL, "write %zu: value is NULL with length %zu", i,
+			return agk_fail(AEROGRAM_EINVAL, "write %zu: value is NULL with length %zu", i,
 			                w->len);
 	}
 	return 0;
@@ -593,7 +577,7 @@ static int prepare_batch(struct aerogram_store *st, const struct aerogram_row_wr
 		if (r == NULL || (!w->tombstone && copy == NULL) || row_reserve(r, r->pending + 1) != 0) {
 			free(copy);
 			prepared_release(pw, i);
-			return mem_fail(AEROGRAM_EINTERNAL, "out of memory at write %zu", i);
+			return agk_fail(AEROGRAM_EINTERNAL, "out of memory at write %zu", i);
 		}
 		r->pending++;
 		pw[i] = (struct prepared_write){ .part = p, .row = r, .copy = copy };
@@ -632,14 +616,14 @@ static int write_batch(struct aerogram_store *st, const char *call, const char *
 		return rc;
 	uint64_t want = 0;
 	if (cond_pk != NULL && cond_token != NULL && mem_parse_stamp(cond_token, TOKEN_TAG, &want) != 0)
-		return mem_fail(AEROGRAM_EINVAL, "%s: malformed condition token '%.40s'", call,
+		return agk_fail(AEROGRAM_EINVAL, "%s: malformed condition token '%.40s'", call,
 		                cond_token);
 	struct prepared_write small[8];
 	struct prepared_write *pw = small;
 	if (n_writes > sizeof(small) / sizeof(small[0])) {
 		pw = calloc(n_writes, sizeof(*pw));
 		if (pw == NULL)
-			return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+			return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	pthread_rwlock_wrlock(&st->rows_lock);
 	if (cond_pk != NULL) {
@@ -650,7 +634,7 @@ static int write_batch(struct aerogram_store *st, const char *call, const char *
 			char have[24] = "none";
 			if (exists)
 				mem_format_stamp(have, sizeof(have), TOKEN_TAG, r->counter);
-			rc = mem_fail(AEROGRAM_ECONFLICT,
+			rc = agk_fail(AEROGRAM_ECONFLICT,
 			              "%s: row '%s'/'%s' has token %s, the condition wants %.40s", call,
 			              cond_pk, cond_sk, have, cond_token ? cond_token : "none");
 		}
@@ -693,7 +677,7 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 	if ((rc = mem_check_key("row_insert_if: the condition's sort key", cond_sk)) != 0)
 		return rc;
 	if (new_token != NULL && new_token_len < MEM_TOKEN_LEN)
-		return mem_fail(AEROGRAM_EINVAL,
+		return agk_fail(AEROGRAM_EINVAL,
 		                "row_insert_if: new_token_len %zu is below the %d bytes a token may need",
 		                new_token_len, MEM_TOKEN_LEN);
 	return write_batch(st, "row_insert_if", cond_pk, cond_sk, cond_token, writes, n_writes,
@@ -720,7 +704,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 	if (deleted)
 		*deleted = 0;
 	if (n_queries > 0 && queries == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
+		return agk_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
 	for (size_t i = 0; i < n_queries; i++) {
 		int rc = check_query(&queries[i], i, 1);
 		if (rc != 0)
@@ -753,6 +737,6 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 	if (deleted)
 		*deleted = count;
 	if (oom)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory while deleting");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory while deleting");
 	return 0;
 }

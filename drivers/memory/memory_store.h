@@ -10,20 +10,8 @@
 #include <aerogram/driver.h>
 
 #include "drivers/memory/skiplist.h"
+#include "sdk/kit/ag_kit.h"
 
-/* Result memory: every string and array of one result comes from one arena,
- * so that the matching *_free releases it in one go. */
-struct mem_arena_chunk;
-struct mem_arena {
-	struct mem_arena_chunk *chunks;
-};
-/* Zeroed memory from the arena, or NULL when out of memory. */
-void *mem_arena_alloc(struct mem_arena *a, size_t size);
-/* Copies of a string / of bytes into the arena, or NULL when out of memory. */
-char *mem_arena_strdup(struct mem_arena *a, const char *s);
-void *mem_arena_memdup(struct mem_arena *a, const void *p, size_t len);
-/* Frees every chunk of the arena. */
-void mem_arena_release(struct mem_arena *a);
 
 /* One stored value of a row: `stamp` is the row counter value that wrote it. */
 struct mem_value {
@@ -83,16 +71,10 @@ struct aerogram_store {
 	struct mem_watcher watcher;
 };
 
-/* Records the calling thread's error message and returns `code`. */
-int mem_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The calling thread's last message. */
-const char *mem_last_error(void);
-
 /* Rows (memory_rows.c). */
 void mem_rows_destroy(struct aerogram_store *st);
 int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
                  size_t n_queries, struct aerogram_row_result **out);
-void mem_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result);
 int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
                    size_t n_writes);
 int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
@@ -107,7 +89,7 @@ int mem_check_key(const char *what, const char *key);
 struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create);
 struct mem_row *mem_row_get(struct mem_partition *p, const char *sk, int create);
 /* Copies the visible state of a row (deduplicated values, token) into `dst`. */
-int mem_row_snapshot(struct mem_arena *a, const struct mem_row *row, struct aerogram_row *dst);
+int mem_row_snapshot(struct agk_arena *a, const struct mem_row *row, struct aerogram_row *dst);
 int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end);
 
 /* Watches (memory_watch.c). */
@@ -128,13 +110,11 @@ void mem_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w);
 void mem_blobs_destroy(struct aerogram_store *st);
 int mem_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                  size_t n_requests, struct aerogram_blob_result **out);
-void mem_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result);
 int mem_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
                  const struct aerogram_meta *meta, size_t n_meta);
 int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
 int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
                   uint32_t max_keys, struct aerogram_blob_list **out);
-void mem_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
 int mem_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
 
 #endif

@@ -42,7 +42,7 @@ struct aerogram_watch {
 	struct aerogram_watch *q_prev, *q_next;
 	/* what the callback gets */
 	int status;
-	struct mem_arena snap;
+	struct agk_arena snap;
 	struct aerogram_row *rows;
 	size_t n_rows;
 	char marker[24];
@@ -237,9 +237,9 @@ static int row_watch_due(const struct aerogram_watch *w)
  * with AEROGRAM_EINTERNAL instead. */
 static int snapshot_one(struct aerogram_watch *w, const struct mem_row *row)
 {
-	w->rows = mem_arena_alloc(&w->snap, sizeof(*w->rows));
+	w->rows = agk_arena_alloc(&w->snap, sizeof(*w->rows));
 	if (w->rows == NULL || mem_row_snapshot(&w->snap, row, w->rows) != 0) {
-		mem_arena_release(&w->snap);
+		agk_arena_free(&w->snap);
 		w->rows = NULL;
 		return AEROGRAM_EINTERNAL;
 	}
@@ -311,12 +311,12 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 	if ((rc = mem_check_key("row_watch: the sort key", sk)) != 0)
 		return rc;
 	if (cb == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch: no callback");
+		return agk_fail(AEROGRAM_EINVAL, "row_watch: no callback");
 	if (token != NULL && mem_parse_stamp(token, TOKEN_TAG, &t) != 0)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch: malformed causality token '%.40s'", token);
+		return agk_fail(AEROGRAM_EINVAL, "row_watch: malformed causality token '%.40s'", token);
 	struct aerogram_watch *w = watch_new(st, timeout_ms, cb, arg);
 	if (w == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	w->has_token = token != NULL;
 	w->token = t;
 	pthread_rwlock_wrlock(&st->rows_lock);
@@ -325,7 +325,7 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 	if (w->row == NULL) {
 		pthread_rwlock_unlock(&st->rows_lock);
 		free(w);
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	pthread_mutex_lock(&st->watcher.mutex);
 	int due = row_watch_due(w);
@@ -348,7 +348,7 @@ static char *dup_or_null(const char *s, int *oom)
 
 static void watch_free(struct aerogram_watch *w)
 {
-	mem_arena_release(&w->snap);
+	agk_arena_free(&w->snap);
 	free(w->prefix);
 	free(w->start);
 	free(w->end);
@@ -373,7 +373,7 @@ static long snapshot_range(struct aerogram_watch *w, uint64_t marker)
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
-			struct aerogram_row *grown = mem_arena_alloc(&w->snap, ncap * sizeof(*grown));
+			struct aerogram_row *grown = agk_arena_alloc(&w->snap, ncap * sizeof(*grown));
 			if (grown == NULL)
 				return -1;
 			if (n)
@@ -401,15 +401,15 @@ int mem_row_watch_range(struct aerogram_store *st, const char *pk, const char *p
 	if (rc != 0)
 		return rc;
 	if (cb == NULL)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch_range: no callback");
+		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: no callback");
 	if (marker != NULL && mem_parse_stamp(marker, MARKER_TAG, &m) != 0)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch_range: malformed marker '%.40s'", marker);
+		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: malformed marker '%.40s'", marker);
 	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
-		return mem_fail(AEROGRAM_EINVAL, "row_watch_range: start '%s' does not begin with prefix '%s'",
+		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: start '%s' does not begin with prefix '%s'",
 		                start, prefix);
 	struct aerogram_watch *w = watch_new(st, timeout_ms, cb, arg);
 	if (w == NULL)
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	int oom = 0;
 	w->is_range = 1;
 	w->prefix = dup_or_null(prefix, &oom);
@@ -417,14 +417,14 @@ int mem_row_watch_range(struct aerogram_store *st, const char *pk, const char *p
 	w->end = dup_or_null(end, &oom);
 	if (oom) {
 		watch_free(w);
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	pthread_rwlock_wrlock(&st->rows_lock);
 	w->part = mem_partition_get(st, pk, 1);
 	if (w->part == NULL) {
 		pthread_rwlock_unlock(&st->rows_lock);
 		watch_free(w);
-		return mem_fail(AEROGRAM_EINTERNAL, "out of memory");
+		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
 	}
 	/* Without a marker every row is new (marker 0 precedes every write). */
 	long n = snapshot_range(w, marker ? m : 0);

@@ -8,15 +8,15 @@ $(B)/obj/drivers/sqlite/%.o: MOD_CFLAGS = $(SQLITE_CFLAGS)
 
 DRIVERS += $(SQLITE_DRIVER)
 
-$(SQLITE_DRIVER): $(SQLITE_DRIVER_OBJS)
+$(SQLITE_DRIVER): $(SQLITE_DRIVER_OBJS) $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(SQLITE_LIBS) $(THREAD_LIBS)
 
 # The conformance suite on a fresh database file, then again on the same file
 # to prove that re-runs on a persistent store work.
-CHECKS += check-sqlite
-.PHONY: check-sqlite
-check-sqlite: $(B)/aerogram-driver-check $(SQLITE_DRIVER)
+CHECKS += check-conformance-sqlite
+.PHONY: check-conformance-sqlite
+check-conformance-sqlite: $(B)/aerogram-driver-check $(SQLITE_DRIVER)
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/agsqlcheck.XXXXXX") && \
 	$(B)/aerogram-driver-check $(SQLITE_DRIVER) path=$$dir/db && \
 	$(B)/aerogram-driver-check $(SQLITE_DRIVER) path=$$dir/db && \

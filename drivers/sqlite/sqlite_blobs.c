@@ -35,12 +35,12 @@
 static int sq_check_blob_key(const char *key)
 {
 	if (key == NULL || key[0] == '\0')
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: blob key is missing or empty");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: blob key is missing or empty");
 	if (strlen(key) > SQ_BLOB_KEY_MAX)
-		return sq_fail(AEROGRAM_ETOOBIG, "sqlite: blob key of %zu bytes is over %d", strlen(key),
+		return agk_fail(AEROGRAM_ETOOBIG, "sqlite: blob key of %zu bytes is over %d", strlen(key),
 		               SQ_BLOB_KEY_MAX);
 	if (!sq_utf8_valid(key))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: blob key is not valid UTF-8");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: blob key is not valid UTF-8");
 	return 0;
 }
 
@@ -51,27 +51,27 @@ static int sq_meta_encode(const struct aerogram_meta *meta, size_t n_meta, char 
 	for (size_t i = 0; i < n_meta; i++) {
 		const char *name = meta[i].name, *value = meta[i].value;
 		if (name == NULL || name[0] == '\0')
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: metadata name is empty");
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: metadata name is empty");
 		for (const char *p = name; *p; p++)
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-				return sq_fail(AEROGRAM_EINVAL,
+				return agk_fail(AEROGRAM_EINVAL,
 				               "sqlite: metadata name '%.60s' is not lower-case [a-z0-9-]", name);
 		if (value == NULL)
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' has no value", name);
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' has no value", name);
 		if (!sq_utf8_valid(value))
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' is not valid UTF-8", name);
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' is not valid UTF-8", name);
 		for (const unsigned char *p = (const unsigned char *)value; *p; p++)
 			if (*p < 0x20 || *p == 0x7f)
-				return sq_fail(AEROGRAM_EINVAL,
+				return agk_fail(AEROGRAM_EINVAL,
 				               "sqlite: metadata '%s' holds a control character", name);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(meta[j].name, name) == 0)
-				return sq_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' given twice", name);
+				return agk_fail(AEROGRAM_EINVAL, "sqlite: metadata '%s' given twice", name);
 		total += strlen(name) + strlen(value) + 2;
 	}
 	char *buf = malloc(total ? total : 1);
 	if (buf == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	size_t off = 0;
 	for (size_t i = 0; i < n_meta; i++) {
 		size_t a = strlen(meta[i].name) + 1, b = strlen(meta[i].value) + 1;
@@ -85,7 +85,7 @@ static int sq_meta_encode(const struct aerogram_meta *meta, size_t n_meta, char 
 }
 
 /* Decodes metadata into the arena. */
-static int sq_meta_decode(struct sq_arena *a, const char *buf, size_t len,
+static int sq_meta_decode(struct agk_arena *a, const char *buf, size_t len,
                           const struct aerogram_meta **out, size_t *n_out)
 {
 	size_t n = 0;
@@ -97,10 +97,10 @@ static int sq_meta_decode(struct sq_arena *a, const char *buf, size_t len,
 	*n_out = 0;
 	if (n == 0)
 		return 0;
-	struct aerogram_meta *m = sq_arena_alloc(a, n * sizeof(*m));
-	char *copy = sq_arena_memdup(a, buf, len);
+	struct aerogram_meta *m = agk_arena_alloc(a, n * sizeof(*m));
+	char *copy = agk_arena_memdup(a, buf, len);
 	if (m == NULL || copy == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
 		m[i].name = copy + off;
@@ -150,7 +150,7 @@ static int sq_new_file_name(struct aerogram_store *st, char name[SQ_FILE_NAME_LE
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return sq_fail(AEROGRAM_EINTERNAL, "sqlite: getrandom: %s", strerror(errno));
+			return agk_fail(AEROGRAM_EINTERNAL, "sqlite: getrandom: %s", strerror(errno));
 		}
 		got += (size_t)r;
 	}
@@ -166,10 +166,10 @@ static int sq_new_file_name(struct aerogram_store *st, char name[SQ_FILE_NAME_LE
 	snprintf(dir, sizeof(dir), "%s/%c%c", st->blob_dir, h[0], h[1]);
 	if (mkdir(dir, 0750) == 0) {
 		if (st->sync_full && sq_fsync_dir(st->blob_dir) != 0)
-			return sq_fail(sq_errno_code(errno), "sqlite: fsync %s: %s", st->blob_dir,
+			return agk_fail(sq_errno_code(errno), "sqlite: fsync %s: %s", st->blob_dir,
 			               strerror(errno));
 	} else if (errno != EEXIST) {
-		return sq_fail(sq_errno_code(errno), "sqlite: mkdir %s: %s", dir, strerror(errno));
+		return agk_fail(sq_errno_code(errno), "sqlite: mkdir %s: %s", dir, strerror(errno));
 	}
 	return 0;
 }
@@ -192,7 +192,7 @@ static int sq_file_write(struct aerogram_store *st, const uint8_t *data, size_t 
 	snprintf(dir, sizeof(dir), "%s/%.2s", st->blob_dir, name);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0)
-		return sq_fail(sq_errno_code(errno), "sqlite: create %s: %s", tmp, strerror(errno));
+		return agk_fail(sq_errno_code(errno), "sqlite: create %s: %s", tmp, strerror(errno));
 	size_t off = 0;
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
@@ -215,7 +215,7 @@ static int sq_file_write(struct aerogram_store *st, const uint8_t *data, size_t 
 	if (st->sync_full && sq_fsync_dir(dir) != 0) {
 		int e = errno;
 		unlink(final);
-		return sq_fail(sq_errno_code(e), "sqlite: fsync %s: %s", dir, strerror(e));
+		return agk_fail(sq_errno_code(e), "sqlite: fsync %s: %s", dir, strerror(e));
 	}
 	return 0;
 fail:;
@@ -223,7 +223,7 @@ fail:;
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
-	return sq_fail(sq_errno_code(e), "sqlite: writing %s: %s", tmp, strerror(e));
+	return agk_fail(sq_errno_code(e), "sqlite: writing %s: %s", tmp, strerror(e));
 }
 
 static void sq_file_unlink(struct aerogram_store *st, const char *name)
@@ -313,9 +313,9 @@ int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data,
 	if (code)
 		return code;
 	if (len > 0 && data == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: blob of %zu bytes without data", len);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: blob of %zu bytes without data", len);
 	if (n_meta && meta == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: metadata count without metadata");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: metadata count without metadata");
 	char *mbuf = NULL;
 	size_t mlen = 0;
 	if ((code = sq_meta_encode(meta, n_meta, &mbuf, &mlen)) != 0)
@@ -339,16 +339,11 @@ int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data,
 
 /* ---- get ---- */
 
-struct sq_blob_result {
-	struct aerogram_blob_result pub; /* first: the host sees this */
-	struct sq_arena arena;
-};
-
 struct sq_get_ctx {
 	struct aerogram_store *st;
 	const struct aerogram_blob_request *reqs;
 	size_t n;
-	struct sq_blob_result *res;
+	struct agk_blob_result *res;
 };
 
 /* Reads [off, off+n) of a blob file into buf. */
@@ -361,7 +356,7 @@ static int sq_file_read(struct aerogram_store *st, const char *name, uint64_t of
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return AEROGRAM_ENOTFOUND; /* deleted since the row was read */
-		return sq_fail(sq_errno_code(errno), "sqlite: open %s: %s", path, strerror(errno));
+		return agk_fail(sq_errno_code(errno), "sqlite: open %s: %s", path, strerror(errno));
 	}
 	size_t got = 0;
 	while (got < n) {
@@ -372,8 +367,8 @@ static int sq_file_read(struct aerogram_store *st, const char *name, uint64_t of
 			int e = errno;
 			close(fd);
 			if (r == 0)
-				return sq_fail(AEROGRAM_EINTERNAL, "sqlite: %s is shorter than recorded", path);
-			return sq_fail(sq_errno_code(e), "sqlite: read %s: %s", path, strerror(e));
+				return agk_fail(AEROGRAM_EINTERNAL, "sqlite: %s is shorter than recorded", path);
+			return agk_fail(sq_errno_code(e), "sqlite: read %s: %s", path, strerror(e));
 		}
 		got += (size_t)r;
 	}
@@ -384,7 +379,7 @@ static int sq_file_read(struct aerogram_store *st, const char *name, uint64_t of
 static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
                       const struct aerogram_blob_request *rq, struct aerogram_blob *b)
 {
-	struct sq_arena *a = &c->res->arena;
+	struct agk_arena *a = &c->res->arena;
 	if (sq_check_blob_key(rq->key) != 0) {
 		b->status = AEROGRAM_EINVAL;
 		return 0;
@@ -408,9 +403,9 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 	b->total_size = size;
 	int code = sq_meta_decode(a, (const char *)sqlite3_column_blob(s, 3),
 	                          (size_t)sqlite3_column_bytes(s, 3), &b->meta, &b->n_meta);
-	uint8_t *buf = code ? NULL : sq_arena_alloc(a, (size_t)n);
+	uint8_t *buf = code ? NULL : agk_arena_alloc(a, (size_t)n);
 	if (code == 0 && buf == NULL)
-		code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	if (code == 0) {
 		const char *file = (const char *)sqlite3_column_text(s, 2);
 		if (file && file[0]) {
@@ -426,7 +421,7 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 		} else {
 			const uint8_t *d = sqlite3_column_blob(s, 1);
 			if ((uint64_t)sqlite3_column_bytes(s, 1) < off + n) {
-				code = sq_fail(AEROGRAM_EINTERNAL, "sqlite: blob '%s' is shorter than recorded",
+				code = agk_fail(AEROGRAM_EINTERNAL, "sqlite: blob '%s' is shorter than recorded",
 				               rq->key);
 			} else if (n) {
 				memcpy(buf, d + off, (size_t)n);
@@ -445,12 +440,12 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 static int sq_get_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_get_ctx *c = arg;
-	struct sq_blob_result *res = c->res;
-	sq_arena_free(&res->arena);
+	struct agk_blob_result *res = c->res;
+	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
-	struct aerogram_blob *blobs = sq_arena_alloc(&res->arena, (c->n ? c->n : 1) * sizeof(*blobs));
+	struct aerogram_blob *blobs = agk_arena_alloc(&res->arena, (c->n ? c->n : 1) * sizeof(*blobs));
 	if (blobs == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	memset(blobs, 0, (c->n ? c->n : 1) * sizeof(*blobs));
 	for (size_t i = 0; i < c->n; i++) {
 		int code = sq_get_one(conn, c, &c->reqs[i], &blobs[i]);
@@ -467,32 +462,22 @@ int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r
 {
 	*out = NULL;
 	if (n_requests && requests == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no blob requests");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: no blob requests");
 	for (size_t i = 0; i < n_requests; i++)
 		if (requests[i].key == NULL)
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: blob request %zu has no key", i);
-	struct sq_blob_result *res = calloc(1, sizeof(*res));
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: blob request %zu has no key", i);
+	struct agk_blob_result *res = agk_blob_result_new();
 	if (res == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_get_ctx c = { st, requests, n_requests, res };
 	int code = sq_txn(st, 0, sq_get_txn, &c);
 	if (code) {
-		sq_arena_free(&res->arena);
+		agk_arena_free(&res->arena);
 		free(res);
 		return code;
 	}
 	*out = &res->pub;
 	return 0;
-}
-
-void sq_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result)
-{
-	(void)st;
-	if (result == NULL)
-		return;
-	struct sq_blob_result *res = (struct sq_blob_result *)result;
-	sq_arena_free(&res->arena);
-	free(res);
 }
 
 /* ---- copy ---- */
@@ -519,7 +504,7 @@ static int sq_copy_txn(struct sq_conn *conn, void *arg)
 	sqlite3_bind_text(s, 1, c->src, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? sq_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src)
+		int code = rc == SQLITE_DONE ? agk_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src)
 		                             : sq_db_fail(conn, rc, "reading a blob");
 		sqlite3_reset(s);
 		return code;
@@ -543,7 +528,7 @@ static int sq_copy_txn(struct sq_conn *conn, void *arg)
 		sqlite3_reset(s);
 		free(data);
 		free(meta);
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	if (dlen)
 		memcpy(data, sqlite3_column_blob(s, 1), dlen);
@@ -560,10 +545,10 @@ static int sq_copy_txn(struct sq_conn *conn, void *arg)
 			sq_file_path(st, c->linked, to, sizeof(to));
 			snprintf(dir, sizeof(dir), "%s/%.2s", st->blob_dir, c->linked);
 			if (link(from, to) != 0) {
-				code = sq_fail(sq_errno_code(errno), "sqlite: link %s: %s", from, strerror(errno));
+				code = agk_fail(sq_errno_code(errno), "sqlite: link %s: %s", from, strerror(errno));
 				c->linked[0] = '\0';
 			} else if (st->sync_full && sq_fsync_dir(dir) != 0) {
-				code = sq_fail(sq_errno_code(errno), "sqlite: fsync %s: %s", dir, strerror(errno));
+				code = agk_fail(sq_errno_code(errno), "sqlite: fsync %s: %s", dir, strerror(errno));
 			}
 		} else {
 			c->linked[0] = '\0';
@@ -598,22 +583,17 @@ int sq_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst
 
 /* ---- list ---- */
 
-struct sq_blob_list {
-	struct aerogram_blob_list pub; /* first: the host sees this */
-	struct sq_arena arena;
-};
-
 struct sq_list_ctx {
 	const char *lower, *upper;
 	uint32_t max;
-	struct sq_blob_list *res;
+	struct agk_blob_list *res;
 };
 
 static int sq_list_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_list_ctx *c = arg;
-	struct sq_blob_list *res = c->res;
-	sq_arena_free(&res->arena);
+	struct agk_blob_list *res = c->res;
+	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
 	sqlite3_stmt *s = sq_stmt(conn, c->upper ? SQ_BLOB_LIST : SQ_BLOB_LIST_OPEN);
 	if (s == NULL)
@@ -622,26 +602,26 @@ static int sq_list_txn(struct sq_conn *conn, void *arg)
 	if (c->upper)
 		sqlite3_bind_text(s, 2, c->upper, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, (int64_t)c->max + 1);
-	const char **keys = sq_arena_alloc(&res->arena, ((size_t)c->max + 1) * sizeof(*keys));
-	uint64_t *sizes = sq_arena_alloc(&res->arena, ((size_t)c->max + 1) * sizeof(*sizes));
+	const char **keys = agk_arena_alloc(&res->arena, ((size_t)c->max + 1) * sizeof(*keys));
+	uint64_t *sizes = agk_arena_alloc(&res->arena, ((size_t)c->max + 1) * sizeof(*sizes));
 	if (keys == NULL || sizes == NULL) {
 		sqlite3_reset(s);
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	size_t n = 0;
 	int rc, code = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(s, 0);
-		char *copy = sq_arena_strdup(&res->arena, k ? k : "");
+		char *copy = agk_arena_strdup(&res->arena, k ? k : "");
 		if (copy == NULL) {
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
 		if (n == c->max) {
 			size_t kl = strlen(copy);
-			char *tok = sq_arena_alloc(&res->arena, sizeof(SQ_LIST_TAG) + kl);
+			char *tok = agk_arena_alloc(&res->arena, sizeof(SQ_LIST_TAG) + kl);
 			if (tok == NULL) {
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 				break;
 			}
 			memcpy(tok, SQ_LIST_TAG, sizeof(SQ_LIST_TAG) - 1);
@@ -672,13 +652,13 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 	if (prefix == NULL)
 		prefix = "";
 	if (!sq_utf8_valid(prefix))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: blob prefix is not valid UTF-8");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: blob prefix is not valid UTF-8");
 	if (continuation) {
 		size_t tl = sizeof(SQ_LIST_TAG) - 1;
 		if (strncmp(continuation, SQ_LIST_TAG, tl) != 0 || continuation[tl] == '\0' ||
 		    strncmp(continuation + tl, prefix, strlen(prefix)) != 0 ||
 		    !sq_utf8_valid(continuation))
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: malformed continuation token '%.40s'",
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: malformed continuation token '%.40s'",
 			               continuation);
 		continuation += tl;
 	}
@@ -687,35 +667,25 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 	char *succ = NULL;
 	int has_succ = sq_prefix_successor(prefix, &succ);
 	if (has_succ < 0)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	const char *lower = prefix;
 	if (continuation && strcmp(continuation, lower) > 0)
 		lower = continuation;
-	struct sq_blob_list *res = calloc(1, sizeof(*res));
+	struct agk_blob_list *res = agk_blob_list_new();
 	if (res == NULL) {
 		free(succ);
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	struct sq_list_ctx c = { lower, has_succ ? succ : NULL, max_keys, res };
 	int code = sq_txn(st, 0, sq_list_txn, &c);
 	free(succ);
 	if (code) {
-		sq_arena_free(&res->arena);
+		agk_arena_free(&res->arena);
 		free(res);
 		return code;
 	}
 	*out = &res->pub;
 	return 0;
-}
-
-void sq_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list)
-{
-	(void)st;
-	if (list == NULL)
-		return;
-	struct sq_blob_list *res = (struct sq_blob_list *)list;
-	sq_arena_free(&res->arena);
-	free(res);
 }
 
 /* ---- delete ---- */
@@ -751,7 +721,7 @@ int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_
 	if (n_keys == 0)
 		return 0;
 	if (keys == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no keys to delete");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: no keys to delete");
 	for (size_t i = 0; i < n_keys; i++) {
 		int code = sq_check_blob_key(keys[i]);
 		if (code)
@@ -759,7 +729,7 @@ int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_
 	}
 	struct sq_del_ctx c = { keys, n_keys, calloc(n_keys, sizeof(*c.files)) };
 	if (c.files == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	int code = sq_txn(st, SQ_WRITE_DEFERRED, sq_del_txn, &c);
 	if (code == 0)
 		for (size_t i = 0; i < n_keys; i++)

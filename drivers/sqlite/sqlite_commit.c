@@ -119,7 +119,7 @@ static void sq_call_fail(struct sq_call *c, int code, int how)
 {
 	c->failed = how;
 	c->code = code;
-	snprintf(c->message, sizeof(c->message), "%s", sq_last_error());
+	snprintf(c->message, sizeof(c->message), "%s", agk_error_text());
 }
 
 /* Runs one call inside the transaction. With `alone` (the only call left in
@@ -451,7 +451,7 @@ int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *),
 {
 	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED, .deferred = deferred };
 	if (sem_init(&call.posted, 0, 0) != 0)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += st->busy_timeout_ms / 1000;
@@ -511,10 +511,10 @@ int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *),
 	}
 	sem_destroy(&call.posted);
 	if (timed_out)
-		return sq_fail(AEROGRAM_EUNAVAILABLE,
+		return agk_fail(AEROGRAM_EUNAVAILABLE,
 		               "sqlite: %s: database is locked: other writers of this process held it for %d ms",
 		               st->path, st->busy_timeout_ms);
 	if (call.code != 0)
-		return sq_fail(call.code, "%s", call.message);
+		return agk_fail(call.code, "%s", call.message);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <aerogram/driver.h>
 
 #include "drivers/sqlite/sqlite_sql.h"
+#include "sdk/kit/ag_kit.h"
 
 /* Statements a connection prepares once and keeps (index into conn->stmts). */
 enum sq_stmt_id {
@@ -38,12 +39,6 @@ enum sq_stmt_id {
 	SQ_BLOB_LIST_OPEN,
 	SQ_RANGE_FIRST, /* SQ_RANGE_FIRST + sq_range_variant(): the range reads */
 	SQ_STMT_COUNT = SQ_RANGE_FIRST + SQ_RANGE_VARIANTS
-};
-
-/* An arena: every result is freed in one go (sqlite_store.c). */
-struct sq_chunk;
-struct sq_arena {
-	struct sq_chunk *head;
 };
 
 /* A growable byte buffer (malloc'd). */
@@ -77,7 +72,7 @@ struct sq_conn {
 	 * and the clock when the transaction began (sq_watch_*). */
 	struct sq_change *changes;
 	size_t n_changes, cap_changes;
-	struct sq_arena change_arena;
+	struct agk_arena change_arena;
 	uint64_t txn_clock;
 	int txn_clock_set;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
@@ -160,13 +155,9 @@ struct aerogram_store {
 
 /* ---- errors (sqlite_store.c) ---- */
 
-/* Records a message for the calling thread and returns `code`. */
-int sq_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records "sqlite: <what>: <sqlite's message>" for a failed SQLite call,
  * remembers rc on the connection and returns the matching AEROGRAM_E* code. */
 int sq_db_fail(struct sq_conn *conn, int rc, const char *what);
-/* The calling thread's last message (driver-owned, thread-local). */
-const char *sq_last_error(void);
 /* The AEROGRAM_E* code for an SQLite result code. */
 int sq_map_rc(int rc);
 /* Logs a line through the host. */
@@ -255,26 +246,19 @@ int sq_prefix_successor(const char *prefix, char **buf);
 /* Formats a causality token (17 bytes with NUL). */
 void sq_token_format(uint64_t ctx, char out[32]);
 
-/* ---- arenas: every result is freed in one go ---- */
-
-void *sq_arena_alloc(struct sq_arena *a, size_t size);
-char *sq_arena_strdup(struct sq_arena *a, const char *s);
-void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len);
-void sq_arena_free(struct sq_arena *a);
-
 /* Decodes a row's encoded values (ag_rows.vals) into `row` with its sort
  * key and token (from ctx), copied into the arena. 0 or an AEROGRAM_E* code. */
-int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const char *sk,
+int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const char *sk,
                   uint64_t ctx, struct aerogram_row *row);
 /* Reads row (pk, sk) as sq_row_head does and, when it exists and `row` is
  * not NULL, decodes its values into `row` in the arena. */
 int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
-               struct sq_arena *a, struct aerogram_row *row, const char *what);
+               struct agk_arena *a, struct aerogram_row *row, const char *what);
 
 /* Reads every row of pk in the forward range prefix/start/end (NULL or
  * empty: unbounded), tombstone-only rows included, whose ctx is above
  * `since`, into the arena. */
-int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
+int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
                        const char *prefix, const char *start, const char *end, uint64_t since,
                        const struct aerogram_row **rows, size_t *n_rows);
 
@@ -282,7 +266,6 @@ int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
 
 int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
                 size_t n_queries, struct aerogram_row_result **out);
-void sq_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result);
 int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
                   size_t n_writes);
 int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
@@ -323,13 +306,11 @@ int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *pr
 
 int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                 size_t n_requests, struct aerogram_blob_result **out);
-void sq_blob_result_free(struct aerogram_store *st, struct aerogram_blob_result *result);
 int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
                 const struct aerogram_meta *meta, size_t n_meta);
 int sq_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
 int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
                  uint32_t max_keys, struct aerogram_blob_list **out);
-void sq_blob_list_free(struct aerogram_store *st, struct aerogram_blob_list *list);
 int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
 /* Removes blob files no row names (left by a crash between a file's
  * creation and its commit, or between a commit and the unlink of the file

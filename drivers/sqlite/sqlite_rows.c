@@ -99,14 +99,14 @@ static int nonempty(const char *s)
 static int sq_check_key(const char *what, const char *s, int is_bound)
 {
 	if (s == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
 	if (!is_bound && s[0] == '\0')
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
 	if (!is_bound && strlen(s) > AEROGRAM_ROW_KEY_MAX)
-		return sq_fail(AEROGRAM_ETOOBIG, "sqlite: %s of %zu bytes is over %d", what, strlen(s),
+		return agk_fail(AEROGRAM_ETOOBIG, "sqlite: %s of %zu bytes is over %d", what, strlen(s),
 		               AEROGRAM_ROW_KEY_MAX);
 	if (!sq_utf8_valid(s))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
 	return 0;
 }
 
@@ -119,7 +119,7 @@ static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
 	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
 	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
 	if (!for_delete && (q->flags & ~known))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
 	const char *parts[3] = { q->prefix, q->start, q->end };
 	static const char *const names[3] = { "prefix", "start", "end" };
 	for (int i = 0; i < 3; i++)
@@ -129,16 +129,16 @@ static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
 		if ((code = sq_check_key("sort key", q->sk, 0)) != 0)
 			return code;
 		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
-			return sq_fail(AEROGRAM_EINVAL,
+			return agk_fail(AEROGRAM_EINVAL,
 			               "sqlite: a single-item query takes no prefix, start or end");
 		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return sq_fail(AEROGRAM_EINVAL,
+			return agk_fail(AEROGRAM_EINVAL,
 			               "sqlite: a single-item query takes no limit and no REVERSE");
 		return 0;
 	}
 	if (nonempty(q->prefix) && nonempty(q->start) &&
 	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: start '%s' does not begin with prefix '%s'",
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: start '%s' does not begin with prefix '%s'",
 		               q->start, q->prefix);
 	return 0;
 }
@@ -176,7 +176,7 @@ static int sq_bounds_make(const struct aerogram_row_query *q, int reverse, struc
 	char *succ = NULL;
 	int has_succ = prefix ? sq_prefix_successor(prefix, &succ) : 0;
 	if (has_succ < 0)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	b->owned = succ;
 	enum sq_range_lower lo_op;
 	enum sq_range_upper up_op;
@@ -295,20 +295,20 @@ static int sq_vals_next(const uint8_t **p, const uint8_t *end, struct sq_val *v)
 
 static int sq_vals_malformed(const char *sk)
 {
-	return sq_fail(AEROGRAM_EINTERNAL, "sqlite: the values of row '%.200s' are malformed", sk);
+	return agk_fail(AEROGRAM_EINTERNAL, "sqlite: the values of row '%.200s' are malformed", sk);
 }
 
-int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const char *sk,
+int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const char *sk,
                   uint64_t ctx, struct aerogram_row *row)
 {
 	char tok[32];
 	sq_token_format(ctx, tok);
-	row->sk = sq_arena_strdup(a, sk);
-	row->token = sq_arena_strdup(a, tok);
+	row->sk = agk_arena_strdup(a, sk);
+	row->token = agk_arena_strdup(a, tok);
 	row->n_values = 0;
 	row->values = NULL;
 	if (row->sk == NULL || row->token == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	const uint8_t *p = vals ? vals : (const uint8_t *)"", *end = p + (vals ? vals_len : 0);
 	struct sq_val v;
 	size_t n = 0;
@@ -319,9 +319,9 @@ int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const c
 		return sq_vals_malformed(sk);
 	if (n == 0)
 		return 0;
-	struct aerogram_value *out = sq_arena_alloc(a, n * sizeof(*out));
+	struct aerogram_value *out = agk_arena_alloc(a, n * sizeof(*out));
 	if (out == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	p = vals;
 	for (size_t i = 0; i < n && sq_vals_next(&p, end, &v) == 1; i++) {
 		out[i].tombstone = v.tombstone;
@@ -329,9 +329,9 @@ int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const c
 		out[i].data = NULL;
 		if (!v.tombstone) {
 			/* an empty value still has data, distinct from a tombstone */
-			uint8_t *d = sq_arena_alloc(a, v.len ? v.len : 1);
+			uint8_t *d = agk_arena_alloc(a, v.len ? v.len : 1);
 			if (d == NULL)
-				return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			if (v.len)
 				memcpy(d, v.data, v.len);
 			out[i].data = d;
@@ -342,11 +342,11 @@ int sq_row_decode(struct sq_arena *a, const void *vals, size_t vals_len, const c
 	return 0;
 }
 
-static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
+static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
                          const struct aerogram_row_query *q, uint64_t since,
                          struct aerogram_row_page *page);
 
-int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
+int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
                        const char *prefix, const char *start, const char *end, uint64_t since,
                        const struct aerogram_row **rows, size_t *n_rows)
 {
@@ -361,15 +361,10 @@ int sq_row_range_since(struct sq_conn *conn, struct sq_arena *a, const char *pk,
 
 /* ---- read ---- */
 
-struct sq_row_result {
-	struct aerogram_row_result pub; /* first: the host sees this */
-	struct sq_arena arena;
-};
-
 struct sq_read_ctx {
 	const struct aerogram_row_query *queries;
 	size_t n_queries;
-	struct sq_row_result *res;
+	struct agk_row_result *res;
 };
 
 /* A growable array of rows for one page (copied into the arena when done). */
@@ -391,12 +386,12 @@ static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
 	return &rv->v[rv->n++];
 }
 
-static int sq_read_single(struct sq_conn *conn, struct sq_arena *a,
+static int sq_read_single(struct sq_conn *conn, struct agk_arena *a,
                           const struct aerogram_row_query *q, struct aerogram_row_page *page)
 {
-	struct aerogram_row *row = sq_arena_alloc(a, sizeof(*row));
+	struct aerogram_row *row = agk_arena_alloc(a, sizeof(*row));
 	if (row == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_row_head head;
 	int found = sq_row_get(conn, q->pk, q->sk, &head, a, row, "reading a row");
 	if (found <= 0)
@@ -412,7 +407,7 @@ static int sq_read_single(struct sq_conn *conn, struct sq_arena *a,
 
 /* Reads one range query into page; rows whose ctx is not above `since` are
  * skipped (0 keeps every row). */
-static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
+static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
                          const struct aerogram_row_query *q, uint64_t since,
                          struct aerogram_row_page *page)
 {
@@ -440,14 +435,14 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 			continue;
 		if (q->limit && rv.n == q->limit) {
 			page->more = 1;
-			page->next_start = sq_arena_strdup(a, sk ? sk : "");
+			page->next_start = agk_arena_strdup(a, sk ? sk : "");
 			if (page->next_start == NULL)
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
 		struct aerogram_row *row = sq_rowvec_push(&rv);
 		if (row == NULL) {
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
 		code = sq_row_decode(a, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4),
@@ -460,10 +455,10 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 	sqlite3_reset(s);
 	free(b.owned);
 	if (code == 0 && rv.n) {
-		page->rows = sq_arena_memdup(a, rv.v, rv.n * sizeof(*rv.v));
+		page->rows = agk_arena_memdup(a, rv.v, rv.n * sizeof(*rv.v));
 		page->n_rows = rv.n;
 		if (page->rows == NULL)
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	free(rv.v);
 	return code;
@@ -472,13 +467,13 @@ static int sq_read_range(struct sq_conn *conn, struct sq_arena *a,
 static int sq_read_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_read_ctx *c = arg;
-	struct sq_row_result *res = c->res;
-	sq_arena_free(&res->arena);
+	struct agk_row_result *res = c->res;
+	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
 	struct aerogram_row_page *pages =
-		sq_arena_alloc(&res->arena, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
+		agk_arena_alloc(&res->arena, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
 	if (pages == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	memset(pages, 0, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
 	for (size_t i = 0; i < c->n_queries; i++) {
 		const struct aerogram_row_query *q = &c->queries[i];
@@ -497,34 +492,24 @@ int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *quer
 {
 	*out = NULL;
 	if (n_queries && queries == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no queries");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
 	for (size_t i = 0; i < n_queries; i++) {
 		int code = sq_check_query(&queries[i], 0);
 		if (code)
 			return code;
 	}
-	struct sq_row_result *res = calloc(1, sizeof(*res));
+	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_read_ctx c = { queries, n_queries, res };
 	int code = sq_txn(st, 0, sq_read_txn, &c);
 	if (code) {
-		sq_arena_free(&res->arena);
+		agk_arena_free(&res->arena);
 		free(res);
 		return code;
 	}
 	*out = &res->pub;
 	return 0;
-}
-
-void sq_row_result_free(struct aerogram_store *st, struct aerogram_row_result *result)
-{
-	(void)st;
-	if (result == NULL)
-		return;
-	struct sq_row_result *res = (struct sq_row_result *)result;
-	sq_arena_free(&res->arena);
-	free(res);
 }
 
 /* ---- write ---- */
@@ -615,7 +600,7 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 			    (v.tombstone || (v.len == nv.len && (v.len == 0 || memcmp(v.data, nv.data, v.len) == 0))))
 				continue;
 			if (sq_vals_encode_one(b, &v) != 0)
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			n_values++;
 			n_live += !v.tombstone;
 		}
@@ -628,7 +613,7 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 	if (has_token && token > discard)
 		discard = token;
 	if (sq_vals_encode_one(b, &nv) != 0)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	n_values++;
 	n_live += !tombstone;
 
@@ -648,7 +633,7 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
 		return sq_db_fail(conn, rc_bind, "storing a value");
 	code = sq_step_done(conn, s, found ? "updating a row" : "creating a row");
 	if (code == 0 && sq_change_add(conn, pk, sk, ver) != 0)
-		code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	return code;
 }
 
@@ -681,7 +666,7 @@ static int sq_check_condition(struct sq_conn *conn, const struct sq_insert_ctx *
 		sq_token_format(head.ctx, have);
 	if (c->cond_has_token)
 		sq_token_format(c->cond_token, want);
-	return sq_fail(AEROGRAM_ECONFLICT,
+	return agk_fail(AEROGRAM_ECONFLICT,
 	               "sqlite: row_insert_if: row '%.200s'/'%.200s' has token %s, the condition wants %s",
 	               c->cond_pk, c->cond_sk, have, want);
 }
@@ -730,12 +715,12 @@ static int sq_check_writes(const struct aerogram_row_write *writes, size_t n_wri
 		    (code = sq_check_key("sort key", wr->sk, 0)) != 0)
 			break;
 		if (!wr->tombstone && wr->len > 0 && wr->value == NULL)
-			code = sq_fail(AEROGRAM_EINVAL, "sqlite: value of %zu bytes without data", wr->len);
+			code = agk_fail(AEROGRAM_EINVAL, "sqlite: value of %zu bytes without data", wr->len);
 		else if (!wr->tombstone && wr->len > (size_t)INT32_MAX)
-			code = sq_fail(AEROGRAM_ETOOBIG, "sqlite: value of %zu bytes is over the 2 GiB limit",
+			code = agk_fail(AEROGRAM_ETOOBIG, "sqlite: value of %zu bytes is over the 2 GiB limit",
 			               wr->len);
 		else if (wr->token && sq_token_parse(wr->token, &tokens[i]) != 0)
-			code = sq_fail(AEROGRAM_EINVAL, "sqlite: bad causality token '%.40s'", wr->token);
+			code = agk_fail(AEROGRAM_EINVAL, "sqlite: bad causality token '%.40s'", wr->token);
 	}
 	return code;
 }
@@ -745,10 +730,10 @@ static int sq_check_writes(const struct aerogram_row_write *writes, size_t n_wri
 static int sq_insert_batch(struct aerogram_store *st, struct sq_insert_ctx *c)
 {
 	if (c->n && c->writes == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no writes");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: no writes");
 	uint64_t *tokens = calloc(c->n ? c->n : 1, sizeof(*tokens));
 	if (tokens == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	int code = sq_check_writes(c->writes, c->n, tokens);
 	if (code == 0) {
 		c->tokens = tokens;
@@ -781,9 +766,9 @@ int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char 
 	struct sq_insert_ctx c = { .writes = writes, .n = n_writes, .cond_pk = cond_pk,
 		                   .cond_sk = cond_sk, .cond_has_token = cond_token != NULL };
 	if (cond_token && sq_token_parse(cond_token, &c.cond_token) != 0)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: bad condition token '%.40s'", cond_token);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: bad condition token '%.40s'", cond_token);
 	if (new_token && new_token_len < SQ_TOKEN_LEN)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: new_token_len %zu is below the %d bytes of a token",
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: new_token_len %zu is below the %d bytes of a token",
 		               new_token_len, SQ_TOKEN_LEN);
 	char token[32];
 	c.new_token = new_token ? token : NULL;
@@ -822,7 +807,7 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 	if (code)
 		return code;
 	/* Collect first, then write: never modify the table under a running scan. */
-	struct sq_arena a = { 0 };
+	struct agk_arena a = { 0 };
 	struct { const char *sk; uint64_t ctx; } *items = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
@@ -843,17 +828,17 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 			size_t ncap = cap ? cap * 2 : 64;
 			void *ni = realloc(items, ncap * sizeof(*items));
 			if (ni == NULL) {
-				code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 				break;
 			}
 			items = ni;
 			cap = ncap;
 		}
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
-		items[n].sk = sq_arena_strdup(&a, sk ? sk : "");
+		items[n].sk = agk_arena_strdup(&a, sk ? sk : "");
 		items[n].ctx = (uint64_t)sqlite3_column_int64(s, 1);
 		if (items[n].sk == NULL) {
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 			break;
 		}
 		n++;
@@ -869,7 +854,7 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 			(*deleted)++;
 	}
 	free(items);
-	sq_arena_free(&a);
+	agk_arena_free(&a);
 	return code;
 }
 
@@ -890,7 +875,7 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 	if (deleted)
 		*deleted = 0;
 	if (n_queries && queries == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: no queries");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
 	for (size_t i = 0; i < n_queries; i++) {
 		int code = sq_check_query(&queries[i], 1);
 		if (code)
@@ -917,7 +902,7 @@ static int sq_forget_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_forget_ctx *c = arg;
 	struct { const char *pk, *sk; } keys[500];
-	struct sq_arena a = { 0 };
+	struct agk_arena a = { 0 };
 	size_t n = 0;
 	int code = 0;
 	c->forgotten = 0;
@@ -931,10 +916,10 @@ static int sq_forget_txn(struct sq_conn *conn, void *arg)
 	while (code == 0 && n < 500 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *pk = (const char *)sqlite3_column_text(s, 0);
 		const char *sk = (const char *)sqlite3_column_text(s, 1);
-		keys[n].pk = sq_arena_strdup(&a, pk ? pk : "");
-		keys[n].sk = sq_arena_strdup(&a, sk ? sk : "");
+		keys[n].pk = agk_arena_strdup(&a, pk ? pk : "");
+		keys[n].sk = agk_arena_strdup(&a, sk ? sk : "");
 		if (keys[n].pk == NULL || keys[n].sk == NULL)
-			code = sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 		n++;
 	}
 	if (code == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -949,7 +934,7 @@ static int sq_forget_txn(struct sq_conn *conn, void *arg)
 		sqlite3_bind_text(s, 2, keys[i].sk, -1, SQLITE_STATIC);
 		code = sq_step_done(conn, s, "forgetting a row");
 	}
-	sq_arena_free(&a);
+	agk_arena_free(&a);
 	if (code)
 		return code;
 	c->forgotten = n;

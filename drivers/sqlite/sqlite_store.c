@@ -29,17 +29,6 @@
 /* As Garage: rows of tombstones only are readable for a day, then forgotten. */
 #define SQ_DEFAULT_TOMBSTONE_TTL_S 86400
 
-static _Thread_local char sq_errmsg[512];
-
-int sq_fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sq_errmsg, sizeof(sq_errmsg), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
 int sq_map_rc(int rc)
 {
 	switch (rc & 0xff) {
@@ -75,23 +64,18 @@ int sq_db_fail(struct sq_conn *conn, int rc, const char *what)
 		const char *msg = sqlite3_errmsg(conn->db), *str = sqlite3_errstr(rc);
 		const char *file = sqlite3_db_filename(conn->db, "main");
 		if (strcmp(msg, str) == 0)
-			return sq_fail(sq_map_rc(rc), "sqlite: %s: %s (%s)", what, msg,
+			return agk_fail(sq_map_rc(rc), "sqlite: %s: %s (%s)", what, msg,
 			               file ? file : "?");
-		return sq_fail(sq_map_rc(rc), "sqlite: %s: %s: %s (%s)", what, str, msg,
+		return agk_fail(sq_map_rc(rc), "sqlite: %s: %s: %s (%s)", what, str, msg,
 		               file ? file : "?");
 	}
-	return sq_fail(sq_map_rc(rc), "sqlite: %s: %s", what, sqlite3_errstr(rc));
-}
-
-const char *sq_last_error(void)
-{
-	return sq_errmsg;
+	return agk_fail(sq_map_rc(rc), "sqlite: %s: %s", what, sqlite3_errstr(rc));
 }
 
 static const char *sq_error_message(struct aerogram_store *st)
 {
 	(void)st;
-	return sq_errmsg;
+	return agk_error_text();
 }
 
 void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char *fmt, ...)
@@ -117,69 +101,6 @@ uint64_t sq_wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* ---- arenas ---- */
-
-struct sq_chunk {
-	struct sq_chunk *next;
-	size_t used, size;
-	_Alignas(max_align_t) unsigned char mem[];
-};
-
-#define SQ_CHUNK_SIZE 16384
-
-void *sq_arena_alloc(struct sq_arena *a, size_t size)
-{
-	size = (size + 15u) & ~(size_t)15u;
-	if (size == 0)
-		size = 16;
-	struct sq_chunk *c = a->head;
-	if (c == NULL || c->size - c->used < size) {
-		size_t cap = size > SQ_CHUNK_SIZE / 4 ? size : SQ_CHUNK_SIZE;
-		struct sq_chunk *n = malloc(sizeof(*n) + cap);
-		if (n == NULL)
-			return NULL;
-		n->used = 0;
-		n->size = cap;
-		if (cap == size && c != NULL) {
-			/* A large block gets its own chunk behind the current one so
-			 * the current chunk's free space stays usable. */
-			n->next = c->next;
-			c->next = n;
-		} else {
-			n->next = c;
-			a->head = n;
-		}
-		c = n;
-	}
-	void *p = c->mem + c->used;
-	c->used += size;
-	return p;
-}
-
-char *sq_arena_strdup(struct sq_arena *a, const char *s)
-{
-	return sq_arena_memdup(a, s, strlen(s) + 1);
-}
-
-void *sq_arena_memdup(struct sq_arena *a, const void *p, size_t len)
-{
-	void *d = sq_arena_alloc(a, len);
-	if (d && len)
-		memcpy(d, p, len);
-	return d;
-}
-
-void sq_arena_free(struct sq_arena *a)
-{
-	struct sq_chunk *c = a->head;
-	while (c) {
-		struct sq_chunk *n = c->next;
-		free(c);
-		c = n;
-	}
-	a->head = NULL;
 }
 
 /* ---- connections ---- */
@@ -263,7 +184,7 @@ int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_
 }
 
 int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
-               struct sq_arena *a, struct aerogram_row *row, const char *what)
+               struct agk_arena *a, struct aerogram_row *row, const char *what)
 {
 	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
 	if (s == NULL)
@@ -292,7 +213,7 @@ static void sq_conn_close(struct sq_conn *conn)
 {
 	free(conn->vals.p);
 	free(conn->changes);
-	sq_arena_free(&conn->change_arena);
+	agk_arena_free(&conn->change_arena);
 	for (size_t i = 0; i < SQ_STMT_COUNT; i++)
 		sqlite3_finalize(conn->stmts[i]);
 	sqlite3_close(conn->db);
@@ -327,12 +248,12 @@ int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 	*out = NULL;
 	struct sq_conn *conn = calloc(1, sizeof(*conn));
 	if (conn == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	int rc = sqlite3_open_v2(st->path, &conn->db,
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                         NULL);
 	if (rc != SQLITE_OK) {
-		int code = sq_fail(sq_map_rc(rc), "sqlite: cannot open %s: %s", st->path,
+		int code = agk_fail(sq_map_rc(rc), "sqlite: cannot open %s: %s", st->path,
 		                   conn->db ? sqlite3_errmsg(conn->db) : sqlite3_errstr(rc));
 		sqlite3_close(conn->db);
 		free(conn);
@@ -605,7 +526,7 @@ static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errle
 	struct sq_conn *conn;
 	int code = sq_conn_get(st, &conn);
 	if (code != 0) {
-		snprintf(errbuf, errlen, "%s", sq_errmsg);
+		snprintf(errbuf, errlen, "%s", agk_error_text());
 		return code;
 	}
 	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
@@ -723,18 +644,18 @@ static const struct aerogram_driver sq_driver = {
 	.close = sq_close,
 	.error_message = sq_error_message,
 	.row_read = sq_row_read,
-	.row_result_free = sq_row_result_free,
+	.row_result_free = agk_row_result_free,
 	.row_insert = sq_row_insert,
 	.row_delete = sq_row_delete,
 	.row_watch = sq_row_watch,
 	.row_watch_release = sq_row_watch_release,
 	.row_watch_range = sq_row_watch_range,
 	.blob_get = sq_blob_get,
-	.blob_result_free = sq_blob_result_free,
+	.blob_result_free = agk_blob_result_free,
 	.blob_put = sq_blob_put,
 	.blob_copy = sq_blob_copy,
 	.blob_list = sq_blob_list,
-	.blob_list_free = sq_blob_list_free,
+	.blob_list_free = agk_blob_list_free,
 	.blob_delete = sq_blob_delete,
 	.row_insert_if = sq_row_insert_if,
 };

@@ -92,7 +92,7 @@ struct aerogram_watch {
 	int status;
 	int has_row;
 	struct aerogram_row row;
-	struct sq_arena arena;
+	struct agk_arena arena;
 };
 
 static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms);
@@ -160,7 +160,7 @@ static void sq_known_clear(struct aerogram_store *st)
 
 static void sq_watch_free(struct aerogram_watch *w)
 {
-	sq_arena_free(&w->arena);
+	agk_arena_free(&w->arena);
 	free(w->pk);
 	free(w->sk);
 	free(w->token);
@@ -222,7 +222,7 @@ static int sq_watch_check(struct aerogram_watch *w, int found, uint64_t ctx, con
 	sq_token_format(ctx, tok);
 	if (w->token && strcmp(w->token, tok) == 0)
 		return 0;
-	sq_arena_free(&w->arena);
+	agk_arena_free(&w->arena);
 	int code = sq_row_decode(&w->arena, vals, vals_len, w->sk, ctx, &w->row);
 	if (code)
 		return code;
@@ -235,11 +235,11 @@ static int sq_watch_check_new(struct aerogram_store *st, struct sq_conn *conn, s
                               struct aerogram_watch **fire)
 {
 	struct sq_row_head head;
-	struct sq_arena a = { 0 };
+	struct agk_arena a = { 0 };
 	struct aerogram_row row;
 	int exists = sq_row_get(conn, w->pk, w->sk, &head, &a, &row, "reading a watched row");
 	if (exists <= 0) {
-		sq_arena_free(&a);
+		agk_arena_free(&a);
 		if (exists == 0) { /* else it stays NEW and is compared whole next time */
 			w->state = SQ_W_PENDING;
 			w->row_absent = 1;
@@ -253,10 +253,10 @@ static int sq_watch_check_new(struct aerogram_store *st, struct sq_conn *conn, s
 	char tok[32];
 	sq_token_format(head.ctx, tok);
 	if (head.n_values == 0 || (w->token && strcmp(w->token, tok) == 0)) {
-		sq_arena_free(&a);
+		agk_arena_free(&a);
 		return 0;
 	}
-	sq_arena_free(&w->arena);
+	agk_arena_free(&w->arena);
 	w->arena = a;
 	w->row = row;
 	w->has_row = 1;
@@ -307,7 +307,7 @@ static int sq_in_range(const struct aerogram_watch *w, const char *sk)
 static int sq_range_check(struct sq_conn *conn, struct aerogram_watch *w, uint64_t clock,
                           int always, struct aerogram_watch **fire)
 {
-	sq_arena_free(&w->arena);
+	agk_arena_free(&w->arena);
 	int code = sq_row_range_since(conn, &w->arena, w->pk, w->prefix, w->start, w->end,
 	                              w->marker, &w->rows, &w->n_rows);
 	if (code)
@@ -441,8 +441,8 @@ int sq_change_add(struct sq_conn *conn, const char *pk, const char *sk, uint64_t
 		conn->cap_changes = cap;
 	}
 	struct sq_change *c = &conn->changes[conn->n_changes];
-	c->pk = sq_arena_strdup(&conn->change_arena, pk);
-	c->sk = sq_arena_strdup(&conn->change_arena, sk);
+	c->pk = agk_arena_strdup(&conn->change_arena, pk);
+	c->sk = agk_arena_strdup(&conn->change_arena, sk);
 	if (c->pk == NULL || c->sk == NULL)
 		return -1;
 	c->ctx = ctx;
@@ -455,7 +455,7 @@ void sq_changes_reset(struct sq_conn *conn)
 {
 	conn->n_changes = 0;
 	conn->txn_clock_set = 0;
-	sq_arena_free(&conn->change_arena);
+	agk_arena_free(&conn->change_arena);
 }
 
 /* 1 when a later change of the transaction wrote the same row as change i
@@ -521,23 +521,23 @@ static void sq_change_load_now(struct sq_conn *conn, struct sq_change *c)
 }
 
 /* Copies a row into an arena. */
-static int sq_row_copy(struct sq_arena *a, struct aerogram_row *dst, const struct aerogram_row *src)
+static int sq_row_copy(struct agk_arena *a, struct aerogram_row *dst, const struct aerogram_row *src)
 {
-	dst->sk = sq_arena_strdup(a, src->sk);
-	dst->token = sq_arena_strdup(a, src->token);
+	dst->sk = agk_arena_strdup(a, src->sk);
+	dst->token = agk_arena_strdup(a, src->token);
 	dst->n_values = src->n_values;
 	dst->values = NULL;
 	if (dst->sk == NULL || dst->token == NULL)
 		return -1;
 	if (src->n_values == 0)
 		return 0;
-	struct aerogram_value *v = sq_arena_memdup(a, src->values, src->n_values * sizeof(*v));
+	struct aerogram_value *v = agk_arena_memdup(a, src->values, src->n_values * sizeof(*v));
 	if (v == NULL)
 		return -1;
 	for (size_t i = 0; i < src->n_values; i++) {
 		if (v[i].tombstone)
 			continue;
-		v[i].data = sq_arena_memdup(a, src->values[i].data, v[i].len ? v[i].len : 1);
+		v[i].data = agk_arena_memdup(a, src->values[i].data, v[i].len ? v[i].len : 1);
 		if (v[i].data == NULL)
 			return -1;
 	}
@@ -594,7 +594,7 @@ void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn)
 			if (c->loaded == 1 && w->token && strcmp(w->token, c->row.token) == 0)
 				continue;
 			wake = 1;
-			sq_arena_free(&w->arena);
+			agk_arena_free(&w->arena);
 			if (c->loaded == 1 && sq_row_copy(&w->arena, &w->row, &c->row) == 0) {
 				w->has_row = 1;
 				sq_queue(w, AEROGRAM_OK, &st->fire_ready);
@@ -702,7 +702,7 @@ static void *sq_watch_main(void *arg)
 		if (conn && check) {
 			int code = sq_watch_scan(st, conn, &fire);
 			if (code != 0 && !failing)
-				sq_log(st, AEROGRAM_LOG_WARNING, "watch: %s; retrying", sq_last_error());
+				sq_log(st, AEROGRAM_LOG_WARNING, "watch: %s; retrying", agk_error_text());
 			failing = code != 0;
 		}
 		now = sq_now_ms();
@@ -806,30 +806,30 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
 {
 	*out = NULL;
 	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid partition key");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: watch: missing or invalid partition key");
 	if (sk == NULL || sk[0] == '\0' || !sq_utf8_valid(sk))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: missing, empty or invalid sort key");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: watch: missing, empty or invalid sort key");
 	if (strlen(pk) > AEROGRAM_ROW_KEY_MAX || strlen(sk) > AEROGRAM_ROW_KEY_MAX)
-		return sq_fail(AEROGRAM_ETOOBIG, "sqlite: watch: a key is over %d bytes", AEROGRAM_ROW_KEY_MAX);
+		return agk_fail(AEROGRAM_ETOOBIG, "sqlite: watch: a key is over %d bytes", AEROGRAM_ROW_KEY_MAX);
 	if (cb == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: no callback");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: watch: no callback");
 	if (token) {
 		size_t n = strlen(token);
 		int ok = n == 16;
 		for (size_t i = 0; ok && i < n; i++)
 			ok = (token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f');
 		if (!ok)
-			return sq_fail(AEROGRAM_EINVAL, "sqlite: watch: bad causality token '%.40s'", token);
+			return agk_fail(AEROGRAM_EINVAL, "sqlite: watch: bad causality token '%.40s'", token);
 	}
 	struct aerogram_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	w->pk = strdup(pk);
 	w->sk = strdup(sk);
 	w->token = token ? strdup(token) : NULL;
 	if (w->pk == NULL || w->sk == NULL || (token && w->token == NULL)) {
 		sq_watch_free(w);
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	for (const char *p = token; p && *p; p++)
 		w->token_ver = (w->token_ver << 4) | (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
@@ -901,21 +901,21 @@ int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *pr
 	*out = NULL;
 	uint64_t m = 0;
 	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: missing or invalid partition key");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: missing or invalid partition key");
 	if ((prefix && !sq_utf8_valid(prefix)) || (start && !sq_utf8_valid(start)) ||
 	    (end && !sq_utf8_valid(end)))
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: a bound is not valid UTF-8");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: a bound is not valid UTF-8");
 	if (cb == NULL)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: no callback");
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: no callback");
 	if (marker != NULL && sq_marker_parse(marker, &m) != 0)
-		return sq_fail(AEROGRAM_EINVAL, "sqlite: range watch: malformed marker '%.40s'", marker);
+		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: malformed marker '%.40s'", marker);
 	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
-		return sq_fail(AEROGRAM_EINVAL,
+		return agk_fail(AEROGRAM_EINVAL,
 		               "sqlite: range watch: start '%s' does not begin with prefix '%s'", start,
 		               prefix);
 	struct aerogram_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL)
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	int oom = 0;
 	w->is_range = 1;
 	w->pk = strdup(pk);
@@ -924,7 +924,7 @@ int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *pr
 	w->end = sq_dup_nonempty(end, &oom);
 	if (w->pk == NULL || oom) {
 		sq_watch_free(w);
-		return sq_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	}
 	/* Without a marker the first look fires with the whole range. */
 	w->marker = m;

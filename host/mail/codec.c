@@ -166,6 +166,12 @@ static char *cr_str(struct crd *r, size_t max)
  * before sizes were logged). Written when there is a size to keep or an
  * expunged message to list. */
 #define CODEC_VERSION_4 4
+/* Version 5 of a checkpoint: version 4, then the expunges by modseq
+ * (QRESYNC): the floor (the highest modseq forgotten, 0: none), the count
+ * of runs, then per run the delta of its modseq from the previous run's
+ * (ascending; the first from the floor), its first UID and its length - 1.
+ * Written when there is a run or a floor. */
+#define CODEC_VERSION_5 5
 
 /* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
@@ -176,10 +182,10 @@ static int header_ok(struct crd *r, uint8_t kind)
 	if (r->bad)
 		return 0;
 	/* summaries and the mailbox list have only version 1; operations go
-	 * to version 3 (adds with sizes), states to 4 */
+	 * to version 3 (adds with sizes), states to 5 */
 	if (v == CODEC_VERSION || (v == CODEC_VERSION_2 && (kind == KIND_OP || kind == KIND_STATE)) ||
 	    (v == CODEC_VERSION_3 && (kind == KIND_STATE || kind == KIND_OP)) ||
-	    (v == CODEC_VERSION_4 && kind == KIND_STATE))
+	    ((v == CODEC_VERSION_4 || v == CODEC_VERSION_5) && kind == KIND_STATE))
 		return v;
 	return 0;
 }
@@ -338,10 +344,11 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 {
 	/* with a size to keep or expunged messages to list, version 4 */
-	int v4 = s->n_unsized < s->n || s->n_expunged > 0;
+	int v5 = s->n_vanished > 0 || s->vanished_floor > 0;
+	int v4 = v5 || s->n_unsized < s->n || s->n_expunged > 0;
 	int v3 = v4 || s->uv_init > 1;
 	cb_u8(b, KIND_STATE);
-	cb_u8(b, v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_u8(b, v5 ? CODEC_VERSION_5 : v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -386,6 +393,18 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 			cb_var(b, e->flags);
 			cb_var(b, e->at - prev_at); /* ascending: small deltas */
 			prev_at = e->at;
+		}
+	}
+	if (v5) {
+		cb_var(b, s->vanished_floor);
+		cb_var(b, s->n_vanished);
+		uint64_t prev_modseq = s->vanished_floor;
+		for (size_t i = 0; i < s->n_vanished; i++) {
+			const struct uidx_vanished *v = &s->vanished[i];
+			cb_var(b, v->modseq - prev_modseq);
+			prev_modseq = v->modseq;
+			cb_var(b, v->lo);
+			cb_var(b, v->hi - v->lo);
 		}
 	}
 	return b->oom ? AEROGRAM_EINTERNAL : 0;
@@ -454,7 +473,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 			m->flags = cr_var(&r);
 			if (m->flags >> (5 + s->n_keywords))
 				r.bad = 1;
-			m->size = version == CODEC_VERSION_4 ? cr_size(&r) : UIDX_SIZE_UNKNOWN;
+			m->size = version >= CODEC_VERSION_4 ? cr_size(&r) : UIDX_SIZE_UNKNOWN;
 			if (m->size == UIDX_SIZE_UNKNOWN)
 				s->n_unsized++;
 			else if (m->size > UINT64_MAX - 1 - s->total_size)
@@ -486,7 +505,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (s->uv_init < (version == CODEC_VERSION_3 ? 2u : 1u) || s->uv_init > s->uidvalidity)
 			r.bad = 1;
 	}
-	if (version == CODEC_VERSION_4) {
+	if (version >= CODEC_VERSION_4) {
 		uint64_t ne = cr_var(&r);
 		/* every entry takes at least 19 bytes */
 		if (r.bad || ne > (r.len - r.pos) / (UIDX_ID + 3))
@@ -517,8 +536,49 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n_expunged = (size_t)ne;
 	}
-	/* canonical: version 4 only when a size or an expunged message needs it */
+	if (version == CODEC_VERSION_5) {
+		s->vanished_floor = cr_var(&r);
+		uint64_t nv = cr_var(&r);
+		/* every run takes at least 3 bytes */
+		if (r.bad || nv > (r.len - r.pos) / 3 || nv > UIDX_VANISHED_MAX)
+			r.bad = 1;
+		if (!r.bad && nv) {
+			s->vanished = calloc((size_t)nv, sizeof(*s->vanished));
+			if (s->vanished == NULL)
+				r.bad = 1;
+			else
+				s->cap_vanished = (size_t)nv;
+		}
+		uint64_t modseq = s->vanished_floor;
+		for (size_t i = 0; !r.bad && i < nv; i++) {
+			struct uidx_vanished *v = &s->vanished[i];
+			uint64_t d = cr_var(&r);
+			if (d > UINT64_MAX - modseq)
+				r.bad = 1;
+			modseq += d;
+			v->modseq = modseq;
+			v->lo = cr_u32(&r);
+			uint32_t run = cr_u32(&r);
+			v->hi = v->lo + run;
+			/* ascending modseqs above the floor, UIDs below uidnext */
+			if ((i == 0 && d == 0) || v->lo == 0 || run >= s->uidnext || v->hi >= s->uidnext ||
+			    v->hi < v->lo || modseq > s->highestmodseq)
+				r.bad = 1;
+		}
+		if (!r.bad)
+			s->n_vanished = (size_t)nv;
+		if (s->vanished_floor > s->highestmodseq)
+			r.bad = 1;
+	}
+	/* A checkpoint of an earlier version knows no expunge by modseq: the
+	 * floor is all it holds, so a QRESYNC from before it falls back. */
+	if (version < CODEC_VERSION_5)
+		s->vanished_floor = s->highestmodseq;
+	/* canonical: version 4 only when a size or an expunged message needs
+	 * it, version 5 only when there is an expunge by modseq to keep */
 	if (version == CODEC_VERSION_4 && !(s->n_unsized < s->n || s->n_expunged > 0))
+		r.bad = 1;
+	if (version == CODEC_VERSION_5 && !(s->n_vanished > 0 || s->vanished_floor > 0))
 		r.bad = 1;
 	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 #define MAIL_EEXIST (-20) /* the mailbox name already exists */
 #define MAIL_EAGAIN (-21) /* non-blocking mode: the call would wait (see mail_nonblock) */
@@ -97,6 +97,9 @@ void mail_engine_free(struct mail_engine *eng);
  * log has entries after their newest checkpoint, within budget_ms, so that
  * the next start (here or elsewhere) opens them from a checkpoint alone. */
 void mail_engine_checkpoint_all(struct mail_engine *eng, uint32_t budget_ms);
+/* The mailbox states held in memory now: in use by some session, and closed
+ * but kept warm in the cache (for the daemon's metrics; any thread). */
+void mail_engine_mailbox_counts(struct mail_engine *eng, size_t *in_use, size_t *cached);
 
 /* ---- Mailbox list (per user; `user` is a stable id used as key prefix) ---- */
 
@@ -274,6 +277,7 @@ struct mail_flag_change {
 };
 struct mail_changes {
 	uint32_t *expunged;      /* sequence numbers, in emission order */
+	uint32_t *expunged_uids; /* their UIDs, in the same order (VANISHED) */
 	size_t n_expunged;
 	int exists_changed;
 	uint32_t exists;
@@ -284,6 +288,15 @@ struct mail_changes {
 	struct mail_flag_change *flags;
 	size_t n_flags;
 };
+
+/* UIDs below the view's UIDNEXT that the view does not hold and that were
+ * expunged by a change whose modseq is above `since` (RFC 7162 VANISHED
+ * (EARLIER)), as ascending inclusive ranges (*lo, *hi, caller frees both).
+ * The mailbox keeps the expunges of its last UIDX_VANISHED_MAX DELs one
+ * by one; when `since` is older than what it keeps, *exact is set to 0 and
+ * every UID below UIDNEXT that the view does not hold is returned (the
+ * RFC's fallback: the client drops what it did not have anyway). */
+int mail_view_vanished(struct mail_view *v, uint64_t since, uint32_t **lo, uint32_t **hi, size_t *n, int *exact);
 
 /* Moves the view to the shared state and returns the difference. With
  * `claim_recent`, new messages nobody saw are claimed as \Recent for this
@@ -308,6 +321,9 @@ void mail_changes_free(struct mail_changes *c);
 uint32_t mail_view_exists(const struct mail_view *v);
 uint32_t mail_view_uidvalidity(const struct mail_view *v);
 uint32_t mail_view_uidnext(const struct mail_view *v);
+/* The HIGHESTMODSEQ the client may be told: the snapshot's, or while
+ * expunges are deferred that of the last snapshot without any (a client
+ * that resyncs from it must not miss the expunges it was not told yet). */
 uint64_t mail_view_highestmodseq(const struct mail_view *v);
 uint32_t mail_view_recent_count(const struct mail_view *v);
 /* UID of sequence number seq (1-based), 0 if out of range. */
@@ -343,6 +359,14 @@ enum mail_store_mode { MAIL_STORE_ADD, MAIL_STORE_REMOVE, MAIL_STORE_SET };
 /* Changes flags of the given UIDs in one log entry. */
 int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
                uint32_t flags, const char *const *keywords, size_t n_keywords);
+/* mail_store on the messages whose modseq is at most `since` (RFC 7162
+ * UNCHANGEDSINCE), decided on the state the entry follows (atomic with
+ * conditional writes: an entry written meanwhile makes it decide again).
+ * The UIDs of the others go to `modified` (room for n), ascending when
+ * `uids` is, and their count to *n_modified. */
+int mail_store_unchanged(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
+                         uint32_t flags, const char *const *keywords, size_t n_keywords, uint64_t since,
+                         uint32_t *modified, size_t *n_modified);
 /* Expunges the given UIDs in one log entry (bodies go with orphan collection). */
 int mail_expunge(struct mail_view *v, const uint32_t *uids, size_t n);
 /* Copies the given UIDs into dst (blob copies, one summary batch, one log

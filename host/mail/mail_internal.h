@@ -219,7 +219,21 @@ struct uidx_state {
 	struct uidx_expunged *expunged;
 	size_t n_expunged, cap_expunged;
 	int keep_expunged;
+	/* Every expunge of the log as runs of UIDs with the modseq of their
+	 * DEL, oldest first (QRESYNC, RFC 7162 3.2.5; README: MODSEQ). Kept
+	 * in every state and every checkpoint; at most UIDX_VANISHED_MAX runs,
+	 * the oldest dropped first, and vanished_floor is then the highest
+	 * modseq dropped: expunges at or below it are no longer known one by
+	 * one. Not copied to views' snapshots. */
+	struct uidx_vanished *vanished;
+	size_t n_vanished, cap_vanished;
+	uint64_t vanished_floor;
 };
+struct uidx_vanished {
+	uint64_t modseq; /* of the DEL that expunged them */
+	uint32_t lo, hi; /* UIDs lo..hi, inclusive */
+};
+#define UIDX_VANISHED_MAX 100000
 struct uidx_expunged {
 	uint8_t id[UIDX_ID];
 	uint32_t uid;    /* its UID when it was expunged */
@@ -380,6 +394,12 @@ struct oplog {
 	uint8_t own_watch[MAIL_OWN_WATCH][16];
 	unsigned n_own_watch;
 	uint64_t version;          /* bumped whenever cur changes */
+	/* Set by a writer around one oplog_push (mb->lock held): called with
+	 * the state the entry will follow, before every attempt to write it,
+	 * it may narrow the op's items (a conditional STORE, RFC 7162
+	 * UNCHANGEDSINCE). An op left with no item is not written. */
+	void (*filter)(void *arg, struct uidx_state *cur, struct uidx_op *op);
+	void *filter_arg;
 	/* turn claims of others seen busy, with when first seen (lease) */
 	struct oplog_turn_seen {
 		uint8_t id[16];
@@ -606,6 +626,9 @@ struct mail_view {
 	uint32_t uv;               /* reported UIDVALIDITY of snap */
 	uint64_t version;
 	size_t n_gone;             /* messages of snap marked gone (deferred expunges) */
+	/* HIGHESTMODSEQ of the last snapshot without deferred expunges: what
+	 * the client may be told (mail_view_highestmodseq) */
+	uint64_t told_modseq;
 	int counted;               /* counted in mb->views */
 };
 

@@ -818,3 +818,15 @@ void mail_engine_checkpoint_all(struct mail_engine *eng, uint32_t budget_ms)
 		mailbox_unref(pick);
 	}
 }
+
+void mail_engine_mailbox_counts(struct mail_engine *eng, size_t *in_use, size_t *cached)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&eng->lock);
+	for (const struct mail_mailbox *mb = eng->open; mb != NULL; mb = mb->next)
+		if (mb->refs > 0)
+			n++;
+	*cached = eng->n_cached;
+	pthread_mutex_unlock(&eng->lock);
+	*in_use = n;
+}

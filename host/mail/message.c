@@ -393,6 +393,12 @@ int mail_append(struct mail_mailbox *mb, const struct mail_new_message *msg, uin
 }
 
 /* The ids of the given UIDs of the snapshot (unknown UIDs are skipped). */
+static int cmp_u32_msg(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static struct uidx_op *op_for_uids(struct mail_view *v, uint8_t kind, const uint32_t *uids, size_t n)
 {
 	struct uidx_op *op = op_new(kind, n);
@@ -425,6 +431,106 @@ int mail_store(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_st
 	for (size_t k = 0; k < op->n_keywords; k++)
 		op->flags |= 1ull << (5 + k);
 	return push_op(v->mb, op);
+}
+
+/* A conditional STORE: the items whose message changed after `since` are
+ * left out (and listed), decided on the state the entry follows. */
+struct unchanged_filter {
+	uint64_t since;
+	uint8_t (*ids)[UIDX_ID]; /* every item asked for */
+	uint32_t *uids;          /* their UIDs in the view */
+	size_t n;
+	uint32_t *modified;      /* UIDs left out, ascending as uids */
+	size_t n_modified;
+};
+
+static void unchanged_filter(void *arg, struct uidx_state *cur, struct uidx_op *op)
+{
+	struct unchanged_filter *f = arg;
+	op->n = 0;
+	f->n_modified = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct uidx_msg *m = uidx_find_id(cur, f->ids[i]);
+		if (m != NULL && m->modseq > f->since) {
+			f->modified[f->n_modified++] = f->uids[i];
+			continue;
+		}
+		memcpy(op->ids[op->n++], f->ids[i], UIDX_ID);
+	}
+}
+
+int mail_store_unchanged(struct mail_view *v, const uint32_t *uids, size_t n, enum mail_store_mode mode,
+                         uint32_t flags, const char *const *keywords, size_t n_keywords, uint64_t since,
+                         uint32_t *modified, size_t *n_modified)
+{
+	MAIL_WRITE_CALL(v->mb->eng);
+	*n_modified = 0;
+	uint8_t kind = mode == MAIL_STORE_ADD ? UIDX_OP_FLAG_ADD
+	               : mode == MAIL_STORE_REMOVE ? UIDX_OP_FLAG_DEL : UIDX_OP_FLAG_SET;
+	struct uidx_op *op = op_for_uids(v, kind, uids, n);
+	struct unchanged_filter f = { since, NULL, NULL, 0, modified, 0 };
+	f.ids = malloc((n ? n : 1) * UIDX_ID);
+	f.uids = malloc((n ? n : 1) * sizeof(*f.uids));
+	if (op == NULL || f.ids == NULL || f.uids == NULL || uidx_op_set_keywords(op, keywords, n_keywords) != 0) {
+		uidx_op_free(op);
+		free(f.ids);
+		free(f.uids);
+		return AEROGRAM_EINTERNAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct uidx_msg *m = uidx_find_uid(v->snap, uids[i]);
+		if (m == NULL)
+			continue;
+		/* the client's own view decides first: a change it was not told of */
+		if (m->modseq > since) {
+			f.modified[f.n_modified++] = uids[i];
+			continue;
+		}
+		memcpy(f.ids[f.n], m->id, UIDX_ID);
+		f.uids[f.n++] = uids[i];
+	}
+	size_t view_modified = f.n_modified;
+	f.modified = modified + view_modified;
+	f.n_modified = 0;
+	op->flags = flags & MAIL_F_SYSTEM;
+	for (size_t k = 0; k < op->n_keywords; k++)
+		op->flags |= 1ull << (5 + k);
+	int rc = 0;
+	if (f.n == 0) {
+		uidx_op_free(op);
+	} else {
+		struct mail_mailbox *mb = v->mb;
+		if (mail_lock_or_again(&mb->lock) != 0) {
+			uidx_op_free(op);
+			rc = MAIL_EAGAIN;
+		} else {
+			rc = mb->log.cas && !mb->deleted ? 0 : mailbox_sync_locked(mb, 0);
+			if (rc == 0) {
+				mb->log.filter = unchanged_filter;
+				mb->log.filter_arg = &f;
+				rc = oplog_push(&mb->log, op, NULL, 0);
+				mb->log.filter = NULL;
+				mb->log.filter_arg = NULL;
+			} else {
+				uidx_op_free(op);
+			}
+			if (rc == AEROGRAM_ENOTFOUND)
+				mb->deleted = 1;
+			pthread_mutex_unlock(&mb->lock);
+			if (rc == 0) {
+				mailbox_notify(mb);
+				mailbox_after_write(mb);
+			}
+		}
+	}
+	free(f.ids);
+	free(f.uids);
+	if (rc == 0) {
+		*n_modified = view_modified + f.n_modified;
+		/* both parts are ascending when uids is: merge them */
+		qsort(modified, *n_modified, sizeof(*modified), cmp_u32_msg);
+	}
+	return rc;
 }
 
 /* Pushes a DEL, then queues the contents of its messages for removal after

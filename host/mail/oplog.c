@@ -975,6 +975,11 @@ static int push_cas(struct oplog *log, struct uidx_op *op, const struct aerogram
 		rc = oplog_sync(log, 0);
 	int unavailable = 0;
 	for (unsigned attempt = 0; rc == 0; attempt++) {
+		if (log->filter != NULL) {
+			log->filter(log->filter_arg, log->cur, op);
+			if (op->n == 0)
+				break; /* nothing left to write */
+		}
 		prepare_add(log, op);
 		struct ag_ts ts = ts_after(eng, log->newest);
 		op->ts = ts;
@@ -1420,8 +1425,18 @@ int oplog_push(struct oplog *log, struct uidx_op *op, const struct aerogram_row_
 			uidx_op_free(op);
 		else if (op->kind == UIDX_OP_ADD && !eng->lazy)
 			rc = push_add_turn(log, op, extra, n_extra);
-		else
+		else {
+			/* Without conditional writes the state was just synced; a
+			 * filter decides on it (not atomic against another daemon's
+			 * concurrent write: README, MODSEQ). */
+			if (log->filter != NULL)
+				log->filter(log->filter_arg, log->cur, op);
+			if (op->n == 0 && log->filter != NULL) {
+				uidx_op_free(op);
+				return 0;
+			}
 			rc = push_plain(log, op, 0);
+		}
 	}
 	if (rc == 0) {
 		mail_nonblock_commit();

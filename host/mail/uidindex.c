@@ -36,6 +36,7 @@ void uidx_free(struct uidx_state *s)
 	free(s->recent);
 	free(s->hash);
 	free(s->expunged);
+	free(s->vanished);
 	free(s);
 }
 
@@ -63,6 +64,15 @@ struct uidx_state *uidx_clone_ex(const struct uidx_state *s, int with_expunged)
 			goto fail;
 		memcpy(c->expunged, s->expunged, s->n_expunged * sizeof(*c->expunged));
 		c->n_expunged = c->cap_expunged = s->n_expunged;
+	}
+	c->vanished = NULL;
+	c->n_vanished = c->cap_vanished = 0;
+	if (with_expunged && s->n_vanished) {
+		c->vanished = malloc(s->n_vanished * sizeof(*c->vanished));
+		if (c->vanished == NULL)
+			goto fail;
+		memcpy(c->vanished, s->vanished, s->n_vanished * sizeof(*c->vanished));
+		c->n_vanished = c->cap_vanished = s->n_vanished;
 	}
 	c->cap = s->n;
 	if (s->n) {
@@ -390,6 +400,48 @@ void uidx_expunged_filter(struct uidx_state *s, int (*drop)(void *arg, const str
 	s->n_expunged = w;
 }
 
+/* Records the UIDs `uids` (ascending) expunged at `modseq` as runs. A
+ * failure to grow the list forgets the oldest runs instead (the floor
+ * rises), so what is listed is always exact above the floor. */
+static void vanished_add(struct uidx_state *s, const uint32_t *uids, size_t n, uint64_t modseq)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (s->n_vanished == s->cap_vanished) {
+			size_t cap = s->cap_vanished ? s->cap_vanished * 2 : 16;
+			struct uidx_vanished *v = realloc(s->vanished, cap * sizeof(*v));
+			if (v != NULL) {
+				s->vanished = v;
+				s->cap_vanished = cap;
+			}
+		}
+		if (s->n_vanished == s->cap_vanished || s->n_vanished == UIDX_VANISHED_MAX) {
+			if (s->n_vanished == 0) {
+				s->vanished_floor = modseq;
+				return;
+			}
+			/* drop the oldest quarter at once: amortised O(1) */
+			size_t drop = (s->n_vanished + 3) / 4;
+			s->vanished_floor = s->vanished[drop - 1].modseq;
+			memmove(s->vanished, s->vanished + drop, (s->n_vanished - drop) * sizeof(*s->vanished));
+			s->n_vanished -= drop;
+		}
+		struct uidx_vanished *v = &s->vanished[s->n_vanished++];
+		v->modseq = modseq;
+		v->lo = uids[i];
+		v->hi = uids[j];
+		i = j + 1;
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 {
 	size_t removed = 0;
@@ -398,12 +450,17 @@ static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 	 * sorted array would mislead the search for the next one unless the
 	 * ids come in ascending UID order. */
 	size_t *pos = malloc((op->n ? op->n : 1) * sizeof(*pos));
-	if (pos == NULL)
+	uint32_t *uids = malloc((op->n ? op->n : 1) * sizeof(*uids)); /* for QRESYNC */
+	if (pos == NULL || uids == NULL) {
+		free(pos);
+		free(uids);
 		return AEROGRAM_EINTERNAL;
+	}
 	for (size_t i = 0; i < op->n; i++) {
 		struct uidx_slot *sl = hash_slot(s, op->ids[i]);
 		if (sl == NULL) {
 			free(pos);
+			free(uids);
 			return AEROGRAM_EINTERNAL;
 		}
 		if (sl->uid == 0)
@@ -417,11 +474,19 @@ static int apply_del(struct uidx_state *s, const struct uidx_op *op)
 			pos[removed++] = (size_t)(m - s->msgs);
 		}
 	}
-	for (size_t i = 0; i < removed; i++)
-		s->msgs[pos[i]].uid = 0; /* marked; compacted below */
-	free(pos);
-	if (removed == 0)
+	if (removed == 0) {
+		free(pos);
+		free(uids);
 		return 0;
+	}
+	for (size_t i = 0; i < removed; i++) {
+		uids[i] = s->msgs[pos[i]].uid;
+		s->msgs[pos[i]].uid = 0; /* marked; compacted below */
+	}
+	qsort(uids, removed, sizeof(*uids), cmp_u32);
+	vanished_add(s, uids, removed, s->highestmodseq + 1);
+	free(uids);
+	free(pos);
 	size_t w = 0;
 	for (size_t r = 0; r < s->n; r++)
 		if (s->msgs[r].uid != 0)

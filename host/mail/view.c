@@ -69,6 +69,7 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 		rc = claim_recent_best_effort(v);
 	if (rc == 0) {
 		v->snap = uidx_clone_ex(mb->log.cur, 0);
+		v->told_modseq = v->snap ? v->snap->highestmodseq : 0;
 		v->version = mb->log.version;
 		v->uv = mailbox_uidvalidity(mb, mb->log.cur);
 		if (v->snap == NULL)
@@ -131,8 +132,9 @@ static int diff(struct mail_view *v, struct uidx_state *old, struct uidx_state *
 			return AEROGRAM_EINTERNAL;
 	}
 	c->expunged = malloc((old->n ? old->n : 1) * sizeof(uint32_t));
+	c->expunged_uids = malloc((old->n ? old->n : 1) * sizeof(uint32_t));
 	c->flags = malloc((cur->n ? cur->n : 1) * sizeof(*c->flags));
-	if (c->expunged == NULL || c->flags == NULL) {
+	if (c->expunged == NULL || c->expunged_uids == NULL || c->flags == NULL) {
 		free(merged);
 		return AEROGRAM_EINTERNAL;
 	}
@@ -150,6 +152,7 @@ static int diff(struct mail_view *v, struct uidx_state *old, struct uidx_state *
 				gone++;
 			} else {
 				/* gone: its number is its position minus those already expunged */
+				c->expunged_uids[c->n_expunged] = ou;
 				c->expunged[c->n_expunged++] = (uint32_t)(i + 1 - removed);
 				removed++;
 			}
@@ -237,6 +240,8 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 			v->snap = cur;
 			v->uv = new_uv;
 			v->version = new_version;
+			if (v->n_gone == 0)
+				v->told_modseq = cur->highestmodseq;
 			cur = NULL;
 		} else {
 			v->n_gone = gone_before;
@@ -256,6 +261,114 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 	return 0;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+	const uint32_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+int mail_view_vanished(struct mail_view *v, uint64_t since, uint32_t **lo_out, uint32_t **hi_out, size_t *n_out,
+                       int *exact)
+{
+	MAIL_READ_CALL(v->mb->eng);
+	*lo_out = *hi_out = NULL;
+	*n_out = 0;
+	*exact = 1;
+	struct mail_mailbox *mb = v->mb;
+	const struct uidx_state *snap = v->snap;
+	uint32_t uidnext = snap->uidnext;
+	/* pairs (lo, hi) of candidate runs, clipped to below uidnext */
+	uint32_t (*runs)[2] = NULL;
+	size_t n = 0;
+	if (mail_lock_or_again(&mb->lock) != 0)
+		return MAIL_EAGAIN;
+	const struct uidx_state *s = mb->log.cur;
+	if (since < s->vanished_floor) {
+		*exact = 0;
+	} else {
+		size_t first = s->n_vanished;
+		while (first > 0 && s->vanished[first - 1].modseq > since)
+			first--;
+		runs = malloc((s->n_vanished - first + 1) * sizeof(*runs));
+		if (runs == NULL) {
+			pthread_mutex_unlock(&mb->lock);
+			return AEROGRAM_EINTERNAL;
+		}
+		for (size_t i = first; i < s->n_vanished; i++) {
+			if (s->vanished[i].lo >= uidnext)
+				continue;
+			runs[n][0] = s->vanished[i].lo;
+			runs[n][1] = s->vanished[i].hi < uidnext ? s->vanished[i].hi : uidnext - 1;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (!*exact) {
+		/* everything below uidnext the view does not hold */
+		runs = malloc((snap->n + 1) * sizeof(*runs));
+		if (runs == NULL)
+			return AEROGRAM_EINTERNAL;
+		uint32_t next = 1;
+		for (size_t i = 0; i <= snap->n; i++) {
+			uint32_t u = i < snap->n ? snap->msgs[i].uid : uidnext;
+			if (u > next) {
+				runs[n][0] = next;
+				runs[n][1] = u - 1;
+				n++;
+			}
+			next = u + 1;
+		}
+	}
+	qsort(runs, n, sizeof(*runs), cmp_range);
+	uint32_t *lo = malloc((n ? n : 1) * sizeof(*lo)), *hi = malloc((n ? n : 1) * sizeof(*hi));
+	if (lo == NULL || hi == NULL) {
+		free(runs);
+		free(lo);
+		free(hi);
+		return AEROGRAM_EINTERNAL;
+	}
+	/* Split each run at the UIDs the view still holds (expunged in the
+	 * shared state after this view's snapshot: told later, as expunges)
+	 * and merge adjacent runs. The runs are disjoint: a UID is expunged
+	 * once. */
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = runs[i][0], b = runs[i][1];
+		while (a <= b) {
+			const struct uidx_msg *held = NULL;
+			/* the first message of the view at or above a */
+			size_t l = 0, r = snap->n;
+			while (l < r) {
+				size_t mid = (l + r) / 2;
+				if (snap->msgs[mid].uid < a)
+					l = mid + 1;
+				else
+					r = mid;
+			}
+			if (l < snap->n && snap->msgs[l].uid <= b)
+				held = &snap->msgs[l];
+			uint32_t end = held ? held->uid - 1 : b;
+			if (end >= a) {
+				if (m > 0 && hi[m - 1] + 1 == a) {
+					hi[m - 1] = end;
+				} else {
+					lo[m] = a;
+					hi[m] = end;
+					m++;
+				}
+			}
+			if (held == NULL || held->uid == UINT32_MAX)
+				break;
+			a = held->uid + 1;
+		}
+	}
+	free(runs);
+	*lo_out = lo;
+	*hi_out = hi;
+	*n_out = m;
+	return 0;
+}
+
 size_t mail_view_pending_expunges(const struct mail_view *v)
 {
 	return v->n_gone;
@@ -266,6 +379,7 @@ void mail_changes_free(struct mail_changes *c)
 	if (c == NULL)
 		return;
 	free(c->expunged);
+	free(c->expunged_uids);
 	free(c->flags);
 	free(c);
 }
@@ -287,7 +401,7 @@ uint32_t mail_view_uidnext(const struct mail_view *v)
 
 uint64_t mail_view_highestmodseq(const struct mail_view *v)
 {
-	return v->snap->highestmodseq;
+	return v->n_gone > 0 ? v->told_modseq : v->snap->highestmodseq;
 }
 
 uint32_t mail_view_recent_count(const struct mail_view *v)

@@ -16,7 +16,7 @@
 
 #include <CUnit/Basic.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "sdk/conformance/check_util.h"
 #include "sdk/wrappers/ag_wrap.h"
 

@@ -14,19 +14,6 @@ const char *agw_config_value(const struct aerogram_config_entry *config, size_t 
 	return NULL;
 }
 
-static void inner_log(void *ctx, enum aerogram_log_level level, const char *message)
-{
-	struct agw_inner *in = ctx;
-	if (in->outer && in->outer->log)
-		in->outer->log(in->outer->ctx, level, message);
-}
-
-static const char *inner_config_get(void *ctx, const char *key)
-{
-	struct agw_inner *in = ctx;
-	return agw_config_value(in->config, in->n_config, key);
-}
-
 /* Splits "k=v;k=v" into entries pointing into in->config_text. */
 static int parse_config(struct agw_inner *in, const char *text, char *err, size_t errlen)
 {
@@ -56,48 +43,17 @@ static int parse_config(struct agw_inner *in, const char *text, char *err, size_
 	return 0;
 }
 
-/* The path of the inner driver: a path as given, or a name next to us. */
-static char *inner_path(const char *inner, const void *self)
+/* The directory a driver name is looked up in: the one holding the .so
+ * that contains `self` (the wrapper itself). Caller frees. */
+static char *wrapper_dir(const void *self)
 {
-	size_t n = strlen(inner);
-	if (strchr(inner, '/') != NULL || (n > 3 && strcmp(inner + n - 3, ".so") == 0))
-		return strdup(inner);
 	Dl_info info;
-	const char *dir = ".";
-	size_t dir_len = 1;
 	if (dladdr(self, &info) != 0 && info.dli_fname != NULL) {
 		const char *slash = strrchr(info.dli_fname, '/');
-		if (slash != NULL) {
-			dir = info.dli_fname;
-			dir_len = (size_t)(slash - info.dli_fname);
-		}
+		if (slash != NULL)
+			return strndup(info.dli_fname, (size_t)(slash - info.dli_fname));
 	}
-	char *path;
-	if (asprintf(&path, "%.*s/aerogram_%s.so", (int)dir_len, dir, inner) < 0)
-		return NULL;
-	return path;
-}
-
-static int check_inner(const struct aerogram_driver *d, const char *path, char *err, size_t errlen)
-{
-	if (d == NULL) {
-		snprintf(err, errlen, "inner driver %s returned no descriptor", path);
-		return AEROGRAM_EINVAL;
-	}
-	if (d->abi_major != AEROGRAM_ABI_MAJOR || d->abi_minor > AEROGRAM_ABI_MINOR) {
-		snprintf(err, errlen, "inner driver %s: ABI %u.%u, the wrapper speaks %d.%d", path,
-		         (unsigned)d->abi_major, (unsigned)d->abi_minor, AEROGRAM_ABI_MAJOR,
-		         AEROGRAM_ABI_MINOR);
-		return AEROGRAM_EINVAL;
-	}
-	if (d->struct_size < AEROGRAM_DRIVER_SIZE_1_0 || !d->open || !d->close || !d->error_message ||
-	    !d->row_read || !d->row_result_free || !d->row_insert || !d->row_delete || !d->row_watch ||
-	    !d->row_watch_release || !d->blob_get || !d->blob_result_free || !d->blob_put ||
-	    !d->blob_copy || !d->blob_list || !d->blob_list_free || !d->blob_delete) {
-		snprintf(err, errlen, "inner driver %s: incomplete descriptor", path);
-		return AEROGRAM_EINVAL;
-	}
-	return 0;
+	return strdup(".");
 }
 
 int agw_inner_open(const struct aerogram_host *outer, const char *inner, const char *inner_config,
@@ -109,78 +65,38 @@ int agw_inner_open(const struct aerogram_host *outer, const char *inner, const c
 		return AEROGRAM_EINVAL;
 	}
 	struct agw_inner *in = calloc(1, sizeof(*in));
-	char *path = inner_path(inner, self);
-	if (in == NULL || path == NULL) {
+	char *dir = wrapper_dir(self);
+	if (in == NULL || dir == NULL) {
 		free(in);
-		free(path);
+		free(dir);
 		snprintf(err, errlen, "out of memory");
 		return AEROGRAM_EINTERNAL;
 	}
-	in->outer = outer;
+	/* the loader checks the ABI and refuses keys the inner driver does not
+	 * declare; its lines go to the wrapper's host, tagged as the wrapper's */
 	int rc = parse_config(in, inner_config, err, errlen);
-	if (rc != 0)
-		goto fail;
-	rc = AEROGRAM_EINVAL;
-	in->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (in->dl == NULL) {
-		snprintf(err, errlen, "inner driver %s cannot be loaded: %s", path, dlerror());
-		goto fail;
+	if (rc == 0)
+		rc = ag_driver_load_logging_to(inner, dir, in->config, in->n_config, outer, &in->drv, err,
+		                               errlen);
+	free(dir);
+	if (rc != 0) {
+		free(in->config);
+		free(in->config_text);
+		free(in);
+		return rc;
 	}
-	void *sym = dlsym(in->dl, AEROGRAM_DRIVER_ENTRY_SYMBOL);
-	if (sym == NULL) {
-		snprintf(err, errlen, "inner driver %s has no %s", path, AEROGRAM_DRIVER_ENTRY_SYMBOL);
-		goto fail;
-	}
-	aerogram_driver_entry_fn entry;
-	memcpy(&entry, &sym, sizeof(entry));
-	in->driver = entry();
-	if ((rc = check_inner(in->driver, path, err, errlen)) != 0)
-		goto fail;
-	for (size_t i = 0; i < in->n_config; i++) {
-		int known = 0;
-		for (const char *const *k = in->driver->config_keys; k && *k && !known; k++)
-			known = strcmp(*k, in->config[i].key) == 0;
-		if (!known) {
-			snprintf(err, errlen, "inner driver %s: unknown configuration key '%s'", path,
-			         in->config[i].key);
-			rc = AEROGRAM_EINVAL;
-			goto fail;
-		}
-	}
-	in->host.struct_size = sizeof(in->host);
-	in->host.ctx = in;
-	in->host.log = inner_log;
-	in->host.config_get = inner_config_get;
-	char inner_err[512] = "";
-	rc = in->driver->open(&in->host, in->config, in->n_config, &in->store, inner_err,
-	                      sizeof(inner_err));
-	if (rc != 0 || in->store == NULL) {
-		snprintf(err, errlen, "inner driver %s: %s", path, inner_err[0] ? inner_err : "open failed");
-		if (rc == 0)
-			rc = AEROGRAM_EINTERNAL;
-		goto fail;
-	}
-	free(path);
+	struct ag_store *st = ag_driver_store(in->drv);
+	in->driver = st->driver;
+	in->store = st->store;
 	*out = in;
 	return 0;
-fail:
-	if (in->dl)
-		dlclose(in->dl);
-	free(in->config);
-	free(in->config_text);
-	free(in);
-	free(path);
-	return rc;
 }
 
 void agw_inner_close(struct agw_inner *in)
 {
 	if (in == NULL)
 		return;
-	in->driver->close(in->store);
-#if !defined(__SANITIZE_ADDRESS__)
-	dlclose(in->dl);
-#endif
+	ag_driver_unload(in->drv);
 	free(in->config);
 	free(in->config_text);
 	free(in);

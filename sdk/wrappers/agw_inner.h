@@ -1,6 +1,6 @@
 /* agw_inner.h - how the loadable wrapper drivers load and open the driver
- * they wrap. sdk code cannot use the host's loader, so this is a small one
- * of its own. */
+ * they wrap: with the tree's one loader (sdk/loader/ag_loader.h), named by
+ * their `inner` and `inner_config` keys. */
 #ifndef AGW_INNER_H
 #define AGW_INNER_H
 
@@ -10,15 +10,14 @@
 
 #include <aerogram/driver.h>
 
+#include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
 
 struct agw_inner {
-	void *dl;
-	const struct aerogram_driver *driver;
+	struct ag_driver *drv;                /* the loaded inner driver */
+	const struct aerogram_driver *driver; /* its descriptor (the loader's copy) */
 	struct aerogram_store *store;
-	const struct aerogram_host *outer; /* the host of the wrapper */
-	struct aerogram_host host;         /* what the inner driver gets */
-	struct aerogram_config_entry *config;
+	struct aerogram_config_entry *config; /* inner_config, split */
 	size_t n_config;
 	char *config_text;
 };

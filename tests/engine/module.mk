@@ -1,6 +1,6 @@
 # tests/engine: the mail engine's unit tests, simulation and benchmark.
 ENGINE_T = $(B)/tests/engine
-ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(MAIL_LIB) $(AGWRAP_LIB) $(HOST_LOADER_OBJS)
+ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(MAIL_LIB) $(AGWRAP_LIB) $(LOADER_OBJS)
 ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
@@ -8,12 +8,12 @@ $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/bench-open
 TESTBINS += $(ENGINE_T)/test_usage
 
-$(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS)
+$(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
 # Message sizes in the log and a user's usage (quotas).
-$(ENGINE_T)/test_usage: $(B)/obj/tests/engine/test_usage.o $(ENGINE_TEST_DEPS)
+$(ENGINE_T)/test_usage: $(B)/obj/tests/engine/test_usage.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
@@ -33,7 +33,7 @@ $(B)/bench-open: $(B)/obj/bench/bench_open.o $(ENGINE_TEST_DEPS)
 
 # aerogramctl's store commands (host/ctl_store.c: undelete, copy-store) end
 # to end over stores opened from configuration files (SQLite, memory).
-CTL_STORE_TEST_OBJS = $(B)/obj/tests/engine/test_ctl_store.o $(HOST_CTL_STORE_OBJS) $(B)/obj/host/ctl.o \
+CTL_STORE_TEST_OBJS = $(B)/obj/tests/engine/test_ctl_store.o $(CU_MAIN) $(HOST_CTL_STORE_OBJS) $(B)/obj/host/ctl.o \
 	$(HOST_COMMON_OBJS) \
 	$(B)/obj/host/users.o $(B)/obj/host/log.o $(MAIL_LIB) $(B)/libagprotocol.a
 TESTBINS += $(B)/tests/test_ctl_store

@@ -438,6 +438,24 @@ static int same_state(const struct uidx_state *a, const struct uidx_state *b, ch
 			return 0;
 		}
 	}
+	/* the expunges by modseq (QRESYNC) above what either forgot */
+	uint64_t floor = a->vanished_floor > b->vanished_floor ? a->vanished_floor : b->vanished_floor;
+	size_t i = 0, j = 0;
+	while (i < a->n_vanished && a->vanished[i].modseq <= floor)
+		i++;
+	while (j < b->n_vanished && b->vanished[j].modseq <= floor)
+		j++;
+	if (a->n_vanished - i != b->n_vanished - j) {
+		snprintf(why, wl, "expunges by modseq differ: %zu/%zu runs above %llu", a->n_vanished - i,
+		         b->n_vanished - j, (unsigned long long)floor);
+		return 0;
+	}
+	for (; i < a->n_vanished; i++, j++)
+		if (a->vanished[i].modseq != b->vanished[j].modseq || a->vanished[i].lo != b->vanished[j].lo ||
+		    a->vanished[i].hi != b->vanished[j].hi) {
+			snprintf(why, wl, "expunge run %zu differs", i);
+			return 0;
+		}
 	return 1;
 }
 

@@ -20,6 +20,7 @@
 
 #include "host/ctl.h"
 #include "host/ctl_store.h"
+#include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
 static char conf_a[320], conf_b[320], conf_m[320], conf_g[320];
@@ -602,11 +603,10 @@ static int bench(int n)
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
 		return bench(atoi(argv[2]));
 	setup_files("normal");
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
 	CU_pSuite s = CU_add_suite("aerogramctl store commands", NULL, NULL);
 	if (conf_g[0]) {
 		/* under garage-emu: the copy into Garage, and undelete there */
@@ -614,23 +614,17 @@ int main(int argc, char **argv)
 		CU_add_test(s, "copy-store sqlite to garage: stopped, resumed, nothing twice, verified",
 		            test_copy_resume);
 		CU_add_test(s, "undelete on garage, from a new process", test_undelete_garage);
-		CU_basic_set_mode(CU_BRM_VERBOSE);
-		CU_basic_run_tests();
-		unsigned failed = CU_get_number_of_failures();
-		CU_cleanup_registry();
+		int failed = agt_run();
 		if (failed == 0)
 			cleanup_files();
-		return failed ? 1 : 0;
+		return failed;
 	}
 	CU_add_test(s, "undelete --since: ISO 8601 times and durations", test_parse_since);
 	CU_add_test(s, "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume);
 	CU_add_test(s, "copy-store into another driver (memory)", test_copy_other_driver);
 	CU_add_test(s, "undelete end to end: a new process, since, the command, retention 0", test_undelete_end_to_end);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int failed = agt_run();
 	if (failed == 0)
 		cleanup_files(); /* kept for a look when something failed */
-	return failed ? 1 : 0;
+	return failed;
 }

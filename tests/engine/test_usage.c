@@ -13,6 +13,7 @@
 #include "host/mail/mail_internal.h"
 #include "sdk/wrappers/ag_wrap.h"
 #include "tests/engine/engine_util.h"
+#include "tests/lib/cu_main.h"
 
 struct env {
 	struct ag_driver *drv;
@@ -476,10 +477,9 @@ static void test_usage_legacy(void)
 	env_close(&e);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
+	agt_init(&argc, &argv);
 	CU_pSuite s = CU_add_suite("usage", suite_cas, NULL);
 	CU_add_test(s, "codec: sizes in adds and checkpoints; older versions read", test_codec_sizes);
 	CU_add_test(s, "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines);
@@ -489,9 +489,5 @@ int main(void)
 	CU_add_test(t, "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines);
 	CU_add_test(t, "usage: storage calls cold and warm", test_usage_calls);
 	CU_add_test(t, "usage: adds and checkpoints without sizes", test_usage_legacy);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return agt_run();
 }

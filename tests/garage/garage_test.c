@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "aerogram/driver.h"
+#include "tests/lib/cu_main.h"
 
 static const struct aerogram_driver *drv;
 static struct aerogram_store *store;
@@ -855,6 +856,7 @@ static void test_deleted_row_on_stale_replica(void)
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	if (argc != 7 && !(argc == 8 && (strcmp(argv[7], "retries") == 0 ||
 	                                 strcmp(argv[7], "paging") == 0 || strcmp(argv[7], "replicas") == 0))) {
 		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
@@ -891,8 +893,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "garage-test: open: %s\n", err);
 		return 2;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
 	CU_pSuite s;
 	if (paging_mode) {
 		s = CU_add_suite("paging", NULL, NULL);
@@ -922,13 +922,10 @@ int main(int argc, char **argv)
 	CU_add_test(s, "200 watches on one thread", test_many_watches_one_thread);
 	CU_add_test(s, "requests per ABI operation", test_request_counts);
 	CU_add_test(s, "parallel blob_get timing", test_parallel_get_timing);
-run:
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
+run:;
+	int failed = agt_run();
 	drv->close(store);
 	curl_global_cleanup();
 	dlclose(h);
-	return failed ? 1 : 0;
+	return failed;
 }

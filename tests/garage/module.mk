@@ -9,9 +9,9 @@ TESTBINS += $(GARAGE_SIGV4_TEST)
 
 $(B)/obj/tests/garage/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
 
-$(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(B)/obj/drivers/garage/sigv4.o \
+$(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(CU_MAIN) $(B)/obj/drivers/garage/sigv4.o \
 		$(B)/obj/drivers/garage/garage_buf.o $(B)/obj/drivers/garage/garage_http.o \
-		$(B)/obj/drivers/garage/garage_k2v.o
+		$(B)/obj/drivers/garage/garage_k2v.o $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(GARAGE_LIBS)
 
@@ -24,7 +24,7 @@ CHECKS += check-garage-sigv4
 GARAGE_TEST = $(B)/tests/garage-test
 TESTBINS += $(GARAGE_TEST)
 
-$(GARAGE_TEST): $(B)/obj/tests/garage/garage_test.o
+$(GARAGE_TEST): $(B)/obj/tests/garage/garage_test.o $(CU_MAIN)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(CURL_LIBS) $(JANSSON_LIBS) $(THREAD_LIBS) -ldl
 
@@ -53,7 +53,7 @@ CHECKS += check-garage-daemons
 # headers. The driver is compiled with GR_FUZZ_TRANSPORT (no network: every
 # request gets the next answer cut from the input). `make check-garage` runs
 # each for 20 s when a libFuzzer-capable clang is there.
-GARAGE_FUZZ_SRCS = $(GARAGE_SRCS) tests/garage/fuzz_garage.c
+GARAGE_FUZZ_SRCS = $(GARAGE_SRCS) sdk/kit/ag_kit.c tests/garage/fuzz_garage.c
 GARAGE_FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -I. -Isdk/include -DGR_FUZZ_TRANSPORT \
 	$(CURL_CFLAGS) $(JANSSON_CFLAGS) $(EXPAT_CFLAGS) $(OPENSSL_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

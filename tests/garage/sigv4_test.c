@@ -24,6 +24,7 @@
 
 #include "drivers/garage/garage.h"
 #include "drivers/garage/sigv4.h"
+#include "tests/lib/cu_main.h"
 
 #define AWS_DIR "tests/garage/aws-sigv4"
 #define ADAPTED_DIR "tests/garage/sigv4-adapted"
@@ -429,10 +430,9 @@ static void test_token_shape(void)
 	CU_ASSERT(!gr_marker_valid("abc"));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
+	agt_init(&argc, &argv);
 	CU_pSuite s = CU_add_suite("sigv4", NULL, NULL);
 	CU_add_test(s, "AWS SigV4 test suite, 38 cases (header form)", test_aws_suite);
 	CU_add_test(s, "K2V double-encodes the wire path", test_k2v_double_encoding);
@@ -441,9 +441,5 @@ int main(void)
 	CU_add_test(s, "canonical query: form decoding, keywords, order", test_query_rules);
 	CU_add_test(s, "missing inputs are refused", test_missing_inputs);
 	CU_add_test(s, "causality token and seen marker shapes", test_token_shape);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return agt_run();
 }

@@ -24,6 +24,8 @@ static void dump_str(struct agbuf *out, const struct imap_str *s)
 
 static void dump_set(struct agbuf *out, const struct imap_seqset *set)
 {
+	if (set->saved)
+		agbuf_putc(out, '$');
 	for (size_t i = 0; i < set->count; i++) {
 		if (i > 0)
 			agbuf_putc(out, ',');
@@ -112,7 +114,7 @@ static const char *const search_names[] = {
 	"AND", "OR", "NOT", "SET", "UID", "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD",
 	"RECENT", "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "KEYWORD", "UNKEYWORD",
 	"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER", "BEFORE", "ON", "SINCE", "SENTBEFORE",
-	"SENTON", "SENTSINCE", "LARGER", "SMALLER", "MODSEQ",
+	"SENTON", "SENTSINCE", "LARGER", "SMALLER", "MODSEQ", "OLDER", "YOUNGER",
 };
 
 static void dump_key(struct agbuf *out, const struct imap_search_key *k)
@@ -159,7 +161,7 @@ static void dump_key(struct agbuf *out, const struct imap_search_key *k)
 		agbuf_printf(out, "%s %04d-%02d-%02d", search_names[k->kind], k->u.date.year, k->u.date.month,
 			     k->u.date.day);
 		return;
-	case IMAP_SEARCH_LARGER: case IMAP_SEARCH_SMALLER:
+	case IMAP_SEARCH_LARGER: case IMAP_SEARCH_SMALLER: case IMAP_SEARCH_OLDER: case IMAP_SEARCH_YOUNGER:
 		agbuf_printf(out, "%s %" PRIu32, search_names[k->kind], k->u.size);
 		return;
 	case IMAP_SEARCH_MODSEQ:
@@ -203,6 +205,29 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		dump_mailbox(out, &u->mailbox.mailbox);
 		if (u->mailbox.condstore)
 			agbuf_puts(out, " CONDSTORE");
+		if (u->mailbox.has_use) {
+			agbuf_puts(out, " use=(");
+			for (size_t i = 0; i < u->mailbox.use.count; i++) {
+				if (i > 0)
+					agbuf_putc(out, ' ');
+				dump_str(out, &u->mailbox.use.flags[i]);
+			}
+			agbuf_putc(out, ')');
+		}
+		if (u->mailbox.qresync) {
+			agbuf_printf(out, " QRESYNC uidvalidity=%u modseq=%" PRIu64, u->mailbox.qr_uidvalidity,
+			             u->mailbox.qr_modseq);
+			if (u->mailbox.qr_has_known) {
+				agbuf_puts(out, " known=");
+				dump_set(out, &u->mailbox.qr_known);
+			}
+			if (u->mailbox.qr_has_match) {
+				agbuf_puts(out, " match=");
+				dump_set(out, &u->mailbox.qr_match_seqs);
+				agbuf_putc(out, '/');
+				dump_set(out, &u->mailbox.qr_match_uids);
+			}
+		}
 		break;
 	case IMAP_CMD_RENAME:
 		agbuf_putc(out, ' ');
@@ -265,6 +290,20 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			agbuf_printf(out, "%s%" PRIu64 "]", m->binary ? "~" : "", m->size);
 		}
 		break;
+	case IMAP_CMD_SORT:
+	case IMAP_CMD_THREAD:
+		if (cmd->kind == IMAP_CMD_THREAD) {
+			agbuf_puts(out, u->search.thread == IMAP_THREAD_REFERENCES ? " REFERENCES" : " ORDEREDSUBJECT");
+		} else {
+			static const char *const keys[] = { "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+							    "DISPLAYFROM", "DISPLAYTO" };
+			agbuf_puts(out, " (");
+			for (size_t i = 0; i < u->search.sort_count; i++)
+				agbuf_printf(out, "%s%s%s", i ? " " : "", u->search.sort[i].reverse ? "REVERSE " : "",
+					     keys[u->search.sort[i].key]);
+			agbuf_putc(out, ')');
+		}
+		/* fall through */
 	case IMAP_CMD_SEARCH:
 		if (u->search.esearch)
 			agbuf_printf(out, " return=%u", u->search.return_opts);
@@ -289,6 +328,8 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		agbuf_putc(out, ')');
 		if (u->fetch.has_changedsince)
 			agbuf_printf(out, " changedsince=%" PRIu64, u->fetch.changedsince);
+		if (u->fetch.vanished)
+			agbuf_puts(out, " vanished");
 		break;
 	case IMAP_CMD_STORE:
 		agbuf_putc(out, ' ');

@@ -7,7 +7,7 @@ $(B)/obj/tests/imap/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 TESTBINS += $(B)/tests/test_imap
 CHECKS += check-imap
 
-$(B)/tests/test_imap: $(IMAP_TEST_OBJS) $(PROTOCOL_LIB)
+$(B)/tests/test_imap: $(IMAP_TEST_OBJS) $(CU_MAIN) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
 

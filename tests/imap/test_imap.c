@@ -10,6 +10,7 @@
 #include "protocol/imap_parse.h"
 #include "protocol/imap_write.h"
 #include "protocol/mutf7.h"
+#include "tests/lib/cu_main.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define RANDOM_PIECES ((size_t)-1)
@@ -67,6 +68,15 @@ static const struct {
 	{ "a LOGIN \"fr\\\"ed\" {4+}\r\np\\ss\r\n", "a LOGIN \"fr\\x22ed\" \"p\\x5css\"" },
 	{ "a SELECT inbox\r\n", "a SELECT \"INBOX\"" },
 	{ "a SELECT \"Sent Items\" (CONDSTORE)\r\n", "a SELECT \"Sent Items\" CONDSTORE" },
+	{ "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+	  "a SELECT \"INBOX\" QRESYNC uidvalidity=67890007 modseq=20050715194045000 known=41,43:211,214:541" },
+	{ "a SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+	  "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n",
+	  "a SELECT \"INBOX\" QRESYNC uidvalidity=67890007 modseq=90060115194045000 known=1:29997 "
+	  "match=5000,7500,9000,9990:9999/15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997" },
+	{ "a EXAMINE INBOX (QRESYNC (1 2 (1 3)))\r\n", "a EXAMINE \"INBOX\" QRESYNC uidvalidity=1 modseq=2 match=1/3" },
+	{ "a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+	  "a UID FETCH 300:500 (FLAGS) changedsince=12345 vanished" },
 	{ "a EXAMINE &AOk-t&AOk-\r\n", "a EXAMINE \"&AOk-t&AOk-\"" },
 	{ "a CREATE owatagusiam/\r\n", "a CREATE \"owatagusiam/\"" },
 	{ "a DELETE blurdybloop\r\n", "a DELETE \"blurdybloop\"" },
@@ -118,6 +128,39 @@ static const struct {
 	{ "a SEARCH HEADER Message-ID \"<x@y>\" 2,4:*,* MODSEQ 620162338\r\n",
 	  "a SEARCH (HEADER \"Message-ID\" \"<x@y>\" SET 2,4:*,* MODSEQ 620162338)" },
 	{ "a SEARCH RETURN (MIN COUNT) UNSEEN\r\n", "a SEARCH return=9 (UNSEEN)" },
+	/* RFC 4731, 5182, 5032 */
+	{ "a SEARCH RETURN () ALL\r\n", "a SEARCH return=0 (ALL)" },
+	{ "a UID SEARCH RETURN (min max ALL count SAVE) 1:*\r\n", "a UID SEARCH return=31 (SET 1:*)" },
+	{ "a SEARCH $ UID $\r\n", "a SEARCH (SET $ UID $)" },
+	{ "a SEARCH RETURN (SAVE) OR $ (NOT $)\r\n", "a SEARCH return=16 (OR SET $ (NOT SET $))" },
+	{ "a FETCH $ FLAGS\r\n", "a FETCH $ (FLAGS)" },
+	{ "a UID STORE $ +FLAGS (\\Seen)\r\n", "a UID STORE $ +FLAGS (\\Seen)" },
+	{ "a COPY $ Trash\r\n", "a COPY $ \"Trash\"" },
+	{ "a UID MOVE $ Trash\r\n", "a UID MOVE $ \"Trash\"" },
+	{ "a UID EXPUNGE $\r\n", "a UID EXPUNGE $" },
+	{ "a SEARCH UNSEEN YOUNGER 259200\r\n", "a SEARCH (UNSEEN YOUNGER 259200)" },
+	{ "a SEARCH older 1 NOT younger 4294967295\r\n", "a SEARCH (OLDER 1 NOT YOUNGER 4294967295)" },
+	/* RFC 6154 CREATE-SPECIAL-USE */
+	{ "a CREATE MySpecialArchive (USE (\\Archive))\r\n", "a CREATE \"MySpecialArchive\" use=(\"\\x5cArchive\")" },
+	{ "a CREATE x (use (\\Sent \\Drafts))\r\n", "a CREATE \"x\" use=(\"\\x5cSent\" \"\\x5cDrafts\")" },
+	{ "a CREATE x (USE ())\r\n", "a CREATE \"x\" use=()" },
+	/* RFC 5258 */
+	{ "a LIST (REMOTE SPECIAL-USE RECURSIVEMATCH) \"\" %\r\n", "a LIST sel=14 \"\" \"%\"" },
+	{ "a LIST () \"\" % RETURN (SUBSCRIBED SPECIAL-USE)\r\n", "a LIST \"\" \"%\" ret=9" },
+	/* RFC 5256 */
+	{ "a SORT (SUBJECT) UTF-8 ALL\r\n", "a SORT (SUBJECT) charset=\"UTF-8\" (ALL)" },
+	{ "a UID sort (reverse arrival cc Date FROM size subject to displayfrom REVERSE displayto) "
+	  "\"US-ASCII\" UNSEEN FROM x\r\n",
+	  "a UID SORT (REVERSE ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM REVERSE DISPLAYTO) "
+	  "charset=\"US-ASCII\" (UNSEEN FROM \"x\")" },
+	{ "a THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000\r\n",
+	  "a THREAD ORDEREDSUBJECT charset=\"UTF-8\" (SINCE 2000-03-05)" },
+	/* RFC 5267 */
+	{ "a SORT RETURN (MIN MAX) (DATE) UTF-8 ALL\r\n", "a SORT (DATE) return=3 charset=\"UTF-8\" (ALL)" },
+	{ "a UID SORT RETURN () (REVERSE SIZE) UTF-8 $\r\n",
+	  "a UID SORT (REVERSE SIZE) return=0 charset=\"UTF-8\" (SET $)" },
+	{ "a UID THREAD references US-ASCII TEXT \"gewp\"\r\n",
+	  "a UID THREAD REFERENCES charset=\"US-ASCII\" (TEXT \"gewp\")" },
 	{ "a FETCH 2:4 ALL\r\n", "a FETCH 2:4 macro=1 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)" },
 	{ "a FETCH 1 FAST\r\n", "a FETCH 1 macro=2 (FLAGS INTERNALDATE RFC822.SIZE)" },
 	{ "a FETCH 1 FULL\r\n", "a FETCH 1 macro=3 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY)" },
@@ -186,7 +229,12 @@ static const struct {
 	{ "a LOGIN fred \"unterminated\r\n", "a syntax: Missing '\"' at the end of password" },
 	{ "a LOGIN fred \"bad\\escape\"\r\n", "a syntax: Invalid '\\' escape in quoted password" },
 	{ "a SELECT\r\n", "a syntax: Missing argument: mailbox name" },
-	{ "a SELECT INBOX (QRESYNC)\r\n", "a syntax: Unknown SELECT parameter" },
+	{ "a SELECT INBOX (QRESYNC)\r\n", "a syntax: Expected a space before QRESYNC parameters" },
+	{ "a SELECT INBOX (QRESYNC (0 5))\r\n", "a syntax: Zero is not allowed in QRESYNC UIDVALIDITY" },
+	{ "a SELECT INBOX (QRESYNC (67890007 0))\r\n", "a syntax: Invalid QRESYNC modseq" },
+	{ "a SELECT INBOX (QRESYNC (67890007 5 1:3 (1:2 1:2 3)))\r\n",
+	  "a syntax: Missing ')' after the sequence match data" },
+	{ "a SELECT INBOX (FOO)\r\n", "a syntax: Unknown SELECT parameter" },
 	{ "a EXAMINE (x)\r\n", "a syntax: Invalid characters in mailbox name" },
 	{ "a CREATE\r\n", "a syntax: Missing argument: mailbox name" },
 	{ "a DELETE a b\r\n", "a syntax: Unexpected extra arguments" },
@@ -196,6 +244,26 @@ static const struct {
 	{ "a LIST \"\"\r\n", "a syntax: Missing argument: mailbox pattern" },
 	{ "a LIST \"\" * RETURN (BOGUS)\r\n", "a syntax: Unknown option in LIST RETURN options" },
 	{ "a LIST \"\" * EXTRA\r\n", "a syntax: Unexpected extra arguments" },
+	{ "a LIST (RECURSIVEMATCH) \"\" %\r\n", "a syntax: RECURSIVEMATCH needs another selection option" },
+	{ "a LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
+	  "a syntax: RECURSIVEMATCH needs another selection option" },
+	{ "a LIST (imaptest) \"\" %\r\n", "a syntax: Unknown option in LIST selection options" },
+	{ "a LIST (SUBSCRIBED \"\" %\r\n", "a syntax: Unknown option in LIST selection options" },
+	{ "a CREATE x (USE (\\Sent)\r\n", "a syntax: Missing ')' at the end of the CREATE parameters" },
+	{ "a CREATE x (USE (Sent))\r\n", "a syntax: Invalid USE attribute" },
+	{ "a CREATE x (FOO (\\Sent))\r\n", "a syntax: Unknown CREATE parameter" },
+	{ "a CREATE x USE\r\n", "a syntax: Missing '(' before the CREATE parameters" },
+	{ "a CREATE x (USE \\Sent)\r\n", "a syntax: Missing '(' before the USE attributes" },
+	{ "a FETCH $1 FLAGS\r\n", "a syntax: Invalid sequence set" },
+	{ "a FETCH 1,$ FLAGS\r\n", "a syntax: Invalid sequence set" },
+	{ "a SEARCH $:3\r\n", "a syntax: Invalid sequence set" },
+	{ "a SEARCH OLDER 0\r\n", "a syntax: OLDER needs a nonzero interval" },
+	{ "a SEARCH YOUNGER\r\n", "a syntax: Missing argument: YOUNGER" },
+	{ "a SEARCH YOUNGER x\r\n", "a syntax: Expected a number for YOUNGER" },
+	{ "a SEARCH RETURN (MIN FOO) ALL\r\n", "a syntax: Unknown SEARCH RETURN option" },
+	{ "a SEARCH RETURN MIN ALL\r\n", "a syntax: Missing '(' before the RETURN options" },
+	{ "a SORT RETURN (MIN FOO) (DATE) UTF-8 ALL\r\n", "a syntax: Unknown SEARCH RETURN option" },
+	{ "a SORT RETURN (MIN) UTF-8 ALL\r\n", "a syntax: Missing '(' before the sort criteria" },
 	{ "a LSUB \"\" (x)\r\n", "a syntax: Invalid characters in mailbox pattern" },
 	{ "a STATUS INBOX MESSAGES\r\n", "a syntax: Missing '(' before the STATUS items" },
 	{ "a STATUS INBOX (MESSAGES FOO)\r\n", "a syntax: Unknown STATUS item: FOO" },
@@ -234,6 +302,20 @@ static const struct {
 	{ "a SEARCH HEADER Subject\r\n", "a syntax: Missing argument: header value" },
 	{ "a SEARCH 0:3\r\n", "a syntax: Invalid sequence set" },
 	{ "a SEARCH CHARSET\r\n", "a syntax: Missing argument: charset" },
+	{ "a SORT\r\n", "a syntax: Missing argument: sort criteria" },
+	{ "a SORT SUBJECT UTF-8 ALL\r\n", "a syntax: Missing '(' before the sort criteria" },
+	{ "a SORT () UTF-8 ALL\r\n", "a syntax: Missing sort key" },
+	{ "a SORT (REVERSE) UTF-8 ALL\r\n", "a syntax: Expected a space before sort key" },
+	{ "a SORT (FOO) UTF-8 ALL\r\n", "a syntax: Unknown sort key: FOO" },
+	{ "a SORT (DATE UTF-8 ALL\r\n", "a syntax: Unknown sort key: UTF-8" },
+	{ "a SORT (DATE) ALL\r\n", "a syntax: Missing argument: search criteria" },
+	{ "a SORT (DATE) UTF-8\r\n", "a syntax: Missing argument: search criteria" },
+	{ "a SORT (DATE) UTF-8 FOO\r\n", "a syntax: Unknown SEARCH key: FOO" },
+	{ "a THREAD\r\n", "a syntax: Missing argument: thread algorithm" },
+	{ "a THREAD FOO UTF-8 ALL\r\n", "a syntax: Unknown thread algorithm" },
+	{ "a THREAD REFERENCESX UTF-8 ALL\r\n", "a syntax: Unknown thread algorithm" },
+	{ "a THREAD REFERENCES UTF-8\r\n", "a syntax: Missing argument: search criteria" },
+	{ "a THREAD REFERENCES UTF-8 ALL)\r\n", "a syntax: Unexpected characters in SEARCH criteria" },
 	{ "a FETCH 1 (FLAGS UID\r\n", "a syntax: Missing ')' in FETCH attribute list" },
 	{ "a FETCH 1 (FLAGS BOGUS)\r\n", "a syntax: Unknown FETCH attribute: BOGUS" },
 	{ "a FETCH 1:2: FLAGS\r\n", "a syntax: Invalid sequence set" },
@@ -915,7 +997,7 @@ static void test_write_responses(void)
 	}
 	agbuf_reset(&out);
 	struct imap_seqrange r1[] = { { 4, 4 } }, r2[] = { { 1, 3 }, { 7, 7 } }, r3[] = { { 10, 13 } };
-	struct imap_seqset one = { 1, r1 }, src = { 2, r2 }, dst = { 1, r3 };
+	struct imap_seqset one = { 1, r1, false }, src = { 2, r2, false }, dst = { 1, r3, false };
 	imap_write_status_begin(&out, "A003", IMAP_OK);
 	imap_write_code_appenduid(&out, 38505, &one);
 	imap_write_status_end(&out, "APPEND completed");
@@ -949,14 +1031,33 @@ static void test_write_responses(void)
 					 "* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n"
 					 "s NO [BADCHARSET (UTF-8 US-ASCII)] no\r\n"
 					 "+ \r\n+ go ahead\r\n");
+	/* ESEARCH (RFC 4731 3.1's examples) and the set it writes; ESORT's
+	 * order (RFC 5267) is kept as given */
+	agbuf_reset(&out);
+	uint32_t found[] = { 2, 10, 11 }, sorted[] = { 7, 8, 9, 3, 1, 2, 4294967295u };
+	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3, 0);
+	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3, 0);
+	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3, 0);
+	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0, 0);
+	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0, 0);
+	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7, 0);
+	imap_write_esearch(&out, "a", 0, IMAP_SEARCH_RET_ALL, found, 3, 917162500); /* RFC 7162 3.1.5 */
+	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"
+					 "* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"
+					 "* ESEARCH (TAG \"A285\") UID MIN 2 MAX 11\r\n"
+					 "* ESEARCH (TAG \"A286\") COUNT 0\r\n"
+					 "* ESEARCH (TAG \"A287\") UID\r\n"
+					 "* ESEARCH MIN 7 MAX 4294967295 ALL 7:9,3,1:2,4294967295\r\n"
+					 "* ESEARCH (TAG \"a\") ALL 2,10:11 MODSEQ 917162500\r\n");
 	agbuf_reset(&out);
 	imap_write_exists(&out, 172);
 	imap_write_recent(&out, 1);
 	imap_write_expunge(&out, 3);
 	imap_write_flags_response(&out, flags, 2);
 	uint32_t hits[] = { 2, 84, 882 };
-	imap_write_search(&out, hits, 3);
-	imap_write_search(&out, NULL, 0);
+	imap_write_search(&out, hits, 3, 0);
+	imap_write_search(&out, NULL, 0, 0);
+	imap_write_search(&out, hits, 2, 917162500);
 	imap_write_capability(&out, "IMAP4rev1 LITERAL+");
 	static const char *const attrs[] = { "\\HasNoChildren" };
 	imap_write_list(&out, 0, attrs, 1, '/', "Sent Items", 10);
@@ -970,19 +1071,19 @@ static void test_write_responses(void)
 	imap_write_list_end(&out);
 	imap_write_crlf(&out);
 	CU_ASSERT_STRING_EQUAL(out.data, "* 172 EXISTS\r\n* 1 RECENT\r\n* 3 EXPUNGE\r\n* FLAGS (\\Deleted \\Seen)\r\n"
-					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
+					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* SEARCH 2 84 (MODSEQ 917162500)\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
 					 "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n* LSUB () NIL INBOX\r\n"
 					 "* 12 FETCH (UID 7 BODY[] NIL)\r\n");
 	agbuf_reset(&out);
 	struct imap_seqrange r4[] = { { 1, IMAP_SEQ_STAR }, { 5, 5 } };
-	struct imap_seqset star = { 2, r4 };
+	struct imap_seqset star = { 2, r4, false };
 	imap_write_seqset(&out, &star);
 	CU_ASSERT_STRING_EQUAL(out.data, "1:*,5");
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 9, 9));
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 5, 3));
 	CU_ASSERT_FALSE(imap_seqset_contains(&star, 0, 9));
 	struct imap_seqrange r5[] = { { IMAP_SEQ_STAR, 3 } };
-	struct imap_seqset rev = { 1, r5 };
+	struct imap_seqset rev = { 1, r5, false };
 	CU_ASSERT_TRUE(imap_seqset_contains(&rev, 4, 5));
 	CU_ASSERT_FALSE(imap_seqset_contains(&rev, 2, 5));
 	agbuf_free(&out);
@@ -1130,10 +1231,9 @@ static void test_mutf7_rejects(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
+	agt_init(&argc, &argv);
 	CU_pSuite parse = CU_add_suite("imap_parse", NULL, NULL);
 	CU_pSuite write = CU_add_suite("imap_write", NULL, NULL);
 	CU_pSuite mutf7 = CU_add_suite("mutf7", NULL, NULL);
@@ -1170,9 +1270,5 @@ int main(void)
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
 	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
-	CU_basic_set_mode(CU_BRM_NORMAL);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return agt_run();
 }

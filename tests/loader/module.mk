@@ -15,7 +15,7 @@ $(B)/tests/loader/aerogram_undefined.so: tests/loader/test_driver.c $(SDK_HEADER
 	$(CC) $(AG_CFLAGS) -DTD_UNDEFINED -shared $(AG_LDFLAGS) -o $@ $<
 
 $(B)/obj/tests/loader/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
-$(B)/tests/test_loader: $(B)/obj/tests/loader/test_loader.o $(HOST_LOADER_OBJS)
+$(B)/tests/test_loader: $(B)/obj/tests/loader/test_loader.o $(CU_MAIN) $(LOADER_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) -ldl
 

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
+#include "tests/lib/cu_main.h"
 
 static const char *dir;
 
@@ -170,12 +171,12 @@ static void test_capability_without_function(void)
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_loader DIR\n");
 		return 2;
 	}
 	dir = argv[1];
-	CU_initialize_registry();
 	CU_pSuite s = CU_add_suite("loader", NULL, NULL);
 	CU_add_test(s, "ABI major + 1", test_major);
 	CU_add_test(s, "ABI minor + 1", test_minor);
@@ -189,9 +190,5 @@ int main(int argc, char **argv)
 	CU_add_test(s, "ABI 1.0 driver: no row_insert_if read past its descriptor", test_abi_1_0);
 	CU_add_test(s, "ABI 1.1 driver with AEROGRAM_CAP_CONDITIONAL", test_abi_1_1_conditional);
 	CU_add_test(s, "capability without its function", test_capability_without_function);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return agt_run();
 }

@@ -17,6 +17,8 @@
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
 #include "tests/mime/test_search.h"
+#include "tests/lib/cu_main.h"
+#include "tests/mime/test_sort.h"
 
 #define CORPUS "tests/mime/corpus"
 #define FIXTURES "tests/mime/fixtures"
@@ -366,9 +368,8 @@ static void test_serial_rejects_corruption(void)
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
 	CU_pSuite s = CU_add_suite("mime", NULL, NULL);
 	CU_add_test(s, "quote for humans", test_quote_for_humans);
 	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
@@ -378,9 +379,6 @@ int main(int argc, char **argv)
 	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
 	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
 	search_tests_add();
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	sort_tests_add();
+	return agt_run();
 }

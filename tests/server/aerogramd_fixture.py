@@ -54,10 +54,11 @@ def client_tls_context():
 
 
 class Server:
-    """One aerogramd process. `imap` lines go into [imap], `auth` into [auth]."""
+    """One aerogramd process. `imap` lines go into [imap], `auth` into [auth],
+    `extra` lines (whole sections) at the end."""
 
     def __init__(self, users, imap=None, auth=None, tls=True, tls_port=True, ipv6=False, driver=None,
-                 storage=None):
+                 storage=None, extra=None):
         self.dir = tempfile.TemporaryDirectory(prefix="aerogram-server-test-")
         d = self.dir.name
         self.port = free_port()
@@ -86,6 +87,8 @@ class Server:
         defaults = [l for l in ("failure_delay = 20", "failure_delay_max = 200")
                     if not any(a.split("=")[0].strip() == l.split("=")[0].strip() for a in auth)]
         lines += ["", "[auth]", "users_file = " + self.users_path] + defaults + auth
+        if extra:
+            lines += [""] + list(extra)
         self.config_path = os.path.join(d, "aerogram.conf")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")

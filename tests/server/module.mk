@@ -4,7 +4,7 @@
 TESTBINS += $(B)/tests/test_server_unit
 $(B)/obj/tests/server/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
 
-$(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/tests/server/test_search_cache.o \
+$(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(CU_MAIN) $(B)/obj/tests/server/test_search_cache.o \
 		$(B)/obj/host/auth.o $(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/capability.o \
 		$(B)/obj/host/config_file.o $(B)/obj/host/search_cache.o $(B)/libagprotocol.a $(B)/libagmail.a
 	@mkdir -p $(@D)
@@ -12,20 +12,20 @@ $(B)/tests/test_server_unit: $(B)/obj/tests/server/test_server_unit.o $(B)/obj/t
 
 # LMTP's parser, the users file's addresses and the [lmtp] keys.
 TESTBINS += $(B)/tests/test_lmtp_unit
-$(B)/tests/test_lmtp_unit: $(B)/obj/tests/server/test_lmtp_unit.o $(B)/obj/host/lmtp_parse.o \
+$(B)/tests/test_lmtp_unit: $(B)/obj/tests/server/test_lmtp_unit.o $(CU_MAIN) $(B)/obj/host/lmtp_parse.o \
 		$(B)/obj/host/users.o $(B)/obj/host/log.o $(B)/obj/host/config_file.o $(B)/libagprotocol.a
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS)
 
 # LIST patterns alone (host/list_match.c).
 TESTBINS += $(B)/tests/test_list_match
-$(B)/tests/test_list_match: $(B)/obj/tests/server/test_list_match.o $(B)/obj/host/list_match.o
+$(B)/tests/test_list_match: $(B)/obj/tests/server/test_list_match.o $(CU_MAIN) $(B)/obj/host/list_match.o
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
 
 # The FETCH cache alone (host/fetch_cache.c), with threads.
 TESTBINS += $(B)/tests/test_fetch_cache
-$(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(B)/obj/host/fetch_cache.o $(B)/libagprotocol.a
+$(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(CU_MAIN) $(B)/obj/host/fetch_cache.o $(B)/libagprotocol.a
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(THREAD_LIBS)
 
@@ -47,21 +47,31 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_pipelining.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_fetch_cache.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_esearch.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_listext.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_sort.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_condstore.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_operations.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_compress.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_binary.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_catenate.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_esearch.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_listext.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_sort.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_condstore.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_binary.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_catenate.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_operations.py Metrics
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_aerogramctl.py

@@ -13,6 +13,7 @@
 #include "protocol/bodystructure.h"
 #include "protocol/envelope.h"
 #include "protocol/mime.h"
+#include "tests/lib/cu_main.h"
 
 /* A small message whose ENVELOPE names `tag` (so texts tell messages apart). */
 static struct mime_message *message(const char *tag, int multipart)
@@ -297,10 +298,9 @@ static void test_global(void)
 	CU_ASSERT_EQUAL(st.budget, AG_FETCH_CACHE_DEFAULT_BYTES);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
+	agt_init(&argc, &argv);
 	CU_pSuite s = CU_add_suite("fetch cache", NULL, NULL);
 	CU_add_test(s, "miss, then hit", test_miss_then_hit);
 	CU_add_test(s, "keys never mix two messages", test_keys_never_mix);
@@ -309,9 +309,5 @@ int main(void)
 	CU_add_test(s, "an entry over the budget is not stored", test_too_big_for_budget);
 	CU_add_test(s, "threads at once", test_threads);
 	CU_add_test(s, "the process-wide cache", test_global);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return agt_run();
 }

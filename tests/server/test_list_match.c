@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "host/list_match.h"
+#include "tests/lib/cu_main.h"
 
 /* The definition, exponential in the worst case: only for short inputs. */
 static int reference(const char *p, const char *n)
@@ -130,16 +131,12 @@ static void test_bounded_time(void)
 	CU_ASSERT(s < 5.0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	CU_initialize_registry();
+	agt_init(&argc, &argv);
 	CU_pSuite suite = CU_add_suite("list patterns", NULL, NULL);
 	CU_add_test(suite, "examples", test_examples);
 	CU_add_test(suite, "the same answers as the definition", test_against_reference);
 	CU_add_test(suite, "bounded time on backtracking traps", test_bounded_time);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return agt_run();
 }

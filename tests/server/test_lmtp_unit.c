@@ -11,6 +11,7 @@
 #include "host/config_file.h"
 #include "host/lmtp_parse.h"
 #include "host/users.h"
+#include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
 
@@ -322,25 +323,22 @@ static void test_config(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-lmtp-unit-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
-	CU_initialize_registry();
 	CU_pSuite suite = CU_add_suite("lmtp", NULL, NULL);
 	CU_add_test(suite, "command lines, paths, parameters", test_commands);
 	CU_add_test(suite, "random command lines", test_random_lines);
 	CU_add_test(suite, "DATA: end and dot unstuffing in every split", test_data);
 	CU_add_test(suite, "users file: address key and lookups", test_users_addresses);
 	CU_add_test(suite, "configuration: [lmtp]", test_config);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
+	int failed = agt_run();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
 		return 1;
-	return failed ? 1 : 0;
+	return failed;
 }

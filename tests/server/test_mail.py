@@ -104,8 +104,10 @@ class MailTest(unittest.TestCase):
         m.literal = "caf\u00e9".encode()
         self.assertEqual(m._simple_command("CREATE")[0], "NO")
         self.assertEqual(m.rename("&AOk-t&AOk-", "x&")[0], "NO")
+        # LIST-EXTENDED (RFC 5258, tests/server/test_listext.py) is there now
+        self.assertEqual(m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")[0], "OK")
         with self.assertRaises(imaplib.IMAP4.error):
-            m._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+            m._simple_command("LIST", "(NOSUCHOPTION)", '""', "*")
 
     def test_subscriptions(self):
         m = self.imap()
@@ -496,6 +498,18 @@ class MailTest(unittest.TestCase):
         self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a NO [TRYCREATE] "))
         r.send(b"b STATUS INBOX (MESSAGES UIDNEXT)\r\n")
         self.assertEqual(r.until_tagged(b"b")[0], b"* STATUS INBOX (MESSAGES 0 UIDNEXT 1)")
+
+    def test_multiappend_with_a_malformed_later_message_appends_nothing(self):
+        """RFC 3502: all or none, also when the first message arrived whole
+        and what follows it is malformed (BAD; the connection goes on)."""
+        r = self.raw()
+        for bad in (b' "99-Xyz-2020 10:00:00 +0000" ', b" (\\Recent) ", b" (\\Seen ", b" BOGUS ",
+                    b" {3+}\r\nabc extra"):
+            r.send(b"a APPEND INBOX {%d+}\r\n%s" % (len(MESSAGE), MESSAGE) + bad +
+                   b"{%d+}\r\n%s\r\n" % (len(MESSAGE), MESSAGE))
+            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a BAD "), bad)
+            r.send(b"b STATUS INBOX (MESSAGES UIDNEXT)\r\n")
+            self.assertEqual(r.until_tagged(b"b")[0], b"* STATUS INBOX (MESSAGES 0 UIDNEXT 1)", bad)
 
     def test_disconnect_inside_multiappend_leaves_nothing(self):
         m = self.imap()

@@ -18,8 +18,9 @@ from aerogramd_fixture import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # no
 # The capability lists a client must see, exactly (what is implemented today).
 PRE_LOGIN = "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE ID"
 POST_LOGIN = ("IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT NAMESPACE ID CHILDREN "
-              "SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE BINARY COMPRESS=DEFLATE "
-              "CATENATE")
+              "SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE ESEARCH SEARCHRES WITHIN "
+              "LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT "
+              "THREAD=REFERENCES ESORT CONDSTORE QRESYNC BINARY COMPRESS=DEFLATE CATENATE")
 FAILED = b"[AUTHENTICATIONFAILED] Authentication failed."
 
 USERS = {"alice": "{PLAIN}secret", "carol@example.org": "{PLAIN}p a s s"}
@@ -232,7 +233,7 @@ class LoopbackServer(unittest.TestCase):
         self.assertTrue(r.until_tagged(b"a2")[-1].startswith(b"a2 BAD "))
         r.send(b"a3 LOGIN alice secret\r\na4 ENABLE CONDSTORE\r\n")
         r.until_tagged(b"a3")
-        self.assertEqual(r.until_tagged(b"a4"), [b"* ENABLED", b"a4 OK ENABLE completed."])
+        self.assertEqual(r.until_tagged(b"a4"), [b"* ENABLED CONDSTORE", b"a4 OK ENABLE completed."])
         r.send(b"a5 IDLE\r\n")
         self.assertEqual(r.line(), b"+ idling")
         r.send(b"DONE\r\n")

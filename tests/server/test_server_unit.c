@@ -13,6 +13,7 @@
 #include "host/config_file.h"
 #include "host/users.h"
 #include "tests/server/test_search_cache.h"
+#include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
 
@@ -163,6 +164,8 @@ static void test_capabilities(void)
 	ag_capability_append(&b, &post);
 	CU_ASSERT_STRING_EQUAL(b.data, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE UIDPLUS MULTIAPPEND MOVE UNSELECT "
 	                               "NAMESPACE ID CHILDREN SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE "
+	                               "ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE "
+	                               "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT CONDSTORE QRESYNC "
 	                               "BINARY COMPRESS=DEFLATE CATENATE");
 	agbuf_free(&b);
 }
@@ -222,12 +225,12 @@ static void test_config_keys(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-server-unit-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL)
 		return 1;
-	CU_initialize_registry();
 	CU_pSuite suite = CU_add_suite("server", NULL, NULL);
 	CU_add_test(suite, "SASL PLAIN decoding", test_sasl_plain);
 	CU_add_test(suite, "failure delays double up to the cap", test_failure_delays);
@@ -235,13 +238,10 @@ int main(void)
 	CU_add_test(suite, "capability lists", test_capabilities);
 	CU_add_test(suite, "configuration keys", test_config_keys);
 	search_cache_tests_add();
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
+	int failed = agt_run();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
 		return 1;
-	return failed ? 1 : 0;
+	return failed;
 }

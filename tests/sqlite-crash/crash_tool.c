@@ -36,7 +36,7 @@
 
 #include <aerogram/driver.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 #define MAILBOX "INBOX"
 

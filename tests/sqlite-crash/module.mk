@@ -15,7 +15,7 @@ CRASH_KILLS = 200
 IMAP_CRASH_CLIENTS = 3
 IMAP_CRASH_KILLS = 200
 
-$(B)/crash-tool: $(B)/obj/tests/sqlite-crash/crash_tool.o $(HOST_LOADER_OBJS)
+$(B)/crash-tool: $(B)/obj/tests/sqlite-crash/crash_tool.o $(LOADER_OBJS)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 
 .PHONY: check-sqlite-crash check-sqlite-imap-crash crash-test

@@ -4,7 +4,7 @@ CHECKS += check-sqlite-unit
 
 $(B)/obj/tests/sqlite/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(SQLITE_CFLAGS)
 
-$(B)/test-sqlite-driver: $(B)/obj/tests/sqlite/test_sqlite_driver.o $(HOST_LOADER_OBJS)
+$(B)/test-sqlite-driver: $(B)/obj/tests/sqlite/test_sqlite_driver.o $(CU_MAIN) $(LOADER_OBJS)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(SQLITE_LIBS) $(THREAD_LIBS) -ldl
 
 .PHONY: check-sqlite-unit

@@ -23,7 +23,8 @@
 #include <aerogram/driver.h>
 
 #include "drivers/sqlite/sqlite_sql.h"
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
+#include "tests/lib/cu_main.h"
 
 static const char *driver_path;
 static char tmpdir[256];
@@ -40,13 +41,14 @@ static void new_db(char *buf, size_t len)
 static struct ag_driver *load(const char *db, const char *k2, const char *v2, char *err,
                               size_t errlen)
 {
-	struct aerogram_config_entry cfg[3] = { { "path", db }, { k2, v2 }, { "poll_interval_ms", "20" } };
+	/* a short poll interval, unless the test sets its own */
+	struct aerogram_config_entry cfg[3] = { { "path", db } };
+	size_t n = 1;
+	if (k2)
+		cfg[n++] = (struct aerogram_config_entry){ k2, v2 };
+	if (!k2 || strcmp(k2, "poll_interval_ms") != 0)
+		cfg[n++] = (struct aerogram_config_entry){ "poll_interval_ms", "20" };
 	struct ag_driver *drv = NULL;
-	size_t n = k2 ? 3 : 1;
-	if (!k2) {
-		cfg[1] = cfg[2];
-		n = 2;
-	}
 	char local[512];
 	if (err == NULL) {
 		err = local;
@@ -1576,6 +1578,7 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	ag_driver_set_log(quiet_log);
 	if (argc == 5 && strcmp(argv[2], "--writer") == 0) {
 		driver_path = argv[1];
@@ -1609,8 +1612,6 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
 	CU_pSuite s = CU_add_suite("sqlite driver", NULL, NULL);
 	CU_add_test(s, "configuration keys are checked", test_config);
 	CU_add_test(s, "tokens supersede exactly what was read", test_causality);
@@ -1633,13 +1634,10 @@ int main(int argc, char **argv)
 	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
 	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
 	CU_add_test(s, "statements search indexes", test_query_plans);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int failures = agt_run();
 	if (failures == 0)
 		rm_rf(tmpdir);
 	else
 		fprintf(stderr, "databases kept in %s\n", tmpdir);
-	return failures ? 1 : 0;
+	return failures;
 }

@@ -2,7 +2,7 @@
 $(B)/obj/tests/wrappers/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 TESTBINS += $(B)/tests/test_wrappers
 
-$(B)/tests/test_wrappers: $(B)/obj/tests/wrappers/test_wrappers.o $(HOST_LOADER_OBJS) $(AGWRAP_LIB)
+$(B)/tests/test_wrappers: $(B)/obj/tests/wrappers/test_wrappers.o $(CU_MAIN) $(LOADER_OBJS) $(AGWRAP_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 

@@ -15,8 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
+#include "tests/lib/cu_main.h"
 
 static const char *driver_dir;
 static struct ag_driver *mem_drv;
@@ -623,6 +624,7 @@ static void test_counting_driver(void)
 
 int main(int argc, char **argv)
 {
+	agt_init(&argc, &argv);
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_wrappers DRIVER_DIR\n");
 		return 2;
@@ -642,7 +644,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	CU_initialize_registry();
 	CU_pSuite s = CU_add_suite("wrappers", NULL, NULL);
 	CU_add_test(s, "counts per operation", test_counts);
 	CU_add_test(s, "fail next", test_fail_next);
@@ -660,14 +661,11 @@ int main(int argc, char **argv)
 	CU_add_test(s, "rows and value bytes read are counted", test_rows_read_counted);
 	CU_add_test(s, "aerogram_faulty.so and its control file", test_faulty_driver);
 	CU_add_test(s, "aerogram_counting.so and its counts file", test_counting_driver);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
+	int failed = agt_run();
 	ag_driver_unload(mem_drv);
 	char counts[600];
 	snprintf(counts, sizeof(counts), "%s/counts", tmpdir);
 	unlink(counts);
 	rmdir(tmpdir);
-	return failed ? 1 : 0;
+	return failed;
 }

@@ -5,7 +5,7 @@
  *
  * Build it outside the source tree, against an installed SDK:
  *
- *   cc -shared $(pkg-config --cflags aerogram-driver) -o aerogram_skeleton.so skeleton.c
+ *   cc -shared $(pkg-config --cflags aerogram-driver) $(pkg-config --variable=driver_cflags aerogram-driver) -o aerogram_skeleton.so skeleton.c
  */
 #include <stdio.h>
 #include <stdlib.h>

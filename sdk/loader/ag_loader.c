@@ -1,4 +1,4 @@
-/* driver_loader.c - load a storage driver .so, check its ABI, open its store.
+/* ag_loader.c - load a storage driver .so, check its ABI, open its store.
  *
  * Every way a driver can be wrong ends here with one line that names the
  * file and the problem: the daemon prints it and exits non-zero. Nothing is
@@ -12,7 +12,7 @@
  * The copy is made after open because a wrapper driver learns its
  * capabilities from the driver it opens.
  */
-#include "host/driver_loader.h"
+#include "sdk/loader/ag_loader.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -30,6 +30,7 @@ struct ag_driver {
 	struct aerogram_host host;
 	struct aerogram_config_entry *config;
 	size_t n_config;
+	const struct aerogram_host *log_to; /* or NULL: log_fn */
 };
 
 static void default_log(enum aerogram_log_level level, const char *tag, const char *message)
@@ -63,6 +64,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 static void host_log(void *ctx, enum aerogram_log_level level, const char *message)
 {
 	struct ag_driver *drv = ctx;
+	if (drv->log_to != NULL) {
+		if (drv->log_to->log != NULL)
+			drv->log_to->log(drv->log_to->ctx, level, message ? message : "");
+		return;
+	}
 	const char *tag = drv->store.driver && drv->store.driver->name ? drv->store.driver->name : "driver";
 	log_fn(level, tag, message ? message : "");
 }
@@ -211,6 +217,15 @@ int ag_driver_load(const char *name_or_path, const char *driver_dir,
                    const struct aerogram_config_entry *config, size_t n_config,
                    struct ag_driver **out, char *err, size_t errlen)
 {
+	return ag_driver_load_logging_to(name_or_path, driver_dir, config, n_config, NULL, out, err,
+	                                 errlen);
+}
+
+int ag_driver_load_logging_to(const char *name_or_path, const char *driver_dir,
+                              const struct aerogram_config_entry *config, size_t n_config,
+                              const struct aerogram_host *log_to, struct ag_driver **out, char *err,
+                              size_t errlen)
+{
 	*out = NULL;
 	if (name_or_path == NULL || !valid_name(name_or_path)) {
 		set_err(err, errlen, "storage driver name '%s' is not valid",
@@ -266,6 +281,7 @@ int ag_driver_load(const char *name_or_path, const char *driver_dir,
 			goto oom;
 	}
 
+	drv->log_to = log_to;
 	drv->host.struct_size = sizeof(drv->host);
 	drv->host.ctx = drv;
 	drv->host.log = host_log;

@@ -1,6 +1,11 @@
-/* driver_loader.h - load a storage driver .so, check its ABI, open its store. */
-#ifndef AG_DRIVER_LOADER_H
-#define AG_DRIVER_LOADER_H
+/* ag_loader.h - load a storage driver .so, check its ABI, open its store.
+ *
+ * The one loader of the tree: aerogramd and aerogramctl, aerogram-driver-check,
+ * the wrapper drivers (which load the driver they wrap), the tests and the
+ * benchmarks all load drivers through it. It depends on the ABI header and
+ * libc/libdl only. */
+#ifndef AG_LOADER_H
+#define AG_LOADER_H
 
 #include <stddef.h>
 
@@ -42,6 +47,15 @@ void ag_driver_set_log(ag_log_fn fn);
 int ag_driver_load(const char *name_or_path, const char *driver_dir,
                    const struct aerogram_config_entry *config, size_t n_config,
                    struct ag_driver **out, char *err, size_t errlen);
+
+/* As ag_driver_load, but the driver's log lines go to `log_to`'s log
+ * function instead of the one ag_driver_set_log installed: a driver that
+ * loads another (the wrapper drivers of sdk/wrappers/) hands it its own
+ * host. log_to must outlive the loaded driver. */
+int ag_driver_load_logging_to(const char *name_or_path, const char *driver_dir,
+                              const struct aerogram_config_entry *config, size_t n_config,
+                              const struct aerogram_host *log_to, struct ag_driver **out, char *err,
+                              size_t errlen);
 
 /* The opened store of a loaded driver (owned by it). */
 struct ag_store *ag_driver_store(struct ag_driver *drv);
