@@ -2,10 +2,11 @@
 
 Starts one aerogramd (memory driver), reads its resident set size, opens N
 (default 1,000) connections that each log in (and, with --select, SELECT
-INBOX), reads the RSS again and prints the difference per connection.
+INBOX; with --compress, COMPRESS DEFLATE first), reads the RSS again and
+prints the difference per connection.
 Not part of `make check`: it prints numbers, it asserts nothing.
 
-    make && python3 bench/conn_memory.py [--connections 1000] [--select]
+    make && python3 bench/conn_memory.py [--connections 1000] [--select] [--compress]
 """
 import argparse
 import os
@@ -13,6 +14,7 @@ import resource
 import socket
 import sys
 import time
+import zlib
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -40,6 +42,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--select", action="store_true", help="also SELECT INBOX in each connection")
+    ap.add_argument("--compress", action="store_true", help="COMPRESS DEFLATE after the login (RFC 4978)")
     args = ap.parse_args()
     n = args.connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -47,7 +50,10 @@ def main():
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
     # The daemon inherits the raised limit.
-    srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_connections = %d" % (n + 16)])
+    limit = n + 16
+    srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_connections = %d" % limit,
+                                                      "max_connections_per_ip = %d" % limit,
+                                                      "max_user_connections = %d" % limit])
     socks = []
     try:
         # One login first, so the mailbox list and INBOX exist and the
@@ -63,24 +69,43 @@ def main():
         for i in range(n):
             s = socket.create_connection(("127.0.0.1", srv.port))
             read_until(s, b"\r\n")
+            if args.compress:
+                # the client waits for the OK of COMPRESS, then deflates
+                s.sendall(b"a LOGIN u pw\r\nc COMPRESS DEFLATE\r\n")
+                read_until(s, b"c OK")
+                zout, zin = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+                s.sendall(zout.compress(b"b SELECT INBOX\r\n" if args.select else b"b NOOP\r\n") +
+                          zout.flush(zlib.Z_SYNC_FLUSH))
+                out = b""
+                while b"b OK" not in out:
+                    out += zin.decompress(s.recv(65536))
+                socks.append((s, zout, zin))
+                continue
             cmd = b"a LOGIN u pw\r\n" + (b"b SELECT INBOX\r\n" if args.select else b"")
             s.sendall(cmd)
             read_until(s, b"b OK" if args.select else b"a OK")
-            socks.append(s)
+            socks.append((s, None, None))
         elapsed = time.monotonic() - start
         time.sleep(1.0)
         after = rss_kib(srv.proc.pid)
         # Every connection still answers.
-        for s in socks[:: max(1, n // 20)]:
-            s.sendall(b"z NOOP\r\n")
-            read_until(s, b"z OK")
-        print("connections:            %d (%s)" % (n, "logged in, INBOX selected" if args.select else "logged in"))
+        for s, zout, zin in socks[:: max(1, n // 20)]:
+            if zout is None:
+                s.sendall(b"z NOOP\r\n")
+                read_until(s, b"z OK")
+                continue
+            s.sendall(zout.compress(b"z NOOP\r\n") + zout.flush(zlib.Z_SYNC_FLUSH))
+            out = b""
+            while b"z OK" not in out:
+                out += zin.decompress(s.recv(65536))
+        print("connections:            %d (%s%s)" % (n, "logged in, INBOX selected" if args.select else "logged in",
+                                                    ", COMPRESS=DEFLATE" if args.compress else ""))
         print("opened and logged in:   %.1f s" % elapsed)
         print("aerogramd RSS before:   %d KiB" % before)
         print("aerogramd RSS after:    %d KiB" % after)
         print("per connection:         %.1f KiB" % ((after - before) / n))
     finally:
-        for s in socks:
+        for s, _, _ in socks:
             s.close()
         srv.stop()
 

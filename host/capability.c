@@ -61,6 +61,9 @@ static const struct capability capabilities[] = {
 	{ "ESORT", POST, ALWAYS, 1 },         /* RFC 5267: SORT RETURN (MIN MAX ALL COUNT SAVE) */
 	{ "CONDSTORE", POST, ALWAYS, 1 },     /* RFC 7162 */
 	{ "QRESYNC", POST, ALWAYS, 1 },       /* RFC 7162 */
+	{ "BINARY", POST, ALWAYS, 1 },        /* RFC 3516 (literal8 only in APPEND) */
+	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */
+	{ "CATENATE", POST, ALWAYS, 1 },      /* RFC 4469 (relative URLs to the user's own mailboxes) */
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -69,6 +69,12 @@ static void plan_fetch(const struct imap_command *cmd, struct fetch_plan *plan)
 			if (!a->peek)
 				plan->sets_seen = 1;
 			break;
+		case IMAP_FETCH_BINARY:
+		case IMAP_FETCH_BINARY_SIZE:
+			plan->need_summary = plan->need_structure = plan->need_body = 1;
+			if (a->kind == IMAP_FETCH_BINARY && !a->peek)
+				plan->sets_seen = 1;
+			break;
 		case IMAP_FETCH_RFC822_HEADER: plan->need_summary = plan->need_structure = plan->need_header = 1; break;
 		default: plan->need_summary = plan->need_structure = 1; break;
 		}
@@ -108,6 +114,55 @@ static int to_spec(const struct imap_fetch_att *a, struct section_spec *spec, co
 	return 0;
 }
 
+/* BINARY[part]<partial> and BINARY.SIZE[part] (RFC 3516). `full` is the
+ * message parsed with its Content-* fields (the cached skeleton has none).
+ * Returns -1 after writing nothing when the part's encoding is unknown: the
+ * command then ends NO [UNKNOWN-CTE]. The bytes go as a literal8 when they
+ * hold a NUL, else as a plain literal (RFC 3516 4.2: literal8 only where
+ * needed, so that a client reading only literals still understands it). */
+static int write_binary(struct agbuf *out, const struct imap_fetch_att *a, const struct mime_message *full,
+                        const char *data, size_t len)
+{
+	struct section_spec spec;
+	memset(&spec, 0, sizeof(spec));
+	for (size_t i = 0; i < a->section.part_count && i < SECTION_MAX_PATH; i++)
+		spec.path[i] = a->section.parts[i];
+	spec.path_len = a->section.part_count;
+	if (a->has_partial) {
+		spec.partial = 1;
+		spec.partial_offset = a->partial_offset;
+		spec.partial_length = a->partial_count;
+	}
+	struct section_result res = { 0 };
+	uint64_t full_len = 0;
+	int rc = full ? section_binary(full, data, len, &spec, &res, &full_len) : -1;
+	if (rc == -2)
+		return -1;
+	if (rc != 0) {
+		/* the stored message is not readable: an empty answer, as for BODY[] */
+		res.data = "";
+		res.len = 0;
+	}
+	if (a->kind == IMAP_FETCH_BINARY_SIZE) {
+		agbuf_puts(out, "BINARY.SIZE[");
+		for (size_t i = 0; i < spec.path_len; i++) {
+			if (i)
+				agbuf_putc(out, '.');
+			agbuf_put_u64(out, spec.path[i]);
+		}
+		agbuf_puts(out, "] ");
+		agbuf_put_u64(out, full_len);
+	} else {
+		section_write_binary_name(out, &spec);
+		agbuf_puts(out, memchr(res.data, '\0', res.len) ? " ~{" : " {");
+		agbuf_put_u64(out, res.len);
+		agbuf_append(out, "}\r\n", 3);
+		agbuf_append(out, res.data, res.len);
+	}
+	section_result_free(&res);
+	return 0;
+}
+
 /* RFC822, RFC822.HEADER, RFC822.TEXT: a whole-message section under an old name. */
 static void write_rfc822(struct agbuf *out, const char *item, enum section_kind kind,
                          const struct mime_message *msg, const char *data, size_t len)
@@ -134,8 +189,9 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
  * whose structure does not decode is parsed here, every time, and not
  * cached (what the parse sees depends on whether the body was read).
  * `ent` is the message's entry when the caller looked it up already (then
- * `sum` may be NULL); this function gives it back. */
-static void write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
+ * `sum` may be NULL); this function gives it back. Returns 0, or -1 when
+ * a BINARY item met an encoding it cannot decode (nothing is written). */
+static int write_message(struct agbuf *out, struct ag_session *s, const struct imap_command *cmd,
                           uint32_t seq, const struct mail_msg_info *info, uint32_t flags, int add_flags,
                           int add_modseq, const struct mail_summary *sum, const struct mail_body *body,
                           int need_structure, const struct ag_fetch_entry *ent)
@@ -166,6 +222,9 @@ static void write_message(struct agbuf *out, struct ag_session *s, const struct 
 	const char *data = body ? (const char *)body->data : sum ? (const char *)sum->header : "";
 	size_t len = body ? body->len : sum ? sum->header_len : 0;
 
+	size_t start_len = out->len;
+	struct mime_message *full = NULL; /* with Content-* fields, for BINARY */
+	int unknown_cte = 0;
 	agbuf_append(out, "* ", 2);
 	agbuf_put_u64(out, seq);
 	agbuf_append(out, " FETCH (", 8);
@@ -232,6 +291,14 @@ static void write_message(struct agbuf *out, struct ag_session *s, const struct 
 		case IMAP_FETCH_RFC822: write_rfc822(out, "RFC822", SECTION_BODY, msg, data, len); break;
 		case IMAP_FETCH_RFC822_HEADER: write_rfc822(out, "RFC822.HEADER", SECTION_HEADER, msg, data, len); break;
 		case IMAP_FETCH_RFC822_TEXT: write_rfc822(out, "RFC822.TEXT", SECTION_TEXT, msg, data, len); break;
+		case IMAP_FETCH_BINARY:
+		case IMAP_FETCH_BINARY_SIZE:
+			/* the body is read for BINARY (plan_fetch): parse it once */
+			if (full == NULL)
+				full = parsed != NULL ? parsed : body != NULL ? mime_parse(data, len) : NULL;
+			if (write_binary(out, a, full, data, len) != 0)
+				unknown_cte = 1;
+			break;
 		case IMAP_FETCH_BODY_SECTION: {
 			const char **fields = calloc(a->section.field_count + 1, sizeof(*fields));
 			struct section_spec spec;
@@ -267,8 +334,16 @@ static void write_message(struct agbuf *out, struct ag_session *s, const struct 
 	agbuf_puts(out, ")\r\n");
 	if (ent)
 		ag_fetch_cache_release(cache, ent);
+	if (full && full != parsed)
+		mime_free(full);
 	if (parsed)
 		mime_free(parsed);
+	if (unknown_cte) {
+		out->len = start_len;
+		out->data[out->len] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 static int cmp_uid(const void *a, const void *b)
@@ -286,6 +361,7 @@ struct fetch_state {
 	size_t n_newly_seen;
 	struct fetch_plan plan;
 	int missing;              /* a message could not be read: expunged */
+	int unknown_cte;          /* BINARY of a part in an encoding we cannot decode */
 };
 
 static void fetch_state_free(void *arg)
@@ -448,8 +524,9 @@ static void fetch_run(struct ag_session *s)
 			if (st->seen_set && bsearch(&info.uid, st->newly_seen, st->n_newly_seen, sizeof(info.uid),
 			                            cmp_uid) != NULL)
 				add_flags = !st->plan.has_flags;
-			write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, st->plan.add_modseq, sum, body,
-			              st->plan.need_structure, ents[i]);
+			if (write_message(&s->reply, s, cmd, seq, &info, flags, add_flags, st->plan.add_modseq, sum, body,
+			                  st->plan.need_structure, ents[i]) != 0)
+				st->unknown_cte = 1;
 			ents[i] = NULL;
 		}
 		for (size_t i = 0; i < count; i++)
@@ -469,9 +546,13 @@ static void fetch_run(struct ag_session *s)
 		ag_session_storage_continue(s, st, fetch_state_free);
 		return;
 	}
-	int missing = st->missing;
+	int missing = st->missing, unknown_cte = st->unknown_cte;
 	fetch_state_free(st);
-	if (missing) {
+	if (unknown_cte) {
+		/* RFC 3516 4.3: the other messages were answered, this one not */
+		agbuf_printf(&s->reply, "%s NO [UNKNOWN-CTE] Can't decode the part's Content-Transfer-Encoding.\r\n",
+		             tag);
+	} else if (missing) {
 		agbuf_printf(&s->reply, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", tag);
 	} else {
 		agbuf_puts(&s->reply, tag);

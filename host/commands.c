@@ -21,6 +21,7 @@ static const struct ag_command commands[] = {
 	{ IMAP_CMD_AUTHENTICATE, "AUTHENTICATE", NOT_AUTH, ag_cmd_authenticate },
 	{ IMAP_CMD_LOGIN, "LOGIN", NOT_AUTH, ag_cmd_login },
 	{ IMAP_CMD_ENABLE, "ENABLE", AUTHED, ag_cmd_enable },
+	{ IMAP_CMD_COMPRESS, "COMPRESS", AUTHED, ag_cmd_compress },
 	{ IMAP_CMD_NAMESPACE, "NAMESPACE", AUTHED, ag_cmd_namespace },
 	{ IMAP_CMD_IDLE, "IDLE", AUTHED, ag_cmd_idle },
 	{ IMAP_CMD_SELECT, "SELECT", AUTHED, ag_cmd_select },

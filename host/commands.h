@@ -32,6 +32,7 @@ void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len
 void ag_cmd_authenticate_abort(struct ag_session *s, const char *why);
 /* cmd_authenticated.c: the authenticated and selected states. */
 void ag_cmd_enable(struct ag_session *s);
+void ag_cmd_compress(struct ag_session *s);
 void ag_cmd_namespace(struct ag_session *s);
 /* cmd_mailbox.c: the mailbox list. */
 void ag_cmd_create(struct ag_session *s);

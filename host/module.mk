@@ -3,7 +3,7 @@ HOST_COMMON_OBJS = $(B)/obj/host/config_file.o $(LOADER_OBJS)
 # (protocol/module.mk is read after this file: name its library directly.)
 # The IMAP service: one object per concern (see each file's header).
 HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls.o capability.o list_match.o \
-	listener.o server.o session.o commands.o cmd_any.o cmd_login.o cmd_authenticated.o \
+	listener.o server.o session.o compress.o commands.o cmd_any.o cmd_login.o cmd_authenticated.o \
 	mail_reply.o cmd_select.o cmd_mailbox.o cmd_append.o cmd_fetch.o cmd_store.o cmd_search.o cmd_sort.o search_cache.o \
 	searchres.o)
 # Per-user quotas and the QUOTA extension (quota.h).
@@ -20,13 +20,13 @@ HOST_SERVER_OBJS += $(B)/obj/host/lmtp.o $(B)/obj/host/lmtp_parse.o
 # /metrics (metrics.h) and [imap] user (privileges.h).
 HOST_SERVER_OBJS += $(B)/obj/host/metrics.o $(B)/obj/host/privileges.o
 
-$(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS)
+$(B)/obj/host/%.o: MOD_CFLAGS = $(INIH_CFLAGS) $(EVENT_CFLAGS) $(OPENSSL_CFLAGS) $(ARGON2_CFLAGS) $(ZLIB_CFLAGS)
 
 SPROGRAMS += aerogramd
 PROGRAMS += aerogramctl
 
 $(B)/aerogramd: $(B)/obj/host/aerogramd.o $(HOST_SERVER_OBJS) $(HOST_COMMON_OBJS) $(B)/libagmail.a $(B)/libagprotocol.a
-	$(CC) $(AG_LDFLAGS) -rdynamic -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(THREAD_LIBS) -ldl
+	$(CC) $(AG_LDFLAGS) -rdynamic -o $@ $^ $(INIH_LIBS) $(EVENT_LIBS) $(OPENSSL_LIBS) $(ARGON2_LIBS) $(ZLIB_LIBS) $(THREAD_LIBS) -ldl
 
 # aerogramctl: the subcommand table (aerogramctl.c), what they share (ctl.c,
 # ctl.h) and one file per group of subcommands; it opens the configuration,

@@ -30,6 +30,7 @@
 #include "host/log.h"
 #include "host/mail/mail.h"
 #include "host/mail_reply.h"
+#include "host/compress.h"
 #include "host/metrics.h"
 #include "host/tls.h"
 
@@ -346,7 +347,7 @@ void ag_session_free(struct ag_session *s)
 {
 	struct ag_server *srv = s->srv;
 	ag_log_info("%s: disconnected%s%s after %u commands%s (%u wakeups, %u quick ACKs, %u inline; loop %u)",
-	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? " (tls)" : "",
+	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? (s->compressed ? " (tls, deflate)" : " (tls)") : s->compressed ? " (deflate)" : "",
 	            s->wakeups, s->quick_acks, s->inline_runs, srv->loop_index);
 	ag_metrics_state(s->metrics_state, -1);
 	if (s->prev != NULL)
@@ -429,10 +430,10 @@ static size_t output_pending(const struct ag_session *s)
 {
 	if (s->bev == NULL)
 		return 0;
-	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	if (under != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
+	/* every layer's output: COMPRESS over TLS over the socket */
+	size_t n = 0;
+	for (struct bufferevent *b = s->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
 	return n;
 }
 
@@ -577,13 +578,14 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
  * through the bufferevent, every response would cost an epoll_ctl to watch
  * for writability, a loop turn to write and another epoll_ctl to stop
  * watching. Whatever the socket does not take at once, and everything on
- * TLS, goes through the bufferevent, which keeps the order. */
+ * TLS or COMPRESS, goes through the bufferevent, which keeps the order. */
 static void send_reply(struct ag_session *s, const char *data, size_t len)
 {
 	if (s->bev == NULL || s->dead || len == 0)
 		return;
 	note_output(s, data, len);
-	if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+	/* (an implicit-TLS bufferevent has no layer below: test tls itself) */
+	if (!s->tls && !s->compressed && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		ssize_t sent = send(bufferevent_getfd(s->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (sent > 0) {
 			data += sent;
@@ -797,6 +799,20 @@ int ag_session_start_tls(struct ag_session *s)
 	return 0;
 }
 
+int ag_session_start_compress(struct ag_session *s)
+{
+	/* The tagged OK is in the output of the layer below already: it goes
+	 * out uncompressed, and everything after it compressed (RFC 4978 3).
+	 * The client sends nothing until it has read that OK. */
+	struct bufferevent *filter = ag_compress_wrap(s->bev);
+	if (filter == NULL)
+		return -1;
+	s->bev = filter;
+	s->compressed = 1;
+	setup_bev(s);
+	return 0;
+}
+
 /* A client that sends a command line and then its LITERAL+ literal, or a
  * literal and then the CRLF that ends the command, in two writes is held
  * by its own Nagle algorithm until the first part is acknowledged, and the
@@ -816,8 +832,10 @@ static void ack_if_waiting(struct ag_session *s)
 		return;
 	if (left > 0 && before > 0 && left < before)
 		return; /* the middle of a literal */
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	evutil_socket_t fd = bufferevent_getfd(under != NULL ? under : s->bev);
+	struct bufferevent *sock = s->bev;
+	while (bufferevent_get_underlying(sock) != NULL)
+		sock = bufferevent_get_underlying(sock);
+	evutil_socket_t fd = bufferevent_getfd(sock);
 	int one = 1;
 	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) == 0)
 		s->quick_acks++;
@@ -1145,4 +1163,13 @@ out:
 		ag_metrics_bytes(consumed, 0);
 	s->in_input = 0;
 	update_reading(s);
+	/* COMPRESS: the inflating layer stops at the input high-water mark,
+	 * the rest of the compressed bytes waiting in the layer below, and
+	 * libevent 2.1 does not call it again when the input is read: ask. */
+	struct bufferevent *under = s->compressed && !s->closing && !s->dead && !s->reading_paused
+	                                ? bufferevent_get_underlying(s->bev)
+	                                : NULL;
+	if (under != NULL && evbuffer_get_length(bufferevent_get_input(under)) > 0 &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) < INPUT_HIGH_WATER)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }

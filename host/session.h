@@ -45,6 +45,7 @@ struct ag_session {
 	char address[64];         /* the address alone: the key of the failure table */
 	int loopback;             /* the peer is a loopback address */
 	int tls;                  /* TLS is active on the connection */
+	int compressed;           /* COMPRESS DEFLATE is active (RFC 4978) */
 	int in_input;             /* session_input is running (no re-entry) */
 	int closing;              /* BYE is out; freed once flushed */
 	int dead;                 /* the connection is gone; freed when the job ends */
@@ -202,6 +203,8 @@ int ag_session_plaintext_ok(const struct ag_session *s);
 void ag_session_capabilities(const struct ag_session *s, struct agbuf *out);
 /* After "OK Begin TLS negotiation now": wraps the connection in TLS. */
 int ag_session_start_tls(struct ag_session *s);
+/* After "OK DEFLATE active": compresses the connection from here on. */
+int ag_session_start_compress(struct ag_session *s);
 /* Name of a state, for messages ("not-authenticated"...). */
 const char *ag_session_state_name(enum ag_session_state state);
 

@@ -263,8 +263,73 @@ static bool cmd_status(struct imap_gram *g)
 	       imap_sp(g, "STATUS items") && imap_status_item_list(g, &cmd->u.status.items) && imap_eol(g);
 }
 
-/* APPEND mailbox 1*(SP [flag-list SP] [date-time SP] literal): more than
- * one message is MULTIAPPEND (RFC 3502). */
+/* A streamed APPEND literal ({n} or ~{n}) at the cursor: a message or a
+ * CATENATE TEXT part. Sets *size, *binary and *index (which streamed
+ * literal of the command it is). */
+static bool append_literal(struct imap_gram *g, uint64_t *size, bool *binary, size_t *index, const char *what)
+{
+	/* literal8 (RFC 3516): the streaming side reads "~{n}" as it reads
+	 * "{n}"; only here may the bytes be NUL. */
+	if (imap_peek(g) == '~' && g->pos + 1 < g->len && g->buf[g->pos + 1] == '{') {
+		*binary = true;
+		g->pos++;
+	}
+	if (imap_peek(g) != '{')
+		return imap_fail(g, "The %s must be a literal", what);
+	*index = g->literal_index;
+	g->in_message = true;
+	struct imap_str bytes;
+	bool ok = imap_string(g, &bytes, what);
+	g->in_message = false;
+	if (!ok)
+		return false;
+	g->literal_index++;
+	*size = bytes.len;
+	return true;
+}
+
+/* CATENATE (RFC 4469): "(" cat-part *(SP cat-part) ")", cat-part being
+ * TEXT literal or URL astring. */
+static bool catenate(struct imap_gram *g, struct imap_append_message *msg)
+{
+	if (!imap_sp(g, "CATENATE parts"))
+		return false;
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the CATENATE parts");
+	g->pos++;
+	size_t cap = 0;
+	for (;;) {
+		msg->parts = imap_arena_grow(g->arena, msg->parts, msg->part_count, &cap, sizeof(*msg->parts));
+		struct imap_cat_part *part = &msg->parts[msg->part_count];
+		if (imap_keyword(g, "TEXT")) {
+			if (!imap_sp(g, "CATENATE TEXT"))
+				return false;
+			msg->part_count++;
+			if (!append_literal(g, &part->size, &part->binary, &part->literal, "CATENATE TEXT part"))
+				return false;
+		} else if (imap_keyword(g, "URL")) {
+			if (!imap_sp(g, "CATENATE URL") || !imap_astring(g, &part->url, "CATENATE URL"))
+				return false;
+			part->is_url = true;
+			msg->part_count++;
+		} else if (imap_peek(g) == ')' && msg->part_count == 0) {
+			return imap_fail(g, "Empty CATENATE list");
+		} else {
+			return imap_fail(g, "Expected TEXT or URL in CATENATE");
+		}
+		if (imap_peek(g) == ')')
+			break;
+		if (imap_peek(g) != ' ')
+			return imap_fail(g, "Missing ')' at the end of the CATENATE parts");
+		g->pos++;
+	}
+	g->pos++;
+	return true;
+}
+
+/* APPEND mailbox 1*(SP [flag-list SP] [date-time SP] append-data): more
+ * than one message is MULTIAPPEND (RFC 3502); append-data is a literal, a
+ * literal8 (RFC 3516) or CATENATE (RFC 4469). */
 static bool cmd_append(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
@@ -287,19 +352,16 @@ static bool cmd_append(struct imap_gram *g)
 				return false;
 			msg->has_date = true;
 		}
-		if (imap_peek(g) == '~')
-			return imap_fail(g, "BINARY literals are not supported in APPEND");
-		if (imap_peek(g) != '{')
-			return imap_fail(g, "The APPEND message must be a literal");
 		cmd->u.append.message_count++;
-		g->in_message = true;
 		g->message_index = cmd->u.append.message_count - 1;
-		struct imap_str bytes;
-		bool ok = imap_string(g, &bytes, "APPEND message");
-		g->in_message = false;
-		if (!ok)
+		if (imap_keyword(g, "CATENATE")) {
+			msg->catenate = true;
+			if (!catenate(g, msg))
+				return false;
+			continue;
+		}
+		if (!append_literal(g, &msg->size, &msg->binary, &msg->literal, "APPEND message"))
 			return false;
-		msg->size = bytes.len;
 	} while (imap_peek(g) == ' ');
 	return imap_eol(g);
 }
@@ -453,6 +515,15 @@ static bool cmd_setquota(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+/* RFC 4978: COMPRESS SP atom; the session refuses a mechanism it does not know. */
+static bool cmd_compress(struct imap_gram *g)
+{
+	if (!imap_sp(g, "compression mechanism") ||
+	    !imap_atom(g, &g->cmd->u.compress.mechanism, "compression mechanism"))
+		return false;
+	return imap_eol(g);
+}
+
 static bool cmd_fetch(struct imap_gram *g)
 {
 	return imap_gram_fetch(g);
@@ -484,6 +555,7 @@ static const struct command_def {
 	{ "CAPABILITY", IMAP_CMD_CAPABILITY, false, no_args },
 	{ "CHECK", IMAP_CMD_CHECK, false, no_args },
 	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },
+	{ "COMPRESS", IMAP_CMD_COMPRESS, false, cmd_compress },
 	{ "COPY", IMAP_CMD_COPY, true, cmd_copy },
 	{ "CREATE", IMAP_CMD_CREATE, false, cmd_create },
 	{ "DELETE", IMAP_CMD_DELETE, false, cmd_mailbox_only },

@@ -143,6 +143,39 @@ static bool section(struct imap_gram *g, struct imap_section *sec)
 	return true;
 }
 
+/* section-binary = "[" [section-part] "]" (RFC 3516) */
+static bool section_binary(struct imap_gram *g, struct imap_section *sec)
+{
+	g->pos++; /* '[' */
+	if (imap_peek(g) != ']') {
+		size_t max = 1;
+		for (size_t i = g->pos; i < g->len && g->buf[i] != ']' && g->buf[i] != '\n'; i++)
+			if (g->buf[i] == '.')
+				max++;
+		if (max > IMAP_SECTION_MAX_PARTS)
+			return imap_fail(g, "Body section nested too deeply (at most %d part numbers)",
+			                 IMAP_SECTION_MAX_PARTS);
+		sec->parts = imap_arena_calloc(g->arena, max, sizeof(*sec->parts));
+		for (;;) {
+			uint32_t part;
+			if (!(imap_peek(g) >= '0' && imap_peek(g) <= '9'))
+				return imap_fail(g, "Invalid BINARY section: only part numbers are allowed");
+			if (!imap_nz_number(g, &part, "BINARY section part"))
+				return false;
+			if (sec->part_count == max)
+				return imap_fail(g, "Invalid BINARY section");
+			sec->parts[sec->part_count++] = part;
+			if (imap_peek(g) != '.')
+				break;
+			g->pos++;
+		}
+	}
+	if (imap_peek(g) != ']')
+		return imap_fail(g, "Invalid BINARY section: only part numbers are allowed");
+	g->pos++;
+	return true;
+}
+
 static bool partial(struct imap_gram *g, struct imap_fetch_att *att)
 {
 	g->pos++; /* '<' */
@@ -183,6 +216,24 @@ static bool fetch_att(struct imap_gram *g, struct imap_fetch_att *att)
 	}
 	if (peek)
 		return imap_fail(g, "BODY.PEEK needs a section");
+	bool bin = n == 6 && strncasecmp(s, "BINARY", 6) == 0;
+	bool bin_peek = n == 11 && strncasecmp(s, "BINARY.PEEK", 11) == 0;
+	bool bin_size = n == 11 && strncasecmp(s, "BINARY.SIZE", 11) == 0;
+	if (bin || bin_peek || bin_size) {
+		if (!(g->pos + n < g->len && g->buf[g->pos + n] == '['))
+			return imap_fail(g, "%.*s needs a section", (int)n, s);
+		g->pos += n;
+		att->kind = bin_size ? IMAP_FETCH_BINARY_SIZE : IMAP_FETCH_BINARY;
+		att->peek = bin_peek;
+		if (!section_binary(g, &att->section))
+			return false;
+		if (imap_peek(g) == '<') {
+			if (bin_size)
+				return imap_fail(g, "BINARY.SIZE takes no partial range");
+			return partial(g, att);
+		}
+		return true;
+	}
 	for (size_t i = 0; i < COUNT_OF(simple_atts); i++) {
 		if (strlen(simple_atts[i].name) == n && strncasecmp(s, simple_atts[i].name, n) == 0) {
 			g->pos += n;

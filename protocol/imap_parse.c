@@ -297,8 +297,10 @@ static enum imap_event_kind command_line(struct imap_parser *p, struct imap_even
 	if (message) {
 		drop_pending(p);
 		p->pending = g.cmd;
-		p->message_index = g.message_index;
-		p->pending->u.append.messages[g.message_index].size = lit_size;
+		p->message_index = g.literal_index;
+		struct imap_append_message *m = &p->pending->u.append.messages[g.message_index];
+		if (!m->catenate)
+			m->size = lit_size;
 	} else {
 		imap_command_free(g.cmd);
 	}

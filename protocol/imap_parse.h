@@ -41,9 +41,11 @@
  *                         parsed so far so the caller may refuse early
  *                         ([TRYCREATE], [TOOBIG], [OVERQUOTA]).
  *   IMAP_EV_APPEND_BEGIN  an APPEND message literal starts: ev->cmd
- *                         (borrowed) has the mailbox and, in
- *                         cmd->u.append.messages[ev->message_index], its
- *                         flags and date; ev->literal_size is its size.
+ *                         (borrowed) has the mailbox; ev->literal_size is
+ *                         its size. ev->message_index counts the streamed
+ *                         literals of the command from 0: one per message,
+ *                         or one per TEXT part of CATENATE (RFC 4469); a
+ *                         message's `literal` or a part's says which.
  *   IMAP_EV_APPEND_DATA   ev->data/ev->len: the next bytes of that message,
  *                         pointing into the caller's own input (no copy).
  *   IMAP_EV_APPEND_END    the message's bytes are complete. The command then
@@ -173,6 +175,7 @@ enum imap_cmd_kind {
 	IMAP_CMD_SETQUOTA,
 	IMAP_CMD_SORT,         /* RFC 5256 */
 	IMAP_CMD_THREAD,       /* RFC 5256 */
+	IMAP_CMD_COMPRESS,     /* RFC 4978 */
 	IMAP_CMD__COUNT
 };
 
@@ -191,7 +194,9 @@ enum imap_fetch_att_kind {
 	IMAP_FETCH_BODYSTRUCTURE,
 	IMAP_FETCH_UID,
 	IMAP_FETCH_BODY_SECTION,  /* BODY[...] or BODY.PEEK[...] */
-	IMAP_FETCH_MODSEQ         /* RFC 7162 */
+	IMAP_FETCH_MODSEQ,        /* RFC 7162 */
+	IMAP_FETCH_BINARY,        /* BINARY[part] or BINARY.PEEK[part] (RFC 3516): section.parts only */
+	IMAP_FETCH_BINARY_SIZE    /* BINARY.SIZE[part] */
 };
 
 enum imap_section_text {
@@ -217,7 +222,7 @@ struct imap_section {
 
 struct imap_fetch_att {
 	enum imap_fetch_att_kind kind;
-	bool peek;                /* BODY.PEEK */
+	bool peek;                /* BODY.PEEK, BINARY.PEEK */
 	struct imap_section section;
 	bool has_partial;         /* <offset.count> */
 	uint32_t partial_offset;
@@ -339,12 +344,26 @@ enum imap_store_mode { IMAP_STORE_REPLACE, IMAP_STORE_ADD, IMAP_STORE_REMOVE };
 #define IMAP_LIST_RET_STATUS         0x04u
 #define IMAP_LIST_RET_SPECIAL_USE    0x08u
 
+/* One part of CATENATE (RFC 4469): TEXT literal or URL. */
+struct imap_cat_part {
+	bool is_url;
+	struct imap_str url;         /* URL: the IMAP URL as sent */
+	uint64_t size;               /* TEXT: the literal's size */
+	size_t literal;              /* TEXT: which streamed literal of the command */
+	bool binary;                 /* TEXT as a literal8 */
+};
+
 struct imap_append_message {
 	bool has_flags;
 	struct imap_flags flags;
 	bool has_date;
 	struct imap_datetime date;
 	uint64_t size;               /* the literal's size; its bytes went out as events */
+	bool binary;                 /* sent as a literal8 ~{n} (RFC 3516): may hold NUL */
+	size_t literal;              /* which streamed literal of the command holds it */
+	bool catenate;               /* CATENATE (...) instead of one literal */
+	size_t part_count;
+	struct imap_cat_part *parts;
 };
 
 /* A parsed command. Every pointer inside points into memory the command
@@ -422,6 +441,7 @@ struct imap_command {
 		struct { bool has_set; struct imap_seqset set; } expunge; /* UID EXPUNGE */
 		struct { bool nil; size_t count; struct imap_str *names, *values; } id; /* value.data NULL for NIL */
 		struct { size_t count; struct imap_str *caps; } enable;
+		struct { struct imap_str mechanism; } compress; /* an atom, "DEFLATE" the only one defined */
 		/* GETQUOTA root, SETQUOTA root (name limit ...) (RFC 9208);
 		 * GETQUOTAROOT takes `mailbox` above */
 		struct {

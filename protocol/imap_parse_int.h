@@ -49,7 +49,8 @@ struct imap_gram {
 	bool need_literal;
 	bool literal_is_message;     /* the pending literal is an APPEND message */
 	bool in_message;             /* set by APPEND around reading the message */
-	size_t message_index;
+	size_t message_index;        /* the message being parsed */
+	size_t literal_index;        /* streamed literals passed so far (APPEND) */
 	char error[200];
 };
 

@@ -479,6 +479,8 @@ static const char *const fetch_att_names[] = {
 	[IMAP_FETCH_UID] = "UID",
 	[IMAP_FETCH_BODY_SECTION] = "BODY",
 	[IMAP_FETCH_MODSEQ] = "MODSEQ",
+	[IMAP_FETCH_BINARY] = "BINARY",
+	[IMAP_FETCH_BINARY_SIZE] = "BINARY.SIZE",
 };
 
 static const char *const section_text_names[] = {
@@ -493,7 +495,8 @@ static const char *const section_text_names[] = {
 void imap_write_fetch_att_name(struct agbuf *out, const struct imap_fetch_att *att)
 {
 	agbuf_puts(out, fetch_att_names[att->kind]);
-	if (att->kind != IMAP_FETCH_BODY_SECTION)
+	if (att->kind != IMAP_FETCH_BODY_SECTION && att->kind != IMAP_FETCH_BINARY &&
+	    att->kind != IMAP_FETCH_BINARY_SIZE)
 		return;
 	const struct imap_section *sec = &att->section;
 	agbuf_putc(out, '[');

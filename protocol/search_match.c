@@ -12,78 +12,10 @@
 
 #include "protocol/agbuf.h"
 #include "protocol/mime_charset.h"
+#include "protocol/mime_decode.h"
 #include "protocol/mime_header.h"
 
 /* ---- charset conversion and decoding ----------------------------------- */
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static void decode_base64(struct agbuf *out, const char *in, size_t len)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
-		if (v < 0)
-			continue; /* line ends, padding and junk */
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			agbuf_putc(out, (char)((acc >> bits) & 0xff));
-		}
-	}
-}
-
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (unsigned char)tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Quoted-printable; `q_word` for the "Q" encoding of RFC 2047 (_ = space). */
-static void decode_qp(struct agbuf *out, const char *in, size_t len, int q_word)
-{
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-		if (c == '=' && i + 2 < len && hex_value((unsigned char)in[i + 1]) >= 0 &&
-		    hex_value((unsigned char)in[i + 2]) >= 0) {
-			agbuf_putc(out, (char)(hex_value((unsigned char)in[i + 1]) * 16 +
-					       hex_value((unsigned char)in[i + 2])));
-			i += 2;
-		} else if (c == '=' && !q_word) {
-			/* soft line break: "=" [blanks] [CR] LF */
-			size_t j = i + 1;
-			while (j < len && (in[j] == ' ' || in[j] == '\t' || in[j] == '\r'))
-				j++;
-			if (j < len && in[j] == '\n')
-				i = j;
-			else
-				agbuf_putc(out, c);
-		} else if (c == '_' && q_word) {
-			agbuf_putc(out, ' ');
-		} else {
-			agbuf_putc(out, c);
-		}
-	}
-}
 
 static void append_blanks(struct agbuf *out, size_t n)
 {
@@ -130,9 +62,9 @@ static void decode_header_value(struct agbuf *out, const char *v, size_t len)
 					struct agbuf raw = AGBUF_INIT;
 					agbuf_reserve(&raw, 1);
 					if (enc == 'B')
-						decode_base64(&raw, text, (size_t)(end - text));
+						mime_decode_base64(&raw, text, (size_t)(end - text));
 					else
-						decode_qp(&raw, text, (size_t)(end - text), 1);
+						mime_decode_qp(&raw, text, (size_t)(end - text), 1);
 					mime_charset_to_utf8(out, charset, raw.data, raw.len);
 					agbuf_free(&raw);
 					i = (size_t)(end - v) + 2;
@@ -359,9 +291,9 @@ static int body_matches(const struct mime_part *p, const char *data, size_t len,
 	agbuf_reserve(&raw, 1);
 	agbuf_reserve(&utf8, 1);
 	if (p->encoding && strcasecmp(p->encoding, "base64") == 0)
-		decode_base64(&raw, body, blen);
+		mime_decode_base64(&raw, body, blen);
 	else if (p->encoding && strcasecmp(p->encoding, "quoted-printable") == 0)
-		decode_qp(&raw, body, blen, 0);
+		mime_decode_qp(&raw, body, blen, 0);
 	else
 		agbuf_append(&raw, body, blen);
 	mime_charset_to_utf8(&utf8, param_value(p, "charset"), raw.data, raw.len);

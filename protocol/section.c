@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/mime_decode.h"
 #include "protocol/mime_header.h"
 
 /* Finds the part a numeric path names, the way Dovecot walks it: in a
@@ -162,6 +163,21 @@ static int filter_header(const char *data, size_t len, const struct mime_part *p
 	return 0;
 }
 
+static void apply_partial(const struct section_spec *spec, struct section_result *res)
+{
+	if (!spec->partial)
+		return;
+	if (spec->partial_offset >= res->len) {
+		res->data += res->len;
+		res->len = 0;
+	} else {
+		res->data += spec->partial_offset;
+		res->len -= (size_t)spec->partial_offset;
+		if (spec->partial_length < res->len)
+			res->len = (size_t)spec->partial_length;
+	}
+}
+
 int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 		  const struct section_spec *spec, struct section_result *res)
 {
@@ -207,18 +223,64 @@ int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 		section_result_free(res);
 		return -1;
 	}
-	if (spec->partial) {
-		if (spec->partial_offset >= res->len) {
-			res->data += res->len;
-			res->len = 0;
-		} else {
-			res->data += spec->partial_offset;
-			res->len -= (size_t)spec->partial_offset;
-			if (spec->partial_length < res->len)
-				res->len = (size_t)spec->partial_length;
-		}
-	}
+	apply_partial(spec, res);
 	return 0;
+}
+
+int section_binary(const struct mime_message *msg, const char *data, size_t len,
+		   const struct section_spec *spec, struct section_result *res, uint64_t *full_len)
+{
+	memset(res, 0, sizeof(*res));
+	res->data = "";
+	*full_len = 0;
+	if (data == NULL) {
+		data = "";
+		len = 0;
+	}
+	const struct mime_part *part = find_part(msg, spec);
+	if (part == NULL)
+		return 0;
+	uint64_t start = spec->path_len == 0 ? 0 : part->body_offset;
+	uint64_t end = spec->path_len == 0 ? msg->size : part->end_offset;
+	if (end > len || start > end)
+		return -1;
+	const char *enc = part->encoding;
+	int leaf = !(part->flags & (MIME_PART_MULTIPART | MIME_PART_RFC822));
+	if (spec->path_len == 0 || !leaf || enc == NULL || strcasecmp(enc, "7bit") == 0 ||
+	    strcasecmp(enc, "8bit") == 0 || strcasecmp(enc, "binary") == 0) {
+		res->data = data + start;
+		res->len = (size_t)(end - start);
+	} else if (strcasecmp(enc, "base64") == 0 || strcasecmp(enc, "quoted-printable") == 0) {
+		struct agbuf b = AGBUF_INIT;
+		agbuf_reserve(&b, 1);
+		if (enc[0] == 'b' || enc[0] == 'B')
+			mime_decode_base64(&b, data + start, (size_t)(end - start));
+		else
+			mime_decode_qp(&b, data + start, (size_t)(end - start), 0);
+		res->owned = agbuf_steal(&b, &res->len);
+		res->data = res->owned;
+	} else {
+		return -2;
+	}
+	*full_len = res->len;
+	apply_partial(spec, res);
+	return 0;
+}
+
+void section_write_binary_name(struct agbuf *out, const struct section_spec *spec)
+{
+	agbuf_puts(out, "BINARY[");
+	for (size_t i = 0; i < spec->path_len; i++) {
+		if (i)
+			agbuf_putc(out, '.');
+		agbuf_put_u64(out, spec->path[i]);
+	}
+	agbuf_putc(out, ']');
+	if (spec->partial) {
+		agbuf_putc(out, '<');
+		agbuf_put_u64(out, spec->partial_offset);
+		agbuf_putc(out, '>');
+	}
 }
 
 void section_result_free(struct section_result *res)

@@ -49,6 +49,20 @@ struct section_result {
  * the needed bytes are beyond `len`. */
 int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 		  const struct section_spec *spec, struct section_result *out);
+/* FETCH BINARY[path] (RFC 3516): the part's body with its
+ * Content-Transfer-Encoding undone (base64, quoted-printable; 7bit, 8bit,
+ * binary and none as they are), or the whole message for an empty path.
+ * A multipart or message/rfc822 part is given as it is stored. Only
+ * spec->path, path_len and the partial range are used; the bytes are not
+ * converted for the wire (NUL stays NUL: the caller sends a literal8).
+ * *full_len is the decoded size before the partial range (BINARY.SIZE).
+ * Returns 0; -1 when the needed bytes are beyond `len`; -2 when the
+ * encoding is one this server cannot decode ([UNKNOWN-CTE]). A missing
+ * part is an empty string, as for BODY[]. */
+int section_binary(const struct mime_message *msg, const char *data, size_t len,
+		   const struct section_spec *spec, struct section_result *out, uint64_t *full_len);
+/* Appends "BINARY[1.2]<0>" as the response echoes it. */
+void section_write_binary_name(struct agbuf *out, const struct section_spec *spec);
 /* Frees what section_fetch allocated. */
 void section_result_free(struct section_result *res);
 /* Appends the item name as the response echoes it: BODY[1.HEADER.FIELDS (A B)]<0>. */

@@ -71,13 +71,22 @@ static void dump_status_items(struct agbuf *out, const struct imap_status_items 
 
 static const char *const fetch_names[] = {
 	"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT",
-	"BODY", "BODYSTRUCTURE", "UID", "BODY[]", "MODSEQ",
+	"BODY", "BODYSTRUCTURE", "UID", "BODY[]", "MODSEQ", "BINARY", "BINARY.SIZE",
 };
 
 static const char *const section_names[] = { "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME" };
 
 static void dump_att(struct agbuf *out, const struct imap_fetch_att *a)
 {
+	if (a->kind == IMAP_FETCH_BINARY || a->kind == IMAP_FETCH_BINARY_SIZE) {
+		agbuf_puts(out, a->kind == IMAP_FETCH_BINARY_SIZE ? "BINARY.SIZE[" : a->peek ? "BINARY.PEEK[" : "BINARY[");
+		for (size_t i = 0; i < a->section.part_count; i++)
+			agbuf_printf(out, "%s%" PRIu32, i ? "." : "", a->section.parts[i]);
+		agbuf_putc(out, ']');
+		if (a->has_partial)
+			agbuf_printf(out, "<%" PRIu32 ".%" PRIu32 ">", a->partial_offset, a->partial_count);
+		return;
+	}
 	if (a->kind != IMAP_FETCH_BODY_SECTION) {
 		agbuf_puts(out, fetch_names[a->kind]);
 		return;
@@ -262,7 +271,23 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 				dump_datetime(out, &m->date);
 				agbuf_putc(out, ' ');
 			}
-			agbuf_printf(out, "%" PRIu64 "]", m->size);
+			if (m->catenate) {
+				agbuf_puts(out, "CATENATE");
+				for (size_t k = 0; k < m->part_count; k++) {
+					const struct imap_cat_part *c = &m->parts[k];
+					agbuf_putc(out, ' ');
+					if (c->is_url) {
+						agbuf_puts(out, "URL ");
+						dump_str(out, &c->url);
+					} else {
+						agbuf_printf(out, "TEXT %s%" PRIu64 "#%zu", c->binary ? "~" : "", c->size,
+						             c->literal);
+					}
+				}
+				agbuf_putc(out, ']');
+				continue;
+			}
+			agbuf_printf(out, "%s%" PRIu64 "]", m->binary ? "~" : "", m->size);
 		}
 		break;
 	case IMAP_CMD_SORT:
@@ -341,6 +366,10 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			dump_str(out, &u->id.values[i]);
 		}
 		agbuf_putc(out, ')');
+		break;
+	case IMAP_CMD_COMPRESS:
+		agbuf_putc(out, ' ');
+		dump_str(out, &u->compress.mechanism);
 		break;
 	case IMAP_CMD_GETQUOTA:
 		agbuf_putc(out, ' ');

@@ -193,6 +193,13 @@ static const struct {
 	  "a ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" NIL)" },
 	{ "a ID ()\r\n", "a ID ()" },
 	{ "a ENABLE CONDSTORE UTF8=ACCEPT\r\n", "a ENABLE CONDSTORE UTF8=ACCEPT" },
+	/* RFC 3516 */
+	{ "a FETCH 1 (BINARY[] BINARY.PEEK[1.2]<0.100> BINARY.SIZE[3] binary[4.1.2]<7.1>)\r\n",
+	  "a FETCH 1 (BINARY[] BINARY.PEEK[1.2]<0.100> BINARY.SIZE[3] BINARY[4.1.2]<7.1>)" },
+	{ "a UID FETCH 1:* binary.size[]\r\n", "a UID FETCH 1:* (BINARY.SIZE[])" },
+	/* RFC 4978 */
+	{ "a COMPRESS DEFLATE\r\n", "a COMPRESS \"DEFLATE\"" },
+	{ "a compress deflate\r\n", "a COMPRESS \"deflate\"" },
 	{ "]x] NOOP\r\n", "]x] NOOP" },
 };
 
@@ -348,6 +355,15 @@ static const struct {
 	{ "a SELECT caf\xc3\xa9\r\n", "a syntax: Invalid characters in mailbox name" },
 	{ "a LOGIN fr\x01" "ed x\r\n", "a syntax: Invalid characters in user name" },
 	{ "a SEARCH KEYWORD a\"b\"\r\n", "a syntax: Invalid characters in KEYWORD" },
+	{ "a FETCH 1 BINARY[1.TEXT]\r\n", "a syntax: Invalid BINARY section: only part numbers are allowed" },
+	{ "a FETCH 1 BINARY[HEADER]\r\n", "a syntax: Invalid BINARY section: only part numbers are allowed" },
+	{ "a FETCH 1 BINARY.PEEK[1.]\r\n", "a syntax: Invalid BINARY section: only part numbers are allowed" },
+	{ "a FETCH 1 BINARY[0]\r\n", "a syntax: Zero is not allowed in BINARY section part" },
+	{ "a FETCH 1 BINARY.SIZE[1]<0.5>\r\n", "a syntax: BINARY.SIZE takes no partial range" },
+	{ "a FETCH 1 BINARY\r\n", "a syntax: BINARY needs a section" },
+	{ "a FETCH 1 (BINARY.SIZE UID)\r\n", "a syntax: BINARY.SIZE needs a section" },
+	{ "a COMPRESS\r\n", "a syntax: Missing argument: compression mechanism" },
+	{ "a COMPRESS DEFLATE now\r\n", "a syntax: Unexpected extra arguments" },
 };
 
 static void test_invalid_commands(void)
@@ -486,6 +502,49 @@ static void test_append_streamed(void)
 	expect_log("a APPEND x {2+}\r\nab junk\r\nb NOOP\r\n",
 		   "APPEND-BEGIN 0 2 \"x\"\nDATA ab\nAPPEND-END 0\nERR a syntax: The APPEND message must be a literal\n"
 		   "CMD b NOOP\n");
+}
+
+/* literal8 (RFC 3516): only as an APPEND message, where it may hold NUL. */
+static void test_append_literal8(void)
+{
+	/* the NUL reaches the session as data (compared with memcmp: the log holds it) */
+	const char nonsync[] = "a APPEND x ~{3+}\r\na\0b\r\n";
+	const char want[] = "APPEND-BEGIN 0 3 \"x\"\nDATA a\0b\nAPPEND-END 0\nCMD a APPEND \"x\" [~3]\n";
+	for (size_t piece = 0; piece <= 3; piece++) {
+		struct agbuf out = AGBUF_INIT;
+		dump_feed(&out, nonsync, sizeof(nonsync) - 1, piece, 7, NULL, DUMP_ACCEPT);
+		CU_ASSERT_EQUAL(out.len, sizeof(want) - 1);
+		CU_ASSERT(out.len == sizeof(want) - 1 && memcmp(out.data, want, out.len) == 0);
+		agbuf_free(&out);
+	}
+	/* synchronising, with flags, and a MULTIAPPEND mixing both kinds */
+	expect_log("a APPEND x (\\Seen) ~{2}\r\nab ~{1+}\r\nc {1+}\r\nd\r\n",
+		   "LIT a 2 message\nAPPEND-BEGIN 0 2 \"x\"\nDATA ab\nAPPEND-END 0\nAPPEND-BEGIN 1 1 \"x\"\nDATA c\n"
+		   "APPEND-END 1\nAPPEND-BEGIN 2 1 \"x\"\nDATA d\nAPPEND-END 2\nCMD a APPEND \"x\" [(\\Seen) ~2] [~1] [1]\n");
+	/* CATENATE (RFC 4469): TEXT literals stream like messages, numbered
+	 * across the command; URLs are strings (a small literal too) */
+	expect_log("a APPEND x (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=2/;section=HEADER\" "
+		   "TEXT {3}\r\nabc URL {5}\r\n/a/;b TEXT ~{1+}\r\nd) catenate (text {1+}\r\ne) {1+}\r\nf\r\n",
+		   "LIT a 3 message\nAPPEND-BEGIN 0 3 \"x\"\nDATA abc\nAPPEND-END 0\nLIT a 5\n"
+		   "APPEND-BEGIN 1 1 \"x\"\nDATA d\nAPPEND-END 1\nAPPEND-BEGIN 2 1 \"x\"\nDATA e\nAPPEND-END 2\n"
+		   "APPEND-BEGIN 3 1 \"x\"\nDATA f\nAPPEND-END 3\n"
+		   "CMD a APPEND \"x\" [(\\Seen) CATENATE URL \"/INBOX;UIDVALIDITY=9/;UID=2/;section=HEADER\" TEXT 3#0 "
+		   "URL \"/a/;b\" TEXT ~1#1] [CATENATE TEXT 1#2] [1]\n");
+	expect_log("a APPEND x CATENATE (URL \"/x/;uid=1\")\r\n", "CMD a APPEND \"x\" [CATENATE URL \"/x/;uid=1\"]\n");
+	expect_log("a APPEND x CATENATE ()\r\nz NOOP\r\n", "ERR a syntax: Empty CATENATE list\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (FOO 1)\r\nz NOOP\r\n",
+		   "ERR a syntax: Expected TEXT or URL in CATENATE\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (TEXT \"abc\")\r\nz NOOP\r\n",
+		   "ERR a syntax: The CATENATE TEXT part must be a literal\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE URL \"/x\"\r\nz NOOP\r\n",
+		   "ERR a syntax: Missing '(' before the CATENATE parts\nCMD z NOOP\n");
+	expect_log("a APPEND x CATENATE (URL \"/x\"\r\nz NOOP\r\n",
+		   "ERR a syntax: Missing ')' at the end of the CATENATE parts\nCMD z NOOP\n");
+	/* elsewhere it is a syntax error, the literal skipped, the parser in step */
+	expect_log("a LOGIN ~{4+}\r\nfred x\r\nz NOOP\r\n",
+		   "ERR a syntax: Expected a space before password\nCMD z NOOP\n");
+	expect_log("a APPEND x ~ {2+}\r\nab\r\nz NOOP\r\n",
+		   "ERR a syntax: The APPEND message must be a literal\nCMD z NOOP\n");
 }
 
 static void test_append_large_not_buffered(void)
@@ -1190,6 +1249,7 @@ int main(int argc, char **argv)
 	CU_add_test(parse, "too many literals", test_too_many_literals);
 	CU_add_test(parse, "error known before the literal", test_error_before_literal);
 	CU_add_test(parse, "APPEND streamed", test_append_streamed);
+	CU_add_test(parse, "APPEND with literal8 and CATENATE", test_append_literal8);
 	CU_add_test(parse, "APPEND of 5 MiB not buffered", test_append_large_not_buffered);
 	CU_add_test(parse, "APPEND too large", test_append_too_large);
 	CU_add_test(parse, "literal event carries the APPEND", test_literal_event_has_append_so_far);

@@ -56,6 +56,9 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_operations.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_compress.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_binary.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_catenate.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
@@ -65,6 +68,8 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_condstore.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_binary.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_catenate.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_operations.py Metrics
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check

@@ -1,0 +1,88 @@
+/* mime_decode.c - base64 and quoted-printable decoding. */
+#include "protocol/mime_decode.h"
+
+#include <ctype.h>
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	agbuf_reserve(out, len / 4 * 3 + 3);
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value((unsigned char)in[i]);
+		if (v < 0)
+			continue; /* line ends, padding and junk */
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			agbuf_putc(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+void mime_decode_qp(struct agbuf *out, const char *in, size_t len, int q_word)
+{
+	agbuf_reserve(out, len);
+	size_t blanks = 0; /* blanks written since the last other byte: dropped at a hard break */
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '=' && i + 2 < len && hex_value((unsigned char)in[i + 1]) >= 0 &&
+		    hex_value((unsigned char)in[i + 2]) >= 0) {
+			agbuf_putc(out, (char)(hex_value((unsigned char)in[i + 1]) * 16 +
+					       hex_value((unsigned char)in[i + 2])));
+			i += 2;
+			blanks = 0;
+		} else if (c == '=' && !q_word) {
+			/* soft line break: "=" [blanks] [CR] LF, or "=" [blanks] at the end */
+			size_t j = i + 1;
+			while (j < len && (in[j] == ' ' || in[j] == '\t' || in[j] == '\r'))
+				j++;
+			if (j < len && in[j] == '\n') {
+				i = j;
+			} else if (j == len) {
+				i = j - 1;
+			} else {
+				agbuf_putc(out, c);
+			}
+			blanks = 0;
+		} else if (c == '_' && q_word) {
+			agbuf_putc(out, ' ');
+		} else if (!q_word && (c == '\n' || (c == '\r' && i + 1 < len && in[i + 1] == '\n'))) {
+			out->len -= blanks; /* transport padding before a hard break */
+			out->data[out->len] = '\0';
+			blanks = 0;
+			agbuf_append(out, "\r\n", 2);
+			if (c == '\r')
+				i++;
+		} else {
+			agbuf_putc(out, c);
+			blanks = (c == ' ' || c == '\t') ? blanks + 1 : 0;
+		}
+	}
+}

@@ -1,0 +1,24 @@
+/* mime_decode.h - Content-Transfer-Encoding decoders (RFC 2045 6.7, 6.8)
+ * and the "Q" / "B" encodings of RFC 2047 header words. Shared by SEARCH
+ * (text of decoded parts) and FETCH BINARY (RFC 3516). */
+#ifndef AG_MIME_DECODE_H
+#define AG_MIME_DECODE_H
+
+#include <stddef.h>
+
+#include "protocol/agbuf.h"
+
+/* Appends the bytes that base64 text decodes to. Line ends, padding and
+ * any other character outside the alphabet are skipped (RFC 2045 6.8:
+ * "ignored by decoding software"). */
+void mime_decode_base64(struct agbuf *out, const char *in, size_t len);
+
+/* Quoted-printable. With `q_word` the RFC 2047 "Q" form: '_' is a space and
+ * there are no line breaks. Without it (a body, RFC 2045 6.7): a soft line
+ * break ("=" then blanks then the line end) disappears, blanks before a
+ * hard line break are dropped (rule 3) and a hard line break, LF or CRLF,
+ * is written as CRLF. An '=' not followed by two hex digits stays as it
+ * is, as Dovecot leaves it. */
+void mime_decode_qp(struct agbuf *out, const char *in, size_t len, int q_word);
+
+#endif
