@@ -12,8 +12,8 @@ import re
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import Raw, Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from agtest import Raw, Server  # noqa: E402
 
 USERS = {"u": "{PLAIN}pw", "other": "{PLAIN}pw"}
 
