@@ -59,6 +59,10 @@ static const struct capability capabilities[] = {
 	{ "THREAD=ORDEREDSUBJECT", POST, ALWAYS, 1 }, /* RFC 5256 */
 	{ "THREAD=REFERENCES", POST, ALWAYS, 1 },     /* RFC 5256 */
 	{ "ESORT", POST, ALWAYS, 1 },         /* RFC 5267: SORT RETURN (MIN MAX ALL COUNT SAVE) */
+	/* RFC 5267: RETURN (PARTIAL x:y), (UPDATE) with ADDTO / REMOVEFROM,
+	 * CANCELUPDATE, NOUPDATE past 10 contexts (host/context.h) */
+	{ "CONTEXT=SEARCH", POST, ALWAYS, 1 },
+	{ "CONTEXT=SORT", POST, ALWAYS, 1 },
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

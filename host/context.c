@@ -231,8 +231,11 @@ void ag_context_add(struct ag_session *s, const uint32_t *uids, size_t n)
 		return;
 	}
 	c->n = n;
-	c->next = s->contexts;
-	s->contexts = c;
+	/* at the end: updates are told in the order the contexts were made */
+	struct ag_context **link = &s->contexts;
+	while (*link != NULL)
+		link = &(*link)->next;
+	*link = c;
 	s->n_contexts++;
 }
 
