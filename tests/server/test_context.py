@@ -11,10 +11,11 @@ import os
 import random
 import re
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aerogramd_fixture import Raw, Server  # noqa: E402
+from aerogramd_fixture import FAULTY_DRIVER, Raw, Server  # noqa: E402
 
 
 def message(n, subject=None):
@@ -440,6 +441,43 @@ class Context(unittest.TestCase):
             for (tag, cmd, program), m in zip(programs, mirrors):
                 self.assertEqual(m.list, fresh(cmd, program), (step, tag))
         self.assertGreater(told, 20)
+
+
+
+class FailingStore(unittest.TestCase):
+    def test_context_ends_when_its_search_fails(self):
+        """A context whose search cannot run again (the store fails the
+        body reads) ends with an untagged NO [NOUPDATE "tag"]; the NOOP and
+        the other contexts go on."""
+        control_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(control_dir.cleanup)
+        control = os.path.join(control_dir.name, "faults")
+        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
+                     storage=["inner = memory", "control_file = " + control])
+        try:
+            a = Client(srv.port, b"u")
+            for i in range(1, 4):
+                a.append(b"INBOX", message(i))
+            a.cmd(b"SELECT INBOX")
+            b = Client(srv.port, b"u")
+            b.cmd(b"SELECT INBOX")
+            self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) BODY nothing", b"N1"), b"")
+            self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) FLAGGED", b"N2"), b"")
+            with open(control, "w") as f:
+                f.write("fail blob_get unavailable\n")
+            b.cmd(b"STORE 2 +FLAGS (\\Flagged)")
+            lines = a.cmd(b"NOOP")
+            self.assertIn(b'* NO [NOUPDATE "N1"] The search could not be run again, no more updates will follow.',
+                          lines)
+            self.assertIn(b'* ESEARCH (TAG "N2") ADDTO (0 2)', lines)
+            with open(control, "w") as f:
+                f.write("ok\n")
+            self.assertEqual(a.status(b'CANCELUPDATE "N1"')[0], b"NO")
+            self.assertIn(b"OK", a.cmd(b'CANCELUPDATE "N2"')[-1])
+            a.close()
+            b.close()
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":
