@@ -64,6 +64,10 @@ static const struct capability capabilities[] = {
 	{ "BINARY", POST, ALWAYS, 1 },        /* RFC 3516 (literal8 only in APPEND) */
 	{ "COMPRESS=DEFLATE", POST, ALWAYS, 1 }, /* RFC 4978 */
 	{ "CATENATE", POST, ALWAYS, 1 },      /* RFC 4469 (relative URLs to the user's own mailboxes) */
+	/* RFC 5267: RETURN (PARTIAL x:y), (UPDATE) with ADDTO / REMOVEFROM,
+	 * CANCELUPDATE, NOUPDATE past 10 contexts (host/context.h) */
+	{ "CONTEXT=SEARCH", POST, ALWAYS, 1 },
+	{ "CONTEXT=SORT", POST, ALWAYS, 1 },
 	{ "STARTTLS", PRE, IF_STARTTLS, 1 },
 	{ "AUTH=PLAIN", PRE, IF_PLAINTEXT, 1 },    /* RFC 4616 */
 	{ "LOGINDISABLED", PRE, IF_NO_PLAINTEXT, 1 },

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "host/commands.h"
+#include "host/context.h"
 #include "host/mail_reply.h"
 #include "host/search_cache.h"
 #include "host/searchres.h"
@@ -559,7 +560,7 @@ static uint64_t hits_modseq(const struct hits *h, int esearch, unsigned opts)
 	if (h->n == 0)
 		return 0;
 	if (esearch && (opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
-	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT))) {
+	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_PARTIAL))) {
 		uint64_t m = 0;
 		if ((opts & IMAP_SEARCH_RET_MIN) && h->modseqs[0] > m)
 			m = h->modseqs[0];
@@ -665,12 +666,12 @@ static int uses_modseq(const struct imap_search_key *k)
 	}
 }
 
-/* RFC 5182 2.1: SAVE with MIN and/or MAX but neither ALL nor COUNT keeps
- * just those messages; otherwise every match. */
+/* RFC 5182 2.1: SAVE with MIN and/or MAX but neither ALL nor COUNT (nor
+ * PARTIAL, as Dovecot) keeps just those messages; otherwise every match. */
 static int save_result(struct ag_session *s, unsigned opts, const struct hits *h)
 {
-	if ((opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) && !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) &&
-	    h->n > 0) {
+	if ((opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_PARTIAL)) && h->n > 0) {
 		uint32_t pick[2];
 		size_t n = 0;
 		if (opts & IMAP_SEARCH_RET_MIN)
@@ -682,9 +683,16 @@ static int save_result(struct ag_session *s, unsigned opts, const struct hits *h
 	return ag_searchres_save(s, h->uids, h->n) == 0 ? 0 : AEROGRAM_EINTERNAL;
 }
 
+unsigned ag_search_data_opts(unsigned opts)
+{
+	opts &= ~IMAP_SEARCH_RET_CONTEXT; /* a hint, taken as nothing (as Dovecot) */
+	return opts == 0 ? IMAP_SEARCH_RET_ALL : opts;
+}
+
 /* "* SEARCH ..." (RFC 3501), or "* ESEARCH ..." when RETURN was given
  * (RFC 4731): RETURN () means ALL, RETURN (SAVE) alone answers nothing
- * untagged (RFC 5182 2.1). */
+ * untagged (RFC 5182 2.1), RETURN (UPDATE) alone an ESEARCH with the tag
+ * only (RFC 5267 4.3: UPDATE has no result data of its own). */
 static void reply_result(struct ag_session *s, unsigned opts, const struct hits *h)
 {
 	const struct imap_command *cmd = s->cmd;
@@ -695,11 +703,11 @@ static void reply_result(struct ag_session *s, unsigned opts, const struct hits 
 		imap_write_search(&s->reply, nums, h->n, modseq);
 		return;
 	}
+	opts = ag_search_data_opts(opts);
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
-	if (opts == 0)
-		opts = IMAP_SEARCH_RET_ALL;
-	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, modseq);
+	imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, cmd->u.search.partial_first,
+				   cmd->u.search.partial_last, modseq);
 }
 
 static void search_run(struct ag_session *s)
@@ -730,12 +738,26 @@ static void search_run(struct ag_session *s)
 		ag_reply_error(&s->reply, tag, rc, name);
 	} else {
 		reply_result(s, opts, &hits);
+		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
+			ag_context_add(s, hits.uids, hits.n);
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
 	}
 	hits_free(&hits);
 }
 
+int ag_search_update_tag_reused(struct ag_session *s)
+{
+	const struct imap_command *cmd = s->cmd;
+	if (!(cmd->u.search.return_opts & IMAP_SEARCH_RET_UPDATE) || !ag_context_tag_in_use(s, cmd->tag.data))
+		return 0;
+	ag_session_tagged(s, IMAP_BAD, "Tag reuse: an updating search has this tag.");
+	ag_session_command_done(s);
+	return 1;
+}
+
 void ag_cmd_search(struct ag_session *s)
 {
+	if (ag_search_update_tag_reused(s))
+		return;
 	ag_session_storage(s, search_run, 0);
 }

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "host/commands.h"
+#include "host/context.h"
 #include "host/mail_reply.h"
 #include "host/searchres.h"
 #include "protocol/mime.h"
@@ -278,18 +279,15 @@ static unsigned sort_wants(const struct imap_sort_criterion *crit, size_t n)
 	return want;
 }
 
-/* The matching messages in SORT order: *out (sequence numbers, malloc'd)
- * and *count. This is the whole result, so that other forms of it (the
- * RETURN options of ESORT, RFC 5267) can be written from it too. */
-static int sort_result(struct ag_session *s, uint32_t **out, size_t *count)
+int ag_sort_matches(struct ag_session *s, const struct imap_sort_criterion *crit, size_t n_crit,
+		    const struct imap_search_key *key, uint32_t **out, size_t *count)
 {
-	const struct imap_command *cmd = s->cmd;
-	struct sort_ctx ctx = { cmd->u.search.sort, cmd->u.search.sort_count, 0 };
+	struct sort_ctx ctx = { crit, n_crit, 0 };
 	ctx.want = sort_wants(ctx.crit, ctx.n_crit);
 	uint32_t *seqs = NULL;
 	size_t n = 0, have = 0;
 	struct sort_rec *recs = NULL;
-	int rc = ag_search_matches(s, cmd->u.search.key, &seqs, &n);
+	int rc = ag_search_matches(s, key, &seqs, &n);
 	if (rc == 0)
 		rc = gather(s, &ctx, seqs, n, &recs, &have);
 	if (rc == 0) {
@@ -303,6 +301,16 @@ static int sort_result(struct ag_session *s, uint32_t **out, size_t *count)
 	recs_free(recs, have);
 	free(seqs);
 	return rc;
+}
+
+/* The matching messages of the command in flight in SORT order: *out
+ * (sequence numbers, malloc'd) and *count. This is the whole result, so
+ * that other forms of it (the RETURN options of ESORT and CONTEXT=SORT,
+ * RFC 5267) can be written from it too. */
+static int sort_result(struct ag_session *s, uint32_t **out, size_t *count)
+{
+	const struct imap_command *cmd = s->cmd;
+	return ag_sort_matches(s, cmd->u.search.sort, cmd->u.search.sort_count, cmd->u.search.key, out, count);
 }
 
 static int charset_ok(struct ag_session *s)
@@ -335,7 +343,7 @@ static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, 
 		const uint32_t *save = uids;
 		size_t n_save = n;
 		if ((opts & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
-		    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) && n > 0) {
+		    !(opts & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_PARTIAL)) && n > 0) {
 			n_save = 0;
 			if (opts & IMAP_SEARCH_RET_MIN)
 				pick[n_save++] = uids[0];
@@ -351,9 +359,12 @@ static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, 
 			ag_searchres_reset(s);
 		ag_reply_error(&s->reply, cmd->tag.data, rc, name);
 	} else {
-		if (opts != IMAP_SEARCH_RET_SAVE)
-			imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts ? opts : IMAP_SEARCH_RET_ALL,
-			                   cmd->uid ? uids : seqs, n, 0);
+		unsigned data = ag_search_data_opts(opts);
+		if (data != IMAP_SEARCH_RET_SAVE)
+			imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, data, cmd->uid ? uids : seqs, n,
+						   cmd->u.search.partial_first, cmd->u.search.partial_last, 0);
+		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
+			ag_context_add(s, uids, n);
 		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, name);
 	}
 	free(uids);
@@ -439,6 +450,8 @@ static void thread_run(struct ag_session *s)
 
 void ag_cmd_sort(struct ag_session *s)
 {
+	if (ag_search_update_tag_reused(s))
+		return;
 	ag_session_storage(s, sort_run, 0);
 }
 

@@ -45,6 +45,7 @@ static const struct ag_command commands[] = {
 	{ IMAP_CMD_SEARCH, "SEARCH", SELECTED, ag_cmd_search },
 	{ IMAP_CMD_SORT, "SORT", SELECTED, ag_cmd_sort },
 	{ IMAP_CMD_THREAD, "THREAD", SELECTED, ag_cmd_thread },
+	{ IMAP_CMD_CANCELUPDATE, "CANCELUPDATE", SELECTED, ag_cmd_cancelupdate },
 	{ IMAP_CMD_FETCH, "FETCH", SELECTED, ag_cmd_fetch },
 	{ IMAP_CMD_STORE, "STORE", SELECTED, ag_cmd_store },
 	{ IMAP_CMD_COPY, "COPY", SELECTED, ag_cmd_copy },

@@ -60,9 +60,23 @@ int ag_search_matches(struct ag_session *s, const struct imap_search_key *key, u
 /* 1 when the command's CHARSET (SEARCH, SORT, THREAD) is one the keys can
  * be taken in: US-ASCII or UTF-8. */
 int ag_search_charset_ok(const struct imap_command *cmd);
+/* The RETURN options that ask for result data: CONTEXT left out, none
+ * meaning ALL (RFC 4731, RFC 5267 4.2). */
+unsigned ag_search_data_opts(unsigned opts);
+/* On the loop, before a SEARCH or SORT runs: when it asks for UPDATE with
+ * the tag of a context still there (RFC 5267 4.3), answers BAD, ends the
+ * command and returns 1. */
+int ag_search_update_tag_reused(struct ag_session *s);
 /* cmd_sort.c */
 void ag_cmd_sort(struct ag_session *s);     /* SORT and UID SORT (RFC 5256) */
 void ag_cmd_thread(struct ag_session *s);   /* THREAD and UID THREAD (RFC 5256) */
+/* From a storage run: the sequence numbers (*seqs malloc'd) of the view's
+ * messages that match key, in the order of the sort criteria; 0 or an
+ * engine error. */
+int ag_sort_matches(struct ag_session *s, const struct imap_sort_criterion *crit, size_t n_crit,
+		    const struct imap_search_key *key, uint32_t **seqs, size_t *count);
+/* context.c: CANCELUPDATE (RFC 5267) */
+void ag_cmd_cancelupdate(struct ag_session *s);
 /* cmd_select.c: the selected state's life and its updates. */
 void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
 void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */

@@ -6,6 +6,8 @@ HOST_SERVER_OBJS = $(addprefix $(B)/obj/host/,log.o users.o auth.o workers.o tls
 	listener.o server.o session.o compress.o commands.o cmd_any.o cmd_login.o cmd_authenticated.o \
 	mail_reply.o cmd_select.o cmd_mailbox.o cmd_append.o cmd_fetch.o cmd_store.o cmd_search.o cmd_sort.o search_cache.o \
 	searchres.o)
+# The updating SEARCH and SORT contexts of RFC 5267 (context.h).
+HOST_SERVER_OBJS += $(B)/obj/host/context.o
 # Per-user quotas and the QUOTA extension (quota.h).
 HOST_SERVER_OBJS += $(B)/obj/host/quota.o $(B)/obj/host/cmd_quota.o
 # Connections per address, sessions per user, the password-check pool (limits.h).

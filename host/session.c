@@ -27,6 +27,7 @@
 
 #include "host/capability.h"
 #include "host/commands.h"
+#include "host/context.h"
 #include "host/log.h"
 #include "host/mail/mail.h"
 #include "host/mail_reply.h"
@@ -637,8 +638,14 @@ static void storage_done(struct ag_session *s)
 /* Commands tried on the loop thread first (below): those whose every
  * change of the session's state comes after their engine calls, so that an
  * attempt the engine refuses can be thrown away and run again. */
-static int may_run_inline(const struct imap_command *cmd)
+static int may_run_inline(const struct ag_session *s, const struct imap_command *cmd)
 {
+	/* An update of the view runs the searches of the updating contexts
+	 * after it: an attempt refused there could not be thrown away, the
+	 * view having moved. */
+	if (s->contexts != NULL && cmd->kind != IMAP_CMD_FETCH && cmd->kind != IMAP_CMD_SEARCH &&
+	    cmd->kind != IMAP_CMD_SORT && cmd->kind != IMAP_CMD_THREAD)
+		return 0;
 	switch (cmd->kind) {
 	case IMAP_CMD_FETCH:
 	case IMAP_CMD_SEARCH:
@@ -668,7 +675,7 @@ void ag_session_storage(struct ag_session *s, void (*run)(struct ag_session *s),
 	 * engine's non-blocking mode makes any call that would wait (a store
 	 * call, a lock held across one) fail before it changes anything; the
 	 * command is then thrown away and run on a worker as usual. */
-	if (!keep_command && s->cmd != NULL && may_run_inline(s->cmd)) {
+	if (!keep_command && s->cmd != NULL && may_run_inline(s, s->cmd)) {
 		mail_nonblock(1);
 		run(s);
 		mail_nonblock(0);
@@ -691,7 +698,22 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
                            size_t n_silent)
 {
 	int changed = 0;
-	int rc = ag_reply_update(&s->reply, s->view, s->readonly, &s->kw_announced, options, with_uid, silent,
+	/* With updating contexts (RFC 5267), the changes go to a buffer of
+	 * their own: each context's REMOVEFROM is told before them (before the
+	 * EXPUNGEs, while its sequence numbers hold) and its ADDTO after (after
+	 * the EXISTS). The UIDs of the view before the update give those
+	 * sequence numbers. */
+	struct agbuf changes = AGBUF_INIT, added = AGBUF_INIT;
+	uint32_t *before = NULL;
+	size_t n_before = 0;
+	if (s->contexts != NULL) {
+		n_before = mail_view_exists(s->view);
+		before = malloc((n_before ? n_before : 1) * sizeof(*before));
+		for (size_t i = 0; before != NULL && i < n_before; i++)
+			before[i] = mail_view_uid(s->view, (uint32_t)i + 1);
+	}
+	struct agbuf *out = s->contexts != NULL ? &changes : &s->reply;
+	int rc = ag_reply_update(out, s->view, s->readonly, &s->kw_announced, options, with_uid, silent,
 	                         n_silent, ag_session_features(s), &changed);
 	if (rc == 0 && changed) {
 		/* Concurrent daemons collided on UIDs and the mailbox has a new
@@ -705,6 +727,21 @@ int ag_session_update_view(struct ag_session *s, unsigned options, int with_uid,
 		s->seen_overlay = NULL;
 		s->n_seen_overlay = 0;
 	}
+	if (s->contexts != NULL) {
+		/* Nothing told (and no silent STORE) is nothing changed: the
+		 * searches are not run again. */
+		if (rc == 0 && !changed && (changes.len > 0 || n_silent > 0)) {
+			if (before == NULL)
+				ag_context_end_all(s, &added); /* out of memory: they cannot be kept right */
+			else
+				ag_context_update(s, before, n_before, &s->reply, &added);
+		}
+		agbuf_append(&s->reply, changes.data, changes.len);
+		agbuf_append(&s->reply, added.data, added.len);
+	}
+	agbuf_free(&changes);
+	agbuf_free(&added);
+	free(before);
 	return rc;
 }
 
@@ -757,6 +794,7 @@ void ag_session_unselect(struct ag_session *s)
 	s->seen_overlay = NULL;
 	s->n_seen_overlay = 0;
 	ag_searchres_reset(s);
+	ag_context_free_all(s);
 	if (s->sub != NULL)
 		mail_unsubscribe(s->sub);
 	s->sub = NULL;

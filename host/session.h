@@ -104,6 +104,10 @@ struct ag_session {
 	 * UIDs as ascending ranges; emptied when the mailbox is left. */
 	struct imap_seqrange *searchres;
 	size_t n_searchres;
+	/* The updating SEARCH / SORT contexts (RFC 5267, host/context.h);
+	 * ended when the mailbox is left. */
+	struct ag_context *contexts;
+	unsigned n_contexts;
 	/* A storage command in flight: run on a worker, answer in `reply`. */
 	void (*storage_run)(struct ag_session *s);
 	struct agbuf reply;

@@ -524,6 +524,25 @@ static bool cmd_compress(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+/* RFC 5267 4.3.5: CANCELUPDATE 1*(SP quoted), the tags of searches. */
+static bool cmd_cancelupdate(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	size_t cap = 0;
+	do {
+		if (!imap_sp(g, "search tag"))
+			return false;
+		if (imap_peek(g) != '"' && imap_peek(g) != '{')
+			return imap_fail(g, "CANCELUPDATE takes quoted tags");
+		cmd->u.cancelupdate.tags = imap_arena_grow(g->arena, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count,
+							   &cap, sizeof(struct imap_str));
+		if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
+			return false;
+		cmd->u.cancelupdate.count++;
+	} while (!imap_at_eol(g));
+	return imap_eol(g);
+}
+
 static bool cmd_fetch(struct imap_gram *g)
 {
 	return imap_gram_fetch(g);
@@ -552,6 +571,7 @@ static const struct command_def {
 } commands[] = {
 	{ "APPEND", IMAP_CMD_APPEND, false, cmd_append },
 	{ "AUTHENTICATE", IMAP_CMD_AUTHENTICATE, false, cmd_authenticate },
+	{ "CANCELUPDATE", IMAP_CMD_CANCELUPDATE, false, cmd_cancelupdate },
 	{ "CAPABILITY", IMAP_CMD_CAPABILITY, false, no_args },
 	{ "CHECK", IMAP_CMD_CHECK, false, no_args },
 	{ "CLOSE", IMAP_CMD_CLOSE, false, no_args },

@@ -176,6 +176,7 @@ enum imap_cmd_kind {
 	IMAP_CMD_SORT,         /* RFC 5256 */
 	IMAP_CMD_THREAD,       /* RFC 5256 */
 	IMAP_CMD_COMPRESS,     /* RFC 4978 */
+	IMAP_CMD_CANCELUPDATE, /* RFC 5267 */
 	IMAP_CMD__COUNT
 };
 
@@ -280,6 +281,12 @@ enum imap_search_kind {
 #define IMAP_SEARCH_RET_ALL   0x04u
 #define IMAP_SEARCH_RET_COUNT 0x08u
 #define IMAP_SEARCH_RET_SAVE  0x10u
+/* RFC 5267 (CONTEXT=SEARCH, CONTEXT=SORT): PARTIAL low:high (the range in
+ * u.search.partial_first/last, low first), UPDATE, and CONTEXT (a hint that
+ * the server takes as nothing: RETURN (CONTEXT) alone is RETURN ()). */
+#define IMAP_SEARCH_RET_PARTIAL 0x20u
+#define IMAP_SEARCH_RET_UPDATE  0x40u
+#define IMAP_SEARCH_RET_CONTEXT 0x80u
 
 struct imap_search_key {
 	enum imap_search_kind kind;
@@ -413,6 +420,8 @@ struct imap_command {
 			struct imap_str charset;
 			bool esearch;                /* RETURN (...) given (RFC 4731) */
 			unsigned return_opts;        /* IMAP_SEARCH_RET_* */
+			uint32_t partial_first;      /* PARTIAL first:last, first <= last */
+			uint32_t partial_last;
 			struct imap_search_key *key; /* an AND of the keys given */
 			/* SORT (charset mandatory, so has_charset is set) */
 			size_t sort_count;
@@ -442,6 +451,7 @@ struct imap_command {
 		struct { bool nil; size_t count; struct imap_str *names, *values; } id; /* value.data NULL for NIL */
 		struct { size_t count; struct imap_str *caps; } enable;
 		struct { struct imap_str mechanism; } compress; /* an atom, "DEFLATE" the only one defined */
+		struct { size_t count; struct imap_str *tags; } cancelupdate; /* RFC 5267 */
 		/* GETQUOTA root, SETQUOTA root (name limit ...) (RFC 9208);
 		 * GETQUOTAROOT takes `mailbox` above */
 		struct {

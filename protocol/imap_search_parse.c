@@ -187,8 +187,33 @@ static const struct {
 	unsigned bit;
 } return_opts[] = {
 	{ "MIN", IMAP_SEARCH_RET_MIN }, { "MAX", IMAP_SEARCH_RET_MAX }, { "ALL", IMAP_SEARCH_RET_ALL },
-	{ "COUNT", IMAP_SEARCH_RET_COUNT }, { "SAVE", IMAP_SEARCH_RET_SAVE },
+	{ "COUNT", IMAP_SEARCH_RET_COUNT }, { "SAVE", IMAP_SEARCH_RET_SAVE }, { "PARTIAL", IMAP_SEARCH_RET_PARTIAL },
+	{ "UPDATE", IMAP_SEARCH_RET_UPDATE }, { "CONTEXT", IMAP_SEARCH_RET_CONTEXT },
 };
+
+/* RFC 5267: partial-range = nz-number ":" nz-number, no "*"; 500:400 is
+ * 400:500. */
+static bool partial_range(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	uint32_t a, b;
+	if (!imap_sp(g, "PARTIAL range"))
+		return false;
+	if (imap_peek(g) < '0' || imap_peek(g) > '9')
+		return imap_fail(g, "Invalid PARTIAL range");
+	if (!imap_nz_number(g, &a, "PARTIAL range"))
+		return false;
+	if (imap_peek(g) != ':')
+		return imap_fail(g, "Invalid PARTIAL range: expected first:last");
+	g->pos++;
+	if (imap_peek(g) < '0' || imap_peek(g) > '9')
+		return imap_fail(g, "Invalid PARTIAL range");
+	if (!imap_nz_number(g, &b, "PARTIAL range"))
+		return false;
+	cmd->u.search.partial_first = a < b ? a : b;
+	cmd->u.search.partial_last = a < b ? b : a;
+	return true;
+}
 
 static bool search_return(struct imap_gram *g)
 {
@@ -206,14 +231,22 @@ static bool search_return(struct imap_gram *g)
 				break;
 		if (i == COUNT_OF(return_opts))
 			return imap_fail(g, "Unknown SEARCH RETURN option");
-		cmd->u.search.return_opts |= return_opts[i].bit;
+		unsigned bit = return_opts[i].bit;
+		/* RFC 5267 4.4: one PARTIAL or one ALL at most; one UPDATE (as Dovecot) */
+		if ((bit & (IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_UPDATE)) && (cmd->u.search.return_opts & bit))
+			return imap_fail(g, "%s given twice in the RETURN options", return_opts[i].name);
+		cmd->u.search.return_opts |= bit;
 		g->pos += n;
+		if (bit == IMAP_SEARCH_RET_PARTIAL && !partial_range(g))
+			return false;
 		if (imap_peek(g) == ' ')
 			g->pos++;
 		else if (imap_peek(g) != ')')
 			return imap_fail(g, "Missing ')' at the end of the RETURN options");
 	}
 	g->pos++;
+	if ((cmd->u.search.return_opts & IMAP_SEARCH_RET_PARTIAL) && (cmd->u.search.return_opts & IMAP_SEARCH_RET_ALL))
+		return imap_fail(g, "PARTIAL and ALL cannot be used together");
 	return imap_sp(g, "SEARCH criteria");
 }
 

@@ -404,8 +404,8 @@ void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t co
 	}
 }
 
-void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count, uint64_t modseq)
+void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+				size_t count, uint32_t first, uint32_t last, uint64_t modseq)
 {
 	agbuf_puts(out, "* ESEARCH");
 	if (tag != NULL) {
@@ -427,6 +427,16 @@ void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned op
 		agbuf_puts(out, " ALL ");
 		imap_write_number_set(out, numbers, count);
 	}
+	if (opts & IMAP_SEARCH_RET_PARTIAL) {
+		agbuf_printf(out, " PARTIAL (%u:%u ", first, last);
+		if (first == 0 || first > count) {
+			agbuf_puts(out, "NIL");
+		} else {
+			size_t end = last < count ? last : count;
+			imap_write_number_set(out, numbers + (first - 1), end - (first - 1));
+		}
+		agbuf_putc(out, ')');
+	}
 	if (opts & IMAP_SEARCH_RET_COUNT) {
 		agbuf_puts(out, " COUNT ");
 		agbuf_put_u64(out, count);
@@ -436,6 +446,31 @@ void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned op
 		agbuf_put_u64(out, modseq);
 	}
 	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+			size_t count, uint64_t modseq)
+{
+	imap_write_esearch_partial(out, tag, uid, opts & ~IMAP_SEARCH_RET_PARTIAL, numbers, count, 0, 0, modseq);
+}
+
+void imap_write_context_update(struct agbuf *out, const char *tag, int uid, int add,
+			       const struct imap_context_run *runs, size_t n_runs)
+{
+	if (n_runs == 0)
+		return;
+	agbuf_puts(out, "* ESEARCH (TAG ");
+	imap_write_string(out, tag, strlen(tag));
+	agbuf_puts(out, uid ? ") UID " : ") ");
+	agbuf_puts(out, add ? "ADDTO (" : "REMOVEFROM (");
+	for (size_t i = 0; i < n_runs; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_put_u64(out, runs[i].position);
+		agbuf_putc(out, ' ');
+		imap_write_number_set(out, runs[i].numbers, runs[i].count);
+	}
+	agbuf_puts(out, ")\r\n");
 }
 
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,

@@ -150,6 +150,23 @@ void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t co
  * (RFC 7162 3.1.5). */
 void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
 			size_t count, uint64_t modseq);
+/* The same with PARTIAL (RFC 5267 4.4) when `opts` has
+ * IMAP_SEARCH_RET_PARTIAL: "PARTIAL (first:last set)", the results at
+ * positions first..last (from 1) of `numbers` in its order, or NIL when
+ * there are none there. */
+void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+				size_t count, uint32_t first, uint32_t last, uint64_t modseq);
+/* One pair of an ADDTO or REMOVEFROM return data item (RFC 5267 4.3):
+ * the context position (0 for a SEARCH) and the results, in their order. */
+struct imap_context_run {
+	uint32_t position;
+	const uint32_t *numbers;
+	size_t count;
+};
+/* "* ESEARCH (TAG "t") [UID] ADDTO (pos set pos set ...)" (REMOVEFROM when
+ * `add` is 0); nothing when n_runs is 0. */
+void imap_write_context_update(struct agbuf *out, const char *tag, int uid, int add,
+			       const struct imap_context_run *runs, size_t n_runs);
 /* "* LIST (attrs) "delim" name", delim 0 for NIL; name already in mUTF-7
  * (or UTF-8 when the client enabled UTF8=ACCEPT). `lsub` says LSUB. */
 void imap_write_list(struct agbuf *out, int lsub, const char *const *attrs, size_t attr_count, char delim,

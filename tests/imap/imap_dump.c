@@ -307,12 +307,20 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 	case IMAP_CMD_SEARCH:
 		if (u->search.esearch)
 			agbuf_printf(out, " return=%u", u->search.return_opts);
+		if (u->search.return_opts & IMAP_SEARCH_RET_PARTIAL)
+			agbuf_printf(out, " partial=%u:%u", u->search.partial_first, u->search.partial_last);
 		if (u->search.has_charset) {
 			agbuf_puts(out, " charset=");
 			dump_str(out, &u->search.charset);
 		}
 		agbuf_putc(out, ' ');
 		dump_key(out, u->search.key);
+		break;
+	case IMAP_CMD_CANCELUPDATE:
+		for (size_t i = 0; i < u->cancelupdate.count; i++) {
+			agbuf_putc(out, ' ');
+			dump_str(out, &u->cancelupdate.tags[i]);
+		}
 		break;
 	case IMAP_CMD_FETCH:
 		agbuf_putc(out, ' ');

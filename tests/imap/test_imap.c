@@ -159,6 +159,16 @@ static const struct {
 	{ "a SORT RETURN (MIN MAX) (DATE) UTF-8 ALL\r\n", "a SORT (DATE) return=3 charset=\"UTF-8\" (ALL)" },
 	{ "a UID SORT RETURN () (REVERSE SIZE) UTF-8 $\r\n",
 	  "a UID SORT (REVERSE SIZE) return=0 charset=\"UTF-8\" (SET $)" },
+	/* RFC 5267 CONTEXT=SEARCH, CONTEXT=SORT */
+	{ "a SEARCH RETURN (PARTIAL 1:500) UNDELETED\r\n", "a SEARCH return=32 partial=1:500 (UNDELETED)" },
+	{ "a UID SEARCH RETURN (partial 500:400 COUNT) ALL\r\n", "a UID SEARCH return=40 partial=400:500 (ALL)" },
+	{ "a UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk\r\n",
+	  "a UID SEARCH return=72 (DELETED KEYWORD \"$Junk\")" },
+	{ "a SEARCH RETURN (CONTEXT COUNT) UNDELETED\r\n", "a SEARCH return=136 (UNDELETED)" },
+	{ "a UID SORT RETURN (UPDATE PARTIAL 7:7) (DATE) UTF-8 ALL\r\n",
+	  "a UID SORT (DATE) return=96 partial=7:7 charset=\"UTF-8\" (ALL)" },
+	{ "a CANCELUPDATE \"B01\"\r\n", "a CANCELUPDATE \"B01\"" },
+	{ "a cancelupdate \"B01\" \"x y\" {2+}\r\nzz\r\n", "a CANCELUPDATE \"B01\" \"x y\" \"zz\"" },
 	{ "a UID THREAD references US-ASCII TEXT \"gewp\"\r\n",
 	  "a UID THREAD REFERENCES charset=\"US-ASCII\" (TEXT \"gewp\")" },
 	{ "a FETCH 2:4 ALL\r\n", "a FETCH 2:4 macro=1 (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)" },
@@ -264,6 +274,18 @@ static const struct {
 	{ "a SEARCH RETURN MIN ALL\r\n", "a syntax: Missing '(' before the RETURN options" },
 	{ "a SORT RETURN (MIN FOO) (DATE) UTF-8 ALL\r\n", "a syntax: Unknown SEARCH RETURN option" },
 	{ "a SORT RETURN (MIN) UTF-8 ALL\r\n", "a syntax: Missing '(' before the sort criteria" },
+	{ "a SEARCH RETURN (PARTIAL 1) ALL\r\n", "a syntax: Invalid PARTIAL range: expected first:last" },
+	{ "a SEARCH RETURN (PARTIAL 1:*) ALL\r\n", "a syntax: Invalid PARTIAL range" },
+	{ "a SEARCH RETURN (PARTIAL *:1) ALL\r\n", "a syntax: Invalid PARTIAL range" },
+	{ "a SEARCH RETURN (PARTIAL 0:4) ALL\r\n", "a syntax: Zero is not allowed in PARTIAL range" },
+	{ "a SEARCH RETURN (PARTIAL) ALL\r\n", "a syntax: Expected a space before PARTIAL range" },
+	{ "a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL\r\n", "a syntax: PARTIAL given twice in the RETURN options" },
+	{ "a SEARCH RETURN (ALL PARTIAL 1:2) ALL\r\n", "a syntax: PARTIAL and ALL cannot be used together" },
+	{ "a SEARCH RETURN (UPDATE UPDATE) ALL\r\n", "a syntax: UPDATE given twice in the RETURN options" },
+	{ "a SORT RETURN (PARTIAL 1:*) (ARRIVAL) US-ASCII ALL\r\n", "a syntax: Invalid PARTIAL range" },
+	{ "a CANCELUPDATE\r\n", "a syntax: Missing argument: search tag" },
+	{ "a CANCELUPDATE B01\r\n", "a syntax: CANCELUPDATE takes quoted tags" },
+	{ "a CANCELUPDATE \"B01\" \r\n", "a syntax: CANCELUPDATE takes quoted tags" },
 	{ "a LSUB \"\" (x)\r\n", "a syntax: Invalid characters in mailbox pattern" },
 	{ "a STATUS INBOX MESSAGES\r\n", "a syntax: Missing '(' before the STATUS items" },
 	{ "a STATUS INBOX (MESSAGES FOO)\r\n", "a syntax: Unknown STATUS item: FOO" },
@@ -1049,6 +1071,31 @@ static void test_write_responses(void)
 					 "* ESEARCH (TAG \"A287\") UID\r\n"
 					 "* ESEARCH MIN 7 MAX 4294967295 ALL 7:9,3,1:2,4294967295\r\n"
 					 "* ESEARCH (TAG \"a\") ALL 2,10:11 MODSEQ 917162500\r\n");
+	agbuf_reset(&out);
+	/* RFC 5267 4.4: PARTIAL in the result's order, NIL past its end */
+	const uint32_t five[] = { 5, 3, 4, 2, 1 };
+	imap_write_esearch_partial(&out, "A02", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 2, 4, 0);
+	imap_write_esearch_partial(&out, "A03", 1, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_COUNT, five, 5, 1, 6, 0);
+	imap_write_esearch_partial(&out, "A04", 1, IMAP_SEARCH_RET_PARTIAL, five, 5, 6, 6, 0);
+	imap_write_esearch_partial(&out, "A05", 0, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_MIN, five, 0, 1, 500, 0);
+	imap_write_esearch_partial(&out, "A06", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 5, 5, 0);
+	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A02\") PARTIAL (2:4 3:4,2)\r\n"
+					 "* ESEARCH (TAG \"A03\") UID PARTIAL (1:6 5,3:4,2,1) COUNT 5\r\n"
+					 "* ESEARCH (TAG \"A04\") UID PARTIAL (6:6 NIL)\r\n"
+					 "* ESEARCH (TAG \"A05\") PARTIAL (1:500 NIL)\r\n"
+					 "* ESEARCH (TAG \"A06\") PARTIAL (5:5 1)\r\n");
+	agbuf_reset(&out);
+	/* RFC 5267 4.3.3 and 4.3.4's examples */
+	const uint32_t added[] = { 32768, 32769 }, c01[] = { 2731, 2732, 2733 };
+	struct imap_context_run runs[] = { { 0, added, 2 } }, c01_runs[] = { { 1, c01, 3 }, { 5, c01 + 1, 1 } };
+	imap_write_context_update(&out, "B01", 1, 1, runs, 1);
+	imap_write_context_update(&out, "B01", 1, 0, runs, 0);
+	imap_write_context_update(&out, "C01", 1, 1, c01_runs, 2);
+	runs[0].count = 1;
+	imap_write_context_update(&out, "B01", 0, 0, runs, 1);
+	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"B01\") UID ADDTO (0 32768:32769)\r\n"
+					 "* ESEARCH (TAG \"C01\") UID ADDTO (1 2731:2733 5 2732)\r\n"
+					 "* ESEARCH (TAG \"B01\") REMOVEFROM (0 32768)\r\n");
 	agbuf_reset(&out);
 	imap_write_exists(&out, 172);
 	imap_write_recent(&out, 1);

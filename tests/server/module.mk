@@ -51,6 +51,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) python3 tests/server/test_listext.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_sort.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_condstore.py
+	$(SERVER_TEST_ENV) python3 tests/server/test_context.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
@@ -66,6 +67,7 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_listext.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_sort.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_condstore.py
+	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_context.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
 	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_binary.py

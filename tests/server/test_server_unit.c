@@ -166,7 +166,7 @@ static void test_capabilities(void)
 	                               "NAMESPACE ID CHILDREN SPECIAL-USE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE "
 	                               "ESEARCH SEARCHRES WITHIN LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE "
 	                               "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT CONDSTORE QRESYNC "
-	                               "BINARY COMPRESS=DEFLATE CATENATE");
+	                               "BINARY COMPRESS=DEFLATE CATENATE CONTEXT=SEARCH CONTEXT=SORT");
 	agbuf_free(&b);
 }
 
