@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import DRIVER, Raw, Server  # noqa: E402
+from agtest import DRIVER, Server, Session  # noqa: E402
 
 # enum agw_op, in order; then the two counters that follow the calls and
 # items blocks in the counts file.
@@ -78,30 +78,13 @@ def settled_counts(path, quiet=QUIET, limit=30.0):
     return last
 
 
-class Client(Raw):
-    def __init__(self, port):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-
-    def cmd(self, text):
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        lines = self.until_tagged(tag)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r failed: %r" % (text, lines[-3:]))
-        return lines
-
-
 def fill(client, start, count):
     """Appends messages start..start+count-1, pipelined with LITERAL+."""
     payload = b""
     tags = []
     for i in range(start, start + count):
         body = MESSAGE % (i, i, i)
-        client.n += 1
-        tag = b"t%d" % client.n
+        tag = client.tag()
         tags.append(tag)
         payload += tag + b" APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n"
     client.send(payload)
@@ -127,14 +110,12 @@ def run(inner):
     srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
     rows = []
     try:
-        filler = Client(srv.port)
-        filler.cmd(b"LOGIN u pw")
+        filler = Session(srv.port, b"u")
         have = 0
         for size in (100, 1000):
             fill(filler, have + 1, size - have)
             have = size
-            c = Client(srv.port)
-            c.cmd(b"LOGIN u pw")
+            c = Session(srv.port, b"u")
             rows.append(("SELECT INBOX", size, measure(counts, lambda: c.cmd(b"SELECT INBOX"))))
             rows.append(("FETCH 1:100 ENVELOPE", size, measure(counts, lambda: c.cmd(b"FETCH 1:100 ENVELOPE"))))
             body = MESSAGE % (0, 0, 0)

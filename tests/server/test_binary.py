@@ -58,26 +58,12 @@ BINARY_MSG = (b"From: a@example.org\r\n"
 
 
 class Client(Raw):
-    def exactly(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
     def _fill(self, n=1):
         while len(self.buf) < n:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise EOFError("connection closed")
             self.buf += chunk
-
-    def _take(self, n):
-        self._fill(n)
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
 
     def _token(self):
         """The next word up to a space or ')' (at most one line)."""
@@ -86,7 +72,7 @@ class Client(Raw):
         while True:
             self._fill(i + 1)
             if self.buf[i:i + 1] in (b" ", b")", b"\r"):
-                return self._take(i)
+                return self.exact(i)
             i += 1
 
     def fetch(self, tag, args):
@@ -102,32 +88,29 @@ class Client(Raw):
                 line = self.line()
                 assert line.startswith(tag + b" "), line
                 return items, literal8, line
-            self._take(2)
+            self.exact(2)
             self._token()                          # sequence number
-            assert self._take(8) == b" FETCH (", self.buf[:40]
+            assert self.exact(8) == b" FETCH (", self.buf[:40]
             while True:
                 name = self._token()
-                assert self._take(1) == b" "
+                assert self.exact(1) == b" "
                 self._fill()
                 if self.buf[:1] == b"(":
                     end = self.buf.index(b")")
-                    value = self._take(end + 1)
+                    value = self.exact(end + 1)
                 elif self.buf[:1] in (b"{", b"~"):
                     head = self.line()
                     if head.startswith(b"~"):
                         literal8.add(name)
-                    value = self._take(int(head.strip(b"~{}")))
+                    value = self.exact(int(head.strip(b"~{}")))
                 else:
                     value = self._token()
                 items[name] = value
-                sep = self._take(1)
+                sep = self.exact(1)
                 if sep == b")":
                     assert self.line() == b""
                     break
                 assert sep == b" ", sep
-
-    def exactly(self, n):
-        return self._take(n)
 
 
 class Binary(unittest.TestCase):

@@ -39,22 +39,13 @@ OTHER = b"Subject: attachment\r\n\r\nThe new attachment.\r\n"
 
 
 class Client(Raw):
-    def exactly(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
     def body(self, tag, seq):
         """BODY.PEEK[] of message `seq` of the selected mailbox."""
         self.send(b"%s FETCH %d BODY.PEEK[]\r\n" % (tag, seq))
         head = self.line()
         m = re.match(rb"\* %d FETCH \(BODY\[\] \{(\d+)\}$" % seq, head)
         assert m, head
-        data = self.exactly(int(m.group(1)))
+        data = self.exact(int(m.group(1)))
         assert self.line() == b")"
         assert self.line().startswith(tag + b" OK")
         return data
@@ -198,7 +189,7 @@ class Catenate(unittest.TestCase):
         self.assertEqual(r.body(b"f3", 3), OTHER)
         r.send(b"b FETCH 4 BINARY.PEEK[]\r\n")
         self.assertEqual(r.line(), b"* 4 FETCH (BINARY[] ~{3}")
-        self.assertEqual(r.exactly(3), b"b\x003")
+        self.assertEqual(r.exact(3), b"b\x003")
 
     def test_bad_urls_add_nothing(self):
         r = self.connect()

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import FAULTY_DRIVER, Raw, Server  # noqa: E402
+from agtest import FAULTY_DRIVER, Session, Server  # noqa: E402
 
 
 def message(n, subject=None):
@@ -36,46 +36,7 @@ def expand(text):
     return out
 
 
-class Client(Raw):
-    def __init__(self, port, user):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-        self.cmd(b"LOGIN " + user + b" pw")
-
-    def tagged(self, text, tag=None):
-        """All lines of the command up to its tagged line, and its tag."""
-        if tag is None:
-            self.n += 1
-            tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        return self.until_tagged(tag), tag
-
-    def cmd(self, text, tag=None):
-        lines, tag = self.tagged(text, tag)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r: %r" % (text, lines[-3:]))
-        return lines
-
-    def status(self, text, tag=None):
-        """The tagged line's status word (OK, NO, BAD) and all lines."""
-        lines, tag = self.tagged(text, tag)
-        return lines[-1].split(b" ")[1], lines
-
-    def esearch(self, text, tag=None):
-        """The data of the one ESEARCH line answering the command (its
-        correlator checked and cut)."""
-        lines, tag = self.tagged(text, tag)
-        assert lines[-1].startswith(tag + b" OK"), (text, lines)
-        head = b'* ESEARCH (TAG "' + tag + b'")'
-        found = [l for l in lines if l.startswith(head)]
-        assert len(found) == 1, (text, lines)
-        return found[0][len(head):].strip()
-
-    def append(self, mailbox, msg, flags=b""):
-        extra = b" (" + flags + b")" if flags else b""
-        self.cmd(b"APPEND " + mailbox + extra + b" {%d+}\r\n" % len(msg) + msg)
-
+class Client(Session):
     def uid_list(self):
         lines = self.cmd(b"UID SEARCH ALL")
         return [int(x) for x in lines[0].split()[2:]]

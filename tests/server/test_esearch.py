@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import Raw, Server  # noqa: E402
+from agtest import Session, Server  # noqa: E402
 from roundtrips import COUNTING_DRIVER  # noqa: E402
 
 
@@ -19,39 +19,9 @@ def message(n, sender="someone@example.org"):
             % (sender.encode(), n, n))
 
 
-class Client(Raw):
-    def __init__(self, port, user):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-        self.cmd(b"LOGIN " + user + b" pw")
-
-    def tagged(self, text):
-        """All lines of the command, its tag and the tagged line."""
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        lines = self.until_tagged(tag)
-        return lines, tag
-
-    def cmd(self, text):
-        lines, tag = self.tagged(text)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r: %r" % (text, lines[-3:]))
-        return lines
-
+class Client(Session):
     def untagged(self, text, prefix):
         return [l for l in self.cmd(text) if l.upper().startswith(prefix)]
-
-    def esearch(self, text):
-        """The one ESEARCH line of a command, its (TAG "x") checked and cut."""
-        lines, tag = self.tagged(text)
-        assert lines[-1].startswith(tag + b" OK"), (text, lines)
-        found = [l for l in lines if l.startswith(b"* ESEARCH")]
-        assert len(found) == 1, (text, lines)
-        head = b'* ESEARCH (TAG "' + tag + b'")'
-        assert found[0].startswith(head), found[0]
-        return found[0][len(head):].strip()
 
     def search(self, text):
         found = self.untagged(text, b"* SEARCH")
@@ -65,14 +35,6 @@ class Client(Raw):
             if l.startswith(b"* ") and b" FETCH " in l and b"UID " in l:
                 out.append(int(l.split(b"UID ")[1].split(b")")[0].split(b" ")[0]))
         return out
-
-    def append(self, mailbox, msg, flags=b"", date=b""):
-        extra = b""
-        if flags:
-            extra += b" (" + flags + b")"
-        if date:
-            extra += b' "' + date + b'"'
-        self.cmd(b"APPEND " + mailbox + extra + b" {%d+}\r\n" % len(msg) + msg)
 
 
 class Esearch(unittest.TestCase):

@@ -9,28 +9,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import Raw, Server  # noqa: E402
+from agtest import Session, Server  # noqa: E402
 
 
-class Client(Raw):
-    def __init__(self, port, user):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-        self.cmd(b"LOGIN " + user + b" pw")
-
-    def tagged(self, text):
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        return self.until_tagged(tag), tag
-
-    def cmd(self, text):
-        lines, tag = self.tagged(text)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r: %r" % (text, lines[-3:]))
-        return lines
-
+class Client(Session):
     def answer(self, text):
         """The tagged status word (OK, NO, BAD) and the rest of the line."""
         lines, tag = self.tagged(text)

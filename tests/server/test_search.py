@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import STORE, Raw, Server  # noqa: E402
+from agtest import STORE, Session, Server  # noqa: E402
 from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
 
 MESSAGES = [
@@ -94,22 +94,7 @@ UTF8_CASES = [
 ]
 
 
-class Client(Raw):
-    def __init__(self, port, user):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-        self.cmd(b"LOGIN " + user + b" pw")
-
-    def cmd(self, text):
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        lines = self.until_tagged(tag)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r: %r" % (text, lines[-3:]))
-        return lines
-
+class Client(Session):
     def search(self, criteria):
         lines = self.cmd(b"SEARCH " + criteria)
         found = [l for l in lines if l.startswith(b"* SEARCH")]
@@ -120,8 +105,6 @@ class Client(Raw):
         data = needle.encode()
         return self.search(b"CHARSET UTF-8 " + key + b" {%d+}\r\n" % len(data) + data)
 
-    def append(self, mailbox, message):
-        self.cmd(b"APPEND " + mailbox + b" {%d+}\r\n" % len(message) + message)
 
 
 class HeaderSearch(unittest.TestCase):

@@ -12,7 +12,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import Raw, Server  # noqa: E402
+from agtest import Session, Server  # noqa: E402
 from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
 from test_search import storage_options  # noqa: E402
 
@@ -76,25 +76,7 @@ SORT_CASES = [
 ]
 
 
-class Client(Raw):
-    def __init__(self, port, user):
-        super().__init__(port)
-        self.line()
-        self.n = 0
-        self.cmd(b"LOGIN " + user + b" pw")
-
-    def raw(self, text):
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        return tag, self.until_tagged(tag)
-
-    def cmd(self, text):
-        tag, lines = self.raw(text)
-        if not lines[-1].startswith(tag + b" OK"):
-            raise AssertionError("%r: %r" % (text, lines[-3:]))
-        return lines
-
+class Client(Session):
     def untagged(self, text, name):
         lines = self.cmd(text)
         found = [l for l in lines if l.startswith(b"* " + name)]
@@ -106,10 +88,6 @@ class Client(Raw):
 
     def thread(self, alg, search=b"ALL", uid=False):
         return self.untagged(b"%sTHREAD %s UTF-8 %s" % (b"UID " if uid else b"", alg, search), b"THREAD")
-
-    def append(self, mailbox, msg, date=None):
-        opt = b" \"" + date + b"\"" if date else b""
-        self.cmd(b"APPEND " + mailbox + opt + b" {%d+}\r\n" % len(msg) + msg)
 
 
 class Sort(unittest.TestCase):
@@ -129,14 +107,14 @@ class Sort(unittest.TestCase):
     def subjects(self, user):
         c = self.client(user)
         for h in SUBJECTS:
-            c.append(b"INBOX", message([h] if h else []), b"01-Jan-2001 00:00:00 +0000")
+            c.append(b"INBOX", message([h] if h else []), date=b"01-Jan-2001 00:00:00 +0000")
         c.cmd(b"SELECT INBOX")
         return c
 
     def keyed(self, user):
         c = self.client(user)
         for headers, date, size in KEYED:
-            c.append(b"INBOX", message(headers, b"x" * size), date)
+            c.append(b"INBOX", message(headers, b"x" * size), date=date)
         c.cmd(b"SELECT INBOX")
         return c
 
@@ -192,7 +170,7 @@ class Sort(unittest.TestCase):
         esort(b"SAVE MAX", b"SIZE")
         self.assertEqual(c.sort(b"ARRIVAL", b"$"), b"1")
         # a SORT with a charset it cannot use empties "$"
-        c.raw(b"SORT RETURN (SAVE) (SIZE) KOI8-R ALL")
+        c.tagged(b"SORT RETURN (SAVE) (SIZE) KOI8-R ALL")
         self.assertEqual(c.sort(b"ARRIVAL", b"$"), b"")
 
     def test_uid_sort_after_expunge(self):
@@ -202,7 +180,7 @@ class Sort(unittest.TestCase):
         self.assertEqual(c.sort(b"ARRIVAL"), b"3 2 1")
         self.assertEqual(c.sort(b"ARRIVAL", uid=True), b"4 2 1")
         self.assertEqual(c.sort(b"REVERSE SIZE", b"UID 2:4", uid=True), b"2 4")
-        c.append(b"INBOX", message([b"From: aaa@a.org"], b""), b"01-Jan-1999 00:00:00 +0000")
+        c.append(b"INBOX", message([b"From: aaa@a.org"], b""), date=b"01-Jan-1999 00:00:00 +0000")
         c.cmd(b"NOOP")
         self.assertEqual(c.sort(b"ARRIVAL"), b"4 3 2 1")
         self.assertEqual(c.sort(b"FROM", uid=True), b"5 1 2 4")
@@ -221,7 +199,7 @@ class Sort(unittest.TestCase):
                 ([b"Subject: Re: x"], b"01-Jan-2001 09:00:00 +0000"),
                 ([b"Subject: x", b"Date: 1 Jan 2001 08:00 GMT"], b"01-Jan-2001 23:00:00 +0000"),
                 ([b"Subject: y", b"Date: Mon, 1 Jan 2001 07:30:00 -0100"], b"01-Jan-2001 00:00:00 +0000")):
-            c.append(b"Dated", message(headers), date)
+            c.append(b"Dated", message(headers), date=date)
         c.cmd(b"SELECT Dated")
         self.assertEqual(c.thread(b"ORDEREDSUBJECT"), b"(3 (2)(1))(4)")
         self.assertEqual(c.sort(b"DATE"), b"3 4 2 1")
@@ -248,7 +226,7 @@ class Sort(unittest.TestCase):
             [b"Message-ID: <11@x>", b"Subject: Re: orphan a"],
         ]
         for i, headers in enumerate(msgs):
-            c.append(b"INBOX", message(headers), b"01-Jan-2001 %02d:00:00 +0000" % (i + 1))
+            c.append(b"INBOX", message(headers), date=b"01-Jan-2001 %02d:00:00 +0000" % (i + 1))
         c.cmd(b"SELECT INBOX")
         # 2 and 6 under 1 (6's id is taken: it stands alone); 10 under 3
         # (the link 1 -> missing2 -> 3 is not made: 3 has a parent); the
@@ -268,22 +246,22 @@ class Sort(unittest.TestCase):
 
     def test_errors_keep_the_connection(self):
         c = self.keyed(b"u7")
-        tag, lines = c.raw(b"SORT (DATE) KOI8-R ALL")
+        lines, tag = c.tagged(b"SORT (DATE) KOI8-R ALL")
         self.assertTrue(lines[-1].startswith(tag + b" NO [BADCHARSET"), lines)
-        tag, lines = c.raw(b"THREAD REFERENCES X-UNKNOWN ALL")
+        lines, tag = c.tagged(b"THREAD REFERENCES X-UNKNOWN ALL")
         self.assertTrue(lines[-1].startswith(tag + b" NO [BADCHARSET"), lines)
         for bad in (b"SORT DATE UTF-8 ALL", b"SORT () UTF-8 ALL", b"SORT (DATE FOO) UTF-8 ALL",
                     b"SORT (REVERSE) UTF-8 ALL", b"SORT (DATE) ALL", b"SORT (DATE) UTF-8 NOPE",
                     b"THREAD UTF-8 ALL", b"THREAD FOO UTF-8 ALL", b"THREAD REFERENCES UTF-8",
                     b"UID THREAD ORDEREDSUBJECT UTF-8 ALL)"):
-            tag, lines = c.raw(bad)
+            lines, tag = c.tagged(bad)
             self.assertTrue(lines[-1].startswith(tag + b" BAD"), (bad, lines))
         self.assertEqual(c.sort(b"ARRIVAL"), b"3 4 2 1")
         # not in the selected state
         d = self.client(b"u7")
-        tag, lines = d.raw(b"SORT (DATE) UTF-8 ALL")
+        lines, tag = d.tagged(b"SORT (DATE) UTF-8 ALL")
         self.assertTrue(lines[-1].startswith(tag + b" BAD") or lines[-1].startswith(tag + b" NO"), lines)
-        tag, lines = d.raw(b"THREAD REFERENCES UTF-8 ALL")
+        lines, tag = d.tagged(b"THREAD REFERENCES UTF-8 ALL")
         self.assertTrue(lines[-1].startswith(tag + b" BAD") or lines[-1].startswith(tag + b" NO"), lines)
         d.cmd(b"NOOP")
 

@@ -3,7 +3,8 @@
   agtest.ports   free_port()
   agtest.daemon  the aerogramd launcher (Server: a daemon in a temporary
                  directory; SqliteDaemon: one restartable on one database)
-  agtest.imap    the IMAP client (Imap, and Raw for the server tests)
+  agtest.imap    the IMAP client (Imap; Raw and the logged-in Session for the
+                 server tests)
   agtest.garage  garage-emu and daemons on the garage driver
   agtest.mail    test messages and what the tests read back from them
   agtest.sqlite  checks of an SQLite store from the outside
@@ -15,7 +16,7 @@ The package itself offers what the server tests import (the names the
 former tests/server/aerogramd_fixture.py had): `from agtest import Raw, Server`."""
 from agtest.daemon import (AEROGRAMCTL, AEROGRAMD, DRIVER, FAULTY_DRIVER, IO_TIMEOUT, START_TIMEOUT,  # noqa: F401
                            STORE, Server, client_tls_context, free_port, hash_password, make_certificate)
-from agtest.imap import Raw  # noqa: F401
+from agtest.imap import Raw, Session  # noqa: F401
 
 __all__ = ["AEROGRAMCTL", "AEROGRAMD", "DRIVER", "FAULTY_DRIVER", "IO_TIMEOUT", "START_TIMEOUT", "STORE", "Raw",
-           "Server", "client_tls_context", "free_port", "hash_password", "make_certificate"]
+           "Server", "Session", "client_tls_context", "free_port", "hash_password", "make_certificate"]

@@ -248,3 +248,48 @@ class Raw(Imap):
 
     def __init__(self, port, host="127.0.0.1", tls=False, family=socket.AF_INET):
         super().__init__(port, host, tls, family, greeting=False)
+
+
+class Session(Raw):
+    """A logged-in line-level session for the server tests: each command is
+    sent as given (bytes; literals inside it must be LITERAL+) and answered
+    with its lines up to and including the tagged one."""
+
+    def __init__(self, port, user, password=b"pw", tls=False):
+        super().__init__(port, tls=tls)
+        self.line()  # the greeting
+        self.cmd(b"LOGIN " + user + b" " + password)
+
+    def tagged(self, text, tag=None):
+        """All lines of the command up to its tagged line, and its tag."""
+        if tag is None:
+            tag = self.tag()
+        self.send(tag + b" " + text + b"\r\n")
+        return self.until_tagged(tag), tag
+
+    def cmd(self, text, tag=None):
+        """The lines of a command that must answer OK."""
+        lines, tag = self.tagged(text, tag)
+        if not lines[-1].startswith(tag + b" OK"):
+            raise AssertionError("%r: %r" % (text, lines[-3:]))
+        return lines
+
+    def status(self, text, tag=None):
+        """The tagged line's status word (OK, NO, BAD) and all lines."""
+        lines, tag = self.tagged(text, tag)
+        return lines[-1].split(b" ")[1], lines
+
+    def esearch(self, text, tag=None):
+        """The data of the one ESEARCH line answering the command, its
+        correlator checked and cut."""
+        lines, tag = self.tagged(text, tag)
+        assert lines[-1].startswith(tag + b" OK"), (text, lines)
+        head = b'* ESEARCH (TAG "' + tag + b'")'
+        found = [l for l in lines if l.startswith(head)]
+        assert len(found) == 1, (text, lines)
+        return found[0][len(head):].strip()
+
+    def append(self, mailbox, msg, flags=b"", date=None):
+        """APPEND with LITERAL+, optional flags (without parentheses) and date."""
+        extra = (b" (" + flags + b")" if flags else b"") + (b' "' + date + b'"' if date else b"")
+        self.cmd(b"APPEND " + mailbox + extra + b" {%d+}\r\n" % len(msg) + msg)
