@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
 
 struct check_scan {
 	struct uidx_state *state;

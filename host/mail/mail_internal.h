@@ -112,6 +112,7 @@ int mail_put_bodies(struct mail_engine *eng, char *const *keys, const struct mai
 void mail_sleep(struct mail_engine *eng, uint32_t ms);
 
 uint64_t mail_now(struct mail_engine *eng);
+
 uint64_t mail_rand64(struct mail_engine *eng);
 void mail_rand_bytes(struct mail_engine *eng, uint8_t *out, size_t n);
 void mail_log(struct mail_engine *eng, int level, const char *fmt, ...)
@@ -164,6 +165,8 @@ const uint8_t *cr_bytes(struct crd *r, size_t *n, size_t max);
 /* ---------------------------------------------------------------- uidindex */
 
 #define UIDX_ID 16
+/* The time (ms) a message id was made at: its first 8 bytes (message.c). */
+uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
 /* The size of a message added by an entry written before adds carried
  * sizes (README: sizes): read from its summary when needed. */
 #define UIDX_SIZE_UNKNOWN UINT64_MAX

@@ -21,7 +21,6 @@ static void new_msg_id(struct mail_engine *eng, uint8_t id[UIDX_ID])
 	mail_rand_bytes(eng, id + 8, 8);
 }
 
-uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
 uint64_t msg_id_time(const uint8_t id[UIDX_ID])
 {
 	uint64_t t = 0;

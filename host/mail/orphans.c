@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t msg_id_time(const uint8_t id[UIDX_ID]);
 
 struct orphan_scan {
 	struct uidx_state *state;
