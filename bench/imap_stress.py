@@ -188,7 +188,7 @@ def main():
             "aerogramd:   %s -c CONF, drivers %s, fresh store per run, 100 users {PLAIN}pass" % (
                 os.path.join(benchlib.BUILD, "aerogramd"), ", ".join(drivers)),
             "             [imap] plaintext_auth = yes, [auth] failure_delay = 0; every other key at its default",
-            "             (workers = 4; sqlite: path in a fresh temp dir, synchronous = full)",
+            "             (workers = 8; sqlite: path in a fresh temp dir, synchronous = full)",
             "dovecot:     %s (127.0.0.1:%d, sdbox), %s" % (
                 os.path.join(benchlib.TOOLS, "dovecot-test.sh"), benchlib.DOVECOT_PORT,
                 "skipped" if args.no_dovecot else "started only if not running, its mail kept between runs"),
