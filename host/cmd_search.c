@@ -33,6 +33,7 @@
 #include "protocol/mime.h"
 #include "protocol/mime_serial.h"
 #include "protocol/search_fields.h"
+#include "protocol/imap_date.h"
 #include "protocol/search_match.h"
 
 #define SEARCH_BATCH 128
@@ -126,7 +127,7 @@ static int compile_header(struct plan *p, struct node *n, const char *field, con
 
 static int64_t key_day(const struct imap_date *d)
 {
-	return search_days_from_civil(d->year, (unsigned)d->month, (unsigned)d->day);
+	return imap_days_from_civil(d->year, (unsigned)d->month, (unsigned)d->day);
 }
 
 /* Compiles key k into n (zeroed by the caller); -1 when out of memory. */

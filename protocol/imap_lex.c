@@ -2,6 +2,7 @@
  * numbers, sequence sets, flags, dates) over a buffered command, and the
  * arena a parsed command lives in. */
 #include "protocol/imap_parse_int.h"
+#include "protocol/imap_date.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -499,17 +500,6 @@ bool imap_flag_list(struct imap_gram *g, struct imap_flags *out, bool allow_rece
 
 /* ---- dates ---- */
 
-static const char month_names[12][4] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-};
-
-static int parse_month(const char *s)
-{
-	for (int m = 0; m < 12; m++)
-		if (strncasecmp(s, month_names[m], 3) == 0)
-			return m + 1;
-	return 0;
-}
 
 static int days_in_month(int year, int month)
 {
@@ -556,7 +546,7 @@ static int parse_date_text(const char *s, size_t len, bool fixed, struct imap_da
 	const char *m = s + day_len;
 	if (m[0] != '-' || m[4] != '-' || !digits_at(m + 5, 4))
 		return -1;
-	int month = parse_month(m + 1);
+	int month = imap_month_parse(m + 1);
 	int year = num_at(m + 5, 4);
 	if (month == 0 || day < 1 || day > days_in_month(year, month))
 		return -1;
@@ -598,20 +588,9 @@ int imap_datetime_parse(const char *s, size_t len, struct imap_datetime *out)
 	return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 int64_t imap_datetime_to_unix(const struct imap_datetime *dt)
 {
-	int64_t days = days_from_civil(dt->date.year, dt->date.month, dt->date.day);
+	int64_t days = imap_days_from_civil(dt->date.year, (unsigned)dt->date.month, (unsigned)dt->date.day);
 	return days * 86400 + dt->hour * 3600 + dt->minute * 60 + dt->second - (int64_t)dt->zone_minutes * 60;
 }
 

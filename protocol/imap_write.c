@@ -1,5 +1,6 @@
 /* imap_write.c - IMAP responses into an agbuf. */
 #include "protocol/imap_write.h"
+#include "protocol/imap_date.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -266,10 +267,6 @@ void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count)
 	agbuf_putc(out, ')');
 }
 
-static const char month_abbrev[12][4] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-};
-
 /* Two decimal digits of 0 <= n < 100. */
 static void put_2digits(char *p, int n)
 {
@@ -314,7 +311,7 @@ void imap_write_datetime(struct agbuf *out, int64_t unix_time, int zone_minutes)
 	char s[28];
 	put_2digits(s, day);
 	s[2] = '-';
-	memcpy(s + 3, month_abbrev[month - 1], 3);
+	memcpy(s + 3, imap_month_abbrev[month - 1], 3);
 	s[6] = '-';
 	put_2digits(s + 7, (int)(year / 100));
 	put_2digits(s + 9, (int)(year % 100));

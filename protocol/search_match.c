@@ -1,5 +1,6 @@
 /* search_match.c - SEARCH primitives: decoded text substring tests, dates. */
 #include "protocol/search_match.h"
+#include "protocol/imap_date.h"
 #include "protocol/search_fields.h"
 
 #include <ctype.h>
@@ -316,17 +317,6 @@ int search_match_text(const struct mime_message *msg, const char *data, size_t l
 
 /* ---- dates -------------------------------------------------------------- */
 
-int64_t search_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	/* Howard Hinnant's days_from_civil */
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 int64_t search_internal_day(time_t when, int zone_minutes)
 {
 	int64_t t = (int64_t)when + (int64_t)zone_minutes * 60;
@@ -351,8 +341,6 @@ static const char *skip_cfws(const char *p, const char *end)
 
 int search_parse_date(const char *value, size_t len, int64_t *day)
 {
-	static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun",
-					      "jul", "aug", "sep", "oct", "nov", "dec" };
 	const char *p = value, *end = value + len;
 	p = skip_cfws(p, end);
 	/* optional day-of-week followed by a comma */
@@ -374,11 +362,8 @@ int search_parse_date(const char *value, size_t len, int64_t *day)
 	p = skip_cfws(p, end);
 	if (end - p < 3)
 		return -1;
-	int month = -1;
-	for (int i = 0; i < 12; i++)
-		if (strncasecmp(p, months[i], 3) == 0)
-			month = i + 1;
-	if (month < 0)
+	int month = imap_month_parse(p);
+	if (month == 0)
 		return -1;
 	p += 3;
 	while (p < end && isalpha((unsigned char)*p))
@@ -399,7 +384,7 @@ int search_parse_date(const char *value, size_t len, int64_t *day)
 		year += 1900;
 	if (mday < 1 || mday > 31)
 		return -1;
-	*day = search_days_from_civil(year, (unsigned)month, mday);
+	*day = imap_days_from_civil(year, (unsigned)month, mday);
 	return 0;
 }
 

@@ -46,8 +46,6 @@ int search_sent_date(const struct mime_message *msg, const char *data, size_t le
 /* The day of an internal date (time + its zone offset in minutes) for
  * BEFORE / ON / SINCE. */
 int64_t search_internal_day(time_t when, int zone_minutes);
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-int64_t search_days_from_civil(int64_t year, unsigned month, unsigned mday);
 /* LARGER n / SMALLER n on RFC822.SIZE. */
 int search_larger(const struct mime_message *msg, uint64_t n);
 int search_smaller(const struct mime_message *msg, uint64_t n);

@@ -5,6 +5,7 @@
  * linked by index, and walks it with explicit stacks, never by recursion:
  * a mailbox may hold a reply chain as long as the mailbox itself. */
 #include "protocol/sort_thread.h"
+#include "protocol/imap_date.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -199,8 +200,6 @@ static int zone_name(const char *s, size_t len)
 
 int sort_parse_date(const char *value, size_t len, int64_t *when)
 {
-	static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun",
-					      "jul", "aug", "sep", "oct", "nov", "dec" };
 	const char *s = value;
 	size_t n = len, i = skip_cfws(s, 0, n);
 	if (i < n && isalpha((unsigned char)s[i])) {
@@ -217,11 +216,8 @@ int sort_parse_date(const char *value, size_t len, int64_t *when)
 	if (mday < 1 || mday > 31)
 		return -1;
 	i = skip_cfws(s, i, n);
-	int month = -1;
-	for (int m = 0; m < 12 && n - i >= 3; m++)
-		if (strncasecmp(s + i, months[m], 3) == 0)
-			month = m + 1;
-	if (month < 0)
+	int month = n - i >= 3 ? imap_month_parse(s + i) : 0;
+	if (month == 0)
 		return -1;
 	i += 3;
 	while (i < n && isalpha((unsigned char)s[i]))
@@ -266,7 +262,7 @@ int sort_parse_date(const char *value, size_t len, int64_t *when)
 			i++;
 		zone = zone_name(s + z, i - z);
 	}
-	*when = search_days_from_civil(year, (unsigned)month, (unsigned)mday) * 86400 + hour * 3600 + min * 60 + sec -
+	*when = imap_days_from_civil(year, (unsigned)month, (unsigned)mday) * 86400 + hour * 3600 + min * 60 + sec -
 		(int64_t)zone * 60;
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/imap_date.h"
 #include "protocol/mime.h"
 #include "protocol/search_fields.h"
 #include "protocol/search_match.h"
@@ -75,9 +76,9 @@ static void test_dates(void)
 	int64_t day, want;
 	struct mime_message *m = parse();
 	CU_ASSERT_EQUAL(search_sent_date(m, msg_text, sizeof(msg_text) - 1, &day), 0);
-	CU_ASSERT_EQUAL(day, search_days_from_civil(1969, 2, 13)); /* its own zone's day */
+	CU_ASSERT_EQUAL(day, imap_days_from_civil(1969, 2, 13)); /* its own zone's day */
 	mime_free(m);
-	want = search_days_from_civil(1997, 11, 21);
+	want = imap_days_from_civil(1997, 11, 21);
 	CU_ASSERT_EQUAL(search_parse_date("21 Nov 97 09:55:06 GMT", 22, &day), 0);
 	CU_ASSERT_EQUAL(day, want);
 	CU_ASSERT_EQUAL(search_parse_date("Fri, 21 Nov 1997 09:55:06 -0600", 31, &day), 0);
@@ -85,15 +86,15 @@ static void test_dates(void)
 	CU_ASSERT_EQUAL(search_parse_date(" (c) Fri , 21 November 1997", 27, &day), 0);
 	CU_ASSERT_EQUAL(day, want);
 	CU_ASSERT_EQUAL(search_parse_date("1 Jan 49 00:00 EST", 18, &day), 0);
-	CU_ASSERT_EQUAL(day, search_days_from_civil(2049, 1, 1));
+	CU_ASSERT_EQUAL(day, imap_days_from_civil(2049, 1, 1));
 	CU_ASSERT_EQUAL(search_parse_date("garbage", 7, &day), -1);
 	CU_ASSERT_EQUAL(search_parse_date("32 Jan 2020", 11, &day), -1);
-	CU_ASSERT_EQUAL(search_days_from_civil(1970, 1, 1), 0);
-	CU_ASSERT_EQUAL(search_days_from_civil(2000, 3, 1), 11017);
+	CU_ASSERT_EQUAL(imap_days_from_civil(1970, 1, 1), 0);
+	CU_ASSERT_EQUAL(imap_days_from_civil(2000, 3, 1), 11017);
 	/* 2024-01-01 02:00 UTC is still 31 Dec 2023 in -0500 */
-	time_t t = (time_t)search_days_from_civil(2024, 1, 1) * 86400 + 7200;
-	CU_ASSERT_EQUAL(search_internal_day(t, -300), search_days_from_civil(2023, 12, 31));
-	CU_ASSERT_EQUAL(search_internal_day(t, 60), search_days_from_civil(2024, 1, 1));
+	time_t t = (time_t)imap_days_from_civil(2024, 1, 1) * 86400 + 7200;
+	CU_ASSERT_EQUAL(search_internal_day(t, -300), imap_days_from_civil(2023, 12, 31));
+	CU_ASSERT_EQUAL(search_internal_day(t, 60), imap_days_from_civil(2024, 1, 1));
 	CU_ASSERT_EQUAL(search_internal_day(-1, 0), -1);
 }
 
@@ -159,7 +160,7 @@ static void test_fields(void)
 	CU_ASSERT_PTR_NULL(search_fields_find(f, "received", 8));
 	/* the last Date counts, as in the envelope */
 	CU_ASSERT_TRUE(f->has_sent_day);
-	CU_ASSERT_EQUAL(f->sent_day, search_days_from_civil(2001, 1, 1));
+	CU_ASSERT_EQUAL(f->sent_day, imap_days_from_civil(2001, 1, 1));
 	free(f);
 
 	/* no header at all, no Date */
