@@ -65,3 +65,10 @@ BENCH_IMPORT_ARGS =
 .PHONY: bench-import
 bench-import: $(B)/aerogramctl $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_garage.so
 	B=$(B) python3 bench/import_rate.py --count $(IMPORT_COUNT) $(BENCH_IMPORT_ARGS)
+
+# The MIME parser's speed on files given by hand (it prints numbers):
+# build/bench-mime FILE... (protocol/module.mk is read after this file: the library by name)
+TESTBINS += $(B)/bench-mime
+$(B)/bench-mime: $(B)/obj/bench/bench_mime.o $(B)/libagprotocol.a
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^

@@ -1,6 +1,6 @@
 # tests/mime: the message parser, ENVELOPE, BODYSTRUCTURE, sections and the
 # serialised form against Dovecot's recorded answers; the fuzz target.
-TESTBINS += $(B)/tests/test_mime $(B)/tests/bench_mime
+TESTBINS += $(B)/tests/test_mime
 CHECKS += check-mime
 FUZZERS += $(B)/fuzz/fuzz_mime
 FUZZ_SMOKE += fuzz-smoke-mime
@@ -11,11 +11,6 @@ $(B)/tests/test_mime: $(B)/obj/tests/mime/test_mime.o $(B)/obj/tests/mime/test_s
 		$(B)/obj/tests/mime/test_sort.o $(CU_MAIN) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
-
-# A benchmark that prints numbers; run by hand: build/tests/bench_mime FILE...
-$(B)/tests/bench_mime: $(B)/obj/tests/mime/bench_mime.o $(PROTOCOL_LIB)
-	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^
 
 $(B)/fuzz/fuzz_mime: tests/mime/fuzz_mime.c $(PROTOCOL_SRCS)
 	@mkdir -p $(@D)
