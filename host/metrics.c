@@ -34,14 +34,9 @@ static const uint64_t bounds_us[] = { 500, 1000, 2500, 5000, 10000, 25000, 50000
 	                              250000, 500000, 1000000, 2500000, 5000000, 10000000 };
 #define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
-enum st_op {
-	OP_ROW_READ, OP_ROW_INSERT, OP_ROW_INSERT_IF, OP_ROW_DELETE, OP_ROW_WATCH, OP_ROW_WATCH_RANGE,
-	OP_BLOB_GET, OP_BLOB_PUT, OP_BLOB_COPY, OP_BLOB_LIST, OP_BLOB_DELETE, OP__COUNT
-};
-static const char *const op_names[OP__COUNT] = {
-	"row_read", "row_insert", "row_insert_if", "row_delete", "row_watch", "row_watch_range",
-	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete",
-};
+/* Storage calls by operation: the engine's storage layer tells each one
+ * (mail.h, store_call). */
+#define OP__COUNT MAIL_STORE__COUNT
 /* The ABI's error codes, -1 to -9 (driver.h); anything else is "other". */
 #define N_CODES 10
 static const char *const code_names[N_CODES] = {
@@ -193,118 +188,25 @@ void ag_metrics_lmtp(int ok)
 
 /* ------------------------------------------------------------- storage calls */
 
-static const struct aerogram_driver *inner;
-static struct aerogram_driver metered;
-static struct ag_store metered_store;
+static int storage_measured; /* the engine was given storage_done */
 
-static void storage_done(enum st_op op, int rc, const struct timespec *t0)
+static void storage_done(void *arg, enum mail_store_op op, int rc, uint64_t us)
 {
+	(void)arg;
 	struct shard *s = my_shard();
-	if (s == NULL)
+	if (s == NULL || (unsigned)op >= OP__COUNT)
 		return;
 	add(&s->storage_calls[op], 1);
-	observe(&s->storage_time[op], since_us(t0));
+	observe(&s->storage_time[op], us);
 	if (rc < 0)
 		add(&s->storage_errors[op][rc >= -(N_CODES - 1) ? -rc : 0], 1);
 }
 
-#define TIMED(op, call)                                  \
-	do {                                             \
-		struct timespec t0;                      \
-		clock_gettime(CLOCK_MONOTONIC, &t0);     \
-		int rc = (call);                         \
-		storage_done(op, rc, &t0);               \
-		return rc;                               \
-	} while (0)
-
-static int m_row_read(struct aerogram_store *st, const struct aerogram_row_query *q, size_t n,
-                      struct aerogram_row_result **out)
+void ag_metrics_engine_options(struct mail_engine_options *opt)
 {
-	TIMED(OP_ROW_READ, inner->row_read(st, q, n, out));
-}
-
-static int m_row_insert(struct aerogram_store *st, const struct aerogram_row_write *w, size_t n)
-{
-	TIMED(OP_ROW_INSERT, inner->row_insert(st, w, n));
-}
-
-static int m_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q, size_t n, uint64_t *deleted)
-{
-	TIMED(OP_ROW_DELETE, inner->row_delete(st, q, n, deleted));
-}
-
-static int m_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg, struct aerogram_watch **out)
-{
-	TIMED(OP_ROW_WATCH, inner->row_watch(st, pk, sk, token, timeout_ms, cb, arg, out));
-}
-
-static int m_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix, const char *start,
-                             const char *end, const char *marker, uint32_t timeout_ms, aerogram_watch_cb cb,
-                             void *arg, struct aerogram_watch **out)
-{
-	TIMED(OP_ROW_WATCH_RANGE,
-	      inner->row_watch_range(st, pk, prefix, start, end, marker, timeout_ms, cb, arg, out));
-}
-
-static int m_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r, size_t n,
-                      struct aerogram_blob_result **out)
-{
-	TIMED(OP_BLOB_GET, inner->blob_get(st, r, n, out));
-}
-
-static int m_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
-                      const struct aerogram_meta *meta, size_t n_meta)
-{
-	TIMED(OP_BLOB_PUT, inner->blob_put(st, key, data, len, meta, n_meta));
-}
-
-static int m_blob_copy(struct aerogram_store *st, const char *src, const char *dst)
-{
-	TIMED(OP_BLOB_COPY, inner->blob_copy(st, src, dst));
-}
-
-static int m_blob_list(struct aerogram_store *st, const char *prefix, const char *cont, uint32_t max_keys,
-                       struct aerogram_blob_list **out)
-{
-	TIMED(OP_BLOB_LIST, inner->blob_list(st, prefix, cont, max_keys, out));
-}
-
-static int m_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n)
-{
-	TIMED(OP_BLOB_DELETE, inner->blob_delete(st, keys, n));
-}
-
-static int m_row_insert_if(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
-                           const struct aerogram_row_write *w, size_t n, char *new_token, size_t new_token_len)
-{
-	TIMED(OP_ROW_INSERT_IF, inner->row_insert_if(st, pk, sk, token, w, n, new_token, new_token_len));
-}
-
-const struct ag_store *ag_metrics_wrap_store(const struct ag_store *in)
-{
-	inner = in->driver;
-	/* The descriptor as the driver declared it (an ABI 1.0 driver's is
-	 * shorter: what it lacks stays NULL, as the engine expects). */
-	size_t n = inner->struct_size < sizeof(metered) ? inner->struct_size : sizeof(metered);
-	memset(&metered, 0, sizeof(metered));
-	memcpy(&metered, inner, n);
-#define WRAP(f) if (metered.f != NULL) metered.f = m_##f
-	WRAP(row_read);
-	WRAP(row_insert);
-	WRAP(row_delete);
-	WRAP(row_watch);
-	WRAP(row_watch_range);
-	WRAP(blob_get);
-	WRAP(blob_put);
-	WRAP(blob_copy);
-	WRAP(blob_list);
-	WRAP(blob_delete);
-	WRAP(row_insert_if);
-#undef WRAP
-	metered_store.driver = &metered;
-	metered_store.store = in->store;
-	return &metered_store;
+	opt->store_call = storage_done;
+	opt->store_call_arg = NULL;
+	storage_measured = 1;
 }
 
 /* ------------------------------------------------------------------- /metrics */
@@ -424,14 +326,14 @@ static void render(struct ag_server *root, struct evbuffer *o)
 	evbuffer_add_printf(o, "# HELP aerogram_storage_calls_total Calls to the storage driver, by operation.\n"
 	                       "# TYPE aerogram_storage_calls_total counter\n");
 	for (size_t op = 0; op < OP__COUNT; op++)
-		if (metered_store.driver != NULL)
-			evbuffer_add_printf(o, "aerogram_storage_calls_total{operation=\"%s\"} %llu\n", op_names[op],
+		if (storage_measured)
+			evbuffer_add_printf(o, "aerogram_storage_calls_total{operation=\"%s\"} %llu\n", mail_store_op_name((enum mail_store_op)op),
 			                    (unsigned long long)t->storage_calls[op]);
 	evbuffer_add_printf(o, "# HELP aerogram_storage_call_duration_seconds Time of a storage driver call.\n"
 	                       "# TYPE aerogram_storage_call_duration_seconds histogram\n");
 	for (size_t op = 0; op < OP__COUNT; op++)
 		if (t->storage_calls[op] > 0)
-			print_hist(o, "aerogram_storage_call_duration_seconds", "operation", op_names[op],
+			print_hist(o, "aerogram_storage_call_duration_seconds", "operation", mail_store_op_name((enum mail_store_op)op),
 			           &t->storage_time[op]);
 	evbuffer_add_printf(o, "# HELP aerogram_storage_errors_total Storage driver calls that failed, by operation "
 	                       "and error code (notfound and conflict are often expected answers).\n"
@@ -440,7 +342,7 @@ static void render(struct ag_server *root, struct evbuffer *o)
 		for (size_t c = 0; c < N_CODES; c++)
 			if (t->storage_errors[op][c] > 0)
 				evbuffer_add_printf(o, "aerogram_storage_errors_total{operation=\"%s\",code=\"%s\"} %llu\n",
-				                    op_names[op], code_names[c], (unsigned long long)t->storage_errors[op][c]);
+				                    mail_store_op_name((enum mail_store_op)op), code_names[c], (unsigned long long)t->storage_errors[op][c]);
 
 	evbuffer_add_printf(o, "# HELP aerogram_imap_received_bytes_total Bytes of IMAP commands read from clients "
 	                       "(after TLS).\n# TYPE aerogram_imap_received_bytes_total counter\n"

@@ -17,6 +17,7 @@
 #include "protocol/imap_parse.h"
 
 struct ag_server;
+struct mail_engine_options;
 
 /* The result of a command, from its tagged response. */
 enum ag_metrics_result { AG_RESULT_OK, AG_RESULT_NO, AG_RESULT_BAD, AG_RESULT_NONE, AG_RESULT__COUNT };
@@ -29,11 +30,9 @@ extern int ag_metrics_on; /* set once at start-up, before any thread starts */
 /* Turns counting on (start-up, before threads start). */
 void ag_metrics_enable(void);
 
-/* Returns a store whose driver calls are counted and timed (storage calls
- * by operation, latency, errors by code) and forwarded to `inner`'s. The
- * engine is given it instead of the driver's own: no change in the engine.
- * Valid until exit. */
-const struct ag_store *ag_metrics_wrap_store(const struct ag_store *inner);
+/* Has the engine made with these options tell every storage driver call it
+ * makes (storage calls by operation, latency, errors by code). */
+void ag_metrics_engine_options(struct mail_engine_options *opt);
 
 /* A command finished: its kind, UID prefix, result and how long it took
  * (from `started`, CLOCK_MONOTONIC). */

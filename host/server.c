@@ -444,12 +444,11 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
 	struct mail_engine_options engine_options = { .log = engine_log,
 	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000 };
-	/* With metrics on, the engine calls the driver through a copy of its
-	 * descriptor that counts and times each call (metrics.c). */
-	const struct ag_store *store = ag_driver_store(driver);
+	/* With metrics on, the engine's storage layer tells metrics.c of each
+	 * driver call it makes, counted and timed. */
 	if (ag_metrics_on)
-		store = ag_metrics_wrap_store(store);
-	int rc = mail_engine_new(store, &engine_options, &srv->engine);
+		ag_metrics_engine_options(&engine_options);
+	int rc = mail_engine_new(ag_driver_store(driver), &engine_options, &srv->engine);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail engine (error %d)", rc);
 		return -1;

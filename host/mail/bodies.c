@@ -26,10 +26,7 @@ struct put_job {
 
 static int put_one(struct mail_engine *eng, const char *key, const struct mail_new_message *m)
 {
-	int rc = eng->st.driver->blob_put(eng->st.store, key, m->body, m->body_len, NULL, 0);
-	if (rc != 0) /* on the calling thread: the driver's message is this thread's */
-		mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
-	return rc;
+	return store_blob_put(eng, key, m->body, m->body_len); /* logs on this thread */
 }
 
 static void *put_worker(void *arg)

@@ -77,21 +77,14 @@ int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *na
                        void *arg)
 {
 	memset(out, 0, sizeof(*out));
-	uint8_t mbid[UIDX_ID];
-	uint32_t uv;
-	int rc = mblist_lookup(eng, user, name, mbid, &uv);
-	if (rc != 0)
-		return rc;
 	char hex[33];
-	mail_hex(mbid, UIDX_ID, hex);
 	struct oplog log;
-	rc = oplog_init(&log, eng, user, hex);
+	int rc = oplog_read_named(&log, eng, user, name, hex);
 	if (rc != 0)
 		return rc;
-	rc = oplog_sync(&log, 0);
 	uint64_t now = mail_now(eng);
 	struct check_scan c = { log.cur, NULL, NULL, now > grace_ms ? now - grace_ms : 0, out };
-	size_t n = rc == 0 && log.cur != NULL ? log.cur->n : 0;
+	size_t n = log.cur != NULL ? log.cur->n : 0;
 	if (rc == 0) {
 		c.have_summary = calloc(n + 1, 1);
 		c.have_body = calloc(n + 1, 1);

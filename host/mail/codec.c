@@ -20,18 +20,8 @@
 
 static void cb_grow(struct cbuf *b, size_t n)
 {
-	if (b->oom || b->len + n <= b->cap)
-		return;
-	size_t cap = b->cap ? b->cap : 64;
-	while (cap < b->len + n)
-		cap *= 2;
-	uint8_t *p = realloc(b->p, cap);
-	if (p == NULL) {
+	if (!b->oom && mail_grow(&b->p, &b->cap, b->len + n, 1, 64) != 0)
 		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
 }
 
 void cb_raw(struct cbuf *b, const void *p, size_t n)

@@ -1,4 +1,4 @@
-/* engine.c - the engine object: clock, randomness, logging, storage helpers.
+/* engine.c - the engine object: clock, randomness, logging, non-blocking attempts.
  *
  * Time and randomness come from the options so that K engines in one
  * process behave like K daemons and a simulation replays from its seed. */
@@ -227,43 +227,21 @@ void mail_log(struct mail_engine *eng, int level, const char *fmt, ...)
 	eng->opt.log(eng->opt.log_arg, level, line);
 }
 
-const char *mail_store_error(struct mail_engine *eng)
+int mail_grow(void *pa, size_t *cap, size_t need, size_t size, size_t first)
 {
-	const char *m = eng->st.driver->error_message(eng->st.store);
-	return m ? m : "(no message)";
-}
-
-int mail_read_range(struct mail_engine *eng, const struct aerogram_row_query *q,
-                    int (*fn)(void *arg, const struct aerogram_row *row), void *arg)
-{
-	struct aerogram_row_query page = *q;
-	char *next = NULL;
-	int rc = 0;
-	for (;;) {
-		struct aerogram_row_result *res = NULL;
-		page.start = next ? next : q->start;
-		rc = eng->st.driver->row_read(eng->st.store, &page, 1, &res);
-		if (rc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", q->pk, mail_store_error(eng));
-			break;
-		}
-		const struct aerogram_row_page *pg = res->n_pages ? &res->pages[0] : NULL;
-		for (size_t i = 0; pg && i < pg->n_rows && rc == 0; i++)
-			rc = fn(arg, &pg->rows[i]);
-		char *nn = NULL;
-		if (rc == 0 && pg && pg->more && pg->next_start) {
-			nn = strdup(pg->next_start);
-			if (nn == NULL)
-				rc = AEROGRAM_EINTERNAL;
-		}
-		eng->st.driver->row_result_free(eng->st.store, res);
-		free(next);
-		next = nn;
-		if (rc != 0 || next == NULL)
-			break;
-	}
-	free(next);
-	return rc;
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : first;
+	while (n < need)
+		n *= 2;
+	void *a;
+	memcpy(&a, pa, sizeof(a));
+	void *g = realloc(a, n * size);
+	if (g == NULL)
+		return -1;
+	memcpy(pa, &g, sizeof(g));
+	*cap = n;
+	return 0;
 }
 
 void mail_free_strv(char **v, size_t n)
@@ -271,58 +249,4 @@ void mail_free_strv(char **v, size_t n)
 	for (size_t i = 0; v && i < n; i++)
 		free(v[i]);
 	free(v);
-}
-
-int mail_list_blobs(struct mail_engine *eng, const char *prefix, char ***keys, size_t *n)
-{
-	char **out = NULL;
-	size_t count = 0, cap = 0;
-	char *cont = NULL;
-	int rc = 0;
-	*keys = NULL;
-	*n = 0;
-	for (;;) {
-		struct aerogram_blob_list *l = NULL;
-		rc = eng->st.driver->blob_list(eng->st.store, prefix, cont, 0, &l);
-		if (rc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_list %s: %s", prefix, mail_store_error(eng));
-			break;
-		}
-		for (size_t i = 0; i < l->n_keys && rc == 0; i++) {
-			if (count == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				char **g = realloc(out, nc * sizeof(char *));
-				if (g == NULL) {
-					rc = AEROGRAM_EINTERNAL;
-					break;
-				}
-				out = g;
-				cap = nc;
-			}
-			out[count] = strdup(l->keys[i]);
-			if (out[count] == NULL)
-				rc = AEROGRAM_EINTERNAL;
-			else
-				count++;
-		}
-		char *nc = NULL;
-		if (rc == 0 && l->more && l->next_token) {
-			nc = strdup(l->next_token);
-			if (nc == NULL)
-				rc = AEROGRAM_EINTERNAL;
-		}
-		eng->st.driver->blob_list_free(eng->st.store, l);
-		free(cont);
-		cont = nc;
-		if (rc != 0 || cont == NULL)
-			break;
-	}
-	free(cont);
-	if (rc != 0) {
-		mail_free_strv(out, count);
-		return rc;
-	}
-	*keys = out;
-	*n = count;
-	return 0;
 }

@@ -55,6 +55,17 @@ struct mail_view;
 struct mail_sub;
 
 /* Engine options. Zeroed fields take the documented defaults. */
+/* The storage driver calls the engine makes, for the store_call option.
+ * (row_watch_range is the ABI's, not called by the engine: its series stays
+ * at 0 in the daemon's metrics.) */
+enum mail_store_op {
+	MAIL_STORE_ROW_READ, MAIL_STORE_ROW_INSERT, MAIL_STORE_ROW_INSERT_IF, MAIL_STORE_ROW_DELETE,
+	MAIL_STORE_ROW_WATCH, MAIL_STORE_ROW_WATCH_RANGE, MAIL_STORE_BLOB_GET, MAIL_STORE_BLOB_PUT,
+	MAIL_STORE_BLOB_COPY, MAIL_STORE_BLOB_LIST, MAIL_STORE_BLOB_DELETE, MAIL_STORE__COUNT
+};
+/* The driver function's name ("row_read"...). */
+const char *mail_store_op_name(enum mail_store_op op);
+
 struct mail_engine_options {
 	/* Milliseconds since the epoch; default: CLOCK_REALTIME. */
 	uint64_t (*clock_ms)(void *arg);
@@ -85,6 +96,12 @@ struct mail_engine_options {
 	/* Log sink (default: stderr). level is an aerogram_log_level. */
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
+	/* Told of every storage driver call the engine makes, after it
+	 * returns, on the thread that made it: the operation, its result and
+	 * its duration in microseconds (the daemon's metrics). NULL: no
+	 * measure taken. */
+	void (*store_call)(void *arg, enum mail_store_op op, int rc, uint64_t us);
+	void *store_call_arg;
 };
 
 /* Creates an engine over `store` (the pair is copied; the store must outlive

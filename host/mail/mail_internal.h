@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "host/mail/mail.h"
+#include "host/mail/store.h"
 
 /* ------------------------------------------------------------------ engine */
 
@@ -117,15 +118,11 @@ uint64_t mail_rand64(struct mail_engine *eng);
 void mail_rand_bytes(struct mail_engine *eng, uint8_t *out, size_t n);
 void mail_log(struct mail_engine *eng, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The driver's message for the last failed call of this thread. */
-const char *mail_store_error(struct mail_engine *eng);
-/* Reads every page of one range query (pk and bounds copied per page);
- * calls fn for each row. Returns the status and counts the calls made. */
-int mail_read_range(struct mail_engine *eng, const struct aerogram_row_query *q,
-                    int (*fn)(void *arg, const struct aerogram_row *row), void *arg);
-/* Lists every blob key under prefix (all pages); *keys owned by caller. */
-int mail_list_blobs(struct mail_engine *eng, const char *prefix, char ***keys, size_t *n);
 void mail_free_strv(char **v, size_t n);
+/* Grows the array *pa (a pointer to the array's pointer; *cap elements of
+ * `size` bytes) to hold at least `need`, doubling from `first`: 0, or -1
+ * with the array and *cap as they were. */
+int mail_grow(void *pa, size_t *cap, size_t need, size_t size, size_t first);
 
 /* --------------------------------------------------------------- timestamp */
 
@@ -293,6 +290,10 @@ int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t ui
 void uidx_op_free(struct uidx_op *op);
 /* Helpers to build an op's keyword table and flag bits from API flags. */
 int uidx_op_set_keywords(struct uidx_op *op, const char *const *kw, size_t n);
+/* The index of keyword kw in op's table, added if new (case-insensitive):
+ * -1 when the table is full (MAIL_MAX_KEYWORDS: kw is dropped), -2 out of
+ * memory. */
+int uidx_op_keyword(struct uidx_op *op, const char *kw);
 uint64_t uidx_state_to_op_flags(struct uidx_op *op, const struct uidx_state *s, uint64_t flags);
 void uidx_prune_recent(struct uidx_state *s);
 /* Sets the size of message `id` when it is unknown (read from its summary:
@@ -393,7 +394,7 @@ struct oplog {
 	char *watch_token;
 	/* The values this engine last wrote to the watch row (a ring of the
 	 * newest MAIL_OWN_WATCH). A fired watch showing only such values reports
-	 * nothing the engine has not seen (see adopt_own_fire_locked). */
+	 * nothing the engine has not seen (see mailbox_adopt_own_fire_locked). */
 	uint8_t own_watch[MAIL_OWN_WATCH][16];
 	unsigned n_own_watch;
 	uint64_t version;          /* bumped whenever cur changes */
@@ -433,6 +434,12 @@ struct oplog {
 
 int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, const char *mbox_id);
 void oplog_clear(struct oplog *log);
+/* Reads the log of user's mailbox `name` into a log of its own (not the
+ * shared state of an open mailbox), for a look at a mailbox from the side
+ * (aerogramctl check, orphan collection); hex gets the mailbox id. On an
+ * error there is nothing to clear. */
+int oplog_read_named(struct oplog *log, struct mail_engine *eng, const char *user, const char *name,
+                     char hex[33]);
 /* Reads what changed since the last sync (the first one: the newest
  * checkpoint and the log after it), merging late entries. `deep` re-reads
  * everything since the newest checkpoint's cut (before writing the next). */
@@ -605,10 +612,19 @@ void mailbox_notify(struct mail_mailbox *mb);
 /* After a write: wakes the poller when the log wants a checkpoint. */
 void mailbox_after_write(struct mail_mailbox *mb);
 uint32_t mailbox_uidvalidity(const struct mail_mailbox *mb, const struct uidx_state *s);
+/* Drops a reference; the last one keeps the state in the cache of closed
+ * mailboxes (or frees it once deleted). */
+void mailbox_unref(struct mail_mailbox *mb);
+
+/* poller.c: the thread that waits on the watches (not started with
+ * no_poller), and the watch of one mailbox. */
 void engine_poller_start(struct mail_engine *eng);
 void engine_poller_stop(struct mail_engine *eng);
 void mailbox_watch_arm(struct mail_mailbox *mb);
 void mailbox_watch_release(struct mail_mailbox *mb);
+/* With mb->lock held: 1 when the last fire showed only this engine's own
+ * watch writes, taken as a sync (its token adopted); else 0. */
+int mailbox_adopt_own_fire_locked(struct mail_mailbox *mb);
 /* Finds or makes the shared state of mailbox id `hex` of user and takes a
  * reference (release it with mail_mailbox_close); nothing is read. */
 int mailbox_ref(struct mail_engine *eng, const char *user, const char *hex, struct mail_mailbox **out);

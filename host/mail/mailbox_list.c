@@ -47,14 +47,8 @@ struct mblist_entry *mblist_get(struct mblist *l, const char *name)
 	size_t i = lower_bound(l, name);
 	if (i < l->n && strcmp(l->e[i].name, name) == 0)
 		return &l->e[i];
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct mblist_entry *g = realloc(l->e, cap * sizeof(*g));
-		if (g == NULL)
-			return NULL;
-		l->e = g;
-		l->cap = cap;
-	}
+	if (mail_grow(&l->e, &l->cap, l->n + 1, sizeof(*l->e), 16) != 0)
+		return NULL;
 	char *d = strdup(name);
 	if (d == NULL)
 		return NULL;
@@ -217,17 +211,15 @@ int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, c
 	*token = NULL;
 	struct aerogram_row_query q = { .pk = pk, .sk = "list" };
 	struct aerogram_row_result *res = NULL;
-	int rc = eng->st.driver->row_read(eng->st.store, &q, 1, &res);
-	if (rc != 0) {
-		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+	int rc = store_row_read(eng, &q, 1, &res, pk);
+	if (rc != 0)
 		return rc;
-	}
 	if (res->n_pages && res->pages[0].n_rows) {
 		const struct aerogram_row *row = &res->pages[0].rows[0];
 		*token = strdup(row->token);
 		rc = mblist_from_row(eng, pk, row, out);
 	}
-	eng->st.driver->row_result_free(eng->st.store, res);
+	store_row_result_free(eng, res);
 	if (rc != 0) {
 		mblist_free(out);
 		free(*token);
@@ -245,9 +237,7 @@ int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *
 	int rc = codec_mblist_encode(l, &b);
 	if (rc == 0) {
 		struct aerogram_row_write w = { pk, "list", token, b.p, b.len, 0 };
-		rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s/list: %s", pk, mail_store_error(eng));
+		rc = store_row_insert(eng, &w, 1, pk);
 	}
 	free(b.p);
 	return rc;

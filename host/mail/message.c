@@ -258,7 +258,11 @@ static int push_add_ex(struct mail_mailbox *mb, struct uidx_op *op, const struct
 	return w.rc;
 }
 
-static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
+/* Pushes op (taken); `filter`, when not NULL, sees the state and op just
+ * before op is applied, in every retry (the log's filter). */
+static int push_op_filtered(struct mail_mailbox *mb, struct uidx_op *op,
+                            void (*filter)(void *arg, struct uidx_state *cur, struct uidx_op *op),
+                            void *filter_arg)
 {
 	if (mail_lock_or_again(&mb->lock) != 0) {
 		uidx_op_free(op);
@@ -267,10 +271,15 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 	/* Conditional writes check freshness themselves; otherwise read what
 	 * the watch says changed first. */
 	int rc = mb->log.cas && !mb->deleted ? 0 : mailbox_sync_locked(mb, 0);
-	if (rc == 0)
+	if (rc == 0) {
+		mb->log.filter = filter;
+		mb->log.filter_arg = filter_arg;
 		rc = oplog_push(&mb->log, op, NULL, 0);
-	else
+		mb->log.filter = NULL;
+		mb->log.filter_arg = NULL;
+	} else {
 		uidx_op_free(op);
+	}
 	if (rc == AEROGRAM_ENOTFOUND)
 		mb->deleted = 1;
 	pthread_mutex_unlock(&mb->lock);
@@ -279,6 +288,11 @@ static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
 		mailbox_after_write(mb);
 	}
 	return rc;
+}
+
+static int push_op(struct mail_mailbox *mb, struct uidx_op *op)
+{
+	return push_op_filtered(mb, op, NULL, NULL);
 }
 
 int mail_append_many(struct mail_mailbox *mb, const struct mail_new_message *msgs, size_t n,
@@ -344,24 +358,13 @@ int mail_append_many_claim(struct mail_mailbox *mb, const struct mail_new_messag
 		/* keywords: the op's table is the union of every message's */
 		uint64_t f = msg->flags & MAIL_F_SYSTEM;
 		for (size_t k = 0; k < msg->n_keywords; k++) {
-			size_t j;
-			for (j = 0; j < op->n_keywords; j++)
-				if (strcasecmp(op->keywords[j], msg->keywords[k]) == 0)
-					break;
-			if (j == op->n_keywords) {
-				if (j >= MAIL_MAX_KEYWORDS)
-					continue;
-				char **nk = realloc(op->keywords, (j + 1) * sizeof(char *));
-				if (nk == NULL || (nk[j] = strdup(msg->keywords[k])) == NULL) {
-					if (nk)
-						op->keywords = nk;
-					rc = AEROGRAM_EINTERNAL;
-					break;
-				}
-				op->keywords = nk;
-				op->n_keywords++;
+			int j = uidx_op_keyword(op, msg->keywords[k]);
+			if (j == -2) {
+				rc = AEROGRAM_EINTERNAL;
+				break;
 			}
-			f |= 1ull << (5 + j);
+			if (j >= 0)
+				f |= 1ull << (5 + j);
 		}
 		op->item_flags[i] = f;
 		op->item_sizes[i] = msg->body_len;
@@ -498,29 +501,7 @@ int mail_store_unchanged(struct mail_view *v, const uint32_t *uids, size_t n, en
 	if (f.n == 0) {
 		uidx_op_free(op);
 	} else {
-		struct mail_mailbox *mb = v->mb;
-		if (mail_lock_or_again(&mb->lock) != 0) {
-			uidx_op_free(op);
-			rc = MAIL_EAGAIN;
-		} else {
-			rc = mb->log.cas && !mb->deleted ? 0 : mailbox_sync_locked(mb, 0);
-			if (rc == 0) {
-				mb->log.filter = unchanged_filter;
-				mb->log.filter_arg = &f;
-				rc = oplog_push(&mb->log, op, NULL, 0);
-				mb->log.filter = NULL;
-				mb->log.filter_arg = NULL;
-			} else {
-				uidx_op_free(op);
-			}
-			if (rc == AEROGRAM_ENOTFOUND)
-				mb->deleted = 1;
-			pthread_mutex_unlock(&mb->lock);
-			if (rc == 0) {
-				mailbox_notify(mb);
-				mailbox_after_write(mb);
-			}
-		}
+		rc = push_op_filtered(v->mb, op, unchanged_filter, &f);
 	}
 	free(f.ids);
 	free(f.uids);
@@ -609,11 +590,10 @@ int mail_remove_messages(struct mail_engine *eng, const char *user, const char *
 			qs[i].pk = pk;
 			qs[i].sk = sks[i];
 		}
-		rc = eng->st.driver->blob_delete(eng->st.store, kp, n);
+		/* on failure, orphan collection finds them later */
+		rc = store_blob_delete(eng, kp, n, pk);
 		if (rc == 0)
-			rc = eng->st.driver->row_delete(eng->st.store, qs, n, NULL);
-		if (rc != 0) /* orphan collection finds them later */
-			mail_log(eng, AEROGRAM_LOG_WARNING, "removing expunged messages of %s: %s", pk, mail_store_error(eng));
+			rc = store_row_delete(eng, qs, n, pk);
 	}
 	free(keys);
 	free(kp);
@@ -689,9 +669,7 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 	}
 	struct aerogram_row_result *rr = NULL;
 	if (rc == 0 && ns) {
-		rc = eng->st.driver->row_read(eng->st.store, qs, ns, &rr);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", spk, mail_store_error(eng));
+		rc = store_row_read(eng, qs, ns, &rr, spk);
 	}
 	size_t nw = 0;
 	size_t *wpos = calloc(ns ? ns : 1, sizeof(size_t));
@@ -721,11 +699,10 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 		char skey[700], dkey[700];
 		key_body(skey, sizeof(skey), v->mb->user, v->mb->id, src[i]->id);
 		key_body(dkey, sizeof(dkey), dst->user, dst->id, nid);
-		int crc = eng->st.driver->blob_copy(eng->st.store, skey, dkey);
+		int crc = store_blob_copy(eng, skey, dkey);
 		if (crc == AEROGRAM_ENOTFOUND)
 			continue;
 		if (crc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_copy %s: %s", skey, mail_store_error(eng));
 			rc = crc;
 			break;
 		}
@@ -756,8 +733,7 @@ static int copy_into(struct mail_view *v, const uint32_t *uids, size_t n, struct
 		rc = mail_mailbox_status(dst, &st);
 		*uidvalidity = st.uidvalidity;
 	}
-	if (rr)
-		eng->st.driver->row_result_free(eng->st.store, rr);
+	store_row_result_free(eng, rr);
 	if (rc == 0 && moved) {
 		*moved = del;
 		del = NULL;
@@ -824,9 +800,7 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 	}
 	struct aerogram_blob_result *br = NULL;
 	if (rc == 0 && nr) {
-		rc = eng->st.driver->blob_get(eng->st.store, req, nr, &br);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_get: %s", mail_store_error(eng));
+		rc = store_blob_get(eng, req, nr, &br, req[0].key);
 	}
 	for (size_t i = 0; rc == 0 && i < nr && i < br->n_blobs; i++) {
 		const struct aerogram_blob *b = &br->blobs[i];
@@ -843,8 +817,7 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 			memcpy(o->data, b->data, b->len);
 		o->len = b->len;
 	}
-	if (br)
-		eng->st.driver->blob_result_free(eng->st.store, br);
+	store_blob_result_free(eng, br);
 	free(req);
 	free(keys);
 	free(pos);
@@ -1045,9 +1018,7 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 	}
 	struct aerogram_row_result *rr = NULL;
 	if (rc == 0) {
-		rc = eng->st.driver->row_read(eng->st.store, qs, nc, &rr);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+		rc = store_row_read(eng, qs, nc, &rr, pk);
 	}
 	size_t nw = 0;
 	uint64_t now = mail_now(eng);
@@ -1074,11 +1045,10 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 		char skey[700], dkey[700];
 		key_body(skey, sizeof(skey), mb->user, mb->id, cand[i].old);
 		key_body(dkey, sizeof(dkey), mb->user, mb->id, nid);
-		int crc = eng->st.driver->blob_copy(eng->st.store, skey, dkey);
+		int crc = store_blob_copy(eng, skey, dkey);
 		if (crc == AEROGRAM_ENOTFOUND)
 			continue; /* the body went first */
 		if (crc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_copy %s: %s", skey, mail_store_error(eng));
 			rc = crc;
 			break;
 		}
@@ -1102,8 +1072,7 @@ int mail_mailbox_undelete(struct mail_mailbox *mb, uint64_t since_ms, size_t *re
 	for (size_t i = 0; rc == 0 && i < nw; i++)
 		if (!fresh[i])
 			got[i] = 0;
-	if (rr)
-		eng->st.driver->row_result_free(eng->st.store, rr);
+	store_row_result_free(eng, rr);
 	size_t n_ok = 0;
 	if (rc == 0)
 		rc = undelete_sweep(mb, got, nw);

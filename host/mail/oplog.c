@@ -58,6 +58,24 @@ int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, con
 	return 0;
 }
 
+int oplog_read_named(struct oplog *log, struct mail_engine *eng, const char *user, const char *name,
+                     char hex[33])
+{
+	uint8_t id[UIDX_ID];
+	uint32_t uv;
+	int rc = mblist_lookup(eng, user, name, id, &uv);
+	if (rc != 0)
+		return rc;
+	mail_hex(id, UIDX_ID, hex);
+	rc = oplog_init(log, eng, user, hex);
+	if (rc != 0)
+		return rc;
+	rc = oplog_sync(log, 0);
+	if (rc != 0)
+		oplog_clear(log);
+	return rc;
+}
+
 static void hist_free(struct oplog_entry *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -111,17 +129,7 @@ static size_t hist_find(const struct oplog *log, struct ag_ts ts, int *found)
 
 static int hist_reserve(struct oplog *log, size_t extra)
 {
-	if (log->n + extra <= log->cap)
-		return 0;
-	size_t cap = log->cap ? log->cap : 64;
-	while (cap < log->n + extra)
-		cap *= 2;
-	struct oplog_entry *h = realloc(log->hist, cap * sizeof(*h));
-	if (h == NULL)
-		return -1;
-	log->hist = h;
-	log->cap = cap;
-	return 0;
+	return mail_grow(&log->hist, &log->cap, log->n + extra, sizeof(*log->hist), 64);
 }
 
 /* Whether the entry ts is known: applied and still in memory, or older
@@ -305,15 +313,9 @@ static int remote_row(void *arg, const struct aerogram_row *row)
 	}
 	if (best_op == NULL)
 		return 0;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		struct oplog_entry *g = realloc(r->e, cap * sizeof(*g));
-		if (g == NULL) {
-			uidx_op_free(best_op);
-			return AEROGRAM_EINTERNAL;
-		}
-		r->e = g;
-		r->cap = cap;
+	if (mail_grow(&r->e, &r->cap, r->n + 1, sizeof(*r->e), 64) != 0) {
+		uidx_op_free(best_op);
+		return AEROGRAM_EINTERNAL;
 	}
 	best_op->ts = ts;
 	r->e[r->n].ts = ts;
@@ -370,15 +372,13 @@ static int read_log(struct oplog *log, const char *start, int with_turn, struct 
 	size_t first = 0, nq = with_turn ? 3 : 2;
 	int rc = 0;
 	if (!eng->snapshot_reads) {
-		rc = eng->st.driver->row_read(eng->st.store, q, 1, &wres);
+		rc = store_row_read(eng, q, 1, &wres, log->pk);
 		first = 1;
 	}
 	if (rc == 0)
-		rc = eng->st.driver->row_read(eng->st.store, q + first, nq - first, &res);
+		rc = store_row_read(eng, q + first, nq - first, &res, log->pk);
 	if (rc != 0) {
-		mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", log->pk, mail_store_error(eng));
-		if (wres)
-			eng->st.driver->row_result_free(eng->st.store, wres);
+		store_row_result_free(eng, wres);
 		return rc;
 	}
 	/* pages[k] of the combined answer, k as in q */
@@ -422,9 +422,8 @@ static int read_log(struct oplog *log, const char *start, int with_turn, struct 
 					rr->turn[rr->n_turn++].own = own;
 		}
 	}
-	eng->st.driver->row_result_free(eng->st.store, res);
-	if (wres)
-		eng->st.driver->row_result_free(eng->st.store, wres);
+	store_row_result_free(eng, res);
+	store_row_result_free(eng, wres);
 	if (rc == 0 && next) {
 		struct aerogram_row_query more = q[1];
 		more.start = next;
@@ -460,11 +459,9 @@ static int load_checkpoint(struct oplog *log, struct ag_ts bound, struct uidx_st
 			continue;
 		struct aerogram_blob_request req = { keys[i], 0, 0 };
 		struct aerogram_blob_result *res = NULL;
-		rc = eng->st.driver->blob_get(eng->st.store, &req, 1, &res);
-		if (rc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "blob_get %s: %s", keys[i], mail_store_error(eng));
+		rc = store_blob_get(eng, &req, 1, &res, keys[i]);
+		if (rc != 0)
 			break;
-		}
 		struct uidx_state *s = NULL;
 		int st = res->n_blobs ? res->blobs[0].status : AEROGRAM_ENOTFOUND;
 		size_t len = st == 0 ? res->blobs[0].len : 0;
@@ -472,7 +469,7 @@ static int load_checkpoint(struct oplog *log, struct ag_ts bound, struct uidx_st
 			st = codec_state_decode(res->blobs[0].data, res->blobs[0].len, &s);
 		if (s)
 			s->keep_expunged = eng->retention_ms > 0;
-		eng->st.driver->blob_result_free(eng->st.store, res);
+		store_blob_result_free(eng, res);
 		if (st == AEROGRAM_ENOTFOUND || st == AEROGRAM_EINVAL) {
 			mail_log(eng, AEROGRAM_LOG_WARNING, "checkpoint %s unusable (%d); trying an older one",
 			         keys[i], st);
@@ -698,13 +695,13 @@ static int fetch_entry_ex(struct oplog *log, struct ag_ts ts, int *found, struct
 	struct aerogram_row_result *res = NULL;
 	struct mail_engine *eng = log->eng;
 	*found = 0;
-	int rc = eng->st.driver->row_read(eng->st.store, &q, 1, &res);
+	int rc = store_row_read(eng, &q, 1, &res, NULL);
 	if (rc != 0)
 		return rc;
 	struct remote r = { NULL, 0, 0, log };
 	for (size_t i = 0; rc == 0 && res->n_pages && i < res->pages[0].n_rows; i++)
 		rc = remote_row(&r, &res->pages[0].rows[0]);
-	eng->st.driver->row_result_free(eng->st.store, res);
+	store_row_result_free(eng, res);
 	if (rc == 0 && r.n == 1)
 		*found = 1;
 	if (late_ref) {
@@ -995,8 +992,8 @@ static int push_cas(struct oplog *log, struct uidx_op *op, const struct aerogram
 		w[n_extra] = (struct aerogram_row_write){ log->pk, sk, NULL, b.p, b.len, 0 };
 		w[n_extra + 1] = (struct aerogram_row_write){ log->pk, "watch", log->watch_token, wv, sizeof(wv), 0 };
 		char tok[AEROGRAM_TOKEN_MAX];
-		rc = eng->st.driver->row_insert_if(eng->st.store, log->pk, "watch", log->watch_token, w,
-		                                   n_extra + 2, tok, sizeof(tok));
+		rc = store_row_insert_if(eng, log->pk, "watch", log->watch_token, w, n_extra + 2, tok, sizeof(tok),
+		                         NULL);
 		if (rc == 0) {
 			char *t = strdup(tok);
 			if (t == NULL) {
@@ -1010,11 +1007,9 @@ static int push_cas(struct oplog *log, struct uidx_op *op, const struct aerogram
 			op = NULL;
 			break;
 		}
-		if (rc != AEROGRAM_ECONFLICT && rc != AEROGRAM_EUNAVAILABLE) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "log append %s/%s: %s", log->pk, sk, mail_store_error(eng));
-			break;
-		}
-		if (rc == AEROGRAM_EUNAVAILABLE && ++unavailable > OPLOG_WRITE_TRIES) {
+		/* a conflict, or the store unavailable a few times, is retried */
+		if ((rc != AEROGRAM_ECONFLICT && rc != AEROGRAM_EUNAVAILABLE) ||
+		    (rc == AEROGRAM_EUNAVAILABLE && ++unavailable > OPLOG_WRITE_TRIES)) {
 			mail_log(eng, AEROGRAM_LOG_WARNING, "log append %s/%s: %s", log->pk, sk, mail_store_error(eng));
 			break;
 		}
@@ -1051,15 +1046,7 @@ static int write_entry(struct oplog *log, struct ag_ts ts, const struct cbuf *b)
 	char sk[AG_TS_HEX + 1];
 	ts_format(ts, sk);
 	struct aerogram_row_write w = { log->pk, sk, NULL, b->p, b->len, 0 };
-	int rc = 0;
-	for (int t = 0; t < OPLOG_WRITE_TRIES; t++) {
-		rc = eng->st.driver->row_insert(eng->st.store, &w, 1);
-		if (rc != AEROGRAM_EUNAVAILABLE)
-			break;
-	}
-	if (rc != 0)
-		mail_log(eng, AEROGRAM_LOG_WARNING, "log append %s/%s: %s", log->pk, sk, mail_store_error(eng));
-	return rc;
+	return store_row_insert_tries(eng, &w, 1, OPLOG_WRITE_TRIES, log->pk);
 }
 
 /* Without conditional writes: rewrites the watch row (and, when turn_value
@@ -1073,11 +1060,9 @@ static void write_watch(struct oplog *log, const uint8_t *turn_value, size_t tur
 		{ log->pk, "watch", log->watch_token, wv, sizeof(wv), 0 },
 		{ log->pk, log->turn_sk, turn_token, turn_value, turn_len, 0 },
 	};
-	int rc = eng->st.driver->row_insert(eng->st.store, w, turn_value ? 2 : 1);
-	if (rc == 0)
+	/* on failure the entry is written: others learn of it at their next sync */
+	if (store_row_insert(eng, w, turn_value ? 2 : 1, log->pk) == 0)
 		remember_own_watch(log, wv);
-	else /* the entry is written: others learn of it at their next sync */
-		mail_log(eng, AEROGRAM_LOG_WARNING, "watch rewrite %s: %s", log->pk, mail_store_error(eng));
 }
 
 static int push_plain(struct oplog *log, struct uidx_op *op, int late_depth);
@@ -1274,14 +1259,7 @@ static int turn_write(struct oplog *log, uint8_t state, const uint8_t claim[16],
 	if (n_extra)
 		memcpy(w, extra, n_extra * sizeof(*w));
 	w[n_extra] = (struct aerogram_row_write){ log->pk, log->turn_sk, log->turn_token, v, sizeof(v), 0 };
-	int rc = 0;
-	for (int t = 0; t < OPLOG_WRITE_TRIES; t++) {
-		rc = eng->st.driver->row_insert(eng->st.store, w, n_extra + 1);
-		if (rc != AEROGRAM_EUNAVAILABLE)
-			break;
-	}
-	if (rc != 0)
-		mail_log(eng, AEROGRAM_LOG_WARNING, "turn %s: %s", log->pk, mail_store_error(eng));
+	int rc = store_row_insert_tries(eng, w, n_extra + 1, OPLOG_WRITE_TRIES, log->pk);
 	free(w);
 	return rc;
 }
@@ -1417,9 +1395,7 @@ int oplog_push(struct oplog *log, struct uidx_op *op, const struct aerogram_row_
 			rc = oplog_sync(log, 0);
 		if (rc == 0 && n_extra && (op->kind != UIDX_OP_ADD || eng->lazy)) {
 			/* the immutable rows first */
-			rc = eng->st.driver->row_insert(eng->st.store, extra, n_extra);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "row_insert %s: %s", extra[0].pk, mail_store_error(eng));
+			rc = store_row_insert(eng, extra, n_extra, extra[0].pk);
 		}
 		if (rc != 0)
 			uidx_op_free(op);
@@ -1484,11 +1460,8 @@ static int checkpoint_gc(struct oplog *log, char *const *keys, size_t nk)
 		}
 	}
 	int rc = 0;
-	if (n_del) {
-		rc = eng->st.driver->blob_delete(eng->st.store, del, n_del);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "checkpoint collection %s: %s", log->pk, mail_store_error(eng));
-	}
+	if (n_del)
+		rc = store_blob_delete(eng, del, n_del, log->pk);
 	struct ag_ts end = { now > OPLOG_RETAIN_MS ? now - OPLOG_RETAIN_MS : 0, 0 };
 	if (ts_cmp(oldest_kept, end) < 0)
 		end = oldest_kept;
@@ -1496,9 +1469,7 @@ static int checkpoint_gc(struct oplog *log, char *const *keys, size_t nk)
 		char e[AG_TS_HEX + 1];
 		ts_format(end, e);
 		struct aerogram_row_query q = { .pk = log->pk, .end = e };
-		rc = eng->st.driver->row_delete(eng->st.store, &q, 1, NULL);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "log collection %s: %s", log->pk, mail_store_error(eng));
+		rc = store_row_delete(eng, &q, 1, log->pk);
 	}
 	free(del);
 	return rc;
@@ -1699,9 +1670,7 @@ int oplog_checkpoint(struct oplog *log, int force)
 	ts_format(cut, tsx);
 	snprintf(key, sizeof(key), "%s%s", log->ckpt_prefix, tsx);
 	if (rc == 0) {
-		rc = eng->st.driver->blob_put(eng->st.store, key, b.p, b.len, NULL, 0);
-		if (rc != 0)
-			mail_log(eng, AEROGRAM_LOG_WARNING, "checkpoint %s: %s", key, mail_store_error(eng));
+		rc = store_blob_put(eng, key, b.p, b.len);
 	}
 	size_t len = b.len;
 	free(b.p);

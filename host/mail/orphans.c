@@ -60,14 +60,8 @@ static int scan_row(void *arg, const struct aerogram_row *row)
 	struct orphan_scan *o = arg;
 	if (!is_orphan(o, row->sk))
 		return 0;
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 64;
-		char **g = realloc(o->sks, cap * sizeof(char *));
-		if (g == NULL)
-			return AEROGRAM_EINTERNAL;
-		o->sks = g;
-		o->cap = cap;
-	}
+	if (mail_grow(&o->sks, &o->cap, o->n + 1, sizeof(char *), 64) != 0)
+		return AEROGRAM_EINTERNAL;
 	o->sks[o->n] = strdup(row->sk);
 	if (o->sks[o->n] == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -80,17 +74,11 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 {
 	if (removed)
 		*removed = 0;
-	uint8_t id[UIDX_ID];
-	uint32_t uv;
-	int rc = mblist_lookup(eng, user, name, id, &uv);
+	char hex[33];
+	struct oplog log;
+	int rc = oplog_read_named(&log, eng, user, name, hex);
 	if (rc != 0)
 		return rc;
-	char hex[33];
-	mail_hex(id, UIDX_ID, hex);
-	struct oplog log;
-	rc = oplog_init(&log, eng, user, hex);
-	if (rc == 0)
-		rc = oplog_sync(&log, 0);
 	uint64_t now = mail_now(eng);
 	uint64_t hold = mail_hold_ms(eng);
 	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, now > hold ? now - hold : 0,
@@ -120,9 +108,7 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 		}
 		nk = w;
 		if (nk) {
-			rc = eng->st.driver->blob_delete(eng->st.store, (const char *const *)keys, nk);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "blob_delete %s: %s", pfx, mail_store_error(eng));
+			rc = store_blob_delete(eng, (const char *const *)keys, nk, pfx);
 		}
 		count += nk;
 	}
@@ -141,9 +127,7 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 				qs[i].pk = pk;
 				qs[i].sk = o.sks[i];
 			}
-			rc = eng->st.driver->row_delete(eng->st.store, qs, o.n, NULL);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "row_delete %s: %s", pk, mail_store_error(eng));
+			rc = store_row_delete(eng, qs, o.n, pk);
 			free(qs);
 		}
 		if (o.n > count)

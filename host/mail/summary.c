@@ -310,6 +310,44 @@ static int fill_row(void *arg, const struct aerogram_row *row)
 	return 0;
 }
 
+/* One row_read of the summary rows of w[0..n); fn gets each row found. */
+static int read_batch(struct mail_engine *eng, const char *pk, const struct want *w, size_t n,
+                      int (*fn)(void *arg, const struct aerogram_row *row), void *arg)
+{
+	struct aerogram_row_query *qs = calloc(n, sizeof(*qs));
+	struct aerogram_row_result *rr = NULL;
+	if (qs == NULL)
+		return AEROGRAM_EINTERNAL;
+	for (size_t i = 0; i < n; i++) {
+		qs[i].pk = pk;
+		qs[i].sk = w[i].hex;
+	}
+	int rc = store_row_read(eng, qs, n, &rr, pk);
+	for (size_t p = 0; rc == 0 && p < rr->n_pages; p++)
+		for (size_t r = 0; rc == 0 && r < rr->pages[p].n_rows; r++)
+			rc = fn(arg, &rr->pages[p].rows[r]);
+	store_row_result_free(eng, rr);
+	free(qs);
+	return rc;
+}
+
+/* Reads the summary rows of w[0..nw) of a mailbox of n_all messages, at
+ * most `batch` per row_read; fn gets each row found. For most of a large
+ * mailbox one range read (paginated) beats nw lookups (it also reads the
+ * rows of expunged messages not collected yet). */
+static int read_wanted(struct mail_engine *eng, const char *pk, const struct want *w, size_t nw, size_t n_all,
+                       size_t batch, int (*fn)(void *arg, const struct aerogram_row *row), void *arg)
+{
+	if (nw > 256 && nw * 2 > n_all) {
+		struct aerogram_row_query q = { .pk = pk };
+		return mail_read_range(eng, &q, fn, arg);
+	}
+	int rc = 0;
+	for (size_t at = 0; rc == 0 && at < nw; at += batch)
+		rc = read_batch(eng, pk, w + at, nw - at < batch ? nw - at : batch, fn, arg);
+	return rc;
+}
+
 int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_summary **out)
 {
 	struct mail_engine *eng = v->mb->eng;
@@ -343,36 +381,8 @@ int mail_summaries(struct mail_view *v, const uint32_t *uids, size_t n, struct m
 	char pk[512];
 	key_summary_pk(pk, sizeof(pk), v->mb->user, v->mb->id);
 	struct fill f = { w, nw, res, eng->summaries, v->mb };
-	int rc = 0;
-	if (nw == 0) {
-		rc = 0;
-	} else if (nw * 2 > v->snap->n && nw > 256) {
-		/* most of a large mailbox: one range read (paginated) beats n
-		 * lookups (it also reads the rows of expunged messages not
-		 * collected yet) */
-		struct aerogram_row_query q = { .pk = pk };
-		rc = mail_read_range(eng, &q, fill_row, &f);
-	} else {
-		struct aerogram_row_query *qs = calloc(nw, sizeof(*qs));
-		struct aerogram_row_result *rr = NULL;
-		if (qs == NULL) {
-			rc = AEROGRAM_EINTERNAL;
-		} else {
-			for (size_t i = 0; i < nw; i++) {
-				qs[i].pk = pk;
-				qs[i].sk = w[i].hex;
-			}
-			rc = eng->st.driver->row_read(eng->st.store, qs, nw, &rr);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
-			for (size_t p = 0; rc == 0 && p < rr->n_pages; p++)
-				for (size_t r = 0; rc == 0 && r < rr->pages[p].n_rows; r++)
-					rc = fill_row(&f, &rr->pages[p].rows[r]);
-			if (rr)
-				eng->st.driver->row_result_free(eng->st.store, rr);
-		}
-		free(qs);
-	}
+	/* every miss in one row_read */
+	int rc = read_wanted(eng, pk, w, nw, v->snap->n, nw, fill_row, &f);
 	free(w);
 	if (rc != 0) {
 		mail_summaries_free(res, n);
@@ -435,35 +445,7 @@ int summary_sizes(struct mail_mailbox *mb, const uint8_t (*ids)[UIDX_ID], size_t
 	char pk[512];
 	key_summary_pk(pk, sizeof(pk), mb->user, mb->id);
 	struct size_fill f = { w, nw, sizes };
-	int rc = 0;
-	if (nw > 256 && nw * 2 > n_all) {
-		/* most of a large mailbox: one paginated range read */
-		struct aerogram_row_query q = { .pk = pk };
-		rc = mail_read_range(eng, &q, size_row, &f);
-	} else {
-		for (size_t at = 0; rc == 0 && at < nw; at += OPLOG_PAGE) {
-			size_t k = nw - at < OPLOG_PAGE ? nw - at : OPLOG_PAGE;
-			struct aerogram_row_query *qs = calloc(k, sizeof(*qs));
-			struct aerogram_row_result *rr = NULL;
-			if (qs == NULL) {
-				rc = AEROGRAM_EINTERNAL;
-				break;
-			}
-			for (size_t i = 0; i < k; i++) {
-				qs[i].pk = pk;
-				qs[i].sk = w[at + i].hex;
-			}
-			rc = eng->st.driver->row_read(eng->st.store, qs, k, &rr);
-			if (rc != 0)
-				mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
-			for (size_t p = 0; rc == 0 && p < rr->n_pages; p++)
-				for (size_t r = 0; rc == 0 && r < rr->pages[p].n_rows; r++)
-					rc = size_row(&f, &rr->pages[p].rows[r]);
-			if (rr)
-				eng->st.driver->row_result_free(eng->st.store, rr);
-			free(qs);
-		}
-	}
+	int rc = read_wanted(eng, pk, w, nw, n_all, OPLOG_PAGE, size_row, &f);
 	free(w);
 	return rc;
 }

@@ -203,29 +203,34 @@ static uint64_t op_to_state_flags(struct uidx_state *s, const struct uidx_op *op
 	return out;
 }
 
+int uidx_op_keyword(struct uidx_op *op, const char *kw)
+{
+	size_t k;
+	for (k = 0; k < op->n_keywords; k++)
+		if (strcasecmp(op->keywords[k], kw) == 0)
+			return (int)k;
+	if (k >= MAIL_MAX_KEYWORDS)
+		return -1;
+	char **nk = realloc(op->keywords, (k + 1) * sizeof(char *));
+	if (nk == NULL)
+		return -2;
+	op->keywords = nk;
+	nk[k] = strdup(kw);
+	if (nk[k] == NULL)
+		return -2;
+	op->n_keywords++;
+	return (int)k;
+}
+
 uint64_t uidx_state_to_op_flags(struct uidx_op *op, const struct uidx_state *s, uint64_t flags)
 {
 	uint64_t out = flags & MAIL_F_SYSTEM;
 	for (size_t j = 0; j < s->n_keywords; j++) {
 		if (!(flags & (1ull << (5 + j))))
 			continue;
-		size_t k;
-		for (k = 0; k < op->n_keywords; k++)
-			if (strcasecmp(op->keywords[k], s->keywords[j]) == 0)
-				break;
-		if (k == op->n_keywords) {
-			if (k >= MAIL_MAX_KEYWORDS)
-				continue;
-			char **nk = realloc(op->keywords, (k + 1) * sizeof(char *));
-			if (nk == NULL)
-				continue;
-			op->keywords = nk;
-			nk[k] = strdup(s->keywords[j]);
-			if (nk[k] == NULL)
-				continue;
-			op->n_keywords++;
-		}
-		out |= 1ull << (5 + k);
+		int k = uidx_op_keyword(op, s->keywords[j]);
+		if (k >= 0) /* else dropped: the op's table is full, or no memory */
+			out |= 1ull << (5 + k);
 	}
 	return out;
 }
@@ -250,9 +255,7 @@ void uidx_op_free(struct uidx_op *op)
 {
 	if (op == NULL)
 		return;
-	for (size_t i = 0; i < op->n_keywords; i++)
-		free(op->keywords[i]);
-	free(op->keywords);
+	mail_free_strv(op->keywords, op->n_keywords);
 	free(op->ids);
 	free(op->item_flags);
 	free(op->item_sizes);
@@ -263,17 +266,7 @@ void uidx_op_free(struct uidx_op *op)
 
 static int msgs_reserve(struct uidx_state *s, size_t extra)
 {
-	if (s->n + extra <= s->cap)
-		return 0;
-	size_t cap = s->cap ? s->cap : 16;
-	while (cap < s->n + extra)
-		cap *= 2;
-	struct uidx_msg *m = realloc(s->msgs, cap * sizeof(*m));
-	if (m == NULL)
-		return -1;
-	s->msgs = m;
-	s->cap = cap;
-	return 0;
+	return mail_grow(&s->msgs, &s->cap, s->n + extra, sizeof(*s->msgs), 16);
 }
 
 static uint32_t sat_add32(uint32_t a, uint64_t b)

@@ -32,15 +32,9 @@ static int hold_states(struct mail_engine *eng, const char *user, struct held **
 	for (struct mail_mailbox *mb = eng->open; mb; mb = mb->next) {
 		if (mb->deleted || strcmp(mb->user, user) != 0)
 			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct held *g = realloc(h, nc * sizeof(*g));
-			if (g == NULL) {
-				rc = AEROGRAM_EINTERNAL;
-				break;
-			}
-			h = g;
-			cap = nc;
+		if (mail_grow(&h, &cap, n + 1, sizeof(*h), 16) != 0) {
+			rc = AEROGRAM_EINTERNAL;
+			break;
 		}
 		if (mb->refs++ == 0)
 			eng->n_cached--; /* out of the cache while counted */
@@ -79,11 +73,9 @@ static int read_list_and_watches(struct mail_engine *eng, const char *user, stru
 	for (size_t at = 0; rc == 0 && at < nq; at += OPLOG_PAGE) {
 		size_t k = nq - at < OPLOG_PAGE ? nq - at : OPLOG_PAGE;
 		struct aerogram_row_result *res = NULL;
-		rc = eng->st.driver->row_read(eng->st.store, q + at, k, &res);
-		if (rc != 0) {
-			mail_log(eng, AEROGRAM_LOG_WARNING, "row_read %s: %s", pk, mail_store_error(eng));
+		rc = store_row_read(eng, q + at, k, &res, pk);
+		if (rc != 0)
 			break;
-		}
 		/* pages come in query order, one per query */
 		for (size_t j = 0; rc == 0 && j < k && j < res->n_pages; j++) {
 			const struct aerogram_row_page *pg = &res->pages[j];
@@ -95,7 +87,7 @@ static int read_list_and_watches(struct mail_engine *eng, const char *user, stru
 				rc = AEROGRAM_EINTERNAL;
 			}
 		}
-		eng->st.driver->row_result_free(eng->st.store, res);
+		store_row_result_free(eng, res);
 	}
 	free(q);
 	return rc;
