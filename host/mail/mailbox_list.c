@@ -391,48 +391,62 @@ int mblist_lookup(struct mail_engine *eng, const char *user, const char *name, u
 	return rc;
 }
 
-int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use)
+/* Loads the list, lets `apply` change the entry of the normalised name and
+ * saves the list with the token read (when apply returns 0). `valid`: a
+ * name that is no valid mailbox name is refused first (EINVAL). */
+static int edit_list(struct mail_engine *eng, const char *user, const char *name, int valid,
+                     int (*apply)(struct mail_engine *eng, const char *user, struct mblist *l, const char *nn,
+                                  void *arg),
+                     void *arg)
 {
-	MAIL_WRITE_CALL(eng);
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
-	if (!mblist_valid_name(nn)) {
+	if (valid && !mblist_valid_name(nn)) {
 		free(nn);
 		return AEROGRAM_EINVAL;
 	}
 	struct mblist l;
 	char *token = NULL;
 	int rc = load_defaults(eng, user, &l, &token);
-	if (rc != 0) {
-		free(nn);
-		return rc;
-	}
-	struct mblist_entry *e = mblist_find(&l, nn);
-	if (e && e->has_id) {
-		rc = MAIL_EEXIST;
-	} else {
-		int existed = e != NULL;
-		e = mblist_get(&l, nn);
-		if (e == NULL) {
-			rc = AEROGRAM_EINTERNAL;
-		} else {
-			e->id_ts = next_ts(eng, e->id_ts);
-			e->has_id = 1;
-			mail_rand_bytes(eng, e->id, UIDX_ID);
-			/* a re-created name starts above everything it reported before */
-			e->uidvalidity = initial_uidvalidity(eng, existed ? e->uidvalidity + 1 : 0);
-			if (special_use) {
-				e->su_ts = next_ts(eng, e->su_ts);
-				e->special_use = special_use;
-			}
+	if (rc == 0) {
+		rc = apply(eng, user, &l, nn, arg);
+		if (rc == 0)
 			rc = mblist_save(eng, user, &l, token);
-		}
+		mblist_free(&l);
+		free(token);
 	}
-	mblist_free(&l);
-	free(token);
 	free(nn);
 	return rc;
+}
+
+static int apply_create(struct mail_engine *eng, const char *user, struct mblist *l, const char *nn, void *arg)
+{
+	(void)user;
+	uint32_t special_use = *(const uint32_t *)arg;
+	struct mblist_entry *e = mblist_find(l, nn);
+	if (e && e->has_id)
+		return MAIL_EEXIST;
+	int existed = e != NULL;
+	e = mblist_get(l, nn);
+	if (e == NULL)
+		return AEROGRAM_EINTERNAL;
+	e->id_ts = next_ts(eng, e->id_ts);
+	e->has_id = 1;
+	mail_rand_bytes(eng, e->id, UIDX_ID);
+	/* a re-created name starts above everything it reported before */
+	e->uidvalidity = initial_uidvalidity(eng, existed ? e->uidvalidity + 1 : 0);
+	if (special_use) {
+		e->su_ts = next_ts(eng, e->su_ts);
+		e->special_use = special_use;
+	}
+	return 0;
+}
+
+int mail_create(struct mail_engine *eng, const char *user, const char *name, uint32_t special_use)
+{
+	MAIL_WRITE_CALL(eng);
+	return edit_list(eng, user, name, 1, apply_create, &special_use);
 }
 
 /* Marks e deleted, its UIDVALIDITY above anything its mailbox reported. */
@@ -461,38 +475,31 @@ static int has_live_children(const struct mblist *l, const char *name)
 	return 0;
 }
 
+/* Tombstones the entry of a live mailbox; arg gets its id. */
+static int apply_delete(struct mail_engine *eng, const char *user, struct mblist *l, const char *nn, void *arg)
+{
+	struct mblist_entry *e = mblist_find(l, nn);
+	if (e == NULL || !e->has_id) {
+		/* A level that exists only through mailboxes below it (LIST shows
+		 * it \Noselect): RFC 3501 6.3.4 makes deleting it an error. */
+		return has_live_children(l, nn) ? MAIL_ECHILDREN : AEROGRAM_ENOTFOUND;
+	}
+	memcpy(arg, e->id, UIDX_ID);
+	return entry_tombstone(eng, user, e);
+}
+
 int mail_delete(struct mail_engine *eng, const char *user, const char *name)
 {
 	MAIL_WRITE_CALL(eng);
 	char *nn = norm_name(name);
 	if (nn == NULL)
 		return AEROGRAM_EINTERNAL;
-	if (strcmp(nn, "INBOX") == 0) {
-		free(nn);
-		return AEROGRAM_EPERM; /* RFC 3501 6.3.4: INBOX cannot be deleted */
-	}
-	struct mblist l;
-	char *token = NULL;
-	int rc = load_defaults(eng, user, &l, &token);
-	if (rc != 0) {
-		free(nn);
-		return rc;
-	}
-	struct mblist_entry *e = mblist_find(&l, nn);
-	uint8_t id[UIDX_ID];
-	if (e == NULL || !e->has_id) {
-		/* A level that exists only through mailboxes below it (LIST shows
-		 * it \Noselect): RFC 3501 6.3.4 makes deleting it an error. */
-		rc = has_live_children(&l, nn) ? MAIL_ECHILDREN : AEROGRAM_ENOTFOUND;
-	} else {
-		memcpy(id, e->id, UIDX_ID);
-		rc = entry_tombstone(eng, user, e);
-		if (rc == 0)
-			rc = mblist_save(eng, user, &l, token);
-	}
-	mblist_free(&l);
-	free(token);
+	int inbox = strcmp(nn, "INBOX") == 0;
 	free(nn);
+	if (inbox)
+		return AEROGRAM_EPERM; /* RFC 3501 6.3.4: INBOX cannot be deleted */
+	uint8_t id[UIDX_ID];
+	int rc = edit_list(eng, user, name, 0, apply_delete, id);
 	if (rc == 0) {
 		char hex[33];
 		mail_hex(id, UIDX_ID, hex);
@@ -624,34 +631,11 @@ int mail_rename(struct mail_engine *eng, const char *user, const char *from, con
 	return rc;
 }
 
-/* Loads the list, lets `apply` change the entry of the normalised name and
- * saves the list with the token read (when apply returns 0). */
-static int edit_list(struct mail_engine *eng, const char *user, const char *name,
-                     int (*apply)(struct mail_engine *eng, struct mblist *l, const char *nn,
-                                  const void *arg),
-                     const void *arg)
-{
-	char *nn = norm_name(name);
-	if (nn == NULL)
-		return AEROGRAM_EINTERNAL;
-	struct mblist l;
-	char *token = NULL;
-	int rc = load_defaults(eng, user, &l, &token);
-	if (rc == 0) {
-		rc = apply(eng, &l, nn, arg);
-		if (rc == 0)
-			rc = mblist_save(eng, user, &l, token);
-		mblist_free(&l);
-		free(token);
-	}
-	free(nn);
-	return rc;
-}
-
 /* A subscription may name a mailbox that does not exist (RFC 3501 6.3.6). */
-static int apply_subscribe(struct mail_engine *eng, struct mblist *l, const char *nn,
-                           const void *arg)
+static int apply_subscribe(struct mail_engine *eng, const char *user, struct mblist *l, const char *nn,
+                           void *arg)
 {
+	(void)user;
 	struct mblist_entry *e = mblist_get(l, nn);
 	if (e == NULL)
 		return AEROGRAM_EINTERNAL;
@@ -663,19 +647,13 @@ static int apply_subscribe(struct mail_engine *eng, struct mblist *l, const char
 int mail_subscribe(struct mail_engine *eng, const char *user, const char *name, int on)
 {
 	MAIL_WRITE_CALL(eng);
-	char *nn = norm_name(name);
-	if (nn == NULL)
-		return AEROGRAM_EINTERNAL;
-	int valid = mblist_valid_name(nn);
-	free(nn);
-	if (!valid)
-		return AEROGRAM_EINVAL;
-	return edit_list(eng, user, name, apply_subscribe, &on);
+	return edit_list(eng, user, name, 1, apply_subscribe, &on);
 }
 
-static int apply_special_use(struct mail_engine *eng, struct mblist *l, const char *nn,
-                             const void *arg)
+static int apply_special_use(struct mail_engine *eng, const char *user, struct mblist *l, const char *nn,
+                             void *arg)
 {
+	(void)user;
 	struct mblist_entry *e = mblist_find(l, nn);
 	if (e == NULL || !e->has_id)
 		return AEROGRAM_ENOTFOUND;
@@ -687,5 +665,5 @@ static int apply_special_use(struct mail_engine *eng, struct mblist *l, const ch
 int mail_set_special_use(struct mail_engine *eng, const char *user, const char *name, uint32_t su)
 {
 	MAIL_WRITE_CALL(eng);
-	return edit_list(eng, user, name, apply_special_use, &su);
+	return edit_list(eng, user, name, 0, apply_special_use, &su);
 }
