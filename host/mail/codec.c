@@ -163,6 +163,36 @@ static char *cr_str(struct crd *r, size_t max)
  * Written when there is a run or a floor. */
 #define CODEC_VERSION_5 5
 
+/* Reads a count of items that take at least `min` bytes each, bounded by
+ * the bytes left and by `max`, and allocates that many items of `size`
+ * bytes, zeroed: the array, or NULL when there are none or the input is
+ * bad (or out of memory: bad). *n gets the count read. */
+static void *cr_array(struct crd *r, size_t min, uint64_t max, size_t size, uint64_t *n)
+{
+	*n = cr_var(r);
+	if (r->bad || *n > (r->len - r->pos) / min || *n > max)
+		r->bad = 1;
+	if (r->bad || *n == 0)
+		return NULL;
+	void *a = calloc((size_t)*n, size);
+	if (a == NULL)
+		r->bad = 1;
+	return a;
+}
+
+/* Every value starts with its kind and version (header_ok reads them). */
+static void cb_header(struct cbuf *b, uint8_t kind, uint8_t version)
+{
+	cb_u8(b, kind);
+	cb_u8(b, version);
+}
+
+/* Whether the value was read without error and to its last byte. */
+static int cr_whole(const struct crd *r)
+{
+	return !r->bad && r->pos == r->len;
+}
+
 /* The version of a value of this kind, or 0 when it is not one. */
 static int header_ok(struct crd *r, uint8_t kind)
 {
@@ -224,8 +254,7 @@ int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 {
 	int v3 = op->kind == UIDX_OP_ADD && op->item_sizes != NULL;
 	int v2 = !v3 && ((op->kind == UIDX_OP_ADD && op->has_anchor) || op->kind == UIDX_OP_LATE);
-	cb_u8(b, KIND_OP);
-	cb_u8(b, v3 ? CODEC_VERSION_3 : v2 ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_header(b, KIND_OP, v3 ? CODEC_VERSION_3 : v2 ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_u8(b, op->kind);
 	cb_var(b, op->seen_uidnext);
 	cb_var(b, op->bump);
@@ -321,7 +350,7 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 	}
 	if (op->kind == UIDX_OP_INIT && op->bump == 0)
 		r.bad = 1;
-	if (r.bad || r.pos != r.len) {
+	if (!cr_whole(&r)) {
 		uidx_op_free(op);
 		return AEROGRAM_EINVAL;
 	}
@@ -337,8 +366,8 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 	int v5 = s->n_vanished > 0 || s->vanished_floor > 0;
 	int v4 = v5 || s->n_unsized < s->n || s->n_expunged > 0;
 	int v3 = v4 || s->uv_init > 1;
-	cb_u8(b, KIND_STATE);
-	cb_u8(b, v5 ? CODEC_VERSION_5 : v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
+	cb_header(b, KIND_STATE,
+	          v5 ? CODEC_VERSION_5 : v4 ? CODEC_VERSION_4 : v3 ? CODEC_VERSION_3 : s->n_marks ? CODEC_VERSION_2 : CODEC_VERSION);
 	cb_var(b, s->uidvalidity);
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
@@ -422,13 +451,9 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (s->keywords[i])
 			s->n_keywords++;
 	}
-	uint64_t nr = cr_var(&r);
-	if (r.bad || nr > (r.len - r.pos) / UIDX_ID)
-		r.bad = 1;
-	if (!r.bad && nr) {
-		s->recent = calloc((size_t)nr, sizeof(*s->recent));
-		if (s->recent == NULL)
-			r.bad = 1;
+	uint64_t nr;
+	s->recent = cr_array(&r, UIDX_ID, UINT64_MAX, sizeof(*s->recent), &nr);
+	if (s->recent != NULL) {
 		for (size_t i = 0; !r.bad && i < nr; i++) {
 			const uint8_t *o = cr_raw(&r, UIDX_ID);
 			if (o)
@@ -439,15 +464,10 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		if (!r.bad)
 			s->n_recent = (size_t)nr;
 	}
-	uint64_t n = cr_var(&r);
-	if (r.bad || n > (r.len - r.pos) / (UIDX_ID + 3))
-		r.bad = 1;
-	if (!r.bad && n) {
-		s->msgs = calloc((size_t)n, sizeof(*s->msgs));
-		if (s->msgs == NULL)
-			r.bad = 1;
-		else
-			s->cap = (size_t)n;
+	uint64_t n;
+	s->msgs = cr_array(&r, UIDX_ID + 3, UINT64_MAX, sizeof(*s->msgs), &n);
+	if (s->msgs != NULL) {
+		s->cap = (size_t)n;
 		uint64_t uid = 0;
 		for (size_t i = 0; !r.bad && i < n; i++) {
 			struct uidx_msg *m = &s->msgs[i];
@@ -496,17 +516,11 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 			r.bad = 1;
 	}
 	if (version >= CODEC_VERSION_4) {
-		uint64_t ne = cr_var(&r);
+		uint64_t ne;
 		/* every entry takes at least 19 bytes */
-		if (r.bad || ne > (r.len - r.pos) / (UIDX_ID + 3))
-			r.bad = 1;
-		if (!r.bad && ne) {
-			s->expunged = calloc((size_t)ne, sizeof(*s->expunged));
-			if (s->expunged == NULL)
-				r.bad = 1;
-			else
-				s->cap_expunged = (size_t)ne;
-		}
+		s->expunged = cr_array(&r, UIDX_ID + 3, UINT64_MAX, sizeof(*s->expunged), &ne);
+		if (s->expunged != NULL)
+			s->cap_expunged = (size_t)ne;
 		uint64_t at = 0;
 		for (size_t i = 0; !r.bad && i < ne; i++) {
 			struct uidx_expunged *e = &s->expunged[i];
@@ -528,17 +542,11 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 	}
 	if (version == CODEC_VERSION_5) {
 		s->vanished_floor = cr_var(&r);
-		uint64_t nv = cr_var(&r);
+		uint64_t nv;
 		/* every run takes at least 3 bytes */
-		if (r.bad || nv > (r.len - r.pos) / 3 || nv > UIDX_VANISHED_MAX)
-			r.bad = 1;
-		if (!r.bad && nv) {
-			s->vanished = calloc((size_t)nv, sizeof(*s->vanished));
-			if (s->vanished == NULL)
-				r.bad = 1;
-			else
-				s->cap_vanished = (size_t)nv;
-		}
+		s->vanished = cr_array(&r, 3, UIDX_VANISHED_MAX, sizeof(*s->vanished), &nv);
+		if (s->vanished != NULL)
+			s->cap_vanished = (size_t)nv;
 		uint64_t modseq = s->vanished_floor;
 		for (size_t i = 0; !r.bad && i < nv; i++) {
 			struct uidx_vanished *v = &s->vanished[i];
@@ -570,7 +578,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 		r.bad = 1;
 	if (version == CODEC_VERSION_5 && !(s->n_vanished > 0 || s->vanished_floor > 0))
 		r.bad = 1;
-	if (r.bad || r.pos != r.len || s->uidvalidity == 0 || s->uidnext == 0) {
+	if (!cr_whole(&r) || s->uidvalidity == 0 || s->uidnext == 0) {
 		uidx_free(s);
 		return AEROGRAM_EINVAL;
 	}
@@ -582,8 +590,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 
 int codec_summary_encode(const struct summary *s, struct cbuf *b)
 {
-	cb_u8(b, KIND_SUMMARY);
-	cb_u8(b, CODEC_VERSION);
+	cb_header(b, KIND_SUMMARY, CODEC_VERSION);
 	cb_var(b, s->internal_date_ms);
 	cb_var(b, s->size);
 	cb_bytes(b, s->header, s->header_len);
@@ -601,7 +608,7 @@ int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out)
 	out->size = cr_var(&r);
 	out->header = cr_bytes(&r, &out->header_len, SIZE_MAX);
 	out->bodystructure = cr_bytes(&r, &out->bodystructure_len, SIZE_MAX);
-	if (r.bad || r.pos != r.len)
+	if (!cr_whole(&r))
 		return AEROGRAM_EINVAL;
 	return 0;
 }
@@ -610,8 +617,7 @@ int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out)
 
 int codec_mblist_encode(const struct mblist *l, struct cbuf *b)
 {
-	cb_u8(b, KIND_LIST);
-	cb_u8(b, CODEC_VERSION);
+	cb_header(b, KIND_LIST, CODEC_VERSION);
 	cb_var(b, l->n);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct mblist_entry *e = &l->e[i];
@@ -635,16 +641,10 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out)
 	memset(out, 0, sizeof(*out));
 	if (!header_ok(&r, KIND_LIST))
 		return AEROGRAM_EINVAL;
-	uint64_t n = cr_var(&r);
-	if (r.bad || n > (r.len - r.pos) / 8)
-		r.bad = 1;
-	if (!r.bad && n) {
-		out->e = calloc((size_t)n, sizeof(*out->e));
-		if (out->e == NULL)
-			r.bad = 1;
-		else
-			out->cap = (size_t)n;
-	}
+	uint64_t n;
+	out->e = cr_array(&r, 8, UINT64_MAX, sizeof(*out->e), &n);
+	if (out->e != NULL)
+		out->cap = (size_t)n;
 	for (size_t i = 0; !r.bad && i < n; i++) {
 		struct mblist_entry *e = &out->e[i];
 		e->name = cr_str(&r, MAX_NAME_LEN);
@@ -673,7 +673,7 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out)
 		if (i > 0 && strcmp(out->e[i - 1].name, e->name) >= 0)
 			r.bad = 1;
 	}
-	if (r.bad || r.pos != r.len) {
+	if (!cr_whole(&r)) {
 		mblist_free(out);
 		return AEROGRAM_EINVAL;
 	}
