@@ -45,12 +45,28 @@ struct uidx_state *uidx_clone(const struct uidx_state *s)
 	return uidx_clone_ex(s, 1);
 }
 
+/* Sets *pa (a pointer to an array's pointer) to a copy of the n items of
+ * `size` bytes at src, NULL when n is 0: 0, or -1 (*pa untouched). */
+static int dup_items(void *pa, const void *src, size_t n, size_t size)
+{
+	void *a = NULL;
+	if (n) {
+		a = malloc(n * size);
+		if (a == NULL)
+			return -1;
+		memcpy(a, src, n * size);
+	}
+	memcpy(pa, &a, sizeof(a));
+	return 0;
+}
+
 struct uidx_state *uidx_clone_ex(const struct uidx_state *s, int with_expunged)
 {
 	struct uidx_state *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	*c = *s;
+	/* nothing of s's is c's until copied: a failure frees only copies */
 	c->msgs = NULL;
 	c->recent = NULL;
 	c->hash = NULL;
@@ -58,35 +74,19 @@ struct uidx_state *uidx_clone_ex(const struct uidx_state *s, int with_expunged)
 	c->n_keywords = 0;
 	c->expunged = NULL;
 	c->n_expunged = c->cap_expunged = 0;
-	if (with_expunged && s->n_expunged) {
-		c->expunged = malloc(s->n_expunged * sizeof(*c->expunged));
-		if (c->expunged == NULL)
-			goto fail;
-		memcpy(c->expunged, s->expunged, s->n_expunged * sizeof(*c->expunged));
-		c->n_expunged = c->cap_expunged = s->n_expunged;
-	}
 	c->vanished = NULL;
 	c->n_vanished = c->cap_vanished = 0;
-	if (with_expunged && s->n_vanished) {
-		c->vanished = malloc(s->n_vanished * sizeof(*c->vanished));
-		if (c->vanished == NULL)
+	if (with_expunged) {
+		if (dup_items(&c->expunged, s->expunged, s->n_expunged, sizeof(*c->expunged)) != 0 ||
+		    dup_items(&c->vanished, s->vanished, s->n_vanished, sizeof(*c->vanished)) != 0)
 			goto fail;
-		memcpy(c->vanished, s->vanished, s->n_vanished * sizeof(*c->vanished));
+		c->n_expunged = c->cap_expunged = s->n_expunged;
 		c->n_vanished = c->cap_vanished = s->n_vanished;
 	}
 	c->cap = s->n;
-	if (s->n) {
-		c->msgs = malloc(s->n * sizeof(*c->msgs));
-		if (c->msgs == NULL)
-			goto fail;
-		memcpy(c->msgs, s->msgs, s->n * sizeof(*c->msgs));
-	}
-	if (s->n_recent) {
-		c->recent = malloc(s->n_recent * sizeof(*c->recent));
-		if (c->recent == NULL)
-			goto fail;
-		memcpy(c->recent, s->recent, s->n_recent * sizeof(*c->recent));
-	}
+	if (dup_items(&c->msgs, s->msgs, s->n, sizeof(*c->msgs)) != 0 ||
+	    dup_items(&c->recent, s->recent, s->n_recent, sizeof(*c->recent)) != 0)
+		goto fail;
 	for (size_t i = 0; i < s->n_keywords; i++) {
 		c->keywords[i] = strdup(s->keywords[i]);
 		if (c->keywords[i] == NULL)
