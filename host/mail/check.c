@@ -77,14 +77,13 @@ int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *na
                        void *arg)
 {
 	memset(out, 0, sizeof(*out));
-	char hex[33];
-	struct oplog log;
-	int rc = oplog_read_named(&log, eng, user, name, hex);
+	struct mailbox_look lk;
+	int rc = mailbox_look_open(&lk, eng, user, name);
 	if (rc != 0)
 		return rc;
-	uint64_t now = mail_now(eng);
-	struct check_scan c = { log.cur, NULL, NULL, now > grace_ms ? now - grace_ms : 0, out };
-	size_t n = log.cur != NULL ? log.cur->n : 0;
+	struct uidx_state *cur = lk.log.cur;
+	struct check_scan c = { cur, NULL, NULL, lk.now > grace_ms ? lk.now - grace_ms : 0, out };
+	size_t n = cur != NULL ? cur->n : 0;
 	if (rc == 0) {
 		c.have_summary = calloc(n + 1, 1);
 		c.have_body = calloc(n + 1, 1);
@@ -92,18 +91,15 @@ int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *na
 			rc = AEROGRAM_EINTERNAL;
 	}
 	out->messages = n;
-	char pk[512], pfx[600];
-	key_summary_pk(pk, sizeof(pk), user, hex);
-	snprintf(pfx, sizeof(pfx), "%s/", pk);
 	if (rc == 0) {
-		struct aerogram_row_query q = { .pk = pk };
+		struct aerogram_row_query q = { .pk = lk.pk };
 		rc = mail_read_range(eng, &q, scan_summary, &c);
 	}
 	char **keys = NULL;
 	size_t nk = 0;
 	if (rc == 0)
-		rc = mail_list_blobs(eng, pfx, &keys, &nk);
-	size_t plen = strlen(pfx);
+		rc = mail_list_blobs(eng, lk.pfx, &keys, &nk);
+	size_t plen = strlen(lk.pfx);
 	for (size_t i = 0; rc == 0 && i < nk; i++) {
 		uint8_t id[UIDX_ID];
 		int parsed;
@@ -119,7 +115,7 @@ int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *na
 	}
 	mail_free_strv(keys, nk);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		uint32_t uid = log.cur->msgs[i].uid;
+		uint32_t uid = cur->msgs[i].uid;
 		if (c.have_summary[i] == 0) {
 			out->missing_summaries++;
 			if (problem)
@@ -137,6 +133,6 @@ int mail_check_mailbox(struct mail_engine *eng, const char *user, const char *na
 	}
 	free(c.have_summary);
 	free(c.have_body);
-	oplog_clear(&log);
+	mailbox_look_close(&lk);
 	return rc;
 }

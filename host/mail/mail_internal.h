@@ -434,12 +434,6 @@ struct oplog {
 
 int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, const char *mbox_id);
 void oplog_clear(struct oplog *log);
-/* Reads the log of user's mailbox `name` into a log of its own (not the
- * shared state of an open mailbox), for a look at a mailbox from the side
- * (aerogramctl check, orphan collection); hex gets the mailbox id. On an
- * error there is nothing to clear. */
-int oplog_read_named(struct oplog *log, struct mail_engine *eng, const char *user, const char *name,
-                     char hex[33]);
 /* Reads what changed since the last sync (the first one: the newest
  * checkpoint and the log after it), merging late entries. `deep` re-reads
  * everything since the newest checkpoint's cut (before writing the next). */
@@ -657,5 +651,21 @@ struct mail_view {
 	struct mail_view_range { uint32_t lo, hi; } *ro_recent;
 	size_t n_ro_recent;
 };
+
+/* ------------------------------------------- a mailbox seen from the side */
+
+/* What aerogramctl check and orphan collection look at (orphans.c): the
+ * mailbox's log, read into a log of its own (not the shared state of an
+ * open mailbox), and where its summaries and bodies are. */
+struct mailbox_look {
+	struct oplog log;
+	char hex[33];  /* the mailbox id */
+	char pk[512];  /* the partition of its summaries */
+	char pfx[600]; /* the prefix of its bodies' keys */
+	uint64_t now;  /* the engine's clock when it was read */
+};
+/* Reads user's mailbox `name`; on an error there is nothing to close. */
+int mailbox_look_open(struct mailbox_look *lk, struct mail_engine *eng, const char *user, const char *name);
+void mailbox_look_close(struct mailbox_look *lk);
 
 #endif

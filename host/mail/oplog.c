@@ -58,24 +58,6 @@ int oplog_init(struct oplog *log, struct mail_engine *eng, const char *user, con
 	return 0;
 }
 
-int oplog_read_named(struct oplog *log, struct mail_engine *eng, const char *user, const char *name,
-                     char hex[33])
-{
-	uint8_t id[UIDX_ID];
-	uint32_t uv;
-	int rc = mblist_lookup(eng, user, name, id, &uv);
-	if (rc != 0)
-		return rc;
-	mail_hex(id, UIDX_ID, hex);
-	rc = oplog_init(log, eng, user, hex);
-	if (rc != 0)
-		return rc;
-	rc = oplog_sync(log, 0);
-	if (rc != 0)
-		oplog_clear(log);
-	return rc;
-}
-
 static void hist_free(struct oplog_entry *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -69,28 +69,50 @@ static int scan_row(void *arg, const struct aerogram_row *row)
 	return 0;
 }
 
+int mailbox_look_open(struct mailbox_look *lk, struct mail_engine *eng, const char *user, const char *name)
+{
+	uint8_t id[UIDX_ID];
+	uint32_t uv;
+	int rc = mblist_lookup(eng, user, name, id, &uv);
+	if (rc != 0)
+		return rc;
+	mail_hex(id, UIDX_ID, lk->hex);
+	rc = oplog_init(&lk->log, eng, user, lk->hex);
+	if (rc != 0)
+		return rc;
+	rc = oplog_sync(&lk->log, 0);
+	if (rc != 0) {
+		oplog_clear(&lk->log);
+		return rc;
+	}
+	lk->now = mail_now(eng);
+	key_summary_pk(lk->pk, sizeof(lk->pk), user, lk->hex);
+	snprintf(lk->pfx, sizeof(lk->pfx), "%s/", lk->pk);
+	return 0;
+}
+
+void mailbox_look_close(struct mailbox_look *lk)
+{
+	oplog_clear(&lk->log);
+}
+
 int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *name,
                          uint64_t grace_ms, uint64_t *removed)
 {
 	if (removed)
 		*removed = 0;
-	char hex[33];
-	struct oplog log;
-	int rc = oplog_read_named(&log, eng, user, name, hex);
+	struct mailbox_look lk;
+	int rc = mailbox_look_open(&lk, eng, user, name);
 	if (rc != 0)
 		return rc;
-	uint64_t now = mail_now(eng);
+	uint64_t now = lk.now;
 	uint64_t hold = mail_hold_ms(eng);
-	struct orphan_scan o = { log.cur, now > grace_ms ? now - grace_ms : 0, now > hold ? now - hold : 0,
+	struct orphan_scan o = { lk.log.cur, now > grace_ms ? now - grace_ms : 0, now > hold ? now - hold : 0,
 	                         NULL, 0, NULL, 0, 0, 0 };
-	if (rc == 0) {
-		o.kept = kept_sorted(log.cur, o.expunged_cutoff, &o.n_kept);
-		if (o.kept == NULL)
-			rc = AEROGRAM_EINTERNAL;
-	}
-	char pk[512], pfx[600];
-	key_summary_pk(pk, sizeof(pk), user, hex);
-	snprintf(pfx, sizeof(pfx), "%s/", pk);
+	o.kept = kept_sorted(lk.log.cur, o.expunged_cutoff, &o.n_kept);
+	if (o.kept == NULL)
+		rc = AEROGRAM_EINTERNAL;
+	const char *pk = lk.pk, *pfx = lk.pfx;
 	uint64_t count = 0;
 	/* bodies */
 	char **keys = NULL;
@@ -135,7 +157,7 @@ int mail_collect_orphans(struct mail_engine *eng, const char *user, const char *
 	}
 	mail_free_strv(o.sks, o.n);
 	free(o.kept);
-	oplog_clear(&log);
+	mailbox_look_close(&lk);
 	if (removed)
 		*removed = count;
 	return rc;
