@@ -1028,7 +1028,9 @@ static int write_entry(struct oplog *log, struct ag_ts ts, const struct cbuf *b)
 	char sk[AG_TS_HEX + 1];
 	ts_format(ts, sk);
 	struct aerogram_row_write w = { log->pk, sk, NULL, b->p, b->len, 0 };
-	return store_row_insert_tries(eng, &w, 1, OPLOG_WRITE_TRIES, log->pk);
+	char what[600];
+	snprintf(what, sizeof(what), "%s/%s", log->pk, sk);
+	return store_row_insert_tries(eng, &w, 1, OPLOG_WRITE_TRIES, what);
 }
 
 /* Without conditional writes: rewrites the watch row (and, when turn_value
