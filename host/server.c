@@ -269,19 +269,23 @@ static unsigned loops_wanted(const struct ag_config *cfg)
 	return n > AUTO_LOOPS_MAX ? AUTO_LOOPS_MAX : (unsigned)n;
 }
 
-/* Frees a loop other than the root once its thread has ended (or never
- * started): its workers first (their jobs reference its sessions), then
- * its sessions, before the root frees the engine they use. */
-static void loop_free(struct ag_server *l)
+/* Frees a loop's workers first (their jobs reference its sessions), then
+ * its sessions. */
+static void free_sessions(struct ag_server *l)
 {
 	if (l->workers != NULL)
 		ag_workers_free(l->workers);
 	l->workers = NULL;
 	l->shutting_down = 1;
-	while (l->sessions != NULL) {
-		l->sessions->job_running = 0;
+	while (l->sessions != NULL)
 		ag_session_free(l->sessions);
-	}
+}
+
+/* Frees a loop other than the root once its thread has ended (or never
+ * started): its sessions before the root frees the engine they use. */
+static void loop_free(struct ag_server *l)
+{
+	free_sessions(l);
 	for (struct ag_handoff *h = l->inbox_head, *next; h != NULL; h = next) {
 		next = h->next;
 		evutil_closesocket(h->fd);
@@ -553,15 +557,7 @@ void ag_server_free(struct ag_server *srv)
 	/* Password checks reference sessions of every loop: let them end first. */
 	ag_limits_stop(srv->limits);
 	/* Jobs still running reference sessions: let them end first. */
-	if (srv->workers != NULL) {
-		ag_workers_free(srv->workers);
-		srv->workers = NULL;
-	}
-	srv->shutting_down = 1;
-	while (srv->sessions != NULL) {
-		srv->sessions->job_running = 0;
-		ag_session_free(srv->sessions);
-	}
+	free_sessions(srv);
 	ag_lmtp_free(srv);
 	/* the other loops (their threads ended in ag_server_run) */
 	for (unsigned i = 1; i < srv->n_loops; i++)
