@@ -23,6 +23,14 @@ struct ag_listener {
 	char address[128];
 };
 
+void ag_listener_refuse(evutil_socket_t fd, const char *line)
+{
+	/* One line is enough: it fits the socket buffer of a new connection. */
+	ssize_t w = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	evutil_closesocket(fd);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int peer_len,
                       void *arg)
 {
@@ -36,11 +44,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	unsigned open_now = atomic_load(&srv->total_sessions);
 	if (open_now >= srv->cfg->max_connections) {
-		/* One line is enough: it fits the socket buffer of a new connection. */
-		static const char bye[] = "* BYE Too many connections, try again later.\r\n";
-		ssize_t w = send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)w;
-		evutil_closesocket(fd);
+		ag_listener_refuse(fd, "* BYE Too many connections, try again later.\r\n");
 		ag_log_warn("refused a connection on %s: %u connections open (max_connections)", li->address,
 		            open_now);
 		return;

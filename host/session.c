@@ -37,6 +37,7 @@
 #include "host/compress.h"
 #include "host/metrics.h"
 #include "host/tls.h"
+#include "protocol/list.h"
 
 /* Malformed commands in a row before the server gives up on a client. */
 #define MAX_BAD_IN_ROW 20
@@ -329,18 +330,13 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 		ag_log_error("%s: out of memory for a new connection", s->peer);
 		if (s->parser)
 			imap_parser_free(s->parser);
-		if (s->autologout)
-			event_free(s->autologout);
-		if (s->notify)
-			event_free(s->notify);
+		ag_event_free(s->autologout);
+		ag_event_free(s->notify);
 		bufferevent_free(bev);
 		free(s);
 		return NULL;
 	}
-	s->next = srv->sessions;
-	if (srv->sessions != NULL)
-		srv->sessions->prev = s;
-	srv->sessions = s;
+	DLIST_INSERT_HEAD(srv->sessions, s);
 	srv->n_sessions++;
 	atomic_fetch_add(&srv->root->total_sessions, 1);
 	setup_bev(s);
@@ -375,8 +371,7 @@ static void clear_auth(struct ag_auth_request *a)
 		free(a->password);
 	}
 	free(a->user);
-	if (a->users != NULL)
-		ag_users_unref(a->users);
+	ag_users_unref(a->users);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -387,12 +382,7 @@ void ag_session_free(struct ag_session *s)
 	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? (s->compressed ? " (tls, deflate)" : " (tls)") : s->compressed ? " (deflate)" : "",
 	            s->wakeups, s->quick_acks, s->inline_runs, srv->loop_index);
 	ag_metrics_state(s->metrics_state, -1);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		srv->sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	DLIST_REMOVE(srv->sessions, s);
 	srv->n_sessions--;
 	atomic_fetch_sub(&srv->root->total_sessions, 1);
 	if (s->bev != NULL)
@@ -400,16 +390,11 @@ void ag_session_free(struct ag_session *s)
 	imap_parser_free(s->parser);
 	imap_command_free(s->cmd);
 	event_free(s->autologout);
-	if (s->close_timer != NULL)
-		event_free(s->close_timer);
-	if (s->delay_timer != NULL)
-		event_free(s->delay_timer);
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	if (s->auth_done != NULL)
-		event_free(s->auth_done);
-	if (s->login_deadline != NULL)
-		event_free(s->login_deadline);
+	ag_event_free(s->close_timer);
+	ag_event_free(s->delay_timer);
+	ag_event_free(s->auth_timer);
+	ag_event_free(s->auth_done);
+	ag_event_free(s->login_deadline);
 	if (s->auth.slot)
 		ag_limits_auth_release(srv->limits, s->address);
 	if (s->counted_address)
@@ -418,10 +403,8 @@ void ag_session_free(struct ag_session *s)
 		ag_limits_user_remove(srv->limits, s->user);
 	clear_auth(&s->auth);
 	ag_session_unselect(s);
-	if (s->notify != NULL)
-		event_free(s->notify);
-	if (s->keepalive != NULL)
-		event_free(s->keepalive);
+	ag_event_free(s->notify);
+	ag_event_free(s->keepalive);
 	agbuf_free(&s->reply);
 	ag_session_append_clear(s);
 	free_cont(s);
