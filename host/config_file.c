@@ -429,19 +429,20 @@ static unsigned sockaddr_port(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+size_t ag_config_word(const char **p)
+{
+	*p += strspn(*p, " \t");
+	return strcspn(*p, " \t");
+}
+
 /* Checks that `list` is one or more host:port addresses separated by spaces
  * ("127.0.0.1:1143 [::1]:1143"); NULL and "" are an empty list. */
 static int check_addresses(const char *list, char *bad, size_t badlen)
 {
 	if (list == NULL)
 		return 0;
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char addr[256];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
@@ -451,7 +452,6 @@ static int check_addresses(const char *list, char *bad, size_t badlen)
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
 			return -1;
 		}
-		p += n;
 	}
 	return 0;
 }
@@ -466,13 +466,8 @@ static int has_address(const char *list)
  * absolute PATH that fits a socket address. */
 static int check_lmtp_addresses(const char *list, char *bad, size_t badlen)
 {
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		int ok;
 		if (n > 5 && strncmp(p, "unix:", 5) == 0) {
 			/* sockaddr_un's sun_path holds 108 bytes with the NUL */
@@ -485,7 +480,6 @@ static int check_lmtp_addresses(const char *list, char *bad, size_t badlen)
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
 			return -1;
 		}
-		p += n;
 	}
 	return 0;
 }
@@ -497,13 +491,8 @@ static const char *check_domains(char *list, char *why, size_t whylen)
 	for (char *p = list; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n, m;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		int ok = n <= 253 && p[0] != '.' && p[n - 1] != '.' && p[0] != '-';
 		for (size_t i = 0; ok && i < n; i++) {
 			char c = p[i];
@@ -515,17 +504,12 @@ static const char *check_domains(char *list, char *why, size_t whylen)
 			return NULL;
 		}
 		/* the same domain twice is a typo or a merge gone wrong */
-		for (const char *q = list; q < p;) {
-			while (*q == ' ' || *q == '\t')
-				q++;
-			size_t m = strcspn(q, " \t");
-			if (q < p && m == n && memcmp(q, p, n) == 0) {
+		for (const char *q = list; (m = ag_config_word(&q)) > 0 && q < p; q += m) {
+			if (m == n && memcmp(q, p, n) == 0) {
 				snprintf(why, whylen, "'%.*s' is listed twice", (int)(n > 200 ? 200 : n), p);
 				return NULL;
 			}
-			q += m;
 		}
-		p += n;
 	}
 	return list;
 }

@@ -142,14 +142,11 @@ void ag_limits_stop(struct ag_limits *l)
 {
 	if (l == NULL)
 		return;
+	/* the threads take no job once stopping is set: those queued are dropped */
+	ag_threads_stop(&l->queue_lock, &l->wake, &l->stopping, l->threads, &l->n_threads);
 	pthread_mutex_lock(&l->queue_lock);
-	l->stopping = 1;
 	l->head = l->tail = NULL;
-	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->queue_lock);
-	for (unsigned i = 0; i < l->n_threads; i++)
-		pthread_join(l->threads[i], NULL);
-	l->n_threads = 0;
 }
 
 void ag_limits_free(struct ag_limits *l)

@@ -131,13 +131,8 @@ int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *er
 {
 	if (list == NULL)
 		return 0;
-	const char *p = list;
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			return 0;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
 		if (n >= sizeof(address)) {
 			snprintf(err, errlen, "address too long in %s", list);
@@ -147,8 +142,8 @@ int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *er
 		address[n] = '\0';
 		if (open_one(srv, address, tls, err, errlen) != 0)
 			return -1;
-		p += n;
 	}
+	return 0;
 }
 
 void ag_listeners_close(struct ag_server *srv)

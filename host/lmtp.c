@@ -271,17 +271,12 @@ static void reset_transaction(struct lmtp_conn *c)
 /* Is `domain` (len bytes) one of [lmtp] domains? */
 static int domain_listed(const struct ag_config *cfg, const char *domain, size_t len)
 {
-	const char *p = cfg->lmtp_domains;
-	if (p == NULL)
+	if (cfg->lmtp_domains == NULL)
 		return 0;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
+	size_t n;
+	for (const char *p = cfg->lmtp_domains; (n = ag_config_word(&p)) > 0; p += n)
 		if (n == len && strncasecmp(p, domain, len) == 0)
 			return 1;
-		p += n;
-	}
 	return 0;
 }
 
@@ -868,14 +863,12 @@ static void close_listeners(struct ag_lmtp *lmtp)
 
 void ag_lmtp_check(const struct ag_config *cfg)
 {
-	for (const char *p = cfg->lmtp_listen; p != NULL && *p != '\0';) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
+	size_t n;
+	for (const char *p = cfg->lmtp_listen; p != NULL && (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
-		if (n > 0 && n < sizeof(address) && strncmp(p, "unix:", 5) != 0) {
+		if (n < sizeof(address) && strncmp(p, "unix:", 5) != 0) {
 			memcpy(address, p, n);
 			address[n] = '\0';
 			if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss, &sslen) == 0 &&
@@ -884,7 +877,6 @@ void ag_lmtp_check(const struct ag_config *cfg)
 				            "reaches it can deliver mail to every user (firewall it, or use 127.0.0.1 "
 				            "or unix:/path)", address);
 		}
-		p += n;
 	}
 	if (cfg->lmtp_listen != NULL && cfg->lmtp_domains == NULL)
 		ag_log_info("lmtp: [lmtp] domains is not set: only the users' address lines are delivered to");
@@ -909,12 +901,8 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
 			*p = '-';
 	srv->lmtp = lmtp;
-	for (const char *p = list;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
 		if (n >= sizeof(address)) {
 			snprintf(err, errlen, "lmtp: address too long in %s", list);
@@ -924,7 +912,6 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 		address[n] = '\0';
 		if (open_one(lmtp, address, err, errlen) != 0)
 			return -1;
-		p += n;
 	}
 	return 0;
 }

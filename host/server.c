@@ -281,6 +281,21 @@ static void free_sessions(struct ag_server *l)
 		ag_session_free(l->sessions);
 }
 
+/* What every loop (the root too) holds besides its sessions: the users
+ * table and TLS context it serves with, those handed over to it, its
+ * events and, last, its event base. */
+static void free_loop_state(struct ag_server *l)
+{
+	ag_users_unref(l->inbox_users);
+	SSL_CTX_free(l->inbox_tls);
+	ag_users_unref(l->users);
+	SSL_CTX_free(l->tls);
+	ag_event_free(l->inbox_event);
+	ag_event_free(l->shutdown_deadline);
+	if (l->base != NULL)
+		event_base_free(l->base);
+}
+
 /* Frees a loop other than the root once its thread has ended (or never
  * started): its sessions before the root frees the engine they use. */
 static void loop_free(struct ag_server *l)
@@ -291,14 +306,7 @@ static void loop_free(struct ag_server *l)
 		evutil_closesocket(h->fd);
 		free(h);
 	}
-	ag_users_unref(l->inbox_users);
-	SSL_CTX_free(l->inbox_tls);
-	ag_users_unref(l->users);
-	SSL_CTX_free(l->tls);
-	ag_event_free(l->inbox_event);
-	ag_event_free(l->shutdown_deadline);
-	if (l->base != NULL)
-		event_base_free(l->base);
+	free_loop_state(l);
 	pthread_mutex_destroy(&l->inbox_lock);
 	free(l);
 }
@@ -573,15 +581,11 @@ void ag_server_free(struct ag_server *srv)
 	}
 	ag_users_unref(srv->reload_result);
 	SSL_CTX_free(srv->reload_tls);
-	ag_users_unref(srv->users);
 	ag_auth_failures_free(srv->failures);
 	ag_limits_free(srv->limits);
-	SSL_CTX_free(srv->tls);
 	ag_event_free(srv->sig_term);
 	ag_event_free(srv->sig_int);
 	ag_event_free(srv->sig_hup);
-	ag_event_free(srv->shutdown_deadline);
-	if (srv->base != NULL)
-		event_base_free(srv->base);
+	free_loop_state(srv);
 	memset(srv, 0, sizeof(*srv));
 }

@@ -106,6 +106,18 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads)
 	return pool;
 }
 
+void ag_threads_stop(pthread_mutex_t *lock, pthread_cond_t *wake, int *stopping, pthread_t *threads,
+                     unsigned *started)
+{
+	pthread_mutex_lock(lock);
+	*stopping = 1;
+	pthread_cond_broadcast(wake);
+	pthread_mutex_unlock(lock);
+	for (unsigned i = 0; i < *started; i++)
+		pthread_join(threads[i], NULL);
+	*started = 0;
+}
+
 int ag_threads_start(pthread_t *threads, unsigned n, unsigned *started, void *(*fn)(void *), void *arg,
                      const char *what)
 {
@@ -160,12 +172,7 @@ void ag_workers_free(struct ag_workers *pool)
 {
 	if (pool == NULL)
 		return;
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = 1;
-	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->n_threads; i++)
-		pthread_join(pool->threads[i], NULL);
+	ag_threads_stop(&pool->lock, &pool->wake, &pool->stopping, pool->threads, &pool->n_threads);
 	if (pool->done_event != NULL)
 		event_free(pool->done_event);
 	pthread_mutex_destroy(&pool->lock);

@@ -41,5 +41,9 @@ void ag_workers_free(struct ag_workers *pool);
  * and returns -1 (the caller joins the *started ones). */
 int ag_threads_start(pthread_t *threads, unsigned n, unsigned *started, void *(*fn)(void *), void *arg,
                      const char *what);
+/* Sets *stopping under `lock`, wakes every thread waiting on `wake`, and
+ * joins the *started threads (*started is 0 after). */
+void ag_threads_stop(pthread_mutex_t *lock, pthread_cond_t *wake, int *stopping, pthread_t *threads,
+                     unsigned *started);
 
 #endif
