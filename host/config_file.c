@@ -435,6 +435,15 @@ size_t ag_config_word(const char **p)
 	return strcspn(*p, " \t");
 }
 
+int ag_config_word_copy(const char *p, size_t n, char *out, size_t outlen)
+{
+	if (n >= outlen)
+		return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
 /* Checks that `list` is one or more host:port addresses separated by spaces
  * ("127.0.0.1:1143 [::1]:1143"); NULL and "" are an empty list. */
 static int check_addresses(const char *list, char *bad, size_t badlen)
@@ -446,9 +455,8 @@ static int check_addresses(const char *list, char *bad, size_t badlen)
 		char addr[256];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
-		if (n >= sizeof(addr) || (memcpy(addr, p, n), addr[n] = '\0',
-		                          evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
-		    || sockaddr_port(&ss) == 0) {
+		if (ag_config_word_copy(p, n, addr, sizeof(addr)) != 0 ||
+		    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0 || sockaddr_port(&ss) == 0) {
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
 			return -1;
 		}
@@ -474,7 +482,7 @@ static int check_lmtp_addresses(const char *list, char *bad, size_t badlen)
 			ok = p[5] == '/' && n - 5 < 108;
 		} else {
 			char one[256];
-			ok = n < sizeof(one) && (memcpy(one, p, n), one[n] = '\0', check_addresses(one, bad, badlen) == 0);
+			ok = ag_config_word_copy(p, n, one, sizeof(one)) == 0 && check_addresses(one, bad, badlen) == 0;
 		}
 		if (!ok) {
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);

@@ -82,6 +82,9 @@ int ag_config_parse_limit(const char *value, int suffixes, uint64_t max, uint64_
  * starts there, 0 at the end of the list. The caller moves *p past it:
  *     for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) */
 size_t ag_config_word(const char **p);
+/* Copies the word p[0..n) into out as a string: 0, or -1 when it does not
+ * fit in outlen bytes. */
+int ag_config_word_copy(const char *p, size_t n, char *out, size_t outlen);
 
 /* Reads and validates `path`. On failure returns -1 and writes one line
  * (file, line number, problem) into err. On success fills *cfg, which the

@@ -134,12 +134,10 @@ int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *er
 	size_t n;
 	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
-		if (n >= sizeof(address)) {
+		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
 			snprintf(err, errlen, "address too long in %s", list);
 			return -1;
 		}
-		memcpy(address, p, n);
-		address[n] = '\0';
 		if (open_one(srv, address, tls, err, errlen) != 0)
 			return -1;
 	}

@@ -868,9 +868,7 @@ void ag_lmtp_check(const struct ag_config *cfg)
 		char address[128];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
-		if (n < sizeof(address) && strncmp(p, "unix:", 5) != 0) {
-			memcpy(address, p, n);
-			address[n] = '\0';
+		if (strncmp(p, "unix:", 5) != 0 && ag_config_word_copy(p, n, address, sizeof(address)) == 0) {
 			if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss, &sslen) == 0 &&
 			    !is_loopback((struct sockaddr *)&ss))
 				ag_log_warn("lmtp: %s is not a loopback address: LMTP has no authentication, whoever "
@@ -904,12 +902,10 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 	size_t n;
 	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
-		if (n >= sizeof(address)) {
+		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
 			snprintf(err, errlen, "lmtp: address too long in %s", list);
 			return -1;
 		}
-		memcpy(address, p, n);
-		address[n] = '\0';
 		if (open_one(lmtp, address, err, errlen) != 0)
 			return -1;
 	}
