@@ -127,7 +127,7 @@ static void verify_done(struct ag_session *s)
 	}
 	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
 	evtimer_add(s->delay_timer, &tv);
-	/* job_running is clear but s->cmd stays set: the session stays busy
+	/* No job holds the session but s->cmd stays set: the session stays busy
 	 * until failure_reply. The timer is freed with the session. */
 }
 
