@@ -240,6 +240,12 @@ static const struct string_key {
 	CFG_STRING("metrics", "listen", metrics_listen, CFG_LINE(metrics_listen)),
 };
 
+/* The string a row of string_keys keeps. */
+static char **string_field(struct ag_config *cfg, const struct string_key *k)
+{
+	return (char **)(void *)((char *)cfg + k->offset);
+}
+
 /* The keys whose value is one word of a list, kept as an int. */
 struct choice {
 	const char *word;
@@ -294,7 +300,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		else
 			problem = ck->problem;
 	} else if ((sk = FIND_KEY(string_keys, section, name)) != NULL) {
-		if (set_string((char **)(void *)((char *)cfg + sk->offset), value) != 0)
+		if (set_string(string_field(cfg, sk), value) != 0)
 			problem = "out of memory";
 		if (sk->line != NO_LINE)
 			*(int *)(void *)((char *)cfg + sk->line) = st->line;
@@ -675,23 +681,16 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 void ag_config_free(struct ag_config *cfg)
 {
 	free(cfg->path);
-	free(cfg->driver);
-	free(cfg->driver_dir);
+	for (size_t i = 0; i < sizeof(string_keys) / sizeof(string_keys[0]); i++)
+		free(*string_field(cfg, &string_keys[i]));
 	for (size_t i = 0; i < cfg->n_storage; i++) {
 		free((char *)cfg->storage[i].key);
 		free((char *)cfg->storage[i].value);
 	}
 	free(cfg->storage);
-	free(cfg->listen);
-	free(cfg->tls_listen);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
 	free(cfg->plaintext_auth);
 	free(cfg->users_file);
 	free(cfg->tls_ciphers);
-	free(cfg->lmtp_listen);
-	free(cfg->lmtp_domains);
 	free(cfg->user);
-	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }

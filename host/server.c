@@ -83,8 +83,8 @@ static void on_inbox(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_server *srv = arg;
 	pthread_mutex_lock(&srv->inbox_lock);
-	struct ag_handoff *h = srv->inbox_head;
-	srv->inbox_head = srv->inbox_tail = NULL;
+	struct ag_handoff *h;
+	QUEUE_TAKE_ALL(srv->inbox_head, srv->inbox_tail, h);
 	int shutdown = srv->inbox_shutdown;
 	struct ag_users *users = srv->inbox_users;
 	SSL_CTX *tls = srv->inbox_tls;

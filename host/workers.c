@@ -70,8 +70,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_workers *pool = arg;
 	pthread_mutex_lock(&pool->lock);
-	struct ag_job *job = pool->done_head;
-	pool->done_head = pool->done_tail = NULL;
+	struct ag_job *job;
+	QUEUE_TAKE_ALL(pool->done_head, pool->done_tail, job);
 	pthread_mutex_unlock(&pool->lock);
 	while (job != NULL) {
 		struct ag_job *next = job->next;

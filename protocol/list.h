@@ -23,6 +23,13 @@
 		(tail) = (e);                            \
 	} while (0)
 
+/* Takes the whole queue into `first` (NULL when empty), leaving it empty. */
+#define QUEUE_TAKE_ALL(head, tail, first)                \
+	do {                                             \
+		(first) = (head);                        \
+		(head) = (tail) = NULL;                  \
+	} while (0)
+
 /* Takes the first element (the queue is not empty) into `e`. */
 #define QUEUE_POP(head, tail, e)                         \
 	do {                                             \
