@@ -24,13 +24,15 @@ enum ag_session_state {
 /* Where a connection is in its life, apart from the IMAP state. One
  * command is in flight at a time; the transitions (session.c, enter()):
  *
- *   READING --command--> COMMAND --ag_session_read_lines--> LINES
- *   COMMAND|LINES --job submitted--> JOB --job ended--> COMMAND (or LINES
- *                                         when the command stays, IDLE)
- *   COMMAND --a long answer waits for the client--> PAUSED --read--> JOB
- *   COMMAND|LINES --ag_session_command_done--> READING
+ *   READING --a command--> COMMAND --ag_session_read_lines--> LINES
+ *   LINES --a client line, or a malformed one--> COMMAND
+ *   COMMAND|LINES --a job--> JOB --it ended--> COMMAND (LINES again when
+ *                                              the command stays: IDLE)
+ *   COMMAND --a long answer waits for the client--> PAUSED --it read--> JOB
+ *   COMMAND --ag_session_command_done--> READING
  *   any --ag_session_close--> CLOSING --BYE flushed--> freed
- *   any --the peer went--> DEAD --the job ended--> freed
+ *   JOB --the peer went--> DEAD --the job ended--> freed (with no job the
+ *                                                  session is freed at once)
  *
  * The order matters: from CLOSING on the connection takes no more input. */
 enum ag_session_phase {
