@@ -127,7 +127,7 @@ static void verify_done(struct ag_session *s)
 	}
 	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
 	evtimer_add(s->delay_timer, &tv);
-	/* job_running is clear but s->cmd stays set: the session stays busy
+	/* No job holds the session but s->cmd stays set: the session stays busy
 	 * until failure_reply. The timer is freed with the session. */
 }
 
@@ -188,7 +188,7 @@ static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct ag_session *s = arg;
-	if (s->closing || s->dead || s->auth.user == NULL)
+	if (ag_session_ending(s) || s->auth.user == NULL)
 		return;
 	verify_proceed(s);
 }
@@ -270,14 +270,12 @@ void ag_cmd_authenticate(struct ag_session *s)
 		return;
 	}
 	ag_session_printf(s, "+ \r\n");
-	s->wants_input = 1;
-	imap_parser_set_mode(s->parser, IMAP_MODE_SASL);
+	ag_session_read_lines(s, IMAP_MODE_SASL);
 }
 
-void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len)
+/* The client's response line (the parser is back in command mode). */
+static void authenticate_line(struct ag_session *s, const char *line, size_t len)
 {
-	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
-	s->wants_input = 0;
 	if (len == 1 && line[0] == '*') {
 		ag_session_tagged(s, IMAP_BAD, "Authentication aborted by the client.");
 		ag_session_command_done(s);
@@ -286,10 +284,14 @@ void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len
 	plain_response(s, line, len);
 }
 
-void ag_cmd_authenticate_abort(struct ag_session *s, const char *why)
+static void authenticate_abort(struct ag_session *s, const char *why)
 {
-	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
-	s->wants_input = 0;
-	ag_session_tagged(s, IMAP_BAD, "Invalid authentication response: %s.", why);
+	ag_session_tagged(s, IMAP_BAD, "Invalid authentication response: %s.",
+	                  why != NULL && why[0] ? why : "malformed line");
 	ag_session_command_done(s);
 }
+
+const struct ag_command_input ag_cmd_authenticate_input = {
+	.line = authenticate_line,
+	.abort = authenticate_abort,
+};

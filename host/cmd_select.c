@@ -218,11 +218,11 @@ static void idle_update_run(struct ag_session *s)
 		agbuf_puts(&s->reply, "* OK [UNAVAILABLE] The mail store did not answer; updates will follow.\r\n");
 }
 
-void ag_session_idle_poke(struct ag_session *s)
+/* The mailbox changed while IDLE waits for DONE (the session calls this
+ * only then: no job holds the view): tell the changes. */
+static void idle_changed(struct ag_session *s)
 {
-	/* job_running first: while a job runs, s->view belongs to its thread. */
-	if (!s->job_running && !s->closing && s->changed && s->view != NULL && s->cmd != NULL &&
-	    s->cmd->kind == IMAP_CMD_IDLE && s->wants_input) {
+	if (s->changed && s->view != NULL) {
 		s->changed = 0;
 		ag_session_storage(s, idle_update_run, 1);
 	}
@@ -234,7 +234,7 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct ag_session *s = arg;
-	if (s->closing || s->cmd == NULL || s->cmd->kind != IMAP_CMD_IDLE)
+	if (ag_session_ending(s) || s->cmd == NULL || s->cmd->kind != IMAP_CMD_IDLE)
 		return;
 	ag_session_printf(s, "* OK Still here\r\n");
 	struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
@@ -250,16 +250,18 @@ void ag_cmd_idle(struct ag_session *s)
 		struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
 		evtimer_add(s->keepalive, &tv);
 	}
-	s->wants_input = 1;
-	imap_parser_set_mode(s->parser, IMAP_MODE_IDLE);
+	ag_session_read_lines(s, IMAP_MODE_IDLE);
 	/* A change that came before IDLE is told at once. */
 	if (s->view != NULL)
 		s->changed = 1;
-	ag_session_idle_poke(s);
+	idle_changed(s);
 }
 
-void ag_cmd_idle_done(struct ag_session *s)
+/* The client ended IDLE with DONE (the parser takes no other line). */
+static void idle_done(struct ag_session *s, const char *line, size_t len)
 {
+	(void)line;
+	(void)len;
 	if (s->keepalive != NULL)
 		evtimer_del(s->keepalive);
 	ag_session_tagged(s, IMAP_OK, "IDLE terminated.");
@@ -268,10 +270,17 @@ void ag_cmd_idle_done(struct ag_session *s)
 
 /* As Dovecot: a line other than DONE ends IDLE with "BAD Expected DONE.",
  * and the session reads commands again (the parser is back in command mode). */
-void ag_cmd_idle_abort(struct ag_session *s)
+static void idle_abort(struct ag_session *s, const char *why)
 {
+	(void)why;
 	if (s->keepalive != NULL)
 		evtimer_del(s->keepalive);
 	ag_session_tagged(s, IMAP_BAD, "Expected DONE.");
 	ag_session_command_done(s);
 }
+
+const struct ag_command_input ag_cmd_idle_input = {
+	.line = idle_done,
+	.abort = idle_abort,
+	.changed = idle_changed,
+};

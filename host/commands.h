@@ -7,11 +7,26 @@
 /* A handler answers s->cmd, now or later, and then calls ag_session_command_done. */
 typedef void (*ag_command_fn)(struct ag_session *s);
 
+/* A command that reads client lines while in flight (it called
+ * ag_session_read_lines) declares how it takes them; the session has no
+ * other knowledge of such commands. */
+struct ag_command_input {
+	/* One client line (IDLE: "DONE"); the parser is back in command mode. */
+	void (*line)(struct ag_session *s, const char *line, size_t len);
+	/* A malformed or over-long line: the command ends with BAD. `why` is
+	 * the parser's text, NULL or empty when it had none. */
+	void (*abort)(struct ag_session *s, const char *why);
+	/* The selected mailbox changed while the command waits for a line
+	 * (s->changed is set); NULL: the change waits for the next command. */
+	void (*changed)(struct ag_session *s);
+};
+
 struct ag_command {
 	enum imap_cmd_kind kind;
 	const char *name;
 	unsigned states;        /* AG_STATE_* bits where the command is valid */
 	ag_command_fn handler;  /* NULL: not implemented yet */
+	const struct ag_command_input *input; /* NULL: it reads no client lines */
 };
 
 /* The table entry of a parsed command kind, or NULL. */
@@ -26,10 +41,8 @@ void ag_cmd_id(struct ag_session *s);
 void ag_cmd_starttls(struct ag_session *s);
 void ag_cmd_login(struct ag_session *s);
 void ag_cmd_authenticate(struct ag_session *s);
-/* Called with each client line while AUTHENTICATE waits for one. */
-void ag_cmd_authenticate_line(struct ag_session *s, const char *line, size_t len);
-/* A malformed or over-long response line: AUTHENTICATE ends with BAD `why`. */
-void ag_cmd_authenticate_abort(struct ag_session *s, const char *why);
+/* How AUTHENTICATE takes the client's SASL responses. */
+extern const struct ag_command_input ag_cmd_authenticate_input;
 /* cmd_authenticated.c: the authenticated and selected states. */
 void ag_cmd_enable(struct ag_session *s);
 void ag_cmd_compress(struct ag_session *s);
@@ -82,11 +95,7 @@ void ag_cmd_select(struct ag_session *s);   /* SELECT and EXAMINE */
 void ag_cmd_close(struct ag_session *s);    /* CLOSE and UNSELECT */
 void ag_cmd_check(struct ag_session *s);
 void ag_cmd_idle(struct ag_session *s);
-/* Called when the client ends IDLE with DONE. */
-void ag_cmd_idle_done(struct ag_session *s);
-/* A line other than DONE during IDLE: IDLE ends with BAD. */
-void ag_cmd_idle_abort(struct ag_session *s);
-/* Starts telling changes when IDLE waits and the mailbox changed. */
-void ag_session_idle_poke(struct ag_session *s);
+/* How IDLE takes DONE and tells the mailbox's changes meanwhile. */
+extern const struct ag_command_input ag_cmd_idle_input;
 
 #endif

@@ -176,37 +176,98 @@ static int seen_before(struct parse_state *st, const char *section, const char *
 #define RANGE(what, min, max) (snprintf(range, sizeof(range), "must be %s from %llu to %llu", what, \
                                         (unsigned long long)(min), (unsigned long long)(max)), range)
 
-/* The keys whose value is a whole number in a range: one table instead of a
- * branch each (README.md lists the same ranges). */
+/* Most keys are rows of a table by the type of their value, not a branch
+ * each: what every row starts with. */
+struct key_name {
+	const char *section, *name;
+};
+
+/* The row of `table` (n rows of `size` bytes, each starting with a struct
+ * key_name) for section and name, or NULL. */
+static const void *find_key(const void *table, size_t n, size_t size, const char *section, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct key_name *k = (const void *)((const char *)table + i * size);
+		if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
+			return k;
+	}
+	return NULL;
+}
+#define FIND_KEY(table, section, name) find_key(table, sizeof(table) / sizeof(table[0]), sizeof(table[0]), section, name)
+
+/* The keys whose value is a whole number in a range (README.md lists the
+ * same ranges). */
 static const struct uint_key {
-	const char *section, *name, *what;
+	struct key_name key;
+	const char *what;
 	unsigned min, max;
 	size_t offset;
 } uint_keys[] = {
-	{ "imap", "workers", "a number of threads", 1, 256, offsetof(struct ag_config, workers) },
-	{ "imap", "loops", "a number of event loops (0: one per CPU but one)", 0, 64,
+	{ { "imap", "workers" }, "a number of threads", 1, 256, offsetof(struct ag_config, workers) },
+	{ { "imap", "loops" }, "a number of event loops (0: one per CPU but one)", 0, 64,
 	  offsetof(struct ag_config, loops) },
-	{ "imap", "max_connections", "a number of connections", 1, 1000000, offsetof(struct ag_config, max_connections) },
-	{ "imap", "idle_timeout", "a number of seconds", 1, 86400, offsetof(struct ag_config, idle_timeout) },
-	{ "imap", "login_timeout", "a number of seconds", 1, 3600, offsetof(struct ag_config, login_timeout) },
-	{ "imap", "max_connections_per_ip", "a number of connections", 1, 1000000,
+	{ { "imap", "max_connections" }, "a number of connections", 1, 1000000, offsetof(struct ag_config, max_connections) },
+	{ { "imap", "idle_timeout" }, "a number of seconds", 1, 86400, offsetof(struct ag_config, idle_timeout) },
+	{ { "imap", "login_timeout" }, "a number of seconds", 1, 3600, offsetof(struct ag_config, login_timeout) },
+	{ { "imap", "max_connections_per_ip" }, "a number of connections", 1, 1000000,
 	  offsetof(struct ag_config, max_connections_per_ip) },
-	{ "imap", "max_user_connections", "a number of connections", 1, 1000000,
+	{ { "imap", "max_user_connections" }, "a number of connections", 1, 1000000,
 	  offsetof(struct ag_config, max_user_connections) },
-	{ "auth", "failure_delay", "a number of milliseconds", 0, 600000, offsetof(struct ag_config, failure_delay) },
-	{ "lmtp", "max_recipients", "a number of recipients", 1, LMTP_RECIPIENTS_MAX,
+	{ { "auth", "failure_delay" }, "a number of milliseconds", 0, 600000, offsetof(struct ag_config, failure_delay) },
+	{ { "lmtp", "max_recipients" }, "a number of recipients", 1, LMTP_RECIPIENTS_MAX,
 	  offsetof(struct ag_config, lmtp_max_recipients) },
-	{ "lmtp", "timeout", "a number of seconds", LMTP_TIMEOUT_MIN, LMTP_TIMEOUT_MAX,
+	{ { "lmtp", "timeout" }, "a number of seconds", LMTP_TIMEOUT_MIN, LMTP_TIMEOUT_MAX,
 	  offsetof(struct ag_config, lmtp_timeout) },
 };
 
-static const struct uint_key *find_uint_key(const char *section, const char *name)
+/* The keys whose value is kept as it is written: one table as well. `line`
+ * is where the key's line number is kept for later messages, or NO_LINE. */
+#define NO_LINE ((size_t)-1)
+#define CFG_STRING(section, name, field, line) { { section, name }, offsetof(struct ag_config, field), line }
+#define CFG_LINE(field) offsetof(struct ag_config, lines.field)
+static const struct string_key {
+	struct key_name key;
+	size_t offset, line;
+} string_keys[] = {
+	CFG_STRING("storage", "driver", driver, NO_LINE),
+	CFG_STRING("storage", "driver_dir", driver_dir, NO_LINE),
+	CFG_STRING("imap", "listen", listen, CFG_LINE(listen)),
+	CFG_STRING("imap", "tls_listen", tls_listen, CFG_LINE(tls_listen)),
+	CFG_STRING("imap", "tls_cert", tls_cert, CFG_LINE(tls_cert)),
+	CFG_STRING("imap", "tls_key", tls_key, CFG_LINE(tls_key)),
+	CFG_STRING("lmtp", "listen", lmtp_listen, CFG_LINE(lmtp_listen)),
+	CFG_STRING("lmtp", "domains", lmtp_domains, CFG_LINE(lmtp_domains)),
+	CFG_STRING("metrics", "listen", metrics_listen, CFG_LINE(metrics_listen)),
+};
+
+/* The string a row of string_keys keeps. */
+static char **string_field(struct ag_config *cfg, const struct string_key *k)
 {
-	for (size_t i = 0; i < sizeof(uint_keys) / sizeof(uint_keys[0]); i++)
-		if (strcmp(uint_keys[i].section, section) == 0 && strcmp(uint_keys[i].name, name) == 0)
-			return &uint_keys[i];
-	return NULL;
+	return (char **)(void *)((char *)cfg + k->offset);
 }
+
+/* The keys whose value is one word of a list, kept as an int. */
+struct choice {
+	const char *word;
+	int value;
+};
+static const struct choice_key {
+	struct key_name key;
+	const char *problem;
+	size_t offset;
+	struct choice choices[5]; /* ended by a NULL word */
+} choice_keys[] = {
+	{ { "imap", "tls_min_version" }, "must be TLSv1.2 or TLSv1.3", offsetof(struct ag_config, tls_min_version),
+	  { { "TLSv1.2", AG_TLS_1_2 }, { "TLSv1.3", AG_TLS_1_3 }, { NULL, 0 } } },
+	{ { "metrics", "enabled" }, "must be yes or no", offsetof(struct ag_config, metrics_enabled),
+	  { { "yes", 1 }, { "no", 0 }, { NULL, 0 } } },
+	{ { "log", "level" }, "must be error, warning, info or debug", offsetof(struct ag_config, log_level),
+	  { { "error", AEROGRAM_LOG_ERROR },
+	    { "warning", AEROGRAM_LOG_WARNING },
+	    { "info", AEROGRAM_LOG_INFO },
+	    { "debug", AEROGRAM_LOG_DEBUG },
+	    { NULL, 0 } } },
+};
 
 /* inih calls this for each name = value; returning 0 stops with an error. */
 static int on_entry(void *user, const char *section, const char *name, const char *value)
@@ -217,6 +278,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	char range[160];
 	int oom = 0;
 	const struct uint_key *uk;
+	const struct string_key *sk;
+	const struct choice_key *ck;
 
 	/* inih goes on after an error: the first one is the one reported. */
 	if (st->failed)
@@ -225,17 +288,24 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		problem = "set twice (or an indented line continues it)";
 	else if (oom)
 		problem = "out of memory";
-	else if ((uk = find_uint_key(section, name)) != NULL) {
+	else if ((uk = FIND_KEY(uint_keys, section, name)) != NULL) {
 		if (parse_uint(value, uk->min, uk->max, (unsigned *)(void *)((char *)cfg + uk->offset)) != 0)
 			problem = RANGE(uk->what, uk->min, uk->max);
+	} else if ((ck = FIND_KEY(choice_keys, section, name)) != NULL) {
+		const struct choice *ch = ck->choices;
+		while (ch->word != NULL && strcmp(ch->word, value) != 0)
+			ch++;
+		if (ch->word != NULL)
+			*(int *)(void *)((char *)cfg + ck->offset) = ch->value;
+		else
+			problem = ck->problem;
+	} else if ((sk = FIND_KEY(string_keys, section, name)) != NULL) {
+		if (set_string(string_field(cfg, sk), value) != 0)
+			problem = "out of memory";
+		if (sk->line != NO_LINE)
+			*(int *)(void *)((char *)cfg + sk->line) = st->line;
 	} else if (strcmp(section, "storage") == 0) {
-		if (strcmp(name, "driver") == 0) {
-			if (set_string(&cfg->driver, value) != 0)
-				problem = "out of memory";
-		} else if (strcmp(name, "driver_dir") == 0) {
-			if (set_string(&cfg->driver_dir, value) != 0)
-				problem = "out of memory";
-		} else if (strcmp(name, "expunge_retention") == 0) {
+		if (strcmp(name, "expunge_retention") == 0) {
 			/* the engine's, not the driver's */
 			if (parse_duration(value, RETENTION_MAX_S, &cfg->expunge_retention_s) != 0)
 				problem = RANGE("a duration in seconds, or with a unit s, m, h, d or w (7d, 12h, 0)", 0,
@@ -257,19 +327,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			}
 		}
 	} else if (strcmp(section, "imap") == 0) {
-		if (strcmp(name, "listen") == 0) {
-			problem = set_string(&cfg->listen, value) ? "out of memory" : NULL;
-			cfg->lines.listen = st->line;
-		} else if (strcmp(name, "tls_listen") == 0) {
-			problem = set_string(&cfg->tls_listen, value) ? "out of memory" : NULL;
-			cfg->lines.tls_listen = st->line;
-		} else if (strcmp(name, "tls_cert") == 0) {
-			problem = set_string(&cfg->tls_cert, value) ? "out of memory" : NULL;
-			cfg->lines.tls_cert = st->line;
-		} else if (strcmp(name, "tls_key") == 0) {
-			problem = set_string(&cfg->tls_key, value) ? "out of memory" : NULL;
-			cfg->lines.tls_key = st->line;
-		} else if (strcmp(name, "plaintext_auth") == 0) {
+		if (strcmp(name, "plaintext_auth") == 0) {
 			if (strcmp(value, "yes") && strcmp(value, "no") && strcmp(value, "loopback"))
 				problem = "plaintext_auth must be yes, no or loopback";
 			else
@@ -293,13 +351,6 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			else
 				problem = set_string(&cfg->user, value) ? "out of memory" : NULL;
 			cfg->lines.user = st->line;
-		} else if (strcmp(name, "tls_min_version") == 0) {
-			if (strcmp(value, "TLSv1.2") == 0)
-				cfg->tls_min_version = AG_TLS_1_2;
-			else if (strcmp(value, "TLSv1.3") == 0)
-				cfg->tls_min_version = AG_TLS_1_3;
-			else
-				problem = "must be TLSv1.2 or TLSv1.3";
 		} else
 			problem = "unknown key";
 	} else if (strcmp(section, "auth") == 0) {
@@ -322,42 +373,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 				problem = RANGE("unlimited, or a number of messages", 1, AG_QUOTA_MESSAGES_MAX);
 		} else
 			problem = "unknown key";
-	} else if (strcmp(section, "lmtp") == 0) {
-		if (strcmp(name, "listen") == 0) {
-			problem = set_string(&cfg->lmtp_listen, value) ? "out of memory" : NULL;
-			cfg->lines.lmtp_listen = st->line;
-		} else if (strcmp(name, "domains") == 0) {
-			problem = set_string(&cfg->lmtp_domains, value) ? "out of memory" : NULL;
-			cfg->lines.lmtp_domains = st->line;
-		} else
-			problem = "unknown key";
-	} else if (strcmp(section, "metrics") == 0) {
-		if (strcmp(name, "enabled") == 0) {
-			if (strcmp(value, "yes") == 0)
-				cfg->metrics_enabled = 1;
-			else if (strcmp(value, "no") == 0)
-				cfg->metrics_enabled = 0;
-			else
-				problem = "must be yes or no";
-		} else if (strcmp(name, "listen") == 0) {
-			problem = set_string(&cfg->metrics_listen, value) ? "out of memory" : NULL;
-			cfg->lines.metrics_listen = st->line;
-		} else
-			problem = "unknown key";
-	} else if (strcmp(section, "log") == 0) {
-		if (strcmp(name, "level") == 0) {
-			if (strcmp(value, "error") == 0)
-				cfg->log_level = AEROGRAM_LOG_ERROR;
-			else if (strcmp(value, "warning") == 0)
-				cfg->log_level = AEROGRAM_LOG_WARNING;
-			else if (strcmp(value, "info") == 0)
-				cfg->log_level = AEROGRAM_LOG_INFO;
-			else if (strcmp(value, "debug") == 0)
-				cfg->log_level = AEROGRAM_LOG_DEBUG;
-			else
-				problem = "must be error, warning, info or debug";
-		} else
-			problem = "unknown key";
+	} else if (strcmp(section, "lmtp") == 0 || strcmp(section, "metrics") == 0 || strcmp(section, "log") == 0) {
+		problem = "unknown key"; /* their keys are all in the tables */
 	} else if (section[0] == '\0') {
 		problem = "key outside any section";
 	} else {
@@ -418,29 +435,37 @@ static unsigned sockaddr_port(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+size_t ag_config_word(const char **p)
+{
+	*p += strspn(*p, " \t");
+	return strcspn(*p, " \t");
+}
+
+int ag_config_word_copy(const char *p, size_t n, char *out, size_t outlen)
+{
+	if (n >= outlen)
+		return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
 /* Checks that `list` is one or more host:port addresses separated by spaces
  * ("127.0.0.1:1143 [::1]:1143"); NULL and "" are an empty list. */
 static int check_addresses(const char *list, char *bad, size_t badlen)
 {
 	if (list == NULL)
 		return 0;
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char addr[256];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
-		if (n >= sizeof(addr) || (memcpy(addr, p, n), addr[n] = '\0',
-		                          evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
-		    || sockaddr_port(&ss) == 0) {
+		if (ag_config_word_copy(p, n, addr, sizeof(addr)) != 0 ||
+		    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0 || sockaddr_port(&ss) == 0) {
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
 			return -1;
 		}
-		p += n;
 	}
 	return 0;
 }
@@ -455,26 +480,20 @@ static int has_address(const char *list)
  * absolute PATH that fits a socket address. */
 static int check_lmtp_addresses(const char *list, char *bad, size_t badlen)
 {
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		int ok;
 		if (n > 5 && strncmp(p, "unix:", 5) == 0) {
 			/* sockaddr_un's sun_path holds 108 bytes with the NUL */
 			ok = p[5] == '/' && n - 5 < 108;
 		} else {
 			char one[256];
-			ok = n < sizeof(one) && (memcpy(one, p, n), one[n] = '\0', check_addresses(one, bad, badlen) == 0);
+			ok = ag_config_word_copy(p, n, one, sizeof(one)) == 0 && check_addresses(one, bad, badlen) == 0;
 		}
 		if (!ok) {
 			snprintf(bad, badlen, "%.*s", (int)(n > 200 ? 200 : n), p);
 			return -1;
 		}
-		p += n;
 	}
 	return 0;
 }
@@ -486,13 +505,8 @@ static const char *check_domains(char *list, char *why, size_t whylen)
 	for (char *p = list; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n, m;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		int ok = n <= 253 && p[0] != '.' && p[n - 1] != '.' && p[0] != '-';
 		for (size_t i = 0; ok && i < n; i++) {
 			char c = p[i];
@@ -504,17 +518,12 @@ static const char *check_domains(char *list, char *why, size_t whylen)
 			return NULL;
 		}
 		/* the same domain twice is a typo or a merge gone wrong */
-		for (const char *q = list; q < p;) {
-			while (*q == ' ' || *q == '\t')
-				q++;
-			size_t m = strcspn(q, " \t");
-			if (q < p && m == n && memcmp(q, p, n) == 0) {
+		for (const char *q = list; (m = ag_config_word(&q)) > 0 && q < p; q += m) {
+			if (m == n && memcmp(q, p, n) == 0) {
 				snprintf(why, whylen, "'%.*s' is listed twice", (int)(n > 200 ? 200 : n), p);
 				return NULL;
 			}
-			q += m;
 		}
-		p += n;
 	}
 	return list;
 }
@@ -672,23 +681,16 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 void ag_config_free(struct ag_config *cfg)
 {
 	free(cfg->path);
-	free(cfg->driver);
-	free(cfg->driver_dir);
+	for (size_t i = 0; i < sizeof(string_keys) / sizeof(string_keys[0]); i++)
+		free(*string_field(cfg, &string_keys[i]));
 	for (size_t i = 0; i < cfg->n_storage; i++) {
 		free((char *)cfg->storage[i].key);
 		free((char *)cfg->storage[i].value);
 	}
 	free(cfg->storage);
-	free(cfg->listen);
-	free(cfg->tls_listen);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
 	free(cfg->plaintext_auth);
 	free(cfg->users_file);
 	free(cfg->tls_ciphers);
-	free(cfg->lmtp_listen);
-	free(cfg->lmtp_domains);
 	free(cfg->user);
-	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }

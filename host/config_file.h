@@ -77,6 +77,15 @@ struct ag_config {
  * 1024^2...; either case). Returns 0, or -1 for anything else. */
 int ag_config_parse_limit(const char *value, int suffixes, uint64_t max, uint64_t *out);
 
+/* The words of a list separated by spaces and tabs (listen addresses,
+ * domains): skips the blanks at *p and returns the length of the word that
+ * starts there, 0 at the end of the list. The caller moves *p past it:
+ *     for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) */
+size_t ag_config_word(const char **p);
+/* Copies the word p[0..n) into out as a string: 0, or -1 when it does not
+ * fit in outlen bytes. */
+int ag_config_word_copy(const char *p, size_t n, char *out, size_t outlen);
+
 /* Reads and validates `path`. On failure returns -1 and writes one line
  * (file, line number, problem) into err. On success fills *cfg, which the
  * caller releases with ag_config_free. */

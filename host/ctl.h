@@ -97,6 +97,10 @@ char *ctl_display_name(const char *stored);
 void ctl_catch_interrupt(void);
 int ctl_interrupted(void);
 
+/* Writes all of p to fd, again after EINTR and short writes; 0 or -1
+ * (errno set). */
+int ctl_write_all(int fd, const char *p, size_t len);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t ctl_now_ms(void);
 

@@ -31,10 +31,11 @@ static void on_problem(void *arg, uint32_t uid, const char *what)
 }
 
 /* The user's mailboxes, or NULL with the error printed. BOX alone when
- * `only` is set. */
+ * `only` is set. The subcommands here only read: c is marked read-only. */
 static int user_mailboxes(struct ctl *c, const char *user, const char *only, struct mail_mailbox_info **infos,
                           size_t *n)
 {
+	c->read_only = 1;
 	char err[1200], why[600];
 	if (ctl_user_known(c, user, err, sizeof(err)) != 0) {
 		ctl_error("%s", err);
@@ -97,7 +98,6 @@ int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	const char *user = argv[optind];
-	c->read_only = 1;
 	struct mail_mailbox_info *infos;
 	size_t n;
 	if (user_mailboxes(c, user, only, &infos, &n) != 0)
@@ -172,7 +172,6 @@ int ctl_cmd_stats(struct ctl *c, int argc, char **argv)
 		return 2;
 	}
 	const char *user = argv[optind];
-	c->read_only = 1;
 	struct mail_mailbox_info *infos;
 	size_t n;
 	if (user_mailboxes(c, user, NULL, &infos, &n) != 0)

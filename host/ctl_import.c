@@ -394,16 +394,26 @@ static void sources_free(struct sources *s)
 	free(s->boxes);
 }
 
+/* An array of `size`-byte elements holding n of *cap with room for one
+ * more: the array itself, or grown (doubled, `first` at first), or NULL
+ * when out of memory (the array is left as it was). */
+static void *room_for_one(void *array, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return array;
+	size_t grown_cap = *cap ? *cap * 2 : first;
+	void *grown = realloc(array, grown_cap * size);
+	if (grown != NULL)
+		*cap = grown_cap;
+	return grown;
+}
+
 static struct source_msg *box_push(struct source_box *b)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct source_msg *g = realloc(b->msgs, cap * sizeof(*g));
-		if (g == NULL)
-			return NULL;
-		b->msgs = g;
-		b->cap = cap;
-	}
+	struct source_msg *msgs = room_for_one(b->msgs, b->n, &b->cap, sizeof(*msgs), 64);
+	if (msgs == NULL)
+		return NULL;
+	b->msgs = msgs;
 	struct source_msg *m = &b->msgs[b->n++];
 	memset(m, 0, sizeof(*m));
 	return m;
@@ -412,14 +422,10 @@ static struct source_msg *box_push(struct source_box *b)
 static struct source_box *sources_push(struct sources *s, enum source_kind kind, const char *path,
                                        const char *mailbox)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 8;
-		struct source_box *g = realloc(s->boxes, cap * sizeof(*g));
-		if (g == NULL)
-			return NULL;
-		s->boxes = g;
-		s->cap = cap;
-	}
+	struct source_box *boxes = room_for_one(s->boxes, s->n, &s->cap, sizeof(*boxes), 8);
+	if (boxes == NULL)
+		return NULL;
+	s->boxes = boxes;
 	struct source_box *b = &s->boxes[s->n];
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
@@ -1369,21 +1375,6 @@ static void export_one(const char *data, size_t len, uint64_t date_ms, uint32_t 
 	agbuf_putc(out, '\n');
 }
 
-static int write_out(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static const char export_usage[] = "usage: aerogramctl export NAME BOX FILE.mbox [--flags] [--force]   (FILE - is standard output)";
 
 int ctl_cmd_export(struct ctl *c, int argc, char **argv)
@@ -1481,7 +1472,7 @@ int ctl_cmd_export(struct ctl *c, int argc, char **argv)
 			agbuf_reset(&out);
 			export_one((const char *)bodies[i].data, bodies[i].len, sums[i].internal_date_ms, info.flags,
 			           kw.data, with_flags, &out);
-			if (write_out(fd, out.data, out.len) != 0)
+			if (ctl_write_all(fd, out.data, out.len) != 0)
 				failed = strerror(errno);
 			bytes += bodies[i].len;
 			written++;

@@ -410,21 +410,6 @@ static int uf_load(struct users_file *uf, const char *configured, int lock, char
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes the lines to a temporary file beside the users file, with its
  * mode and owner, checks it with the daemon's reader, fsyncs it and
  * renames it over the users file, then fsyncs the directory. */
@@ -460,7 +445,7 @@ static int uf_save(struct users_file *uf, char *err, size_t errlen)
 	else if (uf->exists && (uf->st.st_uid != geteuid() || uf->st.st_gid != getegid()) &&
 	         fchown(fd, uf->st.st_uid, uf->st.st_gid) != 0)
 		step = "cannot give it the users file's owner and group (run as that user or root)";
-	else if (write_all(fd, text, len) != 0)
+	else if (ctl_write_all(fd, text, len) != 0)
 		step = "cannot write it";
 	else if (fsync(fd) != 0)
 		step = "cannot fsync it";
@@ -486,22 +471,6 @@ static int uf_save(struct users_file *uf, char *err, size_t errlen)
 		close(dfd);
 	}
 	return 0;
-}
-
-/* User names become key prefixes in the store: the reader's rule
- * (users.c valid_name). */
-static int valid_user_name(const char *name)
-{
-	size_t len = strlen(name);
-	if (len == 0 || len > 255)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-		      ch == '_' || ch == '-' || ch == '+' || ch == '@'))
-			return 0;
-	}
-	return 1;
 }
 
 int ctl_user_known(const struct ctl *c, const char *user, char *err, size_t errlen)
@@ -575,6 +544,34 @@ static int password_options(int argc, char **argv, const char **file)
 	return optind == argc - 1 ? 0 : -1;
 }
 
+/* Loads and locks the users file to add user `name` (`adding`: it must
+ * not be there, in any case) or to change their section (it must be):
+ * 0 with *at the section's header line (-1 when adding) and *end the line
+ * after it, or -1 with the error printed and nothing loaded. */
+static int uf_load_for(struct ctl *c, struct users_file *uf, const char *name, int adding, long *at, size_t *end)
+{
+	char err[1200];
+	if (uf_load(uf, c->config.users_file, 1, err, sizeof(err)) != 0) {
+		ctl_error("%s", err);
+		return -1;
+	}
+	*at = uf_find(uf, name, end, adding);
+	if (adding && *at >= 0) {
+		char h[300];
+		header_name(uf->lines[*at], *at == 0, h, sizeof(h));
+		ctl_error("user %s exists already in %s%s%s", name, uf->path, strcmp(h, name) ? " as " : "",
+		          strcmp(h, name) ? h : "");
+		uf_free(uf);
+		return -1;
+	}
+	if (!adding && *at < 0) {
+		ctl_error("no user %s in %s", name, uf->path);
+		uf_free(uf);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_password(struct ctl *c, int argc, char **argv, int adding)
 {
 	const char *file;
@@ -583,7 +580,7 @@ static int set_password(struct ctl *c, int argc, char **argv, int adding)
 		return 2;
 	}
 	const char *name = argv[optind];
-	if (!valid_user_name(name)) {
+	if (!ag_users_valid_name(name)) {
 		ctl_error("%s: a user name is 1 to 255 letters, digits and . _ - + @ (it prefixes the user's keys in "
 		          "the store)",
 		          name);
@@ -591,25 +588,10 @@ static int set_password(struct ctl *c, int argc, char **argv, int adding)
 	}
 	char err[1200];
 	struct users_file uf;
-	if (uf_load(&uf, c->config.users_file, 1, err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return 1;
-	}
 	size_t end;
-	long at = uf_find(&uf, name, &end, adding);
-	if (adding && at >= 0) {
-		char h[300];
-		header_name(uf.lines[at], at == 0, h, sizeof(h));
-		ctl_error("user %s exists already in %s%s%s", name, uf.path, strcmp(h, name) ? " as " : "",
-		          strcmp(h, name) ? h : "");
-		uf_free(&uf);
+	long at;
+	if (uf_load_for(c, &uf, name, adding, &at, &end) != 0)
 		return 1;
-	}
-	if (!adding && at < 0) {
-		ctl_error("no user %s in %s", name, uf.path);
-		uf_free(&uf);
-		return 1;
-	}
 	char password[PASSWORD_MAX + 2];
 	long plen = get_password(name, file, password, sizeof(password), err, sizeof(err));
 	char *hash = plen > 0 ? hash_password(password, (size_t)plen, err, sizeof(err)) : NULL;
@@ -757,17 +739,10 @@ int ctl_cmd_user_del(struct ctl *c, int argc, char **argv)
 	const char *name = argv[optind];
 	char err[1200];
 	struct users_file uf;
-	if (uf_load(&uf, c->config.users_file, 1, err, sizeof(err)) != 0) {
-		ctl_error("%s", err);
-		return 1;
-	}
 	size_t end;
-	long at = uf_find(&uf, name, &end, 0);
-	if (at < 0) {
-		ctl_error("no user %s in %s", name, uf.path);
-		uf_free(&uf);
+	long at;
+	if (uf_load_for(c, &uf, name, 0, &at, &end) != 0)
 		return 1;
-	}
 	if (purge) {
 		/* Mail first: if the store fails, the user is still there and
 		 * the same command can be run again. */

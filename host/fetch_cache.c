@@ -15,6 +15,7 @@
 #include "protocol/agbuf.h"
 #include "protocol/bodystructure.h"
 #include "protocol/envelope.h"
+#include "protocol/list.h"
 
 struct node {
 	/* what a lookup reads first, together at the start */
@@ -151,30 +152,6 @@ static struct node *find(struct ag_fetch_cache *c, uint64_t hash, const char *ke
 	return NULL;
 }
 
-static void lru_unlink(struct ag_fetch_cache *c, struct node *n)
-{
-	if (n->newer)
-		n->newer->older = n->older;
-	else
-		c->newest = n->older;
-	if (n->older)
-		n->older->newer = n->newer;
-	else
-		c->oldest = n->newer;
-	n->newer = n->older = NULL;
-}
-
-static void lru_push_newest(struct ag_fetch_cache *c, struct node *n)
-{
-	n->older = c->newest;
-	n->newer = NULL;
-	if (c->newest)
-		c->newest->newer = n;
-	c->newest = n;
-	if (c->oldest == NULL)
-		c->oldest = n;
-}
-
 /* Takes a node out of the table; returns 1 when nobody holds it any more
  * (the caller frees it after unlocking). */
 static int remove_node(struct ag_fetch_cache *c, struct node *n)
@@ -184,7 +161,7 @@ static int remove_node(struct ag_fetch_cache *c, struct node *n)
 		pp = &(*pp)->hash_next;
 	*pp = n->hash_next;
 	n->hash_next = NULL;
-	lru_unlink(c, n);
+	LRU_UNLINK(c, n);
 	n->in_table = 0;
 	c->stats.entries--;
 	c->stats.bytes -= n->cost;
@@ -304,8 +281,8 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 			if (old->referenced) {
 				/* used since it came in: spared once */
 				old->referenced = 0;
-				lru_unlink(cache, old);
-				lru_push_newest(cache, old);
+				LRU_UNLINK(cache, old);
+				LRU_PUSH_NEWEST(cache, old);
 				continue;
 			}
 			cache->stats.evictions++;
@@ -320,7 +297,7 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 		struct node **b = &cache->buckets[n->hash & (cache->nbuckets - 1)];
 		n->hash_next = *b;
 		*b = n;
-		lru_push_newest(cache, n);
+		LRU_PUSH_NEWEST(cache, n);
 		cache->stats.entries++;
 		cache->stats.bytes += n->cost;
 		maybe_grow(cache);

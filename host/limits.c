@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "host/log.h"
+#include "host/workers.h"
+#include "protocol/list.h"
 
 #define BUCKETS 1024
 
@@ -109,10 +111,8 @@ static void *auth_main(void *arg)
 			pthread_cond_wait(&l->wake, &l->queue_lock);
 		if (l->stopping)
 			break;
-		struct ag_auth_job *job = l->head;
-		l->head = job->next;
-		if (l->head == NULL)
-			l->tail = NULL;
+		struct ag_auth_job *job;
+		QUEUE_POP(l->head, l->tail, job);
 		pthread_mutex_unlock(&l->queue_lock);
 		job->run(job->arg);
 		/* thread-safe once evthread_use_pthreads was called */
@@ -131,13 +131,9 @@ struct ag_limits *ag_limits_new(void)
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->queue_lock, NULL);
 	pthread_cond_init(&l->wake, NULL);
-	for (unsigned i = 0; i < AG_AUTH_THREADS; i++) {
-		if (pthread_create(&l->threads[i], NULL, auth_main, l) != 0) {
-			ag_log_error("cannot start authentication thread %u of %u", i + 1, AG_AUTH_THREADS);
-			ag_limits_free(l);
-			return NULL;
-		}
-		l->n_threads++;
+	if (ag_threads_start(l->threads, AG_AUTH_THREADS, &l->n_threads, auth_main, l, "authentication") != 0) {
+		ag_limits_free(l);
+		return NULL;
 	}
 	return l;
 }
@@ -146,14 +142,11 @@ void ag_limits_stop(struct ag_limits *l)
 {
 	if (l == NULL)
 		return;
+	/* the threads take no job once stopping is set: those queued are dropped */
+	ag_threads_stop(&l->queue_lock, &l->wake, &l->stopping, l->threads, &l->n_threads);
 	pthread_mutex_lock(&l->queue_lock);
-	l->stopping = 1;
 	l->head = l->tail = NULL;
-	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->queue_lock);
-	for (unsigned i = 0; i < l->n_threads; i++)
-		pthread_join(l->threads[i], NULL);
-	l->n_threads = 0;
 }
 
 void ag_limits_free(struct ag_limits *l)
@@ -170,34 +163,41 @@ void ag_limits_free(struct ag_limits *l)
 	free(l);
 }
 
-int ag_limits_connection_add(struct ag_limits *l, const char *address, unsigned max, unsigned *open_now)
+/* map_add and map_remove under the lock, for the per-address and
+ * per-user counts. */
+static int locked_add(struct ag_limits *l, struct count_map *m, const char *key, unsigned max, unsigned *open_now)
 {
 	pthread_mutex_lock(&l->lock);
-	int rc = map_add(&l->connections, address, max, open_now);
+	int rc = map_add(m, key, max, open_now);
 	pthread_mutex_unlock(&l->lock);
 	return rc;
+}
+
+static void locked_remove(struct ag_limits *l, struct count_map *m, const char *key)
+{
+	pthread_mutex_lock(&l->lock);
+	map_remove(m, key);
+	pthread_mutex_unlock(&l->lock);
+}
+
+int ag_limits_connection_add(struct ag_limits *l, const char *address, unsigned max, unsigned *open_now)
+{
+	return locked_add(l, &l->connections, address, max, open_now);
 }
 
 void ag_limits_connection_remove(struct ag_limits *l, const char *address)
 {
-	pthread_mutex_lock(&l->lock);
-	map_remove(&l->connections, address);
-	pthread_mutex_unlock(&l->lock);
+	locked_remove(l, &l->connections, address);
 }
 
 int ag_limits_user_add(struct ag_limits *l, const char *user, unsigned max, unsigned *open_now)
 {
-	pthread_mutex_lock(&l->lock);
-	int rc = map_add(&l->users, user, max, open_now);
-	pthread_mutex_unlock(&l->lock);
-	return rc;
+	return locked_add(l, &l->users, user, max, open_now);
 }
 
 void ag_limits_user_remove(struct ag_limits *l, const char *user)
 {
-	pthread_mutex_lock(&l->lock);
-	map_remove(&l->users, user);
-	pthread_mutex_unlock(&l->lock);
+	locked_remove(l, &l->users, user);
 }
 
 enum ag_auth_slot ag_limits_auth_acquire(struct ag_limits *l, const char *address)
@@ -225,13 +225,8 @@ void ag_limits_auth_release(struct ag_limits *l, const char *address)
 
 void ag_limits_auth_submit(struct ag_limits *l, struct ag_auth_job *job)
 {
-	job->next = NULL;
 	pthread_mutex_lock(&l->queue_lock);
-	if (l->tail != NULL)
-		l->tail->next = job;
-	else
-		l->head = job;
-	l->tail = job;
+	QUEUE_PUSH(l->head, l->tail, job);
 	pthread_mutex_unlock(&l->queue_lock);
 	pthread_cond_signal(&l->wake);
 }

@@ -23,6 +23,14 @@ struct ag_listener {
 	char address[128];
 };
 
+void ag_listener_refuse(evutil_socket_t fd, const char *line)
+{
+	/* One line is enough: it fits the socket buffer of a new connection. */
+	ssize_t w = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	evutil_closesocket(fd);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int peer_len,
                       void *arg)
 {
@@ -36,11 +44,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	unsigned open_now = atomic_load(&srv->total_sessions);
 	if (open_now >= srv->cfg->max_connections) {
-		/* One line is enough: it fits the socket buffer of a new connection. */
-		static const char bye[] = "* BYE Too many connections, try again later.\r\n";
-		ssize_t w = send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)w;
-		evutil_closesocket(fd);
+		ag_listener_refuse(fd, "* BYE Too many connections, try again later.\r\n");
 		ag_log_warn("refused a connection on %s: %u connections open (max_connections)", li->address,
 		            open_now);
 		return;
@@ -127,24 +131,17 @@ int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *er
 {
 	if (list == NULL)
 		return 0;
-	const char *p = list;
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			return 0;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
-		if (n >= sizeof(address)) {
+		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
 			snprintf(err, errlen, "address too long in %s", list);
 			return -1;
 		}
-		memcpy(address, p, n);
-		address[n] = '\0';
 		if (open_one(srv, address, tls, err, errlen) != 0)
 			return -1;
-		p += n;
 	}
+	return 0;
 }
 
 void ag_listeners_close(struct ag_server *srv)

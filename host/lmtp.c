@@ -44,6 +44,7 @@
 #include "host/mail/mail.h"
 #include "host/quota.h"
 #include "host/server.h"
+#include "protocol/list.h"
 #include "protocol/mime.h"
 #include "protocol/mime_serial.h"
 
@@ -123,19 +124,12 @@ static void conn_free(struct lmtp_conn *c)
 	struct ag_server *srv = lmtp->srv;
 	ag_log_info("lmtp %s: disconnected after %u messages (%u deliveries, %u failed)", c->peer, c->messages,
 	            c->delivered, c->failed);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		lmtp->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	DLIST_REMOVE(lmtp->conns, c);
 	lmtp->n_conns--;
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
-	if (c->timer != NULL)
-		event_free(c->timer);
-	if (c->free_event != NULL)
-		event_free(c->free_event);
+	ag_event_free(c->timer);
+	ag_event_free(c->free_event);
 	for (size_t i = 0; i < c->n_rcpts; i++) {
 		free(c->rcpts[i].address);
 		free(c->rcpts[i].user);
@@ -277,17 +271,12 @@ static void reset_transaction(struct lmtp_conn *c)
 /* Is `domain` (len bytes) one of [lmtp] domains? */
 static int domain_listed(const struct ag_config *cfg, const char *domain, size_t len)
 {
-	const char *p = cfg->lmtp_domains;
-	if (p == NULL)
+	if (cfg->lmtp_domains == NULL)
 		return 0;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
+	size_t n;
+	for (const char *p = cfg->lmtp_domains; (n = ag_config_word(&p)) > 0; p += n)
 		if (n == len && strncasecmp(p, domain, len) == 0)
 			return 1;
-		p += n;
-	}
 	return 0;
 }
 
@@ -299,19 +288,10 @@ static const char *find_recipient(const struct ag_server *srv, const char *addre
 	const char *user = ag_users_find_address(srv->users, address, len);
 	if (user != NULL)
 		return user;
-	const char *at = NULL;
-	int quoted = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (address[i] == '\\' && quoted)
-			i++;
-		else if (address[i] == '"')
-			quoted = !quoted;
-		else if (address[i] == '@' && !quoted)
-			at = address + i;
-	}
-	if (at == NULL || address[0] == '"')
+	size_t local = lmtp_address_at(address, len);
+	if (local == len || address[0] == '"')
 		return NULL;
-	size_t local = (size_t)(at - address);
+	const char *at = address + local;
 	if (!domain_listed(srv->cfg, at + 1, len - local - 1))
 		return NULL;
 	return ag_users_find_name(srv->users, address, local);
@@ -703,10 +683,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	if (lmtp->n_conns >= AG_LMTP_MAX_CONNECTIONS) {
-		static const char busy[] = "421 4.3.2 Too many LMTP connections, try again later\r\n";
-		ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)w;
-		evutil_closesocket(fd);
+		ag_listener_refuse(fd, "421 4.3.2 Too many LMTP connections, try again later\r\n");
 		ag_log_warn("lmtp: refused a connection on %s: %u LMTP connections open", li->address, lmtp->n_conns);
 		return;
 	}
@@ -729,10 +706,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 				bufferevent_free(c->bev);
 			else
 				evutil_closesocket(fd);
-			if (c->timer != NULL)
-				event_free(c->timer);
-			if (c->free_event != NULL)
-				event_free(c->free_event);
+			ag_event_free(c->timer);
+			ag_event_free(c->free_event);
 			free(c);
 		} else {
 			evutil_closesocket(fd);
@@ -740,9 +715,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	describe_peer(c, fd, peer);
-	c->next = lmtp->conns;
-	if (lmtp->conns != NULL)
-		lmtp->conns->prev = c;
+	DLIST_INSERT_HEAD(lmtp->conns, c);
 	lmtp->conns = c;
 	lmtp->n_conns++;
 	srv->n_sessions++;
@@ -890,23 +863,18 @@ static void close_listeners(struct ag_lmtp *lmtp)
 
 void ag_lmtp_check(const struct ag_config *cfg)
 {
-	for (const char *p = cfg->lmtp_listen; p != NULL && *p != '\0';) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
+	size_t n;
+	for (const char *p = cfg->lmtp_listen; p != NULL && (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
 		struct sockaddr_storage ss;
 		int sslen = (int)sizeof(ss);
-		if (n > 0 && n < sizeof(address) && strncmp(p, "unix:", 5) != 0) {
-			memcpy(address, p, n);
-			address[n] = '\0';
+		if (strncmp(p, "unix:", 5) != 0 && ag_config_word_copy(p, n, address, sizeof(address)) == 0) {
 			if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss, &sslen) == 0 &&
 			    !is_loopback((struct sockaddr *)&ss))
 				ag_log_warn("lmtp: %s is not a loopback address: LMTP has no authentication, whoever "
 				            "reaches it can deliver mail to every user (firewall it, or use 127.0.0.1 "
 				            "or unix:/path)", address);
 		}
-		p += n;
 	}
 	if (cfg->lmtp_listen != NULL && cfg->lmtp_domains == NULL)
 		ag_log_info("lmtp: [lmtp] domains is not set: only the users' address lines are delivered to");
@@ -931,22 +899,15 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
 			*p = '-';
 	srv->lmtp = lmtp;
-	for (const char *p = list;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		size_t n = strcspn(p, " \t");
-		if (n == 0)
-			break;
+	size_t n;
+	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
-		if (n >= sizeof(address)) {
+		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
 			snprintf(err, errlen, "lmtp: address too long in %s", list);
 			return -1;
 		}
-		memcpy(address, p, n);
-		address[n] = '\0';
 		if (open_one(lmtp, address, err, errlen) != 0)
 			return -1;
-		p += n;
 	}
 	return 0;
 }

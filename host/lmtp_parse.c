@@ -93,11 +93,8 @@ static int valid_domain(const char *s, size_t n)
 	return label > 0 && s[n - 1] != '-';
 }
 
-/* The mailbox (local@domain) at s[0..n); for RCPT, "postmaster" alone
- * (RFC 5321 4.1.1.3) too. */
-static int valid_mailbox(const char *s, size_t n, int rcpt)
+size_t lmtp_address_at(const char *s, size_t n)
 {
-	/* the '@' that separates: the last one outside a quoted local part */
 	size_t at = n;
 	int quoted = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -108,6 +105,14 @@ static int valid_mailbox(const char *s, size_t n, int rcpt)
 		else if (s[i] == '@' && !quoted)
 			at = i;
 	}
+	return at;
+}
+
+/* The mailbox (local@domain) at s[0..n); for RCPT, "postmaster" alone
+ * (RFC 5321 4.1.1.3) too. */
+static int valid_mailbox(const char *s, size_t n, int rcpt)
+{
+	size_t at = lmtp_address_at(s, n);
 	if (at == n)
 		return rcpt && n == 10 && strncasecmp(s, "postmaster", 10) == 0;
 	return valid_local(s, at) && valid_domain(s + at + 1, n - at - 1);

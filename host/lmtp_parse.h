@@ -48,6 +48,9 @@ struct lmtp_command {
  * is no valid command; `cmd->verb` is then still set when the verb was
  * recognised. `arg` points into `line`. */
 const char *lmtp_parse_command(const char *line, size_t len, struct lmtp_command *cmd);
+/* The '@' between local part and domain of the address at s[0..n): the
+ * last one outside a quoted local part; n when there is none. */
+size_t lmtp_address_at(const char *s, size_t n);
 
 /* The DATA stream: the message ends with CRLF "." CRLF, and a line's
  * leading dot is removed (RFC 5321 4.5.2). Start with a zeroed struct. */

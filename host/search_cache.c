@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "host/mail/mail.h"
+#include "protocol/list.h"
 #include "protocol/search_fields.h"
 
 /* What malloc keeps per allocation beyond what was asked, roughly. */
@@ -275,30 +276,6 @@ static struct entry **find_slot(struct search_cache *c, const struct search_shel
 	return p;
 }
 
-static void lru_unlink(struct search_cache *c, struct entry *e)
-{
-	if (e->newer)
-		e->newer->older = e->older;
-	else
-		c->newest = e->older;
-	if (e->older)
-		e->older->newer = e->newer;
-	else
-		c->oldest = e->newer;
-	e->newer = e->older = NULL;
-}
-
-static void lru_push(struct search_cache *c, struct entry *e)
-{
-	e->older = c->newest;
-	e->newer = NULL;
-	if (c->newest)
-		c->newest->newer = e;
-	c->newest = e;
-	if (c->oldest == NULL)
-		c->oldest = e;
-}
-
 const struct search_facts *search_cache_get(struct search_cache *c, struct search_shelf *shelf,
 					    const char *msg_id)
 {
@@ -312,8 +289,8 @@ const struct search_facts *search_cache_get(struct search_cache *c, struct searc
 	}
 	c->hits++;
 	if (c->newest != e) {
-		lru_unlink(c, e);
-		lru_push(c, e);
+		LRU_UNLINK(c, e);
+		LRU_PUSH_NEWEST(c, e);
 	}
 	return &e->facts;
 }
@@ -324,7 +301,7 @@ static void entry_drop(struct search_cache *c, struct entry *e)
 	struct entry **p = find_slot(c, e->shelf, e->id, e->hash);
 	if (*p == e)
 		*p = e->hnext;
-	lru_unlink(c, e);
+	LRU_UNLINK(c, e);
 	c->bytes -= entry_bytes(e);
 	c->n_entries--;
 	e->shelf->entries--;
@@ -396,7 +373,7 @@ void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const 
 	slot = find_slot(c, shelf, id, e->hash);
 	e->hnext = NULL;
 	*slot = e;
-	lru_push(c, e);
+	LRU_PUSH_NEWEST(c, e);
 	c->bytes += bytes;
 	c->n_entries++;
 	shelf->entries++;

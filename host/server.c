@@ -32,6 +32,7 @@
 #include "host/log.h"
 #include "host/session.h"
 #include "host/tls.h"
+#include "protocol/list.h"
 
 /* How long shutdown waits for commands in flight and BYEs to flush. */
 #define SHUTDOWN_GRACE_S 5
@@ -62,13 +63,11 @@ static void post_to_loops(struct ag_server *root, int shutdown, int users, int t
 		if (shutdown)
 			l->inbox_shutdown = 1;
 		if (users) {
-			if (l->inbox_users != NULL)
-				ag_users_unref(l->inbox_users);
+			ag_users_unref(l->inbox_users);
 			l->inbox_users = ag_users_ref(root->users);
 		}
 		if (tls && root->tls != NULL) {
-			if (l->inbox_tls != NULL)
-				SSL_CTX_free(l->inbox_tls);
+			SSL_CTX_free(l->inbox_tls);
 			SSL_CTX_up_ref(root->tls);
 			l->inbox_tls = root->tls;
 		}
@@ -84,8 +83,8 @@ static void on_inbox(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_server *srv = arg;
 	pthread_mutex_lock(&srv->inbox_lock);
-	struct ag_handoff *h = srv->inbox_head;
-	srv->inbox_head = srv->inbox_tail = NULL;
+	struct ag_handoff *h;
+	QUEUE_TAKE_ALL(srv->inbox_head, srv->inbox_tail, h);
 	int shutdown = srv->inbox_shutdown;
 	struct ag_users *users = srv->inbox_users;
 	SSL_CTX *tls = srv->inbox_tls;
@@ -97,8 +96,7 @@ static void on_inbox(evutil_socket_t fd, short what, void *arg)
 		srv->users = users;
 	}
 	if (tls != NULL) {
-		if (srv->tls != NULL)
-			SSL_CTX_free(srv->tls);
+		SSL_CTX_free(srv->tls);
 		srv->tls = tls;
 	}
 	while (h != NULL) {
@@ -133,11 +131,7 @@ int ag_server_hand_off(struct ag_server *root, evutil_socket_t fd, const struct 
 	size_t len = peer_len > 0 ? (size_t)peer_len : 0;
 	memcpy(&h->peer, peer, len < sizeof(h->peer) ? len : sizeof(h->peer));
 	pthread_mutex_lock(&l->inbox_lock);
-	if (l->inbox_tail != NULL)
-		l->inbox_tail->next = h;
-	else
-		l->inbox_head = h;
-	l->inbox_tail = h;
+	QUEUE_PUSH(l->inbox_head, l->inbox_tail, h);
 	pthread_mutex_unlock(&l->inbox_lock);
 	event_active(l->inbox_event, EV_READ, 0);
 	return 1;
@@ -269,38 +263,50 @@ static unsigned loops_wanted(const struct ag_config *cfg)
 	return n > AUTO_LOOPS_MAX ? AUTO_LOOPS_MAX : (unsigned)n;
 }
 
-/* Frees a loop other than the root once its thread has ended (or never
- * started): its workers first (their jobs reference its sessions), then
- * its sessions, before the root frees the engine they use. */
-static void loop_free(struct ag_server *l)
+void ag_event_free(struct event *ev)
+{
+	if (ev != NULL)
+		event_free(ev);
+}
+
+/* Frees a loop's workers first (their jobs reference its sessions), then
+ * its sessions. */
+static void free_sessions(struct ag_server *l)
 {
 	if (l->workers != NULL)
 		ag_workers_free(l->workers);
 	l->workers = NULL;
 	l->shutting_down = 1;
-	while (l->sessions != NULL) {
-		l->sessions->job_running = 0;
+	while (l->sessions != NULL)
 		ag_session_free(l->sessions);
-	}
+}
+
+/* What every loop (the root too) holds besides its sessions: the users
+ * table and TLS context it serves with, those handed over to it, its
+ * events and, last, its event base. */
+static void free_loop_state(struct ag_server *l)
+{
+	ag_users_unref(l->inbox_users);
+	SSL_CTX_free(l->inbox_tls);
+	ag_users_unref(l->users);
+	SSL_CTX_free(l->tls);
+	ag_event_free(l->inbox_event);
+	ag_event_free(l->shutdown_deadline);
+	if (l->base != NULL)
+		event_base_free(l->base);
+}
+
+/* Frees a loop other than the root once its thread has ended (or never
+ * started): its sessions before the root frees the engine they use. */
+static void loop_free(struct ag_server *l)
+{
+	free_sessions(l);
 	for (struct ag_handoff *h = l->inbox_head, *next; h != NULL; h = next) {
 		next = h->next;
 		evutil_closesocket(h->fd);
 		free(h);
 	}
-	if (l->inbox_users != NULL)
-		ag_users_unref(l->inbox_users);
-	if (l->inbox_tls != NULL)
-		SSL_CTX_free(l->inbox_tls);
-	if (l->users != NULL)
-		ag_users_unref(l->users);
-	if (l->tls != NULL)
-		SSL_CTX_free(l->tls);
-	if (l->inbox_event != NULL)
-		event_free(l->inbox_event);
-	if (l->shutdown_deadline != NULL)
-		event_free(l->shutdown_deadline);
-	if (l->base != NULL)
-		event_base_free(l->base);
+	free_loop_state(l);
 	pthread_mutex_destroy(&l->inbox_lock);
 	free(l);
 }
@@ -552,15 +558,7 @@ void ag_server_free(struct ag_server *srv)
 	/* Password checks reference sessions of every loop: let them end first. */
 	ag_limits_stop(srv->limits);
 	/* Jobs still running reference sessions: let them end first. */
-	if (srv->workers != NULL) {
-		ag_workers_free(srv->workers);
-		srv->workers = NULL;
-	}
-	srv->shutting_down = 1;
-	while (srv->sessions != NULL) {
-		srv->sessions->job_running = 0;
-		ag_session_free(srv->sessions);
-	}
+	free_sessions(srv);
 	ag_lmtp_free(srv);
 	/* the other loops (their threads ended in ag_server_run) */
 	for (unsigned i = 1; i < srv->n_loops; i++)
@@ -580,25 +578,13 @@ void ag_server_free(struct ag_server *srv)
 			mail_engine_checkpoint_all(srv->engine, budget);
 		mail_engine_free(srv->engine);
 	}
-	if (srv->reload_result != NULL)
-		ag_users_unref(srv->reload_result);
-	if (srv->reload_tls != NULL)
-		SSL_CTX_free(srv->reload_tls);
-	if (srv->users != NULL)
-		ag_users_unref(srv->users);
+	ag_users_unref(srv->reload_result);
+	SSL_CTX_free(srv->reload_tls);
 	ag_auth_failures_free(srv->failures);
 	ag_limits_free(srv->limits);
-	if (srv->tls != NULL)
-		SSL_CTX_free(srv->tls);
-	if (srv->sig_term)
-		event_free(srv->sig_term);
-	if (srv->sig_int)
-		event_free(srv->sig_int);
-	if (srv->sig_hup)
-		event_free(srv->sig_hup);
-	if (srv->shutdown_deadline)
-		event_free(srv->shutdown_deadline);
-	if (srv->base != NULL)
-		event_base_free(srv->base);
+	ag_event_free(srv->sig_term);
+	ag_event_free(srv->sig_int);
+	ag_event_free(srv->sig_hup);
+	free_loop_state(srv);
 	memset(srv, 0, sizeof(*srv));
 }

@@ -114,5 +114,9 @@ void ag_listeners_close(struct ag_server *srv);
 /* Makes a session of an accepted (non-blocking) connection on srv's loop,
  * from that loop's thread; closes it on failure. */
 void ag_listener_serve(struct ag_server *srv, evutil_socket_t fd, const struct sockaddr *peer, int tls);
+/* event_free, and nothing for NULL (an event never created). */
+void ag_event_free(struct event *ev);
+/* Refuses an accepted connection: sends `line` (without waiting) and closes fd. */
+void ag_listener_refuse(evutil_socket_t fd, const char *line);
 
 #endif

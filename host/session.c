@@ -5,11 +5,14 @@
  * time: while it runs (for instance on a worker thread) further input stays
  * in the buffer, which is how pipelined commands are answered in order. A
  * command that reads client lines itself (IDLE's DONE, AUTHENTICATE's
- * responses) sets wants_input and the parser keeps being fed.
+ * responses) enters AG_PHASE_LINES and the parser keeps being fed; the
+ * lines go to the hooks its row of the command table names.
  *
- * A session is freed in exactly three ways: the peer went away and no job
- * holds it (event_cb), the BYE was flushed (close timer), or the server
- * frees what is left at exit. A worker job in flight always delays it.
+ * The phase (session.h) says where the session is in its life and only
+ * enter() changes it. A session is freed in exactly three ways: the peer
+ * went away and no job holds it (event_cb), the BYE was flushed (close
+ * timer), or the server frees what is left at exit. A worker job in flight
+ * always delays it.
  */
 #include "host/session.h"
 #include "host/searchres.h"
@@ -34,6 +37,7 @@
 #include "host/compress.h"
 #include "host/metrics.h"
 #include "host/tls.h"
+#include "protocol/list.h"
 
 /* Malformed commands in a row before the server gives up on a client. */
 #define MAX_BAD_IN_ROW 20
@@ -53,6 +57,40 @@
 #define CLOSE_MAX_TICKS 250
 
 static void session_input(struct ag_session *s);
+
+/* The one place the phase changes. */
+static void enter(struct ag_session *s, enum ag_session_phase phase)
+{
+	s->phase = phase;
+}
+
+/* A worker job holds the session (the peer may be gone meanwhile). */
+static int job_holds(const struct ag_session *s)
+{
+	return s->phase == AG_PHASE_JOB || s->phase == AG_PHASE_DEAD;
+}
+
+int ag_session_ending(const struct ag_session *s)
+{
+	return s->phase >= AG_PHASE_CLOSING;
+}
+
+/* The command table's input hooks of the command in flight, or NULL. */
+static const struct ag_command_input *command_input(const struct ag_session *s)
+{
+	const struct ag_command *c = s->cmd != NULL ? ag_command_find(s->cmd->kind) : NULL;
+	return c != NULL ? c->input : NULL;
+}
+
+/* The selected mailbox changed: a command waiting for client lines may
+ * tell it now (IDLE); others leave it to the next command. */
+static void tell_change(struct ag_session *s)
+{
+	const struct ag_command_input *in = command_input(s);
+	/* LINES only: while a job runs, s->view belongs to its thread. */
+	if (s->phase == AG_PHASE_LINES && in != NULL && in->changed != NULL)
+		in->changed(s);
+}
 
 /* Metrics or the per-command debug line want what a command answered. */
 static int observing(void)
@@ -124,7 +162,6 @@ static void free_cont(struct ag_session *s)
 	s->cont = NULL;
 	s->cont_free = NULL;
 	s->storage_more = 0;
-	s->storage_paused = 0;
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -204,7 +241,7 @@ static void on_autologout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct ag_session *s = arg;
-	if (s->job_running || s->closing) {
+	if (job_holds(s) || s->phase == AG_PHASE_CLOSING) {
 		arm_autologout(s);
 		return;
 	}
@@ -217,9 +254,9 @@ static void on_login_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct ag_session *s = arg;
-	if (s->state != AG_STATE_NOT_AUTH || s->closing)
+	if (s->state != AG_STATE_NOT_AUTH || s->phase == AG_PHASE_CLOSING)
 		return;
-	if (s->job_running) {
+	if (job_holds(s)) {
 		/* a password check is running: its answer decides */
 		struct timeval tv = { 1, 0 };
 		evtimer_add(s->login_deadline, &tv);
@@ -237,7 +274,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_session *s = arg;
 	s->changed = 1;
-	ag_session_idle_poke(s);
+	tell_change(s);
 }
 
 static void setup_bev(struct ag_session *s)
@@ -293,18 +330,13 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 		ag_log_error("%s: out of memory for a new connection", s->peer);
 		if (s->parser)
 			imap_parser_free(s->parser);
-		if (s->autologout)
-			event_free(s->autologout);
-		if (s->notify)
-			event_free(s->notify);
+		ag_event_free(s->autologout);
+		ag_event_free(s->notify);
 		bufferevent_free(bev);
 		free(s);
 		return NULL;
 	}
-	s->next = srv->sessions;
-	if (srv->sessions != NULL)
-		srv->sessions->prev = s;
-	srv->sessions = s;
+	DLIST_INSERT_HEAD(srv->sessions, s);
 	srv->n_sessions++;
 	atomic_fetch_add(&srv->root->total_sessions, 1);
 	setup_bev(s);
@@ -339,8 +371,7 @@ static void clear_auth(struct ag_auth_request *a)
 		free(a->password);
 	}
 	free(a->user);
-	if (a->users != NULL)
-		ag_users_unref(a->users);
+	ag_users_unref(a->users);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -351,12 +382,7 @@ void ag_session_free(struct ag_session *s)
 	            s->peer, s->user ? " user=" : "", s->user ? s->user : "", s->commands, s->tls ? (s->compressed ? " (tls, deflate)" : " (tls)") : s->compressed ? " (deflate)" : "",
 	            s->wakeups, s->quick_acks, s->inline_runs, srv->loop_index);
 	ag_metrics_state(s->metrics_state, -1);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		srv->sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	DLIST_REMOVE(srv->sessions, s);
 	srv->n_sessions--;
 	atomic_fetch_sub(&srv->root->total_sessions, 1);
 	if (s->bev != NULL)
@@ -364,16 +390,11 @@ void ag_session_free(struct ag_session *s)
 	imap_parser_free(s->parser);
 	imap_command_free(s->cmd);
 	event_free(s->autologout);
-	if (s->close_timer != NULL)
-		event_free(s->close_timer);
-	if (s->delay_timer != NULL)
-		event_free(s->delay_timer);
-	if (s->auth_timer != NULL)
-		event_free(s->auth_timer);
-	if (s->auth_done != NULL)
-		event_free(s->auth_done);
-	if (s->login_deadline != NULL)
-		event_free(s->login_deadline);
+	ag_event_free(s->close_timer);
+	ag_event_free(s->delay_timer);
+	ag_event_free(s->auth_timer);
+	ag_event_free(s->auth_done);
+	ag_event_free(s->login_deadline);
 	if (s->auth.slot)
 		ag_limits_auth_release(srv->limits, s->address);
 	if (s->counted_address)
@@ -382,10 +403,8 @@ void ag_session_free(struct ag_session *s)
 		ag_limits_user_remove(srv->limits, s->user);
 	clear_auth(&s->auth);
 	ag_session_unselect(s);
-	if (s->notify != NULL)
-		event_free(s->notify);
-	if (s->keepalive != NULL)
-		event_free(s->keepalive);
+	ag_event_free(s->notify);
+	ag_event_free(s->keepalive);
 	agbuf_free(&s->reply);
 	ag_session_append_clear(s);
 	free_cont(s);
@@ -396,7 +415,7 @@ void ag_session_free(struct ag_session *s)
 
 void ag_session_write(struct ag_session *s, const void *data, size_t len)
 {
-	if (s->bev != NULL && !s->dead) {
+	if (s->bev != NULL && s->phase != AG_PHASE_DEAD) {
 		note_output(s, data, len);
 		bufferevent_write(s->bev, data, len);
 	}
@@ -444,7 +463,7 @@ static void on_close_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_session *s = arg;
 	s->close_ticks++;
-	if (!s->job_running && (output_pending(s) == 0 || s->close_ticks >= CLOSE_MAX_TICKS || s->dead)) {
+	if (s->phase == AG_PHASE_CLOSING && (output_pending(s) == 0 || s->close_ticks >= CLOSE_MAX_TICKS)) {
 		ag_session_free(s);
 		return;
 	}
@@ -454,11 +473,11 @@ static void on_close_tick(evutil_socket_t fd, short what, void *arg)
 
 void ag_session_close(struct ag_session *s, const char *bye_text)
 {
-	if (s->closing)
+	if (ag_session_ending(s))
 		return;
 	if (bye_text != NULL)
 		ag_session_printf(s, "* BYE %s\r\n", bye_text);
-	s->closing = 1;
+	enter(s, AG_PHASE_CLOSING);
 	s->state = AG_STATE_LOGOUT;
 	if (s->bev != NULL)
 		bufferevent_disable(s->bev, EV_READ);
@@ -472,20 +491,26 @@ void ag_session_close(struct ag_session *s, const char *bye_text)
 
 void ag_session_shutdown(struct ag_session *s)
 {
-	if (s->closing)
-		return;
 	/* A command that runs on a worker finishes first; IDLE and an
 	 * unfinished AUTHENTICATE are only waiting for the client, a password
 	 * check not started yet for its turn. */
-	int check_waiting = s->auth.user != NULL && !s->job_running;
-	if (s->cmd != NULL && !s->wants_input && !check_waiting)
+	switch (s->phase) {
+	case AG_PHASE_READING:
+	case AG_PHASE_LINES:
+		break;
+	case AG_PHASE_COMMAND:
+		if (s->auth.user == NULL)
+			return;
+		break;
+	default:
 		return;
+	}
 	ag_session_close(s, "Server shutting down.");
 }
 
 void ag_session_abandon(struct ag_session *s)
 {
-	if (s->job_running)
+	if (job_holds(s))
 		atomic_store(&s->abandoned, 1);
 }
 
@@ -502,9 +527,9 @@ void ag_session_command_done(struct ag_session *s)
 	free_cont(s);
 	imap_command_free(s->cmd);
 	s->cmd = NULL;
-	s->wants_input = 0;
-	if (s->closing)
+	if (ag_session_ending(s))
 		return;
+	enter(s, AG_PHASE_READING);
 	if (s->srv->shutting_down) {
 		ag_session_close(s, "Server shutting down.");
 		return;
@@ -517,12 +542,12 @@ void ag_session_command_done(struct ag_session *s)
 static void job_done(void *arg)
 {
 	struct ag_session *s = arg;
-	s->job_running = 0;
 	atomic_store(&s->abandoned, 0);
-	if (s->dead) {
+	if (s->phase == AG_PHASE_DEAD) {
 		ag_session_free(s);
 		return;
 	}
+	enter(s, AG_PHASE_COMMAND);
 	s->job_done(s);
 }
 
@@ -532,7 +557,7 @@ void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*do
 	s->job.done = job_done;
 	s->job.arg = s;
 	s->job_done = done;
-	s->job_running = 1;
+	enter(s, AG_PHASE_JOB);
 	ag_workers_submit(s->srv->workers, &s->job);
 }
 
@@ -553,7 +578,7 @@ int ag_session_run_auth_job(struct ag_session *s, void (*job_run)(void *), void 
 	s->auth_job.arg = s;
 	s->auth_job.done = s->auth_done;
 	s->job_done = done;
-	s->job_running = 1;
+	enter(s, AG_PHASE_JOB);
 	ag_limits_auth_submit(s->srv->limits, &s->auth_job);
 	return 0;
 }
@@ -582,7 +607,7 @@ void ag_session_storage_continue(struct ag_session *s, void *cont, void (*cont_f
  * TLS or COMPRESS, goes through the bufferevent, which keeps the order. */
 static void send_reply(struct ag_session *s, const char *data, size_t len)
 {
-	if (s->bev == NULL || s->dead || len == 0)
+	if (s->bev == NULL || s->phase == AG_PHASE_DEAD || len == 0)
 		return;
 	note_output(s, data, len);
 	/* (an implicit-TLS bufferevent has no layer below: test tls itself) */
@@ -605,17 +630,17 @@ static void storage_done(struct ag_session *s)
 		agbuf_free(&s->reply);
 	else
 		agbuf_reset(&s->reply);
-	if (s->uidvalidity_lost && !s->closing) {
+	if (s->uidvalidity_lost && !ag_session_ending(s)) {
 		ag_log_info("%s: user=%s: mailbox UIDVALIDITY changed, disconnecting", s->peer,
 		            s->user ? s->user : "");
 		ag_session_close(s, "Mailbox UIDVALIDITY changed");
 		return;
 	}
-	if (s->storage_more && !s->closing) {
+	if (s->storage_more && !ag_session_ending(s)) {
 		s->storage_more = 0;
 		/* Go on once the client has read: on_write resumes a pause. */
 		if (output_pending(s) > OUTPUT_HIGH_WATER) {
-			s->storage_paused = 1;
+			enter(s, AG_PHASE_PAUSED);
 			return;
 		}
 		ag_session_run_job(s, storage_run, storage_done);
@@ -629,9 +654,11 @@ static void storage_done(struct ag_session *s)
 		ag_session_command_done(s);
 		return;
 	}
+	/* The command goes on reading client lines (IDLE). */
 	s->keep_command = 0;
-	ag_session_idle_poke(s);
-	if (!s->in_input && !s->closing && !s->job_running)
+	enter(s, AG_PHASE_LINES);
+	tell_change(s);
+	if (!s->in_input && s->phase == AG_PHASE_LINES)
 		session_input(s);
 }
 
@@ -865,7 +892,7 @@ static void ack_if_waiting(struct ag_session *s)
 	uint64_t left = imap_parser_literal_remaining(s->parser);
 	uint64_t before = s->literal_left;
 	s->literal_left = left;
-	if (s->closing || s->dead || imap_parser_at_command_start(s->parser) ||
+	if (ag_session_ending(s) || imap_parser_at_command_start(s->parser) ||
 	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
 		return;
 	if (left > 0 && before > 0 && left < before)
@@ -884,7 +911,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct ag_session *s = arg;
 	s->wakeups++;
-	if (s->closing)
+	if (ag_session_ending(s))
 		return;
 	arm_autologout(s);
 	session_input(s);
@@ -897,13 +924,12 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct ag_session *s = arg;
 	s->wakeups++;
 	/* A long answer paused for a slow reader goes on once it has read. */
-	if (s->storage_paused && !s->job_running && !s->closing) {
-		s->storage_paused = 0;
+	if (s->phase == AG_PHASE_PAUSED) {
 		ag_session_run_job(s, storage_run, storage_done);
 		return;
 	}
 	/* Input paused for a slow reader resumes once its responses are out. */
-	if (!s->closing && !s->job_running && (s->cmd == NULL || s->wants_input))
+	if (s->phase == AG_PHASE_READING || s->phase == AG_PHASE_LINES)
 		session_input(s);
 }
 
@@ -927,11 +953,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		}
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		s->dead = 1;
-		if (!s->job_running)
+		if (!job_holds(s)) {
 			ag_session_free(s);
-		else
-			ag_session_abandon(s);
+			return;
+		}
+		enter(s, AG_PHASE_DEAD);
+		ag_session_abandon(s);
 	}
 }
 
@@ -957,19 +984,39 @@ static void on_error_event(struct ag_session *s, const struct imap_event *ev)
 	send_bad(s, ev->tag, text);
 }
 
-/* An error event while the command in flight reads client lines. */
+void ag_session_read_lines(struct ag_session *s, enum imap_parser_mode mode)
+{
+	imap_parser_set_mode(s->parser, mode);
+	enter(s, AG_PHASE_LINES);
+}
+
+/* A client line for the command in flight (IDLE's DONE, a SASL response):
+ * the parser is back in command mode and the command takes the line. */
+static void command_line(struct ag_session *s, const char *line, size_t len)
+{
+	const struct ag_command_input *in = command_input(s);
+	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+	if (s->phase != AG_PHASE_LINES || in == NULL || in->line == NULL)
+		return;
+	enter(s, AG_PHASE_COMMAND);
+	in->line(s, line, len);
+}
+
+/* An error event while the command in flight reads client lines: the
+ * command ends with its own tag; the parser is back in command mode, and
+ * so is the session. */
 static void end_waiting_command(struct ag_session *s, const struct imap_event *ev)
 {
+	const struct ag_command_input *in = command_input(s);
 	s->bad_in_row++;
-	if (s->cmd->kind == IMAP_CMD_IDLE) {
-		ag_cmd_idle_abort(s);
-	} else if (s->cmd->kind == IMAP_CMD_AUTHENTICATE) {
-		ag_cmd_authenticate_abort(s, ev->text != NULL && ev->text[0] ? ev->text : "malformed line");
-	} else {
-		imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
-		ag_session_tagged(s, IMAP_BAD, "%s", ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.");
-		ag_session_command_done(s);
+	imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+	enter(s, AG_PHASE_COMMAND);
+	if (in != NULL && in->abort != NULL) {
+		in->abort(s, ev->text);
+		return;
 	}
+	ag_session_tagged(s, IMAP_BAD, "%s", ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.");
+	ag_session_command_done(s);
 }
 
 /* A synchronising literal is announced: accept it ("+") or refuse the command. */
@@ -1005,6 +1052,7 @@ static void dispatch(struct ag_session *s, struct imap_command *cmd)
 	s->commands++;
 	const struct ag_command *c = ag_command_find(cmd->kind);
 	s->cmd = cmd;
+	enter(s, AG_PHASE_COMMAND);
 	if (observing()) {
 		clock_gettime(CLOCK_MONOTONIC, &s->cmd_started);
 		s->cmd_result = AG_RESULT_NONE;
@@ -1093,7 +1141,7 @@ static void append_data(struct ag_session *s, const struct imap_event *ev)
 /* Nonzero when the session would hand input to the parser now. */
 static int takes_input(const struct ag_session *s)
 {
-	return !s->closing && !s->dead && !s->job_running && (s->cmd == NULL || s->wants_input) &&
+	return (s->phase == AG_PHASE_READING || s->phase == AG_PHASE_LINES) &&
 	       output_pending(s) <= OUTPUT_HIGH_WATER;
 }
 
@@ -1108,7 +1156,7 @@ static int takes_input(const struct ag_session *s)
  * through session_input, which calls this again. */
 static void update_reading(struct ag_session *s)
 {
-	if (s->bev == NULL || s->closing || s->dead)
+	if (s->bev == NULL || ag_session_ending(s))
 		return;
 	int pause = !takes_input(s) && evbuffer_get_length(bufferevent_get_input(s->bev)) >= INPUT_PAUSE;
 	if (pause == s->reading_paused)
@@ -1166,10 +1214,7 @@ static void session_input(struct ag_session *s)
 			break;
 		case IMAP_EV_ERROR:
 			ag_session_append_clear(s);
-			if (s->cmd != NULL && s->wants_input) {
-				/* A bad line inside IDLE or AUTHENTICATE ends that
-				 * command with its own tag; the parser is back in
-				 * command mode, and so is the session. */
+			if (s->phase == AG_PHASE_LINES) {
 				end_waiting_command(s, &ev);
 				break;
 			}
@@ -1185,14 +1230,10 @@ static void session_input(struct ag_session *s)
 		case IMAP_EV_APPEND_END:
 			break;
 		case IMAP_EV_IDLE_DONE:
-			if (s->cmd != NULL && s->cmd->kind == IMAP_CMD_IDLE)
-				ag_cmd_idle_done(s);
+			command_line(s, "DONE", 4);
 			break;
 		case IMAP_EV_SASL_LINE:
-			if (s->cmd != NULL && s->cmd->kind == IMAP_CMD_AUTHENTICATE)
-				ag_cmd_authenticate_line(s, ev.data, ev.len);
-			else
-				imap_parser_set_mode(s->parser, IMAP_MODE_COMMAND);
+			command_line(s, ev.data, ev.len);
 			break;
 		}
 	}
@@ -1204,7 +1245,7 @@ out:
 	/* COMPRESS: the inflating layer stops at the input high-water mark,
 	 * the rest of the compressed bytes waiting in the layer below, and
 	 * libevent 2.1 does not call it again when the input is read: ask. */
-	struct bufferevent *under = s->compressed && !s->closing && !s->dead && !s->reading_paused
+	struct bufferevent *under = s->compressed && !ag_session_ending(s) && !s->reading_paused
 	                                ? bufferevent_get_underlying(s->bev)
 	                                : NULL;
 	if (under != NULL && evbuffer_get_length(bufferevent_get_input(under)) > 0 &&

@@ -21,6 +21,30 @@ enum ag_session_state {
 	AG_STATE_LOGOUT = 8,
 };
 
+/* Where a connection is in its life, apart from the IMAP state. One
+ * command is in flight at a time; the transitions (session.c, enter()):
+ *
+ *   READING --a command--> COMMAND --ag_session_read_lines--> LINES
+ *   LINES --a client line, or a malformed one--> COMMAND
+ *   COMMAND|LINES --a job--> JOB --it ended--> COMMAND (LINES again when
+ *                                              the command stays: IDLE)
+ *   COMMAND --a long answer waits for the client--> PAUSED --it read--> JOB
+ *   COMMAND --ag_session_command_done--> READING
+ *   any --ag_session_close--> CLOSING --BYE flushed--> freed
+ *   JOB --the peer went--> DEAD --the job ended--> freed (with no job the
+ *                                                  session is freed at once)
+ *
+ * The order matters: from CLOSING on the connection takes no more input. */
+enum ag_session_phase {
+	AG_PHASE_READING,   /* no command in flight: commands are read */
+	AG_PHASE_COMMAND,   /* a command in flight on the loop (its handler, a timer) */
+	AG_PHASE_LINES,     /* the command in flight reads client lines (IDLE, AUTHENTICATE) */
+	AG_PHASE_JOB,       /* a worker job holds a pointer to the session */
+	AG_PHASE_PAUSED,    /* a long answer waits for the client to read before it goes on */
+	AG_PHASE_CLOSING,   /* BYE is out; freed once flushed */
+	AG_PHASE_DEAD,      /* the connection is gone; freed when the job ends */
+};
+
 /* What an authentication in flight carries to the worker and back. */
 struct ag_auth_request {
 	char *user;
@@ -41,17 +65,15 @@ struct ag_session {
 	struct bufferevent *bev;
 	struct imap_parser *parser;
 	enum ag_session_state state;
+	enum ag_session_phase phase; /* change it with enter() (session.c) only */
+	atomic_int abandoned;     /* nobody waits for the job's answer any more (worker reads it) */
 	char peer[80];            /* "127.0.0.1:40312" or "[::1]:40312", for the log */
 	char address[64];         /* the address alone: the key of the failure table */
+	/* The connection's layers and input, independent of the phase. */
 	int loopback;             /* the peer is a loopback address */
 	int tls;                  /* TLS is active on the connection */
 	int compressed;           /* COMPRESS DEFLATE is active (RFC 4978) */
 	int in_input;             /* session_input is running (no re-entry) */
-	int closing;              /* BYE is out; freed once flushed */
-	int dead;                 /* the connection is gone; freed when the job ends */
-	int job_running;          /* a worker job holds a pointer to this session */
-	atomic_int abandoned;     /* nobody waits for the job's answer any more (worker reads it) */
-	int wants_input;          /* the command in flight reads client lines (IDLE, SASL) */
 	int reading_paused;       /* EV_READ is off: buffered input waits for the command in flight */
 	unsigned bad_in_row;      /* consecutive malformed commands */
 	unsigned auth_failures;   /* failed LOGIN / AUTHENTICATE on this connection */
@@ -114,8 +136,8 @@ struct ag_session {
 	enum ag_session_state next_state; /* 0: unchanged */
 	int keep_command;         /* the reply is not the end of the command (IDLE updates) */
 	int uidvalidity_lost;     /* the selected mailbox got a new UIDVALIDITY: disconnect */
-	int storage_more;         /* set by `storage_run`: send the reply, then run it again */
-	int storage_paused;       /* ... once the client has read what was sent */
+	int storage_more;         /* set by `storage_run`: send the reply, then run it again
+	                           * (once the client has read it: AG_PHASE_PAUSED) */
 	void *cont;               /* the command's state between such runs */
 	void (*cont_free)(void *cont);
 	/* APPEND messages as the parser streams them. */
@@ -165,6 +187,11 @@ void ag_session_tagged(struct ag_session *s, enum imap_status status, const char
 void ag_session_command_done(struct ag_session *s);
 /* Sends "* BYE <text>" (when text is not NULL) and closes once it is flushed. */
 void ag_session_close(struct ag_session *s, const char *bye_text);
+/* The command in flight reads client lines: the parser goes to `mode`
+ * (IDLE or SASL) and each line goes to the command table's `line` hook. */
+void ag_session_read_lines(struct ag_session *s, enum imap_parser_mode mode);
+/* Nonzero while the session is closing or its connection is gone. */
+int ag_session_ending(const struct ag_session *s);
 /* Runs `job_run` on a worker with the session as argument, then `job_done`
  * on the loop; while it runs the session is kept alive. */
 void ag_session_run_job(struct ag_session *s, void (*job_run)(void *), void (*job_done)(struct ag_session *));

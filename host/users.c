@@ -65,8 +65,7 @@ static struct user *find(const struct ag_users *users, const char *name, size_t 
 	return NULL;
 }
 
-/* User names become key prefixes in the store: no '/', no controls, no spaces. */
-static int valid_name(const char *name)
+int ag_users_valid_name(const char *name)
 {
 	size_t len = strlen(name);
 	if (len == 0 || len > 255)
@@ -282,7 +281,7 @@ static const char *check_line(struct load_state *st, int lineno, char *line, siz
 		*close = '\0';
 		const char *name = line + 1;
 		snprintf(st->subject, sizeof(st->subject), "[%.255s]", name);
-		if (!valid_name(name))
+		if (!ag_users_valid_name(name))
 			return "a user name is letters, digits and . _ - + @ (it prefixes the user's keys in the store)";
 		if (find(st->users, name, strlen(name)) != NULL)
 			return "user declared twice";

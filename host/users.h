@@ -48,6 +48,9 @@ struct ag_user_quota {
 /* Fills *out with user's quota keys; -1 (and nothing set) for an unknown
  * user. */
 int ag_users_quota(const struct ag_users *users, const char *user, struct ag_user_quota *out);
+/* 1 when `name` may name a user: 1 to 255 letters, digits and . _ - + @
+ * (names become key prefixes in the store: no '/', no controls, no spaces). */
+int ag_users_valid_name(const char *name);
 /* Takes one more reference; returns `users`. Safe from any thread. */
 struct ag_users *ag_users_ref(struct ag_users *users);
 /* Drops a reference; the last one frees the table. Safe from any thread. */

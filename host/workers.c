@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "host/log.h"
+#include "protocol/list.h"
 
 struct ag_workers {
 	pthread_mutex_t lock;
@@ -30,16 +31,6 @@ struct ag_workers {
 	unsigned n_threads;
 };
 
-static void push(struct ag_job **head, struct ag_job **tail, struct ag_job *job)
-{
-	job->next = NULL;
-	if (*tail != NULL)
-		(*tail)->next = job;
-	else
-		*head = job;
-	*tail = job;
-}
-
 static void *worker_main(void *arg)
 {
 	struct ag_workers *pool = arg;
@@ -49,10 +40,8 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&pool->wake, &pool->lock);
 		if (pool->queue_head == NULL)
 			break;
-		struct ag_job *job = pool->queue_head;
-		pool->queue_head = job->next;
-		if (pool->queue_head == NULL)
-			pool->queue_tail = NULL;
+		struct ag_job *job;
+		QUEUE_POP(pool->queue_head, pool->queue_tail, job);
 		atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
 		pool->busy++;
 		pthread_mutex_unlock(&pool->lock);
@@ -60,7 +49,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&pool->lock);
 		pool->busy--;
 		int first = pool->done_head == NULL;
-		push(&pool->done_head, &pool->done_tail, job);
+		QUEUE_PUSH(pool->done_head, pool->done_tail, job);
 		pthread_cond_broadcast(&pool->idle);
 		pthread_mutex_unlock(&pool->lock);
 		/* A list that was not empty has its wake-up on the way already:
@@ -81,8 +70,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ag_workers *pool = arg;
 	pthread_mutex_lock(&pool->lock);
-	struct ag_job *job = pool->done_head;
-	pool->done_head = pool->done_tail = NULL;
+	struct ag_job *job;
+	QUEUE_TAKE_ALL(pool->done_head, pool->done_tail, job);
 	pthread_mutex_unlock(&pool->lock);
 	while (job != NULL) {
 		struct ag_job *next = job->next;
@@ -110,22 +99,42 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads)
 		ag_workers_free(pool);
 		return NULL;
 	}
-	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
-			ag_log_error("cannot start worker thread %u of %u", i + 1, threads);
-			ag_workers_free(pool);
-			return NULL;
-		}
-		pool->n_threads++;
+	if (ag_threads_start(pool->threads, threads, &pool->n_threads, worker_main, pool, "worker") != 0) {
+		ag_workers_free(pool);
+		return NULL;
 	}
 	return pool;
+}
+
+void ag_threads_stop(pthread_mutex_t *lock, pthread_cond_t *wake, int *stopping, pthread_t *threads,
+                     unsigned *started)
+{
+	pthread_mutex_lock(lock);
+	*stopping = 1;
+	pthread_cond_broadcast(wake);
+	pthread_mutex_unlock(lock);
+	for (unsigned i = 0; i < *started; i++)
+		pthread_join(threads[i], NULL);
+	*started = 0;
+}
+
+int ag_threads_start(pthread_t *threads, unsigned n, unsigned *started, void *(*fn)(void *), void *arg,
+                     const char *what)
+{
+	for (; *started < n; (*started)++) {
+		if (pthread_create(&threads[*started], NULL, fn, arg) != 0) {
+			ag_log_error("cannot start %s thread %u of %u", what, *started + 1, n);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 void ag_workers_submit(struct ag_workers *pool, struct ag_job *job)
 {
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
-	push(&pool->queue_head, &pool->queue_tail, job);
+	QUEUE_PUSH(pool->queue_head, pool->queue_tail, job);
 	atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&pool->lock);
 	/* Signalled after the unlock: a worker woken while the lock is still
@@ -163,12 +172,7 @@ void ag_workers_free(struct ag_workers *pool)
 {
 	if (pool == NULL)
 		return;
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = 1;
-	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->n_threads; i++)
-		pthread_join(pool->threads[i], NULL);
+	ag_threads_stop(&pool->lock, &pool->wake, &pool->stopping, pool->threads, &pool->n_threads);
 	if (pool->done_event != NULL)
 		event_free(pool->done_event);
 	pthread_mutex_destroy(&pool->lock);

@@ -3,6 +3,7 @@
 #define AG_HOST_WORKERS_H
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <time.h>
 
 struct ag_workers;
@@ -34,5 +35,15 @@ unsigned ag_workers_queued(struct ag_workers *pool);
 unsigned ag_workers_wait_idle(struct ag_workers *pool, const struct timespec *deadline);
 /* Waits for queued and running jobs, calls no more `done`, stops the threads and frees the pool. */
 void ag_workers_free(struct ag_workers *pool);
+
+/* Starts threads[*started] up to threads[n - 1] running fn(arg), counting
+ * them in *started; on failure logs "cannot start <what> thread i of n"
+ * and returns -1 (the caller joins the *started ones). */
+int ag_threads_start(pthread_t *threads, unsigned n, unsigned *started, void *(*fn)(void *), void *arg,
+                     const char *what);
+/* Sets *stopping under `lock`, wakes every thread waiting on `wake`, and
+ * joins the *started threads (*started is 0 after). */
+void ag_threads_stop(pthread_mutex_t *lock, pthread_cond_t *wake, int *stopping, pthread_t *threads,
+                     unsigned *started);
 
 #endif
