@@ -16,6 +16,8 @@
 #include "host/auth.h"
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
 /* Failed authentications one connection may make before it is closed. */
 #define MAX_AUTH_FAILURES 5
@@ -269,7 +271,9 @@ void ag_cmd_authenticate(struct ag_session *s)
 			plain_response(s, ir->data, ir->len);
 		return;
 	}
-	ag_session_printf(s, "+ \r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_continuation(&out, "");
+	ag_reply_send(s, &out);
 	s->wants_input = 1;
 	imap_parser_set_mode(s->parser, IMAP_MODE_SASL);
 }

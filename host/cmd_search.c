@@ -718,7 +718,7 @@ static void search_run(struct ag_session *s)
 	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
 	unsigned opts = cmd->u.search.return_opts;
 	if (!ag_search_charset_ok(cmd)) {
-		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
+		ag_reply_bad_charset(&s->reply, tag);
 		if (opts & IMAP_SEARCH_RET_SAVE)
 			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
@@ -741,7 +741,7 @@ static void search_run(struct ag_session *s)
 		reply_result(s, opts, &hits);
 		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
 			ag_context_add(s, hits.uids, hits.n);
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+		ag_reply_done(&s->reply, tag, 0, name);
 	}
 	hits_free(&hits);
 }

@@ -1018,13 +1018,12 @@ static void test_write_responses(void)
 		CU_ASSERT_STRING_EQUAL(out.data, want);
 	}
 	agbuf_reset(&out);
-	struct imap_seqrange r1[] = { { 4, 4 } }, r2[] = { { 1, 3 }, { 7, 7 } }, r3[] = { { 10, 13 } };
-	struct imap_seqset one = { 1, r1, false }, src = { 2, r2, false }, dst = { 1, r3, false };
+	const uint32_t one[] = { 4 }, src[] = { 1, 2, 3, 7 }, dst[] = { 10, 11, 12, 13 };
 	imap_write_status_begin(&out, "A003", IMAP_OK);
-	imap_write_code_appenduid(&out, 38505, &one);
+	imap_write_code_appenduid(&out, 38505, one, 1);
 	imap_write_status_end(&out, "APPEND completed");
 	imap_write_status_begin(&out, "A004", IMAP_OK);
-	imap_write_code_copyuid(&out, 38505, &src, &dst);
+	imap_write_code_copyuid(&out, 38505, src, dst, 4);
 	imap_write_status_end(&out, "done");
 	imap_write_status_begin(&out, NULL, IMAP_OK);
 	imap_write_code_uidvalidity(&out, 3857529045u);
@@ -1046,7 +1045,7 @@ static void test_write_responses(void)
 	imap_write_continuation(&out, "");
 	imap_write_continuation(&out, "go ahead");
 	CU_ASSERT_STRING_EQUAL(out.data, "A003 OK [APPENDUID 38505 4] APPEND completed\r\n"
-					 "A004 OK [COPYUID 38505 1:3,7 10:13] done\r\n"
+					 "A004 OK [COPYUID 38505 1:3,7 10,11,12,13] done\r\n"
 					 "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"
 					 "* OK [UIDNEXT 4392] Predicted next UID\r\n"
 					 "* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited\r\n"
@@ -1121,11 +1120,8 @@ static void test_write_responses(void)
 					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* SEARCH 2 84 (MODSEQ 917162500)\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
 					 "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n* LSUB () NIL INBOX\r\n"
 					 "* 12 FETCH (UID 7 BODY[] NIL)\r\n");
-	agbuf_reset(&out);
 	struct imap_seqrange r4[] = { { 1, IMAP_SEQ_STAR }, { 5, 5 } };
 	struct imap_seqset star = { 2, r4, false };
-	imap_write_seqset(&out, &star);
-	CU_ASSERT_STRING_EQUAL(out.data, "1:*,5");
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 9, 9));
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 5, 3));
 	CU_ASSERT_FALSE(imap_seqset_contains(&star, 0, 9));
@@ -1156,8 +1152,9 @@ static void test_write_fetch_names(void)
 	agbuf_reset(&out);
 	static const enum imap_status_item items[] = { IMAP_STATUS_MESSAGES, IMAP_STATUS_UIDNEXT,
 						       IMAP_STATUS_HIGHESTMODSEQ };
-	static const uint64_t values[] = { 231, 44292, 7011231777 };
-	imap_write_status_response(&out, "blurdy bloop", 12, items, values, 3);
+	static const uint64_t values[] = { [IMAP_STATUS_MESSAGES] = 231, [IMAP_STATUS_UIDNEXT] = 44292,
+					   [IMAP_STATUS_HIGHESTMODSEQ] = 7011231777, [IMAP_STATUS_DELETED_STORAGE] = 0 };
+	imap_write_status_response(&out, "blurdy bloop", 12, items, 3, values);
 	CU_ASSERT_STRING_EQUAL(out.data,
 			       "* STATUS \"blurdy bloop\" (MESSAGES 231 UIDNEXT 44292 HIGHESTMODSEQ 7011231777)\r\n");
 	agbuf_free(&out);
