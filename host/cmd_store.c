@@ -12,19 +12,25 @@
 #include "host/mail_reply.h"
 #include "protocol/imap_write.h"
 
-static void bad_set(struct ag_session *s)
+/* The UIDs (ascending, caller frees) of `set` (none when NULL), read as
+ * UIDs or as sequence numbers. Returns 1 after answering when the command
+ * cannot run: NO [READ-ONLY] for a change (`writes`) to an EXAMINEd
+ * mailbox, BAD for a sequence number out of range. */
+static int command_uids(struct ag_session *s, int writes, const struct imap_seqset *set, int uid_set,
+                        uint32_t **uids, size_t *n)
 {
-	imap_write_status(&s->reply, s->cmd->tag.data, IMAP_BAD, IMAP_CODE_NONE, "Invalid message sequence number.");
-}
-
-/* A change to an EXAMINEd mailbox: refused (returns 1) with NO [READ-ONLY]. */
-static int refused_read_only(struct ag_session *s)
-{
-	if (!s->readonly)
-		return 0;
-	imap_write_status(&s->reply, s->cmd->tag.data, IMAP_NO, IMAP_CODE_READ_ONLY,
-	                  "The mailbox is read-only (EXAMINE).");
-	return 1;
+	const char *tag = s->cmd->tag.data;
+	*uids = NULL;
+	*n = 0;
+	if (writes && s->readonly) {
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_READ_ONLY, "The mailbox is read-only (EXAMINE).");
+		return 1;
+	}
+	if (set != NULL && ag_resolve_set(s->view, set, uid_set, uids, n) != 0) {
+		imap_write_status(&s->reply, tag, IMAP_BAD, IMAP_CODE_NONE, "Invalid message sequence number.");
+		return 1;
+	}
+	return 0;
 }
 
 static void store_run(struct ag_session *s)
@@ -32,14 +38,10 @@ static void store_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID STORE" : "STORE";
-	if (refused_read_only(s))
-		return;
 	uint32_t *uids;
 	size_t n;
-	if (ag_resolve_set(s->view, &cmd->u.store.set, cmd->uid, &uids, &n) != 0) {
-		bad_set(s);
+	if (command_uids(s, 1, &cmd->u.store.set, cmd->uid, &uids, &n))
 		return;
-	}
 	uint32_t flags = 0;
 	const char **keywords = calloc(cmd->u.store.flags.count + 1, sizeof(*keywords));
 	size_t n_keywords = 0;
@@ -110,15 +112,11 @@ static void expunge_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID EXPUNGE" : "EXPUNGE";
-	if (refused_read_only(s))
-		return;
 	struct mail_view *v = s->view;
-	uint32_t *candidates = NULL;
-	size_t n_candidates = 0;
-	if (cmd->u.expunge.has_set && ag_resolve_set(v, &cmd->u.expunge.set, 1, &candidates, &n_candidates) != 0) {
-		bad_set(s);
+	uint32_t *candidates;
+	size_t n_candidates;
+	if (command_uids(s, 1, cmd->u.expunge.has_set ? &cmd->u.expunge.set : NULL, 1, &candidates, &n_candidates))
 		return;
-	}
 	uint32_t exists = mail_view_exists(v);
 	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
 	size_t n = 0, c = 0;
@@ -160,14 +158,10 @@ static void copy_run(struct ag_session *s)
 	int move = cmd->kind == IMAP_CMD_MOVE;
 	char name[16];
 	snprintf(name, sizeof(name), "%s%s", cmd->uid ? "UID " : "", move ? "MOVE" : "COPY");
-	if (move && refused_read_only(s))
-		return;
 	uint32_t *uids;
 	size_t n;
-	if (ag_resolve_set(s->view, &cmd->u.copy.set, cmd->uid, &uids, &n) != 0) {
-		bad_set(s);
+	if (command_uids(s, move, &cmd->u.copy.set, cmd->uid, &uids, &n))
 		return;
-	}
 	struct mail_mailbox *dst;
 	int rc = mail_mailbox_open_flags(s->srv->engine, s->user, cmd->u.copy.mailbox.name.data, MAIL_OPEN_FOR_ADD,
 	                                 &dst);

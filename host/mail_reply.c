@@ -123,13 +123,8 @@ void ag_ranges_intersect(uint32_t **lo, uint32_t **hi, size_t *n, const struct i
 		return;
 	}
 	for (size_t k = 0; k < set->count; k++) {
-		uint32_t a = set->ranges[k].first == IMAP_SEQ_STAR ? star : set->ranges[k].first;
-		uint32_t b = set->ranges[k].last == IMAP_SEQ_STAR ? star : set->ranges[k].last;
-		if (a > b) {
-			uint32_t t = a;
-			a = b;
-			b = t;
-		}
+		uint32_t a, b;
+		imap_seqrange_bounds(&set->ranges[k], star, &a, &b);
 		for (size_t i = 0; i < *n; i++) {
 			uint32_t l = (*lo)[i] > a ? (*lo)[i] : a, h = (*hi)[i] < b ? (*hi)[i] : b;
 			if (l <= h) {
