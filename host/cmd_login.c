@@ -108,10 +108,13 @@ static void verify_done(struct ag_session *s)
 		s->user = strndup(a->user, a->user_len);
 		s->state = AG_STATE_AUTH;
 		clear_request(a);
-		struct agbuf caps = AGBUF_INIT;
+		struct agbuf caps = AGBUF_INIT, out = AGBUF_INIT;
 		ag_session_capabilities(s, &caps);
-		ag_session_tagged(s, IMAP_OK, "[CAPABILITY %s] Logged in", caps.data);
+		imap_write_status_begin(&out, s->cmd->tag.data, IMAP_OK);
+		imap_write_code_capability(&out, caps.data);
+		imap_write_status_end(&out, "Logged in");
 		agbuf_free(&caps);
+		ag_reply_send(s, &out);
 		ag_session_command_done(s);
 		return;
 	}

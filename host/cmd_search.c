@@ -707,8 +707,8 @@ static void reply_result(struct ag_session *s, unsigned opts, const struct hits 
 	opts = ag_search_data_opts(opts);
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
-	imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, cmd->u.search.partial_first,
-				   cmd->u.search.partial_last, modseq);
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, cmd->u.search.partial_first,
+			   cmd->u.search.partial_last, modseq);
 }
 
 static void search_run(struct ag_session *s)

@@ -362,8 +362,8 @@ static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, 
 	} else {
 		unsigned data = ag_search_data_opts(opts);
 		if (data != IMAP_SEARCH_RET_SAVE)
-			imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, data, cmd->uid ? uids : seqs, n,
-						   cmd->u.search.partial_first, cmd->u.search.partial_last, 0);
+			imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, data, cmd->uid ? uids : seqs, n,
+					   cmd->u.search.partial_first, cmd->u.search.partial_last, 0);
 		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
 			ag_context_add(s, uids, n);
 		ag_reply_done(&s->reply, cmd->tag.data, 0, name);

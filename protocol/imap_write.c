@@ -45,13 +45,6 @@ static const char *const status_names[] = {
 	[IMAP_OK] = "OK", [IMAP_NO] = "NO", [IMAP_BAD] = "BAD", [IMAP_PREAUTH] = "PREAUTH", [IMAP_BYE] = "BYE",
 };
 
-const char *imap_code_name(enum imap_code code)
-{
-	if ((unsigned)code >= IMAP_CODE__COUNT)
-		return "";
-	return code_names[code];
-}
-
 /* Free text: every byte but CR, LF and NUL as is. */
 static void write_text(struct agbuf *out, const char *text)
 {
@@ -105,7 +98,8 @@ void imap_write_status_end(struct agbuf *out, const char *text)
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_status_vendf(struct agbuf *out, const char *fmt, va_list ap)
+static void status_vendf(struct agbuf *out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void status_vendf(struct agbuf *out, const char *fmt, va_list ap)
 {
 	struct agbuf text = AGBUF_INIT;
 	agbuf_vprintf(&text, fmt, ap);
@@ -117,7 +111,7 @@ void imap_write_status_endf(struct agbuf *out, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	imap_write_status_vendf(out, fmt, ap);
+	status_vendf(out, fmt, ap);
 	va_end(ap);
 }
 
@@ -128,7 +122,7 @@ void imap_write_status(struct agbuf *out, const char *tag, enum imap_status stat
 	imap_write_code(out, code);
 	va_list ap;
 	va_start(ap, fmt);
-	imap_write_status_vendf(out, fmt, ap);
+	status_vendf(out, fmt, ap);
 	va_end(ap);
 }
 
@@ -233,29 +227,9 @@ void imap_write_continuation(struct agbuf *out, const char *text)
 	imap_write_status_end(out, text);
 }
 
-void imap_write_untagged(struct agbuf *out)
-{
-	agbuf_puts(out, "* ");
-}
-
-void imap_write_crlf(struct agbuf *out)
-{
-	agbuf_puts(out, "\r\n");
-}
-
 void imap_write_sp(struct agbuf *out)
 {
 	agbuf_putc(out, ' ');
-}
-
-void imap_write_list_begin(struct agbuf *out)
-{
-	agbuf_putc(out, '(');
-}
-
-void imap_write_list_end(struct agbuf *out)
-{
-	agbuf_putc(out, ')');
 }
 
 void imap_write_atom(struct agbuf *out, const char *atom)
@@ -271,21 +245,6 @@ void imap_write_nil(struct agbuf *out)
 void imap_write_number(struct agbuf *out, uint64_t n)
 {
 	agbuf_put_u64(out, n);
-}
-
-void imap_write_string(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_string(out, s, len);
-}
-
-void imap_write_nstring(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_nstring(out, s, len);
-}
-
-void imap_write_astring(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_astring(out, s, len);
 }
 
 void imap_write_literal_header(struct agbuf *out, uint64_t size)
@@ -570,13 +529,13 @@ void imap_write_namespace(struct agbuf *out, const char *prefix, char delim)
 	agbuf_puts(out, ")) NIL NIL\r\n");
 }
 
-void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-				size_t count, uint32_t first, uint32_t last, uint64_t modseq)
+void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+			size_t count, uint32_t first, uint32_t last, uint64_t modseq)
 {
 	agbuf_puts(out, "* ESEARCH");
 	if (tag != NULL) {
 		agbuf_puts(out, " (TAG ");
-		imap_write_string(out, tag, strlen(tag));
+		imap_quote_string(out, tag, strlen(tag));
 		agbuf_putc(out, ')');
 	}
 	if (uid)
@@ -614,19 +573,13 @@ void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, uns
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count, uint64_t modseq)
-{
-	imap_write_esearch_partial(out, tag, uid, opts & ~IMAP_SEARCH_RET_PARTIAL, numbers, count, 0, 0, modseq);
-}
-
 void imap_write_context_update(struct agbuf *out, const char *tag, int uid, int add,
 			       const struct imap_context_run *runs, size_t n_runs)
 {
 	if (n_runs == 0)
 		return;
 	agbuf_puts(out, "* ESEARCH (TAG ");
-	imap_write_string(out, tag, strlen(tag));
+	imap_quote_string(out, tag, strlen(tag));
 	agbuf_puts(out, uid ? ") UID " : ") ");
 	agbuf_puts(out, add ? "ADDTO (" : "REMOVEFROM (");
 	for (size_t i = 0; i < n_runs; i++) {

@@ -5,10 +5,10 @@
  *     imap_write_status_begin(out, "a1", IMAP_OK);   "a1 OK "
  *     imap_write_code_uidvalidity(out, 42);          "[UIDVALIDITY 42] "
  *     imap_write_status_end(out, "SELECT completed"); text + CRLF
- * Untagged data is written piece by piece:
- *     imap_write_untagged(out); "* "
- *     ... imap_write_number / _astring / _list_begin ...
- *     imap_write_crlf(out);
+ * Untagged data is one call a response (imap_write_exists, _list,
+ * _status_response, _esearch...); a FETCH response is framed by
+ * imap_write_fetch_begin and _end around its items, which the caller writes
+ * with imap_write_atom, _number, _sp, _nil, _literal_header, _flags...
  * Strings go out as atoms, quoted strings or literals through imap_quote.
  * Free text (after OK/NO/BAD, after "+") never carries CR, LF or NUL: they
  * are replaced by spaces so a client cannot be fed an extra line. */
@@ -60,16 +60,12 @@ enum imap_code {
 	IMAP_CODE__COUNT
 };
 
-/* The code's name as written inside brackets ("READ-ONLY"), static. */
-const char *imap_code_name(enum imap_code code);
-
 /* "<tag> OK " or "* OK " (tag NULL); BYE and PREAUTH are always untagged. */
 void imap_write_status_begin(struct agbuf *out, const char *tag, enum imap_status status);
 /* Free text then CRLF; CR and LF in `text` become spaces. */
 void imap_write_status_end(struct agbuf *out, const char *text);
 /* The same with the text given as printf's. */
 void imap_write_status_endf(struct agbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void imap_write_status_vendf(struct agbuf *out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* A whole status response with an optional argument-less code, the text
  * given as printf's: imap_write_status(out, tag, IMAP_OK, IMAP_CODE_NONE,
  * "%s completed.", name). */
@@ -107,27 +103,14 @@ void imap_write_code_badcharset(struct agbuf *out, const char *const *charsets, 
 
 /* "+ text\r\n" (a continuation request; empty text allowed). */
 void imap_write_continuation(struct agbuf *out, const char *text);
-/* "* " to start untagged data. */
-void imap_write_untagged(struct agbuf *out);
-/* "\r\n". */
-void imap_write_crlf(struct agbuf *out);
 /* One space. */
 void imap_write_sp(struct agbuf *out);
-/* "(" and ")". */
-void imap_write_list_begin(struct agbuf *out);
-void imap_write_list_end(struct agbuf *out);
 /* A bare atom the caller knows is valid (a keyword like FLAGS, a capability). */
 void imap_write_atom(struct agbuf *out, const char *atom);
 /* "NIL". */
 void imap_write_nil(struct agbuf *out);
 /* A decimal number. */
 void imap_write_number(struct agbuf *out, uint64_t n);
-/* string: quoted, or a literal when the bytes need one. */
-void imap_write_string(struct agbuf *out, const char *s, size_t len);
-/* nstring: NIL for s == NULL. */
-void imap_write_nstring(struct agbuf *out, const char *s, size_t len);
-/* astring: an atom when possible (mailbox names, keywords). */
-void imap_write_astring(struct agbuf *out, const char *s, size_t len);
 /* A literal header "{n}\r\n" for bytes the caller appends (or streams) itself. */
 void imap_write_literal_header(struct agbuf *out, uint64_t size);
 /* Inclusive ascending ranges lo[i]:hi[i] as a set "1:3,7" (a range of one
@@ -199,17 +182,13 @@ void imap_write_namespace(struct agbuf *out, const char *prefix, char delim);
  * the result in its order (ascending for SEARCH, the sort order for SORT):
  * MIN and MAX are its first and last, ALL is imap_write_number_set of it.
  * `opts` are IMAP_SEARCH_RET_* bits (SAVE writes nothing); MIN, MAX and
- * ALL are left out of an empty result, COUNT is always there. `tag` NULL
- * leaves out the correlator; a nonzero `modseq` ends it with "MODSEQ n"
- * (RFC 7162 3.1.5). */
+ * ALL are left out of an empty result, COUNT is always there. With
+ * IMAP_SEARCH_RET_PARTIAL (RFC 5267 4.4), "PARTIAL (first:last set)": the
+ * results at positions first..last (from 1) of `numbers` in its order, or
+ * NIL when there are none there. `tag` NULL leaves out the correlator; a
+ * nonzero `modseq` ends it with "MODSEQ n" (RFC 7162 3.1.5). */
 void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count, uint64_t modseq);
-/* The same with PARTIAL (RFC 5267 4.4) when `opts` has
- * IMAP_SEARCH_RET_PARTIAL: "PARTIAL (first:last set)", the results at
- * positions first..last (from 1) of `numbers` in its order, or NIL when
- * there are none there. */
-void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-				size_t count, uint32_t first, uint32_t last, uint64_t modseq);
+			size_t count, uint32_t first, uint32_t last, uint64_t modseq);
 /* One pair of an ADDTO or REMOVEFROM return data item (RFC 5267 4.3):
  * the context position (0 for a SEARCH) and the results, in their order. */
 struct imap_context_run {
