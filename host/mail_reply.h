@@ -1,4 +1,5 @@
-/* mail_reply.h - how the engine's answers become IMAP responses. */
+/* mail_reply.h - how the engine's answers become IMAP responses, written
+ * with protocol/imap_write.h, and the responses several commands share. */
 #ifndef AG_HOST_MAIL_REPLY_H
 #define AG_HOST_MAIL_REPLY_H
 
