@@ -5,20 +5,25 @@
 #include "config.h"
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
 void ag_cmd_capability(struct ag_session *s)
 {
-	struct agbuf caps = AGBUF_INIT;
+	struct agbuf caps = AGBUF_INIT, out = AGBUF_INIT;
 	ag_session_capabilities(s, &caps);
-	ag_session_printf(s, "* CAPABILITY %s\r\n", caps.data);
+	imap_write_capability(&out, caps.data);
 	agbuf_free(&caps);
+	ag_reply_send(s, &out);
 	ag_session_tagged(s, IMAP_OK, "Capability completed.");
 	ag_session_command_done(s);
 }
 
 void ag_cmd_logout(struct ag_session *s)
 {
-	ag_session_printf(s, "* BYE Logging out.\r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_status(&out, NULL, IMAP_BYE, IMAP_CODE_NONE, "Logging out.");
+	ag_reply_send(s, &out);
 	ag_session_tagged(s, IMAP_OK, "Logout completed.");
 	if (s->user != NULL)
 		ag_log_info("%s: logout user=%s", s->peer, s->user);
@@ -56,7 +61,10 @@ void ag_cmd_id(struct ag_session *s)
 		ag_log_info("%s: client id %s", s->peer, line.data);
 		agbuf_free(&line);
 	}
-	ag_session_printf(s, "* ID (\"name\" \"Aerogram\" \"version\" \"%s\")\r\n", AEROGRAM_VERSION);
+	static const char *const fields[] = { "name", "Aerogram", "version", AEROGRAM_VERSION };
+	struct agbuf out = AGBUF_INIT;
+	imap_write_id(&out, fields, 4);
+	ag_reply_send(s, &out);
 	ag_session_tagged(s, IMAP_OK, "ID completed.");
 	ag_session_command_done(s);
 }

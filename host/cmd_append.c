@@ -297,26 +297,6 @@ static void prepared_free(struct prepared *p)
 	free(p->saved);
 }
 
-/* Appends "[APPENDUID v uids] " with consecutive UIDs as ranges
- * (RFC 4315: a MULTIAPPEND's UIDs are a set). */
-static int write_appenduid(struct agbuf *out, uint32_t uidvalidity, const uint32_t *uids, size_t n)
-{
-	struct imap_seqrange *ranges = calloc(n, sizeof(*ranges));
-	if (ranges == NULL)
-		return -1;
-	size_t count = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (count > 0 && uids[i] == ranges[count - 1].last + 1)
-			ranges[count - 1].last = uids[i];
-		else
-			ranges[count++] = (struct imap_seqrange){ uids[i], uids[i] };
-	}
-	struct imap_seqset set = { count, ranges, false };
-	imap_write_code_appenduid(out, uidvalidity, &set);
-	free(ranges);
-	return 0;
-}
-
 /* The session's view when it has the APPEND's mailbox selected (not
  * examined): it is told of the new messages right after, so they are its
  * \Recent ones, claimed in the APPEND's own log entry. */
@@ -393,8 +373,8 @@ static void append_run(struct ag_session *s)
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->u.append.mailbox.name.data;
 	if (s->append_too_big) {
-		agbuf_printf(&s->reply, "%s NO [TOOBIG] APPEND: the messages together are larger than %zu bytes.\r\n",
-		             tag, s->srv->cfg->max_message);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_TOOBIG,
+		                  "APPEND: the messages together are larger than %zu bytes.", s->srv->cfg->max_message);
 		return;
 	}
 	/* one streamed literal per message, or per CATENATE TEXT part */
@@ -406,13 +386,13 @@ static void append_run(struct ag_session *s)
 		literals += !m->catenate;
 	}
 	if (n == 0 || s->n_append != literals) {
-		agbuf_printf(&s->reply, "%s NO [SERVERBUG] APPEND: the message could not be buffered.\r\n", tag);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_SERVERBUG, "APPEND: the message could not be buffered.");
 		return;
 	}
 	struct mail_mailbox *mb;
 	int rc = mail_mailbox_open_flags(s->srv->engine, s->user, name, MAIL_OPEN_FOR_ADD, &mb);
 	if (rc == AEROGRAM_ENOTFOUND) {
-		agbuf_printf(&s->reply, "%s NO [TRYCREATE] APPEND: no such mailbox.\r\n", tag);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_TRYCREATE, "APPEND: no such mailbox.");
 		return;
 	}
 	if (rc != 0) {
@@ -442,21 +422,18 @@ static void append_run(struct ag_session *s)
 	free(built);
 	free(bufs);
 	if (rc == URL_BAD) {
-		/* url-resp-text (RFC 4469 5) has no CR, LF or ']' */
-		agbuf_printf(&s->reply, "%s NO [BADURL \"", tag);
-		for (size_t i = 0; i < bad_url->len; i++)
-			if (bad_url->data[i] != ']' && bad_url->data[i] != '\r' && bad_url->data[i] != '\n')
-				agbuf_putc(&s->reply, bad_url->data[i]);
-		agbuf_puts(&s->reply, "\"] CATENATE: the URL names no message or part of this user.\r\n");
+		imap_write_status_begin(&s->reply, tag, IMAP_NO);
+		imap_write_code_badurl(&s->reply, bad_url->data, bad_url->len);
+		imap_write_status_end(&s->reply, "CATENATE: the URL names no message or part of this user.");
 		return;
 	}
 	if (rc == URL_TOOBIG) {
-		agbuf_printf(&s->reply, "%s NO [TOOBIG] APPEND: the message would be larger than %zu bytes.\r\n", tag,
-		             s->srv->cfg->max_message);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_TOOBIG, "APPEND: the message would be larger than %zu bytes.",
+		                  s->srv->cfg->max_message);
 		return;
 	}
 	if (rc == 0 && over) {
-		agbuf_printf(&s->reply, "%s NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", tag);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_OVERQUOTA, "Quota exceeded (mailbox for user is full)");
 		return;
 	}
 	if (rc != 0) {
@@ -467,11 +444,9 @@ static void append_run(struct ag_session *s)
 	/* The selected mailbox grew: say so now (RFC 3501 6.3.11). */
 	if (s->view != NULL && strcmp(s->mailbox, name) == 0)
 		ag_session_update_view(s, 0, 0, NULL, 0);
-	struct agbuf code = AGBUF_INIT;
-	if (write_appenduid(&code, uidvalidity, uids, n) != 0)
-		agbuf_reset(&code);
-	agbuf_printf(&s->reply, "%s OK %sAPPEND completed.\r\n", tag, code.len > 0 ? code.data : "");
-	agbuf_free(&code);
+	imap_write_status_begin(&s->reply, tag, IMAP_OK);
+	imap_write_code_appenduid(&s->reply, uidvalidity, uids, n);
+	imap_write_status_end(&s->reply, "APPEND completed.");
 	free(uids);
 }
 

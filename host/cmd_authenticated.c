@@ -5,6 +5,8 @@
 
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
 /* RFC 5161: ENABLED lists what this command switched on; what was on
  * already, or is unknown, is left out. CONDSTORE and QRESYNC (RFC 7162;
@@ -13,25 +15,25 @@ void ag_cmd_enable(struct ag_session *s)
 {
 	struct agbuf out = AGBUF_INIT;
 	int was = s->condstore;
-	agbuf_puts(&out, "* ENABLED");
-	for (size_t i = 0; i < s->cmd->u.enable.count; i++) {
+	const char *enabled[2];
+	size_t n = 0;
+	for (size_t i = 0; i < s->cmd->u.enable.count && n < 2; i++) {
 		const char *cap = s->cmd->u.enable.caps[i].data;
 		if (strcasecmp(cap, "CONDSTORE") == 0 && !s->condstore) {
 			s->condstore = 1;
-			agbuf_puts(&out, " CONDSTORE");
+			enabled[n++] = "CONDSTORE";
 		} else if (strcasecmp(cap, "QRESYNC") == 0 && !s->qresync) {
 			s->qresync = 1;
 			s->condstore = 1;
-			agbuf_puts(&out, " QRESYNC");
+			enabled[n++] = "QRESYNC";
 		}
 	}
+	imap_write_enabled(&out, enabled, n);
 	/* a CONDSTORE enabling command with a mailbox selected (RFC 7162 3.1):
 	 * its HIGHESTMODSEQ (no job runs: the view is the loop's) */
 	if (!was && s->condstore && s->view != NULL)
-		agbuf_printf(&out, "\r\n* OK [HIGHESTMODSEQ %llu] Highest",
-		             (unsigned long long)mail_view_highestmodseq(s->view));
-	ag_session_printf(s, "%s\r\n", out.data);
-	agbuf_free(&out);
+		ag_reply_highestmodseq(&out, s->view);
+	ag_reply_send(s, &out);
 	ag_session_tagged(s, IMAP_OK, "ENABLE completed.");
 	ag_session_command_done(s);
 }
@@ -61,7 +63,9 @@ void ag_cmd_compress(struct ag_session *s)
 /* RFC 2342: one personal namespace, the root, with the engine's delimiter. */
 void ag_cmd_namespace(struct ag_session *s)
 {
-	ag_session_printf(s, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_namespace(&out, "", MAIL_DELIMITER);
+	ag_reply_send(s, &out);
 	ag_session_tagged(s, IMAP_OK, "NAMESPACE completed.");
 	ag_session_command_done(s);
 }

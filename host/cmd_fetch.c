@@ -143,20 +143,14 @@ static int write_binary(struct agbuf *out, const struct imap_fetch_att *a, const
 		res.data = "";
 		res.len = 0;
 	}
+	imap_write_fetch_att_name(out, a);
+	imap_write_sp(out);
 	if (a->kind == IMAP_FETCH_BINARY_SIZE) {
-		agbuf_puts(out, "BINARY.SIZE[");
-		for (size_t i = 0; i < spec.path_len; i++) {
-			if (i)
-				agbuf_putc(out, '.');
-			agbuf_put_u64(out, spec.path[i]);
-		}
-		agbuf_puts(out, "] ");
-		agbuf_put_u64(out, full_len);
+		imap_write_number(out, full_len);
 	} else {
-		section_write_binary_name(out, &spec);
-		agbuf_puts(out, memchr(res.data, '\0', res.len) ? " ~{" : " {");
-		agbuf_put_u64(out, res.len);
-		agbuf_append(out, "}\r\n", 3);
+		if (memchr(res.data, '\0', res.len))
+			imap_write_atom(out, "~");
+		imap_write_literal_header(out, res.len);
 		agbuf_append(out, res.data, res.len);
 	}
 	section_result_free(&res);
@@ -169,10 +163,10 @@ static void write_rfc822(struct agbuf *out, const char *item, enum section_kind 
 {
 	struct section_spec spec = { .kind = kind };
 	struct section_result res = { 0 };
-	agbuf_puts(out, item);
-	agbuf_putc(out, ' ');
+	imap_write_atom(out, item);
+	imap_write_sp(out);
 	if (section_fetch(msg, data, len, &spec, &res) != 0) {
-		agbuf_puts(out, "NIL");
+		imap_write_nil(out);
 		return;
 	}
 	imap_write_literal_header(out, res.len);
@@ -225,13 +219,11 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 	size_t start_len = out->len;
 	struct mime_message *full = NULL; /* with Content-* fields, for BINARY */
 	int unknown_cte = 0;
-	agbuf_append(out, "* ", 2);
-	agbuf_put_u64(out, seq);
-	agbuf_append(out, " FETCH (", 8);
+	imap_write_fetch_begin(out, seq);
 	int first = 1;
 	if (cmd->uid) {
-		agbuf_append(out, "UID ", 4);
-		agbuf_put_u64(out, info->uid);
+		imap_write_atom(out, "UID ");
+		imap_write_number(out, info->uid);
 		first = 0;
 	}
 	for (size_t i = 0; i < cmd->u.fetch.att_count; i++) {
@@ -239,24 +231,20 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 		if (a->kind == IMAP_FETCH_UID && cmd->uid)
 			continue;
 		if (!first)
-			agbuf_putc(out, ' ');
+			imap_write_sp(out);
 		first = 0;
 		switch (a->kind) {
 		case IMAP_FETCH_UID:
-			agbuf_append(out, "UID ", 4);
-			agbuf_put_u64(out, info->uid);
+			imap_write_atom(out, "UID ");
+			imap_write_number(out, info->uid);
 			break;
 		case IMAP_FETCH_FLAGS:
-			agbuf_puts(out, "FLAGS ");
+			imap_write_atom(out, "FLAGS ");
 			ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 			break;
-		case IMAP_FETCH_MODSEQ:
-			agbuf_append(out, "MODSEQ (", 8);
-			agbuf_put_u64(out, info->modseq);
-			agbuf_putc(out, ')');
-			break;
+		case IMAP_FETCH_MODSEQ: imap_write_fetch_modseq(out, info->modseq); break;
 		case IMAP_FETCH_INTERNALDATE:
-			agbuf_puts(out, "INTERNALDATE ");
+			imap_write_atom(out, "INTERNALDATE ");
 			imap_write_datetime(out,
 			                    sum   ? (int64_t)(sum->internal_date_ms / 1000)
 			                    : ent ? (int64_t)(ent->internal_date_ms / 1000)
@@ -264,11 +252,11 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 			                    0);
 			break;
 		case IMAP_FETCH_RFC822_SIZE:
-			agbuf_append(out, "RFC822.SIZE ", 12);
-			agbuf_put_u64(out, msg ? msg->vsize : 0);
+			imap_write_atom(out, "RFC822.SIZE ");
+			imap_write_number(out, msg ? msg->vsize : 0);
 			break;
 		case IMAP_FETCH_ENVELOPE:
-			agbuf_puts(out, "ENVELOPE ");
+			imap_write_atom(out, "ENVELOPE ");
 			if (ent)
 				agbuf_append(out, ent->envelope, ent->envelope_len);
 			else if (msg)
@@ -278,7 +266,7 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 			break;
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE:
-			agbuf_puts(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
+			imap_write_atom(out, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
 			if (ent && a->kind == IMAP_FETCH_BODY)
 				agbuf_append(out, ent->body, ent->body_len);
 			else if (ent)
@@ -286,7 +274,7 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 			else if (msg)
 				bodystructure_write(out, msg->root, a->kind == IMAP_FETCH_BODYSTRUCTURE);
 			else
-				agbuf_puts(out, "NIL");
+				imap_write_nil(out);
 			break;
 		case IMAP_FETCH_RFC822: write_rfc822(out, "RFC822", SECTION_BODY, msg, data, len); break;
 		case IMAP_FETCH_RFC822_HEADER: write_rfc822(out, "RFC822.HEADER", SECTION_HEADER, msg, data, len); break;
@@ -310,7 +298,7 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 				if (fields != NULL && to_spec(a, &spec, fields) == 0)
 					section_write_item(out, &spec, &empty);
 				else
-					agbuf_puts(out, "BODY[] NIL");
+					imap_write_atom(out, "BODY[] NIL");
 			} else {
 				section_write_item(out, &spec, &res);
 				section_result_free(&res);
@@ -322,16 +310,16 @@ static int write_message(struct agbuf *out, struct ag_session *s, const struct i
 	}
 	if (add_flags) {
 		/* The fetch set \Seen: the client learns it with the data. */
-		agbuf_puts(out, first ? "FLAGS " : " FLAGS ");
+		imap_write_atom(out, first ? "FLAGS " : " FLAGS ");
 		ag_reply_flags(out, s->view, flags, info->keywords, info->recent);
 		first = 0;
 	}
 	if (add_modseq) {
-		agbuf_puts(out, first ? "MODSEQ (" : " MODSEQ (");
-		agbuf_put_u64(out, info->modseq);
-		agbuf_putc(out, ')');
+		if (!first)
+			imap_write_sp(out);
+		imap_write_fetch_modseq(out, info->modseq);
 	}
-	agbuf_puts(out, ")\r\n");
+	imap_write_fetch_end(out);
 	if (ent)
 		ag_fetch_cache_release(cache, ent);
 	if (full && full != parsed)
@@ -381,7 +369,7 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 	if (st == NULL)
 		return NULL;
 	if (ag_resolve_set(v, &cmd->u.fetch.set, cmd->uid, &st->uids, &st->n) != 0) {
-		agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", cmd->tag.data);
+		imap_write_status(&s->reply, cmd->tag.data, IMAP_BAD, IMAP_CODE_NONE, "Invalid message sequence number.");
 		free(st);
 		return NULL;
 	}
@@ -389,8 +377,8 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 	/* RFC 7162: CHANGEDSINCE and MODSEQ are CONDSTORE enabling (3.1);
 	 * VANISHED needs QRESYNC, UID FETCH and CHANGEDSINCE (3.2.6) */
 	if (cmd->u.fetch.vanished && (!s->qresync || !cmd->uid || !cmd->u.fetch.has_changedsince)) {
-		agbuf_printf(&s->reply, "%s BAD VANISHED needs QRESYNC enabled, UID FETCH and CHANGEDSINCE.\r\n",
-		             cmd->tag.data);
+		imap_write_status(&s->reply, cmd->tag.data, IMAP_BAD, IMAP_CODE_NONE,
+		                  "VANISHED needs QRESYNC enabled, UID FETCH and CHANGEDSINCE.");
 		free(st->uids);
 		free(st);
 		return NULL;
@@ -413,11 +401,8 @@ static struct fetch_state *fetch_start(struct ag_session *s)
 		/* "*" stands for every UID ever given out here: the highest may
 		 * be one of the expunged (as Dovecot reads it) */
 		ag_ranges_intersect(&lo, &hi, &n, &cmd->u.fetch.set, mail_view_uidnext(v) - 1);
-		if (n > 0) {
-			agbuf_puts(&s->reply, "* VANISHED (EARLIER) ");
-			ag_reply_uid_ranges(&s->reply, lo, hi, n);
-			agbuf_puts(&s->reply, "\r\n");
-		}
+		if (n > 0)
+			imap_write_vanished_earlier(&s->reply, lo, hi, n);
 		free(lo);
 		free(hi);
 	}
@@ -548,16 +533,15 @@ static void fetch_run(struct ag_session *s)
 	}
 	int missing = st->missing, unknown_cte = st->unknown_cte;
 	fetch_state_free(st);
-	if (unknown_cte) {
+	if (unknown_cte)
 		/* RFC 3516 4.3: the other messages were answered, this one not */
-		agbuf_printf(&s->reply, "%s NO [UNKNOWN-CTE] Can't decode the part's Content-Transfer-Encoding.\r\n",
-		             tag);
-	} else if (missing) {
-		agbuf_printf(&s->reply, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", tag);
-	} else {
-		agbuf_puts(&s->reply, tag);
-		agbuf_puts(&s->reply, cmd->uid ? " OK UID FETCH completed.\r\n" : " OK FETCH completed.\r\n");
-	}
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_UNKNOWN_CTE,
+		                  "Can't decode the part's Content-Transfer-Encoding.");
+	else if (missing)
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_EXPUNGEISSUED,
+		                  "Some of the requested messages no longer exist.");
+	else
+		ag_reply_done(&s->reply, tag, 0, cmd->uid ? "UID FETCH" : "FETCH");
 }
 
 void ag_cmd_fetch(struct ag_session *s)

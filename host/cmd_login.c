@@ -16,6 +16,8 @@
 #include "host/auth.h"
 #include "host/commands.h"
 #include "host/log.h"
+#include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
 /* Failed authentications one connection may make before it is closed. */
 #define MAX_AUTH_FAILURES 5
@@ -106,10 +108,13 @@ static void verify_done(struct ag_session *s)
 		s->user = strndup(a->user, a->user_len);
 		s->state = AG_STATE_AUTH;
 		clear_request(a);
-		struct agbuf caps = AGBUF_INIT;
+		struct agbuf caps = AGBUF_INIT, out = AGBUF_INIT;
 		ag_session_capabilities(s, &caps);
-		ag_session_tagged(s, IMAP_OK, "[CAPABILITY %s] Logged in", caps.data);
+		imap_write_status_begin(&out, s->cmd->tag.data, IMAP_OK);
+		imap_write_code_capability(&out, caps.data);
+		imap_write_status_end(&out, "Logged in");
 		agbuf_free(&caps);
+		ag_reply_send(s, &out);
 		ag_session_command_done(s);
 		return;
 	}
@@ -269,7 +274,9 @@ void ag_cmd_authenticate(struct ag_session *s)
 			plain_response(s, ir->data, ir->len);
 		return;
 	}
-	ag_session_printf(s, "+ \r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_continuation(&out, "");
+	ag_reply_send(s, &out);
 	ag_session_read_lines(s, IMAP_MODE_SASL);
 }
 

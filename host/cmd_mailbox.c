@@ -38,7 +38,8 @@ static int bad_new_name(struct ag_session *s, const char *name, const char *what
 {
 	if (mutf7_is_valid(name, strlen(name)))
 		return 0;
-	agbuf_printf(&s->reply, "%s NO [CANNOT] %s: the name is not valid modified UTF-7.\r\n", s->cmd->tag.data, what);
+	imap_write_status(&s->reply, s->cmd->tag.data, IMAP_NO, IMAP_CODE_CANNOT,
+	                  "%s: the name is not valid modified UTF-7.", what);
 	return 1;
 }
 
@@ -72,8 +73,9 @@ static void create_run(struct ag_session *s)
 			if (strcasecmp(a->data, special_uses[k].attr) == 0)
 				break;
 		if (k == N_SPECIAL_USES) {
-			agbuf_printf(&s->reply, "%s NO [USEATTR] %.*s is not a special use this server supports.\r\n",
-			             cmd->tag.data, (int)(a->len > 64 ? 64 : a->len), a->data);
+			imap_write_status(&s->reply, cmd->tag.data, IMAP_NO, IMAP_CODE_USEATTR,
+			                  "%.*s is not a special use this server supports.", (int)(a->len > 64 ? 64 : a->len),
+			                  a->data);
 			return;
 		}
 		su |= special_uses[k].bit;
@@ -81,10 +83,7 @@ static void create_run(struct ag_session *s)
 	char *name = without_trailing_delimiter(name_of(&cmd->u.mailbox.mailbox));
 	int rc = name ? mail_create(s->srv->engine, s->user, name, su) : AEROGRAM_EINTERNAL;
 	free(name);
-	if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, "CREATE");
-	else
-		agbuf_printf(&s->reply, "%s OK CREATE completed.\r\n", cmd->tag.data);
+	ag_reply_done(&s->reply, cmd->tag.data, rc, "CREATE");
 }
 
 static void delete_run(struct ag_session *s)
@@ -92,7 +91,7 @@ static void delete_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *name = name_of(&cmd->u.mailbox.mailbox);
 	if (strcmp(name, "INBOX") == 0) {
-		agbuf_printf(&s->reply, "%s NO [CANNOT] INBOX cannot be deleted.\r\n", cmd->tag.data);
+		imap_write_status(&s->reply, cmd->tag.data, IMAP_NO, IMAP_CODE_CANNOT, "INBOX cannot be deleted.");
 		return;
 	}
 	int was_selected = s->mailbox != NULL && strcmp(s->mailbox, name) == 0;
@@ -100,7 +99,7 @@ static void delete_run(struct ag_session *s)
 		/* The client loses the selected mailbox, and is told so (RFC 7162's CLOSED). */
 		ag_session_unselect(s);
 		s->next_state = AG_STATE_AUTH;
-		agbuf_puts(&s->reply, "* OK [CLOSED] The selected mailbox is being deleted.\r\n");
+		imap_write_status(&s->reply, NULL, IMAP_OK, IMAP_CODE_CLOSED, "The selected mailbox is being deleted.");
 	}
 	int rc = mail_delete(s->srv->engine, s->user, name);
 	if (rc == MAIL_ECHILDREN)
@@ -110,12 +109,10 @@ static void delete_run(struct ag_session *s)
 		 * work later by itself ([INUSE] means "try again"): [CANNOT] (RFC
 		 * 5530, "can never succeed" as asked) with the text a client shows
 		 * the user, which says what to do (Dovecot's words). */
-		agbuf_printf(&s->reply, "%s NO [CANNOT] Mailbox has children, delete them first.\r\n",
-		             cmd->tag.data);
-	else if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, "DELETE");
+		imap_write_status(&s->reply, cmd->tag.data, IMAP_NO, IMAP_CODE_CANNOT,
+		                  "Mailbox has children, delete them first.");
 	else
-		agbuf_printf(&s->reply, "%s OK DELETE completed.\r\n", cmd->tag.data);
+		ag_reply_done(&s->reply, cmd->tag.data, rc, "DELETE");
 }
 
 static void rename_run(struct ag_session *s)
@@ -132,10 +129,7 @@ static void rename_run(struct ag_session *s)
 	else
 		rc = mail_rename(s->srv->engine, s->user, name_of(&cmd->u.rename.from), to);
 	free(to);
-	if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, "RENAME");
-	else
-		agbuf_printf(&s->reply, "%s OK RENAME completed.\r\n", cmd->tag.data);
+	ag_reply_done(&s->reply, cmd->tag.data, rc, "RENAME");
 }
 
 static void subscribe_run(struct ag_session *s)
@@ -143,10 +137,7 @@ static void subscribe_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	int on = cmd->kind == IMAP_CMD_SUBSCRIBE;
 	int rc = mail_subscribe(s->srv->engine, s->user, name_of(&cmd->u.mailbox.mailbox), on);
-	if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
-	else
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+	ag_reply_done(&s->reply, cmd->tag.data, rc, cmd->name);
 }
 
 /* One name LIST can show: a mailbox, or a parent level that only exists
@@ -249,35 +240,24 @@ static int hides_subscribed_child(const struct list_patterns *lp, const struct l
 	return 0;
 }
 
-/* The items of a STATUS response for `name`, from `st`. */
+/* The STATUS response for `name`, from `st`. */
 static void write_status(struct agbuf *out, const char *name, const struct imap_status_items *items,
                          const struct mail_status *st)
 {
-	agbuf_puts(out, "* STATUS ");
-	imap_write_astring(out, name, strlen(name));
-	agbuf_puts(out, " (");
-	for (size_t i = 0; i < items->count; i++) {
-		if (i > 0)
-			agbuf_putc(out, ' ');
-		switch (items->items[i]) {
-		case IMAP_STATUS_MESSAGES: agbuf_printf(out, "MESSAGES %u", st->exists); break;
-		case IMAP_STATUS_RECENT: agbuf_printf(out, "RECENT %u", st->recent); break;
-		case IMAP_STATUS_UIDNEXT: agbuf_printf(out, "UIDNEXT %u", st->uidnext); break;
-		case IMAP_STATUS_UIDVALIDITY: agbuf_printf(out, "UIDVALIDITY %u", st->uidvalidity); break;
-		case IMAP_STATUS_UNSEEN: agbuf_printf(out, "UNSEEN %u", st->unseen); break;
-		case IMAP_STATUS_HIGHESTMODSEQ:
-			agbuf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st->highestmodseq);
-			break;
+	const uint64_t values[IMAP_STATUS_DELETED_STORAGE + 1] = {
+		[IMAP_STATUS_MESSAGES] = st->exists,
+		[IMAP_STATUS_RECENT] = st->recent,
+		[IMAP_STATUS_UIDNEXT] = st->uidnext,
+		[IMAP_STATUS_UIDVALIDITY] = st->uidvalidity,
+		[IMAP_STATUS_UNSEEN] = st->unseen,
+		[IMAP_STATUS_HIGHESTMODSEQ] = st->highestmodseq,
 		/* RFC 8438 and RFC 9208: octets, the sum of RFC822.SIZE (of the
 		 * \Deleted messages for DELETED-STORAGE, as Cyrus answers) */
-		case IMAP_STATUS_SIZE: agbuf_printf(out, "SIZE %llu", (unsigned long long)st->size); break;
-		case IMAP_STATUS_DELETED: agbuf_printf(out, "DELETED %u", st->deleted); break;
-		case IMAP_STATUS_DELETED_STORAGE:
-			agbuf_printf(out, "DELETED-STORAGE %llu", (unsigned long long)st->deleted_size);
-			break;
-		}
-	}
-	agbuf_puts(out, ")\r\n");
+		[IMAP_STATUS_SIZE] = st->size,
+		[IMAP_STATUS_DELETED] = st->deleted,
+		[IMAP_STATUS_DELETED_STORAGE] = st->deleted_size,
+	};
+	imap_write_status_response(out, name, strlen(name), items->items, items->count, values);
 }
 
 /* The status of one mailbox by name; 0 or an error code. */
@@ -331,8 +311,9 @@ static void list_run(struct ag_session *s)
 	int show_sub = sel_sub || (ret & IMAP_LIST_RET_SUBSCRIBED);
 	/* LIST "" "": the delimiter and the root. */
 	if (!lsub && cmd->u.list.pattern_count == 1 && cmd->u.list.patterns[0].len == 0) {
-		agbuf_printf(out, "* LIST (\\Noselect) \"%c\" \"\"\r\n", MAIL_DELIMITER);
-		agbuf_printf(out, "%s OK LIST completed.\r\n", tag);
+		const char *noselect = "\\Noselect";
+		imap_write_list(out, 0, &noselect, 1, MAIL_DELIMITER, "", 0);
+		ag_reply_done(out, tag, 0, "LIST");
 		return;
 	}
 	struct list_patterns lp;
@@ -447,11 +428,7 @@ static void list_run(struct ag_session *s)
 		            cmd->name, done, ne);
 		return;
 	}
-	if (failed != 0) {
-		ag_reply_error(out, tag, failed, cmd->name);
-		return;
-	}
-	agbuf_printf(out, "%s OK %s completed.\r\n", tag, cmd->name);
+	ag_reply_done(out, tag, failed, cmd->name);
 }
 
 static void status_run(struct ag_session *s)
@@ -469,7 +446,7 @@ static void status_run(struct ag_session *s)
 		if (cmd->u.status.items.items[i] == IMAP_STATUS_HIGHESTMODSEQ)
 			ag_session_enable_condstore(s);
 	write_status(&s->reply, name, &cmd->u.status.items, &st);
-	agbuf_printf(&s->reply, "%s OK STATUS completed.\r\n", cmd->tag.data);
+	ag_reply_done(&s->reply, cmd->tag.data, 0, "STATUS");
 }
 
 void ag_cmd_create(struct ag_session *s) { ag_session_storage(s, create_run, 0); }

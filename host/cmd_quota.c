@@ -17,7 +17,7 @@
 #include "host/mail_reply.h"
 #include "protocol/imap_write.h"
 
-/* "* QUOTA "" (STORAGE used limit MESSAGE used limit)\r\n", or an engine
+/* "* QUOTA "" (STORAGE used limit MESSAGE used limit)", or an engine
  * error. */
 static int write_quota(struct ag_session *s)
 {
@@ -26,15 +26,13 @@ static int write_quota(struct ag_session *s)
 	int rc = mail_user_usage(q->engine, s->user, &u);
 	if (rc != 0)
 		return rc;
-	struct agbuf *out = &s->reply;
-	agbuf_puts(out, "* QUOTA \"\" (");
+	struct imap_quota_resource res[2];
+	size_t n = 0;
 	if (q->max_bytes != 0)
-		agbuf_printf(out, "STORAGE %llu %llu", (unsigned long long)(u.bytes / 1024),
-		             (unsigned long long)(q->max_bytes / 1024));
+		res[n++] = (struct imap_quota_resource){ "STORAGE", u.bytes / 1024, q->max_bytes / 1024 };
 	if (q->max_messages != 0)
-		agbuf_printf(out, "%sMESSAGE %llu %llu", q->max_bytes != 0 ? " " : "",
-		             (unsigned long long)u.messages, (unsigned long long)q->max_messages);
-	agbuf_puts(out, ")\r\n");
+		res[n++] = (struct imap_quota_resource){ "MESSAGE", u.messages, q->max_messages };
+	imap_write_quota(&s->reply, "", res, n);
 	return 0;
 }
 
@@ -66,16 +64,12 @@ static void getquotaroot_run(struct ag_session *s)
 		ag_reply_error(&s->reply, tag, rc, "GETQUOTAROOT");
 		return;
 	}
-	agbuf_puts(&s->reply, "* QUOTAROOT ");
-	imap_write_astring(&s->reply, name, strlen(name));
+	static const char *const root = "";
 	int limited = ag_quota_limited(&s->quota);
-	agbuf_puts(&s->reply, limited ? " \"\"\r\n" : "\r\n");
-	if (limited && (rc = write_quota(s)) != 0) {
+	imap_write_quotaroot(&s->reply, name, &root, limited ? 1 : 0);
+	if (limited && (rc = write_quota(s)) != 0)
 		agbuf_reset(&s->reply);
-		ag_reply_error(&s->reply, tag, rc, "GETQUOTAROOT");
-		return;
-	}
-	agbuf_printf(&s->reply, "%s OK GETQUOTAROOT completed.\r\n", tag);
+	ag_reply_done(&s->reply, tag, rc, "GETQUOTAROOT");
 }
 
 static void getquota_run(struct ag_session *s)
@@ -83,16 +77,13 @@ static void getquota_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	if (cmd->u.quota.root.len != 0 || !ag_quota_limited(&s->quota)) {
-		agbuf_printf(&s->reply, "%s NO [NONEXISTENT] GETQUOTA: no such quota root.\r\n", tag);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_NONEXISTENT, "GETQUOTA: no such quota root.");
 		return;
 	}
 	int rc = write_quota(s);
-	if (rc != 0) {
+	if (rc != 0)
 		agbuf_reset(&s->reply);
-		ag_reply_error(&s->reply, tag, rc, "GETQUOTA");
-		return;
-	}
-	agbuf_printf(&s->reply, "%s OK GETQUOTA completed.\r\n", tag);
+	ag_reply_done(&s->reply, tag, rc, "GETQUOTA");
 }
 
 void ag_cmd_getquotaroot(struct ag_session *s)

@@ -259,25 +259,20 @@ static enum tri eval(const struct node *n, const struct candidate *c)
 	enum tri r, sub;
 	switch (k->kind) {
 	case IMAP_SEARCH_AND:
-		r = T_YES;
+	case IMAP_SEARCH_OR: {
+		/* one kid decides (NO for AND, YES for OR); else an unknown
+		 * kid leaves the whole unknown */
+		enum tri decides = k->kind == IMAP_SEARCH_AND ? T_NO : T_YES;
+		r = k->kind == IMAP_SEARCH_AND ? T_YES : T_NO;
 		for (size_t i = 0; i < n->n_kids; i++) {
 			sub = eval(&n->kids[i], c);
-			if (sub == T_NO)
-				return T_NO;
+			if (sub == decides)
+				return decides;
 			if (sub == T_UNKNOWN)
 				r = T_UNKNOWN;
 		}
 		return r;
-	case IMAP_SEARCH_OR:
-		r = T_NO;
-		for (size_t i = 0; i < n->n_kids; i++) {
-			sub = eval(&n->kids[i], c);
-			if (sub == T_YES)
-				return T_YES;
-			if (sub == T_UNKNOWN)
-				r = T_UNKNOWN;
-		}
-		return r;
+	}
 	case IMAP_SEARCH_NOT:
 		sub = eval(&n->kids[0], c);
 		return sub == T_UNKNOWN ? T_UNKNOWN : yes_if(sub == T_NO);
@@ -421,16 +416,25 @@ static void stage_view(struct run *r, uint32_t start, size_t count)
 		search_cache_unlock(r->cache);
 }
 
+/* The candidates of the batch still unknown (only those without facts
+ * when `factless`): their indexes and UIDs. Returns how many. */
+static size_t unknown_candidates(const struct run *r, size_t count, int factless, size_t *idx, uint32_t *uids)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++)
+		if (r->result[i] == T_UNKNOWN && (!factless || r->cand[i].facts == NULL)) {
+			idx[n] = i;
+			uids[n++] = r->cand[i].uid;
+		}
+	return n;
+}
+
 /* Stage 2: summaries of the messages still unknown without facts. */
 static int stage_summaries(struct run *r, size_t count)
 {
 	uint32_t uids[SEARCH_BATCH];
-	size_t idx[SEARCH_BATCH], n = 0;
-	for (size_t i = 0; i < count; i++)
-		if (r->result[i] == T_UNKNOWN && r->cand[i].facts == NULL && r->plan->need_facts) {
-			idx[n] = i;
-			uids[n++] = r->cand[i].uid;
-		}
+	size_t idx[SEARCH_BATCH];
+	size_t n = r->plan->need_facts ? unknown_candidates(r, count, 1, idx, uids) : 0;
 	if (n == 0)
 		return 0;
 	struct mail_summary *sums = NULL;
@@ -457,12 +461,8 @@ static int stage_summaries(struct run *r, size_t count)
 static int stage_bodies(struct run *r, size_t count)
 {
 	uint32_t uids[SEARCH_BATCH];
-	size_t idx[SEARCH_BATCH], n = 0;
-	for (size_t i = 0; i < count; i++)
-		if (r->result[i] == T_UNKNOWN) {
-			idx[n] = i;
-			uids[n++] = r->cand[i].uid;
-		}
+	size_t idx[SEARCH_BATCH];
+	size_t n = unknown_candidates(r, count, 0, idx, uids);
 	if (n == 0)
 		return 0;
 	struct mail_body *bodies = NULL;
@@ -707,8 +707,8 @@ static void reply_result(struct ag_session *s, unsigned opts, const struct hits 
 	opts = ag_search_data_opts(opts);
 	if (opts == IMAP_SEARCH_RET_SAVE)
 		return;
-	imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, cmd->u.search.partial_first,
-				   cmd->u.search.partial_last, modseq);
+	imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, opts, nums, h->n, cmd->u.search.partial_first,
+			   cmd->u.search.partial_last, modseq);
 }
 
 static void search_run(struct ag_session *s)
@@ -718,7 +718,7 @@ static void search_run(struct ag_session *s)
 	const char *name = cmd->uid ? "UID SEARCH" : "SEARCH";
 	unsigned opts = cmd->u.search.return_opts;
 	if (!ag_search_charset_ok(cmd)) {
-		agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", tag);
+		ag_reply_bad_charset(&s->reply, tag);
 		if (opts & IMAP_SEARCH_RET_SAVE)
 			ag_searchres_reset(s); /* RFC 5182 2.1: a failed SAVE leaves "$" empty */
 		return;
@@ -741,7 +741,7 @@ static void search_run(struct ag_session *s)
 		reply_result(s, opts, &hits);
 		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
 			ag_context_add(s, hits.uids, hits.n);
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+		ag_reply_done(&s->reply, tag, 0, name);
 	}
 	hits_free(&hits);
 }

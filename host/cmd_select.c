@@ -11,6 +11,7 @@
 #include "host/commands.h"
 #include "host/log.h"
 #include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
 /* Seconds between the untagged OKs that keep an idling connection alive. */
 #define IDLE_KEEPALIVE_S 120
@@ -43,20 +44,22 @@ static int qresync_report(struct ag_session *s, struct mail_view *v)
 	/* "*": every UID given out so far (the highest may be expunged) */
 	if (cmd->u.mailbox.qr_has_known)
 		ag_ranges_intersect(&lo, &hi, &n, &cmd->u.mailbox.qr_known, mail_view_uidnext(v) - 1);
-	if (n > 0) {
-		agbuf_puts(out, "* VANISHED (EARLIER) ");
-		ag_reply_uid_ranges(out, lo, hi, n);
-		agbuf_puts(out, "\r\n");
-	}
+	if (n > 0)
+		imap_write_vanished_earlier(out, lo, hi, n);
 	free(lo);
 	free(hi);
 	for (uint32_t seq = 1; seq <= exists; seq++) {
 		struct mail_msg_info info;
 		if (mail_view_msg(v, seq, &info) != 0 || info.modseq <= cmd->u.mailbox.qr_modseq)
 			continue;
-		agbuf_printf(out, "* %u FETCH (UID %u FLAGS ", seq, info.uid);
+		imap_write_fetch_begin(out, seq);
+		imap_write_atom(out, "UID ");
+		imap_write_number(out, info.uid);
+		imap_write_atom(out, " FLAGS ");
 		ag_reply_flags(out, v, info.flags, info.keywords, info.recent);
-		agbuf_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)info.modseq);
+		imap_write_sp(out);
+		imap_write_fetch_modseq(out, info.modseq);
+		imap_write_fetch_end(out);
 	}
 	return 0;
 }
@@ -68,7 +71,7 @@ static void select_run(struct ag_session *s)
 	int examine = cmd->kind == IMAP_CMD_EXAMINE;
 	/* RFC 7162 3.2.5: QRESYNC only once enabled; the selected mailbox stays */
 	if (cmd->u.mailbox.qresync && !s->qresync) {
-		agbuf_printf(&s->reply, "%s BAD QRESYNC is not enabled.\r\n", tag);
+		imap_write_status(&s->reply, tag, IMAP_BAD, IMAP_CODE_NONE, "QRESYNC is not enabled.");
 		return;
 	}
 	if (cmd->u.mailbox.condstore)
@@ -76,7 +79,7 @@ static void select_run(struct ag_session *s)
 	/* A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1). */
 	if (s->view != NULL) {
 		ag_session_unselect(s);
-		agbuf_puts(&s->reply, "* OK [CLOSED] Previous mailbox closed.\r\n");
+		imap_write_status(&s->reply, NULL, IMAP_OK, IMAP_CODE_CLOSED, "Previous mailbox closed.");
 	}
 	s->next_state = AG_STATE_AUTH;
 	struct mail_mailbox *mb;
@@ -101,20 +104,27 @@ static void select_run(struct ag_session *s)
 	ag_reply_flag_list(out, v, examine);
 	s->kw_announced = mail_view_keyword_count(v);
 	uint32_t exists = mail_view_exists(v);
-	agbuf_printf(out, "* %u EXISTS\r\n* %u RECENT\r\n", exists, mail_view_recent_count(v));
+	imap_write_exists(out, exists);
+	imap_write_recent(out, mail_view_recent_count(v));
 	for (uint32_t seq = 1; seq <= exists; seq++) {
 		struct mail_msg_info info;
 		if (mail_view_msg(v, seq, &info) == 0 && !(info.flags & MAIL_F_SEEN)) {
-			agbuf_printf(out, "* OK [UNSEEN %u] First unseen.\r\n", seq);
+			imap_write_status_begin(out, NULL, IMAP_OK);
+			imap_write_code_unseen(out, seq);
+			imap_write_status_end(out, "First unseen.");
 			break;
 		}
 	}
-	agbuf_printf(out, "* OK [UIDVALIDITY %u] UIDs valid.\r\n", mail_view_uidvalidity(v));
-	agbuf_printf(out, "* OK [UIDNEXT %u] Predicted next UID.\r\n", mail_view_uidnext(v));
+	imap_write_status_begin(out, NULL, IMAP_OK);
+	imap_write_code_uidvalidity(out, mail_view_uidvalidity(v));
+	imap_write_status_end(out, "UIDs valid.");
+	imap_write_status_begin(out, NULL, IMAP_OK);
+	imap_write_code_uidnext(out, mail_view_uidnext(v));
+	imap_write_status_end(out, "Predicted next UID.");
 	/* RFC 7162 3.1.2.1: every mailbox keeps its modseqs, so every
 	 * successful SELECT/EXAMINE says HIGHESTMODSEQ, enabled or not (as
 	 * Dovecot does) */
-	agbuf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)mail_view_highestmodseq(v));
+	ag_reply_highestmodseq(out, v);
 	if (cmd->u.mailbox.qresync && cmd->u.mailbox.qr_uidvalidity == mail_view_uidvalidity(v)) {
 		rc = qresync_report(s, v);
 		if (rc != 0) {
@@ -124,8 +134,8 @@ static void select_run(struct ag_session *s)
 			return;
 		}
 	}
-	agbuf_printf(out, "%s OK [%s] %s completed.\r\n", tag, examine ? "READ-ONLY" : "READ-WRITE",
-	             examine ? "EXAMINE" : "SELECT");
+	imap_write_status(out, tag, IMAP_OK, examine ? IMAP_CODE_READ_ONLY : IMAP_CODE_READ_WRITE, "%s completed.",
+	                  examine ? "EXAMINE" : "SELECT");
 	s->next_state = AG_STATE_SELECTED;
 }
 
@@ -176,7 +186,7 @@ static void close_run(struct ag_session *s)
 	}
 	ag_session_unselect(s);
 	s->next_state = AG_STATE_AUTH;
-	agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+	ag_reply_done(&s->reply, cmd->tag.data, 0, cmd->name);
 }
 
 void ag_cmd_close(struct ag_session *s)
@@ -189,10 +199,7 @@ static void update_run(struct ag_session *s)
 {
 	const struct imap_command *cmd = s->cmd;
 	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
-	if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, cmd->name);
-	else
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, cmd->name);
+	ag_reply_done(&s->reply, cmd->tag.data, rc, cmd->name);
 }
 
 void ag_cmd_noop(struct ag_session *s)
@@ -215,7 +222,8 @@ static void idle_update_run(struct ag_session *s)
 {
 	int rc = ag_session_update_view(s, 0, 0, NULL, 0);
 	if (rc != 0)
-		agbuf_puts(&s->reply, "* OK [UNAVAILABLE] The mail store did not answer; updates will follow.\r\n");
+		imap_write_status(&s->reply, NULL, IMAP_OK, IMAP_CODE_UNAVAILABLE,
+		                  "The mail store did not answer; updates will follow.");
 }
 
 /* The mailbox changed while IDLE waits for DONE (the session calls this
@@ -236,14 +244,18 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 	struct ag_session *s = arg;
 	if (ag_session_ending(s) || s->cmd == NULL || s->cmd->kind != IMAP_CMD_IDLE)
 		return;
-	ag_session_printf(s, "* OK Still here\r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_status(&out, NULL, IMAP_OK, IMAP_CODE_NONE, "Still here");
+	ag_reply_send(s, &out);
 	struct timeval tv = { IDLE_KEEPALIVE_S, 0 };
 	evtimer_add(s->keepalive, &tv);
 }
 
 void ag_cmd_idle(struct ag_session *s)
 {
-	ag_session_printf(s, "+ idling\r\n");
+	struct agbuf out = AGBUF_INIT;
+	imap_write_continuation(&out, "idling");
+	ag_reply_send(s, &out);
 	if (s->keepalive == NULL)
 		s->keepalive = evtimer_new(s->srv->base, on_keepalive, s);
 	if (s->keepalive != NULL) {

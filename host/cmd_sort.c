@@ -23,6 +23,7 @@
 #include "host/context.h"
 #include "host/mail_reply.h"
 #include "host/searchres.h"
+#include "protocol/imap_write.h"
 #include "protocol/mime.h"
 #include "protocol/mime_header.h"
 #include "protocol/mime_serial.h"
@@ -317,7 +318,7 @@ static int charset_ok(struct ag_session *s)
 {
 	if (ag_search_charset_ok(s->cmd))
 		return 1;
-	agbuf_printf(&s->reply, "%s NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n", s->cmd->tag.data);
+	ag_reply_bad_charset(&s->reply, s->cmd->tag.data);
 	return 0;
 }
 
@@ -361,11 +362,11 @@ static void esort_reply(struct ag_session *s, int rc, uint32_t *seqs, size_t n, 
 	} else {
 		unsigned data = ag_search_data_opts(opts);
 		if (data != IMAP_SEARCH_RET_SAVE)
-			imap_write_esearch_partial(&s->reply, cmd->tag.data, cmd->uid, data, cmd->uid ? uids : seqs, n,
-						   cmd->u.search.partial_first, cmd->u.search.partial_last, 0);
+			imap_write_esearch(&s->reply, cmd->tag.data, cmd->uid, data, cmd->uid ? uids : seqs, n,
+					   cmd->u.search.partial_first, cmd->u.search.partial_last, 0);
 		if ((opts & IMAP_SEARCH_RET_UPDATE) && final)
 			ag_context_add(s, uids, n);
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", cmd->tag.data, name);
+		ag_reply_done(&s->reply, cmd->tag.data, 0, name);
 	}
 	free(uids);
 }
@@ -391,12 +392,10 @@ static void sort_run(struct ag_session *s)
 		ag_reply_error(&s->reply, cmd->tag.data, rc, name);
 		return;
 	}
-	agbuf_puts(&s->reply, "* SORT");
-	for (size_t i = 0; i < n; i++) {
-		agbuf_putc(&s->reply, ' ');
-		agbuf_put_u64(&s->reply, cmd->uid ? mail_view_uid(s->view, seqs[i]) : seqs[i]);
-	}
-	agbuf_printf(&s->reply, "\r\n%s OK %s completed.\r\n", cmd->tag.data, name);
+	for (size_t i = 0; cmd->uid && i < n; i++)
+		seqs[i] = mail_view_uid(s->view, seqs[i]);
+	imap_write_sort(&s->reply, seqs, n);
+	ag_reply_done(&s->reply, cmd->tag.data, 0, name);
 	free(seqs);
 }
 
@@ -437,11 +436,9 @@ static void thread_run(struct ag_session *s)
 		if (trc != 0)
 			rc = AEROGRAM_EINTERNAL;
 	}
-	if (rc != 0)
-		ag_reply_error(&s->reply, cmd->tag.data, rc, name);
-	else
-		agbuf_printf(&s->reply, "* THREAD%s%s\r\n%s OK %s completed.\r\n", threads.len ? " " : "",
-			     threads.data ? threads.data : "", cmd->tag.data, name);
+	if (rc == 0)
+		imap_write_thread(&s->reply, threads.data, threads.len);
+	ag_reply_done(&s->reply, cmd->tag.data, rc, name);
 	agbuf_free(&threads);
 	free(msgs);
 	recs_free(recs, have);

@@ -10,10 +10,27 @@
 
 #include "host/commands.h"
 #include "host/mail_reply.h"
+#include "protocol/imap_write.h"
 
-static void bad_set(struct ag_session *s)
+/* The UIDs (ascending, caller frees) of `set` (none when NULL), read as
+ * UIDs or as sequence numbers. Returns 1 after answering when the command
+ * cannot run: NO [READ-ONLY] for a change (`writes`) to an EXAMINEd
+ * mailbox, BAD for a sequence number out of range. */
+static int command_uids(struct ag_session *s, int writes, const struct imap_seqset *set, int uid_set,
+                        uint32_t **uids, size_t *n)
 {
-	agbuf_printf(&s->reply, "%s BAD Invalid message sequence number.\r\n", s->cmd->tag.data);
+	const char *tag = s->cmd->tag.data;
+	*uids = NULL;
+	*n = 0;
+	if (writes && s->readonly) {
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_READ_ONLY, "The mailbox is read-only (EXAMINE).");
+		return 1;
+	}
+	if (set != NULL && ag_resolve_set(s->view, set, uid_set, uids, n) != 0) {
+		imap_write_status(&s->reply, tag, IMAP_BAD, IMAP_CODE_NONE, "Invalid message sequence number.");
+		return 1;
+	}
+	return 0;
 }
 
 static void store_run(struct ag_session *s)
@@ -21,16 +38,10 @@ static void store_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID STORE" : "STORE";
-	if (s->readonly) {
-		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
-		return;
-	}
 	uint32_t *uids;
 	size_t n;
-	if (ag_resolve_set(s->view, &cmd->u.store.set, cmd->uid, &uids, &n) != 0) {
-		bad_set(s);
+	if (command_uids(s, 1, &cmd->u.store.set, cmd->uid, &uids, &n))
 		return;
-	}
 	uint32_t flags = 0;
 	const char **keywords = calloc(cmd->u.store.flags.count + 1, sizeof(*keywords));
 	size_t n_keywords = 0;
@@ -87,11 +98,11 @@ static void store_run(struct ag_session *s)
 	if (rc != 0) {
 		ag_reply_error(&s->reply, tag, rc, name);
 	} else if (n_modified > 0) {
-		agbuf_printf(&s->reply, "%s OK [MODIFIED ", tag);
-		ag_reply_uid_set(&s->reply, modified, n_modified);
-		agbuf_puts(&s->reply, "] Conditional STORE failed.\r\n");
+		imap_write_status_begin(&s->reply, tag, IMAP_OK);
+		imap_write_code_modified(&s->reply, modified, n_modified);
+		imap_write_status_end(&s->reply, "Conditional STORE failed.");
 	} else {
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
+		ag_reply_done(&s->reply, tag, 0, name);
 	}
 	free(modified);
 }
@@ -101,17 +112,11 @@ static void expunge_run(struct ag_session *s)
 	const struct imap_command *cmd = s->cmd;
 	const char *tag = cmd->tag.data;
 	const char *name = cmd->uid ? "UID EXPUNGE" : "EXPUNGE";
-	if (s->readonly) {
-		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
-		return;
-	}
 	struct mail_view *v = s->view;
-	uint32_t *candidates = NULL;
-	size_t n_candidates = 0;
-	if (cmd->u.expunge.has_set && ag_resolve_set(v, &cmd->u.expunge.set, 1, &candidates, &n_candidates) != 0) {
-		bad_set(s);
+	uint32_t *candidates;
+	size_t n_candidates;
+	if (command_uids(s, 1, cmd->u.expunge.has_set ? &cmd->u.expunge.set : NULL, 1, &candidates, &n_candidates))
 		return;
-	}
 	uint32_t exists = mail_view_exists(v);
 	uint32_t *uids = malloc((exists ? exists : 1) * sizeof(*uids));
 	size_t n = 0, c = 0;
@@ -135,29 +140,15 @@ static void expunge_run(struct ag_session *s)
 	free(uids);
 	if (rc == 0)
 		rc = ag_session_update_view(s, 0, 0, NULL, 0);
-	if (rc != 0)
-		ag_reply_error(&s->reply, tag, rc, name);
-	else if (s->condstore)
-		/* RFC 7162 3.2.10 (3.1.9 of CONDSTORE alone): expunges tell no
-		 * modseq, the tagged response does */
-		agbuf_printf(&s->reply, "%s OK [HIGHESTMODSEQ %llu] %s completed.\r\n", tag,
-		             (unsigned long long)mail_view_highestmodseq(v), name);
-	else
-		agbuf_printf(&s->reply, "%s OK %s completed.\r\n", tag, name);
-}
-
-/* Appends "a:b,c" for an ascending list (a COPYUID set). */
-static void write_uid_list(struct agbuf *out, const uint32_t *uids, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		agbuf_printf(out, "%s%u", i ? "," : "", uids[i]);
-		if (j > i)
-			agbuf_printf(out, ":%u", uids[j]);
-		i = j + 1;
+	if (rc != 0 || !s->condstore) {
+		ag_reply_done(&s->reply, tag, rc, name);
+		return;
 	}
+	/* RFC 7162 3.2.10 (3.1.9 of CONDSTORE alone): expunges tell no
+	 * modseq, the tagged response does */
+	imap_write_status_begin(&s->reply, tag, IMAP_OK);
+	imap_write_code_highestmodseq(&s->reply, mail_view_highestmodseq(v));
+	imap_write_status_endf(&s->reply, "%s completed.", name);
 }
 
 static void copy_run(struct ag_session *s)
@@ -167,21 +158,15 @@ static void copy_run(struct ag_session *s)
 	int move = cmd->kind == IMAP_CMD_MOVE;
 	char name[16];
 	snprintf(name, sizeof(name), "%s%s", cmd->uid ? "UID " : "", move ? "MOVE" : "COPY");
-	if (move && s->readonly) {
-		agbuf_printf(&s->reply, "%s NO [READ-ONLY] The mailbox is read-only (EXAMINE).\r\n", tag);
-		return;
-	}
 	uint32_t *uids;
 	size_t n;
-	if (ag_resolve_set(s->view, &cmd->u.copy.set, cmd->uid, &uids, &n) != 0) {
-		bad_set(s);
+	if (command_uids(s, move, &cmd->u.copy.set, cmd->uid, &uids, &n))
 		return;
-	}
 	struct mail_mailbox *dst;
 	int rc = mail_mailbox_open_flags(s->srv->engine, s->user, cmd->u.copy.mailbox.name.data, MAIL_OPEN_FOR_ADD,
 	                                 &dst);
 	if (rc == AEROGRAM_ENOTFOUND) {
-		agbuf_printf(&s->reply, "%s NO [TRYCREATE] %s: no such mailbox.\r\n", tag, name);
+		imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_TRYCREATE, "%s: no such mailbox.", name);
 		free(uids);
 		return;
 	}
@@ -201,7 +186,8 @@ static void copy_run(struct ag_session *s)
 		if (rc == 0 && over) {
 			mail_mailbox_close(dst);
 			free(uids);
-			agbuf_printf(&s->reply, "%s NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", tag);
+			imap_write_status(&s->reply, tag, IMAP_NO, IMAP_CODE_OVERQUOTA,
+			                  "Quota exceeded (mailbox for user is full)");
 			return;
 		}
 	}
@@ -213,28 +199,21 @@ static void copy_run(struct ag_session *s)
 		rc = move ? mail_move(s->view, uids, n, dst, &uidvalidity, dst_uids)
 		          : mail_copy(s->view, uids, n, dst, &uidvalidity, dst_uids);
 	mail_mailbox_close(dst);
-	struct agbuf code = AGBUF_INIT;
 	if (rc == 0 && n > 0) {
-		agbuf_printf(&code, "[COPYUID %u ", uidvalidity);
-		write_uid_list(&code, uids, n);
-		agbuf_putc(&code, ' ');
-		for (size_t i = 0; i < n; i++)
-			agbuf_printf(&code, "%s%u", i ? "," : "", dst_uids[i]);
-		agbuf_puts(&code, "] ");
+		/* RFC 6851: a MOVE tells COPYUID in an untagged OK, then the EXPUNGEs */
+		imap_write_status_begin(&s->reply, move ? NULL : tag, IMAP_OK);
+		imap_write_code_copyuid(&s->reply, uidvalidity, uids, dst_uids, n);
+		if (move)
+			imap_write_status_end(&s->reply, "Moved.");
+		else
+			imap_write_status_endf(&s->reply, "%s completed.", name);
 	}
 	free(uids);
 	free(dst_uids);
-	if (rc == 0 && move) {
-		/* RFC 6851: COPYUID in an untagged OK, then the EXPUNGEs. */
-		if (code.len > 0)
-			agbuf_printf(&s->reply, "* OK %sMoved.\r\n", code.data);
+	if (rc == 0 && move)
 		rc = ag_session_update_view(s, 0, 0, NULL, 0);
-	}
-	if (rc != 0)
-		ag_reply_error(&s->reply, tag, rc, name);
-	else
-		agbuf_printf(&s->reply, "%s OK %s%s completed.\r\n", tag, move ? "" : (code.data ? code.data : ""), name);
-	agbuf_free(&code);
+	if (rc != 0 || move || n == 0)
+		ag_reply_done(&s->reply, tag, rc, name);
 }
 
 void ag_cmd_store(struct ag_session *s) { ag_session_storage(s, store_run, 0); }

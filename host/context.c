@@ -193,9 +193,9 @@ int ag_context_tag_in_use(const struct ag_session *s, const char *tag)
 
 static void write_noupdate(struct agbuf *out, const char *tag, const char *why)
 {
-	agbuf_puts(out, "* NO [NOUPDATE ");
-	imap_write_string(out, tag, strlen(tag));
-	agbuf_printf(out, "] %s\r\n", why);
+	imap_write_status_begin(out, NULL, IMAP_NO);
+	imap_write_code_noupdate(out, tag);
+	imap_write_status_end(out, why);
 }
 
 void ag_context_add(struct ag_session *s, const uint32_t *uids, size_t n)

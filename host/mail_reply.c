@@ -5,7 +5,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "host/session.h"
 #include "protocol/imap_write.h"
+
+void ag_reply_send(struct ag_session *s, struct agbuf *out)
+{
+	ag_session_write(s, out->data, out->len);
+	agbuf_free(out);
+}
 
 void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what)
 {
@@ -22,12 +29,30 @@ void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what
 	case AEROGRAM_ECONFLICT: code = IMAP_CODE_INUSE; reason = "a concurrent change got in the way, try again"; break;
 	default: code = IMAP_CODE_SERVERBUG; reason = "internal error"; break;
 	}
+	imap_write_status(out, tag, IMAP_NO, code, "%s: %s.", what, reason);
+}
+
+void ag_reply_done(struct agbuf *out, const char *tag, int rc, const char *what)
+{
+	if (rc != 0)
+		ag_reply_error(out, tag, rc, what);
+	else
+		imap_write_status(out, tag, IMAP_OK, IMAP_CODE_NONE, "%s completed.", what);
+}
+
+void ag_reply_bad_charset(struct agbuf *out, const char *tag)
+{
+	static const char *const charsets[] = { "US-ASCII", "UTF-8" };
 	imap_write_status_begin(out, tag, IMAP_NO);
-	imap_write_code(out, code);
-	struct agbuf text = AGBUF_INIT;
-	agbuf_printf(&text, "%s: %s.", what, reason);
-	imap_write_status_end(out, text.data);
-	agbuf_free(&text);
+	imap_write_code_badcharset(out, charsets, 2);
+	imap_write_status_end(out, "Unsupported charset.");
+}
+
+void ag_reply_highestmodseq(struct agbuf *out, const struct mail_view *v)
+{
+	imap_write_status_begin(out, NULL, IMAP_OK);
+	imap_write_code_highestmodseq(out, mail_view_highestmodseq(v));
+	imap_write_status_end(out, "Highest");
 }
 
 static const struct {
@@ -48,35 +73,30 @@ uint32_t ag_flag_bit(const char *name, size_t len, int *is_recent)
 	return 0;
 }
 
+/* The system flags of `flags` then the view's keywords of `keywords` into
+ * names (room for N_FLAG_NAMES); returns how many. */
+#define N_FLAG_NAMES (sizeof(system_flags) / sizeof(system_flags[0]) + MAIL_MAX_KEYWORDS + 1)
+static size_t flag_names(const struct mail_view *v, uint32_t flags, uint64_t keywords, const char **names)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(system_flags) / sizeof(system_flags[0]); i++)
+		if (flags & system_flags[i].bit)
+			names[n++] = system_flags[i].name;
+	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
+		const char *kw = (keywords & ((uint64_t)1 << bit)) ? mail_view_keyword(v, bit) : NULL;
+		if (kw != NULL)
+			names[n++] = kw;
+	}
+	return n;
+}
+
 void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags, uint64_t keywords, int recent)
 {
-	int first = 1;
-	agbuf_putc(out, '(');
-	for (size_t i = 0; i < sizeof(system_flags) / sizeof(system_flags[0]); i++) {
-		if (flags & system_flags[i].bit) {
-			if (!first)
-				agbuf_putc(out, ' ');
-			agbuf_puts(out, system_flags[i].name);
-			first = 0;
-		}
-	}
-	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
-		if (!(keywords & ((uint64_t)1 << bit)))
-			continue;
-		const char *kw = mail_view_keyword(v, bit);
-		if (kw == NULL)
-			continue;
-		if (!first)
-			agbuf_putc(out, ' ');
-		agbuf_puts(out, kw);
-		first = 0;
-	}
-	if (recent) {
-		if (!first)
-			agbuf_putc(out, ' ');
-		agbuf_puts(out, "\\Recent");
-	}
-	agbuf_putc(out, ')');
+	const char *names[N_FLAG_NAMES];
+	size_t n = flag_names(v, flags, keywords, names);
+	if (recent)
+		names[n++] = "\\Recent";
+	imap_write_flags(out, names, n);
 }
 
 static int in_list(const uint32_t *uids, size_t n, uint32_t uid)
@@ -85,36 +105,6 @@ static int in_list(const uint32_t *uids, size_t n, uint32_t uid)
 		if (uids[i] == uid)
 			return 1;
 	return 0;
-}
-
-void ag_reply_uid_set(struct agbuf *out, const uint32_t *uids, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (i > 0)
-			agbuf_putc(out, ',');
-		agbuf_put_u64(out, uids[i]);
-		if (j > i) {
-			agbuf_putc(out, ':');
-			agbuf_put_u64(out, uids[j]);
-		}
-		i = j + 1;
-	}
-}
-
-void ag_reply_uid_ranges(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			agbuf_putc(out, ',');
-		agbuf_put_u64(out, lo[i]);
-		if (hi[i] > lo[i]) {
-			agbuf_putc(out, ':');
-			agbuf_put_u64(out, hi[i]);
-		}
-	}
 }
 
 static int cmp_pair(const void *a, const void *b)
@@ -133,13 +123,8 @@ void ag_ranges_intersect(uint32_t **lo, uint32_t **hi, size_t *n, const struct i
 		return;
 	}
 	for (size_t k = 0; k < set->count; k++) {
-		uint32_t a = set->ranges[k].first == IMAP_SEQ_STAR ? star : set->ranges[k].first;
-		uint32_t b = set->ranges[k].last == IMAP_SEQ_STAR ? star : set->ranges[k].last;
-		if (a > b) {
-			uint32_t t = a;
-			a = b;
-			b = t;
-		}
+		uint32_t a, b;
+		imap_seqrange_bounds(&set->ranges[k], star, &a, &b);
 		for (size_t i = 0; i < *n; i++) {
 			uint32_t l = (*lo)[i] > a ? (*lo)[i] : a, h = (*hi)[i] < b ? (*hi)[i] : b;
 			if (l <= h) {
@@ -180,9 +165,7 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 {
 	if ((features & AG_REPLY_QRESYNC) && c->n_expunged > 0) {
 		/* RFC 7162 3.2.10: the UIDs, ascending as the view lists them */
-		agbuf_puts(out, "* VANISHED ");
-		ag_reply_uid_set(out, c->expunged_uids, c->n_expunged);
-		agbuf_puts(out, "\r\n");
+		imap_write_vanished(out, c->expunged_uids, c->n_expunged);
 	} else {
 		for (size_t i = 0; i < c->n_expunged; i++)
 			imap_write_expunge(out, c->expunged[i]);
@@ -198,34 +181,22 @@ void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct
 		int quiet = silent != NULL && in_list(silent, n_silent, f->uid);
 		if (quiet && !(features & AG_REPLY_CONDSTORE))
 			continue;
-		agbuf_append(out, "* ", 2);
-		agbuf_put_u64(out, f->seq);
-		agbuf_append(out, " FETCH (", 8);
+		imap_write_fetch_begin(out, f->seq);
 		if (with_uid) {
-			agbuf_append(out, "UID ", 4);
-			agbuf_put_u64(out, f->uid);
-			agbuf_putc(out, ' ');
+			imap_write_atom(out, "UID ");
+			imap_write_number(out, f->uid);
+			imap_write_sp(out);
 		}
 		if (!quiet) {
-			agbuf_puts(out, "FLAGS ");
+			imap_write_atom(out, "FLAGS ");
 			ag_reply_flags(out, v, f->flags, f->keywords, f->recent);
 		}
 		if (features & AG_REPLY_CONDSTORE) {
-			agbuf_puts(out, quiet ? "MODSEQ (" : " MODSEQ (");
-			agbuf_put_u64(out, f->modseq);
-			agbuf_putc(out, ')');
+			if (!quiet)
+				imap_write_sp(out);
+			imap_write_fetch_modseq(out, f->modseq);
 		}
-		agbuf_puts(out, ")\r\n");
-	}
-}
-
-static void write_system_and_keywords(struct agbuf *out, const struct mail_view *v)
-{
-	agbuf_puts(out, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (unsigned bit = 0; bit < MAIL_MAX_KEYWORDS; bit++) {
-		const char *kw = mail_view_keyword(v, bit);
-		if (kw != NULL)
-			agbuf_printf(out, " %s", kw);
+		imap_write_fetch_end(out);
 	}
 }
 
@@ -234,18 +205,17 @@ static void write_system_and_keywords(struct agbuf *out, const struct mail_view 
  * mailbox can take another keyword (RFC 3501 7.1). */
 void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readonly)
 {
-	agbuf_puts(out, "* FLAGS (");
-	write_system_and_keywords(out, v);
-	agbuf_puts(out, ")\r\n");
+	const char *names[N_FLAG_NAMES];
+	size_t n = flag_names(v, UINT32_MAX, UINT64_MAX, names);
+	imap_write_flags_response(out, names, n);
+	imap_write_status_begin(out, NULL, IMAP_OK);
 	if (readonly) {
-		agbuf_puts(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+		imap_write_code_permanentflags(out, NULL, 0, 0);
+		imap_write_status_end(out, "Read-only mailbox.");
 		return;
 	}
-	agbuf_puts(out, "* OK [PERMANENTFLAGS (");
-	write_system_and_keywords(out, v);
-	if (mail_view_keyword_count(v) < MAIL_MAX_KEYWORDS)
-		agbuf_puts(out, " \\*");
-	agbuf_puts(out, ")] Flags permitted.\r\n");
+	imap_write_code_permanentflags(out, names, n, mail_view_keyword_count(v) < MAIL_MAX_KEYWORDS);
+	imap_write_status_end(out, "Flags permitted.");
 }
 
 int ag_reply_update(struct agbuf *out, struct mail_view *v, int readonly, unsigned *kw_announced, unsigned options,

@@ -1,4 +1,5 @@
-/* mail_reply.h - how the engine's answers become IMAP responses. */
+/* mail_reply.h - how the engine's answers become IMAP responses, written
+ * with protocol/imap_write.h, and the responses several commands share. */
 #ifndef AG_HOST_MAIL_REPLY_H
 #define AG_HOST_MAIL_REPLY_H
 
@@ -8,10 +9,25 @@
 #include "protocol/agbuf.h"
 #include "protocol/imap_parse.h"
 
+struct ag_session;
+
+/* Sends what `out` holds to the client at once and frees it: the untagged
+ * answers of commands that run on the loop without the store (CAPABILITY,
+ * ENABLE...), which then end with ag_session_tagged. */
+void ag_reply_send(struct ag_session *s, struct agbuf *out);
+
 /* Appends "<tag> NO [CODE] <what>: <reason>" for an engine error: not
  * found -> NONEXISTENT, exists -> ALREADYEXISTS, unavailable -> UNAVAILABLE,
  * invalid -> CANNOT, too big -> TOOBIG, permission -> NOPERM, else SERVERBUG. */
 void ag_reply_error(struct agbuf *out, const char *tag, int rc, const char *what);
+/* The end of a command: ag_reply_error for an engine error `rc`, else
+ * "<tag> OK <what> completed.". */
+void ag_reply_done(struct agbuf *out, const char *tag, int rc, const char *what);
+/* Appends "<tag> NO [BADCHARSET (US-ASCII UTF-8)] ..." for a SEARCH, SORT
+ * or THREAD in another charset (RFC 3501 6.4.4). */
+void ag_reply_bad_charset(struct agbuf *out, const char *tag);
+/* Appends "* OK [HIGHESTMODSEQ n] Highest" of the view (RFC 7162 3.1.2.1). */
+void ag_reply_highestmodseq(struct agbuf *out, const struct mail_view *v);
 /* Appends a flag list "(\Seen $Junk \Recent)" of a message of the view. */
 void ag_reply_flags(struct agbuf *out, const struct mail_view *v, uint32_t flags, uint64_t keywords, int recent);
 /* Appends "* FLAGS (...)" with every keyword of the view and the
@@ -26,10 +42,6 @@ void ag_reply_flag_list(struct agbuf *out, const struct mail_view *v, int readon
  * CONDSTORE those are told as FETCH (MODSEQ) alone (RFC 7162 3.1.3). */
 void ag_reply_changes(struct agbuf *out, const struct mail_view *v, const struct mail_changes *c, int with_uid,
                       const uint32_t *silent, size_t n_silent, unsigned features);
-/* Appends an ascending UID list as a set "1:3,7" (nothing when empty). */
-void ag_reply_uid_set(struct agbuf *out, const uint32_t *uids, size_t n);
-/* Appends inclusive ascending ranges as a set "1:3,7". */
-void ag_reply_uid_ranges(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t n);
 /* Keeps of the ranges (ascending, disjoint) the parts in `set` (a UID set,
  * `star` the value of "*"), in place. */
 void ag_ranges_intersect(uint32_t **lo, uint32_t **hi, size_t *n, const struct imap_seqset *set, uint32_t star);

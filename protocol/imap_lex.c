@@ -634,16 +634,19 @@ bool imap_date_time(struct imap_gram *g, struct imap_datetime *out)
 
 /* ---- sequence sets and STATUS items (shared by several commands) ---- */
 
+void imap_seqrange_bounds(const struct imap_seqrange *r, uint32_t star, uint32_t *lo, uint32_t *hi)
+{
+	uint32_t a = r->first == IMAP_SEQ_STAR ? star : r->first;
+	uint32_t b = r->last == IMAP_SEQ_STAR ? star : r->last;
+	*lo = a < b ? a : b;
+	*hi = a < b ? b : a;
+}
+
 int imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t star)
 {
 	for (size_t i = 0; i < set->count; i++) {
-		uint32_t a = set->ranges[i].first == IMAP_SEQ_STAR ? star : set->ranges[i].first;
-		uint32_t b = set->ranges[i].last == IMAP_SEQ_STAR ? star : set->ranges[i].last;
-		if (a > b) {
-			uint32_t t = a;
-			a = b;
-			b = t;
-		}
+		uint32_t a, b;
+		imap_seqrange_bounds(&set->ranges[i], star, &a, &b);
 		if (n >= a && n <= b)
 			return 1;
 	}

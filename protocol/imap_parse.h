@@ -545,6 +545,8 @@ int imap_mailbox_is_inbox(const char *name, size_t len);
 /* Nonzero when `n` (1-based) is in `set`, `*` standing for `star` (the
  * highest sequence number or UID in use). */
 int imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t star);
+/* The numbers *lo <= *hi a range covers, `*` standing for `star` ("5:2" is 2:5). */
+void imap_seqrange_bounds(const struct imap_seqrange *r, uint32_t star, uint32_t *lo, uint32_t *hi);
 
 /* Parses an RFC 3501 date ("1-Feb-1994", quotes not included). 0 on success. */
 int imap_date_parse(const char *s, size_t len, struct imap_date *out);

@@ -3,6 +3,7 @@
 #include "protocol/imap_date.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "protocol/imap_quote.h"
@@ -16,6 +17,7 @@ static const char *const code_names[IMAP_CODE__COUNT] = {
 	[IMAP_CODE_CANNOT] = "CANNOT",
 	[IMAP_CODE_CLIENTBUG] = "CLIENTBUG",
 	[IMAP_CODE_CLOSED] = "CLOSED",
+	[IMAP_CODE_COMPRESSIONACTIVE] = "COMPRESSIONACTIVE",
 	[IMAP_CODE_CONTACTADMIN] = "CONTACTADMIN",
 	[IMAP_CODE_CORRUPTION] = "CORRUPTION",
 	[IMAP_CODE_EXPIRED] = "EXPIRED",
@@ -35,18 +37,13 @@ static const char *const code_names[IMAP_CODE__COUNT] = {
 	[IMAP_CODE_TRYCREATE] = "TRYCREATE",
 	[IMAP_CODE_UIDNOTSTICKY] = "UIDNOTSTICKY",
 	[IMAP_CODE_UNAVAILABLE] = "UNAVAILABLE",
+	[IMAP_CODE_UNKNOWN_CTE] = "UNKNOWN-CTE",
+	[IMAP_CODE_USEATTR] = "USEATTR",
 };
 
 static const char *const status_names[] = {
 	[IMAP_OK] = "OK", [IMAP_NO] = "NO", [IMAP_BAD] = "BAD", [IMAP_PREAUTH] = "PREAUTH", [IMAP_BYE] = "BYE",
 };
-
-const char *imap_code_name(enum imap_code code)
-{
-	if ((unsigned)code >= IMAP_CODE__COUNT)
-		return "";
-	return code_names[code];
-}
 
 /* Free text: every byte but CR, LF and NUL as is. */
 static void write_text(struct agbuf *out, const char *text)
@@ -60,6 +57,27 @@ static void write_text(struct agbuf *out, const char *text)
 			s++;
 		}
 	}
+}
+
+/* "(a b c)": atoms as they are, or astrings (`quote`), and `last` (an atom)
+ * after them when not NULL. */
+static void write_list(struct agbuf *out, const char *const *items, size_t count, const char *last, int quote)
+{
+	agbuf_putc(out, '(');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		if (quote)
+			imap_quote_astring(out, items[i], strlen(items[i]));
+		else
+			agbuf_puts(out, items[i]);
+	}
+	if (last != NULL) {
+		if (count > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, last);
+	}
+	agbuf_putc(out, ')');
 }
 
 void imap_write_status_begin(struct agbuf *out, const char *tag, enum imap_status status)
@@ -80,12 +98,32 @@ void imap_write_status_end(struct agbuf *out, const char *text)
 	agbuf_puts(out, "\r\n");
 }
 
+static void status_vendf(struct agbuf *out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void status_vendf(struct agbuf *out, const char *fmt, va_list ap)
+{
+	struct agbuf text = AGBUF_INIT;
+	agbuf_vprintf(&text, fmt, ap);
+	imap_write_status_end(out, text.data);
+	agbuf_free(&text);
+}
+
+void imap_write_status_endf(struct agbuf *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	status_vendf(out, fmt, ap);
+	va_end(ap);
+}
+
 void imap_write_status(struct agbuf *out, const char *tag, enum imap_status status, enum imap_code code,
-		       const char *text)
+		       const char *fmt, ...)
 {
 	imap_write_status_begin(out, tag, status);
 	imap_write_code(out, code);
-	imap_write_status_end(out, text);
+	va_list ap;
+	va_start(ap, fmt);
+	status_vendf(out, fmt, ap);
+	va_end(ap);
 }
 
 void imap_write_code(struct agbuf *out, enum imap_code code)
@@ -115,34 +153,55 @@ void imap_write_code_highestmodseq(struct agbuf *out, uint64_t modseq)
 	agbuf_printf(out, "[HIGHESTMODSEQ %" PRIu64 "] ", modseq);
 }
 
-void imap_write_code_appenduid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *uids)
+void imap_write_code_appenduid(struct agbuf *out, uint32_t uidvalidity, const uint32_t *uids, size_t count)
 {
 	agbuf_printf(out, "[APPENDUID %" PRIu32 " ", uidvalidity);
-	imap_write_seqset(out, uids);
+	imap_write_number_set(out, uids, count);
 	agbuf_puts(out, "] ");
 }
 
-void imap_write_code_copyuid(struct agbuf *out, uint32_t uidvalidity, const struct imap_seqset *src,
-			     const struct imap_seqset *dst)
+void imap_write_code_copyuid(struct agbuf *out, uint32_t uidvalidity, const uint32_t *src, const uint32_t *dst,
+			     size_t count)
 {
 	agbuf_printf(out, "[COPYUID %" PRIu32 " ", uidvalidity);
-	imap_write_seqset(out, src);
+	imap_write_number_set(out, src, count);
 	agbuf_putc(out, ' ');
-	imap_write_seqset(out, dst);
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ',');
+		agbuf_put_u64(out, dst[i]);
+	}
 	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_modified(struct agbuf *out, const uint32_t *numbers, size_t count)
+{
+	agbuf_puts(out, "[MODIFIED ");
+	imap_write_number_set(out, numbers, count);
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_noupdate(struct agbuf *out, const char *tag)
+{
+	agbuf_puts(out, "[NOUPDATE ");
+	imap_quote_string(out, tag, strlen(tag));
+	agbuf_puts(out, "] ");
+}
+
+void imap_write_code_badurl(struct agbuf *out, const char *url, size_t len)
+{
+	agbuf_puts(out, "[BADURL \"");
+	for (size_t i = 0; i < len; i++)
+		if (url[i] != ']' && url[i] != '\r' && url[i] != '\n')
+			agbuf_putc(out, url[i]);
+	agbuf_puts(out, "\"] ");
 }
 
 void imap_write_code_permanentflags(struct agbuf *out, const char *const *flags, size_t count, int new_keywords)
 {
-	agbuf_puts(out, "[PERMANENTFLAGS (");
-	for (size_t i = 0; i < count; i++) {
-		if (i > 0)
-			agbuf_putc(out, ' ');
-		agbuf_puts(out, flags[i]);
-	}
-	if (new_keywords)
-		agbuf_puts(out, count > 0 ? " \\*" : "\\*");
-	agbuf_puts(out, ")] ");
+	agbuf_puts(out, "[PERMANENTFLAGS ");
+	write_list(out, flags, count, new_keywords ? "\\*" : NULL, 0);
+	agbuf_puts(out, "] ");
 }
 
 void imap_write_code_capability(struct agbuf *out, const char *caps)
@@ -156,13 +215,8 @@ void imap_write_code_badcharset(struct agbuf *out, const char *const *charsets, 
 {
 	agbuf_puts(out, "[BADCHARSET");
 	if (count > 0) {
-		agbuf_puts(out, " (");
-		for (size_t i = 0; i < count; i++) {
-			if (i > 0)
-				agbuf_putc(out, ' ');
-			imap_quote_astring(out, charsets[i], strlen(charsets[i]));
-		}
-		agbuf_putc(out, ')');
+		agbuf_putc(out, ' ');
+		write_list(out, charsets, count, NULL, 1);
 	}
 	agbuf_puts(out, "] ");
 }
@@ -173,29 +227,9 @@ void imap_write_continuation(struct agbuf *out, const char *text)
 	imap_write_status_end(out, text);
 }
 
-void imap_write_untagged(struct agbuf *out)
-{
-	agbuf_puts(out, "* ");
-}
-
-void imap_write_crlf(struct agbuf *out)
-{
-	agbuf_puts(out, "\r\n");
-}
-
 void imap_write_sp(struct agbuf *out)
 {
 	agbuf_putc(out, ' ');
-}
-
-void imap_write_list_begin(struct agbuf *out)
-{
-	agbuf_putc(out, '(');
-}
-
-void imap_write_list_end(struct agbuf *out)
-{
-	agbuf_putc(out, ')');
 }
 
 void imap_write_atom(struct agbuf *out, const char *atom)
@@ -213,21 +247,6 @@ void imap_write_number(struct agbuf *out, uint64_t n)
 	agbuf_put_u64(out, n);
 }
 
-void imap_write_string(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_string(out, s, len);
-}
-
-void imap_write_nstring(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_nstring(out, s, len);
-}
-
-void imap_write_astring(struct agbuf *out, const char *s, size_t len)
-{
-	imap_quote_astring(out, s, len);
-}
-
 void imap_write_literal_header(struct agbuf *out, uint64_t size)
 {
 	agbuf_putc(out, '{');
@@ -235,36 +254,9 @@ void imap_write_literal_header(struct agbuf *out, uint64_t size)
 	agbuf_append(out, "}\r\n", 3);
 }
 
-static void write_seq_number(struct agbuf *out, uint32_t n)
-{
-	if (n == IMAP_SEQ_STAR)
-		agbuf_putc(out, '*');
-	else
-		agbuf_put_u64(out, n);
-}
-
-void imap_write_seqset(struct agbuf *out, const struct imap_seqset *set)
-{
-	for (size_t i = 0; i < set->count; i++) {
-		if (i > 0)
-			agbuf_putc(out, ',');
-		write_seq_number(out, set->ranges[i].first);
-		if (set->ranges[i].last != set->ranges[i].first) {
-			agbuf_putc(out, ':');
-			write_seq_number(out, set->ranges[i].last);
-		}
-	}
-}
-
 void imap_write_flags(struct agbuf *out, const char *const *flags, size_t count)
 {
-	agbuf_putc(out, '(');
-	for (size_t i = 0; i < count; i++) {
-		if (i > 0)
-			agbuf_putc(out, ' ');
-		agbuf_puts(out, flags[i]);
-	}
-	agbuf_putc(out, ')');
+	write_list(out, flags, count, NULL, 0);
 }
 
 /* Two decimal digits of 0 <= n < 100. */
@@ -369,9 +361,13 @@ void imap_write_flags_response(struct agbuf *out, const char *const *flags, size
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq)
+/* "* WORD n n n" and the " (MODSEQ n)" of a nonzero modseq, the shape of
+ * SEARCH and SORT. */
+static void write_numbers_response(struct agbuf *out, const char *word, const uint32_t *numbers, size_t count,
+				   uint64_t modseq)
 {
-	agbuf_puts(out, "* SEARCH");
+	agbuf_puts(out, "* ");
+	agbuf_puts(out, word);
 	for (size_t i = 0; i < count; i++) {
 		agbuf_putc(out, ' ');
 		agbuf_put_u64(out, numbers[i]);
@@ -384,30 +380,162 @@ void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count,
 	agbuf_puts(out, "\r\n");
 }
 
+void imap_write_search(struct agbuf *out, const uint32_t *numbers, size_t count, uint64_t modseq)
+{
+	write_numbers_response(out, "SEARCH", numbers, count, modseq);
+}
+
+void imap_write_sort(struct agbuf *out, const uint32_t *numbers, size_t count)
+{
+	write_numbers_response(out, "SORT", numbers, count, 0);
+}
+
+void imap_write_thread(struct agbuf *out, const char *threads, size_t len)
+{
+	agbuf_puts(out, "* THREAD");
+	if (len > 0) {
+		agbuf_putc(out, ' ');
+		agbuf_append(out, threads, len);
+	}
+	agbuf_puts(out, "\r\n");
+}
+
 void imap_write_number_set(struct agbuf *out, const uint32_t *numbers, size_t count)
 {
 	for (size_t i = 0; i < count;) {
 		size_t j = i;
 		while (j + 1 < count && numbers[j] != UINT32_MAX && numbers[j + 1] == numbers[j] + 1)
 			j++;
-		if (i > 0)
+		imap_write_ranges(out, &numbers[i], &numbers[j], 1);
+		if (j + 1 < count)
 			agbuf_putc(out, ',');
-		agbuf_put_u64(out, numbers[i]);
-		if (j > i) {
-			agbuf_putc(out, ':');
-			agbuf_put_u64(out, numbers[j]);
-		}
 		i = j + 1;
 	}
 }
 
-void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-				size_t count, uint32_t first, uint32_t last, uint64_t modseq)
+void imap_write_ranges(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ',');
+		agbuf_put_u64(out, lo[i]);
+		if (hi[i] > lo[i]) {
+			agbuf_putc(out, ':');
+			agbuf_put_u64(out, hi[i]);
+		}
+	}
+}
+
+void imap_write_vanished(struct agbuf *out, const uint32_t *uids, size_t count)
+{
+	agbuf_puts(out, "* VANISHED ");
+	imap_write_number_set(out, uids, count);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_vanished_earlier(struct agbuf *out, const uint32_t *lo, const uint32_t *hi, size_t count)
+{
+	agbuf_puts(out, "* VANISHED (EARLIER) ");
+	imap_write_ranges(out, lo, hi, count);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_fetch_begin(struct agbuf *out, uint32_t seq)
+{
+	agbuf_append(out, "* ", 2);
+	agbuf_put_u64(out, seq);
+	agbuf_append(out, " FETCH (", 8);
+}
+
+void imap_write_fetch_modseq(struct agbuf *out, uint64_t modseq)
+{
+	agbuf_append(out, "MODSEQ (", 8);
+	agbuf_put_u64(out, modseq);
+	agbuf_putc(out, ')');
+}
+
+void imap_write_fetch_end(struct agbuf *out)
+{
+	agbuf_append(out, ")\r\n", 3);
+}
+
+void imap_write_quota(struct agbuf *out, const char *root, const struct imap_quota_resource *res, size_t count)
+{
+	agbuf_puts(out, "* QUOTA ");
+	imap_quote_astring(out, root, strlen(root));
+	agbuf_puts(out, " (");
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		agbuf_puts(out, res[i].name);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, res[i].usage);
+		agbuf_putc(out, ' ');
+		agbuf_put_u64(out, res[i].limit);
+	}
+	agbuf_puts(out, ")\r\n");
+}
+
+/* " a b c": each item after a space, an atom or an astring (`quote`). */
+static void write_items(struct agbuf *out, const char *const *items, size_t count, int quote)
+{
+	for (size_t i = 0; i < count; i++) {
+		agbuf_putc(out, ' ');
+		if (quote)
+			imap_quote_astring(out, items[i], strlen(items[i]));
+		else
+			agbuf_puts(out, items[i]);
+	}
+}
+
+void imap_write_quotaroot(struct agbuf *out, const char *mailbox, const char *const *roots, size_t count)
+{
+	agbuf_puts(out, "* QUOTAROOT ");
+	imap_quote_astring(out, mailbox, strlen(mailbox));
+	write_items(out, roots, count, 1);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_enabled(struct agbuf *out, const char *const *caps, size_t count)
+{
+	agbuf_puts(out, "* ENABLED");
+	write_items(out, caps, count, 0);
+	agbuf_puts(out, "\r\n");
+}
+
+void imap_write_id(struct agbuf *out, const char *const *fields, size_t count)
+{
+	agbuf_puts(out, "* ID ");
+	if (count == 0) {
+		agbuf_puts(out, "NIL\r\n");
+		return;
+	}
+	agbuf_putc(out, '(');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			agbuf_putc(out, ' ');
+		imap_quote_string(out, fields[i], strlen(fields[i]));
+	}
+	agbuf_puts(out, ")\r\n");
+}
+
+void imap_write_namespace(struct agbuf *out, const char *prefix, char delim)
+{
+	char d[1] = { delim };
+	agbuf_puts(out, "* NAMESPACE ((");
+	imap_quote_string(out, prefix, strlen(prefix));
+	agbuf_putc(out, ' ');
+	imap_quote_string(out, d, 1);
+	agbuf_puts(out, ")) NIL NIL\r\n");
+}
+
+void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
+			size_t count, uint32_t first, uint32_t last, uint64_t modseq)
 {
 	agbuf_puts(out, "* ESEARCH");
 	if (tag != NULL) {
 		agbuf_puts(out, " (TAG ");
-		imap_write_string(out, tag, strlen(tag));
+		imap_quote_string(out, tag, strlen(tag));
 		agbuf_putc(out, ')');
 	}
 	if (uid)
@@ -445,19 +573,13 @@ void imap_write_esearch_partial(struct agbuf *out, const char *tag, int uid, uns
 	agbuf_puts(out, "\r\n");
 }
 
-void imap_write_esearch(struct agbuf *out, const char *tag, int uid, unsigned opts, const uint32_t *numbers,
-			size_t count, uint64_t modseq)
-{
-	imap_write_esearch_partial(out, tag, uid, opts & ~IMAP_SEARCH_RET_PARTIAL, numbers, count, 0, 0, modseq);
-}
-
 void imap_write_context_update(struct agbuf *out, const char *tag, int uid, int add,
 			       const struct imap_context_run *runs, size_t n_runs)
 {
 	if (n_runs == 0)
 		return;
 	agbuf_puts(out, "* ESEARCH (TAG ");
-	imap_write_string(out, tag, strlen(tag));
+	imap_quote_string(out, tag, strlen(tag));
 	agbuf_puts(out, uid ? ") UID " : ") ");
 	agbuf_puts(out, add ? "ADDTO (" : "REMOVEFROM (");
 	for (size_t i = 0; i < n_runs; i++) {
@@ -572,7 +694,7 @@ static const char *const status_item_names[] = {
 };
 
 void imap_write_status_response(struct agbuf *out, const char *name, size_t name_len,
-				const enum imap_status_item *items, const uint64_t *values, size_t count)
+				const enum imap_status_item *items, size_t count, const uint64_t *values)
 {
 	agbuf_puts(out, "* STATUS ");
 	imap_quote_astring(out, name, name_len);
@@ -582,7 +704,7 @@ void imap_write_status_response(struct agbuf *out, const char *name, size_t name
 			agbuf_putc(out, ' ');
 		agbuf_puts(out, status_item_names[items[i]]);
 		agbuf_putc(out, ' ');
-		agbuf_put_u64(out, values[i]);
+		agbuf_put_u64(out, values[items[i]]);
 	}
 	agbuf_puts(out, ")\r\n");
 }

@@ -8,6 +8,7 @@
 #include "imap_dump.h"
 #include "protocol/agbuf.h"
 #include "protocol/imap_parse.h"
+#include "protocol/imap_quote.h"
 #include "protocol/imap_write.h"
 #include "protocol/mutf7.h"
 #include "tests/lib/cu_main.h"
@@ -910,27 +911,27 @@ static void test_dates(void)
 static void test_write_strings(void)
 {
 	struct agbuf out = AGBUF_INIT;
-	imap_write_astring(&out, "INBOX", 5);
+	imap_quote_astring(&out, "INBOX", 5);
 	imap_write_sp(&out);
-	imap_write_astring(&out, "NIL", 3);
+	imap_quote_astring(&out, "NIL", 3);
 	imap_write_sp(&out);
-	imap_write_astring(&out, "", 0);
+	imap_quote_astring(&out, "", 0);
 	imap_write_sp(&out);
-	imap_write_astring(&out, "a b", 3);
+	imap_quote_astring(&out, "a b", 3);
 	imap_write_sp(&out);
-	imap_write_string(&out, "say \"hi\"\\", 9);
+	imap_quote_string(&out, "say \"hi\"\\", 9);
 	imap_write_sp(&out);
-	imap_write_nstring(&out, NULL, 0);
+	imap_quote_nstring(&out, NULL, 0);
 	CU_ASSERT_STRING_EQUAL(out.data, "INBOX \"NIL\" \"\" \"a b\" \"say \\\"hi\\\"\\\\\" NIL");
 	agbuf_reset(&out);
 	/* Bytes a quoted string cannot carry go out as a literal. */
-	imap_write_string(&out, "caf\xc3\xa9", 5);
+	imap_quote_string(&out, "caf\xc3\xa9", 5);
 	CU_ASSERT_STRING_EQUAL(out.data, "{5}\r\ncaf\xc3\xa9");
 	agbuf_reset(&out);
-	imap_write_string(&out, "a\r\nb", 4);
+	imap_quote_string(&out, "a\r\nb", 4);
 	CU_ASSERT_STRING_EQUAL(out.data, "{4}\r\na\r\nb");
 	agbuf_reset(&out);
-	imap_write_string(&out, "a\0b", 3);
+	imap_quote_string(&out, "a\0b", 3);
 	CU_ASSERT_EQUAL(out.len, 8);
 	CU_ASSERT_EQUAL(memcmp(out.data, "{3}\r\na\0b", 8), 0);
 	agbuf_reset(&out);
@@ -982,10 +983,10 @@ static void test_write_numbers_and_dates(void)
 	}
 	/* Four escapes are quoted, a fifth makes a literal (Dovecot's rule). */
 	agbuf_reset(&out);
-	imap_write_string(&out, "\"a\"b\\\\", 6);
+	imap_quote_string(&out, "\"a\"b\\\\", 6);
 	CU_ASSERT_STRING_EQUAL(out.data, "\"\\\"a\\\"b\\\\\\\\\"");
 	agbuf_reset(&out);
-	imap_write_string(&out, "\"a\"b\\\\\"", 7);
+	imap_quote_string(&out, "\"a\"b\\\\\"", 7);
 	CU_ASSERT_STRING_EQUAL(out.data, "{7}\r\n\"a\"b\\\\\"");
 	agbuf_free(&out);
 }
@@ -1004,12 +1005,14 @@ static void test_write_responses(void)
 	agbuf_reset(&out);
 	static const char *const codes[] = { "ALERT", "ALREADYEXISTS", "AUTHENTICATIONFAILED", "CANNOT", "CLIENTBUG",
 					     "EXPUNGEISSUED", "INUSE", "LIMIT", "NONEXISTENT", "NOPERM", "SERVERBUG",
-					     "TOOBIG", "READ-WRITE", "OVERQUOTA", "CONTACTADMIN" };
+					     "TOOBIG", "READ-WRITE", "OVERQUOTA", "CONTACTADMIN", "COMPRESSIONACTIVE",
+					     "UNKNOWN-CTE", "USEATTR" };
 	enum imap_code values[] = { IMAP_CODE_ALERT, IMAP_CODE_ALREADYEXISTS, IMAP_CODE_AUTHENTICATIONFAILED,
 				    IMAP_CODE_CANNOT, IMAP_CODE_CLIENTBUG, IMAP_CODE_EXPUNGEISSUED, IMAP_CODE_INUSE,
 				    IMAP_CODE_LIMIT, IMAP_CODE_NONEXISTENT, IMAP_CODE_NOPERM, IMAP_CODE_SERVERBUG,
 				    IMAP_CODE_TOOBIG, IMAP_CODE_READ_WRITE, IMAP_CODE_OVERQUOTA,
-				    IMAP_CODE_CONTACTADMIN };
+				    IMAP_CODE_CONTACTADMIN, IMAP_CODE_COMPRESSIONACTIVE, IMAP_CODE_UNKNOWN_CTE,
+				    IMAP_CODE_USEATTR };
 	for (size_t i = 0; i < COUNT_OF(codes); i++) {
 		agbuf_reset(&out);
 		imap_write_code(&out, values[i]);
@@ -1018,13 +1021,12 @@ static void test_write_responses(void)
 		CU_ASSERT_STRING_EQUAL(out.data, want);
 	}
 	agbuf_reset(&out);
-	struct imap_seqrange r1[] = { { 4, 4 } }, r2[] = { { 1, 3 }, { 7, 7 } }, r3[] = { { 10, 13 } };
-	struct imap_seqset one = { 1, r1, false }, src = { 2, r2, false }, dst = { 1, r3, false };
+	const uint32_t one[] = { 4 }, src[] = { 1, 2, 3, 7 }, dst[] = { 10, 11, 12, 13 };
 	imap_write_status_begin(&out, "A003", IMAP_OK);
-	imap_write_code_appenduid(&out, 38505, &one);
+	imap_write_code_appenduid(&out, 38505, one, 1);
 	imap_write_status_end(&out, "APPEND completed");
 	imap_write_status_begin(&out, "A004", IMAP_OK);
-	imap_write_code_copyuid(&out, 38505, &src, &dst);
+	imap_write_code_copyuid(&out, 38505, src, dst, 4);
 	imap_write_status_end(&out, "done");
 	imap_write_status_begin(&out, NULL, IMAP_OK);
 	imap_write_code_uidvalidity(&out, 3857529045u);
@@ -1046,7 +1048,7 @@ static void test_write_responses(void)
 	imap_write_continuation(&out, "");
 	imap_write_continuation(&out, "go ahead");
 	CU_ASSERT_STRING_EQUAL(out.data, "A003 OK [APPENDUID 38505 4] APPEND completed\r\n"
-					 "A004 OK [COPYUID 38505 1:3,7 10:13] done\r\n"
+					 "A004 OK [COPYUID 38505 1:3,7 10,11,12,13] done\r\n"
 					 "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"
 					 "* OK [UIDNEXT 4392] Predicted next UID\r\n"
 					 "* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited\r\n"
@@ -1057,13 +1059,13 @@ static void test_write_responses(void)
 	 * order (RFC 5267) is kept as given */
 	agbuf_reset(&out);
 	uint32_t found[] = { 2, 10, 11 }, sorted[] = { 7, 8, 9, 3, 1, 2, 4294967295u };
-	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3, 0);
-	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3, 0);
-	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3, 0);
-	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0, 0);
-	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0, 0);
-	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7, 0);
-	imap_write_esearch(&out, "a", 0, IMAP_SEARCH_RET_ALL, found, 3, 917162500); /* RFC 7162 3.1.5 */
+	imap_write_esearch(&out, "A282", 0, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_COUNT, found, 3, 0, 0, 0);
+	imap_write_esearch(&out, "A283", 0, IMAP_SEARCH_RET_ALL, found, 3, 0, 0, 0);
+	imap_write_esearch(&out, "A285", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, found, 3, 0, 0, 0);
+	imap_write_esearch(&out, "A286", 0, IMAP_SEARCH_RET_COUNT | IMAP_SEARCH_RET_SAVE, found, 0, 0, 0, 0);
+	imap_write_esearch(&out, "A287", 1, IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX | IMAP_SEARCH_RET_ALL, found, 0, 0, 0, 0);
+	imap_write_esearch(&out, NULL, 0, IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX, sorted, 7, 0, 0, 0);
+	imap_write_esearch(&out, "a", 0, IMAP_SEARCH_RET_ALL, found, 3, 0, 0, 917162500); /* RFC 7162 3.1.5 */
 	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"
 					 "* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"
 					 "* ESEARCH (TAG \"A285\") UID MIN 2 MAX 11\r\n"
@@ -1074,11 +1076,11 @@ static void test_write_responses(void)
 	agbuf_reset(&out);
 	/* RFC 5267 4.4: PARTIAL in the result's order, NIL past its end */
 	const uint32_t five[] = { 5, 3, 4, 2, 1 };
-	imap_write_esearch_partial(&out, "A02", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 2, 4, 0);
-	imap_write_esearch_partial(&out, "A03", 1, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_COUNT, five, 5, 1, 6, 0);
-	imap_write_esearch_partial(&out, "A04", 1, IMAP_SEARCH_RET_PARTIAL, five, 5, 6, 6, 0);
-	imap_write_esearch_partial(&out, "A05", 0, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_MIN, five, 0, 1, 500, 0);
-	imap_write_esearch_partial(&out, "A06", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 5, 5, 0);
+	imap_write_esearch(&out, "A02", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 2, 4, 0);
+	imap_write_esearch(&out, "A03", 1, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_COUNT, five, 5, 1, 6, 0);
+	imap_write_esearch(&out, "A04", 1, IMAP_SEARCH_RET_PARTIAL, five, 5, 6, 6, 0);
+	imap_write_esearch(&out, "A05", 0, IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_MIN, five, 0, 1, 500, 0);
+	imap_write_esearch(&out, "A06", 0, IMAP_SEARCH_RET_PARTIAL, five, 5, 5, 5, 0);
 	CU_ASSERT_STRING_EQUAL(out.data, "* ESEARCH (TAG \"A02\") PARTIAL (2:4 3:4,2)\r\n"
 					 "* ESEARCH (TAG \"A03\") UID PARTIAL (1:6 5,3:4,2,1) COUNT 5\r\n"
 					 "* ESEARCH (TAG \"A04\") UID PARTIAL (6:6 NIL)\r\n"
@@ -1109,23 +1111,19 @@ static void test_write_responses(void)
 	static const char *const attrs[] = { "\\HasNoChildren" };
 	imap_write_list(&out, 0, attrs, 1, '/', "Sent Items", 10);
 	imap_write_list(&out, 1, NULL, 0, 0, "INBOX", 5);
-	imap_write_untagged(&out);
-	imap_write_number(&out, 12);
-	imap_write_atom(&out, " FETCH ");
-	imap_write_list_begin(&out);
-	imap_write_atom(&out, "UID 7 BODY[] ");
+	imap_write_fetch_begin(&out, 12);
+	imap_write_atom(&out, "UID ");
+	imap_write_number(&out, 7);
+	imap_write_sp(&out);
+	imap_write_atom(&out, "BODY[] ");
 	imap_write_nil(&out);
-	imap_write_list_end(&out);
-	imap_write_crlf(&out);
+	imap_write_fetch_end(&out);
 	CU_ASSERT_STRING_EQUAL(out.data, "* 172 EXISTS\r\n* 1 RECENT\r\n* 3 EXPUNGE\r\n* FLAGS (\\Deleted \\Seen)\r\n"
 					 "* SEARCH 2 84 882\r\n* SEARCH\r\n* SEARCH 2 84 (MODSEQ 917162500)\r\n* CAPABILITY IMAP4rev1 LITERAL+\r\n"
 					 "* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n* LSUB () NIL INBOX\r\n"
 					 "* 12 FETCH (UID 7 BODY[] NIL)\r\n");
-	agbuf_reset(&out);
 	struct imap_seqrange r4[] = { { 1, IMAP_SEQ_STAR }, { 5, 5 } };
 	struct imap_seqset star = { 2, r4, false };
-	imap_write_seqset(&out, &star);
-	CU_ASSERT_STRING_EQUAL(out.data, "1:*,5");
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 9, 9));
 	CU_ASSERT_TRUE(imap_seqset_contains(&star, 5, 3));
 	CU_ASSERT_FALSE(imap_seqset_contains(&star, 0, 9));
@@ -1133,6 +1131,74 @@ static void test_write_responses(void)
 	struct imap_seqset rev = { 1, r5, false };
 	CU_ASSERT_TRUE(imap_seqset_contains(&rev, 4, 5));
 	CU_ASSERT_FALSE(imap_seqset_contains(&rev, 2, 5));
+	agbuf_free(&out);
+}
+
+/* The responses and codes the commands write: printf text, codes with
+ * arguments, and the untagged data of SORT, THREAD, QRESYNC, FETCH, QUOTA,
+ * ENABLE, ID and NAMESPACE. */
+static void test_write_command_responses(void)
+{
+	struct agbuf out = AGBUF_INIT;
+	imap_write_status(&out, "a1", IMAP_OK, IMAP_CODE_NONE, "%s completed.", "UID STORE");
+	imap_write_status(&out, "a2", IMAP_NO, IMAP_CODE_TOOBIG, "larger than %zu bytes: %s", (size_t)42, "a\r\nb");
+	imap_write_status_begin(&out, "a3", IMAP_OK);
+	imap_write_code_highestmodseq(&out, 90060115205545359u);
+	imap_write_status_endf(&out, "%s completed.", "EXPUNGE");
+	const uint32_t modified[] = { 7, 9, 10, 11, 20 };
+	imap_write_status_begin(&out, "a4", IMAP_OK);
+	imap_write_code_modified(&out, modified, 5);
+	imap_write_status_end(&out, "Conditional STORE failed.");
+	imap_write_status_begin(&out, "a5", IMAP_NO);
+	imap_write_code_badurl(&out, "/INBOX;UIDVALIDITY=1]/;UID=\r\n2", 30);
+	imap_write_status_end(&out, "bad");
+	imap_write_status_begin(&out, NULL, IMAP_NO);
+	imap_write_code_noupdate(&out, "B\"01");
+	imap_write_status_end(&out, "Too many contexts.");
+	const uint32_t src[] = { 3, 4 }, dst[] = { 1, 2 };
+	imap_write_status_begin(&out, NULL, IMAP_OK);
+	imap_write_code_copyuid(&out, 5, src, dst, 2);
+	imap_write_status_end(&out, "Moved.");
+	CU_ASSERT_STRING_EQUAL(out.data, "a1 OK UID STORE completed.\r\n"
+					 "a2 NO [TOOBIG] larger than 42 bytes: a  b\r\n"
+					 "a3 OK [HIGHESTMODSEQ 90060115205545359] EXPUNGE completed.\r\n"
+					 "a4 OK [MODIFIED 7,9:11,20] Conditional STORE failed.\r\n"
+					 "a5 NO [BADURL \"/INBOX;UIDVALIDITY=1/;UID=2\"] bad\r\n"
+					 "* NO [NOUPDATE \"B\\\"01\"] Too many contexts.\r\n"
+					 "* OK [COPYUID 5 3:4 1,2] Moved.\r\n");
+	agbuf_reset(&out);
+	const uint32_t order[] = { 5, 3, 4 }, uids[] = { 1, 2, 3, 8 }, lo[] = { 1, 7, 9 }, hi[] = { 5, 7, 12 };
+	imap_write_sort(&out, order, 3);
+	imap_write_sort(&out, NULL, 0);
+	imap_write_thread(&out, "(1)(2 3)", 8);
+	imap_write_thread(&out, NULL, 0);
+	imap_write_vanished(&out, uids, 4);
+	imap_write_vanished_earlier(&out, lo, hi, 3);
+	imap_write_fetch_begin(&out, 12);
+	imap_write_atom(&out, "UID 7 ");
+	imap_write_fetch_modseq(&out, 624140003);
+	imap_write_fetch_end(&out);
+	CU_ASSERT_STRING_EQUAL(out.data, "* SORT 5 3 4\r\n* SORT\r\n* THREAD (1)(2 3)\r\n* THREAD\r\n"
+					 "* VANISHED 1:3,8\r\n* VANISHED (EARLIER) 1:5,7,9:12\r\n"
+					 "* 12 FETCH (UID 7 MODSEQ (624140003))\r\n");
+	agbuf_reset(&out);
+	const struct imap_quota_resource res[] = { { "STORAGE", 10, 512 }, { "MESSAGE", 1, 100 } };
+	static const char *const roots[] = { "" }, *const caps[] = { "CONDSTORE", "QRESYNC" };
+	static const char *const fields[] = { "name", "Aerogram", "version", "1.0" };
+	imap_write_quota(&out, "", res, 2);
+	imap_write_quota(&out, "", res + 1, 1);
+	imap_write_quotaroot(&out, "INBOX", roots, 1);
+	imap_write_quotaroot(&out, "a b", NULL, 0);
+	imap_write_enabled(&out, caps, 2);
+	imap_write_enabled(&out, NULL, 0);
+	imap_write_id(&out, fields, 4);
+	imap_write_id(&out, NULL, 0);
+	imap_write_namespace(&out, "", '.');
+	CU_ASSERT_STRING_EQUAL(out.data, "* QUOTA \"\" (STORAGE 10 512 MESSAGE 1 100)\r\n* QUOTA \"\" (MESSAGE 1 100)\r\n"
+					 "* QUOTAROOT INBOX \"\"\r\n* QUOTAROOT \"a b\"\r\n"
+					 "* ENABLED CONDSTORE QRESYNC\r\n* ENABLED\r\n"
+					 "* ID (\"name\" \"Aerogram\" \"version\" \"1.0\")\r\n* ID NIL\r\n"
+					 "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
 	agbuf_free(&out);
 }
 
@@ -1156,8 +1222,9 @@ static void test_write_fetch_names(void)
 	agbuf_reset(&out);
 	static const enum imap_status_item items[] = { IMAP_STATUS_MESSAGES, IMAP_STATUS_UIDNEXT,
 						       IMAP_STATUS_HIGHESTMODSEQ };
-	static const uint64_t values[] = { 231, 44292, 7011231777 };
-	imap_write_status_response(&out, "blurdy bloop", 12, items, values, 3);
+	static const uint64_t values[] = { [IMAP_STATUS_MESSAGES] = 231, [IMAP_STATUS_UIDNEXT] = 44292,
+					   [IMAP_STATUS_HIGHESTMODSEQ] = 7011231777, [IMAP_STATUS_DELETED_STORAGE] = 0 };
+	imap_write_status_response(&out, "blurdy bloop", 12, items, 3, values);
 	CU_ASSERT_STRING_EQUAL(out.data,
 			       "* STATUS \"blurdy bloop\" (MESSAGES 231 UIDNEXT 44292 HIGHESTMODSEQ 7011231777)\r\n");
 	agbuf_free(&out);
@@ -1314,6 +1381,7 @@ int main(int argc, char **argv)
 	CU_add_test(write, "responses and codes", test_write_responses);
 	CU_add_test(write, "numbers and dates without printf", test_write_numbers_and_dates);
 	CU_add_test(write, "FETCH names and STATUS", test_write_fetch_names);
+	CU_add_test(write, "the commands' responses and codes", test_write_command_responses);
 	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
 	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
 	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
