@@ -39,7 +39,7 @@ START_TIMEOUT = 60
 IO_TIMEOUT = 60
 
 __all__ = ["AEROGRAMCTL", "AEROGRAMD", "DRIVER", "FAULTY_DRIVER", "IO_TIMEOUT", "ROOT", "START_TIMEOUT",
-           "STORE", "Daemon", "Server", "SqliteDaemon", "client_tls_context", "free_port",
+           "STORE", "Daemon", "Faults", "Server", "SqliteDaemon", "client_tls_context", "free_port",
            "hash_password", "make_certificate", "write_users"]
 
 
@@ -72,6 +72,35 @@ def write_users(path, users):
         for name, password in users.items():
             f.write("[%s]\npassword = %s\n\n" % (name, password))
     os.replace(path + ".tmp", path)
+
+
+class Faults:
+    """The control file of the fault-injecting wrapper (FAULTY_DRIVER):
+    storage() gives a daemon's [storage] lines, set() says what fails from
+    now on ("ok", "fail all unavailable", "delay blob_put 10", ...)."""
+
+    driver = FAULTY_DRIVER
+
+    def __init__(self, text="ok", inner="memory"):
+        self.dir = tempfile.TemporaryDirectory(prefix="aerogram-faults-")
+        self.path = os.path.join(self.dir.name, "faults")
+        self.inner = inner
+        self.stamp = 0
+        self.set(text)
+
+    def storage(self):
+        return ["inner = " + self.inner, "control_file = " + self.path]
+
+    def set(self, text):
+        with open(self.path, "w") as f:
+            f.write(text + "\n")
+        # The wrapper reads the file again when its size or time changes:
+        # each write gets a time of its own.
+        self.stamp += 1
+        os.utime(self.path, (self.stamp, self.stamp))
+
+    def cleanup(self):
+        self.dir.cleanup()
 
 
 class Daemon:
@@ -249,9 +278,12 @@ class Server(Daemon):
     def stop(self):
         """Stops the daemon with SIGTERM; raises if it did not exit cleanly
         (exit status, or a sanitizer report in its log)."""
+        if self.dir is None:
+            return  # stopped already (a test stops it, its cleanup again)
         problem = super().stop()
         log = self.read_log()
         self.dir.cleanup()
+        self.dir = None
         if problem:
             raise AssertionError("aerogramd %s:\n%s" % (problem, log[-4000:]))
 
