@@ -117,6 +117,8 @@ class SessionAndCase(ServerCase):
         r = self.login("u1")
         r.send(b"a NOOP\r\n")
         self.assertEqual(r.until_tagged(b"a"), [b"a OK NOOP completed."])
+        cont, lines = r.continued(b"i", b"IDLE", b"DONE")
+        self.assertEqual((cont, lines), (b"+ idling", [b"i OK IDLE terminated."]))
         with self.assertRaises(ImapError):
             self.login("u1", "wrong")
         self.assertEqual(self.imap("u1").noop()[0], "OK")

@@ -164,8 +164,7 @@ class NulAndDepth(DaemonCase):
 
     def test_nul_in_literals_refused(self):
         srv = self.server(USERS)
-        r = Raw(srv.port)
-        r.line()
+        r = self.connect(srv)
         # LOGIN with a NUL in the user name or the password.
         r.send(b"l1 LOGIN {5+}\r\nu\x00xyz pw\r\n")
         self.assertTrue(r.until_tagged(b"l1")[-1].startswith(b"l1 BAD"))

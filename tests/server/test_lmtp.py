@@ -250,37 +250,30 @@ class LmtpDelivery(unittest.TestCase):
         self.assertIn(fields("", "a@x.example") + b"Subject: over the unix socket\r\n\r\nhi\r\n",
                       self.srv.inbox("alice"))
 
-    def test_dot_stuffing_on_the_wire(self):
+    def delivered_raw(self, data):
+        """What bob's INBOX got from one transaction on the wire whose DATA
+        is `data` as given (dot-stuffed, with its end): every reply checked."""
         before = len(self.srv.inbox("bob"))
         r = RawLmtp(self.srv.lmtp_port)
+        self.addCleanup(r.close)
         self.assertEqual(r.greeting[0], 220)
-        self.assertEqual(r.cmd(b"LHLO raw")[0], 250)
-        self.assertEqual(r.cmd(b"MAIL FROM:<s@src.example>")[0], 250)
-        self.assertEqual(r.cmd(b"RCPT TO:<bob@example.org>")[0], 250)
-        self.assertEqual(r.cmd(b"DATA")[0], 354)
-        r.send(b"Subject: dots\r\n\r\n..\r\n...x\r\n.y\r\nz.\r\n. \r\n\r\n.\r\n")
+        for line, want in ((b"LHLO raw", 250), (b"MAIL FROM:<s@src.example>", 250),
+                           (b"RCPT TO:<bob@example.org>", 250), (b"DATA", 354)):
+            self.assertEqual(r.cmd(line)[0], want, line)
+        r.send(data)
         code, text = r.reply()
         self.assertEqual(code, 250, text)
         self.assertEqual(r.cmd(b"QUIT")[0], 221)
         self.assertTrue(r.closed())
-        r.close()
-        self.assertEqual(self.srv.inbox("bob")[before:],
+        return self.srv.inbox("bob")[before:]
+
+    def test_dot_stuffing_on_the_wire(self):
+        self.assertEqual(self.delivered_raw(b"Subject: dots\r\n\r\n..\r\n...x\r\n.y\r\nz.\r\n. \r\n\r\n.\r\n"),
                          [fields("s@src.example", "bob@example.org") + b"Subject: dots\r\n\r\n.\r\n..x\r\ny\r\nz.\r\n \r\n\r\n"])
 
     def test_line_ends_stored_as_append_stores_them(self):
         """CR CR LF becomes CR LF and a final CR goes, as at APPEND."""
-        before = len(self.srv.inbox("bob"))
-        r = RawLmtp(self.srv.lmtp_port)
-        self.assertEqual(r.cmd(b"LHLO raw")[0], 250)
-        self.assertEqual(r.cmd(b"MAIL FROM:<s@src.example>")[0], 250)
-        self.assertEqual(r.cmd(b"RCPT TO:<bob@example.org>")[0], 250)
-        self.assertEqual(r.cmd(b"DATA")[0], 354)
-        r.send(b"Subject: crcr\r\r\n\r\r\na\rb\r\r\r\nc\r\r\n.\r\n")
-        code, text = r.reply()
-        self.assertEqual(code, 250, text)
-        self.assertEqual(r.cmd(b"QUIT")[0], 221)
-        r.close()
-        self.assertEqual(self.srv.inbox("bob")[before:],
+        self.assertEqual(self.delivered_raw(b"Subject: crcr\r\r\n\r\r\na\rb\r\r\r\nc\r\r\n.\r\n"),
                          [fields("s@src.example", "bob@example.org") + b"Subject: crcr\r\n\r\na\rb\r\r\nc\r\n"])
 
     def test_size_limit(self):

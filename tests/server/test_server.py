@@ -140,14 +140,10 @@ class LoopbackServer(unittest.TestCase):
         # authzid different from authcid: refused as malformed, no proxy logins.
         r.send(b"a2 AUTHENTICATE PLAIN " + plain("alice", "secret", authzid="bob").encode() + b"\r\n")
         self.assertTrue(r.until_tagged(b"a2")[-1].startswith(b"a2 BAD "))
-        r.send(b"a3 AUTHENTICATE PLAIN\r\n")
-        self.assertEqual(r.line(), b"+ ")
-        r.send(b"*\r\n")
-        self.assertTrue(r.until_tagged(b"a3")[-1].startswith(b"a3 BAD "))
-        r.send(b"a4 AUTHENTICATE PLAIN\r\n")
-        self.assertEqual(r.line(), b"+ ")
-        r.send(b"%%%not base64\r\n")
-        self.assertTrue(r.until_tagged(b"a4")[-1].startswith(b"a4 BAD "))
+        for tag, response in ((b"a3", b"*"), (b"a4", b"%%%not base64")):
+            cont, lines = r.continued(tag, b"AUTHENTICATE PLAIN", response)
+            self.assertEqual(cont, b"+ ")
+            self.assertTrue(lines[-1].startswith(tag + b" BAD "), lines)
         r.send(b"a5 AUTHENTICATE CRAM-MD5\r\n")
         self.assertTrue(r.until_tagged(b"a5")[-1].startswith(b"a5 NO "))
         r.send(b"a6 AUTHENTICATE PLAIN =\r\n")
@@ -342,13 +338,11 @@ class PlaintextRefused(unittest.TestCase):
 class Signals(DaemonCase):
     def test_sigterm_says_bye_and_exits_zero(self):
         srv = self.server(USERS)
-        idle = Raw(srv.port)
-        idle.line()
+        idle = self.connect(srv)
         idle.send(b"a1 LOGIN alice secret\r\na2 IDLE\r\n")
         idle.until_tagged(b"a1")
         self.assertEqual(idle.line(), b"+ idling")
-        fresh = Raw(srv.port)
-        fresh.line()
+        fresh = self.connect(srv)
         srv.proc.send_signal(signal.SIGTERM)
         self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
         for client in (idle, fresh):
@@ -359,8 +353,7 @@ class Signals(DaemonCase):
     def test_sigterm_finishes_the_command_in_flight(self):
         # A failed login is answered after failure_delay: SIGTERM comes meanwhile.
         srv = self.server(USERS, auth=["failure_delay = 2000", "failure_delay_max = 2000"])
-        r = Raw(srv.port)
-        r.line()
+        r = self.connect(srv)
         r.send(b"a LOGIN alice wrong\r\nb NOOP\r\n")
         self.assertTrue(srv.wait_log("answering in 2000 ms"))
         srv.proc.send_signal(signal.SIGTERM)
@@ -432,8 +425,7 @@ class Signals(DaemonCase):
 
     def test_autologout(self):
         srv = self.server(USERS, imap=["idle_timeout = 1"])
-        r = Raw(srv.port)
-        r.line()
+        r = self.connect(srv)
         self.assertEqual(r.line(), b"* BYE Autologout; idle for too long.")
         self.assertTrue(r.closed())
         r.close()
@@ -446,68 +438,41 @@ class EventLoops(DaemonCase):
 
     LOOPS = 3
 
-    def login(self, port, user=b"alice", password=b"secret"):
-        r = Raw(port)
-        self.assertTrue(r.line().startswith(b"* OK "))
-        r.send(b"l LOGIN " + user + b" " + password + b"\r\n")
-        return r, r.until_tagged(b"l")[-1]
-
     def test_sessions_on_every_loop(self):
-        srv = Server(USERS, imap=["loops = %d" % self.LOOPS], tls=False)
-        clients = []
-        try:
-            self.assertTrue(srv.wait_log("%d event loops" % self.LOOPS), srv.read_log()[-2000:])
-            for _ in range(2 * self.LOOPS):
-                r, done = self.login(srv.port)
-                self.assertTrue(done.startswith(b"l OK"), done)
-                clients.append(r)
-            # each selects INBOX; the first appends; every other one hears it
-            for i, r in enumerate(clients):
-                r.send(b"s SELECT INBOX\r\n")
-                r.until_tagged(b"s")
-            clients[0].send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
-            self.assertTrue(clients[0].until_tagged(b"a")[-1].startswith(b"a OK"))
-            for r in clients[1:]:
-                r.send(b"n NOOP\r\n")
-                self.assertIn(b"* 1 EXISTS", r.until_tagged(b"n"))
-            # SIGHUP: the new users table reaches every loop
-            srv.write_users({"dave": "{PLAIN}new"})
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
-            for _ in range(self.LOOPS):
-                r, done = self.login(srv.port, b"dave", b"new")
-                self.assertTrue(done.startswith(b"l OK"), done)
-                clients.append(r)
-            # SIGTERM: every session on every loop is told, and the daemon exits 0
-            srv.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
-            for r in clients:
-                self.assertEqual(r.line(), b"* BYE Server shutting down.")
-                self.assertTrue(r.closed())
-            log = srv.read_log()
-            for k in range(self.LOOPS):
-                self.assertEqual(log.count("; loop %d)" % k), 3, log[-3000:])
-        finally:
-            for r in clients:
-                r.close()
-            srv.stop()
+        srv = self.server(USERS, imap=["loops = %d" % self.LOOPS])
+        self.assertTrue(srv.wait_log("%d event loops" % self.LOOPS), srv.read_log()[-2000:])
+        clients = [self.login("alice", "secret", srv=srv) for _ in range(2 * self.LOOPS)]
+        # each selects INBOX; the first appends; every other one hears it
+        for i, r in enumerate(clients):
+            r.send(b"s SELECT INBOX\r\n")
+            r.until_tagged(b"s")
+        clients[0].send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
+        self.assertTrue(clients[0].until_tagged(b"a")[-1].startswith(b"a OK"))
+        for r in clients[1:]:
+            r.send(b"n NOOP\r\n")
+            self.assertIn(b"* 1 EXISTS", r.until_tagged(b"n"))
+        # SIGHUP: the new users table reaches every loop
+        srv.write_users({"dave": "{PLAIN}new"})
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
+        clients += [self.login("dave", "new", srv=srv) for _ in range(self.LOOPS)]
+        # SIGTERM: every session on every loop is told, and the daemon exits 0
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
+        for r in clients:
+            self.assertEqual(r.line(), b"* BYE Server shutting down.")
+            self.assertTrue(r.closed())
+        log = srv.read_log()
+        for k in range(self.LOOPS):
+            self.assertEqual(log.count("; loop %d)" % k), 3, log[-3000:])
 
     def test_max_connections_counts_every_loop(self):
-        srv = Server(USERS, imap=["loops = %d" % self.LOOPS, "max_connections = 4"], tls=False)
-        clients = []
-        try:
-            for _ in range(4):
-                r = Raw(srv.port)
-                clients.append(r)
-                self.assertTrue(r.line().startswith(b"* OK "))
-            extra = Raw(srv.port)
-            clients.append(extra)
-            self.assertEqual(extra.line(), b"* BYE Too many connections, try again later.")
-            self.assertTrue(extra.closed())
-        finally:
-            for r in clients:
-                r.close()
-            srv.stop()
+        srv = self.server(USERS, imap=["loops = %d" % self.LOOPS, "max_connections = 4"])
+        for _ in range(4):
+            self.connect(srv)
+        extra = self.raw(srv)
+        self.assertEqual(extra.line(), b"* BYE Too many connections, try again later.")
+        self.assertTrue(extra.closed())
 
 
 class ConfigCheck(unittest.TestCase):

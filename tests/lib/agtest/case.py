@@ -52,12 +52,16 @@ class DaemonCase(unittest.TestCase):
         self.addCleanup(r.close)
         return r
 
-    def login(self, user, password="pw", srv=None, tls=False):
-        """A Raw connection past its greeting (which must be OK) and a LOGIN
-        that must answer OK."""
+    def connect(self, srv=None, tls=False):
+        """A Raw connection past its greeting, which must be OK."""
         r = DaemonCase.raw(self, srv, tls)
         greeting = r.line()
         self.assertTrue(greeting.startswith(b"* OK "), greeting)
+        return r
+
+    def login(self, user, password="pw", srv=None, tls=False):
+        """connect(), then a LOGIN that must answer OK."""
+        r = DaemonCase.connect(self, srv, tls)
         r.login(user, password)
         return r
 

@@ -93,6 +93,15 @@ class Imap:
             if line.startswith(tag + b" "):
                 return lines
 
+    def continued(self, tag, command, response):
+        """Sends a command that waits for a continuation (AUTHENTICATE,
+        IDLE), then `response` as the line that follows it: the
+        continuation line and the lines up to the one tagged `tag`."""
+        self.send(tag + b" " + command + b"\r\n")
+        cont = self.line()
+        self.send(response + b"\r\n")
+        return cont, self.until_tagged(tag)
+
     def closed(self):
         """True once the server closed the connection (after what it sent)."""
         try:
