@@ -46,6 +46,43 @@ def ignore_signals():
         signal.signal(sig, signal.SIG_IGN)
 
 
+class Run:
+    """Around the body of a benchmark's main:
+
+        with benchlib.Run(work, args.keep, clean_up) as run:
+            ...
+        return run.status
+
+    Ctrl-C (status 130) and SIGTERM or SIGHUP (143) end the body, saying
+    so; then, whatever happened and with signals ignored, clean_up() stops
+    what was started and the work directory goes (or, with keep, is named)."""
+
+    def __init__(self, work, keep, clean_up):
+        self.work = work
+        self.keep = keep
+        self.clean_up = clean_up
+        self.status = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        handled = typ is not None and issubclass(typ, (KeyboardInterrupt, Interrupted))
+        if handled:
+            self.status = 130 if issubclass(typ, KeyboardInterrupt) else 143
+            print("\n%s: stopping what was started" % ("interrupted" if self.status == 130 else exc),
+                  file=sys.stderr)
+        ignore_signals()
+        try:
+            self.clean_up()
+        finally:
+            if self.keep:
+                print("work directory kept: %s" % self.work.path, file=sys.stderr)
+            else:
+                self.work.cleanup()
+        return handled
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 
