@@ -17,7 +17,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from agtest.daemon import Daemon, write_users  # noqa: E402
+from agtest.daemon import Daemon, stop_process, write_users  # noqa: E402,F401  (benchmarks use benchlib.stop_process)
 from agtest.ports import free_port  # noqa: E402,F401  (benchmarks use benchlib.free_port)
 BUILD = os.path.abspath(os.environ.get("AG_BUILD", os.path.join(ROOT, "build")))
 # The team's shared scripts: imaptest and the reference Dovecot instance.
@@ -116,18 +116,6 @@ def header(title, lines):
     sys.stdout.flush()
 
 
-def stop_pid(proc, timeout=60):
-    """SIGTERM to one process we started, SIGKILL if it has not exited in time."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def stop_group(proc, timeout=10):
     """Ends a script we started in its own session together with what it
     started (its process group, whose id is the script's PID)."""
@@ -206,7 +194,7 @@ class Aerogramd(Daemon):
 
     def stop(self):
         """SIGTERM and wait (the daemon lets commands in flight finish)."""
-        stop_pid(self.proc)
+        stop_process(self.proc)
 
     def restart(self):
         self.stop()

@@ -451,7 +451,7 @@ class SyscallCounter:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                benchlib.stop_pid(self.proc)
+                benchlib.stop_process(self.proc)
         self.proc = None
         counts = {}
         with open(self.summary) as f:
@@ -463,7 +463,7 @@ class SyscallCounter:
 
     def abort(self):
         if self.proc is not None:
-            benchlib.stop_pid(self.proc)
+            benchlib.stop_process(self.proc)
             self.proc = None
 
 
@@ -865,7 +865,7 @@ class SinkTarget:
         self.proc.stdout.readline()
 
     def finish(self):
-        benchlib.stop_pid(self.proc)
+        benchlib.stop_process(self.proc)
 
 
 def client_ceiling(args, n):

@@ -40,7 +40,7 @@ IO_TIMEOUT = 60
 
 __all__ = ["AEROGRAMCTL", "AEROGRAMD", "DRIVER", "FAULTY_DRIVER", "IO_TIMEOUT", "ROOT", "START_TIMEOUT",
            "STORE", "Daemon", "Faults", "Server", "SqliteDaemon", "client_tls_context", "free_port",
-           "hash_password", "make_certificate", "write_users"]
+           "hash_password", "make_certificate", "stop_process", "write_users"]
 
 
 def make_certificate(directory):
@@ -63,6 +63,21 @@ def client_tls_context():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def stop_process(proc, timeout=START_TIMEOUT):
+    """SIGTERM to one process we started, SIGKILL if it has not exited in
+    `timeout` s; False when it had to be killed."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 def write_users(path, users):
@@ -201,14 +216,8 @@ class Daemon:
         """SIGTERM; returns a problem description or None (exit 0, no report
         of a sanitizer in any of its logs)."""
         problems = []
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                problems.append("did not stop on SIGTERM")
+        if not stop_process(self.proc):
+            problems.append("did not stop on SIGTERM")
         if self.proc is not None and self.proc.returncode != 0:
             problems.append("exited with %s" % self.proc.returncode)
         for path in self.logs:
