@@ -17,7 +17,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from agtest.daemon import Daemon, write_users  # noqa: E402
+from agtest.daemon import Daemon, stop_process, write_users  # noqa: E402,F401  (benchmarks use benchlib.stop_process)
 from agtest.ports import free_port  # noqa: E402,F401  (benchmarks use benchlib.free_port)
 BUILD = os.path.abspath(os.environ.get("AG_BUILD", os.path.join(ROOT, "build")))
 # The team's shared scripts: imaptest and the reference Dovecot instance.
@@ -44,6 +44,43 @@ def ignore_signals():
     """Called first in clean-up: a second Ctrl-C must not cut it short."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+
+
+class Run:
+    """Around the body of a benchmark's main:
+
+        with benchlib.Run(work, args.keep, clean_up) as run:
+            ...
+        return run.status
+
+    Ctrl-C (status 130) and SIGTERM or SIGHUP (143) end the body, saying
+    so; then, whatever happened and with signals ignored, clean_up() stops
+    what was started and the work directory goes (or, with keep, is named)."""
+
+    def __init__(self, work, keep, clean_up):
+        self.work = work
+        self.keep = keep
+        self.clean_up = clean_up
+        self.status = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        handled = typ is not None and issubclass(typ, (KeyboardInterrupt, Interrupted))
+        if handled:
+            self.status = 130 if issubclass(typ, KeyboardInterrupt) else 143
+            print("\n%s: stopping what was started" % ("interrupted" if self.status == 130 else exc),
+                  file=sys.stderr)
+        ignore_signals()
+        try:
+            self.clean_up()
+        finally:
+            if self.keep:
+                print("work directory kept: %s" % self.work.path, file=sys.stderr)
+            else:
+                self.work.cleanup()
+        return handled
 
 
 def median(values):
@@ -77,18 +114,6 @@ def header(title, lines):
         print("  " + line)
     print("=" * 78)
     sys.stdout.flush()
-
-
-def stop_pid(proc, timeout=60):
-    """SIGTERM to one process we started, SIGKILL if it has not exited in time."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def stop_group(proc, timeout=10):
@@ -169,7 +194,7 @@ class Aerogramd(Daemon):
 
     def stop(self):
         """SIGTERM and wait (the daemon lets commands in flight finish)."""
-        stop_pid(self.proc)
+        stop_process(self.proc)
 
     def restart(self):
         self.stop()

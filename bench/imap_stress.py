@@ -175,7 +175,13 @@ def main():
     work = benchlib.Workdir("agbench-imap.")
     daemon = None
     dovecot = benchlib.Dovecot(os.path.join(work.path, "dovecot-test.log"))
-    try:
+
+    def clean_up():
+        if daemon is not None:
+            daemon.stop()
+        dovecot.release()
+
+    with benchlib.Run(work, args.keep, clean_up) as run:
         imaptest = build_imaptest(work.path)
         benchlib.header("bench-imap: imaptest mixed load, aerogramd vs the reference Dovecot", [
             "stress:      %s 127.0.0.1 PORT %d" % (os.path.join(benchlib.TOOLS, "imap-stress.sh"), args.secs),
@@ -267,22 +273,7 @@ def main():
             print("  %-10s" % "last/best" + "".join(peaks))
             print("  (target: last/first >= 0.80; below it, throughput falls as the mailboxes age. last/best tells")
             print("  a decay from a slow start, e.g. the first logins creating every user's mailboxes.)")
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping what was started", file=sys.stderr)
-        return 130
-    except benchlib.Interrupted as e:
-        print("\n%s: stopping what was started" % e, file=sys.stderr)
-        return 143
-    finally:
-        benchlib.ignore_signals()
-        if daemon is not None:
-            daemon.stop()
-        dovecot.release()
-        if args.keep:
-            print("work directory kept: %s" % work.path, file=sys.stderr)
-        else:
-            work.cleanup()
-    return 0
+    return run.status
 
 
 if __name__ == "__main__":

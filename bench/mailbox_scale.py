@@ -451,7 +451,7 @@ class SyscallCounter:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                benchlib.stop_pid(self.proc)
+                benchlib.stop_process(self.proc)
         self.proc = None
         counts = {}
         with open(self.summary) as f:
@@ -463,7 +463,7 @@ class SyscallCounter:
 
     def abort(self):
         if self.proc is not None:
-            benchlib.stop_pid(self.proc)
+            benchlib.stop_process(self.proc)
             self.proc = None
 
 
@@ -865,7 +865,7 @@ class SinkTarget:
         self.proc.stdout.readline()
 
     def finish(self):
-        benchlib.stop_pid(self.proc)
+        benchlib.stop_process(self.proc)
 
 
 def client_ceiling(args, n):
@@ -943,7 +943,18 @@ def main():
 
     work = benchlib.Workdir("agbench-scale.")
     targets = []
-    try:
+
+    def clean_up():
+        for t in targets:
+            try:
+                if isinstance(t, AerogramdTarget):
+                    t.daemon.stop()
+                else:
+                    t.dovecot.release()
+            except Exception as e:  # clean-up goes on whatever one step raised
+                print("clean-up: %s" % e, file=sys.stderr)
+
+    with benchlib.Run(work, args.keep, clean_up) as run:
         if not args.no_aerogramd:
             targets.append(AerogramdTarget(work.path, args.driver))
         if args.dovecot:
@@ -966,27 +977,7 @@ def main():
         ceiling = client_ceiling(args, 10000) if args.ceiling else None
         for t in targets:
             run_target(t, args, work.path, bucket, ceiling)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping what was started", file=sys.stderr)
-        return 130
-    except benchlib.Interrupted as e:
-        print("\n%s: stopping what was started" % e, file=sys.stderr)
-        return 143
-    finally:
-        benchlib.ignore_signals()
-        for t in targets:
-            try:
-                if isinstance(t, AerogramdTarget):
-                    t.daemon.stop()
-                else:
-                    t.dovecot.release()
-            except Exception as e:  # clean-up goes on whatever one step raised
-                print("clean-up: %s" % e, file=sys.stderr)
-        if args.keep:
-            print("work directory kept: %s" % work.path, file=sys.stderr)
-        else:
-            work.cleanup()
-    return 0
+    return run.status
 
 
 if __name__ == "__main__":

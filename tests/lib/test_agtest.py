@@ -2,7 +2,9 @@
 relies on when it starts, stops, kills and talks to aerogramd. A harness
 that cannot see a failure hides every failure of the tests built on it, so
 this checks that it does see them: a daemon that died, a sanitizer report,
-a NO, a dropped connection.
+a NO, a dropped connection; and that the fixtures the tests share do what
+they say (the test classes' daemons and clients, the fault control, the
+storage call counts).
 
 Run from the top of the tree after `make` (make check-agtest)."""
 import os
@@ -13,23 +15,19 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from agtest.case import CountingCase, DaemonCase, ServerCase, numbered_users  # noqa: E402
 from agtest.daemon import ROOT, Server, SqliteDaemon, write_users  # noqa: E402
 from agtest.imap import Imap, ImapError, Raw  # noqa: E402
-from agtest.mail import message, message_id, select_info  # noqa: E402
+from agtest.mail import message, message_id, select_data, select_info  # noqa: E402
 from agtest.ports import free_port  # noqa: E402
 from agtest.sqlite import integrity_check  # noqa: E402
 
 BUILD = os.path.dirname(os.path.abspath(os.environ.get("AEROGRAMD", os.path.join(ROOT, "build", "aerogramd"))))
 
 
-class ServerAndClient(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u": "{PLAIN}pw"})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class ServerAndClient(ServerCase):
+    USERS = {"u": "{PLAIN}pw"}
+    SERVER = {"tls": True}
 
     def client(self):
         c = Imap(self.srv.port, user="u")
@@ -57,6 +55,10 @@ class ServerAndClient(unittest.TestCase):
         _, tagged = c.command("SELECT NoSuchBox")
         self.assertIn(b" NO ", tagged)
         self.assertEqual(select_info(c.ok("SELECT Lits")[0])[0], 2)
+        data = select_data(c.ok("EXAMINE Lits")[0])
+        self.assertEqual(data["exists"], 2)
+        self.assertGreater(data["uidvalidity"], 0)
+        self.assertEqual(data["uidnext"], 3)
         # untagged answers go to on_untagged when given
         seen = []
         untagged, _ = c.ok("NOOP", on_untagged=lambda text, lits: seen.append(text))
@@ -90,6 +92,69 @@ class ServerAndClient(unittest.TestCase):
         with self.assertRaises((EOFError, OSError)):
             while True:
                 c.line()
+
+
+class SessionAndCase(ServerCase):
+    """The line-level client and the test-class helpers of agtest.case."""
+
+    USERS = 2
+
+    def test_fill_one_responses_capabilities(self):
+        s = self.client(b"u0").fill(b"Box", [message(1), (message(2), b"\\Flagged"),
+                                             (message(3), b"", b"01-Jan-2001 00:00:00 +0000")], create=True)
+        self.assertEqual(s.one(b"SEARCH ALL", b"SEARCH"), b"1 2 3")
+        self.assertEqual(s.one(b"SEARCH FLAGGED", b"SEARCH"), b"2")
+        self.assertEqual(s.one(b"SEARCH BEFORE 2-Jan-2001", b"SEARCH"), b"3")
+        self.assertEqual(s.responses(b"FETCH 1:2 (UID)", b"2 FETCH"), [b"(UID 2)"])
+        self.assertEqual(s.responses(b"NOOP", b"SEARCH"), [])
+        with self.assertRaises(AssertionError):
+            s.one(b"NOOP", b"SEARCH")       # not one: none
+        with self.assertRaises(AssertionError):
+            s.one(b"SELECT Nowhere", b"SEARCH")  # not OK
+        self.assertIn(b"IMAP4rev1", s.capabilities())
+
+    def test_login_imap_raw(self):
+        r = self.login("u1")
+        r.send(b"a NOOP\r\n")
+        self.assertEqual(r.until_tagged(b"a"), [b"a OK NOOP completed."])
+        cont, lines = r.continued(b"i", b"IDLE", b"DONE")
+        self.assertEqual((cont, lines), (b"+ idling", [b"i OK IDLE terminated."]))
+        with self.assertRaises(ImapError):
+            self.login("u1", "wrong")
+        self.assertEqual(self.imap("u1").noop()[0], "OK")
+        self.assertTrue(self.raw().line().startswith(b"* OK"))
+        self.assertEqual(sorted(numbered_users(2)), ["u0", "u1"])
+
+
+class OwnDaemons(DaemonCase):
+    def test_server_is_stopped_by_the_cleanup(self):
+        srv = self.server({"u": "{PLAIN}pw"})
+        self.assertIsNone(srv.tls_port)  # plain text unless asked
+        self.doCleanups()
+        self.assertEqual(srv.proc.returncode, 0)
+        srv.stop()  # again: nothing to do
+
+    def test_faults_change_what_fails(self):
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        c = self.login("u", srv=srv)
+        c.ok("CREATE Before")
+        faults.set("fail all unavailable")
+        _, tagged = c.command("CREATE During")
+        self.assertIn(b" NO [UNAVAILABLE]", tagged)
+        faults.set("ok")
+        c.ok("CREATE After")
+
+
+class Counting(CountingCase):
+    def test_calls_of_an_action(self):
+        c = self.client(b"u")
+        c.cmd(b"CREATE Counted")
+        answer, d = self.calls(lambda: c.append(b"Counted", message(1)))
+        self.assertIsNone(answer)
+        self.assertEqual(d["blob_put"], 1, d)
+        self.assertGreater(self.storage_calls(d), 1, d)
+        _, d = self.calls(lambda: c.cmd(b"NOOP"))  # not selected: no storage at all
+        self.assertEqual(self.storage_calls(d), 0, d)
 
 
 class StopSeesFailures(unittest.TestCase):

@@ -32,6 +32,23 @@ $(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(CU_MAIN)
 SERVER_TEST_ENV = AEROGRAMD=$(B)/aerogramd AEROGRAMCTL=$(B)/aerogramctl \
 	AG_TEST_DRIVER=$(B)/drivers/aerogram_memory.so
 
+# The Python tests, in the order they run (NAME or NAME:CLASS, for
+# tests/server/NAME.py [CLASS]): each on the memory driver, then those of
+# SERVER_SQLITE_TESTS again on SQLite.
+SERVER_PY_TESTS = test_server test_mail test_clients test_robustness test_pipelining \
+	test_fetch_cache test_search test_esearch test_listext test_sort test_condstore test_context \
+	test_hardening_mailbox test_hardening_sessions test_quota test_lmtp test_operations test_compress \
+	test_binary test_catenate
+SERVER_SQLITE_TESTS = test_mail test_robustness test_search test_esearch test_listext test_sort \
+	test_condstore test_context test_hardening_mailbox test_quota test_binary test_catenate \
+	test_lmtp:LmtpDelivery test_operations:Metrics
+
+# One recipe line per test: $(call server_py,ENV,NAME[:CLASS])
+define server_py
+	$(strip $(SERVER_TEST_ENV) $(1) python3 tests/server/$(word 1,$(subst :, ,$(2))).py $(word 2,$(subst :, ,$(2))))
+
+endef
+
 check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/test_list_match $(B)/tests/test_fetch_cache \
 		$(B)/aerogramd $(B)/aerogramctl $(B)/drivers/aerogram_memory.so \
 		$(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_sqlite.so $(B)/drivers/aerogram_counting.so \
@@ -40,40 +57,8 @@ check-server: $(B)/tests/test_server_unit $(B)/tests/test_lmtp_unit $(B)/tests/t
 	$(B)/tests/test_lmtp_unit
 	$(B)/tests/test_list_match
 	$(B)/tests/test_fetch_cache
-	$(SERVER_TEST_ENV) python3 tests/server/test_server.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_mail.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_clients.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_robustness.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_pipelining.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_fetch_cache.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_search.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_esearch.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_listext.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_sort.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_condstore.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_context.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_mailbox.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_sessions.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_quota.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_lmtp.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_operations.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_compress.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_binary.py
-	$(SERVER_TEST_ENV) python3 tests/server/test_catenate.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_mail.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_robustness.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_search.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_esearch.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_listext.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_sort.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_condstore.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_context.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_hardening_mailbox.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_quota.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_binary.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_catenate.py
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_lmtp.py LmtpDelivery
-	$(SERVER_TEST_ENV) AG_TEST_STORE=sqlite python3 tests/server/test_operations.py Metrics
+	$(foreach t,$(SERVER_PY_TESTS),$(call server_py,,$(t)))
+	$(foreach t,$(SERVER_SQLITE_TESTS),$(call server_py,AG_TEST_STORE=sqlite,$(t)))
 	$(SERVER_TEST_ENV) python3 tests/server/roundtrips.py --check
 	$(SERVER_TEST_ENV) python3 tests/server/test_hardening_config.py
 	$(SERVER_TEST_ENV) python3 tests/server/test_aerogramctl.py

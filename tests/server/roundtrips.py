@@ -6,13 +6,10 @@ prints, per command and mailbox size, the driver calls it caused:
 
     python3 tests/server/roundtrips.py [--inner memory|sqlite] [--check]
 
-The wrapper keeps its counters in a file (little-endian uint64, laid out as
-sdk/wrappers/ag_wrap.h says: calls per operation, items per operation, then
-the rows row_read returned and the bytes of their values); a command's cost
-is the difference before and after it, once the counters stopped moving (the
-engine's poller re-syncs after a write it was told of: that is part of the
-cost). Re-armed long polls (row_watch) are shown but not in the total, nor
-are the rows and bytes read (columns "rows" and "bytes").
+A command's cost is the difference of the wrapper's counters before and
+after it, once they stopped moving (agtest.counts). Re-armed long polls
+(row_watch) are shown but not in the total, nor are the rows and bytes read
+(columns "rows" and "bytes").
 
 With --check (what `make check-server` runs) it asserts upper bounds: no
 command reads a body it does not need, FETCH, STORE and SEARCH on flags cost
@@ -22,21 +19,12 @@ the number of pages of young log a sync reads (see bounds() below and host/mail/
 "Storage calls per operation")."""
 import argparse
 import os
-import struct
 import sys
-import time
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import DRIVER, Server, Session  # noqa: E402
-
-# enum agw_op, in order; then the two counters that follow the calls and
-# items blocks in the counts file.
-OPS = ["row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
-       "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if"]
-EXTRA = ["rows", "bytes"]
-COLUMNS = OPS + EXTRA
-SLOTS = 2 * len(OPS) + len(EXTRA)
-COUNTING_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_counting.so")
+from agtest import Server, Session  # noqa: E402
+from agtest.counts import COLUMNS, COUNTING_DRIVER, OPS, cost, counting_storage  # noqa: E402
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\n"
            b"To: Bob <bob@example.org>\r\n"
@@ -45,37 +33,6 @@ MESSAGE = (b"From: Alice <alice@example.org>\r\n"
            b"Message-ID: <%d@example.org>\r\n"
            b"\r\n"
            b"Hello %d\r\n")
-
-
-def read_counts(path):
-    """Calls per operation, then rows read and value bytes read."""
-    with open(path, "rb") as f:
-        data = f.read(8 * SLOTS)
-    if len(data) < 8 * SLOTS:
-        return [0] * len(COLUMNS)
-    values = struct.unpack("<%dQ" % SLOTS, data)
-    return list(values[:len(OPS)]) + list(values[2 * len(OPS):])
-
-
-# Longer than the engine's idle-checkpoint delay (OPLOG_CKPT_IDLE_MS, 2 s):
-# a quiet mailbox's tail is checkpointed in the background, and that belongs
-# to no command.
-QUIET = 2.5
-
-
-def settled_counts(path, quiet=QUIET, limit=30.0):
-    """The counters once they did not move for `quiet` seconds."""
-    deadline = time.monotonic() + limit
-    last = read_counts(path)
-    still_since = time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = read_counts(path)
-        if now != last:
-            last, still_since = now, time.monotonic()
-        elif time.monotonic() - still_since >= quiet:
-            break
-    return last
 
 
 def fill(client, start, count):
@@ -94,19 +51,12 @@ def fill(client, start, count):
 
 
 def measure(counts_path, action):
-    before = settled_counts(counts_path)
-    action()
-    after = settled_counts(counts_path)
-    return [a - b for a, b in zip(after, before)]
+    return cost(counts_path, action)[1]
 
 
 def run(inner):
-    import tempfile
     tmp = tempfile.TemporaryDirectory(prefix="aerogram-roundtrips-")
-    counts = os.path.join(tmp.name, "counts")
-    storage = ["inner = " + inner, "counts_file = " + counts]
-    if inner == "sqlite":
-        storage.append("inner_config = path=" + os.path.join(tmp.name, "mail.sqlite"))
+    counts, storage = counting_storage(tmp.name, inner)
     srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
     rows = []
     try:

@@ -1,7 +1,6 @@
 """Real IMAP clients against aerogramd: mbsync (isync) syncing a Maildir
 both ways (500 messages, changes on both sides), and curl listing, fetching
 and searching, in cleartext and over STARTTLS. Run by `make check-server`."""
-import imaplib
 import os
 import re
 import shutil
@@ -11,7 +10,8 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import IO_TIMEOUT, Server  # noqa: E402
+from agtest import IO_TIMEOUT  # noqa: E402
+from agtest.case import ServerCase  # noqa: E402
 
 MBSYNCRC = """IMAPAccount test
 Host 127.0.0.1
@@ -93,14 +93,9 @@ def server_uids(m):
     return out
 
 
-class Clients(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u": "{PLAIN}pw"})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class Clients(ServerCase):
+    USERS = {"u": "{PLAIN}pw"}
+    SERVER = {"tls": True}  # curl's STARTTLS
 
     def test_mbsync_both_ways(self):
         """A 500-message Maildir synced into the server and back, with flags,
@@ -131,9 +126,7 @@ class Clients(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
         sync()
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        m.login("u", "pw")
+        m = self.imap("u")
         self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES %d)" % N_LOCAL])
         self.assertEqual(m.status("Projects", "(MESSAGES)")[1], [b"Projects (MESSAGES 1)"])
         m.select("Projects")
@@ -201,44 +194,37 @@ class Clients(unittest.TestCase):
         check_converged()
         self.assertEqual(sorted(local_files(inbox).values()), before)  # nothing moved
 
-    def test_curl_lists_and_fetches(self):
+    def curl(self, *args):
+        """curl's output (logged in as u), which must exit 0."""
         self.assertIsNotNone(shutil.which("curl"), "curl is needed: packaging/install-deps")
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        m.login("u", "pw")
+        out = subprocess.run(["curl", "--silent", "--show-error", "--user", "u:pw"] + list(args),
+                             capture_output=True, timeout=IO_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def test_curl_lists_and_fetches(self):
+        m = self.imap("u")
         m.create("Listed.Child")
         for i in range(3):
             m.append("Listed.Child", None, None, b"Subject: n%d\r\n\r\nnumber %d\r\n" % (i, i))
 
-        def curl(*args):
-            out = subprocess.run(["curl", "--silent", "--show-error", "--user", "u:pw"] + list(args),
-                                 capture_output=True, timeout=IO_TIMEOUT)
-            self.assertEqual(out.returncode, 0, out.stderr)
-            return out.stdout
-
         base = "imap://127.0.0.1:%d" % self.srv.port
-        listing = curl(base + "/").splitlines()
+        listing = self.curl(base + "/").splitlines()
         self.assertIn(b'* LIST (\\HasNoChildren) "." INBOX', listing)
         self.assertIn(b'* LIST (\\Noselect \\HasChildren) "." Listed', listing)
         self.assertIn(b'* LIST (\\HasNoChildren) "." Listed.Child', listing)
         # Sequence number and UID, and a SEARCH through a custom request.
-        self.assertEqual(curl(base + "/Listed.Child;MAILINDEX=2"), b"Subject: n1\r\n\r\nnumber 1\r\n")
-        self.assertEqual(curl(base + "/Listed.Child;UID=3;SECTION=TEXT"), b"number 2\r\n")
-        self.assertEqual(curl(base + "/Listed.Child?SUBJECT%20n2"), b"* SEARCH 3\r\n")
+        self.assertEqual(self.curl(base + "/Listed.Child;MAILINDEX=2"), b"Subject: n1\r\n\r\nnumber 1\r\n")
+        self.assertEqual(self.curl(base + "/Listed.Child;UID=3;SECTION=TEXT"), b"number 2\r\n")
+        self.assertEqual(self.curl(base + "/Listed.Child?SUBJECT%20n2"), b"* SEARCH 3\r\n")
 
     def test_curl_over_starttls(self):
-        self.assertIsNotNone(shutil.which("curl"), "curl is needed: packaging/install-deps")
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        m.login("u", "pw")
+        m = self.imap("u")
         m.create("Curl")
         typ, data = m.append("Curl", None, None, b"Subject: via curl\r\n\r\nfetched by curl\r\n")
         uid = data[0].split(b"]")[0].split(b" ")[-1].decode()
-        out = subprocess.run(["curl", "--silent", "--show-error", "--ssl-reqd", "--insecure",
-                              "--user", "u:pw", "imap://127.0.0.1:%d/Curl;UID=%s" % (self.srv.port, uid)],
-                             capture_output=True, timeout=IO_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(out.stdout, b"Subject: via curl\r\n\r\nfetched by curl\r\n")
+        url = "imap://127.0.0.1:%d/Curl;UID=%s" % (self.srv.port, uid)
+        self.assertEqual(self.curl("--ssl-reqd", "--insecure", url), b"Subject: via curl\r\n\r\nfetched by curl\r\n")
 
 
 if __name__ == "__main__":

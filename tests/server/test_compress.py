@@ -14,7 +14,7 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import IO_TIMEOUT, Raw, Server, client_tls_context  # noqa: E402
+from agtest import IO_TIMEOUT, Raw, Server  # noqa: E402
 
 USERS = {"u": "{PLAIN}pw", "v": "{PLAIN}pw"}
 
@@ -43,35 +43,18 @@ class Deflated(Raw):
             data = self.zout.compress(data) + self.zout.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
 
-    def _more(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed; pending: %r" % self.buf[:200])
+    def recv(self, size):
+        chunk = self.sock.recv(size)
         if self.zin is not None:
             self.wire_in += len(chunk)
             chunk = self.zin.decompress(chunk)
-        self.buf += chunk
+        return chunk
 
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self._more()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
 
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self._more()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def closed(self):
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-        except (ConnectionResetError, OSError):
-            return True
+def assert_alive(test, r):
+    """The connection is still served: a NOOP answers OK."""
+    r.send(b"n NOOP\r\n")
+    test.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
 
 
 def big_message(size):
@@ -123,6 +106,14 @@ class Compress(unittest.TestCase):
         self.assertTrue(lines[-1].startswith(tag + b" OK "), lines)
         return lines
 
+    def assert_fetched(self, r, tag, seq, section, data):
+        """FETCH seq BODY.PEEK[section] answers exactly `data`."""
+        r.send(b"%s FETCH %d BODY.PEEK[%s]\r\n" % (tag, seq, section))
+        self.assertEqual(r.line(), b"* %d FETCH (BODY[%s] {%d}" % (seq, section, len(data)))
+        self.assertEqual(r.exact(len(data)), data)
+        self.assertEqual(r.line(), b")")
+        self.assertEqual(r.line(), tag + b" OK FETCH completed.")
+
     def test_capability_only_after_login(self):
         r = Deflated(self.srv.port)
         self.addCleanup(r.close)
@@ -150,19 +141,10 @@ class Compress(unittest.TestCase):
         self.assertIn(b"* 2 EXISTS", self.append(r, b"a2", b"zbox", b"Subject: two\r\n\r\nsmall\r\n",
                                                  nonsync=True))          # LITERAL+
         before = r.wire_in
-        r.send(b"f FETCH 1 BODY.PEEK[]\r\n")
-        head = r.line()
-        self.assertEqual(head, b"* 1 FETCH (BODY[] {%d}" % len(msg))
-        self.assertEqual(r.exactly(len(msg)), msg)
-        self.assertEqual(r.line(), b")")
-        self.assertEqual(r.line(), b"f OK FETCH completed.")
+        self.assert_fetched(r, b"f", 1, b"", msg)
         # it really is compressed: the message is repetitive text
         self.assertLess(r.wire_in - before, len(msg) // 10)
-        r.send(b"f2 FETCH 2 BODY.PEEK[TEXT]\r\n")
-        self.assertEqual(r.line(), b"* 2 FETCH (BODY[TEXT] {7}")
-        self.assertEqual(r.exactly(7), b"small\r\n")
-        self.assertEqual(r.line(), b")")
-        self.assertEqual(r.line(), b"f2 OK FETCH completed.")
+        self.assert_fetched(r, b"f2", 2, b"TEXT", b"small\r\n")
 
         # IDLE: an update from another connection reaches the compressed
         # client while it waits (the server flushes after each response)
@@ -177,10 +159,7 @@ class Compress(unittest.TestCase):
         # a second COMPRESS is refused, compressed, and the session goes on
         r.send(b"z2 COMPRESS DEFLATE\r\n")
         self.assertEqual(r.until_tagged(b"z2")[-1], b"z2 NO [COMPRESSIONACTIVE] DEFLATE is active already.")
-        r.send(b"x FETCH 3 BODY.PEEK[TEXT]\r\n")
-        self.assertEqual(r.line(), b"* 3 FETCH (BODY[TEXT] {7}")
-        self.assertEqual(r.exactly(7), b"hello\r\n")
-        r.until_tagged(b"x")
+        self.assert_fetched(r, b"x", 3, b"TEXT", b"hello\r\n")
         r.send(b"q LOGOUT\r\n")
         lines = r.until_tagged(b"q")
         self.assertTrue(lines[0].startswith(b"* BYE"))
@@ -193,8 +172,7 @@ class Compress(unittest.TestCase):
         r.send(b"z2 COMPRESS\r\n")
         self.assertTrue(r.until_tagged(b"z2")[-1].startswith(b"z2 BAD "))
         # still uncompressed, still alive
-        r.send(b"n NOOP\r\n")
-        self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+        assert_alive(self, r)
 
     def test_over_starttls(self):
         r, _ = self.connect(tls=True)
@@ -205,8 +183,7 @@ class Compress(unittest.TestCase):
         # STARTTLS belongs before login: after COMPRESS it is refused
         r.send(b"t STARTTLS\r\n")
         self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t BAD "))
-        r.send(b"n NOOP\r\n")
-        self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+        assert_alive(self, r)
 
     def test_over_implicit_tls(self):
         r, _ = self.connect(implicit_tls=True)
@@ -215,11 +192,7 @@ class Compress(unittest.TestCase):
         r.send(b"c CREATE tlsbox\r\ns SELECT tlsbox\r\n")
         self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK"))
         self.assertIn(b"* 1 EXISTS", self.append(r, b"a", b"tlsbox", msg))
-        r.send(b"f FETCH 1 BODY.PEEK[]\r\n")
-        self.assertEqual(r.line(), b"* 1 FETCH (BODY[] {%d}" % len(msg))
-        self.assertEqual(r.exactly(len(msg)), msg)
-        self.assertEqual(r.line(), b")")
-        self.assertEqual(r.line(), b"f OK FETCH completed.")
+        self.assert_fetched(r, b"f", 1, b"", msg)
 
     def test_plain_starttls_after_compress_refused(self):
         r, _ = self.connect()
@@ -238,8 +211,7 @@ class Compress(unittest.TestCase):
         # the server goes on
         other, _ = self.connect()
         self.start_compress(other)
-        other.send(b"n NOOP\r\n")
-        self.assertEqual(other.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+        assert_alive(self, other)
 
     def test_fetch_in_several_runs(self):
         # A FETCH answer larger than one run (about 1 MiB) and, compressed,
@@ -256,7 +228,7 @@ class Compress(unittest.TestCase):
         self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK"))
         for i, m in enumerate(msgs):
             self.assertEqual(r.line(), b"* %d FETCH (BODY[] {%d}" % (i + 1, len(m)))
-            self.assertEqual(r.exactly(len(m)), m)
+            self.assertEqual(r.exact(len(m)), m)
             self.assertEqual(r.line(), b")")
         self.assertEqual(r.line(), b"f OK FETCH completed.")
 
@@ -306,8 +278,7 @@ class ClientVanishes(unittest.TestCase):
             r.send(b"l LOGIN u pw\r\nz COMPRESS DEFLATE\r\n")
             r.until_tagged(b"z")
             r.compress()
-            r.send(b"n NOOP\r\n")
-            self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+            assert_alive(self, r)
         finally:
             srv.stop()
 

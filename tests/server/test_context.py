@@ -11,11 +11,11 @@ import os
 import random
 import re
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import FAULTY_DRIVER, Session, Server  # noqa: E402
+from agtest import Session  # noqa: E402
+from agtest.case import DaemonCase, ServerCase  # noqa: E402
 
 
 def message(n, subject=None):
@@ -101,30 +101,17 @@ class Mirror:
                     self.list[pos - 1:pos - 1] = nums
 
 
-class Context(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(20)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def client(self, user):
-        c = Client(self.srv.port, user)
-        self.addCleanup(c.close)
-        return c
+class Context(ServerCase):
+    USERS = 20
+    Client = Client
 
     def filled(self, user, count, flags=None, subject=None):
-        c = self.client(user)
-        for i in range(1, count + 1):
-            c.append(b"INBOX", message(i, subject(i) if subject else None), flags=(flags or {}).get(i, b""))
-        c.cmd(b"SELECT INBOX")
-        return c
+        return self.client(user).fill(b"INBOX", [(message(i, subject(i) if subject else None),
+                                                  (flags or {}).get(i, b"")) for i in range(1, count + 1)])
 
     def test_capabilities(self):
         c = self.client(b"u0")
-        caps = [l for l in c.cmd(b"CAPABILITY") if l.startswith(b"* CAPABILITY")][0].split()
+        caps = c.capabilities()
         for name in (b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"ESORT", b"ESEARCH"):
             self.assertIn(name, caps)
 
@@ -405,40 +392,28 @@ class Context(unittest.TestCase):
 
 
 
-class FailingStore(unittest.TestCase):
+class FailingStore(DaemonCase):
+    Client = Client
+
     def test_context_ends_when_its_search_fails(self):
         """A context whose search cannot run again (the store fails the
         body reads) ends with an untagged NO [NOUPDATE "tag"]; the NOOP and
         the other contexts go on."""
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
-                     storage=["inner = memory", "control_file = " + control])
-        try:
-            a = Client(srv.port, b"u")
-            for i in range(1, 4):
-                a.append(b"INBOX", message(i))
-            a.cmd(b"SELECT INBOX")
-            b = Client(srv.port, b"u")
-            b.cmd(b"SELECT INBOX")
-            self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) BODY nothing", b"N1"), b"")
-            self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) FLAGGED", b"N2"), b"")
-            with open(control, "w") as f:
-                f.write("fail blob_get unavailable\n")
-            b.cmd(b"STORE 2 +FLAGS (\\Flagged)")
-            lines = a.cmd(b"NOOP")
-            self.assertIn(b'* NO [NOUPDATE "N1"] The search could not be run again, no more updates will follow.',
-                          lines)
-            self.assertIn(b'* ESEARCH (TAG "N2") ADDTO (0 2)', lines)
-            with open(control, "w") as f:
-                f.write("ok\n")
-            self.assertEqual(a.status(b'CANCELUPDATE "N1"')[0], b"NO")
-            self.assertIn(b"OK", a.cmd(b'CANCELUPDATE "N2"')[-1])
-            a.close()
-            b.close()
-        finally:
-            srv.stop()
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        a = self.client(b"u", srv=srv).fill(b"INBOX", [message(i) for i in range(1, 4)])
+        b = self.client(b"u", srv=srv)
+        b.cmd(b"SELECT INBOX")
+        self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) BODY nothing", b"N1"), b"")
+        self.assertEqual(a.esearch(b"SEARCH RETURN (UPDATE) FLAGGED", b"N2"), b"")
+        faults.set("fail blob_get unavailable")
+        b.cmd(b"STORE 2 +FLAGS (\\Flagged)")
+        lines = a.cmd(b"NOOP")
+        self.assertIn(b'* NO [NOUPDATE "N1"] The search could not be run again, no more updates will follow.',
+                      lines)
+        self.assertIn(b'* ESEARCH (TAG "N2") ADDTO (0 2)', lines)
+        faults.set("ok")
+        self.assertEqual(a.status(b'CANCELUPDATE "N1"')[0], b"NO")
+        self.assertIn(b"OK", a.cmd(b'CANCELUPDATE "N2"')[-1])
 
 
 if __name__ == "__main__":

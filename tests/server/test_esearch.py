@@ -11,7 +11,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from agtest import Session, Server  # noqa: E402
-from roundtrips import COUNTING_DRIVER  # noqa: E402
+from agtest.case import ServerCase  # noqa: E402
+from agtest.counts import COUNTING_DRIVER, counting_storage  # noqa: E402
 
 
 def message(n, sender="someone@example.org"):
@@ -24,9 +25,7 @@ class Client(Session):
         return [l for l in self.cmd(text) if l.upper().startswith(prefix)]
 
     def search(self, text):
-        found = self.untagged(text, b"* SEARCH")
-        assert len(found) == 1, found
-        return found[0][len(b"* SEARCH"):].strip()
+        return self.one(text, b"SEARCH")
 
     def uids(self, text):
         """UIDs named by the FETCH responses of a command."""
@@ -37,37 +36,19 @@ class Client(Session):
         return out
 
 
-class Esearch(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(12)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def client(self, user):
-        c = Client(self.srv.port, user)
-        self.addCleanup(c.close)
-        return c
+class Esearch(ServerCase):
+    USERS = 12
+    Client = Client
 
     def filled(self, user, count, flagged=()):
-        c = self.client(user)
-        for i in range(1, count + 1):
-            sender = "smith@example.org" if i == 3 else "someone@example.org"
-            c.append(b"INBOX", message(i, sender), flags=b"\\Flagged" if i in flagged else b"")
-        c.cmd(b"SELECT INBOX")
-        return c
+        return self.client(user).fill(b"INBOX", [
+            (message(i, "smith@example.org" if i == 3 else "someone@example.org"),
+             b"\\Flagged" if i in flagged else b"") for i in range(1, count + 1)])
 
     def test_capabilities(self):
-        c = self.client(b"u0")
-        caps = self.untagged(c, b"CAPABILITY")
+        caps = self.client(b"u0").capabilities()
         for name in (b"ESEARCH", b"SEARCHRES", b"WITHIN"):
             self.assertIn(name, caps)
-
-    def untagged(self, c, command):
-        line = c.untagged(command, b"* " + command)[0]
-        return line.split()[2:]
 
     def test_rfc4731_examples(self):
         """RFC 4731 section 3.1: FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"
@@ -193,12 +174,8 @@ class Esearch(unittest.TestCase):
         def days_ago(d):
             return time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(now - d * 86400)).encode()
 
-        c = self.client(b"u6")
-        c.append(b"INBOX", message(1), date=days_ago(10))
-        c.append(b"INBOX", message(2))
-        c.append(b"INBOX", message(3), date=days_ago(2))
-        c.append(b"INBOX", message(4))
-        c.cmd(b"SELECT INBOX")
+        c = self.client(b"u6").fill(b"INBOX", [(message(1), b"", days_ago(10)), message(2),
+                                                (message(3), b"", days_ago(2)), message(4)])
         day = 86400
         self.assertEqual(c.search(b"SEARCH OLDER %d" % day), b"1 3")
         self.assertEqual(c.search(b"SEARCH YOUNGER %d" % day), b"2 4")
@@ -230,8 +207,7 @@ class StoreReads(unittest.TestCase):
             # SQLite underneath whatever the run's store: the messages
             # outlive the first daemon, so that the second one holds none
             # of their summaries in memory
-            storage = ["inner = sqlite", "counts_file = " + os.path.join(tmp, "counts"),
-                       "inner_config = path=" + os.path.join(tmp, "mail.sqlite")]
+            _, storage = counting_storage(tmp, "sqlite")
             srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
             try:
                 c = Client(srv.port, b"u")

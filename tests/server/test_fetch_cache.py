@@ -3,14 +3,13 @@ are the answers built from the summaries: the first FETCH of a message fills
 the cache, later ones (and whole batches answered without reading any
 summary) must say the same bytes, for the right message, whatever user or
 mailbox holds messages with the same UIDs. Run by `make check-server`."""
-import imaplib
 import os
 import re
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import IO_TIMEOUT, Server  # noqa: E402
+from agtest.case import ServerCase  # noqa: E402
 
 ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE)"
 
@@ -31,20 +30,8 @@ def date(i):
     return '"%02d-Mar-2001 10:%02d:00 +0000"' % (i % 28 + 1, i % 60)
 
 
-class FetchCacheTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"alice": "{PLAIN}pw", "bob": "{PLAIN}pw"}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def imap(self, user):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        self.assertEqual(m.login(user, "pw")[0], "OK")
-        return m
+class FetchCacheTest(ServerCase):
+    USERS = {"alice": "{PLAIN}pw", "bob": "{PLAIN}pw"}
 
     def fetch_all(self, m, items=ITEMS, which="1:*"):
         typ, data = m.fetch(which, items)

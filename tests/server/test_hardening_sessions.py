@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server, hash_password  # noqa: E402
+from agtest.case import DaemonCase  # noqa: E402
 
 # Linux answers on all of 127.0.0.0/8: a second client address on loopback.
 OTHER_ADDRESS = "127.0.0.2"
@@ -101,203 +102,178 @@ class LoginFlood(unittest.TestCase):
             srv.stop()
 
 
-class SlowAndGreedyClients(unittest.TestCase):
+class SlowAndGreedyClients(DaemonCase):
     def test_login_timeout_counts_from_connect(self):
         """One byte a second re-arms no timer: login_timeout ends it."""
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["login_timeout = 3"])
-        try:
-            r = connect(srv.port)
-            start = time.monotonic()
-            got = b""
-            with self.assertRaises((EOFError, OSError)):
-                for c in b"a LOGIN u pw and some more bytes that never end the line":
-                    r.send(bytes([c]))
-                    time.sleep(1)
-                    r.sock.settimeout(0.01)
-                    try:
-                        chunk = r.sock.recv(4096)
-                    except socket.timeout:
-                        continue
-                    if not chunk:
-                        raise EOFError
-                    got += chunk
-            elapsed = time.monotonic() - start
-            self.assertIn(b"* BYE Login timeout", got + r.buf)
-            self.assertLess(elapsed, 20)
-            self.assertTrue(srv.wait_log("login timeout: not authenticated 3 s after connecting"))
-            r.close()
-            # A client that logs in in time stays past the deadline.
-            r = connect(srv.port)
-            r.send(b"a LOGIN u pw\r\n")
-            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
-            time.sleep(4)
-            r.send(b"b NOOP\r\n")
-            self.assertEqual(r.until_tagged(b"b"), [b"b OK NOOP completed."])
-            r.close()
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw"}, imap=["login_timeout = 3"])
+        r = connect(srv.port)
+        start = time.monotonic()
+        got = b""
+        with self.assertRaises((EOFError, OSError)):
+            for c in b"a LOGIN u pw and some more bytes that never end the line":
+                r.send(bytes([c]))
+                time.sleep(1)
+                r.sock.settimeout(0.01)
+                try:
+                    chunk = r.sock.recv(4096)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    raise EOFError
+                got += chunk
+        elapsed = time.monotonic() - start
+        self.assertIn(b"* BYE Login timeout", got + r.buf)
+        self.assertLess(elapsed, 20)
+        self.assertTrue(srv.wait_log("login timeout: not authenticated 3 s after connecting"))
+        r.close()
+        # A client that logs in in time stays past the deadline.
+        r = connect(srv.port)
+        r.send(b"a LOGIN u pw\r\n")
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        time.sleep(4)
+        r.send(b"b NOOP\r\n")
+        self.assertEqual(r.until_tagged(b"b"), [b"b OK NOOP completed."])
+        r.close()
 
     def test_connections_per_address(self):
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_connections_per_ip = 3"])
-        try:
-            held = [connect(srv.port) for _ in range(3)]
-            refused = connect(srv.port, greeting=False)
-            self.assertEqual(refused.line(), b"* BYE Too many connections from your address.")
-            self.assertTrue(refused.closed())
-            self.assertTrue(srv.wait_log("(max_connections_per_ip)"))
-            # Another address is not affected.
-            other = connect(srv.port, source=OTHER_ADDRESS)
-            other.send(b"a LOGIN u pw\r\n")
-            self.assertTrue(other.until_tagged(b"a")[-1].startswith(b"a OK"))
-            # A connection that ends gives its place back.
-            held.pop().close()
-            deadline = time.monotonic() + IO_TIMEOUT
-            while True:
-                r = connect(srv.port, greeting=False)
-                line = r.line()
-                if line.startswith(b"* OK "):
-                    break
-                r.close()
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.05)
-            r.send(b"a LOGIN u pw\r\n")
-            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
-            for c in held + [r, other, refused]:
-                c.close()
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw"}, imap=["max_connections_per_ip = 3"])
+        held = [connect(srv.port) for _ in range(3)]
+        refused = connect(srv.port, greeting=False)
+        self.assertEqual(refused.line(), b"* BYE Too many connections from your address.")
+        self.assertTrue(refused.closed())
+        self.assertTrue(srv.wait_log("(max_connections_per_ip)"))
+        # Another address is not affected.
+        other = connect(srv.port, source=OTHER_ADDRESS)
+        other.send(b"a LOGIN u pw\r\n")
+        self.assertTrue(other.until_tagged(b"a")[-1].startswith(b"a OK"))
+        # A connection that ends gives its place back.
+        held.pop().close()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while True:
+            r = connect(srv.port, greeting=False)
+            line = r.line()
+            if line.startswith(b"* OK "):
+                break
+            r.close()
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        r.send(b"a LOGIN u pw\r\n")
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        for c in held + [r, other, refused]:
+            c.close()
 
     def test_sessions_per_user(self):
-        srv = Server({"u": "{PLAIN}pw", "w": "{PLAIN}pw"}, tls=False, imap=["max_user_connections = 2"])
-        try:
-            sessions = []
-            for i in range(2):
-                r = connect(srv.port)
-                r.send(b"a LOGIN u pw\r\n")
-                self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
-                sessions.append(r)
-            third = connect(srv.port)
-            third.send(b"a LOGIN u pw\r\nb NOOP\r\n")
-            self.assertEqual(third.until_tagged(b"a")[-1],
-                             b"a NO [LIMIT] Too many connections for this user (max_user_connections=2).")
-            self.assertEqual(third.until_tagged(b"b")[-1], b"b OK NOOP completed.")
-            self.assertTrue(srv.wait_log("login refused user=u: 2 sessions open (max_user_connections)"))
-            # Another user is not affected.
-            third.send(b"c LOGIN w pw\r\n")
-            self.assertTrue(third.until_tagged(b"c")[-1].startswith(b"c OK"))
-            # A session that ends gives its place back.
-            sessions[0].send(b"z LOGOUT\r\n")
-            self.assertTrue(sessions[0].closed())
-            deadline = time.monotonic() + IO_TIMEOUT
-            while True:
-                r = connect(srv.port)
-                r.send(b"a LOGIN u pw\r\n")
-                if r.until_tagged(b"a")[-1].startswith(b"a OK"):
-                    break
-                r.close()
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.05)
-            for c in sessions + [third, r]:
-                c.close()
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw", "w": "{PLAIN}pw"}, imap=["max_user_connections = 2"])
+        sessions = []
+        for i in range(2):
+            r = connect(srv.port)
+            r.send(b"a LOGIN u pw\r\n")
+            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+            sessions.append(r)
+        third = connect(srv.port)
+        third.send(b"a LOGIN u pw\r\nb NOOP\r\n")
+        self.assertEqual(third.until_tagged(b"a")[-1],
+                         b"a NO [LIMIT] Too many connections for this user (max_user_connections=2).")
+        self.assertEqual(third.until_tagged(b"b")[-1], b"b OK NOOP completed.")
+        self.assertTrue(srv.wait_log("login refused user=u: 2 sessions open (max_user_connections)"))
+        # Another user is not affected.
+        third.send(b"c LOGIN w pw\r\n")
+        self.assertTrue(third.until_tagged(b"c")[-1].startswith(b"c OK"))
+        # A session that ends gives its place back.
+        sessions[0].send(b"z LOGOUT\r\n")
+        self.assertTrue(sessions[0].closed())
+        deadline = time.monotonic() + IO_TIMEOUT
+        while True:
+            r = connect(srv.port)
+            r.send(b"a LOGIN u pw\r\n")
+            if r.until_tagged(b"a")[-1].startswith(b"a OK"):
+                break
+            r.close()
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        for c in sessions + [third, r]:
+            c.close()
 
 
-class BadLinesInsideCommands(unittest.TestCase):
+class BadLinesInsideCommands(DaemonCase):
     """A line other than DONE during IDLE, an over-long SASL response: the
     command ends with its own tagged answer and the session goes on."""
 
     def test_idle_and_authenticate_end_tagged(self):
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_line = 4096"])
-        try:
-            r = connect(srv.port)
-            # An over-long AUTHENTICATE response (1 MB on one line).
-            r.send(b"a AUTHENTICATE PLAIN\r\n")
-            self.assertEqual(r.line(), b"+ ")
-            r.send(b"A" * (1 << 20) + b"\r\nb NOOP\r\n")
-            lines = r.until_tagged(b"a")
-            self.assertTrue(lines[-1].startswith(b"a BAD "), lines)
-            self.assertEqual(r.until_tagged(b"b"), [b"b OK NOOP completed."])
-            # A malformed (not base64) response, then a real login.
-            r.send(b"c AUTHENTICATE PLAIN\r\n")
-            self.assertEqual(r.line(), b"+ ")
-            r.send(b"not base64 at all\r\n")
-            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c BAD "))
-            r.send(b"d LOGIN u pw\r\ne SELECT INBOX\r\n")
-            self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d OK "))
-            self.assertTrue(r.until_tagged(b"e")[-1].startswith(b"e OK "))
-            # IDLE, garbage instead of DONE, then DONE (now a bad command) and NOOP.
-            r.send(b"f IDLE\r\n")
-            self.assertEqual(r.line(), b"+ idling")
-            r.send(b"GARBAGE\r\n")
-            self.assertEqual(r.until_tagged(b"f")[-1], b"f BAD Expected DONE.")
-            r.send(b"DONE\r\ng NOOP\r\n")
-            lines = r.until_tagged(b"g")
-            self.assertEqual(lines[-1], b"g OK NOOP completed.")
-            self.assertNotIn(b"Unexpected command", b"\n".join(lines))
-            # An over-long line during IDLE too; IDLE then works again.
-            r.send(b"h IDLE\r\n")
-            self.assertEqual(r.line(), b"+ idling")
-            r.send(b"X" * 10000 + b"\r\n")
-            self.assertTrue(r.until_tagged(b"h")[-1].startswith(b"h BAD "))
-            r.send(b"i IDLE\r\n")
-            self.assertEqual(r.line(), b"+ idling")
-            r.send(b"DONE\r\nj NOOP\r\n")
-            self.assertEqual(r.until_tagged(b"i")[-1], b"i OK IDLE terminated.")
-            self.assertEqual(r.until_tagged(b"j")[-1], b"j OK NOOP completed.")
-            r.close()
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw"}, imap=["max_line = 4096"])
+        r = connect(srv.port)
+        # An over-long AUTHENTICATE response (1 MB on one line).
+        r.send(b"a AUTHENTICATE PLAIN\r\n")
+        self.assertEqual(r.line(), b"+ ")
+        r.send(b"A" * (1 << 20) + b"\r\nb NOOP\r\n")
+        lines = r.until_tagged(b"a")
+        self.assertTrue(lines[-1].startswith(b"a BAD "), lines)
+        self.assertEqual(r.until_tagged(b"b"), [b"b OK NOOP completed."])
+        # A malformed (not base64) response, then a real login.
+        cont, lines = r.continued(b"c", b"AUTHENTICATE PLAIN", b"not base64 at all")
+        self.assertEqual(cont, b"+ ")
+        self.assertTrue(lines[-1].startswith(b"c BAD "))
+        r.send(b"d LOGIN u pw\r\ne SELECT INBOX\r\n")
+        self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d OK "))
+        self.assertTrue(r.until_tagged(b"e")[-1].startswith(b"e OK "))
+        # IDLE, garbage instead of DONE, then DONE (now a bad command) and NOOP.
+        cont, lines = r.continued(b"f", b"IDLE", b"GARBAGE")
+        self.assertEqual(cont, b"+ idling")
+        self.assertEqual(lines[-1], b"f BAD Expected DONE.")
+        r.send(b"DONE\r\ng NOOP\r\n")
+        lines = r.until_tagged(b"g")
+        self.assertEqual(lines[-1], b"g OK NOOP completed.")
+        self.assertNotIn(b"Unexpected command", b"\n".join(lines))
+        # An over-long line during IDLE too; IDLE then works again.
+        cont, lines = r.continued(b"h", b"IDLE", b"X" * 10000)
+        self.assertEqual(cont, b"+ idling")
+        self.assertTrue(lines[-1].startswith(b"h BAD "))
+        r.send(b"i IDLE\r\n")
+        self.assertEqual(r.line(), b"+ idling")
+        r.send(b"DONE\r\nj NOOP\r\n")
+        self.assertEqual(r.until_tagged(b"i")[-1], b"i OK IDLE terminated.")
+        self.assertEqual(r.until_tagged(b"j")[-1], b"j OK NOOP completed.")
+        r.close()
 
 
-class StoreRefusesWrites(unittest.TestCase):
+class StoreRefusesWrites(DaemonCase):
     """A full disk (every write fails, reads work): SELECT still opens the
     mailbox read-write in principle, FETCH works, writes get NO [UNAVAILABLE]."""
 
     def test_select_without_writes(self):
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
-                     storage=["inner = memory", "control_file = " + control])
-        try:
-            r = connect(srv.port)
-            r.send(b"l LOGIN u pw\r\na APPEND INBOX {21+}\r\nSubject: s\r\n\r\nbody\r\n\r\n")
-            r.until_tagged(b"l")
-            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
-            r.close()
-            with open(control, "w") as f:
-                f.write("fail writes unavailable\n")
-            r = connect(srv.port)
-            r.send(b"l LOGIN u pw\r\ns SELECT INBOX\r\n")
-            r.until_tagged(b"l")
-            lines = r.until_tagged(b"s")
-            self.assertEqual(lines[-1], b"s OK [READ-WRITE] SELECT completed.")
-            self.assertIn(b"* 1 EXISTS", lines)
-            r.send(b"f FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
-            lines = r.until_tagged(b"f")
-            self.assertEqual(lines[-1], b"f OK FETCH completed.")
-            self.assertIn(b"Subject: s", b"\n".join(lines))
-            r.send(b"t STORE 1 +FLAGS (\\Flagged)\r\n")
-            self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t NO [UNAVAILABLE]"))
-            r.send(b"p APPEND INBOX {5+}\r\nhello\r\n")
-            self.assertTrue(r.until_tagged(b"p")[-1].startswith(b"p NO [UNAVAILABLE]"))
-            r.send(b"n NOOP\r\nx EXAMINE INBOX\r\n")
-            self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
-            self.assertTrue(r.until_tagged(b"x")[-1].startswith(b"x OK [READ-ONLY]"))
-            r.close()
-            self.assertIn("cannot claim \\Recent", srv.read_log())
-            # The disk has room again: writes work on the same mailbox.
-            with open(control, "w") as f:
-                f.write("ok\n")
-            os.utime(control, (1000, 1000))
-            r = connect(srv.port)
-            r.send(b"l LOGIN u pw\r\ns SELECT INBOX\r\nt STORE 1 +FLAGS (\\Flagged)\r\n")
-            self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK [READ-WRITE]"))
-            self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t OK"))
-            r.close()
-        finally:
-            srv.stop()
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        r = connect(srv.port)
+        r.send(b"l LOGIN u pw\r\na APPEND INBOX {21+}\r\nSubject: s\r\n\r\nbody\r\n\r\n")
+        r.until_tagged(b"l")
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        r.close()
+        faults.set("fail writes unavailable")
+        r = connect(srv.port)
+        r.send(b"l LOGIN u pw\r\ns SELECT INBOX\r\n")
+        r.until_tagged(b"l")
+        lines = r.until_tagged(b"s")
+        self.assertEqual(lines[-1], b"s OK [READ-WRITE] SELECT completed.")
+        self.assertIn(b"* 1 EXISTS", lines)
+        r.send(b"f FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        lines = r.until_tagged(b"f")
+        self.assertEqual(lines[-1], b"f OK FETCH completed.")
+        self.assertIn(b"Subject: s", b"\n".join(lines))
+        r.send(b"t STORE 1 +FLAGS (\\Flagged)\r\n")
+        self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t NO [UNAVAILABLE]"))
+        r.send(b"p APPEND INBOX {5+}\r\nhello\r\n")
+        self.assertTrue(r.until_tagged(b"p")[-1].startswith(b"p NO [UNAVAILABLE]"))
+        r.send(b"n NOOP\r\nx EXAMINE INBOX\r\n")
+        self.assertEqual(r.until_tagged(b"n")[-1], b"n OK NOOP completed.")
+        self.assertTrue(r.until_tagged(b"x")[-1].startswith(b"x OK [READ-ONLY]"))
+        r.close()
+        self.assertIn("cannot claim \\Recent", srv.read_log())
+        # The disk has room again: writes work on the same mailbox.
+        faults.set("ok")
+        r = connect(srv.port)
+        r.send(b"l LOGIN u pw\r\ns SELECT INBOX\r\nt STORE 1 +FLAGS (\\Flagged)\r\n")
+        self.assertTrue(r.until_tagged(b"s")[-1].startswith(b"s OK [READ-WRITE]"))
+        self.assertTrue(r.until_tagged(b"t")[-1].startswith(b"t OK"))
+        r.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import Session, Server  # noqa: E402
+from agtest import Session  # noqa: E402
+from agtest.case import ServerCase  # noqa: E402
 
 
 class Client(Session):
@@ -48,26 +49,16 @@ def attrs(*names):
     return frozenset(n.lower().encode() for n in names)
 
 
-class ListExtended(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(10)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def client(self, user):
-        c = Client(self.srv.port, user)
-        self.addCleanup(c.close)
-        return c
+class ListExtended(ServerCase):
+    USERS = 10
+    Client = Client
 
     def names(self, listing, kind=b"LIST"):
         return [(a, n, x) for k, a, n, x in listing if k == kind]
 
     def test_capabilities(self):
         c = self.client(b"u0")
-        caps = c.cmd(b"CAPABILITY")[0].split()
+        caps = c.capabilities()
         for name in (b"LIST-EXTENDED", b"LIST-STATUS", b"CREATE-SPECIAL-USE", b"SPECIAL-USE"):
             self.assertIn(name, caps)
 

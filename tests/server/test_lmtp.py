@@ -31,7 +31,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import agtest.daemon  # noqa: E402
-from agtest import AEROGRAMD, DRIVER, FAULTY_DRIVER, IO_TIMEOUT, START_TIMEOUT, STORE, Raw, free_port  # noqa: E402
+from agtest import AEROGRAMD, DRIVER, IO_TIMEOUT, START_TIMEOUT, STORE, Raw, free_port  # noqa: E402
+from agtest.daemon import Faults  # noqa: E402
 
 MAX_MESSAGE = 4096
 MAX_RECIPIENTS = 5
@@ -249,37 +250,30 @@ class LmtpDelivery(unittest.TestCase):
         self.assertIn(fields("", "a@x.example") + b"Subject: over the unix socket\r\n\r\nhi\r\n",
                       self.srv.inbox("alice"))
 
-    def test_dot_stuffing_on_the_wire(self):
+    def delivered_raw(self, data):
+        """What bob's INBOX got from one transaction on the wire whose DATA
+        is `data` as given (dot-stuffed, with its end): every reply checked."""
         before = len(self.srv.inbox("bob"))
         r = RawLmtp(self.srv.lmtp_port)
+        self.addCleanup(r.close)
         self.assertEqual(r.greeting[0], 220)
-        self.assertEqual(r.cmd(b"LHLO raw")[0], 250)
-        self.assertEqual(r.cmd(b"MAIL FROM:<s@src.example>")[0], 250)
-        self.assertEqual(r.cmd(b"RCPT TO:<bob@example.org>")[0], 250)
-        self.assertEqual(r.cmd(b"DATA")[0], 354)
-        r.send(b"Subject: dots\r\n\r\n..\r\n...x\r\n.y\r\nz.\r\n. \r\n\r\n.\r\n")
+        for line, want in ((b"LHLO raw", 250), (b"MAIL FROM:<s@src.example>", 250),
+                           (b"RCPT TO:<bob@example.org>", 250), (b"DATA", 354)):
+            self.assertEqual(r.cmd(line)[0], want, line)
+        r.send(data)
         code, text = r.reply()
         self.assertEqual(code, 250, text)
         self.assertEqual(r.cmd(b"QUIT")[0], 221)
         self.assertTrue(r.closed())
-        r.close()
-        self.assertEqual(self.srv.inbox("bob")[before:],
+        return self.srv.inbox("bob")[before:]
+
+    def test_dot_stuffing_on_the_wire(self):
+        self.assertEqual(self.delivered_raw(b"Subject: dots\r\n\r\n..\r\n...x\r\n.y\r\nz.\r\n. \r\n\r\n.\r\n"),
                          [fields("s@src.example", "bob@example.org") + b"Subject: dots\r\n\r\n.\r\n..x\r\ny\r\nz.\r\n \r\n\r\n"])
 
     def test_line_ends_stored_as_append_stores_them(self):
         """CR CR LF becomes CR LF and a final CR goes, as at APPEND."""
-        before = len(self.srv.inbox("bob"))
-        r = RawLmtp(self.srv.lmtp_port)
-        self.assertEqual(r.cmd(b"LHLO raw")[0], 250)
-        self.assertEqual(r.cmd(b"MAIL FROM:<s@src.example>")[0], 250)
-        self.assertEqual(r.cmd(b"RCPT TO:<bob@example.org>")[0], 250)
-        self.assertEqual(r.cmd(b"DATA")[0], 354)
-        r.send(b"Subject: crcr\r\r\n\r\r\na\rb\r\r\r\nc\r\r\n.\r\n")
-        code, text = r.reply()
-        self.assertEqual(code, 250, text)
-        self.assertEqual(r.cmd(b"QUIT")[0], 221)
-        r.close()
-        self.assertEqual(self.srv.inbox("bob")[before:],
+        self.assertEqual(self.delivered_raw(b"Subject: crcr\r\r\n\r\r\na\rb\r\r\r\nc\r\r\n.\r\n"),
                          [fields("s@src.example", "bob@example.org") + b"Subject: crcr\r\n\r\na\rb\r\r\nc\r\n"])
 
     def test_size_limit(self):
@@ -493,23 +487,13 @@ class LmtpDaemonLife(unittest.TestCase):
             srv.stop()
 
 
-def write_control(path, text, stamp):
-    with open(path, "w") as f:
-        f.write(text + "\n")
-    # the faulty wrapper re-reads the file when its size or time changes
-    os.utime(path, (stamp, stamp))
-
-
 class LmtpStoreFailure(unittest.TestCase):
     """The faulty driver: a failing store call hits one recipient only."""
 
     def setUp(self):
-        self.control = None
-        tmp = tempfile.TemporaryDirectory(prefix="aerogram-lmtp-faults-")
-        self.addCleanup(tmp.cleanup)
-        self.control = os.path.join(tmp.name, "faults")
-        self.srv = Daemon(driver=FAULTY_DRIVER, storage=["inner = memory", "control_file = " + self.control],
-                          unix=False)
+        self.faults = Faults()
+        self.addCleanup(self.faults.cleanup)
+        self.srv = Daemon(driver=self.faults.driver, storage=self.faults.storage(), unix=False)
         self.addCleanup(self.srv.stop)
 
     def deliver(self, rcpts, subject):
@@ -530,16 +514,16 @@ class LmtpStoreFailure(unittest.TestCase):
                          [250, 250])
         # the entry write of the first recipient fails: its message is not
         # in the log, so nothing of it is visible; the second is stored
-        write_control(self.control, "fail_next row_insert_if internal 1", 1)
+        self.faults.set("fail_next row_insert_if internal 1")
         replies = self.deliver(["alice@example.org", "bob@example.org"], b"second")
         self.assertEqual(replies[0][0], 451, replies)
         self.assertTrue(replies[0][1].startswith(b"4.3.0 <alice@example.org>"), replies[0])
         self.assertEqual(replies[1][0], 250, replies)
         # the body write fails this time (before anything else was written)
-        write_control(self.control, "fail_next blob_put unavailable 1", 2)
+        self.faults.set("fail_next blob_put unavailable 1")
         replies = self.deliver(["bob@example.org", "alice@example.org"], b"third")
         self.assertEqual([r[0] for r in replies], [451, 250])
-        write_control(self.control, "ok", 3)
+        self.faults.set("ok")
         self.assertEqual([r[0] for r in self.deliver(["alice@example.org", "bob@example.org"], b"fourth")],
                          [250, 250])
         subjects = {u: [re.search(rb"Subject: (\w+)", m).group(1) for m in self.srv.inbox(u)]
@@ -559,7 +543,7 @@ class LmtpStoreFailure(unittest.TestCase):
         # every store call now takes 0.4 s (a delivery makes a few per
         # recipient, well within the 5 s that shutdown waits): SIGTERM
         # arrives in the middle of one
-        write_control(self.control, "delay all 400", 1)
+        self.faults.set("delay all 400")
         c = self.srv.lmtp()
         c.ehlo("client.example")
         c.mail("s@src.example")

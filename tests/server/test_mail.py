@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+from agtest.case import DaemonCase, ServerCase  # noqa: E402
 
 MESSAGE = (b"From: Alice <alice@example.org>\r\n"
            b"To: bob@example.org\r\n"
@@ -36,35 +36,21 @@ MULTIPART = (b"From: a@example.org\r\n"
              b"--XX--\r\n")
 
 
-class MailTest(unittest.TestCase):
+class MailTest(ServerCase):
+    # One user per test keeps the tests independent on one daemon.
+    USERS = 40
     user_counter = 0
-
-    @classmethod
-    def setUpClass(cls):
-        # One user per test keeps the tests independent on one daemon.
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(40)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def setUp(self):
         MailTest.user_counter += 1
         self.user = "u%d" % MailTest.user_counter
 
     def imap(self):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        self.assertEqual(m.login(self.user, "pw")[0], "OK")
-        return m
+        return super().imap(self.user)
 
     def raw(self):
-        r = Raw(self.srv.port)
-        self.addCleanup(r.close)
-        r.line()
-        r.send(b"l LOGIN %s pw\r\n" % self.user.encode())
-        self.assertTrue(r.until_tagged(b"l")[-1].startswith(b"l OK"))
-        return r
+        """Logged in as this test's user."""
+        return self.login(self.user)
 
     def test_default_mailboxes_and_hierarchy(self):
         m = self.imap()
@@ -651,125 +637,88 @@ class MailTest(unittest.TestCase):
         self.assertEqual(m.search(None, "ALL"), ("OK", [b"1 2"]))
 
 
-class AppendLimits(unittest.TestCase):
+class AppendLimits(DaemonCase):
     """max_message holds for one message and for a MULTIAPPEND as a whole."""
 
     def test_limits(self):
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_message = 2048"])
-        try:
-            r = Raw(srv.port)
-            r.line()
-            r.send(b"l LOGIN u pw\r\n")
-            r.until_tagged(b"l")
-            r.send(b"a APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b" {1500+}\r\n" + b"y" * 1500 + b"\r\n")
-            self.assertEqual(r.until_tagged(b"a"),
-                             [b"a NO [TOOBIG] APPEND: the messages together are larger than 2048 bytes."])
-            r.send(b"b APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b"\r\n")
-            self.assertRegex(r.until_tagged(b"b")[-1], rb"^b OK \[APPENDUID \d+ 1\] ")
-            r.send(b"c APPEND INBOX {3000}\r\n")
-            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c NO [TOOBIG]"))
-            r.send(b"d APPEND INBOX (\\Seen) {700+}\r\n" + b"z" * 700 + b" {700+}\r\n" + b"w" * 700 + b"\r\n")
-            self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2:3\] ")
-            r.send(b"e STATUS INBOX (MESSAGES)\r\n")
-            self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 3)")
-            # One message of a MULTIAPPEND over the limit: the whole command
-            # is refused, the messages before it are not appended, and the
-            # connection goes on (synchronising literal, then LITERAL+).
-            r.send(b"i APPEND INBOX {100+}\r\n" + b"a" * 100 + b" (\\Seen) {3000}\r\n")
-            self.assertTrue(r.until_tagged(b"i")[-1].startswith(b"i NO [TOOBIG] "))
-            r.send(b"j APPEND INBOX {100+}\r\n" + b"a" * 100 + b" {3000+}\r\n" + b"b" * 3000 + b"\r\n")
-            self.assertTrue(r.until_tagged(b"j")[-1].startswith(b"j NO [TOOBIG] "))
-            r.send(b"k STATUS INBOX (MESSAGES UIDNEXT)\r\n")
-            self.assertEqual(r.until_tagged(b"k")[0], b"* STATUS INBOX (MESSAGES 3 UIDNEXT 4)")
-            r.send(b"f CREATE X\r\ng SELECT X\r\nh DELETE X\r\n")
-            self.assertEqual(r.until_tagged(b"h")[-2:], [b"* OK [CLOSED] The selected mailbox is being deleted.",
-                                                         b"h OK DELETE completed."])
-            r.close()
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw"}, imap=["max_message = 2048"])
+        r = self.login("u", srv=srv)
+        r.send(b"a APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b" {1500+}\r\n" + b"y" * 1500 + b"\r\n")
+        self.assertEqual(r.until_tagged(b"a"),
+                         [b"a NO [TOOBIG] APPEND: the messages together are larger than 2048 bytes."])
+        r.send(b"b APPEND INBOX {1500+}\r\n" + b"x" * 1500 + b"\r\n")
+        self.assertRegex(r.until_tagged(b"b")[-1], rb"^b OK \[APPENDUID \d+ 1\] ")
+        r.send(b"c APPEND INBOX {3000}\r\n")
+        self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c NO [TOOBIG]"))
+        r.send(b"d APPEND INBOX (\\Seen) {700+}\r\n" + b"z" * 700 + b" {700+}\r\n" + b"w" * 700 + b"\r\n")
+        self.assertRegex(r.until_tagged(b"d")[-1], rb"^d OK \[APPENDUID \d+ 2:3\] ")
+        r.send(b"e STATUS INBOX (MESSAGES)\r\n")
+        self.assertEqual(r.until_tagged(b"e")[0], b"* STATUS INBOX (MESSAGES 3)")
+        # One message of a MULTIAPPEND over the limit: the whole command
+        # is refused, the messages before it are not appended, and the
+        # connection goes on (synchronising literal, then LITERAL+).
+        r.send(b"i APPEND INBOX {100+}\r\n" + b"a" * 100 + b" (\\Seen) {3000}\r\n")
+        self.assertTrue(r.until_tagged(b"i")[-1].startswith(b"i NO [TOOBIG] "))
+        r.send(b"j APPEND INBOX {100+}\r\n" + b"a" * 100 + b" {3000+}\r\n" + b"b" * 3000 + b"\r\n")
+        self.assertTrue(r.until_tagged(b"j")[-1].startswith(b"j NO [TOOBIG] "))
+        r.send(b"k STATUS INBOX (MESSAGES UIDNEXT)\r\n")
+        self.assertEqual(r.until_tagged(b"k")[0], b"* STATUS INBOX (MESSAGES 3 UIDNEXT 4)")
+        r.send(b"f CREATE X\r\ng SELECT X\r\nh DELETE X\r\n")
+        self.assertEqual(r.until_tagged(b"h")[-2:], [b"* OK [CLOSED] The selected mailbox is being deleted.",
+                                                     b"h OK DELETE completed."])
 
 
-class FailingStore(unittest.TestCase):
+class FailingStore(DaemonCase):
     """The store goes away and comes back: NO [UNAVAILABLE], then service again."""
 
     def test_unavailable_store(self):
-        import tempfile
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        with open(control, "w") as f:
-            f.write("ok\n")
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
-                     storage=["inner = memory", "control_file = " + control])
-        try:
-            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-            m.login("u", "pw")
-            self.assertEqual(m.create("Before")[0], "OK")
-            with open(control, "w") as f:
-                f.write("fail all unavailable\n")
-            os.utime(control, (1, 1))
-            typ, data = m.create("During")
-            self.assertEqual(typ, "NO")
-            self.assertIn(b"[UNAVAILABLE]", data[0])
-            typ, data = m.append("INBOX", None, None, MESSAGE)
-            self.assertEqual(typ, "NO")
-            self.assertEqual(m.noop()[0], "OK")
-            with open(control, "w") as f:
-                f.write("ok\n")
-            os.utime(control, (2, 2))
-            self.assertEqual(m.create("After")[0], "OK")
-            names = b" ".join(m.list()[1])
-            self.assertIn(b"Before", names)
-            self.assertIn(b"After", names)
-            self.assertNotIn(b"During", names)
-            m.logout()
-        finally:
-            srv.stop()
-
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        m = self.imap("u", srv=srv)
+        self.assertEqual(m.create("Before")[0], "OK")
+        faults.set("fail all unavailable")
+        typ, data = m.create("During")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[UNAVAILABLE]", data[0])
+        typ, data = m.append("INBOX", None, None, MESSAGE)
+        self.assertEqual(typ, "NO")
+        self.assertEqual(m.noop()[0], "OK")
+        faults.set("ok")
+        self.assertEqual(m.create("After")[0], "OK")
+        names = b" ".join(m.list()[1])
+        self.assertIn(b"Before", names)
+        self.assertIn(b"After", names)
+        self.assertNotIn(b"During", names)
+        m.logout()
 
     def test_unavailable_store_while_selected(self):
-        import tempfile
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        with open(control, "w") as f:
-            f.write("ok\n")
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
-                     storage=["inner = memory", "control_file = " + control])
-        try:
-            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-            m.login("u", "pw")
-            for _ in range(3):
-                m.append("INBOX", None, None, MESSAGE)
-            m.select("INBOX")
-            m.store("3", "+FLAGS", "(\\Deleted)")
-            with open(control, "w") as f:
-                f.write("fail all unavailable\n")
-            os.utime(control, (1, 1))
-            for what, call in (("CLOSE", lambda: m._simple_command("CLOSE")),("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
-                               ("STORE", lambda: m.store("1", "+FLAGS", "(\\Flagged)")),
-                               ("SEARCH", lambda: m.search(None, "BODY", "Bob")),
-                               ("COPY", lambda: m.copy("1", "Archive")),
-                               ("STATUS", lambda: m.status("Archive", "(MESSAGES)")),
-                               ("APPEND", lambda: m.append("INBOX", None, None, MESSAGE))):
-                typ, data = call()
-                self.assertEqual(typ, "NO", what)
-                self.assertIn(b"[UNAVAILABLE]", data[-1], what)
-            with open(control, "w") as f:
-                f.write("ok\n")
-            os.utime(control, (2, 2))
-            self.assertEqual(m.noop()[0], "OK")
-            self.assertEqual(m.store("1", "+FLAGS", "(\\Flagged)")[0], "OK")
-            typ, data = m.fetch("1:*", "(FLAGS)")
-            self.assertEqual(typ, "OK")
-            self.assertEqual(len(data), 3)
-            self.assertIn(b"\\Flagged", data[0])
-            # The failed CLOSE kept the mailbox selected; this one expunges.
-            self.assertEqual(m.close()[0], "OK")
-            self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 2)"])
-            m.logout()
-        finally:
-            srv.stop()
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        m = self.imap("u", srv=srv)
+        for _ in range(3):
+            m.append("INBOX", None, None, MESSAGE)
+        m.select("INBOX")
+        m.store("3", "+FLAGS", "(\\Deleted)")
+        faults.set("fail all unavailable")
+        for what, call in (("CLOSE", lambda: m._simple_command("CLOSE")),
+                           ("FETCH", lambda: m.fetch("1:3", "(ENVELOPE BODY[])")),
+                           ("STORE", lambda: m.store("1", "+FLAGS", "(\\Flagged)")),
+                           ("SEARCH", lambda: m.search(None, "BODY", "Bob")),
+                           ("COPY", lambda: m.copy("1", "Archive")),
+                           ("STATUS", lambda: m.status("Archive", "(MESSAGES)")),
+                           ("APPEND", lambda: m.append("INBOX", None, None, MESSAGE))):
+            typ, data = call()
+            self.assertEqual(typ, "NO", what)
+            self.assertIn(b"[UNAVAILABLE]", data[-1], what)
+        faults.set("ok")
+        self.assertEqual(m.noop()[0], "OK")
+        self.assertEqual(m.store("1", "+FLAGS", "(\\Flagged)")[0], "OK")
+        typ, data = m.fetch("1:*", "(FLAGS)")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(len(data), 3)
+        self.assertIn(b"\\Flagged", data[0])
+        # The failed CLOSE kept the mailbox selected; this one expunges.
+        self.assertEqual(m.close()[0], "OK")
+        self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 2)"])
+        m.logout()
 
 
 if __name__ == "__main__":

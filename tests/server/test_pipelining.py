@@ -7,13 +7,10 @@ tests bound those counts (not times). Run by `make check-server`."""
 import os
 import re
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import FAULTY_DRIVER, Raw, Server  # noqa: E402
-
-USERS = {"u": "{PLAIN}pw"}
+from agtest.case import DaemonCase, ServerCase, numbered_users  # noqa: E402
 
 
 def message(n, size):
@@ -27,23 +24,8 @@ def append_commands(count, size, tag=b"a"):
                     for i in range(count))
 
 
-class Pipelining(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(USERS, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def login(self, user=b"u"):
-        r = Raw(self.srv.port)
-        self.addCleanup(r.close)
-        self.assertTrue(r.line().startswith(b"* OK "))
-        r.send(b"l LOGIN %s pw\r\n" % user)
-        self.assertTrue(r.until_tagged(b"l")[-1].startswith(b"l OK "))
-        return r
+class Pipelining(ServerCase):
+    USERS = {"u": "{PLAIN}pw"}
 
     def tagged_lines(self, r, count, last_tag):
         lines = r.until_tagged(last_tag)
@@ -52,7 +34,7 @@ class Pipelining(unittest.TestCase):
         return tagged
 
     def test_pipelined_noops_answer_in_order(self):
-        r = self.login()
+        r = self.login("u")
         # Authenticated state: NOOP is answered on the event loop.
         r.send(b"".join(b"n%d NOOP\r\n" % i for i in range(300)))
         tagged = self.tagged_lines(r, 300, b"n299")
@@ -64,7 +46,7 @@ class Pipelining(unittest.TestCase):
         self.assertEqual(tagged, [b"m%d OK NOOP completed." % i for i in range(300)])
 
     def test_pipelined_appends_answer_in_order(self):
-        r = self.login()
+        r = self.login("u")
         r.send(b"c CREATE Burst\r\n")
         self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c OK"))
         count, size = 64, 20000
@@ -97,7 +79,7 @@ def counters(srv, user):
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
-class InputWaitsWithoutBusyLoop(unittest.TestCase):
+class InputWaitsWithoutBusyLoop(DaemonCase):
     """While a command runs, the input behind it must not wake the loop.
 
     Each storage call is slowed down (the fault-injecting driver) so that the
@@ -107,30 +89,18 @@ class InputWaitsWithoutBusyLoop(unittest.TestCase):
     times what a correct daemon needs (a handful per APPEND)."""
 
     def setUp(self):
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        with open(control, "w") as f:
-            f.write("delay blob_put,row_insert 10\n")
-        users = {"u%d" % i: "{PLAIN}pw" for i in range(3)}
-        self.srv = Server(users, driver=FAULTY_DRIVER, storage=["inner = memory", "control_file = " + control])
-        self.addCleanup(self.srv.stop)
+        self.srv, _ = self.faulty_server(numbered_users(3), faults="delay blob_put,row_insert 10", tls=True)
 
     def run_burst(self, user, count, size, tls=False):
-        r = Raw(self.srv.tls_port, tls=True) if tls else Raw(self.srv.port)
-        try:
-            self.assertTrue(r.line().startswith(b"* OK "))
-            r.send(b"l LOGIN %s pw\r\n" % user.encode())
-            r.until_tagged(b"l")
-            # The answers are small: they wait in the socket buffers while
-            # the burst is written.
-            r.send(append_commands(count, size) + b"z LOGOUT\r\n")
-            tagged = [l for l in r.until_tagged(b"z") if not l.startswith(b"* ")]
-            self.assertEqual(len(tagged), count + 1)
-            self.assertTrue(all(b" OK [APPENDUID " in l for l in tagged[:count]), tagged[:3])
-            self.assertTrue(r.closed())
-        finally:
-            r.close()
+        r = self.login(user, tls=tls)
+        # The answers are small: they wait in the socket buffers while
+        # the burst is written.
+        r.send(append_commands(count, size) + b"z LOGOUT\r\n")
+        tagged = [l for l in r.until_tagged(b"z") if not l.startswith(b"* ")]
+        self.assertEqual(len(tagged), count + 1)
+        self.assertTrue(all(b" OK [APPENDUID " in l for l in tagged[:count]), tagged[:3])
+        self.assertTrue(r.closed())
+        r.close()
         return counters(self.srv, user)
 
     def test_pipelined_appends_wake_the_loop_a_bounded_number_of_times(self):

@@ -7,7 +7,6 @@ SIZE, DELETED, DELETED-STORAGE; usage after EXPUNGE; two daemons on one
 SQLite database seeing each other's mail in the usage; bad values refused
 by `aerogramd -t` with the file and line. Run by `make check-server`, on
 the memory driver and (AG_TEST_STORE=sqlite) on SQLite."""
-import imaplib
 import os
 import re
 import shutil
@@ -18,7 +17,8 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+from agtest import AEROGRAMD, DRIVER, IO_TIMEOUT, Server  # noqa: E402
+from agtest.case import DaemonCase, ServerCase  # noqa: E402
 
 OVER = b"[OVERQUOTA] Quota exceeded (mailbox for user is full)"
 SQLITE_DRIVER = os.path.join(os.path.dirname(DRIVER), "aerogram_sqlite.so")
@@ -43,7 +43,7 @@ class QuotaServer(Server):
         os.replace(self.users_path + ".tmp", self.users_path)
 
 
-class QuotaTest(unittest.TestCase):
+class QuotaTest(ServerCase):
     """One daemon: default_quota = 10K for whoever has no quota key."""
 
     USERS = {
@@ -60,27 +60,8 @@ class QuotaTest(unittest.TestCase):
         "caps": "{PLAIN}pw",
     }
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = QuotaServer(cls.USERS, tls=False, auth=["default_quota = 10K"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def imap(self, user):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: m.sock.close())
-        self.assertEqual(m.login(user, "pw")[0], "OK")
-        return m
-
-    def raw(self, user):
-        r = Raw(self.srv.port)
-        self.addCleanup(r.close)
-        r.line()
-        r.send(b"l LOGIN %s pw\r\n" % user.encode())
-        self.assertTrue(r.until_tagged(b"l")[-1].startswith(b"l OK"))
-        return r
+    SERVER = {"auth": ["default_quota = 10K"]}
+    server_class = QuotaServer
 
     def quotaroot(self, r, mailbox=b"INBOX"):
         """GETQUOTAROOT's lines, the tagged one last."""
@@ -110,7 +91,7 @@ class QuotaTest(unittest.TestCase):
         self.assertEqual(m.append("INBOX", None, None, message(1024))[0], "OK")
         self.assertEqual(m.append("Sent", None, None, message(1024))[0], "OK")
         self.assert_over(*m.append("INBOX", None, None, message(20)))
-        r = self.raw("edge")
+        r = self.login("edge")
         self.assertEqual(self.quotaroot(r), [b'* QUOTAROOT INBOX ""', b'* QUOTA "" (STORAGE 2 2)',
                                              b"q OK GETQUOTAROOT completed."])
         # nothing was added by the refused APPEND
@@ -127,7 +108,7 @@ class QuotaTest(unittest.TestCase):
 
     def test_multiappend_is_one_command(self):
         """A MULTIAPPEND over the quota stores nothing; one at the limit stores all."""
-        r = self.raw("multi")
+        r = self.login("multi")
         a, b = message(1000, "a"), message(1049, "b")
         r.send(b"t1 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(a), a, len(b), b))
         self.assertIn(OVER, r.until_tagged(b"t1")[-1])
@@ -144,7 +125,7 @@ class QuotaTest(unittest.TestCase):
         for i in range(3):
             self.assertEqual(m.append("INBOX" if i % 2 else "Archive", None, None, message(100))[0], "OK")
         self.assert_over(*m.append("INBOX", None, None, message(100)))
-        r = self.raw("count")
+        r = self.login("count")
         self.assertEqual(self.quotaroot(r)[:2], [b'* QUOTAROOT INBOX ""', b'* QUOTA "" (MESSAGE 3 3)'])
         # COPY of one message is one message too many; MOVE is fine
         m.select("INBOX")
@@ -172,22 +153,22 @@ class QuotaTest(unittest.TestCase):
         self.assertEqual(self.status(m, "Trash", "MESSAGES SIZE"), {"MESSAGES": 1, "SIZE": 1025})
         self.assertEqual(self.status(m, "Junk", "MESSAGES SIZE"), {"MESSAGES": 1, "SIZE": 1024})
         self.assertEqual(self.status(m, "INBOX", "MESSAGES")["MESSAGES"], 0)
-        r = self.raw("copier")
+        r = self.login("copier")
         self.assertEqual(self.quotaroot(r, b"Junk")[:2], [b'* QUOTAROOT Junk ""', b'* QUOTA "" (STORAGE 3 3)'])
 
     def test_default_and_override(self):
         """No key: the [auth] default; `unlimited`: no quota root at all; a
         user's own value wins over the default."""
-        r = self.raw("dflt")
+        r = self.login("dflt")
         self.assertEqual(self.quotaroot(r), [b'* QUOTAROOT INBOX ""', b'* QUOTA "" (STORAGE 0 10)',
                                              b"q OK GETQUOTAROOT completed."])
-        r = self.raw("unl")
+        r = self.login("unl")
         self.assertEqual(self.quotaroot(r), [b"* QUOTAROOT INBOX", b"q OK GETQUOTAROOT completed."])
         r.send(b'g GETQUOTA ""\r\n')
         self.assertEqual(r.until_tagged(b"g"), [b"g NO [NONEXISTENT] GETQUOTA: no such quota root."])
         m = self.imap("unl")
         self.assertEqual(m.append("INBOX", None, None, message(40000))[0], "OK")
-        r = self.raw("ovr")
+        r = self.login("ovr")
         r.send(b'g GETQUOTA ""\r\n')
         self.assertEqual(r.until_tagged(b"g"), [b'* QUOTA "" (STORAGE 0 20 MESSAGE 0 50)',
                                                 b"g OK GETQUOTA completed."])
@@ -216,7 +197,7 @@ class QuotaTest(unittest.TestCase):
             self.assertEqual(self.status(m, box, "SIZE")["SIZE"],
                              sum(sizes.get(box, [])))
         self.assertEqual(total, sum(sum(v) for v in sizes.values()))
-        r = self.raw("sum")
+        r = self.login("sum")
         r.send(b'g GETQUOTA ""\r\n')
         self.assertEqual(r.until_tagged(b"g")[0],
                          b'* QUOTA "" (STORAGE %d 1024 MESSAGE %d 1000)' % (total // 1024, count))
@@ -236,7 +217,7 @@ class QuotaTest(unittest.TestCase):
         m.expunge()
         self.assertEqual(self.status(m, "INBOX", "MESSAGES DELETED DELETED-STORAGE SIZE"),
                          {"MESSAGES": 1, "DELETED": 0, "DELETED-STORAGE": 0, "SIZE": 1000})
-        r = self.raw("expunger")
+        r = self.login("expunger")
         self.assertEqual(self.quotaroot(r)[1], b'* QUOTA "" (STORAGE 0 3)')
         self.assertEqual(m.append("INBOX", None, None, message(2072))[0], "OK")
         self.assertEqual(self.quotaroot(r)[1], b'* QUOTA "" (STORAGE 3 3)')
@@ -249,7 +230,7 @@ class QuotaTest(unittest.TestCase):
         self.assertEqual(self.quotaroot(r)[1], b'* QUOTA "" (STORAGE 0 3)')
 
     def test_quota_commands_refused(self):
-        r = self.raw("dflt")
+        r = self.login("dflt")
         r.send(b'a SETQUOTA "" (STORAGE 1000000)\r\n')
         self.assertEqual(r.until_tagged(b"a"), [b"a NO [NOPERM] SETQUOTA: quotas are set by the administrator."])
         r.send(b"b GETQUOTAROOT Nonexistent\r\n")
@@ -259,8 +240,7 @@ class QuotaTest(unittest.TestCase):
         r.send(b"d GETQUOTA\r\n")
         self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d BAD"))
         # not before login
-        r2 = Raw(self.srv.port)
-        self.addCleanup(r2.close)
+        r2 = self.raw()
         r2.line()
         r2.send(b"e GETQUOTAROOT INBOX\r\n")
         self.assertTrue(r2.until_tagged(b"e")[-1].startswith(b"e BAD"))
@@ -284,7 +264,7 @@ class QuotaTest(unittest.TestCase):
         self.srv.write_users(self.USERS)
 
 
-class TwoDaemonsTest(unittest.TestCase):
+class TwoDaemonsTest(DaemonCase):
     """Two daemons on one SQLite database: each one's usage has the other's mail."""
 
     def test_usage_exact_across_daemons(self):
@@ -296,17 +276,9 @@ class TwoDaemonsTest(unittest.TestCase):
         self.addCleanup(a.stop)
         b = QuotaServer(users, tls=False, driver=SQLITE_DRIVER, storage=storage)
         self.addCleanup(b.stop)
-        ma = imaplib.IMAP4("127.0.0.1", a.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: ma.sock.close())
-        ma.login("shared", "pw")
-        mb = imaplib.IMAP4("127.0.0.1", b.port, timeout=IO_TIMEOUT)
-        self.addCleanup(lambda: mb.sock.close())
-        mb.login("shared", "pw")
-        ra = Raw(a.port)
-        self.addCleanup(ra.close)
-        ra.line()
-        ra.send(b"l LOGIN shared pw\r\n")
-        ra.until_tagged(b"l")
+        ma = self.imap("shared", srv=a)
+        mb = self.imap("shared", srv=b)
+        ra = self.login("shared", srv=a)
 
         def quota():
             # at once: no NOOP first, every check reads what the store has

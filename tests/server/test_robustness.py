@@ -11,7 +11,8 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import FAULTY_DRIVER, IO_TIMEOUT, Raw, Server  # noqa: E402
+from agtest import IO_TIMEOUT, Raw, Server  # noqa: E402
+from agtest.case import DaemonCase  # noqa: E402
 
 COMMANDS = [
     b"LOGIN u pw", b"SELECT INBOX", b"EXAMINE INBOX", b"APPEND INBOX {5+}\r\nhello",
@@ -28,7 +29,7 @@ JUNK = [b"(", b")", b"{", b"}", b"{999999999999}", b"{10+}", b"\"", b"\\", b"\x0
         b"[", b"]", b"<", b">", b" ", b"\r\n", b"\r", b"\n", b"1:*", b"0", b"-1", b"{4}\r\n"]
 
 
-class RandomInput(unittest.TestCase):
+class RandomInput(DaemonCase):
     def run_seed(self, srv, seed, count):
         rnd = random.Random(seed)
 
@@ -72,16 +73,13 @@ class RandomInput(unittest.TestCase):
         fresh.close()
 
     def test_random_commands(self):
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, imap=["max_message = 4096", "max_line = 1024"])
-        try:
-            for seed in (1, 2, 3):
-                self.run_seed(srv, seed, 300)
-            self.assertIsNone(srv.proc.poll())
-        finally:
-            srv.stop()
+        srv = self.server({"u": "{PLAIN}pw"}, imap=["max_message = 4096", "max_line = 1024"])
+        for seed in (1, 2, 3):
+            self.run_seed(srv, seed, 300)
+        self.assertIsNone(srv.proc.poll())
 
 
-class FailingStoreEverywhere(unittest.TestCase):
+class FailingStoreEverywhere(DaemonCase):
     """Every storage call may fail (before or after it applied): each command
     still gets one tagged answer, a failure is NO [UNAVAILABLE] (or another
     NO code), never a crash or a hang; once the store is back, all is served."""
@@ -89,54 +87,38 @@ class FailingStoreEverywhere(unittest.TestCase):
     WELL_FORMED = [c for c in COMMANDS if c not in (b"IDLE\r\nDONE", b"AUTHENTICATE PLAIN", b"*")]
 
     def test_random_failures(self):
-        import tempfile
-        control_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(control_dir.cleanup)
-        control = os.path.join(control_dir.name, "faults")
-        srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=FAULTY_DRIVER,
-                     storage=["inner = memory", "control_file = " + control])
-        try:
-            r = Raw(srv.port)
-            r.line()
-            r.send(b"l LOGIN u pw\r\n")
-            r.until_tagged(b"l")
-            rnd = random.Random(7)
-            rules = ["fail all unavailable 0.3 11", "fail_after_apply row_insert,blob_put 0.5",
-                     "fail row_read,blob_get unavailable 0.5 5", "fail all unavailable 0.2 3"]
-            seen_unavailable = 0
-            for i in range(240):
-                if i % 60 == 0:
-                    with open(control, "w") as f:
-                        f.write(rules[i // 60] + "\n")
-                    os.utime(control, (i + 1, i + 1))
-                command = rnd.choice(self.WELL_FORMED)
-                tag = b"t%d" % i
-                r.send(tag + b" " + command + b"\r\n")
-                last = r.until_tagged(tag)[-1]
-                self.assertRegex(last, rb"^t\d+ (OK|NO|BAD) ", command)
-                if last.startswith(tag + b" NO"):
-                    self.assertRegex(last, rb"^t\d+ NO \[[A-Z]+", command)
-                seen_unavailable += b"[UNAVAILABLE]" in last
-            self.assertGreater(seen_unavailable, 10)
-            with open(control, "w") as f:
-                f.write("ok\n")
-            os.utime(control, (1000, 1000))
-            r.send(b"a SELECT INBOX\r\nb NOOP\r\nc APPEND INBOX {5+}\r\nhello\r\nd FETCH 1:* (FLAGS)\r\n")
-            self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
-            self.assertTrue(r.until_tagged(b"b")[-1].startswith(b"b OK"))
-            self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c OK"))
-            self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d OK"))
-            r.close()
-            # A new client sees the same mailbox as the old one.
-            fresh = Raw(srv.port)
-            fresh.line()
-            fresh.send(b"a LOGIN u pw\r\nb STATUS INBOX (MESSAGES)\r\nc SELECT INBOX\r\n")
-            fresh.until_tagged(b"b")
-            self.assertTrue(fresh.until_tagged(b"c")[-1].startswith(b"c OK"))
-            fresh.close()
-            self.assertIsNone(srv.proc.poll())
-        finally:
-            srv.stop()
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        r = self.login("u", srv=srv)
+        rnd = random.Random(7)
+        rules = ["fail all unavailable 0.3 11", "fail_after_apply row_insert,blob_put 0.5",
+                 "fail row_read,blob_get unavailable 0.5 5", "fail all unavailable 0.2 3"]
+        seen_unavailable = 0
+        for i in range(240):
+            if i % 60 == 0:
+                faults.set(rules[i // 60])
+            command = rnd.choice(self.WELL_FORMED)
+            tag = b"t%d" % i
+            r.send(tag + b" " + command + b"\r\n")
+            last = r.until_tagged(tag)[-1]
+            self.assertRegex(last, rb"^t\d+ (OK|NO|BAD) ", command)
+            if last.startswith(tag + b" NO"):
+                self.assertRegex(last, rb"^t\d+ NO \[[A-Z]+", command)
+            seen_unavailable += b"[UNAVAILABLE]" in last
+        self.assertGreater(seen_unavailable, 10)
+        faults.set("ok")
+        r.send(b"a SELECT INBOX\r\nb NOOP\r\nc APPEND INBOX {5+}\r\nhello\r\nd FETCH 1:* (FLAGS)\r\n")
+        self.assertTrue(r.until_tagged(b"a")[-1].startswith(b"a OK"))
+        self.assertTrue(r.until_tagged(b"b")[-1].startswith(b"b OK"))
+        self.assertTrue(r.until_tagged(b"c")[-1].startswith(b"c OK"))
+        self.assertTrue(r.until_tagged(b"d")[-1].startswith(b"d OK"))
+        r.close()
+        # A new client sees the same mailbox as the old one.
+        fresh = self.login("u", srv=srv)
+        fresh.send(b"b STATUS INBOX (MESSAGES)\r\nc SELECT INBOX\r\n")
+        fresh.until_tagged(b"b")
+        self.assertTrue(fresh.until_tagged(b"c")[-1].startswith(b"c OK"))
+        fresh.close()
+        self.assertIsNone(srv.proc.poll())
 
 class Concurrency(unittest.TestCase):
     """Several sessions of one user change one mailbox at once."""

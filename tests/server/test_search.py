@@ -6,12 +6,11 @@ and that a repeated one reads nothing at all. Run by `make check-server`
 (on the memory driver, and on SQLite with AG_TEST_STORE=sqlite)."""
 import os
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import STORE, Session, Server  # noqa: E402
-from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
+from agtest import Session  # noqa: E402
+from agtest.case import CountingCase, ServerCase  # noqa: E402
 
 MESSAGES = [
     # 1: encoded words in From and Subject, a folded To
@@ -96,39 +95,19 @@ UTF8_CASES = [
 
 class Client(Session):
     def search(self, criteria):
-        lines = self.cmd(b"SEARCH " + criteria)
-        found = [l for l in lines if l.startswith(b"* SEARCH")]
-        assert len(found) == 1, lines
-        return found[0][len(b"* SEARCH"):].strip()
+        return self.one(b"SEARCH " + criteria, b"SEARCH")
 
     def search_utf8(self, key, needle):
         data = needle.encode()
         return self.search(b"CHARSET UTF-8 " + key + b" {%d+}\r\n" % len(data) + data)
 
 
+class HeaderSearch(ServerCase):
+    USERS = 6
+    Client = Client
 
-class HeaderSearch(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(6)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def client(self, user):
-        c = Client(self.srv.port, user)
-        self.addCleanup(c.close)
-        return c
-
-    def filled(self, user, mailbox=b"INBOX"):
-        c = self.client(user)
-        if mailbox != b"INBOX":
-            c.cmd(b"CREATE " + mailbox)
-        for m in MESSAGES:
-            c.append(mailbox, m)
-        c.cmd(b"SELECT " + mailbox)
-        return c
+    def filled(self, user):
+        return self.client(user).fill(b"INBOX", MESSAGES)
 
     def check_all(self, c, label):
         for criteria, expected in CASES:
@@ -153,11 +132,7 @@ class HeaderSearch(unittest.TestCase):
         no other key filled the cache before it."""
         c = self.client(b"u1")
         for i, (criteria, expected) in enumerate(CASES):
-            box = b"Box%d" % i
-            c.cmd(b"CREATE " + box)
-            for m in MESSAGES:
-                c.append(box, m)
-            c.cmd(b"SELECT " + box)
+            c.fill(b"Box%d" % i, MESSAGES, create=True)
             self.assertEqual(c.search(criteria), expected, "SEARCH %r" % criteria)
 
     def test_uid_search_and_expunge(self):
@@ -189,47 +164,21 @@ class HeaderSearch(unittest.TestCase):
         self.assertEqual(a.search(b"FROM pirard"), b"2")
 
 
-def storage_options(tmp):
-    counts = os.path.join(tmp, "counts")
-    storage = ["inner = " + STORE, "counts_file = " + counts]
-    if STORE == "sqlite":
-        storage.append("inner_config = path=" + os.path.join(tmp, "mail.sqlite"))
-    return counts, storage
-
-
-class NoBodyRead(unittest.TestCase):
+class NoBodyRead(CountingCase):
     """Storage calls of header searches, counted by the wrapper driver."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="aerogram-search-test-")
-        cls.counts, storage = storage_options(cls.tmp.name)
-        cls.srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+    Client = Client
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.tmp.cleanup()
-
-    def calls(self, c, criteria):
+    def search_calls(self, c, criteria):
         """(answer, {op: calls}) of one SEARCH."""
-        before = settled_counts(self.counts)
-        answer = c.search(criteria)
-        after = settled_counts(self.counts)
-        return answer, {op: a - b for op, a, b in zip(OPS, after, before)}
+        return self.calls(lambda: c.search(criteria))
 
     def test_header_search_reads_no_body(self):
-        c = Client(self.srv.port, b"u")
-        self.addCleanup(c.close)
-        c.cmd(b"CREATE Counted")
-        for i in range(40):
-            c.append(b"Counted", MESSAGES[i % 3])
-        c.cmd(b"SELECT Counted")
-        def storage(d):
-            return sum(v for op, v in d.items() if op != "row_watch")
+        c = self.client(b"u").fill(b"Counted", [MESSAGES[i % 3] for i in range(40)], create=True)
+        storage = self.storage_calls
 
         # first search: summaries only
-        answer, d = self.calls(c, b"FROM bob")
+        answer, d = self.search_calls(c, b"FROM bob")
         self.assertEqual(answer, b" ".join(b"%d" % i for i in range(2, 41, 3)))
         self.assertEqual(d["blob_get"], 0, d)
         # the 40 summaries in one batch read at most (none when the
@@ -239,42 +188,37 @@ class NoBodyRead(unittest.TestCase):
         for criteria in (b"FROM bob", b"SUBJECT caf", b"TO two", b"CC first", b"BCC hidden",
                          b"HEADER Subject \"\"", b"OR FROM carol NOT SUBJECT long", b"SENTON 1-Jan-2001",
                          b"SINCE 1-Jan-2000", b"FROM nobody TEXT hare"):
-            answer, d = self.calls(c, criteria)
+            answer, d = self.search_calls(c, criteria)
             self.assertEqual(storage(d), 0, (criteria, d))
         # a field no search asked for yet: summaries again, still no body
-        answer, d = self.calls(c, b"HEADER X-Tracking abc")
+        answer, d = self.search_calls(c, b"HEADER X-Tracking abc")
         self.assertEqual(answer, b" ".join(b"%d" % i for i in range(2, 41, 3)))
         self.assertEqual(d["blob_get"], 0, d)
         self.assertLessEqual(d["row_read"], 1, d)
-        answer, d = self.calls(c, b"HEADER X-Tracking abc")
+        answer, d = self.search_calls(c, b"HEADER X-Tracking abc")
         self.assertEqual(storage(d), 0, d)
         # the size needs the body structure once
-        answer, d = self.calls(c, b"LARGER 1000")
+        answer, d = self.search_calls(c, b"LARGER 1000")
         self.assertEqual(answer, b" ".join(b"%d" % i for i in range(3, 41, 3)))
         self.assertEqual(d["blob_get"], 0, d)
-        answer, d = self.calls(c, b"SMALLER 1000")
+        answer, d = self.search_calls(c, b"SMALLER 1000")
         self.assertEqual(storage(d), 0, d)
         # a body key reads bodies, but only of messages the header keys let through
-        answer, d = self.calls(c, b"FROM carol TEXT sleeps")
+        answer, d = self.search_calls(c, b"FROM carol TEXT sleeps")
         self.assertEqual(answer, b"")
         self.assertEqual(d["blob_get"], 1, d)  # one batch, of carol's messages
-        answer, d = self.calls(c, b"TEXT tortoise")
+        answer, d = self.search_calls(c, b"TEXT tortoise")
         self.assertEqual(answer, b" ".join(b"%d" % i for i in range(1, 41, 3)))
         self.assertGreater(d["blob_get"], 0, d)
 
     def test_flags_decide_before_summaries(self):
         """UNSEEN FROM x on a mailbox where every message is seen reads
         nothing, cache or not."""
-        c = Client(self.srv.port, b"u")
-        self.addCleanup(c.close)
-        c.cmd(b"CREATE Seen")
-        for i in range(10):
-            c.cmd(b"APPEND Seen (\\Seen) {%d+}\r\n" % len(MESSAGES[i % 3]) + MESSAGES[i % 3])
-        c.cmd(b"SELECT Seen")
-        answer, d = self.calls(c, b"UNSEEN FROM bob")
+        c = self.client(b"u").fill(b"Seen", [(MESSAGES[i % 3], b"\\Seen") for i in range(10)], create=True)
+        answer, d = self.search_calls(c, b"UNSEEN FROM bob")
         self.assertEqual(answer, b"")
-        self.assertEqual(sum(v for op, v in d.items() if op != "row_watch"), 0, d)
-        answer, d = self.calls(c, b"SEEN FROM bob")
+        self.assertEqual(self.storage_calls(d), 0, d)
+        answer, d = self.search_calls(c, b"SEEN FROM bob")
         self.assertEqual(answer, b"2 5 8")
         self.assertEqual(d["blob_get"], 0, d)
 
@@ -320,21 +264,12 @@ ADDRESS_CASES = [
 ]
 
 
-class AddressSearch(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"a%d" % i: "{PLAIN}pw" for i in range(2)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class AddressSearch(ServerCase):
+    USERS = 2
+    Client = Client
 
     def test_address_keys(self):
-        c = Client(self.srv.port, b"a0")
-        self.addCleanup(c.close)
-        for m in ADDRESS_MESSAGES:
-            c.append(b"INBOX", m)
-        c.cmd(b"SELECT INBOX")
+        c = self.client(b"u0").fill(b"INBOX", ADDRESS_MESSAGES)
         for label in ("cold", "cached"):
             for criteria, expected in ADDRESS_CASES:
                 self.assertEqual(c.search(criteria), expected, "%s: SEARCH %r" % (label, criteria))

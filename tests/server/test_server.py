@@ -13,7 +13,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from agtest import (AEROGRAMD, DRIVER, IO_TIMEOUT, Raw, Server,  # noqa: E402
-                               client_tls_context, hash_password)
+                    client_tls_context, hash_password)
+from agtest.case import DaemonCase  # noqa: E402
 
 # The capability lists a client must see, exactly (what is implemented today).
 PRE_LOGIN = "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE ID"
@@ -139,14 +140,10 @@ class LoopbackServer(unittest.TestCase):
         # authzid different from authcid: refused as malformed, no proxy logins.
         r.send(b"a2 AUTHENTICATE PLAIN " + plain("alice", "secret", authzid="bob").encode() + b"\r\n")
         self.assertTrue(r.until_tagged(b"a2")[-1].startswith(b"a2 BAD "))
-        r.send(b"a3 AUTHENTICATE PLAIN\r\n")
-        self.assertEqual(r.line(), b"+ ")
-        r.send(b"*\r\n")
-        self.assertTrue(r.until_tagged(b"a3")[-1].startswith(b"a3 BAD "))
-        r.send(b"a4 AUTHENTICATE PLAIN\r\n")
-        self.assertEqual(r.line(), b"+ ")
-        r.send(b"%%%not base64\r\n")
-        self.assertTrue(r.until_tagged(b"a4")[-1].startswith(b"a4 BAD "))
+        for tag, response in ((b"a3", b"*"), (b"a4", b"%%%not base64")):
+            cont, lines = r.continued(tag, b"AUTHENTICATE PLAIN", response)
+            self.assertEqual(cont, b"+ ")
+            self.assertTrue(lines[-1].startswith(tag + b" BAD "), lines)
         r.send(b"a5 AUTHENTICATE CRAM-MD5\r\n")
         self.assertTrue(r.until_tagged(b"a5")[-1].startswith(b"a5 NO "))
         r.send(b"a6 AUTHENTICATE PLAIN =\r\n")
@@ -338,193 +335,144 @@ class PlaintextRefused(unittest.TestCase):
         r.close()
 
 
-class Signals(unittest.TestCase):
+class Signals(DaemonCase):
     def test_sigterm_says_bye_and_exits_zero(self):
-        srv = Server(USERS, tls=False)
-        try:
-            idle = Raw(srv.port)
-            idle.line()
-            idle.send(b"a1 LOGIN alice secret\r\na2 IDLE\r\n")
-            idle.until_tagged(b"a1")
-            self.assertEqual(idle.line(), b"+ idling")
-            fresh = Raw(srv.port)
-            fresh.line()
-            srv.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
-            for client in (idle, fresh):
-                self.assertEqual(client.line(), b"* BYE Server shutting down.")
-                self.assertTrue(client.closed())
-                client.close()
-        finally:
-            srv.stop()
+        srv = self.server(USERS)
+        idle = self.connect(srv)
+        idle.send(b"a1 LOGIN alice secret\r\na2 IDLE\r\n")
+        idle.until_tagged(b"a1")
+        self.assertEqual(idle.line(), b"+ idling")
+        fresh = self.connect(srv)
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
+        for client in (idle, fresh):
+            self.assertEqual(client.line(), b"* BYE Server shutting down.")
+            self.assertTrue(client.closed())
+            client.close()
 
     def test_sigterm_finishes_the_command_in_flight(self):
         # A failed login is answered after failure_delay: SIGTERM comes meanwhile.
-        srv = Server(USERS, auth=["failure_delay = 2000", "failure_delay_max = 2000"], tls=False)
-        try:
-            r = Raw(srv.port)
-            r.line()
-            r.send(b"a LOGIN alice wrong\r\nb NOOP\r\n")
-            self.assertTrue(srv.wait_log("answering in 2000 ms"))
-            srv.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(r.line(), b"a NO " + FAILED)
-            self.assertEqual(r.line(), b"* BYE Server shutting down.")
-            self.assertTrue(r.closed())
-            r.close()
-            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
-        finally:
-            srv.stop()
+        srv = self.server(USERS, auth=["failure_delay = 2000", "failure_delay_max = 2000"])
+        r = self.connect(srv)
+        r.send(b"a LOGIN alice wrong\r\nb NOOP\r\n")
+        self.assertTrue(srv.wait_log("answering in 2000 ms"))
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(r.line(), b"a NO " + FAILED)
+        self.assertEqual(r.line(), b"* BYE Server shutting down.")
+        self.assertTrue(r.closed())
+        r.close()
+        self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
 
     def test_sighup_reloads_users(self):
-        srv = Server(USERS, tls=False)
-        try:
-            srv.write_users({"dave": "{PLAIN}new"})
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
-            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-            self.assertEqual(m.login("dave", "new")[0], "OK")
-            m.logout()
-            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-            with self.assertRaises(imaplib.IMAP4.error):
-                m.login("alice", "secret")
-            m.logout()
-            # A broken file keeps the table in force and says why.
-            with open(srv.users_path, "w") as f:
-                f.write("[erin]\npasword = {PLAIN}x\n")
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("keeping the previous users"))
-            self.assertIn("pasword", srv.read_log())
-            m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-            self.assertEqual(m.login("dave", "new")[0], "OK")
-            m.logout()
-        finally:
-            srv.stop()
+        srv = self.server(USERS)
+        srv.write_users({"dave": "{PLAIN}new"})
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
+        m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+        self.assertEqual(m.login("dave", "new")[0], "OK")
+        m.logout()
+        m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("alice", "secret")
+        m.logout()
+        # A broken file keeps the table in force and says why.
+        with open(srv.users_path, "w") as f:
+            f.write("[erin]\npasword = {PLAIN}x\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("keeping the previous users"))
+        self.assertIn("pasword", srv.read_log())
+        m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
+        self.assertEqual(m.login("dave", "new")[0], "OK")
+        m.logout()
 
     def test_sighup_reloads_the_certificate(self):
-        srv = Server(USERS)
-        try:
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("SIGHUP: reloaded the TLS certificate"))
-            cert = [l for l in open(srv.config_path) if l.startswith("tls_cert")][0].split("= ", 1)[1].strip()
-            with open(cert, "w") as f:
-                f.write("not a certificate\n")
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("keeping the previous TLS certificate"))
-            # The certificate in memory still serves.
-            m = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=client_tls_context(), timeout=IO_TIMEOUT)
-            self.assertEqual(m.login("alice", "secret")[0], "OK")
-            m.logout()
-        finally:
-            srv.stop()
+        srv = self.server(USERS, tls=True)
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("SIGHUP: reloaded the TLS certificate"))
+        cert = [l for l in open(srv.config_path) if l.startswith("tls_cert")][0].split("= ", 1)[1].strip()
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("keeping the previous TLS certificate"))
+        # The certificate in memory still serves.
+        m = imaplib.IMAP4_SSL("127.0.0.1", srv.tls_port, ssl_context=client_tls_context(), timeout=IO_TIMEOUT)
+        self.assertEqual(m.login("alice", "secret")[0], "OK")
+        m.logout()
 
     def test_max_connections(self):
-        srv = Server(USERS, imap=["max_connections = 2"], tls=False)
-        try:
-            first, second = Raw(srv.port), Raw(srv.port)
-            self.assertTrue(first.line().startswith(b"* OK "))
-            self.assertTrue(second.line().startswith(b"* OK "))
-            third = Raw(srv.port)
-            self.assertEqual(third.line(), b"* BYE Too many connections, try again later.")
-            self.assertTrue(third.closed())
-            third.close()
-            first.send(b"a LOGOUT\r\n")
-            first.until_tagged(b"a")
-            self.assertTrue(first.closed())
-            first.close()
-            # Once one is gone, a new client is served again.
-            for _ in range(100):
-                fourth = Raw(srv.port)
-                greeting = fourth.line()
-                fourth.close()
-                if greeting.startswith(b"* OK "):
-                    break
-                time.sleep(0.1)
-            self.assertTrue(greeting.startswith(b"* OK "), greeting)
-            second.close()
-        finally:
-            srv.stop()
+        srv = self.server(USERS, imap=["max_connections = 2"])
+        first, second = Raw(srv.port), Raw(srv.port)
+        self.assertTrue(first.line().startswith(b"* OK "))
+        self.assertTrue(second.line().startswith(b"* OK "))
+        third = Raw(srv.port)
+        self.assertEqual(third.line(), b"* BYE Too many connections, try again later.")
+        self.assertTrue(third.closed())
+        third.close()
+        first.send(b"a LOGOUT\r\n")
+        first.until_tagged(b"a")
+        self.assertTrue(first.closed())
+        first.close()
+        # Once one is gone, a new client is served again.
+        for _ in range(100):
+            fourth = Raw(srv.port)
+            greeting = fourth.line()
+            fourth.close()
+            if greeting.startswith(b"* OK "):
+                break
+            time.sleep(0.1)
+        self.assertTrue(greeting.startswith(b"* OK "), greeting)
+        second.close()
 
     def test_autologout(self):
-        srv = Server(USERS, imap=["idle_timeout = 1"], tls=False)
-        try:
-            r = Raw(srv.port)
-            r.line()
-            self.assertEqual(r.line(), b"* BYE Autologout; idle for too long.")
-            self.assertTrue(r.closed())
-            r.close()
-        finally:
-            srv.stop()
+        srv = self.server(USERS, imap=["idle_timeout = 1"])
+        r = self.connect(srv)
+        self.assertEqual(r.line(), b"* BYE Autologout; idle for too long.")
+        self.assertTrue(r.closed())
+        r.close()
 
 
-class EventLoops(unittest.TestCase):
+class EventLoops(DaemonCase):
     """Three event loops: connections go to each in turn, sessions on
     different loops see one another's mail, SIGHUP and SIGTERM reach every
     loop, and max_connections counts them all."""
 
     LOOPS = 3
 
-    def login(self, port, user=b"alice", password=b"secret"):
-        r = Raw(port)
-        self.assertTrue(r.line().startswith(b"* OK "))
-        r.send(b"l LOGIN " + user + b" " + password + b"\r\n")
-        return r, r.until_tagged(b"l")[-1]
-
     def test_sessions_on_every_loop(self):
-        srv = Server(USERS, imap=["loops = %d" % self.LOOPS], tls=False)
-        clients = []
-        try:
-            self.assertTrue(srv.wait_log("%d event loops" % self.LOOPS), srv.read_log()[-2000:])
-            for _ in range(2 * self.LOOPS):
-                r, done = self.login(srv.port)
-                self.assertTrue(done.startswith(b"l OK"), done)
-                clients.append(r)
-            # each selects INBOX; the first appends; every other one hears it
-            for i, r in enumerate(clients):
-                r.send(b"s SELECT INBOX\r\n")
-                r.until_tagged(b"s")
-            clients[0].send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
-            self.assertTrue(clients[0].until_tagged(b"a")[-1].startswith(b"a OK"))
-            for r in clients[1:]:
-                r.send(b"n NOOP\r\n")
-                self.assertIn(b"* 1 EXISTS", r.until_tagged(b"n"))
-            # SIGHUP: the new users table reaches every loop
-            srv.write_users({"dave": "{PLAIN}new"})
-            srv.proc.send_signal(signal.SIGHUP)
-            self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
-            for _ in range(self.LOOPS):
-                r, done = self.login(srv.port, b"dave", b"new")
-                self.assertTrue(done.startswith(b"l OK"), done)
-                clients.append(r)
-            # SIGTERM: every session on every loop is told, and the daemon exits 0
-            srv.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
-            for r in clients:
-                self.assertEqual(r.line(), b"* BYE Server shutting down.")
-                self.assertTrue(r.closed())
-            log = srv.read_log()
-            for k in range(self.LOOPS):
-                self.assertEqual(log.count("; loop %d)" % k), 3, log[-3000:])
-        finally:
-            for r in clients:
-                r.close()
-            srv.stop()
+        srv = self.server(USERS, imap=["loops = %d" % self.LOOPS])
+        self.assertTrue(srv.wait_log("%d event loops" % self.LOOPS), srv.read_log()[-2000:])
+        clients = [self.login("alice", "secret", srv=srv) for _ in range(2 * self.LOOPS)]
+        # each selects INBOX; the first appends; every other one hears it
+        for i, r in enumerate(clients):
+            r.send(b"s SELECT INBOX\r\n")
+            r.until_tagged(b"s")
+        clients[0].send(b"a APPEND INBOX {8+}\r\nSubj: x\r\n")
+        self.assertTrue(clients[0].until_tagged(b"a")[-1].startswith(b"a OK"))
+        for r in clients[1:]:
+            r.send(b"n NOOP\r\n")
+            self.assertIn(b"* 1 EXISTS", r.until_tagged(b"n"))
+        # SIGHUP: the new users table reaches every loop
+        srv.write_users({"dave": "{PLAIN}new"})
+        srv.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log("SIGHUP: reloaded"))
+        clients += [self.login("dave", "new", srv=srv) for _ in range(self.LOOPS)]
+        # SIGTERM: every session on every loop is told, and the daemon exits 0
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(IO_TIMEOUT), 0)
+        for r in clients:
+            self.assertEqual(r.line(), b"* BYE Server shutting down.")
+            self.assertTrue(r.closed())
+        log = srv.read_log()
+        for k in range(self.LOOPS):
+            self.assertEqual(log.count("; loop %d)" % k), 3, log[-3000:])
 
     def test_max_connections_counts_every_loop(self):
-        srv = Server(USERS, imap=["loops = %d" % self.LOOPS, "max_connections = 4"], tls=False)
-        clients = []
-        try:
-            for _ in range(4):
-                r = Raw(srv.port)
-                clients.append(r)
-                self.assertTrue(r.line().startswith(b"* OK "))
-            extra = Raw(srv.port)
-            clients.append(extra)
-            self.assertEqual(extra.line(), b"* BYE Too many connections, try again later.")
-            self.assertTrue(extra.closed())
-        finally:
-            for r in clients:
-                r.close()
-            srv.stop()
+        srv = self.server(USERS, imap=["loops = %d" % self.LOOPS, "max_connections = 4"])
+        for _ in range(4):
+            self.connect(srv)
+        extra = self.raw(srv)
+        self.assertEqual(extra.line(), b"* BYE Too many connections, try again later.")
+        self.assertTrue(extra.closed())
 
 
 class ConfigCheck(unittest.TestCase):

@@ -8,13 +8,11 @@ driver, that neither command reads a body. Run by `make check-server` (on
 the memory driver, and on SQLite with AG_TEST_STORE=sqlite)."""
 import os
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from agtest import Session, Server  # noqa: E402
-from roundtrips import COUNTING_DRIVER, OPS, settled_counts  # noqa: E402
-from test_search import storage_options  # noqa: E402
+from agtest import Session  # noqa: E402
+from agtest.case import CountingCase, ServerCase  # noqa: E402
 
 
 def message(headers, body=b"body"):
@@ -77,50 +75,28 @@ SORT_CASES = [
 
 
 class Client(Session):
-    def untagged(self, text, name):
-        lines = self.cmd(text)
-        found = [l for l in lines if l.startswith(b"* " + name)]
-        assert len(found) == 1, lines
-        return found[0][len(b"* ") + len(name):].strip()
-
     def sort(self, criteria, search=b"ALL", charset=b"UTF-8", uid=False):
-        return self.untagged(b"%sSORT (%s) %s %s" % (b"UID " if uid else b"", criteria, charset, search), b"SORT")
+        return self.one(b"%sSORT (%s) %s %s" % (b"UID " if uid else b"", criteria, charset, search), b"SORT")
 
     def thread(self, alg, search=b"ALL", uid=False):
-        return self.untagged(b"%sTHREAD %s UTF-8 %s" % (b"UID " if uid else b"", alg, search), b"THREAD")
+        return self.one(b"%sTHREAD %s UTF-8 %s" % (b"UID " if uid else b"", alg, search), b"THREAD")
 
 
-class Sort(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server({"u%d" % i: "{PLAIN}pw" for i in range(10)}, tls=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def client(self, user):
-        c = Client(self.srv.port, user)
-        self.addCleanup(c.close)
-        return c
+class Sort(ServerCase):
+    USERS = 10
+    Client = Client
 
     def subjects(self, user):
-        c = self.client(user)
-        for h in SUBJECTS:
-            c.append(b"INBOX", message([h] if h else []), date=b"01-Jan-2001 00:00:00 +0000")
-        c.cmd(b"SELECT INBOX")
-        return c
+        return self.client(user).fill(b"INBOX", [(message([h] if h else []), b"", b"01-Jan-2001 00:00:00 +0000")
+                                                 for h in SUBJECTS])
 
     def keyed(self, user):
-        c = self.client(user)
-        for headers, date, size in KEYED:
-            c.append(b"INBOX", message(headers, b"x" * size), date=date)
-        c.cmd(b"SELECT INBOX")
-        return c
+        return self.client(user).fill(b"INBOX", [(message(headers, b"x" * size), b"", date)
+                                                 for headers, date, size in KEYED])
 
     def test_capabilities(self):
         c = self.client(b"u0")
-        caps = c.untagged(b"CAPABILITY", b"CAPABILITY").split()
+        caps = c.capabilities()
         for cap in (b"SORT", b"SORT=DISPLAY", b"THREAD=ORDEREDSUBJECT", b"THREAD=REFERENCES"):
             self.assertIn(cap, caps)
 
@@ -193,14 +169,12 @@ class Sort(unittest.TestCase):
         self.assertEqual(c.thread(b"ORDEREDSUBJECT", b"FROM nobody"), b"")
         # sent dates (Date, else the internal date) order the threads and
         # the messages under them
-        c.cmd(b"CREATE Dated")
-        for headers, date in (
-                ([b"Subject: x", b"Date: Mon, 1 Jan 2001 10:00:00 +0000"], b"01-Jan-2001 00:00:00 +0000"),
-                ([b"Subject: Re: x"], b"01-Jan-2001 09:00:00 +0000"),
-                ([b"Subject: x", b"Date: 1 Jan 2001 08:00 GMT"], b"01-Jan-2001 23:00:00 +0000"),
-                ([b"Subject: y", b"Date: Mon, 1 Jan 2001 07:30:00 -0100"], b"01-Jan-2001 00:00:00 +0000")):
-            c.append(b"Dated", message(headers), date=date)
-        c.cmd(b"SELECT Dated")
+        c.fill(b"Dated", [(message(headers), b"", date) for headers, date in (
+            ([b"Subject: x", b"Date: Mon, 1 Jan 2001 10:00:00 +0000"], b"01-Jan-2001 00:00:00 +0000"),
+            ([b"Subject: Re: x"], b"01-Jan-2001 09:00:00 +0000"),
+            ([b"Subject: x", b"Date: 1 Jan 2001 08:00 GMT"], b"01-Jan-2001 23:00:00 +0000"),
+            ([b"Subject: y", b"Date: Mon, 1 Jan 2001 07:30:00 -0100"], b"01-Jan-2001 00:00:00 +0000"))],
+               create=True)
         self.assertEqual(c.thread(b"ORDEREDSUBJECT"), b"(3 (2)(1))(4)")
         self.assertEqual(c.sort(b"DATE"), b"3 4 2 1")
 
@@ -225,9 +199,8 @@ class Sort(unittest.TestCase):
             [b"Message-ID: <10@x>", b"References: <1@x> <missing2@x> <3@x>", b"Subject: Re: root"],
             [b"Message-ID: <11@x>", b"Subject: Re: orphan a"],
         ]
-        for i, headers in enumerate(msgs):
-            c.append(b"INBOX", message(headers), date=b"01-Jan-2001 %02d:00:00 +0000" % (i + 1))
-        c.cmd(b"SELECT INBOX")
+        c.fill(b"INBOX", [(message(headers), b"", b"01-Jan-2001 %02d:00:00 +0000" % (i + 1))
+                          for i, headers in enumerate(msgs)])
         # 2 and 6 under 1 (6's id is taken: it stands alone); 10 under 3
         # (the link 1 -> missing2 -> 3 is not made: 3 has a parent); the
         # missing parent is a dummy over 4 and 5, where 11 joins by its
@@ -266,44 +239,29 @@ class Sort(unittest.TestCase):
         d.cmd(b"NOOP")
 
 
-class NoBodyRead(unittest.TestCase):
+class NoBodyRead(CountingCase):
     """Storage calls of SORT and THREAD, counted by the wrapper driver."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="aerogram-sort-test-")
-        cls.counts, storage = storage_options(cls.tmp.name)
-        cls.srv = Server({"u": "{PLAIN}pw"}, tls=False, driver=COUNTING_DRIVER, storage=storage)
+    Client = Client
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.tmp.cleanup()
-
-    def calls(self, c, text, name):
-        before = settled_counts(self.counts)
-        answer = c.untagged(text, name)
-        after = settled_counts(self.counts)
-        return answer, {op: a - b for op, a, b in zip(OPS, after, before)}
+    def answer_calls(self, c, text, name):
+        return self.calls(lambda: c.one(text, name))
 
     def test_no_body_is_read(self):
-        c = Client(self.srv.port, b"u")
-        self.addCleanup(c.close)
-        c.cmd(b"CREATE Counted")
-        for i in range(40):
+        def counted(i):
             headers = [b"Message-ID: <%d@x>" % i, b"Subject: %s" % (b"Re: t" if i % 2 else b"t%d" % i)]
             if i % 2:
                 headers.append(b"References: <%d@x>" % (i - 1))
-            c.append(b"Counted", message(headers, b"y" * (i * 10)))
-        c.cmd(b"SELECT Counted")
+            return message(headers, b"y" * (i * 10))
+        c = self.client(b"u").fill(b"Counted", [counted(i) for i in range(40)], create=True)
         for text, name in ((b"SORT (SUBJECT REVERSE SIZE) UTF-8 ALL", b"SORT"),
                            (b"SORT (DISPLAYFROM DATE) UTF-8 UNSEEN", b"SORT"),
                            (b"THREAD REFERENCES UTF-8 ALL", b"THREAD"),
                            (b"THREAD ORDEREDSUBJECT UTF-8 ALL", b"THREAD")):
-            answer, d = self.calls(c, text, name)
+            answer, d = self.answer_calls(c, text, name)
             self.assertTrue(answer, text)
             self.assertEqual(d["blob_get"], 0, (text, d))
-        answer, d = self.calls(c, b"THREAD REFERENCES UTF-8 ALL", b"THREAD")
+        answer, d = self.answer_calls(c, b"THREAD REFERENCES UTF-8 ALL", b"THREAD")
         self.assertEqual(answer, b"".join(b"(%d %d)" % (i, i + 1) for i in range(1, 41, 2)))
 
 

@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from agtest.daemon import ROOT, Server  # noqa: E402
 from agtest.garage import B, GARAGE_DRIVER, WAIT, Emu  # noqa: E402
 from agtest.imap import Imap  # noqa: E402
+from agtest.mail import select_data  # noqa: E402
 
 SQLITE_DRIVER = os.path.abspath(os.path.join(ROOT, B, "drivers", "aerogram_sqlite.so"))
 USER = "u"
@@ -167,17 +168,8 @@ class Session(Imap):
     def select(self, mailbox):
         """SELECT; returns (EXISTS, UIDVALIDITY, UIDNEXT)."""
         untagged, _ = self.ok("SELECT " + mailbox)
-        exists = uidvalidity = uidnext = None
-        for line, _ in untagged:
-            m = re.match(rb"\* (\d+) EXISTS$", line)
-            if m:
-                exists = int(m.group(1))
-            m = re.search(rb"\[UIDVALIDITY (\d+)\]", line)
-            if m:
-                uidvalidity = int(m.group(1))
-            m = re.search(rb"\[UIDNEXT (\d+)\]", line)
-            if m:
-                uidnext = int(m.group(1))
+        data = select_data(untagged)
+        exists, uidvalidity, uidnext = data["exists"], data["uidvalidity"], data["uidnext"]
         if exists is None or uidvalidity is None or uidnext is None:
             raise AssertionError("%s: SELECT lacks EXISTS, UIDVALIDITY or UIDNEXT: %r"
                                  % (self.name, untagged))

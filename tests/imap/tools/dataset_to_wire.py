@@ -44,6 +44,16 @@ class P:
         self.i += 1
         return tok
 
+    def items(self, close):
+        """Comma-separated values up to and including `close`."""
+        items = []
+        while self.peek()[1] != close:
+            items.append(self.value())
+            if self.peek()[1] == ",":
+                self.take(",")
+        self.take(close)
+        return items
+
     def value(self):
         kind, v = self.take()
         if kind in ("str",):
@@ -53,23 +63,12 @@ class P:
         if kind in ("date", "dt"):
             return (kind, v)
         if v == "[":
-            items = []
-            while self.peek()[1] != "]":
-                items.append(self.value())
-                if self.peek()[1] == ",":
-                    self.take(",")
-            self.take("]")
+            items = self.items("]")
             if self.peek()[1] == "+":
                 self.take("+")
             return ("list", items)
         if v == "(":
-            items = []
-            while self.peek()[1] != ")":
-                items.append(self.value())
-                if self.peek()[1] == ",":
-                    self.take(",")
-            self.take(")")
-            return ("tuple", items)
+            return ("tuple", self.items(")"))
         if kind == "id":
             name = v
             if self.peek()[1] == "(":

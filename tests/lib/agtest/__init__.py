@@ -2,9 +2,13 @@
 
   agtest.ports   free_port()
   agtest.daemon  the aerogramd launcher (Server: a daemon in a temporary
-                 directory; SqliteDaemon: one restartable on one database)
+                 directory; SqliteDaemon: one restartable on one database;
+                 Faults: what the fault-injecting wrapper fails)
   agtest.imap    the IMAP client (Imap; Raw and the logged-in Session for the
                  server tests)
+  agtest.case    the unittest classes of the server tests (ServerCase,
+                 DaemonCase, CountingCase) and their clients
+  agtest.counts  the counting wrapper's counters
   agtest.garage  garage-emu and daemons on the garage driver
   agtest.mail    test messages and what the tests read back from them
   agtest.sqlite  checks of an SQLite store from the outside

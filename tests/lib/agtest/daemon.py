@@ -39,8 +39,8 @@ START_TIMEOUT = 60
 IO_TIMEOUT = 60
 
 __all__ = ["AEROGRAMCTL", "AEROGRAMD", "DRIVER", "FAULTY_DRIVER", "IO_TIMEOUT", "ROOT", "START_TIMEOUT",
-           "STORE", "Daemon", "Server", "SqliteDaemon", "client_tls_context", "free_port",
-           "hash_password", "make_certificate", "write_users"]
+           "STORE", "Daemon", "Faults", "Server", "SqliteDaemon", "client_tls_context", "free_port",
+           "hash_password", "make_certificate", "stop_process", "write_users"]
 
 
 def make_certificate(directory):
@@ -65,6 +65,21 @@ def client_tls_context():
     return ctx
 
 
+def stop_process(proc, timeout=START_TIMEOUT):
+    """SIGTERM to one process we started, SIGKILL if it has not exited in
+    `timeout` s; False when it had to be killed."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
 def write_users(path, users):
     """A users file: {name: password value as written (e.g. "{PLAIN}pw")}.
     Replaced atomically, so a daemon reloading it never reads half of it."""
@@ -72,6 +87,35 @@ def write_users(path, users):
         for name, password in users.items():
             f.write("[%s]\npassword = %s\n\n" % (name, password))
     os.replace(path + ".tmp", path)
+
+
+class Faults:
+    """The control file of the fault-injecting wrapper (FAULTY_DRIVER):
+    storage() gives a daemon's [storage] lines, set() says what fails from
+    now on ("ok", "fail all unavailable", "delay blob_put 10", ...)."""
+
+    driver = FAULTY_DRIVER
+
+    def __init__(self, text="ok", inner="memory"):
+        self.dir = tempfile.TemporaryDirectory(prefix="aerogram-faults-")
+        self.path = os.path.join(self.dir.name, "faults")
+        self.inner = inner
+        self.stamp = 0
+        self.set(text)
+
+    def storage(self):
+        return ["inner = " + self.inner, "control_file = " + self.path]
+
+    def set(self, text):
+        with open(self.path, "w") as f:
+            f.write(text + "\n")
+        # The wrapper reads the file again when its size or time changes:
+        # each write gets a time of its own.
+        self.stamp += 1
+        os.utime(self.path, (self.stamp, self.stamp))
+
+    def cleanup(self):
+        self.dir.cleanup()
 
 
 class Daemon:
@@ -172,14 +216,8 @@ class Daemon:
         """SIGTERM; returns a problem description or None (exit 0, no report
         of a sanitizer in any of its logs)."""
         problems = []
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                problems.append("did not stop on SIGTERM")
+        if not stop_process(self.proc):
+            problems.append("did not stop on SIGTERM")
         if self.proc is not None and self.proc.returncode != 0:
             problems.append("exited with %s" % self.proc.returncode)
         for path in self.logs:
@@ -249,9 +287,12 @@ class Server(Daemon):
     def stop(self):
         """Stops the daemon with SIGTERM; raises if it did not exit cleanly
         (exit status, or a sanitizer report in its log)."""
+        if self.dir is None:
+            return  # stopped already (a test stops it, its cleanup again)
         problem = super().stop()
         log = self.read_log()
         self.dir.cleanup()
+        self.dir = None
         if problem:
             raise AssertionError("aerogramd %s:\n%s" % (problem, log[-4000:]))
 

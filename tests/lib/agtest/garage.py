@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 
-from agtest.daemon import ROOT, Server
+from agtest.daemon import ROOT, Server, stop_process
 
 B = os.environ.get("B", "build")
 EMU = os.path.join(ROOT, "tests", "garage-emu", "garage-emu")
@@ -68,13 +68,7 @@ class Emu:
         raise AssertionError("fewer than %d PollItem waiting after %d s" % (n, WAIT))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, WAIT)
         self.proc.stdout.close()
         self.errfile.close()
 

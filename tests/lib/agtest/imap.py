@@ -9,6 +9,7 @@ import socket
 import ssl
 
 from agtest.daemon import IO_TIMEOUT, client_tls_context
+from agtest.mail import select_info
 
 __all__ = ["Imap", "ImapError", "Raw"]
 
@@ -50,20 +51,26 @@ class Imap:
             if i >= 0:
                 line, self.buf = self.buf[:i], self.buf[i + 2:]
                 return line
-            chunk = self.sock.recv(65536)
+            chunk = self.recv(65536)
             if not chunk:
-                raise EOFError("connection closed; pending: %r" % self.buf)
+                raise EOFError("connection closed; pending: %r" % self.buf[:200])
             self.buf += chunk
 
     def exact(self, n):
         """Exactly n bytes (a literal)."""
         while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            chunk = self.recv(max(65536, n - len(self.buf)))
             if not chunk:
                 raise EOFError("connection closed in a literal")
             self.buf += chunk
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
+
+    def recv(self, size):
+        """What the connection brings next, as the protocol reads it (b""
+        once closed): a subclass that transforms the stream (COMPRESS)
+        overrides this."""
+        return self.sock.recv(size)
 
     def response(self):
         """One response with its literals: (text with each literal replaced
@@ -85,6 +92,15 @@ class Imap:
             lines.append(line)
             if line.startswith(tag + b" "):
                 return lines
+
+    def continued(self, tag, command, response):
+        """Sends a command that waits for a continuation (AUTHENTICATE,
+        IDLE), then `response` as the line that follows it: the
+        continuation line and the lines up to the one tagged `tag`."""
+        self.send(tag + b" " + command + b"\r\n")
+        cont = self.line()
+        self.send(response + b"\r\n")
+        return cont, self.until_tagged(tag)
 
     def closed(self):
         """True once the server closed the connection (after what it sent)."""
@@ -176,7 +192,8 @@ class Imap:
     # --- what the crash tests use
 
     def login(self, user, password):
-        self.ok("LOGIN %s %s" % (user, password))
+        """LOGIN (str or bytes), which must answer OK."""
+        self.ok(b"LOGIN %s %s" % tuple(x if isinstance(x, bytes) else x.encode() for x in (user, password)))
 
     def append_start(self, mailbox, size):
         """Sends the APPEND line and waits for the continuation; returns the tag."""
@@ -202,16 +219,7 @@ class Imap:
 
     def select(self, mailbox):
         """Returns (exists, uidvalidity)."""
-        untagged, _ = self.ok("SELECT " + mailbox)
-        exists = uidvalidity = None
-        for text, _ in untagged:
-            m = re.match(rb"\* (\d+) EXISTS", text)
-            if m:
-                exists = int(m.group(1))
-            m = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
-            if m:
-                uidvalidity = int(m.group(1))
-        return exists, uidvalidity
+        return select_info(self.ok("SELECT " + mailbox)[0])
 
     def uid_search(self, criteria):
         untagged, _ = self.ok(b"UID SEARCH " + criteria)
@@ -293,3 +301,30 @@ class Session(Raw):
         """APPEND with LITERAL+, optional flags (without parentheses) and date."""
         extra = (b" (" + flags + b")" if flags else b"") + (b' "' + date + b'"' if date else b"")
         self.cmd(b"APPEND " + mailbox + extra + b" {%d+}\r\n" % len(msg) + msg)
+
+    def fill(self, mailbox, messages, create=False):
+        """Appends the messages (each bytes, or the arguments of append()
+        after the mailbox as a tuple) and selects the mailbox; returns self."""
+        if create:
+            self.cmd(b"CREATE " + mailbox)
+        for m in messages:
+            self.append(mailbox, *(m if isinstance(m, tuple) else (m,)))
+        self.cmd(b"SELECT " + mailbox)
+        return self
+
+    def responses(self, text, name):
+        """The data of every untagged `name` response (SEARCH, SORT, LIST,
+        ...) of a command that must answer OK."""
+        head = b"* " + name
+        return [l[len(head):].strip() for l in self.cmd(text)
+                if l.startswith(head) and l[len(head):len(head) + 1] in (b"", b" ")]
+
+    def one(self, text, name):
+        """The data of the one untagged `name` response of a command that
+        must answer OK."""
+        found = self.responses(text, name)
+        assert len(found) == 1, (text, name, found)
+        return found[0]
+
+    def capabilities(self):
+        return self.one(b"CAPABILITY", b"CAPABILITY").split()

@@ -17,14 +17,27 @@ def message_id(data):
     return m.group(1).decode() if m else None
 
 
+# What select_data() reads from the untagged answers of a SELECT (or NOOP).
+SELECT_DATA = {
+    "exists": re.compile(rb"^\* (\d+) EXISTS$"),
+    "uidvalidity": re.compile(rb"\[UIDVALIDITY (\d+)\]"),
+    "uidnext": re.compile(rb"\[UIDNEXT (\d+)\]"),
+}
+
+
+def select_data(untagged):
+    """{exists, uidvalidity, uidnext: number or None} from the untagged
+    answers ((text, literals) pairs) of a SELECT or NOOP; the last one wins."""
+    found = dict.fromkeys(SELECT_DATA)
+    for line, _ in untagged:
+        for name, pattern in SELECT_DATA.items():
+            m = pattern.search(line)
+            if m:
+                found[name] = int(m.group(1))
+    return found
+
+
 def select_info(untagged):
     """EXISTS and UIDVALIDITY from the untagged answers of a SELECT or NOOP."""
-    exists = uidvalidity = None
-    for line, _ in untagged:
-        m = re.match(rb"\* (\d+) EXISTS", line)
-        if m:
-            exists = int(m.group(1))
-        m = re.search(rb"\[UIDVALIDITY (\d+)\]", line)
-        if m:
-            uidvalidity = int(m.group(1))
-    return exists, uidvalidity
+    data = select_data(untagged)
+    return data["exists"], data["uidvalidity"]
