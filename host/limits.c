@@ -137,6 +137,7 @@ struct ag_limits *ag_limits_new(void)
 			ag_limits_free(l);
 			return NULL;
 		}
+		pthread_setname_np(l->threads[i], "ag-auth");
 		l->n_threads++;
 	}
 	return l;

@@ -116,6 +116,7 @@ struct ag_workers *ag_workers_new(struct event_base *base, unsigned threads)
 			ag_workers_free(pool);
 			return NULL;
 		}
+		pthread_setname_np(pool->threads[i], "ag-worker");
 		pool->n_threads++;
 	}
 	return pool;

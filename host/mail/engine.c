@@ -70,6 +70,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	pthread_mutex_init(&eng->rng_lock, NULL);
 	mail_rand_bytes(eng, eng->id, sizeof(eng->id));
 	pthread_mutex_init(&eng->lock, NULL);
+	pthread_mutex_init(&eng->list_lock, NULL);
 	pthread_cond_init(&eng->poll_cond, NULL);
 	if (!eng->opt.no_poller)
 		engine_poller_start(eng);
@@ -89,11 +90,13 @@ void mail_engine_free(struct mail_engine *eng)
 	engine_poller_stop(eng);
 	mail_reap_due(eng, 1);
 	mailbox_cache_flush(eng);
+	mblist_cache_flush(eng);
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
 	scache_free(eng->summaries);
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->list_lock);
 	pthread_mutex_destroy(&eng->rng_lock);
 	free(eng);
 }

@@ -12,6 +12,7 @@
 
 struct scache;
 struct add_wait;
+struct list_cache;
 
 struct mail_engine {
 	struct ag_store st;
@@ -46,6 +47,12 @@ struct mail_engine {
 	 * contents stay; then the states keep the recently expunged list and
 	 * checkpoints collect from it (mail_hold_ms) instead of the reap queue */
 	uint64_t retention_ms;
+	/* users' mailbox lists kept in memory while a watch on their row has
+	 * not fired (mailbox_list.c); `list_gen` counts the saves */
+	pthread_mutex_t list_lock;
+	struct list_cache *lists;
+	size_t n_lists;
+	uint64_t list_gen;
 };
 
 /* How long the contents of a message expunged at `at` stay: the retention,
@@ -477,6 +484,11 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out);
 /* Loads the user's list (merging siblings); *token owned by caller. */
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token);
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token);
+/* Drops every cached list and releases their watches (engine shutdown). */
+void mblist_cache_flush(struct mail_engine *eng);
+/* At most this many users' lists stay cached (the least recently used
+ * goes first). */
+#define MAIL_LIST_CACHE_MAX 256
 int mblist_valid_name(const char *name);
 /* The list row's partition key, and the list a read row holds (its
  * siblings merged). */

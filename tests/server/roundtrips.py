@@ -127,6 +127,10 @@ def run(inner):
             rows.append(("UID SEARCH FROM", size, measure(counts, lambda: c.cmd(b"UID SEARCH FROM alice"))))
             rows.append(("UID SEARCH FROM again", size,
                          measure(counts, lambda: c.cmd(b"UID SEARCH FROM alice"))))
+            rows.append(("LIST", size, measure(counts, lambda: c.cmd(b'LIST "" "*"'))))
+            rows.append(("LIST again", size, measure(counts, lambda: c.cmd(b'LIST "" "*"'))))
+            rows.append(("STATUS INBOX", size,
+                         measure(counts, lambda: c.cmd(b"STATUS INBOX (MESSAGES UIDNEXT)"))))
             c.cmd(b"LOGOUT")
             c.close()
             have += 1
@@ -177,6 +181,12 @@ def bounds(name, p, size):
         "UID SEARCH FROM": {"row_read": size // 128 + 1, "blob_get": 0, "total": size // 128 + 1},
         # the search cache holds every From now: nothing
         "UID SEARCH FROM again": {"total": 0},
+        # the list row, at most (the session's SELECT may have left it cached)
+        "LIST": {"row_read": 1, "blob_get": 0, "row_insert": 0},
+        # the engine keeps the list while the watch on its row is quiet
+        "LIST again": {"total": 0},
+        # the list is cached and the selected mailbox is quiet: nothing
+        "STATUS INBOX": {"total": 0},
     }[name]
 
 
