@@ -29,6 +29,8 @@ static int put_one(struct mail_engine *eng, const char *key, const struct mail_n
 	int rc = eng->st.driver->blob_put(eng->st.store, key, m->body, m->body_len, NULL, 0);
 	if (rc != 0) /* on the calling thread: the driver's message is this thread's */
 		mail_log(eng, AEROGRAM_LOG_WARNING, "blob_put %s: %s", key, mail_store_error(eng));
+	else /* a new message is often read at once (a client's FETCH after APPEND) */
+		bcache_put(eng->bodies, key, m->body, m->body_len);
 	return rc;
 }
 

@@ -47,9 +47,15 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.cache_mailboxes = 256;
 	if (eng->opt.cache_summary_bytes == 0)
 		eng->opt.cache_summary_bytes = 64u << 20;
+	if (eng->opt.cache_body_bytes == 0)
+		eng->opt.cache_body_bytes = 32u << 20;
 	eng->retention_ms = eng->opt.expunge_retention_ms;
 	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
-	if (eng->summaries == NULL) {
+	eng->bodies = bcache_new(eng->opt.cache_body_bytes);
+	if (eng->summaries == NULL || eng->bodies == NULL) {
+		scache_free(eng->summaries);
+	bcache_free(eng->bodies);
+		bcache_free(eng->bodies);
 		free(eng);
 		return AEROGRAM_EINTERNAL;
 	}

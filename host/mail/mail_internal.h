@@ -13,6 +13,7 @@
 struct scache;
 struct add_wait;
 struct list_cache;
+struct bcache;
 
 struct mail_engine {
 	struct ag_store st;
@@ -40,6 +41,7 @@ struct mail_engine {
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
 	struct scache *summaries;
+	struct bcache *bodies;         /* bodies read or written lately (bcache.c) */
 	/* bodies and summaries of messages this engine expunged, removed by
 	 * the poller after MAIL_REAP_GRACE_MS (under lock) */
 	struct reap *reap_head, *reap_tail;
@@ -484,6 +486,13 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out);
 /* Loads the user's list (merging siblings); *token owned by caller. */
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token);
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token);
+/* Message bodies in memory (bcache.c), thread-safe. get: a malloc'd copy
+ * (one spare byte at the end) and 1, or 0 when not cached. */
+struct bcache *bcache_new(size_t budget);
+void bcache_free(struct bcache *c);
+int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len);
+void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t len);
+
 /* Drops every cached list and releases their watches (engine shutdown). */
 void mblist_cache_flush(struct mail_engine *eng);
 /* At most this many users' lists stay cached (the least recently used

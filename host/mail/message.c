@@ -801,8 +801,6 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
 {
-	if (mail_would_block_read(v->mb->eng, 1 + (unsigned)n))
-		return MAIL_EAGAIN;
 	struct mail_engine *eng = v->mb->eng;
 	*out = NULL;
 	struct mail_body *res = calloc(n ? n : 1, sizeof(*res));
@@ -818,10 +816,16 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 		if (m == NULL)
 			continue;
 		key_body(keys[nr], sizeof(keys[nr]), v->mb->user, v->mb->id, m->id);
+		if (bcache_get(eng->bodies, keys[nr], &res[i].data, &res[i].len)) {
+			res[i].status = 0;
+			continue;
+		}
 		req[nr].key = keys[nr];
 		pos[nr] = i;
 		nr++;
 	}
+	if (rc == 0 && nr && mail_would_block_read(eng, 1 + (unsigned)nr))
+		rc = MAIL_EAGAIN;
 	struct aerogram_blob_result *br = NULL;
 	if (rc == 0 && nr) {
 		rc = eng->st.driver->blob_get(eng->st.store, req, nr, &br);
@@ -842,6 +846,7 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 		if (b->len)
 			memcpy(o->data, b->data, b->len);
 		o->len = b->len;
+		bcache_put(eng->bodies, req[i].key, b->data, b->len);
 	}
 	if (br)
 		eng->st.driver->blob_result_free(eng->st.store, br);

@@ -121,6 +121,8 @@ def run(inner):
             body = MESSAGE % (0, 0, 0)
             rows.append(("APPEND (selected)", size,
                          measure(counts, lambda: c.cmd(b"APPEND INBOX {%d+}\r\n" % len(body) + body))))
+            rows.append(("FETCH BODY[] appended", size,
+                         measure(counts, lambda: c.cmd(b"FETCH %d BODY.PEEK[]" % (size + 1)))))
             rows.append(("STORE 1:100 +FLAGS", size,
                          measure(counts, lambda: c.cmd(b"STORE 1:100 +FLAGS (\\Flagged)"))))
             rows.append(("UID SEARCH FLAGGED", size, measure(counts, lambda: c.cmd(b"UID SEARCH FLAGGED"))))
@@ -171,6 +173,8 @@ def bounds(name, p, size):
         # message rides in the APPEND's own entry: one conditional write
         "APPEND (selected)": {"blob_put": 1, "row_insert": 5, "row_insert_if": 1, "row_read": 1 + 3 * p,
                               "blob_list": 3, "blob_get": 0},
+        # the engine keeps the bodies it wrote (and read) lately: no read
+        "FETCH BODY[] appended": {"total": 0},
         # one entry and the watch, whatever the number of messages; syncs
         "STORE 1:100 +FLAGS": {"row_insert": 2, "row_read": 2 * p, "blob_list": 2, "blob_get": 0,
                                "blob_put": 0},
