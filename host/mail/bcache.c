@@ -4,9 +4,9 @@
  * good: COPY and undelete write new ids), so a copy needs no invalidation:
  * what a FETCH reads twice, or right after its APPEND, comes from here
  * instead of the store (a SQLite read transaction, or a Garage round
- * trip). A copy that outlives its blob (expunged and collected) is only
- * asked for by a view still showing the message, which is what the grace
- * period keeps the blob for anyway. Bodies larger than an eighth of the
+ * trip). The removal of an expunged message's contents (after the grace
+ * period, or the retention) drops its copy too, so that a view still
+ * showing the message finds it gone, as from the store. Bodies larger than an eighth of the
  * budget are not kept: one large attachment must not empty the cache. */
 #include "host/mail/mail_internal.h"
 
@@ -134,6 +134,18 @@ int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len)
 	pthread_mutex_unlock(&c->lock);
 	*data = copy;
 	return copy != NULL;
+}
+
+void bcache_forget(struct bcache *c, const char *key)
+{
+	if (c == NULL)
+		return;
+	uint64_t h = bhash(key);
+	pthread_mutex_lock(&c->lock);
+	struct bnode *n = *bfind(c, key, h);
+	if (n)
+		bdrop(c, n);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t len)

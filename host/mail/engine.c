@@ -165,6 +165,18 @@ void mail_nonblock_commit(void)
 	nonblock_on = 0;
 }
 
+int mail_would_block_cpu(unsigned cost)
+{
+	if (!nonblock_on)
+		return 0;
+	if (nonblock_budget >= (int)cost) {
+		nonblock_budget -= (int)cost;
+		return 0;
+	}
+	nonblock_hit = 1;
+	return 1;
+}
+
 void mail_nonblock_spend(unsigned cost)
 {
 	if (nonblock_on)

@@ -95,6 +95,9 @@ int mail_is_nonblock(void);
 int mail_would_block(void);
 int mail_would_block_read(const struct mail_engine *eng, unsigned cost);
 int mail_would_block_write(const struct mail_engine *eng);
+/* Work from memory of `cost` units: spends the attempt's budget, and
+ * past it records a would-wait and returns 1, whatever the driver. */
+int mail_would_block_cpu(unsigned cost);
 void mail_nonblock_spend(unsigned cost);
 /* After a write made in non-blocking mode: the rest of the call sequence
  * runs in blocking mode (it cannot be thrown away any more). */
@@ -492,6 +495,7 @@ struct bcache *bcache_new(size_t budget);
 void bcache_free(struct bcache *c);
 int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len);
 void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t len);
+void bcache_forget(struct bcache *c, const char *key);
 
 /* Drops every cached list and releases their watches (engine shutdown). */
 void mblist_cache_flush(struct mail_engine *eng);
