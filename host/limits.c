@@ -131,7 +131,7 @@ struct ag_limits *ag_limits_new(void)
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->queue_lock, NULL);
 	pthread_cond_init(&l->wake, NULL);
-	if (ag_threads_start(l->threads, AG_AUTH_THREADS, &l->n_threads, auth_main, l, "authentication") != 0) {
+	if (ag_threads_start(l->threads, AG_AUTH_THREADS, &l->n_threads, auth_main, l, "auth") != 0) {
 		ag_limits_free(l);
 		return NULL;
 	}

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -126,6 +127,10 @@ int ag_threads_start(pthread_t *threads, unsigned n, unsigned *started, void *(*
 			ag_log_error("cannot start %s thread %u of %u", what, *started + 1, n);
 			return -1;
 		}
+		/* named, so that top -H and per-thread numbers say which is which */
+		char name[16];
+		snprintf(name, sizeof(name), "ag-%s", what);
+		pthread_setname_np(threads[*started], name);
 	}
 	return 0;
 }

@@ -26,7 +26,10 @@ struct put_job {
 
 static int put_one(struct mail_engine *eng, const char *key, const struct mail_new_message *m)
 {
-	return store_blob_put(eng, key, m->body, m->body_len); /* logs on this thread */
+	int rc = store_blob_put(eng, key, m->body, m->body_len); /* logs on this thread */
+	if (rc == 0) /* a new message is often read at once (a client's FETCH after APPEND) */
+		bcache_put(eng->bodies, key, m->body, m->body_len);
+	return rc;
 }
 
 static void *put_worker(void *arg)

@@ -47,9 +47,15 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.cache_mailboxes = 256;
 	if (eng->opt.cache_summary_bytes == 0)
 		eng->opt.cache_summary_bytes = 64u << 20;
+	if (eng->opt.cache_body_bytes == 0)
+		eng->opt.cache_body_bytes = 32u << 20;
 	eng->retention_ms = eng->opt.expunge_retention_ms;
 	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
-	if (eng->summaries == NULL) {
+	eng->bodies = bcache_new(eng->opt.cache_body_bytes);
+	if (eng->summaries == NULL || eng->bodies == NULL) {
+		scache_free(eng->summaries);
+	bcache_free(eng->bodies);
+		bcache_free(eng->bodies);
 		free(eng);
 		return AEROGRAM_EINTERNAL;
 	}
@@ -70,6 +76,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	pthread_mutex_init(&eng->rng_lock, NULL);
 	mail_rand_bytes(eng, eng->id, sizeof(eng->id));
 	pthread_mutex_init(&eng->lock, NULL);
+	pthread_mutex_init(&eng->list_lock, NULL);
 	pthread_cond_init(&eng->poll_cond, NULL);
 	if (!eng->opt.no_poller)
 		engine_poller_start(eng);
@@ -89,11 +96,13 @@ void mail_engine_free(struct mail_engine *eng)
 	engine_poller_stop(eng);
 	mail_reap_due(eng, 1);
 	mailbox_cache_flush(eng);
+	mblist_cache_flush(eng);
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
 	scache_free(eng->summaries);
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->list_lock);
 	pthread_mutex_destroy(&eng->rng_lock);
 	free(eng);
 }
@@ -154,6 +163,18 @@ void mail_nonblock_commit(void)
 	 * and run again, so it may wait from now on (briefly: the driver is
 	 * local) */
 	nonblock_on = 0;
+}
+
+int mail_would_block_cpu(unsigned cost)
+{
+	if (!nonblock_on)
+		return 0;
+	if (nonblock_budget >= (int)cost) {
+		nonblock_budget -= (int)cost;
+		return 0;
+	}
+	nonblock_hit = 1;
+	return 1;
 }
 
 void mail_nonblock_spend(unsigned cost)

@@ -87,6 +87,9 @@ struct mail_engine_options {
 	/* Bytes of message summaries kept in memory (default 64 MiB; the least
 	 * recently used go first). */
 	size_t cache_summary_bytes;
+	/* Bytes of message bodies kept in memory (default 32 MiB; the least
+	 * recently used go first; bodies over an eighth of it are not kept). */
+	size_t cache_body_bytes;
 	/* How long the bodies and summaries of expunged messages stay in the
 	 * store before collection removes them, for mail_mailbox_undelete
 	 * ([storage] expunge_retention). 0 (the default): only the grace

@@ -13,6 +13,8 @@
 
 struct scache;
 struct add_wait;
+struct list_cache;
+struct bcache;
 
 struct mail_engine {
 	struct ag_store st;
@@ -40,6 +42,7 @@ struct mail_engine {
 	/* closed mailboxes kept warm (LRU, most recent first) */
 	size_t n_cached;
 	struct scache *summaries;
+	struct bcache *bodies;         /* bodies read or written lately (bcache.c) */
 	/* bodies and summaries of messages this engine expunged, removed by
 	 * the poller after MAIL_REAP_GRACE_MS (under lock) */
 	struct reap *reap_head, *reap_tail;
@@ -47,6 +50,12 @@ struct mail_engine {
 	 * contents stay; then the states keep the recently expunged list and
 	 * checkpoints collect from it (mail_hold_ms) instead of the reap queue */
 	uint64_t retention_ms;
+	/* users' mailbox lists kept in memory while a watch on their row has
+	 * not fired (mailbox_list.c); `list_gen` counts the saves */
+	pthread_mutex_t list_lock;
+	struct list_cache *lists;
+	size_t n_lists;
+	uint64_t list_gen;
 };
 
 /* How long the contents of a message expunged at `at` stay: the retention,
@@ -87,6 +96,9 @@ int mail_is_nonblock(void);
 int mail_would_block(void);
 int mail_would_block_read(const struct mail_engine *eng, unsigned cost);
 int mail_would_block_write(const struct mail_engine *eng);
+/* Work from memory of `cost` units: spends the attempt's budget, and
+ * past it records a would-wait and returns 1, whatever the driver. */
+int mail_would_block_cpu(unsigned cost);
 void mail_nonblock_spend(unsigned cost);
 /* After a write made in non-blocking mode: the rest of the call sequence
  * runs in blocking mode (it cannot be thrown away any more). */
@@ -478,6 +490,19 @@ int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out);
 /* Loads the user's list (merging siblings); *token owned by caller. */
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token);
 int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *l, const char *token);
+/* Message bodies in memory (bcache.c), thread-safe. get: a malloc'd copy
+ * (one spare byte at the end) and 1, or 0 when not cached. */
+struct bcache *bcache_new(size_t budget);
+void bcache_free(struct bcache *c);
+int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len);
+void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t len);
+void bcache_forget(struct bcache *c, const char *key);
+
+/* Drops every cached list and releases their watches (engine shutdown). */
+void mblist_cache_flush(struct mail_engine *eng);
+/* At most this many users' lists stay cached (the least recently used
+ * goes first). */
+#define MAIL_LIST_CACHE_MAX 256
 int mblist_valid_name(const char *name);
 /* The list row's partition key, and the list a read row holds (its
  * siblings merged). */

@@ -203,8 +203,221 @@ int mblist_from_row(struct mail_engine *eng, const char *pk, const struct aerogr
 	return rc;
 }
 
+/* The list cache.
+ *
+ * Every command that names a mailbox (SELECT, STATUS, APPEND, LIST...)
+ * starts from the user's list, and reading it is a store round trip. So a
+ * daemon keeps the lists it read, each with a watch on its row armed with
+ * the token it read: while the watch has not fired, the row is as read and
+ * the copy serves. A fire (any write of the row, ours or another daemon's),
+ * a timeout or a failure of the watch drops the copy; the next use reads
+ * the row again. A save here drops the user's copy too, and bumps
+ * `list_gen`, so that a read that began before the save never installs
+ * what it read. Another daemon's change is seen as soon as its write fires
+ * the watch (on SQLite, within the driver's poll interval): a new mailbox
+ * of another daemon may be missing from a LIST until then, as a change of
+ * a selected mailbox is. Only with the poller (the daemon): tests that
+ * drive engines by hand keep reading the row every time.
+ *
+ * The list is a CRDT (above), so a save with a token that another daemon's
+ * write has meanwhile superseded loses nothing: the two values are
+ * siblings, merged by the next read. */
+struct list_cache {
+	struct list_cache *next;
+	struct mail_engine *eng;
+	char *user;
+	struct mblist l;
+	char *token;
+	struct aerogram_watch *w; /* NULL while being armed, or after a failed arm */
+	int valid;                /* the copy serves (cleared by the watch) */
+	int arming;               /* a thread is arming its watch: not to be dropped */
+	uint64_t used;            /* mail_now of its last use */
+};
+
+/* From a driver thread: the row changed (or the watch ended): the copy no
+ * longer serves. */
+static void list_watch_cb(void *arg, int status, const struct aerogram_row *row,
+                          const struct aerogram_row *rows, size_t n_rows, const char *marker,
+                          const char *message)
+{
+	(void)status;
+	(void)row;
+	(void)rows;
+	(void)n_rows;
+	(void)marker;
+	(void)message;
+	struct list_cache *c = arg;
+	pthread_mutex_lock(&c->eng->list_lock);
+	c->valid = 0;
+	pthread_mutex_unlock(&c->eng->list_lock);
+}
+
+static int list_cache_on(const struct mail_engine *eng)
+{
+	return !eng->opt.no_poller;
+}
+
+/* With list_lock held. */
+static struct list_cache *list_cache_find(struct mail_engine *eng, const char *user)
+{
+	for (struct list_cache *c = eng->lists; c; c = c->next)
+		if (strcmp(c->user, user) == 0)
+			return c;
+	return NULL;
+}
+
+/* Releases an entry's watch and frees it: not linked any more, and with no
+ * thread arming it. */
+static void list_cache_free(struct mail_engine *eng, struct list_cache *c)
+{
+	if (c->w)
+		store_row_watch_release(eng, c->w);
+	mblist_free(&c->l);
+	free(c->token);
+	free(c->user);
+	free(c);
+}
+
+/* A copy of the cached list of `user` into *out and *token; 1, or 0 when
+ * there is none that serves. */
+static int list_cache_get(struct mail_engine *eng, const char *user, struct mblist *out, char **token)
+{
+	if (!list_cache_on(eng))
+		return 0;
+	int hit = 0;
+	pthread_mutex_lock(&eng->list_lock);
+	struct list_cache *c = list_cache_find(eng, user);
+	if (c && c->valid) {
+		memset(out, 0, sizeof(*out));
+		*token = strdup(c->token);
+		if (*token != NULL && mblist_merge(out, &c->l) == 0) {
+			c->used = mail_now(eng);
+			hit = 1;
+		} else {
+			mblist_free(out);
+			free(*token);
+			*token = NULL;
+		}
+	}
+	pthread_mutex_unlock(&eng->list_lock);
+	return hit;
+}
+
+static uint64_t list_cache_gen(struct mail_engine *eng)
+{
+	pthread_mutex_lock(&eng->list_lock);
+	uint64_t gen = eng->list_gen;
+	pthread_mutex_unlock(&eng->list_lock);
+	return gen;
+}
+
+/* Keeps a copy of a list just read with `token`, the read having begun at
+ * save generation `gen`, and arms its watch. Failures only cost the copy. */
+static void list_cache_put(struct mail_engine *eng, const char *user, const char *pk, const struct mblist *l,
+                           const char *token, uint64_t gen)
+{
+	struct aerogram_watch *old = NULL;
+	struct list_cache *victim = NULL;
+	pthread_mutex_lock(&eng->list_lock);
+	struct list_cache *c = eng->list_gen == gen ? list_cache_find(eng, user) : NULL;
+	if (eng->list_gen != gen || (c && (c->valid || c->arming))) {
+		pthread_mutex_unlock(&eng->list_lock);
+		return;
+	}
+	if (c == NULL) {
+		if (eng->n_lists >= MAIL_LIST_CACHE_MAX) {
+			/* the least recently used entry nobody is arming */
+			struct list_cache **vp = NULL;
+			for (struct list_cache **p = &eng->lists; *p; p = &(*p)->next)
+				if (!(*p)->arming && (vp == NULL || (*p)->used < (*vp)->used))
+					vp = p;
+			if (vp == NULL) {
+				pthread_mutex_unlock(&eng->list_lock);
+				return;
+			}
+			victim = *vp;
+			*vp = victim->next;
+			eng->n_lists--;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c && (c->user = strdup(user)) == NULL) {
+			free(c);
+			c = NULL;
+		}
+		if (c == NULL) {
+			pthread_mutex_unlock(&eng->list_lock);
+			if (victim)
+				list_cache_free(eng, victim);
+			return;
+		}
+		c->eng = eng;
+		c->next = eng->lists;
+		eng->lists = c;
+		eng->n_lists++;
+	} else {
+		/* an entry whose watch fired: new contents, a new watch */
+		old = c->w;
+		c->w = NULL;
+		mblist_free(&c->l);
+		free(c->token);
+		c->token = NULL;
+	}
+	c->token = strdup(token);
+	int ok = c->token != NULL && mblist_merge(&c->l, l) == 0;
+	c->valid = ok;
+	c->arming = ok;
+	c->used = mail_now(eng);
+	pthread_mutex_unlock(&eng->list_lock);
+	if (old)
+		store_row_watch_release(eng, old);
+	if (victim)
+		list_cache_free(eng, victim);
+	if (!ok)
+		return;
+	/* Armed with the token read: a write since then fires it at once. */
+	struct aerogram_watch *w = NULL;
+	int rc = store_row_watch(eng, pk, "list", token, eng->opt.poll_timeout_ms, list_watch_cb, c, &w, pk);
+	pthread_mutex_lock(&eng->list_lock);
+	c->arming = 0;
+	if (rc == 0)
+		c->w = w;
+	else
+		c->valid = 0;
+	pthread_mutex_unlock(&eng->list_lock);
+}
+
+/* After a save of the user's list (done or failed): the copy may be old. */
+static void list_cache_forget(struct mail_engine *eng, const char *user)
+{
+	pthread_mutex_lock(&eng->list_lock);
+	eng->list_gen++;
+	struct list_cache *c = list_cache_find(eng, user);
+	if (c)
+		c->valid = 0;
+	pthread_mutex_unlock(&eng->list_lock);
+}
+
+void mblist_cache_flush(struct mail_engine *eng)
+{
+	for (;;) {
+		pthread_mutex_lock(&eng->list_lock);
+		struct list_cache *c = eng->lists;
+		if (c) {
+			eng->lists = c->next;
+			eng->n_lists--;
+		}
+		pthread_mutex_unlock(&eng->list_lock);
+		if (c == NULL)
+			return;
+		list_cache_free(eng, c);
+	}
+}
+
 int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, char **token)
 {
+	if (list_cache_get(eng, user, out, token))
+		return 0;
+	uint64_t gen = list_cache_gen(eng);
 	char pk[512];
 	list_pk(pk, sizeof(pk), user);
 	memset(out, 0, sizeof(*out));
@@ -224,6 +437,8 @@ int mblist_load(struct mail_engine *eng, const char *user, struct mblist *out, c
 		mblist_free(out);
 		free(*token);
 		*token = NULL;
+	} else if (*token != NULL && list_cache_on(eng)) {
+		list_cache_put(eng, user, pk, out, *token, gen);
 	}
 	return rc;
 }
@@ -240,6 +455,7 @@ int mblist_save(struct mail_engine *eng, const char *user, const struct mblist *
 		rc = store_row_insert(eng, &w, 1, pk);
 	}
 	free(b.p);
+	list_cache_forget(eng, user);
 	return rc;
 }
 

@@ -585,6 +585,7 @@ int mail_remove_messages(struct mail_engine *eng, const char *user, const char *
 	if (keys && kp && sks && qs) {
 		for (size_t i = 0; i < n; i++) {
 			key_body(keys[i], sizeof(keys[i]), user, mbox, ids[i]);
+			bcache_forget(eng->bodies, keys[i]);
 			kp[i] = keys[i];
 			mail_hex(ids[i], UIDX_ID, sks[i]);
 			qs[i].pk = pk;
@@ -777,8 +778,6 @@ int mail_move(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_m
 
 int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail_body **out)
 {
-	if (mail_would_block_read(v->mb->eng, 1 + (unsigned)n))
-		return MAIL_EAGAIN;
 	struct mail_engine *eng = v->mb->eng;
 	*out = NULL;
 	struct mail_body *res = calloc(n ? n : 1, sizeof(*res));
@@ -786,7 +785,7 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 	char (*keys)[700] = calloc(n ? n : 1, sizeof(*keys));
 	size_t *pos = calloc(n ? n : 1, sizeof(size_t));
 	int rc = (res && req && keys && pos) ? 0 : AEROGRAM_EINTERNAL;
-	size_t nr = 0;
+	size_t nr = 0, hits = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		res[i].uid = uids[i];
 		res[i].status = AEROGRAM_ENOTFOUND;
@@ -794,10 +793,21 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 		if (m == NULL)
 			continue;
 		key_body(keys[nr], sizeof(keys[nr]), v->mb->user, v->mb->id, m->id);
+		if (bcache_get(eng->bodies, keys[nr], &res[i].data, &res[i].len)) {
+			res[i].status = 0;
+			hits++;
+			continue;
+		}
 		req[nr].key = keys[nr];
 		pos[nr] = i;
 		nr++;
 	}
+	/* bodies from the cache cost no store call, but count against the
+	 * inline budget: a long run of them still goes to a worker */
+	if (rc == 0 && hits && mail_would_block_cpu((unsigned)hits))
+		rc = MAIL_EAGAIN;
+	if (rc == 0 && nr && mail_would_block_read(eng, 1 + (unsigned)nr))
+		rc = MAIL_EAGAIN;
 	struct aerogram_blob_result *br = NULL;
 	if (rc == 0 && nr) {
 		rc = store_blob_get(eng, req, nr, &br, req[0].key);
@@ -816,6 +826,7 @@ int mail_bodies(struct mail_view *v, const uint32_t *uids, size_t n, struct mail
 		if (b->len)
 			memcpy(o->data, b->data, b->len);
 		o->len = b->len;
+		bcache_put(eng->bodies, req[i].key, b->data, b->len);
 	}
 	store_blob_result_free(eng, br);
 	free(req);

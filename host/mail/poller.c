@@ -297,9 +297,10 @@ static void *poller_main(void *arg)
 
 void engine_poller_start(struct mail_engine *eng)
 {
-	if (pthread_create(&eng->poller, NULL, poller_main, eng) == 0)
+	if (pthread_create(&eng->poller, NULL, poller_main, eng) == 0) {
+		pthread_setname_np(eng->poller, "ag-poller");
 		eng->poller_running = 1;
-	else
+	} else
 		mail_log(eng, AEROGRAM_LOG_ERROR, "cannot start the poller thread: %s", strerror(errno));
 }
 

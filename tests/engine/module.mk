@@ -6,7 +6,7 @@ ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
 TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/bench-open
-TESTBINS += $(ENGINE_T)/test_usage
+TESTBINS += $(ENGINE_T)/test_usage $(ENGINE_T)/test_caches
 
 $(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
 	@mkdir -p $(@D)
@@ -14,6 +14,11 @@ $(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS)
 
 # Message sizes in the log and a user's usage (quotas).
 $(ENGINE_T)/test_usage: $(B)/obj/tests/engine/test_usage.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
+	@mkdir -p $(@D)
+	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
+
+# The engine's in-memory caches on their own.
+$(ENGINE_T)/test_caches: $(B)/obj/tests/engine/test_caches.o $(MAIL_LIB) $(CU_MAIN)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 
@@ -46,10 +51,11 @@ $(B)/tests/test_ctl_store: $(CTL_STORE_TEST_OBJS)
 CHECKS += check-engine check-engine-sim
 .PHONY: check-engine check-engine-sim sim sim-appenders bench-engine bench-ctl-store
 
-check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(B)/tests/test_ctl_store \
+check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(ENGINE_T)/test_caches $(B)/tests/test_ctl_store \
 		$(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so
 	$(ENGINE_T)/test_engine
 	$(ENGINE_T)/test_usage
+	$(ENGINE_T)/test_caches
 	$(B)/tests/test_ctl_store
 
 # The same copy into Garage (garage-emu), resumed, and an undelete there.

@@ -1316,6 +1316,13 @@ static void test_nonblock(void)
 	struct mail_summary *sm = NULL;
 	struct mail_body *bd = NULL;
 	CU_ASSERT_EQUAL(mail_store(v, uids, 1, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), MAIL_EAGAIN);
+	/* a body in the engine's cache (the APPEND put it there) needs no store */
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, uids, 1, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, 0);
+	mail_bodies_free(bd, 1);
+	/* one that is not would be read from the store */
+	bcache_free(e.eng->bodies);
+	e.eng->bodies = bcache_new(1 << 20);
 	CU_ASSERT_EQUAL(mail_bodies(v, uids, 1, &bd), MAIL_EAGAIN);
 	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
 	struct mail_mailbox *m2;
@@ -1408,15 +1415,22 @@ static void test_nonblock(void)
 	mail_nonblock(1);
 	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
 	CU_ASSERT(mail_nonblock_hit());
-	/* the budget: a long run of reads goes to a worker */
+	/* the budget: a long run of reads goes to a worker, even of bodies
+	 * in the cache (read here once, in blocking mode) */
+	mail_nonblock(0);
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, uids, 3, &bd), 0);
+	mail_bodies_free(bd, 3);
 	mail_nonblock(1);
-	int rc = 0;
+	int rc = 0, calls = 0;
 	for (int i = 0; i < 1000 && rc == 0; i++) {
 		rc = mail_bodies(v, uids, 3, &bd);
-		if (rc == 0)
+		if (rc == 0) {
+			calls++;
 			mail_bodies_free(bd, 3);
+		}
 	}
 	CU_ASSERT_EQUAL(rc, MAIL_EAGAIN);
+	CU_ASSERT(calls > 10); /* the first ones were served from memory */
 	/* a lock held by another thread across a store call: not waited for */
 	pthread_mutex_lock(&mb->lock);
 	mail_nonblock(1);

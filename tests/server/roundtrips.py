@@ -71,12 +71,18 @@ def run(inner):
             body = MESSAGE % (0, 0, 0)
             rows.append(("APPEND (selected)", size,
                          measure(counts, lambda: c.cmd(b"APPEND INBOX {%d+}\r\n" % len(body) + body))))
+            rows.append(("FETCH BODY[] appended", size,
+                         measure(counts, lambda: c.cmd(b"FETCH %d BODY.PEEK[]" % (size + 1)))))
             rows.append(("STORE 1:100 +FLAGS", size,
                          measure(counts, lambda: c.cmd(b"STORE 1:100 +FLAGS (\\Flagged)"))))
             rows.append(("UID SEARCH FLAGGED", size, measure(counts, lambda: c.cmd(b"UID SEARCH FLAGGED"))))
             rows.append(("UID SEARCH FROM", size, measure(counts, lambda: c.cmd(b"UID SEARCH FROM alice"))))
             rows.append(("UID SEARCH FROM again", size,
                          measure(counts, lambda: c.cmd(b"UID SEARCH FROM alice"))))
+            rows.append(("LIST", size, measure(counts, lambda: c.cmd(b'LIST "" "*"'))))
+            rows.append(("LIST again", size, measure(counts, lambda: c.cmd(b'LIST "" "*"'))))
+            rows.append(("STATUS INBOX", size,
+                         measure(counts, lambda: c.cmd(b"STATUS INBOX (MESSAGES UIDNEXT)"))))
             c.cmd(b"LOGOUT")
             c.close()
             have += 1
@@ -117,6 +123,8 @@ def bounds(name, p, size):
         # message rides in the APPEND's own entry: one conditional write
         "APPEND (selected)": {"blob_put": 1, "row_insert": 5, "row_insert_if": 1, "row_read": 1 + 3 * p,
                               "blob_list": 3, "blob_get": 0},
+        # the engine keeps the bodies it wrote (and read) lately: no read
+        "FETCH BODY[] appended": {"total": 0},
         # one entry and the watch, whatever the number of messages; syncs
         "STORE 1:100 +FLAGS": {"row_insert": 2, "row_read": 2 * p, "blob_list": 2, "blob_get": 0,
                                "blob_put": 0},
@@ -127,6 +135,12 @@ def bounds(name, p, size):
         "UID SEARCH FROM": {"row_read": size // 128 + 1, "blob_get": 0, "total": size // 128 + 1},
         # the search cache holds every From now: nothing
         "UID SEARCH FROM again": {"total": 0},
+        # the list row, at most (the session's SELECT may have left it cached)
+        "LIST": {"row_read": 1, "blob_get": 0, "row_insert": 0},
+        # the engine keeps the list while the watch on its row is quiet
+        "LIST again": {"total": 0},
+        # the list is cached and the selected mailbox is quiet: nothing
+        "STATUS INBOX": {"total": 0},
     }[name]
 
 
