@@ -197,13 +197,8 @@ static double wall_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void on_fire(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_fire(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)rows;
-	(void)n_rows;
-	(void)marker;
 	(void)message;
 	struct fired *f = arg;
 	pthread_mutex_lock(&f->mu);
@@ -272,7 +267,8 @@ static void bench_watch(size_t n, double *lat, char **child_argv)
 			die("watch timed out after a local write");
 	}
 	report("watch, same process", lat, n);
-	if (!(drv->capabilities & AEROGRAM_CAP_SHARED)) {
+	/* a store whose every write stays in memory is not another process's */
+	if (drv->capabilities & AEROGRAM_CAP_LOCAL_WRITES) {
 		printf("%-22s (the driver does not share its store between processes)\n",
 		       "watch, other process");
 		return;
@@ -373,7 +369,7 @@ static void *appender_main(void *arg)
 
 static void bench_append(size_t n, unsigned threads, int shared)
 {
-	if (drv->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || drv->row_insert_if == NULL ||
+	if (drv->row_insert_if == NULL ||
 	    !(drv->capabilities & AEROGRAM_CAP_CONDITIONAL)) {
 		fprintf(stderr, "bench-driver: %s has no row_insert_if (AEROGRAM_CAP_CONDITIONAL)\n",
 		        drv->name);

@@ -35,11 +35,11 @@ static const uint64_t bounds_us[] = { 500, 1000, 2500, 5000, 10000, 25000, 50000
 #define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
 enum st_op {
-	OP_ROW_READ, OP_ROW_INSERT, OP_ROW_INSERT_IF, OP_ROW_DELETE, OP_ROW_WATCH, OP_ROW_WATCH_RANGE,
+	OP_ROW_READ, OP_ROW_INSERT, OP_ROW_INSERT_IF, OP_ROW_DELETE, OP_ROW_WATCH,
 	OP_BLOB_GET, OP_BLOB_PUT, OP_BLOB_COPY, OP_BLOB_LIST, OP_BLOB_DELETE, OP__COUNT
 };
 static const char *const op_names[OP__COUNT] = {
-	"row_read", "row_insert", "row_insert_if", "row_delete", "row_watch", "row_watch_range",
+	"row_read", "row_insert", "row_insert_if", "row_delete", "row_watch",
 	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete",
 };
 /* The ABI's error codes, -1 to -9 (driver.h); anything else is "other". */
@@ -239,14 +239,6 @@ static int m_row_watch(struct aerogram_store *st, const char *pk, const char *sk
 	TIMED(OP_ROW_WATCH, inner->row_watch(st, pk, sk, token, timeout_ms, cb, arg, out));
 }
 
-static int m_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix, const char *start,
-                             const char *end, const char *marker, uint32_t timeout_ms, aerogram_watch_cb cb,
-                             void *arg, struct aerogram_watch **out)
-{
-	TIMED(OP_ROW_WATCH_RANGE,
-	      inner->row_watch_range(st, pk, prefix, start, end, marker, timeout_ms, cb, arg, out));
-}
-
 static int m_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r, size_t n,
                       struct aerogram_blob_result **out)
 {
@@ -284,8 +276,9 @@ static int m_row_insert_if(struct aerogram_store *st, const char *pk, const char
 const struct ag_store *ag_metrics_wrap_store(const struct ag_store *in)
 {
 	inner = in->driver;
-	/* The descriptor as the driver declared it (an ABI 1.0 driver's is
-	 * shorter: what it lacks stays NULL, as the engine expects). */
+	/* The descriptor as the driver declared it (a shorter one, of an
+	 * older minor version, leaves what it lacks NULL, as the engine
+	 * expects). */
 	size_t n = inner->struct_size < sizeof(metered) ? inner->struct_size : sizeof(metered);
 	memset(&metered, 0, sizeof(metered));
 	memcpy(&metered, inner, n);
@@ -294,7 +287,6 @@ const struct ag_store *ag_metrics_wrap_store(const struct ag_store *in)
 	WRAP(row_insert);
 	WRAP(row_delete);
 	WRAP(row_watch);
-	WRAP(row_watch_range);
 	WRAP(blob_get);
 	WRAP(blob_put);
 	WRAP(blob_copy);

@@ -161,8 +161,6 @@ int gr_token_valid(const char *token);
 /* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records why and
  * returns EINVAL (missing, empty) or ETOOBIG. */
 int gr_check_row_key(const char *what, const char *key);
-/* Whether a string has the shape of a PollRange seen marker (base64). */
-int gr_marker_valid(const char *marker);
 
 /* Parsed rows, shared by reads and watches: the rows array and an arena that
  * owns their strings and values. */
@@ -185,10 +183,6 @@ int gr_row_live(const struct aerogram_row *row);
 int gr_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);
-int gr_row_watch_range(struct aerogram_store *s, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out);
 void gr_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
 
 /* S3 operations (garage_s3.c). */

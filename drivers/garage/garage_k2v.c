@@ -61,22 +61,6 @@ int gr_token_valid(const char *token)
 	return ok;
 }
 
-int gr_marker_valid(const char *marker)
-{
-	/* Opaque, but always standard base64 (Garage: of zstd(msgpack)). */
-	size_t len = strlen(marker);
-	if (len == 0 || len % 4 != 0)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = marker[i];
-		int b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		          c == '+' || c == '/';
-		if (!b64 && !(c == '=' && i >= len - 2))
-			return 0;
-	}
-	return 1;
-}
-
 /* ---- parsing items ---- */
 
 static struct aerogram_row *rows_push(struct gr_rows *r)

@@ -71,8 +71,7 @@ static const struct aerogram_driver mem_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "memory",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
-	                AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
+	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	.close = mem_close,
@@ -83,7 +82,6 @@ static const struct aerogram_driver mem_driver = {
 	.row_delete = mem_row_delete,
 	.row_watch = mem_row_watch,
 	.row_watch_release = mem_row_watch_release,
-	.row_watch_range = mem_row_watch_range,
 	.blob_get = mem_blob_get,
 	.blob_result_free = agk_blob_result_free,
 	.blob_put = mem_blob_put,

@@ -263,15 +263,6 @@ static int has_prefix(const char *key, const char *prefix)
 	return prefix == NULL || strncmp(key, prefix, strlen(prefix)) == 0;
 }
 
-int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end)
-{
-	prefix = nonempty(prefix);
-	start = nonempty(start);
-	end = nonempty(end);
-	return has_prefix(sk, prefix) && (start == NULL || strcmp(sk, start) >= 0) &&
-	       (end == NULL || strcmp(sk, end) < 0);
-}
-
 #define KNOWN_FLAGS \
 	(AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES | AEROGRAM_QUERY_CONFLICTS_ONLY)
 
@@ -476,8 +467,8 @@ static int row_reserve(struct mem_row *r, size_t extra)
 /* Applies one write to a row whose room was reserved: drop what the token
  * covers, add the value (`copy` becomes the row's; NULL for a tombstone).
  * Cannot fail. */
-static void row_apply_reserved(struct aerogram_store *st, struct mem_row *r, int has_token,
-                               uint64_t token, int tombstone, uint8_t *copy, size_t len)
+static void row_apply_reserved(struct mem_row *r, int has_token, uint64_t token,
+                               int tombstone, uint8_t *copy, size_t len)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < r->n_values; i++) {
@@ -492,11 +483,10 @@ static void row_apply_reserved(struct aerogram_store *st, struct mem_row *r, int
 	r->values[r->n_values++] = (struct mem_value){
 		.stamp = r->counter, .tombstone = tombstone, .len = tombstone ? 0 : len, .data = copy
 	};
-	r->seq = ++st->seq;
 }
 
 /* Applies one write to a row; -1 when out of memory (nothing changed). */
-static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token, uint64_t token,
+static int row_apply(struct mem_row *r, int has_token, uint64_t token,
                      int tombstone, const uint8_t *data, size_t len)
 {
 	uint8_t *copy = NULL;
@@ -511,7 +501,7 @@ static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token
 		free(copy);
 		return -1;
 	}
-	row_apply_reserved(st, r, has_token, token, tombstone, copy, len);
+	row_apply_reserved(r, has_token, token, tombstone, copy, len);
 	return 0;
 }
 
@@ -595,10 +585,10 @@ static void apply_batch(struct aerogram_store *st, const struct aerogram_row_wri
 		uint64_t t = 0;
 		if (w->token != NULL)
 			mem_parse_stamp(w->token, TOKEN_TAG, &t);
-		row_apply_reserved(st, pw[i].row, w->token != NULL, t, w->tombstone != 0, pw[i].copy,
+		row_apply_reserved(pw[i].row, w->token != NULL, t, w->tombstone != 0, pw[i].copy,
 		                   w->len);
 		pw[i].copy = NULL;
-		mem_watch_row_changed(st, pw[i].part, pw[i].row);
+		mem_watch_row_changed(st, pw[i].row);
 	}
 	prepared_release(pw, n_writes);
 }
@@ -685,16 +675,15 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 }
 
 /* Tombstones a live row with its current token; returns 1 if it was live. */
-static int delete_row(struct aerogram_store *st, struct mem_partition *p, struct mem_row *r,
-                      int *oom)
+static int delete_row(struct aerogram_store *st, struct mem_row *r, int *oom)
 {
 	if (r->n_values == 0 || all_tombstones(r))
 		return 0;
-	if (row_apply(st, r, 1, r->counter, 1, NULL, 0) != 0) {
+	if (row_apply(r, 1, r->counter, 1, NULL, 0) != 0) {
 		*oom = 1;
 		return 0;
 	}
-	mem_watch_row_changed(st, p, r);
+	mem_watch_row_changed(st, r);
 	return 1;
 }
 
@@ -721,7 +710,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 		if (q->sk != NULL) {
 			struct mem_row *r = mem_row_get(p, q->sk, 0);
 			if (r != NULL)
-				count += (uint64_t)delete_row(st, p, r, &oom);
+				count += (uint64_t)delete_row(st, r, &oom);
 			continue;
 		}
 		const char *prefix = nonempty(q->prefix), *start = nonempty(q->start);
@@ -730,7 +719,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 		     n != NULL && !oom; n = mem_sl_next(n)) {
 			if ((end != NULL && strcmp(n->key, end) >= 0) || !has_prefix(n->key, prefix))
 				break;
-			count += (uint64_t)delete_row(st, p, n->value, &oom);
+			count += (uint64_t)delete_row(st, n->value, &oom);
 		}
 	}
 	pthread_rwlock_unlock(&st->rows_lock);

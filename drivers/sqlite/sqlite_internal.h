@@ -131,7 +131,7 @@ struct aerogram_store {
 	pthread_t watch_thread;
 	int watch_thread_started;
 	int watch_stop;
-	int watch_kick;  /* a watch to compare whole or a range to read: look now */
+	int watch_kick;  /* a watch to compare whole: look now */
 	uint64_t watch_wake_at; /* when the sleeping thread wakes (UINT64_MAX: on a signal) */
 	struct aerogram_watch *watches;
 	size_t n_watches;
@@ -255,13 +255,6 @@ int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const 
 int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                struct agk_arena *a, struct aerogram_row *row, const char *what);
 
-/* Reads every row of pk in the forward range prefix/start/end (NULL or
- * empty: unbounded), tombstone-only rows included, whose ctx is above
- * `since`, into the arena. */
-int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
-                       const char *prefix, const char *start, const char *end, uint64_t since,
-                       const struct aerogram_row **rows, size_t *n_rows);
-
 /* ---- the functions of the descriptor ---- */
 
 int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
@@ -299,10 +292,6 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);
 void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch);
-int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out);
 
 int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                 size_t n_requests, struct aerogram_blob_result **out);

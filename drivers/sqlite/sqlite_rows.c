@@ -342,23 +342,6 @@ int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const 
 	return 0;
 }
 
-static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
-                         const struct aerogram_row_query *q, uint64_t since,
-                         struct aerogram_row_page *page);
-
-int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
-                       const char *prefix, const char *start, const char *end, uint64_t since,
-                       const struct aerogram_row **rows, size_t *n_rows)
-{
-	struct aerogram_row_query q = { .pk = pk, .prefix = prefix, .start = start, .end = end,
-		                        .flags = AEROGRAM_QUERY_TOMBSTONES };
-	struct aerogram_row_page page = { 0 };
-	int code = sq_read_range(conn, a, &q, since, &page);
-	*rows = page.rows;
-	*n_rows = code ? 0 : page.n_rows;
-	return code;
-}
-
 /* ---- read ---- */
 
 struct sq_read_ctx {
@@ -405,11 +388,9 @@ static int sq_read_single(struct sq_conn *conn, struct agk_arena *a,
 	return 0;
 }
 
-/* Reads one range query into page; rows whose ctx is not above `since` are
- * skipped (0 keeps every row). */
+/* Reads one range query into page. */
 static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
-                         const struct aerogram_row_query *q, uint64_t since,
-                         struct aerogram_row_page *page)
+                         const struct aerogram_row_query *q, struct aerogram_row_page *page)
 {
 	struct sq_bounds b;
 	int code = sq_bounds_make(q, (q->flags & AEROGRAM_QUERY_REVERSE) != 0, &b);
@@ -431,8 +412,6 @@ static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
-		if ((uint64_t)sqlite3_column_int64(s, 1) <= since)
-			continue;
 		if (q->limit && rv.n == q->limit) {
 			page->more = 1;
 			page->next_start = agk_arena_strdup(a, sk ? sk : "");
@@ -478,7 +457,7 @@ static int sq_read_txn(struct sq_conn *conn, void *arg)
 	for (size_t i = 0; i < c->n_queries; i++) {
 		const struct aerogram_row_query *q = &c->queries[i];
 		int code = q->sk ? sq_read_single(conn, &res->arena, q, &pages[i])
-		                 : sq_read_range(conn, &res->arena, q, 0, &pages[i]);
+		                 : sq_read_range(conn, &res->arena, q, &pages[i]);
 		if (code)
 			return code;
 	}

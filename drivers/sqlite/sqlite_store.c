@@ -636,8 +636,7 @@ static const struct aerogram_driver sq_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "sqlite",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
-	                AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
+	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
 	                AEROGRAM_CAP_SNAPSHOT_READS, /* a row_read is one read transaction */
 	.config_keys = sq_config_keys,
 	.open = sq_open,
@@ -649,7 +648,6 @@ static const struct aerogram_driver sq_driver = {
 	.row_delete = sq_row_delete,
 	.row_watch = sq_row_watch,
 	.row_watch_release = sq_row_watch_release,
-	.row_watch_range = sq_row_watch_range,
 	.blob_get = sq_blob_get,
 	.blob_result_free = agk_blob_result_free,
 	.blob_put = sq_blob_put,

@@ -1,5 +1,5 @@
-/* check_conditional.c - conformance tests of row_insert_if (ABI 1.1,
- * AEROGRAM_CAP_CONDITIONAL): the condition on a row's causality token, the
+/* check_conditional.c - conformance tests of row_insert_if
+ * (AEROGRAM_CAP_CONDITIONAL): the condition on a row's causality token, the
  * all-or-nothing batch, the token handed back, watches, and a counter
  * incremented by several threads with read-then-compare-and-set.
  *
@@ -16,19 +16,10 @@
 /* Long enough that a loaded machine never trips it. */
 #define WAIT_MS 30000
 
-/* The driver's row_insert_if when the descriptor covers it, else NULL. */
-static int (*insert_if_fn(void))(struct aerogram_store *, const char *, const char *, const char *,
-                                 const struct aerogram_row_write *, size_t, char *, size_t)
-{
-	if (ck_driver->struct_size < AEROGRAM_DRIVER_SIZE_1_1)
-		return NULL;
-	return ck_driver->row_insert_if;
-}
-
 /* Whether the conditional tests apply; prints the note of a skipped test. */
 static int conditional_or_skip(void)
 {
-	if ((ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) && insert_if_fn() != NULL)
+	if ((ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) && ck_driver->row_insert_if != NULL)
 		return 1;
 	printf("(skipped: %s does not advertise AEROGRAM_CAP_CONDITIONAL) ", ck_driver->name);
 	fflush(stdout);
@@ -39,7 +30,7 @@ static int conditional_or_skip(void)
 static int insert_if(const char *pk, const char *sk, const char *token,
                      const struct aerogram_row_write *writes, size_t n, char *new_token)
 {
-	return insert_if_fn()(ck_store, pk, sk, token, writes, n, new_token,
+	return ck_driver->row_insert_if(ck_store, pk, sk, token, writes, n, new_token,
 	                      new_token ? AEROGRAM_TOKEN_MAX : 0);
 }
 
@@ -54,18 +45,17 @@ static struct aerogram_row_write value_write(const char *pk, const char *sk, con
 static void test_without_capability(void)
 {
 	if (ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) {
-		CK_REQUIRE(insert_if_fn() != NULL,
-		           "AEROGRAM_CAP_CONDITIONAL is advertised, but the descriptor (%u bytes) has no row_insert_if",
-		           (unsigned)ck_driver->struct_size);
+		CK_REQUIRE(ck_driver->row_insert_if != NULL,
+		           "AEROGRAM_CAP_CONDITIONAL is advertised, but row_insert_if is NULL");
 		return;
 	}
-	if (insert_if_fn() == NULL)
+	if (ck_driver->row_insert_if == NULL)
 		return;
 	const char *pk = ck_pk("nocap");
 	struct aerogram_row_write w = value_write(pk, "a", "x", NULL);
 	char tok[AEROGRAM_TOKEN_MAX];
 	CK_EXPECT("row_insert_if without AEROGRAM_CAP_CONDITIONAL",
-	          insert_if_fn()(ck_store, pk, "a", NULL, &w, 1, tok, sizeof(tok)), AEROGRAM_ENOTSUP);
+	          ck_driver->row_insert_if(ck_store, pk, "a", NULL, &w, 1, tok, sizeof(tok)), AEROGRAM_ENOTSUP);
 	CK_CHECK(ck_get(pk, "a", AEROGRAM_QUERY_TOMBSTONES) == NULL,
 	         "a refused row_insert_if must write nothing");
 }
@@ -228,7 +218,7 @@ static void test_invalid_item_applies_nothing(void)
 	         "row_insert_if(malformed condition token) returned %s, expected EINVAL or ECONFLICT",
 	         ck_status_name(rc));
 	CK_EXPECT("row_insert_if(condition without partition key)",
-	          insert_if_fn()(ck_store, NULL, "watch", t, w, 3, NULL, 0), AEROGRAM_EINVAL);
+	          ck_driver->row_insert_if(ck_store, NULL, "watch", t, w, 3, NULL, 0), AEROGRAM_EINVAL);
 	CK_CHECK(ck_get(pk, "summary", AEROGRAM_QUERY_TOMBSTONES) == NULL &&
 	         ck_get(pk, "log", AEROGRAM_QUERY_TOMBSTONES) == NULL,
 	         "a refused batch wrote something");
@@ -276,11 +266,9 @@ struct fire {
 	char value[64];
 };
 
-static void on_fire(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_fire(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)rows, (void)n_rows, (void)marker, (void)message;
+	(void)message;
 	struct fire *f = arg;
 	pthread_mutex_lock(&f->lock);
 	f->calls++;

@@ -1,7 +1,6 @@
-/* check_watch.c - conformance tests of row watches and range watches:
- * firing on change and on timeout, NULL tokens, a thousand watches on few
- * threads, release before and while firing, watches started from a
- * callback, range watches with markers. */
+/* check_watch.c - conformance tests of row watches: firing on change and
+ * on timeout, NULL tokens, a thousand watches on few threads, release
+ * before and while firing, watches started from a callback. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +24,6 @@ struct rec {
 	char token[256];
 	size_t n_values;
 	char first_value[64];
-	size_t n_rows;
-	char sks[64][64];
-	int tombstone[64];
-	char marker[512];
-	int has_marker;
 	struct aerogram_watch *watch;
 	/* a watch started from the callback */
 	int start_from_cb;
@@ -80,9 +74,7 @@ static void copy_row(struct rec *r, const struct aerogram_row *row)
 	}
 }
 
-static void on_watch(void *arg, int status, const struct aerogram_row *row,
-                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                     const char *message)
+static void on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
 	(void)message;
 	struct rec *r = arg;
@@ -92,15 +84,6 @@ static void on_watch(void *arg, int status, const struct aerogram_row *row,
 	r->from_caller_thread = pthread_equal(pthread_self(), r->caller);
 	if (row)
 		copy_row(r, row);
-	r->n_rows = n_rows;
-	for (size_t i = 0; i < n_rows && i < 64 && rows; i++) {
-		snprintf(r->sks[i], sizeof(r->sks[i]), "%s", rows[i].sk);
-		r->tombstone[i] = rows[i].n_values > 0 && rows[i].values[0].tombstone;
-	}
-	if (marker) {
-		r->has_marker = 1;
-		snprintf(r->marker, sizeof(r->marker), "%s", marker);
-	}
 	if (r->start_from_cb && r->child == NULL) {
 		/* a callback may start new watches */
 		struct rec *c = calloc(1, sizeof(*c));
@@ -251,11 +234,9 @@ struct race_slot {
 	int slow;
 };
 
-static void on_race(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_race(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)status, (void)row, (void)rows, (void)n_rows, (void)marker, (void)message;
+	(void)status, (void)row, (void)message;
 	struct race_slot *s = arg;
 	pthread_mutex_lock(&s->lock);
 	if (s->released)
@@ -405,83 +386,6 @@ static void test_watch_errors(void)
 		ck_driver->row_watch_release(ck_store, w);
 }
 
-/* Range watch (AEROGRAM_CAP_WATCH_RANGE): without a marker it reports every
- * row in range at once, tombstones included, with a marker; with a marker
- * only rows newer than it; ETIMEDOUT when nothing comes. */
-static void test_range_watch(void)
-{
-	const char *pk = ck_pk("rangewatch");
-	if (!(ck_driver->capabilities & AEROGRAM_CAP_WATCH_RANGE)) {
-		struct aerogram_watch *w = NULL;
-		int rc = ck_driver->row_watch_range
-		                 ? ck_driver->row_watch_range(ck_store, pk, NULL, NULL, NULL, NULL, 100,
-		                                              on_watch, NULL, &w)
-		                 : AEROGRAM_ENOTSUP;
-		CK_CHECK(rc == AEROGRAM_ENOTSUP,
-		         "without AEROGRAM_CAP_WATCH_RANGE row_watch_range must be NULL or answer ENOTSUP (got %s)",
-		         ck_status_name(rc));
-		if (rc == 0 && w)
-			ck_driver->row_watch_release(ck_store, w);
-		return;
-	}
-	CK_REQUIRE(ck_driver->row_watch_range != NULL,
-	           "AEROGRAM_CAP_WATCH_RANGE is set but row_watch_range is NULL");
-	/* "a-early" sorts before the prefix: a driver must still find m/1 and
-	 * m/2 (Garage's PollRange stops at the first key out of range when it
-	 * walks from the partition's first key instead of from the prefix). */
-	struct aerogram_row_write w[5] = {
-		{ .pk = pk, .sk = "a-early", .value = (const uint8_t *)"a", .len = 1 },
-		{ .pk = pk, .sk = "m/1", .value = (const uint8_t *)"1", .len = 1 },
-		{ .pk = pk, .sk = "m/2", .tombstone = 1 },
-		{ .pk = pk, .sk = "m/3", .value = (const uint8_t *)"3", .len = 1 },
-		{ .pk = pk, .sk = "other", .value = (const uint8_t *)"x", .len = 1 },
-	};
-	ck_write_batch(w, 5);
-	struct rec *r = rec_new();
-	CK_OK("row_watch_range(no marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", NULL, WAIT_MS, on_watch, r, &r->watch));
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a range watch without marker did not fire at once");
-	CK_REQUIRE(r->status == AEROGRAM_OK, "range watch fired with %s", ck_status_name(r->status));
-	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch_range");
-	CK_CHECK(r->n_rows == 2 && strcmp(r->sks[0], "m/1") == 0 && strcmp(r->sks[1], "m/2") == 0,
-	         "a range watch without marker must report m/1 and m/2 (tombstone included), got %zu rows",
-	         r->n_rows);
-	CK_CHECK(r->n_rows == 2 && r->tombstone[1], "m/2 must be reported as a tombstone");
-	CK_REQUIRE(r->has_marker && r->marker[0], "a range watch must hand out a marker");
-	char *marker = ck_fmt("%s", r->marker);
-
-	struct rec *r2 = rec_new();
-	CK_OK("row_watch_range(marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", marker, WAIT_MS, on_watch, r2, &r2->watch));
-	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(r2) == 0, "a range watch with a fresh marker fired with nothing new");
-	ck_write(pk, "m/3", "out of range", NULL);
-	ck_write(pk, "other", "out of range", NULL);
-	ck_write(pk, "a-early", "out of range", NULL);
-	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r2) == 0, "a range watch fired for rows outside its range");
-	ck_write(pk, "m/1", "new", NULL);
-	CK_REQUIRE(rec_wait(r2, WAIT_MS) == 1, "a range watch did not fire on a write in range");
-	CK_CHECK(r2->status == AEROGRAM_OK && r2->n_rows == 1 && strcmp(r2->sks[0], "m/1") == 0,
-	         "a range watch must report only the new row m/1 (got %zu rows, first '%s')", r2->n_rows,
-	         r2->n_rows ? r2->sks[0] : "");
-	CK_REQUIRE(r2->has_marker && r2->marker[0], "a range watch must hand out a fresh marker");
-
-	struct rec *r3 = rec_new();
-	CK_OK("row_watch_range(fresh marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", r2->marker, 300, on_watch, r3, &r3->watch));
-	CK_REQUIRE(rec_wait(r3, WAIT_MS) == 1, "a range watch with nothing new never timed out");
-	CK_CHECK(r3->status == AEROGRAM_ETIMEDOUT, "expected AEROGRAM_ETIMEDOUT, got %s",
-	         ck_status_name(r3->status));
-
-	struct aerogram_watch *bad = NULL;
-	int rc = ck_driver->row_watch_range(ck_store, pk, NULL, NULL, NULL, "not a marker!", 100,
-	                                    on_watch, NULL, &bad);
-	CK_EXPECT("row_watch_range with a malformed marker", rc, AEROGRAM_EINVAL);
-	if (rc == 0 && bad)
-		ck_driver->row_watch_release(ck_store, bad);
-}
-
 int ck_register_watches(void)
 {
 	static const struct ck_test tests[] = {
@@ -493,7 +397,6 @@ int ck_register_watches(void)
 		{ "1000 watches on few threads", test_thousand_watches },
 		{ "watch started from a callback", test_watch_from_callback },
 		{ "malformed watch requests", test_watch_errors },
-		{ "range watch", test_range_watch },
 	};
 	return ck_add_suite("watches", tests, sizeof(tests) / sizeof(tests[0]));
 }

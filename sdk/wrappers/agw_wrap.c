@@ -55,8 +55,7 @@ static _Thread_local const struct agw_wrapper *agw_injected_by;
 static _Thread_local const char *agw_injected_text;
 
 static const char *const op_names[AGW_OP_COUNT] = {
-	"row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
-	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if",
+	"row_read", "row_insert", "row_delete", "row_watch", "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if",
 };
 
 const char *agw_op_name(enum agw_op op)
@@ -138,11 +137,7 @@ void agw_fault_clear(struct agw_wrapper *w)
 uint64_t agw_offered_caps(const struct aerogram_driver *inner)
 {
 	uint64_t caps = inner->capabilities;
-	if (inner->row_watch_range == NULL)
-		caps &= ~AEROGRAM_CAP_WATCH_RANGE;
-	/* row_insert_if exists only in a 1.1 descriptor: never read it past
-	 * the end of a 1.0 one */
-	if (inner->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || inner->row_insert_if == NULL)
+	if (inner->row_insert_if == NULL)
 		caps &= ~AEROGRAM_CAP_CONDITIONAL;
 	return caps;
 }
@@ -395,30 +390,6 @@ void agw_fn_row_watch_release(struct aerogram_store *store, struct aerogram_watc
 {
 	struct agw_wrapper *w = agw_from_store(store);
 	w->inner->row_watch_release(w->inner_store, watch);
-}
-
-int agw_fn_row_watch_range(struct aerogram_store *store, const char *pk, const char *prefix,
-                           const char *start, const char *end, const char *marker,
-                           uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                           struct aerogram_watch **out)
-{
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	*out = NULL;
-	int rc = before(w, AGW_ROW_WATCH_RANGE, 1, &aa);
-	if (rc != 0)
-		return rc;
-	if (!cap_usable(w, AEROGRAM_CAP_WATCH_RANGE))
-		return inject(w, AEROGRAM_ENOTSUP, (w->offered_caps & AEROGRAM_CAP_WATCH_RANGE)
-		                                           ? "row_watch_range is hidden by the wrapper"
-		                                           : "the wrapped driver does not support row_watch_range");
-	rc = w->inner->row_watch_range(w->inner_store, pk, prefix, start, end, marker, timeout_ms,
-	                               cb, arg, out);
-	if (rc == 0 && aa) {
-		w->inner->row_watch_release(w->inner_store, *out);
-		*out = NULL;
-	}
-	return after(w, rc, aa);
 }
 
 int agw_fn_blob_get(struct aerogram_store *store, const struct aerogram_blob_request *requests,

@@ -18,8 +18,7 @@ static const char counting_anchor = 0;
 
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define COUNTING_CAPS \
-	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL | \
-	 AEROGRAM_CAP_SNAPSHOT_READS)
+	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
 static struct agw_shared_caps counting_caps = AGW_SHARED_CAPS_INIT(COUNTING_CAPS);
 static struct aerogram_driver counting_driver;
 

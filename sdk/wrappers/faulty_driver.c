@@ -16,8 +16,7 @@ static const char faulty_anchor = 0;
 
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define FAULTY_CAPS \
-	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL | \
-	 AEROGRAM_CAP_SNAPSHOT_READS)
+	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
 static struct agw_shared_caps faulty_caps = AGW_SHARED_CAPS_INIT(FAULTY_CAPS);
 static struct aerogram_driver faulty_driver;
 
@@ -201,8 +200,8 @@ static int parse_caps(const char *text, uint64_t *mask)
 		const char *name;
 		uint64_t bit;
 	} names[] = {
-		{ "watch_range", AEROGRAM_CAP_WATCH_RANGE }, { "durable", AEROGRAM_CAP_DURABLE },
-		{ "shared", AEROGRAM_CAP_SHARED }, { "conditional", AEROGRAM_CAP_CONDITIONAL },
+		{ "conditional", AEROGRAM_CAP_CONDITIONAL },
+		{ "snapshot_reads", AEROGRAM_CAP_SNAPSHOT_READS },
 	};
 	*mask = 0;
 	char buf[256];
@@ -245,7 +244,7 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 	const char *hide = agw_config_value(config, n_config, "hide_caps");
 	if (hide != NULL && parse_caps(hide, &hidden) != 0) {
 		snprintf(errbuf, errlen,
-		         "hide_caps '%s' is not a list of watch_range, durable, shared, conditional", hide);
+		         "hide_caps '%s' is not a list of conditional, snapshot_reads", hide);
 		pthread_mutex_destroy(&f->lock);
 		free(f);
 		return AEROGRAM_EINVAL;

@@ -31,7 +31,7 @@ from agtest import DRIVER, Server, Session  # noqa: E402
 
 # enum agw_op, in order; then the two counters that follow the calls and
 # items blocks in the counts file.
-OPS = ["row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
+OPS = ["row_read", "row_insert", "row_delete", "row_watch",
        "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if"]
 EXTRA = ["rows", "bytes"]
 COLUMNS = OPS + EXTRA
