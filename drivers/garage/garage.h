@@ -113,6 +113,7 @@ int gr_engine_on_thread(struct gr_engine *engine);
  * `done` will not be called. */
 void gr_engine_cancel(struct gr_engine *engine, struct gr_request *req);
 
+/* Requests (garage_request.c). */
 /* Set the common fields of a request; the path is built by the caller. */
 void gr_request_init(struct gr_request *req, struct gr_store *store, enum gr_api api,
                      const char *op, const char *method);
@@ -126,10 +127,19 @@ void gr_request_reset_response(struct gr_request *req);
 void gr_request_free(struct gr_request *req);
 /* The value of a response header (name lower-case), or NULL. */
 const char *gr_response_header(const struct gr_request *req, const char *name);
+/* Prepare the easy handle of one attempt: a fresh response, the URL, the
+ * signed headers, the method and body. Returns 0 or -1 (out of memory). */
+int gr_request_prepare(struct gr_request *req);
+/* libcurl's body and header callbacks (userp: the request): they collect
+ * the response into req->response and req->headers. */
+size_t gr_response_on_body(char *data, size_t size, size_t nmemb, void *userp);
+size_t gr_response_on_header(char *data, size_t size, size_t nmemb, void *userp);
 
-/* Run n requests on the request engine in parallel and wait for all. */
+/* Run n requests on the request engine in parallel and wait for all
+ * (garage_http.c). */
 void gr_perform(struct gr_store *store, struct gr_request **reqs, size_t n);
 
+/* Errors (garage_error.c). */
 /* Map a finished request that failed to an AEROGRAM_E* code and record the
  * message (thread-local) naming the operation, status and Garage's code.
  * Returns AEROGRAM_OK for a 2xx response. */
