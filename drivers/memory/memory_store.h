@@ -47,9 +47,7 @@ struct mem_watcher {
 	pthread_mutex_t mutex;
 	pthread_cond_t wake; /* CLOCK_MONOTONIC: new work or an earlier deadline */
 	pthread_cond_t done; /* a callback finished (for row_watch_release) */
-	pthread_t thread;
-	int started;
-	int stop;
+	struct agk_thread thr;
 	struct aerogram_watch *timers_head, *timers_tail;   /* armed, by deadline */
 	struct aerogram_watch *pending_head, *pending_tail; /* ready to be called back */
 };

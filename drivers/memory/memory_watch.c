@@ -135,7 +135,7 @@ static void *watcher_main(void *arg)
 	struct aerogram_store *st = arg;
 	struct mem_watcher *wr = &st->watcher;
 	pthread_mutex_lock(&wr->mutex);
-	while (!wr->stop) {
+	while (!wr->thr.stop) {
 		struct aerogram_watch *w = wr->pending_head;
 		if (w != NULL) {
 			q_unlink(&wr->pending_head, &wr->pending_tail, w);
@@ -178,30 +178,24 @@ int mem_watcher_start(struct aerogram_store *st)
 	pthread_cond_init(&wr->wake, &ca);
 	pthread_cond_init(&wr->done, NULL);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&wr->thread, NULL, watcher_main, st) != 0) {
+	if (agk_thread_start(&wr->thr, watcher_main, st, NULL) != 0) {
 		pthread_mutex_destroy(&wr->mutex);
 		pthread_cond_destroy(&wr->wake);
 		pthread_cond_destroy(&wr->done);
 		return -1;
 	}
-	wr->started = 1;
 	return 0;
 }
 
 void mem_watcher_stop(struct aerogram_store *st)
 {
 	struct mem_watcher *wr = &st->watcher;
-	if (!wr->started)
+	if (!wr->thr.started)
 		return;
-	pthread_mutex_lock(&wr->mutex);
-	wr->stop = 1;
-	pthread_cond_signal(&wr->wake);
-	pthread_mutex_unlock(&wr->mutex);
-	pthread_join(wr->thread, NULL);
+	agk_thread_stop(&wr->thr, &wr->mutex, &wr->wake);
 	pthread_mutex_destroy(&wr->mutex);
 	pthread_cond_destroy(&wr->wake);
 	pthread_cond_destroy(&wr->done);
-	wr->started = 0;
 }
 
 /* ---- firing on writes (rows lock held for writing) -------------------- */

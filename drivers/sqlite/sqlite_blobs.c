@@ -751,7 +751,7 @@ static unsigned sq_sweep_dir(struct aerogram_store *st, struct sq_conn *conn, co
 		return 0;
 	unsigned removed = 0;
 	struct dirent *e;
-	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+	while (!st->sweep.stop && (e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		char path[4400], rel[SQ_FILE_NAME_LEN + 8];
@@ -792,7 +792,7 @@ unsigned sq_blob_sweep_files(struct aerogram_store *st, struct sq_conn *conn)
 	if (d == NULL)
 		return 0;
 	struct dirent *e;
-	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+	while (!st->sweep.stop && (e = readdir(d)) != NULL) {
 		if (strlen(e->d_name) == 2 && isxdigit((unsigned char)e->d_name[0]) &&
 		    isxdigit((unsigned char)e->d_name[1]))
 			removed += sq_sweep_dir(st, conn, e->d_name, now);

@@ -388,6 +388,29 @@ static int sq_read_single(struct sq_conn *conn, struct agk_arena *a,
 	return 0;
 }
 
+/* The range statement of bounds b, bound: the query's partition and bounds,
+ * whether tombstone-only rows count, the least number of values a row needs
+ * and the row limit (-1: none). NULL (b's buffer freed) when it cannot be
+ * prepared. */
+static sqlite3_stmt *sq_range_stmt(struct sq_conn *conn, const struct aerogram_row_query *q,
+                                   struct sq_bounds *b, int tombstones, int min_values,
+                                   int64_t limit)
+{
+	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b->variant));
+	if (s == NULL) {
+		free(b->owned);
+		return NULL;
+	}
+	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, b->lower, -1, SQLITE_STATIC);
+	if (b->upper)
+		sqlite3_bind_text(s, 3, b->upper, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, tombstones);
+	sqlite3_bind_int(s, 5, min_values);
+	sqlite3_bind_int64(s, 6, limit);
+	return s;
+}
+
 /* Reads one range query into page. */
 static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
                          const struct aerogram_row_query *q, struct aerogram_row_page *page)
@@ -397,18 +420,11 @@ static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
 	if (code)
 		return code;
 	struct sq_rowvec rv = { 0 };
-	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
-	if (s == NULL) {
-		free(b.owned);
+	sqlite3_stmt *s = sq_range_stmt(conn, q, &b, (q->flags & AEROGRAM_QUERY_TOMBSTONES) != 0,
+	                                (q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) ? 2 : 1,
+	                                q->limit ? (int64_t)q->limit + 1 : -1);
+	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
-	}
-	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
-	if (b.upper)
-		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, (q->flags & AEROGRAM_QUERY_TOMBSTONES) ? 1 : 0);
-	sqlite3_bind_int(s, 5, (q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) ? 2 : 1);
-	sqlite3_bind_int64(s, 6, q->limit ? (int64_t)q->limit + 1 : -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
@@ -539,18 +555,10 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
                         uint64_t *ver_out)
 {
 	struct sq_conn *conn = w->conn;
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		int code = sq_db_fail(conn, rc, "finding a row");
-		sqlite3_reset(s);
-		return code;
-	}
-	int found = rc == SQLITE_ROW;
+	sqlite3_stmt *s;
+	int found = sq_row_find(conn, pk, sk, "finding a row", &s);
+	if (found < 0)
+		return found;
 
 	/* Tokens are versions; one larger than the clock (from a file that was
 	 * restored from an older copy, say) pushes the clock forward so the new
@@ -789,18 +797,9 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 	struct agk_arena a = { 0 };
 	struct { const char *sk; uint64_t ctx; } *items = NULL;
 	size_t n = 0, cap = 0;
-	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
-	if (s == NULL) {
-		free(b.owned);
+	sqlite3_stmt *s = sq_range_stmt(conn, q, &b, 0, 1, -1);
+	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
-	}
-	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
-	if (b.upper)
-		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, 0);
-	sqlite3_bind_int(s, 5, 1);
-	sqlite3_bind_int64(s, 6, -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == cap) {
@@ -932,6 +931,6 @@ uint64_t sq_rows_forget(struct aerogram_store *st)
 		if (sq_txn(st, SQ_WRITE_DEFERRED, sq_forget_txn, &c) != 0)
 			break;
 		total += c.forgotten;
-	} while (c.full && !st->sweep_stop);
+	} while (c.full && !st->sweep.stop);
 	return total;
 }

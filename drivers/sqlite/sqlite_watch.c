@@ -550,7 +550,7 @@ static void *sq_watch_main(void *arg)
 	uint64_t next_poll = 0;
 
 	pthread_mutex_lock(&st->watch_mu);
-	while (!st->watch_stop) {
+	while (!st->watch_thr.stop) {
 		/* Sleep until something can have happened. */
 		uint64_t now = sq_now_ms();
 		uint64_t wake = UINT64_MAX;
@@ -659,26 +659,19 @@ int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EUNAVAILABLE;
 	}
-	int err = pthread_create(&st->watch_thread, NULL, sq_watch_main, st);
+	int err = agk_thread_start(&st->watch_thr, sq_watch_main, st, "ag-sq-watch"); /* the tests look for it */
 	if (err != 0) {
 		snprintf(errbuf, errlen, "cannot start the watch thread: %s", strerror(err));
 		return AEROGRAM_EUNAVAILABLE;
 	}
-	st->watch_thread_started = 1;
-	pthread_setname_np(st->watch_thread, "ag-sq-watch"); /* for ps, top and the tests */
 	return 0;
 }
 
 void sq_watch_stop(struct aerogram_store *st)
 {
-	if (!st->watch_thread_started)
+	if (!st->watch_thr.started)
 		return;
-	pthread_mutex_lock(&st->watch_mu);
-	st->watch_stop = 1;
-	pthread_cond_broadcast(&st->watch_wake);
-	pthread_mutex_unlock(&st->watch_mu);
-	pthread_join(st->watch_thread, NULL);
-	st->watch_thread_started = 0;
+	agk_thread_stop(&st->watch_thr, &st->watch_mu, &st->watch_wake);
 	/* Fired by a commit and released before the thread called back: only
 	 * that list still holds them. */
 	while (st->fire_ready) {

@@ -67,8 +67,7 @@ static void test_condition_met_applies_all(void)
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-met");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
+	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "the summary", NULL),
 		value_write(pk, "log-0001", "the entry", NULL),
@@ -107,10 +106,8 @@ static void test_stale_token_conflicts(void)
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-stale");
-	ck_write(pk, "watch", "w0", NULL);
-	char *stale = ck_token(ck_get(pk, "watch", 0));
-	ck_write(pk, "watch", "other writer", stale); /* somebody else wrote it since */
-	char *current = ck_token(ck_get(pk, "watch", 0));
+	char *stale = ck_put(pk, "watch", "w0", NULL);
+	char *current = ck_put(pk, "watch", "other writer", stale); /* somebody else wrote it since */
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
 		value_write(pk, "log-0001", "e", NULL),
@@ -129,8 +126,7 @@ static void test_stale_token_conflicts(void)
 	         ck_count_value(r, "other writer") == 1,
 	         "a conflicting batch changed the condition row");
 	/* a token of another row is not the token of this one */
-	ck_write(pk, "elsewhere", "x", NULL);
-	char *foreign = ck_token(ck_get(pk, "elsewhere", 0));
+	char *foreign = ck_put(pk, "elsewhere", "x", NULL);
 	if (strcmp(foreign, current) != 0)
 		CK_EXPECT("row_insert_if(token of another row)",
 		          insert_if(pk, "watch", foreign, w, 2, NULL), AEROGRAM_ECONFLICT);
@@ -191,8 +187,7 @@ static void test_invalid_item_applies_nothing(void)
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-invalid");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
+	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
 		value_write(pk, "watch", "w1", t),
@@ -230,8 +225,7 @@ static void test_condition_row_not_written(void)
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-readonly");
-	ck_write(pk, "guard", "g", NULL);
-	char *t = ck_token(ck_get(pk, "guard", 0));
+	char *t = ck_put(pk, "guard", "g", NULL);
 	const char *other = ck_pk("cas-readonly-other");
 	struct aerogram_row_write w = value_write(other, "item", "one", NULL);
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
@@ -287,8 +281,7 @@ static void test_watch_on_condition_row_fires(void)
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-watch");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
+	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct fire *f = ck_alloc(sizeof(*f));
 	pthread_mutex_init(&f->lock, NULL);
 	struct aerogram_watch *watch = NULL;

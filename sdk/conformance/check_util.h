@@ -21,22 +21,19 @@ void ck_fail_at(int fatal, const char *file, int line, const char *fmt, ...)
 #define CK_FAIL(...) ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__)
 /* Records a passed assertion. */
 void ck_pass(const char *what, const char *file, int line);
+/* Asserts cond; on failure records the formatted message, and ends the
+ * test when `fatal`. */
+#define CK_ASSERT_(fatal, cond, ...)                                     \
+	do {                                                             \
+		if (cond)                                                \
+			ck_pass(#cond, __FILE__, __LINE__);                    \
+		else                                                     \
+			ck_fail_at((fatal), __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
 /* Asserts cond; on failure records the formatted message (not fatal). */
-#define CK_CHECK(cond, ...)                                          \
-	do {                                                         \
-		if (cond)                                            \
-			ck_pass(#cond, __FILE__, __LINE__);                \
-		else                                                 \
-			ck_fail_at(0, __FILE__, __LINE__, __VA_ARGS__); \
-	} while (0)
+#define CK_CHECK(cond, ...) CK_ASSERT_(0, cond, __VA_ARGS__)
 /* Asserts cond; on failure ends the test with the formatted message. */
-#define CK_REQUIRE(cond, ...)                                        \
-	do {                                                         \
-		if (cond)                                            \
-			ck_pass(#cond, __FILE__, __LINE__);                \
-		else                                                 \
-			ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__); \
-	} while (0)
+#define CK_REQUIRE(cond, ...) CK_ASSERT_(1, cond, __VA_ARGS__)
 
 /* Checks that a driver call succeeded; ends the test otherwise, saying
  * "not supported" when the driver answered AEROGRAM_ENOTSUP. */
@@ -85,6 +82,8 @@ size_t ck_count_value(const struct aerogram_row *row, const char *text);
 size_t ck_count_tombstones(const struct aerogram_row *row);
 /* A copy of a token (freed at the end of the test). */
 char *ck_token(const struct aerogram_row *row);
+/* ck_write, then the token the row has after it (as ck_token). */
+char *ck_put(const char *pk, const char *sk, const char *value, const char *token);
 
 /* The number of threads of this process (from /proc/self/task). */
 int ck_thread_count(void);

@@ -133,8 +133,7 @@ static void watch(const char *pk, const char *sk, const char *token, uint32_t ti
 static void test_watch_fires_on_change(void)
 {
 	const char *pk = ck_pk("watch");
-	ck_write(pk, "row", "v1", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
+	char *t = ck_put(pk, "row", "v1", NULL);
 	struct rec *r = rec_new();
 	watch(pk, "row", t, WAIT_MS, r);
 	ck_sleep_ms(100);
@@ -163,8 +162,7 @@ static void test_watch_fires_on_change(void)
 static void test_watch_timeout(void)
 {
 	const char *pk = ck_pk("timeout");
-	ck_write(pk, "row", "v", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
+	char *t = ck_put(pk, "row", "v", NULL);
 	struct rec *r = rec_new();
 	uint64_t t0 = ck_now_ms();
 	watch(pk, "row", t, 300, r);
@@ -211,8 +209,7 @@ static void test_watch_null_token(void)
 static void test_watch_release_unfired(void)
 {
 	const char *pk = ck_pk("release");
-	ck_write(pk, "row", "v", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
+	char *t = ck_put(pk, "row", "v", NULL);
 	struct rec *r = rec_new();
 	watch(pk, "row", t, 150, r);
 	ck_driver->row_watch_release(ck_store, r->watch);

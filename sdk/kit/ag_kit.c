@@ -1,6 +1,7 @@
 /* ag_kit.c - the driver kit (see ag_kit.h). */
 #include "sdk/kit/ag_kit.h"
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -133,32 +134,91 @@ struct agk_blob_list *agk_blob_list_new(void)
 	return calloc(1, sizeof(struct agk_blob_list));
 }
 
-void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result)
+/* The free function of one kind of holder: the public part is its first
+ * member, so the host's pointer is the holder's. */
+#define AGK_HOLDER_FREE(name, pub_type, holder_type)                \
+	void name(struct aerogram_store *store, pub_type *pub)      \
+	{                                                           \
+		(void)store;                                        \
+		if (pub == NULL)                                    \
+			return;                                     \
+		holder_type *h = (holder_type *)pub;                \
+		agk_arena_free(&h->arena);                          \
+		free(h);                                            \
+	}
+
+AGK_HOLDER_FREE(agk_row_result_free, struct aerogram_row_result, struct agk_row_result)
+AGK_HOLDER_FREE(agk_blob_result_free, struct aerogram_blob_result, struct agk_blob_result)
+AGK_HOLDER_FREE(agk_blob_list_free, struct aerogram_blob_list, struct agk_blob_list)
+
+/* ---- configuration ---- */
+
+const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
+                             const char *key)
 {
-	(void)store;
-	if (result == NULL)
-		return;
-	struct agk_row_result *r = (struct agk_row_result *)result;
-	agk_arena_free(&r->arena);
-	free(r);
+	const char *v = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (config[i].key && strcmp(config[i].key, key) == 0)
+			v = config[i].value;
+	return v;
 }
 
-void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result)
+int agk_config_long(const struct aerogram_config_entry *config, size_t n, const char *key,
+                    long min, long max, long *out, const char *who, char *errbuf,
+                    size_t errlen)
 {
-	(void)store;
-	if (result == NULL)
-		return;
-	struct agk_blob_result *r = (struct agk_blob_result *)result;
-	agk_arena_free(&r->arena);
-	free(r);
+	const char *text = agk_config_value(config, n, key);
+	if (text == NULL)
+		return 0;
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max) {
+		snprintf(errbuf, errlen, "%s: %s must be an integer in [%ld, %ld], not '%s'", who, key,
+		         min, max, text);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
-void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list)
+/* ---- the host's log ---- */
+
+void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
+             ...)
 {
-	(void)store;
-	if (list == NULL)
+	if (host == NULL || host->log == NULL)
 		return;
-	struct agk_blob_list *l = (struct agk_blob_list *)list;
-	agk_arena_free(&l->arena);
-	free(l);
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	host->log(host->ctx, level, line);
+}
+
+/* ---- background threads ---- */
+
+int agk_thread_start(struct agk_thread *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	t->stop = 0;
+	int err = pthread_create(&t->thread, NULL, fn, arg);
+	if (err != 0)
+		return err;
+	t->started = 1;
+	if (name != NULL)
+		pthread_setname_np(t->thread, name);
+	return 0;
+}
+
+void agk_thread_stop(struct agk_thread *t, pthread_mutex_t *mu, pthread_cond_t *wake)
+{
+	if (!t->started)
+		return;
+	pthread_mutex_lock(mu);
+	t->stop = 1;
+	pthread_cond_broadcast(wake);
+	pthread_mutex_unlock(mu);
+	pthread_join(t->thread, NULL);
+	t->started = 0;
 }

@@ -1,6 +1,7 @@
 /* ag_kit.h - what every driver needs and no driver should write again: the
- * thread-local error message of error_message(), result arenas, and results
- * whose memory is one arena (with the descriptor's free functions for them).
+ * thread-local error message of error_message(), result arenas, results
+ * whose memory is one arena (with the descriptor's free functions for them),
+ * configuration values, the host's log, and background threads.
  *
  * A static library (build/libagkit.a) a driver links into its .so; built
  * with -fvisibility=hidden it exports nothing, and each driver gets its own
@@ -9,6 +10,7 @@
 #ifndef AG_KIT_H
 #define AG_KIT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -66,5 +68,38 @@ struct agk_blob_list *agk_blob_list_new(void);
 void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result);
 void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
 void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
+
+/* ---- configuration (the host refused unknown keys before open) ---- */
+
+/* The value of `key` (the last one when repeated), or NULL when unset. */
+const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
+                             const char *key);
+/* Reads `key` as a decimal integer in [min, max] into *out, which keeps its
+ * default when the key is unset. 0, or -1 with "<who>: <key> must be an
+ * integer in [min, max], not '<text>'" in errbuf. */
+int agk_config_long(const struct aerogram_config_entry *config, size_t n, const char *key,
+                    long min, long max, long *out, const char *who, char *errbuf,
+                    size_t errlen);
+
+/* ---- the host's log ---- */
+
+/* Formats one line and hands it to host->log (nothing without a host or a
+ * log service). */
+void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
+             ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- background threads ---- */
+
+/* A thread of the driver that runs until told to stop. */
+struct agk_thread {
+	pthread_t thread;
+	int started;
+	_Atomic int stop; /* set by agk_thread_stop; the thread returns once it sees it */
+};
+/* Starts fn(arg), named `name` for ps and top (NULL: unnamed); 0 or an errno. */
+int agk_thread_start(struct agk_thread *t, void *(*fn)(void *), void *arg, const char *name);
+/* Sets t->stop with `mu` held, wakes every waiter of `wake`, and joins the
+ * thread. Does nothing for a thread that was not started. */
+void agk_thread_stop(struct agk_thread *t, pthread_mutex_t *mu, pthread_cond_t *wake);
 
 #endif

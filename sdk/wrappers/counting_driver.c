@@ -70,7 +70,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EINTERNAL;
 	}
-	const char *path = agw_config_value(config, n_config, "counts_file");
+	const char *path = agk_config_value(config, n_config, "counts_file");
 	if (path != NULL && (c->map = map_counts(path, errbuf, errlen)) == NULL) {
 		free(c);
 		return AEROGRAM_EINVAL;
