@@ -168,9 +168,6 @@ int gr_row_delete(struct aerogram_store *s, const struct aerogram_row_query *q, 
 
 /* Whether a string has the shape of a Garage causality token. */
 int gr_token_valid(const char *token);
-/* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records why and
- * returns EINVAL (missing, empty) or ETOOBIG. */
-int gr_check_row_key(const char *what, const char *key);
 
 /* Parsed rows, shared by reads and watches: the rows array and an arena that
  * owns their strings and values. */

@@ -216,39 +216,6 @@ static int set_str(json_t *obj, const char *key, const char *value)
 	return json_object_set_new(obj, key, json_string(value));
 }
 
-/* Check one query against the ABI's rules. */
-int gr_check_row_key(const char *what, const char *key)
-{
-	if (!key || !*key)
-		return agk_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
-	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
-		               AEROGRAM_ROW_KEY_MAX);
-	return 0;
-}
-
-static int check_query(const struct aerogram_row_query *q, int for_read)
-{
-	int rc = gr_check_row_key("the partition key of a query", q->pk);
-	if (rc)
-		return rc;
-	if (q->sk) {
-		if ((rc = gr_check_row_key("the sort key of a query", q->sk)) != 0)
-			return rc;
-		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
-		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
-			return agk_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
-			                                "not set prefix, start, end, limit or reverse",
-			               q->pk, q->sk);
-		return 0;
-	}
-	if (nonempty(q->prefix) && nonempty(q->start) &&
-	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
-		               q->start, q->prefix);
-	return 0;
-}
-
 /* ---- row_read ---- */
 
 struct read_state {
@@ -407,7 +374,7 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
 	for (size_t i = 0; i < n; i++) {
-		int rc = check_query(&queries[i], 1);
+		int rc = agk_check_query("garage", &queries[i], 1);
 		if (rc)
 			return rc;
 	}
@@ -474,9 +441,9 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 	int all_tokens = 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct aerogram_row_write *w = &writes[i];
-		int krc = gr_check_row_key("the partition key of a write", w->pk);
+		int krc = agk_check_key("garage", "the partition key of a write", w->pk);
 		if (krc == 0)
-			krc = gr_check_row_key("the sort key of a write", w->sk);
+			krc = agk_check_key("garage", "the sort key of a write", w->sk);
 		if (krc) {
 			json_decref(arr);
 			return krc;
@@ -556,7 +523,7 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 	if (n == 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int rc = check_query(&queries[i], 0);
+		int rc = agk_check_query("garage", &queries[i], 0);
 		if (rc)
 			return rc;
 	}

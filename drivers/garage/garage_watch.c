@@ -232,9 +232,9 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 	*out = NULL;
 	if (!st->k2v_base)
 		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
-	int rc = gr_check_row_key("the partition key of a watch", pk);
+	int rc = agk_check_key("garage", "the partition key of a watch", pk);
 	if (rc == 0)
-		rc = gr_check_row_key("the sort key of a watch", sk);
+		rc = agk_check_key("garage", "the sort key of a watch", sk);
 	if (rc)
 		return rc;
 	if (!cb)

@@ -50,18 +50,6 @@ int mem_parse_stamp(const char *text, char tag, uint64_t *out)
 	return 0;
 }
 
-int mem_check_key(const char *what, const char *key)
-{
-	if (key == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "%s is missing", what);
-	if (key[0] == '\0')
-		return agk_fail(AEROGRAM_EINVAL, "%s is empty", what);
-	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "%s is %zu bytes, over the limit of %d", what,
-		                strlen(key), AEROGRAM_ROW_KEY_MAX);
-	return 0;
-}
-
 /* ---- structure -------------------------------------------------------- */
 
 static void row_free(void *value)
@@ -263,37 +251,6 @@ static int has_prefix(const char *key, const char *prefix)
 	return prefix == NULL || strncmp(key, prefix, strlen(prefix)) == 0;
 }
 
-#define KNOWN_FLAGS \
-	(AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES | AEROGRAM_QUERY_CONFLICTS_ONLY)
-
-/* Validates query i. For a delete, limit, REVERSE and the flags are ignored. */
-static int check_query(const struct aerogram_row_query *q, size_t i, int for_delete)
-{
-	int rc = mem_check_key("the partition key of a query", q->pk);
-	if (rc != 0)
-		return rc;
-	(void)i;
-	if (!for_delete && (q->flags & ~KNOWN_FLAGS))
-		return agk_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
-		                q->flags & ~KNOWN_FLAGS);
-	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
-	if (q->sk != NULL) {
-		if ((rc = mem_check_key("the sort key of a query", q->sk)) != 0)
-			return rc;
-		if (prefix || start || end)
-			return agk_fail(AEROGRAM_EINVAL,
-			                "query %zu: a single-item query cannot have prefix, start or end", i);
-		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return agk_fail(AEROGRAM_EINVAL,
-			                "query %zu: a single-item query cannot have a limit or REVERSE", i);
-		return 0;
-	}
-	if (prefix && start && !has_prefix(start, prefix))
-		return agk_fail(AEROGRAM_EINVAL, "query %zu: start '%s' does not begin with prefix '%s'",
-		                i, start, prefix);
-	return 0;
-}
-
 /* The smallest string greater than every string with this prefix, or NULL
  * when there is none (the prefix is all 0xff bytes). Caller frees. */
 static char *prefix_successor(const char *prefix)
@@ -418,7 +375,7 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
 	if (n_queries > 0 && queries == NULL)
 		return agk_fail(AEROGRAM_EINVAL, "row_read: no queries given");
 	for (size_t i = 0; i < n_queries; i++) {
-		int rc = check_query(&queries[i], i, 0);
+		int rc = agk_check_query("memory", &queries[i], 1);
 		if (rc != 0)
 			return rc;
 	}
@@ -514,9 +471,9 @@ static int check_writes(const char *call, const struct aerogram_row_write *write
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t;
-		int rc = mem_check_key("the partition key of a write", w->pk);
+		int rc = agk_check_key("memory", "the partition key of a write", w->pk);
 		if (rc == 0)
-			rc = mem_check_key("the sort key of a write", w->sk);
+			rc = agk_check_key("memory", "the sort key of a write", w->sk);
 		if (rc != 0)
 			return rc;
 		if (w->token != NULL && mem_parse_stamp(w->token, TOKEN_TAG, &t) != 0)
@@ -661,10 +618,10 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
                       const char *cond_token, const struct aerogram_row_write *writes,
                       size_t n_writes, char *new_token, size_t new_token_len)
 {
-	int rc = mem_check_key("row_insert_if: the condition's partition key", cond_pk);
+	int rc = agk_check_key("memory", "row_insert_if: the condition's partition key", cond_pk);
 	if (rc != 0)
 		return rc;
-	if ((rc = mem_check_key("row_insert_if: the condition's sort key", cond_sk)) != 0)
+	if ((rc = agk_check_key("memory", "row_insert_if: the condition's sort key", cond_sk)) != 0)
 		return rc;
 	if (new_token != NULL && new_token_len < MEM_TOKEN_LEN)
 		return agk_fail(AEROGRAM_EINVAL,
@@ -695,7 +652,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 	if (n_queries > 0 && queries == NULL)
 		return agk_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
 	for (size_t i = 0; i < n_queries; i++) {
-		int rc = check_query(&queries[i], i, 1);
+		int rc = agk_check_query("memory", &queries[i], 0);
 		if (rc != 0)
 			return rc;
 	}

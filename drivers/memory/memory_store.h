@@ -80,7 +80,6 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 /* Helpers the watcher shares (call with rows_lock held). */
 int mem_parse_stamp(const char *text, char tag, uint64_t *out);
 void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value);
-int mem_check_key(const char *what, const char *key);
 struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create);
 struct mem_row *mem_row_get(struct mem_partition *p, const char *sk, int create);
 /* Copies the visible state of a row (deduplicated values, token) into `dst`. */

@@ -270,10 +270,10 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 {
 	*out = NULL;
 	uint64_t t = 0;
-	int rc = mem_check_key("partition key", pk);
+	int rc = agk_check_key("memory", "partition key", pk);
 	if (rc != 0)
 		return rc;
-	if ((rc = mem_check_key("row_watch: the sort key", sk)) != 0)
+	if ((rc = agk_check_key("memory", "row_watch: the sort key", sk)) != 0)
 		return rc;
 	if (cb == NULL)
 		return agk_fail(AEROGRAM_EINVAL, "row_watch: no callback");

@@ -98,13 +98,9 @@ static int nonempty(const char *s)
  * (1 to AEROGRAM_ROW_KEY_MAX bytes, driver.h). */
 static int sq_check_key(const char *what, const char *s, int is_bound)
 {
-	if (s == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
-	if (!is_bound && s[0] == '\0')
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
-	if (!is_bound && strlen(s) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "sqlite: %s of %zu bytes is over %d", what, strlen(s),
-		               AEROGRAM_ROW_KEY_MAX);
+	int code = is_bound ? 0 : agk_check_key("sqlite", what, s);
+	if (code)
+		return code;
 	if (!sq_utf8_valid(s))
 		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
 	return 0;
@@ -113,34 +109,13 @@ static int sq_check_key(const char *what, const char *s, int is_bound)
 /* Checks one query; `for_delete` ignores limit and REVERSE. */
 static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
 {
-	int code = sq_check_key("partition key", q->pk, 0);
-	if (code)
-		return code;
-	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
-	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
-	if (!for_delete && (q->flags & ~known))
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
-	const char *parts[3] = { q->prefix, q->start, q->end };
-	static const char *const names[3] = { "prefix", "start", "end" };
-	for (int i = 0; i < 3; i++)
-		if (parts[i] && (code = sq_check_key(names[i], parts[i], 1)) != 0)
-			return code;
-	if (q->sk) {
-		if ((code = sq_check_key("sort key", q->sk, 0)) != 0)
-			return code;
-		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
-			return agk_fail(AEROGRAM_EINVAL,
-			               "sqlite: a single-item query takes no prefix, start or end");
-		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return agk_fail(AEROGRAM_EINVAL,
-			               "sqlite: a single-item query takes no limit and no REVERSE");
-		return 0;
-	}
-	if (nonempty(q->prefix) && nonempty(q->start) &&
-	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: start '%s' does not begin with prefix '%s'",
-		               q->start, q->prefix);
-	return 0;
+	int code = agk_check_query("sqlite", q, !for_delete);
+	const char *parts[5] = { q->pk, q->sk, q->prefix, q->start, q->end };
+	static const char *const names[5] = { "partition key", "sort key", "prefix", "start", "end" };
+	for (int i = 0; code == 0 && i < 5; i++)
+		if (parts[i])
+			code = sq_check_key(names[i], parts[i], 1); /* the UTF-8 check */
+	return code;
 }
 
 int sq_prefix_successor(const char *prefix, char **buf)

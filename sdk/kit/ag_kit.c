@@ -151,6 +151,54 @@ AGK_HOLDER_FREE(agk_row_result_free, struct aerogram_row_result, struct agk_row_
 AGK_HOLDER_FREE(agk_blob_result_free, struct aerogram_blob_result, struct agk_blob_result)
 AGK_HOLDER_FREE(agk_blob_list_free, struct aerogram_blob_list, struct agk_blob_list)
 
+/* ---- keys and queries ---- */
+
+int agk_check_key(const char *who, const char *what, const char *key)
+{
+	if (key == NULL || key[0] == '\0')
+		return agk_fail(AEROGRAM_EINVAL, "%s: %s is %s", who, what, key ? "empty" : "missing");
+	size_t len = strlen(key);
+	if (len > AEROGRAM_ROW_KEY_MAX)
+		return agk_fail(AEROGRAM_ETOOBIG, "%s: %s of %zu bytes is over the limit of %d", who,
+		                what, len, AEROGRAM_ROW_KEY_MAX);
+	return 0;
+}
+
+static int nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+int agk_check_query(const char *who, const struct aerogram_row_query *q, int for_read)
+{
+	int rc = agk_check_key(who, "the partition key of a query", q->pk);
+	if (rc != 0)
+		return rc;
+	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
+	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
+	if (for_read && (q->flags & ~known))
+		return agk_fail(AEROGRAM_EINVAL, "%s: unknown query flags 0x%x", who,
+		                (unsigned)(q->flags & ~known));
+	if (q->sk != NULL) {
+		if ((rc = agk_check_key(who, "the sort key of a query", q->sk)) != 0)
+			return rc;
+		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
+			return agk_fail(AEROGRAM_EINVAL,
+			                "%s: a single-item query on %s/%s takes no prefix, start or end",
+			                who, q->pk, q->sk);
+		if (for_read && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
+			return agk_fail(AEROGRAM_EINVAL,
+			                "%s: a single-item query on %s/%s takes no limit and no REVERSE",
+			                who, q->pk, q->sk);
+		return 0;
+	}
+	if (nonempty(q->prefix) && nonempty(q->start) &&
+	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
+		return agk_fail(AEROGRAM_EINVAL, "%s: start '%s' does not begin with prefix '%s'", who,
+		                q->start, q->prefix);
+	return 0;
+}
+
 /* ---- configuration ---- */
 
 const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,

@@ -69,6 +69,19 @@ void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_resul
 void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
 void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
 
+/* ---- the ABI's rules for keys and queries ---- */
+
+/* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records
+ * "<who>: <what> is missing" or "... is empty" (AEROGRAM_EINVAL) or
+ * "... of N bytes is over the limit of M" (AEROGRAM_ETOOBIG) and returns the code. */
+int agk_check_key(const char *who, const char *what, const char *key);
+/* Checks one query against the forms of driver.h: its partition key, then
+ * either a single item (a sort key, no prefix, start or end; for a read no
+ * limit and no REVERSE) or a range (start beginning with prefix). A read
+ * (`for_read`) also refuses unknown flags; a delete ignores limit and flags.
+ * 0, or the code with a message naming `who`. */
+int agk_check_query(const char *who, const struct aerogram_row_query *q, int for_read);
+
 /* ---- configuration (the host refused unknown keys before open) ---- */
 
 /* The value of `key` (the last one when repeated), or NULL when unset. */
