@@ -139,6 +139,19 @@ size_t gr_response_on_header(char *data, size_t size, size_t nmemb, void *userp)
  * (garage_http.c). */
 void gr_perform(struct gr_store *store, struct gr_request **reqs, size_t n);
 
+/* The text of an element at depth 2 of an XML document (garage_xml.c). */
+struct gr_xml_field {
+	const char *name;
+	struct gbuf text; /* appended to; the caller frees it */
+};
+/* Collects the text of the root's children named in fields[0..n) from an
+ * XML document, only under a root element named `root` (NULL: any root);
+ * *is_root (when not NULL) says whether the root had that name. Returns 0
+ * for a well-formed document, -1 otherwise (the fields then hold what came
+ * before the error). */
+int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
+                  struct gr_xml_field *fields, size_t n);
+
 /* Errors (garage_error.c). */
 /* Map a finished request that failed to an AEROGRAM_E* code and record the
  * message (thread-local) naming the operation, status and Garage's code.
@@ -195,7 +208,6 @@ void gr_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
 /* S3 operations (garage_s3.c). */
 int gr_blob_get(struct aerogram_store *s, const struct aerogram_blob_request *r, size_t n,
                 struct aerogram_blob_result **out);
-void gr_blob_result_free(struct aerogram_store *s, struct aerogram_blob_result *r);
 int gr_blob_put(struct aerogram_store *s, const char *key, const uint8_t *data, size_t len,
                 const struct aerogram_meta *meta, size_t n_meta);
 int gr_blob_copy(struct aerogram_store *s, const char *src, const char *dst);

@@ -122,6 +122,8 @@ static int garage_open(const struct aerogram_host *host, const struct aerogram_c
 	*out = NULL;
 	if (errlen)
 		errbuf[0] = 0;
+	if (agk_config_check(garage_config_keys, config, n_config, "garage", errbuf, errlen) < 0)
+		return AEROGRAM_EINVAL; /* the host refuses these keys too; the tests open it directly */
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_code != CURLE_OK) {
 		snprintf(errbuf, errlen, "garage: curl_global_init failed: %s",
@@ -317,7 +319,7 @@ static const struct aerogram_driver garage_driver = {
 	.row_watch = gr_row_watch,
 	.row_watch_release = gr_row_watch_release,
 	.blob_get = garage_blob_get,
-	.blob_result_free = gr_blob_result_free,
+	.blob_result_free = agk_blob_result_free,
 	.blob_put = garage_blob_put,
 	.blob_copy = garage_blob_copy,
 	.blob_list = garage_blob_list,

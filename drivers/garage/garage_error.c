@@ -2,7 +2,7 @@
  * garage_error.c - what a failed request of the Garage driver means: the
  * ABI code for an HTTP status or a transport failure, and a message naming
  * the operation with Garage's own code and text, read from a K2V JSON or an
- * S3 XML error body.
+ * S3 XML error body (garage_xml.c).
  */
 #include "drivers/garage/garage.h"
 
@@ -10,42 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <expat.h>
 #include <jansson.h>
 
 /* ---- errors ---- */
-
-struct xml_error {
-	int depth;
-	int in_code, in_message;
-	struct gbuf code, message;
-};
-
-static void XMLCALL xml_error_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct xml_error *x = ud;
-	x->depth++;
-	x->in_code = x->depth == 2 && strcmp(name, "Code") == 0;
-	x->in_message = x->depth == 2 && strcmp(name, "Message") == 0;
-}
-
-static void XMLCALL xml_error_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct xml_error *x = ud;
-	x->depth--;
-	x->in_code = x->in_message = 0;
-}
-
-static void XMLCALL xml_error_text(void *ud, const XML_Char *s, int len)
-{
-	struct xml_error *x = ud;
-	if (x->in_code)
-		gbuf_add(&x->code, s, (size_t)len);
-	else if (x->in_message)
-		gbuf_add(&x->message, s, (size_t)len);
-}
 
 /* Garage's error code and message from a K2V JSON or S3 XML error body. */
 static void parse_error_body(const struct gr_request *req, char **code, char **message)
@@ -69,20 +36,13 @@ static void parse_error_body(const struct gr_request *req, char **code, char **m
 			json_decref(j);
 		}
 	} else if (*body == '<') {
-		struct xml_error x = {0};
-		XML_Parser p = XML_ParserCreate("UTF-8");
-		if (!p)
-			return;
-		XML_SetUserData(p, &x);
-		XML_SetElementHandler(p, xml_error_start, xml_error_end);
-		XML_SetCharacterDataHandler(p, xml_error_text);
-		if (XML_Parse(p, body, (int)len, 1) != XML_STATUS_ERROR) {
-			*code = gbuf_take(&x.code);
-			*message = gbuf_take(&x.message);
+		struct gr_xml_field f[2] = { { "Code", {0} }, { "Message", {0} } };
+		if (gr_xml_fields(body, len, NULL, NULL, f, 2) == 0) {
+			*code = gbuf_take(&f[0].text);
+			*message = gbuf_take(&f[1].text);
 		}
-		XML_ParserFree(p);
-		gbuf_free(&x.code);
-		gbuf_free(&x.message);
+		gbuf_free(&f[0].text);
+		gbuf_free(&f[1].text);
 	}
 }
 

@@ -43,12 +43,6 @@ static int check_key(const char *key)
 
 /* ---- blob_get ---- */
 
-struct gr_blob_result_impl {
-	struct aerogram_blob_result pub; /* first: the handle the host sees */
-	struct aerogram_blob *blobs;
-	struct agk_arena arena;
-};
-
 /* Parse "bytes a-b/total" or "bytes * /total" into *total. */
 static int parse_content_range(const char *v, uint64_t *total)
 {
@@ -63,59 +57,24 @@ static int parse_content_range(const char *v, uint64_t *total)
 	return 0;
 }
 
-struct size_parse {
-	int depth, in_size;
-	struct gbuf text;
-};
-
-static void XMLCALL size_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct size_parse *p = ud;
-	p->depth++;
-	p->in_size = p->depth == 2 && strcmp(name, "ActualObjectSize") == 0;
-}
-
-static void XMLCALL size_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct size_parse *p = ud;
-	p->depth--;
-	p->in_size = 0;
-}
-
-static void XMLCALL size_text(void *ud, const XML_Char *s, int len)
-{
-	struct size_parse *p = ud;
-	if (p->in_size)
-		gbuf_add(&p->text, s, (size_t)len);
-}
-
 /* The <ActualObjectSize> of an InvalidRange error body. */
 static int error_object_size(const struct gr_request *req, uint64_t *total)
 {
 	if (!req->response.len)
 		return -1;
-	struct size_parse p = {0};
-	XML_Parser xp = XML_ParserCreate("UTF-8");
-	if (!xp)
-		return -1;
-	XML_SetUserData(xp, &p);
-	XML_SetElementHandler(xp, size_start, size_end);
-	XML_SetCharacterDataHandler(xp, size_text);
-	int ok = XML_Parse(xp, req->response.data, (int)req->response.len, 1) != XML_STATUS_ERROR &&
-	         p.text.len > 0;
-	XML_ParserFree(xp);
+	struct gr_xml_field f = { "ActualObjectSize", {0} };
+	int ok = gr_xml_fields(req->response.data, req->response.len, NULL, NULL, &f, 1) == 0 &&
+	         f.text.len > 0;
 	if (ok) {
 		char *end;
-		*total = strtoull(p.text.data, &end, 10);
+		*total = strtoull(f.text.data, &end, 10);
 		ok = *end == 0;
 	}
-	gbuf_free(&p.text);
+	gbuf_free(&f.text);
 	return ok ? 0 : -1;
 }
 
-static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
+static int fill_blob(struct agk_blob_result *res, struct aerogram_blob *b,
                      struct gr_request *req)
 {
 	if (req->curl_code != CURLE_OK || req->status >= 500 || req->status == 403)
@@ -200,10 +159,11 @@ int gr_blob_get(struct aerogram_store *store, const struct aerogram_blob_request
 	}
 	struct gr_request *reqs = calloc(n ? n : 1, sizeof(*reqs));
 	struct gr_request **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-	struct gr_blob_result_impl *res = calloc(1, sizeof(*res));
-	struct aerogram_blob *blobs = calloc(n ? n : 1, sizeof(*blobs));
+	struct agk_blob_result *res = agk_blob_result_new();
+	struct aerogram_blob *blobs =
+		res ? agk_arena_alloc(&res->arena, (n ? n : 1) * sizeof(*blobs)) : NULL;
 	int rc = 0;
-	if (!reqs || !ptrs || !res || !blobs) {
+	if (!reqs || !ptrs || !blobs) {
 		rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		goto out;
 	}
@@ -233,28 +193,13 @@ out:
 	free(reqs);
 	free(ptrs);
 	if (rc) {
-		if (res)
-			agk_arena_free(&res->arena);
-		free(res);
-		free(blobs);
+		agk_blob_result_free(store, res ? &res->pub : NULL);
 		return rc;
 	}
 	res->pub.n_blobs = n;
 	res->pub.blobs = blobs;
-	res->blobs = blobs;
 	*out = &res->pub;
 	return 0;
-}
-
-void gr_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result)
-{
-	(void)store;
-	if (!result)
-		return;
-	struct gr_blob_result_impl *res = (struct gr_blob_result_impl *)result;
-	agk_arena_free(&res->arena);
-	free(res->blobs);
-	free(res);
 }
 
 /* ---- blob_put, blob_copy ---- */
@@ -318,38 +263,6 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	return rc;
 }
 
-struct copy_result {
-	int depth;
-	int is_error;
-	int in_code;
-	struct gbuf code;
-};
-
-static void XMLCALL copy_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct copy_result *c = ud;
-	c->depth++;
-	if (c->depth == 1 && strcmp(name, "Error") == 0)
-		c->is_error = 1;
-	c->in_code = c->is_error && c->depth == 2 && strcmp(name, "Code") == 0;
-}
-
-static void XMLCALL copy_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct copy_result *c = ud;
-	c->depth--;
-	c->in_code = 0;
-}
-
-static void XMLCALL copy_text(void *ud, const XML_Char *s, int len)
-{
-	struct copy_result *c = ud;
-	if (c->in_code)
-		gbuf_add(&c->code, s, (size_t)len);
-}
-
 int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 {
 	struct gr_store *st = (struct gr_store *)store;
@@ -373,22 +286,16 @@ int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 	if (rc == 0 && req.response.len) {
 		/* S3 may answer 200 with an <Error> body when the copy failed
 		 * after the status was sent. */
-		struct copy_result c = {0};
-		XML_Parser p = XML_ParserCreate("UTF-8");
-		if (p) {
-			XML_SetUserData(p, &c);
-			XML_SetElementHandler(p, copy_start, copy_end);
-			XML_SetCharacterDataHandler(p, copy_text);
-			XML_Parse(p, req.response.data, (int)req.response.len, 1);
-			XML_ParserFree(p);
-		}
-		if (c.is_error) {
-			const char *code = c.code.data ? c.code.data : "unknown";
+		struct gr_xml_field f = { "Code", {0} };
+		int is_error;
+		gr_xml_fields(req.response.data, req.response.len, "Error", &is_error, &f, 1);
+		if (is_error) {
+			const char *code = f.text.data ? f.text.data : "unknown";
 			rc = agk_fail(strcmp(code, "NoSuchKey") == 0 ? AEROGRAM_ENOTFOUND
 			                                            : AEROGRAM_EUNAVAILABLE,
 			             "garage: 200 with error %s on CopyObject %s", code, req.path);
 		}
-		gbuf_free(&c.code);
+		gbuf_free(&f.text);
 	}
 	gr_request_free(&req);
 	return rc;

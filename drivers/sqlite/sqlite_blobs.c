@@ -471,13 +471,11 @@ int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_get_ctx c = { st, requests, n_requests, res };
 	int code = sq_txn(st, 0, sq_get_txn, &c);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	if (code == 0)
+		*out = &res->pub;
+	else
+		agk_blob_result_free(st, &res->pub);
+	return code;
 }
 
 /* ---- copy ---- */
@@ -679,13 +677,11 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 	struct sq_list_ctx c = { lower, has_succ ? succ : NULL, max_keys, res };
 	int code = sq_txn(st, 0, sq_list_txn, &c);
 	free(succ);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	if (code == 0)
+		*out = &res->pub;
+	else
+		agk_blob_list_free(st, &res->pub);
+	return code;
 }
 
 /* ---- delete ---- */

@@ -473,13 +473,11 @@ int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *quer
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_read_ctx c = { queries, n_queries, res };
 	int code = sq_txn(st, 0, sq_read_txn, &c);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	if (code == 0)
+		*out = &res->pub;
+	else
+		agk_row_result_free(st, &res->pub);
+	return code;
 }
 
 /* ---- write ---- */

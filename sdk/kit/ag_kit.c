@@ -201,6 +201,22 @@ int agk_check_query(const char *who, const struct aerogram_row_query *q, int for
 
 /* ---- configuration ---- */
 
+int agk_config_check(const char *const *keys, const struct aerogram_config_entry *config,
+                     size_t n, const char *who, char *errbuf, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (keys[k] && !(config[i].key && strcmp(config[i].key, keys[k]) == 0))
+			k++;
+		if (keys[k] == NULL) {
+			snprintf(errbuf, errlen, "%s: unknown configuration key '%s'", who,
+			         config[i].key ? config[i].key : "(null)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
                              const char *key)
 {

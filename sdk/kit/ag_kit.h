@@ -84,6 +84,11 @@ int agk_check_query(const char *who, const struct aerogram_row_query *q, int for
 
 /* ---- configuration (the host refused unknown keys before open) ---- */
 
+/* For a driver that may be opened without the host (its own tests): 0 when
+ * every key is in `keys` (NULL-terminated), else -1 with "<who>: unknown
+ * configuration key '<key>'" in errbuf. */
+int agk_config_check(const char *const *keys, const struct aerogram_config_entry *config,
+                     size_t n, const char *who, char *errbuf, size_t errlen);
 /* The value of `key` (the last one when repeated), or NULL when unset. */
 const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
                              const char *key);

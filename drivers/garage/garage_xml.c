@@ -1,0 +1,68 @@
+/*
+ * garage_xml.c - the text of chosen children of an S3 XML answer's root
+ * element: an error's <Code> and <Message>, <ActualObjectSize> of an
+ * InvalidRange error, the <Code> of an <Error> sent after a 200. Listings
+ * and batch deletes, whose answers repeat elements, have parsers of their
+ * own in garage_s3.c.
+ */
+#include "drivers/garage/garage.h"
+
+#include <string.h>
+
+#include <expat.h>
+
+struct xml_fields {
+	int depth;
+	const char *root;
+	int is_root;
+	struct gr_xml_field *fields;
+	size_t n;
+	struct gr_xml_field *in; /* the field whose element is open */
+};
+
+static void XMLCALL fields_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	(void)attrs;
+	struct xml_fields *x = ud;
+	x->depth++;
+	if (x->depth == 1)
+		x->is_root = x->root == NULL || strcmp(name, x->root) == 0;
+	x->in = NULL;
+	for (size_t i = 0; x->is_root && x->depth == 2 && i < x->n; i++)
+		if (strcmp(name, x->fields[i].name) == 0)
+			x->in = &x->fields[i];
+}
+
+static void XMLCALL fields_end(void *ud, const XML_Char *name)
+{
+	(void)name;
+	struct xml_fields *x = ud;
+	x->depth--;
+	x->in = NULL;
+}
+
+static void XMLCALL fields_text(void *ud, const XML_Char *s, int len)
+{
+	struct xml_fields *x = ud;
+	if (x->in)
+		gbuf_add(&x->in->text, s, (size_t)len);
+}
+
+int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
+                  struct gr_xml_field *fields, size_t n)
+{
+	struct xml_fields x = { .root = root, .fields = fields, .n = n };
+	if (is_root)
+		*is_root = 0;
+	XML_Parser p = XML_ParserCreate("UTF-8");
+	if (!p)
+		return -1;
+	XML_SetUserData(p, &x);
+	XML_SetElementHandler(p, fields_start, fields_end);
+	XML_SetCharacterDataHandler(p, fields_text);
+	int ok = XML_Parse(p, data, (int)len, 1) != XML_STATUS_ERROR;
+	XML_ParserFree(p);
+	if (is_root)
+		*is_root = x.is_root;
+	return ok ? 0 : -1;
+}
