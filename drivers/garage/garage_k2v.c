@@ -65,14 +65,8 @@ int gr_token_valid(const char *token)
 
 static struct aerogram_row *rows_push(struct gr_rows *r)
 {
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct aerogram_row *p = realloc(r->rows, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		r->rows = p;
-		r->cap = cap;
-	}
+	if (agk_grow(&r->rows, &r->cap, r->n, sizeof(*r->rows), 8) < 0)
+		return NULL;
 	struct aerogram_row *row = &r->rows[r->n++];
 	memset(row, 0, sizeof(*row));
 	return row;
@@ -373,11 +367,9 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 {
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
-	for (size_t i = 0; i < n; i++) {
-		int rc = agk_check_query("garage", &queries[i], 1);
-		if (rc)
-			return rc;
-	}
+	int rc = agk_check_queries("garage", queries, n, 1);
+	if (rc != 0)
+		return rc;
 	struct read_state *states = calloc(n ? n : 1, sizeof(*states));
 	if (!states)
 		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
@@ -386,7 +378,6 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 		states[i].start = queries[i].start;
 	}
 	size_t left = n;
-	int rc = 0;
 	while (rc == 0 && left > 0)
 		rc = read_round(st, states, n, &left);
 	if (rc) {
@@ -522,11 +513,9 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 		*deleted = 0;
 	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int rc = agk_check_query("garage", &queries[i], 0);
-		if (rc)
-			return rc;
-	}
+	int rc = agk_check_queries("garage", queries, n, 0);
+	if (rc != 0)
+		return rc;
 	struct aerogram_row_query *rq = calloc(n, sizeof(*rq));
 	if (!rq)
 		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
@@ -536,7 +525,7 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 		rq[i].flags = 0; /* live rows only (after the merge) */
 	}
 	struct aerogram_row_result *res = NULL;
-	int rc = gr_row_read(store, rq, n, &res);
+	rc = gr_row_read(store, rq, n, &res);
 	free(rq);
 	if (rc)
 		return rc;

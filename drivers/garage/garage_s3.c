@@ -345,18 +345,10 @@ static void XMLCALL list_start(void *ud, const XML_Char *name, const XML_Char **
 
 static int list_push(struct gr_blob_list_impl *l, char *key, uint64_t size)
 {
-	if (l->pub.n_keys == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, cap * sizeof(*k));
-		if (!k)
-			return -1;
-		l->keys = k;
-		uint64_t *s = realloc(l->sizes, cap * sizeof(*s));
-		if (!s)
-			return -1;
-		l->sizes = s;
-		l->cap = cap;
-	}
+	size_t keys_cap = l->cap;
+	if (agk_grow(&l->keys, &keys_cap, l->pub.n_keys, sizeof(*l->keys), 64) < 0 ||
+	    agk_grow(&l->sizes, &l->cap, l->pub.n_keys, sizeof(*l->sizes), 64) < 0)
+		return -1;
 	l->keys[l->pub.n_keys] = key;
 	l->sizes[l->pub.n_keys] = size;
 	l->pub.n_keys++;

@@ -372,13 +372,9 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
                  size_t n_queries, struct aerogram_row_result **out)
 {
 	*out = NULL;
-	if (n_queries > 0 && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "row_read: no queries given");
-	for (size_t i = 0; i < n_queries; i++) {
-		int rc = agk_check_query("memory", &queries[i], 1);
-		if (rc != 0)
-			return rc;
-	}
+	int rc = agk_check_queries("memory", queries, n_queries, 1);
+	if (rc != 0)
+		return rc;
 	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
 		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
@@ -649,13 +645,9 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 {
 	if (deleted)
 		*deleted = 0;
-	if (n_queries > 0 && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
-	for (size_t i = 0; i < n_queries; i++) {
-		int rc = agk_check_query("memory", &queries[i], 0);
-		if (rc != 0)
-			return rc;
-	}
+	int rc = agk_check_queries("memory", queries, n_queries, 0);
+	if (rc != 0)
+		return rc;
 	uint64_t count = 0;
 	int oom = 0;
 	pthread_rwlock_wrlock(&st->rows_lock);

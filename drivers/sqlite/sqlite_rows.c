@@ -106,15 +106,19 @@ static int sq_check_key(const char *what, const char *s, int is_bound)
 	return 0;
 }
 
-/* Checks one query; `for_delete` ignores limit and REVERSE. */
-static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
+/* Checks a batch of queries (the ABI's rules, then UTF-8); `for_delete`
+ * ignores limit, REVERSE and the flags. */
+static int sq_check_queries(const struct aerogram_row_query *queries, size_t n, int for_delete)
 {
-	int code = agk_check_query("sqlite", q, !for_delete);
-	const char *parts[5] = { q->pk, q->sk, q->prefix, q->start, q->end };
+	int code = agk_check_queries("sqlite", queries, n, !for_delete);
 	static const char *const names[5] = { "partition key", "sort key", "prefix", "start", "end" };
-	for (int i = 0; code == 0 && i < 5; i++)
-		if (parts[i])
-			code = sq_check_key(names[i], parts[i], 1); /* the UTF-8 check */
+	for (size_t i = 0; code == 0 && i < n; i++) {
+		const struct aerogram_row_query *q = &queries[i];
+		const char *parts[5] = { q->pk, q->sk, q->prefix, q->start, q->end };
+		for (int k = 0; code == 0 && k < 5; k++)
+			if (parts[k])
+				code = sq_check_key(names[k], parts[k], 1); /* the UTF-8 check */
+	}
 	return code;
 }
 
@@ -333,14 +337,8 @@ struct sq_rowvec {
 
 static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
 {
-	if (rv->n == rv->cap) {
-		size_t cap = rv->cap ? rv->cap * 2 : 16;
-		struct aerogram_row *nv = realloc(rv->v, cap * sizeof(*nv));
-		if (nv == NULL)
-			return NULL;
-		rv->v = nv;
-		rv->cap = cap;
-	}
+	if (agk_grow(&rv->v, &rv->cap, rv->n, sizeof(*rv->v), 16) < 0)
+		return NULL;
 	return &rv->v[rv->n++];
 }
 
@@ -461,18 +459,14 @@ int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *quer
                 size_t n_queries, struct aerogram_row_result **out)
 {
 	*out = NULL;
-	if (n_queries && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
-	for (size_t i = 0; i < n_queries; i++) {
-		int code = sq_check_query(&queries[i], 0);
-		if (code)
-			return code;
-	}
+	int code = sq_check_queries(queries, n_queries, 0);
+	if (code)
+		return code;
 	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_read_ctx c = { queries, n_queries, res };
-	int code = sq_txn(st, 0, sq_read_txn, &c);
+	code = sq_txn(st, 0, sq_read_txn, &c);
 	if (code == 0)
 		*out = &res->pub;
 	else
@@ -775,15 +769,9 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 		return sq_map_rc(conn->last_rc);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			void *ni = realloc(items, ncap * sizeof(*items));
-			if (ni == NULL) {
-				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-				break;
-			}
-			items = ni;
-			cap = ncap;
+		if (agk_grow(&items, &cap, n, sizeof(*items), 64) < 0) {
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			break;
 		}
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
 		items[n].sk = agk_arena_strdup(&a, sk ? sk : "");
@@ -825,17 +813,13 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 {
 	if (deleted)
 		*deleted = 0;
-	if (n_queries && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
-	for (size_t i = 0; i < n_queries; i++) {
-		int code = sq_check_query(&queries[i], 1);
-		if (code)
-			return code;
-	}
+	int code = sq_check_queries(queries, n_queries, 1);
+	if (code)
+		return code;
 	if (n_queries == 0)
 		return 0;
 	struct sq_delete_ctx c = { queries, n_queries, 0 };
-	int code = sq_txn(st, SQ_WRITE_DEFERRED, sq_delete_txn, &c);
+	code = sq_txn(st, SQ_WRITE_DEFERRED, sq_delete_txn, &c);
 	if (code == 0 && deleted)
 		*deleted = c.deleted;
 	return code;

@@ -348,14 +348,9 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 
 int sq_change_add(struct sq_conn *conn, const char *pk, const char *sk, uint64_t ctx)
 {
-	if (conn->n_changes == conn->cap_changes) {
-		size_t cap = conn->cap_changes ? 2 * conn->cap_changes : 16;
-		struct sq_change *n = realloc(conn->changes, cap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		conn->changes = n;
-		conn->cap_changes = cap;
-	}
+	if (agk_grow(&conn->changes, &conn->cap_changes, conn->n_changes, sizeof(*conn->changes),
+	             16) < 0)
+		return -1;
 	struct sq_change *c = &conn->changes[conn->n_changes];
 	c->pk = agk_arena_strdup(&conn->change_arena, pk);
 	c->sk = agk_arena_strdup(&conn->change_arena, sk);

@@ -117,6 +117,23 @@ void agk_arena_free(struct agk_arena *a)
 	}
 }
 
+/* ---- growable arrays ---- */
+
+int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	void *old;
+	memcpy(&old, items, sizeof(old));
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *grown = realloc(old, ncap * size);
+	if (grown == NULL)
+		return -1;
+	memcpy(items, &grown, sizeof(grown));
+	*cap = ncap;
+	return 0;
+}
+
 /* ---- results ---- */
 
 struct agk_row_result *agk_row_result_new(void)
@@ -169,7 +186,7 @@ static int nonempty(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-int agk_check_query(const char *who, const struct aerogram_row_query *q, int for_read)
+static int check_query(const char *who, const struct aerogram_row_query *q, int for_read)
 {
 	int rc = agk_check_key(who, "the partition key of a query", q->pk);
 	if (rc != 0)
@@ -196,6 +213,19 @@ int agk_check_query(const char *who, const struct aerogram_row_query *q, int for
 	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
 		return agk_fail(AEROGRAM_EINVAL, "%s: start '%s' does not begin with prefix '%s'", who,
 		                q->start, q->prefix);
+	return 0;
+}
+
+int agk_check_queries(const char *who, const struct aerogram_row_query *queries, size_t n,
+                      int for_read)
+{
+	if (n > 0 && queries == NULL)
+		return agk_fail(AEROGRAM_EINVAL, "%s: no queries given", who);
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_query(who, &queries[i], for_read);
+		if (rc != 0)
+			return rc;
+	}
 	return 0;
 }
 

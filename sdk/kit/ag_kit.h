@@ -43,6 +43,14 @@ char *agk_arena_strdup(struct agk_arena *a, const char *s);
 /* Frees every allocation; the arena is empty and usable again. */
 void agk_arena_free(struct agk_arena *a);
 
+/* ---- growable arrays ---- */
+
+/* Makes room for item n of a malloc'ed array: `items` is the address of the
+ * array pointer, *cap its capacity in items of `size` bytes. When n reaches
+ * *cap the array doubles (to `first` items the first time). 0, or -1 when
+ * memory runs out (the array is unchanged). */
+int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first);
+
 /* ---- results whose memory is one arena ---- */
 
 /* Build `pub` from `arena`, hand &x->pub to the host, and give the matching
@@ -75,12 +83,13 @@ void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list 
  * "<who>: <what> is missing" or "... is empty" (AEROGRAM_EINVAL) or
  * "... of N bytes is over the limit of M" (AEROGRAM_ETOOBIG) and returns the code. */
 int agk_check_key(const char *who, const char *what, const char *key);
-/* Checks one query against the forms of driver.h: its partition key, then
- * either a single item (a sort key, no prefix, start or end; for a read no
- * limit and no REVERSE) or a range (start beginning with prefix). A read
- * (`for_read`) also refuses unknown flags; a delete ignores limit and flags.
- * 0, or the code with a message naming `who`. */
-int agk_check_query(const char *who, const struct aerogram_row_query *q, int for_read);
+/* Checks a batch of queries against the forms of driver.h: each one's
+ * partition key, then either a single item (a sort key, no prefix, start or
+ * end; for a read no limit and no REVERSE) or a range (start beginning with
+ * prefix). A read (`for_read`) also refuses unknown flags; a delete ignores
+ * limit and flags. 0, or the code with a message naming `who`. */
+int agk_check_queries(const char *who, const struct aerogram_row_query *queries, size_t n,
+                      int for_read);
 
 /* ---- configuration (the host refused unknown keys before open) ---- */
 
