@@ -68,6 +68,23 @@ static void die(const char *what)
 	exit(1);
 }
 
+
+/* One read of one query, its time in *lat; exits unless it found `rows` rows. */
+static void timed_read(const struct aerogram_row_query *q, double *lat, size_t rows,
+                       const char *what)
+{
+	struct aerogram_row_result *r;
+	double t0 = now_us();
+	if (drv->row_read(store, q, 1, &r) != 0)
+		die(what);
+	*lat = now_us() - t0;
+	if (r->pages[0].n_rows != rows) {
+		fprintf(stderr, "bench-driver: %s found %zu rows, not %zu\n", what, r->pages[0].n_rows,
+		        rows);
+		exit(1);
+	}
+	drv->row_result_free(store, r);
+}
 static void bench_rows(size_t n, double *lat)
 {
 	char pk[96], sk[32], value[200];
@@ -88,16 +105,7 @@ static void bench_rows(size_t n, double *lat)
 		seed = seed * 1103515245u + 12345u;
 		snprintf(sk, sizeof(sk), "%08zu", (size_t)(seed >> 8) % n);
 		struct aerogram_row_query q = { .pk = pk, .sk = sk };
-		struct aerogram_row_result *r;
-		double t0 = now_us();
-		if (drv->row_read(store, &q, 1, &r) != 0)
-			die("row_read");
-		lat[i] = now_us() - t0;
-		if (r->pages[0].n_rows != 1) {
-			fprintf(stderr, "bench-driver: row %s missing\n", sk);
-			exit(1);
-		}
-		drv->row_result_free(store, r);
+		timed_read(&q, &lat[i], 1, "row_read");
 	}
 	report("row read (single)", lat, n);
 }
@@ -120,16 +128,7 @@ static void bench_range(size_t n, double *lat)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct aerogram_row_query q = { .pk = pk, .limit = ROWS };
-		struct aerogram_row_result *r;
-		double t0 = now_us();
-		if (drv->row_read(store, &q, 1, &r) != 0)
-			die("row_read (range)");
-		lat[i] = now_us() - t0;
-		if (r->pages[0].n_rows != ROWS) {
-			fprintf(stderr, "bench-driver: range read %zu rows, not %d\n", r->pages[0].n_rows, ROWS);
-			exit(1);
-		}
-		drv->row_result_free(store, r);
+		timed_read(&q, &lat[i], ROWS, "row_read (range)");
 	}
 	report("range read (1000 rows)", lat, n);
 }

@@ -376,6 +376,22 @@ static int sq_file_read(struct aerogram_store *st, const char *name, uint64_t of
 	return 0;
 }
 
+/* Steps the SQ_BLOB_GET statement on `key`: 1 with *out on the blob's row
+ * (reset it when done), 0 when there is no such blob, or a negative code. */
+static int sq_blob_find(struct sq_conn *conn, const char *key, sqlite3_stmt **out)
+{
+	sqlite3_stmt *s = *out = sq_stmt(conn, SQ_BLOB_GET);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a blob");
+	sqlite3_reset(s);
+	return code;
+}
+
 static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
                       const struct aerogram_blob_request *rq, struct aerogram_blob *b)
 {
@@ -384,16 +400,11 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 		b->status = AEROGRAM_EINVAL;
 		return 0;
 	}
-	sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_GET);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, rq->key, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a blob");
-		sqlite3_reset(s);
+	sqlite3_stmt *s;
+	int found = sq_blob_find(conn, rq->key, &s);
+	if (found <= 0) {
 		b->status = AEROGRAM_ENOTFOUND;
-		return code;
+		return found;
 	}
 	uint64_t size = (uint64_t)sqlite3_column_int64(s, 0);
 	uint64_t off = rq->offset < size ? rq->offset : size;
@@ -441,12 +452,10 @@ static int sq_get_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_get_ctx *c = arg;
 	struct agk_blob_result *res = c->res;
-	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
-	struct aerogram_blob *blobs = agk_arena_alloc(&res->arena, (c->n ? c->n : 1) * sizeof(*blobs));
+	struct aerogram_blob *blobs = agk_arena_restart(&res->arena, c->n, sizeof(*blobs));
 	if (blobs == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	memset(blobs, 0, (c->n ? c->n : 1) * sizeof(*blobs));
 	for (size_t i = 0; i < c->n; i++) {
 		int code = sq_get_one(conn, c, &c->reqs[i], &blobs[i]);
 		if (code)
@@ -496,17 +505,11 @@ static int sq_copy_txn(struct sq_conn *conn, void *arg)
 	sq_file_unlink(st, c->linked);
 	c->linked[0] = '\0';
 	c->old[0] = '\0';
-	sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_GET);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, c->src, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? agk_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src)
-		                             : sq_db_fail(conn, rc, "reading a blob");
-		sqlite3_reset(s);
-		return code;
-	}
+	sqlite3_stmt *s;
+	int found = sq_blob_find(conn, c->src, &s);
+	if (found <= 0)
+		return found < 0 ? found
+		                 : agk_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src);
 	if (strcmp(c->src, c->dst) == 0) {
 		sqlite3_reset(s);
 		c->same = 1;

@@ -436,13 +436,10 @@ static int sq_read_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_read_ctx *c = arg;
 	struct agk_row_result *res = c->res;
-	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
-	struct aerogram_row_page *pages =
-		agk_arena_alloc(&res->arena, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
+	struct aerogram_row_page *pages = agk_arena_restart(&res->arena, c->n_queries, sizeof(*pages));
 	if (pages == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	memset(pages, 0, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
 	for (size_t i = 0; i < c->n_queries; i++) {
 		const struct aerogram_row_query *q = &c->queries[i];
 		int code = q->sk ? sq_read_single(conn, &res->arena, q, &pages[i])

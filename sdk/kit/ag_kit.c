@@ -117,6 +117,12 @@ void agk_arena_free(struct agk_arena *a)
 	}
 }
 
+void *agk_arena_restart(struct agk_arena *a, size_t n, size_t size)
+{
+	agk_arena_free(a);
+	return agk_arena_alloc(a, (n ? n : 1) * size);
+}
+
 /* ---- growable arrays ---- */
 
 int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first)

@@ -42,6 +42,10 @@ char *agk_arena_strndup(struct agk_arena *a, const char *s, size_t len);
 char *agk_arena_strdup(struct agk_arena *a, const char *s);
 /* Frees every allocation; the arena is empty and usable again. */
 void agk_arena_free(struct agk_arena *a);
+/* Empties the arena, then allocates `n` (at least one) zeroed items of
+ * `size` bytes from it: a result filled again from the start (a retried
+ * transaction). NULL when memory runs out. */
+void *agk_arena_restart(struct agk_arena *a, size_t n, size_t size);
 
 /* ---- growable arrays ---- */
 
