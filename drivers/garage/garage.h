@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <expat.h>
 
 #include "aerogram/driver.h"
 #include "drivers/garage/garage_buf.h"
@@ -151,6 +152,11 @@ struct gr_xml_field {
  * before the error). */
 int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
                   struct gr_xml_field *fields, size_t n);
+/* Parses a whole XML document with these expat handlers and user data.
+ * Returns 0; or records "garage: unreadable XML from <op>: <expat's
+ * reason>" (or out of memory) and returns AEROGRAM_EINTERNAL. */
+int gr_xml_parse(const char *data, size_t len, void *ud, XML_StartElementHandler start,
+                 XML_EndElementHandler end, XML_CharacterDataHandler text, const char *op);
 
 /* Errors (garage_error.c). */
 /* Map a finished request that failed to an AEROGRAM_E* code and record the
@@ -164,6 +170,8 @@ int gr_request_error(const struct gr_request *req, char **msg);
 
 /* URI-encode a partition key for a K2V path (leading '/' encoded, others kept). */
 char *gr_encode_pk(const char *pk);
+/* "/<bucket>/<enc>" for an encoded name, which it frees (NULL: NULL). */
+char *gr_bucket_path(struct gr_store *st, char *enc);
 /* Base64 (standard alphabet, padded) of len bytes; malloc'ed. */
 char *gr_base64_encode(const uint8_t *data, size_t len);
 /* Decode standard base64 into a malloc'ed buffer; -1 on bad input. */

@@ -36,7 +36,7 @@ struct gr_engine {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;      /* signalled when a call completes */
 	struct gr_request *incoming; /* under lock, LIFO; reversed when taken */
-	struct gr_call *calls;       /* under lock */
+	struct gr_call *calls;       /* under lock, oldest first */
 	int stop;                    /* under lock */
 	/* Engine thread only. */
 	struct gr_request *delayed;  /* attempts waiting for their backoff */
@@ -177,14 +177,7 @@ static void *engine_main(void *arg)
 			rev = next;
 		}
 		/* Calls from other threads, oldest first. */
-		struct gr_call *crev = NULL;
-		while (calls) {
-			struct gr_call *next = calls->next;
-			calls->next = crev;
-			crev = calls;
-			calls = next;
-		}
-		for (struct gr_call *c = crev; c;) {
+		for (struct gr_call *c = calls; c;) {
 			struct gr_call *next = c->next;
 			c->fn(c->arg);
 			pthread_mutex_lock(&eng->lock);
@@ -356,8 +349,10 @@ void gr_engine_call(struct gr_engine *eng, void (*fn)(void *), void *arg)
 	}
 	struct gr_call call = {fn, arg, 0, NULL};
 	pthread_mutex_lock(&eng->lock);
-	call.next = eng->calls;
-	eng->calls = &call;
+	struct gr_call **tail = &eng->calls; /* calls are few: appended in order */
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = &call;
 	pthread_mutex_unlock(&eng->lock);
 	curl_multi_wakeup(eng->multi);
 	pthread_mutex_lock(&eng->lock);

@@ -35,6 +35,16 @@ char *gr_encode_pk(const char *pk)
 	return gbuf_take(&b);
 }
 
+char *gr_bucket_path(struct gr_store *st, char *enc)
+{
+	if (!enc)
+		return NULL;
+	struct gbuf b = {0};
+	gbuf_addf(&b, "/%s/%s", st->bucket_enc, enc);
+	free(enc);
+	return gbuf_take(&b);
+}
+
 char *gr_base64_encode(const uint8_t *data, size_t len)
 {
 	if (len > (size_t)INT32_MAX / 2)

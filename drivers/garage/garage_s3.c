@@ -20,13 +20,7 @@
 /* The wire path of a key: /bucket/key with the key URI-encoded ('/' kept). */
 static char *object_path(struct gr_store *st, const char *key)
 {
-	char *enc = sigv4_uri_encode(key, strlen(key), 1);
-	if (!enc)
-		return NULL;
-	struct gbuf b = {0};
-	gbuf_addf(&b, "/%s/%s", st->bucket_enc, enc);
-	free(enc);
-	return gbuf_take(&b);
+	return gr_bucket_path(st, sigv4_uri_encode(key, strlen(key), 1));
 }
 
 static int check_key(const char *key)
@@ -447,25 +441,14 @@ int gr_blob_list(struct aerogram_store *store, const char *prefix, const char *c
 	if (rc == 0) {
 		l = calloc(1, sizeof(*l));
 		struct list_parse p = {.list = l};
-		XML_Parser xp = l ? XML_ParserCreate("UTF-8") : NULL;
-		if (!xp) {
+		rc = l ? gr_xml_parse(req.response.data, req.response.len, &p, list_start, list_end,
+		                      list_text, "ListObjectsV2")
+		       : agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		if (rc == 0 && p.failed)
 			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-		} else {
-			XML_SetUserData(xp, &p);
-			XML_SetElementHandler(xp, list_start, list_end);
-			XML_SetCharacterDataHandler(xp, list_text);
-			if (XML_Parse(xp, req.response.data ? req.response.data : "",
-			              (int)req.response.len, 1) == XML_STATUS_ERROR)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
-				                                 "ListObjectsV2: %s",
-				             XML_ErrorString(XML_GetErrorCode(xp)));
-			else if (p.failed)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-			else if (p.truncated && !(l->next_token && *l->next_token))
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
-				                                 "a continuation token");
-			XML_ParserFree(xp);
-		}
+		else if (rc == 0 && p.truncated && !(l->next_token && *l->next_token))
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
+			                                 "a continuation token");
 		gbuf_free(&p.text);
 		gbuf_free(&p.key);
 		if (rc == 0) {
@@ -596,23 +579,11 @@ static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
 	int rc = gr_request_status(&req);
 	if (rc == 0 && req.response.len) {
 		struct delete_parse p = {0};
-		XML_Parser xp = XML_ParserCreate("UTF-8");
-		if (!xp) {
-			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-		} else {
-			XML_SetUserData(xp, &p);
-			XML_SetElementHandler(xp, del_start, del_end);
-			XML_SetCharacterDataHandler(xp, del_text);
-			if (XML_Parse(xp, req.response.data, (int)req.response.len, 1) ==
-			    XML_STATUS_ERROR)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
-				                                 "DeleteObjects: %s",
-				             XML_ErrorString(XML_GetErrorCode(xp)));
-			else if (p.first_error.len)
-				rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
-				             p.first_error.data);
-			XML_ParserFree(xp);
-		}
+		rc = gr_xml_parse(req.response.data, req.response.len, &p, del_start, del_end,
+		                  del_text, "DeleteObjects");
+		if (rc == 0 && p.first_error.len)
+			rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
+			             p.first_error.data);
 		gbuf_free(&p.text);
 		gbuf_free(&p.code);
 		gbuf_free(&p.key);

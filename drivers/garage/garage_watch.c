@@ -74,17 +74,6 @@ static unsigned poll_seconds(const struct aerogram_watch *w)
 	return (unsigned)s;
 }
 
-static char *item_path(struct gr_store *st, const char *pk)
-{
-	char *enc = gr_encode_pk(pk);
-	if (!enc)
-		return NULL;
-	struct gbuf b = {0};
-	gbuf_addf(&b, "/%s/%s", st->bucket_enc, enc);
-	free(enc);
-	return gbuf_take(&b);
-}
-
 /* Build and submit the request of the current phase. Returns 0 or -1. */
 static int submit_step(struct aerogram_watch *w)
 {
@@ -110,7 +99,7 @@ static int submit_step(struct aerogram_watch *w)
 		req->timeout_ms = (long)secs * 1000 + POLL_HTTP_MARGIN_MS;
 	}
 	free(sk);
-	req->path = item_path(st, w->pk);
+	req->path = gr_bucket_path(st, gr_encode_pk(w->pk));
 	req->query = gbuf_take(&q);
 	if (gr_request_plain(req, "Accept: application/json") < 0)
 		return -1;

@@ -1,15 +1,13 @@
 /*
  * garage_xml.c - the text of chosen children of an S3 XML answer's root
  * element: an error's <Code> and <Message>, <ActualObjectSize> of an
- * InvalidRange error, the <Code> of an <Error> sent after a 200. Listings
- * and batch deletes, whose answers repeat elements, have parsers of their
- * own in garage_s3.c.
+ * InvalidRange error, the <Code> of an <Error> sent after a 200; and the
+ * parse of a whole answer with the handlers of a listing or a batch delete,
+ * whose answers repeat elements (garage_s3.c).
  */
 #include "drivers/garage/garage.h"
 
 #include <string.h>
-
-#include <expat.h>
 
 struct xml_fields {
 	int depth;
@@ -48,21 +46,29 @@ static void XMLCALL fields_text(void *ud, const XML_Char *s, int len)
 		gbuf_add(&x->in->text, s, (size_t)len);
 }
 
+int gr_xml_parse(const char *data, size_t len, void *ud, XML_StartElementHandler start,
+                 XML_EndElementHandler end, XML_CharacterDataHandler text, const char *op)
+{
+	XML_Parser p = XML_ParserCreate("UTF-8");
+	if (!p)
+		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+	XML_SetUserData(p, ud);
+	XML_SetElementHandler(p, start, end);
+	XML_SetCharacterDataHandler(p, text);
+	int rc = 0;
+	if (XML_Parse(p, data ? data : "", (int)len, 1) == XML_STATUS_ERROR)
+		rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from %s: %s", op,
+		              XML_ErrorString(XML_GetErrorCode(p)));
+	XML_ParserFree(p);
+	return rc;
+}
+
 int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
                   struct gr_xml_field *fields, size_t n)
 {
 	struct xml_fields x = { .root = root, .fields = fields, .n = n };
-	if (is_root)
-		*is_root = 0;
-	XML_Parser p = XML_ParserCreate("UTF-8");
-	if (!p)
-		return -1;
-	XML_SetUserData(p, &x);
-	XML_SetElementHandler(p, fields_start, fields_end);
-	XML_SetCharacterDataHandler(p, fields_text);
-	int ok = XML_Parse(p, data, (int)len, 1) != XML_STATUS_ERROR;
-	XML_ParserFree(p);
+	int rc = gr_xml_parse(data, len, &x, fields_start, fields_end, fields_text, "an answer");
 	if (is_root)
 		*is_root = x.is_root;
-	return ok ? 0 : -1;
+	return rc == 0 ? 0 : -1;
 }
