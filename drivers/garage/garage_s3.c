@@ -186,14 +186,11 @@ out:
 		gr_request_free(&reqs[i]);
 	free(reqs);
 	free(ptrs);
-	if (rc) {
-		agk_blob_result_free(store, res ? &res->pub : NULL);
+	if (!res)
 		return rc;
-	}
 	res->pub.n_blobs = n;
 	res->pub.blobs = blobs;
-	*out = &res->pub;
-	return 0;
+	return agk_blob_result_done(rc, res, out);
 }
 
 /* ---- blob_put, blob_copy ---- */

@@ -392,11 +392,9 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
 		}
 	}
 	pthread_rwlock_unlock(&st->rows_lock);
-	*out = &res->pub;
-	return 0;
+	return agk_row_result_done(0, res, out);
 oom:
-	agk_row_result_free(st, &res->pub);
-	return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
+	return agk_row_result_done(agk_fail(AEROGRAM_EINTERNAL, "out of memory"), res, out);
 }
 
 /* ---- writes ----------------------------------------------------------- */

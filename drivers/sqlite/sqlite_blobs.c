@@ -480,11 +480,7 @@ int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_get_ctx c = { st, requests, n_requests, res };
 	int code = sq_txn(st, 0, sq_get_txn, &c);
-	if (code == 0)
-		*out = &res->pub;
-	else
-		agk_blob_result_free(st, &res->pub);
-	return code;
+	return agk_blob_result_done(code, res, out);
 }
 
 /* ---- copy ---- */
@@ -680,11 +676,7 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 	struct sq_list_ctx c = { lower, has_succ ? succ : NULL, max_keys, res };
 	int code = sq_txn(st, 0, sq_list_txn, &c);
 	free(succ);
-	if (code == 0)
-		*out = &res->pub;
-	else
-		agk_blob_list_free(st, &res->pub);
-	return code;
+	return agk_blob_list_done(code, res, out);
 }
 
 /* ---- delete ---- */

@@ -464,11 +464,7 @@ int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *quer
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_read_ctx c = { queries, n_queries, res };
 	code = sq_txn(st, 0, sq_read_txn, &c);
-	if (code == 0)
-		*out = &res->pub;
-	else
-		agk_row_result_free(st, &res->pub);
-	return code;
+	return agk_row_result_done(code, res, out);
 }
 
 /* ---- write ---- */

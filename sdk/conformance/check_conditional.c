@@ -321,7 +321,6 @@ static void test_watch_on_condition_row_fires(void)
 #define CAS_INCREMENTS 40
 
 struct incrementer {
-	pthread_t thread;
 	int id;
 	const char *pk;
 	int rc;
@@ -402,17 +401,11 @@ static void test_cas_counter_is_linearizable(void)
 		return;
 	const char *pk = ck_pk("cas-counter");
 	struct incrementer *in = ck_alloc(CAS_THREADS * sizeof(*in));
-	int started = 0;
 	for (int i = 0; i < CAS_THREADS; i++) {
 		in[i].id = i;
 		in[i].pk = pk;
-		if (pthread_create(&in[i].thread, NULL, incrementer_main, &in[i]) != 0)
-			break;
-		started++;
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(in[i].thread, NULL);
-	CK_REQUIRE(started == CAS_THREADS, "could not start %d threads", CAS_THREADS);
+	ck_run_threads(CAS_THREADS, incrementer_main, in, sizeof(*in), "incrementer");
 	unsigned conflicts = 0;
 	for (int i = 0; i < CAS_THREADS; i++) {
 		CK_CHECK(in[i].rc == 0, "increments of thread %d stopped after %u with %s: %s", i,

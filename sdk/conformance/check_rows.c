@@ -609,7 +609,6 @@ static void test_row_keys(void)
 #define SHARED_PER_WRITER 50
 
 struct writer {
-	pthread_t thread;
 	int id;
 	const char *pk;
 	int rc;
@@ -648,18 +647,11 @@ static void test_concurrent_writers(void)
 {
 	const char *pk = ck_pk("concurrent");
 	struct writer *wr = ck_alloc(WRITERS * sizeof(*wr));
-	int started = 0;
 	for (int i = 0; i < WRITERS; i++) {
 		wr[i].id = i;
 		wr[i].pk = pk;
-		if (pthread_create(&wr[i].thread, NULL, writer_main, &wr[i]) == 0)
-			started++;
-		else
-			break;
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(wr[i].thread, NULL);
-	CK_REQUIRE(started == WRITERS, "could not start %d writer threads", WRITERS);
+	ck_run_threads(WRITERS, writer_main, wr, sizeof(*wr), "writer");
 	/* each thread's own message: driver_message() would read this thread's */
 	for (int i = 0; i < WRITERS; i++)
 		if (wr[i].rc == AEROGRAM_ENOTSUP)

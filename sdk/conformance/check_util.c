@@ -3,6 +3,7 @@
 #include "sdk/conformance/check_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,18 @@ char *ck_put(const char *pk, const char *sk, const char *value, const char *toke
 }
 
 /* ---- misc ---------------------------------------------------------------- */
+
+void ck_run_threads(int n, void *(*fn)(void *), void *args, size_t size, const char *what)
+{
+	pthread_t *t = ck_alloc((size_t)n * sizeof(*t));
+	int started = 0;
+	while (started < n &&
+	       pthread_create(&t[started], NULL, fn, (char *)args + (size_t)started * size) == 0)
+		started++;
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	CK_REQUIRE(started == n, "could not start %d %s threads", n, what);
+}
 
 int ck_thread_count(void)
 {

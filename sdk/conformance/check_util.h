@@ -85,6 +85,9 @@ char *ck_token(const struct aerogram_row *row);
 /* ck_write, then the token the row has after it (as ck_token). */
 char *ck_put(const char *pk, const char *sk, const char *value, const char *token);
 
+/* Runs fn on n threads at once, the i-th given args + i * size, and waits
+ * for them all; ends the test when one cannot start ("<what> threads"). */
+void ck_run_threads(int n, void *(*fn)(void *), void *args, size_t size, const char *what);
 /* The number of threads of this process (from /proc/self/task). */
 int ck_thread_count(void);
 /* Monotonic milliseconds. */

@@ -157,22 +157,30 @@ struct agk_blob_list *agk_blob_list_new(void)
 	return calloc(1, sizeof(struct agk_blob_list));
 }
 
-/* The free function of one kind of holder: the public part is its first
- * member, so the host's pointer is the holder's. */
-#define AGK_HOLDER_FREE(name, pub_type, holder_type)                \
-	void name(struct aerogram_store *store, pub_type *pub)      \
-	{                                                           \
-		(void)store;                                        \
-		if (pub == NULL)                                    \
-			return;                                     \
-		holder_type *h = (holder_type *)pub;                \
-		agk_arena_free(&h->arena);                          \
-		free(h);                                            \
+/* The free and done functions of one kind of holder: the public part is
+ * its first member, so the host's pointer is the holder's. */
+#define AGK_HOLDER_FUNCTIONS(kind, pub_type)                                       \
+	void agk_##kind##_free(struct aerogram_store *store, pub_type *pub)        \
+	{                                                                          \
+		(void)store;                                                       \
+		if (pub == NULL)                                                   \
+			return;                                                    \
+		struct agk_##kind *h = (struct agk_##kind *)pub;                   \
+		agk_arena_free(&h->arena);                                         \
+		free(h);                                                           \
+	}                                                                          \
+	int agk_##kind##_done(int code, struct agk_##kind *h, pub_type **out)      \
+	{                                                                          \
+		if (code == 0)                                                     \
+			*out = &h->pub;                                            \
+		else                                                               \
+			agk_##kind##_free(NULL, &h->pub);                          \
+		return code;                                                       \
 	}
 
-AGK_HOLDER_FREE(agk_row_result_free, struct aerogram_row_result, struct agk_row_result)
-AGK_HOLDER_FREE(agk_blob_result_free, struct aerogram_blob_result, struct agk_blob_result)
-AGK_HOLDER_FREE(agk_blob_list_free, struct aerogram_blob_list, struct agk_blob_list)
+AGK_HOLDER_FUNCTIONS(row_result, struct aerogram_row_result)
+AGK_HOLDER_FUNCTIONS(blob_result, struct aerogram_blob_result)
+AGK_HOLDER_FUNCTIONS(blob_list, struct aerogram_blob_list)
 
 /* ---- keys and queries ---- */
 

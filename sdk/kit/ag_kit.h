@@ -80,6 +80,11 @@ struct agk_blob_list *agk_blob_list_new(void);
 void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result);
 void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
 void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
+/* The end of a call that filled a holder: with code 0, *out is its public
+ * part for the host; otherwise the holder is freed. Returns code. */
+int agk_row_result_done(int code, struct agk_row_result *res, struct aerogram_row_result **out);
+int agk_blob_result_done(int code, struct agk_blob_result *res, struct aerogram_blob_result **out);
+int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob_list **out);
 
 /* ---- the ABI's rules for keys and queries ---- */
 
