@@ -131,11 +131,9 @@ static int garage_open(const struct aerogram_host *host, const struct aerogram_c
 		return AEROGRAM_EINTERNAL;
 	}
 
-	struct gr_store *st = calloc(1, sizeof(*st));
-	if (!st) {
-		snprintf(errbuf, errlen, "garage: out of memory");
+	struct gr_store *st = agk_store_new(sizeof(*st), "garage", errbuf, errlen);
+	if (!st)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
 	const char *k2v = agk_config_value(config, n_config, "k2v_endpoint");
 	const char *s3 = agk_config_value(config, n_config, "s3_endpoint");

@@ -23,11 +23,9 @@ static int mem_open(const struct aerogram_host *host, const struct aerogram_conf
 {
 	(void)config, (void)n_config; /* the host refused any key: there are none */
 	*out = NULL;
-	struct aerogram_store *st = calloc(1, sizeof(*st));
-	if (st == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct aerogram_store *st = agk_store_new(sizeof(*st), "memory", errbuf, errlen);
+	if (st == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
 	pthread_rwlock_init(&st->rows_lock, NULL);
 	pthread_rwlock_init(&st->blobs_lock, NULL);

@@ -545,11 +545,9 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	*out = NULL;
 	if (errlen)
 		errbuf[0] = '\0';
-	struct aerogram_store *st = calloc(1, sizeof(*st));
-	if (st == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct aerogram_store *st = agk_store_new(sizeof(*st), "sqlite", errbuf, errlen);
+	if (st == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
 	pthread_mutex_init(&st->pool_mu, NULL);
 	pthread_mutex_init(&st->commit_mu, NULL);

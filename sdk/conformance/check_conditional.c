@@ -13,9 +13,6 @@
 
 #include "sdk/conformance/check_util.h"
 
-/* Long enough that a loaded machine never trips it. */
-#define WAIT_MS 30000
-
 /* Whether the conditional tests apply; prints the note of a skipped test. */
 static int conditional_or_skip(void)
 {
@@ -253,59 +250,28 @@ static void test_condition_row_not_written(void)
 
 /* ---- a watch on the condition row ---------------------------------------- */
 
-struct fire {
-	pthread_mutex_t lock;
-	int calls, status;
-	char token[AEROGRAM_TOKEN_MAX];
-	char value[64];
-};
-
-static void on_fire(void *arg, int status, const struct aerogram_row *row, const char *message)
-{
-	(void)message;
-	struct fire *f = arg;
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	f->status = status;
-	if (row != NULL) {
-		snprintf(f->token, sizeof(f->token), "%s", row->token ? row->token : "");
-		if (row->n_values == 1 && !row->values[0].tombstone)
-			snprintf(f->value, sizeof(f->value), "%.*s", (int)row->values[0].len,
-			         (const char *)row->values[0].data);
-	}
-	pthread_mutex_unlock(&f->lock);
-}
-
 static void test_watch_on_condition_row_fires(void)
 {
 	if (!conditional_or_skip())
 		return;
 	const char *pk = ck_pk("cas-watch");
 	char *t = ck_put(pk, "watch", "w0", NULL);
-	struct fire *f = ck_alloc(sizeof(*f));
-	pthread_mutex_init(&f->lock, NULL);
-	struct aerogram_watch *watch = NULL;
-	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, "watch", t, WAIT_MS, on_fire, f, &watch));
+	struct ck_watch_rec *f = ck_watch_rec_new();
+	CK_OK("row_watch",
+	      ck_driver->row_watch(ck_store, pk, "watch", t, CK_WAIT_MS, ck_on_watch, f, &f->watch));
 	struct aerogram_row_write w[2] = {
 		value_write(pk, "log-0001", "entry", NULL),
 		value_write(pk, "watch", "w1", t),
 	};
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
 	int rc = insert_if(pk, "watch", t, w, 2, new_token);
-	uint64_t until = ck_now_ms() + WAIT_MS + 5000;
+	int calls = rc == 0 ? ck_watch_wait(f, CK_WAIT_MS + 5000) : ck_watch_calls(f);
 	pthread_mutex_lock(&f->lock);
-	while (rc == 0 && f->calls == 0 && ck_now_ms() < until) {
-		pthread_mutex_unlock(&f->lock);
-		ck_sleep_ms(5);
-		pthread_mutex_lock(&f->lock);
-	}
-	int calls = f->calls, status = f->status;
-	char token[AEROGRAM_TOKEN_MAX], value[64];
+	int status = f->status;
+	char token[sizeof(f->token)], value[sizeof(f->first_value)];
 	memcpy(token, f->token, sizeof(token));
-	memcpy(value, f->value, sizeof(value));
+	memcpy(value, f->first_value, sizeof(value));
 	pthread_mutex_unlock(&f->lock);
-	ck_driver->row_watch_release(ck_store, watch);
-	pthread_mutex_destroy(&f->lock);
 	CK_OK("row_insert_if", rc);
 	CK_REQUIRE(calls == 1, "the watch on the condition row fired %d times, expected once", calls);
 	CK_CHECK(status == AEROGRAM_OK, "the watch fired with %s, expected AEROGRAM_OK",

@@ -317,6 +317,99 @@ char *ck_put(const char *pk, const char *sk, const char *value, const char *toke
 
 /* ---- misc ---------------------------------------------------------------- */
 
+/* ---- watch records ------------------------------------------------------ */
+
+static void watch_rec_destroy(void *arg)
+{
+	struct ck_watch_rec *r = arg;
+	if (r->watch)
+		ck_driver->row_watch_release(ck_store, r->watch);
+	if (r->child)
+		watch_rec_destroy(r->child);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}
+
+/* A record released (watch included) at the end of the test. */
+struct ck_watch_rec *ck_watch_rec_new(void)
+{
+	struct ck_watch_rec *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		CK_FAIL("out of memory in the test runner");
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->caller = pthread_self();
+	ck_defer(watch_rec_destroy, r);
+	return r;
+}
+
+static void copy_row(struct ck_watch_rec *r, const struct aerogram_row *row)
+{
+	r->has_row = 1;
+	snprintf(r->token, sizeof(r->token), "%s", row->token ? row->token : "");
+	r->n_values = row->n_values;
+	r->first_value[0] = '\0';
+	for (size_t i = 0; i < row->n_values; i++) {
+		if (!row->values[i].tombstone) {
+			size_t n = row->values[i].len < sizeof(r->first_value) - 1 ? row->values[i].len
+			                                                             : sizeof(r->first_value) - 1;
+			memcpy(r->first_value, row->values[i].data, n);
+			r->first_value[n] = '\0';
+			break;
+		}
+	}
+}
+
+void ck_on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
+{
+	(void)message;
+	struct ck_watch_rec *r = arg;
+	pthread_mutex_lock(&r->lock);
+	r->calls++;
+	r->status = status;
+	r->from_caller_thread = pthread_equal(pthread_self(), r->caller);
+	if (row)
+		copy_row(r, row);
+	if (r->start_from_cb && r->child == NULL) {
+		/* a callback may start new watches */
+		struct ck_watch_rec *c = calloc(1, sizeof(*c));
+		if (c) {
+			pthread_mutex_init(&c->lock, NULL);
+			pthread_cond_init(&c->cond, NULL);
+			c->caller = pthread_self();
+			r->child_rc = ck_driver->row_watch(ck_store, r->cb_pk, r->cb_sk, NULL, CK_WAIT_MS,
+			                                   ck_on_watch, c, &c->watch);
+			r->child = c;
+		}
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits until the record has been called back; returns its call count. */
+int ck_watch_wait(struct ck_watch_rec *r, unsigned ms)
+{
+	uint64_t deadline = ck_now_ms() + ms;
+	pthread_mutex_lock(&r->lock);
+	while (r->calls == 0 && ck_now_ms() < deadline) {
+		pthread_mutex_unlock(&r->lock);
+		ck_sleep_ms(2);
+		pthread_mutex_lock(&r->lock);
+	}
+	int calls = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return calls;
+}
+
+int ck_watch_calls(struct ck_watch_rec *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int calls = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return calls;
+}
+
 void ck_run_threads(int n, void *(*fn)(void *), void *args, size_t size, const char *what)
 {
 	pthread_t *t = ck_alloc((size_t)n * sizeof(*t));

@@ -8,124 +8,9 @@
 
 #include "sdk/conformance/check_util.h"
 
-/* Long enough that a loaded machine never trips it; a correct driver
- * answers long before. */
-#define WAIT_MS 30000
-
-/* What a callback saw, copied out of the driver's memory. */
-struct rec {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int calls;
-	int status;
-	int from_caller_thread;
-	pthread_t caller;
-	int has_row;
-	char token[256];
-	size_t n_values;
-	char first_value[64];
-	struct aerogram_watch *watch;
-	/* a watch started from the callback */
-	int start_from_cb;
-	const char *cb_pk, *cb_sk;
-	struct rec *child;
-	int child_rc;
-};
-
-static void rec_destroy(void *arg)
+static void watch(const char *pk, const char *sk, const char *token, uint32_t timeout_ms, struct ck_watch_rec *r)
 {
-	struct rec *r = arg;
-	if (r->watch)
-		ck_driver->row_watch_release(ck_store, r->watch);
-	if (r->child)
-		rec_destroy(r->child);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	free(r);
-}
-
-/* A record released (watch included) at the end of the test. */
-static struct rec *rec_new(void)
-{
-	struct rec *r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		CK_FAIL("out of memory in the test runner");
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	r->caller = pthread_self();
-	ck_defer(rec_destroy, r);
-	return r;
-}
-
-static void copy_row(struct rec *r, const struct aerogram_row *row)
-{
-	r->has_row = 1;
-	snprintf(r->token, sizeof(r->token), "%s", row->token ? row->token : "");
-	r->n_values = row->n_values;
-	r->first_value[0] = '\0';
-	for (size_t i = 0; i < row->n_values; i++) {
-		if (!row->values[i].tombstone) {
-			size_t n = row->values[i].len < sizeof(r->first_value) - 1 ? row->values[i].len
-			                                                             : sizeof(r->first_value) - 1;
-			memcpy(r->first_value, row->values[i].data, n);
-			r->first_value[n] = '\0';
-			break;
-		}
-	}
-}
-
-static void on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
-{
-	(void)message;
-	struct rec *r = arg;
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
-	r->status = status;
-	r->from_caller_thread = pthread_equal(pthread_self(), r->caller);
-	if (row)
-		copy_row(r, row);
-	if (r->start_from_cb && r->child == NULL) {
-		/* a callback may start new watches */
-		struct rec *c = calloc(1, sizeof(*c));
-		if (c) {
-			pthread_mutex_init(&c->lock, NULL);
-			pthread_cond_init(&c->cond, NULL);
-			c->caller = pthread_self();
-			r->child_rc = ck_driver->row_watch(ck_store, r->cb_pk, r->cb_sk, NULL, WAIT_MS,
-			                                   on_watch, c, &c->watch);
-			r->child = c;
-		}
-	}
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
-/* Waits until the record has been called back; returns its call count. */
-static int rec_wait(struct rec *r, unsigned ms)
-{
-	uint64_t deadline = ck_now_ms() + ms;
-	pthread_mutex_lock(&r->lock);
-	while (r->calls == 0 && ck_now_ms() < deadline) {
-		pthread_mutex_unlock(&r->lock);
-		ck_sleep_ms(2);
-		pthread_mutex_lock(&r->lock);
-	}
-	int calls = r->calls;
-	pthread_mutex_unlock(&r->lock);
-	return calls;
-}
-
-static int rec_calls(struct rec *r)
-{
-	pthread_mutex_lock(&r->lock);
-	int calls = r->calls;
-	pthread_mutex_unlock(&r->lock);
-	return calls;
-}
-
-static void watch(const char *pk, const char *sk, const char *token, uint32_t timeout_ms, struct rec *r)
-{
-	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, sk, token, timeout_ms, on_watch, r, &r->watch));
+	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, sk, token, timeout_ms, ck_on_watch, r, &r->watch));
 	CK_REQUIRE(r->watch != NULL, "row_watch succeeded but returned no watch");
 }
 
@@ -134,15 +19,15 @@ static void test_watch_fires_on_change(void)
 {
 	const char *pk = ck_pk("watch");
 	char *t = ck_put(pk, "row", "v1", NULL);
-	struct rec *r = rec_new();
-	watch(pk, "row", t, WAIT_MS, r);
+	struct ck_watch_rec *r = ck_watch_rec_new();
+	watch(pk, "row", t, CK_WAIT_MS, r);
 	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(r) == 0, "a watch fired although the row did not change");
+	CK_CHECK(ck_watch_calls(r) == 0, "a watch fired although the row did not change");
 	ck_write(pk, "other-row", "x", NULL); /* another row of the partition: no wake-up */
 	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r) == 0, "a watch fired on a write to another row");
+	CK_CHECK(ck_watch_calls(r) == 0, "a watch fired on a write to another row");
 	ck_write(pk, "row", "v2", t);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "the watch did not fire after the row changed");
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "the watch did not fire after the row changed");
 	CK_CHECK(r->status == AEROGRAM_OK, "the watch fired with %s, expected AEROGRAM_OK",
 	         ck_status_name(r->status));
 	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch");
@@ -155,7 +40,7 @@ static void test_watch_fires_on_change(void)
 	         "the callback's token must be the row's new token");
 	CK_CHECK(strcmp(r->token, t) != 0, "the callback's token is the old token");
 	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r) == 1, "a watch must be called back exactly once (got %d)", rec_calls(r));
+	CK_CHECK(ck_watch_calls(r) == 1, "a watch must be called back exactly once (got %d)", ck_watch_calls(r));
 }
 
 /* A watch that sees no change fires with ETIMEDOUT after its timeout. */
@@ -163,10 +48,10 @@ static void test_watch_timeout(void)
 {
 	const char *pk = ck_pk("timeout");
 	char *t = ck_put(pk, "row", "v", NULL);
-	struct rec *r = rec_new();
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	uint64_t t0 = ck_now_ms();
 	watch(pk, "row", t, 300, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a watch with a 300 ms timeout never fired");
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "a watch with a 300 ms timeout never fired");
 	uint64_t elapsed = ck_now_ms() - t0;
 	CK_CHECK(r->status == AEROGRAM_ETIMEDOUT, "the timeout fired with %s, expected AEROGRAM_ETIMEDOUT",
 	         ck_status_name(r->status));
@@ -174,9 +59,9 @@ static void test_watch_timeout(void)
 	CK_CHECK(elapsed >= 250, "a 300 ms watch fired after only %llu ms", (unsigned long long)elapsed);
 
 	/* a watch on a row nobody writes times out too */
-	struct rec *r2 = rec_new();
+	struct ck_watch_rec *r2 = ck_watch_rec_new();
 	watch(pk, "never-written", NULL, 200, r2);
-	CK_REQUIRE(rec_wait(r2, WAIT_MS) == 1, "a watch on a missing row never timed out");
+	CK_REQUIRE(ck_watch_wait(r2, CK_WAIT_MS) == 1, "a watch on a missing row never timed out");
 	CK_CHECK(r2->status == AEROGRAM_ETIMEDOUT, "expected AEROGRAM_ETIMEDOUT, got %s",
 	         ck_status_name(r2->status));
 }
@@ -188,19 +73,19 @@ static void test_watch_null_token(void)
 {
 	const char *pk = ck_pk("nulltoken");
 	ck_write(pk, "exists", "here", NULL);
-	struct rec *r = rec_new();
-	watch(pk, "exists", NULL, WAIT_MS, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a NULL-token watch on an existing row did not fire");
+	struct ck_watch_rec *r = ck_watch_rec_new();
+	watch(pk, "exists", NULL, CK_WAIT_MS, r);
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "a NULL-token watch on an existing row did not fire");
 	CK_CHECK(r->status == AEROGRAM_OK && r->has_row && strcmp(r->first_value, "here") == 0,
 	         "a NULL-token watch must report the row's value (status %s)", ck_status_name(r->status));
 	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch");
 
-	struct rec *m = rec_new();
-	watch(pk, "later", NULL, WAIT_MS, m);
+	struct ck_watch_rec *m = ck_watch_rec_new();
+	watch(pk, "later", NULL, CK_WAIT_MS, m);
 	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(m) == 0, "a NULL-token watch on a missing row fired before any write");
+	CK_CHECK(ck_watch_calls(m) == 0, "a NULL-token watch on a missing row fired before any write");
 	ck_write(pk, "later", "arrived", NULL);
-	CK_REQUIRE(rec_wait(m, WAIT_MS) == 1, "a NULL-token watch did not fire on the first write");
+	CK_REQUIRE(ck_watch_wait(m, CK_WAIT_MS) == 1, "a NULL-token watch did not fire on the first write");
 	CK_CHECK(m->status == AEROGRAM_OK && strcmp(m->first_value, "arrived") == 0,
 	         "the watch must report the first value");
 }
@@ -210,13 +95,13 @@ static void test_watch_release_unfired(void)
 {
 	const char *pk = ck_pk("release");
 	char *t = ck_put(pk, "row", "v", NULL);
-	struct rec *r = rec_new();
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	watch(pk, "row", t, 150, r);
 	ck_driver->row_watch_release(ck_store, r->watch);
 	r->watch = NULL;
 	ck_write(pk, "row", "changed", NULL);
 	ck_sleep_ms(400); /* past the timeout too */
-	CK_CHECK(rec_calls(r) == 0, "a released watch was called back %d time(s)", rec_calls(r));
+	CK_CHECK(ck_watch_calls(r) == 0, "a released watch was called back %d time(s)", ck_watch_calls(r));
 }
 
 /* Release racing with firing: after row_watch_release returns, the callback
@@ -277,7 +162,7 @@ static void test_watch_release_races_firing(void)
 		struct aerogram_watch *w = NULL;
 		/* odd: a NULL token on an existing row, due at once; even: a 1 ms
 		 * timeout on a row nobody writes */
-		int rc = (i % 2) ? ck_driver->row_watch(ck_store, pk, "row", NULL, WAIT_MS, on_race, &slots[i], &w)
+		int rc = (i % 2) ? ck_driver->row_watch(ck_store, pk, "row", NULL, CK_WAIT_MS, on_race, &slots[i], &w)
 		                 : ck_driver->row_watch(ck_store, pk, "missing", NULL, 1, on_race, &slots[i], &w);
 		CK_OK("row_watch", rc);
 		if (i % 3 == 0)
@@ -317,9 +202,9 @@ static void test_thousand_watches(void)
 	const struct aerogram_row_page *p = &ck_read(&q, 1)->pages[0];
 	CK_REQUIRE(p->n_rows == MANY, "expected %d rows, got %zu", MANY, p->n_rows);
 	int threads_before = ck_thread_count();
-	struct rec **recs = ck_alloc(MANY * sizeof(*recs));
+	struct ck_watch_rec **recs = ck_alloc(MANY * sizeof(*recs));
 	for (int i = 0; i < MANY; i++) {
-		recs[i] = rec_new();
+		recs[i] = ck_watch_rec_new();
 		watch(pk, p->rows[i].sk, p->rows[i].token, 60000, recs[i]);
 	}
 	int threads_during = ck_thread_count();
@@ -329,14 +214,14 @@ static void test_thousand_watches(void)
 	ck_sleep_ms(50);
 	int early = 0;
 	for (int i = 0; i < MANY; i++)
-		early += rec_calls(recs[i]);
+		early += ck_watch_calls(recs[i]);
 	CK_CHECK(early == 0, "%d watches fired before any write", early);
 	for (int i = 0; i < MANY; i++)
 		w[i].value = (const uint8_t *)"b";
 	ck_write_batch(w, MANY);
 	int fired = 0, ok = 0;
 	for (int i = 0; i < MANY; i++) {
-		fired += rec_wait(recs[i], WAIT_MS) == 1;
+		fired += ck_watch_wait(recs[i], CK_WAIT_MS) == 1;
 		ok += recs[i]->status == AEROGRAM_OK;
 	}
 	CK_CHECK(fired == MANY, "%d of %d watches fired after the writes", fired, MANY);
@@ -350,19 +235,19 @@ static void test_watch_from_callback(void)
 	const char *pk = ck_pk("fromcb");
 	ck_write(pk, "a", "1", NULL);
 	ck_write(pk, "b", "2", NULL);
-	struct rec *r = rec_new();
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	r->start_from_cb = 1;
 	r->cb_pk = pk;
 	r->cb_sk = "b";
-	watch(pk, "a", NULL, WAIT_MS, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "the first watch did not fire");
+	watch(pk, "a", NULL, CK_WAIT_MS, r);
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "the first watch did not fire");
 	pthread_mutex_lock(&r->lock);
-	struct rec *c = r->child;
+	struct ck_watch_rec *c = r->child;
 	int child_rc = r->child_rc;
 	pthread_mutex_unlock(&r->lock);
 	CK_REQUIRE(c != NULL, "the callback could not start its watch");
 	ck_ok_at(child_rc, "row_watch from inside a callback", __FILE__, __LINE__);
-	CK_REQUIRE(rec_wait(c, WAIT_MS) == 1, "a watch started from a callback did not fire");
+	CK_REQUIRE(ck_watch_wait(c, CK_WAIT_MS) == 1, "a watch started from a callback did not fire");
 	CK_CHECK(c->status == AEROGRAM_OK && strcmp(c->first_value, "2") == 0,
 	         "the watch started from a callback reported the wrong row");
 }
@@ -372,12 +257,12 @@ static void test_watch_errors(void)
 {
 	const char *pk = ck_pk("watcherr");
 	struct aerogram_watch *w = NULL;
-	int rc = ck_driver->row_watch(ck_store, pk, "row", "not a token", 1000, on_watch, NULL, &w);
+	int rc = ck_driver->row_watch(ck_store, pk, "row", "not a token", 1000, ck_on_watch, NULL, &w);
 	CK_EXPECT("row_watch with a malformed token", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);
 	w = NULL;
-	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, on_watch, NULL, &w);
+	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, ck_on_watch, NULL, &w);
 	CK_EXPECT("row_watch of an empty sort key", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);

@@ -290,6 +290,16 @@ int agk_config_long(const struct aerogram_config_entry *config, size_t n, const 
 	return 0;
 }
 
+/* ---- open ---- */
+
+void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen)
+{
+	void *st = calloc(1, size);
+	if (st == NULL)
+		snprintf(errbuf, errlen, "%s: out of memory", who);
+	return st;
+}
+
 /* ---- the host's log ---- */
 
 void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,

@@ -117,6 +117,12 @@ int agk_config_long(const struct aerogram_config_entry *config, size_t n, const 
                     long min, long max, long *out, const char *who, char *errbuf,
                     size_t errlen);
 
+/* ---- open ---- */
+
+/* The zeroed store of `size` bytes open() allocates first; NULL with
+ * "<who>: out of memory" in errbuf. */
+void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen);
+
 /* ---- the host's log ---- */
 
 /* Formats one line and hands it to host->log (nothing without a host or a
