@@ -402,17 +402,9 @@ oom:
 /* Makes room for `extra` more values in a row; -1 when out of memory. */
 static int row_reserve(struct mem_row *r, size_t extra)
 {
-	if (r->cap_values - r->n_values >= extra)
+	if (extra == 0)
 		return 0;
-	size_t cap = r->cap_values ? r->cap_values : 2;
-	while (cap - r->n_values < extra)
-		cap *= 2;
-	struct mem_value *v = realloc(r->values, cap * sizeof(*v));
-	if (v == NULL)
-		return -1;
-	r->values = v;
-	r->cap_values = cap;
-	return 0;
+	return agk_grow(&r->values, &r->cap_values, r->n_values + extra - 1, sizeof(*r->values), 2);
 }
 
 /* Applies one write to a row whose room was reserved: drop what the token

@@ -23,6 +23,13 @@ static int conditional_or_skip(void)
 	return 0;
 }
 
+/* A fresh partition for a conditional test, or NULL (the test is skipped,
+ * with its note) when the driver lacks the capability. */
+static const char *cas_pk(const char *name)
+{
+	return conditional_or_skip() ? ck_pk(name) : NULL;
+}
+
 /* Calls row_insert_if; `new_token` may be NULL. */
 static int insert_if(const char *pk, const char *sk, const char *token,
                      const struct aerogram_row_write *writes, size_t n, char *new_token)
@@ -61,9 +68,9 @@ static void test_without_capability(void)
  * a summary, a log entry and the watch row with that token. */
 static void test_condition_met_applies_all(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-met");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-met");
 	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "the summary", NULL),
@@ -100,9 +107,9 @@ static void test_condition_met_applies_all(void)
 /* A token that is no longer current fails with ECONFLICT and applies nothing. */
 static void test_stale_token_conflicts(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-stale");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-stale");
 	char *stale = ck_put(pk, "watch", "w0", NULL);
 	char *current = ck_put(pk, "watch", "other writer", stale); /* somebody else wrote it since */
 	struct aerogram_row_write w[3] = {
@@ -136,9 +143,9 @@ static void test_stale_token_conflicts(void)
  * row never written and fails on a row with values or only tombstones. */
 static void test_null_token_means_absent(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-null");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-null");
 	struct aerogram_row_write create = value_write(pk, "watch", "first", NULL);
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
 	CK_OK("row_insert_if(NULL token, missing row)", insert_if(pk, "watch", NULL, &create, 1, new_token));
@@ -181,9 +188,9 @@ static void test_null_token_means_absent(void)
 /* An invalid item anywhere in the batch applies nothing, condition met or not. */
 static void test_invalid_item_applies_nothing(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-invalid");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-invalid");
 	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
@@ -219,9 +226,9 @@ static void test_invalid_item_applies_nothing(void)
 /* The condition row need not be written: it is only read, and keeps its token. */
 static void test_condition_row_not_written(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-readonly");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-readonly");
 	char *t = ck_put(pk, "guard", "g", NULL);
 	const char *other = ck_pk("cas-readonly-other");
 	struct aerogram_row_write w = value_write(other, "item", "one", NULL);
@@ -252,9 +259,9 @@ static void test_condition_row_not_written(void)
 
 static void test_watch_on_condition_row_fires(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-watch");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-watch");
 	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct ck_watch_rec *f = ck_watch_rec_new();
 	CK_OK("row_watch",
@@ -363,9 +370,9 @@ static void *incrementer_main(void *arg)
  * increment (its log row holds one value). */
 static void test_cas_counter_is_linearizable(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-counter");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-counter");
 	struct incrementer *in = ck_alloc(CAS_THREADS * sizeof(*in));
 	for (int i = 0; i < CAS_THREADS; i++) {
 		in[i].id = i;

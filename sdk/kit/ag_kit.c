@@ -131,7 +131,9 @@ int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first)
 		return 0;
 	void *old;
 	memcpy(&old, items, sizeof(old));
-	size_t ncap = *cap ? *cap * 2 : first;
+	size_t ncap = *cap ? *cap : first;
+	while (ncap <= n)
+		ncap *= 2;
 	void *grown = realloc(old, ncap * size);
 	if (grown == NULL)
 		return -1;

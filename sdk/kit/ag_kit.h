@@ -51,8 +51,8 @@ void *agk_arena_restart(struct agk_arena *a, size_t n, size_t size);
 
 /* Makes room for item n of a malloc'ed array: `items` is the address of the
  * array pointer, *cap its capacity in items of `size` bytes. When n reaches
- * *cap the array doubles (to `first` items the first time). 0, or -1 when
- * memory runs out (the array is unchanged). */
+ * *cap the capacity doubles (from `first` items the first time) until it
+ * holds item n. 0, or -1 when memory runs out (the array is unchanged). */
 int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first);
 
 /* ---- results whose memory is one arena ---- */
