@@ -158,29 +158,21 @@ static int sq_bounds_make(const struct aerogram_row_query *q, int reverse, struc
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	b->owned = succ;
 	enum sq_range_lower lo_op;
-	enum sq_range_upper up_op;
+	/* Unless a bound of the query is tighter, the keys with the prefix end
+	 * before its successor (none: no upper bound), in both directions. */
+	enum sq_range_upper up_op = has_succ ? SQ_UPPER_LT : SQ_UPPER_NONE;
+	b->upper = has_succ ? succ : NULL;
 	if (!reverse) {
 		lo_op = SQ_LOWER_GE;
 		b->lower = start ? start : prefix ? prefix : "";
-		up_op = SQ_UPPER_NONE;
-		b->upper = NULL;
 		if (end && (!has_succ || strcmp(end, succ) < 0)) {
 			up_op = SQ_UPPER_LT;
 			b->upper = end;
-		} else if (has_succ) {
-			up_op = SQ_UPPER_LT;
-			b->upper = succ;
 		}
 	} else {
 		if (start) {
 			up_op = SQ_UPPER_LE;
 			b->upper = start;
-		} else if (has_succ) {
-			up_op = SQ_UPPER_LT;
-			b->upper = succ;
-		} else {
-			up_op = SQ_UPPER_NONE;
-			b->upper = NULL;
 		}
 		if (end && (!prefix || strcmp(end, prefix) >= 0)) {
 			lo_op = SQ_LOWER_GT;
