@@ -152,6 +152,19 @@ struct gr_xml_field {
  * before the error). */
 int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
                   struct gr_xml_field *fields, size_t n);
+/* The state the parsers of answers with repeated elements share: put it
+ * first in their user data. */
+struct gr_xml_walk {
+	int depth;
+	const char *field; /* the leaf element being read, or NULL */
+	struct gbuf text;  /* its text so far */
+};
+/* At each element's start: one level deeper, no leaf yet. */
+void gr_xml_walk_start(struct gr_xml_walk *w);
+/* At each element's end (after reading the leaf): one level up. */
+void gr_xml_walk_end(struct gr_xml_walk *w);
+/* The character data handler: collects the leaf's text. */
+void XMLCALL gr_xml_walk_text(void *ud, const XML_Char *s, int len);
 /* Parses a whole XML document with these expat handlers and user data.
  * Returns 0; or records "garage: unreadable XML from <op>: <expat's
  * reason>" (or out of memory) and returns AEROGRAM_EINTERNAL. */

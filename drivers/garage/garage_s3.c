@@ -303,11 +303,9 @@ struct gr_blob_list_impl {
 };
 
 struct list_parse {
+	struct gr_xml_walk walk; /* first: gr_xml_walk_text reads it */
 	struct gr_blob_list_impl *list;
-	int depth;
 	int in_contents;
-	const char *field; /* the leaf element being read */
-	struct gbuf text;
 	struct gbuf key;
 	uint64_t size;
 	int truncated;
@@ -318,19 +316,17 @@ static void XMLCALL list_start(void *ud, const XML_Char *name, const XML_Char **
 {
 	(void)attrs;
 	struct list_parse *p = ud;
-	p->depth++;
-	gbuf_free(&p->text);
-	p->field = NULL;
-	if (p->depth == 2 && strcmp(name, "Contents") == 0) {
+	gr_xml_walk_start(&p->walk);
+	if (p->walk.depth == 2 && strcmp(name, "Contents") == 0) {
 		p->in_contents = 1;
 		gbuf_free(&p->key);
 		p->size = 0;
-	} else if (p->depth == 3 && p->in_contents &&
+	} else if (p->walk.depth == 3 && p->in_contents &&
 	           (strcmp(name, "Key") == 0 || strcmp(name, "Size") == 0)) {
-		p->field = strcmp(name, "Key") == 0 ? "Key" : "Size";
-	} else if (p->depth == 2 &&
+		p->walk.field = strcmp(name, "Key") == 0 ? "Key" : "Size";
+	} else if (p->walk.depth == 2 &&
 	           (strcmp(name, "IsTruncated") == 0 || strcmp(name, "NextContinuationToken") == 0)) {
-		p->field = strcmp(name, "IsTruncated") == 0 ? "IsTruncated" : "Next";
+		p->walk.field = strcmp(name, "IsTruncated") == 0 ? "IsTruncated" : "Next";
 	}
 }
 
@@ -349,14 +345,14 @@ static int list_push(struct gr_blob_list_impl *l, char *key, uint64_t size)
 static void XMLCALL list_end(void *ud, const XML_Char *name)
 {
 	struct list_parse *p = ud;
-	const char *text = p->text.data ? p->text.data : "";
-	if (p->field) {
-		if (strcmp(p->field, "Key") == 0) {
+	const char *text = p->walk.text.data ? p->walk.text.data : "";
+	if (p->walk.field) {
+		if (strcmp(p->walk.field, "Key") == 0) {
 			gbuf_free(&p->key);
 			gbuf_adds(&p->key, text);
-		} else if (strcmp(p->field, "Size") == 0) {
+		} else if (strcmp(p->walk.field, "Size") == 0) {
 			p->size = strtoull(text, NULL, 10);
-		} else if (strcmp(p->field, "IsTruncated") == 0) {
+		} else if (strcmp(p->walk.field, "IsTruncated") == 0) {
 			p->truncated = strcmp(text, "true") == 0;
 		} else {
 			free(p->list->next_token);
@@ -365,7 +361,7 @@ static void XMLCALL list_end(void *ud, const XML_Char *name)
 				p->failed = 1;
 		}
 	}
-	if (p->depth == 2 && strcmp(name, "Contents") == 0) {
+	if (p->walk.depth == 2 && strcmp(name, "Contents") == 0) {
 		p->in_contents = 0;
 		char *key = gbuf_take(&p->key);
 		if (!key || list_push(p->list, key, p->size) < 0) {
@@ -373,16 +369,7 @@ static void XMLCALL list_end(void *ud, const XML_Char *name)
 			p->failed = 1;
 		}
 	}
-	p->field = NULL;
-	gbuf_free(&p->text);
-	p->depth--;
-}
-
-static void XMLCALL list_text(void *ud, const XML_Char *s, int len)
-{
-	struct list_parse *p = ud;
-	if (p->field)
-		gbuf_add(&p->text, s, (size_t)len);
+	gr_xml_walk_end(&p->walk);
 }
 
 void gr_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list)
@@ -439,14 +426,14 @@ int gr_blob_list(struct aerogram_store *store, const char *prefix, const char *c
 		l = calloc(1, sizeof(*l));
 		struct list_parse p = {.list = l};
 		rc = l ? gr_xml_parse(req.response.data, req.response.len, &p, list_start, list_end,
-		                      list_text, "ListObjectsV2")
+		                      gr_xml_walk_text, "ListObjectsV2")
 		       : agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		if (rc == 0 && p.failed)
 			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		else if (rc == 0 && p.truncated && !(l->next_token && *l->next_token))
 			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
 			                                 "a continuation token");
-		gbuf_free(&p.text);
+		gbuf_free(&p.walk.text);
 		gbuf_free(&p.key);
 		if (rc == 0) {
 			l->pub.keys = (const char *const *)l->keys;
@@ -485,10 +472,9 @@ static void xml_escape(struct gbuf *b, const char *s)
 }
 
 struct delete_parse {
-	int depth;
+	struct gr_xml_walk walk; /* first: gr_xml_walk_text reads it */
 	int in_error;
-	const char *field;
-	struct gbuf text, code, key;
+	struct gbuf code, key;
 	struct gbuf first_error; /* "Code on key" of the first real error */
 };
 
@@ -496,28 +482,26 @@ static void XMLCALL del_start(void *ud, const XML_Char *name, const XML_Char **a
 {
 	(void)attrs;
 	struct delete_parse *p = ud;
-	p->depth++;
-	gbuf_free(&p->text);
-	p->field = NULL;
-	if (p->depth == 2 && strcmp(name, "Error") == 0) {
+	gr_xml_walk_start(&p->walk);
+	if (p->walk.depth == 2 && strcmp(name, "Error") == 0) {
 		p->in_error = 1;
 		gbuf_free(&p->code);
 		gbuf_free(&p->key);
-	} else if (p->in_error && p->depth == 3 &&
+	} else if (p->in_error && p->walk.depth == 3 &&
 	           (strcmp(name, "Code") == 0 || strcmp(name, "Key") == 0)) {
-		p->field = strcmp(name, "Code") == 0 ? "Code" : "Key";
+		p->walk.field = strcmp(name, "Code") == 0 ? "Code" : "Key";
 	}
 }
 
 static void XMLCALL del_end(void *ud, const XML_Char *name)
 {
 	struct delete_parse *p = ud;
-	if (p->field) {
-		struct gbuf *dst = strcmp(p->field, "Code") == 0 ? &p->code : &p->key;
+	if (p->walk.field) {
+		struct gbuf *dst = strcmp(p->walk.field, "Code") == 0 ? &p->code : &p->key;
 		gbuf_free(dst);
-		gbuf_adds(dst, p->text.data ? p->text.data : "");
+		gbuf_adds(dst, p->walk.text.data ? p->walk.text.data : "");
 	}
-	if (p->depth == 2 && strcmp(name, "Error") == 0) {
+	if (p->walk.depth == 2 && strcmp(name, "Error") == 0) {
 		p->in_error = 0;
 		/* Garage reports a missing key as an error; it is not one here. */
 		const char *code = p->code.data ? p->code.data : "";
@@ -525,16 +509,7 @@ static void XMLCALL del_end(void *ud, const XML_Char *name)
 			gbuf_addf(&p->first_error, "%s on %s", *code ? code : "(no code)",
 			          p->key.data ? p->key.data : "(no key)");
 	}
-	p->field = NULL;
-	gbuf_free(&p->text);
-	p->depth--;
-}
-
-static void XMLCALL del_text(void *ud, const XML_Char *s, int len)
-{
-	struct delete_parse *p = ud;
-	if (p->field)
-		gbuf_add(&p->text, s, (size_t)len);
+	gr_xml_walk_end(&p->walk);
 }
 
 static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
@@ -577,11 +552,11 @@ static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
 	if (rc == 0 && req.response.len) {
 		struct delete_parse p = {0};
 		rc = gr_xml_parse(req.response.data, req.response.len, &p, del_start, del_end,
-		                  del_text, "DeleteObjects");
+		                  gr_xml_walk_text, "DeleteObjects");
 		if (rc == 0 && p.first_error.len)
 			rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
 			             p.first_error.data);
-		gbuf_free(&p.text);
+		gbuf_free(&p.walk.text);
 		gbuf_free(&p.code);
 		gbuf_free(&p.key);
 		gbuf_free(&p.first_error);

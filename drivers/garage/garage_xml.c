@@ -46,6 +46,27 @@ static void XMLCALL fields_text(void *ud, const XML_Char *s, int len)
 		gbuf_add(&x->in->text, s, (size_t)len);
 }
 
+void gr_xml_walk_start(struct gr_xml_walk *w)
+{
+	w->depth++;
+	gbuf_free(&w->text);
+	w->field = NULL;
+}
+
+void gr_xml_walk_end(struct gr_xml_walk *w)
+{
+	w->field = NULL;
+	gbuf_free(&w->text);
+	w->depth--;
+}
+
+void XMLCALL gr_xml_walk_text(void *ud, const XML_Char *s, int len)
+{
+	struct gr_xml_walk *w = ud;
+	if (w->field)
+		gbuf_add(&w->text, s, (size_t)len);
+}
+
 int gr_xml_parse(const char *data, size_t len, void *ud, XML_StartElementHandler start,
                  XML_EndElementHandler end, XML_CharacterDataHandler text, const char *op)
 {
