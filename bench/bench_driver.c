@@ -68,6 +68,23 @@ static void die(const char *what)
 	exit(1);
 }
 
+
+/* One read of one query, its time in *lat; exits unless it found `rows` rows. */
+static void timed_read(const struct aerogram_row_query *q, double *lat, size_t rows,
+                       const char *what)
+{
+	struct aerogram_row_result *r;
+	double t0 = now_us();
+	if (drv->row_read(store, q, 1, &r) != 0)
+		die(what);
+	*lat = now_us() - t0;
+	if (r->pages[0].n_rows != rows) {
+		fprintf(stderr, "bench-driver: %s found %zu rows, not %zu\n", what, r->pages[0].n_rows,
+		        rows);
+		exit(1);
+	}
+	drv->row_result_free(store, r);
+}
 static void bench_rows(size_t n, double *lat)
 {
 	char pk[96], sk[32], value[200];
@@ -88,16 +105,7 @@ static void bench_rows(size_t n, double *lat)
 		seed = seed * 1103515245u + 12345u;
 		snprintf(sk, sizeof(sk), "%08zu", (size_t)(seed >> 8) % n);
 		struct aerogram_row_query q = { .pk = pk, .sk = sk };
-		struct aerogram_row_result *r;
-		double t0 = now_us();
-		if (drv->row_read(store, &q, 1, &r) != 0)
-			die("row_read");
-		lat[i] = now_us() - t0;
-		if (r->pages[0].n_rows != 1) {
-			fprintf(stderr, "bench-driver: row %s missing\n", sk);
-			exit(1);
-		}
-		drv->row_result_free(store, r);
+		timed_read(&q, &lat[i], 1, "row_read");
 	}
 	report("row read (single)", lat, n);
 }
@@ -120,16 +128,7 @@ static void bench_range(size_t n, double *lat)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct aerogram_row_query q = { .pk = pk, .limit = ROWS };
-		struct aerogram_row_result *r;
-		double t0 = now_us();
-		if (drv->row_read(store, &q, 1, &r) != 0)
-			die("row_read (range)");
-		lat[i] = now_us() - t0;
-		if (r->pages[0].n_rows != ROWS) {
-			fprintf(stderr, "bench-driver: range read %zu rows, not %d\n", r->pages[0].n_rows, ROWS);
-			exit(1);
-		}
-		drv->row_result_free(store, r);
+		timed_read(&q, &lat[i], ROWS, "row_read (range)");
 	}
 	report("range read (1000 rows)", lat, n);
 }
@@ -197,13 +196,8 @@ static double wall_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void on_fire(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_fire(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)rows;
-	(void)n_rows;
-	(void)marker;
 	(void)message;
 	struct fired *f = arg;
 	pthread_mutex_lock(&f->mu);
@@ -272,7 +266,8 @@ static void bench_watch(size_t n, double *lat, char **child_argv)
 			die("watch timed out after a local write");
 	}
 	report("watch, same process", lat, n);
-	if (!(drv->capabilities & AEROGRAM_CAP_SHARED)) {
+	/* a store whose every write stays in memory is not another process's */
+	if (drv->capabilities & AEROGRAM_CAP_LOCAL_WRITES) {
 		printf("%-22s (the driver does not share its store between processes)\n",
 		       "watch, other process");
 		return;
@@ -373,7 +368,7 @@ static void *appender_main(void *arg)
 
 static void bench_append(size_t n, unsigned threads, int shared)
 {
-	if (drv->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || drv->row_insert_if == NULL ||
+	if (drv->row_insert_if == NULL ||
 	    !(drv->capabilities & AEROGRAM_CAP_CONDITIONAL)) {
 		fprintf(stderr, "bench-driver: %s has no row_insert_if (AEROGRAM_CAP_CONDITIONAL)\n",
 		        drv->name);

@@ -12,10 +12,10 @@ $(AGWRAP_LIB): $(AGWRAP_OBJS)
 	ar rcs $@ $^
 
 DRIVERS += $(B)/drivers/aerogram_faulty.so $(B)/drivers/aerogram_counting.so
-$(B)/drivers/aerogram_faulty.so: $(B)/obj/sdk/wrappers/faulty_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS)
+$(B)/drivers/aerogram_faulty.so: $(B)/obj/sdk/wrappers/faulty_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS) $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
-$(B)/drivers/aerogram_counting.so: $(B)/obj/sdk/wrappers/counting_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS)
+$(B)/drivers/aerogram_counting.so: $(B)/obj/sdk/wrappers/counting_driver.o $(B)/obj/sdk/wrappers/agw_inner.o $(LOADER_OBJS) $(AGWRAP_OBJS) $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(DRIVER_LDFLAGS) -o $@ $^ $(THREAD_LIBS) -ldl
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <expat.h>
 
 #include "aerogram/driver.h"
 #include "drivers/garage/garage_buf.h"
@@ -113,6 +114,7 @@ int gr_engine_on_thread(struct gr_engine *engine);
  * `done` will not be called. */
 void gr_engine_cancel(struct gr_engine *engine, struct gr_request *req);
 
+/* Requests (garage_request.c). */
 /* Set the common fields of a request; the path is built by the caller. */
 void gr_request_init(struct gr_request *req, struct gr_store *store, enum gr_api api,
                      const char *op, const char *method);
@@ -126,10 +128,50 @@ void gr_request_reset_response(struct gr_request *req);
 void gr_request_free(struct gr_request *req);
 /* The value of a response header (name lower-case), or NULL. */
 const char *gr_response_header(const struct gr_request *req, const char *name);
+/* Prepare the easy handle of one attempt: a fresh response, the URL, the
+ * signed headers, the method and body. Returns 0 or -1 (out of memory). */
+int gr_request_prepare(struct gr_request *req);
+/* libcurl's body and header callbacks (userp: the request): they collect
+ * the response into req->response and req->headers. */
+size_t gr_response_on_body(char *data, size_t size, size_t nmemb, void *userp);
+size_t gr_response_on_header(char *data, size_t size, size_t nmemb, void *userp);
 
-/* Run n requests on the request engine in parallel and wait for all. */
+/* Run n requests on the request engine in parallel and wait for all
+ * (garage_http.c). */
 void gr_perform(struct gr_store *store, struct gr_request **reqs, size_t n);
 
+/* The text of an element at depth 2 of an XML document (garage_xml.c). */
+struct gr_xml_field {
+	const char *name;
+	struct gbuf text; /* appended to; the caller frees it */
+};
+/* Collects the text of the root's children named in fields[0..n) from an
+ * XML document, only under a root element named `root` (NULL: any root);
+ * *is_root (when not NULL) says whether the root had that name. Returns 0
+ * for a well-formed document, -1 otherwise (the fields then hold what came
+ * before the error). */
+int gr_xml_fields(const char *data, size_t len, const char *root, int *is_root,
+                  struct gr_xml_field *fields, size_t n);
+/* The state the parsers of answers with repeated elements share: put it
+ * first in their user data. */
+struct gr_xml_walk {
+	int depth;
+	const char *field; /* the leaf element being read, or NULL */
+	struct gbuf text;  /* its text so far */
+};
+/* At each element's start: one level deeper, no leaf yet. */
+void gr_xml_walk_start(struct gr_xml_walk *w);
+/* At each element's end (after reading the leaf): one level up. */
+void gr_xml_walk_end(struct gr_xml_walk *w);
+/* The character data handler: collects the leaf's text. */
+void XMLCALL gr_xml_walk_text(void *ud, const XML_Char *s, int len);
+/* Parses a whole XML document with these expat handlers and user data.
+ * Returns 0; or records "garage: unreadable XML from <op>: <expat's
+ * reason>" (or out of memory) and returns AEROGRAM_EINTERNAL. */
+int gr_xml_parse(const char *data, size_t len, void *ud, XML_StartElementHandler start,
+                 XML_EndElementHandler end, XML_CharacterDataHandler text, const char *op);
+
+/* Errors (garage_error.c). */
 /* Map a finished request that failed to an AEROGRAM_E* code and record the
  * message (thread-local) naming the operation, status and Garage's code.
  * Returns AEROGRAM_OK for a 2xx response. */
@@ -141,6 +183,8 @@ int gr_request_error(const struct gr_request *req, char **msg);
 
 /* URI-encode a partition key for a K2V path (leading '/' encoded, others kept). */
 char *gr_encode_pk(const char *pk);
+/* "/<bucket>/<enc>" for an encoded name, which it frees (NULL: NULL). */
+char *gr_bucket_path(struct gr_store *st, char *enc);
 /* Base64 (standard alphabet, padded) of len bytes; malloc'ed. */
 char *gr_base64_encode(const uint8_t *data, size_t len);
 /* Decode standard base64 into a malloc'ed buffer; -1 on bad input. */
@@ -158,11 +202,6 @@ int gr_row_delete(struct aerogram_store *s, const struct aerogram_row_query *q, 
 
 /* Whether a string has the shape of a Garage causality token. */
 int gr_token_valid(const char *token);
-/* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records why and
- * returns EINVAL (missing, empty) or ETOOBIG. */
-int gr_check_row_key(const char *what, const char *key);
-/* Whether a string has the shape of a PollRange seen marker (base64). */
-int gr_marker_valid(const char *marker);
 
 /* Parsed rows, shared by reads and watches: the rows array and an arena that
  * owns their strings and values. */
@@ -185,16 +224,11 @@ int gr_row_live(const struct aerogram_row *row);
 int gr_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);
-int gr_row_watch_range(struct aerogram_store *s, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out);
 void gr_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
 
 /* S3 operations (garage_s3.c). */
 int gr_blob_get(struct aerogram_store *s, const struct aerogram_blob_request *r, size_t n,
                 struct aerogram_blob_result **out);
-void gr_blob_result_free(struct aerogram_store *s, struct aerogram_blob_result *r);
 int gr_blob_put(struct aerogram_store *s, const char *key, const uint8_t *data, size_t len,
                 const struct aerogram_meta *meta, size_t n_meta);
 int gr_blob_copy(struct aerogram_store *s, const char *src, const char *dst);

@@ -32,16 +32,6 @@ static void curl_init(void)
 	curl_init_code = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static const char *config_value(const struct aerogram_config_entry *config, size_t n,
-                                const char *key)
-{
-	const char *v = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (config[i].key && strcmp(config[i].key, key) == 0)
-			v = config[i].value;
-	return v;
-}
-
 /* Split "http://host:port[/]" into the base URL and the Host header value. */
 static int parse_endpoint(const char *key, const char *url, char **base, char **host,
                           char *errbuf, size_t errlen)
@@ -74,21 +64,6 @@ static int parse_endpoint(const char *key, const char *url, char **base, char **
 		snprintf(errbuf, errlen, "garage: out of memory");
 		return -1;
 	}
-	return 0;
-}
-
-static int parse_long(const char *key, const char *text, long min, long max, long *out,
-                      char *errbuf, size_t errlen)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < min || v > max) {
-		snprintf(errbuf, errlen, "garage: %s must be an integer in [%ld, %ld], not '%s'",
-		         key, min, max, text);
-		return -1;
-	}
-	*out = v;
 	return 0;
 }
 
@@ -147,16 +122,8 @@ static int garage_open(const struct aerogram_host *host, const struct aerogram_c
 	*out = NULL;
 	if (errlen)
 		errbuf[0] = 0;
-	for (size_t i = 0; i < n_config; i++) {
-		int known = 0;
-		for (size_t k = 0; garage_config_keys[k]; k++)
-			known |= config[i].key && strcmp(config[i].key, garage_config_keys[k]) == 0;
-		if (!known) {
-			snprintf(errbuf, errlen, "garage: unknown configuration key '%s'",
-			         config[i].key ? config[i].key : "(null)");
-			return AEROGRAM_EINVAL;
-		}
-	}
+	if (agk_config_check(garage_config_keys, config, n_config, "garage", errbuf, errlen) < 0)
+		return AEROGRAM_EINVAL; /* the host refuses these keys too; the tests open it directly */
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_code != CURLE_OK) {
 		snprintf(errbuf, errlen, "garage: curl_global_init failed: %s",
@@ -164,21 +131,19 @@ static int garage_open(const struct aerogram_host *host, const struct aerogram_c
 		return AEROGRAM_EINTERNAL;
 	}
 
-	struct gr_store *st = calloc(1, sizeof(*st));
-	if (!st) {
-		snprintf(errbuf, errlen, "garage: out of memory");
+	struct gr_store *st = agk_store_new(sizeof(*st), "garage", errbuf, errlen);
+	if (!st)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
-	const char *k2v = config_value(config, n_config, "k2v_endpoint");
-	const char *s3 = config_value(config, n_config, "s3_endpoint");
-	const char *bucket = config_value(config, n_config, "bucket");
-	const char *key_id = config_value(config, n_config, "access_key_id");
-	const char *secret = config_value(config, n_config, "secret_access_key");
-	const char *secret_file = config_value(config, n_config, "secret_access_key_file");
-	const char *region = config_value(config, n_config, "region");
-	const char *v;
-	long num;
+	const char *k2v = agk_config_value(config, n_config, "k2v_endpoint");
+	const char *s3 = agk_config_value(config, n_config, "s3_endpoint");
+	const char *bucket = agk_config_value(config, n_config, "bucket");
+	const char *key_id = agk_config_value(config, n_config, "access_key_id");
+	const char *secret = agk_config_value(config, n_config, "secret_access_key");
+	const char *secret_file = agk_config_value(config, n_config, "secret_access_key_file");
+	const char *region = agk_config_value(config, n_config, "region");
+	long timeout_ms = DEFAULT_TIMEOUT_MS, poll_timeout_s = DEFAULT_POLL_TIMEOUT_S;
+	long max_connections = DEFAULT_MAX_CONNECTIONS, retries = DEFAULT_RETRIES;
 
 	if (!(k2v && *k2v) && !(s3 && *s3)) {
 		snprintf(errbuf, errlen, "garage: set k2v_endpoint (rows) and s3_endpoint (blobs), "
@@ -227,30 +192,19 @@ static int garage_open(const struct aerogram_host *host, const struct aerogram_c
 		goto fail;
 	}
 
-	st->timeout_ms = DEFAULT_TIMEOUT_MS;
-	if ((v = config_value(config, n_config, "timeout_ms"))) {
-		if (parse_long("timeout_ms", v, 100, 3600000, &num, errbuf, errlen) < 0)
-			goto fail;
-		st->timeout_ms = num;
-	}
-	st->poll_timeout_s = DEFAULT_POLL_TIMEOUT_S;
-	if ((v = config_value(config, n_config, "poll_timeout_s"))) {
-		if (parse_long("poll_timeout_s", v, 1, 600, &num, errbuf, errlen) < 0)
-			goto fail;
-		st->poll_timeout_s = (unsigned)num;
-	}
-	st->max_connections = DEFAULT_MAX_CONNECTIONS;
-	if ((v = config_value(config, n_config, "max_connections"))) {
-		if (parse_long("max_connections", v, 1, 4096, &num, errbuf, errlen) < 0)
-			goto fail;
-		st->max_connections = num;
-	}
-	st->retries = DEFAULT_RETRIES;
-	if ((v = config_value(config, n_config, "retries"))) {
-		if (parse_long("retries", v, 0, 20, &num, errbuf, errlen) < 0)
-			goto fail;
-		st->retries = (int)num;
-	}
+	if (agk_config_long(config, n_config, "timeout_ms", 100, 3600000, &timeout_ms, "garage",
+	                    errbuf, errlen) < 0 ||
+	    agk_config_long(config, n_config, "poll_timeout_s", 1, 600, &poll_timeout_s, "garage",
+	                    errbuf, errlen) < 0 ||
+	    agk_config_long(config, n_config, "max_connections", 1, 4096, &max_connections,
+	                    "garage", errbuf, errlen) < 0 ||
+	    agk_config_long(config, n_config, "retries", 0, 20, &retries, "garage", errbuf,
+	                    errlen) < 0)
+		goto fail;
+	st->timeout_ms = timeout_ms;
+	st->poll_timeout_s = (unsigned)poll_timeout_s;
+	st->max_connections = max_connections;
+	st->retries = (int)retries;
 
 	st->requests = gr_engine_start(st, st->max_connections, errbuf, errlen);
 	if (!st->requests)
@@ -352,7 +306,6 @@ static const struct aerogram_driver garage_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "garage",
 	.version = "1.0",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED,
 	.config_keys = garage_config_keys,
 	.open = garage_open,
 	.close = garage_close,
@@ -363,9 +316,8 @@ static const struct aerogram_driver garage_driver = {
 	.row_delete = garage_row_delete,
 	.row_watch = gr_row_watch,
 	.row_watch_release = gr_row_watch_release,
-	.row_watch_range = gr_row_watch_range,
 	.blob_get = garage_blob_get,
-	.blob_result_free = gr_blob_result_free,
+	.blob_result_free = agk_blob_result_free,
 	.blob_put = garage_blob_put,
 	.blob_copy = garage_blob_copy,
 	.blob_list = garage_blob_list,

@@ -61,34 +61,12 @@ int gr_token_valid(const char *token)
 	return ok;
 }
 
-int gr_marker_valid(const char *marker)
-{
-	/* Opaque, but always standard base64 (Garage: of zstd(msgpack)). */
-	size_t len = strlen(marker);
-	if (len == 0 || len % 4 != 0)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = marker[i];
-		int b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		          c == '+' || c == '/';
-		if (!b64 && !(c == '=' && i >= len - 2))
-			return 0;
-	}
-	return 1;
-}
-
 /* ---- parsing items ---- */
 
 static struct aerogram_row *rows_push(struct gr_rows *r)
 {
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct aerogram_row *p = realloc(r->rows, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		r->rows = p;
-		r->cap = cap;
-	}
+	if (agk_grow(&r->rows, &r->cap, r->n, sizeof(*r->rows), 8) < 0)
+		return NULL;
 	struct aerogram_row *row = &r->rows[r->n++];
 	memset(row, 0, sizeof(*row));
 	return row;
@@ -230,39 +208,6 @@ static int run_json(struct gr_store *st, struct gr_request *req, json_t **out)
 static int set_str(json_t *obj, const char *key, const char *value)
 {
 	return json_object_set_new(obj, key, json_string(value));
-}
-
-/* Check one query against the ABI's rules. */
-int gr_check_row_key(const char *what, const char *key)
-{
-	if (!key || !*key)
-		return agk_fail(AEROGRAM_EINVAL, "garage: %s is %s", what, key ? "empty" : "missing");
-	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "garage: %s of %zu bytes (at most %d)", what, strlen(key),
-		               AEROGRAM_ROW_KEY_MAX);
-	return 0;
-}
-
-static int check_query(const struct aerogram_row_query *q, int for_read)
-{
-	int rc = gr_check_row_key("the partition key of a query", q->pk);
-	if (rc)
-		return rc;
-	if (q->sk) {
-		if ((rc = gr_check_row_key("the sort key of a query", q->sk)) != 0)
-			return rc;
-		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end) ||
-		    (for_read && (q->limit || (q->flags & AEROGRAM_QUERY_REVERSE))))
-			return agk_fail(AEROGRAM_EINVAL, "garage: a single-item query on %s/%s may "
-			                                "not set prefix, start, end, limit or reverse",
-			               q->pk, q->sk);
-		return 0;
-	}
-	if (nonempty(q->prefix) && nonempty(q->start) &&
-	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
-		               q->start, q->prefix);
-	return 0;
 }
 
 /* ---- row_read ---- */
@@ -422,11 +367,9 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 {
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
-	for (size_t i = 0; i < n; i++) {
-		int rc = check_query(&queries[i], 1);
-		if (rc)
-			return rc;
-	}
+	int rc = agk_check_queries("garage", queries, n, 1);
+	if (rc != 0)
+		return rc;
 	struct read_state *states = calloc(n ? n : 1, sizeof(*states));
 	if (!states)
 		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
@@ -435,7 +378,6 @@ int gr_row_read(struct aerogram_store *store, const struct aerogram_row_query *q
 		states[i].start = queries[i].start;
 	}
 	size_t left = n;
-	int rc = 0;
 	while (rc == 0 && left > 0)
 		rc = read_round(st, states, n, &left);
 	if (rc) {
@@ -490,9 +432,9 @@ int gr_row_insert(struct aerogram_store *store, const struct aerogram_row_write 
 	int all_tokens = 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct aerogram_row_write *w = &writes[i];
-		int krc = gr_check_row_key("the partition key of a write", w->pk);
+		int krc = agk_check_key("garage", "the partition key of a write", w->pk);
 		if (krc == 0)
-			krc = gr_check_row_key("the sort key of a write", w->sk);
+			krc = agk_check_key("garage", "the sort key of a write", w->sk);
 		if (krc) {
 			json_decref(arr);
 			return krc;
@@ -571,11 +513,9 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 		*deleted = 0;
 	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int rc = check_query(&queries[i], 0);
-		if (rc)
-			return rc;
-	}
+	int rc = agk_check_queries("garage", queries, n, 0);
+	if (rc != 0)
+		return rc;
 	struct aerogram_row_query *rq = calloc(n, sizeof(*rq));
 	if (!rq)
 		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
@@ -585,7 +525,7 @@ int gr_row_delete(struct aerogram_store *store, const struct aerogram_row_query 
 		rq[i].flags = 0; /* live rows only (after the merge) */
 	}
 	struct aerogram_row_result *res = NULL;
-	int rc = gr_row_read(store, rq, n, &res);
+	rc = gr_row_read(store, rq, n, &res);
 	free(rq);
 	if (rc)
 		return rc;

@@ -20,13 +20,7 @@
 /* The wire path of a key: /bucket/key with the key URI-encoded ('/' kept). */
 static char *object_path(struct gr_store *st, const char *key)
 {
-	char *enc = sigv4_uri_encode(key, strlen(key), 1);
-	if (!enc)
-		return NULL;
-	struct gbuf b = {0};
-	gbuf_addf(&b, "/%s/%s", st->bucket_enc, enc);
-	free(enc);
-	return gbuf_take(&b);
+	return gr_bucket_path(st, sigv4_uri_encode(key, strlen(key), 1));
 }
 
 static int check_key(const char *key)
@@ -43,12 +37,6 @@ static int check_key(const char *key)
 
 /* ---- blob_get ---- */
 
-struct gr_blob_result_impl {
-	struct aerogram_blob_result pub; /* first: the handle the host sees */
-	struct aerogram_blob *blobs;
-	struct agk_arena arena;
-};
-
 /* Parse "bytes a-b/total" or "bytes * /total" into *total. */
 static int parse_content_range(const char *v, uint64_t *total)
 {
@@ -63,59 +51,24 @@ static int parse_content_range(const char *v, uint64_t *total)
 	return 0;
 }
 
-struct size_parse {
-	int depth, in_size;
-	struct gbuf text;
-};
-
-static void XMLCALL size_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct size_parse *p = ud;
-	p->depth++;
-	p->in_size = p->depth == 2 && strcmp(name, "ActualObjectSize") == 0;
-}
-
-static void XMLCALL size_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct size_parse *p = ud;
-	p->depth--;
-	p->in_size = 0;
-}
-
-static void XMLCALL size_text(void *ud, const XML_Char *s, int len)
-{
-	struct size_parse *p = ud;
-	if (p->in_size)
-		gbuf_add(&p->text, s, (size_t)len);
-}
-
 /* The <ActualObjectSize> of an InvalidRange error body. */
 static int error_object_size(const struct gr_request *req, uint64_t *total)
 {
 	if (!req->response.len)
 		return -1;
-	struct size_parse p = {0};
-	XML_Parser xp = XML_ParserCreate("UTF-8");
-	if (!xp)
-		return -1;
-	XML_SetUserData(xp, &p);
-	XML_SetElementHandler(xp, size_start, size_end);
-	XML_SetCharacterDataHandler(xp, size_text);
-	int ok = XML_Parse(xp, req->response.data, (int)req->response.len, 1) != XML_STATUS_ERROR &&
-	         p.text.len > 0;
-	XML_ParserFree(xp);
+	struct gr_xml_field f = { "ActualObjectSize", {0} };
+	int ok = gr_xml_fields(req->response.data, req->response.len, NULL, NULL, &f, 1) == 0 &&
+	         f.text.len > 0;
 	if (ok) {
 		char *end;
-		*total = strtoull(p.text.data, &end, 10);
+		*total = strtoull(f.text.data, &end, 10);
 		ok = *end == 0;
 	}
-	gbuf_free(&p.text);
+	gbuf_free(&f.text);
 	return ok ? 0 : -1;
 }
 
-static int fill_blob(struct gr_blob_result_impl *res, struct aerogram_blob *b,
+static int fill_blob(struct agk_blob_result *res, struct aerogram_blob *b,
                      struct gr_request *req)
 {
 	if (req->curl_code != CURLE_OK || req->status >= 500 || req->status == 403)
@@ -200,10 +153,11 @@ int gr_blob_get(struct aerogram_store *store, const struct aerogram_blob_request
 	}
 	struct gr_request *reqs = calloc(n ? n : 1, sizeof(*reqs));
 	struct gr_request **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-	struct gr_blob_result_impl *res = calloc(1, sizeof(*res));
-	struct aerogram_blob *blobs = calloc(n ? n : 1, sizeof(*blobs));
+	struct agk_blob_result *res = agk_blob_result_new();
+	struct aerogram_blob *blobs =
+		res ? agk_arena_alloc(&res->arena, (n ? n : 1) * sizeof(*blobs)) : NULL;
 	int rc = 0;
-	if (!reqs || !ptrs || !res || !blobs) {
+	if (!reqs || !ptrs || !blobs) {
 		rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
 		goto out;
 	}
@@ -232,29 +186,11 @@ out:
 		gr_request_free(&reqs[i]);
 	free(reqs);
 	free(ptrs);
-	if (rc) {
-		if (res)
-			agk_arena_free(&res->arena);
-		free(res);
-		free(blobs);
+	if (!res)
 		return rc;
-	}
 	res->pub.n_blobs = n;
 	res->pub.blobs = blobs;
-	res->blobs = blobs;
-	*out = &res->pub;
-	return 0;
-}
-
-void gr_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result)
-{
-	(void)store;
-	if (!result)
-		return;
-	struct gr_blob_result_impl *res = (struct gr_blob_result_impl *)result;
-	agk_arena_free(&res->arena);
-	free(res->blobs);
-	free(res);
+	return agk_blob_result_done(rc, res, out);
 }
 
 /* ---- blob_put, blob_copy ---- */
@@ -318,38 +254,6 @@ int gr_blob_put(struct aerogram_store *store, const char *key, const uint8_t *da
 	return rc;
 }
 
-struct copy_result {
-	int depth;
-	int is_error;
-	int in_code;
-	struct gbuf code;
-};
-
-static void XMLCALL copy_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct copy_result *c = ud;
-	c->depth++;
-	if (c->depth == 1 && strcmp(name, "Error") == 0)
-		c->is_error = 1;
-	c->in_code = c->is_error && c->depth == 2 && strcmp(name, "Code") == 0;
-}
-
-static void XMLCALL copy_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct copy_result *c = ud;
-	c->depth--;
-	c->in_code = 0;
-}
-
-static void XMLCALL copy_text(void *ud, const XML_Char *s, int len)
-{
-	struct copy_result *c = ud;
-	if (c->in_code)
-		gbuf_add(&c->code, s, (size_t)len);
-}
-
 int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 {
 	struct gr_store *st = (struct gr_store *)store;
@@ -373,22 +277,16 @@ int gr_blob_copy(struct aerogram_store *store, const char *src, const char *dst)
 	if (rc == 0 && req.response.len) {
 		/* S3 may answer 200 with an <Error> body when the copy failed
 		 * after the status was sent. */
-		struct copy_result c = {0};
-		XML_Parser p = XML_ParserCreate("UTF-8");
-		if (p) {
-			XML_SetUserData(p, &c);
-			XML_SetElementHandler(p, copy_start, copy_end);
-			XML_SetCharacterDataHandler(p, copy_text);
-			XML_Parse(p, req.response.data, (int)req.response.len, 1);
-			XML_ParserFree(p);
-		}
-		if (c.is_error) {
-			const char *code = c.code.data ? c.code.data : "unknown";
+		struct gr_xml_field f = { "Code", {0} };
+		int is_error;
+		gr_xml_fields(req.response.data, req.response.len, "Error", &is_error, &f, 1);
+		if (is_error) {
+			const char *code = f.text.data ? f.text.data : "unknown";
 			rc = agk_fail(strcmp(code, "NoSuchKey") == 0 ? AEROGRAM_ENOTFOUND
 			                                            : AEROGRAM_EUNAVAILABLE,
 			             "garage: 200 with error %s on CopyObject %s", code, req.path);
 		}
-		gbuf_free(&c.code);
+		gbuf_free(&f.text);
 	}
 	gr_request_free(&req);
 	return rc;
@@ -405,11 +303,9 @@ struct gr_blob_list_impl {
 };
 
 struct list_parse {
+	struct gr_xml_walk walk; /* first: gr_xml_walk_text reads it */
 	struct gr_blob_list_impl *list;
-	int depth;
 	int in_contents;
-	const char *field; /* the leaf element being read */
-	struct gbuf text;
 	struct gbuf key;
 	uint64_t size;
 	int truncated;
@@ -420,36 +316,26 @@ static void XMLCALL list_start(void *ud, const XML_Char *name, const XML_Char **
 {
 	(void)attrs;
 	struct list_parse *p = ud;
-	p->depth++;
-	gbuf_free(&p->text);
-	p->field = NULL;
-	if (p->depth == 2 && strcmp(name, "Contents") == 0) {
+	gr_xml_walk_start(&p->walk);
+	if (p->walk.depth == 2 && strcmp(name, "Contents") == 0) {
 		p->in_contents = 1;
 		gbuf_free(&p->key);
 		p->size = 0;
-	} else if (p->depth == 3 && p->in_contents &&
+	} else if (p->walk.depth == 3 && p->in_contents &&
 	           (strcmp(name, "Key") == 0 || strcmp(name, "Size") == 0)) {
-		p->field = strcmp(name, "Key") == 0 ? "Key" : "Size";
-	} else if (p->depth == 2 &&
+		p->walk.field = strcmp(name, "Key") == 0 ? "Key" : "Size";
+	} else if (p->walk.depth == 2 &&
 	           (strcmp(name, "IsTruncated") == 0 || strcmp(name, "NextContinuationToken") == 0)) {
-		p->field = strcmp(name, "IsTruncated") == 0 ? "IsTruncated" : "Next";
+		p->walk.field = strcmp(name, "IsTruncated") == 0 ? "IsTruncated" : "Next";
 	}
 }
 
 static int list_push(struct gr_blob_list_impl *l, char *key, uint64_t size)
 {
-	if (l->pub.n_keys == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, cap * sizeof(*k));
-		if (!k)
-			return -1;
-		l->keys = k;
-		uint64_t *s = realloc(l->sizes, cap * sizeof(*s));
-		if (!s)
-			return -1;
-		l->sizes = s;
-		l->cap = cap;
-	}
+	size_t keys_cap = l->cap;
+	if (agk_grow(&l->keys, &keys_cap, l->pub.n_keys, sizeof(*l->keys), 64) < 0 ||
+	    agk_grow(&l->sizes, &l->cap, l->pub.n_keys, sizeof(*l->sizes), 64) < 0)
+		return -1;
 	l->keys[l->pub.n_keys] = key;
 	l->sizes[l->pub.n_keys] = size;
 	l->pub.n_keys++;
@@ -459,14 +345,14 @@ static int list_push(struct gr_blob_list_impl *l, char *key, uint64_t size)
 static void XMLCALL list_end(void *ud, const XML_Char *name)
 {
 	struct list_parse *p = ud;
-	const char *text = p->text.data ? p->text.data : "";
-	if (p->field) {
-		if (strcmp(p->field, "Key") == 0) {
+	const char *text = p->walk.text.data ? p->walk.text.data : "";
+	if (p->walk.field) {
+		if (strcmp(p->walk.field, "Key") == 0) {
 			gbuf_free(&p->key);
 			gbuf_adds(&p->key, text);
-		} else if (strcmp(p->field, "Size") == 0) {
+		} else if (strcmp(p->walk.field, "Size") == 0) {
 			p->size = strtoull(text, NULL, 10);
-		} else if (strcmp(p->field, "IsTruncated") == 0) {
+		} else if (strcmp(p->walk.field, "IsTruncated") == 0) {
 			p->truncated = strcmp(text, "true") == 0;
 		} else {
 			free(p->list->next_token);
@@ -475,7 +361,7 @@ static void XMLCALL list_end(void *ud, const XML_Char *name)
 				p->failed = 1;
 		}
 	}
-	if (p->depth == 2 && strcmp(name, "Contents") == 0) {
+	if (p->walk.depth == 2 && strcmp(name, "Contents") == 0) {
 		p->in_contents = 0;
 		char *key = gbuf_take(&p->key);
 		if (!key || list_push(p->list, key, p->size) < 0) {
@@ -483,16 +369,7 @@ static void XMLCALL list_end(void *ud, const XML_Char *name)
 			p->failed = 1;
 		}
 	}
-	p->field = NULL;
-	gbuf_free(&p->text);
-	p->depth--;
-}
-
-static void XMLCALL list_text(void *ud, const XML_Char *s, int len)
-{
-	struct list_parse *p = ud;
-	if (p->field)
-		gbuf_add(&p->text, s, (size_t)len);
+	gr_xml_walk_end(&p->walk);
 }
 
 void gr_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list)
@@ -548,26 +425,15 @@ int gr_blob_list(struct aerogram_store *store, const char *prefix, const char *c
 	if (rc == 0) {
 		l = calloc(1, sizeof(*l));
 		struct list_parse p = {.list = l};
-		XML_Parser xp = l ? XML_ParserCreate("UTF-8") : NULL;
-		if (!xp) {
+		rc = l ? gr_xml_parse(req.response.data, req.response.len, &p, list_start, list_end,
+		                      gr_xml_walk_text, "ListObjectsV2")
+		       : agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
+		if (rc == 0 && p.failed)
 			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-		} else {
-			XML_SetUserData(xp, &p);
-			XML_SetElementHandler(xp, list_start, list_end);
-			XML_SetCharacterDataHandler(xp, list_text);
-			if (XML_Parse(xp, req.response.data ? req.response.data : "",
-			              (int)req.response.len, 1) == XML_STATUS_ERROR)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
-				                                 "ListObjectsV2: %s",
-				             XML_ErrorString(XML_GetErrorCode(xp)));
-			else if (p.failed)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-			else if (p.truncated && !(l->next_token && *l->next_token))
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
-				                                 "a continuation token");
-			XML_ParserFree(xp);
-		}
-		gbuf_free(&p.text);
+		else if (rc == 0 && p.truncated && !(l->next_token && *l->next_token))
+			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: ListObjectsV2 truncated without "
+			                                 "a continuation token");
+		gbuf_free(&p.walk.text);
 		gbuf_free(&p.key);
 		if (rc == 0) {
 			l->pub.keys = (const char *const *)l->keys;
@@ -606,10 +472,9 @@ static void xml_escape(struct gbuf *b, const char *s)
 }
 
 struct delete_parse {
-	int depth;
+	struct gr_xml_walk walk; /* first: gr_xml_walk_text reads it */
 	int in_error;
-	const char *field;
-	struct gbuf text, code, key;
+	struct gbuf code, key;
 	struct gbuf first_error; /* "Code on key" of the first real error */
 };
 
@@ -617,28 +482,26 @@ static void XMLCALL del_start(void *ud, const XML_Char *name, const XML_Char **a
 {
 	(void)attrs;
 	struct delete_parse *p = ud;
-	p->depth++;
-	gbuf_free(&p->text);
-	p->field = NULL;
-	if (p->depth == 2 && strcmp(name, "Error") == 0) {
+	gr_xml_walk_start(&p->walk);
+	if (p->walk.depth == 2 && strcmp(name, "Error") == 0) {
 		p->in_error = 1;
 		gbuf_free(&p->code);
 		gbuf_free(&p->key);
-	} else if (p->in_error && p->depth == 3 &&
+	} else if (p->in_error && p->walk.depth == 3 &&
 	           (strcmp(name, "Code") == 0 || strcmp(name, "Key") == 0)) {
-		p->field = strcmp(name, "Code") == 0 ? "Code" : "Key";
+		p->walk.field = strcmp(name, "Code") == 0 ? "Code" : "Key";
 	}
 }
 
 static void XMLCALL del_end(void *ud, const XML_Char *name)
 {
 	struct delete_parse *p = ud;
-	if (p->field) {
-		struct gbuf *dst = strcmp(p->field, "Code") == 0 ? &p->code : &p->key;
+	if (p->walk.field) {
+		struct gbuf *dst = strcmp(p->walk.field, "Code") == 0 ? &p->code : &p->key;
 		gbuf_free(dst);
-		gbuf_adds(dst, p->text.data ? p->text.data : "");
+		gbuf_adds(dst, p->walk.text.data ? p->walk.text.data : "");
 	}
-	if (p->depth == 2 && strcmp(name, "Error") == 0) {
+	if (p->walk.depth == 2 && strcmp(name, "Error") == 0) {
 		p->in_error = 0;
 		/* Garage reports a missing key as an error; it is not one here. */
 		const char *code = p->code.data ? p->code.data : "";
@@ -646,16 +509,7 @@ static void XMLCALL del_end(void *ud, const XML_Char *name)
 			gbuf_addf(&p->first_error, "%s on %s", *code ? code : "(no code)",
 			          p->key.data ? p->key.data : "(no key)");
 	}
-	p->field = NULL;
-	gbuf_free(&p->text);
-	p->depth--;
-}
-
-static void XMLCALL del_text(void *ud, const XML_Char *s, int len)
-{
-	struct delete_parse *p = ud;
-	if (p->field)
-		gbuf_add(&p->text, s, (size_t)len);
+	gr_xml_walk_end(&p->walk);
 }
 
 static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
@@ -697,24 +551,12 @@ static int delete_chunk(struct gr_store *st, const char *const *keys, size_t n)
 	int rc = gr_request_status(&req);
 	if (rc == 0 && req.response.len) {
 		struct delete_parse p = {0};
-		XML_Parser xp = XML_ParserCreate("UTF-8");
-		if (!xp) {
-			rc = agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-		} else {
-			XML_SetUserData(xp, &p);
-			XML_SetElementHandler(xp, del_start, del_end);
-			XML_SetCharacterDataHandler(xp, del_text);
-			if (XML_Parse(xp, req.response.data, (int)req.response.len, 1) ==
-			    XML_STATUS_ERROR)
-				rc = agk_fail(AEROGRAM_EINTERNAL, "garage: unreadable XML from "
-				                                 "DeleteObjects: %s",
-				             XML_ErrorString(XML_GetErrorCode(xp)));
-			else if (p.first_error.len)
-				rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
-				             p.first_error.data);
-			XML_ParserFree(xp);
-		}
-		gbuf_free(&p.text);
+		rc = gr_xml_parse(req.response.data, req.response.len, &p, del_start, del_end,
+		                  gr_xml_walk_text, "DeleteObjects");
+		if (rc == 0 && p.first_error.len)
+			rc = agk_fail(AEROGRAM_EUNAVAILABLE, "garage: DeleteObjects failed: %s",
+			             p.first_error.data);
+		gbuf_free(&p.walk.text);
 		gbuf_free(&p.code);
 		gbuf_free(&p.key);
 		gbuf_free(&p.first_error);

@@ -1,5 +1,5 @@
 /*
- * garage_watch.c - row watches as K2V long polls (PollItem, PollRange).
+ * garage_watch.c - row watches as K2V long polls (ReadItem, then PollItem).
  *
  * Every watch is a small state machine run by the watch engine's thread:
  * each step submits one request and the next step happens in that request's
@@ -25,11 +25,9 @@ enum watch_phase { PHASE_READ, PHASE_POLL };
 
 struct aerogram_watch {
 	struct gr_store *st;
-	int range;
-	char *pk, *sk, *prefix, *start, *end;
-	char *token;      /* item: the token polled against (owned) */
-	char *marker;     /* range: the seen marker (owned) */
-	int want_live;    /* item watch created without a token */
+	char *pk, *sk;
+	char *token;      /* the token polled against (owned) */
+	int want_live;    /* watch created without a token */
 	enum watch_phase phase;
 	uint64_t deadline_ms;
 	aerogram_watch_cb cb;
@@ -46,25 +44,20 @@ static void watch_free(struct aerogram_watch *w)
 	gr_request_free(&w->req);
 	free(w->pk);
 	free(w->sk);
-	free(w->prefix);
-	free(w->start);
-	free(w->end);
 	free(w->token);
-	free(w->marker);
 	free(w);
 }
 
 static void fire(struct aerogram_watch *w, int status, const struct aerogram_row *row,
-                 const struct aerogram_row *rows, size_t n_rows, const char *marker,
                  const char *message)
 {
 	w->fired = 1;
-	w->cb(w->arg, status, row, rows, n_rows, marker, message);
+	w->cb(w->arg, status, row, message);
 }
 
 static void fire_error(struct aerogram_watch *w, int status, const char *message)
 {
-	fire(w, status, NULL, NULL, 0, NULL, message);
+	fire(w, status, NULL, message);
 }
 
 /* Seconds for the next long poll: what is left of the watch's timeout,
@@ -81,17 +74,6 @@ static unsigned poll_seconds(const struct aerogram_watch *w)
 	return (unsigned)s;
 }
 
-static char *item_path(struct gr_store *st, const char *pk)
-{
-	char *enc = gr_encode_pk(pk);
-	if (!enc)
-		return NULL;
-	struct gbuf b = {0};
-	gbuf_addf(&b, "/%s/%s", st->bucket_enc, enc);
-	free(enc);
-	return gbuf_take(&b);
-}
-
 /* Build and submit the request of the current phase. Returns 0 or -1. */
 static int submit_step(struct aerogram_watch *w)
 {
@@ -99,60 +81,28 @@ static int submit_step(struct aerogram_watch *w)
 	gr_request_free(&w->req);
 	struct gr_request *req = &w->req;
 	struct gbuf q = {0};
-	if (w->range) {
-		gr_request_init(req, st, GR_K2V, "PollRange", "POST");
-		req->path = item_path(st, w->pk);
-		req->query = strdup("poll_range");
-		json_t *o = json_object();
-		if (!o)
-			return -1;
-		if (w->prefix)
-			json_object_set_new(o, "prefix", json_string(w->prefix));
-		/* Garage's PollRange walks the partition from `start` (else from
-		 * its first key) and stops at the first key outside the range
-		 * (src/model/k2v/rpc.rs, poll_range_read_range): with a prefix and
-		 * no start, a key sorting before the prefix would end the walk at
-		 * once. So the prefix is also the start, as ReadBatch does it. */
-		if (w->start && *w->start)
-			json_object_set_new(o, "start", json_string(w->start));
-		else if (w->prefix && *w->prefix)
-			json_object_set_new(o, "start", json_string(w->prefix));
-		if (w->end)
-			json_object_set_new(o, "end", json_string(w->end));
-		unsigned secs = poll_seconds(w);
-		json_object_set_new(o, "timeout", json_integer(secs));
-		if (w->marker)
-			json_object_set_new(o, "seenMarker", json_string(w->marker));
-		req->body = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		if (!req->body || gr_request_plain(req, "Content-Type: application/json") < 0)
-			return -1;
-		req->body_len = strlen(req->body);
-		req->timeout_ms = (long)secs * 1000 + POLL_HTTP_MARGIN_MS;
+	char *sk = sigv4_uri_encode(w->sk, strlen(w->sk), 0);
+	if (!sk)
+		return -1;
+	if (w->phase == PHASE_READ) {
+		gr_request_init(req, st, GR_K2V, "ReadItem", "GET");
+		gbuf_addf(&q, "sort_key=%s", sk);
 	} else {
-		char *sk = sigv4_uri_encode(w->sk, strlen(w->sk), 0);
-		if (!sk)
-			return -1;
-		if (w->phase == PHASE_READ) {
-			gr_request_init(req, st, GR_K2V, "ReadItem", "GET");
-			gbuf_addf(&q, "sort_key=%s", sk);
-		} else {
-			gr_request_init(req, st, GR_K2V, "PollItem", "GET");
-			char *ct = sigv4_uri_encode(w->token, strlen(w->token), 0);
-			unsigned secs = poll_seconds(w);
-			if (ct)
-				gbuf_addf(&q, "sort_key=%s&causality_token=%s&timeout=%u", sk, ct, secs);
-			else
-				q.failed = 1;
-			free(ct);
-			req->timeout_ms = (long)secs * 1000 + POLL_HTTP_MARGIN_MS;
-		}
-		free(sk);
-		req->path = item_path(st, w->pk);
-		req->query = gbuf_take(&q);
-		if (gr_request_plain(req, "Accept: application/json") < 0)
-			return -1;
+		gr_request_init(req, st, GR_K2V, "PollItem", "GET");
+		char *ct = sigv4_uri_encode(w->token, strlen(w->token), 0);
+		unsigned secs = poll_seconds(w);
+		if (ct)
+			gbuf_addf(&q, "sort_key=%s&causality_token=%s&timeout=%u", sk, ct, secs);
+		else
+			q.failed = 1;
+		free(ct);
+		req->timeout_ms = (long)secs * 1000 + POLL_HTTP_MARGIN_MS;
 	}
+	free(sk);
+	req->path = gr_bucket_path(st, gr_encode_pk(w->pk));
+	req->query = gbuf_take(&q);
+	if (gr_request_plain(req, "Accept: application/json") < 0)
+		return -1;
 	if (!req->path || !req->query)
 		return -1;
 	req->retry = GR_RETRY_ALWAYS;
@@ -225,48 +175,15 @@ static void item_done(struct aerogram_watch *w, struct gr_request *req)
 		repoll_or_timeout(w);
 		return;
 	}
-	fire(w, AEROGRAM_OK, &rows.rows[0], &rows.rows[0], 1, NULL, NULL);
+	fire(w, AEROGRAM_OK, &rows.rows[0], NULL);
 	gr_rows_free(&rows);
-}
-
-static void range_done(struct aerogram_watch *w, struct gr_request *req)
-{
-	if (req->curl_code == CURLE_OK && req->status == 304) {
-		repoll_or_timeout(w);
-		return;
-	}
-	if (req->curl_code != CURLE_OK || req->status != 200) {
-		char *msg;
-		int code = gr_request_error(req, &msg);
-		if (code == AEROGRAM_OK)
-			code = AEROGRAM_EINTERNAL;
-		fire_error(w, code, msg ? msg : "garage: watch failed");
-		free(msg);
-		return;
-	}
-	json_t *o = json_loadb(req->response.data ? req->response.data : "", req->response.len, 0,
-	                       NULL);
-	const char *marker = json_string_value(json_object_get(o, "seenMarker"));
-	struct gr_rows rows = {0};
-	if (!marker || gr_rows_parse(&rows, json_object_get(o, "items")) < 0) {
-		json_decref(o);
-		gr_rows_free(&rows);
-		fire_error(w, AEROGRAM_EINTERNAL, "garage: malformed PollRange answer");
-		return;
-	}
-	fire(w, AEROGRAM_OK, rows.n == 1 ? &rows.rows[0] : NULL, rows.rows, rows.n, marker, NULL);
-	gr_rows_free(&rows);
-	json_decref(o);
 }
 
 static void watch_done(struct gr_request *req)
 {
 	struct aerogram_watch *w = req->arg;
 	w->in_flight = 0;
-	if (w->range)
-		range_done(w, req);
-	else
-		item_done(w, req);
+	item_done(w, req);
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -304,9 +221,9 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 	*out = NULL;
 	if (!st->k2v_base)
 		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
-	int rc = gr_check_row_key("the partition key of a watch", pk);
+	int rc = agk_check_key("garage", "the partition key of a watch", pk);
 	if (rc == 0)
-		rc = gr_check_row_key("the sort key of a watch", sk);
+		rc = agk_check_key("garage", "the sort key of a watch", sk);
 	if (rc)
 		return rc;
 	if (!cb)
@@ -323,44 +240,6 @@ int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, c
 	}
 	w->want_live = w->token == NULL;
 	w->phase = w->token ? PHASE_POLL : PHASE_READ;
-	if (submit_step(w) < 0) {
-		watch_free(w);
-		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-	}
-	*out = w;
-	return 0;
-}
-
-int gr_row_watch_range(struct aerogram_store *store, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out)
-{
-	struct gr_store *st = (struct gr_store *)store;
-	*out = NULL;
-	if (!st->k2v_base)
-		return agk_fail(AEROGRAM_ENOTSUP, "garage: no k2v_endpoint configured");
-	int rc = gr_check_row_key("the partition key of a range watch", pk);
-	if (rc)
-		return rc;
-	if (!cb)
-		return agk_fail(AEROGRAM_EINVAL, "garage: a range watch needs a callback");
-	if (marker && *marker && !gr_marker_valid(marker))
-		return agk_fail(AEROGRAM_EINVAL, "garage: row_watch_range on %s with a malformed seen "
-		                                "marker",
-		               pk);
-	if (prefix && *prefix && start && *start && strncmp(start, prefix, strlen(prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "garage: start '%s' does not begin with prefix '%s'",
-		               start, prefix);
-	struct aerogram_watch *w = watch_new(st, pk, timeout_ms, cb, arg);
-	if (!w || dup_opt(&w->prefix, prefix) < 0 || dup_opt(&w->start, start) < 0 ||
-	    dup_opt(&w->end, end) < 0 || dup_opt(&w->marker, marker) < 0) {
-		if (w)
-			watch_free(w);
-		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");
-	}
-	w->range = 1;
-	w->phase = PHASE_POLL;
 	if (submit_step(w) < 0) {
 		watch_free(w);
 		return agk_fail(AEROGRAM_EINTERNAL, "garage: out of memory");

@@ -202,14 +202,10 @@ int mem_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *
 	for (size_t i = 0; i < n_requests && !failed; i++)
 		failed = get_one(st, &res->arena, &requests[i], &blobs[i]) != 0;
 	pthread_rwlock_unlock(&st->blobs_lock);
-	if (failed) {
-		agk_blob_result_free(st, &res->pub);
-		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
-	}
 	res->pub.blobs = blobs;
 	res->pub.n_blobs = n_requests;
-	*out = &res->pub;
-	return 0;
+	return agk_blob_result_done(failed ? agk_fail(AEROGRAM_EINTERNAL, "out of memory") : 0, res,
+	                            out);
 }
 
 /* The continuation token is the key to resume at, tagged so that a token
@@ -281,15 +277,11 @@ int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *con
 		n++;
 	}
 	pthread_rwlock_unlock(&st->blobs_lock);
-	if (failed) {
-		agk_blob_list_free(st, &res->pub);
-		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
-	}
 	res->pub.keys = keys;
 	res->pub.sizes = sizes;
 	res->pub.n_keys = n;
-	*out = &res->pub;
-	return 0;
+	return agk_blob_list_done(failed ? agk_fail(AEROGRAM_EINTERNAL, "out of memory") : 0, res,
+	                          out);
 }
 
 int mem_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys)

@@ -21,17 +21,11 @@ static const char *mem_error_message(struct aerogram_store *st)
 static int mem_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
                     size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
 {
+	(void)config, (void)n_config; /* the host refused any key: there are none */
 	*out = NULL;
-	if (n_config > 0) {
-		snprintf(errbuf, errlen, "the memory driver takes no configuration (got '%s')",
-		         config[0].key ? config[0].key : "");
-		return AEROGRAM_EINVAL;
-	}
-	struct aerogram_store *st = calloc(1, sizeof(*st));
-	if (st == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct aerogram_store *st = agk_store_new(sizeof(*st), "memory", errbuf, errlen);
+	if (st == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
 	pthread_rwlock_init(&st->rows_lock, NULL);
 	pthread_rwlock_init(&st->blobs_lock, NULL);
@@ -71,8 +65,7 @@ static const struct aerogram_driver mem_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "memory",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
-	                AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
+	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	.close = mem_close,
@@ -83,7 +76,6 @@ static const struct aerogram_driver mem_driver = {
 	.row_delete = mem_row_delete,
 	.row_watch = mem_row_watch,
 	.row_watch_release = mem_row_watch_release,
-	.row_watch_range = mem_row_watch_range,
 	.blob_get = mem_blob_get,
 	.blob_result_free = agk_blob_result_free,
 	.blob_put = mem_blob_put,

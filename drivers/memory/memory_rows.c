@@ -50,18 +50,6 @@ int mem_parse_stamp(const char *text, char tag, uint64_t *out)
 	return 0;
 }
 
-int mem_check_key(const char *what, const char *key)
-{
-	if (key == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "%s is missing", what);
-	if (key[0] == '\0')
-		return agk_fail(AEROGRAM_EINVAL, "%s is empty", what);
-	if (strlen(key) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "%s is %zu bytes, over the limit of %d", what,
-		                strlen(key), AEROGRAM_ROW_KEY_MAX);
-	return 0;
-}
-
 /* ---- structure -------------------------------------------------------- */
 
 static void row_free(void *value)
@@ -263,46 +251,6 @@ static int has_prefix(const char *key, const char *prefix)
 	return prefix == NULL || strncmp(key, prefix, strlen(prefix)) == 0;
 }
 
-int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end)
-{
-	prefix = nonempty(prefix);
-	start = nonempty(start);
-	end = nonempty(end);
-	return has_prefix(sk, prefix) && (start == NULL || strcmp(sk, start) >= 0) &&
-	       (end == NULL || strcmp(sk, end) < 0);
-}
-
-#define KNOWN_FLAGS \
-	(AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES | AEROGRAM_QUERY_CONFLICTS_ONLY)
-
-/* Validates query i. For a delete, limit, REVERSE and the flags are ignored. */
-static int check_query(const struct aerogram_row_query *q, size_t i, int for_delete)
-{
-	int rc = mem_check_key("the partition key of a query", q->pk);
-	if (rc != 0)
-		return rc;
-	(void)i;
-	if (!for_delete && (q->flags & ~KNOWN_FLAGS))
-		return agk_fail(AEROGRAM_EINVAL, "query %zu: unknown flags 0x%x", i,
-		                q->flags & ~KNOWN_FLAGS);
-	const char *prefix = nonempty(q->prefix), *start = nonempty(q->start), *end = nonempty(q->end);
-	if (q->sk != NULL) {
-		if ((rc = mem_check_key("the sort key of a query", q->sk)) != 0)
-			return rc;
-		if (prefix || start || end)
-			return agk_fail(AEROGRAM_EINVAL,
-			                "query %zu: a single-item query cannot have prefix, start or end", i);
-		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return agk_fail(AEROGRAM_EINVAL,
-			                "query %zu: a single-item query cannot have a limit or REVERSE", i);
-		return 0;
-	}
-	if (prefix && start && !has_prefix(start, prefix))
-		return agk_fail(AEROGRAM_EINVAL, "query %zu: start '%s' does not begin with prefix '%s'",
-		                i, start, prefix);
-	return 0;
-}
-
 /* The smallest string greater than every string with this prefix, or NULL
  * when there is none (the prefix is all 0xff bytes). Caller frees. */
 static char *prefix_successor(const char *prefix)
@@ -424,13 +372,9 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
                  size_t n_queries, struct aerogram_row_result **out)
 {
 	*out = NULL;
-	if (n_queries > 0 && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "row_read: no queries given");
-	for (size_t i = 0; i < n_queries; i++) {
-		int rc = check_query(&queries[i], i, 0);
-		if (rc != 0)
-			return rc;
-	}
+	int rc = agk_check_queries("memory", queries, n_queries, 1);
+	if (rc != 0)
+		return rc;
 	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
 		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
@@ -448,11 +392,9 @@ int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *que
 		}
 	}
 	pthread_rwlock_unlock(&st->rows_lock);
-	*out = &res->pub;
-	return 0;
+	return agk_row_result_done(0, res, out);
 oom:
-	agk_row_result_free(st, &res->pub);
-	return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
+	return agk_row_result_done(agk_fail(AEROGRAM_EINTERNAL, "out of memory"), res, out);
 }
 
 /* ---- writes ----------------------------------------------------------- */
@@ -460,24 +402,16 @@ oom:
 /* Makes room for `extra` more values in a row; -1 when out of memory. */
 static int row_reserve(struct mem_row *r, size_t extra)
 {
-	if (r->cap_values - r->n_values >= extra)
+	if (extra == 0)
 		return 0;
-	size_t cap = r->cap_values ? r->cap_values : 2;
-	while (cap - r->n_values < extra)
-		cap *= 2;
-	struct mem_value *v = realloc(r->values, cap * sizeof(*v));
-	if (v == NULL)
-		return -1;
-	r->values = v;
-	r->cap_values = cap;
-	return 0;
+	return agk_grow(&r->values, &r->cap_values, r->n_values + extra - 1, sizeof(*r->values), 2);
 }
 
 /* Applies one write to a row whose room was reserved: drop what the token
  * covers, add the value (`copy` becomes the row's; NULL for a tombstone).
  * Cannot fail. */
-static void row_apply_reserved(struct aerogram_store *st, struct mem_row *r, int has_token,
-                               uint64_t token, int tombstone, uint8_t *copy, size_t len)
+static void row_apply_reserved(struct mem_row *r, int has_token, uint64_t token,
+                               int tombstone, uint8_t *copy, size_t len)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < r->n_values; i++) {
@@ -492,11 +426,10 @@ static void row_apply_reserved(struct aerogram_store *st, struct mem_row *r, int
 	r->values[r->n_values++] = (struct mem_value){
 		.stamp = r->counter, .tombstone = tombstone, .len = tombstone ? 0 : len, .data = copy
 	};
-	r->seq = ++st->seq;
 }
 
 /* Applies one write to a row; -1 when out of memory (nothing changed). */
-static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token, uint64_t token,
+static int row_apply(struct mem_row *r, int has_token, uint64_t token,
                      int tombstone, const uint8_t *data, size_t len)
 {
 	uint8_t *copy = NULL;
@@ -511,7 +444,7 @@ static int row_apply(struct aerogram_store *st, struct mem_row *r, int has_token
 		free(copy);
 		return -1;
 	}
-	row_apply_reserved(st, r, has_token, token, tombstone, copy, len);
+	row_apply_reserved(r, has_token, token, tombstone, copy, len);
 	return 0;
 }
 
@@ -524,9 +457,9 @@ static int check_writes(const char *call, const struct aerogram_row_write *write
 	for (size_t i = 0; i < n_writes; i++) {
 		const struct aerogram_row_write *w = &writes[i];
 		uint64_t t;
-		int rc = mem_check_key("the partition key of a write", w->pk);
+		int rc = agk_check_key("memory", "the partition key of a write", w->pk);
 		if (rc == 0)
-			rc = mem_check_key("the sort key of a write", w->sk);
+			rc = agk_check_key("memory", "the sort key of a write", w->sk);
 		if (rc != 0)
 			return rc;
 		if (w->token != NULL && mem_parse_stamp(w->token, TOKEN_TAG, &t) != 0)
@@ -595,10 +528,10 @@ static void apply_batch(struct aerogram_store *st, const struct aerogram_row_wri
 		uint64_t t = 0;
 		if (w->token != NULL)
 			mem_parse_stamp(w->token, TOKEN_TAG, &t);
-		row_apply_reserved(st, pw[i].row, w->token != NULL, t, w->tombstone != 0, pw[i].copy,
+		row_apply_reserved(pw[i].row, w->token != NULL, t, w->tombstone != 0, pw[i].copy,
 		                   w->len);
 		pw[i].copy = NULL;
-		mem_watch_row_changed(st, pw[i].part, pw[i].row);
+		mem_watch_row_changed(st, pw[i].row);
 	}
 	prepared_release(pw, n_writes);
 }
@@ -671,10 +604,10 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
                       const char *cond_token, const struct aerogram_row_write *writes,
                       size_t n_writes, char *new_token, size_t new_token_len)
 {
-	int rc = mem_check_key("row_insert_if: the condition's partition key", cond_pk);
+	int rc = agk_check_key("memory", "row_insert_if: the condition's partition key", cond_pk);
 	if (rc != 0)
 		return rc;
-	if ((rc = mem_check_key("row_insert_if: the condition's sort key", cond_sk)) != 0)
+	if ((rc = agk_check_key("memory", "row_insert_if: the condition's sort key", cond_sk)) != 0)
 		return rc;
 	if (new_token != NULL && new_token_len < MEM_TOKEN_LEN)
 		return agk_fail(AEROGRAM_EINVAL,
@@ -685,16 +618,15 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 }
 
 /* Tombstones a live row with its current token; returns 1 if it was live. */
-static int delete_row(struct aerogram_store *st, struct mem_partition *p, struct mem_row *r,
-                      int *oom)
+static int delete_row(struct aerogram_store *st, struct mem_row *r, int *oom)
 {
 	if (r->n_values == 0 || all_tombstones(r))
 		return 0;
-	if (row_apply(st, r, 1, r->counter, 1, NULL, 0) != 0) {
+	if (row_apply(r, 1, r->counter, 1, NULL, 0) != 0) {
 		*oom = 1;
 		return 0;
 	}
-	mem_watch_row_changed(st, p, r);
+	mem_watch_row_changed(st, r);
 	return 1;
 }
 
@@ -703,13 +635,9 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 {
 	if (deleted)
 		*deleted = 0;
-	if (n_queries > 0 && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "row_delete: no queries given");
-	for (size_t i = 0; i < n_queries; i++) {
-		int rc = check_query(&queries[i], i, 1);
-		if (rc != 0)
-			return rc;
-	}
+	int rc = agk_check_queries("memory", queries, n_queries, 0);
+	if (rc != 0)
+		return rc;
 	uint64_t count = 0;
 	int oom = 0;
 	pthread_rwlock_wrlock(&st->rows_lock);
@@ -721,7 +649,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 		if (q->sk != NULL) {
 			struct mem_row *r = mem_row_get(p, q->sk, 0);
 			if (r != NULL)
-				count += (uint64_t)delete_row(st, p, r, &oom);
+				count += (uint64_t)delete_row(st, r, &oom);
 			continue;
 		}
 		const char *prefix = nonempty(q->prefix), *start = nonempty(q->start);
@@ -730,7 +658,7 @@ int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *q
 		     n != NULL && !oom; n = mem_sl_next(n)) {
 			if ((end != NULL && strcmp(n->key, end) >= 0) || !has_prefix(n->key, prefix))
 				break;
-			count += (uint64_t)delete_row(st, p, n->value, &oom);
+			count += (uint64_t)delete_row(st, n->value, &oom);
 		}
 	}
 	pthread_rwlock_unlock(&st->rows_lock);

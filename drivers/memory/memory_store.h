@@ -28,7 +28,6 @@ struct mem_value {
 struct mem_row {
 	char *sk;
 	uint64_t counter;         /* the causality token: the highest stamp seen */
-	uint64_t seq;             /* store-wide write sequence of the last write */
 	size_t n_values, cap_values;
 	struct mem_value *values;
 	size_t pending; /* writes of the batch being prepared (rows_lock held) */
@@ -41,7 +40,6 @@ struct mem_partition {
 	uint64_t hash;
 	struct mem_partition *hash_next; /* chain of its bucket */
 	struct mem_skiplist rows;
-	struct aerogram_watch *range_watches; /* guarded by the watcher mutex */
 };
 
 /* The single thread that delivers every watch callback and timeout. */
@@ -49,9 +47,7 @@ struct mem_watcher {
 	pthread_mutex_t mutex;
 	pthread_cond_t wake; /* CLOCK_MONOTONIC: new work or an earlier deadline */
 	pthread_cond_t done; /* a callback finished (for row_watch_release) */
-	pthread_t thread;
-	int started;
-	int stop;
+	struct agk_thread thr;
 	struct aerogram_watch *timers_head, *timers_tail;   /* armed, by deadline */
 	struct aerogram_watch *pending_head, *pending_tail; /* ready to be called back */
 };
@@ -64,7 +60,6 @@ struct aerogram_store {
 	 * across partitions); NULL until the first partition is made. */
 	struct mem_partition **buckets;
 	size_t n_buckets, n_partitions;
-	uint64_t seq; /* bumped by every row write; range watch markers name it */
 	/* Blobs. */
 	pthread_rwlock_t blobs_lock;
 	struct mem_skiplist blobs;
@@ -85,25 +80,19 @@ int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char
 /* Helpers the watcher shares (call with rows_lock held). */
 int mem_parse_stamp(const char *text, char tag, uint64_t *out);
 void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value);
-int mem_check_key(const char *what, const char *key);
 struct mem_partition *mem_partition_get(struct aerogram_store *st, const char *pk, int create);
 struct mem_row *mem_row_get(struct mem_partition *p, const char *sk, int create);
 /* Copies the visible state of a row (deduplicated values, token) into `dst`. */
 int mem_row_snapshot(struct agk_arena *a, const struct mem_row *row, struct aerogram_row *dst);
-int mem_in_range(const char *sk, const char *prefix, const char *start, const char *end);
 
 /* Watches (memory_watch.c). */
 int mem_watcher_start(struct aerogram_store *st);
 void mem_watcher_stop(struct aerogram_store *st);
 /* Called by a writer, with rows_lock held for writing, after `row` changed. */
-void mem_watch_row_changed(struct aerogram_store *st, struct mem_partition *p, struct mem_row *row);
+void mem_watch_row_changed(struct aerogram_store *st, struct mem_row *row);
 int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
                   uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                   struct aerogram_watch **out);
-int mem_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                        const char *start, const char *end, const char *marker,
-                        uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                        struct aerogram_watch **out);
 void mem_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w);
 
 /* Blobs (memory_blobs.c). */

@@ -1,9 +1,9 @@
-/* memory_watch.c - row watches and range watches of the memory driver.
+/* memory_watch.c - row watches of the memory driver.
  *
  * One thread per store delivers every callback. A watch is in one of four
  * states, all guarded by the watcher mutex:
- *   ARMED    on its row's (or partition's) watch list and on the timer list;
- *   PENDING  on the pending queue with its status and a snapshot of the rows;
+ *   ARMED    on its row's watch list and on the timer list;
+ *   PENDING  on the pending queue with its status and a snapshot of the row;
  *   FIRING   taken by the thread, the callback is running;
  *   DONE     the callback has returned.
  * A writer, holding the rows lock, moves matching ARMED watches to PENDING
@@ -19,7 +19,6 @@
 
 #include "drivers/memory/memory_store.h"
 
-#define MARKER_TAG 'r'
 #define TOKEN_TAG 'm'
 
 enum watch_state { WATCH_ARMED, WATCH_PENDING, WATCH_FIRING, WATCH_DONE };
@@ -27,25 +26,20 @@ enum watch_state { WATCH_ARMED, WATCH_PENDING, WATCH_FIRING, WATCH_DONE };
 struct aerogram_watch {
 	struct aerogram_store *st;
 	enum watch_state state;
-	int is_range;
-	struct mem_row *row;        /* row watch */
+	struct mem_row *row;
 	int has_token;
 	uint64_t token;
-	struct mem_partition *part; /* range watch */
-	char *prefix, *start, *end;
 	uint64_t deadline_ns;
 	aerogram_watch_cb cb;
 	void *arg;
-	/* on row->watches or part->range_watches while ARMED */
+	/* on row->watches while ARMED */
 	struct aerogram_watch *key_prev, *key_next;
 	/* on the timer list while ARMED, on the pending queue while PENDING */
 	struct aerogram_watch *q_prev, *q_next;
 	/* what the callback gets */
 	int status;
 	struct agk_arena snap;
-	struct aerogram_row *rows;
-	size_t n_rows;
-	char marker[24];
+	struct aerogram_row *row_snap;
 };
 
 static uint64_t now_ns(void)
@@ -57,14 +51,9 @@ static uint64_t now_ns(void)
 
 /* ---- list plumbing (watcher mutex held) ------------------------------- */
 
-static struct aerogram_watch **key_list(struct aerogram_watch *w)
-{
-	return w->is_range ? &w->part->range_watches : &w->row->watches;
-}
-
 static void key_link(struct aerogram_watch *w)
 {
-	struct aerogram_watch **head = key_list(w);
+	struct aerogram_watch **head = &w->row->watches;
 	w->key_prev = NULL;
 	w->key_next = *head;
 	if (*head)
@@ -77,7 +66,7 @@ static void key_unlink(struct aerogram_watch *w)
 	if (w->key_prev)
 		w->key_prev->key_next = w->key_next;
 	else
-		*key_list(w) = w->key_next;
+		w->row->watches = w->key_next;
 	if (w->key_next)
 		w->key_next->key_prev = w->key_prev;
 	w->key_prev = w->key_next = NULL;
@@ -146,21 +135,13 @@ static void *watcher_main(void *arg)
 	struct aerogram_store *st = arg;
 	struct mem_watcher *wr = &st->watcher;
 	pthread_mutex_lock(&wr->mutex);
-	while (!wr->stop) {
+	while (!wr->thr.stop) {
 		struct aerogram_watch *w = wr->pending_head;
 		if (w != NULL) {
 			q_unlink(&wr->pending_head, &wr->pending_tail, w);
 			w->state = WATCH_FIRING;
 			pthread_mutex_unlock(&wr->mutex);
-			const struct aerogram_row *one = NULL, *many = NULL;
-			if (w->status == AEROGRAM_OK) {
-				if (w->is_range)
-					many = w->rows;
-				else
-					one = w->rows;
-			}
-			w->cb(w->arg, w->status, one, many, many ? w->n_rows : 0,
-			      w->is_range && w->status == AEROGRAM_OK ? w->marker : NULL,
+			w->cb(w->arg, w->status, w->status == AEROGRAM_OK ? w->row_snap : NULL,
 			      w->status == AEROGRAM_OK ? NULL
 			      : w->status == AEROGRAM_ETIMEDOUT ? "the watch timed out"
 			                                       : "memory: out of memory taking a snapshot");
@@ -197,30 +178,24 @@ int mem_watcher_start(struct aerogram_store *st)
 	pthread_cond_init(&wr->wake, &ca);
 	pthread_cond_init(&wr->done, NULL);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&wr->thread, NULL, watcher_main, st) != 0) {
+	if (agk_thread_start(&wr->thr, watcher_main, st, NULL) != 0) {
 		pthread_mutex_destroy(&wr->mutex);
 		pthread_cond_destroy(&wr->wake);
 		pthread_cond_destroy(&wr->done);
 		return -1;
 	}
-	wr->started = 1;
 	return 0;
 }
 
 void mem_watcher_stop(struct aerogram_store *st)
 {
 	struct mem_watcher *wr = &st->watcher;
-	if (!wr->started)
+	if (!wr->thr.started)
 		return;
-	pthread_mutex_lock(&wr->mutex);
-	wr->stop = 1;
-	pthread_cond_signal(&wr->wake);
-	pthread_mutex_unlock(&wr->mutex);
-	pthread_join(wr->thread, NULL);
+	agk_thread_stop(&wr->thr, &wr->mutex, &wr->wake);
 	pthread_mutex_destroy(&wr->mutex);
 	pthread_cond_destroy(&wr->wake);
 	pthread_cond_destroy(&wr->done);
-	wr->started = 0;
 }
 
 /* ---- firing on writes (rows lock held for writing) -------------------- */
@@ -237,20 +212,19 @@ static int row_watch_due(const struct aerogram_watch *w)
  * with AEROGRAM_EINTERNAL instead. */
 static int snapshot_one(struct aerogram_watch *w, const struct mem_row *row)
 {
-	w->rows = agk_arena_alloc(&w->snap, sizeof(*w->rows));
-	if (w->rows == NULL || mem_row_snapshot(&w->snap, row, w->rows) != 0) {
+	w->row_snap = agk_arena_alloc(&w->snap, sizeof(*w->row_snap));
+	if (w->row_snap == NULL || mem_row_snapshot(&w->snap, row, w->row_snap) != 0) {
 		agk_arena_free(&w->snap);
-		w->rows = NULL;
+		w->row_snap = NULL;
 		return AEROGRAM_EINTERNAL;
 	}
-	w->n_rows = 1;
 	return AEROGRAM_OK;
 }
 
-void mem_watch_row_changed(struct aerogram_store *st, struct mem_partition *p, struct mem_row *row)
+void mem_watch_row_changed(struct aerogram_store *st, struct mem_row *row)
 {
 	struct mem_watcher *wr = &st->watcher;
-	if (row->watches == NULL && p->range_watches == NULL)
+	if (row->watches == NULL)
 		return;
 	pthread_mutex_lock(&wr->mutex);
 	struct aerogram_watch *w = row->watches;
@@ -258,15 +232,6 @@ void mem_watch_row_changed(struct aerogram_store *st, struct mem_partition *p, s
 		struct aerogram_watch *next = w->key_next;
 		if (row_watch_due(w))
 			make_pending(wr, w, snapshot_one(w, row));
-		w = next;
-	}
-	w = p->range_watches;
-	while (w != NULL) {
-		struct aerogram_watch *next = w->key_next;
-		if (mem_in_range(row->sk, w->prefix, w->start, w->end)) {
-			mem_format_stamp(w->marker, sizeof(w->marker), MARKER_TAG, st->seq);
-			make_pending(wr, w, snapshot_one(w, row));
-		}
 		w = next;
 	}
 	pthread_mutex_unlock(&wr->mutex);
@@ -305,10 +270,10 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 {
 	*out = NULL;
 	uint64_t t = 0;
-	int rc = mem_check_key("partition key", pk);
+	int rc = agk_check_key("memory", "partition key", pk);
 	if (rc != 0)
 		return rc;
-	if ((rc = mem_check_key("row_watch: the sort key", sk)) != 0)
+	if ((rc = agk_check_key("memory", "row_watch: the sort key", sk)) != 0)
 		return rc;
 	if (cb == NULL)
 		return agk_fail(AEROGRAM_EINVAL, "row_watch: no callback");
@@ -336,107 +301,10 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 	return 0;
 }
 
-static char *dup_or_null(const char *s, int *oom)
-{
-	if (s == NULL || s[0] == '\0')
-		return NULL;
-	char *d = strdup(s);
-	if (d == NULL)
-		*oom = 1;
-	return d;
-}
-
 static void watch_free(struct aerogram_watch *w)
 {
 	agk_arena_free(&w->snap);
-	free(w->prefix);
-	free(w->start);
-	free(w->end);
 	free(w);
-}
-
-/* Snapshots every row of the range newer than `marker` into w; returns how
- * many, or -1 when out of memory. Rows lock held. */
-static long snapshot_range(struct aerogram_watch *w, uint64_t marker)
-{
-	size_t n = 0, cap = 0;
-	struct aerogram_row *rows = NULL;
-	const char *from = w->start ? w->start : w->prefix;
-	for (struct mem_sl_node *node = mem_sl_lower_bound(&w->part->rows, from); node != NULL;
-	     node = mem_sl_next(node)) {
-		const struct mem_row *r = node->value;
-		if (w->end && strcmp(r->sk, w->end) >= 0)
-			break;
-		if (w->prefix && strncmp(r->sk, w->prefix, strlen(w->prefix)) != 0)
-			break;
-		if (r->counter == 0 || r->seq <= marker)
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct aerogram_row *grown = agk_arena_alloc(&w->snap, ncap * sizeof(*grown));
-			if (grown == NULL)
-				return -1;
-			if (n)
-				memcpy(grown, rows, n * sizeof(*rows));
-			rows = grown;
-			cap = ncap;
-		}
-		if (mem_row_snapshot(&w->snap, r, &rows[n]) != 0)
-			return -1;
-		n++;
-	}
-	w->rows = rows;
-	w->n_rows = n;
-	return (long)n;
-}
-
-int mem_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                        const char *start, const char *end, const char *marker,
-                        uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                        struct aerogram_watch **out)
-{
-	*out = NULL;
-	uint64_t m = 0;
-	int rc = mem_check_key("partition key", pk);
-	if (rc != 0)
-		return rc;
-	if (cb == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: no callback");
-	if (marker != NULL && mem_parse_stamp(marker, MARKER_TAG, &m) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: malformed marker '%.40s'", marker);
-	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "row_watch_range: start '%s' does not begin with prefix '%s'",
-		                start, prefix);
-	struct aerogram_watch *w = watch_new(st, timeout_ms, cb, arg);
-	if (w == NULL)
-		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
-	int oom = 0;
-	w->is_range = 1;
-	w->prefix = dup_or_null(prefix, &oom);
-	w->start = dup_or_null(start, &oom);
-	w->end = dup_or_null(end, &oom);
-	if (oom) {
-		watch_free(w);
-		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
-	}
-	pthread_rwlock_wrlock(&st->rows_lock);
-	w->part = mem_partition_get(st, pk, 1);
-	if (w->part == NULL) {
-		pthread_rwlock_unlock(&st->rows_lock);
-		watch_free(w);
-		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
-	}
-	/* Without a marker every row is new (marker 0 precedes every write). */
-	long n = snapshot_range(w, marker ? m : 0);
-	int status = n < 0 ? AEROGRAM_EINTERNAL : AEROGRAM_OK;
-	int due = marker == NULL || n != 0;
-	mem_format_stamp(w->marker, sizeof(w->marker), MARKER_TAG, st->seq);
-	pthread_mutex_lock(&st->watcher.mutex);
-	watch_start(&st->watcher, w, due, status);
-	pthread_mutex_unlock(&st->watcher.mutex);
-	pthread_rwlock_unlock(&st->rows_lock);
-	*out = w;
-	return 0;
 }
 
 void mem_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w)

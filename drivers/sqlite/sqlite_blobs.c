@@ -376,6 +376,22 @@ static int sq_file_read(struct aerogram_store *st, const char *name, uint64_t of
 	return 0;
 }
 
+/* Steps the SQ_BLOB_GET statement on `key`: 1 with *out on the blob's row
+ * (reset it when done), 0 when there is no such blob, or a negative code. */
+static int sq_blob_find(struct sq_conn *conn, const char *key, sqlite3_stmt **out)
+{
+	sqlite3_stmt *s = *out = sq_stmt(conn, SQ_BLOB_GET);
+	if (s == NULL)
+		return sq_map_rc(conn->last_rc);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a blob");
+	sqlite3_reset(s);
+	return code;
+}
+
 static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
                       const struct aerogram_blob_request *rq, struct aerogram_blob *b)
 {
@@ -384,16 +400,11 @@ static int sq_get_one(struct sq_conn *conn, struct sq_get_ctx *c,
 		b->status = AEROGRAM_EINVAL;
 		return 0;
 	}
-	sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_GET);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, rq->key, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, "reading a blob");
-		sqlite3_reset(s);
+	sqlite3_stmt *s;
+	int found = sq_blob_find(conn, rq->key, &s);
+	if (found <= 0) {
 		b->status = AEROGRAM_ENOTFOUND;
-		return code;
+		return found;
 	}
 	uint64_t size = (uint64_t)sqlite3_column_int64(s, 0);
 	uint64_t off = rq->offset < size ? rq->offset : size;
@@ -441,12 +452,10 @@ static int sq_get_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_get_ctx *c = arg;
 	struct agk_blob_result *res = c->res;
-	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
-	struct aerogram_blob *blobs = agk_arena_alloc(&res->arena, (c->n ? c->n : 1) * sizeof(*blobs));
+	struct aerogram_blob *blobs = agk_arena_restart(&res->arena, c->n, sizeof(*blobs));
 	if (blobs == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	memset(blobs, 0, (c->n ? c->n : 1) * sizeof(*blobs));
 	for (size_t i = 0; i < c->n; i++) {
 		int code = sq_get_one(conn, c, &c->reqs[i], &blobs[i]);
 		if (code)
@@ -471,13 +480,7 @@ int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *r
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_get_ctx c = { st, requests, n_requests, res };
 	int code = sq_txn(st, 0, sq_get_txn, &c);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	return agk_blob_result_done(code, res, out);
 }
 
 /* ---- copy ---- */
@@ -498,17 +501,11 @@ static int sq_copy_txn(struct sq_conn *conn, void *arg)
 	sq_file_unlink(st, c->linked);
 	c->linked[0] = '\0';
 	c->old[0] = '\0';
-	sqlite3_stmt *s = sq_stmt(conn, SQ_BLOB_GET);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, c->src, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? agk_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src)
-		                             : sq_db_fail(conn, rc, "reading a blob");
-		sqlite3_reset(s);
-		return code;
-	}
+	sqlite3_stmt *s;
+	int found = sq_blob_find(conn, c->src, &s);
+	if (found <= 0)
+		return found < 0 ? found
+		                 : agk_fail(AEROGRAM_ENOTFOUND, "sqlite: blob '%s' not found", c->src);
 	if (strcmp(c->src, c->dst) == 0) {
 		sqlite3_reset(s);
 		c->same = 1;
@@ -679,13 +676,7 @@ int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *cont
 	struct sq_list_ctx c = { lower, has_succ ? succ : NULL, max_keys, res };
 	int code = sq_txn(st, 0, sq_list_txn, &c);
 	free(succ);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	return agk_blob_list_done(code, res, out);
 }
 
 /* ---- delete ---- */
@@ -751,7 +742,7 @@ static unsigned sq_sweep_dir(struct aerogram_store *st, struct sq_conn *conn, co
 		return 0;
 	unsigned removed = 0;
 	struct dirent *e;
-	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+	while (!st->sweep.stop && (e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		char path[4400], rel[SQ_FILE_NAME_LEN + 8];
@@ -792,7 +783,7 @@ unsigned sq_blob_sweep_files(struct aerogram_store *st, struct sq_conn *conn)
 	if (d == NULL)
 		return 0;
 	struct dirent *e;
-	while (!st->sweep_stop && (e = readdir(d)) != NULL) {
+	while (!st->sweep.stop && (e = readdir(d)) != NULL) {
 		if (strlen(e->d_name) == 2 && isxdigit((unsigned char)e->d_name[0]) &&
 		    isxdigit((unsigned char)e->d_name[1]))
 			removed += sq_sweep_dir(st, conn, e->d_name, now);

@@ -180,7 +180,7 @@ static int sq_writer_conn(struct aerogram_store *st, struct sq_conn **out)
 		/* opened at synchronous=full: sq_group_level switches it per
 		 * transaction */
 		st->writer_full = st->sync_full;
-		if (st->ckpt_started)
+		if (st->ckpt.started)
 			sqlite3_wal_hook(conn->db, sq_wal_hook, st);
 		st->writer = conn;
 	}
@@ -335,7 +335,7 @@ static void sq_queue_remove(struct aerogram_store *st, struct sq_call *call)
  * posts it once the lock is released), else nobody (`committing` drops). */
 static struct sq_call *sq_lead_pass(struct aerogram_store *st, int may_checkpoint)
 {
-	if (may_checkpoint && st->ckpt_started && st->writer && st->wal_pages >= st->ckpt_next) {
+	if (may_checkpoint && st->ckpt.started && st->writer && st->wal_pages >= st->ckpt_next) {
 		/* if readers keep the WAL from starting over, wait for another
 		 * SQ_CKPT_PAGES before trying again */
 		st->ckpt_next = st->wal_pages + SQ_CKPT_PAGES;
@@ -390,7 +390,7 @@ static void *sq_ckpt_main(void *arg)
 	struct aerogram_store *st = arg;
 	pthread_mutex_lock(&st->commit_mu);
 	for (;;) {
-		while (!st->ckpt_request && !st->ckpt_stop)
+		while (!st->ckpt_request && !st->ckpt.stop)
 			pthread_cond_wait(&st->ckpt_cond, &st->commit_mu);
 		if (!st->ckpt_request)
 			break;
@@ -421,25 +421,14 @@ static void *sq_ckpt_main(void *arg)
 void sq_ckpt_start(struct aerogram_store *st)
 {
 	st->ckpt_next = SQ_CKPT_PAGES;
-	if (pthread_create(&st->ckpt_thread, NULL, sq_ckpt_main, st) != 0) {
+	if (agk_thread_start(&st->ckpt, sq_ckpt_main, st, "ag-sq-ckpt") != 0)
 		sq_log(st, AEROGRAM_LOG_WARNING,
 		       "cannot start the checkpoint thread of %s: SQLite checkpoints in commits", st->path);
-		return;
-	}
-	pthread_setname_np(st->ckpt_thread, "ag-sq-ckpt");
-	st->ckpt_started = 1;
 }
 
 void sq_ckpt_stop(struct aerogram_store *st)
 {
-	if (!st->ckpt_started)
-		return;
-	pthread_mutex_lock(&st->commit_mu);
-	st->ckpt_stop = 1;
-	pthread_cond_signal(&st->ckpt_cond);
-	pthread_mutex_unlock(&st->commit_mu);
-	pthread_join(st->ckpt_thread, NULL);
-	st->ckpt_started = 0;
+	agk_thread_stop(&st->ckpt, &st->commit_mu, &st->ckpt_cond);
 }
 
 int sq_commit(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *), void *arg)

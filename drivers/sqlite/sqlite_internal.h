@@ -105,8 +105,8 @@ struct aerogram_store {
 	 * SQ_CKPT_PAGES, the leader that committed hands the lead to this
 	 * thread, which checkpoints on the idle write connection, then hands
 	 * the lead on. Its callers return at once; writers queue meanwhile. */
-	pthread_t ckpt_thread;
-	int ckpt_started, ckpt_stop, ckpt_request; /* under commit_mu */
+	struct agk_thread ckpt;
+	int ckpt_request; /* under commit_mu */
 	pthread_cond_t ckpt_cond;
 	int wal_pages;     /* frames in the WAL after the last commit (the writer's hook) */
 	int ckpt_next;     /* checkpoint once the WAL holds this many */
@@ -128,10 +128,8 @@ struct aerogram_store {
 	pthread_mutex_t watch_mu;
 	pthread_cond_t watch_wake; /* the thread waits on it */
 	pthread_cond_t watch_done; /* a callback returned */
-	pthread_t watch_thread;
-	int watch_thread_started;
-	int watch_stop;
-	int watch_kick;  /* a watch to compare whole or a range to read: look now */
+	struct agk_thread watch_thr;
+	int watch_kick;  /* a watch to compare whole: look now */
 	uint64_t watch_wake_at; /* when the sleeping thread wakes (UINT64_MAX: on a signal) */
 	struct aerogram_watch *watches;
 	size_t n_watches;
@@ -146,9 +144,7 @@ struct aerogram_store {
 	/* Maintenance, at open and then hourly (sqlite_maint.c): orphan blob
 	 * files, rows that hold only old tombstones. */
 	unsigned tombstone_ttl_s;
-	pthread_t sweep_thread;
-	int sweep_started;
-	_Atomic int sweep_stop;
+	struct agk_thread sweep;
 	pthread_mutex_t sweep_mu;
 	pthread_cond_t sweep_cond;
 };
@@ -161,8 +157,7 @@ int sq_db_fail(struct sq_conn *conn, int rc, const char *what);
 /* The AEROGRAM_E* code for an SQLite result code. */
 int sq_map_rc(int rc);
 /* Logs a line through the host. */
-void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+#define sq_log(st, level, ...) agk_log((st)->host, (level), __VA_ARGS__)
 
 /* ---- connections and transactions (sqlite_store.c) ---- */
 
@@ -197,6 +192,11 @@ struct sq_row_head {
  * message set (`what` names the step, e.g. "reading a row"). */
 int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                 const char *what);
+/* Steps the SQ_ROW_FIND statement on row (pk, sk): 1 with *out on the row
+ * (columns ctx, discard, n_live, n_values, vals; reset it when done), 0 when
+ * the row does not exist, or a negative AEROGRAM_E* code. */
+int sq_row_find(struct sq_conn *conn, const char *pk, const char *sk, const char *what,
+                sqlite3_stmt **out);
 /* What sq_txn runs: a read, a write durable when it returns, or a write
  * made durable by the next durable one (see sq_commit_ex). */
 enum { SQ_READ = 0, SQ_WRITE = 1, SQ_WRITE_DEFERRED = 2 };
@@ -255,13 +255,6 @@ int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const 
 int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
                struct agk_arena *a, struct aerogram_row *row, const char *what);
 
-/* Reads every row of pk in the forward range prefix/start/end (NULL or
- * empty: unbounded), tombstone-only rows included, whose ctx is above
- * `since`, into the arena. */
-int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
-                       const char *prefix, const char *start, const char *end, uint64_t since,
-                       const struct aerogram_row **rows, size_t *n_rows);
-
 /* ---- the functions of the descriptor ---- */
 
 int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
@@ -299,10 +292,6 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                  struct aerogram_watch **out);
 void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch);
-int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out);
 
 int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                 size_t n_requests, struct aerogram_blob_result **out);

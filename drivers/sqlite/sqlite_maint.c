@@ -21,7 +21,7 @@ static void sq_maint_once(struct aerogram_store *st)
 	if (files)
 		sq_log(st, AEROGRAM_LOG_INFO, "removed %u orphan blob files from %s", files,
 		       st->blob_dir);
-	uint64_t rows = st->sweep_stop ? 0 : sq_rows_forget(st);
+	uint64_t rows = st->sweep.stop ? 0 : sq_rows_forget(st);
 	if (rows)
 		sq_log(st, AEROGRAM_LOG_INFO, "forgot %llu rows of old tombstones",
 		       (unsigned long long)rows);
@@ -31,14 +31,14 @@ static void *sq_maint_main(void *arg)
 {
 	struct aerogram_store *st = arg;
 	pthread_mutex_lock(&st->sweep_mu);
-	while (!st->sweep_stop) {
+	while (!st->sweep.stop) {
 		pthread_mutex_unlock(&st->sweep_mu);
 		sq_maint_once(st);
 		pthread_mutex_lock(&st->sweep_mu);
 		uint64_t until = sq_now_ms() + SQ_MAINT_INTERVAL_MS;
 		struct timespec ts = { .tv_sec = (time_t)(until / 1000u),
 			               .tv_nsec = (long)(until % 1000u) * 1000000L };
-		while (!st->sweep_stop && sq_now_ms() < until)
+		while (!st->sweep.stop && sq_now_ms() < until)
 			pthread_cond_timedwait(&st->sweep_cond, &st->sweep_mu, &ts);
 	}
 	pthread_mutex_unlock(&st->sweep_mu);
@@ -47,22 +47,11 @@ static void *sq_maint_main(void *arg)
 
 void sq_sweep_start(struct aerogram_store *st)
 {
-	st->sweep_stop = 0;
-	if (pthread_create(&st->sweep_thread, NULL, sq_maint_main, st) == 0) {
-		st->sweep_started = 1;
-		pthread_setname_np(st->sweep_thread, "ag-sq-maint");
-	} else
+	if (agk_thread_start(&st->sweep, sq_maint_main, st, "ag-sq-maint") != 0)
 		sq_log(st, AEROGRAM_LOG_WARNING, "cannot start the maintenance thread of %s", st->path);
 }
 
 void sq_sweep_stop(struct aerogram_store *st)
 {
-	if (!st->sweep_started)
-		return;
-	pthread_mutex_lock(&st->sweep_mu);
-	st->sweep_stop = 1;
-	pthread_cond_broadcast(&st->sweep_cond);
-	pthread_mutex_unlock(&st->sweep_mu);
-	pthread_join(st->sweep_thread, NULL);
-	st->sweep_started = 0;
+	agk_thread_stop(&st->sweep, &st->sweep_mu, &st->sweep_cond);
 }

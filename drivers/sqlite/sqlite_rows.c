@@ -98,49 +98,28 @@ static int nonempty(const char *s)
  * (1 to AEROGRAM_ROW_KEY_MAX bytes, driver.h). */
 static int sq_check_key(const char *what, const char *s, int is_bound)
 {
-	if (s == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is missing", what);
-	if (!is_bound && s[0] == '\0')
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is empty", what);
-	if (!is_bound && strlen(s) > AEROGRAM_ROW_KEY_MAX)
-		return agk_fail(AEROGRAM_ETOOBIG, "sqlite: %s of %zu bytes is over %d", what, strlen(s),
-		               AEROGRAM_ROW_KEY_MAX);
+	int code = is_bound ? 0 : agk_check_key("sqlite", what, s);
+	if (code)
+		return code;
 	if (!sq_utf8_valid(s))
 		return agk_fail(AEROGRAM_EINVAL, "sqlite: %s is not valid UTF-8", what);
 	return 0;
 }
 
-/* Checks one query; `for_delete` ignores limit and REVERSE. */
-static int sq_check_query(const struct aerogram_row_query *q, int for_delete)
+/* Checks a batch of queries (the ABI's rules, then UTF-8); `for_delete`
+ * ignores limit, REVERSE and the flags. */
+static int sq_check_queries(const struct aerogram_row_query *queries, size_t n, int for_delete)
 {
-	int code = sq_check_key("partition key", q->pk, 0);
-	if (code)
-		return code;
-	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
-	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
-	if (!for_delete && (q->flags & ~known))
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: unknown query flags 0x%x", q->flags & ~known);
-	const char *parts[3] = { q->prefix, q->start, q->end };
-	static const char *const names[3] = { "prefix", "start", "end" };
-	for (int i = 0; i < 3; i++)
-		if (parts[i] && (code = sq_check_key(names[i], parts[i], 1)) != 0)
-			return code;
-	if (q->sk) {
-		if ((code = sq_check_key("sort key", q->sk, 0)) != 0)
-			return code;
-		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
-			return agk_fail(AEROGRAM_EINVAL,
-			               "sqlite: a single-item query takes no prefix, start or end");
-		if (!for_delete && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
-			return agk_fail(AEROGRAM_EINVAL,
-			               "sqlite: a single-item query takes no limit and no REVERSE");
-		return 0;
+	int code = agk_check_queries("sqlite", queries, n, !for_delete);
+	static const char *const names[5] = { "partition key", "sort key", "prefix", "start", "end" };
+	for (size_t i = 0; code == 0 && i < n; i++) {
+		const struct aerogram_row_query *q = &queries[i];
+		const char *parts[5] = { q->pk, q->sk, q->prefix, q->start, q->end };
+		for (int k = 0; code == 0 && k < 5; k++)
+			if (parts[k])
+				code = sq_check_key(names[k], parts[k], 1); /* the UTF-8 check */
 	}
-	if (nonempty(q->prefix) && nonempty(q->start) &&
-	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: start '%s' does not begin with prefix '%s'",
-		               q->start, q->prefix);
-	return 0;
+	return code;
 }
 
 int sq_prefix_successor(const char *prefix, char **buf)
@@ -179,29 +158,21 @@ static int sq_bounds_make(const struct aerogram_row_query *q, int reverse, struc
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	b->owned = succ;
 	enum sq_range_lower lo_op;
-	enum sq_range_upper up_op;
+	/* Unless a bound of the query is tighter, the keys with the prefix end
+	 * before its successor (none: no upper bound), in both directions. */
+	enum sq_range_upper up_op = has_succ ? SQ_UPPER_LT : SQ_UPPER_NONE;
+	b->upper = has_succ ? succ : NULL;
 	if (!reverse) {
 		lo_op = SQ_LOWER_GE;
 		b->lower = start ? start : prefix ? prefix : "";
-		up_op = SQ_UPPER_NONE;
-		b->upper = NULL;
 		if (end && (!has_succ || strcmp(end, succ) < 0)) {
 			up_op = SQ_UPPER_LT;
 			b->upper = end;
-		} else if (has_succ) {
-			up_op = SQ_UPPER_LT;
-			b->upper = succ;
 		}
 	} else {
 		if (start) {
 			up_op = SQ_UPPER_LE;
 			b->upper = start;
-		} else if (has_succ) {
-			up_op = SQ_UPPER_LT;
-			b->upper = succ;
-		} else {
-			up_op = SQ_UPPER_NONE;
-			b->upper = NULL;
 		}
 		if (end && (!prefix || strcmp(end, prefix) >= 0)) {
 			lo_op = SQ_LOWER_GT;
@@ -342,23 +313,6 @@ int sq_row_decode(struct agk_arena *a, const void *vals, size_t vals_len, const 
 	return 0;
 }
 
-static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
-                         const struct aerogram_row_query *q, uint64_t since,
-                         struct aerogram_row_page *page);
-
-int sq_row_range_since(struct sq_conn *conn, struct agk_arena *a, const char *pk,
-                       const char *prefix, const char *start, const char *end, uint64_t since,
-                       const struct aerogram_row **rows, size_t *n_rows)
-{
-	struct aerogram_row_query q = { .pk = pk, .prefix = prefix, .start = start, .end = end,
-		                        .flags = AEROGRAM_QUERY_TOMBSTONES };
-	struct aerogram_row_page page = { 0 };
-	int code = sq_read_range(conn, a, &q, since, &page);
-	*rows = page.rows;
-	*n_rows = code ? 0 : page.n_rows;
-	return code;
-}
-
 /* ---- read ---- */
 
 struct sq_read_ctx {
@@ -375,14 +329,8 @@ struct sq_rowvec {
 
 static struct aerogram_row *sq_rowvec_push(struct sq_rowvec *rv)
 {
-	if (rv->n == rv->cap) {
-		size_t cap = rv->cap ? rv->cap * 2 : 16;
-		struct aerogram_row *nv = realloc(rv->v, cap * sizeof(*nv));
-		if (nv == NULL)
-			return NULL;
-		rv->v = nv;
-		rv->cap = cap;
-	}
+	if (agk_grow(&rv->v, &rv->cap, rv->n, sizeof(*rv->v), 16) < 0)
+		return NULL;
 	return &rv->v[rv->n++];
 }
 
@@ -405,34 +353,46 @@ static int sq_read_single(struct sq_conn *conn, struct agk_arena *a,
 	return 0;
 }
 
-/* Reads one range query into page; rows whose ctx is not above `since` are
- * skipped (0 keeps every row). */
+/* The range statement of bounds b, bound: the query's partition and bounds,
+ * whether tombstone-only rows count, the least number of values a row needs
+ * and the row limit (-1: none). NULL (b's buffer freed) when it cannot be
+ * prepared. */
+static sqlite3_stmt *sq_range_stmt(struct sq_conn *conn, const struct aerogram_row_query *q,
+                                   struct sq_bounds *b, int tombstones, int min_values,
+                                   int64_t limit)
+{
+	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b->variant));
+	if (s == NULL) {
+		free(b->owned);
+		return NULL;
+	}
+	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, b->lower, -1, SQLITE_STATIC);
+	if (b->upper)
+		sqlite3_bind_text(s, 3, b->upper, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, tombstones);
+	sqlite3_bind_int(s, 5, min_values);
+	sqlite3_bind_int64(s, 6, limit);
+	return s;
+}
+
+/* Reads one range query into page. */
 static int sq_read_range(struct sq_conn *conn, struct agk_arena *a,
-                         const struct aerogram_row_query *q, uint64_t since,
-                         struct aerogram_row_page *page)
+                         const struct aerogram_row_query *q, struct aerogram_row_page *page)
 {
 	struct sq_bounds b;
 	int code = sq_bounds_make(q, (q->flags & AEROGRAM_QUERY_REVERSE) != 0, &b);
 	if (code)
 		return code;
 	struct sq_rowvec rv = { 0 };
-	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
-	if (s == NULL) {
-		free(b.owned);
+	sqlite3_stmt *s = sq_range_stmt(conn, q, &b, (q->flags & AEROGRAM_QUERY_TOMBSTONES) != 0,
+	                                (q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) ? 2 : 1,
+	                                q->limit ? (int64_t)q->limit + 1 : -1);
+	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
-	}
-	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
-	if (b.upper)
-		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, (q->flags & AEROGRAM_QUERY_TOMBSTONES) ? 1 : 0);
-	sqlite3_bind_int(s, 5, (q->flags & AEROGRAM_QUERY_CONFLICTS_ONLY) ? 2 : 1);
-	sqlite3_bind_int64(s, 6, q->limit ? (int64_t)q->limit + 1 : -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
-		if ((uint64_t)sqlite3_column_int64(s, 1) <= since)
-			continue;
 		if (q->limit && rv.n == q->limit) {
 			page->more = 1;
 			page->next_start = agk_arena_strdup(a, sk ? sk : "");
@@ -468,17 +428,14 @@ static int sq_read_txn(struct sq_conn *conn, void *arg)
 {
 	struct sq_read_ctx *c = arg;
 	struct agk_row_result *res = c->res;
-	agk_arena_free(&res->arena);
 	memset(&res->pub, 0, sizeof(res->pub));
-	struct aerogram_row_page *pages =
-		agk_arena_alloc(&res->arena, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
+	struct aerogram_row_page *pages = agk_arena_restart(&res->arena, c->n_queries, sizeof(*pages));
 	if (pages == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	memset(pages, 0, (c->n_queries ? c->n_queries : 1) * sizeof(*pages));
 	for (size_t i = 0; i < c->n_queries; i++) {
 		const struct aerogram_row_query *q = &c->queries[i];
 		int code = q->sk ? sq_read_single(conn, &res->arena, q, &pages[i])
-		                 : sq_read_range(conn, &res->arena, q, 0, &pages[i]);
+		                 : sq_read_range(conn, &res->arena, q, &pages[i]);
 		if (code)
 			return code;
 	}
@@ -491,25 +448,15 @@ int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *quer
                 size_t n_queries, struct aerogram_row_result **out)
 {
 	*out = NULL;
-	if (n_queries && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
-	for (size_t i = 0; i < n_queries; i++) {
-		int code = sq_check_query(&queries[i], 0);
-		if (code)
-			return code;
-	}
+	int code = sq_check_queries(queries, n_queries, 0);
+	if (code)
+		return code;
 	struct agk_row_result *res = agk_row_result_new();
 	if (res == NULL)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
 	struct sq_read_ctx c = { queries, n_queries, res };
-	int code = sq_txn(st, 0, sq_read_txn, &c);
-	if (code) {
-		agk_arena_free(&res->arena);
-		free(res);
-		return code;
-	}
-	*out = &res->pub;
-	return 0;
+	code = sq_txn(st, 0, sq_read_txn, &c);
+	return agk_row_result_done(code, res, out);
 }
 
 /* ---- write ---- */
@@ -560,18 +507,10 @@ static int sq_write_one(struct sq_writer *w, const char *pk, const char *sk, int
                         uint64_t *ver_out)
 {
 	struct sq_conn *conn = w->conn;
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
-	if (s == NULL)
-		return sq_map_rc(conn->last_rc);
-	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		int code = sq_db_fail(conn, rc, "finding a row");
-		sqlite3_reset(s);
-		return code;
-	}
-	int found = rc == SQLITE_ROW;
+	sqlite3_stmt *s;
+	int found = sq_row_find(conn, pk, sk, "finding a row", &s);
+	if (found < 0)
+		return found;
 
 	/* Tokens are versions; one larger than the clock (from a file that was
 	 * restored from an older copy, say) pushes the clock forward so the new
@@ -810,29 +749,14 @@ static int sq_delete_query(struct sq_writer *w, const struct aerogram_row_query 
 	struct agk_arena a = { 0 };
 	struct { const char *sk; uint64_t ctx; } *items = NULL;
 	size_t n = 0, cap = 0;
-	sqlite3_stmt *s = sq_stmt(conn, (enum sq_stmt_id)(SQ_RANGE_FIRST + b.variant));
-	if (s == NULL) {
-		free(b.owned);
+	sqlite3_stmt *s = sq_range_stmt(conn, q, &b, 0, 1, -1);
+	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
-	}
-	sqlite3_bind_text(s, 1, q->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b.lower, -1, SQLITE_STATIC);
-	if (b.upper)
-		sqlite3_bind_text(s, 3, b.upper, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, 0);
-	sqlite3_bind_int(s, 5, 1);
-	sqlite3_bind_int64(s, 6, -1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			void *ni = realloc(items, ncap * sizeof(*items));
-			if (ni == NULL) {
-				code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-				break;
-			}
-			items = ni;
-			cap = ncap;
+		if (agk_grow(&items, &cap, n, sizeof(*items), 64) < 0) {
+			code = agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
+			break;
 		}
 		const char *sk = (const char *)sqlite3_column_text(s, 0);
 		items[n].sk = agk_arena_strdup(&a, sk ? sk : "");
@@ -874,17 +798,13 @@ int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *qu
 {
 	if (deleted)
 		*deleted = 0;
-	if (n_queries && queries == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: no queries");
-	for (size_t i = 0; i < n_queries; i++) {
-		int code = sq_check_query(&queries[i], 1);
-		if (code)
-			return code;
-	}
+	int code = sq_check_queries(queries, n_queries, 1);
+	if (code)
+		return code;
 	if (n_queries == 0)
 		return 0;
 	struct sq_delete_ctx c = { queries, n_queries, 0 };
-	int code = sq_txn(st, SQ_WRITE_DEFERRED, sq_delete_txn, &c);
+	code = sq_txn(st, SQ_WRITE_DEFERRED, sq_delete_txn, &c);
 	if (code == 0 && deleted)
 		*deleted = c.deleted;
 	return code;
@@ -953,6 +873,6 @@ uint64_t sq_rows_forget(struct aerogram_store *st)
 		if (sq_txn(st, SQ_WRITE_DEFERRED, sq_forget_txn, &c) != 0)
 			break;
 		total += c.forgotten;
-	} while (c.full && !st->sweep_stop);
+	} while (c.full && !st->sweep.stop);
 	return total;
 }

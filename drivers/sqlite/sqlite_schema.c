@@ -14,6 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The columns of a row's key and head, in ag_rows of every version. */
+#define SQ_ROW_HEAD_COLUMNS                  \
+	"  pk TEXT NOT NULL,"                \
+	"  sk TEXT NOT NULL,"                \
+	"  ctx INTEGER NOT NULL,"            \
+	"  discard INTEGER NOT NULL,"        \
+	"  n_live INTEGER NOT NULL,"         \
+	"  n_values INTEGER NOT NULL,"       \
+	"  mtime INTEGER NOT NULL,"
+
 /* Version 0 -> 1: the first schema. */
 static const char sq_schema_v1[] =
 	"CREATE TABLE ag_clock ("
@@ -22,13 +32,7 @@ static const char sq_schema_v1[] =
 	"INSERT INTO ag_clock(id, clock) VALUES (1, 0);"
 	"CREATE TABLE ag_rows ("
 	"  id INTEGER PRIMARY KEY,"
-	"  pk TEXT NOT NULL,"
-	"  sk TEXT NOT NULL,"
-	"  ctx INTEGER NOT NULL,"
-	"  discard INTEGER NOT NULL,"
-	"  n_live INTEGER NOT NULL,"
-	"  n_values INTEGER NOT NULL,"
-	"  mtime INTEGER NOT NULL,"
+	SQ_ROW_HEAD_COLUMNS
 	"  UNIQUE (pk, sk));"
 	"CREATE INDEX ag_rows_ctx ON ag_rows(ctx);"
 	"CREATE INDEX ag_rows_dead ON ag_rows(mtime) WHERE n_live = 0;"
@@ -59,13 +63,7 @@ static const char sq_schema_v1[] =
  * (SQ_SQL_CLOCK_GET). */
 static const char sq_schema_v2_before[] =
 	"CREATE TABLE ag_rows2 ("
-	"  pk TEXT NOT NULL,"
-	"  sk TEXT NOT NULL,"
-	"  ctx INTEGER NOT NULL,"
-	"  discard INTEGER NOT NULL,"
-	"  n_live INTEGER NOT NULL,"
-	"  n_values INTEGER NOT NULL,"
-	"  mtime INTEGER NOT NULL,"
+	SQ_ROW_HEAD_COLUMNS
 	"  vals BLOB NOT NULL,"
 	"  PRIMARY KEY (pk, sk)) WITHOUT ROWID;"
 	"INSERT INTO ag_rows2 SELECT pk, sk, ctx, discard, n_live, n_values, mtime, x'' FROM ag_rows;";

@@ -78,17 +78,6 @@ static const char *sq_error_message(struct aerogram_store *st)
 	return agk_error_text();
 }
 
-void sq_log(struct aerogram_store *st, enum aerogram_log_level level, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (st->host && st->host->log)
-		st->host->log(st->host->ctx, level, line);
-}
-
 uint64_t sq_now_ms(void)
 {
 	struct timespec ts;
@@ -183,20 +172,29 @@ int sq_row_head(struct sq_conn *conn, const char *pk, const char *sk, struct sq_
 	return sq_row_get(conn, pk, sk, head, NULL, NULL, what);
 }
 
-int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
-               struct agk_arena *a, struct aerogram_row *row, const char *what)
+int sq_row_find(struct sq_conn *conn, const char *pk, const char *sk, const char *what,
+                sqlite3_stmt **out)
 {
-	sqlite3_stmt *s = sq_stmt(conn, SQ_ROW_FIND);
+	sqlite3_stmt *s = *out = sq_stmt(conn, SQ_ROW_FIND);
 	if (s == NULL)
 		return sq_map_rc(conn->last_rc);
 	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, sk, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, what);
-		sqlite3_reset(s);
-		return code;
-	}
+	if (rc == SQLITE_ROW)
+		return 1;
+	int code = rc == SQLITE_DONE ? 0 : sq_db_fail(conn, rc, what);
+	sqlite3_reset(s);
+	return code;
+}
+
+int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_row_head *head,
+               struct agk_arena *a, struct aerogram_row *row, const char *what)
+{
+	sqlite3_stmt *s;
+	int found = sq_row_find(conn, pk, sk, what, &s);
+	if (found <= 0)
+		return found;
 	head->ctx = (uint64_t)sqlite3_column_int64(s, 0);
 	head->discard = (uint64_t)sqlite3_column_int64(s, 1);
 	head->n_live = sqlite3_column_int64(s, 2);
@@ -421,10 +419,7 @@ static int sq_configure(struct aerogram_store *st, const struct aerogram_config_
 				return AEROGRAM_EINVAL;
 			}
 			st->tombstone_ttl_s = (unsigned)n;
-		} else {
-			snprintf(errbuf, errlen, "unknown configuration key '%s'", k);
-			return AEROGRAM_EINVAL;
-		}
+		} /* the host refused other keys */
 	}
 	if (st->path == NULL) {
 		snprintf(errbuf, errlen, "the key 'path' (the database file) is required");
@@ -550,11 +545,9 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	*out = NULL;
 	if (errlen)
 		errbuf[0] = '\0';
-	struct aerogram_store *st = calloc(1, sizeof(*st));
-	if (st == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct aerogram_store *st = agk_store_new(sizeof(*st), "sqlite", errbuf, errlen);
+	if (st == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	st->host = host;
 	pthread_mutex_init(&st->pool_mu, NULL);
 	pthread_mutex_init(&st->commit_mu, NULL);
@@ -636,8 +629,7 @@ static const struct aerogram_driver sq_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "sqlite",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_WATCH_RANGE |
-	                AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
+	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS |
 	                AEROGRAM_CAP_SNAPSHOT_READS, /* a row_read is one read transaction */
 	.config_keys = sq_config_keys,
 	.open = sq_open,
@@ -649,7 +641,6 @@ static const struct aerogram_driver sq_driver = {
 	.row_delete = sq_row_delete,
 	.row_watch = sq_row_watch,
 	.row_watch_release = sq_row_watch_release,
-	.row_watch_range = sq_row_watch_range,
 	.blob_get = sq_blob_get,
 	.blob_result_free = agk_blob_result_free,
 	.blob_put = sq_blob_put,

@@ -21,8 +21,8 @@
  *
  * A new single-row watch is compared with its row by row_watch itself,
  * under watch_mu (so no commit is matched in between): a watch that does
- * not fire at once costs the thread nothing. Range watches, and the rare
- * cases a committing thread cannot decide, are compared by the thread.
+ * not fire at once costs the thread nothing. The rare cases a committing
+ * thread cannot decide are compared by the thread.
  *
  * Most new watches need no read at all: `known` remembers the last token
  * this process saw for rows that are watched (from its commits, the
@@ -75,15 +75,6 @@ struct aerogram_watch {
 	char *token; /* NULL: fire when the row holds anything */
 	uint64_t token_ver; /* the token as a version */
 	int row_absent;     /* PENDING: the row had no value when compared */
-	/* A range watch: sk NULL, the range, and the clock it has seen. */
-	int is_range;
-	int range_dirty; /* a row in range changed: read the range again */
-	char *prefix, *start, *end;
-	uint64_t marker;
-	int has_marker;
-	char marker_text[32];
-	const struct aerogram_row *rows;
-	size_t n_rows;
 	uint64_t deadline;
 	aerogram_watch_cb cb;
 	void *arg;
@@ -164,9 +155,6 @@ static void sq_watch_free(struct aerogram_watch *w)
 	free(w->pk);
 	free(w->sk);
 	free(w->token);
-	free(w->prefix);
-	free(w->start);
-	free(w->end);
 	free(w);
 }
 
@@ -264,63 +252,6 @@ static int sq_watch_check_new(struct aerogram_store *st, struct sq_conn *conn, s
 	return 0;
 }
 
-static void sq_marker_format(uint64_t clock, char out[32])
-{
-	char hex[32];
-	sq_token_format(clock, hex);
-	out[0] = 'm';
-	memcpy(out + 1, hex, 17); /* 16 digits and the NUL */
-}
-
-static int sq_marker_parse(const char *m, uint64_t *out)
-{
-	if (m[0] != 'm' || strlen(m) != 17)
-		return -1;
-	uint64_t v = 0;
-	for (const char *p = m + 1; *p; p++) {
-		unsigned d;
-		if (*p >= '0' && *p <= '9')
-			d = (unsigned)(*p - '0');
-		else if (*p >= 'a' && *p <= 'f')
-			d = (unsigned)(*p - 'a' + 10);
-		else
-			return -1;
-		v = (v << 4) | d;
-	}
-	*out = v;
-	return 0;
-}
-
-static int sq_in_range(const struct aerogram_watch *w, const char *sk)
-{
-	if (w->prefix && strncmp(sk, w->prefix, strlen(w->prefix)) != 0)
-		return 0;
-	if (w->start && strcmp(sk, w->start) < 0)
-		return 0;
-	if (w->end && strcmp(sk, w->end) >= 0)
-		return 0;
-	return 1;
-}
-
-/* Reads the rows of a range watch newer than its marker; fires when there
- * are some (or always, for a watch without a marker). */
-static int sq_range_check(struct sq_conn *conn, struct aerogram_watch *w, uint64_t clock,
-                          int always, struct aerogram_watch **fire)
-{
-	agk_arena_free(&w->arena);
-	int code = sq_row_range_since(conn, &w->arena, w->pk, w->prefix, w->start, w->end,
-	                              w->marker, &w->rows, &w->n_rows);
-	if (code)
-		return code; /* state and dirtiness kept: looked at again next time */
-	w->state = SQ_W_PENDING;
-	w->range_dirty = 0;
-	if (!always && w->n_rows == 0)
-		return 0;
-	sq_marker_format(clock, w->marker_text);
-	sq_queue(w, AEROGRAM_OK, fire);
-	return 0;
-}
-
 /* Reads the clock inside the connection's open transaction. */
 static int sq_clock_read(struct sq_conn *conn, uint64_t *clock)
 {
@@ -338,8 +269,7 @@ static int sq_clock_read(struct sq_conn *conn, uint64_t *clock)
 }
 
 /* Compares the watches of row (pk, sk) with its new state (ctx and its
- * encoded values); range watches of its partition note that they must read
- * their range again. Under watch_mu. */
+ * encoded values). Under watch_mu. */
 static int sq_watch_match_row(struct aerogram_store *st, const char *pk, const char *sk,
                               uint64_t ctx, const void *vals, size_t vals_len,
                               struct aerogram_watch **fire)
@@ -350,11 +280,6 @@ static int sq_watch_match_row(struct aerogram_store *st, const char *pk, const c
 	     w = w->hnext) {
 		if (w->state != SQ_W_PENDING || strcmp(w->pk, pk) != 0)
 			continue;
-		if (w->is_range) {
-			if (sq_in_range(w, sk))
-				w->range_dirty = 1;
-			continue;
-		}
 		if (strcmp(w->sk, sk) == 0)
 			code = sq_watch_check(w, 1, ctx, vals, vals_len, fire);
 	}
@@ -372,11 +297,7 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 	uint64_t clock = 0;
 	code = sq_clock_read(conn, &clock);
 	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
-		if (w->state != SQ_W_NEW)
-			continue;
-		if (w->is_range)
-			code = sq_range_check(conn, w, clock, !w->has_marker, fire);
-		else
+		if (w->state == SQ_W_NEW)
 			code = sq_watch_check_new(st, conn, w, fire);
 	}
 	int check_all = 0;
@@ -409,14 +330,9 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 			sqlite3_reset(s);
 		}
 	}
-	for (struct aerogram_watch *w = st->watches; code == 0 && w; w = w->next) {
-		if (w->state != SQ_W_PENDING)
-			continue;
-		if (w->is_range && (check_all || w->range_dirty))
-			code = sq_range_check(conn, w, clock, 0, fire);
-		else if (!w->is_range && check_all)
+	for (struct aerogram_watch *w = st->watches; code == 0 && check_all && w; w = w->next)
+		if (w->state == SQ_W_PENDING)
 			code = sq_watch_check_new(st, conn, w, fire);
-	}
 	if (code == 0)
 		code = sq_run(conn, SQ_TX_COMMIT);
 	if (code != 0) {
@@ -432,14 +348,9 @@ static int sq_watch_scan(struct aerogram_store *st, struct sq_conn *conn,
 
 int sq_change_add(struct sq_conn *conn, const char *pk, const char *sk, uint64_t ctx)
 {
-	if (conn->n_changes == conn->cap_changes) {
-		size_t cap = conn->cap_changes ? 2 * conn->cap_changes : 16;
-		struct sq_change *n = realloc(conn->changes, cap * sizeof(*n));
-		if (n == NULL)
-			return -1;
-		conn->changes = n;
-		conn->cap_changes = cap;
-	}
+	if (agk_grow(&conn->changes, &conn->cap_changes, conn->n_changes, sizeof(*conn->changes),
+	             16) < 0)
+		return -1;
 	struct sq_change *c = &conn->changes[conn->n_changes];
 	c->pk = agk_arena_strdup(&conn->change_arena, pk);
 	c->sk = agk_arena_strdup(&conn->change_arena, sk);
@@ -469,11 +380,11 @@ static int sq_change_overwritten(const struct sq_conn *conn, size_t i)
 	return 0;
 }
 
-/* 1 when a single-row watch not yet fired waits on (pk, sk). Under watch_mu. */
+/* 1 when a watch not yet fired waits on (pk, sk). Under watch_mu. */
 static int sq_row_watched(struct aerogram_store *st, const char *pk, const char *sk)
 {
 	for (struct aerogram_watch *w = st->watch_by_pk[sq_bucket(pk)]; w; w = w->hnext)
-		if (!w->is_range && (w->state == SQ_W_NEW || w->state == SQ_W_PENDING) &&
+		if ((w->state == SQ_W_NEW || w->state == SQ_W_PENDING) &&
 		    strcmp(w->sk, sk) == 0 && strcmp(w->pk, pk) == 0)
 			return 1;
 	return 0;
@@ -567,17 +478,8 @@ void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn)
 		struct sq_change *c = &conn->changes[i];
 		int overwritten = -1; /* not known yet */
 		for (struct aerogram_watch *w = st->watch_by_pk[sq_bucket(c->pk)]; w; w = w->hnext) {
-			if (w->state != SQ_W_PENDING || strcmp(w->pk, c->pk) != 0)
-				continue;
-			if (w->is_range) {
-				if (sq_in_range(w, c->sk)) {
-					w->range_dirty = 1;
-					st->watch_kick = 1;
-					wake = 1;
-				}
-				continue;
-			}
-			if (strcmp(w->sk, c->sk) != 0)
+			if (w->state != SQ_W_PENDING || strcmp(w->pk, c->pk) != 0 ||
+			    strcmp(w->sk, c->sk) != 0)
 				continue;
 			if (overwritten < 0) {
 				overwritten = sq_change_overwritten(conn, i);
@@ -643,7 +545,7 @@ static void *sq_watch_main(void *arg)
 	uint64_t next_poll = 0;
 
 	pthread_mutex_lock(&st->watch_mu);
-	while (!st->watch_stop) {
+	while (!st->watch_thr.stop) {
 		/* Sleep until something can have happened. */
 		uint64_t now = sq_now_ms();
 		uint64_t wake = UINT64_MAX;
@@ -724,13 +626,10 @@ static void *sq_watch_main(void *arg)
 			}
 			w->state = SQ_W_RUNNING;
 			pthread_mutex_unlock(&st->watch_mu);
-			if (w->status == AEROGRAM_OK && w->is_range)
-				w->cb(w->arg, AEROGRAM_OK, NULL, w->rows, w->n_rows, w->marker_text, NULL);
-			else if (w->status == AEROGRAM_OK)
-				w->cb(w->arg, AEROGRAM_OK, w->has_row ? &w->row : NULL,
-				      w->has_row ? &w->row : NULL, w->has_row ? 1 : 0, NULL, NULL);
+			if (w->status == AEROGRAM_OK)
+				w->cb(w->arg, AEROGRAM_OK, w->has_row ? &w->row : NULL, NULL);
 			else
-				w->cb(w->arg, w->status, NULL, NULL, 0, NULL,
+				w->cb(w->arg, w->status, NULL,
 				      w->status == AEROGRAM_ETIMEDOUT ? "timeout" : "watch failed");
 			pthread_mutex_lock(&st->watch_mu);
 			w->state = SQ_W_DONE;
@@ -755,26 +654,19 @@ int sq_watch_start(struct aerogram_store *st, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EUNAVAILABLE;
 	}
-	int err = pthread_create(&st->watch_thread, NULL, sq_watch_main, st);
+	int err = agk_thread_start(&st->watch_thr, sq_watch_main, st, "ag-sq-watch"); /* the tests look for it */
 	if (err != 0) {
 		snprintf(errbuf, errlen, "cannot start the watch thread: %s", strerror(err));
 		return AEROGRAM_EUNAVAILABLE;
 	}
-	st->watch_thread_started = 1;
-	pthread_setname_np(st->watch_thread, "ag-sq-watch"); /* for ps, top and the tests */
 	return 0;
 }
 
 void sq_watch_stop(struct aerogram_store *st)
 {
-	if (!st->watch_thread_started)
+	if (!st->watch_thr.started)
 		return;
-	pthread_mutex_lock(&st->watch_mu);
-	st->watch_stop = 1;
-	pthread_cond_broadcast(&st->watch_wake);
-	pthread_mutex_unlock(&st->watch_mu);
-	pthread_join(st->watch_thread, NULL);
-	st->watch_thread_started = 0;
+	agk_thread_stop(&st->watch_thr, &st->watch_mu, &st->watch_wake);
 	/* Fired by a commit and released before the thread called back: only
 	 * that list still holds them. */
 	while (st->fire_ready) {
@@ -840,7 +732,7 @@ int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, cons
 	return 0;
 }
 
-/* Compares a new single-row watch with its row on the calling thread, under
+/* Compares a new watch with its row on the calling thread, under
  * watch_mu: it becomes PENDING, or QUEUED on fire_ready with the row; on a
  * failure it stays NEW (the thread compares it). */
 static void sq_watch_compare_now(struct aerogram_store *st, struct aerogram_watch *w)
@@ -856,10 +748,10 @@ static void sq_watch_compare_now(struct aerogram_store *st, struct aerogram_watc
 	sq_conn_put(st, conn);
 }
 
-/* Registers a new watch. A single-row watch is compared at once (no commit
- * can be matched in between: watch_mu is held); the thread is woken only
- * when the watch fired, is due before the thread's next wake-up, or must be
- * compared by it (a range watch, a failed comparison). */
+/* Registers a new watch. It is compared at once (no commit can be matched
+ * in between: watch_mu is held); the thread is woken only when the watch
+ * fired, is due before the thread's next wake-up, or must be compared by it
+ * (the comparison failed). */
 static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms)
 {
 	w->deadline = sq_now_ms() + timeout_ms;
@@ -868,72 +760,19 @@ static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, ui
 	sq_watch_link(st, w);
 	size_t len;
 	int known = 0;
-	if (!w->is_range && w->token) {
+	if (w->token) {
 		struct sq_known *k = sq_known_slot(st, w->pk, w->sk, &len, &known);
 		known = known && k->ctx == w->token_ver;
 	}
 	if (known)
 		w->state = SQ_W_PENDING; /* the row has the watch's token: wait */
-	else if (!w->is_range)
+	else
 		sq_watch_compare_now(st, w);
 	if (w->state == SQ_W_NEW)
 		st->watch_kick = 1;
 	if (w->state != SQ_W_PENDING || w->deadline < st->watch_wake_at)
 		pthread_cond_signal(&st->watch_wake);
 	pthread_mutex_unlock(&st->watch_mu);
-}
-
-static char *sq_dup_nonempty(const char *s, int *oom)
-{
-	if (s == NULL || s[0] == '\0')
-		return NULL;
-	char *d = strdup(s);
-	if (d == NULL)
-		*oom = 1;
-	return d;
-}
-
-int sq_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                       const char *start, const char *end, const char *marker,
-                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                       struct aerogram_watch **out)
-{
-	*out = NULL;
-	uint64_t m = 0;
-	if (pk == NULL || pk[0] == '\0' || !sq_utf8_valid(pk))
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: missing or invalid partition key");
-	if ((prefix && !sq_utf8_valid(prefix)) || (start && !sq_utf8_valid(start)) ||
-	    (end && !sq_utf8_valid(end)))
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: a bound is not valid UTF-8");
-	if (cb == NULL)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: no callback");
-	if (marker != NULL && sq_marker_parse(marker, &m) != 0)
-		return agk_fail(AEROGRAM_EINVAL, "sqlite: range watch: malformed marker '%.40s'", marker);
-	if (prefix && prefix[0] && start && start[0] && strncmp(start, prefix, strlen(prefix)) != 0)
-		return agk_fail(AEROGRAM_EINVAL,
-		               "sqlite: range watch: start '%s' does not begin with prefix '%s'", start,
-		               prefix);
-	struct aerogram_watch *w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	int oom = 0;
-	w->is_range = 1;
-	w->pk = strdup(pk);
-	w->prefix = sq_dup_nonempty(prefix, &oom);
-	w->start = sq_dup_nonempty(start, &oom);
-	w->end = sq_dup_nonempty(end, &oom);
-	if (w->pk == NULL || oom) {
-		sq_watch_free(w);
-		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: out of memory");
-	}
-	/* Without a marker the first look fires with the whole range. */
-	w->marker = m;
-	w->has_marker = marker != NULL;
-	w->cb = cb;
-	w->arg = arg;
-	sq_watch_add(st, w, timeout_ms);
-	*out = w;
-	return 0;
 }
 
 void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w)

@@ -60,7 +60,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		return AEROGRAM_EINTERNAL;
 	}
 	const struct aerogram_driver *d = store->driver;
-	eng->cas = d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1 && (d->capabilities & AEROGRAM_CAP_CONDITIONAL) &&
+	eng->cas = (d->capabilities & AEROGRAM_CAP_CONDITIONAL) &&
 	           d->row_insert_if != NULL;
 	eng->local_reads = (d->capabilities & AEROGRAM_CAP_LOCAL_READS) != 0;
 	eng->local_writes = eng->local_reads && (d->capabilities & AEROGRAM_CAP_LOCAL_WRITES) != 0;

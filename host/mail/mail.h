@@ -55,12 +55,10 @@ struct mail_view;
 struct mail_sub;
 
 /* Engine options. Zeroed fields take the documented defaults. */
-/* The storage driver calls the engine makes, for the store_call option.
- * (row_watch_range is the ABI's, not called by the engine: its series stays
- * at 0 in the daemon's metrics.) */
+/* The storage driver calls the engine makes, for the store_call option. */
 enum mail_store_op {
 	MAIL_STORE_ROW_READ, MAIL_STORE_ROW_INSERT, MAIL_STORE_ROW_INSERT_IF, MAIL_STORE_ROW_DELETE,
-	MAIL_STORE_ROW_WATCH, MAIL_STORE_ROW_WATCH_RANGE, MAIL_STORE_BLOB_GET, MAIL_STORE_BLOB_PUT,
+	MAIL_STORE_ROW_WATCH, MAIL_STORE_BLOB_GET, MAIL_STORE_BLOB_PUT,
 	MAIL_STORE_BLOB_COPY, MAIL_STORE_BLOB_LIST, MAIL_STORE_BLOB_DELETE, MAIL_STORE__COUNT
 };
 /* The driver function's name ("row_read"...). */

@@ -236,15 +236,10 @@ struct list_cache {
 
 /* From a driver thread: the row changed (or the watch ended): the copy no
  * longer serves. */
-static void list_watch_cb(void *arg, int status, const struct aerogram_row *row,
-                          const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                          const char *message)
+static void list_watch_cb(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
 	(void)status;
 	(void)row;
-	(void)rows;
-	(void)n_rows;
-	(void)marker;
 	(void)message;
 	struct list_cache *c = arg;
 	pthread_mutex_lock(&c->eng->list_lock);

@@ -12,13 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-static void watch_cb(void *arg, int status, const struct aerogram_row *row,
-                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                     const char *message)
+static void watch_cb(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)rows;
-	(void)n_rows;
-	(void)marker;
 	(void)message;
 	struct mail_mailbox *mb = arg;
 	struct mail_engine *eng = mb->eng;

@@ -11,7 +11,7 @@
 #include <time.h>
 
 static const char *const op_names[MAIL_STORE__COUNT] = {
-	"row_read", "row_insert", "row_insert_if", "row_delete", "row_watch", "row_watch_range",
+	"row_read", "row_insert", "row_insert_if", "row_delete", "row_watch",
 	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete",
 };
 

@@ -175,7 +175,6 @@ static void test_batch_delete_with_missing_keys(void)
 #define PUT_THREADS 8
 
 struct putter {
-	pthread_t thread;
 	const char *prefix;
 	int first, step;
 	int rc;
@@ -215,16 +214,9 @@ static void test_list_pagination(void)
 {
 	const char *prefix = ck_blob_key("list/");
 	struct putter *p = ck_alloc(PUT_THREADS * sizeof(*p));
-	int started = 0;
-	for (int i = 0; i < PUT_THREADS; i++) {
+	for (int i = 0; i < PUT_THREADS; i++)
 		p[i] = (struct putter){ .prefix = prefix, .first = i, .step = PUT_THREADS };
-		if (pthread_create(&p[i].thread, NULL, putter_main, &p[i]) != 0)
-			break;
-		started++;
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(p[i].thread, NULL);
-	CK_REQUIRE(started == PUT_THREADS, "could not start the put threads");
+	ck_run_threads(PUT_THREADS, putter_main, p, sizeof(*p), "put");
 	for (int i = 0; i < PUT_THREADS; i++)
 		ck_ok_at(p[i].rc, ck_fmt("blob_put from thread %d (%s)", i, p[i].message), __FILE__, __LINE__);
 	/* neighbours that share part of the prefix must not be listed */

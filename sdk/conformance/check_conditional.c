@@ -1,5 +1,5 @@
-/* check_conditional.c - conformance tests of row_insert_if (ABI 1.1,
- * AEROGRAM_CAP_CONDITIONAL): the condition on a row's causality token, the
+/* check_conditional.c - conformance tests of row_insert_if
+ * (AEROGRAM_CAP_CONDITIONAL): the condition on a row's causality token, the
  * all-or-nothing batch, the token handed back, watches, and a counter
  * incremented by several threads with read-then-compare-and-set.
  *
@@ -13,33 +13,28 @@
 
 #include "sdk/conformance/check_util.h"
 
-/* Long enough that a loaded machine never trips it. */
-#define WAIT_MS 30000
-
-/* The driver's row_insert_if when the descriptor covers it, else NULL. */
-static int (*insert_if_fn(void))(struct aerogram_store *, const char *, const char *, const char *,
-                                 const struct aerogram_row_write *, size_t, char *, size_t)
-{
-	if (ck_driver->struct_size < AEROGRAM_DRIVER_SIZE_1_1)
-		return NULL;
-	return ck_driver->row_insert_if;
-}
-
 /* Whether the conditional tests apply; prints the note of a skipped test. */
 static int conditional_or_skip(void)
 {
-	if ((ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) && insert_if_fn() != NULL)
+	if ((ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) && ck_driver->row_insert_if != NULL)
 		return 1;
 	printf("(skipped: %s does not advertise AEROGRAM_CAP_CONDITIONAL) ", ck_driver->name);
 	fflush(stdout);
 	return 0;
 }
 
+/* A fresh partition for a conditional test, or NULL (the test is skipped,
+ * with its note) when the driver lacks the capability. */
+static const char *cas_pk(const char *name)
+{
+	return conditional_or_skip() ? ck_pk(name) : NULL;
+}
+
 /* Calls row_insert_if; `new_token` may be NULL. */
 static int insert_if(const char *pk, const char *sk, const char *token,
                      const struct aerogram_row_write *writes, size_t n, char *new_token)
 {
-	return insert_if_fn()(ck_store, pk, sk, token, writes, n, new_token,
+	return ck_driver->row_insert_if(ck_store, pk, sk, token, writes, n, new_token,
 	                      new_token ? AEROGRAM_TOKEN_MAX : 0);
 }
 
@@ -54,18 +49,17 @@ static struct aerogram_row_write value_write(const char *pk, const char *sk, con
 static void test_without_capability(void)
 {
 	if (ck_driver->capabilities & AEROGRAM_CAP_CONDITIONAL) {
-		CK_REQUIRE(insert_if_fn() != NULL,
-		           "AEROGRAM_CAP_CONDITIONAL is advertised, but the descriptor (%u bytes) has no row_insert_if",
-		           (unsigned)ck_driver->struct_size);
+		CK_REQUIRE(ck_driver->row_insert_if != NULL,
+		           "AEROGRAM_CAP_CONDITIONAL is advertised, but row_insert_if is NULL");
 		return;
 	}
-	if (insert_if_fn() == NULL)
+	if (ck_driver->row_insert_if == NULL)
 		return;
 	const char *pk = ck_pk("nocap");
 	struct aerogram_row_write w = value_write(pk, "a", "x", NULL);
 	char tok[AEROGRAM_TOKEN_MAX];
 	CK_EXPECT("row_insert_if without AEROGRAM_CAP_CONDITIONAL",
-	          insert_if_fn()(ck_store, pk, "a", NULL, &w, 1, tok, sizeof(tok)), AEROGRAM_ENOTSUP);
+	          ck_driver->row_insert_if(ck_store, pk, "a", NULL, &w, 1, tok, sizeof(tok)), AEROGRAM_ENOTSUP);
 	CK_CHECK(ck_get(pk, "a", AEROGRAM_QUERY_TOMBSTONES) == NULL,
 	         "a refused row_insert_if must write nothing");
 }
@@ -74,11 +68,10 @@ static void test_without_capability(void)
  * a summary, a log entry and the watch row with that token. */
 static void test_condition_met_applies_all(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-met");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-met");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
+	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "the summary", NULL),
 		value_write(pk, "log-0001", "the entry", NULL),
@@ -114,13 +107,11 @@ static void test_condition_met_applies_all(void)
 /* A token that is no longer current fails with ECONFLICT and applies nothing. */
 static void test_stale_token_conflicts(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-stale");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-stale");
-	ck_write(pk, "watch", "w0", NULL);
-	char *stale = ck_token(ck_get(pk, "watch", 0));
-	ck_write(pk, "watch", "other writer", stale); /* somebody else wrote it since */
-	char *current = ck_token(ck_get(pk, "watch", 0));
+	char *stale = ck_put(pk, "watch", "w0", NULL);
+	char *current = ck_put(pk, "watch", "other writer", stale); /* somebody else wrote it since */
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
 		value_write(pk, "log-0001", "e", NULL),
@@ -139,8 +130,7 @@ static void test_stale_token_conflicts(void)
 	         ck_count_value(r, "other writer") == 1,
 	         "a conflicting batch changed the condition row");
 	/* a token of another row is not the token of this one */
-	ck_write(pk, "elsewhere", "x", NULL);
-	char *foreign = ck_token(ck_get(pk, "elsewhere", 0));
+	char *foreign = ck_put(pk, "elsewhere", "x", NULL);
 	if (strcmp(foreign, current) != 0)
 		CK_EXPECT("row_insert_if(token of another row)",
 		          insert_if(pk, "watch", foreign, w, 2, NULL), AEROGRAM_ECONFLICT);
@@ -153,9 +143,9 @@ static void test_stale_token_conflicts(void)
  * row never written and fails on a row with values or only tombstones. */
 static void test_null_token_means_absent(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-null");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-null");
 	struct aerogram_row_write create = value_write(pk, "watch", "first", NULL);
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
 	CK_OK("row_insert_if(NULL token, missing row)", insert_if(pk, "watch", NULL, &create, 1, new_token));
@@ -198,11 +188,10 @@ static void test_null_token_means_absent(void)
 /* An invalid item anywhere in the batch applies nothing, condition met or not. */
 static void test_invalid_item_applies_nothing(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-invalid");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-invalid");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
+	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
 		value_write(pk, "watch", "w1", t),
@@ -228,7 +217,7 @@ static void test_invalid_item_applies_nothing(void)
 	         "row_insert_if(malformed condition token) returned %s, expected EINVAL or ECONFLICT",
 	         ck_status_name(rc));
 	CK_EXPECT("row_insert_if(condition without partition key)",
-	          insert_if_fn()(ck_store, NULL, "watch", t, w, 3, NULL, 0), AEROGRAM_EINVAL);
+	          ck_driver->row_insert_if(ck_store, NULL, "watch", t, w, 3, NULL, 0), AEROGRAM_EINVAL);
 	CK_CHECK(ck_get(pk, "summary", AEROGRAM_QUERY_TOMBSTONES) == NULL &&
 	         ck_get(pk, "log", AEROGRAM_QUERY_TOMBSTONES) == NULL,
 	         "a refused batch wrote something");
@@ -237,11 +226,10 @@ static void test_invalid_item_applies_nothing(void)
 /* The condition row need not be written: it is only read, and keeps its token. */
 static void test_condition_row_not_written(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-readonly");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-readonly");
-	ck_write(pk, "guard", "g", NULL);
-	char *t = ck_token(ck_get(pk, "guard", 0));
+	char *t = ck_put(pk, "guard", "g", NULL);
 	const char *other = ck_pk("cas-readonly-other");
 	struct aerogram_row_write w = value_write(other, "item", "one", NULL);
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
@@ -269,62 +257,28 @@ static void test_condition_row_not_written(void)
 
 /* ---- a watch on the condition row ---------------------------------------- */
 
-struct fire {
-	pthread_mutex_t lock;
-	int calls, status;
-	char token[AEROGRAM_TOKEN_MAX];
-	char value[64];
-};
-
-static void on_fire(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
-{
-	(void)rows, (void)n_rows, (void)marker, (void)message;
-	struct fire *f = arg;
-	pthread_mutex_lock(&f->lock);
-	f->calls++;
-	f->status = status;
-	if (row != NULL) {
-		snprintf(f->token, sizeof(f->token), "%s", row->token ? row->token : "");
-		if (row->n_values == 1 && !row->values[0].tombstone)
-			snprintf(f->value, sizeof(f->value), "%.*s", (int)row->values[0].len,
-			         (const char *)row->values[0].data);
-	}
-	pthread_mutex_unlock(&f->lock);
-}
-
 static void test_watch_on_condition_row_fires(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-watch");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-watch");
-	ck_write(pk, "watch", "w0", NULL);
-	char *t = ck_token(ck_get(pk, "watch", 0));
-	struct fire *f = ck_alloc(sizeof(*f));
-	pthread_mutex_init(&f->lock, NULL);
-	struct aerogram_watch *watch = NULL;
-	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, "watch", t, WAIT_MS, on_fire, f, &watch));
+	char *t = ck_put(pk, "watch", "w0", NULL);
+	struct ck_watch_rec *f = ck_watch_rec_new();
+	CK_OK("row_watch",
+	      ck_driver->row_watch(ck_store, pk, "watch", t, CK_WAIT_MS, ck_on_watch, f, &f->watch));
 	struct aerogram_row_write w[2] = {
 		value_write(pk, "log-0001", "entry", NULL),
 		value_write(pk, "watch", "w1", t),
 	};
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
 	int rc = insert_if(pk, "watch", t, w, 2, new_token);
-	uint64_t until = ck_now_ms() + WAIT_MS + 5000;
+	int calls = rc == 0 ? ck_watch_wait(f, CK_WAIT_MS + 5000) : ck_watch_calls(f);
 	pthread_mutex_lock(&f->lock);
-	while (rc == 0 && f->calls == 0 && ck_now_ms() < until) {
-		pthread_mutex_unlock(&f->lock);
-		ck_sleep_ms(5);
-		pthread_mutex_lock(&f->lock);
-	}
-	int calls = f->calls, status = f->status;
-	char token[AEROGRAM_TOKEN_MAX], value[64];
+	int status = f->status;
+	char token[sizeof(f->token)], value[sizeof(f->first_value)];
 	memcpy(token, f->token, sizeof(token));
-	memcpy(value, f->value, sizeof(value));
+	memcpy(value, f->first_value, sizeof(value));
 	pthread_mutex_unlock(&f->lock);
-	ck_driver->row_watch_release(ck_store, watch);
-	pthread_mutex_destroy(&f->lock);
 	CK_OK("row_insert_if", rc);
 	CK_REQUIRE(calls == 1, "the watch on the condition row fired %d times, expected once", calls);
 	CK_CHECK(status == AEROGRAM_OK, "the watch fired with %s, expected AEROGRAM_OK",
@@ -340,7 +294,6 @@ static void test_watch_on_condition_row_fires(void)
 #define CAS_INCREMENTS 40
 
 struct incrementer {
-	pthread_t thread;
 	int id;
 	const char *pk;
 	int rc;
@@ -417,21 +370,15 @@ static void *incrementer_main(void *arg)
  * increment (its log row holds one value). */
 static void test_cas_counter_is_linearizable(void)
 {
-	if (!conditional_or_skip())
+	const char *pk = cas_pk("cas-counter");
+	if (pk == NULL)
 		return;
-	const char *pk = ck_pk("cas-counter");
 	struct incrementer *in = ck_alloc(CAS_THREADS * sizeof(*in));
-	int started = 0;
 	for (int i = 0; i < CAS_THREADS; i++) {
 		in[i].id = i;
 		in[i].pk = pk;
-		if (pthread_create(&in[i].thread, NULL, incrementer_main, &in[i]) != 0)
-			break;
-		started++;
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(in[i].thread, NULL);
-	CK_REQUIRE(started == CAS_THREADS, "could not start %d threads", CAS_THREADS);
+	ck_run_threads(CAS_THREADS, incrementer_main, in, sizeof(*in), "incrementer");
 	unsigned conflicts = 0;
 	for (int i = 0; i < CAS_THREADS; i++) {
 		CK_CHECK(in[i].rc == 0, "increments of thread %d stopped after %u with %s: %s", i,

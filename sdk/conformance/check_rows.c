@@ -12,8 +12,7 @@
 static void test_token_supersedes_exactly_what_was_read(void)
 {
 	const char *pk = ck_pk("causal");
-	ck_write(pk, "item", "v1", NULL);
-	char *t1 = ck_token(ck_get(pk, "item", 0));
+	char *t1 = ck_put(pk, "item", "v1", NULL);
 	ck_write(pk, "item", "v2", NULL); /* concurrent with the coming write */
 	ck_write(pk, "item", "v3", t1);
 	const struct aerogram_row *r = ck_get(pk, "item", 0);
@@ -49,8 +48,7 @@ static void test_write_without_token_makes_siblings(void)
 static void test_same_token_two_writers(void)
 {
 	const char *pk = ck_pk("twowriters");
-	ck_write(pk, "item", "old", NULL);
-	char *t = ck_token(ck_get(pk, "item", 0));
+	char *t = ck_put(pk, "item", "old", NULL);
 	ck_write(pk, "item", "left", t);
 	ck_write(pk, "item", "right", t);
 	const struct aerogram_row *r = ck_get(pk, "item", 0);
@@ -110,8 +108,7 @@ static void test_empty_and_binary_values(void)
 static void test_delete_with_token(void)
 {
 	const char *pk = ck_pk("deltoken");
-	ck_write(pk, "item", "v", NULL);
-	char *t = ck_token(ck_get(pk, "item", 0));
+	char *t = ck_put(pk, "item", "v", NULL);
 	ck_write(pk, "item", NULL, t);
 	CK_CHECK(ck_get(pk, "item", 0) == NULL, "a deleted row must be hidden from plain reads");
 	const struct aerogram_row *r = ck_get(pk, "item", AEROGRAM_QUERY_TOMBSTONES);
@@ -612,7 +609,6 @@ static void test_row_keys(void)
 #define SHARED_PER_WRITER 50
 
 struct writer {
-	pthread_t thread;
 	int id;
 	const char *pk;
 	int rc;
@@ -651,18 +647,11 @@ static void test_concurrent_writers(void)
 {
 	const char *pk = ck_pk("concurrent");
 	struct writer *wr = ck_alloc(WRITERS * sizeof(*wr));
-	int started = 0;
 	for (int i = 0; i < WRITERS; i++) {
 		wr[i].id = i;
 		wr[i].pk = pk;
-		if (pthread_create(&wr[i].thread, NULL, writer_main, &wr[i]) == 0)
-			started++;
-		else
-			break;
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(wr[i].thread, NULL);
-	CK_REQUIRE(started == WRITERS, "could not start %d writer threads", WRITERS);
+	ck_run_threads(WRITERS, writer_main, wr, sizeof(*wr), "writer");
 	/* each thread's own message: driver_message() would read this thread's */
 	for (int i = 0; i < WRITERS; i++)
 		if (wr[i].rc == AEROGRAM_ENOTSUP)

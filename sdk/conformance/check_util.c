@@ -3,6 +3,7 @@
 #include "sdk/conformance/check_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,30 +52,32 @@ static const char *driver_message(void)
 	return m && m[0] ? m : "(no message)";
 }
 
-void ck_ok_at(int rc, const char *op, const char *file, int line)
+/* A pass when a call returned `want`. Otherwise ENOTSUP ends the test as
+ * "not supported"; a call that had to succeed (`must_succeed`) ends it with
+ * the driver's message, another mismatch is recorded and the test goes on. */
+static void check_status(int rc, int want, int must_succeed, const char *op, const char *file,
+                         int line)
 {
-	if (rc == AEROGRAM_OK) {
-		CU_assertImplementation(CU_TRUE, (unsigned)line, op, file, "", CU_FALSE);
-		return;
-	}
-	if (rc == AEROGRAM_ENOTSUP)
+	if (rc == want)
+		ck_pass(op, file, line);
+	else if (rc == AEROGRAM_ENOTSUP)
 		ck_fail_at(1, file, line, "%s: not supported by the driver (%s)", op, driver_message());
-	else
+	else if (must_succeed)
 		ck_fail_at(1, file, line, "%s failed with %s: %s", op, ck_status_name(rc),
 		           driver_message());
+	else
+		ck_fail_at(0, file, line, "%s returned %s, expected %s%s%s", op, ck_status_name(rc),
+		           ck_status_name(want), rc != 0 ? ": " : "", rc != 0 ? driver_message() : "");
+}
+
+void ck_ok_at(int rc, const char *op, const char *file, int line)
+{
+	check_status(rc, AEROGRAM_OK, 1, op, file, line);
 }
 
 void ck_expect_at(int rc, int want, const char *op, const char *file, int line)
 {
-	if (rc == want) {
-		CU_assertImplementation(CU_TRUE, (unsigned)line, op, file, "", CU_FALSE);
-		return;
-	}
-	if (rc == AEROGRAM_ENOTSUP)
-		ck_fail_at(1, file, line, "%s: not supported by the driver (%s)", op, driver_message());
-	else
-		ck_fail_at(0, file, line, "%s returned %s, expected %s%s%s", op, ck_status_name(rc),
-		           ck_status_name(want), rc != 0 ? ": " : "", rc != 0 ? driver_message() : "");
+	check_status(rc, want, 0, op, file, line);
 }
 
 /* ---- per-test state ------------------------------------------------------ */
@@ -306,7 +309,118 @@ char *ck_token(const struct aerogram_row *row)
 	return ck_fmt("%s", row->token);
 }
 
+char *ck_put(const char *pk, const char *sk, const char *value, const char *token)
+{
+	ck_write(pk, sk, value, token);
+	return ck_token(ck_get(pk, sk, 0));
+}
+
 /* ---- misc ---------------------------------------------------------------- */
+
+/* ---- watch records ------------------------------------------------------ */
+
+static void watch_rec_destroy(void *arg)
+{
+	struct ck_watch_rec *r = arg;
+	if (r->watch)
+		ck_driver->row_watch_release(ck_store, r->watch);
+	if (r->child)
+		watch_rec_destroy(r->child);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}
+
+/* A record released (watch included) at the end of the test. */
+struct ck_watch_rec *ck_watch_rec_new(void)
+{
+	struct ck_watch_rec *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		CK_FAIL("out of memory in the test runner");
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->caller = pthread_self();
+	ck_defer(watch_rec_destroy, r);
+	return r;
+}
+
+static void copy_row(struct ck_watch_rec *r, const struct aerogram_row *row)
+{
+	r->has_row = 1;
+	snprintf(r->token, sizeof(r->token), "%s", row->token ? row->token : "");
+	r->n_values = row->n_values;
+	r->first_value[0] = '\0';
+	for (size_t i = 0; i < row->n_values; i++) {
+		if (!row->values[i].tombstone) {
+			size_t n = row->values[i].len < sizeof(r->first_value) - 1 ? row->values[i].len
+			                                                             : sizeof(r->first_value) - 1;
+			memcpy(r->first_value, row->values[i].data, n);
+			r->first_value[n] = '\0';
+			break;
+		}
+	}
+}
+
+void ck_on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
+{
+	(void)message;
+	struct ck_watch_rec *r = arg;
+	pthread_mutex_lock(&r->lock);
+	r->calls++;
+	r->status = status;
+	r->from_caller_thread = pthread_equal(pthread_self(), r->caller);
+	if (row)
+		copy_row(r, row);
+	if (r->start_from_cb && r->child == NULL) {
+		/* a callback may start new watches */
+		struct ck_watch_rec *c = calloc(1, sizeof(*c));
+		if (c) {
+			pthread_mutex_init(&c->lock, NULL);
+			pthread_cond_init(&c->cond, NULL);
+			c->caller = pthread_self();
+			r->child_rc = ck_driver->row_watch(ck_store, r->cb_pk, r->cb_sk, NULL, CK_WAIT_MS,
+			                                   ck_on_watch, c, &c->watch);
+			r->child = c;
+		}
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits until the record has been called back; returns its call count. */
+int ck_watch_wait(struct ck_watch_rec *r, unsigned ms)
+{
+	uint64_t deadline = ck_now_ms() + ms;
+	pthread_mutex_lock(&r->lock);
+	while (r->calls == 0 && ck_now_ms() < deadline) {
+		pthread_mutex_unlock(&r->lock);
+		ck_sleep_ms(2);
+		pthread_mutex_lock(&r->lock);
+	}
+	int calls = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return calls;
+}
+
+int ck_watch_calls(struct ck_watch_rec *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int calls = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return calls;
+}
+
+void ck_run_threads(int n, void *(*fn)(void *), void *args, size_t size, const char *what)
+{
+	pthread_t *t = ck_alloc((size_t)n * sizeof(*t));
+	int started = 0;
+	while (started < n &&
+	       pthread_create(&t[started], NULL, fn, (char *)args + (size_t)started * size) == 0)
+		started++;
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	CK_REQUIRE(started == n, "could not start %d %s threads", n, what);
+}
 
 int ck_thread_count(void)
 {

@@ -2,6 +2,7 @@
 #ifndef CK_UTIL_H
 #define CK_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,22 +22,19 @@ void ck_fail_at(int fatal, const char *file, int line, const char *fmt, ...)
 #define CK_FAIL(...) ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__)
 /* Records a passed assertion. */
 void ck_pass(const char *what, const char *file, int line);
+/* Asserts cond; on failure records the formatted message, and ends the
+ * test when `fatal`. */
+#define CK_ASSERT_(fatal, cond, ...)                                     \
+	do {                                                             \
+		if (cond)                                                \
+			ck_pass(#cond, __FILE__, __LINE__);                    \
+		else                                                     \
+			ck_fail_at((fatal), __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
 /* Asserts cond; on failure records the formatted message (not fatal). */
-#define CK_CHECK(cond, ...)                                          \
-	do {                                                         \
-		if (cond)                                            \
-			ck_pass(#cond, __FILE__, __LINE__);                \
-		else                                                 \
-			ck_fail_at(0, __FILE__, __LINE__, __VA_ARGS__); \
-	} while (0)
+#define CK_CHECK(cond, ...) CK_ASSERT_(0, cond, __VA_ARGS__)
 /* Asserts cond; on failure ends the test with the formatted message. */
-#define CK_REQUIRE(cond, ...)                                        \
-	do {                                                         \
-		if (cond)                                            \
-			ck_pass(#cond, __FILE__, __LINE__);                \
-		else                                                 \
-			ck_fail_at(1, __FILE__, __LINE__, __VA_ARGS__); \
-	} while (0)
+#define CK_REQUIRE(cond, ...) CK_ASSERT_(1, cond, __VA_ARGS__)
 
 /* Checks that a driver call succeeded; ends the test otherwise, saying
  * "not supported" when the driver answered AEROGRAM_ENOTSUP. */
@@ -85,7 +83,45 @@ size_t ck_count_value(const struct aerogram_row *row, const char *text);
 size_t ck_count_tombstones(const struct aerogram_row *row);
 /* A copy of a token (freed at the end of the test). */
 char *ck_token(const struct aerogram_row *row);
+/* ck_write, then the token the row has after it (as ck_token). */
+char *ck_put(const char *pk, const char *sk, const char *value, const char *token);
 
+/* How long a test waits for a watch: long enough that a loaded machine
+ * never trips it; a correct driver answers long before. */
+#define CK_WAIT_MS 30000
+
+/* What a watch callback saw, copied out of the driver's memory (ck_on_watch
+ * records into it). */
+struct ck_watch_rec {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+	int status;
+	int from_caller_thread;
+	pthread_t caller;
+	int has_row;
+	char token[256];
+	size_t n_values;
+	char first_value[64];
+	struct aerogram_watch *watch;
+	/* a watch started from the callback */
+	int start_from_cb;
+	const char *cb_pk, *cb_sk;
+	struct ck_watch_rec *child;
+	int child_rc;
+};
+/* A record released (its watch included) at the end of the test. */
+struct ck_watch_rec *ck_watch_rec_new(void);
+/* The watch callback that fills a record (arg: the record). */
+void ck_on_watch(void *arg, int status, const struct aerogram_row *row, const char *message);
+/* Waits up to ms until the record was called back; returns its call count. */
+int ck_watch_wait(struct ck_watch_rec *r, unsigned ms);
+/* Its call count now. */
+int ck_watch_calls(struct ck_watch_rec *r);
+
+/* Runs fn on n threads at once, the i-th given args + i * size, and waits
+ * for them all; ends the test when one cannot start ("<what> threads"). */
+void ck_run_threads(int n, void *(*fn)(void *), void *args, size_t size, const char *what);
 /* The number of threads of this process (from /proc/self/task). */
 int ck_thread_count(void);
 /* Monotonic milliseconds. */

@@ -1,7 +1,6 @@
-/* check_watch.c - conformance tests of row watches and range watches:
- * firing on change and on timeout, NULL tokens, a thousand watches on few
- * threads, release before and while firing, watches started from a
- * callback, range watches with markers. */
+/* check_watch.c - conformance tests of row watches: firing on change and
+ * on timeout, NULL tokens, a thousand watches on few threads, release
+ * before and while firing, watches started from a callback. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,140 +8,9 @@
 
 #include "sdk/conformance/check_util.h"
 
-/* Long enough that a loaded machine never trips it; a correct driver
- * answers long before. */
-#define WAIT_MS 30000
-
-/* What a callback saw, copied out of the driver's memory. */
-struct rec {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int calls;
-	int status;
-	int from_caller_thread;
-	pthread_t caller;
-	int has_row;
-	char token[256];
-	size_t n_values;
-	char first_value[64];
-	size_t n_rows;
-	char sks[64][64];
-	int tombstone[64];
-	char marker[512];
-	int has_marker;
-	struct aerogram_watch *watch;
-	/* a watch started from the callback */
-	int start_from_cb;
-	const char *cb_pk, *cb_sk;
-	struct rec *child;
-	int child_rc;
-};
-
-static void rec_destroy(void *arg)
+static void watch(const char *pk, const char *sk, const char *token, uint32_t timeout_ms, struct ck_watch_rec *r)
 {
-	struct rec *r = arg;
-	if (r->watch)
-		ck_driver->row_watch_release(ck_store, r->watch);
-	if (r->child)
-		rec_destroy(r->child);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	free(r);
-}
-
-/* A record released (watch included) at the end of the test. */
-static struct rec *rec_new(void)
-{
-	struct rec *r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		CK_FAIL("out of memory in the test runner");
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	r->caller = pthread_self();
-	ck_defer(rec_destroy, r);
-	return r;
-}
-
-static void copy_row(struct rec *r, const struct aerogram_row *row)
-{
-	r->has_row = 1;
-	snprintf(r->token, sizeof(r->token), "%s", row->token ? row->token : "");
-	r->n_values = row->n_values;
-	r->first_value[0] = '\0';
-	for (size_t i = 0; i < row->n_values; i++) {
-		if (!row->values[i].tombstone) {
-			size_t n = row->values[i].len < sizeof(r->first_value) - 1 ? row->values[i].len
-			                                                             : sizeof(r->first_value) - 1;
-			memcpy(r->first_value, row->values[i].data, n);
-			r->first_value[n] = '\0';
-			break;
-		}
-	}
-}
-
-static void on_watch(void *arg, int status, const struct aerogram_row *row,
-                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                     const char *message)
-{
-	(void)message;
-	struct rec *r = arg;
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
-	r->status = status;
-	r->from_caller_thread = pthread_equal(pthread_self(), r->caller);
-	if (row)
-		copy_row(r, row);
-	r->n_rows = n_rows;
-	for (size_t i = 0; i < n_rows && i < 64 && rows; i++) {
-		snprintf(r->sks[i], sizeof(r->sks[i]), "%s", rows[i].sk);
-		r->tombstone[i] = rows[i].n_values > 0 && rows[i].values[0].tombstone;
-	}
-	if (marker) {
-		r->has_marker = 1;
-		snprintf(r->marker, sizeof(r->marker), "%s", marker);
-	}
-	if (r->start_from_cb && r->child == NULL) {
-		/* a callback may start new watches */
-		struct rec *c = calloc(1, sizeof(*c));
-		if (c) {
-			pthread_mutex_init(&c->lock, NULL);
-			pthread_cond_init(&c->cond, NULL);
-			c->caller = pthread_self();
-			r->child_rc = ck_driver->row_watch(ck_store, r->cb_pk, r->cb_sk, NULL, WAIT_MS,
-			                                   on_watch, c, &c->watch);
-			r->child = c;
-		}
-	}
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
-/* Waits until the record has been called back; returns its call count. */
-static int rec_wait(struct rec *r, unsigned ms)
-{
-	uint64_t deadline = ck_now_ms() + ms;
-	pthread_mutex_lock(&r->lock);
-	while (r->calls == 0 && ck_now_ms() < deadline) {
-		pthread_mutex_unlock(&r->lock);
-		ck_sleep_ms(2);
-		pthread_mutex_lock(&r->lock);
-	}
-	int calls = r->calls;
-	pthread_mutex_unlock(&r->lock);
-	return calls;
-}
-
-static int rec_calls(struct rec *r)
-{
-	pthread_mutex_lock(&r->lock);
-	int calls = r->calls;
-	pthread_mutex_unlock(&r->lock);
-	return calls;
-}
-
-static void watch(const char *pk, const char *sk, const char *token, uint32_t timeout_ms, struct rec *r)
-{
-	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, sk, token, timeout_ms, on_watch, r, &r->watch));
+	CK_OK("row_watch", ck_driver->row_watch(ck_store, pk, sk, token, timeout_ms, ck_on_watch, r, &r->watch));
 	CK_REQUIRE(r->watch != NULL, "row_watch succeeded but returned no watch");
 }
 
@@ -150,17 +18,16 @@ static void watch(const char *pk, const char *sk, const char *token, uint32_t ti
 static void test_watch_fires_on_change(void)
 {
 	const char *pk = ck_pk("watch");
-	ck_write(pk, "row", "v1", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
-	struct rec *r = rec_new();
-	watch(pk, "row", t, WAIT_MS, r);
+	char *t = ck_put(pk, "row", "v1", NULL);
+	struct ck_watch_rec *r = ck_watch_rec_new();
+	watch(pk, "row", t, CK_WAIT_MS, r);
 	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(r) == 0, "a watch fired although the row did not change");
+	CK_CHECK(ck_watch_calls(r) == 0, "a watch fired although the row did not change");
 	ck_write(pk, "other-row", "x", NULL); /* another row of the partition: no wake-up */
 	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r) == 0, "a watch fired on a write to another row");
+	CK_CHECK(ck_watch_calls(r) == 0, "a watch fired on a write to another row");
 	ck_write(pk, "row", "v2", t);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "the watch did not fire after the row changed");
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "the watch did not fire after the row changed");
 	CK_CHECK(r->status == AEROGRAM_OK, "the watch fired with %s, expected AEROGRAM_OK",
 	         ck_status_name(r->status));
 	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch");
@@ -173,19 +40,18 @@ static void test_watch_fires_on_change(void)
 	         "the callback's token must be the row's new token");
 	CK_CHECK(strcmp(r->token, t) != 0, "the callback's token is the old token");
 	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r) == 1, "a watch must be called back exactly once (got %d)", rec_calls(r));
+	CK_CHECK(ck_watch_calls(r) == 1, "a watch must be called back exactly once (got %d)", ck_watch_calls(r));
 }
 
 /* A watch that sees no change fires with ETIMEDOUT after its timeout. */
 static void test_watch_timeout(void)
 {
 	const char *pk = ck_pk("timeout");
-	ck_write(pk, "row", "v", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
-	struct rec *r = rec_new();
+	char *t = ck_put(pk, "row", "v", NULL);
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	uint64_t t0 = ck_now_ms();
 	watch(pk, "row", t, 300, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a watch with a 300 ms timeout never fired");
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "a watch with a 300 ms timeout never fired");
 	uint64_t elapsed = ck_now_ms() - t0;
 	CK_CHECK(r->status == AEROGRAM_ETIMEDOUT, "the timeout fired with %s, expected AEROGRAM_ETIMEDOUT",
 	         ck_status_name(r->status));
@@ -193,9 +59,9 @@ static void test_watch_timeout(void)
 	CK_CHECK(elapsed >= 250, "a 300 ms watch fired after only %llu ms", (unsigned long long)elapsed);
 
 	/* a watch on a row nobody writes times out too */
-	struct rec *r2 = rec_new();
+	struct ck_watch_rec *r2 = ck_watch_rec_new();
 	watch(pk, "never-written", NULL, 200, r2);
-	CK_REQUIRE(rec_wait(r2, WAIT_MS) == 1, "a watch on a missing row never timed out");
+	CK_REQUIRE(ck_watch_wait(r2, CK_WAIT_MS) == 1, "a watch on a missing row never timed out");
 	CK_CHECK(r2->status == AEROGRAM_ETIMEDOUT, "expected AEROGRAM_ETIMEDOUT, got %s",
 	         ck_status_name(r2->status));
 }
@@ -207,19 +73,19 @@ static void test_watch_null_token(void)
 {
 	const char *pk = ck_pk("nulltoken");
 	ck_write(pk, "exists", "here", NULL);
-	struct rec *r = rec_new();
-	watch(pk, "exists", NULL, WAIT_MS, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a NULL-token watch on an existing row did not fire");
+	struct ck_watch_rec *r = ck_watch_rec_new();
+	watch(pk, "exists", NULL, CK_WAIT_MS, r);
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "a NULL-token watch on an existing row did not fire");
 	CK_CHECK(r->status == AEROGRAM_OK && r->has_row && strcmp(r->first_value, "here") == 0,
 	         "a NULL-token watch must report the row's value (status %s)", ck_status_name(r->status));
 	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch");
 
-	struct rec *m = rec_new();
-	watch(pk, "later", NULL, WAIT_MS, m);
+	struct ck_watch_rec *m = ck_watch_rec_new();
+	watch(pk, "later", NULL, CK_WAIT_MS, m);
 	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(m) == 0, "a NULL-token watch on a missing row fired before any write");
+	CK_CHECK(ck_watch_calls(m) == 0, "a NULL-token watch on a missing row fired before any write");
 	ck_write(pk, "later", "arrived", NULL);
-	CK_REQUIRE(rec_wait(m, WAIT_MS) == 1, "a NULL-token watch did not fire on the first write");
+	CK_REQUIRE(ck_watch_wait(m, CK_WAIT_MS) == 1, "a NULL-token watch did not fire on the first write");
 	CK_CHECK(m->status == AEROGRAM_OK && strcmp(m->first_value, "arrived") == 0,
 	         "the watch must report the first value");
 }
@@ -228,15 +94,14 @@ static void test_watch_null_token(void)
 static void test_watch_release_unfired(void)
 {
 	const char *pk = ck_pk("release");
-	ck_write(pk, "row", "v", NULL);
-	char *t = ck_token(ck_get(pk, "row", 0));
-	struct rec *r = rec_new();
+	char *t = ck_put(pk, "row", "v", NULL);
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	watch(pk, "row", t, 150, r);
 	ck_driver->row_watch_release(ck_store, r->watch);
 	r->watch = NULL;
 	ck_write(pk, "row", "changed", NULL);
 	ck_sleep_ms(400); /* past the timeout too */
-	CK_CHECK(rec_calls(r) == 0, "a released watch was called back %d time(s)", rec_calls(r));
+	CK_CHECK(ck_watch_calls(r) == 0, "a released watch was called back %d time(s)", ck_watch_calls(r));
 }
 
 /* Release racing with firing: after row_watch_release returns, the callback
@@ -251,11 +116,9 @@ struct race_slot {
 	int slow;
 };
 
-static void on_race(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_race(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)status, (void)row, (void)rows, (void)n_rows, (void)marker, (void)message;
+	(void)status, (void)row, (void)message;
 	struct race_slot *s = arg;
 	pthread_mutex_lock(&s->lock);
 	if (s->released)
@@ -299,7 +162,7 @@ static void test_watch_release_races_firing(void)
 		struct aerogram_watch *w = NULL;
 		/* odd: a NULL token on an existing row, due at once; even: a 1 ms
 		 * timeout on a row nobody writes */
-		int rc = (i % 2) ? ck_driver->row_watch(ck_store, pk, "row", NULL, WAIT_MS, on_race, &slots[i], &w)
+		int rc = (i % 2) ? ck_driver->row_watch(ck_store, pk, "row", NULL, CK_WAIT_MS, on_race, &slots[i], &w)
 		                 : ck_driver->row_watch(ck_store, pk, "missing", NULL, 1, on_race, &slots[i], &w);
 		CK_OK("row_watch", rc);
 		if (i % 3 == 0)
@@ -339,9 +202,9 @@ static void test_thousand_watches(void)
 	const struct aerogram_row_page *p = &ck_read(&q, 1)->pages[0];
 	CK_REQUIRE(p->n_rows == MANY, "expected %d rows, got %zu", MANY, p->n_rows);
 	int threads_before = ck_thread_count();
-	struct rec **recs = ck_alloc(MANY * sizeof(*recs));
+	struct ck_watch_rec **recs = ck_alloc(MANY * sizeof(*recs));
 	for (int i = 0; i < MANY; i++) {
-		recs[i] = rec_new();
+		recs[i] = ck_watch_rec_new();
 		watch(pk, p->rows[i].sk, p->rows[i].token, 60000, recs[i]);
 	}
 	int threads_during = ck_thread_count();
@@ -351,14 +214,14 @@ static void test_thousand_watches(void)
 	ck_sleep_ms(50);
 	int early = 0;
 	for (int i = 0; i < MANY; i++)
-		early += rec_calls(recs[i]);
+		early += ck_watch_calls(recs[i]);
 	CK_CHECK(early == 0, "%d watches fired before any write", early);
 	for (int i = 0; i < MANY; i++)
 		w[i].value = (const uint8_t *)"b";
 	ck_write_batch(w, MANY);
 	int fired = 0, ok = 0;
 	for (int i = 0; i < MANY; i++) {
-		fired += rec_wait(recs[i], WAIT_MS) == 1;
+		fired += ck_watch_wait(recs[i], CK_WAIT_MS) == 1;
 		ok += recs[i]->status == AEROGRAM_OK;
 	}
 	CK_CHECK(fired == MANY, "%d of %d watches fired after the writes", fired, MANY);
@@ -372,19 +235,19 @@ static void test_watch_from_callback(void)
 	const char *pk = ck_pk("fromcb");
 	ck_write(pk, "a", "1", NULL);
 	ck_write(pk, "b", "2", NULL);
-	struct rec *r = rec_new();
+	struct ck_watch_rec *r = ck_watch_rec_new();
 	r->start_from_cb = 1;
 	r->cb_pk = pk;
 	r->cb_sk = "b";
-	watch(pk, "a", NULL, WAIT_MS, r);
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "the first watch did not fire");
+	watch(pk, "a", NULL, CK_WAIT_MS, r);
+	CK_REQUIRE(ck_watch_wait(r, CK_WAIT_MS) == 1, "the first watch did not fire");
 	pthread_mutex_lock(&r->lock);
-	struct rec *c = r->child;
+	struct ck_watch_rec *c = r->child;
 	int child_rc = r->child_rc;
 	pthread_mutex_unlock(&r->lock);
 	CK_REQUIRE(c != NULL, "the callback could not start its watch");
 	ck_ok_at(child_rc, "row_watch from inside a callback", __FILE__, __LINE__);
-	CK_REQUIRE(rec_wait(c, WAIT_MS) == 1, "a watch started from a callback did not fire");
+	CK_REQUIRE(ck_watch_wait(c, CK_WAIT_MS) == 1, "a watch started from a callback did not fire");
 	CK_CHECK(c->status == AEROGRAM_OK && strcmp(c->first_value, "2") == 0,
 	         "the watch started from a callback reported the wrong row");
 }
@@ -394,92 +257,15 @@ static void test_watch_errors(void)
 {
 	const char *pk = ck_pk("watcherr");
 	struct aerogram_watch *w = NULL;
-	int rc = ck_driver->row_watch(ck_store, pk, "row", "not a token", 1000, on_watch, NULL, &w);
+	int rc = ck_driver->row_watch(ck_store, pk, "row", "not a token", 1000, ck_on_watch, NULL, &w);
 	CK_EXPECT("row_watch with a malformed token", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);
 	w = NULL;
-	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, on_watch, NULL, &w);
+	rc = ck_driver->row_watch(ck_store, pk, "", NULL, 1000, ck_on_watch, NULL, &w);
 	CK_EXPECT("row_watch of an empty sort key", rc, AEROGRAM_EINVAL);
 	if (rc == 0 && w)
 		ck_driver->row_watch_release(ck_store, w);
-}
-
-/* Range watch (AEROGRAM_CAP_WATCH_RANGE): without a marker it reports every
- * row in range at once, tombstones included, with a marker; with a marker
- * only rows newer than it; ETIMEDOUT when nothing comes. */
-static void test_range_watch(void)
-{
-	const char *pk = ck_pk("rangewatch");
-	if (!(ck_driver->capabilities & AEROGRAM_CAP_WATCH_RANGE)) {
-		struct aerogram_watch *w = NULL;
-		int rc = ck_driver->row_watch_range
-		                 ? ck_driver->row_watch_range(ck_store, pk, NULL, NULL, NULL, NULL, 100,
-		                                              on_watch, NULL, &w)
-		                 : AEROGRAM_ENOTSUP;
-		CK_CHECK(rc == AEROGRAM_ENOTSUP,
-		         "without AEROGRAM_CAP_WATCH_RANGE row_watch_range must be NULL or answer ENOTSUP (got %s)",
-		         ck_status_name(rc));
-		if (rc == 0 && w)
-			ck_driver->row_watch_release(ck_store, w);
-		return;
-	}
-	CK_REQUIRE(ck_driver->row_watch_range != NULL,
-	           "AEROGRAM_CAP_WATCH_RANGE is set but row_watch_range is NULL");
-	/* "a-early" sorts before the prefix: a driver must still find m/1 and
-	 * m/2 (Garage's PollRange stops at the first key out of range when it
-	 * walks from the partition's first key instead of from the prefix). */
-	struct aerogram_row_write w[5] = {
-		{ .pk = pk, .sk = "a-early", .value = (const uint8_t *)"a", .len = 1 },
-		{ .pk = pk, .sk = "m/1", .value = (const uint8_t *)"1", .len = 1 },
-		{ .pk = pk, .sk = "m/2", .tombstone = 1 },
-		{ .pk = pk, .sk = "m/3", .value = (const uint8_t *)"3", .len = 1 },
-		{ .pk = pk, .sk = "other", .value = (const uint8_t *)"x", .len = 1 },
-	};
-	ck_write_batch(w, 5);
-	struct rec *r = rec_new();
-	CK_OK("row_watch_range(no marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", NULL, WAIT_MS, on_watch, r, &r->watch));
-	CK_REQUIRE(rec_wait(r, WAIT_MS) == 1, "a range watch without marker did not fire at once");
-	CK_REQUIRE(r->status == AEROGRAM_OK, "range watch fired with %s", ck_status_name(r->status));
-	CK_CHECK(!r->from_caller_thread, "the callback ran on the thread that called row_watch_range");
-	CK_CHECK(r->n_rows == 2 && strcmp(r->sks[0], "m/1") == 0 && strcmp(r->sks[1], "m/2") == 0,
-	         "a range watch without marker must report m/1 and m/2 (tombstone included), got %zu rows",
-	         r->n_rows);
-	CK_CHECK(r->n_rows == 2 && r->tombstone[1], "m/2 must be reported as a tombstone");
-	CK_REQUIRE(r->has_marker && r->marker[0], "a range watch must hand out a marker");
-	char *marker = ck_fmt("%s", r->marker);
-
-	struct rec *r2 = rec_new();
-	CK_OK("row_watch_range(marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", marker, WAIT_MS, on_watch, r2, &r2->watch));
-	ck_sleep_ms(100);
-	CK_CHECK(rec_calls(r2) == 0, "a range watch with a fresh marker fired with nothing new");
-	ck_write(pk, "m/3", "out of range", NULL);
-	ck_write(pk, "other", "out of range", NULL);
-	ck_write(pk, "a-early", "out of range", NULL);
-	ck_sleep_ms(50);
-	CK_CHECK(rec_calls(r2) == 0, "a range watch fired for rows outside its range");
-	ck_write(pk, "m/1", "new", NULL);
-	CK_REQUIRE(rec_wait(r2, WAIT_MS) == 1, "a range watch did not fire on a write in range");
-	CK_CHECK(r2->status == AEROGRAM_OK && r2->n_rows == 1 && strcmp(r2->sks[0], "m/1") == 0,
-	         "a range watch must report only the new row m/1 (got %zu rows, first '%s')", r2->n_rows,
-	         r2->n_rows ? r2->sks[0] : "");
-	CK_REQUIRE(r2->has_marker && r2->marker[0], "a range watch must hand out a fresh marker");
-
-	struct rec *r3 = rec_new();
-	CK_OK("row_watch_range(fresh marker)",
-	      ck_driver->row_watch_range(ck_store, pk, "m/", NULL, "m/3", r2->marker, 300, on_watch, r3, &r3->watch));
-	CK_REQUIRE(rec_wait(r3, WAIT_MS) == 1, "a range watch with nothing new never timed out");
-	CK_CHECK(r3->status == AEROGRAM_ETIMEDOUT, "expected AEROGRAM_ETIMEDOUT, got %s",
-	         ck_status_name(r3->status));
-
-	struct aerogram_watch *bad = NULL;
-	int rc = ck_driver->row_watch_range(ck_store, pk, NULL, NULL, NULL, "not a marker!", 100,
-	                                    on_watch, NULL, &bad);
-	CK_EXPECT("row_watch_range with a malformed marker", rc, AEROGRAM_EINVAL);
-	if (rc == 0 && bad)
-		ck_driver->row_watch_release(ck_store, bad);
 }
 
 int ck_register_watches(void)
@@ -493,7 +279,6 @@ int ck_register_watches(void)
 		{ "1000 watches on few threads", test_thousand_watches },
 		{ "watch started from a callback", test_watch_from_callback },
 		{ "malformed watch requests", test_watch_errors },
-		{ "range watch", test_range_watch },
 	};
 	return ck_add_suite("watches", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -1,6 +1,7 @@
 /* ag_kit.c - the driver kit (see ag_kit.h). */
 #include "sdk/kit/ag_kit.h"
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -116,6 +117,31 @@ void agk_arena_free(struct agk_arena *a)
 	}
 }
 
+void *agk_arena_restart(struct agk_arena *a, size_t n, size_t size)
+{
+	agk_arena_free(a);
+	return agk_arena_alloc(a, (n ? n : 1) * size);
+}
+
+/* ---- growable arrays ---- */
+
+int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	void *old;
+	memcpy(&old, items, sizeof(old));
+	size_t ncap = *cap ? *cap : first;
+	while (ncap <= n)
+		ncap *= 2;
+	void *grown = realloc(old, ncap * size);
+	if (grown == NULL)
+		return -1;
+	memcpy(items, &grown, sizeof(grown));
+	*cap = ncap;
+	return 0;
+}
+
 /* ---- results ---- */
 
 struct agk_row_result *agk_row_result_new(void)
@@ -133,32 +159,186 @@ struct agk_blob_list *agk_blob_list_new(void)
 	return calloc(1, sizeof(struct agk_blob_list));
 }
 
-void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result)
+/* The free and done functions of one kind of holder: the public part is
+ * its first member, so the host's pointer is the holder's. */
+#define AGK_HOLDER_FUNCTIONS(kind, pub_type)                                       \
+	void agk_##kind##_free(struct aerogram_store *store, pub_type *pub)        \
+	{                                                                          \
+		(void)store;                                                       \
+		if (pub == NULL)                                                   \
+			return;                                                    \
+		struct agk_##kind *h = (struct agk_##kind *)pub;                   \
+		agk_arena_free(&h->arena);                                         \
+		free(h);                                                           \
+	}                                                                          \
+	int agk_##kind##_done(int code, struct agk_##kind *h, pub_type **out)      \
+	{                                                                          \
+		if (code == 0)                                                     \
+			*out = &h->pub;                                            \
+		else                                                               \
+			agk_##kind##_free(NULL, &h->pub);                          \
+		return code;                                                       \
+	}
+
+AGK_HOLDER_FUNCTIONS(row_result, struct aerogram_row_result)
+AGK_HOLDER_FUNCTIONS(blob_result, struct aerogram_blob_result)
+AGK_HOLDER_FUNCTIONS(blob_list, struct aerogram_blob_list)
+
+/* ---- keys and queries ---- */
+
+int agk_check_key(const char *who, const char *what, const char *key)
 {
-	(void)store;
-	if (result == NULL)
-		return;
-	struct agk_row_result *r = (struct agk_row_result *)result;
-	agk_arena_free(&r->arena);
-	free(r);
+	if (key == NULL || key[0] == '\0')
+		return agk_fail(AEROGRAM_EINVAL, "%s: %s is %s", who, what, key ? "empty" : "missing");
+	size_t len = strlen(key);
+	if (len > AEROGRAM_ROW_KEY_MAX)
+		return agk_fail(AEROGRAM_ETOOBIG, "%s: %s of %zu bytes is over the limit of %d", who,
+		                what, len, AEROGRAM_ROW_KEY_MAX);
+	return 0;
 }
 
-void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result)
+static int nonempty(const char *s)
 {
-	(void)store;
-	if (result == NULL)
-		return;
-	struct agk_blob_result *r = (struct agk_blob_result *)result;
-	agk_arena_free(&r->arena);
-	free(r);
+	return s != NULL && s[0] != '\0';
 }
 
-void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list)
+static int check_query(const char *who, const struct aerogram_row_query *q, int for_read)
 {
-	(void)store;
-	if (list == NULL)
+	int rc = agk_check_key(who, "the partition key of a query", q->pk);
+	if (rc != 0)
+		return rc;
+	const uint32_t known = AEROGRAM_QUERY_REVERSE | AEROGRAM_QUERY_TOMBSTONES |
+	                       AEROGRAM_QUERY_CONFLICTS_ONLY;
+	if (for_read && (q->flags & ~known))
+		return agk_fail(AEROGRAM_EINVAL, "%s: unknown query flags 0x%x", who,
+		                (unsigned)(q->flags & ~known));
+	if (q->sk != NULL) {
+		if ((rc = agk_check_key(who, "the sort key of a query", q->sk)) != 0)
+			return rc;
+		if (nonempty(q->prefix) || nonempty(q->start) || nonempty(q->end))
+			return agk_fail(AEROGRAM_EINVAL,
+			                "%s: a single-item query on %s/%s takes no prefix, start or end",
+			                who, q->pk, q->sk);
+		if (for_read && (q->limit != 0 || (q->flags & AEROGRAM_QUERY_REVERSE)))
+			return agk_fail(AEROGRAM_EINVAL,
+			                "%s: a single-item query on %s/%s takes no limit and no REVERSE",
+			                who, q->pk, q->sk);
+		return 0;
+	}
+	if (nonempty(q->prefix) && nonempty(q->start) &&
+	    strncmp(q->start, q->prefix, strlen(q->prefix)) != 0)
+		return agk_fail(AEROGRAM_EINVAL, "%s: start '%s' does not begin with prefix '%s'", who,
+		                q->start, q->prefix);
+	return 0;
+}
+
+int agk_check_queries(const char *who, const struct aerogram_row_query *queries, size_t n,
+                      int for_read)
+{
+	if (n > 0 && queries == NULL)
+		return agk_fail(AEROGRAM_EINVAL, "%s: no queries given", who);
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_query(who, &queries[i], for_read);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- configuration ---- */
+
+int agk_config_check(const char *const *keys, const struct aerogram_config_entry *config,
+                     size_t n, const char *who, char *errbuf, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (keys[k] && !(config[i].key && strcmp(config[i].key, keys[k]) == 0))
+			k++;
+		if (keys[k] == NULL) {
+			snprintf(errbuf, errlen, "%s: unknown configuration key '%s'", who,
+			         config[i].key ? config[i].key : "(null)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
+                             const char *key)
+{
+	const char *v = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (config[i].key && strcmp(config[i].key, key) == 0)
+			v = config[i].value;
+	return v;
+}
+
+int agk_config_long(const struct aerogram_config_entry *config, size_t n, const char *key,
+                    long min, long max, long *out, const char *who, char *errbuf,
+                    size_t errlen)
+{
+	const char *text = agk_config_value(config, n, key);
+	if (text == NULL)
+		return 0;
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max) {
+		snprintf(errbuf, errlen, "%s: %s must be an integer in [%ld, %ld], not '%s'", who, key,
+		         min, max, text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- open ---- */
+
+void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen)
+{
+	void *st = calloc(1, size);
+	if (st == NULL)
+		snprintf(errbuf, errlen, "%s: out of memory", who);
+	return st;
+}
+
+/* ---- the host's log ---- */
+
+void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
+             ...)
+{
+	if (host == NULL || host->log == NULL)
 		return;
-	struct agk_blob_list *l = (struct agk_blob_list *)list;
-	agk_arena_free(&l->arena);
-	free(l);
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	host->log(host->ctx, level, line);
+}
+
+/* ---- background threads ---- */
+
+int agk_thread_start(struct agk_thread *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	t->stop = 0;
+	int err = pthread_create(&t->thread, NULL, fn, arg);
+	if (err != 0)
+		return err;
+	t->started = 1;
+	if (name != NULL)
+		pthread_setname_np(t->thread, name);
+	return 0;
+}
+
+void agk_thread_stop(struct agk_thread *t, pthread_mutex_t *mu, pthread_cond_t *wake)
+{
+	if (!t->started)
+		return;
+	pthread_mutex_lock(mu);
+	t->stop = 1;
+	pthread_cond_broadcast(wake);
+	pthread_mutex_unlock(mu);
+	pthread_join(t->thread, NULL);
+	t->started = 0;
 }

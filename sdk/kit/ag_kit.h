@@ -1,6 +1,7 @@
 /* ag_kit.h - what every driver needs and no driver should write again: the
- * thread-local error message of error_message(), result arenas, and results
- * whose memory is one arena (with the descriptor's free functions for them).
+ * thread-local error message of error_message(), result arenas, results
+ * whose memory is one arena (with the descriptor's free functions for them),
+ * configuration values, the host's log, and background threads.
  *
  * A static library (build/libagkit.a) a driver links into its .so; built
  * with -fvisibility=hidden it exports nothing, and each driver gets its own
@@ -9,6 +10,7 @@
 #ifndef AG_KIT_H
 #define AG_KIT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -40,6 +42,18 @@ char *agk_arena_strndup(struct agk_arena *a, const char *s, size_t len);
 char *agk_arena_strdup(struct agk_arena *a, const char *s);
 /* Frees every allocation; the arena is empty and usable again. */
 void agk_arena_free(struct agk_arena *a);
+/* Empties the arena, then allocates `n` (at least one) zeroed items of
+ * `size` bytes from it: a result filled again from the start (a retried
+ * transaction). NULL when memory runs out. */
+void *agk_arena_restart(struct agk_arena *a, size_t n, size_t size);
+
+/* ---- growable arrays ---- */
+
+/* Makes room for item n of a malloc'ed array: `items` is the address of the
+ * array pointer, *cap its capacity in items of `size` bytes. When n reaches
+ * *cap the capacity doubles (from `first` items the first time) until it
+ * holds item n. 0, or -1 when memory runs out (the array is unchanged). */
+int agk_grow(void *items, size_t *cap, size_t n, size_t size, size_t first);
 
 /* ---- results whose memory is one arena ---- */
 
@@ -66,5 +80,68 @@ struct agk_blob_list *agk_blob_list_new(void);
 void agk_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result);
 void agk_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
 void agk_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
+/* The end of a call that filled a holder: with code 0, *out is its public
+ * part for the host; otherwise the holder is freed. Returns code. */
+int agk_row_result_done(int code, struct agk_row_result *res, struct aerogram_row_result **out);
+int agk_blob_result_done(int code, struct agk_blob_result *res, struct aerogram_blob_result **out);
+int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob_list **out);
+
+/* ---- the ABI's rules for keys and queries ---- */
+
+/* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records
+ * "<who>: <what> is missing" or "... is empty" (AEROGRAM_EINVAL) or
+ * "... of N bytes is over the limit of M" (AEROGRAM_ETOOBIG) and returns the code. */
+int agk_check_key(const char *who, const char *what, const char *key);
+/* Checks a batch of queries against the forms of driver.h: each one's
+ * partition key, then either a single item (a sort key, no prefix, start or
+ * end; for a read no limit and no REVERSE) or a range (start beginning with
+ * prefix). A read (`for_read`) also refuses unknown flags; a delete ignores
+ * limit and flags. 0, or the code with a message naming `who`. */
+int agk_check_queries(const char *who, const struct aerogram_row_query *queries, size_t n,
+                      int for_read);
+
+/* ---- configuration (the host refused unknown keys before open) ---- */
+
+/* For a driver that may be opened without the host (its own tests): 0 when
+ * every key is in `keys` (NULL-terminated), else -1 with "<who>: unknown
+ * configuration key '<key>'" in errbuf. */
+int agk_config_check(const char *const *keys, const struct aerogram_config_entry *config,
+                     size_t n, const char *who, char *errbuf, size_t errlen);
+/* The value of `key` (the last one when repeated), or NULL when unset. */
+const char *agk_config_value(const struct aerogram_config_entry *config, size_t n,
+                             const char *key);
+/* Reads `key` as a decimal integer in [min, max] into *out, which keeps its
+ * default when the key is unset. 0, or -1 with "<who>: <key> must be an
+ * integer in [min, max], not '<text>'" in errbuf. */
+int agk_config_long(const struct aerogram_config_entry *config, size_t n, const char *key,
+                    long min, long max, long *out, const char *who, char *errbuf,
+                    size_t errlen);
+
+/* ---- open ---- */
+
+/* The zeroed store of `size` bytes open() allocates first; NULL with
+ * "<who>: out of memory" in errbuf. */
+void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen);
+
+/* ---- the host's log ---- */
+
+/* Formats one line and hands it to host->log (nothing without a host or a
+ * log service). */
+void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
+             ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- background threads ---- */
+
+/* A thread of the driver that runs until told to stop. */
+struct agk_thread {
+	pthread_t thread;
+	int started;
+	_Atomic int stop; /* set by agk_thread_stop; the thread returns once it sees it */
+};
+/* Starts fn(arg), named `name` for ps and top (NULL: unnamed); 0 or an errno. */
+int agk_thread_start(struct agk_thread *t, void *(*fn)(void *), void *arg, const char *name);
+/* Sets t->stop with `mu` held, wakes every waiter of `wake`, and joins the
+ * thread. Does nothing for a thread that was not started. */
+void agk_thread_stop(struct agk_thread *t, pthread_mutex_t *mu, pthread_cond_t *wake);
 
 #endif

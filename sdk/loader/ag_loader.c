@@ -7,8 +7,7 @@
  * Drivers of every minor version up to ours load. The host never reads a
  * field past a driver's struct_size: once the store is open, the loader
  * copies the descriptor into one of the full current size, with the fields
- * the driver's version lacks zeroed (an ABI 1.0 driver's row_insert_if is
- * NULL there), and every storage call of the host goes through that copy.
+ * the driver's version lacks zeroed, and every storage call of the host goes through that copy.
  * The copy is made after open because a wrapper driver learns its
  * capabilities from the driver it opens.
  */
@@ -82,7 +81,7 @@ static const char *host_config_get(void *ctx, const char *key)
 	return NULL;
 }
 
-/* The functions a 1.0 driver must provide. */
+/* The functions every driver must provide (row_insert_if is optional). */
 static const char *missing_function(const struct aerogram_driver *d)
 {
 	if (!d->open) return "open";
@@ -124,10 +123,10 @@ int ag_driver_check_descriptor(const struct aerogram_driver *d, const char *path
 		        AEROGRAM_ABI_MINOR);
 		return AEROGRAM_EINVAL;
 	}
-	if (d->struct_size < AEROGRAM_DRIVER_SIZE_1_0) {
+	if (d->struct_size < AEROGRAM_DRIVER_SIZE_2_0) {
 		set_err(err, errlen,
 		        "driver %s: descriptor is %u bytes, smaller than the %zu bytes of ABI %d.0",
-		        path, (unsigned)d->struct_size, (size_t)AEROGRAM_DRIVER_SIZE_1_0, AEROGRAM_ABI_MAJOR);
+		        path, (unsigned)d->struct_size, (size_t)AEROGRAM_DRIVER_SIZE_2_0, AEROGRAM_ABI_MAJOR);
 		return AEROGRAM_EINVAL;
 	}
 	if (d->name == NULL || d->name[0] == '\0') {
@@ -140,21 +139,11 @@ int ag_driver_check_descriptor(const struct aerogram_driver *d, const char *path
 		        missing);
 		return AEROGRAM_EINVAL;
 	}
-	if (d->capabilities & AEROGRAM_CAP_CONDITIONAL) {
-		/* read row_insert_if only when the descriptor holds it */
-		if (d->struct_size < AEROGRAM_DRIVER_SIZE_1_1) {
-			set_err(err, errlen,
-			        "driver %s (%s): advertises AEROGRAM_CAP_CONDITIONAL, but its descriptor of %u bytes (ABI %u.%u) has no row_insert_if",
-			        path, d->name, (unsigned)d->struct_size, (unsigned)d->abi_major,
-			        (unsigned)d->abi_minor);
-			return AEROGRAM_EINVAL;
-		}
-		if (d->row_insert_if == NULL) {
-			set_err(err, errlen,
-			        "driver %s (%s): advertises AEROGRAM_CAP_CONDITIONAL, but row_insert_if is NULL",
-			        path, d->name);
-			return AEROGRAM_EINVAL;
-		}
+	if ((d->capabilities & AEROGRAM_CAP_CONDITIONAL) && d->row_insert_if == NULL) {
+		set_err(err, errlen,
+		        "driver %s (%s): advertises AEROGRAM_CAP_CONDITIONAL, but row_insert_if is NULL",
+		        path, d->name);
+		return AEROGRAM_EINVAL;
 	}
 	return 0;
 }

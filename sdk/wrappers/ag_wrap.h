@@ -17,12 +17,11 @@
  *   inner_config  configuration of the inner driver: "key=value;key=value"
  *   control_file  (faulty) a text file of rules, see below
  *   hide_caps     (faulty) capabilities not to pass on, as agw_fault_hide_caps:
- *                 a comma-separated list of watch_range, conditional
+ *                 a comma-separated list of conditional, snapshot_reads
  *   counts_file   (counting) a file the wrapper creates and maps, see below
  *
- * Capabilities. A wrapper advertises AEROGRAM_CAP_WATCH_RANGE and
- * AEROGRAM_CAP_CONDITIONAL only when the inner driver offers them (the bit,
- * a descriptor large enough to hold the call, and a non-NULL pointer); the
+ * Capabilities. A wrapper advertises AEROGRAM_CAP_CONDITIONAL only when the
+ * inner driver offers it (the bit and a non-NULL row_insert_if); the
  * other bits are passed on as they are. A loadable wrapper's descriptor is
  * one object per .so, shared by every store opened from it in a process, so
  * it advertises a call only while every inner store open at the moment
@@ -41,26 +40,27 @@
  * OPS is `all`, `writes` (every call that stores or deletes: row_insert,
  * row_delete, blob_put, blob_copy, blob_delete, row_insert_if, as a full
  * disk would) or a comma-separated list of row_read, row_insert, row_delete,
- * row_watch, row_watch_range, blob_get, blob_put, blob_copy, blob_list,
+ * row_watch, blob_get, blob_put, blob_copy, blob_list,
  * blob_delete, row_insert_if. STATUS is one of notfound, conflict,
  * unavailable, inval, perm, toobig, internal, notsup. Example:
  * "fail row_read,blob_get unavailable"; "fail_next row_insert_if conflict 3"
  * makes the next three compare-and-set batches lose as if another writer had
  * come first.
  *
- * The counts file holds AGW_COUNT_SLOTS (2 * AGW_OP_COUNT + 2 = 24)
+ * The counts file holds AGW_COUNT_SLOTS (2 * AGW_OP_COUNT + 2 = 22)
  * little-endian uint64 values:
  *
- *   slots  0..10  calls per operation, in enum agw_op order (row_read first,
- *                 row_insert_if last)                     bytes   0..87
- *   slots 11..21  the items those calls carried (as agw_count_items)
- *                                                         bytes  88..175
- *   slot  22      rows returned by row_read (AGW_SLOT_ROWS_READ)
- *                                                         bytes 176..183
- *   slot  23      bytes of the values in those rows (AGW_SLOT_VALUE_BYTES_READ)
- *                                                         bytes 184..191
+ *   slots  0..9   calls per operation, in enum agw_op order (row_read first,
+ *                 row_insert_if last)                     bytes   0..79
+ *   slots 10..19  the items those calls carried (as agw_count_items)
+ *                                                         bytes  80..159
+ *   slot  20      rows returned by row_read (AGW_SLOT_ROWS_READ)
+ *                                                         bytes 160..167
+ *   slot  21      bytes of the values in those rows (AGW_SLOT_VALUE_BYTES_READ)
+ *                                                         bytes 168..175
  *
- * (Before ABI 1.1 the file had 20 slots: 10 calls, 10 items.) The wrapper
+ * (With ABI 1.x the file had 24 slots: row_watch_range came after
+ * row_watch.) The wrapper
  * truncates it when it opens and updates it atomically on every call, so a
  * test may read it at any time.
  */
@@ -76,8 +76,7 @@ extern "C" {
 #endif
 
 /* The operations a wrapper counts, steers and hooks. New ones are appended. */
-enum agw_op { AGW_ROW_READ, AGW_ROW_INSERT, AGW_ROW_DELETE, AGW_ROW_WATCH, AGW_ROW_WATCH_RANGE,
-              AGW_BLOB_GET, AGW_BLOB_PUT, AGW_BLOB_COPY, AGW_BLOB_LIST, AGW_BLOB_DELETE,
+enum agw_op { AGW_ROW_READ, AGW_ROW_INSERT, AGW_ROW_DELETE, AGW_ROW_WATCH, AGW_BLOB_GET, AGW_BLOB_PUT, AGW_BLOB_COPY, AGW_BLOB_LIST, AGW_BLOB_DELETE,
               AGW_ROW_INSERT_IF, AGW_OP_COUNT };
 #define AGW_MASK(op) (1u << (op))
 #define AGW_ALL ((1u << AGW_OP_COUNT) - 1)
@@ -110,7 +109,7 @@ void agw_fault_delay(struct agw_wrapper *w, unsigned op_mask, uint32_t delay_ms)
 void agw_fault_clear(struct agw_wrapper *w);
 /* Stop advertising the capability bits in `mask` (replacing an earlier mask;
  * 0 shows everything again): the descriptor loses them, and the calls they
- * stand for (row_watch_range, row_insert_if) answer AEROGRAM_ENOTSUP without
+ * stand for (row_insert_if) answer AEROGRAM_ENOTSUP without
  * reaching the inner driver. Lets a test run the host on the path it takes
  * with a driver that lacks them. */
 void agw_fault_hide_caps(struct agw_wrapper *w, uint64_t mask);

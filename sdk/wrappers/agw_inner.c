@@ -6,14 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *agw_config_value(const struct aerogram_config_entry *config, size_t n, const char *key)
-{
-	for (size_t i = 0; i < n; i++)
-		if (config[i].key && strcmp(config[i].key, key) == 0)
-			return config[i].value;
-	return NULL;
-}
-
 /* Splits "k=v;k=v" into entries pointing into in->config_text. */
 static int parse_config(struct agw_inner *in, const char *text, char *err, size_t errlen)
 {
@@ -107,8 +99,8 @@ int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_conf
                    struct agw_inner **inner, struct agw_wrapper **w, char *err, size_t errlen)
 {
 	*w = NULL;
-	int rc = agw_inner_open(outer, agw_config_value(config, n_config, "inner"),
-	                        agw_config_value(config, n_config, "inner_config"), self, inner, err,
+	int rc = agw_inner_open(outer, agk_config_value(config, n_config, "inner"),
+	                        agk_config_value(config, n_config, "inner_config"), self, inner, err,
 	                        errlen);
 	if (rc != 0)
 		return rc;

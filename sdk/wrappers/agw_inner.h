@@ -10,6 +10,7 @@
 
 #include <aerogram/driver.h>
 
+#include "sdk/kit/ag_kit.h"
 #include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
 
@@ -21,9 +22,6 @@ struct agw_inner {
 	size_t n_config;
 	char *config_text;
 };
-
-/* The value of `key` among the entries, or NULL. */
-const char *agw_config_value(const struct aerogram_config_entry *config, size_t n, const char *key);
 
 /* Loads `inner` (a name looked up as aerogram_<name>.so in the directory of
  * the .so containing `self`, or a path), checks its ABI, and opens it with

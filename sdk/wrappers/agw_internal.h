@@ -15,7 +15,7 @@ void agw_set_on_close(struct agw_wrapper *w, void (*fn)(struct agw_wrapper *, vo
  * rows read, value bytes read: the counts file layout of ag_wrap.h). */
 void agw_count_set_mirror(struct agw_wrapper *w, uint64_t *mirror);
 /* The capability bits a wrapper over `inner` advertises: the inner's bits,
- * less WATCH_RANGE and CONDITIONAL when their call is missing. */
+ * less CONDITIONAL when row_insert_if is missing. */
 uint64_t agw_offered_caps(const struct aerogram_driver *inner);
 /* The wrapper behind a store handle made by agw_store. */
 struct agw_wrapper *agw_from_store(struct aerogram_store *store);
@@ -37,10 +37,6 @@ int agw_fn_row_watch(struct aerogram_store *store, const char *pk, const char *s
                      const char *token, uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                      struct aerogram_watch **out);
 void agw_fn_row_watch_release(struct aerogram_store *store, struct aerogram_watch *watch);
-int agw_fn_row_watch_range(struct aerogram_store *store, const char *pk, const char *prefix,
-                           const char *start, const char *end, const char *marker,
-                           uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                           struct aerogram_watch **out);
 int agw_fn_blob_get(struct aerogram_store *store, const struct aerogram_blob_request *requests,
                     size_t n_requests, struct aerogram_blob_result **out);
 void agw_fn_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
@@ -68,7 +64,6 @@ int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, cons
 	.row_delete = agw_fn_row_delete,                     \
 	.row_watch = agw_fn_row_watch,                       \
 	.row_watch_release = agw_fn_row_watch_release,       \
-	.row_watch_range = agw_fn_row_watch_range,           \
 	.blob_get = agw_fn_blob_get,                         \
 	.blob_result_free = agw_fn_blob_result_free,         \
 	.blob_put = agw_fn_blob_put,                         \

@@ -55,8 +55,7 @@ static _Thread_local const struct agw_wrapper *agw_injected_by;
 static _Thread_local const char *agw_injected_text;
 
 static const char *const op_names[AGW_OP_COUNT] = {
-	"row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
-	"blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if",
+	"row_read", "row_insert", "row_delete", "row_watch", "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if",
 };
 
 const char *agw_op_name(enum agw_op op)
@@ -138,11 +137,7 @@ void agw_fault_clear(struct agw_wrapper *w)
 uint64_t agw_offered_caps(const struct aerogram_driver *inner)
 {
 	uint64_t caps = inner->capabilities;
-	if (inner->row_watch_range == NULL)
-		caps &= ~AEROGRAM_CAP_WATCH_RANGE;
-	/* row_insert_if exists only in a 1.1 descriptor: never read it past
-	 * the end of a 1.0 one */
-	if (inner->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || inner->row_insert_if == NULL)
+	if (inner->row_insert_if == NULL)
 		caps &= ~AEROGRAM_CAP_CONDITIONAL;
 	return caps;
 }
@@ -301,6 +296,27 @@ static int before(struct agw_wrapper *w, enum agw_op op, uint64_t items, int *af
 	return 0;
 }
 
+/* The start of every forwarding call, in a function whose store handle is
+ * `store`: the wrapper behind it as `w`, the rules applied before the call
+ * (their answer returned at once), `rc` and `aa` (report the forwarded call
+ * as unavailable afterwards) for the rest of the function. */
+#define FORWARD_BEGIN(op, items)                               \
+	struct agw_wrapper *w = agw_from_store(store);         \
+	int aa;                                                \
+	int rc = before(w, (op), (items), &aa);                \
+	if (rc != 0)                                           \
+		return rc
+
+/* After a forwarded call that handed out *out: when the rules turn it into
+ * a failure, the result is released with the inner driver's `release`. */
+#define DROP_IF_FAILED(release)                                 \
+	do {                                                    \
+		if (rc == 0 && aa) {                            \
+			w->inner->release(w->inner_store, *out); \
+			*out = NULL;                            \
+		}                                               \
+	} while (0)
+
 static int after(struct agw_wrapper *w, int rc, int after_apply)
 {
 	if (rc == 0 && after_apply)
@@ -327,19 +343,12 @@ const char *agw_fn_error_message(struct aerogram_store *store)
 int agw_fn_row_read(struct aerogram_store *store, const struct aerogram_row_query *queries,
                     size_t n_queries, struct aerogram_row_result **out)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
 	*out = NULL;
-	int rc = before(w, AGW_ROW_READ, n_queries, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_ROW_READ, n_queries);
 	rc = w->inner->row_read(w->inner_store, queries, n_queries, out);
-	if (rc == 0 && aa) {
-		w->inner->row_result_free(w->inner_store, *out);
-		*out = NULL;
-	} else if (rc == 0 && *out != NULL) {
+	DROP_IF_FAILED(row_result_free);
+	if (rc == 0 && *out != NULL)
 		count_rows_read(w, *out);
-	}
 	return after(w, rc, aa);
 }
 
@@ -352,24 +361,16 @@ void agw_fn_row_result_free(struct aerogram_store *store, struct aerogram_row_re
 int agw_fn_row_insert(struct aerogram_store *store, const struct aerogram_row_write *writes,
                       size_t n_writes)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	int rc = before(w, AGW_ROW_INSERT, n_writes, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_ROW_INSERT, n_writes);
 	return after(w, w->inner->row_insert(w->inner_store, writes, n_writes), aa);
 }
 
 int agw_fn_row_delete(struct aerogram_store *store, const struct aerogram_row_query *queries,
                       size_t n_queries, uint64_t *deleted)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
 	if (deleted)
 		*deleted = 0;
-	int rc = before(w, AGW_ROW_DELETE, n_queries, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_ROW_DELETE, n_queries);
 	return after(w, w->inner->row_delete(w->inner_store, queries, n_queries, deleted), aa);
 }
 
@@ -377,17 +378,10 @@ int agw_fn_row_watch(struct aerogram_store *store, const char *pk, const char *s
                      const char *token, uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
                      struct aerogram_watch **out)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
 	*out = NULL;
-	int rc = before(w, AGW_ROW_WATCH, 1, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_ROW_WATCH, 1);
 	rc = w->inner->row_watch(w->inner_store, pk, sk, token, timeout_ms, cb, arg, out);
-	if (rc == 0 && aa) {
-		w->inner->row_watch_release(w->inner_store, *out);
-		*out = NULL;
-	}
+	DROP_IF_FAILED(row_watch_release);
 	return after(w, rc, aa);
 }
 
@@ -397,44 +391,13 @@ void agw_fn_row_watch_release(struct aerogram_store *store, struct aerogram_watc
 	w->inner->row_watch_release(w->inner_store, watch);
 }
 
-int agw_fn_row_watch_range(struct aerogram_store *store, const char *pk, const char *prefix,
-                           const char *start, const char *end, const char *marker,
-                           uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                           struct aerogram_watch **out)
-{
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	*out = NULL;
-	int rc = before(w, AGW_ROW_WATCH_RANGE, 1, &aa);
-	if (rc != 0)
-		return rc;
-	if (!cap_usable(w, AEROGRAM_CAP_WATCH_RANGE))
-		return inject(w, AEROGRAM_ENOTSUP, (w->offered_caps & AEROGRAM_CAP_WATCH_RANGE)
-		                                           ? "row_watch_range is hidden by the wrapper"
-		                                           : "the wrapped driver does not support row_watch_range");
-	rc = w->inner->row_watch_range(w->inner_store, pk, prefix, start, end, marker, timeout_ms,
-	                               cb, arg, out);
-	if (rc == 0 && aa) {
-		w->inner->row_watch_release(w->inner_store, *out);
-		*out = NULL;
-	}
-	return after(w, rc, aa);
-}
-
 int agw_fn_blob_get(struct aerogram_store *store, const struct aerogram_blob_request *requests,
                     size_t n_requests, struct aerogram_blob_result **out)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
 	*out = NULL;
-	int rc = before(w, AGW_BLOB_GET, n_requests, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_BLOB_GET, n_requests);
 	rc = w->inner->blob_get(w->inner_store, requests, n_requests, out);
-	if (rc == 0 && aa) {
-		w->inner->blob_result_free(w->inner_store, *out);
-		*out = NULL;
-	}
+	DROP_IF_FAILED(blob_result_free);
 	return after(w, rc, aa);
 }
 
@@ -447,33 +410,21 @@ void agw_fn_blob_result_free(struct aerogram_store *store, struct aerogram_blob_
 int agw_fn_blob_put(struct aerogram_store *store, const char *key, const uint8_t *data, size_t len,
                     const struct aerogram_meta *meta, size_t n_meta)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	int rc = before(w, AGW_BLOB_PUT, 1, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_BLOB_PUT, 1);
 	return after(w, w->inner->blob_put(w->inner_store, key, data, len, meta, n_meta), aa);
 }
 
 int agw_fn_blob_copy(struct aerogram_store *store, const char *src_key, const char *dst_key)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	int rc = before(w, AGW_BLOB_COPY, 1, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_BLOB_COPY, 1);
 	return after(w, w->inner->blob_copy(w->inner_store, src_key, dst_key), aa);
 }
 
 int agw_fn_blob_list(struct aerogram_store *store, const char *prefix, const char *continuation,
                      uint32_t max_keys, struct aerogram_blob_list **out)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
 	*out = NULL;
-	int rc = before(w, AGW_BLOB_LIST, 0, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_BLOB_LIST, 0);
 	rc = w->inner->blob_list(w->inner_store, prefix, continuation, max_keys, out);
 	if (rc == 0 && *out != NULL) {
 		/* the keys a listing carries are only known afterwards */
@@ -482,10 +433,7 @@ int agw_fn_blob_list(struct aerogram_store *store, const char *prefix, const cha
 		if (mirror)
 			mirror_add(&mirror[AGW_OP_COUNT + AGW_BLOB_LIST], (uint64_t)(*out)->n_keys);
 	}
-	if (rc == 0 && aa) {
-		w->inner->blob_list_free(w->inner_store, *out);
-		*out = NULL;
-	}
+	DROP_IF_FAILED(blob_list_free);
 	return after(w, rc, aa);
 }
 
@@ -497,11 +445,7 @@ void agw_fn_blob_list_free(struct aerogram_store *store, struct aerogram_blob_li
 
 int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, size_t n_keys)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	int rc = before(w, AGW_BLOB_DELETE, n_keys, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_BLOB_DELETE, n_keys);
 	return after(w, w->inner->blob_delete(w->inner_store, keys, n_keys), aa);
 }
 
@@ -509,11 +453,7 @@ int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, cons
                          const char *cond_token, const struct aerogram_row_write *writes,
                          size_t n_writes, char *new_token, size_t new_token_len)
 {
-	struct agw_wrapper *w = agw_from_store(store);
-	int aa;
-	int rc = before(w, AGW_ROW_INSERT_IF, n_writes, &aa);
-	if (rc != 0)
-		return rc;
+	FORWARD_BEGIN(AGW_ROW_INSERT_IF, n_writes);
 	if (!cap_usable(w, AEROGRAM_CAP_CONDITIONAL))
 		return inject(w, AEROGRAM_ENOTSUP, (w->offered_caps & AEROGRAM_CAP_CONDITIONAL)
 		                                           ? "row_insert_if is hidden by the wrapper"

@@ -18,8 +18,7 @@ static const char counting_anchor = 0;
 
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define COUNTING_CAPS \
-	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL | \
-	 AEROGRAM_CAP_SNAPSHOT_READS)
+	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
 static struct agw_shared_caps counting_caps = AGW_SHARED_CAPS_INIT(COUNTING_CAPS);
 static struct aerogram_driver counting_driver;
 
@@ -71,7 +70,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 		snprintf(errbuf, errlen, "out of memory");
 		return AEROGRAM_EINTERNAL;
 	}
-	const char *path = agw_config_value(config, n_config, "counts_file");
+	const char *path = agk_config_value(config, n_config, "counts_file");
 	if (path != NULL && (c->map = map_counts(path, errbuf, errlen)) == NULL) {
 		free(c);
 		return AEROGRAM_EINVAL;

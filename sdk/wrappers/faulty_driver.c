@@ -16,8 +16,7 @@ static const char faulty_anchor = 0;
 
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define FAULTY_CAPS \
-	(AEROGRAM_CAP_WATCH_RANGE | AEROGRAM_CAP_DURABLE | AEROGRAM_CAP_SHARED | AEROGRAM_CAP_CONDITIONAL | \
-	 AEROGRAM_CAP_SNAPSHOT_READS)
+	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
 static struct agw_shared_caps faulty_caps = AGW_SHARED_CAPS_INIT(FAULTY_CAPS);
 static struct aerogram_driver faulty_driver;
 
@@ -29,20 +28,6 @@ struct faulty {
 	int have_stat;
 	struct stat last;
 };
-
-static void faulty_log(struct faulty *f, enum aerogram_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void faulty_log(struct faulty *f, enum aerogram_log_level level, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (f->host && f->host->log)
-		f->host->log(f->host->ctx, level, line);
-}
 
 static int parse_ops(const char *text, unsigned *mask)
 {
@@ -164,7 +149,7 @@ static void reload(struct agw_wrapper *w, struct faulty *f)
 		snprintf(copy, sizeof(copy), "%s", line);
 		if (apply_line(w, line) != 0) {
 			copy[strcspn(copy, "\r\n")] = '\0';
-			faulty_log(f, AEROGRAM_LOG_WARNING, "%s:%d: ignoring malformed rule '%s'",
+			agk_log(f->host, AEROGRAM_LOG_WARNING, "%s:%d: ignoring malformed rule '%s'",
 			           f->control_file, lineno, copy);
 		}
 	}
@@ -201,8 +186,8 @@ static int parse_caps(const char *text, uint64_t *mask)
 		const char *name;
 		uint64_t bit;
 	} names[] = {
-		{ "watch_range", AEROGRAM_CAP_WATCH_RANGE }, { "durable", AEROGRAM_CAP_DURABLE },
-		{ "shared", AEROGRAM_CAP_SHARED }, { "conditional", AEROGRAM_CAP_CONDITIONAL },
+		{ "conditional", AEROGRAM_CAP_CONDITIONAL },
+		{ "snapshot_reads", AEROGRAM_CAP_SNAPSHOT_READS },
 	};
 	*mask = 0;
 	char buf[256];
@@ -242,15 +227,15 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 	pthread_mutex_init(&f->lock, NULL);
 	f->host = host;
 	uint64_t hidden = 0;
-	const char *hide = agw_config_value(config, n_config, "hide_caps");
+	const char *hide = agk_config_value(config, n_config, "hide_caps");
 	if (hide != NULL && parse_caps(hide, &hidden) != 0) {
 		snprintf(errbuf, errlen,
-		         "hide_caps '%s' is not a list of watch_range, durable, shared, conditional", hide);
+		         "hide_caps '%s' is not a list of conditional, snapshot_reads", hide);
 		pthread_mutex_destroy(&f->lock);
 		free(f);
 		return AEROGRAM_EINVAL;
 	}
-	const char *cf = agw_config_value(config, n_config, "control_file");
+	const char *cf = agk_config_value(config, n_config, "control_file");
 	if (cf != NULL && (f->control_file = strdup(cf)) == NULL) {
 		free(f);
 		snprintf(errbuf, errlen, "out of memory");

@@ -159,10 +159,7 @@ struct watch_rec {
 	pthread_mutex_t lock;
 	int calls;
 	int status;
-	size_t n_rows;
 	char value[64];
-	int has_marker;
-	char marker[1024];
 	pthread_t thread;
 };
 
@@ -172,25 +169,17 @@ static void watch_rec_init(struct watch_rec *w)
 	pthread_mutex_init(&w->lock, NULL);
 }
 
-static void on_watch(void *arg, int status, const struct aerogram_row *row,
-                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                     const char *message)
+static void on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
 	(void)message;
 	struct watch_rec *w = arg;
 	pthread_mutex_lock(&w->lock);
 	w->calls++;
 	w->status = status;
-	w->n_rows = n_rows;
 	w->thread = pthread_self();
-	if (!row && n_rows == 1)
-		row = rows;
 	if (row && row->n_values && !row->values[0].tombstone)
 		snprintf(w->value, sizeof(w->value), "%.*s", (int)row->values[0].len,
 		         (const char *)row->values[0].data);
-	w->has_marker = marker != NULL;
-	if (marker)
-		snprintf(w->marker, sizeof(w->marker), "%s", marker);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -366,54 +355,6 @@ static void test_watch_release_before_fire(void)
 	CU_ASSERT_EQUAL(calls_of(&rec), 0);
 }
 
-static void test_watch_range(void)
-{
-	const char *p = pk("w5");
-	CU_ASSERT_EQUAL_FATAL(put_row(p, "a1", "x", NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(put_row(p, "a2", "y", NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(put_row(p, "b1", "z", NULL), 0);
-	CU_ASSERT_FATAL(drv->capabilities & AEROGRAM_CAP_WATCH_RANGE);
-	struct watch_rec rec;
-	watch_rec_init(&rec);
-	struct aerogram_watch *w;
-	CU_ASSERT_EQUAL_FATAL(drv->row_watch_range(store, p, "a", NULL, NULL, NULL, 30000, on_watch,
-	                                           &rec, &w),
-	                      0);
-	CU_ASSERT_EQUAL(wait_fired(&rec), 1);
-	CU_ASSERT_EQUAL(rec.status, AEROGRAM_OK);
-	CU_ASSERT_EQUAL(rec.n_rows, 2);
-	CU_ASSERT_FATAL(rec.has_marker);
-	drv->row_watch_release(store, w);
-
-	char marker[1024];
-	snprintf(marker, sizeof(marker), "%s", rec.marker);
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL_FATAL(drv->row_watch_range(store, p, "a", NULL, NULL, marker, 30000,
-	                                           on_watch, &rec, &w),
-	                      0);
-	sleep_ms(200);
-	CU_ASSERT_EQUAL(calls_of(&rec), 0);
-	CU_ASSERT_EQUAL(put_row(p, "b2", "outside", NULL), 0); /* not in range */
-	sleep_ms(200);
-	CU_ASSERT_EQUAL(calls_of(&rec), 0);
-	CU_ASSERT_EQUAL(put_row(p, "a3", "new", NULL), 0);
-	CU_ASSERT_EQUAL(wait_fired(&rec), 1);
-	CU_ASSERT_EQUAL(rec.status, AEROGRAM_OK);
-	CU_ASSERT_EQUAL(rec.n_rows, 1);
-	CU_ASSERT_STRING_EQUAL(rec.value, "new");
-	CU_ASSERT(rec.has_marker);
-	drv->row_watch_release(store, w);
-
-	/* With the fresh marker nothing is new: released while it polls. */
-	snprintf(marker, sizeof(marker), "%s", rec.marker);
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL_FATAL(drv->row_watch_range(store, p, "a", NULL, NULL, marker, 1000,
-	                                           on_watch, &rec, &w),
-	                      0);
-	drv->row_watch_release(store, w); /* released while polling */
-	CU_ASSERT_EQUAL(calls_of(&rec), 0);
-}
-
 static int thread_count(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -545,14 +486,6 @@ static void test_request_counts(void)
 	drv->row_watch_release(store, wa);
 	expect_requests("row_watch without a token, row written later (+ the write)",
 	                "ReadItem=1 InsertBatch=1 PollItem=1");
-
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL(drv->row_watch_range(store, p, NULL, NULL, NULL, NULL, 30000, on_watch,
-	                                     &rec, &wa),
-	                0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
-	expect_requests("row_watch_range without a marker", "PollRange=1");
 
 	uint64_t deleted = 0;
 	struct aerogram_row_query del = {.pk = p};
@@ -918,7 +851,6 @@ int main(int argc, char **argv)
 	CU_add_test(s, "watch without a token: present row, later row", test_watch_null_token);
 	CU_add_test(s, "watch timeout fires once with ETIMEDOUT", test_watch_timeout);
 	CU_add_test(s, "released watch never fires", test_watch_release_before_fire);
-	CU_add_test(s, "range watch: snapshot, marker, release", test_watch_range);
 	CU_add_test(s, "200 watches on one thread", test_many_watches_one_thread);
 	CU_add_test(s, "requests per ABI operation", test_request_counts);
 	CU_add_test(s, "parallel blob_get timing", test_parallel_get_timing);

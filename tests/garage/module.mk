@@ -11,6 +11,8 @@ $(B)/obj/tests/garage/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS) $(JANSSON_CFLAGS) $(CURL
 
 $(GARAGE_SIGV4_TEST): $(B)/obj/tests/garage/sigv4_test.o $(CU_MAIN) $(B)/obj/drivers/garage/sigv4.o \
 		$(B)/obj/drivers/garage/garage_buf.o $(B)/obj/drivers/garage/garage_http.o \
+		$(B)/obj/drivers/garage/garage_request.o $(B)/obj/drivers/garage/garage_error.o \
+		$(B)/obj/drivers/garage/garage_xml.o \
 		$(B)/obj/drivers/garage/garage_k2v.o $(KIT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(GARAGE_LIBS)

@@ -425,9 +425,6 @@ static void test_token_shape(void)
 	CU_ASSERT(!gr_token_valid("not a token"));
 	CU_ASSERT(!gr_token_valid("AAAAAAAAAA="));                      /* padding is not used */
 	CU_ASSERT(!gr_token_valid(""));
-	CU_ASSERT(gr_marker_valid("eyJnIjp7fX0="));
-	CU_ASSERT(!gr_marker_valid("not a marker!"));
-	CU_ASSERT(!gr_marker_valid("abc"));
 }
 
 int main(int argc, char **argv)
@@ -440,6 +437,6 @@ int main(int argc, char **argv)
 	CU_add_test(s, "K2V known-answer signature", test_k2v_known_answer);
 	CU_add_test(s, "canonical query: form decoding, keywords, order", test_query_rules);
 	CU_add_test(s, "missing inputs are refused", test_missing_inputs);
-	CU_add_test(s, "causality token and seen marker shapes", test_token_shape);
+	CU_add_test(s, "causality token shape", test_token_shape);
 	return agt_run();
 }

@@ -1,7 +1,6 @@
 # tests/loader: the host's driver loader against tiny bad drivers, and
 # aerogramd -t against bad configurations.
-LOADER_TEST_VARIANTS = good major minor small noentry undefined openfail missingfn cond condnofn \
-	v10 v10cap
+LOADER_TEST_VARIANTS = good major minor small noentry undefined openfail missingfn cond condnofn
 LOADER_TEST_DRIVERS = $(LOADER_TEST_VARIANTS:%=$(B)/tests/loader/aerogram_%.so)
 TESTBINS += $(B)/tests/test_loader $(LOADER_TEST_DRIVERS)
 

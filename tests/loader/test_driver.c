@@ -3,16 +3,13 @@
  *   TD_GOOD      a correct driver (every function answers ENOTSUP)
  *   TD_MAJOR     ABI major + 1
  *   TD_MINOR     ABI minor + 1
- *   TD_SMALL     struct_size smaller than ABI 1.0's descriptor
+ *   TD_SMALL     struct_size smaller than the descriptor of this major version
  *   TD_NOENTRY   no aerogram_driver_entry symbol
  *   TD_UNDEFINED needs a symbol nobody defines (dlopen RTLD_NOW fails)
  *   TD_OPENFAIL  open fails with a reason
  *   TD_MISSINGFN blob_copy is NULL
- *   TD_COND      ABI 1.1 with AEROGRAM_CAP_CONDITIONAL and row_insert_if
- *   TD_CONDNOFN  advertises AEROGRAM_CAP_CONDITIONAL with row_insert_if NULL
- *   TD_V10       an ABI 1.0 driver: minor 0, the 1.0 struct_size, and
- *                garbage where 1.1 has row_insert_if (the host must not read it)
- *   TD_V10CAP    an ABI 1.0 descriptor advertising AEROGRAM_CAP_CONDITIONAL */
+ *   TD_COND      AEROGRAM_CAP_CONDITIONAL and row_insert_if
+ *   TD_CONDNOFN  advertises AEROGRAM_CAP_CONDITIONAL with row_insert_if NULL */
 #include <string.h>
 #include <stdio.h>
 
@@ -173,7 +170,7 @@ static const struct aerogram_driver td_driver = {
 #endif
 	.name = "testdrv",
 	.version = "0.1",
-#if defined(TD_COND) || defined(TD_CONDNOFN) || defined(TD_V10CAP)
+#if defined(TD_COND) || defined(TD_CONDNOFN)
 	.capabilities = AEROGRAM_CAP_CONDITIONAL,
 #endif
 	.config_keys = td_keys,
@@ -200,25 +197,7 @@ static const struct aerogram_driver td_driver = {
 #endif
 };
 
-#if defined(TD_V10) || defined(TD_V10CAP)
-/* What a driver built against the 1.0 header hands out: its descriptor ends
- * after blob_delete. The bytes after it belong to something else; here they
- * are garbage, so a host that read row_insert_if there would crash. */
-static union {
-	struct aerogram_driver d;
-	unsigned char bytes[sizeof(struct aerogram_driver)];
-} td_v10;
-
-AEROGRAM_EXPORT const struct aerogram_driver *aerogram_driver_entry(void);
-const struct aerogram_driver *aerogram_driver_entry(void)
-{
-	memset(td_v10.bytes, 0xa5, sizeof(td_v10.bytes));
-	memcpy(td_v10.bytes, &td_driver, AEROGRAM_DRIVER_SIZE_1_0);
-	td_v10.d.abi_minor = 0;
-	td_v10.d.struct_size = (uint32_t)AEROGRAM_DRIVER_SIZE_1_0;
-	return &td_v10.d;
-}
-#elif defined(TD_NOENTRY)
+#if defined(TD_NOENTRY)
 /* Exported under another name: a library that is not a driver. */
 AEROGRAM_EXPORT const struct aerogram_driver *not_the_entry(void);
 const struct aerogram_driver *not_the_entry(void)

@@ -121,32 +121,15 @@ static struct ag_driver *load_kept(const char *variant)
 	return drv;
 }
 
-/* An ABI 1.0 driver still loads; the host sees no row_insert_if and no
- * capability, though the bytes after its descriptor are garbage. */
-static void test_abi_1_0(void)
-{
-	struct ag_driver *drv = load_kept("v10");
-	if (drv == NULL)
-		return;
-	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
-	CU_ASSERT_EQUAL(d->abi_minor, 0);
-	CU_ASSERT_EQUAL(d->struct_size, AEROGRAM_DRIVER_SIZE_1_0);
-	CU_ASSERT_PTR_NULL(d->row_insert_if);
-	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
-	CU_ASSERT_PTR_NOT_NULL(d->blob_delete); /* what 1.0 has is all there */
-	CU_ASSERT_STRING_EQUAL(d->name, "testdrv");
-	ag_driver_unload(drv);
-}
-
-/* An ABI 1.1 driver with the capability: the host sees its call. */
-static void test_abi_1_1_conditional(void)
+/* A driver with the capability: the host sees its call. */
+static void test_conditional(void)
 {
 	struct ag_driver *drv = load_kept("cond");
 	if (drv == NULL)
 		return;
 	const struct aerogram_driver *d = ag_driver_store(drv)->driver;
 	CU_ASSERT_EQUAL(d->abi_minor, AEROGRAM_ABI_MINOR);
-	CU_ASSERT(d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1);
+	CU_ASSERT(d->struct_size >= AEROGRAM_DRIVER_SIZE_2_0);
 	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d->row_insert_if);
 	char tok[AEROGRAM_TOKEN_MAX];
@@ -154,7 +137,7 @@ static void test_abi_1_1_conditional(void)
 	                                 sizeof(tok)),
 	                AEROGRAM_ENOTSUP);
 	ag_driver_unload(drv);
-	/* a driver of this ABI without it is complete too */
+	/* a driver without it is complete too */
 	drv = load_kept("good");
 	if (drv) {
 		CU_ASSERT_PTR_NULL(ag_driver_store(drv)->driver->row_insert_if);
@@ -162,11 +145,10 @@ static void test_abi_1_1_conditional(void)
 	}
 }
 
-/* A capability without its function is refused, in a 1.1 or a 1.0 descriptor. */
+/* A capability without its function is refused. */
 static void test_capability_without_function(void)
 {
 	EXPECT_REFUSED("condnofn", "AEROGRAM_CAP_CONDITIONAL", "row_insert_if");
-	EXPECT_REFUSED("v10cap", "AEROGRAM_CAP_CONDITIONAL", "1.0");
 }
 
 int main(int argc, char **argv)
@@ -187,8 +169,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "missing function", test_missingfn);
 	CU_add_test(s, "missing file", test_missing_file);
 	CU_add_test(s, "good driver", test_good);
-	CU_add_test(s, "ABI 1.0 driver: no row_insert_if read past its descriptor", test_abi_1_0);
-	CU_add_test(s, "ABI 1.1 driver with AEROGRAM_CAP_CONDITIONAL", test_abi_1_1_conditional);
+	CU_add_test(s, "driver with AEROGRAM_CAP_CONDITIONAL", test_conditional);
 	CU_add_test(s, "capability without its function", test_capability_without_function);
 	return agt_run();
 }

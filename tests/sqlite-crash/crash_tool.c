@@ -309,7 +309,7 @@ static void *group_writer_main(void *arg)
 
 static int cmd_write_group(unsigned first, unsigned threads, const char *ackdir)
 {
-	if (drv->struct_size < AEROGRAM_DRIVER_SIZE_1_1 || drv->row_insert_if == NULL ||
+	if (drv->row_insert_if == NULL ||
 	    !(drv->capabilities & AEROGRAM_CAP_CONDITIONAL)) {
 		fprintf(stderr, "crash-tool: %s has no row_insert_if\n", drv->name);
 		return 1;

@@ -118,8 +118,6 @@ static void test_config(void)
 	CU_ASSERT(strstr(err, "no-such-dir") != NULL && strstr(err, "does not exist") != NULL);
 	drv = load(db, "synchronous", "normal", NULL, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
-	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_DURABLE);
-	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_SHARED);
 	ag_driver_unload(drv);
 }
 
@@ -442,10 +440,7 @@ struct seen {
 	int calls;
 	int status;
 	char value[64];
-	size_t n_rows;     /* range watches: rows reported */
-	char sks[256];     /* their keys, comma-separated */
-	char marker[64];
-	char token[64];    /* single-row watches: the token of the row fired */
+	char token[64];    /* the token of the row fired */
 };
 
 static void seen_init(struct seen *s)
@@ -455,22 +450,13 @@ static void seen_init(struct seen *s)
 	pthread_cond_init(&s->cond, NULL);
 }
 
-static void on_watch(void *arg, int status, const struct aerogram_row *row,
-                     const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                     const char *message)
+static void on_watch(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
 	(void)message;
 	struct seen *s = arg;
 	pthread_mutex_lock(&s->mu);
 	s->calls++;
 	s->status = status;
-	s->n_rows = n_rows;
-	s->sks[0] = '\0';
-	size_t off = 0;
-	for (size_t i = 0; rows && row == NULL && i < n_rows && off < sizeof(s->sks); i++)
-		off += (size_t)snprintf(s->sks + off, sizeof(s->sks) - off, "%s%s", i ? "," : "",
-		                        rows[i].sk);
-	snprintf(s->marker, sizeof(s->marker), "%s", marker ? marker : "");
 	if (row && row->n_values)
 		snprintf(s->value, sizeof(s->value), "%.*s", (int)row->values[row->n_values - 1].len,
 		         (const char *)row->values[row->n_values - 1].data);
@@ -782,66 +768,6 @@ static int writer_main(const char *db, int c)
 		bad |= put(cd, "mp", "done-1", NULL, "yes") != 0;
 	ag_driver_unload(cd);
 	return bad ? 1 : 0;
-}
-
-static void test_watch_range(void)
-{
-	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
-	const struct aerogram_driver *d = D(drv);
-	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
-	CU_ASSERT(put(drv, "rw", "a1", NULL, "x") == 0);
-	CU_ASSERT(put(drv, "rw", "a2", NULL, NULL) == 0); /* tombstone-only rows are included */
-	CU_ASSERT(put(drv, "rw", "b1", NULL, "x") == 0);
-
-	/* No marker: at once, the whole range and a marker. */
-	struct seen s1, s2, s3, s4;
-	seen_init(&s1);
-	seen_init(&s2);
-	seen_init(&s3);
-	seen_init(&s4);
-	struct aerogram_watch *w1, *w2, *w3, *w4;
-	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, NULL, 5000, on_watch, &s1,
-	                                   &w1) == 0);
-	CU_ASSERT(seen_wait(&s1, 5000) == 1 && s1.status == AEROGRAM_OK);
-	CU_ASSERT_STRING_EQUAL(s1.sks, "a1,a2");
-	CU_ASSERT(s1.marker[0] != '\0');
-	d->row_watch_release(S(drv), w1);
-
-	/* With the marker: a write outside the range does not fire, one inside
-	 * does, with only the new row. */
-	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, s1.marker, 5000, on_watch,
-	                                   &s2, &w2) == 0);
-	CU_ASSERT(put(drv, "rw", "b2", NULL, "x") == 0);
-	CU_ASSERT(put(drv, "other", "a9", NULL, "x") == 0);
-	usleep(150000);
-	CU_ASSERT(s2.calls == 0);
-	CU_ASSERT(put(drv, "rw", "a3", NULL, "x") == 0);
-	CU_ASSERT(seen_wait(&s2, 5000) == 1 && s2.status == AEROGRAM_OK);
-	CU_ASSERT_STRING_EQUAL(s2.sks, "a3");
-	CU_ASSERT(strcmp(s2.marker, s1.marker) != 0);
-	d->row_watch_release(S(drv), w2);
-
-	/* An old marker: at once, with what is newer than it. */
-	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, s1.marker, 5000, on_watch,
-	                                   &s3, &w3) == 0);
-	CU_ASSERT(seen_wait(&s3, 5000) == 1);
-	CU_ASSERT_STRING_EQUAL(s3.sks, "a3");
-	d->row_watch_release(S(drv), w3);
-
-	/* Nothing new: the timeout. Start/end bounds are honoured. */
-	CU_ASSERT_FATAL(d->row_watch_range(S(drv), "rw", NULL, "a2", "a3", s2.marker, 200, on_watch,
-	                                   &s4, &w4) == 0);
-	CU_ASSERT(put(drv, "rw", "a3", NULL, "y") == 0);
-	CU_ASSERT(seen_wait(&s4, 5000) == 1 && s4.status == AEROGRAM_ETIMEDOUT);
-	d->row_watch_release(S(drv), w4);
-	CU_ASSERT(d->row_watch_range(S(drv), "rw", "a", NULL, NULL, "junk", 100, on_watch, &s4, &w4) ==
-	          AEROGRAM_EINVAL);
-	CU_ASSERT(d->row_watch_range(S(drv), "rw", "a", "b", NULL, NULL, 100, on_watch, &s4, &w4) ==
-	          AEROGRAM_EINVAL);
-	ag_driver_unload(drv);
 }
 
 /* Two child processes write to one file while this one watches. */
@@ -1619,7 +1545,6 @@ int main(int argc, char **argv)
 	CU_add_test(s, "blobs inline and in files, copy, delete, list", test_blobs);
 	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
 	CU_add_test(s, "watches in one process", test_watch_local);
-	CU_add_test(s, "range watches with markers", test_watch_range);
 	CU_add_test(s, "local commits are matched with watches in memory", test_watch_local_commits);
 	CU_add_test(s, "two processes write, a third watches", test_multi_process);
 	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);

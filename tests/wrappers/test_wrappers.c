@@ -220,11 +220,9 @@ struct fired {
 	int calls, status;
 };
 
-static void on_fire(void *arg, int status, const struct aerogram_row *row,
-                    const struct aerogram_row *rows, size_t n_rows, const char *marker,
-                    const char *message)
+static void on_fire(void *arg, int status, const struct aerogram_row *row, const char *message)
 {
-	(void)row, (void)rows, (void)n_rows, (void)marker, (void)message;
+	(void)row, (void)message;
 	struct fired *f = arg;
 	pthread_mutex_lock(&f->lock);
 	f->calls++;
@@ -255,7 +253,7 @@ static void test_watch_pass_through(void)
 	CU_ASSERT_EQUAL(fired.status, AEROGRAM_OK);
 	d->row_watch_release(s, w);
 	CU_ASSERT_EQUAL(agw_count_get(c, AGW_ROW_WATCH), 1);
-	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS);
 
 	agw_fault_fail_next(f, AGW_MASK(AGW_ROW_WATCH), AEROGRAM_EUNAVAILABLE, 1);
 	w = (struct aerogram_watch *)&fired;
@@ -285,7 +283,6 @@ static void test_insert_if_forwarded(void)
 	const struct aerogram_driver *d = agw_driver(c);
 	struct aerogram_store *s = agw_store(c);
 	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
-	CU_ASSERT(d->struct_size >= AEROGRAM_DRIVER_SIZE_1_1);
 	char t1[AEROGRAM_TOKEN_MAX] = "", t2[AEROGRAM_TOKEN_MAX] = "";
 	CU_ASSERT_EQUAL(insert_if(d, s, "cas", NULL, "1", t1), 0);
 	CU_ASSERT(t1[0] != '\0');
@@ -318,21 +315,19 @@ static void test_insert_if_forwarded(void)
 }
 
 /* A wrapper advertises CONDITIONAL only over an inner driver that has it:
- * the bit, a 1.1 descriptor and the pointer. */
+ * the bit and the pointer. */
 static void test_conditional_follows_inner(void)
 {
-	struct aerogram_driver old = *mem; /* a 1.0 descriptor claiming the bit */
-	old.struct_size = (uint32_t)AEROGRAM_DRIVER_SIZE_1_0;
 	struct aerogram_driver no_fn = *mem; /* the bit without the call */
 	no_fn.row_insert_if = NULL;
 	struct aerogram_driver no_bit = *mem; /* the call without the bit */
 	no_bit.capabilities &= ~AEROGRAM_CAP_CONDITIONAL;
-	const struct aerogram_driver *inners[3] = { &old, &no_fn, &no_bit };
-	for (int i = 0; i < 3; i++) {
+	const struct aerogram_driver *inners[2] = { &no_fn, &no_bit };
+	for (int i = 0; i < 2; i++) {
 		struct agw_wrapper *c = agw_count_new(inners[i], mem_store);
 		const struct aerogram_driver *d = agw_driver(c);
 		CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
-		CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+		CU_ASSERT(d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS);
 		CU_ASSERT_EQUAL(insert_if(d, agw_store(c), "nocond", NULL, "x", NULL), AEROGRAM_ENOTSUP);
 		CU_ASSERT_EQUAL(row_exists("nocond", "watch"), 0);
 		agw_free(c);
@@ -346,17 +341,12 @@ static void test_hide_caps(void)
 	struct agw_wrapper *f = agw_fault_new(mem, mem_store);
 	const struct aerogram_driver *d = agw_driver(f);
 	struct aerogram_store *s = agw_store(f);
-	agw_fault_hide_caps(f, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_WATCH_RANGE);
+	agw_fault_hide_caps(f, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS);
 	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
-	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS);
 	CU_ASSERT_EQUAL(insert_if(d, s, "hidden", NULL, "x", NULL), AEROGRAM_ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(d->error_message(s), "hidden"));
 	CU_ASSERT_EQUAL(row_exists("hidden", "watch"), 0);
-	struct fired fired = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct aerogram_watch *w = NULL;
-	CU_ASSERT_EQUAL(d->row_watch_range(s, "hidden", NULL, NULL, NULL, NULL, 1000, on_fire, &fired, &w),
-	                AEROGRAM_ENOTSUP);
-	CU_ASSERT_PTR_NULL(w);
 	/* the other calls are untouched, and clearing fault rules keeps caps hidden */
 	CU_ASSERT_EQUAL(write_row(d, s, "hidden", "plain", "x"), 0);
 	agw_fault_clear(f);
@@ -540,7 +530,7 @@ static void test_faulty_driver(void)
 	d = ag_driver_store(drv)->driver;
 	s = ag_driver_store(drv)->store;
 	CU_ASSERT_FALSE(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
-	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
+	CU_ASSERT(d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS);
 	CU_ASSERT_EQUAL(insert_if(d, s, "so-hidden", NULL, "w", NULL), AEROGRAM_ENOTSUP);
 	ag_driver_unload(drv);
 	/* the next store opened shows what its inner driver offers again */

@@ -96,17 +96,6 @@ static void skel_row_watch_release(struct aerogram_store *st, struct aerogram_wa
 	(void)st, (void)watch;
 }
 
-static int skel_row_watch_range(struct aerogram_store *st, const char *pk, const char *prefix,
-                                const char *start, const char *end, const char *marker,
-                                uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                                struct aerogram_watch **out)
-{
-	(void)st, (void)pk, (void)prefix, (void)start, (void)end, (void)marker, (void)timeout_ms;
-	(void)cb, (void)arg;
-	*out = NULL;
-	return not_supported("skeleton: row_watch_range is not implemented");
-}
-
 static int skel_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
                          size_t n_requests, struct aerogram_blob_result **out)
 {
@@ -170,7 +159,6 @@ static const struct aerogram_driver skel_driver = {
 	.row_delete = skel_row_delete,
 	.row_watch = skel_row_watch,
 	.row_watch_release = skel_row_watch_release,
-	.row_watch_range = skel_row_watch_range,
 	.blob_get = skel_blob_get,
 	.blob_result_free = skel_blob_result_free,
 	.blob_put = skel_blob_put,
@@ -178,7 +166,7 @@ static const struct aerogram_driver skel_driver = {
 	.blob_list = skel_blob_list,
 	.blob_list_free = skel_blob_list_free,
 	.blob_delete = skel_blob_delete,
-	/* ABI 1.1: .row_insert_if is left NULL and AEROGRAM_CAP_CONDITIONAL
+	/* .row_insert_if is left NULL and AEROGRAM_CAP_CONDITIONAL
 	 * unset, which is a complete driver: the host then coordinates writers
 	 * with row_insert and reads. Offer it only when your store can compare a
 	 * row's token and apply a batch in one atomic step, for every process

@@ -39,6 +39,9 @@
  * the host refuses a driver whose minor is newer than its own, and reads an
  * appended field only when `struct_size` says it is there and, for a
  * function pointer, when it is not NULL. Fields are never reordered.
+ * ABI 2.0 dropped what no host called (range watches and the capability
+ * bits WATCH_RANGE, DURABLE and SHARED) and made row_insert_if part of the
+ * descriptor; a 1.x driver is refused and must be rebuilt.
  *
  * Threads. Every function of the table may be called from any thread, and
  * several at once, on the same store handle, except `open` and `close`.
@@ -71,8 +74,8 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes. A driver can test it with #if. */
-#define AEROGRAM_ABI_MAJOR 1
-#define AEROGRAM_ABI_MINOR 1
+#define AEROGRAM_ABI_MAJOR 2
+#define AEROGRAM_ABI_MINOR 0
 
 /* The name of the one symbol a driver exports. */
 #define AEROGRAM_DRIVER_ENTRY_SYMBOL "aerogram_driver_entry"
@@ -101,19 +104,17 @@ enum aerogram_log_level {
 	AEROGRAM_LOG_DEBUG = 3
 };
 
-/* Capability bits of a driver (the `capabilities` field). */
-#define AEROGRAM_CAP_WATCH_RANGE (UINT64_C(1) << 0) /* row_watch_range is implemented */
-#define AEROGRAM_CAP_DURABLE     (UINT64_C(1) << 1) /* data survives a restart of the process */
-#define AEROGRAM_CAP_SHARED      (UINT64_C(1) << 2) /* several processes may use one store at once */
-/* ABI 1.1: row_insert_if is implemented (conditional, atomic batches). */
+/* Capability bits of a driver (the `capabilities` field); each one changes
+ * what the host does. Bits 0 to 2 are unused since ABI 2.0. */
+/* row_insert_if is implemented (conditional, atomic batches). */
 #define AEROGRAM_CAP_CONDITIONAL (UINT64_C(1) << 3)
-/* ABI 1.1 hints for the host's scheduling; a driver without them is taken
+/* Hints for the host's scheduling; a driver without them is taken
  * to talk to a network. LOCAL_READS: row_read and blob_get wait for nothing
  * but local memory or files (no network, no flush), so an event loop may
  * call them. LOCAL_WRITES: every call does (nothing is flushed to a disk). */
 #define AEROGRAM_CAP_LOCAL_READS  (UINT64_C(1) << 4)
 #define AEROGRAM_CAP_LOCAL_WRITES (UINT64_C(1) << 5)
-/* ABI 1.1: the queries of one row_read call see one state of the store (a
+/* The queries of one row_read call see one state of the store (a
  * write is seen by all of them or by none). Without it the host assumes,
  * as with Garage, whose ReadBatch runs each query as its own quorum read
  * (src/api/k2v/batch.rs), that one query may see a write another missed,
@@ -241,19 +242,17 @@ struct aerogram_row_write {
 /*
  * Watch callback. Called exactly once per watch, from a thread of the
  * driver's, never from inside row_watch itself:
- *   status AEROGRAM_OK: the row changed; `row` is its new state (NULL when a
- *                       range watch reports several rows; see `rows`).
- *   status AEROGRAM_ETIMEDOUT: the timeout passed with no change; rows NULL.
+ *   status AEROGRAM_OK: the row changed; `row` is its new state.
+ *   status AEROGRAM_ETIMEDOUT: the timeout passed with no change; row NULL.
  *   any other status: the watch failed; `message` says why.
- * `rows`/`n_rows`, `row`, `marker` and `message` are driver-owned and valid
- * only during the callback: copy what you keep. The callback must not block
+ * `row` and `message` are driver-owned and valid only during the callback:
+ * copy what you keep. The callback must not block
  * for long (hand work to another thread) and must not call row_watch_release
  * on its own watch; it may start new watches.
  */
 struct aerogram_watch;
 typedef void (*aerogram_watch_cb)(void *arg, int status, const struct aerogram_row *row,
-                                  const struct aerogram_row *rows, size_t n_rows,
-                                  const char *marker, const char *message);
+                                  const char *message);
 
 /* ------------------------------------------------------------------------
  * Blobs
@@ -357,16 +356,6 @@ struct aerogram_driver {
 	/* Release a watch. When this returns, the callback is not running and
 	 * will never run. Never call it from inside that watch's callback. */
 	void (*row_watch_release)(struct aerogram_store *store, struct aerogram_watch *watch);
-	/* With AEROGRAM_CAP_WATCH_RANGE: watch the rows of pk matching
-	 * prefix/start/end (forward range form). With marker NULL the callback
-	 * fires at once with every row in range (tombstones included) and a
-	 * marker; with a marker it fires when a row in range is newer than the
-	 * marker, with only those rows and a fresh marker; after timeout_ms it
-	 * fires with AEROGRAM_ETIMEDOUT. NULL or ENOTSUP without the capability. */
-	int (*row_watch_range)(struct aerogram_store *store, const char *pk, const char *prefix,
-	                       const char *start, const char *end, const char *marker,
-	                       uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-	                       struct aerogram_watch **out);
 
 	/* Read a batch of blobs (byte ranges allowed). The call fails only when
 	 * the store as a whole fails; a missing key is a per-item ENOTFOUND.
@@ -389,8 +378,6 @@ struct aerogram_driver {
 	/* Delete a batch of blobs. Missing keys are not an error. */
 	int (*blob_delete)(struct aerogram_store *store, const char *const *keys, size_t n_keys);
 
-	/* ---- ABI 1.1 (read only when struct_size covers them) ---- */
-
 	/* With AEROGRAM_CAP_CONDITIONAL: a compare-and-set over a batch. If the
 	 * row (cond_pk, cond_sk) has, at the moment the batch is applied, exactly
 	 * the causality token `cond_token` (the token a read of that row would
@@ -412,11 +399,10 @@ struct aerogram_driver {
 	                     size_t n_writes, char *new_token, size_t new_token_len);
 };
 
-/* The size of the descriptor of ABI 1.0: the host refuses a smaller one. */
-#define AEROGRAM_DRIVER_SIZE_1_0 \
-	(offsetof(struct aerogram_driver, blob_delete) + sizeof(void *))
-/* The size of the descriptor of ABI 1.1 (row_insert_if). */
-#define AEROGRAM_DRIVER_SIZE_1_1 \
+/* The size of the descriptor of ABI 2.0: the host refuses a smaller one.
+ * Fields appended by later minor versions are read only when struct_size
+ * covers them. */
+#define AEROGRAM_DRIVER_SIZE_2_0 \
 	(offsetof(struct aerogram_driver, row_insert_if) + sizeof(void *))
 
 /* Fills the header fields of a descriptor; use it first in a designated

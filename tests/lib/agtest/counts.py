@@ -18,7 +18,7 @@ __all__ = ["COLUMNS", "COUNTING_DRIVER", "EXTRA", "OPS", "QUIET", "cost", "count
 
 # enum agw_op, in order; then the two counters that follow the calls and
 # items blocks in the counts file.
-OPS = ["row_read", "row_insert", "row_delete", "row_watch", "row_watch_range",
+OPS = ["row_read", "row_insert", "row_delete", "row_watch",
        "blob_get", "blob_put", "blob_copy", "blob_list", "blob_delete", "row_insert_if"]
 EXTRA = ["rows", "bytes"]
 COLUMNS = OPS + EXTRA
