@@ -3,20 +3,8 @@
 
 #include <ctype.h>
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* RFC 2045 6.8, table 1 */
+static const char mime_base64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
 {
@@ -24,7 +12,7 @@ void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
 	int bits = 0;
 	agbuf_reserve(out, len / 4 * 3 + 3);
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
+		int v = mime_base64_value((unsigned char)in[i], mime_base64_digits);
 		if (v < 0)
 			continue; /* line ends, padding and junk */
 		acc = (acc << 6) | (unsigned)v;

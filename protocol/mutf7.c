@@ -5,22 +5,9 @@
 
 #include <stdint.h>
 
-static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+#include "protocol/mime_decode.h"
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
+static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static int is_direct(uint32_t c)
 {
@@ -165,7 +152,7 @@ static int decode(const char *name, size_t len, struct agbuf *out)
 				return -1; /* unterminated */
 			if (s[i] == '-')
 				break;
-			int v = b64_value(s[i]);
+			int v = mime_base64_value(s[i], b64_digits);
 			if (v < 0)
 				return -1;
 			i++;
