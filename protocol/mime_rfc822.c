@@ -76,15 +76,23 @@ int rfc822_skip_lwsp(struct rfc822_cursor *c)
 	return c->p < c->end ? 1 : 0;
 }
 
-int rfc822_parse_atom(struct rfc822_cursor *c, struct agbuf *out)
+/* Appends the run of `in_run` characters at the cursor and skips what
+ * follows it as rfc822_skip_lwsp does. An empty run is -1 when `need_one`
+ * (nothing appended then). */
+static int parse_run(struct rfc822_cursor *c, struct agbuf *out, int (*in_run)(unsigned char), int need_one)
 {
-	if (c->p >= c->end || !is_atext(*c->p))
-		return -1;
 	const unsigned char *start = c->p;
-	while (c->p < c->end && is_atext(*c->p))
+	while (c->p < c->end && in_run(*c->p))
 		c->p++;
+	if (need_one && c->p == start)
+		return -1;
 	agbuf_append(out, start, (size_t)(c->p - start));
 	return rfc822_skip_lwsp(c);
+}
+
+int rfc822_parse_atom(struct rfc822_cursor *c, struct agbuf *out)
+{
+	return parse_run(c, out, is_atext, 1);
 }
 
 int rfc822_parse_dot_atom(struct rfc822_cursor *c, struct agbuf *out)
@@ -103,15 +111,9 @@ int rfc822_parse_dot_atom(struct rfc822_cursor *c, struct agbuf *out)
 }
 
 /* Words of a phrase may contain dots (obs-phrase). */
-static int parse_atom_or_dot(struct rfc822_cursor *c, struct agbuf *out)
+static int is_atext_or_dot(unsigned char ch)
 {
-	if (c->p >= c->end || !(is_atext(*c->p) || *c->p == '.'))
-		return -1;
-	const unsigned char *start = c->p;
-	while (c->p < c->end && (is_atext(*c->p) || *c->p == '.'))
-		c->p++;
-	agbuf_append(out, start, (size_t)(c->p - start));
-	return rfc822_skip_lwsp(c);
+	return is_atext(ch) || ch == '.';
 }
 
 int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
@@ -145,7 +147,7 @@ int rfc822_parse_phrase(struct rfc822_cursor *c, struct agbuf *out)
 		if (*c->p == '"')
 			ret = rfc822_parse_quoted_string(c, out);
 		else
-			ret = parse_atom_or_dot(c, out);
+			ret = parse_run(c, out, is_atext_or_dot, 1);
 		if (ret <= 0)
 			return ret;
 		if (!is_atext(*c->p) && *c->p != '"' && *c->p != '.')
@@ -183,11 +185,7 @@ int rfc822_parse_domain(struct rfc822_cursor *c, struct agbuf *out)
 
 int rfc822_parse_mime_token(struct rfc822_cursor *c, struct agbuf *out)
 {
-	const unsigned char *start = c->p;
-	while (c->p < c->end && is_token(*c->p))
-		c->p++;
-	agbuf_append(out, start, (size_t)(c->p - start));
-	return rfc822_skip_lwsp(c);
+	return parse_run(c, out, is_token, 0);
 }
 
 int rfc822_parse_content_type(struct rfc822_cursor *c, struct agbuf *out)
