@@ -64,6 +64,8 @@ int imap_peek(const struct imap_gram *g);
 bool imap_at_eol(const struct imap_gram *g);
 bool imap_sp(struct imap_gram *g, const char *what);
 bool imap_eol(struct imap_gram *g);
+/* Moves past the character `c` at the cursor; `error` when another is there. */
+bool imap_expect(struct imap_gram *g, int c, const char *error);
 bool imap_is_atom_char(int c);
 bool imap_atom(struct imap_gram *g, struct imap_str *out, const char *what);
 /* An atom that may also hold ']' (ASTRING-CHAR) or list wildcards. */
@@ -85,6 +87,24 @@ bool imap_date_time(struct imap_gram *g, struct imap_datetime *out);
 bool imap_keyword(struct imap_gram *g, const char *word);
 /* Reads an atom's extent without consuming it, for table lookups. */
 size_t imap_atom_len_at(const struct imap_gram *g);
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The entry of a keyword table that the `n` bytes at the cursor name,
+ * without regard to case: its index, or -1. The entries are `size` bytes
+ * each and begin with their name (a const char *). The cursor stays. */
+int imap_lookup(const struct imap_gram *g, size_t n, const void *table, size_t count, size_t size);
+#define IMAP_LOOKUP(g, n, table) imap_lookup((g), (n), (table), COUNT_OF(table), sizeof((table)[0]))
+
+/* A parenthesised list at the cursor: "(" item *(SP item) ")". `item`
+ * reads one element (given `arg`); it also meets the ')' of an empty list
+ * and says what is wrong with that. With `loose`, "()" and a space before
+ * the ')' pass too, as they always have in the LIST and SEARCH RETURN
+ * options, ID and SETQUOTA. The errors: "Missing '(' before the <what>",
+ * and when an element is followed by neither a space nor ')', `unclosed`
+ * or, when that is NULL, "Missing ')' at the end of the <what>". */
+bool imap_paren_list(struct imap_gram *g, const char *what, const char *unclosed, bool loose,
+		     bool (*item)(struct imap_gram *g, void *arg), void *arg);
 bool imap_status_item_list(struct imap_gram *g, struct imap_status_items *out);
 
 /* Command bodies in their own files. */
