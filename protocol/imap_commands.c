@@ -195,12 +195,11 @@ static bool return_option(struct imap_gram *g, void *arg)
 	return bit != 0;
 }
 
-/* One more mailbox pattern; `arg` is the room the array has. */
 static bool list_pattern(struct imap_gram *g, void *arg)
 {
 	struct imap_command *cmd = g->cmd;
-	cmd->u.list.patterns = imap_arena_grow(g->arena, cmd->u.list.patterns, cmd->u.list.pattern_count, arg,
-					       sizeof(struct imap_str));
+	(void)arg;
+	IMAP_GROW(g, cmd->u.list.patterns, cmd->u.list.pattern_count);
 	if (!list_mailbox(g, &cmd->u.list.patterns[cmd->u.list.pattern_count]))
 		return false;
 	cmd->u.list.pattern_count++;
@@ -224,11 +223,10 @@ static bool cmd_list(struct imap_gram *g)
 	}
 	if (!imap_mailbox(g, &cmd->u.list.reference) || !imap_sp(g, "mailbox pattern"))
 		return false;
-	size_t cap = 0;
 	if (!lsub && imap_peek(g) == '(') {
-		if (!imap_paren_list(g, "mailbox patterns", NULL, false, list_pattern, &cap))
+		if (!imap_paren_list(g, "mailbox patterns", NULL, false, list_pattern, NULL))
 			return false;
-	} else if (!list_pattern(g, &cap)) {
+	} else if (!list_pattern(g, NULL)) {
 		return false;
 	}
 	if (!lsub && imap_peek(g) == ' ') {
@@ -274,18 +272,11 @@ static bool append_literal(struct imap_gram *g, uint64_t *size, bool *binary, si
 	return true;
 }
 
-/* The CATENATE parts of a message being read, and their room. */
-struct cat_parts {
-	struct imap_append_message *msg;
-	size_t cap;
-};
-
-/* cat-part: TEXT literal or URL astring. */
+/* cat-part: TEXT literal or URL astring, of the message `arg`. */
 static bool cat_part(struct imap_gram *g, void *arg)
 {
-	struct cat_parts *l = arg;
-	struct imap_append_message *msg = l->msg;
-	msg->parts = imap_arena_grow(g->arena, msg->parts, msg->part_count, &l->cap, sizeof(*msg->parts));
+	struct imap_append_message *msg = arg;
+	IMAP_GROW(g, msg->parts, msg->part_count);
 	struct imap_cat_part *part = &msg->parts[msg->part_count];
 	if (imap_keyword(g, "TEXT")) {
 		if (!imap_sp(g, "CATENATE TEXT"))
@@ -308,8 +299,7 @@ static bool cat_part(struct imap_gram *g, void *arg)
 /* CATENATE (RFC 4469): "(" cat-part *(SP cat-part) ")". */
 static bool catenate(struct imap_gram *g, struct imap_append_message *msg)
 {
-	struct cat_parts l = { msg, 0 };
-	return imap_sp(g, "CATENATE parts") && imap_paren_list(g, "CATENATE parts", NULL, false, cat_part, &l);
+	return imap_sp(g, "CATENATE parts") && imap_paren_list(g, "CATENATE parts", NULL, false, cat_part, msg);
 }
 
 /* APPEND mailbox 1*(SP [flag-list SP] [date-time SP] append-data): more
@@ -320,12 +310,10 @@ static bool cmd_append(struct imap_gram *g)
 	struct imap_command *cmd = g->cmd;
 	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &cmd->u.append.mailbox))
 		return false;
-	size_t cap = 0;
 	do {
 		if (!imap_sp(g, "APPEND message"))
 			return false;
-		cmd->u.append.messages = imap_arena_grow(g->arena, cmd->u.append.messages, cmd->u.append.message_count,
-							 &cap, sizeof(struct imap_append_message));
+		IMAP_GROW(g, cmd->u.append.messages, cmd->u.append.message_count);
 		struct imap_append_message *msg = &cmd->u.append.messages[cmd->u.append.message_count];
 		if (imap_peek(g) == '(') {
 			if (!imap_flag_list(g, &msg->flags, false) || !imap_sp(g, "APPEND message"))
@@ -408,21 +396,33 @@ static bool cmd_expunge(struct imap_gram *g)
 	return imap_sp(g, "sequence set") && imap_seqset(g, &cmd->u.expunge.set) && imap_eol(g);
 }
 
+/* A list of at most `max` pairs into arrays allocated beforehand (ID's
+ * fields, SETQUOTA's resources): `pair` reads pair number *count. */
+struct bounded_list {
+	size_t max, *count;
+	const char *too_many;
+	bool (*pair)(struct imap_gram *g, size_t i);
+};
+
+static bool bounded_item(struct imap_gram *g, void *arg)
+{
+	const struct bounded_list *l = arg;
+	if (*l->count == l->max)
+		return imap_fail(g, "%s", l->too_many);
+	if (!l->pair(g, *l->count))
+		return false;
+	(*l->count)++;
+	return true;
+}
+
 /* RFC 2971: at most 30 field-value pairs. */
 #define ID_MAX_PAIRS 30
 
-static bool id_pair(struct imap_gram *g, void *arg)
+static bool id_pair(struct imap_gram *g, size_t i)
 {
 	struct imap_command *cmd = g->cmd;
-	(void)arg;
-	if (cmd->u.id.count == ID_MAX_PAIRS)
-		return imap_fail(g, "Too many ID parameters");
-	size_t i = cmd->u.id.count;
-	if (!imap_string(g, &cmd->u.id.names[i], "ID field name") || !imap_sp(g, "ID field value") ||
-	    !imap_nstring(g, &cmd->u.id.values[i], "ID field value"))
-		return false;
-	cmd->u.id.count++;
-	return true;
+	return imap_string(g, &cmd->u.id.names[i], "ID field name") && imap_sp(g, "ID field value") &&
+	       imap_nstring(g, &cmd->u.id.values[i], "ID field value");
 }
 
 static bool cmd_id(struct imap_gram *g)
@@ -438,18 +438,17 @@ static bool cmd_id(struct imap_gram *g)
 		return imap_fail(g, "Expected NIL or '(' for the ID parameters");
 	cmd->u.id.names = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
 	cmd->u.id.values = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
-	return imap_paren_list(g, "ID parameters", NULL, true, id_pair, NULL) && imap_eol(g);
+	struct bounded_list l = { ID_MAX_PAIRS, &cmd->u.id.count, "Too many ID parameters", id_pair };
+	return imap_paren_list(g, "ID parameters", NULL, true, bounded_item, &l) && imap_eol(g);
 }
 
 static bool cmd_enable(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
-	size_t cap = 0;
 	do {
 		if (!imap_sp(g, "capability"))
 			return false;
-		cmd->u.enable.caps = imap_arena_grow(g->arena, cmd->u.enable.caps, cmd->u.enable.count, &cap,
-						     sizeof(struct imap_str));
+		IMAP_GROW(g, cmd->u.enable.caps, cmd->u.enable.count);
 		if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
 			return false;
 		cmd->u.enable.count++;
@@ -468,18 +467,11 @@ static bool cmd_getquota(struct imap_gram *g)
  * kept for the server to refuse. */
 #define SETQUOTA_MAX_RESOURCES 16
 
-static bool quota_resource(struct imap_gram *g, void *arg)
+static bool quota_resource(struct imap_gram *g, size_t i)
 {
 	struct imap_command *cmd = g->cmd;
-	(void)arg;
-	if (cmd->u.quota.count == SETQUOTA_MAX_RESOURCES)
-		return imap_fail(g, "Too many quota resources");
-	size_t i = cmd->u.quota.count;
-	if (!imap_atom(g, &cmd->u.quota.names[i], "quota resource name") || !imap_sp(g, "quota resource limit") ||
-	    !imap_number64(g, &cmd->u.quota.limits[i], "quota resource limit"))
-		return false;
-	cmd->u.quota.count++;
-	return true;
+	return imap_atom(g, &cmd->u.quota.names[i], "quota resource name") && imap_sp(g, "quota resource limit") &&
+	       imap_number64(g, &cmd->u.quota.limits[i], "quota resource limit");
 }
 
 static bool cmd_setquota(struct imap_gram *g)
@@ -492,7 +484,9 @@ static bool cmd_setquota(struct imap_gram *g)
 		return imap_fail(g, "Missing '(' before the quota resource list");
 	cmd->u.quota.names = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(struct imap_str));
 	cmd->u.quota.limits = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(uint64_t));
-	return imap_paren_list(g, "quota resource list", NULL, true, quota_resource, NULL) && imap_eol(g);
+	struct bounded_list l = { SETQUOTA_MAX_RESOURCES, &cmd->u.quota.count, "Too many quota resources",
+				  quota_resource };
+	return imap_paren_list(g, "quota resource list", NULL, true, bounded_item, &l) && imap_eol(g);
 }
 
 /* RFC 4978: COMPRESS SP atom; the session refuses a mechanism it does not know. */
@@ -508,14 +502,12 @@ static bool cmd_compress(struct imap_gram *g)
 static bool cmd_cancelupdate(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
-	size_t cap = 0;
 	do {
 		if (!imap_sp(g, "search tag"))
 			return false;
 		if (imap_peek(g) != '"' && imap_peek(g) != '{')
 			return imap_fail(g, "CANCELUPDATE takes quoted tags");
-		cmd->u.cancelupdate.tags = imap_arena_grow(g->arena, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count,
-							   &cap, sizeof(struct imap_str));
+		IMAP_GROW(g, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count);
 		if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
 			return false;
 		cmd->u.cancelupdate.count++;

@@ -51,17 +51,11 @@ static size_t name_len(const struct imap_gram *g)
 	return n;
 }
 
-/* The header fields of a section being read, and their room. */
-struct header_fields {
-	struct imap_section *sec;
-	size_t cap;
-};
-
+/* One more header field name of the section `arg`. */
 static bool header_field(struct imap_gram *g, void *arg)
 {
-	struct header_fields *l = arg;
-	struct imap_section *sec = l->sec;
-	sec->fields = imap_arena_grow(g->arena, sec->fields, sec->field_count, &l->cap, sizeof(*sec->fields));
+	struct imap_section *sec = arg;
+	IMAP_GROW(g, sec->fields, sec->field_count);
 	if (imap_peek(g) == ')')
 		return imap_fail(g, "Empty header field list");
 	if (!imap_astring(g, &sec->fields[sec->field_count], "header field name"))
@@ -72,10 +66,9 @@ static bool header_field(struct imap_gram *g, void *arg)
 
 static bool header_list(struct imap_gram *g, struct imap_section *sec)
 {
-	struct header_fields l = { sec, 0 };
 	sec->field_count = 0;
 	return imap_sp(g, "header field list") &&
-	       imap_paren_list(g, "header field list", NULL, false, header_field, &l);
+	       imap_paren_list(g, "header field list", NULL, false, header_field, sec);
 }
 
 /* section-msgtext / "MIME" after an optional part number. */
@@ -252,12 +245,12 @@ static bool fetch_modifier(struct imap_gram *g, void *arg)
 	return imap_fail(g, "Unknown FETCH modifier");
 }
 
-/* One attribute of a parenthesised list; `arg` is the room the array has. */
+/* One attribute of a parenthesised list. */
 static bool list_att(struct imap_gram *g, void *arg)
 {
 	struct imap_command *cmd = g->cmd;
-	cmd->u.fetch.atts = imap_arena_grow(g->arena, cmd->u.fetch.atts, cmd->u.fetch.att_count, arg,
-					    sizeof(struct imap_fetch_att));
+	(void)arg;
+	IMAP_GROW(g, cmd->u.fetch.atts, cmd->u.fetch.att_count);
 	if (imap_peek(g) == ')')
 		return imap_fail(g, "Empty FETCH attribute list");
 	return fetch_att(g, &cmd->u.fetch.atts[cmd->u.fetch.att_count++]);
@@ -269,7 +262,7 @@ bool imap_gram_fetch(struct imap_gram *g)
 	if (!imap_sp(g, "sequence set") || !imap_seqset(g, &cmd->u.fetch.set) ||
 	    !imap_sp(g, "FETCH attributes"))
 		return false;
-	size_t n = name_len(g), cap = 0;
+	size_t n = name_len(g);
 	int i = IMAP_LOOKUP(g, n, macros);
 	if (i >= 0) {
 		g->pos += n;
@@ -279,7 +272,7 @@ bool imap_gram_fetch(struct imap_gram *g)
 		for (size_t k = 0; k < macros[i].count; k++)
 			cmd->u.fetch.atts[k].kind = macros[i].atts[k];
 	} else if (imap_peek(g) == '(') {
-		if (!imap_paren_list(g, "FETCH attributes", "Missing ')' in FETCH attribute list", false, list_att, &cap))
+		if (!imap_paren_list(g, "FETCH attributes", "Missing ')' in FETCH attribute list", false, list_att, NULL))
 			return false;
 	} else {
 		cmd->u.fetch.atts = imap_arena_calloc(g->arena, 1, sizeof(struct imap_fetch_att));

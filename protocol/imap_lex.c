@@ -66,15 +66,14 @@ void *imap_arena_calloc(struct imap_arena *a, size_t n, size_t size)
 	return p;
 }
 
-void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t *cap, size_t size)
+void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t size)
 {
-	if (count < *cap)
+	/* full at 4, 8, 16...: the powers of two from 4 */
+	if (count != 0 && (count < 4 || (count & (count - 1)) != 0))
 		return array;
-	size_t bigger = *cap ? *cap * 2 : 4;
-	void *p = imap_arena_calloc(a, bigger, size);
+	void *p = imap_arena_calloc(a, count ? count * 2 : 4, size);
 	if (count > 0)
 		memcpy(p, array, count * size);
-	*cap = bigger;
 	return p;
 }
 

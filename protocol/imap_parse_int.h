@@ -18,9 +18,13 @@ struct imap_arena *imap_arena_new(void);
 void imap_arena_free(struct imap_arena *a);
 /* Zeroed memory for `n` objects of `size` bytes, NULL on overflow. */
 void *imap_arena_calloc(struct imap_arena *a, size_t n, size_t size);
-/* `array` (holding `count` objects of `size` bytes, room for *cap) or a
- * copy with room for more, so that array[count] can be written. */
-void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t *cap, size_t size);
+/* `array` (holding `count` objects of `size` bytes) or a copy with room
+ * for more, so that array[count] can be written. The room follows from
+ * the count (4, doubled whenever it is full), so an array grown only
+ * through here keeps no capacity of its own. */
+void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t size);
+/* Room for array[count] in an array of the parse `g`. */
+#define IMAP_GROW(g, array, count) ((array) = imap_arena_grow((g)->arena, (array), (count), sizeof(*(array))))
 /* A NUL-terminated copy of `len` bytes. */
 char *imap_arena_strdup(struct imap_arena *a, const char *s, size_t len);
 

@@ -57,20 +57,12 @@ static const struct {
 static bool search_key(struct imap_gram *g, struct imap_search_key *key);
 static bool search_criteria(struct imap_gram *g);
 
-/* An AND of keys being read (in parentheses or at the top level), and
- * the room its array has. */
-struct and_keys {
-	struct imap_search_key *and;
-	size_t cap;
-};
-
+/* One more key of the AND `arg` (in parentheses or at the top level). */
 static bool and_key(struct imap_gram *g, void *arg)
 {
-	struct and_keys *l = arg;
-	struct imap_search_key *and = l->and;
+	struct imap_search_key *and = arg;
 	and->kind = IMAP_SEARCH_AND;
-	and->u.list.keys = imap_arena_grow(g->arena, and->u.list.keys, and->u.list.count, &l->cap,
-					   sizeof(struct imap_search_key));
+	IMAP_GROW(g, and->u.list.keys, and->u.list.count);
 	if (!search_key(g, &and->u.list.keys[and->u.list.count]))
 		return false;
 	and->u.list.count++;
@@ -137,8 +129,7 @@ static bool search_key(struct imap_gram *g, struct imap_search_key *key)
 			return imap_fail(g, "SEARCH criteria nested too deeply");
 		if (g->pos + 1 < g->len && g->buf[g->pos + 1] == ')')
 			return imap_fail(g, "Empty parenthesised SEARCH criteria");
-		struct and_keys l = { key, 0 };
-		if (!imap_paren_list(g, "SEARCH criteria", "Missing ')' in SEARCH criteria", false, and_key, &l))
+		if (!imap_paren_list(g, "SEARCH criteria", "Missing ')' in SEARCH criteria", false, and_key, key))
 			return false;
 		g->depth--;
 		return true;
@@ -252,10 +243,9 @@ bool imap_gram_search(struct imap_gram *g)
 static bool search_criteria(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
-	struct and_keys l = { imap_arena_calloc(g->arena, 1, sizeof(struct imap_search_key)), 0 };
-	cmd->u.search.key = l.and;
+	cmd->u.search.key = imap_arena_calloc(g->arena, 1, sizeof(struct imap_search_key));
 	for (;;) {
-		if (!and_key(g, &l))
+		if (!and_key(g, cmd->u.search.key))
 			return false;
 		if (imap_at_eol(g))
 			return imap_eol(g);
@@ -285,11 +275,12 @@ static const struct {
 	{ "TO", IMAP_SORT_TO }, { "DISPLAYFROM", IMAP_SORT_DISPLAYFROM }, { "DISPLAYTO", IMAP_SORT_DISPLAYTO },
 };
 
-/* sort-criterion = ["REVERSE" SP] sort-key; `arg` is the room the array has. */
+/* sort-criterion = ["REVERSE" SP] sort-key */
 static bool sort_criterion(struct imap_gram *g, void *arg)
 {
 	struct imap_command *cmd = g->cmd;
 	struct imap_sort_criterion crit = { 0 };
+	(void)arg;
 	if (imap_keyword(g, "REVERSE")) {
 		crit.reverse = true;
 		if (!imap_sp(g, "sort key"))
@@ -303,8 +294,7 @@ static bool sort_criterion(struct imap_gram *g, void *arg)
 		return imap_fail(g, "Unknown sort key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
 	g->pos += n;
 	crit.key = sort_keys[i].key;
-	cmd->u.search.sort = imap_arena_grow(g->arena, cmd->u.search.sort, cmd->u.search.sort_count, arg,
-					     sizeof(*cmd->u.search.sort));
+	IMAP_GROW(g, cmd->u.search.sort, cmd->u.search.sort_count);
 	cmd->u.search.sort[cmd->u.search.sort_count++] = crit;
 	return true;
 }
@@ -312,8 +302,7 @@ static bool sort_criterion(struct imap_gram *g, void *arg)
 /* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
 static bool sort_criteria(struct imap_gram *g)
 {
-	size_t cap = 0;
-	return imap_paren_list(g, "sort criteria", NULL, false, sort_criterion, &cap);
+	return imap_paren_list(g, "sort criteria", NULL, false, sort_criterion, NULL);
 }
 
 /* SORT [RETURN (...)] (criteria) charset search: RETURN is ESORT's (RFC 5267). */
