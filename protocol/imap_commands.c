@@ -442,18 +442,29 @@ static bool cmd_id(struct imap_gram *g)
 	return imap_paren_list(g, "ID parameters", NULL, true, bounded_item, &l) && imap_eol(g);
 }
 
-static bool cmd_enable(struct imap_gram *g)
+/* 1*(SP item) up to the end of the line. */
+static bool sp_list(struct imap_gram *g, const char *what, bool (*item)(struct imap_gram *g))
 {
-	struct imap_command *cmd = g->cmd;
 	do {
-		if (!imap_sp(g, "capability"))
+		if (!imap_sp(g, what) || !item(g))
 			return false;
-		IMAP_GROW(g, cmd->u.enable.caps, cmd->u.enable.count);
-		if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
-			return false;
-		cmd->u.enable.count++;
 	} while (!imap_at_eol(g));
 	return imap_eol(g);
+}
+
+static bool enable_cap(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	IMAP_GROW(g, cmd->u.enable.caps, cmd->u.enable.count);
+	if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
+		return false;
+	cmd->u.enable.count++;
+	return true;
+}
+
+static bool cmd_enable(struct imap_gram *g)
+{
+	return sp_list(g, "capability", enable_cap);
 }
 
 /* RFC 9208: GETQUOTA quota-root. */
@@ -480,8 +491,6 @@ static bool cmd_setquota(struct imap_gram *g)
 	if (!imap_sp(g, "quota root") || !imap_astring(g, &cmd->u.quota.root, "quota root") ||
 	    !imap_sp(g, "quota resource list"))
 		return false;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the quota resource list");
 	cmd->u.quota.names = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(struct imap_str));
 	cmd->u.quota.limits = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(uint64_t));
 	struct bounded_list l = { SETQUOTA_MAX_RESOURCES, &cmd->u.quota.count, "Too many quota resources",
@@ -498,21 +507,22 @@ static bool cmd_compress(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+static bool cancel_tag(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (imap_peek(g) != '"' && imap_peek(g) != '{')
+		return imap_fail(g, "CANCELUPDATE takes quoted tags");
+	IMAP_GROW(g, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count);
+	if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
+		return false;
+	cmd->u.cancelupdate.count++;
+	return true;
+}
+
 /* RFC 5267 4.3.5: CANCELUPDATE 1*(SP quoted), the tags of searches. */
 static bool cmd_cancelupdate(struct imap_gram *g)
 {
-	struct imap_command *cmd = g->cmd;
-	do {
-		if (!imap_sp(g, "search tag"))
-			return false;
-		if (imap_peek(g) != '"' && imap_peek(g) != '{')
-			return imap_fail(g, "CANCELUPDATE takes quoted tags");
-		IMAP_GROW(g, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count);
-		if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
-			return false;
-		cmd->u.cancelupdate.count++;
-	} while (!imap_at_eol(g));
-	return imap_eol(g);
+	return sp_list(g, "search tag", cancel_tag);
 }
 
 static bool cmd_fetch(struct imap_gram *g)
