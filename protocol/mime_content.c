@@ -1,5 +1,6 @@
 /* mime_content.c - the Content-* fields of a part and the envelope fields of
  * a message header, kept the way BODYSTRUCTURE and ENVELOPE report them. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -112,6 +113,17 @@ static void parse_encoding(struct mime_arena *arena, struct mime_part *part,
 	agbuf_free(&str);
 }
 
+/* The Content-* fields kept as they are written (after "Content-"). */
+static const struct {
+	const char *name;
+	size_t member; /* of struct mime_part, a char * */
+} text_fields[] = {
+	{ "ID", offsetof(struct mime_part, id) },
+	{ "Description", offsetof(struct mime_part, description) },
+	{ "MD5", offsetof(struct mime_part, md5) },
+	{ "Location", offsetof(struct mime_part, location) },
+};
+
 void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 			     const char *name, size_t name_len, const char *value, size_t value_len)
 {
@@ -119,7 +131,7 @@ void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 		return;
 	const char *n = name + 8;
 	size_t nl = name_len - 8;
-#define IS(lit) (nl == sizeof(lit) - 1 && strncasecmp(n, lit, nl) == 0)
+#define IS(lit) (nl == strlen(lit) && strncasecmp(n, lit, nl) == 0)
 	/* The first occurrence of each field counts. */
 	if (IS("Type")) {
 		if (part->type == NULL)
@@ -127,24 +139,18 @@ void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 	} else if (IS("Transfer-Encoding")) {
 		if (part->encoding == NULL)
 			parse_encoding(arena, part, value, value_len);
-	} else if (IS("ID")) {
-		if (part->id == NULL)
-			part->id = value_dup(arena, value, value_len);
-	} else if (IS("Description")) {
-		if (part->description == NULL)
-			part->description = value_dup(arena, value, value_len);
-	} else if (IS("MD5")) {
-		if (part->md5 == NULL)
-			part->md5 = value_dup(arena, value, value_len);
-	} else if (IS("Location")) {
-		if (part->location == NULL)
-			part->location = value_dup(arena, value, value_len);
 	} else if (IS("Language")) {
 		if (part->languages == NULL)
 			parse_language(arena, part, value, value_len);
 	} else if (IS("Disposition")) {
 		if (part->disposition == NULL)
 			parse_disposition(arena, part, value, value_len);
+	} else {
+		for (size_t i = 0; i < sizeof(text_fields) / sizeof(text_fields[0]); i++) {
+			char **field = (char **)(void *)((char *)part + text_fields[i].member);
+			if (IS(text_fields[i].name) && *field == NULL)
+				*field = value_dup(arena, value, value_len);
+		}
 	}
 #undef IS
 }
