@@ -42,28 +42,28 @@ static void add_fixed_address(struct addr_parser *ap)
 	add_address(ap);
 }
 
-static int parse_local_part(struct addr_parser *ap)
+/* `ret`, what reading a token into ap->str returned, and the token kept
+ * in *field unless that failed. */
+static int keep_str(struct addr_parser *ap, int ret, char **field)
 {
-	int ret;
-	agbuf_reset(&ap->str);
-	if (*ap->c.p == '"')
-		ret = rfc822_parse_quoted_string(&ap->c, &ap->str);
-	else
-		ret = rfc822_parse_dot_atom(&ap->c, &ap->str);
 	if (ret < 0)
 		return -1;
-	ap->addr.mailbox = dup_buf(ap, &ap->str);
+	*field = dup_buf(ap, &ap->str);
 	return ret;
+}
+
+static int parse_local_part(struct addr_parser *ap)
+{
+	agbuf_reset(&ap->str);
+	int ret = *ap->c.p == '"' ? rfc822_parse_quoted_string(&ap->c, &ap->str)
+				  : rfc822_parse_dot_atom(&ap->c, &ap->str);
+	return keep_str(ap, ret, &ap->addr.mailbox);
 }
 
 static int parse_domain(struct addr_parser *ap)
 {
-	int ret;
 	agbuf_reset(&ap->str);
-	if ((ret = rfc822_parse_domain(&ap->c, &ap->str)) < 0)
-		return -1;
-	ap->addr.domain = dup_buf(ap, &ap->str);
-	return ret;
+	return keep_str(ap, rfc822_parse_domain(&ap->c, &ap->str), &ap->addr.domain);
 }
 
 /* obs-domain-list: "@" domain *("," [CFWS] "@" domain) */
