@@ -116,11 +116,16 @@ static int is_atext_or_dot(unsigned char ch)
 	return is_atext(ch) || ch == '.';
 }
 
-int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
+/* The text of a quoted string or a domain literal, from the cursor to the
+ * byte `close`: line ends are dropped and a backslash takes the next byte
+ * as it is. With `keep_close` (a domain literal) the closing ']' is kept,
+ * as the '[' before it, and an escaped one closes too; a quoted string
+ * ends only at a '"' that is not escaped, which is not kept. */
+static int parse_quoted(struct rfc822_cursor *c, struct agbuf *out, unsigned char close, int keep_close)
 {
-	for (c->p++; c->p < c->end; c->p++) {
+	for (; c->p < c->end; c->p++) {
 		unsigned char ch = *c->p;
-		if (ch == '"') {
+		if (ch == close && !keep_close) {
 			c->p++;
 			return rfc822_skip_lwsp(c);
 		}
@@ -132,8 +137,18 @@ int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
 			ch = *c->p;
 		}
 		agbuf_putc(out, (char)ch);
+		if (ch == close && keep_close) {
+			c->p++;
+			return rfc822_skip_lwsp(c);
+		}
 	}
 	return -1;
+}
+
+int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
+{
+	c->p++; /* the opening '"' */
+	return parse_quoted(c, out, '"', 0);
 }
 
 int rfc822_parse_phrase(struct rfc822_cursor *c, struct agbuf *out)
@@ -165,22 +180,7 @@ int rfc822_parse_domain(struct rfc822_cursor *c, struct agbuf *out)
 		return -1;
 	if (*c->p != '[')
 		return rfc822_parse_dot_atom(c, out);
-	for (; c->p < c->end; c->p++) {
-		unsigned char ch = *c->p;
-		if (ch == '\r' || ch == '\n')
-			continue;
-		if (ch == '\\') {
-			if (++c->p >= c->end)
-				return -1;
-			ch = *c->p;
-		}
-		agbuf_putc(out, (char)ch);
-		if (ch == ']') {
-			c->p++;
-			return rfc822_skip_lwsp(c);
-		}
-	}
-	return -1;
+	return parse_quoted(c, out, ']', 1);
 }
 
 int rfc822_parse_mime_token(struct rfc822_cursor *c, struct agbuf *out)
