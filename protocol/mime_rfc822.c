@@ -333,13 +333,10 @@ void rfc2231_parse(struct rfc822_cursor *c, struct mime_arena *arena,
 		e.base = key;
 		e.value = value;
 		e.order = next;
-		if (next == ecap) {
-			ecap = ecap ? ecap * 2 : 4;
-			struct ext_param *n = realloc(ext, ecap * sizeof(*n));
-			if (!n)
-				abort();
-			ext = n;
-		}
+		struct ext_param *n = ag_array_room(ext, next, &ecap, sizeof(*n), 4);
+		if (n == NULL)
+			abort();
+		ext = n;
 		ext[next++] = e;
 	}
 	if (next == 0) {

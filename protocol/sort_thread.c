@@ -446,14 +446,10 @@ static uint64_t hash_str(const char *s)
 
 static size_t ctr_new(struct tree *t, const char *id, size_t msg)
 {
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct ctr *c = realloc(t->c, cap * sizeof(*c));
-		if (c == NULL)
-			return NONE;
-		t->c = c;
-		t->cap = cap;
-	}
+	struct ctr *c = ag_array_room(t->c, t->n, &t->cap, sizeof(*c), 64);
+	if (c == NULL)
+		return NONE;
+	t->c = c;
 	t->c[t->n] = (struct ctr){ id, msg, NONE, NONE, NONE, msg };
 	return t->n++;
 }
