@@ -454,12 +454,7 @@ static bool sp_list(struct imap_gram *g, const char *what, bool (*item)(struct i
 
 static bool enable_cap(struct imap_gram *g)
 {
-	struct imap_command *cmd = g->cmd;
-	IMAP_GROW(g, cmd->u.enable.caps, cmd->u.enable.count);
-	if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
-		return false;
-	cmd->u.enable.count++;
-	return true;
+	return imap_push_str(g, &g->cmd->u.enable.caps, &g->cmd->u.enable.count, imap_atom, "capability");
 }
 
 static bool cmd_enable(struct imap_gram *g)
@@ -512,11 +507,7 @@ static bool cancel_tag(struct imap_gram *g)
 	struct imap_command *cmd = g->cmd;
 	if (imap_peek(g) != '"' && imap_peek(g) != '{')
 		return imap_fail(g, "CANCELUPDATE takes quoted tags");
-	IMAP_GROW(g, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count);
-	if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
-		return false;
-	cmd->u.cancelupdate.count++;
-	return true;
+	return imap_push_str(g, &cmd->u.cancelupdate.tags, &cmd->u.cancelupdate.count, imap_string, "search tag");
 }
 
 /* RFC 5267 4.3.5: CANCELUPDATE 1*(SP quoted), the tags of searches. */

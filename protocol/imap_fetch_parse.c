@@ -55,13 +55,9 @@ static size_t name_len(const struct imap_gram *g)
 static bool header_field(struct imap_gram *g, void *arg)
 {
 	struct imap_section *sec = arg;
-	IMAP_GROW(g, sec->fields, sec->field_count);
 	if (imap_peek(g) == ')')
 		return imap_fail(g, "Empty header field list");
-	if (!imap_astring(g, &sec->fields[sec->field_count], "header field name"))
-		return false;
-	sec->field_count++;
-	return true;
+	return imap_push_str(g, &sec->fields, &sec->field_count, imap_astring, "header field name");
 }
 
 static bool header_list(struct imap_gram *g, struct imap_section *sec)

@@ -77,6 +77,16 @@ void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t si
 	return p;
 }
 
+bool imap_push_str(struct imap_gram *g, struct imap_str **array, size_t *count,
+		   bool (*read)(struct imap_gram *g, struct imap_str *out, const char *what), const char *what)
+{
+	IMAP_GROW(g, *array, *count);
+	if (!read(g, &(*array)[*count], what))
+		return false;
+	(*count)++;
+	return true;
+}
+
 char *imap_arena_strdup(struct imap_arena *a, const char *s, size_t len)
 {
 	char *p = imap_arena_calloc(a, len + 1, 1);

@@ -77,6 +77,10 @@ bool imap_atom_ext(struct imap_gram *g, struct imap_str *out, const char *what, 
 bool imap_string(struct imap_gram *g, struct imap_str *out, const char *what);
 bool imap_astring(struct imap_gram *g, struct imap_str *out, const char *what);
 bool imap_nstring(struct imap_gram *g, struct imap_str *out, const char *what);
+/* Reads one more string into (*array)[*count] with `read` (imap_atom,
+ * imap_string, imap_astring...), counting it. */
+bool imap_push_str(struct imap_gram *g, struct imap_str **array, size_t *count,
+		   bool (*read)(struct imap_gram *g, struct imap_str *out, const char *what), const char *what);
 bool imap_number(struct imap_gram *g, uint32_t *out, const char *what);
 bool imap_number64(struct imap_gram *g, uint64_t *out, const char *what);
 bool imap_nz_number(struct imap_gram *g, uint32_t *out, const char *what);
