@@ -28,6 +28,16 @@ static inline int mime_base64_value(unsigned char c, const char *digits)
 	return -1;
 }
 
+/* The value of the hexadecimal digit `c` (either case), -1 when it is none:
+ * quoted-printable's "=XX" and RFC 2231's "%XX". */
+static inline int mime_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20); /* 'A'-'F' to 'a'-'f'; no other byte lands there */
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* Appends the bytes that base64 text decodes to. Line ends, padding and
  * any other character outside the alphabet are skipped (RFC 2045 6.8:
  * "ignored by decoding software"). */
