@@ -95,3 +95,16 @@ void agbuf_free(struct agbuf *buf)
 	buf->data = NULL;
 	buf->len = buf->cap = 0;
 }
+
+void *ag_array_room(void *array, size_t count, size_t *cap, size_t size, size_t first)
+{
+	if (count < *cap)
+		return array;
+	size_t bigger = *cap ? *cap * 2 : first;
+	if (bigger < *cap || bigger > SIZE_MAX / size)
+		return NULL;
+	void *p = realloc(array, bigger * size);
+	if (p != NULL)
+		*cap = bigger;
+	return p;
+}

@@ -70,4 +70,10 @@ char *agbuf_steal(struct agbuf *buf, size_t *len);
 /* Frees the content. */
 void agbuf_free(struct agbuf *buf);
 
+/* Room for array[count] in a malloc'd array with room for *cap elements of
+ * `size` bytes: the array itself while there is room, else the array
+ * reallocated twice as large (`first` elements the first time) with *cap
+ * updated. NULL when out of memory; the array is then left as it was. */
+void *ag_array_room(void *array, size_t count, size_t *cap, size_t size, size_t first);
+
 #endif

@@ -143,14 +143,8 @@ static void write_single(struct agbuf *out, const struct mime_part *p, int exten
 
 static void write_siblings(struct agbuf *out, const struct mime_part *p, int extended)
 {
-	for (; p; p = p->next) {
-		agbuf_putc(out, '(');
-		if (p->flags & MIME_PART_MULTIPART)
-			write_multipart(out, p, extended);
-		else
-			write_single(out, p, extended);
-		agbuf_putc(out, ')');
-	}
+	for (; p; p = p->next)
+		bodystructure_write(out, p, extended);
 }
 
 void bodystructure_write(struct agbuf *out, const struct mime_part *part, int extended)

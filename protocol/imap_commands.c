@@ -5,8 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 static bool no_args(struct imap_gram *g)
 {
 	return imap_eol(g);
@@ -64,19 +62,28 @@ static bool select_qresync(struct imap_gram *g)
 		if (imap_peek(g) == '(') {
 			g->pos++;
 			if (!imap_seqset(g, &cmd->u.mailbox.qr_match_seqs) || !imap_sp(g, "known UIDs") ||
-			    !imap_seqset(g, &cmd->u.mailbox.qr_match_uids))
+			    !imap_seqset(g, &cmd->u.mailbox.qr_match_uids) ||
+			    !imap_expect(g, ')', "Missing ')' after the sequence match data"))
 				return false;
-			if (imap_peek(g) != ')')
-				return imap_fail(g, "Missing ')' after the sequence match data");
-			g->pos++;
 			cmd->u.mailbox.qr_has_match = true;
 		}
 	}
-	if (imap_peek(g) != ')')
-		return imap_fail(g, "Missing ')' at the end of the QRESYNC parameters");
-	g->pos++;
+	if (!imap_expect(g, ')', "Missing ')' at the end of the QRESYNC parameters"))
+		return false;
 	cmd->u.mailbox.qresync = true;
 	return true;
+}
+
+static bool select_param(struct imap_gram *g, void *arg)
+{
+	(void)arg;
+	if (imap_keyword(g, "CONDSTORE")) {
+		g->cmd->u.mailbox.condstore = true;
+		return true;
+	}
+	if (imap_keyword(g, "QRESYNC"))
+		return select_qresync(g);
+	return imap_fail(g, "Unknown SELECT parameter");
 }
 
 /* SELECT / EXAMINE with the optional parameters of RFC 4466 (CONDSTORE,
@@ -87,24 +94,8 @@ static bool cmd_select(struct imap_gram *g)
 		return false;
 	if (imap_peek(g) == ' ') {
 		g->pos++;
-		if (imap_peek(g) != '(')
-			return imap_fail(g, "Missing '(' before the SELECT parameters");
-		g->pos++;
-		for (;;) {
-			if (imap_keyword(g, "CONDSTORE"))
-				g->cmd->u.mailbox.condstore = true;
-			else if (imap_keyword(g, "QRESYNC")) {
-				if (!select_qresync(g))
-					return false;
-			} else
-				return imap_fail(g, "Unknown SELECT parameter");
-			if (imap_peek(g) == ')')
-				break;
-			if (imap_peek(g) != ' ')
-				return imap_fail(g, "Missing ')' at the end of the SELECT parameters");
-			g->pos++;
-		}
-		g->pos++;
+		if (!imap_paren_list(g, "SELECT parameters", NULL, false, select_param, NULL))
+			return false;
 	}
 	return imap_eol(g);
 }
@@ -133,9 +124,8 @@ static bool cmd_create(struct imap_gram *g)
 			if (cmd->u.mailbox.use.flags[i].data[0] != '\\')
 				return imap_fail(g, "Invalid USE attribute");
 		cmd->u.mailbox.has_use = true;
-		if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the CREATE parameters");
-		g->pos++;
+		if (!imap_expect(g, ')', "Missing ')' at the end of the CREATE parameters"))
+			return false;
 	}
 	return imap_eol(g);
 }
@@ -156,10 +146,12 @@ static bool list_mailbox(struct imap_gram *g, struct imap_str *out)
 	return imap_atom_ext(g, out, "mailbox pattern", true, true);
 }
 
-static const struct {
+struct list_option {
 	const char *name;
 	unsigned bit;
-} list_selection[] = {
+};
+
+static const struct list_option list_selection[] = {
 	{ "SUBSCRIBED", IMAP_LIST_SEL_SUBSCRIBED },
 	{ "REMOTE", IMAP_LIST_SEL_REMOTE },
 	{ "RECURSIVEMATCH", IMAP_LIST_SEL_RECURSIVEMATCH },
@@ -171,36 +163,46 @@ static const struct {
 	{ "SPECIAL-USE", IMAP_LIST_RET_SPECIAL_USE },
 };
 
-static bool list_options(struct imap_gram *g, bool returns)
+/* The bit of the option at the cursor, moved past; 0 (an error recorded)
+ * when `table` does not have it. */
+static unsigned list_option(struct imap_gram *g, const struct list_option *table, size_t count, const char *what)
+{
+	size_t n = imap_atom_len_at(g);
+	int i = imap_lookup(g, n, table, count, sizeof(*table));
+	if (i < 0) {
+		imap_fail(g, "Unknown option in %s", what);
+		return 0;
+	}
+	g->pos += n;
+	return table[i].bit;
+}
+
+static bool selection_option(struct imap_gram *g, void *arg)
+{
+	(void)arg;
+	unsigned bit = list_option(g, list_selection, COUNT_OF(list_selection), "LIST selection options");
+	g->cmd->u.list.selection |= bit;
+	return bit != 0;
+}
+
+static bool return_option(struct imap_gram *g, void *arg)
+{
+	(void)arg;
+	unsigned bit = list_option(g, list_return, COUNT_OF(list_return), "LIST RETURN options");
+	g->cmd->u.list.returns |= bit;
+	if (bit == IMAP_LIST_RET_STATUS)
+		return imap_sp(g, "STATUS items") && imap_status_item_list(g, &g->cmd->u.list.status);
+	return bit != 0;
+}
+
+static bool list_pattern(struct imap_gram *g, void *arg)
 {
 	struct imap_command *cmd = g->cmd;
-	const char *what = returns ? "LIST RETURN options" : "LIST selection options";
-	g->pos++; /* '(' */
-	while (imap_peek(g) != ')') {
-		size_t n = imap_atom_len_at(g), i;
-		size_t count = returns ? COUNT_OF(list_return) : COUNT_OF(list_selection);
-		for (i = 0; i < count; i++) {
-			const char *name = returns ? list_return[i].name : list_selection[i].name;
-			if (strlen(name) == n && strncasecmp(g->buf + g->pos, name, n) == 0)
-				break;
-		}
-		if (i == count)
-			return imap_fail(g, "Unknown option in %s", what);
-		g->pos += n;
-		if (returns) {
-			cmd->u.list.returns |= list_return[i].bit;
-			if (list_return[i].bit == IMAP_LIST_RET_STATUS &&
-			    (!imap_sp(g, "STATUS items") || !imap_status_item_list(g, &cmd->u.list.status)))
-				return false;
-		} else {
-			cmd->u.list.selection |= list_selection[i].bit;
-		}
-		if (imap_peek(g) == ' ')
-			g->pos++;
-		else if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the %s", what);
-	}
-	g->pos++;
+	(void)arg;
+	IMAP_GROW(g, cmd->u.list.patterns, cmd->u.list.pattern_count);
+	if (!list_mailbox(g, &cmd->u.list.patterns[cmd->u.list.pattern_count]))
+		return false;
+	cmd->u.list.pattern_count++;
 	return true;
 }
 
@@ -211,7 +213,8 @@ static bool cmd_list(struct imap_gram *g)
 	if (!imap_sp(g, "reference name"))
 		return false;
 	if (!lsub && imap_peek(g) == '(') {
-		if (!list_options(g, false) || !imap_sp(g, "reference name"))
+		if (!imap_paren_list(g, "LIST selection options", NULL, true, selection_option, NULL) ||
+		    !imap_sp(g, "reference name"))
 			return false;
 		/* RFC 5258 3.1: RECURSIVEMATCH alone, or only with REMOTE, is an error */
 		if ((cmd->u.list.selection & IMAP_LIST_SEL_RECURSIVEMATCH) &&
@@ -220,37 +223,18 @@ static bool cmd_list(struct imap_gram *g)
 	}
 	if (!imap_mailbox(g, &cmd->u.list.reference) || !imap_sp(g, "mailbox pattern"))
 		return false;
-	size_t cap = 0;
 	if (!lsub && imap_peek(g) == '(') {
-		g->pos++;
-		for (;;) {
-			cmd->u.list.patterns = imap_arena_grow(g->arena, cmd->u.list.patterns, cmd->u.list.pattern_count,
-							       &cap, sizeof(struct imap_str));
-			if (!list_mailbox(g, &cmd->u.list.patterns[cmd->u.list.pattern_count]))
-				return false;
-			cmd->u.list.pattern_count++;
-			if (imap_peek(g) == ')')
-				break;
-			if (imap_peek(g) != ' ')
-				return imap_fail(g, "Missing ')' at the end of the mailbox patterns");
-			g->pos++;
-		}
-		g->pos++;
-	} else {
-		cmd->u.list.patterns = imap_arena_grow(g->arena, NULL, 0, &cap, sizeof(struct imap_str));
-		if (!list_mailbox(g, &cmd->u.list.patterns[0]))
+		if (!imap_paren_list(g, "mailbox patterns", NULL, false, list_pattern, NULL))
 			return false;
-		cmd->u.list.pattern_count = 1;
+	} else if (!list_pattern(g, NULL)) {
+		return false;
 	}
 	if (!lsub && imap_peek(g) == ' ') {
 		g->pos++;
 		if (!imap_keyword(g, "RETURN"))
 			return imap_fail(g, "Unexpected extra arguments");
-		if (!imap_sp(g, "LIST RETURN options"))
-			return false;
-		if (imap_peek(g) != '(')
-			return imap_fail(g, "Missing '(' before the LIST RETURN options");
-		if (!list_options(g, true))
+		if (!imap_sp(g, "LIST RETURN options") ||
+		    !imap_paren_list(g, "LIST RETURN options", NULL, true, return_option, NULL))
 			return false;
 	}
 	return imap_eol(g);
@@ -288,43 +272,34 @@ static bool append_literal(struct imap_gram *g, uint64_t *size, bool *binary, si
 	return true;
 }
 
-/* CATENATE (RFC 4469): "(" cat-part *(SP cat-part) ")", cat-part being
- * TEXT literal or URL astring. */
+/* cat-part: TEXT literal or URL astring, of the message `arg`. */
+static bool cat_part(struct imap_gram *g, void *arg)
+{
+	struct imap_append_message *msg = arg;
+	IMAP_GROW(g, msg->parts, msg->part_count);
+	struct imap_cat_part *part = &msg->parts[msg->part_count];
+	if (imap_keyword(g, "TEXT")) {
+		if (!imap_sp(g, "CATENATE TEXT"))
+			return false;
+		msg->part_count++;
+		return append_literal(g, &part->size, &part->binary, &part->literal, "CATENATE TEXT part");
+	}
+	if (imap_keyword(g, "URL")) {
+		if (!imap_sp(g, "CATENATE URL") || !imap_astring(g, &part->url, "CATENATE URL"))
+			return false;
+		part->is_url = true;
+		msg->part_count++;
+		return true;
+	}
+	if (imap_peek(g) == ')' && msg->part_count == 0)
+		return imap_fail(g, "Empty CATENATE list");
+	return imap_fail(g, "Expected TEXT or URL in CATENATE");
+}
+
+/* CATENATE (RFC 4469): "(" cat-part *(SP cat-part) ")". */
 static bool catenate(struct imap_gram *g, struct imap_append_message *msg)
 {
-	if (!imap_sp(g, "CATENATE parts"))
-		return false;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the CATENATE parts");
-	g->pos++;
-	size_t cap = 0;
-	for (;;) {
-		msg->parts = imap_arena_grow(g->arena, msg->parts, msg->part_count, &cap, sizeof(*msg->parts));
-		struct imap_cat_part *part = &msg->parts[msg->part_count];
-		if (imap_keyword(g, "TEXT")) {
-			if (!imap_sp(g, "CATENATE TEXT"))
-				return false;
-			msg->part_count++;
-			if (!append_literal(g, &part->size, &part->binary, &part->literal, "CATENATE TEXT part"))
-				return false;
-		} else if (imap_keyword(g, "URL")) {
-			if (!imap_sp(g, "CATENATE URL") || !imap_astring(g, &part->url, "CATENATE URL"))
-				return false;
-			part->is_url = true;
-			msg->part_count++;
-		} else if (imap_peek(g) == ')' && msg->part_count == 0) {
-			return imap_fail(g, "Empty CATENATE list");
-		} else {
-			return imap_fail(g, "Expected TEXT or URL in CATENATE");
-		}
-		if (imap_peek(g) == ')')
-			break;
-		if (imap_peek(g) != ' ')
-			return imap_fail(g, "Missing ')' at the end of the CATENATE parts");
-		g->pos++;
-	}
-	g->pos++;
-	return true;
+	return imap_sp(g, "CATENATE parts") && imap_paren_list(g, "CATENATE parts", NULL, false, cat_part, msg);
 }
 
 /* APPEND mailbox 1*(SP [flag-list SP] [date-time SP] append-data): more
@@ -335,12 +310,10 @@ static bool cmd_append(struct imap_gram *g)
 	struct imap_command *cmd = g->cmd;
 	if (!imap_sp(g, "mailbox name") || !imap_mailbox(g, &cmd->u.append.mailbox))
 		return false;
-	size_t cap = 0;
 	do {
 		if (!imap_sp(g, "APPEND message"))
 			return false;
-		cmd->u.append.messages = imap_arena_grow(g->arena, cmd->u.append.messages, cmd->u.append.message_count,
-							 &cap, sizeof(struct imap_append_message));
+		IMAP_GROW(g, cmd->u.append.messages, cmd->u.append.message_count);
 		struct imap_append_message *msg = &cmd->u.append.messages[cmd->u.append.message_count];
 		if (imap_peek(g) == '(') {
 			if (!imap_flag_list(g, &msg->flags, false) || !imap_sp(g, "APPEND message"))
@@ -397,11 +370,9 @@ static bool cmd_store(struct imap_gram *g)
 		if (!imap_keyword(g, "UNCHANGEDSINCE"))
 			return imap_fail(g, "Unknown STORE modifier");
 		if (!imap_sp(g, "UNCHANGEDSINCE value") ||
-		    !imap_number64(g, &cmd->u.store.unchangedsince, "UNCHANGEDSINCE value"))
+		    !imap_number64(g, &cmd->u.store.unchangedsince, "UNCHANGEDSINCE value") ||
+		    !imap_expect(g, ')', "Missing ')' at the end of the STORE modifiers"))
 			return false;
-		if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the STORE modifiers");
-		g->pos++;
 		cmd->u.store.has_unchangedsince = true;
 		if (!imap_sp(g, "STORE data item"))
 			return false;
@@ -425,8 +396,34 @@ static bool cmd_expunge(struct imap_gram *g)
 	return imap_sp(g, "sequence set") && imap_seqset(g, &cmd->u.expunge.set) && imap_eol(g);
 }
 
+/* A list of at most `max` pairs into arrays allocated beforehand (ID's
+ * fields, SETQUOTA's resources): `pair` reads pair number *count. */
+struct bounded_list {
+	size_t max, *count;
+	const char *too_many;
+	bool (*pair)(struct imap_gram *g, size_t i);
+};
+
+static bool bounded_item(struct imap_gram *g, void *arg)
+{
+	const struct bounded_list *l = arg;
+	if (*l->count == l->max)
+		return imap_fail(g, "%s", l->too_many);
+	if (!l->pair(g, *l->count))
+		return false;
+	(*l->count)++;
+	return true;
+}
+
 /* RFC 2971: at most 30 field-value pairs. */
 #define ID_MAX_PAIRS 30
+
+static bool id_pair(struct imap_gram *g, size_t i)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_string(g, &cmd->u.id.names[i], "ID field name") && imap_sp(g, "ID field value") &&
+	       imap_nstring(g, &cmd->u.id.values[i], "ID field value");
+}
 
 static bool cmd_id(struct imap_gram *g)
 {
@@ -439,40 +436,30 @@ static bool cmd_id(struct imap_gram *g)
 	}
 	if (imap_peek(g) != '(')
 		return imap_fail(g, "Expected NIL or '(' for the ID parameters");
-	g->pos++;
 	cmd->u.id.names = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
 	cmd->u.id.values = imap_arena_calloc(g->arena, ID_MAX_PAIRS, sizeof(struct imap_str));
-	while (imap_peek(g) != ')') {
-		if (cmd->u.id.count == ID_MAX_PAIRS)
-			return imap_fail(g, "Too many ID parameters");
-		size_t i = cmd->u.id.count;
-		if (!imap_string(g, &cmd->u.id.names[i], "ID field name") || !imap_sp(g, "ID field value") ||
-		    !imap_nstring(g, &cmd->u.id.values[i], "ID field value"))
+	struct bounded_list l = { ID_MAX_PAIRS, &cmd->u.id.count, "Too many ID parameters", id_pair };
+	return imap_paren_list(g, "ID parameters", NULL, true, bounded_item, &l) && imap_eol(g);
+}
+
+/* 1*(SP item) up to the end of the line. */
+static bool sp_list(struct imap_gram *g, const char *what, bool (*item)(struct imap_gram *g))
+{
+	do {
+		if (!imap_sp(g, what) || !item(g))
 			return false;
-		cmd->u.id.count++;
-		if (imap_peek(g) == ' ')
-			g->pos++;
-		else if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the ID parameters");
-	}
-	g->pos++;
+	} while (!imap_at_eol(g));
 	return imap_eol(g);
+}
+
+static bool enable_cap(struct imap_gram *g)
+{
+	return imap_push_str(g, &g->cmd->u.enable.caps, &g->cmd->u.enable.count, imap_atom, "capability");
 }
 
 static bool cmd_enable(struct imap_gram *g)
 {
-	struct imap_command *cmd = g->cmd;
-	size_t cap = 0;
-	do {
-		if (!imap_sp(g, "capability"))
-			return false;
-		cmd->u.enable.caps = imap_arena_grow(g->arena, cmd->u.enable.caps, cmd->u.enable.count, &cap,
-						     sizeof(struct imap_str));
-		if (!imap_atom(g, &cmd->u.enable.caps[cmd->u.enable.count], "capability"))
-			return false;
-		cmd->u.enable.count++;
-	} while (!imap_at_eol(g));
-	return imap_eol(g);
+	return sp_list(g, "capability", enable_cap);
 }
 
 /* RFC 9208: GETQUOTA quota-root. */
@@ -486,33 +473,24 @@ static bool cmd_getquota(struct imap_gram *g)
  * kept for the server to refuse. */
 #define SETQUOTA_MAX_RESOURCES 16
 
+static bool quota_resource(struct imap_gram *g, size_t i)
+{
+	struct imap_command *cmd = g->cmd;
+	return imap_atom(g, &cmd->u.quota.names[i], "quota resource name") && imap_sp(g, "quota resource limit") &&
+	       imap_number64(g, &cmd->u.quota.limits[i], "quota resource limit");
+}
+
 static bool cmd_setquota(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
 	if (!imap_sp(g, "quota root") || !imap_astring(g, &cmd->u.quota.root, "quota root") ||
 	    !imap_sp(g, "quota resource list"))
 		return false;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the quota resource list");
-	g->pos++;
 	cmd->u.quota.names = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(struct imap_str));
 	cmd->u.quota.limits = imap_arena_calloc(g->arena, SETQUOTA_MAX_RESOURCES, sizeof(uint64_t));
-	while (imap_peek(g) != ')') {
-		if (cmd->u.quota.count == SETQUOTA_MAX_RESOURCES)
-			return imap_fail(g, "Too many quota resources");
-		size_t i = cmd->u.quota.count;
-		if (!imap_atom(g, &cmd->u.quota.names[i], "quota resource name") ||
-		    !imap_sp(g, "quota resource limit") ||
-		    !imap_number64(g, &cmd->u.quota.limits[i], "quota resource limit"))
-			return false;
-		cmd->u.quota.count++;
-		if (imap_peek(g) == ' ')
-			g->pos++;
-		else if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the quota resource list");
-	}
-	g->pos++;
-	return imap_eol(g);
+	struct bounded_list l = { SETQUOTA_MAX_RESOURCES, &cmd->u.quota.count, "Too many quota resources",
+				  quota_resource };
+	return imap_paren_list(g, "quota resource list", NULL, true, bounded_item, &l) && imap_eol(g);
 }
 
 /* RFC 4978: COMPRESS SP atom; the session refuses a mechanism it does not know. */
@@ -524,23 +502,18 @@ static bool cmd_compress(struct imap_gram *g)
 	return imap_eol(g);
 }
 
+static bool cancel_tag(struct imap_gram *g)
+{
+	struct imap_command *cmd = g->cmd;
+	if (imap_peek(g) != '"' && imap_peek(g) != '{')
+		return imap_fail(g, "CANCELUPDATE takes quoted tags");
+	return imap_push_str(g, &cmd->u.cancelupdate.tags, &cmd->u.cancelupdate.count, imap_string, "search tag");
+}
+
 /* RFC 5267 4.3.5: CANCELUPDATE 1*(SP quoted), the tags of searches. */
 static bool cmd_cancelupdate(struct imap_gram *g)
 {
-	struct imap_command *cmd = g->cmd;
-	size_t cap = 0;
-	do {
-		if (!imap_sp(g, "search tag"))
-			return false;
-		if (imap_peek(g) != '"' && imap_peek(g) != '{')
-			return imap_fail(g, "CANCELUPDATE takes quoted tags");
-		cmd->u.cancelupdate.tags = imap_arena_grow(g->arena, cmd->u.cancelupdate.tags, cmd->u.cancelupdate.count,
-							   &cap, sizeof(struct imap_str));
-		if (!imap_string(g, &cmd->u.cancelupdate.tags[cmd->u.cancelupdate.count], "search tag"))
-			return false;
-		cmd->u.cancelupdate.count++;
-	} while (!imap_at_eol(g));
-	return imap_eol(g);
+	return sp_list(g, "search tag", cancel_tag);
 }
 
 static bool cmd_fetch(struct imap_gram *g)

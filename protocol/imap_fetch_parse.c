@@ -38,8 +38,6 @@ static const struct {
 	    IMAP_FETCH_BODY }, 5 },
 };
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 /* The length of an attribute name: letters, digits and dots. */
 static size_t name_len(const struct imap_gram *g)
 {
@@ -53,30 +51,20 @@ static size_t name_len(const struct imap_gram *g)
 	return n;
 }
 
+/* One more header field name of the section `arg`. */
+static bool header_field(struct imap_gram *g, void *arg)
+{
+	struct imap_section *sec = arg;
+	if (imap_peek(g) == ')')
+		return imap_fail(g, "Empty header field list");
+	return imap_push_str(g, &sec->fields, &sec->field_count, imap_astring, "header field name");
+}
+
 static bool header_list(struct imap_gram *g, struct imap_section *sec)
 {
-	if (!imap_sp(g, "header field list"))
-		return false;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the header field list");
-	g->pos++;
-	size_t cap = 0;
 	sec->field_count = 0;
-	for (;;) {
-		sec->fields = imap_arena_grow(g->arena, sec->fields, sec->field_count, &cap, sizeof(*sec->fields));
-		if (imap_peek(g) == ')')
-			return imap_fail(g, "Empty header field list");
-		if (!imap_astring(g, &sec->fields[sec->field_count], "header field name"))
-			return false;
-		sec->field_count++;
-		if (imap_peek(g) == ')')
-			break;
-		if (imap_peek(g) != ' ')
-			return imap_fail(g, "Missing ')' at the end of the header field list");
-		g->pos++;
-	}
-	g->pos++;
-	return true;
+	return imap_sp(g, "header field list") &&
+	       imap_paren_list(g, "header field list", NULL, false, header_field, sec);
 }
 
 /* section-msgtext / "MIME" after an optional part number. */
@@ -103,15 +91,23 @@ static bool section_text(struct imap_gram *g, struct imap_section *sec)
 	return true;
 }
 
+/* Allocates room for the part numbers of the section at the cursor, one
+ * more than the dots before its ']' (or the line end), and returns it. */
+static size_t section_parts(struct imap_gram *g, struct imap_section *sec)
+{
+	size_t max = 1;
+	for (size_t i = g->pos; i < g->len && g->buf[i] != ']' && g->buf[i] != '\n'; i++)
+		if (g->buf[i] == '.')
+			max++;
+	sec->parts = imap_arena_calloc(g->arena, max, sizeof(*sec->parts));
+	return max;
+}
+
 static bool section(struct imap_gram *g, struct imap_section *sec)
 {
 	g->pos++; /* '[' */
 	if (imap_peek(g) >= '0' && imap_peek(g) <= '9') {
-		size_t max = 1;
-		for (size_t i = g->pos; i < g->len && g->buf[i] != ']' && g->buf[i] != '\n'; i++)
-			if (g->buf[i] == '.')
-				max++;
-		sec->parts = imap_arena_calloc(g->arena, max, sizeof(*sec->parts));
+		size_t max = section_parts(g, sec);
 		for (;;) {
 			if (sec->part_count == max)
 				return imap_fail(g, "Invalid body section");
@@ -137,10 +133,7 @@ static bool section(struct imap_gram *g, struct imap_section *sec)
 		if (!section_text(g, sec))
 			return false;
 	}
-	if (imap_peek(g) != ']')
-		return imap_fail(g, "Missing ']' at the end of the body section");
-	g->pos++;
-	return true;
+	return imap_expect(g, ']', "Missing ']' at the end of the body section");
 }
 
 /* section-binary = "[" [section-part] "]" (RFC 3516) */
@@ -148,14 +141,10 @@ static bool section_binary(struct imap_gram *g, struct imap_section *sec)
 {
 	g->pos++; /* '[' */
 	if (imap_peek(g) != ']') {
-		size_t max = 1;
-		for (size_t i = g->pos; i < g->len && g->buf[i] != ']' && g->buf[i] != '\n'; i++)
-			if (g->buf[i] == '.')
-				max++;
+		size_t max = section_parts(g, sec);
 		if (max > IMAP_SECTION_MAX_PARTS)
 			return imap_fail(g, "Body section nested too deeply (at most %d part numbers)",
 			                 IMAP_SECTION_MAX_PARTS);
-		sec->parts = imap_arena_calloc(g->arena, max, sizeof(*sec->parts));
 		for (;;) {
 			uint32_t part;
 			if (!(imap_peek(g) >= '0' && imap_peek(g) <= '9'))
@@ -170,25 +159,17 @@ static bool section_binary(struct imap_gram *g, struct imap_section *sec)
 			g->pos++;
 		}
 	}
-	if (imap_peek(g) != ']')
-		return imap_fail(g, "Invalid BINARY section: only part numbers are allowed");
-	g->pos++;
-	return true;
+	return imap_expect(g, ']', "Invalid BINARY section: only part numbers are allowed");
 }
 
 static bool partial(struct imap_gram *g, struct imap_fetch_att *att)
 {
 	g->pos++; /* '<' */
-	if (!imap_number(g, &att->partial_offset, "partial offset"))
+	if (!imap_number(g, &att->partial_offset, "partial offset") ||
+	    !imap_expect(g, '.', "Invalid partial range: expected <offset.count>") ||
+	    !imap_nz_number(g, &att->partial_count, "partial count") ||
+	    !imap_expect(g, '>', "Missing '>' at the end of the partial range"))
 		return false;
-	if (imap_peek(g) != '.')
-		return imap_fail(g, "Invalid partial range: expected <offset.count>");
-	g->pos++;
-	if (!imap_nz_number(g, &att->partial_count, "partial count"))
-		return false;
-	if (imap_peek(g) != '>')
-		return imap_fail(g, "Missing '>' at the end of the partial range");
-	g->pos++;
 	att->has_partial = true;
 	return true;
 }
@@ -234,38 +215,41 @@ static bool fetch_att(struct imap_gram *g, struct imap_fetch_att *att)
 		}
 		return true;
 	}
-	for (size_t i = 0; i < COUNT_OF(simple_atts); i++) {
-		if (strlen(simple_atts[i].name) == n && strncasecmp(s, simple_atts[i].name, n) == 0) {
-			g->pos += n;
-			att->kind = simple_atts[i].kind;
-			return true;
-		}
+	int i = IMAP_LOOKUP(g, n, simple_atts);
+	if (i >= 0) {
+		g->pos += n;
+		att->kind = simple_atts[i].kind;
+		return true;
 	}
 	return imap_fail(g, "Unknown FETCH attribute: %.*s", (int)(n > 40 ? 40 : n), s);
 }
 
-static bool fetch_modifiers(struct imap_gram *g)
+static bool fetch_modifier(struct imap_gram *g, void *arg)
 {
-	g->pos++; /* '(' */
-	for (;;) {
-		if (imap_keyword(g, "CHANGEDSINCE")) {
-			if (!imap_sp(g, "CHANGEDSINCE value") ||
-			    !imap_number64(g, &g->cmd->u.fetch.changedsince, "CHANGEDSINCE value"))
-				return false;
-			g->cmd->u.fetch.has_changedsince = true;
-		} else if (imap_keyword(g, "VANISHED")) {
-			g->cmd->u.fetch.vanished = true;
-		} else {
-			return imap_fail(g, "Unknown FETCH modifier");
-		}
-		if (imap_peek(g) == ')')
-			break;
-		if (imap_peek(g) != ' ')
-			return imap_fail(g, "Missing ')' at the end of the FETCH modifiers");
-		g->pos++;
+	(void)arg;
+	if (imap_keyword(g, "CHANGEDSINCE")) {
+		if (!imap_sp(g, "CHANGEDSINCE value") ||
+		    !imap_number64(g, &g->cmd->u.fetch.changedsince, "CHANGEDSINCE value"))
+			return false;
+		g->cmd->u.fetch.has_changedsince = true;
+		return true;
 	}
-	g->pos++;
-	return true;
+	if (imap_keyword(g, "VANISHED")) {
+		g->cmd->u.fetch.vanished = true;
+		return true;
+	}
+	return imap_fail(g, "Unknown FETCH modifier");
+}
+
+/* One attribute of a parenthesised list. */
+static bool list_att(struct imap_gram *g, void *arg)
+{
+	struct imap_command *cmd = g->cmd;
+	(void)arg;
+	IMAP_GROW(g, cmd->u.fetch.atts, cmd->u.fetch.att_count);
+	if (imap_peek(g) == ')')
+		return imap_fail(g, "Empty FETCH attribute list");
+	return fetch_att(g, &cmd->u.fetch.atts[cmd->u.fetch.att_count++]);
 }
 
 bool imap_gram_fetch(struct imap_gram *g)
@@ -275,44 +259,26 @@ bool imap_gram_fetch(struct imap_gram *g)
 	    !imap_sp(g, "FETCH attributes"))
 		return false;
 	size_t n = name_len(g);
-	for (size_t i = 0; i < COUNT_OF(macros); i++) {
-		if (strlen(macros[i].name) == n && strncasecmp(g->buf + g->pos, macros[i].name, n) == 0) {
-			g->pos += n;
-			cmd->u.fetch.macro = macros[i].macro;
-			cmd->u.fetch.att_count = macros[i].count;
-			cmd->u.fetch.atts = imap_arena_calloc(g->arena, macros[i].count, sizeof(struct imap_fetch_att));
-			for (size_t k = 0; k < macros[i].count; k++)
-				cmd->u.fetch.atts[k].kind = macros[i].atts[k];
-			goto modifiers;
-		}
-	}
-	if (imap_peek(g) == '(') {
-		g->pos++;
-		size_t cap = 0;
-		for (;;) {
-			cmd->u.fetch.atts = imap_arena_grow(g->arena, cmd->u.fetch.atts, cmd->u.fetch.att_count, &cap,
-							    sizeof(struct imap_fetch_att));
-			if (imap_peek(g) == ')')
-				return imap_fail(g, "Empty FETCH attribute list");
-			if (!fetch_att(g, &cmd->u.fetch.atts[cmd->u.fetch.att_count++]))
-				return false;
-			if (imap_peek(g) == ')')
-				break;
-			if (imap_peek(g) != ' ')
-				return imap_fail(g, "Missing ')' in FETCH attribute list");
-			g->pos++;
-		}
-		g->pos++;
+	int i = IMAP_LOOKUP(g, n, macros);
+	if (i >= 0) {
+		g->pos += n;
+		cmd->u.fetch.macro = macros[i].macro;
+		cmd->u.fetch.att_count = macros[i].count;
+		cmd->u.fetch.atts = imap_arena_calloc(g->arena, macros[i].count, sizeof(struct imap_fetch_att));
+		for (size_t k = 0; k < macros[i].count; k++)
+			cmd->u.fetch.atts[k].kind = macros[i].atts[k];
+	} else if (imap_peek(g) == '(') {
+		if (!imap_paren_list(g, "FETCH attributes", "Missing ')' in FETCH attribute list", false, list_att, NULL))
+			return false;
 	} else {
 		cmd->u.fetch.atts = imap_arena_calloc(g->arena, 1, sizeof(struct imap_fetch_att));
 		cmd->u.fetch.att_count = 1;
 		if (!fetch_att(g, &cmd->u.fetch.atts[0]))
 			return false;
 	}
-modifiers:
 	if (imap_peek(g) == ' ' && g->pos + 1 < g->len && g->buf[g->pos + 1] == '(') {
 		g->pos++;
-		if (!fetch_modifiers(g))
+		if (!imap_paren_list(g, "FETCH modifiers", NULL, false, fetch_modifier, NULL))
 			return false;
 	}
 	return imap_eol(g);

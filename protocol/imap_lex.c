@@ -66,16 +66,25 @@ void *imap_arena_calloc(struct imap_arena *a, size_t n, size_t size)
 	return p;
 }
 
-void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t *cap, size_t size)
+void *imap_arena_grow(struct imap_arena *a, void *array, size_t count, size_t size)
 {
-	if (count < *cap)
+	/* full at 4, 8, 16...: the powers of two from 4 */
+	if (count != 0 && (count < 4 || (count & (count - 1)) != 0))
 		return array;
-	size_t bigger = *cap ? *cap * 2 : 4;
-	void *p = imap_arena_calloc(a, bigger, size);
+	void *p = imap_arena_calloc(a, count ? count * 2 : 4, size);
 	if (count > 0)
 		memcpy(p, array, count * size);
-	*cap = bigger;
 	return p;
+}
+
+bool imap_push_str(struct imap_gram *g, struct imap_str **array, size_t *count,
+		   bool (*read)(struct imap_gram *g, struct imap_str *out, const char *what), const char *what)
+{
+	IMAP_GROW(g, *array, *count);
+	if (!read(g, &(*array)[*count], what))
+		return false;
+	(*count)++;
+	return true;
 }
 
 char *imap_arena_strdup(struct imap_arena *a, const char *s, size_t len)
@@ -134,6 +143,14 @@ bool imap_eol(struct imap_gram *g)
 	return imap_fail(g, "Unexpected characters after the last argument");
 }
 
+bool imap_expect(struct imap_gram *g, int c, const char *error)
+{
+	if (imap_peek(g) != c)
+		return imap_fail(g, "%s", error);
+	g->pos++;
+	return true;
+}
+
 bool imap_is_atom_char(int c)
 {
 	if (c <= 0x20 || c >= 0x7f)
@@ -156,6 +173,38 @@ size_t imap_atom_len_at(const struct imap_gram *g)
 	while (g->pos + n < g->len && imap_is_atom_char((unsigned char)g->buf[g->pos + n]))
 		n++;
 	return n;
+}
+
+int imap_lookup(const struct imap_gram *g, size_t n, const void *table, size_t count, size_t size)
+{
+	for (size_t i = 0; i < count; i++) {
+		const char *name = *(const char *const *)(const void *)((const char *)table + i * size);
+		if (strlen(name) == n && strncasecmp(g->buf + g->pos, name, n) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+bool imap_paren_list(struct imap_gram *g, const char *what, const char *unclosed, bool loose,
+		     bool (*item)(struct imap_gram *g, void *arg), void *arg)
+{
+	if (imap_peek(g) != '(')
+		return imap_fail(g, "Missing '(' before the %s", what);
+	g->pos++;
+	while (!loose || imap_peek(g) != ')') {
+		if (!item(g, arg))
+			return false;
+		if (imap_peek(g) == ')')
+			break;
+		if (imap_peek(g) != ' ') {
+			if (unclosed != NULL)
+				return imap_fail(g, "%s", unclosed);
+			return imap_fail(g, "Missing ')' at the end of the %s", what);
+		}
+		g->pos++;
+	}
+	g->pos++;
+	return true;
 }
 
 bool imap_atom_ext(struct imap_gram *g, struct imap_str *out, const char *what, bool bracket, bool wildcards)
@@ -668,40 +717,38 @@ static const struct {
 	{ "DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE },
 };
 
+/* A STATUS item list being read: the items and the room they have. */
+struct status_list {
+	struct imap_status_items *out;
+	size_t max;
+};
+
+static bool status_item(struct imap_gram *g, void *arg)
+{
+	struct status_list *l = arg;
+	size_t n = imap_atom_len_at(g);
+	if (n == 0)
+		return imap_fail(g, imap_peek(g) == ')' ? "Empty STATUS item list" : "Invalid STATUS item");
+	int k = IMAP_LOOKUP(g, n, status_items);
+	if (k < 0)
+		return imap_fail(g, "Unknown STATUS item: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+	if (l->out->count == l->max)
+		return imap_fail(g, "Invalid STATUS item list");
+	l->out->items[l->out->count++] = status_items[k].item;
+	g->pos += n;
+	return true;
+}
+
 bool imap_status_item_list(struct imap_gram *g, struct imap_status_items *out)
 {
-	if (imap_peek(g) != '(') {
-		if (imap_at_eol(g))
-			return imap_fail(g, "Missing argument: STATUS items");
-		return imap_fail(g, "Missing '(' before the STATUS items");
-	}
-	g->pos++;
-	size_t max = 1;
-	for (size_t i = g->pos; i < g->len && g->buf[i] != ')' && g->buf[i] != '\n'; i++)
+	if (imap_at_eol(g))
+		return imap_fail(g, "Missing argument: STATUS items");
+	/* room for one item more than the spaces after the '(' */
+	struct status_list l = { out, 1 };
+	for (size_t i = g->pos + 1; i < g->len && g->buf[i] != ')' && g->buf[i] != '\n'; i++)
 		if (g->buf[i] == ' ')
-			max++;
-	out->items = imap_arena_calloc(g->arena, max, sizeof(*out->items));
+			l.max++;
+	out->items = imap_arena_calloc(g->arena, l.max, sizeof(*out->items));
 	out->count = 0;
-	for (;;) {
-		size_t n = imap_atom_len_at(g);
-		if (n == 0)
-			return imap_fail(g, imap_peek(g) == ')' ? "Empty STATUS item list" : "Invalid STATUS item");
-		size_t k;
-		for (k = 0; k < sizeof(status_items) / sizeof(status_items[0]); k++)
-			if (strlen(status_items[k].name) == n && strncasecmp(g->buf + g->pos, status_items[k].name, n) == 0)
-				break;
-		if (k == sizeof(status_items) / sizeof(status_items[0]))
-			return imap_fail(g, "Unknown STATUS item: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
-		if (out->count == max)
-			return imap_fail(g, "Invalid STATUS item list");
-		out->items[out->count++] = status_items[k].item;
-		g->pos += n;
-		if (imap_peek(g) == ')')
-			break;
-		if (imap_peek(g) != ' ')
-			return imap_fail(g, "Missing ')' at the end of the STATUS items");
-		g->pos++;
-	}
-	g->pos++;
-	return true;
+	return imap_paren_list(g, "STATUS items", NULL, false, status_item, &l);
 }

@@ -219,14 +219,10 @@ static bool literal_announced(const char *line, size_t len, uint64_t *size, bool
 
 static bool push_literal(struct imap_parser *p, uint64_t size)
 {
-	if (p->lit_count == p->lit_cap) {
-		size_t cap = p->lit_cap ? p->lit_cap * 2 : 4;
-		struct imap_lit *l = realloc(p->lits, cap * sizeof(*l));
-		if (l == NULL)
-			abort();
-		p->lits = l;
-		p->lit_cap = cap;
-	}
+	struct imap_lit *l = ag_array_room(p->lits, p->lit_count, &p->lit_cap, sizeof(*l), 4);
+	if (l == NULL)
+		abort(); /* out of memory, as agbuf does */
+	p->lits = l;
 	p->lits[p->lit_count++] = (struct imap_lit){ p->cmd.len, size, IMAP_LIT_PENDING };
 	return true;
 }

@@ -54,35 +54,19 @@ static const struct {
 	{ "YOUNGER", IMAP_SEARCH_YOUNGER, ARG_INTERVAL },
 };
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 static bool search_key(struct imap_gram *g, struct imap_search_key *key);
 static bool search_criteria(struct imap_gram *g);
 
-/* Keys separated by single spaces until ')' (inside parentheses) or the
- * end of the line (top level). */
-static bool key_list(struct imap_gram *g, struct imap_search_key *and, bool paren)
+/* One more key of the AND `arg` (in parentheses or at the top level). */
+static bool and_key(struct imap_gram *g, void *arg)
 {
-	size_t cap = 0;
+	struct imap_search_key *and = arg;
 	and->kind = IMAP_SEARCH_AND;
-	for (;;) {
-		and->u.list.keys = imap_arena_grow(g->arena, and->u.list.keys, and->u.list.count, &cap,
-						   sizeof(struct imap_search_key));
-		if (!search_key(g, &and->u.list.keys[and->u.list.count]))
-			return false;
-		and->u.list.count++;
-		int c = imap_peek(g);
-		if (paren && c == ')')
-			return true;
-		if (!paren && c == '\n')
-			return true;
-		if (c != ' ') {
-			if (paren)
-				return imap_fail(g, "Missing ')' in SEARCH criteria");
-			return imap_fail(g, "Unexpected characters in SEARCH criteria");
-		}
-		g->pos++;
-	}
+	IMAP_GROW(g, and->u.list.keys, and->u.list.count);
+	if (!search_key(g, &and->u.list.keys[and->u.list.count]))
+		return false;
+	and->u.list.count++;
+	return true;
 }
 
 static bool key_arg(struct imap_gram *g, struct imap_search_key *key, enum key_arg arg, const char *name)
@@ -143,12 +127,10 @@ static bool search_key(struct imap_gram *g, struct imap_search_key *key)
 	if (c == '(') {
 		if (++g->depth > g->max_depth)
 			return imap_fail(g, "SEARCH criteria nested too deeply");
-		g->pos++;
-		if (imap_peek(g) == ')')
+		if (g->pos + 1 < g->len && g->buf[g->pos + 1] == ')')
 			return imap_fail(g, "Empty parenthesised SEARCH criteria");
-		if (!key_list(g, key, true))
+		if (!imap_paren_list(g, "SEARCH criteria", "Missing ')' in SEARCH criteria", false, and_key, key))
 			return false;
-		g->pos++; /* ')' */
 		g->depth--;
 		return true;
 	}
@@ -164,22 +146,20 @@ static bool search_key(struct imap_gram *g, struct imap_search_key *key)
 			return imap_fail(g, "Unexpected ')' in SEARCH criteria");
 		return imap_fail(g, "Invalid SEARCH key");
 	}
-	for (size_t i = 0; i < COUNT_OF(search_keys); i++) {
-		if (strlen(search_keys[i].name) == n && strncasecmp(g->buf + g->pos, search_keys[i].name, n) == 0) {
-			g->pos += n;
-			key->kind = search_keys[i].kind;
-			if (search_keys[i].arg == ARG_NOT || search_keys[i].arg == ARG_OR) {
-				/* NOT NOT NOT ... recurses as deeply as parentheses do. */
-				if (++g->depth > g->max_depth)
-					return imap_fail(g, "SEARCH criteria nested too deeply");
-				bool ok = key_arg(g, key, search_keys[i].arg, search_keys[i].name);
-				g->depth--;
-				return ok;
-			}
-			return key_arg(g, key, search_keys[i].arg, search_keys[i].name);
-		}
+	int i = IMAP_LOOKUP(g, n, search_keys);
+	if (i < 0)
+		return imap_fail(g, "Unknown SEARCH key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+	g->pos += n;
+	key->kind = search_keys[i].kind;
+	if (search_keys[i].arg == ARG_NOT || search_keys[i].arg == ARG_OR) {
+		/* NOT NOT NOT ... recurses as deeply as parentheses do. */
+		if (++g->depth > g->max_depth)
+			return imap_fail(g, "SEARCH criteria nested too deeply");
+		bool ok = key_arg(g, key, search_keys[i].arg, search_keys[i].name);
+		g->depth--;
+		return ok;
 	}
-	return imap_fail(g, "Unknown SEARCH key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+	return key_arg(g, key, search_keys[i].arg, search_keys[i].name);
 }
 
 static const struct {
@@ -215,36 +195,29 @@ static bool partial_range(struct imap_gram *g)
 	return true;
 }
 
+static bool return_opt(struct imap_gram *g, void *arg)
+{
+	struct imap_command *cmd = g->cmd;
+	(void)arg;
+	size_t n = imap_atom_len_at(g);
+	int i = IMAP_LOOKUP(g, n, return_opts);
+	if (i < 0)
+		return imap_fail(g, "Unknown SEARCH RETURN option");
+	unsigned bit = return_opts[i].bit;
+	/* RFC 5267 4.4: one PARTIAL or one ALL at most; one UPDATE (as Dovecot) */
+	if ((bit & (IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_UPDATE)) && (cmd->u.search.return_opts & bit))
+		return imap_fail(g, "%s given twice in the RETURN options", return_opts[i].name);
+	cmd->u.search.return_opts |= bit;
+	g->pos += n;
+	return bit != IMAP_SEARCH_RET_PARTIAL || partial_range(g);
+}
+
 static bool search_return(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
 	cmd->u.search.esearch = true;
-	if (!imap_sp(g, "RETURN options"))
+	if (!imap_sp(g, "RETURN options") || !imap_paren_list(g, "RETURN options", NULL, true, return_opt, NULL))
 		return false;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the RETURN options");
-	g->pos++;
-	while (imap_peek(g) != ')') {
-		size_t n = imap_atom_len_at(g), i;
-		for (i = 0; i < COUNT_OF(return_opts); i++)
-			if (strlen(return_opts[i].name) == n && strncasecmp(g->buf + g->pos, return_opts[i].name, n) == 0)
-				break;
-		if (i == COUNT_OF(return_opts))
-			return imap_fail(g, "Unknown SEARCH RETURN option");
-		unsigned bit = return_opts[i].bit;
-		/* RFC 5267 4.4: one PARTIAL or one ALL at most; one UPDATE (as Dovecot) */
-		if ((bit & (IMAP_SEARCH_RET_PARTIAL | IMAP_SEARCH_RET_UPDATE)) && (cmd->u.search.return_opts & bit))
-			return imap_fail(g, "%s given twice in the RETURN options", return_opts[i].name);
-		cmd->u.search.return_opts |= bit;
-		g->pos += n;
-		if (bit == IMAP_SEARCH_RET_PARTIAL && !partial_range(g))
-			return false;
-		if (imap_peek(g) == ' ')
-			g->pos++;
-		else if (imap_peek(g) != ')')
-			return imap_fail(g, "Missing ')' at the end of the RETURN options");
-	}
-	g->pos++;
 	if ((cmd->u.search.return_opts & IMAP_SEARCH_RET_PARTIAL) && (cmd->u.search.return_opts & IMAP_SEARCH_RET_ALL))
 		return imap_fail(g, "PARTIAL and ALL cannot be used together");
 	return imap_sp(g, "SEARCH criteria");
@@ -271,9 +244,15 @@ static bool search_criteria(struct imap_gram *g)
 {
 	struct imap_command *cmd = g->cmd;
 	cmd->u.search.key = imap_arena_calloc(g->arena, 1, sizeof(struct imap_search_key));
-	if (!key_list(g, cmd->u.search.key, false))
-		return false;
-	return imap_eol(g);
+	for (;;) {
+		if (!and_key(g, cmd->u.search.key))
+			return false;
+		if (imap_at_eol(g))
+			return imap_eol(g);
+		if (imap_peek(g) != ' ')
+			return imap_fail(g, "Unexpected characters in SEARCH criteria");
+		g->pos++;
+	}
 }
 
 /* RFC 5256: the mandatory charset of SORT and THREAD, then the keys. */
@@ -296,44 +275,34 @@ static const struct {
 	{ "TO", IMAP_SORT_TO }, { "DISPLAYFROM", IMAP_SORT_DISPLAYFROM }, { "DISPLAYTO", IMAP_SORT_DISPLAYTO },
 };
 
-/* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")", with
- * sort-criterion = ["REVERSE" SP] sort-key. */
-static bool sort_criteria(struct imap_gram *g)
+/* sort-criterion = ["REVERSE" SP] sort-key */
+static bool sort_criterion(struct imap_gram *g, void *arg)
 {
 	struct imap_command *cmd = g->cmd;
-	size_t cap = 0;
-	if (imap_peek(g) != '(')
-		return imap_fail(g, "Missing '(' before the sort criteria");
-	g->pos++;
-	for (;;) {
-		struct imap_sort_criterion crit = { 0 };
-		if (imap_keyword(g, "REVERSE")) {
-			crit.reverse = true;
-			if (!imap_sp(g, "sort key"))
-				return false;
-		}
-		size_t n = imap_atom_len_at(g), i;
-		for (i = 0; i < COUNT_OF(sort_keys); i++)
-			if (strlen(sort_keys[i].name) == n && strncasecmp(g->buf + g->pos, sort_keys[i].name, n) == 0)
-				break;
-		if (n == 0)
-			return imap_fail(g, "Missing sort key");
-		if (i == COUNT_OF(sort_keys))
-			return imap_fail(g, "Unknown sort key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
-		g->pos += n;
-		crit.key = sort_keys[i].key;
-		cmd->u.search.sort = imap_arena_grow(g->arena, cmd->u.search.sort, cmd->u.search.sort_count, &cap,
-						     sizeof(*cmd->u.search.sort));
-		cmd->u.search.sort[cmd->u.search.sort_count++] = crit;
-		int c = imap_peek(g);
-		if (c == ')')
-			break;
-		if (c != ' ')
-			return imap_fail(g, "Missing ')' at the end of the sort criteria");
-		g->pos++;
+	struct imap_sort_criterion crit = { 0 };
+	(void)arg;
+	if (imap_keyword(g, "REVERSE")) {
+		crit.reverse = true;
+		if (!imap_sp(g, "sort key"))
+			return false;
 	}
-	g->pos++;
+	size_t n = imap_atom_len_at(g);
+	int i = IMAP_LOOKUP(g, n, sort_keys);
+	if (n == 0)
+		return imap_fail(g, "Missing sort key");
+	if (i < 0)
+		return imap_fail(g, "Unknown sort key: %.*s", (int)(n > 40 ? 40 : n), g->buf + g->pos);
+	g->pos += n;
+	crit.key = sort_keys[i].key;
+	IMAP_GROW(g, cmd->u.search.sort, cmd->u.search.sort_count);
+	cmd->u.search.sort[cmd->u.search.sort_count++] = crit;
 	return true;
+}
+
+/* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
+static bool sort_criteria(struct imap_gram *g)
+{
+	return imap_paren_list(g, "sort criteria", NULL, false, sort_criterion, NULL);
 }
 
 /* SORT [RETURN (...)] (criteria) charset search: RETURN is ESORT's (RFC 5267). */

@@ -42,28 +42,28 @@ static void add_fixed_address(struct addr_parser *ap)
 	add_address(ap);
 }
 
-static int parse_local_part(struct addr_parser *ap)
+/* `ret`, what reading a token into ap->str returned, and the token kept
+ * in *field unless that failed. */
+static int keep_str(struct addr_parser *ap, int ret, char **field)
 {
-	int ret;
-	agbuf_reset(&ap->str);
-	if (*ap->c.p == '"')
-		ret = rfc822_parse_quoted_string(&ap->c, &ap->str);
-	else
-		ret = rfc822_parse_dot_atom(&ap->c, &ap->str);
 	if (ret < 0)
 		return -1;
-	ap->addr.mailbox = dup_buf(ap, &ap->str);
+	*field = dup_buf(ap, &ap->str);
 	return ret;
+}
+
+static int parse_local_part(struct addr_parser *ap)
+{
+	agbuf_reset(&ap->str);
+	int ret = *ap->c.p == '"' ? rfc822_parse_quoted_string(&ap->c, &ap->str)
+				  : rfc822_parse_dot_atom(&ap->c, &ap->str);
+	return keep_str(ap, ret, &ap->addr.mailbox);
 }
 
 static int parse_domain(struct addr_parser *ap)
 {
-	int ret;
 	agbuf_reset(&ap->str);
-	if ((ret = rfc822_parse_domain(&ap->c, &ap->str)) < 0)
-		return -1;
-	ap->addr.domain = dup_buf(ap, &ap->str);
-	return ret;
+	return keep_str(ap, rfc822_parse_domain(&ap->c, &ap->str), &ap->addr.domain);
 }
 
 /* obs-domain-list: "@" domain *("," [CFWS] "@" domain) */
@@ -165,20 +165,35 @@ static int parse_addr_spec(struct addr_parser *ap)
 	return ret;
 }
 
-static int parse_mailbox(struct addr_parser *ap)
+/* `first`, or when it fails, `second` from the same place with the
+ * address read so far forgotten. */
+static int parse_either(struct addr_parser *ap, int (*first)(struct addr_parser *ap),
+			int (*second)(struct addr_parser *ap))
 {
 	const unsigned char *start = ap->c.p;
-	int ret;
-	if ((ret = parse_name_addr(ap)) < 0) {
+	int ret = first(ap);
+	if (ret < 0) {
 		ap->c.p = start;
 		memset(&ap->addr, 0, sizeof(ap->addr));
-		ret = parse_addr_spec(ap);
-		if (ap->invalid && ap->addr.name == NULL && ap->addr.mailbox != NULL &&
-		    ap->addr.domain == NULL) {
-			ap->addr.name = ap->addr.mailbox;
-			ap->addr.mailbox = NULL;
-		}
+		ret = second(ap);
 	}
+	return ret;
+}
+
+/* An addr-spec where a name-addr was not: a lone invalid word is a name. */
+static int parse_bare_addr_spec(struct addr_parser *ap)
+{
+	int ret = parse_addr_spec(ap);
+	if (ap->invalid && ap->addr.name == NULL && ap->addr.mailbox != NULL && ap->addr.domain == NULL) {
+		ap->addr.name = ap->addr.mailbox;
+		ap->addr.mailbox = NULL;
+	}
+	return ret;
+}
+
+static int parse_mailbox(struct addr_parser *ap)
+{
+	int ret = parse_either(ap, parse_name_addr, parse_bare_addr_spec);
 	add_fixed_address(ap);
 	return ret;
 }
@@ -222,14 +237,7 @@ static int parse_group(struct addr_parser *ap)
 
 static int parse_address(struct addr_parser *ap)
 {
-	const unsigned char *start = ap->c.p;
-	int ret;
-	if ((ret = parse_group(ap)) < 0) {
-		ap->c.p = start;
-		memset(&ap->addr, 0, sizeof(ap->addr));
-		ret = parse_mailbox(ap);
-	}
-	return ret;
+	return parse_either(ap, parse_group, parse_mailbox);
 }
 
 struct mime_address *mime_address_parse(struct mime_arena *arena, const char *value, size_t len)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/mime_decode.h"
+
 void mime_charset_to_utf8(struct agbuf *out, const char *charset, const char *in, size_t len)
 {
 	agbuf_reserve(out, len);
@@ -38,17 +40,6 @@ void mime_charset_to_utf8(struct agbuf *out, const char *charset, const char *in
 	iconv_close(cd);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int mime_param_utf8(const struct mime_param *params, size_t count, const char *name, struct agbuf *out)
 {
 	size_t nlen = strlen(name);
@@ -76,7 +67,7 @@ int mime_param_utf8(const struct mime_param *params, size_t count, const char *n
 		agbuf_reserve(&raw, strlen(q2));
 		for (const char *p = q2 + 1; *p; p++) {
 			int hi, lo;
-			if (*p == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0) {
+			if (*p == '%' && (hi = mime_hex_value(p[1])) >= 0 && (lo = mime_hex_value(p[2])) >= 0) {
 				agbuf_putc(&raw, (char)(hi * 16 + lo));
 				p += 2;
 			} else {

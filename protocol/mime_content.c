@@ -1,5 +1,6 @@
 /* mime_content.c - the Content-* fields of a part and the envelope fields of
  * a message header, kept the way BODYSTRUCTURE and ENVELOPE report them. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,53 +31,42 @@ static char *value_dup(struct mime_arena *arena, const char *value, size_t len)
 	return s;
 }
 
-static void parse_content_type(struct mime_arena *arena, struct mime_part *part,
-			       const char *value, size_t len)
+/* The parsers of structured Content-* values: `c` is on the value's first
+ * token, `str` an empty buffer to read tokens into. */
+typedef void content_parser(struct mime_arena *arena, struct mime_part *part, struct rfc822_cursor *c,
+			    struct agbuf *str);
+
+static void parse_content_type(struct mime_arena *arena, struct mime_part *part, struct rfc822_cursor *c,
+			       struct agbuf *str)
 {
-	struct rfc822_cursor c;
-	struct agbuf str = AGBUF_INIT;
-	agbuf_reserve(&str, 32);
-	rfc822_init(&c, value, len, NULL);
-	rfc822_skip_lwsp(&c);
-	int ret = rfc822_parse_content_type(&c, &str);
-	const char *slash = memchr(str.data, '/', str.len);
-	size_t tlen = slash ? (size_t)(slash - str.data) : str.len;
-	part->type = mime_arena_strndup(arena, str.data, tlen);
-	part->subtype = slash ? mime_arena_strndup(arena, slash + 1, str.len - tlen - 1)
+	agbuf_reserve(str, 32);
+	int ret = rfc822_parse_content_type(c, str);
+	const char *slash = memchr(str->data, '/', str->len);
+	size_t tlen = slash ? (size_t)(slash - str->data) : str->len;
+	part->type = mime_arena_strndup(arena, str->data, tlen);
+	part->subtype = slash ? mime_arena_strndup(arena, slash + 1, str->len - tlen - 1)
 			      : mime_arena_strndup(arena, "", 0);
-	agbuf_free(&str);
 	if (ret < 0)
 		return; /* keep the type read so far, but no parameters */
-	rfc2231_parse(&c, arena, &part->params, &part->nparams);
+	rfc2231_parse(c, arena, &part->params, &part->nparams);
 }
 
-static void parse_disposition(struct mime_arena *arena, struct mime_part *part,
-			      const char *value, size_t len)
+static void parse_disposition(struct mime_arena *arena, struct mime_part *part, struct rfc822_cursor *c,
+			      struct agbuf *str)
 {
-	struct rfc822_cursor c;
-	struct agbuf str = AGBUF_INIT;
-	rfc822_init(&c, value, len, NULL);
-	rfc822_skip_lwsp(&c);
-	if (rfc822_parse_mime_token(&c, &str) < 0) {
-		agbuf_free(&str);
+	if (rfc822_parse_mime_token(c, str) < 0)
 		return;
-	}
-	part->disposition = mime_arena_strndup(arena, str.data, str.len);
-	agbuf_free(&str);
-	rfc2231_parse(&c, arena, &part->disp_params, &part->ndisp_params);
+	part->disposition = mime_arena_strndup(arena, str->data, str->len);
+	rfc2231_parse(c, arena, &part->disp_params, &part->ndisp_params);
 }
 
-static void parse_language(struct mime_arena *arena, struct mime_part *part,
-			   const char *value, size_t len)
+static void parse_language(struct mime_arena *arena, struct mime_part *part, struct rfc822_cursor *c,
+			   struct agbuf *str)
 {
-	struct rfc822_cursor c;
-	struct agbuf str = AGBUF_INIT;
 	size_t cap = 0;
-	rfc822_init(&c, value, len, NULL);
-	rfc822_skip_lwsp(&c);
 	for (;;) {
-		agbuf_reset(&str);
-		if (rfc822_parse_atom(&c, &str) < 0)
+		agbuf_reset(str);
+		if (rfc822_parse_atom(c, str) < 0)
 			break;
 		if (part->nlanguages == cap) {
 			size_t ncap = cap ? cap * 2 : 4;
@@ -86,13 +76,12 @@ static void parse_language(struct mime_arena *arena, struct mime_part *part,
 			part->languages = n;
 			cap = ncap;
 		}
-		part->languages[part->nlanguages++] = mime_arena_strndup(arena, str.data, str.len);
-		if (c.p >= c.end || *c.p != ',')
+		part->languages[part->nlanguages++] = mime_arena_strndup(arena, str->data, str->len);
+		if (c->p >= c->end || *c->p != ',')
 			break;
-		c.p++;
-		rfc822_skip_lwsp(&c);
+		c->p++;
+		rfc822_skip_lwsp(c);
 	}
-	agbuf_free(&str);
 }
 
 /* Content-Transfer-Encoding as Dovecot takes it: one token, with nothing
@@ -100,17 +89,34 @@ static void parse_language(struct mime_arena *arena, struct mime_part *part,
  * value, "base64;", a quoted string) leaves the part without an encoding,
  * so that BODYSTRUCTURE shows the default "7bit", and a later
  * Content-Transfer-Encoding field of the same header may still set it. */
-static void parse_encoding(struct mime_arena *arena, struct mime_part *part,
-			   const char *value, size_t len)
+static void parse_encoding(struct mime_arena *arena, struct mime_part *part, struct rfc822_cursor *c,
+			   struct agbuf *str)
+{
+	if (rfc822_parse_mime_token(c, str) >= 0 && rfc822_skip_lwsp(c) == 0 && str->len > 0)
+		part->encoding = mime_arena_strndup(arena, str->data, str->len);
+}
+
+static void parse_value(content_parser *parse, struct mime_arena *arena, struct mime_part *part,
+			const char *value, size_t len)
 {
 	struct rfc822_cursor c;
 	struct agbuf str = AGBUF_INIT;
 	rfc822_init(&c, value, len, NULL);
 	rfc822_skip_lwsp(&c);
-	if (rfc822_parse_mime_token(&c, &str) >= 0 && rfc822_skip_lwsp(&c) == 0 && str.len > 0)
-		part->encoding = mime_arena_strndup(arena, str.data, str.len);
+	parse(arena, part, &c, &str);
 	agbuf_free(&str);
 }
+
+/* The Content-* fields kept as they are written (after "Content-"). */
+static const struct {
+	const char *name;
+	size_t member; /* of struct mime_part, a char * */
+} text_fields[] = {
+	{ "ID", offsetof(struct mime_part, id) },
+	{ "Description", offsetof(struct mime_part, description) },
+	{ "MD5", offsetof(struct mime_part, md5) },
+	{ "Location", offsetof(struct mime_part, location) },
+};
 
 void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 			     const char *name, size_t name_len, const char *value, size_t value_len)
@@ -119,32 +125,26 @@ void mime_content_add_header(struct mime_arena *arena, struct mime_part *part,
 		return;
 	const char *n = name + 8;
 	size_t nl = name_len - 8;
-#define IS(lit) (nl == sizeof(lit) - 1 && strncasecmp(n, lit, nl) == 0)
+#define IS(lit) (nl == strlen(lit) && strncasecmp(n, lit, nl) == 0)
 	/* The first occurrence of each field counts. */
 	if (IS("Type")) {
 		if (part->type == NULL)
-			parse_content_type(arena, part, value, value_len);
+			parse_value(parse_content_type, arena, part, value, value_len);
 	} else if (IS("Transfer-Encoding")) {
 		if (part->encoding == NULL)
-			parse_encoding(arena, part, value, value_len);
-	} else if (IS("ID")) {
-		if (part->id == NULL)
-			part->id = value_dup(arena, value, value_len);
-	} else if (IS("Description")) {
-		if (part->description == NULL)
-			part->description = value_dup(arena, value, value_len);
-	} else if (IS("MD5")) {
-		if (part->md5 == NULL)
-			part->md5 = value_dup(arena, value, value_len);
-	} else if (IS("Location")) {
-		if (part->location == NULL)
-			part->location = value_dup(arena, value, value_len);
+			parse_value(parse_encoding, arena, part, value, value_len);
 	} else if (IS("Language")) {
 		if (part->languages == NULL)
-			parse_language(arena, part, value, value_len);
+			parse_value(parse_language, arena, part, value, value_len);
 	} else if (IS("Disposition")) {
 		if (part->disposition == NULL)
-			parse_disposition(arena, part, value, value_len);
+			parse_value(parse_disposition, arena, part, value, value_len);
+	} else {
+		for (size_t i = 0; i < sizeof(text_fields) / sizeof(text_fields[0]); i++) {
+			char **field = (char **)(void *)((char *)part + text_fields[i].member);
+			if (IS(text_fields[i].name) && *field == NULL)
+				*field = value_dup(arena, value, value_len);
+		}
 	}
 #undef IS
 }

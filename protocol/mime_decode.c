@@ -1,22 +1,8 @@
 /* mime_decode.c - base64 and quoted-printable decoding. */
 #include "protocol/mime_decode.h"
 
-#include <ctype.h>
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* RFC 2045 6.8, table 1 */
+static const char mime_base64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
 {
@@ -24,7 +10,7 @@ void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
 	int bits = 0;
 	agbuf_reserve(out, len / 4 * 3 + 3);
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
+		int v = mime_base64_value((unsigned char)in[i], mime_base64_digits);
 		if (v < 0)
 			continue; /* line ends, padding and junk */
 		acc = (acc << 6) | (unsigned)v;
@@ -36,26 +22,16 @@ void mime_decode_base64(struct agbuf *out, const char *in, size_t len)
 	}
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (unsigned char)tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 void mime_decode_qp(struct agbuf *out, const char *in, size_t len, int q_word)
 {
 	agbuf_reserve(out, len);
 	size_t blanks = 0; /* blanks written since the last other byte: dropped at a hard break */
 	for (size_t i = 0; i < len; i++) {
 		char c = in[i];
-		if (c == '=' && i + 2 < len && hex_value((unsigned char)in[i + 1]) >= 0 &&
-		    hex_value((unsigned char)in[i + 2]) >= 0) {
-			agbuf_putc(out, (char)(hex_value((unsigned char)in[i + 1]) * 16 +
-					       hex_value((unsigned char)in[i + 2])));
+		if (c == '=' && i + 2 < len && mime_hex_value(in[i + 1]) >= 0 &&
+		    mime_hex_value(in[i + 2]) >= 0) {
+			agbuf_putc(out, (char)(mime_hex_value(in[i + 1]) * 16 +
+					       mime_hex_value(in[i + 2])));
 			i += 2;
 			blanks = 0;
 		} else if (c == '=' && !q_word) {

@@ -76,15 +76,23 @@ int rfc822_skip_lwsp(struct rfc822_cursor *c)
 	return c->p < c->end ? 1 : 0;
 }
 
-int rfc822_parse_atom(struct rfc822_cursor *c, struct agbuf *out)
+/* Appends the run of `in_run` characters at the cursor and skips what
+ * follows it as rfc822_skip_lwsp does. An empty run is -1 when `need_one`
+ * (nothing appended then). */
+static int parse_run(struct rfc822_cursor *c, struct agbuf *out, int (*in_run)(unsigned char), int need_one)
 {
-	if (c->p >= c->end || !is_atext(*c->p))
-		return -1;
 	const unsigned char *start = c->p;
-	while (c->p < c->end && is_atext(*c->p))
+	while (c->p < c->end && in_run(*c->p))
 		c->p++;
+	if (need_one && c->p == start)
+		return -1;
 	agbuf_append(out, start, (size_t)(c->p - start));
 	return rfc822_skip_lwsp(c);
+}
+
+int rfc822_parse_atom(struct rfc822_cursor *c, struct agbuf *out)
+{
+	return parse_run(c, out, is_atext, 1);
 }
 
 int rfc822_parse_dot_atom(struct rfc822_cursor *c, struct agbuf *out)
@@ -103,22 +111,21 @@ int rfc822_parse_dot_atom(struct rfc822_cursor *c, struct agbuf *out)
 }
 
 /* Words of a phrase may contain dots (obs-phrase). */
-static int parse_atom_or_dot(struct rfc822_cursor *c, struct agbuf *out)
+static int is_atext_or_dot(unsigned char ch)
 {
-	if (c->p >= c->end || !(is_atext(*c->p) || *c->p == '.'))
-		return -1;
-	const unsigned char *start = c->p;
-	while (c->p < c->end && (is_atext(*c->p) || *c->p == '.'))
-		c->p++;
-	agbuf_append(out, start, (size_t)(c->p - start));
-	return rfc822_skip_lwsp(c);
+	return is_atext(ch) || ch == '.';
 }
 
-int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
+/* The text of a quoted string or a domain literal, from the cursor to the
+ * byte `close`: line ends are dropped and a backslash takes the next byte
+ * as it is. With `keep_close` (a domain literal) the closing ']' is kept,
+ * as the '[' before it, and an escaped one closes too; a quoted string
+ * ends only at a '"' that is not escaped, which is not kept. */
+static int parse_quoted(struct rfc822_cursor *c, struct agbuf *out, unsigned char close, int keep_close)
 {
-	for (c->p++; c->p < c->end; c->p++) {
+	for (; c->p < c->end; c->p++) {
 		unsigned char ch = *c->p;
-		if (ch == '"') {
+		if (ch == close && !keep_close) {
 			c->p++;
 			return rfc822_skip_lwsp(c);
 		}
@@ -130,8 +137,18 @@ int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
 			ch = *c->p;
 		}
 		agbuf_putc(out, (char)ch);
+		if (ch == close && keep_close) {
+			c->p++;
+			return rfc822_skip_lwsp(c);
+		}
 	}
 	return -1;
+}
+
+int rfc822_parse_quoted_string(struct rfc822_cursor *c, struct agbuf *out)
+{
+	c->p++; /* the opening '"' */
+	return parse_quoted(c, out, '"', 0);
 }
 
 int rfc822_parse_phrase(struct rfc822_cursor *c, struct agbuf *out)
@@ -145,7 +162,7 @@ int rfc822_parse_phrase(struct rfc822_cursor *c, struct agbuf *out)
 		if (*c->p == '"')
 			ret = rfc822_parse_quoted_string(c, out);
 		else
-			ret = parse_atom_or_dot(c, out);
+			ret = parse_run(c, out, is_atext_or_dot, 1);
 		if (ret <= 0)
 			return ret;
 		if (!is_atext(*c->p) && *c->p != '"' && *c->p != '.')
@@ -163,31 +180,12 @@ int rfc822_parse_domain(struct rfc822_cursor *c, struct agbuf *out)
 		return -1;
 	if (*c->p != '[')
 		return rfc822_parse_dot_atom(c, out);
-	for (; c->p < c->end; c->p++) {
-		unsigned char ch = *c->p;
-		if (ch == '\r' || ch == '\n')
-			continue;
-		if (ch == '\\') {
-			if (++c->p >= c->end)
-				return -1;
-			ch = *c->p;
-		}
-		agbuf_putc(out, (char)ch);
-		if (ch == ']') {
-			c->p++;
-			return rfc822_skip_lwsp(c);
-		}
-	}
-	return -1;
+	return parse_quoted(c, out, ']', 1);
 }
 
 int rfc822_parse_mime_token(struct rfc822_cursor *c, struct agbuf *out)
 {
-	const unsigned char *start = c->p;
-	while (c->p < c->end && is_token(*c->p))
-		c->p++;
-	agbuf_append(out, start, (size_t)(c->p - start));
-	return rfc822_skip_lwsp(c);
+	return parse_run(c, out, is_token, 0);
 }
 
 int rfc822_parse_content_type(struct rfc822_cursor *c, struct agbuf *out)
@@ -335,13 +333,10 @@ void rfc2231_parse(struct rfc822_cursor *c, struct mime_arena *arena,
 		e.base = key;
 		e.value = value;
 		e.order = next;
-		if (next == ecap) {
-			ecap = ecap ? ecap * 2 : 4;
-			struct ext_param *n = realloc(ext, ecap * sizeof(*n));
-			if (!n)
-				abort();
-			ext = n;
-		}
+		struct ext_param *n = ag_array_room(ext, next, &ecap, sizeof(*n), 4);
+		if (n == NULL)
+			abort();
+		ext = n;
 		ext[next++] = e;
 	}
 	if (next == 0) {

@@ -5,75 +5,27 @@
 
 #include <stdint.h>
 
-static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+#include "protocol/mime_decode.h"
+#include "protocol/utf8.h"
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
+static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static int is_direct(uint32_t c)
 {
 	return c >= 0x20 && c <= 0x7e;
 }
 
-/* Reads one UTF-8 code point at s[*i]; -1 when invalid. */
+/* Reads one code point at s[*i], ASCII included; -1 when invalid. */
 static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
 {
-	unsigned char c = s[*i];
-	uint32_t cp, min;
+	uint32_t cp;
 	size_t n;
-	if (c < 0x80) {
-		(*i)++;
-		return c;
-	} else if ((c & 0xe0) == 0xc0) {
-		cp = c & 0x1f, n = 1, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		cp = c & 0x0f, n = 2, min = 0x800;
-	} else if ((c & 0xf8) == 0xf0) {
-		cp = c & 0x07, n = 3, min = 0x10000;
-	} else {
+	if (s[*i] < 0x80)
+		return s[(*i)++];
+	if ((n = utf8_decode(s + *i, len - *i, &cp)) == 0)
 		return -1;
-	}
-	if (len - *i <= n)
-		return -1;
-	for (size_t k = 1; k <= n; k++) {
-		if ((s[*i + k] & 0xc0) != 0x80)
-			return -1;
-		cp = (cp << 6) | (s[*i + k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return -1;
-	*i += n + 1;
+	*i += n;
 	return (int32_t)cp;
-}
-
-static void put_utf8(struct agbuf *out, uint32_t cp)
-{
-	char b[4];
-	size_t n;
-	if (cp < 0x80) {
-		b[0] = (char)cp, n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | (cp >> 6)), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | (cp >> 12)), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-	} else {
-		b[0] = (char)(0xf0 | (cp >> 18)), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-	}
-	agbuf_append(out, b, n);
 }
 
 int mutf7_encode(const char *utf8, size_t len, struct agbuf *out)
@@ -165,7 +117,7 @@ static int decode(const char *name, size_t len, struct agbuf *out)
 				return -1; /* unterminated */
 			if (s[i] == '-')
 				break;
-			int v = b64_value(s[i]);
+			int v = mime_base64_value(s[i], b64_digits);
 			if (v < 0)
 				return -1;
 			i++;
@@ -181,7 +133,7 @@ static int decode(const char *name, size_t len, struct agbuf *out)
 				if (unit < 0xdc00 || unit > 0xdfff)
 					return -1;
 				if (out != NULL)
-					put_utf8(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
+					utf8_put(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
 				high = 0;
 			} else if (unit >= 0xd800 && unit <= 0xdbff) {
 				high = unit;
@@ -190,7 +142,7 @@ static int decode(const char *name, size_t len, struct agbuf *out)
 			} else if (is_direct(unit)) {
 				return -1; /* printable ASCII must not be encoded */
 			} else if (out != NULL) {
-				put_utf8(out, unit);
+				utf8_put(out, unit);
 			}
 		}
 		i++; /* '-' */

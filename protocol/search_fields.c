@@ -150,14 +150,10 @@ struct search_fields *search_fields_extract(const char *header, size_t len, cons
 		if (date)
 			has_day = search_parse_date(unfolded.data, unfolded.len, &day) == 0;
 		for (; k < n; k = next_reader(uniq, bases, n, k + 1, f.name, f.name_len)) {
-			if (n_pieces == cap_pieces) {
-				size_t cap = cap_pieces ? 2 * cap_pieces : 8;
-				struct piece *grown = realloc(pieces, cap * sizeof(*pieces));
-				if (grown == NULL)
-					goto done;
-				pieces = grown;
-				cap_pieces = cap;
-			}
+			struct piece *grown = ag_array_room(pieces, n_pieces, &cap_pieces, sizeof(*pieces), 8);
+			if (grown == NULL)
+				goto done;
+			pieces = grown;
 			agbuf_reset(&decoded);
 			search_field_decode(&decoded, form[k], unfolded.data, unfolded.len);
 			size_t off = scratch.len;

@@ -15,6 +15,7 @@
 #include "protocol/mime_charset.h"
 #include "protocol/mime_decode.h"
 #include "protocol/mime_header.h"
+#include "protocol/utf8.h"
 
 /* ---- charset conversion and decoding ----------------------------------- */
 
@@ -103,52 +104,6 @@ static char ascii_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* One UTF-8 sequence at s[0, n): its length (0 when invalid) and code point. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len;
-	uint32_t v, min;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2, v = s[0] & 0x1f, min = 0x80;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3, v = s[0] & 0x0f, min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4, v = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return len;
-}
-
-static void utf8_encode(struct agbuf *out, uint32_t v)
-{
-	if (v < 0x80) {
-		agbuf_putc(out, (char)v);
-	} else if (v < 0x800) {
-		agbuf_putc(out, (char)(0xc0 | (v >> 6)));
-		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
-	} else if (v < 0x10000) {
-		agbuf_putc(out, (char)(0xe0 | (v >> 12)));
-		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
-		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
-	} else {
-		agbuf_putc(out, (char)(0xf0 | (v >> 18)));
-		agbuf_putc(out, (char)(0x80 | ((v >> 12) & 0x3f)));
-		agbuf_putc(out, (char)(0x80 | ((v >> 6) & 0x3f)));
-		agbuf_putc(out, (char)(0x80 | (v & 0x3f)));
-	}
-}
-
 /* Lowercases UTF-8 text character by character (the simple, one-to-one
  * mappings of the C.UTF-8 locale, used through its own locale object so
  * the process locale plays no part); invalid bytes are kept as they are. */
@@ -174,7 +129,7 @@ static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
 			continue;
 		}
 		wint_t low = towlower_l((wint_t)cp, loc);
-		utf8_encode(out, (low > 0 && (uint32_t)low <= 0x10ffff) ? (uint32_t)low : cp);
+		utf8_put(out, (low > 0 && (uint32_t)low <= 0x10ffff) ? (uint32_t)low : cp);
 		i += k;
 	}
 }

@@ -178,16 +178,25 @@ static void apply_partial(const struct section_spec *spec, struct section_result
 	}
 }
 
-int section_fetch(const struct mime_message *msg, const char *data, size_t len,
-		  const struct section_spec *spec, struct section_result *res)
+/* How section_fetch and section_binary begin: an empty result, NULL data
+ * read as an empty message, and the part the section names (NULL when
+ * there is none, which both answer with the empty string). */
+static const struct mime_part *section_begin(const struct mime_message *msg, const char **data, size_t *len,
+					     const struct section_spec *spec, struct section_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->data = "";
-	if (data == NULL) {
-		data = "";
-		len = 0;
+	if (*data == NULL) {
+		*data = "";
+		*len = 0;
 	}
-	const struct mime_part *part = find_part(msg, spec);
+	return find_part(msg, spec);
+}
+
+int section_fetch(const struct mime_message *msg, const char *data, size_t len,
+		  const struct section_spec *spec, struct section_result *res)
+{
+	const struct mime_part *part = section_begin(msg, &data, &len, spec, res);
 	int ret = 0;
 	if (part == NULL)
 		return 0; /* no such part: an empty string */
@@ -230,14 +239,8 @@ int section_fetch(const struct mime_message *msg, const char *data, size_t len,
 int section_binary(const struct mime_message *msg, const char *data, size_t len,
 		   const struct section_spec *spec, struct section_result *res, uint64_t *full_len)
 {
-	memset(res, 0, sizeof(*res));
-	res->data = "";
+	const struct mime_part *part = section_begin(msg, &data, &len, spec, res);
 	*full_len = 0;
-	if (data == NULL) {
-		data = "";
-		len = 0;
-	}
-	const struct mime_part *part = find_part(msg, spec);
 	if (part == NULL)
 		return 0;
 	uint64_t start = spec->path_len == 0 ? 0 : part->body_offset;
@@ -267,20 +270,33 @@ int section_binary(const struct mime_message *msg, const char *data, size_t len,
 	return 0;
 }
 
-void section_write_binary_name(struct agbuf *out, const struct section_spec *spec)
+/* `name` "[" then the part numbers, the start of a section's name. */
+static void write_name_start(struct agbuf *out, const char *name, const struct section_spec *spec)
 {
-	agbuf_puts(out, "BINARY[");
+	agbuf_puts(out, name);
+	agbuf_putc(out, '[');
 	for (size_t i = 0; i < spec->path_len; i++) {
 		if (i)
 			agbuf_putc(out, '.');
 		agbuf_put_u64(out, spec->path[i]);
 	}
+}
+
+/* "]" then the partial's "<offset>", the end of a section's name. */
+static void write_name_end(struct agbuf *out, const struct section_spec *spec)
+{
 	agbuf_putc(out, ']');
 	if (spec->partial) {
 		agbuf_putc(out, '<');
 		agbuf_put_u64(out, spec->partial_offset);
 		agbuf_putc(out, '>');
 	}
+}
+
+void section_write_binary_name(struct agbuf *out, const struct section_spec *spec)
+{
+	write_name_start(out, "BINARY", spec);
+	write_name_end(out, spec);
 }
 
 void section_result_free(struct section_result *res)
@@ -298,12 +314,7 @@ void section_write_name(struct agbuf *out, const struct section_spec *spec)
 		[SECTION_HEADER_FIELDS] = "HEADER.FIELDS", [SECTION_HEADER_FIELDS_NOT] = "HEADER.FIELDS.NOT",
 		[SECTION_TEXT] = "TEXT", [SECTION_MIME] = "MIME",
 	};
-	agbuf_puts(out, "BODY[");
-	for (size_t i = 0; i < spec->path_len; i++) {
-		if (i)
-			agbuf_putc(out, '.');
-		agbuf_put_u64(out, spec->path[i]);
-	}
+	write_name_start(out, "BODY", spec);
 	if (spec->kind != SECTION_BODY) {
 		if (spec->path_len)
 			agbuf_putc(out, '.');
@@ -320,12 +331,7 @@ void section_write_name(struct agbuf *out, const struct section_spec *spec)
 		}
 		agbuf_putc(out, ')');
 	}
-	agbuf_putc(out, ']');
-	if (spec->partial) {
-		agbuf_putc(out, '<');
-		agbuf_put_u64(out, spec->partial_offset);
-		agbuf_putc(out, '>');
-	}
+	write_name_end(out, spec);
 }
 
 void section_write_item(struct agbuf *out, const struct section_spec *spec,

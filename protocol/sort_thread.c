@@ -371,17 +371,25 @@ static int cmp_run(const void *pa, const void *pb)
 	return by_date(a->msgs, a->head, b->head);
 }
 
+/* For the steps that need two arrays: 0 when both were allocated, else
+ * -1 with both freed. */
+static int both_allocated(void *a, void *b)
+{
+	if (a != NULL && b != NULL)
+		return 0;
+	free(a);
+	free(b);
+	return -1;
+}
+
 int thread_orderedsubject(struct agbuf *out, const struct thread_msg *msgs, size_t n)
 {
 	if (n == 0)
 		return 0;
 	struct order *o = malloc(n * sizeof(*o));
 	struct run *runs = malloc(n * sizeof(*runs));
-	if (o == NULL || runs == NULL) {
-		free(o);
-		free(runs);
+	if (both_allocated(o, runs) < 0)
 		return -1;
-	}
 	for (size_t i = 0; i < n; i++)
 		o[i] = (struct order){ msgs, i };
 	qsort(o, n, sizeof(*o), cmp_subject_date);
@@ -446,14 +454,10 @@ static uint64_t hash_str(const char *s)
 
 static size_t ctr_new(struct tree *t, const char *id, size_t msg)
 {
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct ctr *c = realloc(t->c, cap * sizeof(*c));
-		if (c == NULL)
-			return NONE;
-		t->c = c;
-		t->cap = cap;
-	}
+	struct ctr *c = ag_array_room(t->c, t->n, &t->cap, sizeof(*c), 64);
+	if (c == NULL)
+		return NONE;
+	t->c = c;
 	t->c[t->n] = (struct ctr){ id, msg, NONE, NONE, NONE, msg };
 	return t->n++;
 }
@@ -509,11 +513,8 @@ static size_t *preorder(const struct tree *t, size_t *count)
 	size_t *order = malloc(t->n * sizeof(*order));
 	size_t *stack = malloc(t->n * sizeof(*stack));
 	size_t n = 0, sp = 0;
-	if (order == NULL || stack == NULL) {
-		free(order);
-		free(stack);
+	if (both_allocated(order, stack) < 0)
 		return NULL;
-	}
 	stack[sp++] = t->root;
 	while (sp > 0) {
 		size_t k = stack[--sp];
@@ -576,11 +577,8 @@ static int sort_siblings(struct tree *t)
 	size_t n;
 	size_t *order = preorder(t, &n);
 	struct sib *sib = malloc((t->n ? t->n : 1) * sizeof(*sib));
-	if (order == NULL || sib == NULL) {
-		free(order);
-		free(sib);
+	if (both_allocated(order, sib) < 0)
 		return -1;
-	}
 	for (size_t o = n; o-- > 0;) {
 		size_t k = order[o], m = 0;
 		for (size_t ch = t->c[k].child; ch != NONE; ch = t->c[ch].next) {
@@ -626,26 +624,35 @@ static struct subject_slot *subject_slot(struct subject_slot *table, size_t nslo
 	return &table[j];
 }
 
+/* The root's children in order, in a new array (NULL when out of
+ * memory); *count set. */
+static size_t *root_children(const struct tree *t, size_t *count)
+{
+	size_t n = 0;
+	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
+		n++;
+	size_t *kids = malloc((n ? n : 1) * sizeof(*kids));
+	*count = n;
+	if (kids != NULL) {
+		n = 0;
+		for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
+			kids[n++] = ch;
+	}
+	return kids;
+}
+
 static int gather_subjects(struct tree *t)
 {
-	size_t nroots = 0;
-	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
-		nroots++;
-	size_t *roots = malloc((nroots ? nroots : 1) * sizeof(*roots));
+	size_t nroots;
+	size_t *roots = root_children(t, &nroots);
 	size_t nslot = 16;
 	while (nslot < nroots * 2)
 		nslot *= 2;
 	struct subject_slot *table = malloc(nslot * sizeof(*table));
-	if (roots == NULL || table == NULL) {
-		free(roots);
-		free(table);
+	if (both_allocated(roots, table) < 0)
 		return -1;
-	}
 	for (size_t j = 0; j < nslot; j++)
 		table[j] = (struct subject_slot){ NULL, NONE };
-	size_t r = 0;
-	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
-		roots[r++] = ch;
 	const struct thread_msg *msgs = t->msgs;
 	/* (B) one thread per subject: a dummy before a message, a message
 	 * that is not a reply before one that is. The subject is kept with
@@ -723,21 +730,11 @@ struct witem {
 static int write_threads(struct agbuf *out, const struct tree *t)
 {
 	struct witem *stack = malloc((4 * t->n + 4) * sizeof(*stack));
-	if (stack == NULL)
+	size_t nk, *kids = root_children(t, &nk);
+	if (both_allocated(stack, kids) < 0)
 		return -1;
 	size_t sp = 0;
 	/* the root's children, each in parentheses */
-	size_t nkids = 0;
-	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
-		nkids++;
-	size_t *kids = malloc((nkids ? nkids : 1) * sizeof(*kids));
-	if (kids == NULL) {
-		free(stack);
-		return -1;
-	}
-	size_t nk = 0;
-	for (size_t ch = t->c[t->root].child; ch != NONE; ch = t->c[ch].next)
-		kids[nk++] = ch;
 	for (size_t k = nk; k-- > 0;) {
 		stack[sp++] = (struct witem){ W_CLOSE, 0 };
 		stack[sp++] = (struct witem){ W_NODE, kids[k] };
