@@ -20,6 +20,7 @@
 
 #include "host/ctl.h"
 #include "host/ctl_store.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
@@ -41,13 +42,10 @@ static const char *memory_driver(void)
 
 static void write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-	if (f == NULL) {
+	if (agt_write_file(path, text) != 0) {
 		perror(path);
 		exit(2);
 	}
-	fputs(text, f);
-	fclose(f);
 }
 
 /* A configuration over `driver` (a path), with `storage` lines, and the
@@ -66,11 +64,7 @@ static void write_conf(char *out, size_t len, const char *name, const char *driv
  * durability; the benchmark measures what a deployment gets). */
 static void setup_files(const char *synchronous)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-ctl-store-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		exit(2);
-	}
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "aerogram-ctl-store");
 	char p[512], st[512];
 	snprintf(p, sizeof(p), "%s/users.ini", tmpdir);
 	write_file(p, "[alice]\npassword = {PLAIN}a\n[bob]\npassword = {PLAIN}b\n[carol]\npassword = {PLAIN}c\n");
@@ -101,18 +95,10 @@ static void open_ctl(struct ctl *c, const char *conf)
 	}
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Removes the temporary directory and the stores in it. */
 static void cleanup_files(void)
 {
-	nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	agt_rm_rf(tmpdir);
 }
 
 /* ---- filling and comparing ---- */
@@ -601,28 +587,30 @@ static int bench(int n)
 	return 0;
 }
 
+static const struct agt_test tests[] = {
+	{ "undelete --since: ISO 8601 times and durations", test_parse_since },
+	{ "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume },
+	{ "copy-store into another driver (memory)", test_copy_other_driver },
+	{ "undelete end to end: a new process, since, the command, retention 0", test_undelete_end_to_end },
+	AGT_END,
+};
+
+/* under garage-emu: the copy into Garage, and undelete there */
+static const struct agt_test garage_tests[] = {
+	{ "copy-store sqlite to garage: stopped, resumed, nothing twice, verified", test_copy_resume },
+	{ "undelete on garage, from a new process", test_undelete_garage },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
 	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
 		return bench(atoi(argv[2]));
 	setup_files("normal");
-	CU_pSuite s = CU_add_suite("aerogramctl store commands", NULL, NULL);
-	if (conf_g[0]) {
-		/* under garage-emu: the copy into Garage, and undelete there */
+	if (conf_g[0])
 		dest_conf = conf_g;
-		CU_add_test(s, "copy-store sqlite to garage: stopped, resumed, nothing twice, verified",
-		            test_copy_resume);
-		CU_add_test(s, "undelete on garage, from a new process", test_undelete_garage);
-		int failed = agt_run();
-		if (failed == 0)
-			cleanup_files();
-		return failed;
-	}
-	CU_add_test(s, "undelete --since: ISO 8601 times and durations", test_parse_since);
-	CU_add_test(s, "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume);
-	CU_add_test(s, "copy-store into another driver (memory)", test_copy_other_driver);
-	CU_add_test(s, "undelete end to end: a new process, since, the command, retention 0", test_undelete_end_to_end);
+	agt_suite("aerogramctl store commands", NULL, NULL, conf_g[0] ? garage_tests : tests, NULL);
 	int failed = agt_run();
 	if (failed == 0)
 		cleanup_files(); /* kept for a look when something failed */

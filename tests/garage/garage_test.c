@@ -854,18 +854,59 @@ static void test_deleted_row_on_stale_replica(void)
 	       CU_get_number_of_failures() ? "FAILED" : "stays hidden");
 }
 
+static const struct agt_test garage_tests[] = {
+	{ "configuration errors and the secret file", test_config },
+	{ "watch with a token fires on a write", test_watch_token_fires_on_write },
+	{ "watch without a token: present row, later row", test_watch_null_token },
+	{ "watch timeout fires once with ETIMEDOUT", test_watch_timeout },
+	{ "released watch never fires", test_watch_release_before_fire },
+	{ "range watch: snapshot, marker, release", test_watch_range },
+	{ "200 watches on one thread", test_many_watches_one_thread },
+	{ "requests per ABI operation", test_request_counts },
+	{ "parallel blob_get timing", test_parallel_get_timing },
+	AGT_END,
+};
+
+static const struct agt_test retries_tests[] = {
+	{ "attempts per operation when every answer is 503", test_retry_policy },
+	{ "connection refused: even a tokenless insert is retried", test_connection_refused },
+	AGT_END,
+};
+
+static const struct agt_test paging_tests[] = {
+	{ "limit 0 follows nextStart for the unfinished queries only", test_follow_next_start },
+	AGT_END,
+};
+
+static const struct agt_test replicas_tests[] = {
+	{ "a row deleted on two replicas stays deleted", test_deleted_row_on_stale_replica },
+	AGT_END,
+};
+
+/* The suite the optional last argument names; the first, without one. */
+static const struct {
+	const char *name;
+	const struct agt_test *tests;
+} suites[] = {
+	{ "garage", garage_tests },
+	{ "retries", retries_tests },
+	{ "paging", paging_tests },
+	{ "replicas", replicas_tests },
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 7 && !(argc == 8 && (strcmp(argv[7], "retries") == 0 ||
-	                                 strcmp(argv[7], "paging") == 0 || strcmp(argv[7], "replicas") == 0))) {
+	int pick = argc == 7 ? 0 : -1;
+	for (int i = 1; argc == 8 && i < (int)(sizeof(suites) / sizeof(suites[0])); i++)
+		if (strcmp(argv[7], suites[i].name) == 0)
+			pick = i;
+	if (pick < 0) {
 		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
 		                "[retries|paging|replicas]\n");
 		return 2;
 	}
-	int retry_mode = argc == 8 && strcmp(argv[7], "retries") == 0;
-	int paging_mode = argc == 8 && strcmp(argv[7], "paging") == 0;
-	int replicas_mode = argc == 8 && strcmp(argv[7], "replicas") == 0;
+	int retry_mode = suites[pick].tests == retries_tests;
 	k2v_url = argv[2];
 	s3_url = argv[3];
 	bucket = argv[4];
@@ -893,36 +934,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "garage-test: open: %s\n", err);
 		return 2;
 	}
-	CU_pSuite s;
-	if (paging_mode) {
-		s = CU_add_suite("paging", NULL, NULL);
-		CU_add_test(s, "limit 0 follows nextStart for the unfinished queries only",
-		            test_follow_next_start);
-		goto run;
-	}
-	if (replicas_mode) {
-		s = CU_add_suite("replicas", NULL, NULL);
-		CU_add_test(s, "a row deleted on two replicas stays deleted", test_deleted_row_on_stale_replica);
-		goto run;
-	}
-	if (retry_mode) {
-		s = CU_add_suite("retries", NULL, NULL);
-		CU_add_test(s, "attempts per operation when every answer is 503", test_retry_policy);
-		CU_add_test(s, "connection refused: even a tokenless insert is retried",
-		            test_connection_refused);
-		goto run;
-	}
-	s = CU_add_suite("garage", NULL, NULL);
-	CU_add_test(s, "configuration errors and the secret file", test_config);
-	CU_add_test(s, "watch with a token fires on a write", test_watch_token_fires_on_write);
-	CU_add_test(s, "watch without a token: present row, later row", test_watch_null_token);
-	CU_add_test(s, "watch timeout fires once with ETIMEDOUT", test_watch_timeout);
-	CU_add_test(s, "released watch never fires", test_watch_release_before_fire);
-	CU_add_test(s, "range watch: snapshot, marker, release", test_watch_range);
-	CU_add_test(s, "200 watches on one thread", test_many_watches_one_thread);
-	CU_add_test(s, "requests per ABI operation", test_request_counts);
-	CU_add_test(s, "parallel blob_get timing", test_parallel_get_timing);
-run:;
+	agt_suite(suites[pick].name, NULL, NULL, suites[pick].tests, NULL);
 	int failed = agt_run();
 	drv->close(store);
 	curl_global_cleanup();

@@ -8,6 +8,7 @@
 #include "protocol/mime.h"
 #include "protocol/search_fields.h"
 #include "protocol/search_match.h"
+#include "tests/lib/cu_main.h"
 #include "tests/mime/test_search.h"
 
 static const char msg_text[] =
@@ -188,13 +189,17 @@ static void test_fields_agree_with_header_match(void)
 	mime_free(m);
 }
 
+static const struct agt_test tests[] = {
+	{ "header match after RFC 2047 decoding", test_header },
+	{ "body and text after transfer and charset decoding", test_body_and_text },
+	{ "dates by day", test_dates },
+	{ "sizes", test_sizes },
+	{ "header fields extracted once, matched many times", test_fields },
+	{ "extracted fields agree with the header match", test_fields_agree_with_header_match },
+	AGT_END,
+};
+
 void search_tests_add(void)
 {
-	CU_pSuite s = CU_add_suite("search", NULL, NULL);
-	CU_add_test(s, "header match after RFC 2047 decoding", test_header);
-	CU_add_test(s, "body and text after transfer and charset decoding", test_body_and_text);
-	CU_add_test(s, "dates by day", test_dates);
-	CU_add_test(s, "sizes", test_sizes);
-	CU_add_test(s, "header fields extracted once, matched many times", test_fields);
-	CU_add_test(s, "extracted fields agree with the header match", test_fields_agree_with_header_match);
+	agt_suite("search", NULL, NULL, tests, NULL);
 }

@@ -131,12 +131,16 @@ static void test_bounded_time(void)
 	CU_ASSERT(s < 5.0);
 }
 
+static const struct agt_test tests[] = {
+	{ "examples", test_examples },
+	{ "the same answers as the definition", test_against_reference },
+	{ "bounded time on backtracking traps", test_bounded_time },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite suite = CU_add_suite("list patterns", NULL, NULL);
-	CU_add_test(suite, "examples", test_examples);
-	CU_add_test(suite, "the same answers as the definition", test_against_reference);
-	CU_add_test(suite, "bounded time on backtracking traps", test_bounded_time);
+	agt_suite("list patterns", NULL, NULL, tests, NULL);
 	return agt_run();
 }

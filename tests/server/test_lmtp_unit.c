@@ -11,6 +11,7 @@
 #include "host/config_file.h"
 #include "host/lmtp_parse.h"
 #include "host/users.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
@@ -23,17 +24,6 @@ static int parse_users(const char *path, struct ag_users **users, char *err, siz
 	int rc = ag_users_parse(f, path, users, err, errlen);
 	fclose(f);
 	return rc;
-}
-
-static const char *write_file(const char *name, const char *text)
-{
-	static char path[512];
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
 }
 
 /* Parses `line`; returns NULL or the reply's first 9 characters ("501 5.5.4"). */
@@ -223,7 +213,7 @@ static void test_users_addresses(void)
 {
 	char err[512];
 	struct ag_users *users;
-	const char *path = write_file("users.ini",
+	const char *path = agt_file(tmpdir, "users.ini",
 		"[alice]\naddress = Alice.Smith@Other.NET a@x.org\npassword = {PLAIN}a\n\n"
 		"[Bob]\npassword = {PLAIN}b\n\n[carol]\npassword = {PLAIN}c\n[Carol]\npassword = {PLAIN}C\n");
 	CU_ASSERT_EQUAL_FATAL(parse_users(path, &users, err, sizeof(err)), 0);
@@ -259,7 +249,7 @@ static void test_users_addresses(void)
 		{ "address = a@x.org\n", "outside" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		path = write_file("bad.ini", bad[i].text);
+		path = agt_file(tmpdir, "bad.ini", bad[i].text);
 		err[0] = '\0';
 		CU_ASSERT_EQUAL(parse_users(path, &users, err, sizeof(err)), -1);
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].needle));
@@ -272,14 +262,14 @@ static void test_config(void)
 {
 	char err[512];
 	struct ag_config cfg;
-	const char *path = write_file("a.conf", "[storage]\ndriver = m\n");
+	const char *path = agt_file(tmpdir, "a.conf", "[storage]\ndriver = m\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_listen);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_domains);
 	CU_ASSERT_EQUAL(cfg.lmtp_max_recipients, 1000);
 	CU_ASSERT_EQUAL(cfg.lmtp_timeout, 300);
 	ag_config_free(&cfg);
-	path = write_file("b.conf", "[storage]\ndriver = m\n[lmtp]\nlisten = 127.0.0.1:2424 unix:/run/a/lmtp [::1]:24\n"
+	path = agt_file(tmpdir, "b.conf", "[storage]\ndriver = m\n[lmtp]\nlisten = 127.0.0.1:2424 unix:/run/a/lmtp [::1]:24\n"
 	                            "domains = Example.ORG example.net\nmax_recipients = 5\ntimeout = 60\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.lmtp_listen, "127.0.0.1:2424 unix:/run/a/lmtp [::1]:24");
@@ -288,7 +278,7 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(cfg.lmtp_timeout, 60);
 	ag_config_free(&cfg);
 	/* set but empty: off */
-	path = write_file("c.conf", "[storage]\ndriver = m\n[lmtp]\nlisten =\n");
+	path = agt_file(tmpdir, "c.conf", "[storage]\ndriver = m\n[lmtp]\nlisten =\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_listen);
 	ag_config_free(&cfg);
@@ -314,7 +304,7 @@ static void test_config(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[512];
 		snprintf(text, sizeof(text), "[storage]\ndriver = m\n\n%s", bad[i].text);
-		path = write_file("bad.conf", text);
+		path = agt_file(tmpdir, "bad.conf", text);
 		err[0] = '\0';
 		CU_ASSERT_EQUAL(ag_config_load(path, &cfg, err, sizeof(err)), -1);
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].needle));
@@ -323,22 +313,22 @@ static void test_config(void)
 	}
 }
 
+static const struct agt_test tests[] = {
+	{ "command lines, paths, parameters", test_commands },
+	{ "random command lines", test_random_lines },
+	{ "DATA: end and dot unstuffing in every split", test_data },
+	{ "users file: address key and lookups", test_users_addresses },
+	{ "configuration: [lmtp]", test_config },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-lmtp-unit-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		return 1;
-	CU_pSuite suite = CU_add_suite("lmtp", NULL, NULL);
-	CU_add_test(suite, "command lines, paths, parameters", test_commands);
-	CU_add_test(suite, "random command lines", test_random_lines);
-	CU_add_test(suite, "DATA: end and dot unstuffing in every split", test_data);
-	CU_add_test(suite, "users file: address key and lookups", test_users_addresses);
-	CU_add_test(suite, "configuration: [lmtp]", test_config);
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "aerogram-lmtp-unit");
+	agt_suite("lmtp", NULL, NULL, tests, NULL);
 	int failed = agt_run();
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
+	if (agt_rm_rf(tmpdir) != 0)
 		return 1;
 	return failed;
 }

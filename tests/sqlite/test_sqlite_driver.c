@@ -24,6 +24,7 @@
 
 #include "drivers/sqlite/sqlite_sql.h"
 #include "sdk/loader/ag_loader.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static const char *driver_path;
@@ -1559,14 +1560,6 @@ static void test_query_plans(void)
 	sqlite3_close(h);
 }
 
-static void rm_rf(const char *path)
-{
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", path);
-}
-
 /* Driver log lines: only warnings and errors. */
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
@@ -1575,6 +1568,30 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 	if (level <= AEROGRAM_LOG_WARNING)
 		fprintf(stderr, "%s: %s\n", tag ? tag : "host", message);
 }
+
+static const struct agt_test tests[] = {
+	{ "configuration keys are checked", test_config },
+	{ "tokens supersede exactly what was read", test_causality },
+	{ "ranges, prefixes, reverse, limits, deletes", test_ranges },
+	{ "blobs inline and in files, copy, delete, list", test_blobs },
+	{ "orphan blob files are swept", test_orphan_sweep },
+	{ "watches in one process", test_watch_local },
+	{ "range watches with markers", test_watch_range },
+	{ "local commits are matched with watches in memory", test_watch_local_commits },
+	{ "two processes write, a third watches", test_multi_process },
+	{ "compare-and-set across processes and threads", test_cas_processes },
+	{ "queued writes share a commit; a failed call rolls back alone", test_group_commit },
+	{ "blob writes and deletes sync nothing, row writes do", test_deferred_blob_syncs },
+	{ "a storm of concurrent writers: every call returns committed", test_group_storm },
+	{ "checkpoints keep the WAL short", test_checkpoints },
+	{ "processes opening a new file at once all succeed", test_concurrent_open },
+	{ "schema version is checked", test_schema_version },
+	{ "a file of schema version 1 is migrated", test_schema_migration },
+	{ "a locked database is UNAVAILABLE", test_busy },
+	{ "a damaged file is EINTERNAL", test_corrupt },
+	{ "statements search indexes", test_query_plans },
+	AGT_END,
+};
 
 int main(int argc, char **argv)
 {
@@ -1606,38 +1623,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	driver_path = argv[1];
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/agsqlite.XXXXXX", t && *t ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return 1;
-	}
-	CU_pSuite s = CU_add_suite("sqlite driver", NULL, NULL);
-	CU_add_test(s, "configuration keys are checked", test_config);
-	CU_add_test(s, "tokens supersede exactly what was read", test_causality);
-	CU_add_test(s, "ranges, prefixes, reverse, limits, deletes", test_ranges);
-	CU_add_test(s, "blobs inline and in files, copy, delete, list", test_blobs);
-	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
-	CU_add_test(s, "watches in one process", test_watch_local);
-	CU_add_test(s, "range watches with markers", test_watch_range);
-	CU_add_test(s, "local commits are matched with watches in memory", test_watch_local_commits);
-	CU_add_test(s, "two processes write, a third watches", test_multi_process);
-	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
-	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
-	            test_group_commit);
-	CU_add_test(s, "blob writes and deletes sync nothing, row writes do", test_deferred_blob_syncs);
-	CU_add_test(s, "a storm of concurrent writers: every call returns committed", test_group_storm);
-	CU_add_test(s, "checkpoints keep the WAL short", test_checkpoints);
-	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
-	CU_add_test(s, "schema version is checked", test_schema_version);
-	CU_add_test(s, "a file of schema version 1 is migrated", test_schema_migration);
-	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
-	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
-	CU_add_test(s, "statements search indexes", test_query_plans);
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "agsqlite");
+	agt_suite("sqlite driver", NULL, NULL, tests, NULL);
 	int failures = agt_run();
-	if (failures == 0)
-		rm_rf(tmpdir);
-	else
+	if (failures != 0)
 		fprintf(stderr, "databases kept in %s\n", tmpdir);
+	else if (agt_rm_rf(tmpdir) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
 	return failures;
 }
