@@ -25,6 +25,39 @@ struct ag_driver *eu_load_memory(void)
 	return drv;
 }
 
+uint64_t eu_rnd(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int eu_seed_args(int argc, char **argv, const char *flag, int *flag_set, struct eu_seeds *out)
+{
+	*out = (struct eu_seeds){ .first = 1, .count = 1000 };
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
+			out->count = strtoull(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
+			out->first = strtoull(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+			out->first = strtoull(argv[++i], NULL, 10);
+			out->one = 1;
+		} else if (flag != NULL && strcmp(argv[i], flag) == 0) {
+			*flag_set = 1;
+		} else if (strcmp(argv[i], "-v") == 0) {
+			out->verbose = 1;
+			eu_verbose = 1;
+		} else {
+			fprintf(stderr, "usage: %s [--seeds N] [--first S] [--seed S]%s%s%s [-v]\n", argv[0],
+			        flag ? " [" : "", flag ? flag : "", flag ? "]" : "");
+			return 2;
+		}
+	}
+	return 0;
+}
+
 uint64_t eu_clock_ms(void *arg)
 {
 	struct eu_clock *c = arg;
@@ -76,6 +109,15 @@ int eu_suite_turns(void)
 {
 	eu_no_cas = 1;
 	return 0;
+}
+
+void eu_add_suites(const char *name, const struct agt_test *tests, const CU_TestFunc *cas_only,
+                   const CU_TestFunc *turns_only)
+{
+	char turns[256];
+	snprintf(turns, sizeof(turns), "%s, without conditional writes", name);
+	agt_suite(name, eu_suite_cas, NULL, tests, turns_only);
+	agt_suite(turns, eu_suite_turns, NULL, tests, cas_only);
 }
 
 void eu_env_open_with(struct eu_env *e, uint64_t seed, uint64_t hide, uint64_t retention_ms)
@@ -203,63 +245,50 @@ struct uidx_op *eu_del_op(size_t n)
 	return d;
 }
 
-/* Decodes an op or a state and frees what it got: the decoding's result. */
-static int op_decode_free(const uint8_t *p, size_t len)
+/* Decodes an op (state 0) or a checkpoint (1), frees what it got and
+ * returns the decoding's result; a refused op leaves nothing behind. */
+static int decode_free(int state, const uint8_t *p, size_t len)
 {
-	struct uidx_op *x = NULL;
-	int rc = codec_op_decode(p, len, &x);
-	if (rc == 0)
-		uidx_op_free(x);
-	else
-		CU_ASSERT_PTR_NULL(x);
+	struct uidx_op *op = NULL;
+	struct uidx_state *st = NULL;
+	int rc = state ? codec_state_decode(p, len, &st) : codec_op_decode(p, len, &op);
+	CU_ASSERT(rc == 0 || op == NULL);
+	uidx_op_free(op);
+	uidx_free(st);
 	return rc;
 }
 
-static int state_decode_free(const uint8_t *p, size_t len)
-{
-	struct uidx_state *x = NULL;
-	int rc = codec_state_decode(p, len, &x);
-	if (rc == 0)
-		uidx_free(x);
-	return rc;
-}
-
-static void check_damage(struct cbuf *b, uint8_t flip, int (*decode_free)(const uint8_t *, size_t))
+static void check_damage(struct cbuf *b, uint8_t flip, int state)
 {
 	for (size_t cut = 0; cut < b->len; cut++)
-		CU_ASSERT_NOT_EQUAL(decode_free(b->p, cut), 0);
+		CU_ASSERT_NOT_EQUAL(decode_free(state, b->p, cut), 0);
 	for (size_t i = 0; i < b->len; i++) {
 		uint8_t save = b->p[i];
 		b->p[i] ^= flip;
-		decode_free(b->p, b->len);
+		decode_free(state, b->p, b->len);
 		b->p[i] = save;
 	}
 }
 
 void eu_check_op_damage(struct cbuf *b)
 {
-	check_damage(b, 0x5a, op_decode_free);
+	check_damage(b, 0x5a, 0);
 }
 
 void eu_check_state_damage(struct cbuf *b)
 {
-	check_damage(b, 0xa5, state_decode_free);
+	check_damage(b, 0xa5, 1);
 }
 
-struct uidx_op *eu_op_roundtrip(const struct uidx_op *op, int version, struct cbuf *b)
-{
-	CU_ASSERT_EQUAL_FATAL(codec_op_encode(op, b), 0);
-	CU_ASSERT_EQUAL(b->p[1], version);
-	struct uidx_op *d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_op_decode(b->p, b->len, &d), 0);
-	return d;
-}
-
-struct uidx_state *eu_state_roundtrip(const struct uidx_state *s, int version, struct cbuf *b)
-{
-	CU_ASSERT_EQUAL_FATAL(codec_state_encode(s, b), 0);
-	CU_ASSERT_EQUAL(b->p[1], version);
-	struct uidx_state *d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b->p, b->len, &d), 0);
-	return d;
-}
+/* The round trips of ops and of checkpoints: one body, two types. */
+#define EU_ROUNDTRIP(fn, type, encode, decode)                                  \
+	type *fn(const type *x, int version, struct cbuf *b)                    \
+	{                                                                       \
+		CU_ASSERT_EQUAL_FATAL(encode(x, b), 0);                         \
+		CU_ASSERT_EQUAL(b->p[1], version);                              \
+		type *d = NULL;                                                 \
+		CU_ASSERT_EQUAL_FATAL(decode(b->p, b->len, &d), 0);             \
+		return d;                                                       \
+	}
+EU_ROUNDTRIP(eu_op_roundtrip, struct uidx_op, codec_op_encode, codec_op_decode)
+EU_ROUNDTRIP(eu_state_roundtrip, struct uidx_state, codec_state_encode, codec_state_decode)

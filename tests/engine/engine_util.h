@@ -8,6 +8,7 @@
 
 #include "host/mail/mail.h"
 #include "sdk/wrappers/ag_wrap.h"
+#include "tests/lib/cu_main.h"
 
 /* Loads build/drivers/aerogram_memory.so (or $AG_MEMORY_DRIVER) with a new,
  * empty store. Exits the test program on failure. */
@@ -27,6 +28,19 @@ struct mail_engine_options eu_options(struct eu_clock *clock, uint64_t seed);
 extern unsigned long eu_warnings;
 extern int eu_verbose;
 
+/* The seeds a simulation runs, from its options: --seeds N (1000), --first S
+ * (1), --seed S (that one only, verbose), -v (verbose, the engines' log too)
+ * and the program's own flag (NULL: none), which sets *flag_set. Prints the
+ * usage and returns 2 on anything else; 0. */
+/* The simulations' random numbers: splitmix64 over *state. */
+uint64_t eu_rnd(uint64_t *state);
+
+struct eu_seeds {
+	uint64_t first, count;
+	int one, verbose;
+};
+int eu_seed_args(int argc, char **argv, const char *flag, int *flag_set, struct eu_seeds *out);
+
 /* An engine over a fresh memory store, through the fault wrapper (hidden
  * capabilities, injected failures) under the counting wrapper. */
 struct eu_env {
@@ -43,6 +57,11 @@ struct eu_env {
 extern int eu_no_cas;
 int eu_suite_cas(void);
 int eu_suite_turns(void);
+/* Adds the suites NAME (with conditional writes) and "NAME, without
+ * conditional writes" over one table of tests; each leaves out the tests
+ * of the other's list (NULL-terminated, or NULL). */
+void eu_add_suites(const char *name, const struct agt_test *tests, const CU_TestFunc *cas_only,
+                   const CU_TestFunc *turns_only);
 
 /* Opens an environment whose store hides these capability bits (and
  * conditional writes when eu_no_cas), whose engine keeps expunged messages

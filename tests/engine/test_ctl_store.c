@@ -388,20 +388,41 @@ static void test_copy_other_driver(void)
 	ctl_close(&a);
 }
 
+/* The mailbox, synced, holds n messages. */
+static void check_exists(struct mail_engine *eng, const char *user, const char *box, uint32_t n)
+{
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, user, box, &mb), 0);
+	mail_mailbox_sync(mb);
+	struct mail_status s;
+	mail_mailbox_status(mb, &s);
+	CU_ASSERT_EQUAL(s.exists, n);
+	mail_mailbox_close(mb);
+}
+
+/* Expunges the messages at these two sequence numbers (the second at most
+ * EXISTS) of a mailbox; returns EXISTS before. */
+static uint32_t expunge_two(struct mail_engine *eng, const char *user, const char *box, uint32_t seq1, uint32_t seq2)
+{
+	struct mail_mailbox *mb;
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, user, box, &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t n0 = mail_view_exists(v);
+	CU_ASSERT_FATAL(seq1 < seq2 && seq2 <= n0);
+	uint32_t uids[] = { mail_view_uid(v, seq1), mail_view_uid(v, seq2) };
+	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	return n0;
+}
+
 static void test_undelete_end_to_end(void)
 {
 	struct ctl a;
 	open_ctl(&a, conf_a);
 	CU_ASSERT_EQUAL(a.config.expunge_retention_s, 7 * 86400); /* the default */
-	struct mail_mailbox *mb;
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n0 = mail_view_exists(v);
-	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 2) };
-	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
-	mail_view_close(v);
-	mail_mailbox_close(mb);
+	uint32_t n0 = expunge_two(a.engine, "bob", "Sent", 1, 2);
 	/* a new process (ctl) finds them in the store */
 	ctl_close(&a);
 	open_ctl(&a, conf_a);
@@ -420,12 +441,11 @@ static void test_undelete_end_to_end(void)
 	fclose(out);
 	CU_ASSERT_EQUAL(ctl_undelete(a.engine, "bob", "Sent", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	mail_mailbox_sync(mb);
-	struct mail_status s;
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
+	check_exists(a.engine, "bob", "Sent", n0);
 	/* since: an expunge now, then only what came after a time is back */
+	struct mail_mailbox *mb;
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
 	uint32_t one = mail_view_uid(v, 1);
 	CU_ASSERT_EQUAL(mail_expunge(v, &one, 1), 0);
@@ -452,11 +472,7 @@ static void test_undelete_end_to_end(void)
 	fclose(stderr);
 	stdout = saved;
 	stderr = err_saved;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	mail_mailbox_sync(mb);
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
-	mail_mailbox_close(mb);
+	check_exists(a.engine, "bob", "Sent", n0);
 	/* a store whose retention is 0 keeps nothing to undelete */
 	struct ctl b;
 	open_ctl(&b, conf_b);
@@ -479,16 +495,8 @@ static void test_undelete_garage(void)
 {
 	struct ctl g;
 	open_ctl(&g, conf_g);
-	struct mail_mailbox *mb;
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n0 = mail_view_exists(v);
+	uint32_t n0 = expunge_two(g.engine, "alice", "INBOX", 1, 3);
 	CU_ASSERT(n0 > 3);
-	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 3) };
-	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
-	mail_view_close(v);
-	mail_mailbox_close(mb);
 	ctl_close(&g);
 	open_ctl(&g, conf_g);
 	size_t restored = 0;
@@ -497,12 +505,7 @@ static void test_undelete_garage(void)
 	CU_ASSERT_EQUAL(restored, 2);
 	CU_ASSERT_EQUAL(ctl_undelete(g.engine, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
-	mail_mailbox_sync(mb);
-	struct mail_status s;
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
-	mail_mailbox_close(mb);
+	check_exists(g.engine, "alice", "INBOX", n0);
 	/* and the source still equals it */
 	struct ctl a;
 	open_ctl(&a, conf_a);

@@ -953,6 +953,15 @@ static void test_view_defer_expunge(void)
 
 /* ----------------------------------------------------------- round trips */
 
+/* Prints a line: the title, then "name a/b" for each of n counters. */
+static void print_counts(const char *title, size_t n, const char *const *names, const uint64_t *a, const uint64_t *b)
+{
+	printf("\n  %s:", title);
+	for (size_t i = 0; i < n; i++)
+		printf(" %s %llu/%llu", names[i], (unsigned long long)a[i], (unsigned long long)b[i]);
+	printf("\n");
+}
+
 struct cost {
 	uint64_t open, append, store, list, bodies;
 };
@@ -1031,12 +1040,10 @@ static void test_round_trips(void)
 	struct cost small, big;
 	measure(100, &small);
 	measure(1000, &big);
-	printf("\n  driver calls (100 / 1000 messages): open %llu/%llu append %llu/%llu store-all %llu/%llu "
-	       "list %llu/%llu bodies(50) %llu/%llu\n",
-	       (unsigned long long)small.open, (unsigned long long)big.open, (unsigned long long)small.append,
-	       (unsigned long long)big.append, (unsigned long long)small.store, (unsigned long long)big.store,
-	       (unsigned long long)small.list, (unsigned long long)big.list, (unsigned long long)small.bodies,
-	       (unsigned long long)big.bodies);
+	const char *const names[] = { "open", "append", "store-all", "list", "bodies(50)" };
+	const uint64_t s[] = { small.open, small.append, small.store, small.list, small.bodies };
+	const uint64_t b[] = { big.open, big.append, big.store, big.list, big.bodies };
+	print_counts("driver calls (100 / 1000 messages)", 5, names, s, b);
 	/* none of these grows with the number of messages */
 	CU_ASSERT_EQUAL(small.append, big.append);
 	CU_ASSERT_EQUAL(small.store, big.store);
@@ -1139,13 +1146,12 @@ static void test_rows_per_command(void)
 	struct reads a, b;
 	reads_after(1000, &a);
 	reads_after(10000, &b);
-	printf("\n  rows read after 1,000 / 10,000 flag changes: NOOP %llu/%llu (log %llu/%llu) STATUS %llu/%llu "
-	       "SELECT %llu/%llu STORE %llu/%llu APPEND %llu/%llu cold SELECT %llu/%llu\n",
-	       (unsigned long long)a.noop_rows, (unsigned long long)b.noop_rows, (unsigned long long)a.noop_log,
-	       (unsigned long long)b.noop_log, (unsigned long long)a.status_rows, (unsigned long long)b.status_rows,
-	       (unsigned long long)a.select_rows, (unsigned long long)b.select_rows, (unsigned long long)a.store_rows,
-	       (unsigned long long)b.store_rows, (unsigned long long)a.append_rows, (unsigned long long)b.append_rows,
-	       (unsigned long long)a.cold_select_rows, (unsigned long long)b.cold_select_rows);
+	const char *const names[] = { "NOOP", "log", "STATUS", "SELECT", "STORE", "APPEND", "cold SELECT" };
+	const uint64_t x[] = { a.noop_rows, a.noop_log, a.status_rows, a.select_rows, a.store_rows, a.append_rows,
+		               a.cold_select_rows };
+	const uint64_t y[] = { b.noop_rows, b.noop_log, b.status_rows, b.select_rows, b.store_rows, b.append_rows,
+		               b.cold_select_rows };
+	print_counts("rows read after 1,000 / 10,000 flag changes", 7, names, x, y);
 	/* a NOOP on an unchanged mailbox reads no log row (the watch row only) */
 	CU_ASSERT_EQUAL(a.noop_log, 0);
 	CU_ASSERT_EQUAL(b.noop_log, 0);
@@ -2827,8 +2833,7 @@ static const CU_TestFunc turns_only[] = { test_unannounced_late_add, NULL };
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	agt_suite("engine", eu_suite_cas, NULL, tests, turns_only);
-	/* the same tests over a store without conditional writes (as Garage) */
-	agt_suite("engine, without conditional writes", eu_suite_turns, NULL, tests, cas_only);
+	/* the same tests over a store without conditional writes too (as Garage) */
+	eu_add_suites("engine", tests, cas_only, turns_only);
 	return agt_run();
 }

@@ -399,7 +399,6 @@ static const CU_TestFunc codec[] = { test_codec_sizes, NULL };
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	agt_suite("usage", eu_suite_cas, NULL, tests, NULL);
-	agt_suite("usage, without conditional writes", eu_suite_turns, NULL, tests, codec);
+	eu_add_suites("usage", tests, codec, NULL);
 	return agt_run();
 }
