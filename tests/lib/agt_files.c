@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void agt_tmpdir(char *out, size_t len, const char *name)
 {
@@ -51,6 +52,21 @@ const char *agt_file(const char *dir, const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	CU_ASSERT_EQUAL_FATAL(agt_write_file(path, text), 0);
 	return path;
+}
+
+void agt_check_refusals(const char *dir, const char *name, const char *prefix, const struct agt_refusal *r,
+                        size_t n, int (*load)(const char *path, char *err, size_t errlen))
+{
+	for (size_t i = 0; i < n; i++) {
+		char text[4096], err[512] = "";
+		snprintf(text, sizeof(text), "%s%s", prefix ? prefix : "", r[i].text);
+		const char *path = agt_file(dir, name, text);
+		CU_ASSERT_EQUAL(load(path, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, r[i].needle));
+		if (strstr(err, r[i].needle) == NULL)
+			fprintf(stderr, "%s %zu: '%s'\n", name, i, err);
+	}
 }
 
 char *agt_read_file(const char *path, size_t *len)

@@ -20,6 +20,18 @@ int agt_write_file(const char *path, const char *text);
  * the next call); a fatal CUnit failure when it cannot. */
 const char *agt_file(const char *dir, const char *name, const char *text);
 
+/* A text that a loader must refuse, and what its error must contain. */
+struct agt_refusal {
+	const char *text;
+	const char *needle;
+};
+
+/* In a test, for each of the n refusals: writes prefix (NULL: none) and
+ * the text into DIR/NAME and checks that load fails (-1) with an error of
+ * one line that contains the needle; prints the error that does not. */
+void agt_check_refusals(const char *dir, const char *name, const char *prefix, const struct agt_refusal *r,
+                        size_t n, int (*load)(const char *path, char *err, size_t errlen));
+
 /* The whole of a file, NUL-terminated (*len, when not NULL, without the
  * NUL), to free(); NULL when it cannot be read. */
 char *agt_read_file(const char *path, size_t *len);
