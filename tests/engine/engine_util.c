@@ -213,10 +213,18 @@ uint32_t *eu_view_uids(struct mail_view *v, uint32_t *n)
 {
 	*n = mail_view_exists(v);
 	uint32_t *uids = malloc((*n + 1) * sizeof(uint32_t));
-	CU_ASSERT_FATAL(uids != NULL);
 	for (uint32_t i = 0; i < *n; i++)
 		uids[i] = mail_view_uid(v, i + 1);
 	return uids;
+}
+
+uint32_t *eu_view_open_uids(struct mail_mailbox *mb, struct mail_view **v, uint32_t *n)
+{
+	*v = NULL;
+	*n = 0;
+	if (mail_view_open(mb, 0, v) != 0)
+		return NULL;
+	return eu_view_uids(*v, n);
 }
 
 void eu_check_fresh_engine(struct eu_env *e, uint64_t seed, const char *user, const char *name,

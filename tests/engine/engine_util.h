@@ -87,8 +87,11 @@ struct mail_mailbox *eu_box(struct mail_engine *eng, const char *user, const cha
 /* A view of mb that claims no \Recent; a fatal CUnit failure otherwise. */
 struct mail_view *eu_view(struct mail_mailbox *mb);
 /* The UIDs of the view's messages in order (*n of them, room for n + 1),
- * to free(). */
+ * to free(); the simulations use it too. */
 uint32_t *eu_view_uids(struct mail_view *v, uint32_t *n);
+/* A view of mb (claiming no \Recent) in *v, and its UIDs as eu_view_uids
+ * gives them; NULL when the view does not open. */
+uint32_t *eu_view_open_uids(struct mail_mailbox *mb, struct mail_view **v, uint32_t *n);
 /* Opens the user's mailbox name in a new engine on e's store and checks
  * that it sees what mb (the same mailbox) sees: EXISTS, UIDNEXT. */
 void eu_check_fresh_engine(struct eu_env *e, uint64_t seed, const char *user, const char *name,

@@ -271,16 +271,14 @@ static int same_state(const struct uidx_state *x, const struct uidx_state *y)
 static void tokens_of(struct sim *s, struct mail_mailbox *mb, int *engine_of, int *index_of, uint32_t *uids,
                       size_t *n_out)
 {
-	struct mail_view *v = NULL;
+	struct mail_view *v;
+	uint32_t n;
+	uint32_t *u = eu_view_open_uids(mb, &v, &n);
 	*n_out = 0;
-	if (mail_view_open(mb, 0, &v) != 0) {
+	if (u == NULL) {
 		FAIL(s, "final view failed");
 		return;
 	}
-	uint32_t n = mail_view_exists(v);
-	uint32_t *u = malloc((n + 1) * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		u[i] = mail_view_uid(v, i + 1);
 	struct mail_summary *sm = NULL;
 	if (mail_summaries(v, u, n, &sm) != 0) {
 		FAIL(s, "final summaries failed");

@@ -477,15 +477,13 @@ static void check_final_obs(struct sim *s, const struct uidx_state *f, int b)
 
 static void check_contents(struct sim *s, struct mail_mailbox *mb, int is_inbox)
 {
-	struct mail_view *v = NULL;
-	if (mail_view_open(mb, 0, &v) != 0) {
+	struct mail_view *v;
+	uint32_t n;
+	uint32_t *uids = eu_view_open_uids(mb, &v, &n);
+	if (uids == NULL) {
 		FAIL(s, "final view open failed");
 		return;
 	}
-	uint32_t n = mail_view_exists(v);
-	uint32_t *uids = malloc((n + 1) * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		uids[i] = mail_view_uid(v, i + 1);
 	struct mail_summary *sm = NULL;
 	struct mail_body *bd = NULL;
 	int count[MAX_TOKENS] = { 0 };

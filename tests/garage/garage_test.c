@@ -210,6 +210,22 @@ static int wait_fired(struct watch_rec *w)
 	return calls_of(w);
 }
 
+/* Watches p/sk (with tok, or none) until it fires, value (when not NULL)
+ * written to the row 100 ms after the watch began; then releases it. */
+static void watch_row_fired(const char *p, const char *sk, const char *tok, const char *value)
+{
+	struct watch_rec rec;
+	watch_rec_init(&rec);
+	struct aerogram_watch *wa;
+	CU_ASSERT_EQUAL_FATAL(drv->row_watch(store, p, sk, tok, 30000, on_watch, &rec, &wa), 0);
+	if (value) {
+		sleep_ms(100);
+		CU_ASSERT_EQUAL(put_row(p, sk, value, tok), 0);
+	}
+	wait_fired(&rec);
+	drv->row_watch_release(store, wa);
+}
+
 /* ---- configuration ---- */
 
 static int try_open(const struct aerogram_config_entry *cfg, size_t n, char *err, size_t errlen)
@@ -521,32 +537,19 @@ static void test_request_counts(void)
 	stats_reset();
 	struct watch_rec rec;
 	watch_rec_init(&rec);
-	struct aerogram_watch *wa;
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "k000", tok, 30000, on_watch, &rec, &wa), 0);
-	sleep_ms(100);
-	CU_ASSERT_EQUAL(put_row(p, "k000", "changed", tok), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "k000", tok, "changed");
 	expect_requests("row_watch with a token, fired by a write (+ the write)",
 	                "InsertBatch=1 PollItem=1");
 	free(tok);
 
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "k001", NULL, 30000, on_watch, &rec, &wa), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "k001", NULL, NULL);
 	expect_requests("row_watch without a token, row present", "ReadItem=1");
 
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "new", NULL, 30000, on_watch, &rec, &wa), 0);
-	sleep_ms(100);
-	CU_ASSERT_EQUAL(put_row(p, "new", "v", NULL), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "new", NULL, "v");
 	expect_requests("row_watch without a token, row written later (+ the write)",
 	                "ReadItem=1 InsertBatch=1 PollItem=1");
 
-	watch_rec_init(&rec);
+	struct aerogram_watch *wa;
 	CU_ASSERT_EQUAL(drv->row_watch_range(store, p, NULL, NULL, NULL, NULL, 30000, on_watch,
 	                                     &rec, &wa),
 	                0);

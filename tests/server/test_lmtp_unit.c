@@ -58,19 +58,11 @@ static void test_commands(void)
 	CU_ASSERT_PTR_NULL(parse("LHLO mta.example.org", &c));
 	CU_ASSERT_EQUAL(c.verb, LMTP_LHLO);
 	CU_ASSERT_EQUAL(c.arg_len, 15);
-	CU_ASSERT_STRING_EQUAL(parse("LHLO", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("EHLO x", &c), "500 5.5.1");
-	CU_ASSERT_STRING_EQUAL(parse("HELO x", &c), "500 5.5.1");
-	CU_ASSERT_STRING_EQUAL(parse("BDAT 10", &c), "500 5.5.1");
-	CU_ASSERT_STRING_EQUAL(parse("", &c), "500 5.5.1");
-	CU_ASSERT_STRING_EQUAL(parse("NOOP\x01", &c), "500 5.5.2");
 	CU_ASSERT_PTR_NULL(parse("data", &c));
 	CU_ASSERT_EQUAL(c.verb, LMTP_DATA);
-	CU_ASSERT_STRING_EQUAL(parse("DATA now", &c), "501 5.5.4");
 	CU_ASSERT_PTR_NULL(parse("NOOP anything", &c));
 	CU_ASSERT_PTR_NULL(parse("RSET", &c));
 	CU_ASSERT_PTR_NULL(parse("QUIT", &c));
-	CU_ASSERT_STRING_EQUAL(parse("VRFY", &c), "501 5.5.4");
 	CU_ASSERT_PTR_NULL(parse("VRFY bob", &c));
 
 	CU_ASSERT_PTR_NULL(parse("MAIL FROM:<a@b.org>", &c));
@@ -90,22 +82,6 @@ static void test_commands(void)
 	CU_ASSERT_PTR_NULL(parse("MAIL FROM:<\"john doe\"@b.org>", &c));
 	CU_ASSERT_STRING_EQUAL(c.path, "\"john doe\"@b.org");
 	CU_ASSERT_PTR_NULL(parse("MAIL FROM:<a@[192.0.2.1]>", &c));
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:a@b.org", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL TO:<a@b.org>", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a b@b.org>", &c), "501 5.1.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b..org>", &c), "501 5.1.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@-b.org>", &c), "501 5.1.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a.@b.org>", &c), "501 5.1.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<postmaster>", &c), "501 5.1.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<\xc3\xa9@b.org>", &c), "553 5.6.7");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org> SIZE=12x", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org> SIZE=1 SIZE=2", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org> BODY=BINARYMIME", &c), "501 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org> SMTPUTF8", &c), "555 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org>SIZE=1", &c), "501 5.5.4");
-	/* the path ends at the first '>' outside quotes */
-	CU_ASSERT_STRING_EQUAL(parse("MAIL FROM:<a@b.org>>", &c), "501 5.5.4");
 
 	CU_ASSERT_PTR_NULL(parse("RCPT TO:<Bob@Example.ORG>", &c));
 	CU_ASSERT_EQUAL(c.verb, LMTP_RCPT);
@@ -113,12 +89,50 @@ static void test_commands(void)
 	CU_ASSERT_EQUAL(c.path_len, 15);
 	CU_ASSERT_PTR_NULL(parse("RCPT TO:<Postmaster>  ", &c));
 	CU_ASSERT_STRING_EQUAL(c.path, "Postmaster");
-	CU_ASSERT_STRING_EQUAL(parse("RCPT TO:<>", &c), "501 5.1.3");
-	CU_ASSERT_STRING_EQUAL(parse("RCPT TO:<bob>", &c), "501 5.1.3");
-	CU_ASSERT_STRING_EQUAL(parse("RCPT TO:<a@b.org> NOTIFY=NEVER", &c), "555 5.5.4");
-	CU_ASSERT_STRING_EQUAL(parse("RCPT FROM:<a@b.org>", &c), "501 5.5.4");
-	/* no CR or LF can reach a header field */
-	CU_ASSERT_STRING_EQUAL(parse("RCPT TO:<a\r\nX: y@b.org>", &c), "500 5.5.2");
+
+	/* refused, and the reply's code */
+	static const struct {
+		const char *line, *code;
+	} refused[] = {
+		{ "LHLO", "501 5.5.4" },
+		{ "EHLO x", "500 5.5.1" },
+		{ "HELO x", "500 5.5.1" },
+		{ "BDAT 10", "500 5.5.1" },
+		{ "", "500 5.5.1" },
+		{ "NOOP\x01", "500 5.5.2" },
+		{ "DATA now", "501 5.5.4" },
+		{ "VRFY", "501 5.5.4" },
+		{ "MAIL FROM:a@b.org", "501 5.5.4" },
+		{ "MAIL TO:<a@b.org>", "501 5.5.4" },
+		{ "MAIL FROM:<a@b.org", "501 5.5.4" },
+		{ "MAIL FROM:<a b@b.org>", "501 5.1.7" },
+		{ "MAIL FROM:<a@b..org>", "501 5.1.7" },
+		{ "MAIL FROM:<a@-b.org>", "501 5.1.7" },
+		{ "MAIL FROM:<a.@b.org>", "501 5.1.7" },
+		{ "MAIL FROM:<postmaster>", "501 5.1.7" },
+		{ "MAIL FROM:<\xc3\xa9@b.org>", "553 5.6.7" },
+		{ "MAIL FROM:<a@b.org> SIZE=12x", "501 5.5.4" },
+		{ "MAIL FROM:<a@b.org> SIZE=1 SIZE=2", "501 5.5.4" },
+		{ "MAIL FROM:<a@b.org> BODY=BINARYMIME", "501 5.5.4" },
+		{ "MAIL FROM:<a@b.org> SMTPUTF8", "555 5.5.4" },
+		{ "MAIL FROM:<a@b.org>SIZE=1", "501 5.5.4" },
+		/* the path ends at the first '>' outside quotes */
+		{ "MAIL FROM:<a@b.org>>", "501 5.5.4" },
+		{ "RCPT TO:<>", "501 5.1.3" },
+		{ "RCPT TO:<bob>", "501 5.1.3" },
+		{ "RCPT TO:<a@b.org> NOTIFY=NEVER", "555 5.5.4" },
+		{ "RCPT FROM:<a@b.org>", "501 5.5.4" },
+		/* no CR or LF can reach a header field */
+		{ "RCPT TO:<a\r\nX: y@b.org>", "500 5.5.2" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *code = parse(refused[i].line, &c);
+		CU_ASSERT_PTR_NOT_NULL(code);
+		CU_ASSERT_STRING_EQUAL(code ? code : "", refused[i].code);
+		if (code == NULL || strcmp(code, refused[i].code) != 0)
+			fprintf(stderr, "'%s': %s, not %s\n", refused[i].line, code ? code : "accepted", refused[i].code);
+	}
+
 	/* the longest path is 256 octets with its brackets: 60 + 1 + 193 */
 	char line[400], label[64];
 	memset(label, 'c', 63);

@@ -63,6 +63,16 @@ static struct ag_driver *load(const char *db, const char *k2, const char *v2, ch
 	return drv;
 }
 
+/* A new database in db, opened with that key (or none); a fatal CUnit
+ * failure when it does not open. */
+static struct ag_driver *open_new(char *db, size_t len, const char *k2, const char *v2)
+{
+	new_db(db, len);
+	struct ag_driver *drv = load(db, k2, v2, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	return drv;
+}
+
 #define D(drv) (ag_driver_store(drv)->driver)
 #define S(drv) (ag_driver_store(drv)->store)
 
@@ -127,9 +137,7 @@ static void test_config(void)
 static void test_causality(void)
 {
 	char db[300], tok[64], tok2[64], vals[8][64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 0);
 	CU_ASSERT(put(drv, "p", "a", NULL, "one") == 0);
 	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 1);
@@ -199,9 +207,7 @@ static int range(struct ag_driver *drv, const struct aerogram_row_query *q, char
 static void test_ranges(void)
 {
 	char db[300], out[512];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const char *keys[] = { "a", "b1", "b2", "b3", "c", "d" };
 	for (size_t i = 0; i < 6; i++)
 		CU_ASSERT(put(drv, "r", keys[i], NULL, "v") == 0);
@@ -287,10 +293,8 @@ static int count_files(const char *dir)
 static void test_blobs(void)
 {
 	char db[300], blobdir[320];
-	new_db(db, sizeof(db));
+	struct ag_driver *drv = open_new(db, sizeof(db), "blob_inline_max", "100");
 	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
-	struct ag_driver *drv = load(db, "blob_inline_max", "100", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
 	const struct aerogram_driver *d = D(drv);
 	uint8_t small[50], big[5000];
 	for (size_t i = 0; i < sizeof(small); i++)
@@ -502,9 +506,7 @@ static int seen_wait(struct seen *s, int ms)
 static void test_watch_local(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const struct aerogram_driver *d = D(drv);
 	CU_ASSERT(put(drv, "w", "row", NULL, "v1") == 0);
 	CU_ASSERT(get(drv, "w", "row", 0, tok, NULL) == 1);
@@ -672,9 +674,7 @@ static long watch_thread_switches(void)
 static void test_watch_local_commits(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "poll_interval_ms", "60000", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "poll_interval_ms", "60000");
 	const struct aerogram_driver *d = D(drv);
 	CU_ASSERT(put(drv, "lc", "x", NULL, "start") == 0);
 
@@ -788,9 +788,7 @@ static int writer_main(const char *db, int c)
 static void test_watch_range(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const struct aerogram_driver *d = D(drv);
 	CU_ASSERT(d->capabilities & AEROGRAM_CAP_WATCH_RANGE);
 	CU_ASSERT(put(drv, "rw", "a1", NULL, "x") == 0);
@@ -849,9 +847,7 @@ static void test_watch_range(void)
 static void test_multi_process(void)
 {
 	char db[300], out[64], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const struct aerogram_driver *d = D(drv);
 	struct seen s;
 	seen_init(&s);
@@ -961,9 +957,7 @@ static int cas_main(const char *db)
 static void test_cas_processes(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_CONDITIONAL);
 	pid_t pids[CAS_PROCESSES];
 	for (int c = 0; c < CAS_PROCESSES; c++) {
@@ -1043,9 +1037,7 @@ static int closed_counts(unsigned long long *calls, unsigned long long *commits)
 static void test_group_commit(void)
 {
 	char db[300], tok[64], stale[64], vals[8][64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "busy_timeout_ms", "30000", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "busy_timeout_ms", "30000");
 	CU_ASSERT(put(drv, "grp", "watch", NULL, "w0") == 0);
 	CU_ASSERT(get(drv, "grp", "watch", 0, stale, NULL) == 1);
 	CU_ASSERT(put(drv, "grp", "watch", stale, "w1") == 0);
@@ -1111,9 +1103,7 @@ static void test_group_commit(void)
 static void test_deferred_blob_syncs(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	static const unsigned char body[] = "Subject: deferred\r\n\r\nbody\r\n";
 	char key[32];
 	for (int i = 0; i < 20; i++) {
@@ -1175,11 +1165,9 @@ static void test_deferred_blob_syncs(void)
 static void test_checkpoints(void)
 {
 	char db[300], wal[320];
-	new_db(db, sizeof(db));
-	snprintf(wal, sizeof(wal), "%s-wal", db);
 	/* normal: no fsync per commit, so that the test is quick */
-	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "synchronous", "normal");
+	snprintf(wal, sizeof(wal), "%s-wal", db);
 	static char value[1001];
 	memset(value, 'w', sizeof(value) - 1);
 	long max_wal = 0;
@@ -1230,9 +1218,7 @@ static void *storm_main(void *arg)
 static void test_group_storm(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "synchronous", "normal");
 	struct storm sm[STORM_THREADS];
 	for (int i = 0; i < STORM_THREADS; i++) {
 		sm[i] = (struct storm){ drv, i, 0, 0 };
@@ -1330,9 +1316,7 @@ static void test_concurrent_open(void)
 static void test_schema_version(void)
 {
 	char db[300], err[512];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	ag_driver_unload(drv);
 	sqlite3 *h;
 	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
@@ -1440,9 +1424,7 @@ static void test_schema_migration(void)
 static void test_busy(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "busy_timeout_ms", "100", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "busy_timeout_ms", "100");
 	sqlite3 *h;
 	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
 	/* The driver's cleanup pass may hold the write lock for a moment right
@@ -1463,9 +1445,7 @@ static void test_busy(void)
 static void test_corrupt(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	static char value[3000];
 	memset(value, 'c', sizeof(value) - 1);
 	char sk[32];
@@ -1532,9 +1512,7 @@ static void check_plan(sqlite3 *h, const char *sql, const char *must)
 static void test_query_plans(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	/* Some rows so the planner has statistics-free but realistic tables. */
 	for (int i = 0; i < 50; i++) {
 		char sk[16];
