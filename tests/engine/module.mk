@@ -10,7 +10,8 @@ TESTBINS += $(ENGINE_T)/test_usage
 
 # test_engine, test_usage (message sizes in the log and a user's usage:
 # quotas), sim_engine and sim_appenders: each of its .o and the helpers.
-$(ENGINE_T)/%: $(B)/obj/tests/engine/%.o $(ENGINE_TEST_DEPS)
+ENGINE_TEST_PROGS = $(addprefix $(ENGINE_T)/,test_engine test_usage sim_engine sim_appenders)
+$(ENGINE_TEST_PROGS): $(ENGINE_T)/%: $(B)/obj/tests/engine/%.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 

@@ -45,6 +45,15 @@ void agt_init(int *argc, char ***argv)
 	}
 }
 
+const char *agt_arg(int argc, char **argv, const char *what)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s %s\n", argv[0], what);
+		exit(2);
+	}
+	return argv[1];
+}
+
 static int excepted(CU_TestFunc fn, const CU_TestFunc *except)
 {
 	for (; except != NULL && *except != NULL; except++)

@@ -46,6 +46,10 @@ void agt_init(int *argc, char ***argv);
 CU_pSuite agt_suite(const char *name, CU_InitializeFunc init, CU_CleanupFunc clean,
                     const struct agt_test *tests, const CU_TestFunc *except);
 
+/* The one argument of the program's own (argv after agt_init): argv[1];
+ * with none or more, prints "usage: PROGRAM WHAT" and exits with status 2. */
+const char *agt_arg(int argc, char **argv, const char *what);
+
 /* Runs the registered tests as the options said and frees the registry.
  * Returns the program's exit status: 0 when every test ran and passed
  * (no failed assertion, no failed suite set-up or test), 1 otherwise, and

@@ -188,11 +188,7 @@ static const struct agt_test tests[] = {
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_loader DIR\n");
-		return 2;
-	}
-	dir = argv[1];
+	dir = agt_arg(argc, argv, "DIR");
 	agt_suite("loader", NULL, NULL, tests, NULL);
 	return agt_run();
 }

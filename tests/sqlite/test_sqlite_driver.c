@@ -1596,11 +1596,7 @@ int main(int argc, char **argv)
 		driver_path = argv[1];
 		return opener_main(argv[3], atoi(argv[4]), atoi(argv[5]));
 	}
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH/TO/aerogram_sqlite.so\n", argv[0]);
-		return 2;
-	}
-	driver_path = argv[1];
+	driver_path = agt_arg(argc, argv, "PATH/TO/aerogram_sqlite.so");
 	agt_tmpdir(tmpdir, sizeof(tmpdir), "agsqlite");
 	agt_suite("sqlite driver", NULL, NULL, tests, NULL);
 	int failures = agt_run();

@@ -633,11 +633,7 @@ static const struct agt_test tests[] = {
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_wrappers DRIVER_DIR\n");
-		return 2;
-	}
-	driver_dir = argv[1];
+	driver_dir = agt_arg(argc, argv, "DRIVER_DIR");
 	char err[512], path[512];
 	snprintf(path, sizeof(path), "%s/aerogram_memory.so", driver_dir);
 	if (ag_driver_load(path, NULL, NULL, 0, &mem_drv, err, sizeof(err)) != 0) {
