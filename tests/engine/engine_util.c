@@ -120,6 +120,14 @@ void eu_add_suites(const char *name, const struct agt_test *tests, const CU_Test
 	agt_suite(turns, eu_suite_turns, NULL, tests, cas_only);
 }
 
+int eu_main(int argc, char **argv, const char *name, const struct agt_test *tests, const CU_TestFunc *cas_only,
+            const CU_TestFunc *turns_only)
+{
+	agt_init(&argc, &argv);
+	eu_add_suites(name, tests, cas_only, turns_only);
+	return agt_run();
+}
+
 void eu_env_open_with(struct eu_env *e, uint64_t seed, uint64_t hide, uint64_t retention_ms)
 {
 	memset(e, 0, sizeof(*e));

@@ -62,6 +62,10 @@ int eu_suite_turns(void);
  * of the other's list (NULL-terminated, or NULL). */
 void eu_add_suites(const char *name, const struct agt_test *tests, const CU_TestFunc *cas_only,
                    const CU_TestFunc *turns_only);
+/* The main of a program of those two suites: agt_init, eu_add_suites,
+ * agt_run. */
+int eu_main(int argc, char **argv, const char *name, const struct agt_test *tests, const CU_TestFunc *cas_only,
+            const CU_TestFunc *turns_only);
 
 /* Opens an environment whose store hides these capability bits (and
  * conditional writes when eu_no_cas), whose engine keeps expunged messages

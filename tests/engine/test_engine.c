@@ -2830,10 +2830,8 @@ static const CU_TestFunc cas_only[] = {
 };
 static const CU_TestFunc turns_only[] = { test_unannounced_late_add, NULL };
 
+/* the same tests over a store without conditional writes too (as Garage) */
 int main(int argc, char **argv)
 {
-	agt_init(&argc, &argv);
-	/* the same tests over a store without conditional writes too (as Garage) */
-	eu_add_suites("engine", tests, cas_only, turns_only);
-	return agt_run();
+	return eu_main(argc, argv, "engine", tests, cas_only, turns_only);
 }

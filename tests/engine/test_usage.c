@@ -398,7 +398,5 @@ static const CU_TestFunc codec[] = { test_codec_sizes, NULL };
 
 int main(int argc, char **argv)
 {
-	agt_init(&argc, &argv);
-	eu_add_suites("usage", tests, codec, NULL);
-	return agt_run();
+	return eu_main(argc, argv, "usage", tests, codec, NULL);
 }
