@@ -2,7 +2,6 @@
 #include "tests/lib/agt_files.h"
 
 #include <CUnit/CUnit.h>
-#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +15,6 @@ void agt_tmpdir(char *out, size_t len, const char *name)
 		perror(out);
 		exit(2);
 	}
-}
-
-char agt_dir[512];
-
-int agt_dir_make(void)
-{
-	char name[128];
-	snprintf(name, sizeof(name), "aerogram-%s", program_invocation_short_name);
-	agt_tmpdir(agt_dir, sizeof(agt_dir), name);
-	return 0;
-}
-
-int agt_dir_remove(void)
-{
-	return agt_rm_rf(agt_dir) == 0 ? 0 : -1;
 }
 
 static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -9,13 +9,6 @@
  * out; exits the program with status 2 when it cannot. */
 void agt_tmpdir(char *out, size_t len, const char *name);
 
-/* A suite's temporary directory: agt_dir_make as the suite's set-up makes
- * it (agt_tmpdir, named after the program) into agt_dir, agt_dir_remove as
- * its clean-up removes it; a failure of either fails the suite. */
-extern char agt_dir[512];
-int agt_dir_make(void);
-int agt_dir_remove(void);
-
 /* Removes path and everything below it; 0, or -1 when something stayed. */
 int agt_rm_rf(const char *path);
 

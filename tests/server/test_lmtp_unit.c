@@ -14,6 +14,8 @@
 #include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
+static char tmpdir[256];
+
 /* The users file's parser alone (no password hashing). */
 static int parse_users(const char *path, struct ag_users **users, char *err, size_t errlen)
 {
@@ -239,7 +241,7 @@ static void test_users_addresses(void)
 {
 	char err[512];
 	struct ag_users *users;
-	const char *path = agt_file(agt_dir, "users.ini",
+	const char *path = agt_file(tmpdir, "users.ini",
 		"[alice]\naddress = Alice.Smith@Other.NET a@x.org\npassword = {PLAIN}a\n\n"
 		"[Bob]\npassword = {PLAIN}b\n\n[carol]\npassword = {PLAIN}c\n[Carol]\npassword = {PLAIN}C\n");
 	CU_ASSERT_EQUAL_FATAL(parse_users(path, &users, err, sizeof(err)), 0);
@@ -271,21 +273,21 @@ static void test_users_addresses(void)
 		{ "[a]\naddress = a@x.org\n", ":1: [a]: no password line" },
 		{ "address = a@x.org\n", "outside" },
 	};
-	agt_check_refusals(agt_dir, "bad.ini", NULL, bad, sizeof(bad) / sizeof(bad[0]), parse_users_only);
+	agt_check_refusals(tmpdir, "bad.ini", NULL, bad, sizeof(bad) / sizeof(bad[0]), parse_users_only);
 }
 
 static void test_config(void)
 {
 	char err[512];
 	struct ag_config cfg;
-	const char *path = agt_file(agt_dir, "a.conf", "[storage]\ndriver = m\n");
+	const char *path = agt_file(tmpdir, "a.conf", "[storage]\ndriver = m\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_listen);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_domains);
 	CU_ASSERT_EQUAL(cfg.lmtp_max_recipients, 1000);
 	CU_ASSERT_EQUAL(cfg.lmtp_timeout, 300);
 	ag_config_free(&cfg);
-	path = agt_file(agt_dir, "b.conf", "[storage]\ndriver = m\n[lmtp]\nlisten = 127.0.0.1:2424 unix:/run/a/lmtp [::1]:24\n"
+	path = agt_file(tmpdir, "b.conf", "[storage]\ndriver = m\n[lmtp]\nlisten = 127.0.0.1:2424 unix:/run/a/lmtp [::1]:24\n"
 	                            "domains = Example.ORG example.net\nmax_recipients = 5\ntimeout = 60\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.lmtp_listen, "127.0.0.1:2424 unix:/run/a/lmtp [::1]:24");
@@ -294,7 +296,7 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(cfg.lmtp_timeout, 60);
 	ag_config_free(&cfg);
 	/* set but empty: off */
-	path = agt_file(agt_dir, "c.conf", "[storage]\ndriver = m\n[lmtp]\nlisten =\n");
+	path = agt_file(tmpdir, "c.conf", "[storage]\ndriver = m\n[lmtp]\nlisten =\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(cfg.lmtp_listen);
 	ag_config_free(&cfg);
@@ -314,7 +316,7 @@ static void test_config(void)
 		{ "[lmtp]\nport = 24\n", "[lmtp] port: unknown key" },
 		{ "[lmtp]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n", "set twice" },
 	};
-	agt_check_refusals(agt_dir, "bad.conf", "[storage]\ndriver = m\n\n", bad, sizeof(bad) / sizeof(bad[0]),
+	agt_check_refusals(tmpdir, "bad.conf", "[storage]\ndriver = m\n\n", bad, sizeof(bad) / sizeof(bad[0]),
 	                   config_load_only);
 }
 
@@ -330,6 +332,10 @@ static const struct agt_test tests[] = {
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	agt_suite("lmtp", agt_dir_make, agt_dir_remove, tests, NULL);
-	return agt_run();
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "aerogram-lmtp-unit");
+	agt_suite("lmtp", NULL, NULL, tests, NULL);
+	int failed = agt_run();
+	if (agt_rm_rf(tmpdir) != 0)
+		return 1;
+	return failed;
 }

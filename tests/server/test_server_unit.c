@@ -16,6 +16,8 @@
 #include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
+static char tmpdir[256];
+
 static void test_sasl_plain(void)
 {
 	char *decoded;
@@ -88,7 +90,7 @@ static void test_users_file(void)
 	                      ARGON2_OK);
 	snprintf(text, sizeof(text), "; comment\n[alice]\npassword = {PLAIN}secret\n\n[bob@example.org]\npassword = %s\n",
 	         hash);
-	const char *path = agt_file(agt_dir, "users.ini", text);
+	const char *path = agt_file(tmpdir, "users.ini", text);
 	CU_ASSERT_EQUAL_FATAL(ag_users_load(path, &users, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(ag_users_count(users), 2);
 	CU_ASSERT_EQUAL(ag_users_verify(users, "alice", 5, "secret", 6), 1);
@@ -122,12 +124,12 @@ static void test_users_file(void)
 		{ "[a]\npassword = {PLAIN}x\n[a]\npassword = {PLAIN}x\n", ":3: [a]: user declared twice" },
 		{ "[a] x\npassword = {PLAIN}x\n", ":1: a section" },
 	};
-	agt_check_refusals(agt_dir, "bad.ini", NULL, bad, sizeof(bad) / sizeof(bad[0]), users_load_only);
+	agt_check_refusals(tmpdir, "bad.ini", NULL, bad, sizeof(bad) / sizeof(bad[0]), users_load_only);
 	CU_ASSERT_EQUAL(ag_users_load("/nonexistent/users.ini", &users, err, sizeof(err)), -1);
-	CU_ASSERT_EQUAL(ag_users_load(agt_dir, &users, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(ag_users_load(tmpdir, &users, err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "directory"));
 	/* A value runs to the end of its line: no inline comment. */
-	path = agt_file(agt_dir, "semicolon.ini", "[a]\npassword = {PLAIN}pa ;ss\n");
+	path = agt_file(tmpdir, "semicolon.ini", "[a]\npassword = {PLAIN}pa ;ss\n");
 	CU_ASSERT_EQUAL_FATAL(ag_users_load(path, &users, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(ag_users_verify(users, "a", 1, "pa ;ss", 6), 1);
 	CU_ASSERT_EQUAL(ag_users_verify(users, "a", 1, "pa", 2), 0);
@@ -159,7 +161,7 @@ static void test_config_keys(void)
 {
 	char err[512];
 	struct ag_config cfg;
-	const char *path = agt_file(agt_dir, "a.conf",
+	const char *path = agt_file(tmpdir, "a.conf",
 		"[storage]\ndriver = memory\n[imap]\nlisten = 127.0.0.1:1 [::1]:2\nworkers = 3\nidle_timeout = 60\n"
 		"[auth]\nusers_file = /u.ini\nfailure_delay = 5\nfailure_delay_max = 50\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
@@ -169,7 +171,7 @@ static void test_config_keys(void)
 	CU_ASSERT_EQUAL(cfg.failure_delay_max, 50);
 	CU_ASSERT_STRING_EQUAL(cfg.plaintext_auth, "loopback");
 	ag_config_free(&cfg);
-	path = agt_file(agt_dir, "b.conf", "[storage]\ndriver = memory\n");
+	path = agt_file(tmpdir, "b.conf", "[storage]\ndriver = memory\n");
 	CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:1143");
 	CU_ASSERT_EQUAL(cfg.workers, 8);
@@ -184,7 +186,7 @@ static void test_config_keys(void)
 	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
 		char text[128];
 		snprintf(text, sizeof(text), "[storage]\ndriver = memory\nexpunge_retention = %s\n", durations[i].v);
-		path = agt_file(agt_dir, "r.conf", text);
+		path = agt_file(tmpdir, "r.conf", text);
 		CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 		CU_ASSERT_EQUAL(cfg.expunge_retention_s, durations[i].s);
 		CU_ASSERT_EQUAL(cfg.n_storage, 0);
@@ -205,7 +207,7 @@ static void test_config_keys(void)
 		"[storage]\ndriver = m\nexpunge_retention = 99999999999999999999w\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		path = agt_file(agt_dir, "bad.conf", bad[i]);
+		path = agt_file(tmpdir, "bad.conf", bad[i]);
 		CU_ASSERT_EQUAL(ag_config_load(path, &cfg, err, sizeof(err)), -1);
 	}
 }
@@ -222,7 +224,11 @@ static const struct agt_test tests[] = {
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	agt_suite("server", agt_dir_make, agt_dir_remove, tests, NULL);
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "aerogram-server-unit");
+	agt_suite("server", NULL, NULL, tests, NULL);
 	search_cache_tests_add();
-	return agt_run();
+	int failed = agt_run();
+	if (agt_rm_rf(tmpdir) != 0)
+		return 1;
+	return failed;
 }
