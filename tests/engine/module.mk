@@ -1,6 +1,6 @@
 # tests/engine: the mail engine's unit tests, simulation and benchmark.
 ENGINE_T = $(B)/tests/engine
-ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(MAIL_LIB) $(AGWRAP_LIB) $(LOADER_OBJS)
+ENGINE_TEST_DEPS = $(B)/obj/tests/engine/engine_util.o $(CU_MAIN) $(MAIL_LIB) $(AGWRAP_LIB) $(LOADER_OBJS)
 ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
@@ -8,25 +8,11 @@ $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/bench-open
 TESTBINS += $(ENGINE_T)/test_usage $(ENGINE_T)/test_caches
 
-$(ENGINE_T)/test_engine: $(B)/obj/tests/engine/test_engine.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
-	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
-
-# Message sizes in the log and a user's usage (quotas).
-$(ENGINE_T)/test_usage: $(B)/obj/tests/engine/test_usage.o $(ENGINE_TEST_DEPS) $(CU_MAIN)
-	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
-
-# The engine's in-memory caches on their own.
-$(ENGINE_T)/test_caches: $(B)/obj/tests/engine/test_caches.o $(MAIL_LIB) $(CU_MAIN)
-	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
-
-$(ENGINE_T)/sim_engine: $(B)/obj/tests/engine/sim_engine.o $(ENGINE_TEST_DEPS)
-	@mkdir -p $(@D)
-	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
-
-$(ENGINE_T)/sim_appenders: $(B)/obj/tests/engine/sim_appenders.o $(ENGINE_TEST_DEPS)
+# test_engine, test_usage (message sizes in the log and a user's usage:
+# quotas), test_caches (the engine's in-memory caches), sim_engine and
+# sim_appenders: each of its .o and the helpers.
+ENGINE_TEST_PROGS = $(addprefix $(ENGINE_T)/,test_engine test_usage test_caches sim_engine sim_appenders)
+$(ENGINE_TEST_PROGS): $(ENGINE_T)/%: $(B)/obj/tests/engine/%.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
 

@@ -91,10 +91,7 @@ struct sim {
 
 static uint64_t rnd(struct sim *s)
 {
-	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return eu_rnd(&s->rng);
 }
 
 /* ---- the baton ---- */
@@ -274,16 +271,14 @@ static int same_state(const struct uidx_state *x, const struct uidx_state *y)
 static void tokens_of(struct sim *s, struct mail_mailbox *mb, int *engine_of, int *index_of, uint32_t *uids,
                       size_t *n_out)
 {
-	struct mail_view *v = NULL;
+	struct mail_view *v;
+	uint32_t n;
+	uint32_t *u = eu_view_open_uids(mb, &v, &n);
 	*n_out = 0;
-	if (mail_view_open(mb, 0, &v) != 0) {
+	if (u == NULL) {
 		FAIL(s, "final view failed");
 		return;
 	}
-	uint32_t n = mail_view_exists(v);
-	uint32_t *u = malloc((n + 1) * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		u[i] = mail_view_uid(v, i + 1);
 	struct mail_summary *sm = NULL;
 	if (mail_summaries(v, u, n, &sm) != 0) {
 		FAIL(s, "final summaries failed");
@@ -490,31 +485,14 @@ out:
 
 int main(int argc, char **argv)
 {
-	uint64_t first = 1, count = 1000;
-	int one = 0, verbose = 0, crash = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
-			count = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc)
-			first = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 10);
-			one = 1;
-		} else if (strcmp(argv[i], "--crash") == 0) {
-			crash = 1;
-		} else if (strcmp(argv[i], "-v") == 0) {
-			verbose = 1;
-			eu_verbose = 1;
-		} else {
-			fprintf(stderr, "usage: %s [--seeds N] [--first S] [--seed S] [--crash] [-v]\n", argv[0]);
-			return 2;
-		}
-	}
-	if (one)
-		count = 1;
+	struct eu_seeds a;
+	int crash = 0;
+	if (eu_seed_args(argc, argv, "--crash", &crash, &a) != 0)
+		return 2;
+	uint64_t first = a.first, count = a.one ? 1 : a.count;
 	unsigned failures = 0;
 	for (uint64_t sd = first; sd < first + count; sd++)
-		failures += (unsigned)run_seed(sd, crash, verbose || one);
+		failures += (unsigned)run_seed(sd, crash, a.verbose || a.one);
 	printf("sim_appenders: %llu seeds from %llu%s, %u failed, %u with a new UIDVALIDITY (K=%d engines appending "
 	       "at once; odd seeds without conditional writes)\n",
 	       (unsigned long long)count, (unsigned long long)first, crash ? " with a crash each" : "", failures,

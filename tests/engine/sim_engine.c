@@ -94,10 +94,7 @@ static const char *const test_names[3] = { "T1", "T1.c", "T2" };
 
 static uint64_t rnd(struct sim *s)
 {
-	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return eu_rnd(&s->rng);
 }
 
 static unsigned pick(struct sim *s, unsigned n)
@@ -480,15 +477,13 @@ static void check_final_obs(struct sim *s, const struct uidx_state *f, int b)
 
 static void check_contents(struct sim *s, struct mail_mailbox *mb, int is_inbox)
 {
-	struct mail_view *v = NULL;
-	if (mail_view_open(mb, 0, &v) != 0) {
+	struct mail_view *v;
+	uint32_t n;
+	uint32_t *uids = eu_view_open_uids(mb, &v, &n);
+	if (uids == NULL) {
 		FAIL(s, "final view open failed");
 		return;
 	}
-	uint32_t n = mail_view_exists(v);
-	uint32_t *uids = malloc((n + 1) * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		uids[i] = mail_view_uid(v, i + 1);
 	struct mail_summary *sm = NULL;
 	struct mail_body *bd = NULL;
 	int count[MAX_TOKENS] = { 0 };
@@ -700,34 +695,18 @@ out:
 
 int main(int argc, char **argv)
 {
-	uint64_t first = 1, count = 1000;
-	int one = 0, verbose = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
-			count = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc)
-			first = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 10);
-			one = 1;
-		} else if (strcmp(argv[i], "-v") == 0) {
-			verbose = 1;
-			eu_verbose = 1;
-		} else {
-			fprintf(stderr, "usage: %s [--seeds N] [--first S] [--seed S] [-v]\n", argv[0]);
-			return 2;
-		}
-	}
+	struct eu_seeds a;
+	if (eu_seed_args(argc, argv, NULL, NULL, &a) != 0)
+		return 2;
 	const char *env = getenv("AG_SIM_SEED");
 	if (env && *env) {
-		first = strtoull(env, NULL, 10);
-		one = 1;
+		a.first = strtoull(env, NULL, 10);
+		a.one = 1;
 	}
-	if (one)
-		count = 1;
+	uint64_t first = a.first, count = a.one ? 1 : a.count;
 	unsigned failures = 0;
 	for (uint64_t sd = first; sd < first + count; sd++)
-		failures += (unsigned)run_seed(sd, verbose || one);
+		failures += (unsigned)run_seed(sd, a.verbose || a.one);
 	printf("sim_engine: %llu seeds from %llu, %u failed (K=%d engines, %d steps each; %lu undeletes "
 	       "brought back %lu messages)\n",
 	       (unsigned long long)count, (unsigned long long)first, failures, K, STEPS, undeletes, restored);

@@ -85,11 +85,15 @@ static void test_bcache_budget(void)
 	bcache_free(c);
 }
 
+static const struct agt_test tests[] = {
+	{ "body cache: hits, misses, first bytes kept", test_bcache_hits_and_misses },
+	{ "body cache: the budget, least recently used out", test_bcache_budget },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite s = CU_add_suite("caches", NULL, NULL);
-	CU_add_test(s, "body cache: hits, misses, first bytes kept", test_bcache_hits_and_misses);
-	CU_add_test(s, "body cache: the budget, least recently used out", test_bcache_budget);
+	agt_suite("caches", NULL, NULL, tests, NULL);
 	return agt_run();
 }

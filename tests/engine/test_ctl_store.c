@@ -20,6 +20,7 @@
 
 #include "host/ctl.h"
 #include "host/ctl_store.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static char tmpdir[256];
@@ -41,13 +42,10 @@ static const char *memory_driver(void)
 
 static void write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-	if (f == NULL) {
+	if (agt_write_file(path, text) != 0) {
 		perror(path);
 		exit(2);
 	}
-	fputs(text, f);
-	fclose(f);
 }
 
 /* A configuration over `driver` (a path), with `storage` lines, and the
@@ -66,11 +64,7 @@ static void write_conf(char *out, size_t len, const char *name, const char *driv
  * durability; the benchmark measures what a deployment gets). */
 static void setup_files(const char *synchronous)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aerogram-ctl-store-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		exit(2);
-	}
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "aerogram-ctl-store");
 	char p[512], st[512];
 	snprintf(p, sizeof(p), "%s/users.ini", tmpdir);
 	write_file(p, "[alice]\npassword = {PLAIN}a\n[bob]\npassword = {PLAIN}b\n[carol]\npassword = {PLAIN}c\n");
@@ -101,18 +95,10 @@ static void open_ctl(struct ctl *c, const char *conf)
 	}
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Removes the temporary directory and the stores in it. */
 static void cleanup_files(void)
 {
-	nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	agt_rm_rf(tmpdir);
 }
 
 /* ---- filling and comparing ---- */
@@ -402,20 +388,41 @@ static void test_copy_other_driver(void)
 	ctl_close(&a);
 }
 
+/* The mailbox, synced, holds n messages. */
+static void check_exists(struct mail_engine *eng, const char *user, const char *box, uint32_t n)
+{
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, user, box, &mb), 0);
+	mail_mailbox_sync(mb);
+	struct mail_status s;
+	mail_mailbox_status(mb, &s);
+	CU_ASSERT_EQUAL(s.exists, n);
+	mail_mailbox_close(mb);
+}
+
+/* Expunges the messages at these two sequence numbers (the second at most
+ * EXISTS) of a mailbox; returns EXISTS before. */
+static uint32_t expunge_two(struct mail_engine *eng, const char *user, const char *box, uint32_t seq1, uint32_t seq2)
+{
+	struct mail_mailbox *mb;
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, user, box, &mb), 0);
+	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	uint32_t n0 = mail_view_exists(v);
+	CU_ASSERT_FATAL(seq1 < seq2 && seq2 <= n0);
+	uint32_t uids[] = { mail_view_uid(v, seq1), mail_view_uid(v, seq2) };
+	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	return n0;
+}
+
 static void test_undelete_end_to_end(void)
 {
 	struct ctl a;
 	open_ctl(&a, conf_a);
 	CU_ASSERT_EQUAL(a.config.expunge_retention_s, 7 * 86400); /* the default */
-	struct mail_mailbox *mb;
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n0 = mail_view_exists(v);
-	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 2) };
-	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
-	mail_view_close(v);
-	mail_mailbox_close(mb);
+	uint32_t n0 = expunge_two(a.engine, "bob", "Sent", 1, 2);
 	/* a new process (ctl) finds them in the store */
 	ctl_close(&a);
 	open_ctl(&a, conf_a);
@@ -434,12 +441,11 @@ static void test_undelete_end_to_end(void)
 	fclose(out);
 	CU_ASSERT_EQUAL(ctl_undelete(a.engine, "bob", "Sent", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	mail_mailbox_sync(mb);
-	struct mail_status s;
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
+	check_exists(a.engine, "bob", "Sent", n0);
 	/* since: an expunge now, then only what came after a time is back */
+	struct mail_mailbox *mb;
+	struct mail_view *v;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
 	uint32_t one = mail_view_uid(v, 1);
 	CU_ASSERT_EQUAL(mail_expunge(v, &one, 1), 0);
@@ -466,11 +472,7 @@ static void test_undelete_end_to_end(void)
 	fclose(stderr);
 	stdout = saved;
 	stderr = err_saved;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a.engine, "bob", "Sent", &mb), 0);
-	mail_mailbox_sync(mb);
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
-	mail_mailbox_close(mb);
+	check_exists(a.engine, "bob", "Sent", n0);
 	/* a store whose retention is 0 keeps nothing to undelete */
 	struct ctl b;
 	open_ctl(&b, conf_b);
@@ -493,16 +495,8 @@ static void test_undelete_garage(void)
 {
 	struct ctl g;
 	open_ctl(&g, conf_g);
-	struct mail_mailbox *mb;
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n0 = mail_view_exists(v);
+	uint32_t n0 = expunge_two(g.engine, "alice", "INBOX", 1, 3);
 	CU_ASSERT(n0 > 3);
-	uint32_t uids[] = { mail_view_uid(v, 1), mail_view_uid(v, 3) };
-	CU_ASSERT_EQUAL(mail_expunge(v, uids, 2), 0);
-	mail_view_close(v);
-	mail_mailbox_close(mb);
 	ctl_close(&g);
 	open_ctl(&g, conf_g);
 	size_t restored = 0;
@@ -511,12 +505,7 @@ static void test_undelete_garage(void)
 	CU_ASSERT_EQUAL(restored, 2);
 	CU_ASSERT_EQUAL(ctl_undelete(g.engine, "alice", "INBOX", 0, NULL, &restored, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(restored, 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(g.engine, "alice", "INBOX", &mb), 0);
-	mail_mailbox_sync(mb);
-	struct mail_status s;
-	mail_mailbox_status(mb, &s);
-	CU_ASSERT_EQUAL(s.exists, n0);
-	mail_mailbox_close(mb);
+	check_exists(g.engine, "alice", "INBOX", n0);
 	/* and the source still equals it */
 	struct ctl a;
 	open_ctl(&a, conf_a);
@@ -601,28 +590,30 @@ static int bench(int n)
 	return 0;
 }
 
+static const struct agt_test tests[] = {
+	{ "undelete --since: ISO 8601 times and durations", test_parse_since },
+	{ "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume },
+	{ "copy-store into another driver (memory)", test_copy_other_driver },
+	{ "undelete end to end: a new process, since, the command, retention 0", test_undelete_end_to_end },
+	AGT_END,
+};
+
+/* under garage-emu: the copy into Garage, and undelete there */
+static const struct agt_test garage_tests[] = {
+	{ "copy-store sqlite to garage: stopped, resumed, nothing twice, verified", test_copy_resume },
+	{ "undelete on garage, from a new process", test_undelete_garage },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
 	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
 		return bench(atoi(argv[2]));
 	setup_files("normal");
-	CU_pSuite s = CU_add_suite("aerogramctl store commands", NULL, NULL);
-	if (conf_g[0]) {
-		/* under garage-emu: the copy into Garage, and undelete there */
+	if (conf_g[0])
 		dest_conf = conf_g;
-		CU_add_test(s, "copy-store sqlite to garage: stopped, resumed, nothing twice, verified",
-		            test_copy_resume);
-		CU_add_test(s, "undelete on garage, from a new process", test_undelete_garage);
-		int failed = agt_run();
-		if (failed == 0)
-			cleanup_files();
-		return failed;
-	}
-	CU_add_test(s, "undelete --since: ISO 8601 times and durations", test_parse_since);
-	CU_add_test(s, "copy-store sqlite to sqlite: stopped, resumed, nothing twice, verified", test_copy_resume);
-	CU_add_test(s, "copy-store into another driver (memory)", test_copy_other_driver);
-	CU_add_test(s, "undelete end to end: a new process, since, the command, retention 0", test_undelete_end_to_end);
+	agt_suite("aerogramctl store commands", NULL, NULL, conf_g[0] ? garage_tests : tests, NULL);
 	int failed = agt_run();
 	if (failed == 0)
 		cleanup_files(); /* kept for a look when something failed */

@@ -15,113 +15,20 @@
 #include "tests/engine/engine_util.h"
 #include "tests/lib/cu_main.h"
 
-struct env {
-	struct ag_driver *drv;
-	struct agw_wrapper *cw; /* counting */
-	struct agw_wrapper *fw; /* faults, under the counter */
-	struct ag_store st;
-	struct eu_clock clk;
-	struct mail_engine *eng;
-};
-
-/* 1: the second suite, where the store offers no conditional writes (as
- * Garage), so that the engine takes turns to add. */
-static int g_no_cas;
-
-static int suite_cas(void)
-{
-	g_no_cas = 0;
-	return 0;
-}
-
-static int suite_turns(void)
-{
-	g_no_cas = 1;
-	return 0;
-}
-
 /* The insert call the engine's log writes go through in this suite. */
 static enum agw_op log_insert_op(void)
 {
-	return g_no_cas ? AGW_ROW_INSERT : AGW_ROW_INSERT_IF;
+	return eu_no_cas ? AGW_ROW_INSERT : AGW_ROW_INSERT_IF;
 }
 
-/* Opens an environment whose store hides these capability bits (as well as
- * conditional writes in the second suite), whose engine keeps expunged
- * messages retention_ms long. */
-static void env_open_with(struct env *e, uint64_t seed, uint64_t hide, uint64_t retention_ms)
+static void env_open_hiding(struct eu_env *e, uint64_t seed, uint64_t hide)
 {
-	memset(e, 0, sizeof(*e));
-	e->drv = eu_load_memory();
-	struct ag_store *in = ag_driver_store(e->drv);
-	e->fw = agw_fault_new(in->driver, in->store);
-	/* without conditional writes: as on Garage, batches are no snapshot either */
-	if (g_no_cas)
-		hide |= AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS;
-	agw_fault_hide_caps(e->fw, hide);
-	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
-	e->st.driver = agw_driver(e->cw);
-	e->st.store = agw_store(e->cw);
-	e->clk.now = 1750000000000ull;
-	struct mail_engine_options o = eu_options(&e->clk, seed);
-	o.expunge_retention_ms = retention_ms;
-	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &e->eng) == 0);
-	CU_ASSERT_EQUAL(e->eng->cas, !g_no_cas);
+	eu_env_open_with(e, seed, hide, 0);
 }
 
-static void env_open_hiding(struct env *e, uint64_t seed, uint64_t hide)
-{
-	env_open_with(e, seed, hide, 0);
-}
-
-static void env_open(struct env *e, uint64_t seed)
-{
-	env_open_hiding(e, seed, 0);
-}
-
-/* Another engine (another "daemon") on the same store and clock. */
-static struct mail_engine *env_engine(struct env *e, uint64_t seed)
-{
-	struct mail_engine_options o = eu_options(&e->clk, seed);
-	struct mail_engine *eng = NULL;
-	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &eng) == 0);
-	return eng;
-}
-
-static void env_close(struct env *e)
-{
-	mail_engine_free(e->eng);
-	agw_free(e->cw);
-	agw_free(e->fw);
-	ag_driver_unload(e->drv);
-}
-
-static uint64_t calls(struct env *e, enum agw_op op)
+static uint64_t calls(struct eu_env *e, enum agw_op op)
 {
 	return agw_count_get(e->cw, op);
-}
-
-static uint64_t total_calls(struct env *e)
-{
-	uint64_t n = 0;
-	for (int op = 0; op < AGW_OP_COUNT; op++)
-		n += agw_count_get(e->cw, (enum agw_op)op);
-	return n;
-}
-
-static int append_n(struct mail_mailbox *mb, int n, uint32_t flags)
-{
-	for (int i = 0; i < n; i++) {
-		char hdr[64], body[128];
-		int hl = snprintf(hdr, sizeof(hdr), "Subject: %d\r\n", i);
-		int bl = snprintf(body, sizeof(body), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
-		struct mail_new_message m = { .body = (const uint8_t *)body, .body_len = (size_t)bl,
-		                              .flags = flags, .header = (const uint8_t *)hdr,
-		                              .header_len = (size_t)hl };
-		if (mail_append(mb, &m, NULL, NULL) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* ---------------------------------------------------------------- codec */
@@ -188,19 +95,13 @@ static void test_codec_op_roundtrip(void)
 	op->anchor.ms = 0x0102030405060708ull;
 	op->anchor.rnd = 0xf0e0d0c0b0a09080ull;
 	struct cbuf b2 = { 0 };
-	CU_ASSERT_EQUAL(codec_op_encode(op, &b2), 0);
-	CU_ASSERT_EQUAL(b2.p[1], 2);
-	d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_op_decode(b2.p, b2.len, &d), 0);
+	d = eu_op_roundtrip(op, 2, &b2);
 	CU_ASSERT_EQUAL(d->has_anchor, 1);
 	CU_ASSERT_EQUAL(d->anchor.ms, op->anchor.ms);
 	CU_ASSERT_EQUAL(d->anchor.rnd, op->anchor.rnd);
 	CU_ASSERT_EQUAL(d->seen_uidnext, 42);
 	uidx_op_free(d);
-	for (size_t cut = 0; cut < b2.len; cut++) {
-		x = NULL;
-		CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, cut, &x), 0);
-	}
+	eu_check_op_damage(&b2);
 	b2.p[2] = UIDX_OP_DEL; /* only an add has an anchor */
 	x = NULL;
 	CU_ASSERT_NOT_EQUAL(codec_op_decode(b2.p, b2.len, &x), 0);
@@ -224,18 +125,7 @@ static void test_codec_state_summary_list(void)
 	CU_ASSERT_EQUAL(d->msgs[1].flags, s->msgs[1].flags);
 	CU_ASSERT_STRING_EQUAL(d->keywords[0], s->keywords[0]);
 	CU_ASSERT_PTR_NOT_NULL(uidx_find_id(d, op->ids[1]));
-	for (size_t cut = 0; cut < b.len; cut++) {
-		struct uidx_state *x = NULL;
-		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
-	}
-	for (size_t i = 0; i < b.len; i++) {
-		uint8_t save = b.p[i];
-		b.p[i] ^= 0xa5;
-		struct uidx_state *x = NULL;
-		if (codec_state_decode(b.p, b.len, &x) == 0)
-			uidx_free(x);
-		b.p[i] = save;
-	}
+	eu_check_state_damage(&b);
 	free(b.p);
 	uidx_free(d);
 	uidx_free(s);
@@ -279,8 +169,8 @@ static void test_codec_state_summary_list(void)
 
 static void test_timestamps(void)
 {
-	struct env e;
-	env_open(&e, 7);
+	struct eu_env e;
+	eu_env_open(&e, 7);
 	struct ag_ts a = { 0x0123456789abcdefull, 0xfedcba9876543210ull }, b;
 	char t[AG_TS_HEX + 1];
 	ts_format(a, t);
@@ -308,7 +198,7 @@ static void test_timestamps(void)
 	struct ag_ts future = { e.clk.now + 100000, 5 };
 	struct ag_ts n = ts_after(e.eng, future);
 	CU_ASSERT_EQUAL(n.ms, future.ms + 1);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------------------------------------ UID index */
@@ -375,10 +265,7 @@ static void test_uidx_rules(void)
 	uidx_apply(s, f);
 	CU_ASSERT_EQUAL(s->msgs[1].flags, MAIL_F_DELETED);
 	/* delete */
-	struct uidx_op *d = calloc(1, sizeof(*d));
-	d->kind = UIDX_OP_DEL;
-	d->n = 1;
-	d->ids = calloc(1, UIDX_ID);
+	struct uidx_op *d = eu_del_op(1);
 	memset(d->ids[0], 0x11, UIDX_ID);
 	uidx_apply(s, d);
 	CU_ASSERT_EQUAL(s->n, 3);
@@ -391,10 +278,7 @@ static void test_uidx_rules(void)
 	struct uidx_state *s2 = uidx_new();
 	struct uidx_op *five = add_op(1, 5, 0x50);
 	uidx_apply(s2, five);
-	struct uidx_op *d2 = calloc(1, sizeof(*d2));
-	d2->kind = UIDX_OP_DEL;
-	d2->n = 2;
-	d2->ids = calloc(2, UIDX_ID);
+	struct uidx_op *d2 = eu_del_op(2);
 	memcpy(d2->ids[0], five->ids[4], UIDX_ID);
 	memcpy(d2->ids[1], five->ids[3], UIDX_ID);
 	uidx_apply(s2, d2);
@@ -650,6 +534,13 @@ static int list_equal(const struct mblist *a, const struct mblist *b)
 	return eq;
 }
 
+/* out, empty, becomes x merged with y */
+static void merge2(struct mblist *out, const struct mblist *x, const struct mblist *y)
+{
+	mblist_merge(out, x);
+	mblist_merge(out, y);
+}
+
 static void test_mblist_crdt(void)
 {
 	uint64_t r = 99;
@@ -658,21 +549,15 @@ static void test_mblist_crdt(void)
 		random_list(&a, &r);
 		random_list(&b, &r);
 		random_list(&c, &r);
-		mblist_merge(&ab, &a);
-		mblist_merge(&ab, &b);
-		mblist_merge(&ba, &b);
-		mblist_merge(&ba, &a);
+		merge2(&ab, &a, &b);
+		merge2(&ba, &b, &a);
 		CU_ASSERT(list_equal(&ab, &ba)); /* commutative */
 		struct mblist aa = { 0 };
-		mblist_merge(&aa, &a);
-		mblist_merge(&aa, &a);
+		merge2(&aa, &a, &a);
 		CU_ASSERT(list_equal(&aa, &a)); /* idempotent */
-		mblist_merge(&abc1, &ab);
-		mblist_merge(&abc1, &c);
-		mblist_merge(&bc, &b);
-		mblist_merge(&bc, &c);
-		mblist_merge(&abc2, &a);
-		mblist_merge(&abc2, &bc);
+		merge2(&abc1, &ab, &c);
+		merge2(&bc, &b, &c);
+		merge2(&abc2, &a, &bc);
 		CU_ASSERT(list_equal(&abc1, &abc2)); /* associative */
 		mblist_free(&a);
 		mblist_free(&b);
@@ -696,8 +581,8 @@ static int has_name(struct mail_mailbox_info *l, size_t n, const char *name)
 
 static void test_mblist_defaults_and_rename(void)
 {
-	struct env e;
-	env_open(&e, 11);
+	struct eu_env e;
+	eu_env_open(&e, 11);
 	struct mail_mailbox_info *l;
 	size_t n;
 	CU_ASSERT_EQUAL_FATAL(mail_list(e.eng, "bob", &l, &n), 0);
@@ -709,7 +594,7 @@ static void test_mblist_defaults_and_rename(void)
 			CU_ASSERT_EQUAL(l[i].special_use, MAIL_SU_SENT);
 	mail_list_free(l, n);
 	/* two engines creating the defaults at once agree on the ids */
-	struct mail_engine *e2 = env_engine(&e, 12);
+	struct mail_engine *e2 = eu_env_engine(&e, 12);
 	struct mail_mailbox_info *l2;
 	size_t n2;
 	CU_ASSERT_EQUAL(mail_list(e2, "carol", &l2, &n2), 0);
@@ -727,9 +612,7 @@ static void test_mblist_defaults_and_rename(void)
 	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "work", 0), MAIL_EEXIST);
 	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "bad..name", 0), AEROGRAM_EINVAL);
 	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "bad.", 0), AEROGRAM_EINVAL);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "work.a", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	struct mail_mailbox *mb = eu_box(e.eng, "bob", "work.a", 3);
 	char id_before[33];
 	snprintf(id_before, sizeof(id_before), "%s", mail_mailbox_id(mb));
 	mail_mailbox_close(mb);
@@ -779,8 +662,7 @@ static void test_mblist_defaults_and_rename(void)
 
 	/* INBOX: its messages move, an empty INBOX stays, children stay */
 	CU_ASSERT_EQUAL(mail_create(e.eng, "bob", "INBOX.kid", 0), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "bob", "inbox", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+	mb = eu_box(e.eng, "bob", "inbox", 2);
 	mail_mailbox_status(mb, &st);
 	mail_mailbox_close(mb);
 	CU_ASSERT_EQUAL(mail_rename(e.eng, "bob", "INBOX", "old-inbox"), 0);
@@ -811,10 +693,10 @@ static void test_mblist_defaults_and_rename(void)
 		}
 	CU_ASSERT(seen);
 	mail_list_free(l, n);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
-static size_t count_rows(struct env *e, const char *pk)
+static size_t count_rows(struct eu_env *e, const char *pk)
 {
 	struct aerogram_row_query q = { .pk = pk };
 	struct aerogram_row_result *res = NULL;
@@ -826,7 +708,7 @@ static size_t count_rows(struct env *e, const char *pk)
 	return n;
 }
 
-static size_t count_blobs(struct env *e, const char *prefix)
+static size_t count_blobs(struct eu_env *e, const char *prefix)
 {
 	char **keys;
 	size_t n = 0;
@@ -837,12 +719,10 @@ static size_t count_blobs(struct env *e, const char *prefix)
 
 static void test_delete_removes_contents(void)
 {
-	struct env e;
-	env_open(&e, 13);
+	struct eu_env e;
+	eu_env_open(&e, 13);
 	CU_ASSERT_EQUAL_FATAL(mail_create(e.eng, "dan", "tmp", 0), 0);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "dan", "tmp", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 5, 0), 0);
+	struct mail_mailbox *mb = eu_box(e.eng, "dan", "tmp", 5);
 	e.clk.now += 10 * 60 * 1000;
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
 	char id[33], pk[128], pfx[160];
@@ -870,31 +750,30 @@ static void test_delete_removes_contents(void)
 
 	/* deleted by another daemon while open here: noticed at the next sync */
 	CU_ASSERT_EQUAL_FATAL(mail_create(e.eng, "dan", "tmp2", 0), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "dan", "tmp2", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
-	struct mail_engine *other = env_engine(&e, 14);
+	mb = eu_box(e.eng, "dan", "tmp2", 1);
+	struct mail_engine *other = eu_env_engine(&e, 14);
 	CU_ASSERT_EQUAL(mail_delete(other, "dan", "tmp2"), 0);
 	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), AEROGRAM_ENOTFOUND);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), -1);
 	mail_mailbox_close(mb);
 	mail_engine_free(other);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* --------------------------------------------------------------- Recent */
 
 static void test_recent(void)
 {
-	struct env e;
-	env_open(&e, 17);
-	struct mail_engine *e2 = env_engine(&e, 18);
+	struct eu_env e;
+	eu_env_open(&e, 17);
+	struct mail_engine *e2 = eu_env_engine(&e, 18);
 	struct mail_mailbox *m1, *m2;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "eve", "INBOX", &m1), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e2, "eve", "INBOX", &m2), 0);
-	CU_ASSERT_EQUAL(append_n(m1, 3, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(m1, 3, 0), 0);
 	struct mail_view *exam, *sel1, *sel2;
 	/* EXAMINE claims nothing, but shows what nobody claimed as \Recent */
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 0, &exam), 0);
+	exam = eu_view(m2);
 	CU_ASSERT_EQUAL(mail_view_recent_count(exam), 3);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(m2, 1, &sel1), 0); /* first SELECT, other daemon */
 	CU_ASSERT_EQUAL(mail_view_recent_count(sel1), 3);
@@ -904,7 +783,7 @@ static void test_recent(void)
 	CU_ASSERT_EQUAL(mail_view_msg(sel1, 1, &info), 0);
 	CU_ASSERT(info.recent);
 	/* a new message goes to whichever session is told first */
-	CU_ASSERT_EQUAL(append_n(m1, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(m1, 1, 0), 0);
 	struct mail_changes *c;
 	CU_ASSERT_EQUAL_FATAL(mail_view_update(sel2, 1, &c), 0);
 	CU_ASSERT(c->exists_changed);
@@ -934,21 +813,19 @@ static void test_recent(void)
 	mail_mailbox_close(m1);
 	mail_mailbox_close(m2);
 	mail_engine_free(e2);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ----------------------------------------------------------- views, diff */
 
 static void test_view_diff(void)
 {
-	struct env e;
-	env_open(&e, 19);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "fay", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 6, 0), 0);
+	struct eu_env e;
+	eu_env_open(&e, 19);
+	struct mail_mailbox *mb = eu_box(e.eng, "fay", "INBOX", 6);
 	struct mail_view *a, *b;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &b), 0);
+	a = eu_view(mb);
+	b = eu_view(mb);
 	CU_ASSERT_EQUAL(mail_view_exists(a), 6);
 	CU_ASSERT_EQUAL(mail_view_seq(a, 4), 4);
 	uint32_t del[] = { 2, 3, 5 };
@@ -956,7 +833,7 @@ static void test_view_diff(void)
 	uint32_t fl[] = { 4 };
 	static const char *const kw[] = { "work" };
 	CU_ASSERT_EQUAL(mail_store(a, fl, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, kw, 1), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 1, MAIL_F_SEEN), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, MAIL_F_SEEN), 0);
 	struct mail_changes *c;
 	CU_ASSERT_EQUAL_FATAL(mail_view_update(b, 0, &c), 0);
 	/* expunges of 2,3,5 from 1..6 are told as 2, 2, 3 */
@@ -983,26 +860,24 @@ static void test_view_diff(void)
 	mail_view_close(a);
 	mail_view_close(b);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* RFC 3501 7.4.1: an update during FETCH/STORE/SEARCH takes new messages and
  * flags but keeps expunged ones, numbered as before, until a plain update. */
 static void test_view_defer_expunge(void)
 {
-	struct env e;
-	env_open(&e, 29);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "hal", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 6, 0), 0);
+	struct eu_env e;
+	eu_env_open(&e, 29);
+	struct mail_mailbox *mb = eu_box(e.eng, "hal", "INBOX", 6);
 	struct mail_view *a, *b;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &b), 0);
+	a = eu_view(mb);
+	b = eu_view(mb);
 	uint32_t del[] = { 2, 3, 5 };
 	CU_ASSERT_EQUAL(mail_expunge(a, del, 3), 0);
 	uint32_t fl[] = { 4 };
 	CU_ASSERT_EQUAL(mail_store(a, fl, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, NULL, 0), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), 0);
 	struct mail_changes *c;
 	CU_ASSERT_EQUAL_FATAL(mail_view_update_ex(b, 0, MAIL_VIEW_DEFER_EXPUNGE, &c), 0);
 	CU_ASSERT_EQUAL(c->n_expunged, 0);
@@ -1051,8 +926,7 @@ static void test_view_defer_expunge(void)
 	CU_ASSERT_EQUAL(mail_view_uid(b, 3), 6);
 	CU_ASSERT_EQUAL(mail_view_uid(b, 4), 7);
 	/* and the same view agrees with a fresh one */
-	struct mail_view *fresh;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &fresh), 0);
+	struct mail_view *fresh = eu_view(mb);
 	CU_ASSERT_EQUAL(mail_view_exists(fresh), 4);
 	for (uint32_t seq = 1; seq <= 4; seq++)
 		CU_ASSERT_EQUAL(mail_view_uid(fresh, seq), mail_view_uid(b, seq));
@@ -1074,10 +948,19 @@ static void test_view_defer_expunge(void)
 	mail_view_close(a);
 	mail_view_close(b);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ----------------------------------------------------------- round trips */
+
+/* Prints a line: the title, then "name a/b" for each of n counters. */
+static void print_counts(const char *title, size_t n, const char *const *names, const uint64_t *a, const uint64_t *b)
+{
+	printf("\n  %s:", title);
+	for (size_t i = 0; i < n; i++)
+		printf(" %s %llu/%llu", names[i], (unsigned long long)a[i], (unsigned long long)b[i]);
+	printf("\n");
+}
 
 struct cost {
 	uint64_t open, append, store, list, bodies;
@@ -1085,31 +968,30 @@ struct cost {
 
 static void measure(int n_msgs, struct cost *cost)
 {
-	struct env e;
-	env_open(&e, 23);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "gus", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(append_n(mb, n_msgs, 0), 0);
+	struct eu_env e;
+	eu_env_open(&e, 23);
+	struct mail_mailbox *mb = eu_box(e.eng, "gus", "INBOX", 0);
+	CU_ASSERT_EQUAL_FATAL(eu_append_n(mb, n_msgs, 0), 0);
 	/* a checkpoint bounds the log, as the size rule does in use */
 	e.clk.now += 60000;
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
 	mail_mailbox_close(mb);
 
-	struct mail_engine *fresh = env_engine(&e, 24);
+	struct mail_engine *fresh = eu_env_engine(&e, 24);
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh, "gus", "INBOX", &mb), 0);
-	cost->open = total_calls(&e);
+	cost->open = eu_total_calls(&e);
 	/* open: list row, checkpoint list, the checkpoint, one log read (two
 	 * calls, the watch row first, where batches are no snapshot) */
-	CU_ASSERT_EQUAL(calls(&e, AGW_ROW_READ), g_no_cas ? 3 : 2);
+	CU_ASSERT_EQUAL(calls(&e, AGW_ROW_READ), eu_no_cas ? 3 : 2);
 	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_LIST), 1);
 	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_GET), 1);
 
 	agw_count_reset(e.cw);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
-	cost->append = total_calls(&e);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), 0);
+	cost->append = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_PUT), 1);
-	if (g_no_cas) {
+	if (eu_no_cas) {
 		/* claim + summary, log entry, watch + release; the log read under
 		 * the claim (the watch row, then the log) */
 		CU_ASSERT_EQUAL(calls(&e, AGW_ROW_INSERT), 3);
@@ -1121,21 +1003,18 @@ static void measure(int n_msgs, struct cost *cost)
 		CU_ASSERT_EQUAL(calls(&e, AGW_ROW_READ), 0);
 	}
 
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n = mail_view_exists(v);
-	uint32_t *uids = malloc(n * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		uids[i] = mail_view_uid(v, i + 1);
+	struct mail_view *v = eu_view(mb);
+	uint32_t n;
+	uint32_t *uids = eu_view_uids(v, &n);
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_store(v, uids, n, MAIL_STORE_ADD, MAIL_F_SEEN, NULL, 0), 0);
-	cost->store = total_calls(&e);
+	cost->store = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(agw_count_items(e.cw, log_insert_op()), 2); /* ONE log row + the watch */
 
 	agw_count_reset(e.cw);
 	struct mail_summary *sm;
 	CU_ASSERT_EQUAL_FATAL(mail_summaries(v, uids, n, &sm), 0);
-	cost->list = total_calls(&e);
+	cost->list = eu_total_calls(&e);
 	for (uint32_t i = 0; i < n; i++)
 		CU_ASSERT_EQUAL(sm[i].status, 0);
 	mail_summaries_free(sm, n);
@@ -1144,7 +1023,7 @@ static void measure(int n_msgs, struct cost *cost)
 	struct mail_body *bd;
 	uint32_t nb = n < 50 ? n : 50;
 	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, uids, nb, &bd), 0);
-	cost->bodies = total_calls(&e);
+	cost->bodies = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(calls(&e, AGW_BLOB_GET), 1);
 	for (uint32_t i = 0; i < nb; i++)
 		CU_ASSERT_EQUAL(bd[i].status, 0);
@@ -1153,7 +1032,7 @@ static void measure(int n_msgs, struct cost *cost)
 	mail_view_close(v);
 	mail_mailbox_close(mb);
 	mail_engine_free(fresh);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 static void test_round_trips(void)
@@ -1161,12 +1040,10 @@ static void test_round_trips(void)
 	struct cost small, big;
 	measure(100, &small);
 	measure(1000, &big);
-	printf("\n  driver calls (100 / 1000 messages): open %llu/%llu append %llu/%llu store-all %llu/%llu "
-	       "list %llu/%llu bodies(50) %llu/%llu\n",
-	       (unsigned long long)small.open, (unsigned long long)big.open, (unsigned long long)small.append,
-	       (unsigned long long)big.append, (unsigned long long)small.store, (unsigned long long)big.store,
-	       (unsigned long long)small.list, (unsigned long long)big.list, (unsigned long long)small.bodies,
-	       (unsigned long long)big.bodies);
+	const char *const names[] = { "open", "append", "store-all", "list", "bodies(50)" };
+	const uint64_t s[] = { small.open, small.append, small.store, small.list, small.bodies };
+	const uint64_t b[] = { big.open, big.append, big.store, big.list, big.bodies };
+	print_counts("driver calls (100 / 1000 messages)", 5, names, s, b);
 	/* none of these grows with the number of messages */
 	CU_ASSERT_EQUAL(small.append, big.append);
 	CU_ASSERT_EQUAL(small.store, big.store);
@@ -1177,7 +1054,7 @@ static void test_round_trips(void)
 	CU_ASSERT(big.list <= 2);
 }
 
-static int append_ticking(struct env *e, struct mail_mailbox *mb, int n, uint64_t tick_ms);
+static int append_ticking(struct eu_env *e, struct mail_mailbox *mb, int n, uint64_t tick_ms);
 
 /* ------------------------------------------- rows read per command */
 
@@ -1191,10 +1068,9 @@ struct reads {
 
 static void reads_after(uint64_t history, struct reads *r)
 {
-	struct env e;
-	env_open(&e, 61);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ros", "INBOX", &mb), 0);
+	struct eu_env e;
+	eu_env_open(&e, 61);
+	struct mail_mailbox *mb = eu_box(e.eng, "ros", "INBOX", 0);
 	CU_ASSERT_EQUAL_FATAL(append_ticking(&e, mb, 1000, 2), 0);
 	struct mail_view *v;
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 1, &v), 0);
@@ -1222,8 +1098,7 @@ static void reads_after(uint64_t history, struct reads *r)
 	r->noop_log = mb->log.last_sync_rows;
 	/* STATUS: the shared state, joined */
 	agw_count_reset(e.cw);
-	struct mail_mailbox *m2;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ros", "INBOX", &m2), 0);
+	struct mail_mailbox *m2 = eu_box(e.eng, "ros", "INBOX", 0);
 	struct mail_status st;
 	CU_ASSERT_EQUAL(mail_mailbox_status(m2, &st), 0);
 	CU_ASSERT_EQUAL(st.exists, 1000);
@@ -1245,17 +1120,16 @@ static void reads_after(uint64_t history, struct reads *r)
 	r->store_rows = agw_count_rows_read(e.cw);
 	e.clk.now += 5000;
 	agw_count_reset(e.cw);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), 0);
 	r->append_rows = agw_count_rows_read(e.cw);
 	/* SELECT in another daemon that never opened it (checkpoints and the
 	 * quiet-mailbox rule bound what it reads) */
 	e.clk.now += OPLOG_CKPT_IDLE_MS + 1000;
 	if (oplog_idle_checkpoint_due(&mb->log, e.clk.now))
 		CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
-	struct mail_engine *other = env_engine(&e, 62);
+	struct mail_engine *other = eu_env_engine(&e, 62);
 	agw_count_reset(e.cw);
-	struct mail_mailbox *om;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "ros", "INBOX", &om), 0);
+	struct mail_mailbox *om = eu_box(other, "ros", "INBOX", 0);
 	CU_ASSERT_EQUAL_FATAL(mail_view_open(om, 1, &v2), 0);
 	r->cold_select_rows = agw_count_rows_read(e.cw);
 	CU_ASSERT_EQUAL(mail_view_exists(v2), 1001);
@@ -1264,7 +1138,7 @@ static void reads_after(uint64_t history, struct reads *r)
 	mail_engine_free(other);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 static void test_rows_per_command(void)
@@ -1272,13 +1146,12 @@ static void test_rows_per_command(void)
 	struct reads a, b;
 	reads_after(1000, &a);
 	reads_after(10000, &b);
-	printf("\n  rows read after 1,000 / 10,000 flag changes: NOOP %llu/%llu (log %llu/%llu) STATUS %llu/%llu "
-	       "SELECT %llu/%llu STORE %llu/%llu APPEND %llu/%llu cold SELECT %llu/%llu\n",
-	       (unsigned long long)a.noop_rows, (unsigned long long)b.noop_rows, (unsigned long long)a.noop_log,
-	       (unsigned long long)b.noop_log, (unsigned long long)a.status_rows, (unsigned long long)b.status_rows,
-	       (unsigned long long)a.select_rows, (unsigned long long)b.select_rows, (unsigned long long)a.store_rows,
-	       (unsigned long long)b.store_rows, (unsigned long long)a.append_rows, (unsigned long long)b.append_rows,
-	       (unsigned long long)a.cold_select_rows, (unsigned long long)b.cold_select_rows);
+	const char *const names[] = { "NOOP", "log", "STATUS", "SELECT", "STORE", "APPEND", "cold SELECT" };
+	const uint64_t x[] = { a.noop_rows, a.noop_log, a.status_rows, a.select_rows, a.store_rows, a.append_rows,
+		               a.cold_select_rows };
+	const uint64_t y[] = { b.noop_rows, b.noop_log, b.status_rows, b.select_rows, b.store_rows, b.append_rows,
+		               b.cold_select_rows };
+	print_counts("rows read after 1,000 / 10,000 flag changes", 7, names, x, y);
 	/* a NOOP on an unchanged mailbox reads no log row (the watch row only) */
 	CU_ASSERT_EQUAL(a.noop_log, 0);
 	CU_ASSERT_EQUAL(b.noop_log, 0);
@@ -1301,14 +1174,11 @@ static void test_rows_per_command(void)
 /* Non-blocking mode: what an event loop may call inline. */
 static void test_nonblock(void)
 {
-	struct env e;
+	struct eu_env e;
 	/* a store whose calls go over a network, as far as the engine knows */
 	env_open_hiding(&e, 63, AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "nob", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_mailbox *mb = eu_box(e.eng, "nob", "INBOX", 3);
+	struct mail_view *v = eu_view(mb);
 	uint32_t uids[] = { 1, 2, 3 };
 	/* every call that would wait fails at once, changing nothing */
 	mail_nonblock(1);
@@ -1324,7 +1194,7 @@ static void test_nonblock(void)
 	bcache_free(e.eng->bodies);
 	e.eng->bodies = bcache_new(1 << 20);
 	CU_ASSERT_EQUAL(mail_bodies(v, uids, 1, &bd), MAIL_EAGAIN);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), -1);
 	struct mail_mailbox *m2;
 	CU_ASSERT_EQUAL(mail_mailbox_open(e.eng, "nob", "INBOX", &m2), MAIL_EAGAIN);
 	/* without a live watch the state may be stale: the update would read */
@@ -1341,11 +1211,11 @@ static void test_nonblock(void)
 	CU_ASSERT_EQUAL(st.exists, 3);
 	CU_ASSERT_EQUAL(mail_view_exists(v), 3);
 	/* a summary not in the cache is a store read: another engine's view */
-	struct mail_engine *other = env_engine(&e, 64);
+	struct mail_engine *other = eu_env_engine(&e, 64);
 	struct mail_mailbox *om;
 	struct mail_view *ov;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "nob", "INBOX", &om), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(om, 0, &ov), 0);
+	ov = eu_view(om);
 	mail_nonblock(1);
 	CU_ASSERT_EQUAL(mail_summaries(ov, uids, 3, &sm), MAIL_EAGAIN);
 	mail_nonblock(0);
@@ -1360,11 +1230,11 @@ static void test_nonblock(void)
 	mail_engine_free(other);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 
 	/* With a poller, a view update on a mailbox whose watch is live and
 	 * quiet needs nothing from the store: it succeeds inline. */
-	env_open(&e, 65);
+	eu_env_open(&e, 65);
 	struct mail_engine_options o = eu_options(NULL, 66);
 	o.clock_ms = NULL;
 	o.clock_arg = NULL;
@@ -1372,9 +1242,8 @@ static void test_nonblock(void)
 	o.no_poller = 0;
 	struct mail_engine *pe = NULL;
 	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &pe), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "nob", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	mb = eu_box(pe, "nob", "INBOX", 2);
+	v = eu_view(mb);
 	/* wait (generously) for the poller to arm the watch and take in our
 	 * own writes: an event, not a duration */
 	int ok = 0;
@@ -1395,14 +1264,13 @@ static void test_nonblock(void)
 	mail_view_close(v);
 	mail_mailbox_close(mb);
 	mail_engine_free(pe);
-	env_close(&e);
+	eu_env_close(&e);
 
 	/* A store whose calls are all local (the memory driver): reads and
 	 * flag changes run inline, within a budget; adds never do. */
-	env_open(&e, 70);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "nob", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	eu_env_open(&e, 70);
+	mb = eu_box(e.eng, "nob", "INBOX", 3);
+	v = eu_view(mb);
 	mail_nonblock(1);
 	CU_ASSERT_EQUAL(mail_bodies(v, uids, 3, &bd), 0);
 	mail_bodies_free(bd, 3);
@@ -1413,7 +1281,7 @@ static void test_nonblock(void)
 	CU_ASSERT_EQUAL(c->n_flags, 2);
 	mail_changes_free(c);
 	mail_nonblock(1);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), -1);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), -1);
 	CU_ASSERT(mail_nonblock_hit());
 	/* the budget: a long run of reads goes to a worker, even of bodies
 	 * in the cache (read here once, in blocking mode) */
@@ -1439,7 +1307,7 @@ static void test_nonblock(void)
 	pthread_mutex_unlock(&mb->lock);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* An add written late whose writer died before announcing it: a reader
@@ -1448,9 +1316,9 @@ static void test_nonblock(void)
  * never shows an add without every add before it. */
 static void test_unannounced_late_add(void)
 {
-	struct env e;
-	env_open(&e, 67);
-	struct mail_engine *b = env_engine(&e, 68);
+	struct eu_env e;
+	eu_env_open(&e, 67);
+	struct mail_engine *b = eu_env_engine(&e, 68);
 	struct mail_mailbox *ma, *mb;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lat", "INBOX", &ma), 0);
 	CU_ASSERT_EQUAL(append_ticking(&e, ma, 3, 100), 0);
@@ -1458,8 +1326,7 @@ static void test_unannounced_late_add(void)
 	e.clk.now += 10000;
 	/* a flag change now: b reads it, so b's window moves past the moment
 	 * the late add will claim */
-	struct mail_view *av;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(ma, 0, &av), 0);
+	struct mail_view *av = eu_view(ma);
 	uint32_t one = 1;
 	CU_ASSERT_EQUAL(mail_store(av, &one, 1, MAIL_STORE_ADD, MAIL_F_FLAGGED, NULL, 0), 0);
 	mail_view_close(av);
@@ -1489,9 +1356,8 @@ static void test_unannounced_late_add(void)
 	CU_ASSERT_EQUAL(e.st.driver->row_insert(e.st.store, &w, 1), 0);
 	free(cb.p);
 	/* a daemon that reads everything (a fresh one) has it, and adds */
-	struct mail_engine *c = env_engine(&e, 69);
-	struct mail_mailbox *mc;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(c, "lat", "INBOX", &mc), 0);
+	struct mail_engine *c = eu_env_engine(&e, 69);
+	struct mail_mailbox *mc = eu_box(c, "lat", "INBOX", 0);
 	struct mail_status st;
 	mail_mailbox_status(mc, &st);
 	CU_ASSERT_EQUAL(st.exists, 4);
@@ -1510,8 +1376,7 @@ static void test_unannounced_late_add(void)
 	CU_ASSERT_EQUAL(sb.exists, 5);
 	CU_ASSERT_EQUAL(sb.uidnext, 6);
 	CU_ASSERT_EQUAL(sb.uidvalidity, uv);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	struct mail_msg_info info;
 	CU_ASSERT_EQUAL(mail_view_msg(v, 4, &info), 0);
 	CU_ASSERT_EQUAL(info.uid, 4);
@@ -1522,17 +1387,17 @@ static void test_unannounced_late_add(void)
 	mail_mailbox_close(ma);
 	mail_mailbox_close(mb);
 	mail_engine_free(b);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ----------------------------------------------------------- checkpoints */
 
 /* Appends n messages, the clock moving tick_ms before each. */
-static int append_ticking(struct env *e, struct mail_mailbox *mb, int n, uint64_t tick_ms)
+static int append_ticking(struct eu_env *e, struct mail_mailbox *mb, int n, uint64_t tick_ms)
 {
 	for (int i = 0; i < n; i++) {
 		e->clk.now += tick_ms;
-		if (append_n(mb, 1, 0) != 0)
+		if (eu_append_n(mb, 1, 0) != 0)
 			return -1;
 	}
 	return 0;
@@ -1540,10 +1405,9 @@ static int append_ticking(struct env *e, struct mail_mailbox *mb, int n, uint64_
 
 static void test_checkpoint_tail(void)
 {
-	struct env e;
-	env_open(&e, 29);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "hal", "INBOX", &mb), 0);
+	struct eu_env e;
+	eu_env_open(&e, 29);
+	struct mail_mailbox *mb = eu_box(e.eng, "hal", "INBOX", 0);
 	char pfx[160];
 	snprintf(pfx, sizeof(pfx), "hal/index/%s/checkpoint/", mail_mailbox_id(mb));
 	/* the size rule: a tail worth OPLOG_CKPT_FLOOR_BYTES gets a checkpoint
@@ -1564,7 +1428,7 @@ static void test_checkpoint_tail(void)
 	struct mail_status st;
 	mail_mailbox_status(mb, &st);
 
-	struct mail_engine *fresh = env_engine(&e, 30);
+	struct mail_engine *fresh = eu_env_engine(&e, 30);
 	struct mail_mailbox *fm;
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh, "hal", "INBOX", &fm), 0);
@@ -1589,7 +1453,7 @@ static void test_checkpoint_tail(void)
 	CU_ASSERT_EQUAL(e.st.driver->blob_put(e.st.store, keys[nk - 1], (const uint8_t *)"junk", 4, NULL, 0), 0);
 	mail_free_strv(keys, nk);
 	unsigned long w = eu_warnings;
-	struct mail_engine *fresh2 = env_engine(&e, 31);
+	struct mail_engine *fresh2 = eu_env_engine(&e, 31);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh2, "hal", "INBOX", &fm), 0);
 	CU_ASSERT(eu_warnings > w);
 	mail_mailbox_status(fm, &st2);
@@ -1599,10 +1463,10 @@ static void test_checkpoint_tail(void)
 	mail_engine_free(fresh2);
 
 	/* an empty log after a checkpoint that covers everything */
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), 0);
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
 	mail_mailbox_status(mb, &st);
-	struct mail_engine *fresh3 = env_engine(&e, 32);
+	struct mail_engine *fresh3 = eu_env_engine(&e, 32);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh3, "hal", "INBOX", &fm), 0);
 	CU_ASSERT_EQUAL(fm->log.last_sync_rows, 0);
 	mail_mailbox_status(fm, &st2);
@@ -1627,37 +1491,26 @@ static void test_checkpoint_tail(void)
 	char pk[128];
 	snprintf(pk, sizeof(pk), "hal/index/%s", mail_mailbox_id(mb));
 	CU_ASSERT(count_rows(&e, pk) <= 10);
-	struct mail_engine *fresh4 = env_engine(&e, 33);
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(fresh4, "hal", "INBOX", &fm), 0);
-	mail_mailbox_status(mb, &st);
-	mail_mailbox_status(fm, &st2);
-	CU_ASSERT_EQUAL(st2.exists, st.exists);
-	CU_ASSERT_EQUAL(st2.uidnext, st.uidnext);
-	mail_mailbox_close(fm);
-	mail_engine_free(fresh4);
+	eu_check_fresh_engine(&e, 33, "hal", "INBOX", mb);
 	mail_mailbox_close(mb);
 	mail_engine_free(fresh);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* A flag change on a whole mailbox is one large entry: a few of them are
  * enough for a checkpoint, so that no open replays them for long. */
 static void test_checkpoint_large_entries(void)
 {
-	struct env e;
-	env_open(&e, 34);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ian", "INBOX", &mb), 0);
+	struct eu_env e;
+	eu_env_open(&e, 34);
+	struct mail_mailbox *mb = eu_box(e.eng, "ian", "INBOX", 0);
 	CU_ASSERT_EQUAL_FATAL(append_ticking(&e, mb, 1000, 5), 0);
 	e.clk.now += OPLOG_CKPT_IDLE_MS + 1000;
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
 	CU_ASSERT_EQUAL(mb->log.tail_n, 0);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
-	uint32_t n = mail_view_exists(v);
-	uint32_t *uids = malloc(n * sizeof(uint32_t));
-	for (uint32_t i = 0; i < n; i++)
-		uids[i] = mail_view_uid(v, i + 1);
+	struct mail_view *v = eu_view(mb);
+	uint32_t n;
+	uint32_t *uids = eu_view_uids(v, &n);
 	size_t max_tail = 0;
 	for (int i = 0; i < 40; i++) {
 		e.clk.now += 2000;
@@ -1675,17 +1528,16 @@ static void test_checkpoint_large_entries(void)
 	free(uids);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 static void test_log_sibling(void)
 {
-	struct env e;
-	env_open(&e, 37);
-	struct mail_engine *e2 = env_engine(&e, 38);
+	struct eu_env e;
+	eu_env_open(&e, 37);
+	struct mail_engine *e2 = eu_env_engine(&e, 38);
 	struct mail_mailbox *m1, *m2;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ivy", "INBOX", &m1), 0);
-	CU_ASSERT_EQUAL(append_n(m1, 2, 0), 0);
+	m1 = eu_box(e.eng, "ivy", "INBOX", 2);
 	/* a second value on the first log row: both engines pick the same */
 	char pk[128];
 	snprintf(pk, sizeof(pk), "ivy/index/%s", mail_mailbox_id(m1));
@@ -1706,32 +1558,22 @@ static void test_log_sibling(void)
 	CU_ASSERT_EQUAL(mail_mailbox_sync(m1), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e2, "ivy", "INBOX", &m2), 0);
 	CU_ASSERT(eu_warnings > warn);
-	struct mail_status s1, s2;
-	mail_mailbox_status(m2, &s2);
 	/* m1 replays from its own history; a fresh engine decides from the store:
 	 * m1 re-syncs from scratch to compare */
-	struct mail_engine *e3 = env_engine(&e, 39);
-	struct mail_mailbox *m3;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e3, "ivy", "INBOX", &m3), 0);
-	mail_mailbox_status(m3, &s1);
-	CU_ASSERT_EQUAL(s1.exists, s2.exists);
-	CU_ASSERT_EQUAL(s1.uidnext, s2.uidnext);
-	mail_mailbox_close(m3);
-	mail_engine_free(e3);
+	eu_check_fresh_engine(&e, 39, "ivy", "INBOX", m2);
 	mail_mailbox_close(m1);
 	mail_mailbox_close(m2);
 	mail_engine_free(e2);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------------------------------ appends, orphans */
 
 static void test_append_failure_and_orphans(void)
 {
-	struct env e;
-	env_open(&e, 41);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "jo", "INBOX", &mb), 0);
+	struct eu_env e;
+	eu_env_open(&e, 41);
+	struct mail_mailbox *mb = eu_box(e.eng, "jo", "INBOX", 0);
 	/* APPEND's date and flags are kept */
 	const char *kw[] = { "$Label1" };
 	struct mail_new_message m = { .body = (const uint8_t *)"a\r\n", .body_len = 3,
@@ -1741,8 +1583,7 @@ static void test_append_failure_and_orphans(void)
 	uint32_t uv, uid;
 	CU_ASSERT_EQUAL_FATAL(mail_append(mb, &m, &uv, &uid), 0);
 	CU_ASSERT_EQUAL(uid, 1);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	struct mail_msg_info info;
 	CU_ASSERT_EQUAL(mail_view_msg(v, 1, &info), 0);
 	CU_ASSERT_EQUAL(info.flags, MAIL_F_SEEN | MAIL_F_DRAFT);
@@ -1780,21 +1621,20 @@ static void test_append_failure_and_orphans(void)
 	CU_ASSERT_EQUAL(count_blobs(&e, pfx), st.exists);
 	mail_view_close(v);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* The contents of expunged (and moved) messages go after the grace period,
  * so that a session still reading an older snapshot finds them meanwhile. */
 static void test_expunged_contents_removed(void)
 {
-	struct env e;
-	env_open(&e, 44);
+	struct eu_env e;
+	eu_env_open(&e, 44);
 	struct mail_mailbox *mb, *dst;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kit", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kit", "Archive", &dst), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 4, 0), 0);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 4, 0), 0);
+	struct mail_view *v = eu_view(mb);
 	uint32_t gone[] = { 1, 2 }, moved[] = { 3 }, out[1], uv;
 	CU_ASSERT_EQUAL(mail_expunge(v, gone, 2), 0);
 	CU_ASSERT_EQUAL(mail_move(v, moved, 1, dst, &uv, out), 0);
@@ -1816,8 +1656,7 @@ static void test_expunged_contents_removed(void)
 	CU_ASSERT_EQUAL(bd[0].status, AEROGRAM_ENOTFOUND);
 	mail_bodies_free(bd, 2);
 	/* the moved message lives on in the destination */
-	struct mail_view *dv;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(dst, 0, &dv), 0);
+	struct mail_view *dv = eu_view(dst);
 	CU_ASSERT_EQUAL_FATAL(mail_bodies(dv, out, 1, &bd), 0);
 	CU_ASSERT_EQUAL(bd[0].status, 0);
 	mail_bodies_free(bd, 1);
@@ -1825,22 +1664,20 @@ static void test_expunged_contents_removed(void)
 	mail_view_close(v);
 	mail_mailbox_close(mb);
 	mail_mailbox_close(dst);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* Failed after the summary: the body and summary stay as orphans, collected later. */
 static void test_orphan_from_failed_log_write(void)
 {
-	struct env e;
-	env_open(&e, 43);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "kim", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	struct eu_env e;
+	eu_env_open(&e, 43);
+	struct mail_mailbox *mb = eu_box(e.eng, "kim", "INBOX", 1);
 	struct mail_new_message m = { .body = (const uint8_t *)"x", .body_len = 1 };
 	char pfx[160], pk[128];
 	snprintf(pfx, sizeof(pfx), "kim/mail/%s/", mail_mailbox_id(mb));
 	snprintf(pk, sizeof(pk), "kim/mail/%s", mail_mailbox_id(mb));
-	if (g_no_cas) {
+	if (eu_no_cas) {
 		/* the summary goes with the claim; the read under the claim fails,
 		 * so the log entry never comes */
 		agw_fault_fail_next(e.fw, AGW_MASK(AGW_ROW_READ), AEROGRAM_EUNAVAILABLE, 1);
@@ -1867,24 +1704,23 @@ static void test_orphan_from_failed_log_write(void)
 	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 1);
 	CU_ASSERT_EQUAL(count_rows(&e, pk), 1);
 	/* the claim was given back: the next add takes the turn at once */
-	CU_ASSERT_EQUAL(append_n(mb, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 1, 0), 0);
 	CU_ASSERT_EQUAL(mb->log.turn_waits, 0);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ---------------------------------------------------------------- copy */
 
 static void test_copy_move(void)
 {
-	struct env e;
-	env_open(&e, 47);
+	struct eu_env e;
+	eu_env_open(&e, 47);
 	struct mail_mailbox *src, *dst;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lee", "INBOX", &src), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "lee", "Archive", &dst), 0);
-	CU_ASSERT_EQUAL(append_n(src, 4, MAIL_F_FLAGGED), 0);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(src, 0, &v), 0);
+	CU_ASSERT_EQUAL(eu_append_n(src, 4, MAIL_F_FLAGGED), 0);
+	struct mail_view *v = eu_view(src);
 	uint32_t uids[] = { 1, 3 }, out[2], uv;
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_copy(v, uids, 2, dst, &uv, out), 0);
@@ -1904,8 +1740,7 @@ static void test_copy_move(void)
 	CU_ASSERT_EQUAL(st.exists, 3);
 	mail_mailbox_status(dst, &st);
 	CU_ASSERT_EQUAL(st.exists, 3);
-	struct mail_view *dv;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(dst, 0, &dv), 0);
+	struct mail_view *dv = eu_view(dst);
 	struct mail_msg_info info;
 	CU_ASSERT_EQUAL(mail_view_msg(dv, 3, &info), 0);
 	CU_ASSERT_EQUAL(info.flags, MAIL_F_FLAGGED);
@@ -1918,7 +1753,7 @@ static void test_copy_move(void)
 	mail_view_close(v);
 	mail_mailbox_close(src);
 	mail_mailbox_close(dst);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------------------ undelete, expunge retention */
@@ -1934,10 +1769,7 @@ static void test_codec_state_expunged(void)
 	struct uidx_op *op = sample_op();
 	op->ts.ms = 1000;
 	uidx_apply(s, op);
-	struct uidx_op *del = calloc(1, sizeof(*del));
-	del->kind = UIDX_OP_DEL;
-	del->n = 2;
-	del->ids = calloc(2, UIDX_ID);
+	struct uidx_op *del = eu_del_op(2);
 	memcpy(del->ids[0], op->ids[0], UIDX_ID);
 	memcpy(del->ids[1], op->ids[2], UIDX_ID);
 	del->ts.ms = 5000;
@@ -1946,21 +1778,15 @@ static void test_codec_state_expunged(void)
 	CU_ASSERT_EQUAL(s->expunged[1].uid, 3);
 	CU_ASSERT_EQUAL(s->expunged[1].at, 5000);
 	/* a moved message is not listed */
-	struct uidx_op *mv = calloc(1, sizeof(*mv));
-	mv->kind = UIDX_OP_DEL;
+	struct uidx_op *mv = eu_del_op(1);
 	mv->flags = UIDX_DEL_MOVED;
-	mv->n = 1;
-	mv->ids = calloc(1, UIDX_ID);
 	memcpy(mv->ids[0], op->ids[1], UIDX_ID);
 	mv->ts.ms = 6000;
 	uidx_apply(s, mv);
 	CU_ASSERT_EQUAL(s->n, 0);
 	CU_ASSERT_EQUAL(s->n_expunged, 2);
 	struct cbuf b = { 0 };
-	CU_ASSERT_EQUAL(codec_state_encode(s, &b), 0);
-	CU_ASSERT_EQUAL(b.p[1], 5); /* with the expunges by modseq */
-	struct uidx_state *d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &d), 0);
+	struct uidx_state *d = eu_state_roundtrip(s, 5, &b); /* with the expunges by modseq */
 	CU_ASSERT_EQUAL_FATAL(d->n_expunged, 2);
 	CU_ASSERT_EQUAL(memcmp(d->expunged[0].id, op->ids[0], UIDX_ID), 0);
 	CU_ASSERT_EQUAL(d->expunged[0].uid, 1);
@@ -1975,26 +1801,12 @@ static void test_codec_state_expunged(void)
 	c = uidx_clone(d);
 	CU_ASSERT_EQUAL(c->n_expunged, 2);
 	uidx_free(c);
-	for (size_t cut = 0; cut < b.len; cut++) {
-		struct uidx_state *x = NULL;
-		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
-	}
-	for (size_t i = 0; i < b.len; i++) {
-		uint8_t save = b.p[i];
-		b.p[i] ^= 0xa5;
-		struct uidx_state *x = NULL;
-		if (codec_state_decode(b.p, b.len, &x) == 0)
-			uidx_free(x);
-		b.p[i] = save;
-	}
+	eu_check_state_damage(&b);
 	/* without the expunges by modseq, version 4 as before */
 	size_t nv = s->n_vanished;
 	s->n_vanished = 0;
 	struct cbuf b4 = { 0 };
-	CU_ASSERT_EQUAL(codec_state_encode(s, &b4), 0);
-	CU_ASSERT_EQUAL(b4.p[1], 4);
-	struct uidx_state *d4 = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b4.p, b4.len, &d4), 0);
+	struct uidx_state *d4 = eu_state_roundtrip(s, 4, &b4);
 	CU_ASSERT_EQUAL(d4->n_expunged, 2);
 	CU_ASSERT_EQUAL(d4->n_vanished, 0);
 	/* it knows no expunge by modseq: all of them are below its floor */
@@ -2026,10 +1838,7 @@ static void test_codec_state_vanished(void)
 	struct uidx_op *op = sample_op(); /* 3 messages, UIDs 1..3 */
 	uidx_apply(s, op);
 	uint64_t after_add = s->highestmodseq;
-	struct uidx_op *del = calloc(1, sizeof(*del));
-	del->kind = UIDX_OP_DEL;
-	del->n = 3;
-	del->ids = calloc(3, UIDX_ID);
+	struct uidx_op *del = eu_del_op(3);
 	memcpy(del->ids[0], op->ids[2], UIDX_ID); /* not in UID order */
 	memcpy(del->ids[1], op->ids[0], UIDX_ID);
 	memcpy(del->ids[2], op->ids[1], UIDX_ID);
@@ -2045,10 +1854,7 @@ static void test_codec_state_vanished(void)
 	CU_ASSERT_EQUAL(s->n_vanished, 1);
 	CU_ASSERT_EQUAL(s->highestmodseq, after_add + 1);
 	struct cbuf b = { 0 };
-	CU_ASSERT_EQUAL(codec_state_encode(s, &b), 0);
-	CU_ASSERT_EQUAL(b.p[1], 5);
-	struct uidx_state *d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &d), 0);
+	struct uidx_state *d = eu_state_roundtrip(s, 5, &b);
 	CU_ASSERT_EQUAL_FATAL(d->n_vanished, 1);
 	CU_ASSERT_EQUAL(d->vanished[0].lo, 1);
 	CU_ASSERT_EQUAL(d->vanished[0].hi, 3);
@@ -2061,18 +1867,7 @@ static void test_codec_state_vanished(void)
 	c = uidx_clone_ex(d, 0);
 	CU_ASSERT_EQUAL(c->n_vanished, 0);
 	uidx_free(c);
-	for (size_t cut = 0; cut < b.len; cut++) {
-		struct uidx_state *x = NULL;
-		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
-	}
-	for (size_t i = 0; i < b.len; i++) {
-		uint8_t save = b.p[i];
-		b.p[i] ^= 0xa5;
-		struct uidx_state *x = NULL;
-		if (codec_state_decode(b.p, b.len, &x) == 0)
-			uidx_free(x);
-		b.p[i] = save;
-	}
+	eu_check_state_damage(&b);
 	free(b.p);
 	/* Past UIDX_VANISHED_MAX runs the oldest go and the floor says up to
 	 * which modseq expunges are no longer known one by one. */
@@ -2093,10 +1888,7 @@ static void test_codec_state_vanished(void)
 	CU_ASSERT_EQUAL_FATAL(uidx_apply(big, add), 0);
 	CU_ASSERT_EQUAL_FATAL(big->n, n_add);
 	/* every other message, one DEL each: runs of one UID */
-	struct uidx_op *d1 = calloc(1, sizeof(*d1));
-	d1->kind = UIDX_OP_DEL;
-	d1->n = 1;
-	d1->ids = calloc(1, UIDX_ID);
+	struct uidx_op *d1 = eu_del_op(1);
 	for (size_t i = 0; i < n_add; i += 2) {
 		memcpy(d1->ids[0], add->ids[i], UIDX_ID);
 		CU_ASSERT_EQUAL(uidx_apply(big, d1), 0);
@@ -2141,15 +1933,30 @@ static void test_codec_state_vanished(void)
 /* Two engines on one store: each reports the same modseqs and the same
  * expunges by modseq, from the log and from a checkpoint, and a view
  * answers VANISHED (EARLIER) exactly, with the floor's fallback. */
+/* The view's runs of UIDs expunged since modseq `since`: n_want of them,
+ * want[2 * i] to want[2 * i + 1], the answer exact or not. */
+static void check_vanished(struct mail_view *v, uint64_t since, int exact, const uint32_t *want, size_t n_want)
+{
+	uint32_t *lo, *hi;
+	size_t n;
+	int got_exact;
+	CU_ASSERT_EQUAL_FATAL(mail_view_vanished(v, since, &lo, &hi, &n, &got_exact), 0);
+	CU_ASSERT_EQUAL(got_exact, exact);
+	CU_ASSERT_EQUAL(n, n_want);
+	for (size_t i = 0; i < n && i < n_want; i++) {
+		CU_ASSERT_EQUAL(lo[i], want[2 * i]);
+		CU_ASSERT_EQUAL(hi[i], want[2 * i + 1]);
+	}
+	free(lo);
+	free(hi);
+}
+
 static void test_modseq_two_engines(void)
 {
-	struct env e;
-	env_open(&e, 71);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "ivy", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 10, 0), 0);
-	struct mail_view *a;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &a), 0);
+	struct eu_env e;
+	eu_env_open(&e, 71);
+	struct mail_mailbox *mb = eu_box(e.eng, "ivy", "INBOX", 10);
+	struct mail_view *a = eu_view(mb);
 	uint64_t m0 = mail_view_highestmodseq(a);
 	CU_ASSERT(m0 > 0);
 	uint32_t del1[] = { 2, 3, 4 };
@@ -2178,32 +1985,15 @@ static void test_modseq_two_engines(void)
 	CU_ASSERT(i7.flags & MAIL_F_FLAGGED);
 	CU_ASSERT_EQUAL(i7.modseq, mail_view_highestmodseq(a));
 	/* since m0: 2:4 and 9; since after the first expunge: 9 only */
-	uint32_t *lo, *hi;
-	size_t n;
-	int exact;
-	CU_ASSERT_EQUAL_FATAL(mail_view_vanished(a, m0, &lo, &hi, &n, &exact), 0);
-	CU_ASSERT(exact);
-	CU_ASSERT_EQUAL_FATAL(n, 2);
-	CU_ASSERT_EQUAL(lo[0], 2);
-	CU_ASSERT_EQUAL(hi[0], 4);
-	CU_ASSERT_EQUAL(lo[1], 9);
-	CU_ASSERT_EQUAL(hi[1], 9);
-	free(lo);
-	free(hi);
-	CU_ASSERT_EQUAL_FATAL(mail_view_vanished(a, m0 + 1, &lo, &hi, &n, &exact), 0);
-	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL(lo[0], 9);
-	free(lo);
-	free(hi);
+	check_vanished(a, m0, 1, (const uint32_t[]){ 2, 4, 9, 9 }, 2);
+	check_vanished(a, m0 + 1, 1, (const uint32_t[]){ 9, 9 }, 1);
 	/* the other engine, first from the log, then from a checkpoint */
 	for (int round = 0; round < 2; round++) {
 		if (round == 1)
 			CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 1), 0);
-		struct mail_engine *other = env_engine(&e, 72 + (uint64_t)round);
-		struct mail_mailbox *mb2;
-		CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "ivy", "INBOX", &mb2), 0);
-		struct mail_view *b;
-		CU_ASSERT_EQUAL_FATAL(mail_view_open(mb2, 0, &b), 0);
+		struct mail_engine *other = eu_env_engine(&e, 72 + (uint64_t)round);
+		struct mail_mailbox *mb2 = eu_box(other, "ivy", "INBOX", 0);
+		struct mail_view *b = eu_view(mb2);
 		CU_ASSERT_EQUAL(mail_view_highestmodseq(b), mail_view_highestmodseq(a));
 		CU_ASSERT_EQUAL_FATAL(mail_view_exists(b), mail_view_exists(a));
 		for (uint32_t seq = 1; seq <= mail_view_exists(a); seq++) {
@@ -2214,14 +2004,8 @@ static void test_modseq_two_engines(void)
 			CU_ASSERT_EQUAL(x.modseq, y.modseq);
 			CU_ASSERT_EQUAL(x.flags, y.flags);
 		}
-		CU_ASSERT_EQUAL_FATAL(mail_view_vanished(b, m0, &lo, &hi, &n, &exact), 0);
-		CU_ASSERT(exact);
-		CU_ASSERT_EQUAL_FATAL(n, 2);
-		CU_ASSERT_EQUAL(lo[0], round == 0 ? 2u : 1u); /* round 0 expunged 1 */
-		CU_ASSERT_EQUAL(hi[0], 4);
-		CU_ASSERT_EQUAL(lo[1], 9);
-		free(lo);
-		free(hi);
+		/* round 0 expunged 1 */
+		check_vanished(b, m0, 1, (const uint32_t[]){ round == 0 ? 2u : 1u, 4, 9, 9 }, 2);
 		/* an expunge in this engine reaches the first one's view */
 		uint32_t d3[] = { round == 0 ? 1u : 10u };
 		CU_ASSERT_EQUAL(mail_expunge(b, d3, 1), 0);
@@ -2236,8 +2020,7 @@ static void test_modseq_two_engines(void)
 	}
 	/* While a view defers an expunge it reports the HIGHESTMODSEQ from
 	 * before it: a client resyncing from there still learns of it. */
-	struct mail_view *dv;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &dv), 0);
+	struct mail_view *dv = eu_view(mb);
 	uint64_t before = mail_view_highestmodseq(dv);
 	uint32_t d8[] = { 8 };
 	CU_ASSERT_EQUAL(mail_expunge(a, d8, 1), 0);
@@ -2260,18 +2043,10 @@ static void test_modseq_two_engines(void)
 	pthread_mutex_lock(&mb->lock);
 	mb->log.cur->vanished_floor = m0 + 1;
 	pthread_mutex_unlock(&mb->lock);
-	CU_ASSERT_EQUAL_FATAL(mail_view_vanished(a, m0, &lo, &hi, &n, &exact), 0);
-	CU_ASSERT(!exact);
-	CU_ASSERT_EQUAL_FATAL(n, 2); /* 1:4, 8:10 (UIDs 5..7 live) */
-	CU_ASSERT_EQUAL(lo[0], 1);
-	CU_ASSERT_EQUAL(hi[0], 4);
-	CU_ASSERT_EQUAL(lo[1], 8);
-	CU_ASSERT_EQUAL(hi[1], 10);
-	free(lo);
-	free(hi);
+	check_vanished(a, m0, 0, (const uint32_t[]){ 1, 4, 8, 10 }, 2); /* UIDs 5..7 live */
 	mail_view_close(a);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* Appends one message with this body, internal date, flags and keyword. */
@@ -2339,8 +2114,7 @@ static uint32_t exists_of(struct mail_mailbox *mb)
 
 static void expunge_uids(struct mail_mailbox *mb, const uint32_t *uids, size_t n)
 {
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	CU_ASSERT_EQUAL(mail_expunge(v, uids, n), 0);
 	mail_view_close(v);
 }
@@ -2351,8 +2125,8 @@ static void expunge_uids(struct mail_mailbox *mb, const uint32_t *uids, size_t n
  * another engine; past the retention they are collected. */
 static void test_undelete(void)
 {
-	struct env e;
-	env_open_with(&e, 61, 0, 7 * DAY_MS);
+	struct eu_env e;
+	eu_env_open_with(&e, 61, 0, 7 * DAY_MS);
 	struct mail_mailbox *mb, *arch;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "uma", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "uma", "Archive", &arch), 0);
@@ -2368,8 +2142,7 @@ static void test_undelete(void)
 	uint64_t t1 = e.clk.now;
 	uint32_t bc[] = { b, c };
 	expunge_uids(mb, bc, 2);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	uint32_t out, uv;
 	CU_ASSERT_EQUAL(mail_move(v, &m, 1, arch, &uv, &out), 0);
 	mail_view_close(v);
@@ -2440,8 +2213,7 @@ static void test_undelete(void)
 	o.expunge_retention_ms = 7 * DAY_MS;
 	struct mail_engine *other = NULL;
 	CU_ASSERT_FATAL(mail_engine_new(&e.st, &o, &other) == 0);
-	struct mail_mailbox *ob;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "uma", "INBOX", &ob), 0);
+	struct mail_mailbox *ob = eu_box(other, "uma", "INBOX", 0);
 	CU_ASSERT(ob->log.ckpt_loaded);
 	CU_ASSERT_EQUAL(mail_mailbox_undelete(ob, 0, &n, &r), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
@@ -2475,18 +2247,16 @@ static void test_undelete(void)
 	CU_ASSERT_EQUAL(exists_of(mb), 4);
 	mail_mailbox_close(mb);
 	mail_mailbox_close(arch);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* Without a retention nothing is listed and the contents go after the
  * grace period, as before: nothing to undelete. */
 static void test_undelete_without_retention(void)
 {
-	struct env e;
-	env_open(&e, 63);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "val", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 2, 0), 0);
+	struct eu_env e;
+	eu_env_open(&e, 63);
+	struct mail_mailbox *mb = eu_box(e.eng, "val", "INBOX", 2);
 	uint32_t one = 1;
 	expunge_uids(mb, &one, 1);
 	CU_ASSERT_EQUAL(mb->log.cur->n_expunged, 0);
@@ -2503,7 +2273,7 @@ static void test_undelete_without_retention(void)
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_EQUAL(exists_of(mb), 1);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* A retention shorter than the collection: an undelete finds the bodies
@@ -2511,11 +2281,9 @@ static void test_undelete_without_retention(void)
  * keeps, then takes it. */
 static void test_retention_and_orphans(void)
 {
-	struct env e;
-	env_open_with(&e, 64, 0, DAY_MS);
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "wes", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	struct eu_env e;
+	eu_env_open_with(&e, 64, 0, DAY_MS);
+	struct mail_mailbox *mb = eu_box(e.eng, "wes", "INBOX", 3);
 	uint32_t two[] = { 1, 2 };
 	expunge_uids(mb, two, 2);
 	char pfx[160];
@@ -2536,7 +2304,7 @@ static void test_retention_and_orphans(void)
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_EQUAL(exists_of(mb), 1);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* Two undeletes of the same messages at once (the second engine works
@@ -2544,16 +2312,15 @@ static void test_retention_and_orphans(void)
  * its own copies, so every message is there once. */
 static void test_undelete_concurrent(void)
 {
-	struct env e;
-	env_open_with(&e, 65, 0, 7 * DAY_MS);
+	struct eu_env e;
+	eu_env_open_with(&e, 65, 0, 7 * DAY_MS);
 	struct mail_engine_options o = eu_options(&e.clk, 66);
 	o.expunge_retention_ms = 7 * DAY_MS;
 	struct mail_engine *other = NULL;
 	CU_ASSERT_FATAL(mail_engine_new(&e.st, &o, &other) == 0);
 	other->lazy = 1; /* reads only when told to: a stale reader */
 	struct mail_mailbox *mb, *ob;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "xia", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL(append_n(mb, 3, 0), 0);
+	mb = eu_box(e.eng, "xia", "INBOX", 3);
 	uint32_t two[] = { 1, 3 };
 	expunge_uids(mb, two, 2);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "xia", "INBOX", &ob), 0);
@@ -2567,8 +2334,7 @@ static void test_undelete_concurrent(void)
 	CU_ASSERT_EQUAL(n2, 0);
 	CU_ASSERT_EQUAL(exists_of(mb), 3);
 	CU_ASSERT_EQUAL(exists_of(ob), 3);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	CU_ASSERT_EQUAL(mail_view_uid(v, 2), 4);
 	CU_ASSERT_EQUAL(mail_view_uid(v, 3), 5);
 	mail_view_close(v);
@@ -2586,14 +2352,14 @@ static void test_undelete_concurrent(void)
 	CU_ASSERT_EQUAL(n2, 0);
 	CU_ASSERT_EQUAL(exists_of(mb), 3);
 	CU_ASSERT_EQUAL(exists_of(ob), 3);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	v = eu_view(mb);
 	CU_ASSERT_EQUAL(mail_view_uid(v, 2), 8);
 	CU_ASSERT_EQUAL(mail_view_uid(v, 3), 9);
 	mail_view_close(v);
 	mail_mailbox_close(ob);
 	mail_engine_free(other);
 	mail_mailbox_close(mb);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* -------------------------------------------------------- poller, sharing */
@@ -2611,15 +2377,10 @@ static void on_change(void *arg)
 
 static void test_poller_and_sharing(void)
 {
-	struct env e;
-	env_open(&e, 53);
+	struct eu_env e;
+	eu_env_open(&e, 53);
 	/* an engine with a real clock and a poller, as in the daemon */
-	struct mail_engine_options o = { 0 };
-	o.seed = 54;
-	o.poll_timeout_ms = 500;
-	o.log = eu_options(NULL, 0).log;
-	struct mail_engine *pe = NULL;
-	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &pe), 0);
+	struct mail_engine *pe = eu_poller_engine(&e.st, 54, 500);
 	struct mail_mailbox *a, *b, *w;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "max", "INBOX", &a), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(pe, "max", "INBOX", &b), 0);
@@ -2629,7 +2390,7 @@ static void test_poller_and_sharing(void)
 	pthread_mutex_lock(&notified_lock);
 	notified = 0;
 	pthread_mutex_unlock(&notified_lock);
-	CU_ASSERT_EQUAL(append_n(w, 1, 0), 0); /* another "daemon" writes */
+	CU_ASSERT_EQUAL(eu_append_n(w, 1, 0), 0); /* another "daemon" writes */
 	int got = 0;
 	for (int i = 0; i < 2000 && !got; i++) { /* up to 20 s: never fails for slowness alone */
 		struct mail_status st;
@@ -2646,7 +2407,7 @@ static void test_poller_and_sharing(void)
 	mail_mailbox_close(b);
 	mail_mailbox_close(w);
 	mail_engine_free(pe);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------------------- batches that are no snapshot */
@@ -2677,8 +2438,19 @@ static int is_watch_query(const struct aerogram_row_query *q)
 static void split_write(void)
 {
 	split_armed = 0;
-	if (append_n(split_writer, 1, 0) == 0)
+	if (eu_append_n(split_writer, 1, 0) == 0)
 		split_fired = 1;
+}
+
+static void split_row_result_free(struct aerogram_store *store, struct aerogram_row_result *res)
+{
+	struct split_result *r = (struct split_result *)res;
+	if (r->a)
+		split_inner->row_result_free(store, r->a);
+	if (r->b)
+		split_inner->row_result_free(store, r->b);
+	free(r->pages);
+	free(r);
 }
 
 static int split_row_read(struct aerogram_store *store, const struct aerogram_row_query *q, size_t n,
@@ -2712,28 +2484,13 @@ static int split_row_read(struct aerogram_store *store, const struct aerogram_ro
 		}
 	}
 	if (rc != 0) {
-		if (r->a)
-			split_inner->row_result_free(store, r->a);
-		if (r->b)
-			split_inner->row_result_free(store, r->b);
-		free(r->pages);
-		free(r);
+		split_row_result_free(store, &r->pub);
 		return rc;
 	}
 	*out = &r->pub;
 	return 0;
 }
 
-static void split_row_result_free(struct aerogram_store *store, struct aerogram_row_result *res)
-{
-	struct split_result *r = (struct split_result *)res;
-	if (r->a)
-		split_inner->row_result_free(store, r->a);
-	if (r->b)
-		split_inner->row_result_free(store, r->b);
-	free(r->pages);
-	free(r);
-}
 
 /* A daemon whose store's batches are no snapshot (the engine must read the
  * watch row in a call of its own, before the log) is woken for a write that
@@ -2772,7 +2529,7 @@ static void test_batch_not_snapshot(void)
 	/* one write wakes the watcher; while it reads the log, a second lands */
 	split_fired = 0;
 	split_armed = 1;
-	CU_ASSERT_EQUAL(append_n(w, 1, 0), 0);
+	CU_ASSERT_EQUAL(eu_append_n(w, 1, 0), 0);
 	uint32_t exists = 0;
 	int fired = 0;
 	for (int i = 0; i < 1000 && exists < 2; i++) { /* up to 10 s: never fails for slowness alone */
@@ -2815,7 +2572,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (int i = 0; i < 40; i++) {
-		if (append_n(mb, 1, 0) != 0)
+		if (eu_append_n(mb, 1, 0) != 0)
 			w->failures++;
 		struct mail_changes *c;
 		if (mail_view_update(v, i & 1, &c) != 0)
@@ -2836,16 +2593,10 @@ static void *worker_main(void *arg)
  * one mailbox: every call succeeds and both engines end identical. */
 static void test_threads(void)
 {
-	struct env e;
-	env_open(&e, 59);
-	struct mail_engine_options o = { 0 };
-	o.log = eu_options(NULL, 0).log;
-	o.poll_timeout_ms = 300;
-	struct mail_engine *a = NULL, *b = NULL;
-	o.seed = 60;
-	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
-	o.seed = 61;
-	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+	struct eu_env e;
+	eu_env_open(&e, 59);
+	struct mail_engine *a = eu_poller_engine(&e.st, 60, 300);
+	struct mail_engine *b = eu_poller_engine(&e.st, 61, 300);
 	pthread_t th[6];
 	struct worker w[6];
 	for (int i = 0; i < 6; i++) {
@@ -2875,7 +2626,7 @@ static void test_threads(void)
 	mail_mailbox_close(mb);
 	mail_engine_free(a);
 	mail_engine_free(b);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ----------------------------------------- UIDVALIDITY across engines */
@@ -2940,8 +2691,7 @@ static void *uv_worker_main(void *arg)
 
 static void uv_status(struct mail_engine *eng, struct mail_status *st)
 {
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, "ivy", "INBOX", &mb), 0);
+	struct mail_mailbox *mb = eu_box(eng, "ivy", "INBOX", 0);
 	CU_ASSERT_EQUAL(mail_mailbox_sync(mb), 0);
 	mail_mailbox_status(mb, st);
 	mail_mailbox_close(mb);
@@ -2949,16 +2699,10 @@ static void uv_status(struct mail_engine *eng, struct mail_status *st)
 
 static void test_uidvalidity_two_engines(void)
 {
-	struct env e;
-	env_open(&e, 71);
-	struct mail_engine_options o = { 0 };
-	o.log = eu_options(NULL, 0).log;
-	o.poll_timeout_ms = 300;
-	struct mail_engine *a = NULL, *b = NULL;
-	o.seed = 72;
-	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &a), 0);
-	o.seed = 73;
-	CU_ASSERT_EQUAL_FATAL(mail_engine_new(&e.st, &o, &b), 0);
+	struct eu_env e;
+	eu_env_open(&e, 71);
+	struct mail_engine *a = eu_poller_engine(&e.st, 72, 300);
+	struct mail_engine *b = eu_poller_engine(&e.st, 73, 300);
 
 	/* 1. alternating appends, each engine with a claiming view open */
 	struct mail_mailbox *ma, *mb;
@@ -3017,8 +2761,7 @@ static void test_uidvalidity_two_engines(void)
 	/* 3. a writer that bypasses the protocol raises it: an add written
 	 * straight to the store from a view that misses the newest add (UID
 	 * 121), as a daemon of an older version would */
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "ivy", "INBOX", &ma), 0);
-	CU_ASSERT_EQUAL(append_n(ma, 1, 0), 0);
+	ma = eu_box(a, "ivy", "INBOX", 1);
 	struct uidx_op *op = calloc(1, sizeof(*op));
 	CU_ASSERT_FATAL(op != NULL);
 	op->kind = UIDX_OP_ADD;
@@ -3050,74 +2793,59 @@ static void test_uidvalidity_two_engines(void)
 	CU_ASSERT_EQUAL(sa.uidnext, sb.uidnext);
 	mail_engine_free(a);
 	mail_engine_free(b);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
+static const struct agt_test tests[] = {
+	{ "codec: ops round trip, corrupt input refused", test_codec_op_roundtrip },
+	{ "codec: checkpoints, summaries, mailbox list", test_codec_state_summary_list },
+	{ "timestamps: text order, after()", test_timestamps },
+	{ "uid index: add, conflict bump, flags, modseq, delete, claims", test_uidx_rules },
+	{ "uid index: same UIDVALIDITY and UID means same message", test_uidx_invariant_random },
+	{ "uid index: anchored adds, random delays, checkpoints", test_uidx_anchor_random },
+	{ "mailbox list CRDT: commutative, associative, idempotent", test_mblist_crdt },
+	{ "mailbox list: defaults, rename with children, INBOX, re-create", test_mblist_defaults_and_rename },
+	{ "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents },
+	{ "\\Recent: exactly one session, across engines", test_recent },
+	{ "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff },
+	{ "view update deferring expunges: numbers kept until told", test_view_defer_expunge },
+	{ "round trips per operation do not grow with the mailbox", test_round_trips },
+	{ "rows read per command do not grow with the history", test_rows_per_command },
+	{ "non-blocking mode: inline calls never wait", test_nonblock },
+	{ "an add written late and never announced is found from a later add", test_unannounced_late_add },
+	{ "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail },
+	{ "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries },
+	{ "log row with a sibling: deterministic choice", test_log_sibling },
+	{ "append flags and date; failed append; orphans", test_append_failure_and_orphans },
+	{ "orphans of an append whose log entry never came", test_orphan_from_failed_log_write },
+	{ "expunged messages' contents go after the grace period", test_expunged_contents_removed },
+	{ "copy and move", test_copy_move },
+	{ "codec: checkpoints with recently expunged messages", test_codec_state_expunged },
+	{ "codec: expunges by modseq in checkpoints, bounded", test_codec_state_vanished },
+	{ "modseq and expunges by modseq: same in two engines, log or checkpoint", test_modseq_two_engines },
+	{ "undelete: new UIDs, same contents, since, once; retention", test_undelete },
+	{ "undelete without a retention: nothing", test_undelete_without_retention },
+	{ "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans },
+	{ "undelete twice at once: every message once", test_undelete_concurrent },
+	{ "poller wakes subscribers; one shared state", test_poller_and_sharing },
+	{ "a batch that is no snapshot: no write missed while watching", test_batch_not_snapshot },
+	{ "threads on two engines with pollers converge", test_threads },
+	{ "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
+	  test_uidvalidity_two_engines },
+	AGT_END,
+};
+
+/* The tests only one of the two suites runs. */
+static const CU_TestFunc cas_only[] = {
+	test_codec_op_roundtrip, test_codec_state_summary_list, test_timestamps, test_uidx_rules,
+	test_uidx_invariant_random, test_uidx_anchor_random, test_mblist_crdt, test_mblist_defaults_and_rename,
+	test_codec_state_expunged, test_codec_state_vanished, test_undelete_concurrent, test_batch_not_snapshot,
+	NULL,
+};
+static const CU_TestFunc turns_only[] = { test_unannounced_late_add, NULL };
+
+/* the same tests over a store without conditional writes too (as Garage) */
 int main(int argc, char **argv)
 {
-	agt_init(&argc, &argv);
-	CU_pSuite s = CU_add_suite("engine", suite_cas, NULL);
-	CU_add_test(s, "codec: ops round trip, corrupt input refused", test_codec_op_roundtrip);
-	CU_add_test(s, "codec: checkpoints, summaries, mailbox list", test_codec_state_summary_list);
-	CU_add_test(s, "timestamps: text order, after()", test_timestamps);
-	CU_add_test(s, "uid index: add, conflict bump, flags, modseq, delete, claims", test_uidx_rules);
-	CU_add_test(s, "uid index: same UIDVALIDITY and UID means same message", test_uidx_invariant_random);
-	CU_add_test(s, "uid index: anchored adds, random delays, checkpoints", test_uidx_anchor_random);
-	CU_add_test(s, "mailbox list CRDT: commutative, associative, idempotent", test_mblist_crdt);
-	CU_add_test(s, "mailbox list: defaults, rename with children, INBOX, re-create", test_mblist_defaults_and_rename);
-	CU_add_test(s, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
-	CU_add_test(s, "\\Recent: exactly one session, across engines", test_recent);
-	CU_add_test(s, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
-	CU_add_test(s, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
-	CU_add_test(s, "round trips per operation do not grow with the mailbox", test_round_trips);
-	CU_add_test(s, "rows read per command do not grow with the history", test_rows_per_command);
-	CU_add_test(s, "non-blocking mode: inline calls never wait", test_nonblock);
-	CU_add_test(s, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
-	CU_add_test(s, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
-	CU_add_test(s, "log row with a sibling: deterministic choice", test_log_sibling);
-	CU_add_test(s, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
-	CU_add_test(s, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
-	CU_add_test(s, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
-	CU_add_test(s, "copy and move", test_copy_move);
-	CU_add_test(s, "codec: checkpoints with recently expunged messages", test_codec_state_expunged);
-	CU_add_test(s, "codec: expunges by modseq in checkpoints, bounded", test_codec_state_vanished);
-	CU_add_test(s, "modseq and expunges by modseq: same in two engines, log or checkpoint",
-	            test_modseq_two_engines);
-	CU_add_test(s, "undelete: new UIDs, same contents, since, once; retention", test_undelete);
-	CU_add_test(s, "undelete without a retention: nothing", test_undelete_without_retention);
-	CU_add_test(s, "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans);
-	CU_add_test(s, "undelete twice at once: every message once", test_undelete_concurrent);
-	CU_add_test(s, "poller wakes subscribers; one shared state", test_poller_and_sharing);
-	CU_add_test(s, "a batch that is no snapshot: no write missed while watching", test_batch_not_snapshot);
-	CU_add_test(s, "threads on two engines with pollers converge", test_threads);
-	CU_add_test(s, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
-	            test_uidvalidity_two_engines);
-
-	/* the same tests over a store without conditional writes (as Garage) */
-	CU_pSuite t = CU_add_suite("engine, without conditional writes", suite_turns, NULL);
-	CU_add_test(t, "mailbox delete removes log, checkpoints, summaries, bodies", test_delete_removes_contents);
-	CU_add_test(t, "\\Recent: exactly one session, across engines", test_recent);
-	CU_add_test(t, "view diff: EXPUNGE numbering, EXISTS, FETCH FLAGS", test_view_diff);
-	CU_add_test(t, "view update deferring expunges: numbers kept until told", test_view_defer_expunge);
-	CU_add_test(t, "round trips per operation do not grow with the mailbox", test_round_trips);
-	CU_add_test(t, "rows read per command do not grow with the history", test_rows_per_command);
-	CU_add_test(t, "non-blocking mode: inline calls never wait", test_nonblock);
-	CU_add_test(t, "an add written late and never announced is found from a later add", test_unannounced_late_add);
-	CU_add_test(t, "checkpoints: fresh open reads only the tail; fallback; GC", test_checkpoint_tail);
-	CU_add_test(t, "checkpoints: whole-mailbox flag changes do not pile up", test_checkpoint_large_entries);
-	CU_add_test(t, "log row with a sibling: deterministic choice", test_log_sibling);
-	CU_add_test(t, "append flags and date; failed append; orphans", test_append_failure_and_orphans);
-	CU_add_test(t, "orphans of an append whose log entry never came", test_orphan_from_failed_log_write);
-	CU_add_test(t, "expunged messages' contents go after the grace period", test_expunged_contents_removed);
-	CU_add_test(t, "copy and move", test_copy_move);
-	CU_add_test(t, "modseq and expunges by modseq: same in two engines, log or checkpoint",
-	            test_modseq_two_engines);
-	CU_add_test(t, "undelete: new UIDs, same contents, since, once; retention", test_undelete);
-	CU_add_test(t, "undelete without a retention: nothing", test_undelete_without_retention);
-	CU_add_test(t, "expunge retention: orphan collection spares it, then takes it", test_retention_and_orphans);
-	CU_add_test(t, "poller wakes subscribers; one shared state", test_poller_and_sharing);
-	CU_add_test(t, "threads on two engines with pollers converge", test_threads);
-	CU_add_test(t, "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
-	            test_uidvalidity_two_engines);
-	return agt_run();
+	return eu_main(argc, argv, "engine", tests, cas_only, turns_only);
 }

@@ -15,72 +15,6 @@
 #include "tests/engine/engine_util.h"
 #include "tests/lib/cu_main.h"
 
-struct env {
-	struct ag_driver *drv;
-	struct agw_wrapper *cw; /* counting */
-	struct agw_wrapper *fw; /* capabilities hidden, under the counter */
-	struct ag_store st;
-	struct eu_clock clk;
-	struct mail_engine *eng;
-};
-
-/* 1: the suite where the store offers no conditional writes and no
- * snapshot batches (as Garage). */
-static int g_no_cas;
-
-static int suite_cas(void)
-{
-	g_no_cas = 0;
-	return 0;
-}
-
-static int suite_turns(void)
-{
-	g_no_cas = 1;
-	return 0;
-}
-
-static void env_open(struct env *e, uint64_t seed)
-{
-	memset(e, 0, sizeof(*e));
-	e->drv = eu_load_memory();
-	struct ag_store *in = ag_driver_store(e->drv);
-	e->fw = agw_fault_new(in->driver, in->store);
-	if (g_no_cas)
-		agw_fault_hide_caps(e->fw, AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS);
-	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
-	e->st.driver = agw_driver(e->cw);
-	e->st.store = agw_store(e->cw);
-	e->clk.now = 1750000000000ull;
-	struct mail_engine_options o = eu_options(&e->clk, seed);
-	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &e->eng) == 0);
-}
-
-/* Another engine ("daemon") on the same store and clock. */
-static struct mail_engine *env_engine(struct env *e, uint64_t seed)
-{
-	struct mail_engine_options o = eu_options(&e->clk, seed);
-	struct mail_engine *eng = NULL;
-	CU_ASSERT_FATAL(mail_engine_new(&e->st, &o, &eng) == 0);
-	return eng;
-}
-
-static void env_close(struct env *e)
-{
-	mail_engine_free(e->eng);
-	agw_free(e->cw);
-	agw_free(e->fw);
-	ag_driver_unload(e->drv);
-}
-
-static uint64_t total_calls(struct env *e)
-{
-	uint64_t n = 0;
-	for (int op = 0; op < AGW_OP_COUNT; op++)
-		n += agw_count_get(e->cw, (enum agw_op)op);
-	return n;
-}
-
 /* Appends n messages of `size` bytes each (size >= 32) to name. */
 static int append_sized(struct mail_engine *eng, const char *user, const char *name, int n, size_t size)
 {
@@ -129,10 +63,7 @@ static void test_codec_sizes(void)
 		op->has_anchor = anchored;
 		op->anchor = (struct ag_ts){ anchored ? 0x1122334455667788ull : 0, 9 * (uint64_t)anchored };
 		struct cbuf b = { 0 };
-		CU_ASSERT_EQUAL(codec_op_encode(op, &b), 0);
-		CU_ASSERT_EQUAL(b.p[1], 3);
-		struct uidx_op *d = NULL;
-		CU_ASSERT_EQUAL_FATAL(codec_op_decode(b.p, b.len, &d), 0);
+		struct uidx_op *d = eu_op_roundtrip(op, 3, &b);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(d->item_sizes);
 		CU_ASSERT_EQUAL(d->item_sizes[0], 0);
 		CU_ASSERT_EQUAL(d->item_sizes[1], 123456789);
@@ -141,18 +72,7 @@ static void test_codec_sizes(void)
 		if (anchored)
 			CU_ASSERT_EQUAL(d->anchor.ms, op->anchor.ms);
 		uidx_op_free(d);
-		for (size_t cut = 0; cut < b.len; cut++) {
-			struct uidx_op *x = NULL;
-			CU_ASSERT_NOT_EQUAL(codec_op_decode(b.p, cut, &x), 0);
-		}
-		for (size_t i = 0; i < b.len; i++) {
-			uint8_t save = b.p[i];
-			b.p[i] ^= 0x5a;
-			struct uidx_op *x = NULL;
-			if (codec_op_decode(b.p, b.len, &x) == 0)
-				uidx_op_free(x);
-			b.p[i] = save;
-		}
+		eu_check_op_damage(&b);
 		b.p[2] = UIDX_OP_DEL; /* only an add has sizes */
 		struct uidx_op *x = NULL;
 		CU_ASSERT_NOT_EQUAL(codec_op_decode(b.p, b.len, &x), 0);
@@ -166,10 +86,7 @@ static void test_codec_sizes(void)
 	CU_ASSERT_EQUAL(s->total_size, 123456789);
 	CU_ASSERT_EQUAL(s->n_unsized, 1);
 	struct cbuf b = { 0 };
-	CU_ASSERT_EQUAL(codec_state_encode(s, &b), 0);
-	CU_ASSERT_EQUAL(b.p[1], 4);
-	struct uidx_state *d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(b.p, b.len, &d), 0);
+	struct uidx_state *d = eu_state_roundtrip(s, 4, &b);
 	CU_ASSERT_EQUAL(d->total_size, 123456789);
 	CU_ASSERT_EQUAL(d->n_unsized, 1);
 	CU_ASSERT_EQUAL(d->msgs[1].size, 123456789);
@@ -184,10 +101,7 @@ static void test_codec_sizes(void)
 		CU_ASSERT_NOT_EQUAL(codec_state_decode(b.p, cut, &x), 0);
 	}
 	free(b.p);
-	struct uidx_op *del = calloc(1, sizeof(*del));
-	del->kind = UIDX_OP_DEL;
-	del->n = 1;
-	del->ids = calloc(1, UIDX_ID);
+	struct uidx_op *del = eu_del_op(1);
 	memcpy(del->ids[0], op->ids[1], UIDX_ID);
 	CU_ASSERT_EQUAL(uidx_apply(d, del), 0);
 	CU_ASSERT_EQUAL(d->total_size, 5);
@@ -206,10 +120,7 @@ static void test_codec_sizes(void)
 	CU_ASSERT_EQUAL(s->n_unsized, 3);
 	CU_ASSERT_EQUAL(s->total_size, 0);
 	struct cbuf c = { 0 };
-	CU_ASSERT_EQUAL(codec_state_encode(s, &c), 0);
-	CU_ASSERT_EQUAL(c.p[1], 3);
-	d = NULL;
-	CU_ASSERT_EQUAL_FATAL(codec_state_decode(c.p, c.len, &d), 0);
+	d = eu_state_roundtrip(s, 3, &c);
 	CU_ASSERT_EQUAL(d->n, 3);
 	CU_ASSERT_EQUAL(d->n_unsized, 3);
 	CU_ASSERT_EQUAL(d->uv_init, 1700000000);
@@ -229,9 +140,9 @@ static void test_codec_sizes(void)
 
 static void test_usage_two_engines(void)
 {
-	struct env e;
-	env_open(&e, 11);
-	struct mail_engine *other = env_engine(&e, 12);
+	struct eu_env e;
+	eu_env_open(&e, 11);
+	struct mail_engine *other = eu_env_engine(&e, 12);
 	uint64_t bytes, msgs;
 	usage_of(e.eng, "amy", &bytes, &msgs);
 	CU_ASSERT_EQUAL(bytes, 0);
@@ -255,7 +166,7 @@ static void test_usage_two_engines(void)
 	struct mail_mailbox *mb;
 	struct mail_view *v;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "amy", "INBOX", &mb), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	v = eu_view(mb);
 	uint32_t uid = mail_view_uid(v, 2);
 	uint64_t vb, vn;
 	CU_ASSERT_EQUAL(mail_view_sizes(v, &uid, 1, &vb, &vn), 0);
@@ -278,7 +189,7 @@ static void test_usage_two_engines(void)
 	struct mail_mailbox *work;
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "amy", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(other, "amy", "Work", &work), 0);
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	v = eu_view(mb);
 	uid = mail_view_uid(v, 1);
 	CU_ASSERT_EQUAL(mail_copy(v, &uid, 1, work, NULL, NULL), 0);
 	usage_of(e.eng, "amy", &bytes, &msgs);
@@ -299,36 +210,36 @@ static void test_usage_two_engines(void)
 	CU_ASSERT_EQUAL(bytes, 1050);
 	CU_ASSERT_EQUAL(msgs, 2);
 	mail_engine_free(other);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------------------------- storage calls, warm */
 
 static void test_usage_calls(void)
 {
-	struct env e;
-	env_open(&e, 21);
+	struct eu_env e;
+	eu_env_open(&e, 21);
 	CU_ASSERT_EQUAL(append_sized(e.eng, "cal", "INBOX", 3, 100), 0);
 	CU_ASSERT_EQUAL(mail_create(e.eng, "cal", "Work", 0), 0);
 	CU_ASSERT_EQUAL(append_sized(e.eng, "cal", "Work", 2, 100), 0);
 	/* the default six and Work */
-	struct mail_engine *fresh = env_engine(&e, 22);
+	struct mail_engine *fresh = eu_env_engine(&e, 22);
 	agw_count_reset(e.cw);
 	struct mail_usage u;
 	CU_ASSERT_EQUAL(mail_user_usage(fresh, "cal", &u), 0);
-	uint64_t cold = total_calls(&e);
+	uint64_t cold = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(u.bytes, 500);
 	CU_ASSERT_EQUAL(u.messages, 5);
 	CU_ASSERT_EQUAL(u.mailboxes, 7);
 	/* cold: the list, then per mailbox a checkpoint listing and a log
 	 * read (two calls without snapshot batches); no checkpoint yet */
 	CU_ASSERT_EQUAL(agw_count_get(e.cw, AGW_BLOB_LIST), 7);
-	CU_ASSERT_EQUAL(agw_count_get(e.cw, AGW_ROW_READ), 1 + 7 * (g_no_cas ? 2 : 1));
+	CU_ASSERT_EQUAL(agw_count_get(e.cw, AGW_ROW_READ), 1 + 7 * (eu_no_cas ? 2 : 1));
 
 	/* warm, nothing changed: one call, whatever the number of mailboxes */
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_user_usage(fresh, "cal", &u), 0);
-	uint64_t warm = total_calls(&e);
+	uint64_t warm = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(warm, 1);
 	CU_ASSERT_EQUAL(agw_count_items(e.cw, AGW_ROW_READ), 8);
 	CU_ASSERT_EQUAL(u.bytes, 500);
@@ -337,25 +248,24 @@ static void test_usage_calls(void)
 	CU_ASSERT_EQUAL(append_sized(e.eng, "cal", "Work", 1, 77), 0);
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_user_usage(fresh, "cal", &u), 0);
-	uint64_t one_changed = total_calls(&e);
+	uint64_t one_changed = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(u.bytes, 577);
 	CU_ASSERT_EQUAL(u.messages, 6);
-	CU_ASSERT_EQUAL(one_changed, g_no_cas ? 3 : 2);
+	CU_ASSERT_EQUAL(one_changed, eu_no_cas ? 3 : 2);
 
 	/* after a checkpoint, a cold count reads it and a short tail */
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "cal", "INBOX", &mb), 0);
+	struct mail_mailbox *mb = eu_box(e.eng, "cal", "INBOX", 0);
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
 	mail_mailbox_close(mb);
-	struct mail_engine *fresh2 = env_engine(&e, 23);
+	struct mail_engine *fresh2 = eu_env_engine(&e, 23);
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_user_usage(fresh2, "cal", &u), 0);
-	uint64_t cold_ckpt = total_calls(&e);
+	uint64_t cold_ckpt = eu_total_calls(&e);
 	CU_ASSERT_EQUAL(u.bytes, 577);
 	CU_ASSERT_EQUAL(agw_count_get(e.cw, AGW_BLOB_GET), 1);
 	printf("\n  usage calls (%s): cold %llu (7 mailboxes), cold with a checkpoint %llu, warm %llu, "
 	       "one mailbox changed %llu\n",
-	       g_no_cas ? "no conditional writes" : "conditional writes", (unsigned long long)cold,
+	       eu_no_cas ? "no conditional writes" : "conditional writes", (unsigned long long)cold,
 	       (unsigned long long)cold_ckpt, (unsigned long long)warm, (unsigned long long)one_changed);
 
 	/* this engine's own append: with conditional writes it knows the
@@ -364,11 +274,11 @@ static void test_usage_calls(void)
 	agw_count_reset(e.cw);
 	CU_ASSERT_EQUAL(mail_user_usage(fresh, "cal", &u), 0);
 	CU_ASSERT_EQUAL(u.bytes, 600);
-	if (!g_no_cas)
-		CU_ASSERT_EQUAL(total_calls(&e), 1);
+	if (!eu_no_cas)
+		CU_ASSERT_EQUAL(eu_total_calls(&e), 1);
 	mail_engine_free(fresh);
 	mail_engine_free(fresh2);
-	env_close(&e);
+	eu_env_close(&e);
 }
 
 /* ------------------------------- logs and checkpoints written before */
@@ -376,7 +286,7 @@ static void test_usage_calls(void)
 /* Writes, as a daemon of the previous version would, an add of n messages
  * without sizes (and their summaries, sizes[i] bytes each) to user's
  * mailbox `mbox`. */
-static void write_legacy_add(struct env *e, const char *user, const char *mbox, size_t n, const uint64_t *sizes)
+static void write_legacy_add(struct eu_env *e, const char *user, const char *mbox, size_t n, const uint64_t *sizes)
 {
 	char spk[512], ipk[512];
 	snprintf(spk, sizeof(spk), "%s/mail/%s", user, mbox);
@@ -419,11 +329,10 @@ static void write_legacy_add(struct env *e, const char *user, const char *mbox, 
 
 static void test_usage_legacy(void)
 {
-	struct env e;
-	env_open(&e, 31);
+	struct eu_env e;
+	eu_env_open(&e, 31);
 	/* the list and INBOX as this version makes them, then an old add */
-	struct mail_mailbox *mb;
-	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(e.eng, "old", "INBOX", &mb), 0);
+	struct mail_mailbox *mb = eu_box(e.eng, "old", "INBOX", 0);
 	char id[33];
 	snprintf(id, sizeof(id), "%s", mail_mailbox_id(mb));
 	mail_mailbox_close(mb);
@@ -432,14 +341,13 @@ static void test_usage_legacy(void)
 
 	/* a fresh engine: the state does not know the sizes; the count reads
 	 * them from the summaries, once */
-	struct mail_engine *a = env_engine(&e, 32);
+	struct mail_engine *a = eu_env_engine(&e, 32);
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "old", "INBOX", &mb), 0);
 	struct mail_status st;
 	CU_ASSERT_EQUAL(mail_mailbox_status(mb, &st), 0);
 	CU_ASSERT_EQUAL(st.exists, 3);
 	CU_ASSERT_EQUAL(st.sizes_unknown, 3);
-	struct mail_view *v;
-	CU_ASSERT_EQUAL_FATAL(mail_view_open(mb, 0, &v), 0);
+	struct mail_view *v = eu_view(mb);
 	uint32_t uids[3] = { 1, 2, 3 };
 	uint64_t vb, vn;
 	CU_ASSERT_EQUAL(mail_view_sizes(v, uids, 3, &vb, &vn), 0);
@@ -464,7 +372,7 @@ static void test_usage_legacy(void)
 	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(a, "old", "INBOX", &mb), 0);
 	CU_ASSERT_EQUAL(mail_mailbox_checkpoint(mb, 2), 0);
 	mail_mailbox_close(mb);
-	struct mail_engine *b = env_engine(&e, 33);
+	struct mail_engine *b = eu_env_engine(&e, 33);
 	usage_of(b, "old", &bytes, &msgs);
 	CU_ASSERT_EQUAL(bytes, 32164);
 	CU_ASSERT_EQUAL(msgs, 4);
@@ -474,20 +382,21 @@ static void test_usage_legacy(void)
 	mail_mailbox_close(mb);
 	mail_engine_free(a);
 	mail_engine_free(b);
-	env_close(&e);
+	eu_env_close(&e);
 }
+
+static const struct agt_test tests[] = {
+	{ "codec: sizes in adds and checkpoints; older versions read", test_codec_sizes },
+	{ "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines },
+	{ "usage: storage calls cold and warm", test_usage_calls },
+	{ "usage: adds and checkpoints without sizes", test_usage_legacy },
+	AGT_END,
+};
+
+/* the codec does not depend on the store: once */
+static const CU_TestFunc codec[] = { test_codec_sizes, NULL };
 
 int main(int argc, char **argv)
 {
-	agt_init(&argc, &argv);
-	CU_pSuite s = CU_add_suite("usage", suite_cas, NULL);
-	CU_add_test(s, "codec: sizes in adds and checkpoints; older versions read", test_codec_sizes);
-	CU_add_test(s, "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines);
-	CU_add_test(s, "usage: storage calls cold and warm", test_usage_calls);
-	CU_add_test(s, "usage: adds and checkpoints without sizes", test_usage_legacy);
-	CU_pSuite t = CU_add_suite("usage, without conditional writes", suite_turns, NULL);
-	CU_add_test(t, "usage: exact across engines (append, expunge, copy, move, delete)", test_usage_two_engines);
-	CU_add_test(t, "usage: storage calls cold and warm", test_usage_calls);
-	CU_add_test(t, "usage: adds and checkpoints without sizes", test_usage_legacy);
-	return agt_run();
+	return eu_main(argc, argv, "usage", tests, codec, NULL);
 }

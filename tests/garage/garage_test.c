@@ -199,6 +199,22 @@ static int wait_fired(struct watch_rec *w)
 	return calls_of(w);
 }
 
+/* Watches p/sk (with tok, or none) until it fires, value (when not NULL)
+ * written to the row 100 ms after the watch began; then releases it. */
+static void watch_row_fired(const char *p, const char *sk, const char *tok, const char *value)
+{
+	struct watch_rec rec;
+	watch_rec_init(&rec);
+	struct aerogram_watch *wa;
+	CU_ASSERT_EQUAL_FATAL(drv->row_watch(store, p, sk, tok, 30000, on_watch, &rec, &wa), 0);
+	if (value) {
+		sleep_ms(100);
+		CU_ASSERT_EQUAL(put_row(p, sk, value, tok), 0);
+	}
+	wait_fired(&rec);
+	drv->row_watch_release(store, wa);
+}
+
 /* ---- configuration ---- */
 
 static int try_open(const struct aerogram_config_entry *cfg, size_t n, char *err, size_t errlen)
@@ -462,28 +478,15 @@ static void test_request_counts(void)
 	stats_reset();
 	struct watch_rec rec;
 	watch_rec_init(&rec);
-	struct aerogram_watch *wa;
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "k000", tok, 30000, on_watch, &rec, &wa), 0);
-	sleep_ms(100);
-	CU_ASSERT_EQUAL(put_row(p, "k000", "changed", tok), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "k000", tok, "changed");
 	expect_requests("row_watch with a token, fired by a write (+ the write)",
 	                "InsertBatch=1 PollItem=1");
 	free(tok);
 
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "k001", NULL, 30000, on_watch, &rec, &wa), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "k001", NULL, NULL);
 	expect_requests("row_watch without a token, row present", "ReadItem=1");
 
-	watch_rec_init(&rec);
-	CU_ASSERT_EQUAL(drv->row_watch(store, p, "new", NULL, 30000, on_watch, &rec, &wa), 0);
-	sleep_ms(100);
-	CU_ASSERT_EQUAL(put_row(p, "new", "v", NULL), 0);
-	wait_fired(&rec);
-	drv->row_watch_release(store, wa);
+	watch_row_fired(p, "new", NULL, "v");
 	expect_requests("row_watch without a token, row written later (+ the write)",
 	                "ReadItem=1 InsertBatch=1 PollItem=1");
 
@@ -787,18 +790,58 @@ static void test_deleted_row_on_stale_replica(void)
 	       CU_get_number_of_failures() ? "FAILED" : "stays hidden");
 }
 
+static const struct agt_test garage_tests[] = {
+	{ "configuration errors and the secret file", test_config },
+	{ "watch with a token fires on a write", test_watch_token_fires_on_write },
+	{ "watch without a token: present row, later row", test_watch_null_token },
+	{ "watch timeout fires once with ETIMEDOUT", test_watch_timeout },
+	{ "released watch never fires", test_watch_release_before_fire },
+	{ "200 watches on one thread", test_many_watches_one_thread },
+	{ "requests per ABI operation", test_request_counts },
+	{ "parallel blob_get timing", test_parallel_get_timing },
+	AGT_END,
+};
+
+static const struct agt_test retries_tests[] = {
+	{ "attempts per operation when every answer is 503", test_retry_policy },
+	{ "connection refused: even a tokenless insert is retried", test_connection_refused },
+	AGT_END,
+};
+
+static const struct agt_test paging_tests[] = {
+	{ "limit 0 follows nextStart for the unfinished queries only", test_follow_next_start },
+	AGT_END,
+};
+
+static const struct agt_test replicas_tests[] = {
+	{ "a row deleted on two replicas stays deleted", test_deleted_row_on_stale_replica },
+	AGT_END,
+};
+
+/* The suite the optional last argument names; the first, without one. */
+static const struct {
+	const char *name;
+	const struct agt_test *tests;
+} suites[] = {
+	{ "garage", garage_tests },
+	{ "retries", retries_tests },
+	{ "paging", paging_tests },
+	{ "replicas", replicas_tests },
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 7 && !(argc == 8 && (strcmp(argv[7], "retries") == 0 ||
-	                                 strcmp(argv[7], "paging") == 0 || strcmp(argv[7], "replicas") == 0))) {
+	int pick = argc == 7 ? 0 : -1;
+	for (int i = 1; argc == 8 && i < (int)(sizeof(suites) / sizeof(suites[0])); i++)
+		if (strcmp(argv[7], suites[i].name) == 0)
+			pick = i;
+	if (pick < 0) {
 		fprintf(stderr, "usage: garage-test DRIVER.so K2V_URL S3_URL BUCKET KEY_ID SECRET "
 		                "[retries|paging|replicas]\n");
 		return 2;
 	}
-	int retry_mode = argc == 8 && strcmp(argv[7], "retries") == 0;
-	int paging_mode = argc == 8 && strcmp(argv[7], "paging") == 0;
-	int replicas_mode = argc == 8 && strcmp(argv[7], "replicas") == 0;
+	int retry_mode = suites[pick].tests == retries_tests;
 	k2v_url = argv[2];
 	s3_url = argv[3];
 	bucket = argv[4];
@@ -826,35 +869,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "garage-test: open: %s\n", err);
 		return 2;
 	}
-	CU_pSuite s;
-	if (paging_mode) {
-		s = CU_add_suite("paging", NULL, NULL);
-		CU_add_test(s, "limit 0 follows nextStart for the unfinished queries only",
-		            test_follow_next_start);
-		goto run;
-	}
-	if (replicas_mode) {
-		s = CU_add_suite("replicas", NULL, NULL);
-		CU_add_test(s, "a row deleted on two replicas stays deleted", test_deleted_row_on_stale_replica);
-		goto run;
-	}
-	if (retry_mode) {
-		s = CU_add_suite("retries", NULL, NULL);
-		CU_add_test(s, "attempts per operation when every answer is 503", test_retry_policy);
-		CU_add_test(s, "connection refused: even a tokenless insert is retried",
-		            test_connection_refused);
-		goto run;
-	}
-	s = CU_add_suite("garage", NULL, NULL);
-	CU_add_test(s, "configuration errors and the secret file", test_config);
-	CU_add_test(s, "watch with a token fires on a write", test_watch_token_fires_on_write);
-	CU_add_test(s, "watch without a token: present row, later row", test_watch_null_token);
-	CU_add_test(s, "watch timeout fires once with ETIMEDOUT", test_watch_timeout);
-	CU_add_test(s, "released watch never fires", test_watch_release_before_fire);
-	CU_add_test(s, "200 watches on one thread", test_many_watches_one_thread);
-	CU_add_test(s, "requests per ABI operation", test_request_counts);
-	CU_add_test(s, "parallel blob_get timing", test_parallel_get_timing);
-run:;
+	agt_suite(suites[pick].name, NULL, NULL, suites[pick].tests, NULL);
 	int failed = agt_run();
 	drv->close(store);
 	curl_global_cleanup();

@@ -24,6 +24,7 @@
 
 #include "drivers/garage/garage.h"
 #include "drivers/garage/sigv4.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 #define AWS_DIR "tests/garage/aws-sigv4"
@@ -57,19 +58,9 @@ static const struct {
 static char *read_file(const char *dir, const char *name, size_t *len)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return NULL;
-	struct gbuf b = {0};
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		gbuf_add(&b, chunk, n);
-	fclose(f);
-	if (len)
-		*len = b.len;
-	return gbuf_take(&b);
+	return agt_read_file(path, len);
 }
 
 struct parsed_request {
@@ -427,16 +418,20 @@ static void test_token_shape(void)
 	CU_ASSERT(!gr_token_valid(""));
 }
 
+static const struct agt_test tests[] = {
+	{ "AWS SigV4 test suite, 38 cases (header form)", test_aws_suite },
+	{ "K2V double-encodes the wire path", test_k2v_double_encoding },
+	{ "S3 signs the wire path without re-encoding", test_s3_no_reencoding },
+	{ "K2V known-answer signature", test_k2v_known_answer },
+	{ "canonical query: form decoding, keywords, order", test_query_rules },
+	{ "missing inputs are refused", test_missing_inputs },
+	{ "causality token shape", test_token_shape },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite s = CU_add_suite("sigv4", NULL, NULL);
-	CU_add_test(s, "AWS SigV4 test suite, 38 cases (header form)", test_aws_suite);
-	CU_add_test(s, "K2V double-encodes the wire path", test_k2v_double_encoding);
-	CU_add_test(s, "S3 signs the wire path without re-encoding", test_s3_no_reencoding);
-	CU_add_test(s, "K2V known-answer signature", test_k2v_known_answer);
-	CU_add_test(s, "canonical query: form decoding, keywords, order", test_query_rules);
-	CU_add_test(s, "missing inputs are refused", test_missing_inputs);
-	CU_add_test(s, "causality token shape", test_token_shape);
+	agt_suite("sigv4", NULL, NULL, tests, NULL);
 	return agt_run();
 }

@@ -47,6 +47,19 @@ static void dump_mailbox(struct agbuf *out, const struct imap_mailbox *m)
 	dump_str(out, &m->name);
 }
 
+/* An argument after the one before: a space, then the string or name. */
+static void sp_str(struct agbuf *out, const struct imap_str *s)
+{
+	agbuf_putc(out, ' ');
+	dump_str(out, s);
+}
+
+static void sp_mailbox(struct agbuf *out, const struct imap_mailbox *m)
+{
+	agbuf_putc(out, ' ');
+	dump_mailbox(out, m);
+}
+
 static void dump_flags(struct agbuf *out, const struct imap_flags *f)
 {
 	agbuf_putc(out, '(');
@@ -153,8 +166,7 @@ static void dump_key(struct agbuf *out, const struct imap_search_key *k)
 	case IMAP_SEARCH_HEADER:
 		agbuf_puts(out, "HEADER ");
 		dump_str(out, &k->u.header.name);
-		agbuf_putc(out, ' ');
-		dump_str(out, &k->u.header.value);
+		sp_str(out, &k->u.header.value);
 		return;
 	case IMAP_SEARCH_BEFORE: case IMAP_SEARCH_ON: case IMAP_SEARCH_SINCE: case IMAP_SEARCH_SENTBEFORE:
 	case IMAP_SEARCH_SENTON: case IMAP_SEARCH_SENTSINCE:
@@ -186,23 +198,20 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 	agbuf_printf(out, " %s%s", cmd->uid ? "UID " : "", cmd->name);
 	switch (cmd->kind) {
 	case IMAP_CMD_AUTHENTICATE:
-		agbuf_putc(out, ' ');
-		dump_str(out, &u->authenticate.mechanism);
+		sp_str(out, &u->authenticate.mechanism);
 		if (u->authenticate.has_initial) {
 			agbuf_puts(out, " ir=");
 			dump_str(out, &u->authenticate.initial);
 		}
 		break;
 	case IMAP_CMD_LOGIN:
-		agbuf_putc(out, ' ');
-		dump_str(out, &u->login.user);
+		sp_str(out, &u->login.user);
 		agbuf_putc(out, ' ');
 		dump_str(out, &u->login.password);
 		break;
 	case IMAP_CMD_SELECT: case IMAP_CMD_EXAMINE: case IMAP_CMD_CREATE: case IMAP_CMD_DELETE:
 	case IMAP_CMD_SUBSCRIBE: case IMAP_CMD_UNSUBSCRIBE: case IMAP_CMD_GETQUOTAROOT:
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->mailbox.mailbox);
+		sp_mailbox(out, &u->mailbox.mailbox);
 		if (u->mailbox.condstore)
 			agbuf_puts(out, " CONDSTORE");
 		if (u->mailbox.has_use) {
@@ -230,19 +239,16 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		}
 		break;
 	case IMAP_CMD_RENAME:
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->rename.from);
+		sp_mailbox(out, &u->rename.from);
 		agbuf_putc(out, ' ');
 		dump_mailbox(out, &u->rename.to);
 		break;
 	case IMAP_CMD_LIST: case IMAP_CMD_LSUB:
 		if (u->list.selection)
 			agbuf_printf(out, " sel=%u", u->list.selection);
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->list.reference);
+		sp_mailbox(out, &u->list.reference);
 		for (size_t i = 0; i < u->list.pattern_count; i++) {
-			agbuf_putc(out, ' ');
-			dump_str(out, &u->list.patterns[i]);
+			sp_str(out, &u->list.patterns[i]);
 		}
 		if (u->list.returns)
 			agbuf_printf(out, " ret=%u", u->list.returns);
@@ -252,14 +258,12 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		}
 		break;
 	case IMAP_CMD_STATUS:
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->status.mailbox);
+		sp_mailbox(out, &u->status.mailbox);
 		agbuf_putc(out, ' ');
 		dump_status_items(out, &u->status.items);
 		break;
 	case IMAP_CMD_APPEND:
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->append.mailbox);
+		sp_mailbox(out, &u->append.mailbox);
 		for (size_t i = 0; i < u->append.message_count; i++) {
 			const struct imap_append_message *m = &u->append.messages[i];
 			agbuf_puts(out, " [");
@@ -318,8 +322,7 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 		break;
 	case IMAP_CMD_CANCELUPDATE:
 		for (size_t i = 0; i < u->cancelupdate.count; i++) {
-			agbuf_putc(out, ' ');
-			dump_str(out, &u->cancelupdate.tags[i]);
+			sp_str(out, &u->cancelupdate.tags[i]);
 		}
 		break;
 	case IMAP_CMD_FETCH:
@@ -351,8 +354,7 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 	case IMAP_CMD_COPY: case IMAP_CMD_MOVE:
 		agbuf_putc(out, ' ');
 		dump_set(out, &u->copy.set);
-		agbuf_putc(out, ' ');
-		dump_mailbox(out, &u->copy.mailbox);
+		sp_mailbox(out, &u->copy.mailbox);
 		break;
 	case IMAP_CMD_EXPUNGE:
 		if (u->expunge.has_set) {
@@ -370,22 +372,18 @@ void dump_command(struct agbuf *out, const struct imap_command *cmd)
 			if (i > 0)
 				agbuf_putc(out, ' ');
 			dump_str(out, &u->id.names[i]);
-			agbuf_putc(out, ' ');
-			dump_str(out, &u->id.values[i]);
+			sp_str(out, &u->id.values[i]);
 		}
 		agbuf_putc(out, ')');
 		break;
 	case IMAP_CMD_COMPRESS:
-		agbuf_putc(out, ' ');
-		dump_str(out, &u->compress.mechanism);
+		sp_str(out, &u->compress.mechanism);
 		break;
 	case IMAP_CMD_GETQUOTA:
-		agbuf_putc(out, ' ');
-		dump_str(out, &u->quota.root);
+		sp_str(out, &u->quota.root);
 		break;
 	case IMAP_CMD_SETQUOTA:
-		agbuf_putc(out, ' ');
-		dump_str(out, &u->quota.root);
+		sp_str(out, &u->quota.root);
 		agbuf_puts(out, " (");
 		for (size_t i = 0; i < u->quota.count; i++) {
 			if (i > 0)

@@ -1345,45 +1345,57 @@ static void test_mutf7_rejects(void)
 	}
 }
 
+static const struct agt_test parse_tests[] = {
+	{ "every command form", test_valid_commands },
+	{ "malformed commands and resync", test_invalid_commands },
+	{ "SEARCH tree and depth limit", test_search_tree },
+	{ "SEARCH nested OR", test_search_nested_or },
+	{ "NUL in a literal", test_literal_nul },
+	{ "synchronising literal accepted", test_literal_sync_accept },
+	{ "synchronising literal refused", test_literal_sync_reject },
+	{ "non-synchronising literals", test_literal_nonsync },
+	{ "literal too large", test_literal_too_large },
+	{ "too many literals", test_too_many_literals },
+	{ "error known before the literal", test_error_before_literal },
+	{ "APPEND streamed", test_append_streamed },
+	{ "APPEND with literal8 and CATENATE", test_append_literal8 },
+	{ "APPEND of 5 MiB not buffered", test_append_large_not_buffered },
+	{ "APPEND too large", test_append_too_large },
+	{ "literal event carries the APPEND", test_literal_event_has_append_so_far },
+	{ "line too long", test_line_too_long },
+	{ "command too large", test_command_too_large },
+	{ "empty lines and bare LF", test_empty_lines_and_lf },
+	{ "pipelined commands", test_pipelined },
+	{ "IDLE and DONE", test_idle },
+	{ "SASL lines", test_sasl },
+	{ "SASL line too long", test_sasl_line_too_long },
+	{ "command boundary and literal queries", test_boundary_queries },
+	{ "240 shapes real clients send", test_dataset },
+	{ "dates and date-times", test_dates },
+	AGT_END,
+};
+
+static const struct agt_test write_tests[] = {
+	{ "strings: atom, quoted, literal", test_write_strings },
+	{ "responses and codes", test_write_responses },
+	{ "numbers and dates without printf", test_write_numbers_and_dates },
+	{ "FETCH names and STATUS", test_write_fetch_names },
+	{ "the commands' responses and codes", test_write_command_responses },
+	AGT_END,
+};
+
+static const struct agt_test mutf7_tests[] = {
+	{ "RFC 3501 examples", test_mutf7_examples },
+	{ "round trips", test_mutf7_round_trip },
+	{ "rejections", test_mutf7_rejects },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite parse = CU_add_suite("imap_parse", NULL, NULL);
-	CU_pSuite write = CU_add_suite("imap_write", NULL, NULL);
-	CU_pSuite mutf7 = CU_add_suite("mutf7", NULL, NULL);
-	CU_add_test(parse, "every command form", test_valid_commands);
-	CU_add_test(parse, "malformed commands and resync", test_invalid_commands);
-	CU_add_test(parse, "SEARCH tree and depth limit", test_search_tree);
-	CU_add_test(parse, "SEARCH nested OR", test_search_nested_or);
-	CU_add_test(parse, "NUL in a literal", test_literal_nul);
-	CU_add_test(parse, "synchronising literal accepted", test_literal_sync_accept);
-	CU_add_test(parse, "synchronising literal refused", test_literal_sync_reject);
-	CU_add_test(parse, "non-synchronising literals", test_literal_nonsync);
-	CU_add_test(parse, "literal too large", test_literal_too_large);
-	CU_add_test(parse, "too many literals", test_too_many_literals);
-	CU_add_test(parse, "error known before the literal", test_error_before_literal);
-	CU_add_test(parse, "APPEND streamed", test_append_streamed);
-	CU_add_test(parse, "APPEND with literal8 and CATENATE", test_append_literal8);
-	CU_add_test(parse, "APPEND of 5 MiB not buffered", test_append_large_not_buffered);
-	CU_add_test(parse, "APPEND too large", test_append_too_large);
-	CU_add_test(parse, "literal event carries the APPEND", test_literal_event_has_append_so_far);
-	CU_add_test(parse, "line too long", test_line_too_long);
-	CU_add_test(parse, "command too large", test_command_too_large);
-	CU_add_test(parse, "empty lines and bare LF", test_empty_lines_and_lf);
-	CU_add_test(parse, "pipelined commands", test_pipelined);
-	CU_add_test(parse, "IDLE and DONE", test_idle);
-	CU_add_test(parse, "SASL lines", test_sasl);
-	CU_add_test(parse, "SASL line too long", test_sasl_line_too_long);
-	CU_add_test(parse, "command boundary and literal queries", test_boundary_queries);
-	CU_add_test(parse, "240 shapes real clients send", test_dataset);
-	CU_add_test(parse, "dates and date-times", test_dates);
-	CU_add_test(write, "strings: atom, quoted, literal", test_write_strings);
-	CU_add_test(write, "responses and codes", test_write_responses);
-	CU_add_test(write, "numbers and dates without printf", test_write_numbers_and_dates);
-	CU_add_test(write, "FETCH names and STATUS", test_write_fetch_names);
-	CU_add_test(write, "the commands' responses and codes", test_write_command_responses);
-	CU_add_test(mutf7, "RFC 3501 examples", test_mutf7_examples);
-	CU_add_test(mutf7, "round trips", test_mutf7_round_trip);
-	CU_add_test(mutf7, "rejections", test_mutf7_rejects);
+	agt_suite("imap_parse", NULL, NULL, parse_tests, NULL);
+	agt_suite("imap_write", NULL, NULL, write_tests, NULL);
+	agt_suite("mutf7", NULL, NULL, mutf7_tests, NULL);
 	return agt_run();
 }

@@ -45,6 +45,42 @@ void agt_init(int *argc, char ***argv)
 	}
 }
 
+const char *agt_arg(int argc, char **argv, const char *what)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s %s\n", argv[0], what);
+		exit(2);
+	}
+	return argv[1];
+}
+
+static int excepted(CU_TestFunc fn, const CU_TestFunc *except)
+{
+	for (; except != NULL && *except != NULL; except++)
+		if (*except == fn)
+			return 1;
+	return 0;
+}
+
+CU_pSuite agt_suite(const char *name, CU_InitializeFunc init, CU_CleanupFunc clean,
+                    const struct agt_test *tests, const CU_TestFunc *except)
+{
+	CU_pSuite s = CU_add_suite(name, init, clean);
+	if (s == NULL) {
+		fprintf(stderr, "cannot add the suite %s: %s\n", name, CU_get_error_msg());
+		exit(2);
+	}
+	for (const struct agt_test *t = tests; t->name != NULL; t++) {
+		if (excepted(t->fn, except))
+			continue;
+		if (CU_add_test(s, t->name, t->fn) == NULL) {
+			fprintf(stderr, "cannot add the test %s: %s\n", t->name, CU_get_error_msg());
+			exit(2);
+		}
+	}
+	return s;
+}
+
 static int selected(const char *suite, const char *test)
 {
 	if (n_filters == 0)

@@ -151,25 +151,25 @@ static void test_capability_without_function(void)
 	EXPECT_REFUSED("condnofn", "AEROGRAM_CAP_CONDITIONAL", "row_insert_if");
 }
 
+static const struct agt_test tests[] = {
+	{ "ABI major + 1", test_major },
+	{ "ABI minor + 1", test_minor },
+	{ "descriptor too small", test_small },
+	{ "no entry symbol", test_noentry },
+	{ "undefined symbol", test_undefined },
+	{ "open fails", test_openfail },
+	{ "missing function", test_missingfn },
+	{ "missing file", test_missing_file },
+	{ "good driver", test_good },
+	{ "driver with AEROGRAM_CAP_CONDITIONAL", test_conditional },
+	{ "capability without its function", test_capability_without_function },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_loader DIR\n");
-		return 2;
-	}
-	dir = argv[1];
-	CU_pSuite s = CU_add_suite("loader", NULL, NULL);
-	CU_add_test(s, "ABI major + 1", test_major);
-	CU_add_test(s, "ABI minor + 1", test_minor);
-	CU_add_test(s, "descriptor too small", test_small);
-	CU_add_test(s, "no entry symbol", test_noentry);
-	CU_add_test(s, "undefined symbol", test_undefined);
-	CU_add_test(s, "open fails", test_openfail);
-	CU_add_test(s, "missing function", test_missingfn);
-	CU_add_test(s, "missing file", test_missing_file);
-	CU_add_test(s, "good driver", test_good);
-	CU_add_test(s, "driver with AEROGRAM_CAP_CONDITIONAL", test_conditional);
-	CU_add_test(s, "capability without its function", test_capability_without_function);
+	dir = agt_arg(argc, argv, "DIR");
+	agt_suite("loader", NULL, NULL, tests, NULL);
 	return agt_run();
 }

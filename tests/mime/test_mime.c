@@ -17,6 +17,7 @@
 #include "protocol/section.h"
 #include "tests/mime/fixture_items.h"
 #include "tests/mime/test_search.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 #include "tests/mime/test_sort.h"
 
@@ -25,21 +26,6 @@
 /* The acceptance bar: every item of every corpus message identical (each
  * hard/ case exists for a difference that once was; none may come back). */
 #define MIN_MATCH_PERCENT 100.0
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	struct agbuf b = AGBUF_INIT;
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		agbuf_append(&b, chunk, n);
-	fclose(f);
-	agbuf_reserve(&b, 1);
-	return agbuf_steal(&b, len);
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -147,7 +133,7 @@ static void test_against_dovecot(void)
 		char path[1024];
 		size_t len, elen;
 		snprintf(path, sizeof(path), "%s/%s", CORPUS, names[m]);
-		char *data = read_file(path, &len);
+		char *data = agt_read_file(path, &len);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(data);
 		/* the bytes as the server stores them (as Dovecot did) */
 		len = mime_save_line_ends(data, data, len);
@@ -159,7 +145,7 @@ static void test_against_dovecot(void)
 		CU_ASSERT_PTR_NOT_NULL(dec);
 		for (size_t i = 0; i < FIXTURE_ITEM_COUNT; i++) {
 			snprintf(path, sizeof(path), "%s/%s/%s", FIXTURES, names[m], fixture_items[i].file);
-			char *expect = read_file(path, &elen);
+			char *expect = agt_read_file(path, &elen);
 			CU_ASSERT_PTR_NOT_NULL_FATAL(expect);
 			struct agbuf got = AGBUF_INIT;
 			answer(&got, msg, data, len, &fixture_items[i]);
@@ -209,7 +195,7 @@ static void test_skeleton_sections(void)
 		char path[1024];
 		size_t len;
 		snprintf(path, sizeof(path), "%s/%s", CORPUS, names[m]);
-		char *data = read_file(path, &len);
+		char *data = agt_read_file(path, &len);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(data);
 		struct mime_message *msg = mime_parse(data, len);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
@@ -397,19 +383,23 @@ static void test_serial_rejects_corruption(void)
 	mime_free(msg);
 }
 
+static const struct agt_test tests[] = {
+	{ "quote for humans", test_quote_for_humans },
+	{ "rfc2231 and defaults", test_rfc2231_and_defaults },
+	{ "RFC 2231 values to UTF-8", test_param_utf8 },
+	{ "serial rejects corruption", test_serial_rejects_corruption },
+	{ "skeleton answers sections like the whole tree", test_skeleton_sections },
+	{ "section bytes on the wire", test_section_wire_bytes },
+	{ "line ends as stored at APPEND", test_save_line_ends },
+	{ "answers equal Dovecot's", test_against_dovecot },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
-	CU_pSuite s = CU_add_suite("mime", NULL, NULL);
-	CU_add_test(s, "quote for humans", test_quote_for_humans);
-	CU_add_test(s, "rfc2231 and defaults", test_rfc2231_and_defaults);
-	CU_add_test(s, "RFC 2231 values to UTF-8", test_param_utf8);
-	CU_add_test(s, "serial rejects corruption", test_serial_rejects_corruption);
-	CU_add_test(s, "skeleton answers sections like the whole tree", test_skeleton_sections);
-	CU_add_test(s, "section bytes on the wire", test_section_wire_bytes);
-	CU_add_test(s, "line ends as stored at APPEND", test_save_line_ends);
-	CU_add_test(s, "answers equal Dovecot's", test_against_dovecot);
+	agt_suite("mime", NULL, NULL, tests, NULL);
 	search_tests_add();
 	sort_tests_add();
 	return agt_run();

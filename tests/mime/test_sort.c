@@ -6,6 +6,7 @@
 
 #include "protocol/mime.h"
 #include "protocol/sort_thread.h"
+#include "tests/lib/cu_main.h"
 #include "tests/mime/test_sort.h"
 
 /* The base subject of s, and whether it is a reply (through *reply). */
@@ -357,19 +358,23 @@ static void test_references_deep_chain(void)
 	free(refs);
 }
 
+static const struct agt_test tests[] = {
+	{ "base subject (RFC 5256 2.1)", test_base_subject },
+	{ "i;ascii-casemap", test_casemap },
+	{ "sent dates to seconds", test_dates },
+	{ "address keys, DISPLAYFROM/DISPLAYTO", test_addresses },
+	{ "msg-ids", test_msgids },
+	{ "ORDEREDSUBJECT", test_orderedsubject },
+	{ "REFERENCES: links and the response shape", test_references_basic },
+	{ "REFERENCES: missing parents", test_references_missing_parents },
+	{ "REFERENCES: loops", test_references_loops },
+	{ "REFERENCES: duplicate Message-IDs", test_references_duplicates },
+	{ "REFERENCES: subjects gathered", test_references_subjects },
+	{ "REFERENCES: a very deep chain", test_references_deep_chain },
+	AGT_END,
+};
+
 void sort_tests_add(void)
 {
-	CU_pSuite s = CU_add_suite("sort and thread", NULL, NULL);
-	CU_add_test(s, "base subject (RFC 5256 2.1)", test_base_subject);
-	CU_add_test(s, "i;ascii-casemap", test_casemap);
-	CU_add_test(s, "sent dates to seconds", test_dates);
-	CU_add_test(s, "address keys, DISPLAYFROM/DISPLAYTO", test_addresses);
-	CU_add_test(s, "msg-ids", test_msgids);
-	CU_add_test(s, "ORDEREDSUBJECT", test_orderedsubject);
-	CU_add_test(s, "REFERENCES: links and the response shape", test_references_basic);
-	CU_add_test(s, "REFERENCES: missing parents", test_references_missing_parents);
-	CU_add_test(s, "REFERENCES: loops", test_references_loops);
-	CU_add_test(s, "REFERENCES: duplicate Message-IDs", test_references_duplicates);
-	CU_add_test(s, "REFERENCES: subjects gathered", test_references_subjects);
-	CU_add_test(s, "REFERENCES: a very deep chain", test_references_deep_chain);
+	agt_suite("sort and thread", NULL, NULL, tests, NULL);
 }

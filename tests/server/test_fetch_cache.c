@@ -298,16 +298,20 @@ static void test_global(void)
 	CU_ASSERT_EQUAL(st.budget, AG_FETCH_CACHE_DEFAULT_BYTES);
 }
 
+static const struct agt_test tests[] = {
+	{ "miss, then hit", test_miss_then_hit },
+	{ "keys never mix two messages", test_keys_never_mix },
+	{ "eviction under the budget, unused entries first", test_eviction_under_budget },
+	{ "an entry in use outlives its eviction", test_entry_outlives_eviction },
+	{ "an entry over the budget is not stored", test_too_big_for_budget },
+	{ "threads at once", test_threads },
+	{ "the process-wide cache", test_global },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite s = CU_add_suite("fetch cache", NULL, NULL);
-	CU_add_test(s, "miss, then hit", test_miss_then_hit);
-	CU_add_test(s, "keys never mix two messages", test_keys_never_mix);
-	CU_add_test(s, "eviction under the budget, unused entries first", test_eviction_under_budget);
-	CU_add_test(s, "an entry in use outlives its eviction", test_entry_outlives_eviction);
-	CU_add_test(s, "an entry over the budget is not stored", test_too_big_for_budget);
-	CU_add_test(s, "threads at once", test_threads);
-	CU_add_test(s, "the process-wide cache", test_global);
+	agt_suite("fetch cache", NULL, NULL, tests, NULL);
 	return agt_run();
 }

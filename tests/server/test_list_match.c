@@ -57,29 +57,42 @@ static void test_examples(void)
 	CU_ASSERT_FALSE(match("a%c", "a.c"));
 }
 
+/* The index-th of the base^len strings of length len over alpha. */
+static void nth_string(char *out, const char *alpha, int base, int len, int index)
+{
+	for (int i = 0; i < len; i++, index /= base)
+		out[i] = alpha[index % base];
+	out[len] = '\0';
+}
+
+static int power(int base, int e)
+{
+	int n = 1;
+	while (e-- > 0)
+		n *= base;
+	return n;
+}
+
+/* A string of len random characters of alpha. */
+static void random_string(char *out, const char *alpha, int len)
+{
+	int base = (int)strlen(alpha);
+	for (int i = 0; i < len; i++)
+		out[i] = alpha[rand() % base];
+	out[len] = '\0';
+}
+
 /* Every pattern up to 5 characters over {a, ., *, %} against every name up
  * to 5 characters over {a, b, .}, then random longer ones. */
 static void test_against_reference(void)
 {
-	const char pat_alpha[] = "a.*%";
-	const char name_alpha[] = "ab.";
 	char p[8], n[8];
 	for (int pl = 0; pl <= 5; pl++) {
-		int pcount = 1;
-		for (int i = 0; i < pl; i++)
-			pcount *= 4;
-		for (int pi = 0; pi < pcount; pi++) {
-			for (int i = 0, v = pi; i < pl; i++, v /= 4)
-				p[i] = pat_alpha[v % 4];
-			p[pl] = '\0';
+		for (int pi = 0; pi < power(4, pl); pi++) {
+			nth_string(p, "a.*%", 4, pl, pi);
 			for (int nl = 0; nl <= 5; nl++) {
-				int ncount = 1;
-				for (int i = 0; i < nl; i++)
-					ncount *= 3;
-				for (int ni = 0; ni < ncount; ni++) {
-					for (int i = 0, v = ni; i < nl; i++, v /= 3)
-						n[i] = name_alpha[v % 3];
-					n[nl] = '\0';
+				for (int ni = 0; ni < power(3, nl); ni++) {
+					nth_string(n, "ab.", 3, nl, ni);
 					if (match(p, n) != reference(p, n)) {
 						CU_FAIL("differs from the definition");
 						fprintf(stderr, "pattern '%s' name '%s'\n", p, n);
@@ -93,11 +106,8 @@ static void test_against_reference(void)
 	for (int k = 0; k < 20000; k++) {
 		char lp[16], ln[16];
 		int pl = rand() % 15, nl = rand() % 15;
-		for (int i = 0; i < pl; i++)
-			lp[i] = "ab.*%"[rand() % 5];
-		for (int i = 0; i < nl; i++)
-			ln[i] = "ab."[rand() % 3];
-		lp[pl] = ln[nl] = '\0';
+		random_string(lp, "ab.*%", pl);
+		random_string(ln, "ab.", nl);
 		CU_ASSERT_EQUAL(match(lp, ln), reference(lp, ln));
 	}
 }
@@ -131,12 +141,16 @@ static void test_bounded_time(void)
 	CU_ASSERT(s < 5.0);
 }
 
+static const struct agt_test tests[] = {
+	{ "examples", test_examples },
+	{ "the same answers as the definition", test_against_reference },
+	{ "bounded time on backtracking traps", test_bounded_time },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	CU_pSuite suite = CU_add_suite("list patterns", NULL, NULL);
-	CU_add_test(suite, "examples", test_examples);
-	CU_add_test(suite, "the same answers as the definition", test_against_reference);
-	CU_add_test(suite, "bounded time on backtracking traps", test_bounded_time);
+	agt_suite("list patterns", NULL, NULL, tests, NULL);
 	return agt_run();
 }

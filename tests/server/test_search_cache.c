@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "host/search_cache.h"
+#include "tests/lib/cu_main.h"
 #include "tests/server/test_search_cache.h"
 
 static const char *const all_names[] = { "from", "to", "cc", "bcc", "subject" };
@@ -270,12 +271,16 @@ static void test_threads(void)
 	search_cache_free(c);
 }
 
+static const struct agt_test tests[] = {
+	{ "keyed by user, mailbox and message", test_keys },
+	{ "a second put replaces", test_replace },
+	{ "memory bound, least recently used out first", test_bound_and_lru },
+	{ "header names of a shelf", test_names },
+	{ "threads", test_threads },
+	AGT_END,
+};
+
 void search_cache_tests_add(void)
 {
-	CU_pSuite s = CU_add_suite("search cache", NULL, NULL);
-	CU_add_test(s, "keyed by user, mailbox and message", test_keys);
-	CU_add_test(s, "a second put replaces", test_replace);
-	CU_add_test(s, "memory bound, least recently used out first", test_bound_and_lru);
-	CU_add_test(s, "header names of a shelf", test_names);
-	CU_add_test(s, "threads", test_threads);
+	agt_suite("search cache", NULL, NULL, tests, NULL);
 }

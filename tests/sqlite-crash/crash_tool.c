@@ -168,55 +168,81 @@ static void max_id(void *arg, unsigned id, size_t n_values)
 		*m = id;
 }
 
-static int append(unsigned writer, unsigned id)
+/* The first step of an append: the body blob, with its internal date. */
+static int put_body(unsigned writer, unsigned id)
 {
 	size_t len;
 	uint8_t *body = body_make(writer, id, &len);
 	if (body == NULL)
 		return -1;
-	char key[128], pk[64], sk[64], summary[64], entry[64], date[32];
+	char key[128], date[32];
 	snprintf(key, sizeof(key), "u%u/mail/%s/%08u", writer, MAILBOX, id);
 	snprintf(date, sizeof(date), "%u", id);
 	struct aerogram_meta meta = { "internal-date", date };
 	int rc = drv->blob_put(store, key, body, len, &meta, 1);
 	free(body);
+	return rc;
+}
+
+/* The token of the watch row of pk, "" when there is none yet. */
+static int watch_token(const char *pk, char *token, size_t len)
+{
+	struct aerogram_row_query q = { .pk = pk, .sk = "watch" };
+	struct aerogram_row_result *r;
+	int rc = drv->row_read(store, &q, 1, &r);
 	if (rc != 0)
-		goto fail;
+		return rc;
+	token[0] = '\0';
+	if (r->pages[0].n_rows)
+		snprintf(token, len, "%s", r->pages[0].rows[0].token);
+	drv->row_result_free(store, r);
+	return 0;
+}
+
+/* A log entry's sort key: the time now, then the append's id. */
+static void log_sk(char *out, size_t len, unsigned id)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(out, len, "log-%016" PRIx64 "-%08u", (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, id);
+}
+
+static int append_failed(unsigned writer, unsigned id)
+{
+	fprintf(stderr, "crash-tool: writer %u, append %u: %s\n", writer, id, drv->error_message(store));
+	return -1;
+}
+
+static int append(unsigned writer, unsigned id)
+{
+	char pk[64], sk[64], summary[64], entry[64];
+	int rc = put_body(writer, id);
+	if (rc != 0)
+		return append_failed(writer, id);
 
 	snprintf(pk, sizeof(pk), "u%u/mail/%s", writer, MAILBOX);
 	snprintf(sk, sizeof(sk), "%08u", id);
 	summary_make(writer, id, summary, sizeof(summary));
 	struct aerogram_row_write w = { pk, sk, NULL, (const uint8_t *)summary, strlen(summary), 0 };
 	if ((rc = drv->row_insert(store, &w, 1)) != 0)
-		goto fail;
+		return append_failed(writer, id);
 
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(pk, sizeof(pk), "u%u/index/%s", writer, MAILBOX);
-	snprintf(sk, sizeof(sk), "log-%016" PRIx64 "-%08u",
-	         (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, id);
+	log_sk(sk, sizeof(sk), id);
 	snprintf(entry, sizeof(entry), "append %u", id);
 	w = (struct aerogram_row_write){ pk, sk, NULL, (const uint8_t *)entry, strlen(entry), 0 };
 	if ((rc = drv->row_insert(store, &w, 1)) != 0)
-		goto fail;
+		return append_failed(writer, id);
 
 	/* The watch row: read, then rewrite with its token. */
-	struct aerogram_row_query q = { .pk = pk, .sk = "watch" };
-	struct aerogram_row_result *r;
-	if ((rc = drv->row_read(store, &q, 1, &r)) != 0)
-		goto fail;
-	char token[128] = "";
-	if (r->pages[0].n_rows)
-		snprintf(token, sizeof(token), "%s", r->pages[0].rows[0].token);
-	drv->row_result_free(store, r);
+	char token[AEROGRAM_TOKEN_MAX];
+	if ((rc = watch_token(pk, token, sizeof(token))) != 0)
+		return append_failed(writer, id);
 	w = (struct aerogram_row_write){ pk, "watch", token[0] ? token : NULL,
 		                         (const uint8_t *)entry, strlen(entry), 0 };
 	if ((rc = drv->row_insert(store, &w, 1)) != 0)
-		goto fail;
+		return append_failed(writer, id);
 	return 0;
-fail:
-	fprintf(stderr, "crash-tool: writer %u, append %u: %s\n", writer, id, drv->error_message(store));
-	return -1;
 }
 
 /* An append as the engine makes it with a 1.1 driver: the body blob, then
@@ -224,37 +250,21 @@ fail:
  * row's token. */
 static int append_conditional(unsigned writer, unsigned id)
 {
-	size_t len;
-	uint8_t *body = body_make(writer, id, &len);
-	if (body == NULL)
-		return -1;
-	char key[128], mail_pk[64], index_pk[64], sk[64], logsk[64], summary[64], entry[64], date[32];
-	snprintf(key, sizeof(key), "u%u/mail/%s/%08u", writer, MAILBOX, id);
-	snprintf(date, sizeof(date), "%u", id);
-	struct aerogram_meta meta = { "internal-date", date };
-	int rc = drv->blob_put(store, key, body, len, &meta, 1);
-	free(body);
+	char mail_pk[64], index_pk[64], sk[64], logsk[64], summary[64], entry[64];
+	int rc = put_body(writer, id);
 	if (rc != 0)
-		goto fail;
+		return append_failed(writer, id);
 	snprintf(mail_pk, sizeof(mail_pk), "u%u/mail/%s", writer, MAILBOX);
 	snprintf(index_pk, sizeof(index_pk), "u%u/index/%s", writer, MAILBOX);
 	snprintf(sk, sizeof(sk), "%08u", id);
 	summary_make(writer, id, summary, sizeof(summary));
 	snprintf(entry, sizeof(entry), "append %u", id);
 	for (;;) {
-		struct aerogram_row_query q = { .pk = index_pk, .sk = "watch" };
-		struct aerogram_row_result *r;
-		if ((rc = drv->row_read(store, &q, 1, &r)) != 0)
-			goto fail;
-		char token[AEROGRAM_TOKEN_MAX] = "";
-		if (r->pages[0].n_rows)
-			snprintf(token, sizeof(token), "%s", r->pages[0].rows[0].token);
-		drv->row_result_free(store, r);
+		char token[AEROGRAM_TOKEN_MAX];
+		if ((rc = watch_token(index_pk, token, sizeof(token))) != 0)
+			return append_failed(writer, id);
 		const char *cond = token[0] ? token : NULL;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		snprintf(logsk, sizeof(logsk), "log-%016" PRIx64 "-%08u",
-		         (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, id);
+		log_sk(logsk, sizeof(logsk), id);
 		struct aerogram_row_write w[3] = {
 			{ mail_pk, sk, NULL, (const uint8_t *)summary, strlen(summary), 0 },
 			{ index_pk, logsk, NULL, (const uint8_t *)entry, strlen(entry), 0 },
@@ -264,11 +274,8 @@ static int append_conditional(unsigned writer, unsigned id)
 		if (rc == 0)
 			return 0;
 		if (rc != AEROGRAM_ECONFLICT) /* a conflict: somebody wrote the watch row */
-			goto fail;
+			return append_failed(writer, id);
 	}
-fail:
-	fprintf(stderr, "crash-tool: writer %u, append %u: %s\n", writer, id, drv->error_message(store));
-	return -1;
 }
 
 struct group_writer {

@@ -24,6 +24,7 @@
 
 #include "drivers/sqlite/sqlite_sql.h"
 #include "sdk/loader/ag_loader.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static const char *driver_path;
@@ -59,6 +60,16 @@ static struct ag_driver *load(const char *db, const char *k2, const char *v2, ch
 			fprintf(stderr, "load: %s\n", err);
 		return NULL;
 	}
+	return drv;
+}
+
+/* A new database in db, opened with that key (or none); a fatal CUnit
+ * failure when it does not open. */
+static struct ag_driver *open_new(char *db, size_t len, const char *k2, const char *v2)
+{
+	new_db(db, len);
+	struct ag_driver *drv = load(db, k2, v2, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
 	return drv;
 }
 
@@ -124,9 +135,7 @@ static void test_config(void)
 static void test_causality(void)
 {
 	char db[300], tok[64], tok2[64], vals[8][64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 0);
 	CU_ASSERT(put(drv, "p", "a", NULL, "one") == 0);
 	CU_ASSERT(get(drv, "p", "a", 0, tok, vals) == 1);
@@ -196,9 +205,7 @@ static int range(struct ag_driver *drv, const struct aerogram_row_query *q, char
 static void test_ranges(void)
 {
 	char db[300], out[512];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const char *keys[] = { "a", "b1", "b2", "b3", "c", "d" };
 	for (size_t i = 0; i < 6; i++)
 		CU_ASSERT(put(drv, "r", keys[i], NULL, "v") == 0);
@@ -284,10 +291,8 @@ static int count_files(const char *dir)
 static void test_blobs(void)
 {
 	char db[300], blobdir[320];
-	new_db(db, sizeof(db));
+	struct ag_driver *drv = open_new(db, sizeof(db), "blob_inline_max", "100");
 	snprintf(blobdir, sizeof(blobdir), "%s.blobs", db);
-	struct ag_driver *drv = load(db, "blob_inline_max", "100", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
 	const struct aerogram_driver *d = D(drv);
 	uint8_t small[50], big[5000];
 	for (size_t i = 0; i < sizeof(small); i++)
@@ -487,9 +492,7 @@ static int seen_wait(struct seen *s, int ms)
 static void test_watch_local(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const struct aerogram_driver *d = D(drv);
 	CU_ASSERT(put(drv, "w", "row", NULL, "v1") == 0);
 	CU_ASSERT(get(drv, "w", "row", 0, tok, NULL) == 1);
@@ -657,9 +660,7 @@ static long watch_thread_switches(void)
 static void test_watch_local_commits(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "poll_interval_ms", "60000", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "poll_interval_ms", "60000");
 	const struct aerogram_driver *d = D(drv);
 	CU_ASSERT(put(drv, "lc", "x", NULL, "start") == 0);
 
@@ -774,9 +775,7 @@ static int writer_main(const char *db, int c)
 static void test_multi_process(void)
 {
 	char db[300], out[64], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	const struct aerogram_driver *d = D(drv);
 	struct seen s;
 	seen_init(&s);
@@ -886,9 +885,7 @@ static int cas_main(const char *db)
 static void test_cas_processes(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	CU_ASSERT(D(drv)->capabilities & AEROGRAM_CAP_CONDITIONAL);
 	pid_t pids[CAS_PROCESSES];
 	for (int c = 0; c < CAS_PROCESSES; c++) {
@@ -968,9 +965,7 @@ static int closed_counts(unsigned long long *calls, unsigned long long *commits)
 static void test_group_commit(void)
 {
 	char db[300], tok[64], stale[64], vals[8][64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "busy_timeout_ms", "30000", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "busy_timeout_ms", "30000");
 	CU_ASSERT(put(drv, "grp", "watch", NULL, "w0") == 0);
 	CU_ASSERT(get(drv, "grp", "watch", 0, stale, NULL) == 1);
 	CU_ASSERT(put(drv, "grp", "watch", stale, "w1") == 0);
@@ -1036,9 +1031,7 @@ static void test_group_commit(void)
 static void test_deferred_blob_syncs(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	static const unsigned char body[] = "Subject: deferred\r\n\r\nbody\r\n";
 	char key[32];
 	for (int i = 0; i < 20; i++) {
@@ -1100,11 +1093,9 @@ static void test_deferred_blob_syncs(void)
 static void test_checkpoints(void)
 {
 	char db[300], wal[320];
-	new_db(db, sizeof(db));
-	snprintf(wal, sizeof(wal), "%s-wal", db);
 	/* normal: no fsync per commit, so that the test is quick */
-	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "synchronous", "normal");
+	snprintf(wal, sizeof(wal), "%s-wal", db);
 	static char value[1001];
 	memset(value, 'w', sizeof(value) - 1);
 	long max_wal = 0;
@@ -1155,9 +1146,7 @@ static void *storm_main(void *arg)
 static void test_group_storm(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "synchronous", "normal", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "synchronous", "normal");
 	struct storm sm[STORM_THREADS];
 	for (int i = 0; i < STORM_THREADS; i++) {
 		sm[i] = (struct storm){ drv, i, 0, 0 };
@@ -1255,9 +1244,7 @@ static void test_concurrent_open(void)
 static void test_schema_version(void)
 {
 	char db[300], err[512];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	ag_driver_unload(drv);
 	sqlite3 *h;
 	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
@@ -1365,9 +1352,7 @@ static void test_schema_migration(void)
 static void test_busy(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, "busy_timeout_ms", "100", NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), "busy_timeout_ms", "100");
 	sqlite3 *h;
 	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
 	/* The driver's cleanup pass may hold the write lock for a moment right
@@ -1388,9 +1373,7 @@ static void test_busy(void)
 static void test_corrupt(void)
 {
 	char db[300], tok[64];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	static char value[3000];
 	memset(value, 'c', sizeof(value) - 1);
 	char sk[32];
@@ -1457,9 +1440,7 @@ static void check_plan(sqlite3 *h, const char *sql, const char *must)
 static void test_query_plans(void)
 {
 	char db[300];
-	new_db(db, sizeof(db));
-	struct ag_driver *drv = load(db, NULL, NULL, NULL, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(drv);
+	struct ag_driver *drv = open_new(db, sizeof(db), NULL, NULL);
 	/* Some rows so the planner has statistics-free but realistic tables. */
 	for (int i = 0; i < 50; i++) {
 		char sk[16];
@@ -1485,14 +1466,6 @@ static void test_query_plans(void)
 	sqlite3_close(h);
 }
 
-static void rm_rf(const char *path)
-{
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", path);
-}
-
 /* Driver log lines: only warnings and errors. */
 static void quiet_log(enum aerogram_log_level level, const char *tag, const char *message)
 {
@@ -1501,6 +1474,29 @@ static void quiet_log(enum aerogram_log_level level, const char *tag, const char
 	if (level <= AEROGRAM_LOG_WARNING)
 		fprintf(stderr, "%s: %s\n", tag ? tag : "host", message);
 }
+
+static const struct agt_test tests[] = {
+	{ "configuration keys are checked", test_config },
+	{ "tokens supersede exactly what was read", test_causality },
+	{ "ranges, prefixes, reverse, limits, deletes", test_ranges },
+	{ "blobs inline and in files, copy, delete, list", test_blobs },
+	{ "orphan blob files are swept", test_orphan_sweep },
+	{ "watches in one process", test_watch_local },
+	{ "local commits are matched with watches in memory", test_watch_local_commits },
+	{ "two processes write, a third watches", test_multi_process },
+	{ "compare-and-set across processes and threads", test_cas_processes },
+	{ "queued writes share a commit; a failed call rolls back alone", test_group_commit },
+	{ "blob writes and deletes sync nothing, row writes do", test_deferred_blob_syncs },
+	{ "a storm of concurrent writers: every call returns committed", test_group_storm },
+	{ "checkpoints keep the WAL short", test_checkpoints },
+	{ "processes opening a new file at once all succeed", test_concurrent_open },
+	{ "schema version is checked", test_schema_version },
+	{ "a file of schema version 1 is migrated", test_schema_migration },
+	{ "a locked database is UNAVAILABLE", test_busy },
+	{ "a damaged file is EINTERNAL", test_corrupt },
+	{ "statements search indexes", test_query_plans },
+	AGT_END,
+};
 
 int main(int argc, char **argv)
 {
@@ -1527,42 +1523,13 @@ int main(int argc, char **argv)
 		driver_path = argv[1];
 		return opener_main(argv[3], atoi(argv[4]), atoi(argv[5]));
 	}
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH/TO/aerogram_sqlite.so\n", argv[0]);
-		return 2;
-	}
-	driver_path = argv[1];
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/agsqlite.XXXXXX", t && *t ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return 1;
-	}
-	CU_pSuite s = CU_add_suite("sqlite driver", NULL, NULL);
-	CU_add_test(s, "configuration keys are checked", test_config);
-	CU_add_test(s, "tokens supersede exactly what was read", test_causality);
-	CU_add_test(s, "ranges, prefixes, reverse, limits, deletes", test_ranges);
-	CU_add_test(s, "blobs inline and in files, copy, delete, list", test_blobs);
-	CU_add_test(s, "orphan blob files are swept", test_orphan_sweep);
-	CU_add_test(s, "watches in one process", test_watch_local);
-	CU_add_test(s, "local commits are matched with watches in memory", test_watch_local_commits);
-	CU_add_test(s, "two processes write, a third watches", test_multi_process);
-	CU_add_test(s, "compare-and-set across processes and threads", test_cas_processes);
-	CU_add_test(s, "queued writes share a commit; a failed call rolls back alone",
-	            test_group_commit);
-	CU_add_test(s, "blob writes and deletes sync nothing, row writes do", test_deferred_blob_syncs);
-	CU_add_test(s, "a storm of concurrent writers: every call returns committed", test_group_storm);
-	CU_add_test(s, "checkpoints keep the WAL short", test_checkpoints);
-	CU_add_test(s, "processes opening a new file at once all succeed", test_concurrent_open);
-	CU_add_test(s, "schema version is checked", test_schema_version);
-	CU_add_test(s, "a file of schema version 1 is migrated", test_schema_migration);
-	CU_add_test(s, "a locked database is UNAVAILABLE", test_busy);
-	CU_add_test(s, "a damaged file is EINTERNAL", test_corrupt);
-	CU_add_test(s, "statements search indexes", test_query_plans);
+	driver_path = agt_arg(argc, argv, "PATH/TO/aerogram_sqlite.so");
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "agsqlite");
+	agt_suite("sqlite driver", NULL, NULL, tests, NULL);
 	int failures = agt_run();
-	if (failures == 0)
-		rm_rf(tmpdir);
-	else
+	if (failures != 0)
 		fprintf(stderr, "databases kept in %s\n", tmpdir);
+	else if (agt_rm_rf(tmpdir) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
 	return failures;
 }

@@ -17,6 +17,7 @@
 
 #include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
+#include "tests/lib/agt_files.h"
 #include "tests/lib/cu_main.h"
 
 static const char *driver_dir;
@@ -454,18 +455,6 @@ static void test_rows_read_counted(void)
 
 /* ---- the loadable wrappers --------------------------------------------- */
 
-static void write_file(const char *path, const char *text)
-{
-	/* write a new file and rename it over, as a test rewriting rules would */
-	char tmp[512];
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	FILE *f = fopen(tmp, "w");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fputs(text, f);
-	fclose(f);
-	CU_ASSERT_EQUAL(rename(tmp, path), 0);
-}
-
 static void test_faulty_driver(void)
 {
 	char control[512], path[512], err[512];
@@ -483,7 +472,7 @@ static void test_faulty_driver(void)
 	struct aerogram_row_query q = { .pk = "so", .sk = "a" };
 	struct aerogram_row_result *res = NULL;
 
-	write_file(control, "# rules\nfail row_read,blob_get unavailable\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "# rules\nfail row_read,blob_get unavailable\n"), 0);
 	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), AEROGRAM_EUNAVAILABLE);
 	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
 	struct aerogram_blob_request breq = { .key = "x" };
@@ -491,32 +480,32 @@ static void test_faulty_driver(void)
 	CU_ASSERT_EQUAL(d->blob_get(s, &breq, 1, &bres), AEROGRAM_EUNAVAILABLE);
 	CU_ASSERT_EQUAL(write_row(d, s, "so", "b", "1"), 0);
 
-	write_file(control, "ok\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "ok\n"), 0);
 	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
 	d->row_result_free(s, res);
 
-	write_file(control, "fail all perm\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "fail all perm\n"), 0);
 	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), AEROGRAM_EPERM);
 
-	write_file(control, "this is not a rule\nfail_next row_insert conflict 1\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "this is not a rule\nfail_next row_insert conflict 1\n"), 0);
 	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), AEROGRAM_ECONFLICT);
 	CU_ASSERT_EQUAL(write_row(d, s, "so", "c", "1"), 0);
 
-	write_file(control, "delay all 200\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "delay all 200\n"), 0);
 	uint64_t t0 = now_ms();
 	CU_ASSERT_EQUAL(d->row_read(s, &q, 1, &res), 0);
 	CU_ASSERT(now_ms() - t0 >= 200);
 	d->row_result_free(s, res);
 
-	write_file(control, "fail_next row_insert_if conflict 1\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "fail_next row_insert_if conflict 1\n"), 0);
 	CU_ASSERT(d->capabilities & AEROGRAM_CAP_CONDITIONAL);
 	CU_ASSERT_EQUAL(insert_if(d, s, "so", NULL, "w", NULL), AEROGRAM_ECONFLICT);
 	CU_ASSERT_STRING_EQUAL(d->error_message(s), "injected fault");
 	CU_ASSERT_EQUAL(insert_if(d, s, "so", NULL, "w", NULL), 0);
 
-	write_file(control, "fail_after_apply blob_put\n");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, "fail_after_apply blob_put\n"), 0);
 	CU_ASSERT_EQUAL(d->blob_put(s, "so/blob", (const uint8_t *)"x", 1, NULL, 0), AEROGRAM_EUNAVAILABLE);
-	write_file(control, "");
+	CU_ASSERT_EQUAL_FATAL(agt_write_file(control, ""), 0);
 	CU_ASSERT_EQUAL(d->blob_get(s, &(struct aerogram_blob_request){ .key = "so/blob" }, 1, &bres), 0);
 	CU_ASSERT_EQUAL(bres->blobs[0].status, AEROGRAM_OK);
 	d->blob_result_free(s, bres);
@@ -612,14 +601,29 @@ static void test_counting_driver(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "inner"));
 }
 
+static const struct agt_test tests[] = {
+	{ "counts per operation", test_counts },
+	{ "fail next", test_fail_next },
+	{ "fail with a probability", test_fail_probability },
+	{ "fail after apply", test_fail_after_apply },
+	{ "delay", test_delay },
+	{ "inner errors pass through", test_inner_errors_pass_through },
+	{ "stacking", test_stacking },
+	{ "watches pass through", test_watch_pass_through },
+	{ "row_insert_if is forwarded, counted and steered", test_insert_if_forwarded },
+	{ "CONDITIONAL is advertised only over a driver that has it", test_conditional_follows_inner },
+	{ "hidden capabilities", test_hide_caps },
+	{ "the call hook", test_call_hook },
+	{ "rows and value bytes read are counted", test_rows_read_counted },
+	{ "aerogram_faulty.so and its control file", test_faulty_driver },
+	{ "aerogram_counting.so and its counts file", test_counting_driver },
+	AGT_END,
+};
+
 int main(int argc, char **argv)
 {
 	agt_init(&argc, &argv);
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_wrappers DRIVER_DIR\n");
-		return 2;
-	}
-	driver_dir = argv[1];
+	driver_dir = agt_arg(argc, argv, "DRIVER_DIR");
 	char err[512], path[512];
 	snprintf(path, sizeof(path), "%s/aerogram_memory.so", driver_dir);
 	if (ag_driver_load(path, NULL, NULL, 0, &mem_drv, err, sizeof(err)) != 0) {
@@ -628,34 +632,11 @@ int main(int argc, char **argv)
 	}
 	mem = ag_driver_store(mem_drv)->driver;
 	mem_store = ag_driver_store(mem_drv)->store;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/agw-test-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
+	agt_tmpdir(tmpdir, sizeof(tmpdir), "agw-test");
 
-	CU_pSuite s = CU_add_suite("wrappers", NULL, NULL);
-	CU_add_test(s, "counts per operation", test_counts);
-	CU_add_test(s, "fail next", test_fail_next);
-	CU_add_test(s, "fail with a probability", test_fail_probability);
-	CU_add_test(s, "fail after apply", test_fail_after_apply);
-	CU_add_test(s, "delay", test_delay);
-	CU_add_test(s, "inner errors pass through", test_inner_errors_pass_through);
-	CU_add_test(s, "stacking", test_stacking);
-	CU_add_test(s, "watches pass through", test_watch_pass_through);
-	CU_add_test(s, "row_insert_if is forwarded, counted and steered", test_insert_if_forwarded);
-	CU_add_test(s, "CONDITIONAL is advertised only over a driver that has it",
-	            test_conditional_follows_inner);
-	CU_add_test(s, "hidden capabilities", test_hide_caps);
-	CU_add_test(s, "the call hook", test_call_hook);
-	CU_add_test(s, "rows and value bytes read are counted", test_rows_read_counted);
-	CU_add_test(s, "aerogram_faulty.so and its control file", test_faulty_driver);
-	CU_add_test(s, "aerogram_counting.so and its counts file", test_counting_driver);
+	agt_suite("wrappers", NULL, NULL, tests, NULL);
 	int failed = agt_run();
 	ag_driver_unload(mem_drv);
-	char counts[600];
-	snprintf(counts, sizeof(counts), "%s/counts", tmpdir);
-	unlink(counts);
-	rmdir(tmpdir);
+	agt_rm_rf(tmpdir);
 	return failed;
 }
