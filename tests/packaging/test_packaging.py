@@ -84,12 +84,13 @@ class InstallDeps(unittest.TestCase):
 
 
 def parser_keys():
-    """{section: {key}} from host/config_file.c: the table of whole-number
-    keys and every strcmp(name, ...) inside a strcmp(section, ...) branch."""
+    """{section: {key}} from host/config_file.c: its key tables (rows that
+    start with { "section", "key" } or CFG_STRING("section", "key", ...)) and
+    every strcmp(name, ...) inside a strcmp(section, ...) branch."""
     with open(os.path.join(ROOT, "host", "config_file.c")) as f:
         src = f.read()
     keys = {}
-    for sec, name in re.findall(r'\{\s*"(\w+)",\s*"(\w+)",\s*"', src):
+    for sec, name in re.findall(r'(?:\{\s*\{\s*|CFG_\w+\(\s*)"(\w+)",\s*"(\w+)"', src):
         keys.setdefault(sec, set()).add(name)
     body = src[src.index("static int on_entry("):src.index("static char *read_line(")]
     section = None
