@@ -94,15 +94,4 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 
 static const char *const counting_keys[] = { "inner", "inner_config", "counts_file", NULL };
 
-/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
-static struct aerogram_driver counting_driver = {
-	AEROGRAM_DRIVER_HEADER,
-	.name = "counting",
-	.version = "1.1",
-	.capabilities = COUNTING_CAPS,
-	.config_keys = counting_keys,
-	.open = counting_open,
-	AGW_FORWARD_METHODS,
-};
-
-AEROGRAM_DRIVER_EXPORT(counting_driver)
+AGW_LOADABLE_DRIVER(counting_driver, "counting", COUNTING_CAPS, counting_keys, counting_open)

@@ -263,15 +263,4 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 static const char *const faulty_keys[] = { "inner", "inner_config", "control_file", "hide_caps",
 	                                    NULL };
 
-/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
-static struct aerogram_driver faulty_driver = {
-	AEROGRAM_DRIVER_HEADER,
-	.name = "faulty",
-	.version = "1.1",
-	.capabilities = FAULTY_CAPS,
-	.config_keys = faulty_keys,
-	.open = faulty_open,
-	AGW_FORWARD_METHODS,
-};
-
-AEROGRAM_DRIVER_EXPORT(faulty_driver)
+AGW_LOADABLE_DRIVER(faulty_driver, "faulty", FAULTY_CAPS, faulty_keys, faulty_open)
