@@ -221,10 +221,10 @@ void gr_rows_free(struct gr_rows *rows);
 int gr_row_live(const struct aerogram_row *row);
 
 /* Watches (garage_watch.c). */
-int gr_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
-                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                 struct aerogram_watch **out);
-void gr_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
+int garage_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
+                     uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                     struct aerogram_watch **out);
+void garage_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
 
 /* S3 operations (garage_s3.c). */
 int gr_blob_get(struct aerogram_store *s, const struct aerogram_blob_request *r, size_t n,

@@ -213,9 +213,9 @@ static struct aerogram_watch *watch_new(struct gr_store *st, const char *pk, uin
 	return w;
 }
 
-int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, const char *token,
-                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                 struct aerogram_watch **out)
+int garage_row_watch(struct aerogram_store *store, const char *pk, const char *sk,
+                     const char *token, uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                     struct aerogram_watch **out)
 {
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
@@ -257,7 +257,7 @@ static void release_on_engine(void *arg)
 	watch_free(w);
 }
 
-void gr_row_watch_release(struct aerogram_store *store, struct aerogram_watch *w)
+void garage_row_watch_release(struct aerogram_store *store, struct aerogram_watch *w)
 {
 	struct gr_store *st = (struct gr_store *)store;
 	if (!w)

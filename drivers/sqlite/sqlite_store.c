@@ -633,21 +633,8 @@ static const struct aerogram_driver sq_driver = {
 	                AEROGRAM_CAP_SNAPSHOT_READS, /* a row_read is one read transaction */
 	.config_keys = sq_config_keys,
 	.open = sq_open,
-	.close = sq_close,
-	.error_message = sq_error_message,
-	.row_read = sq_row_read,
-	.row_result_free = agk_row_result_free,
-	.row_insert = sq_row_insert,
-	.row_delete = sq_row_delete,
-	.row_watch = sq_row_watch,
-	.row_watch_release = sq_row_watch_release,
-	.blob_get = sq_blob_get,
-	.blob_result_free = agk_blob_result_free,
-	.blob_put = sq_blob_put,
-	.blob_copy = sq_blob_copy,
-	.blob_list = sq_blob_list,
-	.blob_list_free = agk_blob_list_free,
-	.blob_delete = sq_blob_delete,
+	AGK_DRIVER_CALLS(sq),
+	AGK_RESULT_FREES,
 	.row_insert_if = sq_row_insert_if,
 };
 

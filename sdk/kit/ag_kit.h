@@ -86,6 +86,28 @@ int agk_row_result_done(int code, struct agk_row_result *res, struct aerogram_ro
 int agk_blob_result_done(int code, struct agk_blob_result *res, struct aerogram_blob_result **out);
 int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob_list **out);
 
+/* ---- the descriptor ---- */
+
+/* The calls of a descriptor after .open, bound by name to the functions
+ * <p>_close, <p>_error_message, <p>_row_read, ... <p>_blob_delete: the list
+ * of struct aerogram_driver in order, less open, the three free functions and
+ * row_insert_if, which each descriptor names itself (AGK_RESULT_FREES for
+ * results made with the holders above). One list, so that a call added to
+ * the ABI is added to every driver or to none. */
+#define AGK_DRIVER_CALLS(p)                                      \
+	.close = p##_close, .error_message = p##_error_message,  \
+	.row_read = p##_row_read, .row_insert = p##_row_insert,  \
+	.row_delete = p##_row_delete, .row_watch = p##_row_watch, \
+	.row_watch_release = p##_row_watch_release,              \
+	.blob_get = p##_blob_get, .blob_put = p##_blob_put,      \
+	.blob_copy = p##_blob_copy, .blob_list = p##_blob_list,  \
+	.blob_delete = p##_blob_delete
+/* The free functions of a descriptor whose results are the kit's holders. */
+#define AGK_RESULT_FREES                                  \
+	.row_result_free = agk_row_result_free,           \
+	.blob_result_free = agk_blob_result_free,         \
+	.blob_list_free = agk_blob_list_free
+
 /* ---- the ABI's rules for keys and queries ---- */
 
 /* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records
