@@ -65,11 +65,9 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
                          size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
 {
 	*out = NULL;
-	struct counting *c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct counting *c = agk_store_new(sizeof(*c), "counting", errbuf, errlen);
+	if (c == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	const char *path = agk_config_value(config, n_config, "counts_file");
 	if (path != NULL && (c->map = map_counts(path, errbuf, errlen)) == NULL) {
 		free(c);

@@ -219,11 +219,9 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
                        size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
 {
 	*out = NULL;
-	struct faulty *f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct faulty *f = agk_store_new(sizeof(*f), "faulty", errbuf, errlen);
+	if (f == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	pthread_mutex_init(&f->lock, NULL);
 	f->host = host;
 	uint64_t hidden = 0;
