@@ -63,20 +63,4 @@ int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, cons
 	.blob_list_free = agw_fn_blob_list_free,       \
 	.row_insert_if = agw_fn_row_insert_if
 
-/* Defines and exports `var`, the descriptor of a loadable wrapper: `name`,
- * its configuration `keys`, its `open`, and the forwarding methods. Not
- * const: its capability bits (initially `caps`) follow the inner drivers
- * (agw_shared_caps). */
-#define AGW_LOADABLE_DRIVER(var, name_, caps, keys, open_)            \
-	static struct aerogram_driver var = {                         \
-		AEROGRAM_DRIVER_HEADER,                               \
-		.name = name_,                                        \
-		.version = "1.1",                                     \
-		.capabilities = caps,                                 \
-		.config_keys = keys,                                  \
-		.open = open_,                                        \
-		AGW_FORWARD_METHODS,                                  \
-	};                                                            \
-	AEROGRAM_DRIVER_EXPORT(var)
-
 #endif

@@ -13,14 +13,10 @@
 
 #define COUNTS_BYTES (AGW_COUNT_SLOTS * sizeof(uint64_t))
 
-/* Any object of this .so: its address tells dladdr where the .so lives. */
-static const char counting_anchor = 0;
-
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define COUNTING_CAPS \
 	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
-static struct agw_shared_caps counting_caps = AGW_SHARED_CAPS_INIT(COUNTING_CAPS);
-static struct aerogram_driver counting_driver;
+static struct agw_loadable counting_so;
 
 struct counting {
 	struct agw_inner *inner;
@@ -32,7 +28,7 @@ static void counting_close(struct agw_wrapper *w, void *ctx)
 	struct counting *c = ctx;
 	agw_count_set_mirror(w, NULL);
 	agw_inner_close(c->inner);
-	agw_shared_caps_closed(&counting_caps, &counting_driver);
+	agw_loadable_closed(&counting_so);
 	if (c->map)
 		munmap(c->map, COUNTS_BYTES);
 	free(c);
@@ -74,7 +70,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 		return AEROGRAM_EINVAL;
 	}
 	struct agw_wrapper *w;
-	int rc = agw_inner_wrap(host, config, n_config, &counting_anchor, agw_count_new, &c->inner, &w,
+	int rc = agw_inner_wrap(host, config, n_config, &counting_so, agw_count_new, &c->inner, &w,
 	                        errbuf, errlen);
 	if (rc != 0) {
 		if (c->map)
@@ -84,7 +80,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 	}
 	if (c->map)
 		agw_count_set_mirror(w, c->map);
-	agw_shared_caps_opened(&counting_caps, &counting_driver, agw_offered_caps(c->inner->driver));
+	agw_loadable_opened(&counting_so, agw_offered_caps(c->inner->driver));
 	agw_set_on_close(w, counting_close, c);
 	*out = agw_store(w);
 	return 0;
@@ -92,4 +88,4 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 
 static const char *const counting_keys[] = { "inner", "inner_config", "counts_file", NULL };
 
-AGW_LOADABLE_DRIVER(counting_driver, "counting", COUNTING_CAPS, counting_keys, counting_open)
+AGW_LOADABLE_DRIVER(counting_so, "counting", COUNTING_CAPS, counting_keys, counting_open)
