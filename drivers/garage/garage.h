@@ -189,8 +189,6 @@ char *gr_bucket_path(struct gr_store *st, char *enc);
 char *gr_base64_encode(const uint8_t *data, size_t len);
 /* Decode standard base64 into a malloc'ed buffer; -1 on bad input. */
 int gr_base64_decode(const char *text, uint8_t **out, size_t *outlen);
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t gr_now_ms(void);
 
 /* K2V operations (garage_k2v.c). */
 int gr_row_read(struct aerogram_store *s, const struct aerogram_row_query *q, size_t n,

@@ -78,13 +78,6 @@ static const char *sq_error_message(struct aerogram_store *st)
 	return agk_error_text();
 }
 
-uint64_t sq_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t sq_wall_ms(void)
 {
 	struct timespec ts;
@@ -232,7 +225,7 @@ static int sq_exec(struct sq_conn *conn, const char *sql)
 static int sq_busy_handler(void *arg, int count)
 {
 	struct sq_conn *conn = arg;
-	uint64_t now = sq_now_ms();
+	uint64_t now = agk_now_ms();
 	if (count == 0)
 		conn->busy_since = now;
 	if (now - conn->busy_since >= (uint64_t)conn->busy_timeout_ms)
@@ -314,7 +307,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 	int code = sq_conn_get(st, &conn);
 	if (code != 0)
 		return code;
-	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
+	uint64_t deadline = agk_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
 	for (;;) {
 		conn->last_rc = 0;
@@ -330,7 +323,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 			sq_rollback(conn);
 		/* A snapshot that went stale or WAL recovery by another process
 		 * return BUSY at once: retry until the timeout. */
-		if (!sq_is_busy(conn->last_rc) || sq_now_ms() >= deadline)
+		if (!sq_is_busy(conn->last_rc) || agk_now_ms() >= deadline)
 			break;
 		attempt++;
 		usleep(attempt < 10 ? 1000u * attempt : 10000u);
@@ -524,12 +517,12 @@ static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errle
 		snprintf(errbuf, errlen, "%s", agk_error_text());
 		return code;
 	}
-	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
-	unsigned seed = (unsigned)getpid() ^ (unsigned)sq_now_ms();
+	uint64_t deadline = agk_now_ms() + (uint64_t)st->busy_timeout_ms;
+	unsigned seed = (unsigned)getpid() ^ (unsigned)agk_now_ms();
 	for (unsigned attempt = 1;; attempt++) {
 		int busy;
 		code = sq_prepare_once(st, conn, &busy, errbuf, errlen);
-		if (code == 0 || !busy || sq_now_ms() >= deadline)
+		if (code == 0 || !busy || agk_now_ms() >= deadline)
 			break;
 		/* Random back-off: the two losers of a round must not meet again. */
 		unsigned ms = attempt < 10 ? attempt : 10;
@@ -553,14 +546,10 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_mutex_init(&st->commit_mu, NULL);
 	pthread_mutex_init(&st->sweep_mu, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&st->watch_wake, &ca);
-	pthread_cond_init(&st->watch_done, &ca);
-	pthread_cond_init(&st->sweep_cond, &ca);
-	pthread_cond_init(&st->ckpt_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	agk_cond_init_monotonic(&st->watch_wake);
+	agk_cond_init_monotonic(&st->watch_done);
+	agk_cond_init_monotonic(&st->sweep_cond);
+	agk_cond_init_monotonic(&st->ckpt_cond);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
 	if (code == 0 && sqlite3_threadsafe() == 0) {

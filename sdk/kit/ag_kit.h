@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <aerogram/driver.h>
 
@@ -151,6 +153,19 @@ void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen);
  * log service). */
 void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
              ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- time: the monotonic clock of deadlines and timed waits ---- */
+
+/* Milliseconds of CLOCK_MONOTONIC: the instants deadlines are kept in. */
+uint64_t agk_now_ms(void);
+/* The timespec of such an instant, for the *_timedwait and *_clockwait calls. */
+struct timespec agk_timespec_ms(uint64_t ms);
+/* Initializes a condition variable whose timed waits count on CLOCK_MONOTONIC. */
+void agk_cond_init_monotonic(pthread_cond_t *c);
+/* Waits on `c` (made by agk_cond_init_monotonic, `m` held) until it is
+ * signalled or the instant `until_ms` passes; UINT64_MAX: no time limit.
+ * Wakes spuriously as pthread_cond_wait does: the caller checks its state. */
+void agk_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t until_ms);
 
 /* ---- background threads ---- */
 
