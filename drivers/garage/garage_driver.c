@@ -309,6 +309,7 @@ static const struct aerogram_driver garage_driver = {
 	.config_keys = garage_config_keys,
 	.open = garage_open,
 	AGK_DRIVER_CALLS(garage),
+	.error_message = garage_error_message,
 	.row_result_free = gr_row_result_free,
 	.blob_result_free = agk_blob_result_free,
 	.blob_list_free = gr_blob_list_free,

@@ -10,12 +10,6 @@
 
 #include "drivers/memory/memory_store.h"
 
-static const char *mem_error_message(struct aerogram_store *st)
-{
-	(void)st;
-	return agk_error_text();
-}
-
 /* ---- open / close ---------------------------------------------------- */
 
 static int mem_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
@@ -69,7 +63,7 @@ static const struct aerogram_driver mem_driver = {
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	AGK_DRIVER_CALLS(mem),
-	AGK_RESULT_FREES,
+	AGK_KIT_METHODS,
 	.row_insert_if = mem_row_insert_if,
 };
 

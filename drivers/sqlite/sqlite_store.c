@@ -72,12 +72,6 @@ int sq_db_fail(struct sq_conn *conn, int rc, const char *what)
 	return agk_fail(sq_map_rc(rc), "sqlite: %s: %s", what, sqlite3_errstr(rc));
 }
 
-static const char *sq_error_message(struct aerogram_store *st)
-{
-	(void)st;
-	return agk_error_text();
-}
-
 uint64_t sq_wall_ms(void)
 {
 	struct timespec ts;
@@ -623,7 +617,7 @@ static const struct aerogram_driver sq_driver = {
 	.config_keys = sq_config_keys,
 	.open = sq_open,
 	AGK_DRIVER_CALLS(sq),
-	AGK_RESULT_FREES,
+	AGK_KIT_METHODS,
 	.row_insert_if = sq_row_insert_if,
 };
 

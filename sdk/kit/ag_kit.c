@@ -33,6 +33,12 @@ const char *agk_error_text(void)
 	return error_text;
 }
 
+const char *agk_error_message(struct aerogram_store *store)
+{
+	(void)store;
+	return error_text;
+}
+
 /* ---- arenas ---- */
 
 struct agk_chunk {

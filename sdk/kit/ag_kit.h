@@ -27,6 +27,8 @@ int agk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int agk_vfail(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* The calling thread's last message ("" before the first). */
 const char *agk_error_text(void);
+/* The same as the descriptor's error_message (AGK_KIT_METHODS). */
+const char *agk_error_message(struct aerogram_store *store);
 
 /* ---- arenas: many allocations freed together ---- */
 
@@ -91,21 +93,24 @@ int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob
 /* ---- the descriptor ---- */
 
 /* The calls of a descriptor after .open, bound by name to the functions
- * <p>_close, <p>_error_message, <p>_row_read, ... <p>_blob_delete: the list
- * of struct aerogram_driver in order, less open, the three free functions and
- * row_insert_if, which each descriptor names itself (AGK_RESULT_FREES for
- * results made with the holders above). One list, so that a call added to
- * the ABI is added to every driver or to none. */
+ * <p>_close, <p>_row_read, ... <p>_blob_delete: the list of struct
+ * aerogram_driver in order, less open, error_message, the three free
+ * functions and row_insert_if, which each descriptor names itself
+ * (AGK_KIT_METHODS for a driver that fails with agk_fail and makes its
+ * results with the holders above). One list, so that a call added to the
+ * ABI is added to every driver or to none. */
 #define AGK_DRIVER_CALLS(p)                                      \
-	.close = p##_close, .error_message = p##_error_message,  \
+	.close = p##_close,                                      \
 	.row_read = p##_row_read, .row_insert = p##_row_insert,  \
 	.row_delete = p##_row_delete, .row_watch = p##_row_watch, \
 	.row_watch_release = p##_row_watch_release,              \
 	.blob_get = p##_blob_get, .blob_put = p##_blob_put,      \
 	.blob_copy = p##_blob_copy, .blob_list = p##_blob_list,  \
 	.blob_delete = p##_blob_delete
-/* The free functions of a descriptor whose results are the kit's holders. */
-#define AGK_RESULT_FREES                                  \
+/* The error_message and free functions of a descriptor whose messages are
+ * the kit's and whose results are the kit's holders. */
+#define AGK_KIT_METHODS                                   \
+	.error_message = agk_error_message,               \
 	.row_result_free = agk_row_result_free,           \
 	.blob_result_free = agk_blob_result_free,         \
 	.blob_list_free = agk_blob_list_free

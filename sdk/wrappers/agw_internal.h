@@ -58,6 +58,7 @@ int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, cons
  * method appended to the ABI is forwarded by all of them or by none. */
 #define AGW_FORWARD_METHODS                            \
 	AGK_DRIVER_CALLS(agw_fn),                      \
+	.error_message = agw_fn_error_message,         \
 	.row_result_free = agw_fn_row_result_free,     \
 	.blob_result_free = agw_fn_blob_result_free,   \
 	.blob_list_free = agw_fn_blob_list_free,       \
