@@ -189,8 +189,6 @@ char *gr_bucket_path(struct gr_store *st, char *enc);
 char *gr_base64_encode(const uint8_t *data, size_t len);
 /* Decode standard base64 into a malloc'ed buffer; -1 on bad input. */
 int gr_base64_decode(const char *text, uint8_t **out, size_t *outlen);
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t gr_now_ms(void);
 
 /* K2V operations (garage_k2v.c). */
 int gr_row_read(struct aerogram_store *s, const struct aerogram_row_query *q, size_t n,
@@ -221,10 +219,10 @@ void gr_rows_free(struct gr_rows *rows);
 int gr_row_live(const struct aerogram_row *row);
 
 /* Watches (garage_watch.c). */
-int gr_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
-                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                 struct aerogram_watch **out);
-void gr_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
+int garage_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
+                     uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                     struct aerogram_watch **out);
+void garage_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
 
 /* S3 operations (garage_s3.c). */
 int gr_blob_get(struct aerogram_store *s, const struct aerogram_blob_request *r, size_t n,

@@ -308,21 +308,11 @@ static const struct aerogram_driver garage_driver = {
 	.version = "1.0",
 	.config_keys = garage_config_keys,
 	.open = garage_open,
-	.close = garage_close,
+	AGK_DRIVER_CALLS(garage),
 	.error_message = garage_error_message,
-	.row_read = garage_row_read,
 	.row_result_free = gr_row_result_free,
-	.row_insert = garage_row_insert,
-	.row_delete = garage_row_delete,
-	.row_watch = gr_row_watch,
-	.row_watch_release = gr_row_watch_release,
-	.blob_get = garage_blob_get,
 	.blob_result_free = agk_blob_result_free,
-	.blob_put = garage_blob_put,
-	.blob_copy = garage_blob_copy,
-	.blob_list = garage_blob_list,
 	.blob_list_free = gr_blob_list_free,
-	.blob_delete = garage_blob_delete,
 };
 
 AEROGRAM_DRIVER_EXPORT(garage_driver)

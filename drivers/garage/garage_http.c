@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t gr_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the engine ---- */
 
 struct gr_call {
@@ -125,7 +118,7 @@ static void attempt_done(struct gr_engine *eng, struct gr_request *req, CURLcode
 		if (window > 2000)
 			window = 2000;
 		uint64_t delay = window / 2 + engine_random(eng) % (window / 2 + 1);
-		req->retry_at_ms = gr_now_ms() + delay;
+		req->retry_at_ms = agk_now_ms() + delay;
 		req->next = eng->delayed;
 		eng->delayed = req;
 		return;
@@ -188,7 +181,7 @@ static void *engine_main(void *arg)
 		}
 
 		/* Retries whose backoff has passed. */
-		uint64_t now = gr_now_ms();
+		uint64_t now = agk_now_ms();
 		for (struct gr_request **p = &eng->delayed; *p;) {
 			struct gr_request *r = *p;
 			if (r->retry_at_ms <= now) {
@@ -218,7 +211,7 @@ static void *engine_main(void *arg)
 		 * retry is due (computed after this round's failures were
 		 * scheduled). */
 		long wait_ms = 1000;
-		now = gr_now_ms();
+		now = agk_now_ms();
 		for (struct gr_request *r = eng->delayed; r; r = r->next) {
 			long due = r->retry_at_ms > now ? (long)(r->retry_at_ms - now) : 0;
 			if (due < wait_ms)
@@ -242,7 +235,7 @@ struct gr_engine *gr_engine_start(struct gr_store *store, long max_total, char *
 		return NULL;
 	}
 	eng->store = store;
-	eng->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)eng << 16) ^ gr_now_ms();
+	eng->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)eng << 16) ^ agk_now_ms();
 	if (!eng->rng)
 		eng->rng = 1;
 	eng->multi = curl_multi_init();

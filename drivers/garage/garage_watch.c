@@ -64,7 +64,7 @@ static void fire_error(struct aerogram_watch *w, int status, const char *message
  * rounded up and clamped to Garage's [1, 600] and the configured bound. */
 static unsigned poll_seconds(const struct aerogram_watch *w)
 {
-	uint64_t now = gr_now_ms();
+	uint64_t now = agk_now_ms();
 	uint64_t left = w->deadline_ms > now ? w->deadline_ms - now : 0;
 	uint64_t s = (left + 999) / 1000;
 	if (s < 1)
@@ -116,7 +116,7 @@ static int submit_step(struct aerogram_watch *w)
 /* Poll again, or report the timeout when the watch's time is up. */
 static void repoll_or_timeout(struct aerogram_watch *w)
 {
-	if (gr_now_ms() >= w->deadline_ms) {
+	if (agk_now_ms() >= w->deadline_ms) {
 		fire_error(w, AEROGRAM_ETIMEDOUT, "garage: watch timed out");
 		return;
 	}
@@ -204,7 +204,7 @@ static struct aerogram_watch *watch_new(struct gr_store *st, const char *pk, uin
 	w->st = st;
 	w->cb = cb;
 	w->arg = arg;
-	w->deadline_ms = gr_now_ms() + timeout_ms;
+	w->deadline_ms = agk_now_ms() + timeout_ms;
 	w->pk = strdup(pk);
 	if (!w->pk) {
 		free(w);
@@ -213,9 +213,9 @@ static struct aerogram_watch *watch_new(struct gr_store *st, const char *pk, uin
 	return w;
 }
 
-int gr_row_watch(struct aerogram_store *store, const char *pk, const char *sk, const char *token,
-                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                 struct aerogram_watch **out)
+int garage_row_watch(struct aerogram_store *store, const char *pk, const char *sk,
+                     const char *token, uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
+                     struct aerogram_watch **out)
 {
 	struct gr_store *st = (struct gr_store *)store;
 	*out = NULL;
@@ -257,7 +257,7 @@ static void release_on_engine(void *arg)
 	watch_free(w);
 }
 
-void gr_row_watch_release(struct aerogram_store *store, struct aerogram_watch *w)
+void garage_row_watch_release(struct aerogram_store *store, struct aerogram_watch *w)
 {
 	struct gr_store *st = (struct gr_store *)store;
 	if (!w)

@@ -10,12 +10,6 @@
 
 #include "drivers/memory/memory_store.h"
 
-static const char *mem_error_message(struct aerogram_store *st)
-{
-	(void)st;
-	return agk_error_text();
-}
-
 /* ---- open / close ---------------------------------------------------- */
 
 static int mem_open(const struct aerogram_host *host, const struct aerogram_config_entry *config,
@@ -68,21 +62,8 @@ static const struct aerogram_driver mem_driver = {
 	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
 	.config_keys = mem_config_keys,
 	.open = mem_open,
-	.close = mem_close,
-	.error_message = mem_error_message,
-	.row_read = mem_row_read,
-	.row_result_free = agk_row_result_free,
-	.row_insert = mem_row_insert,
-	.row_delete = mem_row_delete,
-	.row_watch = mem_row_watch,
-	.row_watch_release = mem_row_watch_release,
-	.blob_get = mem_blob_get,
-	.blob_result_free = agk_blob_result_free,
-	.blob_put = mem_blob_put,
-	.blob_copy = mem_blob_copy,
-	.blob_list = mem_blob_list,
-	.blob_list_free = agk_blob_list_free,
-	.blob_delete = mem_blob_delete,
+	AGK_DRIVER_CALLS(mem),
+	AGK_KIT_METHODS,
 	.row_insert_if = mem_row_insert_if,
 };
 

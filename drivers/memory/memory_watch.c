@@ -171,13 +171,9 @@ static void *watcher_main(void *arg)
 int mem_watcher_start(struct aerogram_store *st)
 {
 	struct mem_watcher *wr = &st->watcher;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&wr->mutex, NULL);
-	pthread_cond_init(&wr->wake, &ca);
+	agk_cond_init_monotonic(&wr->wake);
 	pthread_cond_init(&wr->done, NULL);
-	pthread_condattr_destroy(&ca);
 	if (agk_thread_start(&wr->thr, watcher_main, st, NULL) != 0) {
 		pthread_mutex_destroy(&wr->mutex);
 		pthread_cond_destroy(&wr->wake);

@@ -219,7 +219,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 {
 	struct sq_conn *conn = NULL;
 	int code = sq_writer_conn(st, &conn);
-	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
+	uint64_t deadline = agk_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
 	while (code == 0) {
 		int left = 0, lost = 0, culprit = 0;
@@ -273,7 +273,7 @@ static void sq_group_run(struct aerogram_store *st, struct sq_call *group, size_
 		/* The busy handler already waited inside SQLite; some cases (a
 		 * snapshot that went stale, WAL recovery by another process) return
 		 * BUSY at once, so retry the whole group until the timeout. */
-		if (!sq_rc_busy(conn->last_rc) || sq_now_ms() >= deadline)
+		if (!sq_rc_busy(conn->last_rc) || agk_now_ms() >= deadline)
 			break;
 		attempt++;
 		usleep(attempt < 10 ? 1000u * attempt : 10000u);
@@ -441,14 +441,7 @@ int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *),
 	struct sq_call call = { .fn = fn, .arg = arg, .state = SQ_CALL_QUEUED, .deferred = deferred };
 	if (sem_init(&call.posted, 0, 0) != 0)
 		return agk_fail(AEROGRAM_EUNAVAILABLE, "sqlite: sem_init: %s", strerror(errno));
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += st->busy_timeout_ms / 1000;
-	until.tv_nsec += (long)(st->busy_timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = agk_timespec_ms(agk_now_ms() + (uint64_t)st->busy_timeout_ms);
 	/* A queued call acts only on the state its one post announced (LEAD
 	 * or DONE): once posted, nobody touches it again, so it may vanish.
 	 * (Its state may change as soon as the lock is released: a leader can

@@ -231,8 +231,7 @@ int sq_commit_ex(struct aerogram_store *st, int (*fn)(struct sq_conn *, void *),
 /* Starts / stops the checkpoint thread. */
 void sq_ckpt_start(struct aerogram_store *st);
 void sq_ckpt_stop(struct aerogram_store *st);
-/* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
-uint64_t sq_now_ms(void);
+/* Milliseconds of CLOCK_REALTIME (the monotonic clock: agk_now_ms). */
 uint64_t sq_wall_ms(void);
 
 /* ---- keys (sqlite_rows.c) ---- */

@@ -35,11 +35,9 @@ static void *sq_maint_main(void *arg)
 		pthread_mutex_unlock(&st->sweep_mu);
 		sq_maint_once(st);
 		pthread_mutex_lock(&st->sweep_mu);
-		uint64_t until = sq_now_ms() + SQ_MAINT_INTERVAL_MS;
-		struct timespec ts = { .tv_sec = (time_t)(until / 1000u),
-			               .tv_nsec = (long)(until % 1000u) * 1000000L };
-		while (!st->sweep.stop && sq_now_ms() < until)
-			pthread_cond_timedwait(&st->sweep_cond, &st->sweep_mu, &ts);
+		uint64_t until = agk_now_ms() + SQ_MAINT_INTERVAL_MS;
+		while (!st->sweep.stop && agk_now_ms() < until)
+			agk_cond_wait_until(&st->sweep_cond, &st->sweep_mu, until);
 	}
 	pthread_mutex_unlock(&st->sweep_mu);
 	return NULL;

@@ -72,19 +72,6 @@ int sq_db_fail(struct sq_conn *conn, int rc, const char *what)
 	return agk_fail(sq_map_rc(rc), "sqlite: %s: %s", what, sqlite3_errstr(rc));
 }
 
-static const char *sq_error_message(struct aerogram_store *st)
-{
-	(void)st;
-	return agk_error_text();
-}
-
-uint64_t sq_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t sq_wall_ms(void)
 {
 	struct timespec ts;
@@ -232,7 +219,7 @@ static int sq_exec(struct sq_conn *conn, const char *sql)
 static int sq_busy_handler(void *arg, int count)
 {
 	struct sq_conn *conn = arg;
-	uint64_t now = sq_now_ms();
+	uint64_t now = agk_now_ms();
 	if (count == 0)
 		conn->busy_since = now;
 	if (now - conn->busy_since >= (uint64_t)conn->busy_timeout_ms)
@@ -314,7 +301,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 	int code = sq_conn_get(st, &conn);
 	if (code != 0)
 		return code;
-	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
+	uint64_t deadline = agk_now_ms() + (uint64_t)st->busy_timeout_ms;
 	unsigned attempt = 0;
 	for (;;) {
 		conn->last_rc = 0;
@@ -330,7 +317,7 @@ int sq_txn(struct aerogram_store *st, int write, int (*fn)(struct sq_conn *, voi
 			sq_rollback(conn);
 		/* A snapshot that went stale or WAL recovery by another process
 		 * return BUSY at once: retry until the timeout. */
-		if (!sq_is_busy(conn->last_rc) || sq_now_ms() >= deadline)
+		if (!sq_is_busy(conn->last_rc) || agk_now_ms() >= deadline)
 			break;
 		attempt++;
 		usleep(attempt < 10 ? 1000u * attempt : 10000u);
@@ -524,12 +511,12 @@ static int sq_prepare_file(struct aerogram_store *st, char *errbuf, size_t errle
 		snprintf(errbuf, errlen, "%s", agk_error_text());
 		return code;
 	}
-	uint64_t deadline = sq_now_ms() + (uint64_t)st->busy_timeout_ms;
-	unsigned seed = (unsigned)getpid() ^ (unsigned)sq_now_ms();
+	uint64_t deadline = agk_now_ms() + (uint64_t)st->busy_timeout_ms;
+	unsigned seed = (unsigned)getpid() ^ (unsigned)agk_now_ms();
 	for (unsigned attempt = 1;; attempt++) {
 		int busy;
 		code = sq_prepare_once(st, conn, &busy, errbuf, errlen);
-		if (code == 0 || !busy || sq_now_ms() >= deadline)
+		if (code == 0 || !busy || agk_now_ms() >= deadline)
 			break;
 		/* Random back-off: the two losers of a round must not meet again. */
 		unsigned ms = attempt < 10 ? attempt : 10;
@@ -553,14 +540,10 @@ static int sq_open(const struct aerogram_host *host, const struct aerogram_confi
 	pthread_mutex_init(&st->commit_mu, NULL);
 	pthread_mutex_init(&st->sweep_mu, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&st->watch_wake, &ca);
-	pthread_cond_init(&st->watch_done, &ca);
-	pthread_cond_init(&st->sweep_cond, &ca);
-	pthread_cond_init(&st->ckpt_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	agk_cond_init_monotonic(&st->watch_wake);
+	agk_cond_init_monotonic(&st->watch_done);
+	agk_cond_init_monotonic(&st->sweep_cond);
+	agk_cond_init_monotonic(&st->ckpt_cond);
 
 	int code = sq_configure(st, config, n_config, errbuf, errlen);
 	if (code == 0 && sqlite3_threadsafe() == 0) {
@@ -633,21 +616,8 @@ static const struct aerogram_driver sq_driver = {
 	                AEROGRAM_CAP_SNAPSHOT_READS, /* a row_read is one read transaction */
 	.config_keys = sq_config_keys,
 	.open = sq_open,
-	.close = sq_close,
-	.error_message = sq_error_message,
-	.row_read = sq_row_read,
-	.row_result_free = agk_row_result_free,
-	.row_insert = sq_row_insert,
-	.row_delete = sq_row_delete,
-	.row_watch = sq_row_watch,
-	.row_watch_release = sq_row_watch_release,
-	.blob_get = sq_blob_get,
-	.blob_result_free = agk_blob_result_free,
-	.blob_put = sq_blob_put,
-	.blob_copy = sq_blob_copy,
-	.blob_list = sq_blob_list,
-	.blob_list_free = agk_blob_list_free,
-	.blob_delete = sq_blob_delete,
+	AGK_DRIVER_CALLS(sq),
+	AGK_KIT_METHODS,
 	.row_insert_if = sq_row_insert_if,
 };
 

@@ -529,12 +529,6 @@ static int64_t sq_data_version(sqlite3_stmt *dv)
 	return v;
 }
 
-static void sq_abs_time(uint64_t ms, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ms / 1000u);
-	ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
-}
-
 static void *sq_watch_main(void *arg)
 {
 	struct aerogram_store *st = arg;
@@ -547,7 +541,7 @@ static void *sq_watch_main(void *arg)
 	pthread_mutex_lock(&st->watch_mu);
 	while (!st->watch_thr.stop) {
 		/* Sleep until something can have happened. */
-		uint64_t now = sq_now_ms();
+		uint64_t now = agk_now_ms();
 		uint64_t wake = UINT64_MAX;
 		int active = 0;
 		for (struct aerogram_watch *w = st->watches; w; w = w->next) {
@@ -562,13 +556,7 @@ static void *sq_watch_main(void *arg)
 		if (!st->watch_kick && st->fire_ready == NULL && wake > now) {
 			/* row_watch wakes us for a watch due before `wake` */
 			st->watch_wake_at = wake;
-			if (wake == UINT64_MAX) {
-				pthread_cond_wait(&st->watch_wake, &st->watch_mu);
-			} else {
-				struct timespec ts;
-				sq_abs_time(wake, &ts);
-				pthread_cond_timedwait(&st->watch_wake, &st->watch_mu, &ts);
-			}
+			agk_cond_wait_until(&st->watch_wake, &st->watch_mu, wake);
 			st->watch_wake_at = 0;
 			continue; /* recompute: the list or the flags changed */
 		}
@@ -607,7 +595,7 @@ static void *sq_watch_main(void *arg)
 				sq_log(st, AEROGRAM_LOG_WARNING, "watch: %s; retrying", agk_error_text());
 			failing = code != 0;
 		}
-		now = sq_now_ms();
+		now = agk_now_ms();
 		for (struct aerogram_watch *w = st->watches; w; w = w->next)
 			if ((w->state == SQ_W_NEW || w->state == SQ_W_PENDING) && w->deadline <= now)
 				sq_queue(w, AEROGRAM_ETIMEDOUT, &fire);
@@ -754,7 +742,7 @@ static void sq_watch_compare_now(struct aerogram_store *st, struct aerogram_watc
  * (the comparison failed). */
 static void sq_watch_add(struct aerogram_store *st, struct aerogram_watch *w, uint32_t timeout_ms)
 {
-	w->deadline = sq_now_ms() + timeout_ms;
+	w->deadline = agk_now_ms() + timeout_ms;
 	w->state = SQ_W_NEW;
 	pthread_mutex_lock(&st->watch_mu);
 	sq_watch_link(st, w);

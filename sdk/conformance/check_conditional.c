@@ -30,6 +30,15 @@ static const char *cas_pk(const char *name)
 	return conditional_or_skip() ? ck_pk(name) : NULL;
 }
 
+/* As cas_pk, with row `sk` written with `value` first; its token in *token. */
+static const char *cas_start(const char *name, const char *sk, const char *value, char **token)
+{
+	const char *pk = cas_pk(name);
+	if (pk != NULL)
+		*token = ck_put(pk, sk, value, NULL);
+	return pk;
+}
+
 /* Calls row_insert_if; `new_token` may be NULL. */
 static int insert_if(const char *pk, const char *sk, const char *token,
                      const struct aerogram_row_write *writes, size_t n, char *new_token)
@@ -68,10 +77,10 @@ static void test_without_capability(void)
  * a summary, a log entry and the watch row with that token. */
 static void test_condition_met_applies_all(void)
 {
-	const char *pk = cas_pk("cas-met");
+	char *t;
+	const char *pk = cas_start("cas-met", "watch", "w0", &t);
 	if (pk == NULL)
 		return;
-	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "the summary", NULL),
 		value_write(pk, "log-0001", "the entry", NULL),
@@ -82,8 +91,7 @@ static void test_condition_met_applies_all(void)
 	CK_OK("row_insert_if(condition met)", insert_if(pk, "watch", t, w, 3, new_token));
 	CK_REQUIRE(memchr(new_token, '\0', sizeof(new_token)) != NULL,
 	           "new_token is not NUL-terminated within AEROGRAM_TOKEN_MAX bytes");
-	const struct aerogram_row *r = ck_get(pk, "watch", 0);
-	CK_REQUIRE(r != NULL, "the condition row disappeared");
+	const struct aerogram_row *r = ck_row(pk, "watch", 0, "the condition row disappeared");
 	CK_CHECK(r->n_values == 1 && ck_count_value(r, "w1") == 1,
 	         "the watch row must hold only the value written with its token (got %zu values)",
 	         r->n_values);
@@ -107,10 +115,10 @@ static void test_condition_met_applies_all(void)
 /* A token that is no longer current fails with ECONFLICT and applies nothing. */
 static void test_stale_token_conflicts(void)
 {
-	const char *pk = cas_pk("cas-stale");
+	char *stale;
+	const char *pk = cas_start("cas-stale", "watch", "w0", &stale);
 	if (pk == NULL)
 		return;
-	char *stale = ck_put(pk, "watch", "w0", NULL);
 	char *current = ck_put(pk, "watch", "other writer", stale); /* somebody else wrote it since */
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
@@ -124,8 +132,7 @@ static void test_stale_token_conflicts(void)
 	         "a conflicting batch wrote its first row");
 	CK_CHECK(ck_get(pk, "log-0001", AEROGRAM_QUERY_TOMBSTONES) == NULL,
 	         "a conflicting batch wrote its second row");
-	const struct aerogram_row *r = ck_get(pk, "watch", 0);
-	CK_REQUIRE(r != NULL, "the condition row disappeared");
+	const struct aerogram_row *r = ck_row(pk, "watch", 0, "the condition row disappeared");
 	CK_CHECK(strcmp(r->token, current) == 0 && r->n_values == 1 &&
 	         ck_count_value(r, "other writer") == 1,
 	         "a conflicting batch changed the condition row");
@@ -188,10 +195,10 @@ static void test_null_token_means_absent(void)
 /* An invalid item anywhere in the batch applies nothing, condition met or not. */
 static void test_invalid_item_applies_nothing(void)
 {
-	const char *pk = cas_pk("cas-invalid");
+	char *t;
+	const char *pk = cas_start("cas-invalid", "watch", "w0", &t);
 	if (pk == NULL)
 		return;
-	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct aerogram_row_write w[3] = {
 		value_write(pk, "summary", "s", NULL),
 		value_write(pk, "watch", "w1", t),
@@ -226,10 +233,10 @@ static void test_invalid_item_applies_nothing(void)
 /* The condition row need not be written: it is only read, and keeps its token. */
 static void test_condition_row_not_written(void)
 {
-	const char *pk = cas_pk("cas-readonly");
+	char *t;
+	const char *pk = cas_start("cas-readonly", "guard", "g", &t);
 	if (pk == NULL)
 		return;
-	char *t = ck_put(pk, "guard", "g", NULL);
 	const char *other = ck_pk("cas-readonly-other");
 	struct aerogram_row_write w = value_write(other, "item", "one", NULL);
 	char new_token[AEROGRAM_TOKEN_MAX] = "";
@@ -259,10 +266,10 @@ static void test_condition_row_not_written(void)
 
 static void test_watch_on_condition_row_fires(void)
 {
-	const char *pk = cas_pk("cas-watch");
+	char *t;
+	const char *pk = cas_start("cas-watch", "watch", "w0", &t);
 	if (pk == NULL)
 		return;
-	char *t = ck_put(pk, "watch", "w0", NULL);
 	struct ck_watch_rec *f = ck_watch_rec_new();
 	CK_OK("row_watch",
 	      ck_driver->row_watch(ck_store, pk, "watch", t, CK_WAIT_MS, ck_on_watch, f, &f->watch));
@@ -386,8 +393,7 @@ static void test_cas_counter_is_linearizable(void)
 		conflicts += in[i].conflicts;
 	}
 	const unsigned long total = (unsigned long)CAS_THREADS * CAS_INCREMENTS;
-	const struct aerogram_row *r = ck_get(pk, "counter", 0);
-	CK_REQUIRE(r != NULL, "the counter row is missing");
+	const struct aerogram_row *r = ck_row(pk, "counter", 0, "the counter row is missing");
 	CK_CHECK(r->n_values == 1, "the counter row holds %zu values: an increment was lost",
 	         r->n_values);
 	CK_CHECK(ck_count_value(r, ck_fmt("%lu", total)) == 1,

@@ -15,8 +15,7 @@ static void test_token_supersedes_exactly_what_was_read(void)
 	char *t1 = ck_put(pk, "item", "v1", NULL);
 	ck_write(pk, "item", "v2", NULL); /* concurrent with the coming write */
 	ck_write(pk, "item", "v3", t1);
-	const struct aerogram_row *r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "row disappeared after writes");
+	const struct aerogram_row *r = ck_row(pk, "item", 0, "row disappeared after writes");
 	CK_CHECK(ck_count_value(r, "v1") == 0, "v1 was read before the write with its token, yet survives");
 	CK_CHECK(ck_count_value(r, "v2") == 1, "v2 was written after the read and must survive as a sibling");
 	CK_CHECK(ck_count_value(r, "v3") == 1, "the new value v3 is missing");
@@ -25,8 +24,7 @@ static void test_token_supersedes_exactly_what_was_read(void)
 
 	/* The token of this last read covers both: one write replaces them. */
 	ck_write(pk, "item", "v4", ck_token(r));
-	r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "row disappeared");
+	r = ck_row(pk, "item", 0, "row disappeared");
 	CK_CHECK(r->n_values == 1 && ck_count_value(r, "v4") == 1,
 	         "a write with the latest token must leave only its value (got %zu values)", r->n_values);
 }
@@ -37,8 +35,7 @@ static void test_write_without_token_makes_siblings(void)
 	const char *pk = ck_pk("siblings");
 	ck_write(pk, "item", "a", NULL);
 	ck_write(pk, "item", "b", NULL);
-	const struct aerogram_row *r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "row missing");
+	const struct aerogram_row *r = ck_row(pk, "item", 0, "row missing");
 	CK_CHECK(r->n_values == 2 && ck_count_value(r, "a") == 1 && ck_count_value(r, "b") == 1,
 	         "two writes without a token must give two siblings (got %zu values)", r->n_values);
 }
@@ -51,8 +48,7 @@ static void test_same_token_two_writers(void)
 	char *t = ck_put(pk, "item", "old", NULL);
 	ck_write(pk, "item", "left", t);
 	ck_write(pk, "item", "right", t);
-	const struct aerogram_row *r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "row missing");
+	const struct aerogram_row *r = ck_row(pk, "item", 0, "row missing");
 	CK_CHECK(ck_count_value(r, "old") == 0, "the value both writers read survives");
 	CK_CHECK(ck_count_value(r, "left") == 1 && ck_count_value(r, "right") == 1,
 	         "both concurrent writes must survive");
@@ -65,8 +61,7 @@ static void test_identical_values_dedup(void)
 	const char *pk = ck_pk("dedup");
 	ck_write(pk, "item", "same", NULL);
 	ck_write(pk, "item", "same", NULL);
-	const struct aerogram_row *r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "row missing");
+	const struct aerogram_row *r = ck_row(pk, "item", 0, "row missing");
 	CK_CHECK(r->n_values == 1 && ck_count_value(r, "same") == 1,
 	         "two identical concurrent values must be reported once (got %zu)", r->n_values);
 	ck_write(pk, "item", "other", NULL);
@@ -75,8 +70,8 @@ static void test_identical_values_dedup(void)
 
 	ck_write(pk, "tomb", NULL, NULL);
 	ck_write(pk, "tomb", NULL, NULL);
-	r = ck_get(pk, "tomb", AEROGRAM_QUERY_TOMBSTONES);
-	CK_REQUIRE(r != NULL, "a tombstoned row must be readable with AEROGRAM_QUERY_TOMBSTONES");
+	r = ck_row(pk, "tomb", AEROGRAM_QUERY_TOMBSTONES,
+	           "a tombstoned row must be readable with AEROGRAM_QUERY_TOMBSTONES");
 	CK_CHECK(r->n_values == 1 && ck_count_tombstones(r) == 1,
 	         "two concurrent tombstones must be reported once (got %zu values)", r->n_values);
 }
@@ -93,8 +88,8 @@ static void test_empty_and_binary_values(void)
 		{ .pk = pk, .sk = "binary", .value = bin, .len = sizeof(bin) },
 	};
 	ck_write_batch(w, 2);
-	const struct aerogram_row *r = ck_get(pk, "empty", 0);
-	CK_REQUIRE(r != NULL, "a row holding an empty value must be visible");
+	const struct aerogram_row *r = ck_row(pk, "empty", 0,
+	                                      "a row holding an empty value must be visible");
 	CK_CHECK(r->n_values == 1 && !r->values[0].tombstone && r->values[0].len == 0,
 	         "an empty value must read back as one empty non-tombstone value");
 	r = ck_get(pk, "binary", 0);
@@ -111,8 +106,8 @@ static void test_delete_with_token(void)
 	char *t = ck_put(pk, "item", "v", NULL);
 	ck_write(pk, "item", NULL, t);
 	CK_CHECK(ck_get(pk, "item", 0) == NULL, "a deleted row must be hidden from plain reads");
-	const struct aerogram_row *r = ck_get(pk, "item", AEROGRAM_QUERY_TOMBSTONES);
-	CK_REQUIRE(r != NULL, "a deleted row must be visible with AEROGRAM_QUERY_TOMBSTONES");
+	const struct aerogram_row *r = ck_row(pk, "item", AEROGRAM_QUERY_TOMBSTONES,
+	                                      "a deleted row must be visible with AEROGRAM_QUERY_TOMBSTONES");
 	CK_CHECK(r->n_values == 1 && r->values[0].tombstone == 1 && r->values[0].data == NULL &&
 	         r->values[0].len == 0, "a deleted row must read as exactly one tombstone");
 	/* writing again over the tombstone with its token revives the row */
@@ -128,8 +123,8 @@ static void test_delete_without_token(void)
 	const char *pk = ck_pk("delnotoken");
 	ck_write(pk, "item", "v", NULL);
 	ck_write(pk, "item", NULL, NULL);
-	const struct aerogram_row *r = ck_get(pk, "item", 0);
-	CK_REQUIRE(r != NULL, "a row with a value and a tombstone must stay visible");
+	const struct aerogram_row *r = ck_row(pk, "item", 0,
+	                                      "a row with a value and a tombstone must stay visible");
 	CK_CHECK(r->n_values == 2 && ck_count_value(r, "v") == 1 && ck_count_tombstones(r) == 1,
 	         "expected [value, tombstone], got %zu values", r->n_values);
 }

@@ -279,6 +279,14 @@ const struct aerogram_row *ck_get(const char *pk, const char *sk, uint32_t flags
 	return &p->rows[0];
 }
 
+const struct aerogram_row *ck_row(const char *pk, const char *sk, uint32_t flags,
+                                  const char *missing)
+{
+	const struct aerogram_row *r = ck_get(pk, sk, flags);
+	CK_REQUIRE(r != NULL, "%s", missing);
+	return r;
+}
+
 size_t ck_count_value(const struct aerogram_row *row, const char *text)
 {
 	size_t n = 0, len = strlen(text);

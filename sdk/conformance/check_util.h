@@ -78,6 +78,9 @@ void ck_write_batch(const struct aerogram_row_write *writes, size_t n);
 struct aerogram_row_result *ck_read(const struct aerogram_row_query *q, size_t n);
 /* Reads one row (single-item query with the given flags); NULL when the page is empty. */
 const struct aerogram_row *ck_get(const char *pk, const char *sk, uint32_t flags);
+/* As ck_get for a row that must be there: ends the test with `missing` when not. */
+const struct aerogram_row *ck_row(const char *pk, const char *sk, uint32_t flags,
+                                  const char *missing);
 /* Number of values of a row equal to the text. */
 size_t ck_count_value(const struct aerogram_row *row, const char *text);
 size_t ck_count_tombstones(const struct aerogram_row *row);

@@ -33,6 +33,12 @@ const char *agk_error_text(void)
 	return error_text;
 }
 
+const char *agk_error_message(struct aerogram_store *store)
+{
+	(void)store;
+	return error_text;
+}
+
 /* ---- arenas ---- */
 
 struct agk_chunk {
@@ -315,6 +321,40 @@ void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, co
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	host->log(host->ctx, level, line);
+}
+
+/* ---- time ---- */
+
+uint64_t agk_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct timespec agk_timespec_ms(uint64_t ms)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ms / 1000u),
+		                  .tv_nsec = (long)(ms % 1000u) * 1000000L };
+}
+
+void agk_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void agk_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t until_ms)
+{
+	if (until_ms == UINT64_MAX) {
+		pthread_cond_wait(c, m);
+		return;
+	}
+	struct timespec ts = agk_timespec_ms(until_ms);
+	pthread_cond_timedwait(c, m, &ts);
 }
 
 /* ---- background threads ---- */

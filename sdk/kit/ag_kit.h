@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <aerogram/driver.h>
 
@@ -25,6 +27,8 @@ int agk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int agk_vfail(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* The calling thread's last message ("" before the first). */
 const char *agk_error_text(void);
+/* The same as the descriptor's error_message (AGK_KIT_METHODS). */
+const char *agk_error_message(struct aerogram_store *store);
 
 /* ---- arenas: many allocations freed together ---- */
 
@@ -86,6 +90,31 @@ int agk_row_result_done(int code, struct agk_row_result *res, struct aerogram_ro
 int agk_blob_result_done(int code, struct agk_blob_result *res, struct aerogram_blob_result **out);
 int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob_list **out);
 
+/* ---- the descriptor ---- */
+
+/* The calls of a descriptor after .open, bound by name to the functions
+ * <p>_close, <p>_row_read, ... <p>_blob_delete: the list of struct
+ * aerogram_driver in order, less open, error_message, the three free
+ * functions and row_insert_if, which each descriptor names itself
+ * (AGK_KIT_METHODS for a driver that fails with agk_fail and makes its
+ * results with the holders above). One list, so that a call added to the
+ * ABI is added to every driver or to none. */
+#define AGK_DRIVER_CALLS(p)                                      \
+	.close = p##_close,                                      \
+	.row_read = p##_row_read, .row_insert = p##_row_insert,  \
+	.row_delete = p##_row_delete, .row_watch = p##_row_watch, \
+	.row_watch_release = p##_row_watch_release,              \
+	.blob_get = p##_blob_get, .blob_put = p##_blob_put,      \
+	.blob_copy = p##_blob_copy, .blob_list = p##_blob_list,  \
+	.blob_delete = p##_blob_delete
+/* The error_message and free functions of a descriptor whose messages are
+ * the kit's and whose results are the kit's holders. */
+#define AGK_KIT_METHODS                                   \
+	.error_message = agk_error_message,               \
+	.row_result_free = agk_row_result_free,           \
+	.blob_result_free = agk_blob_result_free,         \
+	.blob_list_free = agk_blob_list_free
+
 /* ---- the ABI's rules for keys and queries ---- */
 
 /* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records
@@ -129,6 +158,19 @@ void *agk_store_new(size_t size, const char *who, char *errbuf, size_t errlen);
  * log service). */
 void agk_log(const struct aerogram_host *host, enum aerogram_log_level level, const char *fmt,
              ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- time: the monotonic clock of deadlines and timed waits ---- */
+
+/* Milliseconds of CLOCK_MONOTONIC: the instants deadlines are kept in. */
+uint64_t agk_now_ms(void);
+/* The timespec of such an instant, for the *_timedwait and *_clockwait calls. */
+struct timespec agk_timespec_ms(uint64_t ms);
+/* Initializes a condition variable whose timed waits count on CLOCK_MONOTONIC. */
+void agk_cond_init_monotonic(pthread_cond_t *c);
+/* Waits on `c` (made by agk_cond_init_monotonic, `m` held) until it is
+ * signalled or the instant `until_ms` passes; UINT64_MAX: no time limit.
+ * Wakes spuriously as pthread_cond_wait does: the caller checks its state. */
+void agk_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t until_ms);
 
 /* ---- background threads ---- */
 

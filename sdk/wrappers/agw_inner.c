@@ -114,27 +114,26 @@ int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_conf
 	return 0;
 }
 
-void agw_shared_caps_opened(struct agw_shared_caps *sc, struct aerogram_driver *desc,
-                            uint64_t offered)
+void agw_loadable_opened(struct agw_loadable *so, uint64_t offered)
 {
-	pthread_mutex_lock(&sc->lock);
-	uint64_t caps = __atomic_load_n(&desc->capabilities, __ATOMIC_ACQUIRE);
-	if (sc->n_open == 0)
-		caps = (caps & ~sc->managed) | (offered & sc->managed);
+	pthread_mutex_lock(&so->lock);
+	uint64_t caps = __atomic_load_n(&so->driver.capabilities, __ATOMIC_ACQUIRE);
+	if (so->n_open == 0)
+		caps = (caps & ~so->managed) | (offered & so->managed);
 	else
-		caps &= ~(sc->managed & ~offered); /* only what every open store offers */
-	sc->n_open++;
-	__atomic_store_n(&desc->capabilities, caps, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&sc->lock);
+		caps &= ~(so->managed & ~offered); /* only what every open store offers */
+	so->n_open++;
+	__atomic_store_n(&so->driver.capabilities, caps, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&so->lock);
 }
 
-void agw_shared_caps_closed(struct agw_shared_caps *sc, struct aerogram_driver *desc)
+void agw_loadable_closed(struct agw_loadable *so)
 {
-	pthread_mutex_lock(&sc->lock);
-	if (sc->n_open > 0 && --sc->n_open == 0) {
+	pthread_mutex_lock(&so->lock);
+	if (so->n_open > 0 && --so->n_open == 0) {
 		/* nothing open: back to the descriptor as loaded */
-		uint64_t caps = __atomic_load_n(&desc->capabilities, __ATOMIC_ACQUIRE);
-		__atomic_store_n(&desc->capabilities, caps | sc->managed, __ATOMIC_RELEASE);
+		uint64_t caps = __atomic_load_n(&so->driver.capabilities, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&so->driver.capabilities, caps | so->managed, __ATOMIC_RELEASE);
 	}
-	pthread_mutex_unlock(&sc->lock);
+	pthread_mutex_unlock(&so->lock);
 }

@@ -13,6 +13,7 @@
 #include "sdk/kit/ag_kit.h"
 #include "sdk/loader/ag_loader.h"
 #include "sdk/wrappers/ag_wrap.h"
+#include "sdk/wrappers/agw_internal.h"
 
 struct agw_inner {
 	struct ag_driver *drv;                /* the loaded inner driver */
@@ -46,22 +47,42 @@ int agw_inner_wrap(const struct aerogram_host *outer, const struct aerogram_conf
                    struct agw_inner **inner, struct agw_wrapper **w, char *err, size_t errlen);
 
 /*
- * The capability bits of a loadable wrapper's descriptor. The descriptor is
- * one object per .so, but each store opened from it wraps its own inner
- * driver: the bits in `managed` are set, at each open, to what the inner
- * drivers of the stores open at that moment all offer (the host reads them
- * after open). Define one per .so with AGW_SHARED_CAPS_INIT.
+ * A loadable wrapper .so: its descriptor, and what keeps the descriptor's
+ * capability bits true. The descriptor is one object per .so, but each store
+ * opened from it wraps its own inner driver: the bits in `managed` are set,
+ * at each open, to what the inner drivers of the stores open at that moment
+ * all offer (the host reads them after open). Its address, as any of the
+ * .so, also tells dladdr where the .so lives (agw_inner_wrap's `self`).
+ * Define one per .so with AGW_LOADABLE_DRIVER.
  */
-struct agw_shared_caps {
+struct agw_loadable {
+	struct aerogram_driver driver; /* not const: its capabilities vary */
 	pthread_mutex_t lock;
 	unsigned n_open;
 	uint64_t managed;
 };
-#define AGW_SHARED_CAPS_INIT(bits) { PTHREAD_MUTEX_INITIALIZER, 0, (bits) }
-/* A store opened over an inner driver offering `offered`: updates desc. */
-void agw_shared_caps_opened(struct agw_shared_caps *sc, struct aerogram_driver *desc,
-                            uint64_t offered);
+/* A store opened over an inner driver offering `offered`: updates the bits. */
+void agw_loadable_opened(struct agw_loadable *so, uint64_t offered);
 /* A store of this .so closed. */
-void agw_shared_caps_closed(struct agw_shared_caps *sc, struct aerogram_driver *desc);
+void agw_loadable_closed(struct agw_loadable *so);
+
+/* Defines `var` for a wrapper named `name` with its configuration `keys` and
+ * its `open`, the forwarding methods and the capability bits `caps` (which
+ * follow the inner drivers), and exports its descriptor. */
+#define AGW_LOADABLE_DRIVER(var, name_, caps, keys, open_)            \
+	static struct agw_loadable var = {                            \
+		.driver = {                                           \
+			AEROGRAM_DRIVER_HEADER,                       \
+			.name = name_,                                \
+			.version = "1.1",                             \
+			.capabilities = caps,                         \
+			.config_keys = keys,                          \
+			.open = open_,                                \
+			AGW_FORWARD_METHODS,                          \
+		},                                                    \
+		.lock = PTHREAD_MUTEX_INITIALIZER,                    \
+		.managed = caps,                                      \
+	};                                                            \
+	AEROGRAM_DRIVER_EXPORT(var.driver)
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef AGW_INTERNAL_H
 #define AGW_INTERNAL_H
 
+#include "sdk/kit/ag_kit.h"
 #include "sdk/wrappers/ag_wrap.h"
 
 /* Called at the start of every wrapped call (the faulty driver re-reads its
@@ -55,22 +56,12 @@ int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, cons
  * and the identity fields: every call goes through the wrapper behind the
  * store handle. One list for the in-process and the loadable wrappers, so a
  * method appended to the ABI is forwarded by all of them or by none. */
-#define AGW_FORWARD_METHODS                                  \
-	.close = agw_fn_close,                               \
-	.error_message = agw_fn_error_message,               \
-	.row_read = agw_fn_row_read,                         \
-	.row_result_free = agw_fn_row_result_free,           \
-	.row_insert = agw_fn_row_insert,                     \
-	.row_delete = agw_fn_row_delete,                     \
-	.row_watch = agw_fn_row_watch,                       \
-	.row_watch_release = agw_fn_row_watch_release,       \
-	.blob_get = agw_fn_blob_get,                         \
-	.blob_result_free = agw_fn_blob_result_free,         \
-	.blob_put = agw_fn_blob_put,                         \
-	.blob_copy = agw_fn_blob_copy,                       \
-	.blob_list = agw_fn_blob_list,                       \
-	.blob_list_free = agw_fn_blob_list_free,             \
-	.blob_delete = agw_fn_blob_delete,                   \
+#define AGW_FORWARD_METHODS                            \
+	AGK_DRIVER_CALLS(agw_fn),                      \
+	.error_message = agw_fn_error_message,         \
+	.row_result_free = agw_fn_row_result_free,     \
+	.blob_result_free = agw_fn_blob_result_free,   \
+	.blob_list_free = agw_fn_blob_list_free,       \
 	.row_insert_if = agw_fn_row_insert_if
 
 #endif

@@ -13,14 +13,10 @@
 
 #define COUNTS_BYTES (AGW_COUNT_SLOTS * sizeof(uint64_t))
 
-/* Any object of this .so: its address tells dladdr where the .so lives. */
-static const char counting_anchor = 0;
-
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define COUNTING_CAPS \
 	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
-static struct agw_shared_caps counting_caps = AGW_SHARED_CAPS_INIT(COUNTING_CAPS);
-static struct aerogram_driver counting_driver;
+static struct agw_loadable counting_so;
 
 struct counting {
 	struct agw_inner *inner;
@@ -32,7 +28,7 @@ static void counting_close(struct agw_wrapper *w, void *ctx)
 	struct counting *c = ctx;
 	agw_count_set_mirror(w, NULL);
 	agw_inner_close(c->inner);
-	agw_shared_caps_closed(&counting_caps, &counting_driver);
+	agw_loadable_closed(&counting_so);
 	if (c->map)
 		munmap(c->map, COUNTS_BYTES);
 	free(c);
@@ -65,18 +61,16 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
                          size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
 {
 	*out = NULL;
-	struct counting *c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct counting *c = agk_store_new(sizeof(*c), "counting", errbuf, errlen);
+	if (c == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	const char *path = agk_config_value(config, n_config, "counts_file");
 	if (path != NULL && (c->map = map_counts(path, errbuf, errlen)) == NULL) {
 		free(c);
 		return AEROGRAM_EINVAL;
 	}
 	struct agw_wrapper *w;
-	int rc = agw_inner_wrap(host, config, n_config, &counting_anchor, agw_count_new, &c->inner, &w,
+	int rc = agw_inner_wrap(host, config, n_config, &counting_so, agw_count_new, &c->inner, &w,
 	                        errbuf, errlen);
 	if (rc != 0) {
 		if (c->map)
@@ -86,7 +80,7 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 	}
 	if (c->map)
 		agw_count_set_mirror(w, c->map);
-	agw_shared_caps_opened(&counting_caps, &counting_driver, agw_offered_caps(c->inner->driver));
+	agw_loadable_opened(&counting_so, agw_offered_caps(c->inner->driver));
 	agw_set_on_close(w, counting_close, c);
 	*out = agw_store(w);
 	return 0;
@@ -94,15 +88,4 @@ static int counting_open(const struct aerogram_host *host, const struct aerogram
 
 static const char *const counting_keys[] = { "inner", "inner_config", "counts_file", NULL };
 
-/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
-static struct aerogram_driver counting_driver = {
-	AEROGRAM_DRIVER_HEADER,
-	.name = "counting",
-	.version = "1.1",
-	.capabilities = COUNTING_CAPS,
-	.config_keys = counting_keys,
-	.open = counting_open,
-	AGW_FORWARD_METHODS,
-};
-
-AEROGRAM_DRIVER_EXPORT(counting_driver)
+AGW_LOADABLE_DRIVER(counting_so, "counting", COUNTING_CAPS, counting_keys, counting_open)

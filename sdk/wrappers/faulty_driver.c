@@ -11,14 +11,10 @@
 #include "sdk/wrappers/agw_inner.h"
 #include "sdk/wrappers/agw_internal.h"
 
-/* Any object of this .so: its address tells dladdr where the .so lives. */
-static const char faulty_anchor = 0;
-
 /* The capabilities this .so's descriptor passes on from its inner drivers. */
 #define FAULTY_CAPS \
 	(AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS)
-static struct agw_shared_caps faulty_caps = AGW_SHARED_CAPS_INIT(FAULTY_CAPS);
-static struct aerogram_driver faulty_driver;
+static struct agw_loadable faulty_so;
 
 struct faulty {
 	struct agw_inner *inner;
@@ -208,7 +204,7 @@ static void faulty_close(struct agw_wrapper *w, void *ctx)
 {
 	struct faulty *f = ctx;
 	agw_inner_close(f->inner);
-	agw_shared_caps_closed(&faulty_caps, &faulty_driver);
+	agw_loadable_closed(&faulty_so);
 	pthread_mutex_destroy(&f->lock);
 	free(f->control_file);
 	free(f);
@@ -219,11 +215,9 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
                        size_t n_config, struct aerogram_store **out, char *errbuf, size_t errlen)
 {
 	*out = NULL;
-	struct faulty *f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
+	struct faulty *f = agk_store_new(sizeof(*f), "faulty", errbuf, errlen);
+	if (f == NULL)
 		return AEROGRAM_EINTERNAL;
-	}
 	pthread_mutex_init(&f->lock, NULL);
 	f->host = host;
 	uint64_t hidden = 0;
@@ -242,7 +236,7 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 		return AEROGRAM_EINTERNAL;
 	}
 	struct agw_wrapper *w;
-	int rc = agw_inner_wrap(host, config, n_config, &faulty_anchor, agw_fault_new, &f->inner, &w,
+	int rc = agw_inner_wrap(host, config, n_config, &faulty_so, agw_fault_new, &f->inner, &w,
 	                        errbuf, errlen);
 	if (rc != 0) {
 		pthread_mutex_destroy(&f->lock);
@@ -253,7 +247,7 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 	if (f->control_file)
 		agw_set_before_call(w, check_control_file, f);
 	agw_fault_hide_caps(w, hidden);
-	agw_shared_caps_opened(&faulty_caps, &faulty_driver,
+	agw_loadable_opened(&faulty_so,
 	                       agw_offered_caps(f->inner->driver) & ~hidden);
 	agw_set_on_close(w, faulty_close, f);
 	*out = agw_store(w);
@@ -263,15 +257,4 @@ static int faulty_open(const struct aerogram_host *host, const struct aerogram_c
 static const char *const faulty_keys[] = { "inner", "inner_config", "control_file", "hide_caps",
 	                                    NULL };
 
-/* Not const: its capabilities follow the inner drivers (agw_shared_caps). */
-static struct aerogram_driver faulty_driver = {
-	AEROGRAM_DRIVER_HEADER,
-	.name = "faulty",
-	.version = "1.1",
-	.capabilities = FAULTY_CAPS,
-	.config_keys = faulty_keys,
-	.open = faulty_open,
-	AGW_FORWARD_METHODS,
-};
-
-AEROGRAM_DRIVER_EXPORT(faulty_driver)
+AGW_LOADABLE_DRIVER(faulty_so, "faulty", FAULTY_CAPS, faulty_keys, faulty_open)
