@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/mail/htable.h"
 #include "host/mail/mail.h"
 #include "host/mail/store.h"
 
@@ -529,19 +530,18 @@ int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out); /* 
  * message for ever), so the engine keeps the recently used ones, keyed by
  * (mailbox, message id), within a byte budget (least recently used out). */
 struct scache_entry {
-	struct scache_entry *hnext;          /* hash chain */
-	struct scache_entry *prev, *next;    /* LRU, most recent first */
-	const struct mail_mailbox *mb;
-	uint8_t id[UIDX_ID];
+	struct htable_idnode key;            /* mailbox and message id, hash and chain */
+	struct scache_entry *newer, *older;  /* LRU list (protocol/list.h) */
 	uint64_t internal_date_ms, size;
 	size_t header_len, bodystructure_len;
 	uint8_t *header;                     /* header then bodystructure, one allocation */
 };
+_Static_assert(UIDX_ID == HTABLE_ID_BYTES, "a summary is cached under its message id");
 struct scache {
 	pthread_mutex_t lock;
-	struct scache_entry **buckets;
-	size_t n_buckets, n;
-	struct scache_entry *head, *tail;
+	struct htable table;
+	size_t n;
+	struct scache_entry *newest, *oldest;
 	size_t bytes, budget;
 	uint64_t hits, misses;
 };
