@@ -455,6 +455,14 @@ static void end_of_data(struct lmtp_conn *c)
 
 /* ---- commands ---- */
 
+/* What the commands without a transaction step answer (RSET also resets). */
+static const char *const fixed_replies[] = {
+	[LMTP_RSET] = "250 2.0.0 OK\r\n",
+	[LMTP_NOOP] = "250 2.0.0 OK\r\n",
+	[LMTP_VRFY] = "252 2.5.2 Cannot VRFY; send the message and see\r\n",
+	[LMTP_HELP] = "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n",
+};
+
 static void command(struct lmtp_conn *c, const char *line, size_t len)
 {
 	struct ag_server *srv = c->lmtp->srv;
@@ -560,17 +568,12 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		break;
 	}
 	case LMTP_RSET:
-		reset_transaction(c);
-		reply(c, "250 2.0.0 OK\r\n");
-		break;
 	case LMTP_NOOP:
-		reply(c, "250 2.0.0 OK\r\n");
-		break;
 	case LMTP_VRFY:
-		reply(c, "252 2.5.2 Cannot VRFY; send the message and see\r\n");
-		break;
 	case LMTP_HELP:
-		reply(c, "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
+		if (cmd.verb == LMTP_RSET)
+			reset_transaction(c);
+		reply(c, fixed_replies[cmd.verb]);
 		break;
 	case LMTP_QUIT:
 		conn_close(c, "221 2.0.0 Bye\r\n");
