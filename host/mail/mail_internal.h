@@ -300,6 +300,11 @@ int uidx_apply(struct uidx_state *s, const struct uidx_op *op);
 const struct uidx_msg *uidx_find_uid(const struct uidx_state *s, uint32_t uid);
 const struct uidx_msg *uidx_find_id(struct uidx_state *s, const uint8_t *id);
 int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t uid);
+/* In an array of n disjoint ascending UID ranges [lo, hi), `stride` bytes
+ * each with their uint32_t hi at `hi_offset`: the index of the first range
+ * whose hi is above uid (n when none). Serves the claims of a state and the
+ * \Recent ranges of a view that does not claim. */
+size_t uidx_range_search(const void *ranges, size_t n, size_t stride, size_t hi_offset, uint32_t uid);
 void uidx_op_free(struct uidx_op *op);
 /* Helpers to build an op's keyword table and flag bits from API flags. */
 int uidx_op_set_keywords(struct uidx_op *op, const char *const *kw, size_t n);
