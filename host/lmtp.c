@@ -463,6 +463,17 @@ static const char *const fixed_replies[] = {
 	[LMTP_HELP] = "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n",
 };
 
+/* RCPT and DATA come after MAIL: 1 when they do, else 0 with the reply
+ * that says what is missing. */
+static int after_mail(struct lmtp_conn *c)
+{
+	if (c->state == CONN_MAIL)
+		return 1;
+	reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
+	                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+	return 0;
+}
+
 static void command(struct lmtp_conn *c, const char *line, size_t len)
 {
 	struct ag_server *srv = c->lmtp->srv;
@@ -503,11 +514,8 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		reply(c, "250 2.1.0 Sender OK\r\n");
 		break;
 	case LMTP_RCPT: {
-		if (c->state != CONN_MAIL) {
-			reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
-			                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+		if (!after_mail(c))
 			goto error;
-		}
 		if (c->n_rcpts >= cfg->lmtp_max_recipients) {
 			reply(c, "452 4.5.3 Too many recipients\r\n");
 			goto error;
@@ -542,11 +550,8 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		break;
 	}
 	case LMTP_DATA: {
-		if (c->state != CONN_MAIL) {
-			reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
-			                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+		if (!after_mail(c))
 			goto error;
-		}
 		if (c->n_rcpts == 0) {
 			/* RFC 2033 4.2: DATA without a recipient fails with 503 */
 			reply(c, "503 5.5.1 No valid recipients\r\n");
