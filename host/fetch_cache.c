@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/mail/htable.h"
 #include "protocol/agbuf.h"
 #include "protocol/bodystructure.h"
 #include "protocol/envelope.h"
@@ -19,8 +20,7 @@
 
 struct node {
 	/* what a lookup reads first, together at the start */
-	struct node *hash_next;
-	uint64_t hash;
+	struct htable_node hn;       /* its hash and chain in the table */
 	size_t key_len;
 	char *key;                   /* user NUL mailbox id NUL message id (no ambiguity:
 	                                none of them contains a NUL) */
@@ -41,8 +41,7 @@ static struct node *node_of(const struct ag_fetch_entry *entry)
 
 struct ag_fetch_cache {
 	pthread_mutex_t lock;
-	struct node **buckets;
-	size_t nbuckets;             /* a power of two */
+	struct htable table;
 	struct node *newest, *oldest;
 	struct ag_fetch_cache_stats stats;
 };
@@ -97,10 +96,8 @@ struct ag_fetch_cache *ag_fetch_cache_new(size_t budget)
 	struct ag_fetch_cache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->nbuckets = 256;
-	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-	if (c->buckets == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
-		free(c->buckets);
+	if (htable_init(&c->table, 256) != 0 || pthread_mutex_init(&c->lock, NULL) != 0) {
+		htable_fini(&c->table);
 		free(c);
 		return NULL;
 	}
@@ -124,7 +121,7 @@ void ag_fetch_cache_free(struct ag_fetch_cache *cache)
 		n = older;
 	}
 	pthread_mutex_destroy(&cache->lock);
-	free(cache->buckets);
+	htable_fini(&cache->table);
 	free(cache);
 }
 
@@ -144,23 +141,30 @@ struct ag_fetch_cache *ag_fetch_cache_global(void)
 
 /* --- under the lock ---------------------------------------------------- */
 
+struct key {
+	const char *bytes;
+	size_t len;
+};
+
+static int same_key(const struct htable_node *hn, const void *arg)
+{
+	const struct node *n = HTABLE_ENTRY(hn, const struct node, hn);
+	const struct key *k = arg;
+	return n->key_len == k->len && memcmp(n->key, k->bytes, k->len) == 0;
+}
+
 static struct node *find(struct ag_fetch_cache *c, uint64_t hash, const char *key, size_t key_len)
 {
-	for (struct node *n = c->buckets[hash & (c->nbuckets - 1)]; n; n = n->hash_next)
-		if (n->hash == hash && n->key_len == key_len && memcmp(n->key, key, key_len) == 0)
-			return n;
-	return NULL;
+	struct key k = { key, key_len };
+	struct htable_node *hn = htable_find(&c->table, hash, same_key, &k);
+	return hn != NULL ? HTABLE_ENTRY(hn, struct node, hn) : NULL;
 }
 
 /* Takes a node out of the table; returns 1 when nobody holds it any more
  * (the caller frees it after unlocking). */
 static int remove_node(struct ag_fetch_cache *c, struct node *n)
 {
-	struct node **pp = &c->buckets[n->hash & (c->nbuckets - 1)];
-	while (*pp != n)
-		pp = &(*pp)->hash_next;
-	*pp = n->hash_next;
-	n->hash_next = NULL;
+	htable_remove(&c->table, &n->hn);
 	LRU_UNLINK(c, n);
 	n->in_table = 0;
 	c->stats.entries--;
@@ -172,22 +176,8 @@ static int remove_node(struct ag_fetch_cache *c, struct node *n)
  * short); keeps the old one when memory is short. */
 static void maybe_grow(struct ag_fetch_cache *c)
 {
-	if (c->stats.entries <= c->nbuckets)
-		return;
-	size_t nb = c->nbuckets * 2;
-	struct node **b = calloc(nb, sizeof(*b));
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < c->nbuckets; i++) {
-		for (struct node *n = c->buckets[i], *next; n; n = next) {
-			next = n->hash_next;
-			n->hash_next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
-		}
-	}
-	free(c->buckets);
-	c->buckets = b;
-	c->nbuckets = nb;
+	if (c->stats.entries > c->table.n_buckets)
+		htable_grow(&c->table);
 }
 
 /* --- API ----------------------------------------------------------------- */
@@ -248,7 +238,7 @@ static struct node *build(const char *key, size_t key_len, const struct mime_mes
 	n->pub.bodystructure = t + body_end;
 	n->pub.bodystructure_len = size - sizeof(struct node) - key_len - body_end;
 	n->pub.internal_date_ms = internal_date_ms;
-	n->hash = hash_key(key, key_len);
+	n->hn.hash = hash_key(key, key_len);
 	n->refs = 1;
 	/* the skeleton's own heap blocks are counted by mime_message_skeleton */
 	n->cost = heap_cost(size) + skeleton_bytes + 2 * 16;
@@ -268,7 +258,7 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 		return &n->pub; /* an absurdly long key: used once, not stored */
 	struct node *evicted = NULL, *existing;
 	pthread_mutex_lock(&cache->lock);
-	if ((existing = find(cache, n->hash, n->key, key_len)) != NULL) {
+	if ((existing = find(cache, n->hn.hash, n->key, key_len)) != NULL) {
 		/* Another FETCH built the same texts meanwhile: share its entry. */
 		existing->refs++;
 		pthread_mutex_unlock(&cache->lock);
@@ -287,16 +277,14 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 			}
 			cache->stats.evictions++;
 			if (remove_node(cache, old)) {
-				/* freed after unlocking, chained through hash_next */
-				old->hash_next = evicted;
+				/* freed after unlocking, chained through older */
+				old->older = evicted;
 				evicted = old;
 			}
 		}
 		n->refs++; /* the table's */
 		n->in_table = 1;
-		struct node **b = &cache->buckets[n->hash & (cache->nbuckets - 1)];
-		n->hash_next = *b;
-		*b = n;
+		htable_insert(&cache->table, &n->hn);
 		LRU_PUSH_NEWEST(cache, n);
 		cache->stats.entries++;
 		cache->stats.bytes += n->cost;
@@ -304,7 +292,7 @@ const struct ag_fetch_entry *ag_fetch_cache_put(struct ag_fetch_cache *cache, co
 	}
 	pthread_mutex_unlock(&cache->lock);
 	while (evicted) {
-		struct node *next = evicted->hash_next;
+		struct node *next = evicted->older;
 		node_free(evicted);
 		evicted = next;
 	}

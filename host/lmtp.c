@@ -455,6 +455,25 @@ static void end_of_data(struct lmtp_conn *c)
 
 /* ---- commands ---- */
 
+/* What the commands without a transaction step answer (RSET also resets). */
+static const char *const fixed_replies[] = {
+	[LMTP_RSET] = "250 2.0.0 OK\r\n",
+	[LMTP_NOOP] = "250 2.0.0 OK\r\n",
+	[LMTP_VRFY] = "252 2.5.2 Cannot VRFY; send the message and see\r\n",
+	[LMTP_HELP] = "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n",
+};
+
+/* RCPT and DATA come after MAIL: 1 when they do, else 0 with the reply
+ * that says what is missing. */
+static int after_mail(struct lmtp_conn *c)
+{
+	if (c->state == CONN_MAIL)
+		return 1;
+	reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
+	                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+	return 0;
+}
+
 static void command(struct lmtp_conn *c, const char *line, size_t len)
 {
 	struct ag_server *srv = c->lmtp->srv;
@@ -495,11 +514,8 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		reply(c, "250 2.1.0 Sender OK\r\n");
 		break;
 	case LMTP_RCPT: {
-		if (c->state != CONN_MAIL) {
-			reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
-			                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+		if (!after_mail(c))
 			goto error;
-		}
 		if (c->n_rcpts >= cfg->lmtp_max_recipients) {
 			reply(c, "452 4.5.3 Too many recipients\r\n");
 			goto error;
@@ -534,11 +550,8 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		break;
 	}
 	case LMTP_DATA: {
-		if (c->state != CONN_MAIL) {
-			reply(c, c->state == CONN_GREETED ? "503 5.5.1 Bad sequence of commands: LHLO first\r\n"
-			                                  : "503 5.5.1 Bad sequence of commands: MAIL first\r\n");
+		if (!after_mail(c))
 			goto error;
-		}
 		if (c->n_rcpts == 0) {
 			/* RFC 2033 4.2: DATA without a recipient fails with 503 */
 			reply(c, "503 5.5.1 No valid recipients\r\n");
@@ -560,17 +573,12 @@ static void command(struct lmtp_conn *c, const char *line, size_t len)
 		break;
 	}
 	case LMTP_RSET:
-		reset_transaction(c);
-		reply(c, "250 2.0.0 OK\r\n");
-		break;
 	case LMTP_NOOP:
-		reply(c, "250 2.0.0 OK\r\n");
-		break;
 	case LMTP_VRFY:
-		reply(c, "252 2.5.2 Cannot VRFY; send the message and see\r\n");
-		break;
 	case LMTP_HELP:
-		reply(c, "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
+		if (cmd.verb == LMTP_RSET)
+			reset_transaction(c);
+		reply(c, fixed_replies[cmd.verb]);
 		break;
 	case LMTP_QUIT:
 		conn_close(c, "221 2.0.0 Bye\r\n");

@@ -243,16 +243,9 @@ static void command_name(size_t i, char *out, size_t outlen)
 
 static void render(struct ag_server *root, struct evbuffer *o)
 {
-	/* Totals over the shards (zeroed, then summed: plain integers). */
-	struct total {
-		uint64_t commands[N_CMDS][AG_RESULT__COUNT];
-		struct hist command_time[N_CMDS];
-		uint64_t storage_calls[OP__COUNT];
-		struct hist storage_time[OP__COUNT];
-		uint64_t storage_errors[OP__COUNT][N_CODES];
-		int64_t connections[AG_MSTATE__COUNT];
-		uint64_t connections_total, bytes_in, bytes_out, lmtp_ok, lmtp_failed, malformed;
-	} *t = calloc(1, sizeof(*t));
+	/* Totals over the shards: a shard of their own, outside the list,
+	 * zeroed, then summed (nobody else touches it). */
+	struct shard *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return;
 	pthread_mutex_lock(&shards_lock);

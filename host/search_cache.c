@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/mail/htable.h"
 #include "host/mail/mail.h"
 #include "protocol/list.h"
 #include "protocol/search_fields.h"
@@ -20,7 +21,7 @@
 /* What malloc keeps per allocation beyond what was asked, roughly. */
 #define ALLOC_OVERHEAD 16
 #define NAME_MAX_LEN 64
-#define ID_BYTES 16
+#define ID_BYTES HTABLE_ID_BYTES
 
 /* what FROM, TO, CC, BCC and SUBJECT read (search_fields.h) */
 static const char *const standard_names[] = { "from" SEARCH_FIELD_ADDRESS, "to" SEARCH_FIELD_ADDRESS,
@@ -39,19 +40,15 @@ struct search_shelf {
 };
 
 struct entry {
-	struct entry *hnext;          /* hash chain */
+	struct htable_idnode key;     /* its shelf and message id, hash and chain */
 	struct entry *newer, *older;  /* LRU list */
-	struct search_shelf *shelf;
-	uint64_t hash;
-	uint8_t id[ID_BYTES];
 	struct search_facts facts;
 };
 
 struct search_cache {
 	pthread_mutex_t lock;
 	size_t max_bytes, bytes;
-	struct entry **table;
-	size_t n_buckets;             /* a power of two */
+	struct htable table;
 	size_t n_entries;
 	struct entry *newest, *oldest;
 	struct search_shelf *shelves;
@@ -66,23 +63,11 @@ static size_t entry_bytes(const struct entry *e)
 	return b;
 }
 
-static uint64_t mix64(uint64_t x)
+/* The shelf of an entry: its key's owner, which the cache changes (the
+ * count of its entries). */
+static struct search_shelf *entry_shelf(const struct entry *e)
 {
-	/* the splitmix64 finalizer */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t key_hash(const struct search_shelf *shelf, const uint8_t id[ID_BYTES])
-{
-	uint64_t a, b;
-	memcpy(&a, id, 8);
-	memcpy(&b, id + 8, 8);
-	return mix64(a ^ mix64(b ^ (uint64_t)(uintptr_t)shelf));
+	return (struct search_shelf *)(uintptr_t)e->key.owner;
 }
 
 struct search_cache *search_cache_new(size_t max_bytes)
@@ -90,15 +75,13 @@ struct search_cache *search_cache_new(size_t max_bytes)
 	struct search_cache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->n_buckets = 1024;
-	c->table = calloc(c->n_buckets, sizeof(*c->table));
-	if (c->table == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
-		free(c->table);
+	if (htable_init(&c->table, 1024) != 0 || pthread_mutex_init(&c->lock, NULL) != 0) {
+		htable_fini(&c->table);
 		free(c);
 		return NULL;
 	}
 	c->max_bytes = max_bytes;
-	c->bytes = c->n_buckets * sizeof(*c->table);
+	c->bytes = c->table.n_buckets * sizeof(*c->table.buckets);
 	return c;
 }
 
@@ -137,7 +120,7 @@ void search_cache_free(struct search_cache *c)
 		c->shelves = sh->next;
 		shelf_free(sh);
 	}
-	free(c->table);
+	htable_fini(&c->table);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -267,13 +250,10 @@ void search_cache_unlock(struct search_cache *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static struct entry **find_slot(struct search_cache *c, const struct search_shelf *sh, const uint8_t id[ID_BYTES],
-				uint64_t hash)
+static struct entry *find(struct search_cache *c, const struct search_shelf *sh, const uint8_t id[ID_BYTES])
 {
-	struct entry **p = &c->table[hash & (c->n_buckets - 1)];
-	while (*p && !((*p)->hash == hash && (*p)->shelf == sh && memcmp((*p)->id, id, ID_BYTES) == 0))
-		p = &(*p)->hnext;
-	return p;
+	struct htable_idnode *k = htable_find_id(&c->table, sh, id);
+	return k != NULL ? HTABLE_ENTRY(k, struct entry, key) : NULL;
 }
 
 const struct search_facts *search_cache_get(struct search_cache *c, struct search_shelf *shelf,
@@ -282,7 +262,7 @@ const struct search_facts *search_cache_get(struct search_cache *c, struct searc
 	uint8_t id[ID_BYTES];
 	if (mail_unhex(msg_id, id, ID_BYTES) != 0)
 		return NULL;
-	struct entry *e = *find_slot(c, shelf, id, key_hash(shelf, id));
+	struct entry *e = find(c, shelf, id);
 	if (e == NULL) {
 		c->misses++;
 		return NULL;
@@ -298,14 +278,13 @@ const struct search_facts *search_cache_get(struct search_cache *c, struct searc
 /* Removes an entry from the table and the list and frees it; lock held. */
 static void entry_drop(struct search_cache *c, struct entry *e)
 {
-	struct entry **p = find_slot(c, e->shelf, e->id, e->hash);
-	if (*p == e)
-		*p = e->hnext;
+	struct search_shelf *sh = entry_shelf(e);
+	htable_remove(&c->table, &e->key.hn);
 	LRU_UNLINK(c, e);
 	c->bytes -= entry_bytes(e);
 	c->n_entries--;
-	e->shelf->entries--;
-	shelf_maybe_drop(c, e->shelf);
+	sh->entries--;
+	shelf_maybe_drop(c, sh);
 	free(e->facts.fields);
 	free(e);
 }
@@ -313,25 +292,15 @@ static void entry_drop(struct search_cache *c, struct entry *e)
 /* Doubles the table when it holds more entries than buckets; lock held. */
 static void maybe_grow(struct search_cache *c)
 {
-	if (c->n_entries <= c->n_buckets)
+	if (c->n_entries <= c->table.n_buckets)
 		return;
-	size_t n = c->n_buckets * 2;
-	size_t extra = (n - c->n_buckets) * sizeof(*c->table);
+	size_t before = c->table.n_buckets;
+	size_t extra = before * sizeof(*c->table.buckets);
 	if (c->bytes + extra > c->max_bytes)
 		return; /* long chains rather than more memory than allowed */
-	struct entry **t = calloc(n, sizeof(*t));
-	if (t == NULL)
-		return;
-	for (size_t i = 0; i < c->n_buckets; i++)
-		for (struct entry *e = c->table[i], *next; e; e = next) {
-			next = e->hnext;
-			e->hnext = t[e->hash & (n - 1)];
-			t[e->hash & (n - 1)] = e;
-		}
-	free(c->table);
-	c->table = t;
-	c->n_buckets = n;
-	c->bytes += extra;
+	htable_grow(&c->table);
+	if (c->table.n_buckets != before)
+		c->bytes += extra;
 }
 
 void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const char *msg_id,
@@ -344,16 +313,13 @@ void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const 
 		facts->fields = NULL;
 		return;
 	}
-	e->shelf = shelf;
-	e->hash = key_hash(shelf, id);
-	memcpy(e->id, id, ID_BYTES);
+	htable_idnode_set(&e->key, shelf, id);
 	e->facts = *facts;
 	facts->fields = NULL;
 	size_t bytes = entry_bytes(e);
 	pthread_mutex_lock(&c->lock);
-	struct entry **slot = find_slot(c, shelf, id, e->hash);
-	if (*slot != NULL) {
-		struct entry *old = *slot;
+	struct entry *old = find(c, shelf, id);
+	if (old != NULL) {
 		if (!e->facts.has_vsize && old->facts.has_vsize) {
 			e->facts.has_vsize = 1;
 			e->facts.vsize = old->facts.vsize;
@@ -370,9 +336,7 @@ void search_cache_put(struct search_cache *c, struct search_shelf *shelf, const 
 		c->evictions++;
 		entry_drop(c, c->oldest);
 	}
-	slot = find_slot(c, shelf, id, e->hash);
-	e->hnext = NULL;
-	*slot = e;
+	htable_insert(&c->table, &e->key.hn);
 	LRU_PUSH_NEWEST(c, e);
 	c->bytes += bytes;
 	c->n_entries++;

@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/list.h"
+
 struct bnode {
-	struct bnode *hnext;       /* hash chain */
-	struct bnode *prev, *next; /* LRU list, most recent first */
-	uint64_t hash;
+	struct htable_node hn;       /* hash and chain */
+	struct bnode *newer, *older; /* LRU list (protocol/list.h) */
 	size_t len;
 	size_t cost;
 	char *key;                 /* points into data[] after the body */
@@ -25,9 +26,8 @@ struct bnode {
 
 struct bcache {
 	pthread_mutex_t lock;
-	struct bnode **buckets;
-	size_t n_buckets;
-	struct bnode *head, *tail;
+	struct htable table;
+	struct bnode *newest, *oldest;
 	size_t bytes, budget;
 };
 
@@ -46,9 +46,7 @@ struct bcache *bcache_new(size_t budget)
 	struct bcache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->n_buckets = 4096;
-	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
-	if (c->buckets == NULL) {
+	if (htable_init(&c->table, 4096) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -61,55 +59,32 @@ void bcache_free(struct bcache *c)
 {
 	if (c == NULL)
 		return;
-	for (struct bnode *n = c->head, *next; n; n = next) {
-		next = n->next;
+	for (struct bnode *n = c->newest, *next; n; n = next) {
+		next = n->older;
 		free(n);
 	}
-	free(c->buckets);
+	htable_fini(&c->table);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
+static int same_key(const struct htable_node *hn, const void *key)
+{
+	return strcmp(HTABLE_ENTRY(hn, const struct bnode, hn)->key, key) == 0;
+}
+
 /* With the lock held. */
-static struct bnode **bfind(struct bcache *c, const char *key, uint64_t h)
+static struct bnode *bfind(struct bcache *c, const char *key, uint64_t h)
 {
-	struct bnode **p = &c->buckets[h % c->n_buckets];
-	while (*p && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
-		p = &(*p)->hnext;
-	return p;
-}
-
-static void lru_unlink(struct bcache *c, struct bnode *n)
-{
-	if (n->prev)
-		n->prev->next = n->next;
-	else
-		c->head = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
-	else
-		c->tail = n->prev;
-	n->prev = n->next = NULL;
-}
-
-static void lru_push(struct bcache *c, struct bnode *n)
-{
-	n->prev = NULL;
-	n->next = c->head;
-	if (c->head)
-		c->head->prev = n;
-	else
-		c->tail = n;
-	c->head = n;
+	struct htable_node *hn = htable_find(&c->table, h, same_key, key);
+	return hn != NULL ? HTABLE_ENTRY(hn, struct bnode, hn) : NULL;
 }
 
 /* Drops a node from the table and the list, and frees it. Lock held. */
 static void bdrop(struct bcache *c, struct bnode *n)
 {
-	struct bnode **p = bfind(c, n->key, n->hash);
-	if (*p == n)
-		*p = n->hnext;
-	lru_unlink(c, n);
+	htable_remove(&c->table, &n->hn);
+	LRU_UNLINK(c, n);
 	c->bytes -= n->cost;
 	free(n);
 }
@@ -120,15 +95,15 @@ int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len)
 		return 0;
 	uint64_t h = bhash(key);
 	pthread_mutex_lock(&c->lock);
-	struct bnode *n = *bfind(c, key, h);
+	struct bnode *n = bfind(c, key, h);
 	uint8_t *copy = NULL;
 	if (n) {
 		copy = malloc(n->len + 1);
 		if (copy) {
 			memcpy(copy, n->data, n->len);
 			*len = n->len;
-			lru_unlink(c, n);
-			lru_push(c, n);
+			LRU_UNLINK(c, n);
+			LRU_PUSH_NEWEST(c, n);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -142,7 +117,7 @@ void bcache_forget(struct bcache *c, const char *key)
 		return;
 	uint64_t h = bhash(key);
 	pthread_mutex_lock(&c->lock);
-	struct bnode *n = *bfind(c, key, h);
+	struct bnode *n = bfind(c, key, h);
 	if (n)
 		bdrop(c, n);
 	pthread_mutex_unlock(&c->lock);
@@ -162,20 +137,18 @@ void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t l
 	memcpy(n->key, key, klen);
 	n->len = len;
 	n->cost = cost;
-	n->hash = bhash(key);
-	n->prev = n->next = NULL;
+	n->hn.hash = bhash(key);
+	n->newer = n->older = NULL;
 	pthread_mutex_lock(&c->lock);
-	struct bnode **p = bfind(c, key, n->hash);
-	if (*p) { /* already there: the same bytes */
+	if (bfind(c, key, n->hn.hash) != NULL) { /* already there: the same bytes */
 		pthread_mutex_unlock(&c->lock);
 		free(n);
 		return;
 	}
-	n->hnext = NULL;
-	*p = n;
-	lru_push(c, n);
+	htable_insert(&c->table, &n->hn);
+	LRU_PUSH_NEWEST(c, n);
 	c->bytes += cost;
-	while (c->bytes > c->budget && c->tail && c->tail != n)
-		bdrop(c, c->tail);
+	while (c->bytes > c->budget && c->oldest && c->oldest != n)
+		bdrop(c, c->oldest);
 	pthread_mutex_unlock(&c->lock);
 }

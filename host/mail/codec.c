@@ -193,9 +193,11 @@ static int cr_whole(const struct crd *r)
 	return !r->bad && r->pos == r->len;
 }
 
-/* The version of a value of this kind, or 0 when it is not one. */
-static int header_ok(struct crd *r, uint8_t kind)
+/* Starts reading the `len` bytes at p as a value of this kind: its
+ * version, or 0 when it is not one. */
+static int header_ok(struct crd *r, const uint8_t *p, size_t len, uint8_t kind)
 {
+	*r = (struct crd){ p, len, 0, 0 };
 	if (cr_u8(r) != kind)
 		return 0;
 	uint8_t v = cr_u8(r);
@@ -208,6 +210,24 @@ static int header_ok(struct crd *r, uint8_t kind)
 	    ((v == CODEC_VERSION_4 || v == CODEC_VERSION_5) && kind == KIND_STATE))
 		return v;
 	return 0;
+}
+
+/* The keyword table of an operation or a state: a count, then each name. */
+static void cb_keywords(struct cbuf *b, char *const *kw, size_t n)
+{
+	cb_var(b, n);
+	for (size_t i = 0; i < n; i++)
+		cb_bytes(b, kw[i], strlen(kw[i]));
+}
+
+/* Reads nk keyword names into kw (room for nk), counting in *n those read. */
+static void cr_keywords(struct crd *r, char **kw, uint64_t nk, size_t *n)
+{
+	for (size_t i = 0; !r->bad && i < nk; i++) {
+		kw[i] = cr_str(r, MAX_KEYWORD_LEN);
+		if (kw[i])
+			(*n)++;
+	}
 }
 
 static void cb_ts(struct cbuf *b, struct ag_ts ts)
@@ -259,9 +279,7 @@ int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 	cb_var(b, op->seen_uidnext);
 	cb_var(b, op->bump);
 	cb_raw(b, op->owner, UIDX_ID);
-	cb_var(b, op->n_keywords);
-	for (size_t i = 0; i < op->n_keywords; i++)
-		cb_bytes(b, op->keywords[i], strlen(op->keywords[i]));
+	cb_keywords(b, op->keywords, op->n_keywords);
 	cb_var(b, op->flags);
 	cb_var(b, op->n);
 	for (size_t i = 0; i < op->n; i++) {
@@ -280,9 +298,9 @@ int codec_op_encode(const struct uidx_op *op, struct cbuf *b)
 
 int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 {
-	struct crd r = { p, len, 0, 0 };
+	struct crd r;
 	*out = NULL;
-	int version = header_ok(&r, KIND_OP);
+	int version = header_ok(&r, p, len, KIND_OP);
 	if (version == 0)
 		return AEROGRAM_EINVAL;
 	struct uidx_op *op = calloc(1, sizeof(*op));
@@ -303,11 +321,7 @@ int codec_op_decode(const uint8_t *p, size_t len, struct uidx_op **out)
 		op->keywords = calloc((size_t)nk, sizeof(char *));
 		if (op->keywords == NULL)
 			r.bad = 1;
-		for (size_t i = 0; !r.bad && i < nk; i++) {
-			op->keywords[i] = cr_str(&r, MAX_KEYWORD_LEN);
-			if (op->keywords[i])
-				op->n_keywords++;
-		}
+		cr_keywords(&r, op->keywords, nk, &op->n_keywords);
 	}
 	op->flags = cr_var(&r);
 	uint64_t n = cr_var(&r);
@@ -372,9 +386,7 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 	cb_var(b, s->uidnext);
 	cb_var(b, s->highestmodseq);
 	cb_var(b, s->recent_upto);
-	cb_var(b, s->n_keywords);
-	for (size_t i = 0; i < s->n_keywords; i++)
-		cb_bytes(b, s->keywords[i], strlen(s->keywords[i]));
+	cb_keywords(b, s->keywords, s->n_keywords);
 	cb_var(b, s->n_recent);
 	for (size_t i = 0; i < s->n_recent; i++) {
 		cb_raw(b, s->recent[i].owner, UIDX_ID);
@@ -431,9 +443,9 @@ int codec_state_encode(const struct uidx_state *s, struct cbuf *b)
 
 int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 {
-	struct crd r = { p, len, 0, 0 };
+	struct crd r;
 	*out = NULL;
-	int version = header_ok(&r, KIND_STATE);
+	int version = header_ok(&r, p, len, KIND_STATE);
 	if (version == 0)
 		return AEROGRAM_EINVAL;
 	struct uidx_state *s = uidx_new();
@@ -446,11 +458,7 @@ int codec_state_decode(const uint8_t *p, size_t len, struct uidx_state **out)
 	uint64_t nk = cr_var(&r);
 	if (nk > MAIL_MAX_KEYWORDS)
 		r.bad = 1;
-	for (size_t i = 0; !r.bad && i < nk; i++) {
-		s->keywords[i] = cr_str(&r, MAX_KEYWORD_LEN);
-		if (s->keywords[i])
-			s->n_keywords++;
-	}
+	cr_keywords(&r, s->keywords, nk, &s->n_keywords);
 	uint64_t nr;
 	s->recent = cr_array(&r, UIDX_ID, UINT64_MAX, sizeof(*s->recent), &nr);
 	if (s->recent != NULL) {
@@ -600,9 +608,9 @@ int codec_summary_encode(const struct summary *s, struct cbuf *b)
 
 int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out)
 {
-	struct crd r = { p, len, 0, 0 };
+	struct crd r;
 	memset(out, 0, sizeof(*out));
-	if (!header_ok(&r, KIND_SUMMARY))
+	if (!header_ok(&r, p, len, KIND_SUMMARY))
 		return AEROGRAM_EINVAL;
 	out->internal_date_ms = cr_var(&r);
 	out->size = cr_var(&r);
@@ -637,9 +645,9 @@ int codec_mblist_encode(const struct mblist *l, struct cbuf *b)
 
 int codec_mblist_decode(const uint8_t *p, size_t len, struct mblist *out)
 {
-	struct crd r = { p, len, 0, 0 };
+	struct crd r;
 	memset(out, 0, sizeof(*out));
-	if (!header_ok(&r, KIND_LIST))
+	if (!header_ok(&r, p, len, KIND_LIST))
 		return AEROGRAM_EINVAL;
 	uint64_t n;
 	out->e = cr_array(&r, 8, UINT64_MAX, sizeof(*out->e), &n);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/mail/htable.h"
 #include "host/mail/mail.h"
 #include "host/mail/store.h"
 
@@ -299,6 +300,11 @@ int uidx_apply(struct uidx_state *s, const struct uidx_op *op);
 const struct uidx_msg *uidx_find_uid(const struct uidx_state *s, uint32_t uid);
 const struct uidx_msg *uidx_find_id(struct uidx_state *s, const uint8_t *id);
 int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t uid);
+/* In an array of n disjoint ascending UID ranges [lo, hi), `stride` bytes
+ * each with their uint32_t hi at `hi_offset`: the index of the first range
+ * whose hi is above uid (n when none). Serves the claims of a state and the
+ * \Recent ranges of a view that does not claim. */
+size_t uidx_range_search(const void *ranges, size_t n, size_t stride, size_t hi_offset, uint32_t uid);
 void uidx_op_free(struct uidx_op *op);
 /* Helpers to build an op's keyword table and flag bits from API flags. */
 int uidx_op_set_keywords(struct uidx_op *op, const char *const *kw, size_t n);
@@ -529,19 +535,18 @@ int codec_summary_decode(const uint8_t *p, size_t len, struct summary *out); /* 
  * message for ever), so the engine keeps the recently used ones, keyed by
  * (mailbox, message id), within a byte budget (least recently used out). */
 struct scache_entry {
-	struct scache_entry *hnext;          /* hash chain */
-	struct scache_entry *prev, *next;    /* LRU, most recent first */
-	const struct mail_mailbox *mb;
-	uint8_t id[UIDX_ID];
+	struct htable_idnode key;            /* mailbox and message id, hash and chain */
+	struct scache_entry *newer, *older;  /* LRU list (protocol/list.h) */
 	uint64_t internal_date_ms, size;
 	size_t header_len, bodystructure_len;
 	uint8_t *header;                     /* header then bodystructure, one allocation */
 };
+_Static_assert(UIDX_ID == HTABLE_ID_BYTES, "a summary is cached under its message id");
 struct scache {
 	pthread_mutex_t lock;
-	struct scache_entry **buckets;
-	size_t n_buckets, n;
-	struct scache_entry *head, *tail;
+	struct htable table;
+	size_t n;
+	struct scache_entry *newest, *oldest;
 	size_t bytes, budget;
 	uint64_t hits, misses;
 };

@@ -8,6 +8,7 @@
  * below): FETCH ENVELOPE of what was just appended or fetched reads
  * nothing. */
 #include "host/mail/mail_internal.h"
+#include "protocol/list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,24 +51,13 @@ static int pick_summary(const struct aerogram_row *row, struct summary *out)
 
 /* ---- the cache ---- */
 
-static size_t scache_hash(const struct mail_mailbox *mb, const uint8_t *id)
-{
-	uint64_t a, b;
-	memcpy(&a, id, 8);
-	memcpy(&b, id + 8, 8);
-	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)mb) * 0xff51afd7ed558ccdull;
-	return (size_t)(h ^ (h >> 31));
-}
-
 struct scache *scache_new(size_t budget)
 {
 	struct scache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	c->budget = budget;
-	c->n_buckets = 1024;
-	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
-	if (c->buckets == NULL) {
+	if (htable_init(&c->table, 1024) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -80,68 +70,20 @@ static size_t entry_bytes(const struct scache_entry *e)
 	return sizeof(*e) + e->header_len + e->bodystructure_len;
 }
 
-static void lru_unlink(struct scache *c, struct scache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push(struct scache *c, struct scache_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (c->tail == NULL)
-		c->tail = e;
-}
-
 static void entry_remove(struct scache *c, struct scache_entry *e)
 {
-	struct scache_entry **pp = &c->buckets[scache_hash(e->mb, e->id) & (c->n_buckets - 1)];
-	while (*pp && *pp != e)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = e->hnext;
-	lru_unlink(c, e);
+	htable_remove(&c->table, &e->key.hn);
+	LRU_UNLINK(c, e);
 	c->bytes -= entry_bytes(e);
 	c->n--;
 	free(e->header);
 	free(e);
 }
 
-static void rehash(struct scache *c)
-{
-	size_t nb = c->n_buckets * 2;
-	struct scache_entry **b = calloc(nb, sizeof(*b));
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < c->n_buckets; i++)
-		for (struct scache_entry *e = c->buckets[i], *next; e; e = next) {
-			next = e->hnext;
-			size_t j = scache_hash(e->mb, e->id) & (nb - 1);
-			e->hnext = b[j];
-			b[j] = e;
-		}
-	free(c->buckets);
-	c->buckets = b;
-	c->n_buckets = nb;
-}
-
 static struct scache_entry *lookup(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id)
 {
-	for (struct scache_entry *e = c->buckets[scache_hash(mb, id) & (c->n_buckets - 1)]; e; e = e->hnext)
-		if (e->mb == mb && memcmp(e->id, id, UIDX_ID) == 0)
-			return e;
-	return NULL;
+	struct htable_idnode *k = htable_find_id(&c->table, mb, id);
+	return k != NULL ? HTABLE_ENTRY(k, struct scache_entry, key) : NULL;
 }
 
 void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *id, const struct summary *s)
@@ -165,23 +107,20 @@ void scache_put(struct scache *c, const struct mail_mailbox *mb, const uint8_t *
 	e->bodystructure_len = s->bodystructure_len;
 	e->internal_date_ms = s->internal_date_ms;
 	e->size = s->size;
-	e->mb = mb;
-	memcpy(e->id, id, UIDX_ID);
+	htable_idnode_set(&e->key, mb, id);
 	pthread_mutex_lock(&c->lock);
 	struct scache_entry *old = lookup(c, mb, id);
 	if (old) {
 		entry_remove(c, old);
 	}
-	if (c->n >= c->n_buckets)
-		rehash(c);
-	size_t j = scache_hash(mb, id) & (c->n_buckets - 1);
-	e->hnext = c->buckets[j];
-	c->buckets[j] = e;
-	lru_push(c, e);
+	if (c->n >= c->table.n_buckets)
+		htable_grow(&c->table);
+	htable_insert(&c->table, &e->key.hn);
+	LRU_PUSH_NEWEST(c, e);
 	c->bytes += entry_bytes(e);
 	c->n++;
-	while (c->bytes > c->budget && c->tail && c->tail != e)
-		entry_remove(c, c->tail);
+	while (c->bytes > c->budget && c->oldest && c->oldest != e)
+		entry_remove(c, c->oldest);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -195,8 +134,8 @@ int scache_get(struct scache *c, const struct mail_mailbox *mb, const uint8_t *i
 		return -1;
 	}
 	c->hits++;
-	lru_unlink(c, e);
-	lru_push(c, e);
+	LRU_UNLINK(c, e);
+	LRU_PUSH_NEWEST(c, e);
 	out->header = malloc(e->header_len + 1);
 	out->bodystructure = malloc(e->bodystructure_len + 1);
 	int rc = 0;
@@ -233,9 +172,9 @@ int scache_size(struct scache *c, const struct mail_mailbox *mb, const uint8_t *
 void scache_forget(struct scache *c, const struct mail_mailbox *mb)
 {
 	pthread_mutex_lock(&c->lock);
-	for (struct scache_entry *e = c->head, *next; e; e = next) {
-		next = e->next;
-		if (e->mb == mb)
+	for (struct scache_entry *e = c->newest, *next; e; e = next) {
+		next = e->older;
+		if (e->key.owner == mb)
 			entry_remove(c, e);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -245,9 +184,9 @@ void scache_free(struct scache *c)
 {
 	if (c == NULL)
 		return;
-	while (c->head)
-		entry_remove(c, c->head);
-	free(c->buckets);
+	while (c->newest)
+		entry_remove(c, c->newest);
+	htable_fini(&c->table);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

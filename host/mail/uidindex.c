@@ -592,17 +592,26 @@ int uidx_apply(struct uidx_state *s, const struct uidx_op *op)
 	}
 }
 
-int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t uid)
+size_t uidx_range_search(const void *ranges, size_t n, size_t stride, size_t hi_offset, uint32_t uid)
 {
-	/* ranges are disjoint and ascending (recent_upto only grows) */
-	size_t lo = 0, hi = s->n_recent;
+	const char *base = ranges;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (s->recent[mid].hi <= uid)
+		uint32_t end;
+		memcpy(&end, base + mid * stride + hi_offset, sizeof(end));
+		if (end <= uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+int uidx_is_recent(const struct uidx_state *s, const uint8_t *owner, uint32_t uid)
+{
+	/* ranges are disjoint and ascending (recent_upto only grows) */
+	size_t lo = uidx_range_search(s->recent, s->n_recent, sizeof(*s->recent), offsetof(struct uidx_recent, hi), uid);
 	if (lo < s->n_recent && uid >= s->recent[lo].lo && uid < s->recent[lo].hi)
 		return memcmp(s->recent[lo].owner, owner, UIDX_ID) == 0;
 	return 0;

@@ -47,6 +47,20 @@ static int claim_recent_best_effort(struct mail_view *v)
 /* For a view that does not claim: the messages of cur it sees for the first
  * time (UIDs from `from` on) that nobody has claimed become \Recent for it.
  * Ranges that cover no message of cur any more are dropped. */
+/* What opening and updating a view start with: takes the mailbox's lock,
+ * syncs the mailbox and, for a claiming view, claims its \Recent; the
+ * outcome in *rc, the lock held. -1 when another thread holds the lock
+ * (across a store call): nothing done. */
+static int lock_sync_claim(struct mail_view *v, int claim, int *rc)
+{
+	if (mail_lock_or_again(&v->mb->lock) != 0)
+		return -1;
+	*rc = mailbox_sync_locked(v->mb, 0);
+	if (*rc == 0 && claim)
+		*rc = claim_recent_best_effort(v);
+	return 0;
+}
+
 static int note_unclaimed(struct mail_view *v, const struct uidx_state *cur, uint32_t from)
 {
 	uint32_t lowest = cur->n ? cur->msgs[0].uid : cur->uidnext;
@@ -94,13 +108,11 @@ int mail_view_open(struct mail_mailbox *mb, int claim, struct mail_view **out)
 		pthread_cond_signal(&mb->eng->poll_cond); /* the poller arms a watch */
 	pthread_mutex_unlock(&mb->eng->lock);
 	v->counted = 1;
-	if (mail_lock_or_again(&mb->lock) != 0) {
+	int rc;
+	if (lock_sync_claim(v, claim, &rc) != 0) {
 		mail_view_close(v);
 		return MAIL_EAGAIN;
 	}
-	int rc = mailbox_sync_locked(mb, 0);
-	if (rc == 0 && claim)
-		rc = claim_recent_best_effort(v);
 	if (rc == 0) {
 		v->snap = uidx_clone_ex(mb->log.cur, 0);
 		v->told_modseq = v->snap ? v->snap->highestmodseq : 0;
@@ -147,14 +159,8 @@ struct mail_mailbox *mail_view_mailbox(struct mail_view *v)
 static int recent_of(const struct mail_view *v, const struct uidx_state *s, uint32_t uid)
 {
 	if (!v->claims) {
-		size_t lo = 0, hi = v->n_ro_recent;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (v->ro_recent[mid].hi <= uid)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		size_t lo = uidx_range_search(v->ro_recent, v->n_ro_recent, sizeof(*v->ro_recent),
+		                              offsetof(struct mail_view_range, hi), uid);
 		return lo < v->n_ro_recent && uid >= v->ro_recent[lo].lo;
 	}
 	return uidx_is_recent(s, v->session, uid);
@@ -264,14 +270,11 @@ int mail_view_update_ex(struct mail_view *v, int claim, unsigned options, struct
 	uint32_t new_uv = 0;
 	uint64_t new_version = 0;
 	int defer = (options & MAIL_VIEW_DEFER_EXPUNGE) != 0;
-	/* another thread may hold it across a store call */
-	if (mail_lock_or_again(&mb->lock) != 0) {
+	int rc;
+	if (lock_sync_claim(v, claim, &rc) != 0) {
 		mail_changes_free(c);
 		return MAIL_EAGAIN;
 	}
-	int rc = mailbox_sync_locked(mb, 0);
-	if (rc == 0 && claim)
-		rc = claim_recent_best_effort(v);
 	/* Deferred expunges are told by the first update that may tell them,
 	 * even when nothing new happened since. */
 	if (rc == 0 && (mb->log.version != v->version || (!defer && v->n_gone > 0))) {

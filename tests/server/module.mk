@@ -25,7 +25,8 @@ $(B)/tests/test_list_match: $(B)/obj/tests/server/test_list_match.o $(CU_MAIN) $
 
 # The FETCH cache alone (host/fetch_cache.c), with threads.
 TESTBINS += $(B)/tests/test_fetch_cache
-$(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(CU_MAIN) $(B)/obj/host/fetch_cache.o $(B)/libagprotocol.a
+$(B)/tests/test_fetch_cache: $(B)/obj/tests/server/test_fetch_cache.o $(CU_MAIN) $(B)/obj/host/fetch_cache.o \
+		$(B)/obj/host/mail/htable.o $(B)/libagprotocol.a
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(THREAD_LIBS)
 
