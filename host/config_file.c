@@ -2,8 +2,8 @@
  *
  * Sections and keys are checked strictly, as Dovecot does: a misspelt key is
  * an error at start-up, not a setting silently ignored. The exception is
- * [storage], whose keys other than `driver`, `driver_dir` and
- * `expunge_retention` belong to the driver: they are collected here and the
+ * [storage], whose keys other than `driver`, `driver_dir`,
+ * `expunge_retention` and `body_cache` belong to the driver: they are collected here and the
  * driver loader refuses the ones the driver does not declare.
  */
 #include "host/config_file.h"
@@ -31,6 +31,9 @@
 #define MAX_LINE_MAX (16u * 1024 * 1024)
 #define MAX_MESSAGE_MIN 1024
 #define MAX_MESSAGE_MAX (1024u * 1024 * 1024)
+/* body_cache: up to 16 GiB */
+#define BODY_CACHE_MAX (16ull << 30)
+#define BODY_CACHE_DEFAULT (32ull << 20)
 /* expunge_retention: up to a year */
 #define RETENTION_MAX_S (365ull * 86400)
 #define RETENTION_DEFAULT_S (7ull * 86400)
@@ -310,6 +313,13 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			if (parse_duration(value, RETENTION_MAX_S, &cfg->expunge_retention_s) != 0)
 				problem = RANGE("a duration in seconds, or with a unit s, m, h, d or w (7d, 12h, 0)", 0,
 				                RETENTION_MAX_S);
+		} else if (strcmp(name, "body_cache") == 0) {
+			/* the engine's too: the bodies it keeps in memory */
+			if (strcmp(value, "0") == 0)
+				cfg->body_cache_bytes = 0;
+			else if (ag_config_parse_limit(value, 1, BODY_CACHE_MAX, &cfg->body_cache_bytes) != 0)
+				problem = RANGE("a number of bytes, or with a unit K, M or G (32M, 0: none)", 0,
+				                BODY_CACHE_MAX);
 		} else {
 			{
 				struct aerogram_config_entry *n =
@@ -640,6 +650,7 @@ int ag_config_parse(FILE *f, const char *path, struct ag_config *cfg, char *err,
 	cfg->failure_delay_max = 15000;
 	cfg->tls_min_version = AG_TLS_1_2;
 	cfg->expunge_retention_s = RETENTION_DEFAULT_S;
+	cfg->body_cache_bytes = BODY_CACHE_DEFAULT;
 	cfg->lmtp_max_recipients = 1000;
 	cfg->lmtp_timeout = 300;
 	cfg->log_level = AEROGRAM_LOG_INFO;

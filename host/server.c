@@ -449,7 +449,9 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 		return -1;
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
 	struct mail_engine_options engine_options = { .log = engine_log,
-	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000 };
+	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000,
+	                                              .cache_body_bytes = (size_t)cfg->body_cache_bytes,
+	                                              .no_body_cache = cfg->body_cache_bytes == 0 };
 	/* With metrics on, the engine's storage layer tells metrics.c of each
 	 * driver call it makes, counted and timed. */
 	if (ag_metrics_on)

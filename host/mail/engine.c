@@ -51,8 +51,8 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 		eng->opt.cache_body_bytes = 32u << 20;
 	eng->retention_ms = eng->opt.expunge_retention_ms;
 	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
-	eng->bodies = bcache_new(eng->opt.cache_body_bytes);
-	if (eng->summaries == NULL || eng->bodies == NULL) {
+	eng->bodies = eng->opt.no_body_cache ? NULL : bcache_new(eng->opt.cache_body_bytes);
+	if (eng->summaries == NULL || (eng->bodies == NULL && !eng->opt.no_body_cache)) {
 		scache_free(eng->summaries);
 	bcache_free(eng->bodies);
 		bcache_free(eng->bodies);

@@ -88,6 +88,8 @@ struct mail_engine_options {
 	/* Bytes of message bodies kept in memory (default 32 MiB; the least
 	 * recently used go first; bodies over an eighth of it are not kept). */
 	size_t cache_body_bytes;
+	/* 1: no body cache at all (every body is read from the store). */
+	int no_body_cache;
 	/* How long the bodies and summaries of expunged messages stay in the
 	 * store before collection removes them, for mail_mailbox_undelete
 	 * ([storage] expunge_retention). 0 (the default): only the grace

@@ -399,7 +399,8 @@ class FailingStore(DaemonCase):
         """A context whose search cannot run again (the store fails the
         body reads) ends with an untagged NO [NOUPDATE "tag"]; the NOOP and
         the other contexts go on."""
-        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        # (no body cache: the bodies the search needs must come from the store)
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"}, storage=["body_cache = 0"])
         a = self.client(b"u", srv=srv).fill(b"INBOX", [message(i) for i in range(1, 4)])
         b = self.client(b"u", srv=srv)
         b.cmd(b"SELECT INBOX")

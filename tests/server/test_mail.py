@@ -691,7 +691,8 @@ class FailingStore(DaemonCase):
         m.logout()
 
     def test_unavailable_store_while_selected(self):
-        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        # no body cache: FETCH BODY[] and SEARCH BODY must read the store
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"}, storage=["body_cache = 0"])
         m = self.imap("u", srv=srv)
         for _ in range(3):
             m.append("INBOX", None, None, MESSAGE)
@@ -718,6 +719,23 @@ class FailingStore(DaemonCase):
         # The failed CLOSE kept the mailbox selected; this one expunges.
         self.assertEqual(m.close()[0], "OK")
         self.assertEqual(m.status("INBOX", "(MESSAGES)")[1], [b"INBOX (MESSAGES 2)"])
+        m.logout()
+
+    def test_cached_bodies_while_the_store_fails(self):
+        """Bodies in the engine's memory (written by the APPEND) are served
+        while the store fails; what needs the store still gets NO."""
+        srv, faults = self.faulty_server({"u": "{PLAIN}pw"})
+        m = self.imap("u", srv=srv)
+        m.append("INBOX", None, None, MESSAGE)
+        m.select("INBOX")
+        faults.set("fail all unavailable")
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], MESSAGE)
+        typ, data = m.status("Archive", "(MESSAGES)")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[UNAVAILABLE]", data[-1])
+        faults.set("ok")
         m.logout()
 
 

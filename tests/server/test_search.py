@@ -165,9 +165,11 @@ class HeaderSearch(ServerCase):
 
 
 class NoBodyRead(CountingCase):
-    """Storage calls of header searches, counted by the wrapper driver."""
+    """Storage calls of header searches, counted by the wrapper driver (with
+    no body cache: which bodies a search reads is what is counted)."""
 
     Client = Client
+    STORAGE = ["body_cache = 0"]
 
     def search_calls(self, c, criteria):
         """(answer, {op: calls}) of one SEARCH."""

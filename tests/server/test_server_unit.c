@@ -177,7 +177,21 @@ static void test_config_keys(void)
 	CU_ASSERT_EQUAL(cfg.workers, 8);
 	CU_ASSERT_EQUAL(cfg.idle_timeout, 1800);
 	CU_ASSERT_EQUAL(cfg.expunge_retention_s, 7 * 86400);
+	CU_ASSERT_EQUAL(cfg.body_cache_bytes, 32u << 20);
 	ag_config_free(&cfg);
+	/* body_cache is the engine's too */
+	static const struct { const char *v; uint64_t b; } sizes[] = {
+		{ "0", 0 }, { "1000", 1000 }, { "64K", 65536 }, { "32M", 32u << 20 }, { "2g", 2ull << 30 },
+	};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[storage]\ndriver = memory\nbody_cache = %s\n", sizes[i].v);
+		path = agt_file(tmpdir, "c.conf", text);
+		CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(cfg.body_cache_bytes, sizes[i].b);
+		CU_ASSERT_EQUAL(cfg.n_storage, 0);
+		ag_config_free(&cfg);
+	}
 	/* expunge_retention is the engine's: not passed to the driver */
 	static const struct { const char *v; uint64_t s; } durations[] = {
 		{ "0", 0 }, { "90", 90 }, { "30m", 1800 }, { "12h", 43200 }, { "7d", 604800 }, { "2w", 1209600 },
@@ -205,6 +219,10 @@ static void test_config_keys(void)
 		"[storage]\ndriver = m\nexpunge_retention = d\n",
 		"[storage]\ndriver = m\nexpunge_retention = 7 d\n",
 		"[storage]\ndriver = m\nexpunge_retention = 99999999999999999999w\n",
+		"[storage]\ndriver = m\nbody_cache = 17G\n",
+		"[storage]\ndriver = m\nbody_cache = -1\n",
+		"[storage]\ndriver = m\nbody_cache = 32MB\n",
+		"[storage]\ndriver = m\nbody_cache = lots\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path = agt_file(tmpdir, "bad.conf", bad[i]);

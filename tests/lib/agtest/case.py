@@ -106,12 +106,13 @@ class CountingCase(ServerCase):
     one action caused."""
 
     USERS = {"u": "{PLAIN}pw"}
+    STORAGE = ()  # more [storage] lines ("body_cache = 0")
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="aerogram-counts-")
         cls.counts, storage = counting_storage(cls.tmp.name, STORE)
-        cls.srv = Server(cls.USERS, tls=False, driver=COUNTING_DRIVER, storage=storage)
+        cls.srv = Server(cls.USERS, tls=False, driver=COUNTING_DRIVER, storage=list(storage) + list(cls.STORAGE))
 
     @classmethod
     def tearDownClass(cls):
