@@ -14,6 +14,8 @@
 #include "host/server.h"
 #include "host/session.h"
 #include "host/tls.h"
+#include "protocol/agbuf.h"
+#include "protocol/imap_write.h"
 
 struct ag_listener {
 	struct ag_listener *next;
@@ -44,7 +46,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	unsigned open_now = atomic_load(&srv->total_sessions);
 	if (open_now >= srv->cfg->max_connections) {
-		ag_listener_refuse(fd, "* BYE Too many connections, try again later.\r\n");
+		struct agbuf bye = AGBUF_INIT;
+		imap_write_status(&bye, NULL, IMAP_BYE, IMAP_CODE_NONE, "Too many connections, try again later.");
+		ag_listener_refuse(fd, bye.data);
+		agbuf_free(&bye);
 		ag_log_warn("refused a connection on %s: %u connections open (max_connections)", li->address,
 		            open_now);
 		return;

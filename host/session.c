@@ -357,9 +357,12 @@ struct ag_session *ag_session_new(struct ag_server *srv, struct bufferevent *bev
 	}
 	arm_autologout(s);
 
-	struct agbuf caps = AGBUF_INIT;
+	struct agbuf caps = AGBUF_INIT, line = AGBUF_INIT;
 	ag_session_capabilities(s, &caps);
-	ag_session_printf(s, "* OK [CAPABILITY %s] Aerogram ready.\r\n", caps.data);
+	imap_write_status_begin(&line, NULL, IMAP_OK);
+	imap_write_code_capability(&line, caps.data);
+	imap_write_status_end(&line, "Aerogram ready.");
+	ag_reply_send(s, &line);
 	agbuf_free(&caps);
 	return s;
 }
@@ -421,15 +424,18 @@ void ag_session_write(struct ag_session *s, const void *data, size_t len)
 	}
 }
 
-void ag_session_printf(struct ag_session *s, const char *fmt, ...)
+/* One status response (tag NULL: untagged), through the response writer. */
+static void __attribute__((format(printf, 5, 6)))
+send_status(struct ag_session *s, const char *tag, enum imap_status status, enum imap_code code, const char *fmt, ...)
 {
-	struct agbuf buf = AGBUF_INIT;
+	struct agbuf text = AGBUF_INIT, line = AGBUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	agbuf_vprintf(&buf, fmt, ap);
+	agbuf_vprintf(&text, fmt, ap);
 	va_end(ap);
-	ag_session_write(s, buf.data, buf.len);
-	agbuf_free(&buf);
+	imap_write_status(&line, tag, status, code, "%s", text.data ? text.data : "");
+	ag_reply_send(s, &line);
+	agbuf_free(&text);
 }
 
 void ag_session_tagged(struct ag_session *s, enum imap_status status, const char *fmt, ...)
@@ -476,7 +482,7 @@ void ag_session_close(struct ag_session *s, const char *bye_text)
 	if (ag_session_ending(s))
 		return;
 	if (bye_text != NULL)
-		ag_session_printf(s, "* BYE %s\r\n", bye_text);
+		send_status(s, NULL, IMAP_BYE, IMAP_CODE_NONE, "%s", bye_text);
 	enter(s, AG_PHASE_CLOSING);
 	s->state = AG_STATE_LOGOUT;
 	if (s->bev != NULL)
@@ -783,8 +789,7 @@ void ag_session_enable_condstore(struct ag_session *s)
 		return;
 	s->condstore = 1;
 	if (s->view != NULL)
-		agbuf_printf(&s->reply, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-		             (unsigned long long)mail_view_highestmodseq(s->view));
+		ag_reply_highestmodseq(&s->reply, s->view);
 }
 
 static int cmp_uid(const void *a, const void *b)
@@ -964,7 +969,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void send_bad(struct ag_session *s, const char *tag, const char *text)
 {
-	ag_session_printf(s, "%s BAD %s\r\n", tag != NULL ? tag : "*", text);
+	send_status(s, tag, IMAP_BAD, IMAP_CODE_NONE, "%s", text);
 	if (++s->bad_in_row >= MAX_BAD_IN_ROW) {
 		ag_log_info("%s: %u malformed commands in a row, disconnecting", s->peer, s->bad_in_row);
 		ag_session_close(s, "Too many invalid commands.");
@@ -976,7 +981,7 @@ static void on_error_event(struct ag_session *s, const struct imap_event *ev)
 	ag_metrics_malformed();
 	const char *text = ev->text != NULL && ev->text[0] ? ev->text : "Error in IMAP command.";
 	if (ev->error == IMAP_ERR_LITERAL_TOO_LARGE && ev->tag != NULL) {
-		ag_session_printf(s, "%s NO [TOOBIG] %s\r\n", ev->tag, text);
+		send_status(s, ev->tag, IMAP_NO, IMAP_CODE_TOOBIG, "%s", text);
 		if (++s->bad_in_row >= MAX_BAD_IN_ROW)
 			ag_session_close(s, "Too many invalid commands.");
 		return;
@@ -1032,18 +1037,20 @@ static void on_literal(struct ag_session *s, const struct imap_event *ev)
 		}
 		if (c->handler == NULL) {
 			imap_parser_literal_reject(s->parser);
-			ag_session_printf(s, "%s NO [CANNOT] APPEND is not supported by this server yet.\r\n", tag);
+			send_status(s, tag, IMAP_NO, IMAP_CODE_CANNOT, "APPEND is not supported by this server yet.");
 			return;
 		}
 		if (ev->literal_size > s->srv->cfg->max_message) {
 			imap_parser_literal_reject(s->parser);
-			ag_session_printf(s, "%s NO [TOOBIG] The message is larger than %zu bytes.\r\n", tag,
-			                  s->srv->cfg->max_message);
+			send_status(s, tag, IMAP_NO, IMAP_CODE_TOOBIG, "The message is larger than %zu bytes.",
+			            s->srv->cfg->max_message);
 			return;
 		}
 	}
 	imap_parser_literal_accept(s->parser);
-	ag_session_printf(s, "+ Ready for literal data\r\n");
+	struct agbuf line = AGBUF_INIT;
+	imap_write_continuation(&line, "Ready for literal data");
+	ag_reply_send(s, &line);
 }
 
 /* A complete command: check its state and run its handler. */
@@ -1206,7 +1213,7 @@ static void session_input(struct ag_session *s)
 		case IMAP_EV_COMMAND:
 			if (s->cmd != NULL) {
 				/* The parser is in command mode only when no command waits for lines. */
-				ag_session_printf(s, "%s BAD Unexpected command.\r\n", ev.cmd->tag.data);
+				send_status(s, ev.cmd->tag.data, IMAP_BAD, IMAP_CODE_NONE, "Unexpected command.");
 				imap_command_free(ev.cmd);
 				break;
 			}

@@ -175,8 +175,6 @@ void ag_session_abandon(struct ag_session *s);
  * checks it now and then and ends early; its answer is thrown away. */
 int ag_session_abandoned(struct ag_session *s);
 
-/* Appends formatted text to the output (the caller writes the CRLF). */
-void ag_session_printf(struct ag_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends raw bytes to the output. */
 void ag_session_write(struct ag_session *s, const void *data, size_t len);
 /* Writes "<tag> <status> <text>\r\n" for the command in flight. */

@@ -293,12 +293,6 @@ static void write_name_end(struct agbuf *out, const struct section_spec *spec)
 	}
 }
 
-void section_write_binary_name(struct agbuf *out, const struct section_spec *spec)
-{
-	write_name_start(out, "BINARY", spec);
-	write_name_end(out, spec);
-}
-
 void section_result_free(struct section_result *res)
 {
 	free(res->owned);

@@ -61,8 +61,6 @@ int section_fetch(const struct mime_message *msg, const char *data, size_t len,
  * part is an empty string, as for BODY[]. */
 int section_binary(const struct mime_message *msg, const char *data, size_t len,
 		   const struct section_spec *spec, struct section_result *out, uint64_t *full_len);
-/* Appends "BINARY[1.2]<0>" as the response echoes it. */
-void section_write_binary_name(struct agbuf *out, const struct section_spec *spec);
 /* Frees what section_fetch allocated. */
 void section_result_free(struct section_result *res);
 /* Appends the item name as the response echoes it: BODY[1.HEADER.FIELDS (A B)]<0>. */
