@@ -6,12 +6,11 @@ ENGINE_TEST_LIBS = $(CUNIT_LIBS) $(THREAD_LIBS) -ldl
 $(B)/obj/tests/engine/%.o: MOD_CFLAGS = $(CUNIT_CFLAGS)
 
 TESTBINS += $(ENGINE_T)/test_engine $(ENGINE_T)/sim_engine $(ENGINE_T)/sim_appenders $(B)/bench-open
-TESTBINS += $(ENGINE_T)/test_usage $(ENGINE_T)/test_caches
+TESTBINS += $(ENGINE_T)/test_usage
 
 # test_engine, test_usage (message sizes in the log and a user's usage:
-# quotas), test_caches (the engine's in-memory caches), sim_engine and
-# sim_appenders: each of its .o and the helpers.
-ENGINE_TEST_PROGS = $(addprefix $(ENGINE_T)/,test_engine test_usage test_caches sim_engine sim_appenders)
+# quotas), sim_engine and sim_appenders: each of its .o and the helpers.
+ENGINE_TEST_PROGS = $(addprefix $(ENGINE_T)/,test_engine test_usage sim_engine sim_appenders)
 $(ENGINE_TEST_PROGS): $(ENGINE_T)/%: $(B)/obj/tests/engine/%.o $(ENGINE_TEST_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(AG_LDFLAGS) -o $@ $^ $(ENGINE_TEST_LIBS)
@@ -37,11 +36,10 @@ $(B)/tests/test_ctl_store: $(CTL_STORE_TEST_OBJS)
 CHECKS += check-engine check-engine-sim
 .PHONY: check-engine check-engine-sim sim sim-appenders bench-engine bench-ctl-store
 
-check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(ENGINE_T)/test_caches $(B)/tests/test_ctl_store \
+check-engine: $(ENGINE_T)/test_engine $(ENGINE_T)/test_usage $(B)/tests/test_ctl_store \
 		$(B)/drivers/aerogram_memory.so $(B)/drivers/aerogram_sqlite.so
 	$(ENGINE_T)/test_engine
 	$(ENGINE_T)/test_usage
-	$(ENGINE_T)/test_caches
 	$(B)/tests/test_ctl_store
 
 # The same copy into Garage (garage-emu), resumed, and an undelete there.

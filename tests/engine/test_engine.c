@@ -2796,6 +2796,86 @@ static void test_uidvalidity_two_engines(void)
 	eu_env_close(&e);
 }
 
+/* The body cache on its own (bcache.c): what fits its budget, least
+ * recently used out. */
+/* 1 when key is cached with exactly `want` as its bytes. */
+static int bcache_has(struct bcache *c, const char *key, const char *want)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (!bcache_get(c, key, &data, &len))
+		return 0;
+	int same = len == strlen(want) && memcmp(data, want, len) == 0;
+	free(data);
+	return same;
+}
+
+static void test_bcache_hits_and_misses(void)
+{
+	struct bcache *c = bcache_new(1 << 20);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_FALSE(bcache_has(c, "u/mail/a/1", "one"));
+	bcache_put(c, "u/mail/a/1", (const uint8_t *)"one", 3);
+	bcache_put(c, "u/mail/a/2", (const uint8_t *)"two", 3);
+	CU_ASSERT_TRUE(bcache_has(c, "u/mail/a/1", "one"));
+	CU_ASSERT_TRUE(bcache_has(c, "u/mail/a/2", "two"));
+	CU_ASSERT_FALSE(bcache_has(c, "u/mail/a/3", "one"));
+	/* a second put of a key keeps the first bytes (a body never changes) */
+	bcache_put(c, "u/mail/a/1", (const uint8_t *)"uno", 3);
+	CU_ASSERT_TRUE(bcache_has(c, "u/mail/a/1", "one"));
+	/* an empty body is a body */
+	bcache_put(c, "u/mail/a/4", (const uint8_t *)"", 0);
+	CU_ASSERT_TRUE(bcache_has(c, "u/mail/a/4", ""));
+	bcache_free(c);
+	/* no cache at all: every get misses, puts are ignored */
+	bcache_put(NULL, "k", (const uint8_t *)"x", 1);
+	CU_ASSERT_FALSE(bcache_has(NULL, "k", "x"));
+}
+
+static void test_bcache_budget(void)
+{
+	/* 500-byte bodies, each costing a little more (its key and node): seven
+	 * fit in 4,400 bytes, eight do not */
+	struct bcache *c = bcache_new(4400);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char bodies[8][501];
+	char key[32];
+	for (int i = 0; i < 8; i++) {
+		memset(bodies[i], 'a' + i, 500);
+		bodies[i][500] = '\0';
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		bcache_put(c, key, (const uint8_t *)bodies[i], 500);
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		CU_ASSERT_TRUE(bcache_has(c, key, bodies[i]));
+	}
+	/* k0 used last: k1 is now the least recently used, and goes */
+	CU_ASSERT_TRUE(bcache_has(c, "k0", bodies[0]));
+	bcache_put(c, "k7", (const uint8_t *)bodies[7], 500);
+	CU_ASSERT_TRUE(bcache_has(c, "k7", bodies[7]));
+	CU_ASSERT_TRUE(bcache_has(c, "k0", bodies[0]));
+	CU_ASSERT_FALSE(bcache_has(c, "k1", bodies[1]));
+	for (int i = 2; i < 7; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		CU_ASSERT_TRUE(bcache_has(c, key, bodies[i]));
+	}
+	/* a body over an eighth of the budget is never kept, and evicts nothing */
+	char big[600];
+	memset(big, 'y', sizeof(big));
+	bcache_put(c, "big", (const uint8_t *)big, sizeof(big));
+	uint8_t *data = NULL;
+	size_t len = 0;
+	CU_ASSERT_FALSE(bcache_get(c, "big", &data, &len));
+	for (int i = 2; i < 8; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		CU_ASSERT_TRUE(bcache_has(c, key, bodies[i]));
+	}
+	bcache_free(c);
+}
+
 static const struct agt_test tests[] = {
 	{ "codec: ops round trip, corrupt input refused", test_codec_op_roundtrip },
 	{ "codec: checkpoints, summaries, mailbox list", test_codec_state_summary_list },
@@ -2832,6 +2912,8 @@ static const struct agt_test tests[] = {
 	{ "threads on two engines with pollers converge", test_threads },
 	{ "UIDVALIDITY stays put across two engines unless an add bypasses the turn",
 	  test_uidvalidity_two_engines },
+	{ "body cache: hits, misses, first bytes kept", test_bcache_hits_and_misses },
+	{ "body cache: the budget, least recently used out", test_bcache_budget },
 	AGT_END,
 };
 
@@ -2840,7 +2922,7 @@ static const CU_TestFunc cas_only[] = {
 	test_codec_op_roundtrip, test_codec_state_summary_list, test_timestamps, test_uidx_rules,
 	test_uidx_invariant_random, test_uidx_anchor_random, test_mblist_crdt, test_mblist_defaults_and_rename,
 	test_codec_state_expunged, test_codec_state_vanished, test_undelete_concurrent, test_batch_not_snapshot,
-	NULL,
+	test_bcache_hits_and_misses, test_bcache_budget, NULL,
 };
 static const CU_TestFunc turns_only[] = { test_unannounced_late_add, NULL };
 
