@@ -219,20 +219,10 @@ void gr_rows_free(struct gr_rows *rows);
 int gr_row_live(const struct aerogram_row *row);
 
 /* Watches (garage_watch.c). */
-int garage_row_watch(struct aerogram_store *s, const char *pk, const char *sk, const char *token,
-                     uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                     struct aerogram_watch **out);
-void garage_row_watch_release(struct aerogram_store *s, struct aerogram_watch *w);
+AGK_DECLARE_WATCH_CALLS(garage);
 
 /* S3 operations (garage_s3.c). */
-int gr_blob_get(struct aerogram_store *s, const struct aerogram_blob_request *r, size_t n,
-                struct aerogram_blob_result **out);
-int gr_blob_put(struct aerogram_store *s, const char *key, const uint8_t *data, size_t len,
-                const struct aerogram_meta *meta, size_t n_meta);
-int gr_blob_copy(struct aerogram_store *s, const char *src, const char *dst);
-int gr_blob_list(struct aerogram_store *s, const char *prefix, const char *continuation,
-                 uint32_t max_keys, struct aerogram_blob_list **out);
+AGK_DECLARE_BLOB_CALLS(gr);
 void gr_blob_list_free(struct aerogram_store *s, struct aerogram_blob_list *l);
-int gr_blob_delete(struct aerogram_store *s, const char *const *keys, size_t n);
 
 #endif

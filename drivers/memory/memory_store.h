@@ -68,15 +68,7 @@ struct aerogram_store {
 
 /* Rows (memory_rows.c). */
 void mem_rows_destroy(struct aerogram_store *st);
-int mem_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
-                 size_t n_queries, struct aerogram_row_result **out);
-int mem_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
-                   size_t n_writes);
-int mem_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
-                   size_t n_queries, uint64_t *deleted);
-int mem_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
-                      const char *cond_token, const struct aerogram_row_write *writes,
-                      size_t n_writes, char *new_token, size_t new_token_len);
+AGK_DECLARE_ROW_CALLS(mem);
 /* Helpers the watcher shares (call with rows_lock held). */
 int mem_parse_stamp(const char *text, char tag, uint64_t *out);
 void mem_format_stamp(char *buf, size_t len, char tag, uint64_t value);
@@ -90,20 +82,10 @@ int mem_watcher_start(struct aerogram_store *st);
 void mem_watcher_stop(struct aerogram_store *st);
 /* Called by a writer, with rows_lock held for writing, after `row` changed. */
 void mem_watch_row_changed(struct aerogram_store *st, struct mem_row *row);
-int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
-                  uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                  struct aerogram_watch **out);
-void mem_row_watch_release(struct aerogram_store *st, struct aerogram_watch *w);
+AGK_DECLARE_WATCH_CALLS(mem);
 
 /* Blobs (memory_blobs.c). */
 void mem_blobs_destroy(struct aerogram_store *st);
-int mem_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
-                 size_t n_requests, struct aerogram_blob_result **out);
-int mem_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
-                 const struct aerogram_meta *meta, size_t n_meta);
-int mem_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
-int mem_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
-                  uint32_t max_keys, struct aerogram_blob_list **out);
-int mem_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
+AGK_DECLARE_BLOB_CALLS(mem);
 
 #endif

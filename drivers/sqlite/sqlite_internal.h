@@ -256,15 +256,7 @@ int sq_row_get(struct sq_conn *conn, const char *pk, const char *sk, struct sq_r
 
 /* ---- the functions of the descriptor ---- */
 
-int sq_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries,
-                size_t n_queries, struct aerogram_row_result **out);
-int sq_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes,
-                  size_t n_writes);
-int sq_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries,
-                  size_t n_queries, uint64_t *deleted);
-int sq_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk,
-                     const char *cond_token, const struct aerogram_row_write *writes,
-                     size_t n_writes, char *new_token, size_t new_token_len);
+AGK_DECLARE_ROW_CALLS(sq);
 
 /* Starts / stops the watch thread; sq_watch_free_all frees what start
  * allocated, once the thread is stopped. */
@@ -287,19 +279,9 @@ void sq_watch_preload(struct aerogram_store *st, struct sq_conn *conn);
 void sq_watch_committed(struct aerogram_store *st, struct sq_conn *conn);
 /* The clock when the file was opened: where watch_seen starts. */
 void sq_watch_set_base(struct aerogram_store *st, uint64_t clock);
-int sq_row_watch(struct aerogram_store *st, const char *pk, const char *sk, const char *token,
-                 uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                 struct aerogram_watch **out);
-void sq_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch);
+AGK_DECLARE_WATCH_CALLS(sq);
 
-int sq_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests,
-                size_t n_requests, struct aerogram_blob_result **out);
-int sq_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data, size_t len,
-                const struct aerogram_meta *meta, size_t n_meta);
-int sq_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key);
-int sq_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation,
-                 uint32_t max_keys, struct aerogram_blob_list **out);
-int sq_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys);
+AGK_DECLARE_BLOB_CALLS(sq);
 /* Removes blob files no row names (left by a crash between a file's
  * creation and its commit, or between a commit and the unlink of the file
  * it replaced) once older than orphan_age_s; returns how many. */

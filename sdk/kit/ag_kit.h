@@ -115,6 +115,35 @@ int agk_blob_list_done(int code, struct agk_blob_list *res, struct aerogram_blob
 	.blob_result_free = agk_blob_result_free,         \
 	.blob_list_free = agk_blob_list_free
 
+/* The prototypes of the calls above, for the header a driver's files share:
+ * <p>_row_read ... <p>_row_insert_if, <p>_row_watch and its release,
+ * <p>_blob_get ... <p>_blob_delete. The signatures are those of struct
+ * aerogram_driver, written once here rather than in every driver. */
+#define AGK_DECLARE_ROW_CALLS(p)                                                          \
+	int p##_row_read(struct aerogram_store *st, const struct aerogram_row_query *queries, \
+	                 size_t n_queries, struct aerogram_row_result **out);                 \
+	int p##_row_insert(struct aerogram_store *st, const struct aerogram_row_write *writes, \
+	                   size_t n_writes);                                                  \
+	int p##_row_delete(struct aerogram_store *st, const struct aerogram_row_query *queries, \
+	                   size_t n_queries, uint64_t *deleted);                              \
+	int p##_row_insert_if(struct aerogram_store *st, const char *cond_pk, const char *cond_sk, \
+	                      const char *cond_token, const struct aerogram_row_write *writes,  \
+	                      size_t n_writes, char *new_token, size_t new_token_len)
+#define AGK_DECLARE_WATCH_CALLS(p)                                                        \
+	int p##_row_watch(struct aerogram_store *st, const char *pk, const char *sk,          \
+	                  const char *token, uint32_t timeout_ms, aerogram_watch_cb cb,       \
+	                  void *arg, struct aerogram_watch **out);                            \
+	void p##_row_watch_release(struct aerogram_store *st, struct aerogram_watch *watch)
+#define AGK_DECLARE_BLOB_CALLS(p)                                                         \
+	int p##_blob_get(struct aerogram_store *st, const struct aerogram_blob_request *requests, \
+	                 size_t n_requests, struct aerogram_blob_result **out);               \
+	int p##_blob_put(struct aerogram_store *st, const char *key, const uint8_t *data,     \
+	                 size_t len, const struct aerogram_meta *meta, size_t n_meta);         \
+	int p##_blob_copy(struct aerogram_store *st, const char *src_key, const char *dst_key); \
+	int p##_blob_list(struct aerogram_store *st, const char *prefix, const char *continuation, \
+	                  uint32_t max_keys, struct aerogram_blob_list **out);                \
+	int p##_blob_delete(struct aerogram_store *st, const char *const *keys, size_t n_keys)
+
 /* ---- the ABI's rules for keys and queries ---- */
 
 /* 0 for a row key of 1 to AEROGRAM_ROW_KEY_MAX bytes; else records

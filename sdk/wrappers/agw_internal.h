@@ -27,30 +27,12 @@ int agw_op_from_name(const char *name);
 /* The wrapper functions, for descriptors of the loadable drivers. */
 void agw_fn_close(struct aerogram_store *store);
 const char *agw_fn_error_message(struct aerogram_store *store);
-int agw_fn_row_read(struct aerogram_store *store, const struct aerogram_row_query *queries,
-                    size_t n_queries, struct aerogram_row_result **out);
+AGK_DECLARE_ROW_CALLS(agw_fn);
+AGK_DECLARE_WATCH_CALLS(agw_fn);
+AGK_DECLARE_BLOB_CALLS(agw_fn);
 void agw_fn_row_result_free(struct aerogram_store *store, struct aerogram_row_result *result);
-int agw_fn_row_insert(struct aerogram_store *store, const struct aerogram_row_write *writes,
-                      size_t n_writes);
-int agw_fn_row_delete(struct aerogram_store *store, const struct aerogram_row_query *queries,
-                      size_t n_queries, uint64_t *deleted);
-int agw_fn_row_watch(struct aerogram_store *store, const char *pk, const char *sk,
-                     const char *token, uint32_t timeout_ms, aerogram_watch_cb cb, void *arg,
-                     struct aerogram_watch **out);
-void agw_fn_row_watch_release(struct aerogram_store *store, struct aerogram_watch *watch);
-int agw_fn_blob_get(struct aerogram_store *store, const struct aerogram_blob_request *requests,
-                    size_t n_requests, struct aerogram_blob_result **out);
 void agw_fn_blob_result_free(struct aerogram_store *store, struct aerogram_blob_result *result);
-int agw_fn_blob_put(struct aerogram_store *store, const char *key, const uint8_t *data, size_t len,
-                    const struct aerogram_meta *meta, size_t n_meta);
-int agw_fn_blob_copy(struct aerogram_store *store, const char *src_key, const char *dst_key);
-int agw_fn_blob_list(struct aerogram_store *store, const char *prefix, const char *continuation,
-                     uint32_t max_keys, struct aerogram_blob_list **out);
 void agw_fn_blob_list_free(struct aerogram_store *store, struct aerogram_blob_list *list);
-int agw_fn_blob_delete(struct aerogram_store *store, const char *const *keys, size_t n_keys);
-int agw_fn_row_insert_if(struct aerogram_store *store, const char *cond_pk, const char *cond_sk,
-                         const char *cond_token, const struct aerogram_row_write *writes,
-                         size_t n_writes, char *new_token, size_t new_token_len);
 
 /* The forwarding methods of a wrapper descriptor, after AEROGRAM_DRIVER_HEADER
  * and the identity fields: every call goes through the wrapper behind the
