@@ -15,7 +15,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +45,10 @@ void ag_driver_set_log(ag_log_fn fn)
 	log_fn = fn ? fn : default_log;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* The message of a failure, into the caller's buffer when it gave one
+ * (snprintf checks the format against its arguments). */
+#define set_err(err, errlen, ...) \
+	((err) != NULL && (errlen) > 0 ? (void)snprintf((err), (errlen), __VA_ARGS__) : (void)0)
 
 /* The host services handed to the driver. ctx is the ag_driver. */
 static void host_log(void *ctx, enum aerogram_log_level level, const char *message)
