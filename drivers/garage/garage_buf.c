@@ -71,17 +71,13 @@ int gbuf_addf(struct gbuf *b, const char *fmt, ...)
 
 char *gbuf_take(struct gbuf *b)
 {
-	if (b->failed) {
-		gbuf_free(b);
-		return NULL;
+	char *s = NULL;
+	if (gbuf_reserve(b, 0) == 0) { /* fails once an allocation failed */
+		s = b->data;
+		s[b->len] = 0; /* an empty buffer has no terminator yet */
+		b->data = NULL;
 	}
-	if (!b->data && gbuf_reserve(b, 0) < 0)
-		return NULL;
-	if (b->len == 0)
-		b->data[0] = 0;
-	char *s = b->data;
-	b->data = NULL;
-	b->len = b->cap = 0;
+	gbuf_free(b);
 	return s;
 }
 
