@@ -258,12 +258,20 @@ int sq_conn_open(struct aerogram_store *st, struct sq_conn **out)
 	return 0;
 }
 
-int sq_conn_get(struct aerogram_store *st, struct sq_conn **out)
+/* Takes a connection off the idle list (pool_mu held, or the store closing);
+ * NULL when the list is empty. */
+static struct sq_conn *sq_idle_pop(struct aerogram_store *st)
 {
-	pthread_mutex_lock(&st->pool_mu);
 	struct sq_conn *conn = st->idle;
 	if (conn)
 		st->idle = conn->next;
+	return conn;
+}
+
+int sq_conn_get(struct aerogram_store *st, struct sq_conn **out)
+{
+	pthread_mutex_lock(&st->pool_mu);
+	struct sq_conn *conn = sq_idle_pop(st);
 	pthread_mutex_unlock(&st->pool_mu);
 	if (conn) {
 		conn->next = NULL;
@@ -427,11 +435,8 @@ static void sq_store_free(struct aerogram_store *st)
 {
 	if (st->writer)
 		sq_conn_close(st->writer);
-	while (st->idle) {
-		struct sq_conn *c = st->idle;
-		st->idle = c->next;
+	for (struct sq_conn *c; (c = sq_idle_pop(st)) != NULL;)
 		sq_conn_close(c);
-	}
 	pthread_mutex_destroy(&st->pool_mu);
 	pthread_mutex_destroy(&st->commit_mu);
 	pthread_cond_destroy(&st->ckpt_cond);
