@@ -235,19 +235,6 @@ void mem_watch_row_changed(struct aerogram_store *st, struct mem_row *row)
 
 /* ---- registration ----------------------------------------------------- */
 
-static struct aerogram_watch *watch_new(struct aerogram_store *st, uint32_t timeout_ms,
-                                        aerogram_watch_cb cb, void *arg)
-{
-	struct aerogram_watch *w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return NULL;
-	w->st = st;
-	w->cb = cb;
-	w->arg = arg;
-	w->deadline_ns = now_ns() + (uint64_t)timeout_ms * 1000000u;
-	return w;
-}
-
 /* Arms a new watch, or queues it at once when `due`. Watcher mutex held. */
 static void watch_start(struct mem_watcher *wr, struct aerogram_watch *w, int due, int status)
 {
@@ -275,9 +262,13 @@ int mem_row_watch(struct aerogram_store *st, const char *pk, const char *sk, con
 		return agk_fail(AEROGRAM_EINVAL, "row_watch: no callback");
 	if (token != NULL && mem_parse_stamp(token, TOKEN_TAG, &t) != 0)
 		return agk_fail(AEROGRAM_EINVAL, "row_watch: malformed causality token '%.40s'", token);
-	struct aerogram_watch *w = watch_new(st, timeout_ms, cb, arg);
+	struct aerogram_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return agk_fail(AEROGRAM_EINTERNAL, "out of memory");
+	w->st = st;
+	w->cb = cb;
+	w->arg = arg;
+	w->deadline_ns = now_ns() + (uint64_t)timeout_ms * 1000000u;
 	w->has_token = token != NULL;
 	w->token = t;
 	pthread_rwlock_wrlock(&st->rows_lock);
