@@ -13,19 +13,31 @@ struct mem_blob {
 	uint8_t *data;
 	size_t len;
 	size_t n_meta;
-	struct aerogram_meta *meta; /* names and values owned here */
+	const struct aerogram_meta *meta; /* in meta_arena, names and values too */
+	struct agk_arena meta_arena;
 };
+
+/* A copy of n metadata entries (n + 1 slots) made in arena `a`, or NULL when
+ * out of memory. */
+static struct aerogram_meta *meta_copy(struct agk_arena *a, const struct aerogram_meta *meta,
+                                       size_t n)
+{
+	struct aerogram_meta *m = agk_arena_alloc(a, (n + 1) * sizeof(*m));
+	for (size_t i = 0; m != NULL && i < n; i++) {
+		m[i].name = agk_arena_strdup(a, meta[i].name);
+		m[i].value = agk_arena_strdup(a, meta[i].value);
+		if (m[i].name == NULL || m[i].value == NULL)
+			return NULL;
+	}
+	return m;
+}
 
 static void blob_free(void *value)
 {
 	struct mem_blob *b = value;
 	if (b == NULL)
 		return;
-	for (size_t i = 0; i < b->n_meta; i++) {
-		free((char *)b->meta[i].name);
-		free((char *)b->meta[i].value);
-	}
-	free(b->meta);
+	agk_arena_free(&b->meta_arena);
 	free(b->data);
 	free(b->key);
 	free(b);
@@ -73,23 +85,16 @@ static struct mem_blob *blob_new(const char *key, const uint8_t *data, size_t le
 		return NULL;
 	b->key = strdup(key);
 	b->data = malloc(len ? len : 1);
-	b->meta = calloc(n_meta ? n_meta : 1, sizeof(*b->meta));
-	if (b->key == NULL || b->data == NULL || b->meta == NULL)
-		goto oom;
+	b->meta = meta_copy(&b->meta_arena, meta, n_meta);
+	if (b->key == NULL || b->data == NULL || b->meta == NULL) {
+		blob_free(b);
+		return NULL;
+	}
 	if (len)
 		memcpy(b->data, data, len);
 	b->len = len;
-	for (size_t i = 0; i < n_meta; i++) {
-		b->meta[i].name = strdup(meta[i].name);
-		b->meta[i].value = strdup(meta[i].value);
-		b->n_meta = i + 1;
-		if (b->meta[i].name == NULL || b->meta[i].value == NULL)
-			goto oom;
-	}
+	b->n_meta = n_meta;
 	return b;
-oom:
-	blob_free(b);
-	return NULL;
 }
 
 /* Inserts or replaces; takes ownership of b. Blobs lock held for writing. */
@@ -172,16 +177,9 @@ static int get_one(struct aerogram_store *st, struct agk_arena *a,
 		len = req->length;
 	out->data = agk_arena_memdup(a, b->data + from, (size_t)len);
 	out->len = (size_t)len;
-	struct aerogram_meta *meta = agk_arena_alloc(a, (b->n_meta + 1) * sizeof(*meta));
-	if (out->data == NULL || meta == NULL)
+	out->meta = meta_copy(a, b->meta, b->n_meta);
+	if (out->data == NULL || out->meta == NULL)
 		return -1;
-	for (size_t i = 0; i < b->n_meta; i++) {
-		meta[i].name = agk_arena_strdup(a, b->meta[i].name);
-		meta[i].value = agk_arena_strdup(a, b->meta[i].value);
-		if (meta[i].name == NULL || meta[i].value == NULL)
-			return -1;
-	}
-	out->meta = meta;
 	out->n_meta = b->n_meta;
 	out->status = AEROGRAM_OK;
 	return 0;
