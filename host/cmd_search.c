@@ -416,31 +416,37 @@ static void stage_view(struct run *r, uint32_t start, size_t count)
 		search_cache_unlock(r->cache);
 }
 
-/* The candidates of the batch still unknown (only those without facts
- * when `factless`): their indexes and UIDs. Returns how many. */
-static size_t unknown_candidates(const struct run *r, size_t count, int factless, size_t *idx, uint32_t *uids)
+/* The candidates of a batch that a stage reads: their indexes in the
+ * batch and their UIDs. */
+struct unknown {
+	size_t n;
+	size_t idx[SEARCH_BATCH];
+	uint32_t uids[SEARCH_BATCH];
+};
+
+/* Fills u with the candidates of the batch still unknown (only those
+ * without facts when `factless`). Returns how many. */
+static size_t unknown_candidates(const struct run *r, size_t count, int factless, struct unknown *u)
 {
-	size_t n = 0;
+	u->n = 0;
 	for (size_t i = 0; i < count; i++)
 		if (r->result[i] == T_UNKNOWN && (!factless || r->cand[i].facts == NULL)) {
-			idx[n] = i;
-			uids[n++] = r->cand[i].uid;
+			u->idx[u->n] = i;
+			u->uids[u->n++] = r->cand[i].uid;
 		}
-	return n;
+	return u->n;
 }
 
 /* Stage 2: summaries of the messages still unknown without facts. */
 static int stage_summaries(struct run *r, size_t count)
 {
-	uint32_t uids[SEARCH_BATCH];
-	size_t idx[SEARCH_BATCH];
-	size_t n = r->plan->need_facts ? unknown_candidates(r, count, 1, idx, uids) : 0;
-	if (n == 0)
+	struct unknown u;
+	if (!r->plan->need_facts || unknown_candidates(r, count, 1, &u) == 0)
 		return 0;
 	struct mail_summary *sums = NULL;
-	int rc = mail_summaries(r->s->view, uids, n, &sums);
-	for (size_t j = 0; rc == 0 && j < n; j++) {
-		size_t i = idx[j];
+	int rc = mail_summaries(r->s->view, u.uids, u.n, &sums);
+	for (size_t j = 0; rc == 0 && j < u.n; j++) {
+		size_t i = u.idx[j];
 		if (sums[j].status != 0) {
 			r->result[i] = T_NO; /* gone meanwhile: not a match */
 			continue;
@@ -453,22 +459,20 @@ static int stage_summaries(struct run *r, size_t count)
 		}
 	}
 	if (sums)
-		mail_summaries_free(sums, n);
+		mail_summaries_free(sums, u.n);
 	return rc;
 }
 
 /* Stage 3: bodies of the messages still unknown. */
 static int stage_bodies(struct run *r, size_t count)
 {
-	uint32_t uids[SEARCH_BATCH];
-	size_t idx[SEARCH_BATCH];
-	size_t n = unknown_candidates(r, count, 0, idx, uids);
-	if (n == 0)
+	struct unknown u;
+	if (unknown_candidates(r, count, 0, &u) == 0)
 		return 0;
 	struct mail_body *bodies = NULL;
-	int rc = mail_bodies(r->s->view, uids, n, &bodies);
-	for (size_t j = 0; rc == 0 && j < n; j++) {
-		size_t i = idx[j];
+	int rc = mail_bodies(r->s->view, u.uids, u.n, &bodies);
+	for (size_t j = 0; rc == 0 && j < u.n; j++) {
+		size_t i = u.idx[j];
 		struct candidate *c = &r->cand[i];
 		r->result[i] = T_NO;
 		if (bodies[j].status != 0)
@@ -488,7 +492,7 @@ static int stage_bodies(struct run *r, size_t count)
 		mime_free(msg);
 	}
 	if (bodies)
-		mail_bodies_free(bodies, n);
+		mail_bodies_free(bodies, u.n);
 	return rc;
 }
 

@@ -30,21 +30,37 @@ static void on_problem(void *arg, uint32_t uid, const char *what)
 	}
 }
 
-/* The user's mailboxes, or NULL with the error printed. BOX alone when
- * `only` is set. The subcommands here only read: c is marked read-only. */
-static int user_mailboxes(struct ctl *c, const char *user, const char *only, struct mail_mailbox_info **infos,
-                          size_t *n)
+/* A user and their mailboxes (free them with mail_list_free). */
+struct user_boxes {
+	const char *user;
+	struct mail_mailbox_info *infos;
+	size_t n;
+};
+
+/* The user named by the one argument left after the options (else
+ * `usage` is printed: status 2) and their mailboxes, BOX alone when `only`
+ * is set (status 1 with the error printed when they cannot be listed).
+ * The subcommands here only read: c is marked read-only. */
+static int user_mailboxes(struct ctl *c, int argc, char **argv, const char *usage, const char *only,
+                          struct user_boxes *ub)
 {
+	struct mail_mailbox_info **infos = &ub->infos;
+	size_t *n = &ub->n;
+	if (optind != argc - 1) {
+		ctl_error("%s", usage);
+		return 2;
+	}
+	const char *user = ub->user = argv[optind];
 	c->read_only = 1;
 	char err[1200], why[600];
 	if (ctl_user_known(c, user, err, sizeof(err)) != 0) {
 		ctl_error("%s", err);
-		return -1;
+		return 1;
 	}
 	int rc = mail_list(c->engine, user, infos, n);
 	if (rc != 0) {
 		ctl_error("%s: cannot list the mailboxes: %s", user, ctl_strerror(c, rc, why, sizeof(why)));
-		return -1;
+		return 1;
 	}
 	if (only == NULL)
 		return 0;
@@ -63,7 +79,7 @@ static int user_mailboxes(struct ctl *c, const char *user, const char *only, str
 	if (w == 0) {
 		ctl_error("%s: no mailbox %s", user, only);
 		mail_list_free(*infos, *n);
-		return -1;
+		return 1;
 	}
 	/* the others are freed with the list, but not shown */
 	for (size_t i = 1; i < *n; i++)
@@ -78,6 +94,7 @@ int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 		                              { 0, 0, 0, 0 } };
 	const char *only = NULL;
 	long grace = DEFAULT_GRACE_S;
+	const char *usage = "usage: aerogramctl check NAME [--mailbox BOX] [--grace SECONDS]";
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *end;
@@ -90,35 +107,31 @@ int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 				return 2;
 			}
 			break;
-		default: ctl_error("usage: aerogramctl check NAME [--mailbox BOX] [--grace SECONDS]"); return 2;
+		default: ctl_error("%s", usage); return 2;
 		}
 	}
-	if (optind != argc - 1) {
-		ctl_error("usage: aerogramctl check NAME [--mailbox BOX] [--grace SECONDS]");
-		return 2;
-	}
-	const char *user = argv[optind];
-	struct mail_mailbox_info *infos;
-	size_t n;
-	if (user_mailboxes(c, user, only, &infos, &n) != 0)
-		return 1;
+	struct user_boxes ub;
+	int status = user_mailboxes(c, argc, argv, usage, only, &ub);
+	if (status != 0)
+		return status;
 	struct mail_check total = { 0 };
 	size_t boxes = 0;
 	int failed = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!infos[i].exists)
+	for (size_t i = 0; i < ub.n; i++) {
+		if (!ub.infos[i].exists)
 			continue;
-		char *shown = ctl_display_name(infos[i].name);
-		struct problems pr = { shown ? shown : infos[i].name, 0, 0 };
+		char *shown = ctl_display_name(ub.infos[i].name);
+		struct problems pr = { shown ? shown : ub.infos[i].name, 0, 0 };
 		struct mail_check r;
-		int rc = mail_check_mailbox(c->engine, user, infos[i].name, (uint64_t)grace * 1000, &r, on_problem, &pr);
+		int rc = mail_check_mailbox(c->engine, ub.user, ub.infos[i].name, (uint64_t)grace * 1000, &r, on_problem,
+		                            &pr);
 		if (rc == AEROGRAM_ENOTFOUND) {
 			free(shown);
 			continue; /* deleted meanwhile */
 		}
 		if (rc != 0) {
 			char why[600];
-			ctl_error("%s: mailbox %s: %s", user, pr.box, ctl_strerror(c, rc, why, sizeof(why)));
+			ctl_error("%s: mailbox %s: %s", ub.user, pr.box, ctl_strerror(c, rc, why, sizeof(why)));
 			free(shown);
 			failed = 1;
 			break;
@@ -150,42 +163,42 @@ int ctl_cmd_check(struct ctl *c, int argc, char **argv)
 		boxes++;
 		free(shown);
 	}
-	mail_list_free(infos, n);
+	mail_list_free(ub.infos, ub.n);
 	if (failed)
 		return 1;
 	uint64_t bad = total.missing_summaries + total.bad_summaries + total.missing_bodies;
 	printf("%s %s: %zu mailboxes, %llu messages, %llu with a missing or bad part, %llu orphan bodies, %llu orphan "
 	       "summaries\n",
-	       bad ? "PROBLEMS" : "ok", user, boxes, (unsigned long long)total.messages, (unsigned long long)bad,
+	       bad ? "PROBLEMS" : "ok", ub.user, boxes, (unsigned long long)total.messages, (unsigned long long)bad,
 	       (unsigned long long)(total.orphan_bodies + total.young_bodies),
 	       (unsigned long long)(total.orphan_summaries + total.young_summaries));
 	if (bad)
-		ctl_error("%s: %llu messages miss a part (listed above)", user, (unsigned long long)bad);
+		ctl_error("%s: %llu messages miss a part (listed above)", ub.user, (unsigned long long)bad);
 	return bad ? 1 : 0;
 }
 
 int ctl_cmd_stats(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { 0, 0, 0, 0 } };
-	if (getopt_long(argc, argv, "", opts, NULL) != -1 || optind != argc - 1) {
-		ctl_error("usage: aerogramctl stats NAME");
+	const char *usage = "usage: aerogramctl stats NAME";
+	if (getopt_long(argc, argv, "", opts, NULL) != -1) {
+		ctl_error("%s", usage);
 		return 2;
 	}
-	const char *user = argv[optind];
-	struct mail_mailbox_info *infos;
-	size_t n;
-	if (user_mailboxes(c, user, NULL, &infos, &n) != 0)
-		return 1;
+	struct user_boxes ub;
+	int status = user_mailboxes(c, argc, argv, usage, NULL, &ub);
+	if (status != 0)
+		return status;
 	uint64_t t_msgs = 0, t_unseen = 0, t_bytes = 0;
 	size_t boxes = 0;
 	int rc = 0;
 	char why[600];
 	printf("%10s %10s %14s  %s\n", "messages", "unseen", "bytes", "mailbox");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		if (!infos[i].exists)
+	for (size_t i = 0; rc == 0 && i < ub.n; i++) {
+		if (!ub.infos[i].exists)
 			continue;
 		struct mail_mailbox *mb;
-		rc = mail_mailbox_open(c->engine, user, infos[i].name, &mb);
+		rc = mail_mailbox_open(c->engine, ub.user, ub.infos[i].name, &mb);
 		if (rc == AEROGRAM_ENOTFOUND) {
 			rc = 0;
 			continue;
@@ -215,13 +228,13 @@ int ctl_cmd_stats(struct ctl *c, int argc, char **argv)
 		}
 		if (v != NULL)
 			mail_view_close(v);
-		char *shown = ctl_display_name(infos[i].name);
+		char *shown = ctl_display_name(ub.infos[i].name);
 		if (rc != 0) {
-			ctl_error("%s: mailbox %s: %s", user, shown ? shown : infos[i].name,
+			ctl_error("%s: mailbox %s: %s", ub.user, shown ? shown : ub.infos[i].name,
 			          ctl_strerror(c, rc, why, sizeof(why)));
 		} else {
 			printf("%10u %10u %14llu  %s\n", (unsigned)count, (unsigned)st.unseen, (unsigned long long)bytes,
-			       shown ? shown : infos[i].name);
+			       shown ? shown : ub.infos[i].name);
 			t_msgs += count;
 			t_unseen += st.unseen;
 			t_bytes += bytes;
@@ -229,10 +242,10 @@ int ctl_cmd_stats(struct ctl *c, int argc, char **argv)
 		}
 		free(shown);
 	}
-	mail_list_free(infos, n);
+	mail_list_free(ub.infos, ub.n);
 	if (rc != 0)
 		return 1;
-	printf("total for %s: %zu mailboxes, %llu messages (%llu unseen), %llu bytes\n", user, boxes,
+	printf("total for %s: %zu mailboxes, %llu messages (%llu unseen), %llu bytes\n", ub.user, boxes,
 	       (unsigned long long)t_msgs, (unsigned long long)t_unseen, (unsigned long long)t_bytes);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "protocol/bodystructure.h"
 #include "protocol/envelope.h"
 #include "protocol/list.h"
+#include "protocol/once.h"
 
 struct node {
 	/* what a lookup reads first, together at the start */
@@ -94,10 +95,7 @@ static size_t make_key(char *buf, size_t cap, const char *user, const char *mail
 struct ag_fetch_cache *ag_fetch_cache_new(size_t budget)
 {
 	struct ag_fetch_cache *c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return NULL;
-	if (htable_init(&c->table, 256) != 0 || pthread_mutex_init(&c->lock, NULL) != 0) {
-		htable_fini(&c->table);
+	if (c == NULL || htable_init_locked(&c->table, 256, &c->lock) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -120,24 +118,11 @@ void ag_fetch_cache_free(struct ag_fetch_cache *cache)
 		node_free(n);
 		n = older;
 	}
-	pthread_mutex_destroy(&cache->lock);
-	htable_fini(&cache->table);
+	htable_fini_locked(&cache->table, &cache->lock);
 	free(cache);
 }
 
-static struct ag_fetch_cache *global_cache;
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-
-static void global_init(void)
-{
-	global_cache = ag_fetch_cache_new(AG_FETCH_CACHE_DEFAULT_BYTES);
-}
-
-struct ag_fetch_cache *ag_fetch_cache_global(void)
-{
-	pthread_once(&global_once, global_init);
-	return global_cache;
-}
+ONCE_VALUE(, struct ag_fetch_cache *, ag_fetch_cache_global, ag_fetch_cache_new(AG_FETCH_CACHE_DEFAULT_BYTES))
 
 /* --- under the lock ---------------------------------------------------- */
 

@@ -33,17 +33,29 @@ void ag_listener_refuse(evutil_socket_t fd, const char *line)
 	evutil_closesocket(fd);
 }
 
+int ag_listener_take(evutil_socket_t fd, int stopping, int tcp)
+{
+	if (stopping) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	evutil_make_socket_nonblocking(fd);
+	if (tcp) {
+		/* Responses are whole lines written at once: no reason to hold them back. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return 0;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int peer_len,
                       void *arg)
 {
 	(void)l;
-	(void)peer_len;
 	struct ag_listener *li = arg;
 	struct ag_server *srv = li->srv;
-	if (srv->shutting_down) {
-		evutil_closesocket(fd);
+	if (ag_listener_take(fd, srv->shutting_down, 1) != 0)
 		return;
-	}
 	unsigned open_now = atomic_load(&srv->total_sessions);
 	if (open_now >= srv->cfg->max_connections) {
 		struct agbuf bye = AGBUF_INIT;
@@ -54,10 +66,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		            open_now);
 		return;
 	}
-	evutil_make_socket_nonblocking(fd);
-	/* Responses are whole lines written at once: no reason to hold them back. */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (ag_server_hand_off(srv, fd, peer, peer_len, li->tls) != 0)
 		return; /* another loop serves it (or it was closed) */
 	ag_listener_serve(srv, fd, peer, li->tls);
@@ -98,8 +106,17 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	ag_log_error("accepting a connection on %s: %s", li->address, evutil_socket_error_to_string(err));
 }
 
-static int open_one(struct ag_server *srv, const char *address, int tls, char *err, size_t errlen)
+/* What open_one opens for: the server, and whether with implicit TLS. */
+struct open_for {
+	struct ag_server *srv;
+	int tls;
+};
+
+static int open_one(void *arg, const char *address, char *err, size_t errlen)
 {
+	const struct open_for *o = arg;
+	struct ag_server *srv = o->srv;
+	int tls = o->tls;
 	struct sockaddr_storage ss;
 	int sslen = (int)sizeof(ss);
 	if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss, &sslen) != 0) {
@@ -136,14 +153,22 @@ int ag_listeners_open(struct ag_server *srv, const char *list, int tls, char *er
 {
 	if (list == NULL)
 		return 0;
+	struct open_for o = { srv, tls };
+	return ag_listen_each(list, "", open_one, &o, err, errlen);
+}
+
+int ag_listen_each(const char *list, const char *prefix,
+                   int (*open)(void *arg, const char *address, char *err, size_t errlen), void *arg, char *err,
+                   size_t errlen)
+{
 	size_t n;
 	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
 		char address[128];
 		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
-			snprintf(err, errlen, "address too long in %s", list);
+			snprintf(err, errlen, "%saddress too long in %s", prefix, list);
 			return -1;
 		}
-		if (open_one(srv, address, tls, err, errlen) != 0)
+		if (open(arg, address, err, errlen) != 0)
 			return -1;
 	}
 	return 0;

@@ -686,19 +686,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct lmtp_listener *li = arg;
 	struct ag_lmtp *lmtp = li->lmtp;
 	struct ag_server *srv = lmtp->srv;
-	if (lmtp->shutting_down || srv->shutting_down) {
-		evutil_closesocket(fd);
+	if (ag_listener_take(fd, lmtp->shutting_down || srv->shutting_down, !li->is_unix) != 0)
 		return;
-	}
 	if (lmtp->n_conns >= AG_LMTP_MAX_CONNECTIONS) {
 		ag_listener_refuse(fd, "421 4.3.2 Too many LMTP connections, try again later\r\n");
 		ag_log_warn("lmtp: refused a connection on %s: %u LMTP connections open", li->address, lmtp->n_conns);
 		return;
-	}
-	evutil_make_socket_nonblocking(fd);
-	if (!li->is_unix) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	struct lmtp_conn *c = calloc(1, sizeof(*c));
 	if (c != NULL) {
@@ -802,8 +795,9 @@ static evutil_socket_t unix_socket(const char *path, struct lmtp_listener *li, c
 	return fd;
 }
 
-static int open_one(struct ag_lmtp *lmtp, const char *address, char *err, size_t errlen)
+static int open_one(void *arg, const char *address, char *err, size_t errlen)
 {
+	struct ag_lmtp *lmtp = arg;
 	struct ag_server *srv = lmtp->srv;
 	struct lmtp_listener *li = calloc(1, sizeof(*li));
 	if (li == NULL) {
@@ -907,17 +901,7 @@ int ag_lmtp_open(struct ag_server *srv, char *err, size_t errlen)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
 			*p = '-';
 	srv->lmtp = lmtp;
-	size_t n;
-	for (const char *p = list; (n = ag_config_word(&p)) > 0; p += n) {
-		char address[128];
-		if (ag_config_word_copy(p, n, address, sizeof(address)) != 0) {
-			snprintf(err, errlen, "lmtp: address too long in %s", list);
-			return -1;
-		}
-		if (open_one(lmtp, address, err, errlen) != 0)
-			return -1;
-	}
-	return 0;
+	return ag_listen_each(list, "lmtp: ", open_one, lmtp, err, errlen);
 }
 
 void ag_lmtp_shutdown(struct ag_server *srv)

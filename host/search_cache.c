@@ -16,6 +16,7 @@
 #include "host/mail/htable.h"
 #include "host/mail/mail.h"
 #include "protocol/list.h"
+#include "protocol/once.h"
 #include "protocol/search_fields.h"
 
 /* What malloc keeps per allocation beyond what was asked, roughly. */
@@ -73,10 +74,7 @@ static struct search_shelf *entry_shelf(const struct entry *e)
 struct search_cache *search_cache_new(size_t max_bytes)
 {
 	struct search_cache *c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return NULL;
-	if (htable_init(&c->table, 1024) != 0 || pthread_mutex_init(&c->lock, NULL) != 0) {
-		htable_fini(&c->table);
+	if (c == NULL || htable_init_locked(&c->table, 1024, &c->lock) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -120,24 +118,11 @@ void search_cache_free(struct search_cache *c)
 		c->shelves = sh->next;
 		shelf_free(sh);
 	}
-	htable_fini(&c->table);
-	pthread_mutex_destroy(&c->lock);
+	htable_fini_locked(&c->table, &c->lock);
 	free(c);
 }
 
-static struct search_cache *process_cache;
-static pthread_once_t process_cache_once = PTHREAD_ONCE_INIT;
-
-static void process_cache_init(void)
-{
-	process_cache = search_cache_new(SEARCH_CACHE_BYTES);
-}
-
-struct search_cache *search_cache_process(void)
-{
-	pthread_once(&process_cache_once, process_cache_init);
-	return process_cache;
-}
+ONCE_VALUE(, struct search_cache *, search_cache_process, search_cache_new(SEARCH_CACHE_BYTES))
 
 /* Makes `name` the most recent extra name of the shelf; lock held. */
 static void shelf_want(struct search_shelf *sh, const char *name)

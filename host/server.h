@@ -118,5 +118,15 @@ void ag_listener_serve(struct ag_server *srv, evutil_socket_t fd, const struct s
 void ag_event_free(struct event *ev);
 /* Refuses an accepted connection: sends `line` (without waiting) and closes fd. */
 void ag_listener_refuse(evutil_socket_t fd, const char *line);
+/* What every listener does first with an accepted connection: closes fd
+ * when `stopping`; else makes it non-blocking and, on TCP (`tcp`), sends
+ * without delay. 0: go on with fd; -1: fd is closed. */
+int ag_listener_take(evutil_socket_t fd, int stopping, int tcp);
+/* Calls `open` on each address of the space-separated `list` and stops at
+ * the first failure; an address of 128 bytes or more is one, its error
+ * after `prefix`. 0, or -1 with err written. */
+int ag_listen_each(const char *list, const char *prefix,
+                   int (*open)(void *arg, const char *address, char *err, size_t errlen), void *arg, char *err,
+                   size_t errlen);
 
 #endif

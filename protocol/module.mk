@@ -5,8 +5,5 @@ PROTOCOL_OBJS = $(PROTOCOL_SRCS:%.c=$(B)/obj/%.o)
 PROTOCOL_LIB = $(B)/libagprotocol.a
 
 $(PROTOCOL_LIB): $(PROTOCOL_OBJS)
-	@mkdir -p $(@D)
-	rm -f $@
-	ar rcs $@ $^
 
 all: $(PROTOCOL_LIB)

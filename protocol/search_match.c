@@ -15,6 +15,7 @@
 #include "protocol/mime_charset.h"
 #include "protocol/mime_decode.h"
 #include "protocol/mime_header.h"
+#include "protocol/once.h"
 #include "protocol/utf8.h"
 
 /* ---- charset conversion and decoding ----------------------------------- */
@@ -138,19 +139,7 @@ static void fold_case(struct agbuf *out, const char *s, size_t n, locale_t loc)
  * newlocale per comparison cost more than the comparison. Read-only once
  * made, so every thread may use it; (locale_t)0 where it does not exist
  * (then only ASCII is folded). */
-static locale_t fold_loc;
-static pthread_once_t fold_loc_once = PTHREAD_ONCE_INIT;
-
-static void fold_loc_init(void)
-{
-	fold_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-}
-
-static locale_t fold_locale(void)
-{
-	pthread_once(&fold_loc_once, fold_loc_init);
-	return fold_loc;
-}
+ONCE_VALUE(static, locale_t, fold_locale, newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0))
 
 void search_fold(struct agbuf *out, const char *text, size_t len)
 {

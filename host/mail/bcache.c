@@ -63,8 +63,7 @@ void bcache_free(struct bcache *c)
 		next = n->older;
 		free(n);
 	}
-	htable_fini(&c->table);
-	pthread_mutex_destroy(&c->lock);
+	htable_fini_locked(&c->table, &c->lock);
 	free(c);
 }
 

@@ -18,6 +18,23 @@ void htable_fini(struct htable *t)
 	t->n_buckets = 0;
 }
 
+int htable_init_locked(struct htable *t, size_t n_buckets, pthread_mutex_t *lock)
+{
+	if (htable_init(t, n_buckets) != 0)
+		return -1;
+	if (pthread_mutex_init(lock, NULL) != 0) {
+		htable_fini(t);
+		return -1;
+	}
+	return 0;
+}
+
+void htable_fini_locked(struct htable *t, pthread_mutex_t *lock)
+{
+	htable_fini(t);
+	pthread_mutex_destroy(lock);
+}
+
 static struct htable_node **bucket(const struct htable *t, uint64_t hash)
 {
 	return &t->buckets[hash & (t->n_buckets - 1)];

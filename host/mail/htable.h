@@ -10,6 +10,7 @@
 #ifndef AG_HOST_MAIL_HTABLE_H
 #define AG_HOST_MAIL_HTABLE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ struct htable {
 int htable_init(struct htable *t, size_t n_buckets);
 /* Frees the buckets (not the nodes). */
 void htable_fini(struct htable *t);
+/* A cache's table and the lock that guards it, made and undone together:
+ * htable_init_locked is 0, or -1 with neither made. */
+int htable_init_locked(struct htable *t, size_t n_buckets, pthread_mutex_t *lock);
+void htable_fini_locked(struct htable *t, pthread_mutex_t *lock);
 
 /* The node of hash `hash` for which same(node, key) is true, or NULL. */
 struct htable_node *htable_find(const struct htable *t, uint64_t hash,

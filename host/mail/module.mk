@@ -4,8 +4,5 @@ MAIL_OBJS = $(patsubst %.c,$(B)/obj/%.o,$(MAIL_SRCS))
 MAIL_LIB = $(B)/libagmail.a
 
 $(MAIL_LIB): $(MAIL_OBJS)
-	@mkdir -p $(@D)
-	rm -f $@
-	ar rcs $@ $^
 
 all: $(MAIL_LIB)

@@ -186,8 +186,7 @@ void scache_free(struct scache *c)
 		return;
 	while (c->newest)
 		entry_remove(c, c->newest);
-	htable_fini(&c->table);
-	pthread_mutex_destroy(&c->lock);
+	htable_fini_locked(&c->table, &c->lock);
 	free(c);
 }
 
