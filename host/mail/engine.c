@@ -54,7 +54,6 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	eng->bodies = eng->opt.no_body_cache ? NULL : bcache_new(eng->opt.cache_body_bytes);
 	if (eng->summaries == NULL || (eng->bodies == NULL && !eng->opt.no_body_cache)) {
 		scache_free(eng->summaries);
-	bcache_free(eng->bodies);
 		bcache_free(eng->bodies);
 		free(eng);
 		return AEROGRAM_EINTERNAL;
@@ -100,6 +99,7 @@ void mail_engine_free(struct mail_engine *eng)
 	if (eng->open)
 		mail_log(eng, AEROGRAM_LOG_ERROR, "engine freed with open mailboxes (a leak)");
 	scache_free(eng->summaries);
+	bcache_free(eng->bodies);
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->list_lock);
