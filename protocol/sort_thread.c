@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/hash.h"
 #include "protocol/search_match.h"
 
 /* ---- base subject ------------------------------------------------------ */
@@ -444,14 +445,6 @@ struct tree {
 	size_t root;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 static size_t ctr_new(struct tree *t, const char *id, size_t msg)
 {
 	struct ctr *c = ag_array_room(t->c, t->n, &t->cap, sizeof(*c), 64);
@@ -465,7 +458,7 @@ static size_t ctr_new(struct tree *t, const char *id, size_t msg)
 /* The container of Message-ID id, made (a dummy) when there is none yet. */
 static size_t ctr_of(struct tree *t, const char *id)
 {
-	size_t mask = t->nslot - 1, j = (size_t)hash_str(id) & mask;
+	size_t mask = t->nslot - 1, j = (size_t)ag_hash_str(id) & mask;
 	while (t->slot[j] != NONE) {
 		if (strcmp(t->c[t->slot[j]].id, id) == 0)
 			return t->slot[j];
@@ -618,7 +611,7 @@ struct subject_slot {
 /* The slot of subject in the table: its own, or the free one where it goes. */
 static struct subject_slot *subject_slot(struct subject_slot *table, size_t nslot, const char *subject)
 {
-	size_t j = (size_t)hash_str(subject) & (nslot - 1);
+	size_t j = (size_t)ag_hash_str(subject) & (nslot - 1);
 	while (table[j].pos != NONE && strcmp(table[j].subject, subject) != 0)
 		j = (j + 1) & (nslot - 1);
 	return &table[j];

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/hash.h"
 #include "protocol/list.h"
 
 struct bnode {
@@ -30,16 +31,6 @@ struct bcache {
 	struct bnode *newest, *oldest;
 	size_t bytes, budget;
 };
-
-static uint64_t bhash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 struct bcache *bcache_new(size_t budget)
 {
@@ -92,7 +83,7 @@ int bcache_get(struct bcache *c, const char *key, uint8_t **data, size_t *len)
 {
 	if (c == NULL)
 		return 0;
-	uint64_t h = bhash(key);
+	uint64_t h = ag_hash_str(key);
 	pthread_mutex_lock(&c->lock);
 	struct bnode *n = bfind(c, key, h);
 	uint8_t *copy = NULL;
@@ -114,7 +105,7 @@ void bcache_forget(struct bcache *c, const char *key)
 {
 	if (c == NULL)
 		return;
-	uint64_t h = bhash(key);
+	uint64_t h = ag_hash_str(key);
 	pthread_mutex_lock(&c->lock);
 	struct bnode *n = bfind(c, key, h);
 	if (n)
@@ -136,7 +127,7 @@ void bcache_put(struct bcache *c, const char *key, const uint8_t *data, size_t l
 	memcpy(n->key, key, klen);
 	n->len = len;
 	n->cost = cost;
-	n->hn.hash = bhash(key);
+	n->hn.hash = ag_hash_str(key);
 	n->newer = n->older = NULL;
 	pthread_mutex_lock(&c->lock);
 	if (bfind(c, key, n->hn.hash) != NULL) { /* already there: the same bytes */

@@ -52,9 +52,13 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	eng->retention_ms = eng->opt.expunge_retention_ms;
 	eng->summaries = scache_new(eng->opt.cache_summary_bytes);
 	eng->bodies = eng->opt.no_body_cache ? NULL : bcache_new(eng->opt.cache_body_bytes);
-	if (eng->summaries == NULL || (eng->bodies == NULL && !eng->opt.no_body_cache)) {
+	/* MAIL_LIST_CACHE_MAX entries at most: a fixed table */
+	int tables = htable_init(&eng->list_table, 2 * MAIL_LIST_CACHE_MAX);
+	if (eng->summaries == NULL || (eng->bodies == NULL && !eng->opt.no_body_cache) || tables != 0) {
 		scache_free(eng->summaries);
 		bcache_free(eng->bodies);
+		if (tables == 0)
+			htable_fini(&eng->list_table);
 		free(eng);
 		return AEROGRAM_EINTERNAL;
 	}
@@ -102,6 +106,7 @@ void mail_engine_free(struct mail_engine *eng)
 	bcache_free(eng->bodies);
 	pthread_cond_destroy(&eng->poll_cond);
 	pthread_mutex_destroy(&eng->lock);
+	htable_fini(&eng->list_table);
 	pthread_mutex_destroy(&eng->list_lock);
 	pthread_mutex_destroy(&eng->rng_lock);
 	free(eng);

@@ -54,7 +54,8 @@ struct mail_engine {
 	/* users' mailbox lists kept in memory while a watch on their row has
 	 * not fired (mailbox_list.c); `list_gen` counts the saves */
 	pthread_mutex_t list_lock;
-	struct list_cache *lists;
+	struct list_cache *lists;      /* every entry (eviction, flush) */
+	struct htable list_table;      /* the same, by user */
 	size_t n_lists;
 	uint64_t list_gen;
 };

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/hash.h"
+
 void mblist_free(struct mblist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -223,6 +225,7 @@ int mblist_from_row(struct mail_engine *eng, const char *pk, const struct aerogr
  * write has meanwhile superseded loses nothing: the two values are
  * siblings, merged by the next read. */
 struct list_cache {
+	struct htable_node hn;    /* in eng->list_table, by user */
 	struct list_cache *next;
 	struct mail_engine *eng;
 	char *user;
@@ -252,13 +255,16 @@ static int list_cache_on(const struct mail_engine *eng)
 	return !eng->opt.no_poller;
 }
 
+static int same_user(const struct htable_node *hn, const void *user)
+{
+	return strcmp(HTABLE_ENTRY(hn, const struct list_cache, hn)->user, user) == 0;
+}
+
 /* With list_lock held. */
 static struct list_cache *list_cache_find(struct mail_engine *eng, const char *user)
 {
-	for (struct list_cache *c = eng->lists; c; c = c->next)
-		if (strcmp(c->user, user) == 0)
-			return c;
-	return NULL;
+	struct htable_node *hn = htable_find(&eng->list_table, ag_hash_str(user), same_user, user);
+	return hn != NULL ? HTABLE_ENTRY(hn, struct list_cache, hn) : NULL;
 }
 
 /* Releases an entry's watch and frees it: not linked any more, and with no
@@ -332,6 +338,7 @@ static void list_cache_put(struct mail_engine *eng, const char *user, const char
 			}
 			victim = *vp;
 			*vp = victim->next;
+			htable_remove(&eng->list_table, &victim->hn);
 			eng->n_lists--;
 		}
 		c = calloc(1, sizeof(*c));
@@ -348,6 +355,8 @@ static void list_cache_put(struct mail_engine *eng, const char *user, const char
 		c->eng = eng;
 		c->next = eng->lists;
 		eng->lists = c;
+		c->hn.hash = ag_hash_str(c->user);
+		htable_insert(&eng->list_table, &c->hn);
 		eng->n_lists++;
 	} else {
 		/* an entry whose watch fired: new contents, a new watch */
@@ -399,6 +408,7 @@ void mblist_cache_flush(struct mail_engine *eng)
 		struct list_cache *c = eng->lists;
 		if (c) {
 			eng->lists = c->next;
+			htable_remove(&eng->list_table, &c->hn);
 			eng->n_lists--;
 		}
 		pthread_mutex_unlock(&eng->list_lock);
