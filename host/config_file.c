@@ -310,6 +310,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	} else if (strcmp(section, "storage") == 0) {
 		if (strcmp(name, "expunge_retention") == 0) {
 			/* the engine's, not the driver's */
+			cfg->expunge_retention_set = 1;
 			if (parse_duration(value, RETENTION_MAX_S, &cfg->expunge_retention_s) != 0)
 				problem = RANGE("a duration in seconds, or with a unit s, m, h, d or w (7d, 12h, 0)", 0,
 				                RETENTION_MAX_S);

@@ -24,6 +24,7 @@ struct ag_config {
 	 * (undelete) before collection; 0: as soon as sessions are done with
 	 * them (default 7 days) */
 	uint64_t expunge_retention_s;
+	int expunge_retention_set;   /* the file names it (else the default) */
 	uint64_t body_cache_bytes;   /* [storage] body_cache: 0 = none */
 	/* [imap] */
 	char *listen;           /* "127.0.0.1:1143 [::1]:1143" */

@@ -448,8 +448,16 @@ int ag_server_init(struct ag_server *srv, const struct ag_config *cfg, struct ag
 	if (ag_server_load_files(cfg, &srv->users, &srv->tls, err, errlen) != 0)
 		return -1;
 	ag_log_info("%s: %zu users", cfg->users_file, ag_users_count(srv->users));
+	/* A store private to this process (the memory driver) keeps nothing
+	 * for undelete unless the file asks: aerogramctl, another process,
+	 * could never reach what it kept, and it would only grow the memory. */
+	uint64_t retention_s = cfg->expunge_retention_s;
+	if ((ag_driver_store(driver)->driver->capabilities & AEROGRAM_CAP_PRIVATE) && !cfg->expunge_retention_set) {
+		retention_s = 0;
+		ag_log_info("expunge_retention: 0, the store is this process's own (nothing could undelete from it)");
+	}
 	struct mail_engine_options engine_options = { .log = engine_log,
-	                                              .expunge_retention_ms = cfg->expunge_retention_s * 1000,
+	                                              .expunge_retention_ms = retention_s * 1000,
 	                                              .cache_body_bytes = (size_t)cfg->body_cache_bytes,
 	                                              .no_body_cache = cfg->body_cache_bytes == 0 };
 	/* With metrics on, the engine's storage layer tells metrics.c of each

@@ -59,7 +59,8 @@ static const struct aerogram_driver mem_driver = {
 	AEROGRAM_DRIVER_HEADER,
 	.name = "memory",
 	.version = "1.1",
-	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS, /* reads hold rows_lock */
+	.capabilities = AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_LOCAL_READS | AEROGRAM_CAP_LOCAL_WRITES | AEROGRAM_CAP_SNAPSHOT_READS |
+	                AEROGRAM_CAP_PRIVATE, /* reads hold rows_lock */
 	.config_keys = mem_config_keys,
 	.open = mem_open,
 	AGK_DRIVER_CALLS(mem),

@@ -68,6 +68,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 	eng->local_reads = (d->capabilities & AEROGRAM_CAP_LOCAL_READS) != 0;
 	eng->local_writes = eng->local_reads && (d->capabilities & AEROGRAM_CAP_LOCAL_WRITES) != 0;
 	eng->snapshot_reads = (d->capabilities & AEROGRAM_CAP_SNAPSHOT_READS) != 0;
+	eng->grace_ms = (d->capabilities & AEROGRAM_CAP_PRIVATE) ? MAIL_REAP_GRACE_PRIVATE_MS : MAIL_REAP_GRACE_MS;
 	eng->rng = eng->opt.seed;
 	if (eng->rng == 0) {
 		FILE *f = fopen("/dev/urandom", "rb");
@@ -89,7 +90,7 @@ int mail_engine_new(const struct ag_store *store, const struct mail_engine_optio
 
 uint64_t mail_hold_ms(const struct mail_engine *eng)
 {
-	return eng->retention_ms > MAIL_REAP_GRACE_MS ? eng->retention_ms : MAIL_REAP_GRACE_MS;
+	return eng->retention_ms > eng->grace_ms ? eng->retention_ms : eng->grace_ms;
 }
 
 void mail_engine_free(struct mail_engine *eng)

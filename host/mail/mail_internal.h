@@ -51,6 +51,8 @@ struct mail_engine {
 	 * contents stay; then the states keep the recently expunged list and
 	 * checkpoints collect from it (mail_hold_ms) instead of the reap queue */
 	uint64_t retention_ms;
+	/* MAIL_REAP_GRACE_MS, or MAIL_REAP_GRACE_PRIVATE_MS on a private store */
+	uint64_t grace_ms;
 	/* users' mailbox lists kept in memory while a watch on their row has
 	 * not fired (mailbox_list.c); `list_gen` counts the saves */
 	pthread_mutex_t list_lock;
@@ -73,8 +75,12 @@ int mail_remove_messages(struct mail_engine *eng, const char *user, const char *
                          const uint8_t (*ids)[16], size_t n);
 
 /* Expunged messages' contents stay this long, for sessions still reading
- * them from an older snapshot. */
+ * them from an older snapshot: in any daemon sharing the store, or, on a
+ * store private to this process (AEROGRAM_CAP_PRIVATE), only in this one,
+ * where a command holds a snapshot for far less. Past it, a FETCH of such
+ * a message answers NO [EXPUNGEISSUED], as Dovecot's does at once. */
 #define MAIL_REAP_GRACE_MS (60ull * 1000)
+#define MAIL_REAP_GRACE_PRIVATE_MS (5ull * 1000)
 struct reap {
 	struct reap *next;
 	char *user;

@@ -560,7 +560,7 @@ void mail_reap_later(struct mail_engine *eng, const char *user, const char *mbox
 	snprintf(r->mbox, sizeof(r->mbox), "%s", mbox);
 	memcpy(r->ids, ids, n * UIDX_ID);
 	r->n = n;
-	r->at = mail_now(eng) + MAIL_REAP_GRACE_MS;
+	r->at = mail_now(eng) + eng->grace_ms;
 	pthread_mutex_lock(&eng->lock);
 	if (eng->reap_tail)
 		eng->reap_tail->next = r;

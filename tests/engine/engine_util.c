@@ -136,7 +136,9 @@ void eu_env_open_with(struct eu_env *e, uint64_t seed, uint64_t hide, uint64_t r
 	e->fw = agw_fault_new(in->driver, in->store);
 	if (eu_no_cas)
 		hide |= AEROGRAM_CAP_CONDITIONAL | AEROGRAM_CAP_SNAPSHOT_READS;
-	agw_fault_hide_caps(e->fw, hide);
+	/* several engines on one store stand for daemons sharing it: not the
+	 * memory driver's private store */
+	agw_fault_hide_caps(e->fw, hide | AEROGRAM_CAP_PRIVATE);
 	e->cw = agw_count_new(agw_driver(e->fw), agw_store(e->fw));
 	e->st.driver = agw_driver(e->cw);
 	e->st.store = agw_store(e->cw);

@@ -1641,7 +1641,12 @@ static void test_expunged_contents_removed(void)
 	char pfx[160], pk[128];
 	snprintf(pfx, sizeof(pfx), "kit/mail/%s/", mail_mailbox_id(mb));
 	snprintf(pk, sizeof(pk), "kit/mail/%s", mail_mailbox_id(mb));
-	/* still there for a while: the old snapshot can read them */
+	/* still there for a while: the old snapshot can read them (the test
+	 * store hides AEROGRAM_CAP_PRIVATE: a shared store's grace, longer
+	 * than a private one's) */
+	mail_reap_due(e.eng, 0);
+	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 4);
+	e.clk.now += MAIL_REAP_GRACE_PRIVATE_MS + 1000;
 	mail_reap_due(e.eng, 0);
 	CU_ASSERT_EQUAL(count_blobs(&e, pfx), 4);
 	struct mail_body *bd;
@@ -1665,6 +1670,49 @@ static void test_expunged_contents_removed(void)
 	mail_mailbox_close(mb);
 	mail_mailbox_close(dst);
 	eu_env_close(&e);
+}
+
+/* On a store private to this process (the memory driver itself, without
+ * the wrappers), only this engine's commands can be reading an expunged
+ * message: its contents go after the short grace. */
+static void test_private_store_short_grace(void)
+{
+	struct ag_driver *drv = eu_load_memory();
+	struct ag_store *st = ag_driver_store(drv);
+	CU_ASSERT_FATAL((st->driver->capabilities & AEROGRAM_CAP_PRIVATE) != 0);
+	struct eu_clock clk = { .now = 1750000000000ull };
+	struct mail_engine_options o = eu_options(&clk, 45);
+	struct mail_engine *eng;
+	CU_ASSERT_FATAL(mail_engine_new(st, &o, &eng) == 0);
+	CU_ASSERT_EQUAL(eng->grace_ms, MAIL_REAP_GRACE_PRIVATE_MS);
+	struct mail_mailbox *mb;
+	CU_ASSERT_EQUAL_FATAL(mail_mailbox_open(eng, "pia", "INBOX", &mb), 0);
+	CU_ASSERT_EQUAL(eu_append_n(mb, 3, 0), 0);
+	struct mail_view *v = eu_view(mb);
+	uint32_t gone[] = { 2 };
+	CU_ASSERT_EQUAL(mail_expunge(v, gone, 1), 0);
+	struct mail_body *bd;
+	clk.now += MAIL_REAP_GRACE_PRIVATE_MS - 1000;
+	mail_reap_due(eng, 0);
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, gone, 1, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, 0); /* within the grace: still read */
+	mail_bodies_free(bd, 1);
+	clk.now += 2000;
+	mail_reap_due(eng, 0);
+	CU_ASSERT_EQUAL_FATAL(mail_bodies(v, gone, 1, &bd), 0);
+	CU_ASSERT_EQUAL(bd[0].status, AEROGRAM_ENOTFOUND);
+	mail_bodies_free(bd, 1);
+	char **keys;
+	size_t n = 0;
+	char pfx[160];
+	snprintf(pfx, sizeof(pfx), "pia/mail/%s/", mail_mailbox_id(mb));
+	CU_ASSERT_EQUAL(mail_list_blobs(eng, pfx, &keys, &n), 0);
+	mail_free_strv(keys, n);
+	CU_ASSERT_EQUAL(n, 2);
+	mail_view_close(v);
+	mail_mailbox_close(mb);
+	mail_engine_free(eng);
+	ag_driver_unload(drv);
 }
 
 /* Failed after the summary: the body and summary stay as orphans, collected later. */
@@ -2899,6 +2947,7 @@ static const struct agt_test tests[] = {
 	{ "append flags and date; failed append; orphans", test_append_failure_and_orphans },
 	{ "orphans of an append whose log entry never came", test_orphan_from_failed_log_write },
 	{ "expunged messages' contents go after the grace period", test_expunged_contents_removed },
+	{ "a private store's grace is short", test_private_store_short_grace },
 	{ "copy and move", test_copy_move },
 	{ "codec: checkpoints with recently expunged messages", test_codec_state_expunged },
 	{ "codec: expunges by modseq in checkpoints, bounded", test_codec_state_vanished },

@@ -250,6 +250,51 @@ class StoreErrors(unittest.TestCase):
             srv.stop()
 
 
+class PrivateStore(unittest.TestCase):
+    """The memory driver's store is the daemon's own (AEROGRAM_CAP_PRIVATE):
+    by default nothing is kept for undelete, and an expunged message's
+    contents go after a grace of seconds, not a minute."""
+
+    MEMORY = os.path.join(os.path.dirname(DRIVER), "aerogram_memory.so")
+
+    def test_expunged_contents_go_soon(self):
+        srv = Server(USERS, tls=False, driver=self.MEMORY)
+        self.addCleanup(srv.stop)
+        self.assertIn("expunge_retention: 0, the store is this process's own", srv.read_log())
+        a = imaplib.IMAP4("127.0.0.1", srv.port)
+        b = imaplib.IMAP4("127.0.0.1", srv.port)
+        for m in (a, b):
+            m.login("alice", "secret")
+        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
+        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
+        self.assertEqual(b.select("INBOX")[1], [b"2"])
+        a.select("INBOX")
+        a.store("1", "+FLAGS", "\\Deleted")
+        self.assertEqual(a.expunge()[0], "OK")
+        # b's view still holds message 1 (no EXPUNGE during FETCH): its body
+        # is read until the grace is over, then FETCH says it is gone. The
+        # grace is 5 s; the bound is generous.
+        typ, data = b.fetch("1", "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], MESSAGE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            typ, data = b.fetch("1", "(BODY.PEEK[])")
+            if typ != "OK":
+                break
+            time.sleep(0.2)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[EXPUNGEISSUED]", data[0])
+        self.assertEqual(b.fetch("2", "(BODY.PEEK[])")[1][0][1], MESSAGE)
+        a.logout()
+        b.logout()
+
+    def test_retention_named_in_the_file_is_kept(self):
+        srv = Server(USERS, tls=False, driver=self.MEMORY, storage=["expunge_retention = 1h"])
+        self.addCleanup(srv.stop)
+        self.assertNotIn("expunge_retention: 0", srv.read_log())
+
+
 class MetricsConfig(unittest.TestCase):
     def check(self, lines):
         d = tempfile.TemporaryDirectory(prefix="aerogram-metrics-conf-")

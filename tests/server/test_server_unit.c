@@ -177,6 +177,7 @@ static void test_config_keys(void)
 	CU_ASSERT_EQUAL(cfg.workers, 8);
 	CU_ASSERT_EQUAL(cfg.idle_timeout, 1800);
 	CU_ASSERT_EQUAL(cfg.expunge_retention_s, 7 * 86400);
+	CU_ASSERT_EQUAL(cfg.expunge_retention_set, 0); /* a private store's default is 0 (server.c) */
 	CU_ASSERT_EQUAL(cfg.body_cache_bytes, 32u << 20);
 	ag_config_free(&cfg);
 	/* body_cache is the engine's too */
@@ -203,6 +204,7 @@ static void test_config_keys(void)
 		path = agt_file(tmpdir, "r.conf", text);
 		CU_ASSERT_EQUAL_FATAL(ag_config_load(path, &cfg, err, sizeof(err)), 0);
 		CU_ASSERT_EQUAL(cfg.expunge_retention_s, durations[i].s);
+		CU_ASSERT_EQUAL(cfg.expunge_retention_set, 1);
 		CU_ASSERT_EQUAL(cfg.n_storage, 0);
 		ag_config_free(&cfg);
 	}

@@ -120,6 +120,13 @@ enum aerogram_log_level {
  * (src/api/k2v/batch.rs), that one query may see a write another missed,
  * and reads in two calls where the order matters. */
 #define AEROGRAM_CAP_SNAPSHOT_READS (UINT64_C(1) << 6)
+/* The store is this process's own: no other process can open it, and it is
+ * gone when the process ends (the memory driver). The host then removes the
+ * contents of expunged messages after a short grace (only its own sessions
+ * can still be reading them), and the daemon keeps none for undelete unless
+ * its configuration says so (an administration tool, another process, could
+ * never reach them). A host that does not know the bit loses nothing. */
+#define AEROGRAM_CAP_PRIVATE (UINT64_C(1) << 7)
 
 /* Row keys. A partition key and a sort key are each 1 to
  * AEROGRAM_ROW_KEY_MAX bytes (Garage's bound: its metadata engine keys a row
