@@ -293,6 +293,23 @@ class PrivateStore(unittest.TestCase):
         srv = Server(USERS, tls=False, driver=self.MEMORY, storage=["expunge_retention = 1h"])
         self.addCleanup(srv.stop)
         self.assertNotIn("expunge_retention: 0", srv.read_log())
+        a = imaplib.IMAP4("127.0.0.1", srv.port)
+        b = imaplib.IMAP4("127.0.0.1", srv.port)
+        for m in (a, b):
+            m.login("alice", "secret")
+        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
+        self.assertEqual(b.select("INBOX")[1], [b"1"])
+        a.select("INBOX")
+        a.store("1", "+FLAGS", "\\Deleted")
+        self.assertEqual(a.expunge()[0], "OK")
+        # Kept for the hour: still read by b's older view well past the
+        # private grace (5 s). A slow machine makes this weaker, never false.
+        time.sleep(8)
+        typ, data = b.fetch("1", "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0][1], MESSAGE)
+        a.logout()
+        b.logout()
 
 
 class MetricsConfig(unittest.TestCase):
