@@ -257,26 +257,35 @@ class PrivateStore(unittest.TestCase):
 
     MEMORY = os.path.join(os.path.dirname(DRIVER), "aerogram_memory.so")
 
-    def test_expunged_contents_go_soon(self):
-        srv = Server(USERS, tls=False, driver=self.MEMORY)
+    def expunged_under_a_view(self, storage=()):
+        """A daemon on the memory driver (more [storage] lines in
+        `storage`); messages 1 and 2 appended, then 1 expunged by session a
+        while session b keeps it in its view (no EXPUNGE during FETCH).
+        Returns the daemon's log at start, and b."""
+        srv = Server(USERS, tls=False, driver=self.MEMORY, storage=list(storage))
         self.addCleanup(srv.stop)
-        self.assertIn("expunge_retention: 0, the store is this process's own", srv.read_log())
         a = imaplib.IMAP4("127.0.0.1", srv.port)
         b = imaplib.IMAP4("127.0.0.1", srv.port)
         for m in (a, b):
             m.login("alice", "secret")
-        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
-        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
+            self.addCleanup(m.shutdown)
+        for _ in range(2):
+            self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
         self.assertEqual(b.select("INBOX")[1], [b"2"])
         a.select("INBOX")
         a.store("1", "+FLAGS", "\\Deleted")
         self.assertEqual(a.expunge()[0], "OK")
-        # b's view still holds message 1 (no EXPUNGE during FETCH): its body
-        # is read until the grace is over, then FETCH says it is gone. The
-        # grace is 5 s; the bound is generous.
+        # read now: the expunged body is still there
         typ, data = b.fetch("1", "(BODY.PEEK[])")
         self.assertEqual(typ, "OK")
         self.assertEqual(data[0][1], MESSAGE)
+        return srv.read_log(), b
+
+    def test_expunged_contents_go_soon(self):
+        log, b = self.expunged_under_a_view()
+        self.assertIn("expunge_retention: 0, the store is this process's own", log)
+        # until the grace (5 s) is over; then FETCH says it is gone. The
+        # bound is generous.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             typ, data = b.fetch("1", "(BODY.PEEK[])")
@@ -286,30 +295,16 @@ class PrivateStore(unittest.TestCase):
         self.assertEqual(typ, "NO")
         self.assertIn(b"[EXPUNGEISSUED]", data[0])
         self.assertEqual(b.fetch("2", "(BODY.PEEK[])")[1][0][1], MESSAGE)
-        a.logout()
-        b.logout()
 
     def test_retention_named_in_the_file_is_kept(self):
-        srv = Server(USERS, tls=False, driver=self.MEMORY, storage=["expunge_retention = 1h"])
-        self.addCleanup(srv.stop)
-        self.assertNotIn("expunge_retention: 0", srv.read_log())
-        a = imaplib.IMAP4("127.0.0.1", srv.port)
-        b = imaplib.IMAP4("127.0.0.1", srv.port)
-        for m in (a, b):
-            m.login("alice", "secret")
-        self.assertEqual(a.append("INBOX", None, None, MESSAGE)[0], "OK")
-        self.assertEqual(b.select("INBOX")[1], [b"1"])
-        a.select("INBOX")
-        a.store("1", "+FLAGS", "\\Deleted")
-        self.assertEqual(a.expunge()[0], "OK")
-        # Kept for the hour: still read by b's older view well past the
-        # private grace (5 s). A slow machine makes this weaker, never false.
+        log, b = self.expunged_under_a_view(["expunge_retention = 1h"])
+        self.assertNotIn("expunge_retention: 0", log)
+        # Kept for the hour: still read well past the private grace (5 s).
+        # A slow machine makes this weaker, never false.
         time.sleep(8)
         typ, data = b.fetch("1", "(BODY.PEEK[])")
         self.assertEqual(typ, "OK")
         self.assertEqual(data[0][1], MESSAGE)
-        a.logout()
-        b.logout()
 
 
 class MetricsConfig(unittest.TestCase):
